@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the CNI reference plugins from the Go module proxy into a cache outside the checkout and
+# prints the directory that holds them (usable as CNI_PATH). Reuses the cache when it is complete.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+version=v1.10.0
+plugins="bridge macvlan ipvlan vlan host-device ptp dummy tuning portmap bandwidth firewall sbr vrf host-local static"
+
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/multus-webhook/cni-plugins/$version
+mkdir -p "$cache"
+
+for name in $plugins; do
+  [ -x "$cache/$name" ] && continue
+  case $name in
+    host-local|static) pkg=github.com/containernetworking/plugins/plugins/ipam/$name ;;
+    tuning|portmap|bandwidth|firewall|sbr|vrf) pkg=github.com/containernetworking/plugins/plugins/meta/$name ;;
+    *) pkg=github.com/containernetworking/plugins/plugins/main/$name ;;
+  esac
+  echo "building $name ($pkg) into $cache" >&2
+  # A temporary name and a rename: an interrupted build never leaves a half-written plugin behind.
+  (cd "$here" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$cache/.$name.tmp" "$pkg")
+  mv -f "$cache/.$name.tmp" "$cache/$name"
+done
+echo "$cache"
