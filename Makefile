@@ -1,0 +1,36 @@
+# One obvious way to run each thing: make run | test | lint | bench.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint bench install controlplane clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+# kube-apiserver, etcd and kubectl built from Go modules into ~/.cache/multus-webhook (reused).
+controlplane:
+	bash hack/controlplane/build.sh >/dev/null
+
+# A local control plane with the webhook registered; Ctrl-C stops everything.
+run: install controlplane
+	$(BIN)/python -m webhook.dev
+
+test: install controlplane lint-python
+	$(BIN)/pytest
+
+lint-python: install
+	$(BIN)/ruff check webhook tests
+	$(BIN)/mypy --strict webhook
+
+lint: lint-python
+	$(BIN)/hadolint Dockerfile
+
+clean:
+	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

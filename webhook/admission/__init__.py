@@ -1,0 +1,1 @@
+"""AdmissionReview v1: models, response helpers and the handlers that apply the rules."""

@@ -1,0 +1,66 @@
+"""Handlers: an AdmissionRequest in, a Response out, chosen by the request's kind.
+
+They only read the cluster view (a cache); they never call the API server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from webhook.admission.response import Response, allowed, denied, errored
+from webhook.admission.review import AdmissionRequest
+from webhook.rules import Finding, Policy, Severity, Subject, evaluate
+from webhook.rules.view import UNKNOWN_CLUSTER, ClusterView
+
+
+@dataclass
+class AdmissionContext:
+    """What handlers read: the cluster view and the policy in force (both swapped in place when the
+    cache syncs or the policy ConfigMap changes)."""
+
+    view: ClusterView = field(default=UNKNOWN_CLUSTER)
+    policy: Policy = field(default_factory=Policy)
+
+
+Handler = Callable[[AdmissionRequest, AdmissionContext], Response]
+
+VALIDATED_KINDS = frozenset({"NetworkAttachmentDefinition", "Pod", "NetworkProfile"})
+
+
+def describe(finding: Finding) -> str:
+    return f"{finding.message} [{finding.rule}]"
+
+
+def response_for(findings: list[Finding]) -> Response:
+    denials = [describe(f) for f in findings if f.severity is Severity.DENY]
+    warnings = [describe(f) for f in findings if f.severity is Severity.WARN]
+    if denials:
+        return denied("; ".join(denials), warnings=warnings)
+    return allowed(warnings)
+
+
+def validate(request: AdmissionRequest, ctx: AdmissionContext) -> Response:
+    kind = request.kind.kind
+    if kind not in VALIDATED_KINDS:
+        return allowed()
+    # On DELETE the object is gone from `object`; the rules see what is being deleted.
+    obj = request.old_object if request.operation == "DELETE" else request.object
+    if obj is None:
+        which = "oldObject" if request.operation == "DELETE" else "object"
+        return errored(f"request.{which} is missing for {request.operation} of {kind}")
+    subject = Subject(
+        obj,
+        kind,
+        operation=request.operation,
+        old_object=request.old_object if request.operation == "UPDATE" else None,
+        view=ctx.view,
+        default_namespace=request.namespace or "default",
+    )
+    return response_for(evaluate(subject, ctx.policy))
+
+
+def mutate(request: AdmissionRequest, ctx: AdmissionContext) -> Response:
+    # Pod mutation (network profiles, readiness affinity) arrives with the pods issue; until then
+    # every pod is admitted unchanged.
+    return allowed()

@@ -1,0 +1,157 @@
+"""Certificates: a CA and the leaf certificates it signs (ECDSA P-256), written as the Kubernetes TLS
+Secret keys ``ca.crt``, ``tls.crt`` and ``tls.key``."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_VALIDITY = dt.timedelta(days=5 * 365)
+LEAF_VALIDITY = dt.timedelta(days=365)
+# Clocks of the apiserver and the webhook host may disagree slightly.
+BACKDATE = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def key_pem(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_ca(common_name: str = "multus-webhook-ca", validity: dt.timedelta = CA_VALIDITY) -> KeyPair:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + validity)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return KeyPair(cert, key)
+
+
+def issue(
+    ca: KeyPair,
+    common_name: str,
+    *,
+    dns_names: list[str] | None = None,
+    ip_addresses: list[str] | None = None,
+    client: bool = False,
+    organizations: list[str] | None = None,
+    validity: dt.timedelta = LEAF_VALIDITY,
+) -> KeyPair:
+    """A serving certificate (or, with ``client``, a client certificate) signed by ``ca``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations or []]
+    now = _now()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(attrs))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(min(now + validity, ca.cert.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
+        )
+    )
+    sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names or []]
+    sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses or []]
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return KeyPair(builder.sign(ca.key, hashes.SHA256()), key)
+
+
+def service_dns_names(service: str, namespace: str) -> list[str]:
+    """The names the apiserver uses to reach a webhook Service."""
+    return [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local"]
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write then rename, so that a reader (the server's reloader) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+TLS_FILES = ("ca.crt", "tls.crt", "tls.key")
+
+
+class CertsExist(FileExistsError):
+    pass
+
+
+def write_bundle(out: Path, ca: KeyPair, leaf: KeyPair, *, force: bool = False) -> None:
+    """Write ca.crt, tls.crt and tls.key (0600) into ``out``. The key is written before the
+    certificate so that a reloader that sees the new certificate finds its key already there."""
+    out.mkdir(parents=True, exist_ok=True)
+    existing = [name for name in TLS_FILES if (out / name).exists()]
+    if existing and not force:
+        raise CertsExist(f"{out} already holds {', '.join(existing)}; pass --force to replace them")
+    write_atomic(out / "ca.crt", ca.cert_pem)
+    write_atomic(out / "tls.key", leaf.key_pem, 0o600)
+    write_atomic(out / "tls.crt", leaf.cert_pem)
+
+
+def ca_bundle(ca_pem: bytes) -> str:
+    """The base64 value for a webhook configuration's clientConfig.caBundle."""
+    return base64.b64encode(ca_pem).decode()

@@ -1,0 +1,1 @@
+"""Implementations of ClusterView: static (files) and live (watches)."""

@@ -1,0 +1,1 @@
+"""Pure CNI configuration parsing (no aiohttp, no kubernetes client)."""

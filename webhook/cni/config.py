@@ -1,0 +1,143 @@
+"""A NAD's ``spec.config``: the CNI network configuration, single or list, parsed leniently.
+
+Parsing never raises: structural problems are collected with the JSON path of the field, and every
+plugin that is at least an object is kept so that the other rules can still look at it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+#: The versions the CNI specification defines; libcni refuses anything else.
+CNI_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    field: str
+    message: str
+    #: True for findings that only deserve a warning (the plugin accepts the config).
+    warning: bool = False
+
+
+def go_field(obj: Mapping[str, Any], name: str) -> tuple[str, Any] | None:
+    """The key and value that Go's encoding/json would decode into the struct field ``name``.
+
+    The plugins are Go programs: a JSON key matches a field case-insensitively, and when several
+    keys match, the last one wins. Returns None when no key matches."""
+    found: tuple[str, Any] | None = None
+    lowered = name.lower()
+    for key, value in obj.items():
+        if key == name or key.lower() == lowered:
+            found = (key, value)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class PluginConf:
+    """One plugin of the configuration (the whole config when it is not a list)."""
+
+    path: str
+    conf: Mapping[str, Any]
+    #: Position in ``plugins`` (None for a single config).
+    index: int | None
+
+    @property
+    def type(self) -> str | None:
+        value = self.conf.get("type")
+        return value if isinstance(value, str) else None
+
+    @property
+    def ipam(self) -> Mapping[str, Any] | None:
+        found = go_field(self.conf, "ipam")
+        return found[1] if found is not None and isinstance(found[1], Mapping) else None
+
+    @property
+    def ipam_path(self) -> str:
+        found = go_field(self.conf, "ipam")
+        return f"{self.path}.{found[0] if found else 'ipam'}"
+
+    @property
+    def ipam_type(self) -> str | None:
+        """The IPAM plugin to run; None when there is none (an empty type runs nothing)."""
+        ipam = self.ipam
+        if ipam is None:
+            return None
+        found = go_field(ipam, "type")
+        return found[1] if found is not None and isinstance(found[1], str) and found[1] else None
+
+    def field(self, name: str) -> tuple[str, Any] | None:
+        """(JSON path, value) of the field the plugin reads as ``name``; None when absent or null."""
+        found = go_field(self.conf, name)
+        if found is None or found[1] is None:
+            return None
+        return f"{self.path}.{found[0]}", found[1]
+
+
+@dataclass(frozen=True, slots=True)
+class NetConf:
+    raw: Mapping[str, Any]
+    is_list: bool
+    plugins: tuple[PluginConf, ...]
+
+    @property
+    def name(self) -> str | None:
+        value = self.raw.get("name")
+        return value if isinstance(value, str) else None
+
+    @property
+    def cni_version(self) -> str | None:
+        value = self.raw.get("cniVersion")
+        return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedConfig:
+    #: None when the config is absent, empty, or not a JSON object.
+    netconf: NetConf | None
+    problems: tuple[Problem, ...] = field(default=())
+    #: True when spec.config is missing or empty: Multus then reads the config from the node.
+    empty: bool = False
+
+
+def _describe(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
+def parse_nad_config(config: Any, path: str) -> ParsedConfig:
+    if config is None or (isinstance(config, str) and not config.strip()):
+        return ParsedConfig(None, empty=True)
+    if not isinstance(config, str):
+        return ParsedConfig(None, (Problem(path, f"must be a string of CNI JSON, not {_describe(config)}"),))
+    try:
+        raw = json.loads(config)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        return ParsedConfig(None, (Problem(path, f"is not valid JSON: {detail}{where}"),))
+    if not isinstance(raw, dict):
+        return ParsedConfig(None, (Problem(path, f"must be a JSON object, not {_describe(raw)}"),))
+
+    problems: list[Problem] = []
+    plugins: list[PluginConf] = []
+    if "plugins" in raw:
+        entries = raw["plugins"]
+        if not isinstance(entries, list):
+            problems.append(Problem(f"{path}.plugins", f"must be a list of plugin objects, not {_describe(entries)}"))
+        elif not entries:
+            problems.append(Problem(f"{path}.plugins", "is empty: a configuration list needs at least one plugin"))
+        else:
+            for i, entry in enumerate(entries):
+                ppath = f"{path}.plugins[{i}]"
+                if isinstance(entry, dict):
+                    plugins.append(PluginConf(ppath, entry, i))
+                else:
+                    problems.append(Problem(ppath, f"must be a plugin object, not {_describe(entry)}"))
+        return ParsedConfig(NetConf(raw, True, tuple(plugins)), tuple(problems))
+    return ParsedConfig(NetConf(raw, False, (PluginConf(path, raw, None),)), ())

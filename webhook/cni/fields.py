@@ -1,0 +1,94 @@
+"""JSON values as the Go plugins decode them.
+
+A plugin unmarshals its config into a typed Go struct: a value of the wrong JSON type (a string
+for an int, 1.5 for an int, -1 for an unsigned) fails the whole ADD with "failed to load netconf".
+These helpers say, for one value, whether Go would accept it, and describe it for messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any
+
+from webhook.cni.config import Problem
+
+
+class Kind(Enum):
+    STRING = "a string"
+    BOOL = "true or false"
+    INT = "an integer"
+    UINT = "a non-negative integer"
+    UINT32 = "a non-negative integer below 2^32"
+    OBJECT = "an object"
+    LIST = "a list"
+    STRING_MAP = "an object whose values are strings"
+    BOOL_MAP = "an object whose values are true or false"
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+_RANGES = {Kind.INT: _INT64, Kind.UINT: (0, 2**64 - 1), Kind.UINT32: (0, 2**32 - 1)}
+
+
+def describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return f"the number {value}"
+    if isinstance(value, float):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the string {value!r}" if len(value) <= 40 else "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"
+
+
+def is_int(value: Any) -> bool:
+    # json.loads gives a float for 1.0 or 1e3, which Go refuses for an integer field, as it should.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def fits(value: Any, kind: Kind) -> bool:
+    """Whether Go's encoding/json decodes ``value`` into a field of ``kind`` (null always does)."""
+    if value is None:
+        return True
+    if kind is Kind.STRING:
+        return isinstance(value, str)
+    if kind is Kind.BOOL:
+        return isinstance(value, bool)
+    if kind in _RANGES:
+        low, high = _RANGES[kind]
+        return is_int(value) and low <= value <= high
+    if kind is Kind.OBJECT:
+        return isinstance(value, Mapping)
+    if kind is Kind.LIST:
+        return isinstance(value, list)
+    if kind is Kind.STRING_MAP:
+        return isinstance(value, Mapping) and all(v is None or isinstance(v, str) for v in value.values())
+    if kind is Kind.BOOL_MAP:
+        return isinstance(value, Mapping) and all(v is None or isinstance(v, bool) for v in value.values())
+    raise AssertionError(kind)
+
+
+def type_problem(path: str, value: Any, kind: Kind, plugin: str) -> Problem | None:
+    if fits(value, kind):
+        return None
+    return Problem(
+        path,
+        f"{path} is {describe(value)}, but the {plugin} plugin reads it as {kind.value}: the plugin "
+        f"would fail to load the config on every pod; write it as {kind.value}",
+    )
+
+
+def int_in_range(path: str, value: Any, low: int, high: int, what: str) -> Problem | None:
+    """An integer field with a fixed range, e.g. a VLAN id. None when ``value`` is fine or null."""
+    if value is None:
+        return None
+    if not is_int(value):
+        return Problem(path, f"{path} is {describe(value)}: {what} must be an integer from {low} to {high}")
+    if not low <= value <= high:
+        return Problem(path, f"{path} is {value}: {what} must be from {low} to {high}; pick one in that range")
+    return None

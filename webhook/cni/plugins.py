@@ -1,0 +1,298 @@
+"""The plugin rule table: what the CNI reference plugins (containernetworking/plugins v1.10.0)
+refuse in their configuration, one function per concern.
+
+Every function takes one plugin of a parsed config and returns the problems the plugin would hit
+on ADD. Unknown plugin types yield nothing: this table only speaks for the reference plugins.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator, Mapping
+from webhook.cni.config import PluginConf, Problem, go_field
+from webhook.cni.fields import Kind, describe, fits, int_in_range, is_int, type_problem
+
+#: Fields every plugin's config is decoded into by libcni (types.PluginConf), whatever its type.
+COMMON_FIELDS: Mapping[str, Kind] = {
+    "cniVersion": Kind.STRING,
+    "name": Kind.STRING,
+    "type": Kind.STRING,
+    "capabilities": Kind.BOOL_MAP,
+    "ipam": Kind.OBJECT,
+    "dns": Kind.OBJECT,
+}
+
+#: The typed fields of each reference plugin's config struct.
+PLUGIN_FIELDS: Mapping[str, Mapping[str, Kind]] = {
+    "bridge": {
+        "bridge": Kind.STRING,
+        "isGateway": Kind.BOOL,
+        "isDefaultGateway": Kind.BOOL,
+        "forceAddress": Kind.BOOL,
+        "ipMasq": Kind.BOOL,
+        "ipMasqBackend": Kind.STRING,
+        "mtu": Kind.INT,
+        "hairpinMode": Kind.BOOL,
+        "promiscMode": Kind.BOOL,
+        "vlan": Kind.INT,
+        "vlanTrunk": Kind.LIST,
+        "preserveDefaultVlan": Kind.BOOL,
+        "macspoofchk": Kind.BOOL,
+        "enabledad": Kind.BOOL,
+        "disableContainerInterface": Kind.BOOL,
+        "portIsolation": Kind.BOOL,
+    },
+    "macvlan": {
+        "master": Kind.STRING,
+        "mode": Kind.STRING,
+        "mtu": Kind.INT,
+        "mac": Kind.STRING,
+        "linkInContainer": Kind.BOOL,
+        "bcqueuelen": Kind.UINT32,
+    },
+    "ipvlan": {"master": Kind.STRING, "mode": Kind.STRING, "mtu": Kind.INT, "linkInContainer": Kind.BOOL},
+    "vlan": {"master": Kind.STRING, "vlanId": Kind.INT, "mtu": Kind.INT, "linkInContainer": Kind.BOOL},
+    "host-device": {
+        "device": Kind.STRING,
+        "hwaddr": Kind.STRING,
+        "kernelpath": Kind.STRING,
+        "pciBusID": Kind.STRING,
+        "useInterfaceNetwork": Kind.BOOL,
+    },
+    "ptp": {"ipMasq": Kind.BOOL, "ipMasqBackend": Kind.STRING, "mtu": Kind.INT},
+    "dummy": {},
+    "tuning": {
+        "dataDir": Kind.STRING,
+        "sysctl": Kind.STRING_MAP,
+        "mac": Kind.STRING,
+        "promisc": Kind.BOOL,
+        "mtu": Kind.INT,
+        "txQLen": Kind.INT,
+        "allmulti": Kind.BOOL,
+    },
+    "portmap": {
+        "backend": Kind.STRING,
+        "snat": Kind.BOOL,
+        "conditionsV4": Kind.LIST,
+        "conditionsV6": Kind.LIST,
+        "masqAll": Kind.BOOL,
+        "markMasqBit": Kind.INT,
+        "externalSetMarkChain": Kind.STRING,
+    },
+    "bandwidth": {
+        "ingressRate": Kind.UINT,
+        "ingressBurst": Kind.UINT,
+        "egressRate": Kind.UINT,
+        "egressBurst": Kind.UINT,
+    },
+    "firewall": {"backend": Kind.STRING, "iptablesAdminChainName": Kind.STRING, "firewalldZone": Kind.STRING},
+    "sbr": {"table": Kind.INT, "gateways": Kind.LIST, "addSourceHints": Kind.BOOL},
+    "vrf": {"vrfname": Kind.STRING, "table": Kind.UINT32},
+}
+
+#: Plugins that only act on the result of an earlier plugin: first in a list (or alone) they fail.
+NEEDS_PREVIOUS_RESULT = frozenset({"tuning", "portmap", "bandwidth", "firewall", "sbr", "vrf"})
+
+#: Plugins that run IPAM unconditionally: without an IPAM type every ADD fails.
+NEEDS_IPAM = frozenset({"ptp", "dummy"})
+
+MODES: Mapping[str, tuple[str, ...]] = {
+    "macvlan": ("bridge", "private", "vepa", "passthru"),
+    "ipvlan": ("l2", "l3", "l3s"),
+}
+
+HOST_DEVICE_SELECTORS = ("device", "hwaddr", "kernelpath", "pciBusID")
+
+#: Multus injects runtimeConfig.deviceID from the device plugin for NADs with this annotation.
+RESOURCE_NAME_ANNOTATION = "k8s.v1.cni.cncf.io/resourceName"
+
+_VLAN_RANGE = (0, 4094)
+# bandwidth refuses a burst whose byte count does not fit in 32 bits ("burst cannot be more than 4GB").
+_MAX_BURST_BITS = 8 * (2**32 - 1)
+
+
+def _string(plugin: PluginConf, name: str) -> tuple[str, str] | None:
+    found = plugin.field(name)
+    if found is None or not isinstance(found[1], str):
+        return None
+    return found[0], found[1]
+
+
+def field_type_problems(plugin: PluginConf) -> Iterator[Problem]:
+    fields = PLUGIN_FIELDS.get(plugin.type or "")
+    if fields is None:
+        return
+    for name, kind in fields.items():
+        found = plugin.field(name)
+        if found is not None:
+            problem = type_problem(found[0], found[1], kind, plugin.type or "")
+            if problem is not None:
+                yield problem
+
+
+def common_field_problems(plugin: PluginConf) -> Iterator[Problem]:
+    """libcni decodes every plugin into the same common struct, whatever its type."""
+    for name, kind in COMMON_FIELDS.items():
+        if name == "type":
+            continue
+        found = plugin.field(name)
+        if found is None:
+            continue
+        if name == "ipam" and isinstance(found[1], Mapping):
+            ipam_type = go_field(found[1], "type")
+            if ipam_type is not None and ipam_type[1] is not None and not isinstance(ipam_type[1], str):
+                path = f"{found[0]}.{ipam_type[0]}"
+                yield Problem(path, f"{path} is {describe(ipam_type[1])}: it must be the name of an IPAM plugin")
+            continue
+        if not fits(found[1], kind):
+            yield Problem(
+                found[0],
+                f"{found[0]} is {describe(found[1])}, but libcni reads it as {kind.value}: no pod could "
+                f"attach this network; write it as {kind.value}",
+            )
+
+
+def vlan_id_problems(plugin: PluginConf) -> Iterator[Problem]:
+    name = {"bridge": "vlan", "vlan": "vlanId"}.get(plugin.type or "")
+    if name is None:
+        return
+    found = plugin.field(name)
+    if found is not None:
+        problem = int_in_range(found[0], found[1], *_VLAN_RANGE, what="a VLAN id")
+        if problem is not None:
+            yield problem
+
+
+def master_problems(plugin: PluginConf) -> Iterator[Problem]:
+    if plugin.type != "vlan":
+        return
+    found = plugin.field("master")
+    if found is None or found[1] == "":
+        path = found[0] if found else f"{plugin.path}.master"
+        yield Problem(
+            path,
+            f"{path} is missing: the vlan plugin needs the host interface to create the VLAN on; "
+            'set "master" to it (e.g. "eth0")',
+        )
+
+
+def bridge_mode_problems(plugin: PluginConf) -> Iterator[Problem]:
+    if plugin.type != "bridge":
+        return
+    hairpin = plugin.field("hairpinMode")
+    promisc = plugin.field("promiscMode")
+    if hairpin is not None and promisc is not None and hairpin[1] is True and promisc[1] is True:
+        yield Problem(
+            promisc[0],
+            f"{hairpin[0]} and {promisc[0]} are both true: the bridge plugin refuses to set hairpin and "
+            "promiscuous mode together; keep only one of them",
+        )
+
+
+def mode_problems(plugin: PluginConf) -> Iterator[Problem]:
+    modes = MODES.get(plugin.type or "")
+    found = _string(plugin, "mode")
+    if modes is None or found is None or found[1] == "" or found[1] in modes:
+        return
+    path, value = found
+    yield Problem(
+        path, f"{path} is {value!r}, not a {plugin.type} mode: use one of {', '.join(modes)} (or leave it out)"
+    )
+
+
+def host_device_problems(plugin: PluginConf, has_resource_name: bool) -> Iterator[Problem]:
+    if plugin.type != "host-device" or has_resource_name:
+        return
+    if any((found := _string(plugin, name)) is not None and found[1] for name in HOST_DEVICE_SELECTORS):
+        return
+    runtime = plugin.field("runtimeConfig")
+    if runtime is not None and isinstance(runtime[1], Mapping):
+        device_id = go_field(runtime[1], "deviceID")
+        if device_id is not None and isinstance(device_id[1], str) and device_id[1]:
+            return
+    yield Problem(
+        plugin.path,
+        f"{plugin.path} selects no device: the host-device plugin needs one of "
+        f"{', '.join(HOST_DEVICE_SELECTORS)}; set one, or add the {RESOURCE_NAME_ANNOTATION} annotation "
+        "so that Multus passes the device from the device plugin",
+    )
+
+
+def ipam_required_problems(plugin: PluginConf) -> Iterator[Problem]:
+    kind = plugin.type or ""
+    if plugin.ipam_type is not None:
+        return
+    first = not plugin.index  # alone, or first in the list: no previous result to take addresses from
+    if kind in NEEDS_IPAM or (kind == "ipvlan" and first):
+        why = (
+            "ipvlan takes its addresses from IPAM or from a previous plugin's result, and has neither here"
+            if kind == "ipvlan"
+            else f"the {kind} plugin always runs IPAM"
+        )
+        yield Problem(
+            plugin.ipam_path,
+            f"{plugin.ipam_path} has no IPAM type: {why}; add an ipam section such as "
+            '{"type": "static", "addresses": [...]} or {"type": "whereabouts", "range": "..."}',
+        )
+
+
+def previous_result_problems(plugin: PluginConf) -> Iterator[Problem]:
+    if plugin.type not in NEEDS_PREVIOUS_RESULT or plugin.index:
+        return
+    where = "is the first plugin of the list" if plugin.index == 0 else "is the whole config"
+    yield Problem(
+        f"{plugin.path}.type",
+        f"{plugin.path}.type is {plugin.type}, which only adjusts the result of an earlier plugin, but it "
+        f"{where}: put an interface plugin (e.g. macvlan, bridge) before it in a plugins list",
+    )
+
+
+def vrf_problems(plugin: PluginConf) -> Iterator[Problem]:
+    if plugin.type != "vrf":
+        return
+    found = plugin.field("vrfname")
+    if found is None or found[1] == "":
+        path = found[0] if found else f"{plugin.path}.vrfname"
+        yield Problem(path, f"{path} is missing: the vrf plugin needs the name of the VRF to create or join")
+
+
+def bandwidth_problems(plugin: PluginConf) -> Iterator[Problem]:
+    if plugin.type != "bandwidth":
+        return
+    for direction in ("ingress", "egress"):
+        rate = plugin.field(f"{direction}Rate")
+        burst = plugin.field(f"{direction}Burst")
+        rate_v = rate[1] if rate is not None and is_int(rate[1]) else 0
+        burst_v = burst[1] if burst is not None and is_int(burst[1]) else 0
+        rate_path = rate[0] if rate else f"{plugin.path}.{direction}Rate"
+        burst_path = burst[0] if burst else f"{plugin.path}.{direction}Burst"
+        if rate_v and not burst_v:
+            yield Problem(burst_path, f"{rate_path} is set but {burst_path} is not: set both (or neither)")
+        elif burst_v and not rate_v:
+            yield Problem(rate_path, f"{burst_path} is set but {rate_path} is not: set both (or neither)")
+        if burst_v > _MAX_BURST_BITS:
+            yield Problem(burst_path, f"{burst_path} is {burst_v} bits, more than the plugin allows (4 GB): lower it")
+
+
+def sysctl_key_problem(key: str) -> str | None:
+    """Why tuning refuses the sysctl ``key`` (None when it accepts it).
+
+    The plugin turns dots into slashes, substitutes IFNAME, joins under /proc/sys and cleans the
+    path: whatever does not end up below /proc/sys/net/ is refused."""
+    path = posixpath.normpath("/proc/sys/" + key.replace(".", "/").replace("IFNAME", "eth0", 1))
+    if not path.startswith("/proc/sys/net/"):
+        return "is outside net.* (the tuning plugin only writes network sysctls)"
+    return None
+
+
+def sysctl_problems(plugin: PluginConf) -> Iterator[Problem]:
+    if plugin.type != "tuning":
+        return
+    found = plugin.field("sysctl")
+    if found is None or not isinstance(found[1], Mapping):
+        return
+    for key in found[1]:
+        why = sysctl_key_problem(key)
+        if why is not None:
+            path = f'{found[0]}["{key}"]'
+            yield Problem(path, f"{path}: the key {key!r} {why}; set it through the pod's securityContext instead")

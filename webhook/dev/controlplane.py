@@ -1,0 +1,304 @@
+"""Start etcd, kube-apiserver and multus-webhook on loopback, the way envtest does, and register the
+webhook with the apiserver by URL.
+
+Binaries come from hack/controlplane/build.sh (built from Go modules, cached outside the checkout) or
+from MULTUS_WEBHOOK_CONTROLPLANE_DIR.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from webhook import certs
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO / "hack" / "controlplane" / "build.sh"
+CRDS = REPO / "manifests" / "base" / "crds"
+WEBHOOK_CONFIGURATIONS = REPO / "manifests" / "base" / "webhook" / "webhook-configurations.yaml"
+
+
+class ControlPlaneError(RuntimeError):
+    pass
+
+
+def binaries_dir() -> Path:
+    """Build (or find) kube-apiserver, etcd and kubectl; returns their directory."""
+    try:
+        out = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        raise ControlPlaneError(f"could not build the control plane binaries with {BUILD_SCRIPT}: {exc}") from exc
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_https(url: str, ca: Path, timeout: float, *, client: tuple[Path, Path] | None = None,
+               proc: subprocess.Popen[bytes] | None = None, what: str = "") -> None:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    if client:
+        ctx.load_cert_chain(*client)
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ControlPlaneError(f"{what or url} exited with {proc.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(url, context=ctx, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise ControlPlaneError(f"{what or url} not ready after {timeout:.0f}s: {last}")
+
+
+class ControlPlane:
+    """etcd + kube-apiserver with an admin kubeconfig. Use as a context manager."""
+
+    def __init__(self, work_dir: Path | None = None, bin_dir: Path | None = None) -> None:
+        self.bin_dir = bin_dir or binaries_dir()
+        self._own_dir = work_dir is None
+        self.dir = work_dir or Path(tempfile.mkdtemp(prefix="multus-webhook-cp-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.pki = self.dir / "pki"
+        self.kubeconfig = self.dir / "kubeconfig"
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.etcd_port = 0
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ControlPlane:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _spawn(self, name: str, args: Sequence[str]) -> subprocess.Popen[bytes]:
+        log = open(self.dir / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def start(self) -> None:
+        self.start_etcd()
+        self.write_pki()
+        self.start_apiserver()
+        self.write_kubeconfig()
+        self.install_crds()
+
+    def start_etcd(self) -> None:
+        self.etcd_port = self.etcd_port or free_port()
+        peer = free_port()
+        self._spawn("etcd", [
+            str(self.bin_dir / "etcd"), "--data-dir", str(self.dir / "etcd"),
+            "--listen-client-urls", f"http://127.0.0.1:{self.etcd_port}",
+            "--advertise-client-urls", f"http://127.0.0.1:{self.etcd_port}",
+            "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+            "--initial-cluster", f"default=http://127.0.0.1:{peer}",
+            "--unsafe-no-fsync", "--log-level", "warn",
+        ])
+
+    def write_pki(self) -> None:
+        if (self.pki / "ca.crt").exists():
+            return
+        self.pki.mkdir(parents=True, exist_ok=True)
+        ca = certs.new_ca("multus-webhook-test-ca")
+        serving = certs.issue(ca, "kube-apiserver", dns_names=["localhost", "kubernetes.default.svc"],
+                              ip_addresses=["127.0.0.1"])
+        admin = certs.issue(ca, "admin", client=True, organizations=["system:masters"])
+        sa = certs.new_ca("service-accounts")  # only its key is used, to sign service account tokens
+        for name, data, mode in [
+            ("ca.crt", ca.cert_pem, 0o644), ("ca.key", ca.key_pem, 0o600),
+            ("apiserver.crt", serving.cert_pem, 0o644), ("apiserver.key", serving.key_pem, 0o600),
+            ("admin.crt", admin.cert_pem, 0o644), ("admin.key", admin.key_pem, 0o600),
+            ("sa.key", sa.key_pem, 0o600),
+        ]:
+            certs.write_atomic(self.pki / name, data, mode)
+        from cryptography.hazmat.primitives import serialization
+
+        pub = sa.key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+        certs.write_atomic(self.pki / "sa.pub", pub)
+
+    def start_apiserver(self) -> None:
+        self.port = self.port or free_port()
+        p = self.pki
+        proc = self._spawn("kube-apiserver", [
+            str(self.bin_dir / "kube-apiserver"),
+            f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+            f"--secure-port={self.port}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            f"--cert-dir={self.dir / 'apiserver-certs'}",
+            f"--tls-cert-file={p / 'apiserver.crt'}", f"--tls-private-key-file={p / 'apiserver.key'}",
+            f"--client-ca-file={p / 'ca.crt'}",
+            "--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true",
+            "--authorization-mode=RBAC", "--disable-admission-plugins=ServiceAccount",
+            # Loopback cannot be the kubernetes Service endpoint; nothing here needs that Service.
+            "--endpoint-reconciler-type=none",
+            f"--service-account-issuer=https://127.0.0.1:{self.port}",
+            f"--service-account-key-file={p / 'sa.pub'}",
+            f"--service-account-signing-key-file={p / 'sa.key'}",
+        ])
+        wait_https(f"{self.url}/readyz", p / "ca.crt", 90, client=(p / "admin.crt", p / "admin.key"),
+                   proc=proc, what="kube-apiserver")
+
+    def write_kubeconfig(self, path: Path | None = None) -> Path:
+        """An admin kubeconfig with the certificates embedded, so it can be copied anywhere."""
+        def b64(name: str) -> str:
+            return certs.ca_bundle((self.pki / name).read_bytes())
+
+        config = {
+            "apiVersion": "v1", "kind": "Config", "current-context": "local",
+            "clusters": [{"name": "local", "cluster": {"server": self.url,
+                                                        "certificate-authority-data": b64("ca.crt")}}],
+            "users": [{"name": "admin", "user": {"client-certificate-data": b64("admin.crt"),
+                                                  "client-key-data": b64("admin.key")}}],
+            "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
+        }
+        target = path or self.kubeconfig
+        target.parent.mkdir(parents=True, exist_ok=True)
+        certs.write_atomic(target, yaml.safe_dump(config).encode(), 0o600)
+        return target
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+                                input=input, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+    def install_crds(self) -> None:
+        self.kubectl("apply", "-f", str(CRDS))
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRDS))
+
+    def stop_apiserver(self) -> None:
+        self._terminate("kube-apiserver")
+
+    def stop(self) -> None:
+        for name in list(self.procs):
+            self._terminate(name)
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _terminate(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class WebhookServer:
+    """`multus-webhook serve` as a real process, with its own CA, on a loopback port."""
+
+    def __init__(self, work_dir: Path, extra_args: Sequence[str] = (), port: int = 0) -> None:
+        self.dir = work_dir
+        self.cert_dir = work_dir / "certs"
+        self.port = port or free_port()
+        self.extra_args = list(extra_args)
+        self.proc: subprocess.Popen[bytes] | None = None
+        if not (self.cert_dir / "tls.crt").exists():
+            ca = certs.new_ca()
+            leaf = certs.issue(ca, "127.0.0.1", dns_names=["localhost"], ip_addresses=["127.0.0.1"])
+            certs.write_bundle(self.cert_dir, ca, leaf)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.cert_dir / "ca.crt"
+
+    def start(self) -> None:
+        log = open(self.dir / "webhook.log", "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "webhook.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             "--cert-dir", str(self.cert_dir), *self.extra_args],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        wait_https(f"{self.url}/healthz", self.ca_file, 30, proc=self.proc, what="multus-webhook serve")
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.terminate()
+        try:
+            return self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def __enter__(self) -> WebhookServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def webhook_configurations(url: str, ca_pem: bytes) -> list[dict[str, Any]]:
+    """Our webhook configurations from manifests/, pointed at ``url`` instead of the Service."""
+    docs = [d for d in yaml.safe_load_all(WEBHOOK_CONFIGURATIONS.read_text()) if d]
+    out = []
+    for doc in docs:
+        doc = copy.deepcopy(doc)
+        for hook in doc["webhooks"]:
+            path = hook["clientConfig"]["service"]["path"]
+            hook["clientConfig"] = {"url": f"{url}{path}", "caBundle": certs.ca_bundle(ca_pem)}
+        out.append(doc)
+    return out
+
+
+def register_webhook(cp: ControlPlane, server: WebhookServer, *, failure_policy: str | None = None) -> None:
+    docs = webhook_configurations(server.url, server.ca_file.read_bytes())
+    if failure_policy:
+        for doc in docs:
+            for hook in doc["webhooks"]:
+                hook["failurePolicy"] = failure_policy
+    cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+
+
+@contextlib.contextmanager
+def local_stack(work_dir: Path, webhook_args: Sequence[str] = ()) -> Iterator[tuple[ControlPlane, WebhookServer]]:
+    with ControlPlane(work_dir / "controlplane") as cp:
+        server = WebhookServer(work_dir, webhook_args)
+        with server:
+            register_webhook(cp, server)
+            yield cp, server

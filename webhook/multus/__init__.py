@@ -1,0 +1,1 @@
+"""Pure Multus knowledge: the network-selection annotation grammar and profile merging."""

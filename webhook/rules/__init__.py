@@ -1,0 +1,22 @@
+"""Pure rules: (object, ClusterView, Policy) -> findings. Importing this package registers them all."""
+
+from webhook.rules import nad_config as nad_config
+from webhook.rules.engine import evaluate, rules_for
+from webhook.rules.findings import Finding, Severity, Violation, verdict
+from webhook.rules.policy import Policy, PolicyError
+from webhook.rules.registry import Rule, registered
+from webhook.rules.subject import Subject
+
+__all__ = [
+    "Finding",
+    "Policy",
+    "PolicyError",
+    "Rule",
+    "Severity",
+    "Subject",
+    "Violation",
+    "evaluate",
+    "registered",
+    "rules_for",
+    "verdict",
+]

@@ -1,0 +1,38 @@
+"""The one evaluation function that the webhook and the CLI share."""
+
+from __future__ import annotations
+
+import logging
+
+from webhook.rules.findings import Finding, Severity
+from webhook.rules.policy import Policy
+from webhook.rules.registry import Rule, registered
+from webhook.rules.subject import Subject
+
+log = logging.getLogger(__name__)
+
+
+def rules_for(kind: str, operation: str = "CREATE") -> list[Rule]:
+    return [r for r in registered().values() if kind in r.kinds and operation in r.operations]
+
+
+def evaluate(subject: Subject, policy: Policy) -> list[Finding]:
+    findings: list[Finding] = []
+    for rule in rules_for(subject.kind, subject.operation):
+        configured = policy.severity(rule.id, rule.severity)
+        if configured is Severity.OFF:
+            continue
+        try:
+            violations = list(rule.check(subject))
+        except Exception as exc:
+            # A bug in one rule must neither block every object of its kind nor pass silently.
+            log.exception("rule %s failed on %s %s/%s", rule.id, subject.kind, subject.namespace, subject.name)
+            findings.append(
+                Finding(rule.id, Severity.WARN, f"internal error in rule {rule.id}: {exc!r}; please report it", "")
+            )
+            continue
+        for v in violations:
+            severity = configured if v.severity is None or v.severity.rank >= configured.rank else v.severity
+            if severity is not Severity.OFF:
+                findings.append(Finding(rule.id, severity, v.message, subject.field_prefix + v.field))
+    return findings

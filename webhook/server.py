@@ -1,0 +1,170 @@
+"""The aiohttp application: admission endpoints, health, metrics, TLS with certificate reload."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydantic
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from webhook.admission.handlers import AdmissionContext, Handler, mutate, validate
+from webhook.admission.response import Response, errored, to_review
+from webhook.admission.review import AdmissionReview
+from webhook.tls import ReloadingTLS
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 7 * 1024 * 1024  # what the apiserver may send, as in controller-runtime
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "multus_webhook_requests",
+            "Admission requests answered, by endpoint, kind, operation and verdict.",
+            ["endpoint", "kind", "operation", "verdict"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "multus_webhook_request_duration_seconds",
+            "Time to answer an admission request, from the body read to the response.",
+            ["endpoint"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+
+
+@dataclass
+class ServerState:
+    context: AdmissionContext = field(default_factory=AdmissionContext)
+    metrics: Metrics = field(default_factory=Metrics)
+    #: Answers (ready, reason) for /readyz; the live cache replaces it.
+    readiness: Callable[[], tuple[bool, str]] = field(default=lambda: (True, "ok"))
+
+
+STATE_KEY = web.AppKey("state", ServerState)
+
+
+def _verdict(response: Response) -> str:
+    if not response.allowed:
+        return "deny"
+    if response.patch:
+        return "patch"
+    return "warn" if response.warnings else "allow"
+
+
+def _bad_request(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
+
+
+def admission_endpoint(handler: Handler, *, mutating: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    endpoint = "/mutate" if mutating else "/validate"
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        state = request.app[STATE_KEY]
+        if request.content_type != "application/json":
+            return _bad_request(415, f"Content-Type must be application/json, not {request.content_type!r}")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _bad_request(413, f"request body is larger than {MAX_BODY} bytes")
+        started = time.perf_counter()
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            return _bad_request(400, f"body is not valid JSON: {exc}")
+        try:
+            review = AdmissionReview.model_validate(payload)
+        except pydantic.ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
+            )
+            return _bad_request(400, f"not an admission.k8s.io/v1 AdmissionReview: {problems}")
+        req = review.request
+        try:
+            response = handler(req, state.context)
+        except Exception:
+            log.exception("handler failed on %s %s %s/%s uid=%s", req.operation, req.kind.kind,
+                          req.namespace, req.name, req.uid)
+            response = errored("internal error in multus-webhook; see its logs", code=500)
+        state.metrics.requests.labels(endpoint, req.kind.kind, req.operation, _verdict(response)).inc()
+        state.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+        return web.json_response(to_review(req.uid, response, mutating=mutating))
+
+    return serve
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ready, reason = request.app[STATE_KEY].readiness()
+    return web.Response(text=reason, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[STATE_KEY].metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@web.middleware
+async def no_tracebacks(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error serving %s %s", request.method, request.path)
+        return _bad_request(500, "internal error in multus-webhook; see its logs")
+
+
+def make_app(state: ServerState) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[no_tracebacks])
+    app[STATE_KEY] = state
+    app.router.add_post("/validate", admission_endpoint(validate, mutating=False))
+    app.router.add_post("/mutate", admission_endpoint(mutate, mutating=True))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def serve_forever(
+    state: ServerState,
+    *,
+    cert_dir: Path,
+    host: str = "0.0.0.0",
+    port: int = 8443,
+    client_ca: Path | None = None,
+    shutdown_timeout: float = 15.0,
+    started: Callable[[], Any] | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then stop accepting, let requests in flight finish, return."""
+    tls = ReloadingTLS(cert_dir, client_ca)
+    runner = web.AppRunner(make_app(state), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=tls.context, shutdown_timeout=shutdown_timeout)
+    await site.start()
+    log.info("serving HTTPS on %s:%d (certificates from %s)", host, port, cert_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if started is not None:
+        started()
+    await stop.wait()
+    log.info("stopping: draining requests in flight")
+    await runner.cleanup()
