@@ -1,0 +1,758 @@
+"""The Multus network-selection annotations, read exactly as Multus reads them.
+
+What each part mirrors (k8snetworkplumbingwg/multus-cni):
+
+- ``parsePodNetworkAnnotation`` (pkg/k8sclient): the form is JSON when the value contains ``[``, ``{``
+  or ``"`` (then a JSON array of objects, decoded by Go's encoding/json), else comma-separated items;
+  a missing namespace becomes the default namespace; MAC, InfiniBand GUID and IP/CIDR requests are
+  checked; the legacy ``interfaceRequest`` stands in for a missing ``interface``.
+- ``parsePodNetworkObjectName``: one text item is ``[namespace/]name[@interface]`` with at most one
+  ``/`` and one ``@``, parts trimmed, namespace and name DNS-1123 labels (the JSON form skips that).
+- ``GetPodNetwork``: an empty ``networks`` annotation means "no extra networks";
+  ``tryLoadK8sPodDefaultNetwork``: the ``default-network`` annotation is parsed against Multus's own
+  namespace, an empty value is an error and more than one network is refused.
+- ``getIfname`` (pkg/multus): an element without an interface gets ``net<idx>``, idx being its
+  position in the whole delegate list (see ``interface_names``).
+- libcni ``ValidateInterfaceName`` (containernetworking/cni pkg/utils): what an interface name may be.
+
+Unlike Multus, which stops at the first error, every problem is collected.
+
+Field paths: a problem names the annotation as ``metadata.annotations["<key>"]``, then an element by
+its 0-based position ``[i]``, then a key of the JSON form as the user spelled it: ``.name``,
+``.interface``, ``.default-route[1]``, ``.portMappings[0].hostPort``. Text-form elements use the same
+keys for their parts (``.namespace``, ``.name``, ``.interface``). Messages start with the same path
+without the ``metadata.annotations`` wrapper, e.g. ``k8s.v1.cni.cncf.io/networks[2].interface``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from webhook.cni.config import Problem, go_field
+from webhook.cni.fields import Kind, describe, fits
+
+NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
+DEFAULT_NETWORK_ANNOTATION = "v1.multus-cni.io/default-network"
+#: Multus's ``multusNamespace`` default: where a default-network without a namespace is looked up.
+DEFAULT_MULTUS_NAMESPACE = "kube-system"
+#: The interface the primary (cluster default) network always gets: the kubelet's CNI_IFNAME.
+PRIMARY_INTERFACE = "eth0"
+#: Names a selection must not request: they exist in every pod already.
+RESERVED_INTERFACES = frozenset({PRIMARY_INTERFACE, "lo"})
+#: IFNAMSIZ - 1: the kernel's limit, in bytes.
+MAX_INTERFACE_BYTES = 15
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_JSON_MARKERS = '[{"'
+# Go's unicode.IsSpace, which both strings.TrimSpace and libcni use; Python's str.isspace differs
+# (it counts \x1c-\x1f, Go does not).
+_GO_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | frozenset(
+    chr(c) for c in range(0x2000, 0x200B)
+)
+_HEX2 = "[0-9a-fA-F]{2}"
+_HEX4 = "[0-9a-fA-F]{4}"
+# Go's net.ParseMAC: 6, 8 or 20 octets, as hex pairs joined by ":" or "-", or groups of four joined by ".".
+_MAC = re.compile(
+    "|".join(
+        [f"{_HEX2}(?:{re.escape(sep)}{_HEX2}){{{n - 1}}}" for sep in ":-" for n in (6, 8, 20)]
+        + [f"{_HEX4}(?:\\.{_HEX4}){{{n // 2 - 1}}}" for n in (6, 8, 20)]
+    )
+)
+
+
+def go_trim(text: str) -> str:
+    """strings.TrimSpace."""
+    start, end = 0, len(text)
+    while start < end and text[start] in _GO_SPACE:
+        start += 1
+    while end > start and text[end - 1] in _GO_SPACE:
+        end -= 1
+    return text[start:end]
+
+
+def is_go_ip(text: str) -> bool:
+    """net.ParseIP: no zone (Python's ipaddress would accept ``fe80::1%eth0``)."""
+    if "%" in text:
+        return False
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_go_cidr(text: str) -> bool:
+    """net.ParseCIDR: a decimal prefix length only (Python would also take a netmask); host bits allowed."""
+    addr, _, prefix = text.partition("/")
+    if not is_go_ip(addr) or not (prefix.isascii() and prefix.isdigit()):
+        return False
+    return int(prefix) <= ipaddress.ip_address(addr).max_prefixlen
+
+
+def is_go_mac(text: str) -> bool:
+    """net.ParseMAC, which Multus uses for both ``mac`` and ``infiniband-guid``."""
+    return _MAC.fullmatch(text) is not None
+
+
+def is_text_name(text: str) -> bool:
+    """The DNS-1123 label the text form requires of a namespace and a name."""
+    return _DNS_LABEL.fullmatch(text) is not None
+
+
+def interface_problem(ifname: str) -> str | None:
+    """Why libcni (or the text-form parser) refuses ``ifname``; None when it is fine. Empty is fine:
+    Multus then chooses the name."""
+    if not ifname:
+        return None
+    size = len(ifname.encode())
+    if size > MAX_INTERFACE_BYTES:
+        return (
+            f'"{ifname}" is {size} bytes long, but Linux interface names have at most {MAX_INTERFACE_BYTES}: '
+            "choose a shorter name"
+        )
+    if ifname in (".", ".."):
+        return f'"{ifname}" is not a usable interface name: choose a name like net1 or data0'
+    if any(c in "/:" or c in _GO_SPACE for c in ifname):
+        return f'"{ifname}" contains "/", ":" or whitespace, which interface names may not: remove them'
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """The path of one part of an annotation: ``field`` for findings, ``label`` for messages."""
+
+    field: str
+    label: str
+
+    def at(self, suffix: str) -> Where:
+        return Where(self.field + suffix, self.label + suffix)
+
+    def problem(self, message: str, *, warning: bool = False) -> Problem:
+        return Problem(self.field, f"{self.label} {message}", warning)
+
+
+def annotation_where(key: str) -> Where:
+    return Where(f'metadata.annotations["{key}"]', key)
+
+
+@dataclass(frozen=True, slots=True)
+class PortMapping:
+    host_port: int
+    container_port: int
+    protocol: str = ""
+    host_ip: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Bandwidth:
+    ingress_rate: int = 0
+    ingress_burst: int = 0
+    egress_rate: int = 0
+    egress_burst: int = 0
+
+
+@dataclass(frozen=True)
+class NetworkSelection:
+    """One element of a selection annotation, as Multus understands it.
+
+    ``namespace`` is resolved (the pod's namespace, or Multus's for the default network);
+    ``namespace_explicit`` says whether the annotation wrote it, so rendering gives back what was
+    written. An empty ``interface`` lets Multus choose (``net<N>``). Not hashable when ``cni_args``
+    is set."""
+
+    name: str
+    namespace: str
+    interface: str = ""
+    namespace_explicit: bool = True
+    ips: tuple[str, ...] = ()
+    mac: str = ""
+    infiniband_guid: str = ""
+    #: None when absent: Multus distinguishes an empty list (no default route here) from none.
+    default_route: tuple[str, ...] | None = None
+    cni_args: Mapping[str, Any] | None = None
+    port_mappings: tuple[PortMapping, ...] = ()
+    bandwidth: Bandwidth | None = None
+    device_id: str = ""
+    ipam_claim_reference: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What makes two selections the same attachment: namespace, name, interface."""
+        return (self.namespace, self.name, self.interface)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def describe(self) -> str:
+        return self.ref + (f"@{self.interface}" if self.interface else "")
+
+
+@dataclass(frozen=True)
+class ParsedNetworks:
+    """A selection annotation after parsing.
+
+    ``problems`` are what make Multus fail the pod; ``notes`` are read fine but probably not meant
+    (unknown keys, legacy spellings). ``selections`` is empty whenever there are problems, as Multus
+    then attaches nothing. ``raw`` holds the elements as written: the decoded JSON objects, or the
+    trimmed text items."""
+
+    form: Literal["empty", "text", "json"]
+    where: Where
+    selections: tuple[NetworkSelection, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    notes: tuple[Problem, ...] = ()
+    raw: tuple[Any, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding JSON elements: Go's encoding/json into multus-cni's types.NetworkSelectionElement.
+
+_ELEMENT_KEYS = (
+    "name",
+    "namespace",
+    "interface",
+    "interfaceRequest",
+    "ips",
+    "mac",
+    "infiniband-guid",
+    "default-route",
+    "cni-args",
+    "portMappings",
+    "bandwidth",
+    "deviceID",
+    # Not in Multus's own type (which ignores it) but in the NAD client's, read by OVN-Kubernetes.
+    "ipam-claim-reference",
+)
+_PORT_KEYS = ("hostPort", "containerPort", "protocol", "hostIP")
+_BANDWIDTH_KEYS = ("ingressRate", "ingressBurst", "egressRate", "egressBurst")
+
+
+class _Decoder:
+    """Decodes one JSON object field by field, collecting problems and notes."""
+
+    def __init__(self, obj: Mapping[str, Any], where: Where, known: Sequence[str]) -> None:
+        self.obj = obj
+        self.where = where
+        self.problems: list[Problem] = []
+        self.notes: list[Problem] = []
+        folded = {k.lower(): k for k in known}
+        for key in obj:
+            canonical = folded.get(key.lower())
+            if canonical is None:
+                self.notes.append(
+                    where.at(f".{key}").problem(
+                        "is not a field Multus reads, so it is ignored: remove it or use one of "
+                        + ", ".join(known),
+                        warning=True,
+                    )
+                )
+            elif canonical != key:
+                self.notes.append(
+                    where.at(f".{key}").problem(
+                        f'is read as "{canonical}" only because Go matches keys case-insensitively: '
+                        f'spell it "{canonical}"',
+                        warning=True,
+                    )
+                )
+
+    def value(self, key: str, kind: Kind, expected: str) -> tuple[Where, Any]:
+        """The value Go would decode into ``key`` (None when absent, null, or of the wrong type)."""
+        found = go_field(self.obj, key)
+        if found is None:
+            return self.where.at(f".{key}"), None
+        spelled, value = found
+        where = self.where.at(f".{spelled}")
+        if not fits(value, kind):
+            self.problems.append(
+                where.problem(
+                    f"is {describe(value)}, but Multus decodes it as {expected}: Multus cannot read the "
+                    f"annotation and the pod never starts; write it as {expected}"
+                )
+            )
+            return where, None
+        return where, value
+
+    def text(self, key: str) -> tuple[Where, str]:
+        where, value = self.value(key, Kind.STRING, "a string")
+        return where, value if isinstance(value, str) else ""
+
+    def string(self, key: str) -> str:
+        return self.text(key)[1]
+
+    def integer(self, key: str) -> int:
+        value = self.value(key, Kind.INT, "an integer")[1]
+        return value if isinstance(value, int) else 0
+
+    def strings(self, key: str) -> tuple[Where, list[str] | None]:
+        where, value = self.value(key, Kind.LIST, "a list of strings")
+        if value is None:
+            return where, None
+        out: list[str] = []
+        for i, item in enumerate(value):
+            if item is None:
+                item = ""  # Go decodes null into a string as ""
+            if not isinstance(item, str):
+                self.problems.append(
+                    where.at(f"[{i}]").problem(
+                        f"is {describe(item)}, but Multus decodes it as a string: Multus cannot read the "
+                        "annotation and the pod never starts; quote it"
+                    )
+                )
+                continue
+            out.append(item)
+        return where, out
+
+
+def _decode_element(
+    item: Any, where: Where, default_namespace: str
+) -> tuple[NetworkSelection | None, _Decoder | None]:
+    if not isinstance(item, Mapping):
+        return None, None
+    d = _Decoder(item, where, _ELEMENT_KEYS)
+    name = d.string("name")
+    namespace = d.string("namespace")
+    interface = d.string("interface")
+    interface_key = "interface"
+    legacy = go_field(item, "interfaceRequest")
+    if legacy is not None:
+        d.notes.append(
+            where.at(f".{legacy[0]}").problem(
+                'is the pre-3.2 spelling that Multus 4.0 drops: rename the key to "interface"', warning=True
+            )
+        )
+        legacy_value = d.string("interfaceRequest")
+        if not interface and legacy_value:
+            interface, interface_key = legacy_value, legacy[0]
+
+    ips_where, ips = d.strings("ips")
+    for i, ip in enumerate(ips or []):
+        ok = is_go_cidr(ip) if "/" in ip else is_go_ip(ip)
+        if not ok:
+            d.problems.append(
+                ips_where.at(f"[{i}]").problem(
+                    f"{ip!r} is not an IP address or CIDR: write one like 10.1.2.3, 10.1.2.3/24 or fd00::3/64"
+                )
+            )
+    mac_where, mac = d.text("mac")
+    if mac and not is_go_mac(mac):
+        d.problems.append(
+            mac_where.problem(f"{mac!r} is not a MAC address: write six hex pairs like 02:00:00:00:00:01")
+        )
+    guid_where, guid = d.text("infiniband-guid")
+    if guid and not is_go_mac(guid):
+        d.problems.append(
+            guid_where.problem(
+                f"{guid!r} is not an InfiniBand GUID: write eight hex pairs like 02:00:00:00:00:00:00:01"
+            )
+        )
+    route_where, routes = d.strings("default-route")
+    for i, gw in enumerate(routes or []):
+        # Go would decode "" as a nil IP without complaint; it can only be a mistake, so refuse it.
+        if not is_go_ip(gw):
+            d.problems.append(
+                route_where.at(f"[{i}]").problem(
+                    f"{gw!r} is not an IP address (a gateway, no prefix length): write one like 10.1.2.1"
+                )
+            )
+    cni_args = d.value("cni-args", Kind.OBJECT, "an object")[1]
+
+    ports: list[PortMapping] = []
+    ports_where, raw_ports = d.value("portMappings", Kind.LIST, "a list of objects")
+    for i, entry in enumerate(raw_ports or []):
+        entry_where = ports_where.at(f"[{i}]")
+        if not isinstance(entry, Mapping):
+            d.problems.append(
+                entry_where.problem(
+                    f'is {describe(entry)}: each port mapping must be an object like {{"hostPort": 8080, '
+                    '"containerPort": 80, "protocol": "tcp"}'
+                )
+            )
+            continue
+        pd = _Decoder(entry, entry_where, _PORT_KEYS)
+        ports.append(
+            PortMapping(
+                pd.integer("hostPort"),
+                pd.integer("containerPort"),
+                pd.string("protocol"),
+                pd.string("hostIP"),
+            )
+        )
+        d.problems += pd.problems
+        d.notes += pd.notes
+
+    bandwidth: Bandwidth | None = None
+    bw_where, raw_bw = d.value("bandwidth", Kind.OBJECT, "an object")
+    if raw_bw is not None:
+        bd = _Decoder(raw_bw, bw_where, _BANDWIDTH_KEYS)
+        bandwidth = Bandwidth(*(bd.integer(k) for k in _BANDWIDTH_KEYS))
+        d.problems += bd.problems
+        d.notes += bd.notes
+
+    device_id = d.string("deviceID")
+    claim = d.string("ipam-claim-reference")
+    _check_name_and_interface(d.problems, where, name, interface, interface_key)
+    selection = NetworkSelection(
+        name=name,
+        namespace=namespace or default_namespace,
+        interface=interface,
+        namespace_explicit=bool(namespace),
+        ips=tuple(ips or ()),
+        mac=mac,
+        infiniband_guid=guid,
+        default_route=None if routes is None else tuple(routes),
+        cni_args=cni_args,
+        port_mappings=tuple(ports),
+        bandwidth=bandwidth,
+        device_id=device_id,
+        ipam_claim_reference=claim,
+    )
+    return selection, d
+
+
+def _check_name_and_interface(
+    problems: list[Problem], where: Where, name: str, interface: str, interface_key: str = "interface"
+) -> None:
+    if not name:
+        # Multus's parser lets an empty name through; looking up the NAD then fails on every start.
+        problems.append(
+            where.at(".name").problem(
+                "is empty: set it to the name of the NetworkAttachmentDefinition to attach"
+            )
+        )
+    why = interface_problem(interface)
+    if why:
+        problems.append(where.at(f".{interface_key}").problem(why))
+
+
+def parse_elements(elements: Any, default_namespace: str, where: Where) -> ParsedNetworks:
+    """Decoded JSON-form elements (a list of objects), e.g. from the annotation or a NetworkProfile's
+    ``spec.networks``."""
+    if not isinstance(elements, list):
+        return ParsedNetworks(
+            "json",
+            where,
+            problems=(
+                where.problem(
+                    f"is {describe(elements)}, but the JSON form must be a list of objects like "
+                    '[{"name": "my-net", "interface": "net1"}]: wrap the elements in [ ]'
+                ),
+            ),
+        )
+    selections: list[NetworkSelection] = []
+    problems: list[Problem] = []
+    notes: list[Problem] = []
+    for i, item in enumerate(elements):
+        selection, decoder = _decode_element(item, where.at(f"[{i}]"), default_namespace)
+        if selection is None or decoder is None:
+            problems.append(
+                where.at(f"[{i}]").problem(
+                    f'is {describe(item)}, but each element must be an object like {{"name": "my-net"}}: '
+                    "fix or remove it"
+                )
+            )
+            continue
+        selections.append(selection)
+        problems += decoder.problems
+        notes += decoder.notes
+    return ParsedNetworks(
+        "json",
+        where,
+        selections=() if problems else tuple(selections),
+        problems=tuple(problems),
+        notes=tuple(notes),
+        raw=tuple(elements),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The short text form.
+
+
+def _parse_text_item(
+    item: str, where: Where, default_namespace: str
+) -> tuple[NetworkSelection, list[Problem]]:
+    """One ``[namespace/]name[@interface]`` item, already trimmed (parsePodNetworkObjectName)."""
+    problems: list[Problem] = []
+    if not item:
+        problems.append(
+            where.problem(
+                'is empty (a stray ","): Multus looks up a network with an empty name and the pod never '
+                'starts; remove the extra ","'
+            )
+        )
+    slash = item.split("/")
+    if len(slash) > 2:
+        problems.append(where.problem(f'"{item}" has more than one "/": write [namespace/]name[@interface]'))
+    namespace = go_trim(slash[0]) if len(slash) == 2 else ""
+    at = slash[-1].split("@")
+    if len(at) > 2:
+        problems.append(where.problem(f'"{item}" has more than one "@": write [namespace/]name[@interface]'))
+    name = go_trim(at[0])
+    interface = go_trim(at[1]) if len(at) == 2 else ""
+    for part, value in (("namespace", namespace), ("name", name)):
+        if value and not is_text_name(value):
+            problems.append(
+                where.at(f".{part}").problem(
+                    f'"{value}" is not valid in the short form (lower-case letters, digits and "-", starting '
+                    "and ending with a letter or digit): fix the name, or use the JSON form "
+                    f'[{{"name": "...", "namespace": "..."}}]'
+                )
+            )
+    if item and not problems:
+        _check_name_and_interface(problems, where, name, interface)
+    selection = NetworkSelection(
+        name, namespace or default_namespace, interface, namespace_explicit=bool(namespace)
+    )
+    return selection, problems
+
+
+def _parse(value: str, default_namespace: str, where: Where) -> ParsedNetworks:
+    if value == "":
+        return ParsedNetworks("empty", where)
+    if any(c in value for c in _JSON_MARKERS):
+        try:
+            decoded = json.loads(value, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as exc:
+            detail = (
+                f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+                if isinstance(exc, json.JSONDecodeError)
+                else str(exc) or "nested too deeply"
+            )
+            return ParsedNetworks(
+                "json",
+                where,
+                problems=(
+                    where.problem(
+                        f'contains [, {{ or ", so Multus reads it as JSON, but it is not valid JSON '
+                        f"({detail}): "
+                        'fix the JSON (a list like [{"name": "my-net"}]) or use the short form '
+                        "namespace/name@interface"
+                    ),
+                ),
+            )
+        return parse_elements(decoded, default_namespace, where)
+    if not go_trim(value):
+        return ParsedNetworks(
+            "text",
+            where,
+            problems=(
+                where.problem(
+                    "is only whitespace, which Multus reads as one network with an empty name: remove the "
+                    "annotation or name a network"
+                ),
+            ),
+        )
+    items = [go_trim(item) for item in value.split(",")]
+    selections: list[NetworkSelection] = []
+    problems: list[Problem] = []
+    for i, item in enumerate(items):
+        selection, item_problems = _parse_text_item(item, where.at(f"[{i}]"), default_namespace)
+        selections.append(selection)
+        problems += item_problems
+    return ParsedNetworks(
+        "text",
+        where,
+        selections=() if problems else tuple(selections),
+        problems=tuple(problems),
+        raw=tuple(items),
+    )
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_networks(value: str, pod_namespace: str, *, where: Where | None = None) -> ParsedNetworks:
+    """The ``k8s.v1.cni.cncf.io/networks`` annotation of a pod in ``pod_namespace``. An empty value
+    parses to no selections (form "empty"), as Multus starts such a pod with the primary network only."""
+    return _parse(value, pod_namespace, where or annotation_where(NETWORKS_ANNOTATION))
+
+
+def parse_default_network(
+    value: str, multus_namespace: str = DEFAULT_MULTUS_NAMESPACE, *, where: Where | None = None
+) -> ParsedNetworks:
+    """The ``v1.multus-cni.io/default-network`` annotation: one selection, its namespace defaulting
+    to Multus's own (``multusNamespace``), never the pod's."""
+    where = where or annotation_where(DEFAULT_NETWORK_ANNOTATION)
+    if value == "":
+        return ParsedNetworks(
+            "empty",
+            where,
+            problems=(
+                where.problem(
+                    "is empty, which Multus refuses, so the pod never starts: name the "
+                    "NetworkAttachmentDefinition of the pod's primary network, or remove the annotation"
+                ),
+            ),
+        )
+    parsed = _parse(value, multus_namespace, where)
+    if parsed.ok and len(parsed.selections) != 1:
+        count = len(parsed.selections)
+        return ParsedNetworks(
+            parsed.form,
+            where,
+            problems=(
+                where.problem(
+                    f"names {count} networks, but a pod has exactly one default network and Multus refuses "
+                    "the pod otherwise: keep one, and list extra networks in "
+                    f"{NETWORKS_ANNOTATION}"
+                ),
+            ),
+            notes=parsed.notes,
+            raw=parsed.raw,
+        )
+    return parsed
+
+
+# ---------------------------------------------------------------------------------------------
+# Interface names, references, rendering.
+
+
+def interface_names(selections: Sequence[NetworkSelection], first_index: int = 1) -> tuple[str, ...]:
+    """The interface each selection of the ``networks`` annotation gets in the pod.
+
+    Multus names an element without an interface ``net<idx>`` where idx is its position in the whole
+    delegate list: the cluster default network is 0, then come the ``defaultNetworks`` of Multus's
+    config (skipped for pods in its ``systemNamespaces``), then the annotation's elements, named or
+    not. ``first_index`` is therefore 1 + the number of those defaultNetworks (1 by default)."""
+    return tuple(s.interface or f"net{first_index + i}" for i, s in enumerate(selections))
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkReference:
+    """A NetworkAttachmentDefinition a pod refers to, for the cluster-aware rules."""
+
+    annotation: str
+    namespace: str
+    name: str
+    #: The interface it gets in the pod (net<N> filled in; eth0 for the default network).
+    interface: str
+    #: The finding field of the element, e.g. metadata.annotations["k8s.v1.cni.cncf.io/networks"][1].
+    field: str
+    selection: NetworkSelection
+
+
+def network_references(
+    annotations: Mapping[str, Any],
+    pod_namespace: str,
+    *,
+    multus_namespace: str = DEFAULT_MULTUS_NAMESPACE,
+    first_index: int = 1,
+) -> tuple[NetworkReference, ...]:
+    """The NADs the pod's two selection annotations refer to, namespaces resolved. Annotations that are
+    absent, not strings or unparsable contribute nothing (the syntax rules report those)."""
+    refs: list[NetworkReference] = []
+    default = annotations.get(DEFAULT_NETWORK_ANNOTATION)
+    if isinstance(default, str):
+        parsed = parse_default_network(default, multus_namespace)
+        for s in parsed.selections:
+            refs.append(
+                NetworkReference(
+                    DEFAULT_NETWORK_ANNOTATION,
+                    s.namespace,
+                    s.name,
+                    s.interface or PRIMARY_INTERFACE,
+                    parsed.where.field,
+                    s,
+                )
+            )
+    value = annotations.get(NETWORKS_ANNOTATION)
+    if isinstance(value, str):
+        parsed = parse_networks(value, pod_namespace)
+        names = interface_names(parsed.selections, first_index)
+        for i, (s, ifname) in enumerate(zip(parsed.selections, names, strict=True)):
+            refs.append(
+                NetworkReference(
+                    NETWORKS_ANNOTATION, s.namespace, s.name, ifname, parsed.where.at(f"[{i}]").field, s
+                )
+            )
+    return tuple(refs)
+
+
+def fits_text_form(selection: NetworkSelection) -> bool:
+    """Whether the short ``[namespace/]name[@interface]`` form can say all of ``selection``."""
+    only_names = selection == NetworkSelection(
+        selection.name, selection.namespace, selection.interface, selection.namespace_explicit
+    )
+    interface_ok = not selection.interface or (
+        interface_problem(selection.interface) is None
+        and not any(c in "@," + _JSON_MARKERS for c in selection.interface)
+    )
+    return (
+        only_names
+        and is_text_name(selection.name)
+        and (not selection.namespace_explicit or is_text_name(selection.namespace))
+        and interface_ok
+    )
+
+
+def to_text_item(selection: NetworkSelection) -> str:
+    prefix = f"{selection.namespace}/" if selection.namespace_explicit else ""
+    suffix = f"@{selection.interface}" if selection.interface else ""
+    return prefix + selection.name + suffix
+
+
+def to_json_element(selection: NetworkSelection) -> dict[str, Any]:
+    """The JSON-form object for ``selection``, with only the keys that are set."""
+    out: dict[str, Any] = {"name": selection.name}
+    if selection.namespace_explicit:
+        out["namespace"] = selection.namespace
+    if selection.interface:
+        out["interface"] = selection.interface
+    if selection.ips:
+        out["ips"] = list(selection.ips)
+    if selection.mac:
+        out["mac"] = selection.mac
+    if selection.infiniband_guid:
+        out["infiniband-guid"] = selection.infiniband_guid
+    if selection.default_route is not None:
+        out["default-route"] = list(selection.default_route)
+    if selection.cni_args is not None:
+        out["cni-args"] = dict(selection.cni_args)
+    if selection.port_mappings:
+        out["portMappings"] = [_port_json(p) for p in selection.port_mappings]
+    if selection.bandwidth is not None:
+        b = selection.bandwidth
+        out["bandwidth"] = {
+            "ingressRate": b.ingress_rate,
+            "ingressBurst": b.ingress_burst,
+            "egressRate": b.egress_rate,
+            "egressBurst": b.egress_burst,
+        }
+    if selection.device_id:
+        out["deviceID"] = selection.device_id
+    if selection.ipam_claim_reference:
+        out["ipam-claim-reference"] = selection.ipam_claim_reference
+    return out
+
+
+def _port_json(p: PortMapping) -> dict[str, Any]:
+    out: dict[str, Any] = {"hostPort": p.host_port, "containerPort": p.container_port}
+    if p.protocol:
+        out["protocol"] = p.protocol
+    if p.host_ip:
+        out["hostIP"] = p.host_ip
+    return out
+
+
+def dump_json_form(elements: Sequence[Any]) -> str:
+    """The JSON form of already-built elements (compact, key order kept, non-ASCII kept)."""
+    return json.dumps(list(elements), separators=(",", ":"), ensure_ascii=False)
+
+
+def render_networks(selections: Sequence[NetworkSelection]) -> str:
+    """The ``networks`` annotation value for ``selections``: the short form when every element fits
+    it, the JSON form otherwise. ``parse_networks`` of the result gives ``selections`` back."""
+    if all(fits_text_form(s) for s in selections):
+        return ",".join(to_text_item(s) for s in selections)
+    return dump_json_form([to_json_element(s) for s in selections])
