@@ -1,0 +1,134 @@
+"""Merging a NetworkProfile's networks into a pod's ``k8s.v1.cni.cncf.io/networks`` annotation.
+
+Pure: the /mutate handler decides when to call it and turns a changed value into a patch. The merge
+adds, never edits: the pod's own elements stay as written, a profile element the pod already has (same
+namespace, name and interface, namespaces resolved against the pod's) is not added again, and a
+profile element that would take an interface name the pod's own elements use is an error naming both,
+since two attachments with one name make the second CNI ADD fail. The result is idempotent, which the
+apiserver's ``reinvocationPolicy: IfNeeded`` requires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from webhook.multus.selection import (
+    NETWORKS_ANNOTATION,
+    RESERVED_INTERFACES,
+    NetworkSelection,
+    ParsedNetworks,
+    Where,
+    dump_json_form,
+    fits_text_form,
+    interface_names,
+    parse_elements,
+    parse_networks,
+    to_json_element,
+    to_text_item,
+)
+
+_TEXT_KEYS = frozenset({"name", "namespace", "interface"})
+
+
+class ProfileMergeError(ValueError):
+    """The profile cannot be merged; ``field`` is the path of the offending element."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def merge_profile_networks(
+    existing: str | None,
+    profile_networks: Any,
+    pod_namespace: str,
+    *,
+    profile_name: str = "",
+    first_index: int = 1,
+) -> str | None:
+    """The pod's new ``networks`` annotation value after adding ``profile_networks`` (a
+    NetworkProfile's ``spec.networks``: a list of JSON-form selection elements).
+
+    Returns ``existing`` itself (byte-identical, None included) when nothing needs adding, so that the
+    mutation produces no patch. Raises ProfileMergeError when the pod's value cannot be parsed (it is
+    never dropped or rewritten), when the profile's elements are invalid, or on an interface clash.
+    ``first_index`` is as for ``interface_names``."""
+    profile_label = (
+        f"NetworkProfile {profile_name} spec.networks"
+        if profile_name
+        else "the network profile's spec.networks"
+    )
+    user = parse_networks(existing, pod_namespace) if existing is not None else None
+    if user is not None and not user.ok:
+        problem = user.problems[0]
+        raise ProfileMergeError(
+            problem.field,
+            f"{problem.message}. The pod's {NETWORKS_ANNOTATION} annotation cannot be read, so "
+            f"{profile_label} was not applied and the annotation was left as written",
+        )
+    profile = parse_elements(profile_networks, pod_namespace, Where("spec.networks", profile_label))
+    if not profile.ok:
+        problem = profile.problems[0]
+        raise ProfileMergeError(problem.field, f"{problem.message}; the profile was not applied")
+
+    own = user.selections if user is not None else ()
+    seen = {s.key for s in own}
+    added: list[tuple[int, NetworkSelection]] = []
+    for i, selection in enumerate(profile.selections):
+        if selection.key not in seen:
+            seen.add(selection.key)
+            added.append((i, selection))
+    if not added:
+        return existing
+
+    merged = [*own, *(s for _, s in added)]
+    _check_interfaces(merged, own, added, profile_label, first_index)
+    if all(fits_text_form(s) for s in merged) and (user is None or _raw_fits_text(user)):
+        return ",".join(to_text_item(s) for s in merged)
+    kept: list[Any] = (
+        list(user.raw) if user is not None and user.form == "json" else [to_json_element(s) for s in own]
+    )
+    return dump_json_form(kept + [to_json_element(s) for _, s in added])
+
+
+def _raw_fits_text(parsed: ParsedNetworks) -> bool:
+    """Whether the user's JSON elements say nothing the short form would lose (unknown keys, legacy or
+    oddly cased spellings are kept verbatim in the JSON form instead)."""
+    if parsed.form != "json":
+        return True
+    return all(
+        isinstance(raw, Mapping) and set(raw) <= _TEXT_KEYS and all(isinstance(v, str) for v in raw.values())
+        for raw in parsed.raw
+    )
+
+
+def _check_interfaces(
+    merged: list[NetworkSelection],
+    own: tuple[NetworkSelection, ...],
+    added: list[tuple[int, NetworkSelection]],
+    profile_label: str,
+    first_index: int,
+) -> None:
+    names = interface_names(merged, first_index)
+    owners: dict[str, str] = {}
+    for j, (selection, ifname) in enumerate(zip(own, names, strict=False)):
+        owners.setdefault(
+            ifname, f"the pod's own element {NETWORKS_ANNOTATION}[{j}] ({selection.describe()})"
+        )
+    for k, (i, selection) in enumerate(added):
+        ifname = names[len(own) + k]
+        how = "requests interface" if selection.interface else "would be given interface (by its position)"
+        what = f"{profile_label}[{i}] ({selection.describe()}) {how} {ifname}"
+        if ifname in RESERVED_INTERFACES:
+            raise ProfileMergeError(
+                f"spec.networks[{i}].interface",
+                f"{what}, which every pod already has: set another interface name in the profile",
+            )
+        if ifname in owners:
+            raise ProfileMergeError(
+                f"spec.networks[{i}].interface",
+                f"{what}, which {owners[ifname]} already uses: give one of them another interface name",
+            )
+        owners[ifname] = f"{profile_label}[{i}] ({selection.describe()})"
