@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-
 #: The versions the CNI specification defines; libcni refuses anything else.
 CNI_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 
@@ -129,9 +128,13 @@ def parse_nad_config(config: Any, path: str) -> ParsedConfig:
     if "plugins" in raw:
         entries = raw["plugins"]
         if not isinstance(entries, list):
-            problems.append(Problem(f"{path}.plugins", f"must be a list of plugin objects, not {_describe(entries)}"))
+            problems.append(
+                Problem(f"{path}.plugins", f"must be a list of plugin objects, not {_describe(entries)}")
+            )
         elif not entries:
-            problems.append(Problem(f"{path}.plugins", "is empty: a configuration list needs at least one plugin"))
+            problems.append(
+                Problem(f"{path}.plugins", "is empty: a configuration list needs at least one plugin")
+            )
         else:
             for i, entry in enumerate(entries):
                 ppath = f"{path}.plugins[{i}]"

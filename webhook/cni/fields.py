@@ -90,5 +90,7 @@ def int_in_range(path: str, value: Any, low: int, high: int, what: str) -> Probl
     if not is_int(value):
         return Problem(path, f"{path} is {describe(value)}: {what} must be an integer from {low} to {high}")
     if not low <= value <= high:
-        return Problem(path, f"{path} is {value}: {what} must be from {low} to {high}; pick one in that range")
+        return Problem(
+            path, f"{path} is {value}: {what} must be from {low} to {high}; pick one in that range"
+        )
     return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterator, Mapping
+
 from webhook.cni.config import PluginConf, Problem, go_field
 from webhook.cni.fields import Kind, describe, fits, int_in_range, is_int, type_problem
 
@@ -133,7 +134,8 @@ def field_type_problems(plugin: PluginConf) -> Iterator[Problem]:
 def common_field_problems(plugin: PluginConf) -> Iterator[Problem]:
     """libcni decodes every plugin into the same common struct, whatever its type."""
     for name, kind in COMMON_FIELDS.items():
-        if name == "type":
+        # A single config's name and version are the top-level ones, which nad_config checks.
+        if name == "type" or (plugin.index is None and name in ("name", "cniVersion")):
             continue
         found = plugin.field(name)
         if found is None:
@@ -142,7 +144,9 @@ def common_field_problems(plugin: PluginConf) -> Iterator[Problem]:
             ipam_type = go_field(found[1], "type")
             if ipam_type is not None and ipam_type[1] is not None and not isinstance(ipam_type[1], str):
                 path = f"{found[0]}.{ipam_type[0]}"
-                yield Problem(path, f"{path} is {describe(ipam_type[1])}: it must be the name of an IPAM plugin")
+                yield Problem(
+                    path, f"{path} is {describe(ipam_type[1])}: it must be the name of an IPAM plugin"
+                )
             continue
         if not fits(found[1], kind):
             yield Problem(
@@ -196,7 +200,8 @@ def mode_problems(plugin: PluginConf) -> Iterator[Problem]:
         return
     path, value = found
     yield Problem(
-        path, f"{path} is {value!r}, not a {plugin.type} mode: use one of {', '.join(modes)} (or leave it out)"
+        path,
+        f"{path} is {value!r}, not a {plugin.type} mode: use one of {', '.join(modes)} (or leave it out)",
     )
 
 
@@ -271,7 +276,9 @@ def bandwidth_problems(plugin: PluginConf) -> Iterator[Problem]:
         elif burst_v and not rate_v:
             yield Problem(rate_path, f"{burst_path} is set but {rate_path} is not: set both (or neither)")
         if burst_v > _MAX_BURST_BITS:
-            yield Problem(burst_path, f"{burst_path} is {burst_v} bits, more than the plugin allows (4 GB): lower it")
+            yield Problem(
+                burst_path, f"{burst_path} is {burst_v} bits, more than the plugin allows (4 GB): lower it"
+            )
 
 
 def sysctl_key_problem(key: str) -> str | None:
@@ -295,4 +302,6 @@ def sysctl_problems(plugin: PluginConf) -> Iterator[Problem]:
         why = sysctl_key_problem(key)
         if why is not None:
             path = f'{found[0]}["{key}"]'
-            yield Problem(path, f"{path}: the key {key!r} {why}; set it through the pod's securityContext instead")
+            yield Problem(
+                path, f"{path}: the key {key!r} {why}; set it through the pod's securityContext instead"
+            )

@@ -1,14 +1,29 @@
-"""Rules on the shape of a NAD's CNI configuration."""
+"""Rules on the shape of a NAD's CNI configuration and on the NAD's own name."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 
+from webhook.cni.config import CNI_VERSIONS, PluginConf
+from webhook.cni.fields import describe
+from webhook.cni.plugins import common_field_problems
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.registry import rule
 from webhook.rules.subject import Subject
 
 NAD = {"NetworkAttachmentDefinition"}
+
+# libcni's rule for network names (pkg/utils): it refuses every ADD on a name outside it.
+_CNI_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
+_DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_SUBDOMAIN = re.compile(rf"{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*")
+# libcni reads these list options as a boolean or the strings "true" / "false".
+_LIST_FLAGS = ("disableCheck", "disableGC", "loadOnlyInlinedPlugins")
+
+
+def _versions_text() -> str:
+    return ", ".join(CNI_VERSIONS)
 
 
 @rule("nad-config-structure", kinds=NAD, severity=Severity.DENY, title="spec.config is a CNI config object")
@@ -19,14 +34,137 @@ def config_structure(subject: Subject) -> Iterator[Violation]:
     parsed = subject.nad_config
     for problem in parsed.problems:
         yield Violation(problem.field, f"{problem.field} {problem.message}")
-    if parsed.netconf is None:
+    netconf = parsed.netconf
+    if netconf is None:
         return
-    for plugin in parsed.netconf.plugins:
-        value = plugin.conf.get("type")
-        if value is None:
+    if netconf.is_list:
+        yield from _list_fields(netconf.raw, "spec.config")
+    else:
+        yield from _name_field(netconf.raw, "spec.config")
+    for plugin in netconf.plugins:
+        yield from _plugin_type(plugin)
+        for problem in common_field_problems(plugin):
+            yield Violation(problem.field, problem.message)
+
+
+def _plugin_type(plugin: PluginConf) -> Iterator[Violation]:
+    value = plugin.conf.get("type")
+    path = f"{plugin.path}.type"
+    if value is None:
+        yield Violation(
+            path,
+            f"{plugin.path} has no 'type': set it to the CNI plugin binary to run (e.g. macvlan, bridge)",
+        )
+    elif not isinstance(value, str) or not value:
+        yield Violation(path, f"{path} must be a non-empty string naming a CNI plugin")
+    elif "/" in value or "\\" in value:
+        yield Violation(
+            path,
+            f"{path} is {value!r}: a plugin type is a binary name looked up in the CNI bin directory, "
+            "never a path; write just the name (e.g. macvlan)",
+        )
+
+
+def _name_field(raw: Mapping[str, object], base: str) -> Iterator[Violation]:
+    name = raw.get("name")
+    path = f"{base}.name"
+    if name is None or name == "":
+        return  # Multus fills a missing name from the NAD's metadata.name.
+    if not isinstance(name, str):
+        yield Violation(path, f"{path} is {describe(name)}: the network name must be a string (or left out)")
+    elif not _CNI_NAME.fullmatch(name):
+        yield Violation(
+            path,
+            f"{path} is {name!r}: libcni only accepts letters, digits, '_', '.' and '-' (starting with a "
+            "letter or digit); rename it, or leave it out to use the NAD's name",
+        )
+
+
+def _list_fields(raw: Mapping[str, object], base: str) -> Iterator[Violation]:
+    yield from _name_field(raw, base)
+    for flag in _LIST_FLAGS:
+        value = raw.get(flag)
+        if value is None or isinstance(value, bool):
+            continue
+        if not isinstance(value, str) or value.lower() not in ("true", "false"):
+            path = f"{base}.{flag}"
+            yield Violation(path, f"{path} is {describe(value)}: write true or false")
+
+
+@rule("nad-config-empty", kinds=NAD, severity=Severity.WARN, title="spec.config is present")
+def config_empty(subject: Subject) -> Iterator[Violation]:
+    """A NAD without spec.config makes Multus read the configuration from a file of the same name
+    on each node's disk. Nothing can check that file, and a node without it fails every pod that
+    selects the network, so the NAD is admitted with a warning."""
+    if subject.nad_config.empty:
+        yield Violation(
+            "spec.config",
+            "spec.config is empty: Multus will look for a CNI config file named after this NAD on every "
+            "node, which nothing here can check; put the CNI JSON in spec.config unless you ship that file",
+        )
+
+
+@rule("nad-config-cni-version", kinds=NAD, severity=Severity.DENY, title="cniVersion is a CNI spec version")
+def config_cni_version(subject: Subject) -> Iterator[Violation]:
+    """An unknown cniVersion makes libcni or the plugin refuse the config ("incompatible CNI
+    versions") on every pod. Catches typos such as "1.0" or "0.3.2" before any pod depends on it."""
+    netconf = subject.nad_config.netconf
+    if netconf is None:
+        return
+    yield from _version(netconf.raw.get("cniVersion"), "spec.config.cniVersion")
+    versions = netconf.raw.get("cniVersions")
+    if versions is not None:
+        if not isinstance(versions, list):
             yield Violation(
-                f"{plugin.path}.type",
-                f"{plugin.path} has no 'type': set it to the CNI plugin binary to run (e.g. macvlan, bridge)",
+                "spec.config.cniVersions",
+                f"spec.config.cniVersions is {describe(versions)}: write a list of versions, e.g. "
+                '["0.3.1", "1.0.0"]',
             )
-        elif not isinstance(value, str) or not value:
-            yield Violation(f"{plugin.path}.type", f"{plugin.path}.type must be a non-empty string naming a CNI plugin")
+        else:
+            for i, value in enumerate(versions):
+                yield from _version(value, f"spec.config.cniVersions[{i}]", allow_empty=False)
+
+
+def _version(value: object, path: str, allow_empty: bool = True) -> Iterator[Violation]:
+    if value is None or (allow_empty and value == ""):
+        return
+    if not isinstance(value, str):
+        yield Violation(path, f'{path} is {describe(value)}: write the version as a string, e.g. "1.0.0"')
+    elif value not in CNI_VERSIONS:
+        yield Violation(
+            path,
+            f"{path} is {value!r}, not a CNI spec version: use one of {_versions_text()} (1.0.0 is typical)",
+        )
+
+
+@rule("nad-name", kinds=NAD, severity=Severity.DENY, title="the NAD's name is a valid object name")
+def nad_name(subject: Subject) -> Iterator[Violation]:
+    """The apiserver refuses a NAD whose name is not a DNS-1123 subdomain, but a file checked by the
+    CLI never meets an apiserver: this says so first. A name with dots is valid, yet the short
+    form of the networks annotation (namespace/name@interface) cannot reference it: only the JSON
+    form can, which users rarely expect, so that is a warning."""
+    name = subject.metadata.get("name")
+    if name is None or name == "":
+        if not subject.metadata.get("generateName") and subject.operation != "DELETE":
+            yield Violation(
+                "metadata.name", "metadata.name is missing: give the NetworkAttachmentDefinition a name"
+            )
+        return
+    if not isinstance(name, str):
+        yield Violation("metadata.name", f"metadata.name is {describe(name)}: a name is a string")
+        return
+    if len(name) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(name):
+        yield Violation(
+            "metadata.name",
+            f"metadata.name {name!r} is not a valid Kubernetes object name (DNS-1123 subdomain: lowercase "
+            "letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 "
+            "characters); rename it",
+        )
+    elif "." in name:
+        yield Violation(
+            "metadata.name",
+            f"metadata.name {name!r} contains dots: the short form of k8s.v1.cni.cncf.io/networks "
+            '(ns/name@if) cannot select it, only the JSON form ([{"name": "..."}]) can; consider a name '
+            "without dots",
+            Severity.WARN,
+        )

@@ -1,0 +1,59 @@
+"""IP addresses and CIDRs, parsed the way Go's net.ParseIP / net.ParseCIDR read them.
+
+The plugins that consume these configs are Go programs; Python's ipaddress is more lenient in
+places (scope ids, netmask prefixes, a missing prefix), so the differences are closed here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_ip(value: Any) -> IPAddress | None:
+    """The address Go's net.ParseIP returns for ``value``, or None when Go would refuse it.
+
+    An IPv4-mapped IPv6 address comes back as IPv4, as Go's To4() canonicalisation does."""
+    if not isinstance(value, str) or "%" in value or "/" in value:
+        return None
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def parse_cidr(value: Any) -> tuple[IPAddress, IPNetwork] | None:
+    """(address, network) as Go's net.ParseCIDR returns them; the address keeps its host bits."""
+    if not isinstance(value, str) or value.count("/") != 1:
+        return None
+    addr_text, prefix_text = value.split("/")
+    if not prefix_text.isascii() or not prefix_text.isdigit() or len(prefix_text) > 3:
+        return None
+    addr = parse_ip(addr_text)
+    if addr is None or (":" in addr_text and addr.version == 4):
+        # Go keeps a mapped address 16 bytes long with a 128-bit mask; the plugins then refuse the
+        # mismatch. Asking for the dotted IPv4 form is the useful answer.
+        return None
+    prefix = int(prefix_text)
+    if prefix > addr.max_prefixlen:
+        return None
+    return addr, ipaddress.ip_network(f"{addr}/{prefix}", strict=False)
+
+
+def family(addr: IPAddress | IPNetwork) -> str:
+    return f"IPv{addr.version}"
+
+
+def within(addr: IPAddress, net: IPNetwork) -> bool:
+    # ipaddress does not compare families in `in`: ::1 would be "in" 0.0.0.0/0.
+    return addr.version == net.version and addr in net
+
+
+def between(addr: IPAddress, first: IPAddress, last: IPAddress) -> bool:
+    return addr.version == first.version == last.version and int(first) <= int(addr) <= int(last)

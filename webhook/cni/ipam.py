@@ -1,0 +1,698 @@
+"""IPAM sections (host-local, whereabouts, static, dhcp) parsed into typed address ranges.
+
+Each ``check_*`` function returns the problems its IPAM plugin would hit, with the JSON path of the
+field; ``nad_allocation_ranges`` gives the ranges a NAD hands out, for the cluster-wide overlap
+index. Nothing here raises on malformed input: a field that cannot be read is a problem, not an
+exception.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from webhook.cni.addresses import IPAddress, IPNetwork, between, family, parse_cidr, parse_ip, within
+from webhook.cni.config import NetConf, PluginConf, Problem, go_field
+from webhook.cni.fields import describe, is_int
+
+# CNI 0.1.0 / 0.2.0 results carry one address per family.
+_SINGLE_ADDRESS_VERSIONS = frozenset({"0.1.0", "0.2.0"})
+
+
+@dataclass(frozen=True, slots=True)
+class AddressRange:
+    """One contiguous block of addresses a NAD hands out (both ends inclusive)."""
+
+    first: IPAddress
+    last: IPAddress
+    #: JSON path of the range in the NAD (e.g. spec.config.plugins[0].ipam.ranges[0][1]).
+    path: str
+    ipam_type: str
+    plugin_type: str | None
+    #: The L2 segment the addresses live on, as far as the config says.
+    master: str | None = None
+    bridge: str | None = None
+    vlan: int | None = None
+    #: whereabouts only: pools are keyed by range and network_name.
+    network_name: str = ""
+    enable_overlapping_ranges: bool = True
+    #: The CIDR the range was written as (host-local subnet, whereabouts range); None for static.
+    network: IPNetwork | None = None
+
+    @property
+    def version(self) -> int:
+        return self.first.version
+
+    def overlaps(self, other: AddressRange) -> bool:
+        return between(other.first, self.first, self.last) or between(self.first, other.first, other.last)
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    path: str
+    value: Any
+
+
+def _get(obj: Mapping[str, Any], base: str, name: str) -> _Field | None:
+    found = go_field(obj, name)
+    if found is None or found[1] is None:
+        return None
+    return _Field(f"{base}.{found[0]}", found[1])
+
+
+def _ip_field(obj: Mapping[str, Any], base: str, name: str, problems: list[Problem]) -> IPAddress | None:
+    """A Go net.IP field: absent, null and "" mean unset; anything unparsable fails the plugin."""
+    f = _get(obj, base, name)
+    if f is None or f.value == "":
+        return None
+    addr = parse_ip(f.value)
+    if addr is None:
+        problems.append(
+            Problem(
+                f.path,
+                f"{f.path} is {describe(f.value)}, not an IP address: write a plain address such as 10.1.2.3",
+            )
+        )
+    return addr
+
+
+def _too_small(net: IPNetwork) -> bool:
+    return net.prefixlen > net.max_prefixlen - 2
+
+
+def _span(first: IPAddress, last: IPAddress) -> str:
+    return f"{first}-{last}"
+
+
+# --- host-local -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HostLocalRange:
+    path: str
+    subnet: IPNetwork
+    start: IPAddress
+    end: IPAddress
+    gateway: IPAddress | None
+
+    def contains(self, addr: IPAddress) -> bool:
+        return between(addr, self.start, self.end)
+
+    def overlaps(self, other: HostLocalRange) -> bool:
+        return between(other.start, self.start, self.end) or between(self.start, other.start, other.end)
+
+
+def _host_local_range(obj: Any, path: str, problems: list[Problem]) -> HostLocalRange | None:
+    if not isinstance(obj, Mapping):
+        problems.append(Problem(path, f"{path} is {describe(obj)}: a range must be an object with a subnet"))
+        return None
+    before = len(problems)
+    subnet_f = _get(obj, path, "subnet")
+    start = _ip_field(obj, path, "rangeStart", problems)
+    end = _ip_field(obj, path, "rangeEnd", problems)
+    gateway = _ip_field(obj, path, "gateway", problems)
+    if subnet_f is None:
+        problems.append(Problem(f"{path}.subnet", f"{path}.subnet is missing: set the CIDR to allocate from"))
+        return None
+    parsed = parse_cidr(subnet_f.value)
+    if parsed is None:
+        problems.append(
+            Problem(
+                subnet_f.path,
+                f"{subnet_f.path} is {describe(subnet_f.value)}, not a CIDR: write it as network/prefix, "
+                "e.g. 10.1.0.0/24 or fd00:1::/64",
+            )
+        )
+        return None
+    addr, subnet = parsed
+    sp = subnet_f.path
+    if _too_small(subnet):
+        problems.append(
+            Problem(
+                sp,
+                f"{sp} is {subnet_f.value}: a /{subnet.prefixlen} is too small for host-local to allocate "
+                f"from; use at most a /{subnet.max_prefixlen - 2}",
+            )
+        )
+        return None
+    if addr != subnet.network_address:
+        problems.append(
+            Problem(
+                sp,
+                f"{sp} is {subnet_f.value}, which has host bits set: host-local refuses it; "
+                f"write the network "
+                f"address, {subnet}",
+            )
+        )
+        return None
+    if len(problems) > before:
+        return None
+    if gateway is not None and not within(gateway, subnet):
+        gp = _get(obj, path, "gateway")
+        gpath = gp.path if gp else f"{path}.gateway"
+        problems.append(
+            Problem(
+                gpath,
+                f"{gpath} {gateway} is outside the subnet {subnet}: host-local refuses it; use an address "
+                f"inside {subnet} or leave the gateway out (it defaults to the first address)",
+            )
+        )
+    default_start = subnet.network_address + 1
+    # host-local keeps the IPv4 broadcast address out of the range; IPv6 has none.
+    default_end = subnet.broadcast_address - 1 if subnet.version == 4 else subnet.broadcast_address
+    bad = False
+    for name, value in (("rangeStart", start), ("rangeEnd", end)):
+        if value is not None and not within(value, subnet):
+            f = _get(obj, path, name)
+            fpath = f.path if f else f"{path}.{name}"
+            problems.append(
+                Problem(
+                    fpath, f"{fpath} {value} is outside the subnet {subnet}: use an address inside {subnet}"
+                )
+            )
+            bad = True
+    if bad:
+        return None
+    first = start if start is not None else default_start
+    last = end if end is not None else default_end
+    if int(first) > int(last):
+        f = _get(obj, path, "rangeStart") or _get(obj, path, "rangeEnd")
+        fpath = f.path if f else path
+        problems.append(
+            Problem(
+                fpath,
+                f"{fpath}: the range starts at {first}, after its end {last}: make rangeStart lower than "
+                "rangeEnd (rangeEnd defaults to the last usable address of the subnet)",
+            )
+        )
+        return None
+    return HostLocalRange(path, subnet, first, last, gateway)
+
+
+def host_local_ranges(
+    ipam: Mapping[str, Any], ipam_path: str
+) -> tuple[list[list[HostLocalRange]], list[Problem]]:
+    """The range sets host-local would allocate from, and what it would refuse."""
+    problems: list[Problem] = []
+    sets: list[list[HostLocalRange]] = []
+    flat_subnet = _get(ipam, ipam_path, "subnet")
+    if flat_subnet is not None:
+        r = _host_local_range(ipam, ipam_path, problems)
+        if r is not None:
+            sets.append([r])
+    else:
+        # Without a subnet host-local ignores the flat fields, but still decodes them.
+        for name in ("rangeStart", "rangeEnd", "gateway"):
+            _ip_field(ipam, ipam_path, name, problems)
+    ranges_f = _get(ipam, ipam_path, "ranges")
+    if ranges_f is not None:
+        if not isinstance(ranges_f.value, list):
+            problems.append(
+                Problem(
+                    ranges_f.path,
+                    f"{ranges_f.path} is {describe(ranges_f.value)}: it must be a list of range sets, "
+                    "each a list "
+                    'of {"subnet": ...} objects',
+                )
+            )
+        else:
+            for i, entry in enumerate(ranges_f.value):
+                spath = f"{ranges_f.path}[{i}]"
+                if not isinstance(entry, list):
+                    problems.append(
+                        Problem(
+                            spath,
+                            f"{spath} is {describe(entry)}: a range set is a list of range objects; wrap it "
+                            "in [ ]",
+                        )
+                    )
+                    continue
+                if not entry:
+                    problems.append(
+                        Problem(spath, f"{spath} is an empty range set: add a range or remove it")
+                    )
+                    continue
+                members = [_host_local_range(obj, f"{spath}[{j}]", problems) for j, obj in enumerate(entry)]
+                good = [m for m in members if m is not None]
+                problems.extend(_range_set_problems(good))
+                if len(good) == len(members):
+                    sets.append(good)
+    problems.extend(_cross_set_overlaps(sets))
+    return sets, problems
+
+
+def _range_set_problems(members: Sequence[HostLocalRange]) -> Iterator[Problem]:
+    if not members:
+        return
+    first = members[0]
+    for other in members[1:]:
+        if other.start.version != first.start.version:
+            yield Problem(
+                other.path,
+                f"{other.path} is {family(other.subnet)} but {first.path} is {family(first.subnet)}: "
+                "one range set "
+                "holds one address family; put the other family in its own range set",
+            )
+            return
+    for i, a in enumerate(members):
+        for b in members[i + 1 :]:
+            if a.overlaps(b):
+                yield Problem(
+                    b.path,
+                    f"{b.path} ({_span(b.start, b.end)}) overlaps {a.path} ({_span(a.start, a.end)}) "
+                    "in the same "
+                    "range set: make the ranges disjoint",
+                )
+
+
+def _cross_set_overlaps(sets: Sequence[Sequence[HostLocalRange]]) -> Iterator[Problem]:
+    for i, left in enumerate(sets):
+        for right in sets[i + 1 :]:
+            pair = next(((a, b) for a in left for b in right if a.overlaps(b)), None)
+            if pair is not None:
+                a, b = pair
+                yield Problem(
+                    b.path,
+                    f"{b.path} ({_span(b.start, b.end)}) overlaps {a.path} ({_span(a.start, a.end)}): "
+                    "host-local "
+                    "refuses overlapping range sets; make them disjoint",
+                )
+
+
+def check_host_local(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
+    ipam = plugin.ipam
+    if ipam is None:
+        return []
+    path = plugin.ipam_path
+    sets, problems = host_local_ranges(ipam, path)
+    if not sets and not problems and not _capability(plugin, "ipRanges"):
+        problems.append(
+            Problem(
+                path,
+                f"{path} has no subnet and no ranges: host-local has nothing to allocate from; add "
+                '"ranges": [[{"subnet": "10.1.0.0/24"}]]',
+            )
+        )
+    families = [s[0].start.version for s in sets]
+    problems.extend(_one_per_family(path, families, cni_version, "range sets"))
+    return problems
+
+
+def _capability(plugin: PluginConf, name: str) -> bool:
+    caps = plugin.conf.get("capabilities")
+    return isinstance(caps, Mapping) and caps.get(name) is True
+
+
+def _one_per_family(
+    path: str, versions: Sequence[int], cni_version: str | None, what: str
+) -> Iterator[Problem]:
+    if cni_version in _SINGLE_ADDRESS_VERSIONS and (versions.count(4) > 1 or versions.count(6) > 1):
+        yield Problem(
+            path,
+            f"{path} has several {what} of one address family, which cniVersion {cni_version} cannot "
+            "return: raise cniVersion to 0.3.1 or later, or keep one per family",
+        )
+
+
+# --- whereabouts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WhereaboutsRange:
+    path: str
+    network: IPNetwork
+    first: IPAddress
+    last: IPAddress
+    #: (JSON path, network) of each parsable exclude entry.
+    excludes: tuple[tuple[str, IPNetwork], ...]
+
+
+def _whereabouts_range(obj: Mapping[str, Any], path: str, problems: list[Problem]) -> WhereaboutsRange | None:
+    range_f = _get(obj, path, "range")
+    if range_f is None or range_f.value == "":
+        problems.append(
+            Problem(
+                f"{path}.range", f"{path}.range is missing: set the CIDR to allocate from, e.g. 10.1.0.0/24"
+            )
+        )
+        return None
+    rp = range_f.path
+    start = _ip_field(obj, path, "range_start", problems)
+    end = _ip_field(obj, path, "range_end", problems)
+    excludes = _excludes(obj, path, problems)
+    if not isinstance(range_f.value, str):
+        problems.append(Problem(rp, f"{rp} is {describe(range_f.value)}: write the range as a CIDR string"))
+        return None
+    text = range_f.value
+    dash_start: IPAddress | None = None
+    if "-" in text:
+        # "first-last/prefix": the first address, then the last address written as a CIDR.
+        head, tail = text.split("-", 1)
+        dash_start = parse_ip(head)
+        parsed = parse_cidr(tail)
+        if dash_start is None or parsed is None:
+            problems.append(
+                Problem(
+                    rp,
+                    f"{rp} is {text!r}: write a CIDR (10.1.0.0/24) or first-last/prefix "
+                    "(10.1.0.10-10.1.0.50/24)",
+                )
+            )
+            return None
+        dash_end, net = parsed
+        if not within(dash_start, net):
+            problems.append(
+                Problem(rp, f"{rp}: {dash_start} is not inside {net}; start the range inside the network")
+            )
+            return None
+    else:
+        parsed = parse_cidr(text)
+        if parsed is None:
+            problems.append(
+                Problem(rp, f"{rp} is {text!r}, not a CIDR: write it as network/prefix, e.g. 10.1.0.0/24")
+            )
+            return None
+        dash_end, net = None, parsed[1]
+    if _too_small(net):
+        problems.append(
+            Problem(
+                rp,
+                f"{rp} is a /{net.prefixlen}: whereabouts needs addresses between the network and broadcast "
+                f"address; use at most a /{net.max_prefixlen - 2}",
+            )
+        )
+        return None
+    usable_first, usable_last = net.network_address + 1, net.broadcast_address - 1
+    first, last = dash_start or usable_first, dash_end or usable_last
+    if dash_start is None:
+        for name, value in (("range_start", start), ("range_end", end)):
+            if value is not None and not between(value, usable_first, usable_last):
+                f = _get(obj, path, name)
+                fpath = f.path if f else f"{path}.{name}"
+                problems.append(
+                    Problem(
+                        fpath,
+                        f"{fpath} {value} is outside the range {net} ({usable_first}-{usable_last}): "
+                        "whereabouts would silently ignore it and allocate from the whole range; "
+                        "use an address inside it",
+                    )
+                )
+            elif name == "range_start" and value is not None:
+                first = value
+            elif value is not None:
+                last = value
+    if first.version != last.version or int(first) > int(last):
+        problems.append(
+            Problem(
+                rp,
+                f"{rp}: the range starts at {first}, after its end {last}: whereabouts would ignore the "
+                "end and allocate up to the last address of the network; make the start lower than the end",
+            )
+        )
+        return None
+    return WhereaboutsRange(rp, net, first, last, excludes)
+
+
+def _excludes(
+    obj: Mapping[str, Any], path: str, problems: list[Problem]
+) -> tuple[tuple[str, IPNetwork], ...]:
+    f = _get(obj, path, "exclude")
+    if f is None:
+        return ()
+    if not isinstance(f.value, list):
+        problems.append(
+            Problem(f.path, f"{f.path} is {describe(f.value)}: write a list of CIDRs or addresses")
+        )
+        return ()
+    nets: list[tuple[str, IPNetwork]] = []
+    for i, entry in enumerate(f.value):
+        epath = f"{f.path}[{i}]"
+        parsed = parse_cidr(entry)
+        if parsed is None:
+            addr = parse_ip(entry)
+            if addr is not None:
+                parsed = (addr, ipaddress.ip_network(addr))
+        if parsed is None:
+            problems.append(
+                Problem(
+                    epath,
+                    f"{epath} is {describe(entry)}: whereabouts cannot parse it and would fail every pod; "
+                    "write "
+                    "a CIDR (10.1.0.0/28) or an address (10.1.0.7)",
+                )
+            )
+        else:
+            nets.append((epath, parsed[1]))
+    return tuple(nets)
+
+
+def whereabouts_ranges(
+    ipam: Mapping[str, Any], ipam_path: str
+) -> tuple[list[WhereaboutsRange], list[Problem]]:
+    problems: list[Problem] = []
+    ranges: list[WhereaboutsRange] = []
+    top = _get(ipam, ipam_path, "range")
+    if top is not None and top.value != "":
+        r = _whereabouts_range(ipam, ipam_path, problems)
+        if r is not None:
+            ranges.append(r)
+    else:
+        for name in ("range_start", "range_end"):
+            _ip_field(ipam, ipam_path, name, problems)
+        excl = _get(ipam, ipam_path, "exclude")
+        if excl is not None:
+            problems.append(
+                Problem(
+                    excl.path,
+                    f"{excl.path} only applies to the top-level range, and there is none: "
+                    "whereabouts ignores "
+                    "it; move the entries into each ipRanges entry's exclude",
+                    warning=True,
+                )
+            )
+    ip_ranges = _get(ipam, ipam_path, "ipRanges")
+    if ip_ranges is not None:
+        if not isinstance(ip_ranges.value, list):
+            problems.append(
+                Problem(
+                    ip_ranges.path,
+                    f"{ip_ranges.path} is {describe(ip_ranges.value)}: write a list of "
+                    '{"range": ...} objects',
+                )
+            )
+        else:
+            for i, entry in enumerate(ip_ranges.value):
+                epath = f"{ip_ranges.path}[{i}]"
+                if not isinstance(entry, Mapping):
+                    problems.append(
+                        Problem(epath, f'{epath} is {describe(entry)}: write a {{"range": ...}} object')
+                    )
+                    continue
+                r = _whereabouts_range(entry, epath, problems)
+                if r is not None:
+                    ranges.append(r)
+    for r in ranges:
+        problems.extend(_exclude_outside(r))
+    return ranges, problems
+
+
+def _exclude_outside(r: WhereaboutsRange) -> Iterator[Problem]:
+    for path, net in r.excludes:
+        if net.version != r.network.version or not net.overlaps(r.network):
+            yield Problem(
+                path,
+                f"{path} {net} is outside the range {r.network}, so it excludes nothing: "
+                "fix the entry or drop it",
+                warning=True,
+            )
+
+
+def check_whereabouts(plugin: PluginConf) -> list[Problem]:
+    ipam = plugin.ipam
+    if ipam is None:
+        return []
+    path = plugin.ipam_path
+    ranges, problems = whereabouts_ranges(ipam, path)
+    _ip_field(ipam, path, "gateway", problems)
+    if not ranges and not problems:
+        problems.append(
+            Problem(
+                f"{path}.range",
+                f"{path} has neither range nor ipRanges: whereabouts has nothing to allocate from; add "
+                '"range": "10.1.0.0/24"',
+            )
+        )
+    for name, expected in (("network_name", str), ("enable_overlapping_ranges", bool)):
+        f = _get(ipam, path, name)
+        if f is not None and not isinstance(f.value, expected):
+            kind = "a string" if expected is str else "true or false"
+            problems.append(Problem(f.path, f"{f.path} is {describe(f.value)}: write {kind}"))
+    return problems
+
+
+# --- static -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StaticAddress:
+    path: str
+    address: IPAddress
+    network: IPNetwork
+    gateway: IPAddress | None
+
+
+def static_addresses(ipam: Mapping[str, Any], ipam_path: str) -> tuple[list[StaticAddress], list[Problem]]:
+    problems: list[Problem] = []
+    out: list[StaticAddress] = []
+    f = _get(ipam, ipam_path, "addresses")
+    if f is None:
+        return out, problems
+    if not isinstance(f.value, list):
+        problems.append(
+            Problem(f.path, f'{f.path} is {describe(f.value)}: write a list of {{"address": "10.1.0.5/24"}}')
+        )
+        return out, problems
+    for i, entry in enumerate(f.value):
+        epath = f"{f.path}[{i}]"
+        if not isinstance(entry, Mapping):
+            problems.append(
+                Problem(epath, f'{epath} is {describe(entry)}: write an {{"address": ...}} object')
+            )
+            continue
+        gateway = _ip_field(entry, epath, "gateway", problems)
+        a = _get(entry, epath, "address")
+        apath = a.path if a else f"{epath}.address"
+        parsed = parse_cidr(a.value) if a is not None else None
+        if parsed is None:
+            shown = describe(a.value) if a is not None else "missing"
+            problems.append(
+                Problem(
+                    apath,
+                    f"{apath} is {shown}: the static plugin needs an address in CIDR form, e.g. 10.1.0.5/24",
+                )
+            )
+            continue
+        addr, net = parsed
+        if gateway is not None and gateway.version != addr.version:
+            gp = _get(entry, epath, "gateway")
+            gpath = gp.path if gp else f"{epath}.gateway"
+            problems.append(
+                Problem(
+                    gpath,
+                    f"{gpath} {gateway} is {family(gateway)} but the address {addr} is {family(addr)}: "
+                    "routes "
+                    "through it cannot work; give each address a gateway of its own family",
+                    warning=True,
+                )
+            )
+        out.append(StaticAddress(epath, addr, net, gateway))
+    return out, problems
+
+
+def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
+    ipam = plugin.ipam
+    if ipam is None:
+        return []
+    path = plugin.ipam_path
+    addresses, problems = static_addresses(ipam, path)
+    if not addresses and not problems and not _capability(plugin, "ips"):
+        problems.append(
+            Problem(
+                f"{path}.addresses",
+                f"{path}.addresses is empty: static IPAM then returns no address and the interface "
+                'plugin fails; list the addresses (e.g. [{"address": "10.1.0.5/24"}]) or declare the '
+                '"ips" capability',
+            )
+        )
+    problems.extend(_one_per_family(path, [a.address.version for a in addresses], cni_version, "addresses"))
+    return problems
+
+
+# --- routes (shared by host-local, static and whereabouts) ------------------------------------
+
+
+def check_routes(plugin: PluginConf) -> list[Problem]:
+    ipam = plugin.ipam
+    if ipam is None:
+        return []
+    f = _get(ipam, plugin.ipam_path, "routes")
+    if f is None:
+        return []
+    if not isinstance(f.value, list):
+        return [Problem(f.path, f'{f.path} is {describe(f.value)}: write a list of {{"dst": "0.0.0.0/0"}}')]
+    problems: list[Problem] = []
+    for i, entry in enumerate(f.value):
+        epath = f"{f.path}[{i}]"
+        if entry is None:
+            continue
+        if not isinstance(entry, Mapping):
+            problems.append(Problem(epath, f'{epath} is {describe(entry)}: write a {{"dst": ...}} object'))
+            continue
+        dst = _get(entry, epath, "dst")
+        if dst is None or parse_cidr(dst.value) is None:
+            dpath = dst.path if dst else f"{epath}.dst"
+            shown = describe(dst.value) if dst else "missing"
+            problems.append(
+                Problem(dpath, f"{dpath} is {shown}: a route needs a destination CIDR, e.g. 0.0.0.0/0")
+            )
+        _ip_field(entry, epath, "gw", problems)
+        for name in ("mtu", "advmss", "priority", "table", "scope"):
+            n = _get(entry, epath, name)
+            if n is not None and not is_int(n.value):
+                problems.append(Problem(n.path, f"{n.path} is {describe(n.value)}: write an integer"))
+    return problems
+
+
+# --- allocation ranges for the cluster-wide overlap index -------------------------------------
+
+
+def _segment(plugin: PluginConf) -> dict[str, Any]:
+    def text(name: str) -> str | None:
+        f = plugin.field(name)
+        return f[1] if f is not None and isinstance(f[1], str) and f[1] else None
+
+    def number(name: str) -> int | None:
+        f = plugin.field(name)
+        return f[1] if f is not None and is_int(f[1]) else None
+
+    kind = plugin.type
+    if kind == "bridge":
+        return {"bridge": text("bridge") or "cni0", "vlan": number("vlan") or None}
+    if kind == "vlan":
+        return {"master": text("master"), "vlan": number("vlanId")}
+    if kind in ("macvlan", "ipvlan", "host-device"):
+        return {"master": text("master") or text("device")}
+    return {}
+
+
+def nad_allocation_ranges(netconf: NetConf | None) -> list[AddressRange]:
+    """Every block of addresses the NAD's IPAM hands out (valid ranges only), with the segment and
+    whereabouts pool key they belong to. host-local and whereabouts give ranges, static gives one
+    address per entry; dhcp and unknown IPAM types give nothing (the addresses are not ours to know)."""
+    if netconf is None:
+        return []
+    out: list[AddressRange] = []
+    for plugin in netconf.plugins:
+        ipam, ipam_type = plugin.ipam, plugin.ipam_type
+        if ipam is None or ipam_type is None:
+            continue
+        seg = _segment(plugin)
+        common: dict[str, Any] = {"ipam_type": ipam_type, "plugin_type": plugin.type, **seg}
+        if ipam_type == "host-local":
+            sets, _ = host_local_ranges(ipam, plugin.ipam_path)
+            out.extend(
+                AddressRange(r.start, r.end, r.path, network=r.subnet, **common) for s in sets for r in s
+            )
+        elif ipam_type == "whereabouts":
+            ranges, _ = whereabouts_ranges(ipam, plugin.ipam_path)
+            name = go_field(ipam, "network_name")
+            overlapping = go_field(ipam, "enable_overlapping_ranges")
+            common["network_name"] = name[1] if name is not None and isinstance(name[1], str) else ""
+            common["enable_overlapping_ranges"] = not (overlapping is not None and overlapping[1] is False)
+            out.extend(AddressRange(r.first, r.last, r.path, network=r.network, **common) for r in ranges)
+        elif ipam_type == "static":
+            addresses, _ = static_addresses(ipam, plugin.ipam_path)
+            out.extend(AddressRange(a.address, a.address, a.path, **common) for a in addresses)
+    return out

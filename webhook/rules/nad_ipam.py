@@ -1,0 +1,76 @@
+"""Rules on the IPAM section of each plugin of a NAD (see webhook.cni.ipam)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from webhook.cni import ipam
+from webhook.cni.config import PluginConf, Problem
+from webhook.rules.findings import Severity, Violation
+from webhook.rules.registry import rule
+from webhook.rules.subject import Subject
+
+NAD = {"NetworkAttachmentDefinition"}
+
+
+def _each_ipam(
+    subject: Subject, ipam_type: str | None, check: Callable[[PluginConf, str | None], Iterable[Problem]]
+) -> Iterator[Violation]:
+    netconf = subject.nad_config.netconf
+    if netconf is None:
+        return
+    for plugin in netconf.plugins:
+        if plugin.ipam_type is None or (ipam_type is not None and plugin.ipam_type != ipam_type):
+            continue
+        # libcni gives every plugin of a list the list's cniVersion.
+        version = netconf.cni_version if netconf.is_list else plugin.conf.get("cniVersion")
+        for problem in check(plugin, version if isinstance(version, str) else None):
+            yield Violation(problem.field, problem.message, Severity.WARN if problem.warning else None)
+
+
+@rule("nad-ipam-host-local", kinds=NAD, severity=Severity.DENY, title="host-local ranges are allocatable")
+def host_local(subject: Subject) -> Iterator[Violation]:
+    """host-local refuses, on every pod: a subnet too small to allocate from (/31, /32, /127, /128),
+    a subnet written with host bits, rangeStart / rangeEnd / gateway outside the subnet, a start
+    after the end, mixed families in one range set and overlapping ranges."""
+    yield from _each_ipam(subject, "host-local", ipam.check_host_local)
+
+
+@rule("nad-ipam-whereabouts", kinds=NAD, severity=Severity.DENY, title="whereabouts ranges are usable")
+def whereabouts(subject: Subject) -> Iterator[Violation]:
+    """whereabouts fails every pod on an unparsable range or exclude entry, and silently ignores a
+    range_start / range_end outside the range (allocating from the start of the range, the
+    opposite of what was asked). An exclude entry outside the range excludes nothing: a warning."""
+    yield from _each_ipam(subject, "whereabouts", lambda plugin, _version: ipam.check_whereabouts(plugin))
+
+
+@rule("nad-ipam-static", kinds=NAD, severity=Severity.DENY, title="static addresses are CIDRs")
+def static(subject: Subject) -> Iterator[Violation]:
+    """static IPAM needs each address in CIDR form (10.1.0.5/24) and fails every pod otherwise; a
+    gateway of the other address family is accepted but cannot route, so it is a warning."""
+    yield from _each_ipam(subject, "static", ipam.check_static)
+
+
+@rule("nad-ipam-routes", kinds=NAD, severity=Severity.DENY, title="IPAM routes have a CIDR destination")
+def routes(subject: Subject) -> Iterator[Violation]:
+    """host-local, static and whereabouts decode ipam.routes into typed routes: a destination that
+    is not a CIDR or a gateway that is not an address fails every pod."""
+    for ipam_type in ("host-local", "static", "whereabouts"):
+        yield from _each_ipam(subject, ipam_type, lambda plugin, _version: ipam.check_routes(plugin))
+
+
+@rule("nad-ipam-dhcp", kinds=NAD, severity=Severity.WARN, title="dhcp IPAM needs the DHCP daemon")
+def dhcp(subject: Subject) -> Iterator[Violation]:
+    """The dhcp IPAM plugin only talks to a DHCP daemon (``dhcp daemon``) that must run on every node
+    and reach a DHCP server on the segment; without it pods hang in ContainerCreating."""
+    netconf = subject.nad_config.netconf
+    if netconf is None:
+        return
+    for plugin in netconf.plugins:
+        if plugin.ipam_type == "dhcp":
+            path = f"{plugin.ipam_path}.type"
+            yield Violation(
+                path,
+                f"{path} is dhcp: make sure the CNI dhcp daemon runs on every node that can run these pods "
+                "and that a DHCP server answers on the segment, or use whereabouts for cluster-wide IPAM",
+            )

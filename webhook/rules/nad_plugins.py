@@ -1,0 +1,123 @@
+"""Rules on individual CNI plugins of a NAD (the reference plugins; see webhook.cni.plugins)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from webhook.cni import plugins as table
+from webhook.cni.config import PluginConf, Problem
+from webhook.rules.findings import Severity, Violation
+from webhook.rules.registry import rule
+from webhook.rules.subject import Subject
+
+NAD = {"NetworkAttachmentDefinition"}
+
+
+def _each_plugin(subject: Subject, check: Callable[[PluginConf], Iterable[Problem]]) -> Iterator[Violation]:
+    netconf = subject.nad_config.netconf
+    if netconf is None:
+        return
+    for plugin in netconf.plugins:
+        for problem in check(plugin):
+            yield Violation(problem.field, problem.message, Severity.WARN if problem.warning else None)
+
+
+@rule(
+    "nad-plugin-field-types",
+    kinds=NAD,
+    severity=Severity.DENY,
+    title="plugin fields have the types the plugin reads",
+)
+def field_types(subject: Subject) -> Iterator[Violation]:
+    """The reference plugins decode their config into typed Go structs: "mtu": "1500" or
+    "vlanId": 10.0 makes the plugin fail with "failed to load netconf" on every pod."""
+    yield from _each_plugin(subject, table.field_type_problems)
+
+
+@rule("nad-plugin-vlan-id", kinds=NAD, severity=Severity.DENY, title="VLAN ids are 0-4094")
+def vlan_id(subject: Subject) -> Iterator[Violation]:
+    """bridge's ``vlan`` and vlan's ``vlanId`` outside 0-4094 are refused by the plugin when the
+    first pod attaches."""
+    yield from _each_plugin(subject, table.vlan_id_problems)
+
+
+@rule("nad-plugin-vlan-master", kinds=NAD, severity=Severity.DENY, title="the vlan plugin names its master")
+def vlan_master(subject: Subject) -> Iterator[Violation]:
+    """The vlan plugin has no default parent interface: without ``master`` every ADD fails."""
+    yield from _each_plugin(subject, table.master_problems)
+
+
+@rule(
+    "nad-plugin-bridge-hairpin-promisc",
+    kinds=NAD,
+    severity=Severity.DENY,
+    title="bridge hairpinMode and promiscMode are exclusive",
+)
+def bridge_hairpin_promisc(subject: Subject) -> Iterator[Violation]:
+    """The bridge plugin refuses hairpinMode and promiscMode together, on every pod."""
+    yield from _each_plugin(subject, table.bridge_mode_problems)
+
+
+@rule("nad-plugin-mode", kinds=NAD, severity=Severity.DENY, title="macvlan and ipvlan modes are known")
+def plugin_mode(subject: Subject) -> Iterator[Violation]:
+    """macvlan (bridge, private, vepa, passthru) and ipvlan (l2, l3, l3s) refuse any other mode when
+    creating the interface, so every pod selecting the network fails."""
+    yield from _each_plugin(subject, table.mode_problems)
+
+
+@rule(
+    "nad-plugin-host-device-selector",
+    kinds=NAD,
+    severity=Severity.DENY,
+    title="host-device selects a device",
+)
+def host_device_selector(subject: Subject) -> Iterator[Violation]:
+    """host-device moves a host interface into the pod and must be told which: device, hwaddr,
+    kernelpath or pciBusID, unless the NAD carries the resourceName annotation (Multus then passes
+    the device the device plugin allocated)."""
+    has_resource = bool(subject.annotations.get(table.RESOURCE_NAME_ANNOTATION))
+    yield from _each_plugin(subject, lambda plugin: table.host_device_problems(plugin, has_resource))
+
+
+@rule("nad-plugin-ipam-required", kinds=NAD, severity=Severity.DENY, title="ptp, dummy and ipvlan have IPAM")
+def ipam_required(subject: Subject) -> Iterator[Violation]:
+    """ptp and dummy always run IPAM, and ipvlan needs addresses from IPAM or a previous plugin:
+    without them every ADD fails."""
+    yield from _each_plugin(subject, table.ipam_required_problems)
+
+
+@rule(
+    "nad-plugin-needs-previous-result",
+    kinds=NAD,
+    severity=Severity.DENY,
+    title="chained plugins are never first",
+)
+def needs_previous_result(subject: Subject) -> Iterator[Violation]:
+    """tuning, portmap, bandwidth, firewall, sbr and vrf only modify the result of an earlier plugin;
+    alone or first in a list they fail every ADD ("missing prevResult")."""
+    yield from _each_plugin(subject, table.previous_result_problems)
+
+
+@rule("nad-plugin-vrf-name", kinds=NAD, severity=Severity.DENY, title="the vrf plugin names its VRF")
+def vrf_name(subject: Subject) -> Iterator[Violation]:
+    """The vrf plugin refuses a config without ``vrfname``."""
+    yield from _each_plugin(subject, table.vrf_problems)
+
+
+@rule(
+    "nad-plugin-bandwidth-pairs",
+    kinds=NAD,
+    severity=Severity.DENY,
+    title="bandwidth rates and bursts in pairs",
+)
+def bandwidth_pairs(subject: Subject) -> Iterator[Violation]:
+    """The bandwidth plugin refuses a rate without its burst (and the reverse), and bursts above
+    4 GB, for ingress and egress alike."""
+    yield from _each_plugin(subject, table.bandwidth_problems)
+
+
+@rule("nad-plugin-tuning-sysctl", kinds=NAD, severity=Severity.DENY, title="tuning only sets net.* sysctls")
+def tuning_sysctl(subject: Subject) -> Iterator[Violation]:
+    """The tuning plugin refuses sysctl keys outside net.* ("invalid net sysctl key"), including
+    ones that only look like net.* until the path is cleaned (net..kernel)."""
+    yield from _each_plugin(subject, table.sysctl_problems)
