@@ -1,0 +1,192 @@
+"""Rules on a pod's Multus selection annotations that need no cluster state.
+
+Findings name annotation elements as ``webhook.multus.selection`` does:
+``metadata.annotations["k8s.v1.cni.cncf.io/networks"][2].interface`` is the interface of the third
+element (0-based), whichever form the annotation uses; JSON keys follow as the user spelled them
+(``[0].default-route[1]``). Paths are relative to the pod, so for a workload's pod template the
+Subject's ``field_prefix`` ("spec.template.") completes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from webhook.cni.fields import describe
+from webhook.multus.selection import (
+    DEFAULT_NETWORK_ANNOTATION,
+    NETWORKS_ANNOTATION,
+    RESERVED_INTERFACES,
+    ParsedNetworks,
+    annotation_where,
+    interface_names,
+    parse_default_network,
+    parse_networks,
+)
+from webhook.rules.findings import Severity, Violation
+from webhook.rules.registry import rule
+from webhook.rules.subject import Subject
+
+POD = {"Pod"}
+
+
+def _string_annotation(subject: Subject, key: str) -> str | Violation | None:
+    """The annotation's value; a Violation when it is not a string (possible in a manifest file, which
+    the apiserver would refuse outright)."""
+    value = subject.annotations.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    where = annotation_where(key)
+    return Violation(
+        where.field, f"{key} is {describe(value)}, but annotation values are strings: quote the value"
+    )
+
+
+def _parsed(subject: Subject, key: str) -> ParsedNetworks | None:
+    value = _string_annotation(subject, key)
+    if not isinstance(value, str):
+        return None
+    if key == NETWORKS_ANNOTATION:
+        return parse_networks(value, subject.namespace)
+    return parse_default_network(value)
+
+
+@rule(
+    "pod-networks-syntax",
+    kinds=POD,
+    severity=Severity.DENY,
+    title="k8s.v1.cni.cncf.io/networks parses the way Multus reads it",
+)
+def networks_syntax(subject: Subject) -> Iterator[Violation]:
+    """Multus parses the networks annotation only when the pod's sandbox is created: a malformed
+    value (bad JSON, a JSON value of the wrong type, a name the short form refuses, an invalid MAC,
+    IP or interface name, a stray comma) then fails every attempt and the pod hangs in
+    ContainerCreating. Refusing it at admission names the element and the fix."""
+    value = _string_annotation(subject, NETWORKS_ANNOTATION)
+    if isinstance(value, Violation):
+        yield value
+    parsed = _parsed(subject, NETWORKS_ANNOTATION)
+    for problem in parsed.problems if parsed else ():
+        yield Violation(problem.field, problem.message)
+
+
+@rule(
+    "pod-networks-empty",
+    kinds=POD,
+    severity=Severity.WARN,
+    title="k8s.v1.cni.cncf.io/networks names at least one network",
+)
+def networks_empty(subject: Subject) -> Iterator[Violation]:
+    """An empty networks annotation (or an empty JSON list) is accepted by Multus, which then starts
+    the pod with its primary network only: usually a template variable that expanded to nothing."""
+    parsed = _parsed(subject, NETWORKS_ANNOTATION)
+    if parsed is not None and parsed.ok and not parsed.selections:
+        yield Violation(
+            parsed.where.field,
+            f"{NETWORKS_ANNOTATION} is empty, so Multus attaches no extra network to this pod: name the "
+            "networks to attach (e.g. my-net or other-ns/my-net@net1), or remove the annotation",
+        )
+
+
+@rule(
+    "pod-networks-field-names",
+    kinds=POD,
+    severity=Severity.WARN,
+    title="JSON selection elements use only the keys Multus reads, spelled as Multus spells them",
+)
+def networks_field_names(subject: Subject) -> Iterator[Violation]:
+    """Multus decodes JSON selection elements with Go's encoding/json, which silently ignores unknown
+    keys and matches keys case-insensitively: a typo such as "interfaces" or "ip" is dropped without a
+    word and the pod gets a different interface or address than asked for."""
+    for key in (NETWORKS_ANNOTATION, DEFAULT_NETWORK_ANNOTATION):
+        parsed = _parsed(subject, key)
+        for note in parsed.notes if parsed else ():
+            yield Violation(note.field, note.message)
+
+
+@rule(
+    "pod-networks-interface-names",
+    kinds=POD,
+    severity=Severity.DENY,
+    title="every attachment gets its own interface name, and none takes eth0 or lo",
+)
+def networks_interface_names(subject: Subject) -> Iterator[Violation]:
+    """Two attachments with the same interface name (counting the net1, net2, ... names Multus gives
+    elements without one, by position) make the second CNI ADD fail with "file exists"; eth0 is the
+    primary network's and lo the loopback's. Either way the pod never starts."""
+    parsed = _parsed(subject, NETWORKS_ANNOTATION)
+    if parsed is None or not parsed.ok:
+        return
+    first_use: dict[str, int] = {}
+    for i, (selection, ifname) in enumerate(
+        zip(parsed.selections, interface_names(parsed.selections), strict=True)
+    ):
+        where = parsed.where.at(f"[{i}]")
+        how = "requests interface" if selection.interface else "gets interface (by its position)"
+        what = f"{where.label} ({selection.describe()}) {how} {ifname}"
+        if ifname in RESERVED_INTERFACES:
+            yield Violation(
+                where.at(".interface").field,
+                f"{what}, which the pod already has (primary network or loopback): choose another name, "
+                "e.g. data0",
+            )
+        elif ifname in first_use:
+            j = first_use[ifname]
+            yield Violation(
+                where.at(".interface").field,
+                f"{what}, which {parsed.where.label}[{j}] ({parsed.selections[j].describe()}) also gets: the "
+                "second attachment would fail and the pod never start; give each element its own interface",
+            )
+        else:
+            first_use[ifname] = i
+
+
+@rule(
+    "pod-default-network-syntax",
+    kinds=POD,
+    severity=Severity.DENY,
+    title="v1.multus-cni.io/default-network names exactly one network, the way Multus reads it",
+)
+def default_network_syntax(subject: Subject) -> Iterator[Violation]:
+    """The default-network annotation replaces the pod's primary network. Multus refuses an empty
+    value, more than one network, or any value the selection grammar refuses, and the pod then
+    never gets even its primary network."""
+    value = _string_annotation(subject, DEFAULT_NETWORK_ANNOTATION)
+    if isinstance(value, Violation):
+        yield value
+    parsed = _parsed(subject, DEFAULT_NETWORK_ANNOTATION)
+    for problem in parsed.problems if parsed else ():
+        yield Violation(problem.field, problem.message)
+
+
+def _old_annotations(old: Mapping[str, Any]) -> Mapping[str, Any]:
+    metadata = old.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    return annotations if isinstance(annotations, Mapping) else {}
+
+
+@rule(
+    "pod-networks-changed-after-start",
+    kinds=POD,
+    severity=Severity.WARN,
+    title="the selection annotations of a pod already on a node are not changed",
+)
+def networks_changed_after_start(subject: Subject) -> Iterator[Violation]:
+    """Multus reads the selection annotations only when the pod's sandbox is created on its node:
+    changing them on a pod that is already placed does nothing until the pod is recreated, while the
+    object now claims networks the pod does not have."""
+    if subject.operation != "UPDATE" or subject.old_object is None:
+        return
+    old_spec = subject.old_object.get("spec")
+    node = old_spec.get("nodeName") if isinstance(old_spec, Mapping) else None
+    if not node:
+        return
+    old = _old_annotations(subject.old_object)
+    for key in (NETWORKS_ANNOTATION, DEFAULT_NETWORK_ANNOTATION):
+        if old.get(key) != subject.annotations.get(key):
+            yield Violation(
+                annotation_where(key).field,
+                f"{key} changed on a pod already running on node {node}: Multus reads it only when the pod "
+                "starts, so the pod keeps its old networks; delete and recreate the pod (or change the "
+                "workload's pod template) to apply it",
+            )
