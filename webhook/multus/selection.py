@@ -320,6 +320,7 @@ def _decode_element(
         return None, None
     d = _Decoder(item, where, _ELEMENT_KEYS)
     name = d.string("name")
+    name_decoded = not d.problems
     namespace = d.string("namespace")
     interface = d.string("interface")
     interface_key = "interface"
@@ -400,7 +401,7 @@ def _decode_element(
 
     device_id = d.string("deviceID")
     claim = d.string("ipam-claim-reference")
-    _check_name_and_interface(d.problems, where, name, interface, interface_key)
+    _check_name_and_interface(d.problems, where, name if name_decoded else "-", interface, interface_key)
     selection = NetworkSelection(
         name=name,
         namespace=namespace or default_namespace,

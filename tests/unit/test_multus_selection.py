@@ -1,0 +1,474 @@
+"""The selection-annotation grammar, case by case against what Multus does.
+
+Each group names the multus-cni (or libcni) function whose behaviour it mirrors.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from webhook.multus.selection import (
+    DEFAULT_NETWORK_ANNOTATION,
+    NETWORKS_ANNOTATION,
+    Bandwidth,
+    NetworkSelection,
+    PortMapping,
+    interface_names,
+    network_references,
+    parse_default_network,
+    parse_networks,
+)
+
+NET = f'metadata.annotations["{NETWORKS_ANNOTATION}"]'
+DEF = f'metadata.annotations["{DEFAULT_NETWORK_ANNOTATION}"]'
+
+
+def keys(value: str, namespace: str = "pod-ns") -> list[tuple[str, str, str]]:
+    parsed = parse_networks(value, namespace)
+    assert parsed.ok, parsed.problems
+    return [s.key for s in parsed.selections]
+
+
+def problem(value: str, namespace: str = "pod-ns") -> tuple[str, str]:
+    parsed = parse_networks(value, namespace)
+    assert not parsed.ok, f"{value!r} should not parse"
+    assert parsed.selections == ()
+    return parsed.problems[0].field, parsed.problems[0].message
+
+
+# --- parsePodNetworkAnnotation: form detection (any of [ { " means JSON) and namespace defaulting ---
+
+
+def test_text_form_resolves_missing_namespace_to_the_pods() -> None:
+    assert keys("a") == [("pod-ns", "a", "")]
+    assert keys("other/a,b") == [("other", "a", ""), ("pod-ns", "b", "")]
+    parsed = parse_networks("a", "pod-ns")
+    assert parsed.form == "text"
+    assert parsed.selections[0].namespace_explicit is False
+
+
+def test_json_form_is_chosen_by_any_bracket_brace_or_quote() -> None:
+    assert parse_networks('[{"name": "a"}]', "ns").form == "json"
+    # A lone quote makes it JSON, which then fails to decode, exactly as in Multus.
+    field, message = problem('a"b')
+    assert field == NET
+    assert "reads it as JSON, but it is not valid JSON" in message
+
+
+def test_json_form_resolves_missing_or_empty_namespace_to_the_pods() -> None:
+    assert keys('[{"name": "a"}, {"name": "b", "namespace": ""}, {"name": "c", "namespace": "x"}]') == [
+        ("pod-ns", "a", ""),
+        ("pod-ns", "b", ""),
+        ("x", "c", ""),
+    ]
+
+
+def test_json_top_level_must_be_a_list_of_objects() -> None:
+    field, message = problem('{"name": "a"}')
+    assert field == NET
+    assert "must be a list of objects" in message
+    field, message = problem('[{"name": "a"}, "b"]')
+    assert field == f"{NET}[1]"
+    assert "must be an object" in message
+    # Multus would dereference a nil element and crash the ADD.
+    field, _ = problem("[null]")
+    assert field == f"{NET}[0]"
+
+
+def test_json_rejects_what_go_rejects() -> None:
+    for value in ('[{"name": "a"}] x', '[{"name": NaN}]', "[{'name': 'a'}]", '[{"name": "a",}]'):
+        assert not parse_networks(value, "ns").ok, value
+
+
+def test_json_null_top_level_is_text_as_in_multus() -> None:
+    # "null" contains none of [ { ", so Multus reads it as a network named "null".
+    assert keys("null") == [("pod-ns", "null", "")]
+
+
+def test_empty_json_list_parses_to_no_selections() -> None:
+    parsed = parse_networks("[]", "ns")
+    assert parsed.ok
+    assert parsed.selections == ()
+
+
+# --- GetPodNetwork: an empty annotation means "no networks" (not an error) ---
+
+
+def test_empty_networks_annotation_is_no_networks() -> None:
+    parsed = parse_networks("", "ns")
+    assert parsed.ok
+    assert parsed.form == "empty"
+    assert parsed.selections == ()
+
+
+def test_whitespace_only_networks_annotation_is_an_error() -> None:
+    # Only "" is empty for Multus; "  " is one item with an empty name.
+    field, message = problem("   ")
+    assert field == NET
+    assert "only whitespace" in message
+
+
+# --- parsePodNetworkObjectName: [namespace/]name[@interface] ---
+
+
+def test_text_items_are_trimmed_around_every_part() -> None:
+    assert keys(" ns / a @ net5 ,\tb ") == [("ns", "a", "net5"), ("pod-ns", "b", "")]
+
+
+def test_text_more_than_one_slash_is_refused() -> None:
+    field, message = problem("a,x/y/z")
+    assert field == f"{NET}[1]"
+    assert 'more than one "/"' in message
+    assert "[namespace/]name[@interface]" in message
+
+
+def test_text_more_than_one_at_is_refused() -> None:
+    field, message = problem("a@b@c")
+    assert field == f"{NET}[0]"
+    assert 'more than one "@"' in message
+
+
+@pytest.mark.parametrize(
+    ("value", "part", "bad"),
+    [
+        ("My-Net", "name", "My-Net"),
+        ("my_net", "name", "my_net"),
+        ("-net", "name", "-net"),
+        ("net-", "name", "net-"),
+        ("Team/net", "namespace", "Team"),
+        ("team./net", "namespace", "team."),
+    ],
+)
+def test_text_names_must_be_dns_labels(value: str, part: str, bad: str) -> None:
+    field, message = problem(value)
+    assert field == f"{NET}[0].{part}"
+    assert f'"{bad}" is not valid in the short form' in message
+    assert "use the JSON form" in message
+
+
+def test_json_form_skips_the_name_regex() -> None:
+    assert keys('[{"name": "My_Net", "namespace": "Team"}]') == [("Team", "My_Net", "")]
+
+
+def test_text_empty_namespace_means_the_pods() -> None:
+    # The regex check skips empty parts, and the empty namespace is then defaulted.
+    assert keys("/a") == [("pod-ns", "a", "")]
+    assert keys("a@") == [("pod-ns", "a", "")]
+
+
+def test_stray_comma_is_an_empty_name() -> None:
+    # Multus's parser lets "" through, and the NAD lookup for it then fails on every start.
+    for value, index in (("a,,b", 1), ("a,", 1), (",a", 0)):
+        field, message = problem(value)
+        assert field == f"{NET}[{index}]"
+        assert 'stray ","' in message
+
+
+def test_missing_name_before_interface() -> None:
+    field, message = problem("ns/@net1")
+    assert field == f"{NET}[0].name"
+    assert "is empty" in message
+
+
+def test_json_empty_name_is_refused() -> None:
+    field, _ = problem('[{"namespace": "x"}]')
+    assert field == f"{NET}[0].name"
+
+
+# --- parsePodNetworkObjectName (length, "/", spaces) and libcni ValidateInterfaceName ---
+
+
+@pytest.mark.parametrize(
+    ("ifname", "why"),
+    [
+        ("a234567890123456", "16 bytes long"),
+        ("a:b", 'contains "/", ":" or whitespace'),
+        (".", "not a usable interface name"),
+        ("..", "not a usable interface name"),
+    ],
+)
+def test_text_interface_names_libcni_refuses(ifname: str, why: str) -> None:
+    field, message = problem(f"a@{ifname}")
+    assert field == f"{NET}[0].interface"
+    assert why in message
+
+
+def test_interface_length_counts_bytes_not_characters() -> None:
+    # 14 characters, 16 bytes: Go's len() and the kernel count bytes.
+    _, message = problem("a@éé345678901234")
+    assert "16 bytes long" in message
+    assert keys("a@a23456789012345") == [("pod-ns", "a", "a23456789012345")]
+
+
+@pytest.mark.parametrize("ifname", ["a b", "a/b", "a\u00a0b", "a\u3000b", "a:b", "a234567890123456", ".."])
+def test_json_interface_names_libcni_refuses(ifname: str) -> None:
+    parsed = parse_networks(f'[{{"name": "a", "interface": "{ifname}"}}]', "ns")
+    assert [p.field for p in parsed.problems] == [f"{NET}[0].interface"]
+
+
+def test_go_whitespace_is_not_pythons() -> None:
+    # \x1c is whitespace to Python's str.strip but not to Go's TrimSpace or libcni: it stays in the name.
+    assert not parse_networks("a\x1c", "ns").ok
+
+
+# --- parsePodNetworkAnnotation: the legacy interfaceRequest stands in for a missing interface ---
+
+
+def test_legacy_interface_request() -> None:
+    parsed = parse_networks('[{"name": "a", "interfaceRequest": "legacy0"}]', "ns")
+    assert parsed.selections[0].interface == "legacy0"
+    assert [n.field for n in parsed.notes] == [f"{NET}[0].interfaceRequest"]
+    assert 'rename the key to "interface"' in parsed.notes[0].message
+    both = parse_networks('[{"name": "a", "interface": "new0", "interfaceRequest": "old0"}]', "ns")
+    assert both.selections[0].interface == "new0"
+    bad = parse_networks('[{"name": "a", "interfaceRequest": "a:b"}]', "ns")
+    assert [p.field for p in bad.problems] == [f"{NET}[0].interfaceRequest"]
+
+
+# --- parsePodNetworkAnnotation: MAC and InfiniBand GUID go through net.ParseMAC ---
+
+
+@pytest.mark.parametrize(
+    "mac",
+    [
+        "02:00:00:00:00:01",
+        "02-00-5E-10-00-01",
+        "0200.5e10.0001",
+        "02:00:5e:10:00:00:00:01",
+        ":".join(["0a"] * 20),
+    ],
+)
+def test_macs_go_accepts(mac: str) -> None:
+    parsed = parse_networks(f'[{{"name": "a", "mac": "{mac}", "infiniband-guid": "{mac}"}}]', "ns")
+    assert parsed.ok, parsed.problems
+    assert parsed.selections[0].mac == mac
+
+
+@pytest.mark.parametrize(
+    "mac", ["zz:00:00:00:00:01", "02:00:00:00:00", "02:00-00:00:00:01", "0200.5e10.001", "2:0:0:0:0:1"]
+)
+def test_macs_go_refuses(mac: str) -> None:
+    parsed = parse_networks(f'[{{"name": "a", "mac": "{mac}"}}]', "ns")
+    assert [p.field for p in parsed.problems] == [f"{NET}[0].mac"]
+    assert "is not a MAC address: write six hex pairs" in parsed.problems[0].message
+
+
+def test_infiniband_guid_refused() -> None:
+    parsed = parse_networks('[{"name": "a", "infiniband-guid": "nope"}]', "ns")
+    assert [p.field for p in parsed.problems] == [f"{NET}[0].infiniband-guid"]
+    assert "is not an InfiniBand GUID" in parsed.problems[0].message
+
+
+# --- parsePodNetworkAnnotation: ips via net.ParseIP / net.ParseCIDR ---
+
+
+@pytest.mark.parametrize(
+    "ip", ["10.1.2.3", "10.1.2.3/24", "fd00::3", "fd00::3/64", "::ffff:10.0.0.1", "0.0.0.0/0"]
+)
+def test_ips_go_accepts(ip: str) -> None:
+    assert parse_networks(f'[{{"name": "a", "ips": ["{ip}"]}}]', "ns").ok
+
+
+@pytest.mark.parametrize(
+    "ip",
+    ["10.1.2", "10.1.2.3/33", "10.1.2.3/", "10.1.2.3/255.255.255.0", "fe80::1%eth0", "010.1.2.3", "", "x"],
+)
+def test_ips_go_refuses(ip: str) -> None:
+    parsed = parse_networks(f'[{{"name": "a", "ips": ["10.0.0.1", "{ip}"]}}]', "ns")
+    assert [p.field for p in parsed.problems] == [f"{NET}[0].ips[1]"]
+    assert "is not an IP address or CIDR" in parsed.problems[0].message
+
+
+# --- types.NetworkSelectionElement decoded by encoding/json: default-route is []net.IP ---
+
+
+def test_default_route_takes_ips_only() -> None:
+    ok = parse_networks('[{"name": "a", "default-route": ["10.0.0.1", "fd00::1"]}]', "ns")
+    assert ok.selections[0].default_route == ("10.0.0.1", "fd00::1")
+    assert parse_networks('[{"name": "a"}]', "ns").selections[0].default_route is None
+    assert parse_networks('[{"name": "a", "default-route": []}]', "ns").selections[0].default_route == ()
+    bad = parse_networks('[{"name": "a", "default-route": ["10.0.0.1/24"]}]', "ns")
+    assert [p.field for p in bad.problems] == [f"{NET}[0].default-route[0]"]
+    assert "no prefix length" in bad.problems[0].message
+
+
+# --- encoding/json: a value of the wrong JSON type fails the whole Unmarshal ---
+
+
+@pytest.mark.parametrize(
+    ("element", "path", "expected"),
+    [
+        ('"name": 5', ".name", "a string"),
+        ('"namespace": true', ".namespace", "a string"),
+        ('"interface": ["net1"]', ".interface", "a string"),
+        ('"ips": "10.0.0.1"', ".ips", "a list of strings"),
+        ('"ips": [1]', ".ips[0]", "a string"),
+        ('"mac": 1', ".mac", "a string"),
+        ('"default-route": "10.0.0.1"', ".default-route", "a list of strings"),
+        ('"cni-args": []', ".cni-args", "an object"),
+        ('"portMappings": {}', ".portMappings", "a list of objects"),
+        (
+            '"portMappings": [{"hostPort": "80", "containerPort": 80}]',
+            ".portMappings[0].hostPort",
+            "an integer",
+        ),
+        (
+            '"portMappings": [{"hostPort": 8.5, "containerPort": 80}]',
+            ".portMappings[0].hostPort",
+            "an integer",
+        ),
+        (
+            '"portMappings": [{"hostPort": 80, "containerPort": 1e2}]',
+            ".portMappings[0].containerPort",
+            "an integer",
+        ),
+        (
+            '"portMappings": [{"hostPort": 80, "containerPort": 80, "protocol": 6}]',
+            ".portMappings[0].protocol",
+            "a string",
+        ),
+        ('"bandwidth": [1]', ".bandwidth", "an object"),
+        ('"bandwidth": {"ingressRate": true}', ".bandwidth.ingressRate", "an integer"),
+        ('"bandwidth": {"egressBurst": 9223372036854775808}', ".bandwidth.egressBurst", "an integer"),
+        ('"deviceID": 3', ".deviceID", "a string"),
+        ('"ipam-claim-reference": {}', ".ipam-claim-reference", "a string"),
+    ],
+)
+def test_wrong_json_types_are_refused(element: str, path: str, expected: str) -> None:
+    name = "" if element.startswith('"name"') else '"name": "a", '
+    parsed = parse_networks(f"[{{{name}{element}}}]", "ns")
+    assert [p.field for p in parsed.problems] == [f"{NET}[0]{path}"]
+    message = parsed.problems[0].message
+    assert message.startswith(f"{NETWORKS_ANNOTATION}[0]{path} is ")
+    assert f"Multus decodes it as {expected}" in message
+    assert f"write it as {expected}" in message or "quote it" in message
+
+
+def test_port_mapping_element_must_be_an_object() -> None:
+    parsed = parse_networks('[{"name": "a", "portMappings": [null]}]', "ns")
+    assert [p.field for p in parsed.problems] == [f"{NET}[0].portMappings[0]"]
+
+
+def test_null_values_decode_to_nothing() -> None:
+    parsed = parse_networks(
+        '[{"name": "a", "mac": null, "ips": null, "bandwidth": null, "cni-args": null}]', "ns"
+    )
+    assert parsed.ok
+    assert parsed.selections[0] == NetworkSelection("a", "ns", namespace_explicit=False)
+
+
+def test_all_fields_decode() -> None:
+    value = (
+        '[{"name": "a", "namespace": "x", "interface": "data0", "ips": ["10.0.0.5/24"], '
+        '"mac": "02:00:00:00:00:01", "infiniband-guid": "02:00:00:00:00:00:00:01", '
+        '"default-route": ["10.0.0.1"], "cni-args": {"k": [1]}, '
+        '"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": "1.2.3.4"}], '
+        '"bandwidth": {"ingressRate": 1, "ingressBurst": 2, "egressRate": 3, "egressBurst": 4}, '
+        '"deviceID": "0000:00:01.0", "ipam-claim-reference": "claim"}]'
+    )
+    parsed = parse_networks(value, "ns")
+    assert parsed.ok
+    assert parsed.notes == ()
+    assert parsed.selections[0] == NetworkSelection(
+        name="a",
+        namespace="x",
+        interface="data0",
+        ips=("10.0.0.5/24",),
+        mac="02:00:00:00:00:01",
+        infiniband_guid="02:00:00:00:00:00:00:01",
+        default_route=("10.0.0.1",),
+        cni_args={"k": [1]},
+        port_mappings=(PortMapping(8080, 80, "tcp", "1.2.3.4"),),
+        bandwidth=Bandwidth(1, 2, 3, 4),
+        device_id="0000:00:01.0",
+        ipam_claim_reference="claim",
+    )
+
+
+# --- encoding/json: keys match case-insensitively, unknown keys are ignored ---
+
+
+def test_keys_match_case_insensitively_with_a_note() -> None:
+    parsed = parse_networks('[{"Name": "a", "INTERFACE": "data0"}]', "ns")
+    assert parsed.ok
+    assert parsed.selections[0].key == ("ns", "a", "data0")
+    assert [n.field for n in parsed.notes] == [f"{NET}[0].Name", f"{NET}[0].INTERFACE"]
+    assert 'spell it "name"' in parsed.notes[0].message
+    assert all(n.warning for n in parsed.notes)
+
+
+def test_unknown_keys_are_ignored_with_a_note() -> None:
+    parsed = parse_networks(
+        '[{"name": "a", "interfaces": "x", '
+        '"portMappings": [{"hostPort": 1, "containerPort": 1, "proto": "tcp"}]}]',
+        "ns",
+    )
+    assert parsed.ok
+    assert [n.field for n in parsed.notes] == [f"{NET}[0].interfaces", f"{NET}[0].portMappings[0].proto"]
+    assert "is not a field Multus reads, so it is ignored" in parsed.notes[0].message
+
+
+def test_type_problem_names_the_key_as_spelled() -> None:
+    parsed = parse_networks('[{"name": "a", "MAC": 1}]', "ns")
+    assert [p.field for p in parsed.problems] == [f"{NET}[0].MAC"]
+
+
+# --- tryLoadK8sPodDefaultNetwork: default-network ---
+
+
+def test_default_network_resolves_against_multus_namespace() -> None:
+    parsed = parse_default_network("primary")
+    assert [s.key for s in parsed.selections] == [("kube-system", "primary", "")]
+    parsed = parse_default_network("primary", "multus")
+    assert [s.key for s in parsed.selections] == [("multus", "primary", "")]
+    parsed = parse_default_network('[{"name": "primary", "namespace": "net"}]')
+    assert [s.key for s in parsed.selections] == [("net", "primary", "")]
+
+
+def test_default_network_empty_is_an_error() -> None:
+    parsed = parse_default_network("")
+    assert [p.field for p in parsed.problems] == [DEF]
+    assert "is empty, which Multus refuses" in parsed.problems[0].message
+    assert "or remove the annotation" in parsed.problems[0].message
+
+
+@pytest.mark.parametrize("value", ["a,b", "[]", '[{"name": "a"}, {"name": "b"}]'])
+def test_default_network_must_name_exactly_one(value: str) -> None:
+    parsed = parse_default_network(value)
+    assert [p.field for p in parsed.problems] == [DEF]
+    assert "exactly one default network" in parsed.problems[0].message
+    assert parsed.selections == ()
+
+
+def test_default_network_shares_the_grammar() -> None:
+    parsed = parse_default_network("a/b/c")
+    assert [p.field for p in parsed.problems] == [f"{DEF}[0]"]
+    assert parsed.problems[0].message.startswith(f"{DEFAULT_NETWORK_ANNOTATION}[0] ")
+
+
+# --- pkg/multus getIfname: net<idx>, idx counting every delegate before it ---
+
+
+def test_unnamed_interfaces_are_numbered_by_position_in_the_delegate_list() -> None:
+    selections = parse_networks("a,b@data0,c", "ns").selections
+    # The cluster default network is delegate 0, so the first element is net1; named ones count too.
+    assert interface_names(selections) == ("net1", "data0", "net3")
+    # Two clusterNetwork defaultNetworks in Multus's config push the first element to index 3.
+    assert interface_names(selections, first_index=3) == ("net3", "data0", "net5")
+
+
+def test_network_references() -> None:
+    annotations = {
+        NETWORKS_ANNOTATION: "a,other/b@data0",
+        DEFAULT_NETWORK_ANNOTATION: "primary",
+        "unrelated": "x",
+    }
+    refs = network_references(annotations, "pod-ns")
+    assert [(r.annotation, r.namespace, r.name, r.interface, r.field) for r in refs] == [
+        (DEFAULT_NETWORK_ANNOTATION, "kube-system", "primary", "eth0", DEF),
+        (NETWORKS_ANNOTATION, "pod-ns", "a", "net1", f"{NET}[0]"),
+        (NETWORKS_ANNOTATION, "other", "b", "data0", f"{NET}[1]"),
+    ]
+    assert network_references({NETWORKS_ANNOTATION: "a/b/c", DEFAULT_NETWORK_ANNOTATION: 5}, "ns") == ()
+    refs = network_references({DEFAULT_NETWORK_ANNOTATION: "p"}, "ns", multus_namespace="multus")
+    assert [(r.namespace, r.name) for r in refs] == [("multus", "p")]
