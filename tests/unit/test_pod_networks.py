@@ -1,0 +1,256 @@
+"""The pod selection-annotation rules: what each allows and refuses, through the real engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION
+from webhook.rules import Finding, Policy, Severity, Subject, evaluate, registered
+
+NET = f'metadata.annotations["{NETWORKS_ANNOTATION}"]'
+DEF = f'metadata.annotations["{DEFAULT_NETWORK_ANNOTATION}"]'
+POD_RULES = {
+    "pod-networks-syntax": Severity.DENY,
+    "pod-networks-empty": Severity.WARN,
+    "pod-networks-field-names": Severity.WARN,
+    "pod-networks-interface-names": Severity.DENY,
+    "pod-default-network-syntax": Severity.DENY,
+    "pod-networks-changed-after-start": Severity.WARN,
+}
+
+
+def pod(annotations: dict[str, Any] | None = None, node: str | None = None) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "team"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
+    if annotations is not None:
+        obj["metadata"]["annotations"] = annotations
+    if node:
+        obj["spec"]["nodeName"] = node
+    return obj
+
+
+def findings(obj: dict[str, Any], **subject: Any) -> list[Finding]:
+    return [f for f in evaluate(Subject(obj, "Pod", **subject), Policy()) if f.rule in POD_RULES]
+
+
+def only(obj: dict[str, Any], **subject: Any) -> Finding:
+    found = findings(obj, **subject)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_rules_are_registered_with_their_severities() -> None:
+    rules = registered()
+    for rule_id, severity in POD_RULES.items():
+        assert rules[rule_id].severity is severity
+        assert rules[rule_id].kinds == frozenset({"Pod"})
+        assert rules[rule_id].doc
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [
+        None,
+        {},
+        {NETWORKS_ANNOTATION: "a"},
+        {NETWORKS_ANNOTATION: "other/a@data0, b, c"},
+        {
+            NETWORKS_ANNOTATION: '[{"name": "a", "ips": ["10.0.0.5/24"], "mac": "02:00:00:00:00:01"}, '
+            '{"name": "b"}]'
+        },
+        {DEFAULT_NETWORK_ANNOTATION: "primary"},
+        {DEFAULT_NETWORK_ANNOTATION: '[{"name": "primary", "namespace": "net"}]', NETWORKS_ANNOTATION: "a"},
+    ],
+)
+def test_good_pods_are_allowed(annotations: dict[str, Any] | None) -> None:
+    assert findings(pod(annotations)) == []
+
+
+# --- pod-networks-syntax ---
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "text"),
+    [
+        ("a/b/c", f"{NET}[0]", 'more than one "/"'),
+        ("a,b@x@y", f"{NET}[1]", 'more than one "@"'),
+        ("My_Net", f"{NET}[0].name", "is not valid in the short form"),
+        ("a,", f"{NET}[1]", 'remove the extra ","'),
+        ("a@averyverylongname", f"{NET}[0].interface", "at most 15"),
+        ('[{"name": "a"', NET, "not valid JSON"),
+        ('[{"name": "a", "mac": "nope"}]', f"{NET}[0].mac", "write six hex pairs"),
+        ('[{"name": "a", "ips": ["10.0.0.300"]}]', f"{NET}[0].ips[0]", "write one like 10.1.2.3"),
+        (
+            '[{"name": "a", "portMappings": [{"hostPort": "80"}]}]',
+            f"{NET}[0].portMappings[0].hostPort",
+            "integer",
+        ),
+    ],
+)
+def test_networks_syntax_denies(value: str, field: str, text: str) -> None:
+    f = only(pod({NETWORKS_ANNOTATION: value}))
+    assert (f.rule, f.severity, f.field) == ("pod-networks-syntax", Severity.DENY, field)
+    assert f.message.startswith(NETWORKS_ANNOTATION)
+    assert text in f.message
+
+
+def test_networks_syntax_denies_a_non_string_value() -> None:
+    f = only(pod({NETWORKS_ANNOTATION: ["a"]}))
+    assert (f.rule, f.field) == ("pod-networks-syntax", NET)
+    assert "annotation values are strings: quote the value" in f.message
+
+
+def test_fields_of_a_pod_template_carry_the_prefix() -> None:
+    template = {"metadata": {"annotations": {NETWORKS_ANNOTATION: "a@x:y"}}, "spec": {}}
+    f = only(template, field_prefix="spec.template.")
+    assert f.field == f"spec.template.{NET}[0].interface"
+
+
+# --- pod-networks-empty ---
+
+
+@pytest.mark.parametrize("value", ["", "[]"])
+def test_empty_networks_warns(value: str) -> None:
+    f = only(pod({NETWORKS_ANNOTATION: value}))
+    assert (f.rule, f.severity, f.field) == ("pod-networks-empty", Severity.WARN, NET)
+    assert "attaches no extra network" in f.message
+    assert "or remove the annotation" in f.message
+
+
+# --- pod-networks-field-names ---
+
+
+def test_unknown_and_miscased_keys_warn() -> None:
+    value = '[{"name": "a", "ip": ["10.0.0.1"], "Interface": "data0"}]'
+    found = findings(pod({NETWORKS_ANNOTATION: value}))
+    assert [(f.rule, f.severity, f.field) for f in found] == [
+        ("pod-networks-field-names", Severity.WARN, f"{NET}[0].ip"),
+        ("pod-networks-field-names", Severity.WARN, f"{NET}[0].Interface"),
+    ]
+    assert "is not a field Multus reads, so it is ignored: remove it or use one of" in found[0].message
+    assert 'spell it "interface"' in found[1].message
+
+
+def test_legacy_interface_request_warns() -> None:
+    f = only(pod({NETWORKS_ANNOTATION: '[{"name": "a", "interfaceRequest": "data0"}]'}))
+    assert (f.rule, f.field) == ("pod-networks-field-names", f"{NET}[0].interfaceRequest")
+    assert 'rename the key to "interface"' in f.message
+
+
+def test_field_names_also_checks_the_default_network() -> None:
+    f = only(pod({DEFAULT_NETWORK_ANNOTATION: '[{"name": "p", "namespce": "x"}]'}))
+    assert (f.rule, f.field) == ("pod-networks-field-names", f"{DEF}[0].namespce")
+
+
+# --- pod-networks-interface-names ---
+
+
+@pytest.mark.parametrize("ifname", ["eth0", "lo"])
+def test_reserved_interface_names_are_denied(ifname: str) -> None:
+    f = only(pod({NETWORKS_ANNOTATION: f"a,b@{ifname}"}))
+    assert (f.rule, f.severity, f.field) == (
+        "pod-networks-interface-names",
+        Severity.DENY,
+        f"{NET}[1].interface",
+    )
+    assert f"requests interface {ifname}, which the pod already has" in f.message
+    assert "choose another name" in f.message
+
+
+def test_duplicate_explicit_interfaces_are_denied() -> None:
+    f = only(pod({NETWORKS_ANNOTATION: "a@data0,b@data0"}))
+    assert (f.rule, f.field) == ("pod-networks-interface-names", f"{NET}[1].interface")
+    assert f"{NETWORKS_ANNOTATION}[1] (team/b@data0) requests interface data0" in f.message
+    assert f"{NETWORKS_ANNOTATION}[0] (team/a@data0) also gets" in f.message
+    assert "give each element its own interface" in f.message
+
+
+def test_explicit_name_clashing_with_a_positional_name_is_denied() -> None:
+    # a is delegate 1, so Multus names it net1; b asks for net1 too.
+    f = only(pod({NETWORKS_ANNOTATION: "a,b@net1"}))
+    assert f.field == f"{NET}[1].interface"
+    assert f"{NETWORKS_ANNOTATION}[0] (team/a) also gets" in f.message
+    # ...and the other way round: b, unnamed at position 1, is net2, which a asked for.
+    f = only(pod({NETWORKS_ANNOTATION: '[{"name": "a", "interface": "net2"}, {"name": "b"}]'}))
+    assert f.field == f"{NET}[1].interface"
+    assert "gets interface (by its position) net2" in f.message
+
+
+def test_same_network_twice_with_distinct_interfaces_is_allowed() -> None:
+    assert findings(pod({NETWORKS_ANNOTATION: "a,a,a@net5"})) == []
+
+
+# --- pod-default-network-syntax ---
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "text"),
+    [
+        ("", DEF, "is empty, which Multus refuses"),
+        ("a,b", DEF, "exactly one default network"),
+        ("[]", DEF, "exactly one default network"),
+        ("x/y/z", f"{DEF}[0]", 'more than one "/"'),
+        ('[{"name": 1}]', f"{DEF}[0].name", "a string"),
+    ],
+)
+def test_default_network_syntax_denies(value: str, field: str, text: str) -> None:
+    f = only(pod({DEFAULT_NETWORK_ANNOTATION: value}))
+    assert (f.rule, f.severity, f.field) == ("pod-default-network-syntax", Severity.DENY, field)
+    assert f.message.startswith(DEFAULT_NETWORK_ANNOTATION)
+    assert text in f.message
+
+
+def test_default_network_non_string() -> None:
+    f = only(pod({DEFAULT_NETWORK_ANNOTATION: 3}))
+    assert (f.rule, f.field) == ("pod-default-network-syntax", DEF)
+
+
+# --- pod-networks-changed-after-start ---
+
+
+def test_changing_networks_of_a_placed_pod_warns() -> None:
+    old = pod({NETWORKS_ANNOTATION: "a"}, node="node-1")
+    new = pod({NETWORKS_ANNOTATION: "a,b"}, node="node-1")
+    f = only(new, operation="UPDATE", old_object=old)
+    assert (f.rule, f.severity, f.field) == ("pod-networks-changed-after-start", Severity.WARN, NET)
+    assert "already running on node node-1" in f.message
+    assert "delete and recreate the pod" in f.message
+
+
+def test_adding_or_removing_the_default_network_of_a_placed_pod_warns() -> None:
+    old = pod({}, node="node-1")
+    new = pod({DEFAULT_NETWORK_ANNOTATION: "p"}, node="node-1")
+    assert only(new, operation="UPDATE", old_object=old).field == DEF
+    assert only(old, operation="UPDATE", old_object=new).field == DEF
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "operation"),
+    [
+        # Not yet placed: Multus has not read it yet.
+        (pod({NETWORKS_ANNOTATION: "a"}), pod({NETWORKS_ANNOTATION: "a,b"}), "UPDATE"),
+        # Unchanged annotation, other changes.
+        (
+            pod({NETWORKS_ANNOTATION: "a", "x": "1"}, node="n"),
+            pod({NETWORKS_ANNOTATION: "a", "x": "2"}, node="n"),
+            "UPDATE",
+        ),
+        (None, pod({NETWORKS_ANNOTATION: "a"}, node="n"), "CREATE"),
+    ],
+)
+def test_changes_that_do_not_warn(old: dict[str, Any] | None, new: dict[str, Any], operation: str) -> None:
+    assert findings(new, operation=operation, old_object=old) == []
+
+
+def test_policy_can_turn_a_rule_off_and_audit_caps_it() -> None:
+    obj = pod({NETWORKS_ANNOTATION: "a/b/c"})
+    off = Policy(severities={"pod-networks-syntax": Severity.OFF})
+    assert [f for f in evaluate(Subject(obj, "Pod"), off) if f.rule in POD_RULES] == []
+    audit = [f for f in evaluate(Subject(obj, "Pod"), Policy(audit=True)) if f.rule in POD_RULES]
+    assert [f.severity for f in audit] == [Severity.WARN]
