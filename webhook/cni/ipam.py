@@ -520,8 +520,8 @@ def check_whereabouts(plugin: PluginConf) -> list[Problem]:
         problems.append(
             Problem(
                 f"{path}.range",
-                f"{path} has neither range nor ipRanges: whereabouts has nothing to allocate from; add "
-                '"range": "10.1.0.0/24"',
+                f"{path}.range is missing and there are no ipRanges: whereabouts has nothing to allocate "
+                'from; add "range": "10.1.0.0/24"',
             )
         )
     for name, expected in (("network_name", str), ("enable_overlapping_ranges", bool)):

@@ -188,7 +188,7 @@ def bridge_mode_problems(plugin: PluginConf) -> Iterator[Problem]:
     if hairpin is not None and promisc is not None and hairpin[1] is True and promisc[1] is True:
         yield Problem(
             promisc[0],
-            f"{hairpin[0]} and {promisc[0]} are both true: the bridge plugin refuses to set hairpin and "
+            f"{promisc[0]} and {hairpin[0]} are both true: the bridge plugin refuses to set hairpin and "
             "promiscuous mode together; keep only one of them",
         )
 

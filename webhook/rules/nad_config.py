@@ -53,7 +53,7 @@ def _plugin_type(plugin: PluginConf) -> Iterator[Violation]:
     if value is None:
         yield Violation(
             path,
-            f"{plugin.path} has no 'type': set it to the CNI plugin binary to run (e.g. macvlan, bridge)",
+            f"{path} is missing: set it to the CNI plugin binary to run (e.g. macvlan, bridge)",
         )
     elif not isinstance(value, str) or not value:
         yield Violation(path, f"{path} must be a non-empty string naming a CNI plugin")

@@ -118,6 +118,7 @@ def bandwidth_pairs(subject: Subject) -> Iterator[Violation]:
 
 @rule("nad-plugin-tuning-sysctl", kinds=NAD, severity=Severity.DENY, title="tuning only sets net.* sysctls")
 def tuning_sysctl(subject: Subject) -> Iterator[Violation]:
-    """The tuning plugin refuses sysctl keys outside net.* ("invalid net sysctl key"), including
-    ones that only look like net.* until the path is cleaned (net..kernel)."""
+    """The tuning plugin refuses, on every pod, sysctl keys that do not land below /proc/sys/net/
+    ("invalid net sysctl key"): kernel.*, vm.*, a bare "net". Such settings belong to the pod's
+    securityContext, where the kubelet's sysctl policy applies."""
     yield from _each_plugin(subject, table.sysctl_problems)

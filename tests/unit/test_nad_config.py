@@ -1,0 +1,179 @@
+"""nad-config-structure, nad-config-empty, nad-config-cni-version, nad-name."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from webhook.rules import Finding, Policy, Severity, Subject, evaluate
+
+NAD = "NetworkAttachmentDefinition"
+MACVLAN = {"cniVersion": "1.0.0", "type": "macvlan", "master": "eth0", "ipam": {"type": "static"}}
+
+
+def nad(config: Any, *, name: Any = "net1", operation: str = "CREATE", **metadata: Any) -> Subject:
+    spec = {} if config is None else {"config": config if isinstance(config, str) else json.dumps(config)}
+    meta = {"name": name, "namespace": "default", **metadata}
+    obj = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": NAD, "metadata": meta, "spec": spec}
+    return Subject(obj, NAD, operation=operation, old_object=obj if operation == "UPDATE" else None)
+
+
+def findings(subject: Subject, rule: str) -> list[Finding]:
+    return [f for f in evaluate(subject, Policy()) if f.rule == rule]
+
+
+def only(subject: Subject, rule: str) -> Finding:
+    found = findings(subject, rule)
+    assert len(found) == 1, found
+    return found[0]
+
+
+# --- nad-config-structure ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "text"),
+    [
+        ("{not json", "spec.config", "is not valid JSON"),
+        ("[1, 2]", "spec.config", "must be a JSON object, not a list"),
+        ({"cniVersion": "1.0.0", "plugins": []}, "spec.config.plugins", "at least one plugin"),
+        ({"cniVersion": "1.0.0", "plugins": "macvlan"}, "spec.config.plugins", "must be a list"),
+        (
+            {"cniVersion": "1.0.0", "plugins": [MACVLAN, 7]},
+            "spec.config.plugins[1]",
+            "must be a plugin object",
+        ),
+        (
+            {"cniVersion": "1.0.0", "master": "eth0"},
+            "spec.config.type",
+            "is missing: set it to the CNI plugin",
+        ),
+        ({"cniVersion": "1.0.0", "type": ""}, "spec.config.type", "non-empty string"),
+        ({"cniVersion": "1.0.0", "type": "/opt/cni/bin/macvlan"}, "spec.config.type", "never a path"),
+        (
+            {"cniVersion": "1.0.0", "plugins": [{"type": "..\\evil"}]},
+            "spec.config.plugins[0].type",
+            "never a path",
+        ),
+        ({**MACVLAN, "name": "my net"}, "spec.config.name", "libcni only accepts letters"),
+        ({**MACVLAN, "name": 5}, "spec.config.name", "must be a string"),
+        ({**MACVLAN, "capabilities": {"ips": "yes"}}, "spec.config.capabilities", "libcni reads it as"),
+        ({**MACVLAN, "ipam": "static"}, "spec.config.ipam", "an object"),
+        ({**MACVLAN, "ipam": {"type": 4}}, "spec.config.ipam.type", "name of an IPAM plugin"),
+        (
+            {"cniVersion": "1.0.0", "disableCheck": "maybe", "plugins": [MACVLAN]},
+            "spec.config.disableCheck",
+            "write true or false",
+        ),
+    ],
+)
+def test_structure_refuses(config: Any, field: str, text: str) -> None:
+    finding = only(nad(config), "nad-config-structure")
+    assert finding.severity is Severity.DENY
+    assert finding.field == field
+    assert finding.message.startswith(field)
+    assert text in finding.message
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        MACVLAN,
+        {"cniVersion": "1.0.0", "plugins": [MACVLAN, {"type": "tuning"}]},
+        # A missing top-level name is filled by Multus from the NAD's name.
+        {"cniVersion": "1.0.0", "disableCheck": "true", "plugins": [MACVLAN]},
+        {**MACVLAN, "name": "lan_1.a-b"},
+        {"cniVersion": "1.0.0", "type": "some-vendor-plugin", "whatever": [1, 2]},
+    ],
+)
+def test_structure_allows(config: Any) -> None:
+    assert findings(nad(config), "nad-config-structure") == []
+
+
+# --- nad-config-empty --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", [None, "", "   "])
+def test_empty_config_warns(config: Any) -> None:
+    finding = only(nad(config), "nad-config-empty")
+    assert finding.severity is Severity.WARN
+    assert finding.field == "spec.config"
+    assert "named after this NAD on every node" in finding.message
+    assert findings(nad(config), "nad-config-structure") == []
+
+
+def test_present_config_does_not_warn() -> None:
+    assert findings(nad(MACVLAN), "nad-config-empty") == []
+
+
+# --- nad-config-cni-version --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "text"),
+    [
+        ({**MACVLAN, "cniVersion": "1.0"}, "spec.config.cniVersion", "'1.0', not a CNI spec version"),
+        ({**MACVLAN, "cniVersion": "0.3.2"}, "spec.config.cniVersion", "use one of 0.1.0"),
+        ({**MACVLAN, "cniVersion": 1}, "spec.config.cniVersion", "as a string"),
+        (
+            {"cniVersions": ["1.0.0", "9.9.9"], "plugins": [MACVLAN]},
+            "spec.config.cniVersions[1]",
+            "'9.9.9', not a CNI spec version",
+        ),
+        ({"cniVersions": "1.0.0", "plugins": [MACVLAN]}, "spec.config.cniVersions", "write a list"),
+    ],
+)
+def test_cni_version_refuses(config: Any, field: str, text: str) -> None:
+    finding = only(nad(config), "nad-config-cni-version")
+    assert (finding.field, finding.severity) == (field, Severity.DENY)
+    assert finding.message.startswith(field)
+    assert text in finding.message
+
+
+@pytest.mark.parametrize("version", ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+def test_cni_version_allows_every_spec_version(version: str) -> None:
+    config = {"cniVersion": version, "cniVersions": [version], "plugins": [MACVLAN]}
+    assert findings(nad(config), "nad-config-cni-version") == []
+
+
+def test_cni_version_may_be_left_out() -> None:
+    assert findings(nad({"type": "macvlan", "master": "eth0"}), "nad-config-cni-version") == []
+
+
+# --- nad-name ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["Net1", "net_1", "-net", "net-", "a" * 254, "net..a", "ünï"])
+def test_name_refuses_invalid_object_names(name: str) -> None:
+    finding = only(nad(MACVLAN, name=name), "nad-name")
+    assert (finding.field, finding.severity) == ("metadata.name", Severity.DENY)
+    assert "is not a valid Kubernetes object name (DNS-1123 subdomain" in finding.message
+    assert "rename it" in finding.message
+
+
+def test_name_missing_is_refused_but_generate_name_is_fine() -> None:
+    finding = only(nad(MACVLAN, name=None), "nad-name")
+    assert finding.message == "metadata.name is missing: give the NetworkAttachmentDefinition a name"
+    assert findings(nad(MACVLAN, name=None, generateName="net-"), "nad-name") == []
+
+
+def test_name_with_dots_warns_that_only_json_form_selects_it() -> None:
+    finding = only(nad(MACVLAN, name="lan.a"), "nad-name")
+    assert finding.severity is Severity.WARN
+    assert "short form of k8s.v1.cni.cncf.io/networks" in finding.message
+    assert "only the JSON form" in finding.message
+
+
+@pytest.mark.parametrize("name", ["net1", "a", "a-b-c", "1net", "a" * 253])
+def test_name_allows_valid_names(name: str) -> None:
+    assert findings(nad(MACVLAN, name=name), "nad-name") == []
+
+
+def test_update_runs_the_same_rules_on_the_new_object() -> None:
+    bad = {**MACVLAN, "cniVersion": "2.0.0"}
+    created = [(f.rule, f.field, f.message) for f in evaluate(nad(bad), Policy())]
+    updated = [(f.rule, f.field, f.message) for f in evaluate(nad(bad, operation="UPDATE"), Policy())]
+    assert created == updated
+    assert ("nad-config-cni-version", "spec.config.cniVersion") in [(r, f) for r, f, _ in updated]

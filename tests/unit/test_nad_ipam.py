@@ -1,0 +1,409 @@
+"""The nad-ipam-* rules and the allocation ranges the cluster-wide overlap index reads."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+import pytest
+
+from webhook.cni.addresses import parse_cidr, parse_ip
+from webhook.cni.config import parse_nad_config
+from webhook.cni.ipam import nad_allocation_ranges
+from webhook.rules import Finding, Policy, Severity, Subject, evaluate
+
+NAD = "NetworkAttachmentDefinition"
+
+
+def nad(config: Any) -> Subject:
+    meta = {"name": "net1", "namespace": "default"}
+    return Subject({"metadata": meta, "spec": {"config": json.dumps(config)}}, NAD)
+
+
+def findings(subject: Subject, rule: str) -> list[Finding]:
+    return [f for f in evaluate(subject, Policy()) if f.rule == rule]
+
+
+def macvlan(ipam: dict[str, Any], version: str = "1.0.0") -> dict[str, Any]:
+    return {"cniVersion": version, "type": "macvlan", "master": "eth0", "ipam": ipam}
+
+
+def hl(**fields: Any) -> dict[str, Any]:
+    return macvlan({"type": "host-local", **fields})
+
+
+def wa(**fields: Any) -> dict[str, Any]:
+    return macvlan({"type": "whereabouts", **fields})
+
+
+def st(*addresses: Any, **fields: Any) -> dict[str, Any]:
+    return macvlan({"type": "static", "addresses": list(addresses), **fields})
+
+
+P = "spec.config.ipam"
+
+REFUSED = [
+    # (rule, config, field, text, severity)
+    ("nad-ipam-host-local", hl(subnet="10.0.0.0/31"), f"{P}.subnet", "too small for host-local", "deny"),
+    ("nad-ipam-host-local", hl(subnet="fd00::/127"), f"{P}.subnet", "use at most a /126", "deny"),
+    (
+        "nad-ipam-host-local",
+        hl(subnet="10.0.0.1/24"),
+        f"{P}.subnet",
+        "write the network address, 10.0.0.0/24",
+        "deny",
+    ),
+    ("nad-ipam-host-local", hl(subnet="10.0.0.0"), f"{P}.subnet", "not a CIDR", "deny"),
+    ("nad-ipam-host-local", hl(subnet="10.0.0.0/255.255.255.0"), f"{P}.subnet", "not a CIDR", "deny"),
+    (
+        "nad-ipam-host-local",
+        hl(subnet="10.0.0.0/24", rangeStart="10.0.1.5"),
+        f"{P}.rangeStart",
+        "outside the subnet 10.0.0.0/24",
+        "deny",
+    ),
+    (
+        "nad-ipam-host-local",
+        hl(ranges=[[{"subnet": "fd00::/64", "rangeEnd": "fd01::1"}]]),
+        f"{P}.ranges[0][0].rangeEnd",
+        "outside the subnet fd00::/64",
+        "deny",
+    ),
+    (
+        "nad-ipam-host-local",
+        hl(subnet="10.0.0.0/24", rangeStart="10.0.0.200", rangeEnd="10.0.0.100"),
+        f"{P}.rangeStart",
+        "after its end 10.0.0.100",
+        "deny",
+    ),
+    (
+        "nad-ipam-host-local",
+        hl(subnet="10.0.0.0/24", rangeStart="10.0.0.x"),
+        f"{P}.rangeStart",
+        "not an IP",
+        "deny",
+    ),
+    (
+        "nad-ipam-host-local",
+        hl(ranges=[[{"subnet": "10.0.0.0/24"}, {"subnet": "fd00::/64"}]]),
+        f"{P}.ranges[0][1]",
+        "one range set holds one address family",
+        "deny",
+    ),
+    (
+        "nad-ipam-host-local",
+        hl(ranges=[[{"subnet": "10.0.0.0/24"}, {"subnet": "10.0.0.128/25"}]]),
+        f"{P}.ranges[0][1]",
+        "overlaps spec.config.ipam.ranges[0][0]",
+        "deny",
+    ),
+    (
+        "nad-ipam-host-local",
+        hl(subnet="10.0.0.0/16", ranges=[[{"subnet": "10.0.5.0/24"}]]),
+        f"{P}.ranges[0][0]",
+        "refuses overlapping range sets",
+        "deny",
+    ),
+    ("nad-ipam-host-local", hl(ranges=[[]]), f"{P}.ranges[0]", "empty range set", "deny"),
+    (
+        "nad-ipam-host-local",
+        hl(ranges=[{"subnet": "10.0.0.0/24"}]),
+        f"{P}.ranges[0]",
+        "wrap it in [ ]",
+        "deny",
+    ),
+    ("nad-ipam-host-local", hl(), P, "nothing to allocate from", "deny"),
+    # containernetworking/plugins v1.10.0 refuses it ("gateway ... not in network").
+    (
+        "nad-ipam-host-local",
+        hl(subnet="10.0.0.0/24", gateway="10.0.1.1"),
+        f"{P}.gateway",
+        "outside the subnet 10.0.0.0/24",
+        "deny",
+    ),
+    (
+        "nad-ipam-host-local",
+        hl(ranges=[[{"subnet": "10.0.0.0/24"}], [{"subnet": "10.1.0.0/24"}]]) | {"cniVersion": "0.2.0"},
+        P,
+        "cniVersion 0.2.0 cannot return",
+        "deny",
+    ),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.0/33"), f"{P}.range", "not a CIDR", "deny"),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.9/32"), f"{P}.range", "use at most a /30", "deny"),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.x-10.0.0.60/24"), f"{P}.range", "write a CIDR", "deny"),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.1.50-10.0.0.60/24"),
+        f"{P}.range",
+        "not inside 10.0.0.0/24",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", range_start="10.0.1.5"),
+        f"{P}.range_start",
+        "would silently ignore it",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="fd00::/120", range_end="fd00::ff"),
+        f"{P}.range_end",
+        "outside the range fd00::/120",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", range_start="10.0.0.100", range_end="10.0.0.10"),
+        f"{P}.range",
+        "make the start lower than the end",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", exclude=["10.0.0.0/33"]),
+        f"{P}.exclude[0]",
+        "CIDR",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", exclude="10.0.0.1"),
+        f"{P}.exclude",
+        "write a list",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", exclude=["10.9.0.0/28"]),
+        f"{P}.exclude[0]",
+        "excludes nothing",
+        "warn",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(ipRanges=[{"range": "10.0.0.0/24"}, {"range": "fd00::/64", "exclude": ["fd00::1", "x"]}]),
+        f"{P}.ipRanges[1].exclude[1]",
+        "cannot parse it",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(ipRanges=[{"range": "10.0.0.0/24", "range_start": "10.0.0.0"}]),
+        f"{P}.ipRanges[0].range_start",
+        "10.0.0.1-10.0.0.254",
+        "deny",
+    ),
+    ("nad-ipam-whereabouts", wa(), f"{P}.range", "there are no ipRanges", "deny"),
+    (
+        "nad-ipam-whereabouts",
+        wa(ipRanges=[{"range": "10.0.0.0/24"}], exclude=["10.0.0.1"]),
+        f"{P}.exclude",
+        "whereabouts ignores it",
+        "warn",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", gateway="gw"),
+        f"{P}.gateway",
+        "not an IP address",
+        "deny",
+    ),
+    ("nad-ipam-static", st({"address": "10.0.0.5"}), f"{P}.addresses[0].address", "in CIDR form", "deny"),
+    ("nad-ipam-static", st({"gateway": "10.0.0.1"}), f"{P}.addresses[0].address", "is missing", "deny"),
+    ("nad-ipam-static", st(), f"{P}.addresses", "returns no address", "deny"),
+    (
+        "nad-ipam-static",
+        st({"address": "10.0.0.5/24", "gateway": "fd00::1"}),
+        f"{P}.addresses[0].gateway",
+        "gateway of its own family",
+        "warn",
+    ),
+    (
+        "nad-ipam-static",
+        st({"address": "10.0.0.5/24"}, {"address": "10.0.1.5/24"}) | {"cniVersion": "0.1.0"},
+        P,
+        "cniVersion 0.1.0 cannot return",
+        "deny",
+    ),
+    (
+        "nad-ipam-routes",
+        hl(subnet="10.0.0.0/24", routes=[{"dst": "default"}]),
+        f"{P}.routes[0].dst",
+        "destination CIDR",
+        "deny",
+    ),
+    (
+        "nad-ipam-routes",
+        st({"address": "10.0.0.5/24"}, routes=[{"dst": "0.0.0.0/0", "gw": "router"}]),
+        f"{P}.routes[0].gw",
+        "not an IP address",
+        "deny",
+    ),
+    ("nad-ipam-dhcp", macvlan({"type": "dhcp"}), f"{P}.type", "dhcp daemon runs on every node", "warn"),
+]
+
+
+@pytest.mark.parametrize(("rule", "config", "field", "text", "severity"), REFUSED)
+def test_refused(rule: str, config: dict[str, Any], field: str, text: str, severity: str) -> None:
+    found = findings(nad(config), rule)
+    assert [f.field for f in found] == [field], found
+    assert found[0].severity is Severity(severity)
+    assert found[0].message.startswith(field)
+    assert text in found[0].message
+
+
+ALLOWED = [
+    ("nad-ipam-host-local", hl(subnet="10.0.0.0/30")),
+    (
+        "nad-ipam-host-local",
+        hl(subnet="10.0.0.0/24", rangeStart="10.0.0.10", rangeEnd="10.0.0.20", gateway="10.0.0.1"),
+    ),
+    (
+        "nad-ipam-host-local",
+        hl(
+            ranges=[
+                [{"subnet": "10.0.0.0/25"}, {"subnet": "10.0.0.128/25"}],
+                [{"subnet": "fd00::/64", "rangeStart": "fd00::10", "rangeEnd": "fd00::20"}],
+            ]
+        ),
+    ),
+    # An empty string is an unset net.IP for Go.
+    ("nad-ipam-host-local", hl(subnet="10.0.0.0/24", rangeStart="", gateway=None)),
+    ("nad-ipam-host-local", macvlan({"type": "host-local"}) | {"capabilities": {"ipRanges": True}}),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", range_start="10.0.0.10", range_end="10.0.0.20")),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.5/24", exclude=["10.0.0.0/28", "10.0.0.200"])),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.10-10.0.0.50/24")),
+    (
+        "nad-ipam-whereabouts",
+        wa(ipRanges=[{"range": "10.0.0.0/24"}, {"range": "fd00::/64", "exclude": ["fd00::1"]}]),
+    ),
+    ("nad-ipam-static", st({"address": "10.0.0.5/24", "gateway": "10.0.0.1"}, {"address": "fd00::5/64"})),
+    ("nad-ipam-static", macvlan({"type": "static"}) | {"capabilities": {"ips": True}}),
+    (
+        "nad-ipam-routes",
+        hl(subnet="10.0.0.0/24", routes=[{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}, {"dst": "::/0"}]),
+    ),
+    ("nad-ipam-dhcp", macvlan({"type": "whereabouts", "range": "10.0.0.0/24"})),
+]
+
+
+@pytest.mark.parametrize(("rule", "config"), ALLOWED)
+def test_allowed(rule: str, config: dict[str, Any]) -> None:
+    assert findings(nad(config), rule) == []
+
+
+def test_ipam_rules_read_every_plugin_of_a_list() -> None:
+    config = {
+        "cniVersion": "1.0.0",
+        "plugins": [
+            {"type": "bridge", "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}},
+            {"type": "tuning"},
+            {"type": "ptp", "ipam": {"type": "host-local", "subnet": "10.1.0.1/24"}},
+        ],
+    }
+    [finding] = findings(nad(config), "nad-ipam-host-local")
+    assert finding.field == "spec.config.plugins[2].ipam.subnet"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("10.0.0.1", "10.0.0.1"),
+        ("fd00::1", "fd00::1"),
+        ("::ffff:10.0.0.1", "10.0.0.1"),
+        ("fe80::1%eth0", None),
+        ("010.0.0.1", None),
+        ("10.0.0.1/24", None),
+        (" 10.0.0.1", None),
+        (7, None),
+    ],
+)
+def test_parse_ip_reads_like_go(text: Any, expected: str | None) -> None:
+    parsed = parse_ip(text)
+    assert (str(parsed) if parsed else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("10.0.0.1/24", ("10.0.0.1", "10.0.0.0/24")),
+        ("fd00::1/64", ("fd00::1", "fd00::/64")),
+        ("10.0.0.0/33", None),
+        ("10.0.0.0", None),
+        ("10.0.0.0/+8", None),
+        ("::ffff:10.0.0.0/104", None),
+    ],
+)
+def test_parse_cidr_reads_like_go(text: str, expected: tuple[str, str] | None) -> None:
+    parsed = parse_cidr(text)
+    assert ((str(parsed[0]), str(parsed[1])) if parsed else None) == expected
+
+
+def test_allocation_ranges_for_the_overlap_index() -> None:
+    config = {
+        "cniVersion": "1.0.0",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": "br-lan",
+                "vlan": 20,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [
+                        [{"subnet": "10.0.0.0/24", "rangeStart": "10.0.0.10"}],
+                        [{"subnet": "fd00::/120"}],
+                    ],
+                },
+            },
+            {
+                "type": "macvlan",
+                "master": "eth1",
+                "ipam": {
+                    "type": "whereabouts",
+                    "range": "10.2.0.0/24",
+                    "range_end": "10.2.0.99",
+                    "network_name": "blue",
+                    "enable_overlapping_ranges": False,
+                },
+            },
+            {
+                "type": "vlan",
+                "master": "eth2",
+                "vlanId": 7,
+                "ipam": {"type": "static", "addresses": [{"address": "10.3.0.5/24"}]},
+            },
+            {"type": "macvlan", "ipam": {"type": "host-local", "subnet": "10.4.0.1/24"}},  # invalid: left out
+            {"type": "macvlan", "ipam": {"type": "dhcp"}},
+        ],
+    }
+    ranges = nad_allocation_ranges(parse_nad_config(json.dumps(config), "spec.config").netconf)
+    got = [
+        (
+            str(r.first),
+            str(r.last),
+            r.ipam_type,
+            r.bridge,
+            r.master,
+            r.vlan,
+            r.network_name,
+            r.enable_overlapping_ranges,
+        )
+        for r in ranges
+    ]
+    assert got == [
+        ("10.0.0.10", "10.0.0.254", "host-local", "br-lan", None, 20, "", True),
+        ("fd00::1", "fd00::ff", "host-local", "br-lan", None, 20, "", True),
+        ("10.2.0.1", "10.2.0.99", "whereabouts", None, "eth1", None, "blue", False),
+        ("10.3.0.5", "10.3.0.5", "static", None, "eth2", 7, "", True),
+    ]
+    assert ranges[0].path == "spec.config.plugins[0].ipam.ranges[0][0]"
+    assert ranges[2].network == ipaddress.ip_network("10.2.0.0/24")
+    assert ranges[0].overlaps(ranges[0])
+    assert not ranges[0].overlaps(ranges[1])
+
+
+def test_allocation_ranges_of_nothing() -> None:
+    assert nad_allocation_ranges(None) == []
+    assert nad_allocation_ranges(parse_nad_config('{"type": "macvlan"}', "spec.config").netconf) == []

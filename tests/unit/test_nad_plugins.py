@@ -1,0 +1,240 @@
+"""The nad-plugin-* rules: one allowed and one refused config (at least) per rule, message checked."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from webhook.cni.plugins import sysctl_key_problem
+from webhook.rules import Finding, Policy, Severity, Subject, evaluate
+
+NAD = "NetworkAttachmentDefinition"
+STATIC = {"type": "static", "addresses": [{"address": "10.1.0.5/24"}]}
+
+
+def nad(config: Any, annotations: dict[str, str] | None = None) -> Subject:
+    meta = {"name": "net1", "namespace": "default", "annotations": annotations or {}}
+    return Subject({"metadata": meta, "spec": {"config": json.dumps(config)}}, NAD)
+
+
+def findings(subject: Subject, rule: str) -> list[Finding]:
+    return [f for f in evaluate(subject, Policy()) if f.rule == rule]
+
+
+def single(plugin: dict[str, Any]) -> dict[str, Any]:
+    return {"cniVersion": "1.0.0", **plugin}
+
+
+def chain(*plugins: dict[str, Any]) -> dict[str, Any]:
+    return {"cniVersion": "1.0.0", "name": "n", "plugins": list(plugins)}
+
+
+MACVLAN = {"type": "macvlan", "master": "eth0", "ipam": STATIC}
+
+REFUSED = [
+    # (rule, config, field, text in message)
+    (
+        "nad-plugin-field-types",
+        single({**MACVLAN, "mtu": "1500"}),
+        "spec.config.mtu",
+        "reads it as an integer",
+    ),
+    ("nad-plugin-field-types", single({**MACVLAN, "mtu": 1500.5}), "spec.config.mtu", "the number 1500.5"),
+    (
+        "nad-plugin-field-types",
+        single({"type": "bridge", "isGateway": "true"}),
+        "spec.config.isGateway",
+        "true or",
+    ),
+    (
+        "nad-plugin-field-types",
+        chain(MACVLAN, {"type": "bandwidth", "ingressRate": -1, "ingressBurst": 1}),
+        "spec.config.plugins[1].ingressRate",
+        "non-negative integer",
+    ),
+    # Go matches JSON keys to struct fields case-insensitively.
+    ("nad-plugin-field-types", single({**MACVLAN, "MTU": "x"}), "spec.config.MTU", "reads it as an integer"),
+    (
+        "nad-plugin-vlan-id",
+        single({"type": "vlan", "master": "eth0", "vlanId": 4095}),
+        "spec.config.vlanId",
+        "0 to",
+    ),
+    (
+        "nad-plugin-vlan-id",
+        single({"type": "vlan", "master": "eth0", "vlanId": -1}),
+        "spec.config.vlanId",
+        "4094",
+    ),
+    (
+        "nad-plugin-vlan-id",
+        single({"type": "bridge", "vlan": 5000}),
+        "spec.config.vlan",
+        "a VLAN id must be from 0",
+    ),
+    ("nad-plugin-vlan-master", single({"type": "vlan", "vlanId": 5}), "spec.config.master", "is missing"),
+    (
+        "nad-plugin-vlan-master",
+        single({"type": "vlan", "master": ""}),
+        "spec.config.master",
+        "host interface",
+    ),
+    (
+        "nad-plugin-bridge-hairpin-promisc",
+        single({"type": "bridge", "hairpinMode": True, "promiscMode": True}),
+        "spec.config.promiscMode",
+        "keep only one of them",
+    ),
+    (
+        "nad-plugin-mode",
+        single({**MACVLAN, "mode": "l2"}),
+        "spec.config.mode",
+        "bridge, private, vepa, passthru",
+    ),
+    (
+        "nad-plugin-mode",
+        single({"type": "ipvlan", "mode": "bridge", "ipam": STATIC}),
+        "spec.config.mode",
+        "l3s",
+    ),
+    (
+        "nad-plugin-host-device-selector",
+        single({"type": "host-device", "ipam": STATIC}),
+        "spec.config",
+        "k8s.v1.cni.cncf.io/resourceName",
+    ),
+    ("nad-plugin-ipam-required", single({"type": "ptp"}), "spec.config.ipam", "always runs IPAM"),
+    (
+        "nad-plugin-ipam-required",
+        single({"type": "dummy", "ipam": {}}),
+        "spec.config.ipam",
+        "add an ipam section",
+    ),
+    (
+        "nad-plugin-ipam-required",
+        chain({"type": "ipvlan", "master": "eth0"}),
+        "spec.config.plugins[0].ipam",
+        "previous plugin's result",
+    ),
+    (
+        "nad-plugin-needs-previous-result",
+        chain({"type": "portmap"}, MACVLAN),
+        "spec.config.plugins[0].type",
+        "first plugin of the list",
+    ),
+    ("nad-plugin-needs-previous-result", single({"type": "sbr"}), "spec.config.type", "is the whole config"),
+    (
+        "nad-plugin-vrf-name",
+        chain(MACVLAN, {"type": "vrf"}),
+        "spec.config.plugins[1].vrfname",
+        "name of the VRF",
+    ),
+    (
+        "nad-plugin-bandwidth-pairs",
+        chain(MACVLAN, {"type": "bandwidth", "egressRate": 1000}),
+        "spec.config.plugins[1].egressBurst",
+        "egressRate is set but spec.config.plugins[1].egressBurst is not",
+    ),
+    (
+        "nad-plugin-bandwidth-pairs",
+        chain(MACVLAN, {"type": "bandwidth", "ingressBurst": 1000}),
+        "spec.config.plugins[1].ingressRate",
+        "set both (or neither)",
+    ),
+    (
+        "nad-plugin-bandwidth-pairs",
+        chain(MACVLAN, {"type": "bandwidth", "ingressRate": 1, "ingressBurst": 2**40}),
+        "spec.config.plugins[1].ingressBurst",
+        "more than the plugin allows (4 GB)",
+    ),
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "sysctl": {"kernel.shmmax": "1"}}),
+        'spec.config.plugins[1].sysctl["kernel.shmmax"]',
+        "outside net.*",
+    ),
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "sysctl": {"vm/net/x": "1"}}),
+        'spec.config.plugins[1].sysctl["vm/net/x"]',
+        "outside net.*",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rule", "config", "field", "text"), REFUSED)
+def test_refused(rule: str, config: dict[str, Any], field: str, text: str) -> None:
+    found = findings(nad(config), rule)
+    assert [f.field for f in found] == [field]
+    assert found[0].severity is Severity.DENY
+    assert found[0].message.startswith(field.split("[")[0])
+    assert text in found[0].message
+
+
+ALLOWED = [
+    ("nad-plugin-field-types", single({**MACVLAN, "mtu": 1500, "mode": None})),
+    ("nad-plugin-field-types", single({"type": "unknown-plugin", "mtu": "whatever"})),
+    ("nad-plugin-vlan-id", single({"type": "vlan", "master": "eth0", "vlanId": 4094})),
+    ("nad-plugin-vlan-id", single({"type": "bridge", "vlan": 0})),
+    ("nad-plugin-vlan-master", single({"type": "vlan", "master": "bond0"})),
+    (
+        "nad-plugin-bridge-hairpin-promisc",
+        single({"type": "bridge", "hairpinMode": True, "promiscMode": False}),
+    ),
+    ("nad-plugin-mode", single({**MACVLAN, "mode": "passthru"})),
+    ("nad-plugin-mode", single({"type": "ipvlan", "mode": "l3s", "ipam": STATIC})),
+    ("nad-plugin-host-device-selector", single({"type": "host-device", "pciBusID": "0000:03:00.0"})),
+    ("nad-plugin-host-device-selector", single({"type": "host-device", "runtimeConfig": {"deviceID": "x"}})),
+    ("nad-plugin-ipam-required", single({"type": "ptp", "ipam": STATIC})),
+    # Since plugins v1.x a vlan without IPAM is a plain L2 attachment.
+    ("nad-plugin-ipam-required", single({"type": "vlan", "master": "eth0"})),
+    ("nad-plugin-ipam-required", chain(MACVLAN, {"type": "ipvlan", "master": "eth0"})),
+    ("nad-plugin-needs-previous-result", chain(MACVLAN, {"type": "portmap"}, {"type": "firewall"})),
+    ("nad-plugin-vrf-name", chain(MACVLAN, {"type": "vrf", "vrfname": "blue"})),
+    (
+        "nad-plugin-bandwidth-pairs",
+        chain(MACVLAN, {"type": "bandwidth", "egressRate": 10, "egressBurst": 10}),
+    ),
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}),
+    ),
+]
+
+
+@pytest.mark.parametrize(("rule", "config"), ALLOWED)
+def test_allowed(rule: str, config: dict[str, Any]) -> None:
+    assert findings(nad(config), rule) == []
+
+
+def test_host_device_without_selector_is_fine_with_resource_name_annotation() -> None:
+    config = single({"type": "host-device", "ipam": STATIC})
+    annotations = {"k8s.v1.cni.cncf.io/resourceName": "intel.com/sriov"}
+    assert findings(nad(config, annotations), "nad-plugin-host-device-selector") == []
+
+
+@pytest.mark.parametrize(
+    ("key", "refused"),
+    [
+        ("net.ipv4.ip_forward", False),
+        ("net.ipv6.conf.IFNAME.disable_ipv6", False),
+        ("net", True),
+        ("net.", True),
+        ("kernel.pid_max", True),
+        # Dots become slashes before the path is cleaned, so ".." can never climb out of net/.
+        ("net..kernel.pid_max", False),
+        ("net/../../etc/x", False),
+        ("/net/core/somaxconn", False),
+        ("/kernel/x", True),
+    ],
+)
+def test_sysctl_keys_as_tuning_cleans_them(key: str, refused: bool) -> None:
+    assert (sysctl_key_problem(key) is not None) is refused
+
+
+def test_unknown_plugin_types_are_not_judged() -> None:
+    config = chain({"type": "cilium-cni", "vlanId": 99999, "mode": "x"}, {"type": "my-tuning"})
+    plugin_findings = [f for f in evaluate(nad(config), Policy()) if f.rule.startswith("nad-plugin-")]
+    assert plugin_findings == []
