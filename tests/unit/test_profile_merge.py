@@ -1,0 +1,143 @@
+"""Merging a NetworkProfile's networks into a pod's networks annotation, case by case."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from webhook.multus.profiles import ProfileMergeError, merge_profile_networks
+
+
+def merge(existing: str | None, profile: Any, namespace: str = "team", **kw: Any) -> str | None:
+    return merge_profile_networks(existing, profile, namespace, **kw)
+
+
+def refusal(existing: str | None, profile: Any, **kw: Any) -> ProfileMergeError:
+    with pytest.raises(ProfileMergeError) as info:
+        merge(existing, profile, **kw)
+    return info.value
+
+
+def test_pod_without_annotation_gets_the_profile_in_short_form() -> None:
+    assert merge(None, [{"name": "a"}, {"name": "b", "namespace": "shared", "interface": "data0"}]) == (
+        "a,shared/b@data0"
+    )
+
+
+def test_empty_annotation_gets_the_profile() -> None:
+    assert merge("", [{"name": "a"}]) == "a"
+
+
+def test_profile_elements_are_appended_after_the_users() -> None:
+    assert merge(" x , y@data0 ", [{"name": "a"}]) == "x,y@data0,a"
+
+
+def test_nothing_to_add_returns_the_same_object() -> None:
+    for existing in (None, "", " a ,b", '[{"name": "a", "comment": "mine"}]'):
+        assert merge(existing, []) is existing
+    existing = " team/a , b"
+    assert merge(existing, [{"name": "a"}, {"name": "b", "namespace": "team"}]) is existing
+
+
+def test_presence_resolves_namespaces_against_the_pod() -> None:
+    assert merge("a", [{"name": "a", "namespace": "team"}], namespace="team") == "a"
+    assert merge("a", [{"name": "a", "namespace": "other"}], namespace="team") == "a,other/a"
+
+
+def test_same_network_on_another_interface_is_another_attachment() -> None:
+    assert merge("a@data0", [{"name": "a"}]) == "a@data0,a"
+
+
+def test_duplicates_within_the_profile_are_added_once() -> None:
+    assert merge(None, [{"name": "a"}, {"name": "a", "namespace": "team"}]) == "a"
+
+
+def test_json_form_when_an_element_needs_it() -> None:
+    merged = merge("x@data0", [{"name": "a", "ips": ["10.0.0.5/24"]}])
+    assert merged is not None
+    assert json.loads(merged) == [{"name": "x", "interface": "data0"}, {"name": "a", "ips": ["10.0.0.5/24"]}]
+
+
+def test_users_json_is_kept_verbatim_including_keys_multus_ignores() -> None:
+    existing = '[{"name": "x", "comment": "mine", "interfaceRequest": "data0"}]'
+    merged = merge(existing, [{"name": "a"}])
+    assert merged is not None
+    assert json.loads(merged) == [
+        {"name": "x", "comment": "mine", "interfaceRequest": "data0"},
+        {"name": "a"},
+    ]
+
+
+def test_users_simple_json_becomes_short_form() -> None:
+    assert merge('[{"name": "x", "namespace": "other"}]', [{"name": "a"}]) == "other/x,a"
+
+
+def test_merging_again_changes_nothing() -> None:
+    profile = [{"name": "a", "mac": "02:00:00:00:00:01"}, {"name": "b"}]
+    once = merge('[{"name": "x"}]', profile)
+    assert merge(once, profile) is once
+
+
+def test_interface_clash_names_both() -> None:
+    err = refusal("x@data0", [{"name": "a", "interface": "data0"}], profile_name="db")
+    assert err.field == "spec.networks[0].interface"
+    assert "NetworkProfile db spec.networks[0] (team/a@data0) requests interface data0" in err.message
+    assert "the pod's own element k8s.v1.cni.cncf.io/networks[0] (team/x@data0) already uses" in err.message
+    assert "give one of them another interface name" in err.message
+
+
+def test_positional_name_clash_is_refused() -> None:
+    # x is net1 by position; the profile asks for net1 explicitly.
+    err = refusal("x", [{"name": "a", "interface": "net1"}])
+    assert "already uses" in err.message
+    # The profile's unnamed element would be net2, which the user took explicitly for x.
+    err = refusal('[{"name": "y"}, {"name": "x", "interface": "net3"}]', [{"name": "a"}])
+    assert "would be given interface (by its position) net3" in err.message
+
+
+def test_first_index_shifts_positional_names() -> None:
+    assert merge("x@net2", [{"name": "a"}], first_index=2) is not None
+    err = refusal("x@net3", [{"name": "a"}], first_index=2)
+    assert "net3" in err.message
+
+
+def test_clash_within_the_profile_is_refused() -> None:
+    err = refusal(
+        None, [{"name": "a", "interface": "data0"}, {"name": "b", "interface": "data0"}], profile_name="p"
+    )
+    assert err.field == "spec.networks[1].interface"
+    assert "which NetworkProfile p spec.networks[0] (team/a@data0) already uses" in err.message
+
+
+@pytest.mark.parametrize("ifname", ["eth0", "lo"])
+def test_reserved_interface_in_profile_is_refused(ifname: str) -> None:
+    err = refusal(None, [{"name": "a", "interface": ifname}])
+    assert f"requests interface {ifname}, which every pod already has" in err.message
+
+
+@pytest.mark.parametrize("existing", ["a/b/c", "a,,b", '[{"name": 5}]', "[oops", '{"name": "a"}'])
+def test_unparsable_user_value_is_an_error_and_left_alone(existing: str) -> None:
+    err = refusal(existing, [{"name": "a"}], profile_name="p")
+    assert err.field.startswith('metadata.annotations["k8s.v1.cni.cncf.io/networks"]')
+    assert (
+        "NetworkProfile p spec.networks was not applied and the annotation was left as written" in err.message
+    )
+
+
+@pytest.mark.parametrize(
+    ("profile", "field", "text"),
+    [
+        ("a", "spec.networks", "must be a list of objects"),
+        ([{"name": "a", "mac": "x"}], "spec.networks[0].mac", "is not a MAC address"),
+        ([{"interface": "data0"}], "spec.networks[0].name", "is empty"),
+        (["a"], "spec.networks[0]", "must be an object"),
+    ],
+)
+def test_invalid_profile_is_an_error(profile: Any, field: str, text: str) -> None:
+    err = refusal("x", profile, profile_name="p")
+    assert err.field == field
+    assert err.message.startswith("NetworkProfile p spec.networks")
+    assert text in err.message
+    assert err.message.endswith("the profile was not applied")
