@@ -1,6 +1,9 @@
 """Pure rules: (object, ClusterView, Policy) -> findings. Importing this package registers them all."""
 
 from webhook.rules import nad_config as nad_config
+from webhook.rules import nad_ipam as nad_ipam
+from webhook.rules import nad_plugins as nad_plugins
+from webhook.rules import pod_networks as pod_networks
 from webhook.rules.engine import evaluate, rules_for
 from webhook.rules.findings import Finding, Severity, Violation, verdict
 from webhook.rules.policy import Policy, PolicyError
