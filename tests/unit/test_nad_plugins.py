@@ -150,6 +150,12 @@ REFUSED = [
         "more than the plugin allows (4 GB)",
     ),
     (
+        "nad-plugin-bandwidth-veth",
+        chain(MACVLAN, {"type": "bandwidth", "egressRate": 10, "egressBurst": 10}),
+        "spec.config.plugins[1]",
+        "spec.config.plugins[0] is macvlan, whose pod interface has no veth peer: every pod fails",
+    ),
+    (
         "nad-plugin-tuning-sysctl",
         chain(MACVLAN, {"type": "tuning", "sysctl": {"kernel.shmmax": "1"}}),
         'spec.config.plugins[1].sysctl["kernel.shmmax"]',
@@ -207,6 +213,13 @@ ALLOWED = [
 @pytest.mark.parametrize(("rule", "config"), ALLOWED)
 def test_allowed(rule: str, config: dict[str, Any]) -> None:
     assert findings(nad(config), rule) == []
+
+
+def test_bandwidth_capability_behind_macvlan_only_warns() -> None:
+    config = chain(MACVLAN, {"type": "bandwidth", "capabilities": {"bandwidth": True}})
+    [finding] = findings(nad(config), "nad-plugin-bandwidth-veth")
+    assert finding.severity is Severity.WARN
+    assert "pods that request bandwidth will fail" in finding.message
 
 
 def test_host_device_without_selector_is_fine_with_resource_name_annotation() -> None:

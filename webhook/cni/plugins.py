@@ -10,7 +10,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator, Mapping
 
-from webhook.cni.config import PluginConf, Problem, go_field
+from webhook.cni.config import NetConf, PluginConf, Problem, go_field
 from webhook.cni.fields import Kind, describe, fits, int_in_range, is_int, type_problem
 
 #: Fields every plugin's config is decoded into by libcni (types.PluginConf), whatever its type.
@@ -103,6 +103,10 @@ MODES: Mapping[str, tuple[str, ...]] = {
 }
 
 HOST_DEVICE_SELECTORS = ("device", "hwaddr", "kernelpath", "pciBusID")
+
+#: Interface plugins whose pod interface is not a veth: bandwidth shapes the host side of a veth
+#: pair and fails ("has no veth peer") behind these.
+NOT_VETH = frozenset({"macvlan", "ipvlan", "vlan", "host-device", "dummy"})
 
 #: Multus injects runtimeConfig.deviceID from the device plugin for NADs with this annotation.
 RESOURCE_NAME_ANNOTATION = "k8s.v1.cni.cncf.io/resourceName"
@@ -278,6 +282,37 @@ def bandwidth_problems(plugin: PluginConf) -> Iterator[Problem]:
         if burst_v > _MAX_BURST_BITS:
             yield Problem(
                 burst_path, f"{burst_path} is {burst_v} bits, more than the plugin allows (4 GB): lower it"
+            )
+
+
+def bandwidth_interface_problems(netconf: NetConf) -> Iterator[Problem]:
+    if not netconf.is_list or not netconf.plugins or netconf.plugins[0].type not in NOT_VETH:
+        return
+    first = netconf.plugins[0]
+    for plugin in netconf.plugins[1:]:
+        if plugin.type != "bandwidth":
+            continue
+        limits = [
+            f
+            for name in ("ingressRate", "ingressBurst", "egressRate", "egressBurst")
+            if (f := plugin.field(name))
+        ]
+        static = any(is_int(value) and value > 0 for _, value in limits)
+        caps = plugin.field("capabilities")
+        asks = caps is not None and isinstance(caps[1], Mapping) and caps[1].get("bandwidth") is True
+        if not static and not asks:
+            continue
+        why = (
+            f"{plugin.path} shapes traffic on the host end of a veth pair, but {first.path} is {first.type}, "
+            "whose pod interface has no veth peer"
+        )
+        if static:
+            yield Problem(plugin.path, f"{why}: every pod fails; use bridge or ptp, or drop the limits")
+        else:
+            yield Problem(
+                plugin.path,
+                f"{why}: pods that request bandwidth will fail; use bridge or ptp for shaped pods",
+                warning=True,
             )
 
 

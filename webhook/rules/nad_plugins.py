@@ -116,6 +116,23 @@ def bandwidth_pairs(subject: Subject) -> Iterator[Violation]:
     yield from _each_plugin(subject, table.bandwidth_problems)
 
 
+@rule(
+    "nad-plugin-bandwidth-veth",
+    kinds=NAD,
+    severity=Severity.DENY,
+    title="bandwidth follows a veth interface plugin",
+)
+def bandwidth_veth(subject: Subject) -> Iterator[Violation]:
+    """The bandwidth plugin limits a pod through the host end of its veth pair; behind macvlan,
+    ipvlan, vlan, host-device or dummy there is none and every shaped ADD fails ("has no veth
+    peer"). Static limits deny; the bandwidth capability alone only warns (unshaped pods work)."""
+    netconf = subject.nad_config.netconf
+    if netconf is None:
+        return
+    for problem in table.bandwidth_interface_problems(netconf):
+        yield Violation(problem.field, problem.message, Severity.WARN if problem.warning else None)
+
+
 @rule("nad-plugin-tuning-sysctl", kinds=NAD, severity=Severity.DENY, title="tuning only sets net.* sysctls")
 def tuning_sysctl(subject: Subject) -> Iterator[Violation]:
     """The tuning plugin refuses, on every pod, sysctl keys that do not land below /proc/sys/net/

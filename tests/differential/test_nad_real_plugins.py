@@ -1,0 +1,535 @@
+"""Differential test: our NAD rules against the real CNI reference plugins (v1.10.0).
+
+Every config of the corpus is judged by the rules (webhook.rules.evaluate) and then run for real:
+the plugins' ADD in a pair of network namespaces this test creates (one standing in for the node,
+one for the pod). A config the rules deny must be refused by the plugin, for the reason we name;
+a config they allow must be accepted. Needs root, `ip netns`, and Go to build the plugins.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from webhook.rules import Policy, Severity, Subject, evaluate
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO / "hack" / "cniplugins" / "build.sh"
+IN_CI = os.environ.get("CI") == "true"
+#: Rules whose verdict no plugin can confirm: the apiserver or the cluster decides them.
+NOT_PLUGIN_LEVEL = {"nad-name", "nad-config-empty"}
+#: Interfaces on the "node": the master of macvlan/vlan/ipvlan, and the device host-device moves.
+MASTER, DEVICE = "mwmaster", "mwdevice"
+
+
+def _unavailable(reason: str) -> NoReturn:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: the differential test must run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def cni_bin() -> Path:
+    if os.geteuid() != 0:
+        _unavailable("the differential test runs CNI plugins in network namespaces and needs root")
+    if shutil.which("ip") is None:
+        _unavailable("iproute2 (`ip`) is not installed")
+    if shutil.which("go") is None:
+        _unavailable("no Go toolchain to build github.com/containernetworking/plugins v1.10.0")
+    try:
+        out = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, capture_output=True, text=True)
+    except subprocess.CalledProcessError as exc:
+        _unavailable(f"{BUILD_SCRIPT} failed: {exc.stderr.strip()[-2000:]}")
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+_names = itertools.count()
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def kernel_links(cni_bin: Path) -> frozenset[str]:
+    """The link types this kernel can create (a sandboxed kernel may lack vlan, ipvlan, dummy...)."""
+    ns = f"mwprobe{os.getpid()}"
+    try:
+        _ip("netns", "add", ns)
+    except subprocess.CalledProcessError as exc:
+        _unavailable(f"cannot create a network namespace: {exc.stderr.strip()}")
+    found = set()
+    try:
+        _ip("-n", ns, "link", "add", "p0", "type", "veth", "peer", "name", "p1")
+        probes = {
+            "dummy": ["type", "dummy"],
+            "bridge": ["type", "bridge"],
+            "bridge-vlan": ["type", "bridge", "vlan_filtering", "1"],
+            "macvlan": ["link", "p0", "type", "macvlan"],
+            "ipvlan": ["link", "p0", "type", "ipvlan"],
+            "vlan": ["link", "p0", "type", "vlan", "id", "5"],
+            "vrf": ["type", "vrf", "table", "10"],
+            "ifb": ["type", "ifb"],
+        }
+        for kind, args in probes.items():
+            try:
+                _ip("-n", ns, "link", "add", f"x{kind}", *args)
+                found.add(kind)
+            except subprocess.CalledProcessError:
+                pass
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+    return frozenset(found)
+
+
+@dataclass
+class Sandbox:
+    host: str
+    pod: str
+    data_dir: Path
+
+
+@pytest.fixture
+def sandbox(cni_bin: Path, tmp_path: Path) -> Iterator[Sandbox]:
+    n = next(_names)
+    box = Sandbox(f"mwh{os.getpid()}x{n}", f"mwp{os.getpid()}x{n}", tmp_path / "host-local")
+    try:
+        for ns in (box.host, box.pod):
+            _ip("netns", "add", ns)
+            _ip("-n", ns, "link", "set", "lo", "up")
+        for name in (MASTER, DEVICE):
+            _ip("-n", box.host, "link", "add", name, "type", "veth", "peer", "name", f"{name}p")
+            _ip("-n", box.host, "link", "set", name, "up")
+        yield box
+    finally:
+        # Deleting the namespaces removes every link the plugins made in them; host-local's state
+        # lives under tmp_path.
+        for ns in (box.host, box.pod):
+            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    accepted: bool
+    error: str
+
+
+def _with_data_dir(plugin: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+    plugin = copy.deepcopy(plugin)
+    ipam = plugin.get("ipam")
+    if isinstance(ipam, dict) and ipam.get("type") == "host-local":
+        ipam["dataDir"] = str(data_dir)
+    return plugin
+
+
+def run_add(config: dict[str, Any], box: Sandbox, cni_bin: Path, nad_name: str) -> Outcome:
+    """ADD as Multus + libcni would run it: a single config alone, a list plugin by plugin, each
+    given the list's name and cniVersion and the previous plugin's result as prevResult."""
+    if "plugins" in config:
+        steps = [
+            {**p, "name": config.get("name", nad_name), "cniVersion": config.get("cniVersion", "")}
+            for p in config["plugins"]
+        ]
+    else:
+        steps = [{**config, "name": config.get("name") or nad_name}]
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        "CNI_COMMAND": "ADD",
+        "CNI_CONTAINERID": f"ctr-{box.pod}",
+        "CNI_NETNS": f"/var/run/netns/{box.pod}",
+        "CNI_IFNAME": "net1",
+        "CNI_PATH": str(cni_bin),
+    }
+    previous: Any = None
+    for step in steps:
+        step = _with_data_dir(step, box.data_dir)
+        if previous is not None:
+            step["prevResult"] = previous
+        binary = cni_bin / str(step["type"])
+        proc = subprocess.run(
+            ["ip", "netns", "exec", box.host, str(binary)],
+            input=json.dumps(step),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if proc.returncode != 0:
+            return Outcome(False, _error_text(proc.stdout, proc.stderr))
+        previous = json.loads(proc.stdout)
+    return Outcome(True, "")
+
+
+def _error_text(stdout: str, stderr: str) -> str:
+    """The plugin's CNI error (msg: details), or its raw output when it crashed without one."""
+    try:
+        error = json.loads(stdout)
+    except ValueError:
+        return (stdout + stderr).strip()
+    if not isinstance(error, dict):
+        return (stdout + stderr).strip()
+    return f"{error.get('msg', '')}: {error.get('details', '')} {stderr.strip()}"
+
+
+def our_denials(config: dict[str, Any], nad_name: str) -> list[str]:
+    obj = {"metadata": {"name": nad_name, "namespace": "default"}, "spec": {"config": json.dumps(config)}}
+    findings = evaluate(Subject(obj, "NetworkAttachmentDefinition"), Policy())
+    assert not [f for f in findings if f.message.startswith("internal error in rule")]
+    return [
+        f"{f.rule}: {f.message}"
+        for f in findings
+        if f.severity is Severity.DENY and f.rule not in NOT_PLUGIN_LEVEL
+    ]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    config: dict[str, Any]
+    #: None: the rules allow it and the plugin must accept it. Otherwise the rules deny it and the
+    #: plugin's error must contain this text (the plugin refuses for the reason we name).
+    refused_with: str | None = None
+    #: Link types the kernel must offer for the plugin to get as far as the config matters.
+    kernel: frozenset[str] = field(default_factory=frozenset)
+
+
+V = "1.0.0"
+STATIC4 = {"type": "static", "addresses": [{"address": "10.10.0.5/24", "gateway": "10.10.0.1"}]}
+
+
+def one(plugin: dict[str, Any], version: str = V) -> dict[str, Any]:
+    return {"cniVersion": version, **plugin}
+
+
+def chain(*plugins: dict[str, Any], version: str = V) -> dict[str, Any]:
+    return {"cniVersion": version, "name": "chain", "plugins": list(plugins)}
+
+
+def macvlan(ipam: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    return {"type": "macvlan", "master": MASTER, "ipam": ipam or STATIC4, **extra}
+
+
+def hl(**fields: Any) -> dict[str, Any]:
+    return macvlan({"type": "host-local", **fields})
+
+
+def hl_ranges(*sets: list[dict[str, Any]]) -> dict[str, Any]:
+    return macvlan({"type": "host-local", "ranges": list(sets)})
+
+
+MAC = frozenset({"macvlan"})
+CASES = [
+    # --- accepted -------------------------------------------------------------------------------
+    Case("macvlan-static", one(macvlan()), kernel=MAC),
+    Case("macvlan-private-mtu", one(macvlan(mode="private", mtu=1400)), kernel=MAC),
+    Case(
+        "macvlan-host-local-flat",
+        one(hl(subnet="10.20.0.0/24", rangeStart="10.20.0.10", gateway="10.20.0.1")),
+        kernel=MAC,
+    ),
+    Case("host-local-slash30", one(hl(subnet="10.21.0.0/30")), kernel=MAC),
+    Case(
+        "host-local-one-address",
+        one(hl(subnet="10.22.0.0/24", rangeStart="10.22.0.9", rangeEnd="10.22.0.9")),
+        kernel=MAC,
+    ),
+    Case("host-local-empty-range-start", one(hl(subnet="10.23.0.0/24", rangeStart="")), kernel=MAC),
+    Case(
+        "host-local-dual-stack",
+        one(
+            hl_ranges(
+                [{"subnet": "10.24.0.0/25"}, {"subnet": "10.24.0.128/25"}], [{"subnet": "fd00:24::/64"}]
+            )
+        ),
+        kernel=MAC,
+    ),
+    Case("host-local-ipv6-slash126", one(hl(subnet="fd00:25::/126")), kernel=MAC),
+    Case(
+        "static-dual-stack",
+        one(
+            macvlan(
+                {
+                    "type": "static",
+                    "addresses": [
+                        {"address": "10.26.0.5/24", "gateway": "10.26.0.1"},
+                        {"address": "fd00:26::5/64", "gateway": "fd00:26::1"},
+                    ],
+                }
+            )
+        ),
+        kernel=MAC,
+    ),
+    # A gateway of the other family is a warning only: the plugin accepts it.
+    Case(
+        "static-gateway-other-family",
+        one(macvlan({"type": "static", "addresses": [{"address": "10.27.0.5/24", "gateway": "fd00:27::1"}]})),
+        kernel=MAC,
+    ),
+    Case(
+        "static-routes",
+        one(
+            macvlan(
+                {
+                    "type": "static",
+                    "addresses": [{"address": "10.28.0.5/24"}],
+                    "routes": [{"dst": "10.99.0.0/16", "gw": "10.28.0.1"}],
+                }
+            )
+        ),
+        kernel=MAC,
+    ),
+    Case("cni-version-0.4.0", one(macvlan(), version="0.4.0"), kernel=MAC),
+    Case("cni-version-0.2.0-one-address", one(hl(subnet="10.29.0.0/24"), version="0.2.0"), kernel=MAC),
+    Case(
+        "bridge-host-local",
+        one({"type": "bridge", "bridge": "mwbr0", "ipam": {"type": "host-local", "subnet": "10.30.0.0/24"}}),
+    ),
+    Case("bridge-l2-only", one({"type": "bridge", "bridge": "mwbr1"})),
+    Case(
+        "bridge-vlan-4094-hairpin",
+        one({"type": "bridge", "bridge": "mwbr2", "vlan": 4094, "hairpinMode": True}),
+        kernel=frozenset({"bridge-vlan"}),
+    ),
+    Case("ptp-host-local", one({"type": "ptp", "ipam": {"type": "host-local", "subnet": "10.31.0.0/24"}})),
+    Case("host-device-by-name", one({"type": "host-device", "device": DEVICE})),
+    Case(
+        "vlan-static",
+        one({"type": "vlan", "master": MASTER, "vlanId": 100, "ipam": STATIC4}),
+        kernel=frozenset({"vlan"}),
+    ),
+    # REFERENCE.md says vlan needs IPAM; plugins v1.10.0 run it as a plain L2 link without one.
+    Case(
+        "vlan-without-ipam",
+        one({"type": "vlan", "master": MASTER, "vlanId": 101}),
+        kernel=frozenset({"vlan"}),
+    ),
+    Case(
+        "ipvlan-l3",
+        one({"type": "ipvlan", "master": MASTER, "mode": "l3", "ipam": STATIC4}),
+        kernel=frozenset({"ipvlan"}),
+    ),
+    Case("dummy-static", one({"type": "dummy", "ipam": STATIC4}), kernel=frozenset({"dummy"})),
+    Case(
+        "chain-tuning-net-sysctl",
+        chain(macvlan(), {"type": "tuning", "mtu": 1300, "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}),
+        kernel=MAC,
+    ),
+    Case(
+        "chain-portmap-no-mappings",
+        chain(macvlan(), {"type": "portmap", "capabilities": {"portMappings": True}}),
+        kernel=MAC,
+    ),
+    Case("chain-sbr", chain(macvlan(), {"type": "sbr"}), kernel=MAC),
+    Case(
+        "chain-ptp-bandwidth",
+        chain(
+            {"type": "ptp", "ipam": {"type": "host-local", "subnet": "10.32.0.0/24"}},
+            {"type": "bandwidth", "ingressRate": 1000000, "ingressBurst": 1000000},
+        ),
+    ),
+    # Without limits bandwidth passes the result through; only pods asking for bandwidth would fail.
+    Case(
+        "chain-macvlan-bandwidth-capability",
+        chain(macvlan(), {"type": "bandwidth", "capabilities": {"bandwidth": True}}),
+        kernel=MAC,
+    ),
+    Case(
+        "chain-vrf",
+        chain(macvlan(), {"type": "vrf", "vrfname": "blue"}),
+        kernel=frozenset({"macvlan", "vrf"}),
+    ),
+    # --- refused --------------------------------------------------------------------------------
+    Case("vlan-no-master", one({"type": "vlan", "vlanId": 5, "ipam": STATIC4}), '"master" field is required'),
+    Case(
+        "vlan-id-4095",
+        one({"type": "vlan", "master": MASTER, "vlanId": 4095, "ipam": STATIC4}),
+        "invalid VLAN ID 4095",
+    ),
+    Case("vlan-id-negative", one({"type": "vlan", "master": MASTER, "vlanId": -3}), "invalid VLAN ID -3"),
+    Case("vlan-id-string", one({"type": "vlan", "master": MASTER, "vlanId": "10"}), "failed to load netconf"),
+    Case(
+        "bridge-vlan-5000", one({"type": "bridge", "bridge": "mwbr3", "vlan": 5000}), "invalid VLAN ID 5000"
+    ),
+    Case(
+        "bridge-hairpin-and-promisc",
+        one({"type": "bridge", "bridge": "mwbr4", "hairpinMode": True, "promiscMode": True}),
+        "cannot set hairpin mode and promiscuous mode at the same time",
+    ),
+    Case(
+        "bridge-mtu-string",
+        one({"type": "bridge", "bridge": "mwbr5", "mtu": "1500"}),
+        "failed to load netconf",
+    ),
+    Case("macvlan-mode-l2", one(macvlan(mode="l2")), "unknown macvlan mode", kernel=MAC),
+    Case("macvlan-mtu-float", one(macvlan(mtu=1400.5)), "failed to load netconf"),
+    Case(
+        "ipvlan-mode-bridge",
+        one({"type": "ipvlan", "master": MASTER, "mode": "bridge", "ipam": STATIC4}),
+        "unknown ipvlan mode",
+    ),
+    Case("host-device-no-selector", one({"type": "host-device", "ipam": STATIC4}), 'specify either "device"'),
+    Case("ptp-no-ipam", one({"type": "ptp"}), "no plugin name provided"),
+    Case("dummy-no-ipam", one({"type": "dummy"}), "dummy interface requires an IPAM configuration"),
+    Case(
+        "ipvlan-alone-no-ipam",
+        one({"type": "ipvlan", "master": MASTER}),
+        "no plugin name provided",
+        kernel=frozenset({"ipvlan"}),
+    ),
+    Case("tuning-first", chain({"type": "tuning", "mtu": 1400}, macvlan()), "Required prevResult missing"),
+    Case("portmap-alone", one({"type": "portmap"}), "must be called as chained plugin"),
+    Case(
+        "bandwidth-first",
+        chain({"type": "bandwidth", "ingressRate": 1, "ingressBurst": 1}, macvlan()),
+        "must be called as chained plugin",
+    ),
+    # bandwidth without limits, first: the plugin dereferences the missing result and panics.
+    Case(
+        "bandwidth-first-capability-only",
+        chain({"type": "bandwidth", "capabilities": {"bandwidth": True}}, macvlan()),
+        "nil pointer dereference",
+    ),
+    Case(
+        "macvlan-then-bandwidth-limits",
+        chain(macvlan(), {"type": "bandwidth", "egressRate": 8000, "egressBurst": 8000}),
+        "has no veth peer",
+        kernel=MAC,
+    ),
+    Case("firewall-first", chain({"type": "firewall"}, macvlan()), "missing prevResult from earlier plugin"),
+    Case("sbr-alone", one({"type": "sbr"}), "must be called as chained plugin"),
+    Case("vrf-alone", one({"type": "vrf", "vrfname": "red"}), "missing prevResult from earlier plugin"),
+    Case("vrf-no-name", chain(macvlan(), {"type": "vrf"}), "expected to have a valid vrf name", kernel=MAC),
+    Case(
+        "bandwidth-rate-without-burst",
+        chain(macvlan(), {"type": "bandwidth", "egressRate": 1000}),
+        "if rate is set, burst must also be set",
+        kernel=MAC,
+    ),
+    Case(
+        "bandwidth-burst-without-rate",
+        chain(macvlan(), {"type": "bandwidth", "ingressBurst": 1000}),
+        "if burst is set, rate must also be set",
+        kernel=MAC,
+    ),
+    Case(
+        "tuning-kernel-sysctl",
+        chain(macvlan(), {"type": "tuning", "sysctl": {"kernel.pid_max": "65536"}}),
+        "invalid net sysctl key",
+        kernel=MAC,
+    ),
+    Case("host-local-slash31", one(hl(subnet="10.40.0.0/31")), "too small to allocate from"),
+    Case("host-local-slash128", one(hl(subnet="fd00:40::1/128")), "too small to allocate from"),
+    Case("host-local-host-bits", one(hl(subnet="10.41.0.1/24")), "Network has host bits set"),
+    Case(
+        "host-local-start-outside",
+        one(hl(subnet="10.42.0.0/24", rangeStart="10.43.0.5")),
+        "RangeStart 10.43.0.5 not in network",
+    ),
+    Case(
+        "host-local-end-outside-v6",
+        one(hl_ranges([{"subnet": "fd00:42::/64", "rangeEnd": "fd00:43::1"}])),
+        "not in network",
+    ),
+    Case(
+        "host-local-start-after-end",
+        one(hl(subnet="10.44.0.0/24", rangeStart="10.44.0.200", rangeEnd="10.44.0.100")),
+        "not in network",
+    ),
+    Case(
+        "host-local-start-after-default-end",
+        one(hl(subnet="10.44.1.0/24", rangeStart="10.44.1.255")),
+        "is after RangeEnd",
+    ),
+    Case(
+        "host-local-mixed-families",
+        one(hl_ranges([{"subnet": "10.45.0.0/24"}, {"subnet": "fd00:45::/64"}])),
+        "mixed address families",
+    ),
+    Case(
+        "host-local-overlap-in-set",
+        one(hl_ranges([{"subnet": "10.46.0.0/24"}, {"subnet": "10.46.0.128/25"}])),
+        "overlap",
+    ),
+    Case(
+        "host-local-overlapping-sets",
+        one(hl_ranges([{"subnet": "10.47.0.0/16"}], [{"subnet": "10.47.3.0/24"}])),
+        "range set 0 overlaps with 1",
+    ),
+    # REFERENCE.md says a gateway outside the subnet is accepted; plugins v1.10.0 refuse it.
+    Case("host-local-gateway-outside", one(hl(subnet="10.48.0.0/24", gateway="10.49.0.1")), "not in network"),
+    Case("host-local-no-ranges", one(macvlan({"type": "host-local"})), "no IP ranges specified"),
+    Case(
+        "host-local-bad-start", one(hl(subnet="10.50.0.0/24", rangeStart="10.50.0.300")), "invalid IP address"
+    ),
+    Case(
+        "host-local-two-v4-sets-on-0.2.0",
+        one(hl_ranges([{"subnet": "10.51.0.0/24"}], [{"subnet": "10.52.0.0/24"}]), version="0.2.0"),
+        "does not support more than 1 address per family",
+    ),
+    Case(
+        "static-no-prefix",
+        one(macvlan({"type": "static", "addresses": [{"address": "10.53.0.5"}]})),
+        "CIDR notation",
+    ),
+    Case(
+        "static-no-addresses",
+        one(macvlan({"type": "static"})),
+        "IPAM plugin returned missing IP config",
+        kernel=MAC,
+    ),
+    Case(
+        "routes-bad-dst",
+        one(
+            macvlan(
+                {"type": "static", "addresses": [{"address": "10.54.0.5/24"}], "routes": [{"dst": "default"}]}
+            )
+        ),
+        "invalid CIDR address",
+    ),
+    Case("cni-version-unknown", one(macvlan(), version="1.0"), "incompatible CNI versions"),
+    Case(
+        "cni-version-unknown-in-list",
+        chain(macvlan(), {"type": "tuning"}, version="0.3.2"),
+        "incompatible CNI versions",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_rules_agree_with_the_real_plugin(
+    case: Case, cni_bin: Path, kernel_links: frozenset[str], sandbox: Sandbox
+) -> None:
+    denials = our_denials(case.config, "net1")
+    if case.refused_with is None:
+        assert denials == [], f"the rules deny a config the case says the plugin accepts: {denials}"
+    else:
+        assert denials, "the rules allow a config the case says the plugin refuses"
+    missing = case.kernel - kernel_links
+    if missing:
+        pytest.skip(
+            f"this kernel cannot create {', '.join(sorted(missing))} links, which the plugin needs here"
+        )
+    outcome = run_add(case.config, sandbox, cni_bin, "net1")
+    if case.refused_with is None:
+        assert outcome.accepted, f"the plugin refused a config our rules allow: {outcome.error}"
+    else:
+        assert not outcome.accepted, f"the plugin accepted a config our rules deny: {denials}"
+        assert case.refused_with in outcome.error, f"refused for another reason: {outcome.error}"
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(CASES) >= 40
+    assert len({c.id for c in CASES}) == len(CASES)
