@@ -141,3 +141,14 @@ def test_invalid_profile_is_an_error(profile: Any, field: str, text: str) -> Non
     assert err.message.startswith("NetworkProfile p spec.networks")
     assert text in err.message
     assert err.message.endswith("the profile was not applied")
+
+
+def test_yaml_non_string_keys_in_a_profile_are_an_error_not_a_crash() -> None:
+    # YAML 1.1 reads an unquoted `yes:` key as True; JSON never gives such keys.
+    err = refusal("x", [{True: "a"}])
+    assert err.field == "spec.networks[0]"
+    assert "a key that is not a string" in err.message
+    err = refusal("x", [{"name": "a", "bandwidth": {1: 2}}])
+    assert err.field == "spec.networks[0].bandwidth"
+    err = refusal("x", [{"name": "a", "portMappings": [{1: 2}]}])
+    assert err.field == "spec.networks[0].portMappings[0]"

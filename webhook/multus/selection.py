@@ -313,14 +313,24 @@ class _Decoder:
         return where, out
 
 
+def _is_json_object(value: Any) -> bool:
+    # YAML (a profile in a manifest file) can give non-string keys, which JSON never does.
+    return isinstance(value, Mapping) and all(isinstance(k, str) for k in value)
+
+
+def _describe_object(value: Any) -> str:
+    return "an object with a key that is not a string" if isinstance(value, Mapping) else describe(value)
+
+
 def _decode_element(
     item: Any, where: Where, default_namespace: str
 ) -> tuple[NetworkSelection | None, _Decoder | None]:
-    if not isinstance(item, Mapping):
+    if not _is_json_object(item):
         return None, None
     d = _Decoder(item, where, _ELEMENT_KEYS)
     name = d.string("name")
-    name_decoded = not d.problems
+    # A mistyped name is reported as such, not again as empty.
+    checked_name = name if not d.problems else None
     namespace = d.string("namespace")
     interface = d.string("interface")
     interface_key = "interface"
@@ -371,11 +381,11 @@ def _decode_element(
     ports_where, raw_ports = d.value("portMappings", Kind.LIST, "a list of objects")
     for i, entry in enumerate(raw_ports or []):
         entry_where = ports_where.at(f"[{i}]")
-        if not isinstance(entry, Mapping):
+        if not _is_json_object(entry):
             d.problems.append(
                 entry_where.problem(
-                    f'is {describe(entry)}: each port mapping must be an object like {{"hostPort": 8080, '
-                    '"containerPort": 80, "protocol": "tcp"}'
+                    f"is {_describe_object(entry)}: each port mapping must be an object like "
+                    '{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}'
                 )
             )
             continue
@@ -393,7 +403,13 @@ def _decode_element(
 
     bandwidth: Bandwidth | None = None
     bw_where, raw_bw = d.value("bandwidth", Kind.OBJECT, "an object")
-    if raw_bw is not None:
+    if raw_bw is not None and not _is_json_object(raw_bw):
+        d.problems.append(
+            bw_where.problem(
+                "has a key that is not a string: use only the keys " + ", ".join(_BANDWIDTH_KEYS)
+            )
+        )
+    elif raw_bw is not None:
         bd = _Decoder(raw_bw, bw_where, _BANDWIDTH_KEYS)
         bandwidth = Bandwidth(*(bd.integer(k) for k in _BANDWIDTH_KEYS))
         d.problems += bd.problems
@@ -401,7 +417,7 @@ def _decode_element(
 
     device_id = d.string("deviceID")
     claim = d.string("ipam-claim-reference")
-    _check_name_and_interface(d.problems, where, name if name_decoded else "-", interface, interface_key)
+    _check_name_and_interface(d.problems, where, checked_name, interface, interface_key)
     selection = NetworkSelection(
         name=name,
         namespace=namespace or default_namespace,
@@ -421,9 +437,10 @@ def _decode_element(
 
 
 def _check_name_and_interface(
-    problems: list[Problem], where: Where, name: str, interface: str, interface_key: str = "interface"
+    problems: list[Problem], where: Where, name: str | None, interface: str, interface_key: str = "interface"
 ) -> None:
-    if not name:
+    """``name`` None: already reported."""
+    if name == "":
         # Multus's parser lets an empty name through; looking up the NAD then fails on every start.
         problems.append(
             where.at(".name").problem(
@@ -457,8 +474,8 @@ def parse_elements(elements: Any, default_namespace: str, where: Where) -> Parse
         if selection is None or decoder is None:
             problems.append(
                 where.at(f"[{i}]").problem(
-                    f'is {describe(item)}, but each element must be an object like {{"name": "my-net"}}: '
-                    "fix or remove it"
+                    f"is {_describe_object(item)}, but each element must be an object like "
+                    '{"name": "my-net"}: fix or remove it'
                 )
             )
             continue
