@@ -60,9 +60,11 @@ def parse_text(text: str, source: str) -> list[Document]:
         if obj is None:
             continue
         if not isinstance(obj, dict):
-            raise DocumentError(f"{source}:{line}: expected a Kubernetes object (a mapping), found {type(obj).__name__}")
-        if obj.get("kind") == "List" or (isinstance(obj.get("kind"), str) and obj["kind"].endswith("List")
-                                         and isinstance(obj.get("items"), list)):
+            found_type = type(obj).__name__
+            raise DocumentError(f"{source}:{line}: expected a Kubernetes object (a mapping), found {found_type}")
+        # `kubectl get a,b -o yaml` prints a List; typed lists (PodList, ...) hold items the same way.
+        kind = obj.get("kind")
+        if isinstance(kind, str) and kind.endswith("List") and isinstance(obj.get("items"), list):
             items = obj.get("items") or []
             lines = _items_lines(node)
             for i, item in enumerate(items):

@@ -1,0 +1,72 @@
+"""Shared fixtures: the real control plane (etcd + kube-apiserver built from Go modules) and our
+webhook server as a real process registered with it.
+
+Outside CI a control plane that cannot be built skips the tests that need it; under CI=true it fails
+them: CI must never pass without having talked to a real apiserver.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from webhook.dev.controlplane import ControlPlane, ControlPlaneError, WebhookServer, binaries_dir, register_webhook
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: a missing control plane is a failure)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def controlplane_bin() -> Path:
+    try:
+        return binaries_dir()
+    except ControlPlaneError as exc:
+        unavailable(str(exc))
+        raise
+
+
+@pytest.fixture(scope="session")
+def controlplane(controlplane_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    cp = ControlPlane(tmp_path_factory.mktemp("controlplane"), controlplane_bin)
+    try:
+        cp.start()
+    except ControlPlaneError as exc:
+        cp.stop()
+        unavailable(f"the control plane did not start: {exc}")
+    yield cp
+    cp.stop()
+
+
+@pytest.fixture(scope="session")
+def webhook_server(controlplane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
+    """multus-webhook serve, registered with failurePolicy Fail for every webhook."""
+    server = WebhookServer(tmp_path_factory.mktemp("webhook"))
+    server.start()
+    register_webhook(controlplane, server)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def webhook(webhook_server: WebhookServer) -> Iterator[WebhookServer]:
+    """The session's webhook, restarted after the test if the test stopped it."""
+    yield webhook_server
+    if webhook_server.proc is None or webhook_server.proc.poll() is not None:
+        webhook_server.start()
+
+
+@pytest.fixture
+def namespace(controlplane: ControlPlane) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    controlplane.kubectl("create", "namespace", name)
+    yield name
+    controlplane.kubectl("delete", "namespace", name, "--wait=false", check=False)

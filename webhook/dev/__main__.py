@@ -1,0 +1,65 @@
+"""`make run`: a local control plane with multus-webhook registered, in the foreground.
+
+Ctrl-C or SIGTERM stops every process it started and removes its temporary data; running it again
+starts afresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from webhook.dev.controlplane import REPO, ControlPlaneError, local_stack
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m webhook.dev", description=__doc__)
+    p.add_argument("--kubeconfig-out", default=str(REPO / ".local" / "kubeconfig"))
+    args = p.parse_args()
+
+    # A plain flag: a handler that takes a lock (threading.Event.set) deadlocks when a second
+    # signal arrives while the first one holds it.
+    stopping: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
+
+    work = Path(tempfile.mkdtemp(prefix="multus-webhook-run-"))
+    kubeconfig = Path(args.kubeconfig_out)
+    try:
+        with local_stack(work) as (cp, server):
+            cp.write_kubeconfig(kubeconfig)
+            rel = kubeconfig.relative_to(REPO) if kubeconfig.is_relative_to(REPO) else kubeconfig
+            print(f"""
+kube-apiserver {cp.url} (etcd, no nodes, no kubelet) with multus-webhook at {server.url}
+kubeconfig: {rel}
+
+Try:
+  kubectl --kubeconfig {rel} apply -f examples/macvlan-network.yaml     # accepted
+  kubectl --kubeconfig {rel} apply -f examples/broken-network.yaml      # refused by the webhook
+  kubectl --kubeconfig {rel} apply --dry-run=server -f examples/        # the same checks, nothing stored
+
+Webhook log: {work / 'webhook.log'}
+Ctrl-C stops everything.""", flush=True)
+            while not stopping:
+                time.sleep(0.2)
+                if server.proc is not None and server.proc.poll() is not None:
+                    print(f"multus-webhook exited with {server.proc.returncode}; see {work / 'webhook.log'}",
+                          file=sys.stderr)
+                    return 1
+    except ControlPlaneError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        kubeconfig.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+    print("stopped; temporary data removed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
