@@ -1,0 +1,1 @@
+"""One module per `multus-webhook` subcommand; each exposes ``register(subparsers)``."""

@@ -1,0 +1,35 @@
+"""`multus-webhook certs`: a CA and a serving certificate signed by it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from webhook import certs
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    c = sub.add_parser("certs", help="create a CA and a serving certificate signed by it")
+    c.add_argument("--out", default="certs", help="output directory (default: certs)")
+    c.add_argument("--dns", action="append", metavar="NAME", help="DNS name for the certificate (repeatable)")
+    c.add_argument("--ip", action="append", metavar="ADDR", help="IP address for the certificate (repeatable)")
+    c.add_argument("--force", action="store_true", help="replace existing files")
+    c.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    dns = args.dns or certs.service_dns_names("multus-webhook", "multus-webhook")
+    ca = certs.new_ca()
+    leaf = certs.issue(ca, dns[0] if dns else (args.ip or ["multus-webhook"])[0], dns_names=dns, ip_addresses=args.ip)
+    try:
+        certs.write_bundle(Path(args.out), ca, leaf, force=args.force)
+    except certs.CertsExist as exc:
+        print(f"multus-webhook certs: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"multus-webhook certs: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}/ca.crt, {args.out}/tls.crt, {args.out}/tls.key", file=sys.stderr)
+    print(certs.ca_bundle(ca.cert_pem))
+    return 0

@@ -1,0 +1,47 @@
+"""`multus-webhook serve`: the admission webhook server (HTTPS only)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from webhook.admission.handlers import AdmissionContext
+from webhook.cluster.static import StaticClusterView
+from webhook.commands.common import load_policy
+from webhook.documents import DocumentError
+from webhook.rules import PolicyError
+from webhook.server import ServerState, serve_forever
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    s = sub.add_parser("serve", help="run the admission webhook server (HTTPS only)")
+    s.add_argument("--port", type=int, default=8443)
+    s.add_argument("--host", default="0.0.0.0")
+    s.add_argument("--cert-dir", default="certs", help="directory holding tls.crt and tls.key (reloaded on change)")
+    s.add_argument("--client-ca", help="verify the apiserver's client certificate against this CA bundle")
+    s.add_argument("--cluster-state", action="append", metavar="FILE",
+                   help="standalone mode: YAML/JSON objects standing for the cluster (repeatable)")
+    s.add_argument("--policy", metavar="FILE", help="rule severities and audit switch")
+    s.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        policy = load_policy(args.policy)
+        context = AdmissionContext(policy=policy)
+        if args.cluster_state:
+            context.view = StaticClusterView.from_files(args.cluster_state)
+    except (PolicyError, DocumentError) as exc:
+        print(f"multus-webhook serve: {exc}", file=sys.stderr)
+        return 2
+    for name in ("tls.crt", "tls.key"):
+        if not (Path(args.cert_dir) / name).is_file():
+            print(f"multus-webhook serve: {Path(args.cert_dir) / name} is missing "
+                  "(create one with 'multus-webhook certs --out DIR')", file=sys.stderr)
+            return 2
+    state = ServerState(context=context)
+    asyncio.run(serve_forever(state, cert_dir=Path(args.cert_dir), host=args.host, port=args.port,
+                              client_ca=Path(args.client_ca) if args.client_ca else None))
+    return 0
