@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -50,6 +51,9 @@ class ServerState:
     metrics: Metrics = field(default_factory=Metrics)
     #: Answers (ready, reason) for /readyz; the live cache replaces it.
     readiness: Callable[[], tuple[bool, str]] = field(default=lambda: (True, "ok"))
+    #: Requests being served (including those whose body is still arriving), for the drain on SIGTERM.
+    in_flight: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 STATE_KEY = web.AppKey("state", ServerState)
@@ -122,6 +126,9 @@ async def metrics(request: web.Request) -> web.Response:
 async def no_tracebacks(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    state.in_flight += 1
+    state.idle.clear()
     try:
         return await handler(request)
     except web.HTTPException:
@@ -129,6 +136,10 @@ async def no_tracebacks(
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.path)
         return _bad_request(500, "internal error in multus-webhook; see its logs")
+    finally:
+        state.in_flight -= 1
+        if not state.in_flight:
+            state.idle.set()
 
 
 def make_app(state: ServerState) -> web.Application:
@@ -154,9 +165,9 @@ async def serve_forever(
 ) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting, let requests in flight finish, return."""
     tls = ReloadingTLS(cert_dir, client_ca)
-    runner = web.AppRunner(make_app(state), access_log=None)
+    runner = web.AppRunner(make_app(state), access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=tls.context, shutdown_timeout=shutdown_timeout)
+    site = web.TCPSite(runner, host, port, ssl_context=tls.context)
     await site.start()
     log.info("serving HTTPS on %s:%d (certificates from %s)", host, port, cert_dir)
     stop = asyncio.Event()
@@ -166,5 +177,11 @@ async def serve_forever(
     if started is not None:
         started()
     await stop.wait()
-    log.info("stopping: draining requests in flight")
+    # Stop accepting, then let every request already started finish, even one whose body is still
+    # arriving: aiohttp's own shutdown cuts those off.
+    log.info("stopping: draining %d request(s) in flight", state.in_flight)
+    await site.stop()
+    if state.in_flight:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.idle.wait(), shutdown_timeout)
     await runner.cleanup()

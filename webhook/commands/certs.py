@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import sys
 from pathlib import Path
 
@@ -19,16 +20,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    dns = args.dns or certs.service_dns_names("multus-webhook", "multus-webhook")
+    ips: list[str] = args.ip or []
+    for ip in ips:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            print(f"multus-webhook certs: --ip {ip!r} is not an IP address", file=sys.stderr)
+            return 2
+    # Without any name, the certificate is for the in-cluster Service.
+    dns: list[str] = args.dns or ([] if ips else certs.service_dns_names("multus-webhook", "multus-webhook"))
     ca = certs.new_ca()
-    leaf = certs.issue(ca, dns[0] if dns else (args.ip or ["multus-webhook"])[0], dns_names=dns, ip_addresses=args.ip)
+    leaf = certs.issue(ca, (dns or ips)[0], dns_names=dns, ip_addresses=ips)
     try:
         certs.write_bundle(Path(args.out), ca, leaf, force=args.force)
     except certs.CertsExist as exc:
         print(f"multus-webhook certs: {exc}", file=sys.stderr)
         return 1
-    except ValueError as exc:
-        print(f"multus-webhook certs: {exc}", file=sys.stderr)
+    except OSError as exc:
+        print(f"multus-webhook certs: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
         return 2
     print(f"wrote {args.out}/ca.crt, {args.out}/tls.crt, {args.out}/tls.key", file=sys.stderr)
     print(certs.ca_bundle(ca.cert_pem))

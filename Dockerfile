@@ -1,0 +1,18 @@
+# multus-webhook: the webhook server, controller, node agent and installer in one image.
+# Build stage: install the package and its dependencies into /app with pip.
+FROM python:3.11-slim-bookworm AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY webhook ./webhook
+RUN pip install --no-cache-dir --no-compile --target /app . \
+ && printf '#!/usr/bin/python3\nimport sys\nfrom webhook.cli import main\nsys.exit(main())\n' > /app/multus-webhook \
+ && chmod 0755 /app/multus-webhook
+
+# Run stage: distroless Python of the same Debian release (same glibc for the binary wheels); no shell.
+FROM gcr.io/distroless/python3-debian12:nonroot
+COPY --from=build /app /app
+ENV PYTHONPATH=/app PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+USER 65532:65532
+EXPOSE 8443
+ENTRYPOINT ["/app/multus-webhook"]
+CMD ["serve", "--cert-dir", "/etc/multus-webhook/certs"]

@@ -1,0 +1,272 @@
+"""The HTTP contract of `multus-webhook serve`, over real TLS, against the real process."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import signal
+import socket
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from webhook import certs
+from webhook.dev.controlplane import WebhookServer
+
+NAD_CONFIG = ('{"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0", '
+              '"ipam": {"type": "static", "addresses": [{"address": "10.1.0.5/24"}]}}')
+
+
+def review(obj: dict[str, Any] | None = None, *, kind: str = "NetworkAttachmentDefinition",
+           operation: str = "CREATE", uid: str | None = None) -> dict[str, Any]:
+    group, version = ("k8s.cni.cncf.io", "v1") if kind == "NetworkAttachmentDefinition" else ("", "v1")
+    obj = obj if obj is not None else {
+        "apiVersion": "k8s.cni.cncf.io/v1", "kind": kind,
+        "metadata": {"name": "net1", "namespace": "default"}, "spec": {"config": NAD_CONFIG},
+    }
+    return {
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": uid or str(uuid.uuid4()), "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": "network-attachment-definitions"},
+            "name": "net1", "namespace": "default", "operation": operation,
+            "userInfo": {"username": "admin"}, "object": obj, "dryRun": False,
+        },
+    }
+
+
+class Client:
+    def __init__(self, server: WebhookServer) -> None:
+        self.port = server.port
+        self.ctx = ssl.create_default_context(cafile=str(server.ca_file))
+
+    def connect(self) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=10)
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                content_type: str = "application/json") -> tuple[int, bytes]:
+        conn = self.connect()
+        try:
+            conn.request(method, path, body=body, headers={"Content-Type": content_type} if body is not None else {})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def post_review(self, payload: dict[str, Any], path: str = "/validate") -> dict[str, Any]:
+        status, body = self.request("POST", path, json.dumps(payload).encode())
+        assert status == 200, body
+        answer: dict[str, Any] = json.loads(body)
+        return answer
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
+    with WebhookServer(tmp_path_factory.mktemp("contract")) as srv:
+        yield srv
+
+
+@pytest.fixture
+def client(server: WebhookServer) -> Client:
+    return Client(server)
+
+
+def test_uid_and_type_are_echoed(client: Client) -> None:
+    uid = "6a0e8d7e-1111-4aa0-9c1a-000000000001"
+    answer = client.post_review(review(uid=uid))
+    assert answer["apiVersion"] == "admission.k8s.io/v1"
+    assert answer["kind"] == "AdmissionReview"
+    assert answer["response"]["uid"] == uid
+    assert answer["response"]["allowed"] is True
+
+
+def test_denial_has_code_and_message_and_no_patch(client: Client) -> None:
+    bad = review({"kind": "NetworkAttachmentDefinition", "metadata": {"name": "x"},
+                  "spec": {"config": '{"cniVersion": "0.3.1"}'}})
+    response = client.post_review(bad)["response"]
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 403
+    assert "spec.config.type is missing" in response["status"]["message"]
+    assert "patch" not in response
+    assert "patchType" not in response
+
+
+def test_validation_never_returns_a_patch(client: Client) -> None:
+    pod = {"kind": "Pod", "metadata": {"name": "p", "namespace": "default",
+                                        "labels": {"multus-webhook.io/network-profile": "x"}}, "spec": {}}
+    response = client.post_review(review(pod, kind="Pod"))["response"]
+    assert "patch" not in response
+    assert "patchType" not in response
+
+
+def test_apiserver_timeout_query_is_accepted(client: Client) -> None:
+    answer = client.post_review(review(), path="/validate?timeout=10s")
+    assert answer["response"]["allowed"] is True
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b"{not json", "body is not valid JSON"),
+    (b"[]", "not an admission.k8s.io/v1 AdmissionReview"),
+    (json.dumps({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {}}).encode(),
+     "apiVersion"),
+    (json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).encode(), "request"),
+    (json.dumps({**review(), "request": {**review()["request"], "operation": "PATCH"}}).encode(), "operation"),
+    (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
+])
+def test_malformed_requests_are_400_with_a_reason(client: Client, body: bytes, reason: str) -> None:
+    status, answer = client.request("POST", "/validate", body)
+    assert status == 400
+    assert reason in json.loads(answer)["error"]
+    assert b"Traceback" not in answer
+
+
+def test_wrong_content_type_is_415(client: Client) -> None:
+    status, answer = client.request("POST", "/validate", json.dumps(review()).encode(), content_type="text/plain")
+    assert status == 415
+    assert "application/json" in json.loads(answer)["error"]
+
+
+def test_body_over_7_mib_is_413(client: Client) -> None:
+    payload = review()
+    payload["request"]["object"]["metadata"]["annotations"] = {"big": "x" * (7 * 1024 * 1024)}
+    status, answer = client.request("POST", "/validate", json.dumps(payload).encode())
+    assert status == 413
+    assert b"larger than" in answer
+
+
+def test_health_readiness_and_metrics(client: Client) -> None:
+    client.post_review(review())
+    assert client.request("GET", "/healthz")[0] == 200
+    assert client.request("GET", "/readyz")[0] == 200
+    status, body = client.request("GET", "/metrics")
+    assert status == 200
+    text = body.decode()
+    assert ('multus_webhook_requests_total{endpoint="/validate",kind="NetworkAttachmentDefinition",'
+            'operation="CREATE",verdict="allow"}') in text
+    assert 'multus_webhook_request_duration_seconds_bucket{endpoint="/validate"' in text
+
+
+def test_only_tls_is_served(server: WebhookServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = sock.recv(100)
+    assert not reply.startswith(b"HTTP/1.1 200")
+
+
+def tls_version(server: WebhookServer, maximum: ssl.TLSVersion) -> str | None:
+    ctx = ssl.create_default_context(cafile=str(server.ca_file))
+    ctx.maximum_version = maximum
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock, \
+            ctx.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+        return tls.version()
+
+
+def test_tls_1_3_is_preferred_and_1_2_accepted(server: WebhookServer) -> None:
+    assert tls_version(server, ssl.TLSVersion.MAXIMUM_SUPPORTED) == "TLSv1.3"
+    assert tls_version(server, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_tls_below_1_2_is_refused_by_the_server(server: WebhookServer) -> None:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # let this client offer TLS 1.1 at all
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_1
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    with pytest.raises(ssl.SSLError) as refused, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock, ctx.wrap_socket(sock):
+        pass
+    # The server hung up on the hello (or sent a protocol_version alert); a client unable to speak
+    # TLS 1.1 would have failed with NO_PROTOCOLS_AVAILABLE before sending anything.
+    assert isinstance(refused.value, ssl.SSLEOFError) or "PROTOCOL_VERSION" in str(refused.value).upper()
+
+
+def served_serial(port: int, ca: Path) -> int:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock, \
+            ctx.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def test_certificate_swapped_on_disk_is_served_by_the_next_connection(tmp_path: Path) -> None:
+    with WebhookServer(tmp_path) as server:
+        client = Client(server)
+        first = served_serial(server.port, server.ca_file)
+        failures: list[str] = []
+        answered = 0
+        stop = threading.Event()
+
+        def load() -> None:
+            nonlocal answered
+            while not stop.is_set():
+                try:
+                    client.post_review(review())  # a new connection (and handshake) each time
+                    answered += 1
+                except Exception as exc:
+                    failures.append(repr(exc))
+
+        worker = threading.Thread(target=load)
+        worker.start()
+        try:
+            time.sleep(0.5)
+            # A new serving certificate from a new CA: the client trusts both, as during a CA rotation.
+            new_ca = certs.new_ca("rotated-ca")
+            leaf = certs.issue(new_ca, "127.0.0.1", ip_addresses=["127.0.0.1"])
+            bundle = server.ca_file.read_bytes() + new_ca.cert_pem
+            client.ctx.load_verify_locations(cadata=new_ca.cert_pem.decode())
+            certs.write_bundle(server.cert_dir, new_ca, leaf, force=True)
+            server.ca_file.write_bytes(bundle)
+            second = served_serial(server.port, server.ca_file)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            worker.join()
+        assert second != first
+        assert second == leaf.cert.serial_number
+        assert answered > 0
+        assert failures == []
+
+
+def test_sigterm_drains_the_request_in_flight_and_exits_0(tmp_path: Path) -> None:
+    server = WebhookServer(tmp_path)
+    server.start()
+    assert server.proc is not None
+    body = json.dumps(review()).encode()
+    ctx = ssl.create_default_context(cafile=str(server.ca_file))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock, \
+            ctx.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+        tls.sendall(b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body[:10])
+        time.sleep(0.3)
+        os.kill(server.proc.pid, signal.SIGTERM)
+        time.sleep(0.3)
+        tls.sendall(body[10:])
+        reply = b""
+        while chunk := tls.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+    answer = json.loads(reply.split(b"\r\n\r\n", 1)[1])
+    assert answer["response"]["allowed"] is True
+    assert server.proc.wait(20) == 0
+
+
+def test_patch_is_base64_json_patch(client: Client) -> None:
+    # The mutate endpoint answers pods; a pod without a profile label is admitted unchanged.
+    pod = {"kind": "Pod", "metadata": {"name": "p", "namespace": "default"}, "spec": {}}
+    response = client.post_review(review(pod, kind="Pod"), path="/mutate")["response"]
+    assert response["allowed"] is True
+    if "patch" in response:
+        assert response["patchType"] == "JSONPatch"
+        assert isinstance(json.loads(base64.b64decode(response["patch"])), list)

@@ -1,0 +1,80 @@
+"""`multus-webhook certs`: the files it writes verify with the cryptography API."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ipaddress
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from webhook.cli import main
+
+
+def load(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def test_certs_writes_a_ca_and_a_serving_certificate_it_signed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "certs"
+    assert main(["certs", "--out", str(out), "--dns", "multus-webhook.multus-webhook.svc", "--ip", "127.0.0.1"]) == 0
+    ca, leaf = load(out / "ca.crt"), load(out / "tls.crt")
+    key = serialization.load_pem_private_key((out / "tls.key").read_bytes(), password=None)
+
+    leaf.verify_directly_issued_by(ca)
+    ca.verify_directly_issued_by(ca)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    assert key.curve.name == "secp256r1"
+    assert key.public_key().public_numbers() == leaf.public_key().public_numbers()  # type: ignore[union-attr]
+
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["multus-webhook.multus-webhook.svc"]
+    assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
+
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is True
+    assert ca.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign is True
+    assert leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+    usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.digital_signature
+    assert not usage.key_cert_sign
+    eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]
+
+    now = dt.datetime.now(dt.UTC)
+    assert leaf.not_valid_before_utc <= now < leaf.not_valid_after_utc
+    assert leaf.not_valid_after_utc - now > dt.timedelta(days=300)
+    assert leaf.not_valid_after_utc <= ca.not_valid_after_utc
+
+    assert stat.S_IMODE((out / "tls.key").stat().st_mode) == 0o600
+    # stdout is the caBundle: base64 of ca.crt
+    assert base64.b64decode(capsys.readouterr().out.strip()) == (out / "ca.crt").read_bytes()
+
+
+def test_certs_defaults_to_the_in_cluster_service_names(tmp_path: Path) -> None:
+    assert main(["certs", "--out", str(tmp_path)]) == 0
+    sans = load(tmp_path / "tls.crt").extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "multus-webhook.multus-webhook.svc" in sans.get_values_for_type(x509.DNSName)
+
+
+def test_certs_refuses_to_overwrite_without_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["certs", "--out", str(tmp_path), "--ip", "127.0.0.1"]) == 0
+    before = (tmp_path / "tls.crt").read_bytes()
+    assert main(["certs", "--out", str(tmp_path), "--ip", "127.0.0.1"]) == 1
+    assert "pass --force" in capsys.readouterr().err
+    assert (tmp_path / "tls.crt").read_bytes() == before
+    assert main(["certs", "--out", str(tmp_path), "--ip", "127.0.0.1", "--force"]) == 0
+    assert (tmp_path / "tls.crt").read_bytes() != before
+
+
+def test_certs_rejects_a_bad_ip_with_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["certs", "--out", str(tmp_path), "--ip", "not-an-ip"]) == 2
+    assert "not-an-ip" in capsys.readouterr().err
+    assert not (tmp_path / "tls.crt").exists()

@@ -1,0 +1,103 @@
+"""Which input documents `check` judges, and as what.
+
+NADs, NetworkProfiles and Pods are judged as the webhook judges them. A workload is judged through its
+pod template, as the Pod its controller will create: that Pod is what reaches the webhook, and by then
+the manifest that caused it is far away. Everything else is skipped (and counted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from webhook.documents import Document
+
+#: Where each workload kind keeps the template of the pods it creates.
+POD_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+}
+
+#: API groups of the kinds judged directly. A kind of the same name in another group (a CRD of some
+#: other project called NetworkProfile) is none of our business.
+GROUPS: dict[str, frozenset[str]] = {
+    "NetworkAttachmentDefinition": frozenset({"k8s.cni.cncf.io"}),
+    "NetworkProfile": frozenset({"multus-webhook.io"}),
+    "Pod": frozenset({""}),
+    "Deployment": frozenset({"apps", "extensions"}),
+    "StatefulSet": frozenset({"apps"}),
+    "DaemonSet": frozenset({"apps", "extensions"}),
+    "ReplicaSet": frozenset({"apps", "extensions"}),
+    "Job": frozenset({"batch"}),
+    "CronJob": frozenset({"batch"}),
+}
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input object as the report names it."""
+
+    document: Document
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """An input to judge: ``obj`` of kind ``subject_kind`` is what the webhook would see."""
+
+    input: Input
+    subject_kind: str
+    obj: Mapping[str, Any]
+    #: Where ``obj`` sits inside the input object, e.g. "spec.template." for a Deployment.
+    field_prefix: str
+
+    @property
+    def is_template(self) -> bool:
+        """A template is not an object of the cluster: it never replaces or joins the cluster state."""
+        return bool(self.field_prefix)
+
+
+def describe(doc: Document, default_namespace: str) -> Input:
+    metadata = _mapping(doc.obj.get("metadata"))
+    return Input(
+        document=doc,
+        api_version=_text(doc.obj.get("apiVersion")),
+        kind=_text(doc.obj.get("kind")),
+        namespace=_text(metadata.get("namespace")) or default_namespace,
+        name=_text(metadata.get("name")),
+    )
+
+
+def _group(api_version: str) -> str:
+    return api_version.rpartition("/")[0]
+
+
+def target(doc: Document, default_namespace: str) -> Target | Input:
+    """The Target to judge, or the bare Input when the object is skipped."""
+    item = describe(doc, default_namespace)
+    if _group(item.api_version) not in GROUPS.get(item.kind, ()):
+        return item
+    path = POD_TEMPLATES.get(item.kind)
+    if path is None:
+        return Target(item, item.kind, doc.obj, "")
+    template: Mapping[str, Any] = doc.obj
+    for key in path:
+        template = _mapping(template.get(key))
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": template.get("metadata"), "spec": template.get("spec")}
+    return Target(item, "Pod", pod, ".".join(path) + ".")
