@@ -1,12 +1,40 @@
 """ClusterView: the one interface through which rules ask about the cluster.
 
 Defined here, in the pure core, so that rules never import the cache or the kubernetes client.
-``webhook.cluster`` holds the implementations (static files, live watches).
+``webhook.cluster`` holds the implementations (static files, live watches); both keep their answers
+in the same store (webhook.cluster.store), so a rule sees the same thing from the CLI and the server.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from webhook.cni.range_index import RangeIndex
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """A node, merged from its Node object and the MultusNodeState its agent writes."""
+
+    name: str
+    #: File names in the node's CNI bin directory; None when no agent reported them.
+    cni_binaries: frozenset[str] | None = None
+    #: MultusNodeState status.multusReady; None when not reported.
+    multus_ready: bool | None = None
+    boot_id: str | None = None
+    heartbeat_time: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ObjectRef:
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
 
 
 class ClusterView(Protocol):
@@ -15,6 +43,34 @@ class ClusterView(Protocol):
         """False when nothing is known of the cluster: cluster-aware rules then stay silent."""
         ...
 
+    def nodes(self) -> Sequence[NodeInfo]:
+        """The cluster's nodes, sorted by name."""
+        ...
+
+    @property
+    def cni_inventory_known(self) -> bool:
+        """True when at least one node reports its CNI binaries; otherwise binary checks are skipped
+        and the CLI says that the inventory is unknown."""
+        ...
+
+    def nad(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        ...
+
+    def network_profile(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        ...
+
+    @property
+    def ranges(self) -> RangeIndex:
+        """The allocation ranges of every NAD, for overlap queries."""
+        ...
+
+    def pods_using(self, namespace: str, name: str) -> Sequence[ObjectRef]:
+        """The pods whose networks or default-network annotation references this NAD, sorted."""
+        ...
+
+
+_NO_RANGES = RangeIndex()
+
 
 class UnknownCluster:
     """The view when no cluster state was given."""
@@ -22,6 +78,26 @@ class UnknownCluster:
     @property
     def known(self) -> bool:
         return False
+
+    def nodes(self) -> Sequence[NodeInfo]:
+        return ()
+
+    @property
+    def cni_inventory_known(self) -> bool:
+        return False
+
+    def nad(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return None
+
+    def network_profile(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return None
+
+    @property
+    def ranges(self) -> RangeIndex:
+        return _NO_RANGES
+
+    def pods_using(self, namespace: str, name: str) -> Sequence[ObjectRef]:
+        return ()
 
 
 UNKNOWN_CLUSTER = UnknownCluster()
