@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from webhook.documents import iter_objects
-from webhook.rules.view import READY_LABEL
 
 
 def object_key(obj: dict[str, Any], default_namespace: str = "") -> tuple[str, str, str]:
@@ -37,15 +36,3 @@ class StaticClusterView:
 
     def objects(self, kind: str) -> list[dict[str, Any]]:
         return [o for (k, _, _), o in self._objects.items() if k == kind]
-
-    def network_profile(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        return self._objects.get(("NetworkProfile", namespace, name))
-
-    def nad(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        return self._objects.get(("NetworkAttachmentDefinition", namespace, name))
-
-    def multus_ready_nodes(self) -> int | None:
-        nodes = self.objects("Node")
-        if not nodes:
-            return None
-        return sum(1 for n in nodes if (n.get("metadata") or {}).get("labels", {}).get(READY_LABEL) == "true")
