@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from webhook import __version__
-from webhook.commands import certs, rules, serve
+from webhook.commands import certs, check, rules, serve
 
-COMMANDS = [serve, certs, rules]
+COMMANDS = [serve, check, certs, rules]
 
 
 def parser() -> argparse.ArgumentParser:

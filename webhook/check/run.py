@@ -3,8 +3,7 @@ applied to."""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +13,10 @@ from webhook.documents import Document
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate, verdict
 from webhook.rules.view import UNKNOWN_CLUSTER
 
-NO_STATE_NOTE = (
-    "no cluster state given (--cluster-state or --kubeconfig): the rules that need one were skipped"
+NO_STATE_NOTE = "no cluster state given (--cluster-state or --kubeconfig): the rules that need one were skipped"
+NO_INVENTORY_NOTE = (
+    "no node in the cluster state reports its CNI binaries (MultusNodeState status.cniBinaries): "
+    "the checks that need them were skipped"
 )
 
 
@@ -35,12 +36,20 @@ class Result:
 
 @dataclass(frozen=True)
 class Report:
-    results: tuple[Result, ...]
-    skipped: tuple[Input, ...]
-    #: False when no cluster state was given: the cluster-aware rules said nothing.
-    cluster_known: bool
+    #: Every input object in input order: a Result when judged, the bare Input when skipped.
+    entries: tuple[Result | Input, ...]
+    #: What the reader must know about the run as a whole: rules that could not say anything.
+    notes: tuple[str, ...]
     #: --strict: a warning fails the run as a denial does.
     strict: bool = False
+
+    @property
+    def results(self) -> list[Result]:
+        return [e for e in self.entries if isinstance(e, Result)]
+
+    @property
+    def skipped(self) -> list[Input]:
+        return [e for e in self.entries if isinstance(e, Input)]
 
     def failing(self, result: Result) -> list[Finding]:
         """The findings that fail the run."""
@@ -59,47 +68,52 @@ class Report:
         return 1 if any(self.failing(r) for r in self.results) else 0
 
 
-def _find(view: StaticClusterView, key: tuple[str, str, str], default_namespace: str) -> dict[str, Any] | None:
-    return next((o for o in view.objects(key[0]) if object_key(o, default_namespace) == key), None)
-
-
 def check(
     documents: Iterable[Document],
     policy: Policy,
     *,
-    state: StaticClusterView | None = None,
+    state: Iterable[Mapping[str, Any]] | None = None,
     default_namespace: str = "default",
     strict: bool = False,
 ) -> Report:
-    """Judge each document in order. With ``state``, every input object joins it once judged, so the
-    inputs after it see it (a NAD before the pods that use it); an input that is already in the state
-    is judged as an UPDATE of it. ``state`` is changed in place."""
-    results: list[Result] = []
-    skipped: list[Input] = []
+    """Judge each document in order against ``state``, the objects of the cluster the inputs would be
+    applied to (None: no cluster state, the cluster-aware rules stay silent). Every judged input object
+    joins the state, so the inputs after it see it (a NAD before the pods that use it); an input that
+    is already in the state is judged as an UPDATE of it."""
+    view: StaticClusterView | None = None
+    # The view keeps pods only as references; an UPDATE needs the whole old object.
+    stored: dict[tuple[str, str, str], Mapping[str, Any]] = {}
+    if state is not None:
+        objects = list(state)
+        view = StaticClusterView(objects, default_namespace=default_namespace)
+        stored = {object_key(o, default_namespace): o for o in objects}
+    entries: list[Result | Input] = []
     for doc in documents:
         item = target(doc, default_namespace)
         if not isinstance(item, Target):
-            skipped.append(item)
+            entries.append(item)
             continue
-        old = None
-        placed: dict[str, Any] | None = None
-        if state is not None and not item.is_template:
-            # Keyed in the namespace it would be applied to, as the apiserver would store it.
-            placed = copy.deepcopy(doc.obj)
-            if not isinstance(placed.get("metadata"), dict):
-                placed["metadata"] = {}
-            placed["metadata"]["namespace"] = item.input.namespace
-            old = _find(state, object_key(placed), default_namespace)
+        key = (item.input.kind, item.input.namespace, item.input.name)
+        old = None if item.is_template else stored.get(key)
         subject = Subject(
             item.obj,
             item.subject_kind,
             operation="CREATE" if old is None else "UPDATE",
             old_object=old,
-            view=UNKNOWN_CLUSTER if state is None else state,
+            view=UNKNOWN_CLUSTER if view is None else view,
             field_prefix=item.field_prefix,
             default_namespace=item.input.namespace,
         )
-        results.append(Result(item.input, tuple(evaluate(subject, policy))))
-        if state is not None and placed is not None:
-            state.put(placed)
-    return Report(tuple(results), tuple(skipped), cluster_known=state is not None, strict=strict)
+        entries.append(Result(item.input, tuple(evaluate(subject, policy))))
+        if view is not None and not item.is_template:
+            stored[key] = doc.obj
+            view.put(doc.obj)
+    return Report(tuple(entries), _notes(view), strict=strict)
+
+
+def _notes(view: StaticClusterView | None) -> tuple[str, ...]:
+    if view is None or not view.known:
+        return (NO_STATE_NOTE,)
+    if not view.cni_inventory_known:
+        return (NO_INVENTORY_NOTE,)
+    return ()

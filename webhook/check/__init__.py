@@ -1,0 +1,1 @@
+"""`multus-webhook check`: the webhook's rules on manifests, before they reach a cluster."""

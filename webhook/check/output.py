@@ -1,0 +1,225 @@
+"""The report in the formats CI systems read: text, json, sarif, junit, github.
+
+Every format renders the same Report; nothing here judges anything. Output is deterministic (input
+order, paths as given, no timestamps) so that it can be diffed and kept as golden files.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from pathlib import PurePath
+from typing import Any
+from urllib.parse import quote
+
+from webhook import __version__
+from webhook.check.inputs import Input
+from webhook.check.run import Report, Result
+from webhook.rules import Finding, Severity, registered
+
+TOOL = "multus-webhook"
+INFORMATION_URI = "https://github.com/multus-webhook/multus-webhook"
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+def _object(item: Input) -> str:
+    return f"{item.kind} {item.namespace}/{item.name}"
+
+
+def _where(result: Result) -> str:
+    return f"{result.input.document.source}:{result.input.document.line}"
+
+
+def _findings(report: Report) -> Iterator[tuple[Result, Finding]]:
+    for result in report.results:
+        for finding in result.findings:
+            yield result, finding
+
+
+def _at(f: Finding) -> str:
+    return f" (at {f.field})" if f.field else ""
+
+
+def _summary_line(report: Report) -> str:
+    s = report.summary
+    return (f"{len(report.results)} object(s) checked: {s['allow']} allowed, {s['warn']} warned, "
+            f"{s['deny']} denied; {s['skipped']} skipped")
+
+
+_COLORS = {Severity.DENY: "\033[31m", Severity.WARN: "\033[33m"}
+_RESET = "\033[0m"
+
+
+def text(report: Report, *, color: bool = False) -> str:
+    lines = []
+    for result, f in _findings(report):
+        severity = f"{_COLORS[f.severity]}{f.severity}{_RESET}" if color else str(f.severity)
+        lines.append(f"{_where(result)}: {severity} {f.rule}: {_object(result.input)}: {f.message}{_at(f)}")
+    lines.append(_summary_line(report))
+    return "\n".join(lines) + "\n"
+
+
+def json_(report: Report) -> str:
+    results = [
+        {
+            "source": r.source,
+            "apiVersion": r.input.api_version,
+            "kind": r.input.kind,
+            "namespace": r.input.namespace,
+            "name": r.input.name,
+            "verdict": r.verdict,
+            "findings": [f.as_dict() for f in r.findings],
+        }
+        for r in report.results
+    ]
+    return json.dumps({"results": results, "summary": report.summary}, indent=2) + "\n"
+
+
+_SARIF_LEVEL = {Severity.DENY: "error", Severity.WARN: "warning", Severity.OFF: "none"}
+
+
+def _uri(source: str) -> str:
+    path = PurePath(source)
+    # Relative URIs resolve against the checkout root in code scanning, as the paths were given.
+    return path.as_uri() if path.is_absolute() else quote(path.as_posix())
+
+
+def sarif(report: Report) -> str:
+    rules = sorted(registered().values(), key=lambda r: r.id)
+    index = {r.id: i for i, r in enumerate(rules)}
+    results: list[dict[str, Any]] = []
+    for result, f in _findings(report):
+        sarif_result: dict[str, Any] = {
+            "ruleId": f.rule,
+            "level": _SARIF_LEVEL[f.severity],
+            "message": {"text": f"{_object(result.input)}: {f.message}"},
+            "locations": [{
+                "physicalLocation": {
+                    "artifactLocation": {"uri": _uri(result.input.document.source)},
+                    "region": {"startLine": result.input.document.line},
+                },
+                "logicalLocations": [{
+                    "name": result.input.name,
+                    "fullyQualifiedName": f"{result.input.namespace}/{result.input.kind}/{result.input.name}",
+                    "kind": "object",
+                }],
+            }],
+            "properties": {"field": f.field, "source": result.source},
+        }
+        # An internal-error finding names a rule id too, but guard against one the registry lacks.
+        if f.rule in index:
+            sarif_result["ruleIndex"] = index[f.rule]
+        results.append(sarif_result)
+    notifications = [{"level": "note", "message": {"text": note}} for note in report.notes]
+    log = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": TOOL,
+                "version": __version__,
+                "informationUri": INFORMATION_URI,
+                "rules": [{
+                    "id": r.id,
+                    "name": r.id,
+                    "shortDescription": {"text": r.title},
+                    "fullDescription": {"text": r.doc},
+                    "defaultConfiguration": {"level": _SARIF_LEVEL[r.severity]},
+                    "properties": {"kinds": sorted(r.kinds)},
+                } for r in rules],
+            }},
+            "invocations": [{
+                "executionSuccessful": True,
+                "toolExecutionNotifications": notifications,
+            }],
+            "results": results,
+        }],
+    }
+    return json.dumps(log, indent=2) + "\n"
+
+
+def _finding_line(f: Finding) -> str:
+    return f"{f.severity} {f.rule}: {f.message}{_at(f)}"
+
+
+def junit(report: Report) -> str:
+    """One testsuite per file, one testcase per object; a failure lists the findings that fail the
+    run (--strict counts warnings), the other findings go to system-out; skipped objects are skipped
+    testcases, so that a CI dashboard shows what was not looked at."""
+    cases: dict[str, list[ET.Element]] = {}
+    failures: dict[str, int] = {}
+    skips: dict[str, int] = {}
+
+    def case(item: Input) -> ET.Element:
+        source = item.document.source
+        element = ET.Element("testcase", {"classname": source, "name": _object(item), "file": source,
+                                          "line": str(item.document.line)})
+        cases.setdefault(source, []).append(element)
+        return element
+
+    for entry in report.entries:
+        if isinstance(entry, Result):
+            element = case(entry.input)
+            failing = report.failing(entry)
+            if failing:
+                failures[entry.input.document.source] = failures.get(entry.input.document.source, 0) + 1
+                failure = ET.SubElement(element, "failure", {
+                    "message": "; ".join(f"{f.rule}: {f.message}" for f in failing),
+                    "type": str(max((f.severity for f in failing), key=lambda s: s.rank)),
+                })
+                failure.text = "\n".join(_finding_line(f) for f in failing)
+            others = [f for f in entry.findings if f not in failing]
+            if others:
+                ET.SubElement(element, "system-out").text = "\n".join(_finding_line(f) for f in others)
+        else:
+            element = case(entry)
+            skips[entry.document.source] = skips.get(entry.document.source, 0) + 1
+            ET.SubElement(element, "skipped", {"message": f"{entry.kind or 'an object without kind'} "
+                                                          "is not checked by multus-webhook"})
+
+    root = ET.Element("testsuites", {"name": f"{TOOL} check", "tests": str(sum(map(len, cases.values()))),
+                                     "failures": str(sum(failures.values())), "errors": "0",
+                                     "skipped": str(sum(skips.values()))})
+    for source, elements in cases.items():
+        suite = ET.SubElement(root, "testsuite", {
+            "name": source, "tests": str(len(elements)), "failures": str(failures.get(source, 0)),
+            "errors": "0", "skipped": str(skips.get(source, 0)),
+        })
+        suite.extend(elements)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _escape_data(value: str) -> str:
+    # GitHub's workflow-command escaping (actions/toolkit, command.ts escapeData).
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(value: str) -> str:
+    # Properties are also split on ',' and end at ':' (command.ts escapeProperty).
+    return _escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+_GITHUB_COMMAND = {Severity.DENY: "error", Severity.WARN: "warning"}
+
+
+def github(report: Report) -> str:
+    """Workflow commands: GitHub Actions turns each into an annotation on the file and line."""
+    lines = []
+    for note in report.notes:
+        lines.append(f"::notice title={_escape_property(TOOL)}::{_escape_data(note)}")
+    for result, f in _findings(report):
+        props = ",".join(f"{k}={_escape_property(v)}" for k, v in [
+            ("file", result.input.document.source), ("line", str(result.input.document.line)),
+            ("title", f"{f.rule} ({_object(result.input)})"),
+        ])
+        lines.append(f"::{_GITHUB_COMMAND[f.severity]} {props}::{_escape_data(f.message + _at(f))}")
+    lines.append(_summary_line(report))
+    return "\n".join(lines) + "\n"
+
+
+Formatter = Callable[[Report], str]
+
+#: --output NAME -> formatter; text is first, the default.
+FORMATS: dict[str, Formatter] = {"text": text, "json": json_, "sarif": sarif, "junit": junit, "github": github}

@@ -1,0 +1,87 @@
+"""A one-shot, read-only snapshot of a live cluster as a StaticClusterView (`check --kubeconfig`).
+
+Only lists are issued, never a watch or a write: a CI job may run this with a read-only identity.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+
+import urllib3.exceptions
+from kubernetes import config
+from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from webhook.cluster.static import StaticClusterView
+
+#: Big clusters answer in pages rather than one response of every pod.
+PAGE = 500
+TIMEOUT_SECONDS = 30
+
+#: (group, version, plural, kind) of the custom resources the rules may ask about.
+CUSTOM = [
+    ("k8s.cni.cncf.io", "v1", "network-attachment-definitions", "NetworkAttachmentDefinition"),
+    ("multus-webhook.io", "v1alpha1", "networkprofiles", "NetworkProfile"),
+    ("multus-webhook.io", "v1alpha1", "multusnodestates", "MultusNodeState"),
+]
+
+
+class SnapshotError(RuntimeError):
+    """The cluster could not be read; the message says which cluster and why."""
+
+
+def _pages(list_call: Any, api_version: str, kind: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    token: str | None = None
+    while True:
+        # Raw JSON, not the client's models: the rules read objects as the API serves them.
+        response = list_call(limit=PAGE, _continue=token, _preload_content=False,
+                             _request_timeout=TIMEOUT_SECONDS, **kwargs)
+        body = json.loads(response.data)
+        for item in body.get("items") or []:
+            # List items carry no apiVersion/kind of their own.
+            yield {"apiVersion": api_version, "kind": kind, **item}
+        token = (body.get("metadata") or {}).get("continue")
+        if not token:
+            return
+
+
+def _list_all(client: ApiClient) -> Iterator[dict[str, Any]]:
+    core = CoreV1Api(client)
+    yield from _pages(core.list_node, "v1", "Node")
+    yield from _pages(core.list_pod_for_all_namespaces, "v1", "Pod")
+    custom = CustomObjectsApi(client)
+    for group, version, plural, kind in CUSTOM:
+        try:
+            yield from _pages(custom.list_cluster_custom_object, f"{group}/{version}", kind,
+                              group=group, version=version, plural=plural)
+        except ApiException as exc:
+            # A CRD that is not installed means no objects of that kind, not an unreadable cluster.
+            if exc.status != 404:
+                raise
+
+
+def take_snapshot(kubeconfig: str, context: str | None = None) -> StaticClusterView:
+    return StaticClusterView(list_objects(kubeconfig, context))
+
+
+def list_objects(kubeconfig: str, context: str | None = None) -> list[dict[str, Any]]:
+    """Every Node, Pod, NAD, NetworkProfile and MultusNodeState of the cluster, as the API serves them."""
+    where = f"{kubeconfig}" + (f" (context {context})" if context else "")
+    try:
+        # The client leaves this one function unannotated.
+        new_client = cast(Callable[..., ApiClient], config.new_client_from_config)
+        client = new_client(config_file=kubeconfig, context=context, persist_config=False)
+    except (ConfigException, OSError, ValueError) as exc:
+        raise SnapshotError(f"{where}: cannot use this kubeconfig: {exc}") from None
+    try:
+        with client:
+            return list(_list_all(client))
+    except ApiException as exc:
+        raise SnapshotError(f"{where}: the cluster refused a list: {exc.status} {exc.reason}") from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise SnapshotError(f"{where}: cannot reach the cluster: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise SnapshotError(f"{where}: the cluster's answer is not JSON: {exc}") from None

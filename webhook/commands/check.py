@@ -1,0 +1,65 @@
+"""`multus-webhook check`: the webhook's rules on manifests, in CI (contract: DESIGN.md)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from webhook.check.output import FORMATS, text
+from webhook.check.run import check
+from webhook.cluster.snapshot import SnapshotError, list_objects
+from webhook.commands.common import load_policy
+from webhook.documents import DocumentError, iter_objects, load_path
+from webhook.rules import PolicyError
+
+#: Exit status when an input, the cluster state or the policy cannot be read.
+UNREADABLE = 2
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    c = sub.add_parser("check", help="check manifests with the webhook's rules (for CI)",
+                       description="Check NADs, NetworkProfiles, Pods and the pod templates of workloads with "
+                                   "the rules the webhook applies. Exit status: 0 nothing denied, 1 something "
+                                   "denied (or warned, with --strict), 2 an input could not be read.")
+    c.add_argument("paths", nargs="+", metavar="PATH",
+                   help="file, directory (recursive *.yaml, *.yml, *.json) or - for stdin")
+    state = c.add_mutually_exclusive_group()
+    state.add_argument("--cluster-state", action="append", metavar="FILE",
+                       help="objects standing for the cluster the inputs would be applied to, e.g. "
+                            "`kubectl get nodes,net-attach-def,networkprofiles,multusnodestates,pods -A -o yaml` "
+                            "(repeatable)")
+    state.add_argument("--kubeconfig", metavar="FILE", help="take a read-only snapshot of this cluster instead")
+    c.add_argument("--context", metavar="NAME", help="kubeconfig context (with --kubeconfig)")
+    c.add_argument("--namespace", default="default", metavar="NS",
+                   help="namespace of objects that name none (default: default)")
+    c.add_argument("--policy", metavar="FILE", help="rule severities and audit switch, as for the server")
+    c.add_argument("--output", "-o", choices=list(FORMATS), default="text", help="output format (default: text)")
+    c.add_argument("--strict", action="store_true", help="fail on warnings too")
+    c.set_defaults(func=run, check_parser=c)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.context and not args.kubeconfig:
+        args.check_parser.error("--context needs --kubeconfig")
+    try:
+        policy = load_policy(args.policy)
+        documents = [doc for path in args.paths for doc in load_path(path)]
+        state: list[dict[str, Any]] | None = None
+        if args.cluster_state:
+            state = [doc.obj for doc in iter_objects(args.cluster_state)]
+        elif args.kubeconfig:
+            state = list_objects(args.kubeconfig, args.context)
+    except (PolicyError, DocumentError, SnapshotError) as exc:
+        print(f"multus-webhook check: {exc}", file=sys.stderr)
+        return UNREADABLE
+    report = check(documents, policy, state=state, default_namespace=args.namespace, strict=args.strict)
+    if args.output == "text":
+        for note in report.notes:
+            print(f"multus-webhook check: note: {note}", file=sys.stderr)
+        # Color only for a person at a terminal (and not for one who asked for none: no-color.org).
+        sys.stdout.write(text(report, color=sys.stdout.isatty() and "NO_COLOR" not in os.environ))
+    else:
+        sys.stdout.write(FORMATS[args.output](report))
+    return report.exit_status
