@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from webhook.admission.response import Response, allowed, denied, errored
+from webhook.admission.mutation import mutate_pod
+from webhook.admission.response import Response, allowed, denied, errored, patched
 from webhook.admission.review import AdmissionRequest
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate
 from webhook.rules.view import UNKNOWN_CLUSTER, ClusterView
@@ -56,11 +57,15 @@ def validate(request: AdmissionRequest, ctx: AdmissionContext) -> Response:
         old_object=request.old_object if request.operation == "UPDATE" else None,
         view=ctx.view,
         default_namespace=request.namespace or "default",
+        policy=ctx.policy,
     )
     return response_for(evaluate(subject, ctx.policy))
 
 
 def mutate(request: AdmissionRequest, ctx: AdmissionContext) -> Response:
-    # Pod mutation (network profiles, readiness affinity) arrives with the pods issue; until then
-    # every pod is admitted unchanged.
-    return allowed()
+    """Pods on CREATE: the labelled NetworkProfile into the networks annotation, and the readiness
+    node affinity. Nothing is refused here; the validating rules refuse what could not be applied."""
+    if request.kind.kind != "Pod" or request.operation != "CREATE" or request.object is None:
+        return allowed()
+    mutation = mutate_pod(request.object, request.namespace or "default", ctx.view, ctx.policy)
+    return patched(mutation.ops, mutation.warnings) if mutation.ops else allowed(mutation.warnings)

@@ -69,6 +69,12 @@ class PluginConf:
         found = go_field(ipam, "type")
         return found[1] if found is not None and isinstance(found[1], str) and found[1] else None
 
+    def has_capability(self, name: str) -> bool:
+        """Whether the plugin declares a runtime capability (ips, mac, portMappings, bandwidth...): Multus
+        passes the matching runtimeConfig only to plugins that do."""
+        caps = self.conf.get("capabilities")
+        return isinstance(caps, Mapping) and caps.get(name) is True
+
     def field(self, name: str) -> tuple[str, Any] | None:
         """(JSON path, value) of the field the plugin reads as ``name``; None when absent or null."""
         found = go_field(self.conf, name)
@@ -92,6 +98,12 @@ class NetConf:
     def cni_version(self) -> str | None:
         value = self.raw.get("cniVersion")
         return value if isinstance(value, str) else None
+
+    @property
+    def binaries(self) -> frozenset[str]:
+        """The CNI binaries a node must have to run this config: every plugin and IPAM type."""
+        names = {p.type for p in self.plugins} | {p.ipam_type for p in self.plugins}
+        return frozenset(n for n in names if n)
 
 
 @dataclass(frozen=True, slots=True)

@@ -287,7 +287,7 @@ def check_host_local(plugin: PluginConf, cni_version: str | None) -> list[Proble
         return []
     path = plugin.ipam_path
     sets, problems = host_local_ranges(ipam, path)
-    if not sets and not problems and not _capability(plugin, "ipRanges"):
+    if not sets and not problems and not plugin.has_capability("ipRanges"):
         problems.append(
             Problem(
                 path,
@@ -298,11 +298,6 @@ def check_host_local(plugin: PluginConf, cni_version: str | None) -> list[Proble
     families = [s[0].start.version for s in sets]
     problems.extend(_one_per_family(path, families, cni_version, "range sets"))
     return problems
-
-
-def _capability(plugin: PluginConf, name: str) -> bool:
-    caps = plugin.conf.get("capabilities")
-    return isinstance(caps, Mapping) and caps.get(name) is True
 
 
 def _one_per_family(
@@ -597,7 +592,7 @@ def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
         return []
     path = plugin.ipam_path
     addresses, problems = static_addresses(ipam, path)
-    if not addresses and not problems and not _capability(plugin, "ips"):
+    if not addresses and not problems and not plugin.has_capability("ips"):
         problems.append(
             Problem(
                 f"{path}.addresses",

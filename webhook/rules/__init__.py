@@ -3,6 +3,8 @@
 from webhook.rules import nad_config as nad_config
 from webhook.rules import nad_ipam as nad_ipam
 from webhook.rules import nad_plugins as nad_plugins
+from webhook.rules import network_profile as network_profile
+from webhook.rules import pod_cluster as pod_cluster
 from webhook.rules import pod_networks as pod_networks
 from webhook.rules.engine import evaluate, rules_for
 from webhook.rules.findings import Finding, Severity, Violation, verdict

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from webhook.rules.findings import Finding, Severity
 from webhook.rules.policy import Policy
@@ -17,6 +18,8 @@ def rules_for(kind: str, operation: str = "CREATE") -> list[Rule]:
 
 
 def evaluate(subject: Subject, policy: Policy) -> list[Finding]:
+    if subject.policy is not policy:
+        subject = replace(subject, policy=policy)
     findings: list[Finding] = []
     for rule in rules_for(subject.kind, subject.operation):
         configured = policy.severity(rule.id, rule.severity)

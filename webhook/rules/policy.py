@@ -3,10 +3,14 @@
 The same document is read from a file (CLI, standalone server) or from the ``policy`` key of the
 ConfigMap ``multus-webhook-policy`` in the cluster::
 
-    audit: false          # true turns every deny into a warning
-    rules:
-      nad-host-local-multi-node: warn
-      pod-networks-empty: off
+    audit: false              # true turns every deny into a warning
+    rules:                    # any rule id (multus-webhook rules) -> deny | warn | off
+      nad-ipam-dhcp: off
+      pod-networks-empty: deny
+    readinessAffinity: true   # pods with Multus networks only go to nodes where Multus is ready
+    globalNamespaces: [default]   # with pod-networks-namespace-isolation on
+    multusNamespace: kube-system  # where an unqualified default-network points
+    repair: false             # delete owned pods that lost their networks after a node reboot
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from webhook.rules.findings import Severity
 
@@ -25,10 +30,32 @@ class PolicyError(ValueError):
     pass
 
 
+class _PolicyDocument(BaseModel):
+    """The policy file as written; unknown keys are errors, so a typo is not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
+
+    audit: bool = False
+    rules: dict[str, Literal["deny", "warn", "off"]] = Field(default_factory=dict)
+    readiness_affinity: bool = Field(True, alias="readinessAffinity")
+    global_namespaces: list[str] = Field(default_factory=lambda: ["default"], alias="globalNamespaces")
+    multus_namespace: str = Field("kube-system", alias="multusNamespace")
+    repair: bool = False
+
+
 @dataclass(frozen=True)
 class Policy:
     severities: Mapping[str, Severity] = field(default_factory=dict)
     audit: bool = False
+    #: Pods asking for Multus networks get a required node affinity on the multus-ready label.
+    readiness_affinity: bool = True
+    #: With namespace isolation (rule pod-networks-namespace-isolation), the namespaces whose NADs
+    #: every pod may use, as Multus's globalNamespaces.
+    global_namespaces: tuple[str, ...] = ("default",)
+    #: Multus's own namespace: where a default-network reference without a namespace points.
+    multus_namespace: str = "kube-system"
+    #: Delete controller-owned pods that came up without their networks after a node reboot.
+    repair: bool = False
 
     def severity(self, rule_id: str, default: Severity) -> Severity:
         chosen = self.severities.get(rule_id, default)
@@ -40,28 +67,27 @@ class Policy:
     def from_mapping(cls, data: Any, known_rules: set[str], source: str = "policy") -> Policy:
         if data is None:
             return cls()
-        if not isinstance(data, dict):
-            raise PolicyError(f"{source}: the policy must be a mapping with 'rules' and 'audit'")
-        unknown_keys = set(data) - {"rules", "audit"}
-        if unknown_keys:
-            raise PolicyError(f"{source}: unknown key(s) {', '.join(sorted(unknown_keys))}; expected rules, audit")
-        audit = data.get("audit", False)
-        if not isinstance(audit, bool):
-            raise PolicyError(f"{source}: audit must be true or false, not {audit!r}")
-        rules = data.get("rules") or {}
-        if not isinstance(rules, dict):
-            raise PolicyError(f"{source}: rules must be a mapping of rule id to deny, warn or off")
-        severities: dict[str, Severity] = {}
-        for rule_id, value in rules.items():
-            if rule_id not in known_rules:
-                raise PolicyError(f"{source}: rules.{rule_id}: no such rule (see 'multus-webhook rules')")
-            # YAML reads a bare `off` as False.
-            text = "off" if value is False else str(value)
-            try:
-                severities[rule_id] = Severity(text)
-            except ValueError:
-                raise PolicyError(f"{source}: rules.{rule_id}: {value!r} is not one of deny, warn, off") from None
-        return cls(severities=severities, audit=audit)
+        if isinstance(data, dict) and isinstance(data.get("rules"), dict):
+            # YAML 1.1 reads a bare `off` as false.
+            data = {**data, "rules": {k: "off" if v is False else v for k, v in data["rules"].items()}}
+        try:
+            doc = _PolicyDocument.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'policy'}: {e['msg']}" for e in exc.errors()[:5]
+            )
+            raise PolicyError(f"{source}: {problems}") from None
+        unknown = sorted(set(doc.rules) - known_rules)
+        if unknown:
+            raise PolicyError(f"{source}: rules.{unknown[0]}: no such rule (see 'multus-webhook rules')")
+        return cls(
+            severities={k: Severity(v) for k, v in doc.rules.items()},
+            audit=doc.audit,
+            readiness_affinity=doc.readiness_affinity,
+            global_namespaces=tuple(doc.global_namespaces),
+            multus_namespace=doc.multus_namespace,
+            repair=doc.repair,
+        )
 
     @classmethod
     def from_text(cls, text: str, known_rules: set[str], source: str = "policy") -> Policy:

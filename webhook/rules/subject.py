@@ -8,6 +8,7 @@ from functools import cached_property
 from typing import Any
 
 from webhook.cni.config import ParsedConfig, parse_nad_config
+from webhook.rules.policy import Policy
 from webhook.rules.view import UNKNOWN_CLUSTER, ClusterView
 
 
@@ -26,6 +27,8 @@ class Subject:
     field_prefix: str = ""
     #: The namespace to assume when the object names none (the CLI's --namespace).
     default_namespace: str = "default"
+    #: The policy in force, for rules with settings of their own (global namespaces, Multus namespace).
+    policy: Policy = field(default_factory=Policy)
 
     @property
     def metadata(self) -> Mapping[str, Any]:

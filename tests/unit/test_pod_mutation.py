@@ -1,0 +1,292 @@
+"""Pod mutation: profiles into the networks annotation, readiness affinity; never loses a user key."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import jsonpatch
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from webhook.admission.mutation import mutate_pod
+from webhook.cluster.static import StaticClusterView
+from webhook.multus.selection import parse_networks
+from webhook.rules import Policy, Severity, Subject, evaluate
+
+MACVLAN = json.dumps({"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0",
+                      "ipam": {"type": "whereabouts", "range": "10.10.0.0/24"}})
+BRIDGE = json.dumps({"cniVersion": "1.0.0", "name": "b", "plugins": [
+    {"type": "bridge", "bridge": "br1", "ipam": {"type": "static", "addresses": [{"address": "10.20.0.5/24"}]}},
+    {"type": "tuning"}]})
+
+
+def nad(name: str, config: str, namespace: str = "apps") -> dict[str, Any]:
+    return {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+            "metadata": {"name": name, "namespace": namespace}, "spec": {"config": config}}
+
+
+def profile(name: str, networks: list[dict[str, Any]], namespace: str = "apps") -> dict[str, Any]:
+    return {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "NetworkProfile",
+            "metadata": {"name": name, "namespace": namespace}, "spec": {"networks": networks}}
+
+
+def node(name: str, ready: bool) -> dict[str, Any]:
+    labels = {"multus-webhook.io/multus-ready": "true"} if ready else {}
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}}
+
+
+def view(*extra: dict[str, Any], ready: bool = True) -> StaticClusterView:
+    return StaticClusterView([
+        nad("macvlan", MACVLAN), nad("bridge", BRIDGE),
+        profile("data", [{"name": "macvlan"}]),
+        profile("both", [{"name": "macvlan", "interface": "data0"}, {"name": "bridge", "ips": ["10.20.0.7/24"]}]),
+        node("n1", ready), *extra,
+    ])
+
+
+def pod(labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None,
+        spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": "p", "namespace": "apps"}
+    if labels is not None:
+        metadata["labels"] = labels
+    if annotations is not None:
+        metadata["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
+            "spec": spec if spec is not None else {"containers": [{"name": "c", "image": "busybox"}]}}
+
+
+def mutated(obj: dict[str, Any], v: StaticClusterView, policy: Policy | None = None) -> dict[str, Any]:
+    result = mutate_pod(obj, "apps", v, policy or Policy())
+    out: dict[str, Any] = jsonpatch.apply_patch(obj, result.ops)
+    return out
+
+
+READY_TERM = {"key": "multus-webhook.io/multus-ready", "operator": "In", "values": ["true"]}
+
+
+def test_profile_label_becomes_the_networks_annotation_in_short_form() -> None:
+    out = mutated(pod(labels={"multus-webhook.io/network-profile": "data", "app": "x"}), view())
+    assert out["metadata"]["annotations"] == {"k8s.v1.cni.cncf.io/networks": "macvlan",
+                                              "multus-webhook.io/applied-profile": "data"}
+    assert out["metadata"]["labels"] == {"multus-webhook.io/network-profile": "data", "app": "x"}
+
+
+def test_profile_with_options_becomes_the_json_form_and_keeps_user_elements() -> None:
+    user = pod(labels={"multus-webhook.io/network-profile": "both"},
+               annotations={"k8s.v1.cni.cncf.io/networks": "other/net@ext0", "team": "blue"})
+    out = mutated(user, view())
+    annotations = out["metadata"]["annotations"]
+    assert annotations["team"] == "blue"
+    elements = json.loads(annotations["k8s.v1.cni.cncf.io/networks"])
+    assert elements[0] == {"name": "net", "namespace": "other", "interface": "ext0"}
+    assert [e["name"] for e in elements[1:]] == ["macvlan", "bridge"]
+    assert elements[2]["ips"] == ["10.20.0.7/24"]
+
+
+def test_affinity_requires_multus_ready_and_every_binary_the_nads_need() -> None:
+    out = mutated(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan,bridge"}), view())
+    terms = out["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"]
+    keys = [e["key"] for e in terms[0]["matchExpressions"]]
+    assert keys == ["multus-webhook.io/multus-ready"] + [
+        f"cni.multus-webhook.io/{b}" for b in ["bridge", "macvlan", "static", "tuning", "whereabouts"]]
+
+
+def test_affinity_is_added_to_every_existing_term_and_other_affinity_is_kept() -> None:
+    spec = {"containers": [], "affinity": {
+        "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []},
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]},
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]},
+        ]}}}}
+    out = mutated(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec=spec), view())
+    affinity = out["spec"]["affinity"]
+    assert affinity["podAntiAffinity"] == spec["affinity"]["podAntiAffinity"]  # type: ignore[index]
+    terms = affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms[0]["matchExpressions"][0] == {"key": "zone", "operator": "In", "values": ["a"]}
+    assert READY_TERM in terms[0]["matchExpressions"]
+    assert terms[1]["matchFields"] == [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]
+    assert READY_TERM in terms[1]["matchExpressions"]
+
+
+def test_pod_without_networks_is_not_changed() -> None:
+    assert mutate_pod(pod(labels={"app": "x"}), "apps", view(), Policy()).ops == []
+
+
+def test_pod_with_node_name_gets_no_affinity_but_a_warning() -> None:
+    result = mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"},
+                            spec={"nodeName": "n1", "containers": []}), "apps", view(), Policy())
+    assert result.ops == []
+    assert "spec.nodeName is set" in result.warnings[0]
+
+
+def test_warning_when_no_node_is_ready() -> None:
+    result = mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}), "apps", view(ready=False),
+                        Policy())
+    assert any("no node is labelled multus-webhook.io/multus-ready=true" in w for w in result.warnings)
+
+
+def test_readiness_affinity_can_be_turned_off_in_the_policy() -> None:
+    policy = Policy(readiness_affinity=False)
+    assert mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}), "apps", view(), policy).ops == []
+
+
+def test_mutation_is_idempotent() -> None:
+    once = mutated(pod(labels={"multus-webhook.io/network-profile": "both"}), view())
+    assert mutate_pod(once, "apps", view(), Policy()).ops == []
+
+
+def test_hand_written_applied_profile_annotation_is_kept_with_a_warning() -> None:
+    user = pod(labels={"multus-webhook.io/network-profile": "data"},
+               annotations={"multus-webhook.io/applied-profile": "mine"})
+    result = mutate_pod(user, "apps", view(), Policy())
+    out = jsonpatch.apply_patch(user, result.ops)
+    assert out["metadata"]["annotations"]["multus-webhook.io/applied-profile"] == "mine"
+    assert "written by hand" in result.warnings[0]
+
+
+def findings(obj: dict[str, Any], v: StaticClusterView, policy: Policy | None = None) -> list[tuple[str, str, str]]:
+    return [(f.rule, str(f.severity), f.message) for f in
+            evaluate(Subject(obj, "Pod", view=v, default_namespace="apps"), policy or Policy())
+            if f.rule.startswith(("pod-network-profile", "pod-networks-nad", "pod-networks-cap", "pod-networks-static",
+                                  "pod-networks-namespace"))]
+
+
+def test_missing_profile_is_refused() -> None:
+    [(rule, severity, message)] = findings(pod(labels={"multus-webhook.io/network-profile": "nope"}), view())
+    assert (rule, severity) == ("pod-network-profile", "deny")
+    assert "NetworkProfile 'nope', which does not exist in namespace apps" in message
+
+
+def test_missing_profile_can_be_a_warning_by_policy() -> None:
+    policy = Policy(severities={"pod-network-profile": Severity.WARN})
+    [(_, severity, _)] = findings(pod(labels={"multus-webhook.io/network-profile": "nope"}), view(), policy)
+    assert severity == "warn"
+
+
+def test_profile_interface_clash_is_refused_naming_both() -> None:
+    user = pod(labels={"multus-webhook.io/network-profile": "both"},
+               annotations={"k8s.v1.cni.cncf.io/networks": "bridge@data0"})
+    [(rule, severity, message)] = findings(user, view())
+    assert (rule, severity) == ("pod-network-profile", "deny")
+    assert "data0" in message
+
+
+def test_missing_nad_is_refused_with_the_namespace_meant() -> None:
+    [(rule, severity, message)] = findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan,gone"}), view())
+    assert (rule, severity) == ("pod-networks-nad-exists", "deny")
+    assert "apps/gone (no namespace given, so apps is meant), which does not exist" in message
+
+
+def test_existing_nads_and_profiles_pass() -> None:
+    assert findings(pod(labels={"multus-webhook.io/network-profile": "both"}), view()) == []
+    assert findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}), view()) == []
+
+
+def test_cluster_rules_are_silent_without_cluster_state() -> None:
+    obj = pod(labels={"multus-webhook.io/network-profile": "nope"},
+              annotations={"k8s.v1.cni.cncf.io/networks": "gone"})
+    assert [f for f in evaluate(Subject(obj, "Pod"), Policy()) if f.rule in
+            {"pod-network-profile", "pod-networks-nad-exists"}] == []
+
+
+def test_requested_mac_without_capability_warns() -> None:
+    value = json.dumps([{"name": "macvlan", "mac": "02:00:00:00:00:01"}])
+    [(rule, severity, message)] = findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), view())
+    assert (rule, severity) == ("pod-networks-capabilities", "warn")
+    assert 'requests mac, but no plugin of NAD apps/macvlan declares "capabilities": {"mac": true}' in message
+
+
+def test_requested_capability_that_is_declared_passes() -> None:
+    config = json.loads(MACVLAN)
+    config["capabilities"] = {"mac": True}
+    v = view(nad("macmac", json.dumps(config)))
+    value = json.dumps([{"name": "macmac", "mac": "02:00:00:00:00:01"}])
+    assert findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), v) == []
+
+
+def test_static_ip_outside_the_nad_ranges_warns() -> None:
+    config = json.loads(MACVLAN)
+    config["capabilities"] = {"ips": True}
+    v = view(nad("ipnet", json.dumps(config)))
+    value = json.dumps([{"name": "ipnet", "ips": ["10.99.0.1/24"]}])
+    [(rule, severity, message)] = findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), v)
+    assert (rule, severity) == ("pod-networks-static-ip-range", "warn")
+    assert "10.99.0.1/24 is outside the ranges of NAD apps/ipnet (10.10.0.1-10.10.0.254)" in message
+    inside = json.dumps([{"name": "ipnet", "ips": ["10.10.0.9/24"]}])
+    assert findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": inside}), v) == []
+
+
+def test_namespace_isolation_is_off_by_default_and_enforced_when_on() -> None:
+    v = view(nad("shared", MACVLAN, namespace="default"), nad("theirs", MACVLAN, namespace="other"))
+    obj = pod(annotations={"k8s.v1.cni.cncf.io/networks": "default/shared,other/theirs"})
+    assert findings(obj, v) == []
+    policy = Policy(severities={"pod-networks-namespace-isolation": Severity.DENY})
+    [(rule, _, message)] = findings(obj, v, policy)
+    assert rule == "pod-networks-namespace-isolation"
+    assert "other/theirs from another namespace; only apps, default are allowed" in message
+
+
+# Property: for random pods (labels, annotations, existing networks) and random profiles the patch
+# never removes or changes a key the user wrote, applying it twice equals applying it once, and the
+# result still parses.
+names = st.sampled_from(["macvlan", "bridge", "other", "a-b"])
+ifaces = st.sampled_from(["", "net1", "net2", "data0", "eth1"])
+elements = st.fixed_dictionaries({"name": names}, optional={"interface": ifaces.filter(bool),
+                                                           "namespace": st.sampled_from(["apps", "default"])})
+user_networks = st.one_of(st.none(), st.just(""),
+                          st.lists(st.tuples(names, ifaces), max_size=3).map(
+                              lambda items: ",".join(n + (f"@{i}" if i else "") for n, i in items)),
+                          st.lists(elements, max_size=3).map(json.dumps))
+keys = st.sampled_from(["team", "k8s.v1.cni.cncf.io/networks", "multus-webhook.io/applied-profile", "x/y"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(networks=user_networks, profile_networks=st.lists(elements, min_size=1, max_size=3),
+       extra_annotations=st.dictionaries(keys, st.text(max_size=8), max_size=3),
+       labels=st.dictionaries(st.sampled_from(["app", "tier"]), st.text(max_size=5), max_size=2),
+       labelled=st.booleans(), affinity=st.booleans())
+def test_mutation_never_loses_a_user_key_and_is_idempotent(
+    networks: str | None, profile_networks: list[dict[str, Any]], extra_annotations: dict[str, str],
+    labels: dict[str, str], labelled: bool, affinity: bool,
+) -> None:
+    annotations = dict(extra_annotations)
+    if networks is not None:
+        annotations["k8s.v1.cni.cncf.io/networks"] = networks
+    if labelled:
+        labels = {**labels, "multus-webhook.io/network-profile": "random"}
+    spec: dict[str, Any] = {"containers": []}
+    if affinity:
+        spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}}}
+    v = view(profile("random", profile_networks))
+    original = pod(labels=labels, annotations=annotations, spec=spec)
+    frozen = copy.deepcopy(original)
+
+    once = mutated(original, v)
+    assert original == frozen  # the input is not modified in place
+    assert once["metadata"]["labels"] == labels
+    for key, value in annotations.items():
+        if key != "k8s.v1.cni.cncf.io/networks":
+            assert once["metadata"]["annotations"][key] == value
+    if affinity:
+        term = once["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+            "nodeSelectorTerms"][0]
+        assert term["matchExpressions"][0] == {"key": "zone", "operator": "In", "values": ["a"]}
+    result_networks = once["metadata"].get("annotations", {}).get("k8s.v1.cni.cncf.io/networks")
+    if networks is not None and result_networks != networks:
+        assert parse_networks(networks, "apps").ok  # only a readable value is ever rewritten
+        before = {s.key for s in parse_networks(networks, "apps").selections}
+        after = parse_networks(result_networks, "apps")
+        assert after.ok
+        assert before <= {s.key for s in after.selections}
+    assert mutate_pod(once, "apps", v, Policy()).ops == []
+
+
+@pytest.mark.parametrize("annotations", [None, {}])
+def test_pod_without_annotations_gets_them_added(annotations: dict[str, str] | None) -> None:
+    out = mutated(pod(labels={"multus-webhook.io/network-profile": "data"}, annotations=annotations), view())
+    assert out["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] == "macvlan"

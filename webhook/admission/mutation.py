@@ -1,0 +1,145 @@
+"""Pod mutation: network profiles into the networks annotation, and the readiness node affinity.
+
+Pure (no aiohttp, no kubernetes client). Every change is an addition: a key the user wrote is never
+removed or rewritten, and running the mutation on its own output changes nothing, as
+``reinvocationPolicy: IfNeeded`` requires. What cannot be applied (a missing profile, a clash) is left
+to the validating rules, which refuse the pod with the reason (rules/pod_cluster.py).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonpatch
+
+from webhook.cni.config import parse_nad_config
+from webhook.multus.profiles import ProfileMergeError, merge_profile_networks
+from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION, network_references
+from webhook.rules.policy import Policy
+from webhook.rules.view import ClusterView
+
+PROFILE_LABEL = "multus-webhook.io/network-profile"
+APPLIED_PROFILE_ANNOTATION = "multus-webhook.io/applied-profile"
+READY_LABEL = "multus-webhook.io/multus-ready"
+BINARY_LABEL_PREFIX = "cni.multus-webhook.io/"
+
+
+@dataclass
+class PodMutation:
+    ops: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def apply_profile(annotations: dict[str, Any], labels: Mapping[str, Any], namespace: str,
+                  view: ClusterView, warnings: list[str]) -> None:
+    """Merge the labelled NetworkProfile into ``annotations`` (in place)."""
+    name = labels.get(PROFILE_LABEL)
+    if not isinstance(name, str):
+        return
+    profile = view.network_profile(namespace, name)
+    if profile is None:
+        return  # refused (or warned about) by rule pod-network-profile
+    networks = _mapping(profile.get("spec")).get("networks")
+    existing = annotations.get(NETWORKS_ANNOTATION)
+    try:
+        merged = merge_profile_networks(existing if isinstance(existing, str) else None, networks, namespace,
+                                        profile_name=name)
+    except ProfileMergeError:
+        return  # refused by rule pod-network-profile, with the merge's message
+    if merged is not None and merged != existing:
+        annotations[NETWORKS_ANNOTATION] = merged
+    applied = annotations.get(APPLIED_PROFILE_ANNOTATION)
+    if applied is None:
+        annotations[APPLIED_PROFILE_ANNOTATION] = name
+    elif applied != name:
+        warnings.append(f"metadata.annotations[{APPLIED_PROFILE_ANNOTATION!r}] is {applied!r}, written by hand; "
+                        f"left as it is although NetworkProfile {name} was applied")
+
+
+def required_binaries(annotations: Mapping[str, Any], namespace: str, view: ClusterView,
+                      policy: Policy) -> frozenset[str] | None:
+    """The CNI binaries the pod's networks need on its node; None when it asks Multus for nothing."""
+    networks = annotations.get(NETWORKS_ANNOTATION)
+    refs = network_references(annotations, namespace, multus_namespace=policy.multus_namespace)
+    asks = bool(refs) or DEFAULT_NETWORK_ANNOTATION in annotations or (
+        isinstance(networks, str) and networks.strip() != "")
+    if not asks:
+        return None
+    needed: set[str] = set()
+    for ref in refs:
+        nad = view.nad(ref.namespace, ref.name)
+        if nad is None:
+            continue  # refused by rule pod-networks-nad-exists
+        netconf = parse_nad_config(_mapping(nad.get("spec")).get("config"), "spec.config").netconf
+        if netconf is not None:
+            needed |= netconf.binaries
+    return frozenset(needed)
+
+
+def readiness_requirements(binaries: frozenset[str]) -> list[dict[str, Any]]:
+    return [{"key": READY_LABEL, "operator": "In", "values": ["true"]}] + [
+        {"key": f"{BINARY_LABEL_PREFIX}{b}", "operator": "In", "values": ["true"]} for b in sorted(binaries)
+    ]
+
+
+def with_required_affinity(affinity: Mapping[str, Any], requirements: list[dict[str, Any]]) -> dict[str, Any]:
+    """``affinity`` with every requirement in every required nodeSelectorTerm (terms are ORed, so each
+    must carry them), or in a new term when there is none; everything else is kept."""
+    result = copy.deepcopy(dict(affinity))
+    node_affinity = result.setdefault("nodeAffinity", {})
+    required = node_affinity.setdefault("requiredDuringSchedulingIgnoredDuringExecution", {})
+    terms = required.get("nodeSelectorTerms") or []
+    if not terms:
+        terms = [{}]
+    for term in terms:
+        expressions = term.setdefault("matchExpressions", [])
+        for requirement in requirements:
+            if requirement not in expressions:
+                expressions.append(dict(requirement))
+    required["nodeSelectorTerms"] = terms
+    return result
+
+
+def _patch_ops(path: str, before: Any, after: Any, present: bool) -> list[dict[str, Any]]:
+    if before == after:
+        return []
+    if not present:
+        return [{"op": "add", "path": path, "value": after}]
+    ops: list[dict[str, Any]] = jsonpatch.make_patch(before, after).patch
+    return [{**op, "path": path + op["path"]} for op in ops]
+
+
+def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy: Policy) -> PodMutation:
+    result = PodMutation()
+    metadata = _mapping(pod.get("metadata"))
+    spec = _mapping(pod.get("spec"))
+    original_annotations = metadata.get("annotations")
+    if original_annotations is not None and not isinstance(original_annotations, Mapping):
+        return result  # not a valid pod; the apiserver refuses it anyway
+    annotations = dict(original_annotations or {})
+    apply_profile(annotations, _mapping(metadata.get("labels")), namespace, view, result.warnings)
+    result.ops += _patch_ops("/metadata/annotations", dict(original_annotations or {}), annotations,
+                             original_annotations is not None)
+
+    binaries = required_binaries(annotations, namespace, view, policy)
+    if binaries is None or not policy.readiness_affinity:
+        return result
+    if spec.get("nodeName"):
+        result.warnings.append(f"spec.nodeName is set to {spec['nodeName']!r}: the pod is not held back until Multus "
+                               "is ready on that node, and may start without its secondary networks")
+        return result
+    original_affinity = spec.get("affinity")
+    affinity = with_required_affinity(_mapping(original_affinity), readiness_requirements(binaries))
+    result.ops += _patch_ops("/spec/affinity", original_affinity, affinity, original_affinity is not None)
+    nodes = view.nodes()
+    if nodes and not any(n.labels.get(READY_LABEL) == "true" for n in nodes):
+        result.warnings.append(f"no node is labelled {READY_LABEL}=true yet: the pod stays Pending until Multus "
+                               "is ready on a node (see the MultusNodeState objects in namespace multus-webhook)")
+    return result

@@ -1,0 +1,52 @@
+"""Rules on NetworkProfile objects (multus-webhook.io/v1alpha1)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from webhook.multus.selection import RESERVED_INTERFACES, ParsedNetworks, Where, interface_names, parse_elements
+from webhook.rules.findings import Severity, Violation
+from webhook.rules.registry import rule
+from webhook.rules.subject import Subject
+
+PROFILE = {"NetworkProfile"}
+
+
+def _parsed(subject: Subject) -> ParsedNetworks:
+    return parse_elements(subject.spec.get("networks"), subject.namespace,
+                          Where("spec.networks", f"NetworkProfile {subject.name} spec.networks"))
+
+
+@rule("networkprofile-networks", kinds=PROFILE, severity=Severity.DENY,
+      title="a NetworkProfile's networks are valid Multus selections with unique interfaces")
+def networks(subject: Subject) -> Iterator[Violation]:
+    """Every pod labelled with a broken profile would be refused (or hang); refusing the profile itself
+    puts the error where it was made."""
+    parsed = _parsed(subject)
+    for problem in parsed.problems:
+        yield Violation(problem.field, problem.message)
+    if not parsed.ok:
+        return
+    names = interface_names(parsed.selections)
+    for ifname, count in Counter(names).items():
+        if count > 1:
+            yield Violation("spec.networks", f"spec.networks gives interface {ifname!r} to {count} networks: "
+                                             "each needs a name of its own (set 'interface')")
+        if ifname in RESERVED_INTERFACES:
+            yield Violation("spec.networks", f"spec.networks uses interface {ifname!r}, which the pod's primary "
+                                             "network or loopback already has")
+
+
+@rule("networkprofile-nad-exists", kinds=PROFILE, severity=Severity.WARN,
+      title="the NADs a NetworkProfile names exist")
+def nad_exists(subject: Subject) -> Iterator[Violation]:
+    """A profile naming a missing NAD makes every pod that uses it be refused. Only a warning: the NAD
+    may be applied right after the profile (kubectl apply -f of a directory)."""
+    if not subject.view.known:
+        return
+    parsed = _parsed(subject)
+    for i, selection in enumerate(parsed.selections):
+        if subject.view.nad(selection.namespace, selection.name) is None:
+            yield Violation(f"spec.networks[{i}].name", f"spec.networks[{i}] names NetworkAttachmentDefinition "
+                                                        f"{selection.ref}, which does not exist (yet)")

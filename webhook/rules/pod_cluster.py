@@ -1,0 +1,127 @@
+"""Rules on a pod's Multus networks that need the cluster: profiles, NADs, capabilities, addresses.
+
+They stay silent when the cluster is unknown (the CLI without --cluster-state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from webhook.cni.addresses import between, parse_ip
+from webhook.cni.config import NetConf, parse_nad_config
+from webhook.cni.ipam import nad_allocation_ranges
+from webhook.multus.profiles import ProfileMergeError, merge_profile_networks
+from webhook.multus.selection import NETWORKS_ANNOTATION, NetworkReference, network_references
+from webhook.rules.findings import Severity, Violation
+from webhook.rules.registry import rule
+from webhook.rules.subject import Subject
+
+POD = {"Pod"}
+PROFILE_LABEL = "multus-webhook.io/network-profile"
+PROFILE_FIELD = f'metadata.labels["{PROFILE_LABEL}"]'
+
+
+def _references(subject: Subject) -> tuple[NetworkReference, ...]:
+    return network_references(subject.annotations, subject.namespace, multus_namespace=subject.policy.multus_namespace)
+
+
+def _netconf(nad: Mapping[str, Any]) -> NetConf | None:
+    spec = nad.get("spec")
+    return parse_nad_config(spec.get("config") if isinstance(spec, Mapping) else None, "spec.config").netconf
+
+
+@rule("pod-network-profile", kinds=POD, severity=Severity.DENY, operations={"CREATE"},
+      title="the NetworkProfile a pod's label names exists and applies")
+def network_profile(subject: Subject) -> Iterator[Violation]:
+    """A pod labelled with a profile that does not exist (or whose networks clash with the pod's own)
+    would start without the networks its owner asked for. The mutating webhook applies the profile;
+    this rule refuses the pod when it could not be applied, saying why."""
+    name = subject.labels.get(PROFILE_LABEL)
+    if name is None or not subject.view.known:
+        return
+    if not isinstance(name, str) or not name:
+        yield Violation(PROFILE_FIELD, f"{PROFILE_FIELD} must name a NetworkProfile in namespace {subject.namespace}")
+        return
+    profile = subject.view.network_profile(subject.namespace, name)
+    if profile is None:
+        yield Violation(PROFILE_FIELD, f"{PROFILE_FIELD} names NetworkProfile {name!r}, which does not exist in "
+                                       f"namespace {subject.namespace}: create it first, or fix the label")
+        return
+    existing = subject.annotations.get(NETWORKS_ANNOTATION)
+    spec = profile.get("spec")
+    try:
+        merge_profile_networks(existing if isinstance(existing, str) else None,
+                               spec.get("networks") if isinstance(spec, Mapping) else None,
+                               subject.namespace, profile_name=name)
+    except ProfileMergeError as exc:
+        yield Violation(exc.field, exc.message)
+
+
+@rule("pod-networks-nad-exists", kinds=POD, severity=Severity.DENY, operations={"CREATE"},
+      title="every NAD a pod selects exists")
+def nad_exists(subject: Subject) -> Iterator[Violation]:
+    """Multus cannot attach a network whose NetworkAttachmentDefinition is missing: the pod hangs in
+    ContainerCreating with a CNI error. Refusing it at creation names the missing NAD instead."""
+    if not subject.view.known:
+        return
+    for ref in _references(subject):
+        if subject.view.nad(ref.namespace, ref.name) is None:
+            hint = "" if ref.selection.namespace_explicit else f" (no namespace given, so {ref.namespace} is meant)"
+            yield Violation(ref.field, f"{ref.field} selects NetworkAttachmentDefinition {ref.namespace}/{ref.name}"
+                                       f"{hint}, which does not exist: create it, or fix the name or namespace")
+
+
+_CAPABILITIES = {"ips": "ips", "mac": "mac", "port_mappings": "portMappings", "bandwidth": "bandwidth"}
+
+
+@rule("pod-networks-capabilities", kinds=POD, severity=Severity.WARN, operations={"CREATE"},
+      title="runtime options a pod requests are supported by the NAD's plugins")
+def capabilities(subject: Subject) -> Iterator[Violation]:
+    """ips, mac, portMappings and bandwidth in a selection only reach plugins that declare the matching
+    capability; otherwise Multus drops them silently and the pod gets a random address or no limit."""
+    if not subject.view.known:
+        return
+    for ref in _references(subject):
+        nad = subject.view.nad(ref.namespace, ref.name)
+        netconf = _netconf(nad) if nad is not None else None
+        if netconf is None:
+            continue
+        for attr, capability in _CAPABILITIES.items():
+            if getattr(ref.selection, attr) and not any(p.has_capability(capability) for p in netconf.plugins):
+                yield Violation(f"{ref.field}.{capability}",
+                                f"{ref.field} requests {capability}, but no plugin of NAD {ref.namespace}/{ref.name} "
+                                f"declares \"capabilities\": {{\"{capability}\": true}}: Multus will ignore it")
+
+
+@rule("pod-networks-static-ip-range", kinds=POD, severity=Severity.WARN, operations={"CREATE"},
+      title="static IPs a pod requests lie in the NAD's ranges")
+def static_ip_range(subject: Subject) -> Iterator[Violation]:
+    """An address requested outside every range of the NAD is either refused by the IPAM plugin at
+    pod start or collides with addresses other networks hand out."""
+    if not subject.view.known:
+        return
+    for ref in _references(subject):
+        nad = subject.view.nad(ref.namespace, ref.name)
+        ranges = nad_allocation_ranges(_netconf(nad)) if nad is not None else []
+        if not ranges or not ref.selection.ips:
+            continue
+        for i, text in enumerate(ref.selection.ips):
+            addr = parse_ip(text.split("/", 1)[0])
+            if addr is not None and not any(between(addr, r.first, r.last) for r in ranges):
+                spans = ", ".join(f"{r.first}-{r.last}" for r in ranges[:4])
+                yield Violation(f"{ref.field}.ips[{i}]", f"{ref.field}.ips[{i}] {text} is outside the ranges of "
+                                                         f"NAD {ref.namespace}/{ref.name} ({spans})")
+
+
+@rule("pod-networks-namespace-isolation", kinds=POD, severity=Severity.OFF, operations={"CREATE"},
+      title="pods select NADs only from their own and the global namespaces")
+def namespace_isolation(subject: Subject) -> Iterator[Violation]:
+    """Multus's namespaceIsolation: a pod may only use NADs of its own namespace and of the policy's
+    globalNamespaces, so one team cannot attach to another team's network. Off by default, as in
+    Multus; set it to deny in the policy to enforce it before Multus does at pod start."""
+    allowed = {subject.namespace, *subject.policy.global_namespaces}
+    for ref in _references(subject):
+        if ref.annotation == NETWORKS_ANNOTATION and ref.namespace not in allowed:
+            yield Violation(ref.field, f"{ref.field} selects {ref.namespace}/{ref.name} from another namespace; only "
+                                       f"{', '.join(sorted(allowed))} are allowed with namespace isolation")
