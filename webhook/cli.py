@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from webhook import __version__
-from webhook.commands import certs, check, rules, serve
+from webhook.commands import certs, check, install_cni, multus_config, rules, serve, uninstall
 
-COMMANDS = [serve, check, certs, rules]
+COMMANDS = [serve, check, certs, rules, install_cni, uninstall, multus_config]
 
 
 def parser() -> argparse.ArgumentParser:

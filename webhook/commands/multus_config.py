@@ -1,0 +1,37 @@
+"""`multus-webhook multus-config`: render the Multus daemon configuration for the primary CNI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from webhook.certs import write_atomic
+from webhook.node.multusconfig import ConfigError, render_text
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    m = sub.add_parser("multus-config",
+                       help="write Multus's daemon-config.json, pointing it at the primary CNI config file")
+    m.add_argument("--template", required=True, help="daemon-config.json to start from")
+    m.add_argument("--primary-cni-config-file", default=os.environ.get("PRIMARY_CNI_CONFIG_FILE", ""),
+                   help="primary CNI config, relative to the CNI config dir, e.g. cilium/05-cilium.conflist; "
+                        "empty: Multus detects it (default: $PRIMARY_CNI_CONFIG_FILE)")
+    m.add_argument("--out", required=True, help="where to write the configuration")
+    m.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        text = render_text(Path(args.template).read_text(), args.primary_cni_config_file.strip())
+    except (ConfigError, OSError) as exc:
+        print(f"multus-webhook multus-config: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out, text.encode())
+    print(f"wrote {out}" + (f" (primary CNI config {args.primary_cni_config_file})"
+                            if args.primary_cni_config_file else " (primary CNI detected by Multus)"),
+          file=sys.stderr)
+    return 0

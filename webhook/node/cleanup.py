@@ -1,0 +1,102 @@
+"""Uninstall mode: take off the hosts what Multus and our installer put there, logging each step."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from webhook.node.hostfs import CNI_BIN_DIR, CNI_CONF_DIR, on_host, remove_empty_dirs, remove_path
+from webhook.node.installer import InstallError, release_all
+
+# What the thick plugin leaves behind: its config (the daemon removes it on a clean shutdown, not
+# on a crash), the shim and passthru binaries its init container copies, and its state directory.
+MULTUS_PATHS = (
+    CNI_CONF_DIR / "00-multus.conf",
+    CNI_CONF_DIR / "multus.d",
+    CNI_BIN_DIR / "multus-shim",
+    CNI_BIN_DIR / "passthru",
+    PurePosixPath("var/lib/cni/multus"),
+)
+# Directories the DaemonSet's hostPath mounts create; removed only when nothing was put in them.
+MULTUS_DIRS_IF_EMPTY = (PurePosixPath("etc/cni/multus"),)
+CNI_CONFIG_SUFFIXES = (".conf", ".conflist", ".json")
+
+log = logging.getLogger("multus-webhook.uninstall")
+
+
+@dataclass
+class CleanupReport:
+    steps: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def step(self, message: str) -> None:
+        self.steps.append(message)
+        log.info("%s", message)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        banner = "!" * 78
+        log.warning("\n%s\n%s\n%s", banner, message, banner)
+
+    def error(self, message: str) -> None:
+        self.errors.append(message)
+        log.error("%s", message)
+
+
+def top_level_configs(host_root: Path) -> list[str]:
+    """CNI config files directly in /etc/cni/net.d, the only ones the container runtime reads."""
+    conf_dir = on_host(host_root, CNI_CONF_DIR)
+    if not conf_dir.is_dir():
+        return []
+    return sorted(p.name for p in conf_dir.iterdir() if p.is_file() and p.suffix in CNI_CONFIG_SUFFIXES)
+
+
+def subdirectory_configs(host_root: Path) -> list[str]:
+    conf_dir = on_host(host_root, CNI_CONF_DIR)
+    if not conf_dir.is_dir():
+        return []
+    return sorted(str(p.relative_to(conf_dir)) for sub in conf_dir.iterdir() if sub.is_dir()
+                  for p in sub.rglob("*") if p.is_file() and p.suffix in CNI_CONFIG_SUFFIXES)
+
+
+def uninstall(host_root: Path, primary_cni_config_file: str = "") -> CleanupReport:
+    report = CleanupReport()
+    if "/" in primary_cni_config_file:
+        report.warn(
+            f"The primary CNI config is configured in a subdirectory ({primary_cni_config_file}).\n"
+            "Without Multus this node has no top-level CNI config in /etc/cni/net.d and new pods will "
+            "not start.\nRevert the primary CNI first (Cilium: cni.confPath back to /etc/cni/net.d), "
+            "then uninstall."
+        )
+    for rel in MULTUS_PATHS:
+        path = on_host(host_root, rel)
+        try:
+            report.step(f"removed /{rel}" if remove_path(path) else f"absent  /{rel}")
+        except OSError as exc:
+            report.error(f"could not remove /{rel}: {exc.strerror}")
+    for rel in MULTUS_DIRS_IF_EMPTY:
+        path = on_host(host_root, rel)
+        if remove_empty_dirs(path):
+            report.step(f"removed /{rel} (empty)")
+        elif path.exists():
+            report.step(f"kept    /{rel}: it holds files multus-webhook did not put there")
+    try:
+        for change in release_all(host_root):
+            report.step(f"{change.action:<7} {change.path} (installed by multus-webhook install-cni)")
+    except (InstallError, OSError) as exc:
+        report.error(f"could not take back the installed CNI plugins: {exc}")
+    remaining = top_level_configs(host_root)
+    if not remaining:
+        nested = subdirectory_configs(host_root)
+        report.warn(
+            "No CNI config is left directly in /etc/cni/net.d"
+            + (f" (only in subdirectories: {', '.join(nested)})" if nested else "")
+            + ".\nThe container runtime reads only the top level: this node cannot start new pods until the "
+            "primary CNI writes its config there again (Cilium: cni.confPath=/etc/cni/net.d)."
+        )
+    else:
+        report.step(f"the node's CNI config is now {remaining[0]}")
+    report.step("cleanup finished" + (f" with {len(report.errors)} error(s)" if report.errors else ""))
+    return report

@@ -1,0 +1,64 @@
+"""Paths on the host and the few file operations the installer and the cleanup share."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from pathlib import Path, PurePosixPath
+
+from webhook.certs import write_atomic
+
+# Host paths, relative to the host root so that they work under /host and under a test directory.
+CNI_BIN_DIR = PurePosixPath("opt/cni/bin")
+CNI_CONF_DIR = PurePosixPath("etc/cni/net.d")
+# Our own state: which plugin files we installed (and the originals we replaced). It lives under
+# /var/lib/cni because that directory survives reboots on every distribution, Talos included.
+STATE_DIR = PurePosixPath("var/lib/cni/multus-webhook")
+
+log = logging.getLogger("multus-webhook.node")
+
+
+def on_host(host_root: Path, path: PurePosixPath) -> Path:
+    return host_root.joinpath(*path.parts)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_digest(path: Path) -> str | None:
+    """The content hash of a regular file, None when there is none."""
+    return sha256(path) if path.is_file() and not path.is_symlink() else None
+
+
+def copy_executable_atomic(src: Path, dest: Path) -> None:
+    """Write ``src`` next to ``dest`` and rename it over ``dest``. A running binary keeps its old
+    inode, so a node that is executing the plugin never sees "Text file busy" (multus-cni#1221)
+    nor a half-written file."""
+    write_atomic(dest, src.read_bytes(), 0o755)
+
+
+def remove_path(path: Path) -> bool:
+    """Remove a file, symlink or directory tree; False when there was nothing to remove."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+        return True
+    if path.is_dir():
+        shutil.rmtree(path)
+        return True
+    return False
+
+
+def remove_empty_dirs(top: Path) -> bool:
+    """Remove ``top`` and its subdirectories if none of them holds a file; True when removed."""
+    if not top.is_dir() or top.is_symlink():
+        return False
+    if any(p.is_file() or p.is_symlink() for p in top.rglob("*")):
+        return False
+    shutil.rmtree(top)
+    return True

@@ -1,0 +1,59 @@
+"""The Multus thick daemon's configuration, with the primary CNI config file set in one place.
+
+Multus picks its delegate with ``multusConfigFile: auto`` from the first config file in its autoconfig
+directory. When the primary CNI writes its config into a subdirectory (the fix for the reboot race,
+REFERENCE section 4), Multus must be told where: ``multusMasterCNI`` names the file relative to the
+autoconfig directory and ``readinessindicatorfile`` makes the daemon wait for it. One value, the
+seed chart's ``primaryCniConfigFile``, drives both, so that they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePosixPath
+from typing import Any
+
+MULTUS_OWN_CONFIG = "00-multus.conf"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def primary_config_path(value: str) -> PurePosixPath:
+    """``value`` checked: a relative path to a .conf/.conflist file, not Multus's own."""
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or value.endswith("/"):
+        raise ConfigError(f"primaryCniConfigFile {value!r} must be a path relative to the CNI config "
+                          "directory, like cilium/05-cilium.conflist")
+    if path.suffix not in (".conf", ".conflist"):
+        raise ConfigError(f"primaryCniConfigFile {value!r} must name a .conf or .conflist file")
+    if path.name == MULTUS_OWN_CONFIG:
+        raise ConfigError(f"primaryCniConfigFile {value!r} is the file Multus writes itself")
+    return path
+
+
+def render(template: dict[str, Any], primary_cni_config_file: str) -> dict[str, Any]:
+    """The daemon configuration: ``template`` unchanged when no primary file is set (auto
+    detection), else with ``multusMasterCNI`` and ``readinessindicatorfile`` pointing at it."""
+    config = dict(template)
+    if not primary_cni_config_file:
+        return config
+    path = primary_config_path(primary_cni_config_file)
+    autoconfig = config.get("multusAutoconfigDir")
+    if not isinstance(autoconfig, str) or not autoconfig:
+        raise ConfigError("the daemon configuration template has no multusAutoconfigDir")
+    config["multusMasterCNI"] = str(path)
+    # The daemon reads this path inside its container, where the host's net.d is the autoconfig dir.
+    config["readinessindicatorfile"] = str(PurePosixPath(autoconfig) / path)
+    return config
+
+
+def render_text(template_text: str, primary_cni_config_file: str) -> str:
+    try:
+        template = json.loads(template_text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"the daemon configuration template is not JSON: {exc}") from exc
+    if not isinstance(template, dict):
+        raise ConfigError("the daemon configuration template must be a JSON object")
+    return json.dumps(render(template, primary_cni_config_file), indent=2) + "\n"
