@@ -25,6 +25,11 @@ from webhook.tls import ReloadingTLS
 log = logging.getLogger(__name__)
 
 MAX_BODY = 7 * 1024 * 1024  # what the apiserver may send, as in controller-runtime
+#: A connection that has not sent a whole request head in this time is closed (also between
+#: keep-alive requests): slow or idle clients cannot hold connections open for ever.
+IDLE_TIMEOUT = 30.0
+#: The apiserver sends a body at once; one that trickles in for longer is not from it.
+BODY_TIMEOUT = 10.0
 
 
 class Metrics:
@@ -51,6 +56,7 @@ class ServerState:
     metrics: Metrics = field(default_factory=Metrics)
     #: Answers (ready, reason) for /readyz; the live cache replaces it.
     readiness: Callable[[], tuple[bool, str]] = field(default=lambda: (True, "ok"))
+    body_timeout: float = BODY_TIMEOUT
     #: Requests being served (including those whose body is still arriving), for the drain on SIGTERM.
     in_flight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -79,9 +85,12 @@ def admission_endpoint(handler: Handler, *, mutating: bool) -> Callable[[web.Req
         if request.content_type != "application/json":
             return _bad_request(415, f"Content-Type must be application/json, not {request.content_type!r}")
         try:
-            body = await request.read()
+            async with asyncio.timeout(state.body_timeout):
+                body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return _bad_request(413, f"request body is larger than {MAX_BODY} bytes")
+        except TimeoutError:
+            return _bad_request(408, f"request body not received within {state.body_timeout:g}s")
         started = time.perf_counter()
         try:
             payload = json.loads(body)
@@ -161,11 +170,13 @@ async def serve_forever(
     port: int = 8443,
     client_ca: Path | None = None,
     shutdown_timeout: float = 15.0,
+    idle_timeout: float = IDLE_TIMEOUT,
     started: Callable[[], Any] | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting, let requests in flight finish, return."""
     tls = ReloadingTLS(cert_dir, client_ca)
-    runner = web.AppRunner(make_app(state), access_log=None, shutdown_timeout=shutdown_timeout)
+    runner = web.AppRunner(make_app(state), access_log=None, shutdown_timeout=shutdown_timeout,
+                           keepalive_timeout=idle_timeout)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=tls.context)
     await site.start()

@@ -270,3 +270,34 @@ def test_patch_is_base64_json_patch(client: Client) -> None:
     if "patch" in response:
         assert response["patchType"] == "JSONPatch"
         assert isinstance(json.loads(base64.b64decode(response["patch"])), list)
+
+
+def test_slow_clients_are_cut_off_and_do_not_hold_up_others(tmp_path: Path) -> None:
+    with WebhookServer(tmp_path, ["--idle-timeout", "2", "--body-timeout", "1"]) as server:
+        client = Client(server)
+        ctx = ssl.create_default_context(cafile=str(server.ca_file))
+        slow = []
+        for _ in range(20):  # slowloris: request heads that never finish
+            sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", server.port), timeout=10),
+                                   server_hostname="127.0.0.1")
+            sock.sendall(b"POST /validate HTTP/1.1\r\nHost: x\r\n")
+            slow.append(sock)
+        try:
+            for _ in range(20):  # each on a new connection, answered while the slow ones wait
+                assert client.post_review(review())["response"]["allowed"] is True
+            # A body that never completes gets a 408 once the body timeout passes.
+            body = json.dumps(review()).encode()
+            trickle = ctx.wrap_socket(socket.create_connection(("127.0.0.1", server.port), timeout=10),
+                                      server_hostname="127.0.0.1")
+            trickle.sendall(b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:20])
+            assert trickle.recv(100).startswith(b"HTTP/1.1 408")
+            trickle.close()
+            # The idle timeout closes every unfinished head (recv returns b"" on close).
+            time.sleep(2.5)
+            for sock in slow:
+                sock.settimeout(5)
+                assert sock.recv(100) == b""
+        finally:
+            for sock in slow:
+                sock.close()

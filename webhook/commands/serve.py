@@ -12,7 +12,7 @@ from webhook.cluster.static import StaticClusterView
 from webhook.commands.common import load_policy
 from webhook.documents import DocumentError
 from webhook.rules import PolicyError
-from webhook.server import ServerState, serve_forever
+from webhook.server import BODY_TIMEOUT, IDLE_TIMEOUT, ServerState, serve_forever
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,6 +24,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--cluster-state", action="append", metavar="FILE",
                    help="standalone mode: YAML/JSON objects standing for the cluster (repeatable)")
     s.add_argument("--policy", metavar="FILE", help="rule severities and audit switch")
+    s.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT, metavar="SECONDS",
+                   help="close a connection that sends no complete request head for this long")
+    s.add_argument("--body-timeout", type=float, default=BODY_TIMEOUT, metavar="SECONDS",
+                   help="answer 408 when a request body takes longer than this to arrive")
     s.set_defaults(func=run)
 
 
@@ -41,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"multus-webhook serve: {Path(args.cert_dir) / name} is missing "
                   "(create one with 'multus-webhook certs --out DIR')", file=sys.stderr)
             return 2
-    state = ServerState(context=context)
+    state = ServerState(context=context, body_timeout=args.body_timeout)
     asyncio.run(serve_forever(state, cert_dir=Path(args.cert_dir), host=args.host, port=args.port,
+                              idle_timeout=args.idle_timeout,
                               client_ca=Path(args.client_ca) if args.client_ca else None))
     return 0
