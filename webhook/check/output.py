@@ -19,7 +19,6 @@ from webhook.check.run import Report, Result
 from webhook.rules import Finding, Severity, registered
 
 TOOL = "multus-webhook"
-INFORMATION_URI = "https://github.com/multus-webhook/multus-webhook"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
@@ -119,7 +118,6 @@ def sarif(report: Report) -> str:
             "tool": {"driver": {
                 "name": TOOL,
                 "version": __version__,
-                "informationUri": INFORMATION_URI,
                 "rules": [{
                     "id": r.id,
                     "name": r.id,

@@ -1,0 +1,268 @@
+"""`multus-webhook check` as a CI step uses it: inputs, exit status, cluster state, policy."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from webhook.admission.handlers import VALIDATED_KINDS
+from webhook.check.inputs import GROUPS, POD_TEMPLATES
+from webhook.check.output import text
+from webhook.check.run import NO_STATE_NOTE, Report, check
+from webhook.cli import main
+from webhook.documents import parse_text
+from webhook.rules import Policy
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+VALID_NAD = """\
+apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata:
+  name: ok
+spec:
+  config: '{"cniVersion": "0.3.1", "name": "ok", "type": "macvlan", "master": "eth0",
+    "ipam": {"type": "host-local", "subnet": "10.2.0.0/24"}}'
+"""
+WARNED_NAD = VALID_NAD.replace("name: ok", "name: dhcp").replace(
+    '"ipam": {"type": "host-local", "subnet": "10.2.0.0/24"}', '"ipam": {"type": "dhcp"}')
+DENIED_NAD = VALID_NAD.replace("name: ok", "name: bad").replace('"type": "macvlan", ', "")
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str], stdin: str | None = None,
+        monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[int, str, str]:
+    if stdin is not None:
+        assert monkeypatch is not None
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    status = main(["check", *args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def write(tmp_path: Path, name: str, content: str) -> str:
+    path = tmp_path / name
+    path.write_text(content)
+    return str(path)
+
+
+def json_results(out: str) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = json.loads(out)["results"]
+    return results
+
+
+# --- exit status -----------------------------------------------------------------------------------
+
+
+def test_nothing_denied_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run([write(tmp_path, "ok.yaml", VALID_NAD)], capsys)
+    assert status == 0
+    assert out == "1 object(s) checked: 1 allowed, 0 warned, 0 denied; 0 skipped\n"
+
+
+def test_a_denial_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, _ = run([write(tmp_path, "a.yaml", VALID_NAD + "---\n" + DENIED_NAD)], capsys)
+    assert status == 1
+
+
+def test_a_warning_exits_0_unless_strict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "w.yaml", WARNED_NAD)
+    assert run([path], capsys)[0] == 0
+    assert run([path, "--strict"], capsys)[0] == 1
+
+
+@pytest.mark.parametrize("output", ["text", "json", "sarif", "junit", "github"])
+def test_every_format_exits_the_same_way(output: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run([write(tmp_path, "d.yaml", DENIED_NAD), "--output", output], capsys)[0] == 1
+    assert run([write(tmp_path, "ok.yaml", VALID_NAD), "--output", output], capsys)[0] == 0
+
+
+def test_a_missing_file_exits_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(["does/not/exist.yaml"], capsys)
+    assert (status, out) == (2, "")
+    assert err == "multus-webhook check: does/not/exist.yaml: no such file\n"
+
+
+def test_a_yaml_syntax_error_exits_2_naming_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "broken.yaml", VALID_NAD + "---\nkind: Pod\nmetadata: {name: [unclosed\n")
+    status, out, err = run([path, "--output", "json"], capsys)
+    assert (status, out) == (2, "")
+    assert err.startswith(f"multus-webhook check: {path}:11: not valid YAML")
+    assert "Traceback" not in err
+
+
+def test_a_document_that_is_not_an_object_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run([write(tmp_path, "l.yaml", VALID_NAD + "---\n- just\n- a list\n")], capsys)
+    assert status == 2
+    assert ":9: expected a Kubernetes object (a mapping), found list" in err
+
+
+def test_a_bad_policy_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = write(tmp_path, "policy.yaml", "rules:\n  no-such-rule: warn\n")
+    status, _, err = run([write(tmp_path, "ok.yaml", VALID_NAD), "--policy", policy], capsys)
+    assert status == 2
+    assert "rules.no-such-rule: no such rule" in err
+
+
+def test_an_unreadable_cluster_state_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = write(tmp_path, "state.yaml", "kind: List\nitems: [\n")
+    status, _, err = run([write(tmp_path, "ok.yaml", VALID_NAD), "--cluster-state", state], capsys)
+    assert status == 2
+    assert f"{state}:" in err
+
+
+def test_context_without_kubeconfig_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        run([write(tmp_path, "ok.yaml", VALID_NAD), "--context", "prod"], capsys)
+    assert exc.value.code == 2
+    assert "--context needs --kubeconfig" in capsys.readouterr().err
+
+
+def test_cluster_state_and_kubeconfig_exclude_each_other(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        run(["x.yaml", "--cluster-state", "s.yaml", "--kubeconfig", "k"], capsys)
+    assert exc.value.code == 2
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+def test_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    status, out, _ = run(["-", "--output", "json"], capsys, stdin=VALID_NAD + "---\n" + DENIED_NAD,
+                         monkeypatch=monkeypatch)
+    assert status == 1
+    assert [(r["source"], r["verdict"]) for r in json_results(out)] == [("<stdin>#0", "allow"), ("<stdin>#1", "deny")]
+
+
+def test_json_input_and_objects_without_namespace_go_to_namespace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nad = parse_text(VALID_NAD, "x")[0].obj
+    # Tab-indented JSON is valid JSON but not YAML.
+    path = write(tmp_path, "nad.json", json.dumps(nad, indent="\t"))
+    _, out, _ = run([path, "--namespace", "team-b", "--output", "json"], capsys)
+    [result] = json_results(out)
+    assert (result["namespace"], result["name"], result["verdict"]) == ("team-b", "ok", "allow")
+
+
+def test_directories_are_read_recursively_in_sorted_order(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run([str(FIXTURES / "manifests"), "--output", "json"], capsys)
+    files = [r["source"].split("#")[0] for r in json_results(out)]
+    assert files == sorted(files, key=lambda f: Path(f).relative_to(FIXTURES / "manifests").parts)
+    assert any(f.endswith("apps/workloads.yaml") for f in files)
+
+
+def test_kinds_of_other_groups_are_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = "apiVersion: example.com/v1\nkind: NetworkProfile\nmetadata: {name: x}\nspec: {networks: 3}\n"
+    _, out, _ = run([write(tmp_path, "o.yaml", other), "--output", "json"], capsys)
+    assert json.loads(out)["summary"] == {"allow": 0, "warn": 0, "deny": 0, "skipped": 1}
+
+
+def test_the_kinds_judged_directly_are_the_ones_the_webhook_validates() -> None:
+    assert set(GROUPS) - set(POD_TEMPLATES) == VALIDATED_KINDS
+
+
+@pytest.mark.parametrize(("kind", "api_version", "prefix"), [
+    ("Deployment", "apps/v1", "spec.template."),
+    ("StatefulSet", "apps/v1", "spec.template."),
+    ("DaemonSet", "apps/v1", "spec.template."),
+    ("ReplicaSet", "apps/v1", "spec.template."),
+    ("Job", "batch/v1", "spec.template."),
+])
+def test_pod_templates_are_judged_as_pods_with_their_full_path(
+    kind: str, api_version: str, prefix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workload = (f"apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: w, namespace: n1}}\nspec:\n"
+                "  template:\n    metadata:\n      annotations: {k8s.v1.cni.cncf.io/networks: 'net@eth0'}\n"
+                "    spec: {containers: []}\n")
+    status, out, _ = run([write(tmp_path, "w.yaml", workload), "--output", "json"], capsys)
+    [result] = json_results(out)
+    assert status == 1
+    assert (result["kind"], result["namespace"], result["name"]) == (kind, "n1", "w")
+    assert [f["field"] for f in result["findings"]] == [
+        prefix + 'metadata.annotations["k8s.v1.cni.cncf.io/networks"][0].interface']
+
+
+def test_line_numbers_are_each_objects_first_line(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run([str(FIXTURES / "manifests" / "nads.yaml")], capsys)
+    lines = [line.split(": ")[0].rsplit(":", 1)[1] for line in out.splitlines()[:-1]]
+    assert lines == ["10", "17", "31"]
+
+
+# --- policy ---------------------------------------------------------------------------------------
+
+
+def test_policy_severities_and_audit_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inputs = write(tmp_path, "in.yaml", WARNED_NAD + "---\n" + DENIED_NAD)
+    off = write(tmp_path, "off.yaml", "rules:\n  nad-ipam-dhcp: off\n")
+    _, out, _ = run([inputs, "--policy", off, "--output", "json"], capsys)
+    assert [r["verdict"] for r in json_results(out)] == ["allow", "deny"]
+    audit = write(tmp_path, "audit.yaml", "audit: true\n")
+    status, out, _ = run([inputs, "--policy", audit, "--output", "json"], capsys)
+    assert status == 0
+    assert [r["verdict"] for r in json_results(out)] == ["warn", "warn"]
+
+
+# --- cluster state --------------------------------------------------------------------------------
+
+CHANGED = "pod-networks-changed-after-start"
+NAD_EXISTS = "pod-networks-nad-exists"
+RUNNING_POD = {
+    "apiVersion": "v1", "kind": "Pod",
+    "metadata": {"name": "p", "namespace": "default", "annotations": {"k8s.v1.cni.cncf.io/networks": "a"}},
+    "spec": {"nodeName": "node-1", "containers": []},
+}
+CHANGED_POD = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {k8s.v1.cni.cncf.io/networks: b}\n"
+
+
+def test_an_input_already_in_the_state_is_judged_as_an_update_of_it() -> None:
+    docs = parse_text(CHANGED_POD, "in.yaml")
+    report = check(docs, Policy(), state=[RUNNING_POD])
+    assert rules_of(report, CHANGED) == [[CHANGED]]
+    # Without the state it is a CREATE, and a CREATE changes nothing.
+    assert check(docs, Policy()).results[0].findings == ()
+
+
+def rules_of(report: Report, rule: str) -> list[list[str]]:
+    """Per result, the findings of one rule: other cluster-aware rules have their own tests."""
+    return [[f.rule for f in r.findings if f.rule == rule] for r in report.results]
+
+
+def test_inputs_join_the_state_for_the_inputs_after_them() -> None:
+    # The second pod replaces the first, as an UPDATE would: it now sees the first as running.
+    first = CHANGED_POD.replace("metadata:\n", "metadata:\n  namespace: default\n") + "spec: {nodeName: node-1}\n"
+    second = CHANGED_POD.replace("networks: b", "networks: c")
+    report = check(parse_text(first + "---\n" + second, "in.yaml"), Policy(), state=[])
+    assert rules_of(report, CHANGED) == [[], [CHANGED]]
+
+
+def test_input_nads_exist_for_the_inputs_after_them_only() -> None:
+    pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {k8s.v1.cni.cncf.io/networks: ok}\n"
+    report = check(parse_text(pod + "---\n" + VALID_NAD + "---\n" + pod, "in.yaml"), Policy(), state=[])
+    assert rules_of(report, NAD_EXISTS) == [[NAD_EXISTS], [], []]
+    # In another namespace it is another NAD.
+    report = check(parse_text(VALID_NAD + "---\n" + pod.replace("name: p", "name: p\n  namespace: x"), "in.yaml"),
+                   Policy(), state=[])
+    assert rules_of(report, NAD_EXISTS)[1] == [NAD_EXISTS]
+
+
+def test_pod_templates_never_replace_objects_of_the_state() -> None:
+    deployment = ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: p}\nspec:\n  template:\n"
+                  "    metadata: {annotations: {k8s.v1.cni.cncf.io/networks: b}}\n")
+    report = check(parse_text(deployment + "---\n" + CHANGED_POD, "in.yaml"), Policy(), state=[RUNNING_POD])
+    assert rules_of(report, CHANGED) == [[], [CHANGED]]
+
+
+def test_without_state_a_note_says_so_once() -> None:
+    report = check(parse_text(VALID_NAD + "---\n" + VALID_NAD, "x"), Policy())
+    assert report.notes == (NO_STATE_NOTE,)
+    assert check(parse_text(VALID_NAD, "x"), Policy(), state=[RUNNING_POD]).notes != (NO_STATE_NOTE,)
+
+
+def test_text_colors_only_when_asked() -> None:
+    report = check(parse_text(DENIED_NAD, "x"), Policy())
+    assert "\033[31mdeny\033[0m" in text(report, color=True)
+    assert "\033[" not in text(report)
