@@ -1,38 +1,44 @@
-"""A ClusterView read from files: `kubectl get ... -o yaml` output or plain multi-document YAML."""
+"""A ClusterView read from files: `kubectl get nodes,net-attach-def,pods -A -o yaml` output (a List) or
+plain multi-document YAML/JSON of Node, MultusNodeState, NetworkAttachmentDefinition, NetworkProfile
+and Pod objects. Other kinds are ignored."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from webhook.cluster.store import KINDS, ClusterStore
 from webhook.documents import iter_objects
+from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
 
 
-def object_key(obj: dict[str, Any], default_namespace: str = "") -> tuple[str, str, str]:
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    assert isinstance(meta, dict)
+def object_key(obj: Mapping[str, Any], default_namespace: str = "") -> tuple[str, str, str]:
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
     return (str(obj.get("kind", "")), str(meta.get("namespace") or default_namespace), str(meta.get("name", "")))
 
 
-class StaticClusterView:
+class StaticClusterView(ClusterStore):
     """The cluster as a set of objects; an object with the same kind/namespace/name replaces the
     earlier one, as an UPDATE would."""
 
-    def __init__(self, objects: Iterable[dict[str, Any]] = ()) -> None:
-        self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+    def __init__(self, objects: Iterable[Mapping[str, Any]] = (), *, default_namespace: str = "default",
+                 multus_namespace: str = DEFAULT_MULTUS_NAMESPACE) -> None:
+        super().__init__(default_namespace=default_namespace, multus_namespace=multus_namespace)
+        self._known = True
         for obj in objects:
             self.put(obj)
 
     @classmethod
-    def from_files(cls, paths: list[str]) -> StaticClusterView:
-        return cls(doc.obj for doc in iter_objects(paths))
+    def from_files(cls, paths: list[str], *, default_namespace: str = "default") -> StaticClusterView:
+        return cls((doc.obj for doc in iter_objects(paths)), default_namespace=default_namespace)
 
-    @property
-    def known(self) -> bool:
-        return True
+    def put(self, obj: Mapping[str, Any]) -> None:
+        kind = obj.get("kind")
+        if isinstance(kind, str) and kind in KINDS:
+            self.upsert(kind, obj)
 
-    def put(self, obj: dict[str, Any]) -> None:
-        self._objects[object_key(obj)] = obj
-
-    def objects(self, kind: str) -> list[dict[str, Any]]:
-        return [o for (k, _, _), o in self._objects.items() if k == kind]
+    def remove(self, obj: Mapping[str, Any]) -> None:
+        kind = obj.get("kind")
+        if isinstance(kind, str) and kind in KINDS:
+            self.delete(kind, obj)

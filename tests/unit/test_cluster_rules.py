@@ -1,0 +1,369 @@
+"""The cluster-aware NAD rules (webhook.rules.nad_cluster) on static cluster states: one node, three
+nodes, nodes that lack a binary; overlapping ranges; NADs in use. Each case is checked through the
+real engine (evaluate) and, for DELETE, through the admission handler."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from webhook.admission.handlers import AdmissionContext, validate
+from webhook.admission.review import AdmissionRequest
+from webhook.cluster.static import StaticClusterView
+from webhook.rules import Finding, Policy, Subject, evaluate
+from webhook.rules.view import UNKNOWN_CLUSTER, ClusterView
+
+NAD = "NetworkAttachmentDefinition"
+REFERENCE_PLUGINS = ["bridge", "macvlan", "ipvlan", "vlan", "host-local", "static", "tuning", "portmap"]
+
+
+def node(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
+
+
+def node_state(name: str, binaries: list[str] | None, *, node_name: str | None = None) -> dict[str, Any]:
+    status: dict[str, Any] = {"nodeName": node_name or name, "multusReady": True, "bootID": f"boot-{name}"}
+    if binaries is not None:
+        status["cniBinaries"] = binaries
+    return {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "MultusNodeState",
+            "metadata": {"name": name, "namespace": "multus-webhook"}, "status": status}
+
+
+def nad_obj(name: str, config: dict[str, Any], namespace: str = "default",
+            annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"apiVersion": "k8s.cni.cncf.io/v1", "kind": NAD, "metadata": meta,
+            "spec": {"config": json.dumps(config)}}
+
+
+def pod(name: str, namespace: str = "default", **annotations: str) -> dict[str, Any]:
+    keys = {"networks": "k8s.v1.cni.cncf.io/networks", "default": "v1.multus-cni.io/default-network"}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace,
+                         "annotations": {keys[k]: v for k, v in annotations.items()}}}
+
+
+def macvlan(ipam: dict[str, Any], master: str = "eth0", name: str = "net") -> dict[str, Any]:
+    return {"cniVersion": "1.0.0", "name": name, "type": "macvlan", "master": master, "ipam": ipam}
+
+
+def host_local(subnet: str, **fields: str) -> dict[str, Any]:
+    return {"type": "host-local", "ranges": [[{"subnet": subnet, **fields}]]}
+
+
+def whereabouts(range_: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "whereabouts", "range": range_, **fields}
+
+
+def one_node(*objects: dict[str, Any]) -> StaticClusterView:
+    return StaticClusterView([node("n1"), node_state("n1", [*REFERENCE_PLUGINS, "whereabouts"]), *objects])
+
+
+def three_nodes(*objects: dict[str, Any], binaries: list[str] | None = None) -> StaticClusterView:
+    nodes = ["n1", "n2", "n3"]
+    have = [*REFERENCE_PLUGINS, "whereabouts"] if binaries is None else binaries
+    return StaticClusterView([*(node(n) for n in nodes), *(node_state(n, have) for n in nodes), *objects])
+
+
+def check(obj: dict[str, Any], view: ClusterView, rule: str, operation: str = "CREATE",
+          old: dict[str, Any] | None = None, policy: Policy | None = None) -> list[Finding]:
+    subject = Subject(obj, NAD, operation=operation, old_object=old, view=view)
+    return [f for f in evaluate(subject, policy or Policy()) if f.rule == rule]
+
+
+def only(findings: list[Finding]) -> Finding:
+    assert len(findings) == 1, findings
+    return findings[0]
+
+
+WHEREABOUTS_NAD = nad_obj("wa", macvlan(whereabouts("10.20.0.0/24")))
+HOST_LOCAL_NAD = nad_obj("hl", macvlan(host_local("10.30.0.0/24")))
+
+
+# --- CNI binaries ----------------------------------------------------------------------------------
+
+
+def test_binaries_present_on_every_node_are_allowed() -> None:
+    assert check(WHEREABOUTS_NAD, three_nodes(), "nad-cni-binaries") == []
+
+
+def test_binary_missing_on_every_reporting_node_is_denied_naming_the_field() -> None:
+    view = three_nodes(binaries=["bridge", "macvlan", "host-local"])
+    f = only(check(WHEREABOUTS_NAD, view, "nad-cni-binaries"))
+    assert f.severity == "deny"
+    assert f.field == "spec.config.ipam.type"
+    assert "no node has the CNI binary 'whereabouts'" in f.message
+    assert "checked the 3 node(s)" in f.message
+    assert "install the whereabouts plugin" in f.message
+
+
+def test_binary_missing_on_some_nodes_is_a_warning_naming_them() -> None:
+    view = StaticClusterView([
+        node("n1"), node("n2"), node("n3"),
+        node_state("n1", ["macvlan", "whereabouts"]),
+        node_state("n2", ["macvlan"]),
+        node_state("n3", ["whereabouts"]),
+    ])
+    found = check(WHEREABOUTS_NAD, view, "nad-cni-binaries")
+    assert [(f.severity, f.field) for f in found] == [("warn", "spec.config.type"), ("warn", "spec.config.ipam.type")]
+    assert "'macvlan' is missing on node(s) n3" in found[0].message
+    assert "'whereabouts' is missing on node(s) n2" in found[1].message
+
+
+def test_every_plugin_of_a_conflist_and_its_ipam_is_looked_up() -> None:
+    config = {"cniVersion": "1.0.0", "name": "br", "plugins": [
+        {"type": "bridge", "bridge": "br1", "ipam": {"type": "whereabouts", "range": "10.9.0.0/24"}},
+        {"type": "tuning"}, {"type": "sbr"},
+    ]}
+    view = three_nodes(binaries=["bridge", "tuning"])
+    found = check(nad_obj("br", config), view, "nad-cni-binaries")
+    assert [f.field for f in found] == ["spec.config.plugins[0].ipam.type", "spec.config.plugins[2].type"]
+    assert all(f.severity == "deny" for f in found)
+
+
+def test_nodes_that_do_not_report_are_not_counted_and_none_reporting_says_nothing() -> None:
+    view = StaticClusterView([node("n1"), node("n2"), node_state("n1", ["macvlan"]), node_state("n2", None)])
+    assert view.cni_inventory_known
+    f = only(check(WHEREABOUTS_NAD, view, "nad-cni-binaries"))
+    assert "checked the 1 node(s)" in f.message
+
+    silent = StaticClusterView([node("n1"), node("n2")])
+    assert not silent.cni_inventory_known
+    assert check(WHEREABOUTS_NAD, silent, "nad-cni-binaries") == []
+    assert not UNKNOWN_CLUSTER.cni_inventory_known
+    assert check(WHEREABOUTS_NAD, UNKNOWN_CLUSTER, "nad-cni-binaries") == []
+
+
+def test_a_state_of_a_node_that_left_the_cluster_is_ignored() -> None:
+    view = StaticClusterView([node("n1"), node_state("n1", ["macvlan", "whereabouts"]),
+                              node_state("gone", ["macvlan"])])
+    assert [n.name for n in view.nodes()] == ["n1"]
+    assert check(WHEREABOUTS_NAD, view, "nad-cni-binaries") == []
+
+
+def test_states_alone_stand_for_their_nodes() -> None:
+    view = StaticClusterView([node_state("a", ["macvlan"]), node_state("mns-b", ["macvlan"], node_name="b")])
+    assert [(n.name, n.multus_ready, n.boot_id) for n in view.nodes()] == [("a", True, "boot-a"),
+                                                                           ("b", True, "boot-mns-b")]
+    assert only(check(WHEREABOUTS_NAD, view, "nad-cni-binaries")).severity == "deny"
+
+
+# --- host-local on several nodes -------------------------------------------------------------------
+
+
+def test_host_local_on_one_node_is_allowed() -> None:
+    assert check(HOST_LOCAL_NAD, one_node(), "nad-host-local-multi-node") == []
+
+
+def test_host_local_on_three_nodes_is_denied_pointing_to_whereabouts() -> None:
+    f = only(check(HOST_LOCAL_NAD, three_nodes(), "nad-host-local-multi-node"))
+    assert f.severity == "deny"
+    assert f.field == "spec.config.ipam.type"
+    assert "host-local on a cluster of 3 nodes" in f.message
+    assert "pods on different nodes get the same addresses" in f.message
+    assert "use whereabouts" in f.message
+    assert 'multus-webhook.io/allow-host-local: "true"' in f.message
+
+
+def test_host_local_in_any_plugin_of_a_list_is_found() -> None:
+    config = {"cniVersion": "1.0.0", "name": "l", "plugins": [
+        {"type": "tuning"}, {"type": "bridge", "ipam": {"Type": "host-local", "subnet": "10.1.0.0/24"}}]}
+    f = only(check(nad_obj("l", config), three_nodes(), "nad-host-local-multi-node"))
+    assert f.field == "spec.config.plugins[1].ipam.Type"
+
+
+def test_allow_host_local_annotation_turns_the_denial_into_a_warning() -> None:
+    obj = nad_obj("hl", macvlan(host_local("10.30.0.0/24")),
+                  annotations={"multus-webhook.io/allow-host-local": "true"})
+    f = only(check(obj, three_nodes(), "nad-host-local-multi-node"))
+    assert f.severity == "warn"
+    assert "allowed by multus-webhook.io/allow-host-local" in f.message
+
+
+def test_host_local_rule_can_be_set_to_warn_by_policy() -> None:
+    policy = Policy(severities={"nad-host-local-multi-node": "warn"})  # type: ignore[dict-item]
+    assert only(check(HOST_LOCAL_NAD, three_nodes(), "nad-host-local-multi-node", policy=policy)).severity == "warn"
+
+
+def test_no_cluster_no_host_local_finding() -> None:
+    assert check(HOST_LOCAL_NAD, UNKNOWN_CLUSTER, "nad-host-local-multi-node") == []
+
+
+# --- overlapping ranges ----------------------------------------------------------------------------
+
+
+def test_overlap_on_the_same_master_is_denied_naming_the_other_nad_and_addresses() -> None:
+    existing = nad_obj("a", macvlan(host_local("10.1.0.0/24", rangeStart="10.1.0.100", rangeEnd="10.1.0.200")),
+                       namespace="team-a")
+    new = nad_obj("b", macvlan(whereabouts("10.1.0.0/25")))
+    f = only(check(new, one_node(existing), "nad-range-overlap"))
+    assert f.severity == "deny"
+    assert f.field == "spec.config.ipam.range"
+    assert "(10.1.0.1-10.1.0.126) overlaps NAD team-a/a spec.config.ipam.ranges[0][0]" in f.message
+    assert "(addresses 10.1.0.100-10.1.0.126)" in f.message
+    assert "same segment (master eth0)" in f.message
+    assert "make the ranges disjoint" in f.message
+
+
+def test_ranges_are_compared_by_allocation_range_not_subnet() -> None:
+    existing = nad_obj("a", macvlan(host_local("10.1.0.0/24", rangeStart="10.1.0.10", rangeEnd="10.1.0.99")))
+    new = nad_obj("b", macvlan(host_local("10.1.0.0/24", rangeStart="10.1.0.100", rangeEnd="10.1.0.199")))
+    assert check(new, one_node(existing), "nad-range-overlap") == []
+    wa_existing = nad_obj("c", macvlan(whereabouts("10.2.0.0/24", range_start="10.2.0.128")))
+    wa_new = nad_obj("d", macvlan(whereabouts("10.2.0.0/24", range_end="10.2.0.127"), master="eth0"))
+    assert check(wa_new, one_node(wa_existing), "nad-range-overlap") == []
+
+
+def test_overlap_on_another_segment_is_a_warning() -> None:
+    existing = nad_obj("a", macvlan(whereabouts("10.1.0.0/24"), master="eth1"))
+    new = nad_obj("b", macvlan(whereabouts("10.1.0.0/24", network_name="other"), master="eth2"))
+    f = only(check(new, one_node(existing), "nad-range-overlap"))
+    assert f.severity == "warn"
+    assert "overlaps NAD default/a spec.config.ipam.range (addresses 10.1.0.1-10.1.0.254) on another segment" \
+        in f.message
+
+
+def test_whereabouts_same_range_and_network_name_is_one_pool() -> None:
+    existing = nad_obj("a", macvlan(whereabouts("10.1.0.0/24", network_name="blue", enable_overlapping_ranges=False)))
+    new = nad_obj("b", macvlan(whereabouts("10.1.0.0/24", network_name="blue", enable_overlapping_ranges=False)))
+    assert check(new, one_node(existing), "nad-range-overlap") == []
+
+
+def test_whereabouts_overlapping_ranges_guarded_when_both_enable_them() -> None:
+    existing = nad_obj("a", macvlan(whereabouts("10.1.0.0/24")))
+    new = nad_obj("b", macvlan(whereabouts("10.1.0.0/25")))
+    assert check(new, one_node(existing), "nad-range-overlap") == []
+    disabled = nad_obj("c", macvlan(whereabouts("10.1.0.0/25", enable_overlapping_ranges=False)))
+    assert only(check(disabled, one_node(existing), "nad-range-overlap")).severity == "deny"
+    other_name = nad_obj("d", macvlan(whereabouts("10.1.0.0/25", network_name="x")))
+    assert only(check(other_name, one_node(existing), "nad-range-overlap")).severity == "deny"
+
+
+def test_ipv6_overlap_and_bridge_segments() -> None:
+    def bridge(subnet: str, br: str, vlan: int | None = None) -> dict[str, Any]:
+        conf: dict[str, Any] = {"cniVersion": "1.0.0", "name": "b", "type": "bridge", "bridge": br,
+                                "ipam": host_local(subnet)}
+        if vlan is not None:
+            conf["vlan"] = vlan
+        return conf
+
+    existing = nad_obj("a", bridge("fd00:1::/64", "br1", 100))
+    same = nad_obj("b", bridge("fd00:1::/112", "br1", 100))
+    f = only(check(same, one_node(existing), "nad-range-overlap"))
+    assert f.severity == "deny"
+    assert "same segment (bridge br1, VLAN 100)" in f.message
+    assert "(addresses fd00:1::1-fd00:1::ffff)" in f.message
+    other_vlan = nad_obj("c", bridge("fd00:1::/112", "br1", 200))
+    assert only(check(other_vlan, one_node(existing), "nad-range-overlap")).severity == "warn"
+    v4 = nad_obj("d", bridge("10.0.0.0/8", "br1", 100))
+    assert check(v4, one_node(existing), "nad-range-overlap") == []
+
+
+def test_static_address_inside_another_nads_pool_is_denied() -> None:
+    existing = nad_obj("pool", macvlan(whereabouts("10.5.0.0/24")))
+    new = nad_obj("fixed", macvlan({"type": "static", "addresses": [{"address": "10.5.0.7/24"}]}))
+    f = only(check(new, one_node(existing), "nad-range-overlap"))
+    assert f.field == "spec.config.ipam.addresses[0]"
+    assert "(10.5.0.7) overlaps NAD default/pool spec.config.ipam.range (addresses 10.5.0.7)" in f.message
+
+
+def test_update_is_not_compared_with_its_own_old_version() -> None:
+    old = nad_obj("a", macvlan(whereabouts("10.1.0.0/24", enable_overlapping_ranges=False)))
+    new = nad_obj("a", macvlan(whereabouts("10.1.0.0/23", enable_overlapping_ranges=False)))
+    assert check(new, one_node(old), "nad-range-overlap", operation="UPDATE", old=old) == []
+    # The same name in another namespace is another NAD.
+    elsewhere = nad_obj("a", macvlan(whereabouts("10.1.0.0/23", enable_overlapping_ranges=False)), namespace="x")
+    assert only(check(elsewhere, one_node(old), "nad-range-overlap")).severity == "deny"
+
+
+def test_many_overlaps_are_named_up_to_five() -> None:
+    existing = [nad_obj(f"n{i}", macvlan(host_local(f"10.7.{i}.0/24"))) for i in range(8)]
+    new = nad_obj("wide", macvlan(whereabouts("10.7.0.0/16")))
+    f = only(check(new, one_node(*existing), "nad-range-overlap"))
+    assert "default/n4" in f.message
+    assert "default/n5" not in f.message
+    assert "and 3 more NADs" in f.message
+
+
+def test_no_cluster_no_overlap_finding() -> None:
+    assert check(nad_obj("b", macvlan(whereabouts("10.1.0.0/24"))), UNKNOWN_CLUSTER, "nad-range-overlap") == []
+
+
+# --- NADs in use -----------------------------------------------------------------------------------
+
+
+def test_deleting_a_nad_pods_use_is_denied_naming_them() -> None:
+    target = nad_obj("net", macvlan(whereabouts("10.1.0.0/24")), namespace="apps")
+    view = one_node(
+        target,
+        pod("web-1", "apps", networks="net"),
+        pod("web-2", "apps", networks='[{"name": "net", "interface": "eth1"}]'),
+        pod("other", "tools", networks="apps/net@net9"),
+        pod("unrelated", "apps", networks="net2"),
+        pod("no-annotations", "apps"),
+    )
+    f = only(check(target, view, "nad-in-use", operation="DELETE"))
+    assert f.severity == "deny"
+    assert f.field == "metadata.name"
+    assert "NAD apps/net is still used by 3 pod(s) (apps/web-1, apps/web-2, tools/other)" in f.message
+    assert "tear down their interfaces and release their addresses" in f.message
+    assert "delete those pods first" in f.message
+
+
+def test_a_default_network_reference_without_namespace_means_kube_system() -> None:
+    target = nad_obj("cluster-net", macvlan(whereabouts("10.1.0.0/24")), namespace="kube-system")
+    view = one_node(target, pod("p", "apps", default="cluster-net"))
+    assert "kube-system/cluster-net is still used by 1 pod(s) (apps/p)" in only(
+        check(target, view, "nad-in-use", operation="DELETE")).message
+    same_name_elsewhere = nad_obj("cluster-net", macvlan(whereabouts("10.1.0.0/24")), namespace="apps")
+    assert check(same_name_elsewhere, view, "nad-in-use", operation="DELETE") == []
+
+
+def test_deleting_a_nad_nobody_uses_is_allowed_and_pod_changes_are_followed() -> None:
+    target = nad_obj("net", macvlan(whereabouts("10.1.0.0/24")))
+    view = one_node(target, *(pod(f"p{i}", networks="net") for i in range(7)))
+    f = only(check(target, view, "nad-in-use", operation="DELETE"))
+    assert "used by 7 pod(s) (default/p0, default/p1, default/p2, default/p3, default/p4 and 2 more)" in f.message
+    for i in range(6):
+        view.remove(pod(f"p{i}"))
+    view.put(pod("p6", networks="other"))  # the annotation changed: no longer a user
+    assert view.pods_using("default", "net") == []
+    assert check(target, view, "nad-in-use", operation="DELETE") == []
+
+
+def test_delete_through_the_admission_handler_reads_old_object() -> None:
+    target = nad_obj("net", macvlan(whereabouts("10.1.0.0/24")))
+    view = one_node(target, pod("p", networks="net"))
+    request = AdmissionRequest.model_validate({
+        "uid": "1", "kind": {"group": "k8s.cni.cncf.io", "version": "v1", "kind": NAD},
+        "operation": "DELETE", "name": "net", "namespace": "default", "oldObject": target,
+    })
+    response = validate(request, AdmissionContext(view=view))
+    assert not response.allowed
+    assert "[nad-in-use]" in response.message
+
+
+def test_changing_the_config_of_a_nad_in_use_warns() -> None:
+    old = nad_obj("net", macvlan(whereabouts("10.1.0.0/24")))
+    new = nad_obj("net", macvlan(whereabouts("10.1.0.0/23")))
+    view = one_node(old, pod("p", networks="net"))
+    f = only(check(new, view, "nad-in-use-changed", operation="UPDATE", old=old))
+    assert f.severity == "warn"
+    assert f.field == "spec.config"
+    assert "spec.config changed while 1 pod(s) (default/p) use this NAD" in f.message
+    # Reformatting the JSON or changing labels is not a change of config.
+    reformatted = {**old, "spec": {"config": json.dumps(json.loads(old["spec"]["config"]), indent=2)}}
+    assert check(reformatted, view, "nad-in-use-changed", operation="UPDATE", old=old) == []
+    unused = one_node(old)
+    assert check(new, unused, "nad-in-use-changed", operation="UPDATE", old=old) == []
+
+
+@pytest.mark.parametrize("operation", ["CREATE", "UPDATE"])
+def test_in_use_rule_only_runs_on_delete(operation: str) -> None:
+    target = nad_obj("net", macvlan(whereabouts("10.1.0.0/24")))
+    view = one_node(target, pod("p", networks="net"))
+    assert check(target, view, "nad-in-use", operation=operation, old=target) == []

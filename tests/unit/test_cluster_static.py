@@ -1,0 +1,107 @@
+"""The --cluster-state loader: `kubectl get ... -o yaml` Lists and plain multi-document YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from webhook.cluster.static import StaticClusterView
+from webhook.documents import DocumentError
+from webhook.rules.view import ObjectRef
+
+KUBECTL_LIST = """\
+apiVersion: v1
+items:
+- apiVersion: v1
+  kind: Node
+  metadata:
+    labels:
+      kubernetes.io/hostname: worker-1
+    name: worker-1
+  status:
+    nodeInfo:
+      bootID: 1b2c
+- apiVersion: v1
+  kind: Node
+  metadata:
+    name: worker-2
+- apiVersion: k8s.cni.cncf.io/v1
+  kind: NetworkAttachmentDefinition
+  metadata:
+    name: storage
+    namespace: apps
+  spec:
+    config: '{"cniVersion": "1.0.0", "type": "macvlan", "master": "eth1",
+      "ipam": {"type": "whereabouts", "range": "192.168.10.0/24"}}'
+- apiVersion: v1
+  kind: Pod
+  metadata:
+    annotations:
+      k8s.v1.cni.cncf.io/networks: storage@net1
+    name: db-0
+    namespace: apps
+  spec:
+    containers:
+    - image: postgres
+      name: db
+- apiVersion: v1
+  kind: Service
+  metadata:
+    name: ignored
+    namespace: apps
+kind: List
+metadata:
+  resourceVersion: ""
+"""
+
+MULTI_DOCUMENT = """\
+apiVersion: multus-webhook.io/v1alpha1
+kind: MultusNodeState
+metadata: {name: worker-1, namespace: multus-webhook}
+status: {nodeName: worker-1, cniBinaries: [macvlan, whereabouts], multusReady: true,
+         bootID: 1b2c, heartbeatTime: "2026-01-01T00:00:00Z"}
+---
+apiVersion: multus-webhook.io/v1alpha1
+kind: NetworkProfile
+metadata: {name: storage, namespace: apps}
+spec: {networks: [{name: storage}]}
+"""
+
+
+def test_a_kubectl_list_and_a_multi_document_file_make_one_cluster(tmp_path: Path) -> None:
+    (tmp_path / "cluster.yaml").write_text(KUBECTL_LIST)
+    (tmp_path / "states.yaml").write_text(MULTI_DOCUMENT)
+    view = StaticClusterView.from_files([str(tmp_path / "cluster.yaml"), str(tmp_path / "states.yaml")])
+    assert view.known
+    assert [(n.name, n.cni_binaries, n.multus_ready) for n in view.nodes()] == [
+        ("worker-1", frozenset({"macvlan", "whereabouts"}), True),
+        ("worker-2", None, None),
+    ]
+    assert view.nodes()[0].labels == {"kubernetes.io/hostname": "worker-1"}
+    assert view.nodes()[0].heartbeat_time == "2026-01-01T00:00:00Z"
+    assert view.cni_inventory_known
+    nad = view.nad("apps", "storage")
+    assert nad is not None
+    assert nad["spec"]["config"].startswith('{"cniVersion"')
+    assert view.nad("default", "storage") is None
+    assert view.network_profile("apps", "storage") is not None
+    assert [str(e.range.first) for e in view.ranges] == ["192.168.10.1"]
+    assert view.pods_using("apps", "storage") == [ObjectRef("apps", "db-0")]
+    assert [o["metadata"]["name"] for o in view.objects("Node")] == ["worker-1", "worker-2"]
+
+
+def test_objects_without_namespace_are_in_the_default_namespace(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(
+        "kind: NetworkAttachmentDefinition\nmetadata: {name: n}\nspec: {config: ''}\n---\n"
+        "kind: Pod\nmetadata: {name: p, annotations: {k8s.v1.cni.cncf.io/networks: n}}\n"
+    )
+    view = StaticClusterView.from_files([str(tmp_path / "s.yaml")], default_namespace="team")
+    assert view.nad("team", "n") is not None
+    assert view.pods_using("team", "n") == [ObjectRef("team", "p")]
+
+
+def test_an_unreadable_state_file_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("kind: Node\nmetadata: {name: a}\n---\nkind: [\n")
+    with pytest.raises(DocumentError, match=r"bad.yaml:5: not valid YAML"):
+        StaticClusterView.from_files([str(tmp_path / "bad.yaml")])

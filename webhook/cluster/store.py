@@ -1,0 +1,245 @@
+"""The cluster state both ClusterView implementations keep: objects by kind and the indexes the rules
+ask for (nodes with their CNI inventory, NADs, NetworkProfiles, the address-range index, the pods
+that reference each NAD).
+
+Writers (the watch threads of the live view, or the loader of the static one) serialize on a lock.
+Readers (the admission path) never lock: every read is a single ``dict.get`` or reads one reference
+to an immutable value (a tuple, a frozenset, a persistent RangeIndex) that writers replace whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from webhook.cni.config import parse_nad_config
+from webhook.cni.ipam import nad_allocation_ranges
+from webhook.cni.range_index import IndexedRange, RangeIndex
+from webhook.multus.selection import (
+    DEFAULT_MULTUS_NAMESPACE,
+    DEFAULT_NETWORK_ANNOTATION,
+    NETWORKS_ANNOTATION,
+    network_references,
+)
+from webhook.rules.view import NodeInfo, ObjectRef
+
+log = logging.getLogger(__name__)
+
+NODE = "Node"
+NAD = "NetworkAttachmentDefinition"
+NETWORK_PROFILE = "NetworkProfile"
+NODE_STATE = "MultusNodeState"
+POD = "Pod"
+KINDS = (NODE, NODE_STATE, NAD, NETWORK_PROFILE, POD)
+
+Key = tuple[str, str]
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _mapping(obj.get("metadata"))
+
+
+def nad_ranges(owner: Key, nad: Mapping[str, Any]) -> tuple[IndexedRange, ...]:
+    """The index entries of one NAD (its valid allocation ranges)."""
+    config = _mapping(nad.get("spec")).get("config")
+    try:
+        ranges = nad_allocation_ranges(parse_nad_config(config, "spec.config").netconf)
+    except Exception:
+        # One odd NAD must not stop the cache from following the others.
+        log.exception("could not read the address ranges of NAD %s/%s", *owner)
+        return ()
+    return tuple(IndexedRange.of(owner, r) for r in ranges)
+
+
+class ClusterStore:
+    """See the module docstring. ``known`` is False until the store stands for a cluster."""
+
+    def __init__(self, *, default_namespace: str = "default",
+                 multus_namespace: str = DEFAULT_MULTUS_NAMESPACE) -> None:
+        self.default_namespace = default_namespace
+        self.multus_namespace = multus_namespace
+        self._known = False
+        self._lock = threading.Lock()
+        # Written under the lock, read by readers only through dict.get.
+        self._nads: dict[Key, Mapping[str, Any]] = {}
+        self._profiles: dict[Key, Mapping[str, Any]] = {}
+        self._users: dict[Key, frozenset[ObjectRef]] = {}
+        # Writer-only bookkeeping.
+        self._node_objects: dict[str, Mapping[str, Any]] = {}
+        self._states: dict[Key, Mapping[str, Any]] = {}
+        self._nad_entries: dict[Key, tuple[IndexedRange, ...]] = {}
+        self._pod_refs: dict[Key, frozenset[Key]] = {}
+        # Published whole.
+        self._nodes: tuple[NodeInfo, ...] = ()
+        self._inventory_known = False
+        self._ranges = RangeIndex()
+
+    # --- ClusterView ---------------------------------------------------------------------------
+
+    @property
+    def known(self) -> bool:
+        return self._known
+
+    def nodes(self) -> Sequence[NodeInfo]:
+        return self._nodes
+
+    @property
+    def cni_inventory_known(self) -> bool:
+        return self._inventory_known
+
+    def nad(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self._nads.get((namespace, name))
+
+    def network_profile(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self._profiles.get((namespace, name))
+
+    @property
+    def ranges(self) -> RangeIndex:
+        return self._ranges
+
+    def pods_using(self, namespace: str, name: str) -> Sequence[ObjectRef]:
+        return sorted(self._users.get((namespace, name), ()))
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def key(self, kind: str, obj: Mapping[str, Any]) -> Key:
+        meta = metadata(obj)
+        name = str(meta.get("name") or "")
+        if kind == NODE:
+            return ("", name)
+        return (str(meta.get("namespace") or self.default_namespace), name)
+
+    def upsert(self, kind: str, obj: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._upsert(kind, self.key(kind, obj), obj)
+            self._publish(kind)
+
+    def delete(self, kind: str, obj: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._delete(kind, self.key(kind, obj))
+            self._publish(kind)
+
+    def replace(self, kind: str, objects: Iterable[Mapping[str, Any]]) -> None:
+        """Make the objects of ``kind`` exactly these (after a relist)."""
+        fresh = {self.key(kind, obj): obj for obj in objects}
+        with self._lock:
+            for key in set(self._keys(kind)) - set(fresh):
+                self._delete(kind, key)
+            for key, obj in fresh.items():
+                self._upsert(kind, key, obj)
+            self._publish(kind)
+
+    def _keys(self, kind: str) -> Iterable[Key]:
+        if kind == NODE:
+            return [("", name) for name in self._node_objects]
+        tables: dict[str, Mapping[Key, object]] = {
+            NODE_STATE: self._states, NAD: self._nads, NETWORK_PROFILE: self._profiles, POD: self._pod_refs
+        }
+        return list(tables.get(kind, {}))
+
+    def _upsert(self, kind: str, key: Key, obj: Mapping[str, Any]) -> None:
+        if kind == NODE:
+            self._node_objects[key[1]] = obj
+        elif kind == NODE_STATE:
+            self._states[key] = obj
+        elif kind == NAD:
+            previous = self._nads.get(key)
+            self._nads[key] = obj
+            if previous is None or _mapping(previous.get("spec")) != _mapping(obj.get("spec")):
+                old = self._nad_entries.pop(key, ())
+                new = nad_ranges(key, obj)
+                if new:
+                    self._nad_entries[key] = new
+                self._ranges = self._ranges.without(old).with_ranges(new)
+        elif kind == NETWORK_PROFILE:
+            self._profiles[key] = obj
+        elif kind == POD:
+            self._set_pod_refs(key, self._references(key, obj))
+
+    def _delete(self, kind: str, key: Key) -> None:
+        if kind == NODE:
+            self._node_objects.pop(key[1], None)
+        elif kind == NODE_STATE:
+            self._states.pop(key, None)
+        elif kind == NAD:
+            self._nads.pop(key, None)
+            self._ranges = self._ranges.without(self._nad_entries.pop(key, ()))
+        elif kind == NETWORK_PROFILE:
+            self._profiles.pop(key, None)
+        elif kind == POD:
+            self._set_pod_refs(key, frozenset())
+
+    def _references(self, pod: Key, obj: Mapping[str, Any]) -> frozenset[Key]:
+        annotations = _mapping(metadata(obj).get("annotations"))
+        if NETWORKS_ANNOTATION not in annotations and DEFAULT_NETWORK_ANNOTATION not in annotations:
+            return frozenset()
+        refs = network_references(annotations, pod[0], multus_namespace=self.multus_namespace)
+        return frozenset((r.namespace, r.name) for r in refs)
+
+    def _set_pod_refs(self, pod: Key, refs: frozenset[Key]) -> None:
+        old = self._pod_refs.get(pod, frozenset())
+        if refs == old:
+            return
+        if refs:
+            self._pod_refs[pod] = refs
+        else:
+            self._pod_refs.pop(pod, None)
+        ref = ObjectRef(*pod)
+        for nad in old - refs:
+            users = self._users.get(nad, frozenset()) - {ref}
+            if users:
+                self._users[nad] = users
+            else:
+                self._users.pop(nad, None)
+        for nad in refs - old:
+            self._users[nad] = self._users.get(nad, frozenset()) | {ref}
+
+    def _publish(self, kind: str) -> None:
+        if kind in (NODE, NODE_STATE):
+            self._publish_nodes()
+
+    def _publish_nodes(self) -> None:
+        states: dict[str, Mapping[str, Any]] = {}
+        for key, obj in self._states.items():
+            status = _mapping(obj.get("status"))
+            states[_text(status.get("nodeName")) or key[1]] = status
+        # A state whose Node is gone is stale (the node left the cluster); without any Node objects
+        # (a --cluster-state file of states only) each state stands for its node.
+        names = set(self._node_objects) if self._node_objects else set(states)
+        nodes = []
+        for name in sorted(names):
+            status = states.get(name, {})
+            binaries = status.get("cniBinaries")
+            ready = status.get("multusReady")
+            labels = _mapping(metadata(self._node_objects.get(name, {})).get("labels"))
+            nodes.append(NodeInfo(
+                name,
+                cni_binaries=frozenset(b for b in binaries if isinstance(b, str)) if isinstance(binaries, list)
+                else None,
+                multus_ready=ready if isinstance(ready, bool) else None,
+                boot_id=_text(status.get("bootID")),
+                heartbeat_time=_text(status.get("heartbeatTime")),
+                labels={k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)},
+            ))
+        self._nodes = tuple(nodes)
+        self._inventory_known = any(n.cni_binaries is not None for n in nodes)
+
+    def objects(self, kind: str) -> list[Mapping[str, Any]]:
+        """The stored objects of a kind (Pods are kept only as references). Not for the admission
+        path: it copies under the writers' lock."""
+        with self._lock:
+            tables: dict[str, Mapping[Any, Mapping[str, Any]]] = {
+                NODE: self._node_objects, NODE_STATE: self._states, NAD: self._nads,
+                NETWORK_PROFILE: self._profiles,
+            }
+            return list(tables.get(kind, {}).values())

@@ -1,0 +1,229 @@
+"""NAD rules that need the cluster: CNI binaries on the nodes, host-local on several nodes, address
+ranges that collide with another NAD, and NADs that pods still use. Each stays silent when the view
+knows nothing of the cluster."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from webhook.cni.config import NetConf, go_field
+from webhook.cni.ipam import AddressRange, nad_allocation_ranges
+from webhook.cni.range_index import IndexedRange
+from webhook.rules.findings import Severity, Violation
+from webhook.rules.registry import rule
+from webhook.rules.subject import Subject
+
+NAD = {"NetworkAttachmentDefinition"}
+ALLOW_HOST_LOCAL = "multus-webhook.io/allow-host-local"
+#: How many nodes, pods or NADs a message names before it says "and N more".
+SHOWN = 5
+
+
+def _some(names: Sequence[str], what: str = "") -> str:
+    shown = ", ".join(names[:SHOWN])
+    rest = len(names) - SHOWN
+    return f"{shown} and {rest} more{what}" if rest > 0 else shown
+
+
+# --- CNI binaries ---------------------------------------------------------------------------------
+
+
+def needed_binaries(netconf: NetConf) -> Iterator[tuple[str, str]]:
+    """(binary, JSON path of the field naming it): every plugin type and IPAM type, first mention."""
+    seen: set[str] = set()
+    for plugin in netconf.plugins:
+        wanted: list[tuple[str | None, str]] = [(plugin.type, f"{plugin.path}.type")]
+        if plugin.ipam is not None:
+            found = go_field(plugin.ipam, "type")
+            wanted.append((plugin.ipam_type, f"{plugin.ipam_path}.{found[0] if found else 'type'}"))
+        for binary, path in wanted:
+            # A type with a path separator is refused by nad-config-structure; no file is named so.
+            if binary and "/" not in binary and "\\" not in binary and binary not in seen:
+                seen.add(binary)
+                yield binary, path
+
+
+@rule("nad-cni-binaries", kinds=NAD, severity=Severity.DENY, title="the CNI binaries exist on the nodes")
+def cni_binaries(subject: Subject) -> Iterator[Violation]:
+    """Every binary a NAD runs (each plugin type and IPAM type) must be in the CNI bin directory of
+    the node a pod lands on, or the pod stays in ContainerCreating. Checked against the binaries the
+    nodes report in their MultusNodeState: missing on every reporting node is a denial, missing on
+    some is a warning naming them. When no node reports, nothing is known and nothing is said."""
+    netconf = subject.nad_config.netconf
+    reporting = [n for n in subject.view.nodes() if n.cni_binaries is not None]
+    if netconf is None or not reporting:
+        return
+    for binary, path in needed_binaries(netconf):
+        missing = [n.name for n in reporting if binary not in (n.cni_binaries or ())]
+        if len(missing) == len(reporting):
+            yield Violation(
+                path,
+                f"{path} is {binary}, but no node has the CNI binary {binary!r} (checked the {len(reporting)} "
+                f"node(s) that report their CNI binaries): pods on this network would stay in "
+                f"ContainerCreating; install the {binary} plugin into the nodes' CNI bin directory "
+                "(/opt/cni/bin) or fix the type",
+            )
+        elif missing:
+            yield Violation(
+                path,
+                f"{path}: the CNI binary {binary!r} is missing on node(s) {_some(missing)}: pods on this "
+                "network fail there; install it on those nodes or keep these pods off them",
+                Severity.WARN,
+            )
+
+
+# --- host-local on several nodes ------------------------------------------------------------------
+
+
+@rule("nad-host-local-multi-node", kinds=NAD, severity=Severity.DENY,
+      title="host-local is not used on a multi-node cluster")
+def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
+    """host-local keeps its allocations in files on each node, so one NAD used on several nodes
+    hands out the same addresses on each of them (multus-cni #52, #144, #529, #1150). On a cluster
+    of more than one node it is refused unless the NAD carries the annotation
+    multus-webhook.io/allow-host-local: "true" (segments local to each node), which turns the
+    denial into a warning."""
+    netconf = subject.nad_config.netconf
+    count = len(subject.view.nodes())
+    if netconf is None or count <= 1:
+        return
+    allowed = subject.annotations.get(ALLOW_HOST_LOCAL) == "true"
+    for plugin in netconf.plugins:
+        if plugin.ipam_type != "host-local" or plugin.ipam is None:
+            continue
+        found = go_field(plugin.ipam, "type")
+        path = f"{plugin.ipam_path}.{found[0] if found else 'type'}"
+        if allowed:
+            yield Violation(
+                path,
+                f"{path} is host-local on a cluster of {count} nodes, allowed by {ALLOW_HOST_LOCAL}: each "
+                "node allocates on its own, so this segment must not span nodes",
+                Severity.WARN,
+            )
+        else:
+            yield Violation(
+                path,
+                f"{path} is host-local on a cluster of {count} nodes: host-local keeps its allocations on "
+                "each node, so pods on different nodes get the same addresses; use whereabouts "
+                '(cluster-wide IPAM: "ipam": {"type": "whereabouts", "range": ...}), or, if the segment '
+                f'is local to each node, annotate the NAD with {ALLOW_HOST_LOCAL}: "true"',
+            )
+
+
+# --- overlapping ranges ---------------------------------------------------------------------------
+
+
+def shares_pool(a: AddressRange, b: AddressRange) -> bool:
+    """whereabouts keeps one pool per range and network_name, and guards overlapping pools of one
+    network_name when both leave enable_overlapping_ranges on: then no address is given twice."""
+    if a.ipam_type != "whereabouts" or b.ipam_type != "whereabouts" or a.network_name != b.network_name:
+        return False
+    return a.network == b.network or (a.enable_overlapping_ranges and b.enable_overlapping_ranges)
+
+
+def same_segment(a: AddressRange, b: AddressRange) -> bool:
+    """Only a segment the configs name (same master interface or same bridge, same VLAN) counts:
+    an unnamed one (macvlan on the default-route interface, ptp) may differ per node."""
+    same_link = (a.master is not None and a.master == b.master) or (a.bridge is not None and a.bridge == b.bridge)
+    return same_link and a.vlan == b.vlan
+
+
+def _segment_text(r: AddressRange) -> str:
+    link = f"master {r.master}" if r.master is not None else f"bridge {r.bridge}"
+    return f"{link}, VLAN {r.vlan}" if r.vlan else link
+
+
+def _clash(other: IndexedRange, mine: AddressRange) -> str:
+    o = other.range
+    first, last = max(o.first, mine.first), min(o.last, mine.last)
+    shared = str(first) if first == last else f"{first}-{last}"
+    return f"NAD {other.owner[0]}/{other.owner[1]} {o.path} (addresses {shared})"
+
+
+def _span(r: AddressRange) -> str:
+    return str(r.first) if r.first == r.last else f"{r.first}-{r.last}"
+
+
+@rule("nad-range-overlap", kinds=NAD, severity=Severity.DENY,
+      title="address ranges do not overlap another NAD's")
+def range_overlap(subject: Subject) -> Iterator[Violation]:
+    """Two NADs that hand out the same addresses on one segment give two pods one address. Ranges are
+    compared by what is allocated (rangeStart..rangeEnd, whereabouts range and range_start/range_end,
+    static addresses), against every other NAD in the cluster: on the same named segment (master or
+    bridge, and VLAN) an overlap is refused; on other segments it is a warning. whereabouts NADs that
+    share a pool (same range and network_name, or same network_name with overlapping ranges enabled
+    in both) never clash. An UPDATE is not compared with its own old version."""
+    if not subject.view.known:
+        return
+    own = (subject.namespace, subject.name)
+    index = subject.view.ranges
+    for mine in nad_allocation_ranges(subject.nad_config.netconf):
+        denied: list[str] = []
+        warned: list[str] = []
+        for other in index.overlapping(mine.first, mine.last):
+            if other.owner == own or shares_pool(mine, other.range):
+                continue
+            (denied if same_segment(mine, other.range) else warned).append(_clash(other, mine))
+        if denied:
+            yield Violation(
+                mine.path,
+                f"{mine.path} ({_span(mine)}) overlaps {_some(denied, ' NADs')} on the same segment "
+                f"({_segment_text(mine)}): those addresses can be given to two pods; make the ranges "
+                "disjoint, or use whereabouts with the same network_name in both so they share one pool",
+            )
+        if warned:
+            yield Violation(
+                mine.path,
+                f"{mine.path} ({_span(mine)}) overlaps {_some(warned, ' NADs')} on another segment: a pod "
+                "attached to both gets conflicting routes; make the ranges disjoint if the segments can meet",
+                Severity.WARN,
+            )
+
+
+# --- NADs in use ----------------------------------------------------------------------------------
+
+
+def _pods_text(pods: Sequence[object]) -> str:
+    return f"{len(pods)} pod(s) ({_some([str(p) for p in pods])})"
+
+
+@rule("nad-in-use", kinds=NAD, severity=Severity.DENY, title="a NAD that pods use is not deleted",
+      operations={"DELETE"})
+def in_use(subject: Subject) -> Iterator[Violation]:
+    """Multus reads the NAD again when a pod goes away, to tear its interface down and release its
+    address (multus-cni #199): deleting a NAD that pods still reference (through the networks or the
+    default-network annotation) leaks addresses and leaves the pods' teardown failing."""
+    pods = subject.view.pods_using(subject.namespace, subject.name)
+    if pods:
+        yield Violation(
+            "metadata.name",
+            f"NAD {subject.namespace}/{subject.name} is still used by {_pods_text(pods)}: Multus needs it to "
+            "tear down their interfaces and release their addresses; delete those pods first",
+        )
+
+
+def _config(obj: Mapping[str, Any]) -> Any:
+    spec = obj.get("spec")
+    config = spec.get("config") if isinstance(spec, Mapping) else None
+    try:
+        return json.loads(config) if isinstance(config, str) else config
+    except (ValueError, RecursionError):
+        return config
+
+
+@rule("nad-in-use-changed", kinds=NAD, severity=Severity.WARN,
+      title="changing a NAD that pods use does not reach them", operations={"UPDATE"})
+def in_use_changed(subject: Subject) -> Iterator[Violation]:
+    """Pods keep the interfaces that the old config made: a changed config of a NAD in use reaches
+    only pods created after it, and the running ones differ from it until they are recreated."""
+    if subject.old_object is None or _config(subject.old_object) == _config(subject.obj):
+        return
+    pods = subject.view.pods_using(subject.namespace, subject.name)
+    if pods:
+        yield Violation(
+            "spec.config",
+            f"spec.config changed while {_pods_text(pods)} use this NAD: they keep the old interfaces; "
+            "recreate them to apply the change",
+        )
