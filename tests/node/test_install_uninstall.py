@@ -1,0 +1,257 @@
+"""The CNI plugin installer and the uninstall cleanup, run as the real subcommands against a
+temporary directory standing in for the node's filesystem."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from webhook.node.hostfs import sha256
+from webhook.node.installer import InstallError, install, parse_plugin_list
+
+Snapshot = dict[str, tuple[str, str, int]]
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "webhook.cli", *args], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, **(env or {})})
+
+
+def snapshot(root: Path) -> Snapshot:
+    """Every file and directory under ``root``: kind, content hash, permission bits."""
+    out: Snapshot = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_dir():
+            out[rel] = ("dir", "", path.stat().st_mode & 0o7777)
+        else:
+            out[rel] = ("file", sha256(path), path.stat().st_mode & 0o7777)
+    return out
+
+
+def write(path: Path, data: bytes, mode: int = 0o755) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    path.chmod(mode)
+    return path
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Path:
+    """A node before anything of ours: some plugins, the primary CNI's config at the top level."""
+    root = tmp_path / "host"
+    write(root / "opt/cni/bin/bridge", b"bridge v1")
+    write(root / "opt/cni/bin/loopback", b"loopback v1")
+    write(root / "etc/cni/net.d/05-cilium.conflist", b'{"name": "cilium"}', 0o644)
+    (root / "var/lib/cni/networks").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    src = tmp_path / "plugins"
+    for name in ("macvlan", "ipvlan", "bridge", "vlan"):
+        write(src / name, f"{name} from the plugins image v1".encode())
+    return src
+
+
+@pytest.fixture
+def plugins_file(tmp_path: Path) -> Path:
+    f = tmp_path / "plugins.txt"
+    f.write_text("# default\nmacvlan\nipvlan\n")
+    return f
+
+
+def install_cli(host: Path, source: Path, plugins_file: Path) -> subprocess.CompletedProcess[str]:
+    return cli("install-cni", "--host-root", str(host), "--source", str(source), "--plugins-file", str(plugins_file))
+
+
+def put_multus_on(host: Path) -> None:
+    """What the Multus thick DaemonSet leaves on a node (the part a test may stand in for)."""
+    write(host / "etc/cni/net.d/00-multus.conf", b'{"name": "multus-cni-network"}', 0o600)
+    write(host / "etc/cni/net.d/multus.d/multus.kubeconfig", b"kubeconfig", 0o600)
+    write(host / "opt/cni/bin/multus-shim", b"shim")
+    write(host / "opt/cni/bin/passthru", b"passthru")
+    write(host / "var/lib/cni/multus/results/abc", b"{}", 0o644)
+    (host / "etc/cni/multus/net.d").mkdir(parents=True)
+
+
+def test_install_reinstall_upgrade_uninstall_leaves_the_host_as_before(host: Path, source: Path,
+                                                                       plugins_file: Path) -> None:
+    before = snapshot(host)
+
+    first = install_cli(host, source, plugins_file)
+    assert first.returncode == 0, first.stderr
+    for name in ("macvlan", "ipvlan"):
+        dest = host / "opt/cni/bin" / name
+        assert dest.read_bytes() == (source / name).read_bytes()
+        assert dest.stat().st_mode & 0o777 == 0o755
+    assert "installed" in first.stderr
+    installed = {name: (host / "opt/cni/bin" / name).stat() for name in ("macvlan", "ipvlan")}
+
+    again = install_cli(host, source, plugins_file)
+    assert again.returncode == 0, again.stderr
+    assert "installed" not in again.stderr
+    assert again.stderr.count("unchanged") == 2
+    for name, st in installed.items():
+        now = (host / "opt/cni/bin" / name).stat()
+        assert (now.st_ino, now.st_mtime_ns) == (st.st_ino, st.st_mtime_ns), f"{name} was rewritten"
+
+    write(source / "macvlan", b"macvlan from the plugins image v2")
+    upgrade = install_cli(host, source, plugins_file)
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "upgraded" in upgrade.stderr
+    assert (host / "opt/cni/bin/macvlan").read_bytes() == b"macvlan from the plugins image v2"
+    assert (host / "opt/cni/bin/macvlan").stat().st_ino != installed["macvlan"].st_ino, "replaced in place"
+    assert (host / "opt/cni/bin/ipvlan").stat().st_ino == installed["ipvlan"].st_ino
+
+    put_multus_on(host)
+    cleanup = cli("uninstall", "--host-root", str(host))
+    assert cleanup.returncode == 0, cleanup.stderr
+    assert snapshot(host) == before
+    for step in ("removed /etc/cni/net.d/00-multus.conf", "removed /opt/cni/bin/multus-shim",
+                 "removed /opt/cni/bin/passthru", "removed /var/lib/cni/multus", "removed /opt/cni/bin/macvlan",
+                 "removed /etc/cni/multus (empty)", "cleanup finished"):
+        assert step in cleanup.stderr
+    assert "!!!" not in cleanup.stderr  # the primary config is at the top level: nothing to warn about
+
+
+def test_a_replaced_original_is_restored_and_an_identical_one_is_not_ours(host: Path, source: Path,
+                                                                           tmp_path: Path) -> None:
+    write(host / "opt/cni/bin/macvlan", b"the node's own macvlan", 0o700)
+    write(host / "opt/cni/bin/vlan", (source / "vlan").read_bytes())
+    before = snapshot(host)
+    listed = tmp_path / "list"
+    listed.write_text("macvlan: true\nvlan: true\nipvlan: false\n")
+
+    assert install_cli(host, source, listed).returncode == 0
+    assert (host / "opt/cni/bin/macvlan").read_bytes() == (source / "macvlan").read_bytes()
+    assert not (host / "opt/cni/bin/ipvlan").exists()
+
+    result = cli("uninstall", "--host-root", str(host))
+    assert result.returncode == 0, result.stderr
+    assert "restored /opt/cni/bin/macvlan" in result.stderr
+    assert snapshot(host) == before  # vlan was there, identical, before us: it stays
+
+
+def test_a_plugin_dropped_from_the_list_is_released(host: Path, source: Path, plugins_file: Path) -> None:
+    before = snapshot(host)
+    assert install_cli(host, source, plugins_file).returncode == 0
+    plugins_file.write_text("macvlan\n")
+    result = install_cli(host, source, plugins_file)
+    assert result.returncode == 0, result.stderr
+    assert not (host / "opt/cni/bin/ipvlan").exists()
+    assert "removed      /opt/cni/bin/ipvlan" in result.stderr
+    assert cli("uninstall", "--host-root", str(host)).returncode == 0
+    assert snapshot(host) == before
+
+
+def test_a_file_changed_by_someone_else_is_left_alone(host: Path, source: Path, plugins_file: Path) -> None:
+    assert install_cli(host, source, plugins_file).returncode == 0
+    write(host / "opt/cni/bin/ipvlan", b"ipvlan from a Talos upgrade")
+    result = cli("uninstall", "--host-root", str(host))
+    assert "/opt/cni/bin/ipvlan changed since multus-webhook installed it; left in place" in result.stderr
+    assert (host / "opt/cni/bin/ipvlan").read_bytes() == b"ipvlan from a Talos upgrade"
+    assert not (host / "opt/cni/bin/macvlan").exists()
+    assert not (host / "var/lib/cni/multus-webhook").exists()
+
+
+def test_upgrading_a_running_binary_is_not_text_file_busy(host: Path, tmp_path: Path) -> None:
+    sleep = shutil.which("sleep")
+    assert sleep is not None
+    src = tmp_path / "src"
+    write(src / "busy", Path(sleep).read_bytes())
+    install(host, src, ["busy"])
+    running = subprocess.Popen([str(host / "opt/cni/bin/busy"), "30"])
+    try:
+        time.sleep(0.2)
+        assert running.poll() is None
+        with pytest.raises(OSError, match="Text file busy"):
+            (host / "opt/cni/bin/busy").open("wb")  # what a plain cp would do
+        write(src / "busy", Path(sleep).read_bytes() + b"\0v2")
+        changes = install(host, src, ["busy"])
+        assert [c.action for c in changes] == ["upgraded"]
+        assert (host / "opt/cni/bin/busy").read_bytes().endswith(b"\0v2")
+    finally:
+        running.kill()
+        running.wait()
+
+
+def test_an_unknown_plugin_is_refused_with_what_is_available(host: Path, source: Path, tmp_path: Path) -> None:
+    listed = tmp_path / "list"
+    listed.write_text("macvlan\nsbr\n")
+    before = snapshot(host)
+    result = install_cli(host, source, listed)
+    assert result.returncode == 1
+    assert f"not in {source}: sbr (available: bridge, ipvlan, macvlan, vlan)" in result.stderr
+    assert snapshot(host) == before
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    ("macvlan\nipvlan\n", ["macvlan", "ipvlan"]),
+    ("# plugins\n- macvlan  # for the lab\n- ipvlan\n\n", ["macvlan", "ipvlan"]),
+    ("macvlan: true\nipvlan: false\nbridge: True\n", ["macvlan", "bridge"]),
+    ("macvlan\nmacvlan\n", ["macvlan"]),
+    ("", []),
+])
+def test_plugin_list_forms(text: str, names: list[str]) -> None:
+    assert parse_plugin_list(text) == names
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("../../bin/sh\n", "line 1: '../../bin/sh' is not a plugin file name"),
+    ("ok\n.hidden\n", "line 2: '.hidden' is not a plugin file name"),
+    ("macvlan: yes\n", "line 1: 'macvlan: yes': expected '<binary>: true' or '<binary>: false'"),
+])
+def test_plugin_list_refusals(text: str, message: str) -> None:
+    with pytest.raises(InstallError, match="^" + re.escape(message) + "$"):
+        parse_plugin_list(text)
+
+
+def test_uninstall_warns_loudly_when_the_primary_config_is_in_a_subdirectory(tmp_path: Path) -> None:
+    host = tmp_path / "host"
+    write(host / "etc/cni/net.d/cilium/05-cilium.conflist", b"{}", 0o644)
+    put_multus_on(host)
+    result = cli("uninstall", "--host-root", str(host), env={"PRIMARY_CNI_CONFIG_FILE": "cilium/05-cilium.conflist"})
+    assert result.returncode == 0, result.stderr
+    assert "!" * 78 in result.stderr
+    assert "The primary CNI config is configured in a subdirectory (cilium/05-cilium.conflist)" in result.stderr
+    assert "Revert the primary CNI first" in result.stderr
+    assert ("No CNI config is left directly in /etc/cni/net.d (only in subdirectories: cilium/05-cilium.conflist)"
+            in result.stderr)
+    assert not (host / "etc/cni/net.d/00-multus.conf").exists()
+
+
+def test_uninstall_keeps_a_multus_dir_holding_foreign_files(host: Path) -> None:
+    write(host / "etc/cni/multus/net.d/lab.conf", b"{}", 0o644)
+    result = cli("uninstall", "--host-root", str(host))
+    assert "kept    /etc/cni/multus: it holds files multus-webhook did not put there" in result.stderr
+    assert (host / "etc/cni/multus/net.d/lab.conf").exists()
+
+
+def test_uninstall_idles_until_sigterm_so_that_its_logs_can_be_read(host: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "webhook.cli", "uninstall", "--host-root", str(host), "--idle"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if "cleanup finished" in line:
+                break
+        time.sleep(0.3)
+        assert proc.poll() is None, "".join(lines)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
