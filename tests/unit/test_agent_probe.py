@@ -1,0 +1,192 @@
+"""The agent's checks: the host read from a temporary root (with a real unix socket for the daemon),
+and the verdicts computed from snapshots directly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from webhook.agent.probe import (
+    BINARIES,
+    BOOT_ID,
+    CONFIG_FIRST,
+    DAEMON,
+    PRIMARY,
+    READY,
+    Condition,
+    HostLayout,
+    HostSnapshot,
+    Report,
+    evaluate,
+    primary_config_name,
+    read_host,
+)
+from webhook.agent.standin import MULTUS_CONFIG, StandInHost
+
+
+@pytest.fixture
+def host() -> Iterator[StandInHost]:
+    h = StandInHost()
+    yield h
+    h.cleanup()
+
+
+def conditions(report: Report) -> dict[str, Condition]:
+    return {c.type: c for c in report.conditions}
+
+
+def look(host: StandInHost) -> dict[str, Condition]:
+    return conditions(evaluate(read_host(host.layout), host.layout))
+
+
+def test_a_ready_host_passes_every_check(host: StandInHost) -> None:
+    host.make_ready("boot-1")
+    report = evaluate(read_host(host.layout), host.layout)
+    assert report.ready
+    assert report.boot_id == "boot-1"
+    assert report.binaries == ("bridge", "macvlan", "multus-shim")
+    assert all(c.status for c in report.conditions)
+    assert [c.type for c in report.conditions] == [BINARIES, CONFIG_FIRST, PRIMARY, DAEMON, BOOT_ID, READY]
+
+
+def test_each_condition_flips_as_files_appear_and_disappear(host: StandInHost) -> None:
+    host.make_ready("boot-1")
+
+    host.remove_binary("multus-shim")
+    c = look(host)
+    assert (c[BINARIES].status, c[BINARIES].reason) == (False, "Missing")
+    assert c[BINARIES].message == "multus-shim is not an executable file in /opt/cni/bin"
+    assert (c[READY].status, c[READY].reason) == (False, "Missing")
+    host.add_binary("multus-shim")
+    assert look(host)[BINARIES].status
+
+    host.remove_config("00-multus.conf")
+    c = look(host)
+    assert (c[CONFIG_FIRST].status, c[CONFIG_FIRST].reason) == (False, "NotFirst")
+    assert "00-multus.conf is missing and the runtime uses 05-cilium.conflist" in c[CONFIG_FIRST].message
+    assert not c[READY].status
+    host.write_config("00-multus.conf", MULTUS_CONFIG)
+    assert look(host)[CONFIG_FIRST].status
+
+    host.remove_config("05-cilium.conflist")
+    c = look(host)
+    assert (c[PRIMARY].status, c[PRIMARY].reason) == (False, "NotFound")
+    host.write_config("05-cilium.conflist")
+    assert look(host)[PRIMARY].status
+
+    host.stop_daemon()
+    c = look(host)
+    assert (c[DAEMON].status, c[DAEMON].reason) == (False, "NotAnswering")
+    assert c[DAEMON].message.startswith("the Multus daemon does not answer on /run/multus/multus.sock: ")
+    host.start_daemon()
+    assert look(host)[DAEMON].status
+
+    host.path(host.layout.boot_id_file).unlink()
+    c = look(host)
+    assert (c[BOOT_ID].status, c[BOOT_ID].reason) == (False, "Unreadable")
+    host.set_boot_id("boot-2")
+    assert look(host)[BOOT_ID].message == "boot id boot-2"
+    assert look(host)[READY].status
+
+
+def test_a_config_sorted_before_multus_is_what_the_runtime_uses(host: StandInHost) -> None:
+    host.make_ready("b")
+    host.write_config("00-cilium.conflist")
+    c = look(host)
+    assert not c[CONFIG_FIRST].status
+    assert "00-multus.conf is present but the runtime uses 00-cilium.conflist" in c[CONFIG_FIRST].message
+
+
+def test_primary_config_in_a_subdirectory() -> None:
+    host = StandInHost(HostLayout(primary_config="cilium/05-cilium.conflist"))
+    try:
+        host.make_ready("b")
+        snapshot = read_host(host.layout)
+        # The subdirectory is invisible to the runtime: only Multus's file is a top-level config.
+        assert snapshot.configs == ("00-multus.conf",)
+        assert snapshot.primary_config == "cilium/05-cilium.conflist"
+        assert look(host)[PRIMARY].message == "the primary config /etc/cni/net.d/cilium/05-cilium.conflist exists"
+        host.remove_config("cilium/05-cilium.conflist")
+        c = look(host)
+        assert (c[PRIMARY].status, c[PRIMARY].reason) == (False, "Missing")
+        assert c[CONFIG_FIRST].status
+    finally:
+        host.cleanup()
+
+
+def test_only_executable_regular_files_count_as_binaries(host: StandInHost) -> None:
+    bin_dir = host.path(host.layout.cni_bin_dir)
+    host.add_binary("macvlan")
+    (bin_dir / "README").write_text("not a plugin")
+    (bin_dir / "subdir").mkdir()
+    host.add_binary(".multus-shim.tmp")
+    (bin_dir / "linked").symlink_to(bin_dir / "macvlan")
+    (bin_dir / "dangling").symlink_to(bin_dir / "nothing")
+    assert read_host(host.layout).binaries == ("linked", "macvlan")
+
+
+def test_only_top_level_config_extensions_are_configs(host: StandInHost) -> None:
+    for name in ("10-a.conf", "20-b.conflist", "30-c.json", "40-d.yaml", ".00-hidden.conf"):
+        host.write_config(name)
+    assert read_host(host.layout).configs == ("10-a.conf", "20-b.conflist", "30-c.json")
+
+
+def test_a_missing_host_is_reported_not_raised() -> None:
+    layout = HostLayout(root=HostLayout().root / "does-not-exist-anywhere")
+    c = conditions(evaluate(read_host(layout), layout))
+    assert c[BINARIES].reason == "BinDirUnreadable"
+    assert c[CONFIG_FIRST].reason == "ConfDirUnreadable"
+    assert c[PRIMARY].reason == "NotFound"
+    assert c[DAEMON].reason == "NotAnswering"
+    assert c[BOOT_ID].reason == "Unreadable"
+    assert not c[READY].status
+
+
+def test_an_empty_boot_id_file_is_unreadable(host: StandInHost) -> None:
+    host.set_boot_id("")
+    snapshot = read_host(host.layout)
+    assert snapshot.boot_id is None
+    assert snapshot.boot_id_error == "the file is empty"
+
+
+@pytest.mark.parametrize(
+    ("configs", "explicit", "expected"),
+    [
+        (("00-multus.conf", "05-cilium.conflist", "10-flannel.conflist"), None, "05-cilium.conflist"),
+        (("00-multus.conf",), None, None),
+        ((), None, None),
+        (("05-cilium.conflist", "00-multus.conf"), None, "05-cilium.conflist"),
+        (("00-multus.conf", "05-cilium.conflist"), "cilium/05-cilium.conflist", "cilium/05-cilium.conflist"),
+    ],
+)
+def test_primary_config_name(configs: tuple[str, ...], explicit: str | None, expected: str | None) -> None:
+    assert primary_config_name(configs, "00-multus.conf", explicit) == expected
+
+
+READY_SNAPSHOT = HostSnapshot(binaries=("multus-shim",), configs=("00-multus.conf", "05-cilium.conflist"),
+                              primary_config="05-cilium.conflist", primary_exists=True, boot_id="b1")
+
+
+def test_ready_summarises_every_failing_check_and_names_the_first() -> None:
+    snapshot = replace(READY_SNAPSHOT, daemon_error="Connection refused", boot_id=None, boot_id_error="gone")
+    ready = conditions(evaluate(snapshot, HostLayout()))[READY]
+    assert (ready.status, ready.reason) == (False, "NotAnswering")
+    assert ready.message == ("the Multus daemon does not answer on /run/multus/multus.sock: Connection refused; "
+                             "cannot read /proc/sys/kernel/random/boot_id: gone")
+
+
+def test_no_config_at_all() -> None:
+    c = conditions(evaluate(replace(READY_SNAPSHOT, configs=(), primary_config=None, primary_exists=False),
+                            HostLayout()))
+    assert c[CONFIG_FIRST].reason == "NoConfig"
+    assert c[PRIMARY].reason == "NotFound"
+    assert c[PRIMARY].message == "/etc/cni/net.d holds no config besides 00-multus.conf for Multus to delegate to"
+
+
+def test_the_multus_names_are_configurable() -> None:
+    layout = HostLayout(multus_config="00-multus.conflist", multus_binary="multus")
+    snapshot = replace(READY_SNAPSHOT, binaries=("multus",), configs=("00-multus.conflist", "05-cilium.conflist"))
+    assert evaluate(snapshot, layout).ready
+    assert not evaluate(snapshot, HostLayout()).ready

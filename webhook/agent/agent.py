@@ -1,0 +1,102 @@
+"""The agent's loop: look at the host every poll, write the MultusNodeState at once when the report
+changes and at least every interval (the heartbeat), and leave the node not ready on stop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from kubernetes import client
+
+from webhook.agent import nodestate
+from webhook.agent.probe import HostLayout, Report, evaluate, read_host
+from webhook.controller.kube import MERGE_PATCH, call, is_status, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    node: str
+    layout: HostLayout
+    namespace: str = nodestate.NAMESPACE
+    #: Heartbeat: the longest time between two writes. The controller must be told the same value.
+    interval: float = 10.0
+    #: How often the host is looked at; a change is written at the next look.
+    poll_interval: float = 1.0
+
+
+class Agent:
+    def __init__(self, api: client.ApiClient, config: AgentConfig, clock: Callable[[], datetime] = utcnow) -> None:
+        self.config = config
+        self.objects = client.CustomObjectsApi(api)
+        self.clock = clock
+        self.previous: Mapping[str, Any] | None = None
+        self.written: Report | None = None
+
+    def look(self) -> Report:
+        return evaluate(read_host(self.config.layout), self.config.layout)
+
+    def run(self, stop: threading.Event) -> None:
+        cfg = self.config
+        self.previous = self._read_status()
+        last_write = float("-inf")
+        report = self.look()
+        while True:
+            due = report != self.written or time.monotonic() - last_write >= cfg.interval
+            if due and self.write(report):
+                last_write = time.monotonic()
+            if stop.wait(min(cfg.poll_interval, cfg.interval)):
+                break
+            report = self.look()
+        if self.write(nodestate.stopped(report)):
+            log.info("marked node %s not ready on the way out", cfg.node)
+
+    def write(self, report: Report) -> bool:
+        """Publish ``report``; False (logged) when the apiserver could not be told, to retry next poll."""
+        status = nodestate.status_body(self.config.node, report, self.previous, self.clock())
+        try:
+            self._patch_status(status)
+        except Exception as exc:  # the next poll retries; a dead apiserver must not kill the agent
+            log.warning("could not write MultusNodeState %s: %s", self.config.node, exc)
+            return False
+        if report != self.written:
+            log.info("node %s: multusReady=%s (%s)", self.config.node, report.ready,
+                     next((c.message for c in report.conditions if c.type == "Ready"), ""))
+        self.previous, self.written = status, report
+        return True
+
+    def _args(self) -> tuple[str, str, str, str, str]:
+        return (nodestate.GROUP, nodestate.VERSION, self.config.namespace, nodestate.PLURAL, self.config.node)
+
+    def _read_status(self) -> Mapping[str, Any] | None:
+        try:
+            obj = call(self.objects.get_namespaced_custom_object, *self._args())
+        except Exception as exc:
+            if not is_status(exc, 404):
+                log.warning("could not read MultusNodeState %s: %s", self.config.node, exc)
+            return None
+        status = obj.get("status") if isinstance(obj, dict) else None
+        return status if isinstance(status, dict) else None
+
+    def _patch_status(self, status: dict[str, Any]) -> None:
+        try:
+            call(self.objects.patch_namespaced_custom_object_status, *self._args(), {"status": status},
+                 _content_type=MERGE_PATCH)
+            return
+        except Exception as exc:
+            if not is_status(exc, 404):
+                raise
+        try:
+            call(self.objects.create_namespaced_custom_object, nodestate.GROUP, nodestate.VERSION,
+                 self.config.namespace, nodestate.PLURAL, nodestate.new_object(self.config.node, self.config.namespace))
+        except Exception as exc:
+            if not is_status(exc, 409):  # another writer created it first: fine, patch it
+                raise
+        call(self.objects.patch_namespaced_custom_object_status, *self._args(), {"status": status},
+             _content_type=MERGE_PATCH)

@@ -1,0 +1,220 @@
+"""What the node agent looks at on the host, and what it concludes from it.
+
+``read_host`` is the only function here that touches the filesystem or a socket; it collects raw
+facts into a ``HostSnapshot``. ``evaluate`` turns a snapshot into the conditions the agent reports;
+it is pure, so every verdict can be tested without a host."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+#: The config extensions libcni reads from the conf dir (libcni.ConfFiles), in this order of no
+#: importance: the runtime sorts the names, it does not group them by extension.
+CONFIG_EXTENSIONS = (".conf", ".conflist", ".json")
+
+# Condition types, one per check; READY is their conjunction.
+BINARIES = "MultusBinaryInstalled"
+CONFIG_FIRST = "MultusConfigFirst"
+PRIMARY = "PrimaryConfigPresent"
+DAEMON = "MultusDaemonAnswering"
+BOOT_ID = "BootIDKnown"
+READY = "Ready"
+CHECKS = (BINARIES, CONFIG_FIRST, PRIMARY, DAEMON, BOOT_ID)
+
+
+@dataclass(frozen=True, slots=True)
+class HostLayout:
+    """Where things are on the node, as absolute host paths, and the host's root as seen by the agent."""
+
+    root: Path = Path("/host")
+    cni_bin_dir: str = "/opt/cni/bin"
+    cni_conf_dir: str = "/etc/cni/net.d"
+    multus_socket: str = "/run/multus/multus.sock"
+    boot_id_file: str = "/proc/sys/kernel/random/boot_id"
+    #: The file Multus writes into the conf dir (``multusConfigFile: auto`` writes 00-multus.conf).
+    multus_config: str = "00-multus.conf"
+    #: The binary the runtime calls for Multus (the thick plugin's shim).
+    multus_binary: str = "multus-shim"
+    #: The primary CNI's config relative to the conf dir (Multus's multusMasterCNI, the chart's
+    #: primaryCniConfigFile, e.g. cilium/05-cilium.conflist); None: Multus's own ``auto`` choice.
+    primary_config: str | None = None
+
+    def on_host(self, path: str) -> Path:
+        return self.root / path.lstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class HostSnapshot:
+    """Raw facts read from the host. A ``*_error`` is set when the thing could not be read at all."""
+
+    binaries: tuple[str, ...] = ()
+    bin_dir_error: str | None = None
+    #: Top-level config file names in the conf dir, sorted as the runtime sorts them.
+    configs: tuple[str, ...] = ()
+    conf_dir_error: str | None = None
+    #: The primary config that was looked for (relative to the conf dir), and whether it is a file.
+    primary_config: str | None = None
+    primary_exists: bool = False
+    #: None when a connect to the daemon's socket succeeded.
+    daemon_error: str | None = None
+    boot_id: str | None = None
+    boot_id_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    type: str
+    status: bool
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What the agent publishes in its MultusNodeState (apart from times)."""
+
+    boot_id: str | None
+    binaries: tuple[str, ...]
+    conditions: tuple[Condition, ...] = field(default=())
+
+    @property
+    def ready(self) -> bool:
+        return all(c.status for c in self.conditions if c.type == READY)
+
+
+def is_config_name(name: str) -> bool:
+    return name.endswith(CONFIG_EXTENSIONS) and not name.startswith(".")
+
+
+def primary_config_name(configs: Sequence[str], multus_config: str, explicit: str | None) -> str | None:
+    """The config Multus delegates to: the explicit one, else (``multusConfigFile: auto``) the first
+    sorted config that is not Multus's own."""
+    if explicit:
+        return explicit
+    return next((name for name in sorted(configs) if name != multus_config), None)
+
+
+def _executables(directory: Path) -> tuple[str, ...]:
+    names = []
+    for entry in os.scandir(directory):
+        # Dot files are the installers' temporary copies (install_multus writes then renames).
+        if entry.name.startswith("."):
+            continue
+        try:
+            mode = entry.stat().st_mode  # follows symlinks: a linked plugin counts as present
+        except OSError:
+            continue
+        if stat.S_ISREG(mode) and mode & 0o111:
+            names.append(entry.name)
+    return tuple(sorted(names))
+
+
+def _daemon_error(path: Path, timeout: float) -> str | None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def _error(exc: OSError | UnicodeDecodeError) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapshot:
+    """Read the host, read-only. Never raises for what it finds missing: that is what it reports."""
+    binaries: tuple[str, ...] = ()
+    bin_dir_error = conf_dir_error = boot_id = boot_id_error = None
+    try:
+        binaries = _executables(layout.on_host(layout.cni_bin_dir))
+    except OSError as exc:
+        bin_dir_error = _error(exc)
+    conf_dir = layout.on_host(layout.cni_conf_dir)
+    configs: tuple[str, ...] = ()
+    try:
+        configs = tuple(sorted(e.name for e in os.scandir(conf_dir) if is_config_name(e.name) and e.is_file()))
+    except OSError as exc:
+        conf_dir_error = _error(exc)
+    primary = primary_config_name(configs, layout.multus_config, layout.primary_config)
+    try:
+        boot_id = layout.on_host(layout.boot_id_file).read_text().strip() or None
+        boot_id_error = None if boot_id else "the file is empty"
+    except (OSError, UnicodeDecodeError) as exc:
+        boot_id_error = _error(exc)
+    return HostSnapshot(
+        binaries=binaries, bin_dir_error=bin_dir_error, configs=configs, conf_dir_error=conf_dir_error,
+        primary_config=primary, primary_exists=primary is not None and (conf_dir / primary).is_file(),
+        daemon_error=_daemon_error(layout.on_host(layout.multus_socket), connect_timeout),
+        boot_id=boot_id, boot_id_error=boot_id_error,
+    )
+
+
+def evaluate(snapshot: HostSnapshot, layout: HostLayout) -> Report:
+    """One condition per check, and Ready when every check passed."""
+    conditions = [
+        _binaries(snapshot, layout),
+        _config_first(snapshot, layout),
+        _primary(snapshot, layout),
+        _daemon(snapshot, layout),
+        _boot_id(snapshot, layout),
+    ]
+    failing = [c for c in conditions if not c.status]
+    if failing:
+        ready = Condition(READY, False, failing[0].reason, "; ".join(c.message for c in failing))
+    else:
+        ready = Condition(READY, True, "AllChecksPassed", "Multus is installed, configured first and answering")
+    return Report(boot_id=snapshot.boot_id, binaries=snapshot.binaries, conditions=(*conditions, ready))
+
+
+def _binaries(s: HostSnapshot, layout: HostLayout) -> Condition:
+    where = layout.cni_bin_dir
+    if s.bin_dir_error:
+        return Condition(BINARIES, False, "BinDirUnreadable", f"cannot read {where}: {s.bin_dir_error}")
+    if layout.multus_binary in s.binaries:
+        return Condition(BINARIES, True, "Installed", f"{layout.multus_binary} is in {where}")
+    return Condition(BINARIES, False, "Missing", f"{layout.multus_binary} is not an executable file in {where}")
+
+
+def _config_first(s: HostSnapshot, layout: HostLayout) -> Condition:
+    where, mine = layout.cni_conf_dir, layout.multus_config
+    if s.conf_dir_error:
+        return Condition(CONFIG_FIRST, False, "ConfDirUnreadable", f"cannot read {where}: {s.conf_dir_error}")
+    if not s.configs:
+        return Condition(CONFIG_FIRST, False, "NoConfig", f"{where} holds no CNI config")
+    if s.configs[0] == mine:
+        return Condition(CONFIG_FIRST, True, "First", f"{mine} is the first config in {where}")
+    present = "present but" if mine in s.configs else "missing and"
+    return Condition(CONFIG_FIRST, False, "NotFirst",
+                     f"{mine} is {present} the runtime uses {s.configs[0]}, the first config in {where}: "
+                     "new sandboxes get the primary network only")
+
+
+def _primary(s: HostSnapshot, layout: HostLayout) -> Condition:
+    where = layout.cni_conf_dir
+    if s.primary_config is None:
+        return Condition(PRIMARY, False, "NotFound",
+                         f"{where} holds no config besides {layout.multus_config} for Multus to delegate to")
+    path = str(PurePosixPath(where) / s.primary_config)
+    if s.primary_exists:
+        return Condition(PRIMARY, True, "Found", f"the primary config {path} exists")
+    return Condition(PRIMARY, False, "Missing", f"the primary config {path} does not exist")
+
+
+def _daemon(s: HostSnapshot, layout: HostLayout) -> Condition:
+    where = layout.multus_socket
+    if s.daemon_error is None:
+        return Condition(DAEMON, True, "Connected", f"the Multus daemon answers on {where}")
+    return Condition(DAEMON, False, "NotAnswering", f"the Multus daemon does not answer on {where}: {s.daemon_error}")
+
+
+def _boot_id(s: HostSnapshot, layout: HostLayout) -> Condition:
+    if s.boot_id:
+        return Condition(BOOT_ID, True, "Read", f"boot id {s.boot_id}")
+    return Condition(BOOT_ID, False, "Unreadable", f"cannot read {layout.boot_id_file}: {s.boot_id_error}")

@@ -1,0 +1,173 @@
+"""Stand-ins for what tests and demos cannot have: a node's root filesystem (a directory), the Multus
+daemon (a real unix socket that accepts connections), and our commands as real processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from webhook.agent.probe import HostLayout
+
+T = TypeVar("T")
+
+MULTUS_CONFIG = '{"cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus-shim"}\n'
+PRIMARY_CONFIG = '{"cniVersion": "1.0.0", "name": "cilium", "plugins": [{"type": "cilium-cni"}]}\n'
+
+
+class StandInHost:
+    """A directory laid out as a node's /. Short-lived and under the system temp dir, because a unix
+    socket path must fit in 108 bytes."""
+
+    def __init__(self, layout: HostLayout | None = None) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="mw-host-"))
+        self.layout = HostLayout(root=self.root) if layout is None else _rooted(layout, self.root)
+        self._daemon: socket.socket | None = None
+        self._daemon_thread: threading.Thread | None = None
+        for path in (self.layout.cni_bin_dir, self.layout.cni_conf_dir):
+            self.path(path).mkdir(parents=True, exist_ok=True)
+
+    def path(self, host_path: str) -> Path:
+        return self.layout.on_host(host_path)
+
+    def add_binary(self, name: str) -> None:
+        target = self.path(self.layout.cni_bin_dir) / name
+        target.write_text("#!/bin/sh\nexit 0\n")
+        target.chmod(0o755)
+
+    def remove_binary(self, name: str) -> None:
+        (self.path(self.layout.cni_bin_dir) / name).unlink(missing_ok=True)
+
+    def write_config(self, relative: str, content: str = PRIMARY_CONFIG) -> None:
+        target = self.path(self.layout.cni_conf_dir) / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+
+    def remove_config(self, relative: str) -> None:
+        (self.path(self.layout.cni_conf_dir) / relative).unlink(missing_ok=True)
+
+    def set_boot_id(self, boot_id: str) -> None:
+        target = self.path(self.layout.boot_id_file)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(boot_id + "\n")
+
+    def start_daemon(self) -> None:
+        """Listen on the Multus socket and accept (then drop) every connection, as far as a connect test
+        can tell the thick daemon apart from nothing."""
+        if self._daemon is not None:
+            return
+        path = self.path(self.layout.multus_socket)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(str(path))
+        server.listen(16)
+        self._daemon = server
+        self._daemon_thread = threading.Thread(target=_accept_forever, args=(server,), daemon=True)
+        self._daemon_thread.start()
+
+    def stop_daemon(self) -> None:
+        """The daemon is gone; its socket file stays behind, as after a crash."""
+        server, self._daemon = self._daemon, None
+        if server is not None:
+            # shutdown wakes the accept() blocked in the thread, close alone does not on Linux.
+            with contextlib.suppress(OSError):
+                server.shutdown(socket.SHUT_RDWR)
+            server.close()
+        if self._daemon_thread is not None:
+            self._daemon_thread.join(5)
+            self._daemon_thread = None
+
+    def make_ready(self, boot_id: str, binaries: Sequence[str] = ("multus-shim", "bridge", "macvlan")) -> None:
+        """A node on which Multus is installed, configured first and answering."""
+        for name in binaries:
+            self.add_binary(name)
+        self.write_config(self.layout.multus_config, MULTUS_CONFIG)
+        self.write_config(self.layout.primary_config or "05-cilium.conflist")
+        self.set_boot_id(boot_id)
+        self.start_daemon()
+
+    def cleanup(self) -> None:
+        self.stop_daemon()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _rooted(layout: HostLayout, root: Path) -> HostLayout:
+    return HostLayout(root=root, cni_bin_dir=layout.cni_bin_dir, cni_conf_dir=layout.cni_conf_dir,
+                      multus_socket=layout.multus_socket, boot_id_file=layout.boot_id_file,
+                      multus_config=layout.multus_config, multus_binary=layout.multus_binary,
+                      primary_config=layout.primary_config)
+
+
+def _accept_forever(server: socket.socket) -> None:
+    while True:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        conn.close()
+
+
+class Subcommand:
+    """`multus-webhook <args>` as a real process, its output in a log file."""
+
+    def __init__(self, args: Sequence[str], log: Path) -> None:
+        self.args = list(args)
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Subcommand:
+        out = open(self.log, "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen([sys.executable, "-m", "webhook.cli", *self.args], stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 20) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout``; the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """A crash: no chance to clean up."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def eventually(probe: Callable[[], T | None], timeout: float = 30, interval: float = 0.2,
+               what: str = "the condition") -> T:
+    """The first truthy value of ``probe`` within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while True:
+        last = probe()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout:.0f}s (last: {last!r})")
+        time.sleep(interval)

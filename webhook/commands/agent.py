@@ -1,0 +1,66 @@
+"""`multus-webhook agent`: the node agent (a DaemonSet) that publishes its node's MultusNodeState."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from webhook.agent import nodestate
+from webhook.agent.agent import Agent, AgentConfig
+from webhook.agent.probe import HostLayout
+from webhook.controller.kube import load_client
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    a = sub.add_parser("agent", help="node agent: publish this node's MultusNodeState (run as a DaemonSet)")
+    defaults = HostLayout()
+    a.add_argument("--node-name", default=os.environ.get("NODE_NAME"), help="this node's name (default: $NODE_NAME)")
+    a.add_argument("--host-root", default=str(defaults.root), help=f"the host's / (default: {defaults.root})")
+    a.add_argument("--cni-bin-dir", default=defaults.cni_bin_dir, help="host path (default: %(default)s)")
+    a.add_argument("--cni-conf-dir", default=defaults.cni_conf_dir, help="host path (default: %(default)s)")
+    a.add_argument("--multus-socket", default=defaults.multus_socket, help="host path (default: %(default)s)")
+    a.add_argument("--boot-id-file", default=defaults.boot_id_file, help="host path (default: %(default)s)")
+    a.add_argument("--multus-config", default=defaults.multus_config,
+                   help="the file name Multus writes into the conf dir (default: %(default)s)")
+    a.add_argument("--multus-binary", default=defaults.multus_binary,
+                   help="the binary the runtime calls for Multus (default: %(default)s)")
+    a.add_argument("--primary-cni-config", metavar="PATH",
+                   help="the primary CNI config relative to the conf dir, e.g. cilium/05-cilium.conflist "
+                        "(default: the first config that is not Multus's own)")
+    a.add_argument("--namespace", default=nodestate.NAMESPACE, help="namespace of the MultusNodeStates")
+    a.add_argument("--interval", type=float, default=10.0,
+                   help="seconds between heartbeats (default: %(default)s); give the controller the same value")
+    a.add_argument("--poll-interval", type=float, default=1.0,
+                   help="seconds between looks at the host; changes are written at once (default: %(default)s)")
+    a.add_argument("--kubeconfig", help="default: in-cluster, else $KUBECONFIG")
+    a.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.node_name:
+        print("multus-webhook agent: --node-name or NODE_NAME is required", file=sys.stderr)
+        return 2
+    if args.interval <= 0 or args.poll_interval <= 0:
+        print("multus-webhook agent: --interval and --poll-interval must be positive", file=sys.stderr)
+        return 2
+    layout = HostLayout(
+        root=Path(args.host_root), cni_bin_dir=args.cni_bin_dir, cni_conf_dir=args.cni_conf_dir,
+        multus_socket=args.multus_socket, boot_id_file=args.boot_id_file, multus_config=args.multus_config,
+        multus_binary=args.multus_binary, primary_config=args.primary_cni_config,
+    )
+    config = AgentConfig(node=args.node_name, layout=layout, namespace=args.namespace, interval=args.interval,
+                         poll_interval=args.poll_interval)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    Agent(load_client(args.kubeconfig), config).run(stop)
+    return 0
