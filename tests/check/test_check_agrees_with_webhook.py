@@ -1,0 +1,199 @@
+"""check and the running webhook judge the same objects alike, and --kubeconfig reads a real cluster.
+
+The webhook is the real `multus-webhook serve` process over HTTPS (it runs with no cluster state, so
+check runs without one too). A workload's pod template goes to the webhook as the Pod its controller
+would create. The template paths are spelled out here again on purpose: the test must not take
+check's own idea of where templates live on trust.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from webhook.dev.controlplane import ControlPlane, WebhookServer, free_port
+from webhook.documents import load_path
+from webhook.rules import registered
+
+HERE = Path(__file__).parent
+MANIFESTS = "fixtures/manifests"
+STATE = "fixtures/state/cluster.yaml"
+
+TEMPLATES = {
+    "Deployment": ["spec", "template"], "StatefulSet": ["spec", "template"], "DaemonSet": ["spec", "template"],
+    "ReplicaSet": ["spec", "template"], "Job": ["spec", "template"],
+    "CronJob": ["spec", "jobTemplate", "spec", "template"],
+}
+
+
+def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "webhook.cli", "check", *args], cwd=HERE, input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+def admitted(obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The kind and object the apiserver would send to the webhook for this manifest."""
+    kind = obj["kind"]
+    if kind not in TEMPLATES:
+        return kind, obj
+    template = obj
+    for key in TEMPLATES[kind]:
+        template = template[key]
+    return "Pod", {"apiVersion": "v1", "kind": "Pod", "metadata": template.get("metadata") or {},
+                   "spec": template.get("spec") or {}}
+
+
+def ask_webhook(server: WebhookServer, kind: str, obj: dict[str, Any], namespace: str,
+                old: dict[str, Any] | None = None) -> dict[str, Any]:
+    group, _, version = obj["apiVersion"].rpartition("/")
+    review = {
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": str(uuid.uuid4()), "kind": {"group": group, "version": version, "kind": kind},
+            "name": (obj.get("metadata") or {}).get("name", ""), "namespace": namespace,
+            "operation": "CREATE" if old is None else "UPDATE", "userInfo": {"username": "ci"},
+            "object": obj, "oldObject": old,
+        },
+    }
+    request = urllib.request.Request(f"{server.url}/validate", data=json.dumps(review).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    context = ssl.create_default_context(cafile=str(server.ca_file))
+    with urllib.request.urlopen(request, context=context, timeout=10) as response:
+        answer: dict[str, Any] = json.load(response)["response"]
+        return answer
+
+
+def rule_ids(text: str) -> list[str]:
+    known = registered()
+    return sorted(r for r in re.findall(r"\[([a-z0-9-]+)\]", text) if r in known)
+
+
+def test_check_and_the_webhook_give_the_same_verdicts(webhook_server: WebhookServer) -> None:
+    result = cli(MANIFESTS, "--output", "json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    documents = {f"{d.source}#{d.index}": d for d in load_path(str(HERE / MANIFESTS))}
+    assert len(report["results"]) == 14
+    for checked in report["results"]:
+        doc = documents[str(HERE / checked["source"])]
+        kind, obj = admitted(doc.obj)
+        answer = ask_webhook(webhook_server, kind, obj, checked["namespace"])
+        assert_agree(checked, answer)
+
+
+def assert_agree(checked: dict[str, Any], answer: dict[str, Any]) -> None:
+    warnings = " ".join(answer.get("warnings") or [])
+    verdict = "deny" if not answer["allowed"] else "warn" if warnings else "allow"
+    where = f"{checked['source']} ({checked['kind']} {checked['name']})"
+    assert verdict == checked["verdict"], where
+    denied = rule_ids((answer.get("status") or {}).get("message", ""))
+    assert denied == sorted(f["rule"] for f in checked["findings"] if f["severity"] == "deny"), where
+    assert rule_ids(warnings) == sorted(f["rule"] for f in checked["findings"] if f["severity"] == "warn"), where
+
+
+@pytest.fixture(scope="module")
+def stateful_webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
+    """`multus-webhook serve --cluster-state`: the same state check is given, from the same file."""
+    server = WebhookServer(tmp_path_factory.mktemp("stateful-webhook"),
+                           ["--cluster-state", str(HERE / STATE)])
+    with server:
+        yield server
+
+
+def test_with_cluster_state_check_and_the_webhook_agree_object_by_object(
+    stateful_webhook: WebhookServer, tmp_path: Path
+) -> None:
+    # One object per run: check adds each input to the state for the next, the server's state is fixed.
+    state = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
+             for o in yaml.safe_load((HERE / STATE).read_text())["items"]}
+    compared = 0
+    for doc in load_path(str(HERE / MANIFESTS)):
+        single = tmp_path / "object.yaml"
+        single.write_text(yaml.safe_dump(doc.obj))
+        result = cli(str(single), "--cluster-state", STATE, "--output", "json")
+        assert result.returncode in (0, 1), result.stderr
+        [checked] = json.loads(result.stdout)["results"] or [None]
+        if checked is None:
+            continue
+        kind, obj = admitted(doc.obj)
+        key = (checked["kind"], checked["namespace"], checked["name"])
+        # An object already in the state arrives as an UPDATE of it (a template never does).
+        old = state.get(key) if kind == checked["kind"] else None
+        answer = ask_webhook(stateful_webhook, kind, obj, checked["namespace"], old=old)
+        assert_agree(checked, answer)
+        compared += 1
+    assert compared == 14
+
+
+# --- --kubeconfig: a read-only snapshot of a real cluster ----------------------------------------
+
+
+def test_kubeconfig_snapshot_sees_the_clusters_pods_and_nads(
+    controlplane: ControlPlane, webhook: WebhookServer, namespace: str
+) -> None:
+    nad = {
+        "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+        "metadata": {"name": "net-a", "namespace": namespace},
+        "spec": {"config": json.dumps({"cniVersion": "0.3.1", "name": "net-a", "type": "macvlan", "master": "eth0",
+                                       "ipam": {"type": "static", "addresses": [{"address": "10.9.0.5/24"}]}})},
+    }
+    # Already placed on a node (no kubelet here, so it simply stays there).
+    pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "app", "namespace": namespace, "annotations": {"k8s.v1.cni.cncf.io/networks": "net-a"}},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "busybox:1.36"}]},
+    }
+    controlplane.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                "items": [nad, pod]}))
+    changed = {**pod, "metadata": {**pod["metadata"], "annotations": {"k8s.v1.cni.cncf.io/networks": "net-b"}}}
+    uses_nad = {**pod, "metadata": {"name": "other", "namespace": namespace,
+                                    "annotations": {"k8s.v1.cni.cncf.io/networks": "net-a"}}}
+    uses_missing = {**pod, "metadata": {"name": "third", "namespace": namespace,
+                                        "annotations": {"k8s.v1.cni.cncf.io/networks": "net-b"}}}
+    inputs = yaml.safe_dump_all([changed, uses_nad, uses_missing])
+
+    result = cli("-", "--kubeconfig", str(controlplane.kubeconfig), "--output", "json", stdin=inputs)
+    assert result.returncode == 1, result.stderr
+    changed_rules, nad_rules, missing_rules = ({f["rule"] for f in r["findings"]}
+                                               for r in json.loads(result.stdout)["results"])
+    # The running pod was seen (the input is an UPDATE of it), and so was the NAD: net-a exists, net-b not.
+    assert "pod-networks-changed-after-start" in changed_rules
+    assert "pod-networks-nad-exists" not in nad_rules
+    assert "pod-networks-nad-exists" in missing_rules
+    assert "no cluster state given" not in result.stderr
+
+
+def test_kubeconfig_of_an_unreachable_cluster_exits_2(controlplane: ControlPlane, tmp_path: Path) -> None:
+    config = yaml.safe_load(controlplane.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    result = cli("fixtures/manifests/nads.yaml", "--kubeconfig", str(kubeconfig))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert f"multus-webhook check: {kubeconfig}: cannot reach the cluster" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_kubeconfig_with_an_unknown_context_exits_2(controlplane: ControlPlane) -> None:
+    result = cli("fixtures/manifests/nads.yaml", "--kubeconfig", str(controlplane.kubeconfig), "--context", "nope")
+    assert result.returncode == 2
+    assert "(context nope): cannot use this kubeconfig" in result.stderr
+
+
+@pytest.mark.parametrize("output", ["json", "sarif"])
+def test_a_snapshot_run_is_read_only(controlplane: ControlPlane, namespace: str, output: str) -> None:
+    before = controlplane.kubectl("get", "nad,pods", "-A", "-o", "name").stdout
+    assert cli(MANIFESTS, "--kubeconfig", str(controlplane.kubeconfig), "--output", output).returncode == 1
+    assert controlplane.kubectl("get", "nad,pods", "-A", "-o", "name").stdout == before
