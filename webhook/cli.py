@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from webhook import __version__
-from webhook.commands import agent, certs, check, install_cni, multus_config, rules, serve, uninstall
+from webhook.commands import agent, certs, check, controller, install_cni, multus_config, rules, serve, uninstall
 
-COMMANDS = [serve, check, certs, rules, install_cni, uninstall, multus_config, agent]
+COMMANDS = [serve, check, certs, rules, install_cni, uninstall, multus_config, agent, controller]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,0 +1,171 @@
+"""Which pods lost their networks on a reboot, who may delete them, and how fast."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from webhook.controller.kube import format_time
+from webhook.controller.repair import (
+    TokenBucket,
+    damage,
+    damaged,
+    missing_networks,
+    recreating_owner,
+    sandbox_time,
+)
+
+READY_SINCE = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+AFTER = READY_SINCE + timedelta(seconds=5)
+BEFORE = READY_SINCE - timedelta(seconds=5)
+
+
+def pod(networks: str | None = "macvlan-net, other/bridge-net@br1", status: list[dict[str, Any]] | None = None,
+        owner: str | None = "ReplicaSet", sandbox: datetime | None = AFTER, **extra: Any) -> dict[str, Any]:
+    annotations = {}
+    if networks is not None:
+        annotations["k8s.v1.cni.cncf.io/networks"] = networks
+    if status is not None:
+        annotations["k8s.v1.cni.cncf.io/network-status"] = json.dumps(status)
+    meta: dict[str, Any] = {"name": "p", "namespace": "app", "uid": "u1", "annotations": annotations}
+    if owner:
+        meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner, "name": "web", "uid": "o",
+                                    "controller": True}]
+    pod_status: dict[str, Any] = {"phase": "Running"}
+    if sandbox:
+        pod_status["conditions"] = [{"type": "PodReadyToStartContainers", "status": "True",
+                                     "lastTransitionTime": format_time(sandbox)}]
+    result = {"metadata": meta, "spec": {"nodeName": "n"}, "status": pod_status}
+    for path, value in extra.items():
+        section, key = path.split("__")
+        result[section][key] = value
+    return result
+
+
+FULL = [{"name": "cilium", "interface": "eth0", "default": True},
+        {"name": "app/macvlan-net", "interface": "net1"}, {"name": "other/bridge-net", "interface": "br1"}]
+
+
+def test_a_pod_with_every_network_and_a_fresh_sandbox_is_fine() -> None:
+    assert damage(pod(status=FULL), READY_SINCE) is None
+
+
+def test_a_missing_network_is_damage() -> None:
+    d = damage(pod(status=FULL[:2]), READY_SINCE)
+    assert d is not None
+    assert (d.namespace, d.name, d.uid, d.owner) == ("app", "p", "u1", "ReplicaSet/web")
+    assert d.reason == "its network-status lacks other/bridge-net@br1"
+
+
+def test_no_network_status_at_all_lacks_every_network() -> None:
+    d = damage(pod(), READY_SINCE)
+    assert d is not None
+    assert d.reason == "its network-status lacks app/macvlan-net@net1, other/bridge-net@br1"
+
+
+def test_an_unreadable_network_status_lacks_every_network() -> None:
+    p = pod()
+    p["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"] = "{not json"
+    assert missing_networks(p) == ["app/macvlan-net@net1", "other/bridge-net@br1"]
+    p["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"] = '{"name": "x"}'
+    assert len(missing_networks(p)) == 2
+
+
+def test_the_interface_must_match_too() -> None:
+    status = [{"name": "app/macvlan-net", "interface": "net1"}, {"name": "other/bridge-net", "interface": "net2"}]
+    assert missing_networks(pod(status=status)) == ["other/bridge-net@br1"]
+
+
+def test_an_entry_without_interface_matches_by_name() -> None:
+    assert missing_networks(pod(status=[{"name": "app/macvlan-net"}, {"name": "other/bridge-net"}])) == []
+
+
+def test_the_default_network_annotation_counts() -> None:
+    p = pod(networks=None, status=[{"name": "kube-system/sriov", "interface": "eth0"}])
+    p["metadata"]["annotations"]["v1.multus-cni.io/default-network"] = "sriov"
+    assert damage(p, READY_SINCE) is None
+    p["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"] = "[]"
+    assert missing_networks(p) == ["kube-system/sriov@eth0"]
+
+
+def test_a_full_network_status_from_before_multus_was_ready_is_damage() -> None:
+    d = damage(pod(status=FULL, sandbox=BEFORE), READY_SINCE)
+    assert d is not None
+    assert d.reason.startswith("its sandbox dates from 2026-03-01T11:59:55+00:00, before Multus became ready")
+
+
+def test_without_a_sandbox_time_only_the_network_status_counts() -> None:
+    assert damage(pod(status=FULL, sandbox=None), READY_SINCE) is None
+    assert damage(pod(status=FULL, sandbox=BEFORE), None) is None
+
+
+@pytest.mark.parametrize(
+    "p",
+    [
+        pod(networks=None),
+        pod(networks=""),
+        pod(metadata__deletionTimestamp="2026-03-01T12:00:00Z"),
+        pod(spec__hostNetwork=True),
+        pod(status__phase="Succeeded"),
+        pod(status__phase="Failed"),
+    ],
+)
+def test_pods_that_are_never_repaired(p: dict[str, Any]) -> None:
+    assert damage(p, READY_SINCE) is None
+
+
+@pytest.mark.parametrize(("kind", "controller", "owner"), [
+    ("ReplicaSet", True, "ReplicaSet/web"), ("StatefulSet", True, "StatefulSet/web"),
+    ("DaemonSet", True, "DaemonSet/web"), ("Job", True, "Job/web"),
+    ("ReplicaSet", False, None), ("Deployment", True, None), ("CronJob", True, None), ("Node", True, None),
+])
+def test_who_recreates_a_pod(kind: str, controller: bool, owner: str | None) -> None:
+    p = pod(owner=kind)
+    p["metadata"]["ownerReferences"][0]["controller"] = controller
+    assert recreating_owner(p) == owner
+
+
+def test_a_bare_pod_is_damaged_without_an_owner() -> None:
+    d = damage(pod(owner=None), READY_SINCE)
+    assert d is not None
+    assert d.owner is None
+
+
+def test_sandbox_time_prefers_pod_ready_to_start_containers() -> None:
+    p = pod(sandbox=None)
+    p["status"]["startTime"] = format_time(BEFORE - timedelta(hours=1))
+    assert sandbox_time(p) == BEFORE - timedelta(hours=1)
+    p["status"]["conditions"] = [{"type": "ContainersReady", "lastTransitionTime": format_time(BEFORE)}]
+    assert sandbox_time(p) == BEFORE
+    p["status"]["conditions"].append({"type": "PodReadyToStartContainers", "lastTransitionTime": format_time(AFTER)})
+    assert sandbox_time(p) == AFTER
+
+
+def test_damaged_keeps_only_damage() -> None:
+    good, bad = pod(status=FULL), pod()
+    bad["metadata"]["uid"] = "u2"
+    assert [d.uid for d in damaged([good, bad], READY_SINCE)] == ["u2"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_token_bucket() -> None:
+    clock = Clock()
+    bucket = TokenBucket(rate=0.5, burst=2, clock=clock)
+    assert [bucket.take() for _ in range(3)] == [True, True, False]
+    clock.now = 1.0
+    assert not bucket.take()
+    clock.now = 2.0
+    assert bucket.take()
+    assert not bucket.take()
+    clock.now = 100.0
+    assert [bucket.take() for _ in range(3)] == [True, True, False]

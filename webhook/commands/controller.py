@@ -1,0 +1,69 @@
+"""`multus-webhook controller`: node labels from the MultusNodeStates, and the opt-in pod repair.
+
+`multus-webhook serve` runs the same controller; it can reuse ``add_arguments`` and ``config_from``
+so that both commands take the same flags."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+
+from webhook.controller.controller import Controller, ControllerConfig
+from webhook.controller.kube import load_client
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    c = sub.add_parser("controller", help="label nodes where Multus is ready on this boot; repair pods (opt-in)")
+    c.add_argument("--kubeconfig", help="default: in-cluster, else $KUBECONFIG")
+    add_arguments(c)
+    c.set_defaults(func=run)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = ControllerConfig(identity="")  # the defaults
+    p.add_argument("--node-state-namespace", default=d.namespace, help="namespace of the MultusNodeStates")
+    p.add_argument("--agent-interval", type=float, default=d.agent_interval,
+                   help="the agents' --interval; a heartbeat older than three is stale (default: %(default)s)")
+    p.add_argument("--lease-name", default=d.lease_name, help="leader election Lease (default: %(default)s)")
+    p.add_argument("--lease-namespace", default=d.lease_namespace)
+    p.add_argument("--identity", help="this replica's name in the Lease (default: $POD_NAME or host name, and pid)")
+    p.add_argument("--lease-duration", type=float, default=d.lease_duration, help="seconds (default: %(default)s)")
+    p.add_argument("--renew-deadline", type=float, default=d.renew_deadline, help="seconds (default: %(default)s)")
+    p.add_argument("--retry-period", type=float, default=d.retry_period, help="seconds (default: %(default)s)")
+    p.add_argument("--repair", action="store_true",
+                   help="delete controller-owned pods that came back from a reboot without their networks")
+    p.add_argument("--repair-rate", type=float, default=d.repair_rate,
+                   help="pod deletions per second on average (default: %(default)s)")
+    p.add_argument("--repair-burst", type=int, default=d.repair_burst,
+                   help="pod deletions at once at most (default: %(default)s)")
+
+
+def config_from(args: argparse.Namespace) -> ControllerConfig:
+    """Raises ValueError for settings that cannot work."""
+    extra = {"identity": args.identity} if args.identity else {}
+    return ControllerConfig(
+        namespace=args.node_state_namespace, agent_interval=args.agent_interval, lease_name=args.lease_name,
+        lease_namespace=args.lease_namespace, lease_duration=args.lease_duration,
+        renew_deadline=args.renew_deadline, retry_period=args.retry_period, repair=args.repair,
+        repair_rate=args.repair_rate, repair_burst=args.repair_burst, **extra,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = config_from(args)
+    except ValueError as exc:
+        print(f"multus-webhook controller: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    Controller(load_client(args.kubeconfig), config).run(stop)
+    return 0

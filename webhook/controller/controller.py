@@ -1,0 +1,169 @@
+"""The controller: turns MultusNodeStates into Node labels and Events and, when asked to, repairs pods
+that came back from a reboot without their secondary networks. Only the Lease holder acts; every
+replica keeps its mirrors warm so that a takeover acts at once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kubernetes import client
+
+from webhook.agent import nodestate
+from webhook.controller import decide
+from webhook.controller.kube import call, emit_event, is_status, parse_time, utcnow
+from webhook.controller.lease import LeaderElector, check_timings
+from webhook.controller.mirror import Mirror
+from webhook.controller.repair import Damage, TokenBucket, damaged
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "multus-webhook-controller"
+
+
+def default_identity() -> str:
+    """Unique per process: two replicas on one host (or a restart) must not share a lease identity."""
+    return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    namespace: str = nodestate.NAMESPACE
+    #: The agents' --interval: a heartbeat older than three of them is stale.
+    agent_interval: float = 10.0
+    lease_name: str = "multus-webhook-controller"
+    lease_namespace: str = nodestate.NAMESPACE
+    identity: str = field(default_factory=default_identity)
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    repair: bool = False
+    #: Pod deletions per second on average, and at most this many at once.
+    repair_rate: float = 0.2
+    repair_burst: int = 5
+
+    def __post_init__(self) -> None:
+        check_timings(self.lease_duration, self.renew_deadline, self.retry_period)
+        if self.agent_interval <= 0 or self.repair_rate <= 0 or self.repair_burst < 1:
+            raise ValueError("the agent interval and the repair rate must be positive, the repair burst at least 1")
+
+
+class Controller:
+    def __init__(self, api: client.ApiClient, config: ControllerConfig) -> None:
+        self.config = config
+        self.core = client.CoreV1Api(api)
+        objects = client.CustomObjectsApi(api)
+        self.wake = threading.Event()
+        self.nodes = Mirror("nodes", self.core.list_node, on_change=self.wake.set)
+        self.states = Mirror("multusnodestates", objects.list_namespaced_custom_object, nodestate.GROUP,
+                             nodestate.VERSION, config.namespace, nodestate.PLURAL, on_change=self.wake.set)
+        self.elector = LeaderElector(api, name=config.lease_name, namespace=config.lease_namespace,
+                                     identity=config.identity, duration=config.lease_duration,
+                                     renew_deadline=config.renew_deadline, retry_period=config.retry_period,
+                                     on_change=lambda leading: self.wake.set())
+        self.bucket = TokenBucket(config.repair_rate, config.repair_burst)
+        #: (node, boot id) whose pods were all checked since Multus became ready on that boot.
+        self.repaired: set[tuple[str, str]] = set()
+        #: Pods (by uid) already reported as damaged but left alone.
+        self.reported: set[str] = set()
+
+    def run(self, stop: threading.Event) -> None:
+        threads = [threading.Thread(target=t.run, args=(stop,), name=f"{COMPONENT}-{n}", daemon=True)
+                   for n, t in (("nodes", self.nodes), ("states", self.states), ("lease", self.elector))]
+        for t in threads:
+            t.start()
+        # Staleness is a matter of time passing, not of events: look again well within an interval.
+        tick = max(0.1, min(self.config.agent_interval / 2, self.config.retry_period))
+        try:
+            while not stop.is_set():
+                self.wake.wait(tick)
+                self.wake.clear()
+                if stop.is_set():
+                    break
+                if self.elector.is_leader() and self.nodes.synced.is_set() and self.states.synced.is_set():
+                    try:
+                        self.reconcile()
+                    except Exception:
+                        log.exception("reconcile failed; retrying")
+        finally:
+            stop.set()
+            self.nodes.stop()
+            self.states.stop()
+            threads[2].join(self.config.retry_period + 5)  # the elector releases the lease on its way out
+
+    def reconcile(self) -> None:
+        now = utcnow()
+        for node in self.nodes.items():
+            if not self.elector.is_leader():
+                return
+            self.reconcile_node(node, now)
+
+    def reconcile_node(self, node: dict[str, Any], now: datetime) -> None:
+        name = node["metadata"]["name"]
+        state = self.states.get(self.config.namespace, name)
+        verdict = decide.readiness(node, state, now, self.config.agent_interval)
+        current = node["metadata"].get("labels") or {}
+        patch = decide.label_patch(current, decide.desired_labels(node, state, verdict))
+        if patch:
+            updated = call(self.core.patch_node, name, {"metadata": {"labels": patch}})
+            self.nodes.record(updated)
+            log.info("node %s: %s (%s)", name, patch, verdict.message)
+            for t in decide.transitions(patch, verdict):
+                self._event(updated, "Node", t.type, t.reason, t.message)
+        boot = decide.node_boot_id(node)
+        if self.config.repair and verdict.ready and boot and (name, boot) not in self.repaired:
+            ready = decide.state_condition(state, "Ready") or {}
+            if self.repair(node, parse_time(ready.get("lastTransitionTime"))):
+                self.repaired.add((name, boot))
+
+    def repair(self, node: Mapping[str, Any], multus_ready_since: datetime | None) -> bool:
+        """Delete the damaged pods a controller will recreate; report the others. False while deletions
+        wait for the rate limit, so that the next reconcile carries on."""
+        name = node["metadata"]["name"]
+        pods = call(self.core.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={name}")["items"]
+        by_uid = {p["metadata"].get("uid"): p for p in pods}
+        complete = True
+        for d in damaged(pods, multus_ready_since):
+            pod = by_uid[d.uid]
+            if d.owner is None:
+                if d.uid not in self.reported:
+                    self._event(pod, "Pod", "Warning", "MultusNetworksMissing",
+                                f"{d.reason}; not deleted because no controller would recreate it: "
+                                "delete it to get its networks back")
+                    self.reported.add(d.uid)
+                continue
+            if not self.elector.is_leader() or not self.bucket.take():
+                complete = False
+                continue
+            self._delete(pod, d)
+        return complete
+
+    def _delete(self, pod: Mapping[str, Any], d: Damage) -> None:
+        try:
+            call(self.core.delete_namespaced_pod, d.name, d.namespace,
+                 body={"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": d.uid}})
+        except Exception as exc:
+            if is_status(exc, 404, 409):  # gone already, or a new pod of that name: nothing to repair
+                return
+            raise
+        log.info("deleted pod %s/%s of %s: %s", d.namespace, d.name, d.owner, d.reason)
+        self._event(pod, "Pod", "Warning", "MultusNetworksRepaired",
+                    f"{d.reason}; deleted so that {d.owner} recreates it with its networks")
+
+    def _event(self, obj: Mapping[str, Any], kind: str, event_type: str, reason: str, message: str) -> None:
+        emit_event(self.core, obj, kind=kind, event_type=event_type, reason=reason, message=message,
+                   component=COMPONENT, instance=self.config.identity)
+
+
+def start(api: client.ApiClient, config: ControllerConfig, stop: threading.Event) -> threading.Thread:
+    """Run the controller in a daemon thread until ``stop`` is set (for `multus-webhook serve`); join the
+    thread after setting ``stop`` to have the lease released."""
+    thread = threading.Thread(target=Controller(api, config).run, args=(stop,), name=COMPONENT, daemon=True)
+    thread.start()
+    return thread

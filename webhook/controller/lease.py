@@ -1,0 +1,151 @@
+"""Leader election on a coordination.k8s.io Lease, so that several controller replicas can run and
+only one acts.
+
+As in client-go, a candidate never compares the holder's renewTime with its own clock: it notes when
+it last saw the lease record change and takes over only after the record stayed unchanged for a
+whole lease duration by its own monotonic clock. The holder stops acting when it could not renew for
+``renew_deadline`` (shorter than the duration), so the two never overlap."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from kubernetes import client
+
+from webhook.controller.kube import call, format_time, is_status, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    holder: str | None
+    duration: int | None
+    acquire_time: str | None
+    renew_time: str | None
+    transitions: int
+
+    @classmethod
+    def of(cls, lease: Mapping[str, Any] | None) -> LeaseRecord:
+        spec = (lease or {}).get("spec") or {}
+        return cls(spec.get("holderIdentity") or None, spec.get("leaseDurationSeconds"), spec.get("acquireTime"),
+                   spec.get("renewTime"), int(spec.get("leaseTransitions") or 0))
+
+
+def may_take(record: LeaseRecord, identity: str, unchanged_for: float, default_duration: float) -> bool:
+    """Whether ``identity`` may write itself into the lease: it holds it, nobody does, or the holder
+    has not renewed for a full lease duration as this candidate observed it."""
+    if record.holder in (None, identity):
+        return True
+    return unchanged_for >= (record.duration or default_duration)
+
+
+def claimed_spec(record: LeaseRecord, identity: str, now: datetime, duration: int) -> dict[str, Any]:
+    """The spec that acquires or renews the lease for ``identity``."""
+    renewing = record.holder == identity
+    return {
+        "holderIdentity": identity,
+        "leaseDurationSeconds": duration,
+        "acquireTime": record.acquire_time if renewing and record.acquire_time else format_time(now),
+        "renewTime": format_time(now),
+        "leaseTransitions": record.transitions + (0 if renewing or record.holder is None else 1),
+    }
+
+
+def released_spec(record: LeaseRecord, now: datetime) -> dict[str, Any]:
+    """Handing over on a clean stop, so that a standby takes over at once instead of after a duration."""
+    return {"leaseDurationSeconds": 1, "renewTime": format_time(now), "acquireTime": record.acquire_time,
+            "leaseTransitions": record.transitions}
+
+
+def check_timings(duration: float, renew_deadline: float, retry_period: float) -> None:
+    if not 0 < retry_period < renew_deadline < duration:
+        raise ValueError("lease timings need 0 < retry period < renew deadline < lease duration")
+
+
+class LeaderElector:
+    def __init__(self, api: client.ApiClient, *, name: str, namespace: str, identity: str, duration: float = 15,
+                 renew_deadline: float = 10, retry_period: float = 2,
+                 on_change: Callable[[bool], None] | None = None) -> None:
+        check_timings(duration, renew_deadline, retry_period)
+        self.leases = client.CoordinationV1Api(api)
+        self.name, self.namespace, self.identity = name, namespace, identity
+        self.duration, self.renew_deadline, self.retry_period = duration, renew_deadline, retry_period
+        self.on_change = on_change
+        self._renewed_at = float("-inf")
+        self._observed: LeaseRecord | None = None
+        self._observed_at = 0.0
+        self._leading = False
+
+    def is_leader(self) -> bool:
+        return time.monotonic() - self._renewed_at < self.renew_deadline
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.try_acquire_or_renew()
+            except Exception as exc:  # the apiserver may be away; leadership lapses by the deadline
+                log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
+            self._note()
+            stop.wait(self.retry_period)
+        self.release()
+
+    def try_acquire_or_renew(self) -> bool:
+        try:
+            lease = call(self.leases.read_namespaced_lease, self.name, self.namespace)
+        except Exception as exc:
+            if not is_status(exc, 404):
+                raise
+            return self._write(None, LeaseRecord(None, None, None, None, 0))
+        record = LeaseRecord.of(lease)
+        if record != self._observed:
+            self._observed, self._observed_at = record, time.monotonic()
+        if not may_take(record, self.identity, time.monotonic() - self._observed_at, self.duration):
+            return False
+        return self._write(lease, record)
+
+    def _write(self, lease: dict[str, Any] | None, record: LeaseRecord) -> bool:
+        spec = claimed_spec(record, self.identity, utcnow(), max(1, round(self.duration)))
+        started = time.monotonic()
+        try:
+            if lease is None:
+                body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                        "metadata": {"name": self.name, "namespace": self.namespace}, "spec": spec}
+                call(self.leases.create_namespaced_lease, self.namespace, body)
+            else:
+                call(self.leases.replace_namespaced_lease, self.name, self.namespace, {**lease, "spec": spec})
+        except Exception as exc:
+            if is_status(exc, 409):  # someone else wrote first (resourceVersion or create race)
+                return False
+            raise
+        # From when the request left, not when the answer came: the lease started no later than that.
+        self._renewed_at = started
+        return True
+
+    def release(self) -> None:
+        if not self.is_leader():
+            return
+        self._renewed_at = float("-inf")
+        try:
+            lease = call(self.leases.read_namespaced_lease, self.name, self.namespace)
+            record = LeaseRecord.of(lease)
+            if record.holder == self.identity:
+                call(self.leases.replace_namespaced_lease, self.name, self.namespace,
+                     {**lease, "spec": released_spec(record, utcnow())})
+        except Exception as exc:
+            log.warning("could not release lease %s/%s: %s", self.namespace, self.name, exc)
+        self._note()
+
+    def _note(self) -> None:
+        leading = self.is_leader()
+        if leading != self._leading:
+            self._leading = leading
+            log.info("%s %s lease %s/%s", self.identity, "holds" if leading else "lost", self.namespace, self.name)
+            if self.on_change:
+                self.on_change(leading)

@@ -1,0 +1,125 @@
+"""Which pods on a node that is ready again after a reboot lost their secondary networks (pure), and
+the rate limit on deleting them.
+
+When a pod's sandbox was wired is not in the API; the closest sign is when the kubelet last made the
+pod ready to start containers. The time to compare it with is when Multus became ready on this boot:
+the Ready condition's lastTransitionTime in the MultusNodeState, which the agent starts afresh on
+every boot. Both are written from the node's clock, so clock skew between the node and the
+controller does not enter. A sandbox made before that moment was wired without Multus, whatever its
+network-status says (that annotation is then left over from the previous boot)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from webhook.controller.kube import parse_time
+from webhook.multus.selection import network_references
+
+NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"
+#: Controllers that recreate a deleted pod; anything else (or nothing) owning a pod leaves it alone.
+RECREATING_OWNERS = frozenset({"ReplicaSet", "StatefulSet", "DaemonSet", "Job"})
+#: The pod conditions that approximate sandbox creation, best first; status.startTime comes last: the
+#: kubelet keeps it across reboots, so it errs towards repairing.
+SANDBOX_CONDITIONS = ("PodReadyToStartContainers", "ContainersReady")
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """A pod that needs a new sandbox to get its networks back."""
+
+    namespace: str
+    name: str
+    uid: str
+    #: "ReplicaSet/web-7d9" when a recreating controller owns the pod, else None (never deleted).
+    owner: str | None
+    reason: str
+
+
+def sandbox_time(pod: Mapping[str, Any]) -> datetime | None:
+    status = pod.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, Mapping)}
+    for kind in SANDBOX_CONDITIONS:
+        moment = parse_time((conditions.get(kind) or {}).get("lastTransitionTime"))
+        if moment is not None:
+            return moment
+    return parse_time(status.get("startTime"))
+
+
+def recreating_owner(pod: Mapping[str, Any]) -> str | None:
+    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(ref, Mapping) and ref.get("controller") is True and ref.get("kind") in RECREATING_OWNERS:
+            return f"{ref['kind']}/{ref.get('name')}"
+    return None
+
+
+def _reported(annotations: Mapping[str, Any]) -> set[tuple[str, str | None]]:
+    """(ns/name, interface) of every attachment Multus reported; unreadable means none."""
+    try:
+        entries = json.loads(annotations.get(NETWORK_STATUS) or "[]")
+    except (TypeError, ValueError):
+        return set()
+    if not isinstance(entries, list):
+        return set()
+    return {(str(e.get("name")), e.get("interface")) for e in entries if isinstance(e, Mapping)}
+
+
+def missing_networks(pod: Mapping[str, Any]) -> list[str]:
+    """The requested attachments the pod's network-status does not list, as ns/name@interface."""
+    meta = pod.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    reported = _reported(annotations)
+    missing = []
+    for ref in network_references(annotations, meta.get("namespace") or "default"):
+        name = f"{ref.namespace}/{ref.name}"
+        # An entry without an interface (older Multus) is matched by name alone.
+        if (name, ref.interface) not in reported and (name, None) not in reported:
+            missing.append(f"{name}@{ref.interface}")
+    return missing
+
+
+def damage(pod: Mapping[str, Any], multus_ready_since: datetime | None) -> Damage | None:
+    """Why ``pod`` lacks its networks on this boot, or None when it has them or asked for none."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    if meta.get("deletionTimestamp") or spec.get("hostNetwork") or status.get("phase") in ("Succeeded", "Failed"):
+        return None
+    if not network_references(meta.get("annotations") or {}, meta.get("namespace") or "default"):
+        return None
+    missing = missing_networks(pod)
+    if missing:
+        reason = f"its network-status lacks {', '.join(missing)}"
+    else:
+        made = sandbox_time(pod)
+        if made is None or multus_ready_since is None or made >= multus_ready_since:
+            return None
+        reason = (f"its sandbox dates from {made.isoformat()}, before Multus became ready on this boot "
+                  f"({multus_ready_since.isoformat()}): its network-status is left over from an earlier sandbox")
+    return Damage(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""), recreating_owner(pod), reason)
+
+
+def damaged(pods: Iterable[Mapping[str, Any]], multus_ready_since: datetime | None) -> list[Damage]:
+    return [d for d in (damage(p, multus_ready_since) for p in pods) if d is not None]
+
+
+class TokenBucket:
+    """At most ``burst`` at once and ``rate`` per second on average."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, max(burst, 1), clock
+        self.tokens = float(self.burst)
+        self.at = clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(float(self.burst), self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
