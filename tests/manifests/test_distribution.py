@@ -1,0 +1,257 @@
+"""The manifests: every overlay builds with `kubectl kustomize` and is accepted by the real apiserver
+(`kubectl apply --dry-run=server`); RBAC is checked on the real apiserver by impersonating each
+ServiceAccount."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from webhook.dev.controlplane import ControlPlane
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+BUILDS = ["base", *sorted(f"overlays/{p.name}" for p in (MANIFESTS / "overlays").iterdir() if p.is_dir())]
+STAND_INS = Path(__file__).with_name("stand-in-crds.yaml")
+WEBHOOK_SA = "system:serviceaccount:multus-webhook:multus-webhook"
+AGENT_SA = "system:serviceaccount:multus-webhook:multus-webhook-agent"
+MULTUS_SA = "system:serviceaccount:kube-system:multus"
+
+
+def build(cp: ControlPlane, path: str) -> list[dict[str, Any]]:
+    out = cp.kubectl("kustomize", str(MANIFESTS / path)).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    matches = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(matches) == 1, f"{kind}/{name}: {len(matches)} found"
+    return matches[0]
+
+
+@pytest.fixture(scope="module")
+def cluster(controlplane: ControlPlane) -> ControlPlane:
+    """The control plane with our namespace applied for real and the third-party CRD stand-ins."""
+    controlplane.kubectl("apply", "-f", str(MANIFESTS / "base" / "namespace.yaml"))
+    controlplane.kubectl("apply", "-f", str(STAND_INS))
+    controlplane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(STAND_INS))
+    return controlplane
+
+
+@pytest.mark.parametrize("path", BUILDS)
+def test_every_build_is_accepted_by_the_apiserver(cluster: ControlPlane, path: str) -> None:
+    docs = build(cluster, path)
+    result = cluster.kubectl("apply", "--dry-run=server", "-f", "-",
+                             input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}), check=False)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.strip().splitlines()) == len(docs)
+
+
+@pytest.mark.parametrize("path", BUILDS)
+def test_every_image_is_pinned(cluster: ControlPlane, path: str) -> None:
+    for doc in build(cluster, path):
+        spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for container in spec.get("initContainers", []) + spec.get("containers", []):
+            image = container["image"]
+            assert ":" in image.rsplit("/", 1)[-1], f"{image} has no tag"
+            assert not image.endswith((":latest", "snapshot-thick")), image
+
+
+def test_base_shape(cluster: ControlPlane) -> None:
+    docs = build(cluster, "base")
+    validating = find(docs, "ValidatingWebhookConfiguration", "multus-webhook")
+    mutating = find(docs, "MutatingWebhookConfiguration", "multus-webhook")
+    ops = {h["name"]: h["rules"][0]["operations"] for h in validating["webhooks"]}
+    assert ops == {"nads.multus-webhook.io": ["CREATE", "UPDATE", "DELETE"],
+                   "networkprofiles.multus-webhook.io": ["CREATE", "UPDATE"],
+                   "pods.multus-webhook.io": ["CREATE", "UPDATE"]}
+    assert [h["rules"][0]["operations"] for h in mutating["webhooks"]] == [["CREATE"]]
+    for hook in validating["webhooks"] + mutating["webhooks"]:
+        assert hook["sideEffects"] == "None"
+        assert hook["timeoutSeconds"] == 5
+        if hook["name"].startswith("pods."):
+            assert hook["matchConditions"]
+            assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["multus-webhook"]
+        else:
+            assert "namespaceSelector" not in hook
+    deployment = find(docs, "Deployment", "multus-webhook")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert deployment["spec"]["replicas"] == 2
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["resources"]["requests"]
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    assert find(docs, "PodDisruptionBudget", "multus-webhook")["spec"]["minAvailable"] == 1
+    policy = find(docs, "NetworkPolicy", "multus-webhook")["spec"]
+    assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == [8443]
+    agent = find(docs, "DaemonSet", "multus-webhook-agent")["spec"]["template"]["spec"]
+    assert all(m["readOnly"] for m in agent["containers"][0]["volumeMounts"])
+    assert agent["containers"][0]["args"] == ["agent", "--host-root=/host"]
+    multus = find(docs, "DaemonSet", "kube-multus-ds")["spec"]["template"]["spec"]
+    assert multus["priorityClassName"] == "system-node-critical"
+    assert multus["tolerations"] == [{"operator": "Exists"}]
+    assert multus["initContainers"][0]["command"][0] == "/usr/src/multus-cni/bin/install_multus"
+
+
+def primary_setting(docs: list[dict[str, Any]]) -> str:
+    [cm] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("multus-primary-cni-")]
+    multus = find(docs, "DaemonSet", "kube-multus-ds")["spec"]["template"]["spec"]
+    refs = [e["valueFrom"]["configMapKeyRef"]["name"] for c in multus.get("initContainers", []) + multus["containers"]
+            for e in c.get("env", []) if "configMapKeyRef" in e.get("valueFrom", {})]
+    assert refs == [cm["metadata"]["name"]], "the DaemonSet must read the generated ConfigMap"
+    value: str = cm["data"]["primaryCniConfigFile"]
+    return value
+
+
+def test_the_primary_cni_is_one_setting(cluster: ControlPlane) -> None:
+    assert primary_setting(build(cluster, "base")) == ""
+    assert primary_setting(build(cluster, "overlays/cilium")) == "cilium/05-cilium.conflist"
+    cilium = build(cluster, "overlays/cilium")
+    assert not [d for d in cilium if d["kind"] == "NetworkPolicy"]
+    assert find(cilium, "CiliumNetworkPolicy", "multus-webhook")["spec"]["ingress"][0]["fromEntities"] == [
+        "kube-apiserver"]
+
+
+def test_talos_mounts_var_run_netns_and_installs_the_listed_plugins(cluster: ControlPlane) -> None:
+    docs = build(cluster, "overlays/talos-cilium")
+    multus = find(docs, "DaemonSet", "kube-multus-ds")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in multus["volumes"]}
+    assert volumes["host-run-netns"]["hostPath"]["path"] == "/var/run/netns/"
+    installer = next(c for c in multus["initContainers"] if c["name"] == "install-cni-plugins")
+    assert installer["args"][0] == "install-cni"
+    [plugins] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("multus-cni-plugins")]
+    from webhook.node.installer import parse_plugin_list
+
+    assert parse_plugin_list(plugins["data"]["plugins"]) == ["macvlan", "ipvlan"]
+    assert volumes["cni-plugin-list"]["configMap"]["name"] == plugins["metadata"]["name"]
+
+
+def test_uninstall_replaces_multus_with_the_cleanup(cluster: ControlPlane) -> None:
+    docs = build(cluster, "overlays/talos-cilium-uninstall")
+    template = find(docs, "DaemonSet", "kube-multus-ds")["spec"]["template"]
+    assert [c["name"] for c in template["spec"]["containers"]] == ["cleanup"]
+    assert "initContainers" not in template["spec"]
+    assert template["spec"]["containers"][0]["args"] == ["uninstall", "--host-root=/host", "--idle"]
+    assert primary_setting(docs) == "cilium/05-cilium.conflist"
+
+
+def test_cert_manager_turns_self_management_off(cluster: ControlPlane) -> None:
+    docs = build(cluster, "overlays/cert-manager")
+    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+        annotations = find(docs, kind, "multus-webhook")["metadata"]["annotations"]
+        assert annotations["cert-manager.io/inject-ca-from"] == "multus-webhook/multus-webhook-tls"
+    pod = find(docs, "Deployment", "multus-webhook")["spec"]["template"]["spec"]
+    assert "--self-managed-certs" not in pod["containers"][0]["args"]
+    assert pod["volumes"][0]["secret"]["secretName"] == "multus-webhook-tls"
+    assert find(docs, "Certificate", "multus-webhook-tls")["spec"]["secretName"] == "multus-webhook-tls"
+    assert not [d for d in docs if d["metadata"]["name"] == "multus-webhook-certs"]
+
+
+# --- RBAC, on the real apiserver, by impersonation -------------------------------------------------
+
+RBAC_KINDS = {"ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
+
+
+@pytest.fixture(scope="module")
+def rbac(cluster: ControlPlane) -> ControlPlane:
+    """The RBAC objects of the base applied for real."""
+    items = [d for d in build(cluster, "base") if d["kind"] in RBAC_KINDS]
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    return cluster
+
+
+def can(cp: ControlPlane, who: str, verb: str, resource: str, namespace: str | None = None,
+        subresource: str | None = None) -> bool:
+    args = ["auth", "can-i", verb, resource, "--as", who]
+    args += ["-n", namespace] if namespace else ["--all-namespaces"]
+    if subresource:
+        args += ["--subresource", subresource]
+    result = cp.kubectl(*args, check=False)
+    assert result.stdout.strip() in ("yes", "no"), result.stderr
+    return result.stdout.strip() == "yes"
+
+
+WEBHOOK_MAY = [
+    ("list", "nodes", None), ("watch", "nodes", None), ("patch", "nodes", None),
+    ("list", "network-attachment-definitions.k8s.cni.cncf.io", None),
+    ("watch", "network-attachment-definitions.k8s.cni.cncf.io", None),
+    ("list", "networkprofiles.multus-webhook.io", None), ("watch", "multusnodestates.multus-webhook.io", None),
+    ("list", "pods", None), ("watch", "pods", None),
+    ("get", "configmaps", "multus-webhook"), ("watch", "configmaps", "multus-webhook"),
+    ("get", "secrets/multus-webhook-tls", "multus-webhook"), ("update", "secrets/multus-webhook-tls", "multus-webhook"),
+    ("create", "secrets", "multus-webhook"),
+    ("get", "validatingwebhookconfigurations/multus-webhook", None),
+    ("patch", "validatingwebhookconfigurations/multus-webhook", None),
+    ("patch", "mutatingwebhookconfigurations/multus-webhook", None),
+    ("create", "leases.coordination.k8s.io", "multus-webhook"),
+    ("update", "leases.coordination.k8s.io", "multus-webhook"),
+    ("create", "events", "default"),
+]
+WEBHOOK_MAY_NOT = [
+    ("get", "secrets", "kube-system"), ("list", "secrets", "multus-webhook"),
+    ("get", "secrets/other", "multus-webhook"), ("list", "secrets", None), ("get", "configmaps", "kube-system"),
+    ("patch", "validatingwebhookconfigurations/someone-else", None),
+    ("create", "validatingwebhookconfigurations", None),
+    ("delete", "pods", "default"), ("patch", "pods", "default"), ("update", "nodes", None), ("delete", "nodes", None),
+    ("create", "network-attachment-definitions.k8s.cni.cncf.io", "default"),
+    ("create", "multusnodestates.multus-webhook.io", "multus-webhook"),
+    ("create", "leases.coordination.k8s.io", "kube-system"), ("create", "clusterrolebindings", None),
+]
+AGENT_MAY = [(verb, resource, "multus-webhook") for verb in ("get", "create", "update", "patch")
+             for resource in ("multusnodestates.multus-webhook.io",)]
+AGENT_MAY_NOT = [
+    ("patch", "nodes", None), ("get", "nodes", None), ("patch", "pods", "default"), ("get", "pods", "default"),
+    ("create", "multusnodestates.multus-webhook.io", "default"), ("delete", "multusnodestates.multus-webhook.io",
+                                                                  "multus-webhook"),
+    ("list", "multusnodestates.multus-webhook.io", None), ("get", "secrets", "multus-webhook"),
+    ("get", "configmaps", "multus-webhook"),
+]
+MULTUS_MAY = [
+    ("list", "network-attachment-definitions.k8s.cni.cncf.io", None), ("watch", "pods", None),
+    ("get", "pods", "default"), ("create", "events", "default"),
+]
+MULTUS_MAY_NOT = [
+    ("create", "network-attachment-definitions.k8s.cni.cncf.io", "default"), ("delete", "pods", "default"),
+    ("update", "pods", "default"), ("get", "secrets", "kube-system"), ("patch", "nodes", None),
+]
+
+
+@pytest.mark.parametrize(("who", "verb", "resource", "namespace", "allowed"), [
+    *[(WEBHOOK_SA, *c, True) for c in WEBHOOK_MAY], *[(WEBHOOK_SA, *c, False) for c in WEBHOOK_MAY_NOT],
+    *[(AGENT_SA, *c, True) for c in AGENT_MAY], *[(AGENT_SA, *c, False) for c in AGENT_MAY_NOT],
+    *[(MULTUS_SA, *c, True) for c in MULTUS_MAY], *[(MULTUS_SA, *c, False) for c in MULTUS_MAY_NOT],
+])
+def test_each_service_account_can_do_what_it_needs_and_nothing_more(
+        rbac: ControlPlane, who: str, verb: str, resource: str, namespace: str | None, allowed: bool) -> None:
+    assert can(rbac, who, verb, resource, namespace) is allowed, f"{who} {verb} {resource} in {namespace}"
+
+
+@pytest.mark.parametrize(("who", "subresource", "verb", "allowed"), [
+    (AGENT_SA, "status", "update", True), (AGENT_SA, "status", "patch", True),
+    (MULTUS_SA, "status", "update", True),
+])
+def test_status_subresources(rbac: ControlPlane, who: str, subresource: str, verb: str, allowed: bool) -> None:
+    resource = "multusnodestates.multus-webhook.io" if who == AGENT_SA else "pods"
+    namespace = "multus-webhook" if who == AGENT_SA else "default"
+    assert can(rbac, who, verb, resource, namespace, subresource) is allowed
+
+
+def test_pod_repair_is_opt_in(rbac: ControlPlane) -> None:
+    assert not can(rbac, WEBHOOK_SA, "delete", "pods", "default")
+    items = [d for d in build(rbac, "overlays/pod-repair") if d["metadata"]["name"] == "multus-webhook-pod-repair"]
+    assert len(items) == 2
+    payload = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+    rbac.kubectl("apply", "-f", "-", input=payload)
+    try:
+        assert can(rbac, WEBHOOK_SA, "delete", "pods", "default")
+        assert not can(rbac, AGENT_SA, "delete", "pods", "default")
+    finally:
+        rbac.kubectl("delete", "-f", "-", input=payload)
