@@ -1,0 +1,189 @@
+"""Self-managed certificates against the real apiserver: first start, racing replicas, renewal before
+expiry, the caBundle of the webhook configurations, and the webhook ServiceAccount's RBAC."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from kubernetes import client, config
+
+from webhook.certmanager import Bundle, SelfManagedCertificates, Settings
+from webhook.dev.controlplane import ControlPlane
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+NOW = dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture
+def api(controlplane: ControlPlane) -> Iterator[client.ApiClient]:
+    api_client = config.new_client_from_config(config_file=str(controlplane.kubeconfig))
+    yield api_client
+    api_client.close()
+
+
+@pytest.fixture
+def configurations(controlplane: ControlPlane) -> Iterator[str]:
+    """A Validating and a Mutating configuration of their own name, that no request ever reaches."""
+    name = f"certs-{uuid.uuid4().hex[:8]}"
+    hook = {"admissionReviewVersions": ["v1"], "sideEffects": "None", "failurePolicy": "Ignore",
+            "clientConfig": {"url": "https://127.0.0.1:1/never"},
+            "rules": [{"apiGroups": ["example.invalid"], "apiVersions": ["v1"], "resources": ["things"],
+                       "operations": ["CREATE"]}]}
+    items = [{"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind, "metadata": {"name": name},
+              "webhooks": [{**hook, "name": f"{n}.{name}.example.com"} for n in ("a", "b")]}
+             for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")]
+    payload = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+    controlplane.kubectl("apply", "-f", "-", input=payload)
+    yield name
+    controlplane.kubectl("delete", "-f", "-", input=payload, check=False)
+
+
+def ca_bundles(cp: ControlPlane, name: str) -> list[str]:
+    out = []
+    for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+        obj = json.loads(cp.kubectl("get", kind, name, "-o", "json").stdout)
+        out += [h["clientConfig"].get("caBundle", "") for h in obj["webhooks"]]
+    return out
+
+
+def secret_data(cp: ControlPlane, namespace: str, name: str) -> dict[str, str]:
+    data: dict[str, str] = json.loads(cp.kubectl("get", "secret", "-n", namespace, name, "-o", "json").stdout)["data"]
+    return data
+
+
+def test_first_start_creates_the_secret_writes_the_files_and_patches_the_ca_bundles(
+        controlplane: ControlPlane, api: client.ApiClient, namespace: str, configurations: str,
+        tmp_path: Path) -> None:
+    settings = Settings(namespace=namespace, webhook_configuration=configurations)
+    bundle = SelfManagedCertificates(api, settings, tmp_path / "certs").ensure()
+
+    stored = Bundle.from_secret_data(secret_data(controlplane, namespace, settings.secret_name))
+    assert stored is not None
+    assert stored.leaf.cert_pem == bundle.leaf.cert_pem
+    assert (tmp_path / "certs" / "tls.crt").read_bytes() == bundle.leaf.cert_pem
+    assert (tmp_path / "certs" / "tls.key").read_bytes() == bundle.leaf.key_pem
+    assert (tmp_path / "certs" / "tls.key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "certs" / "ca.crt").read_bytes() == bundle.ca.cert_pem
+    bundle.leaf.cert.verify_directly_issued_by(bundle.ca.cert)
+    names = bundle.leaf.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert f"multus-webhook.{namespace}.svc" in names.get_values_for_type(x509.DNSName)
+    assert ca_bundles(controlplane, configurations) == [base64.b64encode(bundle.ca.cert_pem).decode()] * 4
+    kind = json.loads(controlplane.kubectl("get", "secret", "-n", namespace, settings.secret_name, "-o", "json").stdout)
+    assert kind["type"] == "kubernetes.io/tls"
+
+
+def test_racing_replicas_one_create_wins_and_the_others_read_it(
+        controlplane: ControlPlane, api: client.ApiClient, namespace: str, caplog: pytest.LogCaptureFixture) -> None:
+    settings = Settings(namespace=namespace)
+    replicas = [SelfManagedCertificates(config.new_client_from_config(config_file=str(controlplane.kubeconfig)),
+                                        settings, Path("/nonexistent")) for _ in range(6)]
+    start = threading.Barrier(len(replicas))
+    results: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def replica(r: SelfManagedCertificates) -> None:
+        start.wait()
+        try:
+            results.append(r.ensure_secret().leaf.cert_pem)
+        except BaseException as exc:
+            errors.append(exc)
+
+    with caplog.at_level(logging.INFO, logger="multus-webhook.certmanager"):
+        threads = [threading.Thread(target=replica, args=(r,)) for r in replicas]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert not errors
+    stored = Bundle.from_secret_data(secret_data(controlplane, namespace, settings.secret_name))
+    assert stored is not None
+    assert results == [stored.leaf.cert_pem] * len(replicas)
+    assert sum("created the CA" in r.message for r in caplog.records) == 1
+
+
+def test_the_serving_certificate_is_renewed_before_expiry_with_the_same_ca(
+        controlplane: ControlPlane, api: client.ApiClient, namespace: str, configurations: str,
+        tmp_path: Path) -> None:
+    settings = Settings(namespace=namespace, webhook_configuration=configurations)
+    first = SelfManagedCertificates(api, settings, tmp_path).ensure()
+    assert SelfManagedCertificates(api, settings, tmp_path, clock=lambda: NOW + dt.timedelta(days=300)).ensure() \
+        .leaf.cert_pem == first.leaf.cert_pem, "renewed too early"
+
+    later = SelfManagedCertificates(api, settings, tmp_path, clock=lambda: NOW + dt.timedelta(days=340))
+    renewed = later.ensure()
+    assert renewed.leaf.cert_pem != first.leaf.cert_pem
+    assert renewed.ca.cert_pem == first.ca.cert_pem
+    renewed.leaf.cert.verify_directly_issued_by(first.ca.cert)
+    assert (tmp_path / "tls.crt").read_bytes() == renewed.leaf.cert_pem
+    assert ca_bundles(controlplane, configurations) == [base64.b64encode(first.ca.cert_pem).decode()] * 4
+
+
+def test_a_ca_near_expiry_is_replaced_and_the_old_one_stays_trusted(
+        controlplane: ControlPlane, api: client.ApiClient, namespace: str, configurations: str,
+        tmp_path: Path) -> None:
+    settings = Settings(namespace=namespace, webhook_configuration=configurations)
+    first = SelfManagedCertificates(api, settings, tmp_path).ensure()
+    late = NOW + (first.ca.cert.not_valid_after_utc - NOW) - dt.timedelta(days=100)
+    renewed = SelfManagedCertificates(api, settings, tmp_path, clock=lambda: late).ensure()
+    assert renewed.ca.cert_pem != first.ca.cert_pem
+    renewed.leaf.cert.verify_directly_issued_by(renewed.ca.cert)
+    expected = base64.b64encode(renewed.ca.cert_pem + first.ca.cert_pem).decode()
+    assert ca_bundles(controlplane, configurations) == [expected] * 4
+    assert (tmp_path / "ca.crt").read_bytes() == renewed.ca.cert_pem + first.ca.cert_pem
+
+
+def test_an_unusable_secret_is_replaced(controlplane: ControlPlane, api: client.ApiClient, namespace: str) -> None:
+    controlplane.kubectl("create", "secret", "generic", "-n", namespace, "multus-webhook-tls",
+                         "--from-literal=tls.crt=not a certificate")
+    bundle = SelfManagedCertificates(api, Settings(namespace=namespace), Path("/nonexistent")).ensure_secret()
+    stored = Bundle.from_secret_data(secret_data(controlplane, namespace, "multus-webhook-tls"))
+    assert stored is not None
+    assert stored.leaf.cert_pem == bundle.leaf.cert_pem
+
+
+async def test_the_renewal_loop_checks_and_stops(api: client.ApiClient, namespace: str, configurations: str,
+                                                 tmp_path: Path) -> None:
+    manager = SelfManagedCertificates(api, Settings(namespace=namespace, webhook_configuration=configurations),
+                                      tmp_path)
+    stop = asyncio.Event()
+    task = asyncio.create_task(manager.run(stop, interval=dt.timedelta(seconds=0.2)))
+    for _ in range(100):
+        if (tmp_path / "tls.crt").exists():
+            break
+        await asyncio.sleep(0.1)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert (tmp_path / "tls.crt").exists()
+
+
+def test_the_webhook_service_account_may_do_all_of_it(controlplane: ControlPlane, tmp_path: Path) -> None:
+    """The Secret part (get, create, update) as system:serviceaccount:multus-webhook:multus-webhook."""
+    docs = [d for d in yaml.safe_load_all(controlplane.kubectl("kustomize", str(MANIFESTS / "base")).stdout) if d]
+    rbac: list[dict[str, Any]] = [d for d in docs if d["kind"] in (
+        "Namespace", "ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")]
+    controlplane.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": rbac}))
+    impersonated = config.new_client_from_config(config_file=str(controlplane.kubeconfig))
+    impersonated.set_default_header("Impersonate-User", "system:serviceaccount:multus-webhook:multus-webhook")
+    settings = Settings(namespace="multus-webhook")
+    try:
+        created = SelfManagedCertificates(impersonated, settings, tmp_path).ensure_secret()
+        again = SelfManagedCertificates(impersonated, settings, tmp_path).ensure_secret()
+        assert again.leaf.cert_pem == created.leaf.cert_pem
+        renewed = SelfManagedCertificates(impersonated, settings, tmp_path,
+                                          clock=lambda: NOW + dt.timedelta(days=340)).ensure_secret()
+        assert renewed.leaf.cert_pem != created.leaf.cert_pem
+    finally:
+        controlplane.kubectl("delete", "secret", "-n", "multus-webhook", "multus-webhook-tls", check=False)
+        impersonated.close()

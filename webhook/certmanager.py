@@ -1,0 +1,231 @@
+"""Self-managed serving certificates: the server keeps a CA and a serving certificate in a Secret,
+writes them into its cert dir, puts the CA into the caBundle of our two webhook configurations, and
+renews them before they expire.
+
+Several replicas start at once: each reads the Secret; when there is none, each tries to create one
+and exactly one create wins (the others get 409 Conflict and read the winner's). A renewal is an
+update with the resourceVersion that was read, so two replicas renewing together also agree on one.
+
+The CA key is kept in the Secret (``ca.key``) so that a renewed serving certificate is signed by the
+same CA and the caBundle does not change. When the CA itself is renewed, the previous CA stays in the
+caBundle (``ca-previous.crt``) until it expires, so replicas still serving the old certificate are
+trusted during the roll-over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from kubernetes import client  # noqa: TID251 - not the pure core: it runs in the server process
+from kubernetes.client.exceptions import ApiException  # noqa: TID251
+
+from webhook import certs
+
+log = logging.getLogger("multus-webhook.certmanager")
+
+LEAF_RENEW_BEFORE = dt.timedelta(days=30)
+CA_RENEW_BEFORE = dt.timedelta(days=365)
+CHECK_INTERVAL = dt.timedelta(hours=1)
+RETRY_INTERVAL = dt.timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespace: str
+    secret_name: str = "multus-webhook-tls"
+    service: str = "multus-webhook"
+    # Both our ValidatingWebhookConfiguration and MutatingWebhookConfiguration carry this name.
+    webhook_configuration: str = "multus-webhook"
+    leaf_renew_before: dt.timedelta = LEAF_RENEW_BEFORE
+    ca_renew_before: dt.timedelta = CA_RENEW_BEFORE
+
+    @property
+    def dns_names(self) -> list[str]:
+        return certs.service_dns_names(self.service, self.namespace)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    ca: certs.KeyPair
+    leaf: certs.KeyPair
+    previous_ca_pem: bytes = b""
+
+    @property
+    def ca_bundle_pem(self) -> bytes:
+        return self.ca.cert_pem + self.previous_ca_pem
+
+    def secret_data(self) -> dict[str, str]:
+        data = {"ca.crt": self.ca.cert_pem, "ca.key": self.ca.key_pem, "tls.crt": self.leaf.cert_pem,
+                "tls.key": self.leaf.key_pem}
+        if self.previous_ca_pem:
+            data["ca-previous.crt"] = self.previous_ca_pem
+        return {k: base64.b64encode(v).decode() for k, v in data.items()}
+
+    @classmethod
+    def from_secret_data(cls, data: dict[str, str] | None) -> Bundle | None:
+        """The bundle in a Secret, or None when it is incomplete or unreadable (then it is replaced)."""
+        raw = {k: base64.b64decode(v) for k, v in (data or {}).items()}
+        try:
+            ca = _key_pair(raw["ca.crt"], raw["ca.key"])
+            leaf = _key_pair(raw["tls.crt"], raw["tls.key"])
+        except (KeyError, ValueError, TypeError):
+            return None
+        return cls(ca, leaf, raw.get("ca-previous.crt", b""))
+
+
+def _key_pair(cert_pem: bytes, key_pem: bytes) -> certs.KeyPair:
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("not an EC key")
+    return certs.KeyPair(x509.load_pem_x509_certificate(cert_pem), key)
+
+
+def renewal_reason(bundle: Bundle, settings: Settings, now: dt.datetime) -> str | None:
+    """Why ``bundle`` must be replaced now, or None when it is good."""
+    ca, leaf = bundle.ca.cert, bundle.leaf.cert
+    if ca.not_valid_after_utc - now < settings.ca_renew_before:
+        return f"the CA expires on {ca.not_valid_after_utc:%Y-%m-%d}"
+    if leaf.not_valid_after_utc - now < settings.leaf_renew_before:
+        return f"the serving certificate expires on {leaf.not_valid_after_utc:%Y-%m-%d}"
+    if leaf.issuer != ca.subject:
+        return "the serving certificate was not issued by the CA"
+    try:
+        names = set(leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                    .get_values_for_type(x509.DNSName))
+    except x509.ExtensionNotFound:
+        names = set()
+    if not set(settings.dns_names) <= names:
+        return "the serving certificate does not name the Service"
+    return None
+
+
+def issue_bundle(settings: Settings, previous: Bundle | None, now: dt.datetime) -> Bundle:
+    """A new serving certificate, signed by the previous CA while that one has time left."""
+    if previous is not None and previous.ca.cert.not_valid_after_utc - now >= settings.ca_renew_before:
+        ca, previous_ca_pem = previous.ca, previous.previous_ca_pem
+    else:
+        ca = certs.new_ca()
+        # Keep trusting the CA being replaced while it is still valid.
+        still_valid = previous is not None and previous.ca.cert.not_valid_after_utc > now
+        previous_ca_pem = previous.ca.cert_pem if previous is not None and still_valid else b""
+    leaf = certs.issue(ca, settings.dns_names[-2], dns_names=settings.dns_names)
+    return Bundle(ca, leaf, previous_ca_pem)
+
+
+class SelfManagedCertificates:
+    """Call ``ensure()`` once before serving (the cert dir then holds the files), then run ``run()``
+    next to the server to renew before expiry."""
+
+    def __init__(self, api: client.ApiClient, settings: Settings, cert_dir: Path,
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
+        self.core = client.CoreV1Api(api)
+        self.admission = client.AdmissionregistrationV1Api(api)
+        self.settings = settings
+        self.cert_dir = cert_dir
+        self.clock = clock
+
+    def ensure(self) -> Bundle:
+        bundle = self.ensure_secret()
+        self.write_files(bundle)
+        self.patch_ca_bundles(bundle.ca_bundle_pem)
+        return bundle
+
+    def ensure_secret(self) -> Bundle:
+        """The bundle in the Secret: created when missing, renewed when due; a lost race reads the
+        winner's."""
+        s = self.settings
+        for _ in range(5):
+            secret = self._read()
+            if secret is None:
+                bundle = issue_bundle(s, None, self.clock())
+                try:
+                    self.core.create_namespaced_secret(s.namespace, client.V1Secret(
+                        metadata=client.V1ObjectMeta(name=s.secret_name, labels={
+                            "app.kubernetes.io/name": "multus-webhook",
+                            "app.kubernetes.io/managed-by": "multus-webhook"}),
+                        type="kubernetes.io/tls", data=bundle.secret_data()))
+                    log.info("created the CA and serving certificate in Secret %s/%s", s.namespace, s.secret_name)
+                    return bundle
+                except ApiException as exc:
+                    if exc.status != 409:
+                        raise
+                    continue  # another replica created it first: read theirs
+            current = Bundle.from_secret_data(secret.data)
+            reason = "the Secret holds no usable certificate" if current is None else renewal_reason(
+                current, s, self.clock())
+            if current is not None and reason is None:
+                return current
+            renewed = issue_bundle(s, current, self.clock())
+            secret.data = renewed.secret_data()
+            secret.type = secret.type or "kubernetes.io/tls"
+            try:
+                self.core.replace_namespaced_secret(s.secret_name, s.namespace, secret)
+                log.info("renewed the certificates in Secret %s/%s: %s", s.namespace, s.secret_name, reason)
+                return renewed
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                # Another replica renewed it between our read and our update: read again.
+        raise RuntimeError(f"Secret {s.namespace}/{s.secret_name} kept changing; giving up for now")
+
+    def _read(self) -> Any:
+        try:
+            return self.core.read_namespaced_secret(self.settings.secret_name, self.settings.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def write_files(self, bundle: Bundle) -> None:
+        """The key before the certificate, so that a reloader that sees the new certificate finds
+        its key already there."""
+        self.cert_dir.mkdir(parents=True, exist_ok=True)
+        certs.write_atomic(self.cert_dir / "ca.crt", bundle.ca_bundle_pem)
+        certs.write_atomic(self.cert_dir / "tls.key", bundle.leaf.key_pem, 0o600)
+        certs.write_atomic(self.cert_dir / "tls.crt", bundle.leaf.cert_pem)
+
+    def patch_ca_bundles(self, ca_bundle_pem: bytes) -> None:
+        """Set caBundle on every webhook of our two configurations where it differs; a JSON patch
+        that tests each webhook's name, so that a concurrent edit of the list fails instead of
+        patching the wrong webhook."""
+        value = certs.ca_bundle(ca_bundle_pem)
+        name = self.settings.webhook_configuration
+        api = self.admission
+        for kind, read, patch in (
+            ("ValidatingWebhookConfiguration", api.read_validating_webhook_configuration,
+             api.patch_validating_webhook_configuration),
+            ("MutatingWebhookConfiguration", api.read_mutating_webhook_configuration,
+             api.patch_mutating_webhook_configuration),
+        ):
+            config: dict[str, Any] = api.api_client.sanitize_for_serialization(read(name))
+            ops: list[dict[str, Any]] = []
+            for i, hook in enumerate(config.get("webhooks") or []):
+                if hook.get("clientConfig", {}).get("caBundle") != value:
+                    ops.append({"op": "test", "path": f"/webhooks/{i}/name", "value": hook["name"]})
+                    ops.append({"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": value})
+            if ops:
+                patch(name, ops)
+                log.info("set the caBundle of %s %s", kind, name)
+
+    async def run(self, stop: asyncio.Event, interval: dt.timedelta = CHECK_INTERVAL) -> None:
+        """Check every ``interval`` (sooner after a failure) until ``stop`` is set."""
+        while not stop.is_set():
+            wait = interval
+            try:
+                await asyncio.to_thread(self.ensure)
+            except Exception:
+                log.exception("certificate check failed; retrying in %s", RETRY_INTERVAL)
+                wait = RETRY_INTERVAL
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait.total_seconds())
