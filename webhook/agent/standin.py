@@ -4,6 +4,7 @@ daemon (a real unix socket that accepts connections), and our commands as real p
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -14,9 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from webhook.agent.probe import HostLayout
+
+if TYPE_CHECKING:
+    from webhook.dev.controlplane import ControlPlane
 
 T = TypeVar("T")
 
@@ -171,3 +175,42 @@ def eventually(probe: Callable[[], T | None], timeout: float = 30, interval: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not hold within {timeout:.0f}s (last: {last!r})")
         time.sleep(interval)
+
+
+class StandInNode:
+    """A Node object with no kubelet behind it: the test plays the kubelet by patching its status."""
+
+    def __init__(self, cp: ControlPlane, name: str, boot_id: str, labels: dict[str, str] | None = None) -> None:
+        self.cp, self.name = cp, name
+        cp.kubectl("create", "-f", "-", input=json.dumps(
+            {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels or {}}}))
+        self.patch_status(boot_id=boot_id, ready=True)
+
+    def patch_status(self, *, boot_id: str | None = None, ready: bool | None = None) -> None:
+        status: dict[str, Any] = {}
+        if boot_id is not None:
+            status["nodeInfo"] = {"bootID": boot_id}
+        if ready is not None:
+            status["conditions"] = [{"type": "Ready", "status": "True" if ready else "False",
+                                     "reason": "KubeletReady" if ready else "KubeletNotReady"}]
+        self.cp.kubectl("patch", "node", self.name, "--subresource=status", "--type=merge", "-p",
+                        json.dumps({"status": status}))
+
+    def reboot(self, boot_id: str) -> None:
+        self.patch_status(boot_id=boot_id)
+
+    def labels(self) -> dict[str, str]:
+        out = self.cp.kubectl("get", "node", self.name, "-o", "jsonpath={.metadata.labels}").stdout
+        return json.loads(out) if out else {}
+
+    def own_labels(self) -> dict[str, str]:
+        return {k: v for k, v in self.labels().items() if "multus-webhook.io" in k}
+
+    def events(self) -> list[dict[str, Any]]:
+        out = self.cp.kubectl("get", "events", "-n", "default", "--field-selector",
+                              f"involvedObject.kind=Node,involvedObject.name={self.name}", "-o", "json").stdout
+        items: list[dict[str, Any]] = json.loads(out)["items"]
+        return sorted(items, key=lambda e: int(e["metadata"]["resourceVersion"]))  # creation order
+
+    def delete(self) -> None:
+        self.cp.kubectl("delete", "node", self.name, "--wait=false", check=False)

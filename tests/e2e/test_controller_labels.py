@@ -1,0 +1,163 @@
+"""`multus-webhook controller` and `agent` as real processes against the real apiserver; the Node has no
+kubelet, the test patches its status (a reboot is a new status.nodeInfo.bootID)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from webhook.agent.nodestate import NAMESPACE
+from webhook.agent.standin import StandInHost, StandInNode, Subcommand, eventually
+from webhook.controller.decide import READY_LABEL
+from webhook.dev.controlplane import ControlPlane
+
+BIN = "cni.multus-webhook.io/"
+INITIAL = {READY_LABEL: "true", BIN + "bridge": "true", BIN + "macvlan": "true", BIN + "multus-shim": "true"}
+
+
+@pytest.fixture
+def host() -> Iterator[StandInHost]:
+    h = StandInHost()
+    yield h
+    h.cleanup()
+
+
+@pytest.fixture
+def node(controlplane: ControlPlane) -> Iterator[StandInNode]:
+    controlplane.kubectl("create", "namespace", NAMESPACE, check=False)
+    n = StandInNode(controlplane, f"node-{uuid.uuid4().hex[:8]}", "boot-1", labels={"team": "blue"})
+    yield n
+    n.delete()
+
+
+def start_agent(cp: ControlPlane, host: StandInHost, node: StandInNode, log: Path) -> Subcommand:
+    return Subcommand(["agent", "--kubeconfig", str(cp.kubeconfig), "--node-name", node.name,
+                       "--host-root", str(host.root), "--interval", "1", "--poll-interval", "0.2"], log).start()
+
+
+def start_controller(cp: ControlPlane, lease: str, identity: str, log: Path, *extra: str) -> Subcommand:
+    return Subcommand(["controller", "--kubeconfig", str(cp.kubeconfig), "--agent-interval", "1",
+                       "--lease-name", lease, "--identity", identity, "--lease-duration", "3",
+                       "--renew-deadline", "2", "--retry-period", "0.5", *extra], log).start()
+
+
+def lease_holder(cp: ControlPlane, lease: str) -> str:
+    out = cp.kubectl("get", "lease", "-n", NAMESPACE, lease, "-o", "jsonpath={.spec.holderIdentity}", check=False)
+    return out.stdout
+
+
+def labels_are(node: StandInNode, expected: dict[str, str]) -> Any:
+    return eventually(lambda: node.own_labels() == expected, what=f"labels {expected}")
+
+
+def reasons(node: StandInNode) -> list[str]:
+    return [e["reason"] for e in node.events()]
+
+
+def test_ready_label_follows_boots_and_heartbeats(controlplane: ControlPlane, host: StandInHost, node: StandInNode,
+                                                  tmp_path: Path) -> None:
+    cp = controlplane
+    host.make_ready("boot-1")
+    lease = f"lease-{uuid.uuid4().hex[:8]}"
+    controller = start_controller(cp, lease, "only", tmp_path / "controller.log")
+    agent = start_agent(cp, host, node, tmp_path / "agent.log")
+    try:
+        labels_are(node, INITIAL)
+        assert node.labels()["team"] == "blue"
+
+        # The inventory: labels come and go with the binaries; nobody else's label moves.
+        host.add_binary("ipvlan")
+        host.remove_binary("bridge")
+        labels_are(node, {READY_LABEL: "true", BIN + "ipvlan": "true", BIN + "macvlan": "true",
+                          BIN + "multus-shim": "true"})
+
+        # Reboot by power loss: the agent has no chance to say goodbye, its last report (ready, on
+        # boot-1) is still fresh when the kubelet reports the new boot. The boot id alone decides.
+        agent.kill()
+        host.stop_daemon()
+        host.set_boot_id("boot-2")
+        node.reboot("boot-2")
+        labels_are(node, {})
+        down = [e for e in node.events() if e["reason"] == "MultusNotReady"]
+        assert down[0]["message"] == ("the node runs boot boot-2 but its MultusNodeState is about boot boot-1: the "
+                                      f"agent has not reported since the reboot; removed label {READY_LABEL}")
+        # The agent is back before Multus: the inventory of the new boot, still not ready.
+        agent = start_agent(cp, host, node, tmp_path / "agent.log")
+        labels_are(node, {BIN + "ipvlan": "true", BIN + "macvlan": "true", BIN + "multus-shim": "true"})
+        eventually(lambda: cp.kubectl("get", "mns", "-n", NAMESPACE, node.name,
+                                      "-o", "jsonpath={.status.bootID}").stdout == "boot-2", what="boot-2 reported")
+        assert READY_LABEL not in node.own_labels()
+        host.start_daemon()
+        eventually(lambda: READY_LABEL in node.own_labels(), what="ready again on boot-2")
+
+        # NotReady node.
+        node.patch_status(ready=False)
+        eventually(lambda: READY_LABEL not in node.own_labels(), what="label removed on NotReady")
+        node.patch_status(ready=True)
+        eventually(lambda: READY_LABEL in node.own_labels(), what="ready again")
+
+        # A dead agent (no chance to say goodbye): the heartbeat goes stale within three intervals.
+        agent.kill()
+        eventually(lambda: READY_LABEL not in node.own_labels(), timeout=10, what="label removed on staleness")
+        agent = start_agent(cp, host, node, tmp_path / "agent.log")
+        eventually(lambda: READY_LABEL in node.own_labels(), what="ready with a live agent")
+
+        # A clean agent stop marks the node not ready at once.
+        assert agent.stop() == 0
+        eventually(lambda: READY_LABEL not in node.own_labels(), timeout=3, what="label removed on agent stop")
+
+        events = node.events()
+        assert [e["reason"] for e in events if e["reason"] != "CNIBinariesChanged"] == [
+            "MultusReady", "MultusNotReady", "MultusReady", "MultusNotReady", "MultusReady", "MultusNotReady",
+            "MultusReady", "MultusNotReady"]
+        by_reason = {e["reason"]: e for e in events}
+        assert by_reason["MultusReady"]["type"] == "Normal"
+        assert by_reason["MultusNotReady"]["type"] == "Warning"
+        assert by_reason["MultusNotReady"]["involvedObject"]["name"] == node.name
+        assert {e["reportingInstance"] for e in events} == {"only"}
+        assert "CNI binaries labelled for ipvlan; unlabelled for bridge" in \
+            [e["message"] for e in events if e["reason"] == "CNIBinariesChanged"]
+    finally:
+        agent.stop()
+        assert controller.stop() == 0, controller.output()
+    assert lease_holder(cp, lease) == ""  # released on a clean stop
+    assert node.labels()["team"] == "blue"
+
+
+def test_two_controllers_never_both_act(controlplane: ControlPlane, host: StandInHost, node: StandInNode,
+                                        tmp_path: Path) -> None:
+    cp = controlplane
+    host.make_ready("boot-1")
+    lease = f"lease-{uuid.uuid4().hex[:8]}"
+    first = start_controller(cp, lease, "first", tmp_path / "first.log")
+    eventually(lambda: lease_holder(cp, lease) == "first", what="first holds the lease")
+    second = start_controller(cp, lease, "second", tmp_path / "second.log")
+    agent = start_agent(cp, host, node, tmp_path / "agent.log")
+    try:
+        labels_are(node, INITIAL)
+        host.add_binary("vlan")
+        eventually(lambda: BIN + "vlan" in node.own_labels(), what="vlan label")
+        assert lease_holder(cp, lease) == "first"
+        assert {e["reportingInstance"] for e in node.events()} == {"first"}
+
+        # The leader dies without releasing: the standby waits out the lease, then acts.
+        first.kill()
+        eventually(lambda: lease_holder(cp, lease) == "second", timeout=15, what="second takes over")
+        host.add_binary("tap")
+        eventually(lambda: BIN + "tap" in node.own_labels(), what="tap label by the new leader")
+        changes = [e for e in node.events() if e["reason"] == "CNIBinariesChanged"]
+        assert [(e["reportingInstance"], e["message"]) for e in changes] == [
+            ("first", "CNI binaries labelled for bridge, macvlan, multus-shim"),
+            ("first", "CNI binaries labelled for vlan"),
+            ("second", "CNI binaries labelled for tap"),
+        ]
+        record = json.loads(cp.kubectl("get", "lease", "-n", NAMESPACE, lease, "-o", "json").stdout)["spec"]
+        assert record["leaseTransitions"] == 1
+    finally:
+        agent.stop()
+        assert second.stop() == 0, second.output()
