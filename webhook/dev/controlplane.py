@@ -104,7 +104,8 @@ class ControlPlane:
         self.stop()
 
     def _spawn(self, name: str, args: Sequence[str]) -> subprocess.Popen[bytes]:
-        log = open(self.dir / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
+        # Appended: a restarted process keeps the log of its previous run.
+        log = open(self.dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[name] = proc
         return proc
@@ -165,6 +166,9 @@ class ControlPlane:
             "--authorization-mode=RBAC", "--disable-admission-plugins=ServiceAccount",
             # Loopback cannot be the kubernetes Service endpoint; nothing here needs that Service.
             "--endpoint-reconciler-type=none",
+            # Without it an open watch holds a SIGTERMed apiserver until the server's 60s shutdown
+            # timeout, so a restart (stop_apiserver) ended in SIGKILL; with it watches are closed.
+            "--shutdown-watch-termination-grace-period=2s",
             f"--service-account-issuer=https://127.0.0.1:{self.port}",
             f"--service-account-key-file={p / 'sa.pub'}",
             f"--service-account-signing-key-file={p / 'sa.key'}",

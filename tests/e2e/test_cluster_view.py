@@ -1,0 +1,275 @@
+"""The live cluster view against a real kube-apiserver: `multus-webhook serve --kubeconfig` follows
+Nodes, MultusNodeStates, NADs and Pods through its watches, and kubectl gets the verdicts.
+
+These tests run their own control plane: they create Nodes, restart the apiserver and need to know
+exactly which nodes exist, none of which may leak into the session's cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from webhook.dev.controlplane import ControlPlane, ControlPlaneError, WebhookServer, register_webhook
+
+T = TypeVar("T")
+DENIED = 'admission webhook "nads.multus-webhook.io" denied the request: '
+STATES = "multus-webhook"
+
+
+def eventually(probe: Callable[[], T], what: str, until: Callable[[T], object] = bool, timeout: float = 30) -> T:
+    """The first value of probe() that ``until`` accepts, polling while the cache catches up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if until(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def readyz(server: WebhookServer) -> tuple[int, str]:
+    ctx = ssl.create_default_context(cafile=str(server.ca_file))
+    try:
+        with urllib.request.urlopen(f"{server.url}/readyz", context=ctx, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@pytest.fixture(scope="module")
+def cluster(controlplane_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    cp = ControlPlane(tmp_path_factory.mktemp("cluster-view-cp"), controlplane_bin)
+    try:
+        cp.start()
+    except ControlPlaneError as exc:
+        cp.stop()
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the control plane did not start: {exc}")
+        pytest.skip(f"the control plane did not start: {exc}")
+    cp.kubectl("create", "namespace", STATES)
+    yield cp
+    cp.stop()
+
+
+@pytest.fixture(scope="module")
+def live_webhook(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
+    """multus-webhook serve --kubeconfig, registered with the module's apiserver."""
+    server = WebhookServer(tmp_path_factory.mktemp("cluster-view-webhook"), ["--kubeconfig", str(cluster.kubeconfig)])
+    server.start()
+    eventually(lambda: readyz(server)[0] == 200, "the live cache's first sync")
+    register_webhook(cluster, server)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cp(cluster: ControlPlane, live_webhook: WebhookServer) -> Iterator[ControlPlane]:
+    """The module's control plane; the Nodes and MultusNodeStates a test creates go away after it."""
+    yield cluster
+    cluster.kubectl("delete", "nodes", "--all", "--wait=false", check=False)
+    cluster.kubectl("delete", "multusnodestates", "-n", STATES, "--all", "--wait=false", check=False)
+
+
+@pytest.fixture
+def ns(cluster: ControlPlane) -> str:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "namespace", name)
+    return name
+
+
+def apply(cp: ControlPlane, obj: dict[str, Any], *extra: str) -> tuple[bool, str]:
+    result = cp.kubectl("apply", *extra, "-f", "-", input=json.dumps(obj), check=False)
+    return result.returncode == 0, result.stdout + result.stderr
+
+
+def dry_run(cp: ControlPlane, obj: dict[str, Any]) -> tuple[bool, str]:
+    return apply(cp, obj, "--dry-run=server")
+
+
+def add_node(cp: ControlPlane, name: str) -> None:
+    cp.kubectl("create", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}))
+
+
+def report_binaries(cp: ControlPlane, node: str, binaries: list[str]) -> None:
+    """What the agent does: a MultusNodeState named after the node, its status written separately."""
+    state = {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "MultusNodeState",
+             "metadata": {"name": node, "namespace": STATES}}
+    cp.kubectl("apply", "-f", "-", input=json.dumps(state))
+    status = {"status": {"nodeName": node, "cniBinaries": binaries, "multusReady": True,
+                         "bootID": "b-1", "heartbeatTime": "2026-01-01T00:00:00Z"}}
+    cp.kubectl("patch", "multusnodestate", node, "-n", STATES, "--subresource=status", "--type=merge",
+               "-p", json.dumps(status))
+
+
+def nad(name: str, namespace: str, ipam: dict[str, Any], master: str = "eth1",
+        annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    config = {"cniVersion": "1.0.0", "name": name, "type": "macvlan", "master": master, "ipam": ipam}
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition", "metadata": meta,
+            "spec": {"config": json.dumps(config)}}
+
+
+def pod(name: str, namespace: str, annotations: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace,
+                                                            "annotations": annotations},
+            "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]}}
+
+
+def denied_with(text: str) -> Callable[[tuple[bool, str]], bool]:
+    return lambda result: not result[0] and DENIED in result[1] and text in result[1]
+
+
+def test_a_second_node_makes_a_host_local_nad_refused(cp: ControlPlane, ns: str) -> None:
+    host_local = nad("hl", ns, {"type": "host-local", "subnet": "10.60.0.0/24"})
+    add_node(cp, "node-a")
+    ok, out = dry_run(cp, host_local)
+    assert ok, out
+
+    add_node(cp, "node-b")
+    ok, out = eventually(lambda: dry_run(cp, host_local), "the second node to reach the cache",
+                         until=denied_with("host-local"))
+    assert "spec.config.ipam.type is host-local on a cluster of 2 nodes" in out
+    assert "use whereabouts" in out
+    assert "[nad-host-local-multi-node]" in out
+
+    on_purpose = nad("hl", ns, {"type": "host-local", "subnet": "10.60.0.0/24"},
+                     annotations={"multus-webhook.io/allow-host-local": "true"})
+    ok, out = apply(cp, on_purpose)
+    assert ok, out
+    assert "Warning: spec.config.ipam.type is host-local on a cluster of 2 nodes, allowed by" in out
+
+    cp.kubectl("delete", "node", "node-b")
+    eventually(lambda: dry_run(cp, host_local)[0], "the node's deletion to reach the cache")
+
+
+def test_a_node_state_gaining_a_binary_turns_a_deny_into_an_allow(cp: ControlPlane, ns: str) -> None:
+    wants_whereabouts = nad("wa", ns, {"type": "whereabouts", "range": "10.61.0.0/24"})
+    add_node(cp, "node-c")
+    ok, out = dry_run(cp, wants_whereabouts)
+    assert ok, out  # no node reports its binaries yet: nothing is known, nothing is said
+
+    report_binaries(cp, "node-c", ["bridge", "macvlan", "host-local"])
+    ok, out = eventually(lambda: dry_run(cp, wants_whereabouts), "the MultusNodeState to reach the cache",
+                         until=denied_with("whereabouts"))
+    assert "spec.config.ipam.type is whereabouts, but no node has the CNI binary 'whereabouts'" in out
+    assert "[nad-cni-binaries]" in out
+
+    report_binaries(cp, "node-c", ["bridge", "macvlan", "host-local", "whereabouts"])
+    eventually(lambda: dry_run(cp, wants_whereabouts)[0], "the new binary to reach the cache")
+
+
+def test_an_overlapping_nad_is_refused_by_kubectl_apply(cp: ControlPlane) -> None:
+    team_a, team_b = f"a-{uuid.uuid4().hex[:6]}", f"b-{uuid.uuid4().hex[:6]}"
+    for name in (team_a, team_b):
+        cp.kubectl("create", "namespace", name)
+    first = nad("storage", team_a, {"type": "host-local", "subnet": "10.62.0.0/24",
+                                    "rangeStart": "10.62.0.10", "rangeEnd": "10.62.0.100"})
+    ok, out = apply(cp, first)
+    assert ok, out
+
+    second = nad("storage", team_b, {"type": "whereabouts", "range": "10.62.0.64/26"})
+    eventually(lambda: denied_with("overlaps")(dry_run(cp, second)), "the first NAD to reach the cache")
+    ok, out = apply(cp, second)
+    assert not ok
+    assert DENIED in out
+    assert (f"spec.config.ipam.range (10.62.0.65-10.62.0.126) overlaps NAD {team_a}/storage "
+            "spec.config.ipam (addresses 10.62.0.65-10.62.0.100) on the same segment (master eth1)") in out
+    assert "[nad-range-overlap]" in out
+    assert "NotFound" in cp.kubectl("get", "nad", "-n", team_b, "storage", check=False).stderr
+
+    # On another master it is only a warning; an UPDATE is not compared with its own old version.
+    elsewhere = nad("storage", team_b, {"type": "whereabouts", "range": "10.62.0.64/26"}, master="eth2")
+    ok, out = apply(cp, elsewhere)
+    assert ok, out
+    assert "Warning: spec.config.ipam.range (10.62.0.65-10.62.0.126) overlaps NAD" in out
+    grown = nad("storage", team_a, {"type": "host-local", "subnet": "10.62.0.0/24", "rangeStart": "10.62.0.10",
+                                    "rangeEnd": "10.62.0.20"})
+    ok, out = apply(cp, grown)
+    assert ok, out
+    assert "overlaps" not in out
+
+
+def test_deleting_a_nad_that_a_pod_uses_is_refused(cp: ControlPlane, ns: str) -> None:
+    used = nad("used", ns, {"type": "whereabouts", "range": "10.63.0.0/24"})
+    default_net = nad(f"default-{ns}", "kube-system", {"type": "whereabouts", "range": "10.64.0.0/24"},
+                      master="eth3")
+    for obj in (used, default_net):
+        ok, out = apply(cp, obj)
+        assert ok, out
+    app = pod("app", ns, {"k8s.v1.cni.cncf.io/networks": "used@net1",
+                          "v1.multus-cni.io/default-network": f"default-{ns}"})
+    # The pod webhook wants to see the NADs in the cache first.
+    eventually(lambda: apply(cp, app)[0], "the pod to be admitted")
+
+    result = eventually(lambda: cp.kubectl("delete", "nad", "-n", ns, "used", "--dry-run=server", check=False),
+                        "the pod to reach the cache", until=lambda r: r.returncode != 0)
+    result = cp.kubectl("delete", "nad", "-n", ns, "used", check=False)
+    assert result.returncode == 1
+    assert DENIED in result.stderr
+    assert f"NAD {ns}/used is still used by 1 pod(s) ({ns}/app)" in result.stderr
+    assert "delete those pods first" in result.stderr
+    assert "[nad-in-use]" in result.stderr
+    # A default-network reference without a namespace points into kube-system.
+    result = cp.kubectl("delete", "nad", "-n", "kube-system", f"default-{ns}", check=False)
+    assert f"NAD kube-system/default-{ns} is still used by 1 pod(s) ({ns}/app)" in result.stderr
+
+    changed = nad("used", ns, {"type": "whereabouts", "range": "10.63.0.0/23"})
+    ok, out = apply(cp, changed)
+    assert ok, out
+    assert f"Warning: spec.config changed while 1 pod(s) ({ns}/app) use this NAD" in out
+
+    cp.kubectl("delete", "pod", "-n", ns, "app")  # never scheduled: gone at once
+    eventually(lambda: cp.kubectl("delete", "nad", "-n", ns, "used", check=False).returncode == 0,
+               "the pod's deletion to reach the cache")
+    eventually(lambda: cp.kubectl("delete", "nad", "-n", "kube-system", f"default-{ns}", check=False).returncode == 0,
+               "the pod's deletion to reach the cache")
+
+
+def test_the_cache_recovers_after_an_apiserver_restart(
+    cp: ControlPlane, live_webhook: WebhookServer, ns: str, tmp_path: Path
+) -> None:
+    host_local = nad("hl", ns, {"type": "host-local", "subnet": "10.65.0.0/24"})
+    add_node(cp, "node-x")
+    ok, out = dry_run(cp, host_local)
+    assert ok, out
+
+    cp.stop_apiserver()
+    # A webhook that starts now cannot sync: it is alive but not ready. The running one stays ready
+    # on the cache it has.
+    late = WebhookServer(tmp_path, ["--kubeconfig", str(cp.kubeconfig)])
+    late.start()
+    try:
+        status, reason = readyz(late)
+        assert status == 503
+        assert "cluster cache not synced" in reason
+        assert readyz(live_webhook)[0] == 200
+
+        cp.start_apiserver()
+        eventually(lambda: readyz(late)[0] == 200, "the late webhook's first sync")
+    finally:
+        late.stop()
+
+    # Changes made after the restart reach the running webhook's cache: its watches came back.
+    add_node(cp, "node-y")
+    eventually(lambda: denied_with("host-local on a cluster of 2 nodes")(dry_run(cp, host_local)),
+               "the node created after the restart to reach the cache")
+    report_binaries(cp, "node-x", ["macvlan"])
+    report_binaries(cp, "node-y", ["macvlan", "host-local"])
+    ok, out = eventually(lambda: dry_run(cp, host_local), "the node states made after the restart to reach the cache",
+                         until=lambda r: "missing on node(s) node-x" in r[1])
+    assert "Warning: spec.config.ipam.type: the CNI binary 'host-local' is missing on node(s) node-x" in out
+    assert "[nad-host-local-multi-node]" in out

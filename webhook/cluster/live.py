@@ -1,0 +1,284 @@
+"""LiveClusterView: the cluster store fed by list + watch of Nodes, MultusNodeStates,
+NetworkAttachmentDefinitions, NetworkProfiles and Pods (metadata only), with the official kubernetes
+client.
+
+Each resource has a reflector thread: list (paged), then watch from the list's resourceVersion with
+bookmarks; a watch that ends is resumed from the last resourceVersion seen, a 410 Gone relists, any
+other failure (apiserver down, connection reset) retries with capped exponential backoff. The
+threads write the store; the admission path only reads it and never calls the API server.
+``known`` (and /readyz) turn true once every resource has been listed once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.watch.watch import iter_resp_lines
+
+from webhook.cluster.store import NAD, NETWORK_PROFILE, NODE, NODE_STATE, POD, ClusterStore
+from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
+
+log = logging.getLogger(__name__)
+
+#: Where the agents write MultusNodeStates (one per node).
+STATE_NAMESPACE = "multus-webhook"
+
+JSON = "application/json"
+# Pods are many and large; only their annotations matter here, so ask for metadata only.
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str
+    path: str
+    metadata_only: bool = False
+
+
+def resources(state_namespace: str = STATE_NAMESPACE) -> tuple[Resource, ...]:
+    return (
+        Resource(NODE, "/api/v1/nodes"),
+        Resource(NODE_STATE, f"/apis/multus-webhook.io/v1alpha1/namespaces/{state_namespace}/multusnodestates"),
+        Resource(NAD, "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions"),
+        Resource(NETWORK_PROFILE, "/apis/multus-webhook.io/v1alpha1/networkprofiles"),
+        Resource(POD, "/api/v1/pods", metadata_only=True),
+    )
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+
+
+class Gone(ApiError):
+    """410: the resourceVersion is too old (compacted); only a new list can continue."""
+
+
+def api_client(kubeconfig: str | None = None, context: str | None = None) -> Any:
+    """A kubernetes ApiClient from a kubeconfig file, or from the pod's service account when
+    ``kubeconfig`` is None. Raises kubernetes.config.ConfigException when neither works."""
+    configuration = client.Configuration()
+    # The reflectors retry with their own backoff; urllib3's immediate retries would only add noise.
+    configuration.retries = False
+    if kubeconfig is None:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
+    return client.ApiClient(configuration)
+
+
+def _slim(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The object without managedFields, which no rule reads and which can outweigh the rest."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return obj
+
+
+class _Backoff:
+    def __init__(self, first: float, cap: float) -> None:
+        self.first, self.cap, self.delay = first, cap, first
+
+    def next(self) -> float:
+        delay = self.delay
+        self.delay = min(self.cap, self.delay * 2)
+        return delay * random.uniform(0.8, 1.2)
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+
+class LiveClusterView(ClusterStore):
+    def __init__(
+        self,
+        api: Any,
+        *,
+        state_namespace: str = STATE_NAMESPACE,
+        multus_namespace: str = DEFAULT_MULTUS_NAMESPACE,
+        page_size: int = 500,
+        watch_timeout: int = 300,
+        backoff_first: float = 0.2,
+        backoff_cap: float = 5.0,
+    ) -> None:
+        super().__init__(multus_namespace=multus_namespace)
+        self.api = api
+        self.resources = resources(state_namespace)
+        self.page_size = page_size
+        self.watch_timeout = watch_timeout
+        self.backoff_first, self.backoff_cap = backoff_first, backoff_cap
+        self._stop = threading.Event()
+        self._synced: set[str] = set()
+        self._threads: list[threading.Thread] = []
+        self._open: set[Any] = set()
+        self._open_lock = threading.Lock()
+        self.last_error = ""
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for res in self.resources:
+            thread = threading.Thread(target=self._reflect, args=(res,), name=f"watch-{res.kind}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        with self._open_lock:
+            for resp in list(self._open):
+                # Unblocks a thread waiting on the watch stream.
+                resp.shutdown()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def list_once(self) -> None:
+        """List every resource once, without watching (a read-only snapshot, as the CLI takes).
+        Raises ApiError or a connection error when the cluster cannot be read."""
+        for res in self.resources:
+            self._list(res)
+
+    def readiness(self) -> tuple[bool, str]:
+        waiting = [r.kind for r in self.resources if r.kind not in self._synced]
+        if not waiting:
+            return True, "ok"
+        detail = f" (last error: {self.last_error})" if self.last_error else ""
+        return False, f"cluster cache not synced: waiting for the first list of {', '.join(waiting)}{detail}"
+
+    def _mark_synced(self, kind: str) -> None:
+        self._synced.add(kind)
+        if len(self._synced) == len(self.resources) and not self._known:
+            self._known = True
+            log.info("cluster cache synced")
+
+    # --- the reflector loop ---------------------------------------------------------------------
+
+    def _reflect(self, res: Resource) -> None:
+        backoff = _Backoff(self.backoff_first, self.backoff_cap)
+        version: str | None = None
+        while not self._stop.is_set():
+            try:
+                if version is None:
+                    version = self._list(res)
+                    backoff.reset()
+                version = self._watch(res, version, backoff)
+            except Gone:
+                log.info("%s: resourceVersion expired (410 Gone); listing again", res.kind)
+                version = None
+            except ApiError as exc:
+                self._failed(res, exc)
+                if exc.status == 404:
+                    version = None
+                    if res.kind not in self._synced:
+                        # The CRD is not installed: nothing of this kind exists until it is. A 404 after
+                        # the first sync is more likely an apiserver still registering CRDs after a
+                        # restart, so what is known is kept until a list succeeds.
+                        self._mark_synced(res.kind)
+                self._stop.wait(backoff.next())
+            except Exception as exc:
+                if self._stop.is_set():
+                    return
+                self._failed(res, exc)
+                self._stop.wait(backoff.next())
+
+    def _failed(self, res: Resource, exc: Exception) -> None:
+        self.last_error = f"{res.kind}: {exc}"
+        log.warning("watching %s failed: %s; retrying", res.kind, exc)
+
+    def _list(self, res: Resource) -> str:
+        items: list[Mapping[str, Any]] = []
+        cont: str | None = None
+        while True:
+            query: list[tuple[str, str]] = [("limit", str(self.page_size))]
+            if cont:
+                query.append(("continue", cont))
+            body = self._get_json(res.path, query, METADATA_LIST if res.metadata_only else JSON)
+            items.extend(_slim(i) for i in body.get("items") or () if isinstance(i, Mapping))
+            meta = body.get("metadata") or {}
+            cont = meta.get("continue")
+            if not cont:
+                version = str(meta.get("resourceVersion") or "")
+                break
+        self.replace(res.kind, items)
+        self._mark_synced(res.kind)
+        log.debug("listed %d %s at resourceVersion %s", len(items), res.kind, version)
+        return version
+
+    def _watch(self, res: Resource, version: str, backoff: _Backoff) -> str:
+        """Apply watch events until the server ends the watch; returns the last resourceVersion."""
+        query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("resourceVersion", version),
+                 ("timeoutSeconds", str(self.watch_timeout))]
+        for event in self._stream(res.path, query, METADATA_WATCH if res.metadata_only else JSON):
+            kind, obj = event.get("type"), event.get("object")
+            if not isinstance(obj, Mapping):
+                continue
+            if kind == "ERROR":
+                status, message = int(obj.get("code") or 0), str(obj.get("message") or "")
+                raise (Gone if status == 410 else ApiError)(status, message)
+            if kind in ("ADDED", "MODIFIED"):
+                self.upsert(res.kind, _slim(obj))
+            elif kind == "DELETED":
+                self.delete(res.kind, obj)
+            meta = obj.get("metadata")
+            if isinstance(meta, Mapping) and meta.get("resourceVersion"):
+                version = str(meta["resourceVersion"])
+            backoff.reset()
+            self.last_error = ""
+        return version
+
+    # --- HTTP through the official client --------------------------------------------------------
+
+    def _request(self, path: str, query: list[tuple[str, str]], accept: str, read_timeout: float) -> Any:
+        method, url, headers, _, _ = self.api.param_serialize(
+            "GET", path, query_params=query, header_params={"Accept": accept}, auth_settings=["BearerToken"]
+        )
+        response = self.api.call_api(method, url, header_params=headers, _request_timeout=(10, read_timeout))
+        raw = response.response
+        if not 200 <= response.status <= 299:
+            text = raw.data.decode("utf-8", "replace") if raw.data else ""
+            raw.release_conn()
+            try:
+                message = str(json.loads(text).get("message") or text)
+            except (ValueError, AttributeError):
+                message = text or str(response.reason)
+            raise (Gone if response.status == 410 else ApiError)(response.status, message)
+        return raw
+
+    def _get_json(self, path: str, query: list[tuple[str, str]], accept: str) -> Mapping[str, Any]:
+        raw = self._request(path, query, accept, read_timeout=60)
+        try:
+            body = json.loads(raw.data)
+        finally:
+            raw.release_conn()
+        if not isinstance(body, Mapping):
+            raise ApiError(0, f"GET {path}: the response is not a JSON object")
+        return body
+
+    def _stream(self, path: str, query: list[tuple[str, str]], accept: str) -> Iterator[Mapping[str, Any]]:
+        # A silent connection is dead after the server's own timeout plus a margin.
+        raw = self._request(path, query, accept, read_timeout=self.watch_timeout + 30)
+        with self._open_lock:
+            self._open.add(raw)
+        try:
+            for line in iter_resp_lines(raw):  # type: ignore[no-untyped-call]
+                if self._stop.is_set():
+                    return
+                if line:
+                    event = json.loads(line)
+                    if isinstance(event, Mapping):
+                        yield event
+        finally:
+            with self._open_lock:
+                self._open.discard(raw)
+            # A watch may end mid-stream: close rather than return a half-read connection to the pool.
+            raw.close()
+            raw.release_conn()
