@@ -87,10 +87,7 @@ class Controller:
                 if stop.is_set():
                     break
                 if self.elector.is_leader() and self.nodes.synced.is_set() and self.states.synced.is_set():
-                    try:
-                        self.reconcile()
-                    except Exception:
-                        log.exception("reconcile failed; retrying")
+                    self.reconcile()
         finally:
             stop.set()
             self.nodes.stop()
@@ -102,7 +99,10 @@ class Controller:
         for node in self.nodes.items():
             if not self.elector.is_leader():
                 return
-            self.reconcile_node(node, now)
+            try:
+                self.reconcile_node(node, now)
+            except Exception as exc:  # one node's trouble (e.g. deleted meanwhile) must not hold up the others
+                log.warning("node %s: %s; retrying", node["metadata"].get("name"), exc)
 
     def reconcile_node(self, node: dict[str, Any], now: datetime) -> None:
         name = node["metadata"]["name"]

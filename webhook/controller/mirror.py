@@ -69,6 +69,8 @@ class Mirror:
                 self._list_and_watch(stop)
                 backoff = 0.5
             except Exception as exc:
+                if stop.is_set():  # stop() cut the watch short: not a failure
+                    return
                 if not is_status(exc, 410):
                     log.warning("watching %s: %s; relisting in %.1fs", self.what, exc, backoff)
                     stop.wait(backoff)
