@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from webhook.cluster.live import METADATA_LIST, LiveClusterView, api_client
 from webhook.dev.controlplane import ControlPlane, ControlPlaneError, WebhookServer, register_webhook
 
 T = TypeVar("T")
@@ -273,3 +274,27 @@ def test_the_cache_recovers_after_an_apiserver_restart(
                          until=lambda r: "missing on node(s) node-x" in r[1])
     assert "Warning: spec.config.ipam.type: the CNI binary 'host-local' is missing on node(s) node-x" in out
     assert "[nad-host-local-multi-node]" in out
+    # The new apiserver's watch cache starts after the versions the watches had reached: they were
+    # told 410 Gone and listed again.
+    assert "resourceVersion expired (410 Gone); listing again" in (live_webhook.dir / "webhook.log").read_text()
+
+
+def test_pods_are_read_as_metadata_and_only_annotated_ones_are_kept(cp: ControlPlane, ns: str) -> None:
+    ok, out = apply(cp, nad("meta", ns, {"type": "whereabouts", "range": "10.66.0.0/24"}))
+    assert ok, out
+    eventually(lambda: apply(cp, pod("with", ns, {"k8s.v1.cni.cncf.io/networks": "meta"}))[0], "the pod admitted")
+    ok, out = apply(cp, pod("without", ns, {"unrelated": "x"}))
+    assert ok, out
+
+    view = LiveClusterView(api_client(str(cp.kubeconfig)))
+    pods = next(r for r in view.resources if r.kind == "Pod")
+    listed = view._get_json(pods.path, [("fieldSelector", f"metadata.namespace={ns}")], METADATA_LIST)
+    assert listed["kind"] == "PartialObjectMetadataList"
+    assert {i["metadata"]["name"] for i in listed["items"]} == {"with", "without"}
+    assert all("spec" not in i for i in listed["items"])
+
+    view.list_once()  # the one-shot snapshot a CLI takes
+    assert view.known
+    assert [str(p) for p in view.pods_using(ns, "meta")] == [f"{ns}/with"]
+    assert all(key[0] != ns or key[1] == "with" for key in view._pod_refs)
+
