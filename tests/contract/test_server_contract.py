@@ -301,3 +301,34 @@ def test_slow_clients_are_cut_off_and_do_not_hold_up_others(tmp_path: Path) -> N
         finally:
             for sock in slow:
                 sock.close()
+
+
+def test_client_ca_requires_a_client_certificate_signed_by_it(tmp_path: Path) -> None:
+    client_ca = certs.new_ca("apiserver-clients")
+    (tmp_path / "client-ca.crt").write_bytes(client_ca.cert_pem)
+    apiserver = certs.issue(client_ca, "kube-apiserver", client=True)
+    (tmp_path / "client.crt").write_bytes(apiserver.cert_pem)
+    (tmp_path / "client.key").write_bytes(apiserver.key_pem)
+    stranger = certs.issue(certs.new_ca("other"), "stranger", client=True)
+    (tmp_path / "stranger.crt").write_bytes(stranger.cert_pem)
+    (tmp_path / "stranger.key").write_bytes(stranger.key_pem)
+
+    with WebhookServer(tmp_path, ["--client-ca", str(tmp_path / "client-ca.crt")],
+                       client_cert=(tmp_path / "client.crt", tmp_path / "client.key")) as server:
+
+        def post(cert: str | None) -> int:
+            ctx = ssl.create_default_context(cafile=str(server.ca_file))
+            if cert:
+                ctx.load_cert_chain(tmp_path / f"{cert}.crt", tmp_path / f"{cert}.key")
+            conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ctx, timeout=10)
+            try:
+                conn.request("POST", "/validate", body=json.dumps(review()).encode(),
+                             headers={"Content-Type": "application/json"})
+                return conn.getresponse().status
+            finally:
+                conn.close()
+
+        assert post("client") == 200
+        for cert in (None, "stranger"):
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                post(cert)

@@ -231,8 +231,11 @@ class ControlPlane:
 class WebhookServer:
     """`multus-webhook serve` as a real process, with its own CA, on a loopback port."""
 
-    def __init__(self, work_dir: Path, extra_args: Sequence[str] = (), port: int = 0) -> None:
+    def __init__(self, work_dir: Path, extra_args: Sequence[str] = (), port: int = 0,
+                 client_cert: tuple[Path, Path] | None = None) -> None:
         self.dir = work_dir
+        #: The certificate and key the readiness probe presents (for a server started with --client-ca).
+        self.client_cert = client_cert
         self.cert_dir = work_dir / "certs"
         self.port = port or free_port()
         self.extra_args = list(extra_args)
@@ -258,7 +261,8 @@ class WebhookServer:
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        wait_https(f"{self.url}/healthz", self.ca_file, 30, proc=self.proc, what="multus-webhook serve")
+        wait_https(f"{self.url}/healthz", self.ca_file, 30, client=self.client_cert, proc=self.proc,
+                   what="multus-webhook serve")
 
     def stop(self) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
