@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 STATE_NAMESPACE = "multus-webhook"
 
 JSON = "application/json"
-# Pods are many and large; only their annotations matter here, so ask for metadata only.
+# Pods are many and large and only their annotations matter here: ask for metadata only.
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 METADATA_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
@@ -45,7 +45,8 @@ class Resource:
 
 def resources(state_namespace: str = STATE_NAMESPACE) -> tuple[Resource, ...]:
     return (
-        Resource(NODE, "/api/v1/nodes"),
+        # Of a Node only its name and labels are read; its status (images, ...) is the bulk of it.
+        Resource(NODE, "/api/v1/nodes", metadata_only=True),
         Resource(NODE_STATE, f"/apis/multus-webhook.io/v1alpha1/namespaces/{state_namespace}/multusnodestates"),
         Resource(NAD, "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions"),
         Resource(NETWORK_PROFILE, "/apis/multus-webhook.io/v1alpha1/networkprofiles"),
