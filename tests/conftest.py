@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from webhook.dev.controlplane import ControlPlane, ControlPlaneError, WebhookServer, binaries_dir, register_webhook
+from webhook.dev.controlplane import (
+    ControlPlane,
+    ControlPlaneError,
+    WebhookServer,
+    binaries_dir,
+    eventually,
+    register_webhook,
+)
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -70,3 +77,29 @@ def namespace(controlplane: ControlPlane) -> Iterator[str]:
     controlplane.kubectl("create", "namespace", name)
     yield name
     controlplane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def cluster(controlplane_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A control plane of the test module's own, for tests that create Nodes, restart the apiserver or need
+    to know exactly what exists: nothing leaks into the session's cluster."""
+    cp = ControlPlane(tmp_path_factory.mktemp("module-cp"), controlplane_bin)
+    try:
+        cp.start()
+    except ControlPlaneError as exc:
+        cp.stop()
+        unavailable(f"the control plane did not start: {exc}")
+    cp.kubectl("create", "namespace", "multus-webhook")
+    yield cp
+    cp.stop()
+
+
+@pytest.fixture(scope="module")
+def live_webhook(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
+    """`multus-webhook serve --kubeconfig` (live cache, controller) registered with the module's apiserver."""
+    server = WebhookServer(tmp_path_factory.mktemp("live-webhook"), ["--kubeconfig", str(cluster.kubeconfig)])
+    server.start()
+    eventually(lambda: server.readyz()[0] == 200, "the live cache's first sync")
+    register_webhook(cluster, server)
+    yield server
+    server.stop()

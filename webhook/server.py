@@ -8,7 +8,7 @@ import json
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,8 +172,10 @@ async def serve_forever(
     shutdown_timeout: float = 15.0,
     idle_timeout: float = IDLE_TIMEOUT,
     started: Callable[[], Any] | None = None,
+    background: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = (),
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then stop accepting, let requests in flight finish, return."""
+    """Serve until SIGTERM or SIGINT, then stop accepting, let requests in flight finish, return.
+    Each of ``background`` runs beside the server until the stop event it is given is set."""
     tls = ReloadingTLS(cert_dir, client_ca)
     runner = web.AppRunner(make_app(state), access_log=None, shutdown_timeout=shutdown_timeout,
                            keepalive_timeout=idle_timeout)
@@ -185,9 +187,12 @@ async def serve_forever(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(job(stop)) for job in background]
     if started is not None:
         started()
     await stop.wait()
+    for task in tasks:
+        task.cancel()
     # Stop accepting, then let every request already started finish, even one whose body is still
     # arriving: aiohttp's own shutdown cuts those off.
     log.info("stopping: draining %d request(s) in flight", state.in_flight)

@@ -8,11 +8,6 @@ exactly which nodes exist, none of which may leak into the session's cluster.
 from __future__ import annotations
 
 import json
-import os
-import ssl
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,58 +16,11 @@ from typing import Any, TypeVar
 import pytest
 
 from webhook.cluster.live import METADATA_LIST, LiveClusterView, api_client
-from webhook.dev.controlplane import ControlPlane, ControlPlaneError, WebhookServer, register_webhook
+from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually
 
 T = TypeVar("T")
 DENIED = 'admission webhook "nads.multus-webhook.io" denied the request: '
 STATES = "multus-webhook"
-
-
-def eventually(probe: Callable[[], T], what: str, until: Callable[[T], object] = bool, timeout: float = 30) -> T:
-    """The first value of probe() that ``until`` accepts, polling while the cache catches up."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if until(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
-
-
-def readyz(server: WebhookServer) -> tuple[int, str]:
-    ctx = ssl.create_default_context(cafile=str(server.ca_file))
-    try:
-        with urllib.request.urlopen(f"{server.url}/readyz", context=ctx, timeout=5) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
-@pytest.fixture(scope="module")
-def cluster(controlplane_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    cp = ControlPlane(tmp_path_factory.mktemp("cluster-view-cp"), controlplane_bin)
-    try:
-        cp.start()
-    except ControlPlaneError as exc:
-        cp.stop()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the control plane did not start: {exc}")
-        pytest.skip(f"the control plane did not start: {exc}")
-    cp.kubectl("create", "namespace", STATES)
-    yield cp
-    cp.stop()
-
-
-@pytest.fixture(scope="module")
-def live_webhook(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
-    """multus-webhook serve --kubeconfig, registered with the module's apiserver."""
-    server = WebhookServer(tmp_path_factory.mktemp("cluster-view-webhook"), ["--kubeconfig", str(cluster.kubeconfig)])
-    server.start()
-    eventually(lambda: readyz(server)[0] == 200, "the live cache's first sync")
-    register_webhook(cluster, server)
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -254,13 +202,13 @@ def test_the_cache_recovers_after_an_apiserver_restart(
     late = WebhookServer(tmp_path, ["--kubeconfig", str(cp.kubeconfig)])
     late.start()
     try:
-        status, reason = readyz(late)
+        status, reason = late.readyz()
         assert status == 503
         assert "cluster cache not synced" in reason
-        assert readyz(live_webhook)[0] == 200
+        assert live_webhook.readyz()[0] == 200
 
         cp.start_apiserver()
-        eventually(lambda: readyz(late)[0] == 200, "the late webhook's first sync")
+        eventually(lambda: late.readyz()[0] == 200, "the late webhook's first sync")
     finally:
         late.stop()
 

@@ -15,7 +15,7 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,11 +36,17 @@ METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v
 METADATA_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
+#: The ConfigMap (in the webhook's namespace) whose ``policy`` key overrides the policy file.
+POLICY_CONFIGMAP = "multus-webhook-policy"
+POLICY = "PolicyConfigMap"
+
+
 @dataclass(frozen=True)
 class Resource:
     kind: str
     path: str
     metadata_only: bool = False
+    field_selector: str = ""
 
 
 def resources(state_namespace: str = STATE_NAMESPACE) -> tuple[Resource, ...]:
@@ -111,10 +117,17 @@ class LiveClusterView(ClusterStore):
         watch_timeout: int = 300,
         backoff_first: float = 0.2,
         backoff_cap: float = 5.0,
+        on_policy: Callable[[Mapping[str, Any] | None], None] | None = None,
     ) -> None:
         super().__init__(multus_namespace=multus_namespace)
         self.api = api
         self.resources = resources(state_namespace)
+        # The policy ConfigMap is watched like the rest, but its events go to ``on_policy`` (the
+        # ConfigMap, or None when there is none) instead of the store.
+        self._on_policy = on_policy
+        if on_policy is not None:
+            self.resources += (Resource(POLICY, f"/api/v1/namespaces/{state_namespace}/configmaps",
+                                        field_selector=f"metadata.name={POLICY_CONFIGMAP}"),)
         self.page_size = page_size
         self.watch_timeout = watch_timeout
         self.backoff_first, self.backoff_cap = backoff_first, backoff_cap
@@ -154,6 +167,24 @@ class LiveClusterView(ClusterStore):
             return True, "ok"
         detail = f" (last error: {self.last_error})" if self.last_error else ""
         return False, f"cluster cache not synced: waiting for the first list of {', '.join(waiting)}{detail}"
+
+    def upsert(self, kind: str, obj: Mapping[str, Any]) -> None:
+        if kind == POLICY and self._on_policy is not None:
+            self._on_policy(obj)
+        else:
+            super().upsert(kind, obj)
+
+    def delete(self, kind: str, obj: Mapping[str, Any]) -> None:
+        if kind == POLICY and self._on_policy is not None:
+            self._on_policy(None)
+        else:
+            super().delete(kind, obj)
+
+    def replace(self, kind: str, objects: Iterable[Mapping[str, Any]]) -> None:
+        if kind == POLICY and self._on_policy is not None:
+            self._on_policy(next(iter(objects), None))
+        else:
+            super().replace(kind, objects)
 
     def _mark_synced(self, kind: str) -> None:
         self._synced.add(kind)
@@ -199,7 +230,7 @@ class LiveClusterView(ClusterStore):
         items: list[Mapping[str, Any]] = []
         cont: str | None = None
         while True:
-            query: list[tuple[str, str]] = [("limit", str(self.page_size))]
+            query: list[tuple[str, str]] = [("limit", str(self.page_size)), *self._selector(res)]
             if cont:
                 query.append(("continue", cont))
             body = self._get_json(res.path, query, METADATA_LIST if res.metadata_only else JSON)
@@ -214,10 +245,14 @@ class LiveClusterView(ClusterStore):
         log.debug("listed %d %s at resourceVersion %s", len(items), res.kind, version)
         return version
 
+    @staticmethod
+    def _selector(res: Resource) -> list[tuple[str, str]]:
+        return [("fieldSelector", res.field_selector)] if res.field_selector else []
+
     def _watch(self, res: Resource, version: str, backoff: _Backoff) -> str:
         """Apply watch events until the server ends the watch; returns the last resourceVersion."""
         query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("resourceVersion", version),
-                 ("timeoutSeconds", str(self.watch_timeout))]
+                 ("timeoutSeconds", str(self.watch_timeout)), *self._selector(res)]
         for event in self._stream(res.path, query, METADATA_WATCH if res.metadata_only else JSON):
             kind, obj = event.get("type"), event.get("object")
             if not isinstance(obj, Mapping):

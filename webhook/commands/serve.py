@@ -1,22 +1,33 @@
-"""`multus-webhook serve`: the admission webhook server (HTTPS only)."""
+"""`multus-webhook serve`: the admission webhook server (HTTPS only), with the watch-fed cluster cache,
+the node-readiness controller and (optionally) self-managed certificates."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from kubernetes.config import ConfigException
 
 from webhook.admission.handlers import AdmissionContext
-from webhook.cluster.live import LiveClusterView, api_client
+from webhook.certmanager import SelfManagedCertificates, Settings
+from webhook.cluster.live import POLICY_CONFIGMAP, STATE_NAMESPACE, LiveClusterView, api_client
 from webhook.cluster.static import StaticClusterView
+from webhook.commands import controller as controller_command
 from webhook.commands.common import load_policy
+from webhook.controller.controller import Controller
 from webhook.documents import DocumentError
-from webhook.rules import PolicyError
+from webhook.rules import Policy, PolicyError, registered
 from webhook.server import BODY_TIMEOUT, IDLE_TIMEOUT, ServerState, serve_forever
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,12 +40,56 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="standalone mode: YAML/JSON objects standing for the cluster (repeatable)")
     s.add_argument("--kubeconfig", metavar="FILE",
                    help="watch the cluster through this kubeconfig (default inside a pod: its service account)")
-    s.add_argument("--policy", metavar="FILE", help="rule severities and audit switch")
+    s.add_argument("--policy", metavar="FILE",
+                   help=f"rule severities and settings; the ConfigMap {POLICY_CONFIGMAP} (key 'policy') in the "
+                        "cluster overrides it while it exists")
     s.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT, metavar="SECONDS",
                    help="close a connection that sends no complete request head for this long")
     s.add_argument("--body-timeout", type=float, default=BODY_TIMEOUT, metavar="SECONDS",
                    help="answer 408 when a request body takes longer than this to arrive")
+    s.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", STATE_NAMESPACE),
+                   help="the webhook's namespace: policy ConfigMap, TLS Secret, MultusNodeStates, Lease "
+                        "(default: $POD_NAMESPACE, else %(default)s)")
+    s.add_argument("--self-managed-certs", action="store_true",
+                   help="keep the CA and serving certificate in --tls-secret (created when missing, renewed "
+                        "before expiry) and patch the caBundle of our webhook configurations")
+    s.add_argument("--tls-secret", default="multus-webhook-tls", help="Secret for --self-managed-certs")
+    s.add_argument("--no-controller", action="store_true",
+                   help="do not run the node-readiness controller in this process")
+    controller_command.add_arguments(s)
     s.set_defaults(func=run)
+
+
+class PolicySource:
+    """The policy in force: the ConfigMap's while it exists and parses, else the file's (or defaults).
+    A ConfigMap that does not parse keeps the previous policy, so a typo never relaxes the rules."""
+
+    def __init__(self, context: AdmissionContext, base: Policy) -> None:
+        self.context = context
+        self.base = base
+        self.controller: Controller | None = None
+
+    def on_configmap(self, configmap: Mapping[str, Any] | None) -> None:
+        if configmap is None:
+            self._set(self.base, "policy ConfigMap absent: using the policy file (or the defaults)")
+            return
+        data = configmap.get("data") if isinstance(configmap.get("data"), Mapping) else {}
+        text = data.get("policy") if isinstance(data, Mapping) else None
+        if not isinstance(text, str):
+            log.error("ConfigMap %s has no 'policy' key; keeping the policy in force", POLICY_CONFIGMAP)
+            return
+        try:
+            policy = Policy.from_text(text, set(registered()), f"ConfigMap {POLICY_CONFIGMAP}")
+        except PolicyError as exc:
+            log.error("%s; keeping the policy in force", exc)
+            return
+        self._set(policy, f"policy from ConfigMap {POLICY_CONFIGMAP} in force")
+
+    def _set(self, policy: Policy, why: str) -> None:
+        self.context.policy = policy
+        if self.controller is not None:
+            self.controller.config = replace(self.controller.config, repair=policy.repair)
+        log.info("%s", why)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,36 +97,68 @@ def run(args: argparse.Namespace) -> int:
         print("multus-webhook serve: give --cluster-state or --kubeconfig, not both", file=sys.stderr)
         return 2
     live: LiveClusterView | None = None
+    api: Any = None
     try:
         policy = load_policy(args.policy)
         context = AdmissionContext(policy=policy)
+        source = PolicySource(context, policy)
         if args.cluster_state:
             context.view = StaticClusterView.from_files(args.cluster_state)
         elif args.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
-            live = LiveClusterView(api_client(args.kubeconfig))
+            api = api_client(args.kubeconfig)
+            live = LiveClusterView(api, state_namespace=args.namespace, multus_namespace=policy.multus_namespace,
+                                   on_policy=source.on_configmap)
             context.view = live
-    except (PolicyError, DocumentError) as exc:
+        controller_config = replace(controller_command.config_from(args), repair=args.repair or policy.repair)
+    except (PolicyError, DocumentError, ValueError) as exc:
         print(f"multus-webhook serve: {exc}", file=sys.stderr)
         return 2
     except (ConfigException, OSError) as exc:
-        source = args.kubeconfig or "the in-cluster service account"
-        print(f"multus-webhook serve: cannot use {source} to reach the cluster: {exc}", file=sys.stderr)
+        source_name = args.kubeconfig or "the in-cluster service account"
+        print(f"multus-webhook serve: cannot use {source_name} to reach the cluster: {exc}", file=sys.stderr)
         return 2
+    certificates: SelfManagedCertificates | None = None
+    if args.self_managed_certs:
+        if api is None:
+            print("multus-webhook serve: --self-managed-certs needs a cluster (--kubeconfig or in-cluster)",
+                  file=sys.stderr)
+            return 2
+        certificates = SelfManagedCertificates(
+            api, Settings(namespace=args.namespace, secret_name=args.tls_secret), Path(args.cert_dir))
+        try:
+            certificates.ensure()
+        except Exception as exc:  # RBAC, apiserver down: say so instead of a traceback
+            print(f"multus-webhook serve: cannot set up certificates in Secret {args.namespace}/{args.tls_secret}: "
+                  f"{exc}", file=sys.stderr)
+            return 1
     for name in ("tls.crt", "tls.key"):
         if not (Path(args.cert_dir) / name).is_file():
             print(f"multus-webhook serve: {Path(args.cert_dir) / name} is missing "
                   "(create one with 'multus-webhook certs --out DIR')", file=sys.stderr)
             return 2
+
     state = ServerState(context=context, body_timeout=args.body_timeout)
+    stop_controller = threading.Event()
+    controller_thread: threading.Thread | None = None
     if live is not None:
         # The watches run in threads; handlers only read the cache, and /readyz waits for its first sync.
         state.readiness = live.readiness
         live.start()
+        if not args.no_controller:
+            source.controller = Controller(api, controller_config)
+            controller_thread = threading.Thread(target=source.controller.run, args=(stop_controller,),
+                                                 name="controller", daemon=True)
+            controller_thread.start()
     try:
-        asyncio.run(serve_forever(state, cert_dir=Path(args.cert_dir), host=args.host, port=args.port,
-                                  idle_timeout=args.idle_timeout,
-                                  client_ca=Path(args.client_ca) if args.client_ca else None))
+        asyncio.run(serve_forever(
+            state, cert_dir=Path(args.cert_dir), host=args.host, port=args.port, idle_timeout=args.idle_timeout,
+            client_ca=Path(args.client_ca) if args.client_ca else None,
+            background=[certificates.run] if certificates is not None else [],
+        ))
     finally:
+        stop_controller.set()
         if live is not None:
             live.stop()
+        if controller_thread is not None:
+            controller_thread.join(15)  # lets it release the Lease
     return 0

@@ -20,9 +20,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -34,8 +34,23 @@ CRDS = REPO / "manifests" / "base" / "crds"
 WEBHOOK_CONFIGURATIONS = REPO / "manifests" / "base" / "webhook" / "webhook-configurations.yaml"
 
 
+T = TypeVar("T")
+
+
 class ControlPlaneError(RuntimeError):
     pass
+
+
+def eventually(probe: Callable[[], T], what: str, until: Callable[[T], object] = bool, timeout: float = 30) -> T:
+    """The first value of probe() that ``until`` accepts, polling while a cache or controller catches up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if until(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
 
 
 def binaries_dir() -> Path:
@@ -252,6 +267,16 @@ class WebhookServer:
     @property
     def ca_file(self) -> Path:
         return self.cert_dir / "ca.crt"
+
+    def readyz(self) -> tuple[int, str]:
+        ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        if self.client_cert:
+            ctx.load_cert_chain(*self.client_cert)
+        try:
+            with urllib.request.urlopen(f"{self.url}/readyz", context=ctx, timeout=5) as resp:
+                return int(resp.status), resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
 
     def start(self) -> None:
         log = open(self.dir / "webhook.log", "ab")  # noqa: SIM115 - lives as long as the process

@@ -1,0 +1,126 @@
+"""Pods through kubectl on a real apiserver, with `multus-webhook serve --kubeconfig` (live cache):
+profiles injected, missing NADs refused, pods without networks never sent to us, the policy ConfigMap
+picked up without a restart."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually
+
+MACVLAN = json.dumps({"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0",
+                      "ipam": {"type": "whereabouts", "range": "10.30.0.0/24"}})
+
+
+def apply(cp: ControlPlane, *objects: dict[str, Any], check: bool = True, extra: tuple[str, ...] = ()) -> Any:
+    return cp.kubectl("apply", *extra, "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                     "items": list(objects)}), check=check)
+
+
+def pod(name: str, namespace: str, *, labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels or {},
+                         "annotations": annotations or {}},
+            "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}
+
+
+@pytest.fixture
+def ns(cluster: ControlPlane, live_webhook: WebhookServer) -> str:
+    name = f"pods-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "namespace", name)
+    apply(cluster,
+          {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+           "metadata": {"name": "data", "namespace": name}, "spec": {"config": MACVLAN}},
+          {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "NetworkProfile",
+           "metadata": {"name": "storage", "namespace": name},
+           "spec": {"networks": [{"name": "data", "interface": "stor0"}]}})
+    # The cache must have seen both before a pod can use them.
+    eventually(lambda: apply(cluster, pod("probe", name, labels={"multus-webhook.io/network-profile": "storage"}),
+                             check=False, extra=("--dry-run=server",)).returncode == 0,
+               "the profile and NAD in the webhook's cache")
+    return name
+
+
+def get_pod(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(cp.kubectl("get", "pod", name, "-n", ns, "-o", "json").stdout)
+    return out
+
+
+def test_labelled_pod_is_stored_with_the_profile_networks_and_readiness_affinity(cluster: ControlPlane,
+                                                                                   ns: str) -> None:
+    result = apply(cluster, pod("web", ns, labels={"multus-webhook.io/network-profile": "storage", "app": "web"},
+                                annotations={"team": "blue"}))
+    assert "pod/web created" in result.stdout
+    stored = get_pod(cluster, ns, "web")
+    annotations = stored["metadata"]["annotations"]
+    assert annotations["k8s.v1.cni.cncf.io/networks"] == "data@stor0"
+    assert annotations["multus-webhook.io/applied-profile"] == "storage"
+    assert annotations["team"] == "blue"
+    assert stored["metadata"]["labels"] == {"multus-webhook.io/network-profile": "storage", "app": "web"}
+    terms = stored["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"]
+    assert {"key": "multus-webhook.io/multus-ready", "operator": "In", "values": ["true"]} in \
+        terms[0]["matchExpressions"]
+    assert {"key": "cni.multus-webhook.io/whereabouts", "operator": "In", "values": ["true"]} in \
+        terms[0]["matchExpressions"]
+
+
+def test_pod_naming_a_missing_nad_is_refused(cluster: ControlPlane, ns: str) -> None:
+    result = apply(cluster, pod("lost", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data,nowhere"}),
+                   check=False)
+    assert result.returncode == 1
+    assert 'admission webhook "pods.multus-webhook.io" denied the request:' in result.stderr
+    assert f"NetworkAttachmentDefinition {ns}/nowhere" in result.stderr
+    assert "[pod-networks-nad-exists]" in result.stderr
+
+
+def test_pod_with_a_missing_profile_is_refused(cluster: ControlPlane, ns: str) -> None:
+    result = apply(cluster, pod("p", ns, labels={"multus-webhook.io/network-profile": "absent"}), check=False)
+    assert result.returncode == 1
+    assert "NetworkProfile 'absent', which does not exist" in result.stderr
+
+
+def test_invalid_network_profile_is_refused(cluster: ControlPlane, ns: str) -> None:
+    profile = {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "NetworkProfile",
+               "metadata": {"name": "twice", "namespace": ns},
+               "spec": {"networks": [{"name": "data", "interface": "x0"}, {"name": "data", "interface": "x0"}]}}
+    result = apply(cluster, profile, check=False)
+    assert result.returncode == 1
+    assert 'admission webhook "networkprofiles.multus-webhook.io" denied the request' in result.stderr
+    assert "interface 'x0'" in result.stderr
+
+
+def test_policy_configmap_is_picked_up_without_a_restart(cluster: ControlPlane, ns: str) -> None:
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": "multus-webhook-policy", "namespace": "multus-webhook"},
+                 "data": {"policy": "rules:\n  pod-networks-nad-exists: warn\n"}}
+    lost = pod("lost", ns, annotations={"k8s.v1.cni.cncf.io/networks": "nowhere"})
+    apply(cluster, configmap)
+    try:
+        result = eventually(lambda: apply(cluster, lost, check=False, extra=("--dry-run=server",)),
+                            "the policy ConfigMap to take effect", until=lambda r: r.returncode == 0)
+        assert "Warning:" in result.stderr
+        assert "nowhere" in result.stderr
+    finally:
+        cluster.kubectl("delete", "configmap", "multus-webhook-policy", "-n", "multus-webhook")
+    eventually(lambda: apply(cluster, lost, check=False, extra=("--dry-run=server",)),
+               "the policy file's rules to be back", until=lambda r: r.returncode == 1)
+
+
+def test_only_pods_asking_for_networks_are_sent_to_the_webhook(cluster: ControlPlane, ns: str,
+                                                              live_webhook: WebhookServer) -> None:
+    assert live_webhook.stop() == 0
+    try:
+        plain = apply(cluster, pod("plain", ns, labels={"app": "x"}), check=False)
+        assert plain.returncode == 0, plain.stderr  # matchConditions: never sent to us
+        multus = apply(cluster, pod("multus", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data"}), check=False)
+        assert multus.returncode == 1
+        assert 'failed calling webhook "pods.multus-webhook.io"' in multus.stderr
+    finally:
+        live_webhook.start()
+        eventually(lambda: live_webhook.readyz()[0] == 200, "the restarted webhook's first sync")
