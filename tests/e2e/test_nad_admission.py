@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from webhook.dev.controlplane import ControlPlane, WebhookServer
 
@@ -72,3 +76,32 @@ def test_webhook_down_with_failure_policy_fail_refuses_the_apply(
     assert result.returncode == 1
     assert 'failed calling webhook "nads.multus-webhook.io"' in result.stderr
     assert "NotFound" in controlplane.kubectl("get", "-n", namespace, "nad", "macvlan-network", check=False).stderr
+
+
+BROKEN_CONFIGS = [
+    ({"cniVersion": "0.3.1", "type": "vlan", "ipam": {"type": "static", "addresses": [{"address": "10.1.0.2/24"}]}},
+     "spec.config.master", "[nad-plugin-vlan-master]"),
+    ({"cniVersion": "0.3.1", "type": "bridge", "vlan": 5000}, "spec.config.vlan", "[nad-plugin-vlan-id]"),
+    ({"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0",
+      "ipam": {"type": "host-local", "subnet": "10.2.0.1/24"}}, "spec.config.ipam.subnet", "[nad-ipam-host-local]"),
+    ({"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0",
+      "ipam": {"type": "whereabouts", "range": "10.3.0.0/24", "exclude": ["10.3.0.300/32"]}},
+     "spec.config.ipam.exclude[0]", "[nad-ipam-whereabouts]"),
+    ({"cniVersion": "1.0.0", "name": "t", "plugins": [{"type": "tuning"}, {"type": "macvlan", "master": "eth0"}]},
+     "spec.config.plugins[0]", "[nad-plugin-needs-previous-result]"),
+    ({"cniVersion": "9.9.9", "type": "macvlan", "master": "eth0", "ipam": {"type": "dhcp"}},
+     "spec.config.cniVersion", "[nad-config-cni-version]"),
+]
+
+
+@pytest.mark.parametrize(("config", "field", "rule"), BROKEN_CONFIGS, ids=[r for _, _, r in BROKEN_CONFIGS])
+def test_broken_cni_configs_are_refused_by_kubectl_apply(
+    controlplane: ControlPlane, webhook: WebhookServer, namespace: str, config: dict[str, Any], field: str, rule: str
+) -> None:
+    nad = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+           "metadata": {"name": "broken", "namespace": namespace}, "spec": {"config": json.dumps(config)}}
+    result = controlplane.kubectl("apply", "-f", "-", input=json.dumps(nad), check=False)
+    assert result.returncode == 1
+    assert DENIED in result.stderr
+    assert field in result.stderr
+    assert rule in result.stderr
