@@ -255,3 +255,25 @@ def test_pod_repair_is_opt_in(rbac: ControlPlane) -> None:
         assert not can(rbac, AGENT_SA, "delete", "pods", "default")
     finally:
         rbac.kubectl("delete", "-f", "-", input=payload)
+
+
+@pytest.mark.parametrize("path", BUILDS)
+def test_every_container_of_our_image_is_given_arguments_our_cli_accepts(
+    cluster: ControlPlane, path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from webhook.cli import parser
+
+    checked = 0
+    for doc in build(cluster, path):
+        pod_spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for container in [*pod_spec.get("initContainers", []), *pod_spec.get("containers", [])]:
+            if "/multus-webhook:" not in container["image"]:
+                continue
+            argv = [*container.get("command", [])[1:], *container.get("args", [])]
+            try:
+                parser().parse_args(argv)
+            except SystemExit:
+                pytest.fail(f"{path}: {doc['kind']}/{doc['metadata']['name']} container {container['name']}: "
+                            f"multus-webhook {' '.join(argv)}: {capsys.readouterr().err.strip()}")
+            checked += 1
+    assert checked > 0
