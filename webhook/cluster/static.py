@@ -26,8 +26,15 @@ class StaticClusterView(ClusterStore):
                  multus_namespace: str = DEFAULT_MULTUS_NAMESPACE) -> None:
         super().__init__(default_namespace=default_namespace, multus_namespace=multus_namespace)
         self._known = True
+        # One replace per kind, not one put per object: every Node or MultusNodeState put rebuilds
+        # the node list, which made a state of thousands of nodes take minutes to load.
+        by_kind: dict[str, list[Mapping[str, Any]]] = {}
         for obj in objects:
-            self.put(obj)
+            kind = obj.get("kind")
+            if isinstance(kind, str) and kind in KINDS:
+                by_kind.setdefault(kind, []).append(obj)
+        for kind, of_kind in by_kind.items():
+            self.replace(kind, of_kind)
 
     @classmethod
     def from_files(cls, paths: list[str], *, default_namespace: str = "default") -> StaticClusterView:
