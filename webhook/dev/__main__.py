@@ -41,6 +41,8 @@ kubeconfig: {rel}
 Try:
   kubectl --kubeconfig {rel} apply -f examples/macvlan-network.yaml     # accepted
   kubectl --kubeconfig {rel} apply -f examples/broken-network.yaml      # refused by the webhook
+  kubectl --kubeconfig {rel} apply -f examples/network-profile.yaml     # the label becomes the annotation
+  kubectl --kubeconfig {rel} get pod profiled-pod -o yaml
   kubectl --kubeconfig {rel} apply --dry-run=server -f examples/        # the same checks, nothing stored
 
 Webhook log: {work / 'webhook.log'}

@@ -331,8 +331,12 @@ def register_webhook(cp: ControlPlane, server: WebhookServer, *, failure_policy:
 
 @contextlib.contextmanager
 def local_stack(work_dir: Path, webhook_args: Sequence[str] = ()) -> Iterator[tuple[ControlPlane, WebhookServer]]:
+    """The control plane with `multus-webhook serve --kubeconfig` (live cache and controller, as in a
+    cluster) registered, once its cache has synced."""
     with ControlPlane(work_dir / "controlplane") as cp:
-        server = WebhookServer(work_dir, webhook_args)
+        cp.kubectl("create", "namespace", "multus-webhook")
+        server = WebhookServer(work_dir, ["--kubeconfig", str(cp.kubeconfig), *webhook_args])
         with server:
+            eventually(lambda: server.readyz()[0] == 200, "the webhook's cache to sync")
             register_webhook(cp, server)
             yield cp, server
