@@ -1,0 +1,500 @@
+"""`make bench`: what the webhook costs, measured in one run so that ratios hold on a noisy machine.
+
+1. Handler throughput and latency over HTTPS keep-alive on loopback (NAD validation; pod mutation +
+   validation), load from a separate process, a cluster state of 5,000 nodes, 10,000 NADs and
+   50,000 pods: requests/s at saturation (closed loop), p50/p95/p99 at half that rate (open loop).
+2. The floor: the same load against a null aiohttp webhook with the same TLS (bench/null_server.py).
+3. On a real apiserver: 2,000 pods created without and with our webhooks; the latency added and the
+   apiserver's own apiserver_admission_webhook_admission_duration_seconds.
+4. Scale: resident memory with that state, time for the live cache to sync 10,000 NADs from the
+   apiserver, the cost of an overlap query among 10,000 NADs.
+
+The servers run as processes pinned to CPU 0 and the load generator to CPU 1. A benchmark, not a
+test: nothing here fails on a number; the targets are reported (and tracked in bench/results.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.state import Scale, nad, nad_reviews, namespace, pod, pod_reviews, profile, write_state
+from webhook.dev.controlplane import ControlPlane, WebhookServer, free_port, register_webhook, wait_https
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results.json"
+SERVER_CPU, LOAD_CPU = 0, 1
+HISTORY = 20
+
+TARGETS: list[tuple[str, str, str, float]] = [
+    # (name, result key, comparison, bound)
+    ("pod mutation+validation reviews/s (1 core)", "handlers.pod.ours.saturation_rps", ">=", 1500),
+    ("pod reviews/s as a fraction of the null-webhook floor", "handlers.pod.ratio_to_floor", ">=", 0.8),
+    ("pod p99 at half saturation (ms)", "handlers.pod.ours.half_rate.p99_ms", "<=", 5.0),
+    ("added p99 of a pod create on the real apiserver (ms)", "apiserver.added_p99_ms", "<=", 3.0),
+    ("overlap query p99 among 10,000 NADs (ms)", "scale.overlap_query.p99_ms", "<=", 1.0),
+    ("RSS with the cluster state (MiB)", "scale.rss_mib", "<=", 150),
+    ("live cache sync of 10,000 NADs (s)", "scale.live_sync_s", "<=", 10.0),
+]
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def pin(pid: int, cpu: int) -> None:
+    """Every thread of ``pid`` (the affinity of a process is per thread) on ``cpu``."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), {cpu})
+
+
+def rss_mib(pid: int) -> dict[str, float]:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {k: round(int(fields[k].split()[0]) / 1024, 1) for k in ("VmRSS", "VmHWM")}
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def q(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 3)
+
+    return {"p50_ms": q(0.50), "p95_ms": q(0.95), "p99_ms": q(0.99), "n": len(ordered)}
+
+
+# --- 1, 2: handlers against our server and the floor ----------------------------------------------
+
+
+def run_load(port: int, ca: Path, requests: Sequence[str], *, mode: str, duration: float, warmup: float,
+             connections: int, rate: float = 0.0) -> dict[str, Any]:
+    args = [sys.executable, "-m", "bench.load", "--port", str(port), "--ca", str(ca), "--mode", mode,
+            "--duration", str(duration), "--warmup", str(warmup), "--connections", str(connections)]
+    for r in requests:
+        args += ["--request", r]
+    if rate:
+        args += ["--rate", str(rate)]
+    if (os.cpu_count() or 1) > 1:
+        args += ["--cpu", str(LOAD_CPU)]
+    out = subprocess.run(args, check=True, capture_output=True, text=True, cwd=REPO, timeout=duration * 3 + 120)
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def measure_handlers(port: int, ca: Path, workloads: dict[str, list[str]], duration: float,
+                     pid: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name, requests in workloads.items():
+        saturated = run_load(port, ca, requests, mode="closed", duration=duration, warmup=1.5, connections=8)
+        half = saturated["rate"] / 2
+        paced = run_load(port, ca, requests, mode="open", duration=duration, warmup=1.0, connections=32, rate=half)
+        results[name] = {"saturation_rps": saturated["rate"], "saturation": saturated, "half_rate": paced}
+        log(f"  {name}: {saturated['rate']:.0f} req/s saturated (client cpu {saturated['client_cpu']}); "
+            f"at {half:.0f}/s p50 {paced['p50_ms']} p99 {paced['p99_ms']} ms")
+    results["rss"] = rss_mib(pid)
+    return results
+
+
+def start_null_server(work: Path, cert_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    log_file = open(work / "null.log", "wb")  # noqa: SIM115 - lives as long as the process
+    proc = subprocess.Popen([sys.executable, "-m", "bench.null_server", "--port", str(port), "--cert-dir",
+                             str(cert_dir)], stdout=log_file, stderr=subprocess.STDOUT, cwd=REPO)
+    wait_https(f"https://127.0.0.1:{port}/healthz", cert_dir / "ca.crt", 30, proc=proc, what="null webhook")
+    return proc, port
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def handlers_part(work: Path, scale: Scale, duration: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    state = write_state(work / "state.json", scale)
+    pods = work / "pods.jsonl"
+    pods.write_bytes(b"\n".join(pod_reviews(scale)))
+    nads = work / "nads.jsonl"
+    nads.write_bytes(b"\n".join(nad_reviews(scale)))
+    workloads = {"nad": [f"/validate={nads}"], "pod": [f"/mutate={pods}", f"/validate={pods}"]}
+
+    server = WebhookServer(work / "ours", ["--cluster-state", str(state)])
+    started = time.perf_counter()
+    start_server(server)
+    load_s = time.perf_counter() - started
+    assert server.proc is not None
+    pin(server.proc.pid, SERVER_CPU)
+    scale_results: dict[str, Any] = {"state_objects": {"nodes": scale.nodes, "nads": scale.nads, "pods": scale.pods},
+                                     "state_file_mib": round(state.stat().st_size / 2**20, 1),
+                                     "serve_start_s": round(load_s, 2), "rss_after_load": rss_mib(server.proc.pid)}
+    scale_results["rss_mib"] = scale_results["rss_after_load"]["VmRSS"]
+    log(f"serve --cluster-state up in {load_s:.1f}s, RSS {scale_results['rss_mib']} MiB")
+    try:
+        log("our webhook:")
+        ours = measure_handlers(server.port, server.ca_file, workloads, duration, server.proc.pid)
+    finally:
+        server.stop()
+    null, null_port = start_null_server(work, server.cert_dir)
+    try:
+        pin(null.pid, SERVER_CPU)
+        log("null webhook (the floor):")
+        floor = measure_handlers(null_port, server.ca_file, workloads, duration, null.pid)
+    finally:
+        stop(null)
+    handlers: dict[str, Any] = {}
+    for name in workloads:
+        handlers[name] = {"ours": ours[name], "floor": floor[name],
+                          "ratio_to_floor": round(ours[name]["saturation_rps"] / floor[name]["saturation_rps"], 3)}
+    handlers["rss_after_load_mib"] = ours["rss"]
+    handlers["definition"] = ("pod: a review is one HTTP request; /mutate and /validate of the same pod alternate, "
+                              "so pods/s is half of reviews/s. nad: /validate of a new NAD, 1 in 10 overlapping.")
+    return handlers, scale_results
+
+
+def start_server(server: WebhookServer) -> None:
+    """WebhookServer.start with a longer wait for /healthz (a big state loads before serving)."""
+    log_file = open(server.dir / "webhook.log", "ab")  # noqa: SIM115 - lives as long as the process
+    server.proc = subprocess.Popen(
+        [sys.executable, "-m", "webhook.cli", "serve", "--host", "127.0.0.1", "--port", str(server.port),
+         "--cert-dir", str(server.cert_dir), *server.extra_args],
+        stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=REPO,
+    )
+    wait_https(f"{server.url}/healthz", server.ca_file, 300, proc=server.proc, what="multus-webhook serve")
+
+
+# --- 4: overlap queries -----------------------------------------------------------------------------
+
+
+def overlap_queries(scale: Scale, count: int = 20_000) -> dict[str, Any]:
+    from webhook.cluster.static import StaticClusterView
+    from webhook.cni.addresses import parse_ip
+    from webhook.cni.range_index import Probe
+
+    view = StaticClusterView(nad(i, scale) for i in range(scale.nads))
+    index = view.ranges
+    rng = random.Random(12)
+    times: list[float] = []
+    probe = Probe()
+    found = 0
+    for _ in range(count):
+        block = rng.randrange(60_000)
+        prefix = rng.choice((24, 24, 24, 22, 28))
+        span = 1 << (32 - prefix)
+        base = (10 << 24) + block * 256
+        base -= base % span
+        first, last = parse_ip(f"{base >> 24}.{(base >> 16) & 255}.{(base >> 8) & 255}.{base & 255}"), None
+        end = base + span - 1
+        last = parse_ip(f"{end >> 24}.{(end >> 16) & 255}.{(end >> 8) & 255}.{end & 255}")
+        assert first is not None
+        assert last is not None
+        t = time.perf_counter()
+        hits = index.overlapping(first, last, probe)
+        times.append((time.perf_counter() - t) * 1000)
+        found += len(hits)
+    result = percentiles(times)
+    result.update({"ranges_indexed": len(index), "queries": count, "mean_found": round(found / count, 2),
+                   "mean_compared": round(probe.compared / count, 1)})
+    return result
+
+
+# --- 3, 4: the real apiserver -------------------------------------------------------------------------
+
+
+class Api:
+    """A small asyncio client of the apiserver with the admin certificate; many requests in flight."""
+
+    def __init__(self, cp: ControlPlane, concurrency: int) -> None:
+        self.base = cp.url
+        self.ctx = ssl.create_default_context(cafile=str(cp.pki / "ca.crt"))
+        self.ctx.load_cert_chain(cp.pki / "admin.crt", cp.pki / "admin.key")
+        self.concurrency = concurrency
+
+    async def post_all(self, items: Iterable[tuple[str, dict[str, Any]]]) -> tuple[list[float], dict[int, int]]:
+        """POST every (path, object); returns each request's latency (ms) and the status counts."""
+        queue = list(items)
+        latencies: list[float] = []
+        statuses: dict[int, int] = {}
+        connector = aiohttp.TCPConnector(ssl=self.ctx, limit=self.concurrency)
+        async with aiohttp.ClientSession(self.base, connector=connector) as session:
+            async def worker() -> None:
+                while queue:
+                    path, obj = queue.pop()
+                    body = json.dumps(obj).encode()
+                    t = time.perf_counter()
+                    async with session.post(path, data=body, headers={"Content-Type": "application/json"}) as resp:
+                        await resp.read()
+                    latencies.append((time.perf_counter() - t) * 1000)
+                    statuses[resp.status] = statuses.get(resp.status, 0) + 1
+
+            await asyncio.gather(*(worker() for _ in range(self.concurrency)))
+        return latencies, statuses
+
+    async def get(self, path: str) -> str:
+        async with aiohttp.ClientSession(self.base, connector=aiohttp.TCPConnector(ssl=self.ctx)) as session, \
+                session.get(path) as resp:
+            return await resp.text()
+
+
+def webhook_metrics(text: str) -> dict[str, Any]:
+    """apiserver_admission_webhook_admission_duration_seconds per webhook (name, type): count, mean and
+    quantiles read from the histogram buckets (upper bounds, as coarse as the buckets are)."""
+    buckets: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    sums: dict[tuple[str, str], float] = {}
+    counts: dict[tuple[str, str], float] = {}
+    metric = "apiserver_admission_webhook_admission_duration_seconds"
+    for line in text.splitlines():
+        if not line.startswith(metric) or 'operation="CREATE"' not in line:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+        key = (labels.get("name", ""), labels.get("type", ""))
+        value = float(line.rsplit(" ", 1)[1])
+        if line.startswith(metric + "_bucket"):
+            buckets.setdefault(key, []).append((float(labels["le"]), value))
+        elif line.startswith(metric + "_sum"):
+            sums[key] = sums.get(key, 0.0) + value
+        elif line.startswith(metric + "_count"):
+            counts[key] = counts.get(key, 0.0) + value
+    out: dict[str, Any] = {}
+    for key, bs in buckets.items():
+        merged: dict[float, float] = {}
+        for le, v in bs:  # rejected="true"/"false" series add up
+            merged[le] = merged.get(le, 0.0) + v
+        ordered = sorted(merged.items())
+        total = counts.get(key, 0.0)
+        if not total:
+            continue
+
+        def upper(q: float, ordered: list[tuple[float, float]] = ordered, total: float = total) -> float:
+            return next(le for le, v in ordered if v >= q * total) * 1000
+
+        out[f"{key[0]} ({key[1]})"] = {"count": int(total), "mean_ms": round(sums[key] / total * 1000, 3),
+                                       "p50_le_ms": upper(0.5), "p99_le_ms": upper(0.99)}
+    return out
+
+
+def pod_objects(scale: Scale, prefix: str, count: int, seed: int) -> list[tuple[str, dict[str, Any]]]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        ns = namespace(rng.randrange(scale.namespaces))
+        picks = rng.sample(range(scale.nads_per_namespace), 1 + i % 2)
+        labels = {"multus-webhook.io/network-profile": "standard"} if i % 2 else None
+        obj = pod(f"{prefix}-{i:05d}", ns, ", ".join(f"net-{k:03d}" for k in picks), node_name=None, labels=labels)
+        del obj["metadata"]["managedFields"]  # the apiserver writes its own
+        out.append((f"/api/v1/namespaces/{ns}/pods", obj))
+    return out
+
+
+def apiserver_part(work: Path, scale: Scale, pods: int, concurrency: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    results: dict[str, Any] = {"pods_per_run": pods, "client_concurrency": concurrency}
+    scale_results: dict[str, Any] = {}
+    with ControlPlane(work / "controlplane") as cp:
+        api = Api(cp, concurrency)
+        namespaces = [namespace(n) for n in range(scale.namespaces)]
+        nses = [("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}})
+                for n in [*namespaces, "multus-webhook"]]
+        asyncio.run(api.post_all(nses))
+        profiles = [(f"/apis/multus-webhook.io/v1alpha1/namespaces/{n}/networkprofiles", profile(n))
+                    for n in namespaces]
+        asyncio.run(api.post_all(profiles))
+        nad_items = []
+        for i in range(scale.nads):
+            obj = nad(i, scale)
+            meta = {k: v for k, v in obj["metadata"].items() if k in ("name", "namespace", "annotations")}
+            nad_items.append((f"/apis/k8s.cni.cncf.io/v1/namespaces/{meta['namespace']}/network-attachment-definitions",
+                              {**obj, "metadata": meta}))
+        t = time.perf_counter()
+        _, statuses = asyncio.run(api.post_all(nad_items))
+        created_s = time.perf_counter() - t
+        results["nads_created"] = {"count": scale.nads, "seconds": round(created_s, 1), "statuses": statuses,
+                                   "how": f"POST each NAD, {concurrency} requests in flight (aiohttp)"}
+        log(f"created {scale.nads} NADs in {created_s:.1f}s {statuses}")
+
+        # The live cache: start, time to /readyz (first list of everything done).
+        server = WebhookServer(work / "live", ["--kubeconfig", str(cp.kubeconfig), "--no-controller"])
+        t = time.perf_counter()
+        start_server(server)
+        assert server.proc is not None
+        wait_https(f"{server.url}/readyz", server.ca_file, 300, proc=server.proc, what="live cache sync")
+        sync_s = time.perf_counter() - t
+        scale_results["live_sync_s"] = round(sync_s, 2)
+        scale_results["live_rss_after_sync"] = rss_mib(server.proc.pid)
+        log(f"live cache synced {scale.nads} NADs in {sync_s:.2f}s (from process start), "
+            f"RSS {scale_results['live_rss_after_sync']}")
+        try:
+            warm = pod_objects(scale, "warm", 100, 20)
+            asyncio.run(api.post_all(warm))
+            without, st_without = asyncio.run(api.post_all(pod_objects(scale, "plain", pods, 21)))
+            register_webhook(cp, server)
+            time.sleep(2)  # the apiserver picks webhook configurations up from an informer
+            asyncio.run(api.post_all(pod_objects(scale, "warm-hooked", 100, 22)))
+            before = webhook_metrics(asyncio.run(api.get("/metrics")))
+            with_hooks, st_with = asyncio.run(api.post_all(pod_objects(scale, "hooked", pods, 23)))
+            after = webhook_metrics(asyncio.run(api.get("/metrics")))
+        finally:
+            server.stop()
+        a, b = percentiles(without), percentiles(with_hooks)
+        results.update({
+            "without_webhooks": {**a, "statuses": st_without}, "with_webhooks": {**b, "statuses": st_with},
+            "added_p50_ms": round(b["p50_ms"] - a["p50_ms"], 3), "added_p99_ms": round(b["p99_ms"] - a["p99_ms"], 3),
+            "added_mean_ms": round(statistics.fmean(with_hooks) - statistics.fmean(without), 3),
+            "apiserver_webhook_duration": {k: v for k, v in after.items()},
+            "apiserver_webhook_duration_before_measured_run": before,
+            "how": "webhook: serve --kubeconfig (live cache), unpinned; pods POSTed by an aiohttp client, "
+                   f"{concurrency} in flight; without webhooks first, then registered, then with",
+        })
+        log(f"apiserver pod create: p50 {a['p50_ms']} -> {b['p50_ms']} ms, p99 {a['p99_ms']} -> {b['p99_ms']} ms")
+    return results, scale_results
+
+
+# --- the report -----------------------------------------------------------------------------------
+
+
+def lookup(results: dict[str, Any], dotted: str) -> Any:
+    value: Any = results
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    compare: dict[str, Callable[[float, float], bool]] = {">=": lambda v, b: v >= b, "<=": lambda v, b: v <= b}
+    out = []
+    for name, key, op, bound in TARGETS:
+        value = lookup(results, key)
+        met = None if value is None else compare[op](value, bound)
+        out.append({"target": name, "key": key, "bound": f"{op} {bound:g}", "value": value, "met": met})
+    return out
+
+
+def table(results: dict[str, Any], previous: dict[str, Any] | None) -> str:
+    rows = [("measure", "value", "previous run", "target", "met")]
+    for t in results["targets"]:
+        prev = lookup(previous, t["key"]) if previous else None
+        met = {True: "yes", False: "NO", None: "n/a"}[t["met"]]
+        rows.append((t["target"], _fmt(t["value"]), _fmt(prev), t["bound"], met))
+    h = results.get("handlers", {})
+    for name in ("nad", "pod"):
+        if name in h:
+            w = h[name]
+            rows.append((f"{name}: ours / floor req/s", f"{w['ours']['saturation_rps']:.0f} / "
+                         f"{w['floor']['saturation_rps']:.0f} = {w['ratio_to_floor']:.2f}", "", "", ""))
+            rows.append((f"{name}: p50/p95/p99 ms at half rate (ours)", "{p50_ms}/{p95_ms}/{p99_ms}".format(
+                **w["ours"]["half_rate"]), "", "", ""))
+            rows.append((f"{name}: p50/p95/p99 ms at half rate (floor)", "{p50_ms}/{p95_ms}/{p99_ms}".format(
+                **w["floor"]["half_rate"]), "", "", ""))
+    a = results.get("apiserver", {})
+    if "with_webhooks" in a:
+        rows.append(("apiserver pod create p50/p99 ms without -> with",
+                     f"{a['without_webhooks']['p50_ms']}/{a['without_webhooks']['p99_ms']} -> "
+                     f"{a['with_webhooks']['p50_ms']}/{a['with_webhooks']['p99_ms']}", "", "", ""))
+        for name, m in a.get("apiserver_webhook_duration", {}).items():
+            rows.append((f"apiserver metric {name}", f"n={m['count']} mean {m['mean_ms']} ms, p50<={m['p50_le_ms']:g} "
+                         f"p99<={m['p99_le_ms']:g} ms", "", "", ""))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if isinstance(value, float) and value < 10 else f"{value:.0f}" \
+        if isinstance(value, float) else str(value)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="a tenth of the scale and short runs (a smoke run)")
+    p.add_argument("--duration", type=float, help="seconds per load phase (default 8, quick 3)")
+    p.add_argument("--skip-apiserver", action="store_true", help="leave out part 3 and the live cache sync")
+    p.add_argument("--pods", type=int, help="pods per apiserver run (default 2000)")
+    p.add_argument("--concurrency", type=int, default=8, help="pod creations in flight on the apiserver")
+    p.add_argument("--output", type=Path, default=RESULTS)
+    p.add_argument("--note", default="", help="recorded with the run (what changed)")
+    args = p.parse_args(argv)
+    scale = Scale(nodes=500, nads=1000, pods=5000, namespaces=10) if args.quick else Scale()
+    duration = args.duration or (3.0 if args.quick else 8.0)
+    pods = args.pods or (200 if args.quick else 2000)
+
+    results: dict[str, Any] = {
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "note": args.note,
+        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
+                    "implementation": platform.python_implementation(), "platform": platform.platform(),
+                    "cpu_model": _cpu_model(), "server_cpu": SERVER_CPU, "load_cpu": LOAD_CPU},
+        "scale": {},
+        "quick": args.quick,
+    }
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="multus-webhook-bench-") as tmp:
+        work = Path(tmp)
+        log("handlers (parts 1, 2) and RSS")
+        results["handlers"], results["scale"] = handlers_part(work, scale, duration)
+        log("overlap queries")
+        results["scale"]["overlap_query"] = overlap_queries(scale)
+        log(f"  p50 {results['scale']['overlap_query']['p50_ms']} p99 {results['scale']['overlap_query']['p99_ms']} ms")
+        if not args.skip_apiserver:
+            log("real apiserver (part 3) and live cache sync")
+            results["apiserver"], live = apiserver_part(work, scale, pods, args.concurrency)
+            results["scale"].update(live)
+    results["elapsed_s"] = round(time.perf_counter() - started, 1)
+    results["targets"] = check_targets(results)
+
+    previous: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = []
+    if args.output.exists():
+        try:
+            old = json.loads(args.output.read_text())
+            previous = old.get("latest")
+            history = old.get("history", [])
+        except (ValueError, AttributeError):
+            pass
+    if previous is not None:
+        history = [_brief(previous), *history][:HISTORY]
+    print(table(results, previous))
+    if not args.quick:
+        args.output.write_text(json.dumps({"latest": results, "history": history}, indent=1) + "\n")
+        log(f"wrote {args.output}")
+    return 0
+
+
+def _brief(run: dict[str, Any]) -> dict[str, Any]:
+    """What the history keeps of an earlier run: when, what changed, and the target values."""
+    return {"timestamp": run.get("timestamp"), "note": run.get("note"),
+            "targets": {t["key"]: t["value"] for t in run.get("targets", [])}}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
