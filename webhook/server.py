@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from webhook.admission.handlers import AdmissionContext, Handler, mutate, validate
-from webhook.admission.response import Response, errored, to_review
-from webhook.admission.review import AdmissionReview
+from webhook.admission.response import Response, allowed, denied, errored, to_review
+from webhook.admission.review import AdmissionRequest, AdmissionReview
 from webhook.tls import ReloadingTLS
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,20 @@ MAX_BODY = 7 * 1024 * 1024  # what the apiserver may send, as in controller-runt
 IDLE_TIMEOUT = 30.0
 #: The apiserver sends a body at once; one that trickles in for longer is not from it.
 BODY_TIMEOUT = 10.0
+#: Without ?timeout= (not from an apiserver), answer within this: the default timeoutSeconds (10) minus
+#: a margin.
+DEADLINE = 9.0
+#: Answer this long before the apiserver's ?timeout= runs out (at most a quarter of it), so that the
+#: answer is back before it gives up and applies failurePolicy.
+DEADLINE_MARGIN = 1.0
+#: Bodies above this are checked in a worker thread, so that the deadline can cut the wait short.
+#: Smaller ones are checked inline: a thread hop costs 100-150us, more than checking a typical NAD or
+#: pod (~80us), and 32 KiB is checked in tens of milliseconds.
+THREAD_ABOVE = 32 * 1024
+_GO_DURATION = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+# The apiserver encodes the uid first in the request; a trickling body's uid is in its first bytes.
+_UID_PREFIX = re.compile(rb'"request"\s*:\s*\{\s*"uid"\s*:\s*"([0-9A-Za-z-]{1,64})"')
 
 
 class Metrics:
@@ -48,6 +64,13 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=self.registry,
         )
+        self.deadline_answers = Counter(
+            "multus_webhook_deadline_answers",
+            "Requests answered with the policy's onTimeout choice because the check would not finish "
+            "before the apiserver's timeout, by endpoint and by what was still running (body or rules).",
+            ["endpoint", "stage"],
+            registry=self.registry,
+        )
 
 
 @dataclass
@@ -57,6 +80,12 @@ class ServerState:
     #: Answers (ready, reason) for /readyz; the live cache replaces it.
     readiness: Callable[[], tuple[bool, str]] = field(default=lambda: (True, "ok"))
     body_timeout: float = BODY_TIMEOUT
+    #: The answer is due this long after a request without ?timeout= starts.
+    deadline: float = DEADLINE
+    deadline_margin: float = DEADLINE_MARGIN
+    #: Where large requests are checked. One worker: hostile large bodies cannot take more than one
+    #: core; those queued behind it get the onTimeout answer at their deadline.
+    checks: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="check"))
     #: Requests being served (including those whose body is still arriving), for the drain on SIGTERM.
     in_flight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -77,20 +106,85 @@ def _bad_request(status: int, reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=status)
 
 
+def go_duration(text: str) -> float | None:
+    """Seconds in a Go duration such as the apiserver's ?timeout=5s, or None when it is not one."""
+    parts = _GO_DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def answer_by(request: web.Request, state: ServerState) -> tuple[float, float]:
+    """(monotonic time the answer is due, the timeout it comes from)."""
+    timeout = go_duration(request.query.get("timeout", ""))
+    if timeout is None or timeout <= 0:
+        return time.monotonic() + state.deadline, state.deadline
+    return time.monotonic() + timeout - min(state.deadline_margin, timeout / 4), timeout
+
+
+def on_timeout(state: ServerState, kind: str, timeout: float, what: str) -> Response:
+    """The policy's answer for a request that could not be checked in time."""
+    subject = f"this {kind}" if kind else "this object"
+    if state.context.policy.on_timeout == "allow":
+        return allowed([f"multus-webhook did not check {subject}: {what} before the apiserver's {timeout:g}s "
+                        "timeout (policy onTimeout: allow)"])
+    return denied(f"multus-webhook could not check {subject} before the apiserver's {timeout:g}s timeout: {what}; "
+                  "retry, or make the object smaller (policy onTimeout: deny)", code=504, reason="Timeout")
+
+
+class BodyTimeout(Exception):
+    def __init__(self, received: bytes) -> None:
+        super().__init__("request body still arriving")
+        self.received = received
+
+
+async def read_body(request: web.Request, seconds: float) -> bytes:
+    """The whole body; BodyTimeout (with what did arrive) when it takes longer than ``seconds``."""
+    body = bytearray()
+    try:
+        async with asyncio.timeout(seconds):
+            while chunk := await request.content.readany():
+                body.extend(chunk)
+                if len(body) > MAX_BODY:
+                    raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(body))
+    except TimeoutError:
+        raise BodyTimeout(bytes(body)) from None
+    return bytes(body)
+
+
 def admission_endpoint(handler: Handler, *, mutating: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     endpoint = "/mutate" if mutating else "/validate"
 
+    def reply(state: ServerState, req: AdmissionRequest, response: Response, started: float) -> web.Response:
+        state.metrics.requests.labels(endpoint, req.kind.kind, req.operation, _verdict(response)).inc()
+        state.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+        return web.json_response(to_review(req.uid, response, mutating=mutating))
+
+    def run(req: AdmissionRequest, state: ServerState) -> Response:
+        try:
+            return handler(req, state.context)
+        except Exception:
+            log.exception("handler failed on %s %s %s/%s uid=%s", req.operation, req.kind.kind,
+                          req.namespace, req.name, req.uid)
+            return errored("internal error in multus-webhook; see its logs", code=500)
+
     async def serve(request: web.Request) -> web.StreamResponse:
         state = request.app[STATE_KEY]
+        due, timeout = answer_by(request, state)
         if request.content_type != "application/json":
             return _bad_request(415, f"Content-Type must be application/json, not {request.content_type!r}")
+        body_wait = min(state.body_timeout, due - time.monotonic())
         try:
-            async with asyncio.timeout(state.body_timeout):
-                body = await request.read()
+            body = await read_body(request, body_wait)
         except web.HTTPRequestEntityTooLarge:
             return _bad_request(413, f"request body is larger than {MAX_BODY} bytes")
-        except TimeoutError:
-            return _bad_request(408, f"request body not received within {state.body_timeout:g}s")
+        except BodyTimeout as exc:
+            uid = _UID_PREFIX.search(exc.received[:4096])
+            if uid is None or body_wait == state.body_timeout:
+                return _bad_request(408, f"request body not received within {body_wait:.3g}s")
+            state.metrics.deadline_answers.labels(endpoint, "body").inc()
+            return web.json_response(to_review(uid.group(1).decode(), on_timeout(
+                state, "", timeout, "its request body was still arriving"), mutating=mutating))
         started = time.perf_counter()
         try:
             payload = json.loads(body)
@@ -104,15 +198,18 @@ def admission_endpoint(handler: Handler, *, mutating: bool) -> Callable[[web.Req
             )
             return _bad_request(400, f"not an admission.k8s.io/v1 AdmissionReview: {problems}")
         req = review.request
-        try:
-            response = handler(req, state.context)
-        except Exception:
-            log.exception("handler failed on %s %s %s/%s uid=%s", req.operation, req.kind.kind,
-                          req.namespace, req.name, req.uid)
-            response = errored("internal error in multus-webhook; see its logs", code=500)
-        state.metrics.requests.labels(endpoint, req.kind.kind, req.operation, _verdict(response)).inc()
-        state.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
-        return web.json_response(to_review(req.uid, response, mutating=mutating))
+        if len(body) <= THREAD_ABOVE:
+            return reply(state, req, run(req, state), started)
+        check = asyncio.get_running_loop().run_in_executor(state.checks, run, req, state)
+        done, _ = await asyncio.wait({check}, timeout=max(0.0, due - time.monotonic()))
+        if done:
+            return reply(state, req, check.result(), started)
+        # A check still queued is dropped; a running one cannot be stopped and its result is ignored.
+        check.cancel()
+        state.metrics.deadline_answers.labels(endpoint, "rules").inc()
+        log.warning("%s %s %s/%s uid=%s (%d bytes) not checked within its deadline; answered per onTimeout",
+                    req.operation, req.kind.kind, req.namespace, req.name, req.uid, len(body))
+        return reply(state, req, on_timeout(state, req.kind.kind, timeout, "the check did not finish"), started)
 
     return serve
 
@@ -201,3 +298,4 @@ async def serve_forever(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(state.idle.wait(), shutdown_timeout)
     await runner.cleanup()
+    state.checks.shutdown(wait=False, cancel_futures=True)

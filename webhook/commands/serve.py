@@ -25,7 +25,7 @@ from webhook.commands.common import load_policy
 from webhook.controller.controller import Controller
 from webhook.documents import DocumentError
 from webhook.rules import Policy, PolicyError, registered
-from webhook.server import BODY_TIMEOUT, IDLE_TIMEOUT, ServerState, serve_forever
+from webhook.server import BODY_TIMEOUT, DEADLINE, DEADLINE_MARGIN, IDLE_TIMEOUT, ServerState, serve_forever
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="close a connection that sends no complete request head for this long")
     s.add_argument("--body-timeout", type=float, default=BODY_TIMEOUT, metavar="SECONDS",
                    help="answer 408 when a request body takes longer than this to arrive")
+    s.add_argument("--deadline", type=float, default=DEADLINE, metavar="SECONDS",
+                   help="answer a request without the apiserver's ?timeout= within this; the answer is the "
+                        "policy's onTimeout choice when the check has not finished")
+    s.add_argument("--deadline-margin", type=float, default=DEADLINE_MARGIN, metavar="SECONDS",
+                   help="answer this long before the apiserver's ?timeout= runs out (at most a quarter of it)")
     s.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", STATE_NAMESPACE),
                    help="the webhook's namespace: policy ConfigMap, TLS Secret, MultusNodeStates, Lease "
                         "(default: $POD_NAMESPACE, else %(default)s)")
@@ -137,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
                   "(create one with 'multus-webhook certs --out DIR')", file=sys.stderr)
             return 2
 
-    state = ServerState(context=context, body_timeout=args.body_timeout)
+    state = ServerState(context=context, body_timeout=args.body_timeout, deadline=args.deadline,
+                        deadline_margin=args.deadline_margin)
     stop_controller = threading.Event()
     controller_thread: threading.Thread | None = None
     if live is not None:

@@ -11,6 +11,9 @@ ConfigMap ``multus-webhook-policy`` in the cluster::
     globalNamespaces: [default]   # with pod-networks-namespace-isolation on
     multusNamespace: kube-system  # where an unqualified default-network points
     repair: false             # delete owned pods that lost their networks after a node reboot
+    onTimeout: deny           # the answer when a request cannot be checked before the apiserver's
+                              # timeout: deny (as failurePolicy Fail would, but with a clear
+                              # message) or allow (with a warning that it was not checked)
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class _PolicyDocument(BaseModel):
     global_namespaces: list[str] = Field(default_factory=lambda: ["default"], alias="globalNamespaces")
     multus_namespace: str = Field("kube-system", alias="multusNamespace")
     repair: bool = False
+    on_timeout: Literal["deny", "allow"] = Field("deny", alias="onTimeout")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,10 @@ class Policy:
     multus_namespace: str = "kube-system"
     #: Delete controller-owned pods that came up without their networks after a node reboot.
     repair: bool = False
+    #: The answer given instead of a check that would not finish before the apiserver's timeout. Deny by
+    #: default: every webhook is failurePolicy Fail, so this is what the apiserver would do anyway,
+    #: only sooner and with a message that says why.
+    on_timeout: Literal["deny", "allow"] = "deny"
 
     def severity(self, rule_id: str, default: Severity) -> Severity:
         chosen = self.severities.get(rule_id, default)
@@ -87,6 +95,7 @@ class Policy:
             global_namespaces=tuple(doc.global_namespaces),
             multus_namespace=doc.multus_namespace,
             repair=doc.repair,
+            on_timeout=doc.on_timeout,
         )
 
     @classmethod
