@@ -6,7 +6,9 @@ Each resource has a reflector thread: list (paged), then watch from the list's r
 bookmarks; a watch that ends is resumed from the last resourceVersion seen, a 410 Gone relists, any
 other failure (apiserver down, connection reset) retries with capped exponential backoff. The
 threads write the store; the admission path only reads it and never calls the API server.
-``known`` (and /readyz) turn true once every resource has been listed once.
+``known`` (and /readyz) turn true once every resource has been listed once, and stay true: when
+the apiserver is away the webhook keeps answering from what it has, and /readyz says for how long it
+has been out of contact (see docs/failure-modes.md for why that does not make it unready).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -137,6 +140,8 @@ class LiveClusterView(ClusterStore):
         self._open: set[Any] = set()
         self._open_lock = threading.Lock()
         self.last_error = ""
+        # Per resource: since when (monotonic) it has been failing to reach the apiserver.
+        self._out_since: dict[str, float] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -161,10 +166,19 @@ class LiveClusterView(ClusterStore):
         for res in self.resources:
             self._list(res)
 
+    def out_of_contact(self) -> float:
+        """Seconds since the first resource lost the apiserver (0 while every list and watch works)."""
+        since = self._out_since.copy().values()
+        return time.monotonic() - min(since) if since else 0.0
+
     def readiness(self) -> tuple[bool, str]:
         waiting = [r.kind for r in self.resources if r.kind not in self._synced]
         if not waiting:
-            return True, "ok"
+            away = self.out_of_contact()
+            if not away:
+                return True, "ok"
+            return True, (f"ok, answering from the cache: no contact with the apiserver for {away:.0f}s "
+                          f"(last error: {self.last_error})")
         detail = f" (last error: {self.last_error})" if self.last_error else ""
         return False, f"cluster cache not synced: waiting for the first list of {', '.join(waiting)}{detail}"
 
@@ -207,7 +221,7 @@ class LiveClusterView(ClusterStore):
                 log.info("%s: resourceVersion expired (410 Gone); listing again", res.kind)
                 version = None
             except ApiError as exc:
-                self._failed(res, exc)
+                self._failed(res, exc, answered=0 < exc.status < 500)
                 if exc.status == 404:
                     version = None
                     if res.kind not in self._synced:
@@ -222,8 +236,13 @@ class LiveClusterView(ClusterStore):
                 self._failed(res, exc)
                 self._stop.wait(backoff.next())
 
-    def _failed(self, res: Resource, exc: Exception) -> None:
+    def _failed(self, res: Resource, exc: Exception, answered: bool = False) -> None:
         self.last_error = f"{res.kind}: {exc}"
+        # A 4xx (a CRD not installed, RBAC) is an apiserver that answers: the cache is not going stale.
+        if answered:
+            self._out_since.pop(res.kind, None)
+        else:
+            self._out_since.setdefault(res.kind, time.monotonic())
         log.warning("watching %s failed: %s; retrying", res.kind, exc)
 
     def _list(self, res: Resource) -> str:
@@ -234,6 +253,7 @@ class LiveClusterView(ClusterStore):
             if cont:
                 query.append(("continue", cont))
             body = self._get_json(res.path, query, METADATA_LIST if res.metadata_only else JSON)
+            self._out_since.pop(res.kind, None)
             items.extend(_slim(i) for i in body.get("items") or () if isinstance(i, Mapping))
             meta = body.get("metadata") or {}
             cont = meta.get("continue")
@@ -253,7 +273,8 @@ class LiveClusterView(ClusterStore):
         """Apply watch events until the server ends the watch; returns the last resourceVersion."""
         query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("resourceVersion", version),
                  ("timeoutSeconds", str(self.watch_timeout)), *self._selector(res)]
-        for event in self._stream(res.path, query, METADATA_WATCH if res.metadata_only else JSON):
+        for event in self._stream(res.path, query, METADATA_WATCH if res.metadata_only else JSON,
+                                  opened=lambda: self._out_since.pop(res.kind, None)):
             kind, obj = event.get("type"), event.get("object")
             if not isinstance(obj, Mapping):
                 continue
@@ -299,9 +320,11 @@ class LiveClusterView(ClusterStore):
             raise ApiError(0, f"GET {path}: the response is not a JSON object")
         return body
 
-    def _stream(self, path: str, query: list[tuple[str, str]], accept: str) -> Iterator[Mapping[str, Any]]:
+    def _stream(self, path: str, query: list[tuple[str, str]], accept: str,
+                opened: Callable[[], object] = lambda: None) -> Iterator[Mapping[str, Any]]:
         # A silent connection is dead after the server's own timeout plus a margin.
         raw = self._request(path, query, accept, read_timeout=self.watch_timeout + 30)
+        opened()
         with self._open_lock:
             self._open.add(raw)
         try:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes.config import ConfigException
+from prometheus_client import Gauge
 
 from webhook.admission.handlers import AdmissionContext
 from webhook.certmanager import SelfManagedCertificates, Settings
@@ -149,6 +150,9 @@ def run(args: argparse.Namespace) -> int:
     if live is not None:
         # The watches run in threads; handlers only read the cache, and /readyz waits for its first sync.
         state.readiness = live.readiness
+        Gauge("multus_webhook_cache_out_of_contact_seconds",
+              "Seconds since the cluster cache lost contact with the apiserver (0 while its watches run).",
+              registry=state.metrics.registry).set_function(live.out_of_contact)
         live.start()
         if not args.no_controller:
             source.controller = Controller(api, controller_config)
