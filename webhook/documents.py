@@ -87,12 +87,7 @@ def _yaml_documents(text: str, source: str) -> list[_Found]:
     return found
 
 
-class _NotLikeYAML(ValueError):
-    """The JSON reader would read a value differently from the YAML reader."""
-
-
-# A float as YAML 1.1 reads one (PyYAML's resolver): a dot is required and an exponent needs a sign;
-# JSON's 1e3 is a string there.
+# A float as YAML 1.1 reads one (PyYAML's resolver): a dot is required and an exponent needs a sign.
 _YAML_FLOAT = re.compile(r"[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?")
 _WS = re.compile(r"[ \t\n\r]*")
 
@@ -103,22 +98,19 @@ def _skip(text: str, pos: int) -> int:
     return match.end() if match else pos
 
 
-def _yaml_float(text: str) -> float:
-    if not _YAML_FLOAT.fullmatch(text):
-        raise _NotLikeYAML(text)
-    return float(text)
+def _yaml_float(text: str) -> float | str:
+    # YAML reads JSON's 1e3 (and NaN, Infinity below) as strings: so must we, for the same objects.
+    return float(text) if _YAML_FLOAT.fullmatch(text) else text
 
 
-def _no_constant(text: str) -> Any:
-    raise _NotLikeYAML(text)
+_JSON = json.JSONDecoder(parse_float=_yaml_float, parse_constant=str)
 
 
-_JSON = json.JSONDecoder(parse_float=_yaml_float, parse_constant=_no_constant)
-
-
-def _json_object(text: str, pos: int) -> tuple[dict[str, Any], int, list[int]]:
+def _json_object(text: str, pos: int, keep_items: bool) -> tuple[dict[str, Any], int, list[int]]:
     """The object at ``pos``, read member by member so that the offsets of the elements of its
-    ``items`` array are known; returns (object, end, offsets)."""
+    ``items`` array are known; returns (object, end, offsets). Without ``keep_items`` each element is
+    read (so the whole text is known to be JSON) and dropped: a big List is then read twice, one
+    element at a time, instead of held whole."""
     obj: dict[str, Any] = {}
     offsets: list[int] = []
     pos = _skip(text, pos + 1)
@@ -139,7 +131,8 @@ def _json_object(text: str, pos: int) -> tuple[dict[str, Any], int, list[int]]:
             while not text.startswith("]", pos):
                 offsets.append(pos)
                 item, pos = _JSON.raw_decode(text, pos)
-                items.append(item)
+                if keep_items:
+                    items.append(item)
                 pos = _skip(text, pos)
                 if text.startswith(",", pos):
                     pos = _skip(text, pos + 1)
@@ -157,15 +150,15 @@ def _json_object(text: str, pos: int) -> tuple[dict[str, Any], int, list[int]]:
             raise ValueError("expected ',' or '}'")
 
 
-def _json_documents(text: str) -> list[_Found] | None:
-    """A JSON file read by the json module, with the same objects and lines the YAML reader gives,
-    at a fraction of its cost; None when the text is not plain JSON or would read differently as
-    YAML (the YAML reader then decides, and words any error)."""
+def _json_documents(text: str, keep_items: bool = True) -> tuple[list[_Found], list[int]] | None:
+    """A JSON file read by the json module, with the same objects and lines the YAML reader gives, at
+    a fraction of its cost, and the offsets of its List items; None when the text is not plain JSON
+    (the YAML reader then decides, and words any error)."""
     start = _skip(text, 0)
     obj: Any
     try:
         if text.startswith("{", start):
-            obj, end, offsets = _json_object(text, start)
+            obj, end, offsets = _json_object(text, start, keep_items)
         else:
             obj, end = _JSON.raw_decode(text, start)
             offsets = []
@@ -174,13 +167,35 @@ def _json_documents(text: str) -> list[_Found] | None:
     if _skip(text, end) != len(text):
         return None
     line = text.count("\n", 0, start) + 1
+    if not _is_list(obj):
+        offsets = []
     lines: list[int] = []
     at, counted = start, line
-    for offset in offsets if _is_list(obj) else []:
+    for offset in offsets:
         counted += text.count("\n", at, offset)
         at = offset
         lines.append(counted)
-    return [(line, obj, lines)]
+    return [(line, obj, lines)], offsets
+
+
+def _json_stream(text: str, source: str) -> Iterator[Document] | None:
+    """The objects of a JSON file one at a time, List items read only when asked for (so a big
+    cluster state is never held whole); None when the YAML reader has to decide."""
+    read = _json_documents(text, keep_items=False)
+    if read is None:
+        return None
+    [(line, obj, lines)], offsets = read
+    if not offsets:
+        return iter(_documents([(line, obj, lines)], source))
+
+    def items() -> Iterator[Document]:
+        for i, (offset, at) in enumerate(zip(offsets, lines, strict=True)):
+            item = _JSON.raw_decode(text, offset)[0]
+            if not isinstance(item, dict):
+                raise DocumentError(f"{source}:{at}: List item is not an object")
+            yield Document(source, at, i, item)
+
+    return items()
 
 
 def parse_text(text: str, source: str) -> list[Document]:
@@ -217,17 +232,21 @@ def load_path(path: str) -> list[Document]:
     return _load_file(p)
 
 
-def _load_file(path: Path) -> list[Document]:
+def _read(path: Path) -> str:
     try:
-        text = path.read_text()
+        return path.read_text()
     except FileNotFoundError:
         raise DocumentError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DocumentError(f"{path}: cannot read: {exc}") from None
+
+
+def _load_file(path: Path) -> list[Document]:
+    text = _read(path)
     with _no_cyclic_gc():
-        found = _json_documents(text) if path.suffix == ".json" else None
-        if found is not None:
-            return _documents(found, str(path))
+        read = _json_documents(text) if path.suffix == ".json" else None
+        if read is not None:
+            return _documents(read[0], str(path))
         try:
             return parse_text(text, str(path))
         except DocumentError:
@@ -242,5 +261,15 @@ def _load_file(path: Path) -> list[Document]:
 
 
 def iter_objects(paths: list[str]) -> Iterator[Document]:
+    """The objects of load_path for each path in turn. The items of a JSON List file come one at a
+    time, so that a consumer keeping little of each (a cluster state of 50,000 pods) never holds
+    them all: the server's memory stays near what it keeps."""
     for path in paths:
+        file = Path(path)
+        if path != "-" and file.suffix == ".json" and file.is_file():
+            with _no_cyclic_gc():
+                stream = _json_stream(_read(file), path)
+                if stream is not None:
+                    yield from stream
+                    continue
         yield from load_path(path)

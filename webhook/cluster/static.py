@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from webhook.cluster.store import KINDS, ClusterStore
+from webhook.cluster.store import KINDS, NODE, NODE_STATE, ClusterStore
 from webhook.documents import iter_objects
 from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
 
@@ -26,15 +26,19 @@ class StaticClusterView(ClusterStore):
                  multus_namespace: str = DEFAULT_MULTUS_NAMESPACE) -> None:
         super().__init__(default_namespace=default_namespace, multus_namespace=multus_namespace)
         self._known = True
-        # One replace per kind, not one put per object: every Node or MultusNodeState put rebuilds
-        # the node list, which made a state of thousands of nodes take minutes to load.
-        by_kind: dict[str, list[Mapping[str, Any]]] = {}
+        # Nodes and MultusNodeStates in one replace each at the end: every put of one rebuilds the
+        # node list (minutes for thousands of nodes). The rest one at a time, so that a stream of
+        # objects (50,000 pods, of which only references are kept) is never held whole.
+        nodes: dict[str, list[Mapping[str, Any]]] = {NODE: [], NODE_STATE: []}
         for obj in objects:
             kind = obj.get("kind")
-            if isinstance(kind, str) and kind in KINDS:
-                by_kind.setdefault(kind, []).append(obj)
-        for kind, of_kind in by_kind.items():
-            self.replace(kind, of_kind)
+            if isinstance(kind, str) and kind in nodes:
+                nodes[kind].append(obj)
+            else:
+                self.put(obj)
+        for kind, of_kind in nodes.items():
+            if of_kind:
+                self.replace(kind, of_kind)
 
     @classmethod
     def from_files(cls, paths: list[str], *, default_namespace: str = "default") -> StaticClusterView:
