@@ -19,6 +19,7 @@ import base64
 import contextlib
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,9 @@ LEAF_RENEW_BEFORE = dt.timedelta(days=30)
 CA_RENEW_BEFORE = dt.timedelta(days=365)
 CHECK_INTERVAL = dt.timedelta(hours=1)
 RETRY_INTERVAL = dt.timedelta(minutes=1)
+#: How long a changed caBundle is given to reach the apiserver's webhook clients before a certificate
+#: from the new CA is served.
+CA_BUNDLE_SETTLE = dt.timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -135,11 +139,21 @@ class SelfManagedCertificates:
         self.cert_dir = cert_dir
         self.clock = clock
 
-    def ensure(self) -> Bundle:
+    def ensure(self, settle: float = 0.0) -> Bundle:
+        """The caBundle before the files: a certificate from a new CA is served only once the webhook
+        configurations trust that CA, and, when they had to be changed, ``settle`` seconds later (the
+        apiserver learns of the change through its informers)."""
         bundle = self.ensure_secret()
+        if self.patch_ca_bundles(bundle.ca_bundle_pem) and settle and self._serving() != bundle.leaf.cert_pem:
+            time.sleep(settle)
         self.write_files(bundle)
-        self.patch_ca_bundles(bundle.ca_bundle_pem)
         return bundle
+
+    def _serving(self) -> bytes:
+        try:
+            return (self.cert_dir / "tls.crt").read_bytes()
+        except OSError:
+            return b""
 
     def ensure_secret(self) -> Bundle:
         """The bundle in the Secret: created when missing, renewed when due; a lost race reads the
@@ -195,13 +209,14 @@ class SelfManagedCertificates:
         certs.write_atomic(self.cert_dir / "tls.key", bundle.leaf.key_pem, 0o600)
         certs.write_atomic(self.cert_dir / "tls.crt", bundle.leaf.cert_pem)
 
-    def patch_ca_bundles(self, ca_bundle_pem: bytes) -> None:
+    def patch_ca_bundles(self, ca_bundle_pem: bytes) -> bool:
         """Set caBundle on every webhook of our two configurations where it differs; a JSON patch
         that tests each webhook's name, so that a concurrent edit of the list fails instead of
-        patching the wrong webhook."""
+        patching the wrong webhook. True when something was patched."""
         value = certs.ca_bundle(ca_bundle_pem)
         name = self.settings.webhook_configuration
         api = self.admission
+        changed = False
         for kind, read, patch in (
             ("ValidatingWebhookConfiguration", api.read_validating_webhook_configuration,
              api.patch_validating_webhook_configuration),
@@ -216,14 +231,17 @@ class SelfManagedCertificates:
                     ops.append({"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": value})
             if ops:
                 patch(name, ops)
+                changed = True
                 log.info("set the caBundle of %s %s", kind, name)
+        return changed
 
-    async def run(self, stop: asyncio.Event, interval: dt.timedelta = CHECK_INTERVAL) -> None:
+    async def run(self, stop: asyncio.Event, interval: dt.timedelta = CHECK_INTERVAL,
+                  settle: dt.timedelta = CA_BUNDLE_SETTLE) -> None:
         """Check every ``interval`` (sooner after a failure) until ``stop`` is set."""
         while not stop.is_set():
             wait = interval
             try:
-                await asyncio.to_thread(self.ensure)
+                await asyncio.to_thread(self.ensure, settle.total_seconds())
             except Exception:
                 log.exception("certificate check failed; retrying in %s", RETRY_INTERVAL)
                 wait = RETRY_INTERVAL

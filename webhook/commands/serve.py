@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
+import functools
 import logging
 import os
 import sys
@@ -18,7 +20,7 @@ from kubernetes.config import ConfigException
 from prometheus_client import Gauge
 
 from webhook.admission.handlers import AdmissionContext
-from webhook.certmanager import SelfManagedCertificates, Settings
+from webhook.certmanager import CHECK_INTERVAL, SelfManagedCertificates, Settings
 from webhook.cluster.live import POLICY_CONFIGMAP, STATE_NAMESPACE, LiveClusterView, api_client
 from webhook.cluster.static import StaticClusterView
 from webhook.commands import controller as controller_command
@@ -60,6 +62,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="keep the CA and serving certificate in --tls-secret (created when missing, renewed "
                         "before expiry) and patch the caBundle of our webhook configurations")
     s.add_argument("--tls-secret", default="multus-webhook-tls", help="Secret for --self-managed-certs")
+    s.add_argument("--service", default="multus-webhook",
+                   help="the Service in front of the webhook, which the self-managed certificate names")
+    s.add_argument("--cert-check-interval", type=float, default=CHECK_INTERVAL.total_seconds(), metavar="SECONDS",
+                   help="how often --self-managed-certs looks at the Secret (renewal due, or renewed by another "
+                        "replica)")
     s.add_argument("--no-controller", action="store_true",
                    help="do not run the node-readiness controller in this process")
     controller_command.add_arguments(s)
@@ -130,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         certificates = SelfManagedCertificates(
-            api, Settings(namespace=args.namespace, secret_name=args.tls_secret), Path(args.cert_dir))
+            api, Settings(namespace=args.namespace, secret_name=args.tls_secret, service=args.service),
+            Path(args.cert_dir))
         try:
             certificates.ensure()
         except Exception as exc:  # RBAC, apiserver down: say so instead of a traceback
@@ -163,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(serve_forever(
             state, cert_dir=Path(args.cert_dir), host=args.host, port=args.port, idle_timeout=args.idle_timeout,
             client_ca=Path(args.client_ca) if args.client_ca else None,
-            background=[certificates.run] if certificates is not None else [],
+            background=[functools.partial(certificates.run, interval=dt.timedelta(seconds=args.cert_check_interval))]
+            if certificates is not None else [],
         ))
     finally:
         stop_controller.set()

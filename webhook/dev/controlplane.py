@@ -247,8 +247,10 @@ class WebhookServer:
     """`multus-webhook serve` as a real process, with its own CA, on a loopback port."""
 
     def __init__(self, work_dir: Path, extra_args: Sequence[str] = (), port: int = 0,
-                 client_cert: tuple[Path, Path] | None = None) -> None:
+                 client_cert: tuple[Path, Path] | None = None, hostname: str = "127.0.0.1") -> None:
         self.dir = work_dir
+        #: The name in the URL (the apiserver's and the probes'): one the serving certificate names.
+        self.hostname = hostname
         #: The certificate and key the readiness probe presents (for a server started with --client-ca).
         self.client_cert = client_cert
         self.cert_dir = work_dir / "certs"
@@ -262,7 +264,7 @@ class WebhookServer:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://{self.hostname}:{self.port}"
 
     @property
     def ca_file(self) -> Path:
