@@ -185,7 +185,7 @@ WEBHOOK_MAY = [
     ("watch", "network-attachment-definitions.k8s.cni.cncf.io", None),
     ("list", "networkprofiles.multus-webhook.io", None), ("watch", "multusnodestates.multus-webhook.io", None),
     ("list", "pods", None), ("watch", "pods", None),
-    ("get", "configmaps", "multus-webhook"), ("watch", "configmaps", "multus-webhook"),
+    *[(verb, "configmaps/multus-webhook-policy", "multus-webhook") for verb in ("get", "list", "watch")],
     ("get", "secrets/multus-webhook-tls", "multus-webhook"), ("update", "secrets/multus-webhook-tls", "multus-webhook"),
     ("create", "secrets", "multus-webhook"),
     ("get", "validatingwebhookconfigurations/multus-webhook", None),
@@ -198,6 +198,8 @@ WEBHOOK_MAY = [
 WEBHOOK_MAY_NOT = [
     ("get", "secrets", "kube-system"), ("list", "secrets", "multus-webhook"),
     ("get", "secrets/other", "multus-webhook"), ("list", "secrets", None), ("get", "configmaps", "kube-system"),
+    ("get", "configmaps/other", "multus-webhook"), ("list", "configmaps", "multus-webhook"),
+    ("update", "configmaps/multus-webhook-policy", "multus-webhook"),
     ("patch", "validatingwebhookconfigurations/someone-else", None),
     ("create", "validatingwebhookconfigurations", None),
     ("delete", "pods", "default"), ("patch", "pods", "default"), ("update", "nodes", None), ("delete", "nodes", None),
@@ -205,14 +207,14 @@ WEBHOOK_MAY_NOT = [
     ("create", "multusnodestates.multus-webhook.io", "multus-webhook"),
     ("create", "leases.coordination.k8s.io", "kube-system"), ("create", "clusterrolebindings", None),
 ]
-AGENT_MAY = [(verb, resource, "multus-webhook") for verb in ("get", "create", "update", "patch")
-             for resource in ("multusnodestates.multus-webhook.io",)]
+AGENT_MAY = [(verb, "multusnodestates.multus-webhook.io", "multus-webhook") for verb in ("get", "create")]
 AGENT_MAY_NOT = [
     ("patch", "nodes", None), ("get", "nodes", None), ("patch", "pods", "default"), ("get", "pods", "default"),
     ("create", "multusnodestates.multus-webhook.io", "default"), ("delete", "multusnodestates.multus-webhook.io",
                                                                   "multus-webhook"),
     ("list", "multusnodestates.multus-webhook.io", None), ("get", "secrets", "multus-webhook"),
-    ("get", "configmaps", "multus-webhook"),
+    ("get", "configmaps", "multus-webhook"), ("update", "multusnodestates.multus-webhook.io", "multus-webhook"),
+    ("patch", "multusnodestates.multus-webhook.io", "multus-webhook"),
 ]
 MULTUS_MAY = [
     ("list", "network-attachment-definitions.k8s.cni.cncf.io", None), ("watch", "pods", None),
@@ -235,7 +237,7 @@ def test_each_service_account_can_do_what_it_needs_and_nothing_more(
 
 
 @pytest.mark.parametrize(("who", "subresource", "verb", "allowed"), [
-    (AGENT_SA, "status", "update", True), (AGENT_SA, "status", "patch", True),
+    (AGENT_SA, "status", "patch", True), (AGENT_SA, "status", "update", False),
     (MULTUS_SA, "status", "update", True),
 ])
 def test_status_subresources(rbac: ControlPlane, who: str, subresource: str, verb: str, allowed: bool) -> None:
@@ -277,3 +279,14 @@ def test_every_container_of_our_image_is_given_arguments_our_cli_accepts(
                             f"multus-webhook {' '.join(argv)}: {capsys.readouterr().err.strip()}")
             checked += 1
     assert checked > 0
+
+
+def test_the_policy_configmap_watch_works_as_the_webhook_and_no_other_configmap_is_readable(rbac: ControlPlane) -> None:
+    """The request the cache really makes (list with the name as fieldSelector), as its ServiceAccount."""
+    as_webhook = ("-n", "multus-webhook", "--as", WEBHOOK_SA)
+    rbac.kubectl("create", "configmap", "-n", "multus-webhook", "unrelated", "--from-literal=k=v", check=False)
+    named = rbac.kubectl("get", "configmaps", *as_webhook, "--field-selector", "metadata.name=multus-webhook-policy",
+                         check=False)
+    assert named.returncode == 0, named.stderr
+    everything = rbac.kubectl("get", "configmaps", *as_webhook, check=False)
+    assert "forbidden" in everything.stderr
