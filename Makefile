@@ -25,6 +25,10 @@ run: install controlplane
 test: install controlplane lint-python
 	$(BIN)/pytest
 
+# Not a test: prints a table and writes bench/results.json (tracked from run to run). ~5 minutes.
+bench: install controlplane
+	$(BIN)/python -m bench.run
+
 lint-python: install
 	$(BIN)/ruff check webhook tests
 	$(BIN)/mypy --strict webhook
