@@ -184,11 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
-    try:
-        import uvloop  # type: ignore[import-not-found]
-    except ImportError:
-        uvloop = None
-    result = uvloop.run(main_async(args)) if uvloop is not None else asyncio.run(main_async(args))
+    result = asyncio.run(main_async(args))
     json.dump(result, sys.stdout)
     return 0
 
