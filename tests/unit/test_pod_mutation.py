@@ -290,3 +290,11 @@ def test_mutation_never_loses_a_user_key_and_is_idempotent(
 def test_pod_without_annotations_gets_them_added(annotations: dict[str, str] | None) -> None:
     out = mutated(pod(labels={"multus-webhook.io/network-profile": "data"}, annotations=annotations), view())
     assert out["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] == "macvlan"
+
+
+def test_pod_with_annotations_the_apiserver_will_refuse_is_not_mutated() -> None:
+    huge = ",".join(f"net-{i}" for i in range(40_000))  # ~350 KiB, over the apiserver's 256 KiB
+    result = mutate_pod(pod(labels={"multus-webhook.io/network-profile": "data"},
+                            annotations={"k8s.v1.cni.cncf.io/networks": huge}), "apps", view(), Policy())
+    assert result.ops == []
+    assert "over the 262144 the apiserver accepts" in result.warnings[0]

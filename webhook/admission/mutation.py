@@ -25,6 +25,9 @@ PROFILE_LABEL = "multus-webhook.io/network-profile"
 APPLIED_PROFILE_ANNOTATION = "multus-webhook.io/applied-profile"
 READY_LABEL = "multus-webhook.io/multus-ready"
 BINARY_LABEL_PREFIX = "cni.multus-webhook.io/"
+#: The apiserver refuses annotations over this many bytes in total, but only after the mutating
+#: webhooks: mutating such a pod would be wasted work, and parsing megabytes of selections is slow.
+MAX_ANNOTATIONS_SIZE = 256 * 1024
 
 
 @dataclass
@@ -124,6 +127,11 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
     if original_annotations is not None and not isinstance(original_annotations, Mapping):
         return result  # not a valid pod; the apiserver refuses it anyway
     annotations = dict(original_annotations or {})
+    size = sum(len(str(k)) + len(str(v)) for k, v in annotations.items())
+    if size > MAX_ANNOTATIONS_SIZE:
+        result.warnings.append(f"metadata.annotations total {size} bytes, over the {MAX_ANNOTATIONS_SIZE} "
+                               "the apiserver accepts: not mutated")
+        return result
     apply_profile(annotations, _mapping(metadata.get("labels")), namespace, view, result.warnings)
     result.ops += _patch_ops("/metadata/annotations", dict(original_annotations or {}), annotations,
                              original_annotations is not None)
