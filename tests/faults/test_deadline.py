@@ -29,13 +29,15 @@ def review(kind: str, obj: dict[str, Any], uid: str) -> bytes:
         "object": obj}}).encode()
 
 
-def expensive_pod() -> dict[str, Any]:
-    """A legal pod the apiserver would hand the mutating webhook (under its 3 MiB request limit, and
-    mutation runs before the 256 KiB annotation limit is checked) that takes seconds to check."""
-    networks = ",".join(f"net-{i}@n{i % 9999}" for i in range(170_000))
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "big", "namespace": "default",
-                                                            "annotations": {"k8s.v1.cni.cncf.io/networks": networks}},
-            "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]}}
+def expensive_nad() -> dict[str, Any]:
+    """A legal NAD (under the apiserver's 3 MiB request limit; a NAD's config has no other size limit)
+    whose 25,000 valid plugins take the rules well over a second to check. (A pod cannot be as
+    expensive: the mutation skips annotations over the apiserver's 256 KiB limit.)"""
+    plugins = [{"type": "bridge", "bridge": f"br{i % 100}",
+                "ipam": {"type": "host-local", "subnet": f"10.{i // 256 % 256}.{i % 256}.0/24"}} for i in range(25_000)]
+    config = json.dumps({"cniVersion": "1.0.0", "name": "big", "plugins": plugins})
+    return {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+            "metadata": {"name": "big", "namespace": "default"}, "spec": {"config": config}}
 
 
 class Exchange:
@@ -128,9 +130,9 @@ def test_a_body_without_a_uid_at_the_deadline_is_a_408(strict: WebhookServer) ->
 
 def test_an_expensive_check_is_answered_per_policy_and_others_are_still_served(lenient: WebhookServer) -> None:
     uid = str(uuid.uuid4())
-    body = review("Pod", expensive_pod(), uid)
+    body = review("NetworkAttachmentDefinition", expensive_nad(), uid)
     assert len(body) < 3 * 1024 * 1024  # what the apiserver accepts at all
-    status, answer = post(lenient, "/mutate?timeout=1s", body, patience=1)
+    status, answer = post(lenient, "/validate?timeout=1s", body, patience=1)
     assert status == 200
     response = answer["response"]
     assert response["uid"] == uid
@@ -138,8 +140,8 @@ def test_an_expensive_check_is_answered_per_policy_and_others_are_still_served(l
     assert "patch" not in response
     # Wrapped into lines for kubectl; the words are what matters.
     assert " ".join(" ".join(response["warnings"]).split()) == (
-        "multus-webhook did not check this Pod: the check did not finish before the apiserver's 1s timeout "
-        "(policy onTimeout: allow)")
+        "multus-webhook did not check this NetworkAttachmentDefinition: the check did not finish before the "
+        "apiserver's 1s timeout (policy onTimeout: allow)")
 
     # The abandoned check still runs in its worker; ordinary requests are answered meanwhile, in full.
     nad = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
@@ -149,13 +151,14 @@ def test_an_expensive_check_is_answered_per_policy_and_others_are_still_served(l
     assert status == 200
     assert answer["response"]["allowed"] is False
     assert "[nad-config-structure]" in answer["response"]["status"]["message"]
-    assert 'multus_webhook_deadline_answers_total{endpoint="/mutate",stage="rules"} 1.0' in metric(
+    assert 'multus_webhook_deadline_answers_total{endpoint="/validate",stage="rules"} 1.0' in metric(
         lenient, "multus_webhook_deadline_answers_total")
 
 
 def test_without_a_timeout_query_the_deadline_flag_applies(tmp_path: Path) -> None:
     with WebhookServer(tmp_path, ["--deadline", "0.5"]) as server:
-        status, answer = post(server, "/mutate", review("Pod", expensive_pod(), "u-flag"), patience=5)
+        status, answer = post(server, "/validate", review("NetworkAttachmentDefinition", expensive_nad(), "u-flag"),
+                              patience=5)
     assert status == 200
     assert answer["response"]["status"]["message"].startswith(
-        "multus-webhook could not check this Pod before the apiserver's 0.5s timeout")
+        "multus-webhook could not check this NetworkAttachmentDefinition before the apiserver's 0.5s timeout")

@@ -298,3 +298,14 @@ def test_pod_with_annotations_the_apiserver_will_refuse_is_not_mutated() -> None
                             annotations={"k8s.v1.cni.cncf.io/networks": huge}), "apps", view(), Policy())
     assert result.ops == []
     assert "over the 262144 the apiserver accepts" in result.warnings[0]
+
+
+def test_findings_per_rule_are_capped_with_a_note() -> None:
+    networks = ",".join(f"gone-{i}" for i in range(100))
+    found = [f for f in evaluate(Subject(pod(annotations={"k8s.v1.cni.cncf.io/networks": networks}), "Pod",
+                                         view=view(), default_namespace="apps"), Policy())
+             if f.rule == "pod-networks-nad-exists"]
+    assert len(found) == 21
+    assert "apps/gone-0" in found[0].message
+    assert found[-1].message == ("more findings of rule pod-networks-nad-exists left out after the first 20: "
+                                 "fix these and check again")

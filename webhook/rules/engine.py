@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import replace
 
@@ -11,6 +12,10 @@ from webhook.rules.registry import Rule, registered
 from webhook.rules.subject import Subject
 
 log = logging.getLogger(__name__)
+
+#: Findings reported per rule and object: a denial listing thousands of elements helps nobody, and the
+#: apiserver and kubectl would carry it all.
+MAX_PER_RULE = 20
 
 
 def rules_for(kind: str, operation: str = "CREATE") -> list[Rule]:
@@ -26,7 +31,8 @@ def evaluate(subject: Subject, policy: Policy) -> list[Finding]:
         if configured is Severity.OFF:
             continue
         try:
-            violations = list(rule.check(subject))
+            # Rules are generators: stopping after the limit also stops the work on a huge object.
+            violations = list(itertools.islice(rule.check(subject), MAX_PER_RULE + 1))
         except Exception as exc:
             # A bug in one rule must neither block every object of its kind nor pass silently.
             log.exception("rule %s failed on %s %s/%s", rule.id, subject.kind, subject.namespace, subject.name)
@@ -34,8 +40,13 @@ def evaluate(subject: Subject, policy: Policy) -> list[Finding]:
                 Finding(rule.id, Severity.WARN, f"internal error in rule {rule.id}: {exc!r}; please report it", "")
             )
             continue
-        for v in violations:
+        for i, v in enumerate(violations):
             severity = configured if v.severity is None or v.severity.rank >= configured.rank else v.severity
-            if severity is not Severity.OFF:
+            if severity is Severity.OFF:
+                continue
+            if i == MAX_PER_RULE:
+                findings.append(Finding(rule.id, severity, f"more findings of rule {rule.id} left out after the "
+                                                           f"first {MAX_PER_RULE}: fix these and check again", ""))
+            else:
                 findings.append(Finding(rule.id, severity, v.message, subject.field_prefix + v.field))
     return findings
