@@ -81,7 +81,8 @@ class ClusterStore:
         self._pod_refs: dict[Key, frozenset[Key]] = {}
         # Published whole.
         self._nodes: tuple[NodeInfo, ...] = ()
-        self._inventory_known = False
+        self._reporting: tuple[str, ...] = ()
+        self._holders: dict[str, frozenset[str]] = {}
         self._ranges = RangeIndex()
 
     # --- ClusterView ---------------------------------------------------------------------------
@@ -95,7 +96,14 @@ class ClusterStore:
 
     @property
     def cni_inventory_known(self) -> bool:
-        return self._inventory_known
+        return bool(self._reporting)
+
+    @property
+    def reporting_nodes(self) -> Sequence[str]:
+        return self._reporting
+
+    def binary_holders(self, binary: str) -> frozenset[str]:
+        return self._holders.get(binary, frozenset())
 
     def nad(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return self._nads.get((namespace, name))
@@ -149,7 +157,9 @@ class ClusterStore:
 
     def _upsert(self, kind: str, key: Key, obj: Mapping[str, Any]) -> None:
         if kind == NODE:
-            self._node_objects[key[1]] = obj
+            # Only the name and labels of a Node are read; its status and annotations are the bulk of it.
+            meta = metadata(obj)
+            self._node_objects[key[1]] = {"metadata": {"name": key[1], "labels": meta.get("labels") or {}}}
         elif kind == NODE_STATE:
             self._states[key] = obj
         elif kind == NAD:
@@ -231,8 +241,14 @@ class ClusterStore:
                 heartbeat_time=_text(status.get("heartbeatTime")),
                 labels={k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)},
             ))
+        holders: dict[str, set[str]] = {}
+        for node in nodes:
+            for binary in node.cni_binaries or ():
+                holders.setdefault(binary, set()).add(node.name)
+        # Each published whole, so a reader never sees a half-built inventory.
+        self._holders = {binary: frozenset(names) for binary, names in holders.items()}
+        self._reporting = tuple(n.name for n in nodes if n.cni_binaries is not None)
         self._nodes = tuple(nodes)
-        self._inventory_known = any(n.cni_binaries is not None for n in nodes)
 
     def objects(self, kind: str) -> list[Mapping[str, Any]]:
         """The stored objects of a kind (Pods are kept only as references). Not for the admission

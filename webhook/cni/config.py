@@ -6,8 +6,9 @@ plugin that is at least an object is kept so that the other rules can still look
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,11 +100,24 @@ class NetConf:
         value = self.raw.get("cniVersion")
         return value if isinstance(value, str) else None
 
+    def binary_fields(self) -> Iterator[tuple[str, str]]:
+        """(binary, JSON path of the field naming it) for every CNI binary a node must have to run this
+        config: each plugin type and IPAM type, at its first mention."""
+        seen: set[str] = set()
+        for plugin in self.plugins:
+            wanted: list[tuple[str | None, str]] = [(plugin.type, f"{plugin.path}.type")]
+            if plugin.ipam is not None:
+                found = go_field(plugin.ipam, "type")
+                wanted.append((plugin.ipam_type, f"{plugin.ipam_path}.{found[0] if found else 'type'}"))
+            for binary, path in wanted:
+                # A type with a path separator is refused by nad-config-structure; no file is named so.
+                if binary and "/" not in binary and "\\" not in binary and binary not in seen:
+                    seen.add(binary)
+                    yield binary, path
+
     @property
     def binaries(self) -> frozenset[str]:
-        """The CNI binaries a node must have to run this config: every plugin and IPAM type."""
-        names = {p.type for p in self.plugins} | {p.ipam_type for p in self.plugins}
-        return frozenset(n for n in names if n)
+        return frozenset(binary for binary, _ in self.binary_fields())
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +135,24 @@ def _describe(value: Any) -> str:
     )
 
 
+#: NAD configs up to this size are parsed once and remembered: a pod's validation and mutation look at
+#: the same NADs, request after request.
+_CACHED_CONFIG_SIZE = 16 * 1024
+
+
 def parse_nad_config(config: Any, path: str) -> ParsedConfig:
+    """``config`` (a NAD's spec.config) parsed; the result is shared, never to be modified."""
+    if isinstance(config, str) and len(config) <= _CACHED_CONFIG_SIZE:
+        return _parse_cached(config, path)
+    return _parse_nad_config(config, path)
+
+
+@functools.lru_cache(maxsize=2048)
+def _parse_cached(config: str, path: str) -> ParsedConfig:
+    return _parse_nad_config(config, path)
+
+
+def _parse_nad_config(config: Any, path: str) -> ParsedConfig:
     if config is None or (isinstance(config, str) and not config.strip()):
         return ParsedConfig(None, empty=True)
     if not isinstance(config, str):

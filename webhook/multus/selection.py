@@ -26,6 +26,7 @@ without the ``metadata.annotations`` wrapper, e.g. ``k8s.v1.cni.cncf.io/networks
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -534,7 +535,24 @@ def _parse_text_item(
     return selection, problems
 
 
+#: Annotations up to this size are parsed once and remembered: every rule and the mutation ask for the
+#: same value, and a Deployment's replicas carry identical ones. Larger ones are parsed each time, so
+#: the cache stays small.
+_CACHED_VALUE_SIZE = 4096
+
+
 def _parse(value: str, default_namespace: str, where: Where) -> ParsedNetworks:
+    if len(value) <= _CACHED_VALUE_SIZE:
+        return _parse_cached(value, default_namespace, where)
+    return _parse_value(value, default_namespace, where)
+
+
+@functools.lru_cache(maxsize=2048)
+def _parse_cached(value: str, default_namespace: str, where: Where) -> ParsedNetworks:
+    return _parse_value(value, default_namespace, where)
+
+
+def _parse_value(value: str, default_namespace: str, where: Where) -> ParsedNetworks:
     if value == "":
         return ParsedNetworks("empty", where)
     if any(c in value for c in _JSON_MARKERS):

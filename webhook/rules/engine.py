@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from dataclasses import replace
@@ -19,14 +20,20 @@ MAX_PER_RULE = 20
 
 
 def rules_for(kind: str, operation: str = "CREATE") -> list[Rule]:
-    return [r for r in registered().values() if kind in r.kinds and operation in r.operations]
+    return list(_rules_for(kind, operation, len(registered())))
+
+
+@functools.lru_cache(maxsize=64)
+def _rules_for(kind: str, operation: str, _registered: int) -> tuple[Rule, ...]:
+    # Keyed by the registry's size too, so a rule registered later is never missed.
+    return tuple(r for r in registered().values() if kind in r.kinds and operation in r.operations)
 
 
 def evaluate(subject: Subject, policy: Policy) -> list[Finding]:
     if subject.policy is not policy:
         subject = replace(subject, policy=policy)
     findings: list[Finding] = []
-    for rule in rules_for(subject.kind, subject.operation):
+    for rule in _rules_for(subject.kind, subject.operation, len(registered())):
         configured = policy.severity(rule.id, rule.severity)
         if configured is Severity.OFF:
             continue

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from webhook.cni.config import NetConf, go_field
+from webhook.cni.config import go_field
 from webhook.cni.ipam import AddressRange, nad_allocation_ranges
 from webhook.cni.range_index import IndexedRange
 from webhook.rules.findings import Severity, Violation
@@ -30,21 +30,6 @@ def _some(names: Sequence[str], what: str = "") -> str:
 # --- CNI binaries ---------------------------------------------------------------------------------
 
 
-def needed_binaries(netconf: NetConf) -> Iterator[tuple[str, str]]:
-    """(binary, JSON path of the field naming it): every plugin type and IPAM type, first mention."""
-    seen: set[str] = set()
-    for plugin in netconf.plugins:
-        wanted: list[tuple[str | None, str]] = [(plugin.type, f"{plugin.path}.type")]
-        if plugin.ipam is not None:
-            found = go_field(plugin.ipam, "type")
-            wanted.append((plugin.ipam_type, f"{plugin.ipam_path}.{found[0] if found else 'type'}"))
-        for binary, path in wanted:
-            # A type with a path separator is refused by nad-config-structure; no file is named so.
-            if binary and "/" not in binary and "\\" not in binary and binary not in seen:
-                seen.add(binary)
-                yield binary, path
-
-
 @rule("nad-cni-binaries", kinds=NAD, severity=Severity.DENY, title="the CNI binaries exist on the nodes")
 def cni_binaries(subject: Subject) -> Iterator[Violation]:
     """Every binary a NAD runs (each plugin type and IPAM type) must be in the CNI bin directory of
@@ -52,12 +37,15 @@ def cni_binaries(subject: Subject) -> Iterator[Violation]:
     nodes report in their MultusNodeState: missing on every reporting node is a denial, missing on
     some is a warning naming them. When no node reports, nothing is known and nothing is said."""
     netconf = subject.nad_config.netconf
-    reporting = [n for n in subject.view.nodes() if n.cni_binaries is not None]
+    reporting = subject.view.reporting_nodes
     if netconf is None or not reporting:
         return
-    for binary, path in needed_binaries(netconf):
-        missing = [n.name for n in reporting if binary not in (n.cni_binaries or ())]
-        if len(missing) == len(reporting):
+    for binary, path in netconf.binary_fields():
+        holders = subject.view.binary_holders(binary)
+        if len(holders) == len(reporting):
+            continue
+        missing = [name for name in reporting if name not in holders]
+        if not holders:
             yield Violation(
                 path,
                 f"{path} is {binary}, but no node has the CNI binary {binary!r} (checked the {len(reporting)} "

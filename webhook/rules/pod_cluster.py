@@ -102,9 +102,9 @@ def static_ip_range(subject: Subject) -> Iterator[Violation]:
     if not subject.view.known:
         return
     for ref in _references(subject):
-        nad = subject.view.nad(ref.namespace, ref.name)
+        nad = subject.view.nad(ref.namespace, ref.name) if ref.selection.ips else None
         ranges = nad_allocation_ranges(_netconf(nad)) if nad is not None else []
-        if not ranges or not ref.selection.ips:
+        if not ranges:
             continue
         for i, text in enumerate(ref.selection.ips):
             addr = parse_ip(text.split("/", 1)[0])

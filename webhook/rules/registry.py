@@ -4,8 +4,9 @@ one-line title, and a docstring that says what it protects against."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.subject import Subject
@@ -53,5 +54,6 @@ def rule(
     return register
 
 
-def registered() -> dict[str, Rule]:
-    return dict(_REGISTRY)
+def registered() -> Mapping[str, Rule]:
+    """The rules by id (a read-only view, not a copy)."""
+    return MappingProxyType(_REGISTRY)

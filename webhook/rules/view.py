@@ -53,6 +53,16 @@ class ClusterView(Protocol):
         and the CLI says that the inventory is unknown."""
         ...
 
+    @property
+    def reporting_nodes(self) -> Sequence[str]:
+        """Names of the nodes that report their CNI binaries, sorted."""
+        ...
+
+    def binary_holders(self, binary: str) -> frozenset[str]:
+        """Names of the reporting nodes that have this CNI binary (precomputed: one lookup, however
+        many nodes)."""
+        ...
+
     def nad(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         ...
 
@@ -85,6 +95,13 @@ class UnknownCluster:
     @property
     def cni_inventory_known(self) -> bool:
         return False
+
+    @property
+    def reporting_nodes(self) -> Sequence[str]:
+        return ()
+
+    def binary_holders(self, binary: str) -> frozenset[str]:
+        return frozenset()
 
     def nad(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return None
