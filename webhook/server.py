@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import re
 import signal
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pydantic
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -25,14 +25,13 @@ from webhook.admission.response import Response, allowed, denied, errored, to_re
 from webhook.admission.review import AdmissionRequest, AdmissionReview
 from webhook.tls import ReloadingTLS
 
-try:
-    # Parses an AdmissionReview in a third of the time of the json module (12 us against 40 us for a
-    # 3 KiB pod, about 7% of a pod review's whole cost); the json module when it is not installed.
-    import orjson  # type: ignore[import-not-found, unused-ignore]
+# orjson parses an AdmissionReview in a third of the time of the json module (12 us against 40 us for
+# a 3 KiB pod, about 7% of a pod review's whole cost) and writes the answer faster too.
+_parse_json: Callable[[bytes], Any] = orjson.loads
 
-    _parse_json: Callable[[bytes], Any] = orjson.loads
-except ImportError:  # pragma: no cover - depends on the environment
-    _parse_json = json.loads
+
+def _review_response(review: dict[str, Any]) -> web.Response:
+    return web.Response(body=orjson.dumps(review), content_type="application/json")
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +167,7 @@ def admission_endpoint(handler: Handler, *, mutating: bool) -> Callable[[web.Req
     def reply(state: ServerState, req: AdmissionRequest, response: Response, started: float) -> web.Response:
         state.metrics.requests.labels(endpoint, req.kind.kind, req.operation, _verdict(response)).inc()
         state.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
-        return web.json_response(to_review(req.uid, response, mutating=mutating))
+        return _review_response(to_review(req.uid, response, mutating=mutating))
 
     def run(req: AdmissionRequest, state: ServerState) -> Response:
         try:
@@ -193,7 +192,7 @@ def admission_endpoint(handler: Handler, *, mutating: bool) -> Callable[[web.Req
             if uid is None or body_wait == state.body_timeout:
                 return _bad_request(408, f"request body not received within {body_wait:.3g}s")
             state.metrics.deadline_answers.labels(endpoint, "body").inc()
-            return web.json_response(to_review(uid.group(1).decode(), on_timeout(
+            return _review_response(to_review(uid.group(1).decode(), on_timeout(
                 state, "", timeout, "its request body was still arriving"), mutating=mutating))
         started = time.perf_counter()
         try:
