@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 
 from webhook.agent import nodestate
 from webhook.agent.agent import Agent, AgentConfig
 from webhook.agent.probe import HostLayout
+from webhook.commands.common import stop_on_signals
 from webhook.controller.kube import load_client
 
 
@@ -55,12 +53,6 @@ def run(args: argparse.Namespace) -> int:
     )
     config = AgentConfig(node=args.node_name, layout=layout, namespace=args.namespace, interval=args.interval,
                          poll_interval=args.poll_interval)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
     Agent(load_client(args.kubeconfig), config).run(stop)
     return 0

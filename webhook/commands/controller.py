@@ -6,11 +6,9 @@ so that both commands take the same flags."""
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-from types import FrameType
 
+from webhook.commands.common import stop_on_signals
 from webhook.controller.controller import Controller, ControllerConfig
 from webhook.controller.kube import load_client
 
@@ -58,12 +56,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"multus-webhook controller: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
     Controller(load_client(args.kubeconfig), config).run(stop)
     return 0

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import signal
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from webhook.commands.common import stop_on_signals
 from webhook.dev.controlplane import REPO, ControlPlaneError, local_stack
 
 
@@ -22,11 +21,7 @@ def main() -> int:
     p.add_argument("--kubeconfig-out", default=str(REPO / ".local" / "kubeconfig"))
     args = p.parse_args()
 
-    # A plain flag: a handler that takes a lock (threading.Event.set) deadlocks when a second
-    # signal arrives while the first one holds it.
-    stopping: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
+    stop = stop_on_signals()
 
     work = Path(tempfile.mkdtemp(prefix="multus-webhook-run-"))
     kubeconfig = Path(args.kubeconfig_out)
@@ -47,8 +42,7 @@ Try:
 
 Webhook log: {work / 'webhook.log'}
 Ctrl-C stops everything.""", flush=True)
-            while not stopping:
-                time.sleep(0.2)
+            while not stop.wait(0.2):
                 if server.proc is not None and server.proc.poll() is not None:
                     print(f"multus-webhook exited with {server.proc.returncode}; see {work / 'webhook.log'}",
                           file=sys.stderr)
