@@ -10,6 +10,7 @@ to an immutable value (a tuple, a frozenset, a persistent RangeIndex) that write
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -49,6 +50,23 @@ def metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return _mapping(obj.get("metadata"))
 
 
+#: What is kept of a MultusNodeState: the fields _publish_nodes reads.
+_STATE_STATUS = ("nodeName", "cniBinaries", "multusReady", "bootID", "heartbeatTime")
+
+
+def slim_nad(key: Key, nad: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The part of a NAD the rules read (name, namespace, annotations, spec.config): managedFields,
+    uids and the like would otherwise make up most of what 10,000 NADs hold."""
+    meta: dict[str, Any] = {"name": key[1], "namespace": key[0]}
+    annotations = metadata(nad).get("annotations")
+    if annotations is not None:
+        meta["annotations"] = annotations
+    spec = nad.get("spec")
+    if not isinstance(spec, Mapping):
+        return {"metadata": meta, "spec": spec} if "spec" in nad else {"metadata": meta}
+    return {"metadata": meta, "spec": {"config": spec["config"]} if "config" in spec else {}}
+
+
 def nad_ranges(owner: Key, nad: Mapping[str, Any]) -> tuple[IndexedRange, ...]:
     """The index entries of one NAD (its valid allocation ranges)."""
     config = _mapping(nad.get("spec")).get("config")
@@ -73,12 +91,15 @@ class ClusterStore:
         # Written under the lock, read by readers only through dict.get.
         self._nads: dict[Key, Mapping[str, Any]] = {}
         self._profiles: dict[Key, Mapping[str, Any]] = {}
-        self._users: dict[Key, frozenset[ObjectRef]] = {}
+        self._users: dict[Key, frozenset[Key]] = {}
         # Writer-only bookkeeping.
         self._node_objects: dict[str, Mapping[str, Any]] = {}
         self._states: dict[Key, Mapping[str, Any]] = {}
         self._nad_entries: dict[Key, tuple[IndexedRange, ...]] = {}
-        self._pod_refs: dict[Key, frozenset[Key]] = {}
+        self._pod_refs: dict[Key, tuple[Key, ...]] = {}
+        # One tuple per referenced NAD, shared by every pod that references it (50,000 pods name few
+        # NADs); dropped with the NAD's last user so that references to gone names do not pile up.
+        self._interned: dict[Key, Key] = {}
         # Published whole.
         self._nodes: tuple[NodeInfo, ...] = ()
         self._reporting: tuple[str, ...] = ()
@@ -116,7 +137,7 @@ class ClusterStore:
         return self._ranges
 
     def pods_using(self, namespace: str, name: str) -> Sequence[ObjectRef]:
-        return sorted(self._users.get((namespace, name), ()))
+        return [ObjectRef(*pod) for pod in sorted(self._users.get((namespace, name), ()))]
 
     # --- writes ----------------------------------------------------------------------------------
 
@@ -158,12 +179,16 @@ class ClusterStore:
     def _upsert(self, kind: str, key: Key, obj: Mapping[str, Any]) -> None:
         if kind == NODE:
             # Only the name and labels of a Node are read; its status and annotations are the bulk of it.
-            meta = metadata(obj)
-            self._node_objects[key[1]] = {"metadata": {"name": key[1], "labels": meta.get("labels") or {}}}
+            # Label keys and values repeat on every node (thousands of copies of the same strings).
+            labels = {sys.intern(k): sys.intern(v) for k, v in _mapping(metadata(obj).get("labels")).items()
+                      if isinstance(k, str) and isinstance(v, str)}
+            self._node_objects[key[1]] = {"metadata": {"name": key[1], "labels": labels}}
         elif kind == NODE_STATE:
-            self._states[key] = obj
+            status = _mapping(obj.get("status"))
+            self._states[key] = {"status": {f: status[f] for f in _STATE_STATUS if f in status}}
         elif kind == NAD:
             previous = self._nads.get(key)
+            obj = slim_nad(key, obj)
             self._nads[key] = obj
             if previous is None or _mapping(previous.get("spec")) != _mapping(obj.get("spec")):
                 old = self._nad_entries.pop(key, ())
@@ -174,6 +199,7 @@ class ClusterStore:
         elif kind == NETWORK_PROFILE:
             self._profiles[key] = obj
         elif kind == POD:
+            key = (sys.intern(key[0]), key[1])
             self._set_pod_refs(key, self._references(key, obj))
 
     def _delete(self, kind: str, key: Key) -> None:
@@ -187,32 +213,38 @@ class ClusterStore:
         elif kind == NETWORK_PROFILE:
             self._profiles.pop(key, None)
         elif kind == POD:
-            self._set_pod_refs(key, frozenset())
+            self._set_pod_refs(key, ())
 
-    def _references(self, pod: Key, obj: Mapping[str, Any]) -> frozenset[Key]:
+    def _intern(self, key: Key) -> Key:
+        found = self._interned.get(key)
+        if found is None:
+            found = self._interned[key] = (sys.intern(key[0]), sys.intern(key[1]))
+        return found
+
+    def _references(self, pod: Key, obj: Mapping[str, Any]) -> tuple[Key, ...]:
         annotations = _mapping(metadata(obj).get("annotations"))
         if NETWORKS_ANNOTATION not in annotations and DEFAULT_NETWORK_ANNOTATION not in annotations:
-            return frozenset()
+            return ()
         refs = network_references(annotations, pod[0], multus_namespace=self.multus_namespace)
-        return frozenset((r.namespace, r.name) for r in refs)
+        return tuple(sorted({self._intern((r.namespace, r.name)) for r in refs}))
 
-    def _set_pod_refs(self, pod: Key, refs: frozenset[Key]) -> None:
-        old = self._pod_refs.get(pod, frozenset())
+    def _set_pod_refs(self, pod: Key, refs: tuple[Key, ...]) -> None:
+        old = self._pod_refs.get(pod, ())
         if refs == old:
             return
         if refs:
             self._pod_refs[pod] = refs
         else:
             self._pod_refs.pop(pod, None)
-        ref = ObjectRef(*pod)
-        for nad in old - refs:
-            users = self._users.get(nad, frozenset()) - {ref}
+        for nad in set(old).difference(refs):
+            users = self._users.get(nad, frozenset()) - {pod}
             if users:
                 self._users[nad] = users
             else:
                 self._users.pop(nad, None)
-        for nad in refs - old:
-            self._users[nad] = self._users.get(nad, frozenset()) | {ref}
+                self._interned.pop(nad, None)
+        for nad in set(refs).difference(old):
+            self._users[nad] = self._users.get(nad, frozenset()) | {pod}
 
     def _publish(self, kind: str) -> None:
         if kind in (NODE, NODE_STATE):
@@ -227,19 +259,24 @@ class ClusterStore:
         # (a --cluster-state file of states only) each state stands for its node.
         names = set(self._node_objects) if self._node_objects else set(states)
         nodes = []
+        # Nodes mostly report the same binaries: one frozenset per distinct inventory.
+        inventories: dict[frozenset[str], frozenset[str]] = {}
         for name in sorted(names):
             status = states.get(name, {})
             binaries = status.get("cniBinaries")
             ready = status.get("multusReady")
             labels = _mapping(metadata(self._node_objects.get(name, {})).get("labels"))
+            inventory = None
+            if isinstance(binaries, list):
+                inventory = frozenset(b for b in binaries if isinstance(b, str))
+                inventory = inventories.setdefault(inventory, inventory)
             nodes.append(NodeInfo(
                 name,
-                cni_binaries=frozenset(b for b in binaries if isinstance(b, str)) if isinstance(binaries, list)
-                else None,
+                cni_binaries=inventory,
                 multus_ready=ready if isinstance(ready, bool) else None,
                 boot_id=_text(status.get("bootID")),
                 heartbeat_time=_text(status.get("heartbeatTime")),
-                labels={k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)},
+                labels=labels,
             ))
         holders: dict[str, set[str]] = {}
         for node in nodes:
