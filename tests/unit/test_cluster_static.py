@@ -8,6 +8,7 @@ import pytest
 
 from webhook.cluster.static import StaticClusterView
 from webhook.documents import DocumentError
+from webhook.multus.profiles import ProfileMerge
 from webhook.rules.view import ObjectRef
 
 KUBECTL_LIST = """\
@@ -105,3 +106,29 @@ def test_an_unreadable_state_file_names_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("kind: Node\nmetadata: {name: a}\n---\nkind: [\n")
     with pytest.raises(DocumentError, match=r"bad.yaml:5: not valid YAML"):
         StaticClusterView.from_files([str(tmp_path / "bad.yaml")])
+
+
+def _profile(networks: list[dict[str, str]]) -> dict[str, object]:
+    return {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "NetworkProfile",
+            "metadata": {"name": "std", "namespace": "team"}, "spec": {"networks": networks}}
+
+
+def test_profile_merges_follow_the_profile_object() -> None:
+    view = StaticClusterView([_profile([{"name": "a"}])])
+    assert view.profile_merge("team", "std", None) == view.profile_merge("team", "std", None)
+    assert view.profile_merge("team", "std", "b") == ProfileMerge("b,a")
+    view.put(_profile([{"name": "c"}]))  # replaced: nothing remembered of the old object may be used
+    assert view.profile_merge("team", "std", "b") == ProfileMerge("b,c")
+    view.remove(_profile([]))
+    assert view.profile_merge("team", "std", "b") is None
+
+
+def test_nad_binaries_are_those_of_the_stored_config() -> None:
+    nad = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+           "metadata": {"name": "n", "namespace": "team", "uid": "u", "managedFields": [{}]},
+           "spec": {"config": '{"cniVersion": "0.3.1", "type": "macvlan", "ipam": {"type": "whereabouts"}}'}}
+    view = StaticClusterView([nad])
+    assert view.nad_binaries("team", "n") == {"macvlan", "whereabouts"}
+    assert view.nad("team", "n") == {"metadata": {"name": "n", "namespace": "team"}, "spec": nad["spec"]}
+    view.remove(nad)
+    assert view.nad_binaries("team", "n") is None

@@ -15,8 +15,6 @@ from typing import Any
 
 import jsonpatch
 
-from webhook.cni.config import parse_nad_config
-from webhook.multus.profiles import ProfileMergeError, merge_profile_networks
 from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION, network_references
 from webhook.rules.policy import Policy
 from webhook.rules.view import ClusterView
@@ -46,16 +44,13 @@ def apply_profile(annotations: dict[str, Any], labels: Mapping[str, Any], namesp
     name = labels.get(PROFILE_LABEL)
     if not isinstance(name, str):
         return
-    profile = view.network_profile(namespace, name)
-    if profile is None:
-        return  # refused (or warned about) by rule pod-network-profile
-    networks = _mapping(profile.get("spec")).get("networks")
     existing = annotations.get(NETWORKS_ANNOTATION)
-    try:
-        merged = merge_profile_networks(existing if isinstance(existing, str) else None, networks, namespace,
-                                        profile_name=name)
-    except ProfileMergeError:
+    merge = view.profile_merge(namespace, name, existing if isinstance(existing, str) else None)
+    if merge is None:
+        return  # refused (or warned about) by rule pod-network-profile
+    if merge.error is not None:
         return  # refused by rule pod-network-profile, with the merge's message
+    merged = merge.merged
     if merged is not None and merged != existing:
         annotations[NETWORKS_ANNOTATION] = merged
     applied = annotations.get(APPLIED_PROFILE_ANNOTATION)
@@ -77,12 +72,9 @@ def required_binaries(annotations: Mapping[str, Any], namespace: str, view: Clus
         return None
     needed: set[str] = set()
     for ref in refs:
-        nad = view.nad(ref.namespace, ref.name)
-        if nad is None:
-            continue  # refused by rule pod-networks-nad-exists
-        netconf = parse_nad_config(_mapping(nad.get("spec")).get("config"), "spec.config").netconf
-        if netconf is not None:
-            needed |= netconf.binaries
+        binaries = view.nad_binaries(ref.namespace, ref.name)
+        if binaries is not None:  # a missing NAD is refused by rule pod-networks-nad-exists
+            needed |= binaries
     return frozenset(needed)
 
 

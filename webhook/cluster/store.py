@@ -18,6 +18,7 @@ from typing import Any
 from webhook.cni.config import parse_nad_config
 from webhook.cni.ipam import nad_allocation_ranges
 from webhook.cni.range_index import IndexedRange, RangeIndex
+from webhook.multus.profiles import ProfileMerge, merge_profile
 from webhook.multus.selection import (
     DEFAULT_MULTUS_NAMESPACE,
     DEFAULT_NETWORK_ANNOTATION,
@@ -67,16 +68,24 @@ def slim_nad(key: Key, nad: Mapping[str, Any]) -> Mapping[str, Any]:
     return {"metadata": meta, "spec": {"config": spec["config"]} if "config" in spec else {}}
 
 
-def nad_ranges(owner: Key, nad: Mapping[str, Any]) -> tuple[IndexedRange, ...]:
-    """The index entries of one NAD (its valid allocation ranges)."""
-    config = _mapping(nad.get("spec")).get("config")
+def nad_derived(owner: Key, nad: Mapping[str, Any]) -> tuple[tuple[IndexedRange, ...], frozenset[str]]:
+    """What the admission path needs of one NAD's config, parsed once when it is stored: the index
+    entries (its valid allocation ranges) and the CNI binaries it runs."""
+    netconf = parse_nad_config(_mapping(nad.get("spec")).get("config"), "spec.config").netconf
+    binaries = netconf.binaries if netconf is not None else frozenset()
     try:
-        ranges = nad_allocation_ranges(parse_nad_config(config, "spec.config").netconf)
+        ranges = nad_allocation_ranges(netconf)
     except Exception:
         # One odd NAD must not stop the cache from following the others.
         log.exception("could not read the address ranges of NAD %s/%s", *owner)
-        return ()
-    return tuple(IndexedRange.of(owner, r) for r in ranges)
+        return (), binaries
+    return tuple(IndexedRange.of(owner, r) for r in ranges), binaries
+
+
+#: Profile merges remembered (all profiles together), and the longest annotation value remembered:
+#: a bound on the memory, whatever values pods send.
+MERGES_KEPT = 4096
+MERGE_KEY_CHARS = 2048
 
 
 class ClusterStore:
@@ -91,6 +100,11 @@ class ClusterStore:
         # Written under the lock, read by readers only through dict.get.
         self._nads: dict[Key, Mapping[str, Any]] = {}
         self._profiles: dict[Key, Mapping[str, Any]] = {}
+        self._nad_binaries: dict[Key, frozenset[str]] = {}
+        # Written by readers too (each write a single dict operation); the profile object kept with
+        # each result, so that a result is used only for the very object it was computed from. A
+        # write to any profile starts a new dict.
+        self._merges: dict[tuple[str, str, str | None], tuple[Mapping[str, Any], ProfileMerge]] = {}
         self._users: dict[Key, frozenset[Key]] = {}
         # Writer-only bookkeeping.
         self._node_objects: dict[str, Mapping[str, Any]] = {}
@@ -100,6 +114,8 @@ class ClusterStore:
         # One tuple per referenced NAD, shared by every pod that references it (50,000 pods name few
         # NADs); dropped with the NAD's last user so that references to gone names do not pile up.
         self._interned: dict[Key, Key] = {}
+        # Few distinct binary sets among thousands of NADs: one frozenset each.
+        self._binary_sets: dict[frozenset[str], frozenset[str]] = {}
         # Published whole.
         self._nodes: tuple[NodeInfo, ...] = ()
         self._reporting: tuple[str, ...] = ()
@@ -129,8 +145,28 @@ class ClusterStore:
     def nad(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return self._nads.get((namespace, name))
 
+    def nad_binaries(self, namespace: str, name: str) -> frozenset[str] | None:
+        return self._nad_binaries.get((namespace, name))
+
     def network_profile(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return self._profiles.get((namespace, name))
+
+    def profile_merge(self, namespace: str, name: str, existing: str | None) -> ProfileMerge | None:
+        profile = self._profiles.get((namespace, name))
+        if profile is None:
+            return None
+        if existing is not None and len(existing) > MERGE_KEY_CHARS:
+            return merge_profile(existing, profile, namespace, name)
+        merges = self._merges
+        key = (namespace, name, existing)
+        cached = merges.get(key)
+        if cached is not None and cached[0] is profile:
+            return cached[1]
+        result = merge_profile(existing, profile, namespace, name)
+        if len(merges) >= MERGES_KEPT:
+            merges.clear()
+        merges[key] = (profile, result)
+        return result
 
     @property
     def ranges(self) -> RangeIndex:
@@ -189,15 +225,18 @@ class ClusterStore:
         elif kind == NAD:
             previous = self._nads.get(key)
             obj = slim_nad(key, obj)
-            self._nads[key] = obj
             if previous is None or _mapping(previous.get("spec")) != _mapping(obj.get("spec")):
                 old = self._nad_entries.pop(key, ())
-                new = nad_ranges(key, obj)
+                new, binaries = nad_derived(key, obj)
+                # Before the NAD itself: a reader that finds the NAD finds its binaries.
+                self._nad_binaries[key] = self._binary_sets.setdefault(binaries, binaries)
                 if new:
                     self._nad_entries[key] = new
                 self._ranges = self._ranges.without(old).with_ranges(new)
+            self._nads[key] = obj
         elif kind == NETWORK_PROFILE:
             self._profiles[key] = obj
+            self._merges = {}
         elif kind == POD:
             key = (sys.intern(key[0]), key[1])
             self._set_pod_refs(key, self._references(key, obj))
@@ -209,9 +248,11 @@ class ClusterStore:
             self._states.pop(key, None)
         elif kind == NAD:
             self._nads.pop(key, None)
+            self._nad_binaries.pop(key, None)
             self._ranges = self._ranges.without(self._nad_entries.pop(key, ()))
         elif kind == NETWORK_PROFILE:
             self._profiles.pop(key, None)
+            self._merges = {}
         elif kind == POD:
             self._set_pod_refs(key, ())
 

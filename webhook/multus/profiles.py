@@ -11,6 +11,7 @@ apiserver's ``reinvocationPolicy: IfNeeded`` requires.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from webhook.multus.selection import (
@@ -38,6 +39,26 @@ class ProfileMergeError(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileMerge:
+    """The outcome of merging a NetworkProfile object into one annotation value: what
+    merge_profile_networks returned, or the ProfileMergeError it raised."""
+
+    merged: str | None
+    error: ProfileMergeError | None = None
+
+
+def merge_profile(existing: str | None, profile: Mapping[str, Any], pod_namespace: str,
+                  profile_name: str) -> ProfileMerge:
+    """merge_profile_networks of a NetworkProfile object's spec.networks, as a value (to be cached)."""
+    spec = profile.get("spec")
+    try:
+        return ProfileMerge(merge_profile_networks(existing, spec.get("networks") if isinstance(spec, Mapping)
+                                                   else None, pod_namespace, profile_name=profile_name))
+    except ProfileMergeError as exc:
+        return ProfileMerge(None, exc)
 
 
 def merge_profile_networks(

@@ -11,7 +11,6 @@ from typing import Any
 from webhook.cni.addresses import between, parse_ip
 from webhook.cni.config import NetConf, parse_nad_config
 from webhook.cni.ipam import nad_allocation_ranges
-from webhook.multus.profiles import ProfileMergeError, merge_profile_networks
 from webhook.multus.selection import NETWORKS_ANNOTATION, NetworkReference, network_references
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.registry import rule
@@ -43,19 +42,14 @@ def network_profile(subject: Subject) -> Iterator[Violation]:
     if not isinstance(name, str) or not name:
         yield Violation(PROFILE_FIELD, f"{PROFILE_FIELD} must name a NetworkProfile in namespace {subject.namespace}")
         return
-    profile = subject.view.network_profile(subject.namespace, name)
-    if profile is None:
+    existing = subject.annotations.get(NETWORKS_ANNOTATION)
+    merge = subject.view.profile_merge(subject.namespace, name, existing if isinstance(existing, str) else None)
+    if merge is None:
         yield Violation(PROFILE_FIELD, f"{PROFILE_FIELD} names NetworkProfile {name!r}, which does not exist in "
                                        f"namespace {subject.namespace}: create it first, or fix the label")
         return
-    existing = subject.annotations.get(NETWORKS_ANNOTATION)
-    spec = profile.get("spec")
-    try:
-        merge_profile_networks(existing if isinstance(existing, str) else None,
-                               spec.get("networks") if isinstance(spec, Mapping) else None,
-                               subject.namespace, profile_name=name)
-    except ProfileMergeError as exc:
-        yield Violation(exc.field, exc.message)
+    if merge.error is not None:
+        yield Violation(merge.error.field, merge.error.message)
 
 
 @rule("pod-networks-nad-exists", kinds=POD, severity=Severity.DENY, operations={"CREATE"},

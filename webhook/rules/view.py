@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from webhook.cni.range_index import RangeIndex
+from webhook.multus.profiles import ProfileMerge
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,18 @@ class ClusterView(Protocol):
     def nad(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         ...
 
+    def nad_binaries(self, namespace: str, name: str) -> frozenset[str] | None:
+        """The CNI binaries a NAD's config runs (none when it cannot be read); None when there is no
+        such NAD. Precomputed when the NAD is stored."""
+        ...
+
     def network_profile(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        ...
+
+    def profile_merge(self, namespace: str, name: str, existing: str | None) -> ProfileMerge | None:
+        """merge_profile of NetworkProfile namespace/name into a pod annotation value ``existing``;
+        None when there is no such profile. Remembered: /mutate and the pod-network-profile rule ask
+        the same question of every pod, and replicas of one template ask it again."""
         ...
 
     @property
@@ -106,7 +118,13 @@ class UnknownCluster:
     def nad(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return None
 
+    def nad_binaries(self, namespace: str, name: str) -> frozenset[str] | None:
+        return None
+
     def network_profile(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return None
+
+    def profile_merge(self, namespace: str, name: str, existing: str | None) -> ProfileMerge | None:
         return None
 
     @property
