@@ -4,11 +4,12 @@ Allowed / Denied / Patched / Errored helpers)."""
 from __future__ import annotations
 
 import base64
-import json
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import orjson
 
 from webhook.admission.review import API_VERSION
 
@@ -77,7 +78,7 @@ def to_review(uid: str, response: Response, *, mutating: bool) -> dict[str, Any]
         body["status"] = {"code": response.code, "message": response.message, "reason": response.reason}
     if response.patch:
         body["patchType"] = "JSONPatch"
-        body["patch"] = base64.b64encode(json.dumps(list(response.patch)).encode()).decode()
+        body["patch"] = base64.b64encode(orjson.dumps(list(response.patch))).decode()
     if response.warnings:
         body["warnings"] = fit_warnings(response.warnings)
     return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": body}

@@ -11,7 +11,7 @@ from typing import Any
 from webhook.cni.addresses import between, parse_ip
 from webhook.cni.config import NetConf, parse_nad_config
 from webhook.cni.ipam import nad_allocation_ranges
-from webhook.multus.selection import NETWORKS_ANNOTATION, NetworkReference, network_references
+from webhook.multus.selection import NETWORKS_ANNOTATION
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.registry import rule
 from webhook.rules.subject import Subject
@@ -19,10 +19,6 @@ from webhook.rules.subject import Subject
 POD = {"Pod"}
 PROFILE_LABEL = "multus-webhook.io/network-profile"
 PROFILE_FIELD = f'metadata.labels["{PROFILE_LABEL}"]'
-
-
-def _references(subject: Subject) -> tuple[NetworkReference, ...]:
-    return network_references(subject.annotations, subject.namespace, multus_namespace=subject.policy.multus_namespace)
 
 
 def _netconf(nad: Mapping[str, Any]) -> NetConf | None:
@@ -59,7 +55,7 @@ def nad_exists(subject: Subject) -> Iterator[Violation]:
     ContainerCreating with a CNI error. Refusing it at creation names the missing NAD instead."""
     if not subject.view.known:
         return
-    for ref in _references(subject):
+    for ref in subject.network_references:
         if subject.view.nad(ref.namespace, ref.name) is None:
             hint = "" if ref.selection.namespace_explicit else f" (no namespace given, so {ref.namespace} is meant)"
             yield Violation(ref.field, f"{ref.field} selects NetworkAttachmentDefinition {ref.namespace}/{ref.name}"
@@ -76,7 +72,7 @@ def capabilities(subject: Subject) -> Iterator[Violation]:
     capability; otherwise Multus drops them silently and the pod gets a random address or no limit."""
     if not subject.view.known:
         return
-    for ref in _references(subject):
+    for ref in subject.network_references:
         nad = subject.view.nad(ref.namespace, ref.name)
         netconf = _netconf(nad) if nad is not None else None
         if netconf is None:
@@ -95,7 +91,7 @@ def static_ip_range(subject: Subject) -> Iterator[Violation]:
     pod start or collides with addresses other networks hand out."""
     if not subject.view.known:
         return
-    for ref in _references(subject):
+    for ref in subject.network_references:
         nad = subject.view.nad(ref.namespace, ref.name) if ref.selection.ips else None
         ranges = nad_allocation_ranges(_netconf(nad)) if nad is not None else []
         if not ranges:
@@ -115,7 +111,7 @@ def namespace_isolation(subject: Subject) -> Iterator[Violation]:
     globalNamespaces, so one team cannot attach to another team's network. Off by default, as in
     Multus; set it to deny in the policy to enforce it before Multus does at pod start."""
     allowed = {subject.namespace, *subject.policy.global_namespaces}
-    for ref in _references(subject):
+    for ref in subject.network_references:
         if ref.annotation == NETWORKS_ANNOTATION and ref.namespace not in allowed:
             yield Violation(ref.field, f"{ref.field} selects {ref.namespace}/{ref.name} from another namespace; only "
                                        f"{', '.join(sorted(allowed))} are allowed with namespace isolation")

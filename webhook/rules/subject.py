@@ -8,6 +8,7 @@ from functools import cached_property
 from typing import Any
 
 from webhook.cni.config import ParsedConfig, parse_nad_config
+from webhook.multus.selection import NetworkReference, network_references
 from webhook.rules.policy import Policy
 from webhook.rules.view import UNKNOWN_CLUSTER, ClusterView
 
@@ -60,3 +61,8 @@ class Subject:
     def nad_config(self) -> ParsedConfig:
         """The NAD's spec.config, parsed once for all rules."""
         return parse_nad_config(self.spec.get("config"), "spec.config")
+
+    @cached_property
+    def network_references(self) -> tuple[NetworkReference, ...]:
+        """The NADs a pod's selection annotations refer to, resolved once for all rules."""
+        return network_references(self.annotations, self.namespace, multus_namespace=self.policy.multus_namespace)
