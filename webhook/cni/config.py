@@ -45,6 +45,16 @@ class PluginConf:
     conf: Mapping[str, Any]
     #: Position in ``plugins`` (None for a single config).
     index: int | None
+    # go_field of "ipam" and of its "type", looked up once: the IPAM rules ask for them dozens of
+    # times per NAD, and each lookup lowercases every key.
+    _ipam: tuple[str, Any] | None = field(init=False, repr=False, compare=False)
+    _ipam_type: tuple[str, Any] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        found = go_field(self.conf, "ipam")
+        object.__setattr__(self, "_ipam", found)
+        ipam = found[1] if found is not None and isinstance(found[1], Mapping) else None
+        object.__setattr__(self, "_ipam_type", go_field(ipam, "type") if ipam is not None else None)
 
     @property
     def type(self) -> str | None:
@@ -53,21 +63,23 @@ class PluginConf:
 
     @property
     def ipam(self) -> Mapping[str, Any] | None:
-        found = go_field(self.conf, "ipam")
+        found = self._ipam
         return found[1] if found is not None and isinstance(found[1], Mapping) else None
 
     @property
     def ipam_path(self) -> str:
-        found = go_field(self.conf, "ipam")
+        found = self._ipam
         return f"{self.path}.{found[0] if found else 'ipam'}"
+
+    @property
+    def ipam_type_path(self) -> str:
+        found = self._ipam_type
+        return f"{self.ipam_path}.{found[0] if found else 'type'}"
 
     @property
     def ipam_type(self) -> str | None:
         """The IPAM plugin to run; None when there is none (an empty type runs nothing)."""
-        ipam = self.ipam
-        if ipam is None:
-            return None
-        found = go_field(ipam, "type")
+        found = self._ipam_type
         return found[1] if found is not None and isinstance(found[1], str) and found[1] else None
 
     def has_capability(self, name: str) -> bool:
@@ -107,8 +119,7 @@ class NetConf:
         for plugin in self.plugins:
             wanted: list[tuple[str | None, str]] = [(plugin.type, f"{plugin.path}.type")]
             if plugin.ipam is not None:
-                found = go_field(plugin.ipam, "type")
-                wanted.append((plugin.ipam_type, f"{plugin.ipam_path}.{found[0] if found else 'type'}"))
+                wanted.append((plugin.ipam_type, plugin.ipam_type_path))
             for binary, path in wanted:
                 # A type with a path separator is refused by nad-config-structure; no file is named so.
                 if binary and "/" not in binary and "\\" not in binary and binary not in seen:

@@ -8,7 +8,6 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from webhook.cni.config import go_field
 from webhook.cni.ipam import AddressRange, nad_allocation_ranges
 from webhook.cni.range_index import IndexedRange
 from webhook.rules.findings import Severity, Violation
@@ -81,8 +80,7 @@ def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
     for plugin in netconf.plugins:
         if plugin.ipam_type != "host-local" or plugin.ipam is None:
             continue
-        found = go_field(plugin.ipam, "type")
-        path = f"{plugin.ipam_path}.{found[0] if found else 'type'}"
+        path = plugin.ipam_type_path
         if allowed:
             yield Violation(
                 path,
