@@ -13,8 +13,8 @@ import pytest
 
 from webhook.agent.nodestate import NAMESPACE
 from webhook.agent.standin import StandInHost, StandInNode, Subcommand, eventually
-from webhook.controller.decide import READY_LABEL
 from webhook.dev.controlplane import ControlPlane
+from webhook.names import READY_LABEL
 
 BIN = "cni.multus-webhook.io/"
 INITIAL = {READY_LABEL: "true", BIN + "bridge": "true", BIN + "macvlan": "true", BIN + "multus-shim": "true"}

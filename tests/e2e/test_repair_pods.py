@@ -18,9 +18,9 @@ import yaml
 
 from webhook.agent.nodestate import NAMESPACE
 from webhook.agent.standin import StandInHost, StandInNode, Subcommand, eventually
-from webhook.controller.decide import READY_LABEL
 from webhook.controller.kube import format_time, parse_time
 from webhook.dev.controlplane import ControlPlane
+from webhook.names import READY_LABEL
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NETWORKS = "macvlan-network, bridge-network-with-gateway@br1"

@@ -8,15 +8,14 @@ from typing import Any
 import pytest
 
 from webhook.controller.decide import (
-    READY_LABEL,
     Verdict,
-    binary_label,
     desired_labels,
     label_patch,
     readiness,
     transitions,
 )
 from webhook.controller.kube import format_time
+from webhook.names import READY_LABEL, binary_label
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -309,3 +309,11 @@ def test_findings_per_rule_are_capped_with_a_note() -> None:
     assert "apps/gone-0" in found[0].message
     assert found[-1].message == ("more findings of rule pod-networks-nad-exists left out after the first 20: "
                                  "fix these and check again")
+
+
+def test_affinity_never_requires_a_label_the_controller_cannot_set() -> None:
+    odd = json.dumps({"cniVersion": "0.3.1", "type": "my plugin", "ipam": {"type": "static"}})
+    out = mutated(pod(annotations={"k8s.v1.cni.cncf.io/networks": "odd"}), view(nad("odd", odd)))
+    keys = [e["key"] for e in out["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"][0]["matchExpressions"]]
+    assert keys == ["multus-webhook.io/multus-ready", "cni.multus-webhook.io/static"]

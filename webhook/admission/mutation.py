@@ -16,13 +16,10 @@ from typing import Any
 import jsonpatch
 
 from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION, network_references
+from webhook.names import APPLIED_PROFILE_ANNOTATION, PROFILE_LABEL, READY_LABEL, binary_label
 from webhook.rules.policy import Policy
 from webhook.rules.view import ClusterView
 
-PROFILE_LABEL = "multus-webhook.io/network-profile"
-APPLIED_PROFILE_ANNOTATION = "multus-webhook.io/applied-profile"
-READY_LABEL = "multus-webhook.io/multus-ready"
-BINARY_LABEL_PREFIX = "cni.multus-webhook.io/"
 #: The apiserver refuses annotations over this many bytes in total, but only after the mutating
 #: webhooks: mutating such a pod would be wasted work, and parsing megabytes of selections is slow.
 MAX_ANNOTATIONS_SIZE = 256 * 1024
@@ -79,9 +76,8 @@ def required_binaries(annotations: Mapping[str, Any], namespace: str, view: Clus
 
 
 def readiness_requirements(binaries: frozenset[str]) -> list[dict[str, Any]]:
-    return [{"key": READY_LABEL, "operator": "In", "values": ["true"]}] + [
-        {"key": f"{BINARY_LABEL_PREFIX}{b}", "operator": "In", "values": ["true"]} for b in sorted(binaries)
-    ]
+    labels = [READY_LABEL, *(label for label in map(binary_label, sorted(binaries)) if label)]
+    return [{"key": label, "operator": "In", "values": ["true"]} for label in labels]
 
 
 def with_required_affinity(affinity: Mapping[str, Any], requirements: list[dict[str, Any]]) -> dict[str, Any]:

@@ -3,20 +3,17 @@ our labels it should carry, and what changed. Objects are dicts as the apiserver
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from webhook.controller.kube import parse_time
+from webhook.names import BINARY_LABEL_PREFIX, READY_LABEL, binary_label
 
-READY_LABEL = "multus-webhook.io/multus-ready"
-BINARY_LABEL_PREFIX = "cni.multus-webhook.io/"
 #: A heartbeat older than this many agent intervals means nobody vouches for the node any more.
 STALE_AFTER_INTERVALS = 3
 
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +86,6 @@ def readiness(node: Mapping[str, Any], state: Mapping[str, Any] | None, now: dat
         detail = ready.get("message") or "the agent reports Multus not ready"
         return Verdict(False, str(ready.get("reason") or "MultusNotReady"), str(detail))
     return Verdict(True, "MultusReady", f"Multus is ready on boot {boot}")
-
-
-def binary_label(name: str) -> str | None:
-    """The label for a CNI binary, or None for a file name that cannot be a label name."""
-    return BINARY_LABEL_PREFIX + name if _LABEL_NAME.match(name) else None
 
 
 def is_own_label(key: str) -> bool:

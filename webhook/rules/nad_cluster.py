@@ -10,12 +10,13 @@ from typing import Any
 
 from webhook.cni.ipam import AddressRange, nad_allocation_ranges
 from webhook.cni.range_index import IndexedRange
+from webhook.names import ALLOW_HOST_LOCAL_ANNOTATION
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.registry import rule
 from webhook.rules.subject import Subject
 
 NAD = {"NetworkAttachmentDefinition"}
-ALLOW_HOST_LOCAL = "multus-webhook.io/allow-host-local"
+
 #: How many nodes, pods or NADs a message names before it says "and N more".
 SHOWN = 5
 
@@ -76,7 +77,7 @@ def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
     count = len(subject.view.nodes())
     if netconf is None or count <= 1:
         return
-    allowed = subject.annotations.get(ALLOW_HOST_LOCAL) == "true"
+    allowed = subject.annotations.get(ALLOW_HOST_LOCAL_ANNOTATION) == "true"
     for plugin in netconf.plugins:
         if plugin.ipam_type != "host-local" or plugin.ipam is None:
             continue
@@ -84,7 +85,7 @@ def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
         if allowed:
             yield Violation(
                 path,
-                f"{path} is host-local on a cluster of {count} nodes, allowed by {ALLOW_HOST_LOCAL}: each "
+                f"{path} is host-local on a cluster of {count} nodes, allowed by {ALLOW_HOST_LOCAL_ANNOTATION}: each "
                 "node allocates on its own, so this segment must not span nodes",
                 Severity.WARN,
             )
@@ -94,7 +95,7 @@ def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
                 f"{path} is host-local on a cluster of {count} nodes: host-local keeps its allocations on "
                 "each node, so pods on different nodes get the same addresses; use whereabouts "
                 '(cluster-wide IPAM: "ipam": {"type": "whereabouts", "range": ...}), or, if the segment '
-                f'is local to each node, annotate the NAD with {ALLOW_HOST_LOCAL}: "true"',
+                f'is local to each node, annotate the NAD with {ALLOW_HOST_LOCAL_ANNOTATION}: "true"',
             )
 
 

@@ -12,12 +12,12 @@ from webhook.cni.addresses import between, parse_ip
 from webhook.cni.config import NetConf, parse_nad_config
 from webhook.cni.ipam import nad_allocation_ranges
 from webhook.multus.selection import NETWORKS_ANNOTATION
+from webhook.names import PROFILE_LABEL
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.registry import rule
 from webhook.rules.subject import Subject
 
 POD = {"Pod"}
-PROFILE_LABEL = "multus-webhook.io/network-profile"
 PROFILE_FIELD = f'metadata.labels["{PROFILE_LABEL}"]'
 
 

@@ -1,0 +1,24 @@
+"""The names DESIGN.md fixes, which users, manifests and other components depend on. Pure."""
+
+from __future__ import annotations
+
+import re
+
+#: Pod label choosing a NetworkProfile in the pod's namespace.
+PROFILE_LABEL = "multus-webhook.io/network-profile"
+#: Set on a pod by the mutation, for traceability.
+APPLIED_PROFILE_ANNOTATION = "multus-webhook.io/applied-profile"
+#: NAD annotation: host-local IPAM on purpose (segments local to each node).
+ALLOW_HOST_LOCAL_ANNOTATION = "multus-webhook.io/allow-host-local"
+#: Node label: Multus is ready on the node's current boot.
+READY_LABEL = "multus-webhook.io/multus-ready"
+#: Node labels cni.multus-webhook.io/<binary>: "true" for each CNI binary present.
+BINARY_LABEL_PREFIX = "cni.multus-webhook.io/"
+
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+def binary_label(binary: str) -> str | None:
+    """The node label for a CNI binary, or None for a file name that cannot be a label name (the
+    controller never sets such a label, so the mutation must not require it either)."""
+    return BINARY_LABEL_PREFIX + binary if _LABEL_NAME.match(binary) else None
