@@ -41,14 +41,19 @@ def controlplane_bin() -> Path:
         raise
 
 
-@pytest.fixture(scope="session")
-def controlplane(controlplane_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    cp = ControlPlane(tmp_path_factory.mktemp("controlplane"), controlplane_bin)
+def started_controlplane(work_dir: Path, bin_dir: Path) -> ControlPlane:
+    cp = ControlPlane(work_dir, bin_dir)
     try:
         cp.start()
     except ControlPlaneError as exc:
         cp.stop()
         unavailable(f"the control plane did not start: {exc}")
+    return cp
+
+
+@pytest.fixture(scope="session")
+def controlplane(controlplane_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    cp = started_controlplane(tmp_path_factory.mktemp("controlplane"), controlplane_bin)
     yield cp
     cp.stop()
 
@@ -83,12 +88,7 @@ def namespace(controlplane: ControlPlane) -> Iterator[str]:
 def cluster(controlplane_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """A control plane of the test module's own, for tests that create Nodes, restart the apiserver or need
     to know exactly what exists: nothing leaks into the session's cluster."""
-    cp = ControlPlane(tmp_path_factory.mktemp("module-cp"), controlplane_bin)
-    try:
-        cp.start()
-    except ControlPlaneError as exc:
-        cp.stop()
-        unavailable(f"the control plane did not start: {exc}")
+    cp = started_controlplane(tmp_path_factory.mktemp("module-cp"), controlplane_bin)
     cp.kubectl("create", "namespace", "multus-webhook")
     yield cp
     cp.stop()

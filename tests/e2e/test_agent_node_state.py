@@ -12,8 +12,8 @@ import pytest
 
 from webhook.agent.nodestate import NAMESPACE
 from webhook.agent.probe import CONFIG_FIRST, DAEMON, HostLayout
-from webhook.agent.standin import MULTUS_CONFIG, StandInHost, Subcommand, eventually
-from webhook.dev.controlplane import ControlPlane
+from webhook.agent.standin import MULTUS_CONFIG, StandInHost, Subcommand
+from webhook.dev.controlplane import ControlPlane, eventually
 
 
 @pytest.fixture

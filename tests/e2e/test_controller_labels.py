@@ -12,19 +12,12 @@ from typing import Any
 import pytest
 
 from webhook.agent.nodestate import NAMESPACE
-from webhook.agent.standin import StandInHost, StandInNode, Subcommand, eventually
-from webhook.dev.controlplane import ControlPlane
+from webhook.agent.standin import StandInHost, StandInNode, Subcommand
+from webhook.dev.controlplane import ControlPlane, eventually
 from webhook.names import READY_LABEL
 
 BIN = "cni.multus-webhook.io/"
 INITIAL = {READY_LABEL: "true", BIN + "bridge": "true", BIN + "macvlan": "true", BIN + "multus-shim": "true"}
-
-
-@pytest.fixture
-def host() -> Iterator[StandInHost]:
-    h = StandInHost()
-    yield h
-    h.cleanup()
 
 
 @pytest.fixture

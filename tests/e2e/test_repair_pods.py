@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from webhook.agent.nodestate import NAMESPACE
-from webhook.agent.standin import StandInHost, StandInNode, Subcommand, eventually
+from webhook.agent.standin import StandInHost, StandInNode, Subcommand
 from webhook.controller.kube import format_time, parse_time
-from webhook.dev.controlplane import ControlPlane
+from webhook.dev.controlplane import ControlPlane, eventually
 from webhook.names import READY_LABEL
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -30,13 +30,6 @@ def full_status(namespace: str) -> list[dict[str, Any]]:
     return [{"name": "cilium", "interface": "eth0", "default": True},
             {"name": f"{namespace}/macvlan-network", "interface": "net1"},
             {"name": f"{namespace}/bridge-network-with-gateway", "interface": "br1"}]
-
-
-@pytest.fixture
-def host() -> Iterator[StandInHost]:
-    h = StandInHost()
-    yield h
-    h.cleanup()
 
 
 @pytest.fixture

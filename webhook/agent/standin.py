@@ -12,17 +12,15 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from webhook.agent.probe import HostLayout
 
 if TYPE_CHECKING:
     from webhook.dev.controlplane import ControlPlane
 
-T = TypeVar("T")
 
 MULTUS_CONFIG = '{"cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus-shim"}\n'
 PRIMARY_CONFIG = '{"cniVersion": "1.0.0", "name": "cilium", "plugins": [{"type": "cilium-cni"}]}\n'
@@ -161,20 +159,6 @@ class Subcommand:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
-def eventually(probe: Callable[[], T | None], timeout: float = 30, interval: float = 0.2,
-               what: str = "the condition") -> T:
-    """The first truthy value of ``probe`` within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while True:
-        last = probe()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not hold within {timeout:.0f}s (last: {last!r})")
-        time.sleep(interval)
 
 
 class StandInNode:
