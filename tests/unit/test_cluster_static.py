@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,6 +93,34 @@ def test_a_kubectl_list_and_a_multi_document_file_make_one_cluster(tmp_path: Pat
     assert [str(e.range.first) for e in view.ranges] == ["192.168.10.1"]
     assert view.pods_using("apps", "storage") == [ObjectRef("apps", "db-0")]
     assert [o["metadata"]["name"] for o in view.objects("Node")] == ["worker-1", "worker-2"]
+
+
+class _Tracked(dict[str, Any]):
+    """A dict a weak reference can follow."""
+
+
+def test_the_loader_holds_no_object_it_was_given() -> None:
+    # A state of thousands of Nodes comes one object at a time: a loader keeping them until the end
+    # holds every Node's status and managedFields at once, though only names and labels are kept.
+    given: list[weakref.ref[_Tracked]] = []
+    held: list[int] = []
+
+    def objects() -> Iterator[dict[str, Any]]:
+        for i in range(10):
+            name = f"worker-{i}"
+            for obj in ({"kind": "Node", "metadata": {"name": name, "labels": {"zone": "a"}},
+                         "status": {"images": [{"names": ["x"]}]}},
+                        {"kind": "MultusNodeState", "metadata": {"name": name, "namespace": "multus-webhook"},
+                         "status": {"nodeName": name, "cniBinaries": ["macvlan"], "conditions": [{}]}}):
+                tracked = _Tracked(obj)
+                given.append(weakref.ref(tracked))
+                yield tracked
+        held.append(sum(ref() is not None for ref in given))
+
+    view = StaticClusterView(objects())
+    assert held[0] <= 1  # at most the last one, still bound while the next is asked for
+    assert [(n.name, n.cni_binaries, n.labels) for n in view.nodes()] == [
+        (f"worker-{i}", frozenset({"macvlan"}), {"zone": "a"}) for i in range(10)]
 
 
 def test_objects_without_namespace_are_in_the_default_namespace(tmp_path: Path) -> None:

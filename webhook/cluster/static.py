@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from webhook.cluster.store import KINDS, NODE, NODE_STATE, ClusterStore
+from webhook.cluster.store import KINDS, ClusterStore
 from webhook.documents import iter_objects
 from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
 
@@ -26,30 +26,24 @@ class StaticClusterView(ClusterStore):
                  multus_namespace: str = DEFAULT_MULTUS_NAMESPACE) -> None:
         super().__init__(default_namespace=default_namespace, multus_namespace=multus_namespace)
         self._known = True
-        # Nodes and MultusNodeStates in one replace each at the end: every put of one rebuilds the
-        # node list (minutes for thousands of nodes). The rest one at a time, so that a stream of
-        # objects (50,000 pods, of which only references are kept) is never held whole.
-        nodes: dict[str, list[Mapping[str, Any]]] = {NODE: [], NODE_STATE: []}
-        for obj in objects:
-            kind = obj.get("kind")
-            if isinstance(kind, str) and kind in nodes:
-                nodes[kind].append(obj)
-            else:
-                self.put(obj)
-        for kind, of_kind in nodes.items():
-            if of_kind:
-                self.replace(kind, of_kind)
+        self.upsert_all((kind, obj) for obj in objects if (kind := _kind(obj)) is not None)
 
     @classmethod
     def from_files(cls, paths: list[str], *, default_namespace: str = "default") -> StaticClusterView:
         return cls((doc.obj for doc in iter_objects(paths)), default_namespace=default_namespace)
 
     def put(self, obj: Mapping[str, Any]) -> None:
-        kind = obj.get("kind")
-        if isinstance(kind, str) and kind in KINDS:
+        kind = _kind(obj)
+        if kind is not None:
             self.upsert(kind, obj)
 
     def remove(self, obj: Mapping[str, Any]) -> None:
-        kind = obj.get("kind")
-        if isinstance(kind, str) and kind in KINDS:
+        kind = _kind(obj)
+        if kind is not None:
             self.delete(kind, obj)
+
+
+def _kind(obj: Mapping[str, Any]) -> str | None:
+    """The object's kind when the store keeps objects of it."""
+    kind = obj.get("kind")
+    return kind if isinstance(kind, str) and kind in KINDS else None

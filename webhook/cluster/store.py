@@ -194,6 +194,18 @@ class ClusterStore:
             self._delete(kind, self.key(kind, obj))
             self._publish(kind)
 
+    def upsert_all(self, objects: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """upsert of each (kind, object), each kind published once at the end: publishing nodes rebuilds
+        the whole node list (minutes for thousands of nodes put one at a time). Each object is reduced
+        to what is kept as it comes, so that a stream of objects is never held whole."""
+        kinds: set[str] = set()
+        with self._lock:
+            for kind, obj in objects:
+                self._upsert(kind, self.key(kind, obj), obj)
+                kinds.add(kind)
+            for kind in kinds:
+                self._publish(kind)
+
     def replace(self, kind: str, objects: Iterable[Mapping[str, Any]]) -> None:
         """Make the objects of ``kind`` exactly these (after a relist)."""
         fresh = {self.key(kind, obj): obj for obj in objects}
