@@ -3,28 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
 from webhook import __version__
-from webhook.commands import agent, certs, check, controller, install_cni, multus_config, rules, serve, uninstall
 
-COMMANDS = [serve, check, certs, rules, install_cni, uninstall, multus_config, agent, controller]
+#: Command name -> its module in webhook.commands, imported only when it may run: each pulls in its own
+#: dependencies (the kubernetes client, cryptography...), which `serve --cluster-state` would otherwise
+#: carry in its resident memory without using them.
+COMMANDS = {"serve": "serve", "check": "check", "certs": "certs", "rules": "rules", "install-cni": "install_cni",
+            "uninstall": "uninstall", "multus-config": "multus_config", "agent": "agent", "controller": "controller"}
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of the command ``argv`` names only (its first command name: the
+    top-level options take no value that is one)."""
     p = argparse.ArgumentParser(prog="multus-webhook", description="Admission webhook that makes Multus safe to use")
     p.add_argument("--version", action="version", version=f"multus-webhook {__version__}")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     sub = p.add_subparsers(dest="command", required=True)
-    for command in COMMANDS:
-        command.register(sub)
+    named = next((arg for arg in argv or () if arg in COMMANDS), None)
+    for name, module in COMMANDS.items():
+        if named in (None, name):
+            importlib.import_module(f"webhook.commands.{module}").register(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = parser(argv).parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         result: int = args.func(args)
