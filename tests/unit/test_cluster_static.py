@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from webhook.cluster.static import StaticClusterView
+from webhook.cni.config import _parse_cached, parse_nad_config
 from webhook.documents import DocumentError
 from webhook.multus.profiles import ProfileMerge
 from webhook.rules.view import ObjectRef
@@ -163,3 +164,14 @@ def test_nad_binaries_are_those_of_the_stored_config() -> None:
     assert view.nad("team", "n") == {"metadata": {"name": "n", "namespace": "team"}, "spec": nad["spec"]}
     view.remove(nad)
     assert view.nad_binaries("team", "n") is None
+
+
+def test_storing_nads_leaves_the_parse_cache_to_the_reviews() -> None:
+    # 10,000 stored NADs parsed once each would push out of the cache the configs reviews come back to.
+    config = '{"cniVersion": "1.0.0", "type": "macvlan", "name": "test-storing-nads-leaves-the-parse-cache"}'
+    StaticClusterView([{"kind": "NetworkAttachmentDefinition", "metadata": {"name": "n", "namespace": "team"},
+                        "spec": {"config": config}}])
+    misses = _parse_cached.cache_info().misses
+    first = parse_nad_config(config, "spec.config")
+    assert _parse_cached.cache_info().misses == misses + 1
+    assert parse_nad_config(config, "spec.config") is first

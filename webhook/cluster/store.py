@@ -71,7 +71,7 @@ def slim_nad(key: Key, nad: Mapping[str, Any]) -> Mapping[str, Any]:
 def nad_derived(owner: Key, nad: Mapping[str, Any]) -> tuple[tuple[IndexedRange, ...], frozenset[str]]:
     """What the admission path needs of one NAD's config, parsed once when it is stored: the index
     entries (its valid allocation ranges) and the CNI binaries it runs."""
-    netconf = parse_nad_config(_mapping(nad.get("spec")).get("config"), "spec.config").netconf
+    netconf = parse_nad_config(_mapping(nad.get("spec")).get("config"), "spec.config", remember=False).netconf
     binaries = netconf.binaries if netconf is not None else frozenset()
     try:
         ranges = nad_allocation_ranges(netconf)

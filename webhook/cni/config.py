@@ -151,9 +151,11 @@ def _describe(value: Any) -> str:
 _CACHED_CONFIG_SIZE = 16 * 1024
 
 
-def parse_nad_config(config: Any, path: str) -> ParsedConfig:
-    """``config`` (a NAD's spec.config) parsed; the result is shared, never to be modified."""
-    if isinstance(config, str) and len(config) <= _CACHED_CONFIG_SIZE:
+def parse_nad_config(config: Any, path: str, *, remember: bool = True) -> ParsedConfig:
+    """``config`` (a NAD's spec.config) parsed; the result is shared, never to be modified. Without
+    ``remember`` the parse is not kept for the next call (a config read once, as the cluster cache
+    reads each stored NAD, would only push out those that reviews come back to)."""
+    if remember and isinstance(config, str) and len(config) <= _CACHED_CONFIG_SIZE:
         return _parse_cached(config, path)
     return _parse_nad_config(config, path)
 
