@@ -367,3 +367,15 @@ def test_in_use_rule_only_runs_on_delete(operation: str) -> None:
     target = nad_obj("net", macvlan(whereabouts("10.1.0.0/24")))
     view = one_node(target, pod("p", networks="net"))
     assert check(target, view, "nad-in-use", operation=operation, old=target) == []
+
+
+def test_a_new_policy_object_is_applied_at_once_after_another() -> None:
+    """evaluate remembers which rules a policy turns on; a different policy must not get that answer."""
+    from webhook.rules import Policy, Severity, Subject, evaluate
+
+    obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "apps",
+                                                         "annotations": {"k8s.v1.cni.cncf.io/networks": "a,,b"}}}
+    on, off = Policy(), Policy(severities={"pod-networks-syntax": Severity.OFF})
+    for _ in range(2):
+        assert "pod-networks-syntax" in {f.rule for f in evaluate(Subject(obj, "Pod"), on)}
+        assert "pod-networks-syntax" not in {f.rule for f in evaluate(Subject(obj, "Pod"), off)}

@@ -317,3 +317,29 @@ def test_affinity_never_requires_a_label_the_controller_cannot_set() -> None:
     keys = [e["key"] for e in out["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"][0]["matchExpressions"]]
     assert keys == ["multus-webhook.io/multus-ready", "cni.multus-webhook.io/static"]
+
+
+def test_patch_paths_escape_annotation_keys_and_only_add() -> None:
+    """The patch is written key by key (not diffed): keys with '/' and '~' must be escaped as JSON
+    pointers (RFC 6901), or the apiserver would write the value under another key."""
+    user = pod(labels={"multus-webhook.io/network-profile": "data"},
+               annotations={"a~b/c": "kept", "example.com/x": "kept too"})
+    result = mutate_pod(user, "apps", view(), Policy())
+    assert {op["op"] for op in result.ops} == {"add"}
+    out = jsonpatch.apply_patch(user, result.ops)
+    assert out["metadata"]["annotations"] == {"a~b/c": "kept", "example.com/x": "kept too",
+                                              "k8s.v1.cni.cncf.io/networks": "macvlan",
+                                              "multus-webhook.io/applied-profile": "data"}
+
+
+def test_existing_affinity_is_replaced_by_a_superset() -> None:
+    preferred = {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 1, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}}]}
+    user = pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"},
+               spec={"containers": [], "affinity": {"nodeAffinity": copy.deepcopy(preferred)}})
+    out = mutated(user, view())
+    node_affinity = out["spec"]["affinity"]["nodeAffinity"]
+    assert node_affinity["preferredDuringSchedulingIgnoredDuringExecution"] == \
+        preferred["preferredDuringSchedulingIgnoredDuringExecution"]
+    [term] = node_affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert READY_TERM in term["matchExpressions"]

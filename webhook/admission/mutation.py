@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonpatch
-
 from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION, network_references
 from webhook.names import APPLIED_PROFILE_ANNOTATION, PROFILE_LABEL, READY_LABEL, binary_label
 from webhook.rules.policy import Policy
@@ -98,13 +96,23 @@ def with_required_affinity(affinity: Mapping[str, Any], requirements: list[dict[
     return result
 
 
-def _patch_ops(path: str, before: Any, after: Any, present: bool) -> list[dict[str, Any]]:
-    if before == after:
-        return []
-    if not present:
-        return [{"op": "add", "path": path, "value": after}]
-    ops: list[dict[str, Any]] = jsonpatch.make_patch(before, after).patch
-    return [{**op, "path": path + op["path"]} for op in ops]
+def _pointer(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _annotation_ops(before: Mapping[str, Any] | None, after: dict[str, Any]) -> list[dict[str, Any]]:
+    """JSON patch from the pod's annotations to ``after``, a key at a time (the mutation only adds
+    keys or rewrites the networks one). Written out rather than diffed with jsonpatch.make_patch,
+    whose generic walk was 5% of the server's CPU on the pod path."""
+    if before is None:
+        return [{"op": "add", "path": "/metadata/annotations", "value": after}] if after else []
+    ops: list[dict[str, Any]] = []
+    for key, value in after.items():
+        if key not in before:
+            ops.append({"op": "add", "path": f"/metadata/annotations/{_pointer(key)}", "value": value})
+        elif before[key] != value:
+            ops.append({"op": "replace", "path": f"/metadata/annotations/{_pointer(key)}", "value": value})
+    return ops
 
 
 def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy: Policy) -> PodMutation:
@@ -121,8 +129,7 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
                                "the apiserver accepts: not mutated")
         return result
     apply_profile(annotations, _mapping(metadata.get("labels")), namespace, view, result.warnings)
-    result.ops += _patch_ops("/metadata/annotations", dict(original_annotations or {}), annotations,
-                             original_annotations is not None)
+    result.ops += _annotation_ops(original_annotations, annotations)
 
     binaries = required_binaries(annotations, namespace, view, policy)
     if binaries is None or not policy.readiness_affinity:
@@ -133,7 +140,10 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
         return result
     original_affinity = spec.get("affinity")
     affinity = with_required_affinity(_mapping(original_affinity), readiness_requirements(binaries))
-    result.ops += _patch_ops("/spec/affinity", original_affinity, affinity, original_affinity is not None)
+    if affinity != original_affinity:
+        # The whole affinity at once: with_required_affinity keeps everything it was given.
+        result.ops.append({"op": "add" if original_affinity is None else "replace", "path": "/spec/affinity",
+                           "value": affinity})
     nodes = view.nodes()
     if nodes and not any(n.labels.get(READY_LABEL) == "true" for n in nodes):
         result.warnings.append(f"no node is labelled {READY_LABEL}=true yet: the pod stays Pending until Multus "

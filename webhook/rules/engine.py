@@ -29,14 +29,27 @@ def _rules_for(kind: str, operation: str, _registered: int) -> tuple[Rule, ...]:
     return tuple(r for r in registered().values() if kind in r.kinds and operation in r.operations)
 
 
+#: (kind, operation, registry size) -> (the policy, the rules it turns on with their severities); the
+#: policy object is kept so that a result serves only the very policy it was computed for.
+_active_cache: dict[tuple[str, str, int], tuple[Policy, tuple[tuple[Rule, Severity], ...]]] = {}
+
+
+def _active(kind: str, operation: str, policy: Policy) -> tuple[tuple[Rule, Severity], ...]:
+    key = (kind, operation, len(registered()))
+    cached = _active_cache.get(key)
+    if cached is not None and cached[0] is policy:
+        return cached[1]
+    active = tuple((rule, severity) for rule in _rules_for(*key)
+                   if (severity := policy.severity(rule.id, rule.severity)) is not Severity.OFF)
+    _active_cache[key] = (policy, active)
+    return active
+
+
 def evaluate(subject: Subject, policy: Policy) -> list[Finding]:
     if subject.policy is not policy:
         subject = replace(subject, policy=policy)
     findings: list[Finding] = []
-    for rule in _rules_for(subject.kind, subject.operation, len(registered())):
-        configured = policy.severity(rule.id, rule.severity)
-        if configured is Severity.OFF:
-            continue
+    for rule, configured in _active(subject.kind, subject.operation, policy):
         try:
             # Rules are generators: stopping after the limit also stops the work on a huge object.
             violations = list(itertools.islice(rule.check(subject), MAX_PER_RULE + 1))

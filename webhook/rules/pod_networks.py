@@ -20,8 +20,6 @@ from webhook.multus.selection import (
     ParsedNetworks,
     annotation_where,
     interface_names,
-    parse_default_network,
-    parse_networks,
 )
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.registry import rule
@@ -43,12 +41,7 @@ def _string_annotation(subject: Subject, key: str) -> str | Violation | None:
 
 
 def _parsed(subject: Subject, key: str) -> ParsedNetworks | None:
-    value = _string_annotation(subject, key)
-    if not isinstance(value, str):
-        return None
-    if key == NETWORKS_ANNOTATION:
-        return parse_networks(value, subject.namespace)
-    return parse_default_network(value)
+    return subject.networks if key == NETWORKS_ANNOTATION else subject.default_network
 
 
 @rule(

@@ -8,7 +8,15 @@ from functools import cached_property
 from typing import Any
 
 from webhook.cni.config import ParsedConfig, parse_nad_config
-from webhook.multus.selection import NetworkReference, network_references
+from webhook.multus.selection import (
+    DEFAULT_NETWORK_ANNOTATION,
+    NETWORKS_ANNOTATION,
+    NetworkReference,
+    ParsedNetworks,
+    network_references,
+    parse_default_network,
+    parse_networks,
+)
 from webhook.rules.policy import Policy
 from webhook.rules.view import UNKNOWN_CLUSTER, ClusterView
 
@@ -31,31 +39,17 @@ class Subject:
     #: The policy in force, for rules with settings of their own (global namespaces, Multus namespace).
     policy: Policy = field(default_factory=Policy)
 
-    @property
-    def metadata(self) -> Mapping[str, Any]:
-        return _mapping(self.obj.get("metadata"))
-
-    @property
-    def name(self) -> str:
+    def __post_init__(self) -> None:
+        # Read by most rules, several times each: looked up once per review. The object under review
+        # is never modified.
+        self.metadata: Mapping[str, Any] = _mapping(self.obj.get("metadata"))
         name = self.metadata.get("name")
-        return name if isinstance(name, str) else ""
-
-    @property
-    def namespace(self) -> str:
+        self.name: str = name if isinstance(name, str) else ""
         ns = self.metadata.get("namespace")
-        return ns if isinstance(ns, str) and ns else self.default_namespace
-
-    @property
-    def annotations(self) -> Mapping[str, Any]:
-        return _mapping(self.metadata.get("annotations"))
-
-    @property
-    def labels(self) -> Mapping[str, Any]:
-        return _mapping(self.metadata.get("labels"))
-
-    @property
-    def spec(self) -> Mapping[str, Any]:
-        return _mapping(self.obj.get("spec"))
+        self.namespace: str = ns if isinstance(ns, str) and ns else self.default_namespace
+        self.annotations: Mapping[str, Any] = _mapping(self.metadata.get("annotations"))
+        self.labels: Mapping[str, Any] = _mapping(self.metadata.get("labels"))
+        self.spec: Mapping[str, Any] = _mapping(self.obj.get("spec"))
 
     @cached_property
     def nad_config(self) -> ParsedConfig:
@@ -66,3 +60,16 @@ class Subject:
     def network_references(self) -> tuple[NetworkReference, ...]:
         """The NADs a pod's selection annotations refer to, resolved once for all rules."""
         return network_references(self.annotations, self.namespace, multus_namespace=self.policy.multus_namespace)
+
+    @cached_property
+    def networks(self) -> ParsedNetworks | None:
+        """A pod's networks annotation as Multus reads it, parsed once for all rules; None when it is
+        absent or not a string."""
+        value = self.annotations.get(NETWORKS_ANNOTATION)
+        return parse_networks(value, self.namespace) if isinstance(value, str) else None
+
+    @cached_property
+    def default_network(self) -> ParsedNetworks | None:
+        """A pod's default-network annotation, as ``networks``."""
+        value = self.annotations.get(DEFAULT_NETWORK_ANNOTATION)
+        return parse_default_network(value, self.policy.multus_namespace) if isinstance(value, str) else None
