@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import Any
 import aiohttp
 
 from bench.state import Scale, nad, nad_reviews, namespace, pod, pod_reviews, profile, write_state
-from webhook.dev.controlplane import ControlPlane, WebhookServer, free_port, register_webhook, wait_https
+from webhook.dev.controlplane import ControlPlane, WebhookServer, free_port, wait_https, webhook_configurations
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results.json"
@@ -244,20 +245,21 @@ class Api:
 
     async def post_all(self, items: Iterable[tuple[str, dict[str, Any]]],
                        concurrency: int = 8) -> tuple[list[float], dict[int, int]]:
-        """POST every (path, object); returns each request's latency (ms) and the status counts."""
-        queue = list(items)
-        latencies: list[float] = []
+        """POST every (path, object); returns each request's latency (ms), in the order of ``items``,
+        and the status counts."""
+        queue = list(enumerate(items))[::-1]
+        latencies = [0.0] * len(queue)
         statuses: dict[int, int] = {}
         connector = aiohttp.TCPConnector(ssl=self.ctx, limit=concurrency)
         async with aiohttp.ClientSession(self.base, connector=connector) as session:
             async def worker() -> None:
                 while queue:
-                    path, obj = queue.pop()
+                    i, (path, obj) = queue.pop()
                     body = json.dumps(obj).encode()
                     t = time.perf_counter()
                     async with session.post(path, data=body, headers={"Content-Type": "application/json"}) as resp:
                         await resp.read()
-                    latencies.append((time.perf_counter() - t) * 1000)
+                    latencies[i] = (time.perf_counter() - t) * 1000
                     statuses[resp.status] = statuses.get(resp.status, 0) + 1
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -269,41 +271,61 @@ class Api:
             return await resp.text()
 
 
-def webhook_metrics(text: str) -> dict[str, Any]:
-    """apiserver_admission_webhook_admission_duration_seconds per webhook (name, type): count, mean and
-    quantiles read from the histogram buckets (upper bounds, as coarse as the buckets are)."""
-    buckets: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    sums: dict[tuple[str, str], float] = {}
-    counts: dict[tuple[str, str], float] = {}
-    metric = "apiserver_admission_webhook_admission_duration_seconds"
+Histogram = dict[tuple[str, ...], tuple[dict[float, float], float, float]]
+
+
+def histograms(text: str, metric: str, keys: Sequence[str], where: str = "") -> Histogram:
+    """A Prometheus histogram from a /metrics page: (label values of ``keys``) -> (cumulative buckets,
+    sum, count); series differing in other labels (rejected="true"/"false") are added up."""
+    out: Histogram = {}
     for line in text.splitlines():
-        if not line.startswith(metric) or 'operation="CREATE"' not in line:
+        if not line.startswith(metric) or where not in line:
             continue
         labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
-        key = (labels.get("name", ""), labels.get("type", ""))
+        key = tuple(labels.get(k, "") for k in keys)
+        buckets, total, count = out.get(key, ({}, 0.0, 0.0))
         value = float(line.rsplit(" ", 1)[1])
         if line.startswith(metric + "_bucket"):
-            buckets.setdefault(key, []).append((float(labels["le"]), value))
+            buckets[float(labels["le"])] = buckets.get(float(labels["le"]), 0.0) + value
         elif line.startswith(metric + "_sum"):
-            sums[key] = sums.get(key, 0.0) + value
+            total += value
         elif line.startswith(metric + "_count"):
-            counts[key] = counts.get(key, 0.0) + value
-    out: dict[str, Any] = {}
-    for key, bs in buckets.items():
-        merged: dict[float, float] = {}
-        for le, v in bs:  # rejected="true"/"false" series add up
-            merged[le] = merged.get(le, 0.0) + v
-        ordered = sorted(merged.items())
-        total = counts.get(key, 0.0)
-        if not total:
-            continue
-
-        def upper(q: float, ordered: list[tuple[float, float]] = ordered, total: float = total) -> float:
-            return next(le for le, v in ordered if v >= q * total) * 1000
-
-        out[f"{key[0]} ({key[1]})"] = {"count": int(total), "mean_ms": round(sums[key] / total * 1000, 3),
-                                       "p50_le_ms": upper(0.5), "p99_le_ms": upper(0.99)}
+            count += value
+        out[key] = (buckets, total, count)
     return out
+
+
+def summary(before: Histogram, after: Histogram) -> dict[str, Any]:
+    """What was observed between two readings: count, mean and quantiles (bucket upper bounds, as coarse
+    as the buckets are)."""
+    out: dict[str, Any] = {}
+    for key, (buckets, total, count) in after.items():
+        old_buckets, old_total, old_count = before.get(key, ({}, 0.0, 0.0))
+        n = count - old_count
+        if not n:
+            continue
+        ordered = sorted((le, v - old_buckets.get(le, 0.0)) for le, v in buckets.items())
+
+        def upper(q: float, ordered: list[tuple[float, float]] = ordered, n: float = n) -> float:
+            return next(le for le, v in ordered if v >= q * n) * 1000
+
+        out[" ".join(key)] = {"count": int(n), "mean_ms": round((total - old_total) / n * 1000, 3),
+                              "p50_le_ms": upper(0.5), "p99_le_ms": upper(0.99)}
+    return out
+
+
+def apiserver_webhooks(text: str) -> Histogram:
+    """apiserver_admission_webhook_admission_duration_seconds of pod creations, per webhook and type."""
+    return histograms(text, "apiserver_admission_webhook_admission_duration_seconds", ("name", "type"),
+                      'operation="CREATE"')
+
+
+def own_answers(server: WebhookServer) -> Histogram:
+    """Our server's multus_webhook_request_duration_seconds per endpoint (body read to answer)."""
+    ctx = ssl.create_default_context(cafile=str(server.ca_file))
+    with urllib.request.urlopen(f"{server.url}/metrics", context=ctx, timeout=10) as resp:
+        text = resp.read().decode()
+    return histograms(text, "multus_webhook_request_duration_seconds", ("endpoint",))
 
 
 def pod_objects(scale: Scale, prefix: str, count: int, seed: int) -> list[tuple[str, dict[str, Any]]]:
@@ -319,6 +341,43 @@ def pod_objects(scale: Scale, prefix: str, count: int, seed: int) -> list[tuple[
     return out
 
 
+#: Pods are created in turn in three namespaces, the same pod each time: one our webhooks see, one the
+#: null webhook sees (ours leave our own namespace out, so that our pods start while we are down) and
+#: one no webhook sees. Taken in turn, the machine's noise weighs on the three alike.
+NULL_HOOKED = "multus-webhook"
+UNHOOKED = "bench-unhooked"
+ARMS = ("ours", "null", "none")
+
+
+def interleaved(scale: Scale, prefix: str, count: int, seed: int) -> list[tuple[str, dict[str, Any]]]:
+    """``count`` pods (ours, null, none, ours, ...), each the same pod in the three namespaces."""
+    out = []
+    for path, obj in pod_objects(scale, prefix, count // len(ARMS), seed):
+        out.append((path, obj))
+        for ns in (NULL_HOOKED, UNHOOKED):
+            out.append((f"/api/v1/namespaces/{ns}/pods", {**obj, "metadata": {**obj["metadata"], "namespace": ns}}))
+    return out
+
+
+def register_arms(cp: ControlPlane, ours: WebhookServer, null_port: int) -> None:
+    """Our webhook configurations (leaving UNHOOKED out too), and the null webhook on NULL_HOOKED's pods
+    with the same settings as our pod webhooks."""
+    docs = webhook_configurations(ours.url, ours.ca_file.read_bytes())
+    null_docs = webhook_configurations(f"https://127.0.0.1:{null_port}", ours.ca_file.read_bytes())
+    for doc in null_docs:
+        doc["metadata"]["name"] = "bench-null"
+        doc["webhooks"] = [h for h in doc["webhooks"] if h["name"] == "pods.multus-webhook.io"]
+        for hook in doc["webhooks"]:
+            hook["name"] = "pods.null.bench"  # apart in the apiserver's metrics
+            hook["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": NULL_HOOKED}}
+    for doc in docs:
+        for hook in doc["webhooks"]:
+            for expression in hook.get("namespaceSelector", {}).get("matchExpressions", []):
+                if expression["operator"] == "NotIn":
+                    expression["values"].append(UNHOOKED)
+    cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs + null_docs}))
+
+
 def apiserver_part(work: Path, scale: Scale, pods: int, concurrency: int) -> tuple[dict[str, Any], dict[str, Any]]:
     results: dict[str, Any] = {"pods_per_run": pods, "client_concurrency": concurrency}
     scale_results: dict[str, Any] = {}
@@ -326,7 +385,7 @@ def apiserver_part(work: Path, scale: Scale, pods: int, concurrency: int) -> tup
         api = Api(cp)
         namespaces = [namespace(n) for n in range(scale.namespaces)]
         nses = [("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}})
-                for n in [*namespaces, "multus-webhook"]]
+                for n in [*namespaces, NULL_HOOKED, UNHOOKED]]
         asyncio.run(api.post_all(nses))
         profiles = [(f"/apis/multus-webhook.io/v1alpha1/namespaces/{n}/networkprofiles", profile(n))
                     for n in namespaces]
@@ -355,29 +414,41 @@ def apiserver_part(work: Path, scale: Scale, pods: int, concurrency: int) -> tup
         scale_results["live_rss_after_sync"] = rss_mib(server.proc.pid)
         log(f"live cache synced {scale.nads} NADs in {sync_s:.2f}s (from process start), "
             f"RSS {scale_results['live_rss_after_sync']}")
+        null, null_port = start_null_server(work, server.cert_dir)
         try:
-            warm = pod_objects(scale, "warm", 100, 20)
-            asyncio.run(api.post_all(warm))
-            without, st_without = asyncio.run(api.post_all(pod_objects(scale, "plain", pods, 21), concurrency))
-            register_webhook(cp, server)
+            register_arms(cp, server, null_port)
             time.sleep(2)  # the apiserver picks webhook configurations up from an informer
-            asyncio.run(api.post_all(pod_objects(scale, "warm-hooked", 100, 22)))
-            before = webhook_metrics(asyncio.run(api.get("/metrics")))
-            with_hooks, st_with = asyncio.run(api.post_all(pod_objects(scale, "hooked", pods, 23), concurrency))
-            after = webhook_metrics(asyncio.run(api.get("/metrics")))
+            asyncio.run(api.post_all(interleaved(scale, "warm", 300, 20), concurrency))
+            before, ours_before = apiserver_webhooks(asyncio.run(api.get("/metrics"))), own_answers(server)
+            latencies, statuses = asyncio.run(api.post_all(interleaved(scale, "run", len(ARMS) * pods, 21),
+                                                           concurrency))
+            after, ours = apiserver_webhooks(asyncio.run(api.get("/metrics"))), own_answers(server)
         finally:
             server.stop()
-        a, b = percentiles(without), percentiles(with_hooks)
+            stop(null)
+        arms = {arm: percentiles(latencies[i::len(ARMS)]) for i, arm in enumerate(ARMS)}
+        means = {arm: statistics.fmean(latencies[i::len(ARMS)]) for i, arm in enumerate(ARMS)}
+
+        def added(arm: str, base: str) -> dict[str, float]:
+            return {"p50_ms": round(arms[arm]["p50_ms"] - arms[base]["p50_ms"], 3),
+                    "p99_ms": round(arms[arm]["p99_ms"] - arms[base]["p99_ms"], 3),
+                    "mean_ms": round(means[arm] - means[base], 3)}
+
         results.update({
-            "without_webhooks": {**a, "statuses": st_without}, "with_webhooks": {**b, "statuses": st_with},
-            "added_p50_ms": round(b["p50_ms"] - a["p50_ms"], 3), "added_p99_ms": round(b["p99_ms"] - a["p99_ms"], 3),
-            "added_mean_ms": round(statistics.fmean(with_hooks) - statistics.fmean(without), 3),
-            "apiserver_webhook_duration": {k: v for k, v in after.items()},
-            "apiserver_webhook_duration_before_measured_run": before,
+            "pod_create": arms, "statuses": statuses,
+            "added_p50_ms": added("ours", "none")["p50_ms"], "added_p99_ms": added("ours", "none")["p99_ms"],
+            "added": {"ours_over_none": added("ours", "none"), "null_over_none": added("null", "none"),
+                      "ours_over_null": added("ours", "null")},
+            "apiserver_webhook_duration": summary(before, after),
+            "webhook_own_duration": summary(ours_before, ours),
             "how": "webhook: serve --kubeconfig (live cache), unpinned; pods POSTed by an aiohttp client, "
-                   f"{concurrency} in flight; without webhooks first, then registered, then with",
+                   f"{concurrency} in flight, the same pod in turn to a namespace our webhooks see, one the null "
+                   "webhook (bench/null_server.py, mutating + validating) sees and one no webhook sees",
         })
-        log(f"apiserver pod create: p50 {a['p50_ms']} -> {b['p50_ms']} ms, p99 {a['p99_ms']} -> {b['p99_ms']} ms")
+        log("apiserver pod create p50/p99 ms: " + ", ".join(f"{arm} {arms[arm]['p50_ms']}/{arms[arm]['p99_ms']}"
+                                                             for arm in ARMS)
+            + f"; apiserver's webhook calls {results['apiserver_webhook_duration']}; our own answer time "
+            f"{results['webhook_own_duration']}")
     return results, scale_results
 
 
@@ -420,13 +491,16 @@ def table(results: dict[str, Any], previous: dict[str, Any] | None) -> str:
             rows.append((f"{name}: p50/p95/p99 ms at half rate (floor)", "{p50_ms}/{p95_ms}/{p99_ms}".format(
                 **w["floor"]["half_rate"]), "", "", ""))
     a = results.get("apiserver", {})
-    if "with_webhooks" in a:
-        rows.append(("apiserver pod create p50/p99 ms without -> with",
-                     f"{a['without_webhooks']['p50_ms']}/{a['without_webhooks']['p99_ms']} -> "
-                     f"{a['with_webhooks']['p50_ms']}/{a['with_webhooks']['p99_ms']}", "", "", ""))
-        for name, m in a.get("apiserver_webhook_duration", {}).items():
-            rows.append((f"apiserver metric {name}", f"n={m['count']} mean {m['mean_ms']} ms, p50<={m['p50_le_ms']:g} "
-                         f"p99<={m['p99_le_ms']:g} ms", "", "", ""))
+    if "pod_create" in a:
+        rows.append(("apiserver pod create p50/p99 ms: ours, null, none", ", ".join(
+            f"{a['pod_create'][arm]['p50_ms']}/{a['pod_create'][arm]['p99_ms']}" for arm in ARMS), "", "", ""))
+        for name, d in a["added"].items():
+            rows.append((f"added p50/p99/mean ms: {name.replace('_', ' ')}",
+                         f"{d['p50_ms']}/{d['p99_ms']}/{d['mean_ms']}", "", "", ""))
+        for source, key in (("apiserver metric", "apiserver_webhook_duration"), ("our metric", "webhook_own_duration")):
+            for name, m in a.get(key, {}).items():
+                rows.append((f"{source} {name}", f"n={m['count']} mean {m['mean_ms']} ms, p50<={m['p50_le_ms']:g} "
+                             f"p99<={m['p99_le_ms']:g} ms", "", "", ""))
     widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 

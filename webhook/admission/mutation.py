@@ -131,8 +131,10 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
     apply_profile(annotations, _mapping(metadata.get("labels")), namespace, view, result.warnings)
     result.ops += _annotation_ops(original_annotations, annotations)
 
+    if not policy.readiness_affinity:
+        return result
     binaries = required_binaries(annotations, namespace, view, policy)
-    if binaries is None or not policy.readiness_affinity:
+    if binaries is None:
         return result
     if spec.get("nodeName"):
         result.warnings.append(f"spec.nodeName is set to {spec['nodeName']!r}: the pod is not held back until Multus "
