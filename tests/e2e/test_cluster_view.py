@@ -7,6 +7,7 @@ exactly which nodes exist, none of which may leak into the session's cluster.
 
 from __future__ import annotations
 
+import gc
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -243,6 +244,10 @@ def test_pods_are_read_as_metadata_and_only_annotated_ones_are_kept(cp: ControlP
 
     view.list_once()  # the one-shot snapshot a CLI takes
     assert view.known
+    # What the first sync stored is frozen: full collections do not walk the cache (webhook/heap.py).
+    stored = view.nad(ns, "meta")
+    assert stored is not None
+    assert all(o is not stored for o in gc.get_objects())
     assert [str(p) for p in view.pods_using(ns, "meta")] == [f"{ns}/with"]
     assert all(key[0] != ns or key[1] == "with" for key in view._pod_refs)
 

@@ -26,6 +26,7 @@ from kubernetes import client, config
 from kubernetes.watch.watch import iter_resp_lines
 
 from webhook.cluster.store import NAD, NETWORK_PROFILE, NODE, NODE_STATE, POD, ClusterStore
+from webhook.heap import freeze_long_lived
 from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,7 @@ class LiveClusterView(ClusterStore):
     def _mark_synced(self, kind: str) -> None:
         self._synced.add(kind)
         if len(self._synced) == len(self.resources) and not self._known:
+            freeze_long_lived()  # the whole cluster, just listed, before /readyz lets requests in
             self._known = True
             log.info("cluster cache synced")
 
@@ -261,6 +263,8 @@ class LiveClusterView(ClusterStore):
                 version = str(meta.get("resourceVersion") or "")
                 break
         self.replace(res.kind, items)
+        if self._known:
+            freeze_long_lived(collect=False)  # a relist: what it stored lasts until the next change
         self._mark_synced(res.kind)
         log.debug("listed %d %s at resourceVersion %s", len(items), res.kind, version)
         return version
