@@ -37,6 +37,7 @@ from typing import Any
 import aiohttp
 
 from bench.state import Scale, cluster_state, nad, nad_reviews, namespace, pod, pod_reviews, profile, write_state
+from webhook.cluster.live import STATE_NAMESPACE
 from webhook.dev.controlplane import ControlPlane, WebhookServer, free_port, wait_https, webhook_configurations
 
 REPO = Path(__file__).resolve().parents[1]
@@ -344,27 +345,44 @@ def pod_objects(scale: Scale, prefix: str, count: int, seed: int) -> list[tuple[
     return out
 
 
-#: Pods are created in turn in three namespaces, the same pod each time: one our webhooks see, one the
-#: null webhook sees (ours leave our own namespace out, so that our pods start while we are down) and
-#: one no webhook sees. Taken in turn, the machine's noise weighs on the three alike.
-NULL_HOOKED = "multus-webhook"
-UNHOOKED = "bench-unhooked"
+#: Pods are created in turn in three namespaces, the same pod each time: team-NNN, which our webhooks
+#: see, null-NNN, which the null webhook sees, and none-NNN, which no webhook sees. Taken in turn, the
+#: machine's noise weighs on the three alike; spread over as many namespaces each, so does the
+#: apiserver's per-namespace work (LimitRanger looks LimitRanges up live, per namespace every 30 s:
+#: ~90 ms a time here, which landed on our arm alone while the others used one namespace each).
 ARMS = ("ours", "null", "none")
+ARM_LABEL = "bench.multus-webhook.io/arm"
+
+
+def arm_namespace(arm: str, team_namespace: str) -> str:
+    return team_namespace if arm == "ours" else team_namespace.replace("team-", f"{arm}-")
 
 
 def interleaved(scale: Scale, prefix: str, count: int, seed: int) -> list[tuple[str, dict[str, Any]]]:
-    """``count`` pods (ours, null, none, ours, ...), each the same pod in the three namespaces."""
+    """``count`` pods (ours, null, none, ours, ...), each the same pod in the three arms' namespaces."""
     out = []
-    for path, obj in pod_objects(scale, prefix, count // len(ARMS), seed):
-        out.append((path, obj))
-        for ns in (NULL_HOOKED, UNHOOKED):
+    for _, obj in pod_objects(scale, prefix, count // len(ARMS), seed):
+        for arm in ARMS:
+            ns = arm_namespace(arm, obj["metadata"]["namespace"])
             out.append((f"/api/v1/namespaces/{ns}/pods", {**obj, "metadata": {**obj["metadata"], "namespace": ns}}))
     return out
 
 
+def arm_namespaces(scale: Scale) -> list[tuple[str, dict[str, Any]]]:
+    """The namespaces of the three arms, the null and none ones labelled with their arm."""
+    out = []
+    for n in range(scale.namespaces):
+        for arm in ARMS:
+            meta: dict[str, Any] = {"name": arm_namespace(arm, namespace(n))}
+            if arm != "ours":
+                meta["labels"] = {ARM_LABEL: arm}
+            out.append(("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}))
+    return out
+
+
 def register_arms(cp: ControlPlane, ours: WebhookServer, null_port: int) -> None:
-    """Our webhook configurations (leaving UNHOOKED out too), and the null webhook on NULL_HOOKED's pods
-    with the same settings as our pod webhooks."""
+    """Our webhook configurations, leaving the other arms' namespaces out, and the null webhook on the
+    null arm's pods with the same settings as our pod webhooks."""
     docs = webhook_configurations(ours.url, ours.ca_file.read_bytes())
     null_docs = webhook_configurations(f"https://127.0.0.1:{null_port}", ours.ca_file.read_bytes())
     for doc in null_docs:
@@ -372,12 +390,11 @@ def register_arms(cp: ControlPlane, ours: WebhookServer, null_port: int) -> None
         doc["webhooks"] = [h for h in doc["webhooks"] if h["name"] == "pods.multus-webhook.io"]
         for hook in doc["webhooks"]:
             hook["name"] = "pods.null.bench"  # apart in the apiserver's metrics
-            hook["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": NULL_HOOKED}}
+            hook["namespaceSelector"] = {"matchLabels": {ARM_LABEL: "null"}}
     for doc in docs:
         for hook in doc["webhooks"]:
-            for expression in hook.get("namespaceSelector", {}).get("matchExpressions", []):
-                if expression["operator"] == "NotIn":
-                    expression["values"].append(UNHOOKED)
+            selector = hook.setdefault("namespaceSelector", {})
+            selector.setdefault("matchExpressions", []).append({"key": ARM_LABEL, "operator": "DoesNotExist"})
     cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs + null_docs}))
 
 
@@ -409,8 +426,8 @@ def apiserver_part(work: Path, scale: Scale, pods: int, concurrency: int) -> tup
     with ControlPlane(work / "controlplane") as cp:
         api = Api(cp)
         namespaces = [namespace(n) for n in range(scale.namespaces)]
-        nses = [("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}})
-                for n in [*namespaces, NULL_HOOKED, UNHOOKED]]
+        nses = [*arm_namespaces(scale), ("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                                "metadata": {"name": STATE_NAMESPACE}})]
         asyncio.run(api.post_all(nses))
         profiles = [(f"/apis/multus-webhook.io/v1alpha1/namespaces/{n}/networkprofiles", profile(n))
                     for n in namespaces]

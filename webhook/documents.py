@@ -3,8 +3,6 @@ each object with the line it starts on (for CI annotations and error messages)."
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import re
 import sys
@@ -14,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from webhook.heap import no_cyclic_gc
 
 SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -46,19 +46,6 @@ _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoade
 
 #: (line of the object, the object, lines of its List items when it is a List)
 _Found = tuple[int, Any, list[int]]
-
-
-@contextlib.contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Parsers allocate millions of containers without a cycle among them; the cyclic collector,
-    triggered again and again by those allocations, would cost several times the parse itself."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _is_list(obj: Any) -> bool:
@@ -243,7 +230,7 @@ def _read(path: Path) -> str:
 
 def _load_file(path: Path) -> list[Document]:
     text = _read(path)
-    with _no_cyclic_gc():
+    with no_cyclic_gc():
         read = _json_documents(text) if path.suffix == ".json" else None
         if read is not None:
             return _documents(read[0], str(path))
@@ -267,7 +254,7 @@ def iter_objects(paths: list[str]) -> Iterator[Document]:
     for path in paths:
         file = Path(path)
         if path != "-" and file.suffix == ".json" and file.is_file():
-            with _no_cyclic_gc():
+            with no_cyclic_gc():
                 stream = _json_stream(_read(file), path)
                 if stream is not None:
                     yield from stream

@@ -26,7 +26,7 @@ from kubernetes import client, config
 from kubernetes.watch.watch import iter_resp_lines
 
 from webhook.cluster.store import NAD, NETWORK_PROFILE, NODE, NODE_STATE, POD, ClusterStore
-from webhook.heap import freeze_long_lived
+from webhook.heap import freeze_long_lived, no_cyclic_gc
 from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,8 @@ class LiveClusterView(ClusterStore):
 
     def replace(self, kind: str, objects: Iterable[Mapping[str, Any]]) -> None:
         if kind == POLICY and self._on_policy is not None:
-            self._on_policy(next(iter(objects), None))
+            listed = list(objects)  # the whole list read, so that its resourceVersion is known
+            self._on_policy(listed[0] if listed else None)
         else:
             super().replace(kind, objects)
 
@@ -248,7 +249,20 @@ class LiveClusterView(ClusterStore):
         log.warning("watching %s failed: %s; retrying", res.kind, exc)
 
     def _list(self, res: Resource) -> str:
-        items: list[Mapping[str, Any]] = []
+        with no_cyclic_gc():
+            return self._list_pages(res)
+
+    def _list_pages(self, res: Resource) -> str:
+        listed: list[str] = []  # the list's resourceVersion, once its last page is in
+        self.replace(res.kind, self._items(res, listed))
+        if self._known:
+            freeze_long_lived(collect=False)  # a relist: what it stored lasts until the next change
+        self._mark_synced(res.kind)
+        log.debug("listed %s at resourceVersion %s", res.kind, listed[0])
+        return listed[0]
+
+    def _items(self, res: Resource, listed: list[str]) -> Iterator[Mapping[str, Any]]:
+        """The items of a paged list, page after page (50,000 pods are never held at once)."""
         cont: str | None = None
         while True:
             query: list[tuple[str, str]] = [("limit", str(self.page_size)), *self._selector(res)]
@@ -256,18 +270,12 @@ class LiveClusterView(ClusterStore):
                 query.append(("continue", cont))
             body = self._get_json(res.path, query, METADATA_LIST if res.metadata_only else JSON)
             self._out_since.pop(res.kind, None)
-            items.extend(_slim(i) for i in body.get("items") or () if isinstance(i, Mapping))
+            yield from (_slim(i) for i in body.get("items") or () if isinstance(i, Mapping))
             meta = body.get("metadata") or {}
             cont = meta.get("continue")
             if not cont:
-                version = str(meta.get("resourceVersion") or "")
-                break
-        self.replace(res.kind, items)
-        if self._known:
-            freeze_long_lived(collect=False)  # a relist: what it stored lasts until the next change
-        self._mark_synced(res.kind)
-        log.debug("listed %d %s at resourceVersion %s", len(items), res.kind, version)
-        return version
+                listed.append(str(meta.get("resourceVersion") or ""))
+                return
 
     @staticmethod
     def _selector(res: Resource) -> list[tuple[str, str]]:

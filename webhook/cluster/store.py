@@ -207,13 +207,16 @@ class ClusterStore:
                 self._publish(kind)
 
     def replace(self, kind: str, objects: Iterable[Mapping[str, Any]]) -> None:
-        """Make the objects of ``kind`` exactly these (after a relist)."""
-        fresh = {self.key(kind, obj): obj for obj in objects}
+        """Make the objects of ``kind`` exactly these (after a relist). ``objects`` may be a stream
+        (the pages of a list): each is reduced to what is kept as it comes, and never held whole."""
+        seen: set[Key] = set()
         with self._lock:
-            for key in set(self._keys(kind)) - set(fresh):
-                self._delete(kind, key)
-            for key, obj in fresh.items():
+            for obj in objects:
+                key = self.key(kind, obj)
+                seen.add(key)
                 self._upsert(kind, key, obj)
+            for key in set(self._keys(kind)) - seen:
+                self._delete(kind, key)
             self._publish(kind)
 
     def _keys(self, kind: str) -> Iterable[Key]:
