@@ -39,6 +39,7 @@ import aiohttp
 from bench.state import Scale, cluster_state, nad, nad_reviews, namespace, pod, pod_reviews, profile, write_state
 from webhook.cluster.live import STATE_NAMESPACE
 from webhook.dev.controlplane import ControlPlane, WebhookServer, free_port, wait_https, webhook_configurations
+from webhook.rules import registered
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results.json"
@@ -106,18 +107,19 @@ ROUNDS = 3
 def measure_handlers(targets: dict[str, int], ca: Path, workloads: dict[str, list[str]],
                      duration: float) -> dict[str, dict[str, Any]]:
     """Each workload against each target (name -> port) in alternating rounds, so that whatever
-    else loads the machine meanwhile weighs on both alike; the ratio is taken round by round."""
+    else loads the machine meanwhile weighs on all alike; the first target's rate as a fraction of each
+    other's is taken round by round (results["ratio"][other][workload])."""
     results: dict[str, dict[str, Any]] = {t: {} for t in targets}
-    ratios: dict[str, list[float]] = {}
+    first, *others = targets
+    ratios: dict[str, dict[str, list[float]]] = {other: {} for other in others}
     for name, requests in workloads.items():
         rounds: dict[str, list[dict[str, Any]]] = {t: [] for t in targets}
         for _ in range(ROUNDS):
             for target, port in targets.items():
                 rounds[target].append(run_load(port, ca, requests, mode="closed", duration=duration / ROUNDS,
                                                warmup=0.5, connections=8))
-            first, *others = targets
             for other in others:
-                ratios.setdefault(name, []).append(rounds[first][-1]["rate"] / rounds[other][-1]["rate"])
+                ratios[other].setdefault(name, []).append(rounds[first][-1]["rate"] / rounds[other][-1]["rate"])
         for target, port in targets.items():
             rates = [r["rate"] for r in rounds[target]]
             half = statistics.median(rates) / 2
@@ -127,8 +129,8 @@ def measure_handlers(targets: dict[str, int], ca: Path, workloads: dict[str, lis
                                      "client_cpu": max(r["client_cpu"] for r in rounds[target]), "half_rate": paced}
             log(f"  {target} {name}: {statistics.median(rates):.0f} req/s saturated (rounds {rates}); "
                 f"at {half:.0f}/s p50 {paced['p50_ms']} p99 {paced['p99_ms']} ms")
-    for name, values in ratios.items():
-        results["ratio"] = {**results.get("ratio", {}), name: round(statistics.median(values), 3)}
+    results["ratio"] = {other: {name: round(statistics.median(values), 3) for name, values in by_name.items()}
+                        for other, by_name in ratios.items()}
     return results
 
 
@@ -158,7 +160,12 @@ def handlers_part(work: Path, scale: Scale, duration: float) -> tuple[dict[str, 
     nads.write_bytes(b"\n".join(nad_reviews(scale)))
     workloads = {"nad": [f"/validate={nads}"], "pod": [f"/mutate={pods}", f"/validate={pods}"]}
 
+    # The same server with every rule off and no readiness affinity: what the envelope (HTTP, TLS,
+    # AdmissionReview in and out, metrics, deadlines) costs apart from the rules and the mutation.
+    rules_off = work / "rules-off.yaml"
+    rules_off.write_text(json.dumps({"readinessAffinity": False, "rules": {rule: "off" for rule in registered()}}))
     server = WebhookServer(work / "ours", ["--cluster-state", str(state)])
+    bare = WebhookServer(work / "rules-off", ["--cluster-state", str(state), "--policy", str(rules_off)])
     started = time.perf_counter()
     start_server(server)
     load_s = time.perf_counter() - started
@@ -169,21 +176,31 @@ def handlers_part(work: Path, scale: Scale, duration: float) -> tuple[dict[str, 
                                      "serve_start_s": round(load_s, 2), "rss_after_load": rss_mib(server.proc.pid)}
     scale_results["rss_mib"] = scale_results["rss_after_load"]["VmRSS"]
     log(f"serve --cluster-state up in {load_s:.1f}s, RSS {scale_results['rss_mib']} MiB")
+    bare.cert_dir = server.cert_dir  # one CA for the load generator
     null, null_port = start_null_server(work, server.cert_dir)
     try:
-        pin(null.pid, SERVER_CPU)
-        log("our webhook and the null webhook (the floor), alternating:")
-        measured = measure_handlers({"ours": server.port, "floor": null_port}, server.ca_file, workloads, duration)
+        start_server(bare)
+        assert bare.proc is not None
+        for proc in (bare.proc, null):
+            pin(proc.pid, SERVER_CPU)
+        log("our webhook, the same with every rule off, and the null webhook (the floor), alternating:")
+        measured = measure_handlers({"ours": server.port, "rules_off": bare.port, "floor": null_port},
+                                    server.ca_file, workloads, duration)
         scale_results["rss_after_load_test"] = rss_mib(server.proc.pid)
     finally:
         server.stop()
+        bare.stop()
         stop(null)
     handlers: dict[str, Any] = {}
     for name in workloads:
-        handlers[name] = {"ours": measured["ours"][name], "floor": measured["floor"][name],
-                          "ratio_to_floor": measured["ratio"][name]}
+        handlers[name] = {"ours": measured["ours"][name], "rules_off": measured["rules_off"][name],
+                          "floor": measured["floor"][name], "ratio_to_floor": measured["ratio"]["floor"][name],
+                          "ratio_to_rules_off": measured["ratio"]["rules_off"][name],
+                          "rules_off_ratio_to_floor": round(measured["rules_off"][name]["saturation_rps"]
+                                                            / measured["floor"][name]["saturation_rps"], 3)}
     handlers["definition"] = ("pod: a review is one HTTP request; /mutate and /validate of the same pod alternate, "
-                              "so pods/s is half of reviews/s. nad: /validate of a new NAD, 1 in 10 overlapping.")
+                              "so pods/s is half of reviews/s. nad: /validate of a new NAD, 1 in 10 overlapping. "
+                              "rules_off: our server with every rule off and readinessAffinity false.")
     return handlers, scale_results
 
 
@@ -368,16 +385,29 @@ def interleaved(scale: Scale, prefix: str, count: int, seed: int) -> list[tuple[
     return out
 
 
-def arm_namespaces(scale: Scale) -> list[tuple[str, dict[str, Any]]]:
-    """The namespaces of the three arms, the null and none ones labelled with their arm."""
+def arm_namespaces(scale: Scale) -> list[str]:
+    return [arm_namespace(arm, namespace(n)) for n in range(scale.namespaces) for arm in ARMS]
+
+
+def namespace_objects(names: Iterable[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Namespaces, those of the null and none arms labelled with their arm."""
     out = []
-    for n in range(scale.namespaces):
-        for arm in ARMS:
-            meta: dict[str, Any] = {"name": arm_namespace(arm, namespace(n))}
-            if arm != "ours":
-                meta["labels"] = {ARM_LABEL: arm}
-            out.append(("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}))
+    for name in names:
+        meta: dict[str, Any] = {"name": name}
+        arm = name.split("-", 1)[0]
+        if arm in ARMS:
+            meta["labels"] = {ARM_LABEL: arm}
+        out.append(("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}))
     return out
+
+
+def limit_ranges(names: Iterable[str]) -> list[tuple[str, dict[str, Any]]]:
+    """An empty LimitRange in each namespace: without one, LimitRanger lists LimitRanges from etcd on a
+    pod create, once per namespace every 30 s (~90 ms each on this machine), and that, not any
+    webhook, made the p99 of every arm."""
+    return [(f"/api/v1/namespaces/{name}/limitranges",
+             {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "bench"},
+              "spec": {"limits": [{"type": "Container"}]}}) for name in names]
 
 
 def register_arms(cp: ControlPlane, ours: WebhookServer, null_port: int) -> None:
@@ -426,9 +456,8 @@ def apiserver_part(work: Path, scale: Scale, pods: int, concurrency: int) -> tup
     with ControlPlane(work / "controlplane") as cp:
         api = Api(cp)
         namespaces = [namespace(n) for n in range(scale.namespaces)]
-        nses = [*arm_namespaces(scale), ("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                                                "metadata": {"name": STATE_NAMESPACE}})]
-        asyncio.run(api.post_all(nses))
+        asyncio.run(api.post_all(namespace_objects([*arm_namespaces(scale), STATE_NAMESPACE])))
+        asyncio.run(api.post_all(limit_ranges(arm_namespaces(scale))))
         profiles = [(f"/apis/multus-webhook.io/v1alpha1/namespaces/{n}/networkprofiles", profile(n))
                     for n in namespaces]
         asyncio.run(api.post_all(profiles))
@@ -524,6 +553,10 @@ def table(results: dict[str, Any], previous: dict[str, Any] | None) -> str:
             w = h[name]
             rows.append((f"{name}: ours / floor req/s", f"{w['ours']['saturation_rps']:.0f} / "
                          f"{w['floor']['saturation_rps']:.0f} = {w['ratio_to_floor']:.2f}", "", "", ""))
+            if "rules_off" in w:
+                rows.append((f"{name}: rules off / floor req/s", f"{w['rules_off']['saturation_rps']:.0f} / "
+                             f"{w['floor']['saturation_rps']:.0f} = {w['rules_off_ratio_to_floor']:.2f}", "", "",
+                             ""))
             rows.append((f"{name}: p50/p95/p99 ms at half rate (ours)", "{p50_ms}/{p95_ms}/{p99_ms}".format(
                 **w["ours"]["half_rate"]), "", "", ""))
             rows.append((f"{name}: p50/p95/p99 ms at half rate (floor)", "{p50_ms}/{p95_ms}/{p99_ms}".format(
