@@ -12,6 +12,7 @@ from webhook.controller.decide import (
     desired_labels,
     label_patch,
     readiness,
+    slim_node,
     transitions,
 )
 from webhook.controller.kube import format_time
@@ -129,3 +130,20 @@ def test_transitions() -> None:
         ("Normal", "CNIBinariesChanged", "CNI binaries labelled for ipvlan; unlabelled for tap"),
     ]
     assert transitions({}, up) == []
+
+
+@pytest.mark.parametrize(("boot", "ready"),
+                         [("b2", "True"), ("b1", "True"), (None, "True"), ("b2", "False"), ("b2", None)])
+def test_the_slim_node_the_controller_keeps_decides_as_the_whole_node(boot: str | None, ready: str | None) -> None:
+    whole = node(boot, ready, {"kubernetes.io/hostname": "n", READY_LABEL: "true"})
+    whole["metadata"] |= {"uid": "u1", "resourceVersion": "42", "annotations": {"big": "x" * 1000}}
+    whole["status"] |= {"images": [{"names": [f"registry.example/image-{i}"], "sizeBytes": i} for i in range(100)],
+                        "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]}
+    slim = slim_node(whole)
+    assert len(repr(slim)) < len(repr(whole)) / 10
+    assert slim["metadata"] == {"name": "n", "uid": "u1", "resourceVersion": "42",
+                                "labels": {"kubernetes.io/hostname": "n", READY_LABEL: "true"}}
+    for s in (state(), state("b1"), None):
+        verdict = readiness(whole, s, NOW, 10)
+        assert readiness(slim, s, NOW, 10) == verdict
+        assert desired_labels(slim, s, verdict) == desired_labels(whole, s, verdict)

@@ -60,7 +60,7 @@ class Controller:
         self.core = client.CoreV1Api(api)
         objects = client.CustomObjectsApi(api)
         self.wake = threading.Event()
-        self.nodes = Mirror("nodes", self.core.list_node, on_change=self.wake.set)
+        self.nodes = Mirror("nodes", self.core.list_node, on_change=self.wake.set, keep=decide.slim_node)
         self.states = Mirror("multusnodestates", objects.list_namespaced_custom_object, nodestate.GROUP,
                              nodestate.VERSION, config.namespace, nodestate.PLURAL, on_change=self.wake.set)
         self.elector = LeaderElector(api, name=config.lease_name, namespace=config.lease_namespace,

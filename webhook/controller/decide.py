@@ -40,6 +40,21 @@ def _get(obj: Mapping[str, Any] | None, *path: str) -> Any:
     return obj
 
 
+def slim_node(node: dict[str, Any]) -> dict[str, Any]:
+    """What the controller reads of a Node (name, uid, version, labels, boot id, Ready condition). A
+    real node's status (images, volumes, addresses) is tens of KiB: thousands of them kept whole were
+    most of the controller's memory."""
+    meta = node.get("metadata") or {}
+    status = node.get("status") or {}
+    return {
+        "apiVersion": node.get("apiVersion", "v1"), "kind": node.get("kind", "Node"),
+        "metadata": {k: meta[k] for k in ("name", "uid", "resourceVersion", "labels") if k in meta},
+        "status": {"nodeInfo": {"bootID": node_boot_id(node)},
+                   "conditions": [c for c in status.get("conditions") or []
+                                  if isinstance(c, Mapping) and c.get("type") == "Ready"]},
+    }
+
+
 def node_boot_id(node: Mapping[str, Any]) -> str | None:
     return _get(node, "status", "nodeInfo", "bootID") or None
 

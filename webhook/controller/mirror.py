@@ -38,8 +38,11 @@ def newer_or_same(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool
 
 class Mirror:
     def __init__(self, what: str, list_fn: Callable[..., Any], *args: Any, on_change: Callable[[], None],
-                 watch_timeout: int = 60) -> None:
+                 watch_timeout: int = 60,
+                 keep: Callable[[dict[str, Any]], dict[str, Any]] = lambda obj: obj) -> None:
+        """``keep`` reduces each object to what the controller reads before it is stored."""
         self.what = what
+        self.keep = keep
         self.list_fn, self.args = list_fn, args
         self.on_change = on_change
         self.watch_timeout = watch_timeout
@@ -58,6 +61,7 @@ class Mirror:
 
     def record(self, obj: dict[str, Any]) -> None:
         """Take in an object we just wrote, ahead of its watch event."""
+        obj = self.keep(obj)
         with self._lock:
             if newer_or_same(obj, self._items.get(key_of(obj))):
                 self._items[key_of(obj)] = obj
@@ -86,7 +90,7 @@ class Mirror:
         listed = call(self.list_fn, *self.args)
         version = listed["metadata"]["resourceVersion"]
         with self._lock:
-            self._items = {key_of(o): o for o in listed.get("items") or []}
+            self._items = {key_of(o): self.keep(o) for o in listed.get("items") or []}
         self.synced.set()
         self.on_change()
         while not stop.is_set():
@@ -94,7 +98,7 @@ class Mirror:
             for event in self._watch.stream(  # type: ignore[no-untyped-call]
                     self.list_fn, *self.args, resource_version=version,
                     timeout_seconds=self.watch_timeout, allow_watch_bookmarks=True, deserialize=False):
-                obj = event.get("object") or {}
+                obj = self.keep(event.get("object") or {})
                 version = (obj.get("metadata") or {}).get("resourceVersion") or version
                 if event.get("type") == "BOOKMARK":
                     continue
