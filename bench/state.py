@@ -64,10 +64,13 @@ def nad(i: int, scale: Scale) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "namespace": ns, "uid": str(uuid.UUID(int=i)),
                             "resourceVersion": str(1000 + i), "generation": 1,
                             "creationTimestamp": "2026-01-01T00:00:00Z"}
-    if i % 5 == 0:
-        meta["annotations"] = {"multus-webhook.io/allow-host-local": "true"}
-    return {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition", "metadata": meta,
-            "spec": {"config": nad_config(i, name)}}
+    annotations = {"multus-webhook.io/allow-host-local": "true"} if i % 5 == 0 else {}
+    obj = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+           "metadata": {"name": name, "namespace": ns, **({"annotations": annotations} if annotations else {})},
+           "spec": {"config": nad_config(i, name)}}
+    # As `kubectl apply` leaves it: the object as applied, once more, in an annotation.
+    meta["annotations"] = {**annotations, "kubectl.kubernetes.io/last-applied-configuration": json.dumps(obj)}
+    return {**obj, "metadata": meta}
 
 
 def node(i: int) -> dict[str, Any]:

@@ -175,3 +175,18 @@ def test_storing_nads_leaves_the_parse_cache_to_the_reviews() -> None:
     first = parse_nad_config(config, "spec.config")
     assert _parse_cached.cache_info().misses == misses + 1
     assert parse_nad_config(config, "spec.config") is first
+
+
+def test_a_stored_nad_drops_kubectls_last_applied_copy_and_keeps_the_other_annotations() -> None:
+    config = '{"cniVersion": "1.0.0", "type": "macvlan", "master": "eth0"}'
+    last_applied = ('{"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition", '
+                    f'"spec": {{"config": {config!r}}}}}')
+    view = StaticClusterView([{
+        "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+        "metadata": {"name": "n", "namespace": "apps", "annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": last_applied, "team": "blue"}},
+        "spec": {"config": config}}])
+    stored = view.nad("apps", "n")
+    assert stored is not None
+    assert stored["metadata"]["annotations"] == {"team": "blue"}
+    assert stored["spec"] == {"config": config}

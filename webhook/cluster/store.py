@@ -55,11 +55,18 @@ def metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 _STATE_STATUS = ("nodeName", "cniBinaries", "multusReady", "bootID", "heartbeatTime")
 
 
+#: kubectl apply keeps a copy of the whole object here: for a NAD, its config a second time.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
 def slim_nad(key: Key, nad: Mapping[str, Any]) -> Mapping[str, Any]:
     """The part of a NAD the rules read (name, namespace, annotations, spec.config): managedFields,
-    uids and the like would otherwise make up most of what 10,000 NADs hold."""
+    uids, kubectl's last-applied copy and the like would otherwise make up most of what 10,000 NADs
+    hold."""
     meta: dict[str, Any] = {"name": key[1], "namespace": key[0]}
     annotations = metadata(nad).get("annotations")
+    if isinstance(annotations, Mapping) and LAST_APPLIED in annotations:
+        annotations = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
     if annotations is not None:
         meta["annotations"] = annotations
     spec = nad.get("spec")
