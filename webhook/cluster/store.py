@@ -121,7 +121,7 @@ class ClusterStore:
         # One tuple per referenced NAD, shared by every pod that references it (50,000 pods name few
         # NADs); dropped with the NAD's last user so that references to gone names do not pile up.
         self._interned: dict[Key, Key] = {}
-        # Few distinct binary sets among thousands of NADs: one frozenset each.
+        # Few distinct binary sets among thousands of NADs and node inventories: one frozenset each.
         self._binary_sets: dict[frozenset[str], frozenset[str]] = {}
         # Published whole.
         self._nodes: tuple[NodeInfo, ...] = ()
@@ -243,7 +243,14 @@ class ClusterStore:
             self._node_objects[key[1]] = {"metadata": {"name": key[1], "labels": labels}}
         elif kind == NODE_STATE:
             status = _mapping(obj.get("status"))
-            self._states[key] = {"status": {f: status[f] for f in _STATE_STATUS if f in status}}
+            kept = {f: status[f] for f in _STATE_STATUS if f in status}
+            binaries = kept.get("cniBinaries")
+            if isinstance(binaries, list):
+                # Nodes mostly report the same binaries: one frozenset per distinct inventory, not a list
+                # of strings per node.
+                inventory = frozenset(b for b in binaries if isinstance(b, str))
+                kept["cniBinaries"] = self._binary_sets.setdefault(inventory, inventory)
+            self._states[key] = {"status": kept}
         elif kind == NAD:
             previous = self._nads.get(key)
             obj = slim_nad(key, obj)
@@ -322,17 +329,12 @@ class ClusterStore:
         # (a --cluster-state file of states only) each state stands for its node.
         names = set(self._node_objects) if self._node_objects else set(states)
         nodes = []
-        # Nodes mostly report the same binaries: one frozenset per distinct inventory.
-        inventories: dict[frozenset[str], frozenset[str]] = {}
         for name in sorted(names):
             status = states.get(name, {})
             binaries = status.get("cniBinaries")
             ready = status.get("multusReady")
             labels = _mapping(metadata(self._node_objects.get(name, {})).get("labels"))
-            inventory = None
-            if isinstance(binaries, list):
-                inventory = frozenset(b for b in binaries if isinstance(b, str))
-                inventory = inventories.setdefault(inventory, inventory)
+            inventory = binaries if isinstance(binaries, frozenset) else None
             nodes.append(NodeInfo(
                 name,
                 cni_binaries=inventory,
