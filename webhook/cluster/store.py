@@ -108,11 +108,12 @@ class ClusterStore:
         self._nads: dict[Key, Mapping[str, Any]] = {}
         self._profiles: dict[Key, Mapping[str, Any]] = {}
         self._nad_binaries: dict[Key, frozenset[str]] = {}
+        # The pods using each NAD, as a tuple: a third of a frozenset's size, and replaced whole too.
+        self._users: dict[Key, tuple[Key, ...]] = {}
         # Written by readers too (each write a single dict operation); the profile object kept with
         # each result, so that a result is used only for the very object it was computed from. A
         # write to any profile starts a new dict.
         self._merges: dict[tuple[str, str, str | None], tuple[Mapping[str, Any], ProfileMerge]] = {}
-        self._users: dict[Key, frozenset[Key]] = {}
         # Writer-only bookkeeping.
         self._node_objects: dict[str, Mapping[str, Any]] = {}
         self._states: dict[Key, Mapping[str, Any]] = {}
@@ -307,14 +308,14 @@ class ClusterStore:
         else:
             self._pod_refs.pop(pod, None)
         for nad in set(old).difference(refs):
-            users = self._users.get(nad, frozenset()) - {pod}
+            users = tuple(user for user in self._users.get(nad, ()) if user != pod)
             if users:
                 self._users[nad] = users
             else:
                 self._users.pop(nad, None)
                 self._interned.pop(nad, None)
         for nad in set(refs).difference(old):
-            self._users[nad] = self._users.get(nad, frozenset()) | {pod}
+            self._users[nad] = (*self._users.get(nad, ()), pod)
 
     def _publish(self, kind: str) -> None:
         if kind in (NODE, NODE_STATE):
