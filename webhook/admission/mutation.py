@@ -9,7 +9,8 @@ to the validating rules, which refuse the pod with the reason (rules/pod_cluster
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,12 +74,15 @@ def required_binaries(annotations: Mapping[str, Any], namespace: str, view: Clus
     return frozenset(needed)
 
 
-def readiness_requirements(binaries: frozenset[str]) -> list[dict[str, Any]]:
+@functools.lru_cache(maxsize=256)
+def readiness_requirements(binaries: frozenset[str]) -> tuple[dict[str, Any], ...]:
+    """The node selector requirements for ``binaries`` (few distinct sets: remembered). Shared between
+    answers: never to be modified."""
     labels = [READY_LABEL, *(label for label in map(binary_label, sorted(binaries)) if label)]
-    return [{"key": label, "operator": "In", "values": ["true"]} for label in labels]
+    return tuple({"key": label, "operator": "In", "values": ["true"]} for label in labels)
 
 
-def with_required_affinity(affinity: Mapping[str, Any], requirements: list[dict[str, Any]]) -> dict[str, Any]:
+def with_required_affinity(affinity: Mapping[str, Any], requirements: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """``affinity`` with every requirement in every required nodeSelectorTerm (terms are ORed, so each
     must carry them), or in a new term when there is none; everything else is kept."""
     result = copy.deepcopy(dict(affinity))

@@ -687,9 +687,26 @@ def network_references(
 ) -> tuple[NetworkReference, ...]:
     """The NADs the pod's two selection annotations refer to, namespaces resolved. Annotations that are
     absent, not strings or unparsable contribute nothing (the syntax rules report those)."""
-    refs: list[NetworkReference] = []
     default = annotations.get(DEFAULT_NETWORK_ANNOTATION)
-    if isinstance(default, str):
+    networks = annotations.get(NETWORKS_ANNOTATION)
+    default = default if isinstance(default, str) else None
+    networks = networks if isinstance(networks, str) else None
+    if len(default or "") + len(networks or "") <= _CACHED_VALUE_SIZE:
+        # The mutation, the rules and the cache resolve the same values (a Deployment's pods share them).
+        return _references_cached(default, networks, pod_namespace, multus_namespace, first_index)
+    return _references(default, networks, pod_namespace, multus_namespace, first_index)
+
+
+@functools.lru_cache(maxsize=2048)
+def _references_cached(default: str | None, networks: str | None, pod_namespace: str, multus_namespace: str,
+                       first_index: int) -> tuple[NetworkReference, ...]:
+    return _references(default, networks, pod_namespace, multus_namespace, first_index)
+
+
+def _references(default: str | None, networks: str | None, pod_namespace: str, multus_namespace: str,
+                first_index: int) -> tuple[NetworkReference, ...]:
+    refs: list[NetworkReference] = []
+    if default is not None:
         parsed = parse_default_network(default, multus_namespace)
         for s in parsed.selections:
             refs.append(
@@ -702,9 +719,8 @@ def network_references(
                     s,
                 )
             )
-    value = annotations.get(NETWORKS_ANNOTATION)
-    if isinstance(value, str):
-        parsed = parse_networks(value, pod_namespace)
+    if networks is not None:
+        parsed = parse_networks(networks, pod_namespace)
         names = interface_names(parsed.selections, first_index)
         for i, (s, ifname) in enumerate(zip(parsed.selections, names, strict=True)):
             refs.append(
