@@ -154,3 +154,45 @@ def test_two_controllers_never_both_act(controlplane: ControlPlane, host: StandI
     finally:
         agent.stop()
         assert second.stop() == 0, second.output()
+
+
+def test_the_mirror_lists_in_pages_and_keeps_only_what_the_controller_reads(controlplane: ControlPlane) -> None:
+    import threading
+
+    from kubernetes import client
+
+    from webhook.agent import nodestate
+    from webhook.controller.decide import slim_state
+    from webhook.controller.kube import load_client
+    from webhook.controller.mirror import Mirror
+
+    cp = controlplane
+    ns = f"states-{uuid.uuid4().hex[:8]}"
+    cp.kubectl("create", "namespace", ns)
+    states = [{"apiVersion": f"{nodestate.GROUP}/{nodestate.VERSION}", "kind": "MultusNodeState",
+               "metadata": {"name": f"n{i}", "namespace": ns}} for i in range(5)]
+    cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": states}))
+    api = client.CustomObjectsApi(load_client(str(cp.kubeconfig)))
+    pages: list[int] = []
+
+    def listing(*args: Any, **kwargs: Any) -> Any:
+        if "limit" in kwargs:  # a list request, not the watch
+            pages.append(kwargs["limit"])
+        return api.list_namespaced_custom_object(*args, **kwargs)
+
+    mirror = Mirror("states", listing, nodestate.GROUP, nodestate.VERSION, ns,
+                    nodestate.PLURAL, on_change=lambda: None, keep=slim_state, page_size=2)
+    stop = threading.Event()
+    thread = threading.Thread(target=mirror.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert mirror.synced.wait(30)
+        kept = mirror.items()
+        assert sorted(o["metadata"]["name"] for o in kept) == [f"n{i}" for i in range(5)]
+        assert pages == [2, 2, 2]
+        # kubectl apply left managedFields and its last-applied copy: neither is kept.
+        assert all(set(o["metadata"]) <= {"name", "namespace", "uid", "resourceVersion"} for o in kept)
+    finally:
+        stop.set()
+        mirror.stop()
+        thread.join(10)

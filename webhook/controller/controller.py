@@ -62,7 +62,8 @@ class Controller:
         self.wake = threading.Event()
         self.nodes = Mirror("nodes", self.core.list_node, on_change=self.wake.set, keep=decide.slim_node)
         self.states = Mirror("multusnodestates", objects.list_namespaced_custom_object, nodestate.GROUP,
-                             nodestate.VERSION, config.namespace, nodestate.PLURAL, on_change=self.wake.set)
+                             nodestate.VERSION, config.namespace, nodestate.PLURAL, on_change=self.wake.set,
+                             keep=decide.slim_state)
         self.elector = LeaderElector(api, name=config.lease_name, namespace=config.lease_namespace,
                                      identity=config.identity, duration=config.lease_duration,
                                      renew_deadline=config.renew_deadline, retry_period=config.retry_period,
