@@ -11,7 +11,9 @@ from webhook.controller.decide import (
     Verdict,
     desired_labels,
     label_patch,
+    needs_look,
     readiness,
+    seen,
     slim_node,
     transitions,
 )
@@ -147,3 +149,17 @@ def test_the_slim_node_the_controller_keeps_decides_as_the_whole_node(boot: str 
         verdict = readiness(whole, s, NOW, 10)
         assert readiness(slim, s, NOW, 10) == verdict
         assert desired_labels(slim, s, verdict) == desired_labels(whole, s, verdict)
+
+
+def test_a_node_is_decided_again_only_when_its_objects_change_or_its_heartbeat_goes_stale() -> None:
+    n, s = node(), state(age=1.0)
+    last = seen(n, s, 10)
+    assert needs_look(None, n, s, NOW)
+    assert not needs_look(last, n, s, NOW)
+    assert not needs_look(last, n, s, NOW + timedelta(seconds=28))
+    assert needs_look(last, n, s, NOW + timedelta(seconds=29))  # heartbeat 1 s old + 3 intervals of 10 s
+    assert needs_look(last, node(), s, NOW)  # the mirror replaced the Node: an equal copy is still a change
+    assert needs_look(last, n, state(age=1.0), NOW)
+    assert needs_look(last, n, None, NOW)
+    without = seen(n, None, 10)  # no state: nothing but a new object can change the verdict
+    assert not needs_look(without, n, None, NOW + timedelta(days=1))

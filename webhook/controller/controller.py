@@ -73,6 +73,8 @@ class Controller:
         self.repaired: set[tuple[str, str]] = set()
         #: Pods (by uid) already reported as damaged but left alone.
         self.reported: set[str] = set()
+        #: Node name -> what its last look saw (decide.needs_look).
+        self.looked: dict[str, decide.Seen] = {}
 
     def run(self, stop: threading.Event) -> None:
         threads = [threading.Thread(target=t.run, args=(stop,), name=f"{COMPONENT}-{n}", daemon=True)
@@ -89,6 +91,8 @@ class Controller:
                     break
                 if self.elector.is_leader() and self.nodes.synced.is_set() and self.states.synced.is_set():
                     self.reconcile()
+                else:
+                    self.looked.clear()  # a new leader term looks at every node again
         finally:
             stop.set()
             self.nodes.stop()
@@ -97,17 +101,29 @@ class Controller:
 
     def reconcile(self) -> None:
         now = utcnow()
+        present: set[str] = set()
         for node in self.nodes.items():
             if not self.elector.is_leader():
                 return
+            name = node["metadata"]["name"]
+            present.add(name)
+            state = self.states.get(self.config.namespace, name)
+            if not decide.needs_look(self.looked.get(name), node, state, now):
+                continue
             try:
-                self.reconcile_node(node, now)
+                done = self.reconcile_node(node, state, now)
             except Exception as exc:  # one node's trouble (e.g. deleted meanwhile) must not hold up the others
-                log.warning("node %s: %s; retrying", node["metadata"].get("name"), exc)
+                log.warning("node %s: %s; retrying", name, exc)
+                continue
+            if done:
+                self.looked[name] = decide.seen(node, state, self.config.agent_interval)
+        for gone in set(self.looked) - present:
+            del self.looked[gone]
 
-    def reconcile_node(self, node: dict[str, Any], now: datetime) -> None:
+    def reconcile_node(self, node: dict[str, Any], state: dict[str, Any] | None, now: datetime) -> bool:
+        """Labels, Events and repair for one node; False when it must be looked at again regardless
+        (a repair still waiting for the rate limit)."""
         name = node["metadata"]["name"]
-        state = self.states.get(self.config.namespace, name)
         verdict = decide.readiness(node, state, now, self.config.agent_interval)
         current = node["metadata"].get("labels") or {}
         patch = decide.label_patch(current, decide.desired_labels(node, state, verdict))
@@ -120,8 +136,10 @@ class Controller:
         boot = decide.node_boot_id(node)
         if self.config.repair and verdict.ready and boot and (name, boot) not in self.repaired:
             ready = decide.state_condition(state, "Ready") or {}
-            if self.repair(node, parse_time(ready.get("lastTransitionTime"))):
-                self.repaired.add((name, boot))
+            if not self.repair(node, parse_time(ready.get("lastTransitionTime"))):
+                return False
+            self.repaired.add((name, boot))
+        return True
 
     def repair(self, node: Mapping[str, Any], multus_ready_since: datetime | None) -> bool:
         """Delete the damaged pods a controller will recreate; report the others. False while deletions
