@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -26,10 +27,18 @@ from webhook.dev.controlplane import (
 IN_CI = os.environ.get("CI") == "true"
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
+    """What a test needs is not on this machine: a failure under CI=true (where it must be), a skip
+    elsewhere."""
     if IN_CI:
-        pytest.fail(f"{reason} (CI=true: a missing control plane is a failure)")
+        pytest.fail(f"{reason} (CI=true: what the tests need must be there)")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def require() -> Callable[[str], NoReturn]:
+    """``unavailable`` for test modules in other directories, which cannot import this conftest."""
+    return unavailable
 
 
 @pytest.fixture(scope="session")
