@@ -38,7 +38,14 @@ import aiohttp
 
 from bench.state import Scale, cluster_state, nad, nad_reviews, namespace, pod, pod_reviews, profile, write_state
 from webhook.cluster.live import STATE_NAMESPACE
-from webhook.dev.controlplane import ControlPlane, WebhookServer, free_port, wait_https, webhook_configurations
+from webhook.dev.controlplane import (
+    ControlPlane,
+    WebhookServer,
+    free_port,
+    terminate,
+    wait_https,
+    webhook_configurations,
+)
 from webhook.rules import registered
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,15 +152,6 @@ def start_null_server(work: Path, cert_dir: Path) -> tuple[subprocess.Popen[byte
     return proc, port
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def handlers_part(work: Path, scale: Scale, duration: float) -> tuple[dict[str, Any], dict[str, Any]]:
     state = write_state(work / "state.json", scale)
     pods = work / "pods.jsonl"
@@ -192,7 +190,7 @@ def handlers_part(work: Path, scale: Scale, duration: float) -> tuple[dict[str, 
     finally:
         server.stop()
         bare.stop()
-        stop(null)
+        terminate(null, 20)
     handlers: dict[str, Any] = {}
     for name in workloads:
         handlers[name] = {"ours": measured["ours"][name], "rules_off": measured["rules_off"][name],
@@ -502,7 +500,7 @@ def apiserver_part(work: Path, scale: Scale, pods: int, concurrency: int) -> tup
             after, ours = apiserver_webhooks(asyncio.run(api.get("/metrics"))), own_answers(server)
         finally:
             server.stop()
-            stop(null)
+            terminate(null, 20)
         arms = {arm: percentiles(latencies[i::len(ARMS)]) for i, arm in enumerate(ARMS)}
         means = {arm: statistics.fmean(latencies[i::len(ARMS)]) for i, arm in enumerate(ARMS)}
 

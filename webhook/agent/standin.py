@@ -14,13 +14,10 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from webhook.agent.probe import HostLayout
-
-if TYPE_CHECKING:
-    from webhook.dev.controlplane import ControlPlane
-
+from webhook.dev.controlplane import ControlPlane, terminate
 
 MULTUS_CONFIG = '{"cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus-shim"}\n'
 PRIMARY_CONFIG = '{"cniVersion": "1.0.0", "name": "cilium", "plugins": [{"type": "cilium-cni"}]}\n'
@@ -140,16 +137,7 @@ class Subcommand:
 
     def stop(self, timeout: float = 20) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout``; the exit status."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return None if self.proc is None else terminate(self.proc, timeout)
 
     def kill(self) -> None:
         """A crash: no chance to clean up."""

@@ -233,14 +233,8 @@ class ControlPlane:
 
     def _terminate(self, name: str) -> None:
         proc = self.procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            terminate(proc, 15)
 
 
 class WebhookServer:
@@ -292,14 +286,7 @@ class WebhookServer:
                    what="multus-webhook serve")
 
     def stop(self) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.terminate()
-        try:
-            return self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        return None if self.proc is None else terminate(self.proc, 20)
 
     def __enter__(self) -> WebhookServer:
         self.start()
@@ -320,6 +307,18 @@ def webhook_configurations(url: str, ca_pem: bytes) -> list[dict[str, Any]]:
             hook["clientConfig"] = {"url": f"{url}{path}", "caBundle": certs.ca_bundle(ca_pem)}
         out.append(doc)
     return out
+
+
+def terminate(proc: subprocess.Popen[Any], timeout: float) -> int:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds; the exit status (at once if it has exited)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 def register_webhook(cp: ControlPlane, server: WebhookServer, *, failure_policy: str | None = None) -> None:
