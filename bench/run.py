@@ -7,7 +7,8 @@
 3. On a real apiserver: 2,000 pods created without and with our webhooks; the latency added and the
    apiserver's own apiserver_admission_webhook_admission_duration_seconds.
 4. Scale: resident memory with that state, time for the live cache to sync 10,000 NADs from the
-   apiserver, the cost of an overlap query among 10,000 NADs.
+   apiserver, the cost of an overlap query among 10,000 NADs, and the cost for the store of one
+   Node or MultusNodeState event among 5,000 nodes (agents' heartbeats arrive hundreds a second).
 
 The servers run as processes pinned to CPU 0 and the load generator to CPU 1. A benchmark, not a
 test: nothing here fails on a number; the targets are reported (and tracked in bench/results.json).
@@ -36,7 +37,19 @@ from typing import Any
 
 import aiohttp
 
-from bench.state import Scale, cluster_state, nad, nad_reviews, namespace, pod, pod_reviews, profile, write_state
+from bench.state import (
+    Scale,
+    cluster_state,
+    nad,
+    nad_reviews,
+    namespace,
+    node,
+    node_state,
+    pod,
+    pod_reviews,
+    profile,
+    write_state,
+)
 from webhook.cluster.live import STATE_NAMESPACE
 from webhook.dev.controlplane import (
     ControlPlane,
@@ -51,7 +64,7 @@ from webhook.rules import registered
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results.json"
 SERVER_CPU, LOAD_CPU = 0, 1
-#: Seconds after the live cache's sync by which serve's controller has listed Nodes and states.
+#: Seconds after the live cache's sync by which serve's controller has looked at every node.
 CONTROLLER_SETTLE = 10
 HISTORY = 20
 
@@ -248,6 +261,35 @@ def overlap_queries(scale: Scale, count: int = 20_000) -> dict[str, Any]:
     result = percentiles(times)
     result.update({"ranges_indexed": len(index), "queries": count, "mean_found": round(found / count, 2),
                    "mean_compared": round(probe.compared / count, 1)})
+    return result
+
+
+def node_events(scale: Scale, count: int = 5_000) -> dict[str, Any]:
+    """The store's cost of one watch event among ``scale.nodes`` nodes: a heartbeat (a MultusNodeState
+    whose heartbeatTime moved) and a Node whose labels changed, each reduced and published as a watch
+    event would be."""
+    from webhook.cluster.store import NODE, NODE_STATE, ClusterStore
+
+    store = ClusterStore()
+    store.upsert_all([(NODE, node(i)) for i in range(scale.nodes)]
+                     + [(NODE_STATE, node_state(i)) for i in range(scale.nodes)])
+    rng = random.Random(13)
+    result: dict[str, Any] = {"nodes": scale.nodes, "events": count}
+    for what in ("heartbeat", "node_label"):
+        times: list[float] = []
+        for k in range(count):
+            i = rng.randrange(scale.nodes)
+            if what == "heartbeat":
+                kind, obj = NODE_STATE, node_state(i)
+                obj["status"]["heartbeatTime"] = f"2026-01-01T01:{k // 60 % 60:02d}:{k % 60:02d}Z"
+            else:
+                kind, obj = NODE, node(i)
+                obj["metadata"]["resourceVersion"] = str(scale.nodes + k)
+                obj["metadata"]["labels"]["bench"] = str(k)
+            t = time.perf_counter()
+            store.upsert(kind, obj)
+            times.append((time.perf_counter() - t) * 1000)
+        result[what] = percentiles(times)
     return result
 
 
@@ -482,13 +524,13 @@ def apiserver_part(work: Path, scale: Scale, pods: int, concurrency: int) -> tup
         sync_s = time.perf_counter() - t
         scale_results["live_sync_s"] = round(sync_s, 2)
         scale_results["live_rss_after_sync"] = rss_mib(server.proc.pid)
-        # The controller lists Nodes and MultusNodeStates on its own, beside the cache.
+        # The controller decides from the cache's own Nodes and states; give it its first look at each.
         time.sleep(CONTROLLER_SETTLE)
         scale_results["live_rss_with_controller"] = rss_mib(server.proc.pid)
         scale_results["live_rss_mib"] = scale_results["live_rss_with_controller"]["VmRSS"]
         log(f"live cache synced the cluster state in {sync_s:.2f}s (from process start), "
-            f"RSS {scale_results['live_rss_after_sync']}; {CONTROLLER_SETTLE}s later, the controller's "
-            f"lists done, {scale_results['live_rss_with_controller']}")
+            f"RSS {scale_results['live_rss_after_sync']}; {CONTROLLER_SETTLE}s later, the controller "
+            f"settled, {scale_results['live_rss_with_controller']}")
         null, null_port = start_null_server(work, server.cert_dir)
         try:
             register_arms(cp, server, null_port)
@@ -569,6 +611,11 @@ def table(results: dict[str, Any], previous: dict[str, Any] | None) -> str:
                 **w["ours"]["half_rate"]), "", "", ""))
             rows.append((f"{name}: p50/p95/p99 ms at half rate (floor)", "{p50_ms}/{p95_ms}/{p99_ms}".format(
                 **w["floor"]["half_rate"]), "", "", ""))
+    events = results.get("scale", {}).get("node_events")
+    if events:
+        rows.append((f"store: one node event among {events['nodes']} nodes, p50/p99 ms",
+                     f"heartbeat {events['heartbeat']['p50_ms']}/{events['heartbeat']['p99_ms']}, node label "
+                     f"{events['node_label']['p50_ms']}/{events['node_label']['p99_ms']}", "", "", ""))
     a = results.get("apiserver", {})
     if "pod_create" in a:
         rows.append(("apiserver pod create p50/p99 ms: ours, null, none", ", ".join(
@@ -624,6 +671,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("overlap queries")
         results["scale"]["overlap_query"] = overlap_queries(scale)
         log(f"  p50 {results['scale']['overlap_query']['p50_ms']} p99 {results['scale']['overlap_query']['p99_ms']} ms")
+        log("node events in the store")
+        results["scale"]["node_events"] = events = node_events(scale)
+        log(f"  p50/p99 ms: heartbeat {events['heartbeat']['p50_ms']}/{events['heartbeat']['p99_ms']}, "
+            f"node label {events['node_label']['p50_ms']}/{events['node_label']['p99_ms']}")
         if not args.skip_apiserver:
             log("real apiserver (part 3) and live cache sync")
             results["apiserver"], live = apiserver_part(work, scale, pods, args.concurrency)

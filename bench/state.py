@@ -1,13 +1,15 @@
 """A large cluster, generated deterministically (seeded), and the AdmissionReviews sent at the webhook.
 
-The shapes follow what the apiserver really holds and sends: Nodes with the usual labels, addresses
-and nodeInfo; MultusNodeStates as the agent writes them; NADs of macvlan/bridge with whereabouts or
-host-local (one /24 each, disjoint, so that the overlap index is populated); pods as they arrive at
-admission (defaulted spec, managedFields), each selecting one or two NADs of its namespace.
+The shapes follow what the apiserver really holds and sends: Nodes with the usual labels, addresses,
+nodeInfo and the 50 images a kubelet reports by default (most of a real Node's bytes);
+MultusNodeStates as the agent writes them; NADs of macvlan/bridge with whereabouts or host-local (one
+/24 each, disjoint, so that the overlap index is populated); pods as they arrive at admission
+(defaulted spec, managedFields), each selecting one or two NADs of its namespace.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import uuid
@@ -73,6 +75,12 @@ def nad(i: int, scale: Scale) -> dict[str, Any]:
     return {**obj, "metadata": meta}
 
 
+#: status.images as the kubelet reports them (--node-status-max-images, default 50); the same ones on every node.
+IMAGES = [{"names": [f"registry.example/team-{k:02d}/app@sha256:{hashlib.sha256(str(k).encode()).hexdigest()}",
+                     f"registry.example/team-{k:02d}/app:v1.{k}.0"], "sizeBytes": 20_000_000 + 7_919 * k}
+          for k in range(50)]
+
+
 def node(i: int) -> dict[str, Any]:
     name = f"node-{i:05d}"
     labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
@@ -93,6 +101,7 @@ def node(i: int) -> dict[str, Any]:
             "nodeInfo": {"bootID": str(uuid.UUID(int=(2 << 64) + i)), "kernelVersion": "6.12.0",
                          "kubeletVersion": "v1.37.2", "containerRuntimeVersion": "containerd://2.1.0",
                          "osImage": "Talos (v1.12.0)", "architecture": "amd64", "operatingSystem": "linux"},
+            "images": IMAGES,
         },
     }
 

@@ -156,15 +156,13 @@ def test_two_controllers_never_both_act(controlplane: ControlPlane, host: StandI
         assert second.stop() == 0, second.output()
 
 
-def test_the_mirror_lists_in_pages_and_keeps_only_what_the_controller_reads(controlplane: ControlPlane) -> None:
-    import threading
-
-    from kubernetes import client
-
+def test_the_controllers_own_store_lists_nodes_and_states_in_pages_and_keeps_only_what_it_reads(
+        controlplane: ControlPlane) -> None:
+    """What `multus-webhook controller` decides from: a LiveClusterView of Nodes and MultusNodeStates only."""
     from webhook.agent import nodestate
-    from webhook.controller.decide import slim_state
+    from webhook.cluster.live import LiveClusterView
+    from webhook.cluster.store import NODE, NODE_STATE
     from webhook.controller.kube import load_client
-    from webhook.controller.mirror import Mirror
 
     cp = controlplane
     ns = f"states-{uuid.uuid4().hex[:8]}"
@@ -172,27 +170,22 @@ def test_the_mirror_lists_in_pages_and_keeps_only_what_the_controller_reads(cont
     states = [{"apiVersion": f"{nodestate.GROUP}/{nodestate.VERSION}", "kind": "MultusNodeState",
                "metadata": {"name": f"n{i}", "namespace": ns}} for i in range(5)]
     cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": states}))
-    api = client.CustomObjectsApi(load_client(str(cp.kubeconfig)))
-    pages: list[int] = []
+    pages: list[str] = []
 
-    def listing(*args: Any, **kwargs: Any) -> Any:
-        if "limit" in kwargs:  # a list request, not the watch
-            pages.append(kwargs["limit"])
-        return api.list_namespaced_custom_object(*args, **kwargs)
+    class Counting(LiveClusterView):
+        def _get_json(self, path: str, query: list[tuple[str, str]], accept: str) -> Any:
+            pages.append(path.rsplit("/", 1)[-1])
+            return super()._get_json(path, query, accept)
 
-    mirror = Mirror("states", listing, nodestate.GROUP, nodestate.VERSION, ns,
-                    nodestate.PLURAL, on_change=lambda: None, keep=slim_state, page_size=2)
-    stop = threading.Event()
-    thread = threading.Thread(target=mirror.run, args=(stop,), daemon=True)
-    thread.start()
+    view = Counting(load_client(str(cp.kubeconfig)), state_namespace=ns, kinds=(NODE, NODE_STATE), page_size=2)
+    view.start()
     try:
-        assert mirror.synced.wait(30)
-        kept = mirror.items()
+        eventually(lambda: view.known, "the controller's store synced")
+        assert [r.kind for r in view.resources] == [NODE, NODE_STATE]
+        assert pages.count("multusnodestates") == 3
+        kept = view.objects(NODE_STATE)
         assert sorted(o["metadata"]["name"] for o in kept) == [f"n{i}" for i in range(5)]
-        assert pages == [2, 2, 2]
         # kubectl apply left managedFields and its last-applied copy: neither is kept.
         assert all(set(o["metadata"]) <= {"name", "namespace", "uid", "resourceVersion"} for o in kept)
     finally:
-        stop.set()
-        mirror.stop()
-        thread.join(10)
+        view.stop()

@@ -147,8 +147,10 @@ def test_a_state_of_a_node_that_left_the_cluster_is_ignored() -> None:
 
 def test_states_alone_stand_for_their_nodes() -> None:
     view = StaticClusterView([node_state("a", ["macvlan"]), node_state("mns-b", ["macvlan"], node_name="b")])
-    assert [(n.name, n.multus_ready, n.boot_id) for n in view.nodes()] == [("a", True, "boot-a"),
-                                                                           ("b", True, "boot-mns-b")]
+    assert [(n.name, n.cni_binaries) for n in view.nodes()] == [("a", frozenset({"macvlan"})),
+                                                                ("b", frozenset({"macvlan"}))]
+    assert view.node_state("b") is not None
+    assert view.node_state("b")["status"]["bootID"] == "boot-mns-b"
     assert only(check(WHEREABOUTS_NAD, view, "nad-cni-binaries")).severity == "deny"
 
 

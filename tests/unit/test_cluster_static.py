@@ -79,12 +79,16 @@ def test_a_kubectl_list_and_a_multi_document_file_make_one_cluster(tmp_path: Pat
     (tmp_path / "states.yaml").write_text(MULTI_DOCUMENT)
     view = StaticClusterView.from_files([str(tmp_path / "cluster.yaml"), str(tmp_path / "states.yaml")])
     assert view.known
-    assert [(n.name, n.cni_binaries, n.multus_ready) for n in view.nodes()] == [
-        ("worker-1", frozenset({"macvlan", "whereabouts"}), True),
-        ("worker-2", None, None),
+    assert [(n.name, n.cni_binaries) for n in view.nodes()] == [
+        ("worker-1", frozenset({"macvlan", "whereabouts"})),
+        ("worker-2", None),
     ]
     assert view.nodes()[0].labels == {"kubernetes.io/hostname": "worker-1"}
-    assert view.nodes()[0].heartbeat_time == "2026-01-01T00:00:00Z"
+    # What the controller reads of the pair (boot ids, heartbeat) is kept with them.
+    state = view.node_state("worker-1")
+    assert state is not None
+    assert state["status"]["heartbeatTime"] == "2026-01-01T00:00:00Z"
+    assert state["status"]["bootID"] == view.node_object("worker-1")["status"]["nodeInfo"]["bootID"] == "1b2c"
     assert view.cni_inventory_known
     nad = view.nad("apps", "storage")
     assert nad is not None

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from webhook.cluster.nodes import slim_node
 from webhook.controller.decide import (
     Verdict,
     desired_labels,
@@ -14,7 +15,6 @@ from webhook.controller.decide import (
     needs_look,
     readiness,
     seen,
-    slim_node,
     transitions,
 )
 from webhook.controller.kube import format_time
@@ -145,6 +145,7 @@ def test_the_slim_node_the_controller_keeps_decides_as_the_whole_node(boot: str 
     assert len(repr(slim)) < len(repr(whole)) / 10
     assert slim["metadata"] == {"name": "n", "uid": "u1", "resourceVersion": "42",
                                 "labels": {"kubernetes.io/hostname": "n", READY_LABEL: "true"}}
+    assert slim["status"]["conditions"] == ([{"type": "Ready", "status": ready}] if ready else [])
     for s in (state(), state("b1"), None):
         verdict = readiness(whole, s, NOW, 10)
         assert readiness(slim, s, NOW, 10) == verdict
@@ -158,7 +159,7 @@ def test_a_node_is_decided_again_only_when_its_objects_change_or_its_heartbeat_g
     assert not needs_look(last, n, s, NOW)
     assert not needs_look(last, n, s, NOW + timedelta(seconds=28))
     assert needs_look(last, n, s, NOW + timedelta(seconds=29))  # heartbeat 1 s old + 3 intervals of 10 s
-    assert needs_look(last, node(), s, NOW)  # the mirror replaced the Node: an equal copy is still a change
+    assert needs_look(last, node(), s, NOW)  # the store replaced the Node: an equal copy is still a change
     assert needs_look(last, n, state(age=1.0), NOW)
     assert needs_look(last, n, None, NOW)
     without = seen(n, None, 10)  # no state: nothing but a new object can change the verdict

@@ -5,7 +5,9 @@ client.
 Each resource has a reflector thread: list (paged), then watch from the list's resourceVersion with
 bookmarks; a watch that ends is resumed from the last resourceVersion seen, a 410 Gone relists, any
 other failure (apiserver down, connection reset) retries with capped exponential backoff. The
-threads write the store; the admission path only reads it and never calls the API server.
+threads write the store; the admission path only reads it and never calls the API server. The
+controller decides from the same store (``kinds`` narrows it to Nodes and MultusNodeStates when the
+controller runs alone).
 ``known`` (and /readyz) turn true once every resource has been listed once, and stay true: when
 the apiserver is away the webhook keeps answering from what it has, and /readyz says for how long it
 has been out of contact (see docs/failure-modes.md for why that does not make it unready).
@@ -18,14 +20,14 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.watch.watch import iter_resp_lines
 
-from webhook.cluster.store import NAD, NETWORK_PROFILE, NODE, NODE_STATE, POD, ClusterStore
+from webhook.cluster.store import KINDS, NAD, NETWORK_PROFILE, NODE, NODE_STATE, POD, ClusterStore
 from webhook.heap import freeze_long_lived, no_cyclic_gc
 from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
 
@@ -53,15 +55,16 @@ class Resource:
     field_selector: str = ""
 
 
-def resources(state_namespace: str = STATE_NAMESPACE) -> tuple[Resource, ...]:
-    return (
-        # Of a Node only its name and labels are read; its status (images, ...) is the bulk of it.
-        Resource(NODE, "/api/v1/nodes", metadata_only=True),
+def resources(state_namespace: str = STATE_NAMESPACE, kinds: Collection[str] = KINDS) -> tuple[Resource, ...]:
+    every = (
+        # Whole Nodes: the controller reads the Ready condition and the boot id (the store keeps little else).
+        Resource(NODE, "/api/v1/nodes"),
         Resource(NODE_STATE, f"/apis/multus-webhook.io/v1alpha1/namespaces/{state_namespace}/multusnodestates"),
         Resource(NAD, "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions"),
         Resource(NETWORK_PROFILE, "/apis/multus-webhook.io/v1alpha1/networkprofiles"),
         Resource(POD, "/api/v1/pods", metadata_only=True),
     )
+    return tuple(r for r in every if r.kind in kinds)
 
 
 class ApiError(Exception):
@@ -117,6 +120,7 @@ class LiveClusterView(ClusterStore):
         *,
         state_namespace: str = STATE_NAMESPACE,
         multus_namespace: str = DEFAULT_MULTUS_NAMESPACE,
+        kinds: Collection[str] = KINDS,
         page_size: int = 500,
         watch_timeout: int = 300,
         backoff_first: float = 0.2,
@@ -125,7 +129,7 @@ class LiveClusterView(ClusterStore):
     ) -> None:
         super().__init__(multus_namespace=multus_namespace)
         self.api = api
-        self.resources = resources(state_namespace)
+        self.resources = resources(state_namespace, kinds)
         # The policy ConfigMap is watched like the rest, but its events go to ``on_policy`` (the
         # ConfigMap, or None when there is none) instead of the store.
         self._on_policy = on_policy

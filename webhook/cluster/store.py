@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from webhook.cluster.nodes import Listener, NodeTable
 from webhook.cni.config import parse_nad_config
 from webhook.cni.ipam import nad_allocation_ranges
 from webhook.cni.range_index import IndexedRange, RangeIndex
@@ -43,16 +44,8 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return _mapping(obj.get("metadata"))
-
-
-#: What is kept of a MultusNodeState: the fields _publish_nodes reads.
-_STATE_STATUS = ("nodeName", "cniBinaries", "multusReady", "bootID", "heartbeatTime")
 
 
 #: kubectl apply keeps a copy of the whole object here: for a NAD, its config a second time.
@@ -115,8 +108,6 @@ class ClusterStore:
         # write to any profile starts a new dict.
         self._merges: dict[tuple[str, str, str | None], tuple[Mapping[str, Any], ProfileMerge]] = {}
         # Writer-only bookkeeping.
-        self._node_objects: dict[str, Mapping[str, Any]] = {}
-        self._states: dict[Key, Mapping[str, Any]] = {}
         self._nad_entries: dict[Key, tuple[IndexedRange, ...]] = {}
         self._pod_refs: dict[Key, tuple[Key, ...]] = {}
         # One tuple per referenced NAD, shared by every pod that references it (50,000 pods name few
@@ -124,10 +115,8 @@ class ClusterStore:
         self._interned: dict[Key, Key] = {}
         # Few distinct binary sets among thousands of NADs and node inventories: one frozenset each.
         self._binary_sets: dict[frozenset[str], frozenset[str]] = {}
+        self._node_table = NodeTable(self._share)
         # Published whole.
-        self._nodes: tuple[NodeInfo, ...] = ()
-        self._reporting: tuple[str, ...] = ()
-        self._holders: dict[str, frozenset[str]] = {}
         self._ranges = RangeIndex()
 
     # --- ClusterView ---------------------------------------------------------------------------
@@ -137,18 +126,18 @@ class ClusterStore:
         return self._known
 
     def nodes(self) -> Sequence[NodeInfo]:
-        return self._nodes
+        return self._node_table.nodes
 
     @property
     def cni_inventory_known(self) -> bool:
-        return bool(self._reporting)
+        return bool(self._node_table.reporting)
 
     @property
     def reporting_nodes(self) -> Sequence[str]:
-        return self._reporting
+        return self._node_table.reporting
 
     def binary_holders(self, binary: str) -> frozenset[str]:
-        return self._holders.get(binary, frozenset())
+        return self._node_table.holders.get(binary, frozenset())
 
     def nad(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return self._nads.get((namespace, name))
@@ -182,6 +171,25 @@ class ClusterStore:
 
     def pods_using(self, namespace: str, name: str) -> Sequence[ObjectRef]:
         return [ObjectRef(*pod) for pod in sorted(self._users.get((namespace, name), ()))]
+
+    # --- for the controller -----------------------------------------------------------------------
+
+    def node_object(self, name: str) -> Mapping[str, Any] | None:
+        """The Node as kept (webhook.cluster.nodes.slim_node), replaced whole on every change."""
+        return self._node_table.node(name)
+
+    def node_state(self, name: str) -> Mapping[str, Any] | None:
+        """The MultusNodeState reporting on node ``name`` as kept (slim_state), replaced whole on every change."""
+        return self._node_table.state(name)
+
+    def node_names(self) -> list[str]:
+        with self._lock:
+            return self._node_table.node_names()
+
+    def on_nodes_changed(self, listener: Listener) -> None:
+        """Call ``listener`` with the names of the nodes whose Node or MultusNodeState changed."""
+        with self._lock:
+            self._node_table.listen(listener)
 
     # --- writes ----------------------------------------------------------------------------------
 
@@ -229,29 +237,22 @@ class ClusterStore:
 
     def _keys(self, kind: str) -> Iterable[Key]:
         if kind == NODE:
-            return [("", name) for name in self._node_objects]
+            return [("", name) for name in self._node_table.node_names()]
+        if kind == NODE_STATE:
+            return self._node_table.state_keys()
         tables: dict[str, Mapping[Key, object]] = {
-            NODE_STATE: self._states, NAD: self._nads, NETWORK_PROFILE: self._profiles, POD: self._pod_refs
-        }
+            NAD: self._nads, NETWORK_PROFILE: self._profiles, POD: self._pod_refs}
         return list(tables.get(kind, {}))
+
+    def _share(self, binaries: frozenset[str]) -> frozenset[str]:
+        """Few distinct binary sets among thousands of NADs and node inventories: one frozenset each."""
+        return self._binary_sets.setdefault(binaries, binaries)
 
     def _upsert(self, kind: str, key: Key, obj: Mapping[str, Any]) -> None:
         if kind == NODE:
-            # Only the name and labels of a Node are read; its status and annotations are the bulk of it.
-            # Label keys and values repeat on every node (thousands of copies of the same strings).
-            labels = {sys.intern(k): sys.intern(v) for k, v in _mapping(metadata(obj).get("labels")).items()
-                      if isinstance(k, str) and isinstance(v, str)}
-            self._node_objects[key[1]] = {"metadata": {"name": key[1], "labels": labels}}
+            self._node_table.put_node(key[1], obj)
         elif kind == NODE_STATE:
-            status = _mapping(obj.get("status"))
-            kept = {f: status[f] for f in _STATE_STATUS if f in status}
-            binaries = kept.get("cniBinaries")
-            if isinstance(binaries, list):
-                # Nodes mostly report the same binaries: one frozenset per distinct inventory, not a list
-                # of strings per node.
-                inventory = frozenset(b for b in binaries if isinstance(b, str))
-                kept["cniBinaries"] = self._binary_sets.setdefault(inventory, inventory)
-            self._states[key] = {"status": kept}
+            self._node_table.put_state(key, obj)
         elif kind == NAD:
             previous = self._nads.get(key)
             obj = slim_nad(key, obj)
@@ -259,7 +260,7 @@ class ClusterStore:
                 old = self._nad_entries.pop(key, ())
                 new, binaries = nad_derived(key, obj)
                 # Before the NAD itself: a reader that finds the NAD finds its binaries.
-                self._nad_binaries[key] = self._binary_sets.setdefault(binaries, binaries)
+                self._nad_binaries[key] = self._share(binaries)
                 if new:
                     self._nad_entries[key] = new
                 self._ranges = self._ranges.without(old).with_ranges(new)
@@ -273,9 +274,9 @@ class ClusterStore:
 
     def _delete(self, kind: str, key: Key) -> None:
         if kind == NODE:
-            self._node_objects.pop(key[1], None)
+            self._node_table.remove_node(key[1])
         elif kind == NODE_STATE:
-            self._states.pop(key, None)
+            self._node_table.remove_state(key)
         elif kind == NAD:
             self._nads.pop(key, None)
             self._nad_binaries.pop(key, None)
@@ -319,46 +320,15 @@ class ClusterStore:
 
     def _publish(self, kind: str) -> None:
         if kind in (NODE, NODE_STATE):
-            self._publish_nodes()
-
-    def _publish_nodes(self) -> None:
-        states: dict[str, Mapping[str, Any]] = {}
-        for key, obj in self._states.items():
-            status = _mapping(obj.get("status"))
-            states[_text(status.get("nodeName")) or key[1]] = status
-        # A state whose Node is gone is stale (the node left the cluster); without any Node objects
-        # (a --cluster-state file of states only) each state stands for its node.
-        names = set(self._node_objects) if self._node_objects else set(states)
-        nodes = []
-        for name in sorted(names):
-            status = states.get(name, {})
-            binaries = status.get("cniBinaries")
-            ready = status.get("multusReady")
-            labels = _mapping(metadata(self._node_objects.get(name, {})).get("labels"))
-            inventory = binaries if isinstance(binaries, frozenset) else None
-            nodes.append(NodeInfo(
-                name,
-                cni_binaries=inventory,
-                multus_ready=ready if isinstance(ready, bool) else None,
-                boot_id=_text(status.get("bootID")),
-                heartbeat_time=_text(status.get("heartbeatTime")),
-                labels=labels,
-            ))
-        holders: dict[str, set[str]] = {}
-        for node in nodes:
-            for binary in node.cni_binaries or ():
-                holders.setdefault(binary, set()).add(node.name)
-        # Each published whole, so a reader never sees a half-built inventory.
-        self._holders = {binary: frozenset(names) for binary, names in holders.items()}
-        self._reporting = tuple(n.name for n in nodes if n.cni_binaries is not None)
-        self._nodes = tuple(nodes)
+            self._node_table.publish()
 
     def objects(self, kind: str) -> list[Mapping[str, Any]]:
         """The stored objects of a kind (Pods are kept only as references). Not for the admission
         path: it copies under the writers' lock."""
         with self._lock:
-            tables: dict[str, Mapping[Any, Mapping[str, Any]]] = {
-                NODE: self._node_objects, NODE_STATE: self._states, NAD: self._nads,
-                NETWORK_PROFILE: self._profiles,
-            }
+            if kind == NODE:
+                return [n for name in self._node_table.node_names() if (n := self._node_table.node(name))]
+            if kind == NODE_STATE:
+                return self._node_table.states()
+            tables: dict[str, Mapping[Any, Mapping[str, Any]]] = {NAD: self._nads, NETWORK_PROFILE: self._profiles}
             return list(tables.get(kind, {}).values())

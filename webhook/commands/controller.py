@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from webhook.cluster.live import LiveClusterView
+from webhook.cluster.store import NODE, NODE_STATE
 from webhook.commands.common import stop_on_signals
 from webhook.controller.controller import Controller, ControllerConfig
 from webhook.controller.kube import load_client
@@ -16,17 +18,20 @@ from webhook.controller.kube import load_client
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = sub.add_parser("controller", help="label nodes where Multus is ready on this boot; repair pods (opt-in)")
     c.add_argument("--kubeconfig", help="default: in-cluster, else $KUBECONFIG")
+    d = ControllerConfig(identity="")
+    c.add_argument("--node-state-namespace", default=d.namespace,
+                   help="namespace of the MultusNodeStates (default: %(default)s)")
+    c.add_argument("--lease-namespace", default=d.lease_namespace, help="(default: %(default)s)")
     add_arguments(c)
     c.set_defaults(func=run)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags `serve` shares; it has one --namespace for the MultusNodeStates and the Lease."""
     d = ControllerConfig(identity="")  # the defaults
-    p.add_argument("--node-state-namespace", default=d.namespace, help="namespace of the MultusNodeStates")
     p.add_argument("--agent-interval", type=float, default=d.agent_interval,
                    help="the agents' --interval; a heartbeat older than three is stale (default: %(default)s)")
     p.add_argument("--lease-name", default=d.lease_name, help="leader election Lease (default: %(default)s)")
-    p.add_argument("--lease-namespace", default=d.lease_namespace)
     p.add_argument("--identity", help="this replica's name in the Lease (default: $POD_NAME or host name, and pid)")
     p.add_argument("--lease-duration", type=float, default=d.lease_duration, help="seconds (default: %(default)s)")
     p.add_argument("--renew-deadline", type=float, default=d.renew_deadline, help="seconds (default: %(default)s)")
@@ -39,12 +44,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="pod deletions at once at most (default: %(default)s)")
 
 
-def config_from(args: argparse.Namespace) -> ControllerConfig:
-    """Raises ValueError for settings that cannot work."""
+def config_from(args: argparse.Namespace, namespace: str | None = None) -> ControllerConfig:
+    """``namespace`` (serve's) holds both the MultusNodeStates and the Lease. Raises ValueError for
+    settings that cannot work."""
     extra = {"identity": args.identity} if args.identity else {}
     return ControllerConfig(
-        namespace=args.node_state_namespace, agent_interval=args.agent_interval, lease_name=args.lease_name,
-        lease_namespace=args.lease_namespace, lease_duration=args.lease_duration,
+        namespace=namespace or args.node_state_namespace, agent_interval=args.agent_interval,
+        lease_name=args.lease_name, lease_namespace=namespace or args.lease_namespace,
+        lease_duration=args.lease_duration,
         renew_deadline=args.renew_deadline, retry_period=args.retry_period, repair=args.repair,
         repair_rate=args.repair_rate, repair_burst=args.repair_burst, **extra,
     )
@@ -57,5 +64,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"multus-webhook controller: {exc}", file=sys.stderr)
         return 2
     stop = stop_on_signals()
-    Controller(load_client(args.kubeconfig), config).run(stop)
+    api = load_client(args.kubeconfig)
+    view = LiveClusterView(api, state_namespace=config.namespace, kinds=(NODE, NODE_STATE))
+    view.start()
+    try:
+        Controller(api, config, view).run(stop)
+    finally:
+        view.stop()
     return 0

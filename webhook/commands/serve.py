@@ -122,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
             live = LiveClusterView(api, state_namespace=args.namespace, multus_namespace=policy.multus_namespace,
                                    on_policy=source.on_configmap)
             context.view = live
-        controller_config = replace(controller_command.config_from(args), repair=args.repair or policy.repair)
+        controller_config = replace(controller_command.config_from(args, namespace=args.namespace),
+                                    repair=args.repair or policy.repair)
     except (PolicyError, DocumentError, ValueError) as exc:
         print(f"multus-webhook serve: {exc}", file=sys.stderr)
         return 2
@@ -163,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
               registry=state.metrics.registry).set_function(live.out_of_contact)
         live.start()
         if not args.no_controller:
-            source.controller = Controller(api, controller_config)
+            source.controller = Controller(api, controller_config, live)
             controller_thread = threading.Thread(target=source.controller.run, args=(stop_controller,),
                                                  name="controller", daemon=True)
             controller_thread.start()

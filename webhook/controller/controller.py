@@ -1,6 +1,7 @@
 """The controller: turns MultusNodeStates into Node labels and Events and, when asked to, repairs pods
 that came back from a reboot without their secondary networks. Only the Lease holder acts; every
-replica keeps its mirrors warm so that a takeover acts at once."""
+replica keeps its cluster store warm so that a takeover acts at once. It reads Nodes and
+MultusNodeStates from the same store as the webhook (inside `serve`, one copy of each node)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,15 +18,18 @@ from typing import Any
 from kubernetes import client
 
 from webhook.agent import nodestate
+from webhook.cluster.store import NODE, ClusterStore
 from webhook.controller import decide
 from webhook.controller.kube import call, emit_event, is_status, parse_time, utcnow
 from webhook.controller.lease import LeaderElector, check_timings
-from webhook.controller.mirror import Mirror
 from webhook.controller.repair import Damage, TokenBucket, damaged
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "multus-webhook-controller"
+#: After a change wakes it, the controller waits this long for more before it looks: with thousands
+#: of agents' heartbeats arriving, one look takes in many of them.
+BATCH = 0.05
 
 
 def default_identity() -> str:
@@ -55,15 +60,16 @@ class ControllerConfig:
 
 
 class Controller:
-    def __init__(self, api: client.ApiClient, config: ControllerConfig) -> None:
+    def __init__(self, api: client.ApiClient, config: ControllerConfig, view: ClusterStore) -> None:
+        """``view`` is a store kept up to date by someone else (a started LiveClusterView) that holds
+        the Nodes and the MultusNodeStates of ``config.namespace``; ``view.known`` says it has them."""
         self.config = config
+        self.view = view
         self.core = client.CoreV1Api(api)
-        objects = client.CustomObjectsApi(api)
         self.wake = threading.Event()
-        self.nodes = Mirror("nodes", self.core.list_node, on_change=self.wake.set, keep=decide.slim_node)
-        self.states = Mirror("multusnodestates", objects.list_namespaced_custom_object, nodestate.GROUP,
-                             nodestate.VERSION, config.namespace, nodestate.PLURAL, on_change=self.wake.set,
-                             keep=decide.slim_state)
+        self._changed: set[str] = set()
+        self._changed_lock = threading.Lock()
+        view.on_nodes_changed(self._heard)
         self.elector = LeaderElector(api, name=config.lease_name, namespace=config.lease_namespace,
                                      identity=config.identity, duration=config.lease_duration,
                                      renew_deadline=config.renew_deadline, retry_period=config.retry_period,
@@ -76,38 +82,53 @@ class Controller:
         #: Node name -> what its last look saw (decide.needs_look).
         self.looked: dict[str, decide.Seen] = {}
 
+    def _heard(self, names: Collection[str]) -> None:
+        with self._changed_lock:
+            self._changed.update(names)
+        self.wake.set()
+
     def run(self, stop: threading.Event) -> None:
-        threads = [threading.Thread(target=t.run, args=(stop,), name=f"{COMPONENT}-{n}", daemon=True)
-                   for n, t in (("nodes", self.nodes), ("states", self.states), ("lease", self.elector))]
-        for t in threads:
-            t.start()
-        # Staleness is a matter of time passing, not of events: look again well within an interval.
-        tick = max(0.1, min(self.config.agent_interval / 2, self.config.retry_period))
+        elector = threading.Thread(target=self.elector.run, args=(stop,), name=f"{COMPONENT}-lease", daemon=True)
+        elector.start()
+        # Staleness is a matter of time passing, not of events: every node is looked at again well
+        # within an interval; in between, only the nodes a change names.
+        every = max(0.1, min(self.config.agent_interval / 2, self.config.retry_period))
+        due = 0.0
         try:
             while not stop.is_set():
-                self.wake.wait(tick)
+                if self.wake.wait(max(0.0, due - time.monotonic())):
+                    stop.wait(BATCH)
                 self.wake.clear()
                 if stop.is_set():
                     break
-                if self.elector.is_leader() and self.nodes.synced.is_set() and self.states.synced.is_set():
-                    self.reconcile()
-                else:
+                with self._changed_lock:
+                    changed, self._changed = self._changed, set()
+                if not (self.elector.is_leader() and self.view.known):
                     self.looked.clear()  # a new leader term looks at every node again
+                    due = time.monotonic() + every
+                elif time.monotonic() >= due or not self.looked:
+                    self.reconcile()
+                    due = time.monotonic() + every
+                else:
+                    self.reconcile(changed)
         finally:
             stop.set()
-            self.nodes.stop()
-            self.states.stop()
-            threads[2].join(self.config.retry_period + 5)  # the elector releases the lease on its way out
+            elector.join(self.config.retry_period + 5)  # the elector releases the lease on its way out
 
-    def reconcile(self) -> None:
+    def reconcile(self, names: Iterable[str] | None = None) -> None:
+        """Look at the nodes ``names`` (all of them when None) that need it (decide.needs_look)."""
         now = utcnow()
-        present: set[str] = set()
-        for node in self.nodes.items():
+        everyone = names is None
+        if names is None:
+            names = self.view.node_names()
+        for name in names:
             if not self.elector.is_leader():
                 return
-            name = node["metadata"]["name"]
-            present.add(name)
-            state = self.states.get(self.config.namespace, name)
+            node = self.view.node_object(name)
+            if node is None:
+                self.looked.pop(name, None)
+                continue
+            state = self.view.node_state(name)
             if not decide.needs_look(self.looked.get(name), node, state, now):
                 continue
             try:
@@ -117,10 +138,11 @@ class Controller:
                 continue
             if done:
                 self.looked[name] = decide.seen(node, state, self.config.agent_interval)
-        for gone in set(self.looked) - present:
-            del self.looked[gone]
+        if everyone:
+            for gone in [n for n in self.looked if self.view.node_object(n) is None]:
+                del self.looked[gone]
 
-    def reconcile_node(self, node: dict[str, Any], state: dict[str, Any] | None, now: datetime) -> bool:
+    def reconcile_node(self, node: Mapping[str, Any], state: Mapping[str, Any] | None, now: datetime) -> bool:
         """Labels, Events and repair for one node; False when it must be looked at again regardless
         (a repair still waiting for the rate limit)."""
         name = node["metadata"]["name"]
@@ -129,7 +151,7 @@ class Controller:
         patch = decide.label_patch(current, decide.desired_labels(node, state, verdict))
         if patch:
             updated = call(self.core.patch_node, name, {"metadata": {"labels": patch}})
-            self.nodes.record(updated)
+            self.view.upsert(NODE, updated)  # ahead of its watch event: the next look sees our labels
             log.info("node %s: %s (%s)", name, patch, verdict.message)
             for t in decide.transitions(patch, verdict):
                 self._event(updated, "Node", t.type, t.reason, t.message)
@@ -179,10 +201,3 @@ class Controller:
         emit_event(self.core, obj, kind=kind, event_type=event_type, reason=reason, message=message,
                    component=COMPONENT, instance=self.config.identity)
 
-
-def start(api: client.ApiClient, config: ControllerConfig, stop: threading.Event) -> threading.Thread:
-    """Run the controller in a daemon thread until ``stop`` is set (for `multus-webhook serve`); join the
-    thread after setting ``stop`` to have the lease released."""
-    thread = threading.Thread(target=Controller(api, config).run, args=(stop,), name=COMPONENT, daemon=True)
-    thread.start()
-    return thread

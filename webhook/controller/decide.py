@@ -3,7 +3,6 @@ our labels it should carry, and what changed. Objects are dicts as the apiserver
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,42 +38,6 @@ def _get(obj: Mapping[str, Any] | None, *path: str) -> Any:
             return None
         obj = obj.get(key)
     return obj
-
-
-def slim_node(node: dict[str, Any]) -> dict[str, Any]:
-    """What the controller reads of a Node (name, uid, version, labels, boot id, Ready condition). A
-    real node's status (images, volumes, addresses) is tens of KiB: thousands of them kept whole were
-    most of the controller's memory."""
-    status = node.get("status") or {}
-    meta = _kept_metadata(node)
-    labels = (node.get("metadata") or {}).get("labels")
-    if isinstance(labels, Mapping):
-        # The same keys and values on every node: one copy of each string, not one per node.
-        meta["labels"] = {_intern(k): _intern(v) for k, v in labels.items()}
-    return {
-        "apiVersion": node.get("apiVersion", "v1"), "kind": node.get("kind", "Node"),
-        "metadata": meta,
-        "status": {"nodeInfo": {"bootID": node_boot_id(node)},
-                   "conditions": [c for c in status.get("conditions") or []
-                                  if isinstance(c, Mapping) and c.get("type") == "Ready"]},
-    }
-
-
-def slim_state(state: dict[str, Any]) -> dict[str, Any]:
-    """What the controller reads of a MultusNodeState: its status (small), without managedFields."""
-    status = dict(state.get("status") or {})
-    if isinstance(status.get("cniBinaries"), list):
-        status["cniBinaries"] = [_intern(b) for b in status["cniBinaries"]]
-    return {"metadata": _kept_metadata(state), "status": status}
-
-
-def _kept_metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
-    meta = obj.get("metadata") or {}
-    return {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion") if k in meta}
-
-
-def _intern(value: Any) -> Any:
-    return sys.intern(value) if isinstance(value, str) else value
 
 
 def node_boot_id(node: Mapping[str, Any]) -> str | None:
@@ -138,7 +101,7 @@ def seen(node: Mapping[str, Any], state: Mapping[str, Any] | None, agent_interva
 
 def needs_look(last: Seen | None, node: Mapping[str, Any], state: Mapping[str, Any] | None, now: datetime) -> bool:
     """Whether a node must be decided again: its Node or MultusNodeState was replaced since its last look
-    (the mirrors replace an object whole on every change), or its heartbeat has gone stale since. The
+    (the store replaces an object whole on every change), or its heartbeat has gone stale since. The
     controller looks every few seconds; deciding all of 5,000 nodes each time took 75 ms of CPU, which
     a webhook sharing the process felt as latency."""
     if last is None or last[0] is not node or last[1] is not state:

@@ -22,10 +22,6 @@ class NodeInfo:
     name: str
     #: File names in the node's CNI bin directory; None when no agent reported them.
     cni_binaries: frozenset[str] | None = None
-    #: MultusNodeState status.multusReady; None when not reported.
-    multus_ready: bool | None = None
-    boot_id: str | None = None
-    heartbeat_time: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -1,0 +1,98 @@
+"""The store's node table: what the rules see is published again only for the nodes an event touched,
+and always equals what a rebuild from scratch would publish."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Collection
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from webhook.cluster.nodes import NodeTable
+from webhook.cluster.store import NODE, NODE_STATE, ClusterStore
+
+NAMES = ["a", "b", "c", "d"]
+BINARIES = ["macvlan", "ipvlan", "whereabouts"]
+STATE_NAMES = [*NAMES, "s-a", "s-b"]
+
+
+def node(name: str, zone: str = "z1", version: str = "1") -> dict[str, Any]:
+    return {"kind": "Node", "metadata": {"name": name, "labels": {"zone": zone}, "resourceVersion": version},
+            "status": {"nodeInfo": {"bootID": f"boot-{name}"},
+                       "conditions": [{"type": "Ready", "status": "True", "message": "kubelet is posting"}]}}
+
+
+def state(name: str, binaries: list[str], node_name: str | None = None, beat: str = "t0") -> dict[str, Any]:
+    status: dict[str, Any] = {"cniBinaries": binaries, "multusReady": True, "heartbeatTime": beat,
+                              "conditions": [{"type": "Ready", "status": "True", "reason": "Ready"},
+                                             {"type": "CNIConfig", "status": "True"}]}
+    if node_name:
+        status["nodeName"] = node_name
+    return {"kind": "MultusNodeState", "metadata": {"name": name, "namespace": "multus-webhook"}, "status": status}
+
+
+def published(table: NodeTable) -> tuple[Any, ...]:
+    return table.nodes, table.reporting, table.holders
+
+
+ops = st.one_of(
+    st.tuples(st.just("node"), st.sampled_from(NAMES), st.sampled_from(["z1", "z2"])),
+    st.tuples(st.just("node-gone"), st.sampled_from(NAMES)),
+    st.tuples(st.just("state"), st.sampled_from(STATE_NAMES), st.lists(st.sampled_from(BINARIES)),
+              st.sampled_from([None, *NAMES])),
+    st.tuples(st.just("state-gone"), st.sampled_from(STATE_NAMES)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ops, max_size=40))
+def test_publishing_only_what_an_event_touched_equals_a_rebuild(steps: list[tuple[Any, ...]]) -> None:
+    table = NodeTable(lambda s: s)
+    for step in steps:
+        if step[0] == "node":
+            table.put_node(step[1], node(step[1], step[2]))
+        elif step[0] == "node-gone":
+            table.remove_node(step[1])
+        elif step[0] == "state":
+            table.put_state(("multus-webhook", step[1]), state(step[1], step[2], step[3]))
+        else:
+            table.remove_state(("multus-webhook", step[1]))
+        table.publish()
+        rebuilt = copy.deepcopy(table)
+        rebuilt._rebuild()
+        assert published(table) == published(rebuilt)
+        assert [n.name for n in table.nodes] == sorted(n.name for n in table.nodes)
+
+
+def test_a_heartbeat_publishes_nothing_new_but_tells_the_listeners() -> None:
+    store = ClusterStore()
+    store.upsert_all([(NODE, node(n)) for n in NAMES] + [(NODE_STATE, state(n, ["macvlan"])) for n in NAMES])
+    heard: list[Collection[str]] = []
+    store.on_nodes_changed(heard.append)
+    before = (store.nodes(), store.reporting_nodes, store.binary_holders("macvlan"))
+    store.upsert(NODE_STATE, state("b", ["macvlan"], beat="t1"))
+    assert (store.nodes(), store.reporting_nodes, store.binary_holders("macvlan")) == before
+    assert store.nodes() is before[0]  # not even rebuilt
+    assert heard == [{"b"}]
+    kept = store.node_state("b")
+    assert kept is not None
+    assert kept["status"]["heartbeatTime"] == "t1"
+    # The controller reads the Ready condition; the others are not kept.
+    assert [c["type"] for c in kept["status"]["conditions"]] == ["Ready"]
+    store.upsert(NODE_STATE, state("b", ["macvlan", "ipvlan"], beat="t2"))
+    assert store.binary_holders("ipvlan") == frozenset({"b"})
+    assert store.nodes() is not before[0]
+
+
+def test_a_late_watch_event_does_not_undo_what_the_controller_recorded() -> None:
+    store = ClusterStore()
+    store.upsert(NODE, node("a", "z1", version="7"))
+    store.upsert(NODE, node("a", "z2", version="9"))  # the controller's own patch, recorded
+    store.upsert(NODE, node("a", "z3", version="8"))  # the watch event from before it
+    assert store.nodes()[0].labels == {"zone": "z2"}
+    kept = store.node_object("a")
+    assert kept is not None
+    assert kept["status"] == {"nodeInfo": {"bootID": "boot-a"},
+                                                   "conditions": [{"type": "Ready", "status": "True"}]}
