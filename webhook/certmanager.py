@@ -32,6 +32,7 @@ from kubernetes import client  # noqa: TID251 - not the pure core: it runs in th
 from kubernetes.client.exceptions import ApiException  # noqa: TID251
 
 from webhook import certs
+from webhook.kube import JSON_PATCH, request
 
 log = logging.getLogger("multus-webhook.certmanager")
 
@@ -133,8 +134,8 @@ class SelfManagedCertificates:
 
     def __init__(self, api: client.ApiClient, settings: Settings, cert_dir: Path,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
-        self.core = client.CoreV1Api(api)
-        self.admission = client.AdmissionregistrationV1Api(api)
+        self.api = api
+        self.secrets = f"/api/v1/namespaces/{settings.namespace}/secrets"
         self.settings = settings
         self.cert_dir = cert_dir
         self.clock = clock
@@ -164,27 +165,28 @@ class SelfManagedCertificates:
             if secret is None:
                 bundle = issue_bundle(s, None, self.clock())
                 try:
-                    self.core.create_namespaced_secret(s.namespace, client.V1Secret(
-                        metadata=client.V1ObjectMeta(name=s.secret_name, labels={
+                    request(self.api, "POST", self.secrets, body={
+                        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls", "data": bundle.secret_data(),
+                        "metadata": {"name": s.secret_name, "labels": {
                             "app.kubernetes.io/name": "multus-webhook",
-                            "app.kubernetes.io/managed-by": "multus-webhook"}),
-                        type="kubernetes.io/tls", data=bundle.secret_data()))
+                            "app.kubernetes.io/managed-by": "multus-webhook"}}})
                     log.info("created the CA and serving certificate in Secret %s/%s", s.namespace, s.secret_name)
                     return bundle
                 except ApiException as exc:
                     if exc.status != 409:
                         raise
                     continue  # another replica created it first: read theirs
-            current = Bundle.from_secret_data(secret.data)
+            current = Bundle.from_secret_data(secret.get("data"))
             reason = "the Secret holds no usable certificate" if current is None else renewal_reason(
                 current, s, self.clock())
             if current is not None and reason is None:
                 return current
             renewed = issue_bundle(s, current, self.clock())
-            secret.data = renewed.secret_data()
-            secret.type = secret.type or "kubernetes.io/tls"
+            secret["data"] = renewed.secret_data()
+            secret["type"] = secret.get("type") or "kubernetes.io/tls"
             try:
-                self.core.replace_namespaced_secret(s.secret_name, s.namespace, secret)
+                # PUT carries the resourceVersion read: a replica that renewed in between makes it fail (409).
+                request(self.api, "PUT", f"{self.secrets}/{s.secret_name}", body=secret)
                 log.info("renewed the certificates in Secret %s/%s: %s", s.namespace, s.secret_name, reason)
                 return renewed
             except ApiException as exc:
@@ -193,9 +195,10 @@ class SelfManagedCertificates:
                 # Another replica renewed it between our read and our update: read again.
         raise RuntimeError(f"Secret {s.namespace}/{s.secret_name} kept changing; giving up for now")
 
-    def _read(self) -> Any:
+    def _read(self) -> dict[str, Any] | None:
         try:
-            return self.core.read_namespaced_secret(self.settings.secret_name, self.settings.namespace)
+            secret: dict[str, Any] = request(self.api, "GET", f"{self.secrets}/{self.settings.secret_name}")
+            return secret
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -215,22 +218,18 @@ class SelfManagedCertificates:
         patching the wrong webhook. True when something was patched."""
         value = certs.ca_bundle(ca_bundle_pem)
         name = self.settings.webhook_configuration
-        api = self.admission
         changed = False
-        for kind, read, patch in (
-            ("ValidatingWebhookConfiguration", api.read_validating_webhook_configuration,
-             api.patch_validating_webhook_configuration),
-            ("MutatingWebhookConfiguration", api.read_mutating_webhook_configuration,
-             api.patch_mutating_webhook_configuration),
-        ):
-            config: dict[str, Any] = api.api_client.sanitize_for_serialization(read(name))
+        for kind, plural in (("ValidatingWebhookConfiguration", "validatingwebhookconfigurations"),
+                             ("MutatingWebhookConfiguration", "mutatingwebhookconfigurations")):
+            path = f"/apis/admissionregistration.k8s.io/v1/{plural}/{name}"
+            config: dict[str, Any] = request(self.api, "GET", path)
             ops: list[dict[str, Any]] = []
             for i, hook in enumerate(config.get("webhooks") or []):
                 if hook.get("clientConfig", {}).get("caBundle") != value:
                     ops.append({"op": "test", "path": f"/webhooks/{i}/name", "value": hook["name"]})
                     ops.append({"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": value})
             if ops:
-                patch(name, ops)
+                request(self.api, "PATCH", path, body=ops, content_type=JSON_PATCH)
                 changed = True
                 log.info("set the caBundle of %s %s", kind, name)
         return changed

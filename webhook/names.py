@@ -22,3 +22,8 @@ def binary_label(binary: str) -> str | None:
     """The node label for a CNI binary, or None for a file name that cannot be a label name (the
     controller never sets such a label, so the mutation must not require it either)."""
     return BINARY_LABEL_PREFIX + binary if _LABEL_NAME.match(binary) else None
+
+
+def is_own_label(key: str) -> bool:
+    """A node label the controller sets (and the only node labels anything here reads)."""
+    return key == READY_LABEL or key.startswith(BINARY_LABEL_PREFIX)

@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from webhook.cluster.live import METADATA_LIST, LiveClusterView, api_client
+from webhook.cluster.live import METADATA_LIST, LiveClusterView
 from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually
+from webhook.kube import load_client
 
 T = TypeVar("T")
 DENIED = 'admission webhook "nads.multus-webhook.io" denied the request: '
@@ -235,7 +236,7 @@ def test_pods_are_read_as_metadata_and_only_annotated_ones_are_kept(cp: ControlP
     ok, out = apply(cp, pod("without", ns, {"unrelated": "x"}))
     assert ok, out
 
-    view = LiveClusterView(api_client(str(cp.kubeconfig)))
+    view = LiveClusterView(load_client(str(cp.kubeconfig)))
     pods = next(r for r in view.resources if r.kind == "Pod")
     listed = view._get_json(pods.path, [("fieldSelector", f"metadata.namespace={ns}")], METADATA_LIST)
     assert listed["kind"] == "PartialObjectMetadataList"

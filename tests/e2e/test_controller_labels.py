@@ -162,7 +162,7 @@ def test_the_controllers_own_store_lists_nodes_and_states_in_pages_and_keeps_onl
     from webhook.agent import nodestate
     from webhook.cluster.live import LiveClusterView
     from webhook.cluster.store import NODE, NODE_STATE
-    from webhook.controller.kube import load_client
+    from webhook.kube import load_client
 
     cp = controlplane
     ns = f"states-{uuid.uuid4().hex[:8]}"

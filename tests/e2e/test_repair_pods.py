@@ -18,8 +18,8 @@ import yaml
 
 from webhook.agent.nodestate import NAMESPACE
 from webhook.agent.standin import StandInHost, StandInNode, Subcommand
-from webhook.controller.kube import format_time, parse_time
 from webhook.dev.controlplane import ControlPlane, eventually
+from webhook.kube import format_time, parse_time
 from webhook.names import READY_LABEL
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

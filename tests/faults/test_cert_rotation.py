@@ -26,8 +26,8 @@ from kubernetes import client
 
 from webhook import certs
 from webhook.certmanager import Bundle, SelfManagedCertificates, Settings, issue_bundle
-from webhook.cluster.live import api_client
 from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually, register_webhook
+from webhook.kube import load_client
 
 pytestmark = pytest.mark.slow
 NAMESPACE = "multus-webhook"
@@ -149,7 +149,7 @@ def _issued(leaf: x509.Certificate, ca: x509.Certificate) -> bool:
 def rotating(cluster: ControlPlane, tmp_path: Path) -> Iterator[tuple[WebhookServer, Any]]:
     """serve --self-managed-certs, started from a Secret made beforehand (as a previous replica would
     have), registered with the apiserver; it checks the Secret every second."""
-    api = api_client(str(cluster.kubeconfig))
+    api = load_client(str(cluster.kubeconfig))
     first = issue_bundle(SETTINGS, None, dt.datetime.now(dt.UTC))
     put_secret(cluster, first)
     SelfManagedCertificates(api, SETTINGS, tmp_path / "certs").write_files(first)

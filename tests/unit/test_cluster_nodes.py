@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from webhook.cluster.nodes import NodeTable
 from webhook.cluster.store import NODE, NODE_STATE, ClusterStore
+from webhook.names import BINARY_LABEL_PREFIX
 
 NAMES = ["a", "b", "c", "d"]
 BINARIES = ["macvlan", "ipvlan", "whereabouts"]
@@ -19,7 +20,8 @@ STATE_NAMES = [*NAMES, "s-a", "s-b"]
 
 
 def node(name: str, zone: str = "z1", version: str = "1") -> dict[str, Any]:
-    return {"kind": "Node", "metadata": {"name": name, "labels": {"zone": zone}, "resourceVersion": version},
+    labels = {"zone": zone, f"{BINARY_LABEL_PREFIX}{zone}": "true"}
+    return {"kind": "Node", "metadata": {"name": name, "labels": labels, "resourceVersion": version},
             "status": {"nodeInfo": {"bootID": f"boot-{name}"},
                        "conditions": [{"type": "Ready", "status": "True", "message": "kubelet is posting"}]}}
 
@@ -91,8 +93,16 @@ def test_a_late_watch_event_does_not_undo_what_the_controller_recorded() -> None
     store.upsert(NODE, node("a", "z1", version="7"))
     store.upsert(NODE, node("a", "z2", version="9"))  # the controller's own patch, recorded
     store.upsert(NODE, node("a", "z3", version="8"))  # the watch event from before it
-    assert store.nodes()[0].labels == {"zone": "z2"}
+    assert store.nodes()[0].labels == {f"{BINARY_LABEL_PREFIX}z2": "true"}
     kept = store.node_object("a")
     assert kept is not None
     assert kept["status"] == {"nodeInfo": {"bootID": "boot-a"},
                                                    "conditions": [{"type": "Ready", "status": "True"}]}
+
+
+def test_only_our_own_node_labels_are_kept_one_copy_per_distinct_set() -> None:
+    store = ClusterStore()
+    store.upsert_all((NODE, node(n, "z1")) for n in NAMES)
+    labels = [n.labels for n in store.nodes()]
+    assert labels[0] == {f"{BINARY_LABEL_PREFIX}z1": "true"}  # "zone" is nobody's business here
+    assert all(x is labels[0] for x in labels)

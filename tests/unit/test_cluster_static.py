@@ -13,6 +13,7 @@ from webhook.cluster.static import StaticClusterView
 from webhook.cni.config import _parse_cached, parse_nad_config
 from webhook.documents import DocumentError
 from webhook.multus.profiles import ProfileMerge
+from webhook.names import READY_LABEL
 from webhook.rules.view import ObjectRef
 
 KUBECTL_LIST = """\
@@ -83,7 +84,7 @@ def test_a_kubectl_list_and_a_multi_document_file_make_one_cluster(tmp_path: Pat
         ("worker-1", frozenset({"macvlan", "whereabouts"})),
         ("worker-2", None),
     ]
-    assert view.nodes()[0].labels == {"kubernetes.io/hostname": "worker-1"}
+    assert view.nodes()[0].labels == {}  # kubernetes.io/hostname is not one of ours
     # What the controller reads of the pair (boot ids, heartbeat) is kept with them.
     state = view.node_state("worker-1")
     assert state is not None
@@ -113,7 +114,7 @@ def test_the_loader_holds_no_object_it_was_given() -> None:
     def objects() -> Iterator[dict[str, Any]]:
         for i in range(10):
             name = f"worker-{i}"
-            for obj in ({"kind": "Node", "metadata": {"name": name, "labels": {"zone": "a"}},
+            for obj in ({"kind": "Node", "metadata": {"name": name, "labels": {READY_LABEL: "true"}},
                          "status": {"images": [{"names": ["x"]}]}},
                         {"kind": "MultusNodeState", "metadata": {"name": name, "namespace": "multus-webhook"},
                          "status": {"nodeName": name, "cniBinaries": ["macvlan"], "conditions": [{}]}}):
@@ -125,7 +126,7 @@ def test_the_loader_holds_no_object_it_was_given() -> None:
     view = StaticClusterView(objects())
     assert held[0] <= 1  # at most the last one, still bound while the next is asked for
     assert [(n.name, n.cni_binaries, n.labels) for n in view.nodes()] == [
-        (f"worker-{i}", frozenset({"macvlan"}), {"zone": "a"}) for i in range(10)]
+        (f"worker-{i}", frozenset({"macvlan"}), {READY_LABEL: "true"}) for i in range(10)]
 
 
 def test_objects_without_namespace_are_in_the_default_namespace(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from webhook.controller.kube import format_time
 from webhook.controller.repair import (
     TokenBucket,
     damage,
@@ -17,6 +16,7 @@ from webhook.controller.repair import (
     recreating_owner,
     sandbox_time,
 )
+from webhook.kube import format_time
 
 READY_SINCE = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 AFTER = READY_SINCE + timedelta(seconds=5)

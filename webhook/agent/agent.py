@@ -15,7 +15,7 @@ from kubernetes import client
 
 from webhook.agent import nodestate
 from webhook.agent.probe import HostLayout, Report, evaluate, read_host
-from webhook.controller.kube import MERGE_PATCH, call, is_status, utcnow
+from webhook.kube import MERGE_PATCH, is_status, request, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,10 @@ class AgentConfig:
 class Agent:
     def __init__(self, api: client.ApiClient, config: AgentConfig, clock: Callable[[], datetime] = utcnow) -> None:
         self.config = config
-        self.objects = client.CustomObjectsApi(api)
+        self.api = api
+        self.collection = (f"/apis/{nodestate.GROUP}/{nodestate.VERSION}/namespaces/{config.namespace}/"
+                           f"{nodestate.PLURAL}")
+        self.status_path = f"{self.collection}/{config.node}/status"
         self.clock = clock
         self.previous: Mapping[str, Any] | None = None
         self.written: Report | None = None
@@ -71,12 +74,9 @@ class Agent:
         self.previous, self.written = status, report
         return True
 
-    def _args(self) -> tuple[str, str, str, str, str]:
-        return (nodestate.GROUP, nodestate.VERSION, self.config.namespace, nodestate.PLURAL, self.config.node)
-
     def _read_status(self) -> Mapping[str, Any] | None:
         try:
-            obj = call(self.objects.get_namespaced_custom_object, *self._args())
+            obj = request(self.api, "GET", f"{self.collection}/{self.config.node}")
         except Exception as exc:
             if not is_status(exc, 404):
                 log.warning("could not read MultusNodeState %s: %s", self.config.node, exc)
@@ -86,17 +86,15 @@ class Agent:
 
     def _patch_status(self, status: dict[str, Any]) -> None:
         try:
-            call(self.objects.patch_namespaced_custom_object_status, *self._args(), {"status": status},
-                 _content_type=MERGE_PATCH)
+            request(self.api, "PATCH", self.status_path, body={"status": status}, content_type=MERGE_PATCH)
             return
         except Exception as exc:
             if not is_status(exc, 404):
                 raise
         try:
-            call(self.objects.create_namespaced_custom_object, nodestate.GROUP, nodestate.VERSION,
-                 self.config.namespace, nodestate.PLURAL, nodestate.new_object(self.config.node, self.config.namespace))
+            request(self.api, "POST", self.collection,
+                    body=nodestate.new_object(self.config.node, self.config.namespace))
         except Exception as exc:
             if not is_status(exc, 409):  # another writer created it first: fine, patch it
                 raise
-        call(self.objects.patch_namespaced_custom_object_status, *self._args(), {"status": status},
-             _content_type=MERGE_PATCH)
+        request(self.api, "PATCH", self.status_path, body={"status": status}, content_type=MERGE_PATCH)

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from webhook.agent.probe import READY, Condition, Report
-from webhook.controller.kube import format_time
+from webhook.kube import format_time
 
 GROUP = "multus-webhook.io"
 VERSION = "v1alpha1"

@@ -24,11 +24,12 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from webhook.cluster.store import KINDS, NAD, NETWORK_PROFILE, NODE, NODE_STATE, POD, ClusterStore
 from webhook.heap import freeze_long_lived, no_cyclic_gc
+from webhook.kube import open_response, status_message
 from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,15 @@ class Resource:
     path: str
     metadata_only: bool = False
     field_selector: str = ""
+    #: Objects per list request at most, below the view's page size.
+    page_size: int | None = None
 
 
 def resources(state_namespace: str = STATE_NAMESPACE, kinds: Collection[str] = KINDS) -> tuple[Resource, ...]:
     every = (
-        # Whole Nodes: the controller reads the Ready condition and the boot id (the store keeps little else).
-        Resource(NODE, "/api/v1/nodes"),
+        # Whole Nodes: the controller reads the Ready condition and the boot id (the store keeps little
+        # else). Their status is tens of KiB each: small pages keep what a list holds at once small.
+        Resource(NODE, "/api/v1/nodes", page_size=100),
         Resource(NODE_STATE, f"/apis/multus-webhook.io/v1alpha1/namespaces/{state_namespace}/multusnodestates"),
         Resource(NAD, "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions"),
         Resource(NETWORK_PROFILE, "/apis/multus-webhook.io/v1alpha1/networkprofiles"),
@@ -75,21 +79,6 @@ class ApiError(Exception):
 
 class Gone(ApiError):
     """410: the resourceVersion is too old (compacted); only a new list can continue."""
-
-
-def api_client(kubeconfig: str | None = None, context: str | None = None) -> Any:
-    """A kubernetes ApiClient from a kubeconfig file, or from the pod's service account when
-    ``kubeconfig`` is None. Raises kubernetes.config.ConfigException when neither works."""
-    configuration = client.Configuration()
-    # The reflectors retry with their own backoff; urllib3's immediate retries would only add noise.
-    configuration.retries = False
-    if kubeconfig is None:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    else:
-        config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, context=context, client_configuration=configuration
-        )
-    return client.ApiClient(configuration)
 
 
 def _slim(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -166,7 +155,7 @@ class LiveClusterView(ClusterStore):
             thread.join(timeout)
 
     def list_once(self) -> None:
-        """List every resource once, without watching (a read-only snapshot, as the CLI takes).
+        """List every resource once, without watching (a synchronous first sync, for tests).
         Raises ApiError or a connection error when the cluster cannot be read."""
         for res in self.resources:
             self._list(res)
@@ -269,7 +258,8 @@ class LiveClusterView(ClusterStore):
         """The items of a paged list, page after page (50,000 pods are never held at once)."""
         cont: str | None = None
         while True:
-            query: list[tuple[str, str]] = [("limit", str(self.page_size)), *self._selector(res)]
+            limit = min(self.page_size, res.page_size or self.page_size)
+            query: list[tuple[str, str]] = [("limit", str(limit)), *self._selector(res)]
             if cont:
                 query.append(("continue", cont))
             body = self._get_json(res.path, query, METADATA_LIST if res.metadata_only else JSON)
@@ -311,20 +301,11 @@ class LiveClusterView(ClusterStore):
     # --- HTTP through the official client --------------------------------------------------------
 
     def _request(self, path: str, query: list[tuple[str, str]], accept: str, read_timeout: float) -> Any:
-        method, url, headers, _, _ = self.api.param_serialize(
-            "GET", path, query_params=query, header_params={"Accept": accept}, auth_settings=["BearerToken"]
-        )
-        response = self.api.call_api(method, url, header_params=headers, _request_timeout=(10, read_timeout))
-        raw = response.response
-        if not 200 <= response.status <= 299:
-            text = raw.data.decode("utf-8", "replace") if raw.data else ""
-            raw.release_conn()
-            try:
-                message = str(json.loads(text).get("message") or text)
-            except (ValueError, AttributeError):
-                message = text or str(response.reason)
-            raise (Gone if response.status == 410 else ApiError)(response.status, message)
-        return raw
+        try:
+            return open_response(self.api, "GET", path, query=query, accept=accept, timeout=(10, read_timeout))
+        except ApiException as exc:
+            status = int(exc.status or 0)
+            raise (Gone if status == 410 else ApiError)(status, status_message(exc)) from None
 
     def _get_json(self, path: str, query: list[tuple[str, str]], accept: str) -> Mapping[str, Any]:
         raw = self._request(path, query, accept, read_timeout=60)

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from webhook.names import is_own_label
 from webhook.rules.view import NodeInfo
 
 Key = tuple[str, str]
@@ -45,29 +46,40 @@ def _ready_condition(conditions: Any, keep: tuple[str, ...] | None = None) -> li
             if isinstance(c, Mapping) and c.get("type") == "Ready"]
 
 
-def slim_node(node: Mapping[str, Any]) -> dict[str, Any]:
-    """What is read of a Node: name, uid, version, labels (rules and controller), boot id and the Ready
-    condition's status (controller). A real node's status (images, volumes, addresses) is tens of KiB."""
+def slim_node(node: Mapping[str, Any], share: Callable[[Any], Any] = lambda value: value) -> dict[str, Any]:
+    """What is read of a Node: name, uid, version, our own labels (the mutation reads the ready label, the
+    controller patches only its own), boot id and the Ready condition's status (controller). A real
+    node's status (images, volumes, addresses) is tens of KiB. ``share`` may return one copy of equal
+    values: most nodes carry the same labels of ours and the same Ready status."""
     meta = _kept_metadata(node)
-    # The same label keys and values on every node: one copy of each string, not one per node.
-    meta["labels"] = {_intern(k): _intern(v) for k, v in _mapping(_mapping(node.get("metadata")).get("labels")).items()
-                      if isinstance(k, str) and isinstance(v, str)}
+    labels = _mapping(_mapping(node.get("metadata")).get("labels"))
+    meta["labels"] = share({_intern(k): _intern(v) for k, v in labels.items()
+                            if isinstance(k, str) and isinstance(v, str) and is_own_label(k)})
     status = _mapping(node.get("status"))
     boot = _mapping(status.get("nodeInfo")).get("bootID")
     return {
         "apiVersion": node.get("apiVersion", "v1"), "kind": node.get("kind", "Node"), "metadata": meta,
         "status": {"nodeInfo": {"bootID": boot} if isinstance(boot, str) and boot else {},
-                   "conditions": _ready_condition(status.get("conditions"), keep=("type", "status"))},
+                   "conditions": share(_ready_condition(status.get("conditions"), keep=("type", "status")))},
     }
+
+
+def frozen(value: Any) -> Any:
+    """A hashable stand-in for a JSON value (or a frozenset), equal only for equal values of one type."""
+    if isinstance(value, Mapping):
+        return ("object", frozenset((k, frozen(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("array", tuple(frozen(v) for v in value))
+    return value
 
 
 #: What is kept of a MultusNodeState's status besides its Ready condition.
 _STATE_STATUS = ("nodeName", "cniBinaries", "multusReady", "bootID", "heartbeatTime")
 
 
-def slim_state(state: Mapping[str, Any], share: Callable[[frozenset[str]], frozenset[str]]) -> dict[str, Any]:
-    """What is read of a MultusNodeState; its inventory as a frozenset made one per distinct
-    inventory by ``share`` (nodes mostly report the same binaries)."""
+def slim_state(state: Mapping[str, Any], share: Callable[[Any], Any] = lambda value: value) -> dict[str, Any]:
+    """What is read of a MultusNodeState; its inventory as a frozenset, of which ``share`` may return
+    one copy of equal ones (nodes mostly report the same binaries)."""
     status = _mapping(state.get("status"))
     kept = {f: status[f] for f in _STATE_STATUS if f in status}
     binaries = kept.get("cniBinaries")
@@ -93,7 +105,8 @@ def newer_or_same(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool
 
 
 class NodeTable:
-    def __init__(self, share: Callable[[frozenset[str]], frozenset[str]]) -> None:
+    def __init__(self, share: Callable[[Any], Any]) -> None:
+        """``share`` returns one copy of equal values (see ClusterStore._share)."""
         self._share = share
         self._objects: dict[str, Mapping[str, Any]] = {}
         self._states: dict[Key, Mapping[str, Any]] = {}
@@ -135,7 +148,7 @@ class NodeTable:
     # --- writes (under the store's lock) ---------------------------------------------------------
 
     def put_node(self, name: str, obj: Mapping[str, Any]) -> None:
-        kept = slim_node(obj)
+        kept = slim_node(obj, self._share)
         kept["metadata"]["name"] = name
         if not newer_or_same(kept, self._objects.get(name)):
             return
@@ -208,7 +221,7 @@ class NodeTable:
                 holders.setdefault(binary, set()).add(info.name)
         self._infos, self._names = infos, list(infos)
         # Each published whole, so a reader never sees a half-built inventory.
-        self.holders = {binary: frozenset(names) for binary, names in holders.items()}
+        self.holders = _one_copy_each({binary: frozenset(names) for binary, names in holders.items()})
         self.nodes = tuple(infos.values())
         self.reporting = tuple(n.name for n in self.nodes if n.cni_binaries is not None)
 
@@ -240,7 +253,15 @@ class NodeTable:
                     self.holders.pop(binary, None)
             for binary in (has or frozenset()) - (had or frozenset()):
                 self.holders[binary] = self.holders.get(binary, frozenset()) | {name}
+            self.holders.update(_one_copy_each(self.holders))
         if listed:
             self.nodes = tuple(self._infos[n] for n in self._names)
         if reporting:
             self.reporting = tuple(n.name for n in self.nodes if n.cni_binaries is not None)
+
+
+def _one_copy_each(holders: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    """Binaries held by the same nodes share one set: most binaries are on every node (a plugins
+    package), and a set of 5,000 names is 256 KiB."""
+    seen: dict[frozenset[str], frozenset[str]] = {}
+    return {binary: seen.setdefault(names, names) for binary, names in holders.items()}

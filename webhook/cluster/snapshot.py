@@ -11,11 +11,12 @@ from typing import Any, cast
 
 import urllib3.exceptions
 from kubernetes import config
-from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
+from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from webhook.cluster.static import StaticClusterView
+from webhook.kube import request
 
 #: Big clusters answer in pages rather than one response of every pod.
 PAGE = 500
@@ -33,13 +34,11 @@ class SnapshotError(RuntimeError):
     """The cluster could not be read; the message says which cluster and why."""
 
 
-def _pages(list_call: Any, api_version: str, kind: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+def _pages(client: ApiClient, path: str, api_version: str, kind: str) -> Iterator[dict[str, Any]]:
     token: str | None = None
     while True:
-        # Raw JSON, not the client's models: the rules read objects as the API serves them.
-        response = list_call(limit=PAGE, _continue=token, _preload_content=False,
-                             _request_timeout=TIMEOUT_SECONDS, **kwargs)
-        body = json.loads(response.data)
+        query = [("limit", str(PAGE)), *([("continue", token)] if token else [])]
+        body = request(client, "GET", path, query=query, timeout=(TIMEOUT_SECONDS, TIMEOUT_SECONDS))
         for item in body.get("items") or []:
             # List items carry no apiVersion/kind of their own.
             yield {"apiVersion": api_version, "kind": kind, **item}
@@ -49,14 +48,11 @@ def _pages(list_call: Any, api_version: str, kind: str, **kwargs: Any) -> Iterat
 
 
 def _list_all(client: ApiClient) -> Iterator[dict[str, Any]]:
-    core = CoreV1Api(client)
-    yield from _pages(core.list_node, "v1", "Node")
-    yield from _pages(core.list_pod_for_all_namespaces, "v1", "Pod")
-    custom = CustomObjectsApi(client)
+    yield from _pages(client, "/api/v1/nodes", "v1", "Node")
+    yield from _pages(client, "/api/v1/pods", "v1", "Pod")
     for group, version, plural, kind in CUSTOM:
         try:
-            yield from _pages(custom.list_cluster_custom_object, f"{group}/{version}", kind,
-                              group=group, version=version, plural=plural)
+            yield from _pages(client, f"/apis/{group}/{version}/{plural}", f"{group}/{version}", kind)
         except ApiException as exc:
             # A CRD that is not installed means no objects of that kind, not an unreadable cluster.
             if exc.status != 404:

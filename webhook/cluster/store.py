@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from webhook.cluster.nodes import Listener, NodeTable
+from webhook.cluster.nodes import Listener, NodeTable, frozen
 from webhook.cni.config import parse_nad_config
 from webhook.cni.ipam import nad_allocation_ranges
 from webhook.cni.range_index import IndexedRange, RangeIndex
@@ -113,8 +113,7 @@ class ClusterStore:
         # One tuple per referenced NAD, shared by every pod that references it (50,000 pods name few
         # NADs); dropped with the NAD's last user so that references to gone names do not pile up.
         self._interned: dict[Key, Key] = {}
-        # Few distinct binary sets among thousands of NADs and node inventories: one frozenset each.
-        self._binary_sets: dict[frozenset[str], frozenset[str]] = {}
+        self._shared: dict[Any, Any] = {}  # see _share
         self._node_table = NodeTable(self._share)
         # Published whole.
         self._ranges = RangeIndex()
@@ -244,9 +243,11 @@ class ClusterStore:
             NAD: self._nads, NETWORK_PROFILE: self._profiles, POD: self._pod_refs}
         return list(tables.get(kind, {}))
 
-    def _share(self, binaries: frozenset[str]) -> frozenset[str]:
-        """Few distinct binary sets among thousands of NADs and node inventories: one frozenset each."""
-        return self._binary_sets.setdefault(binaries, binaries)
+    def _share(self, value: Any) -> Any:
+        """One copy of each distinct value, never written to: few distinct ones among thousands of NADs
+        and nodes (binary sets, label sets of ours, Ready conditions). Values nothing holds any more
+        stay; they follow the binary inventories, which are few."""
+        return self._shared.setdefault(frozen(value), value)
 
     def _upsert(self, kind: str, key: Key, obj: Mapping[str, Any]) -> None:
         if kind == NODE:

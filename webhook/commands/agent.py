@@ -11,7 +11,7 @@ from webhook.agent import nodestate
 from webhook.agent.agent import Agent, AgentConfig
 from webhook.agent.probe import HostLayout
 from webhook.commands.common import stop_on_signals
-from webhook.controller.kube import load_client
+from webhook.kube import load_client
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

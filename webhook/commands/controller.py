@@ -12,7 +12,7 @@ from webhook.cluster.live import LiveClusterView
 from webhook.cluster.store import NODE, NODE_STATE
 from webhook.commands.common import stop_on_signals
 from webhook.controller.controller import Controller, ControllerConfig
-from webhook.controller.kube import load_client
+from webhook.kube import load_client
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

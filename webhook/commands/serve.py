@@ -21,12 +21,13 @@ from prometheus_client import Gauge
 
 from webhook.admission.handlers import AdmissionContext
 from webhook.certmanager import CHECK_INTERVAL, SelfManagedCertificates, Settings
-from webhook.cluster.live import POLICY_CONFIGMAP, STATE_NAMESPACE, LiveClusterView, api_client
+from webhook.cluster.live import POLICY_CONFIGMAP, STATE_NAMESPACE, LiveClusterView
 from webhook.cluster.static import StaticClusterView
 from webhook.commands import controller as controller_command
 from webhook.commands.common import load_policy
 from webhook.controller.controller import Controller
 from webhook.documents import DocumentError
+from webhook.kube import load_client
 from webhook.rules import Policy, PolicyError, registered
 from webhook.server import BODY_TIMEOUT, DEADLINE, DEADLINE_MARGIN, IDLE_TIMEOUT, ServerState, serve_forever
 
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         if args.cluster_state:
             context.view = StaticClusterView.from_files(args.cluster_state)
         elif args.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
-            api = api_client(args.kubeconfig)
+            api = load_client(args.kubeconfig)
             live = LiveClusterView(api, state_namespace=args.namespace, multus_namespace=policy.multus_namespace,
                                    on_policy=source.on_configmap)
             context.view = live

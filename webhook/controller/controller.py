@@ -20,9 +20,9 @@ from kubernetes import client
 from webhook.agent import nodestate
 from webhook.cluster.store import NODE, ClusterStore
 from webhook.controller import decide
-from webhook.controller.kube import call, emit_event, is_status, parse_time, utcnow
 from webhook.controller.lease import LeaderElector, check_timings
 from webhook.controller.repair import Damage, TokenBucket, damaged
+from webhook.kube import MERGE_PATCH, emit_event, is_status, parse_time, request, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class Controller:
         the Nodes and the MultusNodeStates of ``config.namespace``; ``view.known`` says it has them."""
         self.config = config
         self.view = view
-        self.core = client.CoreV1Api(api)
+        self.api = api
         self.wake = threading.Event()
         self._changed: set[str] = set()
         self._changed_lock = threading.Lock()
@@ -150,7 +150,8 @@ class Controller:
         current = node["metadata"].get("labels") or {}
         patch = decide.label_patch(current, decide.desired_labels(node, state, verdict))
         if patch:
-            updated = call(self.core.patch_node, name, {"metadata": {"labels": patch}})
+            updated = request(self.api, "PATCH", f"/api/v1/nodes/{name}", body={"metadata": {"labels": patch}},
+                              content_type=MERGE_PATCH)
             self.view.upsert(NODE, updated)  # ahead of its watch event: the next look sees our labels
             log.info("node %s: %s (%s)", name, patch, verdict.message)
             for t in decide.transitions(patch, verdict):
@@ -167,7 +168,7 @@ class Controller:
         """Delete the damaged pods a controller will recreate; report the others. False while deletions
         wait for the rate limit, so that the next reconcile carries on."""
         name = node["metadata"]["name"]
-        pods = call(self.core.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={name}")["items"]
+        pods = request(self.api, "GET", "/api/v1/pods", query=[("fieldSelector", f"spec.nodeName={name}")])["items"]
         by_uid = {p["metadata"].get("uid"): p for p in pods}
         complete = True
         for d in damaged(pods, multus_ready_since):
@@ -187,8 +188,8 @@ class Controller:
 
     def _delete(self, pod: Mapping[str, Any], d: Damage) -> None:
         try:
-            call(self.core.delete_namespaced_pod, d.name, d.namespace,
-                 body={"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": d.uid}})
+            request(self.api, "DELETE", f"/api/v1/namespaces/{d.namespace}/pods/{d.name}",
+                    body={"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": d.uid}})
         except Exception as exc:
             if is_status(exc, 404, 409):  # gone already, or a new pod of that name: nothing to repair
                 return
@@ -198,6 +199,6 @@ class Controller:
                     f"{d.reason}; deleted so that {d.owner} recreates it with its networks")
 
     def _event(self, obj: Mapping[str, Any], kind: str, event_type: str, reason: str, message: str) -> None:
-        emit_event(self.core, obj, kind=kind, event_type=event_type, reason=reason, message=message,
+        emit_event(self.api, obj, kind=kind, event_type=event_type, reason=reason, message=message,
                    component=COMPONENT, instance=self.config.identity)
 

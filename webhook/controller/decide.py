@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from webhook.controller.kube import parse_time
-from webhook.names import BINARY_LABEL_PREFIX, READY_LABEL, binary_label
+from webhook.kube import parse_time
+from webhook.names import BINARY_LABEL_PREFIX, READY_LABEL, binary_label, is_own_label
 
 #: A heartbeat older than this many agent intervals means nobody vouches for the node any more.
 STALE_AFTER_INTERVALS = 3
@@ -107,10 +107,6 @@ def needs_look(last: Seen | None, node: Mapping[str, Any], state: Mapping[str, A
     if last is None or last[0] is not node or last[1] is not state:
         return True
     return last[2] is not None and now >= last[2]
-
-
-def is_own_label(key: str) -> bool:
-    return key == READY_LABEL or key.startswith(BINARY_LABEL_PREFIX)
 
 
 def desired_labels(node: Mapping[str, Any], state: Mapping[str, Any] | None, verdict: Verdict) -> dict[str, str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from kubernetes import client
 
-from webhook.controller.kube import call, format_time, is_status, utcnow
+from webhook.kube import format_time, is_status, request, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,9 @@ class LeaderElector:
                  renew_deadline: float = 10, retry_period: float = 2,
                  on_change: Callable[[bool], None] | None = None) -> None:
         check_timings(duration, renew_deadline, retry_period)
-        self.leases = client.CoordinationV1Api(api)
+        self.api = api
         self.name, self.namespace, self.identity = name, namespace, identity
+        self.path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
         self.duration, self.renew_deadline, self.retry_period = duration, renew_deadline, retry_period
         self.on_change = on_change
         self._renewed_at = float("-inf")
@@ -98,7 +99,7 @@ class LeaderElector:
 
     def try_acquire_or_renew(self) -> bool:
         try:
-            lease = call(self.leases.read_namespaced_lease, self.name, self.namespace)
+            lease = request(self.api, "GET", f"{self.path}/{self.name}")
         except Exception as exc:
             if not is_status(exc, 404):
                 raise
@@ -117,9 +118,9 @@ class LeaderElector:
             if lease is None:
                 body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                         "metadata": {"name": self.name, "namespace": self.namespace}, "spec": spec}
-                call(self.leases.create_namespaced_lease, self.namespace, body)
+                request(self.api, "POST", self.path, body=body)
             else:
-                call(self.leases.replace_namespaced_lease, self.name, self.namespace, {**lease, "spec": spec})
+                request(self.api, "PUT", f"{self.path}/{self.name}", body={**lease, "spec": spec})
         except Exception as exc:
             if is_status(exc, 409):  # someone else wrote first (resourceVersion or create race)
                 return False
@@ -133,11 +134,11 @@ class LeaderElector:
             return
         self._renewed_at = float("-inf")
         try:
-            lease = call(self.leases.read_namespaced_lease, self.name, self.namespace)
+            lease = request(self.api, "GET", f"{self.path}/{self.name}")
             record = LeaseRecord.of(lease)
             if record.holder == self.identity:
-                call(self.leases.replace_namespaced_lease, self.name, self.namespace,
-                     {**lease, "spec": released_spec(record, utcnow())})
+                request(self.api, "PUT", f"{self.path}/{self.name}",
+                        body={**lease, "spec": released_spec(record, utcnow())})
         except Exception as exc:
             log.warning("could not release lease %s/%s: %s", self.namespace, self.name, exc)
         self._note()

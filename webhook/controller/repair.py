@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from webhook.controller.kube import parse_time
+from webhook.kube import parse_time
 from webhook.multus.selection import network_references
 
 NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"

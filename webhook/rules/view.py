@@ -22,6 +22,7 @@ class NodeInfo:
     name: str
     #: File names in the node's CNI bin directory; None when no agent reported them.
     cni_binaries: frozenset[str] | None = None
+    #: The node's labels of ours (webhook.names.is_own_label): the only ones anything reads.
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
