@@ -59,6 +59,7 @@ from webhook.dev.controlplane import (
     wait_https,
     webhook_configurations,
 )
+from webhook.names import READY_LABEL
 from webhook.rules import registered
 
 REPO = Path(__file__).resolve().parents[1]
@@ -266,8 +267,8 @@ def overlap_queries(scale: Scale, count: int = 20_000) -> dict[str, Any]:
 
 def node_events(scale: Scale, count: int = 5_000) -> dict[str, Any]:
     """The store's cost of one watch event among ``scale.nodes`` nodes: a heartbeat (a MultusNodeState
-    whose heartbeatTime moved) and a Node whose labels changed, each reduced and published as a watch
-    event would be."""
+    whose heartbeatTime moved: nothing the rules see changes) and a Node whose ready label changed (the
+    node list is published again), each reduced and published as a watch event would be."""
     from webhook.cluster.store import NODE, NODE_STATE, ClusterStore
 
     store = ClusterStore()
@@ -283,9 +284,10 @@ def node_events(scale: Scale, count: int = 5_000) -> dict[str, Any]:
                 kind, obj = NODE_STATE, node_state(i)
                 obj["status"]["heartbeatTime"] = f"2026-01-01T01:{k // 60 % 60:02d}:{k % 60:02d}Z"
             else:
-                kind, obj = NODE, node(i)
+                # One of our labels (the store keeps no other), on a node not changed before.
+                kind, obj = NODE, node(k % scale.nodes)
                 obj["metadata"]["resourceVersion"] = str(scale.nodes + k)
-                obj["metadata"]["labels"]["bench"] = str(k)
+                obj["metadata"]["labels"][READY_LABEL] = "false"
             t = time.perf_counter()
             store.upsert(kind, obj)
             times.append((time.perf_counter() - t) * 1000)
