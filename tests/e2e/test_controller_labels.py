@@ -13,7 +13,7 @@ import pytest
 
 from webhook.agent.nodestate import NAMESPACE
 from webhook.agent.standin import StandInHost, StandInNode, Subcommand
-from webhook.dev.controlplane import ControlPlane, eventually
+from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually
 from webhook.names import READY_LABEL
 
 BIN = "cni.multus-webhook.io/"
@@ -28,9 +28,10 @@ def node(controlplane: ControlPlane) -> Iterator[StandInNode]:
     n.delete()
 
 
-def start_agent(cp: ControlPlane, host: StandInHost, node: StandInNode, log: Path) -> Subcommand:
+def start_agent(cp: ControlPlane, host: StandInHost, node: StandInNode, log: Path, *extra: str) -> Subcommand:
     return Subcommand(["agent", "--kubeconfig", str(cp.kubeconfig), "--node-name", node.name,
-                       "--host-root", str(host.root), "--interval", "1", "--poll-interval", "0.2"], log).start()
+                       "--host-root", str(host.root), "--interval", "1", "--poll-interval", "0.2", *extra],
+                      log).start()
 
 
 def start_controller(cp: ControlPlane, lease: str, identity: str, log: Path, *extra: str) -> Subcommand:
@@ -39,8 +40,8 @@ def start_controller(cp: ControlPlane, lease: str, identity: str, log: Path, *ex
                        "--renew-deadline", "2", "--retry-period", "0.5", *extra], log).start()
 
 
-def lease_holder(cp: ControlPlane, lease: str) -> str:
-    out = cp.kubectl("get", "lease", "-n", NAMESPACE, lease, "-o", "jsonpath={.spec.holderIdentity}", check=False)
+def lease_holder(cp: ControlPlane, lease: str, namespace: str = NAMESPACE) -> str:
+    out = cp.kubectl("get", "lease", "-n", namespace, lease, "-o", "jsonpath={.spec.holderIdentity}", check=False)
     return out.stdout
 
 
@@ -154,6 +155,32 @@ def test_two_controllers_never_both_act(controlplane: ControlPlane, host: StandI
     finally:
         agent.stop()
         assert second.stop() == 0, second.output()
+
+
+def test_serve_runs_the_controller_on_its_own_cache_in_its_one_namespace(
+        controlplane: ControlPlane, host: StandInHost, node: StandInNode, tmp_path: Path) -> None:
+    """As deployed: the controller inside `serve` decides from the webhook's cache, and --namespace is
+    where both read the MultusNodeStates and where the Lease is."""
+    cp = controlplane
+    ns = f"mw-{uuid.uuid4().hex[:8]}"
+    cp.kubectl("create", "namespace", ns)
+    host.make_ready("boot-1")
+    (tmp_path / "serve").mkdir()
+    server = WebhookServer(tmp_path / "serve", [
+        "--kubeconfig", str(cp.kubeconfig), "--namespace", ns, "--agent-interval", "1", "--lease-name", "embedded",
+        "--identity", "serve-1", "--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.5"])
+    agent = start_agent(cp, host, node, tmp_path / "agent.log", "--namespace", ns)
+    server.start()
+    try:
+        labels_are(node, INITIAL)
+        assert lease_holder(cp, "embedded", ns) == "serve-1"
+        agent.kill()  # no goodbye: only the heartbeat going stale tells
+        eventually(lambda: READY_LABEL not in node.own_labels(), timeout=10, what="label removed on staleness")
+        agent = start_agent(cp, host, node, tmp_path / "agent.log", "--namespace", ns)
+        eventually(lambda: READY_LABEL in node.own_labels(), what="ready again")
+    finally:
+        agent.stop()
+        assert server.stop() == 0, (tmp_path / "serve" / "webhook.log").read_text()
 
 
 def test_the_controllers_own_store_lists_nodes_and_states_in_pages_and_keeps_only_what_it_reads(
