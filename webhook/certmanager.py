@@ -115,15 +115,18 @@ def renewal_reason(bundle: Bundle, settings: Settings, now: dt.datetime) -> str 
     return None
 
 
-def issue_bundle(settings: Settings, previous: Bundle | None, now: dt.datetime) -> Bundle:
-    """A new serving certificate, signed by the previous CA while that one has time left."""
+def issue_bundle(settings: Settings, previous: Bundle | None, now: dt.datetime, served_cas: bytes = b"") -> Bundle:
+    """A new serving certificate, signed by the previous CA while that one has time left. Without a
+    previous bundle (the Secret was deleted or spoiled), ``served_cas``, the CAs of what this replica
+    serves now, stay trusted beside the new CA: until the new files are in place, the apiserver must
+    still accept the certificate being served."""
     if previous is not None and previous.ca.cert.not_valid_after_utc - now >= settings.ca_renew_before:
         ca, previous_ca_pem = previous.ca, previous.previous_ca_pem
     else:
         ca = certs.new_ca()
         # Keep trusting the CA being replaced while it is still valid.
         still_valid = previous is not None and previous.ca.cert.not_valid_after_utc > now
-        previous_ca_pem = previous.ca.cert_pem if previous is not None and still_valid else b""
+        previous_ca_pem = previous.ca.cert_pem if previous is not None and still_valid else served_cas
     leaf = certs.issue(ca, settings.dns_names[-2], dns_names=settings.dns_names)
     return Bundle(ca, leaf, previous_ca_pem)
 
@@ -150,6 +153,15 @@ class SelfManagedCertificates:
         self.write_files(bundle)
         return bundle
 
+    def _served_cas(self) -> bytes:
+        """The still valid CAs in the cert dir's ca.crt (PEM), b"" when there are none."""
+        try:
+            found = x509.load_pem_x509_certificates((self.cert_dir / "ca.crt").read_bytes())
+        except (OSError, ValueError):
+            return b""
+        now = self.clock()
+        return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in found if c.not_valid_after_utc > now)
+
     def _serving(self) -> bytes:
         try:
             return (self.cert_dir / "tls.crt").read_bytes()
@@ -163,7 +175,7 @@ class SelfManagedCertificates:
         for _ in range(5):
             secret = self._read()
             if secret is None:
-                bundle = issue_bundle(s, None, self.clock())
+                bundle = issue_bundle(s, None, self.clock(), self._served_cas())
                 try:
                     request(self.api, "POST", self.secrets, body={
                         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls", "data": bundle.secret_data(),
@@ -181,7 +193,7 @@ class SelfManagedCertificates:
                 current, s, self.clock())
             if current is not None and reason is None:
                 return current
-            renewed = issue_bundle(s, current, self.clock())
+            renewed = issue_bundle(s, current, self.clock(), self._served_cas() if current is None else b"")
             secret["data"] = renewed.secret_data()
             secret["type"] = secret.get("type") or "kubernetes.io/tls"
             try:

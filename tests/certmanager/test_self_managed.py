@@ -144,6 +144,23 @@ def test_a_ca_near_expiry_is_replaced_and_the_old_one_stays_trusted(
     assert (tmp_path / "ca.crt").read_bytes() == renewed.ca.cert_pem + first.ca.cert_pem
 
 
+def test_a_secret_deleted_by_hand_gets_a_new_ca_and_what_is_served_stays_trusted(
+        controlplane: ControlPlane, api: client.ApiClient, namespace: str, configurations: str,
+        tmp_path: Path) -> None:
+    settings = Settings(namespace=namespace, webhook_configuration=configurations)
+    first = SelfManagedCertificates(api, settings, tmp_path).ensure()
+    controlplane.kubectl("delete", "secret", "-n", namespace, settings.secret_name)
+    again = SelfManagedCertificates(api, settings, tmp_path).ensure()
+    assert again.ca.cert_pem != first.ca.cert_pem
+    # Between the caBundle patch and the new files, the apiserver still meets the first certificate.
+    expected = base64.b64encode(again.ca.cert_pem + first.ca.cert_pem).decode()
+    assert ca_bundles(controlplane, configurations) == [expected] * 4
+    stored = Bundle.from_secret_data(secret_data(controlplane, namespace, settings.secret_name))
+    assert stored is not None
+    assert stored.previous_ca_pem == first.ca.cert_pem
+    assert (tmp_path / "tls.crt").read_bytes() == again.leaf.cert_pem
+
+
 def test_an_unusable_secret_is_replaced(controlplane: ControlPlane, api: client.ApiClient, namespace: str) -> None:
     controlplane.kubectl("create", "secret", "generic", "-n", namespace, "multus-webhook-tls",
                          "--from-literal=tls.crt=not a certificate")
