@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from webhook.cluster.nodes import NodeTable
 from webhook.cluster.store import NODE, NODE_STATE, ClusterStore
-from webhook.names import BINARY_LABEL_PREFIX
+from webhook.names import BINARY_LABEL_PREFIX, READY_LABEL
 
 NAMES = ["a", "b", "c", "d"]
 BINARIES = ["macvlan", "ipvlan", "whereabouts"]
@@ -20,7 +20,7 @@ STATE_NAMES = [*NAMES, "s-a", "s-b"]
 
 
 def node(name: str, zone: str = "z1", version: str = "1") -> dict[str, Any]:
-    labels = {"zone": zone, f"{BINARY_LABEL_PREFIX}{zone}": "true"}
+    labels = {"zone": zone, f"{BINARY_LABEL_PREFIX}{zone}": "true", **({READY_LABEL: "true"} if zone == "z1" else {})}
     return {"kind": "Node", "metadata": {"name": name, "labels": labels, "resourceVersion": version},
             "status": {"nodeInfo": {"bootID": f"boot-{name}"},
                        "conditions": [{"type": "Ready", "status": "True", "message": "kubelet is posting"}]}}
@@ -36,7 +36,7 @@ def state(name: str, binaries: list[str], node_name: str | None = None, beat: st
 
 
 def published(table: NodeTable) -> tuple[Any, ...]:
-    return table.nodes, table.reporting, table.holders
+    return table.nodes, table.reporting, table.holders, table.ready
 
 
 ops = st.one_of(
@@ -94,6 +94,7 @@ def test_a_late_watch_event_does_not_undo_what_the_controller_recorded() -> None
     store.upsert(NODE, node("a", "z2", version="9"))  # the controller's own patch, recorded
     store.upsert(NODE, node("a", "z3", version="8"))  # the watch event from before it
     assert store.nodes()[0].labels == {f"{BINARY_LABEL_PREFIX}z2": "true"}
+    assert store.ready_nodes == ()  # z2 nodes carry no ready label
     kept = store.node_object("a")
     assert kept is not None
     assert kept["status"] == {"nodeInfo": {"bootID": "boot-a"},
@@ -104,5 +105,5 @@ def test_only_our_own_node_labels_are_kept_one_copy_per_distinct_set() -> None:
     store = ClusterStore()
     store.upsert_all((NODE, node(n, "z1")) for n in NAMES)
     labels = [n.labels for n in store.nodes()]
-    assert labels[0] == {f"{BINARY_LABEL_PREFIX}z1": "true"}  # "zone" is nobody's business here
+    assert labels[0] == {f"{BINARY_LABEL_PREFIX}z1": "true", READY_LABEL: "true"}  # "zone" is nobody's business
     assert all(x is labels[0] for x in labels)

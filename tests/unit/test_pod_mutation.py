@@ -129,6 +129,16 @@ def test_warning_when_no_node_is_ready() -> None:
     assert any("no node is labelled multus-webhook.io/multus-ready=true" in w for w in result.warnings)
 
 
+def test_one_ready_node_among_many_is_enough_and_a_label_change_is_seen() -> None:
+    cluster = view(*(node(f"m{i}", False) for i in range(50)), ready=False)
+    asks = pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"})
+    assert any("no node is labelled" in w for w in mutate_pod(asks, "apps", cluster, Policy()).warnings)
+    cluster.put(node("m49", True))
+    assert not any("no node is labelled" in w for w in mutate_pod(asks, "apps", cluster, Policy()).warnings)
+    cluster.put(node("m49", False))
+    assert any("no node is labelled" in w for w in mutate_pod(asks, "apps", cluster, Policy()).warnings)
+
+
 def test_readiness_affinity_can_be_turned_off_in_the_policy() -> None:
     policy = Policy(readiness_affinity=False)
     assert mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}), "apps", view(), policy).ops == []

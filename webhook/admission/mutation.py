@@ -85,7 +85,7 @@ def readiness_requirements(binaries: frozenset[str]) -> tuple[dict[str, Any], ..
 def with_required_affinity(affinity: Mapping[str, Any], requirements: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """``affinity`` with every requirement in every required nodeSelectorTerm (terms are ORed, so each
     must carry them), or in a new term when there is none; everything else is kept."""
-    result = copy.deepcopy(dict(affinity))
+    result = copy.deepcopy(dict(affinity)) if affinity else {}
     node_affinity = result.setdefault("nodeAffinity", {})
     required = node_affinity.setdefault("requiredDuringSchedulingIgnoredDuringExecution", {})
     terms = required.get("nodeSelectorTerms") or []
@@ -150,8 +150,7 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
         # The whole affinity at once: with_required_affinity keeps everything it was given.
         result.ops.append({"op": "add" if original_affinity is None else "replace", "path": "/spec/affinity",
                            "value": affinity})
-    nodes = view.nodes()
-    if nodes and not any(n.labels.get(READY_LABEL) == "true" for n in nodes):
+    if view.nodes() and not view.ready_nodes:
         result.warnings.append(f"no node is labelled {READY_LABEL}=true yet: the pod stays Pending until Multus "
                                "is ready on a node (see the MultusNodeState objects in namespace multus-webhook)")
     return result

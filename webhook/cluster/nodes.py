@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from webhook.names import is_own_label
+from webhook.names import READY_LABEL, is_own_label
 from webhook.rules.view import NodeInfo
 
 Key = tuple[str, str]
@@ -120,6 +120,7 @@ class NodeTable:
         # Published.
         self.nodes: tuple[NodeInfo, ...] = ()
         self.reporting: tuple[str, ...] = ()
+        self.ready: tuple[str, ...] = ()
         self.holders: dict[str, frozenset[str]] = {}
 
     # --- reads -----------------------------------------------------------------------------------
@@ -224,14 +225,16 @@ class NodeTable:
         self.holders = _one_copy_each({binary: frozenset(names) for binary, names in holders.items()})
         self.nodes = tuple(infos.values())
         self.reporting = tuple(n.name for n in self.nodes if n.cni_binaries is not None)
+        self.ready = tuple(n.name for n in self.nodes if _ready(n))
 
     def _update(self, dirty: set[str]) -> None:
-        listed = reporting = False
+        listed = reporting = ready = False
         for name in dirty:
             new, old = self._info(name), self._infos.get(name)
             if new == old:
                 continue
             listed = True
+            ready |= (old is not None and _ready(old)) != (new is not None and _ready(new))
             if new is None:
                 del self._infos[name]
                 del self._names[bisect.bisect_left(self._names, name)]
@@ -258,6 +261,12 @@ class NodeTable:
             self.nodes = tuple(self._infos[n] for n in self._names)
         if reporting:
             self.reporting = tuple(n.name for n in self.nodes if n.cni_binaries is not None)
+        if ready:
+            self.ready = tuple(n.name for n in self.nodes if _ready(n))
+
+
+def _ready(node: NodeInfo) -> bool:
+    return node.labels.get(READY_LABEL) == "true"
 
 
 def _one_copy_each(holders: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:

@@ -138,6 +138,10 @@ class ClusterStore:
     def binary_holders(self, binary: str) -> frozenset[str]:
         return self._node_table.holders.get(binary, frozenset())
 
+    @property
+    def ready_nodes(self) -> Sequence[str]:
+        return self._node_table.ready
+
     def nad(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return self._nads.get((namespace, name))
 

@@ -61,6 +61,11 @@ class ClusterView(Protocol):
         many nodes)."""
         ...
 
+    @property
+    def ready_nodes(self) -> Sequence[str]:
+        """Names of the nodes the controller labelled Multus-ready (webhook.names.READY_LABEL), sorted."""
+        ...
+
     def nad(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         ...
 
@@ -111,6 +116,10 @@ class UnknownCluster:
 
     def binary_holders(self, binary: str) -> frozenset[str]:
         return frozenset()
+
+    @property
+    def ready_nodes(self) -> Sequence[str]:
+        return ()
 
     def nad(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return None
