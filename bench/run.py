@@ -8,7 +8,8 @@
    apiserver's own apiserver_admission_webhook_admission_duration_seconds.
 4. Scale: resident memory with that state, time for the live cache to sync 10,000 NADs from the
    apiserver, the cost of an overlap query among 10,000 NADs, and the cost for the store of one
-   Node or MultusNodeState event among 5,000 nodes (agents' heartbeats arrive hundreds a second).
+   Node or MultusNodeState event among 5,000 nodes (agents' heartbeats arrive hundreds a second), and
+   the CPU the live server spends per heartbeat when 5,000 of them go through the apiserver.
 
 The servers run as processes pinned to CPU 0 and the load generator to CPU 1. A benchmark, not a
 test: nothing here fails on a number; the targets are reported (and tracked in bench/results.json).
@@ -90,6 +91,12 @@ def pin(pid: int, cpu: int) -> None:
     """Every thread of ``pid`` (the affinity of a process is per thread) on ``cpu``."""
     for task in Path(f"/proc/{pid}/task").iterdir():
         os.sched_setaffinity(int(task.name), {cpu})
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> dict[str, float]:
@@ -497,6 +504,24 @@ def create_cluster(api: Api, scale: Scale) -> dict[str, dict[int, int]]:
     return statuses
 
 
+def heartbeats(api: Api, pid: int, scale: Scale, settle: float = 2.0) -> dict[str, Any]:
+    """Every agent's heartbeat once (a merge patch of its MultusNodeState's heartbeatTime), as fast as
+    the apiserver takes them, while serve (cache and controller, process ``pid``) follows them: the CPU
+    serve spends per heartbeat it hears, watch decoding and controller look included."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    path = "/apis/multus-webhook.io/v1alpha1/namespaces/{ns}/multusnodestates/node-{i:05d}/status"
+    items = [(path.format(ns=STATE_NAMESPACE, i=i), {"status": {"heartbeatTime": stamp}}) for i in range(scale.nodes)]
+    before, t = cpu_seconds(pid), time.perf_counter()
+    _, statuses = asyncio.run(api.post_all(items, method="PATCH", content_type="application/merge-patch+json"))
+    elapsed = time.perf_counter() - t
+    time.sleep(settle)  # the last events reach the cache and the controller
+    cpu = cpu_seconds(pid) - before
+    return {"events": len(items), "statuses": statuses, "seconds": round(elapsed, 2),
+            "rate_per_s": round(len(items) / elapsed), "serve_cpu_s": round(cpu, 2),
+            "serve_cpu_ms_per_event": round(cpu / len(items) * 1000, 3),
+            "serve_core_share": round(cpu / elapsed, 3)}
+
+
 def apiserver_part(work: Path, scale: Scale, pods: int, concurrency: int) -> tuple[dict[str, Any], dict[str, Any]]:
     results: dict[str, Any] = {"pods_per_run": pods, "client_concurrency": concurrency}
     scale_results: dict[str, Any] = {}
@@ -542,6 +567,10 @@ def apiserver_part(work: Path, scale: Scale, pods: int, concurrency: int) -> tup
             latencies, run_statuses = asyncio.run(api.post_all(interleaved(scale, "run", len(ARMS) * pods, 21),
                                                                concurrency))
             after, ours = apiserver_webhooks(asyncio.run(api.get("/metrics"))), own_answers(server)
+            scale_results["heartbeats"] = beats = heartbeats(api, server.proc.pid, scale)
+            log(f"{beats['events']} heartbeats at {beats['rate_per_s']}/s: serve spent "
+                f"{beats['serve_cpu_ms_per_event']} ms of CPU per event ({beats['serve_core_share']} of a core) "
+                f"{beats['statuses']}")
         finally:
             server.stop()
             terminate(null, 20)
@@ -613,6 +642,11 @@ def table(results: dict[str, Any], previous: dict[str, Any] | None) -> str:
                 **w["ours"]["half_rate"]), "", "", ""))
             rows.append((f"{name}: p50/p95/p99 ms at half rate (floor)", "{p50_ms}/{p95_ms}/{p99_ms}".format(
                 **w["floor"]["half_rate"]), "", "", ""))
+    beats = results.get("scale", {}).get("heartbeats")
+    if beats:
+        rows.append(("live serve: CPU per MultusNodeState heartbeat (ms), share of a core",
+                     f"{beats['serve_cpu_ms_per_event']} at {beats['rate_per_s']}/s, {beats['serve_core_share']}",
+                     "", "", ""))
     events = results.get("scale", {}).get("node_events")
     if events:
         rows.append((f"store: one node event among {events['nodes']} nodes, p50/p99 ms",
