@@ -1,5 +1,5 @@
 """The nodes as the cluster store keeps them: each Node and MultusNodeState reduced to what the rules
-and the controller read, and the node list the rules see (NodeInfo, the binary holders), published
+and the controller read, and what the rules see of the nodes (NodeInfo, binary holders, ready nodes), published
 again only for the nodes an event touched and only when what the rules see changed.
 
 Agents write a heartbeat into their MultusNodeState every few seconds: on 5,000 nodes that is
@@ -228,7 +228,7 @@ class NodeTable:
         self.ready = tuple(n.name for n in self.nodes if _ready(n))
 
     def _update(self, dirty: set[str]) -> None:
-        listed = reporting = ready = False
+        listed = reporting = ready = held = False
         for name in dirty:
             new, old = self._info(name), self._infos.get(name)
             if new == old:
@@ -247,6 +247,7 @@ class NodeTable:
             if had == has:
                 continue
             reporting |= (had is None) != (has is None)
+            held = True
             # One binary's holder set replaced at a time: a reader sees each set whole.
             for binary in (had or frozenset()) - (has or frozenset()):
                 left = self.holders.get(binary, frozenset()) - {name}
@@ -256,6 +257,7 @@ class NodeTable:
                     self.holders.pop(binary, None)
             for binary in (has or frozenset()) - (had or frozenset()):
                 self.holders[binary] = self.holders.get(binary, frozenset()) | {name}
+        if held:
             self.holders.update(_one_copy_each(self.holders))
         if listed:
             self.nodes = tuple(self._infos[n] for n in self._names)
