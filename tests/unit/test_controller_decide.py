@@ -155,7 +155,7 @@ def test_the_slim_node_the_controller_keeps_decides_as_the_whole_node(boot: str 
 
 def test_a_node_is_decided_again_only_when_its_objects_change_or_its_heartbeat_goes_stale() -> None:
     n, s = node(), state(age=1.0)
-    last = seen(n, s, 10)
+    last = seen(n, s, 10, NOW)
     assert needs_look(None, n, s, NOW)
     assert not needs_look(last, n, s, NOW)
     assert not needs_look(last, n, s, NOW + timedelta(seconds=28))
@@ -163,5 +163,9 @@ def test_a_node_is_decided_again_only_when_its_objects_change_or_its_heartbeat_g
     assert needs_look(last, node(), s, NOW)  # the store replaced the Node: an equal copy is still a change
     assert needs_look(last, n, state(age=1.0), NOW)
     assert needs_look(last, n, None, NOW)
-    without = seen(n, None, 10)  # no state: nothing but a new object can change the verdict
+    without = seen(n, None, 10, NOW)  # no state: nothing but a new object can change the verdict
     assert not needs_look(without, n, None, NOW + timedelta(days=1))
+    # Seen stale already: it stays stale until the state changes (no look again and again meanwhile).
+    old = state(age=60.0)
+    assert seen(n, old, 10, NOW)[2] is None
+    assert not needs_look(seen(n, old, 10, NOW), n, old, NOW + timedelta(days=1))

@@ -5,14 +5,14 @@ MultusNodeStates from the same store as the webhook (inside `serve`, one copy of
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from kubernetes import client
@@ -30,6 +30,9 @@ COMPONENT = "multus-webhook-controller"
 #: After a change wakes it, the controller waits this long for more before it looks: with thousands
 #: of agents' heartbeats arriving, one look takes in many of them.
 BATCH = 0.05
+#: A node whose look failed (the apiserver refused a patch) or left work (repairs waiting for the
+#: rate limit) is looked at again after this long, changed or not.
+RETRY = timedelta(seconds=2)
 
 
 def default_identity() -> str:
@@ -81,6 +84,9 @@ class Controller:
         self.reported: set[str] = set()
         #: Node name -> what its last look saw (decide.needs_look).
         self.looked: dict[str, decide.Seen] = {}
+        #: (when, node): a heartbeat goes stale, or a look is due again (a heap; stale entries are
+        #: harmless, needs_look turns them away).
+        self._deadlines: list[tuple[datetime, str]] = []
 
     def _heard(self, names: Collection[str]) -> None:
         with self._changed_lock:
@@ -90,13 +96,9 @@ class Controller:
     def run(self, stop: threading.Event) -> None:
         elector = threading.Thread(target=self.elector.run, args=(stop,), name=f"{COMPONENT}-lease", daemon=True)
         elector.start()
-        # Staleness is a matter of time passing, not of events: every node is looked at again well
-        # within an interval; in between, only the nodes a change names.
-        every = max(0.1, min(self.config.agent_interval / 2, self.config.retry_period))
-        due = 0.0
         try:
             while not stop.is_set():
-                if self.wake.wait(max(0.0, due - time.monotonic())):
+                if self.wake.wait(self._until_due()):
                     stop.wait(BATCH)
                 self.wake.clear()
                 if stop.is_set():
@@ -105,18 +107,37 @@ class Controller:
                     changed, self._changed = self._changed, set()
                 if not (self.elector.is_leader() and self.view.known):
                     self.looked.clear()  # a new leader term looks at every node again
-                    due = time.monotonic() + every
-                elif time.monotonic() >= due or not self.looked:
+                    self._deadlines.clear()
+                elif not self.looked:
                     self.reconcile()
-                    due = time.monotonic() + every
                 else:
-                    self.reconcile(changed)
+                    self.reconcile(changed.union(self._due(utcnow())))
         finally:
             stop.set()
             elector.join(self.config.retry_period + 5)  # the elector releases the lease on its way out
 
+    def _until_due(self) -> float:
+        """Seconds to the next deadline, at most a retry period (leadership and the first sync are
+        checked that often)."""
+        if not self._deadlines:
+            return self.config.retry_period
+        left = (self._deadlines[0][0] - utcnow()).total_seconds()
+        return min(max(0.0, left), self.config.retry_period)
+
+    def _due(self, now: datetime) -> list[str]:
+        due = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            due.append(heapq.heappop(self._deadlines)[1])
+        return due
+
+    def _again_at(self, moment: datetime, name: str) -> None:
+        heapq.heappush(self._deadlines, (moment, name))
+
     def reconcile(self, names: Iterable[str] | None = None) -> None:
-        """Look at the nodes ``names`` (all of them when None) that need it (decide.needs_look)."""
+        """Look at the nodes ``names`` (all of them when None: at the start of a leader term) that need
+        it (decide.needs_look). Between changes, time alone matters when a heartbeat goes stale: each
+        look leaves that moment as a deadline, so that no pass over every node is needed to find them
+        (2.8 ms at 5,000 nodes every couple of seconds, in a process that serves admission requests)."""
         now = utcnow()
         everyone = names is None
         if names is None:
@@ -135,9 +156,14 @@ class Controller:
                 done = self.reconcile_node(node, state, now)
             except Exception as exc:  # one node's trouble (e.g. deleted meanwhile) must not hold up the others
                 log.warning("node %s: %s; retrying", name, exc)
+                done = False
+            if not done:
+                self.looked.pop(name, None)
+                self._again_at(now + RETRY, name)
                 continue
-            if done:
-                self.looked[name] = decide.seen(node, state, self.config.agent_interval)
+            self.looked[name] = last = decide.seen(node, state, self.config.agent_interval, now)
+            if last[2] is not None:
+                self._again_at(last[2], name)
         if everyone:
             for gone in [n for n in self.looked if self.view.node_object(n) is None]:
                 del self.looked[gone]

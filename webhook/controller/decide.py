@@ -93,17 +93,19 @@ def readiness(node: Mapping[str, Any], state: Mapping[str, Any] | None, now: dat
 Seen = tuple[Mapping[str, Any], Mapping[str, Any] | None, datetime | None]
 
 
-def seen(node: Mapping[str, Any], state: Mapping[str, Any] | None, agent_interval: float) -> Seen:
+def seen(node: Mapping[str, Any], state: Mapping[str, Any] | None, agent_interval: float, now: datetime) -> Seen:
+    """A heartbeat already stale at ``now`` stays stale until the state changes: time alone changes
+    nothing more."""
     heartbeat = parse_time(_get(state, "status", "heartbeatTime"))
     stale = heartbeat + timedelta(seconds=STALE_AFTER_INTERVALS * agent_interval) if heartbeat else None
-    return node, state, stale
+    return node, state, stale if stale is not None and stale > now else None
 
 
 def needs_look(last: Seen | None, node: Mapping[str, Any], state: Mapping[str, Any] | None, now: datetime) -> bool:
     """Whether a node must be decided again: its Node or MultusNodeState was replaced since its last look
-    (the store replaces an object whole on every change), or its heartbeat has gone stale since. The
-    controller looks every few seconds; deciding all of 5,000 nodes each time took 75 ms of CPU, which
-    a webhook sharing the process felt as latency."""
+    (the store replaces an object whole on every change), or its heartbeat has gone stale since.
+    Deciding all of 5,000 nodes every couple of seconds took 75 ms of CPU, which a webhook sharing the
+    process felt as latency."""
     if last is None or last[0] is not node or last[1] is not state:
         return True
     return last[2] is not None and now >= last[2]
