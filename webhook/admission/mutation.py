@@ -16,6 +16,7 @@ from typing import Any
 
 from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION, network_references
 from webhook.names import APPLIED_PROFILE_ANNOTATION, PROFILE_LABEL, READY_LABEL, binary_label
+from webhook.objects import as_mapping
 from webhook.rules.policy import Policy
 from webhook.rules.view import ClusterView
 
@@ -28,10 +29,6 @@ MAX_ANNOTATIONS_SIZE = 256 * 1024
 class PodMutation:
     ops: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 def apply_profile(annotations: dict[str, Any], labels: Mapping[str, Any], namespace: str,
@@ -121,8 +118,8 @@ def _annotation_ops(before: Mapping[str, Any] | None, after: dict[str, Any]) -> 
 
 def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy: Policy) -> PodMutation:
     result = PodMutation()
-    metadata = _mapping(pod.get("metadata"))
-    spec = _mapping(pod.get("spec"))
+    metadata = as_mapping(pod.get("metadata"))
+    spec = as_mapping(pod.get("spec"))
     original_annotations = metadata.get("annotations")
     if original_annotations is not None and not isinstance(original_annotations, Mapping):
         return result  # not a valid pod; the apiserver refuses it anyway
@@ -132,7 +129,7 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
         result.warnings.append(f"metadata.annotations total {size} bytes, over the {MAX_ANNOTATIONS_SIZE} "
                                "the apiserver accepts: not mutated")
         return result
-    apply_profile(annotations, _mapping(metadata.get("labels")), namespace, view, result.warnings)
+    apply_profile(annotations, as_mapping(metadata.get("labels")), namespace, view, result.warnings)
     result.ops += _annotation_ops(original_annotations, annotations)
 
     if not policy.readiness_affinity:
@@ -145,7 +142,7 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
                                "is ready on that node, and may start without its secondary networks")
         return result
     original_affinity = spec.get("affinity")
-    affinity = with_required_affinity(_mapping(original_affinity), readiness_requirements(binaries))
+    affinity = with_required_affinity(as_mapping(original_affinity), readiness_requirements(binaries))
     if affinity != original_affinity:
         # The whole affinity at once: with_required_affinity keeps everything it was given.
         result.ops.append({"op": "add" if original_affinity is None else "replace", "path": "/spec/affinity",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.documents import Document
+from webhook.objects import as_mapping
 
 #: Where each workload kind keeps the template of the pods it creates.
 POD_TEMPLATES: dict[str, tuple[str, ...]] = {
@@ -36,10 +37,6 @@ GROUPS: dict[str, frozenset[str]] = {
     "Job": frozenset({"batch"}),
     "CronJob": frozenset({"batch"}),
 }
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 def _text(value: Any) -> str:
@@ -74,7 +71,7 @@ class Target:
 
 
 def describe(doc: Document, default_namespace: str) -> Input:
-    metadata = _mapping(doc.obj.get("metadata"))
+    metadata = as_mapping(doc.obj.get("metadata"))
     return Input(
         document=doc,
         api_version=_text(doc.obj.get("apiVersion")),
@@ -98,6 +95,6 @@ def target(doc: Document, default_namespace: str) -> Target | Input:
         return Target(item, item.kind, doc.obj, "")
     template: Mapping[str, Any] = doc.obj
     for key in path:
-        template = _mapping(template.get(key))
+        template = as_mapping(template.get(key))
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": template.get("metadata"), "spec": template.get("spec")}
     return Target(item, "Pod", pod, ".".join(path) + ".")

@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from webhook.names import READY_LABEL, is_own_label
+from webhook.objects import as_mapping
 from webhook.rules.view import NodeInfo
 
 Key = tuple[str, str]
@@ -28,16 +29,12 @@ Listener = Callable[[Collection[str]], None]
 _EMPTY: Mapping[str, str] = {}
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def _intern(value: Any) -> Any:
     return sys.intern(value) if isinstance(value, str) else value
 
 
 def _kept_metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
-    meta = _mapping(obj.get("metadata"))
+    meta = as_mapping(obj.get("metadata"))
     return {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion") if k in meta}
 
 
@@ -52,11 +49,11 @@ def slim_node(node: Mapping[str, Any], share: Callable[[Any], Any] = lambda valu
     node's status (images, volumes, addresses) is tens of KiB. ``share`` may return one copy of equal
     values: most nodes carry the same labels of ours and the same Ready status."""
     meta = _kept_metadata(node)
-    labels = _mapping(_mapping(node.get("metadata")).get("labels"))
+    labels = as_mapping(as_mapping(node.get("metadata")).get("labels"))
     meta["labels"] = share({_intern(k): _intern(v) for k, v in labels.items()
                             if isinstance(k, str) and isinstance(v, str) and is_own_label(k)})
-    status = _mapping(node.get("status"))
-    boot = _mapping(status.get("nodeInfo")).get("bootID")
+    status = as_mapping(node.get("status"))
+    boot = as_mapping(status.get("nodeInfo")).get("bootID")
     return {
         "apiVersion": node.get("apiVersion", "v1"), "kind": node.get("kind", "Node"), "metadata": meta,
         "status": {"nodeInfo": {"bootID": boot} if isinstance(boot, str) and boot else {},
@@ -80,7 +77,7 @@ _STATE_STATUS = ("nodeName", "cniBinaries", "multusReady", "bootID", "heartbeatT
 def slim_state(state: Mapping[str, Any], share: Callable[[Any], Any] = lambda value: value) -> dict[str, Any]:
     """What is read of a MultusNodeState; its inventory as a frozenset, of which ``share`` may return
     one copy of equal ones (nodes mostly report the same binaries)."""
-    status = _mapping(state.get("status"))
+    status = as_mapping(state.get("status"))
     kept = {f: status[f] for f in _STATE_STATUS if f in status}
     binaries = kept.get("cniBinaries")
     if isinstance(binaries, list):
@@ -90,7 +87,7 @@ def slim_state(state: Mapping[str, Any], share: Callable[[Any], Any] = lambda va
 
 
 def _version(obj: Mapping[str, Any]) -> int | None:
-    value = _mapping(obj.get("metadata")).get("resourceVersion")
+    value = as_mapping(obj.get("metadata")).get("resourceVersion")
     return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
@@ -208,8 +205,8 @@ class NodeTable:
         node = self._objects.get(name)
         if node is None and (self._objects or name not in self._node_state):
             return None
-        binaries = _mapping(self._node_state.get(name, _EMPTY).get("status")).get("cniBinaries")
-        labels = _mapping(node.get("metadata")).get("labels") if node is not None else None
+        binaries = as_mapping(self._node_state.get(name, _EMPTY).get("status")).get("cniBinaries")
+        labels = as_mapping(node.get("metadata")).get("labels") if node is not None else None
         return NodeInfo(name, cni_binaries=binaries if isinstance(binaries, frozenset) else None,
                         labels=labels if isinstance(labels, Mapping) else _EMPTY)
 

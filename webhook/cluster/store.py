@@ -26,6 +26,7 @@ from webhook.multus.selection import (
     NETWORKS_ANNOTATION,
     network_references,
 )
+from webhook.objects import as_mapping
 from webhook.rules.view import NodeInfo, ObjectRef
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,8 @@ KINDS = (NODE, NODE_STATE, NAD, NETWORK_PROFILE, POD)
 Key = tuple[str, str]
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return _mapping(obj.get("metadata"))
+    return as_mapping(obj.get("metadata"))
 
 
 #: kubectl apply keeps a copy of the whole object here: for a NAD, its config a second time.
@@ -71,7 +68,7 @@ def slim_nad(key: Key, nad: Mapping[str, Any]) -> Mapping[str, Any]:
 def nad_derived(owner: Key, nad: Mapping[str, Any]) -> tuple[tuple[IndexedRange, ...], frozenset[str]]:
     """What the admission path needs of one NAD's config, parsed once when it is stored: the index
     entries (its valid allocation ranges) and the CNI binaries it runs."""
-    netconf = parse_nad_config(_mapping(nad.get("spec")).get("config"), "spec.config", remember=False).netconf
+    netconf = parse_nad_config(as_mapping(nad.get("spec")).get("config"), "spec.config", remember=False).netconf
     binaries = netconf.binaries if netconf is not None else frozenset()
     try:
         ranges = nad_allocation_ranges(netconf)
@@ -261,7 +258,7 @@ class ClusterStore:
         elif kind == NAD:
             previous = self._nads.get(key)
             obj = slim_nad(key, obj)
-            if previous is None or _mapping(previous.get("spec")) != _mapping(obj.get("spec")):
+            if previous is None or as_mapping(previous.get("spec")) != as_mapping(obj.get("spec")):
                 old = self._nad_entries.pop(key, ())
                 new, binaries = nad_derived(key, obj)
                 # Before the NAD itself: a reader that finds the NAD finds its binaries.
@@ -299,7 +296,7 @@ class ClusterStore:
         return found
 
     def _references(self, pod: Key, obj: Mapping[str, Any]) -> tuple[Key, ...]:
-        annotations = _mapping(metadata(obj).get("annotations"))
+        annotations = as_mapping(metadata(obj).get("annotations"))
         if NETWORKS_ANNOTATION not in annotations and DEFAULT_NETWORK_ANNOTATION not in annotations:
             return ()
         refs = network_references(annotations, pod[0], multus_namespace=self.multus_namespace)

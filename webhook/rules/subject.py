@@ -17,12 +17,9 @@ from webhook.multus.selection import (
     parse_default_network,
     parse_networks,
 )
+from webhook.objects import as_mapping
 from webhook.rules.policy import Policy
 from webhook.rules.view import UNKNOWN_CLUSTER, ClusterView
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 @dataclass
@@ -42,14 +39,14 @@ class Subject:
     def __post_init__(self) -> None:
         # Read by most rules, several times each: looked up once per review. The object under review
         # is never modified.
-        self.metadata: Mapping[str, Any] = _mapping(self.obj.get("metadata"))
+        self.metadata: Mapping[str, Any] = as_mapping(self.obj.get("metadata"))
         name = self.metadata.get("name")
         self.name: str = name if isinstance(name, str) else ""
         ns = self.metadata.get("namespace")
         self.namespace: str = ns if isinstance(ns, str) and ns else self.default_namespace
-        self.annotations: Mapping[str, Any] = _mapping(self.metadata.get("annotations"))
-        self.labels: Mapping[str, Any] = _mapping(self.metadata.get("labels"))
-        self.spec: Mapping[str, Any] = _mapping(self.obj.get("spec"))
+        self.annotations: Mapping[str, Any] = as_mapping(self.metadata.get("annotations"))
+        self.labels: Mapping[str, Any] = as_mapping(self.metadata.get("labels"))
+        self.spec: Mapping[str, Any] = as_mapping(self.obj.get("spec"))
 
     @cached_property
     def nad_config(self) -> ParsedConfig:

@@ -1,0 +1,12 @@
+"""Reading Kubernetes objects as they are served (plain JSON values), shared by the pure core, the
+cluster store and the admission path. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object, else an empty one: a field of the wrong type reads as absent."""
+    return value if isinstance(value, Mapping) else {}
