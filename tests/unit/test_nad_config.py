@@ -177,3 +177,20 @@ def test_update_runs_the_same_rules_on_the_new_object() -> None:
     updated = [(f.rule, f.field, f.message) for f in evaluate(nad(bad, operation="UPDATE"), Policy())]
     assert created == updated
     assert ("nad-config-cni-version", "spec.config.cniVersion") in [(r, f) for r, f, _ in updated]
+
+
+@pytest.mark.parametrize("conf", [
+    {"mtu": 1400},
+    {"MTU": 1400},
+    {"mtu": 1400, "MTU": "x"},  # Go's encoding/json: the last key that matches wins
+    {"MTU": "x", "mtu": 1400, "Mtu": None},
+    {"master": "eth0"},
+])
+def test_a_plugin_field_is_the_key_go_would_decode(conf: dict[str, Any]) -> None:
+    from webhook.cni.config import PluginConf, go_field
+
+    plugin = PluginConf("spec.config", conf, None)
+    expected = go_field(conf, "mtu")
+    assert plugin.field("mtu") == (None if expected is None or expected[1] is None
+                                   else (f"spec.config.{expected[0]}", expected[1]))
+    assert plugin.field("MTU") == plugin.field("mtu")

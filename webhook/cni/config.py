@@ -45,13 +45,16 @@ class PluginConf:
     conf: Mapping[str, Any]
     #: Position in ``plugins`` (None for a single config).
     index: int | None
-    # go_field of "ipam" and of its "type", looked up once: the IPAM rules ask for them dozens of
-    # times per NAD, and each lookup lowercases every key.
+    # Every key by its lowered name (the last of equal ones, as go_field finds it), and go_field of
+    # "ipam" and of its "type": the rules ask for fields about twenty times per NAD, and each
+    # go_field lowercases every key.
+    _fields: dict[str, tuple[str, Any]] = field(init=False, repr=False, compare=False)
     _ipam: tuple[str, Any] | None = field(init=False, repr=False, compare=False)
     _ipam_type: tuple[str, Any] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        found = go_field(self.conf, "ipam")
+        object.__setattr__(self, "_fields", {key.lower(): (key, value) for key, value in self.conf.items()})
+        found = self._fields.get("ipam")
         object.__setattr__(self, "_ipam", found)
         ipam = found[1] if found is not None and isinstance(found[1], Mapping) else None
         object.__setattr__(self, "_ipam_type", go_field(ipam, "type") if ipam is not None else None)
@@ -90,7 +93,7 @@ class PluginConf:
 
     def field(self, name: str) -> tuple[str, Any] | None:
         """(JSON path, value) of the field the plugin reads as ``name``; None when absent or null."""
-        found = go_field(self.conf, name)
+        found = self._fields.get(name.lower())
         if found is None or found[1] is None:
             return None
         return f"{self.path}.{found[0]}", found[1]
