@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,6 +72,20 @@ def request(api: client.ApiClient, method: str, path: str, *, query: Sequence[tu
     finally:
         raw.release_conn()
     return json.loads(data) if data else None
+
+
+def list_pages(fetch: Callable[[list[tuple[str, str]]], Mapping[str, Any]], query: Sequence[tuple[str, str]],
+               limit: int) -> Iterator[Mapping[str, Any]]:
+    """The bodies of a list read ``limit`` items at a time; ``fetch`` GETs the list with a query. The
+    last body is the one whose metadata has no ``continue`` (its resourceVersion is the list's)."""
+    token: str | None = None
+    while True:
+        body = fetch([("limit", str(limit)), *query, *([("continue", token)] if token else [])])
+        yield body
+        meta = body.get("metadata")
+        token = meta.get("continue") if isinstance(meta, Mapping) else None
+        if not token:
+            return
 
 
 def status_message(exc: ApiException) -> str:

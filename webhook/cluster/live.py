@@ -29,7 +29,7 @@ from kubernetes.watch.watch import iter_resp_lines
 
 from webhook.cluster.store import KINDS, NAD, NETWORK_PROFILE, NODE, NODE_STATE, POD, ClusterStore
 from webhook.heap import freeze_long_lived, no_cyclic_gc
-from webhook.kube import open_response, status_message
+from webhook.kube import list_pages, open_response, status_message
 from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
 
 log = logging.getLogger(__name__)
@@ -256,20 +256,14 @@ class LiveClusterView(ClusterStore):
 
     def _items(self, res: Resource, listed: list[str]) -> Iterator[Mapping[str, Any]]:
         """The items of a paged list, page after page (50,000 pods are never held at once)."""
-        cont: str | None = None
-        while True:
-            limit = min(self.page_size, res.page_size or self.page_size)
-            query: list[tuple[str, str]] = [("limit", str(limit)), *self._selector(res)]
-            if cont:
-                query.append(("continue", cont))
-            body = self._get_json(res.path, query, METADATA_LIST if res.metadata_only else JSON)
+        accept = METADATA_LIST if res.metadata_only else JSON
+        limit = min(self.page_size, res.page_size or self.page_size)
+        for body in list_pages(lambda query: self._get_json(res.path, query, accept), self._selector(res), limit):
             self._out_since.pop(res.kind, None)
             yield from (_slim(i) for i in body.get("items") or () if isinstance(i, Mapping))
             meta = body.get("metadata") or {}
-            cont = meta.get("continue")
-            if not cont:
+            if not meta.get("continue"):
                 listed.append(str(meta.get("resourceVersion") or ""))
-                return
 
     @staticmethod
     def _selector(res: Resource) -> list[tuple[str, str]]:

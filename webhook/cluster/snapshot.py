@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from webhook.cluster.static import StaticClusterView
-from webhook.kube import request
+from webhook.kube import list_pages, request
 
 #: Big clusters answer in pages rather than one response of every pod.
 PAGE = 500
@@ -35,16 +35,13 @@ class SnapshotError(RuntimeError):
 
 
 def _pages(client: ApiClient, path: str, api_version: str, kind: str) -> Iterator[dict[str, Any]]:
-    token: str | None = None
-    while True:
-        query = [("limit", str(PAGE)), *([("continue", token)] if token else [])]
-        body = request(client, "GET", path, query=query, timeout=(TIMEOUT_SECONDS, TIMEOUT_SECONDS))
+    def fetch(query: list[tuple[str, str]]) -> Any:
+        return request(client, "GET", path, query=query, timeout=(TIMEOUT_SECONDS, TIMEOUT_SECONDS))
+
+    for body in list_pages(fetch, (), PAGE):
         for item in body.get("items") or []:
             # List items carry no apiVersion/kind of their own.
             yield {"apiVersion": api_version, "kind": kind, **item}
-        token = (body.get("metadata") or {}).get("continue")
-        if not token:
-            return
 
 
 def _list_all(client: ApiClient) -> Iterator[dict[str, Any]]:

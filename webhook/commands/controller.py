@@ -14,21 +14,23 @@ from webhook.commands.common import stop_on_signals
 from webhook.controller.controller import Controller, ControllerConfig
 from webhook.kube import load_client
 
+#: The defaults of every flag.
+DEFAULTS = ControllerConfig(identity="")
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = sub.add_parser("controller", help="label nodes where Multus is ready on this boot; repair pods (opt-in)")
     c.add_argument("--kubeconfig", help="default: in-cluster, else $KUBECONFIG")
-    d = ControllerConfig(identity="")
-    c.add_argument("--node-state-namespace", default=d.namespace,
+    c.add_argument("--node-state-namespace", default=DEFAULTS.namespace,
                    help="namespace of the MultusNodeStates (default: %(default)s)")
-    c.add_argument("--lease-namespace", default=d.lease_namespace, help="(default: %(default)s)")
+    c.add_argument("--lease-namespace", default=DEFAULTS.lease_namespace, help="(default: %(default)s)")
     add_arguments(c)
     c.set_defaults(func=run)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The flags `serve` shares; it has one --namespace for the MultusNodeStates and the Lease."""
-    d = ControllerConfig(identity="")  # the defaults
+    d = DEFAULTS
     p.add_argument("--agent-interval", type=float, default=d.agent_interval,
                    help="the agents' --interval; a heartbeat older than three is stale (default: %(default)s)")
     p.add_argument("--lease-name", default=d.lease_name, help="leader election Lease (default: %(default)s)")
