@@ -302,6 +302,47 @@ def node_events(scale: Scale, count: int = 5_000) -> dict[str, Any]:
     return result
 
 
+def pod_events(scale: Scale, count: int = 2_000) -> dict[str, Any]:
+    """The store's cost of pods when most of them use one NAD, as in a cluster with one shared
+    secondary network (the cluster state above spreads its pods over 10,000 NADs): the sync of
+    ``scale.pods`` such pods, a pod deleted and created again as watch events would be, and the
+    validation of a DELETE of that NAD (which names the pods still using it)."""
+    from webhook.cluster.static import StaticClusterView
+    from webhook.cluster.store import NAD
+    from webhook.rules import Policy, Subject, evaluate
+
+    ns = namespace(0)
+    shared = nad(0, scale)
+    pods = [pod(f"app-{p:05d}", ns, shared["metadata"]["name"], node_name=None) for p in range(scale.pods)]
+    t = time.perf_counter()
+    view = StaticClusterView([shared, *pods])
+    result: dict[str, Any] = {"pods": scale.pods, "nads": 1, "events": count,
+                              "sync_s": round(time.perf_counter() - t, 3)}
+    rng = random.Random(14)
+    deleted: list[float] = []
+    created: list[float] = []
+    for _ in range(count):
+        obj = pods[rng.randrange(scale.pods)]
+        t = time.perf_counter()
+        view.remove(obj)
+        deleted.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        view.put(obj)
+        created.append((time.perf_counter() - t) * 1000)
+    result["delete"] = percentiles(deleted)
+    result["create"] = percentiles(created)
+    subject = Subject(shared, NAD, operation="DELETE", view=view)
+    reviews: list[float] = []
+    for _ in range(20):
+        t = time.perf_counter()
+        findings = evaluate(subject, Policy())
+        reviews.append((time.perf_counter() - t) * 1000)
+    if not any(f.rule == "nad-in-use" and f"used by {scale.pods} pod(s)" in f.message for f in findings):
+        raise RuntimeError(f"pod_events: the NAD's users were not found: {findings}")
+    result["nad_delete_review"] = percentiles(reviews)
+    return result
+
+
 # --- 3, 4: the real apiserver -------------------------------------------------------------------------
 
 
@@ -652,6 +693,12 @@ def table(results: dict[str, Any], previous: dict[str, Any] | None) -> str:
         rows.append((f"store: one node event among {events['nodes']} nodes, p50/p99 ms",
                      f"heartbeat {events['heartbeat']['p50_ms']}/{events['heartbeat']['p99_ms']}, node label "
                      f"{events['node_label']['p50_ms']}/{events['node_label']['p99_ms']}", "", "", ""))
+    users = results.get("scale", {}).get("pod_events")
+    if users:
+        rows.append((f"store: {users['pods']} pods on one NAD: sync s; pod delete/create p99 ms; "
+                     "NAD DELETE review p50 ms",
+                     f"{users['sync_s']}; {users['delete']['p99_ms']}/{users['create']['p99_ms']}; "
+                     f"{users['nad_delete_review']['p50_ms']}", "", "", ""))
     a = results.get("apiserver", {})
     if "pod_create" in a:
         rows.append(("apiserver pod create p50/p99 ms: ours, null, none", ", ".join(
@@ -711,6 +758,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["scale"]["node_events"] = events = node_events(scale)
         log(f"  p50/p99 ms: heartbeat {events['heartbeat']['p50_ms']}/{events['heartbeat']['p99_ms']}, "
             f"node label {events['node_label']['p50_ms']}/{events['node_label']['p99_ms']}")
+        log("pods on one NAD in the store")
+        results["scale"]["pod_events"] = users = pod_events(scale)
+        log(f"  sync {users['sync_s']} s; p50/p99 ms: delete {users['delete']['p50_ms']}/{users['delete']['p99_ms']}, "
+            f"create {users['create']['p50_ms']}/{users['create']['p99_ms']}")
         if not args.skip_apiserver:
             log("real apiserver (part 3) and live cache sync")
             results["apiserver"], live = apiserver_part(work, scale, pods, args.concurrency)

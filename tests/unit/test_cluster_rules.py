@@ -333,7 +333,7 @@ def test_deleting_a_nad_nobody_uses_is_allowed_and_pod_changes_are_followed() ->
     for i in range(6):
         view.remove(pod(f"p{i}"))
     view.put(pod("p6", networks="other"))  # the annotation changed: no longer a user
-    assert view.pods_using("default", "net") == []
+    assert view.pods_using("default", "net", first=5) == (0, [])
     assert check(target, view, "nad-in-use", operation="DELETE") == []
 
 

@@ -21,9 +21,10 @@ NAD = {"NetworkAttachmentDefinition"}
 SHOWN = 5
 
 
-def _some(names: Sequence[str], what: str = "") -> str:
+def _some(names: Sequence[str], what: str = "", *, total: int | None = None) -> str:
+    """The first SHOWN of ``names``, then how many more of ``total`` (default: all of ``names``)."""
     shown = ", ".join(names[:SHOWN])
-    rest = len(names) - SHOWN
+    rest = (len(names) if total is None else total) - SHOWN
     return f"{shown} and {rest} more{what}" if rest > 0 else shown
 
 
@@ -172,8 +173,8 @@ def range_overlap(subject: Subject) -> Iterator[Violation]:
 # --- NADs in use ----------------------------------------------------------------------------------
 
 
-def _pods_text(pods: Sequence[object]) -> str:
-    return f"{len(pods)} pod(s) ({_some([str(p) for p in pods])})"
+def _pods_text(count: int, pods: Sequence[object]) -> str:
+    return f"{count} pod(s) ({_some([str(p) for p in pods], total=count)})"
 
 
 @rule("nad-in-use", kinds=NAD, severity=Severity.DENY, title="a NAD that pods use is not deleted",
@@ -182,11 +183,11 @@ def in_use(subject: Subject) -> Iterator[Violation]:
     """Multus reads the NAD again when a pod goes away, to tear its interface down and release its
     address (multus-cni #199): deleting a NAD that pods still reference (through the networks or the
     default-network annotation) leaks addresses and leaves the pods' teardown failing."""
-    pods = subject.view.pods_using(subject.namespace, subject.name)
-    if pods:
+    count, pods = subject.view.pods_using(subject.namespace, subject.name, first=SHOWN)
+    if count:
         yield Violation(
             "metadata.name",
-            f"NAD {subject.namespace}/{subject.name} is still used by {_pods_text(pods)}: Multus needs it to "
+            f"NAD {subject.namespace}/{subject.name} is still used by {_pods_text(count, pods)}: Multus needs it to "
             "tear down their interfaces and release their addresses; delete those pods first",
         )
 
@@ -207,10 +208,10 @@ def in_use_changed(subject: Subject) -> Iterator[Violation]:
     only pods created after it, and the running ones differ from it until they are recreated."""
     if subject.old_object is None or _config(subject.old_object) == _config(subject.obj):
         return
-    pods = subject.view.pods_using(subject.namespace, subject.name)
-    if pods:
+    count, pods = subject.view.pods_using(subject.namespace, subject.name, first=SHOWN)
+    if count:
         yield Violation(
             "spec.config",
-            f"spec.config changed while {_pods_text(pods)} use this NAD: they keep the old interfaces; "
+            f"spec.config changed while {_pods_text(count, pods)} use this NAD: they keep the old interfaces; "
             "recreate them to apply the change",
         )

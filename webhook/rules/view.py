@@ -88,8 +88,10 @@ class ClusterView(Protocol):
         """The allocation ranges of every NAD, for overlap queries."""
         ...
 
-    def pods_using(self, namespace: str, name: str) -> Sequence[ObjectRef]:
-        """The pods whose networks or default-network annotation references this NAD, sorted."""
+    def pods_using(self, namespace: str, name: str, *, first: int) -> tuple[int, Sequence[ObjectRef]]:
+        """How many pods reference this NAD (through their networks or default-network annotation),
+        and the first ``first`` of them in namespace/name order. Messages name a few; tens of
+        thousands of pods may use one NAD."""
         ...
 
 
@@ -137,8 +139,8 @@ class UnknownCluster:
     def ranges(self) -> RangeIndex:
         return _NO_RANGES
 
-    def pods_using(self, namespace: str, name: str) -> Sequence[ObjectRef]:
-        return ()
+    def pods_using(self, namespace: str, name: str, *, first: int) -> tuple[int, Sequence[ObjectRef]]:
+        return 0, ()
 
 
 UNKNOWN_CLUSTER = UnknownCluster()
