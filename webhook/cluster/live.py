@@ -304,6 +304,8 @@ class LiveClusterView(ClusterStore):
     def _get_json(self, path: str, query: list[tuple[str, str]], accept: str) -> Mapping[str, Any]:
         raw = self._request(path, query, accept, read_timeout=60)
         try:
+            # json, not orjson as on the admission path: orjson saved 10% of the sync's CPU, but the
+            # cache synced from it held 10 MiB more (146 -> 156 MiB at the bench's scale; measured).
             body = json.loads(raw.data)
         finally:
             raw.release_conn()
