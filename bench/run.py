@@ -212,6 +212,8 @@ def handlers_part(work: Path, scale: Scale, duration: float) -> tuple[dict[str, 
         server.stop()
         bare.stop()
         terminate(null, 20)
+    scale_results["check_state_file"] = check_cli(["--cluster-state", str(state)])
+    log(f"check --cluster-state: {scale_results['check_state_file']}")
     handlers: dict[str, Any] = {}
     for name in workloads:
         handlers[name] = {"ours": measured["ours"][name], "rules_off": measured["rules_off"][name],
@@ -223,6 +225,20 @@ def handlers_part(work: Path, scale: Scale, duration: float) -> tuple[dict[str, 
                               "so pods/s is half of reviews/s. nad: /validate of a new NAD, 1 in 10 overlapping. "
                               "rules_off: our server with every rule off and readinessAffinity false.")
     return handlers, scale_results
+
+
+def check_cli(state_args: Sequence[str]) -> dict[str, Any]:
+    """`multus-webhook check` of the example manifests against a cluster state (``state_args``): the CI
+    interface at the cluster's scale, its time and its peak resident memory."""
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "webhook.cli", "check", "--output", "json",
+                             str(REPO / "examples"), *state_args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"check {' '.join(state_args)} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
+    return {"seconds": round(time.perf_counter() - t, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
 
 
 def start_server(server: WebhookServer) -> None:
@@ -581,6 +597,8 @@ def apiserver_part(work: Path, scale: Scale, pods: int, concurrency: int) -> tup
                                       "how": "POST each object (and PATCH each MultusNodeState's status), 8 "
                                              "requests in flight (aiohttp)"}
         log(f"created the cluster state in {created_s:.1f}s {statuses}")
+        scale_results["check_kubeconfig"] = check_cli(["--kubeconfig", str(cp.kubeconfig)])
+        log(f"check --kubeconfig: {scale_results['check_kubeconfig']}")
 
         # The live cache: start, time to /readyz (first list of everything done). serve as deployed,
         # its controller included; the states' heartbeats stay fresh (see create_cluster).
@@ -693,6 +711,11 @@ def table(results: dict[str, Any], previous: dict[str, Any] | None) -> str:
         rows.append((f"store: one node event among {events['nodes']} nodes, p50/p99 ms",
                      f"heartbeat {events['heartbeat']['p50_ms']}/{events['heartbeat']['p99_ms']}, node label "
                      f"{events['node_label']['p50_ms']}/{events['node_label']['p99_ms']}", "", "", ""))
+    checks = [(how, results.get("scale", {}).get(key)) for how, key in (
+        ("--cluster-state (JSON List)", "check_state_file"), ("--kubeconfig", "check_kubeconfig"))]
+    if any(c for _, c in checks):
+        rows.append(("multus-webhook check of examples/ against the cluster: s, peak RSS MiB",
+                     "; ".join(f"{how} {c['seconds']} s, {c['peak_rss_mib']}" for how, c in checks if c), "", "", ""))
     users = results.get("scale", {}).get("pod_events")
     if users:
         rows.append((f"store: {users['pods']} pods on one NAD: sync s; pod delete/create p99 ms; "

@@ -3,7 +3,7 @@ applied to."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +69,7 @@ class Report:
 
 
 def check(
-    documents: Iterable[Document],
+    documents: Sequence[Document],
     policy: Policy,
     *,
     state: Iterable[Mapping[str, Any]] | None = None,
@@ -80,20 +80,29 @@ def check(
     applied to (None: no cluster state, the cluster-aware rules stay silent). Every judged input object
     joins the state, so the inputs after it see it (a NAD before the pods that use it); an input that
     is already in the state is judged as an UPDATE of it."""
+    items = [target(doc, default_namespace) for doc in documents]
     view: StaticClusterView | None = None
-    # The view keeps pods only as references; an UPDATE needs the whole old object.
+    # The view keeps little of each object (pods as the NADs they reference); an UPDATE needs the whole
+    # old object. Only those the inputs would update are kept whole: a large cluster's state, all of it
+    # kept, was 1.4 GB for 5,000 nodes and 50,000 pods.
     stored: dict[tuple[str, str, str], Mapping[str, Any]] = {}
     if state is not None:
-        objects = list(state)
-        view = StaticClusterView(objects, default_namespace=default_namespace)
-        stored = {object_key(o, default_namespace): o for o in objects}
+        updated = {_key(item) for item in items if isinstance(item, Target) and not item.is_template}
+
+        def keeping_updated(objects: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+            for obj in objects:
+                key = object_key(obj, default_namespace)
+                if key in updated:
+                    stored[key] = obj
+                yield obj
+
+        view = StaticClusterView(keeping_updated(state), default_namespace=default_namespace)
     entries: list[Result | Input] = []
-    for doc in documents:
-        item = target(doc, default_namespace)
+    for doc, item in zip(documents, items, strict=True):
         if not isinstance(item, Target):
             entries.append(item)
             continue
-        key = (item.input.kind, item.input.namespace, item.input.name)
+        key = _key(item)
         old = None if item.is_template else stored.get(key)
         subject = Subject(
             item.obj,
@@ -109,6 +118,10 @@ def check(
             stored[key] = doc.obj
             view.put(doc.obj)
     return Report(tuple(entries), _notes(view), strict=strict)
+
+
+def _key(item: Target) -> tuple[str, str, str]:
+    return (item.input.kind, item.input.namespace, item.input.name)
 
 
 def _notes(view: StaticClusterView | None) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""A one-shot, read-only snapshot of a live cluster as a StaticClusterView (`check --kubeconfig`).
+"""A one-shot, read-only snapshot of a live cluster's objects (`check --kubeconfig`).
 
 Only lists are issued, never a watch or a write: a CI job may run this with a read-only identity.
 """
@@ -15,7 +15,6 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from webhook.cluster.static import StaticClusterView
 from webhook.kube import list_pages, request
 
 #: Big clusters answer in pages rather than one response of every pod.
@@ -56,12 +55,10 @@ def _list_all(client: ApiClient) -> Iterator[dict[str, Any]]:
                 raise
 
 
-def take_snapshot(kubeconfig: str, context: str | None = None) -> StaticClusterView:
-    return StaticClusterView(list_objects(kubeconfig, context))
-
-
-def list_objects(kubeconfig: str, context: str | None = None) -> list[dict[str, Any]]:
-    """Every Node, Pod, NAD, NetworkProfile and MultusNodeState of the cluster, as the API serves them."""
+def list_objects(kubeconfig: str, context: str | None = None) -> Iterator[dict[str, Any]]:
+    """Every Node, Pod, NAD, NetworkProfile and MultusNodeState of the cluster, as the API serves them,
+    a page at a time as they are consumed (a large cluster's objects are never all held at once).
+    Raises SnapshotError while it is read."""
     where = f"{kubeconfig}" + (f" (context {context})" if context else "")
     try:
         # The client leaves this one function unannotated.
@@ -71,7 +68,7 @@ def list_objects(kubeconfig: str, context: str | None = None) -> list[dict[str, 
         raise SnapshotError(f"{where}: cannot use this kubeconfig: {exc}") from None
     try:
         with client:
-            return list(_list_all(client))
+            yield from _list_all(client)
     except ApiException as exc:
         raise SnapshotError(f"{where}: the cluster refused a list: {exc.status} {exc.reason}") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:

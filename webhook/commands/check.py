@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from webhook.check.output import FORMATS, text
@@ -46,15 +47,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         policy = load_policy(args.policy)
         documents = [doc for path in args.paths for doc in load_path(path)]
-        state: list[dict[str, Any]] | None = None
+        state: Iterable[Mapping[str, Any]] | None = None
         if args.cluster_state:
-            state = [doc.obj for doc in iter_objects(args.cluster_state)]
+            state = (doc.obj for doc in iter_objects(args.cluster_state))
         elif args.kubeconfig:
             state = list_objects(args.kubeconfig, args.context)
+        # The state is read as check() stores it, object by object: its errors surface here.
+        report = check(documents, policy, state=state, default_namespace=args.namespace, strict=args.strict)
     except (PolicyError, DocumentError, SnapshotError) as exc:
         print(f"multus-webhook check: {exc}", file=sys.stderr)
         return UNREADABLE
-    report = check(documents, policy, state=state, default_namespace=args.namespace, strict=args.strict)
     if args.output == "text":
         for note in report.notes:
             print(f"multus-webhook check: note: {note}", file=sys.stderr)
