@@ -53,19 +53,22 @@ def _is_list(obj: Any) -> bool:
     return isinstance(kind, str) and kind.endswith("List") and isinstance(obj.get("items"), list)
 
 
-def _yaml_documents(text: str, source: str) -> list[_Found]:
+def _yaml_documents(text: str, source: str, first_line: int = 1) -> list[_Found]:
+    """The documents of ``text``, which starts on line ``first_line`` of ``source``."""
     loader = _SafeLoader(text)
     found: list[_Found] = []
+    shift = first_line - 1
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
             obj = loader.construct_document(node)
-            found.append((node.start_mark.line + 1, obj, _items_lines(node) if _is_list(obj) else []))
+            found.append((node.start_mark.line + 1 + shift, obj,
+                          [line + shift for line in _items_lines(node)] if _is_list(obj) else []))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}" if mark else source
+        where = f"{source}:{mark.line + 1 + shift}" if mark else source
         raise DocumentError(f"{where}: not valid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise DocumentError(f"{source}: not valid YAML: {exc}") from None
@@ -185,6 +188,68 @@ def _json_stream(text: str, source: str) -> Iterator[Document] | None:
     return items()
 
 
+# A List as `kubectl get -o yaml` writes it: one document, a mapping at column 0 with an `items:` key
+# whose items each start with "-" at one indentation. Lines at column 0 are structure in such a file
+# (the content of a block scalar and the rest of a multi-line scalar are indented), so these patterns
+# find the items without reading them.
+_ITEMS_KEY = re.compile(r"^items:[ \t]*(?:#[^\n]*)?\n", re.M)
+_DOCUMENT_MARKER = re.compile(r"^(?:---|\.\.\.)(?:[ \t]|$)", re.M)
+_BLANK_OR_COMMENT_LINES = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\n)*")
+_SPACES = re.compile(" *")
+
+
+def _after_blank_lines(text: str, pos: int) -> int:
+    match = _BLANK_OR_COMMENT_LINES.match(text, pos)
+    return match.end() if match else pos
+
+
+def _yaml_stream(text: str, source: str) -> Iterator[Document] | None:
+    """The items of a YAML List file one at a time, each parsed alone; None when the file is not one
+    List laid out as kubectl writes it (the whole-file reader then decides). libyaml builds the nodes
+    of a whole document before its first object: a `kubectl get -o yaml` of 14 MiB took 600 MiB."""
+    keys = list(_ITEMS_KEY.finditer(text))
+    markers = list(_DOCUMENT_MARKER.finditer(text))
+    if len(keys) != 1 or len(markers) > 1 or (markers and _after_blank_lines(text, 0) < markers[0].start()):
+        return None
+    body = _after_blank_lines(text, keys[0].end())
+    indent = _SPACES.match(text, body).end() - body  # type: ignore[union-attr]  # " *" always matches
+    if text[body + indent: body + indent + 2] not in ("- ", "-\n"):
+        return None
+    # The items end at the first line that is neither one of them (an item's "-" or a line indented
+    # deeper) nor blank nor a comment: the List's next key.
+    after = re.compile(rf"^(?! {{{indent + 1}}}| {{{indent}}}-[ \n]| *#| *$)", re.M).search(text, body)
+    end = after.start() if after else len(text)
+    starts = [m.start() for m in re.compile(rf"^ {{{indent}}}-[ \n]", re.M).finditer(text, body, end)]
+    # The List without its items, as many lines kept, so that an error names the right one.
+    header = text[:keys[0].start()] + "items: []" + "\n" * text.count("\n", keys[0].start(), end) + text[end:]
+    try:
+        found = _yaml_documents(header, source)
+    except DocumentError:
+        return None
+    if len(found) != 1 or not _is_list(found[0][1]) or found[0][1]["items"]:
+        return None
+
+    def items() -> Iterator[Document]:
+        line = text.count("\n", 0, body) + 1
+        for i, start in enumerate(starts):
+            stop = starts[i + 1] if i + 1 < len(starts) else end
+            # The item alone, its "-" turned into a space: every column stays where it was.
+            chunk = text[start:start + indent] + " " + text[start + indent + 1:stop]
+            try:
+                [(at, obj, _)] = _yaml_documents(chunk, source, line)
+            except (DocumentError, ValueError):
+                # Not valid alone (an alias of an anchor in another item, an empty item, a broken
+                # file): the whole file decides, and words the error.
+                yield from _documents(_yaml_documents(text, source), source)[i:]
+                return
+            if not isinstance(obj, dict):
+                raise DocumentError(f"{source}:{at}: List item is not an object")
+            yield Document(source, at, i, obj)
+            line += chunk.count("\n")
+
+    return items()
+
+
 def parse_text(text: str, source: str) -> list[Document]:
     return _documents(_yaml_documents(text, source), source)
 
@@ -256,6 +321,12 @@ def iter_objects(paths: list[str]) -> Iterator[Document]:
         if path != "-" and file.suffix == ".json" and file.is_file():
             with no_cyclic_gc():
                 stream = _json_stream(_read(file), path)
+                if stream is not None:
+                    yield from stream
+                    continue
+        if path != "-" and file.suffix in (".yaml", ".yml") and file.is_file():
+            with no_cyclic_gc():
+                stream = _yaml_stream(_read(file), path)
                 if stream is not None:
                     yield from stream
                     continue

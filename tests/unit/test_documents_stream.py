@@ -1,0 +1,145 @@
+"""A YAML List read item by item (iter_objects, for --cluster-state) gives exactly what the whole-file
+reader gives (load_path): the same objects, lines and positions, or the same error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from webhook.documents import Document, DocumentError, _yaml_stream, iter_objects, load_path
+
+
+class _NoAliases(yaml.SafeDumper):
+    """As kubectl writes: every value in full, no anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+class _IndentedItems(_NoAliases):
+    """Sequence items indented under their key (yq, some editors), unlike kubectl."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def read_both(path: Path) -> tuple[list[Document] | str, list[Document] | str]:
+    def read(reader: Any) -> list[Document] | str:
+        try:
+            return list(reader())
+        except DocumentError as exc:
+            return f"error: {exc}"
+
+    return read(lambda: load_path(str(path))), read(lambda: iter_objects([str(path)]))
+
+
+def assert_streamed_as_whole(tmp_path: Path, text: str, *, streams: bool = True) -> None:
+    path = tmp_path / "state.yaml"
+    path.write_text(text)
+    whole, streamed = read_both(path)
+    assert streamed == whole
+    assert (_yaml_stream(text, str(path)) is not None) is streams
+
+
+# Strings that look like the structure the item finder looks for, at any place in an object.
+tricky = st.sampled_from(["- a", "items:", "---", "...", "-", "# not a comment", "a\n- b\nitems:\n---\n",
+                          "  - indented\n", "multi\nline\n\ntext", "", "key: value", "'quoted'", "\t"])
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12), tricky)
+values = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.one_of(st.text(max_size=8), tricky), inner, max_size=3)),
+    max_leaves=12)
+objects = st.fixed_dictionaries({"apiVersion": st.just("v1"), "kind": st.sampled_from(["Node", "Pod"]),
+                                 "metadata": st.fixed_dictionaries({"name": st.text(min_size=1, max_size=8)})},
+                                optional={"spec": values, "status": values})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(items=st.lists(objects, max_size=6), dumper=st.sampled_from([_NoAliases, _IndentedItems]),
+       after=st.booleans())
+def test_any_list_streams_as_the_whole_file_reads_it(tmp_path: Path, items: list[dict[str, Any]],
+                                                     dumper: type[yaml.SafeDumper], after: bool) -> None:
+    document: dict[str, Any] = {"apiVersion": "v1", "items": items}
+    if after:  # kubectl puts kind and metadata after the items (keys in order)
+        document |= {"kind": "List", "metadata": {"resourceVersion": ""}}
+    else:
+        document = {"kind": "List", "metadata": {"resourceVersion": ""}, **document}
+    text = yaml.dump(document, Dumper=dumper, default_flow_style=False, sort_keys=False)
+    assert_streamed_as_whole(tmp_path, text, streams=bool(items))
+
+
+KUBECTL_LIST = """\
+# kubectl get nodes,pods -o yaml
+apiVersion: v1
+items:
+- apiVersion: v1
+  kind: Node
+  metadata:
+    name: a
+
+# a comment between items
+- apiVersion: v1
+  kind: Pod
+  metadata:
+    annotations:
+      note: |
+        - not an item
+        items:
+        ---
+    name: p
+-
+  apiVersion: v1
+  kind: Pod
+  metadata: {name: q}
+kind: List
+metadata:
+  resourceVersion: ""
+"""
+
+
+def test_a_kubectl_list_streams_with_each_items_line(tmp_path: Path) -> None:
+    assert_streamed_as_whole(tmp_path, KUBECTL_LIST)
+    docs = list(iter_objects([str(tmp_path / "state.yaml")]))
+    assert [(d.line, d.index, d.obj["metadata"]["name"]) for d in docs] == [(4, 0, "a"), (10, 1, "p"), (20, 2, "q")]
+    assert docs[1].obj["metadata"]["annotations"]["note"] == "- not an item\nitems:\n---\n"
+
+
+def test_the_items_end_at_the_next_key_of_the_list(tmp_path: Path) -> None:
+    assert_streamed_as_whole(tmp_path, "kind: NodeList\nitems:\n- kind: Node\n  metadata: {name: a}\nmore:\n- 1\n")
+
+
+def test_an_alias_across_items_is_read_by_the_whole_file(tmp_path: Path) -> None:
+    shared = {"images": [{"names": ["app:1"]}]}
+    text = yaml.dump({"apiVersion": "v1", "kind": "List",
+                      "items": [{"kind": "Node", "metadata": {"name": n}, "status": shared} for n in "abc"]},
+                     Dumper=yaml.SafeDumper)
+    assert "&id001" in text
+    assert_streamed_as_whole(tmp_path, text)
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    (KUBECTL_LIST.replace("    name: p\n", "    name: [p\n"), r"state.yaml:20: not valid YAML"),
+    (KUBECTL_LIST.replace("- apiVersion: v1\n  kind: Node\n  metadata:\n    name: a\n", "- just text\n"),
+     r"state.yaml:4: List item is not an object"),
+    (KUBECTL_LIST.replace("-\n  apiVersion: v1\n  kind: Pod\n  metadata: {name: q}\n", "-\n"),
+     r"state.yaml:19: List item is not an object"),
+])
+def test_a_broken_item_is_named_by_its_line(tmp_path: Path, text: str, error: str) -> None:
+    assert_streamed_as_whole(tmp_path, text)
+    with pytest.raises(DocumentError, match=error):
+        list(iter_objects([str(tmp_path / "state.yaml")]))
+
+
+@pytest.mark.parametrize("text", [
+    "kind: Node\nmetadata: {name: a}\n---\nkind: Node\nmetadata: {name: b}\n",  # several documents
+    "apiVersion: v1\nkind: List\nitems: []\n",
+    "apiVersion: v1\nkind: List\nitems: [{kind: Node, metadata: {name: a}}]\n",
+    "kind: List\nitems:\n  a: 1\n",  # items that are not a sequence
+    "kind: Node\nmetadata: {name: a}\nspec:\n  items:\n  - 1\n",  # an items key, not at the top
+])
+def test_other_layouts_are_left_to_the_whole_file_reader(tmp_path: Path, text: str) -> None:
+    assert_streamed_as_whole(tmp_path, text, streams=False)
