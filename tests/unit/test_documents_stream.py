@@ -76,10 +76,9 @@ KUBECTL_LIST = """\
 # kubectl get nodes,pods -o yaml
 apiVersion: v1
 items:
-- apiVersion: v1
-  kind: Node
-  metadata:
-    name: a
+- kind: Node
+  metadata: {name: a}
+  apiVersion: v1
 
 # a comment between items
 - apiVersion: v1
@@ -104,7 +103,7 @@ metadata:
 def test_a_kubectl_list_streams_with_each_items_line(tmp_path: Path) -> None:
     assert_streamed_as_whole(tmp_path, KUBECTL_LIST)
     docs = list(iter_objects([str(tmp_path / "state.yaml")]))
-    assert [(d.line, d.index, d.obj["metadata"]["name"]) for d in docs] == [(4, 0, "a"), (10, 1, "p"), (20, 2, "q")]
+    assert [(d.line, d.index, d.obj["metadata"]["name"]) for d in docs] == [(4, 0, "a"), (9, 1, "p"), (19, 2, "q")]
     assert docs[1].obj["metadata"]["annotations"]["note"] == "- not an item\nitems:\n---\n"
 
 
@@ -122,11 +121,11 @@ def test_an_alias_across_items_is_read_by_the_whole_file(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(("text", "error"), [
-    (KUBECTL_LIST.replace("    name: p\n", "    name: [p\n"), r"state.yaml:20: not valid YAML"),
-    (KUBECTL_LIST.replace("- apiVersion: v1\n  kind: Node\n  metadata:\n    name: a\n", "- just text\n"),
+    (KUBECTL_LIST.replace("    name: p\n", "    name: [p\n"), r"state.yaml:19: not valid YAML"),
+    (KUBECTL_LIST.replace("- kind: Node\n  metadata: {name: a}\n  apiVersion: v1\n", "- just text\n"),
      r"state.yaml:4: List item is not an object"),
     (KUBECTL_LIST.replace("-\n  apiVersion: v1\n  kind: Pod\n  metadata: {name: q}\n", "-\n"),
-     r"state.yaml:19: List item is not an object"),
+     r"state.yaml:18: List item is not an object"),
 ])
 def test_a_broken_item_is_named_by_its_line(tmp_path: Path, text: str, error: str) -> None:
     assert_streamed_as_whole(tmp_path, text)
