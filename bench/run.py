@@ -177,6 +177,8 @@ def measure_handlers(targets: dict[str, int], ca: Path, workloads: dict[str, lis
                 f"at {half:.0f}/s p50 {paced['p50_ms']} p99 {paced['p99_ms']} ms")
     results["ratio"] = {other: {name: round(statistics.median(values), 3) for name, values in by_name.items()}
                         for other, by_name in ratios.items()}
+    results["ratio_rounds"] = {other: {name: [round(v, 3) for v in values] for name, values in by_name.items()}
+                               for other, by_name in ratios.items()}
     return results
 
 
@@ -234,6 +236,7 @@ def handlers_part(work: Path, scale: Scale, duration: float) -> tuple[dict[str, 
     for name in workloads:
         handlers[name] = {"ours": measured["ours"][name], "rules_off": measured["rules_off"][name],
                           "floor": measured["floor"][name], "ratio_to_floor": measured["ratio"]["floor"][name],
+                          "ratio_to_floor_rounds": measured["ratio_rounds"]["floor"][name],
                           "ratio_to_rules_off": measured["ratio"]["rules_off"][name],
                           "rules_off_ratio_to_floor": round(measured["rules_off"][name]["saturation_rps"]
                                                             / measured["floor"][name]["saturation_rps"], 3)}
@@ -709,8 +712,10 @@ def table(results: dict[str, Any], previous: dict[str, Any] | None) -> str:
     for name in ("nad", "pod"):
         if name in h:
             w = h[name]
-            rows.append((f"{name}: ours / floor req/s", f"{w['ours']['saturation_rps']:.0f} / "
-                         f"{w['floor']['saturation_rps']:.0f} = {w['ratio_to_floor']:.2f}", "", "", ""))
+            spread = w.get("ratio_to_floor_rounds")
+            rows.append((f"{name}: ours / floor req/s (ratio per round)", f"{w['ours']['saturation_rps']:.0f} / "
+                         f"{w['floor']['saturation_rps']:.0f} = {w['ratio_to_floor']:.2f}"
+                         + (f" ({min(spread):.2f}..{max(spread):.2f})" if spread else ""), "", "", ""))
             if "rules_off" in w:
                 rows.append((f"{name}: rules off / floor req/s", f"{w['rules_off']['saturation_rps']:.0f} / "
                              f"{w['floor']['saturation_rps']:.0f} = {w['rules_off_ratio_to_floor']:.2f}", "", "",
