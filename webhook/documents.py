@@ -82,9 +82,9 @@ _YAML_FLOAT = re.compile(r"[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?")
 _WS = re.compile(r"[ \t\n\r]*")
 
 
-def _skip(text: str, pos: int) -> int:
-    """The position after the JSON whitespace at ``pos``."""
-    match = _WS.match(text, pos)
+def _skip(text: str, pos: int, over: re.Pattern[str] = _WS) -> int:
+    """The position after what ``over`` matches at ``pos`` (by default JSON whitespace)."""
+    match = over.match(text, pos)
     return match.end() if match else pos
 
 
@@ -198,21 +198,16 @@ _BLANK_OR_COMMENT_LINES = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\n)*")
 _SPACES = re.compile(" *")
 
 
-def _after_blank_lines(text: str, pos: int) -> int:
-    match = _BLANK_OR_COMMENT_LINES.match(text, pos)
-    return match.end() if match else pos
-
-
 def _yaml_stream(text: str, source: str) -> Iterator[Document] | None:
     """The items of a YAML List file one at a time, each parsed alone; None when the file is not one
     List laid out as kubectl writes it (the whole-file reader then decides). libyaml builds the nodes
     of a whole document before its first object: a `kubectl get -o yaml` of 14 MiB took 600 MiB."""
     keys = list(_ITEMS_KEY.finditer(text))
     markers = list(_DOCUMENT_MARKER.finditer(text))
-    if len(keys) != 1 or len(markers) > 1 or (markers and _after_blank_lines(text, 0) < markers[0].start()):
+    if len(keys) != 1 or len(markers) > 1 or (markers and _skip(text, 0, _BLANK_OR_COMMENT_LINES) < markers[0].start()):
         return None
-    body = _after_blank_lines(text, keys[0].end())
-    indent = _SPACES.match(text, body).end() - body  # type: ignore[union-attr]  # " *" always matches
+    body = _skip(text, keys[0].end(), _BLANK_OR_COMMENT_LINES)
+    indent = _skip(text, body, _SPACES) - body
     if text[body + indent: body + indent + 2] not in ("- ", "-\n"):
         return None
     # The items end at the first line that is neither one of them (an item's "-" or a line indented
