@@ -43,6 +43,8 @@ def load_client(kubeconfig: str | None = None, context: str | None = None) -> cl
 
 
 JSON = "application/json"
+#: A list's items with their metadata only (what a Node or Pod is to the rules).
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 #: (connect, read) seconds for one call.
 TIMEOUT = (10.0, 60.0)
 
@@ -64,9 +66,11 @@ def open_response(api: client.ApiClient, method: str, path: str, *, query: Seque
 
 
 def request(api: client.ApiClient, method: str, path: str, *, query: Sequence[tuple[str, str]] = (),
-            body: Any = None, content_type: str = JSON, timeout: tuple[float, float] = TIMEOUT) -> Any:
+            body: Any = None, content_type: str = JSON, accept: str = JSON,
+            timeout: tuple[float, float] = TIMEOUT) -> Any:
     """One call; its decoded JSON body (None when empty). Raises ApiException for an answer other than 2xx."""
-    raw = open_response(api, method, path, query=query, body=body, content_type=content_type, timeout=timeout)
+    raw = open_response(api, method, path, query=query, body=body, content_type=content_type, accept=accept,
+                        timeout=timeout)
     try:
         data = raw.data
     finally:

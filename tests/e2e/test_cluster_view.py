@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from webhook.cluster.live import METADATA_LIST, LiveClusterView
+from webhook.cluster.live import LiveClusterView
 from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually
-from webhook.kube import load_client
+from webhook.kube import METADATA_LIST, load_client
 from webhook.rules.view import ObjectRef
 
 T = TypeVar("T")

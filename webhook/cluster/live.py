@@ -29,7 +29,7 @@ from kubernetes.watch.watch import iter_resp_lines
 
 from webhook.cluster.store import KINDS, NAD, NETWORK_PROFILE, NODE, NODE_STATE, POD, ClusterStore
 from webhook.heap import freeze_long_lived, no_cyclic_gc
-from webhook.kube import list_pages, open_response, status_message
+from webhook.kube import METADATA_LIST, list_pages, open_response, status_message
 from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,6 @@ STATE_NAMESPACE = "multus-webhook"
 
 JSON = "application/json"
 # Pods are many and large and only their annotations matter here: ask for metadata only.
-METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 METADATA_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 

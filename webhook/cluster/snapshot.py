@@ -6,7 +6,7 @@ Only lists are issued, never a watch or a write: a CI job may run this with a re
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, cast
 
 import urllib3.exceptions
@@ -15,7 +15,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from webhook.kube import list_pages, request
+from webhook.kube import JSON, METADATA_LIST, list_pages, request
 
 #: Big clusters answer in pages rather than one response of every pod.
 PAGE = 500
@@ -33,19 +33,32 @@ class SnapshotError(RuntimeError):
     """The cluster could not be read; the message says which cluster and why."""
 
 
-def _pages(client: ApiClient, path: str, api_version: str, kind: str) -> Iterator[dict[str, Any]]:
+def _pages(client: ApiClient, path: str, api_version: str, kind: str, accept: str = JSON) -> Iterator[dict[str, Any]]:
     def fetch(query: list[tuple[str, str]]) -> Any:
-        return request(client, "GET", path, query=query, timeout=(TIMEOUT_SECONDS, TIMEOUT_SECONDS))
+        return request(client, "GET", path, query=query, accept=accept, timeout=(TIMEOUT_SECONDS, TIMEOUT_SECONDS))
 
     for body in list_pages(fetch, (), PAGE):
         for item in body.get("items") or []:
-            # List items carry no apiVersion/kind of their own.
-            yield {"apiVersion": api_version, "kind": kind, **item}
+            # Items of a list carry no apiVersion/kind of their own, those of a metadata list another one.
+            yield {**item, "apiVersion": api_version, "kind": kind}
 
 
-def _list_all(client: ApiClient) -> Iterator[dict[str, Any]]:
-    yield from _pages(client, "/api/v1/nodes", "v1", "Node")
-    yield from _pages(client, "/api/v1/pods", "v1", "Pod")
+def _list_all(client: ApiClient, whole_pods: Collection[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+    # Of Nodes and Pods the rules read only metadata (a Node's labels, a Pod's annotations): their
+    # status and spec were two thirds of what a large cluster sent (measured, 5,000 nodes and 50,000
+    # pods: 216 -> 97 MiB). A pod an input updates is read whole, for the rules that compare.
+    yield from _pages(client, "/api/v1/nodes", "v1", "Node", METADATA_LIST)
+    for pod in _pages(client, "/api/v1/pods", "v1", "Pod", METADATA_LIST):
+        meta = pod["metadata"]
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if key in whole_pods:
+            try:
+                pod = {"apiVersion": "v1", "kind": "Pod",
+                       **request(client, "GET", f"/api/v1/namespaces/{key[0]}/pods/{key[1]}")}
+            except ApiException as exc:
+                if exc.status != 404:  # gone since the list: what the list said stands
+                    raise
+        yield pod
     for group, version, plural, kind in CUSTOM:
         try:
             yield from _pages(client, f"/apis/{group}/{version}/{plural}", f"{group}/{version}", kind)
@@ -55,10 +68,12 @@ def _list_all(client: ApiClient) -> Iterator[dict[str, Any]]:
                 raise
 
 
-def list_objects(kubeconfig: str, context: str | None = None) -> Iterator[dict[str, Any]]:
-    """Every Node, Pod, NAD, NetworkProfile and MultusNodeState of the cluster, as the API serves them,
-    a page at a time as they are consumed (a large cluster's objects are never all held at once).
-    Raises SnapshotError while it is read."""
+def list_objects(kubeconfig: str, context: str | None = None, *,
+                 whole_pods: Collection[tuple[str, str]] = ()) -> Iterator[dict[str, Any]]:
+    """Every Node, Pod, NAD, NetworkProfile and MultusNodeState of the cluster, a page at a time as they
+    are consumed (a large cluster's objects are never all held at once); Nodes and Pods with their
+    metadata only, but the pods named in ``whole_pods`` ((namespace, name)). Raises SnapshotError
+    while it is read."""
     where = f"{kubeconfig}" + (f" (context {context})" if context else "")
     try:
         # The client leaves this one function unannotated.
@@ -68,7 +83,7 @@ def list_objects(kubeconfig: str, context: str | None = None) -> Iterator[dict[s
         raise SnapshotError(f"{where}: cannot use this kubeconfig: {exc}") from None
     try:
         with client:
-            yield from _list_all(client)
+            yield from _list_all(client, whole_pods)
     except ApiException as exc:
         raise SnapshotError(f"{where}: the cluster refused a list: {exc.status} {exc.reason}") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from webhook.check.output import FORMATS, text
-from webhook.check.run import check
+from webhook.check.run import check, updated_pods
 from webhook.cluster.snapshot import SnapshotError, list_objects
 from webhook.commands.common import load_policy
 from webhook.documents import DocumentError, iter_objects, load_path
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         if args.cluster_state:
             state = (doc.obj for doc in iter_objects(args.cluster_state))
         elif args.kubeconfig:
-            state = list_objects(args.kubeconfig, args.context)
+            state = list_objects(args.kubeconfig, args.context, whole_pods=updated_pods(documents, args.namespace))
         # The state is read as check() stores it, object by object: its errors surface here.
         report = check(documents, policy, state=state, default_namespace=args.namespace, strict=args.strict)
     except (PolicyError, DocumentError, SnapshotError) as exc:
