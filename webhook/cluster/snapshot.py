@@ -1,6 +1,7 @@
 """A one-shot, read-only snapshot of a live cluster's objects (`check --kubeconfig`).
 
-Only lists are issued, never a watch or a write: a CI job may run this with a read-only identity.
+Only reads are issued (lists, and a GET of each pod among the inputs), never a watch or a write: a CI
+job may run this with a read-only identity.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def _list_all(client: ApiClient, whole_pods: Collection[tuple[str, str]]) -> Ite
         if key in whole_pods:
             try:
                 pod = {"apiVersion": "v1", "kind": "Pod",
-                       **request(client, "GET", f"/api/v1/namespaces/{key[0]}/pods/{key[1]}")}
+                       **request(client, "GET", f"/api/v1/namespaces/{key[0]}/pods/{key[1]}",
+                                 timeout=(TIMEOUT_SECONDS, TIMEOUT_SECONDS))}
             except ApiException as exc:
                 if exc.status != 404:  # gone since the list: what the list said stands
                     raise
