@@ -174,6 +174,33 @@ def test_kubeconfig_snapshot_sees_the_clusters_pods_and_nads(
     assert "no cluster state given" not in result.stderr
 
 
+def test_an_identity_that_may_only_list_is_enough(controlplane: ControlPlane, namespace: str, tmp_path: Path) -> None:
+    """The snapshot issues list calls only, the whole pod an input updates included (a CI job's identity
+    is given list rights and no more)."""
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "app", "namespace": namespace, "annotations": {"k8s.v1.cni.cncf.io/networks": "a"}},
+           "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "busybox:1.36"}]}}
+    controlplane.kubectl("apply", "-f", "-", input=json.dumps(pod))
+    controlplane.kubectl("create", "serviceaccount", "ci", "-n", namespace)
+    controlplane.kubectl("create", "clusterrole", f"{namespace}-list", "--verb=list",
+                         "--resource=nodes,pods,network-attachment-definitions.k8s.cni.cncf.io,"
+                         "networkprofiles.multus-webhook.io,multusnodestates.multus-webhook.io")
+    controlplane.kubectl("create", "clusterrolebinding", f"{namespace}-list", f"--clusterrole={namespace}-list",
+                         f"--serviceaccount={namespace}:ci")
+    config = yaml.safe_load(controlplane.kubeconfig.read_text())
+    token = controlplane.kubectl("create", "token", "ci", "-n", namespace).stdout.strip()
+    config["users"][0]["user"] = {"token": token}
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    changed = {**pod, "metadata": {**pod["metadata"], "annotations": {"k8s.v1.cni.cncf.io/networks": "b"}}}
+
+    result = cli("-", "--kubeconfig", str(kubeconfig), "--output", "json", stdin=yaml.safe_dump(changed))
+    assert result.returncode == 0, result.stderr  # a warning
+    # Judged as an UPDATE of the running pod, which only its whole object (spec.nodeName) tells.
+    findings = json.loads(result.stdout)["results"][0]["findings"]
+    assert "pod-networks-changed-after-start" in {f["rule"] for f in findings}
+
+
 def test_kubeconfig_of_an_unreachable_cluster_exits_2(controlplane: ControlPlane, tmp_path: Path) -> None:
     config = yaml.safe_load(controlplane.kubeconfig.read_text())
     config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"
