@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +31,10 @@ def node_name(controlplane: ControlPlane) -> str:
     return f"node-{uuid.uuid4().hex[:8]}"
 
 
-def agent(cp: ControlPlane, host: StandInHost, node: str, log: Path) -> Subcommand:
+def agent(cp: ControlPlane, host: StandInHost, node: str, log: Path, wrapper: Sequence[str] = ()) -> Subcommand:
     return Subcommand(["agent", "--kubeconfig", str(cp.kubeconfig), "--node-name", node,
                        "--host-root", str(host.root), "--primary-cni-config", "cilium/05-cilium.conflist",
-                       "--interval", "1", "--poll-interval", "0.2"], log)
+                       "--interval", "1", "--poll-interval", "0.2"], log, wrapper)
 
 
 def state(cp: ControlPlane, node: str) -> dict[str, Any]:
@@ -96,3 +98,53 @@ def test_the_agent_survives_an_apiserver_that_refuses_it(controlplane: ControlPl
         assert proc.running
     finally:
         assert proc.stop() == 0
+
+
+def mounting(source: Path, target: Path) -> list[str]:
+    """A wrapper that runs a command in a mount namespace of its own with ``source`` bind-mounted on
+    ``target``, as the kubelet mounts a hostPath volume into the agent's container."""
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+            'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", str(source), str(target)]
+
+
+def can_mount() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "--mount", "--", "mount", "-t", "tmpfs", "none", "/mnt"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not can_mount(), reason="needs root and unshare(1) to bind-mount as the kubelet does")
+def test_the_agent_restarts_when_multus_recreates_its_socket_directory(controlplane: ControlPlane,
+                                                                      host: StandInHost, node_name: str,
+                                                                      tmp_path: Path) -> None:
+    # The node's real /run/multus lives apart from the agent's view of the host, which mounts it.
+    node_run = StandInHost()
+    try:
+        host.make_ready("boot-one")
+        host.stop_daemon()
+        node_run.start_daemon()
+        mounted = host.path(host.layout.multus_socket).parent
+        wrapper = mounting(node_run.path(node_run.layout.multus_socket).parent, mounted)
+        first = agent(controlplane, host, node_name, tmp_path / "first.log", wrapper).start()
+        try:
+            eventually(lambda: state(controlplane, node_name).get("multusReady"), what="ready through the mount")
+            node_run.restart_daemon()  # as the Multus daemon does when it starts
+            status = eventually(lambda: (s := state(controlplane, node_name)).get("multusReady") is False and s,
+                                what="not ready once the mounted directory is gone")
+            assert condition(status, DAEMON)["reason"] == "SocketDirReplaced"
+            assert eventually(lambda: first.proc is not None and first.proc.poll() is not None, what="exit") is True
+        finally:
+            rc = first.stop()
+        assert rc == 1, first.output()
+        assert "was removed and created again on the host" in first.output()
+        # What the kubelet does next: the container again, mounting the directory as it is now.
+        second = agent(controlplane, host, node_name, tmp_path / "second.log", wrapper).start()
+        try:
+            status = eventually(lambda: (s := state(controlplane, node_name)).get("multusReady") and s,
+                                what="ready after the restart")
+            assert condition(status, DAEMON)["reason"] == "Connected"
+        finally:
+            assert second.stop() == 0, second.output()
+    finally:
+        node_run.cleanup()

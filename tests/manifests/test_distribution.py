@@ -94,6 +94,10 @@ def test_base_shape(cluster: ControlPlane) -> None:
     assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == [8443]
     agent = find(docs, "DaemonSet", "multus-webhook-agent")["spec"]["template"]["spec"]
     assert all(m["readOnly"] for m in agent["containers"][0]["volumeMounts"])
+    # uid 0 for the daemon's 0700 socket directory, and nothing more.
+    assert agent["securityContext"]["runAsUser"] == 0
+    assert agent["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert agent["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
     assert agent["containers"][0]["args"] == ["agent", "--host-root=/host"]
     multus = find(docs, "DaemonSet", "kube-multus-ds")["spec"]["template"]["spec"]
     assert multus["priorityClassName"] == "system-node-critical"
@@ -108,6 +112,8 @@ def primary_setting(docs: list[dict[str, Any]]) -> str:
             for e in c.get("env", []) if "configMapKeyRef" in e.get("valueFrom", {})]
     assert refs == [cm["metadata"]["name"]], "the DaemonSet must read the generated ConfigMap"
     value: str = cm["data"]["primaryCniConfigFile"]
+    agent = find(docs, "DaemonSet", "multus-webhook-agent")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "PRIMARY_CNI_CONFIG_FILE", "value": value} in agent["env"], "the agent must check the same file"
     return value
 
 

@@ -3,6 +3,7 @@ and the verdicts computed from snapshots directly."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -190,3 +191,30 @@ def test_the_multus_names_are_configurable() -> None:
     snapshot = replace(READY_SNAPSHOT, binaries=("multus",), configs=("00-multus.conflist", "05-cilium.conflist"))
     assert evaluate(snapshot, layout).ready
     assert not evaluate(snapshot, HostLayout()).ready
+
+
+def test_a_socket_directory_removed_under_the_agent_asks_for_a_restart(host: StandInHost) -> None:
+    # A container's hostPath mount of /run/multus keeps the directory it mounted; the thick daemon
+    # deletes and re-creates it on every start. A directory held open after its removal is the same
+    # thing seen from one process: a path to it (through /proc/self/fd) that leads to no links.
+    host.make_ready("boot-1")
+    assert not evaluate(read_host(host.layout), host.layout).restart
+    socket_dir = host.path(host.layout.multus_socket).parent
+    held = os.open(socket_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        host.restart_daemon()
+        stale = host.root / "stale-view"
+        stale.symlink_to(f"/proc/self/fd/{held}")
+        layout = replace(host.layout, multus_socket="/stale-view/multus.sock")
+        report = evaluate(read_host(layout), layout)
+        assert report.restart
+        assert not report.ready
+        daemon = conditions(report)[DAEMON]
+        assert (daemon.status, daemon.reason) == (False, "SocketDirReplaced")
+        assert daemon.message.startswith("/stale-view was removed and created again on the host")
+        # The re-created directory, seen afresh (as after the restart), holds the new socket.
+        fresh = evaluate(read_host(host.layout), host.layout)
+        assert fresh.ready
+        assert not fresh.restart
+    finally:
+        os.close(held)

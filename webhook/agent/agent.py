@@ -14,7 +14,7 @@ from typing import Any
 from kubernetes import client
 
 from webhook.agent import nodestate
-from webhook.agent.probe import HostLayout, Report, evaluate, read_host
+from webhook.agent.probe import DAEMON, HostLayout, Report, evaluate, read_host
 from webhook.kube import MERGE_PATCH, is_status, request, utcnow
 
 log = logging.getLogger(__name__)
@@ -45,12 +45,14 @@ class Agent:
     def look(self) -> Report:
         return evaluate(read_host(self.config.layout), self.config.layout)
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event) -> bool:
+        """Until ``stop``; False when it stopped because it can no longer see the host as it is (its
+        container must be restarted, which the caller's non-zero exit asks the kubelet to do)."""
         cfg = self.config
         self.previous = self._read_status()
         last_write = float("-inf")
         report = self.look()
-        while True:
+        while not report.restart:
             due = report != self.written or time.monotonic() - last_write >= cfg.interval
             if due and self.write(report):
                 last_write = time.monotonic()
@@ -59,6 +61,9 @@ class Agent:
             report = self.look()
         if self.write(nodestate.stopped(report)):
             log.info("marked node %s not ready on the way out", cfg.node)
+        if report.restart:
+            log.error("%s", next(c.message for c in report.conditions if c.type == DAEMON))
+        return not report.restart
 
     def write(self, report: Report) -> bool:
         """Publish ``report``; False (logged) when the apiserver could not be told, to retry next poll."""

@@ -62,6 +62,8 @@ class HostSnapshot:
     primary_exists: bool = False
     #: None when a connect to the daemon's socket succeeded.
     daemon_error: str | None = None
+    #: The socket's directory, as this agent sees it, was removed from the host (see ``_removed``).
+    socket_dir_removed: bool = False
     boot_id: str | None = None
     boot_id_error: str | None = None
 
@@ -81,6 +83,9 @@ class Report:
     boot_id: str | None
     binaries: tuple[str, ...]
     conditions: tuple[Condition, ...] = field(default=())
+
+    #: The agent's view of the host is stale: only a restart of its container (a new mount) helps.
+    restart: bool = False
 
     @property
     def ready(self) -> bool:
@@ -124,6 +129,16 @@ def _daemon_error(path: Path, timeout: float) -> str | None:
     return None
 
 
+def _removed(directory: Path) -> bool:
+    """Whether ``directory`` was deleted while this process could still see it. The Multus daemon
+    removes and re-creates its socket directory each time it starts; a container that mounted the
+    old directory keeps seeing the deleted one (no links left), never the new socket."""
+    try:
+        return os.stat(directory).st_nlink == 0
+    except OSError:
+        return False
+
+
 def _error(exc: OSError | UnicodeDecodeError) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
@@ -152,6 +167,7 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
         binaries=binaries, bin_dir_error=bin_dir_error, configs=configs, conf_dir_error=conf_dir_error,
         primary_config=primary, primary_exists=primary is not None and (conf_dir / primary).is_file(),
         daemon_error=_daemon_error(layout.on_host(layout.multus_socket), connect_timeout),
+        socket_dir_removed=_removed(layout.on_host(layout.multus_socket).parent),
         boot_id=boot_id, boot_id_error=boot_id_error,
     )
 
@@ -170,7 +186,8 @@ def evaluate(snapshot: HostSnapshot, layout: HostLayout) -> Report:
         ready = Condition(READY, False, failing[0].reason, "; ".join(c.message for c in failing))
     else:
         ready = Condition(READY, True, "AllChecksPassed", "Multus is installed, configured first and answering")
-    return Report(boot_id=snapshot.boot_id, binaries=snapshot.binaries, conditions=(*conditions, ready))
+    return Report(boot_id=snapshot.boot_id, binaries=snapshot.binaries, conditions=(*conditions, ready),
+                  restart=snapshot.socket_dir_removed)
 
 
 def _binaries(s: HostSnapshot, layout: HostLayout) -> Condition:
@@ -209,6 +226,11 @@ def _primary(s: HostSnapshot, layout: HostLayout) -> Condition:
 
 def _daemon(s: HostSnapshot, layout: HostLayout) -> Condition:
     where = layout.multus_socket
+    if s.socket_dir_removed:
+        return Condition(DAEMON, False, "SocketDirReplaced",
+                         f"{PurePosixPath(where).parent} was removed and created again on the host (the Multus "
+                         "daemon does so when it starts) after this agent mounted it; the agent restarts to see "
+                         "the new one")
     if s.daemon_error is None:
         return Condition(DAEMON, True, "Connected", f"the Multus daemon answers on {where}")
     return Condition(DAEMON, False, "NotAnswering", f"the Multus daemon does not answer on {where}: {s.daemon_error}")

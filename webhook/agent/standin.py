@@ -86,6 +86,14 @@ class StandInHost:
             self._daemon_thread.join(5)
             self._daemon_thread = None
 
+    def restart_daemon(self) -> None:
+        """As the thick daemon starts: its socket directory removed and created anew, mode 0700."""
+        self.stop_daemon()
+        directory = self.path(self.layout.multus_socket).parent
+        shutil.rmtree(directory)
+        directory.mkdir(mode=0o700)
+        self.start_daemon()
+
     def make_ready(self, boot_id: str, binaries: Sequence[str] = ("multus-shim", "bridge", "macvlan")) -> None:
         """A node on which Multus is installed, configured first and answering."""
         for name in binaries:
@@ -117,16 +125,18 @@ def _accept_forever(server: socket.socket) -> None:
 
 
 class Subcommand:
-    """`multus-webhook <args>` as a real process, its output in a log file."""
+    """`multus-webhook <args>` as a real process, its output in a log file; ``wrapper`` is a command
+    that runs it (e.g. in a mount namespace of its own)."""
 
-    def __init__(self, args: Sequence[str], log: Path) -> None:
+    def __init__(self, args: Sequence[str], log: Path, wrapper: Sequence[str] = ()) -> None:
         self.args = list(args)
         self.log = log
+        self.wrapper = list(wrapper)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Subcommand:
         out = open(self.log, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen([sys.executable, "-m", "webhook.cli", *self.args], stdout=out,
+        self.proc = subprocess.Popen([*self.wrapper, sys.executable, "-m", "webhook.cli", *self.args], stdout=out,
                                      stderr=subprocess.STDOUT, start_new_session=True,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
         return self

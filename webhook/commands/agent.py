@@ -27,9 +27,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="the file name Multus writes into the conf dir (default: %(default)s)")
     a.add_argument("--multus-binary", default=defaults.multus_binary,
                    help="the binary the runtime calls for Multus (default: %(default)s)")
-    a.add_argument("--primary-cni-config", metavar="PATH",
+    a.add_argument("--primary-cni-config", metavar="PATH", default=os.environ.get("PRIMARY_CNI_CONFIG_FILE") or None,
                    help="the primary CNI config relative to the conf dir, e.g. cilium/05-cilium.conflist "
-                        "(default: the first config that is not Multus's own)")
+                        "(default: $PRIMARY_CNI_CONFIG_FILE, else the first config that is not Multus's own)")
     a.add_argument("--namespace", default=nodestate.NAMESPACE, help="namespace of the MultusNodeStates")
     a.add_argument("--interval", type=float, default=10.0,
                    help="seconds between heartbeats (default: %(default)s); give the controller the same value")
@@ -54,5 +54,4 @@ def run(args: argparse.Namespace) -> int:
     config = AgentConfig(node=args.node_name, layout=layout, namespace=args.namespace, interval=args.interval,
                          poll_interval=args.poll_interval)
     stop = stop_on_signals()
-    Agent(load_client(args.kubeconfig), config).run(stop)
-    return 0
+    return 0 if Agent(load_client(args.kubeconfig), config).run(stop) else 1
