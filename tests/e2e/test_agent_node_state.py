@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
 
 from webhook.agent.nodestate import NAMESPACE
 from webhook.agent.probe import CONFIG_FIRST, DAEMON, HostLayout
 from webhook.agent.standin import MULTUS_CONFIG, StandInHost, Subcommand
 from webhook.dev.controlplane import ControlPlane, eventually
+from webhook.kube import MERGE_PATCH, load_client, request
 
 
 @pytest.fixture
@@ -148,3 +151,80 @@ def test_the_agent_restarts_when_multus_recreates_its_socket_directory(controlpl
             assert second.stop() == 0, second.output()
     finally:
         node_run.cleanup()
+
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+AGENT_SA = "multus-webhook-agent"
+
+
+def apply_agent_rbac_and_policy(cp: ControlPlane) -> None:
+    """The base's agent identity (ServiceAccount, Role, binding) and its own-node policy, as shipped."""
+    docs = yaml.safe_load_all(cp.kubectl("kustomize", str(MANIFESTS / "base")).stdout)
+    wanted = [d for d in docs if d and d["metadata"]["name"].startswith(AGENT_SA) and d["kind"] in (
+        "ServiceAccount", "Role", "RoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")]
+    assert len(wanted) == 5
+    cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(wanted))
+
+
+def agent_kubeconfig(cp: ControlPlane, tmp_path: Path, node: str | None) -> Path:
+    """A kubeconfig with the agent's token, bound to an agent pod on ``node`` (None: bound to nothing)."""
+    bound: list[str] = []
+    if node is not None:
+        pod = f"agent-{node}"
+        cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "Node",
+                                                          "metadata": {"name": node}}))
+        cp.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": NAMESPACE},
+            "spec": {"nodeName": node, "serviceAccountName": AGENT_SA,
+                     "containers": [{"name": "agent", "image": "agent"}]}}))
+        bound = ["--bound-object-kind", "Pod", "--bound-object-name", pod]
+    token = cp.kubectl("create", "token", AGENT_SA, "-n", NAMESPACE, *bound).stdout.strip()
+    config = yaml.safe_load(cp.kubeconfig.read_text())
+    config["users"][0]["user"] = {"token": token}
+    path = tmp_path / f"agent-{node or 'unbound'}.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def write_as(cp: ControlPlane, kubeconfig: Path, node: str) -> str:
+    """What the apiserver says to a MultusNodeState for ``node`` created with ``kubeconfig`` (a dry run:
+    admission decides, nothing is stored while the policy is not yet in force)."""
+    obj = {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "MultusNodeState",
+           "metadata": {"name": node, "namespace": NAMESPACE}}
+    result = cp.kubectl("--kubeconfig", str(kubeconfig), "create", "--dry-run=server", "-f", "-", input=json.dumps(obj),
+                        check=False)
+    return result.stdout + result.stderr
+
+
+def test_an_agent_writes_the_state_of_its_own_node_only(controlplane: ControlPlane, host: StandInHost,
+                                                         node_name: str, tmp_path: Path) -> None:
+    cp = controlplane
+    apply_agent_rbac_and_policy(cp)
+    own = agent_kubeconfig(cp, tmp_path, node_name)
+    other = f"{node_name}-other"
+    # The policy takes a moment to be in force after it is created.
+    denied = eventually(lambda: write_as(cp, own, other), until=lambda out: "denied" in out, what="the policy")
+    assert f"the agent on node {node_name} may only write MultusNodeState {node_name}" in denied
+    unbound = agent_kubeconfig(cp, tmp_path, None)
+    assert "the agent's token names no node" in write_as(cp, unbound, node_name)
+
+    # What the real agent does with its own node's token (read, create, patch the status) goes through.
+    host.make_ready("boot-one")
+    proc = Subcommand(["agent", "--kubeconfig", str(own), "--node-name", node_name, "--host-root", str(host.root),
+                       "--primary-cni-config", "cilium/05-cilium.conflist", "--interval", "1",
+                       "--poll-interval", "0.2"], tmp_path / "agent.log").start()
+    try:
+        eventually(lambda: state(cp, node_name).get("multusReady"), what="its own state written")
+    finally:
+        assert proc.stop() == 0, proc.output()
+    assert "could not write" not in proc.output()
+    # Its status, patched for another node's object, is refused as well.
+    cp.kubectl("create", "-f", "-", input=json.dumps({"apiVersion": "multus-webhook.io/v1alpha1",
+                                                       "kind": "MultusNodeState",
+                                                       "metadata": {"name": other, "namespace": NAMESPACE}}))
+    # (by path, as the agent does: kubectl would GET the object first, which the agent may not).
+    with pytest.raises(ApiException) as refused:
+        request(load_client(str(own)), "PATCH", f"/apis/multus-webhook.io/v1alpha1/namespaces/{NAMESPACE}/"
+                f"multusnodestates/{other}/status", body={"status": {"multusReady": True}}, content_type=MERGE_PATCH)
+    assert refused.value.status == 403
+    assert f"may only write MultusNodeState {node_name}" in str(refused.value.body)
