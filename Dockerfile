@@ -1,10 +1,12 @@
 # multus-webhook: the webhook server, controller, node agent and installer in one image.
-# Build stage: install the package and its dependencies into /app with pip.
+# Build stage: install the pinned dependencies and the package into /app with pip.
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY requirements.lock pyproject.toml README.md ./
 COPY webhook ./webhook
-RUN pip install --no-cache-dir --no-compile --target /app . \
+# requirements.lock pins every run-time dependency to the version the tests ran against (make lock);
+# --no-deps installs exactly those, nothing resolved anew on build day.
+RUN pip install --no-cache-dir --no-compile --no-deps --target /app -r requirements.lock . \
  && printf '#!/usr/bin/python3\nimport sys\nfrom webhook.cli import main\nsys.exit(main())\n' > /app/multus-webhook \
  && chmod 0755 /app/multus-webhook
 
