@@ -101,6 +101,17 @@ def test_base_shape(cluster: ControlPlane) -> None:
     assert multus["initContainers"][0]["command"][0] == "/usr/src/multus-cni/bin/install_multus"
 
 
+def test_the_image_default_cert_dir_is_the_manifests(cluster: ControlPlane) -> None:
+    """The Dockerfile's CMD serves from the directory the Deployment passes and mounts."""
+    dockerfile = (MANIFESTS.parent / "Dockerfile").read_text()
+    [cmd] = [json.loads(line[len("CMD "):]) for line in dockerfile.splitlines() if line.startswith("CMD ")]
+    image_dir = cmd[cmd.index("--cert-dir") + 1]
+    deployment = find(build(cluster, "base"), "Deployment", "multus-webhook")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert f"--cert-dir={image_dir}" in container["args"]
+    assert {"name": "certs", "mountPath": image_dir} in container["volumeMounts"]
+
+
 def primary_setting(docs: list[dict[str, Any]]) -> str:
     [cm] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("multus-primary-cni-")]
     multus = find(docs, "DaemonSet", "kube-multus-ds")["spec"]["template"]["spec"]
