@@ -5,6 +5,7 @@ ServiceAccount."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,11 @@ def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     matches = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
     assert len(matches) == 1, f"{kind}/{name}: {len(matches)} found"
     return matches[0]
+
+
+def serve_args(docs: list[dict[str, Any]]) -> list[str]:
+    args: list[str] = find(docs, "Deployment", "multus-webhook")["spec"]["template"]["spec"]["containers"][0]["args"]
+    return args
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +160,16 @@ def test_uninstall_replaces_multus_with_the_cleanup(cluster: ControlPlane) -> No
     assert primary_setting(docs) == "cilium/05-cilium.conflist"
 
 
+@pytest.mark.parametrize("components", [["pod-repair", "cert-manager"], ["cert-manager", "pod-repair"]])
+def test_cert_manager_and_pod_repair_combine_in_either_order(
+        cluster: ControlPlane, tmp_path: Path, components: list[str]) -> None:
+    root = Path(os.path.relpath(MANIFESTS, tmp_path))
+    (tmp_path / "kustomization.yaml").write_text(json.dumps({
+        "resources": [str(root / "base")], "components": [str(root / "components" / c) for c in components]}))
+    docs = [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(tmp_path)).stdout) if d]
+    assert serve_args(docs) == ["serve", "--port=8443", "--cert-dir=/var/run/multus-webhook/certs", "--repair"]
+
+
 def test_cert_manager_turns_self_management_off(cluster: ControlPlane) -> None:
     docs = build(cluster, "overlays/cert-manager")
     for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
@@ -258,8 +274,12 @@ def test_status_subresources(rbac: ControlPlane, who: str, subresource: str, ver
 
 
 def test_pod_repair_is_opt_in(rbac: ControlPlane) -> None:
+    """The component turns repair on (serve --repair) and grants the deletions it makes."""
     assert not can(rbac, WEBHOOK_SA, "delete", "pods", "default")
-    items = [d for d in build(rbac, "overlays/pod-repair") if d["metadata"]["name"] == "multus-webhook-pod-repair"]
+    assert "--repair" not in serve_args(build(rbac, "base"))
+    docs = build(rbac, "overlays/pod-repair")
+    assert serve_args(docs) == [*serve_args(build(rbac, "base")), "--repair"]
+    items = [d for d in docs if d["metadata"]["name"] == "multus-webhook-pod-repair"]
     assert len(items) == 2
     payload = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
     rbac.kubectl("apply", "-f", "-", input=payload)
