@@ -210,7 +210,9 @@ WEBHOOK_MAY = [
     ("list", "nodes", None), ("watch", "nodes", None), ("patch", "nodes", None),
     ("list", "network-attachment-definitions.k8s.cni.cncf.io", None),
     ("watch", "network-attachment-definitions.k8s.cni.cncf.io", None),
-    ("list", "networkprofiles.multus-webhook.io", None), ("watch", "multusnodestates.multus-webhook.io", None),
+    ("list", "networkprofiles.multus-webhook.io", None), ("watch", "networkprofiles.multus-webhook.io", None),
+    ("list", "multusnodestates.multus-webhook.io", "multus-webhook"),
+    ("watch", "multusnodestates.multus-webhook.io", "multus-webhook"),
     ("list", "pods", None), ("watch", "pods", None),
     *[(verb, "configmaps/multus-webhook-policy", "multus-webhook") for verb in ("get", "list", "watch")],
     ("get", "secrets/multus-webhook-tls", "multus-webhook"), ("update", "secrets/multus-webhook-tls", "multus-webhook"),
@@ -219,8 +221,9 @@ WEBHOOK_MAY = [
     ("patch", "validatingwebhookconfigurations/multus-webhook", None),
     ("patch", "mutatingwebhookconfigurations/multus-webhook", None),
     ("create", "leases.coordination.k8s.io", "multus-webhook"),
-    ("update", "leases.coordination.k8s.io", "multus-webhook"),
-    ("create", "events", "default"),
+    ("get", "leases.coordination.k8s.io/multus-webhook-controller", "multus-webhook"),
+    ("update", "leases.coordination.k8s.io/multus-webhook-controller", "multus-webhook"),
+    ("create", "events", "default"), ("create", "events", "apps"),
 ]
 WEBHOOK_MAY_NOT = [
     ("get", "secrets", "kube-system"), ("list", "secrets", "multus-webhook"),
@@ -233,6 +236,15 @@ WEBHOOK_MAY_NOT = [
     ("create", "network-attachment-definitions.k8s.cni.cncf.io", "default"),
     ("create", "multusnodestates.multus-webhook.io", "multus-webhook"),
     ("create", "leases.coordination.k8s.io", "kube-system"), ("create", "clusterrolebindings", None),
+    # MultusNodeStates are read in the webhook's namespace only, Events are core/v1 only, and the
+    # Lease is ours only.
+    ("list", "multusnodestates.multus-webhook.io", None), ("watch", "multusnodestates.multus-webhook.io", "default"),
+    ("get", "multusnodestates.multus-webhook.io", "default"),
+    ("create", "events.events.k8s.io", "default"),
+    ("get", "leases.coordination.k8s.io/other", "multus-webhook"),
+    ("update", "leases.coordination.k8s.io/other", "multus-webhook"),
+    ("delete", "leases.coordination.k8s.io/multus-webhook-controller", "multus-webhook"),
+    ("list", "leases.coordination.k8s.io", "multus-webhook"),
 ]
 AGENT_MAY = [(verb, "multusnodestates.multus-webhook.io", "multus-webhook") for verb in ("get", "create")]
 AGENT_MAY_NOT = [
