@@ -4,15 +4,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench install controlplane clean
+.PHONY: run test lint bench install controlplane clean lock
 
-$(STAMP): pyproject.toml
+# The run-time dependencies at the versions of requirements.lock, the ones the image installs: the
+# tests run against what ships.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --constraint requirements.lock -e '.[test]'
 	touch $@
 
 install: $(STAMP)
+
+# Upgrade the run-time dependencies to the newest pyproject.toml allows and pin them in
+# requirements.lock (hack/lock.py); then `make test`.
+lock: install
+	$(BIN)/pip install --quiet --upgrade --upgrade-strategy eager -e '.[test]'
+	$(BIN)/python hack/lock.py > requirements.lock.new && mv requirements.lock.new requirements.lock
 
 # kube-apiserver, etcd and kubectl built from Go modules into ~/.cache/multus-webhook (reused).
 controlplane:

@@ -5,6 +5,7 @@ ServiceAccount."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,11 @@ def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     matches = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
     assert len(matches) == 1, f"{kind}/{name}: {len(matches)} found"
     return matches[0]
+
+
+def serve_args(docs: list[dict[str, Any]]) -> list[str]:
+    args: list[str] = find(docs, "Deployment", "multus-webhook")["spec"]["template"]["spec"]["containers"][0]["args"]
+    return args
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +111,17 @@ def test_base_shape(cluster: ControlPlane) -> None:
     assert multus["initContainers"][0]["command"][0] == "/usr/src/multus-cni/bin/install_multus"
 
 
+def test_the_image_default_cert_dir_is_the_manifests(cluster: ControlPlane) -> None:
+    """The Dockerfile's CMD serves from the directory the Deployment passes and mounts."""
+    dockerfile = (MANIFESTS.parent / "Dockerfile").read_text()
+    [cmd] = [json.loads(line[len("CMD "):]) for line in dockerfile.splitlines() if line.startswith("CMD ")]
+    image_dir = cmd[cmd.index("--cert-dir") + 1]
+    deployment = find(build(cluster, "base"), "Deployment", "multus-webhook")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert f"--cert-dir={image_dir}" in container["args"]
+    assert {"name": "certs", "mountPath": image_dir} in container["volumeMounts"]
+
+
 def primary_setting(docs: list[dict[str, Any]]) -> str:
     [cm] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("multus-primary-cni-")]
     multus = find(docs, "DaemonSet", "kube-multus-ds")["spec"]["template"]["spec"]
@@ -149,6 +166,16 @@ def test_uninstall_replaces_multus_with_the_cleanup(cluster: ControlPlane) -> No
     assert primary_setting(docs) == "cilium/05-cilium.conflist"
 
 
+@pytest.mark.parametrize("components", [["pod-repair", "cert-manager"], ["cert-manager", "pod-repair"]])
+def test_cert_manager_and_pod_repair_combine_in_either_order(
+        cluster: ControlPlane, tmp_path: Path, components: list[str]) -> None:
+    root = Path(os.path.relpath(MANIFESTS, tmp_path))
+    (tmp_path / "kustomization.yaml").write_text(json.dumps({
+        "resources": [str(root / "base")], "components": [str(root / "components" / c) for c in components]}))
+    docs = [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(tmp_path)).stdout) if d]
+    assert serve_args(docs) == ["serve", "--port=8443", "--cert-dir=/var/run/multus-webhook/certs", "--repair"]
+
+
 def test_cert_manager_turns_self_management_off(cluster: ControlPlane) -> None:
     docs = build(cluster, "overlays/cert-manager")
     for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
@@ -189,7 +216,9 @@ WEBHOOK_MAY = [
     ("list", "nodes", None), ("watch", "nodes", None), ("patch", "nodes", None),
     ("list", "network-attachment-definitions.k8s.cni.cncf.io", None),
     ("watch", "network-attachment-definitions.k8s.cni.cncf.io", None),
-    ("list", "networkprofiles.multus-webhook.io", None), ("watch", "multusnodestates.multus-webhook.io", None),
+    ("list", "networkprofiles.multus-webhook.io", None), ("watch", "networkprofiles.multus-webhook.io", None),
+    ("list", "multusnodestates.multus-webhook.io", "multus-webhook"),
+    ("watch", "multusnodestates.multus-webhook.io", "multus-webhook"),
     ("list", "pods", None), ("watch", "pods", None),
     *[(verb, "configmaps/multus-webhook-policy", "multus-webhook") for verb in ("get", "list", "watch")],
     ("get", "secrets/multus-webhook-tls", "multus-webhook"), ("update", "secrets/multus-webhook-tls", "multus-webhook"),
@@ -198,8 +227,9 @@ WEBHOOK_MAY = [
     ("patch", "validatingwebhookconfigurations/multus-webhook", None),
     ("patch", "mutatingwebhookconfigurations/multus-webhook", None),
     ("create", "leases.coordination.k8s.io", "multus-webhook"),
-    ("update", "leases.coordination.k8s.io", "multus-webhook"),
-    ("create", "events", "default"),
+    ("get", "leases.coordination.k8s.io/multus-webhook-controller", "multus-webhook"),
+    ("update", "leases.coordination.k8s.io/multus-webhook-controller", "multus-webhook"),
+    ("create", "events", "default"), ("create", "events", "apps"),
 ]
 WEBHOOK_MAY_NOT = [
     ("get", "secrets", "kube-system"), ("list", "secrets", "multus-webhook"),
@@ -212,6 +242,15 @@ WEBHOOK_MAY_NOT = [
     ("create", "network-attachment-definitions.k8s.cni.cncf.io", "default"),
     ("create", "multusnodestates.multus-webhook.io", "multus-webhook"),
     ("create", "leases.coordination.k8s.io", "kube-system"), ("create", "clusterrolebindings", None),
+    # MultusNodeStates are read in the webhook's namespace only, Events are core/v1 only, and the
+    # Lease is ours only.
+    ("list", "multusnodestates.multus-webhook.io", None), ("watch", "multusnodestates.multus-webhook.io", "default"),
+    ("get", "multusnodestates.multus-webhook.io", "default"),
+    ("create", "events.events.k8s.io", "default"),
+    ("get", "leases.coordination.k8s.io/other", "multus-webhook"),
+    ("update", "leases.coordination.k8s.io/other", "multus-webhook"),
+    ("delete", "leases.coordination.k8s.io/multus-webhook-controller", "multus-webhook"),
+    ("list", "leases.coordination.k8s.io", "multus-webhook"),
 ]
 AGENT_MAY = [(verb, "multusnodestates.multus-webhook.io", "multus-webhook") for verb in ("get", "create")]
 AGENT_MAY_NOT = [
@@ -253,8 +292,12 @@ def test_status_subresources(rbac: ControlPlane, who: str, subresource: str, ver
 
 
 def test_pod_repair_is_opt_in(rbac: ControlPlane) -> None:
+    """The component turns repair on (serve --repair) and grants the deletions it makes."""
     assert not can(rbac, WEBHOOK_SA, "delete", "pods", "default")
-    items = [d for d in build(rbac, "overlays/pod-repair") if d["metadata"]["name"] == "multus-webhook-pod-repair"]
+    assert "--repair" not in serve_args(build(rbac, "base"))
+    docs = build(rbac, "overlays/pod-repair")
+    assert serve_args(docs) == [*serve_args(build(rbac, "base")), "--repair"]
+    items = [d for d in docs if d["metadata"]["name"] == "multus-webhook-pod-repair"]
     assert len(items) == 2
     payload = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
     rbac.kubectl("apply", "-f", "-", input=payload)

@@ -76,11 +76,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 class PolicySource:
     """The policy in force: the ConfigMap's while it exists and parses, else the file's (or defaults).
-    A ConfigMap that does not parse keeps the previous policy, so a typo never relaxes the rules."""
+    A ConfigMap that does not parse keeps the previous policy, so a typo never relaxes the rules.
+    Pod repair is on with ``repair`` (--repair) or with the policy in force's ``repair: true``: no
+    policy turns off what the flag turned on."""
 
-    def __init__(self, context: AdmissionContext, base: Policy) -> None:
+    def __init__(self, context: AdmissionContext, base: Policy, *, repair: bool = False) -> None:
         self.context = context
         self.base = base
+        self.repair = repair
         self.controller: Controller | None = None
 
     def on_configmap(self, configmap: Mapping[str, Any] | None) -> None:
@@ -102,7 +105,7 @@ class PolicySource:
     def _set(self, policy: Policy, why: str) -> None:
         self.context.policy = policy
         if self.controller is not None:
-            self.controller.config = replace(self.controller.config, repair=policy.repair)
+            self.controller.config = replace(self.controller.config, repair=self.repair or policy.repair)
         log.info("%s", why)
 
 
@@ -115,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         policy = load_policy(args.policy)
         context = AdmissionContext(policy=policy)
-        source = PolicySource(context, policy)
+        source = PolicySource(context, policy, repair=args.repair)
         if args.cluster_state:
             context.view = StaticClusterView.from_files(args.cluster_state)
         elif args.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):

@@ -1,0 +1,46 @@
+"""`serve --repair` and the policy's `repair: true` both turn the controller's pod repair on; the
+policy in force changing (the ConfigMap listed, changed or deleted) never turns off what --repair
+turned on."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from webhook.admission.handlers import AdmissionContext
+from webhook.commands.serve import PolicySource
+from webhook.controller.controller import ControllerConfig
+from webhook.rules import Policy
+
+
+def source(flag: bool, base: Policy) -> tuple[PolicySource, Any]:
+    s = PolicySource(AdmissionContext(policy=base), base, repair=flag)
+    controller = SimpleNamespace(config=ControllerConfig(identity="test", repair=flag or base.repair))
+    s.controller = controller  # type: ignore[assignment]
+    return s, controller
+
+
+@pytest.mark.parametrize("configmap", [
+    None,  # the first list finds no ConfigMap: the policy file (or the defaults) is in force
+    {"data": {"policy": "repair: false\n"}},
+    {"data": {"policy": "audit: true\n"}},
+])
+def test_the_flag_keeps_repair_on_whatever_policy_comes_into_force(configmap: dict[str, Any] | None) -> None:
+    s, controller = source(True, Policy())
+    s.on_configmap(configmap)
+    assert controller.config.repair is True
+
+
+def test_without_the_flag_the_policy_in_force_decides() -> None:
+    s, controller = source(False, Policy())
+    s.on_configmap({"data": {"policy": "repair: true\n"}})
+    assert controller.config.repair is True
+    s.on_configmap(None)
+    assert controller.config.repair is False
+    s, controller = source(False, Policy(repair=True))
+    s.on_configmap(None)
+    assert controller.config.repair is True
+    s.on_configmap({"data": {"policy": "audit: false\n"}})
+    assert controller.config.repair is False
