@@ -259,6 +259,34 @@ def rules_of(report: Report, rule: str) -> list[list[str]]:
     return [[f.rule for f in r.findings if f.rule == rule] for r in report.results]
 
 
+HOST_LOCAL = ('{"cniVersion": "1.0.0", "name": "hl", "type": "macvlan", "master": "eth1", '
+              '"ipam": {"type": "host-local", "subnet": "10.60.0.0/24"}}')
+
+
+def test_an_input_updating_what_the_cluster_already_has_is_ratcheted() -> None:
+    """As in the webhook: a pod admitted before its annotation was refused (the webhook away, or in audit
+    mode), or a host-local NAD from before a second node joined, can have its labels changed; a change of
+    the annotation or of the config is judged in full."""
+    refused = {"k8s.v1.cni.cncf.io/networks": "a@eth0"}
+    state = [{"kind": "Node", "metadata": {"name": n}} for n in ("n1", "n2")] + [
+        {**RUNNING_POD, "metadata": {**RUNNING_POD["metadata"], "annotations": refused}},
+        {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+         "metadata": {"name": "hl", "namespace": "default"}, "spec": {"config": HOST_LOCAL}}]
+    relabelled = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {app: x}\n"
+                  "  annotations: {k8s.v1.cni.cncf.io/networks: a@eth0}\n---\n"
+                  "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: hl\n"
+                  f"  labels: {{app: x}}\nspec:\n  config: '{HOST_LOCAL}'\n")
+    report = check(parse_text(relabelled, "in.yaml"), Policy(), state=state)
+    assert [r.verdict for r in report.results] == ["warn", "warn"]
+    assert [[f.rule for f in r.findings if "allowed because it was already there" in f.message]
+            for r in report.results] == [["pod-networks-interface-names"], ["nad-host-local-multi-node"]]
+    assert report.exit_status == 0
+
+    changed = relabelled.replace("a@eth0", "a@lo").replace("eth1", "eth2")
+    report = check(parse_text(changed, "in.yaml"), Policy(), state=state)
+    assert [r.verdict for r in report.results] == ["deny", "deny"]
+
+
 def test_inputs_join_the_state_for_the_inputs_after_them() -> None:
     # The second pod replaces the first, as an UPDATE would: it now sees the first as running.
     first = CHANGED_POD.replace("metadata:\n", "metadata:\n  namespace: default\n") + "spec: {nodeName: node-1}\n"

@@ -108,6 +108,31 @@ def test_a_second_node_makes_a_host_local_nad_refused(cp: ControlPlane, ns: str)
     eventually(lambda: dry_run(cp, host_local)[0], "the node's deletion to reach the cache")
 
 
+def test_a_host_local_nad_from_before_a_second_node_joined_can_still_be_labelled(cp: ControlPlane, ns: str) -> None:
+    """Ratcheting: an UPDATE that leaves spec.config as it was is not refused for what was already there."""
+    host_local = nad("hl", ns, {"type": "host-local", "subnet": "10.67.0.0/24"})
+    ok, out = apply(cp, host_local)  # one node at most in the cache: allowed
+    assert ok, out
+    add_node(cp, "node-d")
+    add_node(cp, "node-e")
+    labelled = {**host_local, "metadata": {**host_local["metadata"], "labels": {"team": "blue"}}}
+    ok, out = eventually(lambda: dry_run(cp, labelled), "the nodes to reach the cache",
+                         until=lambda r: "host-local on a cluster of 2 nodes" in r[1])
+    assert ok, out
+    warning = " ".join(out.replace("Warning:", "").split())  # kubectl's lines joined again
+    assert ("allowed because it was already there: this update leaves spec.config and annotation "
+            "multus-webhook.io/allow-host-local as they were; rule nad-host-local-multi-node refuses it once one "
+            "of them changes) [nad-host-local-multi-node]") in warning
+    ok, out = apply(cp, labelled)
+    assert ok, out
+
+    grown = nad("hl", ns, {"type": "host-local", "subnet": "10.67.0.0/23"})
+    ok, out = apply(cp, grown)
+    assert not ok
+    assert DENIED in out
+    assert "[nad-host-local-multi-node]" in out
+
+
 def test_a_node_state_gaining_a_binary_turns_a_deny_into_an_allow(cp: ControlPlane, ns: str) -> None:
     wants_whereabouts = nad("wa", ns, {"type": "whereabouts", "range": "10.61.0.0/24"})
     add_node(cp, "node-c")

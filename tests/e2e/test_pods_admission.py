@@ -124,3 +124,58 @@ def test_only_pods_asking_for_networks_are_sent_to_the_webhook(cluster: ControlP
     finally:
         live_webhook.start()
         eventually(lambda: live_webhook.readyz()[0] == 200, "the restarted webhook's first sync")
+
+
+def test_a_pod_admitted_before_its_annotation_was_refused_can_still_be_updated(
+    cluster: ControlPlane, ns: str, live_webhook: WebhookServer
+) -> None:
+    """A pod created in audit mode (or before the webhook was installed) with an annotation the rules now
+    refuse: an update that leaves its selection annotations as they were is never even sent to the
+    webhook (matchConditions), so its finalizer can be removed while the webhook is down; an update that
+    changes them is judged, and what it leaves as it was is only a warning."""
+    audit = {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": "multus-webhook-policy", "namespace": "multus-webhook"},
+             "data": {"policy": "audit: true\n"}}
+    held = pod("held", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data@eth0"})
+    held["metadata"]["finalizers"] = ["multus-webhook.io/test-hold"]
+    apply(cluster, audit)
+    try:
+        eventually(lambda: apply(cluster, held, check=False).returncode == 0, "audit mode to take effect")
+    finally:
+        cluster.kubectl("delete", "configmap", "multus-webhook-policy", "-n", "multus-webhook")
+    eventually(lambda: apply(cluster, pod("new", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data@eth0"}),
+                             check=False, extra=("--dry-run=server",)),
+               "the denials to be back", until=lambda r: r.returncode == 1)
+
+    def annotate(*pairs: str) -> Any:
+        return cluster.kubectl("annotate", "pod", "held", "-n", ns, "--overwrite", *pairs, check=False)
+
+    result = annotate("k8s.v1.cni.cncf.io/networks=data@lo")
+    assert result.returncode == 1
+    assert "requests interface lo" in result.stderr
+    assert "[pod-networks-interface-names]" in result.stderr
+    result = annotate("v1.multus-cni.io/default-network=kube-system/primary")
+    assert result.returncode == 0, result.stderr
+    warning = " ".join(result.stderr.replace("Warning:", "").split())  # kubectl's lines joined again
+    assert ("allowed because it was already there: this update leaves annotation k8s.v1.cni.cncf.io/networks as "
+            "it was; rule pod-networks-interface-names refuses it once it changes) [pod-networks-interface-names]"
+            ) in warning
+
+    # kubectl create, not apply (which adds its last-applied annotation): stored without an annotations map.
+    cluster.kubectl("create", "-f", "-", input=json.dumps(pod("bare", ns)))
+    assert live_webhook.stop() == 0
+    try:
+        assert cluster.kubectl("label", "pod", "held", "-n", ns, "app=x").returncode == 0
+        for name in ("held", "bare"):
+            result = cluster.kubectl("annotate", "pod", name, "-n", ns, "--overwrite",
+                                     "k8s.v1.cni.cncf.io/networks=data@net1", check=False)
+            assert result.returncode == 1
+            assert 'failed calling webhook "pods.multus-webhook.io"' in result.stderr
+        cluster.kubectl("delete", "pod", "held", "-n", ns, "--wait=false")
+        cluster.kubectl("patch", "pod", "held", "-n", ns, "--type=json",
+                        "-p", '[{"op": "remove", "path": "/metadata/finalizers"}]')
+        eventually(lambda: cluster.kubectl("get", "pod", "held", "-n", ns, check=False).returncode == 1,
+                   "the pod to go once its finalizer is removed")
+    finally:
+        live_webhook.start()
+        eventually(lambda: live_webhook.readyz()[0] == 200, "the restarted webhook's first sync")

@@ -171,10 +171,11 @@ def test_name_allows_valid_names(name: str) -> None:
     assert findings(nad(MACVLAN, name=name), "nad-name") == []
 
 
-def test_update_runs_the_same_rules_on_the_new_object() -> None:
+def test_an_update_of_the_config_runs_the_same_rules_on_the_new_object() -> None:
     bad = {**MACVLAN, "cniVersion": "2.0.0"}
     created = [(f.rule, f.field, f.message) for f in evaluate(nad(bad), Policy())]
-    updated = [(f.rule, f.field, f.message) for f in evaluate(nad(bad, operation="UPDATE"), Policy())]
+    update = Subject(nad(bad).obj, NAD, operation="UPDATE", old_object=nad(MACVLAN).obj)
+    updated = [(f.rule, f.field, f.message) for f in evaluate(update, Policy())]
     assert created == updated
     assert ("nad-config-cni-version", "spec.config.cniVersion") in [(r, f) for r, f, _ in updated]
 

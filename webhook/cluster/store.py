@@ -28,6 +28,7 @@ from webhook.multus.selection import (
     DEFAULT_MULTUS_NAMESPACE,
     DEFAULT_NETWORK_ANNOTATION,
     NETWORKS_ANNOTATION,
+    NetworkReference,
     network_references,
 )
 from webhook.objects import as_mapping
@@ -69,20 +70,6 @@ def slim_nad(key: Key, nad: Mapping[str, Any]) -> Mapping[str, Any]:
     return {"metadata": meta, "spec": {"config": spec["config"]} if "config" in spec else {}}
 
 
-def nad_derived(owner: Key, nad: Mapping[str, Any]) -> tuple[tuple[IndexedRange, ...], frozenset[str]]:
-    """What the admission path needs of one NAD's config, parsed once when it is stored: the index
-    entries (its valid allocation ranges) and the CNI binaries it runs."""
-    netconf = parse_nad_config(as_mapping(nad.get("spec")).get("config"), "spec.config", remember=False).netconf
-    binaries = netconf.binaries if netconf is not None else frozenset()
-    try:
-        ranges = nad_allocation_ranges(netconf)
-    except Exception:
-        # One odd NAD must not stop the cache from following the others.
-        log.exception("could not read the address ranges of NAD %s/%s", *owner)
-        return (), binaries
-    return tuple(IndexedRange.of(owner, r) for r in ranges), binaries
-
-
 #: Profile merges remembered (all profiles together), and the longest annotation value remembered:
 #: a bound on the memory, whatever values pods send.
 MERGES_KEPT = 4096
@@ -121,6 +108,9 @@ class ClusterStore:
         self._node_table = NodeTable(self._share)
         # Published whole.
         self._ranges = RangeIndex()
+        # By kind, the objects kept without what could not be read from them, with the error: counted
+        # for /metrics, and each logged when it first fails rather than on every event.
+        self._unreadable: dict[str, dict[Key, str]] = {NAD: {}, POD: {}}
 
     # --- ClusterView ---------------------------------------------------------------------------
 
@@ -181,6 +171,10 @@ class ClusterStore:
         # Sorting them all and building a reference to each took 80 ms for 50,000 pods.
         users = tuple(self._users.get((namespace, name), ()))
         return len(users), [ObjectRef(*pod) for pod in heapq.nsmallest(first, users)]
+
+    def unreadable(self, kind: str) -> int:
+        """How many objects of ``kind`` (NADs, Pods) are kept without what could not be read from them."""
+        return len(self._unreadable.get(kind, ()))
 
     # --- for the controller -----------------------------------------------------------------------
 
@@ -270,7 +264,7 @@ class ClusterStore:
             obj = slim_nad(key, obj)
             if previous is None or as_mapping(previous.get("spec")) != as_mapping(obj.get("spec")):
                 old = self._nad_entries.pop(key, ())
-                new, binaries = nad_derived(key, obj)
+                new, binaries = self._nad_derived(key, obj)
                 # Before the NAD itself: a reader that finds the NAD finds its binaries.
                 self._nad_binaries[key] = self._share(binaries)
                 if new:
@@ -290,6 +284,7 @@ class ClusterStore:
         elif kind == NODE_STATE:
             self._node_table.remove_state(key)
         elif kind == NAD:
+            self._unreadable[NAD].pop(key, None)
             self._nads.pop(key, None)
             self._nad_binaries.pop(key, None)
             self._ranges = self._ranges.without(self._nad_entries.pop(key, ()))
@@ -297,6 +292,7 @@ class ClusterStore:
             self._profiles.pop(key, None)
             self._merges = {}
         elif kind == POD:
+            self._unreadable[POD].pop(key, None)
             self._set_pod_refs(key, ())
 
     def _intern(self, key: Key) -> Key:
@@ -305,12 +301,47 @@ class ClusterStore:
             found = self._interned[key] = (sys.intern(key[0]), sys.intern(key[1]))
         return found
 
+    def _nad_derived(self, key: Key, nad: Mapping[str, Any]) -> tuple[tuple[IndexedRange, ...], frozenset[str]]:
+        """What the admission path needs of one NAD's config, parsed once when it is stored: the index
+        entries (its valid allocation ranges) and the CNI binaries it runs. What cannot be read is left
+        out: the NAD is kept all the same, since it exists."""
+        try:
+            netconf = parse_nad_config(as_mapping(nad.get("spec")).get("config"), "spec.config", remember=False).netconf
+        except Exception as exc:
+            self._could_not_read(NAD, key, "spec.config", "with no address ranges and no CNI binaries", exc)
+            return (), frozenset()
+        binaries = netconf.binaries if netconf is not None else frozenset()
+        try:
+            ranges = tuple(IndexedRange.of(key, r) for r in nad_allocation_ranges(netconf))
+        except Exception as exc:
+            self._could_not_read(NAD, key, "the address ranges in spec.config", "with no address ranges", exc)
+            return (), binaries
+        self._unreadable[NAD].pop(key, None)
+        return ranges, binaries
+
     def _references(self, pod: Key, obj: Mapping[str, Any]) -> tuple[Key, ...]:
         annotations = as_mapping(metadata(obj).get("annotations"))
         if NETWORKS_ANNOTATION not in annotations and DEFAULT_NETWORK_ANNOTATION not in annotations:
-            return ()
-        refs = network_references(annotations, pod[0], multus_namespace=self.multus_namespace)
+            refs: tuple[NetworkReference, ...] = ()
+        else:
+            try:
+                refs = network_references(annotations, pod[0], multus_namespace=self.multus_namespace)
+            except Exception as exc:
+                self._could_not_read(POD, pod, f"the annotations {NETWORKS_ANNOTATION} and "
+                                               f"{DEFAULT_NETWORK_ANNOTATION}", "as using no NAD", exc)
+                return ()
+        self._unreadable[POD].pop(pod, None)
         return tuple(sorted({self._intern((r.namespace, r.name)) for r in refs}))
+
+    def _could_not_read(self, kind: str, key: Key, what: str, kept: str, exc: Exception) -> None:
+        # A bug in reading one object must not stop the list or watch it came in: the objects after it
+        # in the list would be lost and the first sync (readiness) never finish.
+        problem = f"{type(exc).__name__}: {exc}"
+        unreadable = self._unreadable[kind]
+        if unreadable.get(key) != problem:
+            log.error("%s %s/%s: could not read %s (%s); kept %s, please report it", kind, *key, what,
+                      problem[:500], kept, exc_info=exc)
+        unreadable[key] = problem
 
     def _set_pod_refs(self, pod: Key, refs: tuple[Key, ...]) -> None:
         old = self._pod_refs.get(pod, ())

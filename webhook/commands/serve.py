@@ -23,6 +23,7 @@ from webhook.admission.handlers import AdmissionContext
 from webhook.certmanager import CHECK_INTERVAL, SelfManagedCertificates, Settings
 from webhook.cluster.live import POLICY_CONFIGMAP, STATE_NAMESPACE, LiveClusterView
 from webhook.cluster.static import StaticClusterView
+from webhook.cluster.store import NAD, POD
 from webhook.commands import controller as controller_command
 from webhook.commands.common import load_policy
 from webhook.controller.controller import Controller
@@ -166,6 +167,11 @@ def run(args: argparse.Namespace) -> int:
         Gauge("multus_webhook_cache_out_of_contact_seconds",
               "Seconds since the cluster cache lost contact with the apiserver (0 while its watches run).",
               registry=state.metrics.registry).set_function(live.out_of_contact)
+        unreadable = Gauge("multus_webhook_cache_unreadable_objects",
+                           "Objects the cluster cache keeps without what it could not read from them (a bug: "
+                           "the log says which).", ["kind"], registry=state.metrics.registry)
+        for kind in (NAD, POD):
+            unreadable.labels(kind).set_function(functools.partial(live.unreadable, kind))
         live.start()
         if not args.no_controller:
             source.controller = Controller(api, controller_config, live)

@@ -65,8 +65,28 @@ def evaluate(subject: Subject, policy: Policy) -> list[Finding]:
             if severity is Severity.OFF:
                 continue
             if i == MAX_PER_RULE:
-                findings.append(Finding(rule.id, severity, f"more findings of rule {rule.id} left out after the "
-                                                           f"first {MAX_PER_RULE}: fix these and check again", ""))
+                message, where = (f"more findings of rule {rule.id} left out after the first {MAX_PER_RULE}: fix "
+                                  "these and check again"), ""
             else:
-                findings.append(Finding(rule.id, severity, v.message, subject.field_prefix + v.field))
+                message, where = v.message, subject.field_prefix + v.field
+            if severity is Severity.DENY and _already_there(rule, subject):
+                severity, message = Severity.WARN, f"{message} ({_ratcheted(rule)})"
+            findings.append(Finding(rule.id, severity, message, where))
     return findings
+
+
+def _already_there(rule: Rule, subject: Subject) -> bool:
+    """Whether an UPDATE leaves all that ``rule`` judges as it was, so that what it finds was already
+    there. Such a finding is not a denial, as Kubernetes ratchets its own validation: an object admitted
+    before the rule refused it (while the webhook was away or in audit mode, or before the cluster
+    changed) must still have its finalizers removed, its labels edited, and so on."""
+    old = subject.old_object
+    return (subject.operation == "UPDATE" and old is not None and bool(rule.judges)
+            and all(part.of(subject.obj) == part.of(old) for part in rule.judges))
+
+
+def _ratcheted(rule: Rule) -> str:
+    what = " and ".join(part.label for part in rule.judges)
+    was, changes = ("it was", "it changes") if len(rule.judges) == 1 else ("they were", "one of them changes")
+    return (f"allowed because it was already there: this update leaves {what} as {was}; rule {rule.id} "
+            f"refuses it once {changes}")

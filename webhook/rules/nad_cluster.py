@@ -12,7 +12,7 @@ from webhook.cni.ipam import AddressRange, nad_allocation_ranges
 from webhook.cni.range_index import IndexedRange
 from webhook.names import ALLOW_HOST_LOCAL_ANNOTATION
 from webhook.rules.findings import Severity, Violation
-from webhook.rules.registry import rule
+from webhook.rules.registry import SPEC_CONFIG, annotation, rule
 from webhook.rules.subject import Subject
 
 NAD = {"NetworkAttachmentDefinition"}
@@ -31,7 +31,8 @@ def _some(names: Sequence[str], what: str = "", *, total: int | None = None) -> 
 # --- CNI binaries ---------------------------------------------------------------------------------
 
 
-@rule("nad-cni-binaries", kinds=NAD, severity=Severity.DENY, title="the CNI binaries exist on the nodes")
+@rule("nad-cni-binaries", kinds=NAD, severity=Severity.DENY, title="the CNI binaries exist on the nodes",
+      judges=[SPEC_CONFIG])
 def cni_binaries(subject: Subject) -> Iterator[Violation]:
     """Every binary a NAD runs (each plugin type and IPAM type) must be in the CNI bin directory of
     the node a pod lands on, or the pod stays in ContainerCreating. Checked against the binaries the
@@ -67,7 +68,8 @@ def cni_binaries(subject: Subject) -> Iterator[Violation]:
 
 
 @rule("nad-host-local-multi-node", kinds=NAD, severity=Severity.DENY,
-      title="host-local is not used on a multi-node cluster")
+      title="host-local is not used on a multi-node cluster",
+      judges=[SPEC_CONFIG, annotation(ALLOW_HOST_LOCAL_ANNOTATION)])
 def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
     """host-local keeps its allocations in files on each node, so one NAD used on several nodes
     hands out the same addresses on each of them (multus-cni #52, #144, #529, #1150). On a cluster
@@ -135,7 +137,7 @@ def _span(r: AddressRange) -> str:
 
 
 @rule("nad-range-overlap", kinds=NAD, severity=Severity.DENY,
-      title="address ranges do not overlap another NAD's")
+      title="address ranges do not overlap another NAD's", judges=[SPEC_CONFIG])
 def range_overlap(subject: Subject) -> Iterator[Violation]:
     """Two NADs that hand out the same addresses on one segment give two pods one address. Ranges are
     compared by what is allocated (rangeStart..rangeEnd, whereabouts range and range_start/range_end,

@@ -9,7 +9,7 @@ from webhook.cni.config import CNI_VERSIONS, PluginConf
 from webhook.cni.fields import describe
 from webhook.cni.plugins import common_field_problems
 from webhook.rules.findings import Severity, Violation
-from webhook.rules.registry import rule
+from webhook.rules.registry import SPEC_CONFIG, field, rule
 from webhook.rules.subject import Subject
 
 NAD = {"NetworkAttachmentDefinition"}
@@ -26,7 +26,8 @@ def _versions_text() -> str:
     return ", ".join(CNI_VERSIONS)
 
 
-@rule("nad-config-structure", kinds=NAD, severity=Severity.DENY, title="spec.config is a CNI config object")
+@rule("nad-config-structure", kinds=NAD, severity=Severity.DENY, title="spec.config is a CNI config object",
+      judges=[SPEC_CONFIG])
 def config_structure(subject: Subject) -> Iterator[Violation]:
     """A config that is not a JSON object, whose ``plugins`` is not a non-empty list of objects, or
     whose plugins lack a string ``type`` is refused by libcni when the first pod is created: the pod
@@ -91,7 +92,8 @@ def _list_fields(raw: Mapping[str, object], base: str) -> Iterator[Violation]:
             yield Violation(path, f"{path} is {describe(value)}: write true or false")
 
 
-@rule("nad-config-empty", kinds=NAD, severity=Severity.WARN, title="spec.config is present")
+@rule("nad-config-empty", kinds=NAD, severity=Severity.WARN, title="spec.config is present",
+      judges=[SPEC_CONFIG])
 def config_empty(subject: Subject) -> Iterator[Violation]:
     """A NAD without spec.config makes Multus read the configuration from a file of the same name
     on each node's disk. Nothing can check that file, and a node without it fails every pod that
@@ -104,7 +106,8 @@ def config_empty(subject: Subject) -> Iterator[Violation]:
         )
 
 
-@rule("nad-config-cni-version", kinds=NAD, severity=Severity.DENY, title="cniVersion is a CNI spec version")
+@rule("nad-config-cni-version", kinds=NAD, severity=Severity.DENY, title="cniVersion is a CNI spec version",
+      judges=[SPEC_CONFIG])
 def config_cni_version(subject: Subject) -> Iterator[Violation]:
     """An unknown cniVersion makes libcni or the plugin refuse the config ("incompatible CNI
     versions") on every pod. Catches typos such as "1.0" or "0.3.2" before any pod depends on it."""
@@ -137,7 +140,8 @@ def _version(value: object, path: str, allow_empty: bool = True) -> Iterator[Vio
         )
 
 
-@rule("nad-name", kinds=NAD, severity=Severity.DENY, title="the NAD's name is a valid object name")
+@rule("nad-name", kinds=NAD, severity=Severity.DENY, title="the NAD's name is a valid object name",
+      judges=[field("metadata", "name")])
 def nad_name(subject: Subject) -> Iterator[Violation]:
     """The apiserver refuses a NAD whose name is not a DNS-1123 subdomain, but a file checked by the
     CLI never meets an apiserver: this says so first. A name with dots is valid, yet the short

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from webhook.cni import ipam
 from webhook.cni.config import PluginConf, Problem
 from webhook.rules.findings import Severity, Violation
-from webhook.rules.registry import rule
+from webhook.rules.registry import SPEC_CONFIG, rule
 from webhook.rules.subject import Subject
 
 NAD = {"NetworkAttachmentDefinition"}
@@ -28,7 +28,8 @@ def _each_ipam(
             yield Violation(problem.field, problem.message, Severity.WARN if problem.warning else None)
 
 
-@rule("nad-ipam-host-local", kinds=NAD, severity=Severity.DENY, title="host-local ranges are allocatable")
+@rule("nad-ipam-host-local", kinds=NAD, severity=Severity.DENY, title="host-local ranges are allocatable",
+      judges=[SPEC_CONFIG])
 def host_local(subject: Subject) -> Iterator[Violation]:
     """host-local refuses, on every pod: a subnet too small to allocate from (/31, /32, /127, /128),
     a subnet written with host bits, rangeStart / rangeEnd / gateway outside the subnet, a start
@@ -36,7 +37,8 @@ def host_local(subject: Subject) -> Iterator[Violation]:
     yield from _each_ipam(subject, "host-local", ipam.check_host_local)
 
 
-@rule("nad-ipam-whereabouts", kinds=NAD, severity=Severity.DENY, title="whereabouts ranges are usable")
+@rule("nad-ipam-whereabouts", kinds=NAD, severity=Severity.DENY, title="whereabouts ranges are usable",
+      judges=[SPEC_CONFIG])
 def whereabouts(subject: Subject) -> Iterator[Violation]:
     """whereabouts fails every pod on an unparsable range or exclude entry, and silently ignores a
     range_start / range_end outside the range (allocating from the start of the range, the
@@ -44,14 +46,16 @@ def whereabouts(subject: Subject) -> Iterator[Violation]:
     yield from _each_ipam(subject, "whereabouts", lambda plugin, _version: ipam.check_whereabouts(plugin))
 
 
-@rule("nad-ipam-static", kinds=NAD, severity=Severity.DENY, title="static addresses are CIDRs")
+@rule("nad-ipam-static", kinds=NAD, severity=Severity.DENY, title="static addresses are CIDRs",
+      judges=[SPEC_CONFIG])
 def static(subject: Subject) -> Iterator[Violation]:
     """static IPAM needs each address in CIDR form (10.1.0.5/24) and fails every pod otherwise; a
     gateway of the other address family is accepted but cannot route, so it is a warning."""
     yield from _each_ipam(subject, "static", ipam.check_static)
 
 
-@rule("nad-ipam-routes", kinds=NAD, severity=Severity.DENY, title="IPAM routes have a CIDR destination")
+@rule("nad-ipam-routes", kinds=NAD, severity=Severity.DENY, title="IPAM routes have a CIDR destination",
+      judges=[SPEC_CONFIG])
 def routes(subject: Subject) -> Iterator[Violation]:
     """host-local, static and whereabouts decode ipam.routes into typed routes: a destination that
     is not a CIDR or a gateway that is not an address fails every pod."""
@@ -59,7 +63,8 @@ def routes(subject: Subject) -> Iterator[Violation]:
         yield from _each_ipam(subject, ipam_type, lambda plugin, _version: ipam.check_routes(plugin))
 
 
-@rule("nad-ipam-dhcp", kinds=NAD, severity=Severity.WARN, title="dhcp IPAM needs the DHCP daemon")
+@rule("nad-ipam-dhcp", kinds=NAD, severity=Severity.WARN, title="dhcp IPAM needs the DHCP daemon",
+      judges=[SPEC_CONFIG])
 def dhcp(subject: Subject) -> Iterator[Violation]:
     """The dhcp IPAM plugin only talks to a DHCP daemon (``dhcp daemon``) that must run on every node
     and reach a DHCP server on the segment; without it pods hang in ContainerCreating."""

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from webhook.cni import plugins as table
 from webhook.cni.config import PluginConf, Problem
 from webhook.rules.findings import Severity, Violation
-from webhook.rules.registry import rule
+from webhook.rules.registry import SPEC_CONFIG, annotation, rule
 from webhook.rules.subject import Subject
 
 NAD = {"NetworkAttachmentDefinition"}
@@ -27,6 +27,7 @@ def _each_plugin(subject: Subject, check: Callable[[PluginConf], Iterable[Proble
     kinds=NAD,
     severity=Severity.DENY,
     title="plugin fields have the types the plugin reads",
+    judges=[SPEC_CONFIG],
 )
 def field_types(subject: Subject) -> Iterator[Violation]:
     """The reference plugins decode their config into typed Go structs: "mtu": "1500" or
@@ -34,14 +35,16 @@ def field_types(subject: Subject) -> Iterator[Violation]:
     yield from _each_plugin(subject, table.field_type_problems)
 
 
-@rule("nad-plugin-vlan-id", kinds=NAD, severity=Severity.DENY, title="VLAN ids are 0-4094")
+@rule("nad-plugin-vlan-id", kinds=NAD, severity=Severity.DENY, title="VLAN ids are 0-4094",
+      judges=[SPEC_CONFIG])
 def vlan_id(subject: Subject) -> Iterator[Violation]:
     """bridge's ``vlan`` and vlan's ``vlanId`` outside 0-4094 are refused by the plugin when the
     first pod attaches."""
     yield from _each_plugin(subject, table.vlan_id_problems)
 
 
-@rule("nad-plugin-vlan-master", kinds=NAD, severity=Severity.DENY, title="the vlan plugin names its master")
+@rule("nad-plugin-vlan-master", kinds=NAD, severity=Severity.DENY, title="the vlan plugin names its master",
+      judges=[SPEC_CONFIG])
 def vlan_master(subject: Subject) -> Iterator[Violation]:
     """The vlan plugin has no default parent interface: without ``master`` every ADD fails."""
     yield from _each_plugin(subject, table.master_problems)
@@ -52,13 +55,15 @@ def vlan_master(subject: Subject) -> Iterator[Violation]:
     kinds=NAD,
     severity=Severity.DENY,
     title="bridge hairpinMode and promiscMode are exclusive",
+    judges=[SPEC_CONFIG],
 )
 def bridge_hairpin_promisc(subject: Subject) -> Iterator[Violation]:
     """The bridge plugin refuses hairpinMode and promiscMode together, on every pod."""
     yield from _each_plugin(subject, table.bridge_mode_problems)
 
 
-@rule("nad-plugin-mode", kinds=NAD, severity=Severity.DENY, title="macvlan and ipvlan modes are known")
+@rule("nad-plugin-mode", kinds=NAD, severity=Severity.DENY, title="macvlan and ipvlan modes are known",
+      judges=[SPEC_CONFIG])
 def plugin_mode(subject: Subject) -> Iterator[Violation]:
     """macvlan (bridge, private, vepa, passthru) and ipvlan (l2, l3, l3s) refuse any other mode when
     creating the interface, so every pod selecting the network fails."""
@@ -70,6 +75,7 @@ def plugin_mode(subject: Subject) -> Iterator[Violation]:
     kinds=NAD,
     severity=Severity.DENY,
     title="host-device selects a device",
+    judges=[SPEC_CONFIG, annotation(table.RESOURCE_NAME_ANNOTATION)],
 )
 def host_device_selector(subject: Subject) -> Iterator[Violation]:
     """host-device moves a host interface into the pod and must be told which: device, hwaddr,
@@ -79,7 +85,8 @@ def host_device_selector(subject: Subject) -> Iterator[Violation]:
     yield from _each_plugin(subject, lambda plugin: table.host_device_problems(plugin, has_resource))
 
 
-@rule("nad-plugin-ipam-required", kinds=NAD, severity=Severity.DENY, title="ptp, dummy and ipvlan have IPAM")
+@rule("nad-plugin-ipam-required", kinds=NAD, severity=Severity.DENY, title="ptp, dummy and ipvlan have IPAM",
+      judges=[SPEC_CONFIG])
 def ipam_required(subject: Subject) -> Iterator[Violation]:
     """ptp and dummy always run IPAM, and ipvlan needs addresses from IPAM or a previous plugin:
     without them every ADD fails."""
@@ -91,6 +98,7 @@ def ipam_required(subject: Subject) -> Iterator[Violation]:
     kinds=NAD,
     severity=Severity.DENY,
     title="chained plugins are never first",
+    judges=[SPEC_CONFIG],
 )
 def needs_previous_result(subject: Subject) -> Iterator[Violation]:
     """tuning, portmap, bandwidth, firewall, sbr and vrf only modify the result of an earlier plugin;
@@ -98,7 +106,8 @@ def needs_previous_result(subject: Subject) -> Iterator[Violation]:
     yield from _each_plugin(subject, table.previous_result_problems)
 
 
-@rule("nad-plugin-vrf-name", kinds=NAD, severity=Severity.DENY, title="the vrf plugin names its VRF")
+@rule("nad-plugin-vrf-name", kinds=NAD, severity=Severity.DENY, title="the vrf plugin names its VRF",
+      judges=[SPEC_CONFIG])
 def vrf_name(subject: Subject) -> Iterator[Violation]:
     """The vrf plugin refuses a config without ``vrfname``."""
     yield from _each_plugin(subject, table.vrf_problems)
@@ -109,6 +118,7 @@ def vrf_name(subject: Subject) -> Iterator[Violation]:
     kinds=NAD,
     severity=Severity.DENY,
     title="bandwidth rates and bursts in pairs",
+    judges=[SPEC_CONFIG],
 )
 def bandwidth_pairs(subject: Subject) -> Iterator[Violation]:
     """The bandwidth plugin refuses a rate without its burst (and the reverse), and bursts above
@@ -121,6 +131,7 @@ def bandwidth_pairs(subject: Subject) -> Iterator[Violation]:
     kinds=NAD,
     severity=Severity.DENY,
     title="bandwidth follows a veth interface plugin",
+    judges=[SPEC_CONFIG],
 )
 def bandwidth_veth(subject: Subject) -> Iterator[Violation]:
     """The bandwidth plugin limits a pod through the host end of its veth pair; behind macvlan,
@@ -133,7 +144,8 @@ def bandwidth_veth(subject: Subject) -> Iterator[Violation]:
         yield Violation(problem.field, problem.message, Severity.WARN if problem.warning else None)
 
 
-@rule("nad-plugin-tuning-sysctl", kinds=NAD, severity=Severity.DENY, title="tuning only sets net.* sysctls")
+@rule("nad-plugin-tuning-sysctl", kinds=NAD, severity=Severity.DENY, title="tuning only sets net.* sysctls",
+      judges=[SPEC_CONFIG])
 def tuning_sysctl(subject: Subject) -> Iterator[Violation]:
     """The tuning plugin refuses, on every pod, sysctl keys that do not land below /proc/sys/net/
     ("invalid net sysctl key"): kernel.*, vm.*, a bare "net". Such settings belong to the pod's

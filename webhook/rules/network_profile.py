@@ -7,10 +7,11 @@ from collections.abc import Iterator
 
 from webhook.multus.selection import RESERVED_INTERFACES, ParsedNetworks, Where, interface_names, parse_elements
 from webhook.rules.findings import Severity, Violation
-from webhook.rules.registry import rule
+from webhook.rules.registry import field, rule
 from webhook.rules.subject import Subject
 
 PROFILE = {"NetworkProfile"}
+SPEC_NETWORKS = field("spec", "networks")
 
 
 def _parsed(subject: Subject) -> ParsedNetworks:
@@ -19,7 +20,7 @@ def _parsed(subject: Subject) -> ParsedNetworks:
 
 
 @rule("networkprofile-networks", kinds=PROFILE, severity=Severity.DENY,
-      title="a NetworkProfile's networks are valid Multus selections with unique interfaces")
+      title="a NetworkProfile's networks are valid Multus selections with unique interfaces", judges=[SPEC_NETWORKS])
 def networks(subject: Subject) -> Iterator[Violation]:
     """Every pod labelled with a broken profile would be refused (or hang); refusing the profile itself
     puts the error where it was made."""
@@ -39,7 +40,7 @@ def networks(subject: Subject) -> Iterator[Violation]:
 
 
 @rule("networkprofile-nad-exists", kinds=PROFILE, severity=Severity.WARN,
-      title="the NADs a NetworkProfile names exist")
+      title="the NADs a NetworkProfile names exist", judges=[SPEC_NETWORKS])
 def nad_exists(subject: Subject) -> Iterator[Violation]:
     """A profile naming a missing NAD makes every pod that uses it be refused. Only a warning: the NAD
     may be applied right after the profile (kubectl apply -f of a directory)."""

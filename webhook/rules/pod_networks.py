@@ -22,10 +22,12 @@ from webhook.multus.selection import (
     interface_names,
 )
 from webhook.rules.findings import Severity, Violation
-from webhook.rules.registry import rule
+from webhook.rules.registry import annotation, rule
 from webhook.rules.subject import Subject
 
 POD = {"Pod"}
+NETWORKS = annotation(NETWORKS_ANNOTATION)
+DEFAULT_NETWORK = annotation(DEFAULT_NETWORK_ANNOTATION)
 
 
 def _string_annotation(subject: Subject, key: str) -> str | Violation | None:
@@ -49,6 +51,7 @@ def _parsed(subject: Subject, key: str) -> ParsedNetworks | None:
     kinds=POD,
     severity=Severity.DENY,
     title="k8s.v1.cni.cncf.io/networks parses the way Multus reads it",
+    judges=[NETWORKS],
 )
 def networks_syntax(subject: Subject) -> Iterator[Violation]:
     """Multus parses the networks annotation only when the pod's sandbox is created: a malformed
@@ -68,6 +71,7 @@ def networks_syntax(subject: Subject) -> Iterator[Violation]:
     kinds=POD,
     severity=Severity.WARN,
     title="k8s.v1.cni.cncf.io/networks names at least one network",
+    judges=[NETWORKS],
 )
 def networks_empty(subject: Subject) -> Iterator[Violation]:
     """An empty networks annotation (or an empty JSON list) is accepted by Multus, which then starts
@@ -86,6 +90,7 @@ def networks_empty(subject: Subject) -> Iterator[Violation]:
     kinds=POD,
     severity=Severity.WARN,
     title="JSON selection elements use only the keys Multus reads, spelled as Multus spells them",
+    judges=[NETWORKS, DEFAULT_NETWORK],
 )
 def networks_field_names(subject: Subject) -> Iterator[Violation]:
     """Multus decodes JSON selection elements with Go's encoding/json, which silently ignores unknown
@@ -102,6 +107,7 @@ def networks_field_names(subject: Subject) -> Iterator[Violation]:
     kinds=POD,
     severity=Severity.DENY,
     title="every attachment gets its own interface name, and none takes eth0 or lo",
+    judges=[NETWORKS],
 )
 def networks_interface_names(subject: Subject) -> Iterator[Violation]:
     """Two attachments with the same interface name (counting the net1, net2, ... names Multus gives
@@ -139,6 +145,7 @@ def networks_interface_names(subject: Subject) -> Iterator[Violation]:
     kinds=POD,
     severity=Severity.DENY,
     title="v1.multus-cni.io/default-network names exactly one network, the way Multus reads it",
+    judges=[DEFAULT_NETWORK],
 )
 def default_network_syntax(subject: Subject) -> Iterator[Violation]:
     """The default-network annotation replaces the pod's primary network. Multus refuses an empty
