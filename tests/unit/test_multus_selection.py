@@ -263,7 +263,8 @@ def test_infiniband_guid_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "ip", ["10.1.2.3", "10.1.2.3/24", "fd00::3", "fd00::3/64", "::ffff:10.0.0.1", "0.0.0.0/0"]
+    # Go's net.ParseCIDR takes leading zeros in the prefix length, any number of them.
+    "ip", ["10.1.2.3", "10.1.2.3/24", "fd00::3", "fd00::3/64", "::ffff:10.0.0.1", "0.0.0.0/0", "10.1.2.3/00024"]
 )
 def test_ips_go_accepts(ip: str) -> None:
     assert parse_networks(f'[{{"name": "a", "ips": ["{ip}"]}}]', "ns").ok
@@ -271,7 +272,10 @@ def test_ips_go_accepts(ip: str) -> None:
 
 @pytest.mark.parametrize(
     "ip",
-    ["10.1.2", "10.1.2.3/33", "10.1.2.3/", "10.1.2.3/255.255.255.0", "fe80::1%eth0", "010.1.2.3", "", "x"],
+    [
+        "10.1.2", "10.1.2.3/33", "10.1.2.3/", "10.1.2.3/255.255.255.0", "fe80::1%eth0", "010.1.2.3", "", "x",
+        "10.1.2.3/" + "1" * 4301, "fd00::3/" + "0" * 4301 + "129",
+    ],
 )
 def test_ips_go_refuses(ip: str) -> None:
     parsed = parse_networks(f'[{{"name": "a", "ips": ["10.0.0.1", "{ip}"]}}]', "ns")

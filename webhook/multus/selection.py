@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from webhook.cni.addresses import prefix_length
 from webhook.cni.config import Problem, go_field
 from webhook.cni.fields import Kind, describe, fits
 
@@ -90,9 +91,8 @@ def is_go_ip(text: str) -> bool:
 def is_go_cidr(text: str) -> bool:
     """net.ParseCIDR: a decimal prefix length only (Python would also take a netmask); host bits allowed."""
     addr, _, prefix = text.partition("/")
-    if not is_go_ip(addr) or not (prefix.isascii() and prefix.isdigit()):
-        return False
-    return int(prefix) <= ipaddress.ip_address(addr).max_prefixlen
+    length = prefix_length(prefix)
+    return is_go_ip(addr) and length is not None and length <= ipaddress.ip_address(addr).max_prefixlen
 
 
 def is_go_mac(text: str) -> bool:
