@@ -155,6 +155,21 @@ def test_health_readiness_and_metrics(client: Client) -> None:
     assert 'multus_webhook_request_duration_seconds_bucket{endpoint="/validate"' in text
 
 
+def test_kinds_not_served_share_one_metrics_label(client: Client) -> None:
+    # Any client can send any kind: one series per kind would grow without bound.
+    series = 'multus_webhook_requests_total{endpoint="/validate",kind="other",operation="CREATE",verdict="allow"} '
+
+    def count() -> float:
+        text = client.request("GET", "/metrics")[1].decode()
+        assert "Bogus" not in text
+        return sum(float(line.removeprefix(series)) for line in text.splitlines() if line.startswith(series))
+
+    before = count()
+    for i in range(3):
+        client.post_review(review(kind=f"Bogus{i}"))
+    assert count() == before + 3
+
+
 def test_only_tls_is_served(server: WebhookServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -78,3 +78,22 @@ def test_a_busy_nads_users_are_changed_in_place_and_shrink_back() -> None:
     store.delete(POD, pod("extra", []))
     assert ("team", "blue") not in store._users
     assert ("team", "blue") not in store._interned
+
+
+@pytest.mark.parametrize(
+    "networks",
+    ['[{"name": "blue", "interface": "\\ud800"}]', '[{"name": "blue", "ips": ["10.0.0.1/' + "1" * 4301 + '"]}]'],
+)
+def test_a_listed_pod_with_json_python_misreads_does_not_stop_the_others(networks: str) -> None:
+    store = ClusterStore()
+    store.upsert(NAD, nad("blue"))
+    odd = {"metadata": {"name": "odd", "namespace": "team", "annotations": {"k8s.v1.cni.cncf.io/networks": networks}}}
+    store.replace(POD, [odd, pod("p0", ["blue"])])
+    assert ObjectRef("team", "p0") in store.pods_using("team", "blue", first=5)[1]
+
+
+def test_a_nad_with_a_number_go_cannot_read_is_stored() -> None:
+    store = ClusterStore()
+    store.upsert(NAD, {"metadata": {"name": "big", "namespace": "team"},
+                       "spec": {"config": '{"cniVersion": "1.0.0", "type": "macvlan", "mtu": ' + "1" * 4301 + "}"}})
+    assert store.nad("team", "big") is not None

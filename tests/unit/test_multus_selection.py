@@ -263,7 +263,8 @@ def test_infiniband_guid_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "ip", ["10.1.2.3", "10.1.2.3/24", "fd00::3", "fd00::3/64", "::ffff:10.0.0.1", "0.0.0.0/0"]
+    # Go's net.ParseCIDR takes leading zeros in the prefix length, any number of them.
+    "ip", ["10.1.2.3", "10.1.2.3/24", "fd00::3", "fd00::3/64", "::ffff:10.0.0.1", "0.0.0.0/0", "10.1.2.3/00024"]
 )
 def test_ips_go_accepts(ip: str) -> None:
     assert parse_networks(f'[{{"name": "a", "ips": ["{ip}"]}}]', "ns").ok
@@ -271,7 +272,10 @@ def test_ips_go_accepts(ip: str) -> None:
 
 @pytest.mark.parametrize(
     "ip",
-    ["10.1.2", "10.1.2.3/33", "10.1.2.3/", "10.1.2.3/255.255.255.0", "fe80::1%eth0", "010.1.2.3", "", "x"],
+    [
+        "10.1.2", "10.1.2.3/33", "10.1.2.3/", "10.1.2.3/255.255.255.0", "fe80::1%eth0", "010.1.2.3", "", "x",
+        "10.1.2.3/" + "1" * 4301, "fd00::3/" + "0" * 4301 + "129",
+    ],
 )
 def test_ips_go_refuses(ip: str) -> None:
     parsed = parse_networks(f'[{{"name": "a", "ips": ["10.0.0.1", "{ip}"]}}]', "ns")
@@ -406,6 +410,52 @@ def test_unknown_keys_are_ignored_with_a_note() -> None:
     assert parsed.ok
     assert [n.field for n in parsed.notes] == [f"{NET}[0].interfaces", f"{NET}[0].portMappings[0].proto"]
     assert "is not a field Multus reads, so it is ignored" in parsed.notes[0].message
+
+
+# Go answers below checked against encoding/json (Go 1.26) decoding into a NetworkSelectionElement.
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '[{"name": "net-a", "namespace": "x", "NAMESPACE": "team-a", "namespace": "victim"}]',  # Go: victim
+        '[{"name": "net-a", "NAMESPACE": "team-a", "namespace": "victim"}]',  # Go: victim
+        '[{"name": "net-a", "name\u017fpace": "victim"}]',  # Go: victim (long s folds to s)
+        '[{"name": "net-a", "namespace": "team-a", "name\\u017fpace": "victim"}]',  # the key as an escape
+    ],
+)
+def test_the_namespace_is_the_last_key_go_matches(value: str) -> None:
+    parsed = parse_networks(value, "team-a")
+    assert parsed.ok
+    assert parsed.selections[0].key == ("victim", "net-a", "")
+
+
+def test_lone_surrogates_read_as_the_replacement_character() -> None:
+    # Go: interface "\ufffd", which libcni accepts (3 bytes, no "/", ":" or space).
+    parsed = parse_networks('[{"name": "net-a", "interface": "\\ud800"}]', "ns")
+    assert parsed.ok
+    assert parsed.selections[0].interface == "\ufffd"
+    # Go ignores the key: a note names it.
+    parsed = parse_networks('[{"name": "net-a", "\\ud800": 1}]', "ns")
+    assert parsed.ok
+    assert [n.field for n in parsed.notes] == [f"{NET}[0].\ufffd"]
+
+
+def test_a_lone_surrogate_does_not_hide_the_other_problems() -> None:
+    parsed = parse_networks(
+        '[{"name": "a", "mac": "not-a-mac"}, {"name": "b", "interface": "\\ud800", "default-route": ["\\udc00"]}]',
+        "ns",
+    )
+    assert [p.field for p in parsed.problems] == [f"{NET}[0].mac", f"{NET}[1].default-route[0]"]
+
+
+@pytest.mark.parametrize("number", ["1" * 4301, "1e400"])
+def test_a_number_go_cannot_read_makes_the_annotation_invalid(number: str) -> None:
+    # Go: cannot unmarshal number ... into Go struct field NetworkSelectionElement.cni-args of type float64
+    parsed = parse_networks(f'[{{"name": "a", "cni-args": {{"x": {number}}}}}]', "ns")
+    assert [p.field for p in parsed.problems] == [NET]
+    assert "beyond the range of Go's number types" in parsed.problems[0].message
+    assert "line 1 column 34" in parsed.problems[0].message
 
 
 def test_type_problem_names_the_key_as_spelled() -> None:

@@ -188,10 +188,49 @@ def test_an_update_of_the_config_runs_the_same_rules_on_the_new_object() -> None
     {"master": "eth0"},
 ])
 def test_a_plugin_field_is_the_key_go_would_decode(conf: dict[str, Any]) -> None:
-    from webhook.cni.config import PluginConf, go_field
+    from webhook.cni.config import PluginConf
+    from webhook.cni.gojson import go_field
 
     plugin = PluginConf("spec.config", conf, None)
     expected = go_field(conf, "mtu")
     assert plugin.field("mtu") == (None if expected is None or expected[1] is None
                                    else (f"spec.config.{expected[0]}", expected[1]))
     assert plugin.field("MTU") == plugin.field("mtu")
+
+
+# --- spec.config decoded as Go's encoding/json does (answers checked against it, Go 1.26) --------
+
+
+def test_a_key_written_twice_counts_where_it_was_last_written() -> None:
+    from webhook.cni.config import parse_nad_config
+
+    # Go (NetConf.MTU): 3, the last key in the text that matches; the long s folds to "s".
+    text = '{"cniVersion": "1.0.0", "type": "macvlan", "mtu": 1, "MTU": 2, "mtu": 3, "ma\u017fter": "eth1"}'
+    netconf = parse_nad_config(text, "spec.config").netconf
+    assert netconf is not None
+    plugin = netconf.plugins[0]
+    assert plugin.field("mtu") == ("spec.config.mtu", 3)
+    assert plugin.field("master") == ("spec.config.ma\u017fter", "eth1")
+
+
+@pytest.mark.parametrize("number", ["1" * 4301, "1e400", "NaN"])
+def test_a_number_go_cannot_read_is_refused_like_invalid_json(number: str) -> None:
+    # Go: cannot unmarshal number ... into Go struct field NetConf.mtu of type int (and into the
+    # map[string]interface{} that Multus reads the config into first); NaN: invalid character 'N'.
+    config = '{"cniVersion": "1.0.0", "type": "macvlan", "master": "eth0", "mtu": ' + number + "}"
+    found = only(nad(config), "nad-config-structure")
+    assert found.field == "spec.config"
+    assert found.message.startswith("spec.config is not valid JSON: ")
+    assert "at line 1 column 69" in found.message
+    assert all("internal error" not in f.message for f in evaluate(nad(config), Policy()))
+
+
+def test_a_lone_surrogate_is_read_as_the_replacement_character() -> None:
+    # Go: type "\ufffd"; the messages quoting it must still encode to UTF-8.
+    subject = nad('{"cniVersion": "1.0.0", "type": "\\ud800", "mode": "\\udc00"}')
+    found = evaluate(subject, Policy())
+    assert all("internal error" not in f.message for f in found)
+    for f in found:
+        f.message.encode()
+    assert subject.nad_config.netconf is not None
+    assert subject.nad_config.netconf.plugins[0].type == "\ufffd"

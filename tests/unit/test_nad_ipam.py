@@ -334,6 +334,9 @@ def test_parse_ip_reads_like_go(text: Any, expected: str | None) -> None:
         ("10.0.0.0", None),
         ("10.0.0.0/+8", None),
         ("::ffff:10.0.0.0/104", None),
+        # Go: net.ParseCIDR takes leading zeros in the prefix length, refuses a huge one.
+        ("10.0.0.1/0024", ("10.0.0.1", "10.0.0.0/24")),
+        ("10.0.0.1/" + "1" * 4301, None),
     ],
 )
 def test_parse_cidr_reads_like_go(text: str, expected: tuple[str, str] | None) -> None:

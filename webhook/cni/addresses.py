@@ -28,19 +28,30 @@ def parse_ip(value: Any) -> IPAddress | None:
     return addr
 
 
+def prefix_length(text: str) -> int | None:
+    """The prefix length after a CIDR's "/", as net.ParseCIDR reads it (decimal digits, leading zeros
+    allowed), or None when it is not one. Its size is bounded, so that a prefix of thousands of digits
+    costs nothing and never reaches int()'s digit limit."""
+    if not text.isascii() or not text.isdigit():
+        return None
+    digits = text.lstrip("0")
+    # More than three significant digits exceed every address length (128).
+    return int(digits or "0") if len(digits) <= 3 else None
+
+
 def parse_cidr(value: Any) -> tuple[IPAddress, IPNetwork] | None:
     """(address, network) as Go's net.ParseCIDR returns them; the address keeps its host bits."""
     if not isinstance(value, str) or value.count("/") != 1:
         return None
     addr_text, prefix_text = value.split("/")
-    if not prefix_text.isascii() or not prefix_text.isdigit() or len(prefix_text) > 3:
+    prefix = prefix_length(prefix_text)
+    if prefix is None:
         return None
     addr = parse_ip(addr_text)
     if addr is None or (":" in addr_text and addr.version == 4):
         # Go keeps a mapped address 16 bytes long with a 128-bit mask; the plugins then refuse the
         # mismatch. Asking for the dotted IPv4 form is the useful answer.
         return None
-    prefix = int(prefix_text)
     if prefix > addr.max_prefixlen:
         return None
     return addr, ipaddress.ip_network(f"{addr}/{prefix}", strict=False)

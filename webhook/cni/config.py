@@ -7,10 +7,11 @@ plugin that is at least an object is kept so that the other rules can still look
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from webhook.cni.gojson import GoJSONError, field_index, fold, go_field, loads
 
 #: The versions the CNI specification defines; libcni refuses anything else.
 CNI_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
@@ -24,19 +25,6 @@ class Problem:
     warning: bool = False
 
 
-def go_field(obj: Mapping[str, Any], name: str) -> tuple[str, Any] | None:
-    """The key and value that Go's encoding/json would decode into the struct field ``name``.
-
-    The plugins are Go programs: a JSON key matches a field case-insensitively, and when several
-    keys match, the last one wins. Returns None when no key matches."""
-    found: tuple[str, Any] | None = None
-    lowered = name.lower()
-    for key, value in obj.items():
-        if key == name or key.lower() == lowered:
-            found = (key, value)
-    return found
-
-
 @dataclass(frozen=True, slots=True)
 class PluginConf:
     """One plugin of the configuration (the whole config when it is not a list)."""
@@ -45,15 +33,14 @@ class PluginConf:
     conf: Mapping[str, Any]
     #: Position in ``plugins`` (None for a single config).
     index: int | None
-    # Every key by its lowered name (the last of equal ones, as go_field finds it), and go_field of
-    # "ipam" and of its "type": the rules ask for fields about twenty times per NAD, and each
-    # go_field lowercases every key.
+    # field_index of the plugin, and go_field of "ipam" and of its "type": the rules ask for fields
+    # about twenty times per NAD, and each go_field folds every key.
     _fields: dict[str, tuple[str, Any]] = field(init=False, repr=False, compare=False)
     _ipam: tuple[str, Any] | None = field(init=False, repr=False, compare=False)
     _ipam_type: tuple[str, Any] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_fields", {key.lower(): (key, value) for key, value in self.conf.items()})
+        object.__setattr__(self, "_fields", field_index(self.conf))
         found = self._fields.get("ipam")
         object.__setattr__(self, "_ipam", found)
         ipam = found[1] if found is not None and isinstance(found[1], Mapping) else None
@@ -93,7 +80,7 @@ class PluginConf:
 
     def field(self, name: str) -> tuple[str, Any] | None:
         """(JSON path, value) of the field the plugin reads as ``name``; None when absent or null."""
-        found = self._fields.get(name.lower())
+        found = self._fields.get(fold(name))
         if found is None or found[1] is None:
             return None
         return f"{self.path}.{found[0]}", found[1]
@@ -174,11 +161,9 @@ def _parse_nad_config(config: Any, path: str) -> ParsedConfig:
     if not isinstance(config, str):
         return ParsedConfig(None, (Problem(path, f"must be a string of CNI JSON, not {_describe(config)}"),))
     try:
-        raw = json.loads(config)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        return ParsedConfig(None, (Problem(path, f"is not valid JSON: {detail}{where}"),))
+        raw = loads(config)
+    except GoJSONError as exc:
+        return ParsedConfig(None, (Problem(path, f"is not valid JSON: {exc}"),))
     if not isinstance(raw, dict):
         return ParsedConfig(None, (Problem(path, f"must be a JSON object, not {_describe(raw)}"),))
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.cni.addresses import IPAddress, IPNetwork, between, family, parse_cidr, parse_ip, within
-from webhook.cni.config import NetConf, PluginConf, Problem, go_field
+from webhook.cni.config import NetConf, PluginConf, Problem
 from webhook.cni.fields import describe, is_int
+from webhook.cni.gojson import go_field
 
 # CNI 0.1.0 / 0.2.0 results carry one address per family.
 _SINGLE_ADDRESS_VERSIONS = frozenset({"0.1.0", "0.2.0"})

@@ -10,8 +10,9 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator, Mapping
 
-from webhook.cni.config import NetConf, PluginConf, Problem, go_field
+from webhook.cni.config import NetConf, PluginConf, Problem
 from webhook.cni.fields import Kind, describe, fits, int_in_range, is_int, type_problem
+from webhook.cni.gojson import go_field
 
 #: Fields every plugin's config is decoded into by libcni (types.PluginConf), whatever its type.
 COMMON_FIELDS: Mapping[str, Kind] = {

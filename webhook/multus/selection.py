@@ -34,8 +34,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from webhook.cni.config import Problem, go_field
+from webhook.cni.addresses import prefix_length
+from webhook.cni.config import Problem
 from webhook.cni.fields import Kind, describe, fits
+from webhook.cni.gojson import GoJSONError, field_index, fold, loads
 
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 DEFAULT_NETWORK_ANNOTATION = "v1.multus-cni.io/default-network"
@@ -90,9 +92,8 @@ def is_go_ip(text: str) -> bool:
 def is_go_cidr(text: str) -> bool:
     """net.ParseCIDR: a decimal prefix length only (Python would also take a netmask); host bits allowed."""
     addr, _, prefix = text.partition("/")
-    if not is_go_ip(addr) or not (prefix.isascii() and prefix.isdigit()):
-        return False
-    return int(prefix) <= ipaddress.ip_address(addr).max_prefixlen
+    length = prefix_length(prefix)
+    return is_go_ip(addr) and length is not None and length <= ipaddress.ip_address(addr).max_prefixlen
 
 
 def is_go_mac(text: str) -> bool:
@@ -238,17 +239,23 @@ _PORT_KEYS = ("hostPort", "containerPort", "protocol", "hostIP")
 _BANDWIDTH_KEYS = ("ingressRate", "ingressBurst", "egressRate", "egressBurst")
 
 
+@functools.cache
+def _folded(known: tuple[str, ...]) -> dict[str, str]:
+    return {fold(k): k for k in known}
+
+
 class _Decoder:
     """Decodes one JSON object field by field, collecting problems and notes."""
 
-    def __init__(self, obj: Mapping[str, Any], where: Where, known: Sequence[str]) -> None:
-        self.obj = obj
+    def __init__(self, obj: Mapping[str, Any], where: Where, known: tuple[str, ...]) -> None:
+        # Indexed once: an element is asked for a dozen fields, and each lookup would fold every key.
+        self.fields = field_index(obj)
         self.where = where
         self.problems: list[Problem] = []
         self.notes: list[Problem] = []
-        folded = {k.lower(): k for k in known}
+        folded = _folded(known)
         for key in obj:
-            canonical = folded.get(key.lower())
+            canonical = folded.get(fold(key))
             if canonical is None:
                 self.notes.append(
                     where.at(f".{key}").problem(
@@ -266,9 +273,13 @@ class _Decoder:
                     )
                 )
 
+    def field(self, key: str) -> tuple[str, Any] | None:
+        """The key as spelled and the value that Go decodes into the field ``key``."""
+        return self.fields.get(fold(key))
+
     def value(self, key: str, kind: Kind, expected: str) -> tuple[Where, Any]:
         """The value Go would decode into ``key`` (None when absent, null, or of the wrong type)."""
-        found = go_field(self.obj, key)
+        found = self.field(key)
         if found is None:
             return self.where.at(f".{key}"), None
         spelled, value = found
@@ -335,7 +346,7 @@ def _decode_element(
     namespace = d.string("namespace")
     interface = d.string("interface")
     interface_key = "interface"
-    legacy = go_field(item, "interfaceRequest")
+    legacy = d.field("interfaceRequest")
     if legacy is not None:
         d.notes.append(
             where.at(f".{legacy[0]}").problem(
@@ -557,20 +568,15 @@ def _parse_value(value: str, default_namespace: str, where: Where) -> ParsedNetw
         return ParsedNetworks("empty", where)
     if any(c in value for c in _JSON_MARKERS):
         try:
-            decoded = json.loads(value, parse_constant=_refuse_constant)
-        except (ValueError, RecursionError) as exc:
-            detail = (
-                f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-                if isinstance(exc, json.JSONDecodeError)
-                else str(exc) or "nested too deeply"
-            )
+            decoded = loads(value)
+        except GoJSONError as exc:
             return ParsedNetworks(
                 "json",
                 where,
                 problems=(
                     where.problem(
                         f'contains [, {{ or ", so Multus reads it as JSON, but it is not valid JSON '
-                        f"({detail}): "
+                        f"({exc}): "
                         'fix the JSON (a list like [{"name": "my-net"}]) or use the short form '
                         "namespace/name@interface"
                     ),
@@ -602,10 +608,6 @@ def _parse_value(value: str, default_namespace: str, where: Where) -> ParsedNetw
         problems=tuple(problems),
         raw=tuple(items),
     )
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def parse_networks(value: str, pod_namespace: str, *, where: Where | None = None) -> ParsedNetworks:

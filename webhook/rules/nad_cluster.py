@@ -4,10 +4,10 @@ knows nothing of the cluster."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from webhook.cni.gojson import GoJSONError, loads
 from webhook.cni.ipam import AddressRange, nad_allocation_ranges
 from webhook.cni.range_index import IndexedRange
 from webhook.names import ALLOW_HOST_LOCAL_ANNOTATION
@@ -198,8 +198,8 @@ def _config(obj: Mapping[str, Any]) -> Any:
     spec = obj.get("spec")
     config = spec.get("config") if isinstance(spec, Mapping) else None
     try:
-        return json.loads(config) if isinstance(config, str) else config
-    except (ValueError, RecursionError):
+        return loads(config) if isinstance(config, str) else config
+    except GoJSONError:
         return config
 
 

@@ -1,0 +1,166 @@
+"""JSON that users write for Go programs (a pod's selection annotations, a NAD's spec.config), decoded
+the way Go's encoding/json decodes it.
+
+Where Python's json module and Go's differ, and what is done about it here:
+
+- An escaped lone UTF-16 surrogate (``"\\ud800"``): Python keeps it, giving a str that has no UTF-8 form
+  (every later ``encode`` or ``orjson.dumps`` of a message quoting it fails); Go reads U+FFFD.
+- ``NaN``, ``Infinity``: Python accepts them; for Go they are not JSON.
+- A number beyond float64's range: Python gives ``inf``, or raises a bare ValueError past 4300 digits;
+  Go fails on it in every numeric field (int overflow, float out of range) and in an ``interface{}``,
+  which is how Multus first reads a NAD's config. Both are refused as a parse error.
+- A key written twice: a Python dict keeps the first one's position with the last value. Go assigns
+  struct fields in text order, so the last occurrence counts, also against other spellings of the same
+  field: the key is moved to its last position, and ``go_field`` takes the last match.
+- Key matching: Go matches a key to a struct field by exact name, else case-insensitively with Unicode
+  simple folding (the long s U+017F matches "s", the Kelvin sign U+212A matches "k"); ``fold``,
+  ``field_index`` and ``go_field`` do that. Generic maps (capabilities, args, cni-args) keep exact keys,
+  as Go maps do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+
+class GoJSONError(ValueError):
+    """Text that Go's encoding/json refuses; the message says why and where (line and column)."""
+
+
+class _Refused(Exception):
+    """A literal json.loads accepts but Go does not; raised from the parse hooks, which know the
+    literal but not its place."""
+
+    def __init__(self, literal: str, why: str) -> None:
+        super().__init__(literal)
+        self.literal = literal
+        self.why = why
+
+
+# A backslash escape: a valid surrogate pair (kept), a lone surrogate (group 1, replaced), or any other
+# escape, consumed whole so that the backslash of an escaped backslash never starts a match.
+_ESCAPE = re.compile(
+    r"\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|(u[dD][89a-fA-F][0-9a-fA-F]{2})|.)",
+    re.DOTALL,
+)
+# Only a str built by a lenient decoder (YAML's "\ud800") carries one; Go never sees such text.
+_RAW_SURROGATE = re.compile("[\ud800-\udfff]")
+# The tokens of JSON text outside strings, and the strings themselves (skipped): to find a literal's place.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[^\s"{}\[\],:]+', re.DOTALL)
+# float64's largest value has 309 digits: shorter integers always fit.
+_LONGEST_SAFE_INT = 308
+_BEYOND_FLOAT64 = "is beyond the range of Go's number types, so Go cannot read it"
+
+
+def _repair_escape(match: re.Match[str]) -> str:
+    return "\\ufffd" if match.group(1) else match.group(0)
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        # A repeated key: each key goes to its last occurrence, where Go assigns it for the last time.
+        obj = {}
+        for key, value in pairs:
+            obj.pop(key, None)
+            obj[key] = value
+    return obj
+
+
+def _int(text: str) -> int:
+    if len(text) > _LONGEST_SAFE_INT and math.isinf(float(text)):
+        raise _Refused(text, _BEYOND_FLOAT64)
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _Refused(text, _BEYOND_FLOAT64)
+    return value
+
+
+def _constant(name: str) -> Any:
+    raise _Refused(name, "is not JSON (Go reads only finite numbers written in digits)")
+
+
+# Built once: json.loads with hooks would build a decoder on every call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_int=_int, parse_float=_float, parse_constant=_constant)
+
+
+def _where(text: str, pos: int) -> str:
+    line = text.count("\n", 0, pos) + 1
+    column = pos - text.rfind("\n", 0, pos)
+    return f"line {line} column {column}"
+
+
+def _refused_message(text: str, refused: _Refused) -> str:
+    literal = refused.literal
+    shown = literal if len(literal) <= 24 else f"{literal[:16]}... ({len(literal)} characters)"
+    # Everything before the refused literal parsed, so its first occurrence outside strings is the one.
+    place = next(
+        (f" at {_where(text, m.start())}" for m in _TOKEN.finditer(text) if m.group() == literal), ""
+    )
+    return f"{shown} {refused.why}{place}"
+
+
+def loads(text: str) -> Any:
+    """``text`` decoded as Go's encoding/json would (see the module's docstring); GoJSONError when Go
+    refuses it. Text that is ASCII without ``\\u`` escapes, the common case, goes straight to the decoder."""
+    if "\\u" in text:
+        # Same length in, same length out: the positions in error messages stay right.
+        text = _ESCAPE.sub(_repair_escape, text)
+    if not text.isascii():
+        text = _RAW_SURROGATE.sub("\ufffd", text)
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        raise GoJSONError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except _Refused as exc:
+        raise GoJSONError(_refused_message(text, exc)) from None
+    except RecursionError:
+        raise GoJSONError("nested too deeply") from None
+
+
+def _fold_char(char: str) -> str:
+    # Simple case folding: casefold() where it gives one character; where it gives several (full
+    # folding: "ß" -> "ss"), the simple folding is lower() when that is one character, else none.
+    # Checked over every code point against Go's unicode.SimpleFold orbits (Go 1.26, Unicode 15).
+    folded = char.casefold()
+    if len(folded) == 1:
+        return folded
+    lowered = char.lower()
+    return lowered if len(lowered) == 1 else char
+
+
+def fold(key: str) -> str:
+    """A key such that ``fold(a) == fold(b)`` exactly when Go's encoding/json matches ``a`` to a field
+    named ``b`` without an exact match (its foldName)."""
+    return key.lower() if key.isascii() else "".join(map(_fold_char, key))
+
+
+def field_index(obj: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
+    """For each struct field name (folded) that a key of ``obj`` matches, the key and value Go's
+    encoding/json decodes into that field: the last key in text order (which ``loads`` keeps) that
+    folds to it.
+
+    Go prefers an exact match only to tell apart fields whose names fold alike; the structs read here
+    have none, so the fold alone decides."""
+    return {fold(key): (key, value) for key, value in obj.items()}
+
+
+def go_field(obj: Mapping[str, Any], name: str) -> tuple[str, Any] | None:
+    """The key and value that Go's encoding/json decodes into the struct field ``name`` (see
+    ``field_index``); None when no key matches."""
+    folded = fold(name)
+    found: tuple[str, Any] | None = None
+    for key, value in obj.items():
+        # Simple folding maps each character to one character: other lengths never match, and
+        # skipping them saves folding most keys (the rules make a dozen lookups per NAD).
+        if len(key) == len(name) and fold(key) == folded:
+            found = (key, value)
+    return found
