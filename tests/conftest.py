@@ -11,7 +11,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -112,3 +112,29 @@ def live_webhook(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory
     register_webhook(cluster, server)
     yield server
     server.stop()
+
+
+
+@pytest.fixture
+def parser_bug(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """``parser_bug(*names)``: the cluster store's functions ``names`` (its parsers) raise, as a bug in
+    them would, on any value that contains the marker it returns. Tests of the store's resilience then
+    hold whatever input such a bug is found with next."""
+    from webhook.cluster import store
+
+    marker = "parser-bug"
+
+    def failing(real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(value: Any, *args: Any, **kwargs: Any) -> Any:
+            if marker in repr(value):
+                raise ValueError("a parser bug")
+            return real(value, *args, **kwargs)
+
+        return call
+
+    def break_(*names: str) -> str:
+        for name in names:
+            monkeypatch.setattr(store, name, failing(getattr(store, name)))
+        return marker
+
+    return break_

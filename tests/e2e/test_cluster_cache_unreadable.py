@@ -3,7 +3,7 @@ was there to refuse them (or let through when a rule crashed, which admission tu
 The cache must still sync, report ready and keep the objects listed after them.
 
 No webhook is registered with this module's apiserver. The cache's parsers are made to fail on the
-objects that carry TRIGGER, so the test holds whatever input a parser bug is found with next."""
+objects that carry the parser_bug fixture's marker, so the test holds whatever input a parser bug is found with next."""
 
 from __future__ import annotations
 
@@ -14,23 +14,11 @@ from typing import Any
 
 import pytest
 
-from webhook.cluster import store as store_module
 from webhook.cluster.live import LiveClusterView
 from webhook.cluster.store import NAD, POD
 from webhook.dev.controlplane import ControlPlane, eventually
 from webhook.kube import load_client
 from webhook.rules.view import ObjectRef
-
-TRIGGER = "unreadable"
-
-
-def failing_on_trigger(real: Callable[..., Any]) -> Callable[..., Any]:
-    def call(value: Any, *args: Any, **kwargs: Any) -> Any:
-        if TRIGGER in repr(value):
-            raise ValueError("a parser bug")
-        return real(value, *args, **kwargs)
-
-    return call
 
 
 def nad(name: str, namespace: str, subnet: str, note: str = "") -> dict[str, Any]:
@@ -51,9 +39,8 @@ def create(cp: ControlPlane, *objects: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def view(cluster: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveClusterView]:
-    monkeypatch.setattr(store_module, "parse_nad_config", failing_on_trigger(store_module.parse_nad_config))
-    monkeypatch.setattr(store_module, "network_references", failing_on_trigger(store_module.network_references))
+def view(cluster: ControlPlane, parser_bug: Callable[..., str]) -> Iterator[LiveClusterView]:
+    parser_bug("parse_nad_config", "network_references")
     # Pages of two: the unreadable objects sit in the middle of a paged list.
     live = LiveClusterView(load_client(str(cluster.kubeconfig)), page_size=2)
     yield live
@@ -61,13 +48,15 @@ def view(cluster: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> Iterator[Liv
 
 
 def test_the_cache_syncs_past_objects_it_cannot_read(cluster: ControlPlane, view: LiveClusterView,
+                                                     parser_bug: Callable[..., str],
                                                      caplog: pytest.LogCaptureFixture) -> None:
+    bug = parser_bug()
     ns = f"t-{uuid.uuid4().hex[:8]}"
     cluster.kubectl("create", "namespace", ns)
     create(cluster,
-           nad("a-good", ns, "10.70.0.0/24"), nad("b-bad", ns, "10.71.0.0/24", note=TRIGGER),
+           nad("a-good", ns, "10.70.0.0/24"), nad("b-bad", ns, "10.71.0.0/24", note=bug),
            nad("c-good", ns, "10.72.0.0/24"),
-           pod("a-before", ns, "a-good"), pod("b-bad", ns, f"a-good,{TRIGGER}"), pod("c-after", ns, "c-good"),
+           pod("a-before", ns, "a-good"), pod("b-bad", ns, f"a-good,{bug}"), pod("c-after", ns, "c-good"),
            pod("d-after", ns, "a-good"))
 
     view.start()
@@ -81,7 +70,7 @@ def test_the_cache_syncs_past_objects_it_cannot_read(cluster: ControlPlane, view
     assert f"Pod {ns}/b-bad: could not read the annotations" in caplog.text
 
     # The watches go on past such objects too.
-    create(cluster, pod("e-bad", ns, TRIGGER), pod("f-after", ns, "c-good"))
+    create(cluster, pod("e-bad", ns, bug), pod("f-after", ns, "c-good"))
     eventually(lambda: view.pods_using(ns, "c-good", first=5)[0] == 2, "the pod after the unreadable one")
     assert view.unreadable(POD) == 2
     assert view.readiness() == (True, "ok")

@@ -14,20 +14,8 @@ from typing import Any
 
 import pytest
 
-from webhook.cluster import store as store_module
 from webhook.cluster.store import NAD, POD, ClusterStore
 from webhook.rules.view import ObjectRef
-
-TRIGGER = "boom"
-
-
-def failing_on_trigger(real: Callable[..., Any]) -> Callable[..., Any]:
-    def call(value: Any, *args: Any, **kwargs: Any) -> Any:
-        if TRIGGER in repr(value):
-            raise ValueError("a parser bug")
-        return real(value, *args, **kwargs)
-
-    return call
 
 
 def nad(name: str, extra: str = "") -> dict[str, Any]:
@@ -45,11 +33,11 @@ def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def test_a_pod_whose_annotation_cannot_be_read_uses_nothing_and_the_list_goes_on(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    parser_bug: Callable[..., str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(store_module, "network_references", failing_on_trigger(store_module.network_references))
+    bug = parser_bug("network_references")
     store = ClusterStore()
-    store.replace(POD, [pod("before", "blue"), pod("bad", f"blue,{TRIGGER}"), pod("after", "blue")])
+    store.replace(POD, [pod("before", "blue"), pod("bad", f"blue,{bug}"), pod("after", "blue")])
 
     assert store.pods_using("team", "blue", first=5) == (2, [ObjectRef("team", "after"), ObjectRef("team", "before")])
     assert store.unreadable(POD) == 1
@@ -58,24 +46,24 @@ def test_a_pod_whose_annotation_cannot_be_read_uses_nothing_and_the_list_goes_on
     assert "ValueError: a parser bug" in message
 
     # Logged once, not on every event of the pod (a metadata watch sees each status change).
-    store.upsert(POD, pod("bad", f"blue,{TRIGGER}"))
-    store.replace(POD, [pod("before", "blue"), pod("bad", f"blue,{TRIGGER}"), pod("after", "blue")])
+    store.upsert(POD, pod("bad", f"blue,{bug}"))
+    store.replace(POD, [pod("before", "blue"), pod("bad", f"blue,{bug}"), pod("after", "blue")])
     assert len(errors(caplog)) == 1
 
     store.upsert(POD, pod("bad", "blue"))
     assert store.unreadable(POD) == 0
     assert store.pods_using("team", "blue", first=5)[0] == 3
-    store.upsert(POD, pod("bad", TRIGGER))
-    store.delete(POD, pod("bad", TRIGGER))
+    store.upsert(POD, pod("bad", bug))
+    store.delete(POD, pod("bad", bug))
     assert store.unreadable(POD) == 0
 
 
 def test_a_nad_whose_config_cannot_be_read_is_kept_without_ranges_or_binaries(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    parser_bug: Callable[..., str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(store_module, "parse_nad_config", failing_on_trigger(store_module.parse_nad_config))
+    bug = parser_bug("parse_nad_config")
     store = ClusterStore()
-    store.replace(NAD, [nad("bad", TRIGGER), nad("good")])
+    store.replace(NAD, [nad("bad", bug), nad("good")])
 
     assert store.nad("team", "bad") is not None  # it exists: pods may name it, it may be in use
     assert store.nad_binaries("team", "bad") == frozenset()
@@ -90,11 +78,10 @@ def test_a_nad_whose_config_cannot_be_read_is_kept_without_ranges_or_binaries(
     assert store.unreadable(NAD) == 0
 
 
-def test_a_nad_whose_ranges_cannot_be_read_keeps_its_binaries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "nad_allocation_ranges",
-                        failing_on_trigger(store_module.nad_allocation_ranges))
+def test_a_nad_whose_ranges_cannot_be_read_keeps_its_binaries(parser_bug: Callable[..., str]) -> None:
+    bug = parser_bug("nad_allocation_ranges")
     store = ClusterStore()
-    store.upsert_all([(NAD, nad("bad", TRIGGER)), (NAD, nad("good"))])
+    store.upsert_all([(NAD, nad("bad", bug)), (NAD, nad("good"))])
 
     assert store.nad_binaries("team", "bad") == {"macvlan", "whereabouts"}
     assert store.unreadable(NAD) == 1
