@@ -7,7 +7,7 @@ import logging
 import shutil
 from pathlib import Path, PurePosixPath
 
-from webhook.certs import write_atomic
+from webhook.atomicfile import write_atomic
 
 # Host paths, relative to the host root so that they work under /host and under a test directory.
 CNI_BIN_DIR = PurePosixPath("opt/cni/bin")

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
-from webhook.certs import write_atomic
+from webhook.atomicfile import write_atomic
 from webhook.node.hostfs import CNI_BIN_DIR, STATE_DIR, copy_executable_atomic, file_digest, on_host, sha256
 
 RECORD = STATE_DIR / "installed.json"
