@@ -32,6 +32,7 @@ from kubernetes import client  # noqa: TID251 - not the pure core: it runs in th
 from kubernetes.client.exceptions import ApiException  # noqa: TID251
 
 from webhook import certs
+from webhook.atomicfile import write_atomic
 from webhook.kube import JSON_PATCH, request
 
 log = logging.getLogger("multus-webhook.certmanager")
@@ -220,9 +221,9 @@ class SelfManagedCertificates:
         """The key before the certificate, so that a reloader that sees the new certificate finds
         its key already there."""
         self.cert_dir.mkdir(parents=True, exist_ok=True)
-        certs.write_atomic(self.cert_dir / "ca.crt", bundle.ca_bundle_pem)
-        certs.write_atomic(self.cert_dir / "tls.key", bundle.leaf.key_pem, 0o600)
-        certs.write_atomic(self.cert_dir / "tls.crt", bundle.leaf.cert_pem)
+        write_atomic(self.cert_dir / "ca.crt", bundle.ca_bundle_pem)
+        write_atomic(self.cert_dir / "tls.key", bundle.leaf.key_pem, 0o600)
+        write_atomic(self.cert_dir / "tls.crt", bundle.leaf.cert_pem)
 
     def patch_ca_bundles(self, ca_bundle_pem: bytes) -> bool:
         """Set caBundle on every webhook of our two configurations where it differs; a JSON patch

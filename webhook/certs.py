@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from webhook.atomicfile import write_atomic
 
 CA_VALIDITY = dt.timedelta(days=5 * 365)
 LEAF_VALIDITY = dt.timedelta(days=365)
@@ -119,18 +120,6 @@ def issue(
 def service_dns_names(service: str, namespace: str) -> list[str]:
     """The names the apiserver uses to reach a webhook Service."""
     return [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local"]
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write then rename, so that a reader (the server's reloader) never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 TLS_FILES = ("ca.crt", "tls.crt", "tls.key")

@@ -3,6 +3,7 @@ temporary directory standing in for the node's filesystem."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from webhook.node.hostfs import sha256
-from webhook.node.installer import InstallError, install, parse_plugin_list
+from webhook.node.installer import InstallError, Record, install, parse_plugin_list
 
 Snapshot = dict[str, tuple[str, str, int]]
 
@@ -162,6 +163,185 @@ def test_a_file_changed_by_someone_else_is_left_alone(host: Path, source: Path, 
     assert (host / "opt/cni/bin/ipvlan").read_bytes() == b"ipvlan from a Talos upgrade"
     assert not (host / "opt/cni/bin/macvlan").exists()
     assert not (host / "var/lib/cni/multus-webhook").exists()
+
+
+def test_a_file_changed_after_install_is_the_nodes_and_comes_back_at_uninstall(host: Path, source: Path,
+                                                                                tmp_path: Path) -> None:
+    listed = tmp_path / "list"
+    listed.write_text("bridge\n")
+    assert install_cli(host, source, listed).returncode == 0
+    bridge = host / "opt/cni/bin/bridge"
+    write(bridge, b"bridge from a Talos upgrade", 0o750)
+
+    again = install_cli(host, source, listed)
+    assert again.returncode == 0, again.stderr
+    assert "/opt/cni/bin/bridge changed since multus-webhook installed it; it is kept as the node's own" in again.stderr
+    assert "upgraded" not in again.stderr
+    assert bridge.read_bytes() == (source / "bridge").read_bytes()
+
+    result = cli("uninstall", "--host-root", str(host))
+    assert result.returncode == 0, result.stderr
+    assert "restored /opt/cni/bin/bridge" in result.stderr
+    assert bridge.read_bytes() == b"bridge from a Talos upgrade"
+    assert bridge.stat().st_mode & 0o777 == 0o750
+    # The file the node had before the first install is the node's too: kept, and said where.
+    assert "kept var/lib/cni/multus-webhook/originals/bridge, the file /opt/cni/bin/bridge held" in again.stderr
+    assert (host / "var/lib/cni/multus-webhook/originals/bridge").read_bytes() == b"bridge v1"
+
+
+def test_uninstall_keeps_the_copy_of_an_original_it_could_not_restore(host: Path, source: Path,
+                                                                       tmp_path: Path) -> None:
+    listed = tmp_path / "list"
+    listed.write_text("bridge\n")
+    assert install_cli(host, source, listed).returncode == 0
+    write(host / "opt/cni/bin/bridge", b"bridge from a Talos upgrade")
+    result = cli("uninstall", "--host-root", str(host))
+    assert ("/opt/cni/bin/bridge changed since multus-webhook installed it; left in place (the file it replaced "
+            "is kept in var/lib/cni/multus-webhook/originals/bridge)") in result.stderr
+    assert (host / "opt/cni/bin/bridge").read_bytes() == b"bridge from a Talos upgrade"
+    assert (host / "var/lib/cni/multus-webhook/originals/bridge").read_bytes() == b"bridge v1"
+
+
+def test_a_symlinked_plugin_is_kept_and_restored_as_the_symlink(host: Path, source: Path, tmp_path: Path) -> None:
+    write(host / "usr/libexec/cni/vlan", b"the distribution's vlan")
+    link = host / "opt/cni/bin/vlan"
+    link.symlink_to("../../../usr/libexec/cni/vlan")
+    listed = tmp_path / "list"
+    listed.write_text("vlan\n")
+
+    assert install_cli(host, source, listed).returncode == 0
+    assert not link.is_symlink()
+    assert link.read_bytes() == (source / "vlan").read_bytes()
+    assert (host / "usr/libexec/cni/vlan").read_bytes() == b"the distribution's vlan"
+
+    result = cli("uninstall", "--host-root", str(host))
+    assert "restored /opt/cni/bin/vlan" in result.stderr
+    assert link.is_symlink()
+    assert os.readlink(link) == "../../../usr/libexec/cni/vlan"
+    assert not (host / "var/lib/cni/multus-webhook").exists()
+
+
+# Runs inside a mount namespace with a 512 KiB tmpfs at argv[1]: the plugin's original, then its
+# copy, fill that disk before the new plugin fits.
+FULL_DISK_RUN = """
+import json, os, shutil, subprocess, sys
+from pathlib import Path
+disk, original, source, plugins = (Path(a) for a in sys.argv[1:5])
+host = disk / "host"
+dest = host / "opt/cni/bin/macvlan"
+dest.parent.mkdir(parents=True)
+shutil.copy(original, dest)
+def run(*args):
+    done = subprocess.run([sys.executable, "-m", "webhook.cli", *args, "--host-root", str(host)],
+                          capture_output=True, text=True)
+    return {"rc": done.returncode, "stderr": done.stderr, "bin": sorted(os.listdir(dest.parent)),
+            "macvlan": dest.read_bytes() == original.read_bytes(),
+            "state": sorted(str(p.relative_to(host)) for p in (host / "var/lib/cni").rglob("*"))}
+out = {"install": run("install-cni", "--source", str(source), "--plugins-file", str(plugins))}
+out["uninstall"] = run("uninstall")
+print(json.dumps(out))
+"""
+
+
+def can_mount_tmpfs() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "--mount", "--", "mount", "-t", "tmpfs", "none", "/mnt"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not can_mount_tmpfs(), reason="a real full disk needs unshare(1) and the right to mount a tmpfs")
+def test_a_full_disk_fails_the_install_and_loses_nothing(tmp_path: Path) -> None:
+    original = write(tmp_path / "original", b"\x7fELF the node's own" + os.urandom(150_000))
+    src = tmp_path / "plugins"
+    write(src / "macvlan", b"\x7fELF ours" + os.urandom(300_000))
+    listed = tmp_path / "list"
+    listed.write_text("macvlan\n")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+         'mount -t tmpfs -o size=512k none "$1" && shift && exec "$@"', "sh", str(disk),
+         sys.executable, "-c", FULL_DISK_RUN, str(disk), str(original), str(src), str(listed)],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+
+    install_run = out["install"]
+    assert install_run["rc"] == 1, install_run["stderr"]
+    assert "could not install /opt/cni/bin/macvlan: No space left on device" in install_run["stderr"]
+    assert install_run["macvlan"], "the original was replaced by a partial copy"
+    assert install_run["bin"] == ["macvlan"], "a temporary file was left behind"
+
+    uninstall_run = out["uninstall"]
+    assert uninstall_run["rc"] == 0, uninstall_run["stderr"]
+    assert "restored /opt/cni/bin/macvlan" in uninstall_run["stderr"]
+    assert uninstall_run["macvlan"]
+    assert uninstall_run["bin"] == ["macvlan"]
+    assert uninstall_run["state"] == []
+
+
+# One install that stops inside its first plugin copy until the test lets it go on.
+HELD_INSTALL = """
+import json, sys, time
+from pathlib import Path
+from webhook.node import installer
+host, source, gate = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+copy = installer.copy_executable_atomic
+def held(src, dest):
+    (gate / "copying").touch()
+    while not (gate / "go").exists():
+        time.sleep(0.02)
+    copy(src, dest)
+installer.copy_executable_atomic = held
+print(json.dumps([c.action for c in installer.install(host, source, sys.argv[4:])]))
+"""
+
+
+def test_concurrent_installs_take_turns_and_leave_one_consistent_record(host: Path, source: Path,
+                                                                        tmp_path: Path) -> None:
+    write(host / "opt/cni/bin/macvlan", b"the node's own macvlan")
+    before = snapshot(host)
+    listed = tmp_path / "list"
+    listed.write_text("macvlan\nipvlan\nbridge\n")
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    first = subprocess.Popen([sys.executable, "-c", HELD_INSTALL, str(host), str(source), str(gate),
+                              "macvlan", "ipvlan", "bridge"], stdout=subprocess.PIPE, text=True)
+    second: subprocess.Popen[str] | None = None
+    try:
+        deadline = time.monotonic() + 30
+        while not (gate / "copying").exists():
+            assert first.poll() is None, "the first install ended before its copy"
+            assert time.monotonic() < deadline, "the first install never reached its copy"
+            time.sleep(0.02)
+        second = subprocess.Popen([sys.executable, "-m", "webhook.cli", "install-cni", "--host-root", str(host),
+                                   "--source", str(source), "--plugins-file", str(listed)],
+                                  stderr=subprocess.PIPE, text=True)
+        time.sleep(1)
+        waited = second.poll() is None
+        (gate / "go").touch()
+        _, err = second.communicate(timeout=30)
+        assert second.returncode == 0, err
+        assert waited, "the second install ran while the first one was halfway"
+        assert err.count("unchanged") == 3, err  # it read the record only once the first one was done
+        out, _ = first.communicate(timeout=30)
+        assert first.returncode == 0
+        assert json.loads(out) == ["installed", "installed", "installed"]
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    record = Record.load(host)
+    assert sorted(record.files) == ["opt/cni/bin/bridge", "opt/cni/bin/ipvlan", "opt/cni/bin/macvlan"]
+    for rel, entry in record.files.items():
+        assert sha256(host / rel) == entry.sha256
+        assert entry.replacing is None
+    assert sorted(p.name for p in (host / "var/lib/cni/multus-webhook/originals").iterdir()) == ["bridge", "macvlan"]
+    assert cli("uninstall", "--host-root", str(host)).returncode == 0
+    assert snapshot(host) == before
 
 
 def test_upgrading_a_running_binary_is_not_text_file_busy(host: Path, tmp_path: Path) -> None:

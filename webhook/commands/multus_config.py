@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from webhook.certs import write_atomic
+from webhook.atomicfile import write_atomic
 from webhook.node.multusconfig import ConfigError, render_text
 
 

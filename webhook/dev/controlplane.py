@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import yaml
 
 from webhook import certs
+from webhook.atomicfile import write_atomic
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "hack" / "controlplane" / "build.sh"
@@ -160,12 +161,12 @@ class ControlPlane:
             ("admin.crt", admin.cert_pem, 0o644), ("admin.key", admin.key_pem, 0o600),
             ("sa.key", sa.key_pem, 0o600),
         ]:
-            certs.write_atomic(self.pki / name, data, mode)
+            write_atomic(self.pki / name, data, mode)
         from cryptography.hazmat.primitives import serialization
 
         pub = sa.key.public_key().public_bytes(serialization.Encoding.PEM,
                                                serialization.PublicFormat.SubjectPublicKeyInfo)
-        certs.write_atomic(self.pki / "sa.pub", pub)
+        write_atomic(self.pki / "sa.pub", pub)
 
     def start_apiserver(self) -> None:
         self.port = self.port or free_port()
@@ -206,7 +207,7 @@ class ControlPlane:
         }
         target = path or self.kubeconfig
         target.parent.mkdir(parents=True, exist_ok=True)
-        certs.write_atomic(target, yaml.safe_dump(config).encode(), 0o600)
+        write_atomic(target, yaml.safe_dump(config).encode(), 0o600)
         return target
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,

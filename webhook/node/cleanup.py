@@ -86,7 +86,7 @@ def uninstall(host_root: Path, primary_cni_config_file: str = "") -> CleanupRepo
         for change in release_all(host_root):
             report.step(f"{change.action:<7} {change.path} (installed by multus-webhook install-cni)")
     except (InstallError, OSError) as exc:
-        report.error(f"could not take back the installed CNI plugins: {exc}")
+        report.error(f"CNI plugins of install-cni: {exc}")
     remaining = top_level_configs(host_root)
     if not remaining:
         nested = subdirectory_configs(host_root)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
+import stat
 from pathlib import Path, PurePosixPath
 
-from webhook.certs import write_atomic
+from webhook.atomicfile import write_atomic
 
 # Host paths, relative to the host root so that they work under /host and under a test directory.
 CNI_BIN_DIR = PurePosixPath("opt/cni/bin")
@@ -31,9 +33,18 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def file_digest(path: Path) -> str | None:
-    """The content hash of a regular file, None when there is none."""
-    return sha256(path) if path.is_file() and not path.is_symlink() else None
+def fingerprint(path: Path) -> str | None:
+    """What is at ``path``, never following a symlink: a regular file's content hash, ``-> target``
+    for a symlink, the file type for anything else, None when there is nothing."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    if stat.S_ISREG(st.st_mode):
+        return sha256(path)
+    if stat.S_ISLNK(st.st_mode):
+        return "-> " + os.readlink(path)
+    return f"<{stat.filemode(st.st_mode)[0]}>"
 
 
 def copy_executable_atomic(src: Path, dest: Path) -> None:

@@ -2,24 +2,30 @@
 uninstall take away exactly what it put on the host.
 
 The record, ``/var/lib/cni/multus-webhook/installed.json``, maps each file we wrote (host path) to
-the hash of what we wrote and, when the file existed before with other content, to a copy of that
-original, so that uninstall can give the node back the file it had.
+the hash of what we wrote and, when something was there before, to a copy of it (a symlink is kept
+as the symlink), so that uninstall can give the node back the file it had. A file that no longer
+holds what we wrote is not ours: uninstall leaves it, and install keeps it like an original.
+Install and uninstall hold ``installed.lock`` while they change files and the record.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
-from webhook.certs import write_atomic
-from webhook.node.hostfs import CNI_BIN_DIR, STATE_DIR, copy_executable_atomic, file_digest, on_host, sha256
+from webhook.atomicfile import symlink_atomic, write_atomic
+from webhook.node.hostfs import CNI_BIN_DIR, STATE_DIR, copy_executable_atomic, fingerprint, on_host, sha256
 
 RECORD = STATE_DIR / "installed.json"
+LOCK = STATE_DIR / "installed.lock"
 ORIGINALS = STATE_DIR / "originals"
 RECORD_VERSION = 1
 # A plugin is a file name in the CNI bin directory: no path, nothing hidden.
@@ -34,9 +40,16 @@ class InstallError(RuntimeError):
 
 @dataclass
 class Entry:
-    sha256: str
-    backup: str | None = None  # host path of the original we replaced, if there was one
-    mode: int | None = None  # the original's permission bits
+    sha256: str  # what we wrote (or are writing)
+    backup: str | None = None  # host path of the copy of what was there before us, if anything was
+    mode: int | None = None  # the original's permission bits (None for a symlink)
+    # Set while a write is under way: what the file held until then (ours from an earlier run, or
+    # the original). A write that failed or a crash leaves that, which is not someone else's change.
+    replacing: str | None = None
+
+    def recognizes(self, have: str) -> bool:
+        """Whether ``have`` (a fingerprint) is what we wrote, or what we were replacing."""
+        return have in (self.sha256, self.replacing)
 
 
 @dataclass
@@ -60,13 +73,15 @@ class Record:
     def save(self, host_root: Path) -> None:
         path = on_host(host_root, RECORD)
         path.parent.mkdir(parents=True, exist_ok=True)
-        body = {"version": RECORD_VERSION, "files": {k: asdict(v) for k, v in sorted(self.files.items())}}
+        # Unset fields are left out: a record without "replacing" stays readable by earlier versions.
+        files = {k: {f: x for f, x in asdict(v).items() if x is not None} for k, v in sorted(self.files.items())}
+        body = {"version": RECORD_VERSION, "files": files}
         write_atomic(path, (json.dumps(body, indent=2) + "\n").encode())
 
 
 @dataclass(frozen=True)
 class Change:
-    action: str  # installed | upgraded | unchanged | present | removed | restored | left-changed | absent
+    action: str  # installed | upgraded | unchanged | present | removed | restored | left-changed | kept | absent
     path: str
 
 
@@ -96,85 +111,189 @@ def parse_plugin_list(text: str) -> list[str]:
 
 def install(host_root: Path, source: Path, plugins: Iterable[str]) -> list[Change]:
     """Copy each plugin from ``source`` into the host's CNI bin directory when it is absent or
-    different, and release the ones we installed earlier that are no longer listed."""
+    different, and release the ones we installed earlier that are no longer listed. Stops at the
+    first file it cannot write, with an InstallError naming it; what is on the host stays whole."""
     wanted = list(plugins)
     missing = [p for p in wanted if not (source / p).is_file()]
     if missing:
         available = sorted(p.name for p in source.iterdir() if p.is_file()) if source.is_dir() else []
         raise InstallError(f"not in {source}: {', '.join(missing)} (available: {', '.join(available) or 'nothing'})")
-    record = Record.load(host_root)
-    bin_dir = on_host(host_root, CNI_BIN_DIR)
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    changes: list[Change] = []
-    for name in wanted:
-        rel = str(CNI_BIN_DIR / name)
-        src, dest = source / name, bin_dir / name
-        want, have = sha256(src), file_digest(dest)
-        entry = record.files.get(rel)
-        if have == want:
-            changes.append(Change("unchanged" if entry else "present", "/" + rel))
-            continue
-        if entry is None:
-            entry = Entry(sha256=want)
-            if dest.exists():
-                # Not ours: keep the node's original so that uninstall can put it back.
-                backup = ORIGINALS / name
-                on_host(host_root, backup).parent.mkdir(parents=True, exist_ok=True)
-                mode = stat.S_IMODE(dest.stat().st_mode)
-                write_atomic(on_host(host_root, backup), dest.read_bytes(), mode)
-                entry.backup, entry.mode = str(backup), mode
-            record.files[rel] = entry
-            action = "installed"
-        else:
-            entry.sha256 = want
-            action = "upgraded"
-        # Recorded before the rename: after a crash in between, a rerun copies again and uninstall
-        # never deletes a file whose content it does not recognise.
-        record.save(host_root)
-        copy_executable_atomic(src, dest)
-        changes.append(Change(action, "/" + rel))
-    listed = {str(CNI_BIN_DIR / name) for name in wanted}
-    for rel in sorted(set(record.files) - listed):
-        changes.append(release(host_root, record, rel))
-        record.save(host_root)
-    for change in changes:
-        log.info("%-12s %s", change.action, change.path)
+    on_host(host_root, CNI_BIN_DIR).mkdir(parents=True, exist_ok=True)
+    with locked(host_root):
+        record = Record.load(host_root)
+        changes: list[Change] = []
+        for name in wanted:
+            rel = str(CNI_BIN_DIR / name)
+            try:
+                change = install_one(host_root, record, source / name, rel)
+            except OSError as exc:
+                raise InstallError(f"could not install /{rel}: {exc.strerror or exc}") from exc
+            log.info("%-12s %s", change.action, change.path)
+            changes.append(change)
+        listed = {str(CNI_BIN_DIR / name) for name in wanted}
+        changes += release_each(host_root, record, sorted(set(record.files) - listed))
     return changes
 
 
-def release(host_root: Path, record: Record, rel: str) -> Change:
-    """Take back one recorded file: restore the original it replaced, or remove it. A file changed
-    by someone else since we wrote it is not ours any more and stays."""
-    entry = record.files.pop(rel)
+def install_one(host_root: Path, record: Record, src: Path, rel: str) -> Change:
     dest = on_host(host_root, PurePosixPath(rel))
-    backup = on_host(host_root, PurePosixPath(entry.backup)) if entry.backup else None
-    have = file_digest(dest)
-    if have is not None and have != entry.sha256:
-        log.warning("/%s changed since multus-webhook installed it; left in place", rel)
-        action = "left-changed"
-    elif backup is not None and backup.is_file():
-        write_atomic(dest, backup.read_bytes(), entry.mode if entry.mode is not None else 0o755)
-        action = "restored"
-    elif have is not None:
-        dest.unlink()
-        action = "removed"
+    want, have = sha256(src), fingerprint(dest)
+    entry = record.files.get(rel)
+    same_as_kept: str | None = None
+    if entry is not None and have is not None and not entry.recognizes(have):
+        # Changed by someone else since we wrote it: not ours any more, as for release(). It is the
+        # node's own file now, kept below like an original found at a first install so that
+        # uninstall gives it back, rather than overwritten as an upgrade of ours and later removed.
+        log.warning("/%s changed since multus-webhook installed it; it is kept as the node's own", rel)
+        entry = None
+        earlier = record.files.pop(rel).backup
+        if earlier is not None:
+            if have != want and fingerprint(on_host(host_root, PurePosixPath(earlier))) == have:
+                same_as_kept = earlier  # one copy of the same file is enough
+            else:
+                # Still the node's (what it had before us): it stays, out of the record.
+                log.warning("kept %s, the file /%s held before multus-webhook first replaced it", earlier, rel)
+    if have == want:
+        if entry is None:
+            return Change("present", "/" + rel)
+        if (entry.sha256, entry.replacing) != (want, None):
+            # An earlier run stopped after its rename, before recording that it was done.
+            entry.sha256, entry.replacing = want, None
+            record.save(host_root)
+        return Change("unchanged", "/" + rel)
+    new_backup: Path | None = None
+    if entry is None:
+        entry = record.files[rel] = Entry(sha256=want)
+        action = "installed"
+        if have is not None:
+            entry.backup = same_as_kept or back_up(host_root, dest, PurePosixPath(rel).name)
+            new_backup = None if same_as_kept else on_host(host_root, PurePosixPath(entry.backup))
+            entry.mode = None if dest.is_symlink() else stat.S_IMODE(dest.stat().st_mode)
     else:
-        action = "absent"
-    if backup is not None:
-        backup.unlink(missing_ok=True)
+        action = "upgraded" if have == entry.sha256 else "installed"
+    # Recorded before the rename, with what the file holds until then: after a failure or a crash
+    # in between, a rerun and uninstall still recognise the file as ours or as the original.
+    entry.sha256, entry.replacing = want, have
+    try:
+        record.save(host_root)
+    except BaseException:
+        if new_backup is not None:
+            new_backup.unlink()  # unrecorded, it would only be clutter: the file itself is untouched
+        raise
+    copy_executable_atomic(src, dest)
+    entry.replacing = None
+    record.save(host_root)
     return Change(action, "/" + rel)
 
 
-def release_all(host_root: Path) -> list[Change]:
-    """Everything the installer recorded, taken back; the record and its directory go too."""
-    record = Record.load(host_root)
-    changes = [release(host_root, record, rel) for rel in sorted(record.files)]
-    on_host(host_root, RECORD).unlink(missing_ok=True)
-    for directory in (ORIGINALS, STATE_DIR):
-        path = on_host(host_root, directory)
-        if path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
+def back_up(host_root: Path, dest: Path, name: str) -> str:
+    """Copy what is at ``dest`` under a name no other copy has (a copy kept from an earlier take-over
+    may hold ``name``); its host path."""
+    if not (dest.is_symlink() or dest.is_file()):
+        raise InstallError(f"{dest} is neither a file nor a symlink; not replacing it")
+    backup, n = ORIGINALS / name, 0
+    while os.path.lexists(on_host(host_root, backup)):
+        n += 1
+        backup = ORIGINALS / f"{name}~{n}"  # '~' is not in plugin names: no clash with another plugin
+    target = on_host(host_root, backup)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    copy_as_is(dest, target)
+    return str(backup)
+
+
+def copy_as_is(src: Path, dest: Path, mode: int | None = None) -> None:
+    """Copy ``src`` to ``dest`` (with ``src``'s permission bits unless ``mode`` is given). A symlink
+    is copied as the symlink itself: a copy of its target would be a stale regular file once the
+    distribution updates what the link points to."""
+    if src.is_symlink():
+        symlink_atomic(dest, os.readlink(src))
+    else:
+        write_atomic(dest, src.read_bytes(), stat.S_IMODE(src.stat().st_mode) if mode is None else mode)
+
+
+def release(host_root: Path, record: Record, rel: str) -> Change:
+    """Take back one recorded file: restore what was there before us, or remove it. A file changed
+    by someone else since we wrote it is not ours any more and stays. The copy of the original is
+    removed only once the original is back in place."""
+    entry = record.files.pop(rel)
+    dest = on_host(host_root, PurePosixPath(rel))
+    have = fingerprint(dest)
+    if have is not None and not entry.recognizes(have):
+        log.warning("/%s changed since multus-webhook installed it; left in place%s", rel,
+                    f" (the file it replaced is kept in {entry.backup})" if entry.backup else "")
+        return Change("left-changed", "/" + rel)
+    if entry.backup is None:
+        if have is None:
+            return Change("absent", "/" + rel)
+        dest.unlink()
+        return Change("removed", "/" + rel)
+    backup = on_host(host_root, PurePosixPath(entry.backup))
+    kept = fingerprint(backup)
+    if kept is None:
+        # Without the copy, what is there may be the original itself (a write that never landed).
+        log.warning("/%s: the copy of the file it replaced, %s, is missing; left in place", rel, entry.backup)
+        return Change("kept", "/" + rel)
+    if kept != have:  # equal: our write never landed, the original is still there as it was
+        copy_as_is(backup, dest, entry.mode)
+    backup.unlink()
+    return Change("restored", "/" + rel)
+
+
+def release_each(host_root: Path, record: Record, rels: Iterable[str]) -> list[Change]:
+    """Release each file and record that it is done, so that a failure halfway leaves a record of
+    exactly what is still ours."""
+    changes: list[Change] = []
+    for rel in rels:
+        try:
+            change = release(host_root, record, rel)
+            record.save(host_root)
+        except OSError as exc:
+            raise InstallError(f"could not take back /{rel}: {exc.strerror or exc}") from exc
+        log.info("%-12s %s", change.action, change.path)
+        changes.append(change)
     return changes
+
+
+def release_all(host_root: Path) -> list[Change]:
+    """Everything the installer recorded, taken back; the record, the lock and their directory go
+    too, unless a copy of a node's file had to stay."""
+    with locked(host_root):
+        record = Record.load(host_root)
+        changes = release_each(host_root, record, sorted(record.files))
+        on_host(host_root, RECORD).unlink(missing_ok=True)
+        on_host(host_root, LOCK).unlink()  # a run waiting for the lock sees it gone and takes a new one
+        for directory in (ORIGINALS, STATE_DIR):
+            path = on_host(host_root, directory)
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+    return changes
+
+
+@contextmanager
+def locked(host_root: Path) -> Iterator[None]:
+    """Hold the installer's lock for a read-modify-write of the record and the files it lists: two
+    runs at once (an init container restarted while the previous one still runs, an uninstall)
+    would otherwise each save their own record and the last one would drop what the other did."""
+    path = on_host(host_root, LOCK)
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            continue  # release_all removed the directory in between
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                continue
+            # release_all removes the lock file while holding it: whoever waited on that file must
+            # lock the new one, or two runs would each hold "the" lock.
+            if (current.st_dev, current.st_ino) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
+                yield
+                return
+        finally:
+            os.close(fd)
 
 
 def plugin_list_from(path: Path) -> list[str]:
