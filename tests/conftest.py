@@ -8,6 +8,8 @@ them: CI must never pass without having talked to a real apiserver.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -138,3 +140,12 @@ def parser_bug(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
         return marker
 
     return break_
+
+
+@pytest.fixture(scope="session")
+def mounts() -> None:
+    """Skips a test that needs mount namespaces and the right to mount (root with unshare(1)), as it
+    stands in for what a kubelet mounts or a full disk."""
+    probe = ["unshare", "--mount", "--", "mount", "-t", "tmpfs", "none", "/mnt"]
+    if shutil.which("unshare") is None or subprocess.run(probe, capture_output=True).returncode != 0:
+        pytest.skip("needs unshare(1) and the right to mount a file system (root)")

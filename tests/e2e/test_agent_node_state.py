@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -110,14 +108,7 @@ def mounting(source: Path, target: Path) -> list[str]:
             'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", str(source), str(target)]
 
 
-def can_mount() -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    probe = subprocess.run(["unshare", "--mount", "--", "mount", "-t", "tmpfs", "none", "/mnt"], capture_output=True)
-    return probe.returncode == 0
-
-
-@pytest.mark.skipif(not can_mount(), reason="needs root and unshare(1) to bind-mount as the kubelet does")
+@pytest.mark.usefixtures("mounts")
 def test_the_agent_restarts_when_multus_recreates_its_socket_directory(controlplane: ControlPlane,
                                                                       host: StandInHost, node_name: str,
                                                                       tmp_path: Path) -> None:

@@ -243,14 +243,7 @@ print(json.dumps(out))
 """
 
 
-def can_mount_tmpfs() -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    probe = subprocess.run(["unshare", "--mount", "--", "mount", "-t", "tmpfs", "none", "/mnt"], capture_output=True)
-    return probe.returncode == 0
-
-
-@pytest.mark.skipif(not can_mount_tmpfs(), reason="a real full disk needs unshare(1) and the right to mount a tmpfs")
+@pytest.mark.usefixtures("mounts")
 def test_a_full_disk_fails_the_install_and_loses_nothing(tmp_path: Path) -> None:
     original = write(tmp_path / "original", b"\x7fELF the node's own" + os.urandom(150_000))
     src = tmp_path / "plugins"
