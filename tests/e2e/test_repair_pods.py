@@ -269,9 +269,9 @@ def test_the_first_readiness_on_a_boot_an_agent_did_not_see_begin_is_not_guessed
 
 
 @contextlib.contextmanager
-def in_process_controller(api: Any, **settings: Any) -> Iterator[list[tuple[str, str, str]]]:
-    """A Controller with repair on, in this process, whose requests (not the Lease's) are recorded as
-    (method, path, fieldSelector) while they go to the apiserver as they are."""
+def in_process_controller(api: Any, **settings: Any) -> Iterator[tuple[Controller, list[tuple[str, str, str]]]]:
+    """A running Controller with repair on, in this process, and its requests (not the Lease's) as
+    (method, path, fieldSelector), recorded while they go to the apiserver as they are."""
     calls: list[tuple[str, str, str]] = []
     real = controller_module.request
 
@@ -289,7 +289,7 @@ def in_process_controller(api: Any, **settings: Any) -> Iterator[list[tuple[str,
     controller_module.request = recorded
     thread.start()
     try:
-        yield calls
+        yield ctl, calls
     finally:
         stop.set()
         thread.join(15)
@@ -312,14 +312,23 @@ def test_a_repair_waiting_for_the_rate_limit_lists_the_pods_once(
     host.make_ready("boot-1")
     ag = agent(cp, host, node, tmp_path / "agent.log")
     try:
-        with in_process_controller(load_client(str(cp.kubeconfig)), repair_burst=1, repair_rate=0.001) as calls:
+        with in_process_controller(load_client(str(cp.kubeconfig)), repair_burst=1, repair_rate=0.001) as (ctl, calls):
             eventually(lambda: terminating(cp, namespace, "short-1"), what="one pod deleted")
             time.sleep(5)  # heartbeats every second; the next token comes in 1,000s
             listed = [c for c in calls if c[2] == f"spec.nodeName={node.name}"]
             deleted = [c for c in calls if c[0] == "DELETE"]
-        assert len(listed) == 1, listed
-        assert deleted == [("DELETE", f"/api/v1/namespaces/{namespace}/pods/short-1", "")]
-        assert not terminating(cp, namespace, "short-2")
+            assert len(listed) == 1, listed
+            assert deleted == [("DELETE", f"/api/v1/namespaces/{namespace}/pods/short-1", "")]
+            assert not terminating(cp, namespace, "short-2")
+
+            # What the controller keeps about a node goes with the boot, and with the node.
+            assert ctl.repairs[node.name].boot == "boot-1"
+            node.reboot("boot-2")
+            host.set_boot_id("boot-2")
+            eventually(lambda: ctl.repairs[node.name].boot == "boot-2", what="the repair of boot-1 forgotten")
+            node.delete()
+            eventually(lambda: node.name not in {*ctl.repairs, *ctl.heartbeats, *ctl.looked},
+                       what="the node forgotten")
     finally:
         ag.stop()
 
@@ -342,7 +351,7 @@ def test_a_repair_that_may_not_delete_pods_says_so_once_and_backs_off(
     api.set_default_header("Impersonate-User", "system:serviceaccount:multus-webhook:multus-webhook")
     caplog.set_level(logging.INFO, logger=controller_module.__name__)
     try:
-        with in_process_controller(api) as calls:
+        with in_process_controller(api) as (_, calls):
             eventually(lambda: [c for c in calls if c[0] == "DELETE"], what="a deletion tried")
             eventually(lambda: READY_LABEL in node.own_labels(), what="the node labelled all the same")
             time.sleep(5)  # heartbeats every second
