@@ -4,16 +4,20 @@ kubelet, the test patches its status (a reboot is a new status.nodeInfo.bootID).
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from webhook.agent import nodestate
 from webhook.agent.nodestate import NAMESPACE
 from webhook.agent.standin import StandInHost, StandInNode, Subcommand
 from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually
+from webhook.kube import format_time, utcnow
 from webhook.names import READY_LABEL
 
 BIN = "cni.multus-webhook.io/"
@@ -155,6 +159,42 @@ def test_two_controllers_never_both_act(controlplane: ControlPlane, host: StandI
     finally:
         agent.stop()
         assert second.stop() == 0, second.output()
+
+
+def write_heartbeat(cp: ControlPlane, node: StandInNode, moment: datetime) -> None:
+    """What an agent on boot-1 that finds Multus ready writes, ``moment`` read from the node's clock."""
+    stamp = format_time(moment)
+    status = {"nodeName": node.name, "bootID": "boot-1", "multusReady": True, "cniBinaries": [], "heartbeatTime": stamp,
+              "conditions": [{"type": "Ready", "status": "True", "reason": "AllChecksPassed", "message": "ok",
+                              "lastTransitionTime": stamp}]}
+    cp.kubectl("patch", "mns", "-n", NAMESPACE, node.name, "--subresource=status", "--type=merge",
+               "-p", json.dumps({"status": status}))
+
+
+def test_the_nodes_clock_does_not_decide_whether_its_heartbeat_is_stale(
+        controlplane: ControlPlane, node: StandInNode, tmp_path: Path) -> None:
+    """The agent stamps heartbeatTime with the node's clock. 45s behind, a live agent keeps the node
+    ready; 10 minutes ahead, a dead agent's node loses the label within three intervals all the same."""
+    cp = controlplane
+    cp.kubectl("create", "-f", "-", input=json.dumps(nodestate.new_object(node.name, NAMESPACE)))
+    controller = start_controller(cp, f"lease-{uuid.uuid4().hex[:8]}", "only", tmp_path / "controller.log")
+    try:
+        def beat_behind() -> bool:
+            write_heartbeat(cp, node, utcnow() - timedelta(seconds=45))
+            return READY_LABEL in node.own_labels()
+
+        eventually(beat_behind, what="ready with a node clock 45s behind")
+        until = time.monotonic() + 4  # more than three intervals of 1s
+        while time.monotonic() < until:
+            assert beat_behind()
+            time.sleep(0.2)
+
+        write_heartbeat(cp, node, utcnow() + timedelta(seconds=600))  # its last word, then the agent dies
+        eventually(lambda: READY_LABEL not in node.own_labels(), timeout=10,
+                   what="label removed though the last heartbeat is 10 minutes in the future")
+    finally:
+        assert controller.stop() == 0, controller.output()
+        cp.kubectl("delete", "mns", "-n", NAMESPACE, node.name, "--wait=false", check=False)
 
 
 def test_serve_runs_the_controller_on_its_own_cache_in_its_one_namespace(

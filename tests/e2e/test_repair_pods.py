@@ -5,7 +5,10 @@ until its kubelet confirms; that is what "deleted" looks like here)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,12 +18,19 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import config
 
+import webhook.controller.controller as controller_module
 from webhook.agent.nodestate import NAMESPACE
 from webhook.agent.standin import StandInHost, StandInNode, Subcommand
+from webhook.cluster.live import LiveClusterView
+from webhook.cluster.store import NODE, NODE_STATE
+from webhook.controller.controller import Controller, ControllerConfig
 from webhook.dev.controlplane import ControlPlane, eventually
-from webhook.kube import format_time, parse_time
+from webhook.kube import format_time, load_client, parse_time, utcnow
 from webhook.names import READY_LABEL
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NETWORKS = "macvlan-network, bridge-network-with-gateway@br1"
@@ -80,6 +90,24 @@ def set_sandbox_time(cp: ControlPlane, namespace: str, name: str, moment: str) -
                "-p", json.dumps({"status": status}))
 
 
+def set_no_sandbox(cp: ControlPlane, namespace: str, name: str, moment: str) -> None:
+    """What the kubelet writes while the pod waits for its sandbox (the runtime retries it)."""
+    status = {"phase": "Pending", "startTime": moment, "conditions": [
+        {"type": "PodReadyToStartContainers", "status": "False", "lastTransitionTime": moment}]}
+    cp.kubectl("patch", "pod", "-n", namespace, name, "--subresource=status", "--type=merge",
+               "-p", json.dumps({"status": status}))
+
+
+def node_state(cp: ControlPlane, node: StandInNode) -> dict[str, Any]:
+    out = cp.kubectl("get", "mns", "-n", NAMESPACE, node.name, "-o", "jsonpath={.status}", check=False).stdout
+    result: dict[str, Any] = json.loads(out) if out else {}
+    return result
+
+
+def ready_condition(status: dict[str, Any]) -> dict[str, Any]:
+    return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+
+
 def terminating(cp: ControlPlane, namespace: str, name: str) -> bool:
     out = cp.kubectl("get", "pod", "-n", namespace, name, "-o", "jsonpath={.metadata.deletionTimestamp}",
                      check=False)
@@ -108,6 +136,8 @@ def test_after_a_reboot_owned_pods_missing_a_network_are_deleted(
     controlplane: ControlPlane, host: StandInHost, node: StandInNode, namespace: str, workload: dict[str, Any],
     tmp_path: Path,
 ) -> None:
+    """Only pods whose sandbox exists can lack networks: a pod waiting for its sandbox, such as the
+    replacement a deletion causes, is no damage however empty its network-status."""
     cp = controlplane
     host.make_ready("boot-1")
     ctl = controller(cp, tmp_path / "controller.log")
@@ -119,6 +149,8 @@ def test_after_a_reboot_owned_pods_missing_a_network_are_deleted(
         make_pod(cp, namespace, node, "bare-missing", owner=None, status=short)
         make_pod(cp, namespace, node, "owned-complete", owner=workload, status=full_status(namespace))
         make_pod(cp, namespace, node, "owned-no-networks", owner=workload, networks=None)
+        for name in ("owned-missing", "bare-missing", "owned-complete", "owned-no-networks"):
+            set_sandbox_time(cp, namespace, name, format_time(utcnow()))
         # Repair happens when a node is ready again on a new boot, not for pods placed meanwhile.
         time.sleep(2)
         assert not terminating(cp, namespace, "owned-missing")
@@ -128,6 +160,14 @@ def test_after_a_reboot_owned_pods_missing_a_network_are_deleted(
         host.set_boot_id("boot-2")
         node.reboot("boot-2")
         eventually(lambda: READY_LABEL not in node.own_labels(), what="not ready after the reboot")
+        # The kubelet on boot-2 before Multus is back: two sandboxes made with the primary network only
+        # (their network-status is left from boot-1), one waiting for its sandbox, and a replacement pod
+        # of the ReplicaSet that no kubelet has taken up yet.
+        moment = format_time(utcnow())
+        for name in ("owned-missing", "bare-missing"):
+            set_sandbox_time(cp, namespace, name, moment)
+        set_no_sandbox(cp, namespace, "owned-complete", moment)
+        make_pod(cp, namespace, node, "owned-replacement", owner=workload)
         ag = agent(cp, host, node, tmp_path / "agent.log")
         time.sleep(2)
         assert not terminating(cp, namespace, "owned-missing")  # Multus is not back yet
@@ -142,32 +182,36 @@ def test_after_a_reboot_owned_pods_missing_a_network_are_deleted(
         repaired = pod_events(cp, namespace, "owned-missing")
         assert [e["reason"] for e in repaired] == ["MultusNetworksRepaired"]
         assert repaired[0]["message"].endswith("; deleted so that ReplicaSet/web recreates it with its networks")
-        for name in ("bare-missing", "owned-complete", "owned-no-networks"):
+        time.sleep(1)  # the rest of the node's pods were judged in the same pass
+        for name in ("bare-missing", "owned-complete", "owned-no-networks", "owned-replacement"):
             assert not terminating(cp, namespace, name), name
     finally:
         ag.stop()
         assert ctl.stop() == 0, ctl.output()
 
 
-def test_pods_whose_sandbox_predates_multus_on_this_boot_are_stale(
+def test_pods_whose_sandbox_predates_multus_on_this_boot_are_stale_whatever_the_agent_did_since(
     controlplane: ControlPlane, host: StandInHost, node: StandInNode, namespace: str, workload: dict[str, Any],
     tmp_path: Path,
 ) -> None:
-    """The controller starts after the node is ready on its boot (e.g. it was restarted): pods whose
-    network-status lists everything but whose sandbox was made before Multus became ready are stale.
-    With a burst of one and a slow rate, only one deletion happens at first."""
+    """The controller starts after the node is ready on its boot (it was restarted, or another replica
+    took over), and after the agent was restarted on that boot (a DaemonSet rollout, which leaves
+    Ready=False behind): pods whose network-status lists everything but whose sandbox was made before
+    Multus FIRST became ready on this boot are stale, those made after are not, though the Ready
+    condition changed after them. With a burst of one and a slow rate, only one deletion happens."""
     cp = controlplane
-    host.make_ready("boot-1")
+    host.make_ready("boot-0")
     ag = agent(cp, host, node, tmp_path / "agent.log")
     ctl: Subcommand | None = None
     try:
-        def ready_since() -> str:
-            out = cp.kubectl("get", "mns", "-n", NAMESPACE, node.name, "-o",
-                             'jsonpath={.status.conditions[?(@.type=="Ready")]}', check=False).stdout
-            condition = json.loads(out) if out else {}
-            return str(condition["lastTransitionTime"]) if condition.get("status") == "True" else ""
-
-        since = parse_time(eventually(ready_since, what="Multus ready"))
+        eventually(lambda: node_state(cp, node).get("bootID") == "boot-0", what="the agent on boot-0")
+        ag.kill()
+        host.set_boot_id("boot-1")  # the node's boot: the agent's next status is the first word about it
+        ag = agent(cp, host, node, tmp_path / "agent.log")
+        first = eventually(lambda: node_state(cp, node), until=lambda s: bool(s.get("firstReadyTime")),
+                           what="Multus first ready on boot-1")
+        assert first["firstReadyBootID"] == "boot-1"
+        since = parse_time(first["firstReadyTime"])
         assert since is not None
         before, after = format_time(since - timedelta(seconds=60)), format_time(since + timedelta(seconds=1))
         full = full_status(namespace)
@@ -175,6 +219,14 @@ def test_pods_whose_sandbox_predates_multus_on_this_boot_are_stale(
                                     ("fresh", workload, after), ("bare-stale", None, before)]:
             make_pod(cp, namespace, node, name, owner=owner, status=full)
             set_sandbox_time(cp, namespace, name, moment)
+
+        assert ag.stop() == 0
+        assert ready_condition(node_state(cp, node))["reason"] == "AgentStopped"
+        ag = agent(cp, host, node, tmp_path / "agent.log")
+        again = eventually(lambda: node_state(cp, node), until=lambda s: bool(s.get("multusReady")),
+                           what="ready again after the agent's restart")
+        assert ready_condition(again)["lastTransitionTime"] > after  # "fresh" is older than the Ready condition
+        assert (again["firstReadyBootID"], again["firstReadyTime"]) == ("boot-1", first["firstReadyTime"])
 
         ctl = controller(cp, tmp_path / "controller.log", "--repair-burst", "1", "--repair-rate", "0.001")
         eventually(lambda: terminating(cp, namespace, "stale-1") or terminating(cp, namespace, "stale-2"),
@@ -190,3 +242,128 @@ def test_pods_whose_sandbox_predates_multus_on_this_boot_are_stale(
         ag.stop()
         if ctl is not None:
             assert ctl.stop() == 0, ctl.output()
+
+
+def test_the_first_readiness_on_a_boot_an_agent_did_not_see_begin_is_not_guessed(
+    controlplane: ControlPlane, host: StandInHost, node: StandInNode, namespace: str, workload: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    """An agent that finds no MultusNodeState (a new install on running nodes) cannot tell when Multus
+    became ready on this boot: pods made long before are not judged stale by a guess."""
+    cp = controlplane
+    host.make_ready("boot-1")
+    make_pod(cp, namespace, node, "old", owner=workload, status=full_status(namespace))
+    set_sandbox_time(cp, namespace, "old", format_time(utcnow() - timedelta(days=1)))
+    ag = agent(cp, host, node, tmp_path / "agent.log")
+    ctl = controller(cp, tmp_path / "controller.log")
+    try:
+        eventually(lambda: READY_LABEL in node.own_labels(), what="ready on boot-1")
+        status = node_state(cp, node)
+        assert "firstReadyTime" not in status
+        assert "firstReadyBootID" not in status
+        time.sleep(2)
+        assert not terminating(cp, namespace, "old")
+    finally:
+        ag.stop()
+        assert ctl.stop() == 0, ctl.output()
+
+
+@contextlib.contextmanager
+def in_process_controller(api: Any, **settings: Any) -> Iterator[tuple[Controller, list[tuple[str, str, str]]]]:
+    """A running Controller with repair on, in this process, and its requests (not the Lease's) as
+    (method, path, fieldSelector), recorded while they go to the apiserver as they are."""
+    calls: list[tuple[str, str, str]] = []
+    real = controller_module.request
+
+    def recorded(api: Any, method: str, path: str, **kw: Any) -> Any:
+        calls.append((method, path, dict(kw.get("query") or ()).get("fieldSelector", "")))
+        return real(api, method, path, **kw)
+
+    view = LiveClusterView(api, state_namespace=NAMESPACE, kinds=(NODE, NODE_STATE))
+    view.start()
+    ctl = Controller(api, ControllerConfig(agent_interval=1, lease_name=f"lease-{uuid.uuid4().hex[:8]}",
+                                           identity="in-process", lease_duration=3, renew_deadline=2,
+                                           retry_period=0.5, repair=True, **settings), view)
+    stop = threading.Event()
+    thread = threading.Thread(target=ctl.run, args=(stop,), daemon=True)
+    controller_module.request = recorded
+    thread.start()
+    try:
+        yield ctl, calls
+    finally:
+        stop.set()
+        thread.join(15)
+        controller_module.request = real
+        view.stop()
+
+
+def damaged_pods(cp: ControlPlane, namespace: str, node: StandInNode, workload: dict[str, Any]) -> None:
+    for name in ("short-1", "short-2"):
+        make_pod(cp, namespace, node, name, owner=workload, status=full_status(namespace)[:2])
+        set_sandbox_time(cp, namespace, name, format_time(utcnow()))
+
+
+def test_a_repair_waiting_for_the_rate_limit_lists_the_pods_once(
+    controlplane: ControlPlane, host: StandInHost, node: StandInNode, namespace: str, workload: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    cp = controlplane
+    damaged_pods(cp, namespace, node, workload)
+    host.make_ready("boot-1")
+    ag = agent(cp, host, node, tmp_path / "agent.log")
+    try:
+        with in_process_controller(load_client(str(cp.kubeconfig)), repair_burst=1, repair_rate=0.001) as (ctl, calls):
+            eventually(lambda: terminating(cp, namespace, "short-1"), what="one pod deleted")
+            time.sleep(5)  # heartbeats every second; the next token comes in 1,000s
+            listed = [c for c in calls if c[2] == f"spec.nodeName={node.name}"]
+            deleted = [c for c in calls if c[0] == "DELETE"]
+            assert len(listed) == 1, listed
+            assert deleted == [("DELETE", f"/api/v1/namespaces/{namespace}/pods/short-1", "")]
+            assert not terminating(cp, namespace, "short-2")
+
+            # What the controller keeps about a node goes with the boot, and with the node.
+            assert ctl.repairs[node.name].boot == "boot-1"
+            node.reboot("boot-2")
+            host.set_boot_id("boot-2")
+            eventually(lambda: ctl.repairs[node.name].boot == "boot-2", what="the repair of boot-1 forgotten")
+            node.delete()
+            eventually(lambda: node.name not in {*ctl.repairs, *ctl.heartbeats, *ctl.looked},
+                       what="the node forgotten")
+    finally:
+        ag.stop()
+
+
+def test_a_repair_that_may_not_delete_pods_says_so_once_and_backs_off(
+    controlplane: ControlPlane, host: StandInHost, node: StandInNode, namespace: str, workload: dict[str, Any],
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """repair on, but deployed without the pod-repair component: the webhook's service account may not
+    delete pods."""
+    cp = controlplane
+    docs = [d for d in yaml.safe_load_all(cp.kubectl("kustomize", str(MANIFESTS / "base")).stdout) if d]
+    rbac = [d for d in docs if d["kind"] in ("ServiceAccount", "Role", "ClusterRole", "RoleBinding",
+                                             "ClusterRoleBinding")]
+    cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": rbac}))
+    damaged_pods(cp, namespace, node, workload)
+    host.make_ready("boot-1")
+    ag = agent(cp, host, node, tmp_path / "agent.log")
+    api = config.new_client_from_config(config_file=str(cp.kubeconfig))
+    api.set_default_header("Impersonate-User", "system:serviceaccount:multus-webhook:multus-webhook")
+    caplog.set_level(logging.INFO, logger=controller_module.__name__)
+    try:
+        with in_process_controller(api) as (_, calls):
+            eventually(lambda: [c for c in calls if c[0] == "DELETE"], what="a deletion tried")
+            eventually(lambda: READY_LABEL in node.own_labels(), what="the node labelled all the same")
+            time.sleep(5)  # heartbeats every second
+            deleted = [c for c in calls if c[0] == "DELETE"]
+        assert len(deleted) == 1, deleted
+        errors = [r.getMessage() for r in caplog.records
+                  if r.name == controller_module.__name__ and r.levelno >= logging.ERROR]
+        assert len(errors) == 1, errors
+        assert "may not delete pods" in errors[0]
+        assert "multus-webhook-pod-repair" in errors[0]
+        assert "cannot delete resource \"pods\"" in errors[0]
+        assert not terminating(cp, namespace, "short-1")
+    finally:
+        api.close()
+        ag.stop()

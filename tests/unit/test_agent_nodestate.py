@@ -1,4 +1,5 @@
-"""The MultusNodeState status the agent writes: transition times, boots, the stop marker."""
+"""The MultusNodeState status the agent writes: transition times, boots, the first readiness on a boot,
+the stop marker."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from webhook.agent.probe import DAEMON, READY, Condition, Report
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 T1 = T0 + timedelta(seconds=10)
+T2 = T0 + timedelta(seconds=20)
+T3 = T0 + timedelta(seconds=30)
 
 
 def report(boot: str | None = "b1", daemon: bool = True) -> Report:
@@ -27,6 +30,7 @@ def test_fields() -> None:
     assert status == {
         "nodeName": "node-a", "bootID": "b1", "cniBinaries": ["bridge", "multus-shim"], "binaryCount": 2,
         "multusReady": True, "heartbeatTime": "2026-01-02T03:04:05.123456Z",
+        "firstReadyBootID": None, "firstReadyTime": None,
         "conditions": [
             {"type": DAEMON, "status": "True", "reason": "Connected", "message": "m",
              "lastTransitionTime": "2026-01-02T03:04:05.123456Z"},
@@ -71,3 +75,47 @@ def test_stopped_is_not_ready_whatever_was_seen() -> None:
     ready = r.conditions[-1]
     assert (ready.status, ready.reason) == (False, "AgentStopped")
     assert status_body("n", r, None, T0)["multusReady"] is False
+
+
+def first(status: dict[str, object]) -> tuple[object, object]:
+    return status["firstReadyBootID"], status["firstReadyTime"]
+
+
+def test_the_first_readiness_on_a_boot_survives_agent_and_daemon_restarts() -> None:
+    """What the repair compares sandboxes with must not move on the same boot: an agent rollout leaves
+    Ready=False behind (AgentStopped) and the next agent starts from the status it reads."""
+    old_boot = status_body("n", report("b0"), None, T0)
+    waiting = status_body("n", report("b1", daemon=False), old_boot, T0)
+    assert first(waiting) == ("b1", None)  # this boot is watched from its start, Multus not ready yet
+    ready = status_body("n", report("b1"), waiting, T1)
+    assert first(ready) == ("b1", "2026-01-02T03:04:15.123456Z")
+    left = status_body("n", stopped(report("b1")), ready, T2)  # the agent stops
+    again = status_body("n", report("b1"), left, T3)  # the next agent, from the status it read
+    assert first(again) == first(ready)
+    assert by_type(again)[READY]["lastTransitionTime"] == "2026-01-02T03:04:35.123456Z"
+    daemon_restart = status_body("n", report("b1"), status_body("n", report("b1", daemon=False), again, T3), T3)
+    assert first(daemon_restart) == first(ready)
+    # A new boot starts it afresh.
+    assert first(status_body("n", report("b2"), daemon_restart, T3)) == ("b2", "2026-01-02T03:04:35.123456Z")
+
+
+def test_without_a_previous_boot_seen_the_first_readiness_is_unknown() -> None:
+    """No status (a new node, a fresh install), or one of this boot written by an agent that did not
+    record the first readiness: Multus may have been ready long before, so nothing is recorded (the
+    repair then does not judge sandboxes by their age) until the next boot."""
+    assert first(status_body("n", report("b1"), None, T0)) == (None, None)
+    older_agent = {"bootID": "b1", "multusReady": False,
+                   "conditions": [{"type": READY, "status": "False", "reason": "AgentStopped"}]}
+    unknown = status_body("n", report("b1"), older_agent, T1)
+    assert first(unknown) == (None, None)
+    assert first(status_body("n", report("b1"), unknown, T2)) == (None, None)
+    assert first(status_body("n", report("b2"), unknown, T2)) == ("b2", "2026-01-02T03:04:25.123456Z")
+
+
+def test_an_unreadable_boot_id_keeps_the_first_readiness() -> None:
+    ready = status_body("n", report("b1"), status_body("n", report("b0"), None, T0), T1)
+    blind = status_body("n", stopped(report(None)), ready, T2)
+    assert first(blind) == first(ready)
+    assert first(status_body("n", report("b1"), blind, T3)) == first(ready)
+    # Whether the boot changed while its id could not be read is unknown: nothing is recorded.
+    assert first(status_body("n", report("b2"), blind, T3)) == (None, None)

@@ -9,18 +9,23 @@ import pytest
 
 from webhook.cluster.nodes import slim_node
 from webhook.controller.decide import (
+    Heartbeat,
     Verdict,
     desired_labels,
+    first_ready_time,
     label_patch,
     needs_look,
+    observe,
     readiness,
-    seen,
+    stale_at,
     transitions,
 )
 from webhook.kube import format_time
 from webhook.names import READY_LABEL, binary_label
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+#: The controller's monotonic clock.
+MONO = 5000.0
 
 
 def node(boot: str | None = "b2", ready: str | None = "True", labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -30,19 +35,29 @@ def node(boot: str | None = "b2", ready: str | None = "True", labels: dict[str, 
     return {"metadata": {"name": "n", "labels": labels or {}}, "status": status}
 
 
-def state(boot: str | None = "b2", ready: bool = True, age: float = 1.0,
+def state(boot: str | None = "b2", ready: bool = True, written: datetime = NOW,
           binaries: tuple[str, ...] = ("bridge", "multus-shim")) -> dict[str, Any]:
     return {"status": {
         "bootID": boot, "multusReady": ready, "cniBinaries": list(binaries),
-        "heartbeatTime": format_time(NOW - timedelta(seconds=age)),
+        "heartbeatTime": format_time(written),
         "conditions": [{"type": "Ready", "status": "True" if ready else "False",
                         "reason": "AllChecksPassed" if ready else "NotAnswering",
                         "message": "ok" if ready else "the Multus daemon does not answer"}],
     }}
 
 
+def beat(s: dict[str, Any] | None, silent: float = 1.0, fresh: bool = True) -> Heartbeat:
+    """The heartbeat of ``s`` as a controller saw it: unchanged for ``silent`` seconds at MONO."""
+    return Heartbeat((s or {}).get("status", {}).get("heartbeatTime"), MONO - silent, fresh)
+
+
+def decided(n: dict[str, Any], s: dict[str, Any] | None, silent: float = 1.0, fresh: bool = True,
+            interval: float = 10) -> Verdict:
+    return readiness(n, s, beat(s, silent, fresh), MONO, interval)
+
+
 def test_ready_when_everything_agrees() -> None:
-    assert readiness(node(), state(), NOW, 10) == Verdict(True, "MultusReady", "Multus is ready on boot b2")
+    assert decided(node(), state()) == Verdict(True, "MultusReady", "Multus is ready on boot b2")
 
 
 @pytest.mark.parametrize(
@@ -55,41 +70,76 @@ def test_ready_when_everything_agrees() -> None:
         (node(boot=None), state(), "NodeBootIDUnknown"),
         (node(boot="b3"), state(), "BootIDChanged"),
         (node(), state(boot=None), "BootIDChanged"),
-        (node(), state(age=30), "HeartbeatStale"),
         (node(), state(ready=False), "NotAnswering"),
     ],
 )
 def test_not_ready(n: dict[str, Any], s: dict[str, Any] | None, reason: str) -> None:
-    verdict = readiness(n, s, NOW, 10)
+    verdict = decided(n, s)
     assert (verdict.ready, verdict.reason) == (False, reason)
 
 
 def test_messages_say_what_to_look_at() -> None:
-    assert readiness(node(boot="b3"), state(), NOW, 10).message == (
+    assert decided(node(boot="b3"), state()).message == (
         "the node runs boot b3 but its MultusNodeState is about boot b2: the agent has not reported since the reboot")
-    assert readiness(node(), state(age=31), NOW, 10).message == "the agent's last heartbeat was 31s ago (limit 30s)"
-    assert readiness(node(), state(ready=False), NOW, 10).message == "the Multus daemon does not answer"
+    assert decided(node(), state(), silent=31).message == "the agent's heartbeat has not changed for 31s (limit 30s)"
+    assert decided(node(), state(ready=False)).message == "the Multus daemon does not answer"
 
 
-def test_the_heartbeat_limit_is_three_intervals() -> None:
-    assert readiness(node(), state(age=2.9), NOW, 1).ready
-    assert not readiness(node(), state(age=3.0), NOW, 1).ready
+def test_the_heartbeat_limit_is_three_intervals_without_a_change() -> None:
+    assert decided(node(), state(), silent=2.9, interval=1).ready
+    verdict = decided(node(), state(), silent=3.0, interval=1)
+    assert (verdict.ready, verdict.reason) == (False, "HeartbeatStale")
     s = state()
     del s["status"]["heartbeatTime"]
-    assert readiness(node(), s, NOW, 10).message.startswith("the agent's last heartbeat was never")
+    assert decided(node(), s).message == "the agent has written no heartbeat"
+
+
+@pytest.mark.parametrize("skew", [-45.0, 0.0, 600.0])
+def test_the_nodes_clock_does_not_enter(skew: float) -> None:
+    """Only when this controller saw the heartbeat change counts: a node clock 45s behind is not stale
+    forever, one 10 minutes ahead does not hide a dead agent."""
+    n = node()
+    first = state(written=NOW + timedelta(seconds=skew))
+    last = observe(observe(None, first, MONO), state(written=NOW + timedelta(seconds=skew + 10)), MONO + 10)
+    assert readiness(n, first, last, MONO + 10, 10).ready
+    assert readiness(n, first, last, MONO + 39.9, 10).ready
+    assert readiness(n, first, last, MONO + 40, 10).reason == "HeartbeatStale"  # the agent died at MONO + 10
+
+
+def test_observe_notes_when_the_value_changed() -> None:
+    a, b = state(written=NOW), state(written=NOW + timedelta(seconds=10))
+    found = observe(None, a, MONO)
+    assert found == Heartbeat(a["status"]["heartbeatTime"], MONO, False)
+    assert observe(found, a, MONO + 5) is found
+    assert observe(found, state(written=NOW), MONO + 5) is found  # an equal copy is no change
+    assert observe(found, b, MONO + 7) == Heartbeat(b["status"]["heartbeatTime"], MONO + 7, True)
+    # A state that shows up after the controller started looking was written since.
+    assert observe(observe(None, None, MONO), a, MONO + 1) == Heartbeat(a["status"]["heartbeatTime"], MONO + 1, True)
+    assert observe(found, None, MONO + 2) == Heartbeat(None, MONO + 2, True)
+
+
+def test_until_the_heartbeat_is_seen_to_change_the_ready_label_stays_as_it_is() -> None:
+    """A new leader: the state says ready, but a dead agent's last word says so too."""
+    verdict = decided(node(), state(), silent=0, fresh=False)
+    assert (verdict.ready, verdict.reason) == (None, "HeartbeatUnconfirmed")
+    binaries = {"cni.multus-webhook.io/bridge": "true", "cni.multus-webhook.io/multus-shim": "true"}
+    assert desired_labels(node(labels={READY_LABEL: "true"}), state(), verdict) == {READY_LABEL: "true", **binaries}
+    assert desired_labels(node(), state(), verdict) == binaries
+    assert decided(node(), state(), silent=30, fresh=False).reason == "HeartbeatStale"
+    assert decided(node(), state(ready=False), silent=0, fresh=False).ready is False
 
 
 def test_desired_labels() -> None:
-    assert desired_labels(node(), state(), readiness(node(), state(), NOW, 10)) == {
+    assert desired_labels(node(), state(), decided(node(), state())) == {
         READY_LABEL: "true", "cni.multus-webhook.io/bridge": "true", "cni.multus-webhook.io/multus-shim": "true"}
 
 
 def test_a_stale_heartbeat_keeps_the_inventory_of_this_boot_but_a_new_boot_drops_it() -> None:
-    stale = state(age=100)
-    assert desired_labels(node(), stale, readiness(node(), stale, NOW, 10)) == {
+    labelled = node(labels={READY_LABEL: "true"})
+    assert desired_labels(labelled, state(), decided(labelled, state(), silent=100)) == {
         "cni.multus-webhook.io/bridge": "true", "cni.multus-webhook.io/multus-shim": "true"}
     rebooted = node(boot="b3")
-    assert desired_labels(rebooted, state(), readiness(rebooted, state(), NOW, 10)) == {}
+    assert desired_labels(rebooted, state(), decided(rebooted, state())) == {}
 
 
 def test_binaries_that_cannot_be_label_names_are_skipped() -> None:
@@ -146,26 +196,44 @@ def test_the_slim_node_the_controller_keeps_decides_as_the_whole_node(boot: str 
     assert slim["metadata"] == {"name": "n", "uid": "u1", "resourceVersion": "42", "labels": {READY_LABEL: "true"}}
     assert slim["status"]["conditions"] == ([{"type": "Ready", "status": ready}] if ready else [])
     for s in (state(), state("b1"), None):
-        verdict = readiness(whole, s, NOW, 10)
-        assert readiness(slim, s, NOW, 10) == verdict
+        for fresh in (True, False):
+            verdict = decided(whole, s, fresh=fresh)
+            assert decided(slim, s, fresh=fresh) == verdict
+            assert desired_labels(slim, s, verdict) == desired_labels(whole, s, verdict)
+        verdict = decided(whole, s)
         assert desired_labels(slim, s, verdict) == desired_labels(whole, s, verdict)
         desired = desired_labels(whole, s, verdict)
         assert label_patch(slim["metadata"]["labels"], desired) == label_patch(whole["metadata"]["labels"], desired)
 
 
-def test_a_node_is_decided_again_only_when_its_objects_change_or_its_heartbeat_goes_stale() -> None:
-    n, s = node(), state(age=1.0)
-    last = seen(n, s, 10, NOW)
-    assert needs_look(None, n, s, NOW)
-    assert not needs_look(last, n, s, NOW)
-    assert not needs_look(last, n, s, NOW + timedelta(seconds=28))
-    assert needs_look(last, n, s, NOW + timedelta(seconds=29))  # heartbeat 1 s old + 3 intervals of 10 s
-    assert needs_look(last, node(), s, NOW)  # the store replaced the Node: an equal copy is still a change
-    assert needs_look(last, n, state(age=1.0), NOW)
-    assert needs_look(last, n, None, NOW)
-    without = seen(n, None, 10, NOW)  # no state: nothing but a new object can change the verdict
-    assert not needs_look(without, n, None, NOW + timedelta(days=1))
-    # Seen stale already: it stays stale until the state changes (no look again and again meanwhile).
-    old = state(age=60.0)
-    assert seen(n, old, 10, NOW)[2] is None
-    assert not needs_look(seen(n, old, 10, NOW), n, old, NOW + timedelta(days=1))
+def test_a_node_is_decided_again_only_when_its_objects_change_or_its_time_comes() -> None:
+    n, s = node(), state()
+    last = (n, s, stale_at(beat(s, silent=1.0), 10, MONO))
+    assert needs_look(None, n, s, MONO)
+    assert not needs_look(last, n, s, MONO)
+    assert not needs_look(last, n, s, MONO + 28)
+    assert needs_look(last, n, s, MONO + 29)  # unchanged for 1 s + 3 intervals of 10 s
+    assert needs_look(last, node(), s, MONO)  # the store replaced the Node: an equal copy is still a change
+    assert needs_look(last, n, state(), MONO)
+    assert needs_look(last, n, None, MONO)
+    without = (n, None, None)  # no state: nothing but a new object can change the verdict
+    assert not needs_look(without, n, None, MONO + 86400)
+
+
+def test_when_a_heartbeat_goes_stale() -> None:
+    s = state()
+    assert stale_at(beat(s, silent=1.0), 10, MONO) == MONO + 29
+    # Stale already: it stays stale until the state changes (no look again and again meanwhile).
+    assert stale_at(beat(s, silent=30.0), 10, MONO) is None
+    assert stale_at(beat(None), 10, MONO) is None
+
+
+def test_the_first_readiness_counts_only_for_the_boot_it_was_recorded_on() -> None:
+    s = state()
+    assert first_ready_time(node(), s) is None  # written by an agent that does not record it
+    s["status"] |= {"firstReadyBootID": "b2", "firstReadyTime": format_time(NOW)}
+    assert first_ready_time(node(), s) == NOW
+    assert first_ready_time(node(boot="b3"), s) is None
+    assert first_ready_time(node(boot=None), s) is None
+    s["status"]["firstReadyTime"] = None  # watched from its start, not ready yet
+    assert first_ready_time(node(), s) is None

@@ -30,7 +30,8 @@ def pod(networks: str | None = "macvlan-net, other/bridge-net@br1", status: list
         annotations["k8s.v1.cni.cncf.io/networks"] = networks
     if status is not None:
         annotations["k8s.v1.cni.cncf.io/network-status"] = json.dumps(status)
-    meta: dict[str, Any] = {"name": "p", "namespace": "app", "uid": "u1", "annotations": annotations}
+    meta: dict[str, Any] = {"name": "p", "namespace": "app", "uid": "u1", "resourceVersion": "7",
+                            "annotations": annotations}
     if owner:
         meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner, "name": "web", "uid": "o",
                                     "controller": True}]
@@ -56,7 +57,7 @@ def test_a_pod_with_every_network_and_a_fresh_sandbox_is_fine() -> None:
 def test_a_missing_network_is_damage() -> None:
     d = damage(pod(status=FULL[:2]), READY_SINCE)
     assert d is not None
-    assert (d.namespace, d.name, d.uid, d.owner) == ("app", "p", "u1", "ReplicaSet/web")
+    assert (d.namespace, d.name, d.uid, d.resource_version, d.owner) == ("app", "p", "u1", "7", "ReplicaSet/web")
     assert d.reason == "its network-status lacks other/bridge-net@br1"
 
 
@@ -97,9 +98,29 @@ def test_a_full_network_status_from_before_multus_was_ready_is_damage() -> None:
     assert d.reason.startswith("its sandbox dates from 2026-03-01T11:59:55+00:00, before Multus became ready")
 
 
-def test_without_a_sandbox_time_only_the_network_status_counts() -> None:
-    assert damage(pod(status=FULL, sandbox=None), READY_SINCE) is None
+def test_without_the_first_readiness_on_this_boot_sandbox_age_does_not_count() -> None:
     assert damage(pod(status=FULL, sandbox=BEFORE), None) is None
+    assert damage(pod(status=FULL[:2], sandbox=BEFORE), None) is not None
+
+
+def waiting(phase: str = "Pending", since: datetime = BEFORE, **extra: Any) -> dict[str, Any]:
+    """A pod the kubelet took up that has no sandbox (yet)."""
+    p = pod(sandbox=None, **extra)
+    p["status"] = {"phase": phase, "startTime": format_time(since), "conditions": [
+        {"type": "PodReadyToStartContainers", "status": "False", "lastTransitionTime": format_time(since)},
+        {"type": "ContainersReady", "status": "False", "lastTransitionTime": format_time(since)}]}
+    return p
+
+
+@pytest.mark.parametrize("p", [
+    pod(sandbox=None, status__phase="Pending"),  # not even taken up by a kubelet: a replacement just created
+    waiting(),
+    waiting(status=FULL[:1]),
+    waiting(phase="Running"),  # its sandbox is gone (the node rebooted) and not made again yet
+])
+def test_a_pod_without_a_sandbox_lacks_nothing(p: dict[str, Any]) -> None:
+    assert sandbox_time(p) is None
+    assert damage(p, READY_SINCE) is None
 
 
 @pytest.mark.parametrize(
@@ -135,12 +156,19 @@ def test_a_bare_pod_is_damaged_without_an_owner() -> None:
 
 
 def test_sandbox_time_prefers_pod_ready_to_start_containers() -> None:
-    p = pod(sandbox=None)
+    p = pod(sandbox=None)  # a kubelet that does not set PodReadyToStartContainers
     p["status"]["startTime"] = format_time(BEFORE - timedelta(hours=1))
+    assert sandbox_time(p) == BEFORE - timedelta(hours=1)  # Running: some sandbox exists
+    p["status"]["conditions"] = [{"type": "ContainersReady", "status": "False",
+                                  "lastTransitionTime": format_time(AFTER)}]
     assert sandbox_time(p) == BEFORE - timedelta(hours=1)
-    p["status"]["conditions"] = [{"type": "ContainersReady", "lastTransitionTime": format_time(BEFORE)}]
+    p["status"]["phase"] = "Pending"
+    assert sandbox_time(p) is None
+    p["status"]["conditions"] = [{"type": "ContainersReady", "status": "True",
+                                  "lastTransitionTime": format_time(BEFORE)}]
     assert sandbox_time(p) == BEFORE
-    p["status"]["conditions"].append({"type": "PodReadyToStartContainers", "lastTransitionTime": format_time(AFTER)})
+    p["status"]["conditions"].append({"type": "PodReadyToStartContainers", "status": "True",
+                                      "lastTransitionTime": format_time(AFTER)})
     assert sandbox_time(p) == AFTER
 
 
@@ -169,3 +197,17 @@ def test_token_bucket() -> None:
     assert not bucket.take()
     clock.now = 100.0
     assert [bucket.take() for _ in range(3)] == [True, True, False]
+
+
+def test_the_token_bucket_says_when_the_next_token_comes() -> None:
+    clock = Clock()
+    bucket = TokenBucket(rate=0.2, burst=1, clock=clock)
+    assert bucket.delay() == 0
+    assert bucket.take()
+    assert bucket.delay() == pytest.approx(5.0)
+    clock.now = 4.0
+    assert not bucket.take()
+    assert bucket.delay() == pytest.approx(1.0)
+    clock.now = 5.0
+    assert bucket.delay() == pytest.approx(0.0)
+    assert bucket.take()

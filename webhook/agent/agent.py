@@ -39,7 +39,10 @@ class Agent:
                            f"{nodestate.PLURAL}")
         self.status_path = f"{self.collection}/{config.node}/status"
         self.clock = clock
+        #: The status last written, or read at start; nothing is written before it was read (the
+        #: status carries when Multus was first ready on this boot, which a restart must not lose).
         self.previous: Mapping[str, Any] | None = None
+        self.read = False
         self.written: Report | None = None
 
     def look(self) -> Report:
@@ -49,7 +52,6 @@ class Agent:
         """Until ``stop``; False when it stopped because it can no longer see the host as it is (its
         container must be restarted, which the caller's non-zero exit asks the kubelet to do)."""
         cfg = self.config
-        self.previous = self._read_status()
         last_write = float("-inf")
         report = self.look()
         while not report.restart:
@@ -67,6 +69,14 @@ class Agent:
 
     def write(self, report: Report) -> bool:
         """Publish ``report``; False (logged) when the apiserver could not be told, to retry next poll."""
+        if not self.read:
+            try:
+                self.previous = self._read_status()
+            except Exception as exc:  # as for a write: the next poll retries
+                log.warning("could not read MultusNodeState %s, which must be read before it is written: %s",
+                            self.config.node, exc)
+                return False
+            self.read = True
         status = nodestate.status_body(self.config.node, report, self.previous, self.clock())
         try:
             self._patch_status(status)
@@ -80,12 +90,13 @@ class Agent:
         return True
 
     def _read_status(self) -> Mapping[str, Any] | None:
+        """The status in the apiserver, None when there is none; raises when it cannot be read."""
         try:
             obj = request(self.api, "GET", f"{self.collection}/{self.config.node}")
         except Exception as exc:
-            if not is_status(exc, 404):
-                log.warning("could not read MultusNodeState %s: %s", self.config.node, exc)
-            return None
+            if is_status(exc, 404):
+                return None
+            raise
         status = obj.get("status") if isinstance(obj, dict) else None
         return status if isinstance(status, dict) else None
 

@@ -35,10 +35,9 @@ def stopped(report: Report, reason: str = "AgentStopped",
 
 def status_body(node: str, report: Report, previous: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
     """The status for ``report``. A condition keeps its lastTransitionTime while its status holds on
-    the same boot; a new boot starts every condition afresh, so the Ready condition's
-    lastTransitionTime is always the moment Multus became ready on this boot (the repair relies on it).
-    Used as a merge patch: a boot id that cannot be read is written as null, never left over from
-    the previous boot."""
+    the same boot; a new boot starts every condition afresh. Used as a merge patch: a boot id that
+    cannot be read is written as null, never left over from the previous boot, and so is a first
+    readiness that is not known (see ``first_ready``)."""
     same_boot = previous is not None and previous.get("bootID") == report.boot_id
     old = {c.get("type"): c for c in (previous or {}).get("conditions") or [] if isinstance(c, Mapping)}
     stamp = format_time(now)
@@ -49,6 +48,7 @@ def status_body(node: str, report: Report, previous: Mapping[str, Any] | None, n
         since = before.get("lastTransitionTime") if before and before.get("status") == status else None
         conditions.append({"type": c.type, "status": status, "reason": c.reason, "message": c.message,
                            "lastTransitionTime": since or stamp})
+    first_boot, first_time = first_ready(report, previous, stamp)
     return {
         "nodeName": node,
         "bootID": report.boot_id,
@@ -56,5 +56,39 @@ def status_body(node: str, report: Report, previous: Mapping[str, Any] | None, n
         "binaryCount": len(report.binaries),
         "multusReady": report.ready,
         "conditions": conditions,
+        "firstReadyBootID": first_boot,
+        "firstReadyTime": first_time,
         "heartbeatTime": stamp,
     }
+
+
+def first_ready(report: Report, previous: Mapping[str, Any] | None, stamp: str) -> tuple[str | None, str | None]:
+    """(firstReadyBootID, firstReadyTime): the boot that agents have watched since it began, and when
+    Multus was first ready on it (None until then). The repair judges pods by it: a sandbox made
+    before that moment was wired without Multus.
+
+    The Ready condition's lastTransitionTime cannot serve: the agent leaves Ready=False behind when it
+    stops, and a Multus daemon restart flips it too, so after an agent rollout it is the moment the
+    new agent started, and every healthy pod's sandbox looks older than that. The first readiness is
+    therefore carried over from the previous status while the boot lasts, whatever Ready did since.
+
+    A boot is watched from its start only when the previous status is about another boot: then no
+    agent has written on this one, and this report is the first word about it. With no previous
+    status (a new node, a fresh install) or one of this boot that watched nothing (written by an agent
+    that did not know these fields), nobody can tell when Multus first became ready: None, and the
+    repair does not judge by sandbox age on this boot rather than judge by a guess."""
+    before = previous or {}
+    watched, since = _text(before.get("firstReadyBootID")), _text(before.get("firstReadyTime"))
+    boot = report.boot_id
+    if boot is None:  # which boot this is cannot be read: what was known stays
+        return watched, since
+    if watched == boot:
+        return boot, since or (stamp if report.ready else None)
+    other = _text(before.get("bootID"))
+    if other is not None and other != boot:
+        return boot, stamp if report.ready else None
+    return None, None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

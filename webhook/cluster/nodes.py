@@ -71,7 +71,8 @@ def frozen(value: Any) -> Any:
 
 
 #: What is kept of a MultusNodeState's status besides its Ready condition.
-_STATE_STATUS = ("nodeName", "cniBinaries", "multusReady", "bootID", "heartbeatTime")
+_STATE_STATUS = ("nodeName", "cniBinaries", "multusReady", "bootID", "heartbeatTime", "firstReadyBootID",
+                 "firstReadyTime")
 
 
 def slim_state(state: Mapping[str, Any], share: Callable[[Any], Any] = lambda value: value) -> dict[str, Any]:

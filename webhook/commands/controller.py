@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The flags `serve` shares; it has one --namespace for the MultusNodeStates and the Lease."""
     d = DEFAULTS
     p.add_argument("--agent-interval", type=float, default=d.agent_interval,
-                   help="the agents' --interval; a heartbeat older than three is stale (default: %(default)s)")
+                   help="the agents' --interval; a heartbeat unchanged for three is stale (default: %(default)s)")
     p.add_argument("--lease-name", default=d.lease_name, help="leader election Lease (default: %(default)s)")
     p.add_argument("--identity", help="this replica's name in the Lease (default: $POD_NAME or host name, and pid)")
     p.add_argument("--lease-duration", type=float, default=d.lease_duration, help="seconds (default: %(default)s)")

@@ -10,19 +10,22 @@ import logging
 import os
 import socket
 import threading
+import time
+from collections import deque
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from webhook.agent import nodestate
 from webhook.cluster.store import NODE, ClusterStore
 from webhook.controller import decide
 from webhook.controller.lease import LeaderElector, check_timings
 from webhook.controller.repair import Damage, TokenBucket, damaged
-from webhook.kube import MERGE_PATCH, emit_event, is_status, parse_time, request, utcnow
+from webhook.kube import MERGE_PATCH, emit_event, is_status, request, status_message
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +33,12 @@ COMPONENT = "multus-webhook-controller"
 #: After a change wakes it, the controller waits this long for more before it looks: with thousands
 #: of agents' heartbeats arriving, one look takes in many of them.
 BATCH = 0.05
-#: A node whose look failed (the apiserver refused a patch) or left work (repairs waiting for the
-#: rate limit) is looked at again after this long, changed or not.
-RETRY = timedelta(seconds=2)
+#: A node whose look failed (the apiserver refused a patch) is looked at again after this many seconds,
+#: changed or not.
+RETRY = 2.0
+#: After the apiserver refused a repair a deletion (403), seconds before the next try on that node: a
+#: missing permission is not granted within seconds, and every try is one more refused request.
+FORBIDDEN_RETRY = 600.0
 
 
 def default_identity() -> str:
@@ -43,7 +49,8 @@ def default_identity() -> str:
 @dataclass(frozen=True, slots=True)
 class ControllerConfig:
     namespace: str = nodestate.NAMESPACE
-    #: The agents' --interval: a heartbeat older than three of them is stale.
+    #: The agents' --interval: a heartbeat that stays the same for three of them (as this controller
+    #: observes it, on its own clock) is stale.
     agent_interval: float = 10.0
     lease_name: str = "multus-webhook-controller"
     lease_namespace: str = nodestate.NAMESPACE
@@ -62,6 +69,25 @@ class ControllerConfig:
             raise ValueError("the agent interval and the repair rate must be positive, the repair burst at least 1")
 
 
+@dataclass(slots=True)
+class NodeRepair:
+    """The repair of one node on one boot."""
+
+    boot: str
+    #: The damage the node's pods showed, still to be dealt with; None until they are listed (again,
+    #: after a deletion found a pod changed since). Kept between looks, so that a repair waiting for
+    #: the rate limit lists the node's pods once, not at every look.
+    todo: deque[Damage] | None = None
+    #: Pods (by uid) reported as damaged but left alone: one Event each, also when listed again.
+    reported: set[str] = field(default_factory=set)
+    #: No deletion is tried before this monotonic time (after one was forbidden).
+    not_before: float = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.todo is not None and not self.todo
+
+
 class Controller:
     def __init__(self, api: client.ApiClient, config: ControllerConfig, view: ClusterStore) -> None:
         """``view`` is a store kept up to date by someone else (a started LiveClusterView) that holds
@@ -78,15 +104,17 @@ class Controller:
                                      renew_deadline=config.renew_deadline, retry_period=config.retry_period,
                                      on_change=lambda leading: self.wake.set())
         self.bucket = TokenBucket(config.repair_rate, config.repair_burst)
-        #: (node, boot id) whose pods were all checked since Multus became ready on that boot.
-        self.repaired: set[tuple[str, str]] = set()
-        #: Pods (by uid) already reported as damaged but left alone.
-        self.reported: set[str] = set()
+        #: Node name -> the repair on its current boot (a new boot replaces it; a gone node drops it).
+        self.repairs: dict[str, NodeRepair] = {}
+        #: Node name -> its agent's heartbeat as observed in this leader term.
+        self.heartbeats: dict[str, decide.Heartbeat] = {}
         #: Node name -> what its last look saw (decide.needs_look).
         self.looked: dict[str, decide.Seen] = {}
-        #: (when, node): a heartbeat goes stale, or a look is due again (a heap; stale entries are
-        #: harmless, needs_look turns them away).
-        self._deadlines: list[tuple[datetime, str]] = []
+        #: (when, node), monotonic: a heartbeat goes stale, or a look is due again (a heap; stale
+        #: entries are harmless, needs_look turns them away).
+        self._deadlines: list[tuple[float, str]] = []
+        #: Whether the refusal to delete pods was logged since the last deletion that worked.
+        self._forbidden_logged = False
 
     def _heard(self, names: Collection[str]) -> None:
         with self._changed_lock:
@@ -106,12 +134,14 @@ class Controller:
                 with self._changed_lock:
                     changed, self._changed = self._changed, set()
                 if not (self.elector.is_leader() and self.view.known):
-                    self.looked.clear()  # a new leader term looks at every node again
+                    # A new leader term looks at every node again and observes every heartbeat anew.
+                    self.looked.clear()
+                    self.heartbeats.clear()
                     self._deadlines.clear()
                 elif not self.looked:
                     self.reconcile()
                 else:
-                    self.reconcile(changed.union(self._due(utcnow())))
+                    self.reconcile(changed.union(self._due(time.monotonic())))
         finally:
             stop.set()
             elector.join(self.config.retry_period + 5)  # the elector releases the lease on its way out
@@ -121,24 +151,21 @@ class Controller:
         checked that often)."""
         if not self._deadlines:
             return self.config.retry_period
-        left = (self._deadlines[0][0] - utcnow()).total_seconds()
+        left = self._deadlines[0][0] - time.monotonic()
         return min(max(0.0, left), self.config.retry_period)
 
-    def _due(self, now: datetime) -> list[str]:
+    def _due(self, now: float) -> list[str]:
         due = []
         while self._deadlines and self._deadlines[0][0] <= now:
             due.append(heapq.heappop(self._deadlines)[1])
         return due
 
-    def _again_at(self, moment: datetime, name: str) -> None:
-        heapq.heappush(self._deadlines, (moment, name))
-
     def reconcile(self, names: Iterable[str] | None = None) -> None:
         """Look at the nodes ``names`` (all of them when None: at the start of a leader term) that need
-        it (decide.needs_look). Between changes, time alone matters when a heartbeat goes stale: each
-        look leaves that moment as a deadline, so that no pass over every node is needed to find them
-        (2.8 ms at 5,000 nodes every couple of seconds, in a process that serves admission requests)."""
-        now = utcnow()
+        it (decide.needs_look). Between changes, time alone matters when a heartbeat goes stale or
+        work left waits: each look leaves that moment as a deadline, so that no pass over every node
+        is needed to find them (2.8 ms at 5,000 nodes every couple of seconds, in a process that
+        serves admission requests)."""
         everyone = names is None
         if names is None:
             names = self.view.node_names()
@@ -147,32 +174,43 @@ class Controller:
                 return
             node = self.view.node_object(name)
             if node is None:
-                self.looked.pop(name, None)
+                self._forget(name)
                 continue
+            # Each node's own moment: a pass that lists pods for repairs can take long, and a heartbeat
+            # seen late in it must not count as seen at its start.
+            now = time.monotonic()
             state = self.view.node_state(name)
+            heartbeat = self.heartbeats[name] = decide.observe(self.heartbeats.get(name), state, now)
             if not decide.needs_look(self.looked.get(name), node, state, now):
                 continue
             try:
-                done = self.reconcile_node(node, state, now)
+                wait = self.reconcile_node(node, state, heartbeat, now)
             except Exception as exc:  # one node's trouble (e.g. deleted meanwhile) must not hold up the others
                 log.warning("node %s: %s; retrying", name, exc)
-                done = False
-            if not done:
-                self.looked.pop(name, None)
-                self._again_at(now + RETRY, name)
-                continue
-            self.looked[name] = last = decide.seen(node, state, self.config.agent_interval, now)
-            if last[2] is not None:
-                self._again_at(last[2], name)
+                wait = RETRY
+            moments = [t for t in (decide.stale_at(heartbeat, self.config.agent_interval, now),
+                                   None if wait is None else now + wait) if t is not None]
+            again = min(moments, default=None)
+            self.looked[name] = (node, state, again)
+            if again is not None:
+                heapq.heappush(self._deadlines, (again, name))
         if everyone:
-            for gone in [n for n in self.looked if self.view.node_object(n) is None]:
-                del self.looked[gone]
+            known = {*self.looked, *self.heartbeats, *self.repairs}
+            for gone in [n for n in known if self.view.node_object(n) is None]:
+                self._forget(gone)
 
-    def reconcile_node(self, node: Mapping[str, Any], state: Mapping[str, Any] | None, now: datetime) -> bool:
-        """Labels, Events and repair for one node; False when it must be looked at again regardless
-        (a repair still waiting for the rate limit)."""
+    def _forget(self, name: str) -> None:
+        """A node that is gone: nothing about it is kept."""
+        self.looked.pop(name, None)
+        self.heartbeats.pop(name, None)
+        self.repairs.pop(name, None)
+
+    def reconcile_node(self, node: Mapping[str, Any], state: Mapping[str, Any] | None, heartbeat: decide.Heartbeat,
+                       now: float) -> float | None:
+        """Labels, Events and repair for one node at ``now`` (monotonic); the seconds after which it must
+        be looked at again regardless (a repair still waiting), None when nothing is left."""
         name = node["metadata"]["name"]
-        verdict = decide.readiness(node, state, now, self.config.agent_interval)
+        verdict = decide.readiness(node, state, heartbeat, now, self.config.agent_interval)
         current = node["metadata"].get("labels") or {}
         patch = decide.label_patch(current, decide.desired_labels(node, state, verdict))
         if patch:
@@ -183,48 +221,87 @@ class Controller:
             for t in decide.transitions(patch, verdict):
                 self._event(updated, "Node", t.type, t.reason, t.message)
         boot = decide.node_boot_id(node)
-        if self.config.repair and verdict.ready and boot and (name, boot) not in self.repaired:
-            ready = decide.state_condition(state, "Ready") or {}
-            if not self.repair(node, parse_time(ready.get("lastTransitionTime"))):
-                return False
-            self.repaired.add((name, boot))
-        return True
+        if not (self.config.repair and verdict.ready and boot):
+            return None
+        job = self.repairs.get(name)
+        if job is None or job.boot != boot:
+            job = self.repairs[name] = NodeRepair(boot)
+        return self.repair(node, job, decide.first_ready_time(node, state), now)
 
-    def repair(self, node: Mapping[str, Any], multus_ready_since: datetime | None) -> bool:
-        """Delete the damaged pods a controller will recreate; report the others. False while deletions
-        wait for the rate limit, so that the next reconcile carries on."""
-        name = node["metadata"]["name"]
-        pods = request(self.api, "GET", "/api/v1/pods", query=[("fieldSelector", f"spec.nodeName={name}")])["items"]
-        by_uid = {p["metadata"].get("uid"): p for p in pods}
-        complete = True
-        for d in damaged(pods, multus_ready_since):
-            pod = by_uid[d.uid]
+    def repair(self, node: Mapping[str, Any], job: NodeRepair, multus_ready_since: datetime | None,
+               now: float) -> float | None:
+        """Delete the damaged pods a controller will recreate; report the others. The seconds after
+        which to carry on while deletions wait (for the rate limit, or after a refusal), None when the
+        node is done on this boot."""
+        if job.done:
+            return None
+        if now < job.not_before:
+            return job.not_before - now
+        if job.todo is None:
+            name = node["metadata"]["name"]
+            pods = request(self.api, "GET", "/api/v1/pods",
+                           query=[("fieldSelector", f"spec.nodeName={name}")])["items"]
+            job.reported &= {p["metadata"].get("uid") for p in pods}  # pods gone need no memory
+            job.todo = deque(damaged(pods, multus_ready_since))
+        while job.todo:
+            d = job.todo[0]
             if d.owner is None:
-                if d.uid not in self.reported:
-                    self._event(pod, "Pod", "Warning", "MultusNetworksMissing",
+                if d.uid not in job.reported:
+                    self._event(_pod(d), "Pod", "Warning", "MultusNetworksMissing",
                                 f"{d.reason}; not deleted because no controller would recreate it: "
                                 "delete it to get its networks back")
-                    self.reported.add(d.uid)
+                    job.reported.add(d.uid)
+                job.todo.popleft()
                 continue
-            if not self.elector.is_leader() or not self.bucket.take():
-                complete = False
-                continue
-            self._delete(pod, d)
-        return complete
+            if not self.elector.is_leader():
+                return RETRY
+            if not self.bucket.take():
+                return self.bucket.delay()
+            try:
+                self._delete(d)
+            except ApiException as exc:
+                if exc.status == 409:  # it changed since it was listed (or is a new pod): judge it again
+                    job.todo = None
+                    return RETRY
+                if exc.status == 403:
+                    self._forbidden(d, exc)
+                    job.not_before = now + FORBIDDEN_RETRY
+                    return FORBIDDEN_RETRY
+                raise
+            job.todo.popleft()
+        job.reported.clear()  # done: this boot lists no pods again
+        return None
 
-    def _delete(self, pod: Mapping[str, Any], d: Damage) -> None:
+    def _delete(self, d: Damage) -> None:
         try:
             request(self.api, "DELETE", f"/api/v1/namespaces/{d.namespace}/pods/{d.name}",
-                    body={"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": d.uid}})
+                    body={"apiVersion": "v1", "kind": "DeleteOptions",
+                          "preconditions": {"uid": d.uid, "resourceVersion": d.resource_version}})
         except Exception as exc:
-            if is_status(exc, 404, 409):  # gone already, or a new pod of that name: nothing to repair
+            if is_status(exc, 404):  # gone already: nothing to repair
                 return
             raise
+        self._forbidden_logged = False
         log.info("deleted pod %s/%s of %s: %s", d.namespace, d.name, d.owner, d.reason)
-        self._event(pod, "Pod", "Warning", "MultusNetworksRepaired",
+        self._event(_pod(d), "Pod", "Warning", "MultusNetworksRepaired",
                     f"{d.reason}; deleted so that {d.owner} recreates it with its networks")
+
+    def _forbidden(self, d: Damage, exc: ApiException) -> None:
+        """Once as an error until a deletion works again: the fix is a permission, not a retry."""
+        if self._forbidden_logged:
+            log.debug("still not allowed to delete pod %s/%s", d.namespace, d.name)
+            return
+        self._forbidden_logged = True
+        log.error("the repair may not delete pods: the apiserver refused to delete pod %s/%s (%s). It needs the "
+                  "verb delete on pods in the core API group, which the ClusterRole multus-webhook-pod-repair of "
+                  "the pod-repair component grants; trying again every %.0fs", d.namespace, d.name,
+                  status_message(exc), FORBIDDEN_RETRY)
 
     def _event(self, obj: Mapping[str, Any], kind: str, event_type: str, reason: str, message: str) -> None:
         emit_event(self.api, obj, kind=kind, event_type=event_type, reason=reason, message=message,
                    component=COMPONENT, instance=self.config.identity)
 
+
+def _pod(d: Damage) -> dict[str, Any]:
+    """The pod an Event is about, as far as the Event names it."""
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"namespace": d.namespace, "name": d.name, "uid": d.uid}}

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from webhook.kube import parse_time
 from webhook.names import BINARY_LABEL_PREFIX, READY_LABEL, binary_label, is_own_label
 
-#: A heartbeat older than this many agent intervals means nobody vouches for the node any more.
+#: A heartbeat that has not changed for this many agent intervals means nobody vouches for the node any
+#: more.
 STALE_AFTER_INTERVALS = 3
-
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    ready: bool
+    #: None: not known yet (see Heartbeat.fresh); the node's ready label then stays as it is.
+    ready: bool | None
     reason: str
     message: str
 
@@ -59,10 +60,40 @@ def state_condition(state: Mapping[str, Any] | None, kind: str) -> Mapping[str, 
     return None
 
 
-def readiness(node: Mapping[str, Any], state: Mapping[str, Any] | None, now: datetime,
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """An agent's heartbeat as this controller observed it. Staleness is judged, as Kubernetes' node
+    lifecycle controller judges kubelets, by how long the value has stayed the same on this
+    controller's monotonic clock, never by comparing the time the node wrote with this controller's
+    clock: a node clock 45s behind would be stale forever, one 10 minutes ahead would hide a dead
+    agent for 10 minutes."""
+
+    #: heartbeatTime as the agent wrote it; None when there is no MultusNodeState or no heartbeat.
+    value: str | None
+    #: When this controller first saw that value (time.monotonic()).
+    since: float
+    #: Whether this controller saw the value change. A value merely found when it started looking (a
+    #: new leader starts every observation at its start) proves nothing about the agent now: a dead
+    #: agent's last heartbeat looks just like a live one's for a whole grace period.
+    fresh: bool
+
+
+def observe(last: Heartbeat | None, state: Mapping[str, Any] | None, now: float) -> Heartbeat:
+    """The heartbeat after looking at ``state`` at ``now`` (monotonic), ``last`` the previous look."""
+    value = _get(state, "status", "heartbeatTime")
+    value = value if isinstance(value, str) and value else None
+    if last is None:
+        return Heartbeat(value, now, False)
+    if value == last.value:
+        return last
+    return Heartbeat(value, now, True)
+
+
+def readiness(node: Mapping[str, Any], state: Mapping[str, Any] | None, heartbeat: Heartbeat, now: float,
               agent_interval: float) -> Verdict:
     """Multus is ready on the node's current boot only when the node is Ready, its agent says so, the
-    agent's report is about this very boot, and the agent still reports."""
+    agent's report is about this very boot, and the agent still reports. ``heartbeat`` is what this
+    controller observed of ``state``'s heartbeat, ``now`` its monotonic clock."""
     if node_ready_condition(node) != "True":
         return Verdict(False, "NodeNotReady", "the node's Ready condition is not True")
     if state is None:
@@ -75,35 +106,53 @@ def readiness(node: Mapping[str, Any], state: Mapping[str, Any] | None, now: dat
         return Verdict(False, "BootIDChanged",
                        f"the node runs boot {boot} but its MultusNodeState is about boot {reported or 'unknown'}: "
                        "the agent has not reported since the reboot")
-    heartbeat = parse_time(_get(state, "status", "heartbeatTime"))
-    limit = timedelta(seconds=STALE_AFTER_INTERVALS * agent_interval)
-    if heartbeat is None or now - heartbeat >= limit:
-        seen = "never" if heartbeat is None else f"{(now - heartbeat).total_seconds():.0f}s ago"
+    limit = STALE_AFTER_INTERVALS * agent_interval
+    if heartbeat.value is None:
+        return Verdict(False, "HeartbeatStale", "the agent has written no heartbeat")
+    silent = now - heartbeat.since
+    if silent >= limit:
         return Verdict(False, "HeartbeatStale",
-                       f"the agent's last heartbeat was {seen} (limit {limit.total_seconds():.0f}s)")
+                       f"the agent's heartbeat has not changed for {silent:.0f}s (limit {limit:.0f}s)")
     if _get(state, "status", "multusReady") is not True:
         ready = state_condition(state, "Ready") or {}
         detail = ready.get("message") or "the agent reports Multus not ready"
         return Verdict(False, str(ready.get("reason") or "MultusNotReady"), str(detail))
+    if not heartbeat.fresh:
+        return Verdict(None, "HeartbeatUnconfirmed",
+                       f"the agent reports Multus ready on boot {boot}; its heartbeat has not been seen to change "
+                       f"yet (for up to {limit:.0f}s)")
     return Verdict(True, "MultusReady", f"Multus is ready on boot {boot}")
 
 
-#: What a node's last look saw: its Node and MultusNodeState objects, and when time alone changes the
-#: verdict on them (None: only a change of either object can).
-Seen = tuple[Mapping[str, Any], Mapping[str, Any] | None, datetime | None]
+def first_ready_time(node: Mapping[str, Any], state: Mapping[str, Any] | None) -> datetime | None:
+    """When Multus was first ready on the node's current boot, as its agent recorded it (the node's
+    clock, as the pods' sandbox times); None when no agent watched this boot from its start, e.g. its
+    status was written by an agent that did not record it: nobody knows then, and the repair must not
+    guess (see webhook.agent.nodestate.first_ready)."""
+    boot = node_boot_id(node)
+    if boot is None or _get(state, "status", "firstReadyBootID") != boot:
+        return None
+    return parse_time(_get(state, "status", "firstReadyTime"))
 
 
-def seen(node: Mapping[str, Any], state: Mapping[str, Any] | None, agent_interval: float, now: datetime) -> Seen:
-    """A heartbeat already stale at ``now`` stays stale until the state changes: time alone changes
-    nothing more."""
-    heartbeat = parse_time(_get(state, "status", "heartbeatTime"))
-    stale = heartbeat + timedelta(seconds=STALE_AFTER_INTERVALS * agent_interval) if heartbeat else None
-    return node, state, stale if stale is not None and stale > now else None
+#: What a node's last look saw: its Node and MultusNodeState objects, and when it must be looked at
+#: again though neither changes (a monotonic time: its heartbeat goes stale, or work left waits for
+#: it; None: only a change of either object matters).
+Seen = tuple[Mapping[str, Any], Mapping[str, Any] | None, float | None]
 
 
-def needs_look(last: Seen | None, node: Mapping[str, Any], state: Mapping[str, Any] | None, now: datetime) -> bool:
+def stale_at(heartbeat: Heartbeat, agent_interval: float, now: float) -> float | None:
+    """When time alone makes ``heartbeat`` stale; None when it is stale already or there is none: it
+    stays so until the state changes."""
+    if heartbeat.value is None:
+        return None
+    moment = heartbeat.since + STALE_AFTER_INTERVALS * agent_interval
+    return moment if moment > now else None
+
+
+def needs_look(last: Seen | None, node: Mapping[str, Any], state: Mapping[str, Any] | None, now: float) -> bool:
     """Whether a node must be decided again: its Node or MultusNodeState was replaced since its last look
-    (the store replaces an object whole on every change), or its heartbeat has gone stale since.
+    (the store replaces an object whole on every change), or the time its last look left has come.
     Deciding all of 5,000 nodes every couple of seconds took 75 ms of CPU, which a webhook sharing the
     process felt as latency."""
     if last is None or last[0] is not node or last[1] is not state:
@@ -114,8 +163,11 @@ def needs_look(last: Seen | None, node: Mapping[str, Any], state: Mapping[str, A
 def desired_labels(node: Mapping[str, Any], state: Mapping[str, Any] | None, verdict: Verdict) -> dict[str, str]:
     """Our labels as they should be. Binary labels come from the inventory of the node's current boot
     (plugins installed before a reboot may be gone after it); a stale heartbeat or a NotReady node
-    does not make the last inventory of this boot wrong, so those keep them."""
-    labels = {READY_LABEL: "true"} if verdict.ready else {}
+    does not make the last inventory of this boot wrong, so those keep them. While the verdict is not
+    known the ready label stays as it is: a new leader neither hands it to a node whose agent died
+    under its predecessor nor takes it from a live one in its first grace period."""
+    kept = verdict.ready is None and (_get(node, "metadata", "labels") or {}).get(READY_LABEL) == "true"
+    labels = {READY_LABEL: "true"} if verdict.ready or kept else {}
     boot = node_boot_id(node)
     if state is not None and boot is not None and _get(state, "status", "bootID") == boot:
         for name in _get(state, "status", "cniBinaries") or []:

@@ -1,12 +1,17 @@
 """Which pods on a node that is ready again after a reboot lost their secondary networks (pure), and
 the rate limit on deleting them.
 
+Only a pod whose sandbox exists can lack networks: a pod waiting for its sandbox (Pending, or a
+replacement the repair itself caused) has no network-status yet because nothing was wired yet.
+
 When a pod's sandbox was wired is not in the API; the closest sign is when the kubelet last made the
-pod ready to start containers. The time to compare it with is when Multus became ready on this boot:
-the Ready condition's lastTransitionTime in the MultusNodeState, which the agent starts afresh on
-every boot. Both are written from the node's clock, so clock skew between the node and the
-controller does not enter. A sandbox made before that moment was wired without Multus, whatever its
-network-status says (that annotation is then left over from the previous boot)."""
+pod ready to start containers. The time to compare it with is when Multus FIRST became ready on this
+boot: the MultusNodeState's firstReadyTime, which the agent keeps while the boot lasts (not the Ready
+condition's lastTransitionTime, which every agent or Multus daemon restart moves). Both are written
+from the node's clock, so clock skew between the node and the controller does not enter. A sandbox
+made before that moment was wired without Multus, whatever its network-status says (that annotation
+is then left over from the previous boot). Without a firstReadyTime for this boot (a status written
+by an older agent) sandbox age is not judged at all."""
 
 from __future__ import annotations
 
@@ -23,8 +28,9 @@ from webhook.multus.selection import network_references
 NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"
 #: Controllers that recreate a deleted pod; anything else (or nothing) owning a pod leaves it alone.
 RECREATING_OWNERS = frozenset({"ReplicaSet", "StatefulSet", "DaemonSet", "Job"})
-#: The pod conditions that approximate sandbox creation, best first; status.startTime comes last: the
-#: kubelet keeps it across reboots, so it errs towards repairing.
+#: The pod conditions that turn True once the pod's sandbox exists, best first: the kubelet sets
+#: PodReadyToStartContainers when the sandbox and its network are made (Kubernetes 1.29+);
+#: ContainersReady comes later, so it errs towards leaving a pod alone.
 SANDBOX_CONDITIONS = ("PodReadyToStartContainers", "ContainersReady")
 
 
@@ -35,19 +41,31 @@ class Damage:
     namespace: str
     name: str
     uid: str
+    #: The version judged: deleting only that one leaves a pod alone that changed since (new sandbox).
+    resource_version: str
     #: "ReplicaSet/web-7d9" when a recreating controller owns the pod, else None (never deleted).
     owner: str | None
     reason: str
 
 
 def sandbox_time(pod: Mapping[str, Any]) -> datetime | None:
+    """When the pod's current sandbox was made, approximately; None when it has none (yet), or its
+    status does not tell. A condition that is not True says nothing of a sandbox's time: a Pending
+    pod's PodReadyToStartContainers is False from the moment the kubelet takes the pod up, before any
+    sandbox exists. Where the kubelet does not set that condition, a Running pod whose containers are
+    not ready has a sandbox of unknown age: status.startTime stands for it, which the kubelet keeps
+    across reboots, so it errs towards repairing."""
     status = pod.get("status") or {}
     conditions = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, Mapping)}
     for kind in SANDBOX_CONDITIONS:
-        moment = parse_time((conditions.get(kind) or {}).get("lastTransitionTime"))
-        if moment is not None:
-            return moment
-    return parse_time(status.get("startTime"))
+        condition = conditions.get(kind)
+        if condition is None:
+            continue
+        if condition.get("status") == "True":
+            return parse_time(condition.get("lastTransitionTime"))
+        if kind == SANDBOX_CONDITIONS[0]:  # the kubelet reports on the sandbox: there is none now
+            return None
+    return parse_time(status.get("startTime")) if status.get("phase") == "Running" else None
 
 
 def recreating_owner(pod: Mapping[str, Any]) -> str | None:
@@ -83,7 +101,8 @@ def missing_networks(pod: Mapping[str, Any]) -> list[str]:
 
 
 def damage(pod: Mapping[str, Any], multus_ready_since: datetime | None) -> Damage | None:
-    """Why ``pod`` lacks its networks on this boot, or None when it has them or asked for none."""
+    """Why ``pod`` lacks its networks on this boot, or None when it has them, asked for none or has no
+    sandbox yet. ``multus_ready_since``: when Multus first became ready on this boot, None when unknown."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
@@ -91,16 +110,19 @@ def damage(pod: Mapping[str, Any], multus_ready_since: datetime | None) -> Damag
         return None
     if not network_references(meta.get("annotations") or {}, meta.get("namespace") or "default"):
         return None
+    made = sandbox_time(pod)
+    if made is None:  # no sandbox (yet): nothing was wired, so nothing can be missing
+        return None
     missing = missing_networks(pod)
     if missing:
         reason = f"its network-status lacks {', '.join(missing)}"
-    else:
-        made = sandbox_time(pod)
-        if made is None or multus_ready_since is None or made >= multus_ready_since:
-            return None
+    elif multus_ready_since is not None and made < multus_ready_since:
         reason = (f"its sandbox dates from {made.isoformat()}, before Multus became ready on this boot "
                   f"({multus_ready_since.isoformat()}): its network-status is left over from an earlier sandbox")
-    return Damage(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""), recreating_owner(pod), reason)
+    else:
+        return None
+    return Damage(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""), meta.get("resourceVersion", ""),
+                  recreating_owner(pod), reason)
 
 
 def damaged(pods: Iterable[Mapping[str, Any]], multus_ready_since: datetime | None) -> list[Damage]:
@@ -116,10 +138,18 @@ class TokenBucket:
         self.at = clock()
 
     def take(self) -> bool:
-        now = self.clock()
-        self.tokens = min(float(self.burst), self.tokens + (now - self.at) * self.rate)
-        self.at = now
+        self._refill()
         if self.tokens >= 1:
             self.tokens -= 1
             return True
         return False
+
+    def delay(self) -> float:
+        """Seconds until ``take`` can succeed."""
+        self._refill()
+        return max(0.0, (1 - self.tokens) / self.rate)
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(float(self.burst), self.tokens + (now - self.at) * self.rate)
+        self.at = now
