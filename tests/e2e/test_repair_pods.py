@@ -220,6 +220,9 @@ def test_pods_whose_sandbox_predates_multus_on_this_boot_are_stale_whatever_the_
             make_pod(cp, namespace, node, name, owner=owner, status=full)
             set_sandbox_time(cp, namespace, name, moment)
 
+        # The agent's restart comes after "fresh" was made, as it would on a node (a fast machine can
+        # otherwise restart it within the second).
+        eventually(lambda: utcnow() > since + timedelta(seconds=1.5), what="a moment after 'fresh'")
         assert ag.stop() == 0
         assert ready_condition(node_state(cp, node))["reason"] == "AgentStopped"
         ag = agent(cp, host, node, tmp_path / "agent.log")

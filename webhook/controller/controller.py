@@ -134,10 +134,13 @@ class Controller:
                 with self._changed_lock:
                     changed, self._changed = self._changed, set()
                 if not (self.elector.is_leader() and self.view.known):
-                    # A new leader term looks at every node again and observes every heartbeat anew.
+                    # A new leader term looks at every node again, observes every heartbeat anew and
+                    # starts its repairs over (another leader may have repaired meanwhile).
                     self.looked.clear()
                     self.heartbeats.clear()
                     self._deadlines.clear()
+                    self.repairs.clear()
+                    self._forbidden_logged = False
                 elif not self.looked:
                     self.reconcile()
                 else:

@@ -60,6 +60,7 @@ def evaluate(subject: Subject, policy: Policy) -> list[Finding]:
                 Finding(rule.id, Severity.WARN, f"internal error in rule {rule.id}: {exc!r}; please report it", "")
             )
             continue
+        ratchet: str | None = None  # the suffix of a ratcheted denial, worked out at the first one
         for i, v in enumerate(violations):
             severity = configured if v.severity is None or v.severity.rank >= configured.rank else v.severity
             if severity is Severity.OFF:
@@ -69,8 +70,11 @@ def evaluate(subject: Subject, policy: Policy) -> list[Finding]:
                                   "these and check again"), ""
             else:
                 message, where = v.message, subject.field_prefix + v.field
-            if severity is Severity.DENY and _already_there(rule, subject):
-                severity, message = Severity.WARN, f"{message} ({_ratcheted(rule)})"
+            if severity is Severity.DENY:
+                if ratchet is None:
+                    ratchet = _ratcheted(rule) if _already_there(rule, subject) else ""
+                if ratchet:
+                    severity, message = Severity.WARN, f"{message} ({ratchet})"
             findings.append(Finding(rule.id, severity, message, where))
     return findings
 
