@@ -10,7 +10,6 @@ Subject's ``field_prefix`` ("spec.template.") completes them.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 from webhook.cni.fields import describe
 from webhook.multus.selection import (
@@ -159,12 +158,6 @@ def default_network_syntax(subject: Subject) -> Iterator[Violation]:
         yield Violation(problem.field, problem.message)
 
 
-def _old_annotations(old: Mapping[str, Any]) -> Mapping[str, Any]:
-    metadata = old.get("metadata")
-    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
-    return annotations if isinstance(annotations, Mapping) else {}
-
-
 @rule(
     "pod-networks-changed-after-start",
     kinds=POD,
@@ -181,9 +174,8 @@ def networks_changed_after_start(subject: Subject) -> Iterator[Violation]:
     node = old_spec.get("nodeName") if isinstance(old_spec, Mapping) else None
     if not node:
         return
-    old = _old_annotations(subject.old_object)
-    for key in (NETWORKS_ANNOTATION, DEFAULT_NETWORK_ANNOTATION):
-        if old.get(key) != subject.annotations.get(key):
+    for key, part in ((NETWORKS_ANNOTATION, NETWORKS), (DEFAULT_NETWORK_ANNOTATION, DEFAULT_NETWORK)):
+        if part.of(subject.old_object) != part.of(subject.obj):
             yield Violation(
                 annotation_where(key).field,
                 f"{key} changed on a pod already running on node {node}: Multus reads it only when the pod "
