@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -142,10 +142,18 @@ def parser_bug(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
     return break_
 
 
+def in_mount_namespace(mount: Sequence[str], command: Sequence[str]) -> list[str]:
+    """``command`` run in a mount namespace of its own after ``mount *mount`` there: what the kubelet
+    mounts into a container, or a small disk standing in for a full one, seen by that command only."""
+    script = f'mount {" ".join(f"${{{i}}}" for i in range(1, len(mount) + 1))} && shift {len(mount)} && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", *mount, *command]
+
+
 @pytest.fixture(scope="session")
-def mounts() -> None:
-    """Skips a test that needs mount namespaces and the right to mount (root with unshare(1)), as it
-    stands in for what a kubelet mounts or a full disk."""
+def mounts() -> Callable[[Sequence[str], Sequence[str]], list[str]]:
+    """``in_mount_namespace`` for tests that need mount namespaces and the right to mount (root with
+    unshare(1)); skips them elsewhere."""
     probe = ["unshare", "--mount", "--", "mount", "-t", "tmpfs", "none", "/mnt"]
     if shutil.which("unshare") is None or subprocess.run(probe, capture_output=True).returncode != 0:
         pytest.skip("needs unshare(1) and the right to mount a file system (root)")
+    return in_mount_namespace

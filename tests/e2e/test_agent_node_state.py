@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,17 +101,9 @@ def test_the_agent_survives_an_apiserver_that_refuses_it(controlplane: ControlPl
         assert proc.stop() == 0
 
 
-def mounting(source: Path, target: Path) -> list[str]:
-    """A wrapper that runs a command in a mount namespace of its own with ``source`` bind-mounted on
-    ``target``, as the kubelet mounts a hostPath volume into the agent's container."""
-    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-            'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", str(source), str(target)]
-
-
-@pytest.mark.usefixtures("mounts")
-def test_the_agent_restarts_when_multus_recreates_its_socket_directory(controlplane: ControlPlane,
-                                                                      host: StandInHost, node_name: str,
-                                                                      tmp_path: Path) -> None:
+def test_the_agent_restarts_when_multus_recreates_its_socket_directory(
+        controlplane: ControlPlane, host: StandInHost, node_name: str, tmp_path: Path,
+        mounts: Callable[[Sequence[str], Sequence[str]], list[str]]) -> None:
     # The node's real /run/multus lives apart from the agent's view of the host, which mounts it.
     node_run = StandInHost()
     try:
@@ -119,7 +111,8 @@ def test_the_agent_restarts_when_multus_recreates_its_socket_directory(controlpl
         host.stop_daemon()
         node_run.start_daemon()
         mounted = host.path(host.layout.multus_socket).parent
-        wrapper = mounting(node_run.path(node_run.layout.multus_socket).parent, mounted)
+        # The agent's command follows the wrapper, as the kubelet bind-mounts a hostPath volume.
+        wrapper = mounts(["--bind", str(node_run.path(node_run.layout.multus_socket).parent), str(mounted)], [])
         first = agent(controlplane, host, node_name, tmp_path / "first.log", wrapper).start()
         try:
             eventually(lambda: state(controlplane, node_name).get("multusReady"), what="ready through the mount")

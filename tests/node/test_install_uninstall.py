@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -243,8 +244,8 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.usefixtures("mounts")
-def test_a_full_disk_fails_the_install_and_loses_nothing(tmp_path: Path) -> None:
+def test_a_full_disk_fails_the_install_and_loses_nothing(
+        tmp_path: Path, mounts: Callable[[Sequence[str], Sequence[str]], list[str]]) -> None:
     original = write(tmp_path / "original", b"\x7fELF the node's own" + os.urandom(150_000))
     src = tmp_path / "plugins"
     write(src / "macvlan", b"\x7fELF ours" + os.urandom(300_000))
@@ -253,9 +254,8 @@ def test_a_full_disk_fails_the_install_and_loses_nothing(tmp_path: Path) -> None
     disk = tmp_path / "disk"
     disk.mkdir()
     done = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-         'mount -t tmpfs -o size=512k none "$1" && shift && exec "$@"', "sh", str(disk),
-         sys.executable, "-c", FULL_DISK_RUN, str(disk), str(original), str(src), str(listed)],
+        mounts(["-t", "tmpfs", "-o", "size=512k", "none", str(disk)],
+               [sys.executable, "-c", FULL_DISK_RUN, str(disk), str(original), str(src), str(listed)]),
         capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
