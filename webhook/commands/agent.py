@@ -10,7 +10,7 @@ from pathlib import Path
 from webhook.agent import nodestate
 from webhook.agent.agent import Agent, AgentConfig
 from webhook.agent.probe import HostLayout
-from webhook.commands.common import stop_on_signals
+from webhook.commands.common import add_primary_cni_config, stop_on_signals
 from webhook.kube import load_client
 
 
@@ -27,9 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="the file name Multus writes into the conf dir (default: %(default)s)")
     a.add_argument("--multus-binary", default=defaults.multus_binary,
                    help="the binary the runtime calls for Multus (default: %(default)s)")
-    a.add_argument("--primary-cni-config", metavar="PATH", default=os.environ.get("PRIMARY_CNI_CONFIG_FILE") or None,
-                   help="the primary CNI config relative to the conf dir, e.g. cilium/05-cilium.conflist "
-                        "(default: $PRIMARY_CNI_CONFIG_FILE, else the first config that is not Multus's own)")
+    add_primary_cni_config(a, "empty: the first config that is not Multus's own")
     a.add_argument("--namespace", default=nodestate.NAMESPACE, help="namespace of the MultusNodeStates")
     a.add_argument("--interval", type=float, default=10.0,
                    help="seconds between heartbeats (default: %(default)s); give the controller the same value")
@@ -49,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     layout = HostLayout(
         root=Path(args.host_root), cni_bin_dir=args.cni_bin_dir, cni_conf_dir=args.cni_conf_dir,
         multus_socket=args.multus_socket, boot_id_file=args.boot_id_file, multus_config=args.multus_config,
-        multus_binary=args.multus_binary, primary_config=args.primary_cni_config,
+        multus_binary=args.multus_binary, primary_config=args.primary_cni_config_file or None,
     )
     config = AgentConfig(node=args.node_name, layout=layout, namespace=args.namespace, interval=args.interval,
                          poll_interval=args.poll_interval)

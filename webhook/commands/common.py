@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import signal
 import threading
 from pathlib import Path
@@ -13,6 +15,15 @@ from webhook.rules import Policy, registered
 def load_policy(path: str | None) -> Policy:
     """The policy file given with --policy, or the defaults."""
     return Policy.from_file(Path(path), set(registered())) if path else Policy()
+
+
+def add_primary_cni_config(parser: argparse.ArgumentParser, purpose: str) -> None:
+    """--primary-cni-config-file (also spelled --primary-cni-config), Multus's primaryCniConfigFile:
+    the commands that read it take it from the same PRIMARY_CNI_CONFIG_FILE the manifests set."""
+    parser.add_argument("--primary-cni-config-file", "--primary-cni-config", dest="primary_cni_config_file",
+                        metavar="PATH", type=str.strip, default=os.environ.get("PRIMARY_CNI_CONFIG_FILE", ""),
+                        help="the primary CNI config, relative to the CNI config dir, e.g. "
+                             f"cilium/05-cilium.conflist; {purpose} (default: $PRIMARY_CNI_CONFIG_FILE)")
 
 
 def stop_on_signals() -> threading.Event:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from webhook.atomicfile import write_atomic
+from webhook.commands.common import add_primary_cni_config
 from webhook.node.multusconfig import ConfigError, render_text
 
 
@@ -15,16 +15,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     m = sub.add_parser("multus-config",
                        help="write Multus's daemon-config.json, pointing it at the primary CNI config file")
     m.add_argument("--template", required=True, help="daemon-config.json to start from")
-    m.add_argument("--primary-cni-config-file", default=os.environ.get("PRIMARY_CNI_CONFIG_FILE", ""),
-                   help="primary CNI config, relative to the CNI config dir, e.g. cilium/05-cilium.conflist; "
-                        "empty: Multus detects it (default: $PRIMARY_CNI_CONFIG_FILE)")
+    add_primary_cni_config(m, "empty: Multus detects it")
     m.add_argument("--out", required=True, help="where to write the configuration")
     m.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        text = render_text(Path(args.template).read_text(), args.primary_cni_config_file.strip())
+        text = render_text(Path(args.template).read_text(), args.primary_cni_config_file)
     except (ConfigError, OSError) as exc:
         print(f"multus-webhook multus-config: {exc}", file=sys.stderr)
         return 2

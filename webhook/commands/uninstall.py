@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 from pathlib import Path
 
+from webhook.commands.common import add_primary_cni_config
 from webhook.node.cleanup import uninstall
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     u = sub.add_parser("uninstall", help="remove Multus and the recorded CNI plugins from the host")
     u.add_argument("--host-root", default="/host", help="where the host's filesystem is mounted (default: /host)")
-    u.add_argument("--primary-cni-config-file", default=os.environ.get("PRIMARY_CNI_CONFIG_FILE", ""),
-                   help="the primaryCniConfigFile setting, to warn when it is in a subdirectory "
-                        "(default: $PRIMARY_CNI_CONFIG_FILE)")
+    add_primary_cni_config(u, "read to warn when it is in a subdirectory")
     u.add_argument("--idle", action="store_true",
                    help="after cleaning up, wait for SIGTERM so that a DaemonSet pod stays up "
                         "and its logs stay readable")
