@@ -8,6 +8,7 @@ from typing import Any
 
 from webhook.agent.probe import READY, Condition, Report
 from webhook.kube import format_time
+from webhook.objects import as_text
 
 GROUP = "multus-webhook.io"
 VERSION = "v1alpha1"
@@ -78,17 +79,13 @@ def first_ready(report: Report, previous: Mapping[str, Any] | None, stamp: str) 
     that did not know these fields), nobody can tell when Multus first became ready: None, and the
     repair does not judge by sandbox age on this boot rather than judge by a guess."""
     before = previous or {}
-    watched, since = _text(before.get("firstReadyBootID")), _text(before.get("firstReadyTime"))
+    watched, since = as_text(before.get("firstReadyBootID")), as_text(before.get("firstReadyTime"))
     boot = report.boot_id
     if boot is None:  # which boot this is cannot be read: what was known stays
         return watched, since
     if watched == boot:
         return boot, since or (stamp if report.ready else None)
-    other = _text(before.get("bootID"))
+    other = as_text(before.get("bootID"))
     if other is not None and other != boot:
         return boot, stamp if report.ready else None
     return None, None
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None

@@ -10,6 +10,7 @@ from typing import Any
 
 from webhook.kube import parse_time
 from webhook.names import BINARY_LABEL_PREFIX, READY_LABEL, binary_label, is_own_label
+from webhook.objects import as_text
 
 #: A heartbeat that has not changed for this many agent intervals means nobody vouches for the node any
 #: more.
@@ -80,8 +81,7 @@ class Heartbeat:
 
 def observe(last: Heartbeat | None, state: Mapping[str, Any] | None, now: float) -> Heartbeat:
     """The heartbeat after looking at ``state`` at ``now`` (monotonic), ``last`` the previous look."""
-    value = _get(state, "status", "heartbeatTime")
-    value = value if isinstance(value, str) and value else None
+    value = as_text(_get(state, "status", "heartbeatTime"))
     if last is None:
         return Heartbeat(value, now, False)
     if value == last.value:
