@@ -28,7 +28,8 @@ def node(name: str, zone: str = "z1", version: str = "1") -> dict[str, Any]:
 
 def state(name: str, binaries: list[str], node_name: str | None = None, beat: str = "t0") -> dict[str, Any]:
     status: dict[str, Any] = {"cniBinaries": binaries, "multusReady": True, "heartbeatTime": beat,
-                              "conditions": [{"type": "Ready", "status": "True", "reason": "Ready"},
+                              "conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
+                                              "message": "Multus is ready", "lastTransitionTime": beat},
                                              {"type": "CNIConfig", "status": "True"}]}
     if node_name:
         status["nodeName"] = node_name
@@ -81,8 +82,8 @@ def test_a_heartbeat_publishes_nothing_new_but_tells_the_listeners() -> None:
     kept = store.node_state("b")
     assert kept is not None
     assert kept["status"]["heartbeatTime"] == "t1"
-    # The controller reads the Ready condition; the others are not kept.
-    assert [c["type"] for c in kept["status"]["conditions"]] == ["Ready"]
+    # The controller reads the Ready condition's reason and message; nothing else of the conditions is kept.
+    assert kept["status"]["conditions"] == [{"type": "Ready", "reason": "Ready", "message": "Multus is ready"}]
     store.upsert(NODE_STATE, state("b", ["macvlan", "ipvlan"], beat="t2"))
     assert store.binary_holders("ipvlan") == frozenset({"b"})
     assert store.nodes() is not before[0]

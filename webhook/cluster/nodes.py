@@ -38,8 +38,8 @@ def _kept_metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion") if k in meta}
 
 
-def _ready_condition(conditions: Any, keep: tuple[str, ...] | None = None) -> list[Mapping[str, Any]]:
-    return [{k: v for k, v in c.items() if keep is None or k in keep} for c in conditions or ()
+def _ready_condition(conditions: Any, keep: tuple[str, ...]) -> list[Mapping[str, Any]]:
+    return [{k: v for k, v in c.items() if k in keep} for c in conditions or ()
             if isinstance(c, Mapping) and c.get("type") == "Ready"]
 
 
@@ -73,6 +73,9 @@ def frozen(value: Any) -> Any:
 #: What is kept of a MultusNodeState's status besides its Ready condition.
 _STATE_STATUS = ("nodeName", "cniBinaries", "multusReady", "bootID", "heartbeatTime", "firstReadyBootID",
                  "firstReadyTime")
+#: What the controller reads of that condition: why the agent finds Multus not ready. Its
+#: lastTransitionTime moves on every agent restart and is not kept (firstReadyTime says what repair needs).
+_STATE_READY = ("type", "reason", "message")
 
 
 def slim_state(state: Mapping[str, Any], share: Callable[[Any], Any] = lambda value: value) -> dict[str, Any]:
@@ -83,7 +86,7 @@ def slim_state(state: Mapping[str, Any], share: Callable[[Any], Any] = lambda va
     binaries = kept.get("cniBinaries")
     if isinstance(binaries, list):
         kept["cniBinaries"] = share(frozenset(_intern(b) for b in binaries if isinstance(b, str)))
-    kept["conditions"] = _ready_condition(status.get("conditions"))
+    kept["conditions"] = _ready_condition(status.get("conditions"), keep=_STATE_READY)
     return {"metadata": _kept_metadata(state), "status": kept}
 
 
