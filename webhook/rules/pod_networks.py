@@ -119,24 +119,19 @@ def networks_interface_names(subject: Subject) -> Iterator[Violation]:
     for i, (selection, ifname) in enumerate(
         zip(parsed.selections, interface_names(parsed.selections), strict=True)
     ):
-        where = parsed.where.at(f"[{i}]")
-        how = "requests interface" if selection.interface else "gets interface (by its position)"
-        what = f"{where.label} ({selection.describe()}) {how} {ifname}"
         if ifname in RESERVED_INTERFACES:
-            yield Violation(
-                where.at(".interface").field,
-                f"{what}, which the pod already has (primary network or loopback): choose another name, "
-                "e.g. data0",
-            )
+            why = "which the pod already has (primary network or loopback): choose another name, e.g. data0"
         elif ifname in first_use:
             j = first_use[ifname]
-            yield Violation(
-                where.at(".interface").field,
-                f"{what}, which {parsed.where.label}[{j}] ({parsed.selections[j].describe()}) also gets: the "
-                "second attachment would fail and the pod never start; give each element its own interface",
-            )
+            why = (f"which {parsed.where.label}[{j}] ({parsed.selections[j].describe()}) also gets: the second "
+                   "attachment would fail and the pod never start; give each element its own interface")
         else:
             first_use[ifname] = i
+            continue
+        # Worded only for a finding: this rule sees every pod with networks.
+        where = parsed.where.at(f"[{i}]")
+        how = "requests interface" if selection.interface else "gets interface (by its position)"
+        yield Violation(where.at(".interface").field, f"{where.label} ({selection.describe()}) {how} {ifname}, {why}")
 
 
 @rule(
