@@ -17,7 +17,7 @@ from webhook.rules import Policy
 
 def source(flag: bool, base: Policy) -> tuple[PolicySource, Any]:
     s = PolicySource(AdmissionContext(policy=base), base, repair=flag)
-    controller = SimpleNamespace(config=ControllerConfig(identity="test", repair=flag or base.repair))
+    controller = SimpleNamespace(config=s.controller_config(ControllerConfig(identity="test"), base))
     s.controller = controller  # type: ignore[assignment]
     return s, controller
 

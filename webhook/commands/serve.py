@@ -26,7 +26,7 @@ from webhook.cluster.static import StaticClusterView
 from webhook.cluster.store import NAD, POD
 from webhook.commands import controller as controller_command
 from webhook.commands.common import load_policy
-from webhook.controller.controller import Controller
+from webhook.controller.controller import Controller, ControllerConfig
 from webhook.documents import DocumentError
 from webhook.kube import load_client
 from webhook.rules import Policy, PolicyError, registered
@@ -103,10 +103,14 @@ class PolicySource:
             return
         self._set(policy, f"policy from ConfigMap {POLICY_CONFIGMAP} in force")
 
+    def controller_config(self, config: ControllerConfig, policy: Policy) -> ControllerConfig:
+        """Used at start and whenever a policy comes into force, so the two never disagree on repair."""
+        return replace(config, repair=self.repair or policy.repair)
+
     def _set(self, policy: Policy, why: str) -> None:
         self.context.policy = policy
         if self.controller is not None:
-            self.controller.config = replace(self.controller.config, repair=self.repair or policy.repair)
+            self.controller.config = self.controller_config(self.controller.config, policy)
         log.info("%s", why)
 
 
@@ -127,8 +131,8 @@ def run(args: argparse.Namespace) -> int:
             live = LiveClusterView(api, state_namespace=args.namespace, multus_namespace=policy.multus_namespace,
                                    on_policy=source.on_configmap)
             context.view = live
-        controller_config = replace(controller_command.config_from(args, namespace=args.namespace),
-                                    repair=args.repair or policy.repair)
+        controller_config = source.controller_config(
+            controller_command.config_from(args, namespace=args.namespace), policy)
     except (PolicyError, DocumentError, ValueError) as exc:
         print(f"multus-webhook serve: {exc}", file=sys.stderr)
         return 2
