@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.cni.gojson import GoJSONError, field_index, fold, go_field, loads
+from webhook.objects import as_text
 
 #: The versions the CNI specification defines; libcni refuses anything else.
 CNI_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
@@ -70,7 +71,7 @@ class PluginConf:
     def ipam_type(self) -> str | None:
         """The IPAM plugin to run; None when there is none (an empty type runs nothing)."""
         found = self._ipam_type
-        return found[1] if found is not None and isinstance(found[1], str) and found[1] else None
+        return as_text(found[1]) if found is not None else None
 
     def has_capability(self, name: str) -> bool:
         """Whether the plugin declares a runtime capability (ips, mac, portMappings, bandwidth...): Multus

@@ -17,6 +17,7 @@ from webhook.cni.addresses import IPAddress, IPNetwork, between, family, parse_c
 from webhook.cni.config import NetConf, PluginConf, Problem
 from webhook.cni.fields import describe, is_int
 from webhook.cni.gojson import go_field
+from webhook.objects import as_text
 
 # CNI 0.1.0 / 0.2.0 results carry one address per family.
 _SINGLE_ADDRESS_VERSIONS = frozenset({"0.1.0", "0.2.0"})
@@ -647,7 +648,7 @@ def check_routes(plugin: PluginConf) -> list[Problem]:
 def _segment(plugin: PluginConf) -> dict[str, Any]:
     def text(name: str) -> str | None:
         f = plugin.field(name)
-        return f[1] if f is not None and isinstance(f[1], str) and f[1] else None
+        return as_text(f[1]) if f is not None else None
 
     def number(name: str) -> int | None:
         f = plugin.field(name)
