@@ -222,6 +222,21 @@ def test_a_symlinked_plugin_is_kept_and_restored_as_the_symlink(host: Path, sour
     assert not (host / "var/lib/cni/multus-webhook").exists()
 
 
+
+def test_a_symlinked_plugin_in_the_source_is_installed_as_the_file_it_points_to(host: Path, source: Path,
+                                                                                 tmp_path: Path) -> None:
+    # The link points into the source, which the host does not have: the file itself is installed.
+    (source / "macvlan").unlink()
+    (source / "macvlan").symlink_to("ipvlan")
+    listed = tmp_path / "list"
+    listed.write_text("macvlan\n")
+
+    assert install_cli(host, source, listed).returncode == 0
+    installed = host / "opt/cni/bin/macvlan"
+    assert not installed.is_symlink()
+    assert installed.read_bytes() == (source / "ipvlan").read_bytes()
+    assert installed.stat().st_mode & 0o7777 == 0o755
+
 # Runs inside a mount namespace with a 512 KiB tmpfs at argv[1]: the plugin's original, then its
 # copy, fill that disk before the new plugin fits.
 FULL_DISK_RUN = """

@@ -242,6 +242,9 @@ def test_adding_or_removing_the_default_network_of_a_placed_pod_warns() -> None:
             "UPDATE",
         ),
         (None, pod({NETWORKS_ANNOTATION: "a"}, node="n"), "CREATE"),
+        # A null value (a manifest file can hold one) is no network, as an absent one.
+        (pod({}, node="n"), pod({NETWORKS_ANNOTATION: None, DEFAULT_NETWORK_ANNOTATION: None}, node="n"), "UPDATE"),
+        (pod({NETWORKS_ANNOTATION: None}, node="n"), pod(None, node="n"), "UPDATE"),
     ],
 )
 def test_changes_that_do_not_warn(old: dict[str, Any] | None, new: dict[str, Any], operation: str) -> None:

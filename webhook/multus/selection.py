@@ -240,8 +240,10 @@ _BANDWIDTH_KEYS = ("ingressRate", "ingressBurst", "egressRate", "egressBurst")
 
 
 @functools.cache
-def _folded(known: tuple[str, ...]) -> dict[str, str]:
-    return {fold(k): k for k in known}
+def _known(known: tuple[str, ...]) -> tuple[frozenset[str], dict[str, str]]:
+    """The keys as Multus spells them, and each by its fold."""
+    by_fold = {fold(k): k for k in known}
+    return frozenset(by_fold.values()), by_fold
 
 
 class _Decoder:
@@ -253,9 +255,11 @@ class _Decoder:
         self.where = where
         self.problems: list[Problem] = []
         self.notes: list[Problem] = []
-        folded = _folded(known)
+        spelled, by_fold = _known(known)
         for key in obj:
-            canonical = folded.get(fold(key))
+            if key in spelled:
+                continue  # folded once, by field_index: only a key that gets a note is folded again
+            canonical = by_fold.get(fold(key))
             if canonical is None:
                 self.notes.append(
                     where.at(f".{key}").problem(
@@ -264,7 +268,7 @@ class _Decoder:
                         warning=True,
                     )
                 )
-            elif canonical != key:
+            else:
                 self.notes.append(
                     where.at(f".{key}").problem(
                         f'is read as "{canonical}" only because Go matches keys case-insensitively: '

@@ -50,7 +50,8 @@ def fingerprint(path: Path) -> str | None:
 def copy_executable_atomic(src: Path, dest: Path) -> None:
     """Write ``src`` next to ``dest`` and rename it over ``dest``. A running binary keeps its old
     inode, so a node that is executing the plugin never sees "Text file busy" (multus-cni#1221)
-    nor a half-written file."""
+    nor a half-written file. A symlink ``src`` is copied as the file it points to, unlike the node's
+    own files that the installer keeps (installer.copy_as_is): the link points into the source, not the host."""
     write_atomic(dest, src.read_bytes(), 0o755)
 
 

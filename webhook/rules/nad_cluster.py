@@ -195,6 +195,8 @@ def in_use(subject: Subject) -> Iterator[Violation]:
 
 
 def _config(obj: Mapping[str, Any]) -> Any:
+    # Decoded, as the plugins read it: a reformatted config gives pods the same interfaces. The ratchet
+    # compares the text, as Kubernetes ratchets a string field: any edit of spec.config is judged in full.
     spec = obj.get("spec")
     config = spec.get("config") if isinstance(spec, Mapping) else None
     try:

@@ -20,6 +20,7 @@ from webhook.multus.selection import (
     annotation_where,
     interface_names,
 )
+from webhook.objects import as_mapping
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.registry import annotation, rule
 from webhook.rules.subject import Subject
@@ -169,8 +170,12 @@ def networks_changed_after_start(subject: Subject) -> Iterator[Violation]:
     node = old_spec.get("nodeName") if isinstance(old_spec, Mapping) else None
     if not node:
         return
-    for key, part in ((NETWORKS_ANNOTATION, NETWORKS), (DEFAULT_NETWORK_ANNOTATION, DEFAULT_NETWORK)):
-        if part.of(subject.old_object) != part.of(subject.obj):
+    # Read as every pod rule reads them, a null value as absent (as a manifest file can have it). The
+    # ratchet's Parts tell null from absent on purpose, which here would report a change of networks
+    # that changes none.
+    old = as_mapping(as_mapping(subject.old_object.get("metadata")).get("annotations"))
+    for key in (NETWORKS_ANNOTATION, DEFAULT_NETWORK_ANNOTATION):
+        if old.get(key) != subject.annotations.get(key):
             yield Violation(
                 annotation_where(key).field,
                 f"{key} changed on a pod already running on node {node}: Multus reads it only when the pod "
