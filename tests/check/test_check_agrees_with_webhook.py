@@ -8,6 +8,7 @@ check's own idea of where templates live on trust.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import ssl
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import pytest
 import yaml
 
@@ -55,7 +57,7 @@ def admitted(obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def ask_webhook(server: WebhookServer, kind: str, obj: dict[str, Any], namespace: str,
-                old: dict[str, Any] | None = None) -> dict[str, Any]:
+                old: dict[str, Any] | None = None, endpoint: str = "/validate") -> dict[str, Any]:
     group, _, version = obj["apiVersion"].rpartition("/")
     review = {
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
@@ -66,12 +68,24 @@ def ask_webhook(server: WebhookServer, kind: str, obj: dict[str, Any], namespace
             "object": obj, "oldObject": old,
         },
     }
-    request = urllib.request.Request(f"{server.url}/validate", data=json.dumps(review).encode(),
+    request = urllib.request.Request(f"{server.url}{endpoint}", data=json.dumps(review).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
     context = ssl.create_default_context(cafile=str(server.ca_file))
     with urllib.request.urlopen(request, context=context, timeout=10) as response:
         answer: dict[str, Any] = json.load(response)["response"]
         return answer
+
+
+def mutated_then_validated(server: WebhookServer, kind: str, obj: dict[str, Any], namespace: str,
+                           old: dict[str, Any] | None = None) -> dict[str, Any]:
+    """As the apiserver calls the webhooks: a Pod's CREATE goes through /mutate, and /validate judges
+    the patched pod (its NetworkProfile applied)."""
+    if kind == "Pod" and old is None:
+        mutation = ask_webhook(server, kind, obj, namespace, endpoint="/mutate")
+        assert mutation["allowed"], mutation
+        if "patch" in mutation:
+            obj = jsonpatch.apply_patch(obj, json.loads(base64.b64decode(mutation["patch"])))
+    return ask_webhook(server, kind, obj, namespace, old=old)
 
 
 def rule_ids(text: str) -> list[str]:
@@ -130,10 +144,60 @@ def test_with_cluster_state_check_and_the_webhook_agree_object_by_object(
         key = (checked["kind"], checked["namespace"], checked["name"])
         # An object already in the state arrives as an UPDATE of it (a template never does).
         old = state.get(key) if kind == checked["kind"] else None
-        answer = ask_webhook(stateful_webhook, kind, obj, checked["namespace"], old=old)
+        answer = mutated_then_validated(stateful_webhook, kind, obj, checked["namespace"], old=old)
         assert_agree(checked, answer)
         compared += 1
     assert compared == 14
+
+
+PROFILE_STATE = """
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: multus-webhook.io/v1alpha1
+    kind: NetworkProfile
+    metadata: {name: storage, namespace: default}
+    spec:
+      networks: [{name: missing-net}]
+"""
+PROFILED = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: labelled
+  labels: {multus-webhook.io/network-profile: storage}
+spec:
+  containers: [{name: app, image: busybox:1.36}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: labelled-template}
+spec:
+  selector: {matchLabels: {app: x}}
+  template:
+    metadata:
+      labels: {app: x, multus-webhook.io/network-profile: storage}
+    spec:
+      containers: [{name: app, image: busybox:1.36}]
+"""
+
+
+def test_check_judges_a_pod_with_its_network_profile_applied(tmp_path: Path) -> None:
+    # The profile names a NAD that does not exist: the server's /mutate writes it into the networks
+    # annotation and /validate refuses the pod; check must refuse it too, not judge the pod as written.
+    state = tmp_path / "state.yaml"
+    state.write_text(PROFILE_STATE)
+    manifests = tmp_path / "profiled.yaml"
+    manifests.write_text(PROFILED)
+    result = cli(str(manifests), "--cluster-state", str(state), "--output", "json")
+    assert result.returncode == 1, result.stderr
+    results = json.loads(result.stdout)["results"]
+    assert [(r["kind"], r["verdict"]) for r in results] == [("Pod", "deny"), ("Deployment", "deny")]
+    with WebhookServer(tmp_path / "server", ["--cluster-state", str(state)]) as server:
+        for checked, doc in zip(results, load_path(str(manifests)), strict=True):
+            assert "pod-networks-nad-exists" in {f["rule"] for f in checked["findings"]}
+            kind, obj = admitted(doc.obj)
+            assert_agree(checked, mutated_then_validated(server, kind, obj, checked["namespace"]))
 
 
 # --- --kubeconfig: a read-only snapshot of a real cluster ----------------------------------------

@@ -116,21 +116,41 @@ def _annotation_ops(before: Mapping[str, Any] | None, after: dict[str, Any]) -> 
     return ops
 
 
+def _profiled_annotations(metadata: Mapping[str, Any], namespace: str, view: ClusterView,
+                          warnings: list[str]) -> dict[str, Any] | None:
+    """The pod's annotations with its labelled profile applied; None when the pod is not mutated."""
+    original = metadata.get("annotations")
+    if original is not None and not isinstance(original, Mapping):
+        return None  # not a valid pod; the apiserver refuses it anyway
+    annotations = dict(original or {})
+    size = sum(len(str(k)) + len(str(v)) for k, v in annotations.items())
+    if size > MAX_ANNOTATIONS_SIZE:
+        warnings.append(f"metadata.annotations total {size} bytes, over the {MAX_ANNOTATIONS_SIZE} "
+                        "the apiserver accepts: not mutated")
+        return None
+    apply_profile(annotations, as_mapping(metadata.get("labels")), namespace, view, warnings)
+    return annotations
+
+
+def as_validated(pod: Mapping[str, Any], namespace: str, view: ClusterView) -> Mapping[str, Any]:
+    """``pod`` as the validating webhook receives it after /mutate: with its profile applied (what the
+    rules read of it; the readiness affinity is not among that). For `check`, which has no apiserver
+    to call the two webhooks in turn."""
+    metadata = as_mapping(pod.get("metadata"))
+    annotations = _profiled_annotations(metadata, namespace, view, [])
+    if annotations is None or annotations == (metadata.get("annotations") or {}):
+        return pod
+    return {**pod, "metadata": {**metadata, "annotations": annotations}}
+
+
 def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy: Policy) -> PodMutation:
     result = PodMutation()
     metadata = as_mapping(pod.get("metadata"))
     spec = as_mapping(pod.get("spec"))
-    original_annotations = metadata.get("annotations")
-    if original_annotations is not None and not isinstance(original_annotations, Mapping):
-        return result  # not a valid pod; the apiserver refuses it anyway
-    annotations = dict(original_annotations or {})
-    size = sum(len(str(k)) + len(str(v)) for k, v in annotations.items())
-    if size > MAX_ANNOTATIONS_SIZE:
-        result.warnings.append(f"metadata.annotations total {size} bytes, over the {MAX_ANNOTATIONS_SIZE} "
-                               "the apiserver accepts: not mutated")
+    annotations = _profiled_annotations(metadata, namespace, view, result.warnings)
+    if annotations is None:
         return result
-    apply_profile(annotations, as_mapping(metadata.get("labels")), namespace, view, result.warnings)
-    result.ops += _annotation_ops(original_annotations, annotations)
+    result.ops += _annotation_ops(metadata.get("annotations"), annotations)
 
     if not policy.readiness_affinity:
         return result

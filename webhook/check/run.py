@@ -7,9 +7,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from webhook.admission.mutation import as_validated
 from webhook.check.inputs import Input, Target, target
 from webhook.cluster.static import StaticClusterView, object_key
 from webhook.documents import Document
+from webhook.objects import as_mapping, as_text
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate, verdict
 from webhook.rules.view import UNKNOWN_CLUSTER
 
@@ -103,8 +105,13 @@ def check(
             continue
         key = _key(item)
         old = None if item.is_template else stored.get(key)
+        obj = item.obj
+        if item.subject_kind == "Pod" and old is None and view is not None:
+            # On the server /mutate runs first: the validating rules judge the pod with its profile applied.
+            obj = as_validated(obj, as_text(as_mapping(obj.get("metadata")).get("namespace")) or item.input.namespace,
+                               view)
         subject = Subject(
-            item.obj,
+            obj,
             item.subject_kind,
             operation="CREATE" if old is None else "UPDATE",
             old_object=old,
