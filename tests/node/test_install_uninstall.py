@@ -411,11 +411,33 @@ def test_uninstall_warns_loudly_when_the_primary_config_is_in_a_subdirectory(tmp
     result = cli("uninstall", "--host-root", str(host), env={"PRIMARY_CNI_CONFIG_FILE": "cilium/05-cilium.conflist"})
     assert result.returncode == 0, result.stderr
     assert "!" * 78 in result.stderr
-    assert "The primary CNI config is configured in a subdirectory (cilium/05-cilium.conflist)" in result.stderr
-    assert "Revert the primary CNI first" in result.stderr
     assert ("No CNI config is left directly in /etc/cni/net.d (only in subdirectories: cilium/05-cilium.conflist)"
             in result.stderr)
+    assert ("primaryCniConfigFile is cilium/05-cilium.conflist, in a subdirectory: revert the primary CNI"
+            in result.stderr)
     assert not (host / "etc/cni/net.d/00-multus.conf").exists()
+
+
+def test_uninstall_after_the_primary_cni_was_reverted_does_not_warn(tmp_path: Path) -> None:
+    # docs/install.md's step 1 done: the primary CNI writes its config at the top level again, while
+    # the uninstall overlay still carries primaryCniConfigFile in the subdirectory.
+    host = tmp_path / "host"
+    write(host / "etc/cni/net.d/cilium/05-cilium.conflist", b"{}", 0o644)
+    write(host / "etc/cni/net.d/05-cilium.conflist", b"{}", 0o644)
+    put_multus_on(host)
+    result = cli("uninstall", "--host-root", str(host), env={"PRIMARY_CNI_CONFIG_FILE": "cilium/05-cilium.conflist"})
+    assert result.returncode == 0, result.stderr
+    assert "!" * 78 not in result.stderr
+    assert "the node's CNI config is now 05-cilium.conflist" in result.stderr
+
+
+def test_uninstall_refuses_a_host_root_that_is_not_a_node(tmp_path: Path) -> None:
+    typo = tmp_path / "hots"
+    result = cli("uninstall", "--host-root", str(typo))
+    assert result.returncode == 1
+    assert f"{typo} holds neither /etc/cni nor /opt/cni/bin: it is not a node's file system" in result.stderr
+    assert "cleanup finished" not in result.stderr
+    assert not typo.exists()
 
 
 def test_uninstall_keeps_a_multus_dir_holding_foreign_files(host: Path) -> None:

@@ -63,13 +63,11 @@ def subdirectory_configs(host_root: Path) -> list[str]:
 
 def uninstall(host_root: Path, primary_cni_config_file: str = "") -> CleanupReport:
     report = CleanupReport()
-    if "/" in primary_cni_config_file:
-        report.warn(
-            f"The primary CNI config is configured in a subdirectory ({primary_cni_config_file}).\n"
-            "Without Multus this node has no top-level CNI config in /etc/cni/net.d and new pods will "
-            "not start.\nRevert the primary CNI first (Cilium: cni.confPath back to /etc/cni/net.d), "
-            "then uninstall."
-        )
+    if not any(on_host(host_root, d).is_dir() for d in (CNI_CONF_DIR.parent, CNI_BIN_DIR)):
+        # A mistyped --host-root or a missing mount would otherwise report every path absent and succeed.
+        report.error(f"{host_root} holds neither /{CNI_CONF_DIR.parent} nor /{CNI_BIN_DIR}: it is not a node's file "
+                     "system (check --host-root and the mounts); nothing was removed")
+        return report
     for rel in MULTUS_PATHS:
         path = on_host(host_root, rel)
         try:
@@ -87,14 +85,19 @@ def uninstall(host_root: Path, primary_cni_config_file: str = "") -> CleanupRepo
             report.step(f"{change.action:<7} {change.path} (installed by multus-webhook install-cni)")
     except (InstallError, OSError) as exc:
         report.error(f"CNI plugins of install-cni: {exc}")
+    # Judged from the disk, not from primaryCniConfigFile: an operator who has already reverted the
+    # primary CNI (docs/install.md, step 1) still has the setting pointing into the subdirectory.
     remaining = top_level_configs(host_root)
     if not remaining:
         nested = subdirectory_configs(host_root)
+        setting = (f"\nprimaryCniConfigFile is {primary_cni_config_file}, in a subdirectory: revert the primary CNI "
+                   "(Cilium: cni.confPath back to /etc/cni/net.d) and let it write its config again."
+                   if "/" in primary_cni_config_file else "")
         report.warn(
             "No CNI config is left directly in /etc/cni/net.d"
             + (f" (only in subdirectories: {', '.join(nested)})" if nested else "")
             + ".\nThe container runtime reads only the top level: this node cannot start new pods until the "
-            "primary CNI writes its config there again (Cilium: cni.confPath=/etc/cni/net.d)."
+            "primary CNI writes its config there again (Cilium: cni.confPath=/etc/cni/net.d)." + setting
         )
     else:
         report.step(f"the node's CNI config is now {remaining[0]}")
