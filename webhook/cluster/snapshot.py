@@ -10,6 +10,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, cast
 
 import urllib3.exceptions
+import yaml
 from kubernetes import config
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
@@ -77,7 +78,7 @@ def list_objects(kubeconfig: str, context: str | None = None, *,
         # The client leaves this one function unannotated.
         new_client = cast(Callable[..., ApiClient], config.new_client_from_config)
         client = new_client(config_file=kubeconfig, context=context, persist_config=False)
-    except (ConfigException, OSError, ValueError) as exc:
+    except (ConfigException, OSError, ValueError, yaml.YAMLError) as exc:
         raise SnapshotError(f"{where}: cannot use this kubeconfig: {exc}") from None
     try:
         with client:

@@ -10,8 +10,7 @@ from pathlib import Path
 from webhook.agent import nodestate
 from webhook.agent.agent import Agent, AgentConfig
 from webhook.agent.probe import HostLayout
-from webhook.commands.common import add_primary_cni_config, stop_on_signals
-from webhook.kube import load_client
+from webhook.commands.common import add_primary_cni_config, cluster_client, stop_on_signals
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,5 +50,8 @@ def run(args: argparse.Namespace) -> int:
     )
     config = AgentConfig(node=args.node_name, layout=layout, namespace=args.namespace, interval=args.interval,
                          poll_interval=args.poll_interval)
+    api = cluster_client("agent", args.kubeconfig)
+    if api is None:
+        return 2
     stop = stop_on_signals()
-    return 0 if Agent(load_client(args.kubeconfig), config).run(stop) else 1
+    return 0 if Agent(api, config).run(stop) else 1

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from webhook.rules import Policy, registered
 
@@ -24,6 +26,23 @@ def add_primary_cni_config(parser: argparse.ArgumentParser, purpose: str) -> Non
                         metavar="PATH", type=str.strip, default=os.environ.get("PRIMARY_CNI_CONFIG_FILE", ""),
                         help="the primary CNI config, relative to the CNI config dir, e.g. "
                              f"cilium/05-cilium.conflist; {purpose} (default: $PRIMARY_CNI_CONFIG_FILE)")
+
+
+def cluster_client(command: str, kubeconfig: str | None) -> Any | None:
+    """The API client (webhook.kube.load_client), or None once stderr says why there is none: a
+    kubeconfig that is missing or broken is the user's to fix, not a traceback."""
+    # Imported here: the commands that never reach a cluster do not carry the kubernetes package.
+    import yaml
+    from kubernetes.config import ConfigException
+
+    from webhook.kube import load_client
+
+    try:
+        return load_client(kubeconfig)
+    except (ConfigException, OSError, yaml.YAMLError) as exc:
+        print(f"multus-webhook {command}: cannot use {kubeconfig or 'the in-cluster service account'} to reach "
+              f"the cluster: {exc}", file=sys.stderr)
+        return None
 
 
 def stop_on_signals() -> threading.Event:

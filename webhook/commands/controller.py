@@ -10,9 +10,8 @@ import sys
 
 from webhook.cluster.live import LiveClusterView
 from webhook.cluster.store import NODE, NODE_STATE
-from webhook.commands.common import stop_on_signals
+from webhook.commands.common import cluster_client, stop_on_signals
 from webhook.controller.controller import Controller, ControllerConfig
-from webhook.kube import load_client
 
 #: The defaults of every flag.
 DEFAULTS = ControllerConfig(identity="")
@@ -65,8 +64,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"multus-webhook controller: {exc}", file=sys.stderr)
         return 2
+    api = cluster_client("controller", args.kubeconfig)
+    if api is None:
+        return 2
     stop = stop_on_signals()
-    api = load_client(args.kubeconfig)
     view = LiveClusterView(api, state_namespace=config.namespace, kinds=(NODE, NODE_STATE))
     view.start()
     try:

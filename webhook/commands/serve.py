@@ -16,7 +16,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kubernetes.config import ConfigException
 from prometheus_client import Gauge
 
 from webhook.admission.handlers import AdmissionContext
@@ -25,10 +24,9 @@ from webhook.cluster.live import POLICY_CONFIGMAP, STATE_NAMESPACE, LiveClusterV
 from webhook.cluster.static import StaticClusterView
 from webhook.cluster.store import NAD, POD
 from webhook.commands import controller as controller_command
-from webhook.commands.common import load_policy
+from webhook.commands.common import cluster_client, load_policy
 from webhook.controller.controller import Controller, ControllerConfig
 from webhook.documents import DocumentError
-from webhook.kube import load_client
 from webhook.rules import Policy, PolicyError, registered
 from webhook.server import BODY_TIMEOUT, DEADLINE, DEADLINE_MARGIN, IDLE_TIMEOUT, ServerState, serve_forever
 
@@ -127,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
         if args.cluster_state:
             context.view = StaticClusterView.from_files(args.cluster_state)
         elif args.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
-            api = load_client(args.kubeconfig)
+            api = cluster_client("serve", args.kubeconfig)
+            if api is None:
+                return 2
             live = LiveClusterView(api, state_namespace=args.namespace, multus_namespace=policy.multus_namespace,
                                    on_policy=source.on_configmap)
             context.view = live
@@ -135,10 +135,6 @@ def run(args: argparse.Namespace) -> int:
             controller_command.config_from(args, namespace=args.namespace), policy)
     except (PolicyError, DocumentError, ValueError) as exc:
         print(f"multus-webhook serve: {exc}", file=sys.stderr)
-        return 2
-    except (ConfigException, OSError) as exc:
-        source_name = args.kubeconfig or "the in-cluster service account"
-        print(f"multus-webhook serve: cannot use {source_name} to reach the cluster: {exc}", file=sys.stderr)
         return 2
     certificates: SelfManagedCertificates | None = None
     if args.self_managed_certs:
