@@ -251,6 +251,12 @@ def test_an_identity_that_may_only_list_is_enough(controlplane: ControlPlane, na
                          "networkprofiles.multus-webhook.io,multusnodestates.multus-webhook.io")
     controlplane.kubectl("create", "clusterrolebinding", f"{namespace}-list", f"--clusterrole={namespace}-list",
                          f"--serviceaccount={namespace}:ci")
+    # The webhook's policy ConfigMap, where it lives: listed too (without the right, check exits 2).
+    controlplane.kubectl("apply", "-f", "-", input=json.dumps(WEBHOOK_NAMESPACE))
+    controlplane.kubectl("create", "role", f"{namespace}-policy", "-n", "multus-webhook", "--verb=list",
+                         "--resource=configmaps")
+    controlplane.kubectl("create", "rolebinding", f"{namespace}-policy", "-n", "multus-webhook",
+                         f"--role={namespace}-policy", f"--serviceaccount={namespace}:ci")
     config = yaml.safe_load(controlplane.kubeconfig.read_text())
     token = controlplane.kubectl("create", "token", "ci", "-n", namespace).stdout.strip()
     config["users"][0]["user"] = {"token": token}
@@ -263,6 +269,35 @@ def test_an_identity_that_may_only_list_is_enough(controlplane: ControlPlane, na
     # Judged as an UPDATE of the running pod, which only its whole object (spec.nodeName) tells.
     findings = json.loads(result.stdout)["results"][0]["findings"]
     assert "pod-networks-changed-after-start" in {f["rule"] for f in findings}
+
+
+WEBHOOK_NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "multus-webhook"}}
+
+
+def test_kubeconfig_judges_with_the_policy_the_clusters_webhook_serves(controlplane: ControlPlane,
+                                                                       tmp_path: Path) -> None:
+    policy = {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": "multus-webhook-policy", "namespace": "multus-webhook"},
+              "data": {"policy": "audit: true\n"}}
+    broken = "fixtures/manifests/nads.yaml"
+    controlplane.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                "items": [WEBHOOK_NAMESPACE, policy]}))
+    try:
+        audited = cli(broken, "--kubeconfig", str(controlplane.kubeconfig), "--output", "json")
+        assert audited.returncode == 0, audited.stderr  # audit mode: denials become warnings
+        assert {r["verdict"] for r in json.loads(audited.stdout)["results"]} <= {"allow", "warn"}
+        defaults = tmp_path / "policy.yaml"
+        defaults.write_text("audit: false\n")
+        explicit = cli(broken, "--kubeconfig", str(controlplane.kubeconfig), "--policy", str(defaults))
+        assert explicit.returncode == 1, explicit.stderr  # an explicit --policy wins
+        policy["data"] = {"policy": "rules: {no-such-rule: deny}\n"}
+        controlplane.kubectl("apply", "-f", "-", input=json.dumps(policy))
+        unreadable = cli(broken, "--kubeconfig", str(controlplane.kubeconfig))
+        assert unreadable.returncode == 2
+        assert "ConfigMap multus-webhook/multus-webhook-policy" in unreadable.stderr
+    finally:
+        controlplane.kubectl("delete", "configmap", "-n", "multus-webhook", "multus-webhook-policy")
+    assert cli(broken, "--kubeconfig", str(controlplane.kubeconfig)).returncode == 1
 
 
 def test_kubeconfig_of_an_unreachable_cluster_exits_2(controlplane: ControlPlane, tmp_path: Path) -> None:

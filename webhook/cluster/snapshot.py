@@ -5,6 +5,7 @@ Only lists are issued, never a watch or a write: a CI job may run this with a re
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, cast
@@ -16,6 +17,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from webhook.cluster.live import POLICY_CONFIGMAP, STATE_NAMESPACE
 from webhook.kube import JSON, METADATA_LIST, list_pages, request
 
 #: Big clusters answer in pages rather than one response of every pod.
@@ -73,6 +75,26 @@ def list_objects(kubeconfig: str, context: str | None = None, *,
     are consumed (a large cluster's objects are never all held at once); Nodes and Pods with their
     metadata only, but the pods named in ``whole_pods`` ((namespace, name)). Raises SnapshotError
     while it is read."""
+    with _reading(kubeconfig, context) as client:
+        yield from _list_all(client, whole_pods)
+
+
+def policy_text(kubeconfig: str, context: str | None = None) -> str | None:
+    """The policy the webhook of this cluster serves: the 'policy' key of ConfigMap
+    multus-webhook-policy in namespace multus-webhook (listed, as everything check reads); None without
+    one, when the webhook uses its defaults. Raises SnapshotError."""
+    with _reading(kubeconfig, context) as client:
+        for configmap in _pages(client, f"/api/v1/namespaces/{STATE_NAMESPACE}/configmaps", "v1", "ConfigMap",
+                                query=[("fieldSelector", f"metadata.name={POLICY_CONFIGMAP}")]):
+            text = (configmap.get("data") or {}).get("policy")
+            return text if isinstance(text, str) else None
+    return None
+
+
+@contextlib.contextmanager
+def _reading(kubeconfig: str, context: str | None) -> Iterator[ApiClient]:
+    """A client of the kubeconfig's cluster; whatever goes wrong while it reads, a SnapshotError that
+    names the cluster."""
     where = f"{kubeconfig}" + (f" (context {context})" if context else "")
     try:
         # The client leaves this one function unannotated.
@@ -82,7 +104,7 @@ def list_objects(kubeconfig: str, context: str | None = None, *,
         raise SnapshotError(f"{where}: cannot use this kubeconfig: {exc}") from None
     try:
         with client:
-            yield from _list_all(client, whole_pods)
+            yield client
     except ApiException as exc:
         raise SnapshotError(f"{where}: the cluster refused a list: {exc.status} {exc.reason}") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:

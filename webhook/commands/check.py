@@ -10,10 +10,11 @@ from typing import Any
 
 from webhook.check.output import FORMATS, text
 from webhook.check.run import check, updated_pods
-from webhook.cluster.snapshot import SnapshotError, list_objects
+from webhook.cluster.live import POLICY_CONFIGMAP, STATE_NAMESPACE
+from webhook.cluster.snapshot import SnapshotError, list_objects, policy_text
 from webhook.commands.common import load_policy
 from webhook.documents import DocumentError, iter_objects, load_path
-from webhook.rules import PolicyError
+from webhook.rules import Policy, PolicyError, registered
 
 #: Exit status when an input, the cluster state or the policy cannot be read.
 UNREADABLE = 2
@@ -35,7 +36,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("--context", metavar="NAME", help="kubeconfig context (with --kubeconfig)")
     c.add_argument("--namespace", default="default", metavar="NS",
                    help="namespace of objects that name none (default: default)")
-    c.add_argument("--policy", metavar="FILE", help="rule severities and audit switch, as for the server")
+    c.add_argument("--policy", metavar="FILE",
+                   help="rule severities and audit switch, as for the server (default: with --kubeconfig, the "
+                        f"cluster's ConfigMap {STATE_NAMESPACE}/{POLICY_CONFIGMAP}; else the defaults)")
     c.add_argument("--output", "-o", choices=list(FORMATS), default="text", help="output format (default: text)")
     c.add_argument("--strict", action="store_true", help="fail on warnings too")
     c.set_defaults(func=run, check_parser=c)
@@ -45,7 +48,13 @@ def run(args: argparse.Namespace) -> int:
     if args.context and not args.kubeconfig:
         args.check_parser.error("--context needs --kubeconfig")
     try:
-        policy = load_policy(args.policy)
+        if args.kubeconfig and not args.policy:
+            # The policy the cluster's webhook serves, as under kubectl apply --dry-run=server.
+            served = policy_text(args.kubeconfig, args.context)
+            policy = Policy() if served is None else Policy.from_text(served, set(registered()),
+                                                                    f"ConfigMap {STATE_NAMESPACE}/{POLICY_CONFIGMAP}")
+        else:
+            policy = load_policy(args.policy)
         documents = [doc for path in args.paths for doc in load_path(path)]
         state: Iterable[Mapping[str, Any]] | None = None
         if args.cluster_state:
