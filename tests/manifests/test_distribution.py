@@ -163,6 +163,8 @@ def test_uninstall_replaces_multus_with_the_cleanup(cluster: ControlPlane) -> No
     assert [c["name"] for c in template["spec"]["containers"]] == ["cleanup"]
     assert "initContainers" not in template["spec"]
     assert template["spec"]["containers"][0]["args"] == ["uninstall", "--host-root=/host", "--idle"]
+    # Its sandbox must not need the CNI config it removes (or the one missing until the primary is reverted).
+    assert template["spec"]["hostNetwork"] is True
     assert primary_setting(docs) == "cilium/05-cilium.conflist"
 
 
