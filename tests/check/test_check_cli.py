@@ -109,6 +109,14 @@ def test_a_bad_policy_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "rules.no-such-rule: no such rule" in err
 
 
+def test_a_policy_file_that_is_not_text_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_bytes(b"\xff\xfe")
+    status, _, err = run([write(tmp_path, "ok.yaml", VALID_NAD), "--policy", str(policy)], capsys)
+    assert status == 2
+    assert f"{policy}: not UTF-8 text (byte 0)" in err
+
+
 def test_an_unreadable_cluster_state_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state = write(tmp_path, "state.yaml", "kind: List\nitems: [\n")
     status, _, err = run([write(tmp_path, "ok.yaml", VALID_NAD), "--cluster-state", state], capsys)

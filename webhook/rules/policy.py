@@ -109,7 +109,9 @@ class Policy:
     @classmethod
     def from_file(cls, path: Path, known_rules: set[str]) -> Policy:
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise PolicyError(f"{path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise PolicyError(f"{path}: not UTF-8 text (byte {exc.start}): a policy is YAML") from None
         return cls.from_text(text, known_rules, str(path))
