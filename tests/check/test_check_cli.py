@@ -330,3 +330,42 @@ def test_text_colors_only_when_asked() -> None:
     report = check(parse_text(DENIED_NAD, "x"), Policy())
     assert "\033[31mdeny\033[0m" in text(report, color=True)
     assert "\033[" not in text(report)
+
+
+WORKLOAD_THEN_NAD = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app}
+spec:
+  selector: {matchLabels: {app: x}}
+  template:
+    metadata:
+      labels: {app: x}
+      annotations: {k8s.v1.cni.cncf.io/networks: ok}
+    spec:
+      containers: [{name: app, image: busybox:1.36}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: bare
+  annotations: {k8s.v1.cni.cncf.io/networks: ok}
+spec:
+  containers: [{name: app, image: busybox:1.36}]
+---
+""" + VALID_NAD
+
+
+def test_a_template_sees_nads_listed_after_it_and_a_pod_does_not(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # kustomize and helm print NADs after the Deployments; the Deployment's pods come after the whole
+    # apply, while a bare Pod is created (and refused) before the NAD exists.
+    state = write(tmp_path, "state.yaml", "apiVersion: v1\nkind: List\nitems: []\n")
+    status, out, _ = run([write(tmp_path, "in.yaml", WORKLOAD_THEN_NAD), "--cluster-state", state,
+                          "--output", "json"], capsys)
+    assert status == 1
+    verdicts = {(r["kind"], r["verdict"], tuple(f["rule"] for f in r["findings"] if f["severity"] == "deny"))
+                for r in json_results(out)}
+    assert verdicts == {("Deployment", "allow", ()), ("Pod", "deny", ("pod-networks-nad-exists",)),
+                        ("NetworkAttachmentDefinition", "allow", ())}
+    assert [r["kind"] for r in json_results(out)] == ["Deployment", "Pod", "NetworkAttachmentDefinition"]

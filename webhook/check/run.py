@@ -98,13 +98,7 @@ def check(
                 yield obj
 
         view = StaticClusterView(keeping_updated(state), default_namespace=default_namespace)
-    entries: list[Result | Input] = []
-    for doc, item in zip(documents, items, strict=True):
-        if not isinstance(item, Target):
-            entries.append(item)
-            continue
-        key = _key(item)
-        old = None if item.is_template else stored.get(key)
+    def judge(item: Target, old: Mapping[str, Any] | None) -> Result:
         obj = item.obj
         if item.subject_kind == "Pod" and old is None and view is not None:
             # On the server /mutate runs first: the validating rules judge the pod with its profile applied.
@@ -119,10 +113,26 @@ def check(
             field_prefix=item.field_prefix,
             default_namespace=item.input.namespace,
         )
-        entries.append(Result(item.input, tuple(evaluate(subject, policy))))
-        if view is not None and not item.is_template:
-            stored[key] = doc.obj
-            view.put(doc.obj)
+        return Result(item.input, tuple(evaluate(subject, policy)))
+
+    entries: list[Result | Input] = []
+    templates: list[tuple[int, Target]] = []
+    for doc, item in zip(documents, items, strict=True):
+        if not isinstance(item, Target):
+            entries.append(item)
+        elif item.is_template:
+            # A workload's pods are created after the whole apply, and kustomize and helm print NADs and
+            # NetworkProfiles after the Deployments that use them: templates see every input object.
+            templates.append((len(entries), item))
+            entries.append(item.input)
+        else:
+            key = _key(item)
+            entries.append(judge(item, stored.get(key)))
+            if view is not None:
+                stored[key] = doc.obj
+                view.put(doc.obj)
+    for i, item in templates:
+        entries[i] = judge(item, None)
     return Report(tuple(entries), _notes(view), strict=strict)
 
 
