@@ -1,0 +1,79 @@
+"""The server's two safety nets, each made to catch something: a handler that raises is answered as a
+review (code 500, InternalError, the apiserver then applies failurePolicy), and any other error while
+serving is a JSON 500 without a traceback. Both are logged with the traceback for the operator."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from webhook.admission.handlers import AdmissionContext
+from webhook.rules.view import UNKNOWN_CLUSTER
+from webhook.server import Metrics, ServerState, make_app
+
+
+class BrokenView(type(UNKNOWN_CLUSTER)):  # type: ignore[misc]
+    """A cluster view with a bug: merging a profile raises."""
+
+    def profile_merge(self, namespace: str, name: str, existing: str | None) -> Any:
+        raise RuntimeError("a bug in the view")
+
+
+class BrokenMetrics(Metrics):
+    def answered(self, endpoint: str, kind: str, operation: str, verdict: str, seconds: float) -> None:
+        raise RuntimeError("a bug in the metrics")
+
+
+def review(uid: str = "u-1") -> dict[str, Any]:
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "p", "labels": {"multus-webhook.io/network-profile": "storage"}}, "spec": {}}
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": uid, "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": "CREATE",
+        "namespace": "default", "object": pod}}
+
+
+async def client(state: ServerState) -> AsyncIterator[TestClient[Any, Any]]:
+    async with TestClient(TestServer(make_app(state))) as c:
+        yield c
+
+
+@pytest.fixture
+async def broken_handler() -> AsyncIterator[TestClient[Any, Any]]:
+    async for c in client(ServerState(context=AdmissionContext(view=BrokenView()))):
+        yield c
+
+
+@pytest.fixture
+async def broken_server() -> AsyncIterator[TestClient[Any, Any]]:
+    async for c in client(ServerState(metrics=BrokenMetrics())):
+        yield c
+
+
+async def test_a_handler_that_raises_is_answered_as_a_review(broken_handler: TestClient[Any, Any],
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    resp = await broken_handler.post("/mutate", json=review())
+    assert resp.status == 200
+    text = await resp.text()
+    assert "Traceback" not in text
+    answer = await resp.json()
+    assert answer["response"]["uid"] == "u-1"
+    assert answer["response"]["allowed"] is False
+    assert answer["response"]["status"]["code"] == 500
+    assert answer["response"]["status"]["reason"] == "InternalError"
+    assert any(r.levelno == logging.ERROR and r.exc_info and "a bug in the view" in str(r.exc_info[1])
+               for r in caplog.records)
+
+
+async def test_an_error_outside_the_handler_is_a_json_500_without_a_traceback(
+        broken_server: TestClient[Any, Any], caplog: pytest.LogCaptureFixture) -> None:
+    resp = await broken_server.post("/validate", json=review())
+    assert resp.status == 500
+    text = await resp.text()
+    assert "Traceback" not in text
+    assert "a bug in the metrics" not in text
+    assert (await resp.json())["error"] == "internal error in multus-webhook; see its logs"
+    assert any(r.exc_info and "a bug in the metrics" in str(r.exc_info[1]) for r in caplog.records)
