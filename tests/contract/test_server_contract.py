@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import pytest
 from cryptography import x509
 
@@ -278,13 +279,22 @@ def test_sigterm_drains_the_request_in_flight_and_exits_0(tmp_path: Path) -> Non
 
 
 def test_patch_is_base64_json_patch(client: Client) -> None:
-    # The mutate endpoint answers pods; a pod without a profile label is admitted unchanged.
-    pod = {"kind": "Pod", "metadata": {"name": "p", "namespace": "default"}, "spec": {}}
+    # A pod asking for secondary networks is held back until Multus is ready on its node: a patch
+    # adds the readiness affinity (no cluster state here, so that is all), nothing the user wrote goes.
+    annotations = {"k8s.v1.cni.cncf.io/networks": "macvlan-conf", "team": "a"}
+    pod = {"kind": "Pod", "metadata": {"name": "p", "namespace": "default", "annotations": annotations},
+           "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}
     response = client.post_review(review(pod, kind="Pod"), path="/mutate")["response"]
     assert response["allowed"] is True
-    if "patch" in response:
-        assert response["patchType"] == "JSONPatch"
-        assert isinstance(json.loads(base64.b64decode(response["patch"])), list)
+    assert response["patchType"] == "JSONPatch"
+    patched = jsonpatch.apply_patch(pod, json.loads(base64.b64decode(response["patch"])))
+    assert patched["metadata"] == pod["metadata"]
+    terms = patched["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"] == [{"matchExpressions": [
+        {"key": "multus-webhook.io/multus-ready", "operator": "In", "values": ["true"]}]}]
+    # A pod asking Multus for nothing is admitted unchanged.
+    plain = {"kind": "Pod", "metadata": {"name": "q", "namespace": "default"}, "spec": {}}
+    assert "patch" not in client.post_review(review(plain, kind="Pod"), path="/mutate")["response"]
 
 
 def test_slow_clients_are_cut_off_and_do_not_hold_up_others(tmp_path: Path) -> None:
