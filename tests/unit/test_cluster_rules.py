@@ -258,7 +258,8 @@ def test_ipv6_overlap_and_bridge_segments() -> None:
     f = only(check(same, one_node(existing), "nad-range-overlap"))
     assert f.severity == "deny"
     assert "same segment (bridge br1, VLAN 100)" in f.message
-    assert "(addresses fd00:1::1-fd00:1::ffff)" in f.message
+    # Both subnets' gateway (fd00:1::1, host-local skips it) is left out of what they hand out.
+    assert "(addresses fd00:1::2-fd00:1::ffff)" in f.message
     other_vlan = nad_obj("c", bridge("fd00:1::/112", "br1", 200))
     assert only(check(other_vlan, one_node(existing), "nad-range-overlap")).severity == "warn"
     v4 = nad_obj("d", bridge("10.0.0.0/8", "br1", 100))
@@ -289,6 +290,30 @@ def test_many_overlaps_are_named_up_to_five() -> None:
     assert "default/n4" in f.message
     assert "default/n5" not in f.message
     assert "and 3 more NADs" in f.message
+
+
+def static(address: str) -> dict[str, Any]:
+    return {"type": "static", "addresses": [{"address": address}]}
+
+
+@pytest.mark.parametrize("pool_first", [True, False], ids=["pool-first", "static-first"])
+def test_addresses_whereabouts_excludes_are_free_for_static_use(pool_first: bool) -> None:
+    # whereabouts' README way of keeping addresses for fixed use: exclude them from the pool.
+    pool = nad_obj("pool", macvlan(whereabouts("10.1.0.0/24", exclude=["10.1.0.0/28", "10.1.0.200"])))
+    for address, overlaps in (("10.1.0.5/24", False), ("10.1.0.200/24", False), ("10.1.0.16/24", True)):
+        fixed = nad_obj("fixed", macvlan(static(address)))
+        existing, new = (pool, fixed) if pool_first else (fixed, pool)
+        findings = check(new, one_node(existing), "nad-range-overlap")
+        assert bool(findings) is overlaps, (address, findings)
+
+
+def test_the_gateway_host_local_skips_is_free_for_a_static_router() -> None:
+    pool = nad_obj("hl", macvlan(host_local("10.3.0.0/24")))
+    assert check(nad_obj("router", macvlan(static("10.3.0.1/24"))), one_node(pool), "nad-range-overlap") == []
+    assert check(nad_obj("other", macvlan(static("10.3.0.2/24"))), one_node(pool), "nad-range-overlap")
+    explicit = nad_obj("hl2", macvlan(host_local("10.4.0.0/24", gateway="10.4.0.254")))
+    assert check(nad_obj("r2", macvlan(static("10.4.0.254/24"))), one_node(explicit), "nad-range-overlap") == []
+    assert check(nad_obj("r3", macvlan(static("10.4.0.1/24"))), one_node(explicit), "nad-range-overlap")
 
 
 def test_no_cluster_no_overlap_finding() -> None:

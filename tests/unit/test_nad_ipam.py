@@ -396,8 +396,9 @@ def test_allocation_ranges_for_the_overlap_index() -> None:
         for r in ranges
     ]
     assert got == [
+        # The gateway host-local skips (fd00::1 by default) is not handed out.
         ("10.0.0.10", "10.0.0.254", "host-local", "br-lan", None, 20, "", True),
-        ("fd00::1", "fd00::ff", "host-local", "br-lan", None, 20, "", True),
+        ("fd00::2", "fd00::ff", "host-local", "br-lan", None, 20, "", True),
         ("10.2.0.1", "10.2.0.99", "whereabouts", None, "eth1", None, "blue", False),
         ("10.3.0.5", "10.3.0.5", "static", None, "eth2", 7, "", True),
     ]

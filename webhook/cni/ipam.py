@@ -664,6 +664,26 @@ def _segment(plugin: PluginConf) -> dict[str, Any]:
     return {}
 
 
+def _without(first: IPAddress, last: IPAddress,
+             holes: Sequence[tuple[IPAddress, IPAddress]]) -> list[tuple[IPAddress, IPAddress]]:
+    """The blocks of first..last outside every hole (all inclusive); holes of the other family count for
+    nothing."""
+    make = type(first)
+    blocks: list[tuple[IPAddress, IPAddress]] = []
+    start, stop = int(first), int(last)
+    for lo, hi in sorted((int(lo), int(hi)) for lo, hi in holes if lo.version == first.version):
+        if hi < start:
+            continue
+        if lo > stop:
+            break
+        if lo > start:
+            blocks.append((make(start), make(lo - 1)))
+        start = hi + 1
+    if start <= stop:
+        blocks.append((make(start), make(stop)))
+    return blocks
+
+
 def nad_allocation_ranges(netconf: NetConf | None) -> list[AddressRange]:
     """Every block of addresses the NAD's IPAM hands out (valid ranges only), with the segment and
     whereabouts pool key they belong to. host-local and whereabouts give ranges, static gives one
@@ -679,8 +699,13 @@ def nad_allocation_ranges(netconf: NetConf | None) -> list[AddressRange]:
         common: dict[str, Any] = {"ipam_type": ipam_type, "plugin_type": plugin.type, **seg}
         if ipam_type == "host-local":
             sets, _ = host_local_ranges(ipam, plugin.ipam_path)
+            # host-local never hands out a range's gateway (its allocator skips it; the subnet's first
+            # address when none is given): a router pod may take it statically on the same segment.
             out.extend(
-                AddressRange(r.start, r.end, r.path, network=r.subnet, **common) for s in sets for r in s
+                AddressRange(first, last, r.path, network=r.subnet, **common)
+                for s in sets for r in s
+                for gateway in [r.gateway or r.subnet.network_address + 1]
+                for first, last in _without(r.start, r.end, [(gateway, gateway)])
             )
         elif ipam_type == "whereabouts":
             ranges, _ = whereabouts_ranges(ipam, plugin.ipam_path)
@@ -688,7 +713,13 @@ def nad_allocation_ranges(netconf: NetConf | None) -> list[AddressRange]:
             overlapping = go_field(ipam, "enable_overlapping_ranges")
             common["network_name"] = name[1] if name is not None and isinstance(name[1], str) else ""
             common["enable_overlapping_ranges"] = not (overlapping is not None and overlapping[1] is False)
-            out.extend(AddressRange(r.first, r.last, r.path, network=r.network, **common) for r in ranges)
+            # Excluded addresses are never handed out: the documented way to keep some for static use.
+            out.extend(
+                AddressRange(first, last, r.path, network=r.network, **common)
+                for r in ranges
+                for first, last in _without(r.first, r.last, [(net.network_address, net.broadcast_address)
+                                                               for _, net in r.excludes])
+            )
         elif ipam_type == "static":
             addresses, _ = static_addresses(ipam, plugin.ipam_path)
             out.extend(AddressRange(a.address, a.address, a.path, **common) for a in addresses)
