@@ -212,7 +212,7 @@ REFUSED = [
     ),
     ("nad-ipam-static", st({"address": "10.0.0.5"}), f"{P}.addresses[0].address", "in CIDR form", "deny"),
     ("nad-ipam-static", st({"gateway": "10.0.0.1"}), f"{P}.addresses[0].address", "is missing", "deny"),
-    ("nad-ipam-static", st(), f"{P}.addresses", "returns no address", "deny"),
+    ("nad-ipam-static", st(), f"{P}.addresses", "unless every pod passes \"cni-args\"", "warn"),
     (
         "nad-ipam-static",
         st({"address": "10.0.0.5/24", "gateway": "fd00::1"}),
@@ -411,3 +411,9 @@ def test_allocation_ranges_for_the_overlap_index() -> None:
 def test_allocation_ranges_of_nothing() -> None:
     assert nad_allocation_ranges(None) == []
     assert nad_allocation_ranges(parse_nad_config('{"type": "macvlan"}', "spec.config").netconf) == []
+
+
+def test_static_without_addresses_takes_them_from_args_cni_ips() -> None:
+    # static reads args.cni.ips too (as Multus writes a pod's cni-args): nothing to say.
+    config = {**st(), "args": {"cni": {"ips": ["10.1.0.5/24"]}}}
+    assert findings(nad(config), "nad-ipam-static") == []

@@ -588,19 +588,29 @@ def static_addresses(ipam: Mapping[str, Any], ipam_path: str) -> tuple[list[Stat
     return out, problems
 
 
+def _args_ips(plugin: PluginConf) -> bool:
+    """Whether the config itself gives static its addresses in args.cni.ips."""
+    args = plugin.field("args")
+    cni = args[1].get("cni") if args is not None and isinstance(args[1], Mapping) else None
+    return isinstance(cni, Mapping) and bool(cni.get("ips"))
+
+
 def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
     ipam = plugin.ipam
     if ipam is None:
         return []
     path = plugin.ipam_path
     addresses, problems = static_addresses(ipam, path)
-    if not addresses and not problems and not plugin.has_capability("ips"):
+    if not addresses and not problems and not plugin.has_capability("ips") and not _args_ips(plugin):
+        # Not a denial: static also takes the addresses from args.cni.ips, which Multus fills from a
+        # pod's "cni-args": {"ips": [...]}, so the NAD works for pods that pass them.
         problems.append(
             Problem(
                 f"{path}.addresses",
                 f"{path}.addresses is empty: static IPAM then returns no address and the interface "
-                'plugin fails; list the addresses (e.g. [{"address": "10.1.0.5/24"}]) or declare the '
-                '"ips" capability',
+                'plugin fails, unless every pod passes "cni-args": {"ips": [...]} in its selection; list the '
+                'addresses (e.g. [{"address": "10.1.0.5/24"}]) or declare the "ips" capability',
+                warning=True,
             )
         )
     problems.extend(_one_per_family(path, [a.address.version for a in addresses], cni_version, "addresses"))
