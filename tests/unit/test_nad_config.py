@@ -95,13 +95,19 @@ def test_structure_allows(config: Any) -> None:
 # --- nad-config-empty --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("config", [None, "", "   "])
+@pytest.mark.parametrize("config", [None, ""])
 def test_empty_config_warns(config: Any) -> None:
     finding = only(nad(config), "nad-config-empty")
     assert finding.severity is Severity.WARN
     assert finding.field == "spec.config"
     assert "named after this NAD on every node" in finding.message
     assert findings(nad(config), "nad-config-structure") == []
+
+
+def test_a_config_of_blanks_is_not_empty_but_broken_json() -> None:
+    # Multus looks for a file only when spec.config is exactly ""; blanks go to json.Unmarshal and fail.
+    assert findings(nad("  \n"), "nad-config-empty") == []
+    assert [f.severity for f in findings(nad("  \n"), "nad-config-structure")] == [Severity.DENY]
 
 
 def test_present_config_does_not_warn() -> None:

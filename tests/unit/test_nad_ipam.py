@@ -129,6 +129,14 @@ REFUSED = [
         "cniVersion 0.2.0 cannot return",
         "deny",
     ),
+    (
+        "nad-ipam-host-local",
+        {k: v for k, v in hl(ranges=[[{"subnet": "10.0.0.0/24"}], [{"subnet": "10.1.0.0/24"}]]).items()
+         if k != "cniVersion"},
+        P,
+        "a config without cniVersion (read as 0.1.0) cannot return",
+        "deny",
+    ),
     ("nad-ipam-whereabouts", wa(range="10.0.0.0/33"), f"{P}.range", "not a CIDR", "deny"),
     ("nad-ipam-whereabouts", wa(range="10.0.0.9/32"), f"{P}.range", "use at most a /30", "deny"),
     ("nad-ipam-whereabouts", wa(range="10.0.0.x-10.0.0.60/24"), f"{P}.range", "write a CIDR", "deny"),

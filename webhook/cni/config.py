@@ -157,7 +157,8 @@ def _parse_cached(config: str, path: str) -> ParsedConfig:
 
 
 def _parse_nad_config(config: Any, path: str) -> ParsedConfig:
-    if config is None or (isinstance(config, str) and not config.strip()):
+    # Only "" makes Multus look for a config file; any other text goes to json.Unmarshal, blanks too.
+    if config is None or config == "":
         return ParsedConfig(None, empty=True)
     if not isinstance(config, str):
         return ParsedConfig(None, (Problem(path, f"must be a string of CNI JSON, not {_describe(config)}"),))

@@ -305,10 +305,13 @@ def check_host_local(plugin: PluginConf, cni_version: str | None) -> list[Proble
 def _one_per_family(
     path: str, versions: Sequence[int], cni_version: str | None, what: str
 ) -> Iterator[Problem]:
-    if cni_version in _SINGLE_ADDRESS_VERSIONS and (versions.count(4) > 1 or versions.count(6) > 1):
+    # No cniVersion reads as 0.1.0 in the plugins (version.ParseVersion of "").
+    if (not cni_version or cni_version in _SINGLE_ADDRESS_VERSIONS) and (versions.count(4) > 1
+                                                                         or versions.count(6) > 1):
+        which = f"cniVersion {cni_version}" if cni_version else "a config without cniVersion (read as 0.1.0)"
         yield Problem(
             path,
-            f"{path} has several {what} of one address family, which cniVersion {cni_version} cannot "
+            f"{path} has several {what} of one address family, which {which} cannot "
             "return: raise cniVersion to 0.3.1 or later, or keep one per family",
         )
 
