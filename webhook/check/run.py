@@ -11,7 +11,6 @@ from webhook.admission.mutation import as_validated
 from webhook.check.inputs import Input, Target, target
 from webhook.cluster.static import StaticClusterView, object_key
 from webhook.documents import Document
-from webhook.objects import as_mapping, as_text
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate, verdict
 from webhook.rules.view import UNKNOWN_CLUSTER
 
@@ -102,8 +101,7 @@ def check(
         obj = item.obj
         if item.subject_kind == "Pod" and old is None and view is not None:
             # On the server /mutate runs first: the validating rules judge the pod with its profile applied.
-            obj = as_validated(obj, as_text(as_mapping(obj.get("metadata")).get("namespace")) or item.input.namespace,
-                               view)
+            obj = as_validated(obj, item.input.namespace, view)  # the namespace the pod is created in
         subject = Subject(
             obj,
             item.subject_kind,
