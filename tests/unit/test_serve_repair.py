@@ -17,9 +17,18 @@ from webhook.rules import Policy
 
 def source(flag: bool, base: Policy) -> tuple[PolicySource, Any]:
     s = PolicySource(AdmissionContext(policy=base), base, repair=flag)
-    controller = SimpleNamespace(config=s.controller_config(ControllerConfig(identity="test"), base))
-    s.controller = controller  # type: ignore[assignment]
+    controller = SimpleNamespace(config=ControllerConfig(identity="test"))
+    s.attach(controller)  # type: ignore[arg-type]
     return s, controller
+
+
+def test_a_policy_in_force_before_the_controller_exists_reaches_it() -> None:
+    # The cache lists the ConfigMap on its own thread; serve attaches the controller afterwards.
+    s = PolicySource(AdmissionContext(policy=Policy()), Policy())
+    s.on_configmap({"data": {"policy": "repair: true\n"}})
+    controller = SimpleNamespace(config=ControllerConfig(identity="test", repair=False))
+    s.attach(controller)  # type: ignore[arg-type]
+    assert controller.config.repair is True
 
 
 @pytest.mark.parametrize("configmap", [

@@ -84,6 +84,8 @@ class PolicySource:
         self.base = base
         self.repair = repair
         self.controller: Controller | None = None
+        # The ConfigMap arrives on the cache's thread, maybe while the controller is being attached.
+        self._lock = threading.Lock()
 
     def on_configmap(self, configmap: Mapping[str, Any] | None) -> None:
         if configmap is None:
@@ -102,13 +104,21 @@ class PolicySource:
         self._set(policy, f"policy from ConfigMap {POLICY_CONFIGMAP} in force")
 
     def controller_config(self, config: ControllerConfig, policy: Policy) -> ControllerConfig:
-        """Used at start and whenever a policy comes into force, so the two never disagree on repair."""
+        """Used when the controller is attached and whenever a policy comes into force."""
         return replace(config, repair=self.repair or policy.repair)
 
+    def attach(self, controller: Controller) -> None:
+        """From now on ``controller`` follows the policy in force, starting with the one in force now
+        (a ConfigMap listed before the controller existed included)."""
+        with self._lock:
+            self.controller = controller
+            controller.config = self.controller_config(controller.config, self.context.policy)
+
     def _set(self, policy: Policy, why: str) -> None:
-        self.context.policy = policy
-        if self.controller is not None:
-            self.controller.config = self.controller_config(self.controller.config, policy)
+        with self._lock:
+            self.context.policy = policy
+            if self.controller is not None:
+                self.controller.config = self.controller_config(self.controller.config, policy)
         log.info("%s", why)
 
 
@@ -131,8 +141,8 @@ def run(args: argparse.Namespace) -> int:
             live = LiveClusterView(api, state_namespace=args.namespace, multus_namespace=policy.multus_namespace,
                                    on_policy=source.on_configmap)
             context.view = live
-        controller_config = source.controller_config(
-            controller_command.config_from(args, namespace=args.namespace), policy)
+        # Its repair setting follows the policy in force once attached (PolicySource.attach).
+        controller_config = controller_command.config_from(args, namespace=args.namespace)
     except (PolicyError, DocumentError, ValueError) as exc:
         print(f"multus-webhook serve: {exc}", file=sys.stderr)
         return 2
@@ -174,8 +184,9 @@ def run(args: argparse.Namespace) -> int:
             unreadable.labels(kind).set_function(functools.partial(live.unreadable, kind))
         live.start()
         if not args.no_controller:
-            source.controller = Controller(api, controller_config, live)
-            controller_thread = threading.Thread(target=source.controller.run, args=(stop_controller,),
+            controller = Controller(api, controller_config, live)
+            source.attach(controller)
+            controller_thread = threading.Thread(target=controller.run, args=(stop_controller,),
                                                  name="controller", daemon=True)
             controller_thread.start()
     try:
