@@ -425,3 +425,13 @@ def test_static_without_addresses_takes_them_from_args_cni_ips() -> None:
     # static reads args.cni.ips too (as Multus writes a pod's cni-args): nothing to say.
     config = {**st(), "args": {"cni": {"ips": ["10.1.0.5/24"]}}}
     assert findings(nad(config), "nad-ipam-static") == []
+
+
+def test_a_list_with_only_cni_versions_takes_its_highest() -> None:
+    # libcni picks the version from cniVersions: no "no cniVersion, read as 0.1.0" for such a list.
+    plugin = {k: v for k, v in hl(ranges=[[{"subnet": "10.0.0.0/24"}], [{"subnet": "10.1.0.0/24"}]]).items()
+              if k != "cniVersion"}
+    assert findings(nad({"cniVersions": ["0.2.0", "1.0.0"], "name": "x", "plugins": [plugin]}),
+                    "nad-ipam-host-local") == []
+    refused = findings(nad({"cniVersions": ["0.2.0"], "name": "x", "plugins": [plugin]}), "nad-ipam-host-local")
+    assert ["cniVersion 0.2.0 cannot return" in f.message for f in refused] == [True]
