@@ -299,7 +299,11 @@ def test_inputs_join_the_state_for_the_inputs_after_them() -> None:
     # The second pod replaces the first, as an UPDATE would: it now sees the first as running.
     first = CHANGED_POD.replace("metadata:\n", "metadata:\n  namespace: default\n") + "spec: {nodeName: node-1}\n"
     second = CHANGED_POD.replace("networks: b", "networks: c")
-    report = check(parse_text(first + "---\n" + second, "in.yaml"), Policy(), state=[])
+    nads = [{"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+             "metadata": {"name": name, "namespace": "default"},
+             "spec": {"config": HOST_LOCAL.replace('"hl"', f'"{name}"')}} for name in ("b", "c")]
+    report = check(parse_text(first + "---\n" + second, "in.yaml"), Policy(), state=nads)
+    assert [r.verdict for r in report.results] == ["allow", "warn"]
     assert rules_of(report, CHANGED) == [[], [CHANGED]]
 
 
@@ -369,3 +373,14 @@ def test_a_template_sees_nads_listed_after_it_and_a_pod_does_not(tmp_path: Path,
     assert verdicts == {("Deployment", "allow", ()), ("Pod", "deny", ("pod-networks-nad-exists",)),
                         ("NetworkAttachmentDefinition", "allow", ())}
     assert [r["kind"] for r in json_results(out)] == ["Deployment", "Pod", "NetworkAttachmentDefinition"]
+
+
+def test_a_denied_input_does_not_join_the_state() -> None:
+    # The apiserver stores nothing the webhook refuses: the pod after a refused NAD finds no NAD.
+    pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {k8s.v1.cni.cncf.io/networks: bad}\n"
+    report = check(parse_text(DENIED_NAD + "---\n" + pod, "in.yaml"), Policy(), state=[])
+    assert [r.verdict for r in report.results] == ["deny", "deny"]
+    assert rules_of(report, NAD_EXISTS) == [[], [NAD_EXISTS]]
+    # In audit mode the webhook admits it (with a warning): then it exists.
+    report = check(parse_text(DENIED_NAD + "---\n" + pod, "in.yaml"), Policy(audit=True), state=[])
+    assert rules_of(report, NAD_EXISTS) == [[], []]

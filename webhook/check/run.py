@@ -78,9 +78,9 @@ def check(
     strict: bool = False,
 ) -> Report:
     """Judge each document in order against ``state``, the objects of the cluster the inputs would be
-    applied to (None: no cluster state, the cluster-aware rules stay silent). Every judged input object
-    joins the state, so the inputs after it see it (a NAD before the pods that use it); an input that
-    is already in the state is judged as an UPDATE of it."""
+    applied to (None: no cluster state, the cluster-aware rules stay silent). Every input object the
+    webhook would admit joins the state, so the inputs after it see it (a NAD before the pods that use
+    it); an input that is already in the state is judged as an UPDATE of it."""
     items = [target(doc, default_namespace) for doc in documents]
     updated = _updated(items)
     view: StaticClusterView | None = None
@@ -125,8 +125,11 @@ def check(
             entries.append(item.input)
         else:
             key = _key(item)
-            entries.append(judge(item, stored.get(key)))
-            if view is not None:
+            result = judge(item, stored.get(key))
+            entries.append(result)
+            # The apiserver stores what the webhook allows and nothing else: a denied NAD does not exist
+            # for the pods after it, a denied UPDATE leaves the object as it was.
+            if view is not None and result.verdict != "deny":
                 stored[key] = doc.obj
                 view.put(doc.obj)
     for i, item in templates:
