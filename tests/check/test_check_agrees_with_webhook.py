@@ -323,3 +323,26 @@ def test_a_snapshot_run_is_read_only(controlplane: ControlPlane, namespace: str,
     before = controlplane.kubectl("get", "nad,pods", "-A", "-o", "name").stdout
     assert cli(MANIFESTS, "--kubeconfig", str(controlplane.kubeconfig), "--output", output).returncode == 1
     assert controlplane.kubectl("get", "nad,pods", "-A", "-o", "name").stdout == before
+
+
+def test_objects_without_namespace_take_the_contexts_as_with_kubectl(controlplane: ControlPlane,
+                                                                     tmp_path: Path) -> None:
+    config = yaml.safe_load(controlplane.kubeconfig.read_text())
+    [context] = config["contexts"]
+    context["context"]["namespace"] = "ns-1"
+    config["contexts"].append({"name": "other", "context": {**context["context"], "namespace": "ns-2"}})
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+
+    def namespaces(*args: str) -> set[str]:
+        result = cli("fixtures/manifests/nads.yaml", "--kubeconfig", str(kubeconfig), "--output", "json", *args)
+        assert result.returncode in (0, 1), result.stderr
+        # One input names its namespace (team-a): that one it keeps.
+        return {r["namespace"] for r in json.loads(result.stdout)["results"]} - {"team-a"}
+
+    assert namespaces() == {"ns-1"}
+    assert namespaces("--context", "other") == {"ns-2"}
+    assert namespaces("--context", "other", "--namespace", "ns-3") == {"ns-3"}
+    del context["context"]["namespace"]
+    kubeconfig.write_text(yaml.safe_dump(config))
+    assert namespaces() == {"default"}

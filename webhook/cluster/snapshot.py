@@ -91,13 +91,35 @@ def policy_text(kubeconfig: str, context: str | None = None) -> str | None:
     return None
 
 
+def context_namespace(kubeconfig: str, context: str | None = None) -> str | None:
+    """The namespace the kubeconfig's context (``context``, else its current one) names, which
+    kubectl gives objects that name none; None when it names none. Raises SnapshotError."""
+    try:
+        # The client leaves this function unannotated.
+        list_contexts = cast(Callable[..., tuple[list[dict[str, Any]], dict[str, Any]]],
+                             config.list_kube_config_contexts)
+        contexts, current = list_contexts(config_file=kubeconfig)
+    except (ConfigException, OSError, ValueError, yaml.YAMLError) as exc:
+        raise SnapshotError(f"{_where(kubeconfig, context)}: cannot use this kubeconfig: {exc}") from None
+    chosen = current if context is None else next((c for c in contexts if c.get("name") == context), None)
+    if chosen is None:
+        # _reading words the unknown context, as for every other use of it.
+        return None
+    namespace = (chosen.get("context") or {}).get("namespace")
+    return namespace if isinstance(namespace, str) and namespace else None
+
+
+def _where(kubeconfig: str, context: str | None) -> str:
+    return f"{kubeconfig}" + (f" (context {context})" if context else "")
+
+
 @contextlib.contextmanager
 def _reading(kubeconfig: str, context: str | None) -> Iterator[ApiClient]:
     """A client of the kubeconfig's cluster; whatever goes wrong while it reads, a SnapshotError that
     names the cluster."""
-    where = f"{kubeconfig}" + (f" (context {context})" if context else "")
+    where = _where(kubeconfig, context)
     try:
-        # The client leaves this one function unannotated.
+        # The client leaves this function unannotated.
         new_client = cast(Callable[..., ApiClient], config.new_client_from_config)
         client = new_client(config_file=kubeconfig, context=context, persist_config=False)
     except (ConfigException, OSError, ValueError, yaml.YAMLError) as exc:

@@ -11,7 +11,7 @@ from typing import Any
 from webhook.check.output import FORMATS, text
 from webhook.check.run import check, updated_pods
 from webhook.cluster.live import POLICY_CONFIGMAP, STATE_NAMESPACE
-from webhook.cluster.snapshot import SnapshotError, list_objects, policy_text
+from webhook.cluster.snapshot import SnapshotError, context_namespace, list_objects, policy_text
 from webhook.commands.common import load_policy
 from webhook.documents import DocumentError, iter_objects, load_path
 from webhook.rules import Policy, PolicyError, registered
@@ -34,8 +34,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                             "(repeatable)")
     state.add_argument("--kubeconfig", metavar="FILE", help="take a read-only snapshot of this cluster instead")
     c.add_argument("--context", metavar="NAME", help="kubeconfig context (with --kubeconfig)")
-    c.add_argument("--namespace", default="default", metavar="NS",
-                   help="namespace of objects that name none (default: default)")
+    c.add_argument("--namespace", "-n", metavar="NS",
+                   help="namespace of objects that name none (default: with --kubeconfig, the context's "
+                        "namespace as kubectl takes it; else default)")
     c.add_argument("--policy", metavar="FILE",
                    help="rule severities and audit switch, as for the server (default: with --kubeconfig, the "
                         f"cluster's ConfigMap {STATE_NAMESPACE}/{POLICY_CONFIGMAP}; else the defaults)")
@@ -48,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     if args.context and not args.kubeconfig:
         args.check_parser.error("--context needs --kubeconfig")
     try:
+        if args.namespace is None:
+            args.namespace = (args.kubeconfig and context_namespace(args.kubeconfig, args.context)) or "default"
         if args.kubeconfig and not args.policy:
             # The policy the cluster's webhook serves, as under kubectl apply --dry-run=server.
             served = policy_text(args.kubeconfig, args.context)
