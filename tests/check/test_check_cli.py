@@ -16,6 +16,7 @@ from webhook.check.inputs import GROUPS, POD_TEMPLATES
 from webhook.check.output import text
 from webhook.check.run import NO_STATE_NOTE, Report, check
 from webhook.cli import main
+from webhook.cluster.snapshot import context_namespace
 from webhook.documents import parse_text
 from webhook.rules import Policy
 
@@ -384,3 +385,14 @@ def test_a_denied_input_does_not_join_the_state() -> None:
     # In audit mode the webhook admits it (with a warning): then it exists.
     report = check(parse_text(DENIED_NAD + "---\n" + pod, "in.yaml"), Policy(audit=True), state=[])
     assert rules_of(report, NAD_EXISTS) == [[], []]
+
+
+def test_the_namespace_of_a_named_context_needs_no_current_context(tmp_path: Path) -> None:
+    # kubectl --context works with a kubeconfig that has no current-context; so must the namespace.
+    kubeconfig = write(tmp_path, "kubeconfig", (
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: x}}]\n"
+        "contexts: [{name: a, context: {cluster: c, user: u, namespace: ns-a}}, {name: b, context: {cluster: c}}]\n"))
+    assert context_namespace(kubeconfig, "a") == "ns-a"
+    assert context_namespace(kubeconfig, "b") is None
+    assert context_namespace(kubeconfig) is None

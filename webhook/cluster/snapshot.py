@@ -92,21 +92,23 @@ def policy_text(kubeconfig: str, context: str | None = None) -> str | None:
 
 
 def context_namespace(kubeconfig: str, context: str | None = None) -> str | None:
-    """The namespace the kubeconfig's context (``context``, else its current one) names, which
+    """The namespace the kubeconfig's context (``context``, else its current-context) names, which
     kubectl gives objects that name none; None when it names none. Raises SnapshotError."""
     try:
-        # The client leaves this function unannotated.
-        list_contexts = cast(Callable[..., tuple[list[dict[str, Any]], dict[str, Any]]],
-                             config.list_kube_config_contexts)
-        contexts, current = list_contexts(config_file=kubeconfig)
-    except (ConfigException, OSError, ValueError, yaml.YAMLError) as exc:
+        with open(kubeconfig, encoding="utf-8") as file:
+            # Read here rather than by the client's loader, which needs a current-context even when
+            # --context names another.
+            loaded = yaml.safe_load(file)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
         raise SnapshotError(f"{_where(kubeconfig, context)}: cannot use this kubeconfig: {exc}") from None
-    chosen = current if context is None else next((c for c in contexts if c.get("name") == context), None)
-    if chosen is None:
-        # _reading words the unknown context, as for every other use of it.
-        return None
-    namespace = (chosen.get("context") or {}).get("namespace")
-    return namespace if isinstance(namespace, str) and namespace else None
+    kube = loaded if isinstance(loaded, dict) else {}
+    name = context if context is not None else kube.get("current-context")
+    for entry in kube.get("contexts") or []:
+        if isinstance(entry, dict) and entry.get("name") == name and isinstance(entry.get("context"), dict):
+            namespace = entry["context"].get("namespace")
+            return namespace if isinstance(namespace, str) and namespace else None
+    # No such context: _reading words that, as for every other use of the kubeconfig.
+    return None
 
 
 def _where(kubeconfig: str, context: str | None) -> str:
