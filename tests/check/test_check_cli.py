@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import weakref
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,29 @@ def test_every_format_exits_the_same_way(output: str, tmp_path: Path, capsys: py
     assert run([write(tmp_path, "ok.yaml", VALID_NAD), "--output", output], capsys)[0] == 0
 
 
+def test_machine_formats_report_unreadable_inputs_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A CI system that reads the report (a JUnit dashboard, GitHub annotations) and not the exit status
+    must not find an empty report, which reads as nothing wrong."""
+    broken = write(tmp_path, "broken.yaml", "kind: Pod\nmetadata: {name: [unclosed\n")
+    outputs = {}
+    for output in ["json", "sarif", "junit", "github"]:
+        status, outputs[output], err = run([broken, "--output", output], capsys)
+        assert status == 2
+        assert f"{broken}:3: not valid YAML" in err
+    assert json.loads(outputs["json"])["error"].startswith(f"{broken}:3: not valid YAML")
+    [invocation] = json.loads(outputs["sarif"])["runs"][0]["invocations"]
+    assert invocation["executionSuccessful"] is False
+    assert invocation["toolExecutionNotifications"][0]["level"] == "error"
+    assert f"{broken}:3: not valid YAML" in invocation["toolExecutionNotifications"][0]["message"]["text"]
+    root = ET.fromstring(outputs["junit"])
+    assert root.get("errors") == "1"
+    error = root.find("testsuite/testcase/error")
+    assert error is not None
+    assert f"{broken}:3: not valid YAML" in error.get("message", "")
+    assert outputs["github"].startswith("::error title=multus-webhook::")
+    assert "not valid YAML" in outputs["github"]
+
+
 def test_a_missing_file_exits_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run(["does/not/exist.yaml"], capsys)
     assert (status, out) == (2, "")
@@ -91,7 +115,7 @@ def test_a_missing_file_exits_2_naming_it(capsys: pytest.CaptureFixture[str]) ->
 
 def test_a_yaml_syntax_error_exits_2_naming_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, "broken.yaml", VALID_NAD + "---\nkind: Pod\nmetadata: {name: [unclosed\n")
-    status, out, err = run([path, "--output", "json"], capsys)
+    status, out, err = run([path], capsys)
     assert (status, out) == (2, "")
     assert err.startswith(f"multus-webhook check: {path}:11: not valid YAML")
     assert "Traceback" not in err

@@ -124,6 +124,15 @@ def test_sarif_validates_against_the_sarif_2_1_0_schema(
     assert structure["defaultConfiguration"]["level"] == "error"
 
 
+def test_sarif_of_unreadable_inputs_validates_too(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    status, out, _ = run_check(["--output", "sarif", "--policy", "no/such/policy.yaml"], capsys, monkeypatch)
+    assert status == 2
+    log = json.loads(out)
+    jsonschema.Draft4Validator(_sarif_schema()).validate(log)
+    assert log["runs"][0]["invocations"][0]["executionSuccessful"] is False
+
+
 def test_the_sarif_check_itself_refuses_an_invalid_log() -> None:
     # The schema check is only worth something if it can fail.
     with pytest.raises(jsonschema.ValidationError):

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from webhook import __version__
 from webhook.check.inputs import Input
 from webhook.check.run import Report, Result
-from webhook.rules import Finding, Severity, registered
+from webhook.rules import Finding, Rule, Severity, registered
 
 TOOL = "multus-webhook"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -84,9 +84,13 @@ def _uri(source: str) -> str:
     return path.as_uri() if path.is_absolute() else quote(path.as_posix())
 
 
+def _rules() -> list[Rule]:
+    # The order ruleIndex counts in.
+    return sorted(registered().values(), key=lambda r: r.id)
+
+
 def sarif(report: Report) -> str:
-    rules = sorted(registered().values(), key=lambda r: r.id)
-    index = {r.id: i for i, r in enumerate(rules)}
+    index = {r.id: i for i, r in enumerate(_rules())}
     results: list[dict[str, Any]] = []
     for result, f in _findings(report):
         sarif_result: dict[str, Any] = {
@@ -111,6 +115,10 @@ def sarif(report: Report) -> str:
             sarif_result["ruleIndex"] = index[f.rule]
         results.append(sarif_result)
     notifications = [{"level": "note", "message": {"text": note}} for note in report.notes]
+    return _sarif_log(results, notifications, successful=True)
+
+
+def _sarif_log(results: list[dict[str, Any]], notifications: list[dict[str, Any]], *, successful: bool) -> str:
     log = {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -125,10 +133,10 @@ def sarif(report: Report) -> str:
                     "fullDescription": {"text": r.doc},
                     "defaultConfiguration": {"level": _SARIF_LEVEL[r.severity]},
                     "properties": {"kinds": sorted(r.kinds)},
-                } for r in rules],
+                } for r in _rules()],
             }},
             "invocations": [{
-                "executionSuccessful": True,
+                "executionSuccessful": successful,
                 "toolExecutionNotifications": notifications,
             }],
             "results": results,
@@ -217,7 +225,37 @@ def github(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _json_failure(message: str) -> str:
+    return json.dumps({"error": message}, indent=2) + "\n"
+
+
+def _sarif_failure(message: str) -> str:
+    return _sarif_log([], [{"level": "error", "message": {"text": message}}], successful=False)
+
+
+def _junit_failure(message: str) -> str:
+    root = ET.Element("testsuites", {"name": f"{TOOL} check", "tests": "1", "failures": "0", "errors": "1",
+                                     "skipped": "0"})
+    suite = ET.SubElement(root, "testsuite", {"name": f"{TOOL} check", "tests": "1", "failures": "0",
+                                              "errors": "1", "skipped": "0"})
+    case = ET.SubElement(suite, "testcase", {"classname": TOOL, "name": "read the inputs"})
+    ET.SubElement(case, "error", {"message": message, "type": "unreadable"}).text = message
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _github_failure(message: str) -> str:
+    return f"::error title={_escape_property(TOOL)}::{_escape_data(message)}\n"
+
+
 Formatter = Callable[[Report], str]
 
 #: --output NAME -> formatter; text is first, the default.
 FORMATS: dict[str, Formatter] = {"text": text, "json": json_, "sarif": sarif, "junit": junit, "github": github}
+
+#: --output NAME -> what the format says when the inputs could not be read (exit status 2): a CI system
+#: that reads the report rather than the exit status must not find an empty, passing one. Text has
+#: nothing to add to the message on stderr.
+FAILURES: dict[str, Callable[[str], str]] = {
+    "json": _json_failure, "sarif": _sarif_failure, "junit": _junit_failure, "github": _github_failure,
+}
