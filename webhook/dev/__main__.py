@@ -28,17 +28,20 @@ def main() -> int:
     try:
         with local_stack(work) as (cp, server):
             cp.write_kubeconfig(kubeconfig)
-            rel = kubeconfig.relative_to(REPO) if kubeconfig.is_relative_to(REPO) else kubeconfig
+            shown_kubeconfig = f"$PWD/{kubeconfig.relative_to(REPO)}" if kubeconfig.is_relative_to(REPO) else kubeconfig
+            # The kubectl built with the apiserver first on the PATH: a fresh machine may have none.
+            home = Path.home()
+            bin_dir = f"~/{cp.bin_dir.relative_to(home)}" if cp.bin_dir.is_relative_to(home) else str(cp.bin_dir)
             print(f"""
 kube-apiserver {cp.url} (etcd, no nodes, no kubelet) with multus-webhook at {server.url}
-kubeconfig: {rel}
 
-Try:
-  kubectl --kubeconfig {rel} apply -f examples/macvlan-network.yaml     # accepted
-  kubectl --kubeconfig {rel} apply -f examples/broken-network.yaml      # refused by the webhook
-  kubectl --kubeconfig {rel} apply -f examples/network-profile.yaml     # the label becomes the annotation
-  kubectl --kubeconfig {rel} get pod profiled-pod -o yaml
-  kubectl --kubeconfig {rel} apply --dry-run=server -f examples/        # the same checks, nothing stored
+Try, in another shell here:
+  export KUBECONFIG={shown_kubeconfig} PATH={bin_dir}:$PATH
+  kubectl apply -f examples/macvlan-network.yaml     # accepted
+  kubectl apply -f examples/broken-network.yaml      # refused by the webhook
+  kubectl apply -f examples/network-profile.yaml     # the label becomes the annotation
+  kubectl get pod profiled-pod -o yaml
+  kubectl apply --dry-run=server -f examples/        # the same checks, nothing stored
 
 Webhook log: {work / 'webhook.log'}
 Ctrl-C stops everything.""", flush=True)
