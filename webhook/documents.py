@@ -67,14 +67,28 @@ def _yaml_documents(text: str, source: str, first_line: int = 1) -> list[_Found]
             found.append((node.start_mark.line + 1 + shift, obj,
                           [line + shift for line in _items_lines(node)] if _is_list(obj) else []))
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1 + shift}" if mark else source
-        raise DocumentError(f"{where}: not valid YAML: {exc.problem or exc.context}") from None
+        raise DocumentError(_yaml_error(exc, source, shift)) from None
     except yaml.YAMLError as exc:
         raise DocumentError(f"{source}: not valid YAML: {exc}") from None
     finally:
         loader.dispose()
     return found
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, source: str, shift: int) -> str:
+    """The error as an editor points at it: the line (and column) of the problem, and where the
+    construct it broke began (an unclosed bracket is found lines after it was opened)."""
+    def at(mark: yaml.Mark) -> str:
+        return f"line {mark.line + 1 + shift}, column {mark.column + 1}"
+
+    mark = exc.problem_mark or exc.context_mark
+    message = f"{source}:{mark.line + 1 + shift}" if mark else source
+    message += f": not valid YAML: {exc.problem or exc.context}"
+    if exc.problem_mark:
+        message += f" at column {exc.problem_mark.column + 1}"
+    if exc.problem and exc.context:
+        message += f", {exc.context}" + (f" that starts at {at(exc.context_mark)}" if exc.context_mark else "")
+    return message
 
 
 # A float as YAML 1.1 reads one (PyYAML's resolver): a dot is required and an exponent needs a sign.

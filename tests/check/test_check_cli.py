@@ -118,6 +118,8 @@ def test_a_yaml_syntax_error_exits_2_naming_file_and_line(tmp_path: Path, capsys
     status, out, err = run([path], capsys)
     assert (status, out) == (2, "")
     assert err.startswith(f"multus-webhook check: {path}:11: not valid YAML")
+    # The bracket left open is found a line later: the message says where it was opened.
+    assert err.endswith("while parsing a flow sequence that starts at line 10, column 18\n")
     assert "Traceback" not in err
 
 
