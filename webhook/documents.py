@@ -154,32 +154,39 @@ def _json_object(text: str, pos: int, keep_items: bool) -> tuple[dict[str, Any],
             raise ValueError("expected ',' or '}'")
 
 
-def _json_documents(text: str, keep_items: bool = True) -> tuple[list[_Found], list[int]] | None:
+def _json_documents(text: str, keep_items: bool = True) -> tuple[list[_Found], list[list[int]]] | None:
     """A JSON file read by the json module, with the same objects and lines the YAML reader gives, at
-    a fraction of its cost, and the offsets of its List items; None when the text is not plain JSON
-    (the YAML reader then decides, and words any error)."""
-    start = _skip(text, 0)
-    obj: Any
+    a fraction of its cost, and per object the offsets of its List items; None when the text is not
+    plain JSON (the YAML reader then decides, and words any error). Several objects one after the
+    other are read as kubectl reads them: a stream (`jq -c` output, `kubectl get -o json` twice)."""
+    found: list[_Found] = []
+    offsets_of: list[list[int]] = []
+    pos = _skip(text, 0)
+    at, line = 0, 1
     try:
-        if text.startswith("{", start):
-            obj, end, offsets = _json_object(text, start, keep_items)
-        else:
-            obj, end = _JSON.raw_decode(text, start)
-            offsets = []
+        while pos < len(text):
+            obj: Any
+            if text.startswith("{", pos):
+                obj, end, offsets = _json_object(text, pos, keep_items)
+            else:
+                obj, end = _JSON.raw_decode(text, pos)
+                offsets = []
+            # ``line`` is the line of ``at``: counting goes on from the last offset counted to.
+            line += text.count("\n", at, pos)
+            at, start_line = pos, line
+            if not _is_list(obj):
+                offsets = []
+            lines: list[int] = []
+            for offset in offsets:
+                line += text.count("\n", at, offset)
+                at = offset
+                lines.append(line)
+            found.append((start_line, obj, lines))
+            offsets_of.append(offsets)
+            pos = _skip(text, end)
     except (ValueError, RecursionError, IndexError):
         return None
-    if _skip(text, end) != len(text):
-        return None
-    line = text.count("\n", 0, start) + 1
-    if not _is_list(obj):
-        offsets = []
-    lines: list[int] = []
-    at, counted = start, line
-    for offset in offsets:
-        counted += text.count("\n", at, offset)
-        at = offset
-        lines.append(counted)
-    return [(line, obj, lines)], offsets
+    return (found, offsets_of) if found else None
 
 
 def _json_stream(text: str, source: str) -> Iterator[Document] | None:
@@ -188,18 +195,24 @@ def _json_stream(text: str, source: str) -> Iterator[Document] | None:
     read = _json_documents(text, keep_items=False)
     if read is None:
         return None
-    [(line, obj, lines)], offsets = read
-    if not offsets:
-        return iter(_documents([(line, obj, lines)], source))
+    found, offsets_of = read
 
-    def items() -> Iterator[Document]:
-        for i, (offset, at) in enumerate(zip(offsets, lines, strict=True)):
-            item = _JSON.raw_decode(text, offset)[0]
-            if not isinstance(item, dict):
-                raise DocumentError(f"{source}:{at}: List item is not an object")
-            yield Document(source, at, i, item)
+    def documents() -> Iterator[Document]:
+        index = 0
+        for (line, obj, lines), offsets in zip(found, offsets_of, strict=True):
+            if not offsets:
+                for doc in _documents([(line, obj, lines)], source):
+                    yield Document(source, doc.line, index, doc.obj)
+                    index += 1
+                continue
+            for offset, item_line in zip(offsets, lines, strict=True):
+                item = _JSON.raw_decode(text, offset)[0]
+                if not isinstance(item, dict):
+                    raise DocumentError(f"{source}:{item_line}: List item is not an object")
+                yield Document(source, item_line, index, item)
+                index += 1
 
-    return items()
+    return documents()
 
 
 # A List as `kubectl get -o yaml` writes it: one document, a mapping at column 0 with an `items:` key
@@ -285,7 +298,7 @@ def _documents(found: list[_Found], source: str) -> list[Document]:
 def load_path(path: str) -> list[Document]:
     """Objects from a file, a directory (recursive *.yaml, *.yml, *.json, sorted) or ``-`` (stdin)."""
     if path == "-":
-        return parse_text(sys.stdin.read(), "<stdin>")
+        return _parse(sys.stdin.read(), "<stdin>")
     p = Path(path)
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in SUFFIXES)
@@ -303,22 +316,27 @@ def _read(path: Path) -> str:
 
 
 def _load_file(path: Path) -> list[Document]:
-    text = _read(path)
+    return _parse(_read(path), str(path), is_json=path.suffix == ".json")
+
+
+def _parse(text: str, source: str, *, is_json: bool = False) -> list[Document]:
     with no_cyclic_gc():
-        read = _json_documents(text) if path.suffix == ".json" else None
+        # What starts with "{" is read as JSON first, whatever its name, as kubectl sniffs it: a stream
+        # of JSON objects is JSON only.
+        read = _json_documents(text) if is_json or text.startswith("{", _skip(text, 0)) else None
         if read is not None:
-            return _documents(read[0], str(path))
+            return _documents(read[0], source)
         try:
-            return parse_text(text, str(path))
+            return parse_text(text, source)
         except DocumentError:
-            if path.suffix != ".json":
+            if not is_json:
                 raise
-            # JSON indented with tabs is valid JSON but not valid YAML.
+            # A file named .json is reported as JSON: its YAML error would puzzle.
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise DocumentError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-            return parse_text(json.dumps(obj, indent=1), str(path))
+                raise DocumentError(f"{source}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+            return parse_text(json.dumps(obj, indent=1), source)
 
 
 def iter_objects(paths: list[str]) -> Iterator[Document]:

@@ -3,6 +3,7 @@ reader gives (load_path): the same objects, lines and positions, or the same err
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +143,34 @@ def test_a_broken_item_is_named_by_its_line(tmp_path: Path, text: str, error: st
 ])
 def test_other_layouts_are_left_to_the_whole_file_reader(tmp_path: Path, text: str) -> None:
     assert_streamed_as_whole(tmp_path, text, streams=False)
+
+
+CONCATENATED = (
+    '{"kind": "Pod", "metadata": {"name": "a"}}\n'
+    '{"kind": "Pod", "metadata": {"name": "b"}}{"kind": "List", "items": [\n'
+    '  {"kind": "Pod", "metadata": {"name": "c"}},\n'
+    '  {"kind": "Pod", "metadata": {"name": "d"}}]}\n'
+)
+
+
+@pytest.mark.parametrize("name", ["in.json", "in.yaml"])
+def test_concatenated_json_objects_are_a_stream_as_for_kubectl(tmp_path: Path, name: str) -> None:
+    # jq -c output, or two `kubectl get -o json` one after the other: kubectl applies every object.
+    path = tmp_path / name
+    path.write_text(CONCATENATED)
+    whole, streamed = read_both(path)
+    assert whole == streamed
+    assert isinstance(whole, list)
+    assert [(d.obj["metadata"]["name"], d.line, d.index) for d in whole] == [
+        ("a", 1, 0), ("b", 2, 1), ("c", 3, 2), ("d", 4, 3)]
+
+
+def test_concatenated_json_on_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(CONCATENATED))
+    assert [d.obj["metadata"]["name"] for d in load_path("-")] == ["a", "b", "c", "d"]
+
+
+def test_json_followed_by_yaml_is_read_as_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "in.yaml"
+    path.write_text('{"kind": "Pod", "metadata": {"name": "a"}}\n---\nkind: Pod\nmetadata: {name: b}\n')
+    assert [d.obj["metadata"]["name"] for d in load_path(str(path))] == ["a", "b"]
