@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+#: The namespace the manifests install into: the webhook's own objects, the MultusNodeStates, the Lease.
+#: The pod webhooks are not called for pods here (webhook-configurations.yaml, namespaceSelector).
+NAMESPACE = "multus-webhook"
 #: Pod label choosing a NetworkProfile in the pod's namespace.
 PROFILE_LABEL = "multus-webhook.io/network-profile"
 #: Set on a pod by the mutation, for traceability.

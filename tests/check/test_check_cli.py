@@ -11,17 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from webhook.admission.handlers import VALIDATED_KINDS
 from webhook.check.inputs import GROUPS, POD_TEMPLATES
 from webhook.check.output import text
-from webhook.check.run import NO_STATE_NOTE, Report, check
+from webhook.check.run import NO_STATE_NOTE, SELECTION_ANNOTATIONS, Report, check
 from webhook.cli import main
 from webhook.cluster.snapshot import context_namespace
 from webhook.documents import parse_text
+from webhook.names import NAMESPACE
 from webhook.rules import Policy
 
 FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parents[2]
 
 VALID_NAD = """\
 apiVersion: k8s.cni.cncf.io/v1
@@ -312,9 +315,11 @@ def test_an_input_updating_what_the_cluster_already_has_is_ratcheted() -> None:
                   "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: hl\n"
                   f"  labels: {{app: x}}\nspec:\n  config: '{HOST_LOCAL}'\n")
     report = check(parse_text(relabelled, "in.yaml"), Policy(), state=state)
-    assert [r.verdict for r in report.results] == ["warn", "warn"]
+    # The pod's UPDATE leaves its selection annotations as they were: the apiserver does not even call
+    # the webhook for it (matchConditions). The NAD's is judged, and ratcheted.
+    assert [r.verdict for r in report.results] == ["allow", "warn"]
     assert [[f.rule for f in r.findings if "allowed because it was already there" in f.message]
-            for r in report.results] == [["pod-networks-interface-names"], ["nad-host-local-multi-node"]]
+            for r in report.results] == [[], ["nad-host-local-multi-node"]]
     assert report.exit_status == 0
 
     changed = relabelled.replace("a@eth0", "a@lo").replace("eth1", "eth2")
@@ -422,3 +427,30 @@ def test_the_namespace_of_a_named_context_needs_no_current_context(tmp_path: Pat
     assert context_namespace(kubeconfig, "a") == "ns-a"
     assert context_namespace(kubeconfig, "b") is None
     assert context_namespace(kubeconfig) is None
+
+
+def test_pods_the_apiserver_never_sends_to_the_webhook_have_no_findings() -> None:
+    """As webhook-configurations.yaml selects them: no pod of the webhook's own namespace, no UPDATE
+    that leaves both selection annotations as they were."""
+    refused = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {k8s.v1.cni.cncf.io/networks: a@lo}\n"
+    own = refused.replace("name: p", "name: p\n  namespace: multus-webhook")
+    assert [r.verdict for r in check(parse_text(refused + "---\n" + own, "in.yaml"), Policy()).results] == [
+        "deny", "allow"]
+    running = {**RUNNING_POD, "metadata": {**RUNNING_POD["metadata"],
+                                           "annotations": {"k8s.v1.cni.cncf.io/networks": "a@lo"}}}
+    relabelled = refused.replace("name: p", "name: p\n  labels: {app: x}")
+    assert check(parse_text(relabelled, "in.yaml"), Policy(), state=[running]).results[0].findings == ()
+    # Adding the default-network annotation is sent, and judged.
+    changed = relabelled.replace("a@lo}", "a@lo, v1.multus-cni.io/default-network: x}")
+    findings = check(parse_text(changed, "in.yaml"), Policy(), state=[running]).results[0].findings
+    assert "pod-networks-interface-names" in {f.rule for f in findings}
+
+
+def test_what_check_leaves_out_is_what_the_shipped_configuration_leaves_out() -> None:
+    configs = list(yaml.safe_load_all((REPO / "manifests/base/webhook/webhook-configurations.yaml").read_text()))
+    validating = next(c for c in configs if c["kind"] == "ValidatingWebhookConfiguration")
+    pods = next(w for w in validating["webhooks"] if w["name"] == "pods.multus-webhook.io")
+    assert pods["namespaceSelector"]["matchExpressions"] == [
+        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [NAMESPACE]}]
+    update = next(c["expression"] for c in pods["matchConditions"] if c["name"] == "update-changes-multus-selection")
+    assert all(f"'{a}'" in update for a in SELECTION_ANNOTATIONS)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from webhook import names
 from webhook.agent.probe import READY, Condition, Report
 from webhook.kube import format_time
 from webhook.objects import as_text
@@ -14,7 +15,7 @@ GROUP = "multus-webhook.io"
 VERSION = "v1alpha1"
 PLURAL = "multusnodestates"
 KIND = "MultusNodeState"
-NAMESPACE = "multus-webhook"
+NAMESPACE = names.NAMESPACE
 
 
 def new_object(node: str, namespace: str) -> dict[str, Any]:

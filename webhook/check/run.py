@@ -11,8 +11,14 @@ from webhook.admission.mutation import as_validated
 from webhook.check.inputs import Input, Target, target
 from webhook.cluster.static import StaticClusterView, object_key
 from webhook.documents import Document
+from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION
+from webhook.names import NAMESPACE
+from webhook.objects import as_mapping
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate, verdict
 from webhook.rules.view import UNKNOWN_CLUSTER
+
+#: What an UPDATE of a pod must change for the apiserver to call the pod validating webhook.
+SELECTION_ANNOTATIONS = (NETWORKS_ANNOTATION, DEFAULT_NETWORK_ANNOTATION)
 
 NO_STATE_NOTE = "no cluster state given (--cluster-state or --kubeconfig): the rules that need one were skipped"
 NO_INVENTORY_NOTE = (
@@ -98,6 +104,9 @@ def check(
 
         view = StaticClusterView(keeping_updated(state), default_namespace=default_namespace)
     def judge(item: Target, old: Mapping[str, Any] | None) -> Result:
+        if _not_sent(item, old):
+            # The apiserver admits it without asking the webhook: nothing to report, as for the server.
+            return Result(item.input, ())
         obj = item.obj
         if item.subject_kind == "Pod" and old is None and view is not None:
             # On the server /mutate runs first: the validating rules judge the pod with its profile applied.
@@ -135,6 +144,22 @@ def check(
     for i, item in templates:
         entries[i] = judge(item, None)
     return Report(tuple(entries), _notes(view), strict=strict)
+
+
+def _not_sent(item: Target, old: Mapping[str, Any] | None) -> bool:
+    """Whether the apiserver would not call the pod webhooks for this pod at all (their namespaceSelector
+    and matchConditions in manifests/base/webhook/webhook-configurations.yaml): a pod in the webhook's
+    own namespace, or an UPDATE that leaves both selection annotations as they were (the server would
+    only have ratcheted them into warnings)."""
+    if item.subject_kind != "Pod":
+        return False
+    if item.input.namespace == NAMESPACE:
+        return True
+    if old is None:
+        return False
+    new_annotations = as_mapping(as_mapping(item.obj.get("metadata")).get("annotations"))
+    old_annotations = as_mapping(as_mapping(old.get("metadata")).get("annotations"))
+    return all(new_annotations.get(k) == old_annotations.get(k) for k in SELECTION_ANNOTATIONS)
 
 
 def _key(item: Target) -> tuple[str, str, str]:

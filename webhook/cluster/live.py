@@ -31,11 +31,13 @@ from webhook.cluster.store import KINDS, NAD, NETWORK_PROFILE, NODE, NODE_STATE,
 from webhook.heap import freeze_long_lived, no_cyclic_gc
 from webhook.kube import METADATA_LIST, list_pages, open_response, status_message
 from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
+from webhook.names import NAMESPACE
 
 log = logging.getLogger(__name__)
 
 #: Where the agents write MultusNodeStates (one per node).
-STATE_NAMESPACE = "multus-webhook"
+STATE_NAMESPACE = NAMESPACE
+
 
 JSON = "application/json"
 # Pods are many and large and only their annotations matter here: ask for metadata only.
