@@ -163,7 +163,10 @@ def _parse_nad_config(config: Any, path: str) -> ParsedConfig:
     if not isinstance(config, str):
         return ParsedConfig(None, (Problem(path, f"must be a string of CNI JSON, not {_describe(config)}"),))
     try:
-        raw = loads(config)
+        # Every plugin reads its config after libcni's round trip through a map: 1500.0 arrives as 1500.
+        # Multus and libcni read the other fields (name, versions, types) as strings, lists and objects,
+        # where a number is refused however it is written.
+        raw = loads(config, via_libcni=True)
     except GoJSONError as exc:
         return ParsedConfig(None, (Problem(path, f"is not valid JSON: {exc}"),))
     if not isinstance(raw, dict):
