@@ -435,3 +435,9 @@ def test_a_list_with_only_cni_versions_takes_its_highest() -> None:
                     "nad-ipam-host-local") == []
     refused = findings(nad({"cniVersions": ["0.2.0"], "name": "x", "plugins": [plugin]}), "nad-ipam-host-local")
     assert ["cniVersion 0.2.0 cannot return" in f.message for f in refused] == [True]
+    # ... the highest that libcni implements, cniVersion included: 2.0.0 is skipped, 1.0.0 beats 0.2.0.
+    skipped = findings(nad({"cniVersions": ["0.2.0", "2.0.0"], "name": "x", "plugins": [plugin]}),
+                       "nad-ipam-host-local")
+    assert ["cniVersion 0.2.0 cannot return" in f.message for f in skipped] == [True]
+    assert findings(nad({"cniVersion": "0.2.0", "cniVersions": ["1.0.0"], "name": "x", "plugins": [plugin]}),
+                    "nad-ipam-host-local") == []
