@@ -255,6 +255,17 @@ def test_bandwidth_capability_behind_macvlan_only_warns() -> None:
     assert "pods that request bandwidth will fail" in finding.message
 
 
+def test_host_device_with_the_device_id_capability_takes_the_pods_device_with_a_warning() -> None:
+    config = single({"type": "host-device", "capabilities": {"deviceID": True}})
+    [finding] = findings(nad(config), "nad-plugin-host-device-selector")
+    assert (finding.field, finding.severity) == ("spec.config", Severity.WARN)
+    assert finding.message.startswith("spec.config selects no device itself: host-device takes the one a pod names")
+    assert "fails for pods that name none" in finding.message
+    # A capability set to false passes nothing.
+    config = single({"type": "host-device", "capabilities": {"deviceID": False}})
+    assert [f.severity for f in findings(nad(config), "nad-plugin-host-device-selector")] == [Severity.DENY]
+
+
 def test_host_device_without_selector_is_fine_with_resource_name_annotation() -> None:
     config = single({"type": "host-device", "ipam": STATIC})
     annotations = {"k8s.v1.cni.cncf.io/resourceName": "intel.com/sriov"}

@@ -81,7 +81,8 @@ def plugin_mode(subject: Subject) -> Iterator[Violation]:
 def host_device_selector(subject: Subject) -> Iterator[Violation]:
     """host-device moves a host interface into the pod and must be told which: device, hwaddr,
     kernelpath or pciBusID, unless the NAD carries the resourceName annotation (Multus then passes
-    the device the device plugin allocated)."""
+    the device the device plugin allocated). With the deviceID capability each pod may name the
+    device in its selection instead: a warning, as pods that name none fail."""
     has_resource = bool(subject.annotations.get(table.RESOURCE_NAME_ANNOTATION))
     yield from _each_plugin(subject, lambda plugin: table.host_device_problems(plugin, has_resource))
 
