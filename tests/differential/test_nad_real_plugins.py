@@ -2,8 +2,9 @@
 
 Every config of the corpus is judged by the rules (webhook.rules.evaluate) and then run for real:
 the plugins' ADD in a pair of network namespaces this test creates (one standing in for the node,
-one for the pod). A config the rules deny must be refused by the plugin, for the reason we name;
-a config they allow must be accepted. Needs root, `ip netns`, and Go to build the plugins.
+one for the pod), driven by the real libcni as Multus drives it (hack/cniplugins/multus-add). A
+config the rules deny must be refused by the plugin, for the reason we name; a config they allow
+must be accepted. Needs root, `ip netns`, and Go to build the plugins.
 """
 
 from __future__ import annotations
@@ -93,12 +94,14 @@ class Sandbox:
     host: str
     pod: str
     data_dir: Path
+    #: libcni's cache of results (Multus keeps it under /var/lib/cni/multus).
+    cache_dir: Path
 
 
 @pytest.fixture
 def sandbox(cni_bin: Path, tmp_path: Path) -> Iterator[Sandbox]:
     n = next(_names)
-    box = Sandbox(f"mwh{os.getpid()}x{n}", f"mwp{os.getpid()}x{n}", tmp_path / "host-local")
+    box = Sandbox(f"mwh{os.getpid()}x{n}", f"mwp{os.getpid()}x{n}", tmp_path / "host-local", tmp_path / "cache")
     try:
         for ns in (box.host, box.pod):
             _ip("netns", "add", ns)
@@ -120,7 +123,9 @@ class Outcome:
     error: str
 
 
-def _with_data_dir(plugin: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+def _with_data_dir(plugin: Any, data_dir: Path) -> Any:
+    if not isinstance(plugin, dict):
+        return plugin
     plugin = copy.deepcopy(plugin)
     ipam = plugin.get("ipam")
     if isinstance(ipam, dict) and ipam.get("type") == "host-local":
@@ -128,54 +133,35 @@ def _with_data_dir(plugin: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     return plugin
 
 
-def run_add(config: dict[str, Any], box: Sandbox, cni_bin: Path, nad_name: str) -> Outcome:
-    """ADD as Multus + libcni would run it: a single config alone, a list plugin by plugin, each
-    given the list's name and cniVersion and the previous plugin's result as prevResult."""
-    if "plugins" in config:
-        steps = [
-            {**p, "name": config.get("name", nad_name), "cniVersion": config.get("cniVersion", "")}
-            for p in config["plugins"]
-        ]
+def run_add(
+    config: dict[str, Any], box: Sandbox, cni_bin: Path, nad_name: str, cap_args: dict[str, Any] | None = None
+) -> Outcome:
+    """ADD as Multus runs it: the config through libcni (AddNetwork for a single config, AddNetworkList
+    for a list), with ``cap_args`` as the capability args a pod's selection would give."""
+    if isinstance(config.get("plugins"), list):
+        config = {**config, "plugins": [_with_data_dir(p, box.data_dir) for p in config["plugins"]]}
     else:
-        steps = [{**config, "name": config.get("name") or nad_name}]
+        config = _with_data_dir(config, box.data_dir)
     env = {
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-        "CNI_COMMAND": "ADD",
-        "CNI_CONTAINERID": f"ctr-{box.pod}",
-        "CNI_NETNS": f"/var/run/netns/{box.pod}",
-        "CNI_IFNAME": "net1",
         "CNI_PATH": str(cni_bin),
+        **({"CAP_ARGS": json.dumps(cap_args)} if cap_args is not None else {}),
     }
-    previous: Any = None
-    for step in steps:
-        step = _with_data_dir(step, box.data_dir)
-        if previous is not None:
-            step["prevResult"] = previous
-        binary = cni_bin / str(step["type"])
-        proc = subprocess.run(
-            ["ip", "netns", "exec", box.host, str(binary)],
-            input=json.dumps(step),
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if proc.returncode != 0:
-            return Outcome(False, _error_text(proc.stdout, proc.stderr))
-        previous = json.loads(proc.stdout)
+    proc = subprocess.run(
+        [
+            "ip", "netns", "exec", box.host, str(cni_bin / "multus-add"),
+            nad_name, f"/var/run/netns/{box.pod}", "net1", f"ctr-{box.pod}", str(box.cache_dir),
+        ],
+        input=json.dumps(config),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if proc.returncode != 0:
+        return Outcome(False, (proc.stdout + proc.stderr).strip())
     return Outcome(True, "")
-
-
-def _error_text(stdout: str, stderr: str) -> str:
-    """The plugin's CNI error (msg: details), or its raw output when it crashed without one."""
-    try:
-        error = json.loads(stdout)
-    except ValueError:
-        return (stdout + stderr).strip()
-    if not isinstance(error, dict):
-        return (stdout + stderr).strip()
-    return f"{error.get('msg', '')}: {error.get('details', '')} {stderr.strip()}"
 
 
 def our_findings(config: dict[str, Any], nad_name: str, severity: Severity = Severity.DENY) -> list[str]:
@@ -199,8 +185,10 @@ class Case:
     #: Link types the kernel must offer for the plugin to get as far as the config matters.
     kernel: frozenset[str] = field(default_factory=frozenset)
     #: The rules only warn: the plugin refuses the config as run here, but what a pod passes at
-    #: attachment (Multus's cni-args) makes it work.
+    #: attachment (Multus's cni-args, a capability arg) makes it work.
     warned: bool = False
+    #: Capability args, as Multus passes a pod's requests (ips, mac, deviceID...).
+    cap_args: dict[str, Any] | None = None
 
 
 V = "1.0.0"
@@ -348,6 +336,36 @@ CASES = [
         chain(macvlan(), {"type": "vrf", "vrfname": "blue"}),
         kernel=frozenset({"macvlan", "vrf"}),
     ),
+    # libcni re-encodes each plugin's config from a map before running it: whole decimals arrive as integers.
+    Case("macvlan-mtu-whole-decimal", one(macvlan(mtu=1400.0)), kernel=MAC),
+    Case(
+        "bridge-vlan-whole-decimal",
+        one({"type": "bridge", "bridge": "mwbr6", "vlan": 100.0}),
+        kernel=frozenset({"bridge-vlan"}),
+    ),
+    Case(
+        "vlan-id-whole-decimal",
+        one({"type": "vlan", "master": MASTER, "vlanId": 102.0, "mtu": 1400.0, "ipam": STATIC4}),
+        kernel=frozenset({"vlan"}),
+    ),
+    Case(
+        "chain-ptp-bandwidth-whole-decimals",
+        chain(
+            {"type": "ptp", "ipam": {"type": "host-local", "subnet": "10.33.0.0/24"}},
+            {"type": "bandwidth", "ingressRate": 1e6, "ingressBurst": 1000000.0},
+        ),
+    ),
+    # libcni skips the cniVersions it does not implement and runs the list at the highest other one.
+    Case(
+        "cni-versions-newer-skipped",
+        {"cniVersions": ["1.0.0", "2.0.0"], "name": "chain", "plugins": [macvlan()]},
+        kernel=MAC,
+    ),
+    Case(
+        "cni-version-newer-beside-versions",
+        {"cniVersion": "2.0.0", "cniVersions": ["0.4.0", "1.0.0"], "name": "chain", "plugins": [macvlan()]},
+        kernel=MAC,
+    ),
     # --- refused --------------------------------------------------------------------------------
     Case("vlan-no-master", one({"type": "vlan", "vlanId": 5, "ipam": STATIC4}), '"master" field is required'),
     Case(
@@ -373,11 +391,31 @@ CASES = [
     Case("macvlan-mode-l2", one(macvlan(mode="l2")), "unknown macvlan mode", kernel=MAC),
     Case("macvlan-mtu-float", one(macvlan(mtu=1400.5)), "failed to load netconf"),
     Case(
+        "vlan-id-fraction",
+        one({"type": "vlan", "master": MASTER, "vlanId": 100.5, "ipam": STATIC4}),
+        "failed to load netconf",
+    ),
+    Case(
         "ipvlan-mode-bridge",
         one({"type": "ipvlan", "master": MASTER, "mode": "bridge", "ipam": STATIC4}),
         "unknown ipvlan mode",
     ),
     Case("host-device-no-selector", one({"type": "host-device", "ipam": STATIC4}), 'specify either "device"'),
+    # With the deviceID capability the device is the one a pod names: without one the plugin has none...
+    Case(
+        "host-device-device-id-capability",
+        one({"type": "host-device", "capabilities": {"deviceID": True}, "ipam": STATIC4}),
+        'specify either "device"',
+        warned=True,
+    ),
+    # ... and the pod's deviceID reaches it (a PCI function .9 exists nowhere, so nothing is moved).
+    Case(
+        "host-device-device-id-from-pod",
+        one({"type": "host-device", "capabilities": {"deviceID": True}, "ipam": STATIC4}),
+        "runtime config DeviceID 0000:00:1f.9 not found",
+        warned=True,
+        cap_args={"deviceID": "0000:00:1f.9"},
+    ),
     Case("ptp-no-ipam", one({"type": "ptp"}), "no plugin name provided"),
     Case("dummy-no-ipam", one({"type": "dummy"}), "dummy interface requires an IPAM configuration"),
     Case(
@@ -505,6 +543,16 @@ CASES = [
         chain(macvlan(), {"type": "tuning"}, version="0.3.2"),
         "incompatible CNI versions",
     ),
+    Case(
+        "cni-versions-unreadable-entry",
+        {"cniVersions": ["1.0.0", "x"], "name": "chain", "plugins": [macvlan()]},
+        "invalid cniVersions entry x",
+    ),
+    Case(
+        "cni-versions-picks-a-typo",
+        {"cniVersions": ["1.0", "0.4.0"], "name": "chain", "plugins": [macvlan()]},
+        "incompatible CNI versions",
+    ),
 ]
 
 
@@ -524,7 +572,7 @@ def test_rules_agree_with_the_real_plugin(
         pytest.skip(
             f"this kernel cannot create {', '.join(sorted(missing))} links, which the plugin needs here"
         )
-    outcome = run_add(case.config, sandbox, cni_bin, "net1")
+    outcome = run_add(case.config, sandbox, cni_bin, "net1", case.cap_args)
     if case.refused_with is None:
         assert outcome.accepted, f"the plugin refused a config our rules allow: {outcome.error}"
     else:
