@@ -39,8 +39,11 @@ def host_local(subject: Subject) -> Iterator[Violation]:
       judges=[SPEC_CONFIG])
 def whereabouts(subject: Subject) -> Iterator[Violation]:
     """whereabouts fails every pod on an unparsable range or exclude entry, and silently ignores a
-    range_start / range_end outside the range (allocating from the start of the range, the
-    opposite of what was asked). An exclude entry outside the range excludes nothing: a warning."""
+    range_start / range_end outside the usable addresses or an end before the start (allocating
+    from the start of the range, the opposite of what was asked); a start at the network address
+    or an end at the broadcast address means the first / last usable one, and is fine. An exclude
+    entry outside the range excludes nothing, and IPv4 parts with leading zeros (read in decimal
+    where whereabouts parses sloppily) are ambiguous: warnings."""
     yield from _each_ipam(subject, "whereabouts", lambda plugin, _version: ipam.check_whereabouts(plugin))
 
 
