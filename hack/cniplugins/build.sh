@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the CNI reference plugins from the Go module proxy into a cache outside the checkout and
 # prints the directory that holds them (usable as CNI_PATH). Reuses the cache when it is complete.
+# Next to them goes multus-add (./multus-add), which runs a config through libcni as Multus does; it
+# is rebuilt whenever its source or the pinned modules change.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,4 +24,12 @@ for name in $plugins; do
   (cd "$here" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$cache/.$name.tmp" "$pkg")
   mv -f "$cache/.$name.tmp" "$cache/$name"
 done
+
+sum=$(cd "$here" && cat go.mod go.sum multus-add/*.go | sha256sum | cut -d' ' -f1)
+if [ ! -x "$cache/multus-add" ] || [ "$(cat "$cache/.multus-add.sum" 2>/dev/null)" != "$sum" ]; then
+  echo "building multus-add into $cache" >&2
+  (cd "$here" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$cache/.multus-add.tmp" ./multus-add)
+  mv -f "$cache/.multus-add.tmp" "$cache/multus-add"
+  echo "$sum" > "$cache/.multus-add.sum"
+fi
 echo "$cache"

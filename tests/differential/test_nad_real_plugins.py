@@ -2,8 +2,9 @@
 
 Every config of the corpus is judged by the rules (webhook.rules.evaluate) and then run for real:
 the plugins' ADD in a pair of network namespaces this test creates (one standing in for the node,
-one for the pod). A config the rules deny must be refused by the plugin, for the reason we name;
-a config they allow must be accepted. Needs root, `ip netns`, and Go to build the plugins.
+one for the pod), driven by the real libcni as Multus drives it (hack/cniplugins/multus-add). A
+config the rules deny must be refused by the plugin, for the reason we name; a config they allow
+must be accepted. Needs root, `ip netns`, and Go to build the plugins.
 """
 
 from __future__ import annotations
@@ -93,12 +94,14 @@ class Sandbox:
     host: str
     pod: str
     data_dir: Path
+    #: libcni's cache of results (Multus keeps it under /var/lib/cni/multus).
+    cache_dir: Path
 
 
 @pytest.fixture
 def sandbox(cni_bin: Path, tmp_path: Path) -> Iterator[Sandbox]:
     n = next(_names)
-    box = Sandbox(f"mwh{os.getpid()}x{n}", f"mwp{os.getpid()}x{n}", tmp_path / "host-local")
+    box = Sandbox(f"mwh{os.getpid()}x{n}", f"mwp{os.getpid()}x{n}", tmp_path / "host-local", tmp_path / "cache")
     try:
         for ns in (box.host, box.pod):
             _ip("netns", "add", ns)
@@ -120,7 +123,9 @@ class Outcome:
     error: str
 
 
-def _with_data_dir(plugin: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+def _with_data_dir(plugin: Any, data_dir: Path) -> Any:
+    if not isinstance(plugin, dict):
+        return plugin
     plugin = copy.deepcopy(plugin)
     ipam = plugin.get("ipam")
     if isinstance(ipam, dict) and ipam.get("type") == "host-local":
@@ -128,54 +133,35 @@ def _with_data_dir(plugin: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     return plugin
 
 
-def run_add(config: dict[str, Any], box: Sandbox, cni_bin: Path, nad_name: str) -> Outcome:
-    """ADD as Multus + libcni would run it: a single config alone, a list plugin by plugin, each
-    given the list's name and cniVersion and the previous plugin's result as prevResult."""
-    if "plugins" in config:
-        steps = [
-            {**p, "name": config.get("name", nad_name), "cniVersion": config.get("cniVersion", "")}
-            for p in config["plugins"]
-        ]
+def run_add(
+    config: dict[str, Any], box: Sandbox, cni_bin: Path, nad_name: str, cap_args: dict[str, Any] | None = None
+) -> Outcome:
+    """ADD as Multus runs it: the config through libcni (AddNetwork for a single config, AddNetworkList
+    for a list), with ``cap_args`` as the capability args a pod's selection would give."""
+    if isinstance(config.get("plugins"), list):
+        config = {**config, "plugins": [_with_data_dir(p, box.data_dir) for p in config["plugins"]]}
     else:
-        steps = [{**config, "name": config.get("name") or nad_name}]
+        config = _with_data_dir(config, box.data_dir)
     env = {
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-        "CNI_COMMAND": "ADD",
-        "CNI_CONTAINERID": f"ctr-{box.pod}",
-        "CNI_NETNS": f"/var/run/netns/{box.pod}",
-        "CNI_IFNAME": "net1",
         "CNI_PATH": str(cni_bin),
+        **({"CAP_ARGS": json.dumps(cap_args)} if cap_args is not None else {}),
     }
-    previous: Any = None
-    for step in steps:
-        step = _with_data_dir(step, box.data_dir)
-        if previous is not None:
-            step["prevResult"] = previous
-        binary = cni_bin / str(step["type"])
-        proc = subprocess.run(
-            ["ip", "netns", "exec", box.host, str(binary)],
-            input=json.dumps(step),
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if proc.returncode != 0:
-            return Outcome(False, _error_text(proc.stdout, proc.stderr))
-        previous = json.loads(proc.stdout)
+    proc = subprocess.run(
+        [
+            "ip", "netns", "exec", box.host, str(cni_bin / "multus-add"),
+            nad_name, f"/var/run/netns/{box.pod}", "net1", f"ctr-{box.pod}", str(box.cache_dir),
+        ],
+        input=json.dumps(config),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if proc.returncode != 0:
+        return Outcome(False, (proc.stdout + proc.stderr).strip())
     return Outcome(True, "")
-
-
-def _error_text(stdout: str, stderr: str) -> str:
-    """The plugin's CNI error (msg: details), or its raw output when it crashed without one."""
-    try:
-        error = json.loads(stdout)
-    except ValueError:
-        return (stdout + stderr).strip()
-    if not isinstance(error, dict):
-        return (stdout + stderr).strip()
-    return f"{error.get('msg', '')}: {error.get('details', '')} {stderr.strip()}"
 
 
 def our_findings(config: dict[str, Any], nad_name: str, severity: Severity = Severity.DENY) -> list[str]:
@@ -199,8 +185,13 @@ class Case:
     #: Link types the kernel must offer for the plugin to get as far as the config matters.
     kernel: frozenset[str] = field(default_factory=frozenset)
     #: The rules only warn: the plugin refuses the config as run here, but what a pod passes at
-    #: attachment (Multus's cni-args) makes it work.
+    #: attachment (Multus's cni-args, a capability arg) makes it work.
     warned: bool = False
+    #: Capability args, as Multus passes a pod's requests (ips, mac, deviceID...).
+    cap_args: dict[str, Any] | None = None
+    #: The rule that must deny (or, ``warned``, warn about) a config the plugin refuses: the refusal
+    #: is ours for the reason ``refused_with`` names, not by chance from another rule.
+    rule: str | None = None
 
 
 V = "1.0.0"
@@ -348,138 +339,298 @@ CASES = [
         chain(macvlan(), {"type": "vrf", "vrfname": "blue"}),
         kernel=frozenset({"macvlan", "vrf"}),
     ),
+    # libcni re-encodes each plugin's config from a map before running it: whole decimals arrive as integers.
+    Case("macvlan-mtu-whole-decimal", one(macvlan(mtu=1400.0)), kernel=MAC),
+    Case(
+        "bridge-vlan-whole-decimal",
+        one({"type": "bridge", "bridge": "mwbr6", "vlan": 100.0}),
+        kernel=frozenset({"bridge-vlan"}),
+    ),
+    Case(
+        "vlan-id-whole-decimal",
+        one({"type": "vlan", "master": MASTER, "vlanId": 102.0, "mtu": 1400.0, "ipam": STATIC4}),
+        kernel=frozenset({"vlan"}),
+    ),
+    Case(
+        "chain-ptp-bandwidth-whole-decimals",
+        chain(
+            {"type": "ptp", "ipam": {"type": "host-local", "subnet": "10.33.0.0/24"}},
+            {"type": "bandwidth", "ingressRate": 1e6, "ingressBurst": 1000000.0},
+        ),
+    ),
+    # libcni skips the cniVersions it does not implement and runs the list at the highest other one.
+    Case(
+        "cni-versions-newer-skipped",
+        {"cniVersions": ["1.0.0", "2.0.0"], "name": "chain", "plugins": [macvlan()]},
+        kernel=MAC,
+    ),
+    Case(
+        "cni-version-newer-beside-versions",
+        {"cniVersion": "2.0.0", "cniVersions": ["0.4.0", "1.0.0"], "name": "chain", "plugins": [macvlan()]},
+        kernel=MAC,
+    ),
     # --- refused --------------------------------------------------------------------------------
-    Case("vlan-no-master", one({"type": "vlan", "vlanId": 5, "ipam": STATIC4}), '"master" field is required'),
+    Case(
+        "vlan-no-master",
+        one({"type": "vlan", "vlanId": 5, "ipam": STATIC4}),
+        '"master" field is required',
+        rule="nad-plugin-vlan-master",
+    ),
     Case(
         "vlan-id-4095",
         one({"type": "vlan", "master": MASTER, "vlanId": 4095, "ipam": STATIC4}),
         "invalid VLAN ID 4095",
+        rule="nad-plugin-vlan-id",
     ),
-    Case("vlan-id-negative", one({"type": "vlan", "master": MASTER, "vlanId": -3}), "invalid VLAN ID -3"),
-    Case("vlan-id-string", one({"type": "vlan", "master": MASTER, "vlanId": "10"}), "failed to load netconf"),
     Case(
-        "bridge-vlan-5000", one({"type": "bridge", "bridge": "mwbr3", "vlan": 5000}), "invalid VLAN ID 5000"
+        "vlan-id-negative",
+        one({"type": "vlan", "master": MASTER, "vlanId": -3}),
+        "invalid VLAN ID -3",
+        rule="nad-plugin-vlan-id",
+    ),
+    Case(
+        "vlan-id-string",
+        one({"type": "vlan", "master": MASTER, "vlanId": "10"}),
+        "failed to load netconf",
+        rule="nad-plugin-field-types",
+    ),
+    Case(
+        "bridge-vlan-5000",
+        one({"type": "bridge", "bridge": "mwbr3", "vlan": 5000}),
+        "invalid VLAN ID 5000",
+        rule="nad-plugin-vlan-id",
     ),
     Case(
         "bridge-hairpin-and-promisc",
         one({"type": "bridge", "bridge": "mwbr4", "hairpinMode": True, "promiscMode": True}),
         "cannot set hairpin mode and promiscuous mode at the same time",
+        rule="nad-plugin-bridge-hairpin-promisc",
     ),
     Case(
         "bridge-mtu-string",
         one({"type": "bridge", "bridge": "mwbr5", "mtu": "1500"}),
         "failed to load netconf",
+        rule="nad-plugin-field-types",
     ),
-    Case("macvlan-mode-l2", one(macvlan(mode="l2")), "unknown macvlan mode", kernel=MAC),
-    Case("macvlan-mtu-float", one(macvlan(mtu=1400.5)), "failed to load netconf"),
+    Case("macvlan-mode-l2", one(macvlan(mode="l2")), "unknown macvlan mode", kernel=MAC, rule="nad-plugin-mode"),
+    Case("macvlan-mtu-float", one(macvlan(mtu=1400.5)), "failed to load netconf", rule="nad-plugin-field-types"),
+    Case(
+        "vlan-id-fraction",
+        one({"type": "vlan", "master": MASTER, "vlanId": 100.5, "ipam": STATIC4}),
+        "failed to load netconf",
+        rule="nad-plugin-field-types",
+    ),
     Case(
         "ipvlan-mode-bridge",
         one({"type": "ipvlan", "master": MASTER, "mode": "bridge", "ipam": STATIC4}),
         "unknown ipvlan mode",
+        rule="nad-plugin-mode",
     ),
-    Case("host-device-no-selector", one({"type": "host-device", "ipam": STATIC4}), 'specify either "device"'),
-    Case("ptp-no-ipam", one({"type": "ptp"}), "no plugin name provided"),
-    Case("dummy-no-ipam", one({"type": "dummy"}), "dummy interface requires an IPAM configuration"),
+    Case(
+        "host-device-no-selector",
+        one({"type": "host-device", "ipam": STATIC4}),
+        'specify either "device"',
+        rule="nad-plugin-host-device-selector",
+    ),
+    # With the deviceID capability the device is the one a pod names: without one the plugin has none...
+    Case(
+        "host-device-device-id-capability",
+        one({"type": "host-device", "capabilities": {"deviceID": True}, "ipam": STATIC4}),
+        'specify either "device"',
+        warned=True,
+        rule="nad-plugin-host-device-selector",
+    ),
+    # ... and the pod's deviceID reaches it (a PCI function .9 exists nowhere, so nothing is moved).
+    Case(
+        "host-device-device-id-from-pod",
+        one({"type": "host-device", "capabilities": {"deviceID": True}, "ipam": STATIC4}),
+        "runtime config DeviceID 0000:00:1f.9 not found",
+        warned=True,
+        cap_args={"deviceID": "0000:00:1f.9"},
+        rule="nad-plugin-host-device-selector",
+    ),
+    Case("ptp-no-ipam", one({"type": "ptp"}), "no plugin name provided", rule="nad-plugin-ipam-required"),
+    Case(
+        "dummy-no-ipam",
+        one({"type": "dummy"}),
+        "dummy interface requires an IPAM configuration",
+        rule="nad-plugin-ipam-required",
+    ),
     Case(
         "ipvlan-alone-no-ipam",
         one({"type": "ipvlan", "master": MASTER}),
         "no plugin name provided",
         kernel=frozenset({"ipvlan"}),
+        rule="nad-plugin-ipam-required",
     ),
-    Case("tuning-first", chain({"type": "tuning", "mtu": 1400}, macvlan()), "Required prevResult missing"),
-    Case("portmap-alone", one({"type": "portmap"}), "must be called as chained plugin"),
+    Case(
+        "tuning-first",
+        chain({"type": "tuning", "mtu": 1400}, macvlan()),
+        "Required prevResult missing",
+        rule="nad-plugin-needs-previous-result",
+    ),
+    Case(
+        "portmap-alone",
+        one({"type": "portmap"}),
+        "must be called as chained plugin",
+        rule="nad-plugin-needs-previous-result",
+    ),
     Case(
         "bandwidth-first",
         chain({"type": "bandwidth", "ingressRate": 1, "ingressBurst": 1}, macvlan()),
         "must be called as chained plugin",
+        rule="nad-plugin-needs-previous-result",
     ),
     # bandwidth without limits, first: the plugin dereferences the missing result and panics.
     Case(
         "bandwidth-first-capability-only",
         chain({"type": "bandwidth", "capabilities": {"bandwidth": True}}, macvlan()),
         "nil pointer dereference",
+        rule="nad-plugin-needs-previous-result",
     ),
     Case(
         "macvlan-then-bandwidth-limits",
         chain(macvlan(), {"type": "bandwidth", "egressRate": 8000, "egressBurst": 8000}),
         "has no veth peer",
         kernel=MAC,
+        rule="nad-plugin-bandwidth-veth",
     ),
-    Case("firewall-first", chain({"type": "firewall"}, macvlan()), "missing prevResult from earlier plugin"),
-    Case("sbr-alone", one({"type": "sbr"}), "must be called as chained plugin"),
-    Case("vrf-alone", one({"type": "vrf", "vrfname": "red"}), "missing prevResult from earlier plugin"),
-    Case("vrf-no-name", chain(macvlan(), {"type": "vrf"}), "expected to have a valid vrf name", kernel=MAC),
+    Case(
+        "firewall-first",
+        chain({"type": "firewall"}, macvlan()),
+        "missing prevResult from earlier plugin",
+        rule="nad-plugin-needs-previous-result",
+    ),
+    Case(
+        "sbr-alone",
+        one({"type": "sbr"}),
+        "must be called as chained plugin",
+        rule="nad-plugin-needs-previous-result",
+    ),
+    Case(
+        "vrf-alone",
+        one({"type": "vrf", "vrfname": "red"}),
+        "missing prevResult from earlier plugin",
+        rule="nad-plugin-needs-previous-result",
+    ),
+    Case(
+        "vrf-no-name",
+        chain(macvlan(), {"type": "vrf"}),
+        "expected to have a valid vrf name",
+        kernel=MAC,
+        rule="nad-plugin-vrf-name",
+    ),
     Case(
         "bandwidth-rate-without-burst",
         chain(macvlan(), {"type": "bandwidth", "egressRate": 1000}),
         "if rate is set, burst must also be set",
         kernel=MAC,
+        rule="nad-plugin-bandwidth-pairs",
     ),
     Case(
         "bandwidth-burst-without-rate",
         chain(macvlan(), {"type": "bandwidth", "ingressBurst": 1000}),
         "if burst is set, rate must also be set",
         kernel=MAC,
+        rule="nad-plugin-bandwidth-pairs",
     ),
     Case(
         "tuning-kernel-sysctl",
         chain(macvlan(), {"type": "tuning", "sysctl": {"kernel.pid_max": "65536"}}),
         "invalid net sysctl key",
         kernel=MAC,
+        rule="nad-plugin-tuning-sysctl",
     ),
-    Case("host-local-slash31", one(hl(subnet="10.40.0.0/31")), "too small to allocate from"),
-    Case("host-local-slash128", one(hl(subnet="fd00:40::1/128")), "too small to allocate from"),
-    Case("host-local-host-bits", one(hl(subnet="10.41.0.1/24")), "Network has host bits set"),
+    Case(
+        "host-local-slash31",
+        one(hl(subnet="10.40.0.0/31")),
+        "too small to allocate from",
+        rule="nad-ipam-host-local",
+    ),
+    Case(
+        "host-local-slash128",
+        one(hl(subnet="fd00:40::1/128")),
+        "too small to allocate from",
+        rule="nad-ipam-host-local",
+    ),
+    Case(
+        "host-local-host-bits",
+        one(hl(subnet="10.41.0.1/24")),
+        "Network has host bits set",
+        rule="nad-ipam-host-local",
+    ),
     Case(
         "host-local-start-outside",
         one(hl(subnet="10.42.0.0/24", rangeStart="10.43.0.5")),
         "RangeStart 10.43.0.5 not in network",
+        rule="nad-ipam-host-local",
     ),
     Case(
         "host-local-end-outside-v6",
         one(hl_ranges([{"subnet": "fd00:42::/64", "rangeEnd": "fd00:43::1"}])),
         "not in network",
+        rule="nad-ipam-host-local",
     ),
     Case(
         "host-local-start-after-end",
         one(hl(subnet="10.44.0.0/24", rangeStart="10.44.0.200", rangeEnd="10.44.0.100")),
         "not in network",
+        rule="nad-ipam-host-local",
     ),
     Case(
         "host-local-start-after-default-end",
         one(hl(subnet="10.44.1.0/24", rangeStart="10.44.1.255")),
         "is after RangeEnd",
+        rule="nad-ipam-host-local",
     ),
     Case(
         "host-local-mixed-families",
         one(hl_ranges([{"subnet": "10.45.0.0/24"}, {"subnet": "fd00:45::/64"}])),
         "mixed address families",
+        rule="nad-ipam-host-local",
     ),
     Case(
         "host-local-overlap-in-set",
         one(hl_ranges([{"subnet": "10.46.0.0/24"}, {"subnet": "10.46.0.128/25"}])),
         "overlap",
+        rule="nad-ipam-host-local",
     ),
     Case(
         "host-local-overlapping-sets",
         one(hl_ranges([{"subnet": "10.47.0.0/16"}], [{"subnet": "10.47.3.0/24"}])),
         "range set 0 overlaps with 1",
+        rule="nad-ipam-host-local",
     ),
     # REFERENCE.md says a gateway outside the subnet is accepted; plugins v1.10.0 refuse it.
-    Case("host-local-gateway-outside", one(hl(subnet="10.48.0.0/24", gateway="10.49.0.1")), "not in network"),
-    Case("host-local-no-ranges", one(macvlan({"type": "host-local"})), "no IP ranges specified"),
     Case(
-        "host-local-bad-start", one(hl(subnet="10.50.0.0/24", rangeStart="10.50.0.300")), "invalid IP address"
+        "host-local-gateway-outside",
+        one(hl(subnet="10.48.0.0/24", gateway="10.49.0.1")),
+        "not in network",
+        rule="nad-ipam-host-local",
+    ),
+    Case(
+        "host-local-no-ranges",
+        one(macvlan({"type": "host-local"})),
+        "no IP ranges specified",
+        rule="nad-ipam-host-local",
+    ),
+    Case(
+        "host-local-bad-start",
+        one(hl(subnet="10.50.0.0/24", rangeStart="10.50.0.300")),
+        "invalid IP address",
+        rule="nad-ipam-host-local",
     ),
     Case(
         "host-local-two-v4-sets-on-0.2.0",
         one(hl_ranges([{"subnet": "10.51.0.0/24"}], [{"subnet": "10.52.0.0/24"}]), version="0.2.0"),
         "does not support more than 1 address per family",
+        rule="nad-ipam-host-local",
     ),
     Case(
         "static-no-prefix",
         one(macvlan({"type": "static", "addresses": [{"address": "10.53.0.5"}]})),
         "CIDR notation",
+        rule="nad-ipam-static",
     ),
     Case(
         "static-no-addresses",
@@ -487,6 +638,7 @@ CASES = [
         "IPAM plugin returned missing IP config",
         kernel=MAC,
         warned=True,
+        rule="nad-ipam-static",
     ),
     # What Multus writes for a pod whose selection has "cni-args": {"ips": [...]}.
     Case("static-args-ips", one(macvlan({"type": "static"}, args={"cni": {"ips": ["10.10.0.5/24"]}})), kernel=MAC),
@@ -498,12 +650,31 @@ CASES = [
             )
         ),
         "invalid CIDR address",
+        rule="nad-ipam-routes",
     ),
-    Case("cni-version-unknown", one(macvlan(), version="1.0"), "incompatible CNI versions"),
+    Case(
+        "cni-version-unknown",
+        one(macvlan(), version="1.0"),
+        "incompatible CNI versions",
+        rule="nad-config-cni-version",
+    ),
     Case(
         "cni-version-unknown-in-list",
         chain(macvlan(), {"type": "tuning"}, version="0.3.2"),
         "incompatible CNI versions",
+        rule="nad-config-cni-version",
+    ),
+    Case(
+        "cni-versions-unreadable-entry",
+        {"cniVersions": ["1.0.0", "x"], "name": "chain", "plugins": [macvlan()]},
+        "invalid cniVersions entry x",
+        rule="nad-config-cni-version",
+    ),
+    Case(
+        "cni-versions-picks-a-typo",
+        {"cniVersions": ["1.0", "0.4.0"], "name": "chain", "plugins": [macvlan()]},
+        "incompatible CNI versions",
+        rule="nad-config-cni-version",
     ),
 ]
 
@@ -519,12 +690,15 @@ def test_rules_agree_with_the_real_plugin(
         assert denials, "the rules allow a config the case says the plugin refuses"
     if case.warned:
         assert our_findings(case.config, "net1", Severity.WARN), "the rules say nothing of a config the plugin refuses"
+    if case.refused_with is not None:
+        said = our_findings(case.config, "net1", Severity.WARN if case.warned else Severity.DENY)
+        assert case.rule in {finding.split(":")[0] for finding in said}, f"not from {case.rule}: {said}"
     missing = case.kernel - kernel_links
     if missing:
         pytest.skip(
             f"this kernel cannot create {', '.join(sorted(missing))} links, which the plugin needs here"
         )
-    outcome = run_add(case.config, sandbox, cni_bin, "net1")
+    outcome = run_add(case.config, sandbox, cni_bin, "net1", case.cap_args)
     if case.refused_with is None:
         assert outcome.accepted, f"the plugin refused a config our rules allow: {outcome.error}"
     else:
@@ -535,3 +709,7 @@ def test_rules_agree_with_the_real_plugin(
 def test_corpus_is_large_enough() -> None:
     assert len(CASES) >= 40
     assert len({c.id for c in CASES}) == len(CASES)
+
+
+def test_refused_cases_name_their_rule() -> None:
+    assert [c.id for c in CASES if (c.refused_with is None) != (c.rule is None)] == []

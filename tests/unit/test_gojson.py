@@ -100,6 +100,42 @@ def test_numbers_go_reads(number: str, expected: Any) -> None:
     assert loads(number) == expected
 
 
+# --- numbers after libcni's round trip of a plugin config through a map (InjectConf) ---
+
+
+@pytest.mark.parametrize(
+    ("number", "expected"),
+    [
+        # Go: libcni.InjectConf (cni v1.3.1) printed each of these as written after the "->".
+        ("100.0", 100),  # -> 100
+        ("1500.000", 1500),  # -> 1500
+        ("1e3", 1000),  # -> 1000
+        ("100.5", 100.5),  # -> 100.5: still no integer
+        ("9223372036854775807", 9223372036854776000),  # -> 9223372036854776000, past int64
+        ("1e20", 10**20),  # -> 100000000000000000000
+        ("1e21", 1e21),  # -> 1e+21: no integer field takes it
+        ("1000000000000000000000", 1e21),  # -> 1e+21
+        ("-3", -3),
+    ],
+)
+def test_numbers_a_plugin_reads_after_libcni(number: str, expected: Any) -> None:
+    got = loads('{"ipam": {"routes": [{"mtu": ' + number + "}]}}", via_libcni=True)
+    value = got["ipam"]["routes"][0]["mtu"]
+    assert (value, type(value)) == (expected, type(expected))
+
+
+def test_numbers_stay_as_written_without_libcni() -> None:
+    assert isinstance(loads("100.0"), float)
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_whole_numbers_below_1e21_reach_a_plugin_as_the_same_integer(number: float) -> None:
+    value = loads(json.dumps(number), via_libcni=True)
+    whole = number.is_integer() and abs(number) < 1e21
+    assert isinstance(value, int) is whole
+    assert float(value) == number
+
+
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
 def test_nan_and_infinity_are_not_json(constant: str) -> None:
     # Go: invalid character 'N' looking for beginning of value

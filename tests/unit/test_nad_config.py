@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from webhook.cni.config import version_number
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate
 
 NAD = "NetworkAttachmentDefinition"
@@ -123,12 +124,39 @@ def test_present_config_does_not_warn() -> None:
         ({**MACVLAN, "cniVersion": "1.0"}, "spec.config.cniVersion", "'1.0', not a CNI spec version"),
         ({**MACVLAN, "cniVersion": "0.3.2"}, "spec.config.cniVersion", "use one of 0.1.0"),
         ({**MACVLAN, "cniVersion": 1}, "spec.config.cniVersion", "as a string"),
-        (
-            {"cniVersions": ["1.0.0", "9.9.9"], "plugins": [MACVLAN]},
-            "spec.config.cniVersions[1]",
-            "'9.9.9', not a CNI spec version",
-        ),
         ({"cniVersions": "1.0.0", "plugins": [MACVLAN]}, "spec.config.cniVersions", "write a list"),
+        # libcni refuses a list whose versions it cannot read, before it picks one.
+        (
+            {"cniVersions": ["1.0.0", "x"], "plugins": [MACVLAN]},
+            "spec.config.cniVersions[1]",
+            "'x', which libcni cannot read as a version, so it refuses the list",
+        ),
+        (
+            {"cniVersions": ["1.0.0", 1], "plugins": [MACVLAN]},
+            "spec.config.cniVersions[1]",
+            "is the number 1: write the version as a string",
+        ),
+        (
+            {"cniVersion": "1.0.0.0", "cniVersions": ["1.0.0"], "plugins": [MACVLAN]},
+            "spec.config.cniVersion",
+            "which libcni cannot read as a version",
+        ),
+        # The one libcni picks must be a version the plugins run at.
+        (
+            {"cniVersions": ["1.0", "0.4.0"], "plugins": [MACVLAN]},
+            "spec.config.cniVersions[0]",
+            "'1.0', the version libcni picks for the list, but it is not a CNI spec version",
+        ),
+        (
+            {"cniVersion": "2.0.0", "cniVersions": ["3.0.0"], "plugins": [MACVLAN]},
+            "spec.config.cniVersion",
+            "'2.0.0', the version libcni picks for the list",
+        ),
+        (
+            {"cniVersions": ["1.0.0", "01.0.0"], "plugins": [MACVLAN]},
+            "spec.config.cniVersions[1]",
+            "the same version as '1.0.0' and may pick instead",
+        ),
     ],
 )
 def test_cni_version_refuses(config: Any, field: str, text: str) -> None:
@@ -142,6 +170,69 @@ def test_cni_version_refuses(config: Any, field: str, text: str) -> None:
 def test_cni_version_allows_every_spec_version(version: str) -> None:
     config = {"cniVersion": version, "cniVersions": [version], "plugins": [MACVLAN]}
     assert findings(nad(config), "nad-config-cni-version") == []
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        # libcni skips the versions newer than it implements and picks the highest of the others.
+        {"cniVersions": ["1.0.0", "2.0.0"], "plugins": [MACVLAN]},
+        {"cniVersions": ["9.9.9", "0.4.0", "1.1.0"], "plugins": [MACVLAN]},
+        {"cniVersion": "2.0.0", "cniVersions": ["1.0.0"], "plugins": [MACVLAN]},
+        {"cniVersion": "1.0.0", "cniVersions": ["1.1.1", "99"], "plugins": [MACVLAN]},
+    ],
+)
+def test_cni_versions_newer_than_libcni_are_skipped(config: dict[str, Any]) -> None:
+    assert findings(nad(config), "nad-config-cni-version") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # As libcni's ParseVersion reads them (strconv.Atoi per part, at most three parts).
+        ("", (0, 1, 0)),
+        ("1", (1, 0, 0)),
+        ("1.0", (1, 0, 0)),
+        ("01.1.0", (1, 1, 0)),
+        ("+1.-2.3", (1, -2, 3)),
+        ("1.0.0.0", None),
+        ("1.", None),
+        ("1.1.0-rc1", None),
+        (" 1", None),
+        ("9223372036854775808", None),
+        ("1" * 5000, None),
+    ],
+)
+def test_versions_as_libcni_reads_them(text: str, expected: tuple[int, int, int] | None) -> None:
+    assert version_number(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "text"),
+    [
+        (
+            {"cniVersions": ["1.0.0", "0.3.2"], "plugins": [MACVLAN]},
+            "spec.config.cniVersions[1]",
+            "'0.3.2', not a CNI spec version: libcni passes over it only because it picks '1.0.0'",
+        ),
+        (
+            {"cniVersions": ["2.0.0"], "plugins": [MACVLAN]},
+            "spec.config.cniVersions",
+            "libcni skips them all and runs the list without a version, as 0.1.0",
+        ),
+        (
+            {**MACVLAN, "cniVersions": ["9.9.9"]},
+            "spec.config.cniVersions",
+            "libcni reads cniVersions only in a list of plugins, and this single config runs at its cniVersion "
+            "1.0.0; drop cniVersions",
+        ),
+    ],
+)
+def test_cni_version_warns(config: dict[str, Any], field: str, text: str) -> None:
+    finding = only(nad(config), "nad-config-cni-version")
+    assert (finding.field, finding.severity) == (field, Severity.WARN)
+    assert finding.message.startswith(field)
+    assert text in finding.message
 
 
 def test_cni_version_may_be_left_out() -> None:

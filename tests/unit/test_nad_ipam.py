@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from webhook.cni.addresses import parse_cidr, parse_ip
+from webhook.cni.addresses import parse_cidr, parse_ip, unpadded
 from webhook.cni.config import parse_nad_config
 from webhook.cni.ipam import nad_allocation_ranges
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate
@@ -156,17 +156,85 @@ REFUSED = [
     ),
     (
         "nad-ipam-whereabouts",
-        wa(range="fd00::/120", range_end="fd00::ff"),
+        wa(range="fd00::/120", range_end="fd00::1:5"),
         f"{P}.range_end",
         "outside the range fd00::/120",
         "deny",
     ),
+    # whereabouts ignores the end that comes before the start: the end is the field to fix.
     (
         "nad-ipam-whereabouts",
         wa(range="10.0.0.0/24", range_start="10.0.0.100", range_end="10.0.0.10"),
+        f"{P}.range_end",
+        "the range starts at 10.0.0.100, after its end 10.0.0.10: whereabouts would ignore the end",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.50-10.0.0.10/24"),
         f"{P}.range",
         "make the start lower than the end",
         "deny",
+    ),
+    # A start at the broadcast address is ignored: allocation starts at the network's beginning.
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", range_start="10.0.0.255"),
+        f"{P}.range_start",
+        "would silently ignore it",
+        "deny",
+    ),
+    # whereabouts reads the top-level range fields with k8s.io/utils' ParseIPSloppy: leading zeros are decimal.
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", range_start="10.0.0.010"),
+        f"{P}.range_start",
+        "whereabouts reads the leading zeros as decimal, '10.0.0.10', where other tools read such a part as "
+        "octal or refuse it; write '10.0.0.10'",
+        "warn",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="010.0.0.0/024"),
+        f"{P}.range",
+        "'010.0.0.0/024': whereabouts reads the leading zeros as decimal, '10.0.0.0/024'",
+        "warn",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(ipRanges=[{"range": "10.0.0.01-10.0.0.09/24"}]),
+        f"{P}.ipRanges[0].range",
+        "as decimal, '10.0.0.1-10.0.0.9/24'",
+        "warn",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", gateway="10.0.0.001"),
+        f"{P}.gateway",
+        "as decimal, '10.0.0.1'",
+        "warn",
+    ),
+    # ... but an ipRanges entry's range_start is a plain Go net.IP, which refuses them.
+    (
+        "nad-ipam-whereabouts",
+        wa(ipRanges=[{"range": "10.0.0.0/24", "range_start": "10.0.0.010"}]),
+        f"{P}.ipRanges[0].range_start",
+        "not an IP address",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", range_start="10.0.0.0256"),
+        f"{P}.range_start",
+        "not an IP address",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(ipRanges=[{"range": "10.0.0.0/24"}], range_start="10.0.0.9"),
+        f"{P}.range_start",
+        "only applies to the top-level range, and there is none: whereabouts ignores it",
+        "warn",
     ),
     (
         "nad-ipam-whereabouts",
@@ -198,8 +266,8 @@ REFUSED = [
     ),
     (
         "nad-ipam-whereabouts",
-        wa(ipRanges=[{"range": "10.0.0.0/24", "range_start": "10.0.0.0"}]),
-        f"{P}.ipRanges[0].range_start",
+        wa(ipRanges=[{"range": "10.0.0.0/24", "range_end": "10.0.1.0"}]),
+        f"{P}.ipRanges[0].range_end",
         "10.0.0.1-10.0.0.254",
         "deny",
     ),
@@ -283,6 +351,12 @@ ALLOWED = [
     ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", range_start="10.0.0.10", range_end="10.0.0.20")),
     ("nad-ipam-whereabouts", wa(range="10.0.0.5/24", exclude=["10.0.0.0/28", "10.0.0.200"])),
     ("nad-ipam-whereabouts", wa(range="10.0.0.10-10.0.0.50/24")),
+    # whereabouts ignores a start at the network address and an end at the broadcast address, and allocates
+    # from the first and up to the last usable address: what they ask for.
+    ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", range_start="10.0.0.0", range_end="10.0.0.255")),
+    ("nad-ipam-whereabouts", wa(range="fd00::/120", range_end="fd00::ff")),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.0-10.0.0.255/24")),
+    ("nad-ipam-whereabouts", wa(ipRanges=[{"range": "10.0.0.0/24", "range_start": "10.0.0.0"}])),
     (
         "nad-ipam-whereabouts",
         wa(ipRanges=[{"range": "10.0.0.0/24"}, {"range": "fd00::/64", "exclude": ["fd00::1"]}]),
@@ -352,6 +426,23 @@ def test_parse_cidr_reads_like_go(text: str, expected: tuple[str, str] | None) -
     assert ((str(parsed[0]), str(parsed[1])) if parsed else None) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # As k8s.io/utils' ParseIPSloppy (Go 1.16's parser) reads them: each IPv4 part in decimal.
+        ("10.0.0.010", "10.0.0.10"),
+        ("010.000.000.000/024", "10.0.0.0/024"),
+        ("::ffff:10.0.0.001", "::ffff:10.0.0.1"),
+        ("10.0.0." + "0" * 5000 + "7", "10.0.0.7"),
+        ("10.0.0.0256", "10.0.0.256"),  # above 255: still refused by the parser
+        ("fd00::010", "fd00::010"),  # hexadecimal groups are not IPv4 parts
+        ("1.02.3.4.5", "1.02.3.4.5"),
+    ],
+)
+def test_unpadded_reads_ipv4_parts_in_decimal(text: str, expected: str) -> None:
+    assert unpadded(text) == expected
+
+
 def test_allocation_ranges_for_the_overlap_index() -> None:
     config = {
         "cniVersion": "1.0.0",
@@ -416,6 +507,21 @@ def test_allocation_ranges_for_the_overlap_index() -> None:
     assert not ranges[0].overlaps(ranges[1])
 
 
+@pytest.mark.parametrize(
+    ("ipam", "expected"),
+    [
+        ({"range": "10.0.0.0/24", "range_start": "10.0.0.0", "range_end": "10.0.0.255"}, ("10.0.0.1", "10.0.0.254")),
+        ({"range": "10.0.0.0/24", "range_start": "10.0.0.010", "range_end": "10.0.0.0020"}, ("10.0.0.10", "10.0.0.20")),
+        ({"range": "10.0.0.0/24", "range_start": "10.0.0.100", "range_end": "10.0.0.10"}, ("10.0.0.100", "10.0.0.254")),
+        ({"range": "10.0.0.0-10.0.0.255/24"}, ("10.0.0.1", "10.0.0.254")),
+    ],
+)
+def test_whereabouts_allocates_as_its_get_ip_range_does(ipam: dict[str, str], expected: tuple[str, str]) -> None:
+    config = json.dumps(wa(**ipam))
+    [got] = nad_allocation_ranges(parse_nad_config(config, "spec.config").netconf)
+    assert (str(got.first), str(got.last)) == expected
+
+
 def test_allocation_ranges_of_nothing() -> None:
     assert nad_allocation_ranges(None) == []
     assert nad_allocation_ranges(parse_nad_config('{"type": "macvlan"}', "spec.config").netconf) == []
@@ -435,3 +541,9 @@ def test_a_list_with_only_cni_versions_takes_its_highest() -> None:
                     "nad-ipam-host-local") == []
     refused = findings(nad({"cniVersions": ["0.2.0"], "name": "x", "plugins": [plugin]}), "nad-ipam-host-local")
     assert ["cniVersion 0.2.0 cannot return" in f.message for f in refused] == [True]
+    # ... the highest that libcni implements, cniVersion included: 2.0.0 is skipped, 1.0.0 beats 0.2.0.
+    skipped = findings(nad({"cniVersions": ["0.2.0", "2.0.0"], "name": "x", "plugins": [plugin]}),
+                       "nad-ipam-host-local")
+    assert ["cniVersion 0.2.0 cannot return" in f.message for f in skipped] == [True]
+    assert findings(nad({"cniVersion": "0.2.0", "cniVersions": ["1.0.0"], "name": "x", "plugins": [plugin]}),
+                    "nad-ipam-host-local") == []

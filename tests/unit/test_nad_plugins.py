@@ -44,6 +44,18 @@ REFUSED = [
     ("nad-plugin-field-types", single({**MACVLAN, "mtu": 1500.5}), "spec.config.mtu", "the number 1500.5"),
     (
         "nad-plugin-field-types",
+        single({"type": "vlan", "master": "eth0", "vlanId": 100.5}),
+        "spec.config.vlanId",
+        "the number 100.5, but the vlan plugin reads it as an integer",
+    ),
+    (
+        "nad-plugin-field-types",
+        chain(MACVLAN, {"type": "tuning", "txQLen": 1e21}),
+        "spec.config.plugins[1].txQLen",
+        "the number 1e+21",
+    ),
+    (
+        "nad-plugin-field-types",
         single({"type": "bridge", "isGateway": "true"}),
         "spec.config.isGateway",
         "true or",
@@ -67,6 +79,18 @@ REFUSED = [
         single({"type": "vlan", "master": "eth0", "vlanId": -1}),
         "spec.config.vlanId",
         "4094",
+    ),
+    (
+        "nad-plugin-vlan-id",
+        single({"type": "vlan", "master": "eth0", "vlanId": 100.5}),
+        "spec.config.vlanId",
+        "is the number 100.5: a VLAN id must be an integer",
+    ),
+    (
+        "nad-plugin-vlan-id",
+        single({"type": "bridge", "vlan": 5000.0}),
+        "spec.config.vlan",
+        "is 5000: a VLAN id must be from 0 to 4094",
     ),
     (
         "nad-plugin-vlan-id",
@@ -182,6 +206,15 @@ def test_refused(rule: str, config: dict[str, Any], field: str, text: str) -> No
 ALLOWED = [
     ("nad-plugin-field-types", single({**MACVLAN, "mtu": 1500, "mode": None})),
     ("nad-plugin-field-types", single({"type": "unknown-plugin", "mtu": "whatever"})),
+    # libcni hands every plugin its config re-encoded from a map: whole decimals arrive as integers.
+    ("nad-plugin-field-types", single({"type": "vlan", "master": "eth0", "vlanId": 100.0, "mtu": 1500.0})),
+    (
+        "nad-plugin-field-types",
+        chain(MACVLAN, {"type": "bandwidth", "ingressRate": 1e6, "ingressBurst": 1000000.0}),
+    ),
+    ("nad-plugin-vlan-id", single({"type": "vlan", "master": "eth0", "vlanId": 100.0})),
+    ("nad-plugin-vlan-id", chain({"type": "bridge", "vlan": 4094.0})),
+    ("nad-plugin-bandwidth-pairs", chain(MACVLAN, {"type": "bandwidth", "egressRate": 1e3, "egressBurst": 1e3})),
     ("nad-plugin-vlan-id", single({"type": "vlan", "master": "eth0", "vlanId": 4094})),
     ("nad-plugin-vlan-id", single({"type": "bridge", "vlan": 0})),
     ("nad-plugin-vlan-master", single({"type": "vlan", "master": "bond0"})),
@@ -220,6 +253,17 @@ def test_bandwidth_capability_behind_macvlan_only_warns() -> None:
     [finding] = findings(nad(config), "nad-plugin-bandwidth-veth")
     assert finding.severity is Severity.WARN
     assert "pods that request bandwidth will fail" in finding.message
+
+
+def test_host_device_with_the_device_id_capability_takes_the_pods_device_with_a_warning() -> None:
+    config = single({"type": "host-device", "capabilities": {"deviceID": True}})
+    [finding] = findings(nad(config), "nad-plugin-host-device-selector")
+    assert (finding.field, finding.severity) == ("spec.config", Severity.WARN)
+    assert finding.message.startswith("spec.config selects no device itself: host-device takes the one a pod names")
+    assert "fails for pods that name none" in finding.message
+    # A capability set to false passes nothing.
+    config = single({"type": "host-device", "capabilities": {"deviceID": False}})
+    assert [f.severity for f in findings(nad(config), "nad-plugin-host-device-selector")] == [Severity.DENY]
 
 
 def test_host_device_without_selector_is_fine_with_resource_name_annotation() -> None:

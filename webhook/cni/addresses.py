@@ -7,10 +7,27 @@ places (scope ids, netmask prefixes, a missing prefix), so the differences are c
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+# A dotted IPv4 address, alone or closing an IPv6 one, up to a CIDR's "/".
+_DOTTED = re.compile(r"(?<![^:])([0-9]+)\.([0-9]+)\.([0-9]+)\.([0-9]+)(?=/|$)")
+
+
+def _unpad(match: re.Match[str]) -> str:
+    # A part of more than three digits after its zeros is above 255 and stays, for the parser to refuse.
+    return ".".join(part.lstrip("0") or "0" if len(part.lstrip("0")) <= 3 else part for part in match.groups())
+
+
+def unpadded(text: str) -> str:
+    """``text`` with leading zeros dropped from the parts of its dotted IPv4 address, as k8s.io/utils'
+    ParseIPSloppy and ParseCIDRSloppy read them: in decimal ("10.0.0.010" is 10.0.0.10). Go's own
+    parser, and parse_ip here, refuse such parts (since Go 1.17); other tools read them as octal."""
+    return _DOTTED.sub(_unpad, text, count=1)
 
 
 def parse_ip(value: Any) -> IPAddress | None:

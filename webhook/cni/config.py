@@ -7,6 +7,7 @@ plugin that is at least an object is kept so that the other rules can still look
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,8 +15,62 @@ from typing import Any
 from webhook.cni.gojson import GoJSONError, field_index, fold, go_field, loads
 from webhook.objects import as_text
 
-#: The versions the CNI specification defines; libcni refuses anything else.
+#: The versions the CNI specification defines; the plugins refuse to run at any other.
 CNI_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+#: The newest version that the libcni Multus is built with implements (cni v1.3.0, version.Current()):
+#: it skips newer entries of a list's cniVersions.
+LIBCNI_NEWEST = (1, 1, 0)
+# One part of a version as strconv.Atoi reads it: a sign, then decimal digits (a long run of digits is
+# out of int64's range, and never reaches int()'s digit limit).
+_VERSION_PART = re.compile(r"[+-]?0*([0-9]{1,19})")
+
+
+def _atoi(text: str) -> int | None:
+    match = _VERSION_PART.fullmatch(text)
+    if match is None:
+        return None
+    number = int(text)
+    return number if -(2**63) <= number < 2**63 else None
+
+
+def version_number(text: str) -> tuple[int, int, int] | None:
+    """The version libcni reads in ``text`` (pkg/version ParseVersion), None when it refuses it: "" is
+    0.1.0; up to three dot-separated integers, the missing ones 0 ("1" is 1.0.0)."""
+    if text == "":
+        return (0, 1, 0)
+    parts = text.split(".")
+    numbers = [number for part in parts if (number := _atoi(part)) is not None]
+    if len(parts) > 3 or len(numbers) < len(parts):
+        return None
+    numbers += [0] * (3 - len(numbers))
+    return numbers[0], numbers[1], numbers[2]
+
+
+def list_version(raw: Mapping[str, Any], base: str) -> tuple[str, str] | None:
+    """(version, JSON path of the field it comes from) that libcni gives every plugin of a list: with
+    ``cniVersions``, the highest of them and ``cniVersion`` that libcni implements, else ``cniVersion``
+    as written. None when the list names none, or when libcni refuses these fields (a non-string, a
+    version it cannot read): nad-config-cni-version says why."""
+    version = raw.get("cniVersion")
+    if version is not None and not isinstance(version, str):
+        return None
+    chosen = (version or "", f"{base}.cniVersion") if version else None
+    versions = raw.get("cniVersions")
+    if versions is None:
+        return chosen
+    if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
+        return None
+    candidates = [(v, f"{base}.cniVersions[{i}]") for i, v in enumerate(versions)]
+    if chosen is not None:
+        candidates.append(chosen)
+    numbered = [(number, v, path) for v, path in candidates if (number := version_number(v)) is not None]
+    if len(numbered) < len(candidates):
+        return None
+    usable = [(number, v, path) for number, v, path in numbered if number <= LIBCNI_NEWEST]
+    if not usable:
+        return chosen
+    _, best, path = max(usable, key=lambda item: item[0])
+    return best, path
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +158,15 @@ class NetConf:
         value = self.raw.get("cniVersion")
         return value if isinstance(value, str) else None
 
+    @property
+    def plugin_cni_version(self) -> str | None:
+        """The cniVersion libcni runs the plugins at: a list's choice (see ``list_version``), a single
+        config's own cniVersion (libcni reads cniVersions only in a list)."""
+        if not self.is_list:
+            return self.cni_version
+        found = list_version(self.raw, "spec.config")
+        return found[0] if found is not None else None
+
     def binary_fields(self) -> Iterator[tuple[str, str]]:
         """(binary, JSON path of the field naming it) for every CNI binary a node must have to run this
         config: each plugin type and IPAM type, at its first mention."""
@@ -163,7 +227,10 @@ def _parse_nad_config(config: Any, path: str) -> ParsedConfig:
     if not isinstance(config, str):
         return ParsedConfig(None, (Problem(path, f"must be a string of CNI JSON, not {_describe(config)}"),))
     try:
-        raw = loads(config)
+        # Every plugin reads its config after libcni's round trip through a map: 1500.0 arrives as 1500.
+        # Multus and libcni read the other fields (name, versions, types) as strings, lists and objects,
+        # where a number is refused however it is written.
+        raw = loads(config, via_libcni=True)
     except GoJSONError as exc:
         return ParsedConfig(None, (Problem(path, f"is not valid JSON: {exc}"),))
     if not isinstance(raw, dict):

@@ -2,7 +2,9 @@
 
 A plugin unmarshals its config into a typed Go struct: a value of the wrong JSON type (a string
 for an int, 1.5 for an int, -1 for an unsigned) fails the whole ADD with "failed to load netconf".
-These helpers say, for one value, whether Go would accept it, and describe it for messages.
+These helpers say, for one value, whether Go would accept it, and describe it for messages. A NAD's
+config reaches them already as the plugin reads it (``loads(..., via_libcni=True)``), where 1500.0 is
+1500; a pod's selection annotation, which Multus decodes directly, does not.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def describe(value: Any) -> str:
 
 
 def is_int(value: Any) -> bool:
-    # json.loads gives a float for 1.0 or 1e3, which Go refuses for an integer field, as it should.
+    # A float here is one that Go refuses for an integer field: 1.5, 1e21, or 1.0 in text that Go decodes
+    # directly (in a NAD's config, libcni has already turned 1.0 into 1).
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -16,6 +16,11 @@ Where Python's json module and Go's differ, and what is done about it here:
   simple folding (the long s U+017F matches "s", the Kelvin sign U+212A matches "k"); ``fold``,
   ``field_index`` and ``go_field`` do that. Generic maps (capabilities, args, cni-args) keep exact keys,
   as Go maps do.
+- Numbers that reach a CNI plugin: libcni decodes every plugin's config into a map and encodes it again
+  before running the plugin (InjectConf, for a single config as for each plugin of a list), so the plugin
+  reads each number as Go prints a float64: ``1500.0`` and ``1e3`` arrive as ``1500`` and ``1000``,
+  integers beyond 2^53 arrive rounded, and from 1e21 on they arrive in exponent form, which no integer
+  field takes. ``loads(..., via_libcni=True)`` gives the numbers the plugin reads.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 
@@ -84,12 +90,40 @@ def _float(text: str) -> float:
     return value
 
 
+# Integers up to 2^53 are float64 values that Go prints back unchanged.
+_EXACT_IN_FLOAT64 = 2**53
+# Go's encoder prints a float64 at or above this magnitude in exponent form.
+_GO_EXPONENT_FORM = 1e21
+
+
+def _printed_by_go(value: float) -> int | float:
+    """The number Go's encoding/json reads back from its own encoding of the float64 ``value``."""
+    if value.is_integer() and abs(value) < _GO_EXPONENT_FORM:
+        # Go prints the shortest digits that identify the float64, padded with zeros to the integer (2^63
+        # prints as 9223372036854776000), as repr() picks them. -0 reads back as 0 here, though Go prints
+        # "-0", which an unsigned field refuses: no config means that.
+        return int(Decimal(repr(value)))
+    return value
+
+
+def _int_via_libcni(text: str) -> int | float:
+    number = _int(text)
+    return number if abs(number) <= _EXACT_IN_FLOAT64 else _printed_by_go(float(text))
+
+
+def _float_via_libcni(text: str) -> int | float:
+    return _printed_by_go(_float(text))
+
+
 def _constant(name: str) -> Any:
     raise _Refused(name, "is not JSON (Go reads only finite numbers written in digits)")
 
 
 # Built once: json.loads with hooks would build a decoder on every call.
 _DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_int=_int, parse_float=_float, parse_constant=_constant)
+_LIBCNI_DECODER = json.JSONDecoder(
+    object_pairs_hook=_object, parse_int=_int_via_libcni, parse_float=_float_via_libcni, parse_constant=_constant
+)
 
 
 def _where(text: str, pos: int) -> str:
@@ -108,16 +142,19 @@ def _refused_message(text: str, refused: _Refused) -> str:
     return f"{shown} {refused.why}{place}"
 
 
-def loads(text: str) -> Any:
+def loads(text: str, *, via_libcni: bool = False) -> Any:
     """``text`` decoded as Go's encoding/json would (see the module's docstring); GoJSONError when Go
-    refuses it. Text that is ASCII without ``\\u`` escapes, the common case, goes straight to the decoder."""
+    refuses it. Text that is ASCII without ``\\u`` escapes, the common case, goes straight to the decoder.
+
+    With ``via_libcni`` the numbers are those a CNI plugin reads after libcni's round trip of its config
+    through a map: whole numbers below 1e21 come back as ints, whatever way they were written."""
     if "\\u" in text:
         # Same length in, same length out: the positions in error messages stay right.
         text = _ESCAPE.sub(_repair_escape, text)
     if not text.isascii():
         text = _RAW_SURROGATE.sub("\ufffd", text)
     try:
-        return _DECODER.decode(text)
+        return (_LIBCNI_DECODER if via_libcni else _DECODER).decode(text)
     except json.JSONDecodeError as exc:
         raise GoJSONError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except _Refused as exc:

@@ -13,7 +13,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.cni.addresses import IPAddress, IPNetwork, between, family, parse_cidr, parse_ip, within
+from webhook.cni.addresses import (
+    IPAddress,
+    IPNetwork,
+    between,
+    family,
+    parse_cidr,
+    parse_ip,
+    unpadded,
+    within,
+)
 from webhook.cni.config import NetConf, PluginConf, Problem
 from webhook.cni.fields import describe, is_int
 from webhook.cni.gojson import go_field
@@ -64,12 +73,15 @@ def _get(obj: Mapping[str, Any], base: str, name: str) -> _Field | None:
     return _Field(f"{base}.{found[0]}", found[1])
 
 
-def _ip_field(obj: Mapping[str, Any], base: str, name: str, problems: list[Problem]) -> IPAddress | None:
-    """A Go net.IP field: absent, null and "" mean unset; anything unparsable fails the plugin."""
+def _ip_field(
+    obj: Mapping[str, Any], base: str, name: str, problems: list[Problem], *, sloppy: bool = False
+) -> IPAddress | None:
+    """A Go net.IP field: absent, null and "" mean unset; anything unparsable fails the plugin. A
+    ``sloppy`` field is parsed as k8s.io/utils' ParseIPSloppy parses it (see ``_sloppy``)."""
     f = _get(obj, base, name)
     if f is None or f.value == "":
         return None
-    addr = parse_ip(f.value)
+    addr = parse_ip(_sloppy(f.path, f.value, problems) if sloppy else f.value)
     if addr is None:
         problems.append(
             Problem(
@@ -78,6 +90,26 @@ def _ip_field(obj: Mapping[str, Any], base: str, name: str, problems: list[Probl
             )
         )
     return addr
+
+
+def _sloppy(path: str, value: Any, problems: list[Problem]) -> Any:
+    """``value`` (an address, a CIDR, or whereabouts' first-last/prefix) as k8s.io/utils' ParseIPSloppy and
+    ParseCIDRSloppy read it: IPv4 parts with leading zeros in decimal. A warning says so when that changes
+    a value that then parses, as other tools read such a part as octal, or refuse it."""
+    if not isinstance(value, str):
+        return value
+    parts = [unpadded(part) for part in value.split("-", 1)]
+    text = "-".join(parts)
+    if text != value and all(parse_ip(part) or parse_cidr(part) for part in parts):
+        problems.append(
+            Problem(
+                path,
+                f"{path} is {value!r}: whereabouts reads the leading zeros as decimal, {text!r}, where other "
+                f"tools read such a part as octal or refuse it; write {text!r}",
+                warning=True,
+            )
+        )
+    return text
 
 
 def _too_small(net: IPNetwork) -> bool:
@@ -329,7 +361,12 @@ class WhereaboutsRange:
     excludes: tuple[tuple[str, IPNetwork], ...]
 
 
-def _whereabouts_range(obj: Mapping[str, Any], path: str, problems: list[Problem]) -> WhereaboutsRange | None:
+def _whereabouts_range(
+    obj: Mapping[str, Any], path: str, problems: list[Problem], *, top: bool
+) -> WhereaboutsRange | None:
+    """One range of whereabouts: the top-level one (``top``) or an ipRanges entry. whereabouts parses
+    every range, and the top level's range_start / range_end, sloppily (leading zeros allowed); an
+    ipRanges entry's range_start / range_end are plain Go net.IP fields."""
     range_f = _get(obj, path, "range")
     if range_f is None or range_f.value == "":
         problems.append(
@@ -339,16 +376,19 @@ def _whereabouts_range(obj: Mapping[str, Any], path: str, problems: list[Problem
         )
         return None
     rp = range_f.path
-    start = _ip_field(obj, path, "range_start", problems)
-    end = _ip_field(obj, path, "range_end", problems)
+    start = _ip_field(obj, path, "range_start", problems, sloppy=top)
+    end = _ip_field(obj, path, "range_end", problems, sloppy=top)
     excludes = _excludes(obj, path, problems)
     if not isinstance(range_f.value, str):
         problems.append(Problem(rp, f"{rp} is {describe(range_f.value)}: write the range as a CIDR string"))
         return None
-    text = range_f.value
-    dash_start: IPAddress | None = None
+    written = range_f.value
+    text = _sloppy(rp, written, problems)
+    start_f, end_f = _get(obj, path, "range_start"), _get(obj, path, "range_end")
+    start_path, end_path = start_f.path if start_f else rp, end_f.path if end_f else rp
     if "-" in text:
-        # "first-last/prefix": the first address, then the last address written as a CIDR.
+        # "first-last/prefix": the first address, then the last address written as a CIDR. They replace
+        # range_start and range_end.
         head, tail = text.split("-", 1)
         dash_start = parse_ip(head)
         parsed = parse_cidr(tail)
@@ -356,7 +396,7 @@ def _whereabouts_range(obj: Mapping[str, Any], path: str, problems: list[Problem
             problems.append(
                 Problem(
                     rp,
-                    f"{rp} is {text!r}: write a CIDR (10.1.0.0/24) or first-last/prefix "
+                    f"{rp} is {written!r}: write a CIDR (10.1.0.0/24) or first-last/prefix "
                     "(10.1.0.10-10.1.0.50/24)",
                 )
             )
@@ -367,14 +407,15 @@ def _whereabouts_range(obj: Mapping[str, Any], path: str, problems: list[Problem
                 Problem(rp, f"{rp}: {dash_start} is not inside {net}; start the range inside the network")
             )
             return None
+        start, end, start_path, end_path = dash_start, dash_end, rp, rp
     else:
         parsed = parse_cidr(text)
         if parsed is None:
             problems.append(
-                Problem(rp, f"{rp} is {text!r}, not a CIDR: write it as network/prefix, e.g. 10.1.0.0/24")
+                Problem(rp, f"{rp} is {written!r}, not a CIDR: write it as network/prefix, e.g. 10.1.0.0/24")
             )
             return None
-        dash_end, net = None, parsed[1]
+        net = parsed[1]
     if _too_small(net):
         problems.append(
             Problem(
@@ -384,35 +425,45 @@ def _whereabouts_range(obj: Mapping[str, Any], path: str, problems: list[Problem
             )
         )
         return None
+    first, last = _whereabouts_span(net, start, end, start_path, end_path, problems)
+    return WhereaboutsRange(rp, net, first, last, excludes)
+
+
+def _whereabouts_span(
+    net: IPNetwork, start: IPAddress | None, end: IPAddress | None, start_path: str, end_path: str,
+    problems: list[Problem],
+) -> tuple[IPAddress, IPAddress]:
+    """The addresses whereabouts hands out from ``net`` (its iphelpers.GetIPRange): a start or an end is
+    kept only among the usable addresses (not the network or broadcast address), an end only from the
+    start on; any other is silently ignored, for the first / last usable address. A start at the network
+    address or an end at the broadcast address thus means what it says; other ignored ones are refused."""
     usable_first, usable_last = net.network_address + 1, net.broadcast_address - 1
-    first, last = dash_start or usable_first, dash_end or usable_last
-    if dash_start is None:
-        for name, value in (("range_start", start), ("range_end", end)):
-            if value is not None and not between(value, usable_first, usable_last):
-                f = _get(obj, path, name)
-                fpath = f.path if f else f"{path}.{name}"
-                problems.append(
-                    Problem(
-                        fpath,
-                        f"{fpath} {value} is outside the range {net} ({usable_first}-{usable_last}): "
-                        "whereabouts would silently ignore it and allocate from the whole range; "
-                        "use an address inside it",
-                    )
-                )
-            elif name == "range_start" and value is not None:
-                first = value
-            elif value is not None:
-                last = value
-    if first.version != last.version or int(first) > int(last):
+    first, last = usable_first, usable_last
+    if start is not None and between(start, usable_first, usable_last):
+        first = start
+    elif start is not None and start != net.network_address:
+        problems.append(_outside(start_path, start, net))
+    if end is not None and between(end, first, usable_last):
+        last = end
+    elif end is not None and between(end, usable_first, usable_last):
         problems.append(
             Problem(
-                rp,
-                f"{rp}: the range starts at {first}, after its end {last}: whereabouts would ignore the "
+                end_path,
+                f"{end_path}: the range starts at {first}, after its end {end}: whereabouts would ignore the "
                 "end and allocate up to the last address of the network; make the start lower than the end",
             )
         )
-        return None
-    return WhereaboutsRange(rp, net, first, last, excludes)
+    elif end is not None and end != net.broadcast_address:
+        problems.append(_outside(end_path, end, net))
+    return first, last
+
+
+def _outside(path: str, value: IPAddress, net: IPNetwork) -> Problem:
+    return Problem(
+        path,
+        f"{path} {value} is outside the range {net} ({net.network_address + 1}-{net.broadcast_address - 1}): "
+        "whereabouts would silently ignore it and allocate from the whole range; use an address inside it",
+    )
 
 
 def _excludes(
@@ -455,20 +506,23 @@ def whereabouts_ranges(
     ranges: list[WhereaboutsRange] = []
     top = _get(ipam, ipam_path, "range")
     if top is not None and top.value != "":
-        r = _whereabouts_range(ipam, ipam_path, problems)
+        r = _whereabouts_range(ipam, ipam_path, problems, top=True)
         if r is not None:
             ranges.append(r)
     else:
-        for name in ("range_start", "range_end"):
-            _ip_field(ipam, ipam_path, name, problems)
-        excl = _get(ipam, ipam_path, "exclude")
-        if excl is not None:
+        for name in ("range_start", "range_end", "exclude"):
+            f = _get(ipam, ipam_path, name)
+            if f is None or f.value == "":
+                continue
+            if name != "exclude" and not isinstance(f.value, str):
+                # whereabouts decodes them as strings even when it has no use for them.
+                _ip_field(ipam, ipam_path, name, problems)
+                continue
             problems.append(
                 Problem(
-                    excl.path,
-                    f"{excl.path} only applies to the top-level range, and there is none: "
-                    "whereabouts ignores "
-                    "it; move the entries into each ipRanges entry's exclude",
+                    f.path,
+                    f"{f.path} only applies to the top-level range, and there is none: whereabouts ignores it; "
+                    f"move it into each ipRanges entry",
                     warning=True,
                 )
             )
@@ -490,7 +544,7 @@ def whereabouts_ranges(
                         Problem(epath, f'{epath} is {describe(entry)}: write a {{"range": ...}} object')
                     )
                     continue
-                r = _whereabouts_range(entry, epath, problems)
+                r = _whereabouts_range(entry, epath, problems, top=False)
                 if r is not None:
                     ranges.append(r)
     for r in ranges:
@@ -515,7 +569,7 @@ def check_whereabouts(plugin: PluginConf) -> list[Problem]:
         return []
     path = plugin.ipam_path
     ranges, problems = whereabouts_ranges(ipam, path)
-    _ip_field(ipam, path, "gateway", problems)
+    _ip_field(ipam, path, "gateway", problems, sloppy=True)
     if not ranges and not problems:
         problems.append(
             Problem(

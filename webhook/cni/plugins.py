@@ -220,6 +220,18 @@ def host_device_problems(plugin: PluginConf, has_resource_name: bool) -> Iterato
         device_id = go_field(runtime[1], "deviceID")
         if device_id is not None and isinstance(device_id[1], str) and device_id[1]:
             return
+    if plugin.has_capability("deviceID"):
+        # libcni then injects the deviceID a pod's selection names (Multus passes it as a capability
+        # arg) as runtimeConfig.deviceID, which host-device takes as the device: pods that name one work.
+        yield Problem(
+            plugin.path,
+            f"{plugin.path} selects no device itself: host-device takes the one a pod names in its network "
+            'selection ("deviceID", a PCI or auxiliary device, in the JSON form of k8s.v1.cni.cncf.io/networks) '
+            f"and fails for pods that name none; set one of {', '.join(HOST_DEVICE_SELECTORS)} for them, or add "
+            f"the {RESOURCE_NAME_ANNOTATION} annotation so that Multus passes the device from the device plugin",
+            warning=True,
+        )
+        return
     yield Problem(
         plugin.path,
         f"{plugin.path} selects no device: the host-device plugin needs one of "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 
-from webhook.cni.config import CNI_VERSIONS, PluginConf
+from webhook.cni.config import CNI_VERSIONS, LIBCNI_NEWEST, PluginConf, list_version, version_number
 from webhook.cni.fields import describe
 from webhook.cni.plugins import common_field_problems
 from webhook.rules.findings import Severity, Violation
@@ -110,26 +110,93 @@ def config_empty(subject: Subject) -> Iterator[Violation]:
       judges=[SPEC_CONFIG])
 def config_cni_version(subject: Subject) -> Iterator[Violation]:
     """An unknown cniVersion makes libcni or the plugin refuse the config ("incompatible CNI
-    versions") on every pod. Catches typos such as "1.0" or "0.3.2" before any pod depends on it."""
+    versions") on every pod. Catches typos such as "1.0" or "0.3.2" before any pod depends on it.
+    A list's cniVersions is read as libcni reads it: versions newer than libcni implements are
+    skipped, and the list runs at the highest of the others (and of cniVersion)."""
     netconf = subject.nad_config.netconf
     if netconf is None:
         return
-    yield from _version(netconf.raw.get("cniVersion"), "spec.config.cniVersion")
+    version = netconf.raw.get("cniVersion")
     versions = netconf.raw.get("cniVersions")
-    if versions is not None:
-        if not isinstance(versions, list):
+    if versions is None or not netconf.is_list:
+        yield from _version(version, "spec.config.cniVersion")
+        if versions is not None:
+            runs_at = (f"its cniVersion {version}; drop cniVersions" if version and isinstance(version, str)
+                       else "0.1.0, as it has no cniVersion; set cniVersion instead")
             yield Violation(
                 "spec.config.cniVersions",
-                f"spec.config.cniVersions is {describe(versions)}: write a list of versions, e.g. "
-                '["0.3.1", "1.0.0"]',
+                "spec.config.cniVersions is ignored: libcni reads cniVersions only in a list of plugins, and "
+                f"this single config runs at {runs_at}",
+                Severity.WARN,
             )
-        else:
-            for i, value in enumerate(versions):
-                yield from _version(value, f"spec.config.cniVersions[{i}]", allow_empty=False)
+        return
+    if not isinstance(versions, list):
+        yield Violation(
+            "spec.config.cniVersions",
+            f"spec.config.cniVersions is {describe(versions)}: write a list of versions, e.g. "
+            '["0.3.1", "1.0.0"]',
+        )
+        return
+    entries = [(value, f"spec.config.cniVersions[{i}]") for i, value in enumerate(versions)]
+    if version is not None and version != "":
+        entries.append((version, "spec.config.cniVersion"))
+    unreadable = [violation for value, path in entries for violation in _unreadable_version(value, path)]
+    if unreadable:
+        yield from unreadable
+        return
+    chosen = list_version(netconf.raw, "spec.config")
+    if chosen is None:
+        yield Violation(
+            "spec.config.cniVersions",
+            "spec.config.cniVersions names no version that libcni implements (the newest is "
+            f"{'.'.join(map(str, LIBCNI_NEWEST))}), and there is no cniVersion: libcni skips them all and runs "
+            'the list without a version, as 0.1.0; add one of the versions you mean, e.g. "1.0.0"',
+            Severity.WARN,
+        )
+        return
+    picked, picked_path = chosen
+    if picked not in CNI_VERSIONS and picked != "":
+        yield Violation(
+            picked_path,
+            f"{picked_path} is {picked!r}, the version libcni picks for the list, but it is not a CNI spec "
+            f"version, so no plugin runs at it: use one of {_versions_text()}",
+        )
+        return
+    picked_number = version_number(picked)
+    for value, path in entries:
+        number = version_number(value)
+        if path == picked_path or value in CNI_VERSIONS or value == "" or number is None:
+            continue
+        if number == picked_number:
+            yield Violation(
+                path,
+                f"{path} is {value!r}, which libcni reads as the same version as {picked!r} and may pick instead; "
+                f"no plugin runs at {value!r}: write it as {picked!r} or drop it",
+            )
+        elif number <= LIBCNI_NEWEST:
+            yield Violation(
+                path,
+                f"{path} is {value!r}, not a CNI spec version: libcni passes over it only because it picks "
+                f"{picked!r}; fix it (one of {_versions_text()}) or drop it",
+                Severity.WARN,
+            )
 
 
-def _version(value: object, path: str, allow_empty: bool = True) -> Iterator[Violation]:
-    if value is None or (allow_empty and value == ""):
+def _unreadable_version(value: object, path: str) -> Iterator[Violation]:
+    """What libcni refuses in a list's versions before it picks one: a non-string, or a version it cannot
+    read (it refuses the whole list then)."""
+    if not isinstance(value, str):
+        yield Violation(path, f'{path} is {describe(value)}: write the version as a string, e.g. "1.0.0"')
+    elif version_number(value) is None:
+        yield Violation(
+            path,
+            f"{path} is {value!r}, which libcni cannot read as a version, so it refuses the list on every pod: "
+            f"use one of {_versions_text()}",
+        )
+
+
+def _version(value: object, path: str) -> Iterator[Violation]:
+    if value is None or value == "":
         return
     if not isinstance(value, str):
         yield Violation(path, f'{path} is {describe(value)}: write the version as a string, e.g. "1.0.0"')

@@ -31,7 +31,8 @@ def _each_plugin(subject: Subject, check: Callable[[PluginConf], Iterable[Proble
 )
 def field_types(subject: Subject) -> Iterator[Violation]:
     """The reference plugins decode their config into typed Go structs: "mtu": "1500" or
-    "vlanId": 10.0 makes the plugin fail with "failed to load netconf" on every pod."""
+    "vlanId": 10.5 makes the plugin fail with "failed to load netconf" on every pod. ("vlanId": 10.0 is
+    fine: libcni passes the config through a map first, and the plugin reads 10.)"""
     yield from _each_plugin(subject, table.field_type_problems)
 
 
@@ -80,7 +81,8 @@ def plugin_mode(subject: Subject) -> Iterator[Violation]:
 def host_device_selector(subject: Subject) -> Iterator[Violation]:
     """host-device moves a host interface into the pod and must be told which: device, hwaddr,
     kernelpath or pciBusID, unless the NAD carries the resourceName annotation (Multus then passes
-    the device the device plugin allocated)."""
+    the device the device plugin allocated). With the deviceID capability each pod may name the
+    device in its selection instead: a warning, as pods that name none fail."""
     has_resource = bool(subject.annotations.get(table.RESOURCE_NAME_ANNOTATION))
     yield from _each_plugin(subject, lambda plugin: table.host_device_problems(plugin, has_resource))
 
