@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from webhook.node.hostfs import sha256
-from webhook.node.installer import InstallError, Record, install, parse_plugin_list
+from webhook.node.hostfs import on_host, sha256
+from webhook.node.installer import LOCK, InstallError, Record, install, parse_plugin_list
 
 Snapshot = dict[str, tuple[str, str, int]]
 
@@ -306,6 +306,21 @@ print(json.dumps([c.action for c in installer.install(host, source, sys.argv[4:]
 """
 
 
+def waits_for_lock(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` is blocked waiting for a lock on ``path``. flock(2) leaves no other trace
+    of a waiter: the kernel lists it in /proc/locks, marked "->", with its pid and the file's
+    major:minor:inode, as in ``1: -> FLOCK  ADVISORY  WRITE 4242 fe:00:9979367 0 EOF``."""
+    st = path.stat()
+    file_id = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" in fields:
+            kind, _, _, holder, lock_file = fields[fields.index("->") + 1:][:5]
+            if kind == "FLOCK" and int(holder) == pid and lock_file == file_id:
+                return True
+    return False
+
+
 def test_concurrent_installs_take_turns_and_leave_one_consistent_record(host: Path, source: Path,
                                                                         tmp_path: Path) -> None:
     write(host / "opt/cni/bin/macvlan", b"the node's own macvlan")
@@ -326,12 +341,17 @@ def test_concurrent_installs_take_turns_and_leave_one_consistent_record(host: Pa
         second = subprocess.Popen([sys.executable, "-m", "webhook.cli", "install-cni", "--host-root", str(host),
                                    "--source", str(source), "--plugins-file", str(listed)],
                                   stderr=subprocess.PIPE, text=True)
-        time.sleep(1)
-        waited = second.poll() is None
+        # The overlap is seen, not timed: the second install is blocked on the lock the first one holds
+        # halfway through its copies (a slow start of the second would otherwise pass for waiting).
+        deadline = time.monotonic() + 30
+        while not waits_for_lock(second.pid, on_host(host, LOCK)):
+            if second.poll() is not None:
+                pytest.fail(f"the second install ran while the first one was halfway: {second.communicate()[1]}")
+            assert time.monotonic() < deadline, "the second install never waited for the lock"
+            time.sleep(0.02)
         (gate / "go").touch()
         _, err = second.communicate(timeout=30)
         assert second.returncode == 0, err
-        assert waited, "the second install ran while the first one was halfway"
         assert err.count("unchanged") == 3, err  # it read the record only once the first one was done
         out, _ = first.communicate(timeout=30)
         assert first.returncode == 0
