@@ -378,10 +378,9 @@ def test_upgrading_a_running_binary_is_not_text_file_busy(host: Path, tmp_path: 
     src = tmp_path / "src"
     write(src / "busy", Path(sleep).read_bytes())
     install(host, src, ["busy"])
+    # Popen returns once the exec has succeeded: from then on the file is a running program's text.
     running = subprocess.Popen([str(host / "opt/cni/bin/busy"), "30"])
     try:
-        time.sleep(0.2)
-        assert running.poll() is None
         with pytest.raises(OSError, match="Text file busy"):
             (host / "opt/cni/bin/busy").open("wb")  # what a plain cp would do
         write(src / "busy", Path(sleep).read_bytes() + b"\0v2")
@@ -467,6 +466,13 @@ def test_uninstall_keeps_a_multus_dir_holding_foreign_files(host: Path) -> None:
     assert (host / "etc/cni/multus/net.d/lab.conf").exists()
 
 
+def waiting_for_sigterm(pid: int) -> bool:
+    """Whether ``pid`` sleeps in sigwait(2), which is how the command idles (as PID 1 in a container a
+    signal without a handler would be ignored; one blocked and waited for is not). The kernel names the
+    function a process sleeps in in /proc/PID/wchan; sigwait sleeps in do_sigtimedwait."""
+    return "sigtimedwait" in Path(f"/proc/{pid}/wchan").read_text()
+
+
 def test_uninstall_idles_until_sigterm_so_that_its_logs_can_be_read(host: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "webhook.cli", "uninstall", "--host-root", str(host), "--idle"],
                             stderr=subprocess.PIPE, text=True)
@@ -477,7 +483,12 @@ def test_uninstall_idles_until_sigterm_so_that_its_logs_can_be_read(host: Path) 
             lines.append(line)
             if "cleanup finished" in line:
                 break
-        time.sleep(0.3)
+        # Seen waiting for the signal, not merely alive a moment after its last line.
+        deadline = time.monotonic() + 30
+        while not waiting_for_sigterm(proc.pid):
+            assert proc.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "the uninstall never waited for SIGTERM"
+            time.sleep(0.02)
         assert proc.poll() is None, "".join(lines)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
