@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import json
 import logging
+import ssl
 import threading
 import uuid
 from collections.abc import Iterator
@@ -17,10 +19,12 @@ from typing import Any
 import pytest
 import yaml
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from kubernetes import client, config
 
 from webhook.certmanager import Bundle, SelfManagedCertificates, Settings
 from webhook.dev.controlplane import ControlPlane
+from webhook.tls import ReloadingTLS
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 NOW = dt.datetime.now(dt.UTC)
@@ -170,19 +174,70 @@ def test_an_unusable_secret_is_replaced(controlplane: ControlPlane, api: client.
     assert stored.leaf.cert_pem == bundle.leaf.cert_pem
 
 
-async def test_the_renewal_loop_checks_and_stops(api: client.ApiClient, namespace: str, configurations: str,
-                                                 tmp_path: Path) -> None:
-    manager = SelfManagedCertificates(api, Settings(namespace=namespace, webhook_configuration=configurations),
-                                      tmp_path)
+async def test_the_renewal_loop_renews_again_and_again_and_the_renewed_certificate_is_served(
+        controlplane: ControlPlane, api: client.ApiClient, namespace: str, configurations: str, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The loop as `serve --self-managed-certs` runs it, beside a TLS listener that takes the files in as
+    the server's does. The loop's clock is 340 days ahead, inside the serving certificate's renewal
+    window, while certificates are dated by the real clock: each certificate it issues is due again
+    at its next check, so every check renews, and a loop that stopped after one renewal (or one
+    check) shows."""
+    settings = Settings(namespace=namespace, webhook_configuration=configurations)
+    first = SelfManagedCertificates(api, settings, tmp_path).ensure()  # what serve does before it listens
+    tls = ReloadingTLS(tmp_path)
+
+    async def hang_up(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    listener = await asyncio.start_server(hang_up, "127.0.0.1", 0, ssl=tls.context)
+    port = listener.sockets[0].getsockname()[1]
+    # Leaf renewals keep the CA: the one trusted at the start is trusted throughout.
+    trusted = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+
+    async def served() -> bytes:
+        """The certificate a new connection gets, verified against the CA and the Service's name."""
+        _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=trusted,
+                                                  server_hostname=f"multus-webhook.{namespace}.svc")
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+        return x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM)
+
+    ahead = SelfManagedCertificates(api, settings, tmp_path,
+                                    clock=lambda: dt.datetime.now(dt.UTC) + dt.timedelta(days=340))
     stop = asyncio.Event()
-    task = asyncio.create_task(manager.run(stop, interval=dt.timedelta(seconds=0.2)))
-    for _ in range(100):
-        if (tmp_path / "tls.crt").exists():
-            break
-        await asyncio.sleep(0.1)
-    stop.set()
-    await asyncio.wait_for(task, 5)
-    assert (tmp_path / "tls.crt").exists()
+    caplog.set_level(logging.INFO, logger="multus-webhook.certmanager")
+    task = asyncio.create_task(ahead.run(stop, interval=dt.timedelta(seconds=0.2), settle=dt.timedelta(0)))
+    try:
+        seen = [await served()]
+        assert seen == [first.leaf.cert_pem]
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(seen) < 3:  # the first certificate, then two renewals, each served in its turn
+            assert not task.done(), "the renewal loop ended by itself"
+            assert asyncio.get_running_loop().time() < deadline, f"{len(seen) - 1} renewal(s) served in 30s"
+            pem = await served()
+            if pem != seen[-1]:
+                seen.append(pem)
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(task, 5)  # stops when asked, without an error
+        # Where it stopped, the Secret, the files and what is served agree.
+        stored = Bundle.from_secret_data(secret_data(controlplane, namespace, settings.secret_name))
+        assert stored is not None
+        assert (tmp_path / "tls.crt").read_bytes() == stored.leaf.cert_pem == await served()
+    finally:
+        stop.set()
+        task.cancel()
+        listener.close()
+        await listener.wait_closed()
+
+    assert len(set(seen)) == len(seen), "a certificate was served again after it was replaced"
+    for pem in seen:
+        x509.load_pem_x509_certificate(pem).verify_directly_issued_by(first.ca.cert)
+    renewals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("renewed the certificates")]
+    assert len(renewals) >= 2, renewals
+    assert all("the serving certificate expires on" in r for r in renewals), renewals
 
 
 def test_the_webhook_service_account_may_do_all_of_it(controlplane: ControlPlane, tmp_path: Path) -> None:

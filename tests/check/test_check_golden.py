@@ -1,7 +1,8 @@
 """`multus-webhook check` output in every format, against reviewed golden files.
 
 The fixture set mixes valid and invalid NADs, pods, workloads, a List and objects that are not
-Multus's. Run with UPDATE_GOLDEN=1 to rewrite the goldens, then review the diff before committing.
+Multus's. Run with UPDATE_GOLDEN=1 to rewrite the goldens, then review the diff before committing;
+under CI=true UPDATE_GOLDEN=1 is a failure.
 
 tests/check/sarif-schema-2.1.0.json is the OASIS SARIF 2.1.0 schema (errata01), copied unchanged from
 github.com/oasis-tcs/sarif-spec, Schemata/sarif-schema-2.1.0.json at commit ffa72eb (identical to
@@ -25,6 +26,7 @@ from webhook.cli import main
 HERE = Path(__file__).parent
 GOLDEN = HERE / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+IN_CI = os.environ.get("CI") == "true"
 STATE = ["--cluster-state", "fixtures/state/cluster.yaml"]
 
 CASES = {
@@ -61,6 +63,9 @@ def test_output_matches_golden(golden: str, capsys: pytest.CaptureFixture[str],
     out = normalized(out)
     path = GOLDEN / golden
     if UPDATE:
+        # A CI run that rewrote its goldens would compare the output with itself: it could never fail.
+        if IN_CI:
+            pytest.fail("UPDATE_GOLDEN=1 under CI=true: goldens are rewritten and reviewed locally, never in CI")
         path.write_text(out)
     assert out == path.read_text(), f"output differs from {path}; rerun with UPDATE_GOLDEN=1 and review the diff"
 

@@ -10,7 +10,6 @@ import signal
 import socket
 import ssl
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from cryptography import x509
 
 from webhook import certs
-from webhook.dev.controlplane import WebhookServer
+from webhook.dev.controlplane import WebhookServer, eventually
 
 NAD_CONFIG = ('{"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0", '
               '"ipam": {"type": "static", "addresses": [{"address": "10.1.0.5/24"}]}}')
@@ -236,7 +235,8 @@ def test_certificate_swapped_on_disk_is_served_by_the_next_connection(tmp_path: 
         worker = threading.Thread(target=load)
         worker.start()
         try:
-            time.sleep(0.5)
+            # Counted, not timed: on a loaded machine half a second may not see a single request.
+            eventually(lambda: answered >= 3, what="requests under way before the swap")
             # A new serving certificate from a new CA: the client trusts both, as during a CA rotation.
             new_ca = certs.new_ca("rotated-ca")
             leaf = certs.issue(new_ca, "127.0.0.1", ip_addresses=["127.0.0.1"])
@@ -245,7 +245,8 @@ def test_certificate_swapped_on_disk_is_served_by_the_next_connection(tmp_path: 
             certs.write_bundle(server.cert_dir, new_ca, leaf, force=True)
             server.ca_file.write_bytes(bundle)
             second = served_serial(server.port, server.ca_file)
-            time.sleep(0.5)
+            swapped = answered
+            eventually(lambda: answered >= swapped + 3, what="requests answered after the swap")
         finally:
             stop.set()
             worker.join()
@@ -265,9 +266,16 @@ def test_sigterm_drains_the_request_in_flight_and_exits_0(tmp_path: Path) -> Non
             ctx.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
         tls.sendall(b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                     + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body[:10])
-        time.sleep(0.3)
+        # One event loop serves both connections: by the time a request sent after that head is
+        # answered, the head has been read and its handler started.
+        assert Client(server).request("GET", "/healthz")[0] == 200
         os.kill(server.proc.pid, signal.SIGTERM)
-        time.sleep(0.3)
+        # The rest of the body only once the server is shutting down, and has counted this request
+        # among those to drain (a request it had not seen yet would make this pass for nothing).
+        log = server.dir / "webhook.log"
+        draining = eventually(lambda: [line for line in log.read_text().splitlines() if "stopping: draining" in line],
+                              what="the server to begin its shutdown")
+        assert draining[0].endswith("stopping: draining 1 request(s) in flight"), draining
         tls.sendall(body[10:])
         reply = b""
         while chunk := tls.recv(65536):
@@ -318,10 +326,10 @@ def test_slow_clients_are_cut_off_and_do_not_hold_up_others(tmp_path: Path) -> N
                             + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:20])
             assert trickle.recv(100).startswith(b"HTTP/1.1 408")
             trickle.close()
-            # The idle timeout closes every unfinished head (recv returns b"" on close).
-            time.sleep(2.5)
+            # The idle timeout (2s) closes every unfinished head: recv returns b"" on close, and raises
+            # if it is still open well after the timeout.
             for sock in slow:
-                sock.settimeout(5)
+                sock.settimeout(10)
                 assert sock.recv(100) == b""
         finally:
             for sock in slow:

@@ -6,10 +6,10 @@ until its kubelet confirms; that is what "deleted" looks like here)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -28,7 +28,7 @@ from webhook.cluster.store import NODE, NODE_STATE
 from webhook.controller.controller import Controller, ControllerConfig
 from webhook.dev.controlplane import ControlPlane, eventually
 from webhook.kube import format_time, load_client, parse_time, utcnow
-from webhook.names import READY_LABEL
+from webhook.names import BINARY_LABEL_PREFIX, READY_LABEL
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 
@@ -132,6 +132,37 @@ def controller(cp: ControlPlane, log: Path, *extra: str) -> Subcommand:
                        "--renew-deadline", "2", "--retry-period", "0.5", "--repair", *extra], log).start()
 
 
+_probes = itertools.count()
+
+
+def caught_up(host: StandInHost, node: StandInNode) -> None:
+    """Returns once the controller process has made a whole look at ``node`` that began after the call,
+    its repair step included: whatever it would do to the node's pods as things are, it has done. A
+    CNI binary added to the node is labelled by a look that begins after it was added; a second one,
+    added once that label is on, is labelled by a later look, which begins only after the first has
+    ended (one thread looks at the nodes, one at a time, labels first, then the repair)."""
+    for _ in range(2):
+        probe = f"probe-{next(_probes)}"
+        host.add_binary(probe)
+        eventually(lambda key=BINARY_LABEL_PREFIX + probe: key in node.own_labels(),
+                   what=f"the controller's look at the node after {probe} was added")
+
+
+def looks_after(ctl: Controller, node: StandInNode) -> None:
+    """Returns once the in-process controller has finished a look at ``node`` that began after the look
+    under way at the call (a deletion in it, say) had ended: two looks on newer heartbeats than the
+    one its last finished look took in (the agent writes one every second, and each is a change that
+    makes it look again)."""
+    def beat() -> object:
+        seen = ctl.looked.get(node.name)
+        return None if seen is None or seen[1] is None else (seen[1].get("status") or {}).get("heartbeatTime")
+
+    last = beat()
+    for _ in range(2):
+        last = eventually(beat, what="the controller's next look at the node",
+                          until=lambda b, before=last: b is not None and b != before)
+
+
 def test_after_a_reboot_owned_pods_missing_a_network_are_deleted(
     controlplane: ControlPlane, host: StandInHost, node: StandInNode, namespace: str, workload: dict[str, Any],
     tmp_path: Path,
@@ -144,6 +175,7 @@ def test_after_a_reboot_owned_pods_missing_a_network_are_deleted(
     ag = agent(cp, host, node, tmp_path / "agent.log")
     try:
         eventually(lambda: READY_LABEL in node.own_labels(), what="ready on boot-1")
+        caught_up(host, node)  # the repair of boot-1 is over: it lists pods on that boot no more
         short = full_status(namespace)[:2]
         make_pod(cp, namespace, node, "owned-missing", owner=workload, status=short)
         make_pod(cp, namespace, node, "bare-missing", owner=None, status=short)
@@ -152,7 +184,7 @@ def test_after_a_reboot_owned_pods_missing_a_network_are_deleted(
         for name in ("owned-missing", "bare-missing", "owned-complete", "owned-no-networks"):
             set_sandbox_time(cp, namespace, name, format_time(utcnow()))
         # Repair happens when a node is ready again on a new boot, not for pods placed meanwhile.
-        time.sleep(2)
+        caught_up(host, node)
         assert not terminating(cp, namespace, "owned-missing")
 
         ag.kill()
@@ -169,7 +201,9 @@ def test_after_a_reboot_owned_pods_missing_a_network_are_deleted(
         set_no_sandbox(cp, namespace, "owned-complete", moment)
         make_pod(cp, namespace, node, "owned-replacement", owner=workload)
         ag = agent(cp, host, node, tmp_path / "agent.log")
-        time.sleep(2)
+        # The probe labels need the agent's report on boot-2: the controller has seen Multus not ready
+        # there, with the pods as the kubelet left them.
+        caught_up(host, node)
         assert not terminating(cp, namespace, "owned-missing")  # Multus is not back yet
         host.start_daemon()
 
@@ -182,7 +216,7 @@ def test_after_a_reboot_owned_pods_missing_a_network_are_deleted(
         repaired = pod_events(cp, namespace, "owned-missing")
         assert [e["reason"] for e in repaired] == ["MultusNetworksRepaired"]
         assert repaired[0]["message"].endswith("; deleted so that ReplicaSet/web recreates it with its networks")
-        time.sleep(1)  # the rest of the node's pods were judged in the same pass
+        caught_up(host, node)  # the pass that deleted owned-missing judged the rest of the node's pods too
         for name in ("bare-missing", "owned-complete", "owned-no-networks", "owned-replacement"):
             assert not terminating(cp, namespace, name), name
     finally:
@@ -235,7 +269,7 @@ def test_pods_whose_sandbox_predates_multus_on_this_boot_are_stale_whatever_the_
         eventually(lambda: terminating(cp, namespace, "stale-1") or terminating(cp, namespace, "stale-2"),
                    what="a stale pod deleted")
         eventually(lambda: pod_events(cp, namespace, "bare-stale"), what="bare-stale reported")
-        time.sleep(2)
+        caught_up(host, node)  # looks that met the empty bucket again
         assert [terminating(cp, namespace, n) for n in ("stale-1", "stale-2")].count(True) == 1
         assert not terminating(cp, namespace, "fresh")
         assert not terminating(cp, namespace, "bare-stale")
@@ -264,7 +298,7 @@ def test_the_first_readiness_on_a_boot_an_agent_did_not_see_begin_is_not_guessed
         status = node_state(cp, node)
         assert "firstReadyTime" not in status
         assert "firstReadyBootID" not in status
-        time.sleep(2)
+        caught_up(host, node)  # the look that made the node ready, its repair included, is over
         assert not terminating(cp, namespace, "old")
     finally:
         ag.stop()
@@ -317,7 +351,7 @@ def test_a_repair_waiting_for_the_rate_limit_lists_the_pods_once(
     try:
         with in_process_controller(load_client(str(cp.kubeconfig)), repair_burst=1, repair_rate=0.001) as (ctl, calls):
             eventually(lambda: terminating(cp, namespace, "short-1"), what="one pod deleted")
-            time.sleep(5)  # heartbeats every second; the next token comes in 1,000s
+            looks_after(ctl, node)  # the next token comes in 1,000s
             listed = [c for c in calls if c[2] == f"spec.nodeName={node.name}"]
             deleted = [c for c in calls if c[0] == "DELETE"]
             assert len(listed) == 1, listed
@@ -355,10 +389,10 @@ def test_a_repair_that_may_not_delete_pods_says_so_once_and_backs_off(
     caplog.set_level(logging.INFO, logger=controller_module.__name__)
     try:
         # The shipped Role grants the Lease by its shipped name only.
-        with in_process_controller(api, lease_name=ControllerConfig().lease_name) as (_, calls):
+        with in_process_controller(api, lease_name=ControllerConfig().lease_name) as (ctl, calls):
             eventually(lambda: [c for c in calls if c[0] == "DELETE"], what="a deletion tried")
             eventually(lambda: READY_LABEL in node.own_labels(), what="the node labelled all the same")
-            time.sleep(5)  # heartbeats every second
+            looks_after(ctl, node)  # looks that would try again without the back-off
             deleted = [c for c in calls if c[0] == "DELETE"]
         assert len(deleted) == 1, deleted
         errors = [r.getMessage() for r in caplog.records

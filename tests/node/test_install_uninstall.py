@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from webhook.node.hostfs import sha256
-from webhook.node.installer import InstallError, Record, install, parse_plugin_list
+from webhook.node.hostfs import on_host, sha256
+from webhook.node.installer import LOCK, InstallError, Record, install, parse_plugin_list
 
 Snapshot = dict[str, tuple[str, str, int]]
 
@@ -306,6 +306,21 @@ print(json.dumps([c.action for c in installer.install(host, source, sys.argv[4:]
 """
 
 
+def waits_for_lock(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` is blocked waiting for a lock on ``path``. flock(2) leaves no other trace
+    of a waiter: the kernel lists it in /proc/locks, marked "->", with its pid and the file's
+    major:minor:inode, as in ``1: -> FLOCK  ADVISORY  WRITE 4242 fe:00:9979367 0 EOF``."""
+    st = path.stat()
+    file_id = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" in fields:
+            kind, _, _, holder, lock_file = fields[fields.index("->") + 1:][:5]
+            if kind == "FLOCK" and int(holder) == pid and lock_file == file_id:
+                return True
+    return False
+
+
 def test_concurrent_installs_take_turns_and_leave_one_consistent_record(host: Path, source: Path,
                                                                         tmp_path: Path) -> None:
     write(host / "opt/cni/bin/macvlan", b"the node's own macvlan")
@@ -326,12 +341,17 @@ def test_concurrent_installs_take_turns_and_leave_one_consistent_record(host: Pa
         second = subprocess.Popen([sys.executable, "-m", "webhook.cli", "install-cni", "--host-root", str(host),
                                    "--source", str(source), "--plugins-file", str(listed)],
                                   stderr=subprocess.PIPE, text=True)
-        time.sleep(1)
-        waited = second.poll() is None
+        # The overlap is seen, not timed: the second install is blocked on the lock the first one holds
+        # halfway through its copies (a slow start of the second would otherwise pass for waiting).
+        deadline = time.monotonic() + 30
+        while not waits_for_lock(second.pid, on_host(host, LOCK)):
+            if second.poll() is not None:
+                pytest.fail(f"the second install ran while the first one was halfway: {second.communicate()[1]}")
+            assert time.monotonic() < deadline, "the second install never waited for the lock"
+            time.sleep(0.02)
         (gate / "go").touch()
         _, err = second.communicate(timeout=30)
         assert second.returncode == 0, err
-        assert waited, "the second install ran while the first one was halfway"
         assert err.count("unchanged") == 3, err  # it read the record only once the first one was done
         out, _ = first.communicate(timeout=30)
         assert first.returncode == 0
@@ -358,10 +378,9 @@ def test_upgrading_a_running_binary_is_not_text_file_busy(host: Path, tmp_path: 
     src = tmp_path / "src"
     write(src / "busy", Path(sleep).read_bytes())
     install(host, src, ["busy"])
+    # Popen returns once the exec has succeeded: from then on the file is a running program's text.
     running = subprocess.Popen([str(host / "opt/cni/bin/busy"), "30"])
     try:
-        time.sleep(0.2)
-        assert running.poll() is None
         with pytest.raises(OSError, match="Text file busy"):
             (host / "opt/cni/bin/busy").open("wb")  # what a plain cp would do
         write(src / "busy", Path(sleep).read_bytes() + b"\0v2")
@@ -447,6 +466,13 @@ def test_uninstall_keeps_a_multus_dir_holding_foreign_files(host: Path) -> None:
     assert (host / "etc/cni/multus/net.d/lab.conf").exists()
 
 
+def waiting_for_sigterm(pid: int) -> bool:
+    """Whether ``pid`` sleeps in sigwait(2), which is how the command idles (as PID 1 in a container a
+    signal without a handler would be ignored; one blocked and waited for is not). The kernel names the
+    function a process sleeps in in /proc/PID/wchan; sigwait sleeps in do_sigtimedwait."""
+    return "sigtimedwait" in Path(f"/proc/{pid}/wchan").read_text()
+
+
 def test_uninstall_idles_until_sigterm_so_that_its_logs_can_be_read(host: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "webhook.cli", "uninstall", "--host-root", str(host), "--idle"],
                             stderr=subprocess.PIPE, text=True)
@@ -457,7 +483,12 @@ def test_uninstall_idles_until_sigterm_so_that_its_logs_can_be_read(host: Path) 
             lines.append(line)
             if "cleanup finished" in line:
                 break
-        time.sleep(0.3)
+        # Seen waiting for the signal, not merely alive a moment after its last line.
+        deadline = time.monotonic() + 30
+        while not waiting_for_sigterm(proc.pid):
+            assert proc.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "the uninstall never waited for SIGTERM"
+            time.sleep(0.02)
         assert proc.poll() is None, "".join(lines)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
