@@ -19,8 +19,8 @@ from webhook.check.output import text
 from webhook.check.run import NO_STATE_NOTE, SELECTION_ANNOTATIONS, Report, check
 from webhook.cli import main
 from webhook.cluster.snapshot import context_namespace
-from webhook.documents import parse_text
-from webhook.names import NAMESPACE
+from webhook.documents import Document, parse_text
+from webhook.names import NAMESPACE, PROFILE_LABEL
 from webhook.rules import Policy
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -440,6 +440,9 @@ def test_pods_the_apiserver_never_sends_to_the_webhook_have_no_findings() -> Non
                                            "annotations": {"k8s.v1.cni.cncf.io/networks": "a@lo"}}}
     relabelled = refused.replace("name: p", "name: p\n  labels: {app: x}")
     assert check(parse_text(relabelled, "in.yaml"), Policy(), state=[running]).results[0].findings == ()
+    # An UPDATE that leaves the pod asking for no network at all is not sent either.
+    unasked = {**RUNNING_POD, "metadata": {**RUNNING_POD["metadata"], "annotations": {"other": "x"}}}
+    assert check([Document("in.yaml", 1, 0, unasked)], Policy(), state=[running]).results[0].findings == ()
     # Adding the default-network annotation is sent, and judged.
     changed = relabelled.replace("a@lo}", "a@lo, v1.multus-cni.io/default-network: x}")
     findings = check(parse_text(changed, "in.yaml"), Policy(), state=[running]).results[0].findings
@@ -454,3 +457,19 @@ def test_what_check_leaves_out_is_what_the_shipped_configuration_leaves_out() ->
         {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [NAMESPACE]}]
     update = next(c["expression"] for c in pods["matchConditions"] if c["name"] == "update-changes-multus-selection")
     assert all(f"'{a}'" in update for a in SELECTION_ANNOTATIONS)
+    asks = next(c["expression"] for c in pods["matchConditions"] if c["name"] == "asks-for-multus-networks")
+    assert all(f"'{a}'" in asks for a in [*SELECTION_ANNOTATIONS, PROFILE_LABEL])
+
+
+def test_a_pod_joins_the_state_with_its_profile_applied() -> None:
+    """As the apiserver stores it after /mutate: a NAD change after it warns about the running pod."""
+    nad = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+           "metadata": {"name": "a", "namespace": "default"}, "spec": {"config": HOST_LOCAL.replace('"hl"', '"a"')}}
+    profile = {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "NetworkProfile",
+               "metadata": {"name": "prof", "namespace": "default"}, "spec": {"networks": [{"name": "a"}]}}
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {multus-webhook.io/network-profile: prof}\n"
+           "spec: {nodeName: node-1}\n")
+    changed = ("apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata: {name: a}\n"
+               f"spec:\n  config: '{HOST_LOCAL.replace('hl', 'a').replace('eth1', 'eth2')}'\n")
+    report = check(parse_text(pod + "---\n" + changed, "in.yaml"), Policy(), state=[nad, profile])
+    assert rules_of(report, "nad-in-use-changed") == [[], ["nad-in-use-changed"]]

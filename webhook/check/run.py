@@ -12,7 +12,7 @@ from webhook.check.inputs import Input, Target, target
 from webhook.cluster.static import StaticClusterView, object_key
 from webhook.documents import Document
 from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION
-from webhook.names import NAMESPACE
+from webhook.names import NAMESPACE, PROFILE_LABEL
 from webhook.objects import as_mapping
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate, verdict
 from webhook.rules.view import UNKNOWN_CLUSTER
@@ -103,11 +103,14 @@ def check(
                 yield obj
 
         view = StaticClusterView(keeping_updated(state), default_namespace=default_namespace)
-    def judge(item: Target, old: Mapping[str, Any] | None) -> Result:
+
+    def judge(item: Target, old: Mapping[str, Any] | None) -> tuple[Result, Mapping[str, Any]]:
+        """The result, and the object the apiserver would store if it is admitted (a pod with its
+        profile applied)."""
+        obj = item.obj
         if _not_sent(item, old):
             # The apiserver admits it without asking the webhook: nothing to report, as for the server.
-            return Result(item.input, ())
-        obj = item.obj
+            return Result(item.input, ()), obj
         if item.subject_kind == "Pod" and old is None and view is not None:
             # On the server /mutate runs first: the validating rules judge the pod with its profile applied.
             obj = as_validated(obj, item.input.namespace, view)  # the namespace the pod is created in
@@ -120,11 +123,11 @@ def check(
             field_prefix=item.field_prefix,
             default_namespace=item.input.namespace,
         )
-        return Result(item.input, tuple(evaluate(subject, policy)))
+        return Result(item.input, tuple(evaluate(subject, policy))), obj
 
     entries: list[Result | Input] = []
     templates: list[tuple[int, Target]] = []
-    for doc, item in zip(documents, items, strict=True):
+    for item in items:
         if not isinstance(item, Target):
             entries.append(item)
         elif item.is_template:
@@ -134,32 +137,37 @@ def check(
             entries.append(item.input)
         else:
             key = _key(item)
-            result = judge(item, stored.get(key))
+            result, admitted = judge(item, stored.get(key))
             entries.append(result)
             # The apiserver stores what the webhook allows and nothing else: a denied NAD does not exist
             # for the pods after it, a denied UPDATE leaves the object as it was.
             if view is not None and result.verdict != "deny":
-                stored[key] = doc.obj
-                view.put(doc.obj)
+                stored[key] = admitted
+                view.put(admitted)
     for i, item in templates:
-        entries[i] = judge(item, None)
+        entries[i] = judge(item, None)[0]
     return Report(tuple(entries), _notes(view), strict=strict)
 
 
 def _not_sent(item: Target, old: Mapping[str, Any] | None) -> bool:
     """Whether the apiserver would not call the pod webhooks for this pod at all (their namespaceSelector
     and matchConditions in manifests/base/webhook/webhook-configurations.yaml): a pod in the webhook's
-    own namespace, or an UPDATE that leaves both selection annotations as they were (the server would
-    only have ratcheted them into warnings)."""
+    own namespace, one that asks for no Multus network (neither selection annotation, no profile
+    label), or an UPDATE that leaves both selection annotations as they were (the server would only
+    have ratcheted them into warnings)."""
     if item.subject_kind != "Pod":
         return False
     if item.input.namespace == NAMESPACE:
         return True
+    metadata = as_mapping(item.obj.get("metadata"))
+    annotations = as_mapping(metadata.get("annotations"))
+    asks = any(k in annotations for k in SELECTION_ANNOTATIONS) or PROFILE_LABEL in as_mapping(metadata.get("labels"))
+    if not asks:
+        return True
     if old is None:
         return False
-    new_annotations = as_mapping(as_mapping(item.obj.get("metadata")).get("annotations"))
     old_annotations = as_mapping(as_mapping(old.get("metadata")).get("annotations"))
-    return all(new_annotations.get(k) == old_annotations.get(k) for k in SELECTION_ANNOTATIONS)
+    return all(annotations.get(k) == old_annotations.get(k) for k in SELECTION_ANNOTATIONS)
 
 
 def _key(item: Target) -> tuple[str, str, str]:
