@@ -473,3 +473,24 @@ def test_a_pod_joins_the_state_with_its_profile_applied() -> None:
                f"spec:\n  config: '{HOST_LOCAL.replace('hl', 'a').replace('eth1', 'eth2')}'\n")
     report = check(parse_text(pod + "---\n" + changed, "in.yaml"), Policy(), state=[nad, profile])
     assert rules_of(report, "nad-in-use-changed") == [[], ["nad-in-use-changed"]]
+
+
+def test_an_empty_namespace_is_no_namespace_as_for_kubectl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `--namespace "$NS"` with NS unset in a CI job.
+    _, out, _ = run([write(tmp_path, "ok.yaml", VALID_NAD), "--namespace", "", "--output", "json"], capsys)
+    assert json_results(out)[0]["namespace"] == "default"
+
+
+def test_junit_stays_xml_when_a_message_quotes_a_control_character(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    pod = ('apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n'
+           '  annotations: {k8s.v1.cni.cncf.io/networks: "a\\x07@lo"}\n')
+    status, out, _ = run([write(tmp_path, "pod.yaml", pod), "--output", "junit"], capsys)
+    assert status == 1
+    failure = ET.fromstring(out).find("testsuite/testcase/failure")
+    assert failure is not None
+    assert "\\x07" in failure.get("message", "")
+    policy = write(tmp_path, "policy.yaml", 'rules: {"bad\\x07id": off}\n')
+    status, out, _ = run([write(tmp_path, "ok.yaml", VALID_NAD), "--policy", policy, "--output", "junit"], capsys)
+    assert status == 2
+    assert ET.fromstring(out).get("errors") == "1"

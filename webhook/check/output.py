@@ -7,6 +7,7 @@ order, paths as given, no timestamps) so that it can be diffed and kept as golde
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import PurePath
@@ -193,6 +194,23 @@ def junit(report: Report) -> str:
             "errors": "0", "skipped": str(skips.get(source, 0)),
         })
         suite.extend(elements)
+    return _xml(root)
+
+
+# Characters XML 1.0 cannot hold, even escaped: a message quoting user input (an annotation with a
+# control character) would make the whole report unreadable to the CI.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_safe(value: str) -> str:
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+
+
+def _xml(root: ET.Element) -> str:
+    for element in root.iter():
+        element.attrib = {k: _xml_safe(v) for k, v in element.attrib.items()}
+        if element.text:
+            element.text = _xml_safe(element.text)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
@@ -240,8 +258,7 @@ def _junit_failure(message: str) -> str:
                                               "errors": "1", "skipped": "0"})
     case = ET.SubElement(suite, "testcase", {"classname": TOOL, "name": "read the inputs"})
     ET.SubElement(case, "error", {"message": message, "type": "unreadable"}).text = message
-    ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+    return _xml(root)
 
 
 def _github_failure(message: str) -> str:

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.context and not args.kubeconfig:
         args.check_parser.error("--context needs --kubeconfig")
     try:
-        if args.namespace is None:
+        if not args.namespace:  # unset, or empty as kubectl reads -n "" (a CI variable left empty)
             args.namespace = (args.kubeconfig and context_namespace(args.kubeconfig, args.context)) or "default"
         if args.kubeconfig and not args.policy:
             # The policy the cluster's webhook serves, as under kubectl apply --dry-run=server.
