@@ -58,6 +58,7 @@ def _yaml_documents(text: str, source: str, first_line: int = 1) -> list[_Found]
     loader = _SafeLoader(text)
     found: list[_Found] = []
     shift = first_line - 1
+    node: yaml.Node | None = None
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -70,6 +71,10 @@ def _yaml_documents(text: str, source: str, first_line: int = 1) -> list[_Found]
         raise DocumentError(_yaml_error(exc, source, shift)) from None
     except yaml.YAMLError as exc:
         raise DocumentError(f"{source}: not valid YAML: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        # Read, but not representable: an integer past Python's digit limit, nesting past its stack.
+        where = f"{source}:{node.start_mark.line + 1 + shift}" if node is not None else source
+        raise DocumentError(f"{where}: cannot read the document: {exc}") from None
     finally:
         loader.dispose()
     return found
@@ -336,6 +341,8 @@ def _parse(text: str, source: str, *, is_json: bool = False) -> list[Document]:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise DocumentError(f"{source}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+            except (ValueError, RecursionError) as exc:
+                raise DocumentError(f"{source}: cannot read the document: {exc}") from None
             return parse_text(json.dumps(obj, indent=1), source)
 
 

@@ -494,3 +494,16 @@ def test_junit_stays_xml_when_a_message_quotes_a_control_character(tmp_path: Pat
     status, out, _ = run([write(tmp_path, "ok.yaml", VALID_NAD), "--policy", policy, "--output", "junit"], capsys)
     assert status == 2
     assert ET.fromstring(out).get("errors") == "1"
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("big.yaml", "a: " + "1" * 5000 + "\n"),  # past Python's digit limit for int()
+    ("deep.json", "[" * 5000 + "]" * 5000 + "\n"),  # past the stack of the JSON reader
+])
+def test_input_python_cannot_represent_exits_2(name: str, content: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, name, content)
+    status, out, err = run([path, "--output", "json"], capsys)
+    assert status == 2
+    assert json.loads(out)["error"].startswith(f"{path}")
+    assert "cannot read the document" in err
