@@ -159,12 +159,16 @@ def _json_object(text: str, pos: int, keep_items: bool) -> tuple[dict[str, Any],
             raise ValueError("expected ',' or '}'")
 
 
-def _json_documents(text: str, keep_items: bool = True) -> tuple[list[_Found], list[list[int]]] | None:
+def _json_documents(text: str, keep: bool = True) -> tuple[list[_Found], list[int], list[list[int]]] | None:
     """A JSON file read by the json module, with the same objects and lines the YAML reader gives, at
-    a fraction of its cost, and per object the offsets of its List items; None when the text is not
-    plain JSON (the YAML reader then decides, and words any error). Several objects one after the
-    other are read as kubectl reads them: a stream (`jq -c` output, `kubectl get -o json` twice)."""
+    a fraction of its cost; None when the text is not plain JSON (the YAML reader then decides, and
+    words any error). Several objects one after the other are read as kubectl reads them: a stream
+    (`jq -c` output, `kubectl get -o json` twice). Returns the objects, the offset each starts at and
+    the offsets of each one's List items. Without ``keep`` every value is read (so the whole text is
+    known to be JSON) and dropped, but for a List's own keys: a stream or a big List is then read
+    twice, one object at a time, instead of held whole."""
     found: list[_Found] = []
+    starts: list[int] = []
     offsets_of: list[list[int]] = []
     pos = _skip(text, 0)
     at, line = 0, 1
@@ -172,7 +176,7 @@ def _json_documents(text: str, keep_items: bool = True) -> tuple[list[_Found], l
         while pos < len(text):
             obj: Any
             if text.startswith("{", pos):
-                obj, end, offsets = _json_object(text, pos, keep_items)
+                obj, end, offsets = _json_object(text, pos, keep)
             else:
                 obj, end = _JSON.raw_decode(text, pos)
                 offsets = []
@@ -181,32 +185,49 @@ def _json_documents(text: str, keep_items: bool = True) -> tuple[list[_Found], l
             at, start_line = pos, line
             if not _is_list(obj):
                 offsets = []
+                if not keep:
+                    obj = None
             lines: list[int] = []
             for offset in offsets:
                 line += text.count("\n", at, offset)
                 at = offset
                 lines.append(line)
             found.append((start_line, obj, lines))
+            starts.append(pos)
             offsets_of.append(offsets)
             pos = _skip(text, end)
     except (ValueError, RecursionError, IndexError):
         return None
-    return (found, offsets_of) if found else None
+    return (found, starts, offsets_of) if found else None
+
+
+def _json_error(text: str) -> tuple[json.JSONDecodeError, int] | None:
+    """Where a text that starts as JSON stops being JSON, and how many objects came before: the error
+    to report when the YAML reader cannot read it either. None when it is JSON."""
+    pos, read = _skip(text, 0), 0
+    try:
+        while pos < len(text):
+            pos = _skip(text, _JSON.raw_decode(text, pos)[1])
+            read += 1
+    except json.JSONDecodeError as exc:
+        return exc, read
+    return None
 
 
 def _json_stream(text: str, source: str) -> Iterator[Document] | None:
-    """The objects of a JSON file one at a time, List items read only when asked for (so a big
-    cluster state is never held whole); None when the YAML reader has to decide."""
-    read = _json_documents(text, keep_items=False)
+    """The objects of a JSON file one at a time, each read only when asked for (so a big cluster state
+    is never held whole); None when the YAML reader has to decide."""
+    read = _json_documents(text, keep=False)
     if read is None:
         return None
-    found, offsets_of = read
+    found, starts, offsets_of = read
 
     def documents() -> Iterator[Document]:
         index = 0
-        for (line, obj, lines), offsets in zip(found, offsets_of, strict=True):
+        for (line, obj, lines), start, offsets in zip(found, starts, offsets_of, strict=True):
             if not offsets:
-                for doc in _documents([(line, obj, lines)], source):
+                whole = _JSON.raw_decode(text, start)[0] if obj is None else obj
+                for doc in _documents([(line, whole, lines)], source):
                     yield Document(source, doc.line, index, doc.obj)
                     index += 1
                 continue
@@ -328,22 +349,25 @@ def _parse(text: str, source: str, *, is_json: bool = False) -> list[Document]:
     with no_cyclic_gc():
         # What starts with "{" is read as JSON first, whatever its name, as kubectl sniffs it: a stream
         # of JSON objects is JSON only.
-        read = _json_documents(text) if is_json or text.startswith("{", _skip(text, 0)) else None
+        looks_json = text.startswith("{", _skip(text, 0))
+        read = _json_documents(text) if is_json or looks_json else None
         if read is not None:
             return _documents(read[0], source)
         try:
             return parse_text(text, source)
         except DocumentError:
-            if not is_json:
+            if not (is_json or looks_json):
                 raise
-            # A file named .json is reported as JSON: its YAML error would puzzle.
             try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DocumentError(f"{source}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+                found = _json_error(text)
             except (ValueError, RecursionError) as exc:
                 raise DocumentError(f"{source}: cannot read the document: {exc}") from None
-            return parse_text(json.dumps(obj, indent=1), source)
+            # A file named .json, or one whose first objects were JSON, is reported as JSON: where it
+            # stops being JSON, not why it is not YAML.
+            if found is None or not (is_json or found[1]):
+                raise
+            error = found[0]
+            raise DocumentError(f"{source}:{error.lineno}: not valid JSON: {error.msg}") from None
 
 
 def iter_objects(paths: list[str]) -> Iterator[Document]:

@@ -3,7 +3,9 @@ reader gives (load_path): the same objects, lines and positions, or the same err
 
 from __future__ import annotations
 
+import gc
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +176,33 @@ def test_json_followed_by_yaml_is_read_as_yaml(tmp_path: Path) -> None:
     path = tmp_path / "in.yaml"
     path.write_text('{"kind": "Pod", "metadata": {"name": "a"}}\n---\nkind: Pod\nmetadata: {name: b}\n')
     assert [d.obj["metadata"]["name"] for d in load_path(str(path))] == ["a", "b"]
+
+
+def test_a_json_stream_is_read_one_object_at_a_time(tmp_path: Path) -> None:
+    """A `jq -c '.items[]'` file as --cluster-state: no more of it is held than of a List."""
+    path = tmp_path / "state.json"
+    path.write_text("".join(f'{{"kind": "Marker", "metadata": {{"name": "n{i}"}}}}\n' for i in range(1000)))
+
+    def alive() -> int:
+        return sum(1 for o in gc.get_objects() if isinstance(o, dict) and o.get("kind") == "Marker")
+
+    stream = iter_objects([str(path)])
+    first = next(stream)
+    assert first.obj["metadata"]["name"] == "n0"
+    assert alive() <= 2, "the stream holds objects it has not yielded yet"
+    assert [d.obj["metadata"]["name"] for d in stream][-1] == "n999"
+
+
+def test_an_error_after_json_objects_is_named_where_it_is(tmp_path: Path) -> None:
+    text = ('{\n "kind": "Pod",\n "metadata": {"name": "a"}\n}\n{"kind": "Pod"}\n'
+            '{"kind": "Pod",\n "metadata": {"name": "b",}}\n')
+    for name in ("in.json", "in.yaml"):
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(DocumentError, match=rf"^{re.escape(str(path))}:7: not valid JSON: Expecting property name"):
+            load_path(str(path))
+    # A YAML flow mapping that is no JSON at all keeps its YAML error.
+    path = tmp_path / "flow.yaml"
+    path.write_text("{a: [1,}\n")
+    with pytest.raises(DocumentError, match="not valid YAML"):
+        load_path(str(path))
