@@ -128,16 +128,21 @@ def _with_data_dir(plugin: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     return plugin
 
 
+def _libcni_type(step: dict[str, Any]) -> str:
+    """The binary libcni runs: its struct reads "type" in any case, from keys it has sorted."""
+    return str([value for key, value in sorted(step.items()) if key.lower() == "type"][-1])
+
+
 def run_add(config: dict[str, Any], box: Sandbox, cni_bin: Path, nad_name: str) -> Outcome:
     """ADD as Multus + libcni would run it: a single config alone, a list plugin by plugin, each
-    given the list's name and cniVersion and the previous plugin's result as prevResult."""
+    given the list's name and cniVersion and the previous plugin's result as prevResult. Multus puts
+    the NAD's name in for an absent or empty one (not a null one); libcni re-encodes each plugin's
+    config from a map, so the plugin reads its keys sorted."""
+    name = nad_name if config.get("name", "") == "" else config["name"]
     if "plugins" in config:
-        steps = [
-            {**p, "name": config.get("name", nad_name), "cniVersion": config.get("cniVersion", "")}
-            for p in config["plugins"]
-        ]
+        steps = [{**p, "name": name, "cniVersion": config.get("cniVersion", "")} for p in config["plugins"]]
     else:
-        steps = [{**config, "name": config.get("name") or nad_name}]
+        steps = [{**config, "name": name}]
     env = {
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
         "CNI_COMMAND": "ADD",
@@ -151,10 +156,10 @@ def run_add(config: dict[str, Any], box: Sandbox, cni_bin: Path, nad_name: str) 
         step = _with_data_dir(step, box.data_dir)
         if previous is not None:
             step["prevResult"] = previous
-        binary = cni_bin / str(step["type"])
+        binary = cni_bin / _libcni_type(step)
         proc = subprocess.run(
             ["ip", "netns", "exec", box.host, str(binary)],
-            input=json.dumps(step),
+            input=json.dumps(step, sort_keys=True),
             env=env,
             capture_output=True,
             text=True,
