@@ -2,20 +2,51 @@
 
 Parsing never raises: structural problems are collected with the JSON path of the field, and every
 plugin that is at least an object is kept so that the other rules can still look at it.
+
+The config is kept as the plugins get it: libcni decodes each plugin's config into a map and encodes it
+again before running the plugin, which sorts the keys of every object (see gojson.loads).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.cni.gojson import GoJSONError, field_index, fold, go_field, loads
+from webhook.cni.gojson import GoJSONError, field_spellings, fold, go_field, loads
 from webhook.objects import as_text
 
 #: The versions the CNI specification defines; libcni refuses anything else.
 CNI_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+#: The newest of them, which libcni (v1.3) implements: it skips newer entries of a list's cniVersions.
+CURRENT_CNI_VERSION = CNI_VERSIONS[-1]
+
+_VERSION_PART = re.compile(r"[+-]?[0-9]+")
+
+
+def version_key(version: str) -> tuple[int, int, int] | None:
+    """``version`` as libcni's version.ParseVersion reads it, for comparing: "" is 0.1.0 (what libcni and
+    the plugins make of a config without cniVersion), missing parts are 0; None when libcni refuses it."""
+    if version == "":
+        return (0, 1, 0)
+    parts = version.split(".")
+    if len(parts) > 3 or not all(_VERSION_PART.fullmatch(part) for part in parts):
+        return None
+    numbers = [int(part) for part in parts] + [0, 0]
+    return numbers[0], numbers[1], numbers[2]
+
+
+def spec_version_key(version: str) -> tuple[int, int, int]:
+    """version_key of a version known to be well-formed (one of CNI_VERSIONS)."""
+    key = version_key(version)
+    if key is None:
+        raise ValueError(f"not a CNI version: {version!r}")
+    return key
+
+
+_CURRENT_KEY = spec_version_key(CURRENT_CNI_VERSION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +65,17 @@ class PluginConf:
     conf: Mapping[str, Any]
     #: Position in ``plugins`` (None for a single config).
     index: int | None
-    # field_index of the plugin, and go_field of "ipam" and of its "type": the rules ask for fields
-    # about twenty times per NAD, and each go_field folds every key.
+    # field_spellings and field_index of the plugin, and go_field of "ipam" and of its "type": the rules
+    # ask for fields about twenty times per NAD, and each go_field folds every key.
+    _spellings: dict[str, list[tuple[str, Any]]] = field(init=False, repr=False, compare=False)
     _fields: dict[str, tuple[str, Any]] = field(init=False, repr=False, compare=False)
     _ipam: tuple[str, Any] | None = field(init=False, repr=False, compare=False)
     _ipam_type: tuple[str, Any] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_fields", field_index(self.conf))
+        spellings = field_spellings(self.conf)
+        object.__setattr__(self, "_spellings", spellings)
+        object.__setattr__(self, "_fields", {name: keys[-1] for name, keys in spellings.items()})
         found = self._fields.get("ipam")
         object.__setattr__(self, "_ipam", found)
         ipam = found[1] if found is not None and isinstance(found[1], Mapping) else None
@@ -49,8 +83,14 @@ class PluginConf:
 
     @property
     def type(self) -> str | None:
-        value = self.conf.get("type")
-        return value if isinstance(value, str) else None
+        # libcni reads the type into a struct field, so any spelling of the key names the binary.
+        found = self._fields.get("type")
+        return found[1] if found is not None and isinstance(found[1], str) else None
+
+    @property
+    def type_path(self) -> str:
+        found = self._fields.get("type")
+        return f"{self.path}.{found[0] if found else 'type'}"
 
     @property
     def ipam(self) -> Mapping[str, Any] | None:
@@ -76,8 +116,8 @@ class PluginConf:
     def has_capability(self, name: str) -> bool:
         """Whether the plugin declares a runtime capability (ips, mac, portMappings, bandwidth...): Multus
         passes the matching runtimeConfig only to plugins that do."""
-        caps = self.conf.get("capabilities")
-        return isinstance(caps, Mapping) and caps.get(name) is True
+        caps = self.field("capabilities")
+        return caps is not None and isinstance(caps[1], Mapping) and caps[1].get(name) is True
 
     def field(self, name: str) -> tuple[str, Any] | None:
         """(JSON path, value) of the field the plugin reads as ``name``; None when absent or null."""
@@ -85,6 +125,11 @@ class PluginConf:
         if found is None or found[1] is None:
             return None
         return f"{self.path}.{found[0]}", found[1]
+
+    def spellings(self, name: str) -> list[tuple[str, Any]]:
+        """(JSON path, value) of every key the plugin decodes into its field ``name``, null ones too: a
+        value of the wrong type under any of them fails the decode (see gojson)."""
+        return [(f"{self.path}.{key}", value) for key, value in self._spellings.get(fold(name), ())]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +148,35 @@ class NetConf:
         value = self.raw.get("cniVersion")
         return value if isinstance(value, str) else None
 
+    def plugin_cni_version(self, plugin: PluginConf, path: str) -> tuple[str, str]:
+        """The cniVersion ``plugin`` is run with ("" when none, which reads as 0.1.0), and the JSON path
+        of the field that decides it (``path`` is the config's). libcni gives every plugin of a list the
+        list's version: its cniVersion, or with cniVersions the highest of them and of cniVersion that
+        it implements."""
+        if not self.is_list:
+            found = plugin.field("cniVersion")
+            if found is not None and isinstance(found[1], str):
+                return found[1], found[0]
+            return "", f"{path}.cniVersion"
+        version = self.cni_version or ""
+        versions = self.raw.get("cniVersions")
+        if not isinstance(versions, list):
+            return version, f"{path}.cniVersion"
+        candidates = [
+            (key, v) for v in [*versions, *([version] if version else [])]
+            if isinstance(v, str) and (key := version_key(v)) is not None and key <= _CURRENT_KEY
+        ]
+        if not candidates:
+            return version, f"{path}.cniVersion"
+        highest = max(candidates, key=lambda candidate: candidate[0])[1]
+        return highest, f"{path}.cniVersion" if highest == version else f"{path}.cniVersions"
+
     def binary_fields(self) -> Iterator[tuple[str, str]]:
         """(binary, JSON path of the field naming it) for every CNI binary a node must have to run this
         config: each plugin type and IPAM type, at its first mention."""
         seen: set[str] = set()
         for plugin in self.plugins:
-            wanted: list[tuple[str | None, str]] = [(plugin.type, f"{plugin.path}.type")]
+            wanted: list[tuple[str | None, str]] = [(plugin.type, plugin.type_path)]
             if plugin.ipam is not None:
                 wanted.append((plugin.ipam_type, plugin.ipam_type_path))
             for binary, path in wanted:
@@ -163,7 +231,7 @@ def _parse_nad_config(config: Any, path: str) -> ParsedConfig:
     if not isinstance(config, str):
         return ParsedConfig(None, (Problem(path, f"must be a string of CNI JSON, not {_describe(config)}"),))
     try:
-        raw = loads(config)
+        raw = loads(config, remarshalled=True)
     except GoJSONError as exc:
         return ParsedConfig(None, (Problem(path, f"is not valid JSON: {exc}"),))
     if not isinstance(raw, dict):

@@ -13,13 +13,6 @@ from webhook.rules.subject import Subject
 NAD = {"NetworkAttachmentDefinition"}
 
 
-def _highest(versions: object) -> str | None:
-    """The highest well-formed version of a cniVersions list."""
-    found = [v for v in versions if isinstance(v, str) and v.count(".") == 2
-             and all(part.isdigit() for part in v.split("."))] if isinstance(versions, list) else []
-    return max(found, key=lambda v: tuple(int(part) for part in v.split(".")), default=None)
-
-
 def _each_ipam(
     subject: Subject, ipam_type: str | None, check: Callable[[PluginConf, str | None], Iterable[Problem]]
 ) -> Iterator[Violation]:
@@ -29,10 +22,8 @@ def _each_ipam(
     for plugin in netconf.plugins:
         if plugin.ipam_type is None or (ipam_type is not None and plugin.ipam_type != ipam_type):
             continue
-        # libcni gives every plugin of a list the list's cniVersion, or the highest of its cniVersions.
-        version = (netconf.cni_version or _highest(netconf.raw.get("cniVersions")) if netconf.is_list
-                   else plugin.conf.get("cniVersion"))
-        for problem in check(plugin, version if isinstance(version, str) else None):
+        version, _ = netconf.plugin_cni_version(plugin, "spec.config")
+        for problem in check(plugin, version or None):
             yield Violation(problem.field, problem.message, Severity.WARN if problem.warning else None)
 
 
