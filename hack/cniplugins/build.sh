@@ -7,7 +7,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 version=v1.10.0
-plugins="bridge macvlan ipvlan vlan host-device ptp dummy tuning portmap bandwidth firewall sbr vrf host-local static"
+plugins="bridge macvlan ipvlan vlan host-device ptp dummy tap tuning portmap bandwidth firewall sbr vrf host-local static"
 
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/multus-webhook/cni-plugins/$version
 mkdir -p "$cache"

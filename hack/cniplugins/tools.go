@@ -13,6 +13,7 @@ import (
 	_ "github.com/containernetworking/plugins/plugins/main/ipvlan"
 	_ "github.com/containernetworking/plugins/plugins/main/macvlan"
 	_ "github.com/containernetworking/plugins/plugins/main/ptp"
+	_ "github.com/containernetworking/plugins/plugins/main/tap"
 	_ "github.com/containernetworking/plugins/plugins/main/vlan"
 	_ "github.com/containernetworking/plugins/plugins/meta/bandwidth"
 	_ "github.com/containernetworking/plugins/plugins/meta/firewall"

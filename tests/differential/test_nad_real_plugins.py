@@ -218,6 +218,10 @@ def hl_ranges(*sets: list[dict[str, Any]]) -> dict[str, Any]:
     return macvlan({"type": "host-local", "ranges": list(sets)})
 
 
+def ptp(subnet: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "ptp", "ipam": {"type": "host-local", "subnet": subnet}, **extra}
+
+
 MAC = frozenset({"macvlan"})
 CASES = [
     # --- accepted -------------------------------------------------------------------------------
@@ -291,7 +295,7 @@ CASES = [
         one({"type": "bridge", "bridge": "mwbr2", "vlan": 4094, "hairpinMode": True}),
         kernel=frozenset({"bridge-vlan"}),
     ),
-    Case("ptp-host-local", one({"type": "ptp", "ipam": {"type": "host-local", "subnet": "10.31.0.0/24"}})),
+    Case("ptp-host-local", one(ptp("10.31.0.0/24"))),
     Case("host-device-by-name", one({"type": "host-device", "device": DEVICE})),
     Case(
         "vlan-static",
@@ -323,10 +327,7 @@ CASES = [
     Case("chain-sbr", chain(macvlan(), {"type": "sbr"}), kernel=MAC),
     Case(
         "chain-ptp-bandwidth",
-        chain(
-            {"type": "ptp", "ipam": {"type": "host-local", "subnet": "10.32.0.0/24"}},
-            {"type": "bandwidth", "ingressRate": 1000000, "ingressBurst": 1000000},
-        ),
+        chain(ptp("10.32.0.0/24"), {"type": "bandwidth", "ingressRate": 1000000, "ingressBurst": 1000000}),
     ),
     # Without limits bandwidth passes the result through; only pods asking for bandwidth would fail.
     Case(
@@ -353,10 +354,7 @@ CASES = [
     ),
     Case(
         "chain-ptp-bandwidth-whole-decimals",
-        chain(
-            {"type": "ptp", "ipam": {"type": "host-local", "subnet": "10.33.0.0/24"}},
-            {"type": "bandwidth", "ingressRate": 1e6, "ingressBurst": 1000000.0},
-        ),
+        chain(ptp("10.33.0.0/24"), {"type": "bandwidth", "ingressRate": 1e6, "ingressBurst": 1000000.0}),
     ),
     # libcni skips the cniVersions it does not implement and runs the list at the highest other one.
     Case(
@@ -367,6 +365,35 @@ CASES = [
     Case(
         "cni-version-newer-beside-versions",
         {"cniVersion": "2.0.0", "cniVersions": ["0.4.0", "1.0.0"], "name": "chain", "plugins": [macvlan()]},
+        kernel=MAC,
+    ),
+    # bridge and ptp leave an mtu below 1 unset, as tap does when it creates its device through netlink.
+    Case("bridge-mtu-negative", one({"type": "bridge", "bridge": "mwbr7", "mtu": -1})),
+    Case("ptp-mtu-negative", one(ptp("10.37.0.0/24", mtu=-1))),
+    Case("tap-static", one({"type": "tap", "ipam": STATIC4})),
+    Case("tap-netlink-mtu-negative", one({"type": "tap", "mtu": -1, "owner": 0, "group": 0, "ipam": STATIC4})),
+    # One bit-byte below the plugin's 4 GB bound.
+    Case(
+        "bandwidth-burst-below-limit",
+        chain(ptp("10.34.0.0/24"), {"type": "bandwidth", "ingressRate": 1000000, "ingressBurst": 8 * (2**32 - 1) - 1}),
+    ),
+    Case(
+        "bandwidth-cni-version-0.3.0",
+        chain(ptp("10.35.0.0/24"), {"type": "bandwidth", "ingressRate": 1000000, "ingressBurst": 1000000},
+              version="0.3.0"),
+    ),
+    Case(
+        "vrf-cni-version-0.3.1",
+        chain(ptp("10.36.0.0/24"), {"type": "vrf", "vrfname": "green"}, version="0.3.1"),
+        kernel=frozenset({"vrf"}),
+    ),
+    # libcni and Multus read the type into a struct field: any case names the binary.
+    Case("type-other-case", one({"Type": "macvlan", "master": MASTER, "ipam": STATIC4}), kernel=MAC),
+    # Two spellings of one sysctl with different values only warn: tuning takes both.
+    Case(
+        "tuning-sysctl-two-spellings",
+        chain(macvlan(), {"type": "tuning", "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1",
+                                                       "net/ipv4/conf/IFNAME/arp_filter": "0"}}),
         kernel=MAC,
     ),
     # --- refused --------------------------------------------------------------------------------
@@ -657,6 +684,86 @@ CASES = [
         one(macvlan(), version="1.0"),
         "incompatible CNI versions",
         rule="nad-config-cni-version",
+    ),
+    Case(
+        "bandwidth-cni-version-0.2.0",
+        chain(ptp("10.55.0.0/24"), {"type": "bandwidth", "ingressRate": 1000000, "ingressBurst": 1000000},
+              version="0.2.0"),
+        'incompatible CNI versions; config is "0.2.0"',
+        rule="nad-config-cni-version",
+    ),
+    Case(
+        "vrf-cni-version-0.3.0",
+        chain(ptp("10.56.0.0/24"), {"type": "vrf", "vrfname": "blue"}, version="0.3.0"),
+        'incompatible CNI versions; config is "0.3.0"',
+        rule="nad-config-cni-version",
+    ),
+    Case(
+        "firewall-cni-version-0.3.1",
+        chain(ptp("10.57.0.0/24"), {"type": "firewall"}, version="0.3.1"),
+        'incompatible CNI versions; config is "0.3.1"',
+        rule="nad-config-cni-version",
+    ),
+    Case(
+        "bandwidth-list-without-cni-version",
+        {"name": "chain", "plugins": [ptp("10.58.0.0/24"),
+                                      {"type": "bandwidth", "egressRate": 1000000, "egressBurst": 1000000}]},
+        'incompatible CNI versions; config is "0.1.0"',
+        rule="nad-config-cni-version",
+    ),
+    Case(
+        "bandwidth-burst-at-limit",
+        chain(ptp("10.59.0.0/24"), {"type": "bandwidth", "ingressRate": 1000000, "ingressBurst": 8 * (2**32 - 1)}),
+        "burst cannot be more than 4GB",
+        rule="nad-plugin-bandwidth-pairs",
+    ),
+    Case("macvlan-mtu-negative", one(macvlan(mtu=-1)), "invalid MTU -1", rule="nad-plugin-mtu"),
+    Case(
+        "vlan-mtu-negative",
+        one({"type": "vlan", "master": MASTER, "vlanId": 102, "mtu": -1}),
+        "invalid MTU -1",
+        rule="nad-plugin-mtu",
+    ),
+    Case(
+        "tuning-mtu-negative",
+        chain(macvlan(), {"type": "tuning", "mtu": -1}),
+        "invalid argument",
+        kernel=MAC,
+        rule="nad-plugin-mtu",
+    ),
+    Case(
+        "tap-mtu-negative",
+        one({"type": "tap", "mtu": -1, "ipam": STATIC4}),
+        "failed to run command",
+        rule="nad-plugin-mtu",
+    ),
+    Case(
+        "tap-then-bandwidth",
+        chain({"type": "tap", "ipam": STATIC4}, {"type": "bandwidth", "egressRate": 8000, "egressBurst": 8000}),
+        "has no veth peer",
+        rule="nad-plugin-bandwidth-veth",
+    ),
+    # A wrong type under one spelling fails the decode, though another spelling holds a good value.
+    Case(
+        "macvlan-mtu-spellings",
+        one(macvlan(MTU="x", mtu=1400)),
+        "failed to load netconf",
+        rule="nad-plugin-field-types",
+    ),
+    # The keys reach the plugin sorted: "mode" comes after "MODE" and wins.
+    Case(
+        "macvlan-mode-spellings",
+        one(macvlan(mode="l2", MODE="bridge")),
+        "unknown macvlan mode",
+        kernel=MAC,
+        rule="nad-plugin-mode",
+    ),
+    # Multus fills in an absent or empty name only.
+    Case(
+        "name-null",
+        one({**macvlan(), "name": None}),
+        "missing network name",
+        rule="nad-config-structure",
     ),
     Case(
         "cni-version-unknown-in-list",

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from webhook.cni.gojson import GoJSONError, fold, go_field, loads
+from webhook.cni.gojson import GoJSONError, field_spellings, fold, go_field, loads, overwritten
 
 # --- lone surrogates: Go replaces each with U+FFFD, a valid pair stays one character ---
 
@@ -218,6 +218,47 @@ def test_generic_maps_keep_exact_keys_with_the_last_value() -> None:
     assert loads('{"a":1,"A":2,"a":3}') == {"a": 3, "A": 2}
     # Go (capabilities, a map[string]bool): map{"IPS": false, "ips": false}
     assert loads('{"ips":true,"IPS":false,"ips":false}') == {"ips": False, "IPS": False}
+
+
+def test_the_values_a_repeated_key_overwrote_are_kept_aside() -> None:
+    decoded = loads('{"a": 1, "b": {"x": 1, "x": 2, "x": 3}, "a": 4}')
+    assert decoded == {"b": {"x": 3}, "a": 4}
+    assert overwritten(decoded) == {"a": (1,)}
+    assert overwritten(decoded["b"]) == {"x": (1, 2)}
+    assert overwritten(loads('{"a": 1, "A": 2}')) == {}
+
+
+def test_via_libcni_sorts_keys_at_every_level_as_go_encodes_a_map() -> None:
+    # Go: json.Marshal of the map[string]interface{} decoded from this text (what libcni's InjectConf
+    # does to a plugin's config) gives {"Type":"x","a":{"Z":2,"z":1},"b":3,"type":"y"}.
+    text = '{"b": 1, "Type": "x", "type": "y", "a": {"z": 1, "Z": 2}, "b": 3}'
+    decoded = loads(text, via_libcni=True)
+    assert json.dumps(decoded, separators=(",", ":")) == '{"Type":"x","a":{"Z":2,"z":1},"b":3,"type":"y"}'
+    assert go_field(decoded, "type") == ("type", "y")
+    assert go_field(loads(text), "type") == ("type", "y")
+    assert go_field(loads('{"type": "y", "Type": "x"}', via_libcni=True), "type") == ("type", "y")
+    assert go_field(loads('{"type": "y", "Type": "x"}'), "type") == ("Type", "x")
+    assert loads('[{"b": 1, "a": [{"d": 1, "c": 2}]}]', via_libcni=True) == [{"a": [{"c": 2, "d": 1}], "b": 1}]
+    assert list(loads('{"b": 1, "a": 2}', via_libcni=True)) == ["a", "b"]
+    assert overwritten(loads('{"b": 1, "a": 2, "b": 3}', via_libcni=True)) == {"b": (1,)}
+
+
+# Integers up to 2^53 come back from libcni's round trip unchanged (larger ones rounded: see above).
+@given(st.dictionaries(st.sampled_from(["a", "A", "b", "\u017f", "S", "s"]), st.integers(-(2**53), 2**53), max_size=6))
+def test_via_libcni_is_the_same_object_in_sorted_order(value: dict[str, int]) -> None:
+    text = json.dumps(value)
+    assert loads(text, via_libcni=True) == loads(text)
+    assert list(loads(text, via_libcni=True)) == sorted(value)
+
+
+
+def test_field_spellings_lists_every_key_go_decodes_into_a_field() -> None:
+    # Go: {"MTU":"x","mtu":1400} into a struct with mtu int fails ("cannot unmarshal string into Go
+    # struct field .mtu of type int") although the last key would fill it: every spelling counts.
+    assert field_spellings({"MTU": "x", "mode": "l2", "mtu": 1400}) == {
+        "mtu": [("MTU", "x"), ("mtu", 1400)],
+        "mode": [("mode", "l2")],
+    }
 
 
 # --- properties ---

@@ -68,6 +68,50 @@ def only(subject: Subject, rule: str) -> Finding:
             "spec.config.disableCheck",
             "write true or false",
         ),
+        # Multus decodes a list into types.NetConfList, whose disableCheck and disableGC are bools:
+        # the strings libcni would take fail there first, under any spelling of the key.
+        (
+            {"cniVersion": "1.0.0", "disableCheck": "true", "plugins": [MACVLAN]},
+            "spec.config.disableCheck",
+            "Multus reads the list's disableCheck as true or false and fails every pod",
+        ),
+        (
+            {"cniVersion": "1.0.0", "DisableGC": "false", "plugins": [MACVLAN]},
+            "spec.config.DisableGC",
+            "write true or false (without quotes)",
+        ),
+        (
+            {"cniVersion": "1.0.0", "loadOnlyInlinedPlugins": 1, "plugins": [MACVLAN]},
+            "spec.config.loadOnlyInlinedPlugins",
+            "write true or false",
+        ),
+        # libcni reads a list's own keys from a map and asserts their types: null is none of them.
+        (
+            {"cniVersion": "1.0.0", "disableGC": None, "plugins": [MACVLAN]},
+            "spec.config.disableGC",
+            "is null: libcni refuses the list",
+        ),
+        ({"cniVersion": None, "plugins": [MACVLAN]}, "spec.config.cniVersion", "is null: libcni refuses"),
+        (
+            {"cniVersion": "1.0.0", "cniVersions": None, "plugins": [MACVLAN]},
+            "spec.config.cniVersions",
+            "is null",
+        ),
+        # Multus fills in an absent or "" name, not a null one.
+        (
+            {"cniVersion": "1.0.0", "name": None, "plugins": [MACVLAN]},
+            "spec.config.name",
+            "is null: Multus fills in only a missing or empty name",
+        ),
+        ({**MACVLAN, "name": None}, "spec.config.name", "remove the key to use the NAD's name"),
+        # The type is a struct field to libcni and Multus: every spelling sets it.
+        (
+            {"cniVersion": "1.0.0", "type": "macvlan", "Type": "bridge"},
+            "spec.config.Type",
+            "spec.config.Type and spec.config.type name different plugins",
+        ),
+        ({**MACVLAN, "TYPE": 5}, "spec.config.TYPE", "non-empty string naming a CNI plugin"),
+        ({"cniVersion": "1.0.0", "Type": ""}, "spec.config.Type", "non-empty string"),
     ],
 )
 def test_structure_refuses(config: Any, field: str, text: str) -> None:
@@ -84,7 +128,14 @@ def test_structure_refuses(config: Any, field: str, text: str) -> None:
         MACVLAN,
         {"cniVersion": "1.0.0", "plugins": [MACVLAN, {"type": "tuning"}]},
         # A missing top-level name is filled by Multus from the NAD's name.
-        {"cniVersion": "1.0.0", "disableCheck": "true", "plugins": [MACVLAN]},
+        {"cniVersion": "1.0.0", "disableCheck": True, "disableGC": False, "plugins": [MACVLAN]},
+        # Only libcni reads loadOnlyInlinedPlugins, and it takes "true" / "false" in any case.
+        {"cniVersion": "1.0.0", "loadOnlyInlinedPlugins": "TRUE", "plugins": [MACVLAN]},
+        # Multus ignores a null under another spelling, and libcni reads only the exact key.
+        {"cniVersion": "1.0.0", "DisableCheck": None, "plugins": [MACVLAN]},
+        {"cniVersion": "1.0.0", "name": "", "plugins": [MACVLAN]},
+        {"cniVersion": "1.0.0", "Type": "macvlan", "master": "eth0"},
+        {"cniVersion": "1.0.0", "plugins": [{"TYPE": "macvlan", "type": "macvlan", "master": "eth0"}]},
         {**MACVLAN, "name": "lan_1.a-b"},
         {"cniVersion": "1.0.0", "type": "some-vendor-plugin", "whatever": [1, 2]},
     ],
@@ -239,6 +290,64 @@ def test_cni_version_may_be_left_out() -> None:
     assert findings(nad({"type": "macvlan", "master": "eth0"}), "nad-config-cni-version") == []
 
 
+PTP = {"type": "ptp", "ipam": {"type": "static", "addresses": [{"address": "10.1.0.5/24"}]}}
+BANDWIDTH = {"type": "bandwidth", "ingressRate": 1000, "ingressBurst": 1000}
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "text"),
+    [
+        # bandwidth, vrf and firewall pass version.VersionsStartingFrom to skel: older versions fail.
+        (
+            {"cniVersion": "0.2.0", "plugins": [PTP, BANDWIDTH]},
+            "spec.config.cniVersion",
+            "is '0.2.0', but spec.config.plugins[1] is bandwidth, which takes cniVersion 0.3.0 and later only",
+        ),
+        (
+            {"cniVersion": "0.3.0", "plugins": [PTP, {"type": "vrf", "vrfname": "blue"}]},
+            "spec.config.cniVersion",
+            "takes cniVersion 0.3.1 and later only",
+        ),
+        (
+            {"cniVersion": "0.3.1", "plugins": [PTP, {"type": "firewall"}]},
+            "spec.config.cniVersion",
+            '"incompatible CNI versions"; set cniVersion to 0.4.0 or later',
+        ),
+        (
+            {"plugins": [PTP, {"type": "firewall"}]},
+            "spec.config.cniVersion",
+            "is missing, which libcni and the plugins read as 0.1.0",
+        ),
+        # libcni runs a list at the highest of its cniVersions (and cniVersion).
+        (
+            {"cniVersions": ["0.1.0", "0.2.0"], "plugins": [PTP, BANDWIDTH]},
+            "spec.config.cniVersions[1]",
+            "is '0.2.0', the highest of the list's versions, which libcni runs every plugin at, but "
+            "spec.config.plugins[1] is bandwidth",
+        ),
+    ],
+)
+def test_cni_version_refuses_versions_older_than_a_plugin_takes(config: Any, field: str, text: str) -> None:
+    finding = only(nad(config), "nad-config-cni-version")
+    assert (finding.field, finding.severity) == (field, Severity.DENY)
+    assert finding.message.startswith(field)
+    assert text in finding.message
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"cniVersion": "0.3.0", "plugins": [PTP, BANDWIDTH]},
+        {"cniVersion": "0.3.1", "plugins": [PTP, {"type": "vrf", "vrfname": "blue"}]},
+        {"cniVersion": "0.4.0", "plugins": [PTP, {"type": "firewall"}]},
+        {"cniVersion": "0.2.0", "cniVersions": ["1.0.0"], "plugins": [PTP, {"type": "firewall"}]},
+        {"cniVersion": "0.1.0", "plugins": [PTP, {"type": "tuning"}, {"type": "portmap"}, {"type": "sbr"}]},
+    ],
+)
+def test_cni_version_allows_what_each_plugin_takes(config: Any) -> None:
+    assert findings(nad(config), "nad-config-cni-version") == []
+
+
 # --- nad-name ----------------------------------------------------------------------------------
 
 
@@ -301,13 +410,27 @@ def test_a_plugin_field_is_the_key_go_would_decode(conf: dict[str, Any]) -> None
 def test_a_key_written_twice_counts_where_it_was_last_written() -> None:
     from webhook.cni.config import parse_nad_config
 
-    # Go (NetConf.MTU): 3, the last key in the text that matches; the long s folds to "s".
+    # Go (NetConf.MTU): 3, the last key in the text that matches, which is also the last of the sorted
+    # keys libcni passes on ("MTU" < "mtu"); the long s folds to "s".
     text = '{"cniVersion": "1.0.0", "type": "macvlan", "mtu": 1, "MTU": 2, "mtu": 3, "ma\u017fter": "eth1"}'
     netconf = parse_nad_config(text, "spec.config").netconf
     assert netconf is not None
     plugin = netconf.plugins[0]
     assert plugin.field("mtu") == ("spec.config.mtu", 3)
     assert plugin.field("master") == ("spec.config.ma\u017fter", "eth1")
+
+
+def test_a_plugin_reads_the_spelling_libcni_passes_on_last() -> None:
+    from webhook.cni.config import parse_nad_config
+
+    # libcni decodes each plugin's config into a map and encodes it again before running the plugin
+    # (InjectConf): the keys arrive sorted, "MODE" before "mode", so "mode" fills the field wherever it
+    # was written. Checked with the real macvlan (tests/differential: macvlan-mode-spellings).
+    for text in ('{"type": "macvlan", "mode": "vepa", "MODE": "bridge"}',
+                 '{"type": "macvlan", "MODE": "bridge", "mode": "vepa"}'):
+        netconf = parse_nad_config(text, "spec.config").netconf
+        assert netconf is not None
+        assert netconf.plugins[0].field("mode") == ("spec.config.mode", "vepa")
 
 
 @pytest.mark.parametrize("number", ["1" * 4301, "1e400", "NaN"])

@@ -68,6 +68,44 @@ REFUSED = [
     ),
     # Go matches JSON keys to struct fields case-insensitively.
     ("nad-plugin-field-types", single({**MACVLAN, "MTU": "x"}), "spec.config.MTU", "reads it as an integer"),
+    # A wrong type under any spelling fails the decode, even with a good one after it (Go reports the
+    # type error once it has decoded the rest).
+    (
+        "nad-plugin-field-types",
+        single({**MACVLAN, "MTU": "x", "mtu": 1400}),
+        "spec.config.MTU",
+        "reads it as an integer",
+    ),
+    (
+        "nad-plugin-field-types",
+        single({"type": "tap", "owner": -1, "ipam": STATIC}),
+        "spec.config.owner",
+        "non-negative integer below 2^32",
+    ),
+    # The type is read into a struct field, so "Type" names the plugin as well as "type" does.
+    ("nad-plugin-ipam-required", single({"Type": "ptp"}), "spec.config.ipam", "always runs IPAM"),
+    # The plugin gets its keys sorted ("MODE" < "mode"): "mode" wins wherever it was written.
+    ("nad-plugin-mode", single({**MACVLAN, "mode": "l2", "MODE": "bridge"}), "spec.config.mode", "l2"),
+    ("nad-plugin-mtu", single({**MACVLAN, "mtu": -1}), "spec.config.mtu", "refuses an mtu below 0"),
+    (
+        "nad-plugin-mtu",
+        single({"type": "vlan", "master": "eth0", "mtu": -1500}),
+        "spec.config.mtu",
+        "the vlan plugin refuses an mtu below 0",
+    ),
+    (
+        "nad-plugin-mtu",
+        chain(MACVLAN, {"type": "tuning", "mtu": -1}),
+        "spec.config.plugins[1].mtu",
+        "the kernel, which refuses it, so every pod fails",
+    ),
+    ("nad-plugin-mtu", single({"type": "tap", "mtu": -1, "ipam": STATIC}), "spec.config.mtu", "`ip link set`"),
+    (
+        "nad-plugin-mtu",
+        single({"type": "tap", "mtu": -1, "owner": 0, "group": 0, "selinuxContext": "system_u", "ipam": STATIC}),
+        "spec.config.mtu",
+        "leave mtu out to keep the default",
+    ),
     (
         "nad-plugin-vlan-id",
         single({"type": "vlan", "master": "eth0", "vlanId": 4095}),
@@ -171,13 +209,26 @@ REFUSED = [
         "nad-plugin-bandwidth-pairs",
         chain(MACVLAN, {"type": "bandwidth", "ingressRate": 1, "ingressBurst": 2**40}),
         "spec.config.plugins[1].ingressBurst",
-        "more than the plugin allows (4 GB)",
+        "more than the bandwidth plugin takes (at most 34359738359 bits",
+    ),
+    # The plugin refuses burst / 8 >= 2^32 - 1: the first refused burst is 8 * (2^32 - 1) bits.
+    (
+        "nad-plugin-bandwidth-pairs",
+        chain(MACVLAN, {"type": "bandwidth", "egressRate": 1, "egressBurst": 8 * (2**32 - 1)}),
+        "spec.config.plugins[1].egressBurst",
+        "is 34359738360 bits, more than",
     ),
     (
         "nad-plugin-bandwidth-veth",
         chain(MACVLAN, {"type": "bandwidth", "egressRate": 10, "egressBurst": 10}),
         "spec.config.plugins[1]",
         "spec.config.plugins[0] is macvlan, whose pod interface has no veth peer: every pod fails",
+    ),
+    (
+        "nad-plugin-bandwidth-veth",
+        chain({"type": "tap", "ipam": STATIC}, {"type": "bandwidth", "ingressRate": 10, "ingressBurst": 10}),
+        "spec.config.plugins[1]",
+        "spec.config.plugins[0] is tap, whose pod interface has no veth peer",
     ),
     (
         "nad-plugin-tuning-sysctl",
@@ -237,6 +288,19 @@ ALLOWED = [
         chain(MACVLAN, {"type": "bandwidth", "egressRate": 10, "egressBurst": 10}),
     ),
     (
+        "nad-plugin-bandwidth-pairs",
+        chain(MACVLAN, {"type": "bandwidth", "egressRate": 10, "egressBurst": 8 * (2**32 - 1) - 1}),
+    ),
+    ("nad-plugin-mtu", single({**MACVLAN, "mtu": 0})),
+    ("nad-plugin-mtu", single({"type": "vlan", "master": "eth0", "mtu": 9000})),
+    # bridge, ptp and ipvlan leave an mtu below 1 unset; so does tap when it creates through netlink.
+    ("nad-plugin-mtu", single({"type": "bridge", "mtu": -1})),
+    ("nad-plugin-mtu", single({"type": "ptp", "mtu": -1, "ipam": STATIC})),
+    ("nad-plugin-mtu", single({"type": "ipvlan", "mtu": -1, "ipam": STATIC})),
+    ("nad-plugin-mtu", single({"type": "tap", "mtu": -1, "owner": 0, "group": 0, "ipam": STATIC})),
+    ("nad-plugin-field-types", single({**MACVLAN, "MTU": None, "mtu": 1400})),
+    ("nad-plugin-mode", single({**MACVLAN, "mode": "vepa", "MODE": "l2"})),
+    (
         "nad-plugin-tuning-sysctl",
         chain(MACVLAN, {"type": "tuning", "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}),
     ),
@@ -295,3 +359,49 @@ def test_unknown_plugin_types_are_not_judged() -> None:
     config = chain({"type": "cilium-cni", "vlanId": 99999, "mode": "x"}, {"type": "my-tuning"})
     plugin_findings = [f for f in evaluate(nad(config), Policy()) if f.rule.startswith("nad-plugin-")]
     assert plugin_findings == []
+
+
+def tuning_text(sysctl: str) -> Subject:
+    """A chain macvlan + tuning whose sysctl object is written as given (JSON text keeps repeated keys)."""
+    config = (
+        '{"cniVersion": "1.0.0", "name": "n", "plugins": [' + json.dumps(MACVLAN)
+        + ', {"type": "tuning", "sysctl": ' + sysctl + "}]}"
+    )
+    return Subject({"metadata": {"name": "net1", "namespace": "default"}, "spec": {"config": config}}, NAD)
+
+
+def test_a_sysctl_written_twice_with_another_value_warns_that_only_the_last_counts() -> None:
+    # libcni decodes the list into a map before tuning sees it: the repeated key arrives once, with its
+    # last value, so tuning's own "duplicated sysctl keys" check never fires through Multus.
+    subject = tuning_text('{"net.ipv4.ip_forward": "1", "net.core.somaxconn": "512", "net.ipv4.ip_forward": "0"}')
+    [finding] = findings(subject, "nad-plugin-tuning-sysctl")
+    assert finding.severity is Severity.WARN
+    assert finding.field == 'spec.config.plugins[1].sysctl["net.ipv4.ip_forward"]'
+    assert finding.message == (
+        'spec.config.plugins[1].sysctl["net.ipv4.ip_forward"] is written more than once: only its last value, '
+        "the string '0', reaches the tuning plugin, and the string '1' is dropped; keep one"
+    )
+
+
+def test_two_spellings_of_one_sysctl_with_different_values_warn() -> None:
+    # tuning turns dots into slashes and writes its map in Go's (random) order.
+    subject = tuning_text('{"net.ipv4.conf.IFNAME.arp_filter": "1", "net/ipv4/conf/IFNAME/arp_filter": "0"}')
+    [finding] = findings(subject, "nad-plugin-tuning-sysctl")
+    assert finding.severity is Severity.WARN
+    assert finding.field == 'spec.config.plugins[1].sysctl["net/ipv4/conf/IFNAME/arp_filter"]'
+    assert "sets the same sysctl as spec.config.plugins[1].sysctl[\"net.ipv4.conf.IFNAME.arp_filter\"]" in (
+        finding.message
+    )
+    assert "writes the two in random order, so pods get either; keep one" in finding.message
+
+
+@pytest.mark.parametrize(
+    "sysctl",
+    [
+        '{"net.ipv4.ip_forward": "1", "net.ipv4.ip_forward": "1"}',
+        '{"net.ipv4.ip_forward": "1", "net/ipv4/ip_forward": "1"}',
+        '{"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"}',
+    ],
+)
+def test_a_sysctl_repeated_with_the_same_value_is_harmless(sysctl: str) -> None:
+    assert findings(tuning_text(sysctl), "nad-plugin-tuning-sysctl") == []

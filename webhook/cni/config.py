@@ -2,6 +2,10 @@
 
 Parsing never raises: structural problems are collected with the JSON path of the field, and every
 plugin that is at least an object is kept so that the other rules can still look at it.
+
+The config is kept as the plugins get it: libcni decodes each plugin's config into a map and encodes it
+again before running the plugin, which sorts the keys of every object and prints whole numbers as
+integers (see gojson.loads).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.cni.gojson import GoJSONError, field_index, fold, go_field, loads
+from webhook.cni.gojson import GoJSONError, field_spellings, fold, go_field, loads
 from webhook.objects import as_text
 
 #: The versions the CNI specification defines; the plugins refuse to run at any other.
@@ -49,19 +53,19 @@ def version_number(text: str) -> tuple[int, int, int] | None:
 def list_version(raw: Mapping[str, Any], base: str) -> tuple[str, str] | None:
     """(version, JSON path of the field it comes from) that libcni gives every plugin of a list: with
     ``cniVersions``, the highest of them and ``cniVersion`` that libcni implements, else ``cniVersion``
-    as written. None when the list names none, or when libcni refuses these fields (a non-string, a
-    version it cannot read): nad-config-cni-version says why."""
-    version = raw.get("cniVersion")
-    if version is not None and not isinstance(version, str):
+    as written ("" when the list names none, which the plugins read as 0.1.0). None when libcni refuses
+    these fields (null, a non-string, a version it cannot read): nad-config-cni-version says why."""
+    version = raw.get("cniVersion", "")
+    if not isinstance(version, str):
         return None
-    chosen = (version or "", f"{base}.cniVersion") if version else None
-    versions = raw.get("cniVersions")
-    if versions is None:
+    chosen = (version, f"{base}.cniVersion")
+    if "cniVersions" not in raw:
         return chosen
+    versions = raw["cniVersions"]
     if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
         return None
     candidates = [(v, f"{base}.cniVersions[{i}]") for i, v in enumerate(versions)]
-    if chosen is not None:
+    if version:
         candidates.append(chosen)
     numbered = [(number, v, path) for v, path in candidates if (number := version_number(v)) is not None]
     if len(numbered) < len(candidates):
@@ -89,14 +93,17 @@ class PluginConf:
     conf: Mapping[str, Any]
     #: Position in ``plugins`` (None for a single config).
     index: int | None
-    # field_index of the plugin, and go_field of "ipam" and of its "type": the rules ask for fields
-    # about twenty times per NAD, and each go_field folds every key.
+    # field_spellings and field_index of the plugin, and go_field of "ipam" and of its "type": the rules
+    # ask for fields about twenty times per NAD, and each go_field folds every key.
+    _spellings: dict[str, list[tuple[str, Any]]] = field(init=False, repr=False, compare=False)
     _fields: dict[str, tuple[str, Any]] = field(init=False, repr=False, compare=False)
     _ipam: tuple[str, Any] | None = field(init=False, repr=False, compare=False)
     _ipam_type: tuple[str, Any] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_fields", field_index(self.conf))
+        spellings = field_spellings(self.conf)
+        object.__setattr__(self, "_spellings", spellings)
+        object.__setattr__(self, "_fields", {name: keys[-1] for name, keys in spellings.items()})
         found = self._fields.get("ipam")
         object.__setattr__(self, "_ipam", found)
         ipam = found[1] if found is not None and isinstance(found[1], Mapping) else None
@@ -104,8 +111,14 @@ class PluginConf:
 
     @property
     def type(self) -> str | None:
-        value = self.conf.get("type")
-        return value if isinstance(value, str) else None
+        # libcni reads the type into a struct field, so any spelling of the key names the binary.
+        found = self._fields.get("type")
+        return found[1] if found is not None and isinstance(found[1], str) else None
+
+    @property
+    def type_path(self) -> str:
+        found = self._fields.get("type")
+        return f"{self.path}.{found[0] if found else 'type'}"
 
     @property
     def ipam(self) -> Mapping[str, Any] | None:
@@ -131,8 +144,8 @@ class PluginConf:
     def has_capability(self, name: str) -> bool:
         """Whether the plugin declares a runtime capability (ips, mac, portMappings, bandwidth...): Multus
         passes the matching runtimeConfig only to plugins that do."""
-        caps = self.conf.get("capabilities")
-        return isinstance(caps, Mapping) and caps.get(name) is True
+        caps = self.field("capabilities")
+        return caps is not None and isinstance(caps[1], Mapping) and caps[1].get(name) is True
 
     def field(self, name: str) -> tuple[str, Any] | None:
         """(JSON path, value) of the field the plugin reads as ``name``; None when absent or null."""
@@ -140,6 +153,11 @@ class PluginConf:
         if found is None or found[1] is None:
             return None
         return f"{self.path}.{found[0]}", found[1]
+
+    def spellings(self, name: str) -> list[tuple[str, Any]]:
+        """(JSON path, value) of every key the plugin decodes into its field ``name``, null ones too: a
+        value of the wrong type under any of them fails the decode (see gojson)."""
+        return [(f"{self.path}.{key}", value) for key, value in self._spellings.get(fold(name), ())]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,21 +176,25 @@ class NetConf:
         value = self.raw.get("cniVersion")
         return value if isinstance(value, str) else None
 
-    @property
-    def plugin_cni_version(self) -> str | None:
-        """The cniVersion libcni runs the plugins at: a list's choice (see ``list_version``), a single
-        config's own cniVersion (libcni reads cniVersions only in a list)."""
+    def plugin_cni_version(self, plugin: PluginConf, path: str) -> tuple[str, str] | None:
+        """The cniVersion ``plugin`` is run with ("" when none, which reads as 0.1.0), and the JSON path
+        of the field that decides it (``path`` is the config's); None when libcni refuses the list's
+        version fields (nad-config-cni-version says why). A single config runs at its own cniVersion
+        (libcni reads cniVersions only in a list); every plugin of a list at the list's version (see
+        ``list_version``)."""
         if not self.is_list:
-            return self.cni_version
-        found = list_version(self.raw, "spec.config")
-        return found[0] if found is not None else None
+            found = plugin.field("cniVersion")
+            if found is not None and isinstance(found[1], str):
+                return found[1], found[0]
+            return "", f"{path}.cniVersion"
+        return list_version(self.raw, path)
 
     def binary_fields(self) -> Iterator[tuple[str, str]]:
         """(binary, JSON path of the field naming it) for every CNI binary a node must have to run this
         config: each plugin type and IPAM type, at its first mention."""
         seen: set[str] = set()
         for plugin in self.plugins:
-            wanted: list[tuple[str | None, str]] = [(plugin.type, f"{plugin.path}.type")]
+            wanted: list[tuple[str | None, str]] = [(plugin.type, plugin.type_path)]
             if plugin.ipam is not None:
                 wanted.append((plugin.ipam_type, plugin.ipam_type_path))
             for binary, path in wanted:
@@ -227,9 +249,10 @@ def _parse_nad_config(config: Any, path: str) -> ParsedConfig:
     if not isinstance(config, str):
         return ParsedConfig(None, (Problem(path, f"must be a string of CNI JSON, not {_describe(config)}"),))
     try:
-        # Every plugin reads its config after libcni's round trip through a map: 1500.0 arrives as 1500.
-        # Multus and libcni read the other fields (name, versions, types) as strings, lists and objects,
-        # where a number is refused however it is written.
+        # Every plugin reads its config after libcni's round trip through a map: 1500.0 arrives as 1500,
+        # and of "Mtu" and "mtu" the one that sorts last fills the field. Multus and libcni read the other
+        # fields (name, versions, types) as strings, lists and objects, where a number is refused however
+        # it is written.
         raw = loads(config, via_libcni=True)
     except GoJSONError as exc:
         return ParsedConfig(None, (Problem(path, f"is not valid JSON: {exc}"),))

@@ -11,16 +11,22 @@ Where Python's json module and Go's differ, and what is done about it here:
   which is how Multus first reads a NAD's config. Both are refused as a parse error.
 - A key written twice: a Python dict keeps the first one's position with the last value. Go assigns
   struct fields in text order, so the last occurrence counts, also against other spellings of the same
-  field: the key is moved to its last position, and ``go_field`` takes the last match.
+  field: the key is moved to its last position, and ``go_field`` takes the last match. The values it
+  replaced are kept aside (``overwritten``): Go drops them without a word, which users rarely mean.
+- A value of the wrong type under any spelling of a struct field fails the whole decode, even when a
+  later spelling would fill the field correctly: Go reports the type error after decoding the rest
+  (``field_spellings`` gives every spelling to check).
 - Key matching: Go matches a key to a struct field by exact name, else case-insensitively with Unicode
   simple folding (the long s U+017F matches "s", the Kelvin sign U+212A matches "k"); ``fold``,
   ``field_index`` and ``go_field`` do that. Generic maps (capabilities, args, cni-args) keep exact keys,
   as Go maps do.
-- Numbers that reach a CNI plugin: libcni decodes every plugin's config into a map and encodes it again
-  before running the plugin (InjectConf, for a single config as for each plugin of a list), so the plugin
-  reads each number as Go prints a float64: ``1500.0`` and ``1e3`` arrive as ``1500`` and ``1000``,
-  integers beyond 2^53 arrive rounded, and from 1e21 on they arrive in exponent form, which no integer
-  field takes. ``loads(..., via_libcni=True)`` gives the numbers the plugin reads.
+- What reaches a CNI plugin: libcni decodes every plugin's config into a map[string]interface{} and
+  encodes it again before running the plugin (InjectConf, for a single config as for each plugin of a
+  list). That round trip changes two things, and ``loads(..., via_libcni=True)`` gives both:
+  every object's keys come out sorted, so among keys that fold alike the one that sorts last, not the
+  last written, fills the plugin's field; and the plugin reads each number as Go prints a float64:
+  ``1500.0`` and ``1e3`` arrive as ``1500`` and ``1000``, integers beyond 2^53 arrive rounded, and from
+  1e21 on they arrive in exponent form, which no integer field takes.
 """
 
 from __future__ import annotations
@@ -66,15 +72,47 @@ def _repair_escape(match: re.Match[str]) -> str:
     return "\\ufffd" if match.group(1) else match.group(0)
 
 
+class RepeatedKeys(dict[str, Any]):
+    """A JSON object in which some key was written more than once: the dict holds what Go keeps (the
+    last value of each key), ``overwritten`` the values the later occurrences replaced, in text order."""
+
+    __slots__ = ("overwritten",)
+
+    def __init__(self, items: dict[str, Any], overwritten: dict[str, tuple[Any, ...]]) -> None:
+        super().__init__(items)
+        self.overwritten = overwritten
+
+
+def overwritten(obj: Mapping[str, Any]) -> Mapping[str, tuple[Any, ...]]:
+    """For each key written more than once in ``obj``, the values its last occurrence replaced."""
+    return obj.overwritten if isinstance(obj, RepeatedKeys) else {}
+
+
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
-    if len(obj) < len(pairs):
-        # A repeated key: each key goes to its last occurrence, where Go assigns it for the last time.
-        obj = {}
-        for key, value in pairs:
-            obj.pop(key, None)
-            obj[key] = value
-    return obj
+    if len(obj) == len(pairs):
+        return obj
+    return _repeated(pairs)
+
+
+def _sorted_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Go sorts a map's keys by bytes when it encodes them; code points sort the same.
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return dict(sorted(pairs))
+    repeated = _repeated(pairs)
+    return RepeatedKeys(dict(sorted(repeated.items())), repeated.overwritten)
+
+
+def _repeated(pairs: list[tuple[str, Any]]) -> RepeatedKeys:
+    # A repeated key: each key goes to its last occurrence, where Go assigns it for the last time.
+    obj: dict[str, Any] = {}
+    replaced: dict[str, list[Any]] = {}
+    for key, value in pairs:
+        if key in obj:
+            replaced.setdefault(key, []).append(obj.pop(key))
+        obj[key] = value
+    return RepeatedKeys(obj, {key: tuple(values) for key, values in replaced.items()})
 
 
 def _int(text: str) -> int:
@@ -122,7 +160,8 @@ def _constant(name: str) -> Any:
 # Built once: json.loads with hooks would build a decoder on every call.
 _DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_int=_int, parse_float=_float, parse_constant=_constant)
 _LIBCNI_DECODER = json.JSONDecoder(
-    object_pairs_hook=_object, parse_int=_int_via_libcni, parse_float=_float_via_libcni, parse_constant=_constant
+    object_pairs_hook=_sorted_object, parse_int=_int_via_libcni, parse_float=_float_via_libcni,
+    parse_constant=_constant,
 )
 
 
@@ -146,8 +185,10 @@ def loads(text: str, *, via_libcni: bool = False) -> Any:
     """``text`` decoded as Go's encoding/json would (see the module's docstring); GoJSONError when Go
     refuses it. Text that is ASCII without ``\\u`` escapes, the common case, goes straight to the decoder.
 
-    With ``via_libcni`` the numbers are those a CNI plugin reads after libcni's round trip of its config
-    through a map: whole numbers below 1e21 come back as ints, whatever way they were written."""
+    ``via_libcni``: as a CNI plugin reads it after libcni's round trip of its config through a
+    map[string]interface{} (decoded, then encoded again): every object's keys sorted, so among keys
+    that fold alike the greatest, not the last written, fills the field; and whole numbers below 1e21
+    as ints, whatever way they were written."""
     if "\\u" in text:
         # Same length in, same length out: the positions in error messages stay right.
         text = _ESCAPE.sub(_repair_escape, text)
@@ -180,10 +221,19 @@ def fold(key: str) -> str:
     return key.lower() if key.isascii() else "".join(map(_fold_char, key))
 
 
+def field_spellings(obj: Mapping[str, Any]) -> dict[str, list[tuple[str, Any]]]:
+    """For each struct field name (folded), every key of ``obj`` that Go's encoding/json decodes into that
+    field, with its value, in the order of ``obj``."""
+    spellings: dict[str, list[tuple[str, Any]]] = {}
+    for key, value in obj.items():
+        spellings.setdefault(fold(key), []).append((key, value))
+    return spellings
+
+
 def field_index(obj: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
     """For each struct field name (folded) that a key of ``obj`` matches, the key and value Go's
-    encoding/json decodes into that field: the last key in text order (which ``loads`` keeps) that
-    folds to it.
+    encoding/json decodes into that field: the last key in the order of ``obj`` that folds to it (text
+    order as ``loads`` keeps it, or sorted order ``via_libcni``).
 
     Go prefers an exact match only to tell apart fields whose names fold alike; the structs read here
     have none, so the fold alone decides."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator, Mapping
 
-from webhook.cni.config import NetConf, PluginConf, Problem
+from webhook.cni.config import CNI_VERSIONS, NetConf, PluginConf, Problem
 from webhook.cni.fields import Kind, describe, fits, int_in_range, is_int, type_problem
-from webhook.cni.gojson import go_field
+from webhook.cni.gojson import go_field, overwritten
 
 #: Fields every plugin's config is decoded into by libcni (types.PluginConf), whatever its type.
 COMMON_FIELDS: Mapping[str, Kind] = {
@@ -90,7 +90,20 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, Kind]] = {
     "firewall": {"backend": Kind.STRING, "iptablesAdminChainName": Kind.STRING, "firewalldZone": Kind.STRING},
     "sbr": {"table": Kind.INT, "gateways": Kind.LIST, "addSourceHints": Kind.BOOL},
     "vrf": {"vrfname": Kind.STRING, "table": Kind.UINT32},
+    "tap": {
+        "multiQueue": Kind.BOOL,
+        "mtu": Kind.INT,
+        "mac": Kind.STRING,
+        "owner": Kind.UINT32,
+        "group": Kind.UINT32,
+        "selinuxContext": Kind.STRING,
+        "bridge": Kind.STRING,
+    },
 }
+
+#: The oldest cniVersion of the plugins that do not take every version (their main passes
+#: version.VersionsStartingFrom); below it they refuse every ADD with "incompatible CNI versions".
+MIN_CNI_VERSION: Mapping[str, str] = {"bandwidth": "0.3.0", "vrf": "0.3.1", "firewall": "0.4.0"}
 
 #: Plugins that only act on the result of an earlier plugin: first in a list (or alone) they fail.
 NEEDS_PREVIOUS_RESULT = frozenset({"tuning", "portmap", "bandwidth", "firewall", "sbr", "vrf"})
@@ -107,14 +120,15 @@ HOST_DEVICE_SELECTORS = ("device", "hwaddr", "kernelpath", "pciBusID")
 
 #: Interface plugins whose pod interface is not a veth: bandwidth shapes the host side of a veth
 #: pair and fails ("has no veth peer") behind these.
-NOT_VETH = frozenset({"macvlan", "ipvlan", "vlan", "host-device", "dummy"})
+NOT_VETH = frozenset({"macvlan", "ipvlan", "vlan", "host-device", "dummy", "tap"})
 
 #: Multus injects runtimeConfig.deviceID from the device plugin for NADs with this annotation.
 RESOURCE_NAME_ANNOTATION = "k8s.v1.cni.cncf.io/resourceName"
 
 _VLAN_RANGE = (0, 4094)
-# bandwidth refuses a burst whose byte count does not fit in 32 bits ("burst cannot be more than 4GB").
-_MAX_BURST_BITS = 8 * (2**32 - 1)
+# bandwidth refuses a burst (in bits) whose whole bytes reach 2^32 - 1 ("burst cannot be more than 4GB"):
+# 8 * (2^32 - 1) bits is already refused.
+_BURST_BYTES_LIMIT = 2**32 - 1
 
 
 def _string(plugin: PluginConf, name: str) -> tuple[str, str] | None:
@@ -129,9 +143,8 @@ def field_type_problems(plugin: PluginConf) -> Iterator[Problem]:
     if fields is None:
         return
     for name, kind in fields.items():
-        found = plugin.field(name)
-        if found is not None:
-            problem = type_problem(found[0], found[1], kind, plugin.type or "")
+        for path, value in plugin.spellings(name):
+            problem = type_problem(path, value, kind, plugin.type or "")
             if problem is not None:
                 yield problem
 
@@ -142,23 +155,21 @@ def common_field_problems(plugin: PluginConf) -> Iterator[Problem]:
         # A single config's name and version are the top-level ones, which nad_config checks.
         if name == "type" or (plugin.index is None and name in ("name", "cniVersion")):
             continue
-        found = plugin.field(name)
-        if found is None:
-            continue
-        if name == "ipam" and isinstance(found[1], Mapping):
-            ipam_type = go_field(found[1], "type")
-            if ipam_type is not None and ipam_type[1] is not None and not isinstance(ipam_type[1], str):
-                path = f"{found[0]}.{ipam_type[0]}"
+        for path, value in plugin.spellings(name):
+            if name == "ipam" and isinstance(value, Mapping):
+                ipam_type = go_field(value, "type")
+                if ipam_type is not None and ipam_type[1] is not None and not isinstance(ipam_type[1], str):
+                    type_path = f"{path}.{ipam_type[0]}"
+                    yield Problem(
+                        type_path,
+                        f"{type_path} is {describe(ipam_type[1])}: it must be the name of an IPAM plugin",
+                    )
+            elif not fits(value, kind):
                 yield Problem(
-                    path, f"{path} is {describe(ipam_type[1])}: it must be the name of an IPAM plugin"
+                    path,
+                    f"{path} is {describe(value)}, but libcni reads it as {kind.value}: no pod could "
+                    f"attach this network; write it as {kind.value}",
                 )
-            continue
-        if not fits(found[1], kind):
-            yield Problem(
-                found[0],
-                f"{found[0]} is {describe(found[1])}, but libcni reads it as {kind.value}: no pod could "
-                f"attach this network; write it as {kind.value}",
-            )
 
 
 def vlan_id_problems(plugin: PluginConf) -> Iterator[Problem]:
@@ -262,10 +273,65 @@ def previous_result_problems(plugin: PluginConf) -> Iterator[Problem]:
     if plugin.type not in NEEDS_PREVIOUS_RESULT or plugin.index:
         return
     where = "is the first plugin of the list" if plugin.index == 0 else "is the whole config"
+    path = plugin.type_path
     yield Problem(
-        f"{plugin.path}.type",
-        f"{plugin.path}.type is {plugin.type}, which only adjusts the result of an earlier plugin, but it "
+        path,
+        f"{path} is {plugin.type}, which only adjusts the result of an earlier plugin, but it "
         f"{where}: put an interface plugin (e.g. macvlan, bridge) before it in a plugins list",
+    )
+
+
+def cni_version_problems(netconf: NetConf, path: str) -> Iterator[Problem]:
+    """Plugins run with a cniVersion older than they support (``path`` is the config's)."""
+    for plugin in netconf.plugins:
+        minimum = MIN_CNI_VERSION.get(plugin.type or "")
+        runs_at = netconf.plugin_cni_version(plugin, path) if minimum is not None else None
+        if minimum is None or runs_at is None:
+            continue
+        version, version_path = runs_at
+        # A version outside the spec is refused as such by nad-config-cni-version; CNI_VERSIONS is in order.
+        if version not in (*CNI_VERSIONS, "") or CNI_VERSIONS.index(version or "0.1.0") >= CNI_VERSIONS.index(minimum):
+            continue
+        if not version:
+            shown = "is missing, which libcni and the plugins read as 0.1.0"
+        elif version_path.startswith(f"{path}.cniVersions["):
+            shown = f"is {version!r}, the highest of the list's versions, which libcni runs every plugin at"
+        else:
+            shown = f"is {version!r}"
+        yield Problem(
+            version_path,
+            f"{version_path} {shown}, but {plugin.path} is {plugin.type}, which takes cniVersion {minimum} "
+            f'and later only: every pod fails with "incompatible CNI versions"; set cniVersion to {minimum} '
+            "or later (1.0.0 is typical)",
+        )
+
+
+def _tap_runs_ip_tool(plugin: PluginConf) -> bool:
+    # tap creates its device with `ip tuntap` and `ip link set` unless it has both an owner and a group
+    # and no SELinux context; only then does it use netlink, which leaves an mtu below 1 unset.
+    context = plugin.field("selinuxContext")
+    return bool(context and context[1]) or plugin.field("owner") is None or plugin.field("group") is None
+
+
+def mtu_problems(plugin: PluginConf) -> Iterator[Problem]:
+    found = plugin.field("mtu")
+    if found is None or not is_int(found[1]) or found[1] >= 0:
+        return
+    path, value = found
+    kind = plugin.type
+    if kind in ("macvlan", "vlan"):
+        why = f"the {kind} plugin refuses an mtu below 0 (it must lie between 0 and the master's MTU)"
+    elif kind == "tuning":
+        why = "the tuning plugin hands it to the kernel, which refuses it"
+    elif kind == "tap" and _tap_runs_ip_tool(plugin):
+        why = "the tap plugin passes it to `ip link set`, which refuses it"
+    else:
+        # bridge, ptp and ipvlan (and tap through netlink) leave an mtu below 1 unset.
+        return
+    yield Problem(
+        path,
+        f"{path} is {value}: {why}, so every pod fails; give a positive MTU, or leave mtu out to keep the "
+        "default",
     )
 
 
@@ -292,9 +358,11 @@ def bandwidth_problems(plugin: PluginConf) -> Iterator[Problem]:
             yield Problem(burst_path, f"{rate_path} is set but {burst_path} is not: set both (or neither)")
         elif burst_v and not rate_v:
             yield Problem(rate_path, f"{burst_path} is set but {rate_path} is not: set both (or neither)")
-        if burst_v > _MAX_BURST_BITS:
+        if burst_v // 8 >= _BURST_BYTES_LIMIT:
             yield Problem(
-                burst_path, f"{burst_path} is {burst_v} bits, more than the plugin allows (4 GB): lower it"
+                burst_path,
+                f"{burst_path} is {burst_v} bits, more than the bandwidth plugin takes (at most "
+                f"{8 * _BURST_BYTES_LIMIT - 1} bits, just under 4 GB): lower it",
             )
 
 
@@ -329,13 +397,16 @@ def bandwidth_interface_problems(netconf: NetConf) -> Iterator[Problem]:
             )
 
 
-def sysctl_key_problem(key: str) -> str | None:
-    """Why tuning refuses the sysctl ``key`` (None when it accepts it).
+def _sysctl_file(key: str) -> str:
+    """The file tuning writes for the sysctl ``key``: dots become slashes, the first IFNAME the pod's
+    interface (kept as IFNAME here: it is the same for every key), joined under /proc/sys and cleaned."""
+    return posixpath.normpath("/proc/sys/" + key.replace(".", "/"))
 
-    The plugin turns dots into slashes, substitutes IFNAME, joins under /proc/sys and cleans the
-    path: whatever does not end up below /proc/sys/net/ is refused."""
-    path = posixpath.normpath("/proc/sys/" + key.replace(".", "/").replace("IFNAME", "eth0", 1))
-    if not path.startswith("/proc/sys/net/"):
+
+def sysctl_key_problem(key: str) -> str | None:
+    """Why tuning refuses the sysctl ``key`` (None when it accepts it): whatever does not end up below
+    /proc/sys/net/ is refused."""
+    if not _sysctl_file(key).startswith("/proc/sys/net/"):
         return "is outside net.* (the tuning plugin only writes network sysctls)"
     return None
 
@@ -346,10 +417,33 @@ def sysctl_problems(plugin: PluginConf) -> Iterator[Problem]:
     found = plugin.field("sysctl")
     if found is None or not isinstance(found[1], Mapping):
         return
-    for key in found[1]:
+    sysctls: Mapping[str, object] = found[1]
+    written: dict[str, str] = {}
+    for key, value in sysctls.items():
+        path = f'{found[0]}["{key}"]'
         why = sysctl_key_problem(key)
         if why is not None:
-            path = f'{found[0]}["{key}"]'
             yield Problem(
                 path, f"{path}: the key {key!r} {why}; set it through the pod's securityContext instead"
+            )
+            continue
+        lost = [v for v in overwritten(sysctls).get(key, ()) if v != value]
+        if lost:
+            # libcni reads the config into a map before tuning sees it: only the last value arrives.
+            yield Problem(
+                path,
+                f"{path} is written more than once: only its last value, {describe(value)}, reaches the "
+                f"tuning plugin, and {', '.join(describe(v) for v in lost)} is dropped; keep one",
+                warning=True,
+            )
+        other = written.setdefault(_sysctl_file(key), key)
+        if other != key and sysctls[other] != value:
+            # Two keys for one file: tuning writes them in Go's map order, which changes from pod to pod.
+            other_path = f'{found[0]}["{other}"]'
+            yield Problem(
+                path,
+                f"{path} sets the same sysctl as {other_path}, to another value ({describe(value)}, not "
+                f"{describe(sysctls[other])}): the tuning plugin writes the two in random order, so pods "
+                "get either; keep one",
+                warning=True,
             )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 
-from webhook.cni.config import CNI_VERSIONS, LIBCNI_NEWEST, PluginConf, list_version, version_number
-from webhook.cni.fields import describe
-from webhook.cni.plugins import common_field_problems
+from webhook.cni.config import CNI_VERSIONS, LIBCNI_NEWEST, NetConf, PluginConf, list_version, version_number
+from webhook.cni.fields import Kind, describe, fits
+from webhook.cni.gojson import field_spellings, fold
+from webhook.cni.plugins import cni_version_problems, common_field_problems
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.registry import SPEC_CONFIG, field, rule
 from webhook.rules.subject import Subject
@@ -18,8 +19,13 @@ NAD = {"NetworkAttachmentDefinition"}
 _CNI_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
 _DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_SUBDOMAIN = re.compile(rf"{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*")
-# libcni reads these list options as a boolean or the strings "true" / "false".
-_LIST_FLAGS = ("disableCheck", "disableGC", "loadOnlyInlinedPlugins")
+# A list's own keys are read twice before any plugin runs. Multus decodes the list into a struct
+# (types.NetConfList): every spelling of these keys must have the field's type, null is ignored.
+_MULTUS_LIST_FIELDS = {"cniVersion": Kind.STRING, "name": Kind.STRING, "disableCheck": Kind.BOOL,
+                       "disableGC": Kind.BOOL}
+# Then libcni reads the exact keys from a map and asserts their type: null is refused for each of these
+# (and for name, which _name_field judges in single configs too).
+_LIBCNI_LIST_KEYS = ("cniVersion", "cniVersions", "disableCheck", "disableGC", "loadOnlyInlinedPlugins")
 
 
 def _versions_text() -> str:
@@ -49,14 +55,30 @@ def config_structure(subject: Subject) -> Iterator[Violation]:
 
 
 def _plugin_type(plugin: PluginConf) -> Iterator[Violation]:
-    value = plugin.conf.get("type")
-    path = f"{plugin.path}.type"
-    if value is None:
+    # libcni and Multus read the type into a struct field: any spelling of the key ("Type") counts.
+    given = [(path, value) for path, value in plugin.spellings("type") if value is not None]
+    if not given:
+        path = plugin.type_path
         yield Violation(
             path,
             f"{path} is missing: set it to the CNI plugin binary to run (e.g. macvlan, bridge)",
         )
-    elif not isinstance(value, str) or not value:
+        return
+    wrong = next((path for path, value in given if not isinstance(value, str)), None)
+    if wrong is not None:
+        yield Violation(wrong, f"{wrong} must be a non-empty string naming a CNI plugin")
+        return
+    if len({value for _, value in given}) > 1:
+        # A list's plugins reach libcni re-encoded with sorted keys, a single config often as written.
+        paths = " and ".join(path for path, _ in given)
+        yield Violation(
+            given[0][0],
+            f"{paths} name different plugins: Go matches keys case-insensitively, so each sets the type, "
+            'and which one runs depends on how Multus passes the config on; keep only "type"',
+        )
+        return
+    path, value = given[-1]
+    if not value:
         yield Violation(path, f"{path} must be a non-empty string naming a CNI plugin")
     elif "/" in value or "\\" in value:
         yield Violation(
@@ -69,6 +91,14 @@ def _plugin_type(plugin: PluginConf) -> Iterator[Violation]:
 def _name_field(raw: Mapping[str, object], base: str) -> Iterator[Violation]:
     name = raw.get("name")
     path = f"{base}.name"
+    if name is None and "name" in raw:
+        # Multus puts the NAD's name in for an absent or empty one only: libcni then reads no name.
+        yield Violation(
+            path,
+            f"{path} is null: Multus fills in only a missing or empty name, so libcni gets none and refuses "
+            "the config on every pod; remove the key to use the NAD's name, or write a name",
+        )
+        return
     if name is None or name == "":
         return  # Multus fills a missing name from the NAD's metadata.name.
     if not isinstance(name, str):
@@ -83,13 +113,32 @@ def _name_field(raw: Mapping[str, object], base: str) -> Iterator[Violation]:
 
 def _list_fields(raw: Mapping[str, object], base: str) -> Iterator[Violation]:
     yield from _name_field(raw, base)
-    for flag in _LIST_FLAGS:
-        value = raw.get(flag)
-        if value is None or isinstance(value, bool):
-            continue
-        if not isinstance(value, str) or value.lower() not in ("true", "false"):
-            path = f"{base}.{flag}"
-            yield Violation(path, f"{path} is {describe(value)}: write true or false")
+    for key in _LIBCNI_LIST_KEYS:
+        if key in raw and raw[key] is None:
+            path = f"{base}.{key}"
+            yield Violation(
+                path, f"{path} is null: libcni refuses the list on every pod; remove the key or give it a value"
+            )
+    spellings = field_spellings(raw)
+    for name, kind in _MULTUS_LIST_FIELDS.items():
+        for key, value in spellings.get(fold(name), ()):
+            # The exact name and cniVersion keys are judged with more to say by _name_field and
+            # nad-config-cni-version.
+            if fits(value, kind) or (key == name and name in ("name", "cniVersion")):
+                continue
+            path = f"{base}.{key}"
+            quoted = " (without quotes)" if kind is Kind.BOOL and isinstance(value, str) else ""
+            yield Violation(
+                path,
+                f"{path} is {describe(value)}, but Multus reads the list's {name} as {kind.value} and fails "
+                f"every pod on anything else; write {kind.value}{quoted}",
+            )
+    # Not in Multus's struct: only libcni reads it, as a boolean or the string "true" or "false".
+    inlined = raw.get("loadOnlyInlinedPlugins")
+    if not (inlined is None or isinstance(inlined, bool)
+            or (isinstance(inlined, str) and inlined.lower() in ("true", "false"))):
+        path = f"{base}.loadOnlyInlinedPlugins"
+        yield Violation(path, f"{path} is {describe(inlined)}: write true or false")
 
 
 @rule("nad-config-empty", kinds=NAD, severity=Severity.WARN, title="spec.config is present",
@@ -110,12 +159,20 @@ def config_empty(subject: Subject) -> Iterator[Violation]:
       judges=[SPEC_CONFIG])
 def config_cni_version(subject: Subject) -> Iterator[Violation]:
     """An unknown cniVersion makes libcni or the plugin refuse the config ("incompatible CNI
-    versions") on every pod. Catches typos such as "1.0" or "0.3.2" before any pod depends on it.
-    A list's cniVersions is read as libcni reads it: versions newer than libcni implements are
-    skipped, and the list runs at the highest of the others (and of cniVersion)."""
+    versions") on every pod. Catches typos such as "1.0" or "0.3.2" before any pod depends on it, and
+    versions older than a plugin of the config takes (bandwidth 0.3.0, vrf 0.3.1, firewall 0.4.0; no
+    cniVersion reads as 0.1.0). A list's cniVersions is read as libcni reads it: versions newer than
+    libcni implements are skipped, and the list runs at the highest of the others (and of cniVersion)."""
     netconf = subject.nad_config.netconf
     if netconf is None:
         return
+    yield from _version_fields(netconf)
+    for problem in cni_version_problems(netconf, "spec.config"):
+        yield Violation(problem.field, problem.message)
+
+
+def _version_fields(netconf: NetConf) -> Iterator[Violation]:
+    """cniVersion and cniVersions themselves, as libcni and the plugins read them."""
     version = netconf.raw.get("cniVersion")
     versions = netconf.raw.get("cniVersions")
     if versions is None or not netconf.is_list:
@@ -146,6 +203,9 @@ def config_cni_version(subject: Subject) -> Iterator[Violation]:
         return
     chosen = list_version(netconf.raw, "spec.config")
     if chosen is None:
+        return  # a null cniVersion, which libcni refuses: nad-config-structure says so
+    picked, picked_path = chosen
+    if not picked:
         yield Violation(
             "spec.config.cniVersions",
             "spec.config.cniVersions names no version that libcni implements (the newest is "
@@ -154,8 +214,7 @@ def config_cni_version(subject: Subject) -> Iterator[Violation]:
             Severity.WARN,
         )
         return
-    picked, picked_path = chosen
-    if picked not in CNI_VERSIONS and picked != "":
+    if picked not in CNI_VERSIONS:
         yield Violation(
             picked_path,
             f"{picked_path} is {picked!r}, the version libcni picks for the list, but it is not a CNI spec "

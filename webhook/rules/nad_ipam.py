@@ -22,7 +22,9 @@ def _each_ipam(
     for plugin in netconf.plugins:
         if plugin.ipam_type is None or (ipam_type is not None and plugin.ipam_type != ipam_type):
             continue
-        for problem in check(plugin, netconf.plugin_cni_version):
+        runs_at = netconf.plugin_cni_version(plugin, "spec.config")
+        version = runs_at[0] if runs_at is not None else None
+        for problem in check(plugin, version or None):
             yield Violation(problem.field, problem.message, Severity.WARN if problem.warning else None)
 
 

@@ -44,6 +44,15 @@ def vlan_id(subject: Subject) -> Iterator[Violation]:
     yield from _each_plugin(subject, table.vlan_id_problems)
 
 
+@rule("nad-plugin-mtu", kinds=NAD, severity=Severity.DENY, title="mtu is not negative where the plugin refuses it",
+      judges=[SPEC_CONFIG])
+def plugin_mtu(subject: Subject) -> Iterator[Violation]:
+    """A negative ``mtu`` fails every ADD of macvlan and vlan (which check it against the master),
+    tuning (the kernel refuses it) and tap (``ip link set`` refuses it, unless tap creates the device
+    through netlink because it has both an owner and a group). bridge, ptp and ipvlan ignore it."""
+    yield from _each_plugin(subject, table.mtu_problems)
+
+
 @rule("nad-plugin-vlan-master", kinds=NAD, severity=Severity.DENY, title="the vlan plugin names its master",
       judges=[SPEC_CONFIG])
 def vlan_master(subject: Subject) -> Iterator[Violation]:
@@ -123,8 +132,8 @@ def vrf_name(subject: Subject) -> Iterator[Violation]:
     judges=[SPEC_CONFIG],
 )
 def bandwidth_pairs(subject: Subject) -> Iterator[Violation]:
-    """The bandwidth plugin refuses a rate without its burst (and the reverse), and bursts above
-    4 GB, for ingress and egress alike."""
+    """The bandwidth plugin refuses a rate without its burst (and the reverse), and bursts of 4 GB
+    (8 * (2^32 - 1) bits) and more, for ingress and egress alike."""
     yield from _each_plugin(subject, table.bandwidth_problems)
 
 
@@ -137,7 +146,7 @@ def bandwidth_pairs(subject: Subject) -> Iterator[Violation]:
 )
 def bandwidth_veth(subject: Subject) -> Iterator[Violation]:
     """The bandwidth plugin limits a pod through the host end of its veth pair; behind macvlan,
-    ipvlan, vlan, host-device or dummy there is none and every shaped ADD fails ("has no veth
+    ipvlan, vlan, host-device, dummy or tap there is none and every shaped ADD fails ("has no veth
     peer"). Static limits deny; the bandwidth capability alone only warns (unshaped pods work)."""
     netconf = subject.nad_config.netconf
     if netconf is None:
@@ -151,5 +160,8 @@ def bandwidth_veth(subject: Subject) -> Iterator[Violation]:
 def tuning_sysctl(subject: Subject) -> Iterator[Violation]:
     """The tuning plugin refuses, on every pod, sysctl keys that do not land below /proc/sys/net/
     ("invalid net sysctl key"): kernel.*, vm.*, a bare "net". Such settings belong to the pod's
-    securityContext, where the kubelet's sysctl policy applies."""
+    securityContext, where the kubelet's sysctl policy applies. Warns, too, of a sysctl set twice to
+    different values: a key written twice keeps only its last value (libcni reads the config into a
+    map before tuning sees it), and two spellings of one sysctl (net.a.b, net/a/b) are written in
+    random order."""
     yield from _each_plugin(subject, table.sysctl_problems)
