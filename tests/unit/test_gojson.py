@@ -251,6 +251,13 @@ def test_via_libcni_is_the_same_object_in_sorted_order(value: dict[str, int]) ->
     assert list(loads(text, via_libcni=True)) == sorted(value)
 
 
+def test_via_libcni_is_one_round_trip_for_keys_and_numbers() -> None:
+    # Go: json.Marshal of the map decoded from this text gives {"MTU":1e+21,"Mtu":1400.5,"mtu":1400}:
+    # the plugin's mtu field gets 1400 from the key that sorts last, the other two fail its decode.
+    decoded = loads('{"mtu": 1400.0, "MTU": 1e21, "Mtu": 1400.5}', via_libcni=True)
+    assert json.dumps(decoded, separators=(",", ":")) == '{"MTU":1e+21,"Mtu":1400.5,"mtu":1400}'
+    assert go_field(decoded, "mtu") == ("mtu", 1400)
+
 
 def test_field_spellings_lists_every_key_go_decodes_into_a_field() -> None:
     # Go: {"MTU":"x","mtu":1400} into a struct with mtu int fails ("cannot unmarshal string into Go

@@ -171,11 +171,6 @@ class NetConf:
         value = self.raw.get("name")
         return value if isinstance(value, str) else None
 
-    @property
-    def cni_version(self) -> str | None:
-        value = self.raw.get("cniVersion")
-        return value if isinstance(value, str) else None
-
     def plugin_cni_version(self, plugin: PluginConf, path: str) -> tuple[str, str] | None:
         """The cniVersion ``plugin`` is run with ("" when none, which reads as 0.1.0), and the JSON path
         of the field that decides it (``path`` is the config's); None when libcni refuses the list's
