@@ -337,7 +337,7 @@ def test_deleting_a_nad_pods_use_is_denied_naming_them() -> None:
     assert f.severity == "deny"
     assert f.field == "metadata.name"
     assert "NAD apps/net is still used by 3 pod(s) (apps/web-1, apps/web-2, tools/other)" in f.message
-    assert "tear down their interfaces and release their addresses" in f.message
+    assert "tear their interfaces down and release their addresses" in f.message
     assert "delete those pods first" in f.message
 
 

@@ -182,15 +182,18 @@ def _pods_text(count: int, pods: Sequence[object]) -> str:
 @rule("nad-in-use", kinds=NAD, severity=Severity.DENY, title="a NAD that pods use is not deleted",
       operations={"DELETE"})
 def in_use(subject: Subject) -> Iterator[Violation]:
-    """Multus reads the NAD again when a pod goes away, to tear its interface down and release its
-    address (multus-cni #199): deleting a NAD that pods still reference (through the networks or the
-    default-network annotation) leaks addresses and leaves the pods' teardown failing."""
+    """Multus tears a pod's interfaces down and releases their addresses with the delegate configs it
+    cached at ADD (under /var/lib/cni/multus); when that cache is gone, it reads the NADs again, and a
+    deleted one is skipped: its addresses leak
+    (multus-cni #199). Deleting a NAD that pods still reference (through the networks or the
+    default-network annotation) leaves their teardown to that cache."""
     count, pods = subject.view.pods_using(subject.namespace, subject.name, first=SHOWN)
     if count:
         yield Violation(
             "metadata.name",
-            f"NAD {subject.namespace}/{subject.name} is still used by {_pods_text(count, pods)}: Multus needs it to "
-            "tear down their interfaces and release their addresses; delete those pods first",
+            f"NAD {subject.namespace}/{subject.name} is still used by {_pods_text(count, pods)}: where Multus has "
+            "lost its cached copy of their networks, it reads this NAD to tear their interfaces down and "
+            "release their addresses, which would leak without it; delete those pods first",
         )
 
 
