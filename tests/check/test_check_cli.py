@@ -20,6 +20,7 @@ from webhook.check.run import NO_STATE_NOTE, SELECTION_ANNOTATIONS, Report, chec
 from webhook.cli import main
 from webhook.cluster.snapshot import context_namespace
 from webhook.documents import Document, parse_text
+from webhook.multus.selection import MIRROR_ANNOTATION
 from webhook.names import NAMESPACE, PROFILE_LABEL
 from webhook.rules import Policy
 
@@ -434,8 +435,11 @@ def test_pods_the_apiserver_never_sends_to_the_webhook_have_no_findings() -> Non
     that leaves both selection annotations as they were."""
     refused = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {k8s.v1.cni.cncf.io/networks: a@lo}\n"
     own = refused.replace("name: p", "name: p\n  namespace: multus-webhook")
-    assert [r.verdict for r in check(parse_text(refused + "---\n" + own, "in.yaml"), Policy()).results] == [
-        "deny", "allow"]
+    host = refused.replace("name: p", "name: h") + "spec: {hostNetwork: true}\n"
+    mirror = refused.replace("name: p", "name: m").replace("{k8s", "{kubernetes.io/config.mirror: x, k8s")
+    inputs = "---\n".join([refused, own, host, mirror])
+    assert [r.verdict for r in check(parse_text(inputs, "in.yaml"), Policy()).results] == [
+        "deny", "allow", "allow", "allow"]
     running = {**RUNNING_POD, "metadata": {**RUNNING_POD["metadata"],
                                            "annotations": {"k8s.v1.cni.cncf.io/networks": "a@lo"}}}
     relabelled = refused.replace("name: p", "name: p\n  labels: {app: x}")
@@ -459,6 +463,12 @@ def test_what_check_leaves_out_is_what_the_shipped_configuration_leaves_out() ->
     assert all(f"'{a}'" in update for a in SELECTION_ANNOTATIONS)
     asks = next(c["expression"] for c in pods["matchConditions"] if c["name"] == "asks-for-multus-networks")
     assert all(f"'{a}'" in asks for a in [*SELECTION_ANNOTATIONS, PROFILE_LABEL])
+    # selection.judged, in both pod webhooks.
+    mutating = next(c for c in configs if c["kind"] == "MutatingWebhookConfiguration")["webhooks"][0]
+    for hook in (pods, mutating):
+        attaches = next(c["expression"] for c in hook["matchConditions"] if c["name"] == "attaches-multus-networks")
+        assert "object.spec.hostNetwork" in attaches
+        assert f"'{MIRROR_ANNOTATION}'" in attaches
 
 
 def test_a_pod_joins_the_state_with_its_profile_applied() -> None:

@@ -118,6 +118,11 @@ def test_only_pods_asking_for_networks_are_sent_to_the_webhook(cluster: ControlP
     try:
         plain = apply(cluster, pod("plain", ns, labels={"app": "x"}), check=False)
         assert plain.returncode == 0, plain.stderr  # matchConditions: never sent to us
+        # Nor a host-network pod, whose selection Multus never reads: no CNI plugin runs for it.
+        host = pod("host", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data"})
+        host["spec"]["hostNetwork"] = True
+        hosted = apply(cluster, host, check=False)
+        assert hosted.returncode == 0, hosted.stderr
         multus = apply(cluster, pod("multus", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data"}), check=False)
         assert multus.returncode == 1
         assert 'failed calling webhook "pods.multus-webhook.io"' in multus.stderr

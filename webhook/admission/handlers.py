@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from webhook.admission.mutation import mutate_pod
 from webhook.admission.response import Response, allowed, denied, errored, patched
 from webhook.admission.review import AdmissionRequest
+from webhook.multus.selection import judged
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate
 from webhook.rules.view import UNKNOWN_CLUSTER, ClusterView
 
@@ -50,6 +51,8 @@ def validate(request: AdmissionRequest, ctx: AdmissionContext) -> Response:
     if obj is None:
         which = "oldObject" if request.operation == "DELETE" else "object"
         return errored(f"request.{which} is missing for {request.operation} of {kind}")
+    if kind == "Pod" and not judged(obj):
+        return allowed()
     subject = Subject(
         obj,
         kind,
@@ -65,7 +68,8 @@ def validate(request: AdmissionRequest, ctx: AdmissionContext) -> Response:
 def mutate(request: AdmissionRequest, ctx: AdmissionContext) -> Response:
     """Pods on CREATE: the labelled NetworkProfile into the networks annotation, and the readiness
     node affinity. Nothing is refused here; the validating rules refuse what could not be applied."""
-    if request.kind.kind != "Pod" or request.operation != "CREATE" or request.object is None:
+    if request.kind.kind != "Pod" or request.operation != "CREATE" or request.object is None or not judged(
+            request.object):
         return allowed()
     mutation = mutate_pod(request.object, request.namespace or "default", ctx.view, ctx.policy)
     return patched(mutation.ops, mutation.warnings) if mutation.ops else allowed(mutation.warnings)

@@ -11,7 +11,7 @@ from webhook.admission.mutation import as_validated
 from webhook.check.inputs import Input, Target, target
 from webhook.cluster.static import StaticClusterView, object_key
 from webhook.documents import Document
-from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION
+from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION, judged
 from webhook.names import NAMESPACE, PROFILE_LABEL
 from webhook.objects import as_mapping
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate, verdict
@@ -152,12 +152,12 @@ def check(
 def _not_sent(item: Target, old: Mapping[str, Any] | None) -> bool:
     """Whether the apiserver would not call the pod webhooks for this pod at all (their namespaceSelector
     and matchConditions in manifests/base/webhook/webhook-configurations.yaml): a pod in the webhook's
-    own namespace, one that asks for no Multus network (neither selection annotation, no profile
-    label), or an UPDATE that leaves both selection annotations as they were (the server would only
-    have ratcheted them into warnings)."""
+    own namespace, one Multus never reads (selection.judged), one that asks for no Multus network
+    (neither selection annotation, no profile label), or an UPDATE that leaves both selection
+    annotations as they were (the server would only have ratcheted them into warnings)."""
     if item.subject_kind != "Pod":
         return False
-    if item.input.namespace == NAMESPACE:
+    if item.input.namespace == NAMESPACE or not judged(item.obj):
         return True
     metadata = as_mapping(item.obj.get("metadata"))
     annotations = as_mapping(metadata.get("annotations"))

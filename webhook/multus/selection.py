@@ -45,10 +45,26 @@ DEFAULT_NETWORK_ANNOTATION = "v1.multus-cni.io/default-network"
 DEFAULT_MULTUS_NAMESPACE = "kube-system"
 #: The interface the primary (cluster default) network always gets: the kubelet's CNI_IFNAME.
 PRIMARY_INTERFACE = "eth0"
+#: Set by the kubelet on the API object that mirrors a static pod.
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 #: Names a selection must not request: they exist in every pod already.
 RESERVED_INTERFACES = frozenset({PRIMARY_INTERFACE, "lo"})
 #: IFNAMSIZ - 1: the kernel's limit, in bytes.
 MAX_INTERFACE_BYTES = 15
+
+def judged(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod webhooks judge (and mutate) this pod at all, as their matchConditions in
+    manifests/base/webhook/webhook-configurations.yaml select it. Not a host-network pod: the runtime
+    calls no CNI plugin for its sandbox, so Multus never reads its selection. Not a static pod's mirror:
+    refusing it only takes the pod away from Multus, which then finds no pod to read and attaches
+    nothing."""
+    spec = pod.get("spec")
+    metadata = pod.get("metadata")
+    host_network = isinstance(spec, Mapping) and spec.get("hostNetwork") is True
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    mirror = isinstance(annotations, Mapping) and MIRROR_ANNOTATION in annotations
+    return not (host_network or mirror)
+
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _JSON_MARKERS = '[{"'
