@@ -164,6 +164,28 @@ def test_a_term_with_only_match_fields_gets_the_requirements_once() -> None:
     assert mutate_pod(out, "apps", view(), Policy()).ops == []
 
 
+@settings(max_examples=60, deadline=None)
+@given(terms=st.lists(st.sampled_from([
+    {"matchExpressions": [ZONE_A]}, {}, {"matchExpressions": []},
+    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]), max_size=4))
+def test_only_terms_that_select_something_get_the_requirements(terms: list[dict[str, Any]]) -> None:
+    spec = {"containers": [], "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": copy.deepcopy(terms)}}}}
+    out = mutated(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec=spec), view())
+    after = required_terms(out)
+    assert len(after) == len(terms)
+    for before, term in zip(terms, after, strict=True):
+        if before.get("matchExpressions") or before.get("matchFields"):
+            assert READY_TERM in term["matchExpressions"]
+            assert {k: v for k, v in term.items() if k != "matchExpressions"} == \
+                {k: v for k, v in before.items() if k != "matchExpressions"}
+            assert term["matchExpressions"][:len(before.get("matchExpressions", []))] == \
+                before.get("matchExpressions", [])
+        else:
+            assert term == before
+    assert mutate_pod(out, "apps", view(), Policy()).ops == []
+
+
 def test_pod_without_networks_is_not_changed() -> None:
     assert mutate_pod(pod(labels={"app": "x"}), "apps", view(), Policy()).ops == []
 
