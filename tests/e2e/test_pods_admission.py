@@ -70,6 +70,33 @@ def test_labelled_pod_is_stored_with_the_profile_networks_and_readiness_affinity
         terms[0]["matchExpressions"]
 
 
+def test_empty_node_selector_terms_are_left_as_the_user_wrote_them(cluster: ControlPlane, ns: str) -> None:
+    """An empty term matches no node, so the readiness requirements are not put in it (that would widen
+    the user's zone term to every ready node); a required affinity with no term at all is left for the
+    apiserver, which validates after the mutation, to refuse."""
+    zone = {"key": "zone", "operator": "In", "values": ["a"]}
+    asks = {"k8s.v1.cni.cncf.io/networks": "data"}
+
+    def with_terms(name: str, terms: list[dict[str, Any]]) -> dict[str, Any]:
+        obj = pod(name, ns, annotations=asks)
+        obj["spec"]["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": terms}}}
+        return obj
+
+    apply(cluster, with_terms("zoned", [{"matchExpressions": [zone]}, {}]))
+    terms = get_pod(cluster, ns, "zoned")["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert len(terms) == 2
+    assert terms[0]["matchExpressions"][0] == zone
+    assert {"key": "multus-webhook.io/multus-ready", "operator": "In", "values": ["true"]} in \
+        terms[0]["matchExpressions"]
+    assert terms[1] == {}
+
+    result = apply(cluster, with_terms("termless", []), check=False)
+    assert result.returncode == 1
+    assert "must have at least one node selector term" in result.stderr
+
+
 def test_pod_naming_a_missing_nad_is_refused(cluster: ControlPlane, ns: str) -> None:
     result = apply(cluster, pod("lost", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data,nowhere"}),
                    check=False)

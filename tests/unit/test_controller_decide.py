@@ -134,12 +134,47 @@ def test_desired_labels() -> None:
         READY_LABEL: "true", "cni.multus-webhook.io/bridge": "true", "cni.multus-webhook.io/multus-shim": "true"}
 
 
-def test_a_stale_heartbeat_keeps_the_inventory_of_this_boot_but_a_new_boot_drops_it() -> None:
+def test_a_stale_heartbeat_keeps_the_inventory_of_this_boot() -> None:
     labelled = node(labels={READY_LABEL: "true"})
     assert desired_labels(labelled, state(), decided(labelled, state(), silent=100)) == {
         "cni.multus-webhook.io/bridge": "true", "cni.multus-webhook.io/multus-shim": "true"}
-    rebooted = node(boot="b3")
-    assert desired_labels(rebooted, state(), decided(rebooted, state())) == {}
+
+
+#: A node labelled from its last inventory (boot b2): ready, and two binaries.
+LAST_INVENTORY = {"cni.multus-webhook.io/bridge": "true", "cni.multus-webhook.io/macvlan": "true"}
+
+
+@pytest.mark.parametrize(("n", "s", "silent", "reason"), [
+    (node(boot="b3"), state(boot="b2"), 1.0, "BootIDChanged"),
+    (node(boot="b3", ready="False"), state(boot="b2"), 1.0, "NodeNotReady"),
+    (node(boot="b3", ready="Unknown"), state(boot="b2"), 100.0, "NodeNotReady"),
+    (node(boot="b2", ready="False"), state(boot="b2", binaries=("bridge", "macvlan")), 100.0, "NodeNotReady"),
+    (node(boot="b2"), state(boot="b2", binaries=("bridge", "macvlan")), 100.0, "HeartbeatStale"),
+    (node(boot="b3"), None, 1.0, "NoNodeState"),
+    (node(boot=None), state(boot="b2"), 1.0, "NodeBootIDUnknown"),
+])
+def test_binary_labels_stay_until_the_agent_reports_on_the_current_boot(
+        n: dict[str, Any], s: dict[str, Any] | None, silent: float, reason: str) -> None:
+    """A kubelet restarting after a reboot re-admits its pods against their required node affinity:
+    a binary label taken off before the agent reports on the new boot fails every pod tied to it
+    (phase Failed, reason NodeAffinity). Only the ready label comes off."""
+    n["metadata"]["labels"] = {READY_LABEL: "true", **LAST_INVENTORY, "team": "a"}
+    verdict = decided(n, s, silent=silent)
+    assert (verdict.ready, verdict.reason) == (False, reason)
+    assert desired_labels(n, s, verdict) == LAST_INVENTORY
+    assert label_patch(n["metadata"]["labels"], desired_labels(n, s, verdict)) == {READY_LABEL: None}
+
+
+def test_the_agents_report_on_the_new_boot_replaces_the_last_inventory() -> None:
+    rebooted = node(boot="b3", labels={**LAST_INVENTORY, "team": "a"})
+    now = state(boot="b3", binaries=("bridge", "ipvlan"))
+    verdict = decided(rebooted, now)
+    assert verdict.ready is True
+    assert label_patch(rebooted["metadata"]["labels"], desired_labels(rebooted, now, verdict)) == {
+        READY_LABEL: "true", "cni.multus-webhook.io/ipvlan": "true", "cni.multus-webhook.io/macvlan": None}
+    # Not ready yet on the new boot: its inventory counts all the same.
+    waiting = state(boot="b3", ready=False, binaries=("bridge",))
+    assert desired_labels(rebooted, waiting, decided(rebooted, waiting)) == {"cni.multus-webhook.io/bridge": "true"}
 
 
 def test_binaries_that_cannot_be_label_names_are_skipped() -> None:

@@ -112,6 +112,80 @@ def test_affinity_is_added_to_every_existing_term_and_other_affinity_is_kept() -
     assert READY_TERM in terms[1]["matchExpressions"]
 
 
+ZONE_A = {"key": "zone", "operator": "In", "values": ["a"]}
+
+
+def required_terms(obj: dict[str, Any]) -> Any:
+    return obj["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"]
+
+
+@pytest.mark.parametrize("empty", [{}, {"matchExpressions": []}, {"matchExpressions": [], "matchFields": []}])
+def test_an_empty_term_is_left_empty_so_the_users_affinity_is_not_widened(empty: dict[str, Any]) -> None:
+    """An empty nodeSelectorTerm matches no node. With the readiness requirements in it, it would match
+    every ready node, ORed with the user's zone term: the pod could land outside zone a."""
+    spec = {"containers": [], "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [ZONE_A]}, copy.deepcopy(empty)]}}}}
+    user = pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec=spec)
+    out = mutated(user, view())
+    terms = required_terms(out)
+    assert terms[0]["matchExpressions"][0] == ZONE_A
+    assert READY_TERM in terms[0]["matchExpressions"]
+    assert terms[1] == empty
+    assert mutate_pod(out, "apps", view(), Policy()).ops == []
+
+
+def test_only_empty_terms_are_left_as_they_are() -> None:
+    """Such a pod fits no node, which is what its author wrote; the mutation does not make it fit."""
+    spec = {"containers": [], "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{}]}}}}
+    assert mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec=spec), "apps", view(),
+                      Policy()).ops == []
+
+
+@pytest.mark.parametrize("required", [{"nodeSelectorTerms": []}, {}])
+def test_a_required_affinity_without_terms_is_left_for_the_apiserver_to_refuse(required: dict[str, Any]) -> None:
+    """The apiserver refuses a required node affinity with no term, but validates after the mutating
+    webhooks: a term added here would let the invalid pod in."""
+    spec = {"containers": [], "affinity": {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": copy.deepcopy(required)}}}
+    assert mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec=spec), "apps", view(),
+                      Policy()).ops == []
+
+
+def test_a_term_with_only_match_fields_gets_the_requirements_once() -> None:
+    spec = {"containers": [], "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}],
+                               "matchExpressions": []}]}}}}
+    out = mutated(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec=spec), view())
+    [term] = required_terms(out)
+    assert term["matchFields"] == [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]
+    assert READY_TERM in term["matchExpressions"]
+    assert mutate_pod(out, "apps", view(), Policy()).ops == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(terms=st.lists(st.sampled_from([
+    {"matchExpressions": [ZONE_A]}, {}, {"matchExpressions": []},
+    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]), max_size=4))
+def test_only_terms_that_select_something_get_the_requirements(terms: list[dict[str, Any]]) -> None:
+    spec = {"containers": [], "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": copy.deepcopy(terms)}}}}
+    out = mutated(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec=spec), view())
+    after = required_terms(out)
+    assert len(after) == len(terms)
+    for before, term in zip(terms, after, strict=True):
+        if before.get("matchExpressions") or before.get("matchFields"):
+            assert READY_TERM in term["matchExpressions"]
+            assert {k: v for k, v in term.items() if k != "matchExpressions"} == \
+                {k: v for k, v in before.items() if k != "matchExpressions"}
+            assert term["matchExpressions"][:len(before.get("matchExpressions", []))] == \
+                before.get("matchExpressions", [])
+        else:
+            assert term == before
+    assert mutate_pod(out, "apps", view(), Policy()).ops == []
+
+
 def test_pod_without_networks_is_not_changed() -> None:
     assert mutate_pod(pod(labels={"app": "x"}), "apps", view(), Policy()).ops == []
 

@@ -80,20 +80,28 @@ def readiness_requirements(binaries: frozenset[str]) -> tuple[dict[str, Any], ..
 
 
 def with_required_affinity(affinity: Mapping[str, Any], requirements: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """``affinity`` with every requirement in every required nodeSelectorTerm (terms are ORed, so each
-    must carry them), or in a new term when there is none; everything else is kept."""
+    """``affinity`` with every requirement in every required nodeSelectorTerm that selects something
+    (terms are ORed, so each must carry them), or in a new term when there is no required node
+    affinity; everything else is kept.
+
+    An empty term (no matchExpressions and no matchFields) matches no node: with the requirements in
+    it, it would match every ready node and widen what the user wrote, so it is left empty. So is a
+    required node affinity with no terms at all, which the apiserver refuses (mutation runs before its
+    validation: filling it in would let the invalid pod through)."""
     result = copy.deepcopy(dict(affinity)) if affinity else {}
     node_affinity = result.setdefault("nodeAffinity", {})
-    required = node_affinity.setdefault("requiredDuringSchedulingIgnoredDuringExecution", {})
-    terms = required.get("nodeSelectorTerms") or []
-    if not terms:
-        terms = [{}]
-    for term in terms:
-        expressions = term.setdefault("matchExpressions", [])
+    required = node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
+    if required is None:
+        node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {
+            "nodeSelectorTerms": [{"matchExpressions": [dict(r) for r in requirements]}]}
+        return result
+    for term in required.get("nodeSelectorTerms") or []:
+        if not (term.get("matchExpressions") or term.get("matchFields")):
+            continue
+        expressions = term["matchExpressions"] = term.get("matchExpressions") or []
         for requirement in requirements:
             if requirement not in expressions:
                 expressions.append(dict(requirement))
-    required["nodeSelectorTerms"] = terms
     return result
 
 

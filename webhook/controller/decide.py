@@ -161,12 +161,18 @@ def needs_look(last: Seen | None, node: Mapping[str, Any], state: Mapping[str, A
 
 
 def desired_labels(node: Mapping[str, Any], state: Mapping[str, Any] | None, verdict: Verdict) -> dict[str, str]:
-    """Our labels as they should be. Binary labels come from the inventory of the node's current boot
-    (plugins installed before a reboot may be gone after it); a stale heartbeat or a NotReady node
-    does not make the last inventory of this boot wrong, so those keep them. While the verdict is not
-    known the ready label stays as it is: a new leader neither hands it to a node whose agent died
-    under its predecessor nor takes it from a live one in its first grace period."""
-    kept = verdict.ready is None and (_get(node, "metadata", "labels") or {}).get(READY_LABEL) == "true"
+    """Our labels as they should be. Binary labels follow the inventory the agent reported for the
+    node's current boot; a stale heartbeat or a NotReady node does not make it wrong. Until the agent
+    reports on the current boot (after a reboot; with no MultusNodeState or no boot id) they stay as
+    they are: the binaries on the node's disk survive a reboot, and a kubelet that restarts re-admits
+    the node's pods against their required node affinity, so a binary label taken off meanwhile fails
+    every pod the webhook tied to that binary (phase Failed, reason NodeAffinity;
+    kubernetes/kubernetes#76322, #124586). Keeping new pods off a node that is not ready is the ready
+    label's job. While the verdict is not known the ready label stays as it is: a new leader neither
+    hands it to a node whose agent died under its predecessor nor takes it from a live one in its
+    first grace period."""
+    current = _get(node, "metadata", "labels") or {}
+    kept = verdict.ready is None and current.get(READY_LABEL) == "true"
     labels = {READY_LABEL: "true"} if verdict.ready or kept else {}
     boot = node_boot_id(node)
     if state is not None and boot is not None and _get(state, "status", "bootID") == boot:
@@ -174,6 +180,8 @@ def desired_labels(node: Mapping[str, Any], state: Mapping[str, Any] | None, ver
             key = binary_label(name) if isinstance(name, str) else None
             if key:
                 labels[key] = "true"
+    else:
+        labels.update({k: v for k, v in current.items() if k.startswith(BINARY_LABEL_PREFIX)})
     return labels
 
 
