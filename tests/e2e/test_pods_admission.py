@@ -122,6 +122,24 @@ def test_invalid_network_profile_is_refused(cluster: ControlPlane, ns: str) -> N
     assert "interface 'x0'" in result.stderr
 
 
+def test_a_network_profile_keeps_every_selection_key_multus_reads(cluster: ControlPlane, ns: str) -> None:
+    """Nothing lost: the CRD takes what a selection element may hold, as Multus reads it (a MAC of 8
+    or 20 octets, an InfiniBand GUID, an IPAMClaim reference), and the apiserver stores it as written."""
+    element = {"name": "data", "interface": "ib0", "mac": "00:00:00:00:fe:80:00:00",
+               "infiniband-guid": "c2:11:22:33:44:55:66:77", "ipam-claim-reference": "claim-1"}
+    profile = {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "NetworkProfile",
+               "metadata": {"name": "ib", "namespace": ns}, "spec": {"networks": [element]}}
+    result = apply(cluster, profile, check=False, extra=("--validate=strict",))
+    assert result.returncode == 0, result.stderr
+    stored = json.loads(cluster.kubectl("get", "networkprofile", "ib", "-n", ns, "-o", "json").stdout)
+    assert stored["spec"]["networks"] == [element]
+    # What Multus could not read is still refused, by the webhook that reads it as Multus does.
+    profile["spec"]["networks"] = [{**element, "mac": "00:11"}]
+    result = apply(cluster, profile, check=False)
+    assert result.returncode == 1
+    assert 'admission webhook "networkprofiles.multus-webhook.io" denied the request' in result.stderr
+
+
 def test_policy_configmap_is_picked_up_without_a_restart(cluster: ControlPlane, ns: str) -> None:
     configmap = {"apiVersion": "v1", "kind": "ConfigMap",
                  "metadata": {"name": "multus-webhook-policy", "namespace": "multus-webhook"},
