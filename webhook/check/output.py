@@ -91,7 +91,8 @@ def _rules() -> list[Rule]:
 
 
 def sarif(report: Report) -> str:
-    index = {r.id: i for i, r in enumerate(_rules())}
+    rules = _rules()
+    index = {r.id: i for i, r in enumerate(rules)}
     results: list[dict[str, Any]] = []
     for result, f in _findings(report):
         sarif_result: dict[str, Any] = {
@@ -116,10 +117,11 @@ def sarif(report: Report) -> str:
             sarif_result["ruleIndex"] = index[f.rule]
         results.append(sarif_result)
     notifications = [{"level": "note", "message": {"text": note}} for note in report.notes]
-    return _sarif_log(results, notifications, successful=True)
+    return _sarif_log(rules, results, notifications, successful=True)
 
 
-def _sarif_log(results: list[dict[str, Any]], notifications: list[dict[str, Any]], *, successful: bool) -> str:
+def _sarif_log(rules: list[Rule], results: list[dict[str, Any]], notifications: list[dict[str, Any]], *,
+               successful: bool) -> str:
     log = {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -134,7 +136,7 @@ def _sarif_log(results: list[dict[str, Any]], notifications: list[dict[str, Any]
                     "fullDescription": {"text": r.doc},
                     "defaultConfiguration": {"level": _SARIF_LEVEL[r.severity]},
                     "properties": {"kinds": sorted(r.kinds)},
-                } for r in _rules()],
+                } for r in rules],
             }},
             "invocations": [{
                 "executionSuccessful": successful,
@@ -248,7 +250,7 @@ def _json_failure(message: str) -> str:
 
 
 def _sarif_failure(message: str) -> str:
-    return _sarif_log([], [{"level": "error", "message": {"text": message}}], successful=False)
+    return _sarif_log(_rules(), [], [{"level": "error", "message": {"text": message}}], successful=False)
 
 
 def _junit_failure(message: str) -> str:

@@ -97,11 +97,9 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _sorted_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # Go sorts a map's keys by bytes when it encodes them; code points sort the same.
-    obj = dict(pairs)
-    if len(obj) == len(pairs):
-        return dict(sorted(pairs))
-    repeated = _repeated(pairs)
-    return RepeatedKeys(dict(sorted(repeated.items())), repeated.overwritten)
+    obj = _object(pairs)
+    ordered = dict(sorted(obj.items()))
+    return RepeatedKeys(ordered, obj.overwritten) if isinstance(obj, RepeatedKeys) else ordered
 
 
 def _repeated(pairs: list[tuple[str, Any]]) -> RepeatedKeys:

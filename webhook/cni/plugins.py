@@ -285,8 +285,10 @@ def cni_version_problems(netconf: NetConf, path: str) -> Iterator[Problem]:
     """Plugins run with a cniVersion older than they support (``path`` is the config's)."""
     for plugin in netconf.plugins:
         minimum = MIN_CNI_VERSION.get(plugin.type or "")
-        runs_at = netconf.plugin_cni_version(plugin, path) if minimum is not None else None
-        if minimum is None or runs_at is None:
+        if minimum is None:
+            continue
+        runs_at = netconf.plugin_cni_version(plugin, path)
+        if runs_at is None:
             continue
         version, version_path = runs_at
         # A version outside the spec is refused as such by nad-config-cni-version; CNI_VERSIONS is in order.

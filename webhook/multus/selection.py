@@ -38,6 +38,7 @@ from webhook.cni.addresses import prefix_length
 from webhook.cni.config import Problem
 from webhook.cni.fields import Kind, describe, fits
 from webhook.cni.gojson import GoJSONError, field_index, fold, loads
+from webhook.objects import as_mapping
 
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 DEFAULT_NETWORK_ANNOTATION = "v1.multus-cni.io/default-network"
@@ -58,12 +59,8 @@ def judged(pod: Mapping[str, Any]) -> bool:
     calls no CNI plugin for its sandbox, so Multus never reads its selection. Not a static pod's mirror:
     refusing it only takes the pod away from Multus, which then finds no pod to read and attaches
     nothing."""
-    spec = pod.get("spec")
-    metadata = pod.get("metadata")
-    host_network = isinstance(spec, Mapping) and spec.get("hostNetwork") is True
-    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
-    mirror = isinstance(annotations, Mapping) and MIRROR_ANNOTATION in annotations
-    return not (host_network or mirror)
+    annotations = as_mapping(as_mapping(pod.get("metadata")).get("annotations"))
+    return not (as_mapping(pod.get("spec")).get("hostNetwork") is True or MIRROR_ANNOTATION in annotations)
 
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
