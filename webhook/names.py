@@ -13,10 +13,17 @@ PROFILE_LABEL = "multus-webhook.io/network-profile"
 APPLIED_PROFILE_ANNOTATION = "multus-webhook.io/applied-profile"
 #: NAD annotation: host-local IPAM on purpose (segments local to each node).
 ALLOW_HOST_LOCAL_ANNOTATION = "multus-webhook.io/allow-host-local"
-#: Node label: Multus is ready on the node's current boot.
+#: Node label: Multus is ready on the node's current boot. The controller puts the same label on the
+#: node's agent pod, which is what the pods' readiness gate selects (see AGENT_POD_LABELS).
 READY_LABEL = "multus-webhook.io/multus-ready"
-#: Node labels cni.multus-webhook.io/<binary>: "true" for each CNI binary present.
+#: Node labels cni.multus-webhook.io/<binary>: "true" for each CNI binary present (on the agent pod too).
 BINARY_LABEL_PREFIX = "cni.multus-webhook.io/"
+#: The labels of the agent's pods (manifests/base/agent/agent.yaml). The readiness gate is a required
+#: pod affinity to the agent pod on the same node carrying our labels, not a node affinity to the
+#: node's labels: a kubelet that starts checks its pods' node affinity again, never their pod affinity.
+AGENT_POD_LABELS = {"app.kubernetes.io/name": "multus-webhook", "app.kubernetes.io/component": "agent"}
+#: The well-known node label that tells nodes apart; the gate's topology key.
+HOSTNAME_LABEL = "kubernetes.io/hostname"
 
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 

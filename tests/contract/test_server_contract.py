@@ -297,9 +297,11 @@ def test_patch_is_base64_json_patch(client: Client) -> None:
     assert response["patchType"] == "JSONPatch"
     patched = jsonpatch.apply_patch(pod, json.loads(base64.b64decode(response["patch"])))
     assert patched["metadata"] == pod["metadata"]
-    terms = patched["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-    assert terms["nodeSelectorTerms"] == [{"matchExpressions": [
-        {"key": "multus-webhook.io/multus-ready", "operator": "In", "values": ["true"]}]}]
+    assert patched["spec"]["affinity"] == {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "multus-webhook",
+                                          "app.kubernetes.io/component": "agent",
+                                          "multus-webhook.io/multus-ready": "true"}},
+        "namespaces": ["multus-webhook"], "topologyKey": "kubernetes.io/hostname"}]}}
     # A pod asking Multus for nothing is admitted unchanged.
     plain = {"kind": "Pod", "metadata": {"name": "q", "namespace": "default"}, "spec": {}}
     assert "patch" not in client.post_review(review(plain, kind="Pod"), path="/mutate")["response"]

@@ -50,7 +50,17 @@ def lease_holder(cp: ControlPlane, lease: str, namespace: str = NAMESPACE) -> st
 
 
 def labels_are(node: StandInNode, expected: dict[str, str]) -> Any:
-    return eventually(lambda: node.own_labels() == expected, what=f"labels {expected}")
+    """The node's labels of ours, and the same on its agent pod (the pods' readiness gate)."""
+    return eventually(lambda: node.own_labels() == expected == node.agent_labels(), what=f"labels {expected}")
+
+
+def ready(node: StandInNode) -> bool:
+    """Ready on the node and on its agent pod alike (False when they disagree)."""
+    return READY_LABEL in node.own_labels() and READY_LABEL in node.agent_labels()
+
+
+def not_ready(node: StandInNode) -> bool:
+    return READY_LABEL not in node.own_labels() and READY_LABEL not in node.agent_labels()
 
 
 def reasons(node: StandInNode) -> list[str]:
@@ -98,25 +108,25 @@ def test_ready_label_follows_boots_and_heartbeats(controlplane: ControlPlane, ho
         labels_are(node, {BIN + "ipvlan": "true", BIN + "multus-shim": "true"})
         assert cp.kubectl("get", "mns", "-n", NAMESPACE, node.name,
                           "-o", "jsonpath={.status.bootID}").stdout == "boot-2"
-        assert READY_LABEL not in node.own_labels()
+        assert not_ready(node)
         host.start_daemon()
-        eventually(lambda: READY_LABEL in node.own_labels(), what="ready again on boot-2")
+        eventually(lambda: ready(node), what="ready again on boot-2")
 
         # NotReady node.
         node.patch_status(ready=False)
-        eventually(lambda: READY_LABEL not in node.own_labels(), what="label removed on NotReady")
+        eventually(lambda: not_ready(node), what="label removed on NotReady")
         node.patch_status(ready=True)
-        eventually(lambda: READY_LABEL in node.own_labels(), what="ready again")
+        eventually(lambda: ready(node), what="ready again")
 
         # A dead agent (no chance to say goodbye): the heartbeat goes stale within three intervals.
         agent.kill()
-        eventually(lambda: READY_LABEL not in node.own_labels(), timeout=10, what="label removed on staleness")
+        eventually(lambda: not_ready(node), timeout=10, what="label removed on staleness")
         agent = start_agent(cp, host, node, tmp_path / "agent.log")
-        eventually(lambda: READY_LABEL in node.own_labels(), what="ready with a live agent")
+        eventually(lambda: ready(node), what="ready with a live agent")
 
         # A clean agent stop marks the node not ready at once.
         assert agent.stop() == 0
-        eventually(lambda: READY_LABEL not in node.own_labels(), timeout=3, what="label removed on agent stop")
+        eventually(lambda: not_ready(node), timeout=3, what="label removed on agent stop")
 
         events = node.events()
         assert [e["reason"] for e in events if e["reason"] != "CNIBinariesChanged"] == [
@@ -199,7 +209,7 @@ def test_the_nodes_clock_does_not_decide_whether_its_heartbeat_is_stale(
             time.sleep(0.2)
 
         write_heartbeat(cp, node, utcnow() + timedelta(seconds=600))  # its last word, then the agent dies
-        eventually(lambda: READY_LABEL not in node.own_labels(), timeout=10,
+        eventually(lambda: not_ready(node), timeout=10,
                    what="label removed though the last heartbeat is 10 minutes in the future")
     finally:
         assert controller.stop() == 0, controller.output()
@@ -207,12 +217,15 @@ def test_the_nodes_clock_does_not_decide_whether_its_heartbeat_is_stale(
 
 
 def test_serve_runs_the_controller_on_its_own_cache_in_its_one_namespace(
-        controlplane: ControlPlane, host: StandInHost, node: StandInNode, tmp_path: Path) -> None:
+        controlplane: ControlPlane, host: StandInHost, tmp_path: Path) -> None:
     """As deployed: the controller inside `serve` decides from the webhook's cache, and --namespace is
-    where both read the MultusNodeStates and where the Lease is."""
+    where both read the MultusNodeStates and the agent pods, and where the Lease is."""
     cp = controlplane
     ns = f"mw-{uuid.uuid4().hex[:8]}"
     cp.kubectl("create", "namespace", ns)
+    node = StandInNode(cp, f"node-{uuid.uuid4().hex[:8]}", "boot-1", namespace=ns)
+    # An agent pod in the default namespace is somebody else's: the controller never labels it.
+    stray = StandInNode(cp, f"node-{uuid.uuid4().hex[:8]}", "boot-1")
     host.make_ready("boot-1")
     (tmp_path / "serve").mkdir()
     server = WebhookServer(tmp_path / "serve", [
@@ -224,20 +237,25 @@ def test_serve_runs_the_controller_on_its_own_cache_in_its_one_namespace(
         labels_are(node, INITIAL)
         assert lease_holder(cp, "embedded", ns) == "serve-1"
         agent.kill()  # no goodbye: only the heartbeat going stale tells
-        eventually(lambda: READY_LABEL not in node.own_labels(), timeout=10, what="label removed on staleness")
+        eventually(lambda: not_ready(node), timeout=10, what="label removed on staleness")
         agent = start_agent(cp, host, node, tmp_path / "agent.log", "--namespace", ns)
-        eventually(lambda: READY_LABEL in node.own_labels(), what="ready again")
+        eventually(lambda: ready(node), what="ready again")
+        assert stray.agent_labels() == {}
     finally:
         agent.stop()
         assert server.stop() == 0, (tmp_path / "serve" / "webhook.log").read_text()
+        node.delete()
+        stray.delete()
 
 
 def test_the_controllers_own_store_lists_nodes_and_states_in_pages_and_keeps_only_what_it_reads(
         controlplane: ControlPlane) -> None:
-    """What `multus-webhook controller` decides from: a LiveClusterView of Nodes and MultusNodeStates only."""
+    """What `multus-webhook controller` decides from: a LiveClusterView of Nodes, MultusNodeStates and
+    agent pods only."""
     from webhook.agent import nodestate
     from webhook.cluster.live import LiveClusterView
-    from webhook.cluster.store import NODE, NODE_STATE
+    from webhook.cluster.store import AGENT_POD, NODE, NODE_STATE
+    from webhook.controller.controller import KINDS
     from webhook.kube import load_client
 
     cp = controlplane
@@ -253,11 +271,11 @@ def test_the_controllers_own_store_lists_nodes_and_states_in_pages_and_keeps_onl
             pages.append(path.rsplit("/", 1)[-1])
             return super()._get_json(path, query, accept)
 
-    view = Counting(load_client(str(cp.kubeconfig)), state_namespace=ns, kinds=(NODE, NODE_STATE), page_size=2)
+    view = Counting(load_client(str(cp.kubeconfig)), state_namespace=ns, kinds=KINDS, page_size=2)
     view.start()
     try:
         eventually(lambda: view.known, "the controller's store synced")
-        assert [r.kind for r in view.resources] == [NODE, NODE_STATE]
+        assert [r.kind for r in view.resources] == [NODE, NODE_STATE, AGENT_POD]
         assert pages.count("multusnodestates") == 3
         kept = view.objects(NODE_STATE)
         assert sorted(o["metadata"]["name"] for o in kept) == [f"n{i}" for i in range(5)]

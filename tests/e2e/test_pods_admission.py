@@ -62,18 +62,21 @@ def test_labelled_pod_is_stored_with_the_profile_networks_and_readiness_affinity
     assert annotations["multus-webhook.io/applied-profile"] == "storage"
     assert annotations["team"] == "blue"
     assert stored["metadata"]["labels"] == {"multus-webhook.io/network-profile": "storage", "app": "web"}
-    terms = stored["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
-        "nodeSelectorTerms"]
-    assert {"key": "multus-webhook.io/multus-ready", "operator": "In", "values": ["true"]} in \
-        terms[0]["matchExpressions"]
-    assert {"key": "cni.multus-webhook.io/whereabouts", "operator": "In", "values": ["true"]} in \
-        terms[0]["matchExpressions"]
+    # The readiness gate, as the apiserver stored it: the agent pod on the same node must carry the
+    # ready label and those of the NAD's binaries.
+    assert stored["spec"]["affinity"] == {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "labelSelector": {"matchLabels": {
+            "app.kubernetes.io/name": "multus-webhook", "app.kubernetes.io/component": "agent",
+            "multus-webhook.io/multus-ready": "true", "cni.multus-webhook.io/macvlan": "true",
+            "cni.multus-webhook.io/whereabouts": "true"}},
+        "namespaces": ["multus-webhook"], "topologyKey": "kubernetes.io/hostname"}]}}
 
 
-def test_empty_node_selector_terms_are_left_as_the_user_wrote_them(cluster: ControlPlane, ns: str) -> None:
-    """An empty term matches no node, so the readiness requirements are not put in it (that would widen
-    the user's zone term to every ready node); a required affinity with no term at all is left for the
-    apiserver, which validates after the mutation, to refuse."""
+def test_the_users_node_affinity_is_left_as_written(cluster: ControlPlane, ns: str) -> None:
+    """The gate is a pod affinity: node affinity is not written to, also where an empty term (which
+    matches no node) would make a requirement added to it widen the user's zone term; a required
+    affinity with no term at all is left for the apiserver, which validates after the mutation, to
+    refuse."""
     zone = {"key": "zone", "operator": "In", "values": ["a"]}
     asks = {"k8s.v1.cni.cncf.io/networks": "data"}
 
@@ -84,13 +87,11 @@ def test_empty_node_selector_terms_are_left_as_the_user_wrote_them(cluster: Cont
         return obj
 
     apply(cluster, with_terms("zoned", [{"matchExpressions": [zone]}, {}]))
-    terms = get_pod(cluster, ns, "zoned")["spec"]["affinity"]["nodeAffinity"][
-        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-    assert len(terms) == 2
-    assert terms[0]["matchExpressions"][0] == zone
-    assert {"key": "multus-webhook.io/multus-ready", "operator": "In", "values": ["true"]} in \
-        terms[0]["matchExpressions"]
-    assert terms[1] == {}
+    affinity = get_pod(cluster, ns, "zoned")["spec"]["affinity"]
+    assert affinity["nodeAffinity"] == {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [zone]}, {}]}}
+    [gate] = affinity["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert gate["labelSelector"]["matchLabels"]["multus-webhook.io/multus-ready"] == "true"
 
     result = apply(cluster, with_terms("termless", []), check=False)
     assert result.returncode == 1

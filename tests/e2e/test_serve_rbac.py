@@ -65,7 +65,8 @@ def test_serve_runs_on_the_base_rbac_alone(controlplane: ControlPlane, host: Sta
             # Every list of the cache: nodes, MultusNodeStates, NADs, NetworkProfiles, pods, the policy ConfigMap.
             eventually(lambda: server.readyz()[0] == 200, what="the cache synced as the ServiceAccount")
             eventually(lambda: lease_holder(cp) == "rbac-test", what="the Lease created and held")
-            eventually(lambda: node.own_labels().get(READY_LABEL) == "true", what="the node labelled")
+            eventually(lambda: node.own_labels().get(READY_LABEL) == "true" == node.agent_labels().get(READY_LABEL),
+                       what="the node and its agent pod labelled")
             eventually(lambda: "MultusReady" in [e["reason"] for e in node.events()], what="the node's Event")
         assert lease_holder(cp) == "", "the Lease is released (read and updated) on stop"
         output = log.read_text(errors="replace")

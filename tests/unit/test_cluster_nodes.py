@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from webhook.cluster.nodes import NodeTable
-from webhook.cluster.store import NODE, NODE_STATE, ClusterStore
+from webhook.cluster.store import AGENT_POD, NODE, NODE_STATE, ClusterStore
 from webhook.names import BINARY_LABEL_PREFIX, READY_LABEL
 
 NAMES = ["a", "b", "c", "d"]
@@ -108,3 +108,38 @@ def test_only_our_own_node_labels_are_kept_one_copy_per_distinct_set() -> None:
     labels = [n.labels for n in store.nodes()]
     assert labels[0] == {f"{BINARY_LABEL_PREFIX}z1": "true", READY_LABEL: "true"}  # "zone" is nobody's business
     assert all(x is labels[0] for x in labels)
+
+
+def agent(name: str, node_name: str | None, version: str = "1", **labels: str) -> dict[str, Any]:
+    spec = {"nodeName": node_name} if node_name else {}
+    return {"kind": "Pod", "metadata": {"name": name, "namespace": "multus-webhook", "uid": f"uid-{name}",
+                                        "resourceVersion": version,
+                                        "labels": {"app.kubernetes.io/component": "agent", **labels}},
+            "spec": {**spec, "containers": [{"name": "agent", "image": "x"}]}, "status": {"phase": "Running"}}
+
+
+def test_agent_pods_are_kept_by_node_with_only_our_labels_and_tell_the_listeners() -> None:
+    store = ClusterStore()
+    store.upsert_all([(NODE, node(n)) for n in NAMES])
+    heard: list[Collection[str]] = []
+    store.on_nodes_changed(heard.append)
+    before = store.nodes()
+    store.upsert(AGENT_POD, agent("agent-x", None))  # not bound yet: stands for no node
+    assert heard == []
+    store.upsert(AGENT_POD, agent("agent-x", "a", version="2", **{READY_LABEL: "true", "other": "x"}))
+    assert heard == [{"a"}]
+    assert store.nodes() is before  # nothing the rules read
+    assert store.agent_pods("a") == ({"metadata": {"name": "agent-x", "namespace": "multus-webhook",
+                                                   "uid": "uid-agent-x", "resourceVersion": "2",
+                                                   "labels": {READY_LABEL: "true"}},
+                                      "spec": {"nodeName": "a"}},)
+    store.upsert(AGENT_POD, agent("agent-x", "a", version="1"))  # a late watch event
+    assert store.agent_pods("a")[0]["metadata"]["labels"] == {READY_LABEL: "true"}
+    store.upsert(AGENT_POD, agent("agent-y", "a", version="3"))  # a rollout: two for a while
+    assert [p["metadata"]["name"] for p in store.agent_pods("a")] == ["agent-x", "agent-y"]
+    store.delete(AGENT_POD, agent("agent-x", "a"))
+    assert [p["metadata"]["name"] for p in store.agent_pods("a")] == ["agent-y"]
+    assert heard[-1] == {"a"}
+    store.replace(AGENT_POD, [agent("agent-z", "b", version="4")])  # a relist
+    assert store.agent_pods("a") == ()
+    assert [p["metadata"]["name"] for p in store.agent_pods("b")] == ["agent-z"]

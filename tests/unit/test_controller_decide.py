@@ -242,17 +242,19 @@ def test_the_slim_node_the_controller_keeps_decides_as_the_whole_node(boot: str 
 
 
 def test_a_node_is_decided_again_only_when_its_objects_change_or_its_time_comes() -> None:
-    n, s = node(), state()
-    last = (n, s, stale_at(beat(s, silent=1.0), 10, MONO))
-    assert needs_look(None, n, s, MONO)
-    assert not needs_look(last, n, s, MONO)
-    assert not needs_look(last, n, s, MONO + 28)
-    assert needs_look(last, n, s, MONO + 29)  # unchanged for 1 s + 3 intervals of 10 s
-    assert needs_look(last, node(), s, MONO)  # the store replaced the Node: an equal copy is still a change
-    assert needs_look(last, n, state(), MONO)
-    assert needs_look(last, n, None, MONO)
-    without = (n, None, None)  # no state: nothing but a new object can change the verdict
-    assert not needs_look(without, n, None, MONO + 86400)
+    n, s, agents = node(), state(), ({"metadata": {"name": "agent-1"}},)
+    last = (n, s, agents, stale_at(beat(s, silent=1.0), 10, MONO))
+    assert needs_look(None, n, s, agents, MONO)
+    assert not needs_look(last, n, s, agents, MONO)
+    assert not needs_look(last, n, s, agents, MONO + 28)
+    assert needs_look(last, n, s, agents, MONO + 29)  # unchanged for 1 s + 3 intervals of 10 s
+    assert needs_look(last, node(), s, agents, MONO)  # the store replaced the Node: an equal copy is still a change
+    assert needs_look(last, n, state(), agents, MONO)
+    assert needs_look(last, n, None, agents, MONO)
+    assert needs_look(last, n, s, (), MONO)  # the agent pod went (or a new one came): it may need our labels
+    assert needs_look(last, n, s, (dict(agents[0]),), MONO)
+    without = (n, None, agents, None)  # no state: nothing but a new object can change the verdict
+    assert not needs_look(without, n, None, agents, MONO + 86400)
 
 
 def test_when_a_heartbeat_goes_stale() -> None:

@@ -64,7 +64,6 @@ def mutated(obj: dict[str, Any], v: StaticClusterView, policy: Policy | None = N
     return out
 
 
-READY_TERM = {"key": "multus-webhook.io/multus-ready", "operator": "In", "values": ["true"]}
 
 
 def test_profile_label_becomes_the_networks_annotation_in_short_form() -> None:
@@ -86,104 +85,80 @@ def test_profile_with_options_becomes_the_json_form_and_keeps_user_elements() ->
     assert elements[2]["ips"] == ["10.20.0.7/24"]
 
 
-def test_affinity_requires_multus_ready_and_every_binary_the_nads_need() -> None:
-    out = mutated(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan,bridge"}), view())
-    terms = out["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
-        "nodeSelectorTerms"]
-    keys = [e["key"] for e in terms[0]["matchExpressions"]]
-    assert keys == ["multus-webhook.io/multus-ready"] + [
-        f"cni.multus-webhook.io/{b}" for b in ["bridge", "macvlan", "static", "tuning", "whereabouts"]]
-
-
-def test_affinity_is_added_to_every_existing_term_and_other_affinity_is_kept() -> None:
-    spec = {"containers": [], "affinity": {
-        "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []},
-        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]},
-            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]},
-        ]}}}}
-    out = mutated(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec=spec), view())
-    affinity = out["spec"]["affinity"]
-    assert affinity["podAntiAffinity"] == spec["affinity"]["podAntiAffinity"]  # type: ignore[index]
-    terms = affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-    assert terms[0]["matchExpressions"][0] == {"key": "zone", "operator": "In", "values": ["a"]}
-    assert READY_TERM in terms[0]["matchExpressions"]
-    assert terms[1]["matchFields"] == [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]
-    assert READY_TERM in terms[1]["matchExpressions"]
-
-
+AGENT_LABELS = {"app.kubernetes.io/name": "multus-webhook", "app.kubernetes.io/component": "agent"}
 ZONE_A = {"key": "zone", "operator": "In", "values": ["a"]}
 
 
-def required_terms(obj: dict[str, Any]) -> Any:
-    return obj["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
-        "nodeSelectorTerms"]
+def gate(obj: dict[str, Any]) -> Any:
+    """The readiness term: the last required pod affinity term."""
+    return obj["spec"]["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][-1]
 
 
-@pytest.mark.parametrize("empty", [{}, {"matchExpressions": []}, {"matchExpressions": [], "matchFields": []}])
-def test_an_empty_term_is_left_empty_so_the_users_affinity_is_not_widened(empty: dict[str, Any]) -> None:
-    """An empty nodeSelectorTerm matches no node. With the readiness requirements in it, it would match
-    every ready node, ORed with the user's zone term: the pod could land outside zone a."""
-    spec = {"containers": [], "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": [{"matchExpressions": [ZONE_A]}, copy.deepcopy(empty)]}}}}
-    user = pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec=spec)
+def test_the_gate_is_a_pod_affinity_to_the_ready_agent_that_has_every_binary_the_nads_need() -> None:
+    out = mutated(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan,bridge"}), view())
+    assert out["spec"]["affinity"] == {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "labelSelector": {"matchLabels": {
+            **AGENT_LABELS, "multus-webhook.io/multus-ready": "true",
+            **{f"cni.multus-webhook.io/{b}": "true"
+               for b in ["bridge", "macvlan", "static", "tuning", "whereabouts"]}}},
+        "namespaces": ["multus-webhook"], "topologyKey": "kubernetes.io/hostname"}]}}
+
+
+def test_the_gate_points_at_the_namespace_the_webhook_runs_in() -> None:
+    user = pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"})
+    out = jsonpatch.apply_patch(user, mutate_pod(user, "apps", view(), Policy(), agent_namespace="netops").ops)
+    assert gate(out)["namespaces"] == ["netops"]
+
+
+def test_the_users_affinity_is_kept_whole_and_the_gate_added_to_its_pod_affinity() -> None:
+    """Required pod affinity terms must all hold: adding one only narrows what the user wrote. Node
+    affinity is never written, whatever it holds (empty terms included, which match no node)."""
+    mine = {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "topology.kubernetes.io/zone"}
+    affinity = {
+        "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []},
+        "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [mine],
+                        "preferredDuringSchedulingIgnoredDuringExecution": [
+                            {"weight": 1, "podAffinityTerm": copy.deepcopy(mine)}]},
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [ZONE_A]}, {}]}}}
+    user = pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"},
+               spec={"containers": [], "affinity": copy.deepcopy(affinity)})
     out = mutated(user, view())
-    terms = required_terms(out)
-    assert terms[0]["matchExpressions"][0] == ZONE_A
-    assert READY_TERM in terms[0]["matchExpressions"]
-    assert terms[1] == empty
+    after = out["spec"]["affinity"]
+    assert {k: v for k, v in after.items() if k != "podAffinity"} == \
+        {k: v for k, v in affinity.items() if k != "podAffinity"}
+    assert after["podAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"] == \
+        affinity["podAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    required = after["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert required == [mine, gate(out)]
+    assert gate(out)["labelSelector"]["matchLabels"]["multus-webhook.io/multus-ready"] == "true"
     assert mutate_pod(out, "apps", view(), Policy()).ops == []
+    assert user["spec"]["affinity"] == affinity  # the review's object is not written to
 
 
-def test_only_empty_terms_are_left_as_they_are() -> None:
-    """Such a pod fits no node, which is what its author wrote; the mutation does not make it fit."""
-    spec = {"containers": [], "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": [{}]}}}}
-    assert mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec=spec), "apps", view(),
-                      Policy()).ops == []
+@pytest.mark.parametrize("node_affinity", [
+    {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}},
+    {"requiredDuringSchedulingIgnoredDuringExecution": {}},
+    {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{}]}},
+    {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "preference": {"matchExpressions": [ZONE_A]}}]},
+])
+def test_node_affinity_is_left_as_written(node_affinity: dict[str, Any]) -> None:
+    """Also when the apiserver will refuse it (no terms) or it matches no node (an empty term): the
+    mutation neither widens nor repairs it."""
+    user = pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"},
+               spec={"containers": [], "affinity": {"nodeAffinity": copy.deepcopy(node_affinity)}})
+    out = mutated(user, view())
+    assert out["spec"]["affinity"]["nodeAffinity"] == node_affinity
+    assert gate(out)["topologyKey"] == "kubernetes.io/hostname"
 
 
-@pytest.mark.parametrize("required", [{"nodeSelectorTerms": []}, {}])
-def test_a_required_affinity_without_terms_is_left_for_the_apiserver_to_refuse(required: dict[str, Any]) -> None:
-    """The apiserver refuses a required node affinity with no term, but validates after the mutating
-    webhooks: a term added here would let the invalid pod in."""
-    spec = {"containers": [], "affinity": {"nodeAffinity": {
-        "requiredDuringSchedulingIgnoredDuringExecution": copy.deepcopy(required)}}}
-    assert mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec=spec), "apps", view(),
-                      Policy()).ops == []
-
-
-def test_a_term_with_only_match_fields_gets_the_requirements_once() -> None:
-    spec = {"containers": [], "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}],
-                               "matchExpressions": []}]}}}}
-    out = mutated(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec=spec), view())
-    [term] = required_terms(out)
-    assert term["matchFields"] == [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]
-    assert READY_TERM in term["matchExpressions"]
-    assert mutate_pod(out, "apps", view(), Policy()).ops == []
-
-
-@settings(max_examples=60, deadline=None)
-@given(terms=st.lists(st.sampled_from([
-    {"matchExpressions": [ZONE_A]}, {}, {"matchExpressions": []},
-    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]), max_size=4))
-def test_only_terms_that_select_something_get_the_requirements(terms: list[dict[str, Any]]) -> None:
-    spec = {"containers": [], "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": copy.deepcopy(terms)}}}}
-    out = mutated(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec=spec), view())
-    after = required_terms(out)
-    assert len(after) == len(terms)
-    for before, term in zip(terms, after, strict=True):
-        if before.get("matchExpressions") or before.get("matchFields"):
-            assert READY_TERM in term["matchExpressions"]
-            assert {k: v for k, v in term.items() if k != "matchExpressions"} == \
-                {k: v for k, v in before.items() if k != "matchExpressions"}
-            assert term["matchExpressions"][:len(before.get("matchExpressions", []))] == \
-                before.get("matchExpressions", [])
-        else:
-            assert term == before
-    assert mutate_pod(out, "apps", view(), Policy()).ops == []
+@pytest.mark.parametrize("affinity", [
+    "not an object", {"podAffinity": "not an object"},
+    {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"not": "a list"}}},
+])
+def test_an_affinity_the_apiserver_will_refuse_is_left_for_it_to_refuse(affinity: Any) -> None:
+    user = pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec={"containers": [], "affinity": affinity})
+    assert mutate_pod(user, "apps", view(), Policy()).ops == []
 
 
 def test_pod_without_networks_is_not_changed() -> None:
@@ -395,12 +370,11 @@ def test_findings_per_rule_are_capped_with_a_note() -> None:
                                  "fix these and check again")
 
 
-def test_affinity_never_requires_a_label_the_controller_cannot_set() -> None:
+def test_the_gate_never_requires_a_label_the_controller_cannot_set() -> None:
     odd = json.dumps({"cniVersion": "0.3.1", "type": "my plugin", "ipam": {"type": "static"}})
     out = mutated(pod(annotations={"k8s.v1.cni.cncf.io/networks": "odd"}), view(nad("odd", odd)))
-    keys = [e["key"] for e in out["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
-        "nodeSelectorTerms"][0]["matchExpressions"]]
-    assert keys == ["multus-webhook.io/multus-ready", "cni.multus-webhook.io/static"]
+    assert gate(out)["labelSelector"]["matchLabels"] == {
+        **AGENT_LABELS, "multus-webhook.io/multus-ready": "true", "cni.multus-webhook.io/static": "true"}
 
 
 def test_patch_paths_escape_annotation_keys_and_only_add() -> None:
@@ -414,16 +388,3 @@ def test_patch_paths_escape_annotation_keys_and_only_add() -> None:
     assert out["metadata"]["annotations"] == {"a~b/c": "kept", "example.com/x": "kept too",
                                               "k8s.v1.cni.cncf.io/networks": "macvlan",
                                               "multus-webhook.io/applied-profile": "data"}
-
-
-def test_existing_affinity_is_replaced_by_a_superset() -> None:
-    preferred = {"preferredDuringSchedulingIgnoredDuringExecution": [
-        {"weight": 1, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}}]}
-    user = pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"},
-               spec={"containers": [], "affinity": {"nodeAffinity": copy.deepcopy(preferred)}})
-    out = mutated(user, view())
-    node_affinity = out["spec"]["affinity"]["nodeAffinity"]
-    assert node_affinity["preferredDuringSchedulingIgnoredDuringExecution"] == \
-        preferred["preferredDuringSchedulingIgnoredDuringExecution"]
-    [term] = node_affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-    assert READY_TERM in term["matchExpressions"]

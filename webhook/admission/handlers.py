@@ -12,6 +12,7 @@ from webhook.admission.mutation import mutate_pod
 from webhook.admission.response import Response, allowed, denied, errored, patched
 from webhook.admission.review import AdmissionRequest
 from webhook.multus.selection import judged
+from webhook.names import NAMESPACE
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate
 from webhook.rules.view import UNKNOWN_CLUSTER, ClusterView
 
@@ -23,6 +24,8 @@ class AdmissionContext:
 
     view: ClusterView = field(default=UNKNOWN_CLUSTER)
     policy: Policy = field(default_factory=Policy)
+    #: The webhook's own namespace, where the agents' pods run (the readiness gate points there).
+    namespace: str = NAMESPACE
 
 
 Handler = Callable[[AdmissionRequest, AdmissionContext], Response]
@@ -71,5 +74,5 @@ def mutate(request: AdmissionRequest, ctx: AdmissionContext) -> Response:
     if request.kind.kind != "Pod" or request.operation != "CREATE" or request.object is None or not judged(
             request.object):
         return allowed()
-    mutation = mutate_pod(request.object, request.namespace or "default", ctx.view, ctx.policy)
+    mutation = mutate_pod(request.object, request.namespace or "default", ctx.view, ctx.policy, ctx.namespace)
     return patched(mutation.ops, mutation.warnings) if mutation.ops else allowed(mutation.warnings)

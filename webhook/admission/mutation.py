@@ -1,4 +1,4 @@
-"""Pod mutation: network profiles into the networks annotation, and the readiness node affinity.
+"""Pod mutation: network profiles into the networks annotation, and the readiness pod affinity.
 
 Pure (no aiohttp, no kubernetes client). Every change is an addition: a key the user wrote is never
 removed or rewritten, and running the mutation on its own output changes nothing, as
@@ -8,14 +8,21 @@ to the validating rules, which refuse the pod with the reason (rules/pod_cluster
 
 from __future__ import annotations
 
-import copy
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION, network_references
-from webhook.names import APPLIED_PROFILE_ANNOTATION, PROFILE_LABEL, READY_LABEL, binary_label
+from webhook.names import (
+    AGENT_POD_LABELS,
+    APPLIED_PROFILE_ANNOTATION,
+    HOSTNAME_LABEL,
+    NAMESPACE,
+    PROFILE_LABEL,
+    READY_LABEL,
+    binary_label,
+)
 from webhook.objects import as_mapping
 from webhook.rules.policy import Policy
 from webhook.rules.view import ClusterView
@@ -72,37 +79,42 @@ def required_binaries(annotations: Mapping[str, Any], namespace: str, view: Clus
 
 
 @functools.lru_cache(maxsize=256)
-def readiness_requirements(binaries: frozenset[str]) -> tuple[dict[str, Any], ...]:
-    """The node selector requirements for ``binaries`` (few distinct sets: remembered). Shared between
-    answers: never to be modified."""
-    labels = [READY_LABEL, *(label for label in map(binary_label, sorted(binaries)) if label)]
-    return tuple({"key": label, "operator": "In", "values": ["true"]} for label in labels)
+def readiness_term(binaries: frozenset[str], agent_namespace: str) -> dict[str, Any]:
+    """The required pod affinity term for a pod that needs ``binaries``: the agent pod on the same node
+    (in ``agent_namespace``) carries the ready label and the label of each binary, which the controller
+    gives it while Multus is ready on the node's current boot. Few distinct sets: remembered, and
+    shared between answers, so never to be modified.
+
+    A pod affinity and not a node affinity on the node's labels, which would say the same: the kubelet
+    checks its pods' required node affinity again when it starts (kubernetes/kubernetes#76322,
+    #124586), so after a reboot, with the ready label off until Multus is back, it would fail every
+    pod it runs that has the gate (phase Failed, reason NodeAffinity). Pod affinity is the scheduler's
+    alone."""
+    labels = {**AGENT_POD_LABELS, READY_LABEL: "true",
+              **{label: "true" for label in map(binary_label, sorted(binaries)) if label}}
+    return {"labelSelector": {"matchLabels": labels}, "namespaces": [agent_namespace],
+            "topologyKey": HOSTNAME_LABEL}
 
 
-def with_required_affinity(affinity: Mapping[str, Any], requirements: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """``affinity`` with every requirement in every required nodeSelectorTerm that selects something
-    (terms are ORed, so each must carry them), or in a new term when there is no required node
-    affinity; everything else is kept.
-
-    An empty term (no matchExpressions and no matchFields) matches no node: with the requirements in
-    it, it would match every ready node and widen what the user wrote, so it is left empty. So is a
-    required node affinity with no terms at all, which the apiserver refuses (mutation runs before its
-    validation: filling it in would let the invalid pod through)."""
-    result = copy.deepcopy(dict(affinity)) if affinity else {}
-    node_affinity = result.setdefault("nodeAffinity", {})
-    required = node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
-    if required is None:
-        node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {
-            "nodeSelectorTerms": [{"matchExpressions": [dict(r) for r in requirements]}]}
-        return result
-    for term in required.get("nodeSelectorTerms") or []:
-        if not (term.get("matchExpressions") or term.get("matchFields")):
-            continue
-        expressions = term["matchExpressions"] = term.get("matchExpressions") or []
-        for requirement in requirements:
-            if requirement not in expressions:
-                expressions.append(dict(requirement))
-    return result
+def with_readiness_term(affinity: Mapping[str, Any], term: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``affinity`` with ``term`` among its required pod affinity terms, everything else kept. Those
+    terms must all hold, so adding one only narrows what the user wrote. A term already there is not
+    added twice, and a podAffinity the apiserver will refuse (not an object, terms not a list) is left
+    for it to refuse."""
+    pod_affinity = affinity.get("podAffinity")
+    if pod_affinity is None:
+        pod_affinity = {}
+    elif not isinstance(pod_affinity, Mapping):
+        return affinity
+    terms = pod_affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
+    if terms is None:
+        terms = []
+    elif not isinstance(terms, list):
+        return affinity
+    if term in terms:
+        return affinity
+    required = {"requiredDuringSchedulingIgnoredDuringExecution": [*terms, term]}
+    return {**affinity, "podAffinity": {**pod_affinity, **required}}
 
 
 def _pointer(key: str) -> str:
@@ -151,7 +163,10 @@ def as_validated(pod: Mapping[str, Any], namespace: str, view: ClusterView) -> M
     return {**pod, "metadata": {**metadata, "annotations": annotations}}
 
 
-def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy: Policy) -> PodMutation:
+def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy: Policy,
+               agent_namespace: str = NAMESPACE) -> PodMutation:
+    """The patch for ``pod`` in ``namespace``; ``agent_namespace`` is where the agents' pods run (the
+    webhook's own namespace)."""
     result = PodMutation()
     metadata = as_mapping(pod.get("metadata"))
     spec = as_mapping(pod.get("spec"))
@@ -170,12 +185,14 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
                                "is ready on that node, and may start without its secondary networks")
         return result
     original_affinity = spec.get("affinity")
-    affinity = with_required_affinity(as_mapping(original_affinity), readiness_requirements(binaries))
-    if affinity != original_affinity:
-        # The whole affinity at once: with_required_affinity keeps everything it was given.
+    if original_affinity is not None and not isinstance(original_affinity, Mapping):
+        return result  # not a valid pod; the apiserver refuses it anyway
+    affinity = with_readiness_term(original_affinity or {}, readiness_term(binaries, agent_namespace))
+    if affinity is not original_affinity:
+        # The whole affinity at once: with_readiness_term keeps everything it was given.
         result.ops.append({"op": "add" if original_affinity is None else "replace", "path": "/spec/affinity",
                            "value": affinity})
     if view.nodes() and not view.ready_nodes:
         result.warnings.append(f"no node is labelled {READY_LABEL}=true yet: the pod stays Pending until Multus "
-                               "is ready on a node (see the MultusNodeState objects in namespace multus-webhook)")
+                               f"is ready on a node (see the MultusNodeState objects in namespace {agent_namespace})")
     return result

@@ -18,6 +18,7 @@ from typing import Any
 
 from webhook.agent.probe import HostLayout
 from webhook.dev.controlplane import ControlPlane, terminate
+from webhook.names import AGENT_POD_LABELS, NAMESPACE
 
 MULTUS_CONFIG = '{"cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus-shim"}\n'
 PRIMARY_CONFIG = '{"cniVersion": "1.0.0", "name": "cilium", "plugins": [{"type": "cilium-cni"}]}\n'
@@ -160,13 +161,21 @@ class Subcommand:
 
 
 class StandInNode:
-    """A Node object with no kubelet behind it: the test plays the kubelet by patching its status."""
+    """A Node object with no kubelet behind it: the test plays the kubelet by patching its status. It
+    has the pod the agent DaemonSet would have there (bound to it, never run), which the controller
+    labels as it labels the node."""
 
-    def __init__(self, cp: ControlPlane, name: str, boot_id: str, labels: dict[str, str] | None = None) -> None:
-        self.cp, self.name = cp, name
+    def __init__(self, cp: ControlPlane, name: str, boot_id: str, labels: dict[str, str] | None = None,
+                 *, namespace: str = NAMESPACE) -> None:
+        self.cp, self.name, self.namespace = cp, name, namespace
+        self.agent_pod = f"multus-webhook-agent-{name}"
         cp.kubectl("create", "-f", "-", input=json.dumps(
             {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels or {}}}))
         self.patch_status(boot_id=boot_id, ready=True)
+        cp.kubectl("create", "-f", "-", input=json.dumps(
+            {"apiVersion": "v1", "kind": "Pod",
+             "metadata": {"name": self.agent_pod, "namespace": namespace, "labels": AGENT_POD_LABELS},
+             "spec": {"nodeName": name, "containers": [{"name": "agent", "image": "multus-webhook"}]}}))
 
     def patch_status(self, *, boot_id: str | None = None, ready: bool | None = None) -> None:
         status: dict[str, Any] = {}
@@ -188,6 +197,12 @@ class StandInNode:
     def own_labels(self) -> dict[str, str]:
         return {k: v for k, v in self.labels().items() if "multus-webhook.io" in k}
 
+    def agent_labels(self) -> dict[str, str]:
+        """Our labels on the node's agent pod: what the readiness gate of pods selects."""
+        out = self.cp.kubectl("get", "pod", "-n", self.namespace, self.agent_pod,
+                              "-o", "jsonpath={.metadata.labels}").stdout
+        return {k: v for k, v in (json.loads(out) if out else {}).items() if "multus-webhook.io" in k}
+
     def events(self) -> list[dict[str, Any]]:
         out = self.cp.kubectl("get", "events", "-n", "default", "--field-selector",
                               f"involvedObject.kind=Node,involvedObject.name={self.name}", "-o", "json").stdout
@@ -196,3 +211,4 @@ class StandInNode:
 
     def delete(self) -> None:
         self.cp.kubectl("delete", "node", self.name, "--wait=false", check=False)
+        self.cp.kubectl("delete", "pod", "-n", self.namespace, self.agent_pod, "--wait=false", check=False)

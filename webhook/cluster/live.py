@@ -27,11 +27,11 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-from webhook.cluster.store import KINDS, NAD, NETWORK_PROFILE, NODE, NODE_STATE, POD, ClusterStore
+from webhook.cluster.store import AGENT_POD, KINDS, NAD, NETWORK_PROFILE, NODE, NODE_STATE, POD, ClusterStore
 from webhook.heap import freeze_long_lived, no_cyclic_gc
 from webhook.kube import METADATA_LIST, list_pages, open_response, status_message
 from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
-from webhook.names import NAMESPACE
+from webhook.names import AGENT_POD_LABELS, NAMESPACE
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class Resource:
     path: str
     metadata_only: bool = False
     field_selector: str = ""
+    label_selector: str = ""
     #: Objects per list request at most, below the view's page size.
     page_size: int | None = None
 
@@ -68,6 +69,9 @@ def resources(state_namespace: str = STATE_NAMESPACE, kinds: Collection[str] = K
         Resource(NAD, "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions"),
         Resource(NETWORK_PROFILE, "/apis/multus-webhook.io/v1alpha1/networkprofiles"),
         Resource(POD, "/api/v1/pods", metadata_only=True),
+        # Whole: their nodeName is in the spec. One per node, reduced to a few fields as they come.
+        Resource(AGENT_POD, f"/api/v1/namespaces/{state_namespace}/pods",
+                 label_selector=",".join(f"{k}={v}" for k, v in AGENT_POD_LABELS.items())),
     )
     return tuple(r for r in every if r.kind in kinds)
 
@@ -268,7 +272,8 @@ class LiveClusterView(ClusterStore):
 
     @staticmethod
     def _selector(res: Resource) -> list[tuple[str, str]]:
-        return [("fieldSelector", res.field_selector)] if res.field_selector else []
+        return [(name, value) for name, value in (("fieldSelector", res.field_selector),
+                                                  ("labelSelector", res.label_selector)) if value]
 
     def _watch(self, res: Resource, version: str, backoff: _Backoff) -> str:
         """Apply watch events until the server ends the watch; returns the last resourceVersion."""

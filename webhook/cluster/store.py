@@ -41,7 +41,10 @@ NAD = "NetworkAttachmentDefinition"
 NETWORK_PROFILE = "NetworkProfile"
 NODE_STATE = "MultusNodeState"
 POD = "Pod"
-KINDS = (NODE, NODE_STATE, NAD, NETWORK_PROFILE, POD)
+#: The agents' pods, watched apart from the other pods (whole, in the agents' namespace): the
+#: controller labels them (webhook.names.AGENT_POD_LABELS). Not a Kubernetes kind.
+AGENT_POD = "AgentPod"
+KINDS = (NODE, NODE_STATE, NAD, NETWORK_PROFILE, POD, AGENT_POD)
 
 Key = tuple[str, str]
 
@@ -186,12 +189,16 @@ class ClusterStore:
         """The MultusNodeState reporting on node ``name`` as kept (slim_state), replaced whole on every change."""
         return self._node_table.state(name)
 
+    def agent_pods(self, node: str) -> tuple[Mapping[str, Any], ...]:
+        """The agent pods bound to ``node`` as kept (slim_agent_pod); the tuple is replaced whole."""
+        return self._node_table.agent_pods(node)
+
     def node_names(self) -> list[str]:
         with self._lock:
             return self._node_table.node_names()
 
     def on_nodes_changed(self, listener: Listener) -> None:
-        """Call ``listener`` with the names of the nodes whose Node or MultusNodeState changed."""
+        """Call ``listener`` with the names of the nodes whose Node, MultusNodeState or agent pod changed."""
         with self._lock:
             self._node_table.listen(listener)
 
@@ -244,6 +251,8 @@ class ClusterStore:
             return [("", name) for name in self._node_table.node_names()]
         if kind == NODE_STATE:
             return self._node_table.state_keys()
+        if kind == AGENT_POD:
+            return self._node_table.agent_keys()
         tables: dict[str, Mapping[Key, object]] = {
             NAD: self._nads, NETWORK_PROFILE: self._profiles, POD: self._pod_refs}
         return list(tables.get(kind, {}))
@@ -259,6 +268,8 @@ class ClusterStore:
             self._node_table.put_node(key[1], obj)
         elif kind == NODE_STATE:
             self._node_table.put_state(key, obj)
+        elif kind == AGENT_POD:
+            self._node_table.put_agent(key, obj)
         elif kind == NAD:
             previous = self._nads.get(key)
             obj = slim_nad(key, obj)
@@ -283,6 +294,8 @@ class ClusterStore:
             self._node_table.remove_node(key[1])
         elif kind == NODE_STATE:
             self._node_table.remove_state(key)
+        elif kind == AGENT_POD:
+            self._node_table.remove_agent(key)
         elif kind == NAD:
             self._unreadable[NAD].pop(key, None)
             self._nads.pop(key, None)
@@ -384,7 +397,7 @@ class ClusterStore:
             self._interned.pop(nad, None)
 
     def _publish(self, kind: str) -> None:
-        if kind in (NODE, NODE_STATE):
+        if kind in (NODE, NODE_STATE, AGENT_POD):
             self._node_table.publish()
 
     def objects(self, kind: str) -> list[Mapping[str, Any]]:

@@ -9,9 +9,8 @@ import argparse
 import sys
 
 from webhook.cluster.live import LiveClusterView
-from webhook.cluster.store import NODE, NODE_STATE
 from webhook.commands.common import cluster_client, stop_on_signals
-from webhook.controller.controller import Controller, ControllerConfig
+from webhook.controller.controller import KINDS, Controller, ControllerConfig
 
 #: The defaults of every flag.
 DEFAULTS = ControllerConfig(identity="")
@@ -68,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if api is None:
         return 2
     stop = stop_on_signals()
-    view = LiveClusterView(api, state_namespace=config.namespace, kinds=(NODE, NODE_STATE))
+    view = LiveClusterView(api, state_namespace=config.namespace, kinds=KINDS)
     view.start()
     try:
         Controller(api, config, view).run(stop)

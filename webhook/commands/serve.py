@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     api: Any = None
     try:
         policy = load_policy(args.policy)
-        context = AdmissionContext(policy=policy)
+        context = AdmissionContext(policy=policy, namespace=args.namespace)
         source = PolicySource(context, policy, repair=args.repair)
         if args.cluster_state:
             context.view = StaticClusterView.from_files(args.cluster_state)

@@ -1,7 +1,8 @@
-"""The controller: turns MultusNodeStates into Node labels and Events and, when asked to, repairs pods
-that came back from a reboot without their secondary networks. Only the Lease holder acts; every
-replica keeps its cluster store warm so that a takeover acts at once. It reads Nodes and
-MultusNodeStates from the same store as the webhook (inside `serve`, one copy of each node)."""
+"""The controller: turns MultusNodeStates into labels (on the Nodes and on the agents' pods) and
+Events and, when asked to, repairs pods that came back from a reboot without their secondary
+networks. Only the Lease holder acts; every replica keeps its cluster store warm so that a takeover
+acts at once. It reads Nodes, MultusNodeStates and agent pods from the same store as the webhook
+(inside `serve`, one copy of each node)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from webhook.agent import nodestate
-from webhook.cluster.store import NODE, ClusterStore
+from webhook.cluster.store import AGENT_POD, NODE, NODE_STATE, ClusterStore
 from webhook.controller import decide
 from webhook.controller.lease import LeaderElector, check_timings
 from webhook.controller.repair import Damage, TokenBucket, damaged
@@ -30,6 +31,8 @@ from webhook.kube import MERGE_PATCH, emit_event, is_status, request, status_mes
 log = logging.getLogger(__name__)
 
 COMPONENT = "multus-webhook-controller"
+#: What the controller reads from its store (`multus-webhook controller` watches these alone).
+KINDS = (NODE, NODE_STATE, AGENT_POD)
 #: After a change wakes it, the controller waits this long for more before it looks: with thousands
 #: of agents' heartbeats arriving, one look takes in many of them.
 BATCH = 0.05
@@ -183,18 +186,19 @@ class Controller:
             # seen late in it must not count as seen at its start.
             now = time.monotonic()
             state = self.view.node_state(name)
+            agents = self.view.agent_pods(name)
             heartbeat = self.heartbeats[name] = decide.observe(self.heartbeats.get(name), state, now)
-            if not decide.needs_look(self.looked.get(name), node, state, now):
+            if not decide.needs_look(self.looked.get(name), node, state, agents, now):
                 continue
             try:
-                wait = self.reconcile_node(node, state, heartbeat, now)
+                wait = self.reconcile_node(node, state, agents, heartbeat, now)
             except Exception as exc:  # one node's trouble (e.g. deleted meanwhile) must not hold up the others
                 log.warning("node %s: %s; retrying", name, exc)
                 wait = RETRY
             moments = [t for t in (decide.stale_at(heartbeat, self.config.agent_interval, now),
                                    None if wait is None else now + wait) if t is not None]
             again = min(moments, default=None)
-            self.looked[name] = (node, state, again)
+            self.looked[name] = (node, state, agents, again)
             if again is not None:
                 heapq.heappush(self._deadlines, (again, name))
         if everyone:
@@ -208,14 +212,19 @@ class Controller:
         self.heartbeats.pop(name, None)
         self.repairs.pop(name, None)
 
-    def reconcile_node(self, node: Mapping[str, Any], state: Mapping[str, Any] | None, heartbeat: decide.Heartbeat,
-                       now: float) -> float | None:
-        """Labels, Events and repair for one node at ``now`` (monotonic); the seconds after which it must
-        be looked at again regardless (a repair still waiting), None when nothing is left."""
+    def reconcile_node(self, node: Mapping[str, Any], state: Mapping[str, Any] | None,
+                       agents: Iterable[Mapping[str, Any]], heartbeat: decide.Heartbeat, now: float) -> float | None:
+        """Labels (of the Node and of its agent pods), Events and repair for one node at ``now``
+        (monotonic); the seconds after which it must be looked at again regardless (a repair still
+        waiting), None when nothing is left."""
         name = node["metadata"]["name"]
         verdict = decide.readiness(node, state, heartbeat, now, self.config.agent_interval)
-        current = node["metadata"].get("labels") or {}
-        patch = decide.label_patch(current, decide.desired_labels(node, state, verdict))
+        desired = decide.desired_labels(node, state, verdict)
+        # The agent pods first: they are the readiness gate, and a node that loses readiness must stop
+        # taking new pods before anything else is said about it.
+        for pod in agents:
+            self._label_agent(pod, desired)
+        patch = decide.label_patch(node["metadata"].get("labels") or {}, desired)
         if patch:
             updated = request(self.api, "PATCH", f"/api/v1/nodes/{name}", body={"metadata": {"labels": patch}},
                               content_type=MERGE_PATCH)
@@ -230,6 +239,23 @@ class Controller:
         if job is None or job.boot != boot:
             job = self.repairs[name] = NodeRepair(boot)
         return self.repair(node, job, decide.first_ready_time(node, state), now)
+
+    def _label_agent(self, pod: Mapping[str, Any], desired: Mapping[str, str]) -> None:
+        meta = pod["metadata"]
+        patch = decide.label_patch(meta.get("labels") or {}, desired)
+        if not patch:
+            return
+        # The uid makes the patch conditional on the very pod that was decided about.
+        body = {"metadata": {"labels": patch, **({"uid": meta["uid"]} if meta.get("uid") else {})}}
+        try:
+            updated = request(self.api, "PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                              body=body, content_type=MERGE_PATCH)
+        except Exception as exc:
+            if is_status(exc, 404) or is_status(exc, 409):  # gone or replaced: its watch event will tell
+                return
+            raise
+        self.view.upsert(AGENT_POD, updated)
+        log.info("agent pod %s/%s on node %s: %s", meta["namespace"], meta["name"], pod["spec"].get("nodeName"), patch)
 
     def repair(self, node: Mapping[str, Any], job: NodeRepair, multus_ready_since: datetime | None,
                now: float) -> float | None:

@@ -135,10 +135,10 @@ def first_ready_time(node: Mapping[str, Any], state: Mapping[str, Any] | None) -
     return parse_time(_get(state, "status", "firstReadyTime"))
 
 
-#: What a node's last look saw: its Node and MultusNodeState objects, and when it must be looked at
-#: again though neither changes (a monotonic time: its heartbeat goes stale, or work left waits for
-#: it; None: only a change of either object matters).
-Seen = tuple[Mapping[str, Any], Mapping[str, Any] | None, float | None]
+#: What a node's last look saw: its Node and MultusNodeState objects, its agent pods, and when it
+#: must be looked at again though none of them changes (a monotonic time: its heartbeat goes stale,
+#: or work left waits for it; None: only a change of one of them matters).
+Seen = tuple[Mapping[str, Any], Mapping[str, Any] | None, tuple[Mapping[str, Any], ...], float | None]
 
 
 def stale_at(heartbeat: Heartbeat, agent_interval: float, now: float) -> float | None:
@@ -150,27 +150,27 @@ def stale_at(heartbeat: Heartbeat, agent_interval: float, now: float) -> float |
     return moment if moment > now else None
 
 
-def needs_look(last: Seen | None, node: Mapping[str, Any], state: Mapping[str, Any] | None, now: float) -> bool:
-    """Whether a node must be decided again: its Node or MultusNodeState was replaced since its last look
-    (the store replaces an object whole on every change), or the time its last look left has come.
+def needs_look(last: Seen | None, node: Mapping[str, Any], state: Mapping[str, Any] | None,
+               agents: tuple[Mapping[str, Any], ...], now: float) -> bool:
+    """Whether a node must be decided again: its Node, MultusNodeState or agent pods were replaced since
+    its last look (the store replaces them whole on every change), or the time its last look left has come.
     Deciding all of 5,000 nodes every couple of seconds took 75 ms of CPU, which a webhook sharing the
     process felt as latency."""
-    if last is None or last[0] is not node or last[1] is not state:
+    if last is None or last[0] is not node or last[1] is not state or last[2] is not agents:
         return True
-    return last[2] is not None and now >= last[2]
+    return last[3] is not None and now >= last[3]
 
 
 def desired_labels(node: Mapping[str, Any], state: Mapping[str, Any] | None, verdict: Verdict) -> dict[str, str]:
-    """Our labels as they should be. Binary labels follow the inventory the agent reported for the
-    node's current boot; a stale heartbeat or a NotReady node does not make it wrong. Until the agent
-    reports on the current boot (after a reboot; with no MultusNodeState or no boot id) they stay as
-    they are: the binaries on the node's disk survive a reboot, and a kubelet that restarts re-admits
-    the node's pods against their required node affinity, so a binary label taken off meanwhile fails
-    every pod the webhook tied to that binary (phase Failed, reason NodeAffinity;
-    kubernetes/kubernetes#76322, #124586). Keeping new pods off a node that is not ready is the ready
-    label's job. While the verdict is not known the ready label stays as it is: a new leader neither
-    hands it to a node whose agent died under its predecessor nor takes it from a live one in its
-    first grace period."""
+    """Our labels as they should be, on the Node and on its agent pods alike. Binary labels follow the
+    inventory the agent reported for the node's current boot; a stale heartbeat or a NotReady node does
+    not make it wrong. Until the agent reports on the current boot (after a reboot; with no
+    MultusNodeState or no boot id) they stay as they are: the binaries on the node's disk survive a
+    reboot, so taking their labels off would hold pods back for nothing (and fail, when the kubelet
+    starts, any pod whose own node selector names them: kubernetes/kubernetes#76322, #124586). Keeping
+    new pods off a node that is not ready is the ready label's job. While the verdict is not known the
+    ready label stays as it is: a new leader neither hands it to a node whose agent died under its
+    predecessor nor takes it from a live one in its first grace period."""
     current = _get(node, "metadata", "labels") or {}
     kept = verdict.ready is None and current.get(READY_LABEL) == "true"
     labels = {READY_LABEL: "true"} if verdict.ready or kept else {}
