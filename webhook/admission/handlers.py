@@ -70,7 +70,7 @@ def validate(request: AdmissionRequest, ctx: AdmissionContext) -> Response:
 
 def mutate(request: AdmissionRequest, ctx: AdmissionContext) -> Response:
     """Pods on CREATE: the labelled NetworkProfile into the networks annotation, and the readiness
-    node affinity. Nothing is refused here; the validating rules refuse what could not be applied."""
+    pod affinity. Nothing is refused here; the validating rules refuse what could not be applied."""
     if request.kind.kind != "Pod" or request.operation != "CREATE" or request.object is None or not judged(
             request.object):
         return allowed()

@@ -51,7 +51,7 @@ class _PolicyDocument(BaseModel):
 class Policy:
     severities: Mapping[str, Severity] = field(default_factory=dict)
     audit: bool = False
-    #: Pods asking for Multus networks get a required node affinity on the multus-ready label.
+    #: Pods asking for Multus networks get a required pod affinity to a Multus-ready node's agent pod.
     readiness_affinity: bool = True
     #: With namespace isolation (rule pod-networks-namespace-isolation), the namespaces whose NADs
     #: every pod may use, as Multus's globalNamespaces.
