@@ -22,7 +22,7 @@ lock: install
 	$(BIN)/pip install --quiet --upgrade --upgrade-strategy eager -e '.[test]'
 	$(BIN)/python hack/lock.py > requirements.lock.new && mv requirements.lock.new requirements.lock
 
-# kube-apiserver, etcd and kubectl built from Go modules into ~/.cache/multus-webhook (reused).
+# kube-apiserver, kube-scheduler, etcd and kubectl built from Go modules into ~/.cache/multus-webhook (reused).
 controlplane:
 	bash hack/controlplane/build.sh >/dev/null
 

@@ -1,5 +1,5 @@
-"""Shared fixtures: the real control plane (etcd + kube-apiserver built from Go modules) and our
-webhook server as a real process registered with it.
+"""Shared fixtures: the real control plane (etcd + kube-apiserver, and kube-scheduler where a test asks
+for it, built from Go modules) and our webhook server as a real process registered with it.
 
 Outside CI a control plane that cannot be built skips the tests that need it; under CI=true it fails
 them: CI must never pass without having talked to a real apiserver.
@@ -7,6 +7,7 @@ them: CI must never pass without having talked to a real apiserver.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -103,6 +104,47 @@ def cluster(controlplane_bin: Path, tmp_path_factory: pytest.TempPathFactory) ->
     cp.kubectl("create", "namespace", "multus-webhook")
     yield cp
     cp.stop()
+
+
+@pytest.fixture(scope="module")
+def scheduler(cluster: ControlPlane) -> Iterator[ControlPlane]:
+    """kube-scheduler on the module's control plane (yielded); the module's Nodes need to be schedulable
+    (``schedulable_node``) for it to bind anything."""
+    if not (cluster.bin_dir / "kube-scheduler").exists():
+        unavailable(f"no kube-scheduler in {cluster.bin_dir}")
+    try:
+        cluster.start_scheduler()
+    except ControlPlaneError as exc:
+        cluster.stop_scheduler()
+        unavailable(f"kube-scheduler did not start: {exc}")
+    yield cluster
+    cluster.stop_scheduler()
+
+
+def create_schedulable_node(cp: ControlPlane, name: str, labels: dict[str, str] | None = None,
+                            *, cpu: str = "4", memory: str = "8Gi", pods: int = 110) -> None:
+    """A Node with no kubelet that the scheduler binds pods to: what a kubelet registers (hostname label,
+    capacity, Ready) written by the test."""
+    resources = {"cpu": cpu, "memory": memory, "pods": str(pods)}
+    # A Node's status is kept on create (the kubelet registers its Node that way), so no status patch.
+    cp.kubectl("create", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
+        "status": {"capacity": resources, "allocatable": resources,
+                   "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]},
+    }))
+    # The TaintNodesByCondition admission plugin taints every new Node not-ready:NoSchedule; the node
+    # lifecycle controller lifts it once the Node is Ready, and there is no controller manager here.
+    cp.kubectl("taint", "node", name, "node.kubernetes.io/not-ready:NoSchedule-")
+
+
+@pytest.fixture(scope="module")
+def schedulable_node(cluster: ControlPlane) -> Callable[..., None]:
+    """``schedulable_node(name, labels=None)``: ``create_schedulable_node`` on the module's cluster."""
+    def create(name: str, labels: dict[str, str] | None = None) -> None:
+        create_schedulable_node(cluster, name, labels)
+
+    return create
 
 
 @pytest.fixture(scope="module")

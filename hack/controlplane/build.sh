@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kubectl and etcd from the Go module proxy into a cache outside the
-# checkout and prints the directory that holds them. Reuses the cache when the binaries are there.
+# Builds kube-apiserver, kube-scheduler, kubectl and etcd from the Go module proxy into a cache
+# outside the checkout and prints the directory that holds them. Reuses the cache when the binaries
+# are there.
 # MULTUS_WEBHOOK_CONTROLPLANE_DIR points at existing binaries (e.g. envtest assets) instead.
 set -euo pipefail
 
@@ -9,7 +10,7 @@ k8s_version=v1.37.2
 etcd_version=v3.6.16
 
 if [ -n "${MULTUS_WEBHOOK_CONTROLPLANE_DIR:-}" ]; then
-  for bin in kube-apiserver etcd kubectl; do
+  for bin in kube-apiserver kube-scheduler etcd kubectl; do
     if [ ! -x "$MULTUS_WEBHOOK_CONTROLPLANE_DIR/$bin" ]; then
       echo "MULTUS_WEBHOOK_CONTROLPLANE_DIR=$MULTUS_WEBHOOK_CONTROLPLANE_DIR has no executable $bin" >&2
       exit 1
@@ -34,5 +35,6 @@ build() { # build MODULE_DIR BINARY PACKAGE [LDFLAGS]
 version_flags="-X k8s.io/component-base/version.gitVersion=$k8s_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37"
 build etcd etcd go.etcd.io/etcd/server/v3
 build kube kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$version_flags"
+build kube kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$version_flags"
 build kube kubectl k8s.io/kubernetes/cmd/kubectl "$version_flags -X k8s.io/client-go/pkg/version.gitVersion=$k8s_version"
 echo "$cache"

@@ -1,5 +1,5 @@
-"""Start etcd, kube-apiserver and multus-webhook on loopback, the way envtest does, and register the
-webhook with the apiserver by URL.
+"""Start etcd, kube-apiserver (and, for tests of scheduling, kube-scheduler) and multus-webhook on
+loopback, the way envtest does, and register the webhook with the apiserver by URL.
 
 Binaries come from hack/controlplane/build.sh (built from Go modules, cached outside the checkout) or
 from MULTUS_WEBHOOK_CONTROLPLANE_DIR.
@@ -55,7 +55,7 @@ def eventually(probe: Callable[[], T], what: str, until: Callable[[T], object] =
 
 
 def binaries_dir() -> Path:
-    """Build (or find) kube-apiserver, etcd and kubectl; returns their directory."""
+    """Build (or find) kube-apiserver, kube-scheduler, etcd and kubectl; returns their directory."""
     try:
         out = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
     except (subprocess.CalledProcessError, OSError) as exc:
@@ -91,7 +91,8 @@ def wait_https(url: str, ca: Path, timeout: float, *, client: tuple[Path, Path] 
 
 
 class ControlPlane:
-    """etcd + kube-apiserver with an admin kubeconfig. Use as a context manager."""
+    """etcd + kube-apiserver with an admin kubeconfig, and kube-scheduler on demand (start_scheduler).
+    Use as a context manager."""
 
     def __init__(self, work_dir: Path | None = None, bin_dir: Path | None = None) -> None:
         self.bin_dir = bin_dir or binaries_dir()
@@ -103,6 +104,7 @@ class ControlPlane:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.etcd_port = 0
         self.port = 0
+        self.scheduler_port = 0
 
     @property
     def url(self) -> str:
@@ -154,11 +156,18 @@ class ControlPlane:
         serving = certs.issue(ca, "kube-apiserver", dns_names=["localhost", "kubernetes.default.svc"],
                               ip_addresses=["127.0.0.1"])
         admin = certs.issue(ca, "admin", client=True, organizations=["system:masters"])
+        # The scheduler as the user its bootstrap RBAC (system:kube-scheduler) is written for, not as
+        # admin: a permission it lacks in a cluster shows here too.
+        scheduler = certs.issue(ca, "system:kube-scheduler", client=True)
+        scheduler_serving = certs.issue(ca, "kube-scheduler", dns_names=["localhost"], ip_addresses=["127.0.0.1"])
         sa = certs.new_ca("service-accounts")  # only its key is used, to sign service account tokens
         for name, data, mode in [
             ("ca.crt", ca.cert_pem, 0o644), ("ca.key", ca.key_pem, 0o600),
             ("apiserver.crt", serving.cert_pem, 0o644), ("apiserver.key", serving.key_pem, 0o600),
             ("admin.crt", admin.cert_pem, 0o644), ("admin.key", admin.key_pem, 0o600),
+            ("kube-scheduler.crt", scheduler.cert_pem, 0o644), ("kube-scheduler.key", scheduler.key_pem, 0o600),
+            ("kube-scheduler-serving.crt", scheduler_serving.cert_pem, 0o644),
+            ("kube-scheduler-serving.key", scheduler_serving.key_pem, 0o600),
             ("sa.key", sa.key_pem, 0o600),
         ]:
             write_atomic(self.pki / name, data, mode)
@@ -192,8 +201,9 @@ class ControlPlane:
         wait_https(f"{self.url}/readyz", p / "ca.crt", 90, client=(p / "admin.crt", p / "admin.key"),
                    proc=proc, what="kube-apiserver")
 
-    def write_kubeconfig(self, path: Path | None = None) -> Path:
-        """An admin kubeconfig with the certificates embedded, so it can be copied anywhere."""
+    def write_kubeconfig(self, path: Path | None = None, *, user: str = "admin") -> Path:
+        """A kubeconfig with the certificates embedded, so it can be copied anywhere: admin's, or that
+        of another user whose client certificate write_pki wrote (``user``.crt and .key)."""
         def b64(name: str) -> str:
             return certs.ca_bundle((self.pki / name).read_bytes())
 
@@ -201,9 +211,9 @@ class ControlPlane:
             "apiVersion": "v1", "kind": "Config", "current-context": "local",
             "clusters": [{"name": "local", "cluster": {"server": self.url,
                                                         "certificate-authority-data": b64("ca.crt")}}],
-            "users": [{"name": "admin", "user": {"client-certificate-data": b64("admin.crt"),
-                                                  "client-key-data": b64("admin.key")}}],
-            "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
+            "users": [{"name": user, "user": {"client-certificate-data": b64(f"{user}.crt"),
+                                               "client-key-data": b64(f"{user}.key")}}],
+            "contexts": [{"name": "local", "context": {"cluster": "local", "user": user}}],
         }
         target = path or self.kubeconfig
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -221,6 +231,40 @@ class ControlPlane:
     def install_crds(self) -> None:
         self.kubectl("apply", "-f", str(CRDS))
         self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRDS))
+
+    def start_scheduler(self, extra_args: Sequence[str] = ()) -> None:
+        """kube-scheduler against this apiserver; returns once it has synced its informers (readyz), so a
+        pod created after it is scheduled by it. stop() or stop_scheduler() ends it."""
+        self.scheduler_port = self.scheduler_port or free_port()
+        kubeconfig = self.write_kubeconfig(self.dir / "kube-scheduler.kubeconfig", user="kube-scheduler")
+        p = self.pki
+        proc = self._spawn("kube-scheduler", [
+            str(self.bin_dir / "kube-scheduler"),
+            f"--kubeconfig={kubeconfig}",
+            # One scheduler: waiting for a lease would only delay the start (and a restart by the
+            # lease duration).
+            "--leader-elect=false",
+            # Its endpoints need a port even though only readyz is used: --secure-port=0 turns serving
+            # off, readyz with it. Certificates from the test CA so the probe can verify them.
+            f"--secure-port={self.scheduler_port}", "--bind-address=127.0.0.1",
+            f"--tls-cert-file={p / 'kube-scheduler-serving.crt'}",
+            f"--tls-private-key-file={p / 'kube-scheduler-serving.key'}",
+            # Named explicitly: left empty, delegated auth falls back to the in-cluster config, which
+            # in a test run inside a pod is some other cluster's.
+            f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+            # The apiserver has no --requestheader-client-ca-file, so the lookup of the
+            # extension-apiserver-authentication ConfigMap only fills the log with "missing content
+            # for CA bundle"; readyz is anonymous anyway.
+            "--authentication-skip-lookup",
+            # Each attempt ("no fit; waiting") and binding is then in kube-scheduler.log for a failed test.
+            "--v=2",
+            *extra_args,
+        ])
+        wait_https(f"https://127.0.0.1:{self.scheduler_port}/readyz", p / "ca.crt", 60, proc=proc,
+                   what="kube-scheduler")
+
+    def stop_scheduler(self) -> None:
+        self._terminate("kube-scheduler")
 
     def stop_apiserver(self) -> None:
         self._terminate("kube-apiserver")
