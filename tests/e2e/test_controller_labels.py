@@ -283,3 +283,23 @@ def test_the_controllers_own_store_lists_nodes_and_states_in_pages_and_keeps_onl
         assert all(set(o["metadata"]) <= {"name", "namespace", "uid", "resourceVersion"} for o in kept)
     finally:
         view.stop()
+
+
+def test_a_patch_decided_for_an_agent_pod_never_lands_on_another_of_the_same_name(
+        controlplane: ControlPlane, node: StandInNode) -> None:
+    """The controller's patch carries the pod's uid: a pod made again under the name meanwhile (its watch
+    events not seen yet) refuses it, and the controller leaves the pod to its next look."""
+    from webhook.cluster.nodes import slim_agent_pod
+    from webhook.cluster.store import ClusterStore
+    from webhook.controller.controller import Controller, ControllerConfig
+    from webhook.kube import load_client
+
+    cp = controlplane
+    seen = slim_agent_pod(json.loads(cp.kubectl("get", "pod", "-n", NAMESPACE, node.agent_pod, "-o", "json").stdout))
+    node.recreate_agent_pod()
+    controller = Controller(load_client(str(cp.kubeconfig)), ControllerConfig(), ClusterStore())
+    controller._label_agent(seen, {READY_LABEL: "true"})  # no error: the pod's next look will label it
+    assert node.agent_labels() == {}
+    current = slim_agent_pod(json.loads(cp.kubectl("get", "pod", "-n", NAMESPACE, node.agent_pod, "-o", "json").stdout))
+    controller._label_agent(current, {READY_LABEL: "true"})
+    assert node.agent_labels() == {READY_LABEL: "true"}

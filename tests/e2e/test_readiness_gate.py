@@ -110,6 +110,20 @@ def test_gated_pods_wait_for_multus_land_where_it_is_ready_and_stay_through_a_re
         assert placed["spec"]["nodeName"] == "node-a"
         assert not agent_ready(cp, "node-b")
 
+        # A pod with a required pod affinity of its own (next to a db pod) is gated by node affinity
+        # instead: one more pod affinity term would need a single pod matching both.
+        cp.kubectl("create", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db", "namespace": ns, "labels": {"app": "db"}},
+            "spec": {"nodeName": "node-a", "containers": [{"name": "main", "image": IMAGE}]}}))
+        near_db = pod("near-db", ns)
+        near_db["spec"]["affinity"] = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+        created = cp.kubectl("create", "-f", "-", input=json.dumps(near_db))
+        assert "readiness gate is a node affinity" in created.stderr
+        placed = eventually(lambda: get(cp, "pod", "-n", ns, "near-db"), "pod near-db placed",
+                            until=lambda p: bool(p["spec"].get("nodeName")))
+        assert placed["spec"]["nodeName"] == "node-a"
+
         # node-a reboots; Multus is not back yet (the agent is down with it).
         agent.kill()
         host.stop_daemon()

@@ -23,12 +23,19 @@ SERVICE_ACCOUNT = "multus-webhook"
 #: serve's default --lease-name, the one the Role names.
 LEASE = "multus-webhook-controller"
 RBAC_KINDS = {"Namespace", "ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
+#: The ValidatingAdmissionPolicy (and its binding) that keeps the webhook's patches of pods to our labels.
+LABELS_ONLY = "multus-webhook-agent-labels-only"
 
 
-def service_account_kubeconfig(cp: ControlPlane, path: Path) -> Path:
-    """The base's RBAC applied, and a kubeconfig holding a token of the webhook's ServiceAccount."""
+def service_account_kubeconfig(cp: ControlPlane, path: Path, *, pod_patch: bool = True) -> Path:
+    """The base's RBAC (without the Role's patch of pods, for the manifests before the agent pods were
+    labelled) and the policy narrowing what that patch may change, applied; and a kubeconfig holding a
+    token of the webhook's ServiceAccount."""
     docs = [d for d in yaml.safe_load_all(cp.kubectl("kustomize", str(MANIFESTS / "base")).stdout) if d]
-    items = [d for d in docs if d["kind"] in RBAC_KINDS]
+    items = [d for d in docs if d["kind"] in RBAC_KINDS or d["metadata"]["name"] == LABELS_ONLY]
+    if not pod_patch:
+        for role in (d for d in items if d["kind"] == "Role" and d["metadata"]["name"] == SERVICE_ACCOUNT):
+            role["rules"] = [r for r in role["rules"] if r["resources"] != ["pods"]]
     cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
     token = cp.kubectl("create", "token", SERVICE_ACCOUNT, "-n", NAMESPACE, "--duration=1h").stdout.strip()
     config: dict[str, Any] = yaml.safe_load(cp.kubeconfig.read_text())
@@ -75,3 +82,68 @@ def test_serve_runs_on_the_base_rbac_alone(controlplane: ControlPlane, host: Sta
     finally:
         agent.stop()
         node.delete()
+
+
+def test_the_webhook_may_change_only_our_labels_of_a_pod(controlplane: ControlPlane, tmp_path: Path) -> None:
+    """RBAC grants patch on pods in the namespace (to label the agent pods); the policy keeps it to our
+    labels: an agent pod's image, or anyone else's label, stays out of the webhook's reach."""
+    cp = controlplane
+    kubeconfig = service_account_kubeconfig(cp, tmp_path / "webhook.kubeconfig")
+    node = StandInNode(cp, f"node-{uuid.uuid4().hex[:8]}", "boot-1")
+    as_webhook = ("--kubeconfig", str(kubeconfig), "-n", NAMESPACE)
+    try:
+        # The policy is enforced once the apiserver has loaded it: wait for a refusal.
+        refused = eventually(lambda: cp.kubectl(*as_webhook, "label", "pod", node.agent_pod, "team=red", check=False),
+                             "the policy in force", until=lambda r: r.returncode != 0)
+        assert "may change only the labels" in refused.stderr
+        cp.kubectl(*as_webhook, "label", "pod", node.agent_pod, f"{READY_LABEL}=true", "cni.multus-webhook.io/x=true")
+        assert node.agent_labels() == {READY_LABEL: "true", "cni.multus-webhook.io/x": "true"}
+        cp.kubectl(*as_webhook, "label", "pod", node.agent_pod, f"{READY_LABEL}-")
+        image = cp.kubectl(*as_webhook, "set", "image", f"pod/{node.agent_pod}", "agent=evil:latest", check=False)
+        assert image.returncode != 0
+        assert "may change only the labels" in image.stderr
+        annotated = cp.kubectl(*as_webhook, "annotate", "pod", node.agent_pod, "x=y", check=False)
+        assert "may change only the labels" in annotated.stderr
+        # Labels of others, removed: refused too.
+        cp.kubectl("label", "pod", "-n", NAMESPACE, node.agent_pod, "team=blue")
+        removed = cp.kubectl(*as_webhook, "label", "pod", node.agent_pod, "team-", check=False)
+        assert "may change only the labels" in removed.stderr
+        assert node.agent_labels() == {"cni.multus-webhook.io/x": "true"}
+    finally:
+        node.delete()
+
+
+def test_without_the_permission_to_label_agent_pods_the_nodes_are_still_labelled(
+        controlplane: ControlPlane, host: StandInHost, tmp_path: Path) -> None:
+    """The Role of the manifests before the agent pods were labelled: the node labels kept as before, one
+    error in the log, and no retry storm (one refused patch, not one per heartbeat)."""
+    cp = controlplane
+    kubeconfig = service_account_kubeconfig(cp, tmp_path / "webhook.kubeconfig", pod_patch=False)
+    cp.kubectl("delete", "lease", "-n", NAMESPACE, LEASE, "--ignore-not-found")
+    node = StandInNode(cp, f"node-{uuid.uuid4().hex[:8]}", "boot-1")
+    host.make_ready("boot-1")
+    agent = Subcommand(["agent", "--kubeconfig", str(cp.kubeconfig), "--node-name", node.name,
+                        "--host-root", str(host.root), "--interval", "1", "--poll-interval", "0.2"],
+                       tmp_path / "agent.log").start()
+    server = WebhookServer(tmp_path / "serve", [
+        "--kubeconfig", str(kubeconfig), "--namespace", NAMESPACE, "--identity", "rbac-test",
+        "--agent-interval", "1", "--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.5"])
+    log = server.dir / "webhook.log"
+    try:
+        with server:
+            eventually(lambda: node.own_labels().get(READY_LABEL) == "true", what="the node labelled")
+            # Heartbeats every second: each one a look at the node, none a second patch of its agent pod.
+            beats = eventually(lambda: cp.kubectl("get", "mns", "-n", NAMESPACE, node.name,
+                                                  "-o", "jsonpath={.status.heartbeatTime}").stdout,
+                               "a later heartbeat", until=lambda t: bool(t))
+            eventually(lambda: cp.kubectl("get", "mns", "-n", NAMESPACE, node.name,
+                                          "-o", "jsonpath={.status.heartbeatTime}").stdout != beats,
+                       "a heartbeat after the node was labelled", timeout=10)
+            assert node.agent_labels() == {}
+        output = log.read_text(errors="replace")
+        # Each refusal is logged: one means the heartbeats since did not try again.
+        assert output.count("the apiserver refused to label the agent pods") == 1, output
+    finally:
+        agent.stop()
+        node.delete()
+        service_account_kubeconfig(cp, tmp_path / "restored.kubeconfig")  # the Role as shipped, for later tests

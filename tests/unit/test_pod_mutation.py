@@ -111,29 +111,74 @@ def test_the_gate_points_at_the_namespace_the_webhook_runs_in() -> None:
 
 
 def test_the_users_affinity_is_kept_whole_and_the_gate_added_to_its_pod_affinity() -> None:
-    """Required pod affinity terms must all hold: adding one only narrows what the user wrote. Node
-    affinity is never written, whatever it holds (empty terms included, which match no node)."""
     mine = {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "topology.kubernetes.io/zone"}
     affinity = {
-        "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []},
-        "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [mine],
-                        "preferredDuringSchedulingIgnoredDuringExecution": [
-                            {"weight": 1, "podAffinityTerm": copy.deepcopy(mine)}]},
+        "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [copy.deepcopy(mine)]},
+        "podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 1, "podAffinityTerm": copy.deepcopy(mine)}]},
         "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
             {"matchExpressions": [ZONE_A]}, {}]}}}
     user = pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"},
                spec={"containers": [], "affinity": copy.deepcopy(affinity)})
-    out = mutated(user, view())
+    result = mutate_pod(user, "apps", view(), Policy())
+    out = jsonpatch.apply_patch(user, result.ops)
     after = out["spec"]["affinity"]
     assert {k: v for k, v in after.items() if k != "podAffinity"} == \
         {k: v for k, v in affinity.items() if k != "podAffinity"}
     assert after["podAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"] == \
         affinity["podAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
-    required = after["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-    assert required == [mine, gate(out)]
+    assert after["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == [gate(out)]
     assert gate(out)["labelSelector"]["matchLabels"]["multus-webhook.io/multus-ready"] == "true"
+    assert result.warnings == []
     assert mutate_pod(out, "apps", view(), Policy()).ops == []
     assert user["spec"]["affinity"] == affinity  # the review's object is not written to
+
+
+READY_REQUIREMENT = {"key": "multus-webhook.io/multus-ready", "operator": "In", "values": ["true"]}
+
+
+def test_a_pod_with_required_pod_affinity_of_its_own_is_gated_by_node_affinity_with_a_warning() -> None:
+    """The scheduler needs one pod that matches all of a pod's required pod affinity terms: the agent
+    pod never matches the user's, so the gate as one more term would keep the pod Pending forever."""
+    mine = {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}
+    user = pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec={"containers": [], "affinity": {
+        "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [copy.deepcopy(mine)]}}})
+    result = mutate_pod(user, "apps", view(), Policy())
+    out = jsonpatch.apply_patch(user, result.ops)
+    assert out["spec"]["affinity"]["podAffinity"] == {"requiredDuringSchedulingIgnoredDuringExecution": [mine]}
+    [term] = out["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"]
+    assert term["matchExpressions"] == [READY_REQUIREMENT] + [
+        {"key": f"cni.multus-webhook.io/{b}", "operator": "In", "values": ["true"]} for b in ["macvlan", "whereabouts"]]
+    assert "spec.affinity.podAffinity has required terms of its own" in result.warnings[0]
+    assert "reason NodeAffinity" in result.warnings[0]
+    assert mutate_pod(out, "apps", view(), Policy()).ops == []
+
+
+@pytest.mark.parametrize("empty", [{}, {"matchExpressions": []}, {"matchExpressions": [], "matchFields": []}])
+def test_the_node_affinity_gate_leaves_an_empty_term_empty(empty: dict[str, Any]) -> None:
+    """An empty nodeSelectorTerm matches no node. With the requirements in it, it would match every ready
+    node, ORed with the user's zone term: the pod could land outside zone a. Terms that select something
+    each get the requirements (terms are ORed); a required node affinity with no term at all is left for
+    the apiserver, which validates after the mutating webhooks, to refuse."""
+    own_pod_affinity = {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}]}
+    spec = {"containers": [], "affinity": {"podAffinity": own_pod_affinity, "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [ZONE_A]}, {"matchFields": [{"key": "metadata.name", "operator": "In",
+                                                             "values": ["n1"]}]}, copy.deepcopy(empty)]}}}}
+    out = mutated(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec=spec), view())
+    terms = out["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"]
+    assert terms[0]["matchExpressions"][0] == ZONE_A
+    assert READY_REQUIREMENT in terms[0]["matchExpressions"]
+    assert READY_REQUIREMENT in terms[1]["matchExpressions"]
+    assert terms[2] == empty
+    assert mutate_pod(out, "apps", view(), Policy()).ops == []
+    termless = copy.deepcopy(spec)
+    termless["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = {"nodeSelectorTerms": []}
+    assert mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec=termless), "apps", view(),
+                      Policy()).ops == []
 
 
 @pytest.mark.parametrize("node_affinity", [

@@ -8,8 +8,9 @@ to the validating rules, which refuse the pod with the reason (rules/pod_cluster
 
 from __future__ import annotations
 
+import copy
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,10 +98,11 @@ def readiness_term(binaries: frozenset[str], agent_namespace: str) -> dict[str, 
 
 
 def with_readiness_term(affinity: Mapping[str, Any], term: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``affinity`` with ``term`` among its required pod affinity terms, everything else kept. Those
-    terms must all hold, so adding one only narrows what the user wrote. A term already there is not
-    added twice, and a podAffinity the apiserver will refuse (not an object, terms not a list) is left
-    for it to refuse."""
+    """``affinity`` with ``term`` among its required pod affinity terms, everything else kept. For pods
+    with no required pod affinity term of their own: the scheduler looks for one pod that matches all
+    of a pod's terms at once, which the agent pod and a pod the user meant never are. A term already
+    there is not added twice, and a podAffinity the apiserver will refuse (not an object, terms not a
+    list) is left for it to refuse."""
     pod_affinity = affinity.get("podAffinity")
     if pod_affinity is None:
         pod_affinity = {}
@@ -115,6 +117,57 @@ def with_readiness_term(affinity: Mapping[str, Any], term: Mapping[str, Any]) ->
         return affinity
     required = {"requiredDuringSchedulingIgnoredDuringExecution": [*terms, term]}
     return {**affinity, "podAffinity": {**pod_affinity, **required}}
+
+
+@functools.lru_cache(maxsize=256)
+def readiness_requirements(binaries: frozenset[str]) -> tuple[dict[str, Any], ...]:
+    """The node selector requirements for ``binaries``, the gate of pods that have required pod affinity
+    terms of their own (see mutate_pod). Few distinct sets: remembered, and shared between answers, so
+    never to be modified."""
+    labels = [READY_LABEL, *(label for label in map(binary_label, sorted(binaries)) if label)]
+    return tuple({"key": label, "operator": "In", "values": ["true"]} for label in labels)
+
+
+def with_required_affinity(affinity: Mapping[str, Any], requirements: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``affinity`` with every requirement in every required nodeSelectorTerm that selects something
+    (terms are ORed, so each must carry them), or in a new term when there is no required node
+    affinity; everything else is kept.
+
+    An empty term (no matchExpressions and no matchFields) matches no node: with the requirements in
+    it, it would match every ready node and widen what the user wrote, so it is left empty. So is a
+    required node affinity with no terms at all, which the apiserver refuses (mutation runs before its
+    validation: filling it in would let the invalid pod through)."""
+    result = copy.deepcopy(dict(affinity)) if affinity else {}
+    node_affinity = result.setdefault("nodeAffinity", {})
+    required = node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
+    if required is None:
+        node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {
+            "nodeSelectorTerms": [{"matchExpressions": [dict(r) for r in requirements]}]}
+        return result
+    for term in required.get("nodeSelectorTerms") or []:
+        if not (term.get("matchExpressions") or term.get("matchFields")):
+            continue
+        expressions = term["matchExpressions"] = term.get("matchExpressions") or []
+        for requirement in requirements:
+            if requirement not in expressions:
+                expressions.append(dict(requirement))
+    return result
+
+def is_readiness_term(term: Any, agent_namespace: str) -> bool:
+    """Whether ``term`` is a gate readiness_term wrote (for any set of binaries)."""
+    if not isinstance(term, Mapping) or term.get("namespaces") != [agent_namespace] or \
+            term.get("topologyKey") != HOSTNAME_LABEL:
+        return False
+    labels = as_mapping(as_mapping(term.get("labelSelector")).get("matchLabels"))
+    return labels.get(READY_LABEL) == "true" and all(labels.get(k) == v for k, v in AGENT_POD_LABELS.items())
+
+
+def has_own_pod_affinity(affinity: Mapping[str, Any], agent_namespace: str) -> bool:
+    """Whether the pod has required pod affinity terms besides the gate."""
+    pod_affinity = affinity.get("podAffinity")
+    terms = pod_affinity.get("requiredDuringSchedulingIgnoredDuringExecution") \
+        if isinstance(pod_affinity, Mapping) else None
+    return isinstance(terms, list) and any(not is_readiness_term(t, agent_namespace) for t in terms)
 
 
 def _pointer(key: str) -> str:
@@ -187,9 +240,17 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
     original_affinity = spec.get("affinity")
     if original_affinity is not None and not isinstance(original_affinity, Mapping):
         return result  # not a valid pod; the apiserver refuses it anyway
-    affinity = with_readiness_term(original_affinity or {}, readiness_term(binaries, agent_namespace))
-    if affinity is not original_affinity:
-        # The whole affinity at once: with_readiness_term keeps everything it was given.
+    if has_own_pod_affinity(original_affinity or {}, agent_namespace):
+        affinity: Mapping[str, Any] = with_required_affinity(original_affinity or {}, readiness_requirements(binaries))
+        result.warnings.append(
+            f"spec.affinity.podAffinity has required terms of its own, which the scheduler needs one pod to "
+            f"match all at once: the readiness gate is a node affinity on {READY_LABEL} (and on the labels of "
+            "the CNI binaries) instead, which a kubelet that starts while the node is not ready checks again "
+            "and fails the pod for (reason NodeAffinity; see docs/failure-modes.md)")
+    else:
+        affinity = with_readiness_term(original_affinity or {}, readiness_term(binaries, agent_namespace))
+    if affinity is not original_affinity and affinity != original_affinity:
+        # The whole affinity at once: both gates keep everything they were given.
         result.ops.append({"op": "add" if original_affinity is None else "replace", "path": "/spec/affinity",
                            "value": affinity})
     if view.nodes() and not view.ready_nodes:

@@ -172,10 +172,19 @@ class StandInNode:
         cp.kubectl("create", "-f", "-", input=json.dumps(
             {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels or {}}}))
         self.patch_status(boot_id=boot_id, ready=True)
-        cp.kubectl("create", "-f", "-", input=json.dumps(
+        self._create_agent_pod()
+
+    def _create_agent_pod(self) -> None:
+        self.cp.kubectl("create", "-f", "-", input=json.dumps(
             {"apiVersion": "v1", "kind": "Pod",
-             "metadata": {"name": self.agent_pod, "namespace": namespace, "labels": AGENT_POD_LABELS},
-             "spec": {"nodeName": name, "containers": [{"name": "agent", "image": "multus-webhook"}]}}))
+             "metadata": {"name": self.agent_pod, "namespace": self.namespace, "labels": AGENT_POD_LABELS},
+             "spec": {"nodeName": self.name, "containers": [{"name": "agent", "image": "multus-webhook"}]}}))
+
+    def recreate_agent_pod(self) -> None:
+        """Another pod of the same name (a new uid), as a StatefulSet would make it."""
+        # Forced: a bound pod's graceful deletion waits for a kubelet.
+        self.cp.kubectl("delete", "pod", "-n", self.namespace, self.agent_pod, "--grace-period=0", "--force")
+        self._create_agent_pod()
 
     def patch_status(self, *, boot_id: str | None = None, ready: bool | None = None) -> None:
         status: dict[str, Any] = {}

@@ -118,6 +118,8 @@ class Controller:
         self._deadlines: list[tuple[float, str]] = []
         #: Whether the refusal to delete pods was logged since the last deletion that worked.
         self._forbidden_logged = False
+        #: The monotonic time before which no agent pod is labelled, after the apiserver refused it.
+        self._agents_not_before = 0.0
 
     def _heard(self, names: Collection[str]) -> None:
         with self._changed_lock:
@@ -144,6 +146,7 @@ class Controller:
                     self._deadlines.clear()
                     self.repairs.clear()
                     self._forbidden_logged = False
+                    self._agents_not_before = 0.0
                 elif not self.looked:
                     self.reconcile()
                 else:
@@ -222,8 +225,21 @@ class Controller:
         desired = decide.desired_labels(node, state, verdict)
         # The agent pods first: they are the readiness gate, and a node that loses readiness must stop
         # taking new pods before anything else is said about it.
-        for pod in agents:
-            self._label_agent(pod, desired)
+        again = None
+        if now < self._agents_not_before:
+            again = self._agents_not_before - now
+        else:
+            try:
+                for pod in agents:
+                    self._label_agent(pod, desired)
+            except ApiException as exc:
+                if exc.status != 403:
+                    raise
+                # Manifests older than the pod-affinity gate: the node's labels are still worth keeping,
+                # and no node tries again before the permission may have been granted.
+                self._agent_forbidden(exc)
+                self._agents_not_before = now + FORBIDDEN_RETRY
+                again = FORBIDDEN_RETRY
         patch = decide.label_patch(node["metadata"].get("labels") or {}, desired)
         if patch:
             updated = request(self.api, "PATCH", f"/api/v1/nodes/{name}", body={"metadata": {"labels": patch}},
@@ -234,28 +250,39 @@ class Controller:
                 self._event(updated, "Node", t.type, t.reason, t.message)
         boot = decide.node_boot_id(node)
         if not (self.config.repair and verdict.ready and boot):
-            return None
+            return again
         job = self.repairs.get(name)
         if job is None or job.boot != boot:
             job = self.repairs[name] = NodeRepair(boot)
-        return self.repair(node, job, decide.first_ready_time(node, state), now)
+        wait = self.repair(node, job, decide.first_ready_time(node, state), now)
+        return min((t for t in (again, wait) if t is not None), default=None)
 
     def _label_agent(self, pod: Mapping[str, Any], desired: Mapping[str, str]) -> None:
         meta = pod["metadata"]
         patch = decide.label_patch(meta.get("labels") or {}, desired)
         if not patch:
             return
-        # The uid makes the patch conditional on the very pod that was decided about.
+        # The uid makes the patch fail (422, an immutable field) on another pod of the same name.
         body = {"metadata": {"labels": patch, **({"uid": meta["uid"]} if meta.get("uid") else {})}}
         try:
-            updated = request(self.api, "PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
-                              body=body, content_type=MERGE_PATCH)
+            request(self.api, "PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                    body=body, content_type=MERGE_PATCH)
         except Exception as exc:
-            if is_status(exc, 404) or is_status(exc, 409):  # gone or replaced: its watch event will tell
+            if is_status(exc, 404, 409, 422):  # gone or replaced: its watch event will tell
+                log.debug("agent pod %s/%s not labelled: %s", meta["namespace"], meta["name"], exc)
                 return
             raise
-        self.view.upsert(AGENT_POD, updated)
+        # Not recorded in the store ahead of its watch event, unlike a Node: a deletion seen in between
+        # would bring the pod back there. Until the event comes, a look sends the same patch again.
         log.info("agent pod %s/%s on node %s: %s", meta["namespace"], meta["name"], pod["spec"].get("nodeName"), patch)
+
+    @staticmethod
+    def _agent_forbidden(exc: ApiException) -> None:
+        """Logged at each refusal, which is tried once per FORBIDDEN_RETRY (the fix is a permission)."""
+        log.error("the apiserver refused to label the agent pods (%s): the readiness gate of pods that need "
+                  "Multus selects those labels, so such pods are not scheduled. The webhook's Role needs the verb "
+                  "patch on pods in its namespace (manifests/base/webhook/rbac.yaml); trying again every %.0fs, "
+                  "node labels are kept meanwhile", status_message(exc), FORBIDDEN_RETRY)
 
     def repair(self, node: Mapping[str, Any], job: NodeRepair, multus_ready_since: datetime | None,
                now: float) -> float | None:
