@@ -24,7 +24,7 @@ SERVICE_ACCOUNT = "multus-webhook"
 LEASE = "multus-webhook-controller"
 RBAC_KINDS = {"Namespace", "ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
 #: The ValidatingAdmissionPolicy (and its binding) that keeps the webhook's patches of pods to our labels.
-LABELS_ONLY = "multus-webhook-agent-labels-only"
+LABELS_ONLY = "multus-webhook-pod-labels-only"
 
 
 def service_account_kubeconfig(cp: ControlPlane, path: Path, *, pod_patch: bool = True) -> Path:
