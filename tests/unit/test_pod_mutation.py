@@ -433,3 +433,20 @@ def test_patch_paths_escape_annotation_keys_and_only_add() -> None:
     assert out["metadata"]["annotations"] == {"a~b/c": "kept", "example.com/x": "kept too",
                                               "k8s.v1.cni.cncf.io/networks": "macvlan",
                                               "multus-webhook.io/applied-profile": "data"}
+
+
+def test_a_profile_element_the_pod_already_has_is_not_added_and_its_other_options_are_named() -> None:
+    """The pod's own element wins (nothing the user wrote is rewritten), but the options the profile
+    meant for it are not silently lost: the warning names them."""
+    user = pod(labels={"multus-webhook.io/network-profile": "both"},
+               annotations={"k8s.v1.cni.cncf.io/networks": "bridge,macvlan@data0"})
+    result = mutate_pod(user, "apps", view(), Policy())
+    out = jsonpatch.apply_patch(user, result.ops)
+    assert out["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] == "bridge,macvlan@data0"
+    assert result.warnings == [
+        "NetworkProfile both spec.networks[1] (apps/bridge) is the pod's own element "
+        "k8s.v1.cni.cncf.io/networks[0], which is kept as written: what the profile sets for ips is not applied"]
+    # The same element without other options: nothing to say.
+    same = pod(labels={"multus-webhook.io/network-profile": "data"},
+               annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"})
+    assert mutate_pod(same, "apps", view(), Policy()).warnings == []

@@ -51,6 +51,7 @@ def apply_profile(annotations: dict[str, Any], labels: Mapping[str, Any], namesp
         return  # refused (or warned about) by rule pod-network-profile
     if merge.error is not None:
         return  # refused by rule pod-network-profile, with the merge's message
+    warnings.extend(merge.notes)
     merged = merge.merged
     if merged is not None and merged != existing:
         annotations[NETWORKS_ANNOTATION] = merged

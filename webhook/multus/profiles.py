@@ -48,17 +48,21 @@ class ProfileMerge:
 
     merged: str | None
     error: ProfileMergeError | None = None
+    #: What the merge left out that the pod's author may have wanted (see merge_profile_networks).
+    notes: tuple[str, ...] = ()
 
 
 def merge_profile(existing: str | None, profile: Mapping[str, Any], pod_namespace: str,
                   profile_name: str) -> ProfileMerge:
     """merge_profile_networks of a NetworkProfile object's spec.networks, as a value (to be cached)."""
     spec = profile.get("spec")
+    notes: list[str] = []
     try:
-        return ProfileMerge(merge_profile_networks(existing, spec.get("networks") if isinstance(spec, Mapping)
-                                                   else None, pod_namespace, profile_name=profile_name))
+        merged = merge_profile_networks(existing, spec.get("networks") if isinstance(spec, Mapping) else None,
+                                        pod_namespace, profile_name=profile_name, notes=notes)
     except ProfileMergeError as exc:
         return ProfileMerge(None, exc)
+    return ProfileMerge(merged, notes=tuple(notes))
 
 
 def merge_profile_networks(
@@ -68,6 +72,7 @@ def merge_profile_networks(
     *,
     profile_name: str = "",
     first_index: int = 1,
+    notes: list[str] | None = None,
 ) -> str | None:
     """The pod's new ``networks`` annotation value after adding ``profile_networks`` (a
     NetworkProfile's ``spec.networks``: a list of JSON-form selection elements).
@@ -75,7 +80,9 @@ def merge_profile_networks(
     Returns ``existing`` itself (byte-identical, None included) when nothing needs adding, so that the
     mutation produces no patch. Raises ProfileMergeError when the pod's value cannot be parsed (it is
     never dropped or rewritten), when the profile's elements are invalid, or on an interface clash.
-    ``first_index`` is as for ``interface_names``."""
+    ``first_index`` is as for ``interface_names``. A profile element the pod already has but with other
+    options (ips, mac, ...) is not added, the pod's own being kept as written; ``notes`` gets a line
+    saying which options were not applied."""
     profile_label = (
         f"NetworkProfile {profile_name} spec.networks"
         if profile_name
@@ -95,12 +102,20 @@ def merge_profile_networks(
         raise ProfileMergeError(problem.field, f"{problem.message}; the profile was not applied")
 
     own = user.selections if user is not None else ()
-    seen = {s.key for s in own}
+    mine = {s.key: (j, s) for j, s in reversed(list(enumerate(own)))}
+    seen = set(mine)
     added: list[tuple[int, NetworkSelection]] = []
     for i, selection in enumerate(profile.selections):
         if selection.key not in seen:
             seen.add(selection.key)
             added.append((i, selection))
+        elif notes is not None and selection.key in mine:
+            j, written = mine[selection.key]
+            options = _other_options(selection, written)
+            if options:
+                notes.append(f"{profile_label}[{i}] ({selection.describe()}) is the pod's own element "
+                             f"{NETWORKS_ANNOTATION}[{j}], which is kept as written: what the profile sets for "
+                             f"{', '.join(options)} is not applied")
     if not added:
         return existing
 
@@ -112,6 +127,13 @@ def merge_profile_networks(
         list(user.raw) if user is not None and user.form == "json" else [to_json_element(s) for s in own]
     )
     return dump_json_form(kept + [to_json_element(s) for _, s in added])
+
+
+def _other_options(profile: NetworkSelection, own: NetworkSelection) -> list[str]:
+    """The options (JSON-form keys besides the attachment's identity) ``profile`` sets otherwise than
+    ``own``."""
+    a, b = to_json_element(profile), to_json_element(own)
+    return sorted(k for k in a.keys() - _TEXT_KEYS if a[k] != b.get(k))
 
 
 def _raw_fits_text(parsed: ParsedNetworks) -> bool:
