@@ -303,3 +303,52 @@ def test_a_patch_decided_for_an_agent_pod_never_lands_on_another_of_the_same_nam
     current = slim_agent_pod(json.loads(cp.kubectl("get", "pod", "-n", NAMESPACE, node.agent_pod, "-o", "json").stdout))
     controller._label_agent(current, {READY_LABEL: "true"})
     assert node.agent_labels() == {READY_LABEL: "true"}
+
+
+def test_an_agent_pod_an_admission_policy_refuses_to_label_holds_up_neither_its_node_nor_the_others(
+        controlplane: ControlPlane, host: StandInHost, tmp_path: Path) -> None:
+    """A refusal by admission (here a ValidatingAdmissionPolicy for one agent pod) is that pod's: its node
+    is labelled all the same (the node-affinity gate reads the node), and the other nodes' agent pods
+    are labelled, unlike a refusal by RBAC, which holds back every agent pod for a while."""
+    cp = controlplane
+    cp.kubectl("create", "namespace", NAMESPACE, check=False)
+    refused = StandInNode(cp, f"node-{uuid.uuid4().hex[:8]}", "boot-1")
+    other = StandInNode(cp, f"node-{uuid.uuid4().hex[:8]}", "boot-1")
+    policy = f"refuse-{refused.name}"
+    cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": policy},
+         "spec": {"failurePolicy": "Fail", "matchConstraints": {"resourceRules": [
+             {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["pods"]}]},
+             "validations": [{"expression": f"object.metadata.name != '{refused.agent_pod}' || "
+                                            "object.metadata.labels == oldObject.metadata.labels",
+                              "message": "these labels are frozen", "reason": "Forbidden"}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": policy}, "spec": {"policyName": policy, "validationActions": ["Deny"]}}]}))
+    other_host = StandInHost()
+    controller = agents = None
+    try:
+        eventually(lambda: cp.kubectl("label", "pod", "-n", NAMESPACE, refused.agent_pod, "--overwrite",
+                                      f"probe={uuid.uuid4().hex[:8]}", check=False).stderr,
+                   "the policy in force", until=lambda err: "these labels are frozen" in err)
+        host.make_ready("boot-1")
+        other_host.make_ready("boot-1")
+        lease = f"lease-{uuid.uuid4().hex[:8]}"
+        controller = start_controller(cp, lease, "only", tmp_path / "controller.log")
+        agents = [start_agent(cp, host, refused, tmp_path / "agent-1.log"),
+                  start_agent(cp, other_host, other, tmp_path / "agent-2.log")]
+        eventually(lambda: ready(other), what="the other node and its agent pod labelled")
+        eventually(lambda: READY_LABEL in refused.own_labels(), what="the refused agent pod's node labelled")
+        assert refused.agent_labels() == {}
+        assert "these labels are frozen" in controller.output()
+        assert "Role needs the verb patch" not in controller.output()
+    finally:
+        for agent in agents or ():
+            agent.stop()
+        if controller is not None:
+            controller.stop()
+        other_host.cleanup()
+        cp.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy, check=False)
+        for n in (refused, other):
+            cp.kubectl("delete", "mns", "-n", NAMESPACE, n.name, "--wait=false", check=False)
+            n.delete()

@@ -450,3 +450,31 @@ def test_a_profile_element_the_pod_already_has_is_not_added_and_its_other_option
     same = pod(labels={"multus-webhook.io/network-profile": "data"},
                annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"})
     assert mutate_pod(same, "apps", view(), Policy()).warnings == []
+
+
+def test_a_gated_pod_that_gains_pod_affinity_terms_of_its_own_loses_the_gate_term_for_the_node_affinity() -> None:
+    """A later mutating webhook (reinvocationPolicy IfNeeded calls this one again) or a spec copied from
+    a gated pod: with the gate term beside the user's, no single pod would match both."""
+    gated = mutated(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}), view())
+    mine = {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}
+    gated["spec"]["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"].append(mine)
+    result = mutate_pod(gated, "apps", view(), Policy())
+    out = jsonpatch.apply_patch(gated, result.ops)
+    assert out["spec"]["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == [mine]
+    [term] = out["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"]
+    assert READY_REQUIREMENT in term["matchExpressions"]
+    assert mutate_pod(out, "apps", view(), Policy()).ops == []
+
+
+@pytest.mark.parametrize("node_affinity", [
+    "not an object", {"requiredDuringSchedulingIgnoredDuringExecution": []},
+    {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": ["not an object"]}},
+    {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": "x"}]}},
+])
+def test_the_node_affinity_gate_leaves_a_node_affinity_the_apiserver_refuses_for_it(node_affinity: Any) -> None:
+    own = {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}]}
+    user = pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"},
+               spec={"containers": [], "affinity": {"podAffinity": own, "nodeAffinity": node_affinity}})
+    assert mutate_pod(user, "apps", view(), Policy()).ops == []

@@ -129,7 +129,7 @@ def readiness_requirements(binaries: frozenset[str]) -> tuple[dict[str, Any], ..
     return tuple({"key": label, "operator": "In", "values": ["true"]} for label in labels)
 
 
-def with_required_affinity(affinity: Mapping[str, Any], requirements: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def with_required_affinity(affinity: Mapping[str, Any], requirements: Sequence[dict[str, Any]]) -> Mapping[str, Any]:
     """``affinity`` with every requirement in every required nodeSelectorTerm that selects something
     (terms are ORed, so each must carry them), or in a new term when there is no required node
     affinity; everything else is kept.
@@ -137,15 +137,22 @@ def with_required_affinity(affinity: Mapping[str, Any], requirements: Sequence[d
     An empty term (no matchExpressions and no matchFields) matches no node: with the requirements in
     it, it would match every ready node and widen what the user wrote, so it is left empty. So is a
     required node affinity with no terms at all, which the apiserver refuses (mutation runs before its
-    validation: filling it in would let the invalid pod through)."""
-    result = copy.deepcopy(dict(affinity)) if affinity else {}
-    node_affinity = result.setdefault("nodeAffinity", {})
-    required = node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
-    if required is None:
-        node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {
-            "nodeSelectorTerms": [{"matchExpressions": [dict(r) for r in requirements]}]}
-        return result
-    for term in required.get("nodeSelectorTerms") or []:
+    validation: filling it in would let the invalid pod through), and a node affinity of a shape it
+    refuses."""
+    node_affinity = affinity.get("nodeAffinity")
+    if node_affinity is None:
+        node_affinity = {}
+    required = node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution") \
+        if isinstance(node_affinity, Mapping) else None
+    if required is None and isinstance(node_affinity, Mapping):
+        return {**affinity, "nodeAffinity": {**node_affinity, "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [dict(r) for r in requirements]}]}}}
+    terms = required.get("nodeSelectorTerms") if isinstance(required, Mapping) else None
+    if not (isinstance(terms, list) and all(isinstance(t, Mapping) and isinstance(
+            t.get("matchExpressions") or [], list) for t in terms)):
+        return affinity
+    result = copy.deepcopy(dict(affinity))
+    for term in result["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]:
         if not (term.get("matchExpressions") or term.get("matchFields")):
             continue
         expressions = term["matchExpressions"] = term.get("matchExpressions") or []
@@ -154,6 +161,7 @@ def with_required_affinity(affinity: Mapping[str, Any], requirements: Sequence[d
                 expressions.append(dict(requirement))
     return result
 
+
 def is_readiness_term(term: Any, agent_namespace: str) -> bool:
     """Whether ``term`` is a gate readiness_term wrote (for any set of binaries)."""
     if not isinstance(term, Mapping) or term.get("namespaces") != [agent_namespace] or \
@@ -161,6 +169,17 @@ def is_readiness_term(term: Any, agent_namespace: str) -> bool:
         return False
     labels = as_mapping(as_mapping(term.get("labelSelector")).get("matchLabels"))
     return labels.get(READY_LABEL) == "true" and all(labels.get(k) == v for k, v in AGENT_POD_LABELS.items())
+
+
+def without_readiness_terms(affinity: Mapping[str, Any], agent_namespace: str) -> Mapping[str, Any]:
+    """``affinity`` without the gate's pod affinity terms: a pod that has some of its own as well (added
+    by a later webhook, or copied from a gated pod) would match none of them with one pod."""
+    pod_affinity = as_mapping(affinity.get("podAffinity"))
+    terms = pod_affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
+    if not isinstance(terms, list) or not any(is_readiness_term(t, agent_namespace) for t in terms):
+        return affinity
+    kept = [t for t in terms if not is_readiness_term(t, agent_namespace)]
+    return {**affinity, "podAffinity": {**pod_affinity, "requiredDuringSchedulingIgnoredDuringExecution": kept}}
 
 
 def has_own_pod_affinity(affinity: Mapping[str, Any], agent_namespace: str) -> bool:
@@ -242,12 +261,13 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
     if original_affinity is not None and not isinstance(original_affinity, Mapping):
         return result  # not a valid pod; the apiserver refuses it anyway
     if has_own_pod_affinity(original_affinity or {}, agent_namespace):
-        affinity: Mapping[str, Any] = with_required_affinity(original_affinity or {}, readiness_requirements(binaries))
+        affinity: Mapping[str, Any] = with_required_affinity(
+            without_readiness_terms(original_affinity or {}, agent_namespace), readiness_requirements(binaries))
         result.warnings.append(
             f"spec.affinity.podAffinity has required terms of its own, which the scheduler needs one pod to "
-            f"match all at once: the readiness gate is a node affinity on {READY_LABEL} (and on the labels of "
-            "the CNI binaries) instead, which a kubelet that starts while the node is not ready checks again "
-            "and fails the pod for (reason NodeAffinity; see docs/failure-modes.md)")
+            f"match all at once: the readiness gate is a node affinity on the node label {READY_LABEL} (and on "
+            "the labels of the CNI binaries) instead, which a kubelet that starts while the node does not carry "
+            "those labels checks again and fails the pod for (reason NodeAffinity; see docs/failure-modes.md)")
     else:
         affinity = with_readiness_term(original_affinity or {}, readiness_term(binaries, agent_namespace))
     if affinity is not original_affinity and affinity != original_affinity:

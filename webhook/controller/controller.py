@@ -7,6 +7,7 @@ acts at once. It reads Nodes, MultusNodeStates and agent pods from the same stor
 from __future__ import annotations
 
 import heapq
+import json
 import logging
 import os
 import socket
@@ -225,21 +226,7 @@ class Controller:
         desired = decide.desired_labels(node, state, verdict)
         # The agent pods first: they are the readiness gate, and a node that loses readiness must stop
         # taking new pods before anything else is said about it.
-        again = None
-        if now < self._agents_not_before:
-            again = self._agents_not_before - now
-        else:
-            try:
-                for pod in agents:
-                    self._label_agent(pod, desired)
-            except ApiException as exc:
-                if exc.status != 403:
-                    raise
-                # Manifests older than the pod-affinity gate: the node's labels are still worth keeping,
-                # and no node tries again before the permission may have been granted.
-                self._agent_forbidden(exc)
-                self._agents_not_before = now + FORBIDDEN_RETRY
-                again = FORBIDDEN_RETRY
+        again, failed = self._label_agents(agents, desired, now)
         patch = decide.label_patch(node["metadata"].get("labels") or {}, desired)
         if patch:
             updated = request(self.api, "PATCH", f"/api/v1/nodes/{name}", body={"metadata": {"labels": patch}},
@@ -248,6 +235,8 @@ class Controller:
             log.info("node %s: %s (%s)", name, patch, verdict.message)
             for t in decide.transitions(patch, verdict):
                 self._event(updated, "Node", t.type, t.reason, t.message)
+        if failed is not None:
+            raise failed  # once the node is labelled: the look is tried again shortly
         boot = decide.node_boot_id(node)
         if not (self.config.repair and verdict.ready and boot):
             return again
@@ -256,6 +245,36 @@ class Controller:
             job = self.repairs[name] = NodeRepair(boot)
         wait = self.repair(node, job, decide.first_ready_time(node, state), now)
         return min((t for t in (again, wait) if t is not None), default=None)
+
+    def _label_agents(self, agents: Iterable[Mapping[str, Any]], desired: Mapping[str, str],
+                      now: float) -> tuple[float | None, Exception | None]:
+        """Our labels on a node's agent pods; the seconds after which to try again when the apiserver
+        refused a label for good, and an error to raise once the node itself is labelled (which does
+        not wait for its agent pods: the node-affinity gate reads the node's labels)."""
+        if now < self._agents_not_before:
+            return self._agents_not_before - now, None
+        again: float | None = None
+        failed: Exception | None = None
+        for pod in agents:
+            try:
+                self._label_agent(pod, desired)
+            except ApiException as exc:
+                if exc.status != 403:
+                    failed = exc
+                elif "cannot patch resource" in status_message(exc):
+                    # RBAC (manifests older than the pod-affinity gate): no node tries again before the
+                    # permission may have been granted.
+                    self._agent_forbidden(exc)
+                    self._agents_not_before = now + FORBIDDEN_RETRY
+                    return FORBIDDEN_RETRY, None
+                else:  # an admission policy or webhook refused this pod: nothing a retry soon would change
+                    log.warning("the apiserver refused to label agent pod %s/%s: %s; trying again in %.0fs",
+                                pod["metadata"]["namespace"], pod["metadata"]["name"], status_message(exc),
+                                FORBIDDEN_RETRY)
+                    again = FORBIDDEN_RETRY
+            except Exception as exc:  # e.g. a timeout: transient
+                failed = exc
+        return again, failed
 
     def _label_agent(self, pod: Mapping[str, Any], desired: Mapping[str, str]) -> None:
         meta = pod["metadata"]
@@ -268,7 +287,8 @@ class Controller:
             request(self.api, "PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
                     body=body, content_type=MERGE_PATCH)
         except Exception as exc:
-            if is_status(exc, 404, 409, 422):  # gone or replaced: its watch event will tell
+            if is_status(exc, 404) or (is_status(exc, 422) and _uid_refused(exc)):
+                # Gone or replaced: its watch event will tell.
                 log.debug("agent pod %s/%s not labelled: %s", meta["namespace"], meta["name"], exc)
                 return
             raise
@@ -356,6 +376,15 @@ class Controller:
     def _event(self, obj: Mapping[str, Any], kind: str, event_type: str, reason: str, message: str) -> None:
         emit_event(self.api, obj, kind=kind, event_type=event_type, reason=reason, message=message,
                    component=COMPONENT, instance=self.config.identity)
+
+
+def _uid_refused(exc: Exception) -> bool:
+    """Whether a 422 is the apiserver refusing the uid a patch carried (the pod is another one now)."""
+    try:
+        causes = json.loads(getattr(exc, "body", None) or "")["details"]["causes"]
+        return any(isinstance(c, dict) and c.get("field") == "metadata.uid" for c in causes)
+    except (TypeError, ValueError, KeyError):
+        return False
 
 
 def _pod(d: Damage) -> dict[str, Any]:
