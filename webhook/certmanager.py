@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes import client  # noqa: TID251 - not the pure core: it runs in the server process
@@ -94,7 +95,23 @@ def _key_pair(cert_pem: bytes, key_pem: bytes) -> certs.KeyPair:
     key = serialization.load_pem_private_key(key_pem, password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise ValueError("not an EC key")
-    return certs.KeyPair(x509.load_pem_x509_certificate(cert_pem), key)
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    if cert.public_key() != key.public_key():
+        raise ValueError("the key is not the certificate's")
+    return certs.KeyPair(cert, key)
+
+
+def _still_valid(pem: bytes, now: dt.datetime) -> list[x509.Certificate]:
+    """The certificates in ``pem`` that have not expired at ``now`` ([] when it is not PEM)."""
+    try:
+        found = x509.load_pem_x509_certificates(pem) if pem.strip() else []
+    except ValueError:
+        return []
+    return [c for c in found if c.not_valid_after_utc > now]
+
+
+def _pem(found: list[x509.Certificate]) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in found)
 
 
 def renewal_reason(bundle: Bundle, settings: Settings, now: dt.datetime) -> str | None:
@@ -104,7 +121,10 @@ def renewal_reason(bundle: Bundle, settings: Settings, now: dt.datetime) -> str 
         return f"the CA expires on {ca.not_valid_after_utc:%Y-%m-%d}"
     if leaf.not_valid_after_utc - now < settings.leaf_renew_before:
         return f"the serving certificate expires on {leaf.not_valid_after_utc:%Y-%m-%d}"
-    if leaf.issuer != ca.subject:
+    try:
+        # All our CAs have the same name: the signature tells them apart.
+        leaf.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
         return "the serving certificate was not issued by the CA"
     try:
         names = set(leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -122,7 +142,7 @@ def issue_bundle(settings: Settings, previous: Bundle | None, now: dt.datetime, 
     serves now, stay trusted beside the new CA: until the new files are in place, the apiserver must
     still accept the certificate being served."""
     if previous is not None and previous.ca.cert.not_valid_after_utc - now >= settings.ca_renew_before:
-        ca, previous_ca_pem = previous.ca, previous.previous_ca_pem
+        ca, previous_ca_pem = previous.ca, _pem(_still_valid(previous.previous_ca_pem, now))
     else:
         ca = certs.new_ca()
         # Keep trusting the CA being replaced while it is still valid.
@@ -157,11 +177,9 @@ class SelfManagedCertificates:
     def _served_cas(self) -> bytes:
         """The still valid CAs in the cert dir's ca.crt (PEM), b"" when there are none."""
         try:
-            found = x509.load_pem_x509_certificates((self.cert_dir / "ca.crt").read_bytes())
-        except (OSError, ValueError):
+            return _pem(_still_valid((self.cert_dir / "ca.crt").read_bytes(), self.clock()))
+        except OSError:
             return b""
-        now = self.clock()
-        return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in found if c.not_valid_after_utc > now)
 
     def _serving(self) -> bytes:
         try:
@@ -226,26 +244,54 @@ class SelfManagedCertificates:
         write_atomic(self.cert_dir / "tls.crt", bundle.leaf.cert_pem)
 
     def patch_ca_bundles(self, ca_bundle_pem: bytes) -> bool:
-        """Set caBundle on every webhook of our two configurations where it differs; a JSON patch
-        that tests each webhook's name, so that a concurrent edit of the list fails instead of
-        patching the wrong webhook. True when something was patched."""
-        value = certs.ca_bundle(ca_bundle_pem)
+        """Make every webhook of our two configurations trust the CAs of ``ca_bundle_pem``, keeping
+        the still valid CAs their caBundle has: another replica may serve under a CA this one has not
+        read (it renewed since, or a new pod made a new Secret after the old was deleted), and a
+        caBundle without it fails that replica's share of requests. A JSON patch that tests each
+        webhook's name and caBundle as read, so that a concurrent edit fails it (then it is read
+        again) instead of undoing the other's. True when something was patched."""
         name = self.settings.webhook_configuration
         changed = False
         for kind, plural in (("ValidatingWebhookConfiguration", "validatingwebhookconfigurations"),
                              ("MutatingWebhookConfiguration", "mutatingwebhookconfigurations")):
             path = f"/apis/admissionregistration.k8s.io/v1/{plural}/{name}"
-            config: dict[str, Any] = request(self.api, "GET", path)
-            ops: list[dict[str, Any]] = []
-            for i, hook in enumerate(config.get("webhooks") or []):
-                if hook.get("clientConfig", {}).get("caBundle") != value:
-                    ops.append({"op": "test", "path": f"/webhooks/{i}/name", "value": hook["name"]})
-                    ops.append({"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": value})
-            if ops:
-                request(self.api, "PATCH", path, body=ops, content_type=JSON_PATCH)
+            for attempt in range(5):
+                config: dict[str, Any] = request(self.api, "GET", path)
+                ops = self._ca_bundle_ops(config, ca_bundle_pem)
+                if not ops:
+                    break
+                try:
+                    request(self.api, "PATCH", path, body=ops, content_type=JSON_PATCH)
+                except ApiException as exc:
+                    if exc.status != 422 or attempt == 4:  # a failed test: changed since it was read
+                        raise
+                    continue
                 changed = True
                 log.info("set the caBundle of %s %s", kind, name)
+                break
         return changed
+
+    def _ca_bundle_ops(self, config: dict[str, Any], ca_bundle_pem: bytes) -> list[dict[str, Any]]:
+        now = self.clock()
+        ours = _still_valid(ca_bundle_pem, now) or x509.load_pem_x509_certificates(ca_bundle_pem)
+        ops: list[dict[str, Any]] = []
+        for i, hook in enumerate(config.get("webhooks") or []):
+            current = hook.get("clientConfig", {}).get("caBundle")
+            try:
+                trusted = _still_valid(base64.b64decode(current or ""), now)
+            except ValueError:
+                trusted = []
+            # Ours first, the others in a fixed order: replicas that read the same Secret write the same.
+            others = sorted((c for c in trusted if c not in ours), key=lambda c: (c.not_valid_before_utc,
+                                                                                 c.serial_number))
+            value = certs.ca_bundle(_pem(ours + others))
+            if current != value:
+                ops.append({"op": "test", "path": f"/webhooks/{i}/name", "value": hook["name"]})
+                ops.append({"op": "test", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": current}
+                           if current is not None else
+                           {"op": "test", "path": f"/webhooks/{i}/clientConfig", "value": hook.get("clientConfig")})
+                ops.append({"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": value})
+        return ops
 
     async def run(self, stop: asyncio.Event, interval: dt.timedelta = CHECK_INTERVAL,
                   settle: dt.timedelta = CA_BUNDLE_SETTLE) -> None:

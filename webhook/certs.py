@@ -16,6 +16,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from webhook.atomicfile import write_atomic
 
+#: The longest Common Name X.509 allows (RFC 5280, ub-common-name).
+MAX_COMMON_NAME = 64
 CA_VALIDITY = dt.timedelta(days=5 * 365)
 LEAF_VALIDITY = dt.timedelta(days=365)
 # Clocks of the apiserver and the webhook host may disagree slightly.
@@ -81,7 +83,9 @@ def issue(
 ) -> KeyPair:
     """A serving certificate (or, with ``client``, a client certificate) signed by ``ca``."""
     key = ec.generate_private_key(ec.SECP256R1())
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    # X.509 allows 64 characters in a Common Name, DNS names are longer (a Service in a namespace of 47
+    # or more): clients read the SANs only, so a longer name is left out of the subject.
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)] if len(common_name) <= MAX_COMMON_NAME else []
     attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations or []]
     now = _now()
     builder = (
@@ -113,8 +117,21 @@ def issue(
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names or []]
     sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses or []]
     if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        # Critical when the subject is empty (RFC 5280 4.2.1.6).
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=not attrs)
     return KeyPair(builder.sign(ca.key, hashes.SHA256()), key)
+
+
+def dns_name(name: str) -> str:
+    """``name`` as a certificate's DNS name holds it: ASCII, an internationalised name in its IDNA form.
+    ValueError when it cannot be one."""
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise ValueError(f"{name!r} is not a DNS name: {exc}") from None
+    if not ascii_name or len(ascii_name) > 253:
+        raise ValueError(f"{name!r} is not a DNS name: 1 to 253 characters")
+    return ascii_name
 
 
 def service_dns_names(service: str, namespace: str) -> list[str]:

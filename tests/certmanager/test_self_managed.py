@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from kubernetes import client, config
 
+from webhook import certs
 from webhook.certmanager import Bundle, SelfManagedCertificates, Settings
 from webhook.dev.controlplane import ControlPlane
 from webhook.tls import ReloadingTLS
@@ -259,3 +260,42 @@ def test_the_webhook_service_account_may_do_all_of_it(controlplane: ControlPlane
     finally:
         controlplane.kubectl("delete", "secret", "-n", "multus-webhook", "multus-webhook-tls", check=False)
         impersonated.close()
+
+
+def test_a_ca_another_replica_serves_under_stays_in_the_ca_bundle(
+        controlplane: ControlPlane, api: client.ApiClient, namespace: str, configurations: str,
+        tmp_path: Path) -> None:
+    """A replica that read the Secret before another renewed it (or one that made a new Secret after the
+    old was deleted) patches the caBundle with what it knows: the CA the other serves under must stay,
+    or the apiserver refuses that replica's certificate. Expired CAs go."""
+    settings = Settings(namespace=namespace, webhook_configuration=configurations)
+    mine = SelfManagedCertificates(api, settings, tmp_path / "a").ensure()
+    theirs = certs.new_ca()
+    expired = certs.new_ca(validity=-dt.timedelta(minutes=1))  # valid from 5 minutes ago to 1 minute ago
+    for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+        obj = json.loads(controlplane.kubectl("get", kind, configurations, "-o", "json").stdout)
+        ops = [{"op": "replace", "path": f"/webhooks/{i}/clientConfig/caBundle",
+                "value": certs.ca_bundle(theirs.cert_pem + expired.cert_pem + mine.ca.cert_pem)}
+               for i in range(len(obj["webhooks"]))]
+        controlplane.kubectl("patch", kind, configurations, "--type=json", "-p", json.dumps(ops))
+    manager = SelfManagedCertificates(api, settings, tmp_path / "a")
+    assert manager.patch_ca_bundles(mine.ca_bundle_pem)
+    assert ca_bundles(controlplane, configurations) == [certs.ca_bundle(mine.ca.cert_pem + theirs.cert_pem)] * 4
+    assert not manager.patch_ca_bundles(mine.ca_bundle_pem)  # settled: nothing to write again
+
+
+def test_a_secret_whose_key_is_not_its_certificates_or_whose_certificate_another_ca_signed_is_replaced(
+        controlplane: ControlPlane, api: client.ApiClient, namespace: str) -> None:
+    settings = Settings(namespace=namespace)
+    good = SelfManagedCertificates(api, settings, Path("/nonexistent")).ensure_secret()
+    stranger = certs.new_ca()  # the same name as ours: only the signature tells them apart
+    for bad in (Bundle(good.ca, certs.KeyPair(good.leaf.cert, stranger.key)),
+                Bundle(good.ca, certs.issue(stranger, "x", dns_names=settings.dns_names))):
+        controlplane.kubectl("delete", "secret", "-n", namespace, settings.secret_name)
+        controlplane.kubectl("create", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": settings.secret_name, "namespace": namespace},
+            "type": "kubernetes.io/tls", "data": bad.secret_data()}))
+        fixed = SelfManagedCertificates(api, settings, Path("/nonexistent")).ensure_secret()
+        assert fixed.leaf.cert_pem != bad.leaf.cert_pem
+        assert fixed.leaf.cert.public_key() == fixed.leaf.key.public_key()
+        fixed.leaf.cert.verify_directly_issued_by(fixed.ca.cert)

@@ -78,3 +78,58 @@ def test_certs_rejects_a_bad_ip_with_a_clear_error(tmp_path: Path, capsys: pytes
     assert main(["certs", "--out", str(tmp_path), "--ip", "not-an-ip"]) == 2
     assert "not-an-ip" in capsys.readouterr().err
     assert not (tmp_path / "tls.crt").exists()
+
+
+def test_certs_takes_a_dns_name_too_long_for_a_common_name_and_an_internationalised_one(tmp_path: Path) -> None:
+    """X.509 caps the Common Name at 64 characters, DNS names go to 253: the name is in the SANs only
+    (critical then, as RFC 5280 asks of a certificate with an empty subject)."""
+    long_name = "a" * 60 + ".example.com"
+    assert main(["certs", "--out", str(tmp_path), "--dns", long_name, "--dns", "bücher.example"]) == 0
+    cert = load(tmp_path / "tls.crt")
+    assert list(cert.subject) == []
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert sans.critical
+    assert sans.value.get_values_for_type(x509.DNSName) == [long_name, "xn--bcher-kva.example"]
+
+
+def test_certs_rejects_a_bad_dns_name_naming_the_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["certs", "--out", str(tmp_path), "--dns", "a..b"]) == 2
+    assert "--dns 'a..b' is not a DNS name" in capsys.readouterr().err
+    assert not (tmp_path / "tls.crt").exists()
+
+
+def test_a_ca_that_expired_is_not_carried_into_a_renewed_bundle() -> None:
+    from webhook import certs
+    from webhook.certmanager import Bundle, Settings, issue_bundle
+
+    now = dt.datetime.now(dt.UTC)
+    ca = certs.new_ca()
+    expired = certs.new_ca(validity=-dt.timedelta(minutes=1))
+    still = certs.new_ca()
+    previous = Bundle(ca, certs.issue(ca, "x"), expired.cert_pem + still.cert_pem)
+    renewed = issue_bundle(Settings(namespace="ns"), previous, now)
+    assert renewed.ca is ca
+    assert renewed.previous_ca_pem == still.cert_pem
+
+
+def test_serve_refuses_certificate_files_it_cannot_use_with_a_message_not_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good, other = tmp_path / "good", tmp_path / "other"
+    assert main(["certs", "--out", str(good), "--ip", "127.0.0.1"]) == 0
+    assert main(["certs", "--out", str(other), "--ip", "127.0.0.1"]) == 0
+    capsys.readouterr()
+    mismatched = tmp_path / "mismatched"
+    mismatched.mkdir()
+    (mismatched / "tls.crt").write_bytes((good / "tls.crt").read_bytes())
+    (mismatched / "tls.key").write_bytes((other / "tls.key").read_bytes())
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "tls.crt").write_text("not a certificate")
+    (garbage / "tls.key").write_bytes((good / "tls.key").read_bytes())
+    for cert_dir, extra, said in ((mismatched, [], f"cannot use {mismatched}/tls.crt with {mismatched}/tls.key"),
+                                  (garbage, [], f"cannot use {garbage}/tls.crt"),
+                                  (good, ["--client-ca", str(tmp_path / "absent.crt")], "--client-ca")):
+        assert main(["serve", "--cert-dir", str(cert_dir), "--port", "0", *extra]) == 2
+        err = capsys.readouterr().err
+        assert said in err
+        assert "Traceback" not in err

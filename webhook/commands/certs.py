@@ -27,8 +27,15 @@ def run(args: argparse.Namespace) -> int:
         except ValueError:
             print(f"multus-webhook certs: --ip {ip!r} is not an IP address", file=sys.stderr)
             return 2
+    dns: list[str] = []
+    for name in args.dns or []:
+        try:
+            dns.append(certs.dns_name(name))
+        except ValueError as exc:
+            print(f"multus-webhook certs: --dns {exc}", file=sys.stderr)
+            return 2
     # Without any name, the certificate is for the in-cluster Service.
-    dns: list[str] = args.dns or ([] if ips else certs.service_dns_names("multus-webhook", "multus-webhook"))
+    dns = dns or ([] if ips else certs.service_dns_names("multus-webhook", "multus-webhook"))
     ca = certs.new_ca()
     leaf = certs.issue(ca, (dns or ips)[0], dns_names=dns, ip_addresses=ips)
     try:

@@ -9,6 +9,7 @@ import datetime as dt
 import functools
 import logging
 import os
+import ssl
 import sys
 import threading
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
 from prometheus_client import Gauge
 
 from webhook.admission.handlers import AdmissionContext
@@ -27,6 +29,7 @@ from webhook.commands import controller as controller_command
 from webhook.commands.common import cluster_client, load_policy
 from webhook.controller.controller import Controller, ControllerConfig
 from webhook.documents import DocumentError
+from webhook.kube import status_message
 from webhook.rules import Policy, PolicyError, registered
 from webhook.server import BODY_TIMEOUT, DEADLINE, DEADLINE_MARGIN, IDLE_TIMEOUT, ServerState, serve_forever
 
@@ -122,6 +125,21 @@ class PolicySource:
         log.info("%s", why)
 
 
+def tls_problem(cert_dir: Path, client_ca: Path | None) -> str | None:
+    """Why the server could not listen with these files, before it tries (a traceback otherwise)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert_dir / "tls.crt", cert_dir / "tls.key")
+    except (OSError, ssl.SSLError) as exc:
+        return f"cannot use {cert_dir / 'tls.crt'} with {cert_dir / 'tls.key'}: {exc}"
+    if client_ca is not None:
+        try:
+            context.load_verify_locations(client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            return f"--client-ca {client_ca}: {exc}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     if args.cluster_state and args.kubeconfig:
         print("multus-webhook serve: give --cluster-state or --kubeconfig, not both", file=sys.stderr)
@@ -158,14 +176,19 @@ def run(args: argparse.Namespace) -> int:
         try:
             certificates.ensure()
         except Exception as exc:  # RBAC, apiserver down: say so instead of a traceback
-            print(f"multus-webhook serve: cannot set up certificates in Secret {args.namespace}/{args.tls_secret}: "
-                  f"{exc}", file=sys.stderr)
+            print(f"multus-webhook serve: cannot set up the self-managed certificates (Secret {args.namespace}/"
+                  f"{args.tls_secret}, webhook configurations {Settings.webhook_configuration}): "
+                  f"{status_message(exc) if isinstance(exc, ApiException) else exc}", file=sys.stderr)
             return 1
     for name in ("tls.crt", "tls.key"):
         if not (Path(args.cert_dir) / name).is_file():
             print(f"multus-webhook serve: {Path(args.cert_dir) / name} is missing "
                   "(create one with 'multus-webhook certs --out DIR')", file=sys.stderr)
             return 2
+    problem = tls_problem(Path(args.cert_dir), Path(args.client_ca) if args.client_ca else None)
+    if problem:
+        print(f"multus-webhook serve: {problem}", file=sys.stderr)
+        return 2
 
     state = ServerState(context=context, body_timeout=args.body_timeout, deadline=args.deadline,
                         deadline_margin=args.deadline_margin)
