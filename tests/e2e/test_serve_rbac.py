@@ -46,16 +46,10 @@ def service_account_kubeconfig(cp: ControlPlane, path: Path, *, pod_patch: bool 
     return path
 
 
-def lease_holder(cp: ControlPlane) -> str:
-    return cp.kubectl("get", "lease", "-n", NAMESPACE, LEASE, "-o", "jsonpath={.spec.holderIdentity}",
-                      check=False).stdout
-
-
-def test_serve_runs_on_the_base_rbac_alone(controlplane: ControlPlane, host: StandInHost, tmp_path: Path) -> None:
-    cp = controlplane
-    kubeconfig = service_account_kubeconfig(cp, tmp_path / "webhook.kubeconfig")
-    whoami = cp.kubectl("--kubeconfig", str(kubeconfig), "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
-    assert whoami.stdout == f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
+def node_agent_and_server(cp: ControlPlane, host: StandInHost, kubeconfig: Path,
+                          tmp_path: Path) -> tuple[StandInNode, Subcommand, WebhookServer]:
+    """A node whose agent (running) finds Multus ready, and serve as the ServiceAccount (not started)
+    with no Lease left by an earlier test."""
     cp.kubectl("delete", "lease", "-n", NAMESPACE, LEASE, "--ignore-not-found")
     node = StandInNode(cp, f"node-{uuid.uuid4().hex[:8]}", "boot-1")
     host.make_ready("boot-1")
@@ -66,6 +60,20 @@ def test_serve_runs_on_the_base_rbac_alone(controlplane: ControlPlane, host: Sta
     server = WebhookServer(tmp_path / "serve", [
         "--kubeconfig", str(kubeconfig), "--namespace", NAMESPACE, "--identity", "rbac-test",
         "--agent-interval", "1", "--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.5"])
+    return node, agent, server
+
+
+def lease_holder(cp: ControlPlane) -> str:
+    return cp.kubectl("get", "lease", "-n", NAMESPACE, LEASE, "-o", "jsonpath={.spec.holderIdentity}",
+                      check=False).stdout
+
+
+def test_serve_runs_on_the_base_rbac_alone(controlplane: ControlPlane, host: StandInHost, tmp_path: Path) -> None:
+    cp = controlplane
+    kubeconfig = service_account_kubeconfig(cp, tmp_path / "webhook.kubeconfig")
+    whoami = cp.kubectl("--kubeconfig", str(kubeconfig), "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+    assert whoami.stdout == f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
+    node, agent, server = node_agent_and_server(cp, host, kubeconfig, tmp_path)
     log = server.dir / "webhook.log"
     try:
         with server:
@@ -119,26 +127,18 @@ def test_without_the_permission_to_label_agent_pods_the_nodes_are_still_labelled
     error in the log, and no retry storm (one refused patch, not one per heartbeat)."""
     cp = controlplane
     kubeconfig = service_account_kubeconfig(cp, tmp_path / "webhook.kubeconfig", pod_patch=False)
-    cp.kubectl("delete", "lease", "-n", NAMESPACE, LEASE, "--ignore-not-found")
-    node = StandInNode(cp, f"node-{uuid.uuid4().hex[:8]}", "boot-1")
-    host.make_ready("boot-1")
-    agent = Subcommand(["agent", "--kubeconfig", str(cp.kubeconfig), "--node-name", node.name,
-                        "--host-root", str(host.root), "--interval", "1", "--poll-interval", "0.2"],
-                       tmp_path / "agent.log").start()
-    server = WebhookServer(tmp_path / "serve", [
-        "--kubeconfig", str(kubeconfig), "--namespace", NAMESPACE, "--identity", "rbac-test",
-        "--agent-interval", "1", "--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.5"])
+    node, agent, server = node_agent_and_server(cp, host, kubeconfig, tmp_path)
     log = server.dir / "webhook.log"
     try:
         with server:
             eventually(lambda: node.own_labels().get(READY_LABEL) == "true", what="the node labelled")
             # Heartbeats every second: each one a look at the node, none a second patch of its agent pod.
-            beats = eventually(lambda: cp.kubectl("get", "mns", "-n", NAMESPACE, node.name,
-                                                  "-o", "jsonpath={.status.heartbeatTime}").stdout,
-                               "a later heartbeat", until=lambda t: bool(t))
-            eventually(lambda: cp.kubectl("get", "mns", "-n", NAMESPACE, node.name,
-                                          "-o", "jsonpath={.status.heartbeatTime}").stdout != beats,
-                       "a heartbeat after the node was labelled", timeout=10)
+            def heartbeat() -> str:
+                return cp.kubectl("get", "mns", "-n", NAMESPACE, node.name,
+                                  "-o", "jsonpath={.status.heartbeatTime}").stdout
+
+            beats = eventually(heartbeat, "a heartbeat", until=bool)
+            eventually(lambda: heartbeat() != beats, "a heartbeat after the node was labelled", timeout=10)
             assert node.agent_labels() == {}
         output = log.read_text(errors="replace")
         # Each refusal is logged: one means the heartbeats since did not try again.
