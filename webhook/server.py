@@ -9,7 +9,7 @@ import logging
 import re
 import signal
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +19,13 @@ import orjson
 import pydantic
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from webhook.admission.handlers import VALIDATED_KINDS, AdmissionContext, Handler, mutate, validate
 from webhook.admission.response import Response, allowed, denied, errored, to_review
 from webhook.admission.review import AdmissionRequest, AdmissionReview
 from webhook.heap import freeze_long_lived
-from webhook.tls import ReloadingTLS
+from webhook.tls import ReloadingTLS, has_verified_peer
 
 # orjson parses an AdmissionReview in a third of the time of the json module (12 us against 40 us for
 # a 3 KiB pod, about 7% of a pod review's whole cost) and writes the answer faster too.
@@ -37,9 +38,20 @@ def _review_response(review: dict[str, Any]) -> web.Response:
 log = logging.getLogger(__name__)
 
 MAX_BODY = 7 * 1024 * 1024  # what the apiserver may send, as in controller-runtime
-#: A connection that has not sent a whole request head in this time is closed (also between
-#: keep-alive requests): slow or idle clients cannot hold connections open for ever.
+#: A TLS handshake, and a request head from its first byte, must be over within this (--idle-timeout):
+#: slow clients cannot hold connections open for ever.
 IDLE_TIMEOUT = 30.0
+#: A connection with no request under way (kept alive after an answer, or new and unused) is closed
+#: after this. It must outlast the apiserver's own idle timeout: a server that closes an idle
+#: connection first races the apiserver's reuse of it, and a POST written onto a connection being
+#: closed fails the call ("failed calling webhook ... EOF", kubernetes/kubernetes#127335; Go does not
+#: retry a POST that may have been sent). The apiserver's webhook client is a client-go REST client
+#: speaking HTTP/1.1 (k8s.io/apiserver pkg/util/webhook/client.go: NextProtos = ["http/1.1"]) whose
+#: transport (client-go transport/cache.go) leaves IdleConnTimeout unset, so SetOldTransportDefaults
+#: (k8s.io/apimachinery pkg/util/net/http.go) gives it http.DefaultTransport's 90s. Go's transport
+#: also parks connections it dialled but did not use in that pool, so a new connection that has sent
+#: nothing gets this too.
+KEEPALIVE_TIMEOUT = 120.0
 #: The apiserver sends a body at once; one that trickles in for longer is not from it.
 BODY_TIMEOUT = 10.0
 #: Without ?timeout= (not from an apiserver), answer within this: the default timeoutSeconds (10) minus
@@ -86,6 +98,13 @@ class Metrics:
             ["endpoint", "stage"],
             registry=self.registry,
         )
+        self.unauthenticated = Counter(
+            "multus_webhook_unauthenticated_requests",
+            "Admission requests refused (401) because the connection presented no client certificate "
+            "while --client-ca is set: an apiserver that does not present one fails every call.",
+            ["endpoint"],
+            registry=self.registry,
+        )
         # Label children looked up once: labels() validates and locks on every call, which showed
         # in the profile of a loaded server.
         self._answered: dict[tuple[str, str, str, str], Any] = {}
@@ -105,6 +124,27 @@ class Metrics:
         latency.observe(seconds)
 
 
+class TLSMetrics:
+    """The serving certificate's state for Prometheus, read from the reloader at each scrape."""
+
+    def __init__(self, tls: ReloadingTLS) -> None:
+        self.tls = tls
+
+    def collect(self) -> Iterator[Metric]:
+        # The reloader looks at the files only on a handshake; looking at a scrape too keeps these
+        # true for a server that nothing connects to.
+        self.tls.maybe_reload()
+        yield CounterMetricFamily(
+            "multus_webhook_certificate_reload_failures",
+            "Broken states of the certificate files (a key and certificate that do not load together, a "
+            "missing file), each counted once; the certificate loaded before is served meanwhile.",
+            value=self.tls.reload_failures)
+        yield GaugeMetricFamily(
+            "multus_webhook_certificate_expiry_timestamp_seconds",
+            "notAfter (Unix time) of the serving certificate being served.",
+            value=self.tls.not_after)
+
+
 @dataclass
 class ServerState:
     context: AdmissionContext = field(default_factory=AdmissionContext)
@@ -121,6 +161,8 @@ class ServerState:
     #: Requests being served (including those whose body is still arriving), for the drain on SIGTERM.
     in_flight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Open connections by their aiohttp protocol, for the request-head deadline.
+    connections: dict[web.RequestHandler, Connection] = field(default_factory=dict)
 
 
 STATE_KEY = web.AppKey("state", ServerState)
@@ -136,6 +178,17 @@ def _verdict(response: Response) -> str:
 
 def _bad_request(status: int, reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=status)
+
+
+def _no_client_certificate(endpoint: str) -> web.Response:
+    # A metav1.Status, as the apiserver itself answers: its webhook client takes the message of a
+    # non-2xx answer from one (client-go rest Result.Error), so the apiserver's "failed calling
+    # webhook" error carries the reason, and a person with curl reads the same.
+    message = (f"multus-webhook answers {endpoint} only over a connection that presents a client certificate "
+               "signed by its --client-ca, and this one presented none (the apiserver presents one when its "
+               "AdmissionConfiguration gives it a kubeconfig for this webhook)")
+    return web.json_response({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+                              "message": message, "reason": "Unauthorized", "code": 401}, status=401)
 
 
 @functools.lru_cache(maxsize=64)
@@ -192,7 +245,9 @@ async def read_body(request: web.Request, seconds: float) -> bytes:
     return bytes(body)
 
 
-def admission_endpoint(handler: Handler, *, mutating: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def admission_endpoint(handler: Handler, *, mutating: bool, client_certificates: bool = False
+                       ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """``client_certificates``: answer only connections that presented a (verified) client certificate."""
     endpoint = "/mutate" if mutating else "/validate"
 
     def reply(state: ServerState, req: AdmissionRequest, response: Response, started: float) -> web.Response:
@@ -210,6 +265,10 @@ def admission_endpoint(handler: Handler, *, mutating: bool) -> Callable[[web.Req
 
     async def serve(request: web.Request) -> web.StreamResponse:
         state = request.app[STATE_KEY]
+        if client_certificates and not has_verified_peer(
+                request.transport.get_extra_info("peercert") if request.transport is not None else None):
+            state.metrics.unauthenticated.labels(endpoint).inc()
+            return _no_client_certificate(endpoint)
         due, timeout = answer_by(request, state)
         if request.content_type != "application/json":
             return _bad_request(415, f"Content-Type must be application/json, not {request.content_type!r}")
@@ -288,11 +347,101 @@ async def no_tracebacks(
             state.idle.set()
 
 
-def make_app(state: ServerState) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[no_tracebacks])
+@web.middleware
+async def head_deadline(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Tells the request's Connection that its head is complete, and when it has been answered."""
+    connection = request.app[STATE_KEY].connections.get(request.protocol)
+    if connection is None:  # not accepted by serve_forever (aiohttp's test server)
+        return await handler(request)
+    connection.request_started()
+    response: web.StreamResponse | None = None
+    try:
+        response = await handler(request)
+        return response
+    except web.HTTPException as exc:
+        response = exc
+        raise
+    finally:
+        if response is not None and not request.content.is_eof():
+            # Answered without reading the whole body (401, 413, 415...): the rest may still arrive
+            # after the answer, where it would start the head deadline and close the connection while
+            # it looks idle to the client. Saying "Connection: close" ends it cleanly instead.
+            response.force_close()
+        connection.request_done()
+
+
+class Connection(asyncio.Protocol):
+    """aiohttp's protocol for one connection, with a deadline for request heads.
+
+    aiohttp has one timer for a connection (keepalive_timeout), running from the connection's start or
+    the last answer whatever the client sends meanwhile. One value cannot be both longer than the
+    apiserver keeps idle connections (KEEPALIVE_TIMEOUT) and short enough for a client that trickles a
+    request head (slowloris), so aiohttp's timer gets the first and this adds the second: it starts at
+    the first byte of a request and stops when the request reaches the application (its head is
+    complete; the body has --body-timeout)."""
+
+    def __init__(self, handler: web.RequestHandler, head_timeout: float,
+                 registry: dict[web.RequestHandler, Connection]) -> None:
+        self.handler = handler
+        self.head_timeout = head_timeout
+        self._registry = registry
+        self._between_requests = True
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._registry[self.handler] = self
+        self.handler.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._between_requests and self._deadline is None:
+            self._deadline = asyncio.get_running_loop().call_later(self.head_timeout, self._head_too_slow)
+        self.handler.data_received(data)
+
+    def eof_received(self) -> None:
+        # aiohttp's returns None too: the transport closes once the client has closed its side.
+        self.handler.eof_received()
+
+    def pause_writing(self) -> None:
+        self.handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.handler.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        self._registry.pop(self.handler, None)
+        self.handler.connection_lost(exc)
+
+    def request_started(self) -> None:
+        self._between_requests = False
+        self._cancel_deadline()
+
+    def request_done(self) -> None:
+        self._between_requests = True
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _head_too_slow(self) -> None:
+        self._deadline = None
+        log.debug("closing a connection whose request head took longer than %gs", self.head_timeout)
+        self.handler.force_close()
+
+
+def make_app(state: ServerState, *, client_certificates: bool = False) -> web.Application:
+    """``client_certificates`` (with --client-ca): /validate and /mutate answer only connections that
+    presented a client certificate. /healthz, /readyz and /metrics stay open: the kubelet's probes
+    present none, and the metrics are counts with no object in them (a scraper would need a
+    certificate from the apiserver's client CA otherwise)."""
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[head_deadline, no_tracebacks])
     app[STATE_KEY] = state
-    app.router.add_post("/validate", admission_endpoint(validate, mutating=False))
-    app.router.add_post("/mutate", admission_endpoint(mutate, mutating=True))
+    app.router.add_post("/validate", admission_endpoint(validate, mutating=False,
+                                                        client_certificates=client_certificates))
+    app.router.add_post("/mutate", admission_endpoint(mutate, mutating=True, client_certificates=client_certificates))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -317,14 +466,20 @@ async def serve_forever(
     # server; the live cache freezes what it lists itself, once listed.
     freeze_long_lived()
     tls = ReloadingTLS(cert_dir, client_ca)
-    runner = web.AppRunner(make_app(state), access_log=None, shutdown_timeout=shutdown_timeout,
-                           keepalive_timeout=idle_timeout)
+    state.metrics.registry.register(TLSMetrics(tls))
+    runner = web.AppRunner(make_app(state, client_certificates=client_ca is not None), access_log=None,
+                           shutdown_timeout=shutdown_timeout, keepalive_timeout=KEEPALIVE_TIMEOUT)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=tls.context)
-    await site.start()
+    protocol = runner.server
+    assert protocol is not None  # set by setup()
+    loop = asyncio.get_running_loop()
+    # Not web.TCPSite: it cannot pass ssl_handshake_timeout, and asyncio's default (60s) lets a client
+    # that never sends a ClientHello hold a connection that long whatever --idle-timeout says.
+    listener = await loop.create_server(
+        lambda: Connection(protocol(), idle_timeout, state.connections), host, port,
+        ssl=tls.context, ssl_handshake_timeout=idle_timeout, backlog=128)
     log.info("serving HTTPS on %s:%d (certificates from %s)", host, port, cert_dir)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(job(stop)) for job in background]
@@ -336,7 +491,7 @@ async def serve_forever(
     # Stop accepting, then let every request already started finish, even one whose body is still
     # arriving: aiohttp's own shutdown cuts those off.
     log.info("stopping: draining %d request(s) in flight", state.in_flight)
-    await site.stop()
+    listener.close()
     if state.in_flight:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(state.idle.wait(), shutdown_timeout)

@@ -4,16 +4,27 @@ The listening socket keeps one SSLContext whose SNI callback (called for every h
 without SNI) hands the connection the most recently loaded context. A change of the files is noticed
 by stat() at the next handshake; a half-written pair (key and certificate that do not match) is not
 loaded, so the previous certificate keeps being served until the pair is whole again.
+
+With a client CA, a client certificate is asked for but not required at the TLS layer: the kubelet's
+HTTPS probes present none, and a handshake that requires one would fail them, so a pod never became
+Ready. A certificate that is presented must chain to the CA (the handshake fails otherwise); the
+server then requires one on the admission endpoints only (``has_verified_peer``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import ssl
 from pathlib import Path
 
+from cryptography import x509
+
 log = logging.getLogger(__name__)
+
+#: (inode, mtime in ns, size) of each file, None for one that cannot be stat()ed.
+Stamp = tuple[tuple[int, int, int] | None, ...]
 
 
 def _new_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext:
@@ -22,8 +33,20 @@ def _new_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContex
     ctx.load_cert_chain(cert, key)
     if client_ca is not None:
         ctx.load_verify_locations(client_ca)
-        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.verify_mode = ssl.CERT_OPTIONAL
     return ctx
+
+
+def _not_after(cert: Path) -> float:
+    """notAfter of the first certificate in ``cert`` (the leaf), as a Unix time."""
+    return x509.load_pem_x509_certificate(cert.read_bytes()).not_valid_after_utc.timestamp()
+
+
+def has_verified_peer(peercert: object) -> bool:
+    """Whether a connection's ``peercert`` (the transport's extra info) is a client certificate that
+    chained to the client CA. With CERT_OPTIONAL OpenSSL fails the handshake on one that does not, so
+    any certificate that got this far was verified; without one, getpeercert() gives None (or {})."""
+    return isinstance(peercert, dict) and bool(peercert)
 
 
 class ReloadingTLS:
@@ -34,30 +57,53 @@ class ReloadingTLS:
         self._stamp = self._read_stamp()
         self._current = _new_context(self.cert, self.key, client_ca)
         self.reloads = 0
+        #: Distinct broken states of the files seen (one per set of stamps), for the metrics.
+        self.reload_failures = 0
+        self._broken: Stamp | None = None
+        #: notAfter (Unix time) of the certificate being served.
+        self.not_after = _not_after(self.cert)
         self.context = _new_context(self.cert, self.key, client_ca)
         self.context.sni_callback = self._on_handshake
 
-    def _read_stamp(self) -> tuple[tuple[int, int, int], ...]:
-        stamps = []
-        for path in (self.cert, self.key, *([self.client_ca] if self.client_ca else [])):
-            st = os.stat(path)
-            stamps.append((st.st_ino, st.st_mtime_ns, st.st_size))
+    def _files(self) -> tuple[Path, ...]:
+        return (self.cert, self.key, *([self.client_ca] if self.client_ca else []))
+
+    def _read_stamp(self) -> Stamp:
+        stamps: list[tuple[int, int, int] | None] = []
+        for path in self._files():
+            try:
+                st = os.stat(path)
+            except OSError:
+                stamps.append(None)
+            else:
+                stamps.append((st.st_ino, st.st_mtime_ns, st.st_size))
         return tuple(stamps)
 
     def maybe_reload(self) -> None:
+        stamp = self._read_stamp()
+        if stamp == self._stamp:
+            return
         try:
-            stamp = self._read_stamp()
-            if stamp == self._stamp:
-                return
             fresh = _new_context(self.cert, self.key, self.client_ca)
-        except (OSError, ssl.SSLError) as exc:
-            # Mid-rotation (one file replaced, not yet the other): keep serving the old pair.
-            log.debug("certificate files not loadable yet: %s", exc)
+            not_after = _not_after(self.cert)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            # Every handshake comes here while the files stay broken: one warning and one count per
+            # distinct state of the files, not per connection. A rotation that replaces the key and
+            # then the certificate can show a mismatched pair for an instant (one warning, followed
+            # by the "loaded" line); a pair that stays broken keeps the old certificate served until
+            # it expires, hence a warning and the counter rather than debug.
+            if stamp != self._broken:
+                self._broken = stamp
+                self.reload_failures += 1
+                log.warning("cannot load %s together (%s); still serving the certificate loaded before, which "
+                            "expires at %s", ", ".join(map(str, self._files())), exc, _utc(self.not_after))
             return
         self._current = fresh
         self._stamp = stamp
+        self._broken = None
+        self.not_after = not_after
         self.reloads += 1
-        log.info("loaded new serving certificate from %s", self.cert)
+        log.info("loaded new serving certificate from %s (expires at %s)", self.cert, _utc(self.not_after))
 
     def _on_handshake(self, sslobj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
         try:
@@ -65,3 +111,7 @@ class ReloadingTLS:
             sslobj.context = self._current
         except Exception:  # an exception here would abort the handshake
             log.exception("certificate reload failed; serving the previous certificate")
+
+
+def _utc(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")

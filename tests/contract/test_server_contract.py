@@ -18,6 +18,7 @@ from typing import Any
 import jsonpatch
 import pytest
 from cryptography import x509
+from prometheus_client.parser import text_string_to_metric_families
 
 from webhook import certs
 from webhook.dev.controlplane import WebhookServer, eventually
@@ -153,6 +154,15 @@ def test_health_readiness_and_metrics(client: Client) -> None:
     assert ('multus_webhook_requests_total{endpoint="/validate",kind="NetworkAttachmentDefinition",'
             'operation="CREATE",verdict="allow"}') in text
     assert 'multus_webhook_request_duration_seconds_bucket{endpoint="/validate"' in text
+
+
+def test_metrics_show_the_serving_certificate(client: Client, server: WebhookServer) -> None:
+    served = x509.load_pem_x509_certificate((server.cert_dir / "tls.crt").read_bytes())
+    samples = {sample.name: sample.value
+               for family in text_string_to_metric_families(client.request("GET", "/metrics")[1].decode())
+               for sample in family.samples}
+    assert samples["multus_webhook_certificate_expiry_timestamp_seconds"] == served.not_valid_after_utc.timestamp()
+    assert samples["multus_webhook_certificate_reload_failures_total"] == 0
 
 
 def test_kinds_not_served_share_one_metrics_label(client: Client) -> None:
@@ -338,7 +348,22 @@ def test_slow_clients_are_cut_off_and_do_not_hold_up_others(tmp_path: Path) -> N
                 sock.close()
 
 
-def test_client_ca_requires_a_client_certificate_signed_by_it(tmp_path: Path) -> None:
+def kubelet_probe(server: WebhookServer, path: str) -> int:
+    """GET as the kubelet's HTTPS probe does: no client certificate, the server's not verified."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ctx, timeout=10)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def test_client_ca_guards_admission_and_leaves_the_probes_open(tmp_path: Path) -> None:
     client_ca = certs.new_ca("apiserver-clients")
     (tmp_path / "client-ca.crt").write_bytes(client_ca.cert_pem)
     apiserver = certs.issue(client_ca, "kube-apiserver", client=True)
@@ -348,22 +373,39 @@ def test_client_ca_requires_a_client_certificate_signed_by_it(tmp_path: Path) ->
     (tmp_path / "stranger.crt").write_bytes(stranger.cert_pem)
     (tmp_path / "stranger.key").write_bytes(stranger.key_pem)
 
-    with WebhookServer(tmp_path, ["--client-ca", str(tmp_path / "client-ca.crt")],
-                       client_cert=(tmp_path / "client.crt", tmp_path / "client.key")) as server:
+    # No client certificate for the start-up probe either: the Deployment's probes have none.
+    with WebhookServer(tmp_path, ["--client-ca", str(tmp_path / "client-ca.crt")]) as server:
 
-        def post(cert: str | None) -> int:
+        def post(cert: str | None, path: str = "/validate") -> tuple[int, bytes]:
             ctx = ssl.create_default_context(cafile=str(server.ca_file))
             if cert:
                 ctx.load_cert_chain(tmp_path / f"{cert}.crt", tmp_path / f"{cert}.key")
             conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ctx, timeout=10)
             try:
-                conn.request("POST", "/validate", body=json.dumps(review()).encode(),
+                conn.request("POST", path, body=json.dumps(review()).encode(),
                              headers={"Content-Type": "application/json"})
-                return conn.getresponse().status
+                resp = conn.getresponse()
+                return resp.status, resp.read()
             finally:
                 conn.close()
 
-        assert post("client") == 200
-        for cert in (None, "stranger"):
-            with pytest.raises((ssl.SSLError, ConnectionError)):
-                post(cert)
+        for path in ("/validate", "/mutate"):
+            status, body = post("client", path)
+            assert status == 200, body
+            assert json.loads(body)["response"]["allowed"] is True
+            # No certificate: refused with a metav1.Status, which the apiserver quotes in its error.
+            status, body = post(None, path)
+            assert status == 401
+            assert json.loads(body) == {
+                "apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "code": 401,
+                "reason": "Unauthorized", "message": f"multus-webhook answers {path} only over a connection "
+                "that presents a client certificate signed by its --client-ca, and this one presented none (the "
+                "apiserver presents one when its AdmissionConfiguration gives it a kubeconfig for this webhook)"}
+        # A certificate from another CA fails the handshake, whatever the path.
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            post("stranger")
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert kubelet_probe(server, path) == 200, path
+        metrics = Client(server).request("GET", "/metrics")[1].decode()
+        assert 'multus_webhook_unauthenticated_requests_total{endpoint="/validate"} 1.0' in metrics
+        assert 'multus_webhook_unauthenticated_requests_total{endpoint="/mutate"} 1.0' in metrics

@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--port", type=int, default=8443)
     s.add_argument("--host", default="0.0.0.0")
     s.add_argument("--cert-dir", default="certs", help="directory holding tls.crt and tls.key (reloaded on change)")
-    s.add_argument("--client-ca", help="verify the apiserver's client certificate against this CA bundle")
+    s.add_argument("--client-ca", help="answer /validate and /mutate only to clients presenting a certificate signed "
+                                       "by this CA bundle (the apiserver's); /healthz, /readyz, /metrics stay open")
     s.add_argument("--cluster-state", action="append", metavar="FILE",
                    help="standalone mode: YAML/JSON objects standing for the cluster (repeatable)")
     s.add_argument("--kubeconfig", metavar="FILE",
@@ -50,7 +51,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help=f"rule severities and settings; the ConfigMap {POLICY_CONFIGMAP} (key 'policy') in the "
                         "cluster overrides it while it exists")
     s.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT, metavar="SECONDS",
-                   help="close a connection that sends no complete request head for this long")
+                   help="close a connection whose TLS handshake, or request head from its first byte, takes "
+                        "longer than this (one with no request under way is kept longer than the apiserver "
+                        "keeps idle connections)")
     s.add_argument("--body-timeout", type=float, default=BODY_TIMEOUT, metavar="SECONDS",
                    help="answer 408 when a request body takes longer than this to arrive")
     s.add_argument("--deadline", type=float, default=DEADLINE, metavar="SECONDS",
