@@ -260,16 +260,17 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
     original_affinity = spec.get("affinity")
     if original_affinity is not None and not isinstance(original_affinity, Mapping):
         return result  # not a valid pod; the apiserver refuses it anyway
-    if has_own_pod_affinity(original_affinity or {}, agent_namespace):
-        affinity: Mapping[str, Any] = with_required_affinity(
-            without_readiness_terms(original_affinity or {}, agent_namespace), readiness_requirements(binaries))
+    written: Mapping[str, Any] = original_affinity or {}
+    if has_own_pod_affinity(written, agent_namespace):
+        affinity = with_required_affinity(without_readiness_terms(written, agent_namespace),
+                                          readiness_requirements(binaries))
         result.warnings.append(
             f"spec.affinity.podAffinity has required terms of its own, which the scheduler needs one pod to "
             f"match all at once: the readiness gate is a node affinity on the node label {READY_LABEL} (and on "
             "the labels of the CNI binaries) instead, which a kubelet that starts while the node does not carry "
             "those labels checks again and fails the pod for (reason NodeAffinity; see docs/failure-modes.md)")
     else:
-        affinity = with_readiness_term(original_affinity or {}, readiness_term(binaries, agent_namespace))
+        affinity = with_readiness_term(written, readiness_term(binaries, agent_namespace))
     if affinity is not original_affinity and affinity != original_affinity:
         # The whole affinity at once: both gates keep everything they were given.
         result.ops.append({"op": "add" if original_affinity is None else "replace", "path": "/spec/affinity",
