@@ -327,8 +327,14 @@ class WebhookServer:
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        wait_https(f"{self.url}/healthz", self.ca_file, 30, client=self.client_cert, proc=self.proc,
-                   what="multus-webhook serve")
+        try:
+            wait_https(f"{self.url}/healthz", self.ca_file, 30, client=self.client_cert, proc=self.proc,
+                       what="multus-webhook serve")
+        except BaseException:
+            # ``with`` calls no __exit__ when __enter__ raises: a server that never answered would outlive
+            # the test run.
+            self.stop()
+            raise
 
     def stop(self) -> int | None:
         return None if self.proc is None else terminate(self.proc, 20)
