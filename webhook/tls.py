@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 Stamp = tuple[tuple[int, int, int] | None, ...]
 
 
-def _new_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext:
+def new_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)
@@ -55,14 +55,14 @@ class ReloadingTLS:
         self.key = cert_dir / "tls.key"
         self.client_ca = client_ca
         self._stamp = self._read_stamp()
-        self._current = _new_context(self.cert, self.key, client_ca)
+        self._current = new_context(self.cert, self.key, client_ca)
         self.reloads = 0
         #: Distinct broken states of the files seen (one per set of stamps), for the metrics.
         self.reload_failures = 0
         self._broken: Stamp | None = None
         #: notAfter (Unix time) of the certificate being served.
         self.not_after = _not_after(self.cert)
-        self.context = _new_context(self.cert, self.key, client_ca)
+        self.context = new_context(self.cert, self.key, client_ca)
         self.context.sni_callback = self._on_handshake
 
     def _files(self) -> tuple[Path, ...]:
@@ -84,7 +84,7 @@ class ReloadingTLS:
         if stamp == self._stamp:
             return
         try:
-            fresh = _new_context(self.cert, self.key, self.client_ca)
+            fresh = new_context(self.cert, self.key, self.client_ca)
             not_after = _not_after(self.cert)
         except (OSError, ssl.SSLError, ValueError) as exc:
             # Every handshake comes here while the files stay broken: one warning and one count per

@@ -32,6 +32,7 @@ from webhook.documents import DocumentError
 from webhook.kube import status_message
 from webhook.rules import Policy, PolicyError, registered
 from webhook.server import BODY_TIMEOUT, DEADLINE, DEADLINE_MARGIN, IDLE_TIMEOUT, ServerState, serve_forever
+from webhook.tls import new_context
 
 log = logging.getLogger(__name__)
 
@@ -129,15 +130,16 @@ class PolicySource:
 
 
 def tls_problem(cert_dir: Path, client_ca: Path | None) -> str | None:
-    """Why the server could not listen with these files, before it tries (a traceback otherwise)."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    """Why the server could not listen with these files (its own TLS setup, tried before it listens:
+    a traceback otherwise)."""
+    cert, key = cert_dir / "tls.crt", cert_dir / "tls.key"
     try:
-        context.load_cert_chain(cert_dir / "tls.crt", cert_dir / "tls.key")
+        new_context(cert, key, None)
     except (OSError, ssl.SSLError) as exc:
-        return f"cannot use {cert_dir / 'tls.crt'} with {cert_dir / 'tls.key'}: {exc}"
+        return f"cannot use {cert} with {key}: {exc}"
     if client_ca is not None:
         try:
-            context.load_verify_locations(client_ca)
+            new_context(cert, key, client_ca)
         except (OSError, ssl.SSLError) as exc:
             return f"--client-ca {client_ca}: {exc}"
     return None
