@@ -28,12 +28,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes import client  # noqa: TID251 - not the pure core: it runs in the server process
 from kubernetes.client.exceptions import ApiException  # noqa: TID251
 
 from webhook import certs
-from webhook.atomicfile import write_atomic
 from webhook.kube import JSON_PATCH, request
 
 log = logging.getLogger("multus-webhook.certmanager")
@@ -84,21 +82,11 @@ class Bundle:
         """The bundle in a Secret, or None when it is incomplete or unreadable (then it is replaced)."""
         raw = {k: base64.b64decode(v) for k, v in (data or {}).items()}
         try:
-            ca = _key_pair(raw["ca.crt"], raw["ca.key"])
-            leaf = _key_pair(raw["tls.crt"], raw["tls.key"])
+            ca = certs.key_pair(raw["ca.crt"], raw["ca.key"])
+            leaf = certs.key_pair(raw["tls.crt"], raw["tls.key"])
         except (KeyError, ValueError, TypeError):
             return None
         return cls(ca, leaf, raw.get("ca-previous.crt", b""))
-
-
-def _key_pair(cert_pem: bytes, key_pem: bytes) -> certs.KeyPair:
-    key = serialization.load_pem_private_key(key_pem, password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ValueError("not an EC key")
-    cert = x509.load_pem_x509_certificate(cert_pem)
-    if cert.public_key() != key.public_key():
-        raise ValueError("the key is not the certificate's")
-    return certs.KeyPair(cert, key)
 
 
 def _still_valid(pem: bytes, now: dt.datetime) -> list[x509.Certificate]:
@@ -144,11 +132,11 @@ def issue_bundle(settings: Settings, previous: Bundle | None, now: dt.datetime, 
     if previous is not None and previous.ca.cert.not_valid_after_utc - now >= settings.ca_renew_before:
         ca, previous_ca_pem = previous.ca, _pem(_still_valid(previous.previous_ca_pem, now))
     else:
-        ca = certs.new_ca()
+        ca = certs.new_ca(now=now)
         # Keep trusting the CA being replaced while it is still valid.
         still_valid = previous is not None and previous.ca.cert.not_valid_after_utc > now
         previous_ca_pem = previous.ca.cert_pem if previous is not None and still_valid else served_cas
-    leaf = certs.issue(ca, settings.dns_names[-2], dns_names=settings.dns_names)
+    leaf = certs.issue(ca, settings.dns_names[-2], dns_names=settings.dns_names, now=now)
     return Bundle(ca, leaf, previous_ca_pem)
 
 
@@ -236,12 +224,7 @@ class SelfManagedCertificates:
             raise
 
     def write_files(self, bundle: Bundle) -> None:
-        """The key before the certificate, so that a reloader that sees the new certificate finds
-        its key already there."""
-        self.cert_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.cert_dir / "ca.crt", bundle.ca_bundle_pem)
-        write_atomic(self.cert_dir / "tls.key", bundle.leaf.key_pem, 0o600)
-        write_atomic(self.cert_dir / "tls.crt", bundle.leaf.cert_pem)
+        certs.write_tls_files(self.cert_dir, bundle.ca_bundle_pem, bundle.leaf)
 
     def patch_ca_bundles(self, ca_bundle_pem: bytes) -> bool:
         """Make every webhook of our two configurations trust the CAs of ``ca_bundle_pem``, keeping

@@ -40,14 +40,23 @@ class KeyPair:
         )
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+def key_pair(cert_pem: bytes, key_pem: bytes) -> KeyPair:
+    """The first certificate of ``cert_pem`` with its key; ValueError when either does not load or the
+    key is not the certificate's."""
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("not an EC key")
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    if cert.public_key() != key.public_key():
+        raise ValueError("the key is not the certificate's")
+    return KeyPair(cert, key)
 
 
-def new_ca(common_name: str = "multus-webhook-ca", validity: dt.timedelta = CA_VALIDITY) -> KeyPair:
+def new_ca(common_name: str = "multus-webhook-ca", validity: dt.timedelta = CA_VALIDITY,
+           now: dt.datetime | None = None) -> KeyPair:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = _now()
+    now = now or dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -80,6 +89,7 @@ def issue(
     client: bool = False,
     organizations: list[str] | None = None,
     validity: dt.timedelta = LEAF_VALIDITY,
+    now: dt.datetime | None = None,
 ) -> KeyPair:
     """A serving certificate (or, with ``client``, a client certificate) signed by ``ca``."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -87,7 +97,7 @@ def issue(
     # or more): clients read the SANs only, so a longer name is left out of the subject.
     attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)] if len(common_name) <= MAX_COMMON_NAME else []
     attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations or []]
-    now = _now()
+    now = now or dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name(attrs))
@@ -146,16 +156,25 @@ class CertsExist(FileExistsError):
     pass
 
 
-def write_bundle(out: Path, ca: KeyPair, leaf: KeyPair, *, force: bool = False) -> None:
-    """Write ca.crt, tls.crt and tls.key (0600) into ``out``. The key is written before the
-    certificate so that a reloader that sees the new certificate finds its key already there."""
+def write_tls_files(out: Path, ca_pem: bytes, leaf: KeyPair | None, ca: KeyPair | None = None) -> None:
+    """Write ``ca_pem`` as ca.crt, with ``ca`` its key as ca.key (0600), and ``leaf`` as tls.crt and
+    tls.key (0600) into ``out``, each by atomic rename. Each key is written before its certificate, so
+    that a reader that sees a new certificate finds its key already there."""
     out.mkdir(parents=True, exist_ok=True)
+    if ca is not None:
+        write_atomic(out / "ca.key", ca.key_pem, 0o600)
+    write_atomic(out / "ca.crt", ca_pem)
+    if leaf is not None:
+        write_atomic(out / "tls.key", leaf.key_pem, 0o600)
+        write_atomic(out / "tls.crt", leaf.cert_pem)
+
+
+def write_bundle(out: Path, ca: KeyPair, leaf: KeyPair, *, force: bool = False) -> None:
+    """Write ca.crt, tls.crt and tls.key into ``out``; CertsExist when one is there, unless ``force``."""
     existing = [name for name in TLS_FILES if (out / name).exists()]
     if existing and not force:
         raise CertsExist(f"{out} already holds {', '.join(existing)}; pass --force to replace them")
-    write_atomic(out / "ca.crt", ca.cert_pem)
-    write_atomic(out / "tls.key", leaf.key_pem, 0o600)
-    write_atomic(out / "tls.crt", leaf.cert_pem)
+    write_tls_files(out, ca.cert_pem, leaf)
 
 
 def ca_bundle(ca_pem: bytes) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -179,10 +180,9 @@ async def test_the_renewal_loop_renews_again_and_again_and_the_renewed_certifica
         controlplane: ControlPlane, api: client.ApiClient, namespace: str, configurations: str, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:
     """The loop as `serve --self-managed-certs` runs it, beside a TLS listener that takes the files in as
-    the server's does. The loop's clock is 340 days ahead, inside the serving certificate's renewal
-    window, while certificates are dated by the real clock: each certificate it issues is due again
-    at its next check, so every check renews, and a loop that stopped after one renewal (or one
-    check) shows."""
+    the server's does. The loop renews a serving certificate in the last 366 days of its life, longer
+    than it lives: each certificate it issues is due again at its next check, so every check renews,
+    and a loop that stopped after one renewal (or one check) shows."""
     settings = Settings(namespace=namespace, webhook_configuration=configurations)
     first = SelfManagedCertificates(api, settings, tmp_path).ensure()  # what serve does before it listens
     tls = ReloadingTLS(tmp_path)
@@ -205,8 +205,8 @@ async def test_the_renewal_loop_renews_again_and_again_and_the_renewed_certifica
             await writer.wait_closed()
         return x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM)
 
-    ahead = SelfManagedCertificates(api, settings, tmp_path,
-                                    clock=lambda: dt.datetime.now(dt.UTC) + dt.timedelta(days=340))
+    ahead = SelfManagedCertificates(api, dataclasses.replace(settings, leaf_renew_before=dt.timedelta(days=366)),
+                                    tmp_path)
     stop = asyncio.Event()
     caplog.set_level(logging.INFO, logger="multus-webhook.certmanager")
     task = asyncio.create_task(ahead.run(stop, interval=dt.timedelta(seconds=0.2), settle=dt.timedelta(0)))

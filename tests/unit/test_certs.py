@@ -74,6 +74,80 @@ def test_certs_refuses_to_overwrite_without_force(tmp_path: Path, capsys: pytest
     assert (tmp_path / "tls.crt").read_bytes() != before
 
 
+def certificates(path: Path) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(path.read_bytes())
+
+
+def test_force_renews_the_serving_certificate_under_the_same_ca(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A new CA would make the apiserver refuse the renewed certificate until the caBundle changes."""
+    assert main(["certs", "--out", str(tmp_path), "--ip", "127.0.0.1"]) == 0
+    ca_pem, first = (tmp_path / "ca.crt").read_bytes(), (tmp_path / "tls.crt").read_bytes()
+    assert stat.S_IMODE((tmp_path / "ca.key").stat().st_mode) == 0o600
+    bundle = capsys.readouterr().out
+    assert main(["certs", "--out", str(tmp_path), "--ip", "127.0.0.1", "--force"]) == 0
+    assert (tmp_path / "tls.crt").read_bytes() != first
+    assert (tmp_path / "ca.crt").read_bytes() == ca_pem
+    load(tmp_path / "tls.crt").verify_directly_issued_by(load(tmp_path / "ca.crt"))
+    captured = capsys.readouterr()
+    assert captured.out == bundle
+    assert "CA changed" not in captured.err
+
+
+def test_new_ca_rotates_in_two_steps_with_the_served_certificate_trusted_throughout(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["certs", "--out", str(tmp_path), "--ip", "127.0.0.1"]) == 0
+    old_ca, old_leaf = load(tmp_path / "ca.crt"), (tmp_path / "tls.crt").read_bytes()
+    capsys.readouterr()
+
+    # Step 1: a new CA; the served certificate stays, and so does the CA it needs.
+    assert main(["certs", "--out", str(tmp_path), "--new-ca"]) == 0
+    new_ca, kept = certificates(tmp_path / "ca.crt")
+    assert kept == old_ca
+    assert new_ca != old_ca
+    assert (tmp_path / "tls.crt").read_bytes() == old_leaf
+    captured = capsys.readouterr()
+    assert "the CA changed" in captured.err
+    assert "--force" in captured.err
+    assert base64.b64decode(captured.out) == (tmp_path / "ca.crt").read_bytes()
+
+    # Step 2: the serving certificate from the new CA; the old CA is still trusted (the old
+    # certificate may be served a while yet).
+    assert main(["certs", "--out", str(tmp_path), "--ip", "127.0.0.1", "--force"]) == 0
+    assert certificates(tmp_path / "ca.crt") == [new_ca, old_ca]
+    load(tmp_path / "tls.crt").verify_directly_issued_by(new_ca)
+
+    # Step 3: nothing served depends on the old CA any more.
+    assert main(["certs", "--out", str(tmp_path), "--ip", "127.0.0.1", "--force"]) == 0
+    assert certificates(tmp_path / "ca.crt") == [new_ca]
+
+
+def test_new_ca_will_not_take_names_for_the_certificate_it_keeps(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["certs", "--out", str(tmp_path), "--ip", "127.0.0.1"]) == 0
+    before = (tmp_path / "ca.crt").read_bytes()
+    assert main(["certs", "--out", str(tmp_path), "--new-ca", "--dns", "x.example"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (tmp_path / "ca.crt").read_bytes() == before
+
+
+def test_force_without_the_ca_key_makes_a_new_ca_and_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A directory written before ca.key was kept: the CA cannot sign, the old one stays trusted."""
+    assert main(["certs", "--out", str(tmp_path), "--ip", "127.0.0.1"]) == 0
+    old_ca = load(tmp_path / "ca.crt")
+    (tmp_path / "ca.key").unlink()
+    capsys.readouterr()
+    assert main(["certs", "--out", str(tmp_path), "--ip", "127.0.0.1", "--force"]) == 0
+    err = capsys.readouterr().err
+    assert f"{tmp_path}/ca.key is missing" in err
+    assert "the CA changed" in err
+    new_ca, kept = certificates(tmp_path / "ca.crt")
+    assert kept == old_ca
+    load(tmp_path / "tls.crt").verify_directly_issued_by(new_ca)
+    assert (tmp_path / "ca.key").exists()
+
+
 def test_certs_rejects_a_bad_ip_with_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["certs", "--out", str(tmp_path), "--ip", "not-an-ip"]) == 2
     assert "not-an-ip" in capsys.readouterr().err
@@ -96,6 +170,18 @@ def test_certs_rejects_a_bad_dns_name_naming_the_option(tmp_path: Path, capsys: 
     assert main(["certs", "--out", str(tmp_path), "--dns", "a..b"]) == 2
     assert "--dns 'a..b' is not a DNS name" in capsys.readouterr().err
     assert not (tmp_path / "tls.crt").exists()
+
+
+def test_certificates_are_made_at_the_clock_they_are_given() -> None:
+    """The self-managed renewal decides with an injected clock: what it issues must agree with it."""
+    from webhook.certmanager import Settings, issue_bundle
+
+    then = dt.datetime(2031, 5, 6, tzinfo=dt.UTC)
+    bundle = issue_bundle(Settings(namespace="ns"), None, then)
+    for cert in (bundle.ca.cert, bundle.leaf.cert):
+        assert cert.not_valid_before_utc < then < cert.not_valid_after_utc
+        assert then - cert.not_valid_before_utc <= dt.timedelta(minutes=5)
+    assert bundle.leaf.cert.not_valid_after_utc == then + dt.timedelta(days=365)
 
 
 def test_a_ca_that_expired_is_not_carried_into_a_renewed_bundle() -> None:
