@@ -70,8 +70,16 @@ def test_users_json_is_kept_verbatim_including_keys_multus_ignores() -> None:
     ]
 
 
-def test_users_simple_json_becomes_short_form() -> None:
-    assert merge('[{"name": "x", "namespace": "other"}]', [{"name": "a"}]) == "other/x,a"
+def test_users_json_stays_json_when_the_short_form_could_say_it_too() -> None:
+    """The pod's author picked the form: the merge adds to it and does not rewrite it."""
+    merged = merge('[{"name": "x", "namespace": "other"}]', [{"name": "a"}])
+    assert merged is not None
+    assert json.loads(merged) == [{"name": "x", "namespace": "other"}, {"name": "a"}]
+
+
+def test_short_form_stays_short_and_nothing_written_becomes_short() -> None:
+    assert merge("other/x", [{"name": "a"}]) == "other/x,a"
+    assert merge(None, [{"name": "a", "interface": "data0"}]) == "a@data0"
 
 
 def test_merging_again_changes_nothing() -> None:

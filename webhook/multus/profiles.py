@@ -18,7 +18,6 @@ from webhook.multus.selection import (
     NETWORKS_ANNOTATION,
     RESERVED_INTERFACES,
     NetworkSelection,
-    ParsedNetworks,
     Where,
     dump_json_form,
     fits_text_form,
@@ -121,7 +120,9 @@ def merge_profile_networks(
 
     merged = [*own, *(s for _, s in added)]
     _check_interfaces(merged, own, added, profile_label, first_index)
-    if all(fits_text_form(s) for s in merged) and (user is None or _raw_fits_text(user)):
+    # The pod's own form is kept: the short form only when the pod wrote it (or nothing) and every
+    # element fits it.
+    if (user is None or user.form != "json") and all(fits_text_form(s) for s in merged):
         return ",".join(to_text_item(s) for s in merged)
     kept: list[Any] = (
         list(user.raw) if user is not None and user.form == "json" else [to_json_element(s) for s in own]
@@ -134,17 +135,6 @@ def _other_options(profile: NetworkSelection, own: NetworkSelection) -> list[str
     ``own``."""
     a, b = to_json_element(profile), to_json_element(own)
     return sorted(k for k in a.keys() - _TEXT_KEYS if a[k] != b.get(k))
-
-
-def _raw_fits_text(parsed: ParsedNetworks) -> bool:
-    """Whether the user's JSON elements say nothing the short form would lose (unknown keys, legacy or
-    oddly cased spellings are kept verbatim in the JSON form instead)."""
-    if parsed.form != "json":
-        return True
-    return all(
-        isinstance(raw, Mapping) and set(raw) <= _TEXT_KEYS and all(isinstance(v, str) for v in raw.values())
-        for raw in parsed.raw
-    )
 
 
 def _check_interfaces(
