@@ -6,6 +6,7 @@ same grants one by one with `kubectl auth can-i`, and that the broader ones are 
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from pathlib import Path
@@ -23,8 +24,8 @@ SERVICE_ACCOUNT = "multus-webhook"
 #: serve's default --lease-name, the one the Role names.
 LEASE = "multus-webhook-controller"
 RBAC_KINDS = {"Namespace", "ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
-#: The ValidatingAdmissionPolicy (and its binding) that keeps the webhook's patches of pods to our labels.
-LABELS_ONLY = "multus-webhook-pod-labels-only"
+#: The ValidatingAdmissionPolicy (and its binding) that keeps the webhook's patches of pods and nodes to our labels.
+LABELS_ONLY = "multus-webhook-labels-only"
 
 
 def service_account_kubeconfig(cp: ControlPlane, path: Path, *, pod_patch: bool = True) -> Path:
@@ -103,7 +104,8 @@ def test_the_webhook_may_change_only_our_labels_of_a_pod(controlplane: ControlPl
         # The policy is enforced once the apiserver has loaded it: wait for a refusal.
         refused = eventually(lambda: cp.kubectl(*as_webhook, "label", "pod", node.agent_pod, "team=red", check=False),
                              "the policy in force", until=lambda r: r.returncode != 0)
-        assert "may change only the labels" in refused.stderr
+        assert "may change only the labels multus-webhook.io/multus-ready and cni.multus-webhook.io/* of a pod" \
+            in refused.stderr
         cp.kubectl(*as_webhook, "label", "pod", node.agent_pod, f"{READY_LABEL}=true", "cni.multus-webhook.io/x=true")
         assert node.agent_labels() == {READY_LABEL: "true", "cni.multus-webhook.io/x": "true"}
         cp.kubectl(*as_webhook, "label", "pod", node.agent_pod, f"{READY_LABEL}-")
@@ -117,6 +119,43 @@ def test_the_webhook_may_change_only_our_labels_of_a_pod(controlplane: ControlPl
         removed = cp.kubectl(*as_webhook, "label", "pod", node.agent_pod, "team-", check=False)
         assert "may change only the labels" in removed.stderr
         assert node.agent_labels() == {"cni.multus-webhook.io/x": "true"}
+    finally:
+        node.delete()
+
+
+def test_the_webhook_may_change_only_our_labels_of_a_node(controlplane: ControlPlane, tmp_path: Path) -> None:
+    """RBAC grants patch on every Node (the controller's labels); the policy keeps it to our labels:
+    cordoning, untainting, or relabelling a node for others' rules stays out of the webhook's reach."""
+    cp = controlplane
+    kubeconfig = service_account_kubeconfig(cp, tmp_path / "webhook.kubeconfig")
+    node = StandInNode(cp, f"node-{uuid.uuid4().hex[:8]}", "boot-1")
+    as_webhook = ("--kubeconfig", str(kubeconfig))
+    said = "may change only the labels multus-webhook.io/multus-ready and cni.multus-webhook.io/* of a node"
+    try:
+        cp.kubectl("label", "node", node.name, "topology.kubernetes.io/zone=a")
+        # The policy is enforced once the apiserver has loaded it: wait for a refusal (of a change each
+        # time: kubectl sends nothing for a label the node already has).
+        tries = itertools.count()
+        refused = eventually(lambda: cp.kubectl(*as_webhook, "label", "node", node.name, "--overwrite",
+                                                f"team=red-{next(tries)}", check=False),
+                             "the policy in force", until=lambda r: r.returncode != 0)
+        assert said in refused.stderr
+        cp.kubectl("label", "node", node.name, "team-")
+        for attempt in (("cordon", node.name), ("taint", "node", node.name, "evil=yes:NoSchedule"),
+                        ("label", "node", node.name, "--overwrite", "topology.kubernetes.io/zone=evil"),
+                        ("label", "node", node.name, "topology.kubernetes.io/zone-"),
+                        ("annotate", "node", node.name, "x=y")):
+            answer = cp.kubectl(*as_webhook, *attempt, check=False)
+            assert said in answer.stderr, attempt
+        cp.kubectl(*as_webhook, "label", "node", node.name, f"{READY_LABEL}=true", "cni.multus-webhook.io/x=true")
+        cp.kubectl(*as_webhook, "label", "node", node.name, "cni.multus-webhook.io/x-")
+        node_json = json.loads(cp.kubectl("get", "node", node.name, "-o", "json").stdout)
+        labels = node_json["metadata"]["labels"]
+        assert labels[READY_LABEL] == "true"
+        assert "cni.multus-webhook.io/x" not in labels
+        assert labels["topology.kubernetes.io/zone"] == "a"
+        assert not node_json["spec"].get("unschedulable")
+        assert "evil" not in {t["key"] for t in node_json["spec"].get("taints", [])}
     finally:
         node.delete()
 
