@@ -448,11 +448,16 @@ def make_app(state: ServerState, *, client_certificates: bool = False) -> web.Ap
     return app
 
 
+def _address(sockname: Any) -> str:
+    host, port = sockname[0], sockname[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 async def serve_forever(
     state: ServerState,
     *,
     cert_dir: Path,
-    host: str = "0.0.0.0",
+    host: str = "",
     port: int = 8443,
     client_ca: Path | None = None,
     shutdown_timeout: float = 15.0,
@@ -475,10 +480,13 @@ async def serve_forever(
     loop = asyncio.get_running_loop()
     # Not web.TCPSite: it cannot pass ssl_handshake_timeout, and asyncio's default (60s) lets a client
     # that never sends a ClientHello hold a connection that long whatever --idle-timeout says.
+    # host "" is every address of both families (a socket each): on an IPv6-only or IPv6-first
+    # cluster, the probes and the apiserver reach the pod at its IPv6 address.
     listener = await loop.create_server(
-        lambda: Connection(protocol(), idle_timeout, state.connections), host, port,
+        lambda: Connection(protocol(), idle_timeout, state.connections), host or None, port,
         ssl=tls.context, ssl_handshake_timeout=idle_timeout, backlog=128)
-    log.info("serving HTTPS on %s:%d (certificates from %s)", host, port, cert_dir)
+    log.info("serving HTTPS on %s (certificates from %s)",
+             ", ".join(_address(sock.getsockname()) for sock in listener.sockets), cert_dir)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

@@ -14,10 +14,12 @@ import socket
 import ssl
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from webhook import certs
 from webhook.dev.controlplane import WebhookServer
 from webhook.server import KEEPALIVE_TIMEOUT
 
@@ -124,3 +126,24 @@ def test_a_complete_request_keeps_the_connection(server: WebhookServer) -> None:
             assert resp.getheader("Connection", "").lower() != "close"
     finally:
         conn.close()
+
+
+def test_by_default_the_server_listens_on_ipv6_and_ipv4(tmp_path: Path) -> None:
+    """On an IPv6-only or IPv6-first cluster the kubelet's probes and the apiserver reach the pod at
+    its IPv6 address: a server on 0.0.0.0 alone never became ready there."""
+    ca = certs.new_ca()
+    leaf = certs.issue(ca, "localhost", dns_names=["localhost"], ip_addresses=["127.0.0.1", "::1"])
+    certs.write_bundle(tmp_path / "certs", ca, leaf)
+    # The last --host wins: "" is serve's default, given to override the test harness's 127.0.0.1.
+    with WebhookServer(tmp_path, ["--host", ""]) as srv:
+        ctx = ssl.create_default_context(cafile=str(srv.ca_file))
+        for address in ("::1", "127.0.0.1"):
+            conn = http.client.HTTPSConnection(address, srv.port, context=ctx, timeout=10)
+            try:
+                conn.request("GET", "/healthz")
+                assert conn.getresponse().status == 200, address
+            finally:
+                conn.close()
+        log = (srv.dir / "webhook.log").read_text()
+        assert f"[::]:{srv.port}" in log
+        assert f"0.0.0.0:{srv.port}" in log

@@ -4,6 +4,7 @@ ServiceAccount."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from webhook.dev.controlplane import ControlPlane
+from webhook.server import serve_forever
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 BUILDS = ["base", *sorted(f"overlays/{p.name}" for p in (MANIFESTS / "overlays").iterdir() if p.is_dir())]
@@ -109,6 +111,29 @@ def test_base_shape(cluster: ControlPlane) -> None:
     assert multus["priorityClassName"] == "system-node-critical"
     assert multus["tolerations"] == [{"operator": "Exists"}]
     assert multus["initContainers"][0]["command"][0] == "/usr/src/multus-cni/bin/install_multus"
+
+
+def test_a_stopping_or_lost_webhook_replica_fails_no_review(cluster: ControlPlane) -> None:
+    """failurePolicy is Fail. A deleted replica keeps answering while the Service's endpoints and the
+    apiserver's keep-alive connections move away (preStop), then drains within the grace period; a
+    replica on a lost node is replaced in 30s, not the default 300s."""
+    pod = find(build(cluster, "base"), "Deployment", "multus-webhook")["spec"]["template"]["spec"]
+    sleep = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert sleep >= 5
+    drain = inspect.signature(serve_forever).parameters["shutdown_timeout"].default
+    assert sleep + drain < pod["terminationGracePeriodSeconds"]
+    assert {(t["key"], t["tolerationSeconds"]) for t in pod["tolerations"]} == {
+        ("node.kubernetes.io/not-ready", 30), ("node.kubernetes.io/unreachable", 30)}
+
+
+def test_the_multus_daemon_is_neither_throttled_nor_killed_by_a_quick_start_limit(cluster: ControlPlane) -> None:
+    """Every pod of a rebooted node is set up at once through the daemon: upstream's 50Mi limit gets
+    it OOM-killed then (multus-cni #1346, #1416), and a CPU limit slows every pod's network setup."""
+    multus = find(build(cluster, "base"), "DaemonSet", "kube-multus-ds")["spec"]["template"]["spec"]
+    limits = multus["containers"][0]["resources"]["limits"]
+    assert "cpu" not in limits
+    assert limits["memory"].endswith("Mi")
+    assert int(limits["memory"][:-2]) >= 256
 
 
 def test_the_image_default_cert_dir_is_the_manifests(cluster: ControlPlane) -> None:

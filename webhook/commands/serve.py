@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("serve", help="run the admission webhook server (HTTPS only)")
     s.add_argument("--port", type=int, default=8443)
-    s.add_argument("--host", default="0.0.0.0")
+    s.add_argument("--host", default="",
+                   help="address to listen on (default: every address, IPv6 and IPv4: a pod's IP may be either)")
     s.add_argument("--cert-dir", default="certs", help="directory holding tls.crt and tls.key (reloaded on change)")
     s.add_argument("--client-ca", help="answer /validate and /mutate only to clients presenting a certificate signed "
                                        "by this CA bundle (the apiserver's); /healthz, /readyz, /metrics stay open")
