@@ -59,6 +59,15 @@ def test_every_build_is_accepted_by_the_apiserver(cluster: ControlPlane, path: s
 
 
 @pytest.mark.parametrize("path", BUILDS)
+def test_every_object_carries_the_label_uninstall_selects(cluster: ControlPlane, path: str) -> None:
+    """docs/install.md deletes the ConfigMaps of earlier settings by this label: kustomize's labels
+    do not reach what a component adds or generates unless the component sets them too."""
+    unlabelled = [f"{d['kind']}/{d['metadata']['name']}" for d in build(cluster, path)
+                  if d["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") != "multus-webhook"]
+    assert unlabelled == []
+
+
+@pytest.mark.parametrize("path", BUILDS)
 def test_every_image_is_pinned(cluster: ControlPlane, path: str) -> None:
     for doc in build(cluster, path):
         spec = doc.get("spec", {}).get("template", {}).get("spec", {})
@@ -180,6 +189,17 @@ def test_talos_mounts_var_run_netns_and_installs_the_listed_plugins(cluster: Con
 
     assert parse_plugin_list(plugins["data"]["plugins"]) == ["macvlan", "ipvlan"]
     assert volumes["cni-plugin-list"]["configMap"]["name"] == plugins["metadata"]["name"]
+
+
+@pytest.mark.parametrize("path", ["overlays/uninstall", "overlays/talos-cilium-uninstall"])
+def test_uninstall_keeps_the_nad_crd_and_with_it_every_nad_in_the_cluster(cluster: ControlPlane, path: str) -> None:
+    """`kubectl delete -k` of the uninstall build deletes what it lists: the NAD CRD there would take
+    every NAD of the cluster with it, other software's and those from before us."""
+    crds = {d["metadata"]["name"] for d in build(cluster, path) if d["kind"] == "CustomResourceDefinition"}
+    assert crds == {"networkprofiles.multus-webhook.io", "multusnodestates.multus-webhook.io"}
+    installed = {d["metadata"]["name"] for d in build(cluster, path.replace("-uninstall", "").replace(
+        "overlays/uninstall", "base")) if d["kind"] == "CustomResourceDefinition"}
+    assert installed == crds | {"network-attachment-definitions.k8s.cni.cncf.io"}
 
 
 def test_uninstall_replaces_multus_with_the_cleanup(cluster: ControlPlane) -> None:
