@@ -22,9 +22,20 @@ from webhook.node.installer import LOCK, InstallError, Record, install, parse_pl
 Snapshot = dict[str, tuple[str, str, int]]
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "webhook.cli", *args], capture_output=True, text=True,
+def cli(*args: str, env: dict[str, str] | None = None, wrapper: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*wrapper, sys.executable, "-m", "webhook.cli", *args], capture_output=True, text=True,
                           timeout=60, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def unprivileged(require: Callable[[str], None]) -> list[str]:
+    """A command prefix under which file permission bits bind: as root, no capabilities at all (root
+    keeps CAP_DAC_OVERRIDE otherwise, and a directory's mode stops nothing)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        require("needs setpriv(1) to drop root's capabilities")
+    return ["setpriv", "--bounding-set=-all", "--"]
 
 
 def snapshot(root: Path) -> Snapshot:
@@ -464,6 +475,30 @@ def test_uninstall_keeps_a_multus_dir_holding_foreign_files(host: Path) -> None:
     result = cli("uninstall", "--host-root", str(host))
     assert "kept    /etc/cni/multus: it holds files multus-webhook did not put there" in result.stderr
     assert (host / "etc/cni/multus/net.d/lab.conf").exists()
+
+
+def test_a_directory_uninstall_may_not_change_is_an_error_and_the_rest_is_still_removed(
+        host: Path, source: Path, plugins_file: Path, unprivileged: list[str]) -> None:
+    assert install_cli(host, source, plugins_file).returncode == 0
+    put_multus_on(host)  # with the empty /etc/cni/multus/net.d its hostPath mount makes
+    (host / "etc/cni/multus").chmod(0o555)  # net.d in it cannot be removed
+    (host / "etc/cni/net.d").chmod(0o333)  # its files can be removed, not listed
+    try:
+        result = cli("uninstall", "--host-root", str(host), wrapper=unprivileged)
+    finally:
+        (host / "etc/cni/multus").chmod(0o755)
+        (host / "etc/cni/net.d").chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "could not remove /etc/cni/multus: Permission denied: /etc/cni/multus/net.d" in result.stderr
+    assert ("could not tell which CNI config is left in /etc/cni/net.d: Permission denied: /etc/cni/net.d"
+            in result.stderr)
+    # The steps after the failed ones still ran: our plugins and Multus's files are gone.
+    for step in ("removed /etc/cni/net.d/00-multus.conf", "removed /opt/cni/bin/macvlan",
+                 "removed /opt/cni/bin/ipvlan", "cleanup finished with 2 error(s)"):
+        assert step in result.stderr
+    assert not (host / "opt/cni/bin/macvlan").exists()
+    assert (host / "etc/cni/multus/net.d").is_dir()
 
 
 def waiting_for_sigterm(pid: int) -> bool:

@@ -73,13 +73,16 @@ def uninstall(host_root: Path, primary_cni_config_file: str = "") -> CleanupRepo
         try:
             report.step(f"removed /{rel}" if remove_path(path) else f"absent  /{rel}")
         except OSError as exc:
-            report.error(f"could not remove /{rel}: {exc.strerror}")
+            report.error(f"could not remove /{rel}: {failure(host_root, exc)}")
     for rel in MULTUS_DIRS_IF_EMPTY:
         path = on_host(host_root, rel)
-        if remove_empty_dirs(path):
-            report.step(f"removed /{rel} (empty)")
-        elif path.exists():
-            report.step(f"kept    /{rel}: it holds files multus-webhook did not put there")
+        try:
+            if remove_empty_dirs(path):
+                report.step(f"removed /{rel} (empty)")
+            elif path.exists():
+                report.step(f"kept    /{rel}: it holds files multus-webhook did not put there")
+        except OSError as exc:
+            report.error(f"could not remove /{rel}: {failure(host_root, exc)}")
     try:
         for change in release_all(host_root):
             report.step(f"{change.action:<7} {change.path} (installed by multus-webhook install-cni)")
@@ -87,9 +90,20 @@ def uninstall(host_root: Path, primary_cni_config_file: str = "") -> CleanupRepo
         report.error(f"CNI plugins of install-cni: {exc}")
     # Judged from the disk, not from primaryCniConfigFile: an operator who has already reverted the
     # primary CNI (docs/install.md, step 1) still has the setting pointing into the subdirectory.
-    remaining = top_level_configs(host_root)
+    try:
+        remaining = top_level_configs(host_root)
+        nested = [] if remaining else subdirectory_configs(host_root)
+    except OSError as exc:
+        report.error(f"could not tell which CNI config is left in /{CNI_CONF_DIR}: {failure(host_root, exc)}")
+    else:
+        warn_without_config(report, remaining, nested, primary_cni_config_file)
+    report.step("cleanup finished" + (f" with {len(report.errors)} error(s)" if report.errors else ""))
+    return report
+
+
+def warn_without_config(report: CleanupReport, remaining: list[str], nested: list[str],
+                        primary_cni_config_file: str) -> None:
     if not remaining:
-        nested = subdirectory_configs(host_root)
         setting = (f"\nprimaryCniConfigFile is {primary_cni_config_file}, in a subdirectory: revert the primary CNI "
                    "(Cilium: cni.confPath back to /etc/cni/net.d) and let it write its config again."
                    if "/" in primary_cni_config_file else "")
@@ -101,5 +115,12 @@ def uninstall(host_root: Path, primary_cni_config_file: str = "") -> CleanupRepo
         )
     else:
         report.step(f"the node's CNI config is now {remaining[0]}")
-    report.step("cleanup finished" + (f" with {len(report.errors)} error(s)" if report.errors else ""))
-    return report
+
+
+def failure(host_root: Path, exc: OSError) -> str:
+    """``exc`` with the host path it is about: the reason alone would not say which file inside a
+    directory tree failed."""
+    name = exc.filename
+    if isinstance(name, str) and Path(name).is_relative_to(host_root):
+        name = "/" + str(Path(name).relative_to(host_root))
+    return f"{exc.strerror or exc}: {name}" if name else str(exc.strerror or exc)
