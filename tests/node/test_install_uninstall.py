@@ -155,15 +155,21 @@ def test_a_replaced_original_is_restored_and_an_identical_one_is_not_ours(host: 
     assert snapshot(host) == before  # vlan was there, identical, before us: it stays
 
 
-def test_a_plugin_dropped_from_the_list_is_released(host: Path, source: Path, plugins_file: Path) -> None:
+def test_a_plugin_dropped_from_the_list_stays_until_uninstall(host: Path, source: Path, plugins_file: Path) -> None:
+    """Every node runs the installer at once when the list changes, while pods wired with the plugin
+    may still run: Multus needs it to delete their attachments."""
     before = snapshot(host)
     assert install_cli(host, source, plugins_file).returncode == 0
+    installed = (host / "opt/cni/bin/ipvlan").stat()
     plugins_file.write_text("macvlan\n")
     result = install_cli(host, source, plugins_file)
     assert result.returncode == 0, result.stderr
-    assert not (host / "opt/cni/bin/ipvlan").exists()
-    assert "removed      /opt/cni/bin/ipvlan" in result.stderr
-    assert cli("uninstall", "--host-root", str(host)).returncode == 0
+    assert "unlisted     /opt/cni/bin/ipvlan: no longer listed, kept until uninstall" in result.stderr
+    assert (host / "opt/cni/bin/ipvlan").stat().st_ino == installed.st_ino
+    assert "opt/cni/bin/ipvlan" in Record.load(host).files  # still ours: uninstall takes it back
+    result = cli("uninstall", "--host-root", str(host))
+    assert result.returncode == 0, result.stderr
+    assert "removed /opt/cni/bin/ipvlan" in result.stderr
     assert snapshot(host) == before
 
 

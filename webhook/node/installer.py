@@ -81,7 +81,8 @@ class Record:
 
 @dataclass(frozen=True)
 class Change:
-    action: str  # installed | upgraded | unchanged | present | removed | restored | left-changed | kept | absent
+    # installed | upgraded | unchanged | present | unlisted | removed | restored | left-changed | kept | absent
+    action: str
     path: str
 
 
@@ -111,8 +112,13 @@ def parse_plugin_list(text: str) -> list[str]:
 
 def install(host_root: Path, source: Path, plugins: Iterable[str]) -> list[Change]:
     """Copy each plugin from ``source`` into the host's CNI bin directory when it is absent or
-    different, and release the ones we installed earlier that are no longer listed. Stops at the
-    first file it cannot write, with an InstallError naming it; what is on the host stays whole."""
+    different. Stops at the first file it cannot write, with an InstallError naming it; what is on
+    the host stays whole.
+
+    A plugin installed earlier and no longer listed stays, still recorded, until uninstall: this
+    runs on every node at once, while pods set up with that plugin may still be running, and
+    Multus needs the binary to delete their attachments (without it their DEL fails with "failed to
+    find plugin" and they stay Terminating)."""
     wanted = list(plugins)
     missing = [p for p in wanted if not (source / p).is_file()]
     if missing:
@@ -131,7 +137,9 @@ def install(host_root: Path, source: Path, plugins: Iterable[str]) -> list[Chang
             log.info("%-12s %s", change.action, change.path)
             changes.append(change)
         listed = {str(CNI_BIN_DIR / name) for name in wanted}
-        changes += release_each(host_root, record, sorted(set(record.files) - listed))
+        for rel in sorted(set(record.files) - listed):
+            log.info("%-12s /%s: no longer listed, kept until uninstall", "unlisted", rel)
+            changes.append(Change("unlisted", "/" + rel))
     return changes
 
 
