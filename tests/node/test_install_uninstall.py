@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from webhook.atomicfile import temporary_path
 from webhook.node.hostfs import on_host, sha256
 from webhook.node.installer import LOCK, InstallError, Record, install, parse_plugin_list
 
@@ -170,6 +171,42 @@ def test_a_plugin_dropped_from_the_list_stays_until_uninstall(host: Path, source
     result = cli("uninstall", "--host-root", str(host))
     assert result.returncode == 0, result.stderr
     assert "removed /opt/cni/bin/ipvlan" in result.stderr
+    assert snapshot(host) == before
+
+
+def test_temporary_files_of_an_install_cut_short_go_at_the_next_run_and_at_uninstall(host: Path, source: Path,
+                                                                                     tmp_path: Path) -> None:
+    bin_dir, state = host / "opt/cni/bin", host / "var/lib/cni/multus-webhook"
+    not_ours = write(temporary_path(bin_dir / "loopback"), b"a plugin we neither list nor installed")
+    before = snapshot(host)
+    listed = tmp_path / "list"
+    listed.write_text("macvlan\nbridge\n")  # bridge replaces the node's own: its copy goes to originals/
+    assert install_cli(host, source, listed).returncode == 0
+
+    def killed_install() -> list[Path]:
+        """What an install killed before its renames leaves behind (write_atomic's temporary files)."""
+        return [write(temporary_path(bin_dir / "macvlan"), b"half a macvlan"),  # executable
+                write(temporary_path(state / "originals" / "bridge~1"), b"half a copy"),
+                write(temporary_path(state / "installed.json"), b'{"vers', 0o644)]
+
+    left = killed_install()
+    again = install_cli(host, source, listed)
+    assert again.returncode == 0, again.stderr
+    for path in left:
+        assert not path.exists(), path
+        rel = path.relative_to(host)
+        assert f"removed      /{rel} (left by an install that was cut short)" in again.stderr
+    assert not_ours.exists()
+
+    left = killed_install()
+    put_multus_on(host)
+    # Upstream install_multus, killed before its renames (Go's os.CreateTemp names, mode 0600).
+    left += [write(bin_dir / "multus-shim.temp2813308004", b"half a shim", 0o600),
+             write(bin_dir / "passthru.temp1", b"half a passthru", 0o600)]
+    result = cli("uninstall", "--host-root", str(host))
+    assert result.returncode == 0, result.stderr
+    assert not [path for path in left if path.exists()]
+    assert "removed /opt/cni/bin/multus-shim.temp2813308004" in result.stderr
     assert snapshot(host) == before
 
 

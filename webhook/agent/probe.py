@@ -107,7 +107,9 @@ def primary_config_name(configs: Sequence[str], multus_config: str, explicit: st
 def _executables(directory: Path) -> tuple[str, ...]:
     names = []
     for entry in os.scandir(directory):
-        # Dot files are the installers' temporary copies (install_multus writes then renames).
+        # Dot files are the temporary copies install-cni writes and then renames (webhook.atomicfile),
+        # executable before the rename. (Upstream install_multus's are "<binary>.temp<digits>",
+        # not hidden, and mode 0600 until just before the rename.)
         if entry.name.startswith("."):
             continue
         try:

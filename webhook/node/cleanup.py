@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -18,6 +19,10 @@ MULTUS_PATHS = (
     CNI_BIN_DIR / "passthru",
     PurePosixPath("var/lib/cni/multus"),
 )
+# Upstream install_multus copies the binaries above by writing "<binary>.temp<digits>" (Go's
+# os.CreateTemp) and renaming it: one killed in between leaves that file, not hidden.
+INSTALL_MULTUS_TEMPORARY = re.compile(
+    "(?:" + "|".join(re.escape(p.name) for p in MULTUS_PATHS if p.parent == CNI_BIN_DIR) + r")\.temp[0-9]*")
 # Directories the DaemonSet's hostPath mounts create; removed only when nothing was put in them.
 MULTUS_DIRS_IF_EMPTY = (PurePosixPath("etc/cni/multus"),)
 CNI_CONFIG_SUFFIXES = (".conf", ".conflist", ".json")
@@ -61,6 +66,13 @@ def subdirectory_configs(host_root: Path) -> list[str]:
                   for p in sub.rglob("*") if p.is_file() and p.suffix in CNI_CONFIG_SUFFIXES)
 
 
+def install_multus_leftovers(host_root: Path) -> list[PurePosixPath]:
+    bin_dir = on_host(host_root, CNI_BIN_DIR)
+    if not bin_dir.is_dir():
+        return []
+    return [CNI_BIN_DIR / p.name for p in sorted(bin_dir.iterdir()) if INSTALL_MULTUS_TEMPORARY.fullmatch(p.name)]
+
+
 def uninstall(host_root: Path, primary_cni_config_file: str = "") -> CleanupReport:
     report = CleanupReport()
     if not any(on_host(host_root, d).is_dir() for d in (CNI_CONF_DIR.parent, CNI_BIN_DIR)):
@@ -68,7 +80,12 @@ def uninstall(host_root: Path, primary_cni_config_file: str = "") -> CleanupRepo
         report.error(f"{host_root} holds neither /{CNI_CONF_DIR.parent} nor /{CNI_BIN_DIR}: it is not a node's file "
                      "system (check --host-root and the mounts); nothing was removed")
         return report
-    for rel in MULTUS_PATHS:
+    try:
+        leftovers = install_multus_leftovers(host_root)
+    except OSError as exc:
+        leftovers = []
+        report.error(f"could not read /{CNI_BIN_DIR}: {failure(host_root, exc)}")
+    for rel in (*MULTUS_PATHS, *leftovers):
         path = on_host(host_root, rel)
         try:
             report.step(f"removed /{rel}" if remove_path(path) else f"absent  /{rel}")
