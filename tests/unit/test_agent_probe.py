@@ -128,10 +128,28 @@ def test_only_executable_regular_files_count_as_binaries(host: StandInHost) -> N
     assert read_host(host.layout).binaries == ("linked", "macvlan")
 
 
-def test_only_top_level_config_extensions_are_configs(host: StandInHost) -> None:
-    for name in ("10-a.conf", "20-b.conflist", "30-c.json", "40-d.yaml", ".00-hidden.conf"):
+def test_configs_are_what_libcni_lists(host: StandInHost) -> None:
+    """libcni.ConfFiles (which containerd's go-cni calls) keeps every entry but directories whose
+    extension after the last dot is .conf, .conflist or .json: hidden files too."""
+    for name in ("10-a.conf", "20-b.conflist", "30-c.json", "40-d.yaml", ".00-hidden.conf", ".conf",
+                 "50-e.conf.bak", "60-f.CONF", "cilium/05-cilium.conflist"):
         host.write_config(name)
-    assert read_host(host.layout).configs == ("10-a.conf", "20-b.conflist", "30-c.json")
+    conf_dir = host.path(host.layout.cni_conf_dir)
+    (conf_dir / "70-dir.conf").mkdir()
+    (conf_dir / "80-link.conflist").symlink_to(conf_dir / "nowhere")  # listed: the runtime fails on it
+    (conf_dir / "00-multus.conf.0123456789abcdef.tmp").write_text("")
+    (conf_dir / ".00-multus.conf.0123456789abcdef.tmp").write_text("")  # webhook.atomicfile's
+    assert read_host(host.layout).configs == (".00-hidden.conf", ".conf", "10-a.conf", "20-b.conflist",
+                                              "30-c.json", "80-link.conflist")
+
+
+def test_a_hidden_config_sorted_before_multus_is_what_the_runtime_uses(host: StandInHost) -> None:
+    host.make_ready("b")
+    host.write_config(".00-x.conf")
+    c = look(host)
+    assert not c[CONFIG_FIRST].status
+    assert "00-multus.conf is present but the runtime uses .00-x.conf" in c[CONFIG_FIRST].message
+    assert not c[READY].status
 
 
 def test_a_missing_host_is_reported_not_raised() -> None:

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-#: The config extensions libcni reads from the conf dir (libcni.ConfFiles), in this order of no
-#: importance: the runtime sorts the names, it does not group them by extension.
+#: The config extensions the runtime reads from the conf dir (containerd's go-cni and CRI-O pass
+#: these to libcni.ConfFiles), in this order of no importance: the runtime sorts the names, it does
+#: not group them by extension.
 CONFIG_EXTENSIONS = (".conf", ".conflist", ".json")
 
 # Condition types, one per check; READY is their conjunction.
@@ -93,7 +94,20 @@ class Report:
 
 
 def is_config_name(name: str) -> bool:
-    return name.endswith(CONFIG_EXTENSIONS) and not name.startswith(".")
+    """libcni.ConfFiles's test: the extension, from the last dot on (Go's filepath.Ext), is one of
+    CONFIG_EXTENSIONS. A hidden file passes (".00-x.conf" sorts before "00-multus.conf", and the
+    runtime then uses it); the temporary files of webhook.atomicfile end in ".tmp" and do not."""
+    dot = name.rfind(".")
+    return dot >= 0 and name[dot:] in CONFIG_EXTENSIONS
+
+
+def config_names(conf_dir: Path) -> tuple[str, ...]:
+    """The configs the runtime finds in ``conf_dir``, sorted as it sorts them (go-cni sorts the paths
+    libcni.ConfFiles lists; Go compares bytes, Python code points: the same order). ConfFiles skips
+    directories only, not following symlinks: a symlink or a file that will not load is still the
+    runtime's first config. Raises OSError when ``conf_dir`` cannot be listed."""
+    with os.scandir(conf_dir) as entries:
+        return tuple(sorted(e.name for e in entries if is_config_name(e.name) and not e.is_dir(follow_symlinks=False)))
 
 
 def primary_config_name(configs: Sequence[str], multus_config: str, explicit: str | None) -> str | None:
@@ -156,7 +170,7 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
     conf_dir = layout.on_host(layout.cni_conf_dir)
     configs: tuple[str, ...] = ()
     try:
-        configs = tuple(sorted(e.name for e in os.scandir(conf_dir) if is_config_name(e.name) and e.is_file()))
+        configs = config_names(conf_dir)
     except OSError as exc:
         conf_dir_error = _error(exc)
     primary = primary_config_name(configs, layout.multus_config, layout.primary_config)

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from webhook.agent.probe import config_names, is_config_name
 from webhook.node.hostfs import CNI_BIN_DIR, CNI_CONF_DIR, on_host, remove_empty_dirs, remove_path
 from webhook.node.installer import InstallError, release_all
 
@@ -25,7 +26,6 @@ INSTALL_MULTUS_TEMPORARY = re.compile(
     "(?:" + "|".join(re.escape(p.name) for p in MULTUS_PATHS if p.parent == CNI_BIN_DIR) + r")\.temp[0-9]*")
 # Directories the DaemonSet's hostPath mounts create; removed only when nothing was put in them.
 MULTUS_DIRS_IF_EMPTY = (PurePosixPath("etc/cni/multus"),)
-CNI_CONFIG_SUFFIXES = (".conf", ".conflist", ".json")
 
 log = logging.getLogger("multus-webhook.uninstall")
 
@@ -51,11 +51,12 @@ class CleanupReport:
 
 
 def top_level_configs(host_root: Path) -> list[str]:
-    """CNI config files directly in /etc/cni/net.d, the only ones the container runtime reads."""
+    """CNI config files directly in /etc/cni/net.d, the only ones the container runtime reads, as
+    the runtime (and the node agent) finds and sorts them."""
     conf_dir = on_host(host_root, CNI_CONF_DIR)
     if not conf_dir.is_dir():
         return []
-    return sorted(p.name for p in conf_dir.iterdir() if p.is_file() and p.suffix in CNI_CONFIG_SUFFIXES)
+    return list(config_names(conf_dir))
 
 
 def subdirectory_configs(host_root: Path) -> list[str]:
@@ -63,7 +64,7 @@ def subdirectory_configs(host_root: Path) -> list[str]:
     if not conf_dir.is_dir():
         return []
     return sorted(str(p.relative_to(conf_dir)) for sub in conf_dir.iterdir() if sub.is_dir()
-                  for p in sub.rglob("*") if p.is_file() and p.suffix in CNI_CONFIG_SUFFIXES)
+                  for p in sub.rglob("*") if p.is_file() and is_config_name(p.name))
 
 
 def install_multus_leftovers(host_root: Path) -> list[PurePosixPath]:
