@@ -152,6 +152,20 @@ def test_a_hidden_config_sorted_before_multus_is_what_the_runtime_uses(host: Sta
     assert not c[READY].status
 
 
+def test_a_primary_config_that_cannot_be_looked_at_is_reported_not_raised(host: StandInHost) -> None:
+    # Path.is_file is False for a missing file only: a name too long (or a directory the agent may
+    # not search) raises, which stopped the agent before it wrote anything.
+    host.make_ready("b")
+    name = "x" * 300 + ".conflist"
+    layout = replace(host.layout, primary_config=name)
+    snapshot = read_host(layout)
+    assert snapshot.primary_error == "File name too long"
+    c = conditions(evaluate(snapshot, layout))
+    assert (c[PRIMARY].status, c[PRIMARY].reason) == (False, "Unreadable")
+    assert c[PRIMARY].message == f"cannot read the primary config /etc/cni/net.d/{name}: File name too long"
+    assert not c[READY].status
+
+
 def test_a_missing_host_is_reported_not_raised() -> None:
     layout = HostLayout(root=HostLayout().root / "does-not-exist-anywhere")
     c = conditions(evaluate(read_host(layout), layout))

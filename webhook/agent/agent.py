@@ -53,16 +53,21 @@ class Agent:
         container must be restarted, which the caller's non-zero exit asks the kubelet to do)."""
         cfg = self.config
         last_write = float("-inf")
-        report = self.look()
-        while not report.restart:
-            due = report != self.written or time.monotonic() - last_write >= cfg.interval
-            if due and self.write(report):
-                last_write = time.monotonic()
-            if stop.wait(min(cfg.poll_interval, cfg.interval)):
-                break
-            report = self.look()
-        if self.write(nodestate.stopped(report)):
-            log.info("marked node %s not ready on the way out", cfg.node)
+        seen: Report | None = None
+        try:
+            report = seen = self.look()
+            while not report.restart:
+                due = report != self.written or time.monotonic() - last_write >= cfg.interval
+                if due and self.write(report):
+                    last_write = time.monotonic()
+                if stop.wait(min(cfg.poll_interval, cfg.interval)):
+                    break
+                report = seen = self.look()
+        finally:
+            # However the loop ends, an exception included: a node left ready would stay ready until
+            # its heartbeat goes stale, with nobody looking. Before any look there is nothing to stop.
+            if seen is not None and self.write(nodestate.stopped(seen)):
+                log.info("marked node %s not ready on the way out", cfg.node)
         if report.restart:
             log.error("%s", next(c.message for c in report.conditions if c.type == DAEMON))
         return not report.restart

@@ -61,6 +61,7 @@ class HostSnapshot:
     #: The primary config that was looked for (relative to the conf dir), and whether it is a file.
     primary_config: str | None = None
     primary_exists: bool = False
+    primary_error: str | None = None
     #: None when a connect to the daemon's socket succeeded.
     daemon_error: str | None = None
     #: The socket's directory, as this agent sees it, was removed from the host (see ``_removed``).
@@ -174,6 +175,12 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
     except OSError as exc:
         conf_dir_error = _error(exc)
     primary = primary_config_name(configs, layout.multus_config, layout.primary_config)
+    primary_exists, primary_error = False, None
+    if primary is not None:
+        try:
+            primary_exists = (conf_dir / primary).is_file()
+        except OSError as exc:  # is_file says False only for a missing path; EACCES, ENAMETOOLONG raise
+            primary_error = _error(exc)
     try:
         boot_id = layout.on_host(layout.boot_id_file).read_text().strip() or None
         boot_id_error = None if boot_id else "the file is empty"
@@ -181,7 +188,7 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
         boot_id_error = _error(exc)
     return HostSnapshot(
         binaries=binaries, bin_dir_error=bin_dir_error, configs=configs, conf_dir_error=conf_dir_error,
-        primary_config=primary, primary_exists=primary is not None and (conf_dir / primary).is_file(),
+        primary_config=primary, primary_exists=primary_exists, primary_error=primary_error,
         daemon_error=_daemon_error(layout.on_host(layout.multus_socket), connect_timeout),
         socket_dir_removed=_removed(layout.on_host(layout.multus_socket).parent),
         boot_id=boot_id, boot_id_error=boot_id_error,
@@ -235,6 +242,8 @@ def _primary(s: HostSnapshot, layout: HostLayout) -> Condition:
         return Condition(PRIMARY, False, "NotFound",
                          f"{where} holds no config besides {layout.multus_config} for Multus to delegate to")
     path = str(PurePosixPath(where) / s.primary_config)
+    if s.primary_error:
+        return Condition(PRIMARY, False, "Unreadable", f"cannot read the primary config {path}: {s.primary_error}")
     if s.primary_exists:
         return Condition(PRIMARY, True, "Found", f"the primary config {path} exists")
     return Condition(PRIMARY, False, "Missing", f"the primary config {path} does not exist")
