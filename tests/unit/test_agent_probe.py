@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
@@ -164,6 +165,23 @@ def test_a_primary_config_that_cannot_be_looked_at_is_reported_not_raised(host: 
     assert (c[PRIMARY].status, c[PRIMARY].reason) == (False, "Unreadable")
     assert c[PRIMARY].message == f"cannot read the primary config /etc/cni/net.d/{name}: File name too long"
     assert not c[READY].status
+
+
+def test_the_host_tells_when_multus_became_ready(host: StandInHost) -> None:
+    """The later of the daemon's socket (made afresh on each start, on this boot's tmpfs) and Multus's
+    config (which may be left from an earlier boot)."""
+    host.make_ready("b")
+    sock = host.path(host.layout.multus_socket)
+    conf = host.path(host.layout.cni_conf_dir) / host.layout.multus_config
+    made = os.stat(sock).st_ctime
+    os.utime(conf, (made - 3600, made - 3600))  # from the boot before
+    report = evaluate(read_host(host.layout), host.layout)
+    assert report.ready_since == datetime.fromtimestamp(made, UTC)
+    os.utime(conf, (made + 5, made + 5))  # written after the socket, as `multusConfigFile: auto` does
+    assert evaluate(read_host(host.layout), host.layout).ready_since == datetime.fromtimestamp(made + 5, UTC)
+    host.stop_daemon()
+    not_ready = evaluate(read_host(host.layout), host.layout)
+    assert (not_ready.ready, not_ready.ready_since) == (False, None)
 
 
 def test_a_missing_host_is_reported_not_raised() -> None:

@@ -11,6 +11,7 @@ import socket
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 #: The config extensions the runtime reads from the conf dir (containerd's go-cni and CRI-O pass
@@ -66,6 +67,10 @@ class HostSnapshot:
     daemon_error: str | None = None
     #: The socket's directory, as this agent sees it, was removed from the host (see ``_removed``).
     socket_dir_removed: bool = False
+    #: When the daemon's socket was made (its ctime, seconds since the epoch on the node's clock) and
+    #: when Multus's config was last written (mtime); None when they cannot be stat'ed.
+    socket_changed: float | None = None
+    multus_config_modified: float | None = None
     boot_id: str | None = None
     boot_id_error: str | None = None
 
@@ -88,6 +93,10 @@ class Report:
 
     #: The agent's view of the host is stale: only a restart of its container (a new mount) helps.
     restart: bool = False
+    #: When Multus became ready, as far as the host tells (see ``ready_since``); None when it is not
+    #: ready or the host does not tell. Not part of what makes two reports differ: it changes nothing
+    #: the agent publishes but the first readiness on a boot, which is recorded once.
+    ready_since: datetime | None = field(default=None, compare=False)
 
     @property
     def ready(self) -> bool:
@@ -156,6 +165,27 @@ def _removed(directory: Path) -> bool:
         return False
 
 
+def _changed(path: Path, which: str) -> float | None:
+    try:
+        result: float = getattr(os.stat(path), which)
+    except OSError:
+        return None
+    return result
+
+
+def ready_since(snapshot: HostSnapshot) -> datetime | None:
+    """When Multus became ready on the host, from the host's own evidence: the later of the moments
+    its daemon made its socket and wrote its config. The thick daemon makes the socket directory
+    afresh each time it starts (after its wait for the primary CNI), and /run is a tmpfs, so the
+    socket is of this boot and this daemon; the config may be left from an earlier boot (the daemon
+    removes it only on a clean stop), which the later of the two leaves out. The runtime sends new
+    sandboxes to Multus from the moment both are there, whenever an agent looks (an agent may have
+    been waiting out a restart back-off then)."""
+    if snapshot.socket_changed is None or snapshot.multus_config_modified is None:
+        return None
+    return datetime.fromtimestamp(max(snapshot.socket_changed, snapshot.multus_config_modified), UTC)
+
+
 def _error(exc: OSError | UnicodeDecodeError) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
@@ -191,6 +221,10 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
         primary_config=primary, primary_exists=primary_exists, primary_error=primary_error,
         daemon_error=_daemon_error(layout.on_host(layout.multus_socket), connect_timeout),
         socket_dir_removed=_removed(layout.on_host(layout.multus_socket).parent),
+        # ctime: a file's birth is not in os.stat; the socket's ctime moves only with its metadata,
+        # which the daemon sets once, right after it binds (chmod).
+        socket_changed=_changed(layout.on_host(layout.multus_socket), "st_ctime"),
+        multus_config_modified=_changed(conf_dir / layout.multus_config, "st_mtime"),
         boot_id=boot_id, boot_id_error=boot_id_error,
     )
 
@@ -210,7 +244,7 @@ def evaluate(snapshot: HostSnapshot, layout: HostLayout) -> Report:
     else:
         ready = Condition(READY, True, "AllChecksPassed", "Multus is installed, configured first and answering")
     return Report(boot_id=snapshot.boot_id, binaries=snapshot.binaries, conditions=(*conditions, ready),
-                  restart=snapshot.socket_dir_removed)
+                  restart=snapshot.socket_dir_removed, ready_since=None if failing else ready_since(snapshot))
 
 
 def _binaries(s: HostSnapshot, layout: HostLayout) -> Condition:
