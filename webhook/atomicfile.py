@@ -5,9 +5,13 @@ here."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+
+#: A temporary file's name: ``.<name of the file it replaces>.<16 hex digits>.tmp``.
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{16}\.tmp")
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -36,11 +40,24 @@ def symlink_atomic(path: Path, target: str) -> None:
     _replace(path, lambda tmp: os.symlink(target, tmp))
 
 
+def temporary_path(path: Path) -> Path:
+    """Where ``path``'s next content is written before it is renamed over ``path``: in the same
+    directory (a rename does not cross filesystems), hidden (the node agent does not count dot files
+    as plugins) and uniquely named, so that two writers of the same path never write into each
+    other's temporary file."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+
+
+def temporary_target(name: str) -> str | None:
+    """The name of the file that a temporary file called ``name`` was to replace, None when ``name``
+    is not one. A writer killed before its rename (SIGKILL, a power loss) leaves its temporary file
+    behind; whoever writes that directory under a lock can then tell which ones it may remove."""
+    match = _TEMPORARY.fullmatch(name)
+    return match["name"] if match else None
+
+
 def _replace(path: Path, create: Callable[[Path], None]) -> None:
-    # The temporary file is in the same directory (a rename does not cross filesystems), hidden (the
-    # node agent does not count dot files as plugins) and uniquely named, so that two writers of the
-    # same path never write into each other's temporary file.
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    tmp = temporary_path(path)
     try:
         create(tmp)
         os.replace(tmp, path)

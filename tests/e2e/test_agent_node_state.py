@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
+from webhook.agent.agent import Agent, AgentConfig
 from webhook.agent.nodestate import NAMESPACE
 from webhook.agent.probe import CONFIG_FIRST, DAEMON, HostLayout
 from webhook.agent.standin import MULTUS_CONFIG, StandInHost, Subcommand
@@ -138,6 +140,48 @@ def test_the_agent_restarts_when_multus_recreates_its_socket_directory(
             assert second.stop() == 0, second.output()
     finally:
         node_run.cleanup()
+
+
+def test_an_agent_that_fails_leaves_the_node_not_ready(controlplane: ControlPlane, host: StandInHost,
+                                                       node_name: str) -> None:
+    """Whatever stops the agent's loop, a failure included, the node is not left ready on the word of an
+    agent that no longer looks (it would stay ready until its heartbeat went stale)."""
+    cp = controlplane
+    host.make_ready("boot-one")
+    api = load_client(str(cp.kubeconfig))
+    agent = Agent(api, AgentConfig(node=node_name, layout=host.layout, interval=1, poll_interval=0.1))
+    looks = agent.look
+    failing = threading.Event()
+
+    def look() -> Any:
+        if failing.is_set():
+            raise RuntimeError("a look that fails")
+        return looks()
+
+    agent.look = look  # type: ignore[method-assign]
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            agent.run(threading.Event())
+        except RuntimeError as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: state(cp, node_name).get("multusReady"), what="ready")
+        failing.set()
+        thread.join(10)
+        assert not thread.is_alive()
+        assert [str(e) for e in failure] == ["a look that fails"]
+        status = state(cp, node_name)
+        assert status["multusReady"] is False
+        assert condition(status, "Ready")["reason"] == "AgentStopped"
+    finally:
+        failing.set()
+        thread.join(10)
+        api.close()
 
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"

@@ -9,10 +9,11 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +276,51 @@ def test_pods_whose_sandbox_predates_multus_on_this_boot_are_stale_whatever_the_
         assert not terminating(cp, namespace, "bare-stale")
         message = pod_events(cp, namespace, "bare-stale")[0]["message"]
         assert "before Multus became ready on this boot" in message
+    finally:
+        ag.stop()
+        if ctl is not None:
+            assert ctl.stop() == 0, ctl.output()
+
+
+def test_sandboxes_made_after_multus_became_ready_but_before_the_agent_saw_it_are_not_stale(
+    controlplane: ControlPlane, host: StandInHost, node: StandInNode, namespace: str, workload: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    """At boot the Multus daemon re-creates the socket directory the agent had mounted, and the agent
+    restarts and waits out the kubelet's back-off (10s to 5min) while the kubelet makes the node's
+    sandboxes again, through Multus. The agent that then sees Multus ready dates the first readiness
+    from the host (the daemon's socket; its config is left from the boot before), not from its own
+    look: a sandbox made in between is not stale, one made before Multus was ready is."""
+    cp = controlplane
+    host.make_ready("boot-0")
+    ag = agent(cp, host, node, tmp_path / "agent.log")
+    ctl: Subcommand | None = None
+    try:
+        eventually(lambda: node_state(cp, node).get("bootID") == "boot-0", what="the agent on boot-0")
+        ag.kill()
+        host.set_boot_id("boot-1")  # the node's boot: the agent's next status is the first word about it
+        host.restart_daemon()  # the daemon on boot-1: its socket made now
+        socket_made = host.path(host.layout.multus_socket).stat().st_ctime
+        conf = host.path(host.layout.cni_conf_dir) / host.layout.multus_config
+        os.utime(conf, (socket_made - 600, socket_made - 600))  # 00-multus.conf is left from boot-0
+        became_ready = datetime.fromtimestamp(socket_made, UTC)
+        # The kubelet's times are whole seconds; "between" is in a later second than the socket.
+        eventually(lambda: utcnow() >= became_ready.replace(microsecond=0) + timedelta(seconds=1),
+                   what="the second after Multus became ready")
+        between = utcnow().replace(microsecond=0)
+        for name, moment in [("stale", became_ready - timedelta(seconds=60)), ("between", between)]:
+            make_pod(cp, namespace, node, name, owner=workload, status=full_status(namespace))
+            set_sandbox_time(cp, namespace, name, format_time(moment.replace(microsecond=0)))
+        eventually(lambda: utcnow() > between + timedelta(seconds=1.5), what="the agent's restart back-off")
+
+        ag = agent(cp, host, node, tmp_path / "agent.log")
+        first = eventually(lambda: node_state(cp, node), what="Multus first ready on boot-1",
+                           until=lambda s: s.get("firstReadyBootID") == "boot-1" and bool(s.get("firstReadyTime")))
+        assert first["firstReadyTime"] == format_time(became_ready.replace(microsecond=0))
+        ctl = controller(cp, tmp_path / "controller.log")
+        eventually(lambda: terminating(cp, namespace, "stale"), what="the pod made before Multus deleted")
+        caught_up(host, node)  # the pass that deleted it judged "between" too
+        assert not terminating(cp, namespace, "between")
     finally:
         ag.stop()
         if ctl is not None:

@@ -16,15 +16,27 @@ from pathlib import Path
 
 import pytest
 
+from webhook.atomicfile import temporary_path
 from webhook.node.hostfs import on_host, sha256
 from webhook.node.installer import LOCK, InstallError, Record, install, parse_plugin_list
 
 Snapshot = dict[str, tuple[str, str, int]]
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "webhook.cli", *args], capture_output=True, text=True,
+def cli(*args: str, env: dict[str, str] | None = None, wrapper: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*wrapper, sys.executable, "-m", "webhook.cli", *args], capture_output=True, text=True,
                           timeout=60, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def unprivileged(require: Callable[[str], None]) -> list[str]:
+    """A command prefix under which file permission bits bind: as root, no capabilities at all (root
+    keeps CAP_DAC_OVERRIDE otherwise, and a directory's mode stops nothing)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        require("needs setpriv(1) to drop root's capabilities")
+    return ["setpriv", "--bounding-set=-all", "--"]
 
 
 def snapshot(root: Path) -> Snapshot:
@@ -144,15 +156,57 @@ def test_a_replaced_original_is_restored_and_an_identical_one_is_not_ours(host: 
     assert snapshot(host) == before  # vlan was there, identical, before us: it stays
 
 
-def test_a_plugin_dropped_from_the_list_is_released(host: Path, source: Path, plugins_file: Path) -> None:
+def test_a_plugin_dropped_from_the_list_stays_until_uninstall(host: Path, source: Path, plugins_file: Path) -> None:
+    """Every node runs the installer at once when the list changes, while pods wired with the plugin
+    may still run: Multus needs it to delete their attachments."""
     before = snapshot(host)
     assert install_cli(host, source, plugins_file).returncode == 0
+    installed = (host / "opt/cni/bin/ipvlan").stat()
     plugins_file.write_text("macvlan\n")
     result = install_cli(host, source, plugins_file)
     assert result.returncode == 0, result.stderr
-    assert not (host / "opt/cni/bin/ipvlan").exists()
-    assert "removed      /opt/cni/bin/ipvlan" in result.stderr
-    assert cli("uninstall", "--host-root", str(host)).returncode == 0
+    assert "unlisted     /opt/cni/bin/ipvlan: no longer listed, kept until uninstall" in result.stderr
+    assert (host / "opt/cni/bin/ipvlan").stat().st_ino == installed.st_ino
+    assert "opt/cni/bin/ipvlan" in Record.load(host).files  # still ours: uninstall takes it back
+    result = cli("uninstall", "--host-root", str(host))
+    assert result.returncode == 0, result.stderr
+    assert "removed /opt/cni/bin/ipvlan" in result.stderr
+    assert snapshot(host) == before
+
+
+def test_temporary_files_of_an_install_cut_short_go_at_the_next_run_and_at_uninstall(host: Path, source: Path,
+                                                                                     tmp_path: Path) -> None:
+    bin_dir, state = host / "opt/cni/bin", host / "var/lib/cni/multus-webhook"
+    not_ours = write(temporary_path(bin_dir / "loopback"), b"a plugin we neither list nor installed")
+    before = snapshot(host)
+    listed = tmp_path / "list"
+    listed.write_text("macvlan\nbridge\n")  # bridge replaces the node's own: its copy goes to originals/
+    assert install_cli(host, source, listed).returncode == 0
+
+    def killed_install() -> list[Path]:
+        """What an install killed before its renames leaves behind (write_atomic's temporary files)."""
+        return [write(temporary_path(bin_dir / "macvlan"), b"half a macvlan"),  # executable
+                write(temporary_path(state / "originals" / "bridge~1"), b"half a copy"),
+                write(temporary_path(state / "installed.json"), b'{"vers', 0o644)]
+
+    left = killed_install()
+    again = install_cli(host, source, listed)
+    assert again.returncode == 0, again.stderr
+    for path in left:
+        assert not path.exists(), path
+        rel = path.relative_to(host)
+        assert f"removed      /{rel} (left by an install that was cut short)" in again.stderr
+    assert not_ours.exists()
+
+    left = killed_install()
+    put_multus_on(host)
+    # Upstream install_multus, killed before its renames (Go's os.CreateTemp names, mode 0600).
+    left += [write(bin_dir / "multus-shim.temp2813308004", b"half a shim", 0o600),
+             write(bin_dir / "passthru.temp1", b"half a passthru", 0o600)]
+    result = cli("uninstall", "--host-root", str(host))
+    assert result.returncode == 0, result.stderr
+    assert not [path for path in left if path.exists()]
+    assert "removed /opt/cni/bin/multus-shim.temp2813308004" in result.stderr
     assert snapshot(host) == before
 
 
@@ -464,6 +518,30 @@ def test_uninstall_keeps_a_multus_dir_holding_foreign_files(host: Path) -> None:
     result = cli("uninstall", "--host-root", str(host))
     assert "kept    /etc/cni/multus: it holds files multus-webhook did not put there" in result.stderr
     assert (host / "etc/cni/multus/net.d/lab.conf").exists()
+
+
+def test_a_directory_uninstall_may_not_change_is_an_error_and_the_rest_is_still_removed(
+        host: Path, source: Path, plugins_file: Path, unprivileged: list[str]) -> None:
+    assert install_cli(host, source, plugins_file).returncode == 0
+    put_multus_on(host)  # with the empty /etc/cni/multus/net.d its hostPath mount makes
+    (host / "etc/cni/multus").chmod(0o555)  # net.d in it cannot be removed
+    (host / "etc/cni/net.d").chmod(0o333)  # its files can be removed, not listed
+    try:
+        result = cli("uninstall", "--host-root", str(host), wrapper=unprivileged)
+    finally:
+        (host / "etc/cni/multus").chmod(0o755)
+        (host / "etc/cni/net.d").chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "could not remove /etc/cni/multus: Permission denied: /etc/cni/multus/net.d" in result.stderr
+    assert ("could not tell which CNI config is left in /etc/cni/net.d: Permission denied: /etc/cni/net.d"
+            in result.stderr)
+    # The steps after the failed ones still ran: our plugins and Multus's files are gone.
+    for step in ("removed /etc/cni/net.d/00-multus.conf", "removed /opt/cni/bin/macvlan",
+                 "removed /opt/cni/bin/ipvlan", "cleanup finished with 2 error(s)"):
+        assert step in result.stderr
+    assert not (host / "opt/cni/bin/macvlan").exists()
+    assert (host / "etc/cni/multus/net.d").is_dir()
 
 
 def waiting_for_sigterm(pid: int) -> bool:

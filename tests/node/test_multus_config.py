@@ -61,3 +61,21 @@ def test_the_command_refuses_a_bad_setting_without_writing(tmp_path: Path) -> No
     assert result.returncode == 2
     assert "multus-webhook multus-config: primaryCniConfigFile '/abs.conflist' must be a path relative" in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    ("a-directory", "cannot write --out {out}: Is a directory"),
+    ("a-file/daemon-config.json", "cannot create {out.parent}, the directory of --out {out}: File exists"),
+])
+def test_an_out_path_that_cannot_be_written_is_named_without_a_traceback(tmp_path: Path, where: str,
+                                                                         message: str) -> None:
+    (tmp_path / "a-directory").mkdir()
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / where
+    result = subprocess.run(
+        [sys.executable, "-m", "webhook.cli", "multus-config", "--template", str(TEMPLATE), "--out", str(out)],
+        capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr == "multus-webhook multus-config: " + message.format(out=out) + "\n"
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.glob(".*.tmp"))

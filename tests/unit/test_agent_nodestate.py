@@ -14,11 +14,11 @@ T2 = T0 + timedelta(seconds=20)
 T3 = T0 + timedelta(seconds=30)
 
 
-def report(boot: str | None = "b1", daemon: bool = True) -> Report:
+def report(boot: str | None = "b1", daemon: bool = True, since: datetime | None = None) -> Report:
     return Report(boot, ("bridge", "multus-shim"), (
         Condition(DAEMON, daemon, "Connected" if daemon else "NotAnswering", "m"),
         Condition(READY, daemon, "AllChecksPassed" if daemon else "NotAnswering", "m"),
-    ))
+    ), ready_since=since)
 
 
 def by_type(status: dict[str, object]) -> dict[str, dict[str, str]]:
@@ -88,7 +88,7 @@ def test_the_first_readiness_on_a_boot_survives_agent_and_daemon_restarts() -> N
     waiting = status_body("n", report("b1", daemon=False), old_boot, T0)
     assert first(waiting) == ("b1", None)  # this boot is watched from its start, Multus not ready yet
     ready = status_body("n", report("b1"), waiting, T1)
-    assert first(ready) == ("b1", "2026-01-02T03:04:15.123456Z")
+    assert first(ready) == ("b1", "2026-01-02T03:04:15.000000Z")  # whole seconds, as the kubelet's times
     left = status_body("n", stopped(report("b1")), ready, T2)  # the agent stops
     again = status_body("n", report("b1"), left, T3)  # the next agent, from the status it read
     assert first(again) == first(ready)
@@ -96,7 +96,7 @@ def test_the_first_readiness_on_a_boot_survives_agent_and_daemon_restarts() -> N
     daemon_restart = status_body("n", report("b1"), status_body("n", report("b1", daemon=False), again, T3), T3)
     assert first(daemon_restart) == first(ready)
     # A new boot starts it afresh.
-    assert first(status_body("n", report("b2"), daemon_restart, T3)) == ("b2", "2026-01-02T03:04:35.123456Z")
+    assert first(status_body("n", report("b2"), daemon_restart, T3)) == ("b2", "2026-01-02T03:04:35.000000Z")
 
 
 def test_without_a_previous_boot_seen_the_first_readiness_is_unknown() -> None:
@@ -109,7 +109,7 @@ def test_without_a_previous_boot_seen_the_first_readiness_is_unknown() -> None:
     unknown = status_body("n", report("b1"), older_agent, T1)
     assert first(unknown) == (None, None)
     assert first(status_body("n", report("b1"), unknown, T2)) == (None, None)
-    assert first(status_body("n", report("b2"), unknown, T2)) == ("b2", "2026-01-02T03:04:25.123456Z")
+    assert first(status_body("n", report("b2"), unknown, T2)) == ("b2", "2026-01-02T03:04:25.000000Z")
 
 
 def test_an_unreadable_boot_id_keeps_the_first_readiness() -> None:
@@ -119,3 +119,19 @@ def test_an_unreadable_boot_id_keeps_the_first_readiness() -> None:
     assert first(status_body("n", report("b1"), blind, T3)) == first(ready)
     # Whether the boot changed while its id could not be read is unknown: nothing is recorded.
     assert first(status_body("n", report("b2"), blind, T3)) == (None, None)
+
+
+def test_the_first_readiness_is_when_the_host_says_multus_became_ready() -> None:
+    """The agent that watched the boot begin was restarted (the Multus daemon re-created the socket
+    directory it had mounted) and first sees Multus ready after a restart back-off: the sandboxes the
+    kubelet made meanwhile went through Multus, so the readiness dates from the host's evidence."""
+    watched = status_body("n", report("b1", daemon=False), status_body("n", report("b0"), None, T0), T0)
+    assert first(watched) == ("b1", None)
+    became_ready = T1 + timedelta(seconds=0.9)  # 03:04:16.023456
+    late = status_body("n", report("b1", since=became_ready), watched, T3)
+    assert first(late) == ("b1", "2026-01-02T03:04:16.000000Z")
+    # Evidence later than the write (a clock step) is not believed: the write's time is the latest.
+    assert first(status_body("n", report("b1", since=T3 + timedelta(hours=1)), watched, T2)) == (
+        "b1", "2026-01-02T03:04:25.000000Z")
+    # Once recorded, later evidence (a daemon restart) does not move it.
+    assert first(status_body("n", report("b1", since=T3), late, T3)) == first(late)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
@@ -128,10 +129,59 @@ def test_only_executable_regular_files_count_as_binaries(host: StandInHost) -> N
     assert read_host(host.layout).binaries == ("linked", "macvlan")
 
 
-def test_only_top_level_config_extensions_are_configs(host: StandInHost) -> None:
-    for name in ("10-a.conf", "20-b.conflist", "30-c.json", "40-d.yaml", ".00-hidden.conf"):
+def test_configs_are_what_libcni_lists(host: StandInHost) -> None:
+    """libcni.ConfFiles (which containerd's go-cni calls) keeps every entry but directories whose
+    extension after the last dot is .conf, .conflist or .json: hidden files too."""
+    for name in ("10-a.conf", "20-b.conflist", "30-c.json", "40-d.yaml", ".00-hidden.conf", ".conf",
+                 "50-e.conf.bak", "60-f.CONF", "cilium/05-cilium.conflist"):
         host.write_config(name)
-    assert read_host(host.layout).configs == ("10-a.conf", "20-b.conflist", "30-c.json")
+    conf_dir = host.path(host.layout.cni_conf_dir)
+    (conf_dir / "70-dir.conf").mkdir()
+    (conf_dir / "80-link.conflist").symlink_to(conf_dir / "nowhere")  # listed: the runtime fails on it
+    (conf_dir / "00-multus.conf.0123456789abcdef.tmp").write_text("")
+    (conf_dir / ".00-multus.conf.0123456789abcdef.tmp").write_text("")  # webhook.atomicfile's
+    assert read_host(host.layout).configs == (".00-hidden.conf", ".conf", "10-a.conf", "20-b.conflist",
+                                              "30-c.json", "80-link.conflist")
+
+
+def test_a_hidden_config_sorted_before_multus_is_what_the_runtime_uses(host: StandInHost) -> None:
+    host.make_ready("b")
+    host.write_config(".00-x.conf")
+    c = look(host)
+    assert not c[CONFIG_FIRST].status
+    assert "00-multus.conf is present but the runtime uses .00-x.conf" in c[CONFIG_FIRST].message
+    assert not c[READY].status
+
+
+def test_a_primary_config_that_cannot_be_looked_at_is_reported_not_raised(host: StandInHost) -> None:
+    # Path.is_file is False for a missing file only: a name too long (or a directory the agent may
+    # not search) raises, which stopped the agent before it wrote anything.
+    host.make_ready("b")
+    name = "x" * 300 + ".conflist"
+    layout = replace(host.layout, primary_config=name)
+    snapshot = read_host(layout)
+    assert snapshot.primary_error == "File name too long"
+    c = conditions(evaluate(snapshot, layout))
+    assert (c[PRIMARY].status, c[PRIMARY].reason) == (False, "Unreadable")
+    assert c[PRIMARY].message == f"cannot read the primary config /etc/cni/net.d/{name}: File name too long"
+    assert not c[READY].status
+
+
+def test_the_host_tells_when_multus_became_ready(host: StandInHost) -> None:
+    """The later of the daemon's socket (made afresh on each start, on this boot's tmpfs) and Multus's
+    config (which may be left from an earlier boot)."""
+    host.make_ready("b")
+    sock = host.path(host.layout.multus_socket)
+    conf = host.path(host.layout.cni_conf_dir) / host.layout.multus_config
+    made = os.stat(sock).st_ctime
+    os.utime(conf, (made - 3600, made - 3600))  # from the boot before
+    report = evaluate(read_host(host.layout), host.layout)
+    assert report.ready_since == datetime.fromtimestamp(made, UTC)
+    os.utime(conf, (made + 5, made + 5))  # written after the socket, as `multusConfigFile: auto` does
+    assert evaluate(read_host(host.layout), host.layout).ready_since == datetime.fromtimestamp(made + 5, UTC)
+    host.stop_daemon()
+    not_ready = evaluate(read_host(host.layout), host.layout)
+    assert (not_ready.ready, not_ready.ready_since) == (False, None)
 
 
 def test_a_missing_host_is_reported_not_raised() -> None:

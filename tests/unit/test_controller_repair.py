@@ -98,6 +98,14 @@ def test_a_full_network_status_from_before_multus_was_ready_is_damage() -> None:
     assert d.reason.startswith("its sandbox dates from 2026-03-01T11:59:55+00:00, before Multus became ready")
 
 
+def test_sandbox_age_is_judged_by_the_second_as_the_kubelet_writes_it() -> None:
+    """The kubelet's condition times have no fraction: a sandbox made in the second Multus became ready
+    is not judged to predate it (kept rather than deleted), whatever fraction firstReadyTime has."""
+    since = READY_SINCE + timedelta(microseconds=700_000)
+    assert damage(pod(status=FULL, sandbox=READY_SINCE), since) is None
+    assert damage(pod(status=FULL, sandbox=READY_SINCE - timedelta(seconds=1)), since) is not None
+
+
 def test_without_the_first_readiness_on_this_boot_sandbox_age_does_not_count() -> None:
     assert damage(pod(status=FULL, sandbox=BEFORE), None) is None
     assert damage(pod(status=FULL[:2], sandbox=BEFORE), None) is not None

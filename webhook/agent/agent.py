@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -44,25 +44,41 @@ class Agent:
         self.previous: Mapping[str, Any] | None = None
         self.read = False
         self.written: Report | None = None
+        #: (boot id, when this agent first saw Multus ready on that boot).
+        self.seen_ready: tuple[str | None, datetime] | None = None
 
     def look(self) -> Report:
-        return evaluate(read_host(self.config.layout), self.config.layout)
+        """The host as it is now. A ready report's ``ready_since`` is no later than the moment this
+        agent first saw Multus ready on the boot: the host's evidence can move later (the daemon
+        restarts, its config is written again) while a write of the first readiness is retried."""
+        report = evaluate(read_host(self.config.layout), self.config.layout)
+        if not report.ready:
+            return report
+        if self.seen_ready is None or self.seen_ready[0] != report.boot_id:
+            self.seen_ready = (report.boot_id, self.clock())
+        seen = self.seen_ready[1]
+        return replace(report, ready_since=min(report.ready_since or seen, seen))
 
     def run(self, stop: threading.Event) -> bool:
         """Until ``stop``; False when it stopped because it can no longer see the host as it is (its
         container must be restarted, which the caller's non-zero exit asks the kubelet to do)."""
         cfg = self.config
         last_write = float("-inf")
-        report = self.look()
-        while not report.restart:
-            due = report != self.written or time.monotonic() - last_write >= cfg.interval
-            if due and self.write(report):
-                last_write = time.monotonic()
-            if stop.wait(min(cfg.poll_interval, cfg.interval)):
-                break
-            report = self.look()
-        if self.write(nodestate.stopped(report)):
-            log.info("marked node %s not ready on the way out", cfg.node)
+        seen: Report | None = None
+        try:
+            report = seen = self.look()
+            while not report.restart:
+                due = report != self.written or time.monotonic() - last_write >= cfg.interval
+                if due and self.write(report):
+                    last_write = time.monotonic()
+                if stop.wait(min(cfg.poll_interval, cfg.interval)):
+                    break
+                report = seen = self.look()
+        finally:
+            # However the loop ends, an exception included: a node left ready would stay ready until
+            # its heartbeat goes stale, with nobody looking. Before any look there is nothing to stop.
+            if seen is not None and self.write(nodestate.stopped(seen)):
+                log.info("marked node %s not ready on the way out", cfg.node)
         if report.restart:
             log.error("%s", next(c.message for c in report.conditions if c.type == DAEMON))
         return not report.restart

@@ -50,7 +50,7 @@ def status_body(node: str, report: Report, previous: Mapping[str, Any] | None, n
         since = before.get("lastTransitionTime") if before and before.get("status") == status else None
         conditions.append({"type": c.type, "status": status, "reason": c.reason, "message": c.message,
                            "lastTransitionTime": since or stamp})
-    first_boot, first_time = first_ready(report, previous, stamp)
+    first_boot, first_time = first_ready(report, previous, now)
     return {
         "nodeName": node,
         "bootID": report.boot_id,
@@ -64,10 +64,17 @@ def status_body(node: str, report: Report, previous: Mapping[str, Any] | None, n
     }
 
 
-def first_ready(report: Report, previous: Mapping[str, Any] | None, stamp: str) -> tuple[str | None, str | None]:
+def first_ready(report: Report, previous: Mapping[str, Any] | None, now: datetime) -> tuple[str | None, str | None]:
     """(firstReadyBootID, firstReadyTime): the boot that agents have watched since it began, and when
     Multus was first ready on it (None until then). The repair judges pods by it: a sandbox made
     before that moment was wired without Multus.
+
+    The moment is the host's evidence (``report.ready_since``), never later than ``now``: an agent
+    that first sees Multus ready some time after it became ready (its container waited out a restart
+    back-off meanwhile: the daemon re-creates the socket directory the agent had mounted) must not
+    date the readiness to its own look, or the sandboxes made in between through Multus would be
+    judged stale. It is rounded down to the second, as the kubelet writes a pod's condition times:
+    a sandbox made in the same second counts as made after it.
 
     The Ready condition's lastTransitionTime cannot serve: the agent leaves Ready=False behind when it
     stops, and a Multus daemon restart flips it too, so after an agent rollout it is the moment the
@@ -84,9 +91,10 @@ def first_ready(report: Report, previous: Mapping[str, Any] | None, stamp: str) 
     boot = report.boot_id
     if boot is None:  # which boot this is cannot be read: what was known stays
         return watched, since
+    ready = format_time(min(report.ready_since or now, now).replace(microsecond=0)) if report.ready else None
     if watched == boot:
-        return boot, since or (stamp if report.ready else None)
+        return boot, since or ready
     other = as_text(before.get("bootID"))
     if other is not None and other != boot:
-        return boot, stamp if report.ready else None
+        return boot, ready
     return None, None

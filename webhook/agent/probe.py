@@ -11,10 +11,12 @@ import socket
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-#: The config extensions libcni reads from the conf dir (libcni.ConfFiles), in this order of no
-#: importance: the runtime sorts the names, it does not group them by extension.
+#: The config extensions the runtime reads from the conf dir (containerd's go-cni and CRI-O pass
+#: these to libcni.ConfFiles), in this order of no importance: the runtime sorts the names, it does
+#: not group them by extension.
 CONFIG_EXTENSIONS = (".conf", ".conflist", ".json")
 
 # Condition types, one per check; READY is their conjunction.
@@ -60,10 +62,15 @@ class HostSnapshot:
     #: The primary config that was looked for (relative to the conf dir), and whether it is a file.
     primary_config: str | None = None
     primary_exists: bool = False
+    primary_error: str | None = None
     #: None when a connect to the daemon's socket succeeded.
     daemon_error: str | None = None
     #: The socket's directory, as this agent sees it, was removed from the host (see ``_removed``).
     socket_dir_removed: bool = False
+    #: When the daemon's socket was made (its ctime, seconds since the epoch on the node's clock) and
+    #: when Multus's config was last written (mtime); None when they cannot be stat'ed.
+    socket_changed: float | None = None
+    multus_config_modified: float | None = None
     boot_id: str | None = None
     boot_id_error: str | None = None
 
@@ -86,6 +93,10 @@ class Report:
 
     #: The agent's view of the host is stale: only a restart of its container (a new mount) helps.
     restart: bool = False
+    #: When Multus became ready, as far as the host tells (see ``ready_since``); None when it is not
+    #: ready or the host does not tell. Not part of what makes two reports differ: it changes nothing
+    #: the agent publishes but the first readiness on a boot, which is recorded once.
+    ready_since: datetime | None = field(default=None, compare=False)
 
     @property
     def ready(self) -> bool:
@@ -93,7 +104,20 @@ class Report:
 
 
 def is_config_name(name: str) -> bool:
-    return name.endswith(CONFIG_EXTENSIONS) and not name.startswith(".")
+    """libcni.ConfFiles's test: the extension, from the last dot on (Go's filepath.Ext), is one of
+    CONFIG_EXTENSIONS. A hidden file passes (".00-x.conf" sorts before "00-multus.conf", and the
+    runtime then uses it); the temporary files of webhook.atomicfile end in ".tmp" and do not."""
+    dot = name.rfind(".")
+    return dot >= 0 and name[dot:] in CONFIG_EXTENSIONS
+
+
+def config_names(conf_dir: Path) -> tuple[str, ...]:
+    """The configs the runtime finds in ``conf_dir``, sorted as it sorts them (go-cni sorts the paths
+    libcni.ConfFiles lists; Go compares bytes, Python code points: the same order). ConfFiles skips
+    directories only, not following symlinks: a symlink or a file that will not load is still the
+    runtime's first config. Raises OSError when ``conf_dir`` cannot be listed."""
+    with os.scandir(conf_dir) as entries:
+        return tuple(sorted(e.name for e in entries if is_config_name(e.name) and not e.is_dir(follow_symlinks=False)))
 
 
 def primary_config_name(configs: Sequence[str], multus_config: str, explicit: str | None) -> str | None:
@@ -107,7 +131,9 @@ def primary_config_name(configs: Sequence[str], multus_config: str, explicit: st
 def _executables(directory: Path) -> tuple[str, ...]:
     names = []
     for entry in os.scandir(directory):
-        # Dot files are the installers' temporary copies (install_multus writes then renames).
+        # Dot files are the temporary copies install-cni writes and then renames (webhook.atomicfile),
+        # executable before the rename. (Upstream install_multus's are "<binary>.temp<digits>",
+        # not hidden, and mode 0600 until just before the rename.)
         if entry.name.startswith("."):
             continue
         try:
@@ -139,6 +165,27 @@ def _removed(directory: Path) -> bool:
         return False
 
 
+def _changed(path: Path, which: str) -> float | None:
+    try:
+        result: float = getattr(os.stat(path), which)
+    except OSError:
+        return None
+    return result
+
+
+def ready_since(snapshot: HostSnapshot) -> datetime | None:
+    """When Multus became ready on the host, from the host's own evidence: the later of the moments
+    its daemon made its socket and wrote its config. The thick daemon makes the socket directory
+    afresh each time it starts (after its wait for the primary CNI), and /run is a tmpfs, so the
+    socket is of this boot and this daemon; the config may be left from an earlier boot (the daemon
+    removes it only on a clean stop), which the later of the two leaves out. The runtime sends new
+    sandboxes to Multus from the moment both are there, whenever an agent looks (an agent may have
+    been waiting out a restart back-off then)."""
+    if snapshot.socket_changed is None or snapshot.multus_config_modified is None:
+        return None
+    return datetime.fromtimestamp(max(snapshot.socket_changed, snapshot.multus_config_modified), UTC)
+
+
 def _error(exc: OSError | UnicodeDecodeError) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
@@ -154,10 +201,16 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
     conf_dir = layout.on_host(layout.cni_conf_dir)
     configs: tuple[str, ...] = ()
     try:
-        configs = tuple(sorted(e.name for e in os.scandir(conf_dir) if is_config_name(e.name) and e.is_file()))
+        configs = config_names(conf_dir)
     except OSError as exc:
         conf_dir_error = _error(exc)
     primary = primary_config_name(configs, layout.multus_config, layout.primary_config)
+    primary_exists, primary_error = False, None
+    if primary is not None:
+        try:
+            primary_exists = (conf_dir / primary).is_file()
+        except OSError as exc:  # is_file says False only for a missing path; EACCES, ENAMETOOLONG raise
+            primary_error = _error(exc)
     try:
         boot_id = layout.on_host(layout.boot_id_file).read_text().strip() or None
         boot_id_error = None if boot_id else "the file is empty"
@@ -165,9 +218,13 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
         boot_id_error = _error(exc)
     return HostSnapshot(
         binaries=binaries, bin_dir_error=bin_dir_error, configs=configs, conf_dir_error=conf_dir_error,
-        primary_config=primary, primary_exists=primary is not None and (conf_dir / primary).is_file(),
+        primary_config=primary, primary_exists=primary_exists, primary_error=primary_error,
         daemon_error=_daemon_error(layout.on_host(layout.multus_socket), connect_timeout),
         socket_dir_removed=_removed(layout.on_host(layout.multus_socket).parent),
+        # ctime: a file's birth is not in os.stat; the socket's ctime moves only with its metadata,
+        # which the daemon sets once, right after it binds (chmod).
+        socket_changed=_changed(layout.on_host(layout.multus_socket), "st_ctime"),
+        multus_config_modified=_changed(conf_dir / layout.multus_config, "st_mtime"),
         boot_id=boot_id, boot_id_error=boot_id_error,
     )
 
@@ -187,7 +244,7 @@ def evaluate(snapshot: HostSnapshot, layout: HostLayout) -> Report:
     else:
         ready = Condition(READY, True, "AllChecksPassed", "Multus is installed, configured first and answering")
     return Report(boot_id=snapshot.boot_id, binaries=snapshot.binaries, conditions=(*conditions, ready),
-                  restart=snapshot.socket_dir_removed)
+                  restart=snapshot.socket_dir_removed, ready_since=None if failing else ready_since(snapshot))
 
 
 def _binaries(s: HostSnapshot, layout: HostLayout) -> Condition:
@@ -219,6 +276,8 @@ def _primary(s: HostSnapshot, layout: HostLayout) -> Condition:
         return Condition(PRIMARY, False, "NotFound",
                          f"{where} holds no config besides {layout.multus_config} for Multus to delegate to")
     path = str(PurePosixPath(where) / s.primary_config)
+    if s.primary_error:
+        return Condition(PRIMARY, False, "Unreadable", f"cannot read the primary config {path}: {s.primary_error}")
     if s.primary_exists:
         return Condition(PRIMARY, True, "Found", f"the primary config {path} exists")
     return Condition(PRIMARY, False, "Missing", f"the primary config {path} does not exist")

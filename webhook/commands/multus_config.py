@@ -21,14 +21,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
     try:
         text = render_text(Path(args.template).read_text(), args.primary_cni_config_file)
     except (ConfigError, OSError) as exc:
         print(f"multus-webhook multus-config: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, text.encode())
+    # Reported with the option to fix: an OSError's own text would name a temporary file.
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"multus-webhook multus-config: cannot create {out.parent}, the directory of --out {out}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        write_atomic(out, text.encode())
+    except OSError as exc:
+        print(f"multus-webhook multus-config: cannot write --out {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     print(f"wrote {out}" + (f" (primary CNI config {args.primary_cni_config_file})"
                             if args.primary_cni_config_file else " (primary CNI detected by Multus)"),
           file=sys.stderr)

@@ -11,7 +11,11 @@ condition's lastTransitionTime, which every agent or Multus daemon restart moves
 from the node's clock, so clock skew between the node and the controller does not enter. A sandbox
 made before that moment was wired without Multus, whatever its network-status says (that annotation
 is then left over from the previous boot). Without a firstReadyTime for this boot (a status written
-by an older agent) sandbox age is not judged at all."""
+by an older agent) sandbox age is not judged at all.
+
+The kubelet writes condition times in whole seconds, so the two are compared by the second: a
+sandbox made in the second Multus became ready counts as made after it (it is not deleted: a pod
+wrongly kept lacks networks, a pod wrongly deleted is an outage of a healthy pod)."""
 
 from __future__ import annotations
 
@@ -116,7 +120,7 @@ def damage(pod: Mapping[str, Any], multus_ready_since: datetime | None) -> Damag
     missing = missing_networks(pod)
     if missing:
         reason = f"its network-status lacks {', '.join(missing)}"
-    elif multus_ready_since is not None and made < multus_ready_since:
+    elif multus_ready_since is not None and made.replace(microsecond=0) < multus_ready_since.replace(microsecond=0):
         reason = (f"its sandbox dates from {made.isoformat()}, before Multus became ready on this boot "
                   f"({multus_ready_since.isoformat()}): its network-status is left over from an earlier sandbox")
     else:

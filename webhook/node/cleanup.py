@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from webhook.agent.probe import config_names, is_config_name
 from webhook.node.hostfs import CNI_BIN_DIR, CNI_CONF_DIR, on_host, remove_empty_dirs, remove_path
 from webhook.node.installer import InstallError, release_all
 
@@ -18,9 +20,12 @@ MULTUS_PATHS = (
     CNI_BIN_DIR / "passthru",
     PurePosixPath("var/lib/cni/multus"),
 )
+# Upstream install_multus copies the binaries above by writing "<binary>.temp<digits>" (Go's
+# os.CreateTemp) and renaming it: one killed in between leaves that file, not hidden.
+INSTALL_MULTUS_TEMPORARY = re.compile(
+    "(?:" + "|".join(re.escape(p.name) for p in MULTUS_PATHS if p.parent == CNI_BIN_DIR) + r")\.temp[0-9]*")
 # Directories the DaemonSet's hostPath mounts create; removed only when nothing was put in them.
 MULTUS_DIRS_IF_EMPTY = (PurePosixPath("etc/cni/multus"),)
-CNI_CONFIG_SUFFIXES = (".conf", ".conflist", ".json")
 
 log = logging.getLogger("multus-webhook.uninstall")
 
@@ -46,11 +51,12 @@ class CleanupReport:
 
 
 def top_level_configs(host_root: Path) -> list[str]:
-    """CNI config files directly in /etc/cni/net.d, the only ones the container runtime reads."""
+    """CNI config files directly in /etc/cni/net.d, the only ones the container runtime reads, as
+    the runtime (and the node agent) finds and sorts them."""
     conf_dir = on_host(host_root, CNI_CONF_DIR)
     if not conf_dir.is_dir():
         return []
-    return sorted(p.name for p in conf_dir.iterdir() if p.is_file() and p.suffix in CNI_CONFIG_SUFFIXES)
+    return list(config_names(conf_dir))
 
 
 def subdirectory_configs(host_root: Path) -> list[str]:
@@ -58,7 +64,14 @@ def subdirectory_configs(host_root: Path) -> list[str]:
     if not conf_dir.is_dir():
         return []
     return sorted(str(p.relative_to(conf_dir)) for sub in conf_dir.iterdir() if sub.is_dir()
-                  for p in sub.rglob("*") if p.is_file() and p.suffix in CNI_CONFIG_SUFFIXES)
+                  for p in sub.rglob("*") if p.is_file() and is_config_name(p.name))
+
+
+def install_multus_leftovers(host_root: Path) -> list[PurePosixPath]:
+    bin_dir = on_host(host_root, CNI_BIN_DIR)
+    if not bin_dir.is_dir():
+        return []
+    return [CNI_BIN_DIR / p.name for p in sorted(bin_dir.iterdir()) if INSTALL_MULTUS_TEMPORARY.fullmatch(p.name)]
 
 
 def uninstall(host_root: Path, primary_cni_config_file: str = "") -> CleanupReport:
@@ -68,18 +81,26 @@ def uninstall(host_root: Path, primary_cni_config_file: str = "") -> CleanupRepo
         report.error(f"{host_root} holds neither /{CNI_CONF_DIR.parent} nor /{CNI_BIN_DIR}: it is not a node's file "
                      "system (check --host-root and the mounts); nothing was removed")
         return report
-    for rel in MULTUS_PATHS:
+    try:
+        leftovers = install_multus_leftovers(host_root)
+    except OSError as exc:
+        leftovers = []
+        report.error(f"could not read /{CNI_BIN_DIR}: {failure(host_root, exc)}")
+    for rel in (*MULTUS_PATHS, *leftovers):
         path = on_host(host_root, rel)
         try:
             report.step(f"removed /{rel}" if remove_path(path) else f"absent  /{rel}")
         except OSError as exc:
-            report.error(f"could not remove /{rel}: {exc.strerror}")
+            report.error(f"could not remove /{rel}: {failure(host_root, exc)}")
     for rel in MULTUS_DIRS_IF_EMPTY:
         path = on_host(host_root, rel)
-        if remove_empty_dirs(path):
-            report.step(f"removed /{rel} (empty)")
-        elif path.exists():
-            report.step(f"kept    /{rel}: it holds files multus-webhook did not put there")
+        try:
+            if remove_empty_dirs(path):
+                report.step(f"removed /{rel} (empty)")
+            elif path.exists():
+                report.step(f"kept    /{rel}: it holds files multus-webhook did not put there")
+        except OSError as exc:
+            report.error(f"could not remove /{rel}: {failure(host_root, exc)}")
     try:
         for change in release_all(host_root):
             report.step(f"{change.action:<7} {change.path} (installed by multus-webhook install-cni)")
@@ -87,9 +108,20 @@ def uninstall(host_root: Path, primary_cni_config_file: str = "") -> CleanupRepo
         report.error(f"CNI plugins of install-cni: {exc}")
     # Judged from the disk, not from primaryCniConfigFile: an operator who has already reverted the
     # primary CNI (docs/install.md, step 1) still has the setting pointing into the subdirectory.
-    remaining = top_level_configs(host_root)
+    try:
+        remaining = top_level_configs(host_root)
+        nested = [] if remaining else subdirectory_configs(host_root)
+    except OSError as exc:
+        report.error(f"could not tell which CNI config is left in /{CNI_CONF_DIR}: {failure(host_root, exc)}")
+    else:
+        warn_without_config(report, remaining, nested, primary_cni_config_file)
+    report.step("cleanup finished" + (f" with {len(report.errors)} error(s)" if report.errors else ""))
+    return report
+
+
+def warn_without_config(report: CleanupReport, remaining: list[str], nested: list[str],
+                        primary_cni_config_file: str) -> None:
     if not remaining:
-        nested = subdirectory_configs(host_root)
         setting = (f"\nprimaryCniConfigFile is {primary_cni_config_file}, in a subdirectory: revert the primary CNI "
                    "(Cilium: cni.confPath back to /etc/cni/net.d) and let it write its config again."
                    if "/" in primary_cni_config_file else "")
@@ -101,5 +133,12 @@ def uninstall(host_root: Path, primary_cni_config_file: str = "") -> CleanupRepo
         )
     else:
         report.step(f"the node's CNI config is now {remaining[0]}")
-    report.step("cleanup finished" + (f" with {len(report.errors)} error(s)" if report.errors else ""))
-    return report
+
+
+def failure(host_root: Path, exc: OSError) -> str:
+    """``exc`` with the host path it is about: the reason alone would not say which file inside a
+    directory tree failed."""
+    name = exc.filename
+    if isinstance(name, str) and Path(name).is_relative_to(host_root):
+        name = "/" + str(Path(name).relative_to(host_root))
+    return f"{exc.strerror or exc}: {name}" if name else str(exc.strerror or exc)

@@ -67,10 +67,16 @@ def remove_path(path: Path) -> bool:
 
 
 def remove_empty_dirs(top: Path) -> bool:
-    """Remove ``top`` and its subdirectories if none of them holds a file; True when removed."""
+    """Remove ``top`` and its subdirectories if they hold nothing but directories; True when removed.
+    Each goes by rmdir, deepest first, rather than rmtree: something put there meanwhile stops the
+    removal instead of being deleted, and an error names the directory it is about (rmtree's names
+    are relative to a directory it does not say)."""
     if not top.is_dir() or top.is_symlink():
         return False
-    if any(p.is_file() or p.is_symlink() for p in top.rglob("*")):
+    inside = list(top.rglob("*"))
+    if any(p.is_symlink() or not p.is_dir() for p in inside):
         return False
-    shutil.rmtree(top)
+    for directory in sorted(inside, key=lambda p: len(p.parts), reverse=True):
+        directory.rmdir()
+    top.rmdir()
     return True

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
-from webhook.atomicfile import symlink_atomic, write_atomic
+from webhook.atomicfile import symlink_atomic, temporary_target, write_atomic
 from webhook.node.hostfs import CNI_BIN_DIR, STATE_DIR, copy_executable_atomic, fingerprint, on_host, sha256
 
 RECORD = STATE_DIR / "installed.json"
@@ -81,7 +81,8 @@ class Record:
 
 @dataclass(frozen=True)
 class Change:
-    action: str  # installed | upgraded | unchanged | present | removed | restored | left-changed | kept | absent
+    # installed | upgraded | unchanged | present | unlisted | removed | restored | left-changed | kept | absent
+    action: str
     path: str
 
 
@@ -111,8 +112,13 @@ def parse_plugin_list(text: str) -> list[str]:
 
 def install(host_root: Path, source: Path, plugins: Iterable[str]) -> list[Change]:
     """Copy each plugin from ``source`` into the host's CNI bin directory when it is absent or
-    different, and release the ones we installed earlier that are no longer listed. Stops at the
-    first file it cannot write, with an InstallError naming it; what is on the host stays whole."""
+    different. Stops at the first file it cannot write, with an InstallError naming it; what is on
+    the host stays whole.
+
+    A plugin installed earlier and no longer listed stays, still recorded, until uninstall: this
+    runs on every node at once, while pods set up with that plugin may still be running, and
+    Multus needs the binary to delete their attachments (without it their DEL fails with "failed to
+    find plugin" and they stay Terminating)."""
     wanted = list(plugins)
     missing = [p for p in wanted if not (source / p).is_file()]
     if missing:
@@ -121,7 +127,7 @@ def install(host_root: Path, source: Path, plugins: Iterable[str]) -> list[Chang
     on_host(host_root, CNI_BIN_DIR).mkdir(parents=True, exist_ok=True)
     with locked(host_root):
         record = Record.load(host_root)
-        changes: list[Change] = []
+        changes = remove_leftovers(host_root, {*wanted, *recorded_names(record)})
         for name in wanted:
             rel = str(CNI_BIN_DIR / name)
             try:
@@ -131,7 +137,9 @@ def install(host_root: Path, source: Path, plugins: Iterable[str]) -> list[Chang
             log.info("%-12s %s", change.action, change.path)
             changes.append(change)
         listed = {str(CNI_BIN_DIR / name) for name in wanted}
-        changes += release_each(host_root, record, sorted(set(record.files) - listed))
+        for rel in sorted(set(record.files) - listed):
+            log.info("%-12s /%s: no longer listed, kept until uninstall", "unlisted", rel)
+            changes.append(Change("unlisted", "/" + rel))
     return changes
 
 
@@ -259,13 +267,53 @@ def release_all(host_root: Path) -> list[Change]:
     too, unless a copy of a node's file had to stay."""
     with locked(host_root):
         record = Record.load(host_root)
+        names = recorded_names(record)
         changes = release_each(host_root, record, sorted(record.files))
+        changes += remove_leftovers(host_root, names)
         on_host(host_root, RECORD).unlink(missing_ok=True)
         on_host(host_root, LOCK).unlink()  # a run waiting for the lock sees it gone and takes a new one
         for directory in (ORIGINALS, STATE_DIR):
             path = on_host(host_root, directory)
             if path.is_dir() and not any(path.iterdir()):
                 path.rmdir()
+    return changes
+
+
+def recorded_names(record: Record) -> set[str]:
+    return {PurePosixPath(rel).name for rel in record.files}
+
+
+def remove_leftovers(host_root: Path, plugins: set[str]) -> list[Change]:
+    """Remove the temporary files that an install killed before its rename (SIGKILL, a node losing
+    power) left behind: copies of ``plugins`` in the bin directory (hidden, but executable) and in
+    originals/, and of the record. Nothing else writes those names, and writers of ours hold the
+    lock, which the caller holds: none of them is being written now."""
+    places = ((CNI_BIN_DIR, lambda target: target in plugins),
+              # A copy of an original may be named "<plugin>~<n>" (back_up); '~' is not in plugin names.
+              (ORIGINALS, lambda target: target.split("~", 1)[0] in plugins),
+              (STATE_DIR, lambda target: target == RECORD.name))
+    changes: list[Change] = []
+    for directory, ours in places:
+        try:
+            entries = sorted(os.scandir(on_host(host_root, directory)), key=lambda e: e.name)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise InstallError(f"could not read /{directory}: {exc.strerror or exc}") from exc
+        for entry in entries:
+            target = temporary_target(entry.name)
+            if target is None or not ours(target) or entry.is_dir(follow_symlinks=False):
+                continue
+            rel = directory / entry.name
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise InstallError(f"could not remove /{rel}, left by an install that was cut short: "
+                                   f"{exc.strerror or exc}") from exc
+            log.info("%-12s /%s (left by an install that was cut short)", "removed", rel)
+            changes.append(Change("removed", "/" + str(rel)))
     return changes
 
 
