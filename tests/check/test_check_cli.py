@@ -485,6 +485,23 @@ def test_a_pod_joins_the_state_with_its_profile_applied() -> None:
     assert rules_of(report, "nad-in-use-changed") == [[], ["nad-in-use-changed"]]
 
 
+def test_the_policys_multus_namespace_is_where_an_unqualified_default_network_points(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nad = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+           "metadata": {"name": "prim", "namespace": "multus"}, "spec": {"config": HOST_LOCAL}}
+    user = {**RUNNING_POD, "metadata": {"name": "user", "namespace": "apps",
+                                        "annotations": {"v1.multus-cni.io/default-network": "prim"}}}
+    state = write(tmp_path, "state.yaml", yaml.safe_dump_all([nad, user]))
+    changed = write(tmp_path, "nad.yaml", yaml.safe_dump(
+        {**nad, "spec": {"config": HOST_LOCAL.replace("eth1", "eth2")}}))
+    policy = write(tmp_path, "policy.yaml", "multusNamespace: multus\n")
+    status, out, _ = run([changed, "--cluster-state", state, "--policy", policy, "--output", "json"], capsys)
+    [result] = json_results(out)
+    assert (status, [f["rule"] for f in result["findings"]]) == (0, ["nad-in-use-changed"])
+    assert "while 1 pod(s) (apps/user) use this NAD" in result["findings"][0]["message"]
+
+
 def test_an_empty_namespace_is_no_namespace_as_for_kubectl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # `--namespace "$NS"` with NS unset in a CI job.
     _, out, _ = run([write(tmp_path, "ok.yaml", VALID_NAD), "--namespace", "", "--output", "json"], capsys)
