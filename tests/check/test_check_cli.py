@@ -485,6 +485,38 @@ def test_a_pod_joins_the_state_with_its_profile_applied() -> None:
     assert rules_of(report, "nad-in-use-changed") == [[], ["nad-in-use-changed"]]
 
 
+def test_inputs_with_only_generate_name_are_each_a_new_object(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """The apiserver names each at CREATE: the second is no UPDATE of the first (whose rules, and the
+    pods the apiserver would not send, are not those of a CREATE), and both are in the state after."""
+    good = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+            "metadata": {"name": "good", "namespace": "default"}, "spec": {"config": HOST_LOCAL}}
+    state = write(tmp_path, "state.yaml", yaml.safe_dump(good))
+    job = ("apiVersion: v1\nkind: Pod\nmetadata:\n  generateName: job-\n"
+           "  annotations: {k8s.v1.cni.cncf.io/networks: %s}\n")
+    nad = ("apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata: {generateName: net-}\n"
+           f"spec:\n  config: '{HOST_LOCAL.replace('10.60.0.0/24', '10.61.0.0/%d')}'\n")
+    inputs = write(tmp_path, "in.yaml", "---\n".join([job % "good", job % "good", job % "missing-nad", nad % 24,
+                                                       nad % 25]))
+    status, out, _ = run([inputs, "--cluster-state", state, "--output", "json"], capsys)
+    assert status == 1
+    results = json_results(out)
+    assert [(r["name"], r["verdict"]) for r in results] == [
+        ("job-*", "allow"), ("job-*", "allow"), ("job-*", "deny"), ("net-*", "allow"), ("net-*", "deny")]
+    assert [f["rule"] for f in results[2]["findings"]] == [NAD_EXISTS]
+    [overlap] = results[4]["findings"]
+    assert overlap["rule"] == "nad-range-overlap"
+    assert f"overlaps NAD default/net-* ({inputs}#3)" in overlap["message"]
+    # Both pods the webhook admitted are users of the NAD they name.
+    changed = write(tmp_path, "changed.yaml", yaml.safe_dump(
+        {**good, "spec": {"config": HOST_LOCAL.replace("eth1", "eth2")}}))
+    _, out, _ = run([inputs, changed, "--cluster-state", state, "--output", "json"], capsys)
+    assert (f"2 pod(s) (default/job-* ({inputs}#0), default/job-* ({inputs}#1))"
+            in json_results(out)[-1]["findings"][0]["message"])
+    _, out, _ = run([inputs, "--cluster-state", state], capsys)
+    assert f"{inputs}:13: deny {NAD_EXISTS}: Pod default/job-*: " in out
+
+
 def test_the_policys_multus_namespace_is_where_an_unqualified_default_network_points(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

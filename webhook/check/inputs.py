@@ -51,7 +51,20 @@ class Input:
     api_version: str
     kind: str
     namespace: str
+    #: metadata.name; "" when the apiserver is to name the object (generate_name).
     name: str
+    generate_name: str = ""
+
+    @property
+    def shown_name(self) -> str:
+        """The name the report gives: ``job-*`` for an object with only generateName (job-x7k2p once
+        created)."""
+        return self.name or (f"{self.generate_name}*" if self.generate_name else "")
+
+    @property
+    def source(self) -> str:
+        """The file and the object's position in it: unique among the inputs."""
+        return f"{self.document.source}#{self.document.index}"
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,7 @@ def describe(doc: Document, default_namespace: str) -> Input:
         kind=_text(doc.obj.get("kind")),
         namespace=_text(metadata.get("namespace")) or default_namespace,
         name=_text(metadata.get("name")),
+        generate_name=_text(metadata.get("generateName")),
     )
 
 

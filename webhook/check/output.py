@@ -24,7 +24,7 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
 def _object(item: Input) -> str:
-    return f"{item.kind} {item.namespace}/{item.name}"
+    return f"{item.kind} {item.namespace}/{item.shown_name}"
 
 
 def _where(result: Result) -> str:
@@ -67,7 +67,7 @@ def json_(report: Report) -> str:
             "apiVersion": r.input.api_version,
             "kind": r.input.kind,
             "namespace": r.input.namespace,
-            "name": r.input.name,
+            "name": r.input.shown_name,
             "verdict": r.verdict,
             "findings": [f.as_dict() for f in r.findings],
         }
@@ -105,8 +105,8 @@ def sarif(report: Report) -> str:
                     "region": {"startLine": result.input.document.line},
                 },
                 "logicalLocations": [{
-                    "name": result.input.name,
-                    "fullyQualifiedName": f"{result.input.namespace}/{result.input.kind}/{result.input.name}",
+                    "name": result.input.shown_name,
+                    "fullyQualifiedName": f"{result.input.namespace}/{result.input.kind}/{result.input.shown_name}",
                     "kind": "object",
                 }],
             }],

@@ -38,7 +38,7 @@ class Result:
 
     @property
     def source(self) -> str:
-        return f"{self.input.document.source}#{self.input.document.index}"
+        return self.input.source
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ def check(
     """Judge each document in order against ``state``, the objects of the cluster the inputs would be
     applied to (None: no cluster state, the cluster-aware rules stay silent). Every input object the
     webhook would admit joins the state, so the inputs after it see it (a NAD before the pods that use
-    it); an input that is already in the state is judged as an UPDATE of it."""
+    it); an input that is already in the state is judged as an UPDATE of it. An input without a name
+    (generateName) is always a CREATE: the apiserver gives it a name of its own."""
     items = [target(doc, default_namespace) for doc in documents]
     updated = _updated(items)
     view: StaticClusterView | None = None
@@ -137,12 +138,15 @@ def check(
             entries.append(item.input)
         else:
             key = _key(item)
-            result, admitted = judge(item, stored.get(key))
+            result, admitted = judge(item, None if key is None else stored.get(key))
             entries.append(result)
             # The apiserver stores what the webhook allows and nothing else: a denied NAD does not exist
             # for the pods after it, a denied UPDATE leaves the object as it was.
             if view is not None and result.verdict != "deny":
-                stored[key] = admitted
+                if key is None:
+                    admitted = _named(admitted, item.input)
+                else:
+                    stored[key] = admitted
                 view.put(admitted)
     for i, item in templates:
         entries[i] = judge(item, None)[0]
@@ -170,12 +174,23 @@ def _not_sent(item: Target, old: Mapping[str, Any] | None) -> bool:
     return all(annotations.get(k) == old_annotations.get(k) for k in SELECTION_ANNOTATIONS)
 
 
-def _key(item: Target) -> tuple[str, str, str]:
-    return (item.input.kind, item.input.namespace, item.input.name)
+def _key(item: Target) -> tuple[str, str, str] | None:
+    """What the input replaces in the state: None for one without metadata.name, which the apiserver
+    names at CREATE (generateName), so that it is never the UPDATE of another object (all of them would
+    have the name "")."""
+    return (item.input.kind, item.input.namespace, item.input.name) if item.input.name else None
+
+
+def _named(obj: Mapping[str, Any], item: Input) -> Mapping[str, Any]:
+    """``obj``, which has no name, as the state keeps it: under a name no other object has (no object
+    can be named so), that says where it came from, e.g. ``job-* (pods.yaml#3)`` in the messages of
+    the inputs after it."""
+    return {**obj, "metadata": {**as_mapping(obj.get("metadata")), "name": f"{item.shown_name} ({item.source})"}}
 
 
 def _updated(items: Iterable[Target | Input]) -> set[tuple[str, str, str]]:
-    return {_key(item) for item in items if isinstance(item, Target) and not item.is_template}
+    return {key for item in items
+            if isinstance(item, Target) and not item.is_template and (key := _key(item)) is not None}
 
 
 def updated_pods(documents: Sequence[Document], default_namespace: str = "default") -> set[tuple[str, str]]:
