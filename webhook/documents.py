@@ -16,6 +16,8 @@ import yaml
 from webhook.heap import no_cyclic_gc
 
 SUFFIXES = (".yaml", ".yml", ".json")
+#: The source name of what is read from standard input (PATH "-").
+STDIN = "<stdin>"
 
 
 class DocumentError(ValueError):
@@ -324,7 +326,7 @@ def _documents(found: list[_Found], source: str) -> list[Document]:
 def load_path(path: str) -> list[Document]:
     """Objects from a file, a directory (recursive *.yaml, *.yml, *.json, sorted) or ``-`` (stdin)."""
     if path == "-":
-        return _parse(sys.stdin.read(), "<stdin>")
+        return _parse(_read_stdin(), STDIN)
     p = Path(path)
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in SUFFIXES)
@@ -332,13 +334,38 @@ def load_path(path: str) -> list[Document]:
     return _load_file(p)
 
 
+def _decode(data: bytes, source: str) -> str:
+    """``data`` as UTF-8, whatever the locale: manifests are UTF-8 (kubectl reads them so), and a file must
+    read the same on every machine."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DocumentError(f"{source}:{line}: not UTF-8 text: byte 0x{data[exc.start]:02x} at column "
+                            f"{exc.start - line_start + 1} ({exc.reason}); save it as UTF-8") from None
+
+
+def _read_stdin() -> str:
+    # The bytes, decoded as a file is: sys.stdin decodes with the locale's encoding and raises (or
+    # smuggles in surrogates) on anything else.
+    if sys.stdin is None:
+        raise DocumentError(f"{STDIN}: there is no standard input (it is closed)")
+    try:
+        data = sys.stdin.buffer.read()
+    except OSError as exc:
+        raise DocumentError(f"{STDIN}: cannot read: {exc.strerror or exc}") from None
+    return _decode(data, STDIN)
+
+
 def _read(path: Path) -> str:
     try:
-        return path.read_text()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DocumentError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise DocumentError(f"{path}: cannot read: {exc}") from None
+    return _decode(data, str(path))
 
 
 def _load_file(path: Path) -> list[Document]:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -41,11 +44,12 @@ WARNED_NAD = VALID_NAD.replace("name: ok", "name: dhcp").replace(
 DENIED_NAD = VALID_NAD.replace("name: ok", "name: bad").replace('"type": "macvlan", ', "")
 
 
-def run(args: list[str], capsys: pytest.CaptureFixture[str], stdin: str | None = None,
+def run(args: list[str], capsys: pytest.CaptureFixture[str], stdin: str | bytes | None = None,
         monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[int, str, str]:
     if stdin is not None:
         assert monkeypatch is not None
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
     status = main(["check", *args])
     out, err = capsys.readouterr()
     return status, out, err
@@ -176,6 +180,26 @@ def test_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPat
                          monkeypatch=monkeypatch)
     assert status == 1
     assert [(r["source"], r["verdict"]) for r in json_results(out)] == [("<stdin>#0", "allow"), ("<stdin>#1", "deny")]
+
+
+@pytest.mark.parametrize("output", ["text", "json", "sarif", "junit", "github"])
+def test_stdin_that_is_not_utf8_exits_2_naming_the_line(output: str, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    stdin = b'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: "\xff"}\n'
+    status, out, err = run(["-", "--output", output], capsys, stdin=stdin, monkeypatch=monkeypatch)
+    message = "not UTF-8 text: byte 0xff at column 19"
+    assert (status, err.startswith(f"multus-webhook check: <stdin>:3: {message}")) == (2, True)
+    assert (message in out) == (output != "text")  # the machine formats report it too
+
+
+def test_files_are_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    """Under the C locale (no UTF-8 mode), Python reads text as ASCII: a manifest must read the same."""
+    nad = write(tmp_path, "nad.yaml", VALID_NAD.replace("metadata:\n", "metadata:\n  annotations: {owner: José}\n"))
+    env = {**os.environ, "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    result = subprocess.run([sys.executable, "-m", "webhook.cli", "check", nad, "--output", "json"], env=env,
+                            cwd=tmp_path, capture_output=True, text=True, encoding="utf-8", check=False)
+    assert result.returncode == 0, result.stderr
+    assert json_results(result.stdout)[0]["verdict"] == "allow"
 
 
 def test_json_input_and_objects_without_namespace_go_to_namespace(
