@@ -25,7 +25,7 @@ from webhook.cluster.snapshot import context_namespace
 from webhook.documents import Document, parse_text
 from webhook.multus.selection import MIRROR_ANNOTATION
 from webhook.names import NAMESPACE, PROFILE_LABEL
-from webhook.rules import Policy
+from webhook.rules import Policy, rules_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[2]
@@ -224,6 +224,44 @@ def test_kinds_of_other_groups_are_skipped(tmp_path: Path, capsys: pytest.Captur
     other = "apiVersion: example.com/v1\nkind: NetworkProfile\nmetadata: {name: x}\nspec: {networks: 3}\n"
     _, out, _ = run([write(tmp_path, "o.yaml", other), "--output", "json"], capsys)
     assert json.loads(out)["summary"] == {"allow": 0, "warn": 0, "deny": 0, "skipped": 1}
+
+
+def test_a_judged_kind_in_a_group_that_looks_like_a_slip_is_a_warning(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The annotations' prefix k8s.v1.cni.cncf.io for the NAD's group k8s.cni.cncf.io: kubectl apply
+    refuses it, and it used to pass check silently, even with --strict."""
+    typo = DENIED_NAD.replace("k8s.cni.cncf.io/v1", "k8s.v1.cni.cncf.io/v1")  # its config is refused too
+    others = ("apiVersion: app/v1\nkind: Deployment\nmetadata: {name: d}\n---\n"
+              "apiVersion: core/v1\nkind: Pod\nmetadata: {name: p}\n---\n"
+              "apiVersion: batch.volcano.sh/v1alpha1\nkind: Job\nmetadata: {name: volcano}\n")
+    pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: user\n  annotations: {k8s.v1.cni.cncf.io/networks: bad}\n"
+    path = write(tmp_path, "in.yaml", "---\n".join([typo, others, pod]))
+    status, out, _ = run([path, "--cluster-state", write(tmp_path, "empty.yaml", ""), "--output", "json"], capsys)
+    report = json.loads(out)
+    assert status == 1  # the pod: no NAD "bad" was created
+    assert report["summary"] == {"allow": 0, "warn": 3, "deny": 1, "skipped": 1}  # Volcano's Job is not ours
+    judged = {r["name"]: r["findings"] for r in report["results"]}
+    assert [f["rule"] for f in judged["user"]] == ["pod-networks-nad-exists"]
+    expected = {"bad": "k8s.cni.cncf.io/v1", "d": "apps/v1", "p": "v1"}
+    for name, api_version in expected.items():
+        [finding] = judged[name]
+        assert (finding["rule"], finding["severity"], finding["field"]) == ("unknown-api-group", "warn", "apiVersion")
+        assert finding["message"].endswith(f"write apiVersion: {api_version}")
+    assert "no API group 'k8s.v1.cni.cncf.io' serves NetworkAttachmentDefinition" in judged["bad"][0]["message"]
+    slips = write(tmp_path, "slips.yaml", typo)
+    assert run([slips], capsys)[0] == 0
+    assert run([slips, "--strict"], capsys)[0] == 1
+    off = write(tmp_path, "off.yaml", "rules: {unknown-api-group: off}\n")
+    _, out, _ = run([slips, "--policy", off, "--output", "json"], capsys)
+    assert json.loads(out)["summary"] == {"allow": 0, "warn": 0, "deny": 0, "skipped": 1}
+
+
+def test_the_api_group_rule_never_runs_in_the_webhook(capsys: pytest.CaptureFixture[str]) -> None:
+    """The apiserver sends only objects of the groups the webhook registered for."""
+    assert all("unknown-api-group" not in [r.id for r in rules_for(kind, operation)]
+               for kind in GROUPS for operation in ("CREATE", "UPDATE", "DELETE", "CONNECT"))
+    assert main(["rules"]) == 0
+    assert "unknown-api-group                  warn" in capsys.readouterr().out
 
 
 def test_the_kinds_judged_directly_are_the_ones_the_webhook_validates() -> None:

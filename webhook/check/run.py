@@ -15,6 +15,7 @@ from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTA
 from webhook.names import NAMESPACE, PROFILE_LABEL
 from webhook.objects import as_mapping
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate, verdict
+from webhook.rules.registry import MANIFEST
 from webhook.rules.view import UNKNOWN_CLUSTER
 
 #: What an UPDATE of a pod must change for the apiserver to call the pod validating webhook.
@@ -131,6 +132,11 @@ def check(
     for item in items:
         if not isinstance(item, Target):
             entries.append(item)
+        elif item.as_written:
+            findings = tuple(evaluate(Subject(item.obj, item.subject_kind, operation=MANIFEST,
+                                              default_namespace=item.input.namespace), policy))
+            # With the rule off it is what it was before the rule: skipped.
+            entries.append(Result(item.input, findings) if findings else item.input)
         elif item.is_template:
             # A workload's pods are created after the whole apply, and kustomize and helm print NADs and
             # NetworkProfiles after the Deployments that use them: templates see every input object.
@@ -189,8 +195,8 @@ def _named(obj: Mapping[str, Any], item: Input) -> Mapping[str, Any]:
 
 
 def _updated(items: Iterable[Target | Input]) -> set[tuple[str, str, str]]:
-    return {key for item in items
-            if isinstance(item, Target) and not item.is_template and (key := _key(item)) is not None}
+    return {key for item in items if isinstance(item, Target) and not item.is_template and not item.as_written
+            and (key := _key(item)) is not None}
 
 
 def updated_pods(documents: Sequence[Document], default_namespace: str = "default") -> set[tuple[str, str]]:
