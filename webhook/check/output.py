@@ -6,9 +6,12 @@ order, paths as given, no timestamps) so that it can be diffed and kept as golde
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import PurePath
 from typing import Any
@@ -17,6 +20,7 @@ from urllib.parse import quote
 from webhook import __version__
 from webhook.check.inputs import Input
 from webhook.check.run import Report, Result
+from webhook.documents import STDIN
 from webhook.rules import Finding, Rule, Severity, registered
 
 TOOL = "multus-webhook"
@@ -81,8 +85,22 @@ _SARIF_LEVEL = {Severity.DENY: "error", Severity.WARN: "warning", Severity.OFF: 
 
 def _uri(source: str) -> str:
     path = PurePath(source)
-    # Relative URIs resolve against the checkout root in code scanning, as the paths were given.
-    return path.as_uri() if path.is_absolute() else quote(path.as_posix())
+    # Relative URIs resolve against the checkout root in code scanning, as the paths were given. The
+    # bytes are quoted: a file name that is not UTF-8 holds surrogates (surrogateescape), which quote()
+    # cannot encode.
+    return path.as_uri() if path.is_absolute() else quote(os.fsencode(path.as_posix()))
+
+
+#: The partialFingerprints key: code scanning tells results apart by it across runs and line moves.
+FINGERPRINT = "multusWebhookFinding/v1"
+
+
+def _fingerprint(result: Result, f: Finding) -> str:
+    """What the finding is about, not where the object's lines are: rule, object and field. Messages are
+    left out (some count pods or nodes, which change between runs)."""
+    item = result.input
+    identity = "\0".join([f.rule, item.kind, item.namespace, item.shown_name, f.field])
+    return hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _rules() -> list[Rule]:
@@ -94,22 +112,30 @@ def sarif(report: Report) -> str:
     rules = _rules()
     index = {r.id: i for i, r in enumerate(rules)}
     results: list[dict[str, Any]] = []
+    # Findings with one fingerprint (one rule on one field of one object, several times; objects with one
+    # generateName) are told apart by their order, as code scanning's own line hashes are.
+    seen: Counter[str] = Counter()
     for result, f in _findings(report):
+        location: dict[str, Any] = {}
+        # Standard input is no file in the repository: the object alone locates the finding.
+        if result.input.document.source != STDIN:
+            location["physicalLocation"] = {
+                "artifactLocation": {"uri": _uri(result.input.document.source)},
+                "region": {"startLine": result.input.document.line},
+            }
+        location["logicalLocations"] = [{
+            "name": result.input.shown_name,
+            "fullyQualifiedName": f"{result.input.namespace}/{result.input.kind}/{result.input.shown_name}",
+            "kind": "object",
+        }]
+        fingerprint = _fingerprint(result, f)
+        seen[fingerprint] += 1
         sarif_result: dict[str, Any] = {
             "ruleId": f.rule,
             "level": _SARIF_LEVEL[f.severity],
             "message": {"text": f"{_object(result.input)}: {f.message}"},
-            "locations": [{
-                "physicalLocation": {
-                    "artifactLocation": {"uri": _uri(result.input.document.source)},
-                    "region": {"startLine": result.input.document.line},
-                },
-                "logicalLocations": [{
-                    "name": result.input.shown_name,
-                    "fullyQualifiedName": f"{result.input.namespace}/{result.input.kind}/{result.input.shown_name}",
-                    "kind": "object",
-                }],
-            }],
+            "locations": [location],
+            "partialFingerprints": {FINGERPRINT: f"{fingerprint}:{seen[fingerprint]}"},
             "properties": {"field": f.field, "source": result.source},
         }
         # An internal-error finding names a rule id too, but guard against one the registry lacks.
