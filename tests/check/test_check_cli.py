@@ -617,6 +617,21 @@ def test_junit_stays_xml_when_a_message_quotes_a_control_character(tmp_path: Pat
     assert ET.fromstring(out).get("errors") == "1"
 
 
+def test_text_puts_what_it_quotes_on_its_line_with_no_control_characters(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A CI log runs the GitHub workflow commands it finds at the start of a line: a value quoted in a
+    message must not start one, nor drive the terminal."""
+    pod = ('apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n'
+           '  annotations: {k8s.v1.cni.cncf.io/networks: "a\\n::error file=x::pwned\\e]0;x\\a@lo"}\n')
+    status, out, err = run([write(tmp_path, "pod.yaml", pod)], capsys)
+    assert status == 1
+    [finding, _summary] = out.splitlines()
+    assert '"a\\x0a::error file=x::pwned\\x1b]0;x\\x07"' in finding
+    assert "\033" not in out
+    status, _, err = run([str(tmp_path / "x\n::error::pwned.yaml")], capsys)
+    assert (status, err) == (2, f"multus-webhook check: {tmp_path}/x\\x0a::error::pwned.yaml: no such file\n")
+
+
 @pytest.mark.parametrize(("name", "content"), [
     ("big.yaml", "a: " + "1" * 5000 + "\n"),  # past Python's digit limit for int()
     ("deep.json", "[" * 5000 + "]" * 5000 + "\n"),  # past the stack of the JSON reader

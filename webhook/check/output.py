@@ -51,6 +51,26 @@ def _summary_line(report: Report) -> str:
             f"{s['deny']} denied; {s['skipped']} skipped")
 
 
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:
+        # surrogateescape: the byte 0x80-0xff of a file name that is not UTF-8.
+        code -= 0xDC00
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+# Control characters but tab, and surrogates. Messages quote user input: a newline in an annotation
+# would start a line of its own in a CI log, where "::error file=x::..." is a GitHub workflow command,
+# and an escape sequence would drive the terminal. A surrogate (a file name that is not UTF-8) cannot
+# be written to a strict stdout at all.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(value: str) -> str:
+    """``value`` on one line, with nothing a terminal or a CI log acts on: each such character as \\xNN."""
+    return _UNPRINTABLE.sub(_escaped, value)
+
+
 _COLORS = {Severity.DENY: "\033[31m", Severity.WARN: "\033[33m"}
 _RESET = "\033[0m"
 
@@ -59,7 +79,8 @@ def text(report: Report, *, color: bool = False) -> str:
     lines = []
     for result, f in _findings(report):
         severity = f"{_COLORS[f.severity]}{f.severity}{_RESET}" if color else str(f.severity)
-        lines.append(f"{_where(result)}: {severity} {f.rule}: {_object(result.input)}: {f.message}{_at(f)}")
+        lines.append(f"{printable(_where(result))}: {severity} "
+                     f"{printable(f'{f.rule}: {_object(result.input)}: {f.message}{_at(f)}')}")
     lines.append(_summary_line(report))
     return "\n".join(lines) + "\n"
 
@@ -231,7 +252,7 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _xml_safe(value: str) -> str:
-    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+    return _NOT_XML.sub(_escaped, value)
 
 
 def _xml(root: ET.Element) -> str:
