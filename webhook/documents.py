@@ -4,6 +4,7 @@ each object with the line it starts on (for CI annotations and error messages)."
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -329,9 +330,25 @@ def load_path(path: str) -> list[Document]:
         return _parse(_read_stdin(), STDIN)
     p = Path(path)
     if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in SUFFIXES)
-        return [d for f in files for d in _load_file(f)]
+        return [d for f in _manifest_files(p) for d in _load_file(f)]
     return _load_file(p)
+
+
+def _manifest_files(root: Path) -> list[Path]:
+    """The *.yaml, *.yml and *.json files under ``root``, sorted. Hidden directories below it (.git,
+    .venv, .github) are not entered: they hold no manifests to apply, but may hold YAML that is not
+    one (workflows) or a great many files; one named as ``root`` is read. A directory that cannot be
+    listed is an error: its manifests would be left out of the check without a word."""
+    def unreadable(exc: OSError) -> None:
+        raise DocumentError(f"{exc.filename}: cannot read the directory: {exc.strerror or exc}")
+
+    files: list[Path] = []
+    # Symbolic links to directories are not followed, as Path.rglob did before: a link to a parent
+    # would never end.
+    for directory, subdirectories, names in os.walk(root, onerror=unreadable):
+        subdirectories[:] = [d for d in subdirectories if not d.startswith(".")]
+        files += [f for name in names if (f := Path(directory, name)).suffix in SUFFIXES and f.is_file()]
+    return sorted(files)
 
 
 def _decode(data: bytes, source: str) -> str:

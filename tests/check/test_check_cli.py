@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import weakref
@@ -643,3 +644,70 @@ def test_input_python_cannot_represent_exits_2(name: str, content: str, tmp_path
     assert status == 2
     assert json.loads(out)["error"].startswith(f"{path}")
     assert "cannot read the document" in err
+
+
+@pytest.mark.parametrize("output", ["text", "json", "sarif", "junit", "github"])
+def test_a_file_name_that_is_not_utf8_is_reported_in_every_format(output: str, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # A strict stdout (capsys's, or any locale but C) cannot write the surrogate the name is read with.
+    name = os.fsdecode(b"bad\xff.yaml")
+    (tmp_path / name).write_text(DENIED_NAD)
+    monkeypatch.chdir(tmp_path)
+    status, out, _ = run([".", "--output", output], capsys)
+    assert status == 1
+    if output == "sarif":
+        [result] = json.loads(out)["runs"][0]["results"]
+        assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "bad%FF.yaml"
+    elif output == "json":
+        assert json_results(out)[0]["source"] == f"{name}#0"
+    else:
+        assert "bad\\xff.yaml" in out
+
+
+def test_stdin_is_read_once(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second reader would find it empty: a cluster state read so stands for an empty cluster, where
+    every NAD a pod names is missing."""
+    for args in (["-", "--cluster-state", "-"], ["-", "-"]):
+        with pytest.raises(SystemExit) as exit_:
+            run(args, capsys, stdin=VALID_NAD, monkeypatch=monkeypatch)
+        assert exit_.value.code == 2
+        assert "- (stdin) can be given once" in capsys.readouterr().err
+
+
+def in_a_directory_that_cannot_be_listed(tmp_path: Path) -> tuple[Path, list[str]]:
+    """``tmp_path``/manifests with a subdirectory nobody may list, and the command prefix under which
+    that holds: root lists anything unless it gives up the capabilities that let it."""
+    manifests = tmp_path / "manifests"
+    (manifests / "private").mkdir(parents=True)
+    (manifests / "private" / "nad.yaml").write_text(DENIED_NAD)
+    (manifests / "ok.yaml").write_text(VALID_NAD)
+    (manifests / "private").chmod(0)
+    if os.geteuid() != 0:
+        return manifests, []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("as root, a directory nobody may list needs setpriv (util-linux) to give up CAP_DAC_*")
+    return manifests, [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_a_directory_that_cannot_be_listed_exits_2_naming_it(tmp_path: Path) -> None:
+    manifests, prefix = in_a_directory_that_cannot_be_listed(tmp_path)
+    try:
+        result = subprocess.run([*prefix, sys.executable, "-m", "webhook.cli", "check", str(manifests)],
+                                cwd=tmp_path, capture_output=True, text=True, check=False)
+    finally:
+        (manifests / "private").chmod(0o755)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"multus-webhook check: {manifests}/private: cannot read the directory: Permission denied\n"
+
+
+def test_hidden_directories_are_entered_only_when_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A checkout's .git, .venv or .github hold no manifests to apply, but YAML that is none, or a lot."""
+    (tmp_path / "deploy" / ".github" / "workflows").mkdir(parents=True)
+    (tmp_path / "deploy" / ".github" / "workflows" / "ci.yaml").write_text(DENIED_NAD)
+    (tmp_path / "deploy" / ".hidden.yaml").write_text(VALID_NAD)  # a file: read, as before
+    _, out, _ = run([str(tmp_path / "deploy"), "--output", "json"], capsys)
+    assert [r["source"] for r in json_results(out)] == [f"{tmp_path}/deploy/.hidden.yaml#0"]
+    status, out, _ = run([str(tmp_path / "deploy" / ".github"), "--output", "json"], capsys)
+    assert (status, [r["name"] for r in json_results(out)]) == (1, ["bad"])

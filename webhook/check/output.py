@@ -264,9 +264,13 @@ def _xml(root: ET.Element) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
 def _escape_data(value: str) -> str:
-    # GitHub's workflow-command escaping (actions/toolkit, command.ts escapeData).
-    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    # GitHub's workflow-command escaping (actions/toolkit, command.ts escapeData), after the surrogates
+    # of a file name that is not UTF-8, which a strict stdout cannot write.
+    return _SURROGATES.sub(_escaped, value).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _escape_property(value: str) -> str:

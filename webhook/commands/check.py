@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.context and not args.kubeconfig:
         args.check_parser.error("--context needs --kubeconfig")
+    if [*args.paths, *(args.cluster_state or [])].count("-") > 1:
+        # The second reader would find stdin empty: a state read so would stand for an empty cluster.
+        args.check_parser.error("- (stdin) can be given once, as a PATH or as --cluster-state")
     try:
         if not args.namespace:  # unset, or empty as kubectl reads -n "" (a CI variable left empty)
             args.namespace = (args.kubeconfig and context_namespace(args.kubeconfig, args.context)) or "default"
