@@ -4,6 +4,7 @@ each object with the line it starts on (for CI annotations and error messages)."
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ import yaml
 from webhook.heap import no_cyclic_gc
 
 SUFFIXES = (".yaml", ".yml", ".json")
+#: The source name of what is read from standard input (PATH "-").
+STDIN = "<stdin>"
 
 
 class DocumentError(ValueError):
@@ -324,21 +327,62 @@ def _documents(found: list[_Found], source: str) -> list[Document]:
 def load_path(path: str) -> list[Document]:
     """Objects from a file, a directory (recursive *.yaml, *.yml, *.json, sorted) or ``-`` (stdin)."""
     if path == "-":
-        return _parse(sys.stdin.read(), "<stdin>")
+        return _parse(_read_stdin(), STDIN)
     p = Path(path)
     if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in SUFFIXES)
-        return [d for f in files for d in _load_file(f)]
+        return [d for f in _manifest_files(p) for d in _load_file(f)]
     return _load_file(p)
+
+
+def _manifest_files(root: Path) -> list[Path]:
+    """The *.yaml, *.yml and *.json files under ``root``, sorted. Hidden directories below it (.git,
+    .venv, .github) are not entered: they hold no manifests to apply, but may hold YAML that is not
+    one (workflows) or a great many files; one named as ``root`` is read. A directory that cannot be
+    listed is an error: its manifests would be left out of the check without a word."""
+    def unreadable(exc: OSError) -> None:
+        raise DocumentError(f"{exc.filename}: cannot read the directory: {exc.strerror or exc}")
+
+    files: list[Path] = []
+    # Symbolic links to directories are not followed, as Path.rglob did before: a link to a parent
+    # would never end.
+    for directory, subdirectories, names in os.walk(root, onerror=unreadable):
+        subdirectories[:] = [d for d in subdirectories if not d.startswith(".")]
+        files += [f for name in names if (f := Path(directory, name)).suffix in SUFFIXES and f.is_file()]
+    return sorted(files)
+
+
+def _decode(data: bytes, source: str) -> str:
+    """``data`` as UTF-8, whatever the locale: manifests are UTF-8 (kubectl reads them so), and a file must
+    read the same on every machine."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DocumentError(f"{source}:{line}: not UTF-8 text: byte 0x{data[exc.start]:02x} at column "
+                            f"{exc.start - line_start + 1} ({exc.reason}); save it as UTF-8") from None
+
+
+def _read_stdin() -> str:
+    # The bytes, decoded as a file is: sys.stdin decodes with the locale's encoding and raises (or
+    # smuggles in surrogates) on anything else.
+    if sys.stdin is None:
+        raise DocumentError(f"{STDIN}: there is no standard input (it is closed)")
+    try:
+        data = sys.stdin.buffer.read()
+    except OSError as exc:
+        raise DocumentError(f"{STDIN}: cannot read: {exc.strerror or exc}") from None
+    return _decode(data, STDIN)
 
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DocumentError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise DocumentError(f"{path}: cannot read: {exc}") from None
+    return _decode(data, str(path))
 
 
 def _load_file(path: Path) -> list[Document]:

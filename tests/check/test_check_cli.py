@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import subprocess
+import sys
 import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -22,7 +26,7 @@ from webhook.cluster.snapshot import context_namespace
 from webhook.documents import Document, parse_text
 from webhook.multus.selection import MIRROR_ANNOTATION
 from webhook.names import NAMESPACE, PROFILE_LABEL
-from webhook.rules import Policy
+from webhook.rules import Policy, rules_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[2]
@@ -41,11 +45,12 @@ WARNED_NAD = VALID_NAD.replace("name: ok", "name: dhcp").replace(
 DENIED_NAD = VALID_NAD.replace("name: ok", "name: bad").replace('"type": "macvlan", ', "")
 
 
-def run(args: list[str], capsys: pytest.CaptureFixture[str], stdin: str | None = None,
+def run(args: list[str], capsys: pytest.CaptureFixture[str], stdin: str | bytes | None = None,
         monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[int, str, str]:
     if stdin is not None:
         assert monkeypatch is not None
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
     status = main(["check", *args])
     out, err = capsys.readouterr()
     return status, out, err
@@ -178,6 +183,26 @@ def test_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPat
     assert [(r["source"], r["verdict"]) for r in json_results(out)] == [("<stdin>#0", "allow"), ("<stdin>#1", "deny")]
 
 
+@pytest.mark.parametrize("output", ["text", "json", "sarif", "junit", "github"])
+def test_stdin_that_is_not_utf8_exits_2_naming_the_line(output: str, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    stdin = b'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: "\xff"}\n'
+    status, out, err = run(["-", "--output", output], capsys, stdin=stdin, monkeypatch=monkeypatch)
+    message = "not UTF-8 text: byte 0xff at column 19"
+    assert (status, err.startswith(f"multus-webhook check: <stdin>:3: {message}")) == (2, True)
+    assert (message in out) == (output != "text")  # the machine formats report it too
+
+
+def test_files_are_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    """Under the C locale (no UTF-8 mode), Python reads text as ASCII: a manifest must read the same."""
+    nad = write(tmp_path, "nad.yaml", VALID_NAD.replace("metadata:\n", "metadata:\n  annotations: {owner: José}\n"))
+    env = {**os.environ, "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    result = subprocess.run([sys.executable, "-m", "webhook.cli", "check", nad, "--output", "json"], env=env,
+                            cwd=tmp_path, capture_output=True, text=True, encoding="utf-8", check=False)
+    assert result.returncode == 0, result.stderr
+    assert json_results(result.stdout)[0]["verdict"] == "allow"
+
+
 def test_json_input_and_objects_without_namespace_go_to_namespace(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -200,6 +225,44 @@ def test_kinds_of_other_groups_are_skipped(tmp_path: Path, capsys: pytest.Captur
     other = "apiVersion: example.com/v1\nkind: NetworkProfile\nmetadata: {name: x}\nspec: {networks: 3}\n"
     _, out, _ = run([write(tmp_path, "o.yaml", other), "--output", "json"], capsys)
     assert json.loads(out)["summary"] == {"allow": 0, "warn": 0, "deny": 0, "skipped": 1}
+
+
+def test_a_judged_kind_in_a_group_that_looks_like_a_slip_is_a_warning(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The annotations' prefix k8s.v1.cni.cncf.io for the NAD's group k8s.cni.cncf.io: kubectl apply
+    refuses it, and it used to pass check silently, even with --strict."""
+    typo = DENIED_NAD.replace("k8s.cni.cncf.io/v1", "k8s.v1.cni.cncf.io/v1")  # its config is refused too
+    others = ("apiVersion: app/v1\nkind: Deployment\nmetadata: {name: d}\n---\n"
+              "apiVersion: core/v1\nkind: Pod\nmetadata: {name: p}\n---\n"
+              "apiVersion: batch.volcano.sh/v1alpha1\nkind: Job\nmetadata: {name: volcano}\n")
+    pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: user\n  annotations: {k8s.v1.cni.cncf.io/networks: bad}\n"
+    path = write(tmp_path, "in.yaml", "---\n".join([typo, others, pod]))
+    status, out, _ = run([path, "--cluster-state", write(tmp_path, "empty.yaml", ""), "--output", "json"], capsys)
+    report = json.loads(out)
+    assert status == 1  # the pod: no NAD "bad" was created
+    assert report["summary"] == {"allow": 0, "warn": 3, "deny": 1, "skipped": 1}  # Volcano's Job is not ours
+    judged = {r["name"]: r["findings"] for r in report["results"]}
+    assert [f["rule"] for f in judged["user"]] == ["pod-networks-nad-exists"]
+    expected = {"bad": "k8s.cni.cncf.io/v1", "d": "apps/v1", "p": "v1"}
+    for name, api_version in expected.items():
+        [finding] = judged[name]
+        assert (finding["rule"], finding["severity"], finding["field"]) == ("unknown-api-group", "warn", "apiVersion")
+        assert finding["message"].endswith(f"write apiVersion: {api_version}")
+    assert "no API group 'k8s.v1.cni.cncf.io' serves NetworkAttachmentDefinition" in judged["bad"][0]["message"]
+    slips = write(tmp_path, "slips.yaml", typo)
+    assert run([slips], capsys)[0] == 0
+    assert run([slips, "--strict"], capsys)[0] == 1
+    off = write(tmp_path, "off.yaml", "rules: {unknown-api-group: off}\n")
+    _, out, _ = run([slips, "--policy", off, "--output", "json"], capsys)
+    assert json.loads(out)["summary"] == {"allow": 0, "warn": 0, "deny": 0, "skipped": 1}
+
+
+def test_the_api_group_rule_never_runs_in_the_webhook(capsys: pytest.CaptureFixture[str]) -> None:
+    """The apiserver sends only objects of the groups the webhook registered for."""
+    assert all("unknown-api-group" not in [r.id for r in rules_for(kind, operation)]
+               for kind in GROUPS for operation in ("CREATE", "UPDATE", "DELETE", "CONNECT"))
+    assert main(["rules"]) == 0
+    assert "unknown-api-group                  warn" in capsys.readouterr().out
 
 
 def test_the_kinds_judged_directly_are_the_ones_the_webhook_validates() -> None:
@@ -485,6 +548,55 @@ def test_a_pod_joins_the_state_with_its_profile_applied() -> None:
     assert rules_of(report, "nad-in-use-changed") == [[], ["nad-in-use-changed"]]
 
 
+def test_inputs_with_only_generate_name_are_each_a_new_object(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """The apiserver names each at CREATE: the second is no UPDATE of the first (whose rules, and the
+    pods the apiserver would not send, are not those of a CREATE), and both are in the state after."""
+    good = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+            "metadata": {"name": "good", "namespace": "default"}, "spec": {"config": HOST_LOCAL}}
+    state = write(tmp_path, "state.yaml", yaml.safe_dump(good))
+    job = ("apiVersion: v1\nkind: Pod\nmetadata:\n  generateName: job-\n"
+           "  annotations: {k8s.v1.cni.cncf.io/networks: %s}\n")
+    nad = ("apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata: {generateName: net-}\n"
+           f"spec:\n  config: '{HOST_LOCAL.replace('10.60.0.0/24', '10.61.0.0/%d')}'\n")
+    inputs = write(tmp_path, "in.yaml", "---\n".join([job % "good", job % "good", job % "missing-nad", nad % 24,
+                                                       nad % 25]))
+    status, out, _ = run([inputs, "--cluster-state", state, "--output", "json"], capsys)
+    assert status == 1
+    results = json_results(out)
+    assert [(r["name"], r["verdict"]) for r in results] == [
+        ("job-*", "allow"), ("job-*", "allow"), ("job-*", "deny"), ("net-*", "allow"), ("net-*", "deny")]
+    assert [f["rule"] for f in results[2]["findings"]] == [NAD_EXISTS]
+    [overlap] = results[4]["findings"]
+    assert overlap["rule"] == "nad-range-overlap"
+    assert f"overlaps NAD default/net-* ({inputs}#3)" in overlap["message"]
+    # Both pods the webhook admitted are users of the NAD they name.
+    changed = write(tmp_path, "changed.yaml", yaml.safe_dump(
+        {**good, "spec": {"config": HOST_LOCAL.replace("eth1", "eth2")}}))
+    _, out, _ = run([inputs, changed, "--cluster-state", state, "--output", "json"], capsys)
+    assert (f"2 pod(s) (default/job-* ({inputs}#0), default/job-* ({inputs}#1))"
+            in json_results(out)[-1]["findings"][0]["message"])
+    _, out, _ = run([inputs, "--cluster-state", state], capsys)
+    assert f"{inputs}:13: deny {NAD_EXISTS}: Pod default/job-*: " in out
+
+
+def test_the_policys_multus_namespace_is_where_an_unqualified_default_network_points(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nad = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+           "metadata": {"name": "prim", "namespace": "multus"}, "spec": {"config": HOST_LOCAL}}
+    user = {**RUNNING_POD, "metadata": {"name": "user", "namespace": "apps",
+                                        "annotations": {"v1.multus-cni.io/default-network": "prim"}}}
+    state = write(tmp_path, "state.yaml", yaml.safe_dump_all([nad, user]))
+    changed = write(tmp_path, "nad.yaml", yaml.safe_dump(
+        {**nad, "spec": {"config": HOST_LOCAL.replace("eth1", "eth2")}}))
+    policy = write(tmp_path, "policy.yaml", "multusNamespace: multus\n")
+    status, out, _ = run([changed, "--cluster-state", state, "--policy", policy, "--output", "json"], capsys)
+    [result] = json_results(out)
+    assert (status, [f["rule"] for f in result["findings"]]) == (0, ["nad-in-use-changed"])
+    assert "while 1 pod(s) (apps/user) use this NAD" in result["findings"][0]["message"]
+
+
 def test_an_empty_namespace_is_no_namespace_as_for_kubectl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # `--namespace "$NS"` with NS unset in a CI job.
     _, out, _ = run([write(tmp_path, "ok.yaml", VALID_NAD), "--namespace", "", "--output", "json"], capsys)
@@ -506,6 +618,21 @@ def test_junit_stays_xml_when_a_message_quotes_a_control_character(tmp_path: Pat
     assert ET.fromstring(out).get("errors") == "1"
 
 
+def test_text_puts_what_it_quotes_on_its_line_with_no_control_characters(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A CI log runs the GitHub workflow commands it finds at the start of a line: a value quoted in a
+    message must not start one, nor drive the terminal."""
+    pod = ('apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n'
+           '  annotations: {k8s.v1.cni.cncf.io/networks: "a\\n::error file=x::pwned\\e]0;x\\a@lo"}\n')
+    status, out, err = run([write(tmp_path, "pod.yaml", pod)], capsys)
+    assert status == 1
+    [finding, _summary] = out.splitlines()
+    assert '"a\\x0a::error file=x::pwned\\x1b]0;x\\x07"' in finding
+    assert "\033" not in out
+    status, _, err = run([str(tmp_path / "x\n::error::pwned.yaml")], capsys)
+    assert (status, err) == (2, f"multus-webhook check: {tmp_path}/x\\x0a::error::pwned.yaml: no such file\n")
+
+
 @pytest.mark.parametrize(("name", "content"), [
     ("big.yaml", "a: " + "1" * 5000 + "\n"),  # past Python's digit limit for int()
     ("deep.json", "[" * 5000 + "]" * 5000 + "\n"),  # past the stack of the JSON reader
@@ -517,3 +644,70 @@ def test_input_python_cannot_represent_exits_2(name: str, content: str, tmp_path
     assert status == 2
     assert json.loads(out)["error"].startswith(f"{path}")
     assert "cannot read the document" in err
+
+
+@pytest.mark.parametrize("output", ["text", "json", "sarif", "junit", "github"])
+def test_a_file_name_that_is_not_utf8_is_reported_in_every_format(output: str, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # A strict stdout (capsys's, or any locale but C) cannot write the surrogate the name is read with.
+    name = os.fsdecode(b"bad\xff.yaml")
+    (tmp_path / name).write_text(DENIED_NAD)
+    monkeypatch.chdir(tmp_path)
+    status, out, _ = run([".", "--output", output], capsys)
+    assert status == 1
+    if output == "sarif":
+        [result] = json.loads(out)["runs"][0]["results"]
+        assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "bad%FF.yaml"
+    elif output == "json":
+        assert json_results(out)[0]["source"] == f"{name}#0"
+    else:
+        assert "bad\\xff.yaml" in out
+
+
+def test_stdin_is_read_once(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second reader would find it empty: a cluster state read so stands for an empty cluster, where
+    every NAD a pod names is missing."""
+    for args in (["-", "--cluster-state", "-"], ["-", "-"]):
+        with pytest.raises(SystemExit) as exit_:
+            run(args, capsys, stdin=VALID_NAD, monkeypatch=monkeypatch)
+        assert exit_.value.code == 2
+        assert "- (stdin) can be given once" in capsys.readouterr().err
+
+
+def in_a_directory_that_cannot_be_listed(tmp_path: Path) -> tuple[Path, list[str]]:
+    """``tmp_path``/manifests with a subdirectory nobody may list, and the command prefix under which
+    that holds: root lists anything unless it gives up the capabilities that let it."""
+    manifests = tmp_path / "manifests"
+    (manifests / "private").mkdir(parents=True)
+    (manifests / "private" / "nad.yaml").write_text(DENIED_NAD)
+    (manifests / "ok.yaml").write_text(VALID_NAD)
+    (manifests / "private").chmod(0)
+    if os.geteuid() != 0:
+        return manifests, []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("as root, a directory nobody may list needs setpriv (util-linux) to give up CAP_DAC_*")
+    return manifests, [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_a_directory_that_cannot_be_listed_exits_2_naming_it(tmp_path: Path) -> None:
+    manifests, prefix = in_a_directory_that_cannot_be_listed(tmp_path)
+    try:
+        result = subprocess.run([*prefix, sys.executable, "-m", "webhook.cli", "check", str(manifests)],
+                                cwd=tmp_path, capture_output=True, text=True, check=False)
+    finally:
+        (manifests / "private").chmod(0o755)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"multus-webhook check: {manifests}/private: cannot read the directory: Permission denied\n"
+
+
+def test_hidden_directories_are_entered_only_when_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A checkout's .git, .venv or .github hold no manifests to apply, but YAML that is none, or a lot."""
+    (tmp_path / "deploy" / ".github" / "workflows").mkdir(parents=True)
+    (tmp_path / "deploy" / ".github" / "workflows" / "ci.yaml").write_text(DENIED_NAD)
+    (tmp_path / "deploy" / ".hidden.yaml").write_text(VALID_NAD)  # a file: read, as before
+    _, out, _ = run([str(tmp_path / "deploy"), "--output", "json"], capsys)
+    assert [r["source"] for r in json_results(out)] == [f"{tmp_path}/deploy/.hidden.yaml#0"]
+    status, out, _ = run([str(tmp_path / "deploy" / ".github"), "--output", "json"], capsys)
+    assert (status, [r["name"] for r in json_results(out)]) == (1, ["bad"])

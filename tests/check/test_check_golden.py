@@ -11,6 +11,7 @@ sarif-2.1/schema/sarif-schema-2.1.0.json at e058381).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -182,3 +183,46 @@ def test_github_annotations_escape_per_the_workflow_command_rules(tmp_path: Path
     assert "Net%251" in message
     assert "%0A" not in message
     assert out.splitlines()[0].startswith("::notice title=multus-webhook::no cluster state given")
+
+
+def test_sarif_results_have_fingerprints_of_what_they_are_about(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Code scanning keeps one alert per fingerprint: findings of one rule on one object (one line) must
+    not collapse, and a finding must keep its fingerprint when its object moves down the file."""
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata:\n  {name}\n"
+           "  annotations: {{k8s.v1.cni.cncf.io/networks: 'a@lo,b@lo'}}\n")
+    manifests = tmp_path / "pods.yaml"
+
+    def fingerprints(*pods: str) -> list[str]:
+        manifests.write_text("---\n".join(pods))
+        _, out, _ = run_check(["--output", "sarif"], capsys, monkeypatch, paths=(str(manifests),))
+        log = json.loads(out)
+        jsonschema.Draft4Validator(_sarif_schema()).validate(log)
+        return [r["partialFingerprints"]["multusWebhookFinding/v1"] for r in log["runs"][0]["results"]]
+
+    named = pod.format(name="name: p")
+    first = fingerprints(named)
+    assert len(first) == len(set(first)) == 2  # [0].interface and [1].interface
+    assert fingerprints(named) == first  # stable across runs
+    assert fingerprints("apiVersion: v1\nkind: Pod\nmetadata: {name: q}\n", named) == first  # p moved down
+    # Two objects with one generateName have one identity: their order tells them apart.
+    generated = fingerprints(*[pod.format(name="generateName: job-")] * 2)
+    assert [f.rsplit(":", 1)[1] for f in generated] == ["1", "1", "2", "2"]
+    assert len(set(generated)) == 4
+
+
+def test_sarif_of_stdin_locates_findings_by_object_only(capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """<stdin> is no file in the repository: a physicalLocation would point code scanning at nothing."""
+    stdin = (HERE / "fixtures/manifests/nads.yaml").read_bytes()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
+    _, out, _ = run_check(["--output", "sarif"], capsys, monkeypatch, paths=("-",))
+    log = json.loads(out)
+    jsonschema.Draft4Validator(_sarif_schema()).validate(log)
+    results = log["runs"][0]["results"]
+    assert results
+    for result in results:
+        [location] = result["locations"]
+        assert "physicalLocation" not in location
+        assert "/NetworkAttachmentDefinition/" in location["logicalLocations"][0]["fullyQualifiedName"]
+        assert result["properties"]["source"].startswith("<stdin>#")

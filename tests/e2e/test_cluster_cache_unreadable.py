@@ -64,14 +64,16 @@ def test_the_cache_syncs_past_objects_it_cannot_read(cluster: ControlPlane, view
     assert view.nad(ns, "c-good") is not None
     assert view.nad(ns, "b-bad") is not None  # it exists: kept, without ranges or binaries
     assert view.nad_binaries(ns, "b-bad") == frozenset()
-    assert view.pods_using(ns, "a-good", first=5) == (2, [ObjectRef(ns, "a-before"), ObjectRef(ns, "d-after")])
-    assert view.pods_using(ns, "c-good", first=5) == (1, [ObjectRef(ns, "c-after")])
+    users = view.pods_using(ns, "a-good", first=5, multus_namespace="kube-system")
+    assert users == (2, [ObjectRef(ns, "a-before"), ObjectRef(ns, "d-after")])
+    assert view.pods_using(ns, "c-good", first=5, multus_namespace="kube-system") == (1, [ObjectRef(ns, "c-after")])
     assert (view.unreadable(NAD), view.unreadable(POD)) == (1, 1)
     assert f"Pod {ns}/b-bad: could not read the annotations" in caplog.text
 
     # The watches go on past such objects too.
     create(cluster, pod("e-bad", ns, bug), pod("f-after", ns, "c-good"))
-    eventually(lambda: view.pods_using(ns, "c-good", first=5)[0] == 2, "the pod after the unreadable one")
+    eventually(lambda: view.pods_using(ns, "c-good", first=5,
+                                       multus_namespace="kube-system")[0] == 2, "the pod after the unreadable one")
     assert view.unreadable(POD) == 2
     assert view.readiness() == (True, "ok")
     # A fresh apiserver may answer 429 to a first list; no list or watch failed on these objects.

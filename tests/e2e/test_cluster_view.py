@@ -216,6 +216,35 @@ def test_deleting_a_nad_that_a_pod_uses_is_refused(cp: ControlPlane, ns: str) ->
                "the pod's deletion to reach the cache")
 
 
+def test_the_policy_configmaps_multus_namespace_is_where_an_unqualified_default_network_points(
+    cp: ControlPlane, ns: str
+) -> None:
+    """The deployed webhook takes its policy from the ConfigMap, which may move multusNamespace after
+    the cache has stored the pods: a DELETE of the NAD they use through it is refused all the same."""
+    multus = f"m-{uuid.uuid4().hex[:8]}"
+    cp.kubectl("create", "namespace", multus)
+    policy = {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": "multus-webhook-policy", "namespace": STATES},
+              "data": {"policy": f"multusNamespace: {multus}\n"}}
+    try:
+        ok, out = apply(cp, nad("prim", multus, {"type": "whereabouts", "range": "10.68.0.0/24"}, master="eth4"))
+        assert ok, out
+        ok, out = apply(cp, policy)
+        assert ok, out
+        # Admitted once the policy is in force (pod-networks-nad-exists looks for the NAD in {multus}).
+        eventually(lambda: apply(cp, pod("app", ns, {"v1.multus-cni.io/default-network": "prim"}))[0],
+                   "the policy ConfigMap and the NAD to reach the webhook")
+        eventually(lambda: cp.kubectl("delete", "nad", "-n", multus, "prim", "--dry-run=server", check=False),
+                   "the pod to reach the cache", until=lambda r: r.returncode != 0)
+        result = cp.kubectl("delete", "nad", "-n", multus, "prim", check=False)
+        assert result.returncode == 1
+        assert f"NAD {multus}/prim is still used by 1 pod(s) ({ns}/app)" in result.stderr
+        assert "[nad-in-use]" in result.stderr
+    finally:
+        cp.kubectl("delete", "configmap", "multus-webhook-policy", "-n", STATES, check=False)
+        cp.kubectl("delete", "pod", "-n", ns, "app", "--wait=false", check=False)
+
+
 def test_the_cache_recovers_after_an_apiserver_restart(
     cp: ControlPlane, live_webhook: WebhookServer, ns: str, tmp_path: Path
 ) -> None:
@@ -275,6 +304,6 @@ def test_pods_are_read_as_metadata_and_only_annotated_ones_are_kept(cp: ControlP
     stored = view.nad(ns, "meta")
     assert stored is not None
     assert all(o is not stored for o in gc.get_objects())
-    assert view.pods_using(ns, "meta", first=5) == (1, [ObjectRef(ns, "with")])
+    assert view.pods_using(ns, "meta", first=5, multus_namespace="kube-system") == (1, [ObjectRef(ns, "with")])
     assert all(key[0] != ns or key[1] == "with" for key in view._pod_refs)
 

@@ -55,8 +55,10 @@ def check_events(sequence: list[tuple[str, list[str] | None]]) -> None:
             uses[name] = networks
         for net in NADS:
             expected = sorted(ObjectRef("team", p) for p, nets in uses.items() if net in nets)
-            assert store.pods_using("team", net, first=len(PODS)) == (len(expected), expected), (name, networks, net)
-            assert store.pods_using("team", net, first=2) == (len(expected), expected[:2])
+            assert store.pods_using("team", net, first=len(PODS),
+                                    multus_namespace="kube-system") == (len(expected), expected), (name, networks, net)
+            assert store.pods_using("team", net, first=2,
+                                    multus_namespace="kube-system") == (len(expected), expected[:2])
 
 
 def test_a_busy_nads_users_are_changed_in_place_and_shrink_back() -> None:
@@ -69,10 +71,12 @@ def test_a_busy_nads_users_are_changed_in_place_and_shrink_back() -> None:
     store.upsert(POD, pod("extra", ["blue"]))
     # The same container: an event costs O(1), not a copy of every other user.
     assert store._users[("team", "blue")] is users
-    assert store.pods_using("team", "blue", first=2) == (many, [ObjectRef("team", "extra"), ObjectRef("team", "p001")])
+    users_now = store.pods_using("team", "blue", first=2, multus_namespace="kube-system")
+    assert users_now == (many, [ObjectRef("team", "extra"), ObjectRef("team", "p001")])
     for i in range(1, many):
         store.delete(POD, pod(f"p{i:03d}", []))
-    assert store.pods_using("team", "blue", first=5) == (1, [ObjectRef("team", "extra")])
+    assert store.pods_using("team", "blue", first=5,
+                            multus_namespace="kube-system") == (1, [ObjectRef("team", "extra")])
     # A set keeps the table of its largest size: once few users are left, the small form again.
     assert isinstance(store._users[("team", "blue")], tuple)
     store.delete(POD, pod("extra", []))
@@ -89,7 +93,7 @@ def test_a_listed_pod_with_json_python_misreads_does_not_stop_the_others(network
     store.upsert(NAD, nad("blue"))
     odd = {"metadata": {"name": "odd", "namespace": "team", "annotations": {"k8s.v1.cni.cncf.io/networks": networks}}}
     store.replace(POD, [odd, pod("p0", ["blue"])])
-    assert ObjectRef("team", "p0") in store.pods_using("team", "blue", first=5)[1]
+    assert ObjectRef("team", "p0") in store.pods_using("team", "blue", first=5, multus_namespace="kube-system")[1]
 
 
 def test_a_nad_with_a_number_go_cannot_read_is_stored() -> None:

@@ -350,6 +350,23 @@ def test_a_default_network_reference_without_namespace_means_kube_system() -> No
     assert check(same_name_elsewhere, view, "nad-in-use", operation="DELETE") == []
 
 
+def test_a_default_network_reference_without_namespace_follows_the_policys_multus_namespace() -> None:
+    """The policy (a ConfigMap) may change multusNamespace after the pods were stored: the same store
+    answers for the policy in force, each pod counted once however it names the NAD."""
+    target = nad_obj("cluster-net", macvlan(whereabouts("10.1.0.0/24")), namespace="multus")
+    view = one_node(target, pod("p", "apps", default="cluster-net"),
+                    pod("both", "apps", default="cluster-net", networks="multus/cluster-net"))
+    moved = Policy.from_text("multusNamespace: multus\n", set())
+    assert "multus/cluster-net is still used by 2 pod(s) (apps/both, apps/p)" in only(
+        check(target, view, "nad-in-use", operation="DELETE", policy=moved)).message
+    assert "used by 1 pod(s) (apps/both)" in only(check(target, view, "nad-in-use", operation="DELETE")).message
+    in_kube_system = nad_obj("cluster-net", macvlan(whereabouts("10.1.0.0/24")), namespace="kube-system")
+    assert check(in_kube_system, view, "nad-in-use", operation="DELETE", policy=moved) == []
+    changed = nad_obj("cluster-net", macvlan(whereabouts("10.1.0.0/23")), namespace="multus")
+    assert "while 2 pod(s) (apps/both, apps/p)" in only(
+        check(changed, view, "nad-in-use-changed", operation="UPDATE", old=target, policy=moved)).message
+
+
 def test_deleting_a_nad_nobody_uses_is_allowed_and_pod_changes_are_followed() -> None:
     target = nad_obj("net", macvlan(whereabouts("10.1.0.0/24")))
     view = one_node(target, *(pod(f"p{i}", networks="net") for i in range(7)))
@@ -358,7 +375,7 @@ def test_deleting_a_nad_nobody_uses_is_allowed_and_pod_changes_are_followed() ->
     for i in range(6):
         view.remove(pod(f"p{i}"))
     view.put(pod("p6", networks="other"))  # the annotation changed: no longer a user
-    assert view.pods_using("default", "net", first=5) == (0, [])
+    assert view.pods_using("default", "net", first=5, multus_namespace="kube-system") == (0, [])
     assert check(target, view, "nad-in-use", operation="DELETE") == []
 
 

@@ -97,7 +97,8 @@ def test_a_kubectl_list_and_a_multi_document_file_make_one_cluster(tmp_path: Pat
     assert view.nad("default", "storage") is None
     assert view.network_profile("apps", "storage") is not None
     assert [str(e.range.first) for e in view.ranges] == ["192.168.10.1"]
-    assert view.pods_using("apps", "storage", first=5) == (1, [ObjectRef("apps", "db-0")])
+    assert view.pods_using("apps", "storage", first=5,
+                           multus_namespace="kube-system") == (1, [ObjectRef("apps", "db-0")])
     assert [o["metadata"]["name"] for o in view.objects("Node")] == ["worker-1", "worker-2"]
 
 
@@ -136,7 +137,7 @@ def test_objects_without_namespace_are_in_the_default_namespace(tmp_path: Path) 
     )
     view = StaticClusterView.from_files([str(tmp_path / "s.yaml")], default_namespace="team")
     assert view.nad("team", "n") is not None
-    assert view.pods_using("team", "n", first=5) == (1, [ObjectRef("team", "p")])
+    assert view.pods_using("team", "n", first=5, multus_namespace="kube-system") == (1, [ObjectRef("team", "p")])
 
 
 def test_an_unreadable_state_file_names_file_and_line(tmp_path: Path) -> None:

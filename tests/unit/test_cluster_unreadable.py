@@ -39,7 +39,8 @@ def test_a_pod_whose_annotation_cannot_be_read_uses_nothing_and_the_list_goes_on
     store = ClusterStore()
     store.replace(POD, [pod("before", "blue"), pod("bad", f"blue,{bug}"), pod("after", "blue")])
 
-    assert store.pods_using("team", "blue", first=5) == (2, [ObjectRef("team", "after"), ObjectRef("team", "before")])
+    users = store.pods_using("team", "blue", first=5, multus_namespace="kube-system")
+    assert users == (2, [ObjectRef("team", "after"), ObjectRef("team", "before")])
     assert store.unreadable(POD) == 1
     [message] = errors(caplog)
     assert "Pod team/bad: could not read the annotations k8s.v1.cni.cncf.io/networks" in message
@@ -52,7 +53,7 @@ def test_a_pod_whose_annotation_cannot_be_read_uses_nothing_and_the_list_goes_on
 
     store.upsert(POD, pod("bad", "blue"))
     assert store.unreadable(POD) == 0
-    assert store.pods_using("team", "blue", first=5)[0] == 3
+    assert store.pods_using("team", "blue", first=5, multus_namespace="kube-system")[0] == 3
     store.upsert(POD, pod("bad", bug))
     store.delete(POD, pod("bad", bug))
     assert store.unreadable(POD) == 0

@@ -168,7 +168,7 @@ def test_concatenated_json_objects_are_a_stream_as_for_kubectl(tmp_path: Path, n
 
 
 def test_concatenated_json_on_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO(CONCATENATED))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(CONCATENATED.encode())))
     assert [d.obj["metadata"]["name"] for d in load_path("-")] == ["a", "b", "c", "d"]
 
 

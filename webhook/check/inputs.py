@@ -2,7 +2,8 @@
 
 NADs, NetworkProfiles and Pods are judged as the webhook judges them. A workload is judged through its
 pod template, as the Pod its controller will create: that Pod is what reaches the webhook, and by then
-the manifest that caused it is far away. Everything else is skipped (and counted).
+the manifest that caused it is far away. One of these kinds whose apiVersion looks like a slip for its
+own (webhook.rules.api_group) is judged as written only. Everything else is skipped (and counted).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from webhook.documents import Document
 from webhook.objects import as_mapping
+from webhook.rules.api_group import GROUPS, group_of, meant_api_version
 
 #: Where each workload kind keeps the template of the pods it creates.
 POD_TEMPLATES: dict[str, tuple[str, ...]] = {
@@ -22,20 +24,6 @@ POD_TEMPLATES: dict[str, tuple[str, ...]] = {
     "ReplicaSet": ("spec", "template"),
     "Job": ("spec", "template"),
     "CronJob": ("spec", "jobTemplate", "spec", "template"),
-}
-
-#: API groups of the kinds judged directly. A kind of the same name in another group (a CRD of some
-#: other project called NetworkProfile) is none of our business.
-GROUPS: dict[str, frozenset[str]] = {
-    "NetworkAttachmentDefinition": frozenset({"k8s.cni.cncf.io"}),
-    "NetworkProfile": frozenset({"multus-webhook.io"}),
-    "Pod": frozenset({""}),
-    "Deployment": frozenset({"apps", "extensions"}),
-    "StatefulSet": frozenset({"apps"}),
-    "DaemonSet": frozenset({"apps", "extensions"}),
-    "ReplicaSet": frozenset({"apps", "extensions"}),
-    "Job": frozenset({"batch"}),
-    "CronJob": frozenset({"batch"}),
 }
 
 
@@ -51,7 +39,20 @@ class Input:
     api_version: str
     kind: str
     namespace: str
+    #: metadata.name; "" when the apiserver is to name the object (generate_name).
     name: str
+    generate_name: str = ""
+
+    @property
+    def shown_name(self) -> str:
+        """The name the report gives: ``job-*`` for an object with only generateName (job-x7k2p once
+        created)."""
+        return self.name or (f"{self.generate_name}*" if self.generate_name else "")
+
+    @property
+    def source(self) -> str:
+        """The file and the object's position in it: unique among the inputs."""
+        return f"{self.document.source}#{self.document.index}"
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ class Target:
     obj: Mapping[str, Any]
     #: Where ``obj`` sits inside the input object, e.g. "spec.template." for a Deployment.
     field_prefix: str
+    #: Judged as written only (operation MANIFEST): its apiVersion names a group that has no such kind,
+    #: so the apiserver would neither take it as one nor store it.
+    as_written: bool = False
 
     @property
     def is_template(self) -> bool:
@@ -78,17 +82,16 @@ def describe(doc: Document, default_namespace: str) -> Input:
         kind=_text(doc.obj.get("kind")),
         namespace=_text(metadata.get("namespace")) or default_namespace,
         name=_text(metadata.get("name")),
+        generate_name=_text(metadata.get("generateName")),
     )
-
-
-def _group(api_version: str) -> str:
-    return api_version.rpartition("/")[0]
 
 
 def target(doc: Document, default_namespace: str) -> Target | Input:
     """The Target to judge, or the bare Input when the object is skipped."""
     item = describe(doc, default_namespace)
-    if _group(item.api_version) not in GROUPS.get(item.kind, ()):
+    if group_of(item.api_version) not in GROUPS.get(item.kind, ()):
+        if meant_api_version(item.kind, item.api_version) is not None:
+            return Target(item, item.kind, doc.obj, "", as_written=True)
         return item
     path = POD_TEMPLATES.get(item.kind)
     if path is None:

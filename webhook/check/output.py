@@ -6,9 +6,12 @@ order, paths as given, no timestamps) so that it can be diffed and kept as golde
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import PurePath
 from typing import Any
@@ -17,6 +20,7 @@ from urllib.parse import quote
 from webhook import __version__
 from webhook.check.inputs import Input
 from webhook.check.run import Report, Result
+from webhook.documents import STDIN
 from webhook.rules import Finding, Rule, Severity, registered
 
 TOOL = "multus-webhook"
@@ -24,7 +28,7 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
 def _object(item: Input) -> str:
-    return f"{item.kind} {item.namespace}/{item.name}"
+    return f"{item.kind} {item.namespace}/{item.shown_name}"
 
 
 def _where(result: Result) -> str:
@@ -47,6 +51,26 @@ def _summary_line(report: Report) -> str:
             f"{s['deny']} denied; {s['skipped']} skipped")
 
 
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:
+        # surrogateescape: the byte 0x80-0xff of a file name that is not UTF-8.
+        code -= 0xDC00
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+# Control characters but tab, and surrogates. Messages quote user input: a newline in an annotation
+# would start a line of its own in a CI log, where "::error file=x::..." is a GitHub workflow command,
+# and an escape sequence would drive the terminal. A surrogate (a file name that is not UTF-8) cannot
+# be written to a strict stdout at all.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(value: str) -> str:
+    """``value`` on one line, with nothing a terminal or a CI log acts on: each such character as \\xNN."""
+    return _UNPRINTABLE.sub(_escaped, value)
+
+
 _COLORS = {Severity.DENY: "\033[31m", Severity.WARN: "\033[33m"}
 _RESET = "\033[0m"
 
@@ -55,7 +79,8 @@ def text(report: Report, *, color: bool = False) -> str:
     lines = []
     for result, f in _findings(report):
         severity = f"{_COLORS[f.severity]}{f.severity}{_RESET}" if color else str(f.severity)
-        lines.append(f"{_where(result)}: {severity} {f.rule}: {_object(result.input)}: {f.message}{_at(f)}")
+        lines.append(f"{printable(_where(result))}: {severity} "
+                     f"{printable(f'{f.rule}: {_object(result.input)}: {f.message}{_at(f)}')}")
     lines.append(_summary_line(report))
     return "\n".join(lines) + "\n"
 
@@ -67,7 +92,7 @@ def json_(report: Report) -> str:
             "apiVersion": r.input.api_version,
             "kind": r.input.kind,
             "namespace": r.input.namespace,
-            "name": r.input.name,
+            "name": r.input.shown_name,
             "verdict": r.verdict,
             "findings": [f.as_dict() for f in r.findings],
         }
@@ -81,8 +106,22 @@ _SARIF_LEVEL = {Severity.DENY: "error", Severity.WARN: "warning", Severity.OFF: 
 
 def _uri(source: str) -> str:
     path = PurePath(source)
-    # Relative URIs resolve against the checkout root in code scanning, as the paths were given.
-    return path.as_uri() if path.is_absolute() else quote(path.as_posix())
+    # Relative URIs resolve against the checkout root in code scanning, as the paths were given. The
+    # bytes are quoted: a file name that is not UTF-8 holds surrogates (surrogateescape), which quote()
+    # cannot encode.
+    return path.as_uri() if path.is_absolute() else quote(os.fsencode(path.as_posix()))
+
+
+#: The partialFingerprints key: code scanning tells results apart by it across runs and line moves.
+FINGERPRINT = "multusWebhookFinding/v1"
+
+
+def _fingerprint(result: Result, f: Finding) -> str:
+    """What the finding is about, not where the object's lines are: rule, object and field. Messages are
+    left out (some count pods or nodes, which change between runs)."""
+    item = result.input
+    identity = "\0".join([f.rule, item.kind, item.namespace, item.shown_name, f.field])
+    return hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _rules() -> list[Rule]:
@@ -94,22 +133,30 @@ def sarif(report: Report) -> str:
     rules = _rules()
     index = {r.id: i for i, r in enumerate(rules)}
     results: list[dict[str, Any]] = []
+    # Findings with one fingerprint (one rule on one field of one object, several times; objects with one
+    # generateName) are told apart by their order, as code scanning's own line hashes are.
+    seen: Counter[str] = Counter()
     for result, f in _findings(report):
+        location: dict[str, Any] = {}
+        # Standard input is no file in the repository: the object alone locates the finding.
+        if result.input.document.source != STDIN:
+            location["physicalLocation"] = {
+                "artifactLocation": {"uri": _uri(result.input.document.source)},
+                "region": {"startLine": result.input.document.line},
+            }
+        location["logicalLocations"] = [{
+            "name": result.input.shown_name,
+            "fullyQualifiedName": f"{result.input.namespace}/{result.input.kind}/{result.input.shown_name}",
+            "kind": "object",
+        }]
+        fingerprint = _fingerprint(result, f)
+        seen[fingerprint] += 1
         sarif_result: dict[str, Any] = {
             "ruleId": f.rule,
             "level": _SARIF_LEVEL[f.severity],
             "message": {"text": f"{_object(result.input)}: {f.message}"},
-            "locations": [{
-                "physicalLocation": {
-                    "artifactLocation": {"uri": _uri(result.input.document.source)},
-                    "region": {"startLine": result.input.document.line},
-                },
-                "logicalLocations": [{
-                    "name": result.input.name,
-                    "fullyQualifiedName": f"{result.input.namespace}/{result.input.kind}/{result.input.name}",
-                    "kind": "object",
-                }],
-            }],
+            "locations": [location],
+            "partialFingerprints": {FINGERPRINT: f"{fingerprint}:{seen[fingerprint]}"},
             "properties": {"field": f.field, "source": result.source},
         }
         # An internal-error finding names a rule id too, but guard against one the registry lacks.
@@ -205,7 +252,7 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _xml_safe(value: str) -> str:
-    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+    return _NOT_XML.sub(_escaped, value)
 
 
 def _xml(root: ET.Element) -> str:
@@ -217,9 +264,13 @@ def _xml(root: ET.Element) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
 def _escape_data(value: str) -> str:
-    # GitHub's workflow-command escaping (actions/toolkit, command.ts escapeData).
-    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    # GitHub's workflow-command escaping (actions/toolkit, command.ts escapeData), after the surrogates
+    # of a file name that is not UTF-8, which a strict stdout cannot write.
+    return _SURROGATES.sub(_escaped, value).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _escape_property(value: str) -> str:

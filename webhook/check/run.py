@@ -15,6 +15,7 @@ from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTA
 from webhook.names import NAMESPACE, PROFILE_LABEL
 from webhook.objects import as_mapping
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate, verdict
+from webhook.rules.registry import MANIFEST
 from webhook.rules.view import UNKNOWN_CLUSTER
 
 #: What an UPDATE of a pod must change for the apiserver to call the pod validating webhook.
@@ -38,7 +39,7 @@ class Result:
 
     @property
     def source(self) -> str:
-        return f"{self.input.document.source}#{self.input.document.index}"
+        return self.input.source
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ def check(
     """Judge each document in order against ``state``, the objects of the cluster the inputs would be
     applied to (None: no cluster state, the cluster-aware rules stay silent). Every input object the
     webhook would admit joins the state, so the inputs after it see it (a NAD before the pods that use
-    it); an input that is already in the state is judged as an UPDATE of it."""
+    it); an input that is already in the state is judged as an UPDATE of it. An input without a name
+    (generateName) is always a CREATE: the apiserver gives it a name of its own."""
     items = [target(doc, default_namespace) for doc in documents]
     updated = _updated(items)
     view: StaticClusterView | None = None
@@ -130,6 +132,11 @@ def check(
     for item in items:
         if not isinstance(item, Target):
             entries.append(item)
+        elif item.as_written:
+            findings = tuple(evaluate(Subject(item.obj, item.subject_kind, operation=MANIFEST,
+                                              default_namespace=item.input.namespace), policy))
+            # With the rule off it is what it was before the rule: skipped.
+            entries.append(Result(item.input, findings) if findings else item.input)
         elif item.is_template:
             # A workload's pods are created after the whole apply, and kustomize and helm print NADs and
             # NetworkProfiles after the Deployments that use them: templates see every input object.
@@ -137,12 +144,15 @@ def check(
             entries.append(item.input)
         else:
             key = _key(item)
-            result, admitted = judge(item, stored.get(key))
+            result, admitted = judge(item, None if key is None else stored.get(key))
             entries.append(result)
             # The apiserver stores what the webhook allows and nothing else: a denied NAD does not exist
             # for the pods after it, a denied UPDATE leaves the object as it was.
             if view is not None and result.verdict != "deny":
-                stored[key] = admitted
+                if key is None:
+                    admitted = _named(admitted, item.input)
+                else:
+                    stored[key] = admitted
                 view.put(admitted)
     for i, item in templates:
         entries[i] = judge(item, None)[0]
@@ -170,12 +180,23 @@ def _not_sent(item: Target, old: Mapping[str, Any] | None) -> bool:
     return all(annotations.get(k) == old_annotations.get(k) for k in SELECTION_ANNOTATIONS)
 
 
-def _key(item: Target) -> tuple[str, str, str]:
-    return (item.input.kind, item.input.namespace, item.input.name)
+def _key(item: Target) -> tuple[str, str, str] | None:
+    """What the input replaces in the state: None for one without metadata.name, which the apiserver
+    names at CREATE (generateName), so that it is never the UPDATE of another object (all of them would
+    have the name "")."""
+    return (item.input.kind, item.input.namespace, item.input.name) if item.input.name else None
+
+
+def _named(obj: Mapping[str, Any], item: Input) -> Mapping[str, Any]:
+    """``obj``, which has no name, as the state keeps it: under a name no other object has (no object
+    can be named so), that says where it came from, e.g. ``job-* (pods.yaml#3)`` in the messages of
+    the inputs after it."""
+    return {**obj, "metadata": {**as_mapping(obj.get("metadata")), "name": f"{item.shown_name} ({item.source})"}}
 
 
 def _updated(items: Iterable[Target | Input]) -> set[tuple[str, str, str]]:
-    return {_key(item) for item in items if isinstance(item, Target) and not item.is_template}
+    return {key for item in items if isinstance(item, Target) and not item.is_template and not item.as_written
+            and (key := _key(item)) is not None}
 
 
 def updated_pods(documents: Sequence[Document], default_namespace: str = "default") -> set[tuple[str, str]]:

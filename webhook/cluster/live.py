@@ -30,7 +30,6 @@ from kubernetes.watch.watch import iter_resp_lines
 from webhook.cluster.store import AGENT_POD, KINDS, NAD, NETWORK_PROFILE, NODE, NODE_STATE, POD, ClusterStore
 from webhook.heap import freeze_long_lived, no_cyclic_gc
 from webhook.kube import METADATA_LIST, list_pages, open_response, status_message
-from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
 from webhook.names import AGENT_POD_LABELS, NAMESPACE
 
 log = logging.getLogger(__name__)
@@ -113,7 +112,6 @@ class LiveClusterView(ClusterStore):
         api: Any,
         *,
         state_namespace: str = STATE_NAMESPACE,
-        multus_namespace: str = DEFAULT_MULTUS_NAMESPACE,
         kinds: Collection[str] = KINDS,
         page_size: int = 500,
         watch_timeout: int = 300,
@@ -121,7 +119,7 @@ class LiveClusterView(ClusterStore):
         backoff_cap: float = 5.0,
         on_policy: Callable[[Mapping[str, Any] | None], None] | None = None,
     ) -> None:
-        super().__init__(multus_namespace=multus_namespace)
+        super().__init__()
         self.api = api
         self.resources = resources(state_namespace, kinds)
         # The policy ConfigMap is watched like the rest, but its events go to ``on_policy`` (the

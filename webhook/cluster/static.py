@@ -9,7 +9,6 @@ from typing import Any
 
 from webhook.cluster.store import KINDS, ClusterStore
 from webhook.documents import iter_objects
-from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
 
 
 def object_key(obj: Mapping[str, Any], default_namespace: str = "") -> tuple[str, str, str]:
@@ -22,9 +21,8 @@ class StaticClusterView(ClusterStore):
     """The cluster as a set of objects; an object with the same kind/namespace/name replaces the
     earlier one, as an UPDATE would."""
 
-    def __init__(self, objects: Iterable[Mapping[str, Any]] = (), *, default_namespace: str = "default",
-                 multus_namespace: str = DEFAULT_MULTUS_NAMESPACE) -> None:
-        super().__init__(default_namespace=default_namespace, multus_namespace=multus_namespace)
+    def __init__(self, objects: Iterable[Mapping[str, Any]] = (), *, default_namespace: str = "default") -> None:
+        super().__init__(default_namespace=default_namespace)
         self._known = True
         self.upsert_all((kind, obj) for obj in objects if (kind := _kind(obj)) is not None)
 

@@ -25,7 +25,6 @@ from webhook.cni.ipam import nad_allocation_ranges
 from webhook.cni.range_index import IndexedRange, RangeIndex
 from webhook.multus.profiles import ProfileMerge, merge_profile
 from webhook.multus.selection import (
-    DEFAULT_MULTUS_NAMESPACE,
     DEFAULT_NETWORK_ANNOTATION,
     NETWORKS_ANNOTATION,
     NetworkReference,
@@ -79,15 +78,18 @@ MERGES_KEPT = 4096
 MERGE_KEY_CHARS = 2048
 #: The users of a NAD are kept as a tuple up to this many, as a set beyond.
 FEW_USERS = 64
+#: The namespace under which a default-network reference that names none is kept: it points into the
+#: policy's multusNamespace, which the ConfigMap policy may change at any time, so it is resolved when
+#: asked (pods_using), not when stored (the store keeps no annotation to read again). No namespace is
+#: called "".
+UNQUALIFIED = ""
 
 
 class ClusterStore:
     """See the module docstring. ``known`` is False until the store stands for a cluster."""
 
-    def __init__(self, *, default_namespace: str = "default",
-                 multus_namespace: str = DEFAULT_MULTUS_NAMESPACE) -> None:
+    def __init__(self, *, default_namespace: str = "default") -> None:
         self.default_namespace = default_namespace
-        self.multus_namespace = multus_namespace
         self._known = False
         self._lock = threading.Lock()
         # Written under the lock, read by readers only through dict.get.
@@ -169,10 +171,16 @@ class ClusterStore:
     def ranges(self) -> RangeIndex:
         return self._ranges
 
-    def pods_using(self, namespace: str, name: str, *, first: int) -> tuple[int, Sequence[ObjectRef]]:
+    def pods_using(self, namespace: str, name: str, *, first: int,
+                   multus_namespace: str) -> tuple[int, Sequence[ObjectRef]]:
         # tuple() copies a set in C without releasing the GIL: a writer cannot change it meanwhile.
         # Sorting them all and building a reference to each took 80 ms for 50,000 pods.
         users = tuple(self._users.get((namespace, name), ()))
+        if namespace == multus_namespace:
+            unqualified = tuple(self._users.get((UNQUALIFIED, name), ()))
+            if unqualified:
+                # A pod may name this NAD both ways (networks: kube-system/x, default-network: x).
+                users = tuple(set(users).union(unqualified))
         return len(users), [ObjectRef(*pod) for pod in heapq.nsmallest(first, users)]
 
     def unreadable(self, kind: str) -> int:
@@ -338,7 +346,8 @@ class ClusterStore:
             refs: tuple[NetworkReference, ...] = ()
         else:
             try:
-                refs = network_references(annotations, pod[0], multus_namespace=self.multus_namespace)
+                # An unqualified default-network reference is kept under UNQUALIFIED (see there).
+                refs = network_references(annotations, pod[0], multus_namespace=UNQUALIFIED)
             except Exception as exc:
                 self._could_not_read(POD, pod, f"the annotations {NETWORKS_ANNOTATION} and "
                                                f"{DEFAULT_NETWORK_ANNOTATION}", "as using no NAD", exc)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from webhook.check.output import FAILURES, FORMATS, text
+from webhook.check.output import FAILURES, FORMATS, printable, text
 from webhook.check.run import check, updated_pods
 from webhook.cluster.live import POLICY_CONFIGMAP, STATE_NAMESPACE
 from webhook.cluster.snapshot import SnapshotError, context_namespace, list_objects, policy_text
@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.context and not args.kubeconfig:
         args.check_parser.error("--context needs --kubeconfig")
+    if [*args.paths, *(args.cluster_state or [])].count("-") > 1:
+        # The second reader would find stdin empty: a state read so would stand for an empty cluster.
+        args.check_parser.error("- (stdin) can be given once, as a PATH or as --cluster-state")
     try:
         if not args.namespace:  # unset, or empty as kubectl reads -n "" (a CI variable left empty)
             args.namespace = (args.kubeconfig and context_namespace(args.kubeconfig, args.context)) or "default"
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         # The state is read as check() stores it, object by object: its errors surface here.
         report = check(documents, policy, state=state, default_namespace=args.namespace, strict=args.strict)
     except (PolicyError, DocumentError, SnapshotError) as exc:
-        print(f"multus-webhook check: {exc}", file=sys.stderr)
+        # The message may quote a file name or an input's text: one line, as the report's text lines.
+        print(f"multus-webhook check: {printable(str(exc))}", file=sys.stderr)
         if args.output in FAILURES:
             sys.stdout.write(FAILURES[args.output](str(exc)))
         return UNREADABLE

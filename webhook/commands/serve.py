@@ -162,8 +162,7 @@ def run(args: argparse.Namespace) -> int:
             api = cluster_client("serve", args.kubeconfig)
             if api is None:
                 return 2
-            live = LiveClusterView(api, state_namespace=args.namespace, multus_namespace=policy.multus_namespace,
-                                   on_policy=source.on_configmap)
+            live = LiveClusterView(api, state_namespace=args.namespace, on_policy=source.on_configmap)
             context.view = live
         # Its repair setting follows the policy in force once attached (PolicySource.attach).
         controller_config = controller_command.config_from(args, namespace=args.namespace)

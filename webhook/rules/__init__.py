@@ -1,5 +1,6 @@
 """Pure rules: (object, ClusterView, Policy) -> findings. Importing this package registers them all."""
 
+from webhook.rules import api_group as api_group
 from webhook.rules import nad_cluster as nad_cluster
 from webhook.rules import nad_config as nad_config
 from webhook.rules import nad_ipam as nad_ipam

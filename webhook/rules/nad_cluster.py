@@ -187,7 +187,8 @@ def in_use(subject: Subject) -> Iterator[Violation]:
     deleted one is skipped: its addresses leak
     (multus-cni #199). Deleting a NAD that pods still reference (through the networks or the
     default-network annotation) leaves their teardown to that cache."""
-    count, pods = subject.view.pods_using(subject.namespace, subject.name, first=SHOWN)
+    count, pods = subject.view.pods_using(subject.namespace, subject.name, first=SHOWN,
+                                            multus_namespace=subject.policy.multus_namespace)
     if count:
         yield Violation(
             "metadata.name",
@@ -215,7 +216,8 @@ def in_use_changed(subject: Subject) -> Iterator[Violation]:
     only pods created after it, and the running ones differ from it until they are recreated."""
     if subject.old_object is None or _config(subject.old_object) == _config(subject.obj):
         return
-    count, pods = subject.view.pods_using(subject.namespace, subject.name, first=SHOWN)
+    count, pods = subject.view.pods_using(subject.namespace, subject.name, first=SHOWN,
+                                            multus_namespace=subject.policy.multus_namespace)
     if count:
         yield Violation(
             "spec.config",

@@ -70,6 +70,9 @@ _REGISTRY: dict[str, Rule] = {}
 
 #: Rules judge the object being written; deleting a broken object must stay possible.
 WRITES = frozenset({"CREATE", "UPDATE"})
+#: Not an admission operation: a manifest as written, which only `multus-webhook check` reads (the
+#: webhook is sent CREATE, UPDATE and DELETE, so a rule of this operation never runs there).
+MANIFEST = "MANIFEST"
 
 
 def rule(

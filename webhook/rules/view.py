@@ -88,10 +88,12 @@ class ClusterView(Protocol):
         """The allocation ranges of every NAD, for overlap queries."""
         ...
 
-    def pods_using(self, namespace: str, name: str, *, first: int) -> tuple[int, Sequence[ObjectRef]]:
+    def pods_using(self, namespace: str, name: str, *, first: int,
+                   multus_namespace: str) -> tuple[int, Sequence[ObjectRef]]:
         """How many pods reference this NAD (through their networks or default-network annotation),
         and the first ``first`` of them in namespace/name order. Messages name a few; tens of
-        thousands of pods may use one NAD."""
+        thousands of pods may use one NAD. ``multus_namespace`` is the policy's (``multusNamespace``):
+        where a default-network reference without a namespace points."""
         ...
 
 
@@ -139,7 +141,8 @@ class UnknownCluster:
     def ranges(self) -> RangeIndex:
         return _NO_RANGES
 
-    def pods_using(self, namespace: str, name: str, *, first: int) -> tuple[int, Sequence[ObjectRef]]:
+    def pods_using(self, namespace: str, name: str, *, first: int,
+                   multus_namespace: str) -> tuple[int, Sequence[ObjectRef]]:
         return 0, ()
 
 
