@@ -212,11 +212,11 @@ def test_after_a_reboot_owned_pods_missing_a_network_are_deleted(
         events = eventually(lambda: pod_events(cp, namespace, "bare-missing"), what="bare-missing reported")
         assert [(e["type"], e["reason"]) for e in events] == [("Warning", "MultusNetworksMissing")]
         assert events[0]["message"] == (
-            f"its network-status lacks {namespace}/bridge-network-with-gateway@br1; not deleted because no "
+            f"its network-status lacks {namespace}/bridge-network-with-gateway@br1; not evicted because no "
             "controller would recreate it: delete it to get its networks back")
         repaired = pod_events(cp, namespace, "owned-missing")
         assert [e["reason"] for e in repaired] == ["MultusNetworksRepaired"]
-        assert repaired[0]["message"].endswith("; deleted so that ReplicaSet/web recreates it with its networks")
+        assert repaired[0]["message"].endswith("; evicted so that ReplicaSet/web recreates it with its networks")
         caught_up(host, node)  # the pass that deleted owned-missing judged the rest of the node's pods too
         for name in ("bare-missing", "owned-complete", "owned-no-networks", "owned-replacement"):
             assert not terminating(cp, namespace, name), name
@@ -399,9 +399,9 @@ def test_a_repair_waiting_for_the_rate_limit_lists_the_pods_once(
             eventually(lambda: terminating(cp, namespace, "short-1"), what="one pod deleted")
             looks_after(ctl, node)  # the next token comes in 1,000s
             listed = [c for c in calls if c[2] == f"spec.nodeName={node.name}"]
-            deleted = [c for c in calls if c[0] == "DELETE"]
+            deleted = [c for c in calls if c[1].endswith("/eviction")]
             assert len(listed) == 1, listed
-            assert deleted == [("DELETE", f"/api/v1/namespaces/{namespace}/pods/short-1", "")]
+            assert deleted == [("POST", f"/api/v1/namespaces/{namespace}/pods/short-1/eviction", "")]
             assert not terminating(cp, namespace, "short-2")
 
             # What the controller keeps about a node goes with the boot, and with the node.
@@ -436,18 +436,61 @@ def test_a_repair_that_may_not_delete_pods_says_so_once_and_backs_off(
     try:
         # The shipped Role grants the Lease by its shipped name only.
         with in_process_controller(api, lease_name=ControllerConfig().lease_name) as (ctl, calls):
-            eventually(lambda: [c for c in calls if c[0] == "DELETE"], what="a deletion tried")
+            eventually(lambda: [c for c in calls if c[1].endswith("/eviction")], what="an eviction tried")
             eventually(lambda: READY_LABEL in node.own_labels(), what="the node labelled all the same")
             looks_after(ctl, node)  # looks that would try again without the back-off
-            deleted = [c for c in calls if c[0] == "DELETE"]
+            deleted = [c for c in calls if c[1].endswith("/eviction")]
         assert len(deleted) == 1, deleted
         errors = [r.getMessage() for r in caplog.records
                   if r.name == controller_module.__name__ and r.levelno >= logging.ERROR]
         assert len(errors) == 1, errors
-        assert "may not delete pods" in errors[0]
+        assert "may not evict pods" in errors[0]
         assert "multus-webhook-pod-repair" in errors[0]
-        assert "cannot delete resource \"pods\"" in errors[0]
+        assert "cannot create resource \"pods/eviction\"" in errors[0]
         assert not terminating(cp, namespace, "short-1")
     finally:
         api.close()
+        ag.stop()
+
+
+def test_evictions_keep_to_disruption_budgets_and_job_pods_are_only_reported(
+    controlplane: ControlPlane, host: StandInHost, node: StandInNode, namespace: str, workload: dict[str, Any],
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plain delete would take a StatefulSet below its budget, and an evicted running Job pod counts
+    against the Job's backoffLimit. No disruption controller runs here, so the apiserver finds no
+    disruption allowed under the budget (429) until it is gone."""
+    cp = controlplane
+    monkeypatch.setattr(controller_module, "DISRUPTION_RETRY", 1.0)
+    for name in ("plain", "guarded", "batch-x"):
+        make_pod(cp, namespace, node, name, owner=workload, status=full_status(namespace)[:2])
+        set_sandbox_time(cp, namespace, name, format_time(utcnow()))
+    cp.kubectl("label", "pod", "-n", namespace, "guarded", "--overwrite", "app=guarded")
+    cp.kubectl("patch", "pod", "-n", namespace, "batch-x", "--type=merge", "-p", json.dumps({"metadata": {
+        "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "batch", "uid": str(uuid.uuid4()),
+                             "controller": True}]}}))
+    budget = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "guarded"},
+              "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "guarded"}}}}
+    cp.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(budget))
+    host.make_ready("boot-1")
+    ag = agent(cp, host, node, tmp_path / "agent.log")
+    caplog.set_level(logging.INFO, logger=controller_module.__name__)
+    try:
+        with in_process_controller(load_client(str(cp.kubeconfig))) as (ctl, calls):
+            eventually(lambda: terminating(cp, namespace, "plain"), what="the pod without a budget evicted")
+            eventually(lambda: any("pod " + namespace + "/guarded" in r.getMessage() and "not evicted yet"
+                                   in r.getMessage() for r in caplog.records), what="the budget's refusal")
+            events = eventually(lambda: pod_events(cp, namespace, "batch-x"), what="the Job's pod reported")
+            assert [e["reason"] for e in events] == ["MultusNetworksMissing"]
+            assert "not evicted because evicting it would count as a failure against the Job's backoffLimit" \
+                in events[0]["message"]
+            looks_after(ctl, node)
+            assert not terminating(cp, namespace, "guarded")
+            assert not terminating(cp, namespace, "batch-x")
+            assert not [c for c in calls if c[0] == "DELETE"]
+            cp.kubectl("delete", "pdb", "-n", namespace, "guarded")
+            eventually(lambda: terminating(cp, namespace, "guarded"), what="evicted once the budget is gone")
+            looks_after(ctl, node)
+            assert not terminating(cp, namespace, "batch-x")
+    finally:
         ag.stop()

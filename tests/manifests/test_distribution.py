@@ -339,8 +339,9 @@ def test_status_subresources(rbac: ControlPlane, who: str, subresource: str, ver
 
 
 def test_pod_repair_is_opt_in(rbac: ControlPlane) -> None:
-    """The component turns repair on (serve --repair) and grants the deletions it makes."""
-    assert not can(rbac, WEBHOOK_SA, "delete", "pods", "default")
+    """The component turns repair on (serve --repair) and grants the evictions it makes, and no plain
+    deletion (which would ignore PodDisruptionBudgets)."""
+    assert not can(rbac, WEBHOOK_SA, "create", "pods", "default", "eviction")
     assert "--repair" not in serve_args(build(rbac, "base"))
     docs = build(rbac, "overlays/pod-repair")
     assert serve_args(docs) == [*serve_args(build(rbac, "base")), "--repair"]
@@ -349,8 +350,9 @@ def test_pod_repair_is_opt_in(rbac: ControlPlane) -> None:
     payload = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
     rbac.kubectl("apply", "-f", "-", input=payload)
     try:
-        assert can(rbac, WEBHOOK_SA, "delete", "pods", "default")
-        assert not can(rbac, AGENT_SA, "delete", "pods", "default")
+        assert can(rbac, WEBHOOK_SA, "create", "pods", "default", "eviction")
+        assert not can(rbac, WEBHOOK_SA, "delete", "pods", "default")
+        assert not can(rbac, AGENT_SA, "create", "pods", "default", "eviction")
     finally:
         rbac.kubectl("delete", "-f", "-", input=payload)
 

@@ -92,6 +92,16 @@ def test_the_default_network_annotation_counts() -> None:
     assert missing_networks(p) == ["kube-system/sriov@eth0"]
 
 
+def test_an_unqualified_default_network_is_in_the_policys_multus_namespace() -> None:
+    """Multus resolves it against its own namespace and reports it so: with another multusNamespace,
+    a pod with every network was judged to lack its default one, and evicted at every reboot."""
+    p = pod(networks=None, status=[{"name": "multus/sriov", "interface": "eth0"}])
+    p["metadata"]["annotations"]["v1.multus-cni.io/default-network"] = "sriov"
+    assert damage(p, READY_SINCE, "multus") is None
+    assert missing_networks(p, "multus") == []
+    assert missing_networks(p) == ["kube-system/sriov@eth0"]
+
+
 def test_a_full_network_status_from_before_multus_was_ready_is_damage() -> None:
     d = damage(pod(status=FULL, sandbox=BEFORE), READY_SINCE)
     assert d is not None

@@ -53,3 +53,13 @@ def test_without_the_flag_the_policy_in_force_decides() -> None:
     assert controller.config.repair is True
     s.on_configmap({"data": {"policy": "audit: false\n"}})
     assert controller.config.repair is False
+
+
+def test_the_controller_follows_the_multus_namespace_of_the_policy_in_force() -> None:
+    """The repair reads unqualified default-network references as the admission rules do."""
+    s, controller = source(False, Policy())
+    assert controller.config.multus_namespace == "kube-system"
+    s.on_configmap({"data": {"policy": "multusNamespace: multus\n"}})
+    assert controller.config.multus_namespace == "multus"
+    s.on_configmap(None)
+    assert controller.config.multus_namespace == "kube-system"

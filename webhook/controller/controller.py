@@ -26,8 +26,9 @@ from webhook.agent import nodestate
 from webhook.cluster.store import AGENT_POD, NODE, NODE_STATE, ClusterStore
 from webhook.controller import decide
 from webhook.controller.lease import LeaderElector, check_timings
-from webhook.controller.repair import Damage, TokenBucket, damaged
+from webhook.controller.repair import NOT_EVICTED, Damage, TokenBucket, damaged
 from webhook.kube import MERGE_PATCH, emit_event, is_status, request, status_message
+from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ RETRY = 2.0
 #: After the apiserver refused a repair a deletion (403), seconds before the next try on that node: a
 #: missing permission is not granted within seconds, and every try is one more refused request.
 FORBIDDEN_RETRY = 600.0
+#: How long a repair waits when a PodDisruptionBudget refused an eviction.
+DISRUPTION_RETRY = 30.0
 
 
 def default_identity() -> str:
@@ -66,6 +69,8 @@ class ControllerConfig:
     #: Pod deletions per second on average, and at most this many at once.
     repair_rate: float = 0.2
     repair_burst: int = 5
+    #: The policy's multusNamespace: where an unqualified default-network is (serve keeps it current).
+    multus_namespace: str = DEFAULT_MULTUS_NAMESPACE
 
     def __post_init__(self) -> None:
         check_timings(self.lease_duration, self.renew_deadline, self.retry_period)
@@ -84,8 +89,11 @@ class NodeRepair:
     todo: deque[Damage] | None = None
     #: Pods (by uid) reported as damaged but left alone: one Event each, also when listed again.
     reported: set[str] = field(default_factory=set)
-    #: No deletion is tried before this monotonic time (after one was forbidden).
+    #: No eviction is tried before this monotonic time (after one was forbidden, or every pod left
+    #: was refused by its PodDisruptionBudget).
     not_before: float = 0.0
+    #: Evictions refused by a PodDisruptionBudget in a row.
+    refused: int = 0
 
     @property
     def done(self) -> bool:
@@ -306,7 +314,7 @@ class Controller:
 
     def repair(self, node: Mapping[str, Any], job: NodeRepair, multus_ready_since: datetime | None,
                now: float) -> float | None:
-        """Delete the damaged pods a controller will recreate; report the others. The seconds after
+        """Evict the damaged pods a controller will recreate; report the others. The seconds after
         which to carry on while deletions wait (for the rate limit, or after a refusal), None when the
         node is done on this boot."""
         if job.done:
@@ -318,14 +326,14 @@ class Controller:
             pods = request(self.api, "GET", "/api/v1/pods",
                            query=[("fieldSelector", f"spec.nodeName={name}")])["items"]
             job.reported &= {p["metadata"].get("uid") for p in pods}  # pods gone need no memory
-            job.todo = deque(damaged(pods, multus_ready_since))
+            job.todo = deque(damaged(pods, multus_ready_since, self.config.multus_namespace))
         while job.todo:
             d = job.todo[0]
-            if d.owner is None:
+            kept = "no controller would recreate it" if d.owner is None else NOT_EVICTED.get(d.owner.split("/")[0])
+            if kept is not None:
                 if d.uid not in job.reported:
                     self._event(_pod(d), "Pod", "Warning", "MultusNetworksMissing",
-                                f"{d.reason}; not deleted because no controller would recreate it: "
-                                "delete it to get its networks back")
+                                f"{d.reason}; not evicted because {kept}: delete it to get its networks back")
                     job.reported.add(d.uid)
                 job.todo.popleft()
                 continue
@@ -334,44 +342,61 @@ class Controller:
             if not self.bucket.take():
                 return self.bucket.delay()
             try:
-                self._delete(d)
+                self._evict(d)
             except ApiException as exc:
                 if exc.status == 409:  # it changed since it was listed (or is a new pod): judge it again
                     job.todo = None
                     return RETRY
+                if exc.status == 429:  # a PodDisruptionBudget allows no disruption now
+                    log.info("pod %s/%s of %s not evicted yet: %s", d.namespace, d.name, d.owner,
+                             status_message(exc))
+                    # Behind the node's other pods, which other budgets (or none) may allow; a wait
+                    # once every pod left was refused in a row.
+                    job.todo.rotate(-1)
+                    job.refused += 1
+                    if job.refused >= len(job.todo):
+                        job.refused = 0
+                        job.not_before = now + DISRUPTION_RETRY
+                        return DISRUPTION_RETRY
+                    continue
                 if exc.status == 403:
                     self._forbidden(d, exc)
                     job.not_before = now + FORBIDDEN_RETRY
                     return FORBIDDEN_RETRY
                 raise
             job.todo.popleft()
+            job.refused = 0
         job.reported.clear()  # done: this boot lists no pods again
         return None
 
-    def _delete(self, d: Damage) -> None:
+    def _evict(self, d: Damage) -> None:
+        """An eviction, not a plain delete: the apiserver keeps it within the pods' PodDisruptionBudgets
+        (429 otherwise), and the pod gets the DisruptionTarget condition that owners' failure
+        policies can tell from a crash."""
         try:
-            request(self.api, "DELETE", f"/api/v1/namespaces/{d.namespace}/pods/{d.name}",
-                    body={"apiVersion": "v1", "kind": "DeleteOptions",
-                          "preconditions": {"uid": d.uid, "resourceVersion": d.resource_version}})
+            request(self.api, "POST", f"/api/v1/namespaces/{d.namespace}/pods/{d.name}/eviction",
+                    body={"apiVersion": "policy/v1", "kind": "Eviction",
+                          "metadata": {"name": d.name, "namespace": d.namespace},
+                          "deleteOptions": {"preconditions": {"uid": d.uid, "resourceVersion": d.resource_version}}})
         except Exception as exc:
             if is_status(exc, 404):  # gone already: nothing to repair
                 return
             raise
         self._forbidden_logged = False
-        log.info("deleted pod %s/%s of %s: %s", d.namespace, d.name, d.owner, d.reason)
+        log.info("evicted pod %s/%s of %s: %s", d.namespace, d.name, d.owner, d.reason)
         self._event(_pod(d), "Pod", "Warning", "MultusNetworksRepaired",
-                    f"{d.reason}; deleted so that {d.owner} recreates it with its networks")
+                    f"{d.reason}; evicted so that {d.owner} recreates it with its networks")
 
     def _forbidden(self, d: Damage, exc: ApiException) -> None:
-        """Once as an error until a deletion works again: the fix is a permission, not a retry."""
+        """Once as an error until an eviction works again: the fix is a permission, not a retry."""
         if self._forbidden_logged:
-            log.debug("still not allowed to delete pod %s/%s", d.namespace, d.name)
+            log.debug("still not allowed to evict pod %s/%s", d.namespace, d.name)
             return
         self._forbidden_logged = True
-        log.error("the repair may not delete pods: the apiserver refused to delete pod %s/%s (%s). It needs the "
-                  "verb delete on pods in the core API group, which the ClusterRole multus-webhook-pod-repair of "
-                  "the pod-repair component grants; trying again every %.0fs", d.namespace, d.name,
-                  status_message(exc), FORBIDDEN_RETRY)
+        log.error("the repair may not evict pods: the apiserver refused to evict pod %s/%s (%s). It needs the "
+                  "verb create on pods/eviction in the core API group, which the ClusterRole "
+                  "multus-webhook-pod-repair of the pod-repair component grants; trying again every %.0fs",
+                  d.namespace, d.name, status_message(exc), FORBIDDEN_RETRY)
 
     def _event(self, obj: Mapping[str, Any], kind: str, event_type: str, reason: str, message: str) -> None:
         emit_event(self.api, obj, kind=kind, event_type=event_type, reason=reason, message=message,

@@ -27,11 +27,15 @@ from datetime import datetime
 from typing import Any
 
 from webhook.kube import parse_time
-from webhook.multus.selection import network_references
+from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE, network_references
 
 NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"
 #: Controllers that recreate a deleted pod; anything else (or nothing) owning a pod leaves it alone.
 RECREATING_OWNERS = frozenset({"ReplicaSet", "StatefulSet", "DaemonSet", "Job"})
+#: Owners whose pods are reported, not evicted, and why: the Job controller counts an evicted running
+#: pod as failed (unless the Job's podFailurePolicy ignores DisruptionTarget), so a repair could fail
+#: a Job with a small backoffLimit.
+NOT_EVICTED = {"Job": "evicting it would count as a failure against the Job's backoffLimit"}
 #: The pod conditions that turn True once the pod's sandbox exists, best first: the kubelet sets
 #: PodReadyToStartContainers when the sandbox and its network are made (Kubernetes 1.29+);
 #: ContainersReady comes later, so it errs towards leaving a pod alone.
@@ -90,13 +94,14 @@ def _reported(annotations: Mapping[str, Any]) -> set[tuple[str, str | None]]:
     return {(str(e.get("name")), e.get("interface")) for e in entries if isinstance(e, Mapping)}
 
 
-def missing_networks(pod: Mapping[str, Any]) -> list[str]:
-    """The requested attachments the pod's network-status does not list, as ns/name@interface."""
+def missing_networks(pod: Mapping[str, Any], multus_namespace: str = DEFAULT_MULTUS_NAMESPACE) -> list[str]:
+    """The requested attachments the pod's network-status does not list, as ns/name@interface. An
+    unqualified default-network is in ``multus_namespace``, as Multus reads (and reports) it."""
     meta = pod.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     reported = _reported(annotations)
     missing = []
-    for ref in network_references(annotations, meta.get("namespace") or "default"):
+    for ref in network_references(annotations, meta.get("namespace") or "default", multus_namespace=multus_namespace):
         name = f"{ref.namespace}/{ref.name}"
         # An entry without an interface (older Multus) is matched by name alone.
         if (name, ref.interface) not in reported and (name, None) not in reported:
@@ -104,9 +109,11 @@ def missing_networks(pod: Mapping[str, Any]) -> list[str]:
     return missing
 
 
-def damage(pod: Mapping[str, Any], multus_ready_since: datetime | None) -> Damage | None:
+def damage(pod: Mapping[str, Any], multus_ready_since: datetime | None,
+           multus_namespace: str = DEFAULT_MULTUS_NAMESPACE) -> Damage | None:
     """Why ``pod`` lacks its networks on this boot, or None when it has them, asked for none or has no
-    sandbox yet. ``multus_ready_since``: when Multus first became ready on this boot, None when unknown."""
+    sandbox yet. ``multus_ready_since``: when Multus first became ready on this boot, None when unknown;
+    ``multus_namespace``: the policy's multusNamespace."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
@@ -117,7 +124,7 @@ def damage(pod: Mapping[str, Any], multus_ready_since: datetime | None) -> Damag
     made = sandbox_time(pod)
     if made is None:  # no sandbox (yet): nothing was wired, so nothing can be missing
         return None
-    missing = missing_networks(pod)
+    missing = missing_networks(pod, multus_namespace)
     if missing:
         reason = f"its network-status lacks {', '.join(missing)}"
     elif multus_ready_since is not None and made.replace(microsecond=0) < multus_ready_since.replace(microsecond=0):
@@ -129,8 +136,9 @@ def damage(pod: Mapping[str, Any], multus_ready_since: datetime | None) -> Damag
                   recreating_owner(pod), reason)
 
 
-def damaged(pods: Iterable[Mapping[str, Any]], multus_ready_since: datetime | None) -> list[Damage]:
-    return [d for d in (damage(p, multus_ready_since) for p in pods) if d is not None]
+def damaged(pods: Iterable[Mapping[str, Any]], multus_ready_since: datetime | None,
+            multus_namespace: str = DEFAULT_MULTUS_NAMESPACE) -> list[Damage]:
+    return [d for d in (damage(p, multus_ready_since, multus_namespace) for p in pods) if d is not None]
 
 
 class TokenBucket:
