@@ -18,8 +18,15 @@ from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.utils.keepalive import tcp_keepalive_socket_options
 
 log = logging.getLogger(__name__)
+
+#: TCP keepalive on every connection to the apiserver: first probe after 15 s idle, then every 5 s, given up
+#: after 3 unanswered. A watch whose connection went away without a reset (a node, NAT or load balancer
+#: that dropped it) fails within about 30 s instead of waiting on a socket that never delivers (the
+#: MultusNodeStates come on one: the controller would see every heartbeat stop).
+KEEPALIVE = {"idle": 15, "interval": 5, "count": 3}
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -34,6 +41,7 @@ def load_client(kubeconfig: str | None = None, context: str | None = None) -> cl
     # Every caller retries on its own terms (watches with backoff, the agent and controller on their
     # next pass); urllib3's immediate retries would only add noise and delay.
     configuration.retries = False
+    configuration.socket_options = tcp_keepalive_socket_options(**KEEPALIVE)
     if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:

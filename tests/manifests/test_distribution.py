@@ -277,6 +277,9 @@ WEBHOOK_MAY = [
     ("get", "leases.coordination.k8s.io/multus-webhook-controller", "multus-webhook"),
     ("update", "leases.coordination.k8s.io/multus-webhook-controller", "multus-webhook"),
     ("create", "events", "default"), ("create", "events", "apps"),
+    *[("get", f"customresourcedefinitions.apiextensions.k8s.io/{crd}", None)
+      for crd in ("network-attachment-definitions.k8s.cni.cncf.io", "networkprofiles.multus-webhook.io",
+                  "multusnodestates.multus-webhook.io")],
 ]
 WEBHOOK_MAY_NOT = [
     ("get", "secrets", "kube-system"), ("list", "secrets", "multus-webhook"),
@@ -298,6 +301,10 @@ WEBHOOK_MAY_NOT = [
     ("update", "leases.coordination.k8s.io/other", "multus-webhook"),
     ("delete", "leases.coordination.k8s.io/multus-webhook-controller", "multus-webhook"),
     ("list", "leases.coordination.k8s.io", "multus-webhook"),
+    # Our CRDs are read by name, to tell one not installed from one not served yet; no other.
+    ("list", "customresourcedefinitions.apiextensions.k8s.io", None),
+    ("get", "customresourcedefinitions.apiextensions.k8s.io/other.example.com", None),
+    ("update", "customresourcedefinitions.apiextensions.k8s.io/networkprofiles.multus-webhook.io", None),
 ]
 AGENT_MAY = [(verb, "multusnodestates.multus-webhook.io", "multus-webhook") for verb in ("get", "create")]
 AGENT_MAY_NOT = [

@@ -102,6 +102,24 @@ def test_a_late_watch_event_does_not_undo_what_the_controller_recorded() -> None
                                                    "conditions": [{"type": "Ready", "status": "True"}]}
 
 
+def test_a_node_state_is_never_taken_back_to_an_older_version() -> None:
+    """A watch event applied again (or one from before what the controller read from the apiserver)
+    would bring an old heartbeat or boot id back: a dead agent's heartbeat would look fresh."""
+    store = ClusterStore()
+    newer, older = state("a", ["macvlan"], beat="t2"), state("a", ["macvlan"], beat="t1")
+    newer["metadata"]["resourceVersion"], older["metadata"]["resourceVersion"] = "12", "11"
+    store.upsert(NODE_STATE, newer)
+    heard: list[Collection[str]] = []
+    store.on_nodes_changed(heard.append)
+    store.upsert(NODE_STATE, older)
+    kept = store.node_state("a")
+    assert kept is not None
+    assert kept["status"]["heartbeatTime"] == "t2"
+    assert heard == []
+    store.replace(NODE_STATE, [older])  # the same through a relist's page
+    assert (store.node_state("a") or {})["status"]["heartbeatTime"] == "t2"
+
+
 def test_only_our_own_node_labels_are_kept_one_copy_per_distinct_set() -> None:
     store = ClusterStore()
     store.upsert_all((NODE, node(n, "z1")) for n in NAMES)

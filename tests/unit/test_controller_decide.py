@@ -9,6 +9,7 @@ import pytest
 
 from webhook.cluster.nodes import slim_node
 from webhook.controller.decide import (
+    NODE_STATES_NOT_FED,
     Heartbeat,
     Verdict,
     desired_labels,
@@ -127,6 +128,34 @@ def test_until_the_heartbeat_is_seen_to_change_the_ready_label_stays_as_it_is() 
     assert desired_labels(node(), state(), verdict) == binaries
     assert decided(node(), state(), silent=30, fresh=False).reason == "HeartbeatStale"
     assert decided(node(), state(ready=False), silent=0, fresh=False).ready is False
+
+
+def test_a_missing_state_is_not_judged_in_a_new_leaders_grace_period() -> None:
+    """Its cache may not hold the states yet (an apiserver registering its CRDs answered 404): every node
+    would lose its ready label."""
+    labelled = node(labels={READY_LABEL: "true"})
+    verdict = readiness(labelled, None, observe(None, None, MONO), MONO + 29, 10)
+    assert (verdict.ready, verdict.reason) == (None, "NoNodeState")
+    assert desired_labels(labelled, None, verdict) == {READY_LABEL: "true"}
+    assert readiness(labelled, None, observe(None, None, MONO), MONO + 30, 10).ready is False
+    assert stale_at(observe(None, None, MONO), 10, MONO) == MONO + 30  # looked at again when it ends
+    # A state seen to go is a state gone.
+    gone = observe(observe(None, state(), MONO), None, MONO + 1)
+    assert readiness(labelled, None, gone, MONO + 1, 10).ready is False
+
+
+def test_nothing_rests_on_node_states_the_cache_is_not_fed() -> None:
+    """One watch brings every MultusNodeState: when it fails, every heartbeat stays the same."""
+    verdict = readiness(node(), state(), beat(state(), silent=100), MONO, 10, states_unfed=42)
+    assert verdict == Verdict(None, NODE_STATES_NOT_FED, "the apiserver has not fed the cache's MultusNodeStates "
+                                                         "for 42s: whether the agent still reports is not known")
+    assert readiness(node(), None, beat(None), MONO, 10, states_unfed=42).reason == NODE_STATES_NOT_FED
+    # What the states that are there say, and what the Node says, still counts.
+    assert decided(node(), state(), silent=1) == readiness(node(), state(), beat(state()), MONO, 10, states_unfed=42)
+    assert readiness(node(boot="b3"), state(), beat(state(), silent=100), MONO, 10, states_unfed=42).reason == (
+        "BootIDChanged")
+    assert readiness(node(ready="False"), state(), beat(state(), silent=100), MONO, 10, states_unfed=42).reason == (
+        "NodeNotReady")
 
 
 def test_desired_labels() -> None:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import pytest
 
-from webhook.controller.lease import LeaseRecord, check_timings, claimed_spec, may_take, released_spec
+from webhook.controller.lease import (
+    LeaseRecord,
+    check_timings,
+    claimed_spec,
+    lease_seconds,
+    may_take,
+    released_spec,
+)
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 HELD = LeaseRecord("a", 15, "2026-03-01T11:00:00.000000Z", "2026-03-01T11:59:59.000000Z", 3)
@@ -52,3 +61,19 @@ def test_releasing_leaves_no_holder() -> None:
 def test_timings_that_cannot_work(duration: float, deadline: float, retry: float) -> None:
     with pytest.raises(ValueError, match="retry period < renew deadline < lease duration"):
         check_timings(duration, deadline, retry)
+
+
+def test_the_lease_duration_is_whole_seconds_as_the_lease_holds_it() -> None:
+    """Written rounded, 2.5 became 2: a candidate took over at 2.0s while the holder acted until 2.4s."""
+    with pytest.raises(ValueError, match=r"the lease duration must be a whole number of seconds .* not 2.5"):
+        check_timings(2.5, 2.4, 1)
+    check_timings(3.0, 2.5, 1)
+    assert lease_seconds(3.0) == 3
+
+
+def test_the_command_line_names_the_option() -> None:
+    done = subprocess.run([sys.executable, "-m", "webhook.cli", "controller", "--lease-duration", "2.5",
+                           "--renew-deadline", "2.4"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert ("error: argument --lease-duration: a whole number of seconds (a Lease holds whole seconds), not 2.5"
+            in done.stderr)

@@ -3,11 +3,11 @@ NetworkAttachmentDefinitions, NetworkProfiles and Pods (metadata only), with the
 client.
 
 Each resource has a reflector thread: list (paged), then watch from the list's resourceVersion with
-bookmarks; a watch that ends is resumed from the last resourceVersion seen, a 410 Gone relists, any
-other failure (apiserver down, connection reset) retries with capped exponential backoff. The
-threads write the store; the admission path only reads it and never calls the API server. The
-controller decides from the same store (``kinds`` narrows it to Nodes and MultusNodeStates when the
-controller runs alone).
+bookmarks; a watch that ends or breaks is resumed after the last event it delivered, a 410 Gone
+relists, any other failure (apiserver down, connection reset, a watch silent for WATCH_SILENCE)
+retries with capped exponential backoff. The threads write the store; the admission path only reads
+it and never calls the API server. The controller decides from the same store (``kinds`` narrows it
+to Nodes and MultusNodeStates when the controller runs alone).
 ``known`` (and /readyz) turn true once every resource has been listed once, and stay true: when
 the apiserver is away the webhook keeps answering from what it has, and /readyz says for how long it
 has been out of contact (see docs/failure-modes.md for why that does not make it unready).
@@ -15,6 +15,7 @@ has been out of contact (see docs/failure-modes.md for why that does not make it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -26,6 +27,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
+from urllib3.exceptions import ReadTimeoutError
 
 from webhook.cluster.store import AGENT_POD, KINDS, NAD, NETWORK_PROFILE, NODE, NODE_STATE, POD, ClusterStore
 from webhook.heap import freeze_long_lived, no_cyclic_gc
@@ -39,6 +41,20 @@ STATE_NAMESPACE = NAMESPACE
 
 
 JSON = "application/json"
+#: A watch that delivers nothing for this long, not even a bookmark, is taken for dead and opened again
+#: (from the last resourceVersion: nothing is listed again). A connection that went away without a
+#: reset (a node or NAT dropping it) is found sooner by TCP keepalive (webhook.kube.load_client); this
+#: catches a peer that still acknowledges but sends nothing (a stalled apiserver or proxy). The
+#: apiserver sends a watch that asks for bookmarks one about every minute, but only once its cache has
+#: moved past the watch's resourceVersion: on a quiet resource the first came after 120 s (measured,
+#: kube-apiserver 1.37), hence the margin. Before this, a silent watch went unnoticed for 330 s.
+WATCH_SILENCE = 150.0
+#: A watch that ends sooner than this with no event in it is no watch (client-go's reflector says the
+#: same): something ends every watch at once, and it is opened again only after a backoff.
+SHORT_WATCH = 1.0
+#: Where a CustomResourceDefinition is read, to tell a CRD that is not installed from one the
+#: apiserver does not serve yet (both answer 404).
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 # Pods are many and large and only their annotations matter here: ask for metadata only.
 METADATA_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
@@ -57,6 +73,8 @@ class Resource:
     label_selector: str = ""
     #: Objects per list request at most, below the view's page size.
     page_size: int | None = None
+    #: The CustomResourceDefinition that serves it (none for built-in kinds).
+    crd: str = ""
 
 
 def resources(state_namespace: str = STATE_NAMESPACE, kinds: Collection[str] = KINDS) -> tuple[Resource, ...]:
@@ -64,9 +82,12 @@ def resources(state_namespace: str = STATE_NAMESPACE, kinds: Collection[str] = K
         # Whole Nodes: the controller reads the Ready condition and the boot id (the store keeps little
         # else). Their status is tens of KiB each: small pages keep what a list holds at once small.
         Resource(NODE, "/api/v1/nodes", page_size=100),
-        Resource(NODE_STATE, f"/apis/multus-webhook.io/v1alpha1/namespaces/{state_namespace}/multusnodestates"),
-        Resource(NAD, "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions"),
-        Resource(NETWORK_PROFILE, "/apis/multus-webhook.io/v1alpha1/networkprofiles"),
+        Resource(NODE_STATE, f"/apis/multus-webhook.io/v1alpha1/namespaces/{state_namespace}/multusnodestates",
+                 crd="multusnodestates.multus-webhook.io"),
+        Resource(NAD, "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions",
+                 crd="network-attachment-definitions.k8s.cni.cncf.io"),
+        Resource(NETWORK_PROFILE, "/apis/multus-webhook.io/v1alpha1/networkprofiles",
+                 crd="networkprofiles.multus-webhook.io"),
         Resource(POD, "/api/v1/pods", metadata_only=True),
         # Whole: their nodeName is in the spec. One per node, reduced to a few fields as they come.
         Resource(AGENT_POD, f"/api/v1/namespaces/{state_namespace}/pods",
@@ -77,8 +98,8 @@ def resources(state_namespace: str = STATE_NAMESPACE, kinds: Collection[str] = K
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
+        super().__init__(f"{status}: {message}" if status else message)  # 0: no HTTP status to tell
+        self.status, self.message = status, message
 
 
 class Gone(ApiError):
@@ -91,6 +112,14 @@ def _slim(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(meta, dict) and "managedFields" in meta:
         return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
     return obj
+
+
+def _shutdown(response: Any) -> None:
+    """Wake the thread reading a watch's response. A connection the peer reset is not connected any
+    more (OSError, ENOTCONN), and urllib3 refuses a response its reader has begun to close after an
+    error (ValueError, RuntimeError): either way that reader is awake already."""
+    with contextlib.suppress(OSError, ValueError, RuntimeError):
+        response.shutdown()
 
 
 class _Backoff:
@@ -115,6 +144,7 @@ class LiveClusterView(ClusterStore):
         kinds: Collection[str] = KINDS,
         page_size: int = 500,
         watch_timeout: int = 300,
+        watch_silence: float = WATCH_SILENCE,
         backoff_first: float = 0.2,
         backoff_cap: float = 5.0,
         on_policy: Callable[[Mapping[str, Any] | None], None] | None = None,
@@ -130,15 +160,28 @@ class LiveClusterView(ClusterStore):
                                         field_selector=f"metadata.name={POLICY_CONFIGMAP}"),)
         self.page_size = page_size
         self.watch_timeout = watch_timeout
+        self.watch_silence = watch_silence
         self.backoff_first, self.backoff_cap = backoff_first, backoff_cap
         self._stop = threading.Event()
         self._synced: set[str] = set()
         self._threads: list[threading.Thread] = []
-        self._open: set[Any] = set()
+        self._open: dict[str, Any] = {}  # kind -> the response its watch is reading
         self._open_lock = threading.Lock()
+        # One list at a time, as when the store's lock was held through a whole list: several lists'
+        # pages in flight together would raise the first sync's peak memory. Watch events of every
+        # kind are applied meanwhile (the store's lock is taken page by page).
+        self._listing = threading.Lock()
         self.last_error = ""
-        # Per resource: since when (monotonic) it has been failing to reach the apiserver.
-        self._out_since: dict[str, float] = {}
+        # Per resource: the resourceVersion to watch from, that of its list and then of each event
+        # applied (as client-go's reflector keeps it): a watch that breaks resumes after the last event
+        # it delivered, not at its own start (which applied its events twice and, for MultusNodeStates,
+        # took heartbeats back in time). A kind without one is listed (again).
+        self._versions: dict[str, str] = {}
+        # Per resource: when (monotonic) the apiserver last fed it (a list page, a watch opened, an
+        # event or bookmark), and since when it has been failing: the time of that last success.
+        self._started = time.monotonic()
+        self._contact: dict[str, float] = {}
+        self._failing: dict[str, float] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -151,9 +194,9 @@ class LiveClusterView(ClusterStore):
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         with self._open_lock:
-            for resp in list(self._open):
+            for resp in list(self._open.values()):
                 # Unblocks a thread waiting on the watch stream.
-                resp.shutdown()
+                _shutdown(resp)
         for thread in self._threads:
             thread.join(timeout)
 
@@ -163,10 +206,23 @@ class LiveClusterView(ClusterStore):
         for res in self.resources:
             self._list(res)
 
-    def out_of_contact(self) -> float:
-        """Seconds since the first resource lost the apiserver (0 while every list and watch works)."""
-        since = self._out_since.copy().values()
+    def out_of_contact(self, kind: str | None = None) -> float:
+        """Seconds since the apiserver last fed ``kind`` (of all kinds, the one fed longest ago) if it
+        fails now, 0 while it is fed. Whatever the failure: an apiserver that refuses (403 after an
+        RBAC change) leaves that part of the cache as old as one that does not answer."""
+        failing = self._failing.copy()
+        since = [t for k, t in failing.items() if kind in (None, k)]
         return time.monotonic() - min(since) if since else 0.0
+
+    def reopen(self, kind: str) -> None:
+        """What is stored of ``kind`` was found behind the apiserver: its watch, however quiet, is not
+        fed. It is closed, and opened again from where it was (through a new connection), at once
+        rather than after WATCH_SILENCE; meanwhile the kind counts as out of contact."""
+        with self._open_lock:
+            raw = self._open.get(kind)
+        if raw is not None:
+            log.warning("%s: the cache is behind the apiserver; opening its watch again", kind)
+            _shutdown(raw)
 
     def readiness(self) -> tuple[bool, str]:
         waiting = [r.kind for r in self.resources if r.kind not in self._synced]
@@ -191,12 +247,12 @@ class LiveClusterView(ClusterStore):
         else:
             super().delete(kind, obj)
 
-    def replace(self, kind: str, objects: Iterable[Mapping[str, Any]]) -> None:
+    def replace_pages(self, kind: str, pages: Iterable[Iterable[Mapping[str, Any]]]) -> None:
         if kind == POLICY and self._on_policy is not None:
-            listed = list(objects)  # the whole list read, so that its resourceVersion is known
+            listed = [obj for page in pages for obj in page]  # the whole list read: its resourceVersion is known
             self._on_policy(listed[0] if listed else None)
         else:
-            super().replace(kind, objects)
+            super().replace_pages(kind, pages)
 
     def _mark_synced(self, kind: str) -> None:
         self._synced.add(kind)
@@ -209,25 +265,30 @@ class LiveClusterView(ClusterStore):
 
     def _reflect(self, res: Resource) -> None:
         backoff = _Backoff(self.backoff_first, self.backoff_cap)
-        version: str | None = None
         while not self._stop.is_set():
             try:
-                if version is None:
-                    version = self._list(res)
+                if res.kind not in self._versions:
+                    self._versions[res.kind] = self._list(res)
                     backoff.reset()
-                version = self._watch(res, version, backoff)
+                if not self._watch(res, backoff):
+                    self._stop.wait(backoff.next())
             except Gone:
                 log.info("%s: resourceVersion expired (410 Gone); listing again", res.kind)
-                version = None
+                self._versions.pop(res.kind, None)
             except ApiError as exc:
-                self._failed(res, exc, answered=0 < exc.status < 500)
                 if exc.status == 404:
-                    version = None
-                    if res.kind not in self._synced:
-                        # The CRD is not installed: nothing of this kind exists until it is. A 404 after
-                        # the first sync is more likely an apiserver still registering CRDs after a
-                        # restart, so what is known is kept until a list succeeds.
+                    self._versions.pop(res.kind, None)
+                    why = self._why_not_served(res)
+                    if why is None:
+                        # The CRD is not installed: nothing of this kind exists until it is (the list is
+                        # tried again), and the objects of a CRD deleted went with it.
+                        self.replace_pages(res.kind, ())
+                        self._succeeded(res.kind)
                         self._mark_synced(res.kind)
+                    else:
+                        self._failed(res, ApiError(404, f"{exc.message}: {why}"))
+                else:
+                    self._failed(res, exc)
                 self._stop.wait(backoff.next())
             except Exception as exc:
                 if self._stop.is_set():
@@ -235,50 +296,71 @@ class LiveClusterView(ClusterStore):
                 self._failed(res, exc)
                 self._stop.wait(backoff.next())
 
-    def _failed(self, res: Resource, exc: Exception, answered: bool = False) -> None:
+    def _why_not_served(self, res: Resource) -> str | None:
+        """After a 404 on ``res``: why it may still be served, None when its CustomResourceDefinition is
+        not installed. An apiserver that has just started answers 404 for a while for the
+        CRDs it has not registered yet: taken for "none exist", that made a new replica ready with no
+        NADs, and a new leader with no MultusNodeStates took every node's ready label."""
+        if not res.crd:
+            return "a built-in resource"
+        try:
+            self._get_json(f"{CRD_PATH}/{res.crd}", [], JSON)
+        except ApiError as exc:
+            return None if exc.status == 404 else f"its CustomResourceDefinition {res.crd} could not be read ({exc})"
+        except Exception as exc:
+            return f"its CustomResourceDefinition {res.crd} could not be read ({exc})"
+        return f"its CustomResourceDefinition {res.crd} exists but is not served yet"
+
+    def _succeeded(self, kind: str) -> None:
+        self._contact[kind] = time.monotonic()
+        self._failing.pop(kind, None)
+
+    def _failed(self, res: Resource, exc: Exception) -> None:
+        """``res`` is failing; for out_of_contact, since its last success."""
         self.last_error = f"{res.kind}: {exc}"
-        # A 4xx (a CRD not installed, RBAC) is an apiserver that answers: the cache is not going stale.
-        if answered:
-            self._out_since.pop(res.kind, None)
-        else:
-            self._out_since.setdefault(res.kind, time.monotonic())
+        self._failing.setdefault(res.kind, self._contact.get(res.kind, self._started))
         log.warning("watching %s failed: %s; retrying", res.kind, exc)
 
     def _list(self, res: Resource) -> str:
-        with no_cyclic_gc():
+        with self._listing, no_cyclic_gc():
             return self._list_pages(res)
 
     def _list_pages(self, res: Resource) -> str:
         listed: list[str] = []  # the list's resourceVersion, once its last page is in
-        self.replace(res.kind, self._items(res, listed))
+        self.replace_pages(res.kind, self._pages(res, listed))
         if self._known:
             freeze_long_lived(collect=False)  # a relist: what it stored lasts until the next change
         self._mark_synced(res.kind)
         log.debug("listed %s at resourceVersion %s", res.kind, listed[0])
         return listed[0]
 
-    def _items(self, res: Resource, listed: list[str]) -> Iterator[Mapping[str, Any]]:
-        """The items of a paged list, page after page (50,000 pods are never held at once)."""
+    def _pages(self, res: Resource, listed: list[str]) -> Iterator[Iterator[Mapping[str, Any]]]:
+        """The items of a paged list, page after page (50,000 pods are never held at once); each page
+        is read from the apiserver before it is yielded, so that the store applies it without waiting
+        on the network."""
         accept = METADATA_LIST if res.metadata_only else JSON
         limit = min(self.page_size, res.page_size or self.page_size)
         for body in list_pages(lambda query: self._get_json(res.path, query, accept), self._selector(res), limit):
-            self._out_since.pop(res.kind, None)
-            yield from (_slim(i) for i in body.get("items") or () if isinstance(i, Mapping))
+            self._succeeded(res.kind)
             meta = body.get("metadata") or {}
             if not meta.get("continue"):
                 listed.append(str(meta.get("resourceVersion") or ""))
+            yield (_slim(i) for i in body.get("items") or () if isinstance(i, Mapping))
 
     @staticmethod
     def _selector(res: Resource) -> list[tuple[str, str]]:
         return [(name, value) for name, value in (("fieldSelector", res.field_selector),
                                                   ("labelSelector", res.label_selector)) if value]
 
-    def _watch(self, res: Resource, version: str, backoff: _Backoff) -> str:
-        """Apply watch events until the server ends the watch; returns the last resourceVersion."""
-        query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("resourceVersion", version),
+    def _watch(self, res: Resource, backoff: _Backoff) -> bool:
+        """Apply watch events from the kind's resourceVersion until the server ends the watch; False when
+        it ended at once with nothing in it (counted as a failure, to be backed off)."""
+        query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("resourceVersion", self._versions[res.kind]),
                  ("timeoutSeconds", str(self.watch_timeout)), *self._selector(res)]
-        for event in self._stream(res.path, query, METADATA_WATCH if res.metadata_only else JSON,
-                                  opened=lambda: self._out_since.pop(res.kind, None)):
+        fed = self._contact.get(res.kind, self._started)
+        opened = time.monotonic()
+        events = 0
+        for event in self._stream(res, query):
             kind, obj = event.get("type"), event.get("object")
             if not isinstance(obj, Mapping):
                 continue
@@ -291,10 +373,17 @@ class LiveClusterView(ClusterStore):
                 self.delete(res.kind, obj)
             meta = obj.get("metadata")
             if isinstance(meta, Mapping) and meta.get("resourceVersion"):
-                version = str(meta["resourceVersion"])
+                self._versions[res.kind] = str(meta["resourceVersion"])
+            events += 1
+            self._succeeded(res.kind)
             backoff.reset()
             self.last_error = ""
-        return version
+        if events or time.monotonic() - opened >= SHORT_WATCH or self._stop.is_set():
+            return True
+        # Its opening fed nothing: the kind has been failing since what fed it before.
+        self._contact[res.kind] = fed
+        self._failed(res, ApiError(0, "the watch ended at once with no event"))
+        return False
 
     # --- HTTP through the official client --------------------------------------------------------
 
@@ -317,13 +406,12 @@ class LiveClusterView(ClusterStore):
             raise ApiError(0, f"GET {path}: the response is not a JSON object")
         return body
 
-    def _stream(self, path: str, query: list[tuple[str, str]], accept: str,
-                opened: Callable[[], object] = lambda: None) -> Iterator[Mapping[str, Any]]:
-        # A silent connection is dead after the server's own timeout plus a margin.
-        raw = self._request(path, query, accept, read_timeout=self.watch_timeout + 30)
-        opened()
+    def _stream(self, res: Resource, query: list[tuple[str, str]]) -> Iterator[Mapping[str, Any]]:
+        raw = self._request(res.path, query, METADATA_WATCH if res.metadata_only else JSON,
+                            read_timeout=self.watch_silence)
+        self._succeeded(res.kind)
         with self._open_lock:
-            self._open.add(raw)
+            self._open[res.kind] = raw
         try:
             for line in iter_resp_lines(raw):  # type: ignore[no-untyped-call]
                 if self._stop.is_set():
@@ -332,9 +420,13 @@ class LiveClusterView(ClusterStore):
                     event = json.loads(line)
                     if isinstance(event, Mapping):
                         yield event
+        except ReadTimeoutError:
+            raise ApiError(0, f"no event or bookmark for {self.watch_silence:.0f}s: the watch is taken for "
+                              "dead") from None
         finally:
             with self._open_lock:
-                self._open.discard(raw)
+                if self._open.get(res.kind) is raw:
+                    del self._open[res.kind]
             # A watch may end mid-stream: close rather than return a half-read connection to the pool.
             raw.close()
             raw.release_conn()

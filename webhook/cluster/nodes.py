@@ -188,6 +188,10 @@ class NodeTable:
             self._all_dirty |= not self._objects
 
     def put_state(self, key: Key, obj: Mapping[str, Any]) -> None:
+        # An older version (a watch event applied again, or one behind what the controller read) would
+        # take a heartbeat or a boot id back in time.
+        if not newer_or_same(obj, self._states.get(key)):
+            return
         kept = slim_state(obj, self._share)
         node = kept["status"].get("nodeName")
         node = node if isinstance(node, str) and node else key[1]

@@ -205,6 +205,14 @@ class ClusterStore:
         with self._lock:
             return self._node_table.node_names()
 
+    def out_of_contact(self, kind: str | None = None) -> float:
+        """Seconds for which what is stored of ``kind`` (of any kind, when None) has not been kept up to
+        date; a store that nothing feeds from a cluster is as up to date as it will be."""
+        return 0.0
+
+    def reopen(self, kind: str) -> None:
+        """Told that what is stored of ``kind`` was found behind the cluster (see LiveClusterView)."""
+
     def on_nodes_changed(self, listener: Listener) -> None:
         """Call ``listener`` with the names of the nodes whose Node, MultusNodeState or agent pod changed."""
         with self._lock:
@@ -242,14 +250,24 @@ class ClusterStore:
                 self._publish(kind)
 
     def replace(self, kind: str, objects: Iterable[Mapping[str, Any]]) -> None:
-        """Make the objects of ``kind`` exactly these (after a relist). ``objects`` may be a stream
-        (the pages of a list): each is reduced to what is kept as it comes, and never held whole."""
+        """Make the objects of ``kind`` exactly these (replace_pages of one page)."""
+        self.replace_pages(kind, (objects,))
+
+    def replace_pages(self, kind: str, pages: Iterable[Iterable[Mapping[str, Any]]]) -> None:
+        """Make the objects of ``kind`` exactly those of ``pages`` (a relist, page after page). Each page
+        is stored under the lock, which is let go between pages: reading the next one from the apiserver
+        (seconds for 50,000 pods, up to a read timeout when it stalls) holds up no other writer (the
+        watches of other kinds, the controller). Until the last page is in, readers find every object
+        the kind had before and those of the pages stored so far, as when the lock was held throughout
+        (nothing of the kind goes missing halfway); what the list no longer holds goes at the end."""
         seen: set[Key] = set()
+        for page in pages:
+            with self._lock:
+                for obj in page:
+                    key = self.key(kind, obj)
+                    seen.add(key)
+                    self._upsert(kind, key, obj)
         with self._lock:
-            for obj in objects:
-                key = self.key(kind, obj)
-                seen.add(key)
-                self._upsert(kind, key, obj)
             for key in set(self._keys(kind)) - seen:
                 self._delete(kind, key)
             self._publish(kind)

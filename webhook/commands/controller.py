@@ -11,6 +11,7 @@ import sys
 from webhook.cluster.live import LiveClusterView
 from webhook.commands.common import cluster_client, stop_on_signals
 from webhook.controller.controller import KINDS, Controller, ControllerConfig
+from webhook.controller.lease import lease_seconds
 
 #: The defaults of every flag.
 DEFAULTS = ControllerConfig(identity="")
@@ -33,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the agents' --interval; a heartbeat unchanged for three is stale (default: %(default)s)")
     p.add_argument("--lease-name", default=d.lease_name, help="leader election Lease (default: %(default)s)")
     p.add_argument("--identity", help="this replica's name in the Lease (default: $POD_NAME or host name, and pid)")
-    p.add_argument("--lease-duration", type=float, default=d.lease_duration, help="seconds (default: %(default)s)")
+    p.add_argument("--lease-duration", type=whole_seconds, default=d.lease_duration,
+                   help="whole seconds (default: %(default)s)")
     p.add_argument("--renew-deadline", type=float, default=d.renew_deadline, help="seconds (default: %(default)s)")
     p.add_argument("--retry-period", type=float, default=d.retry_period, help="seconds (default: %(default)s)")
     p.add_argument("--repair", action="store_true",
@@ -42,6 +44,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="pod deletions per second on average (default: %(default)s)")
     p.add_argument("--repair-burst", type=int, default=d.repair_burst,
                    help="pod deletions at once at most (default: %(default)s)")
+
+
+def whole_seconds(text: str) -> float:
+    """--lease-duration: argparse names the option in the error."""
+    try:
+        return float(lease_seconds(float(text)))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def config_from(args: argparse.Namespace, namespace: str | None = None) -> ControllerConfig:

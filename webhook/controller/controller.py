@@ -29,12 +29,15 @@ from webhook.controller.lease import LeaderElector, check_timings
 from webhook.controller.repair import NOT_EVICTED, Damage, TokenBucket, damaged
 from webhook.kube import MERGE_PATCH, emit_event, is_status, request, status_message
 from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
+from webhook.names import READY_LABEL
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "multus-webhook-controller"
 #: What the controller reads from its store (`multus-webhook controller` watches these alone).
 KINDS = (NODE, NODE_STATE, AGENT_POD)
+#: Where the MultusNodeStates are served.
+STATES_API = "/apis/multus-webhook.io/v1alpha1"
 #: After a change wakes it, the controller waits this long for more before it looks: with thousands
 #: of agents' heartbeats arriving, one look takes in many of them.
 BATCH = 0.05
@@ -230,11 +233,18 @@ class Controller:
         (monotonic); the seconds after which it must be looked at again regardless (a repair still
         waiting), None when nothing is left."""
         name = node["metadata"]["name"]
-        verdict = decide.readiness(node, state, heartbeat, now, self.config.agent_interval)
+        unfed = self.view.out_of_contact(NODE_STATE)
+        verdict = decide.readiness(node, state, heartbeat, now, self.config.agent_interval, states_unfed=unfed)
+        if verdict.reason == decide.HEARTBEAT_STALE and state is not None and any(
+                (o["metadata"].get("labels") or {}).get(READY_LABEL) for o in (node, *agents)):
+            verdict = self._confirm_stale(state, verdict)
         desired = decide.desired_labels(node, state, verdict)
         # The agent pods first: they are the readiness gate, and a node that loses readiness must stop
         # taking new pods before anything else is said about it.
         again, failed = self._label_agents(agents, desired, now)
+        if verdict.reason == decide.NODE_STATES_NOT_FED:
+            # Nothing may change while the states are not fed: looked at again once they may be.
+            again = self.config.agent_interval if again is None else min(again, self.config.agent_interval)
         patch = decide.label_patch(node["metadata"].get("labels") or {}, desired)
         if patch:
             updated = request(self.api, "PATCH", f"/api/v1/nodes/{name}", body={"metadata": {"labels": patch}},
@@ -253,6 +263,26 @@ class Controller:
             job = self.repairs[name] = NodeRepair(boot)
         wait = self.repair(node, job, decide.first_ready_time(node, state), now)
         return min((t for t in (again, wait) if t is not None), default=None)
+
+    def _confirm_stale(self, state: Mapping[str, Any], verdict: decide.Verdict) -> decide.Verdict:
+        """``verdict`` (a stale heartbeat) if the apiserver holds the very MultusNodeState the store does.
+        The store learns of every heartbeat through one watch, which can stall without an error for
+        longer than a heartbeat takes to go stale (until TCP keepalive or WATCH_SILENCE finds it dead):
+        taken at its word, every node would lose its ready label at once. When the apiserver holds a
+        newer state, it goes into the store (as a Node this controller patched does), the look this
+        causes judges its heartbeat, and the watch is opened again (until it is fed, no heartbeat is
+        judged stale: decide.readiness); the verdict meanwhile is not known."""
+        meta = state["metadata"]
+        listed = request(self.api, "GET", f"{STATES_API}/namespaces/{meta['namespace']}/multusnodestates",
+                         query=[("fieldSelector", f"metadata.name={meta['name']}")])  # list: RBAC has no get
+        current = next((i for i in listed.get("items") or () if isinstance(i, Mapping)), None)
+        if current is None or current["metadata"].get("resourceVersion") == meta.get("resourceVersion"):
+            return verdict
+        self.view.upsert(NODE_STATE, current)
+        self.view.reopen(NODE_STATE)
+        return decide.Verdict(None, "NodeStateBehind",
+                              f"the cache held version {meta.get('resourceVersion')} of the MultusNodeState, the "
+                              f"apiserver {current['metadata'].get('resourceVersion')}")
 
     def _label_agents(self, agents: Iterable[Mapping[str, Any]], desired: Mapping[str, str],
                       now: float) -> tuple[float | None, Exception | None]:

@@ -89,14 +89,31 @@ def observe(last: Heartbeat | None, state: Mapping[str, Any] | None, now: float)
     return Heartbeat(value, now, True)
 
 
+#: The verdict's reason when a heartbeat has stayed the same too long (the controller checks it with the
+#: apiserver before it acts on it).
+HEARTBEAT_STALE = "HeartbeatStale"
+#: The verdict's reason when what decides it depends on MultusNodeStates the cache is not being fed.
+NODE_STATES_NOT_FED = "NodeStatesNotFed"
+
+
 def readiness(node: Mapping[str, Any], state: Mapping[str, Any] | None, heartbeat: Heartbeat, now: float,
-              agent_interval: float) -> Verdict:
+              agent_interval: float, states_unfed: float = 0.0) -> Verdict:
     """Multus is ready on the node's current boot only when the node is Ready, its agent says so, the
     agent's report is about this very boot, and the agent still reports. ``heartbeat`` is what this
-    controller observed of ``state``'s heartbeat, ``now`` its monotonic clock."""
+    controller observed of ``state``'s heartbeat, ``now`` its monotonic clock. ``states_unfed``: for how
+    many seconds the cache's MultusNodeStates have not been fed by the apiserver (0 while they are):
+    meanwhile a missing state or a heartbeat that stays the same says nothing about the agent, and the
+    verdict is not known (the ready label stays as it is), as in a new leader's first grace period. One
+    watch brings every node's state: taking its silence for the agents' would unlabel every node."""
     if node_ready_condition(node) != "True":
         return Verdict(False, "NodeNotReady", "the node's Ready condition is not True")
+    limit = STALE_AFTER_INTERVALS * agent_interval
     if state is None:
+        if states_unfed:
+            return _not_fed(states_unfed)
+        if not heartbeat.fresh and now - heartbeat.since < limit:
+            # A leader that has just taken over (or a cache that has just listed) may not have seen it yet.
+            return Verdict(None, "NoNodeState", f"no MultusNodeState reports on this node yet (for up to {limit:.0f}s)")
         return Verdict(False, "NoNodeState", "no MultusNodeState reports on this node (is the agent running?)")
     boot = node_boot_id(node)
     if boot is None:
@@ -106,12 +123,11 @@ def readiness(node: Mapping[str, Any], state: Mapping[str, Any] | None, heartbea
         return Verdict(False, "BootIDChanged",
                        f"the node runs boot {boot} but its MultusNodeState is about boot {reported or 'unknown'}: "
                        "the agent has not reported since the reboot")
-    limit = STALE_AFTER_INTERVALS * agent_interval
-    if heartbeat.value is None:
-        return Verdict(False, "HeartbeatStale", "the agent has written no heartbeat")
     silent = now - heartbeat.since
-    if silent >= limit:
-        return Verdict(False, "HeartbeatStale",
+    if heartbeat.value is None or silent >= limit:
+        if states_unfed:
+            return _not_fed(states_unfed)
+        return Verdict(False, HEARTBEAT_STALE, "the agent has written no heartbeat" if heartbeat.value is None else
                        f"the agent's heartbeat has not changed for {silent:.0f}s (limit {limit:.0f}s)")
     if _get(state, "status", "multusReady") is not True:
         ready = state_condition(state, "Ready") or {}
@@ -122,6 +138,11 @@ def readiness(node: Mapping[str, Any], state: Mapping[str, Any] | None, heartbea
                        f"the agent reports Multus ready on boot {boot}; its heartbeat has not been seen to change "
                        f"yet (for up to {limit:.0f}s)")
     return Verdict(True, "MultusReady", f"Multus is ready on boot {boot}")
+
+
+def _not_fed(states_unfed: float) -> Verdict:
+    return Verdict(None, NODE_STATES_NOT_FED, f"the apiserver has not fed the cache's MultusNodeStates for "
+                   f"{states_unfed:.0f}s: whether the agent still reports is not known")
 
 
 def first_ready_time(node: Mapping[str, Any], state: Mapping[str, Any] | None) -> datetime | None:
@@ -142,9 +163,10 @@ Seen = tuple[Mapping[str, Any], Mapping[str, Any] | None, tuple[Mapping[str, Any
 
 
 def stale_at(heartbeat: Heartbeat, agent_interval: float, now: float) -> float | None:
-    """When time alone makes ``heartbeat`` stale; None when it is stale already or there is none: it
-    stays so until the state changes."""
-    if heartbeat.value is None:
+    """When time alone makes ``heartbeat`` stale (or, with no heartbeat, ends a new leader's grace
+    period); None when that moment is past or there is nothing to wait for: it stays so until the state
+    changes."""
+    if heartbeat.value is None and heartbeat.fresh:
         return None
     moment = heartbeat.since + STALE_AFTER_INTERVALS * agent_interval
     return moment if moment > now else None

@@ -64,9 +64,21 @@ def released_spec(record: LeaseRecord, now: datetime) -> dict[str, Any]:
             "leaseTransitions": record.transitions}
 
 
+def lease_seconds(duration: float) -> int:
+    """``duration`` as the Lease holds it (whole seconds); ValueError when it is not whole. Written rounded
+    (2.5 as 2), it let a candidate take over while the holder still acted (until its renew deadline, 2.4)."""
+    if not float(duration).is_integer():
+        raise ValueError(f"a whole number of seconds (a Lease holds whole seconds), not {duration:g}")
+    return int(duration)
+
+
 def check_timings(duration: float, renew_deadline: float, retry_period: float) -> None:
     if not 0 < retry_period < renew_deadline < duration:
         raise ValueError("lease timings need 0 < retry period < renew deadline < lease duration")
+    try:
+        lease_seconds(duration)
+    except ValueError as exc:
+        raise ValueError(f"the lease duration must be {exc}") from None
 
 
 class LeaderElector:
@@ -112,7 +124,7 @@ class LeaderElector:
         return self._write(lease, record)
 
     def _write(self, lease: dict[str, Any] | None, record: LeaseRecord) -> bool:
-        spec = claimed_spec(record, self.identity, utcnow(), max(1, round(self.duration)))
+        spec = claimed_spec(record, self.identity, utcnow(), lease_seconds(self.duration))
         started = time.monotonic()
         try:
             if lease is None:

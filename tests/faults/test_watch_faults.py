@@ -1,0 +1,406 @@
+"""The live cache and the controller when the connection to the apiserver breaks the ways a network breaks
+it: a TCP proxy (webhook.dev.tcpproxy) in front of the real apiserver resets its connections, or lets
+them go silent without closing them (a peer gone without a reset, or one that acknowledges and sends
+nothing). Own control plane (module fixture `cluster`): Nodes are created and a CRD is changed."""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import json
+import socket
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes.client import ApiClient
+
+from webhook.agent.standin import StandInNode
+from webhook.cluster.live import LiveClusterView
+from webhook.cluster.store import NAD, NETWORK_PROFILE, NODE, POD
+from webhook.controller.controller import KINDS, Controller, ControllerConfig
+from webhook.dev.controlplane import ControlPlane, eventually
+from webhook.dev.tcpproxy import TcpProxy
+from webhook.kube import MERGE_PATCH, format_time, load_client, open_response, request, utcnow
+from webhook.names import NAMESPACE, READY_LABEL
+
+pytestmark = pytest.mark.slow
+STATES = f"/apis/multus-webhook.io/v1alpha1/namespaces/{NAMESPACE}/multusnodestates"
+
+
+@pytest.fixture
+def proxy(cluster: ControlPlane) -> Iterator[TcpProxy]:
+    p = TcpProxy(cluster.port)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def proxied(cluster: ControlPlane, proxy: TcpProxy, tmp_path: Path) -> ApiClient:
+    """A client whose connections go through the proxy."""
+    return load_client(str(proxy.kubeconfig(cluster.kubeconfig, tmp_path / "proxied.kubeconfig")))
+
+
+@pytest.fixture
+def ns(cluster: ControlPlane) -> str:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "namespace", name)
+    return name
+
+
+def nad(name: str, namespace: str) -> dict[str, Any]:
+    config = {"cniVersion": "1.0.0", "name": name, "type": "macvlan", "master": "eth1", "ipam": {"type": "static"}}
+    return {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+            "metadata": {"name": name, "namespace": namespace}, "spec": {"config": json.dumps(config)}}
+
+
+def create(cp: ControlPlane, obj: dict[str, Any]) -> None:
+    cp.kubectl("create", "-f", "-", input=json.dumps(obj))
+
+
+def started(view: LiveClusterView) -> LiveClusterView:
+    view.start()
+    eventually(lambda: view.known, "the first sync")
+    return view
+
+
+def test_every_connection_to_the_apiserver_is_kept_alive_by_tcp(cluster: ControlPlane) -> None:
+    """A watch whose connection vanished without a reset fails within about 30s, not never."""
+    raw = open_response(load_client(str(cluster.kubeconfig)), "GET", "/api/v1/namespaces",
+                        query=[("watch", "true"), ("timeoutSeconds", "5")])
+    try:
+        sock = raw.connection.sock
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert [sock.getsockopt(socket.IPPROTO_TCP, option) for option in
+                (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT)] == [15, 5, 3]
+    finally:
+        raw.close()
+        raw.release_conn()
+
+
+def test_a_silent_watch_is_found_dead_counted_out_of_contact_and_resumed(
+        cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient, ns: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    view = started(LiveClusterView(proxied, kinds=(NAD,), watch_silence=3))
+    try:
+        assert view.readiness() == (True, "ok")
+        proxy.stall()  # the watch's connection, and every new one, carries nothing and is not closed
+        create(cluster, nad("during", ns))
+        eventually(lambda: view.out_of_contact(NAD) > 0, "the silent watch found dead")
+        ready, reason = view.readiness()
+        assert ready, reason
+        assert reason.startswith("ok, answering from the cache: no contact with the apiserver for "), reason
+        assert "no event or bookmark for 3s: the watch is taken for dead" in caplog.text
+        proxy.resume()
+        eventually(lambda: view.nad(ns, "during"), "the NAD created meanwhile, through a new connection")
+    finally:
+        view.stop()
+
+
+class Recording(LiveClusterView):
+    """Notes the names of the objects it stores and the resourceVersion of each watch it opens."""
+
+    def __init__(self, api: ApiClient, **kwargs: Any) -> None:
+        super().__init__(api, **kwargs)
+        self.stored: list[str] = []
+        self.watched_from: list[str] = []
+
+    def upsert(self, kind: str, obj: Any) -> None:
+        self.stored.append(obj["metadata"]["name"])
+        super().upsert(kind, obj)
+
+    def _request(self, path: str, query: list[tuple[str, str]], accept: str, read_timeout: float) -> Any:
+        if ("watch", "true") in query:
+            self.watched_from.append(dict(query)["resourceVersion"])
+        return super()._request(path, query, accept, read_timeout)
+
+
+def test_a_watch_broken_by_a_reset_resumes_after_the_last_event_it_delivered(
+        cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient, ns: str) -> None:
+    view = Recording(proxied, kinds=(NAD,))
+    started(view)
+    try:
+        for name in ("a", "b", "c"):
+            create(cluster, nad(name, ns))
+        eventually(lambda: view.nad(ns, "c"), "the NADs through the watch")
+        last = cluster.kubectl("get", "nad", "-n", ns, "c", "-o", "jsonpath={.metadata.resourceVersion}").stdout
+        opened = len(view.watched_from)
+        proxy.reset()
+        eventually(lambda: len(view.watched_from) > opened, "the watch opened again")
+        create(cluster, nad("d", ns))
+        eventually(lambda: view.nad(ns, "d"), "the NAD created after the reset")
+        # Events come in order: a replay of a, b and c would have come before d.
+        assert view.stored == ["a", "b", "c", "d"]
+        assert int(view.watched_from[opened]) >= int(last)
+    finally:
+        view.stop()
+
+
+def test_stopping_after_the_apiserver_reset_a_watch_raises_nothing(
+        cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient, ns: str) -> None:
+    """stop() shuts each watch's socket down to wake its reader; a socket the peer has reset is not
+    connected any more (ENOTCONN), and stop() raised, leaving the other watches running."""
+    reading = threading.Event()
+
+    class Held(LiveClusterView):
+        def upsert(self, kind: str, obj: Any) -> None:
+            reading.set()
+            super().upsert(kind, obj)
+
+    view = started(Held(proxied, kinds=(NAD,)))
+    raw = view._open[NAD]
+    with view._lock:  # the reader, given an event, waits for the store with its response still open
+        create(cluster, nad("x", ns))
+        assert reading.wait(10)
+        proxy.reset()
+
+        def reset() -> bool:
+            try:
+                raw.connection.sock.getpeername()
+            except OSError:
+                return True
+            return False
+
+        eventually(reset, "the reset to reach the watch's socket")
+        view.stop(timeout=0)
+    assert view._stop.is_set()
+
+
+def test_a_relist_holds_up_neither_the_other_watches_nor_the_controller(
+        cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient, ns: str) -> None:
+    """A list whose next page does not come (a stalled connection: up to 60s per page) used to hold the
+    store's lock, and with it every watch event of every kind and the controller's writes."""
+    view = started(LiveClusterView(proxied, kinds=(NODE, NAD, POD)))
+    pods = next(r for r in view.resources if r.kind == POD)
+    failed: list[Exception] = []
+
+    def list_pods() -> None:  # what a 410 Gone makes the view do
+        try:
+            view._list(pods)
+        except Exception as exc:  # the proxy's reset ends it
+            failed.append(exc)
+
+    relist = threading.Thread(target=list_pods, daemon=True)
+    try:
+        proxy.stall(open_ones=False)  # the watches go on; a new connection (the relist's) carries nothing
+        proxied.rest_client.pool_manager.clear()  # no idle connection for the relist to reuse
+        accepted = proxy.accepted
+        relist.start()
+        eventually(lambda: proxy.accepted > accepted, "the relist's connection")
+        create(cluster, nad("during", ns))
+        # Well before the relist's connection gives its TLS handshake up (10s), which let the lock go.
+        eventually(lambda: view.nad(ns, "during"), "a NAD's watch event while the Pods are listed", timeout=5)
+        view.upsert(NODE, {"metadata": {"name": "written-by-the-controller", "resourceVersion": "1"}})
+        assert "written-by-the-controller" in view.node_names()
+        assert relist.is_alive()
+    finally:
+        proxy.reset()  # the relist fails
+        relist.join(15)
+        view.stop()
+    assert failed, "the relist ended by the reset"
+
+
+class WatchCutter(http.server.ThreadingHTTPServer):
+    """An HTTP intermediary in front of the real apiserver (plain HTTP to its clients, TLS as the admin to
+    the apiserver) that answers every watch with the apiserver's status and an empty body: a load
+    balancer or proxy that ends long responses at once. Lists go through whole."""
+
+    def __init__(self, cp: ControlPlane) -> None:
+        context = ssl.create_default_context(cafile=str(cp.pki / "ca.crt"))
+        context.load_cert_chain(cp.pki / "admin.crt", cp.pki / "admin.key")
+        self.watches: list[float] = []  # when each watch came (monotonic)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                upstream = http.client.HTTPSConnection("127.0.0.1", cp.port, context=context, timeout=30)
+                upstream.request("GET", self.path, headers={"Accept": self.headers.get("Accept") or "*/*"})
+                response = upstream.getresponse()
+                watch = "watch=true" in self.path
+                if watch:
+                    cutter.watches.append(time.monotonic())
+                body = b"" if watch else response.read()
+                self.send_response(response.status)
+                self.send_header("Content-Type", response.getheader("Content-Type") or "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                upstream.close()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        cutter = self
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def kubeconfig(self, path: Path) -> Path:
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "cut",
+            "clusters": [{"name": "cut", "cluster": {"server": f"http://127.0.0.1:{self.server_address[1]}"}}],
+            "users": [{"name": "cut", "user": {}}],
+            "contexts": [{"name": "cut", "context": {"cluster": "cut", "user": "cut"}}]}))
+        return path
+
+
+def test_a_watch_that_ends_at_once_is_opened_again_only_after_a_backoff(
+        cluster: ControlPlane, tmp_path: Path) -> None:
+    """client-go's reflector does the same: without it, the view asked for a new watch as fast as the
+    intermediary answered, hundreds of times a second, and counted itself in contact throughout."""
+    cutter = WatchCutter(cluster)
+    view = started(LiveClusterView(load_client(str(cutter.kubeconfig(tmp_path / "cut.kubeconfig"))), kinds=(NAD,)))
+    try:
+        eventually(lambda: len(cutter.watches) >= 5, "five watches asked for")
+        # Backoffs of 0.2, 0.4, 0.8 and 1.6s (each within 20%) between them.
+        assert cutter.watches[4] - cutter.watches[0] >= 0.8 * 3.0
+        assert view.out_of_contact(NAD) > 0
+        assert "the watch ended at once with no event" in view.readiness()[1]
+    finally:
+        view.stop()
+        cutter.shutdown()
+        cutter.server_close()
+
+
+def service_account_client(cp: ControlPlane, proxy: TcpProxy, namespace: str, path: Path) -> ApiClient:
+    """A client through the proxy as a ServiceAccount that may list and watch NADs (ClusterRoleBinding
+    ``namespace``)."""
+    cp.kubectl("create", "serviceaccount", "-n", namespace, "reader")
+    cp.kubectl("create", "clusterrole", namespace, "--verb=list,watch",
+               "--resource=network-attachment-definitions.k8s.cni.cncf.io")
+    cp.kubectl("create", "clusterrolebinding", namespace, f"--clusterrole={namespace}",
+               f"--serviceaccount={namespace}:reader")
+    token = cp.kubectl("create", "token", "reader", "-n", namespace, "--duration=1h").stdout.strip()
+    config = yaml.safe_load(proxy.kubeconfig(cp.kubeconfig, path).read_text())
+    config["users"] = [{"name": "reader", "user": {"token": token}}]
+    config["contexts"][0]["context"]["user"] = "reader"
+    path.write_text(yaml.safe_dump(config))
+    return load_client(str(path))
+
+
+def test_a_refusal_after_the_sync_counts_as_out_of_contact(
+        cluster: ControlPlane, proxy: TcpProxy, ns: str, tmp_path: Path) -> None:
+    """With its RBAC revoked the cache of a kind is frozen: that is no contact, though the apiserver answers."""
+    api = service_account_client(cluster, proxy, ns, tmp_path / "reader.kubeconfig")
+    view = started(LiveClusterView(api, kinds=(NAD,)))
+    try:
+        cluster.kubectl("delete", "clusterrolebinding", ns)
+        proxy.reset()  # an open watch is not authorized again; the next one is
+        eventually(lambda: view.readiness()[1], "the watch refused", until=lambda r: "403" in r)
+        # Refused again and again (with backoff): the time since the last list or event keeps growing.
+        eventually(lambda: view.out_of_contact(NAD) > 3, "the refusals counted as out of contact")
+        ready, reason = view.readiness()
+        assert ready
+        assert "no contact with the apiserver for" in reason, reason
+    finally:
+        view.stop()
+        cluster.kubectl("delete", "clusterrole", ns, check=False)
+
+
+class Agent:
+    """Writes a MultusNodeState's heartbeat every 0.3s as a live agent would (Multus ready on ``boot``)."""
+
+    def __init__(self, cp: ControlPlane, node: str, boot: str) -> None:
+        self.api = load_client(str(cp.kubeconfig))
+        self.node, self.boot = node, boot
+        self.stopped = threading.Event()
+        request(self.api, "POST", STATES, body={"apiVersion": "multus-webhook.io/v1alpha1", "kind": "MultusNodeState",
+                                                "metadata": {"name": node, "namespace": NAMESPACE}})
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+        self.thread.start()
+
+    def _beat(self) -> None:
+        while not self.stopped.is_set():
+            status = {"nodeName": self.node, "bootID": self.boot, "multusReady": True, "cniBinaries": ["macvlan"],
+                      "heartbeatTime": format_time(utcnow())}
+            request(self.api, "PATCH", f"{STATES}/{self.node}/status", body={"status": status},
+                    content_type=MERGE_PATCH)
+            self.stopped.wait(0.3)
+
+    def die(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+
+def test_a_dead_feed_of_node_states_unlabels_no_node_and_a_dead_agent_still_goes(
+        cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient) -> None:
+    """One watch brings every MultusNodeState: when it goes silent, the controller sees every heartbeat
+    stop. Before taking a node's ready label for a stale heartbeat it reads the state from the apiserver,
+    and while the states are known not to be fed it judges no heartbeat."""
+    node = StandInNode(cluster, f"node-{uuid.uuid4().hex[:8]}", "boot-1")
+    agent = Agent(cluster, node.name, "boot-1")
+    view = LiveClusterView(proxied, kinds=KINDS)  # WATCH_SILENCE (150s): the silence outlasts the test
+    config = ControllerConfig(agent_interval=1, lease_name=f"lease-{uuid.uuid4().hex[:8]}", identity="faults",
+                              lease_duration=3, renew_deadline=2, retry_period=0.5)
+    stop = threading.Event()
+    controller = threading.Thread(target=Controller(load_client(str(cluster.kubeconfig)), config, view).run,
+                                  args=(stop,), daemon=True)
+    try:
+        started(view)
+        controller.start()
+        eventually(lambda: node.own_labels().get(READY_LABEL) == "true", "the node labelled ready")
+        state = view.node_state(node.name)
+        assert state is not None
+        heartbeat = state["status"]["heartbeatTime"]
+        proxy.stall()  # every watch silent, and every new connection
+        # The watch delivers nothing now: the controller found the heartbeat stale, read the state from
+        # the apiserver, stored it, and had the watch opened again, which cannot be fed.
+        eventually(lambda: (view.node_state(node.name) or {})["status"]["heartbeatTime"] != heartbeat,
+                   "the controller's read of the state", timeout=15)
+        eventually(lambda: view.out_of_contact("MultusNodeState") > 0, "the states' watch known not fed")
+        agent.die()
+        # A heartbeat is stale after 3s; the states have not been fed for twice that: nothing was judged.
+        eventually(lambda: view.out_of_contact("MultusNodeState") > 6, "the states unfed for 6s", timeout=20)
+        assert node.own_labels().get(READY_LABEL) == "true" == node.agent_labels().get(READY_LABEL)
+        assert "MultusNotReady" not in [e["reason"] for e in node.events()]
+        proxy.resume()
+        eventually(lambda: READY_LABEL not in node.own_labels(), "the dead agent's node unlabelled")
+        down = [e["message"] for e in node.events() if e["reason"] == "MultusNotReady"]
+        assert len(down) == 1, down
+        assert "the agent's heartbeat has not changed for" in down[0], down
+    finally:
+        stop.set()
+        agent.stopped.set()
+        controller.join(10)
+        view.stop()
+        node.delete()
+
+
+def test_a_crd_not_served_yet_is_not_taken_for_one_not_installed(cluster: ControlPlane) -> None:
+    """An apiserver that has just started answers 404 for CRDs it has not registered yet, as a CRD with its
+    only version not served does: the replica is not ready until it is served. A CRD not installed still
+    counts as listed (nothing of that kind exists)."""
+    crd = "networkprofiles.multus-webhook.io"
+
+    def served(value: bool) -> None:
+        cluster.kubectl("patch", "crd", crd, "--type=json", "-p",
+                        json.dumps([{"op": "replace", "path": "/spec/versions/0/served", "value": value}]))
+
+    served(False)
+    view = LiveClusterView(load_client(str(cluster.kubeconfig)), kinds=(NETWORK_PROFILE,))
+    view.start()
+    try:
+        reason = eventually(lambda: view.readiness()[1], "the 404 explained",
+                            until=lambda r: "exists but is not served yet" in r)
+        assert reason.startswith("cluster cache not synced: waiting for the first list of NetworkProfile"), reason
+        assert not view.known
+        served(True)
+        eventually(lambda: view.readiness() == (True, "ok"), "the list once served")
+    finally:
+        view.stop()
+        served(True)
+
+    cluster.kubectl("delete", "crd", crd)
+    absent = LiveClusterView(load_client(str(cluster.kubeconfig)), kinds=(NETWORK_PROFILE,))
+    absent.start()
+    try:
+        eventually(lambda: absent.readiness() == (True, "ok"), "a CRD not installed taken as nothing to list")
+    finally:
+        absent.stop()
+        cluster.install_crds()
