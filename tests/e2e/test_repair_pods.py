@@ -225,6 +225,18 @@ def test_after_a_reboot_owned_pods_missing_a_network_are_deleted(
         assert ctl.stop() == 0, ctl.output()
 
 
+def reboot_under_a_dead_agent(cp: ControlPlane, host: StandInHost, node: StandInNode, log: Path) -> None:
+    """An agent reported boot-0 and died; the node is on boot-1 now: the next agent's status is the
+    first word about that boot."""
+    host.make_ready("boot-0")
+    ag = agent(cp, host, node, log)
+    try:
+        eventually(lambda: node_state(cp, node).get("bootID") == "boot-0", what="the agent on boot-0")
+    finally:
+        ag.kill()
+    host.set_boot_id("boot-1")
+
+
 def test_pods_whose_sandbox_predates_multus_on_this_boot_are_stale_whatever_the_agent_did_since(
     controlplane: ControlPlane, host: StandInHost, node: StandInNode, namespace: str, workload: dict[str, Any],
     tmp_path: Path,
@@ -235,14 +247,10 @@ def test_pods_whose_sandbox_predates_multus_on_this_boot_are_stale_whatever_the_
     Multus FIRST became ready on this boot are stale, those made after are not, though the Ready
     condition changed after them. With a burst of one and a slow rate, only one deletion happens."""
     cp = controlplane
-    host.make_ready("boot-0")
+    reboot_under_a_dead_agent(cp, host, node, tmp_path / "agent.log")
     ag = agent(cp, host, node, tmp_path / "agent.log")
     ctl: Subcommand | None = None
     try:
-        eventually(lambda: node_state(cp, node).get("bootID") == "boot-0", what="the agent on boot-0")
-        ag.kill()
-        host.set_boot_id("boot-1")  # the node's boot: the agent's next status is the first word about it
-        ag = agent(cp, host, node, tmp_path / "agent.log")
         first = eventually(lambda: node_state(cp, node), until=lambda s: bool(s.get("firstReadyTime")),
                            what="Multus first ready on boot-1")
         assert first["firstReadyBootID"] == "boot-1"
@@ -292,13 +300,10 @@ def test_sandboxes_made_after_multus_became_ready_but_before_the_agent_saw_it_ar
     from the host (the daemon's socket; its config is left from the boot before), not from its own
     look: a sandbox made in between is not stale, one made before Multus was ready is."""
     cp = controlplane
-    host.make_ready("boot-0")
-    ag = agent(cp, host, node, tmp_path / "agent.log")
+    reboot_under_a_dead_agent(cp, host, node, tmp_path / "agent.log")
+    ag: Subcommand | None = None
     ctl: Subcommand | None = None
     try:
-        eventually(lambda: node_state(cp, node).get("bootID") == "boot-0", what="the agent on boot-0")
-        ag.kill()
-        host.set_boot_id("boot-1")  # the node's boot: the agent's next status is the first word about it
         host.restart_daemon()  # the daemon on boot-1: its socket made now
         socket_made = host.path(host.layout.multus_socket).stat().st_ctime
         conf = host.path(host.layout.cni_conf_dir) / host.layout.multus_config
@@ -322,7 +327,8 @@ def test_sandboxes_made_after_multus_became_ready_but_before_the_agent_saw_it_ar
         caught_up(host, node)  # the pass that deleted it judged "between" too
         assert not terminating(cp, namespace, "between")
     finally:
-        ag.stop()
+        if ag is not None:
+            ag.stop()
         if ctl is not None:
             assert ctl.stop() == 0, ctl.output()
 
