@@ -500,3 +500,36 @@ def test_evictions_keep_to_disruption_budgets_and_job_pods_are_only_reported(
             assert not terminating(cp, namespace, "batch-x")
     finally:
         ag.stop()
+
+
+def test_a_pod_whose_eviction_keeps_failing_is_given_up_and_holds_up_no_other(
+    controlplane: ControlPlane, host: StandInHost, node: StandInNode, namespace: str, workload: dict[str, Any],
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The apiserver answers 500 to the eviction of a pod two PodDisruptionBudgets select, at every try:
+    that pod stayed first in line, took a token every 2s and no other pod of the node was repaired."""
+    cp = controlplane
+    monkeypatch.setattr(controller_module, "DISRUPTION_RETRY", 0.5)
+    for name in ("a-twice", "plain"):
+        make_pod(cp, namespace, node, name, owner=workload, status=full_status(namespace)[:2])
+        set_sandbox_time(cp, namespace, name, format_time(utcnow()))
+    cp.kubectl("label", "pod", "-n", namespace, "a-twice", "--overwrite", "app=twice")
+    for budget in ("one", "two"):
+        cp.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": budget},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "twice"}}}}))
+    host.make_ready("boot-1")
+    ag = agent(cp, host, node, tmp_path / "agent.log")
+    try:
+        with in_process_controller(load_client(str(cp.kubeconfig))) as (ctl, calls):
+            eventually(lambda: terminating(cp, namespace, "plain"), what="the other pod evicted")
+            events = eventually(lambda: pod_events(cp, namespace, "a-twice"), what="the pod given up")
+            assert [e["reason"] for e in events] == ["MultusNetworksMissing"]
+            assert f"the eviction was refused {controller_module.MAX_EVICTION_TRIES} times" in events[0]["message"]
+            assert "more than one PodDisruptionBudget" in events[0]["message"]
+            looks_after(ctl, node)
+            tries = [c for c in calls if c[1].endswith("/a-twice/eviction")]
+            assert len(tries) == controller_module.MAX_EVICTION_TRIES
+            assert not terminating(cp, namespace, "a-twice")
+    finally:
+        ag.stop()

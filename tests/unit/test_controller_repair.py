@@ -217,6 +217,22 @@ def test_token_bucket() -> None:
     assert [bucket.take() for _ in range(3)] == [True, True, False]
 
 
+def test_a_token_given_back_is_there_again_up_to_the_burst() -> None:
+    now = [0.0]
+    bucket = TokenBucket(rate=0.001, burst=2, clock=lambda: now[0])
+    assert bucket.take()
+    assert bucket.take()
+    assert not bucket.take()
+    bucket.give_back()
+    assert bucket.take()
+    bucket.give_back()
+    bucket.give_back()
+    bucket.give_back()
+    assert bucket.take()
+    assert bucket.take()
+    assert not bucket.take()
+
+
 def test_the_token_bucket_says_when_the_next_token_comes() -> None:
     clock = Clock()
     bucket = TokenBucket(rate=0.2, burst=1, clock=clock)

@@ -275,6 +275,8 @@ class LiveClusterView(ClusterStore):
             except Gone:
                 log.info("%s: resourceVersion expired (410 Gone); listing again", res.kind)
                 self._versions.pop(res.kind, None)
+                # Not fed until the new list's first page: it may wait behind another kind's list.
+                self._mark_failing(res.kind)
             except ApiError as exc:
                 if exc.status == 404:
                     self._versions.pop(res.kind, None)
@@ -315,10 +317,13 @@ class LiveClusterView(ClusterStore):
         self._contact[kind] = time.monotonic()
         self._failing.pop(kind, None)
 
+    def _mark_failing(self, kind: str) -> None:
+        self._failing.setdefault(kind, self._contact.get(kind, self._started))
+
     def _failed(self, res: Resource, exc: Exception) -> None:
         """``res`` is failing; for out_of_contact, since its last success."""
         self.last_error = f"{res.kind}: {exc}"
-        self._failing.setdefault(res.kind, self._contact.get(res.kind, self._started))
+        self._mark_failing(res.kind)
         log.warning("watching %s failed: %s; retrying", res.kind, exc)
 
     def _list(self, res: Resource) -> str:

@@ -47,8 +47,13 @@ RETRY = 2.0
 #: After the apiserver refused a repair a deletion (403), seconds before the next try on that node: a
 #: missing permission is not granted within seconds, and every try is one more refused request.
 FORBIDDEN_RETRY = 600.0
-#: How long a repair waits when a PodDisruptionBudget refused an eviction.
+#: How long a repair first waits when every pod left on a node was refused eviction (then twice as
+#: long each time, up to FORBIDDEN_RETRY).
 DISRUPTION_RETRY = 30.0
+#: Refusals other than a PodDisruptionBudget's after which a pod is given up for the boot.
+MAX_EVICTION_TRIES = 3
+#: The verdict's reason when the apiserver holds another MultusNodeState than the store (_confirm_stale).
+NODE_STATE_BEHIND = "NodeStateBehind"
 
 
 def default_identity() -> str:
@@ -95,8 +100,11 @@ class NodeRepair:
     #: No eviction is tried before this monotonic time (after one was forbidden, or every pod left
     #: was refused by its PodDisruptionBudget).
     not_before: float = 0.0
-    #: Evictions refused by a PodDisruptionBudget in a row.
+    #: Evictions refused in a row (see Controller._not_evicted), waits after such a row, and refusals
+    #: that were not a budget's by pod uid.
     refused: int = 0
+    waits: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -242,8 +250,10 @@ class Controller:
         # The agent pods first: they are the readiness gate, and a node that loses readiness must stop
         # taking new pods before anything else is said about it.
         again, failed = self._label_agents(agents, desired, now)
-        if verdict.reason == decide.NODE_STATES_NOT_FED:
-            # Nothing may change while the states are not fed: looked at again once they may be.
+        if verdict.reason in (decide.NODE_STATES_NOT_FED, NODE_STATE_BEHIND):
+            # Nothing may change while the states are not fed, or this one is behind the apiserver's
+            # (which the store may refuse as older, after an etcd restore): looked at again once they
+            # may be, with nothing else to bring the look back.
             again = self.config.agent_interval if again is None else min(again, self.config.agent_interval)
         patch = decide.label_patch(node["metadata"].get("labels") or {}, desired)
         if patch:
@@ -280,7 +290,7 @@ class Controller:
             return verdict
         self.view.upsert(NODE_STATE, current)
         self.view.reopen(NODE_STATE)
-        return decide.Verdict(None, "NodeStateBehind",
+        return decide.Verdict(None, NODE_STATE_BEHIND,
                               f"the cache held version {meta.get('resourceVersion')} of the MultusNodeState, the "
                               f"apiserver {current['metadata'].get('resourceVersion')}")
 
@@ -375,29 +385,51 @@ class Controller:
                 self._evict(d)
             except ApiException as exc:
                 if exc.status == 409:  # it changed since it was listed (or is a new pod): judge it again
-                    job.todo = None
+                    job.todo, job.refused = None, 0
                     return RETRY
-                if exc.status == 429:  # a PodDisruptionBudget allows no disruption now
-                    log.info("pod %s/%s of %s not evicted yet: %s", d.namespace, d.name, d.owner,
-                             status_message(exc))
-                    # Behind the node's other pods, which other budgets (or none) may allow; a wait
-                    # once every pod left was refused in a row.
-                    job.todo.rotate(-1)
-                    job.refused += 1
-                    if job.refused >= len(job.todo):
-                        job.refused = 0
-                        job.not_before = now + DISRUPTION_RETRY
-                        return DISRUPTION_RETRY
-                    continue
-                if exc.status == 403:
+                if exc.status == 403 and "cannot create resource" in status_message(exc):
                     self._forbidden(d, exc)
                     job.not_before = now + FORBIDDEN_RETRY
                     return FORBIDDEN_RETRY
-                raise
+                wait = self._not_evicted(job, d, exc, now)
+                if wait is not None:
+                    return wait
+                continue
             job.todo.popleft()
             job.refused = 0
         job.reported.clear()  # done: this boot lists no pods again
         return None
+
+    def _not_evicted(self, job: NodeRepair, d: Damage, exc: ApiException, now: float) -> float | None:
+        """An eviction refused for this pod alone: a PodDisruptionBudget allowing no disruption now
+        (429), an admission policy or a terminating namespace (403), or an error of the apiserver's
+        (500 for a pod two budgets select, which lasts). No disruption happened, so the token is given
+        back; the pod goes behind the node's others, and is given up after MAX_EVICTION_TRIES errors
+        that are not a budget's. The seconds to wait when every pod left was refused in a row (longer
+        each time), else None."""
+        self.bucket.give_back()
+        todo = job.todo
+        assert todo is not None  # the caller is working through it
+        message = status_message(exc)
+        if exc.status != 429:
+            tries = job.failures[d.uid] = job.failures.get(d.uid, 0) + 1
+            if tries >= MAX_EVICTION_TRIES:
+                log.warning("giving up on evicting pod %s/%s on this boot: %s", d.namespace, d.name, message)
+                self._event(_pod(d), "Pod", "Warning", "MultusNetworksMissing",
+                            f"{d.reason}; the eviction was refused {tries} times ({message}): delete it to get "
+                            "its networks back")
+                todo.popleft()
+                return None
+        log.info("pod %s/%s of %s not evicted yet: %s", d.namespace, d.name, d.owner, message)
+        todo.rotate(-1)
+        job.refused += 1
+        if job.refused < len(todo):
+            return None
+        job.refused = 0
+        wait: float = min(DISRUPTION_RETRY * 2.0 ** job.waits, FORBIDDEN_RETRY)
+        job.waits += 1
+        job.not_before = now + wait
+        return wait
 
     def _evict(self, d: Damage) -> None:
         """An eviction, not a plain delete: the apiserver keeps it within the pods' PodDisruptionBudgets

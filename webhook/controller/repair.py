@@ -156,6 +156,10 @@ class TokenBucket:
             return True
         return False
 
+    def give_back(self) -> None:
+        """A token taken for nothing (the action was refused)."""
+        self.tokens = min(float(self.burst), self.tokens + 1)
+
     def delay(self) -> float:
         """Seconds until ``take`` can succeed."""
         self._refill()
