@@ -386,8 +386,10 @@ def in_process_controller(api: Any, **settings: Any) -> Iterator[tuple[Controlle
         view.stop()
 
 
-def damaged_pods(cp: ControlPlane, namespace: str, node: StandInNode, workload: dict[str, Any]) -> None:
-    for name in ("short-1", "short-2"):
+def damaged_pods(cp: ControlPlane, namespace: str, node: StandInNode, workload: dict[str, Any],
+                 names: tuple[str, ...] = ("short-1", "short-2")) -> None:
+    """Pods of ``workload`` whose network-status lacks a network, their sandbox made now."""
+    for name in names:
         make_pod(cp, namespace, node, name, owner=workload, status=full_status(namespace)[:2])
         set_sandbox_time(cp, namespace, name, format_time(utcnow()))
 
@@ -468,9 +470,7 @@ def test_evictions_keep_to_disruption_budgets_and_job_pods_are_only_reported(
     disruption allowed under the budget (429) until it is gone."""
     cp = controlplane
     monkeypatch.setattr(controller_module, "DISRUPTION_RETRY", 1.0)
-    for name in ("plain", "guarded", "batch-x"):
-        make_pod(cp, namespace, node, name, owner=workload, status=full_status(namespace)[:2])
-        set_sandbox_time(cp, namespace, name, format_time(utcnow()))
+    damaged_pods(cp, namespace, node, workload, ("plain", "guarded", "batch-x"))
     cp.kubectl("label", "pod", "-n", namespace, "guarded", "--overwrite", "app=guarded")
     cp.kubectl("patch", "pod", "-n", namespace, "batch-x", "--type=merge", "-p", json.dumps({"metadata": {
         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "batch", "uid": str(uuid.uuid4()),
@@ -510,9 +510,7 @@ def test_a_pod_whose_eviction_keeps_failing_is_given_up_and_holds_up_no_other(
     that pod stayed first in line, took a token every 2s and no other pod of the node was repaired."""
     cp = controlplane
     monkeypatch.setattr(controller_module, "DISRUPTION_RETRY", 0.5)
-    for name in ("a-twice", "plain"):
-        make_pod(cp, namespace, node, name, owner=workload, status=full_status(namespace)[:2])
-        set_sandbox_time(cp, namespace, name, format_time(utcnow()))
+    damaged_pods(cp, namespace, node, workload, ("a-twice", "plain"))
     cp.kubectl("label", "pod", "-n", namespace, "a-twice", "--overwrite", "app=twice")
     for budget in ("one", "two"):
         cp.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps({
