@@ -6,6 +6,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,10 @@ from kubernetes.client.exceptions import ApiException
 
 from webhook.agent.agent import Agent, AgentConfig
 from webhook.agent.nodestate import NAMESPACE
-from webhook.agent.probe import CONFIG_FIRST, DAEMON, HostLayout
+from webhook.agent.probe import BOOT_TIME, CONFIG_FIRST, DAEMON, HostLayout
 from webhook.agent.standin import MULTUS_CONFIG, StandInHost, Subcommand
 from webhook.dev.controlplane import ControlPlane, eventually
-from webhook.kube import MERGE_PATCH, load_client, request
+from webhook.kube import MERGE_PATCH, format_time, load_client, request
 
 
 @pytest.fixture
@@ -81,6 +82,18 @@ def test_the_node_state_follows_the_host(controlplane: ControlPlane, host: Stand
         # The heartbeat moves while nothing changes.
         beat = status["heartbeatTime"]
         eventually(lambda: state(cp, node_name)["heartbeatTime"] > beat, timeout=5, what="a heartbeat")
+
+        # The boot time, which only the pod repair needs: without it Multus is ready all the same.
+        booted = datetime(2026, 3, 1, 11, 58, 7, tzinfo=UTC)
+        host.set_boot_time(booted)
+        eventually(lambda: state(cp, node_name).get("bootTime") == format_time(booted), what="the boot time")
+        host.path(host.layout.stat_file).unlink()
+        # Written as null, which a merge patch takes for a removal.
+        status = eventually(lambda: state(cp, node_name), until=lambda s: bool(s) and "bootTime" not in s,
+                            what="the boot time gone")
+        assert status["multusReady"] is True
+        assert condition(status, BOOT_TIME)["reason"] == "Unreadable"
+        host.set_boot_time(booted)
 
         host.set_boot_id("boot-two")
         eventually(lambda: state(cp, node_name).get("bootID") == "boot-two", what="the new boot id")

@@ -507,7 +507,9 @@ def test_a_pod_whose_eviction_keeps_failing_is_given_up_and_holds_up_no_other(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The apiserver answers 500 to the eviction of a pod two PodDisruptionBudgets select, at every try:
-    that pod stayed first in line, took a token every 2s and no other pod of the node was repaired."""
+    that pod stayed first in line, took a token every 2s and no other pod of the node was repaired. It
+    stays given up when the node's pods are listed again (here while the kubelet has not rewritten
+    another pod's status since the boot): it was tried once more, with one more Event, at every list."""
     cp = controlplane
     monkeypatch.setattr(controller_module, "DISRUPTION_RETRY", 0.5)
     damaged_pods(cp, namespace, node, workload, ("a-twice", "plain"))
@@ -516,6 +518,10 @@ def test_a_pod_whose_eviction_keeps_failing_is_given_up_and_holds_up_no_other(
         cp.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps({
             "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": budget},
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "twice"}}}}))
+    booted = utcnow() - timedelta(minutes=5)
+    make_pod(cp, namespace, node, "not-rewritten", owner=workload, status=full_status(namespace))
+    set_sandbox_time(cp, namespace, "not-rewritten", format_time(booted - timedelta(hours=1)))
+    host.set_boot_time(booted)
     host.make_ready("boot-1")
     ag = agent(cp, host, node, tmp_path / "agent.log")
     try:
@@ -525,9 +531,81 @@ def test_a_pod_whose_eviction_keeps_failing_is_given_up_and_holds_up_no_other(
             assert [e["reason"] for e in events] == ["MultusNetworksMissing"]
             assert f"the eviction was refused {controller_module.MAX_EVICTION_TRIES} times" in events[0]["message"]
             assert "more than one PodDisruptionBudget" in events[0]["message"]
+            lists = len([c for c in calls if c[2] == f"spec.nodeName={node.name}"])
+            eventually(lambda: len([c for c in calls if c[2] == f"spec.nodeName={node.name}"]) >= lists + 2,
+                       what="the node's pods listed again")
             looks_after(ctl, node)
             tries = [c for c in calls if c[1].endswith("/a-twice/eviction")]
             assert len(tries) == controller_module.MAX_EVICTION_TRIES
+            assert len(pod_events(cp, namespace, "a-twice")) == 1
             assert not terminating(cp, namespace, "a-twice")
+            assert not terminating(cp, namespace, "not-rewritten")
+    finally:
+        ag.stop()
+
+
+def test_pods_whose_status_predates_the_boot_are_judged_once_the_kubelet_has_rewritten_it(
+    controlplane: ControlPlane, host: StandInHost, node: StandInNode, namespace: str, workload: dict[str, Any],
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a reboot the kubelet rewrites each pod's status when it first syncs the pod, which with many
+    pods can come after Multus is ready. Until then the pod's sandbox condition is True from the boot
+    before, as old as its network-status: such pods were evicted as made before Multus (or for the
+    networks their old sandbox lacked), though the kubelet would have given them a new sandbox through
+    Multus. The agent reports the host's boot time; those pods are judged once rewritten, and one the
+    kubelet never rewrites is given up, not evicted."""
+    cp = controlplane
+    reboot_under_a_dead_agent(cp, host, node, tmp_path / "agent.log")
+    host.restart_daemon()  # the daemon on boot-1: Multus is ready from now
+    became_ready = datetime.fromtimestamp(host.path(host.layout.multus_socket).stat().st_ctime, UTC)
+    booted = became_ready.replace(microsecond=0) - timedelta(seconds=120)
+    host.set_boot_time(booted)
+    full = full_status(namespace)
+    for name, status in [("made-before-multus", full), ("made-after-multus", full), ("never-rewritten", full[:2])]:
+        make_pod(cp, namespace, node, name, owner=workload, status=status)
+        set_sandbox_time(cp, namespace, name, format_time(booted - timedelta(hours=3)))
+    ag = agent(cp, host, node, tmp_path / "agent.log")
+    caplog.set_level(logging.INFO, logger=controller_module.__name__)
+    try:
+        state = eventually(lambda: node_state(cp, node), what="Multus first ready on boot-1",
+                           until=lambda s: s.get("firstReadyBootID") == "boot-1" and bool(s.get("firstReadyTime")))
+        assert state["bootTime"] == format_time(booted)
+        assert parse_time(state["firstReadyTime"]) == became_ready.replace(microsecond=0)
+        with in_process_controller(load_client(str(cp.kubeconfig))) as (ctl, calls):
+            eventually(lambda: READY_LABEL in node.own_labels(), what="ready on boot-1")
+            looks_after(ctl, node)  # the look that made it ready, its repair included, is over
+            for name in ("made-before-multus", "made-after-multus", "never-rewritten"):
+                assert not terminating(cp, namespace, name), name
+            waiting = [r.getMessage() for r in caplog.records if "has not rewritten the status" in r.getMessage()]
+            assert len(waiting) == 1, waiting
+            assert f"pods {namespace}/made-after-multus, {namespace}/made-before-multus, " \
+                   f"{namespace}/never-rewritten since the node booted" in waiting[0]  # as listed: by name
+
+            # The kubelet syncs two of them: one gets its sandbox after Multus is ready, one got it before
+            # (with the primary network only; its network-status stays the boot before's). The first is
+            # written first, so that the list that shows the second rewritten shows both.
+            set_sandbox_time(cp, namespace, "made-after-multus", format_time(utcnow()))
+            set_sandbox_time(cp, namespace, "made-before-multus", format_time(booted + timedelta(seconds=30)))
+            eventually(lambda: terminating(cp, namespace, "made-before-multus"), what="the pod made before Multus")
+            events = pod_events(cp, namespace, "made-before-multus")
+            assert [e["reason"] for e in events] == ["MultusNetworksRepaired"]
+            assert "before Multus became ready on this boot" in events[0]["message"]
+            looks_after(ctl, node)
+            assert not terminating(cp, namespace, "made-after-multus")
+            assert not terminating(cp, namespace, "never-rewritten")  # lacks a network, as on the boot before
+            assert not ctl.repairs[node.name].done
+
+            # The kubelet never rewrites the last one: once the patience is over, it is left alone.
+            monkeypatch.setattr(controller_module, "REWRITE_PATIENCE", 0.0)
+            given_up = eventually(lambda: [r for r in caplog.records if r.levelno == logging.WARNING
+                                           and "they are not judged on this boot" in r.getMessage()],
+                                  what="the pod never rewritten given up")
+            assert f"the status of pod {namespace}/never-rewritten since the node booted" in given_up[0].getMessage()
+            assert ctl.repairs[node.name].done
+            lists = [c for c in calls if c[2] == f"spec.nodeName={node.name}"]
+            looks_after(ctl, node)
+            assert [c for c in calls if c[2] == f"spec.nodeName={node.name}"] == lists  # listed no more
+            assert not terminating(cp, namespace, "never-rewritten")
+            assert pod_events(cp, namespace, "never-rewritten") == []
     finally:
         ag.stop()

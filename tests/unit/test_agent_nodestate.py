@@ -12,13 +12,16 @@ T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 T1 = T0 + timedelta(seconds=10)
 T2 = T0 + timedelta(seconds=20)
 T3 = T0 + timedelta(seconds=30)
+#: When the host booted, as /proc/stat has it.
+BOOTED = datetime(2026, 1, 2, 2, 58, 41, tzinfo=UTC)
 
 
-def report(boot: str | None = "b1", daemon: bool = True, since: datetime | None = None) -> Report:
+def report(boot: str | None = "b1", daemon: bool = True, since: datetime | None = None,
+           booted: datetime | None = BOOTED) -> Report:
     return Report(boot, ("bridge", "multus-shim"), (
         Condition(DAEMON, daemon, "Connected" if daemon else "NotAnswering", "m"),
         Condition(READY, daemon, "AllChecksPassed" if daemon else "NotAnswering", "m"),
-    ), ready_since=since)
+    ), boot_time=booted, ready_since=since)
 
 
 def by_type(status: dict[str, object]) -> dict[str, dict[str, str]]:
@@ -28,7 +31,8 @@ def by_type(status: dict[str, object]) -> dict[str, dict[str, str]]:
 def test_fields() -> None:
     status = status_body("node-a", report(), None, T0)
     assert status == {
-        "nodeName": "node-a", "bootID": "b1", "cniBinaries": ["bridge", "multus-shim"], "binaryCount": 2,
+        "nodeName": "node-a", "bootID": "b1", "bootTime": "2026-01-02T02:58:41.000000Z",
+        "cniBinaries": ["bridge", "multus-shim"], "binaryCount": 2,
         "multusReady": True, "heartbeatTime": "2026-01-02T03:04:05.123456Z",
         "firstReadyBootID": None, "firstReadyTime": None,
         "conditions": [
@@ -68,13 +72,23 @@ def test_an_unreadable_boot_id_is_written_as_null() -> None:
     assert status["bootID"] is None
 
 
+def test_an_unreadable_boot_time_is_written_as_null() -> None:
+    """As a merge patch: the boot time read on an earlier boot must not stay (the repair would take the
+    pods' statuses written since that boot for ones from before this one, or the reverse)."""
+    status = status_body("n", report("b2", booted=None), status_body("n", report("b1"), None, T0), T1)
+    assert "bootTime" in status
+    assert status["bootTime"] is None
+
+
 def test_stopped_is_not_ready_whatever_was_seen() -> None:
     r = stopped(report())
     assert not r.ready
     assert [c.type for c in r.conditions] == [DAEMON, READY]
     ready = r.conditions[-1]
     assert (ready.status, ready.reason) == (False, "AgentStopped")
-    assert status_body("n", r, None, T0)["multusReady"] is False
+    status = status_body("n", r, None, T0)
+    assert status["multusReady"] is False
+    assert status["bootTime"] == "2026-01-02T02:58:41.000000Z"  # still what the host said
 
 
 def first(status: dict[str, object]) -> tuple[object, object]:

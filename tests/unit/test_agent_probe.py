@@ -7,12 +7,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from webhook.agent.probe import (
     BINARIES,
     BOOT_ID,
+    BOOT_TIME,
     CONFIG_FIRST,
     DAEMON,
     PRIMARY,
@@ -50,7 +52,56 @@ def test_a_ready_host_passes_every_check(host: StandInHost) -> None:
     assert report.boot_id == "boot-1"
     assert report.binaries == ("bridge", "macvlan", "multus-shim")
     assert all(c.status for c in report.conditions)
-    assert [c.type for c in report.conditions] == [BINARIES, CONFIG_FIRST, PRIMARY, DAEMON, BOOT_ID, READY]
+    assert [c.type for c in report.conditions] == [BINARIES, CONFIG_FIRST, PRIMARY, DAEMON, BOOT_ID, BOOT_TIME,
+                                                   READY]
+
+
+BOOTED = datetime(2026, 3, 1, 11, 58, 7, tzinfo=UTC)
+
+
+def test_the_boot_time_is_the_btime_of_the_hosts_proc_stat(host: StandInHost) -> None:
+    host.make_ready("boot-1")
+    host.set_boot_time(BOOTED)
+    report = evaluate(read_host(host.layout), host.layout)
+    assert report.boot_time == BOOTED
+    c = conditions(report)[BOOT_TIME]
+    assert (c.status, c.reason, c.message) == (True, "Read", "the host booted at 2026-03-01T11:58:07+00:00")
+
+
+def test_the_boot_time_of_a_real_proc_stat(host: StandInHost) -> None:
+    """The kernel's own format, as the machine running the test writes it."""
+    host.path(host.layout.stat_file).write_bytes(Path("/proc/stat").read_bytes())
+    snapshot = read_host(host.layout)
+    assert snapshot.boot_time_error is None
+    assert snapshot.boot_time is not None
+    assert datetime(2000, 1, 1, tzinfo=UTC) < snapshot.boot_time <= datetime.now(UTC)
+
+
+@pytest.mark.parametrize(("content", "error"), [
+    (None, "No such file or directory"),
+    ("cpu  1 2 3\nintr 0\n", "it has no btime line"),
+    ("btime\n", "its btime line is not seconds since the epoch: ''"),
+    ("btime soon\n", "its btime line is not seconds since the epoch: 'soon'"),
+    (b"btime \xff\n", "'utf-8' codec can't decode byte 0xff in position 6: invalid start byte"),
+])
+def test_an_unreadable_boot_time_is_reported_but_multus_is_ready_all_the_same(
+        host: StandInHost, content: str | bytes | None, error: str) -> None:
+    """Only the pod repair needs it, which without it judges pods as before the agent reported it."""
+    host.make_ready("boot-1")
+    stat_file = host.path(host.layout.stat_file)
+    if content is None:
+        stat_file.unlink()
+    elif isinstance(content, bytes):
+        stat_file.write_bytes(content)
+    else:
+        stat_file.write_text(content)
+    report = evaluate(read_host(host.layout), host.layout)
+    assert report.boot_time is None
+    c = conditions(report)
+    assert (c[BOOT_TIME].status, c[BOOT_TIME].reason) == (False, "Unreadable")
+    assert c[BOOT_TIME].message.startswith(f"cannot read the boot time from /proc/stat: {error}; ")
+    assert report.ready
+    assert (c[READY].status, c[READY].reason) == (True, "AllChecksPassed")
 
 
 def test_each_condition_flips_as_files_appear_and_disappear(host: StandInHost) -> None:
@@ -187,6 +238,7 @@ def test_a_missing_host_is_reported_not_raised() -> None:
     assert c[PRIMARY].reason == "NotFound"
     assert c[DAEMON].reason == "NotAnswering"
     assert c[BOOT_ID].reason == "Unreadable"
+    assert c[BOOT_TIME].reason == "Unreadable"
     assert not c[READY].status
 
 

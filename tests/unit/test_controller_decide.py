@@ -12,6 +12,7 @@ from webhook.controller.decide import (
     NODE_STATES_NOT_FED,
     Heartbeat,
     Verdict,
+    boot_time,
     desired_labels,
     first_ready_time,
     label_patch,
@@ -303,3 +304,17 @@ def test_the_first_readiness_counts_only_for_the_boot_it_was_recorded_on() -> No
     assert first_ready_time(node(boot=None), s) is None
     s["status"]["firstReadyTime"] = None  # watched from its start, not ready yet
     assert first_ready_time(node(), s) is None
+
+
+def test_the_boot_time_counts_only_for_the_boot_the_status_is_about() -> None:
+    """The agent reads the boot id and the boot time together: a status about another boot (the node
+    rebooted, its agent has not reported since) would date this boot from the one before."""
+    s = state()
+    assert boot_time(node(), s) is None  # written by an agent that does not report it
+    s["status"]["bootTime"] = format_time(NOW)
+    assert boot_time(node(), s) == NOW
+    assert boot_time(node(boot="b3"), s) is None
+    assert boot_time(node(boot=None), s) is None
+    assert boot_time(node(), None) is None
+    s["status"]["bootTime"] = None  # the agent could not read it
+    assert boot_time(node(), s) is None

@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 from webhook.controller.repair import (
+    Damage,
     TokenBucket,
+    Unwritten,
     damage,
-    damaged,
+    judge,
     missing_networks,
     recreating_owner,
     sandbox_time,
@@ -190,10 +192,80 @@ def test_sandbox_time_prefers_pod_ready_to_start_containers() -> None:
     assert sandbox_time(p) == AFTER
 
 
-def test_damaged_keeps_only_damage() -> None:
-    good, bad = pod(status=FULL), pod()
+#: When the node booted: a minute before Multus became ready on that boot.
+BOOTED = READY_SINCE - timedelta(seconds=60)
+#: A sandbox condition's time from the boot before.
+PREVIOUS_BOOT = BOOTED - timedelta(hours=3)
+
+
+@pytest.mark.parametrize("networks", [FULL, FULL[:2], None])
+def test_a_status_from_before_the_boot_tells_nothing_yet(networks: list[dict[str, Any]] | None) -> None:
+    """The kubelet has not rewritten it since the reboot: the sandbox it reports is gone, and the
+    network-status Multus wrote for that sandbox says nothing of what this boot's will get. Without the
+    boot time, the pod was deleted for its old sandbox's age (or for the networks that sandbox lacked),
+    though the kubelet would give it a new one through Multus."""
+    p = pod(status=networks, sandbox=PREVIOUS_BOOT)
+    assert damage(p, READY_SINCE, booted=BOOTED) == Unwritten("app", "p")
+    assert isinstance(damage(p, READY_SINCE), Damage)  # no boot time (an older agent): as before
+
+
+def test_once_rewritten_the_pod_is_judged_as_any() -> None:
+    made_without_multus = pod(status=FULL, sandbox=BOOTED + timedelta(seconds=10))
+    d = damage(made_without_multus, READY_SINCE, booted=BOOTED)
+    assert isinstance(d, Damage)
+    assert "before Multus became ready on this boot" in d.reason
+    assert damage(pod(status=FULL, sandbox=AFTER), READY_SINCE, booted=BOOTED) is None
+    short = damage(pod(status=FULL[:2], sandbox=AFTER), READY_SINCE, booted=BOOTED)
+    assert isinstance(short, Damage)
+    assert short.reason == "its network-status lacks other/bridge-net@br1"
+    # Without the first readiness on this boot, a rewritten status is judged by its networks alone.
+    assert damage(made_without_multus, None, booted=BOOTED) is None
+
+
+def test_the_boot_is_compared_by_the_second() -> None:
+    """btime is the boot's second rounded down, and so are the kubelet's times: a status written in
+    the boot's second was written on this boot."""
+    booted = BOOTED.replace(microsecond=0)
+    for made in (booted, booted + timedelta(microseconds=900_000)):  # rewritten: judged (made before Multus)
+        assert isinstance(damage(pod(status=FULL, sandbox=made), READY_SINCE, booted=booted), Damage)
+    earlier = booted - timedelta(seconds=1)
+    assert damage(pod(status=FULL, sandbox=earlier), READY_SINCE, booted=booted) == Unwritten("app", "p")
+
+
+def test_containers_ready_from_before_the_boot_tells_nothing_either() -> None:
+    p = pod(status=FULL, sandbox=None)  # a kubelet that does not set PodReadyToStartContainers
+    p["status"]["conditions"] = [{"type": "ContainersReady", "status": "True",
+                                  "lastTransitionTime": format_time(PREVIOUS_BOOT)}]
+    assert isinstance(damage(p, READY_SINCE, booted=BOOTED), Unwritten)
+
+
+def test_a_sandbox_dated_by_the_start_time_is_judged_as_before() -> None:
+    """status.startTime stays across reboots: it cannot tell a rewritten status from an old one, and a
+    Running pod with no sandbox condition True is repaired as it was."""
+    p = pod(status=FULL, sandbox=None)
+    p["status"]["startTime"] = format_time(PREVIOUS_BOOT)
+    assert isinstance(damage(p, READY_SINCE, booted=BOOTED), Damage)
+
+
+@pytest.mark.parametrize("p", [
+    pod(networks=None, sandbox=PREVIOUS_BOOT),
+    pod(spec__hostNetwork=True, sandbox=PREVIOUS_BOOT),
+    pod(metadata__deletionTimestamp="2026-03-01T12:00:00Z", sandbox=PREVIOUS_BOOT),
+    pod(status__phase="Succeeded", sandbox=PREVIOUS_BOOT),
+])
+def test_pods_never_repaired_are_not_waited_for(p: dict[str, Any]) -> None:
+    assert damage(p, READY_SINCE, booted=BOOTED) is None
+
+
+def test_judge_keeps_damage_and_the_pods_to_judge_again() -> None:
+    good, bad, old = pod(status=FULL), pod(), pod(status=FULL, sandbox=PREVIOUS_BOOT)
     bad["metadata"]["uid"] = "u2"
-    assert [d.uid for d in damaged([good, bad], READY_SINCE)] == ["u2"]
+    old["metadata"]["name"] = "old"
+    damaged, unwritten = judge([good, bad, old], READY_SINCE, BOOTED)
+    assert [d.uid for d in damaged] == ["u2"]
+    assert unwritten == [Unwritten("app", "old")]
+    damaged, unwritten = judge([good, bad, old], READY_SINCE, None)
+    assert ([d.uid for d in damaged], unwritten) == (["u2", "u1"], [])
 
 
 class Clock:

@@ -32,14 +32,15 @@ def stopped(report: Report, reason: str = "AgentStopped",
             message: str = "the agent stopped; nothing vouches for Multus on this node") -> Report:
     """The report the agent leaves behind when it exits: whatever it saw, the node is not ready."""
     others = tuple(c for c in report.conditions if c.type != READY)
-    return Report(report.boot_id, report.binaries, (*others, Condition(READY, False, reason, message)))
+    return Report(report.boot_id, report.binaries, (*others, Condition(READY, False, reason, message)),
+                  boot_time=report.boot_time)
 
 
 def status_body(node: str, report: Report, previous: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
     """The status for ``report``. A condition keeps its lastTransitionTime while its status holds on
-    the same boot; a new boot starts every condition afresh. Used as a merge patch: a boot id that
-    cannot be read is written as null, never left over from the previous boot, and so is a first
-    readiness that is not known (see ``first_ready``)."""
+    the same boot; a new boot starts every condition afresh. Used as a merge patch: a boot id or a boot
+    time that cannot be read is written as null, never left over from the previous boot, and so is a
+    first readiness that is not known (see ``first_ready``)."""
     same_boot = previous is not None and previous.get("bootID") == report.boot_id
     old = {c.get("type"): c for c in (previous or {}).get("conditions") or [] if isinstance(c, Mapping)}
     stamp = format_time(now)
@@ -54,6 +55,8 @@ def status_body(node: str, report: Report, previous: Mapping[str, Any] | None, n
     return {
         "nodeName": node,
         "bootID": report.boot_id,
+        # Whole seconds, as /proc/stat has it: the repair compares it with the kubelet's condition times.
+        "bootTime": None if report.boot_time is None else format_time(report.boot_time),
         "cniBinaries": list(report.binaries),
         "binaryCount": len(report.binaries),
         "multusReady": report.ready,

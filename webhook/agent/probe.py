@@ -27,6 +27,9 @@ DAEMON = "MultusDaemonAnswering"
 BOOT_ID = "BootIDKnown"
 READY = "Ready"
 CHECKS = (BINARIES, CONFIG_FIRST, PRIMARY, DAEMON, BOOT_ID)
+#: Reported beside the checks, not one of them: only the pod repair needs the boot time, and without it
+#: the repair judges pods as it did before the agent reported it (see webhook.controller.repair).
+BOOT_TIME = "BootTimeKnown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,10 @@ class HostLayout:
     cni_conf_dir: str = "/etc/cni/net.d"
     multus_socket: str = "/run/multus/multus.sock"
     boot_id_file: str = "/proc/sys/kernel/random/boot_id"
+    #: Its ``btime`` line is when the host booted. /proc/stat is not namespaced per container (a time
+    #: namespace would shift it, which Kubernetes does not use): read in the agent's container, it is
+    #: the host's.
+    stat_file: str = "/proc/stat"
     #: The file Multus writes into the conf dir (``multusConfigFile: auto`` writes 00-multus.conf).
     multus_config: str = "00-multus.conf"
     #: The binary the runtime calls for Multus (the thick plugin's shim).
@@ -73,6 +80,8 @@ class HostSnapshot:
     multus_config_modified: float | None = None
     boot_id: str | None = None
     boot_id_error: str | None = None
+    boot_time: datetime | None = None
+    boot_time_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +99,8 @@ class Report:
     boot_id: str | None
     binaries: tuple[str, ...]
     conditions: tuple[Condition, ...] = field(default=())
+    #: When the host booted, to the second (by its clock); None when it cannot be read.
+    boot_time: datetime | None = None
 
     #: The agent's view of the host is stale: only a restart of its container (a new mount) helps.
     restart: bool = False
@@ -190,6 +201,22 @@ def _error(exc: OSError | UnicodeDecodeError) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
 
+def read_boot_time(path: Path) -> tuple[datetime | None, str | None]:
+    """(when the host booted, None) from the ``btime`` line of ``path`` (a /proc/stat: seconds since the
+    epoch, by the host's clock now, so a clock step after the boot moves it), or (None, why not)."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, _error(exc)
+    value = next((line.split()[1:] for line in text.splitlines() if line.split()[:1] == ["btime"]), None)
+    if value is None:
+        return None, "it has no btime line"
+    try:
+        return datetime.fromtimestamp(int(value[0]), UTC), None
+    except (IndexError, ValueError, OverflowError, OSError):
+        return None, f"its btime line is not seconds since the epoch: {' '.join(value)!r}"
+
+
 def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapshot:
     """Read the host, read-only. Never raises for what it finds missing: that is what it reports."""
     binaries: tuple[str, ...] = ()
@@ -216,6 +243,7 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
         boot_id_error = None if boot_id else "the file is empty"
     except (OSError, UnicodeDecodeError) as exc:
         boot_id_error = _error(exc)
+    booted, boot_time_error = read_boot_time(layout.on_host(layout.stat_file))
     return HostSnapshot(
         binaries=binaries, bin_dir_error=bin_dir_error, configs=configs, conf_dir_error=conf_dir_error,
         primary_config=primary, primary_exists=primary_exists, primary_error=primary_error,
@@ -225,12 +253,12 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
         # which the daemon sets once, right after it binds (chmod).
         socket_changed=_changed(layout.on_host(layout.multus_socket), "st_ctime"),
         multus_config_modified=_changed(conf_dir / layout.multus_config, "st_mtime"),
-        boot_id=boot_id, boot_id_error=boot_id_error,
+        boot_id=boot_id, boot_id_error=boot_id_error, boot_time=booted, boot_time_error=boot_time_error,
     )
 
 
 def evaluate(snapshot: HostSnapshot, layout: HostLayout) -> Report:
-    """One condition per check, and Ready when every check passed."""
+    """One condition per check, and Ready when every check passed; BootTimeKnown besides."""
     conditions = [
         _binaries(snapshot, layout),
         _config_first(snapshot, layout),
@@ -243,7 +271,8 @@ def evaluate(snapshot: HostSnapshot, layout: HostLayout) -> Report:
         ready = Condition(READY, False, failing[0].reason, "; ".join(c.message for c in failing))
     else:
         ready = Condition(READY, True, "AllChecksPassed", "Multus is installed, configured first and answering")
-    return Report(boot_id=snapshot.boot_id, binaries=snapshot.binaries, conditions=(*conditions, ready),
+    return Report(boot_id=snapshot.boot_id, binaries=snapshot.binaries,
+                  conditions=(*conditions, _boot_time(snapshot, layout), ready), boot_time=snapshot.boot_time,
                   restart=snapshot.socket_dir_removed, ready_since=None if failing else ready_since(snapshot))
 
 
@@ -299,3 +328,12 @@ def _boot_id(s: HostSnapshot, layout: HostLayout) -> Condition:
     if s.boot_id:
         return Condition(BOOT_ID, True, "Read", f"boot id {s.boot_id}")
     return Condition(BOOT_ID, False, "Unreadable", f"cannot read {layout.boot_id_file}: {s.boot_id_error}")
+
+
+def _boot_time(s: HostSnapshot, layout: HostLayout) -> Condition:
+    if s.boot_time is not None:
+        return Condition(BOOT_TIME, True, "Read", f"the host booted at {s.boot_time.isoformat()}")
+    return Condition(BOOT_TIME, False, "Unreadable",
+                     f"cannot read the boot time from {layout.stat_file}: {s.boot_time_error}; Multus readiness "
+                     "does not depend on it, but the pod repair cannot tell pods whose status the kubelet has "
+                     "not rewritten since the boot from the others")

@@ -13,11 +13,14 @@ import sys
 import tempfile
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from webhook.agent.probe import HostLayout
 from webhook.dev.controlplane import ControlPlane, terminate
+from webhook.kube import utcnow
 from webhook.names import AGENT_POD_LABELS, NAMESPACE
 
 MULTUS_CONFIG = '{"cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus-shim"}\n'
@@ -26,15 +29,18 @@ PRIMARY_CONFIG = '{"cniVersion": "1.0.0", "name": "cilium", "plugins": [{"type":
 
 class StandInHost:
     """A directory laid out as a node's /. Short-lived and under the system temp dir, because a unix
-    socket path must fit in 108 bytes."""
+    socket path must fit in 108 bytes. It booted a week before it was made (see ``set_boot_time``)."""
 
     def __init__(self, layout: HostLayout | None = None) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="mw-host-"))
-        self.layout = HostLayout(root=self.root) if layout is None else _rooted(layout, self.root)
+        self.layout = replace(layout or HostLayout(), root=self.root)
         self._daemon: socket.socket | None = None
         self._daemon_thread: threading.Thread | None = None
         for path in (self.layout.cni_bin_dir, self.layout.cni_conf_dir):
             self.path(path).mkdir(parents=True, exist_ok=True)
+        # Earlier than the pod statuses tests write, unless a test sets it: the pod repair waits for the
+        # kubelet to rewrite a status older than the boot.
+        self.set_boot_time(utcnow() - timedelta(days=7))
 
     def path(self, host_path: str) -> Path:
         return self.layout.on_host(host_path)
@@ -59,6 +65,13 @@ class StandInHost:
         target = self.path(self.layout.boot_id_file)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(boot_id + "\n")
+
+    def set_boot_time(self, moment: datetime) -> None:
+        """The host's /proc/stat, as far as the agent reads it: its btime line, in whole seconds."""
+        target = self.path(self.layout.stat_file)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f"cpu  1 0 1 100 0 0 0 0 0 0\nintr 0\nctxt 0\nbtime {int(moment.timestamp())}\n"
+                          "processes 1\nprocs_running 1\nprocs_blocked 0\n")
 
     def start_daemon(self) -> None:
         """Listen on the Multus socket and accept (then drop) every connection, as far as a connect test
@@ -107,13 +120,6 @@ class StandInHost:
     def cleanup(self) -> None:
         self.stop_daemon()
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _rooted(layout: HostLayout, root: Path) -> HostLayout:
-    return HostLayout(root=root, cni_bin_dir=layout.cni_bin_dir, cni_conf_dir=layout.cni_conf_dir,
-                      multus_socket=layout.multus_socket, boot_id_file=layout.boot_id_file,
-                      multus_config=layout.multus_config, multus_binary=layout.multus_binary,
-                      primary_config=layout.primary_config)
 
 
 def _accept_forever(server: socket.socket) -> None:

@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--cni-conf-dir", default=defaults.cni_conf_dir, help="host path (default: %(default)s)")
     a.add_argument("--multus-socket", default=defaults.multus_socket, help="host path (default: %(default)s)")
     a.add_argument("--boot-id-file", default=defaults.boot_id_file, help="host path (default: %(default)s)")
+    a.add_argument("--stat-file", default=defaults.stat_file,
+                   help="host path of the kernel's stat file, whose btime line is the boot time (default: %(default)s)")
     a.add_argument("--multus-config", default=defaults.multus_config,
                    help="the file name Multus writes into the conf dir (default: %(default)s)")
     a.add_argument("--multus-binary", default=defaults.multus_binary,
@@ -45,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     layout = HostLayout(
         root=Path(args.host_root), cni_bin_dir=args.cni_bin_dir, cni_conf_dir=args.cni_conf_dir,
-        multus_socket=args.multus_socket, boot_id_file=args.boot_id_file, multus_config=args.multus_config,
-        multus_binary=args.multus_binary, primary_config=args.primary_cni_config_file or None,
+        multus_socket=args.multus_socket, boot_id_file=args.boot_id_file, stat_file=args.stat_file,
+        multus_config=args.multus_config, multus_binary=args.multus_binary,
+        primary_config=args.primary_cni_config_file or None,
     )
     config = AgentConfig(node=args.node_name, layout=layout, namespace=args.namespace, interval=args.interval,
                          poll_interval=args.poll_interval)

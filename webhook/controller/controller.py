@@ -26,7 +26,7 @@ from webhook.agent import nodestate
 from webhook.cluster.store import AGENT_POD, NODE, NODE_STATE, ClusterStore
 from webhook.controller import decide
 from webhook.controller.lease import LeaderElector, check_timings
-from webhook.controller.repair import NOT_EVICTED, Damage, TokenBucket, damaged
+from webhook.controller.repair import NOT_EVICTED, Damage, TokenBucket, Unwritten, judge
 from webhook.kube import MERGE_PATCH, emit_event, is_status, request, status_message
 from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
 from webhook.names import READY_LABEL
@@ -52,6 +52,16 @@ FORBIDDEN_RETRY = 600.0
 DISRUPTION_RETRY = 30.0
 #: Refusals other than a PodDisruptionBudget's after which a pod is given up for the boot.
 MAX_EVICTION_TRIES = 3
+#: How long a node's repair waits for the kubelet to rewrite the pod statuses left from before the
+#: boot (repair.Unwritten), listing the node's pods again every agent interval meanwhile. The kubelet
+#: rewrites a pod's status when it first syncs the pod after it starts, before it asks for the pod's
+#: sandbox, and the repair begins only once the node is Ready with Multus: at the kubelet's default 50
+#: requests a second a full node takes seconds, at the 5 of kubelets before 1.27 under a minute. A
+#: status still not rewritten after minutes is one the kubelet does not send (it does not sync that
+#: pod, or the apiserver refuses the status): those pods are left alone, never evicted.
+REWRITE_PATIENCE = 300.0
+#: How many pods a log line names.
+NAMED_PODS = 10
 #: The verdict's reason when the apiserver holds another MultusNodeState than the store (_confirm_stale).
 NODE_STATE_BEHIND = "NodeStateBehind"
 
@@ -65,7 +75,8 @@ def default_identity() -> str:
 class ControllerConfig:
     namespace: str = nodestate.NAMESPACE
     #: The agents' --interval: a heartbeat that stays the same for three of them (as this controller
-    #: observes it, on its own clock) is stale.
+    #: observes it, on its own clock) is stale. A repair waiting for the kubelet to rewrite pod statuses
+    #: from before the boot lists the node's pods again after one.
     agent_interval: float = 10.0
     lease_name: str = "multus-webhook-controller"
     lease_namespace: str = nodestate.NAMESPACE
@@ -92,8 +103,9 @@ class NodeRepair:
 
     boot: str
     #: The damage the node's pods showed, still to be dealt with; None until they are listed (again,
-    #: after a deletion found a pod changed since). Kept between looks, so that a repair waiting for
-    #: the rate limit lists the node's pods once, not at every look.
+    #: after a deletion found a pod changed since, or while pod statuses from before the boot are
+    #: waited for). Kept between looks, so that a repair waiting for the rate limit lists the node's
+    #: pods once, not at every look.
     todo: deque[Damage] | None = None
     #: Pods (by uid) reported as damaged but left alone: one Event each, also when listed again.
     reported: set[str] = field(default_factory=set)
@@ -105,6 +117,11 @@ class NodeRepair:
     refused: int = 0
     waits: int = 0
     failures: dict[str, int] = field(default_factory=dict)
+    #: When the pods were last listed (monotonic), and which of them carried a status the kubelet had
+    #: not rewritten since the boot; when such pods were first seen (None: not yet).
+    listed: float = 0.0
+    unwritten: list[Unwritten] = field(default_factory=list)
+    unwritten_since: float | None = None
 
     @property
     def done(self) -> bool:
@@ -271,7 +288,7 @@ class Controller:
         job = self.repairs.get(name)
         if job is None or job.boot != boot:
             job = self.repairs[name] = NodeRepair(boot)
-        wait = self.repair(node, job, decide.first_ready_time(node, state), now)
+        wait = self.repair(node, job, decide.first_ready_time(node, state), decide.boot_time(node, state), now)
         return min((t for t in (again, wait) if t is not None), default=None)
 
     def _confirm_stale(self, state: Mapping[str, Any], verdict: decide.Verdict) -> decide.Verdict:
@@ -353,20 +370,28 @@ class Controller:
                   "node labels are kept meanwhile", status_message(exc), FORBIDDEN_RETRY)
 
     def repair(self, node: Mapping[str, Any], job: NodeRepair, multus_ready_since: datetime | None,
-               now: float) -> float | None:
+               booted: datetime | None, now: float) -> float | None:
         """Evict the damaged pods a controller will recreate; report the others. The seconds after
-        which to carry on while deletions wait (for the rate limit, or after a refusal), None when the
+        which to carry on while deletions wait (for the rate limit, or after a refusal) or pods whose
+        status the kubelet has not rewritten since the node ``booted`` wait (_unwritten), None when the
         node is done on this boot."""
         if job.done:
             return None
         if now < job.not_before:
             return job.not_before - now
+        name = node["metadata"]["name"]
         if job.todo is None:
-            name = node["metadata"]["name"]
             pods = request(self.api, "GET", "/api/v1/pods",
                            query=[("fieldSelector", f"spec.nodeName={name}")])["items"]
             job.reported &= {p["metadata"].get("uid") for p in pods}  # pods gone need no memory
-            job.todo = deque(damaged(pods, multus_ready_since, self.config.multus_namespace))
+            damaged, job.unwritten = judge(pods, multus_ready_since, booted, self.config.multus_namespace)
+            # A pod given up on this boot stays given up (its Event said so) when the pods are listed again.
+            job.todo = deque(d for d in damaged if job.failures.get(d.uid, 0) < MAX_EVICTION_TRIES)
+            job.listed = now
+            if job.unwritten and job.unwritten_since is None:
+                job.unwritten_since = now
+                log.info("node %s: the kubelet has not rewritten the status of %s since the node booted; they "
+                         "are judged once it has (for up to %.0fs)", name, _named(job.unwritten), REWRITE_PATIENCE)
         while job.todo:
             d = job.todo[0]
             kept = "no controller would recreate it" if d.owner is None else NOT_EVICTED.get(d.owner.split("/")[0])
@@ -397,7 +422,28 @@ class Controller:
                 continue
             job.todo.popleft()
             job.refused = 0
+        if job.unwritten:
+            wait = self._unwritten(name, job, now)
+            if wait is not None:
+                return wait
         job.reported.clear()  # done: this boot lists no pods again
+        return None
+
+    def _unwritten(self, name: str, job: NodeRepair, now: float) -> float | None:
+        """When some of the node's pods carried a status from before the boot at the last list: the
+        seconds until the pods are listed again, an agent interval after that list (heartbeats bring a
+        look at the node that often anyway), so that those pods are judged once the kubelet has
+        rewritten their status; at most one list per node and interval. None once REWRITE_PATIENCE has
+        passed since such pods were first seen: they are given up for the boot, never evicted."""
+        waited = now - (now if job.unwritten_since is None else job.unwritten_since)
+        if waited < REWRITE_PATIENCE:
+            job.todo = None
+            job.not_before = job.listed + self.config.agent_interval
+            return max(0.0, job.not_before - now)
+        log.warning("node %s: the kubelet has not rewritten the status of %s since the node booted, %.0fs after "
+                    "the repair first found it so; they are not judged on this boot (one that lacks its networks "
+                    "gets them back when deleted)", name, _named(job.unwritten), waited)
+        job.unwritten = []
         return None
 
     def _not_evicted(self, job: NodeRepair, d: Damage, exc: ApiException, now: float) -> float | None:
@@ -472,6 +518,13 @@ def _uid_refused(exc: Exception) -> bool:
         return any(isinstance(c, dict) and c.get("field") == "metadata.uid" for c in causes)
     except (TypeError, ValueError, KeyError):
         return False
+
+
+def _named(pods: list[Unwritten]) -> str:
+    """The pods, as a log line names them: the first NAMED_PODS, and how many more."""
+    names = ", ".join(f"{p.namespace}/{p.name}" for p in pods[:NAMED_PODS])
+    more = len(pods) - NAMED_PODS
+    return f"pod {names}" if len(pods) == 1 else f"pods {names}" + (f" and {more} more" if more > 0 else "")
 
 
 def _pod(d: Damage) -> dict[str, Any]:

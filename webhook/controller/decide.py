@@ -156,6 +156,17 @@ def first_ready_time(node: Mapping[str, Any], state: Mapping[str, Any] | None) -
     return parse_time(_get(state, "status", "firstReadyTime"))
 
 
+def boot_time(node: Mapping[str, Any], state: Mapping[str, Any] | None) -> datetime | None:
+    """When the node's current boot began, as its agent read it with the boot id (the node's clock, as
+    the pods' condition times); None when the status is about another boot or carries no boot time (an
+    agent that could not read it, or did not report it): the repair then cannot tell a pod status the
+    kubelet has not rewritten since the boot (see webhook.controller.repair)."""
+    boot = node_boot_id(node)
+    if boot is None or _get(state, "status", "bootID") != boot:
+        return None
+    return parse_time(_get(state, "status", "bootTime"))
+
+
 #: What a node's last look saw: its Node and MultusNodeState objects, its agent pods, and when it
 #: must be looked at again though none of them changes (a monotonic time: its heartbeat goes stale,
 #: or work left waits for it; None: only a change of one of them matters).

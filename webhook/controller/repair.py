@@ -15,7 +15,20 @@ by an older agent) sandbox age is not judged at all.
 
 The kubelet writes condition times in whole seconds, so the two are compared by the second: a
 sandbox made in the second Multus became ready counts as made after it (it is not deleted: a pod
-wrongly kept lacks networks, a pod wrongly deleted is an outage of a healthy pod)."""
+wrongly kept lacks networks, a pod wrongly deleted is an outage of a healthy pod).
+
+After a reboot the kubelet rewrites each pod's status when it first syncs the pod (it records
+PodReadyToStartContainers False before it asks for a new sandbox), but with many pods, or a kubelet
+slow to send statuses, that can come after Multus is ready. Until then the status is the previous
+boot's: its sandbox condition is True for a sandbox that is gone. So is the network-status, which
+Multus writes when it wires a sandbox: it describes that old sandbox (or a new one whose status has
+not been sent yet); either way it says nothing about the pod on this boot, neither that networks
+are missing nor that they are there. A pod whose sandbox condition dates from before the node's
+boot (the MultusNodeState's bootTime, the host's btime) is therefore neither damaged nor fine: it
+is judged again once its status has been rewritten (see Controller.repair). By the second again:
+btime is rounded down, as the kubelet's times are, so no time written on this boot falls in an
+earlier second. status.startTime, which the kubelet keeps across reboots, cannot tell: a pod judged
+by it is judged as before, and so is every pod when no boot time is known (an older agent)."""
 
 from __future__ import annotations
 
@@ -56,6 +69,14 @@ class Damage:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Unwritten:
+    """A pod whose status the kubelet has not rewritten since the node booted: judged again later."""
+
+    namespace: str
+    name: str
+
+
 def sandbox_time(pod: Mapping[str, Any]) -> datetime | None:
     """When the pod's current sandbox was made, approximately; None when it has none (yet), or its
     status does not tell. A condition that is not True says nothing of a sandbox's time: a Pending
@@ -63,6 +84,11 @@ def sandbox_time(pod: Mapping[str, Any]) -> datetime | None:
     sandbox exists. Where the kubelet does not set that condition, a Running pod whose containers are
     not ready has a sandbox of unknown age: status.startTime stands for it, which the kubelet keeps
     across reboots, so it errs towards repairing."""
+    return _sandbox(pod)[0]
+
+
+def _sandbox(pod: Mapping[str, Any]) -> tuple[datetime | None, bool]:
+    """sandbox_time, and whether a condition told it (False: status.startTime stood for it)."""
     status = pod.get("status") or {}
     conditions = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, Mapping)}
     for kind in SANDBOX_CONDITIONS:
@@ -70,10 +96,15 @@ def sandbox_time(pod: Mapping[str, Any]) -> datetime | None:
         if condition is None:
             continue
         if condition.get("status") == "True":
-            return parse_time(condition.get("lastTransitionTime"))
+            return parse_time(condition.get("lastTransitionTime")), True
         if kind == SANDBOX_CONDITIONS[0]:  # the kubelet reports on the sandbox: there is none now
-            return None
-    return parse_time(status.get("startTime")) if status.get("phase") == "Running" else None
+            return None, True
+    return (parse_time(status.get("startTime")) if status.get("phase") == "Running" else None), False
+
+
+def _earlier(moment: datetime, than: datetime) -> bool:
+    """Whether ``moment`` is in an earlier second than ``than`` (the kubelet's times are whole seconds)."""
+    return moment.replace(microsecond=0) < than.replace(microsecond=0)
 
 
 def recreating_owner(pod: Mapping[str, Any]) -> str | None:
@@ -110,10 +141,13 @@ def missing_networks(pod: Mapping[str, Any], multus_namespace: str = DEFAULT_MUL
 
 
 def damage(pod: Mapping[str, Any], multus_ready_since: datetime | None,
-           multus_namespace: str = DEFAULT_MULTUS_NAMESPACE) -> Damage | None:
+           multus_namespace: str = DEFAULT_MULTUS_NAMESPACE,
+           booted: datetime | None = None) -> Damage | Unwritten | None:
     """Why ``pod`` lacks its networks on this boot, or None when it has them, asked for none or has no
-    sandbox yet. ``multus_ready_since``: when Multus first became ready on this boot, None when unknown;
-    ``multus_namespace``: the policy's multusNamespace."""
+    sandbox yet; Unwritten when its status was not rewritten since the node booted, so that it does not
+    tell yet. ``multus_ready_since``: when Multus first became ready on this boot, None when unknown;
+    ``multus_namespace``: the policy's multusNamespace; ``booted``: when the node booted, None when
+    unknown."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
@@ -121,13 +155,16 @@ def damage(pod: Mapping[str, Any], multus_ready_since: datetime | None,
         return None
     if not network_references(meta.get("annotations") or {}, meta.get("namespace") or "default"):
         return None
-    made = sandbox_time(pod)
+    made, told = _sandbox(pod)
     if made is None:  # no sandbox (yet): nothing was wired, so nothing can be missing
         return None
+    if told and booted is not None and _earlier(made, booted):
+        # Before the networks are looked at: the network-status may describe the sandbox that is gone too.
+        return Unwritten(meta.get("namespace", ""), meta.get("name", ""))
     missing = missing_networks(pod, multus_namespace)
     if missing:
         reason = f"its network-status lacks {', '.join(missing)}"
-    elif multus_ready_since is not None and made.replace(microsecond=0) < multus_ready_since.replace(microsecond=0):
+    elif multus_ready_since is not None and _earlier(made, multus_ready_since):
         reason = (f"its sandbox dates from {made.isoformat()}, before Multus became ready on this boot "
                   f"({multus_ready_since.isoformat()}): its network-status is left over from an earlier sandbox")
     else:
@@ -136,9 +173,18 @@ def damage(pod: Mapping[str, Any], multus_ready_since: datetime | None,
                   recreating_owner(pod), reason)
 
 
-def damaged(pods: Iterable[Mapping[str, Any]], multus_ready_since: datetime | None,
-            multus_namespace: str = DEFAULT_MULTUS_NAMESPACE) -> list[Damage]:
-    return [d for d in (damage(p, multus_ready_since, multus_namespace) for p in pods) if d is not None]
+def judge(pods: Iterable[Mapping[str, Any]], multus_ready_since: datetime | None, booted: datetime | None,
+          multus_namespace: str = DEFAULT_MULTUS_NAMESPACE) -> tuple[list[Damage], list[Unwritten]]:
+    """The damaged pods among ``pods``, and those whose status does not tell yet (see ``damage``)."""
+    damaged: list[Damage] = []
+    unwritten: list[Unwritten] = []
+    for pod in pods:
+        verdict = damage(pod, multus_ready_since, multus_namespace, booted)
+        if isinstance(verdict, Damage):
+            damaged.append(verdict)
+        elif verdict is not None:
+            unwritten.append(verdict)
+    return damaged, unwritten
 
 
 class TokenBucket:
