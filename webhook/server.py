@@ -25,7 +25,7 @@ from webhook.admission.handlers import VALIDATED_KINDS, AdmissionContext, Handle
 from webhook.admission.response import Response, allowed, denied, errored, to_review
 from webhook.admission.review import AdmissionRequest, AdmissionReview
 from webhook.heap import freeze_long_lived
-from webhook.tls import ReloadingTLS, has_verified_peer
+from webhook.tls import ReloadingTLS, common_names, has_verified_peer
 
 # orjson parses an AdmissionReview in a third of the time of the json module (12 us against 40 us for
 # a 3 KiB pod, about 7% of a pod review's whole cost) and writes the answer faster too.
@@ -102,6 +102,13 @@ class Metrics:
             "multus_webhook_unauthenticated_requests",
             "Admission requests refused (401) because the connection presented no client certificate "
             "while --client-ca is set: an apiserver that does not present one fails every call.",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.forbidden = Counter(
+            "multus_webhook_forbidden_requests",
+            "Admission requests refused (403) because the client certificate's Common Name is not one of "
+            "--client-name: a client the client CA signed that is not the apiserver.",
             ["endpoint"],
             registry=self.registry,
         )
@@ -191,6 +198,14 @@ def _no_client_certificate(endpoint: str) -> web.Response:
                               "message": message, "reason": "Unauthorized", "code": 401}, status=401)
 
 
+def _not_a_client_name(endpoint: str, presented: list[str], allowed: frozenset[str]) -> web.Response:
+    message = (f"multus-webhook answers {endpoint} only to clients whose certificate has one of the Common Names "
+               f"of its --client-name ({', '.join(sorted(allowed))}), and this one has "
+               f"{', '.join(repr(n) for n in presented) if presented else 'none'}")
+    return web.json_response({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+                              "message": message, "reason": "Forbidden", "code": 403}, status=403)
+
+
 @functools.lru_cache(maxsize=64)
 def go_duration(text: str) -> float | None:
     """Seconds in a Go duration such as the apiserver's ?timeout=5s, or None when it is not one."""
@@ -245,9 +260,11 @@ async def read_body(request: web.Request, seconds: float) -> bytes:
     return bytes(body)
 
 
-def admission_endpoint(handler: Handler, *, mutating: bool, client_certificates: bool = False
+def admission_endpoint(handler: Handler, *, mutating: bool, client_certificates: bool = False,
+                       client_names: frozenset[str] = frozenset(),
                        ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """``client_certificates``: answer only connections that presented a (verified) client certificate."""
+    """``client_certificates``: answer only connections that presented a (verified) client certificate,
+    and when ``client_names`` has any, one with one of those Common Names."""
     endpoint = "/mutate" if mutating else "/validate"
 
     def reply(state: ServerState, req: AdmissionRequest, response: Response, started: float) -> web.Response:
@@ -265,10 +282,14 @@ def admission_endpoint(handler: Handler, *, mutating: bool, client_certificates:
 
     async def serve(request: web.Request) -> web.StreamResponse:
         state = request.app[STATE_KEY]
-        if client_certificates and not has_verified_peer(
-                request.transport.get_extra_info("peercert") if request.transport is not None else None):
-            state.metrics.unauthenticated.labels(endpoint).inc()
-            return _no_client_certificate(endpoint)
+        if client_certificates:
+            peer = request.transport.get_extra_info("peercert") if request.transport is not None else None
+            if not has_verified_peer(peer):
+                state.metrics.unauthenticated.labels(endpoint).inc()
+                return _no_client_certificate(endpoint)
+            if client_names and client_names.isdisjoint(presented := common_names(peer)):
+                state.metrics.forbidden.labels(endpoint).inc()
+                return _not_a_client_name(endpoint, presented, client_names)
         due, timeout = answer_by(request, state)
         if request.content_type != "application/json":
             return _bad_request(415, f"Content-Type must be application/json, not {request.content_type!r}")
@@ -432,16 +453,18 @@ class Connection(asyncio.Protocol):
         self.handler.force_close()
 
 
-def make_app(state: ServerState, *, client_certificates: bool = False) -> web.Application:
+def make_app(state: ServerState, *, client_certificates: bool = False,
+             client_names: frozenset[str] = frozenset()) -> web.Application:
     """``client_certificates`` (with --client-ca): /validate and /mutate answer only connections that
-    presented a client certificate. /healthz, /readyz and /metrics stay open: the kubelet's probes
-    present none, and the metrics are counts with no object in them (a scraper would need a
-    certificate from the apiserver's client CA otherwise)."""
+    presented a client certificate, with one of ``client_names`` (--client-name) when given. /healthz,
+    /readyz and /metrics stay open: the kubelet's probes present none, and the metrics are counts with
+    no object in them (a scraper would need a certificate from the apiserver's client CA otherwise)."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[head_deadline, no_tracebacks])
     app[STATE_KEY] = state
-    app.router.add_post("/validate", admission_endpoint(validate, mutating=False,
-                                                        client_certificates=client_certificates))
-    app.router.add_post("/mutate", admission_endpoint(mutate, mutating=True, client_certificates=client_certificates))
+    for path, handler, mutating in (("/validate", validate, False), ("/mutate", mutate, True)):
+        endpoint = admission_endpoint(handler, mutating=mutating, client_certificates=client_certificates,
+                                      client_names=client_names)
+        app.router.add_post(path, endpoint)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -460,6 +483,7 @@ async def serve_forever(
     host: str = "",
     port: int = 8443,
     client_ca: Path | None = None,
+    client_names: frozenset[str] = frozenset(),
     shutdown_timeout: float = 15.0,
     idle_timeout: float = IDLE_TIMEOUT,
     started: Callable[[], Any] | None = None,
@@ -472,8 +496,8 @@ async def serve_forever(
     freeze_long_lived()
     tls = ReloadingTLS(cert_dir, client_ca)
     state.metrics.registry.register(TLSMetrics(tls))
-    runner = web.AppRunner(make_app(state, client_certificates=client_ca is not None), access_log=None,
-                           shutdown_timeout=shutdown_timeout, keepalive_timeout=KEEPALIVE_TIMEOUT)
+    app = make_app(state, client_certificates=client_ca is not None, client_names=client_names)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout, keepalive_timeout=KEEPALIVE_TIMEOUT)
     await runner.setup()
     protocol = runner.server
     assert protocol is not None  # set by setup()

@@ -8,7 +8,9 @@ loaded, so the previous certificate keeps being served until the pair is whole a
 With a client CA, a client certificate is asked for but not required at the TLS layer: the kubelet's
 HTTPS probes present none, and a handshake that requires one would fail them, so a pod never became
 Ready. A certificate that is presented must chain to the CA (the handshake fails otherwise); the
-server then requires one on the admission endpoints only (``has_verified_peer``).
+server then requires one on the admission endpoints only (``has_verified_peer``), and with
+--client-name one of those Common Names (``common_names``): a client CA is often the cluster's, which
+signs every kubelet's and many users' certificates too.
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ def has_verified_peer(peercert: object) -> bool:
     chained to the client CA. With CERT_OPTIONAL OpenSSL fails the handshake on one that does not, so
     any certificate that got this far was verified; without one, getpeercert() gives None (or {})."""
     return isinstance(peercert, dict) and bool(peercert)
+
+
+def common_names(peercert: object) -> list[str]:
+    """The Common Names in the subject of a verified ``peercert`` (getpeercert()'s dict form)."""
+    subject = peercert.get("subject") if isinstance(peercert, dict) else None
+    return [value for rdn in subject or () for key, value in rdn if key == "commonName"]
 
 
 class ReloadingTLS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
 import json
 import os
@@ -363,6 +364,20 @@ def kubelet_probe(server: WebhookServer, path: str) -> int:
         conn.close()
 
 
+def post_as(server: WebhookServer, certs_dir: Path, cert: str | None, path: str = "/validate") -> tuple[int, bytes]:
+    """POST a review to ``path``, presenting the client certificate ``certs_dir``/``cert``.crt (none: None)."""
+    ctx = ssl.create_default_context(cafile=str(server.ca_file))
+    if cert:
+        ctx.load_cert_chain(certs_dir / f"{cert}.crt", certs_dir / f"{cert}.key")
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ctx, timeout=10)
+    try:
+        conn.request("POST", path, body=json.dumps(review()).encode(), headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
 def test_client_ca_guards_admission_and_leaves_the_probes_open(tmp_path: Path) -> None:
     client_ca = certs.new_ca("apiserver-clients")
     (tmp_path / "client-ca.crt").write_bytes(client_ca.cert_pem)
@@ -375,20 +390,7 @@ def test_client_ca_guards_admission_and_leaves_the_probes_open(tmp_path: Path) -
 
     # No client certificate for the start-up probe either: the Deployment's probes have none.
     with WebhookServer(tmp_path, ["--client-ca", str(tmp_path / "client-ca.crt")]) as server:
-
-        def post(cert: str | None, path: str = "/validate") -> tuple[int, bytes]:
-            ctx = ssl.create_default_context(cafile=str(server.ca_file))
-            if cert:
-                ctx.load_cert_chain(tmp_path / f"{cert}.crt", tmp_path / f"{cert}.key")
-            conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ctx, timeout=10)
-            try:
-                conn.request("POST", path, body=json.dumps(review()).encode(),
-                             headers={"Content-Type": "application/json"})
-                resp = conn.getresponse()
-                return resp.status, resp.read()
-            finally:
-                conn.close()
-
+        post = functools.partial(post_as, server, tmp_path)
         for path in ("/validate", "/mutate"):
             status, body = post("client", path)
             assert status == 200, body
@@ -409,3 +411,29 @@ def test_client_ca_guards_admission_and_leaves_the_probes_open(tmp_path: Path) -
         metrics = Client(server).request("GET", "/metrics")[1].decode()
         assert 'multus_webhook_unauthenticated_requests_total{endpoint="/validate"} 1.0' in metrics
         assert 'multus_webhook_unauthenticated_requests_total{endpoint="/mutate"} 1.0' in metrics
+
+
+def test_client_name_admits_only_certificates_with_that_common_name(tmp_path: Path) -> None:
+    # The apiserver's client CA is often the cluster CA, which signs every kubelet's certificate too.
+    client_ca = certs.new_ca("cluster-ca")
+    (tmp_path / "client-ca.crt").write_bytes(client_ca.cert_pem)
+    for name in ("kube-apiserver", "system:node:worker-1"):
+        pair = certs.issue(client_ca, name, client=True)
+        (tmp_path / f"{name}.crt").write_bytes(pair.cert_pem)
+        (tmp_path / f"{name}.key").write_bytes(pair.key_pem)
+    args = ["--client-ca", str(tmp_path / "client-ca.crt"), "--client-name", "admission-client, kube-apiserver"]
+    with WebhookServer(tmp_path, args) as server:
+        post = functools.partial(post_as, server, tmp_path)
+        for path in ("/validate", "/mutate"):
+            status, body = post("kube-apiserver", path)
+            assert status == 200, body
+            assert json.loads(body)["response"]["allowed"] is True
+            status, body = post("system:node:worker-1", path)
+            assert status == 403
+            assert json.loads(body) == {
+                "apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "code": 403,
+                "reason": "Forbidden", "message": f"multus-webhook answers {path} only to clients whose certificate "
+                "has one of the Common Names of its --client-name (admission-client, kube-apiserver), and this one "
+                "has 'system:node:worker-1'"}
+        metrics = Client(server).request("GET", "/metrics")[1].decode()
+        assert 'multus_webhook_forbidden_requests_total{endpoint="/validate"} 1.0' in metrics

@@ -214,7 +214,8 @@ def test_serve_refuses_certificate_files_it_cannot_use_with_a_message_not_a_trac
     (garbage / "tls.key").write_bytes((good / "tls.key").read_bytes())
     for cert_dir, extra, said in ((mismatched, [], f"cannot use {mismatched}/tls.crt with {mismatched}/tls.key"),
                                   (garbage, [], f"cannot use {garbage}/tls.crt"),
-                                  (good, ["--client-ca", str(tmp_path / "absent.crt")], "--client-ca")):
+                                  (good, ["--client-ca", str(tmp_path / "absent.crt")], "--client-ca"),
+                                  (good, ["--client-name", "kube-apiserver"], "--client-name needs --client-ca")):
         assert main(["serve", "--cert-dir", str(cert_dir), "--port", "0", *extra]) == 2
         err = capsys.readouterr().err
         assert said in err

@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--cert-dir", default="certs", help="directory holding tls.crt and tls.key (reloaded on change)")
     s.add_argument("--client-ca", help="answer /validate and /mutate only to clients presenting a certificate signed "
                                        "by this CA bundle (the apiserver's); /healthz, /readyz, /metrics stay open")
+    s.add_argument("--client-name", action="append", default=[], metavar="NAME",
+                   help="with --client-ca: answer only client certificates with this Common Name (repeatable or "
+                        "comma-separated; default: any the CA signed, which for a cluster CA is every kubelet too)")
     s.add_argument("--cluster-state", action="append", metavar="FILE",
                    help="standalone mode: YAML/JSON objects standing for the cluster (repeatable)")
     s.add_argument("--kubeconfig", metavar="FILE",
@@ -150,6 +153,11 @@ def run(args: argparse.Namespace) -> int:
     if args.cluster_state and args.kubeconfig:
         print("multus-webhook serve: give --cluster-state or --kubeconfig, not both", file=sys.stderr)
         return 2
+    client_names = frozenset(n.strip() for arg in args.client_name for n in arg.split(",") if n.strip())
+    if client_names and not args.client_ca:
+        print("multus-webhook serve: --client-name needs --client-ca (the CA that signs the names' certificates)",
+              file=sys.stderr)
+        return 2
     live: LiveClusterView | None = None
     api: Any = None
     try:
@@ -220,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve_forever(
             state, cert_dir=Path(args.cert_dir), host=args.host, port=args.port, idle_timeout=args.idle_timeout,
-            client_ca=Path(args.client_ca) if args.client_ca else None,
+            client_ca=Path(args.client_ca) if args.client_ca else None, client_names=client_names,
             background=[functools.partial(certificates.run, interval=dt.timedelta(seconds=args.cert_check_interval))]
             if certificates is not None else [],
         ))
