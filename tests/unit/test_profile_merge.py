@@ -31,7 +31,8 @@ def test_empty_annotation_gets_the_profile() -> None:
 
 
 def test_profile_elements_are_appended_after_the_users() -> None:
-    assert merge(" x , y@data0 ", [{"name": "a"}]) == "x,y@data0,a"
+    # The pod's own value stays character for character; the profile's elements follow it.
+    assert merge(" x , y@data0 ", [{"name": "a"}]) == " x , y@data0 ,a"
 
 
 def test_nothing_to_add_returns_the_same_object() -> None:
@@ -50,8 +51,15 @@ def test_same_network_on_another_interface_is_another_attachment() -> None:
     assert merge("a@data0", [{"name": "a"}]) == "a@data0,a"
 
 
-def test_duplicates_within_the_profile_are_added_once() -> None:
-    assert merge(None, [{"name": "a"}, {"name": "a", "namespace": "team"}]) == "a"
+def test_a_network_the_profile_names_twice_is_attached_twice_as_multus_would() -> None:
+    # Two VFs from one SR-IOV NAD: Multus makes one attachment per element, so does the merge.
+    assert merge(None, [{"name": "a"}, {"name": "a"}]) == "a,a"
+    # A pod that has one of them gets the other; one that has both gets nothing (idempotent).
+    assert merge("a", [{"name": "a"}, {"name": "a"}]) == "a,a"
+    existing = "a,a"
+    assert merge(existing, [{"name": "a"}, {"name": "a"}]) is existing
+    # The pod's own duplicates cover only as many of the profile's.
+    assert merge("a,a", [{"name": "a"}]) == "a,a"
 
 
 def test_json_form_when_an_element_needs_it() -> None:

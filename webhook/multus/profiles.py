@@ -1,11 +1,13 @@
 """Merging a NetworkProfile's networks into a pod's ``k8s.v1.cni.cncf.io/networks`` annotation.
 
 Pure: the /mutate handler decides when to call it and turns a changed value into a patch. The merge
-adds, never edits: the pod's own elements stay as written, a profile element the pod already has (same
-namespace, name and interface, namespaces resolved against the pod's) is not added again, and a
-profile element that would take an interface name the pod's own elements use is an error naming both,
-since two attachments with one name make the second CNI ADD fail. The result is idempotent, which the
-apiserver's ``reinvocationPolicy: IfNeeded`` requires.
+adds, never edits: the pod's own elements stay as written, character for character, and a profile
+element the pod already has (same namespace, name and interface, namespaces resolved against the
+pod's) is not added again. The lists count as multisets, as Multus reads them: a profile naming one
+network twice (two SR-IOV VFs from one NAD) gives the pod two attachments, and a pod that has one of
+them gets the other. A profile element that would take an interface name the pod's own elements use
+is an error naming both, since two attachments with one name make the second CNI ADD fail. The result
+is idempotent, which the apiserver's ``reinvocationPolicy: IfNeeded`` requires.
 """
 
 from __future__ import annotations
@@ -101,16 +103,18 @@ def merge_profile_networks(
         raise ProfileMergeError(problem.field, f"{problem.message}; the profile was not applied")
 
     own = user.selections if user is not None else ()
-    mine = {s.key: (j, s) for j, s in reversed(list(enumerate(own)))}
-    seen = set(mine)
+    # The pod's elements not yet matched to a profile element, by key, first written first.
+    unmatched: dict[Any, list[int]] = {}
+    for j, s in enumerate(own):
+        unmatched.setdefault(s.key, []).append(j)
     added: list[tuple[int, NetworkSelection]] = []
     for i, selection in enumerate(profile.selections):
-        if selection.key not in seen:
-            seen.add(selection.key)
+        if not unmatched.get(selection.key):
             added.append((i, selection))
-        elif notes is not None and selection.key in mine:
-            j, written = mine[selection.key]
-            options = _other_options(selection, written)
+            continue
+        j = unmatched[selection.key].pop(0)
+        if notes is not None:
+            options = _other_options(selection, own[j])
             if options:
                 notes.append(f"{profile_label}[{i}] ({selection.describe()}) is the pod's own element "
                              f"{NETWORKS_ANNOTATION}[{j}], which is kept as written: what the profile sets for "
@@ -123,7 +127,8 @@ def merge_profile_networks(
     # The pod's own form is kept: the short form only when the pod wrote it (or nothing) and every
     # element fits it.
     if (user is None or user.form != "json") and all(fits_text_form(s) for s in merged):
-        return ",".join(to_text_item(s) for s in merged)
+        new = ",".join(to_text_item(s) for _, s in added)
+        return f"{existing},{new}" if existing is not None and existing.strip() else new
     kept: list[Any] = (
         list(user.raw) if user is not None and user.form == "json" else [to_json_element(s) for s in own]
     )
