@@ -107,6 +107,20 @@ def test_pod_naming_a_missing_nad_is_refused(cluster: ControlPlane, ns: str) -> 
     assert "[pod-networks-nad-exists]" in result.stderr
 
 
+def test_each_warning_reaches_kubectl_whole(cluster: ControlPlane, ns: str) -> None:
+    # Two elements with the same mistake: warnings that share their text past the element's index. The
+    # apiserver records a warning text once per request, and drops one holding a control character.
+    networks = json.dumps([{"name": "data", "interface": "d0", "ip": "10.30.0.5"},
+                           {"name": "data", "interface": "d1", "ip": "10.30.0.6"},
+                           {"name": "data", "interface": "d2", "i\tp": "10.30.0.7"}])
+    result = apply(cluster, pod("warned", ns, annotations={"k8s.v1.cni.cncf.io/networks": networks}),
+                   extra=("--dry-run=server",))
+    warnings = [line.removeprefix("Warning: ") for line in result.stderr.splitlines()]
+    for i, key in ((0, "ip"), (1, "ip"), (2, "i\\x09p")):
+        assert any(w.startswith(f"k8s.v1.cni.cncf.io/networks[{i}].{key} is not a field Multus reads")
+                   and w.endswith("[pod-networks-field-names]") for w in warnings), (i, result.stderr)
+
+
 def test_pod_with_a_missing_profile_is_refused(cluster: ControlPlane, ns: str) -> None:
     result = apply(cluster, pod("p", ns, labels={"multus-webhook.io/network-profile": "absent"}), check=False)
     assert result.returncode == 1

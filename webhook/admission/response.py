@@ -4,7 +4,6 @@ Allowed / Denied / Patched / Errored helpers)."""
 from __future__ import annotations
 
 import base64
-import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -12,11 +11,13 @@ from typing import Any
 import orjson
 
 from webhook.admission.review import API_VERSION
+from webhook.text import printable
 
-# kubectl prints each warning on a line of its own; the apiserver asks for each to stay under 120
-# characters and truncates past 4096 in total.
-WARNING_WIDTH = 119
+# The apiserver keeps 4096 characters of warnings per request in all (from every webhook), and past
+# that cuts each to 256; a message is kept whole while it fits under the first limit, and one so long
+# that it would not fit (a huge key quoted) is cut by us, where it says so.
 WARNINGS_TOTAL = 4000
+WARNING_LONGEST = 1000
 
 
 @dataclass(frozen=True)
@@ -50,22 +51,26 @@ def errored(message: str, code: int = 400) -> Response:
 
 
 def fit_warnings(warnings: Iterable[str]) -> list[str]:
-    """Wrap each warning into lines under 120 characters (nothing is cut from a message) and stop
-    before the apiserver's total limit, saying how many were left out."""
-    lines: list[str] = []
+    """One warning per message, never split: the apiserver records a warning text once per request
+    (a line two wrapped messages share was dropped from the second, cutting it short) and drops a
+    warning with a control character in it, so those are escaped. Stops before the apiserver's total
+    limit, saying how many were left out."""
+    fitted: list[str] = []
     total = 0
-    pending = [line for w in warnings for line in _wrap(w)]
-    for i, line in enumerate(pending):
-        if total + len(line) > WARNINGS_TOTAL:
-            lines.append(f"... {len(pending) - i} more warning line(s) left out")
+    pending = list(dict.fromkeys(_shortened(printable(w)) for w in warnings))
+    for i, warning in enumerate(pending):
+        if total + len(warning) > WARNINGS_TOTAL:
+            fitted.append(f"... {len(pending) - i} more warning(s) left out")
             break
-        lines.append(line)
-        total += len(line)
-    return lines
+        fitted.append(warning)
+        total += len(warning)
+    return fitted
 
 
-def _wrap(warning: str) -> list[str]:
-    return textwrap.wrap(warning, WARNING_WIDTH, subsequent_indent="  ", break_on_hyphens=False) or [""]
+def _shortened(warning: str) -> str:
+    if len(warning) <= WARNING_LONGEST:
+        return warning
+    return f"{warning[:WARNING_LONGEST - 40]} ... ({len(warning) - WARNING_LONGEST + 40} characters cut)"
 
 
 def to_review(uid: str, response: Response, *, mutating: bool) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from webhook.check.inputs import Input
 from webhook.check.run import Report, Result
 from webhook.documents import STDIN
 from webhook.rules import Finding, Rule, Severity, registered
+from webhook.text import escaped, printable
 
 TOOL = "multus-webhook"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -51,24 +52,6 @@ def _summary_line(report: Report) -> str:
             f"{s['deny']} denied; {s['skipped']} skipped")
 
 
-def _escaped(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    if 0xDC80 <= code <= 0xDCFF:
-        # surrogateescape: the byte 0x80-0xff of a file name that is not UTF-8.
-        code -= 0xDC00
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
-
-
-# Control characters but tab, and surrogates. Messages quote user input: a newline in an annotation
-# would start a line of its own in a CI log, where "::error file=x::..." is a GitHub workflow command,
-# and an escape sequence would drive the terminal. A surrogate (a file name that is not UTF-8) cannot
-# be written to a strict stdout at all.
-_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def printable(value: str) -> str:
-    """``value`` on one line, with nothing a terminal or a CI log acts on: each such character as \\xNN."""
-    return _UNPRINTABLE.sub(_escaped, value)
 
 
 _COLORS = {Severity.DENY: "\033[31m", Severity.WARN: "\033[33m"}
@@ -252,7 +235,7 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _xml_safe(value: str) -> str:
-    return _NOT_XML.sub(_escaped, value)
+    return _NOT_XML.sub(escaped, value)
 
 
 def _xml(root: ET.Element) -> str:
@@ -270,7 +253,7 @@ _SURROGATES = re.compile("[\ud800-\udfff]")
 def _escape_data(value: str) -> str:
     # GitHub's workflow-command escaping (actions/toolkit, command.ts escapeData), after the surrogates
     # of a file name that is not UTF-8, which a strict stdout cannot write.
-    return _SURROGATES.sub(_escaped, value).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return _SURROGATES.sub(escaped, value).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _escape_property(value: str) -> str:

@@ -8,13 +8,14 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from webhook.check.output import FAILURES, FORMATS, printable, text
+from webhook.check.output import FAILURES, FORMATS, text
 from webhook.check.run import check, updated_pods
 from webhook.cluster.live import POLICY_CONFIGMAP, STATE_NAMESPACE
 from webhook.cluster.snapshot import SnapshotError, context_namespace, list_objects, policy_text
 from webhook.commands.common import load_policy
 from webhook.documents import DocumentError, iter_objects, load_path
 from webhook.rules import Policy, PolicyError, registered
+from webhook.text import printable
 
 #: Exit status when an input, the cluster state or the policy cannot be read.
 UNREADABLE = 2
