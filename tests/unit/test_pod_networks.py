@@ -197,6 +197,9 @@ def test_same_network_twice_with_distinct_interfaces_is_allowed() -> None:
         ("[]", DEF, "exactly one default network"),
         ("x/y/z", f"{DEF}[0]", 'more than one "/"'),
         ('[{"name": 1}]', f"{DEF}[0].name", "a string"),
+        # Multus would give the primary network this interface instead of eth0: every sandbox fails.
+        ("kube-system/ovn@data0", f"{DEF}[0].interface", "requests interface data0"),
+        ('[{"name": "ovn", "interface": "net1"}]', f"{DEF}[0].interface", "expects as eth0"),
     ],
 )
 def test_default_network_syntax_denies(value: str, field: str, text: str) -> None:
@@ -204,6 +207,10 @@ def test_default_network_syntax_denies(value: str, field: str, text: str) -> Non
     assert (f.rule, f.severity, f.field) == ("pod-default-network-syntax", Severity.DENY, field)
     assert f.message.startswith(DEFAULT_NETWORK_ANNOTATION)
     assert text in f.message
+
+
+def test_default_network_may_name_eth0_itself() -> None:
+    assert findings(pod({DEFAULT_NETWORK_ANNOTATION: "kube-system/ovn@eth0"})) == []
 
 
 def test_default_network_non_string() -> None:

@@ -15,6 +15,7 @@ from webhook.cni.fields import describe
 from webhook.multus.selection import (
     DEFAULT_NETWORK_ANNOTATION,
     NETWORKS_ANNOTATION,
+    PRIMARY_INTERFACE,
     RESERVED_INTERFACES,
     ParsedNetworks,
     annotation_where,
@@ -152,6 +153,18 @@ def default_network_syntax(subject: Subject) -> Iterator[Violation]:
     parsed = _parsed(subject, DEFAULT_NETWORK_ANNOTATION)
     for problem in parsed.problems if parsed else ():
         yield Violation(problem.field, problem.message)
+    # Multus gives the default network the interface its element asks for instead of the runtime's
+    # eth0 (getIfname prefers the request), and the runtime, which looks for eth0 in the result, then
+    # fails every sandbox of the pod.
+    if parsed is None or not parsed.ok:
+        return
+    for i, selection in enumerate(parsed.selections):
+        if selection.interface and selection.interface != PRIMARY_INTERFACE:
+            where = parsed.where.at(f"[{i}]")
+            yield Violation(where.at(".interface").field,
+                            f"{where.label} ({selection.describe()}) requests interface {selection.interface}: the "
+                            f"default network is the pod's primary interface, which the runtime expects as "
+                            f"{PRIMARY_INTERFACE}, so the pod's sandbox would fail; leave the interface out")
 
 
 @rule(
