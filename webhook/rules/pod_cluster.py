@@ -1,6 +1,10 @@
 """Rules on a pod's Multus networks that need the cluster: profiles, NADs, capabilities, addresses.
 
-They stay silent when the cluster is unknown (the CLI without --cluster-state).
+They stay silent when the cluster is unknown (the CLI without --cluster-state). Those on the selection
+annotations judge a pod's CREATE, and an UPDATE of them while the pod is not on a node yet: Multus
+reads them when the pod's sandbox is made, so a pending pod (one the readiness gate holds back, say)
+starts with the new value. Once the pod is on a node, pod-networks-changed-after-start says the change
+does nothing.
 """
 
 from __future__ import annotations
@@ -14,11 +18,18 @@ from webhook.cni.ipam import nad_allocation_ranges
 from webhook.multus.selection import NETWORKS_ANNOTATION
 from webhook.names import PROFILE_LABEL
 from webhook.rules.findings import Severity, Violation
+from webhook.rules.pod_networks import DEFAULT_NETWORK, NETWORKS
 from webhook.rules.registry import rule
 from webhook.rules.subject import Subject
 
 POD = {"Pod"}
 PROFILE_FIELD = f'metadata.labels["{PROFILE_LABEL}"]'
+
+
+def _read_by_multus_yet(subject: Subject) -> bool:
+    """Whether Multus has yet to read the pod's selection annotations: a new pod, or one not on a node."""
+    spec = subject.obj.get("spec")
+    return subject.operation == "CREATE" or not (isinstance(spec, Mapping) and spec.get("nodeName"))
 
 
 def _netconf(nad: Mapping[str, Any]) -> NetConf | None:
@@ -48,12 +59,12 @@ def network_profile(subject: Subject) -> Iterator[Violation]:
         yield Violation(merge.error.field, merge.error.message)
 
 
-@rule("pod-networks-nad-exists", kinds=POD, severity=Severity.DENY, operations={"CREATE"},
+@rule("pod-networks-nad-exists", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
       title="every NAD a pod selects exists")
 def nad_exists(subject: Subject) -> Iterator[Violation]:
     """Multus cannot attach a network whose NetworkAttachmentDefinition is missing: the pod hangs in
     ContainerCreating with a CNI error. Refusing it at creation names the missing NAD instead."""
-    if not subject.view.known:
+    if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
         if subject.view.nad(ref.namespace, ref.name) is None:
@@ -65,12 +76,12 @@ def nad_exists(subject: Subject) -> Iterator[Violation]:
 _CAPABILITIES = {"ips": "ips", "mac": "mac", "port_mappings": "portMappings", "bandwidth": "bandwidth"}
 
 
-@rule("pod-networks-capabilities", kinds=POD, severity=Severity.WARN, operations={"CREATE"},
+@rule("pod-networks-capabilities", kinds=POD, severity=Severity.WARN, judges=[NETWORKS, DEFAULT_NETWORK],
       title="runtime options a pod requests are supported by the NAD's plugins")
 def capabilities(subject: Subject) -> Iterator[Violation]:
     """ips, mac, portMappings and bandwidth in a selection only reach plugins that declare the matching
     capability; otherwise Multus drops them silently and the pod gets a random address or no limit."""
-    if not subject.view.known:
+    if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
         nad = subject.view.nad(ref.namespace, ref.name)
@@ -84,12 +95,12 @@ def capabilities(subject: Subject) -> Iterator[Violation]:
                                 f"declares \"capabilities\": {{\"{capability}\": true}}: Multus will ignore it")
 
 
-@rule("pod-networks-static-ip-range", kinds=POD, severity=Severity.WARN, operations={"CREATE"},
+@rule("pod-networks-static-ip-range", kinds=POD, severity=Severity.WARN, judges=[NETWORKS, DEFAULT_NETWORK],
       title="static IPs a pod requests lie in the NAD's ranges")
 def static_ip_range(subject: Subject) -> Iterator[Violation]:
     """An address requested outside every range of the NAD is either refused by the IPAM plugin at
     pod start or collides with addresses other networks hand out."""
-    if not subject.view.known:
+    if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
         nad = subject.view.nad(ref.namespace, ref.name) if ref.selection.ips else None
@@ -104,12 +115,14 @@ def static_ip_range(subject: Subject) -> Iterator[Violation]:
                                                          f"NAD {ref.namespace}/{ref.name} ({spans})")
 
 
-@rule("pod-networks-namespace-isolation", kinds=POD, severity=Severity.OFF, operations={"CREATE"},
+@rule("pod-networks-namespace-isolation", kinds=POD, severity=Severity.OFF, judges=[NETWORKS, DEFAULT_NETWORK],
       title="pods select NADs only from their own and the global namespaces")
 def namespace_isolation(subject: Subject) -> Iterator[Violation]:
     """Multus's namespaceIsolation: a pod may only use NADs of its own namespace and of the policy's
     globalNamespaces, so one team cannot attach to another team's network. Off by default, as in
     Multus; set it to deny in the policy to enforce it before Multus does at pod start."""
+    if not _read_by_multus_yet(subject):
+        return
     allowed = {subject.namespace, *subject.policy.global_namespaces}
     for ref in subject.network_references:
         if ref.annotation == NETWORKS_ANNOTATION and ref.namespace not in allowed:
