@@ -180,12 +180,14 @@ def test_two_controllers_never_both_act(controlplane: ControlPlane, host: StandI
         assert second.stop() == 0, second.output()
 
 
-def write_heartbeat(cp: ControlPlane, node: StandInNode, moment: datetime) -> None:
-    """What an agent on boot-1 that finds Multus ready writes, ``moment`` read from the node's clock."""
+def write_heartbeat(cp: ControlPlane, node: StandInNode, moment: datetime, *, stopped: bool = False) -> None:
+    """What an agent on boot-1 that finds Multus ready writes, ``moment`` read from the node's clock; or,
+    ``stopped``, what it leaves behind when it exits."""
     stamp = format_time(moment)
-    status = {"nodeName": node.name, "bootID": "boot-1", "multusReady": True, "cniBinaries": [], "heartbeatTime": stamp,
-              "conditions": [{"type": "Ready", "status": "True", "reason": "AllChecksPassed", "message": "ok",
-                              "lastTransitionTime": stamp}]}
+    ready = ({"status": "False", "reason": "AgentStopped", "message": "the agent stopped"} if stopped else
+             {"status": "True", "reason": "AllChecksPassed", "message": "ok"})
+    status = {"nodeName": node.name, "bootID": "boot-1", "multusReady": not stopped, "cniBinaries": [],
+              "heartbeatTime": stamp, "conditions": [{"type": "Ready", **ready, "lastTransitionTime": stamp}]}
     cp.kubectl("patch", "mns", "-n", NAMESPACE, node.name, "--subresource=status", "--type=merge",
                "-p", json.dumps({"status": status}))
 
@@ -213,6 +215,60 @@ def test_the_nodes_clock_does_not_decide_whether_its_heartbeat_is_stale(
                    what="label removed though the last heartbeat is 10 minutes in the future")
     finally:
         assert controller.stop() == 0, controller.output()
+        cp.kubectl("delete", "mns", "-n", NAMESPACE, node.name, "--wait=false", check=False)
+
+
+def test_a_state_the_cache_holds_behind_the_apiserver_is_looked_at_again_after_an_interval(
+        controlplane: ControlPlane, node: StandInNode) -> None:
+    """The watch that brings the MultusNodeStates stalled: the cache holds an older state than the
+    apiserver, whose heartbeat has not moved for ten intervals. Before it takes the ready label the
+    controller reads the state from the apiserver; the cache was behind, so the verdict is
+    NodeStateBehind and the label stays. The node is looked at again after one agent interval, whatever
+    the cache did with the state read (it refuses one it takes for older, after an etcd restore, and
+    then nothing else brought the look back), and that look judges the state the apiserver holds."""
+    from webhook.cluster.store import AGENT_POD, NODE, NODE_STATE, ClusterStore
+    from webhook.controller import decide
+    from webhook.controller.controller import Controller, ControllerConfig
+    from webhook.kube import load_client
+
+    cp = controlplane
+
+    def get(*what: str) -> dict[str, Any]:
+        got: dict[str, Any] = json.loads(cp.kubectl("get", *what, "-o", "json").stdout)
+        return got
+
+    cp.kubectl("create", "-f", "-", input=json.dumps(nodestate.new_object(node.name, NAMESPACE)))
+    try:
+        write_heartbeat(cp, node, utcnow())
+        cp.kubectl("label", "node", node.name, f"{READY_LABEL}=true")
+        cp.kubectl("label", "pod", "-n", NAMESPACE, node.agent_pod, f"{READY_LABEL}=true")
+        store = ClusterStore()
+        store.upsert(NODE, get("node", node.name))
+        store.upsert(AGENT_POD, get("pod", "-n", NAMESPACE, node.agent_pod))
+        store.upsert(NODE_STATE, get("mns", "-n", NAMESPACE, node.name))  # the watch's last event
+        write_heartbeat(cp, node, utcnow(), stopped=True)  # the agent's last word, which the watch does not bring
+        controller = Controller(load_client(str(cp.kubeconfig)), ControllerConfig(agent_interval=1), store)
+
+        def look(heartbeat: decide.Heartbeat, now: float) -> float | None:
+            return controller.reconcile_node(store.node_object(node.name) or {}, store.node_state(node.name),
+                                             store.agent_pods(node.name), heartbeat, now)
+
+        held = store.node_state(node.name)
+        assert held is not None
+        now = time.monotonic()
+        unchanged = decide.Heartbeat(held["status"]["heartbeatTime"], now - 10, True)
+        assert look(unchanged, now) == 1
+        assert ready(node)
+        assert "MultusNotReady" not in reasons(node)
+        fresh = store.node_state(node.name)
+        assert fresh is not None
+        assert fresh["status"]["multusReady"] is False
+
+        assert look(decide.observe(unchanged, fresh, now + 1), now + 1) is None
+        assert not_ready(node)
+        [down] = [e["message"] for e in node.events() if e["reason"] == "MultusNotReady"]
+        assert down.startswith("the agent stopped; removed label"), down
+    finally:
         cp.kubectl("delete", "mns", "-n", NAMESPACE, node.name, "--wait=false", check=False)
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
+import logging
 import socket
 import ssl
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import yaml
 from kubernetes.client import ApiClient
 
 from webhook.agent.standin import StandInNode
-from webhook.cluster.live import LiveClusterView
+from webhook.cluster.live import LiveClusterView, Resource
 from webhook.cluster.store import NAD, NETWORK_PROFILE, NODE, POD
 from webhook.controller.controller import KINDS, Controller, ControllerConfig
 from webhook.dev.controlplane import ControlPlane, eventually
@@ -204,6 +205,59 @@ def test_a_relist_holds_up_neither_the_other_watches_nor_the_controller(
         relist.join(15)
         view.stop()
     assert failed, "the relist ended by the reset"
+
+
+class Relisting(LiveClusterView):
+    """Notes for how long its kind has been out of contact as each list begins and as each page lands."""
+
+    def __init__(self, api: ApiClient, **kwargs: Any) -> None:
+        super().__init__(api, **kwargs)
+        self.noted: list[tuple[str, float]] = []
+
+    def _list(self, res: Resource) -> str:
+        self.noted.append(("list", self.out_of_contact(res.kind)))
+        return super()._list(res)
+
+    def replace_pages(self, kind: str, pages: Iterable[Iterable[Mapping[str, Any]]]) -> None:
+        def noting() -> Iterator[Iterable[Mapping[str, Any]]]:
+            for page in pages:
+                self.noted.append(("page", self.out_of_contact(kind)))
+                yield page
+
+        super().replace_pages(kind, noting())
+
+
+def test_a_410_gone_counts_as_out_of_contact_until_the_relists_first_page(
+        cluster: ControlPlane, caplog: pytest.LogCaptureFixture) -> None:
+    """A CRD that changes (an upgrade of it) gets a new watch cache in the apiserver, which begins at the
+    change: the watch the change ends is resumed from a resourceVersion that cache never held and is
+    answered 410 Gone, as after an apiserver restart. The relist waits for any list under way (lists run
+    one at a time), and until its first page the kind is not fed; it counted as fed (the 410 comes in
+    a watch that opened), so MultusNodeStates waiting that way had their heartbeats judged."""
+    crd = "network-attachment-definitions.k8s.cni.cncf.io"
+    caplog.set_level(logging.INFO, logger=LiveClusterView.__module__)
+    view = started(Relisting(load_client(str(cluster.kubeconfig)), kinds=(NAD,)))
+    listed = len(view.noted)
+    try:
+        with view._listing:  # another kind's list under way: the relist waits for it
+            cluster.kubectl("patch", "crd", crd, "--type=json", "-p", json.dumps([
+                {"op": "add", "path": "/spec/versions/0/additionalPrinterColumns",
+                 "value": [{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]}]))
+            eventually(lambda: len(view.noted) > listed, "the relist")
+            assert "NetworkAttachmentDefinition: resourceVersion expired (410 Gone)" in caplog.text
+            assert view.noted[listed][0] == "list"
+            assert view.noted[listed][1] > 0
+            assert view.out_of_contact(NAD) > 0
+            reason = view.readiness()[1]
+            assert "no contact with the apiserver for" in reason, reason
+            assert "(last error: NetworkAttachmentDefinition: 410: too old resource version: " in reason, reason
+        eventually(lambda: len(view.noted) > listed + 1, "the relist's first page")
+        assert view.noted[listed + 1] == ("page", 0.0)
+        eventually(lambda: view.readiness() == (True, "ok"), "the relist done")
+    finally:
+        view.stop()
+        cluster.kubectl("patch", "crd", crd, "--type=json", "-p", json.dumps([
+            {"op": "remove", "path": "/spec/versions/0/additionalPrinterColumns"}]), check=False)
 
 
 class WatchCutter(http.server.ThreadingHTTPServer):

@@ -272,10 +272,12 @@ class LiveClusterView(ClusterStore):
                     backoff.reset()
                 if not self._watch(res, backoff):
                     self._stop.wait(backoff.next())
-            except Gone:
+            except Gone as exc:
                 log.info("%s: resourceVersion expired (410 Gone); listing again", res.kind)
                 self._versions.pop(res.kind, None)
-                # Not fed until the new list's first page: it may wait behind another kind's list.
+                # Not fed until the new list's first page: it may wait behind another kind's list. What
+                # /readyz then names as the last error (it was whatever failed before, or nothing).
+                self.last_error = f"{res.kind}: {exc}"
                 self._mark_failing(res.kind)
             except ApiError as exc:
                 if exc.status == 404:
