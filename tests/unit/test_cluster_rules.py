@@ -1,6 +1,7 @@
 """The cluster-aware NAD rules (webhook.rules.nad_cluster) on static cluster states: one node, three
 nodes, nodes that lack a binary; overlapping ranges; NADs in use. Each case is checked through the
-real engine (evaluate) and, for DELETE, through the admission handler."""
+real engine (evaluate) and, for DELETE, through the admission handler; the pod rules that need the
+cluster on an UPDATE of the selection annotations."""
 
 from __future__ import annotations
 
@@ -423,3 +424,24 @@ def test_a_new_policy_object_is_applied_at_once_after_another() -> None:
     for _ in range(2):
         assert "pod-networks-syntax" in {f.rule for f in evaluate(Subject(obj, "Pod"), on)}
         assert "pod-networks-syntax" not in {f.rule for f in evaluate(Subject(obj, "Pod"), off)}
+
+
+# --- pod rules on an UPDATE of the selection annotations ---------------------------------------------
+
+
+def test_a_pending_pods_networks_changed_to_a_missing_nad_are_refused_a_placed_pods_are_not() -> None:
+    view = one_node(nad_obj("net", macvlan(whereabouts("10.20.0.0/24"))))
+
+    def judged(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str]]:
+        subject = Subject(new, "Pod", operation="UPDATE", old_object=old, view=view)
+        return [(f.rule, f.severity.value) for f in evaluate(subject, Policy()) if f.rule.startswith("pod-networks-")]
+
+    # Multus has not read the annotation yet (no node): the new value is what the pod starts with.
+    assert judged(pod("p", networks="net"), pod("p", networks="nowhere")) == [("pod-networks-nad-exists", "deny")]
+    # On a node already: the change does nothing, which another rule says; no NAD is looked up.
+    placed_old, placed_new = pod("p", networks="net"), pod("p", networks="nowhere")
+    for p in (placed_old, placed_new):
+        p["spec"] = {"nodeName": "n1"}
+    assert judged(placed_old, placed_new) == [("pod-networks-changed-after-start", "warn")]
+    # An update that leaves the annotation as it was is not refused for a NAD deleted since (ratchet).
+    assert judged(pod("p", networks="nowhere"), pod("p", networks="nowhere")) == [("pod-networks-nad-exists", "warn")]
