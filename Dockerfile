@@ -14,9 +14,20 @@ RUN pip install --no-cache-dir --no-compile --no-deps --target /app -r requireme
  && printf '#!/usr/bin/python3\nimport sys\nfrom webhook.cli import main\nsys.exit(main())\n' > /app/multus-webhook \
  && chmod 0755 /app/multus-webhook
 
+# The CNI reference plugins the Talos installer puts on the nodes, built from the Go modules the tests
+# run them from (hack/cniplugins/go.mod, go.sum): the plugins installed are the plugins the rules were
+# checked against. build.sh prints the directory it built them in; its test tool multus-add stays out.
+FROM golang:1.26-bookworm AS cni-plugins
+WORKDIR /src
+COPY hack/cniplugins ./hack/cniplugins
+RUN built=$(bash hack/cniplugins/build.sh) \
+ && mkdir /cni-plugins \
+ && find "$built" -maxdepth 1 -type f -perm -u+x ! -name multus-add ! -name '.*' -exec cp {} /cni-plugins/ \;
+
 # Run stage: distroless Python of the same Debian release (same glibc for the binary wheels); no shell.
 FROM gcr.io/distroless/python3-debian12:nonroot
 COPY --from=build /app /app
+COPY --from=cni-plugins /cni-plugins /opt/multus-webhook/cni-plugins
 ENV PYTHONPATH=/app PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 USER 65532:65532
 EXPOSE 8443

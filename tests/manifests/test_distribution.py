@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ import yaml
 from webhook.dev.controlplane import ControlPlane
 from webhook.server import serve_forever
 
-MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+REPO = Path(__file__).resolve().parents[2]
+MANIFESTS = REPO / "manifests"
 BUILDS = ["base", *sorted(f"overlays/{p.name}" for p in (MANIFESTS / "overlays").iterdir() if p.is_dir())]
 STAND_INS = Path(__file__).with_name("stand-in-crds.yaml")
 WEBHOOK_SA = "system:serviceaccount:multus-webhook:multus-webhook"
@@ -184,6 +186,14 @@ def test_talos_mounts_var_run_netns_and_installs_the_listed_plugins(cluster: Con
     assert volumes["host-run-netns"]["hostPath"]["path"] == "/var/run/netns/"
     installer = next(c for c in multus["initContainers"] if c["name"] == "install-cni-plugins")
     assert installer["args"][0] == "install-cni"
+    # The plugins come from our image, where the Dockerfile puts those built from hack/cniplugins (the
+    # ones the differential tests run), not from another image with another release of them.
+    webhook_image = find(docs, "Deployment", "multus-webhook")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert installer["image"] == webhook_image
+    assert {c["image"] for c in multus["initContainers"]} == {webhook_image, multus["containers"][0]["image"]}
+    copied = re.search(r"^COPY --from=cni-plugins /cni-plugins (\S+)$", (REPO / "Dockerfile").read_text(), re.M)
+    assert copied is not None
+    assert f"--source={copied.group(1)}" in installer["args"]
     [plugins] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("multus-cni-plugins")]
     from webhook.node.installer import parse_plugin_list
 
