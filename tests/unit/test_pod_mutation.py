@@ -210,6 +210,17 @@ def test_pod_without_networks_is_not_changed() -> None:
     assert mutate_pod(pod(labels={"app": "x"}), "apps", view(), Policy()).ops == []
 
 
+@pytest.mark.parametrize("value", ["", "[]", " [ ] "])
+def test_a_networks_annotation_that_attaches_nothing_gets_no_gate(value: str) -> None:
+    assert mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), "apps", view(), Policy()).ops == []
+
+
+@pytest.mark.parametrize("value", ["a,,b", " "])
+def test_a_networks_annotation_that_cannot_be_read_is_gated_as_multus_will_parse_it(value: str) -> None:
+    result = mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), "apps", view(), Policy())
+    assert [op["path"] for op in result.ops] == ["/spec/affinity"]
+
+
 def test_pod_with_node_name_gets_no_affinity_but_a_warning() -> None:
     result = mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"},
                             spec={"nodeName": "n1", "containers": []}), "apps", view(), Policy())

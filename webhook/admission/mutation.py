@@ -14,7 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION, network_references
+from webhook.multus.selection import (
+    DEFAULT_NETWORK_ANNOTATION,
+    NETWORKS_ANNOTATION,
+    network_references,
+    parse_networks,
+)
 from webhook.names import (
     AGENT_POD_LABELS,
     APPLIED_PROFILE_ANNOTATION,
@@ -63,13 +68,20 @@ def apply_profile(annotations: dict[str, Any], labels: Mapping[str, Any], namesp
                         f"left as it is although NetworkProfile {name} was applied")
 
 
+def _attaches_nothing(networks: str, namespace: str) -> bool:
+    parsed = parse_networks(networks, namespace)
+    return parsed.ok and not parsed.selections
+
+
 def required_binaries(annotations: Mapping[str, Any], namespace: str, view: ClusterView,
                       policy: Policy) -> frozenset[str] | None:
     """The CNI binaries the pod's networks need on its node; None when it asks Multus for nothing."""
     networks = annotations.get(NETWORKS_ANNOTATION)
     refs = network_references(annotations, namespace, multus_namespace=policy.multus_namespace)
+    # A value that cannot be read still sends the pod through Multus's parsing on the node; an empty
+    # one ("", "[]") attaches nothing.
     asks = bool(refs) or DEFAULT_NETWORK_ANNOTATION in annotations or (
-        isinstance(networks, str) and networks.strip() != "")
+        isinstance(networks, str) and not _attaches_nothing(networks, namespace))
     if not asks:
         return None
     needed: set[str] = set()

@@ -367,7 +367,8 @@ def _decode_element(
     if legacy is not None:
         d.notes.append(
             where.at(f".{legacy[0]}").problem(
-                'is the pre-3.2 spelling that Multus 4.0 drops: rename the key to "interface"', warning=True
+                'is the pre-3.2 spelling of "interface", which Multus reads only while the element has no '
+                '"interface" and marks for removal: rename the key to "interface"', warning=True
             )
         )
         legacy_value = d.string("interfaceRequest")
