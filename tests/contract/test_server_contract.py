@@ -364,6 +364,12 @@ def kubelet_probe(server: WebhookServer, path: str) -> int:
         conn.close()
 
 
+def failure(code: int, reason: str, message: str) -> dict[str, Any]:
+    """The metav1.Status the server answers a refused client with (the apiserver quotes its message)."""
+    return {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "code": code,
+            "reason": reason, "message": message}
+
+
 def post_as(server: WebhookServer, certs_dir: Path, cert: str | None, path: str = "/validate") -> tuple[int, bytes]:
     """POST a review to ``path``, presenting the client certificate ``certs_dir``/``cert``.crt (none: None)."""
     ctx = ssl.create_default_context(cafile=str(server.ca_file))
@@ -398,11 +404,10 @@ def test_client_ca_guards_admission_and_leaves_the_probes_open(tmp_path: Path) -
             # No certificate: refused with a metav1.Status, which the apiserver quotes in its error.
             status, body = post(None, path)
             assert status == 401
-            assert json.loads(body) == {
-                "apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "code": 401,
-                "reason": "Unauthorized", "message": f"multus-webhook answers {path} only over a connection "
-                "that presents a client certificate signed by its --client-ca, and this one presented none (the "
-                "apiserver presents one when its AdmissionConfiguration gives it a kubeconfig for this webhook)"}
+            assert json.loads(body) == failure(
+                401, "Unauthorized", f"multus-webhook answers {path} only over a connection that presents a client "
+                "certificate signed by its --client-ca, and this one presented none (the apiserver presents one when "
+                "its AdmissionConfiguration gives it a kubeconfig for this webhook)")
         # A certificate from another CA fails the handshake, whatever the path.
         with pytest.raises((ssl.SSLError, ConnectionError)):
             post("stranger")
@@ -430,10 +435,9 @@ def test_client_name_admits_only_certificates_with_that_common_name(tmp_path: Pa
             assert json.loads(body)["response"]["allowed"] is True
             status, body = post("system:node:worker-1", path)
             assert status == 403
-            assert json.loads(body) == {
-                "apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "code": 403,
-                "reason": "Forbidden", "message": f"multus-webhook answers {path} only to clients whose certificate "
-                "has one of the Common Names of its --client-name (admission-client, kube-apiserver), and this one "
-                "has 'system:node:worker-1'"}
+            assert json.loads(body) == failure(
+                403, "Forbidden", f"multus-webhook answers {path} only to clients whose certificate has one of the "
+                "Common Names of its --client-name (admission-client, kube-apiserver), and this one has "
+                "'system:node:worker-1'")
         metrics = Client(server).request("GET", "/metrics")[1].decode()
         assert 'multus_webhook_forbidden_requests_total{endpoint="/validate"} 1.0' in metrics
