@@ -53,8 +53,8 @@ def controlplane_bin() -> Path:
         raise
 
 
-def started_controlplane(work_dir: Path, bin_dir: Path) -> ControlPlane:
-    cp = ControlPlane(work_dir, bin_dir)
+def started_controlplane(work_dir: Path, bin_dir: Path, apiserver_args: Sequence[str] = ()) -> ControlPlane:
+    cp = ControlPlane(work_dir, bin_dir, apiserver_args)
     try:
         cp.start()
     except ControlPlaneError as exc:
@@ -97,10 +97,18 @@ def namespace(controlplane: ControlPlane) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def cluster(controlplane_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+def apiserver_args() -> Sequence[str]:
+    """More flags for the kube-apiserver of ``cluster``: a module that needs an apiserver configured
+    otherwise (an admission configuration) overrides this fixture."""
+    return ()
+
+
+@pytest.fixture(scope="module")
+def cluster(controlplane_bin: Path, tmp_path_factory: pytest.TempPathFactory,
+            apiserver_args: Sequence[str]) -> Iterator[ControlPlane]:
     """A control plane of the test module's own, for tests that create Nodes, restart the apiserver or need
     to know exactly what exists: nothing leaks into the session's cluster."""
-    cp = started_controlplane(tmp_path_factory.mktemp("module-cp"), controlplane_bin)
+    cp = started_controlplane(tmp_path_factory.mktemp("module-cp"), controlplane_bin, apiserver_args)
     cp.kubectl("create", "namespace", "multus-webhook")
     yield cp
     cp.stop()

@@ -98,6 +98,45 @@ def test_the_users_node_affinity_is_left_as_written(cluster: ControlPlane, ns: s
     assert "must have at least one node selector term" in result.stderr
 
 
+NODE_GATE = [{"key": label, "operator": "In", "values": ["true"]} for label in (
+    "multus-webhook.io/multus-ready", "cni.multus-webhook.io/macvlan", "cni.multus-webhook.io/whereabouts")]
+
+
+def test_a_namespace_whose_quota_forbids_cross_namespace_affinity_gets_its_pods_with_a_node_affinity_gate(
+        cluster: ControlPlane, ns: str) -> None:
+    """The documented way to forbid cross-namespace pod affinity in a namespace; the quota counts any
+    term that names namespaces, the gate's too, and refused every Multus pod there ("exceeded quota")."""
+    apply(cluster, {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-cross-ns", "namespace": ns},
+                    "spec": {"hard": {"pods": "0"}, "scopeSelector": {"matchExpressions": [
+                        {"scopeName": "CrossNamespacePodAffinity", "operator": "Exists"}]}}})
+    # What the quota controller (not run here) writes, without which the quota admits nothing it matches.
+    cluster.kubectl("patch", "resourcequota", "no-cross-ns", "-n", ns, "--subresource=status", "--type=merge",
+                    "-p", json.dumps({"status": {"hard": {"pods": "0"}, "used": {"pods": "0"}}}))
+    # The quota is in force: a pod (never sent to the webhook) with a cross-namespace term of its own.
+    crossing = pod("crossing", ns)
+    crossing["spec"]["affinity"] = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "db"}}, "namespaces": ["default"],
+         "topologyKey": "kubernetes.io/hostname"}]}}
+    refused = apply(cluster, crossing, check=False)
+    assert refused.returncode == 1
+    assert "exceeded quota: no-cross-ns" in refused.stderr, refused.stderr
+
+    multus = pod("multus", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data"})
+    result = eventually(lambda: apply(cluster, multus, check=False), "the quota in the webhook's cache",
+                        until=lambda r: r.returncode == 0)
+    warning = " ".join(result.stderr.replace("Warning:", "").split())  # kubectl's lines joined again
+    assert (f"namespace {ns} has ResourceQuota no-cross-ns with the scope CrossNamespacePodAffinity, which counts a "
+            "pod affinity term naming namespace multus-webhook") in warning, warning
+    assert get_pod(cluster, ns, "multus")["spec"]["affinity"] == {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": NODE_GATE}]}}}
+    # The quota gone, the pod affinity is back.
+    cluster.kubectl("delete", "resourcequota", "no-cross-ns", "-n", ns)
+    gated = json.dumps(pod("gated", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data"}))
+    eventually(lambda: cluster.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", input=gated, check=False),
+               "the quota's deletion in the webhook's cache",
+               until=lambda r: r.returncode == 0 and "podAffinity" in json.loads(r.stdout)["spec"]["affinity"])
+
+
 def test_pod_naming_a_missing_nad_is_refused(cluster: ControlPlane, ns: str) -> None:
     result = apply(cluster, pod("lost", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data,nowhere"}),
                    check=False)

@@ -78,7 +78,8 @@ def test_serve_runs_on_the_base_rbac_alone(controlplane: ControlPlane, host: Sta
     log = server.dir / "webhook.log"
     try:
         with server:
-            # Every list of the cache: nodes, MultusNodeStates, NADs, NetworkProfiles, pods, the policy ConfigMap.
+            # Every list of the cache: nodes, MultusNodeStates, NADs, NetworkProfiles, pods, ResourceQuotas, the
+            # policy ConfigMap.
             eventually(lambda: server.readyz()[0] == 200, what="the cache synced as the ServiceAccount")
             eventually(lambda: lease_holder(cp) == "rbac-test", what="the Lease created and held")
             eventually(lambda: node.own_labels().get(READY_LABEL) == "true" == node.agent_labels().get(READY_LABEL),

@@ -277,6 +277,7 @@ WEBHOOK_MAY = [
     ("list", "multusnodestates.multus-webhook.io", "multus-webhook"),
     ("watch", "multusnodestates.multus-webhook.io", "multus-webhook"),
     ("list", "pods", None), ("watch", "pods", None),
+    ("list", "resourcequotas", None), ("watch", "resourcequotas", None),
     *[(verb, "configmaps/multus-webhook-policy", "multus-webhook") for verb in ("get", "list", "watch")],
     ("get", "secrets/multus-webhook-tls", "multus-webhook"), ("update", "secrets/multus-webhook-tls", "multus-webhook"),
     ("create", "secrets", "multus-webhook"),
@@ -301,6 +302,7 @@ WEBHOOK_MAY_NOT = [
     ("delete", "pods", "default"), ("patch", "pods", "default"), ("update", "nodes", None), ("delete", "nodes", None),
     ("create", "network-attachment-definitions.k8s.cni.cncf.io", "default"),
     ("create", "multusnodestates.multus-webhook.io", "multus-webhook"),
+    ("create", "resourcequotas", "default"), ("update", "resourcequotas", "default"),
     ("create", "leases.coordination.k8s.io", "kube-system"), ("create", "clusterrolebindings", None),
     # MultusNodeStates are read in the webhook's namespace only, Events are core/v1 only, and the
     # Lease is ours only.

@@ -196,3 +196,46 @@ def test_a_stored_nad_drops_kubectls_last_applied_copy_and_keeps_the_other_annot
     assert stored is not None
     assert stored["metadata"]["annotations"] == {"team": "blue"}
     assert stored["spec"] == {"config": config}
+
+
+QUOTAS = """\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ResourceQuota
+  metadata: {name: no-cross-ns, namespace: apps}
+  spec:
+    hard: {pods: "0"}
+    scopeSelector:
+      matchExpressions: [{scopeName: CrossNamespacePodAffinity, operator: Exists}]
+- apiVersion: v1
+  kind: ResourceQuota
+  metadata: {name: counted, namespace: apps}
+  spec: {hard: {pods: "10"}, scopes: [NotBestEffort, CrossNamespacePodAffinity]}
+- apiVersion: v1
+  kind: ResourceQuota
+  metadata: {name: compute, namespace: apps}
+  spec: {hard: {requests.cpu: "4"}, scopes: [NotBestEffort]}
+- apiVersion: v1
+  kind: ResourceQuota
+  metadata: {name: no-cross-ns}
+  spec: {hard: {pods: "0"}, scopes: [CrossNamespacePodAffinity]}
+"""
+
+
+def test_the_quotas_that_count_cross_namespace_affinity_are_kept_by_namespace_as_names(tmp_path: Path) -> None:
+    (tmp_path / "quotas.yaml").write_text(QUOTAS)
+    view = StaticClusterView.from_files([str(tmp_path / "quotas.yaml")])
+    assert view.cross_namespace_affinity_quotas("apps") == ("counted", "no-cross-ns")
+    assert view.cross_namespace_affinity_quotas("default") == ("no-cross-ns",)
+    assert view.cross_namespace_affinity_quotas("other") == ()
+    view.put({"kind": "ResourceQuota", "metadata": {"name": "counted", "namespace": "apps"},
+              "spec": {"hard": {"pods": "10"}, "scopes": ["NotBestEffort"]}})
+    view.remove({"kind": "ResourceQuota", "metadata": {"name": "no-cross-ns", "namespace": "default"}})
+    assert view.cross_namespace_affinity_quotas("apps") == ("no-cross-ns",)
+    assert view.cross_namespace_affinity_quotas("default") == ()
+    # A relist drops those it no longer holds, and a namespace left with none is not kept.
+    view.replace("ResourceQuota", [])
+    assert view.cross_namespace_affinity_quotas("apps") == ()
+    assert view._affinity_quotas == {}

@@ -15,6 +15,7 @@ from webhook.admission.mutation import mutate_pod
 from webhook.cluster.static import StaticClusterView
 from webhook.multus.selection import parse_networks
 from webhook.rules import Policy, Severity, Subject, evaluate
+from webhook.rules.policy import PolicyError
 
 MACVLAN = json.dumps({"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0",
                       "ipam": {"type": "whereabouts", "range": "10.10.0.0/24"}})
@@ -489,3 +490,94 @@ def test_the_node_affinity_gate_leaves_a_node_affinity_the_apiserver_refuses_for
     user = pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"},
                spec={"containers": [], "affinity": {"podAffinity": own, "nodeAffinity": node_affinity}})
     assert mutate_pod(user, "apps", view(), Policy()).ops == []
+
+
+def quota(name: str, namespace: str = "apps", *, hard: dict[str, str] | None = None,
+          scopes: list[str] | None = None, selected: list[str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"hard": hard if hard is not None else {"pods": "0"}}
+    if scopes is not None:
+        spec["scopes"] = scopes
+    if selected is not None:
+        spec["scopeSelector"] = {"matchExpressions": [{"scopeName": s, "operator": "Exists"} for s in selected]}
+    return {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": name, "namespace": namespace},
+            "spec": spec}
+
+
+def node_gate(obj: dict[str, Any]) -> list[Any]:
+    [term] = obj["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"]
+    expressions: list[Any] = term["matchExpressions"]
+    return expressions
+
+
+MACVLAN_GATE = [READY_REQUIREMENT] + [{"key": f"cni.multus-webhook.io/{b}", "operator": "In", "values": ["true"]}
+                                      for b in ["macvlan", "whereabouts"]]
+
+
+@pytest.mark.parametrize("forbidding", [
+    quota("no-cross-ns", selected=["CrossNamespacePodAffinity"]),
+    quota("no-cross-ns", scopes=["CrossNamespacePodAffinity"]),
+    # A limit above zero would count the gate against the owner's own cross-namespace affinity.
+    quota("no-cross-ns", hard={"pods": "10"}, selected=["CrossNamespacePodAffinity", "NotBestEffort"]),
+])
+def test_in_a_namespace_whose_quota_counts_cross_namespace_affinity_the_gate_is_a_node_affinity(
+        forbidding: dict[str, Any]) -> None:
+    """The apiserver's quota counts any pod affinity term that names namespaces as cross-namespace,
+    the gate's among them: with pods 0 in that scope every gated pod in the namespace was refused
+    ("exceeded quota"), with nothing saying the webhook had added the term."""
+    cluster = view(forbidding, quota("plain", scopes=["BestEffort"]), quota("elsewhere", "other",
+                                                                            selected=["CrossNamespacePodAffinity"]))
+    user = pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"})
+    result = mutate_pod(user, "apps", cluster, Policy())
+    out = jsonpatch.apply_patch(user, result.ops)
+    assert "podAffinity" not in out["spec"]["affinity"]
+    assert node_gate(out) == MACVLAN_GATE
+    [warning] = result.warnings
+    assert warning.startswith("namespace apps has ResourceQuota no-cross-ns with the scope CrossNamespacePodAffinity, "
+                              "which counts a pod affinity term naming namespace multus-webhook")
+    assert "reason NodeAffinity" in warning
+    assert mutate_pod(out, "apps", cluster, Policy()).ops == []
+    # Other namespaces, and quotas with other scopes, leave the pod affinity.
+    assert "podAffinity" in mutated(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}), view(
+        quota("plain", scopes=["BestEffort"]), quota("elsewhere", "other", selected=["CrossNamespacePodAffinity"])))[
+        "spec"]["affinity"]
+
+
+def test_the_quota_namespace_gate_follows_the_quotas_as_they_change() -> None:
+    cluster = view(quota("b", selected=["CrossNamespacePodAffinity"]), quota("a", scopes=["CrossNamespacePodAffinity"]))
+    asks = pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"})
+    assert "ResourceQuota a, b with the scope" in mutate_pod(asks, "apps", cluster, Policy()).warnings[0]
+    cluster.remove(quota("a"))
+    cluster.put(quota("b", scopes=["NotTerminating"]))  # its scope changed
+    result = mutate_pod(asks, "apps", cluster, Policy())
+    assert result.warnings == []
+    assert "podAffinity" in jsonpatch.apply_patch(asks, result.ops)["spec"]["affinity"]
+
+
+def test_a_gate_term_already_on_a_pod_in_a_quota_namespace_is_replaced_by_the_node_affinity() -> None:
+    """Copied from a pod gated elsewhere, or written by the first call of a reinvocation: left there, the
+    quota would refuse the pod for it."""
+    gated = mutated(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}), view())
+    cluster = view(quota("no-cross-ns", selected=["CrossNamespacePodAffinity"]))
+    out = mutated(gated, cluster)
+    assert out["spec"]["affinity"]["podAffinity"] == {"requiredDuringSchedulingIgnoredDuringExecution": []}
+    assert node_gate(out) == MACVLAN_GATE
+
+
+def test_the_policy_can_make_the_gate_a_node_affinity_in_every_namespace() -> None:
+    """For an apiserver whose quota admission lists CrossNamespacePodAffinity in limitedResources: it
+    refuses such pods in every namespace without a quota allowing them, which no API object shows."""
+    policy = Policy.from_text("readinessGate: nodeAffinity\n", set())
+    user = pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"})
+    result = mutate_pod(user, "apps", view(), policy)
+    out = jsonpatch.apply_patch(user, result.ops)
+    assert "podAffinity" not in out["spec"]["affinity"]
+    assert node_gate(out) == MACVLAN_GATE
+    assert result.warnings == []  # whoever set the policy knows; every pod would say it again
+    assert mutate_pod(out, "apps", view(), policy).ops == []
+    assert Policy.from_text("readinessGate: podAffinity\n", set()) == Policy()
+
+
+def test_an_unknown_gate_in_the_policy_is_refused_naming_the_key() -> None:
+    with pytest.raises(PolicyError, match="policy: readinessGate: Input should be 'podAffinity' or 'nodeAffinity'"):
+        Policy.from_text("readinessGate: nodeaffinity\n", set())

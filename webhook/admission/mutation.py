@@ -202,6 +202,23 @@ def has_own_pod_affinity(affinity: Mapping[str, Any], agent_namespace: str) -> b
     return isinstance(terms, list) and any(not is_readiness_term(t, agent_namespace) for t in terms)
 
 
+def node_gate_reason(affinity: Mapping[str, Any], namespace: str, view: ClusterView, policy: Policy,
+                     agent_namespace: str) -> str | None:
+    """Why the pod is gated by a node affinity on the node labels rather than by readiness_term; "" when
+    the policy says so for every pod (no warning: whoever set it knows), None for the pod affinity."""
+    if policy.readiness_gate == "nodeAffinity":
+        return ""
+    if has_own_pod_affinity(affinity, agent_namespace):
+        return ("spec.affinity.podAffinity has required terms of its own, which the scheduler needs one pod to "
+                "match all at once")
+    quotas = view.cross_namespace_affinity_quotas(namespace)
+    if quotas:
+        return (f"namespace {namespace} has ResourceQuota {', '.join(quotas)} with the scope "
+                f"CrossNamespacePodAffinity, which counts a pod affinity term naming namespace {agent_namespace} "
+                "(the agents' pods) against its limits and refuses the pod beyond them")
+    return None
+
+
 def _pointer(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
@@ -273,16 +290,17 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
     if original_affinity is not None and not isinstance(original_affinity, Mapping):
         return result  # not a valid pod; the apiserver refuses it anyway
     written: Mapping[str, Any] = original_affinity or {}
-    if has_own_pod_affinity(written, agent_namespace):
+    why = node_gate_reason(written, namespace, view, policy, agent_namespace)
+    if why is None:
+        affinity = with_readiness_term(written, readiness_term(binaries, agent_namespace))
+    else:
         affinity = with_required_affinity(without_readiness_terms(written, agent_namespace),
                                           readiness_requirements(binaries))
-        result.warnings.append(
-            f"spec.affinity.podAffinity has required terms of its own, which the scheduler needs one pod to "
-            f"match all at once: the readiness gate is a node affinity on the node label {READY_LABEL} (and on "
-            "the labels of the CNI binaries) instead, which a kubelet that starts while the node does not carry "
-            "those labels checks again and fails the pod for (reason NodeAffinity; see docs/failure-modes.md)")
-    else:
-        affinity = with_readiness_term(written, readiness_term(binaries, agent_namespace))
+        if why:
+            result.warnings.append(
+                f"{why}: the readiness gate is a node affinity on the node label {READY_LABEL} (and on the labels "
+                "of the CNI binaries) instead, which a kubelet that starts while the node does not carry those "
+                "labels checks again and fails the pod for (reason NodeAffinity; see docs/failure-modes.md)")
     if affinity is not original_affinity and affinity != original_affinity:
         # The whole affinity at once: both gates keep everything they were given.
         result.ops.append({"op": "add" if original_affinity is None else "replace", "path": "/spec/affinity",

@@ -1,6 +1,6 @@
 """LiveClusterView: the cluster store fed by list + watch of Nodes, MultusNodeStates,
-NetworkAttachmentDefinitions, NetworkProfiles and Pods (metadata only), with the official kubernetes
-client.
+NetworkAttachmentDefinitions, NetworkProfiles, Pods (metadata only) and ResourceQuotas, with the
+official kubernetes client.
 
 Each resource has a reflector thread: list (paged), then watch from the list's resourceVersion with
 bookmarks; a watch that ends or breaks is resumed after the last event it delivered, a 410 Gone
@@ -29,7 +29,17 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 from urllib3.exceptions import ReadTimeoutError
 
-from webhook.cluster.store import AGENT_POD, KINDS, NAD, NETWORK_PROFILE, NODE, NODE_STATE, POD, ClusterStore
+from webhook.cluster.store import (
+    AGENT_POD,
+    KINDS,
+    NAD,
+    NETWORK_PROFILE,
+    NODE,
+    NODE_STATE,
+    POD,
+    RESOURCE_QUOTA,
+    ClusterStore,
+)
 from webhook.heap import freeze_long_lived, no_cyclic_gc
 from webhook.kube import METADATA_LIST, list_pages, open_response, status_message
 from webhook.names import AGENT_POD_LABELS, NAMESPACE
@@ -92,6 +102,8 @@ def resources(state_namespace: str = STATE_NAMESPACE, kinds: Collection[str] = K
         # Whole: their nodeName is in the spec. One per node, reduced to a few fields as they come.
         Resource(AGENT_POD, f"/api/v1/namespaces/{state_namespace}/pods",
                  label_selector=",".join(f"{k}={v}" for k, v in AGENT_POD_LABELS.items())),
+        # Whole (their scopes are in the spec), but few, and each kept only as a name, if at all.
+        Resource(RESOURCE_QUOTA, "/api/v1/resourcequotas"),
     )
     return tuple(r for r in every if r.kind in kinds)
 

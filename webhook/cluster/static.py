@@ -1,6 +1,6 @@
 """A ClusterView read from files: `kubectl get nodes,net-attach-def,pods -A -o yaml` output (a List) or
-plain multi-document YAML/JSON of Node, MultusNodeState, NetworkAttachmentDefinition, NetworkProfile
-and Pod objects. Other kinds are ignored."""
+plain multi-document YAML/JSON of Node, MultusNodeState, NetworkAttachmentDefinition, NetworkProfile,
+Pod and ResourceQuota objects. Other kinds are ignored."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The cluster state both ClusterView implementations keep: objects by kind and the indexes the rules
 ask for (nodes with their CNI inventory, NADs, NetworkProfiles, the address-range index, the pods
-that reference each NAD).
+that reference each NAD, the ResourceQuotas that count cross-namespace pod affinity).
 
 Writers (the watch threads of the live view, or the loader of the static one) serialize on a lock.
 Readers (the admission path) never lock: every read is a single ``dict.get`` or reads one reference
@@ -43,7 +43,8 @@ POD = "Pod"
 #: The agents' pods, watched apart from the other pods (whole, in the agents' namespace): the
 #: controller labels them (webhook.names.AGENT_POD_LABELS). Not a Kubernetes kind.
 AGENT_POD = "AgentPod"
-KINDS = (NODE, NODE_STATE, NAD, NETWORK_PROFILE, POD, AGENT_POD)
+RESOURCE_QUOTA = "ResourceQuota"
+KINDS = (NODE, NODE_STATE, NAD, NETWORK_PROFILE, POD, AGENT_POD, RESOURCE_QUOTA)
 
 Key = tuple[str, str]
 
@@ -72,6 +73,23 @@ def slim_nad(key: Key, nad: Mapping[str, Any]) -> Mapping[str, Any]:
     return {"metadata": meta, "spec": {"config": spec["config"]} if "config" in spec else {}}
 
 
+#: The quota scope of pods with a pod affinity term that names namespaces or has a namespaceSelector,
+#: as the readiness gate's term does (k8s.io/kubernetes pkg/quota/v1/evaluator/core/pods.go).
+CROSS_NAMESPACE_AFFINITY = "CrossNamespacePodAffinity"
+
+
+def scopes_cross_namespace_affinity(quota: Mapping[str, Any]) -> bool:
+    """Whether a ResourceQuota counts the pods that have cross-namespace pod affinity: in its ``scopes``
+    or its ``scopeSelector`` (whose only valid operator for this scope is Exists). Its hard limits are
+    not read: any limit counts the gate against what the namespace's owner set for their own pods, and
+    a limit can be changed at any time without the quota leaving the namespace."""
+    spec = as_mapping(quota.get("spec"))
+    scopes = spec.get("scopes")
+    expressions = as_mapping(spec.get("scopeSelector")).get("matchExpressions")
+    return (isinstance(scopes, list) and CROSS_NAMESPACE_AFFINITY in scopes) or (isinstance(expressions, list) and any(
+        as_mapping(e).get("scopeName") == CROSS_NAMESPACE_AFFINITY for e in expressions))
+
+
 #: Profile merges remembered (all profiles together), and the longest annotation value remembered:
 #: a bound on the memory, whatever values pods send.
 MERGES_KEPT = 4096
@@ -96,6 +114,9 @@ class ClusterStore:
         self._nads: dict[Key, Mapping[str, Any]] = {}
         self._profiles: dict[Key, Mapping[str, Any]] = {}
         self._nad_binaries: dict[Key, frozenset[str]] = {}
+        # Namespace -> the names (sorted) of its ResourceQuotas scoped to CROSS_NAMESPACE_AFFINITY, the
+        # one thing the admission path asks of quotas; other quotas are not kept.
+        self._affinity_quotas: dict[str, tuple[str, ...]] = {}
         # The pods using each NAD: a tuple (a third of a set's size) replaced whole while they are few,
         # a set changed in place once they are many (see _add_user).
         self._users: dict[Key, tuple[Key, ...] | set[Key]] = {}
@@ -170,6 +191,9 @@ class ClusterStore:
     @property
     def ranges(self) -> RangeIndex:
         return self._ranges
+
+    def cross_namespace_affinity_quotas(self, namespace: str) -> Sequence[str]:
+        return self._affinity_quotas.get(namespace, ())
 
     def pods_using(self, namespace: str, name: str, *, first: int,
                    multus_namespace: str) -> tuple[int, Sequence[ObjectRef]]:
@@ -279,6 +303,8 @@ class ClusterStore:
             return self._node_table.state_keys()
         if kind == AGENT_POD:
             return self._node_table.agent_keys()
+        if kind == RESOURCE_QUOTA:
+            return [(namespace, name) for namespace, names in self._affinity_quotas.items() for name in names]
         tables: dict[str, Mapping[Key, object]] = {
             NAD: self._nads, NETWORK_PROFILE: self._profiles, POD: self._pod_refs}
         return list(tables.get(kind, {}))
@@ -314,6 +340,8 @@ class ClusterStore:
         elif kind == POD:
             key = (sys.intern(key[0]), key[1])
             self._set_pod_refs(key, self._references(key, obj))
+        elif kind == RESOURCE_QUOTA:
+            self._set_affinity_quota(key, scopes_cross_namespace_affinity(obj))
 
     def _delete(self, kind: str, key: Key) -> None:
         if kind == NODE:
@@ -333,6 +361,19 @@ class ClusterStore:
         elif kind == POD:
             self._unreadable[POD].pop(key, None)
             self._set_pod_refs(key, ())
+        elif kind == RESOURCE_QUOTA:
+            self._set_affinity_quota(key, False)
+
+    def _set_affinity_quota(self, key: Key, scoped: bool) -> None:
+        namespace, name = key
+        names = self._affinity_quotas.get(namespace, ())
+        if (name in names) == scoped:
+            return
+        kept = tuple(sorted((*names, name))) if scoped else tuple(n for n in names if n != name)
+        if kept:
+            self._affinity_quotas[sys.intern(namespace)] = kept
+        else:
+            self._affinity_quotas.pop(namespace, None)
 
     def _intern(self, key: Key) -> Key:
         found = self._interned.get(key)

@@ -94,8 +94,11 @@ class ControlPlane:
     """etcd + kube-apiserver with an admin kubeconfig, and kube-scheduler on demand (start_scheduler).
     Use as a context manager."""
 
-    def __init__(self, work_dir: Path | None = None, bin_dir: Path | None = None) -> None:
+    def __init__(self, work_dir: Path | None = None, bin_dir: Path | None = None,
+                 apiserver_args: Sequence[str] = ()) -> None:
         self.bin_dir = bin_dir or binaries_dir()
+        #: More kube-apiserver flags (an admission configuration), after those of every control plane.
+        self.apiserver_args = tuple(apiserver_args)
         self._own_dir = work_dir is None
         self.dir = work_dir or Path(tempfile.mkdtemp(prefix="multus-webhook-cp-"))
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -197,6 +200,7 @@ class ControlPlane:
             f"--service-account-issuer=https://127.0.0.1:{self.port}",
             f"--service-account-key-file={p / 'sa.pub'}",
             f"--service-account-signing-key-file={p / 'sa.key'}",
+            *self.apiserver_args,
         ])
         wait_https(f"{self.url}/readyz", p / "ca.crt", 90, client=(p / "admin.crt", p / "admin.key"),
                    proc=proc, what="kube-apiserver")

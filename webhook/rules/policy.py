@@ -8,6 +8,8 @@ ConfigMap ``multus-webhook-policy`` in the cluster::
       nad-ipam-dhcp: off
       pod-networks-empty: deny
     readinessAffinity: true   # pods with Multus networks only go to nodes where Multus is ready
+    readinessGate: podAffinity    # how: podAffinity (to the node's agent pod) or nodeAffinity (on the
+                                  # node's labels), for clusters that forbid cross-namespace affinity
     globalNamespaces: [default]   # with pod-networks-namespace-isolation on
     multusNamespace: kube-system  # where an unqualified default-network points
     repair: false             # delete owned pods that lost their networks after a node reboot
@@ -41,6 +43,7 @@ class _PolicyDocument(BaseModel):
     audit: bool = False
     rules: dict[str, Literal["deny", "warn", "off"]] = Field(default_factory=dict)
     readiness_affinity: bool = Field(True, alias="readinessAffinity")
+    readiness_gate: Literal["podAffinity", "nodeAffinity"] = Field("podAffinity", alias="readinessGate")
     global_namespaces: list[str] = Field(default_factory=lambda: ["default"], alias="globalNamespaces")
     multus_namespace: str = Field("kube-system", alias="multusNamespace")
     repair: bool = False
@@ -53,6 +56,11 @@ class Policy:
     audit: bool = False
     #: Pods asking for Multus networks get a required pod affinity to a Multus-ready node's agent pod.
     readiness_affinity: bool = True
+    #: What that gate is: a pod affinity to the node's agent pod (which a kubelet never checks again),
+    #: or a node affinity on the node's labels for every pod, for a cluster whose apiserver refuses pods
+    #: with cross-namespace pod affinity in every namespace (ResourceQuota ``limitedResources``), which
+    #: the cluster cache cannot see (see docs/failure-modes.md).
+    readiness_gate: Literal["podAffinity", "nodeAffinity"] = "podAffinity"
     #: With namespace isolation (rule pod-networks-namespace-isolation), the namespaces whose NADs
     #: every pod may use, as Multus's globalNamespaces.
     global_namespaces: tuple[str, ...] = ("default",)
@@ -92,6 +100,7 @@ class Policy:
             severities={k: Severity(v) for k, v in doc.rules.items()},
             audit=doc.audit,
             readiness_affinity=doc.readiness_affinity,
+            readiness_gate=doc.readiness_gate,
             global_namespaces=tuple(doc.global_namespaces),
             multus_namespace=doc.multus_namespace,
             repair=doc.repair,

@@ -96,6 +96,12 @@ class ClusterView(Protocol):
         where a default-network reference without a namespace points."""
         ...
 
+    def cross_namespace_affinity_quotas(self, namespace: str) -> Sequence[str]:
+        """The names (sorted) of the ResourceQuotas in ``namespace`` whose scopes include
+        CrossNamespacePodAffinity: they count, and may forbid, pods with a pod affinity term that names
+        a namespace, as the readiness gate's does."""
+        ...
+
 
 _NO_RANGES = RangeIndex()
 
@@ -144,6 +150,9 @@ class UnknownCluster:
     def pods_using(self, namespace: str, name: str, *, first: int,
                    multus_namespace: str) -> tuple[int, Sequence[ObjectRef]]:
         return 0, ()
+
+    def cross_namespace_affinity_quotas(self, namespace: str) -> Sequence[str]:
+        return ()
 
 
 UNKNOWN_CLUSTER = UnknownCluster()
