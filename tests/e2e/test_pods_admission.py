@@ -258,7 +258,7 @@ def test_a_pod_admitted_before_its_annotation_was_refused_can_still_be_updated(
     assert result.returncode == 1
     assert "requests interface lo" in result.stderr
     assert "[pod-networks-interface-names]" in result.stderr
-    result = annotate("v1.multus-cni.io/default-network=kube-system/primary")
+    result = annotate(f"v1.multus-cni.io/default-network={ns}/data")  # a NAD that exists: the pod is pending
     assert result.returncode == 0, result.stderr
     warning = " ".join(result.stderr.replace("Warning:", "").split())  # kubectl's lines joined again
     assert ("allowed because it was already there: this update leaves annotation k8s.v1.cni.cncf.io/networks as "
