@@ -39,11 +39,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--renew-deadline", type=float, default=d.renew_deadline, help="seconds (default: %(default)s)")
     p.add_argument("--retry-period", type=float, default=d.retry_period, help="seconds (default: %(default)s)")
     p.add_argument("--repair", action="store_true",
-                   help="delete controller-owned pods that came back from a reboot without their networks")
+                   help="evict pods a ReplicaSet, StatefulSet or DaemonSet owns that came back from a reboot "
+                        "without their networks")
     p.add_argument("--repair-rate", type=float, default=d.repair_rate,
-                   help="pod deletions per second on average (default: %(default)s)")
+                   help="pod evictions per second on average (default: %(default)s)")
     p.add_argument("--repair-burst", type=int, default=d.repair_burst,
-                   help="pod deletions at once at most (default: %(default)s)")
+                   help="pod evictions at once at most (default: %(default)s)")
 
 
 def whole_seconds(text: str) -> float:

@@ -39,10 +39,11 @@ log = logging.getLogger(__name__)
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("serve", help="run the admission webhook server (HTTPS only)")
-    s.add_argument("--port", type=int, default=8443)
+    s.add_argument("--port", type=int, default=8443, help="port to listen on (default: %(default)s)")
     s.add_argument("--host", default="",
                    help="address to listen on (default: every address, IPv6 and IPv4: a pod's IP may be either)")
-    s.add_argument("--cert-dir", default="certs", help="directory holding tls.crt and tls.key (reloaded on change)")
+    s.add_argument("--cert-dir", default="certs", help="directory holding tls.crt and tls.key, reloaded on change "
+                                                       "(default: %(default)s)")
     s.add_argument("--client-ca", help="answer /validate and /mutate only to clients presenting a certificate signed "
                                        "by this CA bundle (the apiserver's); /healthz, /readyz, /metrics stay open")
     s.add_argument("--client-name", action="append", default=[], metavar="NAME",
@@ -58,26 +59,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT, metavar="SECONDS",
                    help="close a connection whose TLS handshake, or request head from its first byte, takes "
                         "longer than this (one with no request under way is kept longer than the apiserver "
-                        "keeps idle connections)")
+                        "keeps idle connections; default: %(default)s)")
     s.add_argument("--body-timeout", type=float, default=BODY_TIMEOUT, metavar="SECONDS",
-                   help="answer 408 when a request body takes longer than this to arrive")
+                   help="answer 408 when a request body takes longer than this to arrive (default: %(default)s)")
     s.add_argument("--deadline", type=float, default=DEADLINE, metavar="SECONDS",
                    help="answer a request without the apiserver's ?timeout= within this; the answer is the "
-                        "policy's onTimeout choice when the check has not finished")
+                        "policy's onTimeout choice when the check has not finished (default: %(default)s)")
     s.add_argument("--deadline-margin", type=float, default=DEADLINE_MARGIN, metavar="SECONDS",
-                   help="answer this long before the apiserver's ?timeout= runs out (at most a quarter of it)")
+                   help="answer this long before the apiserver's ?timeout= runs out, at most a quarter of it "
+                        "(default: %(default)s)")
     s.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", STATE_NAMESPACE),
                    help="the webhook's namespace: policy ConfigMap, TLS Secret, MultusNodeStates, Lease "
                         "(default: $POD_NAMESPACE, else %(default)s)")
     s.add_argument("--self-managed-certs", action="store_true",
                    help="keep the CA and serving certificate in --tls-secret (created when missing, renewed "
                         "before expiry) and patch the caBundle of our webhook configurations")
-    s.add_argument("--tls-secret", default="multus-webhook-tls", help="Secret for --self-managed-certs")
+    s.add_argument("--tls-secret", default="multus-webhook-tls",
+                   help="Secret for --self-managed-certs (default: %(default)s)")
     s.add_argument("--service", default="multus-webhook",
-                   help="the Service in front of the webhook, which the self-managed certificate names")
+                   help="the Service in front of the webhook, which the self-managed certificate names "
+                        "(default: %(default)s)")
     s.add_argument("--cert-check-interval", type=float, default=CHECK_INTERVAL.total_seconds(), metavar="SECONDS",
                    help="how often --self-managed-certs looks at the Secret (renewal due, or renewed by another "
-                        "replica)")
+                        "replica; default: %(default)s)")
     s.add_argument("--no-controller", action="store_true",
                    help="do not run the node-readiness controller in this process")
     controller_command.add_arguments(s)
