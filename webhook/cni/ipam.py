@@ -123,6 +123,12 @@ def _span(first: IPAddress, last: IPAddress) -> str:
 # --- host-local -------------------------------------------------------------------------------
 
 
+#: The most ranges (over all range sets) one host-local section may hold. host-local itself compares every
+#: pair of ranges on each ADD; real configs hold one range set per address family with a few ranges each,
+#: and a fragmented pool fits in far fewer ranges of larger subnets with rangeStart/rangeEnd.
+MAX_HOST_LOCAL_RANGES = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class HostLocalRange:
     path: str
@@ -130,12 +136,6 @@ class HostLocalRange:
     start: IPAddress
     end: IPAddress
     gateway: IPAddress | None
-
-    def contains(self, addr: IPAddress) -> bool:
-        return between(addr, self.start, self.end)
-
-    def overlaps(self, other: HostLocalRange) -> bool:
-        return between(other.start, self.start, self.end) or between(self.start, other.start, other.end)
 
 
 def _host_local_range(obj: Any, path: str, problems: list[Problem]) -> HostLocalRange | None:
@@ -225,22 +225,46 @@ def _host_local_range(obj: Any, path: str, problems: list[Problem]) -> HostLocal
     return HostLocalRange(path, subnet, first, last, gateway)
 
 
-def host_local_ranges(
-    ipam: Mapping[str, Any], ipam_path: str
-) -> tuple[list[list[HostLocalRange]], list[Problem]]:
-    """The range sets host-local would allocate from, and what it would refuse."""
+HostLocalSets = tuple[tuple[tuple[HostLocalRange, ...], ...], tuple[Problem, ...]]
+
+
+def host_local_ranges(plugin: PluginConf) -> HostLocalSets:
+    """The range sets the plugin's host-local section would allocate from, and what host-local would
+    refuse; computed once per plugin (nad-ipam-host-local and the overlap index both read them)."""
+    ipam = plugin.ipam
+    if ipam is None:
+        return (), ()
+    return plugin.derived("host-local ranges", lambda: _host_local_ranges(ipam, plugin.ipam_path))
+
+
+def _range_count(entries: list[Any]) -> int:
+    return sum(len(entry) if isinstance(entry, list) else 1 for entry in entries)
+
+
+def _host_local_ranges(ipam: Mapping[str, Any], ipam_path: str) -> HostLocalSets:
     problems: list[Problem] = []
-    sets: list[list[HostLocalRange]] = []
+    sets: list[tuple[HostLocalRange, ...]] = []
+    ranges_f = _get(ipam, ipam_path, "ranges")
+    if ranges_f is not None and isinstance(ranges_f.value, list):
+        count = _range_count(ranges_f.value)
+        if count > MAX_HOST_LOCAL_RANGES:
+            return (), (
+                Problem(
+                    ranges_f.path,
+                    f"{ranges_f.path} holds {count} ranges, more than {MAX_HOST_LOCAL_RANGES}: host-local "
+                    "compares every pair of them on each pod's ADD, and no network needs that many; merge "
+                    "them into fewer ranges of larger subnets (rangeStart and rangeEnd bound a range)",
+                ),
+            )
     flat_subnet = _get(ipam, ipam_path, "subnet")
     if flat_subnet is not None:
         r = _host_local_range(ipam, ipam_path, problems)
         if r is not None:
-            sets.append([r])
+            sets.append((r,))
     else:
         # Without a subnet host-local ignores the flat fields, but still decodes them.
         for name in ("rangeStart", "rangeEnd", "gateway"):
             _ip_field(ipam, ipam_path, name, problems)
-    ranges_f = _get(ipam, ipam_path, "ranges")
     if ranges_f is not None:
         if not isinstance(ranges_f.value, list):
             problems.append(
@@ -272,9 +296,47 @@ def host_local_ranges(
                 good = [m for m in members if m is not None]
                 problems.extend(_range_set_problems(good))
                 if len(good) == len(members):
-                    sets.append(good)
+                    sets.append(tuple(good))
     problems.extend(_cross_set_overlaps(sets))
-    return sets, problems
+    return tuple(sets), tuple(problems)
+
+
+def _overlapping_pairs(
+    ranges: Sequence[tuple[int, HostLocalRange]],
+) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Overlaps between ranges of different groups: ``ranges`` holds (group, range), and each pair
+    found is ((group, position), (group, position)) of its two ranges, the one earlier in ``ranges``
+    first. Each range that overlaps a range of another group starting no later (by first address, then
+    position) is in a pair, with one such range: so some pair is found whenever two ranges of different
+    groups overlap, and never more pairs than ranges (all overlapping pairs may be quadratically many).
+
+    A sweep in order of the first address: each range is compared with one range only, the one reaching
+    furthest among those before it of other groups (kept as the furthest one so far, and the furthest of
+    a group other than its group), so the cost is the sort's, O(n log n). Ranges of different families
+    never overlap."""
+    order = sorted(range(len(ranges)), key=lambda i: (ranges[i][1].start.version, int(ranges[i][1].start), i))
+    pairs: list[tuple[tuple[int, int], tuple[int, int]]] = []
+    # (end, group, position): the furthest-reaching range so far, and the furthest of the other groups.
+    best: tuple[int, int, int] | None = None
+    other: tuple[int, int, int] | None = None
+    version = 0
+    for i in order:
+        group, r = ranges[i]
+        if r.start.version != version:
+            version, best, other = r.start.version, None, None
+        partner = best if best is not None and best[1] != group else other
+        if partner is not None and int(r.start) <= partner[0]:
+            a, b = sorted(((partner[1], partner[2]), (group, i)), key=lambda p: p[1])
+            pairs.append((a, b))
+        end = int(r.end)
+        if best is None or group == best[1]:
+            if best is None or end > best[0]:
+                best = (end, group, i)
+        elif end > best[0]:
+            best, other = (end, group, i), best
+        elif other is None or end > other[0]:
+            other = (end, group, i)
+    return pairs
 
 
 def _range_set_problems(members: Sequence[HostLocalRange]) -> Iterator[Problem]:
@@ -290,29 +352,32 @@ def _range_set_problems(members: Sequence[HostLocalRange]) -> Iterator[Problem]:
                 "holds one address family; put the other family in its own range set",
             )
             return
-    for i, a in enumerate(members):
-        for b in members[i + 1 :]:
-            if a.overlaps(b):
-                yield Problem(
-                    b.path,
-                    f"{b.path} ({_span(b.start, b.end)}) overlaps {a.path} ({_span(a.start, a.end)}) "
-                    "in the same "
-                    "range set: make the ranges disjoint",
-                )
+    # Each range is a group of its own: any two that overlap are refused.
+    pairs = _overlapping_pairs(list(enumerate(members)))
+    for (_, ia), (_, ib) in sorted(pairs, key=lambda pair: (pair[1][1], pair[0][1])):
+        a, b = members[ia], members[ib]
+        yield Problem(
+            b.path,
+            f"{b.path} ({_span(b.start, b.end)}) overlaps {a.path} ({_span(a.start, a.end)}) "
+            "in the same "
+            "range set: make the ranges disjoint",
+        )
 
 
 def _cross_set_overlaps(sets: Sequence[Sequence[HostLocalRange]]) -> Iterator[Problem]:
-    for i, left in enumerate(sets):
-        for right in sets[i + 1 :]:
-            pair = next(((a, b) for a in left for b in right if a.overlaps(b)), None)
-            if pair is not None:
-                a, b = pair
-                yield Problem(
-                    b.path,
-                    f"{b.path} ({_span(b.start, b.end)}) overlaps {a.path} ({_span(a.start, a.end)}): "
-                    "host-local "
-                    "refuses overlapping range sets; make them disjoint",
-                )
+    flat = [(n, r) for n, s in enumerate(sets) for r in s]
+    # One finding per pair of range sets, as host-local names the sets.
+    found: dict[tuple[int, int], tuple[int, int]] = {}
+    for (set_a, ia), (set_b, ib) in sorted(_overlapping_pairs(flat), key=lambda pair: (pair[1], pair[0])):
+        found.setdefault((set_a, set_b), (ia, ib))
+    for ia, ib in sorted(found.values(), key=lambda pair: (flat[pair[1]][0], flat[pair[0]][0])):
+        a, b = flat[ia][1], flat[ib][1]
+        yield Problem(
+            b.path,
+            f"{b.path} ({_span(b.start, b.end)}) overlaps {a.path} ({_span(a.start, a.end)}): "
+            "host-local "
+            "refuses overlapping range sets; make them disjoint",
+        )
 
 
 def check_host_local(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
@@ -320,7 +385,8 @@ def check_host_local(plugin: PluginConf, cni_version: str | None) -> list[Proble
     if ipam is None:
         return []
     path = plugin.ipam_path
-    sets, problems = host_local_ranges(ipam, path)
+    sets, found = host_local_ranges(plugin)
+    problems = list(found)
     if not sets and not problems and not plugin.has_capability("ipRanges"):
         problems.append(
             Problem(
@@ -765,7 +831,7 @@ def nad_allocation_ranges(netconf: NetConf | None) -> list[AddressRange]:
         seg = _segment(plugin)
         common: dict[str, Any] = {"ipam_type": ipam_type, "plugin_type": plugin.type, **seg}
         if ipam_type == "host-local":
-            sets, _ = host_local_ranges(ipam, plugin.ipam_path)
+            sets, _ = host_local_ranges(plugin)
             # host-local never hands out a range's gateway (its allocator skips it; the subnet's first
             # address when none is given): a router pod may take it statically on the same segment.
             out.extend(

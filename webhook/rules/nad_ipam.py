@@ -33,7 +33,9 @@ def _each_ipam(
 def host_local(subject: Subject) -> Iterator[Violation]:
     """host-local refuses, on every pod: a subnet too small to allocate from (/31, /32, /127, /128),
     a subnet written with host bits, rangeStart / rangeEnd / gateway outside the subnet, a start
-    after the end, mixed families in one range set and overlapping ranges."""
+    after the end, mixed families in one range set and overlapping ranges. More than 1024 ranges in one
+    section are refused too: host-local compares every pair of them on each ADD, and no network needs
+    that many (larger subnets bounded by rangeStart / rangeEnd hold any pool in fewer)."""
     yield from _each_ipam(subject, "host-local", ipam.check_host_local)
 
 
