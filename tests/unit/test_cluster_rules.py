@@ -245,10 +245,37 @@ def test_whereabouts_overlapping_ranges_guarded_when_both_enable_them() -> None:
     assert only(check(other_name, one_node(existing), "nad-range-overlap")).severity == "deny"
 
 
+def test_host_local_nads_sharing_one_store_are_one_pool() -> None:
+    # host-local keeps a file per address taken in dataDir/<network name>, and Multus names a config
+    # without a name after its NAD (without the namespace): team-a/mynet and team-b/mynet share a store
+    # and never take one address twice.
+    def hl(name: str | None = None, **ipam: str) -> dict[str, Any]:
+        conf = {"cniVersion": "1.0.0", "type": "macvlan", "master": "eth1",
+                "ipam": {"type": "host-local", "subnet": "10.50.0.0/24", **ipam}}
+        return conf if name is None else {**conf, "name": name}
+
+    existing = nad_obj("mynet", hl(), namespace="team-a")
+    assert check(nad_obj("mynet", hl(), namespace="team-b"), one_node(existing), "nad-range-overlap") == []
+    # The default dataDir written out is the same directory.
+    same_dir = nad_obj("mynet", hl(dataDir="/var/lib/cni/networks/"), namespace="team-b")
+    assert check(same_dir, one_node(existing), "nad-range-overlap") == []
+    # A config name of its own, the same in both, whatever the NADs are called.
+    named = nad_obj("x", hl("shared"), namespace="team-a")
+    assert check(nad_obj("y", hl("shared"), namespace="team-b"), one_node(named), "nad-range-overlap") == []
+
+    for other in (nad_obj("mynet", hl(dataDir="/run/cni/ipam"), namespace="team-b"),
+                  nad_obj("other", hl(), namespace="team-b"),
+                  nad_obj("mynet", hl("mynet-b"), namespace="team-b")):
+        f = only(check(other, one_node(existing), "nad-range-overlap"))
+        assert f.severity == "deny"
+        assert "or host-local with the same network name and dataDir in both (one store on each node)" in f.message
+
+
 def test_ipv6_overlap_and_bridge_segments() -> None:
     def bridge(subnet: str, br: str, vlan: int | None = None) -> dict[str, Any]:
-        conf: dict[str, Any] = {"cniVersion": "1.0.0", "name": "b", "type": "bridge", "bridge": br,
-                                "ipam": host_local(subnet)}
+        # A network name of its own: host-local NADs of one name share their allocations.
+        conf: dict[str, Any] = {"cniVersion": "1.0.0", "name": f"b-{subnet.replace(':', '-').replace('/', '-')}",
+                                "type": "bridge", "bridge": br, "ipam": host_local(subnet)}
         if vlan is not None:
             conf["vlan"] = vlan
         return conf

@@ -9,6 +9,7 @@ exception.
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,9 @@ class AddressRange:
     enable_overlapping_ranges: bool = True
     #: The CIDR the range was written as (host-local subnet, whereabouts range); None for static.
     network: IPNetwork | None = None
+    #: host-local only: the directory its allocations are kept in on each node (dataDir/network name),
+    #: None when the name is unknown. Ranges of one store never give an address twice on a node.
+    store: str | None = None
 
     @property
     def version(self) -> int:
@@ -817,12 +821,30 @@ def _without(first: IPAddress, last: IPAddress,
     return blocks
 
 
-def nad_allocation_ranges(netconf: NetConf | None) -> list[AddressRange]:
+#: Where host-local keeps its allocations when the config names no dataDir (disk.New, plugins v1.10.0).
+HOST_LOCAL_DATA_DIR = "/var/lib/cni/networks"
+
+
+def _host_local_store(ipam: Mapping[str, Any], network: str) -> str | None:
+    """The directory host-local keeps this config's allocations in: dataDir/<network name>, the name
+    being the config's (a list's, which libcni gives each plugin), or the NAD's when the config has none
+    (Multus fills it in). None when unknown, or when the plugin would refuse the dataDir."""
+    found = go_field(ipam, "dataDir")
+    data_dir = found[1] if found is not None else None
+    if not network or not (data_dir is None or isinstance(data_dir, str)):
+        return None
+    return posixpath.normpath(posixpath.join(data_dir or HOST_LOCAL_DATA_DIR, network))
+
+
+def nad_allocation_ranges(netconf: NetConf | None, nad_name: str = "") -> list[AddressRange]:
     """Every block of addresses the NAD's IPAM hands out (valid ranges only), with the segment and
-    whereabouts pool key they belong to. host-local and whereabouts give ranges, static gives one
-    address per entry; dhcp and unknown IPAM types give nothing (the addresses are not ours to know)."""
+    pool key (whereabouts pool, host-local store) they belong to. host-local and whereabouts give
+    ranges, static gives one address per entry; dhcp and unknown IPAM types give nothing (the addresses
+    are not ours to know). ``nad_name`` is the NAD's metadata.name: Multus names a config without a name
+    after it, which decides host-local's store."""
     if netconf is None:
         return []
+    network = netconf.name or nad_name
     out: list[AddressRange] = []
     for plugin in netconf.plugins:
         ipam, ipam_type = plugin.ipam, plugin.ipam_type
@@ -832,6 +854,7 @@ def nad_allocation_ranges(netconf: NetConf | None) -> list[AddressRange]:
         common: dict[str, Any] = {"ipam_type": ipam_type, "plugin_type": plugin.type, **seg}
         if ipam_type == "host-local":
             sets, _ = host_local_ranges(plugin)
+            common["store"] = _host_local_store(ipam, network)
             # host-local never hands out a range's gateway (its allocator skips it; the subnet's first
             # address when none is given): a router pod may take it statically on the same segment.
             out.extend(

@@ -106,8 +106,13 @@ def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
 
 
 def shares_pool(a: AddressRange, b: AddressRange) -> bool:
-    """whereabouts keeps one pool per range and network_name, and guards overlapping pools of one
-    network_name when both leave enable_overlapping_ranges on: then no address is given twice."""
+    """Whether the two ranges are handed out from one pool, so that no address is given twice.
+    whereabouts keeps one pool per range and network_name, and guards overlapping pools of one
+    network_name when both leave enable_overlapping_ranges on. host-local keeps one store per network
+    name and dataDir on each node, a file per address taken: configs that share it (two NADs of one name
+    in two namespaces, with no name of their own or the same one) never take one address twice."""
+    if a.ipam_type == b.ipam_type == "host-local":
+        return a.store is not None and a.store == b.store
     if a.ipam_type != "whereabouts" or b.ipam_type != "whereabouts" or a.network_name != b.network_name:
         return False
     return a.network == b.network or (a.enable_overlapping_ranges and b.enable_overlapping_ranges)
@@ -144,12 +149,14 @@ def range_overlap(subject: Subject) -> Iterator[Violation]:
     static addresses), against every other NAD in the cluster: on the same named segment (master or
     bridge, and VLAN) an overlap is refused; on other segments it is a warning. whereabouts NADs that
     share a pool (same range and network_name, or same network_name with overlapping ranges enabled
-    in both) never clash. An UPDATE is not compared with its own old version."""
+    in both), and host-local NADs that share a store (the same network name, which Multus takes from
+    the NAD's name when the config has none, and the same dataDir) never clash either. An UPDATE is not
+    compared with its own old version."""
     if not subject.view.known:
         return
     own = (subject.namespace, subject.name)
     index = subject.view.ranges
-    for mine in nad_allocation_ranges(subject.nad_config.netconf):
+    for mine in nad_allocation_ranges(subject.nad_config.netconf, subject.name):
         denied: list[str] = []
         warned: list[str] = []
         for other in index.overlapping(mine.first, mine.last):
@@ -161,7 +168,8 @@ def range_overlap(subject: Subject) -> Iterator[Violation]:
                 mine.path,
                 f"{mine.path} ({_span(mine)}) overlaps {_some(denied, ' NADs')} on the same segment "
                 f"({_segment_text(mine)}): those addresses can be given to two pods; make the ranges "
-                "disjoint, or use whereabouts with the same network_name in both so they share one pool",
+                "disjoint, or let both share one pool: whereabouts with the same network_name in both, or "
+                "host-local with the same network name and dataDir in both (one store on each node)",
             )
         if warned:
             yield Violation(
