@@ -717,6 +717,8 @@ CASES = [
         "burst cannot be more than 4GB",
         rule="nad-plugin-bandwidth-pairs",
     ),
+    # Multus runs a config with a type alone (LoadDelegateNetConf), whatever its plugins hold: only warned.
+    Case("type-and-plugins", one(macvlan(plugins=[{"type": "tuning"}])), kernel=MAC),
     Case("macvlan-mtu-negative", one(macvlan(mtu=-1)), "invalid MTU -1", rule="nad-plugin-mtu"),
     Case(
         "vlan-mtu-negative",

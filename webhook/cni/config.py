@@ -269,7 +269,22 @@ def _parse_nad_config(config: Any, path: str) -> ParsedConfig:
 
     problems: list[Problem] = []
     plugins: list[PluginConf] = []
-    if "plugins" in raw:
+    # Multus decodes the config into a struct first (types.NetConf, so any spelling of "type") and runs
+    # it as a list only when that gives no type; a typed config runs alone, its plugins never read.
+    found = go_field(raw, "type")
+    if "plugins" in raw and found is not None and found[1] is not None and found[1] != "":
+        # A type that is no string fails Multus's decode: nad-config-structure refuses it.
+        if isinstance(found[1], str):
+            problems.append(
+                Problem(
+                    f"{path}.plugins",
+                    f"is ignored: the config's {found[0]} is {found[1]!r}, so Multus runs it as a single "
+                    f"{found[1]} plugin and never reads plugins; drop plugins, or drop the top-level type "
+                    "and plugin fields to run the list",
+                    warning=True,
+                )
+            )
+    elif "plugins" in raw:
         entries = raw["plugins"]
         if not isinstance(entries, list):
             problems.append(
@@ -287,4 +302,4 @@ def _parse_nad_config(config: Any, path: str) -> ParsedConfig:
                 else:
                     problems.append(Problem(ppath, f"must be a plugin object, not {_describe(entry)}"))
         return ParsedConfig(NetConf(raw, True, tuple(plugins)), tuple(problems))
-    return ParsedConfig(NetConf(raw, False, (PluginConf(path, raw, None),)), ())
+    return ParsedConfig(NetConf(raw, False, (PluginConf(path, raw, None),)), tuple(problems))
