@@ -719,6 +719,37 @@ CASES = [
     ),
     # Multus runs a config with a type alone (LoadDelegateNetConf), whatever its plugins hold: only warned.
     Case("type-and-plugins", one(macvlan(plugins=[{"type": "tuning"}])), kernel=MAC),
+    # Lists and objects are typed element by element (PLUGIN_FIELDS), ipam sections field by field (IPAM_FIELDS).
+    Case(
+        "bridge-trunk-entry-number",
+        one({"type": "bridge", "bridge": "mwbr5", "vlanTrunk": [5]}),
+        "failed to load netconf",
+        rule="nad-plugin-field-types",
+    ),
+    Case(
+        "portmap-condition-number",
+        chain(macvlan(), {"type": "portmap", "conditionsV4": [5]}),
+        "failed to parse network configuration",
+        rule="nad-plugin-field-types",
+    ),
+    Case(
+        "host-local-resolv-conf-number",
+        one(hl(subnet="10.34.0.0/24", resolvConf=5)),
+        "cannot unmarshal number",
+        rule="nad-ipam-host-local",
+    ),
+    Case(
+        "static-dns-nameservers-text",
+        one(macvlan({**STATIC4, "dns": {"nameservers": "10.10.0.53"}})),
+        "cannot unmarshal string",
+        rule="nad-ipam-static",
+    ),
+    Case(
+        "static-dns-and-version",
+        one(macvlan({"type": "static", "dns": {"nameservers": ["10.10.0.53"], "domain": None},
+                     "addresses": [{"address": "10.35.0.5/24", "Version": "4"}]})),
+        kernel=MAC,
+    ),
     Case("macvlan-mtu-negative", one(macvlan(mtu=-1)), "invalid MTU -1", rule="nad-plugin-mtu"),
     Case(
         "vlan-mtu-negative",

@@ -327,6 +327,58 @@ REFUSED = [
         "deny",
     ),
     ("nad-ipam-dhcp", macvlan({"type": "dhcp"}), f"{P}.type", "dhcp daemon runs on every node", "warn"),
+    # Every field of an ipam section is typed, down to lists and objects (IPAM_FIELDS).
+    (
+        "nad-ipam-host-local",
+        hl(subnet="10.0.0.0/24", dataDir=5),
+        f"{P}.dataDir",
+        "the number 5, but the host-local plugin reads it as a string",
+        "deny",
+    ),
+    ("nad-ipam-host-local", hl(subnet="10.0.0.0/24", resolvConf=True), f"{P}.resolvConf", "as a string", "deny"),
+    ("nad-ipam-host-local", hl(subnet="10.0.0.0/24", name=7), f"{P}.name", "as a string", "deny"),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", leader_lease_duration="1500"),
+        f"{P}.leader_lease_duration",
+        "the whereabouts plugin reads it as an integer",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", kubernetes={"kubeconfig": ["/etc/k"]}),
+        f"{P}.kubernetes.kubeconfig",
+        "as a string",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", enable_overlapping_ranges="false"),
+        f"{P}.enable_overlapping_ranges",
+        "reads it as true or false",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", node_slice_size=24),
+        f"{P}.node_slice_size",
+        "the number 24, but the whereabouts plugin reads it as a string",
+        "deny",
+    ),
+    (
+        "nad-ipam-static",
+        st({"address": "10.0.0.5/24"}, dns={"nameservers": "10.0.0.53"}),
+        f"{P}.dns.nameservers",
+        "the static plugin reads it as a list",
+        "deny",
+    ),
+    (
+        "nad-ipam-static",
+        st({"address": "10.0.0.5/24", "Version": 4}),
+        f"{P}.addresses[0].Version",
+        "as a string",
+        "deny",
+    ),
 ]
 
 
@@ -377,6 +429,13 @@ ALLOWED = [
         hl(subnet="10.0.0.0/24", routes=[{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}, {"dst": "::/0"}]),
     ),
     ("nad-ipam-dhcp", macvlan({"type": "whereabouts", "range": "10.0.0.0/24"})),
+    # null is an unset field of any type; unknown keys are ignored.
+    ("nad-ipam-host-local", hl(subnet="10.0.0.0/24", dataDir=None, resolvConf="/etc/resolv.conf", x=[1])),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", kubernetes={"kubeconfig": "/etc/k"}, leader_lease_duration=1500, dns=None),
+    ),
+    ("nad-ipam-static", st({"address": "10.0.0.5/24"}, dns={"nameservers": ["10.0.0.53"], "domain": None})),
 ]
 
 

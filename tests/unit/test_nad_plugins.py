@@ -35,6 +35,31 @@ MACVLAN = {"type": "macvlan", "master": "eth0", "ipam": STATIC}
 
 REFUSED = [
     # (rule, config, field, text in message)
+    # Lists are typed element by element, objects field by field.
+    (
+        "nad-plugin-field-types",
+        single({"type": "bridge", "vlanTrunk": [5]}),
+        "spec.config.vlanTrunk[0]",
+        "the number 5, but the bridge plugin reads it as an object",
+    ),
+    (
+        "nad-plugin-field-types",
+        single({"type": "bridge", "vlanTrunk": [{"id": "5"}]}),
+        "spec.config.vlanTrunk[0].id",
+        "reads it as an integer",
+    ),
+    (
+        "nad-plugin-field-types",
+        chain(MACVLAN, {"type": "portmap", "conditionsV4": ["-s", 1]}),
+        "spec.config.plugins[1].conditionsV4[1]",
+        "the portmap plugin reads it as a string",
+    ),
+    (
+        "nad-plugin-field-types",
+        chain(MACVLAN, {"type": "sbr", "gateways": "10.1.0.1"}),
+        "spec.config.plugins[1].gateways",
+        "reads it as a list",
+    ),
     (
         "nad-plugin-field-types",
         single({**MACVLAN, "mtu": "1500"}),
@@ -255,6 +280,8 @@ def test_refused(rule: str, config: dict[str, Any], field: str, text: str) -> No
 
 
 ALLOWED = [
+    ("nad-plugin-field-types", single({"type": "bridge", "vlanTrunk": [{"minID": 5, "maxID": 10, "x": "y"}, {}]})),
+    ("nad-plugin-field-types", chain(MACVLAN, {"type": "portmap", "conditionsV4": None, "conditionsV6": ["a"]})),
     ("nad-plugin-field-types", single({**MACVLAN, "mtu": 1500, "mode": None})),
     ("nad-plugin-field-types", single({"type": "unknown-plugin", "mtu": "whatever"})),
     # libcni hands every plugin its config re-encoded from a map: whole decimals arrive as integers.

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -236,6 +236,23 @@ def field_index(obj: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
     Go prefers an exact match only to tell apart fields whose names fold alike; the structs read here
     have none, so the fold alone decides."""
     return {fold(key): (key, value) for key, value in obj.items()}
+
+
+def struct_fields(obj: Mapping[str, Any], names: Sequence[str]) -> dict[str, list[tuple[str, Any]]]:
+    """For each field of a Go struct whose JSON names are ``names`` (in declaration order), every key of
+    ``obj`` that encoding/json decodes into it, with its value, in the order of ``obj``; keys that match
+    no field are left out. A key goes to the field it names exactly, else to the first field whose name
+    it folds to: this tells apart fields whose names fold alike (static's "address" and "Address")."""
+    exact = set(names)
+    by_fold: dict[str, str] = {}
+    for name in names:
+        by_fold.setdefault(fold(name), name)
+    found: dict[str, list[tuple[str, Any]]] = {}
+    for key, value in obj.items():
+        field = key if key in exact else by_fold.get(fold(key))
+        if field is not None:
+            found.setdefault(field, []).append((key, value))
+    return found
 
 
 def go_field(obj: Mapping[str, Any], name: str) -> tuple[str, Any] | None:

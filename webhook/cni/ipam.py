@@ -27,6 +27,7 @@ from webhook.cni.addresses import (
 from webhook.cni.config import NetConf, PluginConf, Problem
 from webhook.cni.fields import describe, is_int
 from webhook.cni.gojson import go_field
+from webhook.cni.plugins import ipam_field_type_problems
 from webhook.objects import as_text
 
 # CNI 0.1.0 / 0.2.0 results carry one address per family.
@@ -122,6 +123,13 @@ def _too_small(net: IPNetwork) -> bool:
 
 def _span(first: IPAddress, last: IPAddress) -> str:
     return f"{first}-{last}"
+
+
+def _with_field_types(plugin: PluginConf, problems: list[Problem]) -> list[Problem]:
+    """``problems``, then the values of the ipam section its plugin cannot decode (IPAM_FIELDS), but for
+    fields already judged here with more to say (a subnet that is a number is "not a CIDR")."""
+    judged = {problem.field for problem in problems}
+    return problems + [problem for problem in ipam_field_type_problems(plugin) if problem.field not in judged]
 
 
 # --- host-local -------------------------------------------------------------------------------
@@ -401,7 +409,7 @@ def check_host_local(plugin: PluginConf, cni_version: str | None) -> list[Proble
         )
     families = [s[0].start.version for s in sets]
     problems.extend(_one_per_family(path, families, cni_version, "range sets"))
-    return problems
+    return _with_field_types(plugin, problems)
 
 
 def _one_per_family(
@@ -648,12 +656,7 @@ def check_whereabouts(plugin: PluginConf) -> list[Problem]:
                 'from; add "range": "10.1.0.0/24"',
             )
         )
-    for name, expected in (("network_name", str), ("enable_overlapping_ranges", bool)):
-        f = _get(ipam, path, name)
-        if f is not None and not isinstance(f.value, expected):
-            kind = "a string" if expected is str else "true or false"
-            problems.append(Problem(f.path, f"{f.path} is {describe(f.value)}: write {kind}"))
-    return problems
+    return _with_field_types(plugin, problems)
 
 
 # --- static -----------------------------------------------------------------------------------
@@ -741,7 +744,7 @@ def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
             )
         )
     problems.extend(_one_per_family(path, [a.address.version for a in addresses], cni_version, "addresses"))
-    return problems
+    return _with_field_types(plugin, problems)
 
 
 # --- routes (shared by host-local, static and whereabouts) ------------------------------------

@@ -11,7 +11,7 @@ import posixpath
 from collections.abc import Iterator, Mapping
 
 from webhook.cni.config import CNI_VERSIONS, NetConf, PluginConf, Problem
-from webhook.cni.fields import Kind, describe, fits, int_in_range, is_int, type_problem
+from webhook.cni.fields import FieldType, Kind, ListOf, Struct, describe, fits, int_in_range, is_int, type_problems
 from webhook.cni.gojson import go_field, overwritten
 
 #: Fields every plugin's config is decoded into by libcni (types.PluginConf), whatever its type.
@@ -25,7 +25,7 @@ COMMON_FIELDS: Mapping[str, Kind] = {
 }
 
 #: The typed fields of each reference plugin's config struct.
-PLUGIN_FIELDS: Mapping[str, Mapping[str, Kind]] = {
+PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
     "bridge": {
         "bridge": Kind.STRING,
         "isGateway": Kind.BOOL,
@@ -37,7 +37,7 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, Kind]] = {
         "hairpinMode": Kind.BOOL,
         "promiscMode": Kind.BOOL,
         "vlan": Kind.INT,
-        "vlanTrunk": Kind.LIST,
+        "vlanTrunk": ListOf(Struct({"minID": Kind.INT, "maxID": Kind.INT, "id": Kind.INT})),
         "preserveDefaultVlan": Kind.BOOL,
         "macspoofchk": Kind.BOOL,
         "enabledad": Kind.BOOL,
@@ -75,8 +75,8 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, Kind]] = {
     "portmap": {
         "backend": Kind.STRING,
         "snat": Kind.BOOL,
-        "conditionsV4": Kind.LIST,
-        "conditionsV6": Kind.LIST,
+        "conditionsV4": ListOf(Kind.STRING),
+        "conditionsV6": ListOf(Kind.STRING),
         "masqAll": Kind.BOOL,
         "markMasqBit": Kind.INT,
         "externalSetMarkChain": Kind.STRING,
@@ -88,7 +88,7 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, Kind]] = {
         "egressBurst": Kind.UINT,
     },
     "firewall": {"backend": Kind.STRING, "iptablesAdminChainName": Kind.STRING, "firewalldZone": Kind.STRING},
-    "sbr": {"table": Kind.INT, "gateways": Kind.LIST, "addSourceHints": Kind.BOOL},
+    "sbr": {"table": Kind.INT, "gateways": ListOf(Kind.STRING), "addSourceHints": Kind.BOOL},
     "vrf": {"vrfname": Kind.STRING, "table": Kind.UINT32},
     "tap": {
         "multiQueue": Kind.BOOL,
@@ -98,6 +98,60 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, Kind]] = {
         "group": Kind.UINT32,
         "selinuxContext": Kind.STRING,
         "bridge": Kind.STRING,
+    },
+}
+
+# net.IP, types.IPNet and net.IPNet's IP read text; a plain string field reads text too.
+_DNS = Struct({"nameservers": ListOf(Kind.STRING), "domain": Kind.STRING, "search": ListOf(Kind.STRING),
+               "options": ListOf(Kind.STRING)})
+# static's and whereabouts' address entry: "address" is the text, "Address" (matched exactly) a net.IPNet.
+_ADDRESS = Struct({"address": Kind.STRING, "gateway": Kind.STRING, "Address": Struct({"IP": Kind.STRING}),
+                   "Version": Kind.STRING})
+_HOST_LOCAL_RANGE = {"rangeStart": Kind.STRING, "rangeEnd": Kind.STRING, "subnet": Kind.STRING,
+                     "gateway": Kind.STRING}
+
+#: The typed fields of each IPAM plugin's ipam section (its IPAMConfig struct), in declaration order
+#: (which decides between names that fold alike). Left out: "type" (libcni's, see COMMON_FIELDS) and
+#: "routes" (nad-ipam-routes judges them).
+IPAM_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
+    "host-local": {
+        **_HOST_LOCAL_RANGE,  # the embedded *Range: the single-range form
+        "Name": Kind.STRING,
+        "dataDir": Kind.STRING,
+        "resolvConf": Kind.STRING,
+        "ranges": ListOf(ListOf(Struct(_HOST_LOCAL_RANGE))),
+    },
+    "static": {"Name": Kind.STRING, "addresses": ListOf(_ADDRESS), "dns": _DNS},
+    # whereabouts decodes the section through its IPAMConfigAlias.
+    "whereabouts": {
+        "Name": Kind.STRING,
+        "datastore": Kind.STRING,
+        "addresses": ListOf(_ADDRESS),
+        "ipRanges": ListOf(Struct({"exclude": ListOf(Kind.STRING), "range": Kind.STRING,
+                                   "range_start": Kind.STRING, "range_end": Kind.STRING})),
+        "node_slice_size": Kind.STRING,
+        "exclude": ListOf(Kind.STRING),
+        "dns": _DNS,
+        "range": Kind.STRING,
+        "range_start": Kind.STRING,
+        "range_end": Kind.STRING,
+        "gateway": Kind.STRING,
+        **{name: Kind.STRING for name in ("etcd_host", "etcd_username", "etcd_password", "etcd_key_file",
+                                          "etcd_cert_file", "etcd_ca_cert_file")},
+        "leader_lease_duration": Kind.INT,
+        "leader_renew_deadline": Kind.INT,
+        "leader_retry_period": Kind.INT,
+        "log_file": Kind.STRING,
+        "log_level": Kind.STRING,
+        "reconciler_cron_expression": Kind.STRING,
+        "enable_overlapping_ranges": Kind.BOOL,
+        "sleep_for_race": Kind.INT,
+        "Gateway": Kind.STRING,
+        "kubernetes": Struct({"kubeconfig": Kind.STRING, "k8s_api_root": Kind.STRING}),
+        "configuration_path": Kind.STRING,
+        "PodName": Kind.STRING,
+        "PodNamespace": Kind.STRING,
+        "network_name": Kind.STRING,
     },
 }
 
@@ -142,11 +196,17 @@ def field_type_problems(plugin: PluginConf) -> Iterator[Problem]:
     fields = PLUGIN_FIELDS.get(plugin.type or "")
     if fields is None:
         return
-    for name, kind in fields.items():
+    for name, field_type in fields.items():
         for path, value in plugin.spellings(name):
-            problem = type_problem(path, value, kind, plugin.type or "")
-            if problem is not None:
-                yield problem
+            yield from type_problems(path, value, field_type, plugin.type or "")
+
+
+def ipam_field_type_problems(plugin: PluginConf) -> Iterator[Problem]:
+    """The values of the plugin's ipam section that its IPAM plugin cannot decode (IPAM_FIELDS)."""
+    fields = IPAM_FIELDS.get(plugin.ipam_type or "")
+    if plugin.ipam is None or fields is None:
+        return
+    yield from type_problems(plugin.ipam_path, plugin.ipam, Struct(fields), plugin.ipam_type or "")
 
 
 def common_field_problems(plugin: PluginConf) -> Iterator[Problem]:

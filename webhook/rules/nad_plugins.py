@@ -32,7 +32,9 @@ def _each_plugin(subject: Subject, check: Callable[[PluginConf], Iterable[Proble
 def field_types(subject: Subject) -> Iterator[Violation]:
     """The reference plugins decode their config into typed Go structs: "mtu": "1500" or
     "vlanId": 10.5 makes the plugin fail with "failed to load netconf" on every pod. ("vlanId": 10.0 is
-    fine: libcni passes the config through a map first, and the plugin reads 10.)"""
+    fine: libcni passes the config through a map first, and the plugin reads 10.) Lists and objects are
+    typed down to their elements and fields: bridge's vlanTrunk entries, portmap's conditions, sbr's
+    gateways."""
     yield from _each_plugin(subject, table.field_type_problems)
 
 
