@@ -750,6 +750,60 @@ CASES = [
                      "addresses": [{"address": "10.35.0.5/24", "Version": "4"}]})),
         kernel=MAC,
     ),
+    # bridge's collectVlanTrunk, before any link is made.
+    Case(
+        "bridge-trunk-id-0",
+        one({"type": "bridge", "bridge": "mwbr6", "vlanTrunk": [{"id": 0}]}),
+        "incorrect trunk id parameter",
+        rule="nad-plugin-vlan-id",
+    ),
+    Case(
+        "bridge-trunk-min-only",
+        one({"type": "bridge", "bridge": "mwbr6", "vlanTrunk": [{"minID": 10, "maxID": None}]}),
+        "maxID is missing",
+        rule="nad-plugin-vlan-id",
+    ),
+    Case(
+        "bridge-trunk-reversed",
+        one({"type": "bridge", "bridge": "mwbr6", "vlanTrunk": [{"minID": 20, "maxID": 10}]}),
+        "minID is greater than maxID",
+        rule="nad-plugin-vlan-id",
+    ),
+    Case(
+        "bridge-trunk-null-entry",
+        one({"type": "bridge", "bridge": "mwbr6", "vlanTrunk": [None]}),
+        "nil pointer dereference",
+        rule="nad-plugin-vlan-id",
+    ),
+    Case(
+        "bridge-trunk",
+        one({"type": "bridge", "bridge": "mwbr6", "vlanTrunk": [{"minID": 10, "maxID": 20}, {"id": 4094}]}),
+        kernel=frozenset({"bridge-vlan"}),
+    ),
+    Case(
+        "bridge-no-container-interface-with-ipam",
+        one({"type": "bridge", "bridge": "mwbr7", "disableContainerInterface": True, "ipam": STATIC4}),
+        "cannot use IPAM when DisableContainerInterface flag is set",
+        rule="nad-plugin-bridge-interface-ipam",
+    ),
+    Case(
+        "bridge-no-container-interface",
+        one({"type": "bridge", "bridge": "mwbr7", "disableContainerInterface": True, "ipam": {"type": ""}}),
+    ),
+    Case(
+        "bridge-ipmasq-backend-unknown",
+        one({"type": "bridge", "bridge": "mwbr8", "ipMasq": True, "ipMasqBackend": "pf", "ipam": STATIC4}),
+        'unknown ipmasq backend "pf"',
+        rule="nad-plugin-ipmasq-backend",
+    ),
+    Case(
+        "ptp-ipmasq-backend-empty",
+        one(ptp("10.36.0.0/24", ipMasq=True, ipMasqBackend="")),
+        'unknown ipmasq backend ""',
+        rule="nad-plugin-ipmasq-backend",
+    ),
+    Case("bridge-ipmasq-backend-unread", one({"type": "bridge", "bridge": "mwbr8", "ipMasqBackend": "pf",
+                                              "ipam": STATIC4})),
     Case("macvlan-mtu-negative", one(macvlan(mtu=-1)), "invalid MTU -1", rule="nad-plugin-mtu"),
     Case(
         "vlan-mtu-negative",

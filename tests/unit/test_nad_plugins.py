@@ -35,6 +35,37 @@ MACVLAN = {"type": "macvlan", "master": "eth0", "ipam": STATIC}
 
 REFUSED = [
     # (rule, config, field, text in message)
+    # bridge's collectVlanTrunk.
+    ("nad-plugin-vlan-id", single({"type": "bridge", "vlanTrunk": [{"id": 5000}]}), "spec.config.vlanTrunk[0].id",
+     "is 5000: a trunk VLAN id must be from 1 to 4094"),
+    ("nad-plugin-vlan-id", single({"type": "bridge", "vlanTrunk": [{"id": 10}, {"id": 0}]}),
+     "spec.config.vlanTrunk[1].id", "must be from 1 to 4094"),
+    ("nad-plugin-vlan-id", single({"type": "bridge", "vlanTrunk": [{"minID": 10}]}), "spec.config.vlanTrunk[0].minID",
+     "is set but spec.config.vlanTrunk[0].maxID is not"),
+    ("nad-plugin-vlan-id", single({"type": "bridge", "vlanTrunk": [{"minID": None, "MaxID": 10}]}),
+     "spec.config.vlanTrunk[0].MaxID", "is set but spec.config.vlanTrunk[0].minID is not"),
+    ("nad-plugin-vlan-id", single({"type": "bridge", "vlanTrunk": [{"minID": 20, "maxID": 10}]}),
+     "spec.config.vlanTrunk[0].maxID", "is 10, below spec.config.vlanTrunk[0].minID (20)"),
+    ("nad-plugin-vlan-id", single({"type": "bridge", "vlanTrunk": [None]}), "spec.config.vlanTrunk[0]",
+     "the bridge plugin crashes on a null trunk entry"),
+    (
+        "nad-plugin-bridge-interface-ipam",
+        single({"type": "bridge", "disableContainerInterface": True, "ipam": STATIC}),
+        "spec.config.disableContainerInterface",
+        "is true, but spec.config.ipam.type is 'static': the bridge plugin refuses IPAM",
+    ),
+    (
+        "nad-plugin-ipmasq-backend",
+        single({"type": "bridge", "ipMasq": True, "ipMasqBackend": "pf", "ipam": STATIC}),
+        "spec.config.ipMasqBackend",
+        "is 'pf': the bridge plugin masquerades with iptables or nftables only",
+    ),
+    (
+        "nad-plugin-ipmasq-backend",
+        single({"type": "ptp", "ipMasq": True, "ipMasqBackend": "", "ipam": STATIC}),
+        "spec.config.ipMasqBackend",
+        "is '': the ptp plugin",
+    ),
     # Lists are typed element by element, objects field by field.
     (
         "nad-plugin-field-types",
@@ -280,6 +311,20 @@ def test_refused(rule: str, config: dict[str, Any], field: str, text: str) -> No
 
 
 ALLOWED = [
+    ("nad-plugin-vlan-id", single({"type": "bridge", "vlanTrunk": [{"minID": 1, "maxID": 4094}, {"id": 7}, {}]})),
+    # A value of the wrong type is nad-plugin-field-types' to say.
+    ("nad-plugin-vlan-id", single({"type": "bridge", "vlanTrunk": [5, {"id": "x"}, {"minID": 5, "maxID": "x"}]})),
+    ("nad-plugin-bridge-interface-ipam", single({"type": "bridge", "disableContainerInterface": True})),
+    ("nad-plugin-bridge-interface-ipam",
+     single({"type": "bridge", "disableContainerInterface": True, "ipam": {"type": ""}})),
+    ("nad-plugin-bridge-interface-ipam", single({"type": "bridge", "disableContainerInterface": False,
+                                                      "ipam": STATIC})),
+    ("nad-plugin-ipmasq-backend",
+     single({"type": "bridge", "ipMasq": True, "ipMasqBackend": "nftables", "ipam": STATIC})),
+    # Not masquerading, or (bridge) no IPAM: the backend is never read.
+    ("nad-plugin-ipmasq-backend", single({"type": "bridge", "ipMasqBackend": "pf", "ipam": STATIC})),
+    ("nad-plugin-ipmasq-backend", single({"type": "bridge", "ipMasq": True, "ipMasqBackend": "pf"})),
+    ("nad-plugin-ipmasq-backend", single({"type": "macvlan", "ipMasq": True, "ipMasqBackend": "pf", "ipam": STATIC})),
     ("nad-plugin-field-types", single({"type": "bridge", "vlanTrunk": [{"minID": 5, "maxID": 10, "x": "y"}, {}]})),
     ("nad-plugin-field-types", chain(MACVLAN, {"type": "portmap", "conditionsV4": None, "conditionsV6": ["a"]})),
     ("nad-plugin-field-types", single({**MACVLAN, "mtu": 1500, "mode": None})),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from webhook.cni.config import CNI_VERSIONS, NetConf, PluginConf, Problem
 from webhook.cni.fields import FieldType, Kind, ListOf, Struct, describe, fits, int_in_range, is_int, type_problems
@@ -180,6 +181,10 @@ NOT_VETH = frozenset({"macvlan", "ipvlan", "vlan", "host-device", "dummy", "tap"
 RESOURCE_NAME_ANNOTATION = "k8s.v1.cni.cncf.io/resourceName"
 
 _VLAN_RANGE = (0, 4094)
+# A trunk entry's id, minID and maxID: collectVlanTrunk refuses 0 too.
+_TRUNK_RANGE = (1, 4094)
+#: The ipMasqBackend values bridge and ptp take (pkg/ip SetupIPMasqForNetworks).
+IPMASQ_BACKENDS = ("iptables", "nftables")
 # bandwidth refuses a burst (in bits) whose whole bytes reach 2^32 - 1 ("burst cannot be more than 4GB"):
 # 8 * (2^32 - 1) bits is already refused.
 _BURST_BYTES_LIMIT = 2**32 - 1
@@ -241,6 +246,79 @@ def vlan_id_problems(plugin: PluginConf) -> Iterator[Problem]:
         problem = int_in_range(found[0], found[1], *_VLAN_RANGE, what="a VLAN id")
         if problem is not None:
             yield problem
+    if plugin.type == "bridge":
+        yield from _vlan_trunk_problems(plugin)
+
+
+def _vlan_trunk_problems(plugin: PluginConf) -> Iterator[Problem]:
+    """What bridge's collectVlanTrunk refuses: a trunk id outside 1-4094, a range with one end only or
+    its ends reversed; and a null entry, on which the plugin crashes (a nil *VlanTrunk). Values of the
+    wrong type are nad-plugin-field-types'."""
+    found = plugin.field("vlanTrunk")
+    if found is None or not isinstance(found[1], list):
+        return
+    for i, entry in enumerate(found[1]):
+        path = f"{found[0]}[{i}]"
+        if entry is None:
+            yield Problem(path, f"{path} is null: the bridge plugin crashes on a null trunk entry; remove it")
+            continue
+        if not isinstance(entry, Mapping):
+            continue
+        ids: dict[str, tuple[str, Any]] = {}
+        for name in ("minID", "maxID", "id"):
+            field = go_field(entry, name)
+            if field is not None and field[1] is not None:  # null leaves the *int nil
+                ids[name] = (f"{path}.{field[0]}", field[1])
+        if not all(is_int(value) for _, value in ids.values()):
+            continue  # the plugin fails to decode it: nad-plugin-field-types
+        minimum, maximum = ids.get("minID"), ids.get("maxID")
+        for given, missing in ((minimum, "maxID"), (maximum, "minID")):
+            if given is not None and missing not in ids:
+                yield Problem(
+                    given[0],
+                    f"{given[0]} is set but {path}.{missing} is not: the bridge plugin takes a trunk range only "
+                    "with both minID and maxID; set both, or use id for a single VLAN",
+                )
+        bad = [problem for id_path, value in ids.values()
+               if (problem := int_in_range(id_path, value, *_TRUNK_RANGE, what="a trunk VLAN id")) is not None]
+        yield from bad
+        if minimum is not None and maximum is not None and not bad and maximum[1] < minimum[1]:
+            yield Problem(
+                maximum[0],
+                f"{maximum[0]} is {maximum[1]}, below {minimum[0]} ({minimum[1]}): the bridge plugin refuses a "
+                "trunk range that ends before it starts; swap them",
+            )
+
+
+def bridge_container_interface_problems(plugin: PluginConf) -> Iterator[Problem]:
+    found = plugin.field("disableContainerInterface")
+    if plugin.type != "bridge" or found is None or found[1] is not True or not plugin.ipam_type:
+        return
+    yield Problem(
+        found[0],
+        f"{found[0]} is true, but {plugin.ipam_type_path} is {plugin.ipam_type!r}: the bridge plugin refuses "
+        "IPAM when it creates no interface in the pod to put the addresses on; drop the ipam section, or "
+        "disableContainerInterface",
+    )
+
+
+def ipmasq_backend_problems(plugin: PluginConf) -> Iterator[Problem]:
+    """bridge (with IPAM) and ptp masquerade with iptables or nftables; a backend they do not know fails
+    every pod when ipMasq is on (SetupIPMasqForNetworks), "" included."""
+    found = plugin.field("ipMasqBackend")
+    masq = plugin.field("ipMasq")
+    if (plugin.type not in ("bridge", "ptp") or found is None or not isinstance(found[1], str)
+            or found[1] in IPMASQ_BACKENDS or masq is None or masq[1] is not True):
+        return
+    if plugin.type == "bridge" and not plugin.ipam_type:
+        return  # the bridge plugin masquerades only the addresses its IPAM gave
+    path, value = found
+    yield Problem(
+        path,
+        f"{path} is {value!r}: the {plugin.type} plugin masquerades with {' or '.join(IPMASQ_BACKENDS)} only, "
+        "and fails every pod on anything else; write one of them, or leave it out (iptables, or nftables "
+        "where iptables is missing)",
+    )
 
 
 def master_problems(plugin: PluginConf) -> Iterator[Problem]:

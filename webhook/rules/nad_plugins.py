@@ -38,12 +38,35 @@ def field_types(subject: Subject) -> Iterator[Violation]:
     yield from _each_plugin(subject, table.field_type_problems)
 
 
-@rule("nad-plugin-vlan-id", kinds=NAD, severity=Severity.DENY, title="VLAN ids are 0-4094",
+@rule("nad-plugin-vlan-id", kinds=NAD, severity=Severity.DENY, title="VLAN ids are 0-4094, trunk ids 1-4094",
       judges=[SPEC_CONFIG])
 def vlan_id(subject: Subject) -> Iterator[Violation]:
     """bridge's ``vlan`` and vlan's ``vlanId`` outside 0-4094 are refused by the plugin when the
-    first pod attaches."""
+    first pod attaches. So are bridge's ``vlanTrunk`` entries with an id, minID or maxID outside 1-4094,
+    a minID without a maxID (or the reverse), a maxID below the minID, and a null entry, on which the
+    bridge plugin crashes."""
     yield from _each_plugin(subject, table.vlan_id_problems)
+
+
+@rule(
+    "nad-plugin-bridge-interface-ipam",
+    kinds=NAD,
+    severity=Severity.DENY,
+    title="a bridge without a container interface has no IPAM",
+    judges=[SPEC_CONFIG],
+)
+def bridge_container_interface(subject: Subject) -> Iterator[Violation]:
+    """With ``disableContainerInterface`` the bridge plugin creates no interface in the pod, and it
+    refuses an IPAM type on every pod ("cannot use IPAM when DisableContainerInterface flag is set")."""
+    yield from _each_plugin(subject, table.bridge_container_interface_problems)
+
+
+@rule("nad-plugin-ipmasq-backend", kinds=NAD, severity=Severity.DENY,
+      title="ipMasqBackend is iptables or nftables", judges=[SPEC_CONFIG])
+def ipmasq_backend(subject: Subject) -> Iterator[Violation]:
+    """bridge and ptp masquerade through iptables or nftables: with ``ipMasq`` on (and, for bridge, an
+    IPAM type), any other ``ipMasqBackend``, "" included, fails every pod ("unknown ipmasq backend")."""
+    yield from _each_plugin(subject, table.ipmasq_backend_problems)
 
 
 @rule("nad-plugin-mtu", kinds=NAD, severity=Severity.DENY, title="mtu is not negative where the plugin refuses it",
