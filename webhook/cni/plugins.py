@@ -8,9 +8,11 @@ on ADD. Unknown plugin types yield nothing: this table only speaks for the refer
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from webhook.cni.addresses import parse_mac
 from webhook.cni.config import CNI_VERSIONS, NetConf, PluginConf, Problem
 from webhook.cni.fields import FieldType, Kind, ListOf, Struct, describe, fits, int_in_range, is_int, type_problems
 from webhook.cni.gojson import go_field, overwritten
@@ -451,6 +453,76 @@ def _tap_runs_ip_tool(plugin: PluginConf) -> bool:
     # and no SELinux context; only then does it use netlink, which leaves an mtu below 1 unset.
     context = plugin.field("selinuxContext")
     return bool(context and context[1]) or plugin.field("owner") is None or plugin.field("group") is None
+
+
+# One byte of an address as `ip link set address` reads it (iproute2's ll_addr_a2n, sscanf "%x").
+_IP_TOOL_BYTE = re.compile(r"\s*(?:0[xX])?([0-9a-fA-F]+)")
+_MAC_FORMS = "02:00:5e:00:53:01, 02-00-5e-00-53-01, 0200.5e00.5301 or 02005e005301"
+
+
+def _nested_string(obj: Any, base: str, *names: str) -> tuple[str, Any] | None:
+    """(JSON path, value) of the struct field at ``names`` below ``obj``; None when absent or null."""
+    path, value = base, obj
+    for name in names:
+        found = go_field(value, name) if isinstance(value, Mapping) else None
+        if found is None or found[1] is None:
+            return None
+        path, value = f"{path}.{found[0]}", found[1]
+    return path, value
+
+
+def _config_mac(plugin: PluginConf) -> tuple[str, str, bool] | None:
+    """(JSON path, value, whether a pod's own MAC replaces it) of the MAC the config gives the plugin: its
+    runtimeConfig.mac when not empty, else mac; for tuning, args.cni.mac before both, even empty. A pod
+    that requests a MAC replaces the first two (Multus passes it in CNI_ARGS, and with the mac capability
+    in runtimeConfig), never tuning's args."""
+    if plugin.type == "tuning" and (args := _nested_string(plugin.conf, plugin.path, "args", "cni", "mac")):
+        return (args[0], args[1], False) if isinstance(args[1], str) and args[1] else None
+    for found in (_nested_string(plugin.conf, plugin.path, "runtimeConfig", "mac"), plugin.field("mac")):
+        if found is not None and isinstance(found[1], str) and found[1]:
+            return found[0], found[1], True
+    return None
+
+
+def _ip_tool_mac(value: str) -> bytes | None:
+    """The address `ip link set address` gives a tap device for ``value``; None when ip refuses it, or
+    when it is not the six bytes a tap device takes."""
+    if "." in value:
+        return None  # ip reads it as an IPv4 address: four bytes
+    parsed = [_IP_TOOL_BYTE.match(part) for part in value.split(":")]
+    octets = [int(m.group(1), 16) if m is not None else 256 for m in parsed]
+    return bytes(octets) if len(octets) == 6 and max(octets) <= 255 else None
+
+
+def mac_problems(plugin: PluginConf) -> Iterator[Problem]:
+    """A MAC address that macvlan, tap or tuning cannot set: not one Go's net.ParseMAC reads (or, for
+    tap through `ip link set`, ip), or, on the Ethernet devices macvlan and tap make, not six bytes, a
+    multicast address or all zeros, which the kernel refuses."""
+    if plugin.type not in ("macvlan", "tap", "tuning") or (found := _config_mac(plugin)) is None:
+        return
+    path, value, replaceable = found
+    fails = "fails every pod that does not request a MAC of its own" if replaceable else "fails every pod"
+    ip_tool = plugin.type == "tap" and _tap_runs_ip_tool(plugin)
+    address = _ip_tool_mac(value) if ip_tool else parse_mac(value)
+    if address is None:
+        reader = ("`ip link set address`, which the tap plugin runs, reads six hex bytes joined by \":\""
+                  if ip_tool else f"the {plugin.type} plugin reads {_MAC_FORMS}")
+        yield Problem(path, f"{path} is {value!r}, not a MAC address: {reader}; it {fails}; fix it")
+        return
+    if plugin.type == "tuning" or (plugin.type == "tap" and not ip_tool):
+        # tuning's interface may be of any type; a tap device made through netlink takes any address.
+        return
+    if len(address) != 6:
+        why = f"{len(address)} bytes long, but a macvlan interface takes a 6-byte Ethernet address"
+    elif address[0] & 1:
+        why = (f"a multicast address (the lowest bit of its first byte is set), which a {plugin.type} "
+               "interface refuses")
+    elif not any(address):
+        why = f"all zeros, which a {plugin.type} interface refuses"
+    else:
+        return
+    yield Problem(path, f"{path} is {value!r}, {why}; it {fails}; use a unicast address such as "
+                        "02:00:00:00:00:01 (02: locally administered)")
 
 
 def mtu_problems(plugin: PluginConf) -> Iterator[Problem]:

@@ -78,6 +78,17 @@ def plugin_mtu(subject: Subject) -> Iterator[Violation]:
     yield from _each_plugin(subject, table.mtu_problems)
 
 
+@rule("nad-plugin-mac", kinds=NAD, severity=Severity.DENY, title="MAC addresses are ones the plugin can set",
+      judges=[SPEC_CONFIG])
+def plugin_mac(subject: Subject) -> Iterator[Violation]:
+    """macvlan, tap and tuning parse their ``mac`` (or a runtimeConfig.mac in the config, or tuning's
+    args.cni.mac) with Go's net.ParseMAC, and tap without an owner and a group hands it to `ip link set
+    address`: an address they cannot read fails every pod that does not request a MAC of its own. The
+    kernel refuses, on the Ethernet devices macvlan and tap make, a multicast or all-zero address, and on
+    macvlan one that is not six bytes long."""
+    yield from _each_plugin(subject, table.mac_problems)
+
+
 @rule("nad-plugin-vlan-master", kinds=NAD, severity=Severity.DENY, title="the vlan plugin names its master",
       judges=[SPEC_CONFIG])
 def vlan_master(subject: Subject) -> Iterator[Violation]:
