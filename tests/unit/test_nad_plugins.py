@@ -36,6 +36,19 @@ MACVLAN = {"type": "macvlan", "master": "eth0", "ipam": STATIC}
 
 REFUSED = [
     # (rule, config, field, text in message)
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "markMasqBit": 32}),
+     "spec.config.plugins[1].markMasqBit", "is 32: the portmap plugin takes a bit of the 32-bit packet mark, 0 to 31"),
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "markMasqBit": 5, "externalSetMarkChain": "KUBE-MARK"}),
+     "spec.config.plugins[1].markMasqBit",
+     "and spec.config.plugins[1].externalSetMarkChain are both set: the portmap plugin refuses them together"),
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "backend": "ebpf"}), "spec.config.plugins[1].backend",
+     "is 'ebpf': the portmap plugin knows only iptables and nftables"),
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "backend": "nftables", "externalSetMarkChain": "X"}),
+     "spec.config.plugins[1].externalSetMarkChain",
+     "is an iptables option, but spec.config.plugins[1].backend is 'nftables'"),
+    ("nad-plugin-portmap",
+     chain(MACVLAN, {"type": "portmap", "backend": "iptables", "conditionsV6": ["ip6 saddr ::1"]}),
+     "spec.config.plugins[1].conditionsV6", "is an nftables option, but spec.config.plugins[1].backend is 'iptables'"),
     ("nad-plugin-mac", single({**MACVLAN, "mac": "zz:11"}), "spec.config.mac",
      "is 'zz:11', not a MAC address: the macvlan plugin reads 02:00:5e:00:53:01, 02-00-5e-00-53-01, "
      "0200.5e00.5301 or 02005e005301; it fails every pod that does not request a MAC of its own"),
@@ -333,6 +346,11 @@ def test_refused(rule: str, config: dict[str, Any], field: str, text: str) -> No
 
 
 ALLOWED = [
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "markMasqBit": 0, "backend": "iptables",
+                                           "conditionsV4": ["!", "-s", "10.0.0.0/8"], "conditionsV6": [""]})),
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "markMasqBit": None, "externalSetMarkChain": "X"})),
+    # Without a backend named the node decides (iptables, or nftables where iptables is missing).
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "conditionsV4": ["ip saddr 10.0.0.1"]})),
     ("nad-plugin-mac", single({**MACVLAN, "mac": "02-AB-00-00-00-01"})),
     ("nad-plugin-mac", single({**MACVLAN, "mac": "0200.0000.0001"})),
     ("nad-plugin-mac", single({**MACVLAN, "mac": "020000000001"})),

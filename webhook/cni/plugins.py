@@ -185,8 +185,9 @@ RESOURCE_NAME_ANNOTATION = "k8s.v1.cni.cncf.io/resourceName"
 _VLAN_RANGE = (0, 4094)
 # A trunk entry's id, minID and maxID: collectVlanTrunk refuses 0 too.
 _TRUNK_RANGE = (1, 4094)
-#: The ipMasqBackend values bridge and ptp take (pkg/ip SetupIPMasqForNetworks).
-IPMASQ_BACKENDS = ("iptables", "nftables")
+#: The ipMasqBackend values bridge and ptp take (pkg/ip SetupIPMasqForNetworks), and portmap's backends.
+IPMASQ_BACKENDS = PORTMAP_BACKENDS = ("iptables", "nftables")
+_MARK_BITS = (0, 31)
 # bandwidth refuses a burst (in bits) whose whole bytes reach 2^32 - 1 ("burst cannot be more than 4GB"):
 # 8 * (2^32 - 1) bits is already refused.
 _BURST_BYTES_LIMIT = 2**32 - 1
@@ -446,6 +447,60 @@ def cni_version_problems(netconf: NetConf, path: str) -> Iterator[Problem]:
             f'and later only: every pod fails with "incompatible CNI versions"; set cniVersion to {minimum} '
             "or later (1.0.0 is typical)",
         )
+
+
+def _conditions_backend(conditions: Any) -> str | None:
+    """The backend portmap's conditionsV4 / conditionsV6 are written for (detectBackendOfConditions): an
+    iptables condition starts with "-" or "!", anything else is nftables; None when there are none."""
+    if not isinstance(conditions, list) or not conditions or not isinstance(conditions[0], str) or not conditions[0]:
+        return None
+    return "iptables" if conditions[0][0] in "-!" else "nftables"
+
+
+def portmap_problems(plugin: PluginConf) -> Iterator[Problem]:
+    """What portmap's parseConfig refuses on every ADD, before it looks for port mappings: markMasqBit
+    with externalSetMarkChain, a markMasqBit outside 0-31, a backend other than iptables or nftables, and
+    options of the other backend than the one named."""
+    if plugin.type != "portmap":
+        return
+    bit, chain = plugin.field("markMasqBit"), plugin.field("externalSetMarkChain")
+    if bit is not None and chain is not None:
+        yield Problem(
+            bit[0],
+            f"{bit[0]} and {chain[0]} are both set: the portmap plugin refuses them together on every pod "
+            "(markMasqBit marks the packets it masquerades itself, externalSetMarkChain hands the marking to "
+            "that chain); keep one",
+        )
+    elif bit is not None and is_int(bit[1]) and not _MARK_BITS[0] <= bit[1] <= _MARK_BITS[1]:
+        yield Problem(
+            bit[0],
+            f"{bit[0]} is {bit[1]}: the portmap plugin takes a bit of the 32-bit packet mark, 0 to 31, and "
+            "fails every pod on another; pick a free one (the default is 13; Kubernetes uses 14 and 15, "
+            "Calico 20 to 31)",
+        )
+    backend = _string(plugin, "backend")
+    if backend is None:
+        return  # iptables, or nftables where iptables is missing: the node decides
+    path, value = backend
+    if value not in PORTMAP_BACKENDS:
+        yield Problem(
+            path,
+            f"{path} is {value!r}: the portmap plugin knows only {' and '.join(PORTMAP_BACKENDS)} and fails "
+            "every pod on anything else; write one of them, or leave it out",
+        )
+        return
+    options = [(chain[0], "iptables")] if chain is not None else []
+    for name in ("conditionsV4", "conditionsV6"):
+        found = plugin.field(name)
+        if found is not None and (written_for := _conditions_backend(found[1])) is not None:
+            options.append((found[0], written_for))
+    for option, written_for in options:
+        if written_for != value:
+            yield Problem(
+                option,
+                f"{option} is an {written_for} option, but {path} is {value!r}: the portmap plugin refuses "
+                f"options of the other backend on every pod; drop it, or use the {written_for} backend",
+            )
 
 
 def _tap_runs_ip_tool(plugin: PluginConf) -> bool:

@@ -89,6 +89,16 @@ def plugin_mac(subject: Subject) -> Iterator[Violation]:
     yield from _each_plugin(subject, table.mac_problems)
 
 
+@rule("nad-plugin-portmap", kinds=NAD, severity=Severity.DENY, title="portmap's mark and backend options agree",
+      judges=[SPEC_CONFIG])
+def portmap(subject: Subject) -> Iterator[Violation]:
+    """portmap reads its options on every ADD, port mappings or not, and refuses: markMasqBit together
+    with externalSetMarkChain, a markMasqBit outside 0-31, a backend other than iptables or nftables, and
+    with a backend named, options of the other one (externalSetMarkChain is iptables'; conditions
+    starting with "-" or "!" are iptables', others nftables')."""
+    yield from _each_plugin(subject, table.portmap_problems)
+
+
 @rule("nad-plugin-vlan-master", kinds=NAD, severity=Severity.DENY, title="the vlan plugin names its master",
       judges=[SPEC_CONFIG])
 def vlan_master(subject: Subject) -> Iterator[Violation]:
