@@ -36,6 +36,14 @@ MACVLAN = {"type": "macvlan", "master": "eth0", "ipam": STATIC}
 
 REFUSED = [
     # (rule, config, field, text in message)
+    ("nad-plugin-sbr-gateways", chain(MACVLAN, {"type": "sbr", "gateways": ["nope"]}),
+     "spec.config.plugins[1].gateways[0]", "is the string 'nope', not an IP address: the sbr plugin fails every pod"),
+    ("nad-plugin-sbr-gateways", chain(MACVLAN, {"type": "sbr", "gateways": [None]}),
+     "spec.config.plugins[1].gateways[0]", "is null, not an IP address"),
+    ("nad-plugin-sbr-gateways", chain(MACVLAN, {"type": "sbr", "gateways": ["10.1.0.1", "::ffff:10.1.0.2"]}),
+     "spec.config.plugins[1].gateways[1]", "is a second IPv4 gateway, after spec.config.plugins[1].gateways[0]"),
+    ("nad-plugin-sbr-gateways", chain(MACVLAN, {"type": "sbr", "gateways": ["10.1.0.1", "fd00::1", "fd00::2"]}),
+     "spec.config.plugins[1].gateways", "holds 3 gateways: the sbr plugin takes at most two"),
     ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "markMasqBit": 32}),
      "spec.config.plugins[1].markMasqBit", "is 32: the portmap plugin takes a bit of the 32-bit packet mark, 0 to 31"),
     ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "markMasqBit": 5, "externalSetMarkChain": "KUBE-MARK"}),
@@ -346,6 +354,9 @@ def test_refused(rule: str, config: dict[str, Any], field: str, text: str) -> No
 
 
 ALLOWED = [
+    ("nad-plugin-sbr-gateways", chain(MACVLAN, {"type": "sbr", "gateways": ["10.1.0.1", "fd00::1"]})),
+    # With a table sbr never reads the gateways.
+    ("nad-plugin-sbr-gateways", chain(MACVLAN, {"type": "sbr", "table": 100, "gateways": ["nope"]})),
     ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "markMasqBit": 0, "backend": "iptables",
                                            "conditionsV4": ["!", "-s", "10.0.0.0/8"], "conditionsV6": [""]})),
     ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "markMasqBit": None, "externalSetMarkChain": "X"})),

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from webhook.cni.addresses import parse_mac
+from webhook.cni.addresses import family, parse_ip, parse_mac
 from webhook.cni.config import CNI_VERSIONS, NetConf, PluginConf, Problem
 from webhook.cni.fields import FieldType, Kind, ListOf, Struct, describe, fits, int_in_range, is_int, type_problems
 from webhook.cni.gojson import go_field, overwritten
@@ -501,6 +501,36 @@ def portmap_problems(plugin: PluginConf) -> Iterator[Problem]:
                 f"{option} is an {written_for} option, but {path} is {value!r}: the portmap plugin refuses "
                 f"options of the other backend on every pod; drop it, or use the {written_for} backend",
             )
+
+
+def sbr_gateway_problems(plugin: PluginConf) -> Iterator[Problem]:
+    """sbr's static gateways (doRoutes, used when no table is set): at most two, each an IP address, one
+    per family; anything else fails every pod."""
+    found = plugin.field("gateways")
+    if plugin.type != "sbr" or plugin.field("table") is not None or found is None or not isinstance(found[1], list):
+        return
+    path, gateways = found
+    if len(gateways) > 2:
+        yield Problem(
+            path,
+            f"{path} holds {len(gateways)} gateways: the sbr plugin takes at most two, one IPv4 and one IPv6, and "
+            "fails every pod on more; keep one per family",
+        )
+        return
+    seen: dict[int, str] = {}
+    for i, gateway in enumerate(gateways):
+        gpath = f"{path}[{i}]"
+        if gateway is not None and not isinstance(gateway, str):
+            continue  # the plugin fails to decode it: nad-plugin-field-types
+        addr = parse_ip(gateway)
+        if addr is None:
+            yield Problem(gpath, f"{gpath} is {describe(gateway)}, not an IP address: the sbr plugin fails every "
+                                 "pod on it; write the gateway's address, e.g. 10.1.0.1")
+        elif addr.version in seen:
+            yield Problem(gpath, f"{gpath} is a second {family(addr)} gateway, after {seen[addr.version]}: the sbr "
+                                 "plugin takes one per family and fails every pod on two; keep one")
+        else:
+            seen[addr.version] = gpath
 
 
 def _tap_runs_ip_tool(plugin: PluginConf) -> bool:

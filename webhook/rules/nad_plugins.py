@@ -99,6 +99,14 @@ def portmap(subject: Subject) -> Iterator[Violation]:
     yield from _each_plugin(subject, table.portmap_problems)
 
 
+@rule("nad-plugin-sbr-gateways", kinds=NAD, severity=Severity.DENY, title="sbr's gateways are one address per family",
+      judges=[SPEC_CONFIG])
+def sbr_gateways(subject: Subject) -> Iterator[Violation]:
+    """sbr without a ``table`` routes through the ``gateways`` it is given, and fails every pod on more
+    than two, on an entry that is not an IP address, or on two of one family."""
+    yield from _each_plugin(subject, table.sbr_gateway_problems)
+
+
 @rule("nad-plugin-vlan-master", kinds=NAD, severity=Severity.DENY, title="the vlan plugin names its master",
       judges=[SPEC_CONFIG])
 def vlan_master(subject: Subject) -> Iterator[Violation]:
