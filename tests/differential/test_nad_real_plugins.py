@@ -844,6 +844,11 @@ CASES = [
     Case("sbr-gateway", chain(macvlan(), {"type": "sbr", "gateways": ["10.10.0.1"]}), kernel=MAC),
     Case("sbr-table-ignores-gateways", chain(macvlan(), {"type": "sbr", "table": 100, "gateways": ["nope"]}),
          kernel=MAC),
+    Case("static-capital-address", one(macvlan({"type": "static", "addresses": [{"Address": "10.37.0.5/24"}]})),
+         "cannot unmarshal string into Go struct field Address.ipam.addresses.Address of type net.IPNet",
+         rule="nad-ipam-static"),
+    Case("static-address-folded", one(macvlan({"type": "static", "addresses": [{"ADDRESS": "10.37.0.5/24"}]})),
+         kernel=MAC),
     Case("macvlan-mtu-negative", one(macvlan(mtu=-1)), "invalid MTU -1", rule="nad-plugin-mtu"),
     Case(
         "vlan-mtu-negative",

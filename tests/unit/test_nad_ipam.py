@@ -327,6 +327,22 @@ REFUSED = [
         "deny",
     ),
     ("nad-ipam-dhcp", macvlan({"type": "dhcp"}), f"{P}.type", "dhcp daemon runs on every node", "warn"),
+    # Go matches "Address" exactly to another field, a net.IPNet, which a string does not fit.
+    (
+        "nad-ipam-static",
+        st({"Address": "10.0.0.5/24"}),
+        f"{P}.addresses[0].Address",
+        'is \'10.0.0.5/24\': Go reads the key "Address" (capital A) into another field than "address", a parsed '
+        'network that a string does not fit, so the static plugin fails every pod; write the key as "address"',
+        "deny",
+    ),
+    (
+        "nad-ipam-static",
+        st({"address": "10.0.0.5/24", "Address": "10.0.0.5/24"}),
+        f"{P}.addresses[0].Address",
+        'write the key as "address"',
+        "deny",
+    ),
     # Every field of an ipam section is typed, down to lists and objects (IPAM_FIELDS).
     (
         "nad-ipam-host-local",
@@ -429,6 +445,8 @@ ALLOWED = [
         hl(subnet="10.0.0.0/24", routes=[{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}, {"dst": "::/0"}]),
     ),
     ("nad-ipam-dhcp", macvlan({"type": "whereabouts", "range": "10.0.0.0/24"})),
+    # Keys that only fold to "address" are the address; "Address": null sets nothing.
+    ("nad-ipam-static", st({"ADDRESS": "10.0.0.5/24", "Address": None})),
     # null is an unset field of any type; unknown keys are ignored.
     ("nad-ipam-host-local", hl(subnet="10.0.0.0/24", dataDir=None, resolvConf="/etc/resolv.conf", x=[1])),
     (
@@ -731,3 +749,14 @@ def test_the_overlap_sweep_finds_each_range_that_overlaps_one_of_another_group_b
     late = {i for i in range(len(ranges)) if any(overlap(i, j) and before(j, i) for j in range(len(ranges)))}
     assert late <= involved
     assert len(pairs) == len(late)
+
+
+def test_a_static_address_under_a_capital_a_is_not_indexed() -> None:
+    def indexed(entry: dict[str, Any]) -> list[str]:
+        netconf = parse_nad_config(json.dumps(st(entry)), "spec.config").netconf
+        return [str(r.first) for r in nad_allocation_ranges(netconf)]
+
+    assert indexed({"Address": "10.0.0.5/24"}) == []
+    # The net.IPNet form the plugin takes as it is: not read here.
+    assert indexed({"Address": {"IP": "10.0.0.6", "Mask": "////AA=="}}) == []
+    assert indexed({"ADDRESS": "10.0.0.7/24"}) == ["10.0.0.7"]

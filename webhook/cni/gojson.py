@@ -18,8 +18,9 @@ Where Python's json module and Go's differ, and what is done about it here:
   (``field_spellings`` gives every spelling to check).
 - Key matching: Go matches a key to a struct field by exact name, else case-insensitively with Unicode
   simple folding (the long s U+017F matches "s", the Kelvin sign U+212A matches "k"); ``fold``,
-  ``field_index`` and ``go_field`` do that. Generic maps (capabilities, args, cni-args) keep exact keys,
-  as Go maps do.
+  ``field_index`` and ``go_field`` do that, and ``struct_fields`` for a struct with two fields whose names
+  fold alike, where a key that names one exactly goes to it. Generic maps (capabilities, args, cni-args)
+  keep exact keys, as Go maps do.
 - What reaches a CNI plugin: libcni decodes every plugin's config into a map[string]interface{} and
   encodes it again before running the plugin (InjectConf, for a single config as for each plugin of a
   list). That round trip changes two things, and ``loads(..., via_libcni=True)`` gives both:
@@ -233,8 +234,10 @@ def field_index(obj: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
     encoding/json decodes into that field: the last key in the order of ``obj`` that folds to it (text
     order as ``loads`` keeps it, or sorted order ``via_libcni``).
 
-    Go prefers an exact match only to tell apart fields whose names fold alike; the structs read here
-    have none, so the fold alone decides."""
+    The fold alone decides, which is right for a struct without two fields whose names fold alike: Go
+    prefers an exact match only to tell such fields apart. Most structs read here have none; those that
+    do (static's and whereabouts' address entries, "address" and "Address"; whereabouts' ipam section,
+    "gateway" and "Gateway") are read with ``struct_fields``."""
     return {fold(key): (key, value) for key, value in obj.items()}
 
 

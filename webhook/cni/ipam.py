@@ -26,8 +26,8 @@ from webhook.cni.addresses import (
 )
 from webhook.cni.config import NetConf, PluginConf, Problem
 from webhook.cni.fields import describe, is_int
-from webhook.cni.gojson import go_field
-from webhook.cni.plugins import ipam_field_type_problems
+from webhook.cni.gojson import go_field, struct_fields
+from webhook.cni.plugins import ADDRESS_ENTRY, ipam_field_type_problems
 from webhook.objects import as_text
 
 # CNI 0.1.0 / 0.2.0 results carry one address per family.
@@ -689,7 +689,24 @@ def static_addresses(ipam: Mapping[str, Any], ipam_path: str) -> tuple[list[Stat
             )
             continue
         gateway = _ip_field(entry, epath, "gateway", problems)
-        a = _get(entry, epath, "address")
+        # "Address" is another field than "address" for Go, which matches it exactly: a parsed network.
+        keys = struct_fields(entry, list(ADDRESS_ENTRY.fields))
+        network = next((kv for kv in reversed(keys.get("Address", ())) if kv[1] is not None), None)
+        if network is not None:
+            if isinstance(network[1], str):
+                npath = f"{epath}.{network[0]}"
+                problems.append(
+                    Problem(
+                        npath,
+                        f'{npath} is {network[1]!r}: Go reads the key "Address" (capital A) into another field '
+                        'than "address", a parsed network that a string does not fit, so the static plugin fails '
+                        'every pod; write the key as "address"',
+                    )
+                )
+            # An object there is that network, which the plugin takes as it is: not ours to index.
+            continue
+        written = keys.get("address")
+        a = _Field(f"{epath}.{written[-1][0]}", written[-1][1]) if written and written[-1][1] is not None else None
         apath = a.path if a else f"{epath}.address"
         parsed = parse_cidr(a.value) if a is not None else None
         if parsed is None:

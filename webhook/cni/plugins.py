@@ -107,9 +107,9 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
 # net.IP, types.IPNet and net.IPNet's IP read text; a plain string field reads text too.
 _DNS = Struct({"nameservers": ListOf(Kind.STRING), "domain": Kind.STRING, "search": ListOf(Kind.STRING),
                "options": ListOf(Kind.STRING)})
-# static's and whereabouts' address entry: "address" is the text, "Address" (matched exactly) a net.IPNet.
-_ADDRESS = Struct({"address": Kind.STRING, "gateway": Kind.STRING, "Address": Struct({"IP": Kind.STRING}),
-                   "Version": Kind.STRING})
+#: static's and whereabouts' address entry: "address" is the text, "Address" (matched exactly) a net.IPNet.
+ADDRESS_ENTRY = Struct({"address": Kind.STRING, "gateway": Kind.STRING, "Address": Struct({"IP": Kind.STRING}),
+                        "Version": Kind.STRING})
 _HOST_LOCAL_RANGE = {"rangeStart": Kind.STRING, "rangeEnd": Kind.STRING, "subnet": Kind.STRING,
                      "gateway": Kind.STRING}
 
@@ -124,12 +124,12 @@ IPAM_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
         "resolvConf": Kind.STRING,
         "ranges": ListOf(ListOf(Struct(_HOST_LOCAL_RANGE))),
     },
-    "static": {"Name": Kind.STRING, "addresses": ListOf(_ADDRESS), "dns": _DNS},
+    "static": {"Name": Kind.STRING, "addresses": ListOf(ADDRESS_ENTRY), "dns": _DNS},
     # whereabouts decodes the section through its IPAMConfigAlias.
     "whereabouts": {
         "Name": Kind.STRING,
         "datastore": Kind.STRING,
-        "addresses": ListOf(_ADDRESS),
+        "addresses": ListOf(ADDRESS_ENTRY),
         "ipRanges": ListOf(Struct({"exclude": ListOf(Kind.STRING), "range": Kind.STRING,
                                    "range_start": Kind.STRING, "range_end": Kind.STRING})),
         "node_slice_size": Kind.STRING,

@@ -59,7 +59,8 @@ def whereabouts(subject: Subject) -> Iterator[Violation]:
 def static(subject: Subject) -> Iterator[Violation]:
     """static IPAM needs each address in CIDR form (10.1.0.5/24) and fails every pod otherwise; a
     gateway of the other address family is accepted but cannot route, so it is a warning. A field of
-    the wrong type (dns.nameservers written as one string) fails every pod."""
+    the wrong type (dns.nameservers written as one string) fails every pod; so does an entry's
+    "Address" with a capital A, which Go reads into another field than "address", a parsed network."""
     yield from _each_ipam(subject, "static", ipam.check_static)
 
 
