@@ -67,35 +67,48 @@ def cni_binaries(subject: Subject) -> Iterator[Violation]:
 # --- host-local on several nodes ------------------------------------------------------------------
 
 
+#: Plugins whose addresses are reached only through the node (ptp: a /32 host route to the pod behind a
+#: veth, the gateway address on the host side) or not at all (dummy): an address that repeats on
+#: another node meets nothing there.
+NODE_LOCAL_PLUGINS = frozenset({"ptp", "dummy"})
+
+
 @rule("nad-host-local-multi-node", kinds=NAD, severity=Severity.DENY,
       title="host-local is not used on a multi-node cluster",
       judges=[SPEC_CONFIG, annotation(ALLOW_HOST_LOCAL_ANNOTATION)])
 def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
     """host-local keeps its allocations in files on each node, so one NAD used on several nodes
-    hands out the same addresses on each of them (multus-cni #52, #144, #529, #1150). On a cluster
-    of more than one node it is refused unless the NAD carries the annotation
+    hands out the same addresses on each of them (multus-cni #52, #144, #529, #1150). When pods can land
+    on more than one node it is refused unless the NAD carries the annotation
     multus-webhook.io/allow-host-local: "true" (segments local to each node), which turns the
-    denial into a warning."""
+    denial into a warning. Nodes pods cannot land on are not counted: cordoned ones, and those with a
+    NoSchedule or NoExecute taint other than a not-ready node's (a kubeadm control plane), though a pod
+    may tolerate it. Nor is host-local behind ptp or dummy, whose addresses never leave the node (ptp
+    routes each pod's address to it on its own node only: upstream's own ptp example uses host-local)."""
     netconf = subject.nad_config.netconf
-    count = len(subject.view.nodes())
+    nodes = subject.view.nodes()
+    count = sum(1 for node in nodes if node.schedulable)
     if netconf is None or count <= 1:
         return
+    closed = len(nodes) - count
+    cluster = f"a cluster of {count} nodes" + (
+        f" (not counting {closed} that pods cannot land on, cordoned or tainted)" if closed else "")
     allowed = subject.annotations.get(ALLOW_HOST_LOCAL_ANNOTATION) == "true"
     for plugin in netconf.plugins:
-        if plugin.ipam_type != "host-local" or plugin.ipam is None:
+        if plugin.ipam_type != "host-local" or plugin.ipam is None or plugin.type in NODE_LOCAL_PLUGINS:
             continue
         path = plugin.ipam_type_path
         if allowed:
             yield Violation(
                 path,
-                f"{path} is host-local on a cluster of {count} nodes, allowed by {ALLOW_HOST_LOCAL_ANNOTATION}: each "
+                f"{path} is host-local on {cluster}, allowed by {ALLOW_HOST_LOCAL_ANNOTATION}: each "
                 "node allocates on its own, so this segment must not span nodes",
                 Severity.WARN,
             )
         else:
             yield Violation(
                 path,
-                f"{path} is host-local on a cluster of {count} nodes: host-local keeps its allocations on "
+                f"{path} is host-local on {cluster}: host-local keeps its allocations on "
                 "each node, so pods on different nodes get the same addresses; use whereabouts "
                 '(cluster-wide IPAM: "ipam": {"type": "whereabouts", "range": ...}), or, if the segment '
                 f'is local to each node, annotate the NAD with {ALLOW_HOST_LOCAL_ANNOTATION}: "true"',
