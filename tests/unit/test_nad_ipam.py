@@ -641,13 +641,15 @@ WEBHOOK_DIR = str(Path(webhook.__file__).parent)
 
 
 def webhook_lines(run: Callable[[], object]) -> Counter[str]:
-    """What ``run`` executes of the webhook's own code: lines, and calls by function name. The same
-    count on every machine, unlike a time; code in C (a sort) and outside webhook/ is not counted."""
+    """What ``run`` executes of the webhook's own code: lines (all, and "lines in <file>" by module), and
+    calls by function name. The same count on every machine, unlike a time; code in C (a sort) and
+    outside webhook/ is not counted."""
     counts: Counter[str] = Counter()
 
     def local(frame: FrameType, event: str, arg: object) -> Any:
         if event == "line":
             counts["lines"] += 1
+            counts[f"lines in {Path(frame.f_code.co_filename).name}"] += 1
         return local
 
     def tracer(frame: FrameType, event: str, arg: object) -> Any:
@@ -714,6 +716,16 @@ def test_a_host_local_section_with_more_than_1024_ranges_is_refused_once() -> No
     # Nothing of it reaches the overlap index either.
     config = json.dumps(hl(ranges=[disjoint_slash30s(1025)]))
     assert nad_allocation_ranges(parse_nad_config(config, "spec.config").netconf) == []
+
+
+def test_ranges_past_the_limit_are_not_read_at_all() -> None:
+    # Not parsed, not typed: a config near etcd's limit costs what decoding its JSON costs (gojson's
+    # hook runs for each object).
+    small, large = (counts["lines"] - counts["lines in gojson.py"]
+                    for n in (2000, 8000)
+                    for counts in [webhook_lines(judge_everywhere(hl(ranges=[disjoint_slash30s(n)])))])
+    print(f"lines executed besides decoding: {small} for 2000 ranges, {large} for 8000")
+    assert large == small
 
 
 @settings(max_examples=300, deadline=None)

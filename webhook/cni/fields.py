@@ -9,7 +9,7 @@ config reaches them already as the plugin reads it (``loads(..., via_libcni=True
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -113,9 +113,14 @@ def _wrong_type(path: str, value: Any, expected: str, plugin: str) -> Problem:
     )
 
 
-def type_problems(path: str, value: Any, field_type: FieldType, plugin: str) -> Iterator[Problem]:
+def type_problems(
+    path: str, value: Any, field_type: FieldType, plugin: str, judged: Collection[str] = ()
+) -> Iterator[Problem]:
     """What Go refuses when it decodes ``value`` into a field of ``field_type``, down to the elements of
-    lists and the fields of objects: each value of the wrong type, by its path."""
+    lists and the fields of objects: each value of the wrong type, by its path. The paths in ``judged``
+    are passed over with all they hold (their findings have more to say)."""
+    if path in judged:
+        return
     if isinstance(field_type, Kind):
         problem = type_problem(path, value, field_type, plugin)
         if problem is not None:
@@ -127,13 +132,13 @@ def type_problems(path: str, value: Any, field_type: FieldType, plugin: str) -> 
             yield _wrong_type(path, value, field_type.value, plugin)
             return
         for i, element in enumerate(value):
-            yield from type_problems(f"{path}[{i}]", element, field_type.element, plugin)
+            yield from type_problems(f"{path}[{i}]", element, field_type.element, plugin, judged)
     elif not isinstance(value, Mapping):
         yield _wrong_type(path, value, field_type.value, plugin)
     else:
         for name, keys in struct_fields(value, list(field_type.fields)).items():
             for key, found in keys:
-                yield from type_problems(f"{path}.{key}", found, field_type.fields[name], plugin)
+                yield from type_problems(f"{path}.{key}", found, field_type.fields[name], plugin, judged)
 
 
 def int_in_range(path: str, value: Any, low: int, high: int, what: str) -> Problem | None:

@@ -126,10 +126,10 @@ def _span(first: IPAddress, last: IPAddress) -> str:
 
 
 def _with_field_types(plugin: PluginConf, problems: list[Problem]) -> list[Problem]:
-    """``problems``, then the values of the ipam section its plugin cannot decode (IPAM_FIELDS), but for
-    fields already judged here with more to say (a subnet that is a number is "not a CIDR")."""
-    judged = {problem.field for problem in problems}
-    return problems + [problem for problem in ipam_field_type_problems(plugin) if problem.field not in judged]
+    """``problems``, then the values of the ipam section its plugin cannot decode (IPAM_FIELDS), but in
+    fields already judged here with more to say (a subnet that is a number is "not a CIDR"; ranges past
+    the limit are not read at all)."""
+    return problems + list(ipam_field_type_problems(plugin, {problem.field for problem in problems}))
 
 
 # --- host-local -------------------------------------------------------------------------------

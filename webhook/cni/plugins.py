@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from webhook.cni.addresses import family, parse_ip, parse_mac
@@ -209,12 +209,13 @@ def field_type_problems(plugin: PluginConf) -> Iterator[Problem]:
             yield from type_problems(path, value, field_type, plugin.type or "")
 
 
-def ipam_field_type_problems(plugin: PluginConf) -> Iterator[Problem]:
-    """The values of the plugin's ipam section that its IPAM plugin cannot decode (IPAM_FIELDS)."""
+def ipam_field_type_problems(plugin: PluginConf, judged: Collection[str] = ()) -> Iterator[Problem]:
+    """The values of the plugin's ipam section that its IPAM plugin cannot decode (IPAM_FIELDS), but in
+    the fields at the paths ``judged``."""
     fields = IPAM_FIELDS.get(plugin.ipam_type or "")
     if plugin.ipam is None or fields is None:
         return
-    yield from type_problems(plugin.ipam_path, plugin.ipam, Struct(fields), plugin.ipam_type or "")
+    yield from type_problems(plugin.ipam_path, plugin.ipam, Struct(fields), plugin.ipam_type or "", judged)
 
 
 def common_field_problems(plugin: PluginConf) -> Iterator[Problem]:
