@@ -557,10 +557,12 @@ def test_inputs_with_only_generate_name_are_each_a_new_object(tmp_path: Path,
     state = write(tmp_path, "state.yaml", yaml.safe_dump(good))
     job = ("apiVersion: v1\nkind: Pod\nmetadata:\n  generateName: job-\n"
            "  annotations: {k8s.v1.cni.cncf.io/networks: %s}\n")
+    # Network names of their own: host-local NADs of one name would share their allocations.
+    config = HOST_LOCAL.replace("10.60.0.0/24", "10.61.0.0/%d").replace('"hl"', '"net%d"')
     nad = ("apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata: {generateName: net-}\n"
-           f"spec:\n  config: '{HOST_LOCAL.replace('10.60.0.0/24', '10.61.0.0/%d')}'\n")
-    inputs = write(tmp_path, "in.yaml", "---\n".join([job % "good", job % "good", job % "missing-nad", nad % 24,
-                                                       nad % 25]))
+           f"spec:\n  config: '{config}'\n")
+    inputs = write(tmp_path, "in.yaml", "---\n".join([job % "good", job % "good", job % "missing-nad",
+                                                       nad % (24, 24), nad % (25, 25)]))
     status, out, _ = run([inputs, "--cluster-state", state, "--output", "json"], capsys)
     assert status == 1
     results = json_results(out)

@@ -108,6 +108,33 @@ def test_a_second_node_makes_a_host_local_nad_refused(cp: ControlPlane, ns: str)
     eventually(lambda: dry_run(cp, host_local)[0], "the node's deletion to reach the cache")
 
 
+def test_nodes_pods_cannot_land_on_do_not_make_a_host_local_nad_refused(cp: ControlPlane, ns: str) -> None:
+    """kubeadm and kind: a control plane tainted NoSchedule and one worker is no multi-node cluster for
+    host-local; the taint and cordoning reach the cache through the Node watch."""
+    host_local = nad("hl", ns, {"type": "host-local", "subnet": "10.68.0.0/24"})
+    add_node(cp, "node-cp")
+    add_node(cp, "node-w")
+    eventually(lambda: denied_with("host-local on a cluster of 2 nodes")(dry_run(cp, host_local)),
+               "the two nodes to reach the cache")
+
+    cp.kubectl("taint", "nodes", "node-cp", "node-role.kubernetes.io/control-plane:NoSchedule")
+    _, out = eventually(lambda: dry_run(cp, host_local), "the taint to reach the cache", until=lambda r: r[0])
+    assert "host-local" not in out
+
+    # A node that is only not ready yet takes pods again: it counts.
+    cp.kubectl("taint", "nodes", "node-cp", "node-role.kubernetes.io/control-plane:NoSchedule-",
+               "node.kubernetes.io/not-ready:NoExecute")
+    eventually(lambda: dry_run(cp, host_local), "the lifted taint to reach the cache",
+               until=denied_with("host-local on a cluster of 2 nodes"))
+
+    cp.kubectl("cordon", "node-w")
+    eventually(lambda: dry_run(cp, host_local), "the cordon to reach the cache", until=lambda r: r[0])
+    add_node(cp, "node-x")
+    eventually(lambda: dry_run(cp, host_local), "the third node to reach the cache",
+               until=denied_with("host-local on a cluster of 2 nodes (not counting 1 that pods cannot land on, "
+                                 "cordoned or tainted)"))
+
+
 def test_a_host_local_nad_from_before_a_second_node_joined_can_still_be_labelled(cp: ControlPlane, ns: str) -> None:
     """Ratcheting: an UPDATE that leaves spec.config as it was is not refused for what was already there."""
     host_local = nad("hl", ns, {"type": "host-local", "subnet": "10.67.0.0/24"})

@@ -19,9 +19,10 @@ BINARIES = ["macvlan", "ipvlan", "whereabouts"]
 STATE_NAMES = [*NAMES, "s-a", "s-b"]
 
 
-def node(name: str, zone: str = "z1", version: str = "1") -> dict[str, Any]:
+def node(name: str, zone: str = "z1", version: str = "1", taint: str | None = None) -> dict[str, Any]:
     labels = {"zone": zone, f"{BINARY_LABEL_PREFIX}{zone}": "true", **({READY_LABEL: "true"} if zone == "z1" else {})}
     return {"kind": "Node", "metadata": {"name": name, "labels": labels, "resourceVersion": version},
+            "spec": {"taints": [{"key": taint, "effect": "NoSchedule"}] if taint else []},
             "status": {"nodeInfo": {"bootID": f"boot-{name}"},
                        "conditions": [{"type": "Ready", "status": "True", "message": "kubelet is posting"}]}}
 
@@ -41,7 +42,8 @@ def published(table: NodeTable) -> tuple[Any, ...]:
 
 
 ops = st.one_of(
-    st.tuples(st.just("node"), st.sampled_from(NAMES), st.sampled_from(["z1", "z2"])),
+    st.tuples(st.just("node"), st.sampled_from(NAMES), st.sampled_from(["z1", "z2"]),
+              st.sampled_from([None, "dedicated", "node.kubernetes.io/not-ready"])),
     st.tuples(st.just("node-gone"), st.sampled_from(NAMES)),
     st.tuples(st.just("state"), st.sampled_from(STATE_NAMES), st.lists(st.sampled_from(BINARIES)),
               st.sampled_from([None, *NAMES])),
@@ -53,11 +55,14 @@ ops = st.one_of(
 @given(st.lists(ops, max_size=40))
 def test_publishing_only_what_an_event_touched_equals_a_rebuild(steps: list[tuple[Any, ...]]) -> None:
     table = NodeTable(lambda s: s)
+    taints: dict[str, str | None] = {}
     for step in steps:
         if step[0] == "node":
-            table.put_node(step[1], node(step[1], step[2]))
+            table.put_node(step[1], node(step[1], step[2], taint=step[3]))
+            taints[step[1]] = step[3]
         elif step[0] == "node-gone":
             table.remove_node(step[1])
+            taints.pop(step[1], None)
         elif step[0] == "state":
             table.put_state(("multus-webhook", step[1]), state(step[1], step[2], step[3]))
         else:
@@ -67,6 +72,9 @@ def test_publishing_only_what_an_event_touched_equals_a_rebuild(steps: list[tupl
         rebuilt._rebuild()
         assert published(table) == published(rebuilt)
         assert [n.name for n in table.nodes] == sorted(n.name for n in table.nodes)
+        # A lasting taint keeps pods off; a not-ready node's does not.
+        assert {n.name for n in table.nodes if not n.schedulable} == {
+            name for name, taint in taints.items() if taint == "dedicated"}
 
 
 def test_a_heartbeat_publishes_nothing_new_but_tells_the_listeners() -> None:

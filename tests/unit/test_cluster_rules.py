@@ -192,6 +192,53 @@ def test_host_local_rule_can_be_set_to_warn_by_policy() -> None:
     assert only(check(HOST_LOCAL_NAD, three_nodes(), "nad-host-local-multi-node", policy=policy)).severity == "warn"
 
 
+def tainted(name: str, *taints: tuple[str, str], unschedulable: bool = False) -> dict[str, Any]:
+    spec: dict[str, Any] = {"taints": [{"key": key, "effect": effect} for key, effect in taints]}
+    if unschedulable:
+        spec["unschedulable"] = True
+    return {**node(name), "spec": spec}
+
+
+CONTROL_PLANE = ("node-role.kubernetes.io/control-plane", "NoSchedule")
+
+
+def test_nodes_pods_cannot_land_on_are_not_counted() -> None:
+    # kubeadm and kind: a control plane tainted NoSchedule and one worker.
+    kind_cluster = StaticClusterView([tainted("control-plane", CONTROL_PLANE), node("worker")])
+    assert check(HOST_LOCAL_NAD, kind_cluster, "nad-host-local-multi-node") == []
+    cordoned = StaticClusterView([tainted("a", unschedulable=True), node("b")])
+    assert check(HOST_LOCAL_NAD, cordoned, "nad-host-local-multi-node") == []
+    dedicated = StaticClusterView([tainted("gpu", ("dedicated", "NoExecute")), node("b")])
+    assert check(HOST_LOCAL_NAD, dedicated, "nad-host-local-multi-node") == []
+
+
+def test_nodes_tainted_for_a_passing_condition_or_only_preferring_no_pods_count() -> None:
+    # A node not ready or under pressure takes pods again once it recovers.
+    view = StaticClusterView([
+        tainted("a", ("node.kubernetes.io/not-ready", "NoExecute"), ("node.kubernetes.io/disk-pressure", "NoSchedule")),
+        tainted("b", ("node.cloudprovider.kubernetes.io/uninitialized", "NoSchedule"), ("x", "PreferNoSchedule")),
+        tainted("control-plane", CONTROL_PLANE),
+    ])
+    f = only(check(HOST_LOCAL_NAD, view, "nad-host-local-multi-node"))
+    assert ("host-local on a cluster of 2 nodes (not counting 1 that pods cannot land on, cordoned or tainted): "
+            in f.message)
+
+
+def test_a_node_that_lifts_its_taint_is_counted_again() -> None:
+    view = StaticClusterView([tainted("control-plane", CONTROL_PLANE), node("worker")])
+    assert check(HOST_LOCAL_NAD, view, "nad-host-local-multi-node") == []
+    view.put(node("control-plane"))
+    assert "a cluster of 2 nodes:" in only(check(HOST_LOCAL_NAD, view, "nad-host-local-multi-node")).message
+
+
+@pytest.mark.parametrize("plugin", ["ptp", "dummy"])
+def test_host_local_behind_a_node_local_plugin_is_allowed(plugin: str) -> None:
+    # ptp gives each pod a /32 route on its own node only; dummy's interface is reachable from nowhere.
+    obj = nad_obj("p", {"cniVersion": "1.0.0", "name": "p", "type": plugin, "ipMasq": True,
+                        "ipam": host_local("10.40.0.0/24")})
+    assert check(obj, three_nodes(), "nad-host-local-multi-node") == []
+
+
 def test_no_cluster_no_host_local_finding() -> None:
     assert check(HOST_LOCAL_NAD, UNKNOWN_CLUSTER, "nad-host-local-multi-node") == []
 
@@ -246,10 +293,37 @@ def test_whereabouts_overlapping_ranges_guarded_when_both_enable_them() -> None:
     assert only(check(other_name, one_node(existing), "nad-range-overlap")).severity == "deny"
 
 
+def test_host_local_nads_sharing_one_store_are_one_pool() -> None:
+    # host-local keeps a file per address taken in dataDir/<network name>, and Multus names a config
+    # without a name after its NAD (without the namespace): team-a/mynet and team-b/mynet share a store
+    # and never take one address twice.
+    def hl(name: str | None = None, **ipam: str) -> dict[str, Any]:
+        conf = {"cniVersion": "1.0.0", "type": "macvlan", "master": "eth1",
+                "ipam": {"type": "host-local", "subnet": "10.50.0.0/24", **ipam}}
+        return conf if name is None else {**conf, "name": name}
+
+    existing = nad_obj("mynet", hl(), namespace="team-a")
+    assert check(nad_obj("mynet", hl(), namespace="team-b"), one_node(existing), "nad-range-overlap") == []
+    # The default dataDir written out is the same directory.
+    same_dir = nad_obj("mynet", hl(dataDir="/var/lib/cni/networks/"), namespace="team-b")
+    assert check(same_dir, one_node(existing), "nad-range-overlap") == []
+    # A config name of its own, the same in both, whatever the NADs are called.
+    named = nad_obj("x", hl("shared"), namespace="team-a")
+    assert check(nad_obj("y", hl("shared"), namespace="team-b"), one_node(named), "nad-range-overlap") == []
+
+    for other in (nad_obj("mynet", hl(dataDir="/run/cni/ipam"), namespace="team-b"),
+                  nad_obj("other", hl(), namespace="team-b"),
+                  nad_obj("mynet", hl("mynet-b"), namespace="team-b")):
+        f = only(check(other, one_node(existing), "nad-range-overlap"))
+        assert f.severity == "deny"
+        assert "or host-local with the same network name and dataDir in both (one store on each node)" in f.message
+
+
 def test_ipv6_overlap_and_bridge_segments() -> None:
     def bridge(subnet: str, br: str, vlan: int | None = None) -> dict[str, Any]:
-        conf: dict[str, Any] = {"cniVersion": "1.0.0", "name": "b", "type": "bridge", "bridge": br,
-                                "ipam": host_local(subnet)}
+        # A network name of its own: host-local NADs of one name share their allocations.
+        conf: dict[str, Any] = {"cniVersion": "1.0.0", "name": f"b-{subnet.replace(':', '-').replace('/', '-')}",
+                                "type": "bridge", "bridge": br, "ipam": host_local(subnet)}
         if vlan is not None:
             conf["vlan"] = vlan
         return conf

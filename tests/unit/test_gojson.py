@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from webhook.cni.gojson import GoJSONError, field_spellings, fold, go_field, loads, overwritten
+from webhook.cni.gojson import GoJSONError, field_spellings, fold, go_field, loads, overwritten, struct_fields
 
 # --- lone surrogates: Go replaces each with U+FFFD, a valid pair stays one character ---
 
@@ -265,6 +265,18 @@ def test_field_spellings_lists_every_key_go_decodes_into_a_field() -> None:
     assert field_spellings({"MTU": "x", "mode": "l2", "mtu": 1400}) == {
         "mtu": [("MTU", "x"), ("mtu", 1400)],
         "mode": [("mode", "l2")],
+    }
+
+
+def test_struct_fields_prefers_the_field_a_key_names_exactly() -> None:
+    # static's address entry: AddressStr `json:"address"`, then Address net.IPNet, untagged. Go decodes
+    # "Address" into the IPNet, and a key that only folds to both into the first of them, AddressStr.
+    names = ["address", "gateway", "Address", "Version"]
+    obj = {"ADDRESS": "a", "Address": "b", "address": "c", "GateWay": "d", "other": "e"}
+    assert struct_fields(obj, names) == {
+        "address": [("ADDRESS", "a"), ("address", "c")],
+        "Address": [("Address", "b")],
+        "gateway": [("GateWay", "d")],
     }
 
 

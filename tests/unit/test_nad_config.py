@@ -144,6 +144,30 @@ def test_structure_allows(config: Any) -> None:
     assert findings(nad(config), "nad-config-structure") == []
 
 
+@pytest.mark.parametrize("plugins", ["x", [], [{"type": "tuning"}], [MACVLAN, 7]])
+@pytest.mark.parametrize("type_key", ["type", "Type"])
+def test_a_config_with_a_type_runs_alone_and_its_plugins_are_ignored(plugins: Any, type_key: str) -> None:
+    # Multus (LoadDelegateNetConf) takes the list path only when the decoded type is empty.
+    config = {k: v for k, v in MACVLAN.items() if k != "type"} | {type_key: "macvlan", "plugins": plugins}
+    subject = nad(config)
+    assert not subject.nad_config.netconf.is_list
+    assert [p.type for p in subject.nad_config.netconf.plugins] == ["macvlan"]
+    warning = only(subject, "nad-config-structure")
+    assert (warning.severity, warning.field) == (Severity.WARN, "spec.config.plugins")
+    assert warning.message.startswith(
+        f"spec.config.plugins is ignored: the config's {type_key} is 'macvlan', so Multus runs it as a single "
+        "macvlan plugin and never reads plugins")
+    # Judged as the macvlan config it is: the tuning plugin's place in the ignored list is nobody's business.
+    assert [f for f in evaluate(subject, Policy()) if f.severity is Severity.DENY] == []
+
+
+@pytest.mark.parametrize("type_value", [None, ""])
+def test_a_config_with_an_empty_type_is_a_list(type_value: Any) -> None:
+    subject = nad({"cniVersion": "1.0.0", "name": "l", "type": type_value, "plugins": [MACVLAN]})
+    assert subject.nad_config.netconf.is_list
+    assert [p.path for p in subject.nad_config.netconf.plugins] == ["spec.config.plugins[0]"]
+
+
 # --- nad-config-empty --------------------------------------------------------------------------
 
 

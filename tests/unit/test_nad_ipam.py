@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
-from webhook.cni.addresses import parse_cidr, parse_ip, unpadded
+import webhook
+from webhook.cluster.static import StaticClusterView
+from webhook.cni.addresses import IPAddress, parse_cidr, parse_ip, unpadded
 from webhook.cni.config import parse_nad_config
-from webhook.cni.ipam import nad_allocation_ranges
+from webhook.cni.ipam import HostLocalRange, _overlapping_pairs, nad_allocation_ranges
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate
 
 NAD = "NetworkAttachmentDefinition"
@@ -318,6 +327,74 @@ REFUSED = [
         "deny",
     ),
     ("nad-ipam-dhcp", macvlan({"type": "dhcp"}), f"{P}.type", "dhcp daemon runs on every node", "warn"),
+    # Go matches "Address" exactly to another field, a net.IPNet, which a string does not fit.
+    (
+        "nad-ipam-static",
+        st({"Address": "10.0.0.5/24"}),
+        f"{P}.addresses[0].Address",
+        'is \'10.0.0.5/24\': Go reads the key "Address" (capital A) into another field than "address", a parsed '
+        'network that a string does not fit, so the static plugin fails every pod; write the key as "address"',
+        "deny",
+    ),
+    (
+        "nad-ipam-static",
+        st({"address": "10.0.0.5/24", "Address": "10.0.0.5/24"}),
+        f"{P}.addresses[0].Address",
+        'write the key as "address"',
+        "deny",
+    ),
+    # Every field of an ipam section is typed, down to lists and objects (IPAM_FIELDS).
+    (
+        "nad-ipam-host-local",
+        hl(subnet="10.0.0.0/24", dataDir=5),
+        f"{P}.dataDir",
+        "the number 5, but the host-local plugin reads it as a string",
+        "deny",
+    ),
+    ("nad-ipam-host-local", hl(subnet="10.0.0.0/24", resolvConf=True), f"{P}.resolvConf", "as a string", "deny"),
+    ("nad-ipam-host-local", hl(subnet="10.0.0.0/24", name=7), f"{P}.name", "as a string", "deny"),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", leader_lease_duration="1500"),
+        f"{P}.leader_lease_duration",
+        "the whereabouts plugin reads it as an integer",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", kubernetes={"kubeconfig": ["/etc/k"]}),
+        f"{P}.kubernetes.kubeconfig",
+        "as a string",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", enable_overlapping_ranges="false"),
+        f"{P}.enable_overlapping_ranges",
+        "reads it as true or false",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", node_slice_size=24),
+        f"{P}.node_slice_size",
+        "the number 24, but the whereabouts plugin reads it as a string",
+        "deny",
+    ),
+    (
+        "nad-ipam-static",
+        st({"address": "10.0.0.5/24"}, dns={"nameservers": "10.0.0.53"}),
+        f"{P}.dns.nameservers",
+        "the static plugin reads it as a list",
+        "deny",
+    ),
+    (
+        "nad-ipam-static",
+        st({"address": "10.0.0.5/24", "Version": 4}),
+        f"{P}.addresses[0].Version",
+        "as a string",
+        "deny",
+    ),
 ]
 
 
@@ -368,6 +445,15 @@ ALLOWED = [
         hl(subnet="10.0.0.0/24", routes=[{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}, {"dst": "::/0"}]),
     ),
     ("nad-ipam-dhcp", macvlan({"type": "whereabouts", "range": "10.0.0.0/24"})),
+    # Keys that only fold to "address" are the address; "Address": null sets nothing.
+    ("nad-ipam-static", st({"ADDRESS": "10.0.0.5/24", "Address": None})),
+    # null is an unset field of any type; unknown keys are ignored.
+    ("nad-ipam-host-local", hl(subnet="10.0.0.0/24", dataDir=None, resolvConf="/etc/resolv.conf", x=[1])),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", kubernetes={"kubeconfig": "/etc/k"}, leader_lease_duration=1500, dns=None),
+    ),
+    ("nad-ipam-static", st({"address": "10.0.0.5/24"}, dns={"nameservers": ["10.0.0.53"], "domain": None})),
 ]
 
 
@@ -547,3 +633,142 @@ def test_a_list_with_only_cni_versions_takes_its_highest() -> None:
     assert ["cniVersion 0.2.0 cannot return" in f.message for f in skipped] == [True]
     assert findings(nad({"cniVersion": "0.2.0", "cniVersions": ["1.0.0"], "name": "x", "plugins": [plugin]}),
                     "nad-ipam-host-local") == []
+
+
+# --- host-local range checks cost O(n log n) (counted, never timed) -------------------------------
+
+WEBHOOK_DIR = str(Path(webhook.__file__).parent)
+
+
+def webhook_lines(run: Callable[[], object]) -> Counter[str]:
+    """What ``run`` executes of the webhook's own code: lines (all, and "lines in <file>" by module), and
+    calls by function name. The same count on every machine, unlike a time; code in C (a sort) and
+    outside webhook/ is not counted."""
+    counts: Counter[str] = Counter()
+
+    def local(frame: FrameType, event: str, arg: object) -> Any:
+        if event == "line":
+            counts["lines"] += 1
+            counts[f"lines in {Path(frame.f_code.co_filename).name}"] += 1
+        return local
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        if not frame.f_code.co_filename.startswith(WEBHOOK_DIR):
+            return None
+        counts[frame.f_code.co_name] += 1
+        return local
+
+    sys.settrace(tracer)
+    try:
+        run()
+    finally:
+        sys.settrace(None)
+    return counts
+
+
+def disjoint_slash30s(n: int) -> list[dict[str, str]]:
+    return [{"subnet": f"10.{i // 64}.{i % 64 * 4}.0/30"} for i in range(n)]
+
+
+def judge_everywhere(config: dict[str, Any]) -> Callable[[], object]:
+    """The three ways a NAD's host-local ranges are read: the rules on an admission review (the
+    nad-ipam-host-local rule and, in a known cluster, nad-range-overlap), and the cluster cache
+    storing the NAD (its overlap index entries)."""
+    obj = {"kind": NAD, "metadata": {"name": "net1", "namespace": "default"}, "spec": {"config": json.dumps(config)}}
+
+    def run() -> None:
+        view = StaticClusterView([obj])
+        evaluate(Subject({**obj, "metadata": {"name": "net2", "namespace": "default"}}, NAD, view=view), Policy())
+
+    return run
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        pytest.param(lambda ranges: [ranges], id="one range set"),
+        pytest.param(lambda ranges: [[r] for r in ranges], id="one range set per range"),
+    ],
+)
+def test_host_local_range_checks_grow_no_faster_than_the_ranges(
+    shape: Callable[[list[dict[str, str]]], list[list[dict[str, str]]]],
+) -> None:
+    # Four times the ranges: about four times the work when it is linear (the sort aside, counted as
+    # nothing), sixteen times when every pair is compared, as it was (950 ranges took 0.8 s).
+    small, large = (webhook_lines(judge_everywhere(hl(ranges=shape(disjoint_slash30s(n)))))["lines"]
+                    for n in (200, 800))
+    print(f"lines executed: {small} for 200 ranges, {large} for 800")
+    assert large < 5 * small
+
+
+def test_host_local_ranges_are_read_once_per_plugin() -> None:
+    counts = webhook_lines(judge_everywhere(hl(ranges=[disjoint_slash30s(4)])))
+    # Each of the 4 ranges parsed once for the cache storing the NAD, once for the admission review
+    # (where two rules read them).
+    assert counts["_host_local_range"] == 2 * 4
+
+
+def test_a_host_local_section_with_more_than_1024_ranges_is_refused_once() -> None:
+    assert findings(nad(hl(ranges=[disjoint_slash30s(1024)])), "nad-ipam-host-local") == []
+    [f] = findings(nad(hl(ranges=[disjoint_slash30s(1000), disjoint_slash30s(25)])), "nad-ipam-host-local")
+    assert f.field == f"{P}.ranges"
+    assert f.message.startswith(f"{P}.ranges holds 1025 ranges, more than 1024: host-local compares every pair")
+    # Nothing of it reaches the overlap index either.
+    config = json.dumps(hl(ranges=[disjoint_slash30s(1025)]))
+    assert nad_allocation_ranges(parse_nad_config(config, "spec.config").netconf) == []
+
+
+def test_ranges_past_the_limit_are_not_read_at_all() -> None:
+    # Not parsed, not typed: a config near etcd's limit costs what decoding its JSON costs (gojson's
+    # hook runs for each object).
+    small, large = (counts["lines"] - counts["lines in gojson.py"]
+                    for n in (2000, 8000)
+                    for counts in [webhook_lines(judge_everywhere(hl(ranges=[disjoint_slash30s(n)])))])
+    print(f"lines executed besides decoding: {small} for 2000 ranges, {large} for 8000")
+    assert large == small
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    hst.lists(
+        hst.tuples(hst.integers(0, 3), hst.sampled_from([4, 6]), hst.integers(0, 60), hst.integers(0, 20)),
+        max_size=25,
+    )
+)
+def test_the_overlap_sweep_finds_each_range_that_overlaps_one_of_another_group_before_it(
+    items: list[tuple[int, int, int, int]],
+) -> None:
+    def addr(version: int, n: int) -> IPAddress:
+        return ipaddress.IPv4Address(n) if version == 4 else ipaddress.IPv6Address(n)
+
+    net = ipaddress.ip_network("0.0.0.0/0")  # not read by the sweep
+    ranges = [(group, HostLocalRange(f"r{i}", net, addr(v, a), addr(v, a + n), None))
+              for i, (group, v, a, n) in enumerate(items)]
+
+    def overlap(i: int, j: int) -> bool:
+        (gi, a), (gj, b) = ranges[i], ranges[j]
+        return gi != gj and a.start.version == b.start.version and a.start <= b.end and b.start <= a.end
+
+    pairs = _overlapping_pairs(ranges)
+    assert all(overlap(ia, ib) and ia < ib and (ga, gb) == (ranges[ia][0], ranges[ib][0])
+               for (ga, ia), (gb, ib) in pairs)
+    def before(j: int, i: int) -> bool:
+        return (ranges[j][1].start, j) < (ranges[i][1].start, i)
+
+    # Each range that overlaps a range of another group starting before it (or at its address, earlier
+    # in the list) is in a pair: so an overlap is never missed, and at most one pair per range.
+    involved = {i for (_, ia), (_, ib) in pairs for i in (ia, ib)}
+    late = {i for i in range(len(ranges)) if any(overlap(i, j) and before(j, i) for j in range(len(ranges)))}
+    assert late <= involved
+    assert len(pairs) == len(late)
+
+
+def test_a_static_address_under_a_capital_a_is_not_indexed() -> None:
+    def indexed(entry: dict[str, Any]) -> list[str]:
+        netconf = parse_nad_config(json.dumps(st(entry)), "spec.config").netconf
+        return [str(r.first) for r in nad_allocation_ranges(netconf)]
+
+    assert indexed({"Address": "10.0.0.5/24"}) == []
+    # The net.IPNet form the plugin takes as it is: not read here.
+    assert indexed({"Address": {"IP": "10.0.0.6", "Mask": "////AA=="}}) == []
+    assert indexed({"ADDRESS": "10.0.0.7/24"}) == ["10.0.0.7"]

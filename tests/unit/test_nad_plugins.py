@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from webhook.cni.addresses import parse_mac
 from webhook.cni.plugins import sysctl_key_problem
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate
 
@@ -35,6 +36,104 @@ MACVLAN = {"type": "macvlan", "master": "eth0", "ipam": STATIC}
 
 REFUSED = [
     # (rule, config, field, text in message)
+    ("nad-plugin-sbr-gateways", chain(MACVLAN, {"type": "sbr", "gateways": ["nope"]}),
+     "spec.config.plugins[1].gateways[0]", "is the string 'nope', not an IP address: the sbr plugin fails every pod"),
+    ("nad-plugin-sbr-gateways", chain(MACVLAN, {"type": "sbr", "gateways": [None]}),
+     "spec.config.plugins[1].gateways[0]", "is null, not an IP address"),
+    ("nad-plugin-sbr-gateways", chain(MACVLAN, {"type": "sbr", "gateways": ["10.1.0.1", "::ffff:10.1.0.2"]}),
+     "spec.config.plugins[1].gateways[1]", "is a second IPv4 gateway, after spec.config.plugins[1].gateways[0]"),
+    ("nad-plugin-sbr-gateways", chain(MACVLAN, {"type": "sbr", "gateways": ["10.1.0.1", "fd00::1", "fd00::2"]}),
+     "spec.config.plugins[1].gateways", "holds 3 gateways: the sbr plugin takes at most two"),
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "markMasqBit": 32}),
+     "spec.config.plugins[1].markMasqBit", "is 32: the portmap plugin takes a bit of the 32-bit packet mark, 0 to 31"),
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "markMasqBit": 5, "externalSetMarkChain": "KUBE-MARK"}),
+     "spec.config.plugins[1].markMasqBit",
+     "and spec.config.plugins[1].externalSetMarkChain are both set: the portmap plugin refuses them together"),
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "backend": "ebpf"}), "spec.config.plugins[1].backend",
+     "is 'ebpf': the portmap plugin knows only iptables and nftables"),
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "backend": "nftables", "externalSetMarkChain": "X"}),
+     "spec.config.plugins[1].externalSetMarkChain",
+     "is an iptables option, but spec.config.plugins[1].backend is 'nftables'"),
+    ("nad-plugin-portmap",
+     chain(MACVLAN, {"type": "portmap", "backend": "iptables", "conditionsV6": ["ip6 saddr ::1"]}),
+     "spec.config.plugins[1].conditionsV6", "is an nftables option, but spec.config.plugins[1].backend is 'iptables'"),
+    ("nad-plugin-mac", single({**MACVLAN, "mac": "zz:11"}), "spec.config.mac",
+     "is 'zz:11', not a MAC address: the macvlan plugin reads 02:00:5e:00:53:01, 02-00-5e-00-53-01, "
+     "0200.5e00.5301 or 02005e005301; it fails every pod that does not request a MAC of its own"),
+    ("nad-plugin-mac", single({**MACVLAN, "mac": "01:00:5e:00:00:01"}), "spec.config.mac",
+     "a multicast address (the lowest bit of its first byte is set), which a macvlan interface refuses"),
+    ("nad-plugin-mac", single({**MACVLAN, "mac": "00-00-00-00-00-00"}), "spec.config.mac", "all zeros"),
+    ("nad-plugin-mac", single({**MACVLAN, "mac": "02:00:5e:10:00:00:00:01"}), "spec.config.mac",
+     "8 bytes long, but a macvlan interface takes a 6-byte Ethernet address"),
+    ("nad-plugin-mac", single({**MACVLAN, "mac": "02:00:00:00:00:01", "runtimeConfig": {"mac": "x"}}),
+     "spec.config.runtimeConfig.mac", "is 'x', not a MAC address"),
+    ("nad-plugin-mac", chain(MACVLAN, {"type": "tuning", "mac": "not-a-mac"}), "spec.config.plugins[1].mac",
+     "the tuning plugin reads"),
+    ("nad-plugin-mac", chain(MACVLAN, {"type": "tuning", "args": {"cni": {"mac": "02:00"}}}),
+     "spec.config.plugins[1].args.cni.mac", "; it fails every pod; fix it"),
+    # tap without an owner and a group sets the address with `ip link set address`.
+    ("nad-plugin-mac", single({"type": "tap", "mac": "02-00-00-00-00-01", "ipam": STATIC}), "spec.config.mac",
+     "`ip link set address`, which the tap plugin runs, reads six hex bytes"),
+    ("nad-plugin-mac", single({"type": "tap", "mac": "01:0:0:0:0:1", "ipam": STATIC}), "spec.config.mac",
+     "which a tap interface refuses"),
+    ("nad-plugin-mac", single({"type": "tap", "mac": "zz:11", "owner": 0, "group": 0, "ipam": STATIC}),
+     "spec.config.mac", "the tap plugin reads 02:00:5e:00:53:01"),
+    # bridge's collectVlanTrunk.
+    ("nad-plugin-vlan-id", single({"type": "bridge", "vlanTrunk": [{"id": 5000}]}), "spec.config.vlanTrunk[0].id",
+     "is 5000: a trunk VLAN id must be from 1 to 4094"),
+    ("nad-plugin-vlan-id", single({"type": "bridge", "vlanTrunk": [{"id": 10}, {"id": 0}]}),
+     "spec.config.vlanTrunk[1].id", "must be from 1 to 4094"),
+    ("nad-plugin-vlan-id", single({"type": "bridge", "vlanTrunk": [{"minID": 10}]}), "spec.config.vlanTrunk[0].minID",
+     "is set but spec.config.vlanTrunk[0].maxID is not"),
+    ("nad-plugin-vlan-id", single({"type": "bridge", "vlanTrunk": [{"minID": None, "MaxID": 10}]}),
+     "spec.config.vlanTrunk[0].MaxID", "is set but spec.config.vlanTrunk[0].minID is not"),
+    ("nad-plugin-vlan-id", single({"type": "bridge", "vlanTrunk": [{"minID": 20, "maxID": 10}]}),
+     "spec.config.vlanTrunk[0].maxID", "is 10, below spec.config.vlanTrunk[0].minID (20)"),
+    ("nad-plugin-vlan-id", single({"type": "bridge", "vlanTrunk": [None]}), "spec.config.vlanTrunk[0]",
+     "the bridge plugin crashes on a null trunk entry"),
+    (
+        "nad-plugin-bridge-interface-ipam",
+        single({"type": "bridge", "disableContainerInterface": True, "ipam": STATIC}),
+        "spec.config.disableContainerInterface",
+        "is true, but spec.config.ipam.type is 'static': the bridge plugin refuses IPAM",
+    ),
+    (
+        "nad-plugin-ipmasq-backend",
+        single({"type": "bridge", "ipMasq": True, "ipMasqBackend": "pf", "ipam": STATIC}),
+        "spec.config.ipMasqBackend",
+        "is 'pf': the bridge plugin masquerades with iptables or nftables only",
+    ),
+    (
+        "nad-plugin-ipmasq-backend",
+        single({"type": "ptp", "ipMasq": True, "ipMasqBackend": "", "ipam": STATIC}),
+        "spec.config.ipMasqBackend",
+        "is '': the ptp plugin",
+    ),
+    # Lists are typed element by element, objects field by field.
+    (
+        "nad-plugin-field-types",
+        single({"type": "bridge", "vlanTrunk": [5]}),
+        "spec.config.vlanTrunk[0]",
+        "the number 5, but the bridge plugin reads it as an object",
+    ),
+    (
+        "nad-plugin-field-types",
+        single({"type": "bridge", "vlanTrunk": [{"id": "5"}]}),
+        "spec.config.vlanTrunk[0].id",
+        "reads it as an integer",
+    ),
+    (
+        "nad-plugin-field-types",
+        chain(MACVLAN, {"type": "portmap", "conditionsV4": ["-s", 1]}),
+        "spec.config.plugins[1].conditionsV4[1]",
+        "the portmap plugin reads it as a string",
+    ),
+    (
+        "nad-plugin-field-types",
+        chain(MACVLAN, {"type": "sbr", "gateways": "10.1.0.1"}),
+        "spec.config.plugins[1].gateways",
+        "reads it as a list",
+    ),
     (
         "nad-plugin-field-types",
         single({**MACVLAN, "mtu": "1500"}),
@@ -255,6 +354,42 @@ def test_refused(rule: str, config: dict[str, Any], field: str, text: str) -> No
 
 
 ALLOWED = [
+    ("nad-plugin-sbr-gateways", chain(MACVLAN, {"type": "sbr", "gateways": ["10.1.0.1", "fd00::1"]})),
+    # With a table sbr never reads the gateways.
+    ("nad-plugin-sbr-gateways", chain(MACVLAN, {"type": "sbr", "table": 100, "gateways": ["nope"]})),
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "markMasqBit": 0, "backend": "iptables",
+                                           "conditionsV4": ["!", "-s", "10.0.0.0/8"], "conditionsV6": [""]})),
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "markMasqBit": None, "externalSetMarkChain": "X"})),
+    # Without a backend named the node decides (iptables, or nftables where iptables is missing).
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "conditionsV4": ["ip saddr 10.0.0.1"]})),
+    ("nad-plugin-mac", single({**MACVLAN, "mac": "02-AB-00-00-00-01"})),
+    ("nad-plugin-mac", single({**MACVLAN, "mac": "0200.0000.0001"})),
+    ("nad-plugin-mac", single({**MACVLAN, "mac": "020000000001"})),
+    ("nad-plugin-mac", single({**MACVLAN, "mac": ""})),
+    # A MAC in the config's own runtimeConfig replaces mac; tuning's args.cni.mac replaces both, "" too.
+    ("nad-plugin-mac", single({**MACVLAN, "mac": "zz", "runtimeConfig": {"mac": "02:00:00:00:00:01"}})),
+    ("nad-plugin-mac", chain(MACVLAN, {"type": "tuning", "mac": "zz", "args": {"cni": {"mac": ""}}})),
+    # tuning may set any interface's address: IPoIB takes 20 bytes.
+    ("nad-plugin-mac", chain(MACVLAN, {"type": "tuning", "mac": "02:00:5e:10:00:00:00:01"})),
+    ("nad-plugin-mac", single({"type": "tap", "mac": "2:0:0:0:0:1", "ipam": STATIC})),
+    ("nad-plugin-mac", single({"type": "tap", "mac": "01:00:5e:00:00:01", "owner": 0, "group": 0, "ipam": STATIC})),
+    ("nad-plugin-mac", single({"type": "bridge", "mac": "zz"})),
+    ("nad-plugin-vlan-id", single({"type": "bridge", "vlanTrunk": [{"minID": 1, "maxID": 4094}, {"id": 7}, {}]})),
+    # A value of the wrong type is nad-plugin-field-types' to say.
+    ("nad-plugin-vlan-id", single({"type": "bridge", "vlanTrunk": [5, {"id": "x"}, {"minID": 5, "maxID": "x"}]})),
+    ("nad-plugin-bridge-interface-ipam", single({"type": "bridge", "disableContainerInterface": True})),
+    ("nad-plugin-bridge-interface-ipam",
+     single({"type": "bridge", "disableContainerInterface": True, "ipam": {"type": ""}})),
+    ("nad-plugin-bridge-interface-ipam", single({"type": "bridge", "disableContainerInterface": False,
+                                                      "ipam": STATIC})),
+    ("nad-plugin-ipmasq-backend",
+     single({"type": "bridge", "ipMasq": True, "ipMasqBackend": "nftables", "ipam": STATIC})),
+    # Not masquerading, or (bridge) no IPAM: the backend is never read.
+    ("nad-plugin-ipmasq-backend", single({"type": "bridge", "ipMasqBackend": "pf", "ipam": STATIC})),
+    ("nad-plugin-ipmasq-backend", single({"type": "bridge", "ipMasq": True, "ipMasqBackend": "pf"})),
+    ("nad-plugin-ipmasq-backend", single({"type": "macvlan", "ipMasq": True, "ipMasqBackend": "pf", "ipam": STATIC})),
+    ("nad-plugin-field-types", single({"type": "bridge", "vlanTrunk": [{"minID": 5, "maxID": 10, "x": "y"}, {}]})),
+    ("nad-plugin-field-types", chain(MACVLAN, {"type": "portmap", "conditionsV4": None, "conditionsV6": ["a"]})),
     ("nad-plugin-field-types", single({**MACVLAN, "mtu": 1500, "mode": None})),
     ("nad-plugin-field-types", single({"type": "unknown-plugin", "mtu": "whatever"})),
     # libcni hands every plugin its config re-encoded from a map: whole decimals arrive as integers.
@@ -405,3 +540,34 @@ def test_two_spellings_of_one_sysctl_with_different_values_warn() -> None:
 )
 def test_a_sysctl_repeated_with_the_same_value_is_harmless(sysctl: str) -> None:
     assert findings(tuning_text(sysctl), "nad-plugin-tuning-sysctl") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # The forms Go's net.ParseMAC documents (Go 1.26).
+        ("00:00:5e:00:53:01", "00005e005301"),
+        ("02:00:5e:10:00:00:00:01", "02005e1000000001"),
+        ("00:00:00:00:fe:80:00:00:00:00:00:00:02:00:5e:10:00:00:00:01", "00000000fe8000000000000002005e1000000001"),
+        ("00-00-5E-00-53-01", "00005e005301"),
+        ("0000.5e00.5301", "00005e005301"),
+        ("0000.0000.fe80.0000.0000.0000.0200.5e10.0000.0001", "00000000fe8000000000000002005e1000000001"),
+        ("00005e005301", "00005e005301"),
+        ("02005e1000000001", "02005e1000000001"),
+        # Refused: other lengths, mixed or missing separators, single digits, other characters.
+        ("00:00:5e:00:53", None),
+        ("00:00:5e:00:53:01:02", None),
+        ("00:00-5e:00:53:01", None),
+        ("0:0:5e:0:53:1:00:00", None),
+        ("0000.5e00.530", None),
+        ("00005e00530", None),
+        ("00005e0053010", None),
+        ("zz:00:5e:00:53:01", None),
+        ("00:00:5e:00:53:0\u0661", None),  # a digit, but not one Go's hex reader takes
+        (" 00:00:5e:00:53:01", None),
+        (5, None),
+    ],
+)
+def test_parse_mac_reads_what_go_reads(text: object, expected: str | None) -> None:
+    parsed = parse_mac(text)
+    assert (parsed.hex() if parsed is not None else None) == expected

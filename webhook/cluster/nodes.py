@@ -44,9 +44,28 @@ def _ready_condition(conditions: Any, keep: tuple[str, ...]) -> list[Mapping[str
             if isinstance(c, Mapping) and c.get("type") == "Ready"]
 
 
+#: Taints the node lifecycle controller and the kubelet put on a node while it is not ready or under
+#: pressure, and the cloud provider until it has initialised it: they come and go, and the node takes
+#: pods again when they go.
+PASSING_TAINTS = frozenset({
+    "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable", "node.kubernetes.io/memory-pressure",
+    "node.kubernetes.io/disk-pressure", "node.kubernetes.io/pid-pressure", "node.kubernetes.io/network-unavailable",
+    "node.cloudprovider.kubernetes.io/uninitialized",
+})
+_REPELLING = ("NoSchedule", "NoExecute")
+
+
+def _repelling_taints(spec: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The taints that keep pods without a toleration off the node for good (see PASSING_TAINTS)."""
+    return [{"key": taint["key"], "effect": taint["effect"]} for taint in spec.get("taints") or ()
+            if isinstance(taint, Mapping) and taint.get("effect") in _REPELLING and isinstance(taint.get("key"), str)
+            and taint["key"] not in PASSING_TAINTS]
+
+
 def slim_node(node: Mapping[str, Any], share: Callable[[Any], Any] = lambda value: value) -> dict[str, Any]:
     """What is read of a Node: name, uid, version, our own labels (the mutation reads the ready label, the
-    controller patches only its own), boot id and the Ready condition's status (controller). A real
+    controller patches only its own), boot id and the Ready condition's status (controller), and whether
+    pods can land there (cordoned; taints other than PASSING_TAINTS that repel pods; rules). A real
     node's status (images, volumes, addresses) is tens of KiB. ``share`` may return one copy of equal
     values: most nodes carry the same labels of ours and the same Ready status."""
     meta = _kept_metadata(node)
@@ -55,8 +74,13 @@ def slim_node(node: Mapping[str, Any], share: Callable[[Any], Any] = lambda valu
                             if isinstance(k, str) and isinstance(v, str) and is_own_label(k)})
     status = as_mapping(node.get("status"))
     boot = as_mapping(status.get("nodeInfo")).get("bootID")
+    spec = as_mapping(node.get("spec"))
+    kept_spec: dict[str, Any] = {"unschedulable": True} if spec.get("unschedulable") is True else {}
+    if taints := _repelling_taints(spec):
+        kept_spec["taints"] = share(taints)
     return {
         "apiVersion": node.get("apiVersion", "v1"), "kind": node.get("kind", "Node"), "metadata": meta,
+        "spec": kept_spec,
         "status": {"nodeInfo": {"bootID": boot} if isinstance(boot, str) and boot else {},
                    "conditions": share(_ready_condition(status.get("conditions"), keep=("type", "status")))},
     }
@@ -267,8 +291,10 @@ class NodeTable:
             return None
         binaries = as_mapping(self._node_state.get(name, _EMPTY).get("status")).get("cniBinaries")
         labels = as_mapping(node.get("metadata")).get("labels") if node is not None else None
+        # Without a Node object nothing keeps pods off it.
+        closed = node is not None and bool(node["spec"])
         return NodeInfo(name, cni_binaries=binaries if isinstance(binaries, frozenset) else None,
-                        labels=labels if isinstance(labels, Mapping) else _EMPTY)
+                        labels=labels if isinstance(labels, Mapping) else _EMPTY, schedulable=not closed)
 
     def _rebuild(self) -> None:
         infos = {name: info for name in sorted(self._objects or self._node_state)

@@ -392,7 +392,7 @@ class ClusterStore:
             return (), frozenset()
         binaries = netconf.binaries if netconf is not None else frozenset()
         try:
-            ranges = tuple(IndexedRange.of(key, r) for r in nad_allocation_ranges(netconf))
+            ranges = tuple(IndexedRange.of(key, r) for r in nad_allocation_ranges(netconf, key[1]))
         except Exception as exc:
             self._could_not_read(NAD, key, "the address ranges in spec.config", "with no address ranges", exc)
             return (), binaries

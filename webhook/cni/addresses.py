@@ -74,6 +74,27 @@ def parse_cidr(value: Any) -> tuple[IPAddress, IPNetwork] | None:
     return addr, ipaddress.ip_network(f"{addr}/{prefix}", strict=False)
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def parse_mac(value: Any) -> bytes | None:
+    """The hardware address Go's net.ParseMAC reads in ``value``, or None when it refuses it: 6, 8 or 20
+    bytes, as hex pairs joined by ":" or "-", groups of four hex digits joined by ".", or (since Go 1.26,
+    which builds the plugins v1.10.0) hex digits alone."""
+    if not isinstance(value, str) or not value.isascii() or len(value) < 12:
+        return None
+    if value[2] in ":-":
+        groups, width = value.split(value[2]), 2
+    elif value[4] == ".":
+        groups, width = value.split("."), 4
+    else:
+        groups, width = [value[i:i + 2] for i in range(0, len(value), 2)], 2
+    digits = "".join(groups)
+    if any(len(group) != width for group in groups) or not _HEX_DIGITS.issuperset(digits):
+        return None
+    return bytes.fromhex(digits) if len(digits) // 2 in (6, 8, 20) else None
+
+
 def family(addr: IPAddress | IPNetwork) -> str:
     return f"IPv{addr.version}"
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from webhook.cni.gojson import GoJSONError, field_spellings, fold, go_field, loads
 from webhook.objects import as_text
@@ -27,6 +27,9 @@ LIBCNI_NEWEST = (1, 1, 0)
 # One part of a version as strconv.Atoi reads it: a sign, then decimal digits (a long run of digits is
 # out of int64's range, and never reaches int()'s digit limit).
 _VERSION_PART = re.compile(r"[+-]?0*([0-9]{1,19})")
+
+
+_T = TypeVar("_T")
 
 
 def _atoi(text: str) -> int | None:
@@ -99,8 +102,10 @@ class PluginConf:
     _fields: dict[str, tuple[str, Any]] = field(init=False, repr=False, compare=False)
     _ipam: tuple[str, Any] | None = field(init=False, repr=False, compare=False)
     _ipam_type: tuple[str, Any] | None = field(init=False, repr=False, compare=False)
+    _derived: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_derived", {})
         spellings = field_spellings(self.conf)
         object.__setattr__(self, "_spellings", spellings)
         object.__setattr__(self, "_fields", {name: keys[-1] for name, keys in spellings.items()})
@@ -146,6 +151,14 @@ class PluginConf:
         passes the matching runtimeConfig only to plugins that do."""
         caps = self.field("capabilities")
         return caps is not None and isinstance(caps[1], Mapping) and caps[1].get(name) is True
+
+    def derived(self, key: str, compute: Callable[[], _T]) -> _T:
+        """``compute()``, computed once for this plugin and kept under ``key``: several rules read the
+        same derived value (host-local's ranges), and a parsed config is shared by every review of the
+        same NAD text. The value is shared too, never to be modified."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return cast(_T, self._derived[key])
 
     def field(self, name: str) -> tuple[str, Any] | None:
         """(JSON path, value) of the field the plugin reads as ``name``; None when absent or null."""
@@ -256,7 +269,22 @@ def _parse_nad_config(config: Any, path: str) -> ParsedConfig:
 
     problems: list[Problem] = []
     plugins: list[PluginConf] = []
-    if "plugins" in raw:
+    # Multus decodes the config into a struct first (types.NetConf, so any spelling of "type") and runs
+    # it as a list only when that gives no type; a typed config runs alone, its plugins never read.
+    found = go_field(raw, "type")
+    if "plugins" in raw and found is not None and found[1] is not None and found[1] != "":
+        # A type that is no string fails Multus's decode: nad-config-structure refuses it.
+        if isinstance(found[1], str):
+            problems.append(
+                Problem(
+                    f"{path}.plugins",
+                    f"is ignored: the config's {found[0]} is {found[1]!r}, so Multus runs it as a single "
+                    f"{found[1]} plugin and never reads plugins; drop plugins, or drop the top-level type "
+                    "and plugin fields to run the list",
+                    warning=True,
+                )
+            )
+    elif "plugins" in raw:
         entries = raw["plugins"]
         if not isinstance(entries, list):
             problems.append(
@@ -274,4 +302,4 @@ def _parse_nad_config(config: Any, path: str) -> ParsedConfig:
                 else:
                     problems.append(Problem(ppath, f"must be a plugin object, not {_describe(entry)}"))
         return ParsedConfig(NetConf(raw, True, tuple(plugins)), tuple(problems))
-    return ParsedConfig(NetConf(raw, False, (PluginConf(path, raw, None),)), ())
+    return ParsedConfig(NetConf(raw, False, (PluginConf(path, raw, None),)), tuple(problems))

@@ -9,11 +9,13 @@ config reaches them already as the plugin reads it (``loads(..., via_libcni=True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from webhook.cni.config import Problem
+from webhook.cni.gojson import struct_fields
 
 
 class Kind(Enum):
@@ -76,14 +78,67 @@ def fits(value: Any, kind: Kind) -> bool:
     raise AssertionError(kind)
 
 
+@dataclass(frozen=True, slots=True)
+class ListOf:
+    """A Go slice: a JSON list (or null) each element of which decodes as ``element``."""
+
+    element: FieldType
+    value = "a list"
+
+
+@dataclass(frozen=True, slots=True)
+class Struct:
+    """A Go struct: a JSON object (or null) whose keys decode into ``fields``, by JSON name in declaration
+    order (see gojson.struct_fields); keys of no field are ignored, as Go ignores them."""
+
+    fields: Mapping[str, FieldType]
+    value = "an object"
+
+
+#: What a field of a plugin's config struct decodes as.
+FieldType = Kind | ListOf | Struct
+
+
 def type_problem(path: str, value: Any, kind: Kind, plugin: str) -> Problem | None:
     if fits(value, kind):
         return None
+    return _wrong_type(path, value, kind.value, plugin)
+
+
+def _wrong_type(path: str, value: Any, expected: str, plugin: str) -> Problem:
     return Problem(
         path,
-        f"{path} is {describe(value)}, but the {plugin} plugin reads it as {kind.value}: the plugin "
-        f"would fail to load the config on every pod; write it as {kind.value}",
+        f"{path} is {describe(value)}, but the {plugin} plugin reads it as {expected}: the plugin "
+        f"would fail to load the config on every pod; write it as {expected}",
     )
+
+
+def type_problems(
+    path: str, value: Any, field_type: FieldType, plugin: str, judged: Collection[str] = ()
+) -> Iterator[Problem]:
+    """What Go refuses when it decodes ``value`` into a field of ``field_type``, down to the elements of
+    lists and the fields of objects: each value of the wrong type, by its path. The paths in ``judged``
+    are passed over with all they hold (their findings have more to say)."""
+    if path in judged:
+        return
+    if isinstance(field_type, Kind):
+        problem = type_problem(path, value, field_type, plugin)
+        if problem is not None:
+            yield problem
+    elif value is None:
+        return
+    elif isinstance(field_type, ListOf):
+        if not isinstance(value, list):
+            yield _wrong_type(path, value, field_type.value, plugin)
+            return
+        for i, element in enumerate(value):
+            yield from type_problems(f"{path}[{i}]", element, field_type.element, plugin, judged)
+    elif not isinstance(value, Mapping):
+        yield _wrong_type(path, value, field_type.value, plugin)
+    else:
+        for name, keys in struct_fields(value, list(field_type.fields)).items():
+            for key, found in keys:
+                yield from type_problems(f"{path}.{key}", found, field_type.fields[name], plugin, judged)
 
 
 def int_in_range(path: str, value: Any, low: int, high: int, what: str) -> Problem | None:

@@ -18,8 +18,9 @@ Where Python's json module and Go's differ, and what is done about it here:
   (``field_spellings`` gives every spelling to check).
 - Key matching: Go matches a key to a struct field by exact name, else case-insensitively with Unicode
   simple folding (the long s U+017F matches "s", the Kelvin sign U+212A matches "k"); ``fold``,
-  ``field_index`` and ``go_field`` do that. Generic maps (capabilities, args, cni-args) keep exact keys,
-  as Go maps do.
+  ``field_index`` and ``go_field`` do that, and ``struct_fields`` for a struct with two fields whose names
+  fold alike, where a key that names one exactly goes to it. Generic maps (capabilities, args, cni-args)
+  keep exact keys, as Go maps do.
 - What reaches a CNI plugin: libcni decodes every plugin's config into a map[string]interface{} and
   encodes it again before running the plugin (InjectConf, for a single config as for each plugin of a
   list). That round trip changes two things, and ``loads(..., via_libcni=True)`` gives both:
@@ -34,7 +35,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -233,9 +234,28 @@ def field_index(obj: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
     encoding/json decodes into that field: the last key in the order of ``obj`` that folds to it (text
     order as ``loads`` keeps it, or sorted order ``via_libcni``).
 
-    Go prefers an exact match only to tell apart fields whose names fold alike; the structs read here
-    have none, so the fold alone decides."""
+    The fold alone decides, which is right for a struct without two fields whose names fold alike: Go
+    prefers an exact match only to tell such fields apart. Most structs read here have none; those that
+    do (static's and whereabouts' address entries, "address" and "Address"; whereabouts' ipam section,
+    "gateway" and "Gateway") are read with ``struct_fields``."""
     return {fold(key): (key, value) for key, value in obj.items()}
+
+
+def struct_fields(obj: Mapping[str, Any], names: Sequence[str]) -> dict[str, list[tuple[str, Any]]]:
+    """For each field of a Go struct whose JSON names are ``names`` (in declaration order), every key of
+    ``obj`` that encoding/json decodes into it, with its value, in the order of ``obj``; keys that match
+    no field are left out. A key goes to the field it names exactly, else to the first field whose name
+    it folds to: this tells apart fields whose names fold alike (static's "address" and "Address")."""
+    exact = set(names)
+    by_fold: dict[str, str] = {}
+    for name in names:
+        by_fold.setdefault(fold(name), name)
+    found: dict[str, list[tuple[str, Any]]] = {}
+    for key, value in obj.items():
+        field = key if key in exact else by_fold.get(fold(key))
+        if field is not None:
+            found.setdefault(field, []).append((key, value))
+    return found
 
 
 def go_field(obj: Mapping[str, Any], name: str) -> tuple[str, Any] | None:

@@ -9,6 +9,7 @@ exception.
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,8 @@ from webhook.cni.addresses import (
 )
 from webhook.cni.config import NetConf, PluginConf, Problem
 from webhook.cni.fields import describe, is_int
-from webhook.cni.gojson import go_field
+from webhook.cni.gojson import go_field, struct_fields
+from webhook.cni.plugins import ADDRESS_ENTRY, ipam_field_type_problems
 from webhook.objects import as_text
 
 # CNI 0.1.0 / 0.2.0 results carry one address per family.
@@ -51,6 +53,9 @@ class AddressRange:
     enable_overlapping_ranges: bool = True
     #: The CIDR the range was written as (host-local subnet, whereabouts range); None for static.
     network: IPNetwork | None = None
+    #: host-local only: the directory its allocations are kept in on each node (dataDir/network name),
+    #: None when the name is unknown. Ranges of one store never give an address twice on a node.
+    store: str | None = None
 
     @property
     def version(self) -> int:
@@ -120,7 +125,20 @@ def _span(first: IPAddress, last: IPAddress) -> str:
     return f"{first}-{last}"
 
 
+def _with_field_types(plugin: PluginConf, problems: list[Problem]) -> list[Problem]:
+    """``problems``, then the values of the ipam section its plugin cannot decode (IPAM_FIELDS), but in
+    fields already judged here with more to say (a subnet that is a number is "not a CIDR"; ranges past
+    the limit are not read at all)."""
+    return problems + list(ipam_field_type_problems(plugin, {problem.field for problem in problems}))
+
+
 # --- host-local -------------------------------------------------------------------------------
+
+
+#: The most ranges (over all range sets) one host-local section may hold. host-local itself compares every
+#: pair of ranges on each ADD; real configs hold one range set per address family with a few ranges each,
+#: and a fragmented pool fits in far fewer ranges of larger subnets with rangeStart/rangeEnd.
+MAX_HOST_LOCAL_RANGES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +148,6 @@ class HostLocalRange:
     start: IPAddress
     end: IPAddress
     gateway: IPAddress | None
-
-    def contains(self, addr: IPAddress) -> bool:
-        return between(addr, self.start, self.end)
-
-    def overlaps(self, other: HostLocalRange) -> bool:
-        return between(other.start, self.start, self.end) or between(self.start, other.start, other.end)
 
 
 def _host_local_range(obj: Any, path: str, problems: list[Problem]) -> HostLocalRange | None:
@@ -225,22 +237,46 @@ def _host_local_range(obj: Any, path: str, problems: list[Problem]) -> HostLocal
     return HostLocalRange(path, subnet, first, last, gateway)
 
 
-def host_local_ranges(
-    ipam: Mapping[str, Any], ipam_path: str
-) -> tuple[list[list[HostLocalRange]], list[Problem]]:
-    """The range sets host-local would allocate from, and what it would refuse."""
+HostLocalSets = tuple[tuple[tuple[HostLocalRange, ...], ...], tuple[Problem, ...]]
+
+
+def host_local_ranges(plugin: PluginConf) -> HostLocalSets:
+    """The range sets the plugin's host-local section would allocate from, and what host-local would
+    refuse; computed once per plugin (nad-ipam-host-local and the overlap index both read them)."""
+    ipam = plugin.ipam
+    if ipam is None:
+        return (), ()
+    return plugin.derived("host-local ranges", lambda: _host_local_ranges(ipam, plugin.ipam_path))
+
+
+def _range_count(entries: list[Any]) -> int:
+    return sum(len(entry) if isinstance(entry, list) else 1 for entry in entries)
+
+
+def _host_local_ranges(ipam: Mapping[str, Any], ipam_path: str) -> HostLocalSets:
     problems: list[Problem] = []
-    sets: list[list[HostLocalRange]] = []
+    sets: list[tuple[HostLocalRange, ...]] = []
+    ranges_f = _get(ipam, ipam_path, "ranges")
+    if ranges_f is not None and isinstance(ranges_f.value, list):
+        count = _range_count(ranges_f.value)
+        if count > MAX_HOST_LOCAL_RANGES:
+            return (), (
+                Problem(
+                    ranges_f.path,
+                    f"{ranges_f.path} holds {count} ranges, more than {MAX_HOST_LOCAL_RANGES}: host-local "
+                    "compares every pair of them on each pod's ADD, and no network needs that many; merge "
+                    "them into fewer ranges of larger subnets (rangeStart and rangeEnd bound a range)",
+                ),
+            )
     flat_subnet = _get(ipam, ipam_path, "subnet")
     if flat_subnet is not None:
         r = _host_local_range(ipam, ipam_path, problems)
         if r is not None:
-            sets.append([r])
+            sets.append((r,))
     else:
         # Without a subnet host-local ignores the flat fields, but still decodes them.
         for name in ("rangeStart", "rangeEnd", "gateway"):
             _ip_field(ipam, ipam_path, name, problems)
-    ranges_f = _get(ipam, ipam_path, "ranges")
     if ranges_f is not None:
         if not isinstance(ranges_f.value, list):
             problems.append(
@@ -272,9 +308,47 @@ def host_local_ranges(
                 good = [m for m in members if m is not None]
                 problems.extend(_range_set_problems(good))
                 if len(good) == len(members):
-                    sets.append(good)
+                    sets.append(tuple(good))
     problems.extend(_cross_set_overlaps(sets))
-    return sets, problems
+    return tuple(sets), tuple(problems)
+
+
+def _overlapping_pairs(
+    ranges: Sequence[tuple[int, HostLocalRange]],
+) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Overlaps between ranges of different groups: ``ranges`` holds (group, range), and each pair
+    found is ((group, position), (group, position)) of its two ranges, the one earlier in ``ranges``
+    first. Each range that overlaps a range of another group starting no later (by first address, then
+    position) is in a pair, with one such range: so some pair is found whenever two ranges of different
+    groups overlap, and never more pairs than ranges (all overlapping pairs may be quadratically many).
+
+    A sweep in order of the first address: each range is compared with one range only, the one reaching
+    furthest among those before it of other groups (kept as the furthest one so far, and the furthest of
+    a group other than its group), so the cost is the sort's, O(n log n). Ranges of different families
+    never overlap."""
+    order = sorted(range(len(ranges)), key=lambda i: (ranges[i][1].start.version, int(ranges[i][1].start), i))
+    pairs: list[tuple[tuple[int, int], tuple[int, int]]] = []
+    # (end, group, position): the furthest-reaching range so far, and the furthest of the other groups.
+    best: tuple[int, int, int] | None = None
+    other: tuple[int, int, int] | None = None
+    version = 0
+    for i in order:
+        group, r = ranges[i]
+        if r.start.version != version:
+            version, best, other = r.start.version, None, None
+        partner = best if best is not None and best[1] != group else other
+        if partner is not None and int(r.start) <= partner[0]:
+            a, b = sorted(((partner[1], partner[2]), (group, i)), key=lambda p: p[1])
+            pairs.append((a, b))
+        end = int(r.end)
+        if best is None or group == best[1]:
+            if best is None or end > best[0]:
+                best = (end, group, i)
+        elif end > best[0]:
+            best, other = (end, group, i), best
+        elif other is None or end > other[0]:
+            other = (end, group, i)
+    return pairs
 
 
 def _range_set_problems(members: Sequence[HostLocalRange]) -> Iterator[Problem]:
@@ -290,29 +364,32 @@ def _range_set_problems(members: Sequence[HostLocalRange]) -> Iterator[Problem]:
                 "holds one address family; put the other family in its own range set",
             )
             return
-    for i, a in enumerate(members):
-        for b in members[i + 1 :]:
-            if a.overlaps(b):
-                yield Problem(
-                    b.path,
-                    f"{b.path} ({_span(b.start, b.end)}) overlaps {a.path} ({_span(a.start, a.end)}) "
-                    "in the same "
-                    "range set: make the ranges disjoint",
-                )
+    # Each range is a group of its own: any two that overlap are refused.
+    pairs = _overlapping_pairs(list(enumerate(members)))
+    for (_, ia), (_, ib) in sorted(pairs, key=lambda pair: (pair[1][1], pair[0][1])):
+        a, b = members[ia], members[ib]
+        yield Problem(
+            b.path,
+            f"{b.path} ({_span(b.start, b.end)}) overlaps {a.path} ({_span(a.start, a.end)}) "
+            "in the same "
+            "range set: make the ranges disjoint",
+        )
 
 
 def _cross_set_overlaps(sets: Sequence[Sequence[HostLocalRange]]) -> Iterator[Problem]:
-    for i, left in enumerate(sets):
-        for right in sets[i + 1 :]:
-            pair = next(((a, b) for a in left for b in right if a.overlaps(b)), None)
-            if pair is not None:
-                a, b = pair
-                yield Problem(
-                    b.path,
-                    f"{b.path} ({_span(b.start, b.end)}) overlaps {a.path} ({_span(a.start, a.end)}): "
-                    "host-local "
-                    "refuses overlapping range sets; make them disjoint",
-                )
+    flat = [(n, r) for n, s in enumerate(sets) for r in s]
+    # One finding per pair of range sets, as host-local names the sets.
+    found: dict[tuple[int, int], tuple[int, int]] = {}
+    for (set_a, ia), (set_b, ib) in sorted(_overlapping_pairs(flat), key=lambda pair: (pair[1], pair[0])):
+        found.setdefault((set_a, set_b), (ia, ib))
+    for ia, ib in sorted(found.values(), key=lambda pair: (flat[pair[1]][0], flat[pair[0]][0])):
+        a, b = flat[ia][1], flat[ib][1]
+        yield Problem(
+            b.path,
+            f"{b.path} ({_span(b.start, b.end)}) overlaps {a.path} ({_span(a.start, a.end)}): "
+            "host-local "
+            "refuses overlapping range sets; make them disjoint",
+        )
 
 
 def check_host_local(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
@@ -320,7 +397,8 @@ def check_host_local(plugin: PluginConf, cni_version: str | None) -> list[Proble
     if ipam is None:
         return []
     path = plugin.ipam_path
-    sets, problems = host_local_ranges(ipam, path)
+    sets, found = host_local_ranges(plugin)
+    problems = list(found)
     if not sets and not problems and not plugin.has_capability("ipRanges"):
         problems.append(
             Problem(
@@ -331,7 +409,7 @@ def check_host_local(plugin: PluginConf, cni_version: str | None) -> list[Proble
         )
     families = [s[0].start.version for s in sets]
     problems.extend(_one_per_family(path, families, cni_version, "range sets"))
-    return problems
+    return _with_field_types(plugin, problems)
 
 
 def _one_per_family(
@@ -578,12 +656,7 @@ def check_whereabouts(plugin: PluginConf) -> list[Problem]:
                 'from; add "range": "10.1.0.0/24"',
             )
         )
-    for name, expected in (("network_name", str), ("enable_overlapping_ranges", bool)):
-        f = _get(ipam, path, name)
-        if f is not None and not isinstance(f.value, expected):
-            kind = "a string" if expected is str else "true or false"
-            problems.append(Problem(f.path, f"{f.path} is {describe(f.value)}: write {kind}"))
-    return problems
+    return _with_field_types(plugin, problems)
 
 
 # --- static -----------------------------------------------------------------------------------
@@ -616,7 +689,24 @@ def static_addresses(ipam: Mapping[str, Any], ipam_path: str) -> tuple[list[Stat
             )
             continue
         gateway = _ip_field(entry, epath, "gateway", problems)
-        a = _get(entry, epath, "address")
+        # "Address" is another field than "address" for Go, which matches it exactly: a parsed network.
+        keys = struct_fields(entry, list(ADDRESS_ENTRY.fields))
+        network = next((kv for kv in reversed(keys.get("Address", ())) if kv[1] is not None), None)
+        if network is not None:
+            if isinstance(network[1], str):
+                npath = f"{epath}.{network[0]}"
+                problems.append(
+                    Problem(
+                        npath,
+                        f'{npath} is {network[1]!r}: Go reads the key "Address" (capital A) into another field '
+                        'than "address", a parsed network that a string does not fit, so the static plugin fails '
+                        'every pod; write the key as "address"',
+                    )
+                )
+            # An object there is that network, which the plugin takes as it is: not ours to index.
+            continue
+        written = keys.get("address")
+        a = _Field(f"{epath}.{written[-1][0]}", written[-1][1]) if written and written[-1][1] is not None else None
         apath = a.path if a else f"{epath}.address"
         parsed = parse_cidr(a.value) if a is not None else None
         if parsed is None:
@@ -671,7 +761,7 @@ def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
             )
         )
     problems.extend(_one_per_family(path, [a.address.version for a in addresses], cni_version, "addresses"))
-    return problems
+    return _with_field_types(plugin, problems)
 
 
 # --- routes (shared by host-local, static and whereabouts) ------------------------------------
@@ -751,12 +841,30 @@ def _without(first: IPAddress, last: IPAddress,
     return blocks
 
 
-def nad_allocation_ranges(netconf: NetConf | None) -> list[AddressRange]:
+#: Where host-local keeps its allocations when the config names no dataDir (disk.New, plugins v1.10.0).
+HOST_LOCAL_DATA_DIR = "/var/lib/cni/networks"
+
+
+def _host_local_store(ipam: Mapping[str, Any], network: str) -> str | None:
+    """The directory host-local keeps this config's allocations in: dataDir/<network name>, the name
+    being the config's (a list's, which libcni gives each plugin), or the NAD's when the config has none
+    (Multus fills it in). None when unknown, or when the plugin would refuse the dataDir."""
+    found = go_field(ipam, "dataDir")
+    data_dir = found[1] if found is not None else None
+    if not network or not (data_dir is None or isinstance(data_dir, str)):
+        return None
+    return posixpath.normpath(posixpath.join(data_dir or HOST_LOCAL_DATA_DIR, network))
+
+
+def nad_allocation_ranges(netconf: NetConf | None, nad_name: str = "") -> list[AddressRange]:
     """Every block of addresses the NAD's IPAM hands out (valid ranges only), with the segment and
-    whereabouts pool key they belong to. host-local and whereabouts give ranges, static gives one
-    address per entry; dhcp and unknown IPAM types give nothing (the addresses are not ours to know)."""
+    pool key (whereabouts pool, host-local store) they belong to. host-local and whereabouts give
+    ranges, static gives one address per entry; dhcp and unknown IPAM types give nothing (the addresses
+    are not ours to know). ``nad_name`` is the NAD's metadata.name: Multus names a config without a name
+    after it, which decides host-local's store."""
     if netconf is None:
         return []
+    network = netconf.name or nad_name
     out: list[AddressRange] = []
     for plugin in netconf.plugins:
         ipam, ipam_type = plugin.ipam, plugin.ipam_type
@@ -765,7 +873,8 @@ def nad_allocation_ranges(netconf: NetConf | None) -> list[AddressRange]:
         seg = _segment(plugin)
         common: dict[str, Any] = {"ipam_type": ipam_type, "plugin_type": plugin.type, **seg}
         if ipam_type == "host-local":
-            sets, _ = host_local_ranges(ipam, plugin.ipam_path)
+            sets, _ = host_local_ranges(plugin)
+            common["store"] = _host_local_store(ipam, network)
             # host-local never hands out a range's gateway (its allocator skips it; the subnet's first
             # address when none is given): a router pod may take it statically on the same segment.
             out.extend(

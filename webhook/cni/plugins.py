@@ -8,10 +8,13 @@ on ADD. Unknown plugin types yield nothing: this table only speaks for the refer
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Collection, Iterator, Mapping
+from typing import Any
 
+from webhook.cni.addresses import family, parse_ip, parse_mac
 from webhook.cni.config import CNI_VERSIONS, NetConf, PluginConf, Problem
-from webhook.cni.fields import Kind, describe, fits, int_in_range, is_int, type_problem
+from webhook.cni.fields import FieldType, Kind, ListOf, Struct, describe, fits, int_in_range, is_int, type_problems
 from webhook.cni.gojson import go_field, overwritten
 
 #: Fields every plugin's config is decoded into by libcni (types.PluginConf), whatever its type.
@@ -25,7 +28,7 @@ COMMON_FIELDS: Mapping[str, Kind] = {
 }
 
 #: The typed fields of each reference plugin's config struct.
-PLUGIN_FIELDS: Mapping[str, Mapping[str, Kind]] = {
+PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
     "bridge": {
         "bridge": Kind.STRING,
         "isGateway": Kind.BOOL,
@@ -37,7 +40,7 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, Kind]] = {
         "hairpinMode": Kind.BOOL,
         "promiscMode": Kind.BOOL,
         "vlan": Kind.INT,
-        "vlanTrunk": Kind.LIST,
+        "vlanTrunk": ListOf(Struct({"minID": Kind.INT, "maxID": Kind.INT, "id": Kind.INT})),
         "preserveDefaultVlan": Kind.BOOL,
         "macspoofchk": Kind.BOOL,
         "enabledad": Kind.BOOL,
@@ -75,8 +78,8 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, Kind]] = {
     "portmap": {
         "backend": Kind.STRING,
         "snat": Kind.BOOL,
-        "conditionsV4": Kind.LIST,
-        "conditionsV6": Kind.LIST,
+        "conditionsV4": ListOf(Kind.STRING),
+        "conditionsV6": ListOf(Kind.STRING),
         "masqAll": Kind.BOOL,
         "markMasqBit": Kind.INT,
         "externalSetMarkChain": Kind.STRING,
@@ -88,7 +91,7 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, Kind]] = {
         "egressBurst": Kind.UINT,
     },
     "firewall": {"backend": Kind.STRING, "iptablesAdminChainName": Kind.STRING, "firewalldZone": Kind.STRING},
-    "sbr": {"table": Kind.INT, "gateways": Kind.LIST, "addSourceHints": Kind.BOOL},
+    "sbr": {"table": Kind.INT, "gateways": ListOf(Kind.STRING), "addSourceHints": Kind.BOOL},
     "vrf": {"vrfname": Kind.STRING, "table": Kind.UINT32},
     "tap": {
         "multiQueue": Kind.BOOL,
@@ -98,6 +101,60 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, Kind]] = {
         "group": Kind.UINT32,
         "selinuxContext": Kind.STRING,
         "bridge": Kind.STRING,
+    },
+}
+
+# net.IP, types.IPNet and net.IPNet's IP read text; a plain string field reads text too.
+_DNS = Struct({"nameservers": ListOf(Kind.STRING), "domain": Kind.STRING, "search": ListOf(Kind.STRING),
+               "options": ListOf(Kind.STRING)})
+#: static's and whereabouts' address entry: "address" is the text, "Address" (matched exactly) a net.IPNet.
+ADDRESS_ENTRY = Struct({"address": Kind.STRING, "gateway": Kind.STRING, "Address": Struct({"IP": Kind.STRING}),
+                        "Version": Kind.STRING})
+_HOST_LOCAL_RANGE = {"rangeStart": Kind.STRING, "rangeEnd": Kind.STRING, "subnet": Kind.STRING,
+                     "gateway": Kind.STRING}
+
+#: The typed fields of each IPAM plugin's ipam section (its IPAMConfig struct), in declaration order
+#: (which decides between names that fold alike). Left out: "type" (libcni's, see COMMON_FIELDS) and
+#: "routes" (nad-ipam-routes judges them).
+IPAM_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
+    "host-local": {
+        **_HOST_LOCAL_RANGE,  # the embedded *Range: the single-range form
+        "Name": Kind.STRING,
+        "dataDir": Kind.STRING,
+        "resolvConf": Kind.STRING,
+        "ranges": ListOf(ListOf(Struct(_HOST_LOCAL_RANGE))),
+    },
+    "static": {"Name": Kind.STRING, "addresses": ListOf(ADDRESS_ENTRY), "dns": _DNS},
+    # whereabouts decodes the section through its IPAMConfigAlias.
+    "whereabouts": {
+        "Name": Kind.STRING,
+        "datastore": Kind.STRING,
+        "addresses": ListOf(ADDRESS_ENTRY),
+        "ipRanges": ListOf(Struct({"exclude": ListOf(Kind.STRING), "range": Kind.STRING,
+                                   "range_start": Kind.STRING, "range_end": Kind.STRING})),
+        "node_slice_size": Kind.STRING,
+        "exclude": ListOf(Kind.STRING),
+        "dns": _DNS,
+        "range": Kind.STRING,
+        "range_start": Kind.STRING,
+        "range_end": Kind.STRING,
+        "gateway": Kind.STRING,
+        **{name: Kind.STRING for name in ("etcd_host", "etcd_username", "etcd_password", "etcd_key_file",
+                                          "etcd_cert_file", "etcd_ca_cert_file")},
+        "leader_lease_duration": Kind.INT,
+        "leader_renew_deadline": Kind.INT,
+        "leader_retry_period": Kind.INT,
+        "log_file": Kind.STRING,
+        "log_level": Kind.STRING,
+        "reconciler_cron_expression": Kind.STRING,
+        "enable_overlapping_ranges": Kind.BOOL,
+        "sleep_for_race": Kind.INT,
+        "Gateway": Kind.STRING,
+        "kubernetes": Struct({"kubeconfig": Kind.STRING, "k8s_api_root": Kind.STRING}),
+        "configuration_path": Kind.STRING,
+        "PodName": Kind.STRING,
+        "PodNamespace": Kind.STRING,
+        "network_name": Kind.STRING,
     },
 }
 
@@ -126,6 +183,11 @@ NOT_VETH = frozenset({"macvlan", "ipvlan", "vlan", "host-device", "dummy", "tap"
 RESOURCE_NAME_ANNOTATION = "k8s.v1.cni.cncf.io/resourceName"
 
 _VLAN_RANGE = (0, 4094)
+# A trunk entry's id, minID and maxID: collectVlanTrunk refuses 0 too.
+_TRUNK_RANGE = (1, 4094)
+#: The ipMasqBackend values bridge and ptp take (pkg/ip SetupIPMasqForNetworks), and portmap's backends.
+IPMASQ_BACKENDS = PORTMAP_BACKENDS = ("iptables", "nftables")
+_MARK_BITS = (0, 31)
 # bandwidth refuses a burst (in bits) whose whole bytes reach 2^32 - 1 ("burst cannot be more than 4GB"):
 # 8 * (2^32 - 1) bits is already refused.
 _BURST_BYTES_LIMIT = 2**32 - 1
@@ -142,11 +204,18 @@ def field_type_problems(plugin: PluginConf) -> Iterator[Problem]:
     fields = PLUGIN_FIELDS.get(plugin.type or "")
     if fields is None:
         return
-    for name, kind in fields.items():
+    for name, field_type in fields.items():
         for path, value in plugin.spellings(name):
-            problem = type_problem(path, value, kind, plugin.type or "")
-            if problem is not None:
-                yield problem
+            yield from type_problems(path, value, field_type, plugin.type or "")
+
+
+def ipam_field_type_problems(plugin: PluginConf, judged: Collection[str] = ()) -> Iterator[Problem]:
+    """The values of the plugin's ipam section that its IPAM plugin cannot decode (IPAM_FIELDS), but in
+    the fields at the paths ``judged``."""
+    fields = IPAM_FIELDS.get(plugin.ipam_type or "")
+    if plugin.ipam is None or fields is None:
+        return
+    yield from type_problems(plugin.ipam_path, plugin.ipam, Struct(fields), plugin.ipam_type or "", judged)
 
 
 def common_field_problems(plugin: PluginConf) -> Iterator[Problem]:
@@ -181,6 +250,79 @@ def vlan_id_problems(plugin: PluginConf) -> Iterator[Problem]:
         problem = int_in_range(found[0], found[1], *_VLAN_RANGE, what="a VLAN id")
         if problem is not None:
             yield problem
+    if plugin.type == "bridge":
+        yield from _vlan_trunk_problems(plugin)
+
+
+def _vlan_trunk_problems(plugin: PluginConf) -> Iterator[Problem]:
+    """What bridge's collectVlanTrunk refuses: a trunk id outside 1-4094, a range with one end only or
+    its ends reversed; and a null entry, on which the plugin crashes (a nil *VlanTrunk). Values of the
+    wrong type are nad-plugin-field-types'."""
+    found = plugin.field("vlanTrunk")
+    if found is None or not isinstance(found[1], list):
+        return
+    for i, entry in enumerate(found[1]):
+        path = f"{found[0]}[{i}]"
+        if entry is None:
+            yield Problem(path, f"{path} is null: the bridge plugin crashes on a null trunk entry; remove it")
+            continue
+        if not isinstance(entry, Mapping):
+            continue
+        ids: dict[str, tuple[str, Any]] = {}
+        for name in ("minID", "maxID", "id"):
+            field = go_field(entry, name)
+            if field is not None and field[1] is not None:  # null leaves the *int nil
+                ids[name] = (f"{path}.{field[0]}", field[1])
+        if not all(is_int(value) for _, value in ids.values()):
+            continue  # the plugin fails to decode it: nad-plugin-field-types
+        minimum, maximum = ids.get("minID"), ids.get("maxID")
+        for given, missing in ((minimum, "maxID"), (maximum, "minID")):
+            if given is not None and missing not in ids:
+                yield Problem(
+                    given[0],
+                    f"{given[0]} is set but {path}.{missing} is not: the bridge plugin takes a trunk range only "
+                    "with both minID and maxID; set both, or use id for a single VLAN",
+                )
+        bad = [problem for id_path, value in ids.values()
+               if (problem := int_in_range(id_path, value, *_TRUNK_RANGE, what="a trunk VLAN id")) is not None]
+        yield from bad
+        if minimum is not None and maximum is not None and not bad and maximum[1] < minimum[1]:
+            yield Problem(
+                maximum[0],
+                f"{maximum[0]} is {maximum[1]}, below {minimum[0]} ({minimum[1]}): the bridge plugin refuses a "
+                "trunk range that ends before it starts; swap them",
+            )
+
+
+def bridge_container_interface_problems(plugin: PluginConf) -> Iterator[Problem]:
+    found = plugin.field("disableContainerInterface")
+    if plugin.type != "bridge" or found is None or found[1] is not True or not plugin.ipam_type:
+        return
+    yield Problem(
+        found[0],
+        f"{found[0]} is true, but {plugin.ipam_type_path} is {plugin.ipam_type!r}: the bridge plugin refuses "
+        "IPAM when it creates no interface in the pod to put the addresses on; drop the ipam section, or "
+        "disableContainerInterface",
+    )
+
+
+def ipmasq_backend_problems(plugin: PluginConf) -> Iterator[Problem]:
+    """bridge (with IPAM) and ptp masquerade with iptables or nftables; a backend they do not know fails
+    every pod when ipMasq is on (SetupIPMasqForNetworks), "" included."""
+    found = plugin.field("ipMasqBackend")
+    masq = plugin.field("ipMasq")
+    if (plugin.type not in ("bridge", "ptp") or found is None or not isinstance(found[1], str)
+            or found[1] in IPMASQ_BACKENDS or masq is None or masq[1] is not True):
+        return
+    if plugin.type == "bridge" and not plugin.ipam_type:
+        return  # the bridge plugin masquerades only the addresses its IPAM gave
+    path, value = found
+    yield Problem(
+        path,
+        f"{path} is {value!r}: the {plugin.type} plugin masquerades with {' or '.join(IPMASQ_BACKENDS)} only, "
+        "and fails every pod on anything else; write one of them, or leave it out (iptables, or nftables "
+        "where iptables is missing)",
+    )
 
 
 def master_problems(plugin: PluginConf) -> Iterator[Problem]:
@@ -308,11 +450,165 @@ def cni_version_problems(netconf: NetConf, path: str) -> Iterator[Problem]:
         )
 
 
+def _conditions_backend(conditions: Any) -> str | None:
+    """The backend portmap's conditionsV4 / conditionsV6 are written for (detectBackendOfConditions): an
+    iptables condition starts with "-" or "!", anything else is nftables; None when there are none."""
+    if not isinstance(conditions, list) or not conditions or not isinstance(conditions[0], str) or not conditions[0]:
+        return None
+    return "iptables" if conditions[0][0] in "-!" else "nftables"
+
+
+def portmap_problems(plugin: PluginConf) -> Iterator[Problem]:
+    """What portmap's parseConfig refuses on every ADD, before it looks for port mappings: markMasqBit
+    with externalSetMarkChain, a markMasqBit outside 0-31, a backend other than iptables or nftables, and
+    options of the other backend than the one named."""
+    if plugin.type != "portmap":
+        return
+    bit, chain = plugin.field("markMasqBit"), plugin.field("externalSetMarkChain")
+    if bit is not None and chain is not None:
+        yield Problem(
+            bit[0],
+            f"{bit[0]} and {chain[0]} are both set: the portmap plugin refuses them together on every pod "
+            "(markMasqBit marks the packets it masquerades itself, externalSetMarkChain hands the marking to "
+            "that chain); keep one",
+        )
+    elif bit is not None and is_int(bit[1]) and not _MARK_BITS[0] <= bit[1] <= _MARK_BITS[1]:
+        yield Problem(
+            bit[0],
+            f"{bit[0]} is {bit[1]}: the portmap plugin takes a bit of the 32-bit packet mark, 0 to 31, and "
+            "fails every pod on another; pick a free one (the default is 13; Kubernetes uses 14 and 15, "
+            "Calico 20 to 31)",
+        )
+    backend = _string(plugin, "backend")
+    if backend is None:
+        return  # iptables, or nftables where iptables is missing: the node decides
+    path, value = backend
+    if value not in PORTMAP_BACKENDS:
+        yield Problem(
+            path,
+            f"{path} is {value!r}: the portmap plugin knows only {' and '.join(PORTMAP_BACKENDS)} and fails "
+            "every pod on anything else; write one of them, or leave it out",
+        )
+        return
+    options = [(chain[0], "iptables")] if chain is not None else []
+    for name in ("conditionsV4", "conditionsV6"):
+        found = plugin.field(name)
+        if found is not None and (written_for := _conditions_backend(found[1])) is not None:
+            options.append((found[0], written_for))
+    for option, written_for in options:
+        if written_for != value:
+            yield Problem(
+                option,
+                f"{option} is an {written_for} option, but {path} is {value!r}: the portmap plugin refuses "
+                f"options of the other backend on every pod; drop it, or use the {written_for} backend",
+            )
+
+
+def sbr_gateway_problems(plugin: PluginConf) -> Iterator[Problem]:
+    """sbr's static gateways (doRoutes, used when no table is set): at most two, each an IP address, one
+    per family; anything else fails every pod."""
+    found = plugin.field("gateways")
+    if plugin.type != "sbr" or plugin.field("table") is not None or found is None or not isinstance(found[1], list):
+        return
+    path, gateways = found
+    if len(gateways) > 2:
+        yield Problem(
+            path,
+            f"{path} holds {len(gateways)} gateways: the sbr plugin takes at most two, one IPv4 and one IPv6, and "
+            "fails every pod on more; keep one per family",
+        )
+        return
+    seen: dict[int, str] = {}
+    for i, gateway in enumerate(gateways):
+        gpath = f"{path}[{i}]"
+        if gateway is not None and not isinstance(gateway, str):
+            continue  # the plugin fails to decode it: nad-plugin-field-types
+        addr = parse_ip(gateway)
+        if addr is None:
+            yield Problem(gpath, f"{gpath} is {describe(gateway)}, not an IP address: the sbr plugin fails every "
+                                 "pod on it; write the gateway's address, e.g. 10.1.0.1")
+        elif addr.version in seen:
+            yield Problem(gpath, f"{gpath} is a second {family(addr)} gateway, after {seen[addr.version]}: the sbr "
+                                 "plugin takes one per family and fails every pod on two; keep one")
+        else:
+            seen[addr.version] = gpath
+
+
 def _tap_runs_ip_tool(plugin: PluginConf) -> bool:
     # tap creates its device with `ip tuntap` and `ip link set` unless it has both an owner and a group
     # and no SELinux context; only then does it use netlink, which leaves an mtu below 1 unset.
     context = plugin.field("selinuxContext")
     return bool(context and context[1]) or plugin.field("owner") is None or plugin.field("group") is None
+
+
+# One byte of an address as `ip link set address` reads it (iproute2's ll_addr_a2n, sscanf "%x").
+_IP_TOOL_BYTE = re.compile(r"\s*(?:0[xX])?([0-9a-fA-F]+)")
+_MAC_FORMS = "02:00:5e:00:53:01, 02-00-5e-00-53-01, 0200.5e00.5301 or 02005e005301"
+
+
+def _nested_string(obj: Any, base: str, *names: str) -> tuple[str, Any] | None:
+    """(JSON path, value) of the struct field at ``names`` below ``obj``; None when absent or null."""
+    path, value = base, obj
+    for name in names:
+        found = go_field(value, name) if isinstance(value, Mapping) else None
+        if found is None or found[1] is None:
+            return None
+        path, value = f"{path}.{found[0]}", found[1]
+    return path, value
+
+
+def _config_mac(plugin: PluginConf) -> tuple[str, str, bool] | None:
+    """(JSON path, value, whether a pod's own MAC replaces it) of the MAC the config gives the plugin: its
+    runtimeConfig.mac when not empty, else mac; for tuning, args.cni.mac before both, even empty. A pod
+    that requests a MAC replaces the first two (Multus passes it in CNI_ARGS, and with the mac capability
+    in runtimeConfig), never tuning's args."""
+    if plugin.type == "tuning" and (args := _nested_string(plugin.conf, plugin.path, "args", "cni", "mac")):
+        return (args[0], args[1], False) if isinstance(args[1], str) and args[1] else None
+    for found in (_nested_string(plugin.conf, plugin.path, "runtimeConfig", "mac"), plugin.field("mac")):
+        if found is not None and isinstance(found[1], str) and found[1]:
+            return found[0], found[1], True
+    return None
+
+
+def _ip_tool_mac(value: str) -> bytes | None:
+    """The address `ip link set address` gives a tap device for ``value``; None when ip refuses it, or
+    when it is not the six bytes a tap device takes."""
+    if "." in value:
+        return None  # ip reads it as an IPv4 address: four bytes
+    parsed = [_IP_TOOL_BYTE.match(part) for part in value.split(":")]
+    octets = [int(m.group(1), 16) if m is not None else 256 for m in parsed]
+    return bytes(octets) if len(octets) == 6 and max(octets) <= 255 else None
+
+
+def mac_problems(plugin: PluginConf) -> Iterator[Problem]:
+    """A MAC address that macvlan, tap or tuning cannot set: not one Go's net.ParseMAC reads (or, for
+    tap through `ip link set`, ip), or, on the Ethernet devices macvlan and tap make, not six bytes, a
+    multicast address or all zeros, which the kernel refuses."""
+    if plugin.type not in ("macvlan", "tap", "tuning") or (found := _config_mac(plugin)) is None:
+        return
+    path, value, replaceable = found
+    fails = "fails every pod that does not request a MAC of its own" if replaceable else "fails every pod"
+    ip_tool = plugin.type == "tap" and _tap_runs_ip_tool(plugin)
+    address = _ip_tool_mac(value) if ip_tool else parse_mac(value)
+    if address is None:
+        reader = ("`ip link set address`, which the tap plugin runs, reads six hex bytes joined by \":\""
+                  if ip_tool else f"the {plugin.type} plugin reads {_MAC_FORMS}")
+        yield Problem(path, f"{path} is {value!r}, not a MAC address: {reader}; it {fails}; fix it")
+        return
+    if plugin.type == "tuning" or (plugin.type == "tap" and not ip_tool):
+        # tuning's interface may be of any type; a tap device made through netlink takes any address.
+        return
+    if len(address) != 6:
+        why = f"{len(address)} bytes long, but a macvlan interface takes a 6-byte Ethernet address"
+    elif address[0] & 1:
+        why = (f"a multicast address (the lowest bit of its first byte is set), which a {plugin.type} "
+               "interface refuses")
+    elif not any(address):
+        why = f"all zeros, which a {plugin.type} interface refuses"
+    else:
+        return
+    yield Problem(path, f"{path} is {value!r}, {why}; it {fails}; use a unicast address such as "
+                        "02:00:00:00:00:01 (02: locally administered)")
 
 
 def mtu_problems(plugin: PluginConf) -> Iterator[Problem]:

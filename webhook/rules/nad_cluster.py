@@ -67,35 +67,48 @@ def cni_binaries(subject: Subject) -> Iterator[Violation]:
 # --- host-local on several nodes ------------------------------------------------------------------
 
 
+#: Plugins whose addresses are reached only through the node (ptp: a /32 host route to the pod behind a
+#: veth, the gateway address on the host side) or not at all (dummy): an address that repeats on
+#: another node meets nothing there.
+NODE_LOCAL_PLUGINS = frozenset({"ptp", "dummy"})
+
+
 @rule("nad-host-local-multi-node", kinds=NAD, severity=Severity.DENY,
       title="host-local is not used on a multi-node cluster",
       judges=[SPEC_CONFIG, annotation(ALLOW_HOST_LOCAL_ANNOTATION)])
 def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
     """host-local keeps its allocations in files on each node, so one NAD used on several nodes
-    hands out the same addresses on each of them (multus-cni #52, #144, #529, #1150). On a cluster
-    of more than one node it is refused unless the NAD carries the annotation
+    hands out the same addresses on each of them (multus-cni #52, #144, #529, #1150). When pods can land
+    on more than one node it is refused unless the NAD carries the annotation
     multus-webhook.io/allow-host-local: "true" (segments local to each node), which turns the
-    denial into a warning."""
+    denial into a warning. Nodes pods cannot land on are not counted: cordoned ones, and those with a
+    NoSchedule or NoExecute taint other than a not-ready node's (a kubeadm control plane), though a pod
+    may tolerate it. Nor is host-local behind ptp or dummy, whose addresses never leave the node (ptp
+    routes each pod's address to it on its own node only: upstream's own ptp example uses host-local)."""
     netconf = subject.nad_config.netconf
-    count = len(subject.view.nodes())
+    nodes = subject.view.nodes()
+    count = sum(1 for node in nodes if node.schedulable)
     if netconf is None or count <= 1:
         return
+    closed = len(nodes) - count
+    cluster = f"a cluster of {count} nodes" + (
+        f" (not counting {closed} that pods cannot land on, cordoned or tainted)" if closed else "")
     allowed = subject.annotations.get(ALLOW_HOST_LOCAL_ANNOTATION) == "true"
     for plugin in netconf.plugins:
-        if plugin.ipam_type != "host-local" or plugin.ipam is None:
+        if plugin.ipam_type != "host-local" or plugin.ipam is None or plugin.type in NODE_LOCAL_PLUGINS:
             continue
         path = plugin.ipam_type_path
         if allowed:
             yield Violation(
                 path,
-                f"{path} is host-local on a cluster of {count} nodes, allowed by {ALLOW_HOST_LOCAL_ANNOTATION}: each "
+                f"{path} is host-local on {cluster}, allowed by {ALLOW_HOST_LOCAL_ANNOTATION}: each "
                 "node allocates on its own, so this segment must not span nodes",
                 Severity.WARN,
             )
         else:
             yield Violation(
                 path,
-                f"{path} is host-local on a cluster of {count} nodes: host-local keeps its allocations on "
+                f"{path} is host-local on {cluster}: host-local keeps its allocations on "
                 "each node, so pods on different nodes get the same addresses; use whereabouts "
                 '(cluster-wide IPAM: "ipam": {"type": "whereabouts", "range": ...}), or, if the segment '
                 f'is local to each node, annotate the NAD with {ALLOW_HOST_LOCAL_ANNOTATION}: "true"',
@@ -106,8 +119,13 @@ def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
 
 
 def shares_pool(a: AddressRange, b: AddressRange) -> bool:
-    """whereabouts keeps one pool per range and network_name, and guards overlapping pools of one
-    network_name when both leave enable_overlapping_ranges on: then no address is given twice."""
+    """Whether the two ranges are handed out from one pool, so that no address is given twice.
+    whereabouts keeps one pool per range and network_name, and guards overlapping pools of one
+    network_name when both leave enable_overlapping_ranges on. host-local keeps one store per network
+    name and dataDir on each node, a file per address taken: configs that share it (two NADs of one name
+    in two namespaces, with no name of their own or the same one) never take one address twice."""
+    if a.ipam_type == b.ipam_type == "host-local":
+        return a.store is not None and a.store == b.store
     if a.ipam_type != "whereabouts" or b.ipam_type != "whereabouts" or a.network_name != b.network_name:
         return False
     return a.network == b.network or (a.enable_overlapping_ranges and b.enable_overlapping_ranges)
@@ -144,12 +162,14 @@ def range_overlap(subject: Subject) -> Iterator[Violation]:
     static addresses), against every other NAD in the cluster: on the same named segment (master or
     bridge, and VLAN) an overlap is refused; on other segments it is a warning. whereabouts NADs that
     share a pool (same range and network_name, or same network_name with overlapping ranges enabled
-    in both) never clash. An UPDATE is not compared with its own old version."""
+    in both), and host-local NADs that share a store (the same network name, which Multus takes from
+    the NAD's name when the config has none, and the same dataDir) never clash either. An UPDATE is not
+    compared with its own old version."""
     if not subject.view.known:
         return
     own = (subject.namespace, subject.name)
     index = subject.view.ranges
-    for mine in nad_allocation_ranges(subject.nad_config.netconf):
+    for mine in nad_allocation_ranges(subject.nad_config.netconf, subject.name):
         denied: list[str] = []
         warned: list[str] = []
         for other in index.overlapping(mine.first, mine.last):
@@ -161,7 +181,8 @@ def range_overlap(subject: Subject) -> Iterator[Violation]:
                 mine.path,
                 f"{mine.path} ({_span(mine)}) overlaps {_some(denied, ' NADs')} on the same segment "
                 f"({_segment_text(mine)}): those addresses can be given to two pods; make the ranges "
-                "disjoint, or use whereabouts with the same network_name in both so they share one pool",
+                "disjoint, or let both share one pool: whereabouts with the same network_name in both, or "
+                "host-local with the same network name and dataDir in both (one store on each node)",
             )
         if warned:
             yield Violation(

@@ -37,10 +37,12 @@ def _versions_text() -> str:
 def config_structure(subject: Subject) -> Iterator[Violation]:
     """A config that is not a JSON object, whose ``plugins`` is not a non-empty list of objects, or
     whose plugins lack a string ``type`` is refused by libcni when the first pod is created: the pod
-    then hangs in ContainerCreating. Refusing it at apply time names the field instead."""
+    then hangs in ContainerCreating. Refusing it at apply time names the field instead. A config with
+    both a ``type`` and ``plugins`` runs as that one plugin (Multus reads a list only when the type is
+    empty): a warning says that ``plugins`` is ignored."""
     parsed = subject.nad_config
     for problem in parsed.problems:
-        yield Violation(problem.field, f"{problem.field} {problem.message}")
+        yield Violation(problem.field, f"{problem.field} {problem.message}", Severity.WARN if problem.warning else None)
     netconf = parsed.netconf
     if netconf is None:
         return

@@ -33,7 +33,11 @@ def _each_ipam(
 def host_local(subject: Subject) -> Iterator[Violation]:
     """host-local refuses, on every pod: a subnet too small to allocate from (/31, /32, /127, /128),
     a subnet written with host bits, rangeStart / rangeEnd / gateway outside the subnet, a start
-    after the end, mixed families in one range set and overlapping ranges."""
+    after the end, mixed families in one range set and overlapping ranges. More than 1024 ranges in one
+    section are refused too: host-local compares every pair of them on each ADD, and no network needs
+    that many (larger subnets bounded by rangeStart / rangeEnd hold any pool in fewer). As in every IPAM
+    rule here, a field of the section that the plugin cannot decode (a dataDir that is a number) fails
+    every pod and is refused."""
     yield from _each_ipam(subject, "host-local", ipam.check_host_local)
 
 
@@ -45,7 +49,8 @@ def whereabouts(subject: Subject) -> Iterator[Violation]:
     from the start of the range, the opposite of what was asked); a start at the network address
     or an end at the broadcast address means the first / last usable one, and is fine. An exclude
     entry outside the range excludes nothing, and IPv4 parts with leading zeros (read in decimal
-    where whereabouts parses sloppily) are ambiguous: warnings."""
+    where whereabouts parses sloppily) are ambiguous: warnings. A field of the wrong type
+    (enable_overlapping_ranges written "false", a leader_lease_duration in quotes) fails every pod."""
     yield from _each_ipam(subject, "whereabouts", lambda plugin, _version: ipam.check_whereabouts(plugin))
 
 
@@ -53,7 +58,9 @@ def whereabouts(subject: Subject) -> Iterator[Violation]:
       judges=[SPEC_CONFIG])
 def static(subject: Subject) -> Iterator[Violation]:
     """static IPAM needs each address in CIDR form (10.1.0.5/24) and fails every pod otherwise; a
-    gateway of the other address family is accepted but cannot route, so it is a warning."""
+    gateway of the other address family is accepted but cannot route, so it is a warning. A field of
+    the wrong type (dns.nameservers written as one string) fails every pod; so does an entry's
+    "Address" with a capital A, which Go reads into another field than "address", a parsed network."""
     yield from _each_ipam(subject, "static", ipam.check_static)
 
 

@@ -32,16 +32,41 @@ def _each_plugin(subject: Subject, check: Callable[[PluginConf], Iterable[Proble
 def field_types(subject: Subject) -> Iterator[Violation]:
     """The reference plugins decode their config into typed Go structs: "mtu": "1500" or
     "vlanId": 10.5 makes the plugin fail with "failed to load netconf" on every pod. ("vlanId": 10.0 is
-    fine: libcni passes the config through a map first, and the plugin reads 10.)"""
+    fine: libcni passes the config through a map first, and the plugin reads 10.) Lists and objects are
+    typed down to their elements and fields: bridge's vlanTrunk entries, portmap's conditions, sbr's
+    gateways."""
     yield from _each_plugin(subject, table.field_type_problems)
 
 
-@rule("nad-plugin-vlan-id", kinds=NAD, severity=Severity.DENY, title="VLAN ids are 0-4094",
+@rule("nad-plugin-vlan-id", kinds=NAD, severity=Severity.DENY, title="VLAN ids are 0-4094, trunk ids 1-4094",
       judges=[SPEC_CONFIG])
 def vlan_id(subject: Subject) -> Iterator[Violation]:
     """bridge's ``vlan`` and vlan's ``vlanId`` outside 0-4094 are refused by the plugin when the
-    first pod attaches."""
+    first pod attaches. So are bridge's ``vlanTrunk`` entries with an id, minID or maxID outside 1-4094,
+    a minID without a maxID (or the reverse), a maxID below the minID, and a null entry, on which the
+    bridge plugin crashes."""
     yield from _each_plugin(subject, table.vlan_id_problems)
+
+
+@rule(
+    "nad-plugin-bridge-interface-ipam",
+    kinds=NAD,
+    severity=Severity.DENY,
+    title="a bridge without a container interface has no IPAM",
+    judges=[SPEC_CONFIG],
+)
+def bridge_container_interface(subject: Subject) -> Iterator[Violation]:
+    """With ``disableContainerInterface`` the bridge plugin creates no interface in the pod, and it
+    refuses an IPAM type on every pod ("cannot use IPAM when DisableContainerInterface flag is set")."""
+    yield from _each_plugin(subject, table.bridge_container_interface_problems)
+
+
+@rule("nad-plugin-ipmasq-backend", kinds=NAD, severity=Severity.DENY,
+      title="ipMasqBackend is iptables or nftables", judges=[SPEC_CONFIG])
+def ipmasq_backend(subject: Subject) -> Iterator[Violation]:
+    """bridge and ptp masquerade through iptables or nftables: with ``ipMasq`` on (and, for bridge, an
+    IPAM type), any other ``ipMasqBackend``, "" included, fails every pod ("unknown ipmasq backend")."""
+    yield from _each_plugin(subject, table.ipmasq_backend_problems)
 
 
 @rule("nad-plugin-mtu", kinds=NAD, severity=Severity.DENY, title="mtu is not negative where the plugin refuses it",
@@ -51,6 +76,35 @@ def plugin_mtu(subject: Subject) -> Iterator[Violation]:
     tuning (the kernel refuses it) and tap (``ip link set`` refuses it, unless tap creates the device
     through netlink because it has both an owner and a group). bridge, ptp and ipvlan ignore it."""
     yield from _each_plugin(subject, table.mtu_problems)
+
+
+@rule("nad-plugin-mac", kinds=NAD, severity=Severity.DENY, title="MAC addresses are ones the plugin can set",
+      judges=[SPEC_CONFIG])
+def plugin_mac(subject: Subject) -> Iterator[Violation]:
+    """macvlan, tap and tuning parse their ``mac`` (or a runtimeConfig.mac in the config, or tuning's
+    args.cni.mac) with Go's net.ParseMAC, and tap without an owner and a group hands it to `ip link set
+    address`: an address they cannot read fails every pod that does not request a MAC of its own. The
+    kernel refuses, on the Ethernet devices macvlan and tap make, a multicast or all-zero address, and on
+    macvlan one that is not six bytes long."""
+    yield from _each_plugin(subject, table.mac_problems)
+
+
+@rule("nad-plugin-portmap", kinds=NAD, severity=Severity.DENY, title="portmap's mark and backend options agree",
+      judges=[SPEC_CONFIG])
+def portmap(subject: Subject) -> Iterator[Violation]:
+    """portmap reads its options on every ADD, port mappings or not, and refuses: markMasqBit together
+    with externalSetMarkChain, a markMasqBit outside 0-31, a backend other than iptables or nftables, and
+    with a backend named, options of the other one (externalSetMarkChain is iptables'; conditions
+    starting with "-" or "!" are iptables', others nftables')."""
+    yield from _each_plugin(subject, table.portmap_problems)
+
+
+@rule("nad-plugin-sbr-gateways", kinds=NAD, severity=Severity.DENY, title="sbr's gateways are one address per family",
+      judges=[SPEC_CONFIG])
+def sbr_gateways(subject: Subject) -> Iterator[Violation]:
+    """sbr without a ``table`` routes through the ``gateways`` it is given, and fails every pod on more
+    than two, on an entry that is not an IP address, or on two of one family."""
+    yield from _each_plugin(subject, table.sbr_gateway_problems)
 
 
 @rule("nad-plugin-vlan-master", kinds=NAD, severity=Severity.DENY, title="the vlan plugin names its master",

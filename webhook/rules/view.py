@@ -24,6 +24,10 @@ class NodeInfo:
     cni_binaries: frozenset[str] | None = None
     #: The node's labels of ours (webhook.names.is_own_label): the only ones anything reads.
     labels: Mapping[str, str] = field(default_factory=dict)
+    #: False when pods cannot land there: the node is cordoned, or has a NoSchedule or NoExecute taint
+    #: other than those of a node that is not ready for now (webhook.cluster.nodes.PASSING_TAINTS). A pod
+    #: may tolerate a taint; rules that deny count such nodes out all the same.
+    schedulable: bool = True
 
 
 @dataclass(frozen=True, slots=True, order=True)
