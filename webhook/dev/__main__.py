@@ -1,7 +1,7 @@
 """`make run`: a local control plane with multus-webhook registered, in the foreground.
 
-Ctrl-C or SIGTERM stops every process it started and removes its temporary data; running it again
-starts afresh.
+Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops every process it started and removes its
+temporary data; running it again starts afresh.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def main() -> int:
     p.add_argument("--kubeconfig-out", default=str(REPO / ".local" / "kubeconfig"))
     args = p.parse_args()
 
-    stop = stop_on_signals()
+    stop = stop_on_signals(hangup=True)
 
     work = Path(tempfile.mkdtemp(prefix="multus-webhook-run-"))
     kubeconfig = Path(args.kubeconfig_out)
