@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -167,4 +168,26 @@ def test_make_run_stops_everything_when_its_terminal_is_closed(
     assert log.read_text().endswith("stopped; temporary data removed\n")
     assert not work.exists()
     assert not (tmp_path / "kubeconfig").exists()
+    wait_all_gone(leftovers)
+
+
+def test_make_run_keeps_the_logs_it_points_at_when_it_fails(
+        controlplane_bin: Path, tmp_path: Path, leftovers: list[int]) -> None:
+    run, log = make_run(tmp_path)
+    try:
+        work = started(run, log, leftovers)
+        [serve] = [pid for pid in leftovers if b"webhook.cli" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        os.kill(serve, signal.SIGKILL)
+        status = run.wait(PATIENCE)
+    finally:
+        terminate(run, PATIENCE)
+    out = log.read_text()
+    try:
+        assert status == 1, out
+        assert f"multus-webhook exited with -9; see {work}/webhook.log\n" in out
+        assert out.endswith(f"make run: logs kept in {work}\n")
+        assert (work / "webhook.log").exists()
+        assert (work / "controlplane" / "kube-apiserver.log").exists()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     wait_all_gone(leftovers)

@@ -1,7 +1,8 @@
 """`make run`: a local control plane with multus-webhook registered, in the foreground.
 
 Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops every process it started and removes its
-temporary data; running it again starts afresh.
+temporary data; running it again starts afresh. When it ends with an error it keeps that data (the
+logs of every process) and says where.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="multus-webhook-run-"))
     kubeconfig = Path(args.kubeconfig_out)
+    # Until it has stopped as asked: any other end keeps the logs, which the message points at.
+    stopped = False
     try:
         with local_stack(work) as (cp, server):
             cp.write_kubeconfig(kubeconfig)
@@ -50,12 +53,16 @@ Ctrl-C stops everything.""", flush=True)
                     print(f"multus-webhook exited with {server.proc.returncode}; see {work / 'webhook.log'}",
                           file=sys.stderr)
                     return 1
+        stopped = True
     except ControlPlaneError as exc:
         print(f"make run: {exc}", file=sys.stderr)
         return 1
     finally:
         kubeconfig.unlink(missing_ok=True)
-        shutil.rmtree(work, ignore_errors=True)
+        if stopped:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"make run: logs kept in {work}", file=sys.stderr)
     print("stopped; temporary data removed")
     return 0
 
