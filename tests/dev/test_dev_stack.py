@@ -137,9 +137,10 @@ def test_sigterm_to_pytest_tears_the_fixtures_down(tmp_path: Path, leftovers: li
     wait_all_gone(leftovers)
 
 
-def make_run(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
-    """`make run` (python -m webhook.dev) writing its kubeconfig into ``tmp_path``, not the checkout's."""
-    log = tmp_path / "make-run.log"
+def make_run(tmp_path: Path, name: str = "make-run") -> tuple[subprocess.Popen[bytes], Path]:
+    """`make run` (python -m webhook.dev) writing its kubeconfig into ``tmp_path``, not the checkout's, and
+    its output to ``name``.log there."""
+    log = tmp_path / f"{name}.log"
     return spawn([sys.executable, "-m", "webhook.dev", "--kubeconfig-out", str(tmp_path / "kubeconfig")], log,
                  cwd=REPO), log
 
@@ -190,4 +191,28 @@ def test_make_run_keeps_the_logs_it_points_at_when_it_fails(
         assert (work / "controlplane" / "kube-apiserver.log").exists()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    wait_all_gone(leftovers)
+
+
+def test_a_second_make_run_with_the_same_kubeconfig_exits_at_once(
+        controlplane_bin: Path, tmp_path: Path, leftovers: list[int]) -> None:
+    """It overwrote the first one's kubeconfig and deleted it on exit while the first went on."""
+    first, first_log = make_run(tmp_path)
+    try:
+        started(first, first_log, leftovers)
+        kubeconfig = (tmp_path / "kubeconfig").read_bytes()
+        second, second_log = make_run(tmp_path, "second")
+        try:
+            # Either way it is over: refused, or started as the first did.
+            eventually(lambda: second.poll() is not None or "Ctrl-C stops everything." in second_log.read_text(),
+                       "the second make run to exit or start", timeout=PATIENCE)
+            status = second.poll()
+        finally:
+            terminate(second, PATIENCE)
+        assert (status, second_log.read_text()) == (
+            1, f"make run is already running in this checkout (pid {first.pid})\n")
+        assert (tmp_path / "kubeconfig").read_bytes() == kubeconfig
+        assert first.poll() is None
+    finally:
+        terminate(first, PATIENCE)
     wait_all_gone(leftovers)
