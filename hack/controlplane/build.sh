@@ -29,7 +29,9 @@ build() { # build MODULE_DIR BINARY PACKAGE [LDFLAGS]
   [ -x "$cache/$bin" ] && return 0
   echo "building $bin ($pkg) into $cache; this takes several minutes the first time" >&2
   # Build to a temporary name and rename, so an interrupted build never leaves a broken binary.
-  (cd "$here/$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$cache/.$bin.tmp" "$pkg")
+  # -buildvcs=false and -mod=readonly named, not left to the go env: see ../cniplugins/build.sh.
+  (cd "$here/$dir" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -mod=readonly -ldflags "-s -w $ldflags" \
+     -o "$cache/.$bin.tmp" "$pkg")
   mv -f "$cache/.$bin.tmp" "$cache/$bin"
 }
 
