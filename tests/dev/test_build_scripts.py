@@ -144,3 +144,12 @@ def test_the_cni_plugins_and_multus_add_are_rebuilt_from_what_changed(tmp_path: 
     with (builds.hack / "cniplugins" / "go.mod").open("a") as go_mod:
         go_mod.write("replace golang.org/x/sys => golang.org/x/sys v0.99.0\n")
     assert builds.run("cniplugins/build.sh")[1] == built
+
+
+def test_the_readme_names_the_go_the_build_modules_need() -> None:
+    """It said Go 1.26+ while the CNI plugins module says go 1.26.8: a go 1.26.0 with GOTOOLCHAIN=local
+    cannot build it."""
+    needed = max(tuple(int(n) for n in line.split()[1].split("."))
+                   for go_mod in (REPO / "hack").glob("**/go.mod") for line in go_mod.read_text().splitlines()
+                   if line.startswith("go "))
+    assert f"Go {'.'.join(map(str, needed))}+ " in (REPO / "README.md").read_text()
