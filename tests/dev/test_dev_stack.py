@@ -216,3 +216,28 @@ def test_a_second_make_run_with_the_same_kubeconfig_exits_at_once(
     finally:
         terminate(first, PATIENCE)
     wait_all_gone(leftovers)
+
+
+def test_what_the_banner_suggests_does_what_it_says(
+        controlplane_bin: Path, tmp_path: Path, leftovers: list[int]) -> None:
+    """Each command of "Try, in another shell here:", in order, in bash at the checkout: refused where
+    its comment says so, successful otherwise. Its dry run of examples/ exited 1 where it promised
+    "the same checks": the bridge pod's NAD was only dry-run created, and broken-network is refused."""
+    run, log = make_run(tmp_path)
+    try:
+        started(run, log, leftovers)
+        lines = [line.strip() for line in log.read_text().splitlines()]
+        [export] = [line for line in lines if line.startswith("export ")]
+        commands = [line for line in lines if line.startswith("kubectl ")]
+        assert len(commands) >= 4
+        for command in commands:
+            result = subprocess.run(["bash", "-c", f"{export} && {command}"], cwd=REPO, capture_output=True,
+                                    text=True, timeout=PATIENCE)
+            if "# refused" in command:
+                assert result.returncode == 1, (command, result.stdout)
+                assert "denied the request" in result.stderr, (command, result.stderr)
+            else:
+                assert result.returncode == 0, (command, result.stderr)
+    finally:
+        terminate(run, PATIENCE)
+    wait_all_gone(leftovers)

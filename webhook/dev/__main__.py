@@ -70,7 +70,7 @@ Try, in another shell here:
   kubectl apply -f examples/broken-network.yaml      # refused by the webhook
   kubectl apply -f examples/network-profile.yaml     # the label becomes the annotation
   kubectl get pod profiled-pod -o yaml
-  kubectl apply --dry-run=server -f examples/        # the same checks, nothing stored
+  kubectl apply --dry-run=server -f examples/broken-network.yaml   # refused the same way, nothing stored
 
 Webhook log: {work / 'webhook.log'}
 Ctrl-C stops everything.""", flush=True)
