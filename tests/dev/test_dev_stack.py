@@ -241,3 +241,26 @@ def test_what_the_banner_suggests_does_what_it_says(
     finally:
         terminate(run, PATIENCE)
     wait_all_gone(leftovers)
+
+
+def test_a_ctrl_c_while_make_run_starts_is_reported_as_one(controlplane_bin: Path, tmp_path: Path) -> None:
+    """The terminal sends SIGINT to its foreground process group: to make run, and to the kubectl it
+    runs at that moment, which dies without a word. That was "kubectl apply ... failed: " and nothing
+    after the colon. A kubectl that sends SIGINT to its own process group stands for the terminal."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("etcd", "kube-apiserver"):
+        (bin_dir / name).symlink_to(controlplane_bin / name)
+    (bin_dir / "kubectl").write_text("#!/bin/sh\nkill -INT 0\n")
+    (bin_dir / "kubectl").chmod(0o755)
+    log = tmp_path / "make-run.log"
+    run = spawn([sys.executable, "-m", "webhook.dev", "--kubeconfig-out", str(tmp_path / "kubeconfig")], log,
+                env={**os.environ, "MULTUS_WEBHOOK_CONTROLPLANE_DIR": str(bin_dir)}, cwd=REPO)
+    try:
+        status = run.wait(PATIENCE)
+    finally:
+        terminate(run, PATIENCE)
+    out = log.read_text()
+    assert status == 0, out
+    assert out.startswith("make run: interrupted while starting (kubectl apply -f ")
+    assert out.endswith(" was killed by SIGINT)\nstopped; temporary data removed\n")

@@ -81,8 +81,13 @@ Ctrl-C stops everything.""", flush=True)
                     return 1
         stopped = True
     except ControlPlaneError as exc:
-        print(f"make run: {exc}", file=sys.stderr)
-        return 1
+        # Asked to stop while starting? A Ctrl-C also kills the kubectl that is running, and that is the
+        # error then, not a failure to report. A moment's wait: the handler sets the event from a thread.
+        if not stop.wait(1):
+            print(f"make run: {exc}", file=sys.stderr)
+            return 1
+        print(f"make run: interrupted while starting ({exc})", file=sys.stderr)
+        stopped = True
     finally:
         kubeconfig.unlink(missing_ok=True)
         if stopped:

@@ -271,6 +271,9 @@ class ControlPlane:
                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
         result = subprocess.run([str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
                                 input=input, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode < 0:
+            # Killed: a Ctrl-C at the terminal reaches it with us; it says nothing on stderr then.
+            raise ControlPlaneError(f"kubectl {' '.join(args)} was killed by {signal.Signals(-result.returncode).name}")
         if check and result.returncode != 0:
             raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result
