@@ -19,6 +19,7 @@ RUN pip install --no-cache-dir --no-compile --no-deps --target /app -r requireme
 # checked against. build.sh prints the directory it built them in; its test tool multus-add stays out.
 FROM golang:1.26-bookworm AS cni-plugins
 WORKDIR /src
+COPY hack/gobuild.sh ./hack/
 COPY hack/cniplugins ./hack/cniplugins
 RUN built=$(bash hack/cniplugins/build.sh) \
  && mkdir /cni-plugins \

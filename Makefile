@@ -6,13 +6,22 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test lint bench install controlplane clean lock
 
+# The stamp records the interpreter the venv was made with. A venv belongs to its interpreter (its
+# python is a link to it, its packages are under lib/pythonX.Y): when $(PYTHON) is another one (an
+# upgrade, PYTHON=python3.12), the venv is made again from nothing rather than patched.
+PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print(" ".join(sys.version.split()))')
+ifneq ($(PYTHON_VERSION),$(file < $(STAMP)))
+.PHONY: $(STAMP)
+VENV_CLEAR := --clear
+endif
+
 # The run-time dependencies at the versions of requirements.lock, the ones the image installs: the
 # tests run against what ships.
 $(STAMP): pyproject.toml requirements.lock
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV_CLEAR) $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --constraint requirements.lock -e '.[test]'
-	touch $@
+	echo '$(PYTHON_VERSION)' > $@
 
 install: $(STAMP)
 

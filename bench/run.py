@@ -56,6 +56,7 @@ from webhook.dev.controlplane import (
     ControlPlane,
     WebhookServer,
     free_port,
+    spawn,
     terminate,
     wait_https,
     webhook_configurations,
@@ -184,9 +185,8 @@ def measure_handlers(targets: dict[str, int], ca: Path, workloads: dict[str, lis
 
 def start_null_server(work: Path, cert_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    log_file = open(work / "null.log", "wb")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen([sys.executable, "-m", "bench.null_server", "--port", str(port), "--cert-dir",
-                             str(cert_dir)], stdout=log_file, stderr=subprocess.STDOUT, cwd=REPO)
+    proc = spawn([sys.executable, "-m", "bench.null_server", "--port", str(port), "--cert-dir", str(cert_dir)],
+                 work / "null.log", cwd=REPO)
     wait_https(f"https://127.0.0.1:{port}/healthz", cert_dir / "ca.crt", 30, proc=proc, what="null webhook")
     return proc, port
 
@@ -275,12 +275,10 @@ def check_cli(state_args: Sequence[str]) -> dict[str, Any]:
 
 def start_server(server: WebhookServer) -> None:
     """WebhookServer.start with a longer wait for /healthz (a big state loads before serving)."""
-    log_file = open(server.dir / "webhook.log", "ab")  # noqa: SIM115 - lives as long as the process
-    server.proc = subprocess.Popen(
+    server.proc = spawn(
         [sys.executable, "-m", "webhook.cli", "serve", "--host", "127.0.0.1", "--port", str(server.port),
          "--cert-dir", str(server.cert_dir), *server.extra_args],
-        stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=REPO,
+        server.dir / "webhook.log", env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=REPO,
     )
     wait_https(f"{server.url}/healthz", server.ca_file, 300, proc=server.proc, what="multus-webhook serve")
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn
 
 import pytest
@@ -28,6 +30,18 @@ from webhook.dev.controlplane import (
 )
 
 IN_CI = os.environ.get("CI") == "true"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM (timeout(1), a cancelled CI job) and SIGHUP (the terminal closed) end the run the way
+    Ctrl-C does, so that fixture teardown stops what the tests started: by default either signal ends
+    Python at once, teardown and all. A signal that is ignored (nohup) stays ignored."""
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, interrupt)
 
 
 def unavailable(reason: str) -> NoReturn:

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds the CNI reference plugins from the Go module proxy into a cache outside the checkout and
-# prints the directory that holds them (usable as CNI_PATH). Reuses the cache when it is complete.
-# Next to them goes multus-add (./multus-add), which runs a config through libcni as Multus does; it
-# is rebuilt whenever its source or the pinned modules change.
+# prints the directory that holds them (usable as CNI_PATH). Next to them goes multus-add
+# (./multus-add), which runs a config through libcni as Multus does. Each binary is built again when
+# what it is built from changes (../gobuild.sh).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../gobuild.sh"
 version=v1.10.0
 plugins="bridge macvlan ipvlan vlan host-device ptp dummy tap tuning portmap bandwidth firewall sbr vrf host-local static"
 
@@ -13,23 +14,12 @@ cache=${XDG_CACHE_HOME:-$HOME/.cache}/multus-webhook/cni-plugins/$version
 mkdir -p "$cache"
 
 for name in $plugins; do
-  [ -x "$cache/$name" ] && continue
   case $name in
     host-local|static) pkg=github.com/containernetworking/plugins/plugins/ipam/$name ;;
     tuning|portmap|bandwidth|firewall|sbr|vrf) pkg=github.com/containernetworking/plugins/plugins/meta/$name ;;
     *) pkg=github.com/containernetworking/plugins/plugins/main/$name ;;
   esac
-  echo "building $name ($pkg) into $cache" >&2
-  # A temporary name and a rename: an interrupted build never leaves a half-written plugin behind.
-  (cd "$here" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$cache/.$name.tmp" "$pkg")
-  mv -f "$cache/.$name.tmp" "$cache/$name"
+  go_build_cached "$cache" "$here" "$name" "$pkg" ""
 done
-
-sum=$(cd "$here" && cat go.mod go.sum multus-add/*.go | sha256sum | cut -d' ' -f1)
-if [ ! -x "$cache/multus-add" ] || [ "$(cat "$cache/.multus-add.sum" 2>/dev/null)" != "$sum" ]; then
-  echo "building multus-add into $cache" >&2
-  (cd "$here" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$cache/.multus-add.tmp" ./multus-add)
-  mv -f "$cache/.multus-add.tmp" "$cache/multus-add"
-  echo "$sum" > "$cache/.multus-add.sum"
-fi
+go_build_cached "$cache" "$here" multus-add ./multus-add "" "$here"/multus-add/*.go
 echo "$cache"

@@ -10,9 +10,9 @@ import subprocess
 import sys
 import weakref
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import yaml
@@ -677,7 +677,7 @@ def test_stdin_is_read_once(capsys: pytest.CaptureFixture[str], monkeypatch: pyt
         assert "- (stdin) can be given once" in capsys.readouterr().err
 
 
-def in_a_directory_that_cannot_be_listed(tmp_path: Path) -> tuple[Path, list[str]]:
+def in_a_directory_that_cannot_be_listed(tmp_path: Path, require: Callable[[str], NoReturn]) -> tuple[Path, list[str]]:
     """``tmp_path``/manifests with a subdirectory nobody may list, and the command prefix under which
     that holds: root lists anything unless it gives up the capabilities that let it."""
     manifests = tmp_path / "manifests"
@@ -689,12 +689,13 @@ def in_a_directory_that_cannot_be_listed(tmp_path: Path) -> tuple[Path, list[str
         return manifests, []
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        pytest.skip("as root, a directory nobody may list needs setpriv (util-linux) to give up CAP_DAC_*")
+        require("as root, a directory nobody may list needs setpriv (util-linux) to give up CAP_DAC_*")
     return manifests, [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
 
 
-def test_a_directory_that_cannot_be_listed_exits_2_naming_it(tmp_path: Path) -> None:
-    manifests, prefix = in_a_directory_that_cannot_be_listed(tmp_path)
+def test_a_directory_that_cannot_be_listed_exits_2_naming_it(tmp_path: Path,
+                                                           require: Callable[[str], NoReturn]) -> None:
+    manifests, prefix = in_a_directory_that_cannot_be_listed(tmp_path, require)
     try:
         result = subprocess.run([*prefix, sys.executable, "-m", "webhook.cli", "check", str(manifests)],
                                 cwd=tmp_path, capture_output=True, text=True, check=False)

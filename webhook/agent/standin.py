@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from webhook.agent.probe import HostLayout
-from webhook.dev.controlplane import ControlPlane, terminate
+from webhook.dev.controlplane import ControlPlane, spawn, terminate
 from webhook.kube import utcnow
 from webhook.names import AGENT_POD_LABELS, NAMESPACE
 
@@ -142,10 +142,8 @@ class Subcommand:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Subcommand:
-        out = open(self.log, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen([*self.wrapper, sys.executable, "-m", "webhook.cli", *self.args], stdout=out,
-                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.proc = spawn([*self.wrapper, sys.executable, "-m", "webhook.cli", *self.args], self.log,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
         return self
 
     @property

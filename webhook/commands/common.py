@@ -45,10 +45,11 @@ def cluster_client(command: str, kubeconfig: str | None) -> Any | None:
         return None
 
 
-def stop_on_signals() -> threading.Event:
-    """An Event that SIGTERM or SIGINT sets. The handler sets it from a thread of its own: Event.set
-    takes a lock, and a second signal arriving while the first handler holds that lock would deadlock
-    the main thread."""
+def stop_on_signals(*, hangup: bool = False) -> threading.Event:
+    """An Event that SIGTERM or SIGINT sets, and with ``hangup`` SIGHUP (the terminal was closed) unless
+    it is ignored (nohup: the user asked to outlive the terminal). The handler sets it from a thread of
+    its own: Event.set takes a lock, and a second signal arriving while the first handler holds that
+    lock would deadlock the main thread."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -56,4 +57,6 @@ def stop_on_signals() -> threading.Event:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
+    if hangup and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, on_signal)
     return stop

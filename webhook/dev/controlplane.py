@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -52,6 +54,46 @@ def eventually(probe: Callable[[], T], what: str, until: Callable[[T], object] =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.2)
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    """libc's prctl(2), looked up once in the parent: the child between fork and exec should do no more
+    than call it. None where there is none (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def spawn(args: Sequence[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None,
+          parent_death_signal: signal.Signals = signal.SIGTERM) -> subprocess.Popen[bytes]:
+    """``args`` as a child process writing to ``log`` (appended: a restarted process keeps the log of its
+    previous run), in a session of its own so that a Ctrl-C meant for us (the terminal signals its
+    whole foreground process group) does not reach it before we stop it in order.
+
+    On Linux it also gets ``parent_death_signal`` when the thread that started it dies
+    (PR_SET_PDEATHSIG): a session of its own would otherwise outlive us, with ppid 1, whenever we end
+    without stopping it (SIGKILL, or a signal we do not handle), holding its ports and data. So start
+    it from a thread that lives as long as it should, as the main thread does."""
+    die_with_parent: Callable[[], None] | None = None
+    if _PRCTL is not None:
+        prctl, parent = _PRCTL, os.getpid()
+
+        def die_with_parent() -> None:
+            # A parent that died between fork and prctl sends nothing any more.
+            if prctl(_PR_SET_PDEATHSIG, parent_death_signal, 0, 0, 0) == 0 and os.getppid() != parent:
+                os.kill(os.getpid(), parent_death_signal)
+
+    with open(log, "ab") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=die_with_parent, env=env, cwd=cwd)
 
 
 def binaries_dir() -> Path:
@@ -124,10 +166,9 @@ class ControlPlane:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _spawn(self, name: str, args: Sequence[str]) -> subprocess.Popen[bytes]:
-        # Appended: a restarted process keeps the log of its previous run.
-        log = open(self.dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    def _spawn(self, name: str, args: Sequence[str],
+               parent_death_signal: signal.Signals = signal.SIGTERM) -> subprocess.Popen[bytes]:
+        proc = spawn(args, self.dir / f"{name}.log", parent_death_signal=parent_death_signal)
         self.procs[name] = proc
         return proc
 
@@ -183,6 +224,8 @@ class ControlPlane:
     def start_apiserver(self) -> None:
         self.port = self.port or free_port()
         p = self.pki
+        # SIGKILL when we die: etcd, signalled at the same moment, is gone first, and a graceful shutdown
+        # without etcd hung for minutes (stop() too gives it 15s, then SIGKILL).
         proc = self._spawn("kube-apiserver", [
             str(self.bin_dir / "kube-apiserver"),
             f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
@@ -201,7 +244,7 @@ class ControlPlane:
             f"--service-account-key-file={p / 'sa.pub'}",
             f"--service-account-signing-key-file={p / 'sa.key'}",
             *self.apiserver_args,
-        ])
+        ], parent_death_signal=signal.SIGKILL)
         wait_https(f"{self.url}/readyz", p / "ca.crt", 90, client=(p / "admin.crt", p / "admin.key"),
                    proc=proc, what="kube-apiserver")
 
@@ -228,6 +271,9 @@ class ControlPlane:
                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
         result = subprocess.run([str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
                                 input=input, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode < 0:
+            # Killed: a Ctrl-C at the terminal reaches it with us; it says nothing on stderr then.
+            raise ControlPlaneError(f"kubectl {' '.join(args)} was killed by {signal.Signals(-result.returncode).name}")
         if check and result.returncode != 0:
             raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result
@@ -324,12 +370,10 @@ class WebhookServer:
             return exc.code, exc.read().decode()
 
     def start(self) -> None:
-        log = open(self.dir / "webhook.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             [sys.executable, "-m", "webhook.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
              "--cert-dir", str(self.cert_dir), *self.extra_args],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            self.dir / "webhook.log", env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         try:
             wait_https(f"{self.url}/healthz", self.ca_file, 30, client=self.client_cert, proc=self.proc,
