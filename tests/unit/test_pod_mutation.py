@@ -309,11 +309,21 @@ def test_cluster_rules_are_silent_without_cluster_state() -> None:
             {"pod-network-profile", "pod-networks-nad-exists"}] == []
 
 
-def test_requested_mac_without_capability_warns() -> None:
-    value = json.dumps([{"name": "macvlan", "mac": "02:00:00:00:00:01"}])
+def test_requested_ips_without_capability_or_a_plugin_reading_cni_args_warns() -> None:
+    value = json.dumps([{"name": "macvlan", "ips": ["10.10.0.9/24"]}])  # whereabouts IPAM
     [(rule, severity, message)] = findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), view())
     assert (rule, severity) == ("pod-networks-capabilities", "warn")
-    assert 'requests mac, but no plugin of NAD apps/macvlan declares "capabilities": {"mac": true}' in message
+    assert ('requests ips, but no plugin of NAD apps/macvlan declares "capabilities": {"ips": true} nor reads '
+            "it from CNI_ARGS") in message
+
+
+def test_mac_and_ips_reach_the_plugins_that_read_cni_args_without_capabilities() -> None:
+    # Multus puts MAC= and IP= into CNI_ARGS whatever the capabilities: macvlan and tuning read MAC,
+    # static reads the IP list.
+    value = json.dumps([{"name": "macvlan", "mac": "02:00:00:00:00:01"},
+                        {"name": "bridge", "mac": "02:00:00:00:00:02", "ips": ["10.20.0.7/24", "10.20.0.8/24"]}])
+    found = findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), view())
+    assert [f for f in found if f[0] == "pod-networks-capabilities"] == []
 
 
 def test_requested_capability_that_is_declared_passes() -> None:

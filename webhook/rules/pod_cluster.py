@@ -74,13 +74,27 @@ def nad_exists(subject: Subject) -> Iterator[Violation]:
 
 
 _CAPABILITIES = {"ips": "ips", "mac": "mac", "port_mappings": "portMappings", "bandwidth": "bandwidth"}
+#: Plugins (or IPAM types) that take the request from CNI_ARGS as well: Multus's DelegateAdd always adds
+#: MAC= and IP= (the ips joined by ",") to the runtime args, whatever the capabilities. Reference plugins
+#: v1.10.0: MacEnvArgs in bridge, macvlan and tap, tuning's MAC; static's IP list, host-local's single
+#: IP (IPAMEnvArgs, one address).
+_CNI_ARGS_READERS = {"mac": frozenset({"bridge", "macvlan", "tap", "tuning"}), "ips": frozenset({"static"})}
+_ONE_IP_READERS = frozenset({"host-local"})
+
+
+def _reads_from_cni_args(netconf: NetConf, capability: str, values: int) -> bool:
+    readers = _CNI_ARGS_READERS.get(capability, frozenset())
+    if capability == "ips" and values == 1:
+        readers = readers | _ONE_IP_READERS
+    return any(p.type in readers or p.ipam_type in readers for p in netconf.plugins)
 
 
 @rule("pod-networks-capabilities", kinds=POD, severity=Severity.WARN, judges=[NETWORKS, DEFAULT_NETWORK],
       title="runtime options a pod requests are supported by the NAD's plugins")
 def capabilities(subject: Subject) -> Iterator[Violation]:
-    """ips, mac, portMappings and bandwidth in a selection only reach plugins that declare the matching
-    capability; otherwise Multus drops them silently and the pod gets a random address or no limit."""
+    """ips, mac, portMappings and bandwidth in a selection reach a plugin as runtime config only when it
+    declares the matching capability; mac and ips also reach, through CNI_ARGS, the plugins that read
+    them there. Otherwise nothing takes them and the pod gets a random address or no limit."""
     if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
@@ -89,10 +103,13 @@ def capabilities(subject: Subject) -> Iterator[Violation]:
         if netconf is None:
             continue
         for attr, capability in _CAPABILITIES.items():
-            if getattr(ref.selection, attr) and not any(p.has_capability(capability) for p in netconf.plugins):
+            requested = getattr(ref.selection, attr)
+            if requested and not any(p.has_capability(capability) for p in netconf.plugins) and not (
+                    _reads_from_cni_args(netconf, capability, len(requested) if isinstance(requested, tuple) else 1)):
                 yield Violation(f"{ref.field}.{capability}",
                                 f"{ref.field} requests {capability}, but no plugin of NAD {ref.namespace}/{ref.name} "
-                                f"declares \"capabilities\": {{\"{capability}\": true}}: Multus will ignore it")
+                                f"declares \"capabilities\": {{\"{capability}\": true}} nor reads it from CNI_ARGS: "
+                                "it will be ignored")
 
 
 @rule("pod-networks-static-ip-range", kinds=POD, severity=Severity.WARN, judges=[NETWORKS, DEFAULT_NETWORK],
