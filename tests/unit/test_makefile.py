@@ -27,8 +27,10 @@ def planned(tmp_path: Path, stamp: str, require: Callable[[str], NoReturn]) -> s
     (tmp_path / ".venv" / ".installed-stamp").write_text(stamp)
     if shutil.which("make") is None:
         require("no make")
+    # Not as a sub-make of `make test`: its MAKEFLAGS and MAKELEVEL would change what make prints.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     result = subprocess.run(["make", "-n", "install", f"PYTHON={sys.executable}"], cwd=tmp_path,
-                            capture_output=True, text=True, check=True)
+                            capture_output=True, text=True, check=True, env=env)
     return result.stdout
 
 
