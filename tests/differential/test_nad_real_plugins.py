@@ -1,10 +1,13 @@
-"""Differential test: our NAD rules against the real CNI reference plugins (v1.10.0).
+"""Differential test: our NAD rules (and the pod rules on a selection's mac and ips) against the real
+CNI reference plugins (v1.10.0).
 
 Every config of the corpus is judged by the rules (webhook.rules.evaluate) and then run for real:
 the plugins' ADD in a pair of network namespaces this test creates (one standing in for the node,
 one for the pod), driven by the real libcni as Multus drives it (hack/cniplugins/multus-add). A
 config the rules deny must be refused by the plugin, for the reason we name; a config they allow
-must be accepted. Needs root, `ip netns`, and Go to build the plugins.
+must be accepted. The same holds for a pod's mac and ips (the pod rules against a cluster holding the
+NAD), which Multus passes both as capability args and in CNI_ARGS. Needs root, `ip netns`, and Go to
+build the plugins.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+from webhook.cluster.static import StaticClusterView
 from webhook.rules import Policy, Severity, Subject, evaluate
 
 pytestmark = pytest.mark.slow
@@ -929,6 +933,16 @@ CASES = [
 ]
 
 
+def skip_unless_kernel_has(kinds: frozenset[str], kernel_lacks: dict[str, str]) -> None:
+    missing = sorted(kinds & kernel_lacks.keys())
+    if missing:
+        # A skip under CI=true too: no install on the machine adds what its kernel lacks.
+        pytest.skip(
+            f"the kernel ({os.uname().release}) cannot create the links the plugin needs here: "
+            + "; ".join(f"{kind}: `ip link add` says {kernel_lacks[kind]!r}" for kind in missing)
+        )
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_rules_agree_with_the_real_plugin(
     case: Case, cni_bin: Path, kernel_lacks: dict[str, str], sandbox: Sandbox
@@ -943,13 +957,7 @@ def test_rules_agree_with_the_real_plugin(
     if case.refused_with is not None:
         said = our_findings(case.config, "net1", Severity.WARN if case.warned else Severity.DENY)
         assert case.rule in {finding.split(":")[0] for finding in said}, f"not from {case.rule}: {said}"
-    missing = sorted(case.kernel & kernel_lacks.keys())
-    if missing:
-        # A skip under CI=true too: no install on the machine adds what its kernel lacks.
-        pytest.skip(
-            f"the kernel ({os.uname().release}) cannot create the links the plugin needs here: "
-            + "; ".join(f"{kind}: `ip link add` says {kernel_lacks[kind]!r}" for kind in missing)
-        )
+    skip_unless_kernel_has(case.kernel, kernel_lacks)
     outcome = run_add(case.config, sandbox, cni_bin, "net1", case.cap_args)
     if case.refused_with is None:
         assert outcome.accepted, f"the plugin refused a config our rules allow: {outcome.error}"
@@ -965,3 +973,98 @@ def test_corpus_is_large_enough() -> None:
 
 def test_refused_cases_name_their_rule() -> None:
     assert [c.id for c in CASES if (c.refused_with is None) != (c.rule is None)] == []
+
+
+# --- a pod's mac and ips, which Multus also passes as MAC= and IP= in CNI_ARGS ------------------
+
+
+@dataclass(frozen=True)
+class PodCase:
+    id: str
+    config: dict[str, Any]
+    #: The mac and ips of the pod's selection element: multus-add passes them as Multus does, as
+    #: capability args and as MAC= / IP= in CNI_ARGS.
+    request: dict[str, Any]
+    #: None: the rules say nothing and the plugin gives the interface what was requested. Otherwise the
+    #: rule denies and the plugin's error contains this text.
+    refused_with: str | None = None
+    #: The capabilities rule warns the request is ignored, and the interface indeed lacks it.
+    ignored: bool = False
+    kernel: frozenset[str] = MAC
+
+
+MAC_ADDRESS = "02:00:00:00:70:01"
+POD_RULES = {"pod-networks-capabilities", "pod-networks-ips-ipam"}
+POD_CASES = [
+    # No capability declared: what the plugins read from CNI_ARGS is what the interface gets.
+    PodCase("macvlan-mac", one(hl(subnet="10.70.0.0/24")), {"mac": MAC_ADDRESS}),
+    PodCase("host-local-one-ip", one(hl(subnet="10.71.0.0/24")), {"ips": ["10.71.0.7"]}),
+    PodCase("static-ip-list", one(macvlan({"type": "static"})), {"ips": ["10.72.0.7/24", "fd00:72::7/64"]}),
+    # host-local reads IP= as one address, capability or not.
+    PodCase(
+        "host-local-two-ips",
+        one(hl_ranges([{"subnet": "10.73.0.0/24"}], [{"subnet": "fd00:73::/64"}])),
+        {"ips": ["10.73.0.7/24", "fd00:73::7/64"]},
+        "invalid IP address 10.73.0.7/24,fd00:73::7/64",
+    ),
+    PodCase(
+        "host-local-two-ips-capability",
+        one({**hl_ranges([{"subnet": "10.74.0.0/24"}], [{"subnet": "fd00:74::/64"}]), "capabilities": {"ips": True}}),
+        {"ips": ["10.74.0.7/24", "fd00:74::7/64"]},
+        "invalid IP address 10.74.0.7/24,fd00:74::7/64",
+    ),
+    # static reads IP= as CIDRs, capability or not.
+    PodCase(
+        "static-bare-ip",
+        one(macvlan({"type": "static"}, capabilities={"ips": True})),
+        {"ips": ["10.75.0.7"]},
+        "expected to be in CIDR notation",
+    ),
+    # ptp reads no MAC=: its veth keeps the address the kernel gave it.
+    PodCase("ptp-mac", one(ptp("10.76.0.0/24")), {"mac": MAC_ADDRESS}, ignored=True, kernel=frozenset()),
+]
+
+
+def pod_findings(config: dict[str, Any], request: dict[str, Any]) -> dict[tuple[str, Severity], list[str]]:
+    nad = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+           "metadata": {"name": "net1", "namespace": "default"}, "spec": {"config": json.dumps(config)}}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default", "annotations": {
+        "k8s.v1.cni.cncf.io/networks": json.dumps([{"name": "net1", **request}])}}, "spec": {"containers": []}}
+    found: dict[tuple[str, Severity], list[str]] = {}
+    for f in evaluate(Subject(pod, "Pod", view=StaticClusterView([nad])), Policy()):
+        if f.rule in POD_RULES:
+            found.setdefault((f.rule, f.severity), []).append(f.message)
+    return found
+
+
+def _interface(box: Sandbox) -> dict[str, Any]:
+    out = subprocess.run(["ip", "-n", box.pod, "-j", "addr", "show", "net1"], check=True, capture_output=True,
+                         text=True)
+    link: dict[str, Any] = json.loads(out.stdout)[0]
+    return link
+
+
+@pytest.mark.parametrize("case", POD_CASES, ids=[c.id for c in POD_CASES])
+def test_pod_requests_reach_the_real_plugin_as_the_rules_say(
+    case: PodCase, cni_bin: Path, kernel_lacks: dict[str, str], sandbox: Sandbox
+) -> None:
+    found = pod_findings(case.config, case.request)
+    expected: set[tuple[str, Severity]] = set()
+    if case.refused_with is not None:
+        expected = {("pod-networks-ips-ipam", Severity.DENY)}
+    elif case.ignored:
+        expected = {("pod-networks-capabilities", Severity.WARN)}
+    assert set(found) == expected, found
+    skip_unless_kernel_has(case.kernel, kernel_lacks)
+    outcome = run_add(case.config, sandbox, cni_bin, "net1", case.request)
+    if case.refused_with is not None:
+        assert not outcome.accepted, f"the plugin accepted what the rules refuse: {found}"
+        assert case.refused_with in outcome.error, f"refused for another reason: {outcome.error}"
+        return
+    assert outcome.accepted, f"the plugin refused what the rules allow: {outcome.error}"
+    link = _interface(sandbox)
+    addresses = {a["local"] for a in link["addr_info"] if a.get("scope") == "global"}
+    if "mac" in case.request:
+        assert (link["address"] == case.request["mac"]) != case.ignored, link["address"]
+    for requested in case.request.get("ips", []):
+        assert requested.split("/")[0] in addresses, addresses

@@ -146,6 +146,22 @@ def test_pod_naming_a_missing_nad_is_refused(cluster: ControlPlane, ns: str) -> 
     assert "[pod-networks-nad-exists]" in result.stderr
 
 
+def test_ips_the_nads_ipam_cannot_parse_are_refused_and_cni_args_requests_pass(cluster: ControlPlane,
+                                                                                  ns: str) -> None:
+    # Multus passes mac and ips as MAC= and IP= in CNI_ARGS: macvlan reads the MAC, whereabouts the
+    # ips, as CIDRs only.
+    networks = json.dumps([{"name": "data", "mac": "02:00:00:00:30:01", "ips": ["10.30.0.5"]}])
+    result = apply(cluster, pod("bare", ns, annotations={"k8s.v1.cni.cncf.io/networks": networks}), check=False)
+    assert result.returncode == 1
+    assert 'admission webhook "pods.multus-webhook.io" denied the request:' in result.stderr
+    assert "10.30.0.5 has no prefix length, but the whereabouts IPAM" in result.stderr
+    assert "[pod-networks-ips-ipam]" in result.stderr
+    networks = json.dumps([{"name": "data", "mac": "02:00:00:00:30:01", "ips": ["10.30.0.5/24"]}])
+    result = apply(cluster, pod("cidr", ns, annotations={"k8s.v1.cni.cncf.io/networks": networks}),
+                   extra=("--dry-run=server",))
+    assert "Warning" not in result.stderr, result.stderr
+
+
 def test_each_warning_reaches_kubectl_whole(cluster: ControlPlane, ns: str) -> None:
     # Two elements with the same mistake: warnings that share their text past the element's index. The
     # apiserver records a warning text once per request, and drops one holding a control character.

@@ -297,7 +297,7 @@ REFUSED = [
     ),
     ("nad-ipam-static", st({"address": "10.0.0.5"}), f"{P}.addresses[0].address", "in CIDR form", "deny"),
     ("nad-ipam-static", st({"gateway": "10.0.0.1"}), f"{P}.addresses[0].address", "is missing", "deny"),
-    ("nad-ipam-static", st(), f"{P}.addresses", "unless every pod passes \"cni-args\"", "warn"),
+    ("nad-ipam-static", st(), f"{P}.addresses", "passes its addresses in its selection, as \"ips\"", "warn"),
     (
         "nad-ipam-static",
         st({"address": "10.0.0.5/24", "gateway": "fd00::1"}),

@@ -268,7 +268,7 @@ def findings(obj: dict[str, Any], v: StaticClusterView, policy: Policy | None = 
     return [(f.rule, str(f.severity), f.message) for f in
             evaluate(Subject(obj, "Pod", view=v, default_namespace="apps"), policy or Policy())
             if f.rule.startswith(("pod-network-profile", "pod-networks-nad", "pod-networks-cap", "pod-networks-static",
-                                  "pod-networks-namespace"))]
+                                  "pod-networks-namespace", "pod-networks-ips"))]
 
 
 def test_missing_profile_is_refused() -> None:
@@ -309,21 +309,56 @@ def test_cluster_rules_are_silent_without_cluster_state() -> None:
             {"pod-network-profile", "pod-networks-nad-exists"}] == []
 
 
-def test_requested_ips_without_capability_or_a_plugin_reading_cni_args_warns() -> None:
-    value = json.dumps([{"name": "macvlan", "ips": ["10.10.0.9/24"]}])  # whereabouts IPAM
-    [(rule, severity, message)] = findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), view())
+def macvlan_with(ipam: dict[str, Any], **extra: Any) -> str:
+    return json.dumps({"cniVersion": "1.0.0", "type": "macvlan", "master": "eth0", "ipam": ipam, **extra})
+
+
+def test_requests_that_no_plugin_takes_warn() -> None:
+    # dhcp reads no IP= from CNI_ARGS, ipvlan no MAC=, and neither declares the capability.
+    v = view(nad("dhcp", macvlan_with({"type": "dhcp"})),
+             nad("ipvlan", json.dumps({"cniVersion": "1.0.0", "type": "ipvlan", "master": "eth0",
+                                       "ipam": {"type": "static", "addresses": [{"address": "10.30.0.5/24"}]}})))
+    value = json.dumps([{"name": "dhcp", "ips": ["10.10.0.9/24"]}, {"name": "ipvlan", "mac": "02:00:00:00:00:01"}])
+    [(rule, severity, ips), (_, _, mac)] = findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), v)
     assert (rule, severity) == ("pod-networks-capabilities", "warn")
-    assert ('requests ips, but no plugin of NAD apps/macvlan declares "capabilities": {"ips": true} nor reads '
-            "it from CNI_ARGS") in message
+    assert ('[0] requests ips, but no plugin of NAD apps/dhcp declares "capabilities": {"ips": true} nor reads '
+            "it from CNI_ARGS") in ips
+    assert '[1] requests mac, but no plugin of NAD apps/ipvlan declares "capabilities": {"mac": true}' in mac
 
 
 def test_mac_and_ips_reach_the_plugins_that_read_cni_args_without_capabilities() -> None:
-    # Multus puts MAC= and IP= into CNI_ARGS whatever the capabilities: macvlan and tuning read MAC,
-    # static reads the IP list.
-    value = json.dumps([{"name": "macvlan", "mac": "02:00:00:00:00:01"},
-                        {"name": "bridge", "mac": "02:00:00:00:00:02", "ips": ["10.20.0.7/24", "10.20.0.8/24"]}])
-    found = findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), view())
-    assert [f for f in found if f[0] == "pod-networks-capabilities"] == []
+    # Multus puts MAC= and IP= into CNI_ARGS whatever the capabilities: macvlan and tuning read MAC;
+    # static reads the IP list, host-local one IP and whereabouts (the macvlan NAD's IPAM) a list.
+    v = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"})))
+    value = json.dumps([{"name": "macvlan", "mac": "02:00:00:00:00:01", "ips": ["10.10.0.7/24", "10.10.0.8/24"]},
+                        {"name": "bridge", "mac": "02:00:00:00:00:02", "ips": ["10.20.0.7/24", "10.20.0.8/24"]},
+                        {"name": "hostlocal", "ips": ["10.30.0.7"]}])
+    found = findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), v)
+    assert [f for f in found if f[0] in {"pod-networks-capabilities", "pod-networks-ips-ipam"}] == []
+
+
+@pytest.mark.parametrize("capabilities", [{}, {"capabilities": {"ips": True}}])
+def test_two_ips_for_host_local_are_refused(capabilities: dict[str, Any]) -> None:
+    # host-local parses IP= as one address, and Multus passes IP=a,b whether or not ips is declared.
+    ranges = [[{"subnet": "10.30.0.0/24"}], [{"subnet": "fd00:30::/64"}]]
+    v = view(nad("hostlocal", macvlan_with({"type": "host-local", "ranges": ranges}, **capabilities)))
+    value = json.dumps([{"name": "hostlocal", "ips": ["10.30.0.7/24", "fd00:30::7/64"]}])
+    [(rule, severity, message)] = findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), v)
+    assert (rule, severity) == ("pod-networks-ips-ipam", "deny")
+    assert ('networks"][0] requests 2 addresses, which Multus passes in CNI_ARGS as IP=10.30.0.7/24,fd00:30::7/64, '
+            "but the host-local IPAM of NAD apps/hostlocal reads one address there") in message
+
+
+def test_a_bare_address_for_static_or_whereabouts_is_refused() -> None:
+    v = view(nad("static", macvlan_with({"type": "static"}, capabilities={"ips": True})))
+    value = json.dumps([{"name": "static", "ips": ["10.30.0.7"]},
+                        {"name": "macvlan", "ips": ["10.10.0.6/24", "10.10.0.7"]}])
+    found = findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), v)
+    assert [(rule, severity) for rule, severity, _ in found] == [("pod-networks-ips-ipam", "deny")] * 2
+    assert ('networks"][0].ips[0] 10.30.0.7 has no prefix length, but the static IPAM of NAD apps/static reads '
+            "the ips Multus passes in CNI_ARGS as CIDRs") in found[0][2]
+    assert ('networks"][1].ips[1] 10.10.0.7 has no prefix length, but the whereabouts IPAM of NAD '
+            "apps/macvlan") in found[1][2]
 
 
 def test_requested_capability_that_is_declared_passes() -> None:

@@ -749,13 +749,15 @@ def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
     path = plugin.ipam_path
     addresses, problems = static_addresses(ipam, path)
     if not addresses and not problems and not plugin.has_capability("ips") and not _args_ips(plugin):
-        # Not a denial: static also takes the addresses from args.cni.ips, which Multus fills from a
-        # pod's "cni-args": {"ips": [...]}, so the NAD works for pods that pass them.
+        # Not a denial: static also takes the addresses from CNI_ARGS, where Multus puts a pod's "ips",
+        # and from args.cni.ips, which it fills from "cni-args": {"ips": [...]}: the NAD works for pods
+        # that pass them.
         problems.append(
             Problem(
                 f"{path}.addresses",
                 f"{path}.addresses is empty: static IPAM then returns no address and the interface "
-                'plugin fails, unless every pod passes "cni-args": {"ips": [...]} in its selection; list the '
+                'plugin fails, unless every pod passes its addresses in its selection, as "ips" (which Multus '
+                'hands static in CNI_ARGS) or "cni-args": {"ips": [...]}; list the '
                 'addresses (e.g. [{"address": "10.1.0.5/24"}]) or declare the "ips" capability',
                 warning=True,
             )

@@ -15,7 +15,7 @@ from typing import Any
 from webhook.cni.addresses import between, parse_ip
 from webhook.cni.config import NetConf, parse_nad_config
 from webhook.cni.ipam import nad_allocation_ranges
-from webhook.multus.selection import NETWORKS_ANNOTATION
+from webhook.multus.selection import NETWORKS_ANNOTATION, is_go_ip
 from webhook.names import PROFILE_LABEL
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.pod_networks import DEFAULT_NETWORK, NETWORKS
@@ -74,19 +74,29 @@ def nad_exists(subject: Subject) -> Iterator[Violation]:
 
 
 _CAPABILITIES = {"ips": "ips", "mac": "mac", "port_mappings": "portMappings", "bandwidth": "bandwidth"}
-#: Plugins (or IPAM types) that take the request from CNI_ARGS as well: Multus's DelegateAdd always adds
-#: MAC= and IP= (the ips joined by ",") to the runtime args, whatever the capabilities. Reference plugins
-#: v1.10.0: MacEnvArgs in bridge, macvlan and tap, tuning's MAC; static's IP list, host-local's single
-#: IP (IPAMEnvArgs, one address).
-_CNI_ARGS_READERS = {"mac": frozenset({"bridge", "macvlan", "tap", "tuning"}), "ips": frozenset({"static"})}
+# Multus's DelegateAdd (pkg/multus/multus.go, "Deprecated in ver 3.5") adds MAC=<mac> and IP=<the ips
+# joined by ","> to the runtime args of every delegate, whatever its capabilities, and libcni hands
+# them as CNI_ARGS to every plugin of a list and to its IPAM. Who reads them there (CNI plugins
+# v1.10.0, whereabouts):
+#: Plugin types that read MAC= (MacEnvArgs) and give the interface that address: main/bridge
+#: loadNetConf, main/macvlan loadConf, main/tap loadConf, meta/tuning parseConf.
+_MAC_READERS = frozenset({"bridge", "macvlan", "tap", "tuning"})
+#: IPAM types that read IP= (IPAMEnvArgs): ipam/static loadNetConf (a comma list of CIDRs, added to the
+#: config's addresses), ipam/host-local LoadIPAMConfig (one ip.IP, prefix optional: a list fails to
+#: parse), whereabouts pkg/config handleEnvArgs (a comma list of CIDRs, added next to the address it
+#: allocates). dhcp reads neither.
+_IP_READERS = frozenset({"static", "host-local", "whereabouts"})
+#: Of those, the ones that take IP= as CIDRs only; host-local takes a single address.
+_CIDR_IP_READERS = frozenset({"static", "whereabouts"})
 _ONE_IP_READERS = frozenset({"host-local"})
 
 
-def _reads_from_cni_args(netconf: NetConf, capability: str, values: int) -> bool:
-    readers = _CNI_ARGS_READERS.get(capability, frozenset())
-    if capability == "ips" and values == 1:
-        readers = readers | _ONE_IP_READERS
-    return any(p.type in readers or p.ipam_type in readers for p in netconf.plugins)
+def _reads_from_cni_args(netconf: NetConf, capability: str) -> bool:
+    if capability == "mac":
+        return any(p.type in _MAC_READERS for p in netconf.plugins)
+    if capability == "ips":
+        return any(p.ipam_type in _IP_READERS for p in netconf.plugins)
+    return False
 
 
 @rule("pod-networks-capabilities", kinds=POD, severity=Severity.WARN, judges=[NETWORKS, DEFAULT_NETWORK],
@@ -103,13 +113,46 @@ def capabilities(subject: Subject) -> Iterator[Violation]:
         if netconf is None:
             continue
         for attr, capability in _CAPABILITIES.items():
-            requested = getattr(ref.selection, attr)
-            if requested and not any(p.has_capability(capability) for p in netconf.plugins) and not (
-                    _reads_from_cni_args(netconf, capability, len(requested) if isinstance(requested, tuple) else 1)):
+            if getattr(ref.selection, attr) and not any(p.has_capability(capability) for p in netconf.plugins) \
+                    and not _reads_from_cni_args(netconf, capability):
                 yield Violation(f"{ref.field}.{capability}",
                                 f"{ref.field} requests {capability}, but no plugin of NAD {ref.namespace}/{ref.name} "
                                 f"declares \"capabilities\": {{\"{capability}\": true}} nor reads it from CNI_ARGS: "
                                 "it will be ignored")
+
+
+@rule("pod-networks-ips-ipam", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
+      title="the NAD's IPAM can parse the ips a pod requests")
+def ips_ipam(subject: Subject) -> Iterator[Violation]:
+    """Multus passes a selection's ips to the NAD's plugins as IP=<the ips joined by ","> in CNI_ARGS,
+    whatever their capabilities, and an IPAM plugin that reads it fails the ADD on a value it cannot
+    parse: host-local takes one address, so two or more fail it; static and whereabouts take CIDRs, so
+    an address without a prefix length fails them. The pod then never starts."""
+    if not (subject.view.known and _read_by_multus_yet(subject)):
+        return
+    for ref in subject.network_references:
+        nad = subject.view.nad(ref.namespace, ref.name) if ref.selection.ips else None
+        netconf = _netconf(nad) if nad is not None else None
+        if netconf is None:
+            continue
+        ipams = [p.ipam_type for p in netconf.plugins if p.ipam_type in _IP_READERS]
+        ips = ref.selection.ips
+        one = next((t for t in ipams if t in _ONE_IP_READERS), None)
+        if len(ips) > 1 and one:
+            yield Violation(f"{ref.field}.ips",
+                            f"{ref.field} requests {len(ips)} addresses, which Multus passes in CNI_ARGS as "
+                            f"IP={','.join(ips)}, but the {one} IPAM of NAD {ref.namespace}/{ref.name} reads one "
+                            "address there and fails every ADD on a list, so the pod never starts: request one "
+                            "address, or give the NAD static IPAM")
+        cidr = next((t for t in ipams if t in _CIDR_IP_READERS), None)
+        for i, text in enumerate(ips if cidr else ()):
+            # A value that is no address at all is pod-networks-syntax's.
+            if is_go_ip(text):
+                yield Violation(f"{ref.field}.ips[{i}]",
+                                f"{ref.field}.ips[{i}] {text} has no prefix length, but the {cidr} IPAM of NAD "
+                                f"{ref.namespace}/{ref.name} reads the ips Multus passes in CNI_ARGS as CIDRs and "
+                                "fails every ADD on a bare address, so the pod never starts: write it with the "
+                                "network's prefix length, e.g. 10.1.0.5/24")
 
 
 @rule("pod-networks-static-ip-range", kinds=POD, severity=Severity.WARN, judges=[NETWORKS, DEFAULT_NETWORK],

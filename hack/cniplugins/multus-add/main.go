@@ -6,8 +6,10 @@
 // Usage: multus-add NAD-NAME NETNS IFNAME CONTAINER-ID CACHE-DIR < spec.config
 //
 // CNI_PATH names the plugin directories; CAP_ARGS, when set, is a JSON object of capability args
-// (what Multus passes from a pod's selection: ips, mac, deviceID...). On success the result is printed;
-// on failure the error, with exit status 1.
+// (what Multus passes from a pod's selection: ips, mac, deviceID...). Its mac and ips also go into
+// CNI_ARGS as MAC= and IP= (the ips joined by ","), whatever the plugins' capabilities: Multus's
+// DelegateAdd adds them for every delegate. On success the result is printed; on failure the error,
+// with exit status 1.
 package main
 
 import (
@@ -18,6 +20,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
@@ -52,6 +55,19 @@ func main() {
 	if capArgs := os.Getenv("CAP_ARGS"); capArgs != "" {
 		if err := json.Unmarshal([]byte(capArgs), &rt.CapabilityArgs); err != nil {
 			fail(fmt.Errorf("CAP_ARGS: %w", err))
+		}
+		var request struct {
+			Mac string   `json:"mac"`
+			IPs []string `json:"ips"`
+		}
+		if err := json.Unmarshal([]byte(capArgs), &request); err != nil {
+			fail(fmt.Errorf("CAP_ARGS: %w", err))
+		}
+		if request.Mac != "" {
+			rt.Args = append(rt.Args, [2]string{"MAC", request.Mac})
+		}
+		if request.IPs != nil {
+			rt.Args = append(rt.Args, [2]string{"IP", strings.Join(request.IPs, ",")})
 		}
 	}
 	cni := libcni.NewCNIConfigWithCacheDir(filepath.SplitList(os.Getenv("CNI_PATH")), cacheDir, nil)
