@@ -38,7 +38,7 @@ def state(name: str, binaries: list[str], node_name: str | None = None, beat: st
 
 
 def published(table: NodeTable) -> tuple[Any, ...]:
-    return table.nodes, table.reporting, table.holders, table.ready
+    return table.nodes, table.schedulable, table.reporting, table.holders, table.ready
 
 
 ops = st.one_of(
@@ -75,6 +75,7 @@ def test_publishing_only_what_an_event_touched_equals_a_rebuild(steps: list[tupl
         # A lasting taint keeps pods off; a not-ready node's does not.
         assert {n.name for n in table.nodes if not n.schedulable} == {
             name for name, taint in taints.items() if taint == "dedicated"}
+        assert table.schedulable == sum(1 for n in table.nodes if n.schedulable)
 
 
 def test_a_heartbeat_publishes_nothing_new_but_tells_the_listeners() -> None:

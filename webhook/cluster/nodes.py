@@ -77,10 +77,10 @@ def slim_node(node: Mapping[str, Any], share: Callable[[Any], Any] = lambda valu
     spec = as_mapping(node.get("spec"))
     kept_spec: dict[str, Any] = {"unschedulable": True} if spec.get("unschedulable") is True else {}
     if taints := _repelling_taints(spec):
-        kept_spec["taints"] = share(taints)
+        kept_spec["taints"] = taints
     return {
         "apiVersion": node.get("apiVersion", "v1"), "kind": node.get("kind", "Node"), "metadata": meta,
-        "spec": kept_spec,
+        "spec": share(kept_spec),
         "status": {"nodeInfo": {"bootID": boot} if isinstance(boot, str) and boot else {},
                    "conditions": share(_ready_condition(status.get("conditions"), keep=("type", "status")))},
     }
@@ -160,6 +160,7 @@ class NodeTable:
         self._listeners: list[Listener] = []
         # Published.
         self.nodes: tuple[NodeInfo, ...] = ()
+        self.schedulable = 0  # how many of self.nodes are
         self.reporting: tuple[str, ...] = ()
         self.ready: tuple[str, ...] = ()
         self.holders: dict[str, frozenset[str]] = {}
@@ -307,16 +308,19 @@ class NodeTable:
         # Each published whole, so a reader never sees a half-built inventory.
         self.holders = _one_copy_each({binary: frozenset(names) for binary, names in holders.items()})
         self.nodes = tuple(infos.values())
+        self.schedulable = sum(1 for n in self.nodes if n.schedulable)
         self.reporting = tuple(n.name for n in self.nodes if n.cni_binaries is not None)
         self.ready = tuple(n.name for n in self.nodes if _ready(n))
 
     def _update(self, dirty: set[str]) -> None:
         listed = reporting = ready = held = False
+        schedulable = self.schedulable
         for name in dirty:
             new, old = self._info(name), self._infos.get(name)
             if new == old:
                 continue
             listed = True
+            schedulable += (new is not None and new.schedulable) - (old is not None and old.schedulable)
             ready |= (old is not None and _ready(old)) != (new is not None and _ready(new))
             if new is None:
                 del self._infos[name]
@@ -344,6 +348,7 @@ class NodeTable:
             self.holders.update(_one_copy_each(self.holders))
         if listed:
             self.nodes = tuple(self._infos[n] for n in self._names)
+            self.schedulable = schedulable
         if reporting:
             self.reporting = tuple(n.name for n in self.nodes if n.cni_binaries is not None)
         if ready:

@@ -148,6 +148,10 @@ class ClusterStore:
         return self._node_table.nodes
 
     @property
+    def schedulable_node_count(self) -> int:
+        return self._node_table.schedulable
+
+    @property
     def cni_inventory_known(self) -> bool:
         return bool(self._node_table.reporting)
 

@@ -86,11 +86,10 @@ def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
     may tolerate it. Nor is host-local behind ptp or dummy, whose addresses never leave the node (ptp
     routes each pod's address to it on its own node only: upstream's own ptp example uses host-local)."""
     netconf = subject.nad_config.netconf
-    nodes = subject.view.nodes()
-    count = sum(1 for node in nodes if node.schedulable)
+    count = subject.view.schedulable_node_count
     if netconf is None or count <= 1:
         return
-    closed = len(nodes) - count
+    closed = len(subject.view.nodes()) - count
     cluster = f"a cluster of {count} nodes" + (
         f" (not counting {closed} that pods cannot land on, cordoned or tainted)" if closed else "")
     allowed = subject.annotations.get(ALLOW_HOST_LOCAL_ANNOTATION) == "true"

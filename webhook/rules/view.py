@@ -50,6 +50,12 @@ class ClusterView(Protocol):
         ...
 
     @property
+    def schedulable_node_count(self) -> int:
+        """How many of nodes() pods can land on (NodeInfo.schedulable); kept up to date as nodes
+        change, since admission asks on every NAD review and there may be thousands of nodes."""
+        ...
+
+    @property
     def cni_inventory_known(self) -> bool:
         """True when at least one node reports its CNI binaries; otherwise binary checks are skipped
         and the CLI says that the inventory is unknown."""
@@ -119,6 +125,10 @@ class UnknownCluster:
 
     def nodes(self) -> Sequence[NodeInfo]:
         return ()
+
+    @property
+    def schedulable_node_count(self) -> int:
+        return 0
 
     @property
     def cni_inventory_known(self) -> bool:
