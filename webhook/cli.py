@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from webhook import __version__
+from webhook.heap import limit_malloc_arenas
 
 #: Command name -> its module in webhook.commands, imported only when it may run: each pulls in its own
 #: dependencies (the kubernetes client, cryptography...), which `serve --cluster-state` would otherwise
@@ -34,6 +35,7 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
+    limit_malloc_arenas()
     args = parser(argv).parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
