@@ -991,10 +991,17 @@ class PodCase:
     #: The capabilities rule warns the request is ignored, and the interface indeed lacks it.
     ignored: bool = False
     kernel: frozenset[str] = MAC
+    #: The rule that warns of the request: the plugin then refuses it (``refused_with``) or gives the
+    #: interface other addresses than those requested (``addresses``).
+    warned_by: str | None = None
+    #: The global addresses the interface ends with, when not exactly the requested ones.
+    addresses: tuple[str, ...] | None = None
 
 
 MAC_ADDRESS = "02:00:00:00:70:01"
-POD_RULES = {"pod-networks-capabilities", "pod-networks-ips-ipam"}
+POD_RULES = {"pod-networks-capabilities", "pod-networks-ips-ipam", "pod-networks-static-ip-range",
+             "pod-networks-ips-extra-addresses"}
+EXTRA = "pod-networks-ips-extra-addresses"
 POD_CASES = [
     # No capability declared: what the plugins read from CNI_ARGS is what the interface gets.
     PodCase("macvlan-mac", one(hl(subnet="10.70.0.0/24")), {"mac": MAC_ADDRESS}),
@@ -1022,6 +1029,45 @@ POD_CASES = [
     ),
     # ptp reads no MAC=: its veth keeps the address the kernel gave it.
     PodCase("ptp-mac", one(ptp("10.76.0.0/24")), {"mac": MAC_ADDRESS}, ignored=True, kernel=frozenset()),
+    # host-local gives a requested address only from its ranges.
+    PodCase(
+        "host-local-ip-outside",
+        one(hl(subnet="10.77.0.0/24")),
+        {"ips": ["10.78.0.7"]},
+        "failed to allocate all requested IPs: 10.78.0.7",
+        warned_by="pod-networks-static-ip-range",
+    ),
+    # static adds the CIDRs of IP= to its own addresses: the pod gets the NAD's address too.
+    PodCase(
+        "static-own-address-and-ips",
+        one(macvlan({"type": "static", "addresses": [{"address": "10.79.0.5/24"}]})),
+        {"ips": ["10.79.0.7/24"]},
+        warned_by=EXTRA,
+        addresses=("10.79.0.5", "10.79.0.7"),
+    ),
+    # The NAD's own address requested: static returns it twice, and macvlan fails adding it again.
+    PodCase(
+        "static-own-address-requested",
+        one(macvlan({"type": "static", "addresses": [{"address": "10.79.0.5/24"}]})),
+        {"ips": ["10.79.0.5/24"]},
+        "file exists",
+        warned_by=EXTRA,
+    ),
+    # runtimeConfig.ips, which the capability brings, replaces them all.
+    PodCase(
+        "static-own-address-ips-capability",
+        one(macvlan({"type": "static", "addresses": [{"address": "10.80.0.5/24"}]}, capabilities={"ips": True})),
+        {"ips": ["10.80.0.7/24"]},
+    ),
+    # args.cni.ips replaces both the NAD's addresses and those of IP=.
+    PodCase(
+        "static-args-ips-and-ips",
+        one(macvlan({"type": "static", "addresses": [{"address": "10.81.0.5/24"}]},
+                    args={"cni": {"ips": ["10.81.0.9/24"]}})),
+        {"ips": ["10.81.0.7/24"]},
+        warned_by=EXTRA,
+        addresses=("10.81.0.9",),
+    ),
 ]
 
 
@@ -1050,7 +1096,9 @@ def test_pod_requests_reach_the_real_plugin_as_the_rules_say(
 ) -> None:
     found = pod_findings(case.config, case.request)
     expected: set[tuple[str, Severity]] = set()
-    if case.refused_with is not None:
+    if case.warned_by is not None:
+        expected = {(case.warned_by, Severity.WARN)}
+    elif case.refused_with is not None:
         expected = {("pod-networks-ips-ipam", Severity.DENY)}
     elif case.ignored:
         expected = {("pod-networks-capabilities", Severity.WARN)}
@@ -1066,5 +1114,6 @@ def test_pod_requests_reach_the_real_plugin_as_the_rules_say(
     addresses = {a["local"] for a in link["addr_info"] if a.get("scope") == "global"}
     if "mac" in case.request:
         assert (link["address"] == case.request["mac"]) != case.ignored, link["address"]
-    for requested in case.request.get("ips", []):
-        assert requested.split("/")[0] in addresses, addresses
+    if "ips" in case.request:
+        requested = {ip.split("/")[0] for ip in case.request["ips"]}
+        assert addresses == set(case.addresses if case.addresses is not None else requested), addresses

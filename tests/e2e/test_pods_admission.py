@@ -149,7 +149,7 @@ def test_pod_naming_a_missing_nad_is_refused(cluster: ControlPlane, ns: str) -> 
 def test_ips_the_nads_ipam_cannot_parse_are_refused_and_cni_args_requests_pass(cluster: ControlPlane,
                                                                                   ns: str) -> None:
     # Multus passes mac and ips as MAC= and IP= in CNI_ARGS: macvlan reads the MAC, whereabouts the
-    # ips, as CIDRs only.
+    # ips, as CIDRs only, and returns them next to the address it allocates.
     networks = json.dumps([{"name": "data", "mac": "02:00:00:00:30:01", "ips": ["10.30.0.5"]}])
     result = apply(cluster, pod("bare", ns, annotations={"k8s.v1.cni.cncf.io/networks": networks}), check=False)
     assert result.returncode == 1
@@ -159,7 +159,12 @@ def test_ips_the_nads_ipam_cannot_parse_are_refused_and_cni_args_requests_pass(c
     networks = json.dumps([{"name": "data", "mac": "02:00:00:00:30:01", "ips": ["10.30.0.5/24"]}])
     result = apply(cluster, pod("cidr", ns, annotations={"k8s.v1.cni.cncf.io/networks": networks}),
                    extra=("--dry-run=server",))
-    assert "Warning" not in result.stderr, result.stderr
+    assert result.stderr.count("Warning:") == 2, result.stderr
+    warnings = " ".join(result.stderr.replace("Warning:", "").split())  # kubectl's lines joined again
+    assert (f"which Multus passes to the whereabouts IPAM of NAD {ns}/data in CNI_ARGS, and whereabouts returns them "
+            "next to the addresses it gives every pod: the pod also gets an address it allocates from each of its "
+            "ranges (10.30.0.0/24)") in warnings, warnings
+    assert f"10.30.0.5/24 lies in the pool the whereabouts IPAM of NAD {ns}/data allocates from" in warnings, warnings
 
 
 def test_each_warning_reaches_kubectl_whole(cluster: ControlPlane, ns: str) -> None:

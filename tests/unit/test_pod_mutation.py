@@ -353,7 +353,7 @@ def test_a_bare_address_for_static_or_whereabouts_is_refused() -> None:
     v = view(nad("static", macvlan_with({"type": "static"}, capabilities={"ips": True})))
     value = json.dumps([{"name": "static", "ips": ["10.30.0.7"]},
                         {"name": "macvlan", "ips": ["10.10.0.6/24", "10.10.0.7"]}])
-    found = findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), v)
+    found = [f for f in findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), v) if f[1] == "deny"]
     assert [(rule, severity) for rule, severity, _ in found] == [("pod-networks-ips-ipam", "deny")] * 2
     assert ('networks"][0].ips[0] 10.30.0.7 has no prefix length, but the static IPAM of NAD apps/static reads '
             "the ips Multus passes in CNI_ARGS as CIDRs") in found[0][2]
@@ -369,16 +369,133 @@ def test_requested_capability_that_is_declared_passes() -> None:
     assert findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), v) == []
 
 
-def test_static_ip_outside_the_nad_ranges_warns() -> None:
+def networks(*elements: dict[str, Any]) -> dict[str, Any]:
+    return pod(annotations={"k8s.v1.cni.cncf.io/networks": json.dumps(list(elements))})
+
+
+def only(rule: str, found: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+    return [(severity, message) for name, severity, message in found if name == rule]
+
+
+def test_an_ip_outside_host_locals_ranges_warns_as_host_local_fails_the_add() -> None:
+    v = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"})))
+    [(severity, message)] = only("pod-networks-static-ip-range",
+                                 findings(networks({"name": "hostlocal", "ips": ["10.99.0.1/24"]}), v))
+    assert severity == "warn"
+    assert ('networks"][0].ips[0] 10.99.0.1/24 is outside the ranges of NAD apps/hostlocal (10.30.0.2-10.30.0.254): '
+            "its host-local IPAM gives a requested address only from them and fails the ADD") in message
+    # host-local never gives out the gateway (10.30.0.1 by default).
+    assert only("pod-networks-static-ip-range", findings(networks({"name": "hostlocal", "ips": ["10.30.0.1"]}), v))
+    assert findings(networks({"name": "hostlocal", "ips": ["10.30.0.9"]}), v) == []
+
+
+def test_a_static_nad_has_no_range_to_be_outside_of() -> None:
+    # static uses the address it is given: one the NAD does not list is no mistake.
+    v = view(nad("static", macvlan_with({"type": "static", "addresses": [{"address": "10.30.0.5/24"}]},
+                                        capabilities={"ips": True})))
+    assert findings(networks({"name": "static", "ips": ["10.30.0.7/24"]}), v) == []
+
+
+def test_an_ip_inside_the_whereabouts_pool_warns_and_one_it_excludes_does_not() -> None:
+    # whereabouts returns a requested address as it is but never records it: inside its pool it may
+    # allocate it to another pod. Outside the pool (here: excluded) is where such addresses belong.
+    v = view(nad("pool", macvlan_with({"type": "whereabouts", "range": "10.30.0.0/24",
+                                       "exclude": ["10.30.0.0/28"]})))
+    [(severity, message)] = only("pod-networks-static-ip-range",
+                                 findings(networks({"name": "pool", "ips": ["10.30.0.70/24"]}), v))
+    assert severity == "warn"
+    assert ('networks"][0].ips[0] 10.30.0.70/24 lies in the pool the whereabouts IPAM of NAD apps/pool allocates '
+            "from (10.30.0.16-10.30.0.254, spec.config.ipam.range), but whereabouts keeps no record of a requested "
+            "address and may hand it to another pod too") in message
+    assert only("pod-networks-static-ip-range", findings(networks({"name": "pool", "ips": ["10.30.0.7/24"]}), v)) == []
+    assert only("pod-networks-static-ip-range", findings(networks({"name": "pool", "ips": ["10.99.0.7/24"]}), v)) == []
+
+
+STATIC_WITH_ADDRESS = {"type": "static", "addresses": [{"address": "10.30.0.5/24", "gateway": "10.30.0.1"}]}
+
+
+def test_ips_on_a_static_nad_with_addresses_warn_that_every_pod_gets_the_nads_address() -> None:
+    # static appends the CIDRs of IP= (CNI_ARGS, where Multus always puts the ips) to ipam.addresses.
+    v = view(nad("static", macvlan_with(STATIC_WITH_ADDRESS)))
+    [(severity, message)] = only("pod-networks-ips-extra-addresses",
+                                 findings(networks({"name": "static", "ips": ["10.30.0.7/24"]}), v))
+    assert severity == "warn"
+    assert message == (
+        'metadata.annotations["k8s.v1.cni.cncf.io/networks"][0].ips requests 10.30.0.7/24, which Multus passes to '
+        "the static IPAM of NAD apps/static in CNI_ARGS, and static adds them to the NAD's own addresses: the pod "
+        "also gets 10.30.0.5/24 (spec.config.ipam.addresses[0]), as does every pod on this NAD, so its pods share "
+        "it; leave ipam.addresses out of a NAD whose pods request ips, or declare \"capabilities\": "
+        '{"ips": true} on spec.config so that the requested ips replace them')
+    # Requesting the NAD's own address: static returns it twice, and macvlan fails to add it again.
+    [(_, message)] = only("pod-networks-ips-extra-addresses",
+                          findings(networks({"name": "static", "ips": ["10.30.0.5/24"]}), v))
+    assert ('so its pods share it; the pod requests 10.30.0.5/24 as well, which the interface plugin then fails to '
+            'add a second time ("file exists"), so the pod never starts') in message
+    # Without ips, or without addresses of its own, the pod gets what it asked for.
+    assert findings(networks({"name": "static"}), v) == []
+    bare = view(nad("static", macvlan_with({"type": "static"})))
+    assert findings(networks({"name": "static", "ips": ["10.30.0.7/24"]}), bare) == []
+
+
+def test_the_ips_capability_replaces_a_static_nads_addresses_on_the_networks_annotation_only() -> None:
+    # runtimeConfig.ips, which libcni injects for the capability, comes last in static and replaces the
+    # addresses; Multus injects none of the selection's into the default network (its master plugin).
+    v = view(nad("static", macvlan_with(STATIC_WITH_ADDRESS, capabilities={"ips": True}), namespace="kube-system"))
+    element = {"name": "static", "namespace": "kube-system", "ips": ["10.30.0.7/24"]}
+    assert findings(networks(element), v) == []
+    default = pod(annotations={"v1.multus-cni.io/default-network": json.dumps([element])})
+    [(severity, message)] = only("pod-networks-ips-extra-addresses", findings(default, v))
+    assert severity == "warn"
+    assert message.startswith('metadata.annotations["v1.multus-cni.io/default-network"].ips requests 10.30.0.7/24')
+    assert message.endswith("leave ipam.addresses out of a NAD whose pods request ips")
+
+
+def test_args_cni_ips_replace_the_ips_a_pod_requests_from_a_static_nad() -> None:
+    # static's args.cni.ips (the NAD's, or a selection's cni-args, which Multus merges in) replace both the
+    # NAD's addresses and those of CNI_ARGS.
+    v = view(nad("static", macvlan_with(STATIC_WITH_ADDRESS, args={"cni": {"ips": ["10.30.0.9/24"]}})))
+    [(_, message)] = only("pod-networks-ips-extra-addresses",
+                          findings(networks({"name": "static", "ips": ["10.30.0.7/24"]}), v))
+    assert ("static takes its addresses from spec.config.args.cni.ips when there are any, dropping the ones of "
+            "CNI_ARGS: the pod gets 10.30.0.9/24 instead") in message
+    assert findings(networks({"name": "static", "ips": ["10.30.0.9/24"]}), v) == []
+    element = {"name": "static", "ips": ["10.30.0.7/24"], "cni-args": {"ips": ["10.30.0.8/24"]}}
+    [(_, message)] = only("pod-networks-ips-extra-addresses", findings(networks(element), v))
+    assert ('static takes its addresses from metadata.annotations["k8s.v1.cni.cncf.io/networks"][0]["cni-args"].ips '
+            "when there are any, dropping the ones of CNI_ARGS: the pod gets 10.30.0.8/24 instead") in message
+    # The selection's empty list replaces the NAD's: static then keeps its own and CNI_ARGS' addresses.
+    element = {"name": "static", "ips": ["10.30.0.7/24"], "cni-args": {"ips": []}}
+    [(_, message)] = only("pod-networks-ips-extra-addresses", findings(networks(element), v))
+    assert "the pod also gets 10.30.0.5/24 (spec.config.ipam.addresses[0])" in message
+
+
+def test_ips_on_a_whereabouts_nad_warn_that_it_allocates_an_address_besides() -> None:
+    # whereabouts returns the IP= CIDRs after one address allocated from each range, and its own addresses.
+    ipam = {"type": "whereabouts", "range": "10.30.0.0/24", "ipRanges": [{"range": "fd00:30::/64"}],
+            "addresses": [{"address": "10.31.0.5/24"}]}
+    v = view(nad("pool", macvlan_with(ipam, capabilities={"ips": True})))
+    [(severity, message)] = only("pod-networks-ips-extra-addresses",
+                                 findings(networks({"name": "pool", "ips": ["10.99.0.7/24"]}), v))
+    assert severity == "warn"
+    assert ("which Multus passes to the whereabouts IPAM of NAD apps/pool in CNI_ARGS, and whereabouts returns them "
+            "next to the addresses it gives every pod: the pod also gets an address it allocates from each of its "
+            "ranges (10.30.0.0/24, fd00:30::/64) and its own ipam.addresses, 10.31.0.5/24 "
+            "(spec.config.ipam.addresses[0]), as does every pod on this NAD, so its pods share it; to give a pod "
+            "only the addresses it requests, use static IPAM") in message
+
+
+def test_requests_on_the_default_network_get_no_runtime_config() -> None:
     config = json.loads(MACVLAN)
-    config["capabilities"] = {"ips": True}
-    v = view(nad("ipnet", json.dumps(config)))
-    value = json.dumps([{"name": "ipnet", "ips": ["10.99.0.1/24"]}])
-    [(rule, severity, message)] = findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), v)
-    assert (rule, severity) == ("pod-networks-static-ip-range", "warn")
-    assert "10.99.0.1/24 is outside the ranges of NAD apps/ipnet (10.10.0.1-10.10.0.254)" in message
-    inside = json.dumps([{"name": "ipnet", "ips": ["10.10.0.9/24"]}])
-    assert findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": inside}), v) == []
+    config["capabilities"] = {"portMappings": True}
+    v = view(nad("ports", json.dumps(config), namespace="kube-system"))
+    element = {"name": "ports", "namespace": "kube-system", "portMappings": [{"hostPort": 8080, "containerPort": 80}]}
+    assert only("pod-networks-capabilities", findings(networks(element), v)) == []
+    default = pod(annotations={"v1.multus-cni.io/default-network": json.dumps([element])})
+    [(severity, message)] = only("pod-networks-capabilities", findings(default, v))
+    assert severity == "warn"
+    assert message == ('metadata.annotations["v1.multus-cni.io/default-network"] requests portMappings, but on the '
+                       "default network Multus passes it to no plugin as runtime config, whatever their capabilities, "
+                       "and no plugin of NAD kube-system/ports reads it from CNI_ARGS: it will be ignored")
 
 
 def test_namespace_isolation_is_off_by_default_and_enforced_when_on() -> None:

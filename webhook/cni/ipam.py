@@ -735,11 +735,13 @@ def static_addresses(ipam: Mapping[str, Any], ipam_path: str) -> tuple[list[Stat
     return out, problems
 
 
-def _args_ips(plugin: PluginConf) -> bool:
-    """Whether the config itself gives static its addresses in args.cni.ips."""
+def args_cni_ips(plugin: PluginConf) -> tuple[str, Any] | None:
+    """(JSON path, value) of args.cni.ips in the plugin's config, where static takes its addresses from
+    and Multus merges a selection's "cni-args" into (by key, as written); None when absent or null."""
     args = plugin.field("args")
     cni = args[1].get("cni") if args is not None and isinstance(args[1], Mapping) else None
-    return isinstance(cni, Mapping) and bool(cni.get("ips"))
+    ips = cni.get("ips") if isinstance(cni, Mapping) else None
+    return (f"{args[0]}.cni.ips", ips) if args is not None and ips is not None else None
 
 
 def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
@@ -748,7 +750,8 @@ def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
         return []
     path = plugin.ipam_path
     addresses, problems = static_addresses(ipam, path)
-    if not addresses and not problems and not plugin.has_capability("ips") and not _args_ips(plugin):
+    args_ips = args_cni_ips(plugin)
+    if not addresses and not problems and not plugin.has_capability("ips") and not (args_ips and args_ips[1]):
         # Not a denial: static also takes the addresses from CNI_ARGS, where Multus puts a pod's "ips",
         # and from args.cni.ips, which it fills from "cni-args": {"ips": [...]}: the NAD works for pods
         # that pass them.

@@ -9,13 +9,19 @@ does nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from webhook.cni.addresses import between, parse_ip
-from webhook.cni.config import NetConf, parse_nad_config
-from webhook.cni.ipam import nad_allocation_ranges
-from webhook.multus.selection import NETWORKS_ANNOTATION, is_go_ip
+from webhook.cni.addresses import between, parse_cidr, parse_ip
+from webhook.cni.config import NetConf, PluginConf, parse_nad_config
+from webhook.cni.ipam import (
+    StaticAddress,
+    args_cni_ips,
+    nad_allocation_ranges,
+    static_addresses,
+    whereabouts_ranges,
+)
+from webhook.multus.selection import NETWORKS_ANNOTATION, NetworkReference, is_go_ip
 from webhook.names import PROFILE_LABEL
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.pod_networks import DEFAULT_NETWORK, NETWORKS
@@ -99,12 +105,21 @@ def _reads_from_cni_args(netconf: NetConf, capability: str) -> bool:
     return False
 
 
+def _gets_runtime_config(ref: NetworkReference, plugin: PluginConf, capability: str) -> bool:
+    """Whether a selection's request reaches ``plugin`` as runtimeConfig: libcni injects it only into a
+    plugin that declares the capability, and Multus hands the request to libcni only for the networks
+    annotation; the default network is Multus's master plugin, for which its mergeCNIRuntimeConfig
+    (pkg/types/conf.go) adds nothing of the selection."""
+    return ref.annotation == NETWORKS_ANNOTATION and plugin.has_capability(capability)
+
+
 @rule("pod-networks-capabilities", kinds=POD, severity=Severity.WARN, judges=[NETWORKS, DEFAULT_NETWORK],
       title="runtime options a pod requests are supported by the NAD's plugins")
 def capabilities(subject: Subject) -> Iterator[Violation]:
     """ips, mac, portMappings and bandwidth in a selection reach a plugin as runtime config only when it
-    declares the matching capability; mac and ips also reach, through CNI_ARGS, the plugins that read
-    them there. Otherwise nothing takes them and the pod gets a random address or no limit."""
+    declares the matching capability, and only on the networks annotation (Multus passes the default
+    network none of them); mac and ips also reach, through CNI_ARGS, the plugins that read them there.
+    Otherwise nothing takes them and the pod gets a random address or no limit."""
     if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
@@ -113,12 +128,17 @@ def capabilities(subject: Subject) -> Iterator[Violation]:
         if netconf is None:
             continue
         for attr, capability in _CAPABILITIES.items():
-            if getattr(ref.selection, attr) and not any(p.has_capability(capability) for p in netconf.plugins) \
+            if getattr(ref.selection, attr) \
+                    and not any(_gets_runtime_config(ref, p, capability) for p in netconf.plugins) \
                     and not _reads_from_cni_args(netconf, capability):
+                nad_ref = f"NAD {ref.namespace}/{ref.name}"
+                why = (f"on the default network Multus passes it to no plugin as runtime config, whatever their "
+                       f"capabilities, and no plugin of {nad_ref} reads it from CNI_ARGS"
+                       if any(p.has_capability(capability) for p in netconf.plugins) else
+                       f"no plugin of {nad_ref} declares \"capabilities\": {{\"{capability}\": true}} nor reads it "
+                       "from CNI_ARGS")
                 yield Violation(f"{ref.field}.{capability}",
-                                f"{ref.field} requests {capability}, but no plugin of NAD {ref.namespace}/{ref.name} "
-                                f"declares \"capabilities\": {{\"{capability}\": true}} nor reads it from CNI_ARGS: "
-                                "it will be ignored")
+                                f"{ref.field} requests {capability}, but {why}: it will be ignored")
 
 
 @rule("pod-networks-ips-ipam", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
@@ -156,23 +176,136 @@ def ips_ipam(subject: Subject) -> Iterator[Violation]:
 
 
 @rule("pod-networks-static-ip-range", kinds=POD, severity=Severity.WARN, judges=[NETWORKS, DEFAULT_NETWORK],
-      title="static IPs a pod requests lie in the NAD's ranges")
+      title="the ips a pod requests lie inside host-local's ranges and outside whereabouts' pool")
 def static_ip_range(subject: Subject) -> Iterator[Violation]:
-    """An address requested outside every range of the NAD is either refused by the IPAM plugin at
-    pod start or collides with addresses other networks hand out."""
+    """Where a requested address may lie depends on the NAD's IPAM. host-local gives a requested address
+    only from its ranges (never a range's gateway) and fails the ADD on any other, so the pod never
+    starts. whereabouts returns a requested address as it is, wherever it lies, but keeps no record of
+    it: one inside the pool it allocates from (its ranges less their exclude lists) may be handed to
+    another pod as well. static has no range: it uses the address it is given."""
     if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
         nad = subject.view.nad(ref.namespace, ref.name) if ref.selection.ips else None
         ranges = nad_allocation_ranges(_netconf(nad)) if nad is not None else []
-        if not ranges:
-            continue
+        host_local = [r for r in ranges if r.ipam_type == "host-local"]
+        pool = [r for r in ranges if r.ipam_type == "whereabouts"]
         for i, text in enumerate(ref.selection.ips):
             addr = parse_ip(text.split("/", 1)[0])
-            if addr is not None and not any(between(addr, r.first, r.last) for r in ranges):
-                spans = ", ".join(f"{r.first}-{r.last}" for r in ranges[:4])
-                yield Violation(f"{ref.field}.ips[{i}]", f"{ref.field}.ips[{i}] {text} is outside the ranges of "
-                                                         f"NAD {ref.namespace}/{ref.name} ({spans})")
+            if addr is None:
+                continue
+            at, nad_ref = f"{ref.field}.ips[{i}]", f"NAD {ref.namespace}/{ref.name}"
+            if host_local and not any(between(addr, r.first, r.last) for r in host_local):
+                spans = ", ".join(f"{r.first}-{r.last}" for r in host_local[:4])
+                yield Violation(at, f"{at} {text} is outside the ranges of {nad_ref} ({spans}): its host-local IPAM "
+                                    "gives a requested address only from them and fails the ADD on this one, so the "
+                                    "pod never starts")
+            hit = next((r for r in pool if between(addr, r.first, r.last)), None)
+            if hit is not None:
+                yield Violation(at, f"{at} {text} lies in the pool the whereabouts IPAM of {nad_ref} allocates from "
+                                    f"({hit.first}-{hit.last}, {hit.path}), but whereabouts keeps no record of a "
+                                    "requested address and may hand it to another pod too: request an address "
+                                    "outside the range, or add it to the range's exclude list")
+
+
+def _cidrs(values: Any) -> list[str] | None:
+    """A list of strings (static's args.cni.ips), else None: static fails to decode anything else, which is
+    not this rule's to say."""
+    if isinstance(values, list) and all(isinstance(v, str) for v in values):
+        return list(values)
+    return None
+
+
+def _same_addresses(a: Sequence[str], b: Sequence[str]) -> bool:
+    return {parse_cidr(x) or x for x in a} == {parse_cidr(x) or x for x in b}
+
+
+def _own(ips: Sequence[str], own: Sequence[StaticAddress]) -> str:
+    """The IPAM's own addresses, which every pod on the NAD gets, for a message; and those the pod requests
+    as well: the IPAM returns them twice, and the interface plugins (plugins v1.10.0 pkg/ipam
+    ConfigureIface) fail the ADD adding one again."""
+    requested = {parse_cidr(text) for text in ips}
+    twice = [f"{a.address}/{a.network.prefixlen}" for a in own if (a.address, a.network) in requested]
+    listed = ", ".join(f"{a.address}/{a.network.prefixlen} ({a.path})" for a in own)
+    said = f"{listed}, as does every pod on this NAD, so its pods share {'them' if len(own) > 1 else 'it'}"
+    if twice:
+        said += (f"; the pod requests {', '.join(twice)} as well, which the interface plugin then fails to add a "
+                 'second time ("file exists"), so the pod never starts')
+    return said
+
+
+def _static_extra(ref: NetworkReference, plugin: PluginConf) -> str | None:
+    """What a static IPAM gives a pod requesting ips besides or instead of them, or None when it gives
+    exactly those. Per plugins v1.10.0 plugins/ipam/static/main.go LoadIPAMConfig, in this order: the
+    CIDRs of IP= in CNI_ARGS (where Multus always puts the ips) are appended to ipam.addresses; then a
+    non-empty args.cni.ips replaces the lot; then a non-empty runtimeConfig.ips (the "ips" capability)
+    replaces it again."""
+    ips = ref.selection.ips
+    if _gets_runtime_config(ref, plugin, "ips"):
+        return None
+    capability = (f', or declare "capabilities": {{"ips": true}} on {plugin.path} so that the requested ips '
+                  "replace them" if ref.annotation == NETWORKS_ANNOTATION else "")
+    # Multus merges a selection's cni-args into args.cni key by key, the selection's winning.
+    cni_args = ref.selection.cni_args
+    if cni_args is not None and "ips" in cni_args:
+        where, given = f'{ref.field}["cni-args"].ips', _cidrs(cni_args["ips"])
+    else:
+        found = args_cni_ips(plugin)
+        where, given = (found[0], _cidrs(found[1])) if found is not None else ("", None)
+    if given:
+        if _same_addresses(given, ips):
+            return None
+        return (f"static takes its addresses from {where} when there are any, dropping the ones of CNI_ARGS: the "
+                f"pod gets {', '.join(given)} instead; drop ips from args.cni{capability}")
+    ipam = plugin.ipam
+    own, _ = static_addresses(ipam, plugin.ipam_path) if ipam is not None else ([], [])
+    if not own:
+        return None
+    return (f"static adds them to the NAD's own addresses: the pod also gets {_own(ips, own)}; leave "
+            f"ipam.addresses out of a NAD whose pods request ips{capability}")
+
+
+def _whereabouts_extra(ref: NetworkReference, plugin: PluginConf) -> str | None:
+    """What whereabouts gives a pod requesting ips besides them, or None. whereabouts reads no runtimeConfig
+    and no args.cni; pkg/config/config.go handleEnvArgs appends the CIDRs of IP= to ipam.addresses, and
+    cmd/whereabouts.go cmdAdd returns an address allocated from each range and then all of those."""
+    ipam = plugin.ipam
+    if ipam is None:
+        return None
+    ranges, _ = whereabouts_ranges(ipam, plugin.ipam_path)
+    own, _ = static_addresses(ipam, plugin.ipam_path)
+    parts = [f"an address it allocates from each of its ranges ({', '.join(str(r.network) for r in ranges)})"
+             ] if ranges else []
+    parts += [f"its own ipam.addresses, {_own(ref.selection.ips, own)}"] if own else []
+    if not parts:
+        return None
+    return (f"whereabouts returns them next to the addresses it gives every pod: the pod also gets "
+            f"{' and '.join(parts)}; to give a pod only the addresses it requests, use static IPAM")
+
+
+@rule("pod-networks-ips-extra-addresses", kinds=POD, severity=Severity.WARN, judges=[NETWORKS, DEFAULT_NETWORK],
+      title="a pod that requests ips gets those addresses and no others")
+def ips_extra_addresses(subject: Subject) -> Iterator[Violation]:
+    """Multus passes a selection's ips to the NAD's plugins as IP= in CNI_ARGS, and as runtimeConfig to
+    those that declare the "ips" capability (on the networks annotation only). static IPAM adds the ips
+    of CNI_ARGS to the NAD's own ipam.addresses, so the pod gets those too, as every pod on the NAD does:
+    pods sharing an address, and a pod requesting one of them gets it twice, which fails its ADD. Only
+    runtimeConfig (the capability) replaces them; args.cni.ips (the NAD's, or a selection's "cni-args")
+    replaces the requested ones instead. whereabouts reads only CNI_ARGS, and returns the requested ips
+    next to an address it allocates from each of its ranges and next to its own addresses."""
+    if not (subject.view.known and _read_by_multus_yet(subject)):
+        return
+    for ref in subject.network_references:
+        nad = subject.view.nad(ref.namespace, ref.name) if ref.selection.ips else None
+        netconf = _netconf(nad) if nad is not None else None
+        for plugin in netconf.plugins if netconf is not None else ():
+            kind = plugin.ipam_type
+            extra = _static_extra(ref, plugin) if kind == "static" else \
+                _whereabouts_extra(ref, plugin) if kind == "whereabouts" else None
+            if extra is not None:
+                yield Violation(f"{ref.field}.ips",
+                                f"{ref.field}.ips requests {', '.join(ref.selection.ips)}, which Multus passes to the "
+                                f"{kind} IPAM of NAD {ref.namespace}/{ref.name} in CNI_ARGS, and {extra}")
 
 
 @rule("pod-networks-namespace-isolation", kinds=POD, severity=Severity.OFF, judges=[NETWORKS, DEFAULT_NETWORK],
