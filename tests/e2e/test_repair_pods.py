@@ -56,6 +56,11 @@ def workload(controlplane: ControlPlane, namespace: str) -> dict[str, Any]:
     """The NADs the pods ask for, and a ReplicaSet to own some of them; returns the ReplicaSet."""
     nads = [d for f in ("macvlan-network.yaml", "bridge-network.yaml")
             for d in yaml.safe_load_all((EXAMPLES / f).read_text()) if d and d["kind"] == "NetworkAttachmentDefinition"]
+    # A result of cniVersion 0.2.0 lists no interfaces, so Multus writes no network-status entry for it.
+    nads.append({"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+                 "metadata": {"name": "legacy-network"},
+                 "spec": {"config": json.dumps({"cniVersion": "0.2.0", "name": "legacy", "type": "macvlan",
+                                                "master": "eth0", "ipam": {"type": "static"}})}})
     controlplane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({"kind": "List", "apiVersion": "v1",
                                                                                 "items": nads}))
     rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web"},
@@ -201,6 +206,10 @@ def test_after_a_reboot_owned_pods_missing_a_network_are_deleted(
             set_sandbox_time(cp, namespace, name, moment)
         set_no_sandbox(cp, namespace, "owned-complete", moment)
         make_pod(cp, namespace, node, "owned-replacement", owner=workload)
+        # Wired once Multus is back (a sandbox time past its readiness), on a network Multus never lists.
+        make_pod(cp, namespace, node, "owned-legacy", owner=workload, networks="legacy-network",
+                 status=full_status(namespace)[:1])
+        set_sandbox_time(cp, namespace, "owned-legacy", format_time(utcnow() + timedelta(minutes=5)))
         ag = agent(cp, host, node, tmp_path / "agent.log")
         # The probe labels need the agent's report on boot-2: the controller has seen Multus not ready
         # there, with the pods as the kubelet left them.
@@ -218,7 +227,7 @@ def test_after_a_reboot_owned_pods_missing_a_network_are_deleted(
         assert [e["reason"] for e in repaired] == ["MultusNetworksRepaired"]
         assert repaired[0]["message"].endswith("; evicted so that ReplicaSet/web recreates it with its networks")
         caught_up(host, node)  # the pass that deleted owned-missing judged the rest of the node's pods too
-        for name in ("bare-missing", "owned-complete", "owned-no-networks", "owned-replacement"):
+        for name in ("bare-missing", "owned-complete", "owned-no-networks", "owned-replacement", "owned-legacy"):
             assert not terminating(cp, namespace, name), name
     finally:
         ag.stop()

@@ -317,3 +317,30 @@ def test_the_token_bucket_says_when_the_next_token_comes() -> None:
     clock.now = 5.0
     assert bucket.delay() == pytest.approx(0.0)
     assert bucket.take()
+
+
+def legacy_nad(config: object) -> dict[str, Any]:
+    return {"metadata": {"name": "macvlan-net", "namespace": "app"},
+            "spec": {"config": config if isinstance(config, str) else json.dumps(config)}}
+
+
+@pytest.mark.parametrize(("config", "missing"), [
+    # A result of 0.1.0/0.2.0 lists no interfaces: Multus writes no entry, however well the network is wired.
+    ({"cniVersion": "0.2.0", "name": "n", "type": "macvlan"}, []),
+    ({"name": "n", "type": "macvlan"}, []),  # no cniVersion reads as 0.1.0
+    ({"cniVersion": "0.2.0", "name": "n", "plugins": [{"type": "macvlan"}, {"type": "tuning"}]}, []),
+    ("{not json", []),  # unreadable: left alone rather than evicted on every reboot
+    ({"cniVersion": "0.3.1", "name": "n", "type": "macvlan"}, ["app/macvlan-net@net1"]),
+    ({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "macvlan"}]}, ["app/macvlan-net@net1"]),
+])
+def test_networks_multus_never_lists_are_not_missing(config: object, missing: list[str]) -> None:
+    p = pod(networks="macvlan-net", status=FULL[:1])
+    nads = {("app", "macvlan-net"): legacy_nad(config)}
+    assert missing_networks(p, nads=lambda ns, name: nads.get((ns, name))) == missing
+    verdict = damage(p, READY_SINCE, nads=lambda ns, name: nads.get((ns, name)))
+    assert (verdict is None) == (not missing)
+
+
+def test_a_network_whose_nad_is_gone_is_still_missing() -> None:
+    assert missing_networks(pod(networks="macvlan-net", status=FULL[:1]), nads=lambda ns, name: None) == [
+        "app/macvlan-net@net1"]

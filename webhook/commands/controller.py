@@ -10,7 +10,7 @@ import sys
 
 from webhook.cluster.live import LiveClusterView
 from webhook.commands.common import cluster_client, stop_on_signals
-from webhook.controller.controller import KINDS, Controller, ControllerConfig
+from webhook.controller.controller import KINDS, REPAIR_KINDS, Controller, ControllerConfig
 from webhook.controller.lease import lease_seconds
 
 #: The defaults of every flag.
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if api is None:
         return 2
     stop = stop_on_signals()
-    view = LiveClusterView(api, state_namespace=config.namespace, kinds=KINDS)
+    view = LiveClusterView(api, state_namespace=config.namespace, kinds=REPAIR_KINDS if config.repair else KINDS)
     view.start()
     try:
         Controller(api, config, view).run(stop)

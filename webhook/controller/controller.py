@@ -23,7 +23,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from webhook.agent import nodestate
-from webhook.cluster.store import AGENT_POD, NODE, NODE_STATE, ClusterStore
+from webhook.cluster.store import AGENT_POD, NAD, NODE, NODE_STATE, ClusterStore
 from webhook.controller import decide
 from webhook.controller.lease import LeaderElector, check_timings
 from webhook.controller.repair import NOT_EVICTED, Damage, TokenBucket, Unwritten, judge
@@ -34,8 +34,10 @@ from webhook.names import READY_LABEL
 log = logging.getLogger(__name__)
 
 COMPONENT = "multus-webhook-controller"
-#: What the controller reads from its store (`multus-webhook controller` watches these alone).
+#: What the controller reads from its store (`multus-webhook controller` watches these, and NADs with --repair).
 KINDS = (NODE, NODE_STATE, AGENT_POD)
+#: What the repair reads besides: whether Multus lists a NAD's attachments in network-status at all.
+REPAIR_KINDS = (*KINDS, NAD)
 #: Where the MultusNodeStates are served.
 STATES_API = "/apis/multus-webhook.io/v1alpha1"
 #: After a change wakes it, the controller waits this long for more before it looks: with thousands
@@ -384,7 +386,8 @@ class Controller:
             pods = request(self.api, "GET", "/api/v1/pods",
                            query=[("fieldSelector", f"spec.nodeName={name}")])["items"]
             job.reported &= {p["metadata"].get("uid") for p in pods}  # pods gone need no memory
-            damaged, job.unwritten = judge(pods, multus_ready_since, booted, self.config.multus_namespace)
+            damaged, job.unwritten = judge(pods, multus_ready_since, booted, self.config.multus_namespace,
+                                           self.view.nad)
             # A pod given up on this boot stays given up (its Event said so) when the pods are listed again.
             job.todo = deque(d for d in damaged if job.failures.get(d.uid, 0) < MAX_EVICTION_TRIES)
             job.listed = now

@@ -39,8 +39,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from webhook.cni.config import parse_nad_config, version_number
 from webhook.kube import parse_time
 from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE, network_references
+
+#: The NAD namespace/name -> the NAD as stored (None when there is none): how the repair learns whether
+#: Multus can report a network at all (see reported_by_multus).
+NadLookup = Callable[[str, str], Mapping[str, Any] | None]
+#: The first result version whose result lists interfaces (CNI spec 0.3.0).
+INTERFACES_SINCE = (0, 3, 0)
 
 NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"
 #: Controllers that recreate a deleted pod; anything else (or nothing) owning a pod leaves it alone.
@@ -125,9 +132,35 @@ def _reported(annotations: Mapping[str, Any]) -> set[tuple[str, str | None]]:
     return {(str(e.get("name")), e.get("interface")) for e in entries if isinstance(e, Mapping)}
 
 
-def missing_networks(pod: Mapping[str, Any], multus_namespace: str = DEFAULT_MULTUS_NAMESPACE) -> list[str]:
-    """The requested attachments the pod's network-status does not list, as ns/name@interface. An
-    unqualified default-network is in ``multus_namespace``, as Multus reads (and reports) it."""
+def reported_by_multus(nad: Mapping[str, Any] | None) -> bool:
+    """Whether Multus writes a network-status entry for an attachment of ``nad`` (True when there is no
+    such NAD: the ADD failed and the entry is missing for good). Multus builds the entries from the
+    result's sandbox interfaces (network-attachment-definition-client CreateNetworkStatuses, after
+    converting the result to 1.0.0), and a result of cniVersion 0.1.0 or 0.2.0 has no interfaces: such
+    a network never has an entry, however well it is wired. A version that cannot be read counts the
+    same way: better a pod left alone than a healthy pod evicted on every reboot."""
+    if nad is None:
+        return True
+    spec = nad.get("spec")
+    netconf = parse_nad_config(spec.get("config") if isinstance(spec, Mapping) else None, "spec.config").netconf
+    if netconf is None or not netconf.plugins:
+        return False
+    # A list's result is its last plugin's, at the list's version; a single config's, at its own.
+    found = netconf.plugin_cni_version(netconf.plugins[-1], "spec.config")
+    number = version_number(found[0]) if found is not None else None
+    return number is not None and number >= INTERFACES_SINCE
+
+
+def _any_nad(namespace: str, name: str) -> Mapping[str, Any] | None:
+    """A lookup that knows no NAD: every attachment counts as one Multus reports."""
+    return None
+
+
+def missing_networks(pod: Mapping[str, Any], multus_namespace: str = DEFAULT_MULTUS_NAMESPACE,
+                     nads: NadLookup = _any_nad) -> list[str]:
+    """The requested attachments the pod's network-status does not list, as ns/name@interface, leaving
+    out those Multus never lists (reported_by_multus). An unqualified default-network is in
+    ``multus_namespace``, as Multus reads (and reports) it."""
     meta = pod.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     reported = _reported(annotations)
@@ -135,19 +168,20 @@ def missing_networks(pod: Mapping[str, Any], multus_namespace: str = DEFAULT_MUL
     for ref in network_references(annotations, meta.get("namespace") or "default", multus_namespace=multus_namespace):
         name = f"{ref.namespace}/{ref.name}"
         # An entry without an interface (older Multus) is matched by name alone.
-        if (name, ref.interface) not in reported and (name, None) not in reported:
+        if (name, ref.interface) not in reported and (name, None) not in reported \
+                and reported_by_multus(nads(ref.namespace, ref.name)):
             missing.append(f"{name}@{ref.interface}")
     return missing
 
 
 def damage(pod: Mapping[str, Any], multus_ready_since: datetime | None,
            multus_namespace: str = DEFAULT_MULTUS_NAMESPACE,
-           booted: datetime | None = None) -> Damage | Unwritten | None:
+           booted: datetime | None = None, nads: NadLookup = _any_nad) -> Damage | Unwritten | None:
     """Why ``pod`` lacks its networks on this boot, or None when it has them, asked for none or has no
     sandbox yet; Unwritten when its status was not rewritten since the node booted, so that it does not
     tell yet. ``multus_ready_since``: when Multus first became ready on this boot, None when unknown;
     ``multus_namespace``: the policy's multusNamespace; ``booted``: when the node booted, None when
-    unknown."""
+    unknown; ``nads``: the NADs as stored."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
@@ -161,7 +195,7 @@ def damage(pod: Mapping[str, Any], multus_ready_since: datetime | None,
     if told and booted is not None and _earlier(made, booted):
         # Before the networks are looked at: the network-status may describe the sandbox that is gone too.
         return Unwritten(meta.get("namespace", ""), meta.get("name", ""))
-    missing = missing_networks(pod, multus_namespace)
+    missing = missing_networks(pod, multus_namespace, nads)
     if missing:
         reason = f"its network-status lacks {', '.join(missing)}"
     elif multus_ready_since is not None and _earlier(made, multus_ready_since):
@@ -174,12 +208,13 @@ def damage(pod: Mapping[str, Any], multus_ready_since: datetime | None,
 
 
 def judge(pods: Iterable[Mapping[str, Any]], multus_ready_since: datetime | None, booted: datetime | None,
-          multus_namespace: str = DEFAULT_MULTUS_NAMESPACE) -> tuple[list[Damage], list[Unwritten]]:
+          multus_namespace: str = DEFAULT_MULTUS_NAMESPACE,
+          nads: NadLookup = _any_nad) -> tuple[list[Damage], list[Unwritten]]:
     """The damaged pods among ``pods``, and those whose status does not tell yet (see ``damage``)."""
     damaged: list[Damage] = []
     unwritten: list[Unwritten] = []
     for pod in pods:
-        verdict = damage(pod, multus_ready_since, multus_namespace, booted)
+        verdict = damage(pod, multus_ready_since, multus_namespace, booted, nads)
         if isinstance(verdict, Damage):
             damaged.append(verdict)
         elif verdict is not None:
