@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +57,10 @@ JSON = "application/json"
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 #: (connect, read) seconds for one call.
 TIMEOUT = (10.0, 60.0)
+#: (connect, read) seconds for a call that others wait for (the controller's one loop labels every node)
+#: or that is best effort (an Event): an apiserver, or an admission webhook it calls, that takes longer
+#: holds the rest up by this much at most, and the call is tried again later.
+SHORT_TIMEOUT = (3.0, 5.0)
 
 
 def open_response(api: client.ApiClient, method: str, path: str, *, query: Sequence[tuple[str, str]] = (),
@@ -109,6 +115,29 @@ def status_message(exc: ApiException) -> str:
         return text or str(exc.reason)
 
 
+def describe(exc: BaseException) -> str:
+    """One line for a log: an apiserver's answer as its code and message (ApiException's own text
+    carries every response header and the whole body), anything else as its type and text."""
+    if isinstance(exc, ApiException):
+        text = f"{exc.status} {exc.reason}: {status_message(exc)}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The seconds an apiserver's answer asks to wait before the next try (its Retry-After header: with
+    a 429 from API Priority and Fairness, or any refusal whose Status carries retryAfterSeconds), None
+    when it asks nothing. Only the delta-seconds form: the apiserver sends no other."""
+    headers = getattr(exc, "headers", None) if isinstance(exc, ApiException) else None
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and seconds >= 0 else None
+
+
 def is_status(exc: BaseException, *codes: int) -> bool:
     return isinstance(exc, ApiException) and exc.status in codes
 
@@ -133,17 +162,16 @@ def parse_time(value: object) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def emit_event(api: client.ApiClient, involved: Mapping[str, Any], *, kind: str, event_type: str, reason: str,
-               message: str, component: str, instance: str) -> None:
-    """Record a core/v1 Event on ``involved`` (a Node or a Pod as served). Events are best effort: a
-    failure is logged, never raised, so that it cannot stop a reconcile."""
+def event_body(involved: Mapping[str, Any], *, kind: str, event_type: str, reason: str, message: str,
+               component: str, instance: str) -> dict[str, Any]:
+    """A core/v1 Event on ``involved`` (a Node or a Pod as served), stamped now."""
     meta = involved.get("metadata", {})
-    namespace = meta.get("namespace") or NODE_EVENT_NAMESPACE
-    now = utcnow()
-    body = {
+    now = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{meta.get('name', 'object')}.", "namespace": namespace},
+        "metadata": {"generateName": f"{meta.get('name', 'object')}.",
+                     "namespace": meta.get("namespace") or NODE_EVENT_NAMESPACE},
         "involvedObject": {
             "apiVersion": involved.get("apiVersion", "v1"), "kind": kind, "name": meta.get("name"),
             "namespace": meta.get("namespace"), "uid": meta.get("uid"),
@@ -154,11 +182,81 @@ def emit_event(api: client.ApiClient, involved: Mapping[str, Any], *, kind: str,
         "source": {"component": component, "host": instance},
         "reportingComponent": component,
         "reportingInstance": instance,
-        "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "firstTimestamp": now,
+        "lastTimestamp": now,
         "count": 1,
     }
+
+
+def send_event(api: client.ApiClient, body: Mapping[str, Any], timeout: tuple[float, float] = SHORT_TIMEOUT) -> None:
+    """Record an Event (event_body). Events are best effort: a failure is logged, never raised."""
+    what = f"{body['reason']} on {body['involvedObject']['kind']}/{body['involvedObject']['name']}"
     try:
-        request(api, "POST", f"/api/v1/namespaces/{namespace}/events", body=body)
+        request(api, "POST", f"/api/v1/namespaces/{body['metadata']['namespace']}/events", body=body, timeout=timeout)
     except Exception as exc:  # see the docstring
-        log.warning("could not record event %s on %s/%s: %s", reason, kind, meta.get("name"), exc)
+        log.warning("could not record event %s: %s", what, describe(exc))
+
+
+#: Events an EventRecorder holds while they wait to be sent.
+EVENT_QUEUE = 1000
+
+
+class EventRecorder:
+    """Sends Events from a thread of its own, so that whoever decides what they say never waits for
+    them: an apiserver slow to take Events (an admission webhook on them that does not answer holds
+    each create for up to its timeoutSeconds, 30) would otherwise hold up every decision after them.
+    Events wait in a bounded queue, sent in the order they were made; when it is full a new one is
+    dropped and counted (Events are best effort, and ever more of them waiting would only grow the
+    process). The thread starts with the first Event."""
+
+    def __init__(self, api: client.ApiClient, *, component: str, instance: str, capacity: int = EVENT_QUEUE,
+                 timeout: tuple[float, float] = SHORT_TIMEOUT) -> None:
+        self.api, self.component, self.instance, self.timeout = api, component, instance, timeout
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(capacity)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closing = threading.Event()
+        #: Events dropped since the queue was last found drained, and ever.
+        self._dropping = 0
+        self.dropped = 0
+
+    def emit(self, involved: Mapping[str, Any], *, kind: str, event_type: str, reason: str, message: str) -> None:
+        body = event_body(involved, kind=kind, event_type=event_type, reason=reason, message=message,
+                          component=self.component, instance=self.instance)
+        try:
+            self._queue.put_nowait(body)
+        except queue.Full:
+            with self._lock:
+                self._dropping += 1
+                self.dropped += 1
+                first = self._dropping == 1
+            if first:  # the rest of the run is counted, and logged once the queue drains
+                log.warning("%d events are waiting to be sent: dropping event %s on %s/%s and any more until "
+                            "they are sent", self._queue.maxsize, reason, kind, body["involvedObject"]["name"])
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="event-recorder", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not (self._closing.is_set() and self._queue.empty()):
+            try:
+                body = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            send_event(self.api, body, self.timeout)
+            if self._queue.empty():
+                with self._lock:
+                    dropped, self._dropping = self._dropping, 0
+                if dropped:
+                    log.warning("dropped %d events while %d were waiting to be sent (%d dropped in all)",
+                                dropped, self._queue.maxsize, self.dropped)
+
+    def close(self, timeout: float) -> None:
+        """Sends what waits for up to ``timeout`` seconds; what is left then is not sent."""
+        self._closing.set()
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)

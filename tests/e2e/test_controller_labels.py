@@ -266,7 +266,9 @@ def test_a_state_the_cache_holds_behind_the_apiserver_is_looked_at_again_after_a
 
         assert look(decide.observe(unchanged, fresh, now + 1), now + 1) is None
         assert not_ready(node)
-        [down] = [e["message"] for e in node.events() if e["reason"] == "MultusNotReady"]
+        # Events are sent from a thread of their own, after the look.
+        [down] = eventually(lambda: [e["message"] for e in node.events() if e["reason"] == "MultusNotReady"],
+                            what="the MultusNotReady Event")
         assert down.startswith("the agent stopped; removed label"), down
     finally:
         cp.kubectl("delete", "mns", "-n", NAMESPACE, node.name, "--wait=false", check=False)

@@ -10,6 +10,7 @@ import heapq
 import json
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -27,7 +28,16 @@ from webhook.cluster.store import AGENT_POD, NAD, NODE, NODE_STATE, ClusterStore
 from webhook.controller import decide
 from webhook.controller.lease import LeaderElector, check_timings
 from webhook.controller.repair import NOT_EVICTED, Damage, TokenBucket, Unwritten, judge
-from webhook.kube import MERGE_PATCH, emit_event, is_status, request, status_message
+from webhook.kube import (
+    MERGE_PATCH,
+    SHORT_TIMEOUT,
+    EventRecorder,
+    describe,
+    is_status,
+    request,
+    retry_after,
+    status_message,
+)
 from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
 from webhook.names import READY_LABEL
 
@@ -43,9 +53,20 @@ STATES_API = "/apis/multus-webhook.io/v1alpha1"
 #: After a change wakes it, the controller waits this long for more before it looks: with thousands
 #: of agents' heartbeats arriving, one look takes in many of them.
 BATCH = 0.05
-#: A node whose look failed (the apiserver refused a patch) is looked at again after this many seconds,
-#: changed or not.
+#: A repair that found a pod changed since it was listed, or lost the lease, carries on after this many
+#: seconds.
 RETRY = 2.0
+#: A node whose look failed (the apiserver refused a patch, or did not answer in time) is tried again
+#: after BACKOFF_BASE seconds, twice as long after each failure in a row, up to BACKOFF_CAP (as
+#: client-go's workqueues do), plus up to BACKOFF_JITTER of that: nodes refused in the same pass (an
+#: admission policy that freezes node labels refuses every one) do not all come back at once. An answer
+#: asking for a longer wait (Retry-After) is waited for. A heartbeat does not bring the try forward,
+#: only a change of what the look would write: a refusal for good (403, 422) costs a request per node
+#: every few minutes, not one per node every couple of seconds and heartbeat, and an apiserver that
+#: sheds load (429) gets less of it.
+BACKOFF_BASE = 2.0
+BACKOFF_CAP = 300.0
+BACKOFF_JITTER = 0.1
 #: After the apiserver refused a repair a deletion (403), seconds before the next try on that node: a
 #: missing permission is not granted within seconds, and every try is one more refused request.
 FORBIDDEN_RETRY = 600.0
@@ -97,6 +118,53 @@ class ControllerConfig:
         check_timings(self.lease_duration, self.renew_deadline, self.retry_period)
         if self.agent_interval <= 0 or self.repair_rate <= 0 or self.repair_burst < 1:
             raise ValueError("the agent interval and the repair rate must be positive, the repair burst at least 1")
+
+
+#: What a node's look would write: the merge patch of metadata.labels for the Node, then for each agent
+#: pod by uid (decide.label_patch; empty when nothing changes).
+Writes = tuple[frozenset[tuple[str, str | None]], tuple[tuple[str | None, frozenset[tuple[str, str | None]]], ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """One node's look as decided from the store, before anything is sent."""
+
+    node: Mapping[str, Any]
+    state: Mapping[str, Any] | None
+    agents: tuple[Mapping[str, Any], ...]
+    heartbeat: decide.Heartbeat
+    now: float
+    verdict: decide.Verdict
+    desired: dict[str, str]
+    writes: Writes
+
+    @property
+    def name(self) -> str:
+        return str(self.node["metadata"]["name"])
+
+    @property
+    def unreadies(self) -> bool:
+        """Whether it takes the ready label off the node or one of its agent pods."""
+        return any((READY_LABEL, None) in patch for patch in (self.writes[0], *(p for _, p in self.writes[1])))
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """A node whose last look failed."""
+
+    #: What that look would have written: a look that would write anything else is not held back.
+    writes: Writes | None
+    failures: int
+    not_before: float
+
+
+def backoff_delay(failures: int, asked: float | None) -> float:
+    """Seconds before the next try after ``failures`` in a row (BACKOFF_BASE); ``asked``: the wait the
+    last answer asked for (Retry-After), itself at most BACKOFF_CAP."""
+    wait = min(BACKOFF_BASE * 2.0 ** min(failures - 1, 32), BACKOFF_CAP)
+    if asked is not None:
+        wait = max(wait, min(asked, BACKOFF_CAP))
+    return wait * (1.0 + random.uniform(0.0, BACKOFF_JITTER))
 
 
 @dataclass(slots=True)
@@ -159,6 +227,9 @@ class Controller:
         self._forbidden_logged = False
         #: The monotonic time before which no agent pod is labelled, after the apiserver refused it.
         self._agents_not_before = 0.0
+        #: Node name -> its last look's failure, while nothing has worked since.
+        self.backoffs: dict[str, Backoff] = {}
+        self.events = EventRecorder(api, component=COMPONENT, instance=config.identity)
 
     def _heard(self, names: Collection[str]) -> None:
         with self._changed_lock:
@@ -184,6 +255,7 @@ class Controller:
                     self.heartbeats.clear()
                     self._deadlines.clear()
                     self.repairs.clear()
+                    self.backoffs.clear()
                     self._forbidden_logged = False
                     self._agents_not_before = 0.0
                 elif not self.looked:
@@ -193,6 +265,7 @@ class Controller:
         finally:
             stop.set()
             elector.join(self.config.retry_period + 5)  # the elector releases the lease on its way out
+            self.events.close(SHORT_TIMEOUT[1])
 
     def _until_due(self) -> float:
         """Seconds to the next deadline, at most a retry period (leadership and the first sync are
@@ -217,6 +290,7 @@ class Controller:
         everyone = names is None
         if names is None:
             names = self.view.node_names()
+        looks: list[Look] = []
         for name in names:
             if not self.elector.is_leader():
                 return
@@ -224,8 +298,8 @@ class Controller:
             if node is None:
                 self._forget(name)
                 continue
-            # Each node's own moment: a pass that lists pods for repairs can take long, and a heartbeat
-            # seen late in it must not count as seen at its start.
+            # Each node's own moment, at which its objects are read: acting on the looks of a pass can
+            # take long, and a heartbeat read late must not count as seen at the pass's start.
             now = time.monotonic()
             state = self.view.node_state(name)
             agents = self.view.agent_pods(name)
@@ -233,39 +307,84 @@ class Controller:
             if not decide.needs_look(self.looked.get(name), node, state, agents, now):
                 continue
             try:
-                wait = self.reconcile_node(node, state, agents, heartbeat, now)
-            except Exception as exc:  # one node's trouble (e.g. deleted meanwhile) must not hold up the others
-                log.warning("node %s: %s; retrying", name, exc)
-                wait = RETRY
-            moments = [t for t in (decide.stale_at(heartbeat, self.config.agent_interval, now),
-                                   None if wait is None else now + wait) if t is not None]
-            again = min(moments, default=None)
-            self.looked[name] = (node, state, agents, again)
-            if again is not None:
-                heapq.heappush(self._deadlines, (again, name))
+                looks.append(self.plan(node, state, agents, heartbeat, now))
+            except Exception as exc:  # a bug in deciding one node must not hold up the others
+                self._settle(name, (node, state, agents), heartbeat, now, self._failed(name, None, exc, now))
+        # A node losing its ready label first, before any is given one: new pods must stop going to a
+        # node that rebooted or lost its agent at once, whatever else the pass has to send.
+        looks.sort(key=lambda look: not look.unreadies)
+        for look in looks:
+            if not self.elector.is_leader():
+                return
+            wait = self.act(look)
+            self._settle(look.name, (look.node, look.state, look.agents), look.heartbeat, look.now, wait)
         if everyone:
             known = {*self.looked, *self.heartbeats, *self.repairs}
             for gone in [n for n in known if self.view.node_object(n) is None]:
                 self._forget(gone)
+
+    def _settle(self, name: str, seen: tuple[Mapping[str, Any], Mapping[str, Any] | None,
+                                             tuple[Mapping[str, Any], ...]],
+                heartbeat: decide.Heartbeat, now: float, wait: float | None) -> None:
+        """Remember what a node's look saw and when it is due again."""
+        moments = [t for t in (decide.stale_at(heartbeat, self.config.agent_interval, now),
+                               None if wait is None else now + wait) if t is not None]
+        again = min(moments, default=None)
+        self.looked[name] = (*seen, again)
+        if again is not None:
+            heapq.heappush(self._deadlines, (again, name))
 
     def _forget(self, name: str) -> None:
         """A node that is gone: nothing about it is kept."""
         self.looked.pop(name, None)
         self.heartbeats.pop(name, None)
         self.repairs.pop(name, None)
+        self.backoffs.pop(name, None)
 
     def reconcile_node(self, node: Mapping[str, Any], state: Mapping[str, Any] | None,
                        agents: Iterable[Mapping[str, Any]], heartbeat: decide.Heartbeat, now: float) -> float | None:
         """Labels (of the Node and of its agent pods), Events and repair for one node at ``now``
         (monotonic); the seconds after which it must be looked at again regardless (a repair still
-        waiting), None when nothing is left."""
-        name = node["metadata"]["name"]
+        waiting, a failure backing off), None when nothing is left."""
+        return self.act(self.plan(node, state, agents, heartbeat, now))
+
+    def plan(self, node: Mapping[str, Any], state: Mapping[str, Any] | None, agents: Iterable[Mapping[str, Any]],
+             heartbeat: decide.Heartbeat, now: float) -> Look:
+        """What a look at one node decides from the store at ``now`` (monotonic)."""
+        agents = tuple(agents)
         unfed = self.view.out_of_contact(NODE_STATE)
         verdict = decide.readiness(node, state, heartbeat, now, self.config.agent_interval, states_unfed=unfed)
+        desired = decide.desired_labels(node, state, verdict)
+        return Look(node, state, agents, heartbeat, now, verdict, desired, writes_of(node, agents, desired))
+
+    def act(self, look: Look) -> float | None:
+        """Carries a look out (reconcile_node) unless an earlier failure of the same writes still backs off."""
+        held = self.backoffs.get(look.name)
+        if held is not None and covered(look.writes, held.writes) and look.now < held.not_before:
+            return held.not_before - look.now
+        try:
+            wait = self._carry_out(look)
+        except Exception as exc:  # one node's trouble (e.g. deleted meanwhile) must not hold up the others
+            return self._failed(look.name, look.writes, exc, look.now)
+        self.backoffs.pop(look.name, None)
+        return wait
+
+    def _failed(self, name: str, writes: Writes | None, exc: Exception, now: float) -> float:
+        """Backs the node off after its look failed; the seconds to wait."""
+        held = self.backoffs.get(name)
+        failures = 1 if held is None or not covered(writes, held.writes) else held.failures + 1
+        wait = backoff_delay(failures, retry_after(exc))
+        self.backoffs[name] = Backoff(writes, failures, now + wait)
+        log.warning("node %s: %s; trying again in %.0fs (%d failed in a row)", name, describe(exc), wait, failures)
+        return wait
+
+    def _carry_out(self, look: Look) -> float | None:
+        node, state, agents, now, name = look.node, look.state, look.agents, look.now, look.name
+        verdict, desired = look.verdict, look.desired
         if verdict.reason == decide.HEARTBEAT_STALE and state is not None and any(
                 (o["metadata"].get("labels") or {}).get(READY_LABEL) for o in (node, *agents)):
             verdict = self._confirm_stale(state, verdict)
-        desired = decide.desired_labels(node, state, verdict)
+            desired = decide.desired_labels(node, state, verdict)
         # The agent pods first: they are the readiness gate, and a node that loses readiness must stop
         # taking new pods before anything else is said about it.
         again, failed = self._label_agents(agents, desired, now)
@@ -277,13 +396,13 @@ class Controller:
         patch = decide.label_patch(node["metadata"].get("labels") or {}, desired)
         if patch:
             updated = request(self.api, "PATCH", f"/api/v1/nodes/{name}", body={"metadata": {"labels": patch}},
-                              content_type=MERGE_PATCH)
+                              content_type=MERGE_PATCH, timeout=SHORT_TIMEOUT)
             self.view.upsert(NODE, updated)  # ahead of its watch event: the next look sees our labels
             log.info("node %s: %s (%s)", name, patch, verdict.message)
             for t in decide.transitions(patch, verdict):
                 self._event(updated, "Node", t.type, t.reason, t.message)
         if failed is not None:
-            raise failed  # once the node is labelled: the look is tried again shortly
+            raise failed  # once the node is labelled: the look backs off (act)
         boot = decide.node_boot_id(node)
         if not (self.config.repair and verdict.ready and boot):
             return again
@@ -303,7 +422,8 @@ class Controller:
         judged stale: decide.readiness); the verdict meanwhile is not known."""
         meta = state["metadata"]
         listed = request(self.api, "GET", f"{STATES_API}/namespaces/{meta['namespace']}/multusnodestates",
-                         query=[("fieldSelector", f"metadata.name={meta['name']}")])  # list: RBAC has no get
+                         query=[("fieldSelector", f"metadata.name={meta['name']}")],  # list: RBAC has no get
+                         timeout=SHORT_TIMEOUT)
         current = next((i for i in listed.get("items") or () if isinstance(i, Mapping)), None)
         if current is None or current["metadata"].get("resourceVersion") == meta.get("resourceVersion"):
             return verdict
@@ -352,7 +472,7 @@ class Controller:
         body = {"metadata": {"labels": patch, **({"uid": meta["uid"]} if meta.get("uid") else {})}}
         try:
             request(self.api, "PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
-                    body=body, content_type=MERGE_PATCH)
+                    body=body, content_type=MERGE_PATCH, timeout=SHORT_TIMEOUT)
         except Exception as exc:
             if is_status(exc, 404) or (is_status(exc, 422) and _uid_refused(exc)):
                 # Gone or replaced: its watch event will tell.
@@ -510,8 +630,24 @@ class Controller:
                   d.namespace, d.name, status_message(exc), FORBIDDEN_RETRY)
 
     def _event(self, obj: Mapping[str, Any], kind: str, event_type: str, reason: str, message: str) -> None:
-        emit_event(self.api, obj, kind=kind, event_type=event_type, reason=reason, message=message,
-                   component=COMPONENT, instance=self.config.identity)
+        self.events.emit(obj, kind=kind, event_type=event_type, reason=reason, message=message)
+
+
+def writes_of(node: Mapping[str, Any], agents: Iterable[Mapping[str, Any]], desired: Mapping[str, str]) -> Writes:
+    def patch(obj: Mapping[str, Any]) -> frozenset[tuple[str, str | None]]:
+        return frozenset(decide.label_patch(obj["metadata"].get("labels") or {}, desired).items())
+
+    return patch(node), tuple((a["metadata"].get("uid"), patch(a)) for a in agents)
+
+
+def covered(writes: Writes | None, failed: Writes | None) -> bool:
+    """Whether ``writes`` holds nothing that ``failed`` did not: the same patches, or part of them (an
+    agent pod's labels landed, the node's did not). Only something new to write brings a try forward."""
+    if writes is None or failed is None:
+        return False
+    node, agents = writes
+    failed_agents = dict(failed[1])
+    return node <= failed[0] and all(patch <= failed_agents.get(uid, frozenset()) for uid, patch in agents)
 
 
 def _uid_refused(exc: Exception) -> bool:

@@ -1,0 +1,255 @@
+"""The controller against an apiserver that refuses its patches, sheds its load or is slow to answer,
+as admission webhooks of the cluster's own make it (webhook.dev.stubhook, registered with the real
+apiserver): refused node patches back off, and neither an Event nor one node's slow patch holds up
+taking the ready label off another node."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from webhook.agent import nodestate
+from webhook.agent.nodestate import NAMESPACE
+from webhook.agent.standin import StandInHost, StandInNode, Subcommand
+from webhook.cluster.store import AGENT_POD, NODE, NODE_STATE, ClusterStore
+from webhook.controller.controller import Controller, ControllerConfig
+from webhook.dev.controlplane import ControlPlane, eventually
+from webhook.dev.stubhook import Review, StubWebhook, allow, refuse
+from webhook.kube import SHORT_TIMEOUT, EventRecorder, format_time, load_client, utcnow
+from webhook.names import READY_LABEL, binary_label
+
+NODE_UPDATES = [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["nodes"]}]
+EVENT_CREATES = [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["events"]}]
+
+
+@pytest.fixture
+def marker(controlplane: ControlPlane) -> str:
+    """A label value that puts a test's nodes, and no other, under its stub webhook."""
+    controlplane.kubectl("create", "namespace", NAMESPACE, check=False)
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def nodes(controlplane: ControlPlane, marker: str) -> Iterator[list[StandInNode]]:
+    made: list[StandInNode] = []
+    yield made
+    for n in made:
+        controlplane.kubectl("delete", "mns", "-n", NAMESPACE, n.name, "--wait=false", check=False)
+        n.delete()
+
+
+def stub_node(cp: ControlPlane, nodes: list[StandInNode], marker: str, **labels: str) -> StandInNode:
+    n = StandInNode(cp, f"node-{uuid.uuid4().hex[:8]}", "boot-1", labels={"stub": marker, **labels})
+    nodes.append(n)
+    return n
+
+
+def probe_node(cp: ControlPlane, node: StandInNode) -> None:
+    cp.kubectl("label", "node", node.name, "--dry-run=server", "--overwrite", "probe=1", check=False)
+
+
+def node_labels(review: Review) -> Mapping[str, str]:
+    labels: Mapping[str, str] = (review.object.get("metadata") or {}).get("labels") or {}
+    return labels
+
+
+def test_a_refused_node_patch_backs_off_and_only_a_change_of_the_patch_brings_the_try_forward(
+        controlplane: ControlPlane, host: StandInHost, nodes: list[StandInNode], marker: str, tmp_path: Path) -> None:
+    """A policy that freezes node labels (a hardened cluster) refuses every patch for good: the
+    controller tries again after 2s, 4s, 8s ..., though the agent's heartbeat changes every second,
+    and logs each refusal as one line. What it would write changing (here the node's inventory) is
+    tried at once: backing off must not delay a change, least of all a node losing its ready label. A
+    429 is tried again no sooner than its Retry-After asks. Once the patch is let through the node is
+    labelled."""
+    cp = controlplane
+    node = stub_node(cp, nodes, marker)
+    stub = StubWebhook(cp, f"frozen-{marker}", NODE_UPDATES, lambda r: refuse(403, "node labels are frozen"),
+                       object_selector={"matchLabels": {"stub": marker}})
+    controller = agent = None
+    try:
+        stub.start(lambda: probe_node(cp, node))
+        host.make_ready("boot-1")
+        controller = Subcommand(["controller", "--kubeconfig", str(cp.kubeconfig), "--agent-interval", "1",
+                                 "--lease-name", f"lease-{marker}", "--lease-duration", "3", "--renew-deadline", "2",
+                                 "--retry-period", "0.5"], tmp_path / "controller.log").start()
+        agent = Subcommand(["agent", "--kubeconfig", str(cp.kubeconfig), "--node-name", node.name,
+                            "--host-root", str(host.root), "--interval", "1", "--poll-interval", "0.2"],
+                           tmp_path / "agent.log").start()
+        # The agent pod is labelled (the policy is about nodes); what the node's look would write settles
+        # once the agent's heartbeat has been seen to change (the node is then ready).
+        eventually(lambda: READY_LABEL in node.agent_labels(), what="the agent pod labelled")
+        settled = time.monotonic()
+        beats = set()
+        while time.monotonic() < settled + 24:
+            out = cp.kubectl("get", "mns", "-n", NAMESPACE, node.name, "-o", "jsonpath={.status.heartbeatTime}")
+            beats.add(out.stdout)
+            time.sleep(0.5)
+        tries = [r.at for r in stub.reviews(node.name) if r.at >= settled]
+        gaps = [b - a for a, b in itertools.pairwise(tries)]
+        assert len(beats) >= 15  # a live agent: each heartbeat is a look at the node
+        # Without the back-off: a try at every heartbeat and every 2s, about 24.
+        assert 2 <= len(tries) <= 5, gaps
+        assert gaps, tries
+        assert gaps[-1] >= 7, gaps
+        assert READY_LABEL not in node.own_labels()
+        log = controller.output()
+        assert "HTTP response headers" not in log
+        refused = [line for line in log.splitlines() if f"node {node.name}: 403" in line]
+        assert refused, log[-2000:]
+        assert "node labels are frozen; trying again in" in refused[-1]
+
+        # The apiserver sheds load and says when to come back; meanwhile what the node's look would write
+        # changes (a new binary), which is tried at once, backed off as it may be.
+        stub.answer = lambda r: refuse(429, "too busy", retry_after=6)
+        vlan = binary_label("vlan")
+        host.add_binary("vlan")
+        eventually(lambda: "vlan" in cp.kubectl("get", "mns", "-n", NAMESPACE, node.name,
+                                                "-o", "jsonpath={.status.cniBinaries}").stdout, what="vlan reported")
+        reported = time.monotonic()
+        first = eventually(lambda: [r for r in stub.reviews(node.name) if vlan in node_labels(r)],
+                           what="the new patch tried", timeout=10)[0]
+        assert first.at - reported < 3
+        second = eventually(lambda: [r for r in stub.reviews(node.name) if r.at > first.at],
+                            what="the next try", timeout=20)[0]
+        assert second.at - first.at >= 5.5  # not the 2s of the back-off's first step
+        assert "429 Too Many Requests: admission webhook" in controller.output()
+
+        stub.answer = allow
+        eventually(lambda: {READY_LABEL, vlan} <= set(node.own_labels()), what="the node labelled", timeout=30)
+    finally:
+        if agent is not None:
+            agent.stop()
+        if controller is not None:
+            controller.stop()
+        stub.stop()
+
+
+def make_state(cp: ControlPlane, node: StandInNode, binaries: list[str]) -> None:
+    """The MultusNodeState of an agent on boot-1 that finds Multus ready with ``binaries``."""
+    cp.kubectl("create", "-f", "-", input=json.dumps(nodestate.new_object(node.name, NAMESPACE)))
+    stamp = format_time(utcnow())
+    status = {"nodeName": node.name, "bootID": "boot-1", "multusReady": True, "cniBinaries": binaries,
+              "heartbeatTime": stamp, "conditions": [{"type": "Ready", "status": "True", "reason": "AllChecksPassed",
+                                                       "message": "ok", "lastTransitionTime": stamp}]}
+    cp.kubectl("patch", "mns", "-n", NAMESPACE, node.name, "--subresource=status", "--type=merge",
+               "-p", json.dumps({"status": status}))
+
+
+def store_of(cp: ControlPlane, *of: StandInNode) -> ClusterStore:
+    """A store holding the nodes, their agent pods and states as the apiserver has them now."""
+    def get(*what: str) -> dict[str, Any]:
+        got: dict[str, Any] = json.loads(cp.kubectl("get", *what, "-o", "json").stdout)
+        return got
+
+    store = ClusterStore()
+    for n in of:
+        store.upsert(NODE, get("node", n.name))
+        store.upsert(AGENT_POD, get("pod", "-n", NAMESPACE, n.agent_pod))
+        state = cp.kubectl("get", "mns", "-n", NAMESPACE, n.name, "-o", "json", check=False)
+        if state.returncode == 0:
+            store.upsert(NODE_STATE, json.loads(state.stdout))
+    return store
+
+
+def leading(cp: ControlPlane, store: ClusterStore, marker: str) -> Controller:
+    """A controller in this process that holds a lease of its own (for its renew deadline, 10s)."""
+    controller = Controller(load_client(str(cp.kubeconfig)),
+                            ControllerConfig(agent_interval=1, lease_name=f"lease-{marker}", identity=marker), store)
+    assert controller.elector.try_acquire_or_renew()
+    return controller
+
+
+def down(cp: ControlPlane, node: StandInNode) -> None:
+    """A node with the ready label, on it and on its agent pod, whose kubelet reports it NotReady."""
+    cp.kubectl("label", "node", node.name, f"{READY_LABEL}=true")
+    cp.kubectl("label", "pod", "-n", NAMESPACE, node.agent_pod, f"{READY_LABEL}=true")
+    node.patch_status(ready=False)
+
+
+def test_a_pass_takes_ready_labels_off_first_and_a_patch_that_hangs_holds_it_up_seconds_only(
+        controlplane: ControlPlane, nodes: list[StandInNode], marker: str) -> None:
+    """One pass has two nodes to look at: one to be given a binary label, whose patch an admission
+    webhook holds (up to its timeoutSeconds, 30s), and one whose kubelet reports it NotReady. The
+    second loses its ready label first, and the held patch is given up after a few seconds and backed
+    off: the pass is over long before the webhook's timeout."""
+    cp = controlplane
+    adding = stub_node(cp, nodes, marker)
+    losing = stub_node(cp, nodes, marker)
+    make_state(cp, adding, ["bridge"])
+    down(cp, losing)
+    stub = StubWebhook(cp, f"slow-{marker}", NODE_UPDATES, lambda r: None if r.name == adding.name else allow(r),
+                       object_selector={"matchLabels": {"stub": marker}}, timeout_seconds=30)
+    try:
+        stub.start(lambda: probe_node(cp, losing))
+        controller = leading(cp, store_of(cp, adding, losing), marker)
+        started = time.monotonic()
+        controller.reconcile([adding.name, losing.name])
+        took = time.monotonic() - started
+        assert [r.name for r in stub.reviews()][:2] == [losing.name, adding.name]
+        assert READY_LABEL not in losing.own_labels()
+        assert READY_LABEL not in losing.agent_labels()
+        assert took < SHORT_TIMEOUT[1] + 3, took
+        assert controller.backoffs[adding.name].failures == 1
+        assert binary_label("bridge") not in adding.own_labels()
+    finally:
+        stub.stop()
+
+
+def probe_event(cp: ControlPlane) -> None:
+    event = {"apiVersion": "v1", "kind": "Event", "metadata": {"generateName": "probe.", "namespace": "default"},
+             "involvedObject": {"kind": "Node", "name": "probe"}, "reason": "Probe", "message": "probe"}
+    cp.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(event), check=False)
+
+
+def test_events_are_sent_off_the_decision_path_and_dropped_counted_when_too_many_wait(
+        controlplane: ControlPlane, nodes: list[StandInNode], marker: str, caplog: pytest.LogCaptureFixture) -> None:
+    """An admission webhook on Events that never answers (its timeoutSeconds, 30s, held each Event the
+    controller recorded, and with it every node's labels): the node loses its ready label at once,
+    the MultusNotReady Event waits in the recorder's queue. Past the queue's capacity Events are
+    dropped, counted and logged; once Events go through again what waited is sent."""
+    cp = controlplane
+    losing = stub_node(cp, nodes, marker)
+    down(cp, losing)
+    stub = StubWebhook(cp, f"events-{marker}", EVENT_CREATES, lambda r: None, timeout_seconds=30,
+                       failure_policy="Ignore",
+                       namespace_selector={"matchLabels": {"kubernetes.io/metadata.name": "default"}})
+    caplog.set_level(logging.INFO, logger="webhook.kube")
+    recorder = None
+    try:
+        stub.start(lambda: probe_event(cp))
+        controller = leading(cp, store_of(cp, losing), marker)
+        started = time.monotonic()
+        controller.reconcile([losing.name])
+        assert time.monotonic() - started < 2
+        assert READY_LABEL not in losing.own_labels()
+        assert READY_LABEL not in losing.agent_labels()
+        eventually(lambda: stub.reviews(losing.name), what="the MultusNotReady Event on its way")
+
+        recorder = EventRecorder(load_client(str(cp.kubeconfig)), component="test", instance=marker, capacity=2)
+        reasons = [f"Queued{i}" for i in range(5)]
+        node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": losing.name}}
+        recorder.emit(node, kind="Node", event_type="Normal", reason=reasons[0], message="first")
+        eventually(lambda: [r for r in stub.reviews() if r.object.get("reason") == reasons[0]],
+                   what="the first Event held by the webhook")
+        for reason in reasons[1:]:
+            recorder.emit(node, kind="Node", event_type="Normal", reason=reason, message="waits or is dropped")
+        assert recorder.dropped == 2
+        assert any("dropping event Queued3 on Node/" in r.getMessage() for r in caplog.records)
+        stub.stop()  # Events go through again
+        eventually(lambda: any("dropped 2 events while 2 were waiting" in r.getMessage() for r in caplog.records),
+                   what="the drops counted once the queue drained", timeout=SHORT_TIMEOUT[1] * 3)
+        recorded = eventually(lambda: {e["reason"] for e in losing.events()} & set(reasons[1:]),
+                              what="the Events that waited sent", until=lambda got: len(got) == 2)
+        assert recorded == {"Queued1", "Queued2"}
+    finally:
+        stub.stop()
+        if recorder is not None:
+            recorder.close(SHORT_TIMEOUT[1])
