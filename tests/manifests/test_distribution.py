@@ -214,10 +214,20 @@ def test_uninstall_keeps_the_nad_crd_and_with_it_every_nad_in_the_cluster(cluste
 
 def test_uninstall_replaces_multus_with_the_cleanup(cluster: ControlPlane) -> None:
     docs = build(cluster, "overlays/talos-cilium-uninstall")
-    template = find(docs, "DaemonSet", "kube-multus-ds")["spec"]["template"]
+    daemonset = find(docs, "DaemonSet", "kube-multus-ds")
+    template = daemonset["spec"]["template"]
     assert [c["name"] for c in template["spec"]["containers"]] == ["cleanup"]
     assert "initContainers" not in template["spec"]
-    assert template["spec"]["containers"][0]["args"] == ["uninstall", "--host-root=/host", "--idle"]
+    cleanup = template["spec"]["containers"][0]
+    assert cleanup["args"] == ["uninstall", "--host-root=/host", "--idle"]
+    # The rollout stops at the first node the cleanup leaves unable to start pods: one node at a time,
+    # and the pod's readiness is its process being up (`--idle` exits 1 on such a node, tests/node).
+    assert daemonset["spec"]["updateStrategy"] == {"type": "RollingUpdate",
+                                                   "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}
+    assert "readinessProbe" not in cleanup
+    assert "startupProbe" not in cleanup
+    # What to fix, in `kubectl describe pod` of a pod in CrashLoopBackOff.
+    assert cleanup["terminationMessagePolicy"] == "FallbackToLogsOnError"
     # Its sandbox must not need the CNI config it removes (or the one missing until the primary is reverted).
     assert template["spec"]["hostNetwork"] is True
     assert primary_setting(docs) == "cilium/05-cilium.conflist"

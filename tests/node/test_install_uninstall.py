@@ -23,9 +23,10 @@ from webhook.node.installer import LOCK, InstallError, Record, install, parse_pl
 Snapshot = dict[str, tuple[str, str, int]]
 
 
-def cli(*args: str, env: dict[str, str] | None = None, wrapper: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, env: dict[str, str] | None = None, wrapper: Sequence[str] = (),
+        timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*wrapper, sys.executable, "-m", "webhook.cli", *args], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, **(env or {})})
+                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture
@@ -301,6 +302,8 @@ host = disk / "host"
 dest = host / "opt/cni/bin/macvlan"
 dest.parent.mkdir(parents=True)
 shutil.copy(original, dest)
+(host / "etc/cni/net.d").mkdir(parents=True)
+(host / "etc/cni/net.d/05-cilium.conflist").write_text("{}")  # the node can start pods after uninstall
 def run(*args):
     done = subprocess.run([sys.executable, "-m", "webhook.cli", *args, "--host-root", str(host)],
                           capture_output=True, text=True)
@@ -482,13 +485,60 @@ def test_uninstall_warns_loudly_when_the_primary_config_is_in_a_subdirectory(tmp
     write(host / "etc/cni/net.d/cilium/05-cilium.conflist", b"{}", 0o644)
     put_multus_on(host)
     result = cli("uninstall", "--host-root", str(host), env={"PRIMARY_CNI_CONFIG_FILE": "cilium/05-cilium.conflist"})
-    assert result.returncode == 0, result.stderr
+    # The node can start no pod: not a success, though every step of the cleanup itself succeeded.
+    assert result.returncode == 1, result.stderr
     assert "!" * 78 in result.stderr
     assert ("No CNI config is left directly in /etc/cni/net.d (only in subdirectories: cilium/05-cilium.conflist)"
             in result.stderr)
     assert ("primaryCniConfigFile is cilium/05-cilium.conflist, in a subdirectory: revert the primary CNI"
             in result.stderr)
+    assert "cleanup finished\n" in result.stderr
     assert not (host / "etc/cni/net.d/00-multus.conf").exists()
+
+
+@pytest.mark.parametrize("layout", ["subdirectory only", "nothing at all"])
+def test_the_cleanup_pod_on_a_node_left_without_cni_config_is_never_ready(tmp_path: Path, layout: str) -> None:
+    """The cleanup DaemonSet (maxUnavailable 1, no readiness probe) rolls on to the next node once this
+    pod is up: `--idle` must not idle there, or an unattended rollout takes every node's pods down."""
+    host = tmp_path / "host"
+    if layout == "subdirectory only":
+        write(host / "etc/cni/net.d/cilium/05-cilium.conflist", b"{}", 0o644)
+    put_multus_on(host)
+    result = cli("uninstall", "--host-root", str(host), "--idle", timeout=20)
+    assert result.returncode == 1, result.stderr
+    assert "No CNI config is left directly in /etc/cni/net.d" in result.stderr
+    assert ("this pod exits with status 1 and is not Ready: the cleanup goes to no other node until this one is "
+            "fixed") in result.stderr
+    # The kubelet runs it again: a second run finds nothing left to remove and still stops the rollout.
+    again = cli("uninstall", "--host-root", str(host), "--idle", timeout=20)
+    assert again.returncode == 1, again.stderr
+    assert "absent  /etc/cni/net.d/00-multus.conf" in again.stderr
+    # The operator gives the node a top-level config back (docs/install.md, Uninstall step 1): the
+    # next run idles, the pod is Ready, the rollout goes on.
+    write(host / "etc/cni/net.d/05-cilium.conflist", b"{}", 0o644)
+    proc = subprocess.Popen([sys.executable, "-m", "webhook.cli", "uninstall", "--host-root", str(host), "--idle"],
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not waiting_for_sigterm(proc.pid):
+            assert proc.poll() is None
+            assert time.monotonic() < deadline, "the uninstall never waited for SIGTERM"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_cleanup_pod_that_failed_a_step_is_never_ready(tmp_path: Path) -> None:
+    """A step that failed (here: no node file system at all, a wrong mount) would fail on the next
+    node too: the rollout stops at the first."""
+    result = cli("uninstall", "--host-root", str(tmp_path / "hots"), "--idle", timeout=20)
+    assert result.returncode == 1, result.stderr
+    assert "it is not a node's file system" in result.stderr
+    assert "this pod exits with status 1 and is not Ready" in result.stderr
 
 
 def test_uninstall_after_the_primary_cni_was_reverted_does_not_warn(tmp_path: Path) -> None:
