@@ -195,9 +195,9 @@ def test_talos_mounts_var_run_netns_and_installs_the_listed_plugins(cluster: Con
     assert copied is not None
     assert f"--source={copied.group(1)}" in installer["args"]
     [plugins] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("multus-cni-plugins")]
-    from webhook.node.installer import parse_plugin_list
+    from webhook.node.installer import PluginList, parse_plugin_list
 
-    assert parse_plugin_list(plugins["data"]["plugins"]) == ["macvlan", "ipvlan"]
+    assert parse_plugin_list(plugins["data"]["plugins"]) == PluginList(["macvlan", "ipvlan"])
     assert volumes["cni-plugin-list"]["configMap"]["name"] == plugins["metadata"]["name"]
 
 
