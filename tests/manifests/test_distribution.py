@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from webhook.dev.controlplane import ControlPlane
+from webhook.names import WEBHOOK_NAMESPACE_LABEL
 from webhook.server import serve_forever
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,7 +94,8 @@ def test_base_shape(cluster: ControlPlane) -> None:
         assert hook["timeoutSeconds"] == 5
         if hook["name"].startswith("pods."):
             assert hook["matchConditions"]
-            assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["multus-webhook"]
+            assert hook["namespaceSelector"] == {"matchExpressions": [
+                {"key": WEBHOOK_NAMESPACE_LABEL, "operator": "NotIn", "values": ["true"]}]}
         else:
             assert "namespaceSelector" not in hook
     deployment = find(docs, "Deployment", "multus-webhook")
@@ -118,6 +120,7 @@ def test_base_shape(cluster: ControlPlane) -> None:
     assert agent["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert agent["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
     assert agent["containers"][0]["args"] == ["agent", "--host-root=/host"]
+    assert find(docs, "Namespace", "multus-webhook")["metadata"]["labels"][WEBHOOK_NAMESPACE_LABEL] == "true"
     multus = find(docs, "DaemonSet", "kube-multus-ds")["spec"]["template"]["spec"]
     assert multus["priorityClassName"] == "system-node-critical"
     assert multus["tolerations"] == [{"operator": "Exists"}]

@@ -10,7 +10,7 @@ from pathlib import Path
 from webhook.agent import nodestate
 from webhook.agent.agent import Agent, AgentConfig
 from webhook.agent.probe import HostLayout
-from webhook.commands.common import add_primary_cni_config, cluster_client, stop_on_signals
+from webhook.commands.common import add_primary_cni_config, cluster_client, own_namespace, stop_on_signals
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="the binary the runtime calls for Multus (default: %(default)s)")
     add_primary_cni_config(a, "empty (as the manifests leave it): the one Multus names as its delegate in its "
                               "config, else the first config that is not Multus's own")
-    a.add_argument("--namespace", default=nodestate.NAMESPACE, help="namespace of the MultusNodeStates")
+    a.add_argument("--namespace", default=own_namespace(nodestate.NAMESPACE),
+                   help="namespace of the MultusNodeStates, the webhook's (default: $POD_NAMESPACE, else %(default)s)")
     a.add_argument("--interval", type=float, default=10.0,
                    help="seconds between heartbeats (default: %(default)s); give the controller the same value")
     a.add_argument("--poll-interval", type=float, default=1.0,
