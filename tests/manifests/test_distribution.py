@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from webhook.dev.controlplane import ControlPlane
+from webhook.names import WEBHOOK_NAMESPACE_LABEL
 from webhook.server import serve_forever
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,7 +94,8 @@ def test_base_shape(cluster: ControlPlane) -> None:
         assert hook["timeoutSeconds"] == 5
         if hook["name"].startswith("pods."):
             assert hook["matchConditions"]
-            assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["multus-webhook"]
+            assert hook["namespaceSelector"] == {"matchExpressions": [
+                {"key": WEBHOOK_NAMESPACE_LABEL, "operator": "NotIn", "values": ["true"]}]}
         else:
             assert "namespaceSelector" not in hook
     deployment = find(docs, "Deployment", "multus-webhook")
@@ -118,6 +120,7 @@ def test_base_shape(cluster: ControlPlane) -> None:
     assert agent["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert agent["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
     assert agent["containers"][0]["args"] == ["agent", "--host-root=/host"]
+    assert find(docs, "Namespace", "multus-webhook")["metadata"]["labels"][WEBHOOK_NAMESPACE_LABEL] == "true"
     multus = find(docs, "DaemonSet", "kube-multus-ds")["spec"]["template"]["spec"]
     assert multus["priorityClassName"] == "system-node-critical"
     assert multus["tolerations"] == [{"operator": "Exists"}]
@@ -165,8 +168,10 @@ def primary_setting(docs: list[dict[str, Any]]) -> str:
             for e in c.get("env", []) if "configMapKeyRef" in e.get("valueFrom", {})]
     assert refs == [cm["metadata"]["name"]], "the DaemonSet must read the generated ConfigMap"
     value: str = cm["data"]["primaryCniConfigFile"]
+    # No copy of it anywhere else: the agent checks the delegate Multus names in 00-multus.conf.
     agent = find(docs, "DaemonSet", "multus-webhook-agent")["spec"]["template"]["spec"]["containers"][0]
-    assert {"name": "PRIMARY_CNI_CONFIG_FILE", "value": value} in agent["env"], "the agent must check the same file"
+    assert "PRIMARY_CNI_CONFIG_FILE" not in {e["name"] for e in agent["env"]}
+    assert not [a for a in agent["args"] if a.startswith("--primary-cni-config")]
     return value
 
 
@@ -177,6 +182,54 @@ def test_the_primary_cni_is_one_setting(cluster: ControlPlane) -> None:
     assert not [d for d in cilium if d["kind"] == "NetworkPolicy"]
     assert find(cilium, "CiliumNetworkPolicy", "multus-webhook")["spec"]["ingress"][0]["fromEntities"] == [
         "kube-apiserver"]
+
+
+def test_an_overlay_that_sets_only_the_primary_cni_setting_makes_a_ready_agent(
+        cluster: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What overlays/cilium/README.md tells a Calico user to write, and nothing more: Multus renders its
+    daemon config from it, and the agent, built from the same overlay, finds the primary config in its
+    subdirectory instead of reporting the node not ready (and every gated pod Pending) for ever."""
+    from webhook.agent.probe import PRIMARY, READY, evaluate, read_host
+    from webhook.agent.standin import StandInHost, multus_config_delegating_to
+    from webhook.cli import parser
+    from webhook.commands.agent import layout_from
+    from webhook.node.multusconfig import render_text
+
+    overlay = tmp_path / "calico"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(json.dumps({
+        "resources": [os.path.relpath(MANIFESTS / "base", overlay)],
+        "configMapGenerator": [{"name": "multus-primary-cni", "namespace": "kube-system", "behavior": "merge",
+                                "literals": ["primaryCniConfigFile=calico/10-calico.conflist"]}]}))
+    docs = [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(overlay)).stdout) if d]
+    primary = primary_setting(docs)
+    assert primary == "calico/10-calico.conflist"
+
+    # The Multus pod's render-daemon-config init container, with the ConfigMaps of this build.
+    [template] = [d["data"]["daemon-config.json"] for d in docs
+                  if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("multus-daemon-config-")]
+    daemon_config = json.loads(render_text(template, primary))
+    # The agent's container of this build, as its CLI parses it.
+    agent = find(docs, "DaemonSet", "multus-webhook-agent")["spec"]["template"]["spec"]["containers"][0]
+    monkeypatch.delenv("PRIMARY_CNI_CONFIG_FILE", raising=False)
+    for env in agent["env"]:
+        monkeypatch.setenv(env["name"], env.get("value", "node-1"))
+    args = parser(agent["args"]).parse_args(agent["args"])
+    host = StandInHost(layout_from(args))
+    try:
+        host.make_ready("boot-1")
+        host.remove_config("05-cilium.conflist")
+        host.write_config(primary)  # Calico's config in its subdirectory, as the setting says
+        # What the daemon writes with this daemon config (webhook/agent/standin.py).
+        host.write_config("00-multus.conf", multus_config_delegating_to(
+            daemon_config["multusMasterCNI"], daemon_config["multusAutoconfigDir"]))
+        report = evaluate(read_host(host.layout), host.layout)
+        conditions = {c.type: c for c in report.conditions}
+        assert conditions[PRIMARY].status, conditions[PRIMARY].message
+        assert "/etc/cni/net.d/calico/10-calico.conflist" in conditions[PRIMARY].message
+        assert conditions[READY].status, conditions[READY].message
+    finally:
+        host.cleanup()
 
 
 def test_talos_mounts_var_run_netns_and_installs_the_listed_plugins(cluster: ControlPlane) -> None:
@@ -195,9 +248,9 @@ def test_talos_mounts_var_run_netns_and_installs_the_listed_plugins(cluster: Con
     assert copied is not None
     assert f"--source={copied.group(1)}" in installer["args"]
     [plugins] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("multus-cni-plugins")]
-    from webhook.node.installer import parse_plugin_list
+    from webhook.node.installer import PluginList, parse_plugin_list
 
-    assert parse_plugin_list(plugins["data"]["plugins"]) == ["macvlan", "ipvlan"]
+    assert parse_plugin_list(plugins["data"]["plugins"]) == PluginList(["macvlan", "ipvlan"])
     assert volumes["cni-plugin-list"]["configMap"]["name"] == plugins["metadata"]["name"]
 
 
@@ -214,10 +267,20 @@ def test_uninstall_keeps_the_nad_crd_and_with_it_every_nad_in_the_cluster(cluste
 
 def test_uninstall_replaces_multus_with_the_cleanup(cluster: ControlPlane) -> None:
     docs = build(cluster, "overlays/talos-cilium-uninstall")
-    template = find(docs, "DaemonSet", "kube-multus-ds")["spec"]["template"]
+    daemonset = find(docs, "DaemonSet", "kube-multus-ds")
+    template = daemonset["spec"]["template"]
     assert [c["name"] for c in template["spec"]["containers"]] == ["cleanup"]
     assert "initContainers" not in template["spec"]
-    assert template["spec"]["containers"][0]["args"] == ["uninstall", "--host-root=/host", "--idle"]
+    cleanup = template["spec"]["containers"][0]
+    assert cleanup["args"] == ["uninstall", "--host-root=/host", "--idle"]
+    # The rollout stops at the first node the cleanup leaves unable to start pods: one node at a time,
+    # and the pod's readiness is its process being up (`--idle` exits 1 on such a node, tests/node).
+    assert daemonset["spec"]["updateStrategy"] == {"type": "RollingUpdate",
+                                                   "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}
+    assert "readinessProbe" not in cleanup
+    assert "startupProbe" not in cleanup
+    # What to fix, in `kubectl describe pod` of a pod in CrashLoopBackOff.
+    assert cleanup["terminationMessagePolicy"] == "FallbackToLogsOnError"
     # Its sandbox must not need the CNI config it removes (or the one missing until the primary is reverted).
     assert template["spec"]["hostNetwork"] is True
     assert primary_setting(docs) == "cilium/05-cilium.conflist"

@@ -23,11 +23,12 @@ from webhook.agent.probe import (
     HostLayout,
     HostSnapshot,
     Report,
+    delegate_named_in,
     evaluate,
     primary_config_name,
     read_host,
 )
-from webhook.agent.standin import MULTUS_CONFIG, StandInHost
+from webhook.agent.standin import MULTUS_CONFIG, StandInHost, multus_config_delegating_to
 
 
 @pytest.fixture
@@ -170,6 +171,53 @@ def test_primary_config_in_a_subdirectory() -> None:
         assert c[CONFIG_FIRST].status
     finally:
         host.cleanup()
+
+
+def test_without_a_setting_the_primary_is_the_one_multus_names_in_its_config(host: StandInHost) -> None:
+    """The manifests give the agent no primaryCniConfigFile (it lives in the Multus DaemonSet's
+    namespace): the agent checks the file the daemon says it delegates to, a subdirectory's too."""
+    host.make_ready("b")
+    host.remove_config("05-cilium.conflist")
+    host.write_config("calico/10-calico.conflist")
+    host.write_config("00-multus.conf", multus_config_delegating_to("calico/10-calico.conflist"))
+    snapshot = read_host(host.layout)
+    assert snapshot.configs == ("00-multus.conf",)
+    assert (snapshot.primary_config, snapshot.primary_named_by_multus) == ("calico/10-calico.conflist", True)
+    c = look(host)
+    assert c[PRIMARY].message == ("the primary config /etc/cni/net.d/calico/10-calico.conflist (Multus's delegate, "
+                                  "named in 00-multus.conf) exists")
+    assert c[READY].status
+    host.remove_config("calico/10-calico.conflist")
+    c = look(host)
+    assert (c[PRIMARY].status, c[PRIMARY].reason, c[READY].status) == (False, "Missing", False)
+    # An explicit setting still wins over what Multus names.
+    explicit = replace(host.layout, primary_config="cilium/05-cilium.conflist")
+    assert read_host(explicit).primary_config == "cilium/05-cilium.conflist"
+    assert not read_host(explicit).primary_named_by_multus
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"clusterNetwork": "/host/etc/cni/net.d/cilium/05-cilium.conflist"}', "cilium/05-cilium.conflist"),
+    ('{"clusterNetwork": "/host/etc/cni/net.d/05-cilium.conflist"}', "05-cilium.conflist"),
+    ('{"clusterNetwork": "/etc/cni/net.d/10-calico.conflist"}', "10-calico.conflist"),
+    ('{"clusterNetwork": "/host/etc/cni/net.d"}', None),  # no file after the conf dir
+    ('{"clusterNetwork": "/host/etc/cni/net.d/../x.conflist"}', None),
+    ('{"clusterNetwork": "/var/lib/cni/x.conflist"}', None),
+    ('{"clusterNetwork": "default-network-nad"}', None),  # the thin plugin's NAD name
+    ('{"name": "multus-cni-network"}', None),
+    ('{"clusterNetwork": 5}', None),
+    ("[]", None),
+    ("not json", None),
+])
+def test_delegate_named_in(text: str, expected: str | None) -> None:
+    assert delegate_named_in(text, "/etc/cni/net.d") == expected
+
+
+def test_an_unreadable_multus_config_falls_back_to_the_auto_choice(host: StandInHost) -> None:
+    host.make_ready("b")
+    (host.path(host.layout.cni_conf_dir) / "00-multus.conf").write_bytes(b"\xff\xfe")
+    snapshot = read_host(host.layout)
+    assert (snapshot.primary_config, snapshot.primary_named_by_multus) == ("05-cilium.conflist", False)
 
 
 def test_only_executable_regular_files_count_as_binaries(host: StandInHost) -> None:

@@ -1,5 +1,6 @@
 """The three commands that read Multus's primaryCniConfigFile take it the same way: either spelling
-of the flag, else PRIMARY_CNI_CONFIG_FILE (which the manifests set), stripped of blanks."""
+of the flag, else PRIMARY_CNI_CONFIG_FILE (which the manifests set for multus-config and uninstall),
+stripped of blanks."""
 
 from __future__ import annotations
 

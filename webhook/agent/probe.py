@@ -6,6 +6,7 @@ it is pure, so every verdict can be tested without a host."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -50,7 +51,8 @@ class HostLayout:
     #: The binary the runtime calls for Multus (the thick plugin's shim).
     multus_binary: str = "multus-shim"
     #: The primary CNI's config relative to the conf dir (Multus's multusMasterCNI, the chart's
-    #: primaryCniConfigFile, e.g. cilium/05-cilium.conflist); None: Multus's own ``auto`` choice.
+    #: primaryCniConfigFile, e.g. cilium/05-cilium.conflist); None: the one Multus names in its own
+    #: config (see ``delegate_named_in``), else Multus's ``auto`` choice. The manifests leave it None.
     primary_config: str | None = None
 
     def on_host(self, path: str) -> Path:
@@ -68,6 +70,8 @@ class HostSnapshot:
     conf_dir_error: str | None = None
     #: The primary config that was looked for (relative to the conf dir), and whether it is a file.
     primary_config: str | None = None
+    #: The primary config was the one Multus's own config names as its delegate.
+    primary_named_by_multus: bool = False
     primary_exists: bool = False
     primary_error: str | None = None
     #: None when a connect to the daemon's socket succeeded.
@@ -129,6 +133,45 @@ def config_names(conf_dir: Path) -> tuple[str, ...]:
     runtime's first config. Raises OSError when ``conf_dir`` cannot be listed."""
     with os.scandir(conf_dir) as entries:
         return tuple(sorted(e.name for e in entries if is_config_name(e.name) and not e.is_dir(follow_symlinks=False)))
+
+
+#: More than any config Multus writes; a bigger file is not read whole.
+_MULTUS_CONFIG_LIMIT = 1 << 20
+
+
+def delegate_named_in(multus_config: str, cni_conf_dir: str) -> str | None:
+    """The config the thick daemon delegates to, relative to ``cni_conf_dir``, from the text of the
+    config it wrote (00-multus.conf), or None when that text does not tell.
+
+    The daemon writes its delegate's path as ``clusterNetwork``: its multusAutoconfigDir joined with
+    the multusMasterCNI it was given or the name its ``auto`` search found (multus-cni v4.3.0,
+    pkg/server/config/manager.go, loadPrimaryCNIConfigurationData). That path is the conf dir as the
+    daemon's container mounts it (the manifests: /host/etc/cni/net.d), so it is read from the host
+    conf dir's own components on. Reading it, the agent checks the file Multus really uses, and needs
+    no copy of primaryCniConfigFile, which lives in the Multus DaemonSet's namespace."""
+    try:
+        config = json.loads(multus_config)
+    except ValueError:
+        return None
+    network = config.get("clusterNetwork") if isinstance(config, dict) else None
+    if not isinstance(network, str) or not network.startswith("/"):
+        return None  # a NAD's name (the thin plugin's form), or nothing
+    parts, conf = PurePosixPath(network).parts, PurePosixPath(cni_conf_dir).parts[1:]
+    for i in range(1, len(parts) - len(conf)):
+        if parts[i:i + len(conf)] == conf:
+            rest = parts[i + len(conf):]
+            return str(PurePosixPath(*rest)) if ".." not in rest else None
+    return None
+
+
+def _read_multus_delegate(path: Path, cni_conf_dir: str) -> str | None:
+    try:
+        with path.open("rb") as f:
+            text = f.read(_MULTUS_CONFIG_LIMIT).decode()
+    except (OSError, UnicodeDecodeError):
+        # Unreadable: the agent falls back to Multus's auto choice; the config check reports the file.
+        return None
+    return delegate_named_in(text, cni_conf_dir)
 
 
 def primary_config_name(configs: Sequence[str], multus_config: str, explicit: str | None) -> str | None:
@@ -231,7 +274,10 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
         configs = config_names(conf_dir)
     except OSError as exc:
         conf_dir_error = _error(exc)
-    primary = primary_config_name(configs, layout.multus_config, layout.primary_config)
+    named = None
+    if layout.primary_config is None and layout.multus_config in configs:
+        named = _read_multus_delegate(conf_dir / layout.multus_config, layout.cni_conf_dir)
+    primary = primary_config_name(configs, layout.multus_config, layout.primary_config or named)
     primary_exists, primary_error = False, None
     if primary is not None:
         try:
@@ -246,7 +292,8 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
     booted, boot_time_error = read_boot_time(layout.on_host(layout.stat_file))
     return HostSnapshot(
         binaries=binaries, bin_dir_error=bin_dir_error, configs=configs, conf_dir_error=conf_dir_error,
-        primary_config=primary, primary_exists=primary_exists, primary_error=primary_error,
+        primary_config=primary, primary_named_by_multus=named is not None, primary_exists=primary_exists,
+        primary_error=primary_error,
         daemon_error=_daemon_error(layout.on_host(layout.multus_socket), connect_timeout),
         socket_dir_removed=_removed(layout.on_host(layout.multus_socket).parent),
         # ctime: a file's birth is not in os.stat; the socket's ctime moves only with its metadata,
@@ -305,6 +352,8 @@ def _primary(s: HostSnapshot, layout: HostLayout) -> Condition:
         return Condition(PRIMARY, False, "NotFound",
                          f"{where} holds no config besides {layout.multus_config} for Multus to delegate to")
     path = str(PurePosixPath(where) / s.primary_config)
+    if s.primary_named_by_multus:
+        path += f" (Multus's delegate, named in {layout.multus_config})"
     if s.primary_error:
         return Condition(PRIMARY, False, "Unreadable", f"cannot read the primary config {path}: {s.primary_error}")
     if s.primary_exists:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from webhook.agent.probe import HostLayout
@@ -24,6 +24,19 @@ from webhook.kube import utcnow
 from webhook.names import AGENT_POD_LABELS, NAMESPACE
 
 MULTUS_CONFIG = '{"cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus-shim"}\n'
+#: The CNI config directory as the Multus daemon's container mounts it (multusAutoconfigDir in
+#: manifests/base/multus/daemon-config.json).
+MULTUS_AUTOCONFIG_DIR = "/host/etc/cni/net.d"
+
+
+def multus_config_delegating_to(relative: str, autoconfig_dir: str = MULTUS_AUTOCONFIG_DIR) -> str:
+    """00-multus.conf as the thick daemon (v4.3.0) writes it for the primary config ``relative``: the
+    path it delegates to is ``clusterNetwork``, its autoconfig dir joined with that name
+    (pkg/server/config/manager.go); multusMasterCNI, readinessindicatorfile and the dirs are left out
+    (generator.go, Generate)."""
+    config = json.loads(MULTUS_CONFIG)
+    config["clusterNetwork"] = str(PurePosixPath(autoconfig_dir) / relative)
+    return json.dumps(config) + "\n"
 PRIMARY_CONFIG = '{"cniVersion": "1.0.0", "name": "cilium", "plugins": [{"type": "cilium-cni"}]}\n'
 
 
@@ -112,8 +125,9 @@ class StandInHost:
         """A node on which Multus is installed, configured first and answering."""
         for name in binaries:
             self.add_binary(name)
-        self.write_config(self.layout.multus_config, MULTUS_CONFIG)
-        self.write_config(self.layout.primary_config or "05-cilium.conflist")
+        primary = self.layout.primary_config or "05-cilium.conflist"
+        self.write_config(self.layout.multus_config, multus_config_delegating_to(primary))
+        self.write_config(primary)
         self.set_boot_id(boot_id)
         self.start_daemon()
 

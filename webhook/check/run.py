@@ -162,7 +162,8 @@ def check(
 def _not_sent(item: Target, old: Mapping[str, Any] | None) -> bool:
     """Whether the apiserver would not call the pod webhooks for this pod at all (their namespaceSelector
     and matchConditions in manifests/base/webhook/webhook-configurations.yaml): a pod in the webhook's
-    own namespace, one Multus never reads (selection.judged), one that asks for no Multus network
+    own namespace (by the name the manifests give it: the selector's label is on the Namespace
+    object, which check does not read), one Multus never reads (selection.judged), one that asks for no Multus network
     (neither selection annotation, no profile label), or an UPDATE that leaves both selection
     annotations as they were (the server would only have ratcheted them into warnings)."""
     if item.subject_kind != "Pod":

@@ -10,7 +10,7 @@ from pathlib import Path
 from webhook.agent import nodestate
 from webhook.agent.agent import Agent, AgentConfig
 from webhook.agent.probe import HostLayout
-from webhook.commands.common import add_primary_cni_config, cluster_client, stop_on_signals
+from webhook.commands.common import add_primary_cni_config, cluster_client, own_namespace, stop_on_signals
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,8 +28,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="the file name Multus writes into the conf dir (default: %(default)s)")
     a.add_argument("--multus-binary", default=defaults.multus_binary,
                    help="the binary the runtime calls for Multus (default: %(default)s)")
-    add_primary_cni_config(a, "empty: the first config that is not Multus's own")
-    a.add_argument("--namespace", default=nodestate.NAMESPACE, help="namespace of the MultusNodeStates")
+    add_primary_cni_config(a, "empty (as the manifests leave it): the one Multus names as its delegate in its "
+                              "config, else the first config that is not Multus's own")
+    a.add_argument("--namespace", default=own_namespace(nodestate.NAMESPACE),
+                   help="namespace of the MultusNodeStates, the webhook's (default: $POD_NAMESPACE, else %(default)s)")
     a.add_argument("--interval", type=float, default=10.0,
                    help="seconds between heartbeats (default: %(default)s); give the controller the same value")
     a.add_argument("--poll-interval", type=float, default=1.0,
@@ -45,16 +47,20 @@ def run(args: argparse.Namespace) -> int:
     if args.interval <= 0 or args.poll_interval <= 0:
         print("multus-webhook agent: --interval and --poll-interval must be positive", file=sys.stderr)
         return 2
-    layout = HostLayout(
-        root=Path(args.host_root), cni_bin_dir=args.cni_bin_dir, cni_conf_dir=args.cni_conf_dir,
-        multus_socket=args.multus_socket, boot_id_file=args.boot_id_file, stat_file=args.stat_file,
-        multus_config=args.multus_config, multus_binary=args.multus_binary,
-        primary_config=args.primary_cni_config_file or None,
-    )
-    config = AgentConfig(node=args.node_name, layout=layout, namespace=args.namespace, interval=args.interval,
-                         poll_interval=args.poll_interval)
+    config = AgentConfig(node=args.node_name, layout=layout_from(args), namespace=args.namespace,
+                         interval=args.interval, poll_interval=args.poll_interval)
     api = cluster_client("agent", args.kubeconfig)
     if api is None:
         return 2
     stop = stop_on_signals()
     return 0 if Agent(api, config).run(stop) else 1
+
+
+def layout_from(args: argparse.Namespace) -> HostLayout:
+    """Where the agent looks on the host, from its parsed arguments."""
+    return HostLayout(
+        root=Path(args.host_root), cni_bin_dir=args.cni_bin_dir, cni_conf_dir=args.cni_conf_dir,
+        multus_socket=args.multus_socket, boot_id_file=args.boot_id_file, stat_file=args.stat_file,
+        multus_config=args.multus_config, multus_binary=args.multus_binary,
+        primary_config=args.primary_cni_config_file or None,
+    )

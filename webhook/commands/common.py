@@ -19,9 +19,17 @@ def load_policy(path: str | None) -> Policy:
     return Policy.from_file(Path(path), set(registered())) if path else Policy()
 
 
+def own_namespace(default: str) -> str:
+    """The namespace of this command's pod ($POD_NAMESPACE, from the downward API in the manifests),
+    else ``default``: a kustomization that moves the manifests elsewhere (`namespace:`) moves the pods,
+    and their commands must follow without a flag of their own."""
+    return os.environ.get("POD_NAMESPACE") or default
+
+
 def add_primary_cni_config(parser: argparse.ArgumentParser, purpose: str) -> None:
     """--primary-cni-config-file (also spelled --primary-cni-config), Multus's primaryCniConfigFile:
-    the commands that read it take it from the same PRIMARY_CNI_CONFIG_FILE the manifests set."""
+    the commands that read it take it from PRIMARY_CNI_CONFIG_FILE, which the manifests set from the
+    ConfigMap multus-primary-cni where they run in its namespace (Multus's config, the cleanup)."""
     parser.add_argument("--primary-cni-config-file", "--primary-cni-config", dest="primary_cni_config_file",
                         metavar="PATH", type=str.strip, default=os.environ.get("PRIMARY_CNI_CONFIG_FILE", ""),
                         help="the primary CNI config, relative to the CNI config dir, e.g. "

@@ -26,7 +26,7 @@ from webhook.cluster.live import POLICY_CONFIGMAP, STATE_NAMESPACE, LiveClusterV
 from webhook.cluster.static import StaticClusterView
 from webhook.cluster.store import NAD, POD
 from webhook.commands import controller as controller_command
-from webhook.commands.common import cluster_client, load_policy
+from webhook.commands.common import cluster_client, load_policy, own_namespace
 from webhook.controller.controller import Controller, ControllerConfig
 from webhook.documents import DocumentError
 from webhook.kube import status_message
@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--deadline-margin", type=float, default=DEADLINE_MARGIN, metavar="SECONDS",
                    help="answer this long before the apiserver's ?timeout= runs out, at most a quarter of it "
                         "(default: %(default)s)")
-    s.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", STATE_NAMESPACE),
+    s.add_argument("--namespace", default=own_namespace(STATE_NAMESPACE),
                    help="the webhook's namespace: policy ConfigMap, TLS Secret, MultusNodeStates, Lease "
                         "(default: $POD_NAMESPACE, else %(default)s)")
     s.add_argument("--self-managed-certs", action="store_true",

@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from webhook.commands.common import add_primary_cni_config
-from webhook.node.cleanup import uninstall
+from webhook.node.cleanup import log, uninstall
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,16 +15,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     u.add_argument("--host-root", default="/host", help="where the host's filesystem is mounted (default: /host)")
     add_primary_cni_config(u, "read to warn when it is in a subdirectory")
     u.add_argument("--idle", action="store_true",
-                   help="after cleaning up, wait for SIGTERM so that a DaemonSet pod stays up "
-                        "and its logs stay readable")
+                   help="after a cleanup that leaves the node able to start pods, wait for SIGTERM so that a "
+                        "DaemonSet pod stays up and its logs stay readable; after one that does not, exit 1 "
+                        "at once so that the pod is never Ready and the DaemonSet's rollout stops at this node")
     u.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """0 when the node is clean and can still start pods, else 1. The cleanup DaemonSet has no
+    readiness probe: its container being up is its readiness, so a node left without a CNI config
+    (or with something the cleanup could not remove) must not leave it up. The kubelet runs the
+    cleanup again with a growing back-off; it is idempotent, and goes on once the node is fixed."""
     report = uninstall(Path(args.host_root), args.primary_cni_config_file)
+    if report.node_left_working:
+        if args.idle:
+            wait_for_termination()
+        return 0
     if args.idle:
-        wait_for_termination()
-    return 1 if report.errors else 0
+        log.error("this pod exits with status 1 and is not Ready: the cleanup goes to no other node "
+                  "until this one is fixed (docs/install.md, Uninstall); the kubelet runs it here again")
+    return 1
 
 
 def wait_for_termination() -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from webhook.agent.probe import config_names, is_config_name
-from webhook.node.hostfs import CNI_BIN_DIR, CNI_CONF_DIR, on_host, remove_empty_dirs, remove_path
+from webhook.node.hostfs import CNI_BIN_DIR, CNI_CONF_DIR, loudly, on_host, remove_empty_dirs, remove_path
 from webhook.node.installer import InstallError, release_all
 
 # What the thick plugin leaves behind: its config (the daemon removes it on a clean shutdown, not
@@ -35,6 +35,14 @@ class CleanupReport:
     steps: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: No CNI config is left where the container runtime reads it: the node starts no new pod.
+    without_config: bool = False
+
+    @property
+    def node_left_working(self) -> bool:
+        """Whether the cleanup did all it had to and the node can still start pods: what lets the
+        cleanup DaemonSet's rollout go on to the next node."""
+        return not self.errors and not self.without_config
 
     def step(self, message: str) -> None:
         self.steps.append(message)
@@ -42,8 +50,7 @@ class CleanupReport:
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
-        banner = "!" * 78
-        log.warning("\n%s\n%s\n%s", banner, message, banner)
+        loudly(log, logging.WARNING, message)
 
     def error(self, message: str) -> None:
         self.errors.append(message)
@@ -122,6 +129,7 @@ def uninstall(host_root: Path, primary_cni_config_file: str = "") -> CleanupRepo
 def warn_without_config(report: CleanupReport, remaining: list[str], nested: list[str],
                         primary_cni_config_file: str) -> None:
     if not remaining:
+        report.without_config = True
         setting = (f"\nprimaryCniConfigFile is {primary_cni_config_file}, in a subdirectory: revert the primary CNI "
                    "(Cilium: cni.confPath back to /etc/cni/net.d) and let it write its config again."
                    if "/" in primary_cni_config_file else "")

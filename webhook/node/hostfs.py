@@ -1,4 +1,5 @@
-"""Paths on the host and the few file operations the installer and the cleanup share."""
+"""Paths on the host, the few file operations the installer and the cleanup share, and the way they
+log what an operator must act on."""
 
 from __future__ import annotations
 
@@ -19,6 +20,13 @@ CNI_CONF_DIR = PurePosixPath("etc/cni/net.d")
 STATE_DIR = PurePosixPath("var/lib/cni/multus-webhook")
 
 log = logging.getLogger("multus-webhook.node")
+
+
+def loudly(logger: logging.Logger, level: int, message: str) -> None:
+    """``message`` between two lines of "!": what the operator must act on stands out among the one-line
+    steps of an init container's or a cleanup pod's log."""
+    banner = "!" * 78
+    logger.log(level, "\n%s\n%s\n%s", banner, message, banner)
 
 
 def on_host(host_root: Path, path: PurePosixPath) -> Path:

@@ -81,15 +81,25 @@ class Record:
 
 @dataclass(frozen=True)
 class Change:
-    # installed | upgraded | unchanged | present | unlisted | removed | restored | left-changed | kept | absent
+    # installed | upgraded | unchanged | present | unavailable | unlisted | removed | restored | left-changed
+    # | kept | absent
     action: str
     path: str
 
 
-def parse_plugin_list(text: str) -> list[str]:
+@dataclass(frozen=True)
+class PluginList:
+    names: list[str]
+    #: The lines that name no plugin, each with its number and why.
+    refused: list[str] = field(default_factory=list)
+
+
+def parse_plugin_list(text: str) -> PluginList:
     """Plugin names, one a line; ``# comments``, YAML list items (``- macvlan``) and the seed
-    chart's installCni map form (``macvlan: true``; ``: false`` leaves it out) are accepted."""
+    chart's installCni map form (``macvlan: true``; ``: false`` leaves it out) are accepted. A line
+    that is none of these is refused, not guessed at: it installs nothing, the others still do."""
     names: list[str] = []
+    refused: list[str] = []
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if line.startswith("- "):
@@ -99,36 +109,44 @@ def parse_plugin_list(text: str) -> list[str]:
         if ":" in line:
             name, _, flag = (part.strip() for part in line.partition(":"))
             if flag.lower() not in ("true", "false"):
-                raise InstallError(f"line {lineno}: {raw.strip()!r}: expected '<binary>: true' or '<binary>: false'")
+                refused.append(f"line {lineno}: {raw.strip()!r}: expected '<binary>: true' or '<binary>: false'")
+                continue
             if flag.lower() == "false":
                 continue
             line = name
         if not PLUGIN_NAME.match(line):
-            raise InstallError(f"line {lineno}: {line!r} is not a plugin file name")
-        if line not in names:
+            refused.append(f"line {lineno}: {line!r} is not a plugin file name")
+        elif line not in names:
             names.append(line)
-    return names
+    return PluginList(names, refused)
+
+
+def available(source: Path) -> list[str]:
+    """The plugins ``source`` holds."""
+    return sorted(p.name for p in source.iterdir() if p.is_file()) if source.is_dir() else []
 
 
 def install(host_root: Path, source: Path, plugins: Iterable[str]) -> list[Change]:
     """Copy each plugin from ``source`` into the host's CNI bin directory when it is absent or
-    different. Stops at the first file it cannot write, with an InstallError naming it; what is on
-    the host stays whole.
+    different. A plugin ``source`` does not hold is skipped (an ``unavailable`` change): the others
+    are installed all the same. Stops at the first file it cannot write, with an InstallError naming
+    it; what is on the host stays whole.
 
-    A plugin installed earlier and no longer listed stays, still recorded, until uninstall: this
-    runs on every node at once, while pods set up with that plugin may still be running, and
-    Multus needs the binary to delete their attachments (without it their DEL fails with "failed to
-    find plugin" and they stay Terminating)."""
+    A plugin installed earlier and no longer listed stays, still recorded, until uninstall: the
+    list changes on every node (one at a time, as the DaemonSet rolls) while pods set up with that
+    plugin may still be running there, and Multus needs the binary to delete their attachments
+    (without it their DEL fails with "failed to find plugin" and they stay Terminating)."""
     wanted = list(plugins)
-    missing = [p for p in wanted if not (source / p).is_file()]
-    if missing:
-        available = sorted(p.name for p in source.iterdir() if p.is_file()) if source.is_dir() else []
-        raise InstallError(f"not in {source}: {', '.join(missing)} (available: {', '.join(available) or 'nothing'})")
     on_host(host_root, CNI_BIN_DIR).mkdir(parents=True, exist_ok=True)
     with locked(host_root):
         record = Record.load(host_root)
         changes = remove_leftovers(host_root, {*wanted, *recorded_names(record)})
         for name in wanted:
+            if not (source / name).is_file():
+                # A copy written by an earlier run stays as it is (still recorded, removed at uninstall).
+                log.error("%-12s /%s: not in %s", "unavailable", CNI_BIN_DIR / name, source)
+                changes.append(Change("unavailable", f"/{CNI_BIN_DIR / name}"))
+                continue
             rel = str(CNI_BIN_DIR / name)
             try:
                 change = install_one(host_root, record, source / name, rel)
@@ -344,7 +362,7 @@ def locked(host_root: Path) -> Iterator[None]:
             os.close(fd)
 
 
-def plugin_list_from(path: Path) -> list[str]:
+def plugin_list_from(path: Path) -> PluginList:
     try:
         return parse_plugin_list(path.read_text())
     except OSError as exc:

@@ -1,0 +1,118 @@
+"""The stack moved to another namespace by a kustomization of the user's (`namespace: netops`): what
+kustomize rewrites and what it does not, on a control plane of this module's own (a real apiserver:
+objects applied, RBAC asked with `kubectl auth can-i`, pods sent or not sent to the pod webhooks)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from webhook.cli import parser
+from webhook.dev.controlplane import ControlPlane
+from webhook.names import WEBHOOK_NAMESPACE_LABEL
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+MOVED = "netops"
+AGENT_SA = f"system:serviceaccount:{MOVED}:multus-webhook-agent"
+RBAC_KINDS = {"ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
+WEBHOOK_KINDS = {"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"}
+
+
+@pytest.fixture(scope="module")
+def moved(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """The base, moved by an overlay in a temporary directory, as `kubectl kustomize` builds it."""
+    overlay = tmp_path_factory.mktemp("netops")
+    (overlay / "kustomization.yaml").write_text(json.dumps({
+        "namespace": MOVED, "resources": [os.path.relpath(MANIFESTS / "base", overlay)]}))
+    return [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(overlay)).stdout) if d]
+
+
+def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    [doc] = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    return doc
+
+
+def as_list(docs: list[dict[str, Any]]) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
+
+
+def container_args(docs: list[dict[str, Any]], kind: str, name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The container's arguments as our CLI parses them, in a pod of the namespace kustomize gave it
+    (the downward API's values where its env takes them from there)."""
+    doc = find(docs, kind, name)
+    container = doc["spec"]["template"]["spec"]["containers"][0]
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
+    for env in container.get("env", []):
+        field = env.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        value = {"metadata.namespace": doc["metadata"]["namespace"], "spec.nodeName": "node-1"}.get(field)
+        if value is not None or "value" in env:
+            monkeypatch.setenv(env["name"], value if value is not None else env["value"])
+    return parser(container["args"]).parse_args(container["args"])
+
+
+def test_the_commands_in_the_moved_pods_use_the_moved_namespace(moved: list[dict[str, Any]],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent wrote its MultusNodeState into multus-webhook, where its moved Role grants nothing,
+    so no node was ever reported ready."""
+    assert find(moved, "DaemonSet", "multus-webhook-agent")["metadata"]["namespace"] == MOVED
+    assert container_args(moved, "DaemonSet", "multus-webhook-agent", monkeypatch).namespace == MOVED
+    assert container_args(moved, "Deployment", "multus-webhook", monkeypatch).namespace == MOVED
+
+
+def test_kustomize_leaves_the_namespace_selector_alone_and_the_label_moves(moved: list[dict[str, Any]]) -> None:
+    """Why the pod webhooks select our namespace by a label of its own, not by its name."""
+    namespace = find(moved, "Namespace", MOVED)
+    assert namespace["metadata"]["labels"][WEBHOOK_NAMESPACE_LABEL] == "true"
+    for kind in WEBHOOK_KINDS:
+        for hook in find(moved, kind, "multus-webhook")["webhooks"]:
+            assert hook["clientConfig"]["service"]["namespace"] == MOVED  # this one kustomize rewrites
+            if hook["name"].startswith("pods."):
+                assert MOVED not in json.dumps(hook["namespaceSelector"])  # this one it does not
+
+
+def test_the_moved_stack_is_accepted_and_its_agent_may_write_only_there(cluster: ControlPlane,
+                                                                        moved: list[dict[str, Any]]) -> None:
+    cluster.kubectl("apply", "-f", "-", input=as_list([find(moved, "Namespace", MOVED)]))
+    result = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=as_list(moved), check=False)
+    assert result.returncode == 0, result.stderr
+    cluster.kubectl("apply", "-f", "-", input=as_list([d for d in moved if d["kind"] in RBAC_KINDS]))
+    for verb in ("get", "create"):
+        assert can(cluster, AGENT_SA, verb, "multusnodestates.multus-webhook.io", MOVED)
+        assert not can(cluster, AGENT_SA, verb, "multusnodestates.multus-webhook.io", "multus-webhook")
+    assert can(cluster, AGENT_SA, "patch", "multusnodestates.multus-webhook.io", MOVED, "status")
+
+
+def can(cp: ControlPlane, who: str, verb: str, resource: str, namespace: str, subresource: str | None = None) -> bool:
+    args = ["auth", "can-i", verb, resource, "--as", who, "-n", namespace]
+    result = cp.kubectl(*args, *(["--subresource", subresource] if subresource else []), check=False)
+    assert result.stdout.strip() in ("yes", "no"), result.stderr
+    return result.stdout.strip() == "yes"
+
+
+def test_the_pod_webhooks_skip_the_moved_namespace_and_no_other(cluster: ControlPlane,
+                                                                moved: list[dict[str, Any]]) -> None:
+    """The webhook configurations of the moved build, registered for real with no webhook behind them
+    (failurePolicy Fail): a pod that asks Multus for a network is refused wherever the apiserver calls
+    the webhook, and created where it does not."""
+    cluster.kubectl("apply", "-f", "-", input=as_list([find(moved, "Namespace", MOVED)]))
+    configurations = as_list([d for d in moved if d["kind"] in WEBHOOK_KINDS])
+    cluster.kubectl("apply", "-f", "-", input=configurations)
+    try:
+        for namespace, sent in ((MOVED, False), ("default", True)):
+            pod = {"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "p", "namespace": namespace,
+                                "annotations": {"k8s.v1.cni.cncf.io/networks": "data"}},
+                   "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}
+            result = cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False)
+            if sent:
+                assert result.returncode == 1
+                assert 'failed calling webhook "pods.multus-webhook.io"' in result.stderr
+            else:
+                assert result.returncode == 0, result.stderr
+    finally:
+        cluster.kubectl("delete", "-f", "-", input=configurations)
