@@ -10,6 +10,11 @@ The CA key is kept in the Secret (``ca.key``) so that a renewed serving certific
 same CA and the caBundle does not change. When the CA itself is renewed, the previous CA stays in the
 caBundle (``ca-previous.crt``) until it expires, so replicas still serving the old certificate are
 trusted during the roll-over.
+
+The caBundle is checked far more often than the Secret (``CA_BUNDLE_CHECK_INTERVAL``, two GETs): a
+webhook configuration deleted and applied again (``kubectl delete -f`` and ``apply -f``, a GitOps
+tool's replace) comes back without caBundle, and with failurePolicy Fail every request it gates fails
+TLS until a replica puts the CA back.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import base64
 import contextlib
 import datetime as dt
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,13 +38,16 @@ from kubernetes import client  # noqa: TID251 - not the pure core: it runs in th
 from kubernetes.client.exceptions import ApiException  # noqa: TID251
 
 from webhook import certs
-from webhook.kube import JSON_PATCH, request
+from webhook.kube import JSON_PATCH, request, status_message
 
 log = logging.getLogger("multus-webhook.certmanager")
 
 LEAF_RENEW_BEFORE = dt.timedelta(days=30)
 CA_RENEW_BEFORE = dt.timedelta(days=365)
+#: How often the Secret is read (renewal due, or renewed by another replica).
 CHECK_INTERVAL = dt.timedelta(hours=1)
+#: How often the webhook configurations' caBundle is checked between two looks at the Secret.
+CA_BUNDLE_CHECK_INTERVAL = dt.timedelta(seconds=30)
 RETRY_INTERVAL = dt.timedelta(minutes=1)
 #: How long a changed caBundle is given to reach the apiserver's webhook clients before a certificate
 #: from the new CA is served.
@@ -151,6 +160,8 @@ class SelfManagedCertificates:
         self.settings = settings
         self.cert_dir = cert_dir
         self.clock = clock
+        #: What the last ensure() left in the cert dir: the CAs the caBundle must hold for it.
+        self.bundle: Bundle | None = None
 
     def ensure(self, settle: float = 0.0) -> Bundle:
         """The caBundle before the files: a certificate from a new CA is served only once the webhook
@@ -160,6 +171,7 @@ class SelfManagedCertificates:
         if self.patch_ca_bundles(bundle.ca_bundle_pem) and settle and self._serving() != bundle.leaf.cert_pem:
             time.sleep(settle)
         self.write_files(bundle)
+        self.bundle = bundle
         return bundle
 
     def _served_cas(self) -> bytes:
@@ -277,14 +289,31 @@ class SelfManagedCertificates:
         return ops
 
     async def run(self, stop: asyncio.Event, interval: dt.timedelta = CHECK_INTERVAL,
-                  settle: dt.timedelta = CA_BUNDLE_SETTLE) -> None:
-        """Check every ``interval`` (sooner after a failure) until ``stop`` is set."""
+                  settle: dt.timedelta = CA_BUNDLE_SETTLE,
+                  ca_bundle_interval: dt.timedelta = CA_BUNDLE_CHECK_INTERVAL) -> None:
+        """ensure() every ``interval`` (sooner after a failure) until ``stop`` is set; in between, every
+        ``ca_bundle_interval``, that the webhook configurations still trust what is served (two GETs,
+        a PATCH when one lost its caBundle)."""
+        loop = asyncio.get_running_loop()
+        next_secret = loop.time()
         while not stop.is_set():
-            wait = interval
-            try:
-                await asyncio.to_thread(self.ensure, settle.total_seconds())
-            except Exception:
-                log.exception("certificate check failed; retrying in %s", RETRY_INTERVAL)
-                wait = RETRY_INTERVAL
+            if self.bundle is None or loop.time() >= next_secret:
+                try:
+                    await asyncio.to_thread(self.ensure, settle.total_seconds())
+                    next_secret = loop.time() + interval.total_seconds()
+                except Exception:
+                    log.exception("certificate check failed; retrying in %s", RETRY_INTERVAL)
+                    next_secret = loop.time() + RETRY_INTERVAL.total_seconds()
+            else:
+                await self._check_ca_bundles(self.bundle)
+            next_bundle = math.inf if self.bundle is None else loop.time() + ca_bundle_interval.total_seconds()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wait.total_seconds())
+                await asyncio.wait_for(stop.wait(), max(0.0, min(next_secret, next_bundle) - loop.time()))
+
+    async def _check_ca_bundles(self, bundle: Bundle) -> None:
+        try:
+            await asyncio.to_thread(self.patch_ca_bundles, bundle.ca_bundle_pem)
+        except Exception as exc:  # a configuration deleted and not yet applied again answers 404
+            log.warning("could not check the caBundle of the webhook configurations %s: %s",
+                        self.settings.webhook_configuration,
+                        status_message(exc) if isinstance(exc, ApiException) else exc)

@@ -8,6 +8,7 @@ import base64
 import contextlib
 import dataclasses
 import datetime as dt
+import inspect
 import json
 import logging
 import ssl
@@ -24,7 +25,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from kubernetes import client, config
 
 from webhook import certs
-from webhook.certmanager import Bundle, SelfManagedCertificates, Settings
+from webhook.certmanager import CA_BUNDLE_CHECK_INTERVAL, CHECK_INTERVAL, Bundle, SelfManagedCertificates, Settings
+from webhook.cli import parser
 from webhook.dev.controlplane import ControlPlane
 from webhook.tls import ReloadingTLS
 
@@ -39,10 +41,9 @@ def api(controlplane: ControlPlane) -> Iterator[client.ApiClient]:
     api_client.close()
 
 
-@pytest.fixture
-def configurations(controlplane: ControlPlane) -> Iterator[str]:
-    """A Validating and a Mutating configuration of their own name, that no request ever reaches."""
-    name = f"certs-{uuid.uuid4().hex[:8]}"
+def configurations_payload(name: str) -> str:
+    """A Validating and a Mutating configuration named ``name``, without caBundle, that no request
+    ever reaches (a kubectl List)."""
     hook = {"admissionReviewVersions": ["v1"], "sideEffects": "None", "failurePolicy": "Ignore",
             "clientConfig": {"url": "https://127.0.0.1:1/never"},
             "rules": [{"apiGroups": ["example.invalid"], "apiVersions": ["v1"], "resources": ["things"],
@@ -50,7 +51,14 @@ def configurations(controlplane: ControlPlane) -> Iterator[str]:
     items = [{"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind, "metadata": {"name": name},
               "webhooks": [{**hook, "name": f"{n}.{name}.example.com"} for n in ("a", "b")]}
              for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")]
-    payload = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+
+
+@pytest.fixture
+def configurations(controlplane: ControlPlane) -> Iterator[str]:
+    """``configurations_payload`` of a name of its own, applied."""
+    name = f"certs-{uuid.uuid4().hex[:8]}"
+    payload = configurations_payload(name)
     controlplane.kubectl("apply", "-f", "-", input=payload)
     yield name
     controlplane.kubectl("delete", "-f", "-", input=payload, check=False)
@@ -239,6 +247,59 @@ async def test_the_renewal_loop_renews_again_and_again_and_the_renewed_certifica
     renewals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("renewed the certificates")]
     assert len(renewals) >= 2, renewals
     assert all("the serving certificate expires on" in r for r in renewals), renewals
+
+
+def test_the_ca_bundle_check_is_due_within_a_minute_by_default() -> None:
+    """A configuration applied again comes back without caBundle, and with failurePolicy Fail every
+    request it gates fails TLS until the check puts the CA back: the Secret's hourly look is far too
+    rare for that."""
+    default = inspect.signature(SelfManagedCertificates.run).parameters["ca_bundle_interval"].default
+    assert default == CA_BUNDLE_CHECK_INTERVAL <= dt.timedelta(seconds=60)
+    args = parser(["serve"]).parse_args(["serve"])
+    assert args.ca_bundle_check_interval == CA_BUNDLE_CHECK_INTERVAL.total_seconds()
+    assert args.cert_check_interval == CHECK_INTERVAL.total_seconds()
+
+
+async def test_the_loop_puts_the_ca_bundle_back_into_configurations_deleted_and_applied_again(
+        controlplane: ControlPlane, api: client.ApiClient, namespace: str, configurations: str, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """`kubectl delete -f` and `apply -f` of the webhook configurations (or a GitOps tool replacing them)
+    leaves every webhook without caBundle. The loop, its Secret check an hour away, restores them within
+    its caBundle interval, and says nothing worse than a warning while they are gone."""
+    settings = Settings(namespace=namespace, webhook_configuration=configurations)
+    manager = SelfManagedCertificates(api, settings, tmp_path)
+    bundle = manager.ensure()  # what serve does before it listens
+    trusted = [certs.ca_bundle(bundle.ca_bundle_pem)] * 4
+    assert ca_bundles(controlplane, configurations) == trusted
+    secret_version = json.loads(controlplane.kubectl("get", "secret", "-n", namespace, settings.secret_name,
+                                                     "-o", "json").stdout)["metadata"]["resourceVersion"]
+    payload = configurations_payload(configurations)
+    stop = asyncio.Event()
+    caplog.set_level(logging.INFO, logger="multus-webhook.certmanager")
+    task = asyncio.create_task(manager.run(stop, interval=dt.timedelta(hours=1), settle=dt.timedelta(0),
+                                           ca_bundle_interval=dt.timedelta(seconds=0.5)))
+    try:
+        await asyncio.sleep(0.2)  # the loop's first look at the Secret is behind it
+        for _ in range(2):  # and again: the check keeps running after it restored them once
+            await asyncio.to_thread(controlplane.kubectl, "delete", "-f", "-", input=payload)
+            await asyncio.sleep(1.2)  # two checks find nothing to patch: they warn, and go on
+            assert not task.done(), "the loop ended when the configurations were gone"
+            await asyncio.to_thread(controlplane.kubectl, "apply", "-f", "-", input=payload)  # no caBundle
+            start = asyncio.get_running_loop().time()
+            while ca_bundles(controlplane, configurations) != trusted:
+                assert asyncio.get_running_loop().time() - start < 5, "the caBundle was not put back"
+                await asyncio.sleep(0.1)
+        assert not task.done()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings, "the configurations' absence went unnoticed"
+    assert all(w.startswith(f"could not check the caBundle of the webhook configurations {configurations}: ")
+               for w in warnings), warnings
+    # The Secret was not touched: only the configurations were.
+    assert json.loads(controlplane.kubectl("get", "secret", "-n", namespace, settings.secret_name, "-o", "json")
+                      .stdout)["metadata"]["resourceVersion"] == secret_version
 
 
 def test_the_webhook_service_account_may_do_all_of_it(controlplane: ControlPlane, tmp_path: Path) -> None:

@@ -410,3 +410,128 @@ def test_an_agent_pod_an_admission_policy_refuses_to_label_holds_up_neither_its_
         for n in (refused, other):
             cp.kubectl("delete", "mns", "-n", NAMESPACE, n.name, "--wait=false", check=False)
             n.delete()
+
+
+def state_exists(cp: ControlPlane, name: str) -> bool:
+    return cp.kubectl("get", "mns", "-n", NAMESPACE, name, "--ignore-not-found", "-o", "name").stdout.strip() != ""
+
+
+def test_the_states_of_nodes_that_are_gone_are_deleted(controlplane: ControlPlane, host: StandInHost,
+                                                       node: StandInNode, tmp_path: Path) -> None:
+    """The agents create the MultusNodeStates and nothing else removes them (no owner reference: the
+    agent may not read its Node, and garbage collection needs one): the controller deletes the state of
+    a node that is gone, one left from before it started as well as one whose Node goes while it runs.
+    The state of a node that is there stays."""
+    cp = controlplane
+    ghost = f"gone-{uuid.uuid4().hex[:8]}"
+    cp.kubectl("create", "-f", "-", input=json.dumps(nodestate.new_object(ghost, NAMESPACE)))
+    other = StandInNode(cp, f"node-{uuid.uuid4().hex[:8]}", "boot-1")
+    cp.kubectl("create", "-f", "-", input=json.dumps(nodestate.new_object(other.name, NAMESPACE)))
+    host.make_ready("boot-1")
+    agent = start_agent(cp, host, node, tmp_path / "agent.log")
+    controller = start_controller(cp, f"lease-{uuid.uuid4().hex[:8]}", "only", tmp_path / "controller.log")
+    try:
+        labels_are(node, INITIAL)
+        eventually(lambda: not state_exists(cp, ghost), what="the state of a node gone before the start deleted")
+        # The agent would write its state again (until its pod, bound to a node that is gone, is
+        # deleted), and the controller would delete it again.
+        assert agent.stop() == 0
+        node.delete()
+        eventually(lambda: not state_exists(cp, node.name), what="the state of a node deleted meanwhile deleted")
+        assert state_exists(cp, other.name)
+        assert f"deleted MultusNodeState {NAMESPACE}/{ghost}: node {ghost} is gone" in controller.output()
+        assert f"deleted MultusNodeState {NAMESPACE}/{node.name}: node {node.name} is gone" in controller.output()
+    finally:
+        agent.stop()
+        assert controller.stop() == 0, controller.output()
+        cp.kubectl("delete", "mns", "-n", NAMESPACE, ghost, other.name, "--ignore-not-found", check=False)
+        other.delete()
+
+
+def test_a_node_the_cache_has_not_seen_keeps_its_state_and_a_state_made_again_is_not_deleted(
+        controlplane: ControlPlane, node: StandInNode) -> None:
+    """The cache may lack a Node the apiserver has (made while its watch was behind or out of contact):
+    the apiserver is asked before the state goes. And the deletion names the uid of the state found
+    gone, so one made since under the name (the node came back and its agent wrote) stays."""
+    from webhook.cluster.store import NODE_STATE, ClusterStore
+    from webhook.controller.controller import Controller, ControllerConfig
+    from webhook.kube import load_client
+
+    cp = controlplane
+
+    def state() -> dict[str, Any]:
+        got: dict[str, Any] = json.loads(cp.kubectl("get", "mns", "-n", NAMESPACE, node.name, "-o", "json").stdout)
+        return got
+
+    cp.kubectl("create", "-f", "-", input=json.dumps(nodestate.new_object(node.name, NAMESPACE)))
+    try:
+        store = ClusterStore()  # holds the state, not the Node
+        store.upsert(NODE_STATE, state())
+        controller = Controller(load_client(str(cp.kubeconfig)), ControllerConfig(), store)
+        controller._delete_state(node.name)
+        assert state_exists(cp, node.name), "deleted while its Node exists"
+
+        cp.kubectl("delete", "node", node.name)
+        cp.kubectl("delete", "mns", "-n", NAMESPACE, node.name)
+        cp.kubectl("create", "-f", "-", input=json.dumps(nodestate.new_object(node.name, NAMESPACE)))
+        again = state()["metadata"]["uid"]
+        controller._delete_state(node.name)  # the store still holds the one deleted
+        assert state()["metadata"]["uid"] == again, "a state made since was deleted"
+
+        store.upsert(NODE_STATE, state())
+        controller._delete_state(node.name)
+        assert not state_exists(cp, node.name)
+    finally:
+        cp.kubectl("delete", "mns", "-n", NAMESPACE, node.name, "--ignore-not-found", check=False)
+
+
+def test_a_refused_state_deletion_is_logged_and_holds_back_the_others_for_a_while(
+        controlplane: ControlPlane, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the verb (new image, old RBAC) the refusal is an error naming it, and the other states of
+    nodes that are gone wait as long as the refused one: one refused request per wait, not one per state
+    (a scale-down leaves many)."""
+    import logging
+
+    from webhook.cluster.store import NODE_STATE, ClusterStore
+    from webhook.controller import controller as controller_module
+    from webhook.kube import load_client
+
+    cp = controlplane
+    cp.kubectl("create", "namespace", NAMESPACE, check=False)
+    user = f"no-delete-{uuid.uuid4().hex[:8]}"
+    names = [f"gone-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": user},
+         "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": user},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": user},
+         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]}]}))
+    api = load_client(str(cp.kubeconfig))
+    api.set_default_header("Impersonate-User", user)
+    calls: list[tuple[str, str]] = []
+    real = controller_module.request
+
+    def recorded(api: Any, method: str, path: str, **kw: Any) -> Any:
+        calls.append((method, path))
+        return real(api, method, path, **kw)
+
+    monkeypatch.setattr(controller_module, "request", recorded)
+    caplog.set_level(logging.INFO, logger=controller_module.__name__)
+    try:
+        store = ClusterStore()
+        for name in names:
+            cp.kubectl("create", "-f", "-", input=json.dumps(nodestate.new_object(name, NAMESPACE)))
+            store.upsert(NODE_STATE, json.loads(cp.kubectl("get", "mns", "-n", NAMESPACE, name, "-o", "json").stdout))
+        controller = controller_module.Controller(api, controller_module.ControllerConfig(), store)
+        for name in names:
+            controller._delete_state(name)
+        assert [m for m, _ in calls] == ["GET", "DELETE"], calls  # the second state waits
+        assert all(state_exists(cp, name) for name in names)
+        [error] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert f"refused to delete MultusNodeState {NAMESPACE}/{names[0]} of node {names[0]}" in error
+        assert "Role needs the verb delete on multusnodestates" in error
+        assert sorted(n for _, n in controller._deadlines) == sorted(names)  # both tried again after the wait
+    finally:
+        api.close()
+        cp.kubectl("delete", "mns", "-n", NAMESPACE, *names, "--ignore-not-found", check=False)
+        cp.kubectl("delete", "clusterrolebinding,clusterrole", user, check=False)

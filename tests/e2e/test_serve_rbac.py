@@ -1,7 +1,8 @@
 """`multus-webhook serve` (live cache and controller) authenticated as its ServiceAccount, with only the
 RBAC of manifests/base applied to the real apiserver: a token of system:serviceaccount:multus-webhook:
 multus-webhook, not the admin kubeconfig. Every list and watch of the cache, the Lease, the node label
-patch, the node Event and the Lease's release on stop must be allowed; tests/manifests checks the
+patch, the node Event, the deletion of a gone node's MultusNodeState and the Lease's release on stop
+must be allowed; tests/manifests checks the
 same grants one by one with `kubectl auth can-i`, and that the broader ones are gone."""
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ def test_serve_runs_on_the_base_rbac_alone(controlplane: ControlPlane, host: Sta
             eventually(lambda: node.own_labels().get(READY_LABEL) == "true" == node.agent_labels().get(READY_LABEL),
                        what="the node and its agent pod labelled")
             eventually(lambda: "MultusReady" in [e["reason"] for e in node.events()], what="the node's Event")
+            # The state of a node that is gone is deleted.
+            agent.stop()
+            node.delete()
+            eventually(lambda: cp.kubectl("get", "mns", "-n", NAMESPACE, node.name, "--ignore-not-found", "-o",
+                                          "name").stdout == "", what="the MultusNodeState of the deleted node deleted")
         assert lease_holder(cp) == "", "the Lease is released (read and updated) on stop"
         output = log.read_text(errors="replace")
         assert "forbidden" not in output.lower(), output

@@ -7,6 +7,7 @@ caBundle before a certificate it signed is served). Own control plane (module fi
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import http.client
 import json
@@ -26,7 +27,7 @@ from kubernetes import client
 
 from webhook import certs
 from webhook.certmanager import Bundle, SelfManagedCertificates, Settings, issue_bundle
-from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually, register_webhook
+from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually, register_webhook, webhook_configurations
 from webhook.kube import load_client
 
 pytestmark = pytest.mark.slow
@@ -145,23 +146,32 @@ def _issued(leaf: x509.Certificate, ca: x509.Certificate) -> bool:
     return True
 
 
-@pytest.fixture
-def rotating(cluster: ControlPlane, tmp_path: Path) -> Iterator[tuple[WebhookServer, Any]]:
-    """serve --self-managed-certs, started from a Secret made beforehand (as a previous replica would
-    have), registered with the apiserver; it checks the Secret every second."""
+@contextlib.contextmanager
+def self_managed(cluster: ControlPlane, tmp_path: Path, *flags: str) -> Iterator[tuple[WebhookServer, Any]]:
+    """serve --self-managed-certs with ``flags``, started from a Secret made beforehand (as a previous
+    replica would have), registered with the apiserver."""
     api = load_client(str(cluster.kubeconfig))
     first = issue_bundle(SETTINGS, None, dt.datetime.now(dt.UTC))
     put_secret(cluster, first)
     SelfManagedCertificates(api, SETTINGS, tmp_path / "certs").write_files(first)
     server = WebhookServer(tmp_path, [
         "--kubeconfig", str(cluster.kubeconfig), "--self-managed-certs", "--tls-secret", SETTINGS.secret_name,
-        "--namespace", NAMESPACE, "--service", SETTINGS.service, "--no-controller", "--cert-check-interval", "1",
+        "--namespace", NAMESPACE, "--service", SETTINGS.service, "--no-controller", *flags,
     ], hostname="localhost")
     register_webhook(cluster, server)
-    with server:
-        eventually(lambda: server.readyz()[0] == 200, "the live cache's first sync")
-        yield server, api
-    api.close()
+    try:
+        with server:
+            eventually(lambda: server.readyz()[0] == 200, "the live cache's first sync")
+            yield server, api
+    finally:
+        api.close()
+
+
+@pytest.fixture
+def rotating(cluster: ControlPlane, tmp_path: Path) -> Iterator[tuple[WebhookServer, Any]]:
+    """``self_managed``, checking the Secret every second."""
+    with self_managed(cluster, tmp_path, "--cert-check-interval", "1") as running:
+        yield running
 
 
 def test_renewals_under_load_fail_no_request(cluster: ControlPlane, rotating: tuple[WebhookServer, Any]) -> None:
@@ -201,3 +211,28 @@ def test_renewals_under_load_fail_no_request(cluster: ControlPlane, rotating: tu
             expected = [*x509.load_pem_x509_certificates(rolled.ca_bundle_pem), first.ca.cert]
             assert sorted(c.serial_number for c in trusted) == sorted(c.serial_number for c in expected)
     assert rolled.previous_ca_pem  # the CA being replaced stays trusted while it is valid
+
+
+def test_configurations_applied_again_without_ca_bundle_get_it_back_between_looks_at_the_secret(
+        cluster: ControlPlane, tmp_path: Path) -> None:
+    """`kubectl delete -f` and `apply -f` of webhook-configurations.yaml (which has no caBundle): every
+    NAD change fails TLS through the apiserver until serve puts the CA back, at its next caBundle check,
+    not at its next look at the Secret an hour later."""
+    with self_managed(cluster, tmp_path, "--cert-check-interval", "3600", "--ca-bundle-check-interval", "1") \
+            as (server, _):
+        docs = webhook_configurations(server.url, b"")
+        for doc in docs:
+            for hook in doc["webhooks"]:
+                del hook["clientConfig"]["caBundle"]
+        payload = json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
+        cluster.kubectl("delete", "-f", "-", input=payload)
+        cluster.kubectl("apply", "-f", "-", input=payload)
+        eventually(lambda: cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(NAD),
+                                           check=False).returncode == 0,
+                   "a NAD dry run through the apiserver", timeout=10)
+        trusted = base64.b64encode(stored(cluster).ca_bundle_pem).decode()
+        for kind in ("validating", "mutating"):
+            config = json.loads(cluster.kubectl("get", f"{kind}webhookconfiguration", "multus-webhook", "-o",
+                                                "json").stdout)
+            assert [h["clientConfig"].get("caBundle") for h in config["webhooks"]] == [trusted] * len(
+                config["webhooks"])

@@ -339,6 +339,7 @@ WEBHOOK_MAY = [
     ("list", "networkprofiles.multus-webhook.io", None), ("watch", "networkprofiles.multus-webhook.io", None),
     ("list", "multusnodestates.multus-webhook.io", "multus-webhook"),
     ("watch", "multusnodestates.multus-webhook.io", "multus-webhook"),
+    ("delete", "multusnodestates.multus-webhook.io", "multus-webhook"),
     ("list", "pods", None), ("watch", "pods", None),
     ("list", "resourcequotas", None), ("watch", "resourcequotas", None),
     *[(verb, "configmaps/multus-webhook-policy", "multus-webhook") for verb in ("get", "list", "watch")],
@@ -371,6 +372,9 @@ WEBHOOK_MAY_NOT = [
     # Lease is ours only.
     ("list", "multusnodestates.multus-webhook.io", None), ("watch", "multusnodestates.multus-webhook.io", "default"),
     ("get", "multusnodestates.multus-webhook.io", "default"),
+    ("delete", "multusnodestates.multus-webhook.io", "default"),
+    ("update", "multusnodestates.multus-webhook.io", "multus-webhook"),
+    ("patch", "multusnodestates.multus-webhook.io", "multus-webhook"),
     ("create", "events.events.k8s.io", "default"),
     ("get", "leases.coordination.k8s.io/other", "multus-webhook"),
     ("update", "leases.coordination.k8s.io/other", "multus-webhook"),

@@ -3,6 +3,8 @@ and the verdicts computed from snapshots directly."""
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import replace
@@ -17,6 +19,7 @@ from webhook.agent.probe import (
     BOOT_TIME,
     CONFIG_FIRST,
     DAEMON,
+    MAX_LINK_HOPS,
     PRIMARY,
     READY,
     Condition,
@@ -27,6 +30,7 @@ from webhook.agent.probe import (
     evaluate,
     primary_config_name,
     read_host,
+    resolve_on_host,
 )
 from webhook.agent.standin import MULTUS_CONFIG, StandInHost, multus_config_delegating_to
 
@@ -226,9 +230,71 @@ def test_only_executable_regular_files_count_as_binaries(host: StandInHost) -> N
     (bin_dir / "README").write_text("not a plugin")
     (bin_dir / "subdir").mkdir()
     host.add_binary(".multus-shim.tmp")
-    (bin_dir / "linked").symlink_to(bin_dir / "macvlan")
-    (bin_dir / "dangling").symlink_to(bin_dir / "nothing")
+    (bin_dir / "linked").symlink_to("macvlan")
+    (bin_dir / "dangling").symlink_to("nothing")
     assert read_host(host.layout).binaries == ("linked", "macvlan")
+
+
+def test_linked_plugins_are_followed_as_the_host_follows_them(
+        host: StandInHost, caplog: pytest.LogCaptureFixture) -> None:
+    """Multus runs plugins on the host: a link's absolute target is a host path, resolved from the host
+    root (here the temporary directory), not from the agent's own /; a relative one from the link's
+    directory, through further links. In the agent's pod only the CNI dirs are mounted under the host
+    root: a target elsewhere may exist on the host unseen, and a link to it counts as present."""
+    bin_dir = host.path(host.layout.cni_bin_dir)
+    libexec = host.path("/usr/libexec/cni")
+    libexec.mkdir(parents=True)
+    for name in ("bridge", "vlan"):
+        (libexec / name).write_text("#!/bin/sh\n")
+        (libexec / name).chmod(0o755)
+    (libexec / "readme").write_text("not a plugin")
+    host.path("/usr/lib").symlink_to("libexec")  # a directory link along the way
+    (bin_dir / "bridge").symlink_to("/usr/libexec/cni/bridge")  # absolute, from the host root
+    (bin_dir / "vlan").symlink_to("../../../usr/lib/cni/vlan")  # relative, through /usr/lib -> libexec
+    (bin_dir / "again").symlink_to("bridge")  # a link to a link in the same directory
+    (bin_dir / "text").symlink_to("/usr/libexec/cni/readme")  # seen, and not executable
+    (bin_dir / "gone").symlink_to("/usr/libexec/cni/gone")  # dangling: /usr/libexec/cni is seen
+    (bin_dir / "old").symlink_to("/opt/cni/bin/old-v1")  # dangling in the bin dir itself
+    (bin_dir / "loop-a").symlink_to("loop-b")
+    (bin_dir / "loop-b").symlink_to("/opt/cni/bin/loop-a")
+    (bin_dir / "self").symlink_to("self")
+    (bin_dir / "elsewhere").symlink_to("/nix/store/abc-cni-plugins/bin/tap")  # not mounted: unseen
+    (bin_dir / "beside").symlink_to("../firmware/tuning")  # /opt/cni holds only the mount: unseen
+    with caplog.at_level(logging.DEBUG, logger="webhook.agent.probe"):
+        binaries = read_host(host.layout).binaries
+    assert binaries == ("again", "beside", "bridge", "elsewhere", "vlan")
+    unseen = sorted(r.getMessage() for r in caplog.records if "cannot see" in r.getMessage())
+    assert unseen == ["/opt/cni/bin/beside links to /opt/cni/firmware/tuning, which the agent cannot see: counted "
+                      "as present",
+                      "/opt/cni/bin/elsewhere links to /nix/store/abc-cni-plugins/bin/tap, which the agent cannot "
+                      "see: counted as present"]
+
+
+def test_a_link_is_not_followed_into_the_agents_own_file_system() -> None:
+    """/usr/bin/env exists where the agent runs, not on this host: a link to it is dangling there."""
+    assert Path("/usr/bin/env").is_file()
+    host = StandInHost(HostLayout(cni_bin_dir="/usr/bin"))
+    try:
+        bin_dir = host.path("/usr/bin")
+        (bin_dir / "env-link").symlink_to("/usr/bin/env")
+        host.add_binary("tap")
+        assert read_host(host.layout).binaries == ("tap",)
+    finally:
+        host.cleanup()
+
+
+def test_link_resolution_stops_after_as_many_links_as_the_kernel_follows(host: StandInHost) -> None:
+    bin_dir = host.path(host.layout.cni_bin_dir)
+    host.add_binary("tap")
+    (bin_dir / f"hop{MAX_LINK_HOPS}").symlink_to("tap")
+    for n in range(MAX_LINK_HOPS):
+        (bin_dir / f"hop{n}").symlink_to(f"hop{n + 1}")
+    assert resolve_on_host(host.layout, "/opt/cni/bin/hop1") == bin_dir / "tap"  # 40 links
+    with pytest.raises(OSError, match="Too many levels of symbolic links") as raised:
+        resolve_on_host(host.layout, "/opt/cni/bin/hop0")  # 41
+    assert raised.value.errno == errno.ELOOP
+    assert "hop0" not in read_host(host.layout).binaries
+    assert "hop1" in read_host(host.layout).binaries
 
 
 def test_configs_are_what_libcni_lists(host: StandInHost) -> None:

@@ -92,6 +92,26 @@ def test_force_renews_the_serving_certificate_under_the_same_ca(
     captured = capsys.readouterr()
     assert captured.out == bundle
     assert "CA changed" not in captured.err
+    assert "WARNING" not in captured.err
+
+
+def test_force_under_a_ca_with_less_than_a_year_left_warns_that_the_certificate_dies_with_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The serving certificate cannot outlive its CA: with 10 days left it gets 10 days, and the
+    command says so, naming the CA's expiry and the way out. It still renews: that needs no change of
+    the caBundle, and the CA's replacement does."""
+    from webhook import certs
+
+    ca = certs.new_ca(validity=dt.timedelta(days=10))
+    certs.write_tls_files(tmp_path, ca.cert_pem, certs.issue(ca, "127.0.0.1", ip_addresses=["127.0.0.1"]), ca)
+    assert main(["certs", "--out", str(tmp_path), "--ip", "127.0.0.1", "--force"]) == 0
+    leaf = load(tmp_path / "tls.crt")
+    leaf.verify_directly_issued_by(ca.cert)
+    assert leaf.not_valid_after_utc == ca.cert.not_valid_after_utc
+    err = capsys.readouterr().err
+    expiry = f"{ca.cert.not_valid_after_utc:%Y-%m-%d}"
+    assert f"WARNING: the CA in {tmp_path}/ca.crt expires on {expiry} (in 9 days)" in err
+    assert "--new-ca" in err
 
 
 def test_new_ca_rotates_in_two_steps_with_the_served_certificate_trusted_throughout(

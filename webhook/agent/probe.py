@@ -6,14 +6,19 @@ it is pure, so every verdict can be tested without a host."""
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
+import posixpath
 import socket
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+
+log = logging.getLogger(__name__)
 
 #: The config extensions the runtime reads from the conf dir (containerd's go-cni and CRI-O pass
 #: these to libcni.ConfFiles), in this order of no importance: the runtime sorts the names, it does
@@ -31,6 +36,8 @@ CHECKS = (BINARIES, CONFIG_FIRST, PRIMARY, DAEMON, BOOT_ID)
 #: Reported beside the checks, not one of them: only the pod repair needs the boot time, and without it
 #: the repair judges pods as it did before the agent reported it (see webhook.controller.repair).
 BOOT_TIME = "BootTimeKnown"
+#: Symbolic links followed in resolving one path before giving up, as Linux does (MAXSYMLINKS, ELOOP).
+MAX_LINK_HOPS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +64,24 @@ class HostLayout:
 
     def on_host(self, path: str) -> Path:
         return self.root / path.lstrip("/")
+
+    @property
+    def mounted(self) -> tuple[str, ...]:
+        """The host paths the agent's pod mounts (manifests/base/agent/agent.yaml): what is in them is
+        the host's."""
+        return tuple(posixpath.normpath(p) for p in (
+            self.cni_bin_dir, self.cni_conf_dir, posixpath.dirname(self.multus_socket), self.boot_id_file,
+            self.stat_file))
+
+    def unseen_below(self, host_dir: str) -> bool:
+        """Whether the host may hold in ``host_dir`` what the agent does not see there: the host root
+        and the directories above a mount are made for the mounts and hold none of the host's files.
+        A host root that is the real / hides nothing."""
+        host_dir = posixpath.normpath("/" + host_dir.lstrip("/"))
+        if self.root.resolve() == Path("/"):
+            return False
+        return host_dir == "/" or any(
+            m != host_dir and posixpath.commonpath([host_dir, m]) == host_dir for m in self.mounted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +141,47 @@ class Report:
     @property
     def ready(self) -> bool:
         return all(c.status for c in self.conditions if c.type == READY)
+
+
+class Unseen(Exception):
+    """A path leads where the agent does not see the host (see ``HostLayout.unseen_below``)."""
+
+
+def resolve_on_host(layout: HostLayout, host_path: str, hops: int = MAX_LINK_HOPS) -> Path:
+    """The agent's path of what ``host_path`` names on the host, every symbolic link along it resolved
+    as the host resolves it: an absolute target from the host's root (not the agent's), a relative one
+    from the link's directory. A path that does not exist comes back as it would be (its stat then
+    fails); Unseen when it leads where the agent does not see the host; OSError(ELOOP) past ``hops``
+    links, as the host's kernel gives up."""
+    pending = [p for p in reversed(host_path.split("/")) if p]  # a stack: the next component last
+    resolved: list[str] = []  # no links in it: ".." is its parent
+    links = 0
+    while pending:
+        part = pending.pop()
+        if part == ".":
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        here = layout.root.joinpath(*resolved, part)
+        try:
+            mode = os.lstat(here).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            if layout.unseen_below("/".join(resolved)):
+                raise Unseen("/" + "/".join([*resolved, part, *reversed(pending)])) from None
+            return here
+        if not stat.S_ISLNK(mode):
+            resolved.append(part)
+            continue
+        links += 1
+        if links > hops:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), host_path)
+        target = os.readlink(here)
+        if target.startswith("/"):
+            resolved = []
+        pending.extend(p for p in reversed(target.split("/")) if p)
+    return layout.root.joinpath(*resolved)
 
 
 def is_config_name(name: str) -> bool:
@@ -182,17 +248,33 @@ def primary_config_name(configs: Sequence[str], multus_config: str, explicit: st
     return next((name for name in sorted(configs) if name != multus_config), None)
 
 
-def _executables(directory: Path) -> tuple[str, ...]:
+def _executables(layout: HostLayout) -> tuple[str, ...]:
+    """The plugins in the CNI bin dir: executable regular files, and links the host resolves to one.
+    Multus runs plugins on the host, so a link is followed as the host follows it (resolve_on_host),
+    not in the agent's container, where an absolute target names the container's own files. A link
+    whose target the agent cannot see (e.g. /usr/libexec/cni/bridge, outside its mounts) counts as
+    present: reporting it missing would keep every NAD that needs it refused."""
     names = []
-    for entry in os.scandir(directory):
+    for entry in os.scandir(layout.on_host(layout.cni_bin_dir)):
         # Dot files are the temporary copies install-cni writes and then renames (webhook.atomicfile),
         # executable before the rename. (Upstream install_multus's are "<binary>.temp<digits>",
         # not hidden, and mode 0600 until just before the rename.)
         if entry.name.startswith("."):
             continue
         try:
-            mode = entry.stat().st_mode  # follows symlinks: a linked plugin counts as present
-        except OSError:
+            if entry.is_symlink():
+                mode = os.stat(resolve_on_host(layout, posixpath.join(layout.cni_bin_dir, entry.name))).st_mode
+            else:
+                mode = entry.stat(follow_symlinks=False).st_mode
+        except Unseen as unseen:
+            log.debug("%s links to %s, which the agent cannot see: counted as present",
+                      posixpath.join(layout.cni_bin_dir, entry.name), unseen)
+            names.append(entry.name)
+            continue
+        except OSError as exc:
+            if entry.is_symlink():
+                log.debug("%s is a link the host cannot resolve to a file: %s",
+                          posixpath.join(layout.cni_bin_dir, entry.name), _error(exc))
             continue
         if stat.S_ISREG(mode) and mode & 0o111:
             names.append(entry.name)
@@ -265,7 +347,7 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
     binaries: tuple[str, ...] = ()
     bin_dir_error = conf_dir_error = boot_id = boot_id_error = None
     try:
-        binaries = _executables(layout.on_host(layout.cni_bin_dir))
+        binaries = _executables(layout)
     except OSError as exc:
         bin_dir_error = _error(exc)
     conf_dir = layout.on_host(layout.cni_conf_dir)

@@ -189,6 +189,10 @@ class NodeTable:
     def state_keys(self) -> list[Key]:
         return list(self._states)
 
+    def reported_names(self) -> list[str]:
+        """Names of the nodes MultusNodeStates report on, whether or not a Node of that name exists."""
+        return list(self._node_state)
+
     def states(self) -> list[Mapping[str, Any]]:
         return list(self._states.values())
 

@@ -233,6 +233,11 @@ class ClusterStore:
         with self._lock:
             return self._node_table.node_names()
 
+    def reported_node_names(self) -> list[str]:
+        """Names of the nodes the MultusNodeStates report on (node_state finds each), Node or not."""
+        with self._lock:
+            return self._node_table.reported_names()
+
     def out_of_contact(self, kind: str | None = None) -> float:
         """Seconds for which what is stored of ``kind`` (of any kind, when None) has not been kept up to
         date; a store that nothing feeds from a cluster is as up to date as it will be."""

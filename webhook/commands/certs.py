@@ -139,5 +139,17 @@ def run(args: argparse.Namespace) -> int:
         print("multus-webhook certs: the CA changed: put the caBundle below into both webhook "
               "configurations" + (", then renew the serving certificate with --force" if keep_leaf else ""),
               file=sys.stderr)
+    if leaf is not None and not new and ca.cert.not_valid_after_utc < now + certs.LEAF_VALIDITY:
+        print(f"multus-webhook certs: WARNING: {_short_lived(out, ca.cert, now)}", file=sys.stderr)
     print(certs.ca_bundle(ca_pem))
     return 0
+
+
+def _short_lived(out: Path, ca: x509.Certificate, now: dt.datetime) -> str:
+    """Why the serving certificate just issued lives less than its year, and what to do. Not a refusal:
+    a --force that keeps the CA needs no change to the caBundle, so it is also what keeps the webhook
+    served while the CA's replacement (which does) is under way."""
+    days = (ca.not_valid_after_utc - now).days
+    return (f"the CA in {out}/ca.crt expires on {ca.not_valid_after_utc:%Y-%m-%d} (in {days} days), and the "
+            "serving certificate it signed expires with it. Replace the CA before then: --new-ca, put the "
+            "caBundle it prints into both webhook configurations, then --force (certs/README.md, Rotation)")

@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import Gauge
 
 from webhook.admission.handlers import AdmissionContext
-from webhook.certmanager import CHECK_INTERVAL, SelfManagedCertificates, Settings
+from webhook.certmanager import CA_BUNDLE_CHECK_INTERVAL, CHECK_INTERVAL, SelfManagedCertificates, Settings
 from webhook.cluster.live import POLICY_CONFIGMAP, STATE_NAMESPACE, LiveClusterView
 from webhook.cluster.static import StaticClusterView
 from webhook.cluster.store import NAD, POD
@@ -82,6 +82,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--cert-check-interval", type=float, default=CHECK_INTERVAL.total_seconds(), metavar="SECONDS",
                    help="how often --self-managed-certs looks at the Secret (renewal due, or renewed by another "
                         "replica; default: %(default)s)")
+    s.add_argument("--ca-bundle-check-interval", type=float, default=CA_BUNDLE_CHECK_INTERVAL.total_seconds(),
+                   metavar="SECONDS",
+                   help="how often, between looks at the Secret, --self-managed-certs checks that both webhook "
+                        "configurations trust its CA (two GETs), to put the caBundle back into a configuration "
+                        "applied again without one (default: %(default)s)")
     s.add_argument("--no-controller", action="store_true",
                    help="do not run the node-readiness controller in this process")
     controller_command.add_arguments(s)
@@ -162,6 +167,10 @@ def run(args: argparse.Namespace) -> int:
         print("multus-webhook serve: --client-name needs --client-ca (the CA that signs the names' certificates)",
               file=sys.stderr)
         return 2
+    if args.cert_check_interval <= 0 or args.ca_bundle_check_interval <= 0:
+        print("multus-webhook serve: --cert-check-interval and --ca-bundle-check-interval must be positive",
+              file=sys.stderr)
+        return 2
     live: LiveClusterView | None = None
     api: Any = None
     try:
@@ -233,7 +242,8 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(serve_forever(
             state, cert_dir=Path(args.cert_dir), host=args.host, port=args.port, idle_timeout=args.idle_timeout,
             client_ca=Path(args.client_ca) if args.client_ca else None, client_names=client_names,
-            background=[functools.partial(certificates.run, interval=dt.timedelta(seconds=args.cert_check_interval))]
+            background=[functools.partial(certificates.run, interval=dt.timedelta(seconds=args.cert_check_interval),
+                                          ca_bundle_interval=dt.timedelta(seconds=args.ca_bundle_check_interval))]
             if certificates is not None else [],
         ))
     finally:

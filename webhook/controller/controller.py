@@ -1,8 +1,8 @@
 """The controller: turns MultusNodeStates into labels (on the Nodes and on the agents' pods) and
-Events and, when asked to, repairs pods that came back from a reboot without their secondary
-networks. Only the Lease holder acts; every replica keeps its cluster store warm so that a takeover
-acts at once. It reads Nodes, MultusNodeStates and agent pods from the same store as the webhook
-(inside `serve`, one copy of each node)."""
+Events, deletes the MultusNodeStates of nodes that are gone and, when asked to, repairs pods that came
+back from a reboot without their secondary networks. Only the Lease holder acts; every replica keeps
+its cluster store warm so that a takeover acts at once. It reads Nodes, MultusNodeStates and agent
+pods from the same store as the webhook (inside `serve`, one copy of each node)."""
 
 from __future__ import annotations
 
@@ -230,6 +230,9 @@ class Controller:
         #: Node name -> its last look's failure, while nothing has worked since.
         self.backoffs: dict[str, Backoff] = {}
         self.events = EventRecorder(api, component=COMPONENT, instance=config.identity)
+        #: The same for deleting the MultusNodeStates of nodes that are gone, after a deletion failed: one
+        #: try per wait, not one per state (thousands after a scale-down, while the apiserver is down).
+        self._states_not_before = 0.0
 
     def _heard(self, names: Collection[str]) -> None:
         with self._changed_lock:
@@ -258,6 +261,7 @@ class Controller:
                     self.backoffs.clear()
                     self._forbidden_logged = False
                     self._agents_not_before = 0.0
+                    self._states_not_before = 0.0
                 elif not self.looked:
                     self.reconcile()
                 else:
@@ -297,6 +301,7 @@ class Controller:
             node = self.view.node_object(name)
             if node is None:
                 self._forget(name)
+                self._delete_state(name)
                 continue
             # Each node's own moment, at which its objects are read: acting on the looks of a pass can
             # take long, and a heartbeat read late must not count as seen at the pass's start.
@@ -319,9 +324,12 @@ class Controller:
             wait = self.act(look)
             self._settle(look.name, (look.node, look.state, look.agents), look.heartbeat, look.now, wait)
         if everyone:
-            known = {*self.looked, *self.heartbeats, *self.repairs}
+            known = {*self.looked, *self.heartbeats, *self.repairs, *self.view.reported_node_names()}
             for gone in [n for n in known if self.view.node_object(n) is None]:
+                if not self.elector.is_leader():
+                    return
                 self._forget(gone)
+                self._delete_state(gone)
 
     def _settle(self, name: str, seen: tuple[Mapping[str, Any], Mapping[str, Any] | None,
                                              tuple[Mapping[str, Any], ...]],
@@ -340,6 +348,57 @@ class Controller:
         self.heartbeats.pop(name, None)
         self.repairs.pop(name, None)
         self.backoffs.pop(name, None)
+
+    def _delete_state(self, name: str) -> None:
+        """Delete the MultusNodeState of node ``name``, which the synced store holds no Node for. The
+        agents create them and nothing else would remove them: with nodes coming and going (an
+        autoscaler) they would pile up in etcd and in every replica's cache. The store may lack a Node
+        the apiserver has (one created while the Node watch is behind or out of contact), so the
+        apiserver is asked first; the deletion names the state's uid, so that one made since (the node
+        came back, its agent wrote again) is not deleted for the one seen gone."""
+        state = self.view.node_state(name)
+        if state is None:
+            return
+        now = time.monotonic()
+        if now < self._states_not_before:
+            heapq.heappush(self._deadlines, (self._states_not_before, name))  # its turn after the wait
+            return
+        meta = state["metadata"]
+        path = f"{STATES_API}/namespaces/{meta.get('namespace')}/multusnodestates/{meta.get('name')}"
+        try:
+            request(self.api, "GET", f"/api/v1/nodes/{name}")
+        except Exception as exc:
+            if not is_status(exc, 404):
+                log.warning("node %s is not in the cache; could not ask the apiserver whether it is gone: %s; "
+                            "retrying", name, exc)
+                self._states_wait(name, now + RETRY)
+                return
+        else:
+            return  # the cache is behind: the Node's event brings a look at it
+        try:
+            request(self.api, "DELETE", path, body={"apiVersion": "v1", "kind": "DeleteOptions",
+                                                    "preconditions": {"uid": meta.get("uid")}})
+        except Exception as exc:
+            if is_status(exc, 404, 409):  # gone already, or another state since: its own event tells
+                return
+            if is_status(exc, 403):
+                log.error("the apiserver refused to delete MultusNodeState %s/%s of node %s, which is gone (%s): "
+                          "the webhook's Role needs the verb delete on multusnodestates in its namespace "
+                          "(manifests/base/webhook/rbac.yaml); trying again in %.0fs", meta.get("namespace"),
+                          meta.get("name"), name, status_message(exc) if isinstance(exc, ApiException) else exc,
+                          FORBIDDEN_RETRY)
+                self._states_wait(name, now + FORBIDDEN_RETRY)
+                return
+            log.warning("could not delete MultusNodeState %s/%s of node %s, which is gone: %s; retrying",
+                        meta.get("namespace"), meta.get("name"), name, exc)
+            self._states_wait(name, now + RETRY)
+            return
+        log.info("deleted MultusNodeState %s/%s: node %s is gone", meta.get("namespace"), meta.get("name"), name)
+
+    def _states_wait(self, name: str, until: float) -> None:
+        """No state is deleted before ``until`` (monotonic); node ``name`` is looked at again then."""
+        self._states_not_before = until
+        heapq.heappush(self._deadlines, (until, name))
 
     def reconcile_node(self, node: Mapping[str, Any], state: Mapping[str, Any] | None,
                        agents: Iterable[Mapping[str, Any]], heartbeat: decide.Heartbeat, now: float) -> float | None:
