@@ -23,7 +23,7 @@ from kubernetes import config
 
 import webhook.controller.controller as controller_module
 from webhook.agent.nodestate import NAMESPACE
-from webhook.agent.standin import StandInHost, StandInNode, Subcommand
+from webhook.agent.standin import StandInHost, StandInNode, Subcommand, multus_config_delegating_to
 from webhook.cluster.live import LiveClusterView
 from webhook.cluster.store import NODE, NODE_STATE
 from webhook.controller.controller import Controller, ControllerConfig
@@ -340,6 +340,59 @@ def test_sandboxes_made_after_multus_became_ready_but_before_the_agent_saw_it_ar
             ag.stop()
         if ctl is not None:
             assert ctl.stop() == 0, ctl.output()
+
+
+def test_pods_wired_while_the_multus_daemon_restarted_on_the_same_boot_are_repaired(
+    controlplane: ControlPlane, host: StandInHost, node: StandInNode, namespace: str, workload: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    """A rollout or a crash of the Multus daemon takes its config away until it is back: meanwhile the
+    runtime wires new sandboxes with the primary network alone, and Multus writes no network-status
+    for them. Once the daemon is back (a later readyTime on the same boot) the node's pods are judged
+    again, and listed once more an agent interval later for a sandbox whose status the kubelet sent
+    late; pods wired through Multus before the restart are left alone."""
+    cp = controlplane
+    reboot_under_a_dead_agent(cp, host, node, tmp_path / "agent.log")
+    ag = agent(cp, host, node, tmp_path / "agent.log")
+    ctl = controller(cp, tmp_path / "controller.log", "--agent-interval", "5")
+    try:
+        before = eventually(lambda: node_state(cp, node), what="Multus ready on boot-1",
+                            until=lambda s: s.get("firstReadyBootID") == "boot-1" and bool(s.get("firstReadyTime")))
+        assert before["readyTime"] == before["firstReadyTime"]
+        eventually(lambda: READY_LABEL in node.own_labels(), what="ready on boot-1")
+        make_pod(cp, namespace, node, "healthy", owner=workload, status=full_status(namespace))
+        set_sandbox_time(cp, namespace, "healthy", format_time(utcnow()))
+        caught_up(host, node)  # the repair of the first run is over
+        assert not terminating(cp, namespace, "healthy")
+
+        host.stop_daemon()
+        host.remove_config(host.layout.multus_config)  # as the daemon does on its way out
+        eventually(lambda: READY_LABEL not in node.own_labels(), what="not ready while the daemon restarts")
+        gap_time = utcnow()
+        gap = format_time(gap_time)
+        for name in ("wired-in-the-gap", "reported-late"):
+            make_pod(cp, namespace, node, name, owner=workload)
+        set_sandbox_time(cp, namespace, "wired-in-the-gap", gap)
+        set_no_sandbox(cp, namespace, "reported-late", gap)
+        # File times are whole seconds on some file systems: the run that begins is in a later second.
+        eventually(lambda: utcnow() > gap_time + timedelta(seconds=1), what="a second after the gap")
+        host.restart_daemon()
+        host.write_config(host.layout.multus_config, multus_config_delegating_to("05-cilium.conflist"))
+
+        after = eventually(lambda: node_state(cp, node), what="Multus ready again on boot-1",
+                           until=lambda s: bool(s.get("readyTime")) and s["readyTime"] != before["readyTime"])
+        assert (after["firstReadyBootID"], after["firstReadyTime"]) == ("boot-1", before["firstReadyTime"])
+        eventually(lambda: terminating(cp, namespace, "wired-in-the-gap"), what="the pod wired in the gap evicted")
+        # The kubelet's status of the other sandbox made in the gap arrives after the run's first list.
+        assert not terminating(cp, namespace, "reported-late")
+        set_sandbox_time(cp, namespace, "reported-late", gap)
+        eventually(lambda: terminating(cp, namespace, "reported-late"), what="the late one evicted at the recheck")
+        caught_up(host, node)
+        assert not terminating(cp, namespace, "healthy")
+        assert "Multus is ready again on boot boot-1" in ctl.output()
+    finally:
+        ag.stop()
+        assert ctl.stop() == 0, ctl.output()
 
 
 def test_the_first_readiness_on_a_boot_an_agent_did_not_see_begin_is_not_guessed(

@@ -17,11 +17,11 @@ BOOTED = datetime(2026, 1, 2, 2, 58, 41, tzinfo=UTC)
 
 
 def report(boot: str | None = "b1", daemon: bool = True, since: datetime | None = None,
-           booted: datetime | None = BOOTED) -> Report:
+           booted: datetime | None = BOOTED, run: datetime | None = None, stepped: bool = False) -> Report:
     return Report(boot, ("bridge", "multus-shim"), (
         Condition(DAEMON, daemon, "Connected" if daemon else "NotAnswering", "m"),
         Condition(READY, daemon, "AllChecksPassed" if daemon else "NotAnswering", "m"),
-    ), boot_time=booted, ready_since=since)
+    ), boot_time=booted, ready_since=since, run_since=run, clock_stepped=stepped)
 
 
 def by_type(status: dict[str, object]) -> dict[str, dict[str, str]]:
@@ -34,7 +34,7 @@ def test_fields() -> None:
         "nodeName": "node-a", "bootID": "b1", "bootTime": "2026-01-02T02:58:41.000000Z",
         "cniBinaries": ["bridge", "multus-shim"], "binaryCount": 2,
         "multusReady": True, "heartbeatTime": "2026-01-02T03:04:05.123456Z",
-        "firstReadyBootID": None, "firstReadyTime": None,
+        "firstReadyBootID": None, "firstReadyTime": None, "readyTime": "2026-01-02T03:04:05.000000Z",
         "conditions": [
             {"type": DAEMON, "status": "True", "reason": "Connected", "message": "m",
              "lastTransitionTime": "2026-01-02T03:04:05.123456Z"},
@@ -144,8 +144,43 @@ def test_the_first_readiness_is_when_the_host_says_multus_became_ready() -> None
     became_ready = T1 + timedelta(seconds=0.9)  # 03:04:16.023456
     late = status_body("n", report("b1", since=became_ready), watched, T3)
     assert first(late) == ("b1", "2026-01-02T03:04:16.000000Z")
-    # Evidence later than the write (a clock step) is not believed: the write's time is the latest.
+    # Evidence later than the write is not believed: the write's time is the latest.
     assert first(status_body("n", report("b1", since=T3 + timedelta(hours=1)), watched, T2)) == (
         "b1", "2026-01-02T03:04:25.000000Z")
     # Once recorded, later evidence (a daemon restart) does not move it.
     assert first(status_body("n", report("b1", since=T3), late, T3)) == first(late)
+
+
+def test_each_run_of_readiness_on_a_boot_has_its_own_ready_time() -> None:
+    """A Multus daemon restart on the same boot begins another run: its readyTime is later, the first
+    readiness stays; while Multus is not ready (the agent stopping included) there is no run."""
+    watched = status_body("n", report("b1", run=T1), status_body("n", report("b0"), None, T0), T1)
+    assert (watched["readyTime"], first(watched)) == ("2026-01-02T03:04:15.000000Z",
+                                                      ("b1", "2026-01-02T03:04:15.000000Z"))
+    gap = status_body("n", report("b1", daemon=False, run=T1), watched, T2)
+    assert gap["readyTime"] is None
+    assert status_body("n", stopped(report("b1", run=T1)), watched, T2)["readyTime"] is None
+    back = status_body("n", report("b1", run=T2 + timedelta(seconds=0.5)), gap, T3)
+    assert back["readyTime"] == "2026-01-02T03:04:25.000000Z"  # whole seconds, never later than the write
+    assert first(back) == first(watched)
+
+
+def test_a_clock_stepped_back_ends_the_watch_of_the_boot() -> None:
+    """Sandboxes made after the step carry times earlier than a readiness recorded before it: compared,
+    healthy pods would be evicted. The step shows as a boot time earlier than the last one written (by
+    more than the leap second btime may move by), or as the agent's flag (host evidence ahead of its
+    clock). Once ended, the watch stays ended on that boot; the next boot is watched again."""
+    ready = status_body("n", report("b1"), status_body("n", report("b0"), None, T0), T1)
+    assert first(ready) == ("b1", "2026-01-02T03:04:15.000000Z")
+    leap = status_body("n", report("b1", booted=BOOTED - timedelta(seconds=1)), ready, T2)
+    assert first(leap) == first(ready)
+    ahead = status_body("n", report("b1", booted=BOOTED + timedelta(minutes=5)), ready, T2)  # stepped forward
+    assert first(ahead) == first(ready)
+    back = status_body("n", report("b1", booted=BOOTED - timedelta(seconds=30)), ready, T2)
+    assert first(back) == (None, None)
+    assert first(status_body("n", report("b1", booted=BOOTED - timedelta(seconds=30)), back, T3)) == (None, None)
+    assert first(status_body("n", report("b1", stepped=True), ready, T2)) == (None, None)
+    assert first(status_body("n", report("b2"), back, T3)) == ("b2", "2026-01-02T03:04:35.000000Z")
+    # A boot time of another boot says nothing about this one's clock.
+    other = status_body("n", report("b0", booted=BOOTED + timedelta(hours=1)), None, T0)
+    assert first(status_body("n", report("b1"), other, T1)) == ("b1", "2026-01-02T03:04:15.000000Z")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from webhook.controller.decide import (
     needs_look,
     observe,
     readiness,
+    ready_time,
     stale_at,
     transitions,
 )
@@ -306,15 +308,17 @@ def test_the_first_readiness_counts_only_for_the_boot_it_was_recorded_on() -> No
     assert first_ready_time(node(), s) is None
 
 
-def test_the_boot_time_counts_only_for_the_boot_the_status_is_about() -> None:
-    """The agent reads the boot id and the boot time together: a status about another boot (the node
-    rebooted, its agent has not reported since) would date this boot from the one before."""
+@pytest.mark.parametrize(("read", "key"), [(boot_time, "bootTime"), (ready_time, "readyTime")])
+def test_the_boot_and_ready_times_count_only_for_the_boot_the_status_is_about(
+        read: Callable[[Mapping[str, Any], Mapping[str, Any] | None], datetime | None], key: str) -> None:
+    """The agent writes them with the boot id: a status about another boot (the node rebooted, its
+    agent has not reported since) would date this boot from the one before."""
     s = state()
-    assert boot_time(node(), s) is None  # written by an agent that does not report it
-    s["status"]["bootTime"] = format_time(NOW)
-    assert boot_time(node(), s) == NOW
-    assert boot_time(node(boot="b3"), s) is None
-    assert boot_time(node(boot=None), s) is None
-    assert boot_time(node(), None) is None
-    s["status"]["bootTime"] = None  # the agent could not read it
-    assert boot_time(node(), s) is None
+    assert read(node(), s) is None  # written by an agent that does not report it
+    s["status"][key] = format_time(NOW)
+    assert read(node(), s) == NOW
+    assert read(node(boot="b3"), s) is None
+    assert read(node(boot=None), s) is None
+    assert read(node(), None) is None
+    s["status"][key] = None  # the agent could not read it; Multus is not ready
+    assert read(node(), s) is None

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from kubernetes import client
@@ -18,6 +18,10 @@ from webhook.agent.probe import DAEMON, HostLayout, Report, evaluate, read_host
 from webhook.kube import MERGE_PATCH, is_status, request, utcnow
 
 log = logging.getLogger(__name__)
+
+#: How far the host's evidence of readiness may be ahead of the agent's clock before the clock counts
+#: as stepped back: file times come from the kernel's coarse clock, a tick behind the fine one.
+CLOCK_STEP = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,18 +50,36 @@ class Agent:
         self.written: Report | None = None
         #: (boot id, when this agent first saw Multus ready on that boot).
         self.seen_ready: tuple[str | None, datetime] | None = None
+        #: ((boot id, the host's evidence of readiness), when this agent first saw that evidence): the
+        #: run of readiness it saw begin last.
+        self.seen_run: tuple[tuple[str | None, datetime | None], datetime] | None = None
+        #: The clock step the last look found was logged (once per step, not per look).
+        self.stepped_logged = False
 
     def look(self) -> Report:
         """The host as it is now. A ready report's ``ready_since`` is no later than the moment this
         agent first saw Multus ready on the boot: the host's evidence can move later (the daemon
-        restarts, its config is written again) while a write of the first readiness is retried."""
+        restarts, its config is written again) while a write of the first readiness is retried. Its
+        ``run_since`` is the same for the current run of readiness alone: the host's evidence moves
+        exactly when the daemon starts again (a new socket) or writes its config again, and the
+        runtime may have wired sandboxes without Multus in between."""
         report = evaluate(read_host(self.config.layout), self.config.layout)
         if not report.ready:
             return report
-        if self.seen_ready is None or self.seen_ready[0] != report.boot_id:
-            self.seen_ready = (report.boot_id, self.clock())
-        seen = self.seen_ready[1]
-        return replace(report, ready_since=min(report.ready_since or seen, seen))
+        now, host, boot = self.clock(), report.ready_since, report.boot_id
+        if self.seen_ready is None or self.seen_ready[0] != boot:
+            self.seen_ready = (boot, now)
+        if self.seen_run is None or self.seen_run[0] != (boot, host):
+            self.seen_run = ((boot, host), now)
+        first, run = self.seen_ready[1], self.seen_run[1]
+        stepped = host is not None and host - now > CLOCK_STEP
+        if host is not None and stepped and not self.stepped_logged:
+            log.warning("node %s: Multus became ready at %s by the host's files, later than the clock now (%s): "
+                        "the clock was stepped back since; sandbox times are not compared with it on this boot",
+                        self.config.node, host.isoformat(), now.isoformat())
+        self.stepped_logged = stepped
+        return replace(report, ready_since=min(host or first, first), run_since=min(host or run, run),
+                       clock_stepped=stepped)
 
     def run(self, stop: threading.Event) -> bool:
         """Until ``stop``; False when it stopped because it can no longer see the host as it is (its
@@ -99,6 +121,11 @@ class Agent:
         except Exception as exc:  # the next poll retries; a dead apiserver must not kill the agent
             log.warning("could not write MultusNodeState %s: %s", self.config.node, exc)
             return False
+        if self.previous and self.previous.get("firstReadyTime") and status["firstReadyTime"] is None \
+                and self.previous.get("bootID") == status["bootID"]:
+            log.warning("node %s: the clock was stepped back on boot %s (boot time %s, was %s): the first readiness "
+                        "is forgotten, sandbox times are not compared with it on this boot", self.config.node,
+                        status["bootID"], status["bootTime"], self.previous.get("bootTime"))
         if report != self.written:
             log.info("node %s: multusReady=%s (%s)", self.config.node, report.ready,
                      next((c.message for c in report.conditions if c.type == "Ready"), ""))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from webhook import names
 from webhook.agent.probe import READY, Condition, Report
-from webhook.kube import format_time
+from webhook.kube import format_time, parse_time
 from webhook.objects import as_text
 
 GROUP = "multus-webhook.io"
@@ -52,6 +52,7 @@ def status_body(node: str, report: Report, previous: Mapping[str, Any] | None, n
         conditions.append({"type": c.type, "status": status, "reason": c.reason, "message": c.message,
                            "lastTransitionTime": since or stamp})
     first_boot, first_time = first_ready(report, previous, now)
+    run = _second(report.run_since, now) if report.ready else None
     return {
         "nodeName": node,
         "bootID": report.boot_id,
@@ -63,6 +64,9 @@ def status_body(node: str, report: Report, previous: Mapping[str, Any] | None, n
         "conditions": conditions,
         "firstReadyBootID": first_boot,
         "firstReadyTime": first_time,
+        # A later run than the first on the same boot is a Multus daemon that started again (or wrote
+        # its config again): the repair judges the node's pods again for each (Controller._carry_out).
+        "readyTime": run,
         "heartbeatTime": stamp,
     }
 
@@ -88,16 +92,45 @@ def first_ready(report: Report, previous: Mapping[str, Any] | None, now: datetim
     agent has written on this one, and this report is the first word about it. With no previous
     status (a new node, a fresh install) or one of this boot that watched nothing (written by an agent
     that did not know these fields), nobody can tell when Multus first became ready: None, and the
-    repair does not judge by sandbox age on this boot rather than judge by a guess."""
+    repair does not judge by sandbox age on this boot rather than judge by a guess.
+
+    A clock stepped back after Multus became ready (chrony's makestep once the network is up, on a
+    node that booted with a wrong hardware clock) ends the watch the same way: the step shows as a
+    boot time earlier than the last one written, or as host evidence later than the clock now."""
     before = previous or {}
     watched, since = as_text(before.get("firstReadyBootID")), as_text(before.get("firstReadyTime"))
     boot = report.boot_id
     if boot is None:  # which boot this is cannot be read: what was known stays
         return watched, since
-    ready = format_time(min(report.ready_since or now, now).replace(microsecond=0)) if report.ready else None
+    if report.clock_stepped or stepped_back(report, before):
+        # Sandboxes made after the step carry earlier times than the readiness recorded before it:
+        # compared, healthy pods would look wired before Multus. The boot stays unwatched (below).
+        return None, None
+    ready = _second(report.ready_since, now) if report.ready else None
     if watched == boot:
         return boot, since or ready
     other = as_text(before.get("bootID"))
     if other is not None and other != boot:
         return boot, ready
     return None, None
+
+
+#: How far back the host's boot time may move between two writes before the clock counts as stepped:
+#: btime is whole seconds of the clock minus the uptime, so it moves only when the clock is set (a leap
+#: second moves it by one), not when the clock is slewed.
+BOOT_TIME_JITTER = timedelta(seconds=1)
+
+
+def stepped_back(report: Report, previous: Mapping[str, Any]) -> bool:
+    """Whether the node's clock was stepped back since ``previous`` was written on the same boot: its
+    boot time (the clock now minus the uptime) is earlier than it was."""
+    if report.boot_time is None or previous.get("bootID") != report.boot_id:
+        return False
+    before = parse_time(previous.get("bootTime"))
+    return before is not None and before - report.boot_time > BOOT_TIME_JITTER
+
+
+def _second(moment: datetime | None, now: datetime) -> str:
+    """``moment`` (``now`` when not known), never later than ``now``, rounded down to the second as the
+    kubelet writes a pod's condition times: a sandbox made in the same second counts as made after it."""
+    return format_time(min(moment or now, now).replace(microsecond=0))

@@ -137,6 +137,12 @@ class Report:
     #: ready or the host does not tell. Not part of what makes two reports differ: it changes nothing
     #: the agent publishes but the first readiness on a boot, which is recorded once.
     ready_since: datetime | None = field(default=None, compare=False)
+    #: When the current run of readiness began: as ``ready_since``, for this run alone (a Multus daemon
+    #: restart on the same boot begins another; see Agent.look). Set by the agent's look.
+    run_since: datetime | None = field(default=None, compare=False)
+    #: The host's evidence of readiness is later than the agent's clock: the node's clock was stepped
+    #: back since Multus became ready, so times written before and after the step cannot be compared.
+    clock_stepped: bool = field(default=False, compare=False)
 
     @property
     def ready(self) -> bool:

@@ -108,7 +108,7 @@ def frozen(value: Any) -> Any:
 
 #: What is kept of a MultusNodeState's status besides its Ready condition.
 _STATE_STATUS = ("nodeName", "cniBinaries", "multusReady", "bootID", "bootTime", "heartbeatTime",
-                 "firstReadyBootID", "firstReadyTime")
+                 "firstReadyBootID", "firstReadyTime", "readyTime")
 #: What the controller reads of that condition: why the agent finds Multus not ready. Its
 #: lastTransitionTime moves on every agent restart and is not kept (firstReadyTime says what repair needs).
 _STATE_READY = ("type", "reason", "message")

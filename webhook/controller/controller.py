@@ -169,9 +169,16 @@ def backoff_delay(failures: int, asked: float | None) -> float:
 
 @dataclass(slots=True)
 class NodeRepair:
-    """The repair of one node on one boot."""
+    """The repair of one node on one boot, for one run of Multus readiness on it."""
 
     boot: str
+    #: When that run began (the MultusNodeState's readyTime); None when the agent does not say.
+    run: datetime | None = None
+    #: A run after the first on the boot (the Multus daemon started again): its pods are listed once
+    #: more, an agent interval after the first list. A sandbox wired without Multus just before it came
+    #: back may not be in its pod's status yet when the run begins, and the status of a pod wired on
+    #: the same boot says nothing of when (unlike after a reboot, see _unwritten).
+    recheck: bool = False
     #: The damage the node's pods showed, still to be dealt with; None until they are listed (again,
     #: after a deletion found a pod changed since, or while pod statuses from before the boot are
     #: waited for). Kept between looks, so that a repair waiting for the rate limit lists the node's
@@ -465,11 +472,25 @@ class Controller:
         boot = decide.node_boot_id(node)
         if not (self.config.repair and verdict.ready and boot):
             return again
-        job = self.repairs.get(name)
-        if job is None or job.boot != boot:
-            job = self.repairs[name] = NodeRepair(boot)
+        job = self.job(name, boot, decide.first_ready_time(node, state), decide.ready_time(node, state))
         wait = self.repair(node, job, decide.first_ready_time(node, state), decide.boot_time(node, state), now)
         return min((t for t in (again, wait) if t is not None), default=None)
+
+    def job(self, name: str, boot: str, first: datetime | None, run: datetime | None) -> NodeRepair:
+        """The repair of node ``name`` for its current run of readiness: a new one on another boot, and
+        on the same boot when the Multus daemon started again (sandboxes made meanwhile went without
+        it). Pods given up on the boot stay given up."""
+        job = self.repairs.get(name)
+        if job is not None and job.boot == boot and job.run == run:
+            return job
+        again = job is not None and job.boot == boot
+        if again:
+            log.info("node %s: Multus is ready again on boot %s since %s; its pods are judged again", name, boot,
+                     run.isoformat() if run else "an unknown time")
+        later = run is not None and (first is None or run > first)
+        job = self.repairs[name] = NodeRepair(boot, run, recheck=later,
+                                              failures=job.failures if job is not None and again else {})
+        return job
 
     def _confirm_stale(self, state: Mapping[str, Any], verdict: decide.Verdict) -> decide.Verdict:
         """``verdict`` (a stale heartbeat) if the apiserver holds the very MultusNodeState the store does.
@@ -608,7 +629,11 @@ class Controller:
             wait = self._unwritten(name, job, now)
             if wait is not None:
                 return wait
-        job.reported.clear()  # done: this boot lists no pods again
+        if job.recheck:
+            job.recheck, job.todo = False, None
+            job.not_before = job.listed + self.config.agent_interval
+            return max(0.0, job.not_before - now)
+        job.reported.clear()  # done: this run lists no pods again
         return None
 
     def _unwritten(self, name: str, job: NodeRepair, now: float) -> float | None:

@@ -161,10 +161,22 @@ def boot_time(node: Mapping[str, Any], state: Mapping[str, Any] | None) -> datet
     the pods' condition times); None when the status is about another boot or carries no boot time (an
     agent that could not read it, or did not report it): the repair then cannot tell a pod status the
     kubelet has not rewritten since the boot (see webhook.controller.repair)."""
+    return _of_this_boot(node, state, "bootTime")
+
+
+def ready_time(node: Mapping[str, Any], state: Mapping[str, Any] | None) -> datetime | None:
+    """When the current run of Multus readiness began on the node's current boot, as its agent
+    recorded it; None when the status is about another boot or does not say (Multus not ready, an
+    older agent). A later run than the first on the same boot is a Multus daemon that started again:
+    sandboxes may have been wired without it in between (see webhook.agent.agent.Agent.look)."""
+    return _of_this_boot(node, state, "readyTime")
+
+
+def _of_this_boot(node: Mapping[str, Any], state: Mapping[str, Any] | None, key: str) -> datetime | None:
     boot = node_boot_id(node)
     if boot is None or _get(state, "status", "bootID") != boot:
         return None
-    return parse_time(_get(state, "status", "bootTime"))
+    return parse_time(_get(state, "status", key))
 
 
 #: What a node's last look saw: its Node and MultusNodeState objects, its agent pods, and when it

@@ -1,0 +1,96 @@
+"""The agent's look at a host (a temporary directory standing for the node's root): when Multus became
+ready, for the boot and for the current run of readiness, and a clock stepped back since."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from kubernetes import client
+
+from webhook.agent.agent import Agent, AgentConfig
+from webhook.agent.probe import Report
+from webhook.agent.standin import StandInHost
+
+
+@pytest.fixture
+def host() -> Iterator[StandInHost]:
+    h = StandInHost()
+    h.make_ready("b1")
+    yield h
+    h.cleanup()
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def written_at(host: StandInHost, moment: datetime) -> None:
+    """Multus's config written at ``moment`` (later than its socket: the host's evidence is then it)."""
+    conf = host.path(host.layout.cni_conf_dir) / host.layout.multus_config
+    os.utime(conf, (moment.timestamp(), moment.timestamp()))
+
+
+def look(host: StandInHost, clock: Clock, agent: Agent | None = None) -> tuple[Agent, Report]:
+    agent = agent or Agent(client.ApiClient(), AgentConfig(node="n", layout=host.layout), clock=clock)
+    report = agent.look()
+    assert report.ready, report
+    return agent, report
+
+
+def test_a_daemon_restart_begins_a_run_and_keeps_the_first_readiness(host: StandInHost) -> None:
+    base = datetime.now(UTC) + timedelta(minutes=1)  # later than the socket's ctime
+    clock = Clock(base + timedelta(seconds=20))
+    written_at(host, base + timedelta(seconds=10))
+    agent, first = look(host, clock)
+    assert first.ready_since == first.run_since == base + timedelta(seconds=10)
+    clock.now += timedelta(seconds=5)
+    assert look(host, clock, agent)[1].run_since == first.run_since  # the same run
+
+    # The daemon starts again and writes its config (the agent looks 10s later).
+    written_at(host, base + timedelta(seconds=30))
+    clock.now = base + timedelta(seconds=40)
+    _, again = look(host, clock, agent)
+    assert again.run_since == base + timedelta(seconds=30)
+    # The boot's first readiness is never later than this agent first saw Multus ready on it.
+    assert again.ready_since == base + timedelta(seconds=20)
+
+    # A new agent on the same host and run: the run is the host's, not its look's.
+    clock.now = base + timedelta(minutes=5)
+    assert look(host, clock)[1].run_since == base + timedelta(seconds=30)
+
+
+def test_a_run_the_agent_sees_late_is_dated_by_its_first_sight_at_the_latest(host: StandInHost) -> None:
+    """Host evidence moved later while this agent watched: the run began no later than it saw it."""
+    base = datetime.now(UTC) + timedelta(minutes=1)
+    clock = Clock(base)
+    written_at(host, base - timedelta(seconds=1))
+    agent, _ = look(host, clock)
+    written_at(host, base + timedelta(seconds=10))
+    clock.now = base + timedelta(seconds=11)
+    assert look(host, clock, agent)[1].run_since == base + timedelta(seconds=10)
+
+
+def test_host_evidence_ahead_of_the_clock_is_a_clock_stepped_back(host: StandInHost,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    base = datetime.now(UTC) + timedelta(minutes=1)
+    written_at(host, base)
+    clock = Clock(base + timedelta(seconds=0.5))  # file times lag a tick: no step
+    agent, report = look(host, clock)
+    assert not report.clock_stepped
+    clock.now = base - timedelta(seconds=30)  # chrony stepped the clock back
+    with caplog.at_level(logging.WARNING, logger="webhook.agent.agent"):
+        report = look(host, clock, agent)[1]
+        assert look(host, clock, agent)[1].clock_stepped
+    assert report.clock_stepped
+    assert [r.getMessage() for r in caplog.records if "stepped back" in r.getMessage()] == [
+        f"node n: Multus became ready at {base.isoformat()} by the host's files, later than the clock now "
+        f"({clock.now.isoformat()}): the clock was stepped back since; sandbox times are not compared with it "
+        "on this boot"]
