@@ -718,3 +718,28 @@ def test_hidden_directories_are_entered_only_when_named(tmp_path: Path, capsys: 
     assert [r["source"] for r in json_results(out)] == [f"{tmp_path}/deploy/.hidden.yaml#0"]
     status, out, _ = run([str(tmp_path / "deploy" / ".github"), "--output", "json"], capsys)
     assert (status, [r["name"] for r in json_results(out)]) == (1, ["bad"])
+
+
+def test_the_policys_default_networks_shift_the_names_a_profile_merge_gives(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The profile's unnamed network b comes after the pod's own c@net3: with one defaultNetwork it is
+    net3 too, and the merge is refused; counted from net1 (no defaultNetworks in the policy) it is net2."""
+    nads = [{"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+             "metadata": {"name": n, "namespace": "default"},
+             "spec": {"config": HOST_LOCAL.replace('"hl"', f'"{n}"').replace("10.60.0", f"10.6{i}.0")}}
+            for i, n in enumerate("bc")]
+    profile = {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "NetworkProfile",
+               "metadata": {"name": "prof", "namespace": "default"}, "spec": {"networks": [{"name": "b"}]}}
+    state = write(tmp_path, "state.yaml", yaml.safe_dump_all([*nads, profile]))
+    pod = write(tmp_path, "pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n"
+                "  labels: {multus-webhook.io/network-profile: prof}\n"
+                "  annotations: {k8s.v1.cni.cncf.io/networks: 'c@net3'}\n")
+    status, out, _ = run([pod, "--cluster-state", state, "--output", "json"], capsys)
+    assert status == 0, out
+    policy = write(tmp_path, "policy.yaml", "defaultNetworks: [mgmt]\n")
+    status, out, _ = run([pod, "--cluster-state", state, "--policy", policy, "--output", "json"], capsys)
+    [result] = json_results(out)
+    assert (status, result["verdict"]) == (1, "deny"), out
+    assert [f["rule"] for f in result["findings"]] == ["pod-network-profile"]
+    assert "(default/b) would be given interface (by its position) net3" in result["findings"][0]["message"]

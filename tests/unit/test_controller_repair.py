@@ -19,6 +19,7 @@ from webhook.controller.repair import (
     sandbox_time,
 )
 from webhook.kube import format_time
+from webhook.multus.selection import DefaultNetworks
 
 READY_SINCE = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 AFTER = READY_SINCE + timedelta(seconds=5)
@@ -102,6 +103,25 @@ def test_an_unqualified_default_network_is_in_the_policys_multus_namespace() -> 
     assert damage(p, READY_SINCE, "multus") is None
     assert missing_networks(p, "multus") == []
     assert missing_networks(p) == ["kube-system/sriov@eth0"]
+
+
+def test_positional_interfaces_are_looked_for_after_multus_default_networks() -> None:
+    """Multus names the pod's unnamed elements after its defaultNetworks (net2 for the first of one
+    default network) and reports them so: counted from net1, every healthy pod outside its system
+    namespaces was judged to lack a network and evicted at every reboot."""
+    defaults = DefaultNetworks(("mgmt",))
+    shifted = [{"name": "kube-system/mgmt", "interface": "net1"}, {"name": "app/macvlan-net", "interface": "net2"},
+               {"name": "other/bridge-net", "interface": "br1"}]
+    p = pod(status=shifted)
+    assert missing_networks(p) == ["app/macvlan-net@net1"]
+    assert missing_networks(p, defaults=defaults) == []
+    assert damage(p, READY_SINCE, defaults=defaults) is None
+    assert judge([p], READY_SINCE, None, defaults=defaults) == ([], [])
+    # A pod in one of Multus's systemNamespaces gets no default network: its first element is net1.
+    system = pod(status=[{"name": "kube-system/macvlan-net", "interface": "net1"},
+                         {"name": "other/bridge-net", "interface": "br1"}])
+    system["metadata"]["namespace"] = "kube-system"
+    assert missing_networks(system, defaults=defaults) == []
 
 
 def test_a_full_network_status_from_before_multus_was_ready_is_damage() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION
+from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION, DefaultNetworks
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate, registered
 
 NET = f'metadata.annotations["{NETWORKS_ANNOTATION}"]'
@@ -264,3 +264,28 @@ def test_policy_can_turn_a_rule_off_and_audit_caps_it() -> None:
     assert [f for f in evaluate(Subject(obj, "Pod"), off) if f.rule in POD_RULES] == []
     audit = [f for f in evaluate(Subject(obj, "Pod"), Policy(audit=True)) if f.rule in POD_RULES]
     assert [f.severity for f in audit] == [Severity.WARN]
+
+
+def test_multus_default_networks_take_the_first_positional_names() -> None:
+    """With defaultNetworks in Multus's config (and the policy), every pod outside its system namespaces
+    gets them as net1..netK, and its own elements are numbered after them."""
+    policy = Policy(default_networks=DefaultNetworks(("mgmt", "storage")))
+
+    def judged(annotations: dict[str, Any], namespace: str = "team") -> list[Finding]:
+        obj = pod(annotations)
+        obj["metadata"]["namespace"] = namespace
+        return [f for f in evaluate(Subject(obj, "Pod"), policy) if f.rule == "pod-networks-interface-names"]
+
+    [f] = judged({NETWORKS_ANNOTATION: "a@net2"})
+    assert f.field == f"{NET}[0].interface"
+    assert "requests interface net2, which Multus gives default network storage (defaultNetworks" in f.message
+    # a is net3 now, not net1: b asking for net1 meets the default network, c asking for net3 meets a.
+    [f] = judged({NETWORKS_ANNOTATION: "a,c@net3"})
+    assert f"{NETWORKS_ANNOTATION}[0] (team/a) also gets" in f.message
+    assert judged({NETWORKS_ANNOTATION: "a,c@net1"})[0].message.endswith(
+        "which Multus gives default network mgmt (defaultNetworks in its config and in the policy): the attachment "
+        "would fail and the pod never start; choose another name")
+    # Pods in Multus's systemNamespaces get no default networks.
+    assert judged({NETWORKS_ANNOTATION: "a@net2"}, "kube-system") == []
+    assert len(judged({NETWORKS_ANNOTATION: "a,c@net1"}, "kube-system")) == 1
+    assert findings(pod({NETWORKS_ANNOTATION: "a@net2"})) == []  # without them in the policy

@@ -45,13 +45,14 @@ class PodMutation:
 
 
 def apply_profile(annotations: dict[str, Any], labels: Mapping[str, Any], namespace: str,
-                  view: ClusterView, warnings: list[str]) -> None:
-    """Merge the labelled NetworkProfile into ``annotations`` (in place)."""
+                  view: ClusterView, warnings: list[str], first_index: int) -> None:
+    """Merge the labelled NetworkProfile into ``annotations`` (in place); ``first_index`` as for
+    interface_names."""
     name = labels.get(PROFILE_LABEL)
     if not isinstance(name, str):
         return
     existing = annotations.get(NETWORKS_ANNOTATION)
-    merge = view.profile_merge(namespace, name, existing if isinstance(existing, str) else None)
+    merge = view.profile_merge(namespace, name, existing if isinstance(existing, str) else None, first_index)
     if merge is None:
         return  # refused (or warned about) by rule pod-network-profile
     if merge.error is not None:
@@ -239,7 +240,7 @@ def _annotation_ops(before: Mapping[str, Any] | None, after: dict[str, Any]) -> 
 
 
 def _profiled_annotations(metadata: Mapping[str, Any], namespace: str, view: ClusterView,
-                          warnings: list[str]) -> dict[str, Any] | None:
+                          warnings: list[str], policy: Policy) -> dict[str, Any] | None:
     """The pod's annotations with its labelled profile applied; None when the pod is not mutated."""
     original = metadata.get("annotations")
     if original is not None and not isinstance(original, Mapping):
@@ -250,16 +251,17 @@ def _profiled_annotations(metadata: Mapping[str, Any], namespace: str, view: Clu
         warnings.append(f"metadata.annotations total {size} bytes, over the {MAX_ANNOTATIONS_SIZE} "
                         "the apiserver accepts: not mutated")
         return None
-    apply_profile(annotations, as_mapping(metadata.get("labels")), namespace, view, warnings)
+    apply_profile(annotations, as_mapping(metadata.get("labels")), namespace, view, warnings,
+                  policy.default_networks.first_index(namespace))
     return annotations
 
 
-def as_validated(pod: Mapping[str, Any], namespace: str, view: ClusterView) -> Mapping[str, Any]:
+def as_validated(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy: Policy) -> Mapping[str, Any]:
     """``pod`` as the validating webhook receives it after /mutate: with its profile applied (what the
     rules read of it; the readiness affinity is not among that). For `check`, which has no apiserver
     to call the two webhooks in turn."""
     metadata = as_mapping(pod.get("metadata"))
-    annotations = _profiled_annotations(metadata, namespace, view, [])
+    annotations = _profiled_annotations(metadata, namespace, view, [], policy)
     if annotations is None or annotations == (metadata.get("annotations") or {}):
         return pod
     return {**pod, "metadata": {**metadata, "annotations": annotations}}
@@ -272,7 +274,7 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
     result = PodMutation()
     metadata = as_mapping(pod.get("metadata"))
     spec = as_mapping(pod.get("spec"))
-    annotations = _profiled_annotations(metadata, namespace, view, result.warnings)
+    annotations = _profiled_annotations(metadata, namespace, view, result.warnings, policy)
     if annotations is None:
         return result
     result.ops += _annotation_ops(metadata.get("annotations"), annotations)

@@ -115,7 +115,7 @@ def check(
             return Result(item.input, ()), obj
         if item.subject_kind == "Pod" and old is None and view is not None:
             # On the server /mutate runs first: the validating rules judge the pod with its profile applied.
-            obj = as_validated(obj, item.input.namespace, view)  # the namespace the pod is created in
+            obj = as_validated(obj, item.input.namespace, view, policy)  # the namespace the pod is created in
         subject = Subject(
             obj,
             item.subject_kind,

@@ -123,7 +123,7 @@ class ClusterStore:
         # Written by readers too (each write a single dict operation); the profile object kept with
         # each result, so that a result is used only for the very object it was computed from. A
         # write to any profile starts a new dict.
-        self._merges: dict[tuple[str, str, str | None], tuple[Mapping[str, Any], ProfileMerge]] = {}
+        self._merges: dict[tuple[str, str, str | None, int], tuple[Mapping[str, Any], ProfileMerge]] = {}
         # Writer-only bookkeeping.
         self._nad_entries: dict[Key, tuple[IndexedRange, ...]] = {}
         self._pod_refs: dict[Key, tuple[Key, ...]] = {}
@@ -175,18 +175,19 @@ class ClusterStore:
     def network_profile(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return self._profiles.get((namespace, name))
 
-    def profile_merge(self, namespace: str, name: str, existing: str | None) -> ProfileMerge | None:
+    def profile_merge(self, namespace: str, name: str, existing: str | None,
+                      first_index: int = 1) -> ProfileMerge | None:
         profile = self._profiles.get((namespace, name))
         if profile is None:
             return None
         if existing is not None and len(existing) > MERGE_KEY_CHARS:
-            return merge_profile(existing, profile, namespace, name)
+            return merge_profile(existing, profile, namespace, name, first_index)
         merges = self._merges
-        key = (namespace, name, existing)
+        key = (namespace, name, existing, first_index)
         cached = merges.get(key)
         if cached is not None and cached[0] is profile:
             return cached[1]
-        result = merge_profile(existing, profile, namespace, name)
+        result = merge_profile(existing, profile, namespace, name, first_index)
         if len(merges) >= MERGES_KEPT:
             merges.clear()
         merges[key] = (profile, result)

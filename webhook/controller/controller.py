@@ -38,7 +38,7 @@ from webhook.kube import (
     retry_after,
     status_message,
 )
-from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
+from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE, NO_DEFAULT_NETWORKS, DefaultNetworks
 from webhook.names import READY_LABEL
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,8 @@ class ControllerConfig:
     repair_burst: int = 5
     #: The policy's multusNamespace: where an unqualified default-network is (serve keeps it current).
     multus_namespace: str = DEFAULT_MULTUS_NAMESPACE
+    #: The policy's defaultNetworks: they decide the interface names Multus reports (serve keeps it current).
+    default_networks: DefaultNetworks = NO_DEFAULT_NETWORKS
 
     def __post_init__(self) -> None:
         check_timings(self.lease_duration, self.renew_deadline, self.retry_period)
@@ -587,7 +589,7 @@ class Controller:
                            query=[("fieldSelector", f"spec.nodeName={name}")])["items"]
             job.reported &= {p["metadata"].get("uid") for p in pods}  # pods gone need no memory
             damaged, job.unwritten = judge(pods, multus_ready_since, booted, self.config.multus_namespace,
-                                           self.view.nad)
+                                           self.view.nad, self.config.default_networks)
             # A pod given up on this boot stays given up (its Event said so) when the pods are listed again.
             job.todo = deque(d for d in damaged if job.failures.get(d.uid, 0) < MAX_EVICTION_TRIES)
             job.listed = now

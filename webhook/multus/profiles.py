@@ -54,13 +54,14 @@ class ProfileMerge:
 
 
 def merge_profile(existing: str | None, profile: Mapping[str, Any], pod_namespace: str,
-                  profile_name: str) -> ProfileMerge:
+                  profile_name: str, first_index: int = 1) -> ProfileMerge:
     """merge_profile_networks of a NetworkProfile object's spec.networks, as a value (to be cached)."""
     spec = profile.get("spec")
     notes: list[str] = []
     try:
         merged = merge_profile_networks(existing, spec.get("networks") if isinstance(spec, Mapping) else None,
-                                        pod_namespace, profile_name=profile_name, notes=notes)
+                                        pod_namespace, profile_name=profile_name, first_index=first_index,
+                                        notes=notes)
     except ProfileMergeError as exc:
         return ProfileMerge(None, exc)
     return ProfileMerge(merged, notes=tuple(notes))

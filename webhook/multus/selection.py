@@ -685,6 +685,30 @@ def interface_names(selections: Sequence[NetworkSelection], first_index: int = 1
 
 
 @dataclass(frozen=True, slots=True)
+class DefaultNetworks:
+    """Multus's ``defaultNetworks`` and ``systemNamespaces`` (its config, which the policy repeats):
+    every pod outside the system namespaces is attached to the default networks right after its
+    primary network, as net1..netK, and the elements of its own annotation are numbered after them."""
+
+    names: tuple[str, ...] = ()
+    system_namespaces: tuple[str, ...] = ("kube-system",)
+
+    def first_index(self, pod_namespace: str) -> int:
+        """The ``first_index`` of interface_names for a pod in ``pod_namespace``."""
+        return 1 if pod_namespace in self.system_namespaces else 1 + len(self.names)
+
+    def taken(self, pod_namespace: str) -> dict[str, str]:
+        """The interfaces the default networks take in such a pod -> the network's name."""
+        if pod_namespace in self.system_namespaces:
+            return {}
+        return {f"net{1 + i}": name for i, name in enumerate(self.names)}
+
+
+#: Multus's own default: no defaultNetworks.
+NO_DEFAULT_NETWORKS = DefaultNetworks()
+
+
+@dataclass(frozen=True, slots=True)
 class NetworkReference:
     """A NetworkAttachmentDefinition a pod refers to, for the cluster-aware rules."""
 

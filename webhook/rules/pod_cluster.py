@@ -56,7 +56,8 @@ def network_profile(subject: Subject) -> Iterator[Violation]:
         yield Violation(PROFILE_FIELD, f"{PROFILE_FIELD} must name a NetworkProfile in namespace {subject.namespace}")
         return
     existing = subject.annotations.get(NETWORKS_ANNOTATION)
-    merge = subject.view.profile_merge(subject.namespace, name, existing if isinstance(existing, str) else None)
+    merge = subject.view.profile_merge(subject.namespace, name, existing if isinstance(existing, str) else None,
+                                       subject.policy.default_networks.first_index(subject.namespace))
     if merge is None:
         yield Violation(PROFILE_FIELD, f"{PROFILE_FIELD} names NetworkProfile {name!r}, which does not exist in "
                                        f"namespace {subject.namespace}: create it first, or fix the label")

@@ -112,17 +112,24 @@ def networks_field_names(subject: Subject) -> Iterator[Violation]:
 )
 def networks_interface_names(subject: Subject) -> Iterator[Violation]:
     """Two attachments with the same interface name (counting the net1, net2, ... names Multus gives
-    elements without one, by position) make the second CNI ADD fail with "file exists"; eth0 is the
-    primary network's and lo the loopback's. Either way the pod never starts."""
+    elements without one, by position, after those of Multus's defaultNetworks) make the second CNI
+    ADD fail with "file exists"; eth0 is the primary network's and lo the loopback's. Either way the
+    pod never starts."""
     parsed = _parsed(subject, NETWORKS_ANNOTATION)
     if parsed is None or not parsed.ok:
         return
+    defaults = subject.policy.default_networks
+    taken = defaults.taken(subject.namespace)
     first_use: dict[str, int] = {}
     for i, (selection, ifname) in enumerate(
-        zip(parsed.selections, interface_names(parsed.selections), strict=True)
+        zip(parsed.selections, interface_names(parsed.selections, defaults.first_index(subject.namespace)),
+            strict=True)
     ):
         if ifname in RESERVED_INTERFACES:
             why = "which the pod already has (primary network or loopback): choose another name, e.g. data0"
+        elif ifname in taken:
+            why = (f"which Multus gives default network {taken[ifname]} (defaultNetworks in its config and in "
+                   "the policy): the attachment would fail and the pod never start; choose another name")
         elif ifname in first_use:
             j = first_use[ifname]
             why = (f"which {parsed.where.label}[{j}] ({parsed.selections[j].describe()}) also gets: the second "

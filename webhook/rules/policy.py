@@ -12,6 +12,8 @@ ConfigMap ``multus-webhook-policy`` in the cluster::
                                   # node's labels), for clusters that forbid cross-namespace affinity
     globalNamespaces: [default]   # with pod-networks-namespace-isolation on
     multusNamespace: kube-system  # where an unqualified default-network points
+    defaultNetworks: []       # as in Multus's config: the networks every pod gets first (net1...), which
+    systemNamespaces: [kube-system]   # shift the names of a pod's own; pods here do not get them
     repair: false             # delete owned pods that lost their networks after a node reboot
     onTimeout: deny           # the answer when a request cannot be checked before the apiserver's
                               # timeout: deny (as failurePolicy Fail would, but with a clear
@@ -28,6 +30,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from webhook.multus.selection import NO_DEFAULT_NETWORKS, DefaultNetworks
 from webhook.rules.findings import Severity
 
 
@@ -46,6 +49,8 @@ class _PolicyDocument(BaseModel):
     readiness_gate: Literal["podAffinity", "nodeAffinity"] = Field("podAffinity", alias="readinessGate")
     global_namespaces: list[str] = Field(default_factory=lambda: ["default"], alias="globalNamespaces")
     multus_namespace: str = Field("kube-system", alias="multusNamespace")
+    default_networks: list[str] = Field(default_factory=list, alias="defaultNetworks")
+    system_namespaces: list[str] = Field(default_factory=lambda: ["kube-system"], alias="systemNamespaces")
     repair: bool = False
     on_timeout: Literal["deny", "allow"] = Field("deny", alias="onTimeout")
 
@@ -66,6 +71,8 @@ class Policy:
     global_namespaces: tuple[str, ...] = ("default",)
     #: Multus's own namespace: where a default-network reference without a namespace points.
     multus_namespace: str = "kube-system"
+    #: Multus's defaultNetworks and systemNamespaces, which decide the net<N> names of a pod's networks.
+    default_networks: DefaultNetworks = NO_DEFAULT_NETWORKS
     #: Delete controller-owned pods that came up without their networks after a node reboot.
     repair: bool = False
     #: The answer given instead of a check that would not finish before the apiserver's timeout. Deny by
@@ -103,6 +110,7 @@ class Policy:
             readiness_gate=doc.readiness_gate,
             global_namespaces=tuple(doc.global_namespaces),
             multus_namespace=doc.multus_namespace,
+            default_networks=DefaultNetworks(tuple(doc.default_networks), tuple(doc.system_namespaces)),
             repair=doc.repair,
             on_timeout=doc.on_timeout,
         )

@@ -56,7 +56,8 @@ class Subject:
     @cached_property
     def network_references(self) -> tuple[NetworkReference, ...]:
         """The NADs a pod's selection annotations refer to, resolved once for all rules."""
-        return network_references(self.annotations, self.namespace, multus_namespace=self.policy.multus_namespace)
+        return network_references(self.annotations, self.namespace, multus_namespace=self.policy.multus_namespace,
+                                  first_index=self.policy.default_networks.first_index(self.namespace))
 
     @cached_property
     def networks(self) -> ParsedNetworks | None:

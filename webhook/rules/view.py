@@ -87,10 +87,12 @@ class ClusterView(Protocol):
     def network_profile(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         ...
 
-    def profile_merge(self, namespace: str, name: str, existing: str | None) -> ProfileMerge | None:
-        """merge_profile of NetworkProfile namespace/name into a pod annotation value ``existing``;
-        None when there is no such profile. Remembered: /mutate and the pod-network-profile rule ask
-        the same question of every pod, and replicas of one template ask it again."""
+    def profile_merge(self, namespace: str, name: str, existing: str | None,
+                      first_index: int = 1) -> ProfileMerge | None:
+        """merge_profile of NetworkProfile namespace/name into a pod annotation value ``existing``
+        (``first_index`` as for interface_names); None when there is no such profile. Remembered:
+        /mutate and the pod-network-profile rule ask the same question of every pod, and replicas of
+        one template ask it again."""
         ...
 
     @property
@@ -154,7 +156,8 @@ class UnknownCluster:
     def network_profile(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return None
 
-    def profile_merge(self, namespace: str, name: str, existing: str | None) -> ProfileMerge | None:
+    def profile_merge(self, namespace: str, name: str, existing: str | None,
+                      first_index: int = 1) -> ProfileMerge | None:
         return None
 
     @property
