@@ -28,6 +28,8 @@ from webhook.kube import SHORT_TIMEOUT, EventRecorder, format_time, load_client,
 from webhook.names import READY_LABEL, binary_label
 
 NODE_UPDATES = [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["nodes"]}]
+STATE_DELETES = [{"apiGroups": ["multus-webhook.io"], "apiVersions": ["v1alpha1"], "operations": ["DELETE"],
+                  "resources": ["multusnodestates"]}]
 EVICTIONS = [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods/eviction"]}]
 EVENT_CREATES = [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["events"]}]
 
@@ -325,3 +327,31 @@ def test_an_eviction_that_hangs_holds_up_the_pass_seconds_only_and_the_repair_ke
         assert job.done
     finally:
         stub.stop()
+
+
+def test_deleting_the_state_of_a_gone_node_that_hangs_holds_up_the_pass_seconds_only(
+        controlplane: ControlPlane, nodes: list[StandInNode], marker: str) -> None:
+    """The MultusNodeState of a node that is gone is deleted in the same loop: an admission webhook
+    holding that deletion (its timeoutSeconds, 30s) held the next node's labels as long."""
+    cp = controlplane
+    adding = stub_node(cp, nodes, marker)
+    make_state(cp, adding, ["bridge"])
+    gone = f"gone-{marker}"
+    cp.kubectl("create", "-f", "-", input=json.dumps(nodestate.new_object(gone, NAMESPACE)))
+    cp.kubectl("label", "mns", "-n", NAMESPACE, gone, f"stub={marker}")
+    stub = StubWebhook(cp, f"deletes-{marker}", STATE_DELETES, lambda r: None, timeout_seconds=30,
+                       object_selector={"matchLabels": {"stub": marker}})
+    try:
+        stub.start(lambda: cp.kubectl("delete", "mns", "-n", NAMESPACE, gone, "--dry-run=server", check=False))
+        store = store_of(cp, adding)
+        store.upsert(NODE_STATE, json.loads(cp.kubectl("get", "mns", "-n", NAMESPACE, gone, "-o", "json").stdout))
+        controller = leading(cp, store, marker)
+        started = time.monotonic()
+        controller.reconcile([gone, adding.name])
+        took = time.monotonic() - started
+        assert [r.operation for r in stub.reviews(gone)] == ["DELETE"]  # held
+        assert took < SHORT_TIMEOUT[1] + 3, took
+        assert binary_label("bridge") in adding.own_labels()
+    finally:
+        stub.stop()
+        cp.kubectl("delete", "mns", "-n", NAMESPACE, gone, "--ignore-not-found", check=False)

@@ -364,7 +364,9 @@ class Controller:
         autoscaler) they would pile up in etcd and in every replica's cache. The store may lack a Node
         the apiserver has (one created while the Node watch is behind or out of contact), so the
         apiserver is asked first; the deletion names the state's uid, so that one made since (the node
-        came back, its agent wrote again) is not deleted for the one seen gone."""
+        came back, its agent wrote again) is not deleted for the one seen gone. Both calls with the
+        label patches' short timeout, for the same reason (an admission webhook may hold the deletion):
+        this loop labels every node."""
         state = self.view.node_state(name)
         if state is None:
             return
@@ -375,7 +377,7 @@ class Controller:
         meta = state["metadata"]
         path = f"{STATES_API}/namespaces/{meta.get('namespace')}/multusnodestates/{meta.get('name')}"
         try:
-            request(self.api, "GET", f"/api/v1/nodes/{name}")
+            request(self.api, "GET", f"/api/v1/nodes/{name}", timeout=SHORT_TIMEOUT)
         except Exception as exc:
             if not is_status(exc, 404):
                 log.warning("node %s is not in the cache; could not ask the apiserver whether it is gone: %s; "
@@ -386,7 +388,8 @@ class Controller:
             return  # the cache is behind: the Node's event brings a look at it
         try:
             request(self.api, "DELETE", path, body={"apiVersion": "v1", "kind": "DeleteOptions",
-                                                    "preconditions": {"uid": meta.get("uid")}})
+                                                    "preconditions": {"uid": meta.get("uid")}},
+                    timeout=SHORT_TIMEOUT)
         except Exception as exc:
             if is_status(exc, 404, 409):  # gone already, or another state since: its own event tells
                 return
