@@ -300,6 +300,31 @@ def test_kubeconfig_judges_with_the_policy_the_clusters_webhook_serves(controlpl
     assert cli(broken, "--kubeconfig", str(controlplane.kubeconfig)).returncode == 1
 
 
+def test_kubeconfig_reads_the_policy_where_the_webhook_was_installed(controlplane: ControlPlane) -> None:
+    """A stack moved by a kustomization's `namespace:` keeps its policy ConfigMap in the moved
+    namespace; check read multus-webhook's whatever it was told."""
+    moved = {**WEBHOOK_NAMESPACE, "metadata": {"name": "netops"}}
+    policy = {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": "multus-webhook-policy", "namespace": "netops"}, "data": {"policy": "audit: true\n"}}
+    broken = "fixtures/manifests/nads.yaml"
+    controlplane.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                "items": [moved, policy]}))
+    try:
+        there = ("--kubeconfig", str(controlplane.kubeconfig), "--webhook-namespace", "netops")
+        audited = cli(broken, *there, "--output", "json")
+        assert audited.returncode == 0, audited.stderr
+        assert {r["verdict"] for r in json.loads(audited.stdout)["results"]} <= {"allow", "warn"}
+        # Not from the default namespace, which has no such ConfigMap: there the defaults deny.
+        assert cli(broken, "--kubeconfig", str(controlplane.kubeconfig)).returncode == 1
+        policy["data"] = {"policy": "rules: {no-such-rule: deny}\n"}
+        controlplane.kubectl("apply", "-f", "-", input=json.dumps(policy))
+        unreadable = cli(broken, *there)
+        assert unreadable.returncode == 2
+        assert "ConfigMap netops/multus-webhook-policy" in unreadable.stderr
+    finally:
+        controlplane.kubectl("delete", "configmap", "-n", "netops", "multus-webhook-policy")
+
+
 def test_kubeconfig_of_an_unreachable_cluster_exits_2(controlplane: ControlPlane, tmp_path: Path) -> None:
     config = yaml.safe_load(controlplane.kubeconfig.read_text())
     config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"

@@ -516,6 +516,17 @@ def test_pods_the_apiserver_never_sends_to_the_webhook_have_no_findings() -> Non
     assert "pod-networks-interface-names" in {f.rule for f in findings}
 
 
+def test_pods_of_the_webhooks_namespace_wherever_it_was_installed_have_no_findings(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {k8s.v1.cni.cncf.io/networks: a@lo}\n"
+    inputs = write(tmp_path, "pods.yaml", "---\n".join(
+        pod.replace("name: p", f"name: p\n  namespace: {ns}") for ns in ("netops", "multus-webhook")))
+    _, out, _ = run([inputs, "--webhook-namespace", "netops", "--output", "json"], capsys)
+    assert [r["verdict"] for r in json.loads(out)["results"]] == ["allow", "deny"]
+    _, out, _ = run([inputs, "--output", "json"], capsys)
+    assert [r["verdict"] for r in json.loads(out)["results"]] == ["deny", "allow"]
+
+
 def test_what_check_leaves_out_is_what_the_shipped_configuration_leaves_out() -> None:
     configs = list(yaml.safe_load_all((REPO / "manifests/base/webhook/webhook-configurations.yaml").read_text()))
     validating = next(c for c in configs if c["kind"] == "ValidatingWebhookConfiguration")

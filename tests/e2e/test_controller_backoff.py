@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ from webhook.kube import SHORT_TIMEOUT, EventRecorder, format_time, load_client,
 from webhook.names import READY_LABEL, binary_label
 
 NODE_UPDATES = [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["nodes"]}]
+STATE_DELETES = [{"apiGroups": ["multus-webhook.io"], "apiVersions": ["v1alpha1"], "operations": ["DELETE"],
+                  "resources": ["multusnodestates"]}]
+EVICTIONS = [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods/eviction"]}]
 EVENT_CREATES = [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["events"]}]
 
 
@@ -159,10 +163,10 @@ def store_of(cp: ControlPlane, *of: StandInNode) -> ClusterStore:
     return store
 
 
-def leading(cp: ControlPlane, store: ClusterStore, marker: str) -> Controller:
+def leading(cp: ControlPlane, store: ClusterStore, marker: str, **settings: Any) -> Controller:
     """A controller in this process that holds a lease of its own (for its renew deadline, 10s)."""
-    controller = Controller(load_client(str(cp.kubeconfig)),
-                            ControllerConfig(agent_interval=1, lease_name=f"lease-{marker}", identity=marker), store)
+    config = ControllerConfig(**{"agent_interval": 1, "lease_name": f"lease-{marker}", "identity": marker, **settings})
+    controller = Controller(load_client(str(cp.kubeconfig)), config, store)
     assert controller.elector.try_acquire_or_renew()
     return controller
 
@@ -253,3 +257,101 @@ def test_events_are_sent_off_the_decision_path_and_dropped_counted_when_too_many
         stub.stop()
         if recorder is not None:
             recorder.close(SHORT_TIMEOUT[1])
+
+
+def beat(cp: ControlPlane, store: ClusterStore, node: StandInNode) -> None:
+    """A heartbeat other than the last, in the apiserver and in ``store`` (as its watch would bring it)."""
+    stamp = format_time(utcnow() + timedelta(seconds=1))
+    cp.kubectl("patch", "mns", "-n", NAMESPACE, node.name, "--subresource=status", "--type=merge",
+               "-p", json.dumps({"status": {"heartbeatTime": stamp}}))
+    store.upsert(NODE_STATE, json.loads(cp.kubectl("get", "mns", "-n", NAMESPACE, node.name, "-o", "json").stdout))
+
+
+def test_an_eviction_that_hangs_holds_up_the_pass_seconds_only_and_the_repair_keeps_its_place(
+        controlplane: ControlPlane, nodes: list[StandInNode], marker: str, namespace: str) -> None:
+    """An admission webhook on evictions holds them (up to its timeoutSeconds, 30s): the repair's
+    eviction used the 60s default, and the node looked at after the repairing one (a binary label to
+    add) waited the webhook's 30s. The eviction is given up after a few seconds, the node backs off
+    with the pod still first in its repair's line, and the next look after the back-off evicts it."""
+    cp = controlplane
+    repairing = stub_node(cp, nodes, marker)
+    adding = stub_node(cp, nodes, marker)
+    make_state(cp, repairing, [])
+    make_state(cp, adding, ["bridge"])
+    # What a kubelet leaves after a reboot before Multus was back: a sandbox made with the primary
+    # network only, under a network-status that lists one of the pod's two networks.
+    now = format_time(utcnow())
+    owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": str(uuid.uuid4()), "controller": True}
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "damaged", "namespace": namespace, "ownerReferences": [owner], "annotations": {
+               "k8s.v1.cni.cncf.io/networks": "net-a, net-b",
+               "k8s.v1.cni.cncf.io/network-status": json.dumps([{"name": f"{namespace}/net-a", "interface": "net1"}])}},
+           "spec": {"nodeName": repairing.name, "containers": [{"name": "c", "image": "busybox:1.36"}]}}
+    cp.kubectl("create", "-f", "-", input=json.dumps(pod))
+    cp.kubectl("patch", "pod", "-n", namespace, "damaged", "--subresource=status", "--type=merge", "-p", json.dumps(
+        {"status": {"phase": "Running", "startTime": now, "conditions": [
+            {"type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": now}]}}))
+    eviction = json.dumps({"apiVersion": "policy/v1", "kind": "Eviction",
+                           "metadata": {"name": "damaged", "namespace": namespace}})
+    stub = StubWebhook(cp, f"evictions-{marker}", EVICTIONS, lambda r: None, timeout_seconds=30,
+                       namespace_selector={"matchLabels": {"kubernetes.io/metadata.name": namespace}})
+    try:
+        stub.start(lambda: cp.kubectl("create", "--raw", f"/api/v1/namespaces/{namespace}/pods/damaged/eviction"
+                                      "?dryRun=All", "-f", "-", input=eviction, check=False))
+        store = store_of(cp, repairing, adding)
+        controller = leading(cp, store, marker, repair=True)
+        controller.reconcile([repairing.name])  # its heartbeat seen once: not ready before it is seen to change
+        beat(cp, store, repairing)
+        started = time.monotonic()
+        controller.reconcile([repairing.name, adding.name])
+        took = time.monotonic() - started
+        assert [r.operation for r in stub.reviews("damaged")] == ["CREATE"]  # the eviction, held
+        assert took < SHORT_TIMEOUT[1] + 3, took
+        assert READY_LABEL in repairing.own_labels()
+        assert binary_label("bridge") in adding.own_labels()
+        held = controller.backoffs[repairing.name]
+        assert held.failures == 1
+        job = controller.repairs[repairing.name]
+        assert job.todo is not None
+        assert [d.name for d in job.todo] == ["damaged"]
+        assert not cp.kubectl("get", "pod", "-n", namespace, "damaged",
+                              "-o", "jsonpath={.metadata.deletionTimestamp}").stdout
+
+        stub.answer = allow
+        eventually(lambda: time.monotonic() >= held.not_before, what="the back-off over")
+        beat(cp, store, repairing)
+        controller.reconcile([repairing.name])
+        assert cp.kubectl("get", "pod", "-n", namespace, "damaged",
+                          "-o", "jsonpath={.metadata.deletionTimestamp}").stdout
+        assert repairing.name not in controller.backoffs
+        assert job.done
+    finally:
+        stub.stop()
+
+
+def test_deleting_the_state_of_a_gone_node_that_hangs_holds_up_the_pass_seconds_only(
+        controlplane: ControlPlane, nodes: list[StandInNode], marker: str) -> None:
+    """The MultusNodeState of a node that is gone is deleted in the same loop: an admission webhook
+    holding that deletion (its timeoutSeconds, 30s) held the next node's labels as long."""
+    cp = controlplane
+    adding = stub_node(cp, nodes, marker)
+    make_state(cp, adding, ["bridge"])
+    gone = f"gone-{marker}"
+    cp.kubectl("create", "-f", "-", input=json.dumps(nodestate.new_object(gone, NAMESPACE)))
+    cp.kubectl("label", "mns", "-n", NAMESPACE, gone, f"stub={marker}")
+    stub = StubWebhook(cp, f"deletes-{marker}", STATE_DELETES, lambda r: None, timeout_seconds=30,
+                       object_selector={"matchLabels": {"stub": marker}})
+    try:
+        stub.start(lambda: cp.kubectl("delete", "mns", "-n", NAMESPACE, gone, "--dry-run=server", check=False))
+        store = store_of(cp, adding)
+        store.upsert(NODE_STATE, json.loads(cp.kubectl("get", "mns", "-n", NAMESPACE, gone, "-o", "json").stdout))
+        controller = leading(cp, store, marker)
+        started = time.monotonic()
+        controller.reconcile([gone, adding.name])
+        took = time.monotonic() - started
+        assert [r.operation for r in stub.reviews(gone)] == ["DELETE"]  # held
+        assert took < SHORT_TIMEOUT[1] + 3, took
+        assert binary_label("bridge") in adding.own_labels()
+    finally:
+        stub.stop()
+        cp.kubectl("delete", "mns", "-n", NAMESPACE, gone, "--ignore-not-found", check=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from webhook.dev.controlplane import ControlPlane
 from webhook.names import WEBHOOK_NAMESPACE_LABEL
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+STAND_INS = Path(__file__).with_name("stand-in-crds.yaml")
 MOVED = "netops"
 AGENT_SA = f"system:serviceaccount:{MOVED}:multus-webhook-agent"
 RBAC_KINDS = {"ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
@@ -29,6 +31,23 @@ def moved(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> li
     overlay = tmp_path_factory.mktemp("netops")
     (overlay / "kustomization.yaml").write_text(json.dumps({
         "namespace": MOVED, "resources": [os.path.relpath(MANIFESTS / "base", overlay)]}))
+    return [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(overlay)).stdout) if d]
+
+
+# Every component at once (uninstall apart, below): each one's own objects and patches, moved.
+COMPONENTS = ["cert-manager", "pod-repair", "cilium", "talos"]
+FOLLOW_NAMESPACE = MANIFESTS / "components" / "cert-manager" / "follow-namespace"
+
+
+@pytest.fixture(scope="module", params=[COMPONENTS, [*COMPONENTS, "uninstall"]], ids=["install", "uninstall"])
+def moved_components(request: pytest.FixtureRequest, cluster: ControlPlane,
+                     tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """The components in the moved base, as docs/install.md tells the user to write it."""
+    overlay = tmp_path_factory.mktemp("netops-components")
+    (overlay / "kustomization.yaml").write_text(json.dumps({
+        "namespace": MOVED, "resources": [os.path.relpath(MANIFESTS / "base", overlay)],
+        "components": [os.path.relpath(MANIFESTS / "components" / c, overlay) for c in request.param],
+        "transformers": [os.path.relpath(FOLLOW_NAMESPACE, overlay)]}))
     return [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(overlay)).stdout) if d]
 
 
@@ -116,3 +135,58 @@ def test_the_pod_webhooks_skip_the_moved_namespace_and_no_other(cluster: Control
                 assert result.returncode == 0, result.stderr
     finally:
         cluster.kubectl("delete", "-f", "-", input=configurations)
+
+
+def strings(value: Any, key: str = "") -> list[tuple[str, str]]:
+    """Every string of an object, with the key it is under."""
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in strings(v, k)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings(v, key)]
+    return [(key, value)] if isinstance(value, str) else []
+
+
+def test_nothing_of_the_moved_components_names_the_old_namespace(moved_components: list[dict[str, Any]]) -> None:
+    """A namespace field, a `namespace/name` reference or a `<service>.<namespace>` DNS name left on
+    multus-webhook: each points at objects that are not there."""
+    left = [(d["kind"], d["metadata"]["name"], key, value) for d in moved_components
+            for key, value in strings(d)
+            if (key == "namespace" and value == "multus-webhook") or value.startswith("multus-webhook/")
+            or re.search(r"\.multus-webhook(\.svc\b|$)", value)]
+    assert not left
+
+
+def test_the_moved_serving_certificate_is_for_the_moved_service(moved_components: list[dict[str, Any]]) -> None:
+    """The apiserver dials <service>.<namespace>.svc and refuses a certificate without that name;
+    cainjector reads the CA from the Certificate `inject-ca-from` names, and injects none when it is
+    not there."""
+    service = find(moved_components, "Service", "multus-webhook")["metadata"]
+    assert service["namespace"] == MOVED
+    dialed = f"{service['name']}.{service['namespace']}.svc"
+    for kind in ("Certificate", "Issuer"):
+        assert {d["metadata"]["namespace"] for d in moved_components if d["kind"] == kind} == {MOVED}
+    serving = find(moved_components, "Certificate", "multus-webhook-tls")
+    assert serving["spec"]["commonName"] == dialed
+    assert serving["spec"]["dnsNames"] == [service["name"], f"{service['name']}.{MOVED}", dialed,
+                                           f"{dialed}.cluster.local"]
+    for kind in WEBHOOK_KINDS:
+        webhooks = find(moved_components, kind, "multus-webhook")
+        assert webhooks["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"{MOVED}/multus-webhook-tls"
+        assert {h["clientConfig"]["service"]["namespace"] for h in webhooks["webhooks"]} == {MOVED}
+
+
+def test_follow_namespace_changes_nothing_where_nothing_moved(cluster: ControlPlane, tmp_path: Path) -> None:
+    """The same transformer in a kustomization without `namespace:` builds overlays/cert-manager."""
+    (tmp_path / "kustomization.yaml").write_text(json.dumps({
+        "resources": [os.path.relpath(MANIFESTS / "overlays" / "cert-manager", tmp_path)],
+        "transformers": [os.path.relpath(FOLLOW_NAMESPACE, tmp_path)]}))
+    assert (cluster.kubectl("kustomize", str(tmp_path)).stdout
+            == cluster.kubectl("kustomize", str(MANIFESTS / "overlays" / "cert-manager")).stdout)
+
+
+def test_the_moved_components_are_accepted(cluster: ControlPlane, moved_components: list[dict[str, Any]]) -> None:
+    cluster.kubectl("apply", "-f", str(STAND_INS))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(STAND_INS))
+    cluster.kubectl("apply", "-f", "-", input=as_list([find(moved_components, "Namespace", MOVED)]))
+    result = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=as_list(moved_components), check=False)
+    assert result.returncode == 0, result.stderr

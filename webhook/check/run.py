@@ -82,13 +82,15 @@ def check(
     *,
     state: Iterable[Mapping[str, Any]] | None = None,
     default_namespace: str = "default",
+    webhook_namespace: str = NAMESPACE,
     strict: bool = False,
 ) -> Report:
     """Judge each document in order against ``state``, the objects of the cluster the inputs would be
     applied to (None: no cluster state, the cluster-aware rules stay silent). Every input object the
     webhook would admit joins the state, so the inputs after it see it (a NAD before the pods that use
     it); an input that is already in the state is judged as an UPDATE of it. An input without a name
-    (generateName) is always a CREATE: the apiserver gives it a name of its own."""
+    (generateName) is always a CREATE: the apiserver gives it a name of its own. Pods in
+    ``webhook_namespace``, where the webhook runs, are not judged: the pod webhooks skip it."""
     items = [target(doc, default_namespace) for doc in documents]
     updated = _updated(items)
     view: StaticClusterView | None = None
@@ -110,7 +112,7 @@ def check(
         """The result, and the object the apiserver would store if it is admitted (a pod with its
         profile applied)."""
         obj = item.obj
-        if _not_sent(item, old):
+        if _not_sent(item, old, webhook_namespace):
             # The apiserver admits it without asking the webhook: nothing to report, as for the server.
             return Result(item.input, ()), obj
         if item.subject_kind == "Pod" and old is None and view is not None:
@@ -159,16 +161,16 @@ def check(
     return Report(tuple(entries), _notes(view), strict=strict)
 
 
-def _not_sent(item: Target, old: Mapping[str, Any] | None) -> bool:
+def _not_sent(item: Target, old: Mapping[str, Any] | None, webhook_namespace: str) -> bool:
     """Whether the apiserver would not call the pod webhooks for this pod at all (their namespaceSelector
     and matchConditions in manifests/base/webhook/webhook-configurations.yaml): a pod in the webhook's
-    own namespace (by the name the manifests give it: the selector's label is on the Namespace
+    own namespace (by its name, ``webhook_namespace``: the selector's label is on the Namespace
     object, which check does not read), one Multus never reads (selection.judged), one that asks for no Multus network
     (neither selection annotation, no profile label), or an UPDATE that leaves both selection
     annotations as they were (the server would only have ratcheted them into warnings)."""
     if item.subject_kind != "Pod":
         return False
-    if item.input.namespace == NAMESPACE or not judged(item.obj):
+    if item.input.namespace == webhook_namespace or not judged(item.obj):
         return True
     metadata = as_mapping(item.obj.get("metadata"))
     annotations = as_mapping(metadata.get("annotations"))

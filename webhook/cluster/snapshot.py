@@ -79,12 +79,12 @@ def list_objects(kubeconfig: str, context: str | None = None, *,
         yield from _list_all(client, whole_pods)
 
 
-def policy_text(kubeconfig: str, context: str | None = None) -> str | None:
+def policy_text(kubeconfig: str, context: str | None = None, namespace: str = STATE_NAMESPACE) -> str | None:
     """The policy the webhook of this cluster serves: the 'policy' key of ConfigMap
-    multus-webhook-policy in namespace multus-webhook (listed, as everything check reads); None without
-    one, when the webhook uses its defaults. Raises SnapshotError."""
+    multus-webhook-policy in the webhook's ``namespace`` (listed, as everything check reads); None
+    without one, when the webhook uses its defaults. Raises SnapshotError."""
     with _reading(kubeconfig, context) as client:
-        for configmap in _pages(client, f"/api/v1/namespaces/{STATE_NAMESPACE}/configmaps", "v1", "ConfigMap",
+        for configmap in _pages(client, f"/api/v1/namespaces/{namespace}/configmaps", "v1", "ConfigMap",
                                 query=[("fieldSelector", f"metadata.name={POLICY_CONFIGMAP}")]):
             text = (configmap.get("data") or {}).get("policy")
             return text if isinstance(text, str) else None

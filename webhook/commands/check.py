@@ -10,10 +10,11 @@ from typing import Any
 
 from webhook.check.output import FAILURES, FORMATS, text
 from webhook.check.run import check, updated_pods
-from webhook.cluster.live import POLICY_CONFIGMAP, STATE_NAMESPACE
+from webhook.cluster.live import POLICY_CONFIGMAP
 from webhook.cluster.snapshot import SnapshotError, context_namespace, list_objects, policy_text
 from webhook.commands.common import load_policy
 from webhook.documents import DocumentError, iter_objects, load_path
+from webhook.names import NAMESPACE
 from webhook.rules import Policy, PolicyError, registered
 from webhook.text import printable
 
@@ -38,9 +39,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("--namespace", "-n", metavar="NS",
                    help="namespace of objects that name none (default: with --kubeconfig, the context's "
                         "namespace as kubectl takes it; else default)")
+    # Not -n, which names the inputs' namespace as for kubectl: this one is where the webhook runs.
+    c.add_argument("--webhook-namespace", metavar="NS", default=NAMESPACE,
+                   help="namespace the webhook was installed in: with --kubeconfig its policy ConfigMap "
+                        f"{POLICY_CONFIGMAP} is read there, and pods in it are not judged, as the pod "
+                        f"webhooks skip it (default: {NAMESPACE}, where the manifests install it)")
     c.add_argument("--policy", metavar="FILE",
                    help="rule severities and audit switch, as for the server (default: with --kubeconfig, the "
-                        f"cluster's ConfigMap {STATE_NAMESPACE}/{POLICY_CONFIGMAP}; else the defaults)")
+                        f"cluster's ConfigMap {POLICY_CONFIGMAP} in --webhook-namespace; else the defaults)")
     c.add_argument("--output", "-o", choices=list(FORMATS), default="text", help="output format (default: text)")
     c.add_argument("--strict", action="store_true", help="fail on warnings too")
     c.set_defaults(func=run, check_parser=c)
@@ -57,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
             args.namespace = (args.kubeconfig and context_namespace(args.kubeconfig, args.context)) or "default"
         if args.kubeconfig and not args.policy:
             # The policy the cluster's webhook serves, as under kubectl apply --dry-run=server.
-            served = policy_text(args.kubeconfig, args.context)
-            policy = Policy() if served is None else Policy.from_text(served, set(registered()),
-                                                                    f"ConfigMap {STATE_NAMESPACE}/{POLICY_CONFIGMAP}")
+            served = policy_text(args.kubeconfig, args.context, args.webhook_namespace)
+            where = f"ConfigMap {args.webhook_namespace}/{POLICY_CONFIGMAP}"
+            policy = Policy() if served is None else Policy.from_text(served, set(registered()), where)
         else:
             policy = load_policy(args.policy)
         documents = [doc for path in args.paths for doc in load_path(path)]
@@ -69,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         elif args.kubeconfig:
             state = list_objects(args.kubeconfig, args.context, whole_pods=updated_pods(documents, args.namespace))
         # The state is read as check() stores it, object by object: its errors surface here.
-        report = check(documents, policy, state=state, default_namespace=args.namespace, strict=args.strict)
+        report = check(documents, policy, state=state, default_namespace=args.namespace,
+                       webhook_namespace=args.webhook_namespace, strict=args.strict)
     except (PolicyError, DocumentError, SnapshotError) as exc:
         # The message may quote a file name or an input's text: one line, as the report's text lines.
         print(f"multus-webhook check: {printable(str(exc))}", file=sys.stderr)

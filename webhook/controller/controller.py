@@ -85,6 +85,15 @@ MAX_EVICTION_TRIES = 3
 REWRITE_PATIENCE = 300.0
 #: How many pods a log line names.
 NAMED_PODS = 10
+#: (connect, read) seconds for the repair's list of a node's pods, made in the one loop that labels
+#: every node, like the label patches (SHORT_TIMEOUT): the default 60s read would hold every other
+#: node's labels up that long. Twice a patch's read timeout: the read timeout bounds each wait for
+#: data, not the whole answer, so a large list that keeps coming is not cut; what it must cover is
+#: the wait for the first byte, while the apiserver gathers the node's pods (from its watch cache, by
+#: the spec.nodeName index: a few hundred pods, within a second on a healthy apiserver) after any wait
+#: in API Priority and Fairness, which charges a list more the more objects it may return. A list
+#: that takes longer backs the node off and is made again, as a failed patch is.
+POD_LIST_TIMEOUT = (SHORT_TIMEOUT[0], 2 * SHORT_TIMEOUT[1])
 #: The verdict's reason when the apiserver holds another MultusNodeState than the store (_confirm_stale).
 NODE_STATE_BEHIND = "NodeStateBehind"
 
@@ -364,7 +373,9 @@ class Controller:
         autoscaler) they would pile up in etcd and in every replica's cache. The store may lack a Node
         the apiserver has (one created while the Node watch is behind or out of contact), so the
         apiserver is asked first; the deletion names the state's uid, so that one made since (the node
-        came back, its agent wrote again) is not deleted for the one seen gone."""
+        came back, its agent wrote again) is not deleted for the one seen gone. Both calls with the
+        label patches' short timeout, for the same reason (an admission webhook may hold the deletion):
+        this loop labels every node."""
         state = self.view.node_state(name)
         if state is None:
             return
@@ -375,7 +386,7 @@ class Controller:
         meta = state["metadata"]
         path = f"{STATES_API}/namespaces/{meta.get('namespace')}/multusnodestates/{meta.get('name')}"
         try:
-            request(self.api, "GET", f"/api/v1/nodes/{name}")
+            request(self.api, "GET", f"/api/v1/nodes/{name}", timeout=SHORT_TIMEOUT)
         except Exception as exc:
             if not is_status(exc, 404):
                 log.warning("node %s is not in the cache; could not ask the apiserver whether it is gone: %s; "
@@ -386,7 +397,8 @@ class Controller:
             return  # the cache is behind: the Node's event brings a look at it
         try:
             request(self.api, "DELETE", path, body={"apiVersion": "v1", "kind": "DeleteOptions",
-                                                    "preconditions": {"uid": meta.get("uid")}})
+                                                    "preconditions": {"uid": meta.get("uid")}},
+                    timeout=SHORT_TIMEOUT)
         except Exception as exc:
             if is_status(exc, 404, 409):  # gone already, or another state since: its own event tells
                 return
@@ -585,8 +597,8 @@ class Controller:
             return job.not_before - now
         name = node["metadata"]["name"]
         if job.todo is None:
-            pods = request(self.api, "GET", "/api/v1/pods",
-                           query=[("fieldSelector", f"spec.nodeName={name}")])["items"]
+            pods = request(self.api, "GET", "/api/v1/pods", query=[("fieldSelector", f"spec.nodeName={name}")],
+                           timeout=POD_LIST_TIMEOUT)["items"]
             job.reported &= {p["metadata"].get("uid") for p in pods}  # pods gone need no memory
             damaged, job.unwritten = judge(pods, multus_ready_since, booted, self.config.multus_namespace,
                                            self.view.nad, self.config.default_networks)
@@ -689,12 +701,20 @@ class Controller:
     def _evict(self, d: Damage) -> None:
         """An eviction, not a plain delete: the apiserver keeps it within the pods' PodDisruptionBudgets
         (429 otherwise), and the pod gets the DisruptionTarget condition that owners' failure
-        policies can tell from a crash."""
+        policies can tell from a crash.
+
+        With the label patches' short timeout: the admission webhooks of the cluster's own that it
+        passes through may hold it for their timeoutSeconds (up to 30s), and every other node waits
+        meanwhile. A timed-out eviction raises (the node backs off, act) and may still happen: its
+        token stays spent, and the pod stays first in the node's line: the next try finds it gone
+        (404), or changed, by that eviction too (409, against the preconditions: the node's pods are
+        listed again, and a pod being deleted is no damage)."""
         try:
             request(self.api, "POST", f"/api/v1/namespaces/{d.namespace}/pods/{d.name}/eviction",
                     body={"apiVersion": "policy/v1", "kind": "Eviction",
                           "metadata": {"name": d.name, "namespace": d.namespace},
-                          "deleteOptions": {"preconditions": {"uid": d.uid, "resourceVersion": d.resource_version}}})
+                          "deleteOptions": {"preconditions": {"uid": d.uid, "resourceVersion": d.resource_version}}},
+                    timeout=SHORT_TIMEOUT)
         except Exception as exc:
             if is_status(exc, 404):  # gone already: nothing to repair
                 return
