@@ -7,9 +7,6 @@ import re
 #: The namespace the manifests install into: the webhook's own objects, the MultusNodeStates, the Lease.
 #: The commands in pods take theirs from $POD_NAMESPACE, so that a kustomization may move them.
 NAMESPACE = "multus-webhook"
-#: The label of that namespace, which goes with it when it is moved: the pod webhooks are not called for
-#: pods in a namespace labelled "true" (webhook-configurations.yaml, namespaceSelector).
-WEBHOOK_NAMESPACE_LABEL = "multus-webhook.io/webhook-namespace"
 #: Pod label choosing a NetworkProfile in the pod's namespace.
 PROFILE_LABEL = "multus-webhook.io/network-profile"
 #: Set on a pod by the mutation, for traceability.

@@ -25,7 +25,7 @@ from webhook.cli import main
 from webhook.cluster.snapshot import context_namespace
 from webhook.documents import Document, parse_text
 from webhook.multus.selection import MIRROR_ANNOTATION
-from webhook.names import NAMESPACE, PROFILE_LABEL, WEBHOOK_NAMESPACE_LABEL
+from webhook.names import NAMESPACE, PROFILE_LABEL
 from webhook.rules import Policy, rules_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -532,11 +532,9 @@ def test_what_check_leaves_out_is_what_the_shipped_configuration_leaves_out() ->
     validating = next(c for c in configs if c["kind"] == "ValidatingWebhookConfiguration")
     pods = next(w for w in validating["webhooks"] if w["name"] == "pods.multus-webhook.io")
     assert pods["namespaceSelector"]["matchExpressions"] == [
-        {"key": WEBHOOK_NAMESPACE_LABEL, "operator": "NotIn", "values": ["true"]}]
-    # check knows namespaces by name only: the one the manifests ship is the one with that label.
+        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [NAMESPACE]}]
     namespace = yaml.safe_load((REPO / "manifests/base/namespace.yaml").read_text())
-    assert (namespace["metadata"]["name"], namespace["metadata"]["labels"][WEBHOOK_NAMESPACE_LABEL]) == (
-        NAMESPACE, "true")
+    assert namespace["metadata"]["name"] == NAMESPACE
     update = next(c["expression"] for c in pods["matchConditions"] if c["name"] == "update-changes-multus-selection")
     assert all(f"'{a}'" in update for a in SELECTION_ANNOTATIONS)
     asks = next(c["expression"] for c in pods["matchConditions"] if c["name"] == "asks-for-multus-networks")

@@ -15,7 +15,6 @@ import pytest
 import yaml
 
 from webhook.dev.controlplane import ControlPlane
-from webhook.names import WEBHOOK_NAMESPACE_LABEL
 from webhook.server import serve_forever
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,7 +94,7 @@ def test_base_shape(cluster: ControlPlane) -> None:
         if hook["name"].startswith("pods."):
             assert hook["matchConditions"]
             assert hook["namespaceSelector"] == {"matchExpressions": [
-                {"key": WEBHOOK_NAMESPACE_LABEL, "operator": "NotIn", "values": ["true"]}]}
+                {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["multus-webhook"]}]}
         else:
             assert "namespaceSelector" not in hook
     deployment = find(docs, "Deployment", "multus-webhook")
@@ -120,7 +119,6 @@ def test_base_shape(cluster: ControlPlane) -> None:
     assert agent["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert agent["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
     assert agent["containers"][0]["args"] == ["agent", "--host-root=/host"]
-    assert find(docs, "Namespace", "multus-webhook")["metadata"]["labels"][WEBHOOK_NAMESPACE_LABEL] == "true"
     multus = find(docs, "DaemonSet", "kube-multus-ds")["spec"]["template"]["spec"]
     assert multus["priorityClassName"] == "system-node-critical"
     assert multus["tolerations"] == [{"operator": "Exists"}]
@@ -168,9 +166,10 @@ def primary_setting(docs: list[dict[str, Any]]) -> str:
             for e in c.get("env", []) if "configMapKeyRef" in e.get("valueFrom", {})]
     assert refs == [cm["metadata"]["name"]], "the DaemonSet must read the generated ConfigMap"
     value: str = cm["data"]["primaryCniConfigFile"]
-    # No copy of it anywhere else: the agent checks the delegate Multus names in 00-multus.conf.
+    # No copy of it anywhere else: the agent checks the delegate Multus names in 00-multus.conf (its
+    # empty env is there for overlays that still copy the value, as earlier READMEs said to).
     agent = find(docs, "DaemonSet", "multus-webhook-agent")["spec"]["template"]["spec"]["containers"][0]
-    assert "PRIMARY_CNI_CONFIG_FILE" not in {e["name"] for e in agent["env"]}
+    assert {e["name"]: e.get("value") for e in agent["env"]}["PRIMARY_CNI_CONFIG_FILE"] in ("", value)
     assert not [a for a in agent["args"] if a.startswith("--primary-cni-config")]
     return value
 
@@ -184,11 +183,14 @@ def test_the_primary_cni_is_one_setting(cluster: ControlPlane) -> None:
         "kube-apiserver"]
 
 
+@pytest.mark.parametrize("copied", [False, True], ids=["setting-only", "as-earlier-readmes"])
 def test_an_overlay_that_sets_only_the_primary_cni_setting_makes_a_ready_agent(
-        cluster: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        cluster: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copied: bool) -> None:
     """What overlays/cilium/README.md tells a Calico user to write, and nothing more: Multus renders its
     daemon config from it, and the agent, built from the same overlay, finds the primary config in its
-    subdirectory instead of reporting the node not ready (and every gated pod Pending) for ever."""
+    subdirectory instead of reporting the node not ready (and every gated pod Pending) for ever. An
+    overlay written from an earlier README, which also copies the value into the agent's env, still
+    builds (kustomize fails on a replacement without its target) and still makes a ready agent."""
     from webhook.agent.probe import PRIMARY, READY, evaluate, read_host
     from webhook.agent.standin import StandInHost, multus_config_delegating_to
     from webhook.cli import parser
@@ -200,7 +202,13 @@ def test_an_overlay_that_sets_only_the_primary_cni_setting_makes_a_ready_agent(
     (overlay / "kustomization.yaml").write_text(json.dumps({
         "resources": [os.path.relpath(MANIFESTS / "base", overlay)],
         "configMapGenerator": [{"name": "multus-primary-cni", "namespace": "kube-system", "behavior": "merge",
-                                "literals": ["primaryCniConfigFile=calico/10-calico.conflist"]}]}))
+                                "literals": ["primaryCniConfigFile=calico/10-calico.conflist"]}],
+        **({"replacements": [{
+            "source": {"kind": "ConfigMap", "name": "multus-primary-cni", "namespace": "kube-system",
+                       "fieldPath": "data.primaryCniConfigFile"},
+            "targets": [{"select": {"kind": "DaemonSet", "name": "multus-webhook-agent"}, "fieldPaths": [
+                "spec.template.spec.containers.[name=agent].env.[name=PRIMARY_CNI_CONFIG_FILE].value"]}]}]}
+           if copied else {})}))
     docs = [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(overlay)).stdout) if d]
     primary = primary_setting(docs)
     assert primary == "calico/10-calico.conflist"
