@@ -1,6 +1,7 @@
-"""The readiness gate: what a pod's networks need of its node, and the two forms the mutating webhook
-writes (webhook/admission/mutation.py). Here, in the pure core, so that the rules can read the gate
-back with the same definition."""
+"""The readiness gate: what a pod's networks need of its node, the two forms the mutating webhook
+writes (webhook/admission/mutation.py), and how a rule reads them back from a pod. Here, in the pure
+core, so that the mutation that writes the gate and the rule that judges an UPDATE against it share
+one definition."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from webhook.multus.selection import (
     network_references,
     parse_networks,
 )
-from webhook.names import AGENT_POD_LABELS, HOSTNAME_LABEL, READY_LABEL, binary_label
+from webhook.names import AGENT_POD_LABELS, HOSTNAME_LABEL, READY_LABEL, binary_label, is_own_label
 from webhook.objects import as_mapping
 from webhook.rules.policy import Policy
 from webhook.rules.view import ClusterView
@@ -83,3 +84,41 @@ def is_readiness_term(term: Any, agent_namespace: str) -> bool:
         return False
     labels = as_mapping(as_mapping(term.get("labelSelector")).get("matchLabels"))
     return labels.get(READY_LABEL) == "true" and all(labels.get(k) == v for k, v in AGENT_POD_LABELS.items())
+
+
+def _term_requirements(term: Mapping[str, Any]) -> set[str]:
+    """Our labels a nodeSelectorTerm requires to be "true", in the form readiness_requirements writes."""
+    expressions = term.get("matchExpressions")
+    return {e["key"] for e in expressions if isinstance(e, Mapping) and isinstance(e.get("key"), str)
+            and is_own_label(e["key"]) and e.get("operator") == "In" and e.get("values") == ["true"]
+            } if isinstance(expressions, list) else set()
+
+
+def required_gate_labels(affinity: Any, agent_namespace: str) -> frozenset[str] | None:
+    """The labels the readiness gate of a pod with ``affinity`` requires, in either form the mutation
+    writes; None when it has no gate.
+
+    Pod affinity: every readiness term (required terms are all met, so their labels add up). Node
+    affinity: terms are ORed, so a label is required only when every term that selects something
+    carries it (an empty term matches no node, and the mutation leaves it so); the gate is there when
+    they all carry the ready label."""
+    affinity = as_mapping(affinity)
+    required: set[str] = set()
+    gated = False
+    pod_terms = as_mapping(affinity.get("podAffinity")).get("requiredDuringSchedulingIgnoredDuringExecution")
+    for term in pod_terms if isinstance(pod_terms, list) else ():
+        if is_readiness_term(term, agent_namespace):
+            gated = True
+            labels = as_mapping(as_mapping(term["labelSelector"]).get("matchLabels"))
+            required |= {k for k, v in labels.items() if isinstance(k, str) and is_own_label(k) and v == "true"}
+    node_required = as_mapping(as_mapping(affinity.get("nodeAffinity")).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"))
+    node_terms = node_required.get("nodeSelectorTerms")
+    selecting = [t for t in node_terms if isinstance(t, Mapping) and (t.get("matchExpressions") or t.get(
+        "matchFields"))] if isinstance(node_terms, list) else []
+    if selecting:
+        common = set.intersection(*map(_term_requirements, selecting))
+        if READY_LABEL in common:
+            gated = True
+            required |= common
+    return frozenset(required) if gated else None
