@@ -304,3 +304,42 @@ def test_a_pod_admitted_before_its_annotation_was_refused_can_still_be_updated(
     finally:
         live_webhook.start()
         eventually(lambda: live_webhook.readyz()[0] == 200, "the restarted webhook's first sync")
+
+
+def test_a_pending_pods_networks_that_outgrow_its_readiness_gate_are_warned_about(cluster: ControlPlane,
+                                                                                   ns: str) -> None:
+    """The gate is written at CREATE and a pod's affinity cannot be changed: an UPDATE of a pending pod's
+    networks that needs another binary, or the first networks of a pod created without any, is admitted
+    with a warning that says to recreate the pod."""
+    bridge = json.dumps({"cniVersion": "0.3.1", "type": "bridge", "bridge": "br-e2e",
+                         "ipam": {"type": "whereabouts", "range": "10.31.0.0/24"}})
+    apply(cluster, {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+                    "metadata": {"name": "bridged", "namespace": ns}, "spec": {"config": bridge}})
+    apply(cluster, pod("gated", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data"}))
+    # kubectl create: never sent to the webhook (no Multus network), so no gate.
+    cluster.kubectl("create", "-f", "-", input=json.dumps(pod("plain", ns)))
+
+    def annotate(name: str, networks: str, *extra: str) -> Any:
+        return cluster.kubectl("annotate", "pod", name, "-n", ns, "--overwrite", *extra,
+                               f"k8s.v1.cni.cncf.io/networks={networks}", check=False)
+
+    eventually(lambda: annotate("gated", "bridged", "--dry-run=server").returncode == 0,
+               "the bridge NAD in the webhook's cache")
+    result = annotate("gated", "bridged")
+    assert result.returncode == 0, result.stderr
+    warning = " ".join(result.stderr.replace("Warning:", "").split())  # kubectl's lines joined again
+    assert ("k8s.v1.cni.cncf.io/networks changed on a pod that is not on a node yet to networks that need the CNI "
+            "binary bridge, which its readiness gate") in warning, warning
+    assert "recreate the pod" in warning, warning
+    assert warning.endswith("[pod-networks-gate-outgrown]"), warning
+    # The gate covers the NAD's binaries (macvlan, whereabouts): no warning.
+    result = annotate("gated", "data@net2")
+    assert result.returncode == 0, result.stderr
+    assert "pod-networks-gate-outgrown" not in result.stderr
+
+    result = annotate("plain", "data")
+    assert result.returncode == 0, result.stderr
+    warning = " ".join(result.stderr.replace("Warning:", "").split())
+    assert "has no readiness gate" in warning, warning
+    assert "is not held back until Multus is ready" in warning, warning
+    assert get_pod(cluster, ns, "plain")["spec"].get("affinity") is None

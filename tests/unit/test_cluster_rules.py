@@ -510,12 +510,17 @@ def test_a_pending_pods_networks_changed_to_a_missing_nad_are_refused_a_placed_p
         subject = Subject(new, "Pod", operation="UPDATE", old_object=old, view=view)
         return [(f.rule, f.severity.value) for f in evaluate(subject, Policy()) if f.rule.startswith("pod-networks-")]
 
-    # Multus has not read the annotation yet (no node): the new value is what the pod starts with.
-    assert judged(pod("p", networks="net"), pod("p", networks="nowhere")) == [("pod-networks-nad-exists", "deny")]
+    # Multus has not read the annotation yet (no node): the new value is what the pod starts with. (These
+    # pods never went through /mutate: they have no readiness gate, which another rule says.)
+    assert judged(pod("p", networks="net"), pod("p", networks="nowhere")) == [
+        ("pod-networks-nad-exists", "deny"), ("pod-networks-gate-outgrown", "warn")]
     # On a node already: the change does nothing, which another rule says; no NAD is looked up.
     placed_old, placed_new = pod("p", networks="net"), pod("p", networks="nowhere")
     for p in (placed_old, placed_new):
         p["spec"] = {"nodeName": "n1"}
     assert judged(placed_old, placed_new) == [("pod-networks-changed-after-start", "warn")]
+    # Also when the new object omits spec.nodeName, as the manifest check judges as the UPDATE of the
+    # stored pod does (the apiserver keeps it through an UPDATE).
+    assert judged(placed_old, pod("p", networks="nowhere")) == [("pod-networks-changed-after-start", "warn")]
     # An update that leaves the annotation as it was is not refused for a NAD deleted since (ratchet).
     assert judged(pod("p", networks="nowhere"), pod("p", networks="nowhere")) == [("pod-networks-nad-exists", "warn")]

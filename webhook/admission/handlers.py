@@ -64,6 +64,7 @@ def validate(request: AdmissionRequest, ctx: AdmissionContext) -> Response:
         view=ctx.view,
         default_namespace=request.namespace or "default",
         policy=ctx.policy,
+        agent_namespace=ctx.namespace,
     )
     return response_for(evaluate(subject, ctx.policy))
 

@@ -3,33 +3,21 @@
 Pure (no aiohttp, no kubernetes client). Every change is an addition: a key the user wrote is never
 removed or rewritten, and running the mutation on its own output changes nothing, as
 ``reinvocationPolicy: IfNeeded`` requires. What cannot be applied (a missing profile, a clash) is left
-to the validating rules, which refuse the pod with the reason (rules/pod_cluster.py).
+to the validating rules, which refuse the pod with the reason (rules/pod_cluster.py). The gate itself
+(what it requires, its two forms) is defined in rules/gate.py, which the rules read it back with.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.multus.selection import (
-    DEFAULT_NETWORK_ANNOTATION,
-    NETWORKS_ANNOTATION,
-    network_references,
-    parse_networks,
-)
-from webhook.names import (
-    AGENT_POD_LABELS,
-    APPLIED_PROFILE_ANNOTATION,
-    HOSTNAME_LABEL,
-    NAMESPACE,
-    PROFILE_LABEL,
-    READY_LABEL,
-    binary_label,
-)
+from webhook.multus.selection import NETWORKS_ANNOTATION
+from webhook.names import APPLIED_PROFILE_ANNOTATION, NAMESPACE, PROFILE_LABEL, READY_LABEL
 from webhook.objects import as_mapping
+from webhook.rules.gate import is_readiness_term, readiness_requirements, readiness_term, required_binaries
 from webhook.rules.policy import Policy
 from webhook.rules.view import ClusterView
 
@@ -69,48 +57,6 @@ def apply_profile(annotations: dict[str, Any], labels: Mapping[str, Any], namesp
                         f"left as it is although NetworkProfile {name} was applied")
 
 
-def _attaches_nothing(networks: str, namespace: str) -> bool:
-    parsed = parse_networks(networks, namespace)
-    return parsed.ok and not parsed.selections
-
-
-def required_binaries(annotations: Mapping[str, Any], namespace: str, view: ClusterView,
-                      policy: Policy) -> frozenset[str] | None:
-    """The CNI binaries the pod's networks need on its node; None when it asks Multus for nothing."""
-    networks = annotations.get(NETWORKS_ANNOTATION)
-    refs = network_references(annotations, namespace, multus_namespace=policy.multus_namespace)
-    # A value that cannot be read still sends the pod through Multus's parsing on the node; an empty
-    # one ("", "[]") attaches nothing.
-    asks = bool(refs) or DEFAULT_NETWORK_ANNOTATION in annotations or (
-        isinstance(networks, str) and not _attaches_nothing(networks, namespace))
-    if not asks:
-        return None
-    needed: set[str] = set()
-    for ref in refs:
-        binaries = view.nad_binaries(ref.namespace, ref.name)
-        if binaries is not None:  # a missing NAD is refused by rule pod-networks-nad-exists
-            needed |= binaries
-    return frozenset(needed)
-
-
-@functools.lru_cache(maxsize=256)
-def readiness_term(binaries: frozenset[str], agent_namespace: str) -> dict[str, Any]:
-    """The required pod affinity term for a pod that needs ``binaries``: the agent pod on the same node
-    (in ``agent_namespace``) carries the ready label and the label of each binary, which the controller
-    gives it while Multus is ready on the node's current boot. Few distinct sets: remembered, and
-    shared between answers, so never to be modified.
-
-    A pod affinity and not a node affinity on the node's labels, which would say the same: the kubelet
-    checks its pods' required node affinity again when it starts (kubernetes/kubernetes#76322,
-    #124586), so after a reboot, with the ready label off until Multus is back, it would fail every
-    pod it runs that has the gate (phase Failed, reason NodeAffinity). Pod affinity is the scheduler's
-    alone."""
-    labels = {**AGENT_POD_LABELS, READY_LABEL: "true",
-              **{label: "true" for label in map(binary_label, sorted(binaries)) if label}}
-    return {"labelSelector": {"matchLabels": labels}, "namespaces": [agent_namespace],
-            "topologyKey": HOSTNAME_LABEL}
-
-
 def with_readiness_term(affinity: Mapping[str, Any], term: Mapping[str, Any]) -> Mapping[str, Any]:
     """``affinity`` with ``term`` among its required pod affinity terms, everything else kept. For pods
     with no required pod affinity term of their own: the scheduler looks for one pod that matches all
@@ -131,15 +77,6 @@ def with_readiness_term(affinity: Mapping[str, Any], term: Mapping[str, Any]) ->
         return affinity
     required = {"requiredDuringSchedulingIgnoredDuringExecution": [*terms, term]}
     return {**affinity, "podAffinity": {**pod_affinity, **required}}
-
-
-@functools.lru_cache(maxsize=256)
-def readiness_requirements(binaries: frozenset[str]) -> tuple[dict[str, Any], ...]:
-    """The node selector requirements for ``binaries``, the gate of pods that have required pod affinity
-    terms of their own (see mutate_pod). Few distinct sets: remembered, and shared between answers, so
-    never to be modified."""
-    labels = [READY_LABEL, *(label for label in map(binary_label, sorted(binaries)) if label)]
-    return tuple({"key": label, "operator": "In", "values": ["true"]} for label in labels)
 
 
 def with_required_affinity(affinity: Mapping[str, Any], requirements: Sequence[dict[str, Any]]) -> Mapping[str, Any]:
@@ -173,15 +110,6 @@ def with_required_affinity(affinity: Mapping[str, Any], requirements: Sequence[d
             if requirement not in expressions:
                 expressions.append(dict(requirement))
     return result
-
-
-def is_readiness_term(term: Any, agent_namespace: str) -> bool:
-    """Whether ``term`` is a gate readiness_term wrote (for any set of binaries)."""
-    if not isinstance(term, Mapping) or term.get("namespaces") != [agent_namespace] or \
-            term.get("topologyKey") != HOSTNAME_LABEL:
-        return False
-    labels = as_mapping(as_mapping(term.get("labelSelector")).get("matchLabels"))
-    return labels.get(READY_LABEL) == "true" and all(labels.get(k) == v for k, v in AGENT_POD_LABELS.items())
 
 
 def without_readiness_terms(affinity: Mapping[str, Any], agent_namespace: str) -> Mapping[str, Any]:

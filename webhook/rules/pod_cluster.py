@@ -4,7 +4,8 @@ They stay silent when the cluster is unknown (the CLI without --cluster-state). 
 annotations judge a pod's CREATE, and an UPDATE of them while the pod is not on a node yet: Multus
 reads them when the pod's sandbox is made, so a pending pod (one the readiness gate holds back, say)
 starts with the new value. Once the pod is on a node, pod-networks-changed-after-start says the change
-does nothing.
+does nothing; before, pod-networks-gate-outgrown says when the new value outgrows the readiness gate the
+pod was created with.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from webhook.cni.ipam import (
     static_addresses,
     whereabouts_ranges,
 )
-from webhook.multus.selection import NETWORKS_ANNOTATION, NetworkReference, is_go_ip
-from webhook.names import PROFILE_LABEL
+from webhook.multus.selection import NETWORKS_ANNOTATION, NetworkReference, annotation_where, is_go_ip
+from webhook.names import PROFILE_LABEL, binary_label
+from webhook.objects import as_mapping
 from webhook.rules.findings import Severity, Violation
-from webhook.rules.pod_networks import DEFAULT_NETWORK, NETWORKS
+from webhook.rules.gate import required_binaries, required_gate_labels
+from webhook.rules.pod_networks import DEFAULT_NETWORK, NETWORKS, changed_selection
 from webhook.rules.registry import rule
 from webhook.rules.subject import Subject
 
@@ -33,9 +36,14 @@ PROFILE_FIELD = f'metadata.labels["{PROFILE_LABEL}"]'
 
 
 def _read_by_multus_yet(subject: Subject) -> bool:
-    """Whether Multus has yet to read the pod's selection annotations: a new pod, or one not on a node."""
-    spec = subject.obj.get("spec")
-    return subject.operation == "CREATE" or not (isinstance(spec, Mapping) and spec.get("nodeName"))
+    """Whether Multus has yet to read the pod's selection annotations: a new pod, or one not on a node.
+    The stored pod says so as well as the new one: an UPDATE keeps spec.nodeName (a pod is bound
+    through its own subresource), while check judges a manifest, which seldom carries it, as the
+    UPDATE of the stored pod."""
+    if subject.operation == "CREATE":
+        return True
+    return not any(as_mapping(obj.get("spec")).get("nodeName")
+                   for obj in (subject.obj, subject.old_object) if obj is not None)
 
 
 def _netconf(nad: Mapping[str, Any]) -> NetConf | None:
@@ -322,3 +330,55 @@ def namespace_isolation(subject: Subject) -> Iterator[Violation]:
         if ref.annotation == NETWORKS_ANNOTATION and ref.namespace not in allowed:
             yield Violation(ref.field, f"{ref.field} selects {ref.namespace}/{ref.name} from another namespace; only "
                                        f"{', '.join(sorted(allowed))} are allowed with namespace isolation")
+
+
+def _gate(subject: Subject) -> frozenset[str] | None:
+    """The labels the pod's readiness gate requires; None when it has none. Read from the stored pod
+    and the new one alike: the apiserver keeps a pod's affinity through an UPDATE (at most adding node
+    affinity requirements while the pod has scheduling gates), while check judges a manifest, which
+    seldom carries the gate the mutation added to the stored pod, as the UPDATE of that pod."""
+    gates = [gate for obj in (subject.obj, subject.old_object) if obj is not None and (
+        gate := required_gate_labels(as_mapping(obj.get("spec")).get("affinity"), subject.agent_namespace))
+        is not None]
+    return frozenset().union(*gates) if gates else None
+
+
+_RECREATE = ("recreate the pod (delete it: a workload's controller makes a new one, a bare pod must be created "
+             "again), and the new pod gets a gate for its networks")
+
+
+@rule("pod-networks-gate-outgrown", kinds=POD, severity=Severity.WARN, operations={"UPDATE"},
+      judges=[NETWORKS, DEFAULT_NETWORK],
+      title="a pending pod's changed networks need no CNI binary its readiness gate leaves out")
+def gate_outgrown(subject: Subject) -> Iterator[Violation]:
+    """The mutating webhook gives a pod that asks Multus for networks a readiness gate when it is
+    created: a required affinity to a node where Multus is ready and has the CNI binaries those networks
+    need. A pod's affinity cannot be changed afterwards. An UPDATE of the selection annotations of a pod
+    not on a node yet changes what Multus attaches when the sandbox is made, but not the gate: the
+    scheduler may place the pod on a node without a binary the new networks need, where the sandbox
+    fails; a pod created without Multus networks has no gate at all, and may start before Multus is
+    ready on its node, without its secondary networks. Only a new pod gets a gate for its networks."""
+    if not (subject.view.known and subject.policy.readiness_affinity and _read_by_multus_yet(subject)):
+        return
+    changed = changed_selection(subject)
+    needed = required_binaries(subject.annotations, subject.namespace, subject.view, subject.policy) \
+        if changed else None
+    if needed is None:
+        return
+    key = changed[0]
+    gate = _gate(subject)
+    if gate is None:
+        yield Violation(annotation_where(key).field,
+                        f"{key} changed on a pod that is not on a node yet and has no readiness gate (the webhook "
+                        "writes one when a pod that asks Multus for networks is created, and a pod's affinity "
+                        "cannot be changed): the pod is not held back until Multus is ready on a node, and may "
+                        f"start without its secondary networks; {_RECREATE}")
+        return
+    missing = sorted(b for b in needed if (label := binary_label(b)) is not None and label not in gate)
+    if missing:
+        binaries = f"binar{'ies' if len(missing) > 1 else 'y'} {', '.join(missing)}"
+        yield Violation(annotation_where(key).field,
+                        f"{key} changed on a pod that is not on a node yet to networks that need the CNI {binaries}, "
+                        "which its readiness gate (spec.affinity, written when the pod was created, and which cannot "
+                        "be changed) does not require: the scheduler may place the pod on a node without them, "
+                        f"where its sandbox fails; {_RECREATE}")

@@ -174,6 +174,17 @@ def default_network_syntax(subject: Subject) -> Iterator[Violation]:
                             f"{PRIMARY_INTERFACE}, so the pod's sandbox would fail; leave the interface out")
 
 
+def changed_selection(subject: Subject) -> list[str]:
+    """The selection annotations an UPDATE changes (all that it has when the old object is unknown)."""
+    # Read as every pod rule reads them, a null value as absent (as a manifest file can have it). The
+    # ratchet's Parts tell null from absent on purpose, which here would report a change of networks
+    # that changes none.
+    old = as_mapping(as_mapping(subject.old_object.get("metadata")).get("annotations")) \
+        if subject.old_object is not None else {}
+    return [key for key in (NETWORKS_ANNOTATION, DEFAULT_NETWORK_ANNOTATION)
+            if old.get(key) != subject.annotations.get(key)]
+
+
 @rule(
     "pod-networks-changed-after-start",
     kinds=POD,
@@ -190,15 +201,10 @@ def networks_changed_after_start(subject: Subject) -> Iterator[Violation]:
     node = old_spec.get("nodeName") if isinstance(old_spec, Mapping) else None
     if not node:
         return
-    # Read as every pod rule reads them, a null value as absent (as a manifest file can have it). The
-    # ratchet's Parts tell null from absent on purpose, which here would report a change of networks
-    # that changes none.
-    old = as_mapping(as_mapping(subject.old_object.get("metadata")).get("annotations"))
-    for key in (NETWORKS_ANNOTATION, DEFAULT_NETWORK_ANNOTATION):
-        if old.get(key) != subject.annotations.get(key):
-            yield Violation(
-                annotation_where(key).field,
-                f"{key} changed on a pod already running on node {node}: Multus reads it only when the pod "
-                "starts, so the pod keeps its old networks; delete and recreate the pod (or change the "
-                "workload's pod template) to apply it",
-            )
+    for key in changed_selection(subject):
+        yield Violation(
+            annotation_where(key).field,
+            f"{key} changed on a pod already running on node {node}: Multus reads it only when the pod "
+            "starts, so the pod keeps its old networks; delete and recreate the pod (or change the "
+            "workload's pod template) to apply it",
+        )

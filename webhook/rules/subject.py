@@ -17,6 +17,7 @@ from webhook.multus.selection import (
     parse_default_network,
     parse_networks,
 )
+from webhook.names import NAMESPACE
 from webhook.objects import as_mapping
 from webhook.rules.policy import Policy
 from webhook.rules.view import UNKNOWN_CLUSTER, ClusterView
@@ -35,6 +36,8 @@ class Subject:
     default_namespace: str = "default"
     #: The policy in force, for rules with settings of their own (global namespaces, Multus namespace).
     policy: Policy = field(default_factory=Policy)
+    #: Where the agents' pods run (the webhook's own namespace), which a pod's readiness gate names.
+    agent_namespace: str = NAMESPACE
 
     def __post_init__(self) -> None:
         # Read by most rules, several times each: looked up once per review. The object under review
