@@ -126,6 +126,7 @@ def check(
             view=UNKNOWN_CLUSTER if view is None else view,
             field_prefix=item.field_prefix,
             default_namespace=item.input.namespace,
+            agent_namespace=webhook_namespace,  # where the gate's pod affinity term points
         )
         return Result(item.input, tuple(evaluate(subject, policy))), obj
 
@@ -164,8 +165,8 @@ def check(
 def _not_sent(item: Target, old: Mapping[str, Any] | None, webhook_namespace: str) -> bool:
     """Whether the apiserver would not call the pod webhooks for this pod at all (their namespaceSelector
     and matchConditions in manifests/base/webhook/webhook-configurations.yaml): a pod in the webhook's
-    own namespace (by its name, ``webhook_namespace``: the selector's label is on the Namespace
-    object, which check does not read), one Multus never reads (selection.judged), one that asks for no Multus network
+    own namespace (by its name, ``webhook_namespace``, as the selector has it), one Multus never reads
+    (selection.judged), one that asks for no Multus network
     (neither selection annotation, no profile label), or an UPDATE that leaves both selection
     annotations as they were (the server would only have ratcheted them into warnings)."""
     if item.subject_kind != "Pod":
