@@ -34,7 +34,7 @@ def test_fields() -> None:
         "nodeName": "node-a", "bootID": "b1", "bootTime": "2026-01-02T02:58:41.000000Z",
         "cniBinaries": ["bridge", "multus-shim"], "binaryCount": 2,
         "multusReady": True, "heartbeatTime": "2026-01-02T03:04:05.123456Z",
-        "firstReadyBootID": None, "firstReadyTime": None, "readyTime": "2026-01-02T03:04:05.000000Z",
+        "firstReadyBootID": None, "firstReadyTime": None, "readyTime": None,
         "conditions": [
             {"type": DAEMON, "status": "True", "reason": "Connected", "message": "m",
              "lastTransitionTime": "2026-01-02T03:04:05.123456Z"},
@@ -184,3 +184,15 @@ def test_a_clock_stepped_back_ends_the_watch_of_the_boot() -> None:
     # A boot time of another boot says nothing about this one's clock.
     other = status_body("n", report("b0", booted=BOOTED + timedelta(hours=1)), None, T0)
     assert first(status_body("n", report("b1"), other, T1)) == ("b1", "2026-01-02T03:04:15.000000Z")
+
+
+def test_the_boot_time_is_kept_as_first_read_while_the_boot_lasts() -> None:
+    """A clock stepped forward moves btime later: written as read, pod statuses of this boot from
+    before the step would look older than the boot, and the repair would give them up."""
+    read = status_body("n", report("b1"), None, T0)
+    ahead = status_body("n", report("b1", booted=BOOTED + timedelta(hours=1)), read, T1)
+    assert ahead["bootTime"] == read["bootTime"] == "2026-01-02T02:58:41.000000Z"
+    assert status_body("n", report("b2", booted=BOOTED + timedelta(hours=1)), ahead, T2)["bootTime"] == (
+        "2026-01-02T03:58:41.000000Z")
+    unread = status_body("n", report("b1", booted=None), None, T0)
+    assert status_body("n", report("b1"), unread, T1)["bootTime"] == "2026-01-02T02:58:41.000000Z"

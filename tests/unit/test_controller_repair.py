@@ -19,7 +19,6 @@ from webhook.controller.repair import (
     sandbox_time,
 )
 from webhook.kube import format_time
-from webhook.multus.selection import DefaultNetworks
 
 READY_SINCE = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 AFTER = READY_SINCE + timedelta(seconds=5)
@@ -67,13 +66,13 @@ def test_a_missing_network_is_damage() -> None:
 def test_no_network_status_at_all_lacks_every_network() -> None:
     d = damage(pod(), READY_SINCE)
     assert d is not None
-    assert d.reason == "its network-status lacks app/macvlan-net@net1, other/bridge-net@br1"
+    assert d.reason == "its network-status lacks other/bridge-net@br1, app/macvlan-net"
 
 
 def test_an_unreadable_network_status_lacks_every_network() -> None:
     p = pod()
     p["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"] = "{not json"
-    assert missing_networks(p) == ["app/macvlan-net@net1", "other/bridge-net@br1"]
+    assert missing_networks(p) == ["other/bridge-net@br1", "app/macvlan-net"]
     p["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"] = '{"name": "x"}'
     assert len(missing_networks(p)) == 2
 
@@ -105,23 +104,22 @@ def test_an_unqualified_default_network_is_in_the_policys_multus_namespace() -> 
     assert missing_networks(p) == ["kube-system/sriov@eth0"]
 
 
-def test_positional_interfaces_are_looked_for_after_multus_default_networks() -> None:
-    """Multus names the pod's unnamed elements after its defaultNetworks (net2 for the first of one
-    default network) and reports them so: counted from net1, every healthy pod outside its system
-    namespaces was judged to lack a network and evicted at every reboot."""
-    defaults = DefaultNetworks(("mgmt",))
-    shifted = [{"name": "kube-system/mgmt", "interface": "net1"}, {"name": "app/macvlan-net", "interface": "net2"},
-               {"name": "other/bridge-net", "interface": "br1"}]
-    p = pod(status=shifted)
-    assert missing_networks(p) == ["app/macvlan-net@net1"]
-    assert missing_networks(p, defaults=defaults) == []
-    assert damage(p, READY_SINCE, defaults=defaults) is None
-    assert judge([p], READY_SINCE, None, defaults=defaults) == ([], [])
-    # A pod in one of Multus's systemNamespaces gets no default network: its first element is net1.
-    system = pod(status=[{"name": "kube-system/macvlan-net", "interface": "net1"},
-                         {"name": "other/bridge-net", "interface": "br1"}])
-    system["metadata"]["namespace"] = "kube-system"
-    assert missing_networks(system, defaults=defaults) == []
+def test_an_element_without_an_interface_is_found_by_its_network_wherever_its_position_put_it() -> None:
+    """Multus names it net<N> after its defaultNetworks (net2 behind one default network), which may
+    have changed since the pod was wired: looked for under net1, every healthy pod outside Multus's
+    systemNamespaces was judged to lack a network and evicted at every reboot and Multus restart."""
+    behind_a_default = [{"name": "kube-system/mgmt", "interface": "net1"},
+                        {"name": "app/macvlan-net", "interface": "net2"},
+                        {"name": "other/bridge-net", "interface": "br1"}]
+    p = pod(status=behind_a_default)
+    assert missing_networks(p) == []
+    assert damage(p, READY_SINCE) is None
+    # Asked for twice, found once: one is missing.
+    twice = pod(networks="macvlan-net, macvlan-net, other/bridge-net@br1", status=behind_a_default)
+    assert missing_networks(twice) == ["app/macvlan-net"]
+    # The entry of an element that names its interface answers for that element alone.
+    named = pod(networks="macvlan-net@data0, macvlan-net", status=[{"name": "app/macvlan-net", "interface": "data0"}])
+    assert missing_networks(named) == ["app/macvlan-net"]
 
 
 def test_a_full_network_status_from_before_multus_was_ready_is_damage() -> None:
@@ -350,8 +348,8 @@ def legacy_nad(config: object) -> dict[str, Any]:
     ({"name": "n", "type": "macvlan"}, []),  # no cniVersion reads as 0.1.0
     ({"cniVersion": "0.2.0", "name": "n", "plugins": [{"type": "macvlan"}, {"type": "tuning"}]}, []),
     ("{not json", []),  # unreadable: left alone rather than evicted on every reboot
-    ({"cniVersion": "0.3.1", "name": "n", "type": "macvlan"}, ["app/macvlan-net@net1"]),
-    ({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "macvlan"}]}, ["app/macvlan-net@net1"]),
+    ({"cniVersion": "0.3.1", "name": "n", "type": "macvlan"}, ["app/macvlan-net"]),
+    ({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "macvlan"}]}, ["app/macvlan-net"]),
 ])
 def test_networks_multus_never_lists_are_not_missing(config: object, missing: list[str]) -> None:
     p = pod(networks="macvlan-net", status=FULL[:1])
@@ -363,4 +361,4 @@ def test_networks_multus_never_lists_are_not_missing(config: object, missing: li
 
 def test_a_network_whose_nad_is_gone_is_still_missing() -> None:
     assert missing_networks(pod(networks="macvlan-net", status=FULL[:1]), nads=lambda ns, name: None) == [
-        "app/macvlan-net@net1"]
+        "app/macvlan-net"]

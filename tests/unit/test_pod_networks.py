@@ -289,3 +289,22 @@ def test_multus_default_networks_take_the_first_positional_names() -> None:
     assert judged({NETWORKS_ANNOTATION: "a@net2"}, "kube-system") == []
     assert len(judged({NETWORKS_ANNOTATION: "a,c@net1"}, "kube-system")) == 1
     assert findings(pod({NETWORKS_ANNOTATION: "a@net2"})) == []  # without them in the policy
+
+
+def test_a_profiles_networks_are_named_after_multus_default_networks() -> None:
+    """The pods using a profile are in its namespace: [b@net2, a] is fine behind one default network
+    (a is net3), [a, b, c@net3] is not (b is net3 too), and net1 is the default network's."""
+    policy = Policy(default_networks=DefaultNetworks(("mgmt",)))
+
+    def judged(networks: list[dict[str, str]]) -> list[str]:
+        profile = {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "NetworkProfile",
+                   "metadata": {"name": "p", "namespace": "team"}, "spec": {"networks": networks}}
+        return [f.message for f in evaluate(Subject(profile, "NetworkProfile"), policy)
+                if f.rule == "networkprofile-networks"]
+
+    assert judged([{"name": "b", "interface": "net2"}, {"name": "a"}]) == []
+    assert judged([{"name": "a"}, {"name": "b"}, {"name": "c", "interface": "net3"}]) == [
+        "spec.networks gives interface 'net3' to 2 networks: each needs a name of its own (set 'interface')"]
+    assert judged([{"name": "a", "interface": "net1"}]) == [
+        "spec.networks uses interface 'net1', which Multus gives default network mgmt (defaultNetworks in its "
+        "config and in the policy)"]

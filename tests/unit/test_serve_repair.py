@@ -12,7 +12,6 @@ import pytest
 from webhook.admission.handlers import AdmissionContext
 from webhook.commands.serve import PolicySource
 from webhook.controller.controller import ControllerConfig
-from webhook.multus.selection import DefaultNetworks
 from webhook.rules import Policy
 
 
@@ -60,10 +59,7 @@ def test_the_controller_follows_the_multus_namespace_of_the_policy_in_force() ->
     """The repair reads unqualified default-network references as the admission rules do."""
     s, controller = source(False, Policy())
     assert controller.config.multus_namespace == "kube-system"
-    s.on_configmap({"data": {"policy": "multusNamespace: multus\ndefaultNetworks: [mgmt]\n"
-                                       "systemNamespaces: [kube-system, infra]\n"}})
+    s.on_configmap({"data": {"policy": "multusNamespace: multus\n"}})
     assert controller.config.multus_namespace == "multus"
-    assert controller.config.default_networks == DefaultNetworks(("mgmt",), ("kube-system", "infra"))
     s.on_configmap(None)
     assert controller.config.multus_namespace == "kube-system"
-    assert controller.config.default_networks == DefaultNetworks()

@@ -50,36 +50,27 @@ class Agent:
         self.written: Report | None = None
         #: (boot id, when this agent first saw Multus ready on that boot).
         self.seen_ready: tuple[str | None, datetime] | None = None
-        #: ((boot id, the host's evidence of readiness), when this agent first saw that evidence): the
-        #: run of readiness it saw begin last.
-        self.seen_run: tuple[tuple[str | None, datetime | None], datetime] | None = None
         #: The clock step the last look found was logged (once per step, not per look).
         self.stepped_logged = False
 
     def look(self) -> Report:
         """The host as it is now. A ready report's ``ready_since`` is no later than the moment this
         agent first saw Multus ready on the boot: the host's evidence can move later (the daemon
-        restarts, its config is written again) while a write of the first readiness is retried. Its
-        ``run_since`` is the same for the current run of readiness alone: the host's evidence moves
-        exactly when the daemon starts again (a new socket) or writes its config again, and the
-        runtime may have wired sandboxes without Multus in between."""
+        restarts, its config is written again) while a write of the first readiness is retried."""
         report = evaluate(read_host(self.config.layout), self.config.layout)
         if not report.ready:
             return report
         now, host, boot = self.clock(), report.ready_since, report.boot_id
         if self.seen_ready is None or self.seen_ready[0] != boot:
             self.seen_ready = (boot, now)
-        if self.seen_run is None or self.seen_run[0] != (boot, host):
-            self.seen_run = ((boot, host), now)
-        first, run = self.seen_ready[1], self.seen_run[1]
+        first = self.seen_ready[1]
         stepped = host is not None and host - now > CLOCK_STEP
         if host is not None and stepped and not self.stepped_logged:
             log.warning("node %s: Multus became ready at %s by the host's files, later than the clock now (%s): "
                         "the clock was stepped back since; sandbox times are not compared with it on this boot",
                         self.config.node, host.isoformat(), now.isoformat())
         self.stepped_logged = stepped
-        return replace(report, ready_since=min(host or first, first), run_since=min(host or run, run),
-                       clock_stepped=stepped)
+        return replace(report, ready_since=min(host or first, first), clock_stepped=stepped)
 
     def run(self, stop: threading.Event) -> bool:
         """Until ``stop``; False when it stopped because it can no longer see the host as it is (its

@@ -52,20 +52,21 @@ def status_body(node: str, report: Report, previous: Mapping[str, Any] | None, n
         conditions.append({"type": c.type, "status": status, "reason": c.reason, "message": c.message,
                            "lastTransitionTime": since or stamp})
     first_boot, first_time = first_ready(report, previous, now)
-    run = _second(report.run_since, now) if report.ready else None
+    # The host's time as it is, never the write's: only a change of it matters (a clock step must not
+    # make it move).
+    run = format_time(report.run_since.replace(microsecond=0)) if report.ready and report.run_since else None
     return {
         "nodeName": node,
         "bootID": report.boot_id,
-        # Whole seconds, as /proc/stat has it: the repair compares it with the kubelet's condition times.
-        "bootTime": None if report.boot_time is None else format_time(report.boot_time),
+        "bootTime": boot_time(report, previous),
         "cniBinaries": list(report.binaries),
         "binaryCount": len(report.binaries),
         "multusReady": report.ready,
         "conditions": conditions,
         "firstReadyBootID": first_boot,
         "firstReadyTime": first_time,
-        # A later run than the first on the same boot is a Multus daemon that started again (or wrote
-        # its config again): the repair judges the node's pods again for each (Controller._carry_out).
+        # A later run than the first on the same boot is a Multus daemon that started again: the repair
+        # judges the node's pods again for each (Controller.job).
         "readyTime": run,
         "heartbeatTime": stamp,
     }
@@ -128,6 +129,19 @@ def stepped_back(report: Report, previous: Mapping[str, Any]) -> bool:
         return False
     before = parse_time(previous.get("bootTime"))
     return before is not None and before - report.boot_time > BOOT_TIME_JITTER
+
+
+def boot_time(report: Report, previous: Mapping[str, Any] | None) -> str | None:
+    """The boot time to write: as first read on the boot, while the boot lasts. btime is the clock now
+    less the uptime, so a clock stepped forward after the boot would move it later than the pod
+    statuses written on the boot before the step, and the repair would take them for statuses of the
+    previous boot and give them up. Whole seconds, as /proc/stat has it: the repair compares it with
+    the kubelet's condition times."""
+    if previous is not None and previous.get("bootID") == report.boot_id and report.boot_id is not None:
+        kept = as_text(previous.get("bootTime"))
+        if parse_time(kept) is not None:
+            return kept
+    return None if report.boot_time is None else format_time(report.boot_time)
 
 
 def _second(moment: datetime | None, now: datetime) -> str:

@@ -137,8 +137,10 @@ class Report:
     #: ready or the host does not tell. Not part of what makes two reports differ: it changes nothing
     #: the agent publishes but the first readiness on a boot, which is recorded once.
     ready_since: datetime | None = field(default=None, compare=False)
-    #: When the current run of readiness began: as ``ready_since``, for this run alone (a Multus daemon
-    #: restart on the same boot begins another; see Agent.look). Set by the agent's look.
+    #: When the current run of readiness began: when the Multus daemon made its socket, which it does
+    #: each time it starts (a restart on the same boot begins another run). Not its config's time:
+    #: the daemon also writes its config again whenever the primary CNI's config is written, with no
+    #: gap. None when it is not ready or the host does not tell.
     run_since: datetime | None = field(default=None, compare=False)
     #: The host's evidence of readiness is later than the agent's clock: the node's clock was stepped
     #: back since Multus became ready, so times written before and after the step cannot be compared.
@@ -408,7 +410,9 @@ def evaluate(snapshot: HostSnapshot, layout: HostLayout) -> Report:
         ready = Condition(READY, True, "AllChecksPassed", "Multus is installed, configured first and answering")
     return Report(boot_id=snapshot.boot_id, binaries=snapshot.binaries,
                   conditions=(*conditions, _boot_time(snapshot, layout), ready), boot_time=snapshot.boot_time,
-                  restart=snapshot.socket_dir_removed, ready_since=None if failing else ready_since(snapshot))
+                  restart=snapshot.socket_dir_removed, ready_since=None if failing else ready_since(snapshot),
+                  run_since=None if failing or snapshot.socket_changed is None
+                  else datetime.fromtimestamp(snapshot.socket_changed, UTC))
 
 
 def _binaries(s: HostSnapshot, layout: HostLayout) -> Condition:

@@ -125,8 +125,7 @@ class PolicySource:
 
     def controller_config(self, config: ControllerConfig, policy: Policy) -> ControllerConfig:
         """Used when the controller is attached and whenever a policy comes into force."""
-        return replace(config, repair=self.repair or policy.repair, multus_namespace=policy.multus_namespace,
-                       default_networks=policy.default_networks)
+        return replace(config, repair=self.repair or policy.repair, multus_namespace=policy.multus_namespace)
 
     def attach(self, controller: Controller) -> None:
         """From now on ``controller`` follows the policy in force, starting with the one in force now

@@ -38,7 +38,7 @@ from webhook.kube import (
     retry_after,
     status_message,
 )
-from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE, NO_DEFAULT_NETWORKS, DefaultNetworks
+from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE
 from webhook.names import READY_LABEL
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,6 @@ class ControllerConfig:
     repair_burst: int = 5
     #: The policy's multusNamespace: where an unqualified default-network is (serve keeps it current).
     multus_namespace: str = DEFAULT_MULTUS_NAMESPACE
-    #: The policy's defaultNetworks: they decide the interface names Multus reports (serve keeps it current).
-    default_networks: DefaultNetworks = NO_DEFAULT_NETWORKS
 
     def __post_init__(self) -> None:
         check_timings(self.lease_duration, self.renew_deadline, self.retry_period)
@@ -493,7 +491,7 @@ class Controller:
     def job(self, name: str, boot: str, first: datetime | None, run: datetime | None) -> NodeRepair:
         """The repair of node ``name`` for its current run of readiness: a new one on another boot, and
         on the same boot when the Multus daemon started again (sandboxes made meanwhile went without
-        it). Pods given up on the boot stay given up."""
+        it). Pods given up on the boot stay given up, and pods reported get no second Event."""
         job = self.repairs.get(name)
         if job is not None and job.boot == boot and job.run == run:
             return job
@@ -502,8 +500,9 @@ class Controller:
             log.info("node %s: Multus is ready again on boot %s since %s; its pods are judged again", name, boot,
                      run.isoformat() if run else "an unknown time")
         later = run is not None and (first is None or run > first)
-        job = self.repairs[name] = NodeRepair(boot, run, recheck=later,
-                                              failures=job.failures if job is not None and again else {})
+        kept = job if job is not None and again else NodeRepair(boot)
+        job = self.repairs[name] = NodeRepair(boot, run, recheck=later, failures=kept.failures,
+                                              reported=kept.reported)
         return job
 
     def _confirm_stale(self, state: Mapping[str, Any], verdict: decide.Verdict) -> decide.Verdict:
@@ -601,7 +600,7 @@ class Controller:
                            timeout=POD_LIST_TIMEOUT)["items"]
             job.reported &= {p["metadata"].get("uid") for p in pods}  # pods gone need no memory
             damaged, job.unwritten = judge(pods, multus_ready_since, booted, self.config.multus_namespace,
-                                           self.view.nad, self.config.default_networks)
+                                           self.view.nad)
             # A pod given up on this boot stays given up (its Event said so) when the pods are listed again.
             job.todo = deque(d for d in damaged if job.failures.get(d.uid, 0) < MAX_EVICTION_TRIES)
             job.listed = now
@@ -647,8 +646,7 @@ class Controller:
             job.recheck, job.todo = False, None
             job.not_before = job.listed + self.config.agent_interval
             return max(0.0, job.not_before - now)
-        job.reported.clear()  # done: this run lists no pods again
-        return None
+        return None  # done: this run lists no pods again (what was reported is kept for the next run's list)
 
     def _unwritten(self, name: str, job: NodeRepair, now: float) -> float | None:
         """When some of the node's pods carried a status from before the boot at the last list: the

@@ -41,7 +41,7 @@ from typing import Any
 
 from webhook.cni.config import parse_nad_config, version_number
 from webhook.kube import parse_time
-from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE, NO_DEFAULT_NETWORKS, DefaultNetworks, network_references
+from webhook.multus.selection import DEFAULT_MULTUS_NAMESPACE, NETWORKS_ANNOTATION, network_references
 
 #: The NAD namespace/name -> the NAD as stored (None when there is none): how the repair learns whether
 #: Multus can report a network at all (see reported_by_multus).
@@ -157,36 +157,48 @@ def _any_nad(namespace: str, name: str) -> Mapping[str, Any] | None:
 
 
 def missing_networks(pod: Mapping[str, Any], multus_namespace: str = DEFAULT_MULTUS_NAMESPACE,
-                     nads: NadLookup = _any_nad, defaults: DefaultNetworks = NO_DEFAULT_NETWORKS) -> list[str]:
-    """The requested attachments the pod's network-status does not list, as ns/name@interface, leaving
-    out those Multus never lists (reported_by_multus). An unqualified default-network is in
-    ``multus_namespace``, as Multus reads (and reports) it; an element without an interface is looked
-    for under the net<N> Multus gives it, after its ``defaults`` (the policy's defaultNetworks): under
-    another, every healthy pod would look damaged."""
+                     nads: NadLookup = _any_nad) -> list[str]:
+    """The requested attachments the pod's network-status does not list, leaving out those Multus
+    never lists (reported_by_multus): ns/name@interface for an element that names its interface (and
+    the default network, eth0), ns/name for one that does not. An unqualified default-network is in
+    ``multus_namespace``, as Multus reads (and reports) it.
+
+    An element without an interface is matched by its network's name, as many times as the pod asks
+    for it, not by the net<N> its position gives: Multus counts its defaultNetworks before the pod's
+    elements, and the repair judges pods wired before its config last changed. Looked for under a
+    position-derived name, every healthy pod would look damaged once the default networks changed."""
     meta = pod.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     reported = _reported(annotations)
     missing = []
-    namespace = meta.get("namespace") or "default"
-    for ref in network_references(annotations, namespace, multus_namespace=multus_namespace,
-                                  first_index=defaults.first_index(namespace)):
+    unnamed: dict[str, int] = {}
+    for ref in network_references(annotations, meta.get("namespace") or "default", multus_namespace=multus_namespace):
         name = f"{ref.namespace}/{ref.name}"
+        if not reported_by_multus(nads(ref.namespace, ref.name)):
+            continue
+        if ref.annotation == NETWORKS_ANNOTATION and not ref.selection.interface:
+            unnamed[name] = unnamed.get(name, 0) + 1
+            continue
         # An entry without an interface (older Multus) is matched by name alone.
-        if (name, ref.interface) not in reported and (name, None) not in reported \
-                and reported_by_multus(nads(ref.namespace, ref.name)):
+        entry = (name, ref.interface) if (name, ref.interface) in reported else (name, None)
+        if entry in reported:
+            reported.discard(entry)  # an entry answers for one element
+        else:
             missing.append(f"{name}@{ref.interface}")
+    for name, wanted in unnamed.items():
+        found = sum(1 for entry in reported if entry[0] == name)
+        missing += [name] * max(0, wanted - found)
     return missing
 
 
 def damage(pod: Mapping[str, Any], multus_ready_since: datetime | None,
            multus_namespace: str = DEFAULT_MULTUS_NAMESPACE,
-           booted: datetime | None = None, nads: NadLookup = _any_nad,
-           defaults: DefaultNetworks = NO_DEFAULT_NETWORKS) -> Damage | Unwritten | None:
+           booted: datetime | None = None, nads: NadLookup = _any_nad) -> Damage | Unwritten | None:
     """Why ``pod`` lacks its networks on this boot, or None when it has them, asked for none or has no
     sandbox yet; Unwritten when its status was not rewritten since the node booted, so that it does not
     tell yet. ``multus_ready_since``: when Multus first became ready on this boot, None when unknown;
     ``multus_namespace``: the policy's multusNamespace; ``booted``: when the node booted, None when
-    unknown; ``nads``: the NADs as stored; ``defaults``: the policy's defaultNetworks."""
+    unknown; ``nads``: the NADs as stored."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
@@ -200,7 +212,7 @@ def damage(pod: Mapping[str, Any], multus_ready_since: datetime | None,
     if told and booted is not None and _earlier(made, booted):
         # Before the networks are looked at: the network-status may describe the sandbox that is gone too.
         return Unwritten(meta.get("namespace", ""), meta.get("name", ""))
-    missing = missing_networks(pod, multus_namespace, nads, defaults)
+    missing = missing_networks(pod, multus_namespace, nads)
     if missing:
         reason = f"its network-status lacks {', '.join(missing)}"
     elif multus_ready_since is not None and _earlier(made, multus_ready_since):
@@ -214,13 +226,12 @@ def damage(pod: Mapping[str, Any], multus_ready_since: datetime | None,
 
 def judge(pods: Iterable[Mapping[str, Any]], multus_ready_since: datetime | None, booted: datetime | None,
           multus_namespace: str = DEFAULT_MULTUS_NAMESPACE,
-          nads: NadLookup = _any_nad,
-          defaults: DefaultNetworks = NO_DEFAULT_NETWORKS) -> tuple[list[Damage], list[Unwritten]]:
+          nads: NadLookup = _any_nad) -> tuple[list[Damage], list[Unwritten]]:
     """The damaged pods among ``pods``, and those whose status does not tell yet (see ``damage``)."""
     damaged: list[Damage] = []
     unwritten: list[Unwritten] = []
     for pod in pods:
-        verdict = damage(pod, multus_ready_since, multus_namespace, booted, nads, defaults)
+        verdict = damage(pod, multus_ready_since, multus_namespace, booted, nads)
         if isinstance(verdict, Damage):
             damaged.append(verdict)
         elif verdict is not None:

@@ -29,7 +29,10 @@ def networks(subject: Subject) -> Iterator[Violation]:
         yield Violation(problem.field, problem.message)
     if not parsed.ok:
         return
-    names = interface_names(parsed.selections)
+    # The pods that use a profile are in its namespace: their names count after Multus's defaultNetworks.
+    defaults = subject.policy.default_networks
+    taken = defaults.taken(subject.namespace)
+    names = interface_names(parsed.selections, defaults.first_index(subject.namespace))
     for ifname, count in Counter(names).items():
         if count > 1:
             yield Violation("spec.networks", f"spec.networks gives interface {ifname!r} to {count} networks: "
@@ -37,6 +40,10 @@ def networks(subject: Subject) -> Iterator[Violation]:
         if ifname in RESERVED_INTERFACES:
             yield Violation("spec.networks", f"spec.networks uses interface {ifname!r}, which the pod's primary "
                                              "network or loopback already has")
+        elif ifname in taken:
+            yield Violation("spec.networks", f"spec.networks uses interface {ifname!r}, which Multus gives default "
+                                             f"network {taken[ifname]} (defaultNetworks in its config and in the "
+                                             "policy)")
 
 
 @rule("networkprofile-nad-exists", kinds=PROFILE, severity=Severity.WARN,
