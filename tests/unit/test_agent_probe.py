@@ -200,6 +200,39 @@ def test_without_a_setting_the_primary_is_the_one_multus_names_in_its_config(hos
     assert not read_host(explicit).primary_named_by_multus
 
 
+def test_a_directory_multus_names_is_searched_for_its_first_config_as_multus_searches_it(
+        host: StandInHost) -> None:
+    """A clusterNetwork naming a directory: Multus uses the first config in it, sorted, of .conf,
+    .conflist and .json, once the directory holds a .conf or .conflist at all (getNetDelegate's
+    "search directory")."""
+    host.make_ready("b")
+    host.remove_config("05-cilium.conflist")
+    host.write_config("calico/20-other.conf")
+    host.write_config("calico/10-calico.conflist")
+    host.write_config("calico/05-notes.txt", "not a config")
+    (host.path(host.layout.cni_conf_dir) / "calico" / "01-sub").mkdir()
+    host.write_config("00-multus.conf", multus_config_delegating_to("calico"))
+    snapshot = read_host(host.layout)
+    assert (snapshot.primary_config, snapshot.primary_directory) == ("calico/10-calico.conflist", "calico")
+    c = look(host)
+    assert c[PRIMARY].message == (
+        "the primary config /etc/cni/net.d/calico/10-calico.conflist (the first config in /etc/cni/net.d/calico, "
+        "where Multus looks) (Multus's delegate, named in 00-multus.conf) exists")
+    assert c[READY].status
+    host.write_config("calico/07-first.json")  # a .json counts once a .conf or .conflist is there
+    assert read_host(host.layout).primary_config == "calico/07-first.json"
+    for name in ("20-other.conf", "10-calico.conflist"):
+        host.remove_config(f"calico/{name}")
+    c = look(host)  # a .json alone: Multus finds no network there
+    assert (c[PRIMARY].status, c[PRIMARY].reason, c[READY].status) == (False, "Missing", False)
+    assert c[PRIMARY].message == ("/etc/cni/net.d/calico, the directory Multus delegates to, holds no .conf or "
+                                  ".conflist config")
+    # The explicit setting may name a directory too.
+    host.write_config("calico/30-late.conflist")
+    explicit = replace(host.layout, primary_config="calico")
+    assert read_host(explicit).primary_config == "calico/07-first.json"
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ('{"clusterNetwork": "/host/etc/cni/net.d/cilium/05-cilium.conflist"}', "cilium/05-cilium.conflist"),
     ('{"clusterNetwork": "/host/etc/cni/net.d/05-cilium.conflist"}', "05-cilium.conflist"),

@@ -99,6 +99,9 @@ class HostSnapshot:
     primary_named_by_multus: bool = False
     primary_exists: bool = False
     primary_error: str | None = None
+    #: The directory Multus was pointed at, when its delegate is the first config in one (then
+    #: ``primary_config`` is that config, None when the directory holds none Multus would use).
+    primary_directory: str | None = None
     #: None when a connect to the daemon's socket succeeded.
     daemon_error: str | None = None
     #: The socket's directory, as this agent sees it, was removed from the host (see ``_removed``).
@@ -205,6 +208,21 @@ def config_names(conf_dir: Path) -> tuple[str, ...]:
     runtime's first config. Raises OSError when ``conf_dir`` cannot be listed."""
     with os.scandir(conf_dir) as entries:
         return tuple(sorted(e.name for e in entries if is_config_name(e.name) and not e.is_dir(follow_symlinks=False)))
+
+
+#: The extensions a directory named as Multus's delegate must hold a config of for Multus to use it
+#: (getNetDelegate's "search directory": it lists these first, then loads the first of CONFIG_EXTENSIONS).
+_DIRECTORY_DELEGATE_EXTENSIONS = (".conf", ".conflist")
+
+
+def first_config_in(directory: Path) -> str | None:
+    """The config Multus delegates to when its clusterNetwork names ``directory`` (multus-cni
+    pkg/k8sclient/k8sclient.go, getNetDelegate, "search directory"): the first of ``config_names``
+    (GetCNIConfigFromFile with no name takes the first of libcni.ConfFiles with CONFIG_EXTENSIONS, which
+    lists them sorted), but None when the directory holds no .conf or .conflist, as Multus then finds no
+    network. Raises OSError when ``directory`` cannot be listed."""
+    names = config_names(directory)
+    return names[0] if any(n.endswith(_DIRECTORY_DELEGATE_EXTENSIONS) for n in names) else None
 
 
 #: More than any config Multus writes; a bigger file is not read whole.
@@ -366,10 +384,14 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
     if layout.primary_config is None and layout.multus_config in configs:
         named = _read_multus_delegate(conf_dir / layout.multus_config, layout.cni_conf_dir)
     primary = primary_config_name(configs, layout.multus_config, layout.primary_config or named)
-    primary_exists, primary_error = False, None
+    primary_exists, primary_error, primary_directory = False, None, None
     if primary is not None:
         try:
-            primary_exists = (conf_dir / primary).is_file()
+            if (conf_dir / primary).is_dir():
+                primary_directory, primary = primary, None
+                first = first_config_in(conf_dir / primary_directory)
+                primary = None if first is None else posixpath.join(primary_directory, first)
+            primary_exists = primary is not None and (conf_dir / primary).is_file()
         except OSError as exc:  # is_file says False only for a missing path; EACCES, ENAMETOOLONG raise
             primary_error = _error(exc)
     try:
@@ -381,7 +403,7 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
     return HostSnapshot(
         binaries=binaries, bin_dir_error=bin_dir_error, configs=configs, conf_dir_error=conf_dir_error,
         primary_config=primary, primary_named_by_multus=named is not None, primary_exists=primary_exists,
-        primary_error=primary_error,
+        primary_error=primary_error, primary_directory=primary_directory,
         daemon_error=_daemon_error(layout.on_host(layout.multus_socket), connect_timeout),
         socket_dir_removed=_removed(layout.on_host(layout.multus_socket).parent),
         # ctime: a file's birth is not in os.stat; the socket's ctime moves only with its metadata,
@@ -436,10 +458,19 @@ def _config_first(s: HostSnapshot, layout: HostLayout) -> Condition:
 
 def _primary(s: HostSnapshot, layout: HostLayout) -> Condition:
     where = layout.cni_conf_dir
+    if s.primary_directory is not None and s.primary_config is None:
+        directory = PurePosixPath(where) / s.primary_directory
+        if s.primary_error:
+            return Condition(PRIMARY, False, "Unreadable",
+                             f"cannot read {directory}, the directory Multus delegates to: {s.primary_error}")
+        return Condition(PRIMARY, False, "Missing",
+                         f"{directory}, the directory Multus delegates to, holds no .conf or .conflist config")
     if s.primary_config is None:
         return Condition(PRIMARY, False, "NotFound",
                          f"{where} holds no config besides {layout.multus_config} for Multus to delegate to")
     path = str(PurePosixPath(where) / s.primary_config)
+    if s.primary_directory is not None:
+        path += f" (the first config in {PurePosixPath(where) / s.primary_directory}, where Multus looks)"
     if s.primary_named_by_multus:
         path += f" (Multus's delegate, named in {layout.multus_config})"
     if s.primary_error:
