@@ -4,7 +4,6 @@ and the verdicts computed from snapshots directly."""
 from __future__ import annotations
 
 import errno
-import logging
 import os
 from collections.abc import Iterator
 from dataclasses import replace
@@ -268,12 +267,12 @@ def test_only_executable_regular_files_count_as_binaries(host: StandInHost) -> N
     assert read_host(host.layout).binaries == ("linked", "macvlan")
 
 
-def test_linked_plugins_are_followed_as_the_host_follows_them(
-        host: StandInHost, caplog: pytest.LogCaptureFixture) -> None:
+def test_linked_plugins_are_followed_as_the_host_follows_them(host: StandInHost) -> None:
     """Multus runs plugins on the host: a link's absolute target is a host path, resolved from the host
     root (here the temporary directory), not from the agent's own /; a relative one from the link's
     directory, through further links. In the agent's pod only the CNI dirs are mounted under the host
-    root: a target elsewhere may exist on the host unseen, and a link to it counts as present."""
+    root: a target elsewhere may exist on the host unseen, and a link to it is reported apart, as not
+    verified."""
     bin_dir = host.path(host.layout.cni_bin_dir)
     libexec = host.path("/usr/libexec/cni")
     libexec.mkdir(parents=True)
@@ -293,14 +292,37 @@ def test_linked_plugins_are_followed_as_the_host_follows_them(
     (bin_dir / "self").symlink_to("self")
     (bin_dir / "elsewhere").symlink_to("/nix/store/abc-cni-plugins/bin/tap")  # not mounted: unseen
     (bin_dir / "beside").symlink_to("../firmware/tuning")  # /opt/cni holds only the mount: unseen
-    with caplog.at_level(logging.DEBUG, logger="webhook.agent.probe"):
-        binaries = read_host(host.layout).binaries
-    assert binaries == ("again", "beside", "bridge", "elsewhere", "vlan")
-    unseen = sorted(r.getMessage() for r in caplog.records if "cannot see" in r.getMessage())
-    assert unseen == ["/opt/cni/bin/beside links to /opt/cni/firmware/tuning, which the agent cannot see: counted "
-                      "as present",
-                      "/opt/cni/bin/elsewhere links to /nix/store/abc-cni-plugins/bin/tap, which the agent cannot "
-                      "see: counted as present"]
+    snapshot = read_host(host.layout)
+    assert snapshot.binaries == ("again", "bridge", "vlan")
+    assert snapshot.unverified_binaries == (("beside", "/opt/cni/firmware/tuning"),
+                                            ("elsewhere", "/nix/store/abc-cni-plugins/bin/tap"))
+
+
+def test_a_link_the_agent_cannot_follow_gets_no_label_but_is_named_with_what_to_mount(host: StandInHost) -> None:
+    """A link to a target outside the agent's mounts may be a plugin on the host or nothing at all (a
+    target under the agent's own /host prefix, which the host does not have): the node is not labelled
+    for it, and the condition says which link leads where."""
+    host.make_ready("b")
+    bin_dir = host.path(host.layout.cni_bin_dir)
+    host.remove_binary("macvlan")
+    (bin_dir / "macvlan").symlink_to("/host/opt/cni/bin/macvlan.real")
+    (bin_dir / "ipvlan").symlink_to("/usr/libexec/cni/ipvlan")
+    report = evaluate(read_host(host.layout), host.layout)
+    assert report.binaries == ("bridge", "multus-shim")
+    assert report.unverified_binaries == ("ipvlan", "macvlan")
+    c = conditions(report)
+    assert (c[BINARIES].status, c[READY].status) == (True, True)
+    assert c[BINARIES].message == (
+        "multus-shim is in /opt/cni/bin; links the agent cannot follow: /opt/cni/bin/ipvlan -> "
+        "/usr/libexec/cni/ipvlan, /opt/cni/bin/macvlan -> /host/opt/cni/bin/macvlan.real: the node gets no "
+        "binary label for them (NAD checks count them as present); mount the directory they lead to into the "
+        "agent's pod, at the same path under its host root, to have them verified, or fix a link that leads "
+        "nowhere on the host")
+    # The shim itself behind such a link still counts as installed.
+    host.remove_binary("multus-shim")
+    (bin_dir / "multus-shim").symlink_to("/usr/libexec/multus/multus-shim")
+    c = look(host)
+    assert (c[BINARIES].status, c[BINARIES].reason) == (True, "Installed")
 
 
 def test_a_link_is_not_followed_into_the_agents_own_file_system() -> None:

@@ -89,6 +89,9 @@ class HostSnapshot:
     """Raw facts read from the host. A ``*_error`` is set when the thing could not be read at all."""
 
     binaries: tuple[str, ...] = ()
+    #: Links in the bin dir that lead where the agent cannot see the host: (name, the host path the
+    #: agent loses sight at), sorted. Whether the host resolves them to a plugin is not known.
+    unverified_binaries: tuple[tuple[str, str], ...] = ()
     bin_dir_error: str | None = None
     #: Top-level config file names in the conf dir, sorted as the runtime sorts them.
     configs: tuple[str, ...] = ()
@@ -131,6 +134,9 @@ class Report:
     boot_id: str | None
     binaries: tuple[str, ...]
     conditions: tuple[Condition, ...] = field(default=())
+    #: Names in the bin dir whose links the agent cannot follow (see HostSnapshot.unverified_binaries):
+    #: no binary label for them, but the NAD rules count them as present.
+    unverified_binaries: tuple[str, ...] = ()
     #: When the host booted, to the second (by its clock); None when it cannot be read.
     boot_time: datetime | None = None
 
@@ -272,13 +278,15 @@ def primary_config_name(configs: Sequence[str], multus_config: str, explicit: st
     return next((name for name in sorted(configs) if name != multus_config), None)
 
 
-def _executables(layout: HostLayout) -> tuple[str, ...]:
-    """The plugins in the CNI bin dir: executable regular files, and links the host resolves to one.
-    Multus runs plugins on the host, so a link is followed as the host follows it (resolve_on_host),
-    not in the agent's container, where an absolute target names the container's own files. A link
-    whose target the agent cannot see (e.g. /usr/libexec/cni/bridge, outside its mounts) counts as
-    present: reporting it missing would keep every NAD that needs it refused."""
+def _executables(layout: HostLayout) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The plugins in the CNI bin dir: executable regular files, and links the host resolves to one;
+    and apart, the links whose target the agent cannot see (e.g. /usr/libexec/cni/bridge, outside its
+    mounts), each with where it loses sight. Multus runs plugins on the host, so a link is followed as
+    the host follows it (resolve_on_host), not in the agent's container, where an absolute target names
+    the container's own files. An unseen target may well be a plugin (reporting it missing would keep
+    every NAD that needs it refused) or nothing at all (a binary label would send pods there to fail)."""
     names = []
+    unverified = []
     for entry in os.scandir(layout.on_host(layout.cni_bin_dir)):
         # Dot files are the temporary copies install-cni writes and then renames (webhook.atomicfile),
         # executable before the rename. (Upstream install_multus's are "<binary>.temp<digits>",
@@ -291,9 +299,7 @@ def _executables(layout: HostLayout) -> tuple[str, ...]:
             else:
                 mode = entry.stat(follow_symlinks=False).st_mode
         except Unseen as unseen:
-            log.debug("%s links to %s, which the agent cannot see: counted as present",
-                      posixpath.join(layout.cni_bin_dir, entry.name), unseen)
-            names.append(entry.name)
+            unverified.append((entry.name, str(unseen)))
             continue
         except OSError as exc:
             if entry.is_symlink():
@@ -302,7 +308,7 @@ def _executables(layout: HostLayout) -> tuple[str, ...]:
             continue
         if stat.S_ISREG(mode) and mode & 0o111:
             names.append(entry.name)
-    return tuple(sorted(names))
+    return tuple(sorted(names)), tuple(sorted(unverified))
 
 
 def _daemon_error(path: Path, timeout: float) -> str | None:
@@ -369,9 +375,10 @@ def read_boot_time(path: Path) -> tuple[datetime | None, str | None]:
 def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapshot:
     """Read the host, read-only. Never raises for what it finds missing: that is what it reports."""
     binaries: tuple[str, ...] = ()
+    unverified: tuple[tuple[str, str], ...] = ()
     bin_dir_error = conf_dir_error = boot_id = boot_id_error = None
     try:
-        binaries = _executables(layout)
+        binaries, unverified = _executables(layout)
     except OSError as exc:
         bin_dir_error = _error(exc)
     conf_dir = layout.on_host(layout.cni_conf_dir)
@@ -401,7 +408,8 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
         boot_id_error = _error(exc)
     booted, boot_time_error = read_boot_time(layout.on_host(layout.stat_file))
     return HostSnapshot(
-        binaries=binaries, bin_dir_error=bin_dir_error, configs=configs, conf_dir_error=conf_dir_error,
+        binaries=binaries, unverified_binaries=unverified, bin_dir_error=bin_dir_error, configs=configs,
+        conf_dir_error=conf_dir_error,
         primary_config=primary, primary_named_by_multus=named is not None, primary_exists=primary_exists,
         primary_error=primary_error, primary_directory=primary_directory,
         daemon_error=_daemon_error(layout.on_host(layout.multus_socket), connect_timeout),
@@ -429,17 +437,34 @@ def evaluate(snapshot: HostSnapshot, layout: HostLayout) -> Report:
     else:
         ready = Condition(READY, True, "AllChecksPassed", "Multus is installed, configured first and answering")
     return Report(boot_id=snapshot.boot_id, binaries=snapshot.binaries,
+                  unverified_binaries=tuple(name for name, _ in snapshot.unverified_binaries),
                   conditions=(*conditions, _boot_time(snapshot, layout), ready), boot_time=snapshot.boot_time,
                   restart=snapshot.socket_dir_removed, ready_since=None if failing else ready_since(snapshot))
+
+
+#: How many unverified links the BINARIES condition names before it says "and N more".
+_LINKS_SHOWN = 5
 
 
 def _binaries(s: HostSnapshot, layout: HostLayout) -> Condition:
     where = layout.cni_bin_dir
     if s.bin_dir_error:
         return Condition(BINARIES, False, "BinDirUnreadable", f"cannot read {where}: {s.bin_dir_error}")
-    if layout.multus_binary in s.binaries:
-        return Condition(BINARIES, True, "Installed", f"{layout.multus_binary} is in {where}")
-    return Condition(BINARIES, False, "Missing", f"{layout.multus_binary} is not an executable file in {where}")
+    links = ""
+    if s.unverified_binaries:
+        shown = ", ".join(f"{posixpath.join(where, name)} -> {target}"
+                          for name, target in s.unverified_binaries[:_LINKS_SHOWN])
+        more = len(s.unverified_binaries) - _LINKS_SHOWN
+        links = (f"; links the agent cannot follow: {shown}{f' and {more} more' if more > 0 else ''}: the node gets "
+                 "no binary label for them (NAD checks count them as present); mount the directory they lead "
+                 "to into the agent's pod, at the same path under its host root, to have them verified, or fix a link "
+                 "that leads nowhere on the host")
+    # The shim behind an unseen link counts: where the plugins live outside the agent's mounts, a
+    # node would otherwise never be Ready.
+    if layout.multus_binary in s.binaries or any(name == layout.multus_binary for name, _ in s.unverified_binaries):
+        return Condition(BINARIES, True, "Installed", f"{layout.multus_binary} is in {where}{links}")
+    return Condition(BINARIES, False, "Missing",
+                     f"{layout.multus_binary} is not an executable file in {where}{links}")
 
 
 def _config_first(s: HostSnapshot, layout: HostLayout) -> Condition:
