@@ -98,17 +98,32 @@ class Bundle:
         return cls(ca, leaf, raw.get("ca-previous.crt", b""))
 
 
-def _still_valid(pem: bytes, now: dt.datetime) -> list[x509.Certificate]:
-    """The certificates in ``pem`` that have not expired at ``now`` ([] when it is not PEM)."""
+def _certificates(pem: bytes) -> list[x509.Certificate]:
+    """The certificates in ``pem`` ([] when it is not PEM)."""
     try:
-        found = x509.load_pem_x509_certificates(pem) if pem.strip() else []
+        return x509.load_pem_x509_certificates(pem) if pem.strip() else []
     except ValueError:
         return []
-    return [c for c in found if c.not_valid_after_utc > now]
+
+
+def _still_valid(pem: bytes, now: dt.datetime) -> list[x509.Certificate]:
+    """The certificates in ``pem`` that have not expired at ``now`` ([] when it is not PEM)."""
+    return [c for c in _certificates(pem) if c.not_valid_after_utc > now]
 
 
 def _pem(found: list[x509.Certificate]) -> bytes:
     return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in found)
+
+
+def canonical_ca_bundle(found: list[x509.Certificate]) -> str:
+    """The caBundle value of the CAs ``found``, oldest first, each once: one order whatever replica
+    writes it, so that replicas holding different sets of CAs (one read a renewed Secret, the other
+    reads it only at its next hourly look) do not rewrite each other's order."""
+    unique: list[x509.Certificate] = []
+    for c in found:
+        if c not in unique:
+            unique.append(c)
+    return certs.ca_bundle(_pem(sorted(unique, key=lambda c: (c.not_valid_before_utc, c.serial_number))))
 
 
 def renewal_reason(bundle: Bundle, settings: Settings, now: dt.datetime) -> str | None:
@@ -267,25 +282,30 @@ class SelfManagedCertificates:
         return changed
 
     def _ca_bundle_ops(self, config: dict[str, Any], ca_bundle_pem: bytes) -> list[dict[str, Any]]:
+        """A webhook's caBundle is rewritten only when one of our CAs is missing from it or it holds an
+        expired CA that is not ours, never for its order alone: a replica that still trusts fewer CAs
+        than another must not undo the other's bundle at every check (the other would put it back)."""
         now = self.clock()
         ours = _still_valid(ca_bundle_pem, now) or x509.load_pem_x509_certificates(ca_bundle_pem)
         ops: list[dict[str, Any]] = []
         for i, hook in enumerate(config.get("webhooks") or []):
             current = hook.get("clientConfig", {}).get("caBundle")
             try:
-                trusted = _still_valid(base64.b64decode(current or ""), now)
+                present = _certificates(base64.b64decode(current or ""))
             except ValueError:
-                trusted = []
-            # Ours first, the others in a fixed order: replicas that read the same Secret write the same.
-            others = sorted((c for c in trusted if c not in ours), key=lambda c: (c.not_valid_before_utc,
-                                                                                 c.serial_number))
-            value = certs.ca_bundle(_pem(ours + others))
-            if current != value:
-                ops.append({"op": "test", "path": f"/webhooks/{i}/name", "value": hook["name"]})
-                ops.append({"op": "test", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": current}
-                           if current is not None else
-                           {"op": "test", "path": f"/webhooks/{i}/clientConfig", "value": hook.get("clientConfig")})
-                ops.append({"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": value})
+                present = []
+            missing = [c for c in ours if c not in present]
+            expired = [c for c in present if c.not_valid_after_utc <= now and c not in ours]
+            if current is not None and not missing and not expired:
+                continue
+            value = canonical_ca_bundle(ours + [c for c in present if c.not_valid_after_utc > now])
+            if current == value:
+                continue
+            ops.append({"op": "test", "path": f"/webhooks/{i}/name", "value": hook["name"]})
+            ops.append({"op": "test", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": current}
+                       if current is not None else
+                       {"op": "test", "path": f"/webhooks/{i}/clientConfig", "value": hook.get("clientConfig")})
+            ops.append({"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": value})
         return ops
 
     async def run(self, stop: asyncio.Event, interval: dt.timedelta = CHECK_INTERVAL,

@@ -25,7 +25,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from kubernetes import client, config
 
 from webhook import certs
-from webhook.certmanager import CA_BUNDLE_CHECK_INTERVAL, CHECK_INTERVAL, Bundle, SelfManagedCertificates, Settings
+from webhook.certmanager import (
+    CA_BUNDLE_CHECK_INTERVAL,
+    CHECK_INTERVAL,
+    Bundle,
+    SelfManagedCertificates,
+    Settings,
+    canonical_ca_bundle,
+    issue_bundle,
+)
 from webhook.cli import parser
 from webhook.dev.controlplane import ControlPlane
 from webhook.tls import ReloadingTLS
@@ -153,7 +161,7 @@ def test_a_ca_near_expiry_is_replaced_and_the_old_one_stays_trusted(
     renewed = SelfManagedCertificates(api, settings, tmp_path, clock=lambda: late).ensure()
     assert renewed.ca.cert_pem != first.ca.cert_pem
     renewed.leaf.cert.verify_directly_issued_by(renewed.ca.cert)
-    expected = base64.b64encode(renewed.ca.cert_pem + first.ca.cert_pem).decode()
+    expected = canonical_ca_bundle([renewed.ca.cert, first.ca.cert])
     assert ca_bundles(controlplane, configurations) == [expected] * 4
     assert (tmp_path / "ca.crt").read_bytes() == renewed.ca.cert_pem + first.ca.cert_pem
 
@@ -167,7 +175,7 @@ def test_a_secret_deleted_by_hand_gets_a_new_ca_and_what_is_served_stays_trusted
     again = SelfManagedCertificates(api, settings, tmp_path).ensure()
     assert again.ca.cert_pem != first.ca.cert_pem
     # Between the caBundle patch and the new files, the apiserver still meets the first certificate.
-    expected = base64.b64encode(again.ca.cert_pem + first.ca.cert_pem).decode()
+    expected = canonical_ca_bundle([again.ca.cert, first.ca.cert])
     assert ca_bundles(controlplane, configurations) == [expected] * 4
     stored = Bundle.from_secret_data(secret_data(controlplane, namespace, settings.secret_name))
     assert stored is not None
@@ -341,8 +349,33 @@ def test_a_ca_another_replica_serves_under_stays_in_the_ca_bundle(
         controlplane.kubectl("patch", kind, configurations, "--type=json", "-p", json.dumps(ops))
     manager = SelfManagedCertificates(api, settings, tmp_path / "a")
     assert manager.patch_ca_bundles(mine.ca_bundle_pem)
-    assert ca_bundles(controlplane, configurations) == [certs.ca_bundle(mine.ca.cert_pem + theirs.cert_pem)] * 4
+    assert ca_bundles(controlplane, configurations) == [canonical_ca_bundle([mine.ca.cert, theirs.cert])] * 4
     assert not manager.patch_ca_bundles(mine.ca_bundle_pem)  # settled: nothing to write again
+
+
+def test_replicas_holding_different_cas_during_a_ca_rotation_do_not_rewrite_each_other(
+        controlplane: ControlPlane, api: client.ApiClient, namespace: str, configurations: str,
+        tmp_path: Path) -> None:
+    """One replica renewed the CA (it trusts the new and the previous CA), the other reads the Secret
+    only at its next hourly look (it still knows the previous CA alone). Their caBundle checks every
+    30 s, in turn, must settle after one patch each at most, not rewrite the order back and forth."""
+    settings = Settings(namespace=namespace, webhook_configuration=configurations)
+    previous = issue_bundle(settings, None, NOW)
+    renewed = issue_bundle(dataclasses.replace(settings, ca_renew_before=dt.timedelta(days=100_000)), previous, NOW)
+    assert renewed.previous_ca_pem == previous.ca.cert_pem
+    a = SelfManagedCertificates(api, settings, tmp_path / "a")
+    b = SelfManagedCertificates(api, settings, tmp_path / "b")
+    held = {a: renewed.ca_bundle_pem, b: previous.ca_bundle_pem}
+    for order in ((a, b), (b, a)):
+        patches = [[replica.patch_ca_bundles(held[replica]) for replica in order] for _ in range(4)]
+        assert max(sum(column) for column in zip(*patches, strict=True)) <= 1, patches  # per replica
+        assert not any(patches[-1]), patches
+        assert ca_bundles(controlplane, configurations) == [
+            canonical_ca_bundle([renewed.ca.cert, previous.ca.cert])] * 4
+        # The other order of first checks, from configurations without caBundle again.
+        for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+            ops = [{"op": "remove", "path": f"/webhooks/{i}/clientConfig/caBundle"} for i in range(2)]
+            controlplane.kubectl("patch", kind, configurations, "--type=json", "-p", json.dumps(ops))
 
 
 def test_a_secret_whose_key_is_not_its_certificates_or_whose_certificate_another_ca_signed_is_replaced(

@@ -71,6 +71,11 @@ def test_the_node_state_follows_the_host(controlplane: ControlPlane, host: Stand
 
         host.add_binary("ipvlan")
         eventually(lambda: "ipvlan" in state(cp, node_name).get("cniBinaries", []), what="ipvlan listed")
+        # A link to where the agent sees nothing: kept apart, through the CRD's schema.
+        (host.path(host.layout.cni_bin_dir) / "sriov").symlink_to("/usr/libexec/cni/sriov")
+        status = eventually(lambda: state(cp, node_name), until=lambda s: s.get("unverifiedBinaries") == ["sriov"],
+                            what="sriov listed as not verified")
+        assert "sriov" not in status["cniBinaries"]
 
         host.remove_config("00-multus.conf")
         status = eventually(lambda: (s := state(cp, node_name)).get("multusReady") is False and s, what="not ready")

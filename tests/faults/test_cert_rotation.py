@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from kubernetes import client
 
 from webhook import certs
-from webhook.certmanager import Bundle, SelfManagedCertificates, Settings, issue_bundle
+from webhook.certmanager import Bundle, SelfManagedCertificates, Settings, canonical_ca_bundle, issue_bundle
 from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually, register_webhook, webhook_configurations
 from webhook.kube import load_client
 
@@ -230,7 +230,8 @@ def test_configurations_applied_again_without_ca_bundle_get_it_back_between_look
         eventually(lambda: cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(NAD),
                                            check=False).returncode == 0,
                    "a NAD dry run through the apiserver", timeout=10)
-        trusted = base64.b64encode(stored(cluster).ca_bundle_pem).decode()
+        # The Secret may hold a previous CA too (the module's control plane saw a roll-over): oldest first.
+        trusted = canonical_ca_bundle(x509.load_pem_x509_certificates(stored(cluster).ca_bundle_pem))
         for kind in ("validating", "mutating"):
             config = json.loads(cluster.kubectl("get", f"{kind}webhookconfiguration", "multus-webhook", "-o",
                                                 "json").stdout)

@@ -3,6 +3,7 @@ the stop marker."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from webhook.agent.nodestate import status_body, stopped
@@ -32,7 +33,7 @@ def test_fields() -> None:
     status = status_body("node-a", report(), None, T0)
     assert status == {
         "nodeName": "node-a", "bootID": "b1", "bootTime": "2026-01-02T02:58:41.000000Z",
-        "cniBinaries": ["bridge", "multus-shim"], "binaryCount": 2,
+        "cniBinaries": ["bridge", "multus-shim"], "binaryCount": 2, "unverifiedBinaries": [],
         "multusReady": True, "heartbeatTime": "2026-01-02T03:04:05.123456Z",
         "firstReadyBootID": None, "firstReadyTime": None, "readyTime": None,
         "conditions": [
@@ -89,6 +90,14 @@ def test_stopped_is_not_ready_whatever_was_seen() -> None:
     status = status_body("n", r, None, T0)
     assert status["multusReady"] is False
     assert status["bootTime"] == "2026-01-02T02:58:41.000000Z"  # still what the host said
+
+
+def test_links_the_agent_cannot_follow_are_written_apart_and_kept_when_it_stops() -> None:
+    """Kept apart from cniBinaries (no label for them); kept when the agent stops, or the NAD checks,
+    which count them as present, would start refusing what the node runs."""
+    r = dataclasses.replace(report(), unverified_binaries=("macvlan",))
+    for written in (status_body("n", r, None, T0), status_body("n", stopped(r), None, T0)):
+        assert (written["cniBinaries"], written["unverifiedBinaries"]) == (["bridge", "multus-shim"], ["macvlan"])
 
 
 def first(status: dict[str, object]) -> tuple[object, object]:

@@ -4,7 +4,6 @@ and the verdicts computed from snapshots directly."""
 from __future__ import annotations
 
 import errno
-import logging
 import os
 from collections.abc import Iterator
 from dataclasses import replace
@@ -200,6 +199,39 @@ def test_without_a_setting_the_primary_is_the_one_multus_names_in_its_config(hos
     assert not read_host(explicit).primary_named_by_multus
 
 
+def test_a_directory_multus_names_is_searched_for_its_first_config_as_multus_searches_it(
+        host: StandInHost) -> None:
+    """A clusterNetwork naming a directory: Multus uses the first config in it, sorted, of .conf,
+    .conflist and .json, once the directory holds a .conf or .conflist at all (getNetDelegate's
+    "search directory")."""
+    host.make_ready("b")
+    host.remove_config("05-cilium.conflist")
+    host.write_config("calico/20-other.conf")
+    host.write_config("calico/10-calico.conflist")
+    host.write_config("calico/05-notes.txt", "not a config")
+    (host.path(host.layout.cni_conf_dir) / "calico" / "01-sub").mkdir()
+    host.write_config("00-multus.conf", multus_config_delegating_to("calico"))
+    snapshot = read_host(host.layout)
+    assert (snapshot.primary_config, snapshot.primary_directory) == ("calico/10-calico.conflist", "calico")
+    c = look(host)
+    assert c[PRIMARY].message == (
+        "the primary config /etc/cni/net.d/calico/10-calico.conflist (the first config in /etc/cni/net.d/calico, "
+        "where Multus looks) (Multus's delegate, named in 00-multus.conf) exists")
+    assert c[READY].status
+    host.write_config("calico/07-first.json")  # a .json counts once a .conf or .conflist is there
+    assert read_host(host.layout).primary_config == "calico/07-first.json"
+    for name in ("20-other.conf", "10-calico.conflist"):
+        host.remove_config(f"calico/{name}")
+    c = look(host)  # a .json alone: Multus finds no network there
+    assert (c[PRIMARY].status, c[PRIMARY].reason, c[READY].status) == (False, "Missing", False)
+    assert c[PRIMARY].message == ("/etc/cni/net.d/calico, the directory Multus delegates to, holds no .conf or "
+                                  ".conflist config")
+    # The explicit setting may name a directory too.
+    host.write_config("calico/30-late.conflist")
+    explicit = replace(host.layout, primary_config="calico")
+    assert read_host(explicit).primary_config == "calico/07-first.json"
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ('{"clusterNetwork": "/host/etc/cni/net.d/cilium/05-cilium.conflist"}', "cilium/05-cilium.conflist"),
     ('{"clusterNetwork": "/host/etc/cni/net.d/05-cilium.conflist"}', "05-cilium.conflist"),
@@ -235,12 +267,12 @@ def test_only_executable_regular_files_count_as_binaries(host: StandInHost) -> N
     assert read_host(host.layout).binaries == ("linked", "macvlan")
 
 
-def test_linked_plugins_are_followed_as_the_host_follows_them(
-        host: StandInHost, caplog: pytest.LogCaptureFixture) -> None:
+def test_linked_plugins_are_followed_as_the_host_follows_them(host: StandInHost) -> None:
     """Multus runs plugins on the host: a link's absolute target is a host path, resolved from the host
     root (here the temporary directory), not from the agent's own /; a relative one from the link's
     directory, through further links. In the agent's pod only the CNI dirs are mounted under the host
-    root: a target elsewhere may exist on the host unseen, and a link to it counts as present."""
+    root: a target elsewhere may exist on the host unseen, and a link to it is reported apart, as not
+    verified."""
     bin_dir = host.path(host.layout.cni_bin_dir)
     libexec = host.path("/usr/libexec/cni")
     libexec.mkdir(parents=True)
@@ -260,14 +292,37 @@ def test_linked_plugins_are_followed_as_the_host_follows_them(
     (bin_dir / "self").symlink_to("self")
     (bin_dir / "elsewhere").symlink_to("/nix/store/abc-cni-plugins/bin/tap")  # not mounted: unseen
     (bin_dir / "beside").symlink_to("../firmware/tuning")  # /opt/cni holds only the mount: unseen
-    with caplog.at_level(logging.DEBUG, logger="webhook.agent.probe"):
-        binaries = read_host(host.layout).binaries
-    assert binaries == ("again", "beside", "bridge", "elsewhere", "vlan")
-    unseen = sorted(r.getMessage() for r in caplog.records if "cannot see" in r.getMessage())
-    assert unseen == ["/opt/cni/bin/beside links to /opt/cni/firmware/tuning, which the agent cannot see: counted "
-                      "as present",
-                      "/opt/cni/bin/elsewhere links to /nix/store/abc-cni-plugins/bin/tap, which the agent cannot "
-                      "see: counted as present"]
+    snapshot = read_host(host.layout)
+    assert snapshot.binaries == ("again", "bridge", "vlan")
+    assert snapshot.unverified_binaries == (("beside", "/opt/cni/firmware/tuning"),
+                                            ("elsewhere", "/nix/store/abc-cni-plugins/bin/tap"))
+
+
+def test_a_link_the_agent_cannot_follow_gets_no_label_but_is_named_with_what_to_mount(host: StandInHost) -> None:
+    """A link to a target outside the agent's mounts may be a plugin on the host or nothing at all (a
+    target under the agent's own /host prefix, which the host does not have): the node is not labelled
+    for it, and the condition says which link leads where."""
+    host.make_ready("b")
+    bin_dir = host.path(host.layout.cni_bin_dir)
+    host.remove_binary("macvlan")
+    (bin_dir / "macvlan").symlink_to("/host/opt/cni/bin/macvlan.real")
+    (bin_dir / "ipvlan").symlink_to("/usr/libexec/cni/ipvlan")
+    report = evaluate(read_host(host.layout), host.layout)
+    assert report.binaries == ("bridge", "multus-shim")
+    assert report.unverified_binaries == ("ipvlan", "macvlan")
+    c = conditions(report)
+    assert (c[BINARIES].status, c[READY].status) == (True, True)
+    assert c[BINARIES].message == (
+        "multus-shim is in /opt/cni/bin; links the agent cannot follow: /opt/cni/bin/ipvlan -> "
+        "/usr/libexec/cni/ipvlan, /opt/cni/bin/macvlan -> /host/opt/cni/bin/macvlan.real: the node gets no "
+        "binary label for them (NAD checks count them as present); mount the directory they lead to into the "
+        "agent's pod, at the same path under its host root, to have them verified, or fix a link that leads "
+        "nowhere on the host")
+    # The shim itself behind such a link still counts as installed.
+    host.remove_binary("multus-shim")
+    (bin_dir / "multus-shim").symlink_to("/usr/libexec/multus/multus-shim")
+    c = look(host)
+    assert (c[BINARIES].status, c[BINARIES].reason) == (True, "Installed")
 
 
 def test_a_link_is_not_followed_into_the_agents_own_file_system() -> None:

@@ -27,8 +27,10 @@ def node(name: str, zone: str = "z1", version: str = "1", taint: str | None = No
                        "conditions": [{"type": "Ready", "status": "True", "message": "kubelet is posting"}]}}
 
 
-def state(name: str, binaries: list[str], node_name: str | None = None, beat: str = "t0") -> dict[str, Any]:
-    status: dict[str, Any] = {"cniBinaries": binaries, "multusReady": True, "heartbeatTime": beat,
+def state(name: str, binaries: list[str], node_name: str | None = None, beat: str = "t0",
+          unverified: list[str] | None = None) -> dict[str, Any]:
+    status: dict[str, Any] = {"cniBinaries": binaries, "unverifiedBinaries": unverified or [], "multusReady": True,
+                              "heartbeatTime": beat,
                               "conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
                                               "message": "Multus is ready", "lastTransitionTime": beat},
                                              {"type": "CNIConfig", "status": "True"}]}
@@ -46,7 +48,7 @@ ops = st.one_of(
               st.sampled_from([None, "dedicated", "node.kubernetes.io/not-ready"])),
     st.tuples(st.just("node-gone"), st.sampled_from(NAMES)),
     st.tuples(st.just("state"), st.sampled_from(STATE_NAMES), st.lists(st.sampled_from(BINARIES)),
-              st.sampled_from([None, *NAMES])),
+              st.sampled_from([None, *NAMES]), st.lists(st.sampled_from(BINARIES))),
     st.tuples(st.just("state-gone"), st.sampled_from(STATE_NAMES)),
 )
 
@@ -64,7 +66,7 @@ def test_publishing_only_what_an_event_touched_equals_a_rebuild(steps: list[tupl
             table.remove_node(step[1])
             taints.pop(step[1], None)
         elif step[0] == "state":
-            table.put_state(("multus-webhook", step[1]), state(step[1], step[2], step[3]))
+            table.put_state(("multus-webhook", step[1]), state(step[1], step[2], step[3], unverified=step[4]))
         else:
             table.remove_state(("multus-webhook", step[1]))
         table.publish()

@@ -24,10 +24,13 @@ def node(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
 
 
-def node_state(name: str, binaries: list[str] | None, *, node_name: str | None = None) -> dict[str, Any]:
+def node_state(name: str, binaries: list[str] | None, *, node_name: str | None = None,
+               unverified: list[str] | None = None) -> dict[str, Any]:
     status: dict[str, Any] = {"nodeName": node_name or name, "multusReady": True, "bootID": f"boot-{name}"}
     if binaries is not None:
         status["cniBinaries"] = binaries
+    if unverified is not None:
+        status["unverifiedBinaries"] = unverified
     return {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "MultusNodeState",
             "metadata": {"name": name, "namespace": "multus-webhook"}, "status": status}
 
@@ -113,6 +116,18 @@ def test_binary_missing_on_some_nodes_is_a_warning_naming_them() -> None:
     assert [(f.severity, f.field) for f in found] == [("warn", "spec.config.type"), ("warn", "spec.config.ipam.type")]
     assert "'macvlan' is missing on node(s) n3" in found[0].message
     assert "'whereabouts' is missing on node(s) n2" in found[1].message
+
+
+def test_links_the_agents_cannot_follow_count_as_present() -> None:
+    """A node whose plugins are links to where its agent sees nothing gets no binary label for them, but
+    its NADs are not refused for it: the plugin may well be there."""
+    view = StaticClusterView([
+        node("n1"), node("n2"),
+        node_state("n1", ["macvlan"], unverified=["whereabouts"]),
+        node_state("n2", ["whereabouts"], unverified=["macvlan"]),
+    ])
+    assert check(WHEREABOUTS_NAD, view, "nad-cni-binaries") == []
+    assert view.binary_holders("whereabouts") == {"n1", "n2"}
 
 
 def test_every_plugin_of_a_conflist_and_its_ipam_is_looked_up() -> None:

@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
-from webhook.cluster.nodes import slim_node
+from webhook.agent.nodestate import status_body
+from webhook.agent.probe import evaluate, read_host
+from webhook.agent.standin import StandInHost
+from webhook.cluster.nodes import slim_node, slim_state
 from webhook.controller.decide import (
     NODE_STATES_NOT_FED,
     Heartbeat,
@@ -207,6 +210,23 @@ def test_the_agents_report_on_the_new_boot_replaces_the_last_inventory() -> None
     # Not ready yet on the new boot: its inventory counts all the same.
     waiting = state(boot="b3", ready=False, binaries=("bridge",))
     assert desired_labels(rebooted, waiting, decided(rebooted, waiting)) == {"cni.multus-webhook.io/bridge": "true"}
+
+
+def test_a_link_the_agent_cannot_follow_gets_no_binary_label() -> None:
+    """The agent's report of a link to where it sees nothing, as the controller keeps it: the node is
+    not labelled for it, so pods that require the binary are not sent there on the strength of a link
+    that may lead nowhere."""
+    host = StandInHost()
+    try:
+        host.make_ready("b2", binaries=("multus-shim", "bridge"))
+        (host.path(host.layout.cni_bin_dir) / "macvlan").symlink_to("/host/opt/cni/bin/macvlan.real")
+        report = evaluate(read_host(host.layout), host.layout)
+    finally:
+        host.cleanup()
+    kept = slim_state({"metadata": {"name": "n"}, "status": status_body("n", report, None, NOW)})
+    assert kept["status"]["unverifiedBinaries"] == frozenset({"macvlan"})
+    assert desired_labels(node(), kept, decided(node(), kept)) == {
+        READY_LABEL: "true", "cni.multus-webhook.io/bridge": "true", "cni.multus-webhook.io/multus-shim": "true"}
 
 
 def test_binaries_that_cannot_be_label_names_are_skipped() -> None:

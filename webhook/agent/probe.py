@@ -89,6 +89,9 @@ class HostSnapshot:
     """Raw facts read from the host. A ``*_error`` is set when the thing could not be read at all."""
 
     binaries: tuple[str, ...] = ()
+    #: Links in the bin dir that lead where the agent cannot see the host: (name, the host path the
+    #: agent loses sight at), sorted. Whether the host resolves them to a plugin is not known.
+    unverified_binaries: tuple[tuple[str, str], ...] = ()
     bin_dir_error: str | None = None
     #: Top-level config file names in the conf dir, sorted as the runtime sorts them.
     configs: tuple[str, ...] = ()
@@ -99,6 +102,9 @@ class HostSnapshot:
     primary_named_by_multus: bool = False
     primary_exists: bool = False
     primary_error: str | None = None
+    #: The directory Multus was pointed at, when its delegate is the first config in one (then
+    #: ``primary_config`` is that config, None when the directory holds none Multus would use).
+    primary_directory: str | None = None
     #: None when a connect to the daemon's socket succeeded.
     daemon_error: str | None = None
     #: The socket's directory, as this agent sees it, was removed from the host (see ``_removed``).
@@ -128,6 +134,9 @@ class Report:
     boot_id: str | None
     binaries: tuple[str, ...]
     conditions: tuple[Condition, ...] = field(default=())
+    #: Names in the bin dir whose links the agent cannot follow (see HostSnapshot.unverified_binaries):
+    #: no binary label for them, but the NAD rules count them as present.
+    unverified_binaries: tuple[str, ...] = ()
     #: When the host booted, to the second (by its clock); None when it cannot be read.
     boot_time: datetime | None = None
 
@@ -209,6 +218,21 @@ def config_names(conf_dir: Path) -> tuple[str, ...]:
         return tuple(sorted(e.name for e in entries if is_config_name(e.name) and not e.is_dir(follow_symlinks=False)))
 
 
+#: The extensions a directory named as Multus's delegate must hold a config of for Multus to use it
+#: (getNetDelegate's "search directory": it lists these first, then loads the first of CONFIG_EXTENSIONS).
+_DIRECTORY_DELEGATE_EXTENSIONS = (".conf", ".conflist")
+
+
+def first_config_in(directory: Path) -> str | None:
+    """The config Multus delegates to when its clusterNetwork names ``directory`` (multus-cni
+    pkg/k8sclient/k8sclient.go, getNetDelegate, "search directory"): the first of ``config_names``
+    (GetCNIConfigFromFile with no name takes the first of libcni.ConfFiles with CONFIG_EXTENSIONS, which
+    lists them sorted), but None when the directory holds no .conf or .conflist, as Multus then finds no
+    network. Raises OSError when ``directory`` cannot be listed."""
+    names = config_names(directory)
+    return names[0] if any(n.endswith(_DIRECTORY_DELEGATE_EXTENSIONS) for n in names) else None
+
+
 #: More than any config Multus writes; a bigger file is not read whole.
 _MULTUS_CONFIG_LIMIT = 1 << 20
 
@@ -256,13 +280,15 @@ def primary_config_name(configs: Sequence[str], multus_config: str, explicit: st
     return next((name for name in sorted(configs) if name != multus_config), None)
 
 
-def _executables(layout: HostLayout) -> tuple[str, ...]:
-    """The plugins in the CNI bin dir: executable regular files, and links the host resolves to one.
-    Multus runs plugins on the host, so a link is followed as the host follows it (resolve_on_host),
-    not in the agent's container, where an absolute target names the container's own files. A link
-    whose target the agent cannot see (e.g. /usr/libexec/cni/bridge, outside its mounts) counts as
-    present: reporting it missing would keep every NAD that needs it refused."""
+def _executables(layout: HostLayout) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The plugins in the CNI bin dir: executable regular files, and links the host resolves to one;
+    and apart, the links whose target the agent cannot see (e.g. /usr/libexec/cni/bridge, outside its
+    mounts), each with where it loses sight. Multus runs plugins on the host, so a link is followed as
+    the host follows it (resolve_on_host), not in the agent's container, where an absolute target names
+    the container's own files. An unseen target may well be a plugin (reporting it missing would keep
+    every NAD that needs it refused) or nothing at all (a binary label would send pods there to fail)."""
     names = []
+    unverified = []
     for entry in os.scandir(layout.on_host(layout.cni_bin_dir)):
         # Dot files are the temporary copies install-cni writes and then renames (webhook.atomicfile),
         # executable before the rename. (Upstream install_multus's are "<binary>.temp<digits>",
@@ -275,9 +301,7 @@ def _executables(layout: HostLayout) -> tuple[str, ...]:
             else:
                 mode = entry.stat(follow_symlinks=False).st_mode
         except Unseen as unseen:
-            log.debug("%s links to %s, which the agent cannot see: counted as present",
-                      posixpath.join(layout.cni_bin_dir, entry.name), unseen)
-            names.append(entry.name)
+            unverified.append((entry.name, str(unseen)))
             continue
         except OSError as exc:
             if entry.is_symlink():
@@ -286,7 +310,7 @@ def _executables(layout: HostLayout) -> tuple[str, ...]:
             continue
         if stat.S_ISREG(mode) and mode & 0o111:
             names.append(entry.name)
-    return tuple(sorted(names))
+    return tuple(sorted(names)), tuple(sorted(unverified))
 
 
 def _daemon_error(path: Path, timeout: float) -> str | None:
@@ -353,9 +377,10 @@ def read_boot_time(path: Path) -> tuple[datetime | None, str | None]:
 def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapshot:
     """Read the host, read-only. Never raises for what it finds missing: that is what it reports."""
     binaries: tuple[str, ...] = ()
+    unverified: tuple[tuple[str, str], ...] = ()
     bin_dir_error = conf_dir_error = boot_id = boot_id_error = None
     try:
-        binaries = _executables(layout)
+        binaries, unverified = _executables(layout)
     except OSError as exc:
         bin_dir_error = _error(exc)
     conf_dir = layout.on_host(layout.cni_conf_dir)
@@ -368,10 +393,14 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
     if layout.primary_config is None and layout.multus_config in configs:
         named = _read_multus_delegate(conf_dir / layout.multus_config, layout.cni_conf_dir)
     primary = primary_config_name(configs, layout.multus_config, layout.primary_config or named)
-    primary_exists, primary_error = False, None
+    primary_exists, primary_error, primary_directory = False, None, None
     if primary is not None:
         try:
-            primary_exists = (conf_dir / primary).is_file()
+            if (conf_dir / primary).is_dir():
+                primary_directory, primary = primary, None
+                first = first_config_in(conf_dir / primary_directory)
+                primary = None if first is None else posixpath.join(primary_directory, first)
+            primary_exists = primary is not None and (conf_dir / primary).is_file()
         except OSError as exc:  # is_file says False only for a missing path; EACCES, ENAMETOOLONG raise
             primary_error = _error(exc)
     try:
@@ -381,9 +410,10 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
         boot_id_error = _error(exc)
     booted, boot_time_error = read_boot_time(layout.on_host(layout.stat_file))
     return HostSnapshot(
-        binaries=binaries, bin_dir_error=bin_dir_error, configs=configs, conf_dir_error=conf_dir_error,
+        binaries=binaries, unverified_binaries=unverified, bin_dir_error=bin_dir_error, configs=configs,
+        conf_dir_error=conf_dir_error,
         primary_config=primary, primary_named_by_multus=named is not None, primary_exists=primary_exists,
-        primary_error=primary_error,
+        primary_error=primary_error, primary_directory=primary_directory,
         daemon_error=_daemon_error(layout.on_host(layout.multus_socket), connect_timeout),
         socket_dir_removed=_removed(layout.on_host(layout.multus_socket).parent),
         # ctime: a file's birth is not in os.stat; the socket's ctime moves only with its metadata,
@@ -409,19 +439,36 @@ def evaluate(snapshot: HostSnapshot, layout: HostLayout) -> Report:
     else:
         ready = Condition(READY, True, "AllChecksPassed", "Multus is installed, configured first and answering")
     return Report(boot_id=snapshot.boot_id, binaries=snapshot.binaries,
+                  unverified_binaries=tuple(name for name, _ in snapshot.unverified_binaries),
                   conditions=(*conditions, _boot_time(snapshot, layout), ready), boot_time=snapshot.boot_time,
                   restart=snapshot.socket_dir_removed, ready_since=None if failing else ready_since(snapshot),
                   run_since=None if failing or snapshot.socket_changed is None
                   else datetime.fromtimestamp(snapshot.socket_changed, UTC))
 
 
+#: How many unverified links the BINARIES condition names before it says "and N more".
+_LINKS_SHOWN = 5
+
+
 def _binaries(s: HostSnapshot, layout: HostLayout) -> Condition:
     where = layout.cni_bin_dir
     if s.bin_dir_error:
         return Condition(BINARIES, False, "BinDirUnreadable", f"cannot read {where}: {s.bin_dir_error}")
-    if layout.multus_binary in s.binaries:
-        return Condition(BINARIES, True, "Installed", f"{layout.multus_binary} is in {where}")
-    return Condition(BINARIES, False, "Missing", f"{layout.multus_binary} is not an executable file in {where}")
+    links = ""
+    if s.unverified_binaries:
+        shown = ", ".join(f"{posixpath.join(where, name)} -> {target}"
+                          for name, target in s.unverified_binaries[:_LINKS_SHOWN])
+        more = len(s.unverified_binaries) - _LINKS_SHOWN
+        links = (f"; links the agent cannot follow: {shown}{f' and {more} more' if more > 0 else ''}: the node gets "
+                 "no binary label for them (NAD checks count them as present); mount the directory they lead "
+                 "to into the agent's pod, at the same path under its host root, to have them verified, or fix a link "
+                 "that leads nowhere on the host")
+    # The shim behind an unseen link counts: where the plugins live outside the agent's mounts, a
+    # node would otherwise never be Ready.
+    if layout.multus_binary in s.binaries or any(name == layout.multus_binary for name, _ in s.unverified_binaries):
+        return Condition(BINARIES, True, "Installed", f"{layout.multus_binary} is in {where}{links}")
+    return Condition(BINARIES, False, "Missing",
+                     f"{layout.multus_binary} is not an executable file in {where}{links}")
 
 
 def _config_first(s: HostSnapshot, layout: HostLayout) -> Condition:
@@ -440,10 +487,19 @@ def _config_first(s: HostSnapshot, layout: HostLayout) -> Condition:
 
 def _primary(s: HostSnapshot, layout: HostLayout) -> Condition:
     where = layout.cni_conf_dir
+    if s.primary_directory is not None and s.primary_config is None:
+        directory = PurePosixPath(where) / s.primary_directory
+        if s.primary_error:
+            return Condition(PRIMARY, False, "Unreadable",
+                             f"cannot read {directory}, the directory Multus delegates to: {s.primary_error}")
+        return Condition(PRIMARY, False, "Missing",
+                         f"{directory}, the directory Multus delegates to, holds no .conf or .conflist config")
     if s.primary_config is None:
         return Condition(PRIMARY, False, "NotFound",
                          f"{where} holds no config besides {layout.multus_config} for Multus to delegate to")
     path = str(PurePosixPath(where) / s.primary_config)
+    if s.primary_directory is not None:
+        path += f" (the first config in {PurePosixPath(where) / s.primary_directory}, where Multus looks)"
     if s.primary_named_by_multus:
         path += f" (Multus's delegate, named in {layout.multus_config})"
     if s.primary_error:

@@ -107,7 +107,7 @@ def frozen(value: Any) -> Any:
 
 
 #: What is kept of a MultusNodeState's status besides its Ready condition.
-_STATE_STATUS = ("nodeName", "cniBinaries", "multusReady", "bootID", "bootTime", "heartbeatTime",
+_STATE_STATUS = ("nodeName", "cniBinaries", "unverifiedBinaries", "multusReady", "bootID", "bootTime", "heartbeatTime",
                  "firstReadyBootID", "firstReadyTime", "readyTime")
 #: What the controller reads of that condition: why the agent finds Multus not ready. Its
 #: lastTransitionTime moves on every agent restart and is not kept (firstReadyTime says what repair needs).
@@ -119,9 +119,10 @@ def slim_state(state: Mapping[str, Any], share: Callable[[Any], Any] = lambda va
     one copy of equal ones (nodes mostly report the same binaries)."""
     status = as_mapping(state.get("status"))
     kept = {f: status[f] for f in _STATE_STATUS if f in status}
-    binaries = kept.get("cniBinaries")
-    if isinstance(binaries, list):
-        kept["cniBinaries"] = share(frozenset(_intern(b) for b in binaries if isinstance(b, str)))
+    for f in ("cniBinaries", "unverifiedBinaries"):
+        binaries = kept.get(f)
+        if isinstance(binaries, list):
+            kept[f] = share(frozenset(_intern(b) for b in binaries if isinstance(b, str)))
     kept["conditions"] = _ready_condition(status.get("conditions"), keep=_STATE_READY)
     return {"metadata": _kept_metadata(state), "status": kept}
 
@@ -294,7 +295,12 @@ class NodeTable:
         node = self._objects.get(name)
         if node is None and (self._objects or name not in self._node_state):
             return None
-        binaries = as_mapping(self._node_state.get(name, _EMPTY).get("status")).get("cniBinaries")
+        status = as_mapping(self._node_state.get(name, _EMPTY).get("status"))
+        binaries, unverified = status.get("cniBinaries"), status.get("unverifiedBinaries")
+        if isinstance(binaries, frozenset) and isinstance(unverified, frozenset) and unverified:
+            # The rules count links the agent cannot follow as present (they only get no label): a
+            # NAD a working node needs is not refused for want of a mount in the agent's pod.
+            binaries = self._share(binaries | unverified)
         labels = as_mapping(node.get("metadata")).get("labels") if node is not None else None
         # Without a Node object nothing keeps pods off it.
         closed = node is not None and bool(node["spec"])
