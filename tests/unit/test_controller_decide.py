@@ -212,10 +212,10 @@ def test_the_agents_report_on_the_new_boot_replaces_the_last_inventory() -> None
     assert desired_labels(rebooted, waiting, decided(rebooted, waiting)) == {"cni.multus-webhook.io/bridge": "true"}
 
 
-def test_a_link_the_agent_cannot_follow_gets_no_binary_label() -> None:
-    """The agent's report of a link to where it sees nothing, as the controller keeps it: the node is
-    not labelled for it, so pods that require the binary are not sent there on the strength of a link
-    that may lead nowhere."""
+def test_a_link_the_agent_cannot_follow_is_labelled_as_the_rules_count_it() -> None:
+    """The agent's report of a link to where it sees nothing, as the controller keeps it: the rules
+    count it as there, so the mutation's gate requires its label; without the label every pod needing
+    it would stay Pending (a distribution's plugins are such links)."""
     host = StandInHost()
     try:
         host.make_ready("b2", binaries=("multus-shim", "bridge"))
@@ -226,7 +226,8 @@ def test_a_link_the_agent_cannot_follow_gets_no_binary_label() -> None:
     kept = slim_state({"metadata": {"name": "n"}, "status": status_body("n", report, None, NOW)})
     assert kept["status"]["unverifiedBinaries"] == frozenset({"macvlan"})
     assert desired_labels(node(), kept, decided(node(), kept)) == {
-        READY_LABEL: "true", "cni.multus-webhook.io/bridge": "true", "cni.multus-webhook.io/multus-shim": "true"}
+        READY_LABEL: "true", "cni.multus-webhook.io/bridge": "true", "cni.multus-webhook.io/multus-shim": "true",
+        "cni.multus-webhook.io/macvlan": "true"}
 
 
 def test_binaries_that_cannot_be_label_names_are_skipped() -> None:

@@ -122,6 +122,23 @@ def test_an_element_without_an_interface_is_found_by_its_network_wherever_its_po
     assert missing_networks(named) == ["app/macvlan-net"]
 
 
+def test_entries_are_counted_as_often_as_they_are_there_and_odd_ones_ignored() -> None:
+    """Entries without an interface (older Multus; the NAD client when a result names no sandbox)
+    are as many as the elements; one whose name or interface is not a string (anyone who may write
+    the annotation may write that) must not stop the repair of the node's other pods; the pod's
+    primary network's entry answers for no secondary element of the same network."""
+    bare = [{"name": "app/macvlan-net"}, {"name": "app/macvlan-net"}]
+    assert missing_networks(pod(networks="macvlan-net, macvlan-net", status=bare)) == []
+    assert missing_networks(pod(networks="macvlan-net@data0, macvlan-net", status=bare)) == []
+    odd = pod(networks="macvlan-net", status=[{"name": "app/macvlan-net", "interface": {"x": 1}}, {"name": ["x"]},
+                                              "text", {"name": "app/macvlan-net", "interface": "net1"}])
+    assert missing_networks(odd) == []
+    assert judge([odd, pod(status=[])], READY_SINCE, None)[0][0].reason.startswith("its network-status lacks")
+    primary = pod(networks="kube-system/mgmt", status=[{"name": "kube-system/mgmt", "interface": "eth0",
+                                                        "default": True}])
+    assert missing_networks(primary) == ["kube-system/mgmt"]
+
+
 def test_a_full_network_status_from_before_multus_was_ready_is_damage() -> None:
     d = damage(pod(status=FULL, sandbox=BEFORE), READY_SINCE)
     assert d is not None

@@ -97,15 +97,15 @@ def first_ready(report: Report, previous: Mapping[str, Any] | None, now: datetim
     that did not know these fields), nobody can tell when Multus first became ready: None, and the
     repair does not judge by sandbox age on this boot rather than judge by a guess.
 
-    A clock stepped back after Multus became ready (chrony's makestep once the network is up, on a
-    node that booted with a wrong hardware clock) ends the watch the same way: the step shows as a
-    boot time earlier than the last one written, or as host evidence later than the clock now."""
+    A clock stepped on the boot (chrony's makestep once the network is up, on a node that booted with a
+    wrong hardware clock) ends the watch the same way: the step shows as a boot time other than the
+    one written, or as host evidence later than the clock now."""
     before = previous or {}
     watched, since = as_text(before.get("firstReadyBootID")), as_text(before.get("firstReadyTime"))
     boot = report.boot_id
     if boot is None:  # which boot this is cannot be read: what was known stays
         return watched, since
-    if report.clock_stepped or stepped_back(report, before):
+    if report.clock_stepped or boot_time_moved(report, before):
         # Sandboxes made after the step carry earlier times than the readiness recorded before it:
         # compared, healthy pods would look wired before Multus. The boot stays unwatched (below).
         return None, None
@@ -124,13 +124,16 @@ def first_ready(report: Report, previous: Mapping[str, Any] | None, now: datetim
 BOOT_TIME_JITTER = timedelta(seconds=1)
 
 
-def stepped_back(report: Report, previous: Mapping[str, Any]) -> bool:
-    """Whether the node's clock was stepped back since ``previous`` was written on the same boot: its
-    boot time (the clock now minus the uptime) is earlier than it was."""
+def boot_time_moved(report: Report, previous: Mapping[str, Any]) -> bool:
+    """Whether the node's clock was stepped since the boot time in ``previous`` was read on the same
+    boot: the boot time (the clock now minus the uptime) is not what it was. Back, sandboxes made
+    after the step look older than the first readiness; forward, the boot time written (kept as first
+    read, see boot_time) is older than the clock the kubelet writes pod statuses with, and a status of
+    the previous boot looks as if it were of this one."""
     if report.boot_time is None or previous.get("bootID") != report.boot_id:
         return False
     before = parse_time(previous.get("bootTime"))
-    return before is not None and before - report.boot_time > BOOT_TIME_JITTER
+    return before is not None and abs(before - report.boot_time) > BOOT_TIME_JITTER
 
 
 def boot_time(report: Report, previous: Mapping[str, Any] | None) -> str | None:

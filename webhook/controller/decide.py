@@ -221,7 +221,11 @@ def desired_labels(node: Mapping[str, Any], state: Mapping[str, Any] | None, ver
     labels = {READY_LABEL: "true"} if verdict.ready or kept else {}
     boot = node_boot_id(node)
     if state is not None and boot is not None and _get(state, "status", "bootID") == boot:
-        for name in _get(state, "status", "cniBinaries") or []:
+        # A link the agent cannot follow too: the mutation's gate requires a label for every binary the
+        # rules count as there, and without it every pod needing a distribution-packaged plugin (a link
+        # to /usr/libexec/cni) would stay Pending, or fail at a kubelet restart under a node affinity gate.
+        status = state.get("status") or {}
+        for name in [*(status.get("cniBinaries") or []), *(status.get("unverifiedBinaries") or [])]:
             key = binary_label(name) if isinstance(name, str) else None
             if key:
                 labels[key] = "true"

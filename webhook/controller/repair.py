@@ -121,15 +121,19 @@ def recreating_owner(pod: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _reported(annotations: Mapping[str, Any]) -> set[tuple[str, str | None]]:
-    """(ns/name, interface) of every attachment Multus reported; unreadable means none."""
+def _reported(annotations: Mapping[str, Any]) -> list[tuple[str, str | None, bool]]:
+    """(ns/name, interface, whether it is the pod's default network) of every attachment Multus
+    reported, each as often as it is there; unreadable means none, and so does an entry whose name or
+    interface is not a string (anyone who may write the annotation may write that)."""
     try:
         entries = json.loads(annotations.get(NETWORK_STATUS) or "[]")
     except (TypeError, ValueError):
-        return set()
+        return []
     if not isinstance(entries, list):
-        return set()
-    return {(str(e.get("name")), e.get("interface")) for e in entries if isinstance(e, Mapping)}
+        return []
+    return [(e["name"], e.get("interface"), e.get("default") is True) for e in entries
+            if isinstance(e, Mapping) and isinstance(e.get("name"), str)
+            and (e.get("interface") is None or isinstance(e.get("interface"), str))]
 
 
 def reported_by_multus(nad: Mapping[str, Any] | None) -> bool:
@@ -169,7 +173,7 @@ def missing_networks(pod: Mapping[str, Any], multus_namespace: str = DEFAULT_MUL
     position-derived name, every healthy pod would look damaged once the default networks changed."""
     meta = pod.get("metadata") or {}
     annotations = meta.get("annotations") or {}
-    reported = _reported(annotations)
+    left = _reported(annotations)  # an entry answers for one element: taken out once it has
     missing = []
     unnamed: dict[str, int] = {}
     for ref in network_references(annotations, meta.get("namespace") or "default", multus_namespace=multus_namespace):
@@ -180,13 +184,15 @@ def missing_networks(pod: Mapping[str, Any], multus_namespace: str = DEFAULT_MUL
             unnamed[name] = unnamed.get(name, 0) + 1
             continue
         # An entry without an interface (older Multus) is matched by name alone.
-        entry = (name, ref.interface) if (name, ref.interface) in reported else (name, None)
-        if entry in reported:
-            reported.discard(entry)  # an entry answers for one element
-        else:
+        entry = next((e for e in left if e[:2] == (name, ref.interface)), None) or \
+            next((e for e in left if e[:2] == (name, None)), None)
+        if entry is None:
             missing.append(f"{name}@{ref.interface}")
+        else:
+            left.remove(entry)
     for name, wanted in unnamed.items():
-        found = sum(1 for entry in reported if entry[0] == name)
+        # Not the pod's primary network's entry (a clusterNetwork that is a NAD of that name).
+        found = sum(1 for e in left if e[0] == name and not e[2])
         missing += [name] * max(0, wanted - found)
     return missing
 
