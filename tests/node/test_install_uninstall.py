@@ -645,6 +645,23 @@ def waiting_for_sigterm(pid: int) -> bool:
     return "sigtimedwait" in Path(f"/proc/{pid}/wchan").read_text()
 
 
+def idles_until_sigterm(proc: subprocess.Popen[str] | subprocess.Popen[bytes], lines: list[str] | None = None) -> None:
+    """``proc`` is seen waiting for the signal (not merely alive a moment after its last line), then
+    stops on SIGTERM with status 0; killed whatever happens. ``lines``: its output so far, for a failure."""
+    try:
+        deadline = time.monotonic() + 30
+        while not waiting_for_sigterm(proc.pid):
+            assert proc.poll() is None, "".join(lines or [])
+            assert time.monotonic() < deadline, "the uninstall never waited for SIGTERM"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_uninstall_idles_until_sigterm_so_that_its_logs_can_be_read(host: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "webhook.cli", "uninstall", "--host-root", str(host), "--idle"],
                             stderr=subprocess.PIPE, text=True)
@@ -655,15 +672,7 @@ def test_uninstall_idles_until_sigterm_so_that_its_logs_can_be_read(host: Path) 
             lines.append(line)
             if "cleanup finished" in line:
                 break
-        # Seen waiting for the signal, not merely alive a moment after its last line.
-        deadline = time.monotonic() + 30
-        while not waiting_for_sigterm(proc.pid):
-            assert proc.poll() is None, "".join(lines)
-            assert time.monotonic() < deadline, "the uninstall never waited for SIGTERM"
-            time.sleep(0.02)
-        assert proc.poll() is None, "".join(lines)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
+        idles_until_sigterm(proc, lines)
     finally:
         if proc.poll() is None:
             proc.kill()
