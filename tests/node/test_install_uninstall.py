@@ -562,18 +562,7 @@ def test_the_cleanup_pod_on_a_node_left_without_cni_config_is_never_ready(tmp_pa
     write(host / "etc/cni/net.d/05-cilium.conflist", b"{}", 0o644)
     proc = subprocess.Popen([sys.executable, "-m", "webhook.cli", "uninstall", "--host-root", str(host), "--idle"],
                             stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not waiting_for_sigterm(proc.pid):
-            assert proc.poll() is None
-            assert time.monotonic() < deadline, "the uninstall never waited for SIGTERM"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    idles_until_sigterm(proc)
 
 
 def test_the_cleanup_pod_that_failed_a_step_is_never_ready(tmp_path: Path) -> None:
