@@ -388,7 +388,7 @@ class Controller:
         except Exception as exc:
             if not is_status(exc, 404):
                 log.warning("node %s is not in the cache; could not ask the apiserver whether it is gone: %s; "
-                            "retrying", name, exc)
+                            "retrying", name, describe(exc))
                 self._states_wait(name, now + RETRY)
                 return
         else:
@@ -404,12 +404,11 @@ class Controller:
                 log.error("the apiserver refused to delete MultusNodeState %s/%s of node %s, which is gone (%s): "
                           "the webhook's Role needs the verb delete on multusnodestates in its namespace "
                           "(manifests/base/webhook/rbac.yaml); trying again in %.0fs", meta.get("namespace"),
-                          meta.get("name"), name, status_message(exc) if isinstance(exc, ApiException) else exc,
-                          FORBIDDEN_RETRY)
+                          meta.get("name"), name, describe(exc), FORBIDDEN_RETRY)
                 self._states_wait(name, now + FORBIDDEN_RETRY)
                 return
             log.warning("could not delete MultusNodeState %s/%s of node %s, which is gone: %s; retrying",
-                        meta.get("namespace"), meta.get("name"), name, exc)
+                        meta.get("namespace"), meta.get("name"), name, describe(exc))
             self._states_wait(name, now + RETRY)
             return
         log.info("deleted MultusNodeState %s/%s: node %s is gone", meta.get("namespace"), meta.get("name"), name)
@@ -500,10 +499,10 @@ class Controller:
             log.info("node %s: Multus is ready again on boot %s since %s; its pods are judged again", name, boot,
                      run.isoformat() if run else "an unknown time")
         later = run is not None and (first is None or run > first)
-        kept = job if job is not None and again else NodeRepair(boot)
-        job = self.repairs[name] = NodeRepair(boot, run, recheck=later, failures=kept.failures,
-                                              reported=kept.reported)
-        return job
+        new = self.repairs[name] = NodeRepair(boot, run, recheck=later)
+        if job is not None and again:
+            new.failures, new.reported = job.failures, job.reported
+        return new
 
     def _confirm_stale(self, state: Mapping[str, Any], verdict: decide.Verdict) -> decide.Verdict:
         """``verdict`` (a stale heartbeat) if the apiserver holds the very MultusNodeState the store does.
