@@ -314,8 +314,8 @@ def test_a_link_the_agent_cannot_follow_gets_no_label_but_is_named_with_what_to_
     assert (c[BINARIES].status, c[READY].status) == (True, True)
     assert c[BINARIES].message == (
         "multus-shim is in /opt/cni/bin; links the agent cannot follow: /opt/cni/bin/ipvlan -> "
-        "/usr/libexec/cni/ipvlan, /opt/cni/bin/macvlan -> /host/opt/cni/bin/macvlan.real: the node gets no "
-        "binary label for them (NAD checks count them as present); mount the directory they lead to into the "
+        "/usr/libexec/cni/ipvlan, /opt/cni/bin/macvlan -> /host/opt/cni/bin/macvlan.real: counted as present, "
+        "unverified (the node is labelled for them); mount the directory they lead to into the "
         "agent's pod, at the same path under its host root, to have them verified, or fix a link that leads "
         "nowhere on the host")
     # The shim itself behind such a link still counts as installed.

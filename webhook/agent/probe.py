@@ -135,7 +135,7 @@ class Report:
     binaries: tuple[str, ...]
     conditions: tuple[Condition, ...] = field(default=())
     #: Names in the bin dir whose links the agent cannot follow (see HostSnapshot.unverified_binaries):
-    #: no binary label for them, but the NAD rules count them as present.
+    #: reported apart, but counted as present by the NAD rules and the node's binary labels alike.
     unverified_binaries: tuple[str, ...] = ()
     #: When the host booted, to the second (by its clock); None when it cannot be read.
     boot_time: datetime | None = None
@@ -286,7 +286,7 @@ def _executables(layout: HostLayout) -> tuple[tuple[str, ...], tuple[tuple[str, 
     mounts), each with where it loses sight. Multus runs plugins on the host, so a link is followed as
     the host follows it (resolve_on_host), not in the agent's container, where an absolute target names
     the container's own files. An unseen target may well be a plugin (reporting it missing would keep
-    every NAD that needs it refused) or nothing at all (a binary label would send pods there to fail)."""
+    every NAD that needs it refused) or nothing at all: it is reported apart, and counted as present."""
     names = []
     unverified = []
     for entry in os.scandir(layout.on_host(layout.cni_bin_dir)):
@@ -459,8 +459,8 @@ def _binaries(s: HostSnapshot, layout: HostLayout) -> Condition:
         shown = ", ".join(f"{posixpath.join(where, name)} -> {target}"
                           for name, target in s.unverified_binaries[:_LINKS_SHOWN])
         more = len(s.unverified_binaries) - _LINKS_SHOWN
-        links = (f"; links the agent cannot follow: {shown}{f' and {more} more' if more > 0 else ''}: the node gets "
-                 "no binary label for them (NAD checks count them as present); mount the directory they lead "
+        links = (f"; links the agent cannot follow: {shown}{f' and {more} more' if more > 0 else ''}: counted as "
+                 "present, unverified (the node is labelled for them); mount the directory they lead "
                  "to into the agent's pod, at the same path under its host root, to have them verified, or fix a link "
                  "that leads nowhere on the host")
     # The shim behind an unseen link counts: where the plugins live outside the agent's mounts, a

@@ -298,8 +298,8 @@ class NodeTable:
         status = as_mapping(self._node_state.get(name, _EMPTY).get("status"))
         binaries, unverified = status.get("cniBinaries"), status.get("unverifiedBinaries")
         if isinstance(binaries, frozenset) and isinstance(unverified, frozenset) and unverified:
-            # The rules count links the agent cannot follow as present (they only get no label): a
-            # NAD a working node needs is not refused for want of a mount in the agent's pod.
+            # The rules count links the agent cannot follow as present, as the node's labels do: a NAD
+            # a working node needs is not refused for want of a mount in the agent's pod.
             binaries = self._share(binaries | unverified)
         labels = as_mapping(node.get("metadata")).get("labels") if node is not None else None
         # Without a Node object nothing keeps pods off it.
