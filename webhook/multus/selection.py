@@ -698,10 +698,12 @@ class DefaultNetworks:
         return 1 if pod_namespace in self.system_namespaces else 1 + len(self.names)
 
     def taken(self, pod_namespace: str) -> dict[str, str]:
-        """The interfaces the default networks take in such a pod -> the network's name."""
+        """The interfaces the default networks take in such a pod -> what takes it, in words for a
+        finding ("Multus gives default network ...")."""
         if pod_namespace in self.system_namespaces:
             return {}
-        return {f"net{1 + i}": name for i, name in enumerate(self.names)}
+        return {f"net{1 + i}": f"Multus gives default network {name} (defaultNetworks in its config and in the "
+                               "policy)" for i, name in enumerate(self.names)}
 
 
 #: Multus's own default: no defaultNetworks.

@@ -41,9 +41,7 @@ def networks(subject: Subject) -> Iterator[Violation]:
             yield Violation("spec.networks", f"spec.networks uses interface {ifname!r}, which the pod's primary "
                                              "network or loopback already has")
         elif ifname in taken:
-            yield Violation("spec.networks", f"spec.networks uses interface {ifname!r}, which Multus gives default "
-                                             f"network {taken[ifname]} (defaultNetworks in its config and in the "
-                                             "policy)")
+            yield Violation("spec.networks", f"spec.networks uses interface {ifname!r}, which {taken[ifname]}")
 
 
 @rule("networkprofile-nad-exists", kinds=PROFILE, severity=Severity.WARN,

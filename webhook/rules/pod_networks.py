@@ -128,8 +128,7 @@ def networks_interface_names(subject: Subject) -> Iterator[Violation]:
         if ifname in RESERVED_INTERFACES:
             why = "which the pod already has (primary network or loopback): choose another name, e.g. data0"
         elif ifname in taken:
-            why = (f"which Multus gives default network {taken[ifname]} (defaultNetworks in its config and in "
-                   "the policy): the attachment would fail and the pod never start; choose another name")
+            why = f"which {taken[ifname]}: the attachment would fail and the pod never start; choose another name"
         elif ifname in first_use:
             j = first_use[ifname]
             why = (f"which {parsed.where.label}[{j}] ({parsed.selections[j].describe()}) also gets: the second "
