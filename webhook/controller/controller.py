@@ -152,6 +152,11 @@ class Look:
         return str(self.node["metadata"]["name"])
 
     @property
+    def sends(self) -> bool:
+        """Whether it patches the labels of the node or of one of its agent pods."""
+        return bool(self.writes[0]) or any(patch for _, patch in self.writes[1])
+
+    @property
     def unreadies(self) -> bool:
         """Whether it takes the ready label off the node or one of its agent pods."""
         return any((READY_LABEL, None) in patch for patch in (self.writes[0], *(p for _, p in self.writes[1])))
@@ -328,9 +333,17 @@ class Controller:
             if not decide.needs_look(self.looked.get(name), node, state, agents, now):
                 continue
             try:
-                looks.append(self.plan(node, state, agents, heartbeat, now))
+                look = self.plan(node, state, agents, heartbeat, now)
             except Exception as exc:  # a bug in deciding one node must not hold up the others
                 self._settle(name, (node, state, agents), heartbeat, now, self._failed(name, None, exc, now))
+                continue
+            if look.sends or (self.config.repair and look.verdict.ready):
+                looks.append(look)
+            else:
+                # Nothing to send, so no order to keep: carried out and dropped at once. Held with the
+                # others, the looks of a first pass over 5,000 settled nodes took ~5 MiB that the heap
+                # kept after the pass (measured with serve --kubeconfig in the bench's cluster).
+                self._settle(name, (node, state, agents), heartbeat, now, self.act(look))
         # A node losing its ready label first, before any is given one: new pods must stop going to a
         # node that rebooted or lost its agent at once, whatever else the pass has to send.
         looks.sort(key=lambda look: not look.unreadies)
