@@ -35,11 +35,6 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     _replace(path, create)
 
 
-def symlink_atomic(path: Path, target: str) -> None:
-    """Make ``path`` a symlink to ``target``, replacing whatever ``path`` was in one step."""
-    _replace(path, lambda tmp: os.symlink(target, tmp))
-
-
 def temporary_path(path: Path) -> Path:
     """Where ``path``'s next content is written before it is renamed over ``path``: in the same
     directory (a rename does not cross filesystems), hidden (the node agent does not count dot files

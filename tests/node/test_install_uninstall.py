@@ -138,21 +138,30 @@ def test_install_reinstall_upgrade_uninstall_leaves_the_host_as_before(host: Pat
     assert "!!!" not in cleanup.stderr  # the primary config is at the top level: nothing to warn about
 
 
-def test_a_replaced_original_is_restored_and_an_identical_one_is_not_ours(host: Path, source: Path,
-                                                                           tmp_path: Path) -> None:
+def test_the_nodes_own_plugin_is_never_replaced_and_an_identical_one_is_not_ours(host: Path, source: Path,
+                                                                                 tmp_path: Path) -> None:
+    """On Talos /opt is an overlay: a plugin replaced, then put back by uninstall, would be a copy in
+    the upper layer hiding every later Talos upgrade of it. The node's own plugin is used instead."""
     write(host / "opt/cni/bin/macvlan", b"the node's own macvlan", 0o700)
     write(host / "opt/cni/bin/vlan", (source / "vlan").read_bytes())
-    before = snapshot(host)
+    before, bin_before = snapshot(host), snapshot(host / "opt/cni/bin")
     listed = tmp_path / "list"
     listed.write_text("macvlan: true\nvlan: true\nipvlan: false\n")
 
-    assert install_cli(host, source, listed).returncode == 0
-    assert (host / "opt/cni/bin/macvlan").read_bytes() == (source / "macvlan").read_bytes()
-    assert not (host / "opt/cni/bin/ipvlan").exists()
+    for _ in range(2):  # and again: a rerun keeps it the same way
+        result = install_cli(host, source, listed)
+        assert result.returncode == 0, result.stderr
+        assert snapshot(host / "opt/cni/bin") == bin_before, "a file of the node's was written"
+        assert ("WARNING multus-webhook.install-cni: kept-own     /opt/cni/bin/macvlan: the node's own plugin "
+                "(multus-webhook did not write it); not replaced, so Multus runs the node's version") in result.stderr
+        assert "remove the node's file and run install-cni again" in result.stderr
+        assert "On Talos a plugin shipped in the root file system cannot be removed" in result.stderr
+        assert "present      /opt/cni/bin/vlan" in result.stderr
+    assert not (host / "var/lib/cni/multus-webhook/installed.json").exists()  # nothing of ours
 
     result = cli("uninstall", "--host-root", str(host))
     assert result.returncode == 0, result.stderr
-    assert "restored /opt/cni/bin/macvlan" in result.stderr
+    assert "/opt/cni/bin/macvlan" not in result.stderr
     assert snapshot(host) == before  # vlan was there, identical, before us: it stays
 
 
@@ -180,13 +189,12 @@ def test_temporary_files_of_an_install_cut_short_go_at_the_next_run_and_at_unins
     not_ours = write(temporary_path(bin_dir / "loopback"), b"a plugin we neither list nor installed")
     before = snapshot(host)
     listed = tmp_path / "list"
-    listed.write_text("macvlan\nbridge\n")  # bridge replaces the node's own: its copy goes to originals/
+    listed.write_text("macvlan\nbridge\n")  # bridge is the node's own: kept
     assert install_cli(host, source, listed).returncode == 0
 
     def killed_install() -> list[Path]:
         """What an install killed before its renames leaves behind (write_atomic's temporary files)."""
         return [write(temporary_path(bin_dir / "macvlan"), b"half a macvlan"),  # executable
-                write(temporary_path(state / "originals" / "bridge~1"), b"half a copy"),
                 write(temporary_path(state / "installed.json"), b'{"vers', 0o644)]
 
     left = killed_install()
@@ -220,61 +228,81 @@ def test_a_file_changed_by_someone_else_is_left_alone(host: Path, source: Path, 
     assert not (host / "var/lib/cni/multus-webhook").exists()
 
 
-def test_a_file_changed_after_install_is_the_nodes_and_comes_back_at_uninstall(host: Path, source: Path,
-                                                                                tmp_path: Path) -> None:
-    listed = tmp_path / "list"
-    listed.write_text("bridge\n")
-    assert install_cli(host, source, listed).returncode == 0
-    bridge = host / "opt/cni/bin/bridge"
-    write(bridge, b"bridge from a Talos upgrade", 0o750)
+def test_a_file_changed_after_install_is_the_nodes_and_is_never_written_again(host: Path, source: Path,
+                                                                              plugins_file: Path) -> None:
+    assert install_cli(host, source, plugins_file).returncode == 0
+    ipvlan = write(host / "opt/cni/bin/ipvlan", b"ipvlan an administrator put there", 0o750)
+    changed = ipvlan.stat()
+    write(source / "ipvlan", b"ipvlan from the plugins image v2")  # an upgrade of ours does not win either
 
-    again = install_cli(host, source, listed)
-    assert again.returncode == 0, again.stderr
-    assert "/opt/cni/bin/bridge changed since multus-webhook installed it; it is kept as the node's own" in again.stderr
-    assert "upgraded" not in again.stderr
-    assert bridge.read_bytes() == (source / "bridge").read_bytes()
+    # The run that finds the change drops the file from the record; the next ones find a file of the node's.
+    for why in ("changed since multus-webhook installed it: it is the node's own now, no longer recorded",
+                "the node's own plugin (multus-webhook did not write it)"):
+        again = install_cli(host, source, plugins_file)
+        assert again.returncode == 0, again.stderr
+        assert f"kept-own     /opt/cni/bin/ipvlan: {why}; not replaced" in again.stderr
+        assert "upgraded" not in again.stderr
+        assert "installed    /opt/cni/bin/ipvlan" not in again.stderr
+        now = ipvlan.stat()
+        assert (now.st_ino, now.st_mtime_ns, now.st_mode & 0o7777) == (changed.st_ino, changed.st_mtime_ns, 0o750)
+        assert sorted(Record.load(host).files) == ["opt/cni/bin/macvlan"]
 
     result = cli("uninstall", "--host-root", str(host))
     assert result.returncode == 0, result.stderr
-    assert "restored /opt/cni/bin/bridge" in result.stderr
-    assert bridge.read_bytes() == b"bridge from a Talos upgrade"
-    assert bridge.stat().st_mode & 0o777 == 0o750
-    # The file the node had before the first install is the node's too: kept, and said where.
-    assert "kept var/lib/cni/multus-webhook/originals/bridge, the file /opt/cni/bin/bridge held" in again.stderr
-    assert (host / "var/lib/cni/multus-webhook/originals/bridge").read_bytes() == b"bridge v1"
+    assert "/opt/cni/bin/ipvlan" not in result.stderr  # not ours: not even looked at
+    assert ipvlan.read_bytes() == b"ipvlan an administrator put there"
+    assert not (host / "opt/cni/bin/macvlan").exists()
+    assert not (host / "var/lib/cni/multus-webhook").exists()
 
 
-def test_uninstall_keeps_the_copy_of_an_original_it_could_not_restore(host: Path, source: Path,
-                                                                       tmp_path: Path) -> None:
-    listed = tmp_path / "list"
-    listed.write_text("bridge\n")
-    assert install_cli(host, source, listed).returncode == 0
-    write(host / "opt/cni/bin/bridge", b"bridge from a Talos upgrade")
+def test_a_record_of_an_earlier_version_with_a_copy_of_the_nodes_file_loads_and_leaves_it(
+        host: Path, source: Path, plugins_file: Path) -> None:
+    """Development versions replaced the node's own plugin and kept a copy to put back (``backup``,
+    ``mode``). That file was the node's: it is given up, left as it is, and the copy is named."""
+    assert install_cli(host, source, plugins_file).returncode == 0
+    state = host / "var/lib/cni/multus-webhook"
+    write(host / "opt/cni/bin/bridge", (source / "bridge").read_bytes())
+    write(state / "originals/bridge", b"bridge v1")
+    old = json.loads((state / "installed.json").read_text())
+    old["files"]["opt/cni/bin/bridge"] = {"sha256": sha256(source / "bridge"),
+                                          "backup": "var/lib/cni/multus-webhook/originals/bridge", "mode": 0o755}
+    (state / "installed.json").write_text(json.dumps(old))
+
+    assert sorted(Record.load(host).files) == ["opt/cni/bin/ipvlan", "opt/cni/bin/macvlan"]
     result = cli("uninstall", "--host-root", str(host))
-    assert ("/opt/cni/bin/bridge changed since multus-webhook installed it; left in place (the file it replaced "
-            "is kept in var/lib/cni/multus-webhook/originals/bridge)") in result.stderr
-    assert (host / "opt/cni/bin/bridge").read_bytes() == b"bridge from a Talos upgrade"
-    assert (host / "var/lib/cni/multus-webhook/originals/bridge").read_bytes() == b"bridge v1"
+    assert result.returncode == 0, result.stderr
+    assert ("/opt/cni/bin/bridge replaced a file the node had, kept in /var/lib/cni/multus-webhook/originals/bridge "
+            "by an earlier multus-webhook; it is no longer recorded and stays as it is") in result.stderr
+    assert "removed /opt/cni/bin/macvlan" in result.stderr
+    assert (host / "opt/cni/bin/bridge").read_bytes() == (source / "bridge").read_bytes()
+    assert sorted(p.relative_to(host).as_posix() for p in state.rglob("*")) == [
+        "var/lib/cni/multus-webhook/originals", "var/lib/cni/multus-webhook/originals/bridge"]
 
 
-def test_a_symlinked_plugin_is_kept_and_restored_as_the_symlink(host: Path, source: Path, tmp_path: Path) -> None:
-    write(host / "usr/libexec/cni/vlan", b"the distribution's vlan")
+@pytest.mark.parametrize("target", ["distribution's vlan", "same as ours"])
+def test_a_symlinked_plugin_of_the_node_is_never_replaced(host: Path, source: Path, tmp_path: Path,
+                                                          target: str) -> None:
+    """Distribution packages link their plugins into /opt/cni/bin: the link is the node's own, even
+    when it leads to the very file we would install."""
+    content = b"the distribution's vlan" if target == "distribution's vlan" else (source / "vlan").read_bytes()
+    write(host / "usr/libexec/cni/vlan", content)
     link = host / "opt/cni/bin/vlan"
     link.symlink_to("../../../usr/libexec/cni/vlan")
+    before, bin_before = snapshot(host), snapshot(host / "opt/cni/bin")
     listed = tmp_path / "list"
     listed.write_text("vlan\n")
 
-    assert install_cli(host, source, listed).returncode == 0
-    assert not link.is_symlink()
-    assert link.read_bytes() == (source / "vlan").read_bytes()
-    assert (host / "usr/libexec/cni/vlan").read_bytes() == b"the distribution's vlan"
+    result = install_cli(host, source, listed)
+    assert result.returncode == 0, result.stderr
+    assert "kept-own     /opt/cni/bin/vlan: the node's own plugin" in result.stderr
+    assert os.readlink(link) == "../../../usr/libexec/cni/vlan"
+    assert snapshot(host / "opt/cni/bin") == bin_before
 
     result = cli("uninstall", "--host-root", str(host))
-    assert "restored /opt/cni/bin/vlan" in result.stderr
-    assert link.is_symlink()
+    assert result.returncode == 0, result.stderr
     assert os.readlink(link) == "../../../usr/libexec/cni/vlan"
+    assert snapshot(host) == before
     assert not (host / "var/lib/cni/multus-webhook").exists()
-
 
 
 def test_a_symlinked_plugin_in_the_source_is_installed_as_the_file_it_points_to(host: Path, source: Path,
@@ -291,23 +319,23 @@ def test_a_symlinked_plugin_in_the_source_is_installed_as_the_file_it_points_to(
     assert installed.read_bytes() == (source / "ipvlan").read_bytes()
     assert installed.stat().st_mode & 0o7777 == 0o755
 
-# Runs inside a mount namespace with a 512 KiB tmpfs at argv[1]: the plugin's original, then its
-# copy, fill that disk before the new plugin fits.
+# Runs inside a mount namespace with a 512 KiB tmpfs at argv[1]: the node's own bridge (listed, and
+# kept) leaves too little room for the new plugin.
 FULL_DISK_RUN = """
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 disk, original, source, plugins = (Path(a) for a in sys.argv[1:5])
 host = disk / "host"
-dest = host / "opt/cni/bin/macvlan"
-dest.parent.mkdir(parents=True)
-shutil.copy(original, dest)
+bridge = host / "opt/cni/bin/bridge"
+bridge.parent.mkdir(parents=True)
+shutil.copy(original, bridge)
 (host / "etc/cni/net.d").mkdir(parents=True)
 (host / "etc/cni/net.d/05-cilium.conflist").write_text("{}")  # the node can start pods after uninstall
 def run(*args):
     done = subprocess.run([sys.executable, "-m", "webhook.cli", *args, "--host-root", str(host)],
                           capture_output=True, text=True)
-    return {"rc": done.returncode, "stderr": done.stderr, "bin": sorted(os.listdir(dest.parent)),
-            "macvlan": dest.read_bytes() == original.read_bytes(),
+    return {"rc": done.returncode, "stderr": done.stderr, "bin": sorted(os.listdir(bridge.parent)),
+            "bridge": bridge.read_bytes() == original.read_bytes(),
             "state": sorted(str(p.relative_to(host)) for p in (host / "var/lib/cni").rglob("*"))}
 out = {"install": run("install-cni", "--source", str(source), "--plugins-file", str(plugins))}
 out["uninstall"] = run("uninstall")
@@ -319,9 +347,10 @@ def test_a_full_disk_fails_the_install_and_loses_nothing(
         tmp_path: Path, mounts: Callable[[Sequence[str], Sequence[str]], list[str]]) -> None:
     original = write(tmp_path / "original", b"\x7fELF the node's own" + os.urandom(150_000))
     src = tmp_path / "plugins"
-    write(src / "macvlan", b"\x7fELF ours" + os.urandom(300_000))
+    write(src / "bridge", b"\x7fELF our bridge")
+    write(src / "macvlan", b"\x7fELF ours" + os.urandom(400_000))
     listed = tmp_path / "list"
-    listed.write_text("macvlan\n")
+    listed.write_text("bridge\nmacvlan\n")
     disk = tmp_path / "disk"
     disk.mkdir()
     done = subprocess.run(
@@ -334,14 +363,14 @@ def test_a_full_disk_fails_the_install_and_loses_nothing(
     install_run = out["install"]
     assert install_run["rc"] == 1, install_run["stderr"]
     assert "could not install /opt/cni/bin/macvlan: No space left on device" in install_run["stderr"]
-    assert install_run["macvlan"], "the original was replaced by a partial copy"
-    assert install_run["bin"] == ["macvlan"], "a temporary file was left behind"
+    assert install_run["bridge"], "the node's own bridge was written"
+    assert install_run["bin"] == ["bridge"], "a temporary file was left behind"
 
     uninstall_run = out["uninstall"]
     assert uninstall_run["rc"] == 0, uninstall_run["stderr"]
-    assert "restored /opt/cni/bin/macvlan" in uninstall_run["stderr"]
-    assert uninstall_run["macvlan"]
-    assert uninstall_run["bin"] == ["macvlan"]
+    assert "absent  /opt/cni/bin/macvlan" in uninstall_run["stderr"]  # recorded before the write that failed
+    assert uninstall_run["bridge"]
+    assert uninstall_run["bin"] == ["bridge"]
     assert uninstall_run["state"] == []
 
 
@@ -382,11 +411,11 @@ def test_concurrent_installs_take_turns_and_leave_one_consistent_record(host: Pa
     write(host / "opt/cni/bin/macvlan", b"the node's own macvlan")
     before = snapshot(host)
     listed = tmp_path / "list"
-    listed.write_text("macvlan\nipvlan\nbridge\n")
+    listed.write_text("macvlan\nipvlan\nvlan\n")
     gate = tmp_path / "gate"
     gate.mkdir()
     first = subprocess.Popen([sys.executable, "-c", HELD_INSTALL, str(host), str(source), str(gate),
-                              "macvlan", "ipvlan", "bridge"], stdout=subprocess.PIPE, text=True)
+                              "macvlan", "ipvlan", "vlan"], stdout=subprocess.PIPE, text=True)
     second: subprocess.Popen[str] | None = None
     try:
         deadline = time.monotonic() + 30
@@ -408,10 +437,10 @@ def test_concurrent_installs_take_turns_and_leave_one_consistent_record(host: Pa
         (gate / "go").touch()
         _, err = second.communicate(timeout=30)
         assert second.returncode == 0, err
-        assert err.count("unchanged") == 3, err  # it read the record only once the first one was done
+        assert err.count("unchanged") == 2, err  # it read the record only once the first one was done
         out, _ = first.communicate(timeout=30)
         assert first.returncode == 0
-        assert json.loads(out) == ["installed", "installed", "installed"]
+        assert json.loads(out) == ["kept-own", "installed", "installed"]
     finally:
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
@@ -419,11 +448,10 @@ def test_concurrent_installs_take_turns_and_leave_one_consistent_record(host: Pa
                 proc.wait()
 
     record = Record.load(host)
-    assert sorted(record.files) == ["opt/cni/bin/bridge", "opt/cni/bin/ipvlan", "opt/cni/bin/macvlan"]
+    assert sorted(record.files) == ["opt/cni/bin/ipvlan", "opt/cni/bin/vlan"]
     for rel, entry in record.files.items():
         assert sha256(host / rel) == entry.sha256
         assert entry.replacing is None
-    assert sorted(p.name for p in (host / "var/lib/cni/multus-webhook/originals").iterdir()) == ["bridge", "macvlan"]
     assert cli("uninstall", "--host-root", str(host)).returncode == 0
     assert snapshot(host) == before
 

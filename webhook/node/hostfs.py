@@ -15,7 +15,7 @@ from webhook.atomicfile import write_atomic
 # Host paths, relative to the host root so that they work under /host and under a test directory.
 CNI_BIN_DIR = PurePosixPath("opt/cni/bin")
 CNI_CONF_DIR = PurePosixPath("etc/cni/net.d")
-# Our own state: which plugin files we installed (and the originals we replaced). It lives under
+# Our own state: which plugin files we installed. It lives under
 # /var/lib/cni because that directory survives reboots on every distribution, Talos included.
 STATE_DIR = PurePosixPath("var/lib/cni/multus-webhook")
 
@@ -58,8 +58,8 @@ def fingerprint(path: Path) -> str | None:
 def copy_executable_atomic(src: Path, dest: Path) -> None:
     """Write ``src`` next to ``dest`` and rename it over ``dest``. A running binary keeps its old
     inode, so a node that is executing the plugin never sees "Text file busy" (multus-cni#1221)
-    nor a half-written file. A symlink ``src`` is copied as the file it points to, unlike the node's
-    own files that the installer keeps (installer.copy_as_is): the link points into the source, not the host."""
+    nor a half-written file. A symlink ``src`` is copied as the file it points to: the link points
+    into the source, not the host."""
     write_atomic(dest, src.read_bytes(), 0o755)
 
 

@@ -2,9 +2,11 @@
 uninstall take away exactly what it put on the host.
 
 The record, ``/var/lib/cni/multus-webhook/installed.json``, maps each file we wrote (host path) to
-the hash of what we wrote and, when something was there before, to a copy of it (a symlink is kept
-as the symlink), so that uninstall can give the node back the file it had. A file that no longer
-holds what we wrote is not ours: uninstall leaves it, and install keeps it like an original.
+the hash of what we wrote. Only a file that was absent is written: a plugin the node already has is
+the node's own and is never replaced, nor copied to be put back later. A copy put back by uninstall
+would be a regular file in the upper layer of Talos's /opt overlay (or a stale file a package
+manager owns), hiding every later upgrade of that plugin for good. A file that no longer holds what
+we wrote is the node's own too: install drops it from the record and leaves it, uninstall leaves it.
 Install and uninstall hold ``installed.lock`` while they change files and the record.
 """
 
@@ -15,18 +17,16 @@ import json
 import logging
 import os
 import re
-import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
-from webhook.atomicfile import symlink_atomic, temporary_target, write_atomic
+from webhook.atomicfile import temporary_target, write_atomic
 from webhook.node.hostfs import CNI_BIN_DIR, STATE_DIR, copy_executable_atomic, fingerprint, on_host, sha256
 
 RECORD = STATE_DIR / "installed.json"
 LOCK = STATE_DIR / "installed.lock"
-ORIGINALS = STATE_DIR / "originals"
 RECORD_VERSION = 1
 # A plugin is a file name in the CNI bin directory: no path, nothing hidden.
 PLUGIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -41,10 +41,8 @@ class InstallError(RuntimeError):
 @dataclass
 class Entry:
     sha256: str  # what we wrote (or are writing)
-    backup: str | None = None  # host path of the copy of what was there before us, if anything was
-    mode: int | None = None  # the original's permission bits (None for a symlink)
-    # Set while a write is under way: what the file held until then (ours from an earlier run, or
-    # the original). A write that failed or a crash leaves that, which is not someone else's change.
+    # Set while an upgrade is under way: what the file held until then, ours from an earlier run.
+    # A write that failed or a crash leaves that, which is not someone else's change.
     replacing: str | None = None
 
     def recognizes(self, have: str) -> bool:
@@ -65,7 +63,8 @@ class Record:
             raw = json.loads(path.read_text())
             if raw.get("version") != RECORD_VERSION:
                 raise ValueError(f"unknown version {raw.get('version')!r}")
-            return cls({str(k): Entry(**v) for k, v in raw["files"].items()})
+            # disowned() also takes the keys only earlier versions wrote out of each entry.
+            return cls({str(k): Entry(**v) for k, v in raw["files"].items() if not disowned(str(k), v)})
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InstallError(f"{path} is not a record multus-webhook can read ({exc}); "
                                "fix or remove it by hand") from exc
@@ -79,10 +78,25 @@ class Record:
         write_atomic(path, (json.dumps(body, indent=2) + "\n").encode())
 
 
+def disowned(rel: str, fields: dict[str, object]) -> bool:
+    """Whether an entry written by an earlier development version, which replaced the node's own file
+    and kept a copy of it (``backup``, ``mode``), is given up: that file was the node's, so it is left
+    as it is, out of the record. Putting the copy back is what this version no longer does (see the
+    module's docstring); removing the file would take away a plugin the node had. The copy stays
+    where it is, named here, for an administrator to put back by hand."""
+    backup = fields.pop("backup", None)
+    fields.pop("mode", None)
+    if backup is None:
+        return False
+    log.warning("/%s replaced a file the node had, kept in /%s by an earlier multus-webhook; it is no longer "
+                "recorded and stays as it is (put the copy back by hand if the node needs its own file)", rel, backup)
+    return True
+
+
 @dataclass(frozen=True)
 class Change:
-    # installed | upgraded | unchanged | present | unavailable | unlisted | removed | restored | left-changed
-    # | kept | absent
+    # installed | upgraded | unchanged | present | kept-own | unavailable | unlisted | removed | left-changed
+    # | absent
     action: str
     path: str
 
@@ -152,7 +166,8 @@ def install(host_root: Path, source: Path, plugins: Iterable[str]) -> list[Chang
                 change = install_one(host_root, record, source / name, rel)
             except OSError as exc:
                 raise InstallError(f"could not install /{rel}: {exc.strerror or exc}") from exc
-            log.info("%-12s %s", change.action, change.path)
+            if change.action != "kept-own":  # install_one said why, at WARNING
+                log.info("%-12s %s", change.action, change.path)
             changes.append(change)
         listed = {str(CNI_BIN_DIR / name) for name in wanted}
         for rel in sorted(set(record.files) - listed):
@@ -165,20 +180,14 @@ def install_one(host_root: Path, record: Record, src: Path, rel: str) -> Change:
     dest = on_host(host_root, PurePosixPath(rel))
     want, have = sha256(src), fingerprint(dest)
     entry = record.files.get(rel)
-    same_as_kept: str | None = None
     if entry is not None and have is not None and not entry.recognizes(have):
-        # Changed by someone else since we wrote it: not ours any more, as for release(). It is the
-        # node's own file now, kept below like an original found at a first install so that
-        # uninstall gives it back, rather than overwritten as an upgrade of ours and later removed.
-        log.warning("/%s changed since multus-webhook installed it; it is kept as the node's own", rel)
-        entry = None
-        earlier = record.files.pop(rel).backup
-        if earlier is not None:
-            if have != want and fingerprint(on_host(host_root, PurePosixPath(earlier))) == have:
-                same_as_kept = earlier  # one copy of the same file is enough
-            else:
-                # Still the node's (what it had before us): it stays, out of the record.
-                log.warning("kept %s, the file /%s held before multus-webhook first replaced it", earlier, rel)
+        # Changed by someone else since we wrote it (an administrator, another installer): the
+        # node's own now, as for release(). Overwriting it as an upgrade of ours would undo their change.
+        del record.files[rel]
+        record.save(host_root)
+        keep_own(rel, src, "changed since multus-webhook installed it: it is the node's own now, no longer "
+                           "recorded")
+        return Change("kept-own", "/" + rel)
     if have == want:
         if entry is None:
             return Change("present", "/" + rel)
@@ -187,82 +196,45 @@ def install_one(host_root: Path, record: Record, src: Path, rel: str) -> Change:
             entry.sha256, entry.replacing = want, None
             record.save(host_root)
         return Change("unchanged", "/" + rel)
-    new_backup: Path | None = None
+    if entry is None and have is not None:
+        # A symlink is the node's own too, whatever it points to: distribution packages link plugins.
+        keep_own(rel, src, "the node's own plugin (multus-webhook did not write it)")
+        return Change("kept-own", "/" + rel)
     if entry is None:
         entry = record.files[rel] = Entry(sha256=want)
         action = "installed"
-        if have is not None:
-            entry.backup = same_as_kept or back_up(host_root, dest, PurePosixPath(rel).name)
-            new_backup = None if same_as_kept else on_host(host_root, PurePosixPath(entry.backup))
-            entry.mode = None if dest.is_symlink() else stat.S_IMODE(dest.stat().st_mode)
     else:
         action = "upgraded" if have == entry.sha256 else "installed"
     # Recorded before the rename, with what the file holds until then: after a failure or a crash
-    # in between, a rerun and uninstall still recognise the file as ours or as the original.
+    # in between, a rerun and uninstall still recognise the file as ours.
     entry.sha256, entry.replacing = want, have
-    try:
-        record.save(host_root)
-    except BaseException:
-        if new_backup is not None:
-            new_backup.unlink()  # unrecorded, it would only be clutter: the file itself is untouched
-        raise
+    record.save(host_root)
     copy_executable_atomic(src, dest)
     entry.replacing = None
     record.save(host_root)
     return Change(action, "/" + rel)
 
 
-def back_up(host_root: Path, dest: Path, name: str) -> str:
-    """Copy what is at ``dest`` under a name no other copy has (a copy kept from an earlier take-over
-    may hold ``name``); its host path."""
-    if not (dest.is_symlink() or dest.is_file()):
-        raise InstallError(f"{dest} is neither a file nor a symlink; not replacing it")
-    backup, n = ORIGINALS / name, 0
-    while os.path.lexists(on_host(host_root, backup)):
-        n += 1
-        backup = ORIGINALS / f"{name}~{n}"  # '~' is not in plugin names: no clash with another plugin
-    target = on_host(host_root, backup)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    copy_as_is(dest, target)
-    return str(backup)
-
-
-def copy_as_is(src: Path, dest: Path, mode: int | None = None) -> None:
-    """Copy ``src`` to ``dest`` (with ``src``'s permission bits unless ``mode`` is given). A symlink
-    is copied as the symlink itself: a copy of its target would be a stale regular file once the
-    distribution updates what the link points to."""
-    if src.is_symlink():
-        symlink_atomic(dest, os.readlink(src))
-    else:
-        write_atomic(dest, src.read_bytes(), stat.S_IMODE(src.stat().st_mode) if mode is None else mode)
+def keep_own(rel: str, src: Path, why: str) -> None:
+    log.warning("%-12s /%s: %s; not replaced, so Multus runs the node's version, not the one in %s. To run that "
+                "one instead, remove the node's file and run install-cni again (restart the node's Multus pod). "
+                "On Talos a plugin shipped in the root file system cannot be removed: the node's version is "
+                "simply used", "kept-own", rel, why, src.parent)
 
 
 def release(host_root: Path, record: Record, rel: str) -> Change:
-    """Take back one recorded file: restore what was there before us, or remove it. A file changed
-    by someone else since we wrote it is not ours any more and stays. The copy of the original is
-    removed only once the original is back in place."""
+    """Take back one recorded file: remove it. A file changed by someone else since we wrote it is not
+    ours any more and stays."""
     entry = record.files.pop(rel)
     dest = on_host(host_root, PurePosixPath(rel))
     have = fingerprint(dest)
-    if have is not None and not entry.recognizes(have):
-        log.warning("/%s changed since multus-webhook installed it; left in place%s", rel,
-                    f" (the file it replaced is kept in {entry.backup})" if entry.backup else "")
+    if have is None:
+        return Change("absent", "/" + rel)
+    if not entry.recognizes(have):
+        log.warning("/%s changed since multus-webhook installed it; left in place", rel)
         return Change("left-changed", "/" + rel)
-    if entry.backup is None:
-        if have is None:
-            return Change("absent", "/" + rel)
-        dest.unlink()
-        return Change("removed", "/" + rel)
-    backup = on_host(host_root, PurePosixPath(entry.backup))
-    kept = fingerprint(backup)
-    if kept is None:
-        # Without the copy, what is there may be the original itself (a write that never landed).
-        log.warning("/%s: the copy of the file it replaced, %s, is missing; left in place", rel, entry.backup)
-        return Change("kept", "/" + rel)
-    if kept != have:  # equal: our write never landed, the original is still there as it was
-        copy_as_is(backup, dest, entry.mode)
-    backup.unlink()
-    return Change("restored", "/" + rel)
+    dest.unlink()
+    return Change("removed", "/" + rel)
 
 
 def release_each(host_root: Path, record: Record, rels: Iterable[str]) -> list[Change]:
@@ -282,7 +254,7 @@ def release_each(host_root: Path, record: Record, rels: Iterable[str]) -> list[C
 
 def release_all(host_root: Path) -> list[Change]:
     """Everything the installer recorded, taken back; the record, the lock and their directory go
-    too, unless a copy of a node's file had to stay."""
+    too, unless something else is in that directory (a copy an earlier version kept, see disowned())."""
     with locked(host_root):
         record = Record.load(host_root)
         names = recorded_names(record)
@@ -290,10 +262,9 @@ def release_all(host_root: Path) -> list[Change]:
         changes += remove_leftovers(host_root, names)
         on_host(host_root, RECORD).unlink(missing_ok=True)
         on_host(host_root, LOCK).unlink()  # a run waiting for the lock sees it gone and takes a new one
-        for directory in (ORIGINALS, STATE_DIR):
-            path = on_host(host_root, directory)
-            if path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
+        state = on_host(host_root, STATE_DIR)
+        if state.is_dir() and not any(state.iterdir()):
+            state.rmdir()
     return changes
 
 
@@ -303,12 +274,10 @@ def recorded_names(record: Record) -> set[str]:
 
 def remove_leftovers(host_root: Path, plugins: set[str]) -> list[Change]:
     """Remove the temporary files that an install killed before its rename (SIGKILL, a node losing
-    power) left behind: copies of ``plugins`` in the bin directory (hidden, but executable) and in
-    originals/, and of the record. Nothing else writes those names, and writers of ours hold the
-    lock, which the caller holds: none of them is being written now."""
+    power) left behind: copies of ``plugins`` in the bin directory (hidden, but executable) and of
+    the record. Nothing else writes those names, and writers of ours hold the lock, which the caller
+    holds: none of them is being written now."""
     places = ((CNI_BIN_DIR, lambda target: target in plugins),
-              # A copy of an original may be named "<plugin>~<n>" (back_up); '~' is not in plugin names.
-              (ORIGINALS, lambda target: target.split("~", 1)[0] in plugins),
               (STATE_DIR, lambda target: target == RECORD.name))
     changes: list[Change] = []
     for directory, ours in places:
