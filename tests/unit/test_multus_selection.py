@@ -13,6 +13,7 @@ from webhook.multus.selection import (
     Bandwidth,
     NetworkSelection,
     PortMapping,
+    gateway_family,
     interface_names,
     network_references,
     parse_default_network,
@@ -404,6 +405,16 @@ def test_ipam_claim_reference_is_ignored_by_multus() -> None:
     assert [(n.field, n.warning) for n in parsed.notes] == [(f"{NET}[0].ipam-claim-reference", True)]
     assert "Multus ignores this key" in parsed.notes[0].message
     assert parse_networks('[{"name": "a", "ipam-claim-reference": "c"}]', "ns").notes == ()
+
+
+@pytest.mark.parametrize(
+    ("gateway", "family"),
+    [("10.0.0.1", 4), ("fd00::1", 6), ("::ffff:10.0.0.1", 4), ("::ffff:a00:1", 4), ("::a00:1", 6), ("", 6)],
+)
+def test_gateway_family_is_go_to4(gateway: str, family: int) -> None:
+    # Go's CheckGatewayConfig: gw.To4() != nil is IPv4 (IPv4-mapped IPv6 included); the rest, and the nil
+    # IP that "" decodes to, IPv6.
+    assert gateway_family(gateway) == family
 
 
 def test_port_mapping_element_must_be_an_object() -> None:

@@ -112,6 +112,16 @@ def is_go_cidr(text: str) -> bool:
     return is_go_ip(addr) and length is not None and length <= ipaddress.ip_address(addr).max_prefixlen
 
 
+def gateway_family(gateway: str) -> Literal[4, 6]:
+    """The IP family Multus's CheckGatewayConfig counts a default-route gateway under: 4 when Go's
+    ``To4`` gives an address, which includes IPv4-mapped IPv6 (``::ffff:10.0.0.1``); otherwise 6, which
+    includes the nil IP that "" and null decode to."""
+    if not is_go_ip(gateway):
+        return 6
+    address = ipaddress.ip_address(gateway)
+    return 4 if address.version == 4 or (isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped) else 6
+
+
 def is_go_mac(text: str) -> bool:
     """net.ParseMAC, which Multus uses for both ``mac`` and ``infiniband-guid``."""
     return _MAC.fullmatch(text) is not None
