@@ -14,7 +14,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from webhook.cni.gojson import GoJSONError, field_spellings, fold, go_field, loads, overwritten, struct_fields
+from webhook.cni.gojson import (
+    GoJSONError,
+    field_spellings,
+    field_values,
+    fold,
+    go_field,
+    loads,
+    overwritten,
+    struct_fields,
+)
 
 # --- lone surrogates: Go replaces each with U+FFFD, a valid pair stays one character ---
 
@@ -257,6 +266,15 @@ def test_via_libcni_is_one_round_trip_for_keys_and_numbers() -> None:
     decoded = loads('{"mtu": 1400.0, "MTU": 1e21, "Mtu": 1400.5}', via_libcni=True)
     assert json.dumps(decoded, separators=(",", ":")) == '{"MTU":1e+21,"Mtu":1400.5,"mtu":1400}'
     assert go_field(decoded, "mtu") == ("mtu", 1400)
+
+
+def test_field_values_adds_what_a_repeated_key_held_before() -> None:
+    # Go: {"name":5,"Name":"x","name":"a"} into a struct with name string fails on the 5, though the field
+    # ends up "a": every value of every spelling is decoded.
+    assert field_values(loads('{"name": 5, "Name": "x", "name": "a", "mac": "m"}')) == {
+        "name": [("Name", "x"), ("name", 5), ("name", "a")],
+        "mac": [("mac", "m")],
+    }
 
 
 def test_field_spellings_lists_every_key_go_decodes_into_a_field() -> None:

@@ -13,6 +13,7 @@ from webhook.multus.selection import (
     Bandwidth,
     NetworkSelection,
     PortMapping,
+    gateway_family,
     interface_names,
     network_references,
     parse_default_network,
@@ -335,7 +336,6 @@ def test_default_route_takes_ips_only() -> None:
         ('"bandwidth": {"ingressRate": true}', ".bandwidth.ingressRate", "an integer"),
         ('"bandwidth": {"egressBurst": 9223372036854775808}', ".bandwidth.egressBurst", "an integer"),
         ('"deviceID": 3', ".deviceID", "a string"),
-        ('"ipam-claim-reference": {}', ".ipam-claim-reference", "a string"),
     ],
 )
 def test_wrong_json_types_are_refused(element: str, path: str, expected: str) -> None:
@@ -346,6 +346,75 @@ def test_wrong_json_types_are_refused(element: str, path: str, expected: str) ->
     assert message.startswith(f"{NETWORKS_ANNOTATION}[0]{path} is ")
     assert f"Multus decodes it as {expected}" in message
     assert f"write it as {expected}" in message or "quote it" in message
+
+
+# Go answers below from multus-cni v4.3.0's parsePodNetworkAnnotation (Go 1.26): every one fails with
+# the type error of the earlier value ("json: cannot unmarshal number into Go struct field
+# NetworkSelectionElement.name of type string"), or "invalid IP address: x" for default-route, although
+# the last value of the field is right: encoding/json decodes every occurrence of a key, under any
+# spelling, and reports the type error after decoding the rest.
+@pytest.mark.parametrize(
+    ("element", "path"),
+    [
+        ('"name": 5, "name": "a"', ".name"),
+        ('"Name": 5, "name": "a"', ".Name"),
+        ('"name": "a", "mac": 5, "mac": "02:00:00:00:00:01"', ".mac"),
+        ('"name": "a", "Interface": 5, "interface": "net1"', ".Interface"),
+        ('"name": "a", "ips": "10.1.1.1", "ips": ["10.1.1.1"]', ".ips"),
+        ('"name": "a", "default-route": ["x"], "default-route": ["10.0.0.1"]', ".default-route[0]"),
+        ('"name": "a", "cni-args": 5, "cni-args": {}', ".cni-args"),
+        (
+            '"name": "a", "portMappings": [{"hostPort": "80", "hostPort": 80, "containerPort": 80}]',
+            ".portMappings[0].hostPort",
+        ),
+        ('"name": "a", "portMappings": [{"hostPort": "x"}], "portMappings": []', ".portMappings[0].hostPort"),
+        ('"name": "a", "portMappings": [5], "portMappings": []', ".portMappings[0]"),
+        ('"name": "a", "bandwidth": {"ingressRate": "x"}, "bandwidth": {}', ".bandwidth.ingressRate"),
+        ('"name": "a", "bandwidth": {"IngressRate": "x", "ingressRate": 1}', ".bandwidth.IngressRate"),
+    ],
+)
+def test_earlier_values_of_a_repeated_key_are_type_checked(element: str, path: str) -> None:
+    parsed = parse_networks(f"[{{{element}}}]", "ns")
+    assert [p.field for p in parsed.problems] == [f"{NET}[0]{path}"]
+    message = parsed.problems[0].message
+    assert message.startswith(f"{NETWORKS_ANNOTATION}[0]{path} ")
+    assert "This is an earlier" in message
+    assert "a repeated key" in message
+    assert parsed.selections == ()
+
+
+def test_repeated_keys_of_the_right_type_keep_the_last_value() -> None:
+    # Go: OK, the last value of each field (an empty earlier gateway decodes as a nil IP without error).
+    parsed = parse_networks(
+        '[{"name": "b", "name": "a", "default-route": [""], "default-route": ["10.0.0.1"], '
+        '"portMappings": [{"hostPort": 1, "hostPort": 2, "containerPort": 3}]}]',
+        "ns",
+    )
+    assert parsed.ok, parsed.problems
+    assert parsed.selections[0].name == "a"
+    assert parsed.selections[0].default_route == ("10.0.0.1",)
+    assert parsed.selections[0].port_mappings == (PortMapping(2, 3),)
+
+
+def test_ipam_claim_reference_is_ignored_by_multus() -> None:
+    # Multus v4.3.0's NetworkSelectionElement has no such field: Go: OK. Only readers of the NAD client's
+    # type (OVN-Kubernetes) take it, as a string: a warning, not a refusal.
+    parsed = parse_networks('[{"name": "a", "ipam-claim-reference": 5}]', "ns")
+    assert parsed.ok
+    assert parsed.selections[0].ipam_claim_reference == ""
+    assert [(n.field, n.warning) for n in parsed.notes] == [(f"{NET}[0].ipam-claim-reference", True)]
+    assert "Multus ignores this key" in parsed.notes[0].message
+    assert parse_networks('[{"name": "a", "ipam-claim-reference": "c"}]', "ns").notes == ()
+
+
+@pytest.mark.parametrize(
+    ("gateway", "family"),
+    [("10.0.0.1", 4), ("fd00::1", 6), ("::ffff:10.0.0.1", 4), ("::ffff:a00:1", 4), ("::a00:1", 6), ("", 6)],
+)
+def test_gateway_family_is_go_to4(gateway: str, family: int) -> None:
+    # Go's CheckGatewayConfig: gw.To4() != nil is IPv4 (IPv4-mapped IPv6 included); the rest, and the nil
+    # IP that "" decodes to, IPv6.
+    assert gateway_family(gateway) == family
 
 
 def test_port_mapping_element_must_be_an_object() -> None:

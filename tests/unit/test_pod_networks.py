@@ -16,6 +16,7 @@ POD_RULES = {
     "pod-networks-empty": Severity.WARN,
     "pod-networks-field-names": Severity.WARN,
     "pod-networks-interface-names": Severity.DENY,
+    "pod-networks-default-route": Severity.DENY,
     "pod-default-network-syntax": Severity.DENY,
     "pod-networks-changed-after-start": Severity.WARN,
 }
@@ -110,6 +111,61 @@ def test_fields_of_a_pod_template_carry_the_prefix() -> None:
     template = {"metadata": {"annotations": {NETWORKS_ANNOTATION: "a@x:y"}}, "spec": {}}
     f = only(template, field_prefix="spec.template.")
     assert f.field == f"spec.template.{NET}[0].interface"
+
+
+# --- pod-networks-default-route ---
+
+# Go answers from multus-cni v4.3.0 (parsePodNetworkAnnotation, LoadDelegateNetConf, then
+# CheckGatewayConfig over the default network's and the networks' delegates, as TryLoadPodDelegates
+# does): "multus does not support ECMP for default-route" for each refused case.
+
+
+@pytest.mark.parametrize(
+    ("annotations", "field", "family"),
+    [
+        ({NETWORKS_ANNOTATION: '[{"name": "a", "default-route": ["10.0.0.1", "10.0.0.2"]}]'},
+         f"{NET}[0].default-route[1]", "IPv4"),
+        ({NETWORKS_ANNOTATION: '[{"name": "a", "default-route": ["10.0.0.1"]}, '
+                               '{"name": "b", "default-route": ["10.0.0.2"]}]'},
+         f"{NET}[1].default-route[0]", "IPv4"),
+        ({DEFAULT_NETWORK_ANNOTATION: '[{"name": "d", "default-route": ["10.0.0.1"]}]',
+          NETWORKS_ANNOTATION: '[{"name": "a", "default-route": ["10.0.0.2"]}]'},
+         f"{NET}[0].default-route[0]", "IPv4"),
+        ({NETWORKS_ANNOTATION: '[{"name": "a", "default-route": ["fd00::1"]}, '
+                               '{"name": "b", "Default-Route": ["fd00::2"]}]'},
+         f"{NET}[1].Default-Route[0]", "IPv6"),
+        # An IPv4-mapped IPv6 address is IPv4 to Go's To4.
+        ({NETWORKS_ANNOTATION: '[{"name": "a", "default-route": ["::ffff:10.0.0.1", "10.0.0.2"]}]'},
+         f"{NET}[0].default-route[1]", "IPv4"),
+    ],
+)
+def test_more_than_one_default_route_per_family_is_denied(
+    annotations: dict[str, Any], field: str, family: str
+) -> None:
+    found = [f for f in findings(pod(annotations)) if f.rule == "pod-networks-default-route"]
+    assert len(found) == 1, found
+    f = found[0]
+    assert (f.severity, f.field) == (Severity.DENY, field)
+    assert f"2 {family} default-route gateways" in f.message
+    assert "at most one default-route gateway per IP family across all of a pod's attachments" in f.message
+    assert "never start" in f.message
+    # Every gateway of the family is named.
+    assert f.message.count(".default-route[") + f.message.count(".Default-Route[") == 2
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [
+        {NETWORKS_ANNOTATION: '[{"name": "a", "default-route": ["10.0.0.1", "fd00::1"]}]'},
+        {NETWORKS_ANNOTATION: '[{"name": "a", "default-route": []}, {"name": "b", "default-route": ["10.0.0.2"]}]'},
+        {DEFAULT_NETWORK_ANNOTATION: '[{"name": "d", "default-route": ["10.0.0.1"]}]',
+         NETWORKS_ANNOTATION: '[{"name": "a", "default-route": ["fd00::1"]}]'},
+        # Go keeps only the last value of a repeated key.
+        {NETWORKS_ANNOTATION: '[{"name": "a", "default-route": ["10.0.0.1"], "default-route": ["10.0.0.2"]}]'},
+    ],
+)
+def test_one_default_route_per_family_is_allowed(annotations: dict[str, Any]) -> None:
+    assert [f for f in findings(pod(annotations)) if f.severity is Severity.DENY] == []
 
 
 # --- pod-networks-empty ---

@@ -15,7 +15,8 @@ Where Python's json module and Go's differ, and what is done about it here:
   replaced are kept aside (``overwritten``): Go drops them without a word, which users rarely mean.
 - A value of the wrong type under any spelling of a struct field fails the whole decode, even when a
   later spelling would fill the field correctly: Go reports the type error after decoding the rest
-  (``field_spellings`` gives every spelling to check).
+  (``field_spellings`` gives every spelling to check, ``field_values`` also the values a repeated key
+  had before, for text that Go decodes straight into a struct).
 - Key matching: Go matches a key to a struct field by exact name, else case-insensitively with Unicode
   simple folding (the long s U+017F matches "s", the Kelvin sign U+212A matches "k"); ``fold``,
   ``field_index`` and ``go_field`` do that, and ``struct_fields`` for a struct with two fields whose names
@@ -227,6 +228,22 @@ def field_spellings(obj: Mapping[str, Any]) -> dict[str, list[tuple[str, Any]]]:
     for key, value in obj.items():
         spellings.setdefault(fold(key), []).append((key, value))
     return spellings
+
+
+def field_values(obj: Mapping[str, Any]) -> dict[str, list[tuple[str, Any]]]:
+    """For each struct field name (folded), every key and value that Go's encoding/json decodes into that
+    field when it decodes ``obj`` (as ``loads`` gives it) straight into a struct: per spelling, in the
+    order of ``obj``, the values a repeated key had before (``overwritten``), then the one it kept. The
+    last entry is the one the field keeps (``field_index``'s); Go type-checks all of them, so any of the
+    wrong type fails the decode. Across spellings the order is that of each key's last occurrence, which
+    is not always text order, but the last entry is always the last in the text."""
+    replaced = overwritten(obj)
+    values: dict[str, list[tuple[str, Any]]] = {}
+    for key, value in obj.items():
+        found = values.setdefault(fold(key), [])
+        found += [(key, old) for old in replaced.get(key, ())]
+        found.append((key, value))
+    return values
 
 
 def field_index(obj: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:

@@ -14,6 +14,9 @@ What each part mirrors (k8snetworkplumbingwg/multus-cni):
 - ``getIfname`` (pkg/multus): an element without an interface gets ``net<idx>``, idx being its
   position in the whole delegate list (see ``interface_names``).
 - libcni ``ValidateInterfaceName`` (containernetworking/cni pkg/utils): what an interface name may be.
+- encoding/json into ``types.NetworkSelectionElement``: every value decoded into a field is type-checked,
+  also one that a repeated key (or another spelling of it) replaces, as Go fails on those too
+  (``_Decoder.read``). Multus v4.3.0's type has no ``ipam-claim-reference``: Multus ignores that key.
 
 Unlike Multus, which stops at the first error, every problem is collected.
 
@@ -30,14 +33,14 @@ import functools
 import ipaddress
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from webhook.cni.addresses import prefix_length
 from webhook.cni.config import Problem
 from webhook.cni.fields import Kind, describe, fits
-from webhook.cni.gojson import GoJSONError, field_index, fold, loads
+from webhook.cni.gojson import GoJSONError, field_values, fold, loads
 from webhook.objects import as_mapping
 
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
@@ -107,6 +110,16 @@ def is_go_cidr(text: str) -> bool:
     addr, _, prefix = text.partition("/")
     length = prefix_length(prefix)
     return is_go_ip(addr) and length is not None and length <= ipaddress.ip_address(addr).max_prefixlen
+
+
+def gateway_family(gateway: str) -> Literal[4, 6]:
+    """The IP family Multus's CheckGatewayConfig counts a default-route gateway under: 4 when Go's
+    ``To4`` gives an address, which includes IPv4-mapped IPv6 (``::ffff:10.0.0.1``); otherwise 6, which
+    includes the nil IP that "" and null decode to."""
+    if not is_go_ip(gateway):
+        return 6
+    address = ipaddress.ip_address(gateway)
+    return 4 if address.version == 4 or (isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped) else 6
 
 
 def is_go_mac(text: str) -> bool:
@@ -259,19 +272,42 @@ def _known(known: tuple[str, ...]) -> tuple[frozenset[str], dict[str, str]]:
     return frozenset(by_fold.values()), by_fold
 
 
+T = TypeVar("T")
+
+#: Reads one value Go decodes into a field, as Go's json.Unmarshal checks it: appends what makes the
+#: decode fail to the first list and notes to the second; returns the value as read (None when null or
+#: of the wrong type).
+_Reader = Callable[[Where, Any, list[Problem], list[Problem]], T]
+
+
+def _earlier(problem: Problem, spelled: str) -> Problem:
+    """``problem`` of a value that a later occurrence of the same field replaces."""
+    return Problem(
+        problem.field,
+        f"{problem.message}. This is an earlier \"{spelled}\", a repeated key (Go matches keys "
+        "case-insensitively): Go keeps only the last one's value but still decodes this one, and fails on it; "
+        "remove it",
+        problem.warning,
+    )
+
+
 class _Decoder:
     """Decodes one JSON object field by field, collecting problems and notes."""
 
     def __init__(self, obj: Mapping[str, Any], where: Where, known: tuple[str, ...]) -> None:
         # Indexed once: an element is asked for a dozen fields, and each lookup would fold every key.
-        self.fields = field_index(obj)
+        values = field_values(obj)
+        self.fields = {name: found[-1] for name, found in values.items()}
+        # What Go decodes into a field before the value it keeps (a repeated key, another spelling): Go
+        # type-checks these too, and one of the wrong type fails the whole decode.
+        self.earlier = {name: found[:-1] for name, found in values.items() if len(found) > 1}
         self.where = where
         self.problems: list[Problem] = []
         self.notes: list[Problem] = []
         spelled, by_fold = _known(known)
         for key in obj:
             if key in spelled:
-                continue  # folded once, by field_index: only a key that gets a note is folded again
+                continue  # folded once, by field_values: only a key that gets a note is folded again
             canonical = by_fold.get(fold(key))
             if canonical is None:
                 self.notes.append(
@@ -294,22 +330,25 @@ class _Decoder:
         """The key as spelled and the value that Go decodes into the field ``key``."""
         return self.fields.get(fold(key))
 
-    def value(self, key: str, kind: Kind, expected: str) -> tuple[Where, Any]:
-        """The value Go would decode into ``key`` (None when absent, null, or of the wrong type)."""
-        found = self.field(key)
+    def read(self, key: str, reader: _Reader[T]) -> tuple[Where, T | None]:
+        """The field ``key`` read by ``reader`` (None when absent), after every earlier value Go decodes
+        into the field has been checked by the same reader: Go fails on those as on the last. Notes on
+        an earlier value are dropped, as Go drops the value."""
+        folded = fold(key)
+        for spelled, value in self.earlier.get(folded, ()):
+            problems: list[Problem] = []
+            reader(self.where.at(f".{spelled}"), value, problems, [])
+            self.problems += (_earlier(p, spelled) for p in problems)
+        found = self.fields.get(folded)
         if found is None:
             return self.where.at(f".{key}"), None
         spelled, value = found
         where = self.where.at(f".{spelled}")
-        if not fits(value, kind):
-            self.problems.append(
-                where.problem(
-                    f"is {describe(value)}, but Multus decodes it as {expected}: Multus cannot read the "
-                    f"annotation and the pod never starts; write it as {expected}"
-                )
-            )
-            return where, None
-        return where, value
+        return where, reader(where, value, self.problems, self.notes)
+
+    def value(self, key: str, kind: Kind, expected: str) -> tuple[Where, Any]:
+        """The value Go would decode into ``key`` (None when absent, null, or of the wrong type)."""
+        return self.read(key, _typed(kind, expected))
 
     def text(self, key: str) -> tuple[Where, str]:
         where, value = self.value(key, Kind.STRING, "a string")
@@ -323,23 +362,121 @@ class _Decoder:
         return value if isinstance(value, int) else 0
 
     def strings(self, key: str) -> tuple[Where, list[str] | None]:
-        where, value = self.value(key, Kind.LIST, "a list of strings")
-        if value is None:
-            return where, None
-        out: list[str] = []
-        for i, item in enumerate(value):
-            if item is None:
-                item = ""  # Go decodes null into a string as ""
-            if not isinstance(item, str):
-                self.problems.append(
-                    where.at(f"[{i}]").problem(
-                        f"is {describe(item)}, but Multus decodes it as a string: Multus cannot read the "
-                        "annotation and the pod never starts; quote it"
-                    )
+        return self.read(key, _read_strings)
+
+
+@functools.cache
+def _typed(kind: Kind, expected: str) -> _Reader[Any]:
+    """The reader of a field of ``kind``; one per kind, made once."""
+
+    def read(where: Where, value: Any, problems: list[Problem], notes: list[Problem]) -> Any:
+        if fits(value, kind):
+            return value
+        problems.append(
+            where.problem(
+                f"is {describe(value)}, but Multus decodes it as {expected}: Multus cannot read the "
+                f"annotation and the pod never starts; write it as {expected}"
+            )
+        )
+        return None
+
+    return read
+
+
+def _read_strings(where: Where, value: Any, problems: list[Problem], notes: list[Problem]) -> list[str] | None:
+    """A []string."""
+    value = _typed(Kind.LIST, "a list of strings")(where, value, problems, notes)
+    if value is None:
+        return None
+    out: list[str] = []
+    for i, item in enumerate(value):
+        if item is None:
+            item = ""  # Go decodes null into a string as ""
+        if not isinstance(item, str):
+            problems.append(
+                where.at(f"[{i}]").problem(
+                    f"is {describe(item)}, but Multus decodes it as a string: Multus cannot read the "
+                    "annotation and the pod never starts; quote it"
                 )
-                continue
-            out.append(item)
-        return where, out
+            )
+            continue
+        out.append(item)
+    return out
+
+
+def _not_a_gateway(where: Where, gateway: str) -> Problem:
+    return where.problem(f"{gateway!r} is not an IP address (a gateway, no prefix length): write one like 10.1.2.1")
+
+
+def _read_gateways(where: Where, value: Any, problems: list[Problem], notes: list[Problem]) -> list[str] | None:
+    """default-route, a *[]net.IP: net.IP's UnmarshalText refuses, while decoding, any text but an IP
+    address or "" (a nil IP; null too), and the decode fails with it."""
+    gateways = _read_strings(where, value, problems, notes)
+    for i, gateway in enumerate(gateways or ()):
+        if gateway and not is_go_ip(gateway):
+            problems.append(_not_a_gateway(where.at(f"[{i}]"), gateway))
+    return gateways
+
+
+def _read_port_mappings(
+    where: Where, value: Any, problems: list[Problem], notes: list[Problem]
+) -> list[PortMapping] | None:
+    """portMappings, a []*PortMapEntry."""
+    entries = _typed(Kind.LIST, "a list of objects")(where, value, problems, notes)
+    if entries is None:
+        return None
+    ports: list[PortMapping] = []
+    for i, entry in enumerate(entries):
+        entry_where = where.at(f"[{i}]")
+        if not _is_json_object(entry):
+            problems.append(
+                entry_where.problem(
+                    f"is {_describe_object(entry)}: each port mapping must be an object like "
+                    '{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}'
+                )
+            )
+            continue
+        pd = _Decoder(entry, entry_where, _PORT_KEYS)
+        ports.append(PortMapping(pd.integer("hostPort"), pd.integer("containerPort"), pd.string("protocol"),
+                                 pd.string("hostIP")))
+        problems += pd.problems
+        notes += pd.notes
+    return ports
+
+
+def _read_bandwidth(where: Where, value: Any, problems: list[Problem], notes: list[Problem]) -> Bandwidth | None:
+    """bandwidth, a *BandwidthEntry."""
+    raw = _typed(Kind.OBJECT, "an object")(where, value, problems, notes)
+    if raw is None:
+        return None
+    if not _is_json_object(raw):
+        problems.append(
+            where.problem("has a key that is not a string: use only the keys " + ", ".join(_BANDWIDTH_KEYS))
+        )
+        return None
+    bd = _Decoder(raw, where, _BANDWIDTH_KEYS)
+    bandwidth = Bandwidth(*(bd.integer(k) for k in _BANDWIDTH_KEYS))
+    problems += bd.problems
+    notes += bd.notes
+    return bandwidth
+
+
+def _read_claim_reference(where: Where, value: Any, problems: list[Problem], notes: list[Problem]) -> str | None:
+    """ipam-claim-reference: not a field of Multus's own NetworkSelectionElement (v4.3.0), so Multus
+    ignores the key whatever its value and the pod starts; only a value of the wrong type is worth a
+    note, for OVN-Kubernetes, which reads it through the NAD client's type, as a string."""
+    if isinstance(value, str):
+        return value
+    if value is not None:
+        notes.append(
+            where.problem(
+                f"is {describe(value)}: Multus ignores this key, but the NAD client's selection type, through "
+                "which OVN-Kubernetes reads it, has it as a string, and such readers cannot read the annotation; "
+                "write it as a string, or remove it",
+                warning=True,
+            )
+        )
+    return None
 
 
 def _is_json_object(value: Any) -> bool:
@@ -396,57 +533,17 @@ def _decode_element(
                 f"{guid!r} is not an InfiniBand GUID: write eight hex pairs like 02:00:00:00:00:00:00:01"
             )
         )
-    route_where, routes = d.strings("default-route")
-    for i, gw in enumerate(routes or []):
-        # Go would decode "" as a nil IP without complaint; it can only be a mistake, so refuse it.
-        if not is_go_ip(gw):
-            d.problems.append(
-                route_where.at(f"[{i}]").problem(
-                    f"{gw!r} is not an IP address (a gateway, no prefix length): write one like 10.1.2.1"
-                )
-            )
+    route_where, routes = d.read("default-route", _read_gateways)
+    for i, gw in enumerate(routes or ()):
+        # Go would decode "" (and null) as a nil IP without complaint; it can only be a mistake, so refuse it.
+        if not gw:
+            d.problems.append(_not_a_gateway(route_where.at(f"[{i}]"), gw))
     cni_args = d.value("cni-args", Kind.OBJECT, "an object")[1]
-
-    ports: list[PortMapping] = []
-    ports_where, raw_ports = d.value("portMappings", Kind.LIST, "a list of objects")
-    for i, entry in enumerate(raw_ports or []):
-        entry_where = ports_where.at(f"[{i}]")
-        if not _is_json_object(entry):
-            d.problems.append(
-                entry_where.problem(
-                    f"is {_describe_object(entry)}: each port mapping must be an object like "
-                    '{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}'
-                )
-            )
-            continue
-        pd = _Decoder(entry, entry_where, _PORT_KEYS)
-        ports.append(
-            PortMapping(
-                pd.integer("hostPort"),
-                pd.integer("containerPort"),
-                pd.string("protocol"),
-                pd.string("hostIP"),
-            )
-        )
-        d.problems += pd.problems
-        d.notes += pd.notes
-
-    bandwidth: Bandwidth | None = None
-    bw_where, raw_bw = d.value("bandwidth", Kind.OBJECT, "an object")
-    if raw_bw is not None and not _is_json_object(raw_bw):
-        d.problems.append(
-            bw_where.problem(
-                "has a key that is not a string: use only the keys " + ", ".join(_BANDWIDTH_KEYS)
-            )
-        )
-    elif raw_bw is not None:
-        bd = _Decoder(raw_bw, bw_where, _BANDWIDTH_KEYS)
-        bandwidth = Bandwidth(*(bd.integer(k) for k in _BANDWIDTH_KEYS))
-        d.problems += bd.problems
-        d.notes += bd.notes
+    ports = d.read("portMappings", _read_port_mappings)[1]
+    bandwidth = d.read("bandwidth", _read_bandwidth)[1]
 
     device_id = d.string("deviceID")
-    claim = d.string("ipam-claim-reference")
+    claim = d.read("ipam-claim-reference", _read_claim_reference)[1] or ""
     _check_name_and_interface(d.problems, where, checked_name, interface, interface_key)
     selection = NetworkSelection(
         name=name,
@@ -458,7 +555,7 @@ def _decode_element(
         infiniband_guid=guid,
         default_route=None if routes is None else tuple(routes),
         cni_args=cni_args,
-        port_mappings=tuple(ports),
+        port_mappings=tuple(ports or ()),
         bandwidth=bandwidth,
         device_id=device_id,
         ipam_claim_reference=claim,

@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from webhook.cni.fields import describe
+from webhook.cni.gojson import go_field
 from webhook.multus.selection import (
     DEFAULT_NETWORK_ANNOTATION,
     NETWORKS_ANNOTATION,
     PRIMARY_INTERFACE,
     RESERVED_INTERFACES,
     ParsedNetworks,
+    Where,
     annotation_where,
+    gateway_family,
     interface_names,
 )
 from webhook.objects import as_mapping
@@ -140,6 +143,44 @@ def networks_interface_names(subject: Subject) -> Iterator[Violation]:
         where = parsed.where.at(f"[{i}]")
         how = "requests interface" if selection.interface else "gets interface (by its position)"
         yield Violation(where.at(".interface").field, f"{where.label} ({selection.describe()}) {how} {ifname}, {why}")
+
+
+@rule(
+    "pod-networks-default-route",
+    kinds=POD,
+    severity=Severity.DENY,
+    title="at most one default-route gateway per IP family across all of a pod's attachments",
+    judges=[NETWORKS, DEFAULT_NETWORK],
+)
+def networks_default_route(subject: Subject) -> Iterator[Violation]:
+    """Multus (CheckGatewayConfig) counts the default-route gateways of every attachment, the default
+    network's and the networks annotation's together, and fails the pod's network setup with
+    "multus does not support ECMP for default-route" when there is more than one IPv4 or more than one
+    IPv6 gateway: the pod never starts."""
+    # The default network's delegate comes first in Multus's list, then those of the networks annotation.
+    found: dict[int, list[tuple[Where, str]]] = {4: [], 6: []}
+    for key in (DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION):
+        parsed = _parsed(subject, key)
+        if parsed is None:
+            continue
+        if not parsed.ok:
+            return  # Multus fails on that annotation before it counts gateways; its syntax rule says why
+        for i, (selection, raw) in enumerate(zip(parsed.selections, parsed.raw, strict=True)):
+            spelled = go_field(raw, "default-route") if isinstance(raw, Mapping) else None
+            where = parsed.where.at(f"[{i}].{spelled[0] if spelled else 'default-route'}")
+            for j, gateway in enumerate(selection.default_route or ()):
+                found[gateway_family(gateway)].append((where.at(f"[{j}]"), gateway))
+    for family, gateways in found.items():
+        if len(gateways) < 2:  # one gateway per family is what Multus allows
+            continue
+        listed = ", ".join(f"{where.label} ({gateway})" for where, gateway in gateways)
+        yield Violation(
+            gateways[1][0].field,
+            f"{listed} set {len(gateways)} IPv{family} default-route gateways, but Multus allows at most one "
+            "default-route gateway per IP family across all of a pod's attachments (both selection annotations) "
+            'and otherwise fails the pod\'s network setup ("multus does not support ECMP for default-route"), so '
+            f"the pod would never start: keep one IPv{family} default-route",
+        )
 
 
 @rule(
