@@ -67,7 +67,8 @@ class HostLayout:
     multus_binary: str = "multus-shim"
     #: The primary CNI's config relative to the conf dir (Multus's multusMasterCNI, the chart's
     #: primaryCniConfigFile, e.g. cilium/05-cilium.conflist); None: the one Multus names in its own
-    #: config (see ``delegate_named_in``), else Multus's ``auto`` choice. The manifests leave it None.
+    #: config (see ``delegate_in``), else Multus's ``auto`` choice; none while that config cannot be
+    #: loaded (see ``read_host``). The manifests leave it None.
     primary_config: str | None = None
 
     def on_host(self, path: str) -> Path:
