@@ -81,6 +81,14 @@ def test_the_node_state_follows_the_host(controlplane: ControlPlane, host: Stand
         status = eventually(lambda: (s := state(cp, node_name)).get("multusReady") is False and s, what="not ready")
         assert condition(status, CONFIG_FIRST)["reason"] == "NoConfig"
         host.write_config("00-multus.conf", MULTUS_CONFIG)
+        eventually(lambda: state(cp, node_name).get("multusReady"), what="ready with the config back")
+        # Emptied, as Multus leaves it when it cannot read the primary config: the runtime cannot load it.
+        host.write_config("00-multus.conf", "")
+        status = eventually(lambda: (s := state(cp, node_name)).get("multusReady") is False and s,
+                            what="not ready with the config empty")
+        assert condition(status, CONFIG_FIRST)["reason"] == "ConfigEmpty"
+        assert condition(status, "Ready")["reason"] == "ConfigEmpty"
+        host.write_config("00-multus.conf", MULTUS_CONFIG)
         status = eventually(lambda: (s := state(cp, node_name)).get("multusReady") and s, what="ready again")
         assert condition(status, "Ready")["lastTransitionTime"] > ready_since
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +21,7 @@ from webhook.agent.probe import (
     MAX_LINK_HOPS,
     PRIMARY,
     READY,
+    REREAD_PAUSE,
     Condition,
     HostLayout,
     HostSnapshot,
@@ -249,11 +250,169 @@ def test_delegate_named_in(text: str, expected: str | None) -> None:
     assert delegate_named_in(text, "/etc/cni/net.d") == expected
 
 
-def test_an_unreadable_multus_config_falls_back_to_the_auto_choice(host: StandInHost) -> None:
+def test_a_multus_config_that_names_no_delegate_falls_back_to_the_auto_choice(host: StandInHost) -> None:
     host.make_ready("b")
-    (host.path(host.layout.cni_conf_dir) / "00-multus.conf").write_bytes(b"\xff\xfe")
+    host.write_config("00-multus.conf", MULTUS_CONFIG)  # no clusterNetwork
     snapshot = read_host(host.layout)
     assert (snapshot.primary_config, snapshot.primary_named_by_multus) == ("05-cilium.conflist", False)
+    assert look(host)[READY].status
+
+
+class Pauses:
+    """read_host's ``pause``: records each pause, and runs ``during`` in the first (what the host does
+    meanwhile)."""
+
+    def __init__(self, during: Callable[[], None] | None = None) -> None:
+        self.during = during
+        self.seconds: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+        if self.during is not None and len(self.seconds) == 1:
+            self.during()
+
+
+def look_pausing(host: StandInHost, pauses: Pauses, layout: HostLayout | None = None) -> dict[str, Condition]:
+    layout = layout or host.layout
+    return conditions(evaluate(read_host(layout, pause=pauses), layout))
+
+
+def test_an_empty_multus_config_is_not_ready_and_names_no_delegate(host: StandInHost) -> None:
+    """Multus v4.3.0 writes an empty 00-multus.conf when it cannot read the primary config
+    (GenerateConfig's ("", nil)); the runtime's loader fails on it, so the node wires no sandbox."""
+    host.make_ready("b")
+    host.write_config("00-multus.conf", "")
+    pauses = Pauses()
+    c = look_pausing(host, pauses)
+    assert pauses.seconds == [REREAD_PAUSE]  # read again before judging, then judged
+    assert (c[CONFIG_FIRST].status, c[CONFIG_FIRST].reason) == (False, "ConfigEmpty")
+    assert c[CONFIG_FIRST].message == (
+        "/etc/cni/net.d/00-multus.conf, the first config, is empty (Multus writes it so when it cannot read the "
+        "primary CNI config): the runtime cannot load it, and new sandboxes on the node fail")
+    # 05-cilium.conflist is there, but which config Multus delegates to is not known: not guessed.
+    assert (c[PRIMARY].status, c[PRIMARY].reason) == (False, "DelegateUnknown")
+    assert c[PRIMARY].message == ("cannot tell which config Multus delegates to: 00-multus.conf, which names it, "
+                                  "is empty (see MultusConfigFirst)")
+    assert (c[READY].status, c[READY].reason) == (False, "ConfigEmpty")
+    host.write_config("00-multus.conf", multus_config_delegating_to("05-cilium.conflist"))
+    assert look(host)[READY].status
+
+
+@pytest.mark.parametrize(("content", "detail"), [
+    (multus_config_delegating_to("05-cilium.conflist")[:40], "Unterminated string starting at: line 1 column 33"),
+    ('{"cniVersion": "1.0.0", "type": "multus-shim", ', "Expecting property name enclosed in double quotes"),
+    ("\n", "Expecting value: line 2 column 1 (char 1)"),
+    ("[]", "it holds a JSON array, not an object"),
+    ('"multus"', "it holds a JSON string, not an object"),
+    ('{"type": "multus-shim", "mtu": NaN}', "NaN is not JSON"),
+    (b"\xff\xfe", "Expecting value: line 1 column 1 (char 0)"),  # not UTF-8, outside a string
+])
+def test_a_multus_config_that_does_not_parse_is_not_ready(host: StandInHost, content: str | bytes,
+                                                          detail: str) -> None:
+    host.make_ready("b")
+    path = host.path(host.layout.cni_conf_dir) / "00-multus.conf"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    pauses = Pauses()
+    c = look_pausing(host, pauses)
+    assert pauses.seconds == [REREAD_PAUSE]
+    assert (c[CONFIG_FIRST].status, c[CONFIG_FIRST].reason) == (False, "ConfigUnparsable")
+    assert c[CONFIG_FIRST].message.startswith(
+        f"/etc/cni/net.d/00-multus.conf, the first config, does not parse as a JSON object: {detail}")
+    assert c[CONFIG_FIRST].message.endswith("; the runtime cannot load it, and new sandboxes on the node fail")
+    assert (c[PRIMARY].status, c[PRIMARY].reason) == (False, "DelegateUnknown")
+    assert c[PRIMARY].message.endswith("00-multus.conf, which names it, does not parse (see MultusConfigFirst)")
+    assert (c[READY].status, c[READY].reason) == (False, "ConfigUnparsable")
+
+
+def test_bytes_that_are_not_utf8_inside_a_string_parse_as_go_parses_them(host: StandInHost) -> None:
+    """Go's json replaces them (with U+FFFD), and the runtime loads the config."""
+    host.make_ready("b")
+    config = multus_config_delegating_to("05-cilium.conflist").replace("multus-cni-network", "multus-\xff")
+    (host.path(host.layout.cni_conf_dir) / "00-multus.conf").write_bytes(config.encode("latin-1"))
+    assert look(host)[READY].status
+
+
+@pytest.mark.parametrize("first_read", ["", multus_config_delegating_to("05-cilium.conflist")[:60]])
+def test_a_multus_config_read_while_multus_writes_it_is_read_again(host: StandInHost, first_read: str) -> None:
+    """Multus writes its config with os.WriteFile, truncate then write: a read in between sees it empty or
+    half written. Completed before the second read, the node stays ready."""
+    host.make_ready("b")
+    whole = multus_config_delegating_to("05-cilium.conflist")
+    host.write_config("00-multus.conf", first_read)
+    pauses = Pauses(lambda: host.write_config("00-multus.conf", whole))
+    c = look_pausing(host, pauses)
+    assert pauses.seconds == [REREAD_PAUSE]
+    assert (c[CONFIG_FIRST].status, c[CONFIG_FIRST].reason) == (True, "First")
+    assert c[PRIMARY].message == ("the primary config /etc/cni/net.d/05-cilium.conflist (Multus's delegate, named "
+                                  "in 00-multus.conf) exists")
+    assert c[READY].status
+
+
+def test_a_whole_multus_config_is_read_once(host: StandInHost) -> None:
+    host.make_ready("b")
+    pauses = Pauses()
+    assert look_pausing(host, pauses)[READY].status
+    assert pauses.seconds == []
+
+
+def test_a_multus_config_broken_on_both_reads_is_judged_by_the_second(host: StandInHost) -> None:
+    """Emptied, then half written by the time of the second read: what the second read saw is reported."""
+    host.make_ready("b")
+    host.write_config("00-multus.conf", "")
+    pauses = Pauses(lambda: host.write_config("00-multus.conf", "{"))
+    c = look_pausing(host, pauses)
+    assert pauses.seconds == [REREAD_PAUSE]
+    assert c[CONFIG_FIRST].reason == "ConfigUnparsable"
+
+
+@pytest.mark.parametrize("content", ["", multus_config_delegating_to("cilium/05-cilium.conflist")[:60]])
+def test_an_unloadable_multus_config_with_the_primary_in_a_subdirectory(host: StandInHost, content: str) -> None:
+    """Cilium's layout: its config only in cilium/, named by 00-multus.conf. With 00-multus.conf empty or
+    half written the agent must not say the conf dir holds no config to delegate to."""
+    host.make_ready("b")
+    host.remove_config("05-cilium.conflist")
+    host.write_config("cilium/05-cilium.conflist")
+    host.write_config("00-multus.conf", multus_config_delegating_to("cilium/05-cilium.conflist"))
+    assert look(host)[READY].status
+    host.write_config("00-multus.conf", content)
+    c = look_pausing(host, Pauses())
+    assert (c[PRIMARY].status, c[PRIMARY].reason) == (False, "DelegateUnknown")
+    assert "holds no config besides" not in c[PRIMARY].message
+    assert c[PRIMARY].message.startswith("cannot tell which config Multus delegates to: 00-multus.conf, which names "
+                                         "it, ")
+    assert c[READY].reason == ("ConfigEmpty" if content == "" else "ConfigUnparsable")
+    assert "holds no config besides" not in c[READY].message
+
+
+def test_an_unloadable_multus_config_with_the_primary_set_explicitly(host: StandInHost) -> None:
+    """The layout names the primary config: it is checked as ever, and the node is not ready all the same."""
+    host.make_ready("b")
+    host.write_config("00-multus.conf", "")
+    layout = replace(host.layout, primary_config="05-cilium.conflist")
+    c = look_pausing(host, Pauses(), layout)
+    assert (c[PRIMARY].status, c[PRIMARY].reason) == (True, "Found")
+    assert (c[READY].status, c[READY].reason) == (False, "ConfigEmpty")
+
+
+def test_a_multus_config_the_agent_cannot_read_is_not_ready(host: StandInHost) -> None:
+    host.make_ready("b")
+    host.remove_config("00-multus.conf")
+    (host.path(host.layout.cni_conf_dir) / "00-multus.conf").symlink_to("gone.conf")  # listed, not openable
+    pauses = Pauses()
+    c = look_pausing(host, pauses)
+    assert pauses.seconds == []  # not a write in progress
+    assert (c[CONFIG_FIRST].status, c[CONFIG_FIRST].reason) == (False, "ConfigUnreadable")
+    assert c[CONFIG_FIRST].message == ("cannot read /etc/cni/net.d/00-multus.conf, the first config: "
+                                       "No such file or directory")
+    assert c[PRIMARY].message.endswith("00-multus.conf, which names it, cannot be read (see MultusConfigFirst)")
+
+
+def test_a_multus_config_not_first_is_reported_not_first_whatever_it_holds(host: StandInHost) -> None:
+    host.make_ready("b")
+    host.write_config("00-multus.conf", "")
+    host.write_config("00-aaa.conflist")
+    c = look_pausing(host, Pauses())
+    assert c[CONFIG_FIRST].reason == "NotFirst"
 
 
 def test_only_executable_regular_files_count_as_binaries(host: StandInHost) -> None:

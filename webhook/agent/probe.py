@@ -13,10 +13,12 @@ import os
 import posixpath
 import socket
 import stat
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,12 @@ CHECKS = (BINARIES, CONFIG_FIRST, PRIMARY, DAEMON, BOOT_ID)
 BOOT_TIME = "BootTimeKnown"
 #: Symbolic links followed in resolving one path before giving up, as Linux does (MAXSYMLINKS, ELOOP).
 MAX_LINK_HOPS = 40
+#: What keeps the runtime from loading Multus's config although it is there: it is empty, it does not
+#: parse as a JSON object, or it cannot be read (see ``read_multus_config``).
+MultusConfigFault = Literal["empty", "unparsable", "unreadable"]
+#: Seconds between the two reads of a Multus config the first read found empty or not parsing (see
+#: ``read_host``).
+REREAD_PAUSE = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +67,8 @@ class HostLayout:
     multus_binary: str = "multus-shim"
     #: The primary CNI's config relative to the conf dir (Multus's multusMasterCNI, the chart's
     #: primaryCniConfigFile, e.g. cilium/05-cilium.conflist); None: the one Multus names in its own
-    #: config (see ``delegate_named_in``), else Multus's ``auto`` choice. The manifests leave it None.
+    #: config (see ``delegate_in``), else Multus's ``auto`` choice; none while that config cannot be
+    #: loaded (see ``read_host``). The manifests leave it None.
     primary_config: str | None = None
 
     def on_host(self, path: str) -> Path:
@@ -96,7 +105,13 @@ class HostSnapshot:
     #: Top-level config file names in the conf dir, sorted as the runtime sorts them.
     configs: tuple[str, ...] = ()
     conf_dir_error: str | None = None
+    #: Why the runtime cannot load Multus's config, which is among ``configs`` (None: it can, or it is
+    #: not there), and the detail (the parse or read error).
+    multus_config_fault: MultusConfigFault | None = None
+    multus_config_detail: str | None = None
     #: The primary config that was looked for (relative to the conf dir), and whether it is a file.
+    #: None too when Multus's config, which names it, cannot be loaded (``multus_config_fault``) and the
+    #: layout names none.
     primary_config: str | None = None
     #: The primary config was the one Multus's own config names as its delegate.
     primary_named_by_multus: bool = False
@@ -237,9 +252,39 @@ def first_config_in(directory: Path) -> str | None:
 _MULTUS_CONFIG_LIMIT = 1 << 20
 
 
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_multus_config(text: str) -> dict[str, Any] | str:
+    """The config in ``text`` as a JSON object, or why the runtime cannot load it: libcni's
+    ConfFromBytes (and ConfListFromBytes) unmarshals the file into a struct and fails on anything but a
+    JSON object, and containerd's go-cni then loads no config at all. Python's json accepts NaN and
+    Infinity, Go's does not."""
+    if not text:
+        return "it is empty"
+    try:
+        config = json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:
+        return str(exc)
+    if not isinstance(config, dict):
+        return f"it holds a JSON {_JSON_KINDS.get(type(config), 'value')}, not an object"
+    return config
+
+
 def delegate_named_in(multus_config: str, cni_conf_dir: str) -> str | None:
     """The config the thick daemon delegates to, relative to ``cni_conf_dir``, from the text of the
-    config it wrote (00-multus.conf), or None when that text does not tell.
+    config it wrote (00-multus.conf), or None when that text does not tell (see ``delegate_in``)."""
+    config = parse_multus_config(multus_config)
+    return None if isinstance(config, str) else delegate_in(config, cni_conf_dir)
+
+
+def delegate_in(config: dict[str, Any], cni_conf_dir: str) -> str | None:
+    """The config the thick daemon delegates to, relative to ``cni_conf_dir``, from the config it wrote
+    (00-multus.conf, parsed), or None when that config does not tell.
 
     The daemon writes its delegate's path as ``clusterNetwork``: its multusAutoconfigDir joined with
     the multusMasterCNI it was given or the name its ``auto`` search found (multus-cni v4.3.0,
@@ -247,11 +292,7 @@ def delegate_named_in(multus_config: str, cni_conf_dir: str) -> str | None:
     daemon's container mounts it (the manifests: /host/etc/cni/net.d), so it is read from the host
     conf dir's own components on. Reading it, the agent checks the file Multus really uses, and needs
     no copy of primaryCniConfigFile, which lives in the Multus DaemonSet's namespace."""
-    try:
-        config = json.loads(multus_config)
-    except ValueError:
-        return None
-    network = config.get("clusterNetwork") if isinstance(config, dict) else None
+    network = config.get("clusterNetwork")
     if not isinstance(network, str) or not network.startswith("/"):
         return None  # a NAD's name (the thin plugin's form), or nothing
     parts, conf = PurePosixPath(network).parts, PurePosixPath(cni_conf_dir).parts[1:]
@@ -262,14 +303,33 @@ def delegate_named_in(multus_config: str, cni_conf_dir: str) -> str | None:
     return None
 
 
-def _read_multus_delegate(path: Path, cni_conf_dir: str) -> str | None:
+@dataclass(frozen=True, slots=True)
+class MultusConfigRead:
+    """Multus's config as read once: the object, or the fault and its detail; neither when the file is
+    bigger than Multus ever writes (not judged, and not read for its delegate)."""
+
+    config: dict[str, Any] | None = None
+    fault: MultusConfigFault | None = None
+    detail: str | None = None
+
+
+def read_multus_config(path: Path) -> MultusConfigRead:
+    """Read Multus's config once, and judge it as the runtime's loader would."""
     try:
         with path.open("rb") as f:
-            text = f.read(_MULTUS_CONFIG_LIMIT).decode()
-    except (OSError, UnicodeDecodeError):
-        # Unreadable: the agent falls back to Multus's auto choice; the config check reports the file.
-        return None
-    return delegate_named_in(text, cni_conf_dir)
+            data = f.read(_MULTUS_CONFIG_LIMIT + 1)
+    except OSError as exc:
+        return MultusConfigRead(fault="unreadable", detail=_error(exc))
+    if len(data) > _MULTUS_CONFIG_LIMIT:
+        return MultusConfigRead()
+    if not data:
+        return MultusConfigRead(fault="empty")
+    # Go's json replaces bytes that are not UTF-8 inside strings and fails on them elsewhere; so does
+    # json.loads once they are replaced here.
+    config = parse_multus_config(data.decode(errors="replace"))
+    if isinstance(config, str):
+        return MultusConfigRead(fault="unparsable", detail=config)
+    return MultusConfigRead(config=config)
 
 
 def primary_config_name(configs: Sequence[str], multus_config: str, explicit: str | None) -> str | None:
@@ -374,8 +434,10 @@ def read_boot_time(path: Path) -> tuple[datetime | None, str | None]:
         return None, f"its btime line is not seconds since the epoch: {' '.join(value)!r}"
 
 
-def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapshot:
-    """Read the host, read-only. Never raises for what it finds missing: that is what it reports."""
+def read_host(layout: HostLayout, *, connect_timeout: float = 1.0,
+              pause: Callable[[float], None] = time.sleep) -> HostSnapshot:
+    """Read the host, read-only. Never raises for what it finds missing: that is what it reports.
+    ``pause`` waits between the two reads of a Multus config that the first found empty or not parsing."""
     binaries: tuple[str, ...] = ()
     unverified: tuple[tuple[str, str], ...] = ()
     bin_dir_error = conf_dir_error = boot_id = boot_id_error = None
@@ -389,10 +451,29 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
         configs = config_names(conf_dir)
     except OSError as exc:
         conf_dir_error = _error(exc)
+    multus = MultusConfigRead()
+    if layout.multus_config in configs:
+        multus = read_multus_config(conf_dir / layout.multus_config)
+        if multus.fault in ("empty", "unparsable"):
+            # The thick daemon writes its config with os.WriteFile (truncate, then write: not atomic)
+            # at its start and whenever the primary CNI's config is written, so a healthy node's file
+            # can be read empty or half written. Read once more after a pause far longer than that
+            # window (one write of a few hundred bytes), and judge the second read: a single unlucky
+            # read would otherwise mark the node not ready, and its pods unschedulable, until the
+            # next look. Cheap: only a config found broken costs the pause, which is short against
+            # the poll interval. (Judging from two consecutive polls instead would leave a config that
+            # stays broken reported ready for a whole poll.)
+            pause(REREAD_PAUSE)
+            multus = read_multus_config(conf_dir / layout.multus_config)
     named = None
-    if layout.primary_config is None and layout.multus_config in configs:
-        named = _read_multus_delegate(conf_dir / layout.multus_config, layout.cni_conf_dir)
-    primary = primary_config_name(configs, layout.multus_config, layout.primary_config or named)
+    if layout.primary_config is None and multus.config is not None:
+        named = delegate_in(multus.config, layout.cni_conf_dir)
+    # The config Multus delegates to is named in its own; when that cannot be loaded, the agent does
+    # not guess Multus's auto choice: with the primary config in a subdirectory (Cilium) it would find
+    # nothing, or with several configs the wrong one, and report that instead of the fault.
+    unknown = layout.primary_config is None and multus.fault is not None
+    primary = None if unknown else primary_config_name(configs, layout.multus_config,
+                                                       layout.primary_config or named)
     primary_exists, primary_error, primary_directory = False, None, None
     if primary is not None:
         try:
@@ -411,7 +492,7 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0) -> HostSnapsh
     booted, boot_time_error = read_boot_time(layout.on_host(layout.stat_file))
     return HostSnapshot(
         binaries=binaries, unverified_binaries=unverified, bin_dir_error=bin_dir_error, configs=configs,
-        conf_dir_error=conf_dir_error,
+        conf_dir_error=conf_dir_error, multus_config_fault=multus.fault, multus_config_detail=multus.detail,
         primary_config=primary, primary_named_by_multus=named is not None, primary_exists=primary_exists,
         primary_error=primary_error, primary_directory=primary_directory,
         daemon_error=_daemon_error(layout.on_host(layout.multus_socket), connect_timeout),
@@ -478,6 +559,19 @@ def _config_first(s: HostSnapshot, layout: HostLayout) -> Condition:
     if not s.configs:
         return Condition(CONFIG_FIRST, False, "NoConfig", f"{where} holds no CNI config")
     if s.configs[0] == mine:
+        path = PurePosixPath(where) / mine
+        unusable = "the runtime cannot load it, and new sandboxes on the node fail"
+        if s.multus_config_fault == "empty":
+            return Condition(CONFIG_FIRST, False, "ConfigEmpty",
+                             f"{path}, the first config, is empty (Multus writes it so when it cannot read the "
+                             f"primary CNI config): {unusable}")
+        if s.multus_config_fault == "unparsable":
+            return Condition(CONFIG_FIRST, False, "ConfigUnparsable",
+                             f"{path}, the first config, does not parse as a JSON object: {s.multus_config_detail}; "
+                             f"{unusable}")
+        if s.multus_config_fault == "unreadable":
+            return Condition(CONFIG_FIRST, False, "ConfigUnreadable",
+                             f"cannot read {path}, the first config: {s.multus_config_detail}")
         return Condition(CONFIG_FIRST, True, "First", f"{mine} is the first config in {where}")
     present = "present but" if mine in s.configs else "missing and"
     return Condition(CONFIG_FIRST, False, "NotFirst",
@@ -487,6 +581,11 @@ def _config_first(s: HostSnapshot, layout: HostLayout) -> Condition:
 
 def _primary(s: HostSnapshot, layout: HostLayout) -> Condition:
     where = layout.cni_conf_dir
+    if layout.primary_config is None and s.multus_config_fault is not None:
+        fault = {"empty": "is empty", "unparsable": "does not parse", "unreadable": "cannot be read"}
+        return Condition(PRIMARY, False, "DelegateUnknown",
+                         f"cannot tell which config Multus delegates to: {layout.multus_config}, which names it, "
+                         f"{fault[s.multus_config_fault]} (see {CONFIG_FIRST})")
     if s.primary_directory is not None and s.primary_config is None:
         directory = PurePosixPath(where) / s.primary_directory
         if s.primary_error:

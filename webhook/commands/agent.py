@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--multus-binary", default=defaults.multus_binary,
                    help="the binary the runtime calls for Multus (default: %(default)s)")
     add_primary_cni_config(a, "empty (as the manifests leave it): the one Multus names as its delegate in its "
-                              "config, else the first config that is not Multus's own")
+                              "config, else (its config names none) the first config that is not Multus's own; "
+                              "none while its config is empty or does not parse")
     a.add_argument("--namespace", default=own_namespace(nodestate.NAMESPACE),
                    help="namespace of the MultusNodeStates, the webhook's (default: $POD_NAMESPACE, else %(default)s)")
     a.add_argument("--interval", type=float, default=10.0,
