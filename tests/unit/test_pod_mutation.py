@@ -291,6 +291,17 @@ def test_profile_interface_clash_is_refused_naming_both() -> None:
     assert "data0" in message
 
 
+def test_profile_adding_a_second_default_route_is_refused_naming_it_and_not_applied() -> None:
+    v = view(profile("egress", [{"name": "bridge", "default-route": ["10.0.0.2"]}]))
+    for own in ({"k8s.v1.cni.cncf.io/networks": '[{"name": "macvlan", "default-route": ["10.0.0.1"]}]'},
+                        {"v1.multus-cni.io/default-network": '[{"name": "macvlan", "default-route": ["10.0.0.1"]}]'}):
+        user = pod(labels={"multus-webhook.io/network-profile": "egress"}, annotations=own)
+        assert [op for op in mutate_pod(user, "apps", v, Policy()).ops if "annotations" in op["path"]] == []
+        [(severity, message)] = [(s, m) for r, s, m in findings(user, v) if r == "pod-network-profile"]
+        assert severity == "deny"
+        assert "NetworkProfile egress spec.networks[0].default-route[0] (10.0.0.2)" in message
+
+
 def test_missing_nad_is_refused_with_the_namespace_meant() -> None:
     [(rule, severity, message)] = findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan,gone"}), view())
     assert (rule, severity) == ("pod-networks-nad-exists", "deny")

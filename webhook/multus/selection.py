@@ -33,14 +33,14 @@ import functools
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from webhook.cni.addresses import prefix_length
 from webhook.cni.config import Problem
 from webhook.cni.fields import Kind, describe, fits
-from webhook.cni.gojson import GoJSONError, field_values, fold, loads
+from webhook.cni.gojson import GoJSONError, field_values, fold, go_field, loads
 from webhook.objects import as_mapping
 
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
@@ -120,6 +120,60 @@ def gateway_family(gateway: str) -> Literal[4, 6]:
         return 6
     address = ipaddress.ip_address(gateway)
     return 4 if address.version == 4 or (isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped) else 6
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """One default-route gateway an element requests, and where it is written."""
+
+    where: Where
+    address: str
+
+    @property
+    def family(self) -> Literal[4, 6]:
+        return gateway_family(self.address)
+
+
+def default_route_gateways(parsed: ParsedNetworks, indices: Iterable[int] | None = None) -> list[Gateway]:
+    """The default-route gateways of the elements of ``parsed`` (those at ``indices``, all by default),
+    in order. Paths name the key as the user spelled it."""
+    found: list[Gateway] = []
+    for i in range(len(parsed.selections)) if indices is None else indices:
+        selection, raw = parsed.selections[i], parsed.raw[i]
+        spelled = go_field(raw, "default-route") if isinstance(raw, Mapping) else None
+        where = parsed.where.at(f"[{i}].{spelled[0] if spelled else 'default-route'}")
+        found += (Gateway(where.at(f"[{j}]"), gateway) for j, gateway in enumerate(selection.default_route or ()))
+    return found
+
+
+def checks_default_routes(networks: ParsedNetworks | None) -> bool:
+    """Whether Multus counts default-route gateways at all for a pod whose ``networks`` annotation
+    parses to ``networks`` (None: absent). TryLoadPodDelegates calls CheckGatewayConfig only inside
+    ``if networks != nil``, and GetPodNetwork gives nil for an absent or empty ("") annotation (its
+    ``len(netAnnot) == 0``): the default network's gateways alone are then never counted. "[]" is not
+    empty there (a non-nil empty list), nor is whitespace (one item with an empty name, whose lookup
+    fails the pod before gateways are counted)."""
+    return networks is not None and networks.form != "empty"
+
+
+def excess_default_routes(gateways: Iterable[Gateway]) -> dict[Literal[4, 6], list[Gateway]]:
+    """Multus's CheckGatewayConfig (pkg/types/conf.go): the IP families with more than one default-route
+    gateway among ``gateways`` (those of all of a pod's attachments), each with all its gateways in
+    order. Multus fails the pod's ADD on any ("multus does not support ECMP for default-route")."""
+    by_family: dict[Literal[4, 6], list[Gateway]] = {4: [], 6: []}
+    for gateway in gateways:
+        by_family[gateway.family].append(gateway)
+    return {family: found for family, found in by_family.items() if len(found) > 1}
+
+
+def excess_default_routes_message(family: Literal[4, 6], gateways: Sequence[Gateway]) -> str:
+    """What is wrong with ``gateways`` (an entry of excess_default_routes); the caller says what follows."""
+    listed = ", ".join(f"{g.where.label} ({g.address})" for g in gateways)
+    return (
+        f"{listed} set {len(gateways)} IPv{family} default-route gateways, but Multus allows at most one "
+        "default-route gateway per IP family across all of a pod's attachments (both selection annotations) "
+        'and otherwise fails the pod\'s network setup ("multus does not support ECMP for default-route")'
+    )
 
 
 def is_go_mac(text: str) -> bool:
