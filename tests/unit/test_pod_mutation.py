@@ -480,6 +480,15 @@ def test_args_cni_ips_replace_the_ips_a_pod_requests_from_a_static_nad() -> None
     assert "the pod also gets 10.30.0.5/24 (spec.config.ipam.addresses[0])" in message
 
 
+def test_cni_args_ips_of_an_earlier_repeated_cni_args_object_count() -> None:
+    # Go decodes a repeated "cni-args" into the same map: the first object's ips stay beside the second's keys.
+    v = view(nad("static", macvlan_with(STATIC_WITH_ADDRESS)))
+    repeated = pod(annotations={"k8s.v1.cni.cncf.io/networks": '[{"name": "static", "ips": ["10.30.0.7/24"], '
+                                '"cni-args": {"ips": ["10.30.0.8/24"]}, "cni-args": {"foo": 1}}]'})
+    [(_, message)] = only("pod-networks-ips-extra-addresses", findings(repeated, v))
+    assert "the pod gets 10.30.0.8/24 instead" in message
+
+
 def test_ips_on_a_whereabouts_nad_warn_that_it_allocates_an_address_besides() -> None:
     # whereabouts returns the IP= CIDRs after one address allocated from each range, and its own addresses.
     ipam = {"type": "whereabouts", "range": "10.30.0.0/24", "ipRanges": [{"range": "fd00:30::/64"}],
