@@ -19,7 +19,8 @@ from webhook.server import Metrics, ServerState, make_app
 class BrokenView(type(UNKNOWN_CLUSTER)):  # type: ignore[misc]
     """A cluster view with a bug: merging a profile raises."""
 
-    def profile_merge(self, namespace: str, name: str, existing: str | None, first_index: int = 1) -> Any:
+    def profile_merge(self, namespace: str, name: str, existing: str | None, first_index: int = 1,
+                      default_network: str | None = None) -> Any:
         raise RuntimeError("a bug in the view")
 
 

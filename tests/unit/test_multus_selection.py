@@ -5,6 +5,8 @@ Each group names the multus-cni (or libcni) function whose behaviour it mirrors.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from webhook.multus.selection import (
@@ -369,8 +371,11 @@ def test_wrong_json_types_are_refused(element: str, path: str, expected: str) ->
         ),
         ('"name": "a", "portMappings": [{"hostPort": "x"}], "portMappings": []', ".portMappings[0].hostPort"),
         ('"name": "a", "portMappings": [5], "portMappings": []', ".portMappings[0]"),
-        ('"name": "a", "bandwidth": {"ingressRate": "x"}, "bandwidth": {}', ".bandwidth.ingressRate"),
+        ('"name": "a", "bandwidth": {"ingressRate": "x"}, "bandwidth": {"ingressRate": 1}', ".bandwidth.ingressRate"),
         ('"name": "a", "bandwidth": {"IngressRate": "x", "ingressRate": 1}', ".bandwidth.IngressRate"),
+        ('"name": "a", "bandwidth": {"ingressRate": "x"}, "bandwidth": null, "bandwidth": {}',
+         ".bandwidth.ingressRate"),
+        ('"name": "a", "cni-args": {}, "cni-args": 5, "cni-args": {}', ".cni-args"),
     ],
 )
 def test_earlier_values_of_a_repeated_key_are_type_checked(element: str, path: str) -> None:
@@ -394,6 +399,60 @@ def test_repeated_keys_of_the_right_type_keep_the_last_value() -> None:
     assert parsed.selections[0].name == "a"
     assert parsed.selections[0].default_route == ("10.0.0.1",)
     assert parsed.selections[0].port_mappings == (PortMapping(2, 3),)
+
+
+# Go answers (encoding/json, Go 1.26; Multus v4.3.0's types): OK for each. Only Go's own decode errors
+# count in a value a later occurrence replaces; a null port mapping is no such error.
+@pytest.mark.parametrize(
+    "element",
+    [
+        '"name": "a", "portMappings": [null], "portMappings": []',
+        '"name": "a", "portMappings": [null, {"hostPort": 1, "containerPort": 2}], "portMappings": []',
+    ],
+)
+def test_earlier_values_report_only_what_go_fails_on(element: str) -> None:
+    parsed = parse_networks(f"[{{{element}}}]", "ns")
+    assert parsed.ok, parsed.problems
+    assert parsed.notes == ()
+
+
+def test_an_earlier_values_unknown_keys_are_not_noted() -> None:
+    # Go drops the earlier value: its unknown keys change nothing.
+    parsed = parse_networks('[{"name": "a", "portMappings": [{"hostport": 1, "x": 1}], "portMappings": []}]', "ns")
+    assert parsed.ok
+    assert parsed.notes == ()
+
+
+# Go answers (/tmp/rev-today/merge, encoding/json into *map[string]interface{} and *BandwidthEntry): a
+# repeated key's objects are decoded into the same map or struct, so they merge; null resets the field.
+@pytest.mark.parametrize(
+    ("element", "cni_args", "bandwidth"),
+    [
+        ('"cni-args": {"ips": ["10.0.0.5/24"]}, "cni-args": {"foo": 1}', {"ips": ["10.0.0.5/24"], "foo": 1}, None),
+        ('"cni-args": {"ips": ["10.0.0.5/24"]}, "cni-args": null, "cni-args": {"foo": 1}', {"foo": 1}, None),
+        ('"cni-args": {"ips": 1, "foo": {"x": 1}}, "cni-args": {"foo": {"y": 2}}', {"ips": 1, "foo": {"y": 2}}, None),
+        ('"bandwidth": {"ingressRate": 1, "ingressBurst": 2}, "bandwidth": {"egressRate": 3}', None,
+         Bandwidth(1, 2, 3, 0)),
+        ('"bandwidth": {"ingressRate": 1, "ingressBurst": 2}, "Bandwidth": {"egressRate": 3, "ingressRate": 4}', None,
+         Bandwidth(4, 2, 3, 0)),
+        ('"bandwidth": {"ingressRate": 1, "ingressBurst": 2}, "bandwidth": null, "bandwidth": {"egressRate": 3}', None,
+         Bandwidth(0, 0, 3, 0)),
+    ],
+)
+def test_repeated_cni_args_and_bandwidth_objects_merge_as_go_decodes_them(
+    element: str, cni_args: dict[str, Any] | None, bandwidth: Bandwidth | None
+) -> None:
+    parsed = parse_networks(f'[{{"name": "a", {element}}}]', "ns")
+    assert parsed.ok, parsed.problems
+    [selection] = parsed.selections
+    assert (selection.cni_args, selection.bandwidth) == (cni_args, bandwidth)
+
+
+def test_a_merged_bandwidth_field_of_the_wrong_type_is_refused_where_it_is_kept() -> None:
+    # Go keeps the earlier object's ingressRate (the later one has none), and fails on its type.
+    parsed = parse_networks('[{"name": "a", "bandwidth": {"ingressRate": "x"}, "bandwidth": {"egressRate": 1}}]', "ns")
+    assert [p.field for p in parsed.problems] == [f"{NET}[0].bandwidth.ingressRate"]
+    assert "This is an earlier" not in parsed.problems[0].message
 
 
 def test_ipam_claim_reference_is_ignored_by_multus() -> None:

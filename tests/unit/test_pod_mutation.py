@@ -291,6 +291,17 @@ def test_profile_interface_clash_is_refused_naming_both() -> None:
     assert "data0" in message
 
 
+def test_profile_adding_a_second_default_route_is_refused_naming_it_and_not_applied() -> None:
+    v = view(profile("egress", [{"name": "bridge", "default-route": ["10.0.0.2"]}]))
+    for own in ({"k8s.v1.cni.cncf.io/networks": '[{"name": "macvlan", "default-route": ["10.0.0.1"]}]'},
+                        {"v1.multus-cni.io/default-network": '[{"name": "macvlan", "default-route": ["10.0.0.1"]}]'}):
+        user = pod(labels={"multus-webhook.io/network-profile": "egress"}, annotations=own)
+        assert [op for op in mutate_pod(user, "apps", v, Policy()).ops if "annotations" in op["path"]] == []
+        [(severity, message)] = [(s, m) for r, s, m in findings(user, v) if r == "pod-network-profile"]
+        assert severity == "deny"
+        assert "NetworkProfile egress spec.networks[0].default-route[0] (10.0.0.2)" in message
+
+
 def test_missing_nad_is_refused_with_the_namespace_meant() -> None:
     [(rule, severity, message)] = findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan,gone"}), view())
     assert (rule, severity) == ("pod-networks-nad-exists", "deny")
@@ -467,6 +478,15 @@ def test_args_cni_ips_replace_the_ips_a_pod_requests_from_a_static_nad() -> None
     element = {"name": "static", "ips": ["10.30.0.7/24"], "cni-args": {"ips": []}}
     [(_, message)] = only("pod-networks-ips-extra-addresses", findings(networks(element), v))
     assert "the pod also gets 10.30.0.5/24 (spec.config.ipam.addresses[0])" in message
+
+
+def test_cni_args_ips_of_an_earlier_repeated_cni_args_object_count() -> None:
+    # Go decodes a repeated "cni-args" into the same map: the first object's ips stay beside the second's keys.
+    v = view(nad("static", macvlan_with(STATIC_WITH_ADDRESS)))
+    repeated = pod(annotations={"k8s.v1.cni.cncf.io/networks": '[{"name": "static", "ips": ["10.30.0.7/24"], '
+                                '"cni-args": {"ips": ["10.30.0.8/24"]}, "cni-args": {"foo": 1}}]'})
+    [(_, message)] = only("pod-networks-ips-extra-addresses", findings(repeated, v))
+    assert "the pod gets 10.30.0.8/24 instead" in message
 
 
 def test_ips_on_a_whereabouts_nad_warn_that_it_allocates_an_address_besides() -> None:

@@ -168,6 +168,27 @@ def test_one_default_route_per_family_is_allowed(annotations: dict[str, Any]) ->
     assert [f for f in findings(pod(annotations)) if f.severity is Severity.DENY] == []
 
 
+TWO_GATEWAYS = '[{"name": "d", "default-route": ["10.0.0.1", "10.0.0.2"]}]'
+
+
+@pytest.mark.parametrize("networks", [None, ""])
+def test_default_network_gateways_alone_are_not_counted_without_networks(networks: str | None) -> None:
+    # TryLoadPodDelegates runs CheckGatewayConfig only when GetPodNetwork gives a non-nil list, which it
+    # does not for an absent or "" networks annotation (the Go harness: DEF=<two gateways> NETS="" starts).
+    annotations = {DEFAULT_NETWORK_ANNOTATION: TWO_GATEWAYS}
+    if networks is not None:
+        annotations[NETWORKS_ANNOTATION] = networks
+    assert [f for f in findings(pod(annotations)) if f.rule == "pod-networks-default-route"] == []
+
+
+@pytest.mark.parametrize("networks", ["[]", "a"])
+def test_default_network_gateways_are_counted_once_networks_are_present(networks: str) -> None:
+    # NETS="[]" is a non-nil empty list in Go, and "a" a list of one: both fail with the ECMP error.
+    found = [f for f in findings(pod({DEFAULT_NETWORK_ANNOTATION: TWO_GATEWAYS, NETWORKS_ANNOTATION: networks}))
+             if f.rule == "pod-networks-default-route"]
+    assert [f.field for f in found] == [f"{DEF}[0].default-route[1]"]
+
+
 # --- pod-networks-empty ---
 
 
@@ -364,3 +385,21 @@ def test_a_profiles_networks_are_named_after_multus_default_networks() -> None:
     assert judged([{"name": "a", "interface": "net1"}]) == [
         "spec.networks uses interface 'net1', which Multus gives default network mgmt (defaultNetworks in its "
         "config and in the policy)"]
+
+
+def profile_findings(networks: list[dict[str, Any]]) -> list[Finding]:
+    profile = {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "NetworkProfile",
+               "metadata": {"name": "p", "namespace": "team"}, "spec": {"networks": networks}}
+    return [f for f in evaluate(Subject(profile, "NetworkProfile"), Policy()) if f.rule == "networkprofile-networks"]
+
+
+def test_a_profile_with_two_default_routes_of_one_family_is_denied() -> None:
+    # Every pod using it gets both in its networks annotation, which Multus refuses (ECMP).
+    [f] = profile_findings([{"name": "a", "default-route": ["10.0.0.2"]},
+                            {"name": "b", "interface": "net9", "default-route": ["10.0.0.3"]}])
+    assert (f.severity, f.field) == (Severity.DENY, "spec.networks[1].default-route[0]")
+    assert "NetworkProfile p spec.networks[0].default-route[0] (10.0.0.2)" in f.message
+    assert "2 IPv4 default-route gateways" in f.message
+    assert "no pod using this profile would start" in f.message
+    assert profile_findings([{"name": "a", "default-route": ["10.0.0.2"]},
+                             {"name": "b", "interface": "net9", "default-route": ["fd00::1"]}]) == []

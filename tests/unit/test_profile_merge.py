@@ -168,3 +168,56 @@ def test_yaml_non_string_keys_in_a_profile_are_an_error_not_a_crash() -> None:
     assert err.field == "spec.networks[0].bandwidth"
     err = refusal("x", [{"name": "a", "portMappings": [{1: 2}]}])
     assert err.field == "spec.networks[0].portMappings[0]"
+
+
+# --- default-route gateways: at most one per IP family across the pod's and the profile's (Multus's ECMP) ---
+
+ROUTE_1 = '[{"name": "a", "default-route": ["10.0.0.1"]}]'
+PROFILE_ROUTE_2 = [{"name": "b", "default-route": ["10.0.0.2"]}]
+
+
+def test_a_profile_adding_a_second_gateway_of_a_family_is_refused_naming_it() -> None:
+    error = refusal(ROUTE_1, PROFILE_ROUTE_2, profile_name="egress")
+    assert error.field == "spec.networks[0].default-route[0]"
+    assert "k8s.v1.cni.cncf.io/networks[0].default-route[0] (10.0.0.1)" in error.message
+    assert "NetworkProfile egress spec.networks[0].default-route[0] (10.0.0.2)" in error.message
+    assert "2 IPv4 default-route gateways" in error.message
+    assert "NetworkProfile egress spec.networks adds 1 of them, so the profile was not applied" in error.message
+
+
+def test_the_default_networks_gateway_counts_against_the_profiles() -> None:
+    error = refusal(None, PROFILE_ROUTE_2, profile_name="egress",
+                    default_network='[{"name": "d", "default-route": ["10.0.0.1"]}]')
+    assert "v1.multus-cni.io/default-network[0].default-route[0] (10.0.0.1)" in error.message
+    assert "NetworkProfile egress spec.networks adds 1 of them" in error.message
+
+
+def test_a_profile_with_two_gateways_of_a_family_is_refused_for_every_pod() -> None:
+    error = refusal(None, [*PROFILE_ROUTE_2, {"name": "c", "interface": "net9", "default-route": ["10.0.0.3"]}],
+                    profile_name="two")
+    assert error.field == "spec.networks[1].default-route[0]"
+    assert "NetworkProfile two spec.networks adds all of them" in error.message
+
+
+def test_a_profile_giving_the_pod_networks_makes_multus_count_the_default_networks_gateways() -> None:
+    # Without a networks annotation Multus counts no gateway (the pod starts); the profile gives it one.
+    error = refusal(None, [{"name": "b"}], default_network='[{"name": "d", "default-route": ["10.0.0.1", "10.0.0.2"]}]')
+    assert error.field == "spec.networks"
+    assert "which the network profile's spec.networks would give it" in error.message
+
+
+@pytest.mark.parametrize(
+    ("existing", "default_network"),
+    [
+        # One gateway per family.
+        ('[{"name": "a", "default-route": ["fd00::1"]}]', None),
+        (None, '[{"name": "d", "default-route": ["fd00::1"]}]'),
+        # The profile's element is the pod's own, so not added: one gateway.
+        ('[{"name": "b", "default-route": ["10.0.0.2"]}]', None),
+        # The pod is refused for its own two gateways (pod-networks-default-route), not for the profile.
+        ('[{"name": "a", "default-route": ["10.0.0.1", "10.0.0.3"]}]', None),
+    ],
+)
+def test_gateways_the_profile_does_not_make_too_many_are_merged(existing: str | None,
+                                                                default_network: str | None) -> None:
+    assert merge(existing, PROFILE_ROUTE_2, default_network=default_network) is not None

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.multus.selection import NETWORKS_ANNOTATION
+from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION
 from webhook.names import APPLIED_PROFILE_ANNOTATION, NAMESPACE, PROFILE_LABEL, READY_LABEL
 from webhook.objects import as_mapping
 from webhook.rules.gate import is_readiness_term, readiness_requirements, readiness_term, required_binaries
@@ -40,7 +40,9 @@ def apply_profile(annotations: dict[str, Any], labels: Mapping[str, Any], namesp
     if not isinstance(name, str):
         return
     existing = annotations.get(NETWORKS_ANNOTATION)
-    merge = view.profile_merge(namespace, name, existing if isinstance(existing, str) else None, first_index)
+    default = annotations.get(DEFAULT_NETWORK_ANNOTATION)
+    merge = view.profile_merge(namespace, name, existing if isinstance(existing, str) else None, first_index,
+                               default if isinstance(default, str) else None)
     if merge is None:
         return  # refused (or warned about) by rule pod-network-profile
     if merge.error is not None:

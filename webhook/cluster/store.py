@@ -123,7 +123,7 @@ class ClusterStore:
         # Written by readers too (each write a single dict operation); the profile object kept with
         # each result, so that a result is used only for the very object it was computed from. A
         # write to any profile starts a new dict.
-        self._merges: dict[tuple[str, str, str | None, int], tuple[Mapping[str, Any], ProfileMerge]] = {}
+        self._merges: dict[tuple[str, str, str | None, int, str | None], tuple[Mapping[str, Any], ProfileMerge]] = {}
         # Writer-only bookkeeping.
         self._nad_entries: dict[Key, tuple[IndexedRange, ...]] = {}
         self._pod_refs: dict[Key, tuple[Key, ...]] = {}
@@ -176,18 +176,19 @@ class ClusterStore:
         return self._profiles.get((namespace, name))
 
     def profile_merge(self, namespace: str, name: str, existing: str | None,
-                      first_index: int = 1) -> ProfileMerge | None:
+                      first_index: int = 1, default_network: str | None = None) -> ProfileMerge | None:
         profile = self._profiles.get((namespace, name))
         if profile is None:
             return None
-        if existing is not None and len(existing) > MERGE_KEY_CHARS:
-            return merge_profile(existing, profile, namespace, name, first_index)
+        # Long values are not kept as keys (bounded memory, whatever pods send).
+        if len(existing or "") + len(default_network or "") > MERGE_KEY_CHARS:
+            return merge_profile(existing, profile, namespace, name, first_index, default_network)
         merges = self._merges
-        key = (namespace, name, existing, first_index)
+        key = (namespace, name, existing, first_index, default_network)
         cached = merges.get(key)
         if cached is not None and cached[0] is profile:
             return cached[1]
-        result = merge_profile(existing, profile, namespace, name, first_index)
+        result = merge_profile(existing, profile, namespace, name, first_index, default_network)
         if len(merges) >= MERGES_KEPT:
             merges.clear()
         merges[key] = (profile, result)

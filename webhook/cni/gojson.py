@@ -97,6 +97,12 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return _repeated(pairs)
 
 
+def from_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The object ``loads`` builds from these key-value pairs, in text order: a RepeatedKeys when a key
+    is repeated."""
+    return _object(pairs)
+
+
 def _sorted_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # Go sorts a map's keys by bytes when it encodes them; code points sort the same.
     obj = _object(pairs)

@@ -6,8 +6,10 @@ element the pod already has (same namespace, name and interface, namespaces reso
 pod's) is not added again. The lists count as multisets, as Multus reads them: a profile naming one
 network twice (two SR-IOV VFs from one NAD) gives the pod two attachments, and a pod that has one of
 them gets the other. A profile element that would take an interface name the pod's own elements use
-is an error naming both, since two attachments with one name make the second CNI ADD fail. The result
-is idempotent, which the apiserver's ``reinvocationPolicy: IfNeeded`` requires.
+is an error naming both, since two attachments with one name make the second CNI ADD fail; so is a
+profile element that would give the pod a second default-route gateway of one IP family (its own
+annotations' and the profile's together), which Multus refuses. The result is idempotent, which the
+apiserver's ``reinvocationPolicy: IfNeeded`` requires.
 """
 
 from __future__ import annotations
@@ -19,11 +21,18 @@ from typing import Any
 from webhook.multus.selection import (
     NETWORKS_ANNOTATION,
     RESERVED_INTERFACES,
+    Gateway,
     NetworkSelection,
+    ParsedNetworks,
     Where,
+    checks_default_routes,
+    default_route_gateways,
     dump_json_form,
+    excess_default_routes,
+    excess_default_routes_message,
     fits_text_form,
     interface_names,
+    parse_default_network,
     parse_elements,
     parse_networks,
     to_json_element,
@@ -54,14 +63,14 @@ class ProfileMerge:
 
 
 def merge_profile(existing: str | None, profile: Mapping[str, Any], pod_namespace: str,
-                  profile_name: str, first_index: int = 1) -> ProfileMerge:
+                  profile_name: str, first_index: int = 1, default_network: str | None = None) -> ProfileMerge:
     """merge_profile_networks of a NetworkProfile object's spec.networks, as a value (to be cached)."""
     spec = profile.get("spec")
     notes: list[str] = []
     try:
         merged = merge_profile_networks(existing, spec.get("networks") if isinstance(spec, Mapping) else None,
                                         pod_namespace, profile_name=profile_name, first_index=first_index,
-                                        notes=notes)
+                                        notes=notes, default_network=default_network)
     except ProfileMergeError as exc:
         return ProfileMerge(None, exc)
     return ProfileMerge(merged, notes=tuple(notes))
@@ -75,13 +84,16 @@ def merge_profile_networks(
     profile_name: str = "",
     first_index: int = 1,
     notes: list[str] | None = None,
+    default_network: str | None = None,
 ) -> str | None:
     """The pod's new ``networks`` annotation value after adding ``profile_networks`` (a
     NetworkProfile's ``spec.networks``: a list of JSON-form selection elements).
 
     Returns ``existing`` itself (byte-identical, None included) when nothing needs adding, so that the
     mutation produces no patch. Raises ProfileMergeError when the pod's value cannot be parsed (it is
-    never dropped or rewritten), when the profile's elements are invalid, or on an interface clash.
+    never dropped or rewritten), when the profile's elements are invalid, on an interface clash, or when
+    the merged pod would have more than one default-route gateway of an IP family (counting the pod's
+    ``default_network`` annotation value, None when absent) that the pod without the profile has not.
     ``first_index`` is as for ``interface_names``. A profile element the pod already has but with other
     options (ips, mac, ...) is not added, the pod's own being kept as written; ``notes`` gets a line
     saying which options were not applied."""
@@ -125,6 +137,7 @@ def merge_profile_networks(
 
     merged = [*own, *(s for _, s in added)]
     _check_interfaces(merged, own, added, profile_label, first_index)
+    _check_default_routes(default_network, user, profile, added, profile_label)
     # The pod's own form is kept: the short form only when the pod wrote it (or nothing) and every
     # element fits it.
     if (user is None or user.form != "json") and all(fits_text_form(s) for s in merged):
@@ -171,3 +184,44 @@ def _check_interfaces(
                 f"{what}, which {owners[ifname]} already uses: give one of them another interface name",
             )
         owners[ifname] = f"{profile_label}[{i}] ({selection.describe()})"
+
+
+def _check_default_routes(
+    default_network: str | None,
+    user: ParsedNetworks | None,
+    profile: ParsedNetworks,
+    added: list[tuple[int, NetworkSelection]],
+    profile_label: str,
+) -> None:
+    """Refuses the merge when the merged pod has more than one default-route gateway of an IP family
+    that Multus counts, and the pod without the profile is not refused for that family already (its
+    own annotations, which pod-networks-default-route reports, are not the profile's doing)."""
+    own: list[Gateway] = []
+    if default_network is not None:
+        parsed = parse_default_network(default_network)
+        if parsed.ok:  # else its syntax rule refuses the pod
+            own += default_route_gateways(parsed)
+    if user is not None:
+        own += default_route_gateways(user)
+    # Without the profile Multus may count none of them (no networks annotation, or ""); with it, it does.
+    before = excess_default_routes(own) if checks_default_routes(user) else {}
+    profile_gateways = default_route_gateways(profile, (i for i, _ in added))
+    for family, found in excess_default_routes(own + profile_gateways).items():
+        if family in before:
+            continue
+        from_profile = [g for g in found if g in profile_gateways]
+        if from_profile:
+            field = from_profile[-1].where.field
+            how = (f"{profile_label} adds " + ("all of them" if len(from_profile) == len(found)
+                                               else f"{len(from_profile)} of them"))
+        else:
+            # The pod's default network alone has them; Multus counts them once the pod has networks.
+            field = "spec.networks"
+            how = (f"Multus counts these only in a pod with a {NETWORKS_ANNOTATION} annotation, which "
+                   f"{profile_label} would give it")
+        raise ProfileMergeError(
+            field,
+            f"{excess_default_routes_message(family, found)}: {how}, so the profile was not applied and the pod "
+            f"would never start with it: keep one IPv{family} default-route, in the pod's annotations or in the "
+            "profile",
+        )

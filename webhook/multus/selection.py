@@ -16,7 +16,10 @@ What each part mirrors (k8snetworkplumbingwg/multus-cni):
 - libcni ``ValidateInterfaceName`` (containernetworking/cni pkg/utils): what an interface name may be.
 - encoding/json into ``types.NetworkSelectionElement``: every value decoded into a field is type-checked,
   also one that a repeated key (or another spelling of it) replaces, as Go fails on those too
-  (``_Decoder.read``). Multus v4.3.0's type has no ``ipam-claim-reference``: Multus ignores that key.
+  (``_Decoder.read``), but only for what fails Go's own decode: our further checks (a null port
+  mapping) apply to the value Go keeps. A repeated ``cni-args`` (a *map) or ``bandwidth`` (a *struct)
+  is decoded into the same map or struct, so their objects merge (``_merged``). Multus v4.3.0's type
+  has no ``ipam-claim-reference``: Multus ignores that key.
 
 Unlike Multus, which stops at the first error, every problem is collected.
 
@@ -33,14 +36,14 @@ import functools
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from webhook.cni.addresses import prefix_length
 from webhook.cni.config import Problem
 from webhook.cni.fields import Kind, describe, fits
-from webhook.cni.gojson import GoJSONError, field_values, fold, loads
+from webhook.cni.gojson import GoJSONError, field_values, fold, from_pairs, go_field, loads, overwritten
 from webhook.objects import as_mapping
 
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
@@ -120,6 +123,60 @@ def gateway_family(gateway: str) -> Literal[4, 6]:
         return 6
     address = ipaddress.ip_address(gateway)
     return 4 if address.version == 4 or (isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped) else 6
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """One default-route gateway an element requests, and where it is written."""
+
+    where: Where
+    address: str
+
+    @property
+    def family(self) -> Literal[4, 6]:
+        return gateway_family(self.address)
+
+
+def default_route_gateways(parsed: ParsedNetworks, indices: Iterable[int] | None = None) -> list[Gateway]:
+    """The default-route gateways of the elements of ``parsed`` (those at ``indices``, all by default),
+    in order. Paths name the key as the user spelled it."""
+    found: list[Gateway] = []
+    for i in range(len(parsed.selections)) if indices is None else indices:
+        selection, raw = parsed.selections[i], parsed.raw[i]
+        spelled = go_field(raw, "default-route") if isinstance(raw, Mapping) else None
+        where = parsed.where.at(f"[{i}].{spelled[0] if spelled else 'default-route'}")
+        found += (Gateway(where.at(f"[{j}]"), gateway) for j, gateway in enumerate(selection.default_route or ()))
+    return found
+
+
+def checks_default_routes(networks: ParsedNetworks | None) -> bool:
+    """Whether Multus counts default-route gateways at all for a pod whose ``networks`` annotation
+    parses to ``networks`` (None: absent). TryLoadPodDelegates calls CheckGatewayConfig only inside
+    ``if networks != nil``, and GetPodNetwork gives nil for an absent or empty ("") annotation (its
+    ``len(netAnnot) == 0``): the default network's gateways alone are then never counted. "[]" is not
+    empty there (a non-nil empty list), nor is whitespace (one item with an empty name, whose lookup
+    fails the pod before gateways are counted)."""
+    return networks is not None and networks.form != "empty"
+
+
+def excess_default_routes(gateways: Iterable[Gateway]) -> dict[Literal[4, 6], list[Gateway]]:
+    """Multus's CheckGatewayConfig (pkg/types/conf.go): the IP families with more than one default-route
+    gateway among ``gateways`` (those of all of a pod's attachments), each with all its gateways in
+    order. Multus fails the pod's ADD on any ("multus does not support ECMP for default-route")."""
+    by_family: dict[Literal[4, 6], list[Gateway]] = {4: [], 6: []}
+    for gateway in gateways:
+        by_family[gateway.family].append(gateway)
+    return {family: found for family, found in by_family.items() if len(found) > 1}
+
+
+def excess_default_routes_message(family: Literal[4, 6], gateways: Sequence[Gateway]) -> str:
+    """What is wrong with ``gateways`` (an entry of excess_default_routes); the caller says what follows."""
+    listed = ", ".join(f"{g.where.label} ({g.address})" for g in gateways)
+    return (
+        f"{listed} set {len(gateways)} IPv{family} default-route gateways, but Multus allows at most one "
+        "default-route gateway per IP family across all of a pod's attachments (both selection annotations) "
+        'and otherwise fails the pod\'s network setup ("multus does not support ECMP for default-route")'
+    )
 
 
 def is_go_mac(text: str) -> bool:
@@ -276,8 +333,10 @@ T = TypeVar("T")
 
 #: Reads one value Go decodes into a field, as Go's json.Unmarshal checks it: appends what makes the
 #: decode fail to the first list and notes to the second; returns the value as read (None when null or
-#: of the wrong type).
-_Reader = Callable[[Where, Any, list[Problem], list[Problem]], T]
+#: of the wrong type). Notes None: a value that a later occurrence of the key replaces, of which only
+#: what fails Go's own decode counts (no notes, and none of the checks that go beyond Go's, as Go drops
+#: the value and Multus never sees it).
+_Reader = Callable[[Where, Any, list[Problem], list[Problem] | None], T]
 
 
 def _earlier(problem: Problem, spelled: str) -> Problem:
@@ -285,10 +344,26 @@ def _earlier(problem: Problem, spelled: str) -> Problem:
     return Problem(
         problem.field,
         f"{problem.message}. This is an earlier \"{spelled}\", a repeated key (Go matches keys "
-        "case-insensitively): Go keeps only the last one's value but still decodes this one, and fails on it; "
+        "case-insensitively): Go decodes every occurrence into the field in turn, and fails on this one; "
         "remove it",
         problem.warning,
     )
+
+
+def _merged(values: Sequence[Any]) -> tuple[Any, int]:
+    """What Go leaves in a pointer-to-map or pointer-to-struct field (cni-args, bandwidth) after decoding
+    ``values`` (every occurrence of the key, the last one an object) into it in turn, and where in
+    ``values`` the objects merged into it start. An object is decoded into the map or struct already
+    there: its keys are added to the earlier ones, or replace them (those replaced are kept as
+    ``overwritten``, which Go type-checks as it decodes them). null resets the field to nil. A value of
+    another type fails the decode and leaves the field as it was."""
+    start = max((i + 1 for i, value in enumerate(values) if value is None), default=0)
+    pairs: list[tuple[str, Any]] = []
+    for value in values[start:]:
+        if _is_json_object(value):
+            pairs += ((key, old) for key, olds in overwritten(value).items() for old in olds)
+            pairs += value.items()
+    return from_pairs(pairs), start
 
 
 class _Decoder:
@@ -330,16 +405,24 @@ class _Decoder:
         """The key as spelled and the value that Go decodes into the field ``key``."""
         return self.fields.get(fold(key))
 
-    def read(self, key: str, reader: _Reader[T]) -> tuple[Where, T | None]:
+    def read(self, key: str, reader: _Reader[T], *, merges: bool = False) -> tuple[Where, T | None]:
         """The field ``key`` read by ``reader`` (None when absent), after every earlier value Go decodes
-        into the field has been checked by the same reader: Go fails on those as on the last. Notes on
-        an earlier value are dropped, as Go drops the value."""
+        into the field has been checked for what fails Go's own decode: Go fails on those as on the last.
+        ``merges``: the field is a pointer to a map or struct, into which Go decodes a repeated key's
+        objects one after the other (see _merged): the reader reads their merge."""
         folded = fold(key)
-        for spelled, value in self.earlier.get(folded, ()):
-            problems: list[Problem] = []
-            reader(self.where.at(f".{spelled}"), value, problems, [])
-            self.problems += (_earlier(p, spelled) for p in problems)
         found = self.fields.get(folded)
+        earlier = self.earlier.get(folded, [])
+        if merges and found is not None and earlier and _is_json_object(found[1]):
+            values = [value for _, value in earlier]
+            merged, start = _merged([*values, found[1]])
+            # The objects merged are read (with their replaced keys) as one; the rest stay earlier values.
+            earlier = [e for i, e in enumerate(earlier) if i < start or not _is_json_object(e[1])]
+            found = (found[0], merged)
+        for spelled, value in earlier:
+            problems: list[Problem] = []
+            reader(self.where.at(f".{spelled}"), value, problems, None)
+            self.problems += (_earlier(p, spelled) for p in problems)
         if found is None:
             return self.where.at(f".{key}"), None
         spelled, value = found
@@ -369,7 +452,7 @@ class _Decoder:
 def _typed(kind: Kind, expected: str) -> _Reader[Any]:
     """The reader of a field of ``kind``; one per kind, made once."""
 
-    def read(where: Where, value: Any, problems: list[Problem], notes: list[Problem]) -> Any:
+    def read(where: Where, value: Any, problems: list[Problem], notes: list[Problem] | None) -> Any:
         if fits(value, kind):
             return value
         problems.append(
@@ -383,7 +466,7 @@ def _typed(kind: Kind, expected: str) -> _Reader[Any]:
     return read
 
 
-def _read_strings(where: Where, value: Any, problems: list[Problem], notes: list[Problem]) -> list[str] | None:
+def _read_strings(where: Where, value: Any, problems: list[Problem], notes: list[Problem] | None) -> list[str] | None:
     """A []string."""
     value = _typed(Kind.LIST, "a list of strings")(where, value, problems, notes)
     if value is None:
@@ -408,7 +491,7 @@ def _not_a_gateway(where: Where, gateway: str) -> Problem:
     return where.problem(f"{gateway!r} is not an IP address (a gateway, no prefix length): write one like 10.1.2.1")
 
 
-def _read_gateways(where: Where, value: Any, problems: list[Problem], notes: list[Problem]) -> list[str] | None:
+def _read_gateways(where: Where, value: Any, problems: list[Problem], notes: list[Problem] | None) -> list[str] | None:
     """default-route, a *[]net.IP: net.IP's UnmarshalText refuses, while decoding, any text but an IP
     address or "" (a nil IP; null too), and the decode fails with it."""
     gateways = _read_strings(where, value, problems, notes)
@@ -419,7 +502,7 @@ def _read_gateways(where: Where, value: Any, problems: list[Problem], notes: lis
 
 
 def _read_port_mappings(
-    where: Where, value: Any, problems: list[Problem], notes: list[Problem]
+    where: Where, value: Any, problems: list[Problem], notes: list[Problem] | None
 ) -> list[PortMapping] | None:
     """portMappings, a []*PortMapEntry."""
     entries = _typed(Kind.LIST, "a list of objects")(where, value, problems, notes)
@@ -428,6 +511,8 @@ def _read_port_mappings(
     ports: list[PortMapping] = []
     for i, entry in enumerate(entries):
         entry_where = where.at(f"[{i}]")
+        if entry is None and notes is None:
+            continue  # Go decodes null into a nil entry without complaint; only a kept one is refused
         if not _is_json_object(entry):
             problems.append(
                 entry_where.problem(
@@ -440,11 +525,12 @@ def _read_port_mappings(
         ports.append(PortMapping(pd.integer("hostPort"), pd.integer("containerPort"), pd.string("protocol"),
                                  pd.string("hostIP")))
         problems += pd.problems
-        notes += pd.notes
+        if notes is not None:
+            notes += pd.notes
     return ports
 
 
-def _read_bandwidth(where: Where, value: Any, problems: list[Problem], notes: list[Problem]) -> Bandwidth | None:
+def _read_bandwidth(where: Where, value: Any, problems: list[Problem], notes: list[Problem] | None) -> Bandwidth | None:
     """bandwidth, a *BandwidthEntry."""
     raw = _typed(Kind.OBJECT, "an object")(where, value, problems, notes)
     if raw is None:
@@ -457,17 +543,18 @@ def _read_bandwidth(where: Where, value: Any, problems: list[Problem], notes: li
     bd = _Decoder(raw, where, _BANDWIDTH_KEYS)
     bandwidth = Bandwidth(*(bd.integer(k) for k in _BANDWIDTH_KEYS))
     problems += bd.problems
-    notes += bd.notes
+    if notes is not None:
+        notes += bd.notes
     return bandwidth
 
 
-def _read_claim_reference(where: Where, value: Any, problems: list[Problem], notes: list[Problem]) -> str | None:
+def _read_claim_reference(where: Where, value: Any, problems: list[Problem], notes: list[Problem] | None) -> str | None:
     """ipam-claim-reference: not a field of Multus's own NetworkSelectionElement (v4.3.0), so Multus
     ignores the key whatever its value and the pod starts; only a value of the wrong type is worth a
     note, for OVN-Kubernetes, which reads it through the NAD client's type, as a string."""
     if isinstance(value, str):
         return value
-    if value is not None:
+    if value is not None and notes is not None:
         notes.append(
             where.problem(
                 f"is {describe(value)}: Multus ignores this key, but the NAD client's selection type, through "
@@ -538,9 +625,9 @@ def _decode_element(
         # Go would decode "" (and null) as a nil IP without complaint; it can only be a mistake, so refuse it.
         if not gw:
             d.problems.append(_not_a_gateway(route_where.at(f"[{i}]"), gw))
-    cni_args = d.value("cni-args", Kind.OBJECT, "an object")[1]
+    cni_args = d.read("cni-args", _typed(Kind.OBJECT, "an object"), merges=True)[1]
     ports = d.read("portMappings", _read_port_mappings)[1]
-    bandwidth = d.read("bandwidth", _read_bandwidth)[1]
+    bandwidth = d.read("bandwidth", _read_bandwidth, merges=True)[1]
 
     device_id = d.string("deviceID")
     claim = d.read("ipam-claim-reference", _read_claim_reference)[1] or ""

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from webhook.multus.selection import RESERVED_INTERFACES, ParsedNetworks, Where, interface_names, parse_elements
+from webhook.multus.selection import (
+    RESERVED_INTERFACES,
+    ParsedNetworks,
+    Where,
+    default_route_gateways,
+    excess_default_routes,
+    excess_default_routes_message,
+    interface_names,
+    parse_elements,
+)
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.registry import field, rule
 from webhook.rules.subject import Subject
@@ -20,10 +29,13 @@ def _parsed(subject: Subject) -> ParsedNetworks:
 
 
 @rule("networkprofile-networks", kinds=PROFILE, severity=Severity.DENY,
-      title="a NetworkProfile's networks are valid Multus selections with unique interfaces", judges=[SPEC_NETWORKS])
+      title="a NetworkProfile's networks are valid Multus selections with unique interfaces and at most one "
+            "default-route gateway per IP family", judges=[SPEC_NETWORKS])
 def networks(subject: Subject) -> Iterator[Violation]:
     """Every pod labelled with a broken profile would be refused (or hang); refusing the profile itself
-    puts the error where it was made."""
+    puts the error where it was made. That includes more than one default-route gateway of one IP
+    family among the profile's networks: every pod using it gets them all in its networks annotation,
+    and Multus refuses that ("multus does not support ECMP for default-route")."""
     parsed = _parsed(subject)
     for problem in parsed.problems:
         yield Violation(problem.field, problem.message)
@@ -42,6 +54,10 @@ def networks(subject: Subject) -> Iterator[Violation]:
                                              "network or loopback already has")
         elif ifname in taken:
             yield Violation("spec.networks", f"spec.networks uses interface {ifname!r}, which {taken[ifname]}")
+    for family, found in excess_default_routes(default_route_gateways(parsed)).items():
+        yield Violation(found[1].where.field,
+                        f"{excess_default_routes_message(family, found)}, so no pod using this profile would start: "
+                        f"keep one IPv{family} default-route in the profile")
 
 
 @rule("networkprofile-nad-exists", kinds=PROFILE, severity=Severity.WARN,

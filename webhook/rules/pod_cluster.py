@@ -22,7 +22,13 @@ from webhook.cni.ipam import (
     static_addresses,
     whereabouts_ranges,
 )
-from webhook.multus.selection import NETWORKS_ANNOTATION, NetworkReference, annotation_where, is_go_ip
+from webhook.multus.selection import (
+    DEFAULT_NETWORK_ANNOTATION,
+    NETWORKS_ANNOTATION,
+    NetworkReference,
+    annotation_where,
+    is_go_ip,
+)
 from webhook.names import PROFILE_LABEL, binary_label
 from webhook.objects import as_mapping
 from webhook.rules.findings import Severity, Violation
@@ -54,9 +60,10 @@ def _netconf(nad: Mapping[str, Any]) -> NetConf | None:
 @rule("pod-network-profile", kinds=POD, severity=Severity.DENY, operations={"CREATE"},
       title="the NetworkProfile a pod's label names exists and applies")
 def network_profile(subject: Subject) -> Iterator[Violation]:
-    """A pod labelled with a profile that does not exist (or whose networks clash with the pod's own)
-    would start without the networks its owner asked for. The mutating webhook applies the profile;
-    this rule refuses the pod when it could not be applied, saying why."""
+    """A pod labelled with a profile that does not exist (or whose networks clash with the pod's own: an
+    interface both use, a second default-route gateway of one IP family) would start without the
+    networks its owner asked for, or not at all. The mutating webhook applies the profile; this rule
+    refuses the pod when it could not be applied, saying why."""
     name = subject.labels.get(PROFILE_LABEL)
     if name is None or not subject.view.known:
         return
@@ -64,8 +71,10 @@ def network_profile(subject: Subject) -> Iterator[Violation]:
         yield Violation(PROFILE_FIELD, f"{PROFILE_FIELD} must name a NetworkProfile in namespace {subject.namespace}")
         return
     existing = subject.annotations.get(NETWORKS_ANNOTATION)
+    default = subject.annotations.get(DEFAULT_NETWORK_ANNOTATION)
     merge = subject.view.profile_merge(subject.namespace, name, existing if isinstance(existing, str) else None,
-                                       subject.policy.default_networks.first_index(subject.namespace))
+                                       subject.policy.default_networks.first_index(subject.namespace),
+                                       default if isinstance(default, str) else None)
     if merge is None:
         yield Violation(PROFILE_FIELD, f"{PROFILE_FIELD} names NetworkProfile {name!r}, which does not exist in "
                                        f"namespace {subject.namespace}: create it first, or fix the label")

@@ -12,16 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from webhook.cni.fields import describe
-from webhook.cni.gojson import go_field
 from webhook.multus.selection import (
     DEFAULT_NETWORK_ANNOTATION,
     NETWORKS_ANNOTATION,
     PRIMARY_INTERFACE,
     RESERVED_INTERFACES,
+    Gateway,
     ParsedNetworks,
-    Where,
     annotation_where,
-    gateway_family,
+    checks_default_routes,
+    default_route_gateways,
+    excess_default_routes,
+    excess_default_routes_message,
     interface_names,
 )
 from webhook.objects import as_mapping
@@ -156,30 +158,26 @@ def networks_default_route(subject: Subject) -> Iterator[Violation]:
     """Multus (CheckGatewayConfig) counts the default-route gateways of every attachment, the default
     network's and the networks annotation's together, and fails the pod's network setup with
     "multus does not support ECMP for default-route" when there is more than one IPv4 or more than one
-    IPv6 gateway: the pod never starts."""
+    IPv6 gateway: the pod never starts. Multus counts only when the pod's networks annotation is present
+    and not "" (TryLoadPodDelegates checks inside ``if networks != nil``, and GetPodNetwork gives nil for
+    an absent or empty annotation): a pod whose gateways are all in its default-network annotation and
+    whose networks annotation is absent or "" starts, so it is not refused."""
+    networks = _parsed(subject, NETWORKS_ANNOTATION)
+    if not checks_default_routes(networks):
+        return
+    gateways: list[Gateway] = []
     # The default network's delegate comes first in Multus's list, then those of the networks annotation.
-    found: dict[int, list[tuple[Where, str]]] = {4: [], 6: []}
-    for key in (DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION):
-        parsed = _parsed(subject, key)
+    for parsed in (_parsed(subject, DEFAULT_NETWORK_ANNOTATION), networks):
         if parsed is None:
             continue
         if not parsed.ok:
             return  # Multus fails on that annotation before it counts gateways; its syntax rule says why
-        for i, (selection, raw) in enumerate(zip(parsed.selections, parsed.raw, strict=True)):
-            spelled = go_field(raw, "default-route") if isinstance(raw, Mapping) else None
-            where = parsed.where.at(f"[{i}].{spelled[0] if spelled else 'default-route'}")
-            for j, gateway in enumerate(selection.default_route or ()):
-                found[gateway_family(gateway)].append((where.at(f"[{j}]"), gateway))
-    for family, gateways in found.items():
-        if len(gateways) < 2:  # one gateway per family is what Multus allows
-            continue
-        listed = ", ".join(f"{where.label} ({gateway})" for where, gateway in gateways)
+        gateways += default_route_gateways(parsed)
+    for family, found in excess_default_routes(gateways).items():
         yield Violation(
-            gateways[1][0].field,
-            f"{listed} set {len(gateways)} IPv{family} default-route gateways, but Multus allows at most one "
-            "default-route gateway per IP family across all of a pod's attachments (both selection annotations) "
-            'and otherwise fails the pod\'s network setup ("multus does not support ECMP for default-route"), so '
-            f"the pod would never start: keep one IPv{family} default-route",
+            found[1].where.field,
+            f"{excess_default_routes_message(family, found)}, so the pod would never start: keep one IPv{family} "
+            "default-route",
         )
 
 

@@ -88,11 +88,12 @@ class ClusterView(Protocol):
         ...
 
     def profile_merge(self, namespace: str, name: str, existing: str | None,
-                      first_index: int = 1) -> ProfileMerge | None:
+                      first_index: int = 1, default_network: str | None = None) -> ProfileMerge | None:
         """merge_profile of NetworkProfile namespace/name into a pod annotation value ``existing``
-        (``first_index`` as for interface_names); None when there is no such profile. Remembered:
-        /mutate and the pod-network-profile rule ask the same question of every pod, and replicas of
-        one template ask it again."""
+        (``first_index`` as for interface_names; ``default_network`` the pod's default-network
+        annotation value, whose default-route gateways count with the merged ones); None when there is
+        no such profile. Remembered: /mutate and the pod-network-profile rule ask the same question of
+        every pod, and replicas of one template ask it again."""
         ...
 
     @property
@@ -157,7 +158,7 @@ class UnknownCluster:
         return None
 
     def profile_merge(self, namespace: str, name: str, existing: str | None,
-                      first_index: int = 1) -> ProfileMerge | None:
+                      first_index: int = 1, default_network: str | None = None) -> ProfileMerge | None:
         return None
 
     @property
