@@ -34,7 +34,7 @@ STATE = "fixtures/state/cluster.yaml"
 
 TEMPLATES = {
     "Deployment": ["spec", "template"], "StatefulSet": ["spec", "template"], "DaemonSet": ["spec", "template"],
-    "ReplicaSet": ["spec", "template"], "Job": ["spec", "template"],
+    "ReplicaSet": ["spec", "template"], "ReplicationController": ["spec", "template"], "Job": ["spec", "template"],
     "CronJob": ["spec", "jobTemplate", "spec", "template"],
 }
 
@@ -52,8 +52,12 @@ def admitted(obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     template = obj
     for key in TEMPLATES[kind]:
         template = template[key]
-    return "Pod", {"apiVersion": "v1", "kind": "Pod", "metadata": template.get("metadata") or {},
-                   "spec": template.get("spec") or {}}
+    # What the controller copies of the template's metadata (GetPodFromTemplate, kubernetes
+    # pkg/controller/controller_utils.go): not its namespace, the pod is created in the workload's (the
+    # namespace ask_webhook is given).
+    metadata = {k: v for k, v in (template.get("metadata") or {}).items()
+                if k in ("labels", "annotations", "finalizers")}
+    return "Pod", {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template.get("spec") or {}}
 
 
 def ask_webhook(server: WebhookServer, kind: str, obj: dict[str, Any], namespace: str,
@@ -79,13 +83,17 @@ def ask_webhook(server: WebhookServer, kind: str, obj: dict[str, Any], namespace
 def mutated_then_validated(server: WebhookServer, kind: str, obj: dict[str, Any], namespace: str,
                            old: dict[str, Any] | None = None) -> dict[str, Any]:
     """As the apiserver calls the webhooks: a Pod's CREATE goes through /mutate, and /validate judges
-    the patched pod (its NetworkProfile applied)."""
+    the patched pod (its NetworkProfile applied). The answer is /validate's, with the warnings of
+    /mutate first, as kubectl shows them."""
+    mutation_warnings: list[str] = []
     if kind == "Pod" and old is None:
         mutation = ask_webhook(server, kind, obj, namespace, endpoint="/mutate")
         assert mutation["allowed"], mutation
         if "patch" in mutation:
             obj = jsonpatch.apply_patch(obj, json.loads(base64.b64decode(mutation["patch"])))
-    return ask_webhook(server, kind, obj, namespace, old=old)
+        mutation_warnings = mutation.get("warnings") or []
+    answer = ask_webhook(server, kind, obj, namespace, old=old)
+    return {**answer, "warnings": [*mutation_warnings, *(answer.get("warnings") or [])]}
 
 
 def rule_ids(text: str) -> list[str]:
@@ -102,18 +110,22 @@ def test_check_and_the_webhook_give_the_same_verdicts(webhook_server: WebhookSer
     for checked in report["results"]:
         doc = documents[str(HERE / checked["source"])]
         kind, obj = admitted(doc.obj)
-        answer = ask_webhook(webhook_server, kind, obj, checked["namespace"])
+        answer = mutated_then_validated(webhook_server, kind, obj, checked["namespace"])
         assert_agree(checked, answer)
 
 
 def assert_agree(checked: dict[str, Any], answer: dict[str, Any]) -> None:
     warnings = " ".join(answer.get("warnings") or [])
+    # /mutate's warnings name no rule: check reports each under pod-mutation, with the same text.
+    untagged = [w for w in answer.get("warnings") or [] if not rule_ids(w)]
+    assert untagged == [f["message"] for f in checked["findings"] if f["rule"] == "pod-mutation"], checked["source"]
     verdict = "deny" if not answer["allowed"] else "warn" if warnings else "allow"
     where = f"{checked['source']} ({checked['kind']} {checked['name']})"
     assert verdict == checked["verdict"], where
     denied = rule_ids((answer.get("status") or {}).get("message", ""))
     assert denied == sorted(f["rule"] for f in checked["findings"] if f["severity"] == "deny"), where
-    assert rule_ids(warnings) == sorted(f["rule"] for f in checked["findings"] if f["severity"] == "warn"), where
+    assert rule_ids(warnings) == sorted(f["rule"] for f in checked["findings"]
+                                        if f["severity"] == "warn" and f["rule"] != "pod-mutation"), where
 
 
 @pytest.fixture(scope="module")
@@ -371,3 +383,62 @@ def test_objects_without_namespace_take_the_contexts_as_with_kubectl(controlplan
     del context["context"]["namespace"]
     kubeconfig.write_text(yaml.safe_dump(config))
     assert namespaces() == {"default"}
+
+
+MOVED_STATE = """
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: Node
+    metadata: {name: node-1}
+  - apiVersion: k8s.cni.cncf.io/v1
+    kind: NetworkAttachmentDefinition
+    metadata: {name: net1, namespace: prod}
+    spec:
+      config: '{"cniVersion": "0.3.1", "name": "net1", "type": "bridge",
+        "ipam": {"type": "host-local", "subnet": "10.1.0.0/24"}}'
+"""
+MOVED = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: d, namespace: prod}
+spec:
+  selector: {matchLabels: {app: d}}
+  template:
+    metadata:
+      namespace: other
+      labels: {app: d}
+      annotations: {k8s.v1.cni.cncf.io/networks: net1}
+    spec:
+      containers: [{name: c, image: busybox:1.36}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: pinned
+  namespace: prod
+  annotations: {k8s.v1.cni.cncf.io/networks: net1}
+spec:
+  nodeName: node-1
+  containers: [{name: c, image: busybox:1.36}]
+"""
+
+
+def test_templates_are_judged_in_the_workloads_namespace_and_mutation_warnings_agree(tmp_path: Path) -> None:
+    # The template's metadata.namespace is dropped by the controller: net1 resolves in prod, where it
+    # exists. No node is Multus-ready, and the pod names its node: /mutate warns about both.
+    state = tmp_path / "state.yaml"
+    state.write_text(MOVED_STATE)
+    manifests = tmp_path / "moved.yaml"
+    manifests.write_text(MOVED)
+    result = cli(str(manifests), "--cluster-state", str(state), "--output", "json")
+    assert result.returncode == 0, result.stderr
+    results = json.loads(result.stdout)["results"]
+    assert [(r["kind"], r["namespace"]) for r in results] == [("Deployment", "prod"), ("Pod", "prod")]
+    assert all("pod-networks-nad-exists" not in {f["rule"] for f in r["findings"]} for r in results)
+    assert {f["rule"] for r in results for f in r["findings"]} >= {"pod-mutation"}
+    with WebhookServer(tmp_path / "server", ["--cluster-state", str(state)]) as server:
+        for checked, doc in zip(results, load_path(str(manifests)), strict=True):
+            kind, obj = admitted(doc.obj)
+            assert_agree(checked, mutated_then_validated(server, kind, obj, checked["namespace"]))

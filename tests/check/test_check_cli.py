@@ -274,6 +274,7 @@ def test_the_kinds_judged_directly_are_the_ones_the_webhook_validates() -> None:
     ("StatefulSet", "apps/v1", "spec.template."),
     ("DaemonSet", "apps/v1", "spec.template."),
     ("ReplicaSet", "apps/v1", "spec.template."),
+    ("ReplicationController", "v1", "spec.template."),
     ("Job", "batch/v1", "spec.template."),
 ])
 def test_pod_templates_are_judged_as_pods_with_their_full_path(
@@ -399,8 +400,8 @@ def test_inputs_join_the_state_for_the_inputs_after_them() -> None:
              "metadata": {"name": name, "namespace": "default"},
              "spec": {"config": HOST_LOCAL.replace('"hl"', f'"{name}"')}} for name in ("b", "c")]
     report = check(parse_text(first + "---\n" + second, "in.yaml"), Policy(), state=nads)
-    assert [r.verdict for r in report.results] == ["allow", "warn"]
-    assert rules_of(report, CHANGED) == [[], [CHANGED]]
+    # The first only for its spec.nodeName, which /mutate warns about on CREATE.
+    assert [[f.rule for f in r.findings] for r in report.results] == [["pod-mutation"], [CHANGED]]
 
 
 def test_input_nads_exist_for_the_inputs_after_them_only() -> None:
@@ -752,3 +753,107 @@ def test_the_policys_default_networks_shift_the_names_a_profile_merge_gives(
     assert (status, result["verdict"]) == (1, "deny"), out
     assert [f["rule"] for f in result["findings"]] == ["pod-network-profile"]
     assert "(default/b) would be given interface (by its position) net3" in result["findings"][0]["message"]
+
+
+# --- the namespace a template's pods are created in ------------------------------------------------
+
+
+def nad_in(namespace: str) -> dict[str, Any]:
+    return {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+            "metadata": {"name": "net1", "namespace": namespace},
+            "spec": {"config": HOST_LOCAL.replace('"hl"', '"net1"')}}
+
+
+MOVED_TEMPLATE = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: d%s}
+spec:
+  template:
+    metadata:
+      namespace: other
+      annotations: {k8s.v1.cni.cncf.io/networks: net1}
+    spec: {containers: []}
+"""
+
+
+@pytest.mark.parametrize(("written", "namespace"), [(", namespace: prod", "default"), ("", "prod")])
+def test_a_template_is_judged_in_the_workloads_namespace_not_the_one_it_names(written: str, namespace: str) -> None:
+    """The controller creates the pods in the workload's namespace (GetPodFromTemplate drops the
+    template's): net1 is looked up there, in the workload's metadata.namespace or else -n's."""
+    deployment = parse_text(MOVED_TEMPLATE % written, "d.yaml")
+    there = check(deployment, Policy(), state=[nad_in("prod")], default_namespace=namespace)
+    assert rules_of(there, "pod-networks-nad-exists") == [[]]
+    elsewhere = check(deployment, Policy(), state=[nad_in("other")], default_namespace=namespace)
+    assert rules_of(elsewhere, "pod-networks-nad-exists") == [["pod-networks-nad-exists"]]
+    assert "prod/net1" in elsewhere.results[0].findings[0].message
+
+
+# --- the warnings of the mutating webhook --------------------------------------------------------
+
+PINNED_POD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: pinned
+  annotations: {k8s.v1.cni.cncf.io/networks: net1}
+spec:
+  nodeName: node-1
+  containers: []
+"""
+UNREADY_NODE = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}}
+
+
+def test_the_mutating_webhooks_warnings_are_findings() -> None:
+    """What /mutate warns about (kubectl shows it) is a warning of check's, under pod-mutation: a pod
+    that names its node, and one no node is Multus-ready for, in a workload's template too."""
+    pinned = check(parse_text(PINNED_POD, "p.yaml"), Policy(), state=[UNREADY_NODE, nad_in("default")])
+    [result] = pinned.results
+    messages = [f.message for f in result.findings if f.rule == "pod-mutation"]
+    assert len(messages) == 1
+    assert messages[0].startswith("spec.nodeName is set to 'node-1'")
+    assert result.verdict == "warn"
+    unpinned = PINNED_POD.replace("  nodeName: node-1\n", "")
+    template = MOVED_TEMPLATE.replace("      namespace: other\n", "") % ""
+    for doc in (unpinned, template):
+        report = check(parse_text(doc, "p.yaml"), Policy(), state=[UNREADY_NODE, nad_in("default")])
+        [warning] = [f for f in report.results[0].findings if f.rule == "pod-mutation"]
+        assert warning.severity == "warn"
+        assert warning.message.startswith("no node is labelled")
+    # spec.nodeName needs no cluster state to warn about.
+    assert "pod-mutation" in {f.rule for f in check(parse_text(PINNED_POD, "p.yaml"), Policy()).results[0].findings}
+
+
+@pytest.mark.parametrize("output", ["text", "json", "sarif", "junit", "github"])
+def test_strict_fails_on_the_mutating_webhooks_warnings_in_every_format(
+    output: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "p.yaml", PINNED_POD)
+    status, out, _ = run([path, "--output", output], capsys)
+    assert status == 0
+    assert "pod-mutation" in out
+    assert "spec.nodeName is set to" in out
+    assert run([path, "--output", output, "--strict"], capsys)[0] == 1
+    if output == "sarif":
+        sarif_run = json.loads(out)["runs"][0]
+        [result] = sarif_run["results"]
+        assert (result["ruleId"], result["level"]) == ("pod-mutation", "warning")
+        assert sarif_run["tool"]["driver"]["rules"][result["ruleIndex"]]["id"] == "pod-mutation"
+
+
+# --- the note of a run without cluster state, in json and junit -----------------------------------
+
+
+def test_json_and_junit_say_that_the_cluster_rules_were_skipped(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "ok.yaml", VALID_NAD)
+    _, out, err = run([path, "--output", "json"], capsys)
+    assert json.loads(out)["notes"] == [NO_STATE_NOTE]
+    assert NO_STATE_NOTE in err
+    _, out, err = run([path, "--output", "junit"], capsys)
+    [suite] = ET.fromstring(out)
+    assert [(p.get("name"), p.get("value")) for p in suite.iter("property")] == [("multus-webhook.note", NO_STATE_NOTE)]
+    assert NO_STATE_NOTE in err
+    state = write(tmp_path, "state.yaml", yaml.safe_dump(RUNNING_POD))
+    _, out, _ = run([path, "--output", "json", "--cluster-state", state], capsys)
+    assert NO_STATE_NOTE not in json.loads(out)["notes"]

@@ -22,6 +22,7 @@ import jsonschema
 import pytest
 
 from webhook import __version__
+from webhook.check.run import NO_STATE_NOTE
 from webhook.cli import main
 
 HERE = Path(__file__).parent
@@ -88,7 +89,8 @@ def test_text_is_one_line_per_finding_with_a_summary_and_no_color_off_a_terminal
 def test_json_follows_the_design_schema(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     _, out, _ = run_check(["--output", "json"], capsys, monkeypatch)
     data = json.loads(out)
-    assert set(data) == {"results", "summary"}
+    assert list(data) == ["results", "summary", "notes"]
+    assert data["notes"] == [NO_STATE_NOTE]
     assert data["summary"] == {"allow": 6, "warn": 2, "deny": 6, "skipped": 3}
     for result in data["results"]:
         assert list(result) == ["source", "apiVersion", "kind", "namespace", "name", "verdict", "findings"]

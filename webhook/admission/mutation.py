@@ -25,11 +25,18 @@ from webhook.rules.view import ClusterView
 #: webhooks: mutating such a pod would be wasted work, and parsing megabytes of selections is slow.
 MAX_ANNOTATIONS_SIZE = 256 * 1024
 
+#: The id `multus-webhook check` reports the warnings of /mutate under: they come from no rule (no
+#: policy sets their severity, as none sets it on the server), but every format needs an id to say
+#: where a finding comes from (SARIF's ruleId, the text's rule column).
+MUTATION_WARNING = "pod-mutation"
+
 
 @dataclass
 class PodMutation:
     ops: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: The pod's annotations after the mutation (its profile applied); None when it is not mutated.
+    annotations: dict[str, Any] | None = None
 
 
 def apply_profile(annotations: dict[str, Any], labels: Mapping[str, Any], namespace: str,
@@ -186,15 +193,18 @@ def _profiled_annotations(metadata: Mapping[str, Any], namespace: str, view: Clu
     return annotations
 
 
-def as_validated(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy: Policy) -> Mapping[str, Any]:
+def as_validated(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy: Policy,
+                 agent_namespace: str = NAMESPACE) -> tuple[Mapping[str, Any], list[str]]:
     """``pod`` as the validating webhook receives it after /mutate: with its profile applied (what the
-    rules read of it; the readiness affinity is not among that). For `check`, which has no apiserver
-    to call the two webhooks in turn."""
+    rules read of it; the readiness affinity is not among that), and the warnings /mutate answers
+    with. For `check`, which has no apiserver to call the two webhooks in turn: the same mutate_pod
+    as the server's, so that check warns about what `kubectl apply --dry-run=server` warns about."""
+    mutation = mutate_pod(pod, namespace, view, policy, agent_namespace)
     metadata = as_mapping(pod.get("metadata"))
-    annotations = _profiled_annotations(metadata, namespace, view, [], policy)
+    annotations = mutation.annotations
     if annotations is None or annotations == (metadata.get("annotations") or {}):
-        return pod
-    return {**pod, "metadata": {**metadata, "annotations": annotations}}
+        return pod, mutation.warnings
+    return {**pod, "metadata": {**metadata, "annotations": annotations}}, mutation.warnings
 
 
 def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy: Policy,
@@ -207,6 +217,7 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
     annotations = _profiled_annotations(metadata, namespace, view, result.warnings, policy)
     if annotations is None:
         return result
+    result.annotations = annotations
     result.ops += _annotation_ops(metadata.get("annotations"), annotations)
 
     if not policy.readiness_affinity:

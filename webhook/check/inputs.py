@@ -22,6 +22,7 @@ POD_TEMPLATES: dict[str, tuple[str, ...]] = {
     "StatefulSet": ("spec", "template"),
     "DaemonSet": ("spec", "template"),
     "ReplicaSet": ("spec", "template"),
+    "ReplicationController": ("spec", "template"),
     "Job": ("spec", "template"),
     "CronJob": ("spec", "jobTemplate", "spec", "template"),
 }
@@ -99,5 +100,19 @@ def target(doc: Document, default_namespace: str) -> Target | Input:
     template: Mapping[str, Any] = doc.obj
     for key in path:
         template = as_mapping(template.get(key))
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": template.get("metadata"), "spec": template.get("spec")}
-    return Target(item, "Pod", pod, ".".join(path) + ".")
+    return Target(item, "Pod", template_pod(template, item.namespace), ".".join(path) + ".")
+
+
+#: What a controller copies of a template's metadata into the pods it creates (GetPodFromTemplate in
+#: kubernetes pkg/controller/controller_utils.go): nothing else, the namespace least of all.
+TEMPLATE_METADATA = ("labels", "annotations", "finalizers")
+
+
+def template_pod(template: Mapping[str, Any], namespace: str) -> dict[str, Any]:
+    """The Pod a controller creates from ``template``: in ``namespace``, the workload's (the pods are
+    created there whatever the template's metadata.namespace says), with the template's labels,
+    annotations and finalizers."""
+    written = as_mapping(template.get("metadata"))
+    metadata = {key: written[key] for key in TEMPLATE_METADATA if key in written}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {**metadata, "namespace": namespace},
+            "spec": template.get("spec")}

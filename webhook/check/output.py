@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from webhook import __version__
+from webhook.admission.mutation import MUTATION_WARNING
 from webhook.check.inputs import Input
 from webhook.check.run import Report, Result
 from webhook.documents import STDIN
@@ -81,7 +82,9 @@ def json_(report: Report) -> str:
         }
         for r in report.results
     ]
-    return json.dumps({"results": results, "summary": report.summary}, indent=2) + "\n"
+    # "notes" is what the other formats say as notes (the rules a missing cluster state skipped): a
+    # script must be able to tell a pass from a run that could not look.
+    return json.dumps({"results": results, "summary": report.summary, "notes": list(report.notes)}, indent=2) + "\n"
 
 
 _SARIF_LEVEL = {Severity.DENY: "error", Severity.WARN: "warning", Severity.OFF: "none"}
@@ -112,9 +115,38 @@ def _rules() -> list[Rule]:
     return sorted(registered().values(), key=lambda r: r.id)
 
 
+def _descriptor(r: Rule) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "name": r.id,
+        "shortDescription": {"text": r.title},
+        "fullDescription": {"text": r.doc},
+        "defaultConfiguration": {"level": _SARIF_LEVEL[r.severity]},
+        "properties": {"kinds": sorted(r.kinds)},
+    }
+
+
+#: The warnings of /mutate are no rule's, but a result's ruleId should name a descriptor of the run's
+#: (code scanning shows its description next to the alert): this one, among the rules.
+MUTATION_DESCRIPTOR: dict[str, Any] = {
+    "id": MUTATION_WARNING,
+    "name": MUTATION_WARNING,
+    "shortDescription": {"text": "a warning of the mutating webhook"},
+    "fullDescription": {"text": "What the pod mutating webhook (/mutate) warns about when it creates the pod: "
+                                "kubectl shows it as a warning. Not a rule: no policy sets its severity."},
+    "defaultConfiguration": {"level": _SARIF_LEVEL[Severity.WARN]},
+    "properties": {"kinds": ["Pod"]},
+}
+
+
+def _descriptors() -> list[dict[str, Any]]:
+    # Sorted by id, the order ruleIndex counts in.
+    return sorted([*map(_descriptor, _rules()), MUTATION_DESCRIPTOR], key=lambda d: str(d["id"]))
+
+
 def sarif(report: Report) -> str:
-    rules = _rules()
-    index = {r.id: i for i, r in enumerate(rules)}
+    rules = _descriptors()
+    index = {r["id"]: i for i, r in enumerate(rules)}
     results: list[dict[str, Any]] = []
     # Findings with one fingerprint (one rule on one field of one object, several times; objects with one
     # generateName) are told apart by their order, as code scanning's own line hashes are.
@@ -150,7 +182,7 @@ def sarif(report: Report) -> str:
     return _sarif_log(rules, results, notifications, successful=True)
 
 
-def _sarif_log(rules: list[Rule], results: list[dict[str, Any]], notifications: list[dict[str, Any]], *,
+def _sarif_log(rules: list[dict[str, Any]], results: list[dict[str, Any]], notifications: list[dict[str, Any]], *,
                successful: bool) -> str:
     log = {
         "$schema": SARIF_SCHEMA,
@@ -159,14 +191,7 @@ def _sarif_log(rules: list[Rule], results: list[dict[str, Any]], notifications: 
             "tool": {"driver": {
                 "name": TOOL,
                 "version": __version__,
-                "rules": [{
-                    "id": r.id,
-                    "name": r.id,
-                    "shortDescription": {"text": r.title},
-                    "fullDescription": {"text": r.doc},
-                    "defaultConfiguration": {"level": _SARIF_LEVEL[r.severity]},
-                    "properties": {"kinds": sorted(r.kinds)},
-                } for r in rules],
+                "rules": rules,
             }},
             "invocations": [{
                 "executionSuccessful": successful,
@@ -225,6 +250,13 @@ def junit(report: Report) -> str:
             "name": source, "tests": str(len(elements)), "failures": str(failures.get(source, 0)),
             "errors": "0", "skipped": str(skips.get(source, 0)),
         })
+        if report.notes:
+            # The run's notes (the rules a missing cluster state skipped) in every suite: JUnit has no
+            # place for the whole run's, and properties, before the testcases, are where the schema
+            # (and Jenkins, GitLab) keep what the suite ran with.
+            properties = ET.SubElement(suite, "properties")
+            for note in report.notes:
+                ET.SubElement(properties, "property", {"name": f"{TOOL}.note", "value": note})
         suite.extend(elements)
     return _xml(root)
 
@@ -284,7 +316,7 @@ def _json_failure(message: str) -> str:
 
 
 def _sarif_failure(message: str) -> str:
-    return _sarif_log(_rules(), [], [{"level": "error", "message": {"text": message}}], successful=False)
+    return _sarif_log(_descriptors(), [], [{"level": "error", "message": {"text": message}}], successful=False)
 
 
 def _junit_failure(message: str) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.admission.mutation import as_validated
+from webhook.admission.mutation import MUTATION_WARNING, as_validated
 from webhook.check.inputs import Input, Target, target
 from webhook.cluster.static import StaticClusterView, object_key
 from webhook.documents import Document
@@ -115,9 +115,13 @@ def check(
         if _not_sent(item, old, webhook_namespace):
             # The apiserver admits it without asking the webhook: nothing to report, as for the server.
             return Result(item.input, ()), obj
-        if item.subject_kind == "Pod" and old is None and view is not None:
-            # On the server /mutate runs first: the validating rules judge the pod with its profile applied.
-            obj = as_validated(obj, item.input.namespace, view, policy)  # the namespace the pod is created in
+        mutation_warnings: list[str] = []
+        if item.subject_kind == "Pod" and old is None:
+            # On the server /mutate runs first: the validating rules judge the pod with its profile applied,
+            # and its warnings reach kubectl as the rules' do. Without a state too: some of them (spec.nodeName
+            # set, annotations too large) need none.
+            obj, mutation_warnings = as_validated(obj, item.input.namespace,  # the namespace the pod is created in
+                                                  UNKNOWN_CLUSTER if view is None else view, policy, webhook_namespace)
         subject = Subject(
             obj,
             item.subject_kind,
@@ -128,7 +132,9 @@ def check(
             default_namespace=item.input.namespace,
             agent_namespace=webhook_namespace,  # where the gate's pod affinity term points
         )
-        return Result(item.input, tuple(evaluate(subject, policy))), obj
+        # Once each, as fit_warnings sends them to the apiserver.
+        mutated = [Finding(MUTATION_WARNING, Severity.WARN, w, "") for w in dict.fromkeys(mutation_warnings)]
+        return Result(item.input, (*mutated, *evaluate(subject, policy))), obj
 
     entries: list[Result | Input] = []
     templates: list[tuple[int, Target]] = []

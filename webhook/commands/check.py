@@ -83,9 +83,12 @@ def run(args: argparse.Namespace) -> int:
         if args.output in FAILURES:
             sys.stdout.write(FAILURES[args.output](str(exc)))
         return UNREADABLE
-    if args.output == "text":
+    if args.output in ("text", "json", "junit"):
+        # github and sarif carry the notes in the report; json and junit have them only as a field a
+        # reader must know to look for: stderr, which the CI log shows, says them to a person too.
         for note in report.notes:
             print(f"multus-webhook check: note: {note}", file=sys.stderr)
+    if args.output == "text":
         # Color only for a person at a terminal (and not for one who asked for none: no-color.org).
         sys.stdout.write(text(report, color=sys.stdout.isatty() and "NO_COLOR" not in os.environ))
     else:
