@@ -196,6 +196,7 @@ def test_pods_that_are_never_repaired(p: dict[str, Any]) -> None:
 @pytest.mark.parametrize(("kind", "controller", "owner"), [
     ("ReplicaSet", True, "ReplicaSet/web"), ("StatefulSet", True, "StatefulSet/web"),
     ("DaemonSet", True, "DaemonSet/web"), ("Job", True, "Job/web"),
+    ("ReplicationController", True, "ReplicationController/web"),
     ("ReplicaSet", False, None), ("Deployment", True, None), ("CronJob", True, None), ("Node", True, None),
 ])
 def test_who_recreates_a_pod(kind: str, controller: bool, owner: str | None) -> None:

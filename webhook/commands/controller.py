@@ -39,8 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--renew-deadline", type=float, default=d.renew_deadline, help="seconds (default: %(default)s)")
     p.add_argument("--retry-period", type=float, default=d.retry_period, help="seconds (default: %(default)s)")
     p.add_argument("--repair", action="store_true",
-                   help="evict pods a ReplicaSet, StatefulSet or DaemonSet owns that came back from a reboot "
-                        "without their networks")
+                   help="evict pods a ReplicaSet, ReplicationController, StatefulSet or DaemonSet owns that came "
+                        "back from a reboot without their networks")
     p.add_argument("--repair-rate", type=float, default=d.repair_rate,
                    help="pod evictions per second on average (default: %(default)s)")
     p.add_argument("--repair-burst", type=int, default=d.repair_burst,

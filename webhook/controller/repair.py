@@ -51,7 +51,7 @@ INTERFACES_SINCE = (0, 3, 0)
 
 NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"
 #: Controllers that recreate a deleted pod; anything else (or nothing) owning a pod leaves it alone.
-RECREATING_OWNERS = frozenset({"ReplicaSet", "StatefulSet", "DaemonSet", "Job"})
+RECREATING_OWNERS = frozenset({"ReplicaSet", "ReplicationController", "StatefulSet", "DaemonSet", "Job"})
 #: Owners whose pods are reported, not evicted, and why: the Job controller counts an evicted running
 #: pod as failed (unless the Job's podFailurePolicy ignores DisruptionTarget), so a repair could fail
 #: a Job with a small backoffLimit.
