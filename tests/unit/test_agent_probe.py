@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ from webhook.agent.probe import (
     HostLayout,
     HostSnapshot,
     Report,
-    delegate_named_in,
+    delegate_in,
     evaluate,
     primary_config_name,
     read_host,
@@ -233,21 +234,19 @@ def test_a_directory_multus_names_is_searched_for_its_first_config_as_multus_sea
     assert read_host(explicit).primary_config == "calico/07-first.json"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ('{"clusterNetwork": "/host/etc/cni/net.d/cilium/05-cilium.conflist"}', "cilium/05-cilium.conflist"),
-    ('{"clusterNetwork": "/host/etc/cni/net.d/05-cilium.conflist"}', "05-cilium.conflist"),
-    ('{"clusterNetwork": "/etc/cni/net.d/10-calico.conflist"}', "10-calico.conflist"),
-    ('{"clusterNetwork": "/host/etc/cni/net.d"}', None),  # no file after the conf dir
-    ('{"clusterNetwork": "/host/etc/cni/net.d/../x.conflist"}', None),
-    ('{"clusterNetwork": "/var/lib/cni/x.conflist"}', None),
-    ('{"clusterNetwork": "default-network-nad"}', None),  # the thin plugin's NAD name
-    ('{"name": "multus-cni-network"}', None),
-    ('{"clusterNetwork": 5}', None),
-    ("[]", None),
-    ("not json", None),
+@pytest.mark.parametrize(("config", "expected"), [
+    ({"clusterNetwork": "/host/etc/cni/net.d/cilium/05-cilium.conflist"}, "cilium/05-cilium.conflist"),
+    ({"clusterNetwork": "/host/etc/cni/net.d/05-cilium.conflist"}, "05-cilium.conflist"),
+    ({"clusterNetwork": "/etc/cni/net.d/10-calico.conflist"}, "10-calico.conflist"),
+    ({"clusterNetwork": "/host/etc/cni/net.d"}, None),  # no file after the conf dir
+    ({"clusterNetwork": "/host/etc/cni/net.d/../x.conflist"}, None),
+    ({"clusterNetwork": "/var/lib/cni/x.conflist"}, None),
+    ({"clusterNetwork": "default-network-nad"}, None),  # the thin plugin's NAD name
+    ({"name": "multus-cni-network"}, None),
+    ({"clusterNetwork": 5}, None),
 ])
-def test_delegate_named_in(text: str, expected: str | None) -> None:
-    assert delegate_named_in(text, "/etc/cni/net.d") == expected
+def test_delegate_in(config: dict[str, Any], expected: str | None) -> None:
+    assert delegate_in(config, "/etc/cni/net.d") == expected
 
 
 def test_a_multus_config_that_names_no_delegate_falls_back_to_the_auto_choice(host: StandInHost) -> None:
@@ -306,6 +305,12 @@ def test_an_empty_multus_config_is_not_ready_and_names_no_delegate(host: StandIn
     ('"multus"', "it holds a JSON string, not an object"),
     ('{"type": "multus-shim", "mtu": NaN}', "NaN is not JSON"),
     (b"\xff\xfe", "Expecting value: line 1 column 1 (char 0)"),  # not UTF-8, outside a string
+    # A single config names its plugin, or libcni refuses it (NetworkPluginConfFromBytes).
+    ('{"cniVersion": "0.3.1", "name": "multus-cni-network", "plugins": [{"type": "multus-shim"}]}',
+     'it names no plugin ("type" is missing or empty), which libcni refuses'),
+    ('{"cniVersion": "0.3.1", "name": "multus-cni-network", "type": ""}',
+     'it names no plugin ("type" is missing or empty), which libcni refuses'),
+    ('{"cniVersion": "0.3.1", "name": "multus-cni-network", "Type": 5}', 'its "Type" is a JSON number, not a string'),
 ])
 def test_a_multus_config_that_does_not_parse_is_not_ready(host: StandInHost, content: str | bytes,
                                                           detail: str) -> None:
@@ -317,7 +322,7 @@ def test_a_multus_config_that_does_not_parse_is_not_ready(host: StandInHost, con
     assert pauses.seconds == [REREAD_PAUSE]
     assert (c[CONFIG_FIRST].status, c[CONFIG_FIRST].reason) == (False, "ConfigUnparsable")
     assert c[CONFIG_FIRST].message.startswith(
-        f"/etc/cni/net.d/00-multus.conf, the first config, does not parse as a JSON object: {detail}")
+        f"/etc/cni/net.d/00-multus.conf, the first config, is no config the runtime can load: {detail}")
     assert c[CONFIG_FIRST].message.endswith("; the runtime cannot load it, and new sandboxes on the node fail")
     assert (c[PRIMARY].status, c[PRIMARY].reason) == (False, "DelegateUnknown")
     assert c[PRIMARY].message.endswith("00-multus.conf, which names it, does not parse (see MultusConfigFirst)")
@@ -643,3 +648,29 @@ def test_a_socket_directory_removed_under_the_agent_asks_for_a_restart(host: Sta
         assert not fresh.restart
     finally:
         os.close(held)
+
+
+def test_a_multus_config_linked_by_an_absolute_path_is_read_where_the_host_reads_it(host: StandInHost) -> None:
+    """The runtime on the host follows the link from the host's root, not from the agent's."""
+    host.make_ready("b")
+    text = multus_config_delegating_to("05-cilium.conflist")
+    host.remove_config("00-multus.conf")
+    elsewhere = host.path("/etc/cni/multus")
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "00-multus.conf").write_text(text)
+    (host.path(host.layout.cni_conf_dir) / "00-multus.conf").symlink_to("/etc/cni/multus/00-multus.conf")
+    c = look(host)
+    assert (c[CONFIG_FIRST].status, c[CONFIG_FIRST].reason) == (True, "First")
+    assert c[READY].status
+
+
+@pytest.mark.parametrize("content", [
+    '{"type": "multus-shim", "x": ' + "[" * 5000 + "]" * 5000 + "}",  # Go reads up to 10,000 levels
+    '{"type": "multus-shim", "x": 1' + "0" * 5000 + "}",  # Python's int() stops at 4,300 digits, Go does not
+])
+def test_a_multus_config_go_reads_but_pythons_json_balks_at_does_not_stop_the_agent(
+        host: StandInHost, content: str) -> None:
+    host.make_ready("b")
+    (host.path(host.layout.cni_conf_dir) / "00-multus.conf").write_text(content)
+    c = look(host)  # no RecursionError: the agent would exit and its pod crash-loop
+    assert c[CONFIG_FIRST].status

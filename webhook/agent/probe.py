@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from webhook.cni.gojson import go_field
+
 log = logging.getLogger(__name__)
 
 #: The config extensions the runtime reads from the conf dir (containerd's go-cni and CRI-O pass
@@ -41,7 +43,7 @@ BOOT_TIME = "BootTimeKnown"
 #: Symbolic links followed in resolving one path before giving up, as Linux does (MAXSYMLINKS, ELOOP).
 MAX_LINK_HOPS = 40
 #: What keeps the runtime from loading Multus's config although it is there: it is empty, it does not
-#: parse as a JSON object, or it cannot be read (see ``read_multus_config``).
+#: parse as a JSON object (or names no plugin), or it cannot be read (see ``read_multus_config``).
 MultusConfigFault = Literal["empty", "unparsable", "unreadable"]
 #: Seconds between the two reads of a Multus config the first read found empty or not parsing (see
 #: ``read_host``).
@@ -259,27 +261,32 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def parse_multus_config(text: str) -> dict[str, Any] | str:
+def parse_multus_config(text: str, *, conflist: bool = False) -> dict[str, Any] | str | None:
     """The config in ``text`` as a JSON object, or why the runtime cannot load it: libcni's
     ConfFromBytes (and ConfListFromBytes) unmarshals the file into a struct and fails on anything but a
-    JSON object, and containerd's go-cni then loads no config at all. Python's json accepts NaN and
-    Infinity, Go's does not."""
+    JSON object, and containerd's go-cni then loads no config at all. A single config (a file not named
+    .conflist) must also name its plugin: NetworkPluginConfFromBytes refuses an empty or missing
+    ``type``. Python's json accepts NaN and Infinity, Go's does not. None when this parser cannot judge
+    text Go reads (nested deeper than Python's recursion allows; Go's limit is 10,000)."""
     if not text:
         return "it is empty"
     try:
-        config = json.loads(text, parse_constant=_no_constant)
+        # Integers as floats, as Go reads numbers it skips or puts in an interface{}: Python's int()
+        # refuses more than 4,300 digits, Go does not.
+        config = json.loads(text, parse_constant=_no_constant, parse_int=float)
+    except RecursionError:
+        return None
     except ValueError as exc:
         return str(exc)
     if not isinstance(config, dict):
         return f"it holds a JSON {_JSON_KINDS.get(type(config), 'value')}, not an object"
+    if not conflist:
+        plugin = go_field(config, "type")
+        if plugin is None or plugin[1] in ("", None):  # null leaves a Go string empty
+            return 'it names no plugin ("type" is missing or empty), which libcni refuses'
+        if not isinstance(plugin[1], str):
+            return f'its "{plugin[0]}" is a JSON {_JSON_KINDS.get(type(plugin[1]), "value")}, not a string'
     return config
-
-
-def delegate_named_in(multus_config: str, cni_conf_dir: str) -> str | None:
-    """The config the thick daemon delegates to, relative to ``cni_conf_dir``, from the text of the
-    config it wrote (00-multus.conf), or None when that text does not tell (see ``delegate_in``)."""
-    config = parse_multus_config(multus_config)
-    return None if isinstance(config, str) else delegate_in(config, cni_conf_dir)
 
 
 def delegate_in(config: dict[str, Any], cni_conf_dir: str) -> str | None:
@@ -305,19 +312,25 @@ def delegate_in(config: dict[str, Any], cni_conf_dir: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class MultusConfigRead:
-    """Multus's config as read once: the object, or the fault and its detail; neither when the file is
-    bigger than Multus ever writes (not judged, and not read for its delegate)."""
+    """Multus's config as read once: the object, or the fault and its detail; neither when it is not
+    judged (and not read for its delegate): bigger than Multus ever writes, nested deeper than this
+    parser goes, or a link to where the agent does not see the host."""
 
     config: dict[str, Any] | None = None
     fault: MultusConfigFault | None = None
     detail: str | None = None
 
 
-def read_multus_config(path: Path) -> MultusConfigRead:
-    """Read Multus's config once, and judge it as the runtime's loader would."""
+def read_multus_config(layout: HostLayout) -> MultusConfigRead:
+    """Read Multus's config once, and judge it as the runtime's loader would. A symbolic link is
+    followed as the host follows it (resolve_on_host): an absolute target names the host's file, not
+    one in the agent's container."""
     try:
+        path = resolve_on_host(layout, posixpath.join(layout.cni_conf_dir, layout.multus_config))
         with path.open("rb") as f:
             data = f.read(_MULTUS_CONFIG_LIMIT + 1)
+    except Unseen:
+        return MultusConfigRead()  # where the agent does not see the host: not judged
     except OSError as exc:
         return MultusConfigRead(fault="unreadable", detail=_error(exc))
     if len(data) > _MULTUS_CONFIG_LIMIT:
@@ -326,7 +339,9 @@ def read_multus_config(path: Path) -> MultusConfigRead:
         return MultusConfigRead(fault="empty")
     # Go's json replaces bytes that are not UTF-8 inside strings and fails on them elsewhere; so does
     # json.loads once they are replaced here.
-    config = parse_multus_config(data.decode(errors="replace"))
+    config = parse_multus_config(data.decode(errors="replace"), conflist=layout.multus_config.endswith(".conflist"))
+    if config is None:
+        return MultusConfigRead()
     if isinstance(config, str):
         return MultusConfigRead(fault="unparsable", detail=config)
     return MultusConfigRead(config=config)
@@ -453,7 +468,7 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0,
         conf_dir_error = _error(exc)
     multus = MultusConfigRead()
     if layout.multus_config in configs:
-        multus = read_multus_config(conf_dir / layout.multus_config)
+        multus = read_multus_config(layout)
         if multus.fault in ("empty", "unparsable"):
             # The thick daemon writes its config with os.WriteFile (truncate, then write: not atomic)
             # at its start and whenever the primary CNI's config is written, so a healthy node's file
@@ -464,7 +479,7 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0,
             # the poll interval. (Judging from two consecutive polls instead would leave a config that
             # stays broken reported ready for a whole poll.)
             pause(REREAD_PAUSE)
-            multus = read_multus_config(conf_dir / layout.multus_config)
+            multus = read_multus_config(layout)
     named = None
     if layout.primary_config is None and multus.config is not None:
         named = delegate_in(multus.config, layout.cni_conf_dir)
@@ -567,7 +582,7 @@ def _config_first(s: HostSnapshot, layout: HostLayout) -> Condition:
                              f"primary CNI config): {unusable}")
         if s.multus_config_fault == "unparsable":
             return Condition(CONFIG_FIRST, False, "ConfigUnparsable",
-                             f"{path}, the first config, does not parse as a JSON object: {s.multus_config_detail}; "
+                             f"{path}, the first config, is no config the runtime can load: {s.multus_config_detail}; "
                              f"{unusable}")
         if s.multus_config_fault == "unreadable":
             return Condition(CONFIG_FIRST, False, "ConfigUnreadable",
