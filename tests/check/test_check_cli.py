@@ -19,7 +19,7 @@ import yaml
 
 from webhook.admission.handlers import VALIDATED_KINDS
 from webhook.check.inputs import GROUPS, POD_TEMPLATES
-from webhook.check.output import text
+from webhook.check.output import FINGERPRINT, text
 from webhook.check.run import NO_STATE_NOTE, SELECTION_ANNOTATIONS, Report, check
 from webhook.cli import main
 from webhook.cluster.snapshot import context_namespace
@@ -857,3 +857,58 @@ def test_json_and_junit_say_that_the_cluster_rules_were_skipped(tmp_path: Path,
     state = write(tmp_path, "state.yaml", yaml.safe_dump(RUNNING_POD))
     _, out, _ = run([path, "--output", "json", "--cluster-state", state], capsys)
     assert NO_STATE_NOTE not in json.loads(out)["notes"]
+
+
+TWO_WARNINGS_STATE = """\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Node
+  metadata: {name: n1, labels: {multus-webhook.io/multus-ready: "true"}}
+- apiVersion: k8s.cni.cncf.io/v1
+  kind: NetworkAttachmentDefinition
+  metadata: {name: b, namespace: default}
+  spec: {config: '{"cniVersion":"0.3.1","name":"b","type":"macvlan","ipam":{"type":"static"}}'}
+- apiVersion: multus-webhook.io/v1alpha1
+  kind: NetworkProfile
+  metadata: {name: p, namespace: default}
+  spec: {networks: [{name: b, default-route: ["10.0.0.2"]}]}
+"""
+TWO_WARNINGS_POD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: t1
+  labels: {multus-webhook.io/network-profile: p}
+  annotations: {k8s.v1.cni.cncf.io/networks: '[{"name":"b","default-route":["10.0.0.9"]}]'}
+spec:
+  containers: [{name: c, image: x}]
+%s"""
+OWN_AFFINITY = """\
+  affinity: {podAffinity: {requiredDuringSchedulingIgnoredDuringExecution: [{labelSelector: {matchLabels: {a: b}},
+    topologyKey: k}]}}
+"""
+
+
+def test_each_mutation_warning_on_one_object_keeps_its_own_fingerprint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Code scanning follows a result by its fingerprint: the mutation's warnings name no field, so their
+    message's head tells them apart, and one going away leaves the other's identity as it was."""
+    state = write(tmp_path, "state.yaml", TWO_WARNINGS_STATE)
+
+    def fingerprints(pod: str) -> dict[str, str]:
+        _, out, _ = run([write(tmp_path, "p.yaml", pod), "--cluster-state", state, "--output", "sarif"], capsys)
+        return {r["message"]["text"].split(": ")[1]: r["partialFingerprints"][FINGERPRINT]
+                for r in json.loads(out)["runs"][0]["results"] if r["ruleId"] == "pod-mutation"}
+
+    both = fingerprints(TWO_WARNINGS_POD % OWN_AFFINITY)
+    assert len(both) == 2
+    assert len(set(both.values())) == 2
+    # Without an element of its own the profile's is no note: the affinity warning, second above, is left.
+    own_element = next(line for line in TWO_WARNINGS_POD.splitlines(keepends=True) if "annotations" in line)
+    one = fingerprints((TWO_WARNINGS_POD % OWN_AFFINITY).replace(own_element, ""))
+    assert len(one) == 1
+    [(head, print_)] = one.items()
+    assert both[head] == print_
