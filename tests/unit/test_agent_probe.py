@@ -674,3 +674,30 @@ def test_a_multus_config_go_reads_but_pythons_json_balks_at_does_not_stop_the_ag
     (host.path(host.layout.cni_conf_dir) / "00-multus.conf").write_text(content)
     c = look(host)  # no RecursionError: the agent would exit and its pod crash-loop
     assert c[CONFIG_FIRST].status
+
+
+def test_a_linked_multus_config_dates_readiness_by_the_file_the_host_reads(host: StandInHost) -> None:
+    """The config's mtime is evidence of when Multus became ready (ready_since): the link's target's,
+    not what the link names inside the agent's container (nothing, for an absolute link)."""
+    host.make_ready("b")
+    text = multus_config_delegating_to("05-cilium.conflist")
+    host.remove_config("00-multus.conf")
+    target = host.path("/etc/cni/multus/00-multus.conf")
+    target.parent.mkdir(parents=True)
+    target.write_text(text)
+    os.utime(target, (1_700_000_000, 1_700_000_000))
+    (host.path(host.layout.cni_conf_dir) / "00-multus.conf").symlink_to("/etc/cni/multus/00-multus.conf")
+    assert read_host(host.layout).multus_config_modified == 1_700_000_000
+
+
+def test_a_multus_config_linked_where_the_agent_does_not_see_is_not_taken_on_trust(host: StandInHost) -> None:
+    host.make_ready("b")
+    host.remove_config("00-multus.conf")
+    (host.path(host.layout.cni_conf_dir) / "00-multus.conf").symlink_to("/nix/store/abc-multus/00-multus.conf")
+    c = look(host)
+    assert (c[CONFIG_FIRST].status, c[CONFIG_FIRST].reason) == (False, "ConfigUnreadable")
+    assert c[CONFIG_FIRST].message == (
+        "cannot read /etc/cni/net.d/00-multus.conf, the first config: it links to "
+        "/nix/store/abc-multus/00-multus.conf, where the agent does not see the host: mount that directory into "
+        "the agent")
+    assert c[PRIMARY].reason == "DelegateUnknown"

@@ -15,7 +15,7 @@ import socket
 import stat
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -314,11 +314,12 @@ def delegate_in(config: dict[str, Any], cni_conf_dir: str) -> str | None:
 class MultusConfigRead:
     """Multus's config as read once: the object, or the fault and its detail; neither when it is not
     judged (and not read for its delegate): bigger than Multus ever writes, nested deeper than this
-    parser goes, or a link to where the agent does not see the host."""
+    parser goes. ``modified``: the file's mtime, of the file read (a link's target on the host)."""
 
     config: dict[str, Any] | None = None
     fault: MultusConfigFault | None = None
     detail: str | None = None
+    modified: float | None = None
 
 
 def read_multus_config(layout: HostLayout) -> MultusConfigRead:
@@ -328,11 +329,19 @@ def read_multus_config(layout: HostLayout) -> MultusConfigRead:
     try:
         path = resolve_on_host(layout, posixpath.join(layout.cni_conf_dir, layout.multus_config))
         with path.open("rb") as f:
+            modified = os.fstat(f.fileno()).st_mtime
             data = f.read(_MULTUS_CONFIG_LIMIT + 1)
-    except Unseen:
-        return MultusConfigRead()  # where the agent does not see the host: not judged
+    except Unseen as unseen:
+        # Multus writes a regular file: a link is someone's own setup, and one the agent cannot follow
+        # (perhaps dangling on the host too) is not taken on trust for a node's readiness.
+        return MultusConfigRead(fault="unreadable", detail=f"it links to {unseen}, where the agent does not see "
+                                                           "the host: mount that directory into the agent")
     except OSError as exc:
         return MultusConfigRead(fault="unreadable", detail=_error(exc))
+    return replace(_judged(data, layout), modified=modified)
+
+
+def _judged(data: bytes, layout: HostLayout) -> MultusConfigRead:
     if len(data) > _MULTUS_CONFIG_LIMIT:
         return MultusConfigRead()
     if not data:
@@ -515,7 +524,7 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0,
         # ctime: a file's birth is not in os.stat; the socket's ctime moves only with its metadata,
         # which the daemon sets once, right after it binds (chmod).
         socket_changed=_changed(layout.on_host(layout.multus_socket), "st_ctime"),
-        multus_config_modified=_changed(conf_dir / layout.multus_config, "st_mtime"),
+        multus_config_modified=multus.modified,
         boot_id=boot_id, boot_id_error=boot_id_error, boot_time=booted, boot_time_error=boot_time_error,
     )
 

@@ -104,11 +104,13 @@ FINGERPRINT = "multusWebhookFinding/v1"
 
 def _fingerprint(result: Result, f: Finding) -> str:
     """What the finding is about, not where the object's lines are: rule, object and field. Messages are
-    left out (some count pods or nodes, which change between runs), except the head of one that names no
-    field (the mutation's warnings, up to its first ": "): without it, the warnings on one object would
-    be told apart by their order only, and one going away would hand its identity to the next."""
+    left out (some count pods or nodes, which change between runs), except the first three words of one
+    that names no field (the mutation's warnings: "spec.nodeName is set", "NetworkProfile p
+    spec.networks[0]", "metadata.annotations total" before a byte count, "namespace x has" before quota
+    names): without them, the warnings on one object would be told apart by their order only, and one
+    going away would hand its identity to the next."""
     item = result.input
-    about = f.field or f.message.partition(": ")[0]
+    about = f.field or " ".join(f.message.split()[:3])
     identity = "\0".join([f.rule, item.kind, item.namespace, item.shown_name, about])
     return hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()
 
