@@ -3,7 +3,8 @@
 NADs, NetworkProfiles and Pods are judged as the webhook judges them. A workload is judged through its
 pod template, as the Pod its controller will create: that Pod is what reaches the webhook, and by then
 the manifest that caused it is far away. One of these kinds whose apiVersion looks like a slip for its
-own (webhook.rules.api_group) is judged as written only. Everything else is skipped (and counted).
+own, or a kind that looks like a misspelling of one (webhook.rules.api_group), is judged as written
+only. Everything else is skipped (and counted).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from webhook.documents import Document
 from webhook.objects import as_mapping
-from webhook.rules.api_group import GROUPS, group_of, meant_api_version
+from webhook.rules.api_group import GROUPS, group_of, meant_kind
 
 #: Where each workload kind keeps the template of the pods it creates.
 POD_TEMPLATES: dict[str, tuple[str, ...]] = {
@@ -65,8 +66,8 @@ class Target:
     obj: Mapping[str, Any]
     #: Where ``obj`` sits inside the input object, e.g. "spec.template." for a Deployment.
     field_prefix: str
-    #: Judged as written only (operation MANIFEST): its apiVersion names a group that has no such kind,
-    #: so the apiserver would neither take it as one nor store it.
+    #: Judged as written only (operation MANIFEST), as ``subject_kind`` though its kind may be written
+    #: otherwise: no group serves it as written, so the apiserver would neither take it as one nor store it.
     as_written: bool = False
 
     @property
@@ -91,9 +92,8 @@ def target(doc: Document, default_namespace: str) -> Target | Input:
     """The Target to judge, or the bare Input when the object is skipped."""
     item = describe(doc, default_namespace)
     if group_of(item.api_version) not in GROUPS.get(item.kind, ()):
-        if meant_api_version(item.kind, item.api_version) is not None:
-            return Target(item, item.kind, doc.obj, "", as_written=True)
-        return item
+        meant = meant_kind(item.kind, item.api_version)
+        return item if meant is None else Target(item, meant, doc.obj, "", as_written=True)
     path = POD_TEMPLATES.get(item.kind)
     if path is None:
         return Target(item, item.kind, doc.obj, "")

@@ -1,10 +1,11 @@
-"""The API group a manifest writes a judged kind in.
+"""The apiVersion and kind a manifest writes a judged kind with.
 
 `multus-webhook check` reads manifests before any apiserver does. A kind the rules judge, written in a
 group that does not serve it (``k8s.v1.cni.cncf.io/v1``, the prefix of Multus's annotations, for a
-NetworkAttachmentDefinition), is not what it means to be: kubectl apply refuses it ("no matches for
-kind"), and none of the rules would look at it. The apiserver never sends the webhook such an object:
-this rule judges manifests only (operation MANIFEST).
+NetworkAttachmentDefinition) or misspelled (``NetworkAttachmentDefiniton``, ``Deployments``, ``pod``),
+is not what it means to be: kubectl apply refuses it ("no matches for kind"), and none of the rules
+would look at it. The apiserver never sends the webhook such an object: these rules judge manifests
+only (operation MANIFEST).
 """
 
 from __future__ import annotations
@@ -53,8 +54,14 @@ _OURS = frozenset().union(*GROUPS.values())
 
 #: How alike (difflib's ratio) a group must be to one of the kind's to be taken for a misspelling of it:
 #: k8s.v1.cni.cncf.io and cni.cncf.io for k8s.cni.cncf.io (0.91, 0.85), app for apps (0.86); not
-#: batch.volcano.sh for batch (0.48), apps.kruise.io for apps (0.44).
+#: batch.volcano.sh for batch (0.48), apps.kruise.io for apps (0.44). The same for kinds, case aside:
+#: Deploymnet, Deployments, Pods; not the kinds the groups serve besides (PodTemplate 0.43,
+#: ControllerRevision, MultusNodeState).
 SIMILAR = 0.8
+
+
+def _alike(a: str, b: str) -> float:
+    return SequenceMatcher(None, a, b).ratio()
 
 
 def _spelled(group: str) -> str:
@@ -70,11 +77,31 @@ def meant_api_version(kind: str, api_version: str) -> str | None:
     group = group_of(api_version)
     if groups is None or group in groups:
         return None
-    if group in _OURS or any(SequenceMatcher(None, _spelled(group), _spelled(g)).ratio() >= SIMILAR
-                             for g in groups):
+    if group in _OURS or any(_alike(_spelled(group), _spelled(g)) >= SIMILAR for g in groups):
         return API_VERSIONS[kind]
     return None
 
+
+def meant_kind(kind: str, api_version: str) -> str | None:
+    """The judged kind an object written as ``kind`` in ``api_version`` was meant to be, when it is none
+    as written: the kind itself when only its group is a slip (meant_api_version), or the judged kind
+    ``kind`` is a misspelling of (another case, a plural, a typo) when its group serves that kind or
+    looks like a slip for one that does. None for anything else: a kind of no group of ours, or one far
+    from every judged kind."""
+    if kind in GROUPS:
+        return kind if meant_api_version(kind, api_version) is not None else None
+    if not kind:
+        return None
+    closest = max(GROUPS, key=lambda judged: _alike(kind.lower(), judged.lower()))
+    if _alike(kind.lower(), closest.lower()) < SIMILAR:
+        return None
+    if group_of(api_version) in GROUPS[closest] or meant_api_version(closest, api_version) is not None:
+        return closest
+    return None
+
+
+# A misspelled kind reaches these rules as the judged kind it was taken for (check.inputs.target), its
+# manifest as written: both rules may find their slip in the same object.
 
 @rule("unknown-api-group", kinds=API_VERSIONS, severity=Severity.WARN,
       title="a judged kind is written in its API group", operations={MANIFEST})
@@ -95,4 +122,20 @@ def unknown_api_group(subject: Subject) -> Iterator[Violation]:
         yield Violation(
             "apiVersion",
             f"{where}, so kubectl apply finds no such kind and no other rule judged it; write apiVersion: {meant}",
+        )
+
+
+@rule("unknown-kind", kinds=API_VERSIONS, severity=Severity.WARN,
+      title="a judged kind is spelled as its API group serves it", operations={MANIFEST})
+def unknown_kind(subject: Subject) -> Iterator[Violation]:
+    """A kind that looks like a misspelling of a judged one (NetworkAttachmentDefiniton, Deployments,
+    pod), in a group that serves the judged kind or looks like a slip for one that does: kubectl apply
+    refuses it ("no matches for kind"), and no other rule judged it. Only `multus-webhook check` reads
+    manifests as written."""
+    written = subject.obj.get("kind")
+    if written != subject.kind:
+        yield Violation(
+            "kind",
+            f'kind "{written}": there is no such kind (kinds are singular and case-sensitive), so kubectl apply '
+            f"finds none and no other rule judged it; write kind: {subject.kind}",
         )
