@@ -183,6 +183,17 @@ def test_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPat
     assert [(r["source"], r["verdict"]) for r in json_results(out)] == [("<stdin>#0", "allow"), ("<stdin>#1", "deny")]
 
 
+def test_github_annotations_of_stdin_name_no_file(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """GitHub puts an annotation with file=<stdin> on a file the checkout does not have; without file=
+    and line= it goes on the run."""
+    status, out, _ = run(["-", "--output", "github"], capsys, stdin=DENIED_NAD, monkeypatch=monkeypatch)
+    assert status == 1
+    [annotation] = [line for line in out.splitlines() if line.startswith("::error ")]
+    assert annotation.startswith("::error title=nad-")
+    assert "file=" not in annotation.partition("::")[2].partition("::")[0]
+
+
 @pytest.mark.parametrize("output", ["text", "json", "sarif", "junit", "github"])
 def test_stdin_that_is_not_utf8_exits_2_naming_the_line(output: str, capsys: pytest.CaptureFixture[str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:

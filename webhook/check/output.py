@@ -307,9 +307,11 @@ def github(report: Report) -> str:
     for note in report.notes:
         lines.append(f"::notice title={_escape_property(TOOL)}::{_escape_data(note)}")
     for result, f in _findings(report):
+        document = result.input.document
+        # Read from stdin, it is in no file of the checkout: an annotation without file= goes on the run.
+        where = [] if document.source == STDIN else [("file", document.source), ("line", str(document.line))]
         props = ",".join(f"{k}={_escape_property(v)}" for k, v in [
-            ("file", result.input.document.source), ("line", str(result.input.document.line)),
-            ("title", f"{f.rule} ({_object(result.input)})"),
+            *where, ("title", f"{f.rule} ({_object(result.input)})"),
         ])
         lines.append(f"::{_GITHUB_COMMAND[f.severity]} {props}::{_escape_data(f.message + _at(f))}")
     lines.append(_summary_line(report))
