@@ -201,6 +201,20 @@ def test_mutation_and_validation_warnings_together_reach_kubectl_whole(cluster: 
     assert any(w.endswith("more warning(s) left out") for w in warnings), result.stderr
 
 
+def test_a_profile_nested_too_deeply_to_read_is_denied_saying_why(cluster: ControlPlane, ns: str) -> None:
+    """cni-args keeps any JSON, and the apiserver reads 10,000 levels of it; the webhook's reader stops
+    at 1024, and says so rather than leaving the user the apiserver's "failed calling webhook"."""
+    profile = json.dumps({"apiVersion": "multus-webhook.io/v1alpha1", "kind": "NetworkProfile",
+                          "metadata": {"name": "deep", "namespace": ns},
+                          "spec": {"networks": [{"name": "data", "interface": "d0", "cni-args": "NESTED"}]}})
+    # Written out: Python's json module stops short of this depth.
+    result = cluster.kubectl("create", "-f", "-", check=False,
+                             input=profile.replace('"NESTED"', '{"a": ' * 1100 + "1" + "}" * 1100))
+    assert result.returncode == 1
+    assert 'admission webhook "networkprofiles.multus-webhook.io" denied the request' in result.stderr, result.stderr
+    assert "nested more than 1024 levels deep" in result.stderr, result.stderr
+
+
 def test_pod_with_a_missing_profile_is_refused(cluster: ControlPlane, ns: str) -> None:
     result = apply(cluster, pod("p", ns, labels={"multus-webhook.io/network-profile": "absent"}), check=False)
     assert result.returncode == 1
