@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import re
 import signal
 import time
@@ -18,7 +19,15 @@ from typing import Any
 import orjson
 import pydantic
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from webhook.admission.handlers import VALIDATED_KINDS, AdmissionContext, Handler, mutate, validate
@@ -52,6 +61,13 @@ IDLE_TIMEOUT = 30.0
 #: also parks connections it dialled but did not use in that pool, so a new connection that has sent
 #: nothing gets this too.
 KEEPALIVE_TIMEOUT = 120.0
+#: After SIGTERM, connections get this long to leave (each answer meanwhile says "Connection: close")
+#: before those still idle are closed. The apiserver reaches the pod through its Service, and a
+#: connection it holds stays on this pod however long it terminates: closing one under it as it writes
+#: a POST fails that call (#127335 again). Its pooled connections carry a request every few ms under
+#: load, so a few seconds lets each get its last answer; it fits, with the drain of requests in
+#: flight, in the deployment's terminationGracePeriodSeconds (30) after its preStop sleep (10).
+CONNECTION_GRACE = 5.0
 #: The apiserver sends a body at once; one that trickles in for longer is not from it.
 BODY_TIMEOUT = 10.0
 #: Without ?timeout= (not from an apiserver), answer within this: the default timeoutSeconds (10) minus
@@ -66,7 +82,10 @@ DEADLINE_MARGIN = 1.0
 THREAD_ABOVE = 32 * 1024
 _GO_DURATION = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-# The apiserver encodes the uid first in the request; a trickling body's uid is in its first bytes.
+#: orjson reads JSON nested this deep, and refuses deeper ("depth limit exceeded").
+JSON_DEPTH = 1024
+# The apiserver encodes the uid first in the request; a trickling body's uid, or that of one too deeply
+# nested to parse, is in its first bytes.
 _UID_PREFIX = re.compile(rb'"request"\s*:\s*\{\s*"uid"\s*:\s*"([0-9A-Za-z-]{1,64})"')
 
 
@@ -79,16 +98,25 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "multus_webhook_requests",
-            f"Admission requests answered, by endpoint, kind ({OTHER_KIND} for kinds not served), operation and "
-            "verdict.",
+            f"Admission requests answered with an AdmissionReview, by endpoint, kind ({OTHER_KIND} for kinds not "
+            "served, and for requests answered before their body was read), operation and verdict.",
             ["endpoint", "kind", "operation", "verdict"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "multus_webhook_error_answers",
+            "Requests to /validate and /mutate answered with an HTTP error (a metav1.Status) instead of an "
+            "AdmissionReview, by endpoint and HTTP status code: the apiserver applies failurePolicy to each.",
+            ["endpoint", "code"],
             registry=self.registry,
         )
         self.latency = Histogram(
             "multus_webhook_request_duration_seconds",
             "Time to answer an admission request, from the body read to the response.",
             ["endpoint"],
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            # Up to 10s: deadline answers come a margin before the apiserver's timeoutSeconds (10 at most
+            # by default, 5 in our manifests).
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0),
             registry=self.registry,
         )
         self.deadline_answers = Counter(
@@ -112,14 +140,17 @@ class Metrics:
             ["endpoint"],
             registry=self.registry,
         )
+        # process_resident_memory_bytes, open fds, CPU seconds; python_info.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         # Label children looked up once: labels() validates and locks on every call, which showed
         # in the profile of a loaded server.
         self._answered: dict[tuple[str, str, str, str], Any] = {}
         self._latency: dict[str, Any] = {}
 
     def answered(self, endpoint: str, kind: str, operation: str, verdict: str, seconds: float) -> None:
-        # Any client can send any kind: one label value for those not served keeps the series (and
-        # the children cached here) bounded.
+        # Any client can send any kind: one label value for those not served (or not read: kind "")
+        # keeps the series (and the children cached here) bounded.
         key = (endpoint, kind if kind in VALIDATED_KINDS else OTHER_KIND, operation, verdict)
         counter = self._answered.get(key)
         if counter is None:
@@ -170,6 +201,10 @@ class ServerState:
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     #: Open connections by their aiohttp protocol, for the request-head deadline.
     connections: dict[web.RequestHandler, Connection] = field(default_factory=dict)
+    #: Set when the last of ``connections`` closes.
+    no_connections: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Shutting down: every answer closes its connection.
+    draining: bool = False
 
 
 STATE_KEY = web.AppKey("state", ServerState)
@@ -183,27 +218,44 @@ def _verdict(response: Response) -> str:
     return "warn" if response.warnings else "allow"
 
 
-def _bad_request(status: int, reason: str) -> web.Response:
-    return web.json_response({"error": reason}, status=status)
+#: metav1.StatusReason of each HTTP error the server answers.
+_STATUS_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 408: "Timeout",
+                   413: "RequestEntityTooLarge", 415: "UnsupportedMediaType", 500: "InternalError"}
 
 
-def _no_client_certificate(endpoint: str) -> web.Response:
-    # A metav1.Status, as the apiserver itself answers: its webhook client takes the message of a
-    # non-2xx answer from one (client-go rest Result.Error), so the apiserver's "failed calling
-    # webhook" error carries the reason, and a person with curl reads the same.
-    message = (f"multus-webhook answers {endpoint} only over a connection that presents a client certificate "
-               "signed by its --client-ca, and this one presented none (the apiserver presents one when its "
-               "AdmissionConfiguration gives it a kubeconfig for this webhook)")
+def error_answer(request: web.Request, code: int, message: str) -> web.Response:
+    """An HTTP error as a metav1.Status, as the apiserver itself answers: its webhook client takes the
+    message of a non-2xx answer only from one (client-go rest Result.Error; "the server rejected our
+    request for an unknown reason" otherwise), so the apiserver's "failed calling webhook" error carries
+    it, and a person with curl reads the same. Logged and counted: the apiserver fails the call."""
+    # Only the routes' own paths reach here (aiohttp answers any other 404), so the label stays bounded.
+    request.app[STATE_KEY].metrics.errors.labels(request.path, str(code)).inc()
+    log.warning("%s %s answered %d: %s", request.method, request.path, code, message)
     return web.json_response({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
-                              "message": message, "reason": "Unauthorized", "code": 401}, status=401)
+                              "message": message, "reason": _STATUS_REASONS[code], "code": code}, status=code)
 
 
-def _not_a_client_name(endpoint: str, presented: list[str], allowed: frozenset[str]) -> web.Response:
-    message = (f"multus-webhook answers {endpoint} only to clients whose certificate has one of the Common Names "
-               f"of its --client-name ({', '.join(sorted(allowed))}), and this one has "
-               f"{', '.join(repr(n) for n in presented) if presented else 'none'}")
-    return web.json_response({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
-                              "message": message, "reason": "Forbidden", "code": 403}, status=403)
+def _no_client_certificate(request: web.Request) -> web.Response:
+    return error_answer(request, 401, (
+        f"multus-webhook answers {request.path} only over a connection that presents a client certificate "
+        "signed by its --client-ca, and this one presented none (the apiserver presents one when its "
+        "AdmissionConfiguration gives it a kubeconfig for this webhook)"))
+
+
+def _not_a_client_name(request: web.Request, presented: list[str], allowed: frozenset[str]) -> web.Response:
+    return error_answer(request, 403, (
+        f"multus-webhook answers {request.path} only to clients whose certificate has one of the Common Names "
+        f"of its --client-name ({', '.join(sorted(allowed))}), and this one has "
+        f"{', '.join(repr(n) for n in presented) if presented else 'none'}"))
+
+
+def _unreadable(exc: Exception) -> str | None:
+    """Why valid JSON could not be read, when that is why (orjson's nesting limit), else None."""
+    if isinstance(exc, RecursionError) or "depth limit exceeded" in str(exc):
+        return (f"multus-webhook cannot read this object: it is nested more than {JSON_DEPTH} levels deep (a "
+                "value inside a value, such as cni-args), deeper than the webhook's JSON reader goes; "
+                "flatten it")
+    return None
 
 
 @functools.lru_cache(maxsize=64)
@@ -286,37 +338,49 @@ def admission_endpoint(handler: Handler, *, mutating: bool, client_certificates:
             peer = request.transport.get_extra_info("peercert") if request.transport is not None else None
             if not has_verified_peer(peer):
                 state.metrics.unauthenticated.labels(endpoint).inc()
-                return _no_client_certificate(endpoint)
+                return _no_client_certificate(request)
             if client_names and client_names.isdisjoint(presented := common_names(peer)):
                 state.metrics.forbidden.labels(endpoint).inc()
-                return _not_a_client_name(endpoint, presented, client_names)
+                return _not_a_client_name(request, presented, client_names)
         due, timeout = answer_by(request, state)
         if request.content_type != "application/json":
-            return _bad_request(415, f"Content-Type must be application/json, not {request.content_type!r}")
+            return error_answer(request, 415, f"Content-Type must be application/json, not {request.content_type!r}")
         body_wait = min(state.body_timeout, due - time.monotonic())
+        reading = time.perf_counter()
         try:
             body = await read_body(request, body_wait)
         except web.HTTPRequestEntityTooLarge:
-            return _bad_request(413, f"request body is larger than {MAX_BODY} bytes")
+            return error_answer(request, 413, f"request body is larger than {MAX_BODY} bytes")
         except BodyTimeout as exc:
             uid = _UID_PREFIX.search(exc.received[:4096])
             if uid is None or body_wait == state.body_timeout:
-                return _bad_request(408, f"request body not received within {body_wait:.3g}s")
+                return error_answer(request, 408, f"request body not received within {body_wait:.3g}s")
             state.metrics.deadline_answers.labels(endpoint, "body").inc()
-            return _review_response(to_review(uid.group(1).decode(), on_timeout(
-                state, "", timeout, "its request body was still arriving"), mutating=mutating))
+            late = on_timeout(state, "", timeout, "its request body was still arriving")
+            # Neither kind nor operation was read; the wait for the body is the time it took.
+            state.metrics.answered(endpoint, "", "", _verdict(late), time.perf_counter() - reading)
+            return _review_response(to_review(uid.group(1).decode(), late, mutating=mutating))
         started = time.perf_counter()
         try:
             payload = _parse_json(body)
         except (ValueError, RecursionError) as exc:
-            return _bad_request(400, f"body is not valid JSON: {exc}")
+            unread = _unreadable(exc)
+            uid = _UID_PREFIX.search(body[:4096]) if unread else None
+            if unread is None or uid is None:
+                return error_answer(request, 400, f"body is not valid JSON: {exc}")
+            # JSON the apiserver accepted (it reads 10,000 levels) that we cannot read: a denial
+            # saying why reaches the user, where an HTTP error would only be "failed calling webhook".
+            log.warning("%s uid=%s: %s", endpoint, uid.group(1).decode(), unread)
+            state.metrics.answered(endpoint, "", "", "deny", time.perf_counter() - started)
+            return _review_response(to_review(uid.group(1).decode(), denied(unread, code=422, reason="Invalid"),
+                                              mutating=mutating))
         try:
             review = AdmissionReview.model_validate(payload)
         except pydantic.ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
             )
-            return _bad_request(400, f"not an admission.k8s.io/v1 AdmissionReview: {problems}")
+            return error_answer(request, 400, f"not an admission.k8s.io/v1 AdmissionReview: {problems}")
         req = review.request
         if len(body) <= THREAD_ABOVE:
             return reply(state, req, run(req, state), started)
@@ -361,7 +425,7 @@ async def no_tracebacks(
         raise
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.path)
-        return _bad_request(500, "internal error in multus-webhook; see its logs")
+        return error_answer(request, 500, "internal error in multus-webhook; see its logs")
     finally:
         state.in_flight -= 1
         if not state.in_flight:
@@ -373,7 +437,8 @@ async def head_deadline(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """Tells the request's Connection that its head is complete, and when it has been answered."""
-    connection = request.app[STATE_KEY].connections.get(request.protocol)
+    state = request.app[STATE_KEY]
+    connection = state.connections.get(request.protocol)
     if connection is None:  # not accepted by serve_forever (aiohttp's test server)
         return await handler(request)
     connection.request_started()
@@ -385,12 +450,18 @@ async def head_deadline(
         response = exc
         raise
     finally:
-        if response is not None and not request.content.is_eof():
+        if response is not None and (state.draining or not request.content.is_eof()):
             # Answered without reading the whole body (401, 413, 415...): the rest may still arrive
             # after the answer, where it would start the head deadline and close the connection while
-            # it looks idle to the client. Saying "Connection: close" ends it cleanly instead.
+            # it looks idle to the client. Saying "Connection: close" ends it cleanly instead. When
+            # shutting down, it tells the client not to write another request on this connection, which
+            # is about to close.
             response.force_close()
         connection.request_done()
+
+
+class CannotListen(Exception):
+    """The address cannot be listened on (in use, not this host's); the message says which and why."""
 
 
 class Connection(asyncio.Protocol):
@@ -403,16 +474,16 @@ class Connection(asyncio.Protocol):
     the first byte of a request and stops when the request reaches the application (its head is
     complete; the body has --body-timeout)."""
 
-    def __init__(self, handler: web.RequestHandler, head_timeout: float,
-                 registry: dict[web.RequestHandler, Connection]) -> None:
+    def __init__(self, handler: web.RequestHandler, head_timeout: float, state: ServerState) -> None:
         self.handler = handler
         self.head_timeout = head_timeout
-        self._registry = registry
+        self._state = state
         self._between_requests = True
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._registry[self.handler] = self
+        self._state.connections[self.handler] = self
+        self._state.no_connections.clear()
         self.handler.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
@@ -432,7 +503,9 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
-        self._registry.pop(self.handler, None)
+        self._state.connections.pop(self.handler, None)
+        if not self._state.connections:
+            self._state.no_connections.set()
         self.handler.connection_lost(exc)
 
     def request_started(self) -> None:
@@ -506,9 +579,14 @@ async def serve_forever(
     # that never sends a ClientHello hold a connection that long whatever --idle-timeout says.
     # host "" is every address of both families (a socket each): on an IPv6-only or IPv6-first
     # cluster, the probes and the apiserver reach the pod at its IPv6 address.
-    listener = await loop.create_server(
-        lambda: Connection(protocol(), idle_timeout, state.connections), host or None, port,
-        ssl=tls.context, ssl_handshake_timeout=idle_timeout, backlog=128)
+    try:
+        listener = await loop.create_server(
+            lambda: Connection(protocol(), idle_timeout, state), host or None, port,
+            ssl=tls.context, ssl_handshake_timeout=idle_timeout, backlog=128)
+    except OSError as exc:
+        await runner.cleanup()
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise CannotListen(f"cannot listen on {_address((host, port))}: {reason}") from exc
     log.info("serving HTTPS on %s (certificates from %s)",
              ", ".join(_address(sock.getsockname()) for sock in listener.sockets), cert_dir)
     stop = asyncio.Event()
@@ -521,11 +599,18 @@ async def serve_forever(
     for task in tasks:
         task.cancel()
     # Stop accepting, then let every request already started finish, even one whose body is still
-    # arriving: aiohttp's own shutdown cuts those off.
+    # arriving: aiohttp's own shutdown cuts those off. Meanwhile each answer closes its connection, and
+    # kept-alive connections get CONNECTION_GRACE to carry their last request: aiohttp's shutdown
+    # would close them under a client writing its next one.
     log.info("stopping: draining %d request(s) in flight", state.in_flight)
+    state.draining = True
     listener.close()
+    drained_by = loop.time() + shutdown_timeout
+    if state.connections:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.no_connections.wait(), min(CONNECTION_GRACE, shutdown_timeout))
     if state.in_flight:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(state.idle.wait(), shutdown_timeout)
+            await asyncio.wait_for(state.idle.wait(), max(0.0, drained_by - loop.time()))
     await runner.cleanup()
     state.checks.shutdown(wait=False, cancel_futures=True)

@@ -135,7 +135,7 @@ def check_answer(status: int, body: bytes, uid: Any = None) -> None:
             assert response["status"].get("reason") != "InternalError", answer
     else:
         assert 400 <= status < 500, (status, body)
-        assert json.loads(body)["error"]
+        assert json.loads(body)["message"]
 
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

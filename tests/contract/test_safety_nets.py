@@ -76,5 +76,8 @@ async def test_an_error_outside_the_handler_is_a_json_500_without_a_traceback(
     text = await resp.text()
     assert "Traceback" not in text
     assert "a bug in the metrics" not in text
-    assert (await resp.json())["error"] == "internal error in multus-webhook; see its logs"
+    answer = await resp.json()
+    assert answer["kind"] == "Status"
+    assert answer["code"] == 500
+    assert answer["message"] == "internal error in multus-webhook; see its logs"
     assert any(r.exc_info and "a bug in the metrics" in str(r.exc_info[1]) for r in caplog.records)

@@ -10,6 +10,8 @@ import os
 import signal
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -127,14 +129,35 @@ def test_apiserver_timeout_query_is_accepted(client: Client) -> None:
 def test_malformed_requests_are_400_with_a_reason(client: Client, body: bytes, reason: str) -> None:
     status, answer = client.request("POST", "/validate", body)
     assert status == 400
-    assert reason in json.loads(answer)["error"]
+    status_body = json.loads(answer)
+    # A metav1.Status: the only body whose message client-go (the apiserver) passes on.
+    assert {k: status_body[k] for k in ("apiVersion", "kind", "status", "reason", "code")} == {
+        "apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": "BadRequest", "code": 400}
+    assert reason in status_body["message"]
     assert b"Traceback" not in answer
+
+
+def test_an_object_nested_too_deeply_to_read_is_denied_saying_why(client: Client) -> None:
+    """The apiserver accepts JSON nested 10,000 levels (a NetworkProfile's cni-args keeps any); orjson
+    stops at 1024. With the uid still found, the user gets a denial naming the limit, not the
+    apiserver's "failed calling webhook"."""
+    uid = "6a0e8d7e-1111-4aa0-9c1a-000000000002"
+    nested = b'{"a": ' * 1100 + b"1" + b"}" * 1100
+    body = json.dumps(review(uid=uid)).encode().replace(b'"spec": {', b'"deep": ' + nested + b', "spec": {')
+    status, answer = client.request("POST", "/validate", body)
+    assert status == 200, answer
+    response = json.loads(answer)["response"]
+    assert response["uid"] == uid
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 422
+    assert "nested more than 1024 levels deep" in response["status"]["message"]
 
 
 def test_wrong_content_type_is_415(client: Client) -> None:
     status, answer = client.request("POST", "/validate", json.dumps(review()).encode(), content_type="text/plain")
     assert status == 415
-    assert "application/json" in json.loads(answer)["error"]
+    assert json.loads(answer)["reason"] == "UnsupportedMediaType"
+    assert "application/json" in json.loads(answer)["message"]
 
 
 def test_body_over_7_mib_is_413(client: Client) -> None:
@@ -155,6 +178,25 @@ def test_health_readiness_and_metrics(client: Client) -> None:
     assert ('multus_webhook_requests_total{endpoint="/validate",kind="NetworkAttachmentDefinition",'
             'operation="CREATE",verdict="allow"}') in text
     assert 'multus_webhook_request_duration_seconds_bucket{endpoint="/validate"' in text
+    # Deadline answers come seconds after the request: buckets that tell 4s from 9s.
+    assert 'multus_webhook_request_duration_seconds_bucket{endpoint="/validate",le="10.0"}' in text
+    assert "\nprocess_resident_memory_bytes " in text
+    assert "\npython_info{" in text
+
+
+def test_error_answers_are_counted_by_endpoint_and_code(client: Client) -> None:
+    def count() -> float:
+        text = client.request("GET", "/metrics")[1].decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "multus_webhook_error_answers_total" and sample.labels == {
+                        "endpoint": "/mutate", "code": "415"}:
+                    return sample.value
+        return 0.0
+
+    before = count()
+    assert client.request("POST", "/mutate", b"{}", content_type="text/plain")[0] == 415
+    assert count() == before + 1
 
 
 def test_metrics_show_the_serving_certificate(client: Client, server: WebhookServer) -> None:
@@ -295,6 +337,75 @@ def test_sigterm_drains_the_request_in_flight_and_exits_0(tmp_path: Path) -> Non
     answer = json.loads(reply.split(b"\r\n\r\n", 1)[1])
     assert answer["response"]["allowed"] is True
     assert server.proc.wait(20) == 0
+
+
+def test_sigterm_lets_kept_alive_connections_end_after_an_answer(tmp_path: Path) -> None:
+    """The apiserver keeps its connections to the pod (reached through the Service) and writes its next
+    POST on one whenever it likes: after SIGTERM each answer says "Connection: close", and no connection
+    is closed under a client that is writing a request (a POST cut off so is a failed call,
+    kubernetes/kubernetes#127335)."""
+    server = WebhookServer(tmp_path)
+    server.start()
+    assert server.proc is not None
+    body = json.dumps(review()).encode()
+    ctx = ssl.create_default_context(cafile=str(server.ca_file))
+    lost: list[str] = []
+    answered = closing = 0
+    lock = threading.Lock()
+
+    def keep_sending() -> None:
+        nonlocal answered, closing
+        conn: http.client.HTTPSConnection | None = None
+        while True:
+            if conn is None:
+                conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ctx, timeout=10)
+                try:
+                    conn.connect()
+                except OSError:  # no longer listening: the client dials elsewhere
+                    return
+            try:
+                conn.request("POST", "/validate?timeout=5s", body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+            except (OSError, http.client.HTTPException) as exc:
+                with lock:
+                    lost.append(repr(exc))
+                return
+            with lock:
+                answered += 1
+                closing += resp.will_close
+            if resp.will_close:
+                conn.close()
+                conn = None
+
+    workers = [threading.Thread(target=keep_sending) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        eventually(lambda: answered >= 40, what="requests on kept-alive connections")
+        os.kill(server.proc.pid, signal.SIGTERM)
+        assert server.proc.wait(30) == 0
+    finally:
+        server.stop()
+        for worker in workers:
+            worker.join(30)
+    assert lost == []
+    assert closing >= len(workers)
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    certs_only = WebhookServer(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "webhook.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--cert-dir", str(certs_only.cert_dir)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"multus-webhook serve: cannot listen on 127.0.0.1:{port}: Address already in use")
 
 
 def test_patch_is_base64_json_patch(client: Client) -> None:

@@ -181,6 +181,40 @@ def test_each_warning_reaches_kubectl_whole(cluster: ControlPlane, ns: str) -> N
                    and w.endswith("[pod-networks-field-names]") for w in warnings), (i, result.stderr)
 
 
+def test_mutation_and_validation_warnings_together_reach_kubectl_whole(cluster: ControlPlane, ns: str) -> None:
+    """The apiserver records one request's warnings from every webhook together, and once they pass
+    4096 characters in all cuts every one of them to 256: /mutate's and /validate's shares fit beside
+    each other."""
+    # Warnings of about 330 characters: /validate's fill most of 4000, what one endpoint once took.
+    networks = json.dumps([{"name": "data", "interface": f"d{i}", f"typo-key-{i:03d}{'-x' * 17}y": "x"}
+                           for i in range(60)])
+    pinned = pod("pinned", ns, annotations={"k8s.v1.cni.cncf.io/networks": networks})
+    pinned["spec"]["nodeName"] = "node-a"
+    result = apply(cluster, pinned, extra=("--dry-run=server",))
+    warnings = [line.removeprefix("Warning: ") for line in result.stderr.splitlines() if line.startswith("Warning: ")]
+    assert ("spec.nodeName is set to 'node-a': the pod is not held back until Multus is ready on that node, and "
+            "may start without its secondary networks") in warnings, result.stderr
+    field_names = [w for w in warnings if " is not a field Multus reads" in w]
+    assert field_names, result.stderr
+    assert all(w.endswith("[pod-networks-field-names]") for w in field_names), result.stderr
+    # /validate had more to say than its share: the rest is counted, not sent.
+    assert any(w.endswith("more warning(s) left out") for w in warnings), result.stderr
+
+
+def test_a_profile_nested_too_deeply_to_read_is_denied_saying_why(cluster: ControlPlane, ns: str) -> None:
+    """cni-args keeps any JSON, and the apiserver reads 10,000 levels of it; the webhook's reader stops
+    at 1024, and says so rather than leaving the user the apiserver's "failed calling webhook"."""
+    profile = json.dumps({"apiVersion": "multus-webhook.io/v1alpha1", "kind": "NetworkProfile",
+                          "metadata": {"name": "deep", "namespace": ns},
+                          "spec": {"networks": [{"name": "data", "interface": "d0", "cni-args": "NESTED"}]}})
+    # Written out: Python's json module stops short of this depth.
+    result = cluster.kubectl("create", "-f", "-", check=False,
+                             input=profile.replace('"NESTED"', '{"a": ' * 1100 + "1" + "}" * 1100))
+    assert result.returncode == 1
+    assert 'admission webhook "networkprofiles.multus-webhook.io" denied the request' in result.stderr, result.stderr
+    assert "nested more than 1024 levels deep" in result.stderr, result.stderr
+
+
 def test_pod_with_a_missing_profile_is_refused(cluster: ControlPlane, ns: str) -> None:
     result = apply(cluster, pod("p", ns, labels={"multus-webhook.io/network-profile": "absent"}), check=False)
     assert result.returncode == 1

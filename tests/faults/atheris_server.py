@@ -87,7 +87,7 @@ def main() -> None:
             assert response.get("status", {}).get("code") != 500, answer
         else:
             assert 400 <= status < 500, (status, answer)
-            assert json.loads(answer)["error"], answer
+            assert json.loads(answer)["message"], answer
 
     atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()

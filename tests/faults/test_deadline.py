@@ -133,13 +133,16 @@ def test_a_body_still_arriving_at_the_deadline_gets_the_policy_verdict_in_time(s
     assert 1.5 <= took < BODY_TIMEOUT
     assert 'multus_webhook_deadline_answers_total{endpoint="/validate",stage="body"} 1.0' in metric(
         strict, "multus_webhook_deadline_answers_total")
+    # An admission request answered like any other: its kind and operation were never read.
+    assert 'multus_webhook_requests_total{endpoint="/validate",kind="other",operation="",verdict="deny"} 1.0' in metric(
+        strict, "multus_webhook_requests_total")
 
 
 def test_a_body_without_a_uid_at_the_deadline_is_a_408(strict: WebhookServer) -> None:
     status, answer, took = post(strict, "/validate?timeout=1s", b'{"kind": "AdmissionReview"' + b" " * 100,
                                 send_only=30)
     assert status == 408
-    waited = re.fullmatch(r"request body not received within ([0-9.]+)s", answer["error"])
+    waited = re.fullmatch(r"request body not received within ([0-9.]+)s", answer["message"])
     assert waited is not None, answer
     # The server's own measure: the 1s less its margin (a quarter of it), counted from the request head,
     # less the moment it took to get to the body; the body timeout (10s) would read 10.

@@ -13,10 +13,15 @@ import orjson
 from webhook.admission.review import API_VERSION
 from webhook.text import printable
 
-# The apiserver keeps 4096 characters of warnings per request in all (from every webhook), and past
-# that cuts each to 256; a message is kept whole while it fits under the first limit, and one so long
-# that it would not fit (a huge key quoted) is cut by us, where it says so.
-WARNINGS_TOTAL = 4000
+# The apiserver keeps one warning recorder per API request, for every webhook it calls: past 4096
+# characters of warnings in all, it cuts every one of them to 256 (k8s.io/apiserver
+# pkg/endpoints/filters/warning.go: truncateAtTotalRunes, truncateItemRunes). A pod goes through both
+# /mutate and /validate, so each has a share, and the two shares with a "... left out" line each (under
+# 48 characters) stay within 4096. /validate has most: it has most to say. A message is kept whole
+# while it fits in its share, and one so long that it would not fit (a huge key quoted) is cut by us,
+# where it says so.
+VALIDATE_WARNINGS = 2800
+MUTATE_WARNINGS = 1200
 WARNING_LONGEST = 1000
 
 
@@ -50,16 +55,16 @@ def errored(message: str, code: int = 400) -> Response:
     return Response(False, code=code, message=message, reason="BadRequest" if code == 400 else "InternalError")
 
 
-def fit_warnings(warnings: Iterable[str]) -> list[str]:
+def fit_warnings(warnings: Iterable[str], share: int) -> list[str]:
     """One warning per message, never split: the apiserver records a warning text once per request
     (a line two wrapped messages share was dropped from the second, cutting it short) and drops a
-    warning with a control character in it, so those are escaped. Stops before the apiserver's total
-    limit, saying how many were left out."""
+    warning with a control character in it, so those are escaped. Stops before ``share`` characters
+    (the endpoint's share of the apiserver's total), saying how many were left out."""
     fitted: list[str] = []
     total = 0
     pending = list(dict.fromkeys(_shortened(printable(w)) for w in warnings))
     for i, warning in enumerate(pending):
-        if total + len(warning) > WARNINGS_TOTAL:
+        if total + len(warning) > share:
             fitted.append(f"... {len(pending) - i} more warning(s) left out")
             break
         fitted.append(warning)
@@ -85,5 +90,5 @@ def to_review(uid: str, response: Response, *, mutating: bool) -> dict[str, Any]
         body["patchType"] = "JSONPatch"
         body["patch"] = base64.b64encode(orjson.dumps(list(response.patch))).decode()
     if response.warnings:
-        body["warnings"] = fit_warnings(response.warnings)
+        body["warnings"] = fit_warnings(response.warnings, MUTATE_WARNINGS if mutating else VALIDATE_WARNINGS)
     return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": body}

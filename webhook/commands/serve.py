@@ -31,7 +31,15 @@ from webhook.controller.controller import Controller, ControllerConfig
 from webhook.documents import DocumentError
 from webhook.kube import status_message
 from webhook.rules import Policy, PolicyError, registered
-from webhook.server import BODY_TIMEOUT, DEADLINE, DEADLINE_MARGIN, IDLE_TIMEOUT, ServerState, serve_forever
+from webhook.server import (
+    BODY_TIMEOUT,
+    DEADLINE,
+    DEADLINE_MARGIN,
+    IDLE_TIMEOUT,
+    CannotListen,
+    ServerState,
+    serve_forever,
+)
 from webhook.tls import new_context
 
 log = logging.getLogger(__name__)
@@ -246,6 +254,9 @@ def run(args: argparse.Namespace) -> int:
                                           ca_bundle_interval=dt.timedelta(seconds=args.ca_bundle_check_interval))]
             if certificates is not None else [],
         ))
+    except CannotListen as exc:
+        print(f"multus-webhook serve: {exc}", file=sys.stderr)
+        return 2
     finally:
         stop_controller.set()
         if live is not None:
