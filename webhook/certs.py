@@ -20,6 +20,9 @@ from webhook.atomicfile import write_atomic
 MAX_COMMON_NAME = 64
 CA_VALIDITY = dt.timedelta(days=5 * 365)
 LEAF_VALIDITY = dt.timedelta(days=365)
+#: The Common Name of the CAs this program makes (``certs`` and --self-managed-certs alike).
+CA_COMMON_NAME = "multus-webhook-ca"
+CA_NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_COMMON_NAME)])
 # Clocks of the apiserver and the webhook host may disagree slightly.
 BACKDATE = dt.timedelta(minutes=5)
 
@@ -52,7 +55,7 @@ def key_pair(cert_pem: bytes, key_pem: bytes) -> KeyPair:
     return KeyPair(cert, key)
 
 
-def new_ca(common_name: str = "multus-webhook-ca", validity: dt.timedelta = CA_VALIDITY,
+def new_ca(common_name: str = CA_COMMON_NAME, validity: dt.timedelta = CA_VALIDITY,
            now: dt.datetime | None = None) -> KeyPair:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -159,14 +162,25 @@ class CertsExist(FileExistsError):
 def write_tls_files(out: Path, ca_pem: bytes, leaf: KeyPair | None, ca: KeyPair | None = None) -> None:
     """Write ``ca_pem`` as ca.crt, with ``ca`` its key as ca.key (0600), and ``leaf`` as tls.crt and
     tls.key (0600) into ``out``, each by atomic rename. Each key is written before its certificate, so
-    that a reader that sees a new certificate finds its key already there."""
+    that a reader that sees a new certificate finds its key already there. A file that already holds
+    what it would get is left alone: each rename is a new inode, and the server would load (and log)
+    the same certificate again at every hourly check."""
     out.mkdir(parents=True, exist_ok=True)
     if ca is not None:
-        write_atomic(out / "ca.key", ca.key_pem, 0o600)
-    write_atomic(out / "ca.crt", ca_pem)
+        _write_changed(out / "ca.key", ca.key_pem, 0o600)
+    _write_changed(out / "ca.crt", ca_pem)
     if leaf is not None:
-        write_atomic(out / "tls.key", leaf.key_pem, 0o600)
-        write_atomic(out / "tls.crt", leaf.cert_pem)
+        _write_changed(out / "tls.key", leaf.key_pem, 0o600)
+        _write_changed(out / "tls.crt", leaf.cert_pem)
+
+
+def _write_changed(path: Path, data: bytes, mode: int = 0o644) -> None:
+    try:
+        if path.read_bytes() == data:
+            return
+    except FileNotFoundError:
+        pass
+    write_atomic(path, data, mode)
 
 
 def write_bundle(out: Path, ca: KeyPair, leaf: KeyPair, *, force: bool = False) -> None:
