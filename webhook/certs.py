@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,15 +136,33 @@ def issue(
     return KeyPair(builder.sign(ca.key, hashes.SHA256()), key)
 
 
+#: What a DNS name in a certificate can hold for a name a client dials: letters, digits, '-', '.', a
+#: wildcard '*', and '_', which is no hostname character but resolves and Go's crypto/x509 matches.
+_DNS_CHARACTERS = re.compile(r"[A-Za-z0-9._*-]+")
+
+
 def dns_name(name: str) -> str:
     """``name`` as a certificate's DNS name holds it: ASCII, an internationalised name in its IDNA form.
-    ValueError when it cannot be one."""
+    ValueError when it cannot be one, or is one no client matches the name it dials against."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    else:
+        # Clients match an address against the IP SANs only.
+        raise ValueError(f"{name!r} is an IP address: give it with --ip")
+    if name.endswith("."):
+        # Go's crypto/x509 (the apiserver's client) never matches a SAN ending in a dot. Refused rather
+        # than stripped: the name written in the certificate is then the one given.
+        raise ValueError(f"{name!r} ends with a dot, which clients never match: write it without")
     try:
         ascii_name = name.encode("idna").decode("ascii")
     except UnicodeError as exc:
         raise ValueError(f"{name!r} is not a DNS name: {exc}") from None
     if not ascii_name or len(ascii_name) > 253:
         raise ValueError(f"{name!r} is not a DNS name: 1 to 253 characters")
+    if not _DNS_CHARACTERS.fullmatch(ascii_name):
+        raise ValueError(f"{name!r} is not a DNS name: letters, digits, '-', '_', '.' and '*' only")
     return ascii_name
 
 

@@ -192,6 +192,28 @@ def test_certs_rejects_a_bad_dns_name_naming_the_option(tmp_path: Path, capsys: 
     assert not (tmp_path / "tls.crt").exists()
 
 
+@pytest.mark.parametrize(("name", "said"), [
+    ("multus-webhook.ns.svc.", "--dns 'multus-webhook.ns.svc.' ends with a dot, which clients never match"),
+    ("10.0.0.1", "--dns '10.0.0.1' is an IP address: give it with --ip"),
+    ("fd00::1", "--dns 'fd00::1' is an IP address: give it with --ip"),
+    ("foo bar.svc", "--dns 'foo bar.svc' is not a DNS name: letters, digits"),
+    ("a/b.svc", "--dns 'a/b.svc' is not a DNS name: letters, digits"),
+])
+def test_certs_rejects_a_dns_name_no_client_matches_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, said: str) -> None:
+    """The apiserver (Go's crypto/x509) matches none of these against the name it dials: a certificate
+    holding them would be refused, long after the command that made it."""
+    assert main(["certs", "--out", str(tmp_path), "--dns", name]) == 2
+    err = capsys.readouterr().err
+    assert said in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "tls.crt").exists()
+
+
+def test_certs_takes_a_wildcard_and_an_underscore(tmp_path: Path) -> None:
+    assert main(["certs", "--out", str(tmp_path), "--dns", "*.ns.svc", "--dns", "a_b.example"]) == 0
+
+
 def test_certificates_are_made_at_the_clock_they_are_given() -> None:
     """The self-managed renewal decides with an injected clock: what it issues must agree with it."""
     from webhook.certmanager import Settings, issue_bundle
