@@ -151,6 +151,30 @@ def test_new_ca_will_not_take_names_for_the_certificate_it_keeps(
     assert (tmp_path / "ca.crt").read_bytes() == before
 
 
+@pytest.mark.parametrize("names", [[], ["--dns", "x.example"]])
+def test_force_with_new_ca_is_refused_saying_the_order(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], names: list[str]) -> None:
+    """Together, --force would seem to replace the serving certificate (--new-ca keeps it), and the
+    --dns refusal would tell to pass the --force already passed."""
+    assert main(["certs", "--out", str(tmp_path), "--ip", "127.0.0.1"]) == 0
+    before = {name: (tmp_path / name).read_bytes() for name in ("ca.crt", "ca.key", "tls.crt")}
+    capsys.readouterr()
+    assert main(["certs", "--out", str(tmp_path), "--force", "--new-ca", *names]) == 2
+    assert "run --new-ca, put the caBundle it prints into both webhook configurations, then --force" \
+        in capsys.readouterr().err
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+
+
+def test_certs_names_the_file_it_cannot_read_or_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "tls.crt").mkdir()
+    assert main(["certs", "--out", str(tmp_path), "--force"]) == 2
+    assert f"cannot read {tmp_path}/tls.crt: Is a directory" in capsys.readouterr().err
+    (tmp_path / "tls.crt").rmdir()
+    (tmp_path / "tls.key").mkdir()
+    assert main(["certs", "--out", str(tmp_path), "--force"]) == 2
+    assert f"cannot write {tmp_path}/tls.key: Is a directory" in capsys.readouterr().err
+
+
 def test_force_without_the_ca_key_makes_a_new_ca_and_says_so(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A directory written before ca.key was kept: the CA cannot sign, the old one stays trusted."""
