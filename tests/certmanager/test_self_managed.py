@@ -441,13 +441,13 @@ def test_a_replaced_ca_removed_by_hand_is_not_added_back(
     assert ca_bundles(controlplane, configurations) == [canonical_ca_bundle([rotated.ca.cert])] * 4
 
 
-def test_the_previous_ca_leaves_the_secret_once_no_certificate_it_signed_can_be_valid(
-        controlplane: ControlPlane, api: client.ApiClient, namespace: str, tmp_path: Path,
+def test_the_previous_ca_leaves_the_secret_and_the_ca_bundle_once_no_certificate_it_signed_can_be_valid(
+        controlplane: ControlPlane, api: client.ApiClient, namespace: str, configurations: str, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:
     """The Secret's CA changed a serving certificate's life ago (its own serving certificate was
     renewed since): every certificate the previous CA signed has expired, so the Secret stops
-    carrying it and a replica started later does not trust it."""
-    settings = Settings(namespace=namespace)
+    carrying it, a replica started later does not trust it, and it leaves the caBundle."""
+    settings = Settings(namespace=namespace, webhook_configuration=configurations)
     previous = certs.new_ca(now=NOW - dt.timedelta(days=400))
     ca = certs.new_ca(now=NOW - certs.LEAF_VALIDITY - dt.timedelta(minutes=10))
     leaf = certs.issue(ca, "x", dns_names=settings.dns_names, now=NOW - dt.timedelta(days=10))
@@ -455,11 +455,13 @@ def test_the_previous_ca_leaves_the_secret_once_no_certificate_it_signed_can_be_
     controlplane.kubectl("create", "-f", "-", input=json.dumps({
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": settings.secret_name, "namespace": namespace},
         "type": "kubernetes.io/tls", "data": old.secret_data()}))
+    remove_from_ca_bundles(controlplane, configurations, [previous.cert, ca.cert])
     caplog.set_level(logging.INFO, logger="multus-webhook.certmanager")
-    kept = SelfManagedCertificates(api, settings, tmp_path).ensure_secret()
+    kept = SelfManagedCertificates(api, settings, tmp_path).ensure()
     assert (kept.ca.cert, kept.leaf.cert, kept.previous_ca_pem) == (ca.cert, leaf.cert, b"")
     assert "ca-previous.crt" not in secret_data(controlplane, namespace, settings.secret_name)
     assert any("dropped that CA" in r.getMessage() for r in caplog.records)
+    assert ca_bundles(controlplane, configurations) == [canonical_ca_bundle([ca.cert])] * 4
     # A day earlier a certificate the previous CA signed could still be valid: it stays.
     day_before = SelfManagedCertificates(api, settings, tmp_path, clock=lambda: NOW - dt.timedelta(days=1))
     controlplane.kubectl("delete", "secret", "-n", namespace, settings.secret_name)
