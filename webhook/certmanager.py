@@ -213,9 +213,7 @@ class SelfManagedCertificates:
         apiserver learns of the change through its informers). Until the files are replaced the
         certificate served until now must stay trusted too."""
         bundle = self.ensure_secret()
-        served = self._served_ca()
-        if self.patch_ca_bundles(bundle, [] if served is None else [served]) and settle \
-                and self._serving() != bundle.leaf.cert_pem:
+        if self.patch_ca_bundles(bundle, self._served_ca()) and settle and self._serving() != bundle.leaf.cert_pem:
             time.sleep(settle)
         self.write_files(bundle)
         self.bundle = bundle
@@ -306,9 +304,9 @@ class SelfManagedCertificates:
     def write_files(self, bundle: Bundle) -> None:
         certs.write_tls_files(self.cert_dir, bundle.ca_bundle_pem, bundle.leaf)
 
-    def patch_ca_bundles(self, bundle: Bundle, served: list[x509.Certificate] | None = None) -> bool:
-        """Make every webhook of our two configurations trust ``bundle``'s CA and the CAs ``served``
-        (of the certificate served until ``bundle``'s is written). The other still valid CAs a caBundle
+    def patch_ca_bundles(self, bundle: Bundle, served: x509.Certificate | None = None) -> bool:
+        """Make every webhook of our two configurations trust ``bundle``'s CA and the CA ``served``
+        under until ``bundle``'s certificate is written. The other still valid CAs a caBundle
         has stay: another replica may serve under a CA this one has not read (it renewed since, or a
         new pod made a new Secret after the old was deleted), and a caBundle without it fails that
         replica's share of requests. That replica puts its own CA back, so this one does not add
@@ -316,7 +314,7 @@ class SelfManagedCertificates:
         A JSON patch that tests each webhook's name and caBundle as read, so that a concurrent edit
         fails it (then it is read again) instead of undoing the other's. True when something was
         patched."""
-        required = [bundle.ca.cert, *(served or [])]
+        required = [bundle.ca.cert, *([served] if served is not None else [])]
         kept = required + _still_valid(bundle.previous_ca_pem, self.clock())
         name = self.settings.webhook_configuration
         changed = False
