@@ -7,9 +7,11 @@ and exactly one create wins (the others get 409 Conflict and read the winner's).
 update with the resourceVersion that was read, so two replicas renewing together also agree on one.
 
 The CA key is kept in the Secret (``ca.key``) so that a renewed serving certificate is signed by the
-same CA and the caBundle does not change. When the CA itself is renewed, the previous CA stays in the
-caBundle (``ca-previous.crt``) until it expires, so replicas still serving the old certificate are
-trusted during the roll-over.
+same CA and the caBundle does not change. When the CA itself changes, the Secret keeps the previous
+CA (``ca-previous.crt``) while a serving certificate it signed may still be valid. Each replica puts
+into the caBundle only the current CA and the CA of the certificate it serves: a replica still
+serving under the previous CA keeps that one trusted itself, and once none does, an administrator
+who removes it from the caBundle is not overruled.
 
 The caBundle is checked far more often than the Secret (``CA_BUNDLE_CHECK_INTERVAL``, two GETs): a
 webhook configuration deleted and applied again (``kubectl delete -f`` and ``apply -f``, a GitOps
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -49,6 +52,8 @@ CHECK_INTERVAL = dt.timedelta(hours=1)
 #: How often the webhook configurations' caBundle is checked between two looks at the Secret.
 CA_BUNDLE_CHECK_INTERVAL = dt.timedelta(seconds=30)
 RETRY_INTERVAL = dt.timedelta(minutes=1)
+#: How many check intervals after a newer CA of ours appeared an older one is taken out of the caBundle.
+SUPERSEDED_AFTER_CHECKS = 2
 #: How long a changed caBundle is given to reach the apiserver's webhook clients before a certificate
 #: from the new CA is served.
 CA_BUNDLE_SETTLE = dt.timedelta(seconds=5)
@@ -111,6 +116,15 @@ def _still_valid(pem: bytes, now: dt.datetime) -> list[x509.Certificate]:
     return [c for c in _certificates(pem) if c.not_valid_after_utc > now]
 
 
+def _signed(cert: x509.Certificate, by: x509.Certificate) -> bool:
+    """Whether ``by`` signed ``cert``. All our CAs have the same name: the signature tells them apart."""
+    try:
+        cert.verify_directly_issued_by(by)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
 def _pem(found: list[x509.Certificate]) -> bytes:
     return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in found)
 
@@ -133,10 +147,7 @@ def renewal_reason(bundle: Bundle, settings: Settings, now: dt.datetime) -> str 
         return f"the CA expires on {ca.not_valid_after_utc:%Y-%m-%d}"
     if leaf.not_valid_after_utc - now < settings.leaf_renew_before:
         return f"the serving certificate expires on {leaf.not_valid_after_utc:%Y-%m-%d}"
-    try:
-        # All our CAs have the same name: the signature tells them apart.
-        leaf.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature):
+    if not _signed(leaf, ca):
         return "the serving certificate was not issued by the CA"
     try:
         names = set(leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -148,53 +159,75 @@ def renewal_reason(bundle: Bundle, settings: Settings, now: dt.datetime) -> str 
     return None
 
 
-def issue_bundle(settings: Settings, previous: Bundle | None, now: dt.datetime, served_cas: bytes = b"") -> Bundle:
+def _previous_while_its_leaves_live(previous_pem: bytes, ca: x509.Certificate, now: dt.datetime) -> bytes:
+    """The still valid CAs of ``previous_pem`` while a serving certificate they signed may be valid:
+    every such certificate was issued before ``ca``, which replaced them, so none outlives ``ca``'s
+    start by more than a serving certificate's life. After that the Secret stops carrying them."""
+    if now >= ca.not_valid_before_utc + certs.BACKDATE + certs.LEAF_VALIDITY:
+        return b""
+    return _pem(_still_valid(previous_pem, now))
+
+
+def issue_bundle(settings: Settings, previous: Bundle | None, now: dt.datetime, served_ca: bytes = b"") -> Bundle:
     """A new serving certificate, signed by the previous CA while that one has time left. Without a
-    previous bundle (the Secret was deleted or spoiled), ``served_cas``, the CAs of what this replica
-    serves now, stay trusted beside the new CA: until the new files are in place, the apiserver must
-    still accept the certificate being served."""
+    previous bundle (the Secret was deleted or spoiled), ``served_ca``, the CA of the certificate this
+    replica serves now, is kept as the previous CA: until the new files are in place, the apiserver
+    must still accept the certificate being served."""
     if previous is not None and previous.ca.cert.not_valid_after_utc - now >= settings.ca_renew_before:
-        ca, previous_ca_pem = previous.ca, _pem(_still_valid(previous.previous_ca_pem, now))
+        ca = previous.ca
+        previous_ca_pem = _previous_while_its_leaves_live(previous.previous_ca_pem, ca.cert, now)
     else:
         ca = certs.new_ca(now=now)
         # Keep trusting the CA being replaced while it is still valid.
         still_valid = previous is not None and previous.ca.cert.not_valid_after_utc > now
-        previous_ca_pem = previous.ca.cert_pem if previous is not None and still_valid else served_cas
+        previous_ca_pem = previous.ca.cert_pem if previous is not None and still_valid else served_ca
     leaf = certs.issue(ca, settings.dns_names[-2], dns_names=settings.dns_names, now=now)
     return Bundle(ca, leaf, previous_ca_pem)
 
 
+def _ours(c: x509.Certificate) -> bool:
+    """Whether ``c`` is a CA as certs.new_ca makes them: self-signed, under our CA name."""
+    return c.subject == c.issuer == certs.CA_NAME
+
+
 class SelfManagedCertificates:
     """Call ``ensure()`` once before serving (the cert dir then holds the files), then run ``run()``
-    next to the server to renew before expiry."""
+    next to the server to renew before expiry. ``check_interval`` is how often the Secret is read,
+    by this replica and, as they run from one Deployment, by the others."""
 
     def __init__(self, api: client.ApiClient, settings: Settings, cert_dir: Path,
-                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+                 check_interval: dt.timedelta = CHECK_INTERVAL) -> None:
         self.api = api
         self.secrets = f"/api/v1/namespaces/{settings.namespace}/secrets"
         self.settings = settings
         self.cert_dir = cert_dir
         self.clock = clock
+        self.check_interval = check_interval
         #: What the last ensure() left in the cert dir: the CAs the caBundle must hold for it.
         self.bundle: Bundle | None = None
 
     def ensure(self, settle: float = 0.0) -> Bundle:
         """The caBundle before the files: a certificate from a new CA is served only once the webhook
         configurations trust that CA, and, when they had to be changed, ``settle`` seconds later (the
-        apiserver learns of the change through its informers)."""
+        apiserver learns of the change through its informers). Until the files are replaced the
+        certificate served until now must stay trusted too."""
         bundle = self.ensure_secret()
-        if self.patch_ca_bundles(bundle.ca_bundle_pem) and settle and self._serving() != bundle.leaf.cert_pem:
+        if self.patch_ca_bundles(bundle, self._served_ca()) and settle and self._serving() != bundle.leaf.cert_pem:
             time.sleep(settle)
         self.write_files(bundle)
         self.bundle = bundle
         return bundle
 
-    def _served_cas(self) -> bytes:
-        """The still valid CAs in the cert dir's ca.crt (PEM), b"" when there are none."""
+    def _served_ca(self) -> x509.Certificate | None:
+        """The still valid CA in the cert dir's ca.crt that signed its tls.crt, None when there is none.
+        Only that one: the other CAs of ca.crt may be long out of use."""
         try:
-            return _pem(_still_valid((self.cert_dir / "ca.crt").read_bytes(), self.clock()))
+            leaf = _certificates((self.cert_dir / "tls.crt").read_bytes())
+            cas = _still_valid((self.cert_dir / "ca.crt").read_bytes(), self.clock())
         except OSError:
-            return b""
+            return None
+        return next((c for c in cas if leaf and _signed(leaf[0], c)), None)
 
     def _serving(self) -> bytes:
         try:
@@ -206,40 +239,58 @@ class SelfManagedCertificates:
         """The bundle in the Secret: created when missing, renewed when due; a lost race reads the
         winner's."""
         s = self.settings
+        name = f"{s.namespace}/{s.secret_name}"
+        served = self._served_ca()
+        served_pem = b"" if served is None else _pem([served])
         for _ in range(5):
             secret = self._read()
             if secret is None:
-                bundle = issue_bundle(s, None, self.clock(), self._served_cas())
+                bundle = issue_bundle(s, None, self.clock(), served_pem)
                 try:
                     request(self.api, "POST", self.secrets, body={
                         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls", "data": bundle.secret_data(),
                         "metadata": {"name": s.secret_name, "labels": {
                             "app.kubernetes.io/name": "multus-webhook",
                             "app.kubernetes.io/managed-by": "multus-webhook"}}})
-                    log.info("created the CA and serving certificate in Secret %s/%s", s.namespace, s.secret_name)
+                    log.info("created the CA and serving certificate in Secret %s", name)
                     return bundle
                 except ApiException as exc:
                     if exc.status != 409:
                         raise
                     continue  # another replica created it first: read theirs
+            now = self.clock()
             current = Bundle.from_secret_data(secret.get("data"))
-            reason = "the Secret holds no usable certificate" if current is None else renewal_reason(
-                current, s, self.clock())
-            if current is not None and reason is None:
-                return current
-            renewed = issue_bundle(s, current, self.clock(), self._served_cas() if current is None else b"")
+            reason: str | None
+            if current is None:
+                reason = "the Secret holds no usable certificate"
+                if self.bundle is not None:
+                    # Our replicas never write an unusable Secret, and this one read a usable one at its
+                    # last look: someone else writes it, and each time they do a new CA is made.
+                    log.warning("Secret %s no longer holds the certificates this replica read from it at its "
+                                "last check (CA made %s): something else writes it, such as a cert-manager "
+                                "Certificate or a GitOps tool still managing it; each time, a new CA is made",
+                                name, f"{self.bundle.ca.cert.not_valid_before_utc:%Y-%m-%d %H:%M}")
+                renewed = issue_bundle(s, None, now, served_pem)
+            elif (reason := renewal_reason(current, s, now)) is not None:
+                renewed = issue_bundle(s, current, now)
+            else:
+                renewed = dataclasses.replace(current, previous_ca_pem=_previous_while_its_leaves_live(
+                    current.previous_ca_pem, current.ca.cert, now))
+                if renewed.previous_ca_pem == current.previous_ca_pem:
+                    return current
+                reason = "no serving certificate the previous CA signed is valid any more: dropped that CA"
             secret["data"] = renewed.secret_data()
             secret["type"] = secret.get("type") or "kubernetes.io/tls"
             try:
                 # PUT carries the resourceVersion read: a replica that renewed in between makes it fail (409).
                 request(self.api, "PUT", f"{self.secrets}/{s.secret_name}", body=secret)
-                log.info("renewed the certificates in Secret %s/%s: %s", s.namespace, s.secret_name, reason)
+                log.info("renewed the certificates in Secret %s: %s", name, reason)
                 return renewed
             except ApiException as exc:
                 if exc.status != 409:
                     raise
                 # Another replica renewed it between our read and our update: read again.
-        raise RuntimeError(f"Secret {s.namespace}/{s.secret_name} kept changing; giving up for now")
+        raise RuntimeError(f"Secret {name} kept changing; giving up for now")
 
     def _read(self) -> dict[str, Any] | None:
         try:
@@ -253,13 +304,18 @@ class SelfManagedCertificates:
     def write_files(self, bundle: Bundle) -> None:
         certs.write_tls_files(self.cert_dir, bundle.ca_bundle_pem, bundle.leaf)
 
-    def patch_ca_bundles(self, ca_bundle_pem: bytes) -> bool:
-        """Make every webhook of our two configurations trust the CAs of ``ca_bundle_pem``, keeping
-        the still valid CAs their caBundle has: another replica may serve under a CA this one has not
-        read (it renewed since, or a new pod made a new Secret after the old was deleted), and a
-        caBundle without it fails that replica's share of requests. A JSON patch that tests each
-        webhook's name and caBundle as read, so that a concurrent edit fails it (then it is read
-        again) instead of undoing the other's. True when something was patched."""
+    def patch_ca_bundles(self, bundle: Bundle, served: x509.Certificate | None = None) -> bool:
+        """Make every webhook of our two configurations trust ``bundle``'s CA and the CA ``served``
+        under until ``bundle``'s certificate is written. The other still valid CAs a caBundle
+        has stay: another replica may serve under a CA this one has not read (it renewed since, or a
+        new pod made a new Secret after the old was deleted), and a caBundle without it fails that
+        replica's share of requests. That replica puts its own CA back, so this one does not add
+        ``bundle``'s previous CA: once no replica serves under it, it can be removed by hand for good.
+        A JSON patch that tests each webhook's name and caBundle as read, so that a concurrent edit
+        fails it (then it is read again) instead of undoing the other's. True when something was
+        patched."""
+        required = [bundle.ca.cert, *([served] if served is not None else [])]
+        kept = required + _still_valid(bundle.previous_ca_pem, self.clock())
         name = self.settings.webhook_configuration
         changed = False
         for kind, plural in (("ValidatingWebhookConfiguration", "validatingwebhookconfigurations"),
@@ -267,7 +323,7 @@ class SelfManagedCertificates:
             path = f"/apis/admissionregistration.k8s.io/v1/{plural}/{name}"
             for attempt in range(5):
                 config: dict[str, Any] = request(self.api, "GET", path)
-                ops = self._ca_bundle_ops(config, ca_bundle_pem)
+                ops = self._ca_bundle_ops(config, required, kept)
                 if not ops:
                     break
                 try:
@@ -281,12 +337,26 @@ class SelfManagedCertificates:
                 break
         return changed
 
-    def _ca_bundle_ops(self, config: dict[str, Any], ca_bundle_pem: bytes) -> list[dict[str, Any]]:
-        """A webhook's caBundle is rewritten only when one of our CAs is missing from it or it holds an
-        expired CA that is not ours, never for its order alone: a replica that still trusts fewer CAs
-        than another must not undo the other's bundle at every check (the other would put it back)."""
+    def _superseded(self, ca: x509.Certificate, known: list[x509.Certificate], now: dt.datetime) -> bool:
+        """Whether no replica can still be serving under ``ca``, one of our CAs: a newer CA of ours was
+        made (it is in the caBundle, so it was the Secret's at that moment) more than
+        SUPERSEDED_AFTER_CHECKS check intervals ago. A replica reads the Secret at every check and
+        serves what it read, so by then every replica serves under that CA or a later one. This keeps
+        the caBundle bounded when something keeps spoiling the Secret (each time, a new CA), without
+        taking out the CA of a replica that has not had its next look yet. A replica that could not
+        read the Secret for that long (while it could still write the caBundle) puts its CA back at
+        its next caBundle check."""
+        made_before = now - SUPERSEDED_AFTER_CHECKS * self.check_interval - certs.BACKDATE
+        return _ours(ca) and any(
+            _ours(c) and ca.not_valid_before_utc < c.not_valid_before_utc < made_before for c in known)
+
+    def _ca_bundle_ops(self, config: dict[str, Any], required: list[x509.Certificate],
+                       kept: list[x509.Certificate]) -> list[dict[str, Any]]:
+        """A webhook's caBundle is rewritten only when a ``required`` CA is missing from it or it holds
+        a CA to go (expired, or one of ours superseded) that is not ``kept``, never for its order
+        alone: a replica that still trusts fewer CAs than another must not undo the other's bundle at
+        every check (the other would put it back)."""
         now = self.clock()
-        ours = _still_valid(ca_bundle_pem, now) or x509.load_pem_x509_certificates(ca_bundle_pem)
         ops: list[dict[str, Any]] = []
         for i, hook in enumerate(config.get("webhooks") or []):
             current = hook.get("clientConfig", {}).get("caBundle")
@@ -294,11 +364,12 @@ class SelfManagedCertificates:
                 present = _certificates(base64.b64decode(current or ""))
             except ValueError:
                 present = []
-            missing = [c for c in ours if c not in present]
-            expired = [c for c in present if c.not_valid_after_utc <= now and c not in ours]
-            if current is not None and not missing and not expired:
+            missing = [c for c in required if c not in present]
+            gone = [c for c in present if c not in kept and (
+                c.not_valid_after_utc <= now or self._superseded(c, present + required, now))]
+            if current is not None and not missing and not gone:
                 continue
-            value = canonical_ca_bundle(ours + [c for c in present if c.not_valid_after_utc > now])
+            value = canonical_ca_bundle(required + [c for c in present if c not in gone])
             if current == value:
                 continue
             ops.append({"op": "test", "path": f"/webhooks/{i}/name", "value": hook["name"]})
@@ -308,19 +379,18 @@ class SelfManagedCertificates:
             ops.append({"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": value})
         return ops
 
-    async def run(self, stop: asyncio.Event, interval: dt.timedelta = CHECK_INTERVAL,
-                  settle: dt.timedelta = CA_BUNDLE_SETTLE,
+    async def run(self, stop: asyncio.Event, settle: dt.timedelta = CA_BUNDLE_SETTLE,
                   ca_bundle_interval: dt.timedelta = CA_BUNDLE_CHECK_INTERVAL) -> None:
-        """ensure() every ``interval`` (sooner after a failure) until ``stop`` is set; in between, every
-        ``ca_bundle_interval``, that the webhook configurations still trust what is served (two GETs,
-        a PATCH when one lost its caBundle)."""
+        """ensure() every check interval (sooner after a failure) until ``stop`` is set; in between,
+        every ``ca_bundle_interval``, that the webhook configurations still trust what is served (two
+        GETs, a PATCH when one lost its caBundle)."""
         loop = asyncio.get_running_loop()
         next_secret = loop.time()
         while not stop.is_set():
             if self.bundle is None or loop.time() >= next_secret:
                 try:
                     await asyncio.to_thread(self.ensure, settle.total_seconds())
-                    next_secret = loop.time() + interval.total_seconds()
+                    next_secret = loop.time() + self.check_interval.total_seconds()
                 except Exception:
                     log.exception("certificate check failed; retrying in %s", RETRY_INTERVAL)
                     next_secret = loop.time() + RETRY_INTERVAL.total_seconds()
@@ -332,7 +402,7 @@ class SelfManagedCertificates:
 
     async def _check_ca_bundles(self, bundle: Bundle) -> None:
         try:
-            await asyncio.to_thread(self.patch_ca_bundles, bundle.ca_bundle_pem)
+            await asyncio.to_thread(self.patch_ca_bundles, bundle)
         except Exception as exc:  # a configuration deleted and not yet applied again answers 404
             log.warning("could not check the caBundle of the webhook configurations %s: %s",
                         self.settings.webhook_configuration,

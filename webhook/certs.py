@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from webhook.atomicfile import write_atomic
 MAX_COMMON_NAME = 64
 CA_VALIDITY = dt.timedelta(days=5 * 365)
 LEAF_VALIDITY = dt.timedelta(days=365)
+#: The Common Name of the CAs this program makes (``certs`` and --self-managed-certs alike).
+CA_COMMON_NAME = "multus-webhook-ca"
+CA_NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_COMMON_NAME)])
 # Clocks of the apiserver and the webhook host may disagree slightly.
 BACKDATE = dt.timedelta(minutes=5)
 
@@ -52,7 +56,7 @@ def key_pair(cert_pem: bytes, key_pem: bytes) -> KeyPair:
     return KeyPair(cert, key)
 
 
-def new_ca(common_name: str = "multus-webhook-ca", validity: dt.timedelta = CA_VALIDITY,
+def new_ca(common_name: str = CA_COMMON_NAME, validity: dt.timedelta = CA_VALIDITY,
            now: dt.datetime | None = None) -> KeyPair:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -132,15 +136,33 @@ def issue(
     return KeyPair(builder.sign(ca.key, hashes.SHA256()), key)
 
 
+#: What a DNS name in a certificate can hold for a name a client dials: letters, digits, '-', '.', a
+#: wildcard '*', and '_', which is no hostname character but resolves and Go's crypto/x509 matches.
+_DNS_CHARACTERS = re.compile(r"[A-Za-z0-9._*-]+")
+
+
 def dns_name(name: str) -> str:
     """``name`` as a certificate's DNS name holds it: ASCII, an internationalised name in its IDNA form.
-    ValueError when it cannot be one."""
+    ValueError when it cannot be one, or is one no client matches the name it dials against."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    else:
+        # Clients match an address against the IP SANs only.
+        raise ValueError(f"{name!r} is an IP address: give it with --ip")
+    if name.endswith("."):
+        # Go's crypto/x509 (the apiserver's client) never matches a SAN ending in a dot. Refused rather
+        # than stripped: the name written in the certificate is then the one given.
+        raise ValueError(f"{name!r} ends with a dot, which clients never match: write it without")
     try:
         ascii_name = name.encode("idna").decode("ascii")
     except UnicodeError as exc:
         raise ValueError(f"{name!r} is not a DNS name: {exc}") from None
     if not ascii_name or len(ascii_name) > 253:
         raise ValueError(f"{name!r} is not a DNS name: 1 to 253 characters")
+    if not _DNS_CHARACTERS.fullmatch(ascii_name):
+        raise ValueError(f"{name!r} is not a DNS name: letters, digits, '-', '_', '.' and '*' only")
     return ascii_name
 
 
@@ -159,14 +181,25 @@ class CertsExist(FileExistsError):
 def write_tls_files(out: Path, ca_pem: bytes, leaf: KeyPair | None, ca: KeyPair | None = None) -> None:
     """Write ``ca_pem`` as ca.crt, with ``ca`` its key as ca.key (0600), and ``leaf`` as tls.crt and
     tls.key (0600) into ``out``, each by atomic rename. Each key is written before its certificate, so
-    that a reader that sees a new certificate finds its key already there."""
+    that a reader that sees a new certificate finds its key already there. A file that already holds
+    what it would get is left alone: each rename is a new inode, and the server would load (and log)
+    the same certificate again at every hourly check."""
     out.mkdir(parents=True, exist_ok=True)
     if ca is not None:
-        write_atomic(out / "ca.key", ca.key_pem, 0o600)
-    write_atomic(out / "ca.crt", ca_pem)
+        _write_changed(out / "ca.key", ca.key_pem, 0o600)
+    _write_changed(out / "ca.crt", ca_pem)
     if leaf is not None:
-        write_atomic(out / "tls.key", leaf.key_pem, 0o600)
-        write_atomic(out / "tls.crt", leaf.cert_pem)
+        _write_changed(out / "tls.key", leaf.key_pem, 0o600)
+        _write_changed(out / "tls.crt", leaf.cert_pem)
+
+
+def _write_changed(path: Path, data: bytes, mode: int = 0o644) -> None:
+    try:
+        if path.read_bytes() == data:
+            return
+    except FileNotFoundError:
+        pass
+    write_atomic(path, data, mode)
 
 
 def write_bundle(out: Path, ca: KeyPair, leaf: KeyPair, *, force: bool = False) -> None:

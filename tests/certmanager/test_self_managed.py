@@ -222,10 +222,10 @@ async def test_the_renewal_loop_renews_again_and_again_and_the_renewed_certifica
         return x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM)
 
     ahead = SelfManagedCertificates(api, dataclasses.replace(settings, leaf_renew_before=dt.timedelta(days=366)),
-                                    tmp_path)
+                                    tmp_path, check_interval=dt.timedelta(seconds=0.2))
     stop = asyncio.Event()
     caplog.set_level(logging.INFO, logger="multus-webhook.certmanager")
-    task = asyncio.create_task(ahead.run(stop, interval=dt.timedelta(seconds=0.2), settle=dt.timedelta(0)))
+    task = asyncio.create_task(ahead.run(stop, settle=dt.timedelta(0)))
     try:
         seen = [await served()]
         assert seen == [first.leaf.cert_pem]
@@ -262,6 +262,7 @@ def test_the_ca_bundle_check_is_due_within_a_minute_by_default() -> None:
     request it gates fails TLS until the check puts the CA back: the Secret's hourly look is far too
     rare for that."""
     default = inspect.signature(SelfManagedCertificates.run).parameters["ca_bundle_interval"].default
+    assert inspect.signature(SelfManagedCertificates).parameters["check_interval"].default == CHECK_INTERVAL
     assert default == CA_BUNDLE_CHECK_INTERVAL <= dt.timedelta(seconds=60)
     args = parser(["serve"]).parse_args(["serve"])
     assert args.ca_bundle_check_interval == CA_BUNDLE_CHECK_INTERVAL.total_seconds()
@@ -275,7 +276,7 @@ async def test_the_loop_puts_the_ca_bundle_back_into_configurations_deleted_and_
     leaves every webhook without caBundle. The loop, its Secret check an hour away, restores them within
     its caBundle interval, and says nothing worse than a warning while they are gone."""
     settings = Settings(namespace=namespace, webhook_configuration=configurations)
-    manager = SelfManagedCertificates(api, settings, tmp_path)
+    manager = SelfManagedCertificates(api, settings, tmp_path, check_interval=dt.timedelta(hours=1))
     bundle = manager.ensure()  # what serve does before it listens
     trusted = [certs.ca_bundle(bundle.ca_bundle_pem)] * 4
     assert ca_bundles(controlplane, configurations) == trusted
@@ -284,7 +285,7 @@ async def test_the_loop_puts_the_ca_bundle_back_into_configurations_deleted_and_
     payload = configurations_payload(configurations)
     stop = asyncio.Event()
     caplog.set_level(logging.INFO, logger="multus-webhook.certmanager")
-    task = asyncio.create_task(manager.run(stop, interval=dt.timedelta(hours=1), settle=dt.timedelta(0),
+    task = asyncio.create_task(manager.run(stop, settle=dt.timedelta(0),
                                            ca_bundle_interval=dt.timedelta(seconds=0.5)))
     try:
         await asyncio.sleep(0.2)  # the loop's first look at the Secret is behind it
@@ -348,9 +349,9 @@ def test_a_ca_another_replica_serves_under_stays_in_the_ca_bundle(
                for i in range(len(obj["webhooks"]))]
         controlplane.kubectl("patch", kind, configurations, "--type=json", "-p", json.dumps(ops))
     manager = SelfManagedCertificates(api, settings, tmp_path / "a")
-    assert manager.patch_ca_bundles(mine.ca_bundle_pem)
+    assert manager.patch_ca_bundles(mine)
     assert ca_bundles(controlplane, configurations) == [canonical_ca_bundle([mine.ca.cert, theirs.cert])] * 4
-    assert not manager.patch_ca_bundles(mine.ca_bundle_pem)  # settled: nothing to write again
+    assert not manager.patch_ca_bundles(mine)  # settled: nothing to write again
 
 
 def test_replicas_holding_different_cas_during_a_ca_rotation_do_not_rewrite_each_other(
@@ -365,7 +366,7 @@ def test_replicas_holding_different_cas_during_a_ca_rotation_do_not_rewrite_each
     assert renewed.previous_ca_pem == previous.ca.cert_pem
     a = SelfManagedCertificates(api, settings, tmp_path / "a")
     b = SelfManagedCertificates(api, settings, tmp_path / "b")
-    held = {a: renewed.ca_bundle_pem, b: previous.ca_bundle_pem}
+    held = {a: renewed, b: previous}
     for order in ((a, b), (b, a)):
         patches = [[replica.patch_ca_bundles(held[replica]) for replica in order] for _ in range(4)]
         assert max(sum(column) for column in zip(*patches, strict=True)) <= 1, patches  # per replica
@@ -393,3 +394,128 @@ def test_a_secret_whose_key_is_not_its_certificates_or_whose_certificate_another
         assert fixed.leaf.cert_pem != bad.leaf.cert_pem
         assert fixed.leaf.cert.public_key() == fixed.leaf.key.public_key()
         fixed.leaf.cert.verify_directly_issued_by(fixed.ca.cert)
+
+
+def remove_from_ca_bundles(cp: ControlPlane, name: str, keep: list[x509.Certificate]) -> None:
+    """What an administrator does to stop trusting a CA: every webhook's caBundle set to ``keep``."""
+    for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+        ops = [{"op": "replace", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": canonical_ca_bundle(keep)}
+               for i in range(2)]
+        cp.kubectl("patch", kind, name, "--type=json", "-p", json.dumps(ops))
+
+
+def test_a_replaced_ca_removed_by_hand_is_not_added_back(
+        controlplane: ControlPlane, api: client.ApiClient, namespace: str, configurations: str,
+        tmp_path: Path) -> None:
+    """A CA renewal in place, then a key-compromise rotation (the Secret deleted): once every replica
+    serves under the new CA, the administrator takes the old one out of the caBundle. Neither the 30s
+    caBundle check nor the hourly look at the Secret may put it back, though the Secret still names it
+    as the previous CA."""
+    settings = Settings(namespace=namespace, webhook_configuration=configurations)
+    a = SelfManagedCertificates(api, settings, tmp_path / "a")
+    b = SelfManagedCertificates(api, settings, tmp_path / "b")
+    first = a.ensure()
+    b.ensure()
+    a.settings = dataclasses.replace(settings, ca_renew_before=dt.timedelta(days=100_000))
+    renewed = a.ensure()  # the CA renewed in place
+    a.settings = settings
+    assert renewed.ca.cert != first.ca.cert
+    assert renewed.previous_ca_pem == first.ca.cert_pem
+    b.ensure()  # b's next look: it serves under the new CA too
+    remove_from_ca_bundles(controlplane, configurations, [renewed.ca.cert])
+    for replica in (a, b):
+        assert replica.bundle is not None
+        assert not replica.patch_ca_bundles(replica.bundle)  # the 30s check
+        replica.ensure()  # the hourly look
+    assert ca_bundles(controlplane, configurations) == [canonical_ca_bundle([renewed.ca.cert])] * 4
+
+    controlplane.kubectl("delete", "secret", "-n", namespace, settings.secret_name)
+    rotated = a.ensure()
+    b.ensure()
+    assert rotated.previous_ca_pem == renewed.ca.cert_pem  # only the CA a served, not its previous one
+    remove_from_ca_bundles(controlplane, configurations, [rotated.ca.cert])
+    for replica in (a, b):
+        assert replica.bundle is not None
+        assert not replica.patch_ca_bundles(replica.bundle)
+        replica.ensure()
+    assert ca_bundles(controlplane, configurations) == [canonical_ca_bundle([rotated.ca.cert])] * 4
+
+
+def test_the_previous_ca_leaves_the_secret_and_the_ca_bundle_once_no_certificate_it_signed_can_be_valid(
+        controlplane: ControlPlane, api: client.ApiClient, namespace: str, configurations: str, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The Secret's CA changed a serving certificate's life ago (its own serving certificate was
+    renewed since): every certificate the previous CA signed has expired, so the Secret stops
+    carrying it, a replica started later does not trust it, and it leaves the caBundle."""
+    settings = Settings(namespace=namespace, webhook_configuration=configurations)
+    previous = certs.new_ca(now=NOW - dt.timedelta(days=400))
+    ca = certs.new_ca(now=NOW - certs.LEAF_VALIDITY - dt.timedelta(minutes=10))
+    leaf = certs.issue(ca, "x", dns_names=settings.dns_names, now=NOW - dt.timedelta(days=10))
+    old = Bundle(ca, leaf, previous.cert_pem)
+    controlplane.kubectl("create", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": settings.secret_name, "namespace": namespace},
+        "type": "kubernetes.io/tls", "data": old.secret_data()}))
+    remove_from_ca_bundles(controlplane, configurations, [previous.cert, ca.cert])
+    caplog.set_level(logging.INFO, logger="multus-webhook.certmanager")
+    kept = SelfManagedCertificates(api, settings, tmp_path).ensure()
+    assert (kept.ca.cert, kept.leaf.cert, kept.previous_ca_pem) == (ca.cert, leaf.cert, b"")
+    assert "ca-previous.crt" not in secret_data(controlplane, namespace, settings.secret_name)
+    assert any("dropped that CA" in r.getMessage() for r in caplog.records)
+    assert ca_bundles(controlplane, configurations) == [canonical_ca_bundle([ca.cert])] * 4
+    # A day earlier a certificate the previous CA signed could still be valid: it stays.
+    day_before = SelfManagedCertificates(api, settings, tmp_path, clock=lambda: NOW - dt.timedelta(days=1))
+    controlplane.kubectl("delete", "secret", "-n", namespace, settings.secret_name)
+    controlplane.kubectl("create", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": settings.secret_name, "namespace": namespace},
+        "type": "kubernetes.io/tls", "data": old.secret_data()}))
+    assert day_before.ensure_secret().previous_ca_pem == previous.cert_pem
+
+
+def test_a_secret_someone_else_keeps_spoiling_does_not_grow_the_ca_bundle_and_is_warned_about(
+        controlplane: ControlPlane, api: client.ApiClient, namespace: str, configurations: str,
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Another writer (a cert-manager Certificate left behind, a GitOps tool) puts its own Secret back
+    after each hourly check, without ca.key: each check makes a new CA. The caBundle keeps the CAs
+    that may still be served and loses the older ones of ours; a foreign CA in it stays."""
+    settings = Settings(namespace=namespace, webhook_configuration=configurations)
+    # A check every 65 minutes: an hour apart, as they are, and off the boundaries of the rule.
+    checks = [0]
+    manager = SelfManagedCertificates(api, settings, tmp_path, clock=lambda: NOW + checks[0] * dt.timedelta(minutes=65))
+    other = certs.new_ca("other-issuer")
+    caplog.set_level(logging.INFO, logger="multus-webhook.certmanager")
+    made: list[x509.Certificate] = []
+    for check in range(12):
+        checks[0] = check
+        made.append(manager.ensure().ca.cert)
+        if check == 0:
+            remove_from_ca_bundles(controlplane, configurations, [made[0], other.cert])
+        leaf = certs.issue(other, "x", dns_names=settings.dns_names)
+        secret = json.loads(controlplane.kubectl("get", "secret", "-n", namespace, settings.secret_name,
+                                                 "-o", "json").stdout)
+        secret["data"] = {k: base64.b64encode(v).decode() for k, v in (
+            ("tls.crt", leaf.cert_pem), ("tls.key", leaf.key_pem), ("ca.crt", other.cert_pem))}
+        controlplane.kubectl("replace", "-f", "-", input=json.dumps(secret))
+    assert len(set(made)) == 12
+    # The current CA, the one served until it came, and the one before: its successor is younger than
+    # two check intervals, so a replica that has not looked since may serve it. Older ones went.
+    assert ca_bundles(controlplane, configurations) == [canonical_ca_bundle([other.cert, *made[-3:]])] * 4
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 11, warnings
+    assert all(w.startswith(f"Secret {namespace}/{settings.secret_name} no longer holds the certificates")
+               for w in warnings), warnings
+
+
+def test_an_hourly_check_that_changes_nothing_rewrites_no_file(
+        api: client.ApiClient, namespace: str, configurations: str, tmp_path: Path) -> None:
+    """Each rewrite is a new inode, and the server loads (and logs) the certificate again: real
+    rotations would drown among hourly reloads of the same one."""
+    manager = SelfManagedCertificates(api, Settings(namespace=namespace, webhook_configuration=configurations),
+                                      tmp_path)
+    manager.ensure()
+    tls = ReloadingTLS(tmp_path)
+    inodes = {f: (tmp_path / f).stat().st_ino for f in certs.TLS_FILES}
+    for _ in range(3):
+        manager.ensure()
+        tls.maybe_reload()
+    assert tls.reloads == 0
+    assert {f: (tmp_path / f).stat().st_ino for f in certs.TLS_FILES} == inodes

@@ -204,11 +204,13 @@ def test_renewals_under_load_fail_no_request(cluster: ControlPlane, rotating: tu
         config = json.loads(cluster.kubectl("get", f"{kind}webhookconfiguration", "multus-webhook", "-o",
                                             "json").stdout)
         for hook in config["webhooks"]:
-            # The new CA and the one it replaces, and the first CA too: the test swapped it for a copy
-            # about to expire behind the server's back, and a caBundle keeps the CAs it trusts while
-            # they are valid (another replica could be serving under any of them).
+            # The new CA and the first CA, which signed the certificate served until the roll-over. The
+            # test swapped the first CA in the Secret for a copy about to expire (its key, so the served
+            # certificate verifies under either) behind the server's back: the Secret keeps that copy as
+            # the previous CA, but the server puts into the caBundle only the CA of the certificate it
+            # served, the first, already there.
             trusted = x509.load_pem_x509_certificates(base64.b64decode(hook["clientConfig"]["caBundle"]))
-            expected = [*x509.load_pem_x509_certificates(rolled.ca_bundle_pem), first.ca.cert]
+            expected = [rolled.ca.cert, first.ca.cert]
             assert sorted(c.serial_number for c in trusted) == sorted(c.serial_number for c in expected)
     assert rolled.previous_ca_pem  # the CA being replaced stays trusted while it is valid
 
@@ -230,8 +232,9 @@ def test_configurations_applied_again_without_ca_bundle_get_it_back_between_look
         eventually(lambda: cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(NAD),
                                            check=False).returncode == 0,
                    "a NAD dry run through the apiserver", timeout=10)
-        # The Secret may hold a previous CA too (the module's control plane saw a roll-over): oldest first.
-        trusted = canonical_ca_bundle(x509.load_pem_x509_certificates(stored(cluster).ca_bundle_pem))
+        # The CA served only: the Secret may hold a previous CA too (the module's control plane saw a
+        # roll-over), which a replica no longer serving under it does not put back.
+        trusted = canonical_ca_bundle([stored(cluster).ca.cert])
         for kind in ("validating", "mutating"):
             config = json.loads(cluster.kubectl("get", f"{kind}webhookconfiguration", "multus-webhook", "-o",
                                                 "json").stdout)

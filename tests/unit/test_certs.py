@@ -151,6 +151,30 @@ def test_new_ca_will_not_take_names_for_the_certificate_it_keeps(
     assert (tmp_path / "ca.crt").read_bytes() == before
 
 
+@pytest.mark.parametrize("names", [[], ["--dns", "x.example"]])
+def test_force_with_new_ca_is_refused_saying_the_order(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], names: list[str]) -> None:
+    """Together, --force would seem to replace the serving certificate (--new-ca keeps it), and the
+    --dns refusal would tell to pass the --force already passed."""
+    assert main(["certs", "--out", str(tmp_path), "--ip", "127.0.0.1"]) == 0
+    before = {name: (tmp_path / name).read_bytes() for name in ("ca.crt", "ca.key", "tls.crt")}
+    capsys.readouterr()
+    assert main(["certs", "--out", str(tmp_path), "--force", "--new-ca", *names]) == 2
+    assert "run --new-ca, put the caBundle it prints into both webhook configurations, then --force" \
+        in capsys.readouterr().err
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+
+
+def test_certs_names_the_file_it_cannot_read_or_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "tls.crt").mkdir()
+    assert main(["certs", "--out", str(tmp_path), "--force"]) == 2
+    assert f"cannot read {tmp_path}/tls.crt: Is a directory" in capsys.readouterr().err
+    (tmp_path / "tls.crt").rmdir()
+    (tmp_path / "tls.key").mkdir()
+    assert main(["certs", "--out", str(tmp_path), "--force"]) == 2
+    assert f"cannot write {tmp_path}/tls.key: Is a directory" in capsys.readouterr().err
+
+
 def test_force_without_the_ca_key_makes_a_new_ca_and_says_so(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A directory written before ca.key was kept: the CA cannot sign, the old one stays trusted."""
@@ -190,6 +214,28 @@ def test_certs_rejects_a_bad_dns_name_naming_the_option(tmp_path: Path, capsys: 
     assert main(["certs", "--out", str(tmp_path), "--dns", "a..b"]) == 2
     assert "--dns 'a..b' is not a DNS name" in capsys.readouterr().err
     assert not (tmp_path / "tls.crt").exists()
+
+
+@pytest.mark.parametrize(("name", "said"), [
+    ("multus-webhook.ns.svc.", "--dns 'multus-webhook.ns.svc.' ends with a dot, which clients never match"),
+    ("10.0.0.1", "--dns '10.0.0.1' is an IP address: give it with --ip"),
+    ("fd00::1", "--dns 'fd00::1' is an IP address: give it with --ip"),
+    ("foo bar.svc", "--dns 'foo bar.svc' is not a DNS name: letters, digits"),
+    ("a/b.svc", "--dns 'a/b.svc' is not a DNS name: letters, digits"),
+])
+def test_certs_rejects_a_dns_name_no_client_matches_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, said: str) -> None:
+    """The apiserver (Go's crypto/x509) matches none of these against the name it dials: a certificate
+    holding them would be refused, long after the command that made it."""
+    assert main(["certs", "--out", str(tmp_path), "--dns", name]) == 2
+    err = capsys.readouterr().err
+    assert said in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "tls.crt").exists()
+
+
+def test_certs_takes_a_wildcard_and_an_underscore(tmp_path: Path) -> None:
+    assert main(["certs", "--out", str(tmp_path), "--dns", "*.ns.svc", "--dns", "a_b.example"]) == 0
 
 
 def test_certificates_are_made_at_the_clock_they_are_given() -> None:

@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from webhook import certs
+from webhook.atomicfile import temporary_target
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,7 +31,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="replace the serving certificate; the CA in --out is kept while it can sign")
     c.add_argument("--new-ca", action="store_true",
                    help="replace the CA; a serving certificate already there is kept, signed by the old CA, "
-                        "which stays in ca.crt: update the caBundle, then renew it with --force")
+                        "which stays in ca.crt: update the caBundle, then renew it with --force (a second run, "
+                        "not together)")
     c.set_defaults(func=run)
 
 
@@ -96,6 +98,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"multus-webhook certs: {names}", file=sys.stderr)
         return 2
     dns, ips = names
+    if args.force and args.new_ca:
+        # Together they would serve a certificate of the new CA before any caBundle trusts it.
+        print("multus-webhook certs: --force and --new-ca go in two steps: run --new-ca, put the caBundle "
+              "it prints into both webhook configurations, then --force to renew the serving certificate",
+              file=sys.stderr)
+        return 2
     out = Path(args.out)
     existing = [name for name in (*certs.TLS_FILES, "ca.key") if (out / name).exists()]
     if existing and not (args.force or args.new_ca):
@@ -108,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         previous = [c for c in _certificates(_read(out / "ca.crt")) if c.not_valid_after_utc > now]
         ca, why_not = (None, "") if args.new_ca else _usable_ca(out, now)
     except OSError as exc:
-        print(f"multus-webhook certs: cannot read {out}: {exc.strerror}", file=sys.stderr)
+        print(f"multus-webhook certs: cannot read {_failed_file(exc, out)}: {exc.strerror}", file=sys.stderr)
         return 2
     # A serving certificate still valid stays when only the CA is replaced: it is served until the
     # webhook configurations trust the new CA.
@@ -128,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         certs.write_tls_files(out, ca_pem, leaf, ca if new else None)
     except OSError as exc:
-        print(f"multus-webhook certs: cannot write {out}: {exc.strerror}", file=sys.stderr)
+        print(f"multus-webhook certs: cannot write {_failed_file(exc, out)}: {exc.strerror}", file=sys.stderr)
         return 2
     written = ["ca.crt", "ca.key"] if new else []
     written += [] if leaf is None else ["tls.crt", "tls.key"]
@@ -143,6 +151,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"multus-webhook certs: WARNING: {_short_lived(out, ca.cert, now)}", file=sys.stderr)
     print(certs.ca_bundle(ca_pem))
     return 0
+
+
+def _failed_file(exc: OSError, out: Path) -> Path:
+    """The file ``exc`` is about: for a temporary file, the one it was to replace; ``out`` when it
+    names none."""
+    if exc.filename is None:
+        return out
+    path = Path(exc.filename)
+    target = temporary_target(path.name)
+    return path.with_name(target) if target else path
 
 
 def _short_lived(out: Path, ca: x509.Certificate, now: dt.datetime) -> str:

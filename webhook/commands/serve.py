@@ -206,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         certificates = SelfManagedCertificates(
             api, Settings(namespace=args.namespace, secret_name=args.tls_secret, service=args.service),
-            Path(args.cert_dir))
+            Path(args.cert_dir), check_interval=dt.timedelta(seconds=args.cert_check_interval))
         try:
             certificates.ensure()
         except Exception as exc:  # RBAC, apiserver down: say so instead of a traceback
@@ -250,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(serve_forever(
             state, cert_dir=Path(args.cert_dir), host=args.host, port=args.port, idle_timeout=args.idle_timeout,
             client_ca=Path(args.client_ca) if args.client_ca else None, client_names=client_names,
-            background=[functools.partial(certificates.run, interval=dt.timedelta(seconds=args.cert_check_interval),
+            background=[functools.partial(certificates.run,
                                           ca_bundle_interval=dt.timedelta(seconds=args.ca_bundle_check_interval))]
             if certificates is not None else [],
         ))
