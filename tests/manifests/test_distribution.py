@@ -409,6 +409,7 @@ MULTUS_MAY = [
 MULTUS_MAY_NOT = [
     ("create", "network-attachment-definitions.k8s.cni.cncf.io", "default"), ("delete", "pods", "default"),
     ("update", "pods", "default"), ("get", "secrets", "kube-system"), ("patch", "nodes", None),
+    ("list", "resourceclaims.resource.k8s.io", None), ("get", "resourceslices.resource.k8s.io", None),
 ]
 
 
