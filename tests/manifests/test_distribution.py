@@ -79,6 +79,39 @@ def test_every_image_is_pinned(cluster: ControlPlane, path: str) -> None:
             assert not image.endswith((":latest", "snapshot-thick")), image
 
 
+def images_by_name(docs: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Every container's image of the build, by name: the tags (or digests) each name runs with."""
+    found: dict[str, set[str]] = {}
+    for doc in docs:
+        spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for container in spec.get("initContainers", []) + spec.get("containers", []):
+            name, _, tag = container["image"].rpartition(":")
+            found.setdefault(name, set()).add(tag)
+    return found
+
+
+def test_the_base_pins_every_image_of_every_overlay(cluster: ControlPlane, tmp_path: Path) -> None:
+    """One place sets each image's tag: the base's images:, which by itself does not reach the
+    containers components add (the Talos installer, the cleanup). A bumped tag left out of one of
+    them would run two versions of our image over the one on-host record (installed.json)."""
+    import shutil
+
+    copy = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, copy)
+    kustomization = copy / "base" / "kustomization.yaml"
+    config = yaml.safe_load(kustomization.read_text())
+    pinned = {i["name"]: i["newTag"] for i in config["images"]}
+    for image in config["images"]:
+        image["newTag"] = f"{image['newTag']}-bumped"
+    kustomization.write_text(yaml.safe_dump(config))
+    for path in BUILDS:
+        for root, tags in ((MANIFESTS, pinned), (copy, {n: f"{t}-bumped" for n, t in pinned.items()})):
+            docs = [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(root / path)).stdout) if d]
+            found = images_by_name(docs)
+            assert "ghcr.io/multus-webhook/multus-webhook" in found
+            assert found == {name: {tags.get(name)} for name in found}, f"{root}/{path}"
+
+
 def test_base_shape(cluster: ControlPlane) -> None:
     docs = build(cluster, "base")
     validating = find(docs, "ValidatingWebhookConfiguration", "multus-webhook")
