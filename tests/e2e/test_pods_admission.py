@@ -377,3 +377,40 @@ def test_a_pending_pods_networks_that_outgrow_its_readiness_gate_are_warned_abou
     assert "has no readiness gate" in warning, warning
     assert "is not held back until Multus is ready" in warning, warning
     assert get_pod(cluster, ns, "plain")["spec"].get("affinity") is None
+
+
+def test_the_status_subresource_cannot_store_a_selection_the_rules_refuse(
+    cluster: ControlPlane, ns: str, live_webhook: WebhookServer
+) -> None:
+    """An UPDATE through pods/status may change the annotations too (the apiserver keeps only the spec):
+    it is judged as a pod UPDATE. The status writes of the kubelet and of Multus (network-status),
+    which leave the selection as it was, are never sent, so a webhook outage cannot hold them up."""
+    apply(cluster, pod("stat", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data"}))
+
+    def replace_status(change: Any) -> Any:
+        stored = get_pod(cluster, ns, "stat")
+        change(stored)
+        return cluster.kubectl("replace", "--subresource=status", "-f", "-", input=json.dumps(stored), check=False)
+
+    def networks(value: str) -> Any:
+        return lambda p: p["metadata"]["annotations"].update({"k8s.v1.cni.cncf.io/networks": value})
+
+    result = replace_status(networks("data@lo"))
+    assert result.returncode == 1
+    assert "[pod-networks-interface-names]" in result.stderr
+    assert get_pod(cluster, ns, "stat")["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] == "data"
+
+    assert live_webhook.stop() == 0
+    try:
+        kubelet = replace_status(lambda p: p["status"].update({"conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}))
+        assert kubelet.returncode == 0, kubelet.stderr
+        network_status = replace_status(lambda p: p["metadata"]["annotations"].update(
+            {"k8s.v1.cni.cncf.io/network-status": "[]"}))
+        assert network_status.returncode == 0, network_status.stderr
+        result = replace_status(networks("data@net1"))
+        assert result.returncode == 1
+        assert 'failed calling webhook "pods.multus-webhook.io"' in result.stderr
+    finally:
+        live_webhook.start()
+        eventually(lambda: live_webhook.readyz()[0] == 200, "the restarted webhook's first sync")

@@ -8,7 +8,9 @@ import inspect
 import json
 import os
 import re
-from pathlib import Path
+import subprocess
+import sys
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -77,6 +79,39 @@ def test_every_image_is_pinned(cluster: ControlPlane, path: str) -> None:
             image = container["image"]
             assert ":" in image.rsplit("/", 1)[-1], f"{image} has no tag"
             assert not image.endswith((":latest", "snapshot-thick")), image
+
+
+def images_by_name(docs: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Every container's image of the build, by name: the tags (or digests) each name runs with."""
+    found: dict[str, set[str]] = {}
+    for doc in docs:
+        spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for container in spec.get("initContainers", []) + spec.get("containers", []):
+            name, _, tag = container["image"].rpartition(":")
+            found.setdefault(name, set()).add(tag)
+    return found
+
+
+def test_the_base_pins_every_image_of_every_overlay(cluster: ControlPlane, tmp_path: Path) -> None:
+    """One place sets each image's tag: the base's images:, which by itself does not reach the
+    containers components add (the Talos installer, the cleanup). A bumped tag left out of one of
+    them would run two versions of our image over the one on-host record (installed.json)."""
+    import shutil
+
+    copy = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, copy)
+    kustomization = copy / "base" / "kustomization.yaml"
+    config = yaml.safe_load(kustomization.read_text())
+    pinned = {i["name"]: i["newTag"] for i in config["images"]}
+    for image in config["images"]:
+        image["newTag"] = f"{image['newTag']}-bumped"
+    kustomization.write_text(yaml.safe_dump(config))
+    for path in BUILDS:
+        for root, tags in ((MANIFESTS, pinned), (copy, {n: f"{t}-bumped" for n, t in pinned.items()})):
+            docs = [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(root / path)).stdout) if d]
+            found = images_by_name(docs)
+            assert "ghcr.io/multus-webhook/multus-webhook" in found
+            assert found == {name: {tags.get(name)} for name in found}, f"{root}/{path}"
 
 
 def test_base_shape(cluster: ControlPlane) -> None:
@@ -280,18 +315,102 @@ def test_uninstall_replaces_multus_with_the_cleanup(cluster: ControlPlane) -> No
     assert [c["name"] for c in template["spec"]["containers"]] == ["cleanup"]
     assert "initContainers" not in template["spec"]
     cleanup = template["spec"]["containers"][0]
-    assert cleanup["args"] == ["uninstall", "--host-root=/host", "--idle"]
+    assert cleanup["args"][:3] == ["uninstall", "--host-root=/host", "--idle"]
     # The rollout stops at the first node the cleanup leaves unable to start pods: one node at a time,
-    # and the pod's readiness is its process being up (`--idle` exits 1 on such a node, tests/node).
+    # each Ready only once its cleanup finished there (test_the_cleanup_pod_is_ready_only_...).
     assert daemonset["spec"]["updateStrategy"] == {"type": "RollingUpdate",
                                                    "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}
-    assert "readinessProbe" not in cleanup
     assert "startupProbe" not in cleanup
     # What to fix, in `kubectl describe pod` of a pod in CrashLoopBackOff.
     assert cleanup["terminationMessagePolicy"] == "FallbackToLogsOnError"
     # Its sandbox must not need the CNI config it removes (or the one missing until the primary is reverted).
     assert template["spec"]["hostNetwork"] is True
     assert primary_setting(docs) == "cilium/05-cilium.conflist"
+
+
+# Multus v4.3.0 waits this long for its readinessindicatorfile, then exits 1 (pkg/types/conf.go,
+# GetReadinessIndicatorFile: PollImmediate(1s, 45s)).
+MULTUS_READINESS_INDICATOR_WAIT = 45
+
+
+def probe(container: dict[str, Any], paths: dict[str, Path], argv0: str | None = None) -> bool:
+    """Whether ``container``'s exec readiness probe succeeds here, with each of its container paths
+    (``paths``' keys, which it must name) read at the path given, and its program replaced by ``argv0``."""
+    command = list(container["readinessProbe"]["exec"]["command"])
+    if argv0 is not None:
+        command[0] = argv0
+    for inside, here in paths.items():
+        assert any(inside in arg for arg in command), f"the probe does not read {inside}: {command}"
+        command = [arg.replace(inside, str(here)) for arg in command]
+    return subprocess.run(command, check=False).returncode == 0
+
+
+@pytest.mark.parametrize("path", [p for p in BUILDS if "uninstall" not in p])
+def test_a_multus_pod_is_ready_only_once_its_daemon_wrote_the_multus_config(
+        cluster: ControlPlane, tmp_path: Path, path: str) -> None:
+    """A Multus pod replaced in a rollout takes 00-multus.conf off its node (the old daemon removes it);
+    a new daemon that never writes it again (its primary's config never appears: it waits 45 s, then
+    exits 1, again and again) must stop the rollout there, not be Ready as it starts (no probe) and
+    let the next node lose its config too."""
+    docs = build(cluster, path)
+    daemonset = find(docs, "DaemonSet", "kube-multus-ds")
+    assert daemonset["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"] == 1
+    assert daemonset["spec"]["minReadySeconds"] > MULTUS_READINESS_INDICATOR_WAIT
+    [daemon] = [c for c in daemonset["spec"]["template"]["spec"]["containers"] if c["name"] == "kube-multus"]
+    [template] = [d["data"]["daemon-config.json"] for d in docs
+                  if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("multus-daemon-config-")]
+    written = str(PurePosixPath(json.loads(template)["multusAutoconfigDir"]) / "00-multus.conf")
+    # The file the kubelet creates at each start of the container (a new one at every restart).
+    started = daemon.get("terminationMessagePath", "/dev/termination-log")
+    conf, marker = tmp_path / "00-multus.conf", tmp_path / "termination-log"
+    paths = {written: conf, started: marker}
+    assert not probe(daemon, paths), "ready with no Multus config at all"
+    conf.write_text("{}")
+    marker.write_text("")
+    os.utime(conf, (1000, 1000))  # left by a daemon killed before this container started
+    os.utime(marker, (2000, 2000))
+    assert not probe(daemon, paths), "ready with the config of an earlier daemon"
+    os.utime(conf, (2000.5, 2000.5))  # written by this container's daemon
+    assert probe(daemon, paths)
+
+
+@pytest.mark.parametrize("path", [p for p in BUILDS if "uninstall" in p])
+def test_the_cleanup_pod_is_ready_only_once_its_cleanup_finished_and_left_the_node_working(
+        cluster: ControlPlane, tmp_path: Path, path: str) -> None:
+    """A cleanup that fails exits 1 in a fraction of a second: a container without a probe is Ready for
+    that moment, enough for the rollout (maxUnavailable 1) to go on to the next node. The probe's file
+    is written only by a run that left the node working, and outlives a restart of the container: a
+    later run removes it before anything else."""
+    daemonset = find(build(cluster, path), "DaemonSet", "kube-multus-ds")
+    assert daemonset["spec"]["minReadySeconds"] > 0
+    [cleanup] = daemonset["spec"]["template"]["spec"]["containers"]
+    # The image has no shell: the probe runs the interpreter the image runs our CLI with.
+    interpreter = re.search(r"printf '#!(\S+)\\n", (REPO / "Dockerfile").read_text())
+    assert interpreter is not None
+    assert cleanup["readinessProbe"]["exec"]["command"][0] == interpreter.group(1)
+    [ready_file] = [a.split("=", 1)[1] for a in cleanup["args"] if a.startswith("--ready-file=")]
+    # On a volume: the root file system is read-only.
+    assert any(PurePosixPath(m["mountPath"]) in PurePosixPath(ready_file).parents for m in cleanup["volumeMounts"])
+    here = tmp_path / "finished"
+    host = tmp_path / "host"
+    (host / "etc/cni/net.d").mkdir(parents=True)
+    (host / "etc/cni/net.d/00-multus.conf").write_text("{}")
+
+    def run_cleanup() -> int:
+        args = [a for a in cleanup["args"] if a != "--idle"]  # it would wait for SIGTERM after a clean run
+        args = [a.replace("/host", str(host)) if a.startswith("--host-root=") else a.replace(ready_file, str(here))
+                for a in args]
+        return subprocess.run([sys.executable, "-m", "webhook.cli", *args], check=False,
+                              stderr=subprocess.DEVNULL).returncode
+
+    paths = {ready_file: here}
+    assert not probe(cleanup, paths, sys.executable)
+    here.write_text("")  # from an earlier run of the container, on the volume that outlives it
+    assert run_cleanup() == 1  # no CNI config left at the top level: this node cannot start pods
+    assert not probe(cleanup, paths, sys.executable)
+    (host / "etc/cni/net.d/05-cilium.conflist").write_text("{}")  # the primary's config back
+    assert run_cleanup() == 0
+    assert probe(cleanup, paths, sys.executable)
 
 
 @pytest.mark.parametrize("components", [["pod-repair", "cert-manager"], ["cert-manager", "pod-repair"]])
@@ -409,6 +528,7 @@ MULTUS_MAY = [
 MULTUS_MAY_NOT = [
     ("create", "network-attachment-definitions.k8s.cni.cncf.io", "default"), ("delete", "pods", "default"),
     ("update", "pods", "default"), ("get", "secrets", "kube-system"), ("patch", "nodes", None),
+    ("list", "resourceclaims.resource.k8s.io", None), ("get", "resourceslices.resource.k8s.io", None),
 ]
 
 

@@ -570,8 +570,9 @@ def test_uninstall_warns_loudly_when_the_primary_config_is_in_a_subdirectory(tmp
 
 @pytest.mark.parametrize("layout", ["subdirectory only", "nothing at all"])
 def test_the_cleanup_pod_on_a_node_left_without_cni_config_is_never_ready(tmp_path: Path, layout: str) -> None:
-    """The cleanup DaemonSet (maxUnavailable 1, no readiness probe) rolls on to the next node once this
-    pod is up: `--idle` must not idle there, or an unattended rollout takes every node's pods down."""
+    """The cleanup DaemonSet (maxUnavailable 1) rolls on to the next node once this pod is Ready: the
+    run must fail there (writing no --ready-file, tests/manifests), or an unattended rollout takes
+    every node's pods down."""
     host = tmp_path / "host"
     if layout == "subdirectory only":
         write(host / "etc/cni/net.d/cilium/05-cilium.conflist", b"{}", 0o644)

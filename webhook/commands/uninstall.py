@@ -17,17 +17,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     u.add_argument("--idle", action="store_true",
                    help="after a cleanup that leaves the node able to start pods, wait for SIGTERM so that a "
                         "DaemonSet pod stays up and its logs stay readable; after one that does not, exit 1 "
-                        "at once so that the pod is never Ready and the DaemonSet's rollout stops at this node")
+                        "at once (the kubelet runs it again; `kubectl describe pod` shows the end of its log)")
+    u.add_argument("--ready-file", metavar="PATH",
+                   help="removed first, and written once the cleanup leaves the node clean and able to start "
+                        "pods: the cleanup DaemonSet's readiness probe, so that its rollout goes on to the "
+                        "next node only from such a node")
     u.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """0 when the node is clean and can still start pods, else 1. The cleanup DaemonSet has no
-    readiness probe: its container being up is its readiness, so a node left without a CNI config
-    (or with something the cleanup could not remove) must not leave it up. The kubelet runs the
-    cleanup again with a growing back-off; it is idempotent, and goes on once the node is fixed."""
+    """0 when the node is clean and can still start pods, else 1. A container that is up is not yet
+    Ready: the DaemonSet's probe waits for ``--ready-file``, so that a run that fails (and exits soon
+    after) is never seen Ready, nor one after an earlier run in the same pod succeeded (the file is on
+    a volume that outlives the container). The kubelet runs the cleanup again with a growing
+    back-off; it is idempotent, and goes on once the node is fixed."""
+    ready_file = Path(args.ready_file) if args.ready_file else None
+    if ready_file is not None:
+        ready_file.unlink(missing_ok=True)
     report = uninstall(Path(args.host_root), args.primary_cni_config_file)
     if report.node_left_working:
+        if ready_file is not None:
+            ready_file.write_text("cleanup finished\n")
         if args.idle:
             wait_for_termination()
         return 0
