@@ -134,6 +134,17 @@ def _shutdown(response: Any) -> None:
         response.shutdown()
 
 
+@contextlib.contextmanager
+def _skipped_if_failing(kind: str, what: str) -> Iterator[None]:
+    """Applying one object failed (a bug): it is logged and skipped. Raised, it failed the list (the kind
+    never synced, the replica never ready) or the watch, which was opened again from before the event and
+    replayed it for ever, so that nothing after it was ever applied."""
+    try:
+        yield
+    except Exception:
+        log.exception("%s: could not apply %s; skipped it, please report it", kind, what)
+
+
 class _Backoff:
     def __init__(self, first: float, cap: float) -> None:
         self.first, self.cap, self.delay = first, cap, first
@@ -262,7 +273,8 @@ class LiveClusterView(ClusterStore):
     def replace_pages(self, kind: str, pages: Iterable[Iterable[Mapping[str, Any]]]) -> None:
         if kind == POLICY and self._on_policy is not None:
             listed = [obj for page in pages for obj in page]  # the whole list read: its resourceVersion is known
-            self._on_policy(listed[0] if listed else None)
+            with _skipped_if_failing(kind, "the listed ConfigMap"):
+                self._on_policy(listed[0] if listed else None)
         else:
             super().replace_pages(kind, pages)
 
@@ -386,10 +398,11 @@ class LiveClusterView(ClusterStore):
             if kind == "ERROR":
                 status, message = int(obj.get("code") or 0), str(obj.get("message") or "")
                 raise (Gone if status == 410 else ApiError)(status, message)
-            if kind in ("ADDED", "MODIFIED"):
-                self.upsert(res.kind, _slim(obj))
-            elif kind == "DELETED":
-                self.delete(res.kind, obj)
+            with _skipped_if_failing(res.kind, f"a {kind} event"):
+                if kind in ("ADDED", "MODIFIED"):
+                    self.upsert(res.kind, _slim(obj))
+                elif kind == "DELETED":
+                    self.delete(res.kind, obj)
             meta = obj.get("metadata")
             if isinstance(meta, Mapping) and meta.get("resourceVersion"):
                 self._versions[res.kind] = str(meta["resourceVersion"])
