@@ -262,10 +262,10 @@ def test_a_410_gone_counts_as_out_of_contact_until_the_relists_first_page(
 
 class WatchCutter(http.server.ThreadingHTTPServer):
     """An HTTP intermediary in front of the real apiserver (plain HTTP to its clients, TLS as the admin to
-    the apiserver) that answers every watch with the apiserver's status and an empty body: a load
-    balancer or proxy that ends long responses at once. Lists go through whole."""
+    the apiserver) that answers every watch with the apiserver's status and ``watch_body``, by default
+    none: a load balancer or proxy that ends long responses at once. Lists go through whole."""
 
-    def __init__(self, cp: ControlPlane) -> None:
+    def __init__(self, cp: ControlPlane, watch_body: bytes = b"") -> None:
         context = ssl.create_default_context(cafile=str(cp.pki / "ca.crt"))
         context.load_cert_chain(cp.pki / "admin.crt", cp.pki / "admin.key")
         self.watches: list[float] = []  # when each watch came (monotonic)
@@ -280,7 +280,7 @@ class WatchCutter(http.server.ThreadingHTTPServer):
                 watch = "watch=true" in self.path
                 if watch:
                     cutter.watches.append(time.monotonic())
-                body = b"" if watch else response.read()
+                body = watch_body if watch else response.read()
                 self.send_response(response.status)
                 self.send_header("Content-Type", response.getheader("Content-Type") or "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -316,6 +316,24 @@ def test_a_watch_that_ends_at_once_is_opened_again_only_after_a_backoff(
         assert cutter.watches[4] - cutter.watches[0] >= 0.8 * 3.0
         assert view.out_of_contact(NAD) > 0
         assert "the watch ended at once with no event" in view.readiness()[1]
+    finally:
+        view.stop()
+        cutter.shutdown()
+        cutter.server_close()
+
+
+def test_a_watch_that_fails_as_it_opens_counts_as_out_of_contact(cluster: ControlPlane, tmp_path: Path) -> None:
+    """An apiserver that opens every watch and at once sends an ERROR event (a 500: etcd unable to decrypt,
+    say) never feeds the kind. Its opening counted as contact, so the time out of contact never passed
+    the backoff cap and the gauge operators alert on stayed low."""
+    error = {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 500,
+                                         "reason": "InternalError", "message": "unable to transform key"}}
+    cutter = WatchCutter(cluster, json.dumps(error).encode() + b"\n")
+    view = started(LiveClusterView(load_client(str(cutter.kubeconfig(tmp_path / "cut.kubeconfig"))), kinds=(NAD,),
+                                   backoff_first=0.05, backoff_cap=0.2))
+    try:
+        eventually(lambda: view.out_of_contact(NAD) > 3, "the watches failing counted out of contact")
+        assert "(last error: NetworkAttachmentDefinition: 500: unable to transform key)" in view.readiness()[1]
     finally:
         view.stop()
         cutter.shutdown()

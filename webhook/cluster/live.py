@@ -200,8 +200,9 @@ class LiveClusterView(ClusterStore):
         # it delivered, not at its own start (which applied its events twice and, for MultusNodeStates,
         # took heartbeats back in time). A kind without one is listed (again).
         self._versions: dict[str, str] = {}
-        # Per resource: when (monotonic) the apiserver last fed it (a list page, a watch opened, an
-        # event or bookmark), and since when it has been failing: the time of that last success.
+        # Per resource: when (monotonic) the apiserver last fed it (a list page, a watch opened but for
+        # one that ended at once with nothing in it, an event or bookmark), and since when it has been
+        # failing: the time of that last success.
         self._started = time.monotonic()
         self._contact: dict[str, float] = {}
         self._failing: dict[str, float] = {}
@@ -391,29 +392,35 @@ class LiveClusterView(ClusterStore):
         fed = self._contact.get(res.kind, self._started)
         opened = time.monotonic()
         events = 0
-        for event in self._stream(res, query):
-            kind, obj = event.get("type"), event.get("object")
-            if not isinstance(obj, Mapping):
-                continue
-            if kind == "ERROR":
-                status, message = int(obj.get("code") or 0), str(obj.get("message") or "")
-                raise (Gone if status == 410 else ApiError)(status, message)
-            with _skipped_if_failing(res.kind, f"a {kind} event"):
-                if kind in ("ADDED", "MODIFIED"):
-                    self.upsert(res.kind, _slim(obj))
-                elif kind == "DELETED":
-                    self.delete(res.kind, obj)
-            meta = obj.get("metadata")
-            if isinstance(meta, Mapping) and meta.get("resourceVersion"):
-                self._versions[res.kind] = str(meta["resourceVersion"])
-            events += 1
-            self._succeeded(res.kind)
-            backoff.reset()
-            self.last_error = ""
-        if events or time.monotonic() - opened >= SHORT_WATCH or self._stop.is_set():
+        try:
+            for event in self._stream(res, query):
+                kind, obj = event.get("type"), event.get("object")
+                if not isinstance(obj, Mapping):
+                    continue
+                if kind == "ERROR":
+                    status, message = int(obj.get("code") or 0), str(obj.get("message") or "")
+                    raise (Gone if status == 410 else ApiError)(status, message)
+                with _skipped_if_failing(res.kind, f"a {kind} event"):
+                    if kind in ("ADDED", "MODIFIED"):
+                        self.upsert(res.kind, _slim(obj))
+                    elif kind == "DELETED":
+                        self.delete(res.kind, obj)
+                meta = obj.get("metadata")
+                if isinstance(meta, Mapping) and meta.get("resourceVersion"):
+                    self._versions[res.kind] = str(meta["resourceVersion"])
+                events += 1
+                self._succeeded(res.kind)
+                backoff.reset()
+                self.last_error = ""
+        finally:
+            # However it ended (empty, an ERROR event, a reset), a watch that applied nothing within
+            # SHORT_WATCH did not feed the kind: its opening is not contact. Counted as contact, an
+            # apiserver that fails every watch as it opens kept the kind "in contact" for ever.
+            at_once = not events and time.monotonic() - opened < SHORT_WATCH and not self._stop.is_set()
+            if at_once:
+                self._contact[res.kind] = fed
+        if not at_once:
             return True
-        # Its opening fed nothing: the kind has been failing since what fed it before.
-        self._contact[res.kind] = fed
         self._failed(res, ApiError(0, "the watch ended at once with no event"))
         return False
 
