@@ -86,8 +86,27 @@ class Resource:
     #: The CustomResourceDefinition that serves it (none for built-in kinds).
     crd: str = ""
 
+    @property
+    def api_version(self) -> str:
+        """Of its objects, which the items of a list do not carry (those of a metadata list carry another)."""
+        group_version = self.path.split("/")[2:4]  # /api/v1/... or /apis/<group>/<version>/...
+        return group_version[0] if self.path.startswith("/api/") else "/".join(group_version)
+
+    @property
+    def list_accept(self) -> str:
+        return METADATA_LIST if self.metadata_only else JSON
+
+    def limit(self, page_size: int) -> int:
+        return min(page_size, self.page_size or page_size)
+
+    def selectors(self) -> list[tuple[str, str]]:
+        return [(name, value) for name, value in (("fieldSelector", self.field_selector),
+                                                  ("labelSelector", self.label_selector)) if value]
+
 
 def resources(state_namespace: str = STATE_NAMESPACE, kinds: Collection[str] = KINDS) -> tuple[Resource, ...]:
+    """What the webhook reads of the cluster, and how: the live view and `check --kubeconfig` (snapshot)
+    both list from here, so that check reads the cluster the webhook does."""
     every = (
         # Whole Nodes: the controller reads the Ready condition and the boot id (the store keeps little
         # else). Their status is tens of KiB each: small pages keep what a list holds at once small.
@@ -106,6 +125,12 @@ def resources(state_namespace: str = STATE_NAMESPACE, kinds: Collection[str] = K
         Resource(RESOURCE_QUOTA, "/api/v1/resourcequotas"),
     )
     return tuple(r for r in every if r.kind in kinds)
+
+
+def policy_resource(namespace: str) -> Resource:
+    """The policy ConfigMap in the webhook's ``namespace``, listed (and watched) by its name."""
+    return Resource(POLICY, f"/api/v1/namespaces/{namespace}/configmaps",
+                    field_selector=f"metadata.name={POLICY_CONFIGMAP}")
 
 
 class ApiError(Exception):
@@ -179,8 +204,7 @@ class LiveClusterView(ClusterStore):
         # ConfigMap, or None when there is none) instead of the store.
         self._on_policy = on_policy
         if on_policy is not None:
-            self.resources += (Resource(POLICY, f"/api/v1/namespaces/{state_namespace}/configmaps",
-                                        field_selector=f"metadata.name={POLICY_CONFIGMAP}"),)
+            self.resources += (policy_resource(state_namespace),)
         self.page_size = page_size
         self.watch_timeout = watch_timeout
         self.watch_silence = watch_silence
@@ -370,25 +394,19 @@ class LiveClusterView(ClusterStore):
         """The items of a paged list, page after page (50,000 pods are never held at once); each page
         is read from the apiserver before it is yielded, so that the store applies it without waiting
         on the network."""
-        accept = METADATA_LIST if res.metadata_only else JSON
-        limit = min(self.page_size, res.page_size or self.page_size)
-        for body in list_pages(lambda query: self._get_json(res.path, query, accept), self._selector(res), limit):
+        for body in list_pages(lambda query: self._get_json(res.path, query, res.list_accept), res.selectors(),
+                               res.limit(self.page_size)):
             self._succeeded(res.kind)
             meta = body.get("metadata") or {}
             if not meta.get("continue"):
                 listed.append(str(meta.get("resourceVersion") or ""))
             yield (_slim(i) for i in body.get("items") or () if isinstance(i, Mapping))
 
-    @staticmethod
-    def _selector(res: Resource) -> list[tuple[str, str]]:
-        return [(name, value) for name, value in (("fieldSelector", res.field_selector),
-                                                  ("labelSelector", res.label_selector)) if value]
-
     def _watch(self, res: Resource, backoff: _Backoff) -> bool:
         """Apply watch events from the kind's resourceVersion until the server ends the watch; False when
         it ended at once with nothing in it (counted as a failure, to be backed off)."""
         query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("resourceVersion", self._versions[res.kind]),
-                 ("timeoutSeconds", str(self.watch_timeout)), *self._selector(res)]
+                 ("timeoutSeconds", str(self.watch_timeout)), *res.selectors()]
         fed = self._contact.get(res.kind, self._started)
         opened = time.monotonic()
         events = 0
