@@ -316,8 +316,10 @@ class ClusterStore:
             return self._node_table.agent_keys()
         if kind == RESOURCE_QUOTA:
             return [(namespace, name) for namespace, names in self._affinity_quotas.items() for name in names]
-        tables: dict[str, Mapping[Key, object]] = {
-            NAD: self._nads, NETWORK_PROFILE: self._profiles, POD: self._pod_refs}
+        if kind == POD:
+            # An unreadable pod has no references, only its entry there, which a relist without it drops.
+            return [*self._pod_refs, *self._unreadable[POD]]
+        tables: dict[str, Mapping[Key, object]] = {NAD: self._nads, NETWORK_PROFILE: self._profiles}
         return list(tables.get(kind, {}))
 
     def _share(self, value: Any) -> Any:
