@@ -375,6 +375,27 @@ def test_a_refusal_after_the_sync_counts_as_out_of_contact(
         cluster.kubectl("delete", "clusterrole", ns, check=False)
 
 
+def test_readyz_names_the_error_of_the_kind_failing_longest(
+        cluster: ControlPlane, proxy: TcpProxy, ns: str, tmp_path: Path) -> None:
+    """The error was one for every kind, and any event of any kind cleared it: with Pods refused and a
+    NAD created, /readyz said "(last error: )" or nothing at all."""
+    api = service_account_client(cluster, proxy, ns, tmp_path / "reader.kubeconfig")  # NADs only
+    view = LiveClusterView(api, kinds=(NAD, POD), backoff_first=60, backoff_cap=60)  # no retry during the test
+    view.start()
+    try:
+        refused = "(last error: Pod: 403: "
+        eventually(lambda: view.readiness()[1], "the Pods refused", until=lambda r: refused in r)
+        eventually(lambda: NAD in view._open, "the NADs' watch open")
+        create(cluster, nad("any", ns))
+        eventually(lambda: view.nad(ns, "any"), "the NAD's event")
+        ready, reason = view.readiness()
+        assert not ready
+        assert reason.startswith("cluster cache not synced: waiting for the first list of Pod " + refused), reason
+    finally:
+        view.stop()
+        cluster.kubectl("delete", "clusterrole", ns, check=False)
+
+
 class Agent:
     """Writes a MultusNodeState's heartbeat every 0.3s as a live agent would (Multus ready on ``boot``)."""
 

@@ -218,7 +218,8 @@ class LiveClusterView(ClusterStore):
         # pages in flight together would raise the first sync's peak memory. Watch events of every
         # kind are applied meanwhile (the store's lock is taken page by page).
         self._listing = threading.Lock()
-        self.last_error = ""
+        # Per resource: the error that made it fail last, told while it is failing.
+        self._errors: dict[str, str] = {}
         # Per resource: the resourceVersion to watch from, that of its list and then of each event
         # applied (as client-go's reflector keeps it): a watch that breaks resumes after the last event
         # it delivered, not at its own start (which applied its events twice and, for MultusNodeStates,
@@ -274,13 +275,17 @@ class LiveClusterView(ClusterStore):
 
     def readiness(self) -> tuple[bool, str]:
         waiting = [r.kind for r in self.resources if r.kind not in self._synced]
+        # The error of the kind failing longest, which out_of_contact() tells of: one error shared by
+        # every kind was cleared by any other kind's event, and read "(last error: )".
+        failing = self._failing.copy()
+        longest = min(failing, key=failing.__getitem__, default=None)
+        error = self._errors.get(longest, "") if longest is not None else ""
         if not waiting:
-            away = self.out_of_contact()
-            if not away:
+            if longest is None:
                 return True, "ok"
-            return True, (f"ok, answering from the cache: no contact with the apiserver for {away:.0f}s "
-                          f"(last error: {self.last_error})")
-        detail = f" (last error: {self.last_error})" if self.last_error else ""
+            return True, (f"ok, answering from the cache: no contact with the apiserver for "
+                          f"{time.monotonic() - failing[longest]:.0f}s (last error: {error})")
+        detail = f" (last error: {error})" if error else ""
         return False, f"cluster cache not synced: waiting for the first list of {', '.join(waiting)}{detail}"
 
     def upsert(self, kind: str, obj: Mapping[str, Any]) -> None:
@@ -324,9 +329,9 @@ class LiveClusterView(ClusterStore):
             except Gone as exc:
                 log.info("%s: resourceVersion expired (410 Gone); listing again", res.kind)
                 self._versions.pop(res.kind, None)
-                # Not fed until the new list's first page: it may wait behind another kind's list. What
-                # /readyz then names as the last error (it was whatever failed before, or nothing).
-                self.last_error = f"{res.kind}: {exc}"
+                # Not fed until the new list's first page: it may wait behind another kind's list, and
+                # meanwhile /readyz names the 410 as its error.
+                self._errors[res.kind] = f"{res.kind}: {exc}"
                 self._mark_failing(res.kind)
             except ApiError as exc:
                 if exc.status == 404:
@@ -373,7 +378,7 @@ class LiveClusterView(ClusterStore):
 
     def _failed(self, res: Resource, exc: Exception) -> None:
         """``res`` is failing; for out_of_contact, since its last success."""
-        self.last_error = f"{res.kind}: {exc}"
+        self._errors[res.kind] = f"{res.kind}: {exc}"
         self._mark_failing(res.kind)
         log.warning("watching %s failed: %s; retrying", res.kind, exc)
 
@@ -429,7 +434,6 @@ class LiveClusterView(ClusterStore):
                 events += 1
                 self._succeeded(res.kind)
                 backoff.reset()
-                self.last_error = ""
         finally:
             # However it ended (empty, an ERROR event, a reset), a watch that applied nothing within
             # SHORT_WATCH did not feed the kind: its opening is not contact. Counted as contact, an
