@@ -390,7 +390,7 @@ class LiveClusterView(ClusterStore):
         listed: list[str] = []  # the list's resourceVersion, once its last page is in
         self.replace_pages(res.kind, self._pages(res, listed))
         if self._known:
-            freeze_long_lived(collect=False)  # a relist: what it stored lasts until the next change
+            freeze_long_lived()  # a relist: what it stored lasts until the next change
         self._mark_synced(res.kind)
         log.debug("listed %s at resourceVersion %s", res.kind, listed[0])
         return listed[0]
