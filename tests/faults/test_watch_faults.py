@@ -340,6 +340,66 @@ def test_a_watch_that_fails_as_it_opens_counts_as_out_of_contact(cluster: Contro
         cutter.server_close()
 
 
+class Shedding(http.server.ThreadingHTTPServer):
+    """An apiserver shedding load (API Priority and Fairness): every request answered 429 with a
+    Retry-After. A real one cannot be made to do so on demand."""
+
+    def __init__(self, retry_after: str) -> None:
+        body = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 429,
+                           "reason": "TooManyRequests", "message": "too many requests"}).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                self.send_response(429)
+                self.send_header("Retry-After", retry_after)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class Waits(threading.Event):
+    """A stop event that notes how long each wait on it was to last."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        return super().wait(timeout)
+
+
+def test_a_429_is_retried_no_sooner_than_its_retry_after(tmp_path: Path) -> None:
+    """The reflectors retried after their own backoff (0.2s, doubling up to 5s), whatever the apiserver
+    asked for. Its Retry-After is obeyed, up to a minute."""
+    server = Shedding("7")
+    kubeconfig = tmp_path / "shedding.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "s",
+        "clusters": [{"name": "s", "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}],
+        "users": [{"name": "s", "user": {}}], "contexts": [{"name": "s", "context": {"cluster": "s", "user": "s"}}]}))
+    view = LiveClusterView(load_client(str(kubeconfig)), kinds=(NAD,))
+    stop = view._stop = Waits()
+    view.start()
+    try:
+        waits = eventually(lambda: list(stop.waits), "the list refused", until=bool)
+        assert waits[0] == 7
+        assert "429: too many requests" in view.readiness()[1]
+    finally:
+        view.stop()
+        server.shutdown()
+        server.server_close()
+
+
 def service_account_client(cp: ControlPlane, proxy: TcpProxy, namespace: str, path: Path) -> ApiClient:
     """A client through the proxy as a ServiceAccount that may list and watch NADs (ClusterRoleBinding
     ``namespace``)."""

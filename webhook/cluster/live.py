@@ -133,10 +133,26 @@ def policy_resource(namespace: str) -> Resource:
                     field_selector=f"metadata.name={POLICY_CONFIGMAP}")
 
 
+#: The longest a Retry-After is obeyed; a server that asks for more is asked again then.
+RETRY_AFTER_MAX = 60.0
+
+
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: float = 0.0) -> None:
         super().__init__(f"{status}: {message}" if status else message)  # 0: no HTTP status to tell
         self.status, self.message = status, message
+        #: Seconds the server asked to be left alone (its Retry-After, with a 429 or 503).
+        self.retry_after = retry_after
+
+
+def _retry_after(exc: ApiException) -> float:
+    """The answer's Retry-After in seconds, at most RETRY_AFTER_MAX; 0 without one (or with an HTTP
+    date, which the apiserver does not send)."""
+    try:
+        seconds = float(str((exc.headers or {}).get("Retry-After")))
+    except (TypeError, ValueError):
+        return 0.0
+    return min(seconds, RETRY_AFTER_MAX) if seconds > 0 else 0.0
 
 
 class Gone(ApiError):
@@ -347,7 +363,8 @@ class LiveClusterView(ClusterStore):
                         self._failed(res, ApiError(404, f"{exc.message}: {why}"))
                 else:
                     self._failed(res, exc)
-                self._stop.wait(backoff.next())
+                # An apiserver shedding load (429) says when to come back: sooner only adds to its load.
+                self._stop.wait(max(backoff.next(), exc.retry_after))
             except Exception as exc:
                 if self._stop.is_set():
                     return
@@ -453,7 +470,7 @@ class LiveClusterView(ClusterStore):
             return open_response(self.api, "GET", path, query=query, accept=accept, timeout=(10, read_timeout))
         except ApiException as exc:
             status = int(exc.status or 0)
-            raise (Gone if status == 410 else ApiError)(status, status_message(exc)) from None
+            raise (Gone if status == 410 else ApiError)(status, status_message(exc), _retry_after(exc)) from None
 
     def _get_json(self, path: str, query: list[tuple[str, str]], accept: str) -> Mapping[str, Any]:
         raw = self._request(path, query, accept, read_timeout=60)
