@@ -15,18 +15,21 @@ _pauses = 0
 _was_enabled = True
 
 
-def freeze_long_lived(*, collect: bool = True) -> None:
+def freeze_long_lived() -> None:
     """Put every object alive now out of the cyclic collector's reach.
 
     A full collection walks every tracked container. With the cache of a large cluster (hundreds of
     thousands of dicts and tuples) that is a pause of tens to a hundred milliseconds for every request
-    in flight. Frozen objects are still freed by reference counting (our cache holds no cycles); a
-    cycle among them would never be collected, hence ``collect`` first where a pause does not matter
-    (before the server is ready). Without it, freezing only moves a list: cheap enough after any relist.
+    in flight. Frozen objects are still freed by reference counting (our cache holds no cycles), but a
+    cycle frozen while alive (an in-flight request's or connection's objects, caught by a relist's
+    freeze) is never collected once it dies while frozen. So each call first unfreezes and collects
+    everything, which frees what an earlier call froze alive and has died since: memory no longer
+    grows with every relist. That pause is taken at the first sync, before the server is ready, and at
+    a relist (after a 410 Gone: rare), whose own pages cost more.
     """
-    if collect:
-        gc.collect()
-        _trim_c_heap()
+    gc.unfreeze()
+    gc.collect()
+    _trim_c_heap()
     gc.freeze()
 
 

@@ -259,7 +259,7 @@ def test_an_identity_that_may_only_list_is_enough(controlplane: ControlPlane, na
     controlplane.kubectl("apply", "-f", "-", input=json.dumps(pod))
     controlplane.kubectl("create", "serviceaccount", "ci", "-n", namespace)
     controlplane.kubectl("create", "clusterrole", f"{namespace}-list", "--verb=list",
-                         "--resource=nodes,pods,network-attachment-definitions.k8s.cni.cncf.io,"
+                         "--resource=nodes,pods,resourcequotas,network-attachment-definitions.k8s.cni.cncf.io,"
                          "networkprofiles.multus-webhook.io,multusnodestates.multus-webhook.io")
     controlplane.kubectl("create", "clusterrolebinding", f"{namespace}-list", f"--clusterrole={namespace}-list",
                          f"--serviceaccount={namespace}:ci")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gc
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -334,3 +336,44 @@ def test_pods_are_read_as_metadata_and_only_annotated_ones_are_kept(cp: ControlP
     assert view.pods_using(ns, "meta", first=5, multus_namespace="kube-system") == (1, [ObjectRef(ns, "with")])
     assert all(key[0] != ns or key[1] == "with" for key in view._pod_refs)
 
+
+
+def check_kubeconfig(cp: ControlPlane, obj: dict[str, Any]) -> dict[str, Any]:
+    """`check --kubeconfig` of ``obj``: its one result (json output)."""
+    result = subprocess.run([sys.executable, "-m", "webhook.cli", "check", "-", "--kubeconfig", str(cp.kubeconfig),
+                             "--output", "json"], input=json.dumps(obj), capture_output=True, text=True, timeout=120)
+    assert result.returncode in (0, 1), result.stderr
+    checked: dict[str, Any] = json.loads(result.stdout)["results"][0]
+    return checked
+
+
+def test_check_kubeconfig_reads_the_cluster_the_webhook_does(cp: ControlPlane, ns: str) -> None:
+    """check listed Nodes as metadata only (every node schedulable, taints and cordons lost), no
+    ResourceQuotas, and MultusNodeStates of every namespace where the webhook reads its own only."""
+    host_local = nad("hl", ns, {"type": "host-local", "subnet": "10.69.0.0/24"})
+    add_node(cp, "node-cp")
+    add_node(cp, "node-w")
+    cp.kubectl("taint", "nodes", "node-cp", "node-role.kubernetes.io/control-plane:NoSchedule")
+    elsewhere = f"other-{uuid.uuid4().hex[:8]}"  # another install's, or one left behind
+    cp.kubectl("create", "namespace", elsewhere)
+    cp.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "multus-webhook.io/v1alpha1", "kind": "MultusNodeState",
+        "metadata": {"name": "node-w", "namespace": elsewhere}}))
+    cp.kubectl("patch", "multusnodestate", "node-w", "-n", elsewhere, "--subresource=status", "--type=merge",
+               "-p", json.dumps({"status": {"nodeName": "node-w", "cniBinaries": ["static"], "multusReady": True}}))
+    cp.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "affinity", "namespace": ns},
+        "spec": {"hard": {"pods": "10"}, "scopes": ["CrossNamespacePodAffinity"]}}))
+    try:
+        # The webhook: the tainted node does not count, and the other namespace's state is not read.
+        _, out = eventually(lambda: dry_run(cp, host_local), "the taint to reach the cache", until=lambda r: r[0])
+        assert "host-local" not in out, out
+        assert "nad-cni-binaries" not in out, out
+        checked = check_kubeconfig(cp, host_local)
+        assert checked["verdict"] == "allow", checked
+        ok, out = apply(cp, host_local)
+        assert ok, out
+        gated = check_kubeconfig(cp, pod("app", ns, {"k8s.v1.cni.cncf.io/networks": "hl"}))
+        assert "has ResourceQuota affinity with the scope CrossNamespacePodAffinity" in json.dumps(gated), gated
+    finally:
+        cp.kubectl("delete", "namespace", elsewhere, "--wait=false")

@@ -262,10 +262,10 @@ def test_a_410_gone_counts_as_out_of_contact_until_the_relists_first_page(
 
 class WatchCutter(http.server.ThreadingHTTPServer):
     """An HTTP intermediary in front of the real apiserver (plain HTTP to its clients, TLS as the admin to
-    the apiserver) that answers every watch with the apiserver's status and an empty body: a load
-    balancer or proxy that ends long responses at once. Lists go through whole."""
+    the apiserver) that answers every watch with the apiserver's status and ``watch_body``, by default
+    none: a load balancer or proxy that ends long responses at once. Lists go through whole."""
 
-    def __init__(self, cp: ControlPlane) -> None:
+    def __init__(self, cp: ControlPlane, watch_body: bytes = b"") -> None:
         context = ssl.create_default_context(cafile=str(cp.pki / "ca.crt"))
         context.load_cert_chain(cp.pki / "admin.crt", cp.pki / "admin.key")
         self.watches: list[float] = []  # when each watch came (monotonic)
@@ -280,7 +280,7 @@ class WatchCutter(http.server.ThreadingHTTPServer):
                 watch = "watch=true" in self.path
                 if watch:
                     cutter.watches.append(time.monotonic())
-                body = b"" if watch else response.read()
+                body = watch_body if watch else response.read()
                 self.send_response(response.status)
                 self.send_header("Content-Type", response.getheader("Content-Type") or "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -322,6 +322,84 @@ def test_a_watch_that_ends_at_once_is_opened_again_only_after_a_backoff(
         cutter.server_close()
 
 
+def test_a_watch_that_fails_as_it_opens_counts_as_out_of_contact(cluster: ControlPlane, tmp_path: Path) -> None:
+    """An apiserver that opens every watch and at once sends an ERROR event (a 500: etcd unable to decrypt,
+    say) never feeds the kind. Its opening counted as contact, so the time out of contact never passed
+    the backoff cap and the gauge operators alert on stayed low."""
+    error = {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 500,
+                                         "reason": "InternalError", "message": "unable to transform key"}}
+    cutter = WatchCutter(cluster, json.dumps(error).encode() + b"\n")
+    view = started(LiveClusterView(load_client(str(cutter.kubeconfig(tmp_path / "cut.kubeconfig"))), kinds=(NAD,),
+                                   backoff_first=0.05, backoff_cap=0.2))
+    try:
+        eventually(lambda: view.out_of_contact(NAD) > 3, "the watches failing counted out of contact")
+        assert "(last error: NetworkAttachmentDefinition: 500: unable to transform key)" in view.readiness()[1]
+    finally:
+        view.stop()
+        cutter.shutdown()
+        cutter.server_close()
+
+
+class Shedding(http.server.ThreadingHTTPServer):
+    """An apiserver shedding load (API Priority and Fairness): every request answered 429 with a
+    Retry-After. A real one cannot be made to do so on demand."""
+
+    def __init__(self, retry_after: str) -> None:
+        body = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 429,
+                           "reason": "TooManyRequests", "message": "too many requests"}).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                self.send_response(429)
+                self.send_header("Retry-After", retry_after)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class Waits(threading.Event):
+    """A stop event that notes how long each wait on it was to last."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        return super().wait(timeout)
+
+
+def test_a_429_is_retried_no_sooner_than_its_retry_after(tmp_path: Path) -> None:
+    """The reflectors retried after their own backoff (0.2s, doubling up to 5s), whatever the apiserver
+    asked for. Its Retry-After is obeyed, up to a minute."""
+    server = Shedding("7")
+    kubeconfig = tmp_path / "shedding.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "s",
+        "clusters": [{"name": "s", "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}],
+        "users": [{"name": "s", "user": {}}], "contexts": [{"name": "s", "context": {"cluster": "s", "user": "s"}}]}))
+    view = LiveClusterView(load_client(str(kubeconfig)), kinds=(NAD,))
+    stop = view._stop = Waits()
+    view.start()
+    try:
+        waits = eventually(lambda: list(stop.waits), "the list refused", until=bool)
+        assert waits[0] == 7
+        assert "429: too many requests" in view.readiness()[1]
+    finally:
+        view.stop()
+        server.shutdown()
+        server.server_close()
+
+
 def service_account_client(cp: ControlPlane, proxy: TcpProxy, namespace: str, path: Path) -> ApiClient:
     """A client through the proxy as a ServiceAccount that may list and watch NADs (ClusterRoleBinding
     ``namespace``)."""
@@ -352,6 +430,27 @@ def test_a_refusal_after_the_sync_counts_as_out_of_contact(
         ready, reason = view.readiness()
         assert ready
         assert "no contact with the apiserver for" in reason, reason
+    finally:
+        view.stop()
+        cluster.kubectl("delete", "clusterrole", ns, check=False)
+
+
+def test_readyz_names_the_error_of_the_kind_failing_longest(
+        cluster: ControlPlane, proxy: TcpProxy, ns: str, tmp_path: Path) -> None:
+    """The error was one for every kind, and any event of any kind cleared it: with Pods refused and a
+    NAD created, /readyz said "(last error: )" or nothing at all."""
+    api = service_account_client(cluster, proxy, ns, tmp_path / "reader.kubeconfig")  # NADs only
+    view = LiveClusterView(api, kinds=(NAD, POD), backoff_first=60, backoff_cap=60)  # no retry during the test
+    view.start()
+    try:
+        refused = "(last error: Pod: 403: "
+        eventually(lambda: view.readiness()[1], "the Pods refused", until=lambda r: refused in r)
+        eventually(lambda: NAD in view._open, "the NADs' watch open")
+        create(cluster, nad("any", ns))
+        eventually(lambda: view.nad(ns, "any"), "the NAD's event")
+        ready, reason = view.readiness()
+        assert not ready
+        assert reason.startswith("cluster cache not synced: waiting for the first list of Pod " + refused), reason
     finally:
         view.stop()
         cluster.kubectl("delete", "clusterrole", ns, check=False)

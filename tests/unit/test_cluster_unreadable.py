@@ -57,6 +57,10 @@ def test_a_pod_whose_annotation_cannot_be_read_uses_nothing_and_the_list_goes_on
     store.upsert(POD, pod("bad", bug))
     store.delete(POD, pod("bad", bug))
     assert store.unreadable(POD) == 0
+    # Gone while the watch was down: the relist that no longer holds it drops it too.
+    store.upsert(POD, pod("bad", bug))
+    store.replace(POD, [pod("before", "blue")])
+    assert store.unreadable(POD) == 0
 
 
 def test_a_nad_whose_config_cannot_be_read_is_kept_without_ranges_or_binaries(

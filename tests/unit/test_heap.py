@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import re
 import subprocess
 import sys
 import textwrap
+import weakref
 
 import pytest
 
@@ -41,3 +43,22 @@ def test_every_command_has_its_threads_share_two_arenas() -> None:
     # Without the limit each thread has its own: what the test would see if the call did nothing.
     assert arenas("default") > heap.ARENAS
     assert arenas("cli") <= heap.ARENAS
+
+
+class Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_cycle_frozen_alive_is_collected_at_the_next_freeze_once_dead() -> None:
+    """A relist froze whatever was alive, an in-flight request's cycles too: once they died they were
+    out of the collector's reach for ever, and memory grew with every relist."""
+    cycle = Cycle()
+    dead = weakref.ref(cycle)
+    try:
+        heap.freeze_long_lived()  # the first sync's
+        del cycle
+        heap.freeze_long_lived()  # a relist's
+        assert dead() is None
+    finally:
+        gc.unfreeze()

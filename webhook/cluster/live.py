@@ -86,8 +86,27 @@ class Resource:
     #: The CustomResourceDefinition that serves it (none for built-in kinds).
     crd: str = ""
 
+    @property
+    def api_version(self) -> str:
+        """Of its objects, which the items of a list do not carry (those of a metadata list carry another)."""
+        group_version = self.path.split("/")[2:4]  # /api/v1/... or /apis/<group>/<version>/...
+        return group_version[0] if self.path.startswith("/api/") else "/".join(group_version)
+
+    @property
+    def list_accept(self) -> str:
+        return METADATA_LIST if self.metadata_only else JSON
+
+    def limit(self, page_size: int) -> int:
+        return min(page_size, self.page_size or page_size)
+
+    def selectors(self) -> list[tuple[str, str]]:
+        return [(name, value) for name, value in (("fieldSelector", self.field_selector),
+                                                  ("labelSelector", self.label_selector)) if value]
+
 
 def resources(state_namespace: str = STATE_NAMESPACE, kinds: Collection[str] = KINDS) -> tuple[Resource, ...]:
+    """What the webhook reads of the cluster, and how: the live view and `check --kubeconfig` (snapshot)
+    both list from here, so that check reads the cluster the webhook does."""
     every = (
         # Whole Nodes: the controller reads the Ready condition and the boot id (the store keeps little
         # else). Their status is tens of KiB each: small pages keep what a list holds at once small.
@@ -108,10 +127,32 @@ def resources(state_namespace: str = STATE_NAMESPACE, kinds: Collection[str] = K
     return tuple(r for r in every if r.kind in kinds)
 
 
+def policy_resource(namespace: str) -> Resource:
+    """The policy ConfigMap in the webhook's ``namespace``, listed (and watched) by its name."""
+    return Resource(POLICY, f"/api/v1/namespaces/{namespace}/configmaps",
+                    field_selector=f"metadata.name={POLICY_CONFIGMAP}")
+
+
+#: The longest a Retry-After is obeyed; a server that asks for more is asked again then.
+RETRY_AFTER_MAX = 60.0
+
+
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: float = 0.0) -> None:
         super().__init__(f"{status}: {message}" if status else message)  # 0: no HTTP status to tell
         self.status, self.message = status, message
+        #: Seconds the server asked to be left alone (its Retry-After, with a 429 or 503).
+        self.retry_after = retry_after
+
+
+def _retry_after(exc: ApiException) -> float:
+    """The answer's Retry-After in seconds, at most RETRY_AFTER_MAX; 0 without one (or with an HTTP
+    date, which the apiserver does not send)."""
+    try:
+        seconds = float(str((exc.headers or {}).get("Retry-After")))
+    except (TypeError, ValueError):
+        return 0.0
+    return min(seconds, RETRY_AFTER_MAX) if seconds > 0 else 0.0
 
 
 class Gone(ApiError):
@@ -132,6 +173,17 @@ def _shutdown(response: Any) -> None:
     error (ValueError, RuntimeError): either way that reader is awake already."""
     with contextlib.suppress(OSError, ValueError, RuntimeError):
         response.shutdown()
+
+
+@contextlib.contextmanager
+def _skipped_if_failing(kind: str, what: str) -> Iterator[None]:
+    """Applying one object failed (a bug): it is logged and skipped. Raised, it failed the list (the kind
+    never synced, the replica never ready) or the watch, which was opened again from before the event and
+    replayed it for ever, so that nothing after it was ever applied."""
+    try:
+        yield
+    except Exception:
+        log.exception("%s: could not apply %s; skipped it, please report it", kind, what)
 
 
 class _Backoff:
@@ -168,8 +220,7 @@ class LiveClusterView(ClusterStore):
         # ConfigMap, or None when there is none) instead of the store.
         self._on_policy = on_policy
         if on_policy is not None:
-            self.resources += (Resource(POLICY, f"/api/v1/namespaces/{state_namespace}/configmaps",
-                                        field_selector=f"metadata.name={POLICY_CONFIGMAP}"),)
+            self.resources += (policy_resource(state_namespace),)
         self.page_size = page_size
         self.watch_timeout = watch_timeout
         self.watch_silence = watch_silence
@@ -183,14 +234,16 @@ class LiveClusterView(ClusterStore):
         # pages in flight together would raise the first sync's peak memory. Watch events of every
         # kind are applied meanwhile (the store's lock is taken page by page).
         self._listing = threading.Lock()
-        self.last_error = ""
+        # Per resource: the error that made it fail last, told while it is failing.
+        self._errors: dict[str, str] = {}
         # Per resource: the resourceVersion to watch from, that of its list and then of each event
         # applied (as client-go's reflector keeps it): a watch that breaks resumes after the last event
         # it delivered, not at its own start (which applied its events twice and, for MultusNodeStates,
         # took heartbeats back in time). A kind without one is listed (again).
         self._versions: dict[str, str] = {}
-        # Per resource: when (monotonic) the apiserver last fed it (a list page, a watch opened, an
-        # event or bookmark), and since when it has been failing: the time of that last success.
+        # Per resource: when (monotonic) the apiserver last fed it (a list page, a watch opened but for
+        # one that ended at once with nothing in it, an event or bookmark), and since when it has been
+        # failing: the time of that last success.
         self._started = time.monotonic()
         self._contact: dict[str, float] = {}
         self._failing: dict[str, float] = {}
@@ -238,13 +291,17 @@ class LiveClusterView(ClusterStore):
 
     def readiness(self) -> tuple[bool, str]:
         waiting = [r.kind for r in self.resources if r.kind not in self._synced]
+        # The error of the kind failing longest, which out_of_contact() tells of: one error shared by
+        # every kind was cleared by any other kind's event, and read "(last error: )".
+        failing = self._failing.copy()
+        longest = min(failing, key=failing.__getitem__, default=None)
+        error = self._errors.get(longest, "") if longest is not None else ""
         if not waiting:
-            away = self.out_of_contact()
-            if not away:
+            if longest is None:
                 return True, "ok"
-            return True, (f"ok, answering from the cache: no contact with the apiserver for {away:.0f}s "
-                          f"(last error: {self.last_error})")
-        detail = f" (last error: {self.last_error})" if self.last_error else ""
+            return True, (f"ok, answering from the cache: no contact with the apiserver for "
+                          f"{time.monotonic() - failing[longest]:.0f}s (last error: {error})")
+        detail = f" (last error: {error})" if error else ""
         return False, f"cluster cache not synced: waiting for the first list of {', '.join(waiting)}{detail}"
 
     def upsert(self, kind: str, obj: Mapping[str, Any]) -> None:
@@ -262,7 +319,8 @@ class LiveClusterView(ClusterStore):
     def replace_pages(self, kind: str, pages: Iterable[Iterable[Mapping[str, Any]]]) -> None:
         if kind == POLICY and self._on_policy is not None:
             listed = [obj for page in pages for obj in page]  # the whole list read: its resourceVersion is known
-            self._on_policy(listed[0] if listed else None)
+            with _skipped_if_failing(kind, "the listed ConfigMap"):
+                self._on_policy(listed[0] if listed else None)
         else:
             super().replace_pages(kind, pages)
 
@@ -287,9 +345,9 @@ class LiveClusterView(ClusterStore):
             except Gone as exc:
                 log.info("%s: resourceVersion expired (410 Gone); listing again", res.kind)
                 self._versions.pop(res.kind, None)
-                # Not fed until the new list's first page: it may wait behind another kind's list. What
-                # /readyz then names as the last error (it was whatever failed before, or nothing).
-                self.last_error = f"{res.kind}: {exc}"
+                # Not fed until the new list's first page: it may wait behind another kind's list, and
+                # meanwhile /readyz names the 410 as its error.
+                self._errors[res.kind] = f"{res.kind}: {exc}"
                 self._mark_failing(res.kind)
             except ApiError as exc:
                 if exc.status == 404:
@@ -305,7 +363,8 @@ class LiveClusterView(ClusterStore):
                         self._failed(res, ApiError(404, f"{exc.message}: {why}"))
                 else:
                     self._failed(res, exc)
-                self._stop.wait(backoff.next())
+                # An apiserver shedding load (429) says when to come back: sooner only adds to its load.
+                self._stop.wait(max(backoff.next(), exc.retry_after))
             except Exception as exc:
                 if self._stop.is_set():
                     return
@@ -336,7 +395,7 @@ class LiveClusterView(ClusterStore):
 
     def _failed(self, res: Resource, exc: Exception) -> None:
         """``res`` is failing; for out_of_contact, since its last success."""
-        self.last_error = f"{res.kind}: {exc}"
+        self._errors[res.kind] = f"{res.kind}: {exc}"
         self._mark_failing(res.kind)
         log.warning("watching %s failed: %s; retrying", res.kind, exc)
 
@@ -348,7 +407,7 @@ class LiveClusterView(ClusterStore):
         listed: list[str] = []  # the list's resourceVersion, once its last page is in
         self.replace_pages(res.kind, self._pages(res, listed))
         if self._known:
-            freeze_long_lived(collect=False)  # a relist: what it stored lasts until the next change
+            freeze_long_lived()  # a relist: what it stored lasts until the next change
         self._mark_synced(res.kind)
         log.debug("listed %s at resourceVersion %s", res.kind, listed[0])
         return listed[0]
@@ -357,50 +416,50 @@ class LiveClusterView(ClusterStore):
         """The items of a paged list, page after page (50,000 pods are never held at once); each page
         is read from the apiserver before it is yielded, so that the store applies it without waiting
         on the network."""
-        accept = METADATA_LIST if res.metadata_only else JSON
-        limit = min(self.page_size, res.page_size or self.page_size)
-        for body in list_pages(lambda query: self._get_json(res.path, query, accept), self._selector(res), limit):
+        for body in list_pages(lambda query: self._get_json(res.path, query, res.list_accept), res.selectors(),
+                               res.limit(self.page_size)):
             self._succeeded(res.kind)
             meta = body.get("metadata") or {}
             if not meta.get("continue"):
                 listed.append(str(meta.get("resourceVersion") or ""))
             yield (_slim(i) for i in body.get("items") or () if isinstance(i, Mapping))
 
-    @staticmethod
-    def _selector(res: Resource) -> list[tuple[str, str]]:
-        return [(name, value) for name, value in (("fieldSelector", res.field_selector),
-                                                  ("labelSelector", res.label_selector)) if value]
-
     def _watch(self, res: Resource, backoff: _Backoff) -> bool:
         """Apply watch events from the kind's resourceVersion until the server ends the watch; False when
         it ended at once with nothing in it (counted as a failure, to be backed off)."""
         query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("resourceVersion", self._versions[res.kind]),
-                 ("timeoutSeconds", str(self.watch_timeout)), *self._selector(res)]
+                 ("timeoutSeconds", str(self.watch_timeout)), *res.selectors()]
         fed = self._contact.get(res.kind, self._started)
         opened = time.monotonic()
         events = 0
-        for event in self._stream(res, query):
-            kind, obj = event.get("type"), event.get("object")
-            if not isinstance(obj, Mapping):
-                continue
-            if kind == "ERROR":
-                status, message = int(obj.get("code") or 0), str(obj.get("message") or "")
-                raise (Gone if status == 410 else ApiError)(status, message)
-            if kind in ("ADDED", "MODIFIED"):
-                self.upsert(res.kind, _slim(obj))
-            elif kind == "DELETED":
-                self.delete(res.kind, obj)
-            meta = obj.get("metadata")
-            if isinstance(meta, Mapping) and meta.get("resourceVersion"):
-                self._versions[res.kind] = str(meta["resourceVersion"])
-            events += 1
-            self._succeeded(res.kind)
-            backoff.reset()
-            self.last_error = ""
-        if events or time.monotonic() - opened >= SHORT_WATCH or self._stop.is_set():
+        try:
+            for event in self._stream(res, query):
+                kind, obj = event.get("type"), event.get("object")
+                if not isinstance(obj, Mapping):
+                    continue
+                if kind == "ERROR":
+                    status, message = int(obj.get("code") or 0), str(obj.get("message") or "")
+                    raise (Gone if status == 410 else ApiError)(status, message)
+                with _skipped_if_failing(res.kind, f"a {kind} event"):
+                    if kind in ("ADDED", "MODIFIED"):
+                        self.upsert(res.kind, _slim(obj))
+                    elif kind == "DELETED":
+                        self.delete(res.kind, obj)
+                meta = obj.get("metadata")
+                if isinstance(meta, Mapping) and meta.get("resourceVersion"):
+                    self._versions[res.kind] = str(meta["resourceVersion"])
+                events += 1
+                self._succeeded(res.kind)
+                backoff.reset()
+        finally:
+            # However it ended (empty, an ERROR event, a reset), a watch that applied nothing within
+            # SHORT_WATCH did not feed the kind: its opening is not contact. Counted as contact, an
+            # apiserver that fails every watch as it opens kept the kind "in contact" for ever.
+            at_once = not events and time.monotonic() - opened < SHORT_WATCH and not self._stop.is_set()
+            if at_once:
+                self._contact[res.kind] = fed
+        if not at_once:
             return True
-        # Its opening fed nothing: the kind has been failing since what fed it before.
-        self._contact[res.kind] = fed
         self._failed(res, ApiError(0, "the watch ended at once with no event"))
         return False
 
@@ -411,7 +470,7 @@ class LiveClusterView(ClusterStore):
             return open_response(self.api, "GET", path, query=query, accept=accept, timeout=(10, read_timeout))
         except ApiException as exc:
             status = int(exc.status or 0)
-            raise (Gone if status == 410 else ApiError)(status, status_message(exc)) from None
+            raise (Gone if status == 410 else ApiError)(status, status_message(exc), _retry_after(exc)) from None
 
     def _get_json(self, path: str, query: list[tuple[str, str]], accept: str) -> Mapping[str, Any]:
         raw = self._request(path, query, accept, read_timeout=60)

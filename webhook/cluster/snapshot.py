@@ -17,66 +17,61 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from webhook.cluster.live import POLICY_CONFIGMAP, STATE_NAMESPACE
-from webhook.kube import JSON, METADATA_LIST, list_pages, request
+from webhook.cluster.live import STATE_NAMESPACE, Resource, policy_resource, resources
+from webhook.cluster.store import AGENT_POD, KINDS, POD
+from webhook.kube import list_pages, request
 
 #: Big clusters answer in pages rather than one response of every pod.
 PAGE = 500
 TIMEOUT_SECONDS = 30
-
-#: (group, version, plural, kind) of the custom resources the rules may ask about.
-CUSTOM = [
-    ("k8s.cni.cncf.io", "v1", "network-attachment-definitions", "NetworkAttachmentDefinition"),
-    ("multus-webhook.io", "v1alpha1", "networkprofiles", "NetworkProfile"),
-    ("multus-webhook.io", "v1alpha1", "multusnodestates", "MultusNodeState"),
-]
+#: What the webhook reads, but for the agents' pods, which only its controller reads.
+READ = tuple(kind for kind in KINDS if kind != AGENT_POD)
 
 
 class SnapshotError(RuntimeError):
     """The cluster could not be read; the message says which cluster and why."""
 
 
-def _pages(client: ApiClient, path: str, api_version: str, kind: str, accept: str = JSON,
-           query: Sequence[tuple[str, str]] = ()) -> Iterator[dict[str, Any]]:
+def _pages(client: ApiClient, res: Resource, query: Sequence[tuple[str, str]] = ()) -> Iterator[dict[str, Any]]:
     def fetch(query: list[tuple[str, str]]) -> Any:
-        return request(client, "GET", path, query=query, accept=accept, timeout=(TIMEOUT_SECONDS, TIMEOUT_SECONDS))
+        return request(client, "GET", res.path, query=query, accept=res.list_accept,
+                       timeout=(TIMEOUT_SECONDS, TIMEOUT_SECONDS))
 
-    for body in list_pages(fetch, query, PAGE):
+    for body in list_pages(fetch, [*res.selectors(), *query], res.limit(PAGE)):
         for item in body.get("items") or []:
             # Items of a list carry no apiVersion/kind of their own, those of a metadata list another one.
-            yield {**item, "apiVersion": api_version, "kind": kind}
+            yield {**item, "apiVersion": res.api_version, "kind": res.kind}
 
 
-def _list_all(client: ApiClient, whole_pods: Collection[tuple[str, str]]) -> Iterator[dict[str, Any]]:
-    # Of Nodes and Pods the rules read only metadata (a Node's labels, a Pod's annotations): their
-    # status and spec were two thirds of what a large cluster sent (measured, 5,000 nodes and 50,000
-    # pods: 216 -> 97 MiB). A pod an input updates is read whole, for the rules that compare.
-    yield from _pages(client, "/api/v1/nodes", "v1", "Node", METADATA_LIST)
-    for pod in _pages(client, "/api/v1/pods", "v1", "Pod", METADATA_LIST):
-        meta = pod["metadata"]
-        key = (meta.get("namespace", ""), meta.get("name", ""))
-        if key in whole_pods:
-            # A list of the one pod rather than a get: a list-only identity suffices, as for the rest.
-            pod = next(_pages(client, f"/api/v1/namespaces/{key[0]}/pods", "v1", "Pod",
-                              query=[("fieldSelector", f"metadata.name={key[1]}")]), pod)
-        yield pod
-    for group, version, plural, kind in CUSTOM:
+def _list_all(client: ApiClient, namespace: str, whole_pods: Collection[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+    # As the webhook lists them (webhook.cluster.live.resources): whole Nodes (their taints and
+    # spec.unschedulable decide which nodes count), Pods with their metadata only, MultusNodeStates of
+    # ``namespace`` only. Each object is reduced to what the store keeps as it comes.
+    for res in resources(namespace, READ):
         try:
-            yield from _pages(client, f"/apis/{group}/{version}/{plural}", f"{group}/{version}", kind)
+            for obj in _pages(client, res):
+                meta = obj["metadata"]
+                key = (meta.get("namespace", ""), meta.get("name", ""))
+                if res.kind == POD and key in whole_pods:
+                    # A pod an input updates is read whole, for the rules that compare; a list of the one
+                    # pod rather than a get: a list-only identity suffices, as for the rest.
+                    whole = Resource(POD, f"/api/v1/namespaces/{key[0]}/pods")
+                    obj = next(_pages(client, whole, [("fieldSelector", f"metadata.name={key[1]}")]), obj)
+                yield obj
         except ApiException as exc:
             # A CRD that is not installed means no objects of that kind, not an unreadable cluster.
-            if exc.status != 404:
+            if not res.crd or exc.status != 404:
                 raise
 
 
-def list_objects(kubeconfig: str, context: str | None = None, *,
+def list_objects(kubeconfig: str, context: str | None = None, *, namespace: str = STATE_NAMESPACE,
                  whole_pods: Collection[tuple[str, str]] = ()) -> Iterator[dict[str, Any]]:
-    """Every Node, Pod, NAD, NetworkProfile and MultusNodeState of the cluster, a page at a time as they
-    are consumed (a large cluster's objects are never all held at once); Nodes and Pods with their
-    metadata only, but the pods named in ``whole_pods`` ((namespace, name)). Raises SnapshotError
-    while it is read."""
+    """Every Node, MultusNodeState (of the webhook's ``namespace``), NAD, NetworkProfile, Pod and
+    ResourceQuota of the cluster, as the webhook reads them, a page at a time as they are consumed (a
+    large cluster's objects are never all held at once); Pods with their metadata only, but those named
+    in ``whole_pods`` ((namespace, name)). Raises SnapshotError while it is read."""
     with _reading(kubeconfig, context) as client:
-        yield from _list_all(client, whole_pods)
+        yield from _list_all(client, namespace, whole_pods)
 
 
 def policy_text(kubeconfig: str, context: str | None = None, namespace: str = STATE_NAMESPACE) -> str | None:
@@ -84,8 +79,7 @@ def policy_text(kubeconfig: str, context: str | None = None, namespace: str = ST
     multus-webhook-policy in the webhook's ``namespace`` (listed, as everything check reads); None
     without one, when the webhook uses its defaults. Raises SnapshotError."""
     with _reading(kubeconfig, context) as client:
-        for configmap in _pages(client, f"/api/v1/namespaces/{namespace}/configmaps", "v1", "ConfigMap",
-                                query=[("fieldSelector", f"metadata.name={POLICY_CONFIGMAP}")]):
+        for configmap in _pages(client, policy_resource(namespace)):
             text = (configmap.get("data") or {}).get("policy")
             return text if isinstance(text, str) else None
     return None

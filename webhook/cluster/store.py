@@ -94,6 +94,8 @@ def scopes_cross_namespace_affinity(quota: Mapping[str, Any]) -> bool:
 #: a bound on the memory, whatever values pods send.
 MERGES_KEPT = 4096
 MERGE_KEY_CHARS = 2048
+#: Distinct values shared at most (see ClusterStore._share): live ones are few, whatever the cluster's size.
+SHARED_KEPT = 4096
 #: The users of a NAD are kept as a tuple up to this many, as a set beyond.
 FEW_USERS = 64
 #: The namespace under which a default-network reference that names none is kept: it points into the
@@ -316,15 +318,25 @@ class ClusterStore:
             return self._node_table.agent_keys()
         if kind == RESOURCE_QUOTA:
             return [(namespace, name) for namespace, names in self._affinity_quotas.items() for name in names]
-        tables: dict[str, Mapping[Key, object]] = {
-            NAD: self._nads, NETWORK_PROFILE: self._profiles, POD: self._pod_refs}
+        if kind == POD:
+            # An unreadable pod has no references, only its entry there, which a relist without it drops.
+            return [*self._pod_refs, *self._unreadable[POD]]
+        tables: dict[str, Mapping[Key, object]] = {NAD: self._nads, NETWORK_PROFILE: self._profiles}
         return list(tables.get(kind, {}))
 
     def _share(self, value: Any) -> Any:
         """One copy of each distinct value, never written to: few distinct ones among thousands of NADs
-        and nodes (binary sets, label sets of ours, Ready conditions). Values nothing holds any more
-        stay; they follow the binary inventories, which are few."""
-        return self._shared.setdefault(frozen(value), value)
+        and nodes (binary sets, label sets of ours, Ready conditions). What nothing holds any more is
+        not told from the rest, so the table starts again once it holds SHARED_KEPT values (NADs of
+        20,000 plugin types created and deleted had left 20,000, 7 MB): holders keep the copies they
+        have, and the values stored next share new ones."""
+        key = frozen(value)
+        found = self._shared.get(key)
+        if found is None:
+            if len(self._shared) >= SHARED_KEPT:
+                self._shared.clear()
+            found = self._shared[key] = value
+        return found
 
     def _upsert(self, kind: str, key: Key, obj: Mapping[str, Any]) -> None:
         if kind == NODE:

@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         if args.cluster_state:
             state = (doc.obj for doc in iter_objects(args.cluster_state))
         elif args.kubeconfig:
-            state = list_objects(args.kubeconfig, args.context, whole_pods=updated_pods(documents, args.namespace))
+            state = list_objects(args.kubeconfig, args.context, namespace=args.webhook_namespace,
+                                 whole_pods=updated_pods(documents, args.namespace))
         # The state is read as check() stores it, object by object: its errors surface here.
         report = check(documents, policy, state=state, default_namespace=args.namespace,
                        webhook_namespace=args.webhook_namespace, strict=args.strict)

@@ -121,6 +121,10 @@ class Policy:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise PolicyError(f"{source}: not valid YAML: {exc}") from None
+        except ValueError as exc:  # an integer of more digits than int() accepts (4,300)
+            raise PolicyError(f"{source}: not readable YAML: {exc}") from None
+        except RecursionError:  # collections nested thousands deep
+            raise PolicyError(f"{source}: not readable YAML: nested too deep") from None
         return cls.from_mapping(data, known_rules, source)
 
     @classmethod
