@@ -26,6 +26,7 @@ import base64
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import math
 import time
@@ -316,6 +317,8 @@ class SelfManagedCertificates:
         patched."""
         required = [bundle.ca.cert, *([served] if served is not None else [])]
         kept = required + _still_valid(bundle.previous_ca_pem, self.clock())
+        # Read at most once per call, and only when a superseded CA is about to go.
+        in_secret = functools.cache(self._secret_cas)
         name = self.settings.webhook_configuration
         changed = False
         for kind, plural in (("ValidatingWebhookConfiguration", "validatingwebhookconfigurations"),
@@ -323,7 +326,7 @@ class SelfManagedCertificates:
             path = f"/apis/admissionregistration.k8s.io/v1/{plural}/{name}"
             for attempt in range(5):
                 config: dict[str, Any] = request(self.api, "GET", path)
-                ops = self._ca_bundle_ops(config, required, kept)
+                ops = self._ca_bundle_ops(config, required, kept, in_secret)
                 if not ops:
                     break
                 try:
@@ -341,7 +344,8 @@ class SelfManagedCertificates:
         """Whether no replica can still be serving under ``ca``, one of our CAs: a newer CA of ours was
         made (it is in the caBundle, so it was the Secret's at that moment) more than
         SUPERSEDED_AFTER_CHECKS check intervals ago. A replica reads the Secret at every check and
-        serves what it read, so by then every replica serves under that CA or a later one. This keeps
+        serves what it read, so by then every replica serves under that CA or a later one, unless the
+        Secret was set back to an older CA since: the caller keeps the CAs the Secret names. This keeps
         the caBundle bounded when something keeps spoiling the Secret (each time, a new CA), without
         taking out the CA of a replica that has not had its next look yet. A replica that could not
         read the Secret for that long (while it could still write the caBundle) puts its CA back at
@@ -350,12 +354,24 @@ class SelfManagedCertificates:
         return _ours(ca) and any(
             _ours(c) and ca.not_valid_before_utc < c.not_valid_before_utc < made_before for c in known)
 
+    def _secret_cas(self) -> list[x509.Certificate]:
+        """The CAs the Secret names now, current and previous (whether or not the rest of it is usable):
+        every replica serves under one of them once it has had its next look, whatever their age. A
+        Secret set back to an older bundle (a backup restored, a GitOps copy, a CA made earlier with
+        ``multus-webhook certs``) makes an older CA current again, which a newer CA of ours seems to
+        supersede."""
+        secret = self._read()
+        data = (secret or {}).get("data") or {}
+        return [c for key in ("ca.crt", "ca-previous.crt")
+                for c in _certificates(base64.b64decode(data.get(key, "")))]
+
     def _ca_bundle_ops(self, config: dict[str, Any], required: list[x509.Certificate],
-                       kept: list[x509.Certificate]) -> list[dict[str, Any]]:
+                       kept: list[x509.Certificate],
+                       in_secret: Callable[[], list[x509.Certificate]]) -> list[dict[str, Any]]:
         """A webhook's caBundle is rewritten only when a ``required`` CA is missing from it or it holds
-        a CA to go (expired, or one of ours superseded) that is not ``kept``, never for its order
-        alone: a replica that still trusts fewer CAs than another must not undo the other's bundle at
-        every check (the other would put it back)."""
+        a CA to go (expired, or one of ours superseded and not ``in_secret``) that is not ``kept``,
+        never for its order alone: a replica that still trusts fewer CAs than another must not undo the
+        other's bundle at every check (the other would put it back)."""
         now = self.clock()
         ops: list[dict[str, Any]] = []
         for i, hook in enumerate(config.get("webhooks") or []):
@@ -366,7 +382,8 @@ class SelfManagedCertificates:
                 present = []
             missing = [c for c in required if c not in present]
             gone = [c for c in present if c not in kept and (
-                c.not_valid_after_utc <= now or self._superseded(c, present + required, now))]
+                c.not_valid_after_utc <= now
+                or (self._superseded(c, present + required, now) and c not in in_secret()))]
             if current is not None and not missing and not gone:
                 continue
             value = canonical_ca_bundle(required + [c for c in present if c not in gone])

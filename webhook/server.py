@@ -183,6 +183,37 @@ class TLSMetrics:
             value=self.tls.not_after)
 
 
+#: An HTTP error answer is logged at most once per this many seconds for each endpoint and code.
+ERROR_LOG_INTERVAL = 60.0
+
+
+@dataclass
+class ErrorLog:
+    """Logs HTTP error answers, at most one line per ``interval`` for each (endpoint, code): any client
+    that reaches the port can send junk as fast as it likes, and a line for each would bury the log.
+    The line logged next tells how many went unlogged since; multus_webhook_error_answers_total counts
+    every one."""
+
+    interval: float = ERROR_LOG_INTERVAL
+    clock: Callable[[], float] = time.monotonic
+    #: Per (endpoint, code): when a line was last logged, and how many answers went unlogged since.
+    _last: dict[tuple[str, int], tuple[float, int]] = field(default_factory=dict)
+
+    def answered(self, method: str, endpoint: str, code: int, message: str) -> None:
+        # The routes' paths and our few codes: the keys stay bounded.
+        key = (endpoint, code)
+        now = self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self.interval:
+            self._last[key] = (last[0], last[1] + 1)
+            return
+        self._last[key] = (now, 0)
+        unlogged = last[1] if last is not None else 0
+        log.warning("%s %s answered %d: %s%s", method, endpoint, code, message,
+                    f" (and {unlogged} more like it since the last such line, not logged)"
+                    if unlogged else "")
+
+
 @dataclass
 class ServerState:
     context: AdmissionContext = field(default_factory=AdmissionContext)
@@ -205,6 +236,7 @@ class ServerState:
     no_connections: asyncio.Event = field(default_factory=asyncio.Event)
     #: Shutting down: every answer closes its connection.
     draining: bool = False
+    error_log: ErrorLog = field(default_factory=ErrorLog)
 
 
 STATE_KEY = web.AppKey("state", ServerState)
@@ -227,10 +259,12 @@ def error_answer(request: web.Request, code: int, message: str) -> web.Response:
     """An HTTP error as a metav1.Status, as the apiserver itself answers: its webhook client takes the
     message of a non-2xx answer only from one (client-go rest Result.Error; "the server rejected our
     request for an unknown reason" otherwise), so the apiserver's "failed calling webhook" error carries
-    it, and a person with curl reads the same. Logged and counted: the apiserver fails the call."""
+    it, and a person with curl reads the same. Counted, and logged within limits: the apiserver fails
+    the call."""
     # Only the routes' own paths reach here (aiohttp answers any other 404), so the label stays bounded.
-    request.app[STATE_KEY].metrics.errors.labels(request.path, str(code)).inc()
-    log.warning("%s %s answered %d: %s", request.method, request.path, code, message)
+    state = request.app[STATE_KEY]
+    state.metrics.errors.labels(request.path, str(code)).inc()
+    state.error_log.answered(request.method, request.path, code, message)
     return web.json_response({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
                               "message": message, "reason": _STATUS_REASONS[code], "code": code}, status=code)
 

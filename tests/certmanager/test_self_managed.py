@@ -505,6 +505,38 @@ def test_a_secret_someone_else_keeps_spoiling_does_not_grow_the_ca_bundle_and_is
                for w in warnings), warnings
 
 
+def test_an_older_ca_of_ours_put_back_into_the_secret_stays_in_the_ca_bundle(
+        controlplane: ControlPlane, api: client.ApiClient, namespace: str, configurations: str,
+        tmp_path: Path) -> None:
+    """Hours after its CA was made, the Secret is set back to an older bundle of ours (a backup
+    restored, a GitOps copy, a CA made earlier with ``multus-webhook certs``). The replica that reads it
+    first serves under the older CA, which the CA the other replica still serves under seems to
+    supersede: the other's caBundle check must not take it out, or the two rewrite the caBundle every
+    30s until the other's next look, and the first one's share of requests fails TLS."""
+    settings = Settings(namespace=namespace, webhook_configuration=configurations)
+    clock = [NOW]
+    a = SelfManagedCertificates(api, settings, tmp_path / "a", clock=lambda: clock[0])
+    b = SelfManagedCertificates(api, settings, tmp_path / "b", clock=lambda: clock[0])
+    current = a.ensure().ca.cert
+    b.ensure()
+    older = issue_bundle(settings, None, NOW - dt.timedelta(days=10))
+    secret = json.loads(controlplane.kubectl("get", "secret", "-n", namespace, settings.secret_name,
+                                             "-o", "json").stdout)
+    secret["data"] = older.secret_data()
+    controlplane.kubectl("replace", "-f", "-", input=json.dumps(secret))
+    clock[0] = NOW + 3 * CHECK_INTERVAL
+    assert a.ensure().leaf.cert_pem == older.leaf.cert_pem == (tmp_path / "a" / "tls.crt").read_bytes()
+    both = [canonical_ca_bundle([older.ca.cert, current])] * 4
+    assert ca_bundles(controlplane, configurations) == both
+    for replica in (b, a, b):  # their caBundle checks, before b's next look
+        assert replica.bundle is not None
+        assert not replica.patch_ca_bundles(replica.bundle)
+    assert b.ensure().ca.cert == older.ca.cert
+    assert not a.patch_ca_bundles(older)
+    assert not b.patch_ca_bundles(older)
+    assert ca_bundles(controlplane, configurations) == both
+
+
 def test_an_hourly_check_that_changes_nothing_rewrites_no_file(
         api: client.ApiClient, namespace: str, configurations: str, tmp_path: Path) -> None:
     """Each rewrite is a new inode, and the server loads (and logs) the certificate again: real

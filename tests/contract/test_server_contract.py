@@ -199,6 +199,22 @@ def test_error_answers_are_counted_by_endpoint_and_code(client: Client) -> None:
     assert count() == before + 1
 
 
+def test_junk_requests_log_their_first_error_answer_and_not_one_line_each(tmp_path: Path) -> None:
+    """Anyone reaching the port can send junk as fast as they like: a line for each would bury the log
+    (the counter above records the volume)."""
+    with WebhookServer(tmp_path) as server:
+        conn = Client(server).connect()
+        for body, content_type in [(b"x", "text/plain")] * 200 + [(b"{", "application/json")] * 200:
+            conn.request("POST", "/validate", body=body, headers={"Content-Type": content_type})
+            conn.getresponse().read()
+        conn.close()
+        lines = (server.dir / "webhook.log").read_text().splitlines()
+    logged = [line[line.index("POST"):] for line in lines if "answered" in line]
+    assert len(logged) == 2, logged
+    assert logged[0] == "POST /validate answered 415: Content-Type must be application/json, not 'text/plain'"
+    assert logged[1].startswith("POST /validate answered 400: body is not valid JSON: ")
+
+
 def test_metrics_show_the_serving_certificate(client: Client, server: WebhookServer) -> None:
     served = x509.load_pem_x509_certificate((server.cert_dir / "tls.crt").read_bytes())
     samples = {sample.name: sample.value

@@ -359,7 +359,9 @@ def test_a_multus_pod_is_ready_only_once_its_daemon_wrote_the_multus_config(
     [daemon] = [c for c in daemonset["spec"]["template"]["spec"]["containers"] if c["name"] == "kube-multus"]
     [template] = [d["data"]["daemon-config.json"] for d in docs
                   if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("multus-daemon-config-")]
-    written = str(PurePosixPath(json.loads(template)["multusAutoconfigDir"]) / "00-multus.conf")
+    # Multus v4.3.0 writes it into cniConfigDir (pkg/server/config/manager.go newManager), not into
+    # multusAutoconfigDir, where it looks for the primary's config.
+    written = str(PurePosixPath(json.loads(template)["cniConfigDir"]) / "00-multus.conf")
     # The file the kubelet creates at each start of the container (a new one at every restart).
     started = daemon.get("terminationMessagePath", "/dev/termination-log")
     conf, marker = tmp_path / "00-multus.conf", tmp_path / "termination-log"
