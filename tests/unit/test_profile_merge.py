@@ -202,8 +202,11 @@ def test_a_profile_with_two_gateways_of_a_family_is_refused_for_every_pod() -> N
 def test_a_profile_giving_the_pod_networks_makes_multus_count_the_default_networks_gateways() -> None:
     # Without a networks annotation Multus counts no gateway (the pod starts); the profile gives it one.
     error = refusal(None, [{"name": "b"}], default_network='[{"name": "d", "default-route": ["10.0.0.1", "10.0.0.2"]}]')
-    assert error.field == "spec.networks"
+    # The gateways are the pod's: the finding points at the last of them, and the advice at where they are.
+    assert error.field == 'metadata.annotations["v1.multus-cni.io/default-network"][0].default-route[1]'
     assert "which the network profile's spec.networks would give it" in error.message
+    assert error.message.endswith(
+        "keep one IPv4 default-route in the pod's v1.multus-cni.io/default-network annotation")
 
 
 @pytest.mark.parametrize(

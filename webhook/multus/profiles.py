@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.multus.selection import (
+    DEFAULT_NETWORK_ANNOTATION,
     NETWORKS_ANNOTATION,
     RESERVED_INTERFACES,
     Gateway,
@@ -214,14 +215,15 @@ def _check_default_routes(
             field = from_profile[-1].where.field
             how = (f"{profile_label} adds " + ("all of them" if len(from_profile) == len(found)
                                                else f"{len(from_profile)} of them"))
+            where = "in the pod's annotations or in the profile"
         else:
             # The pod's default network alone has them; Multus counts them once the pod has networks.
-            field = "spec.networks"
+            field = found[-1].where.field
             how = (f"Multus counts these only in a pod with a {NETWORKS_ANNOTATION} annotation, which "
                    f"{profile_label} would give it")
+            where = f"in the pod's {DEFAULT_NETWORK_ANNOTATION} annotation"
         raise ProfileMergeError(
             field,
             f"{excess_default_routes_message(family, found)}: {how}, so the profile was not applied and the pod "
-            f"would never start with it: keep one IPv{family} default-route, in the pod's annotations or in the "
-            "profile",
+            f"would never start with it: keep one IPv{family} default-route {where}",
         )
