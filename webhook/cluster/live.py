@@ -41,7 +41,7 @@ from webhook.cluster.store import (
     ClusterStore,
 )
 from webhook.heap import freeze_long_lived, no_cyclic_gc
-from webhook.kube import METADATA_LIST, list_pages, open_response, status_message
+from webhook.kube import METADATA_LIST, list_pages, open_response, retry_after, status_message
 from webhook.names import AGENT_POD_LABELS, NAMESPACE
 
 log = logging.getLogger(__name__)
@@ -143,16 +143,6 @@ class ApiError(Exception):
         self.status, self.message = status, message
         #: Seconds the server asked to be left alone (its Retry-After, with a 429 or 503).
         self.retry_after = retry_after
-
-
-def _retry_after(exc: ApiException) -> float:
-    """The answer's Retry-After in seconds, at most RETRY_AFTER_MAX; 0 without one (or with an HTTP
-    date, which the apiserver does not send)."""
-    try:
-        seconds = float(str((exc.headers or {}).get("Retry-After")))
-    except (TypeError, ValueError):
-        return 0.0
-    return min(seconds, RETRY_AFTER_MAX) if seconds > 0 else 0.0
 
 
 class Gone(ApiError):
@@ -470,7 +460,8 @@ class LiveClusterView(ClusterStore):
             return open_response(self.api, "GET", path, query=query, accept=accept, timeout=(10, read_timeout))
         except ApiException as exc:
             status = int(exc.status or 0)
-            raise (Gone if status == 410 else ApiError)(status, status_message(exc), _retry_after(exc)) from None
+            wait = min(retry_after(exc) or 0.0, RETRY_AFTER_MAX)
+            raise (Gone if status == 410 else ApiError)(status, status_message(exc), wait) from None
 
     def _get_json(self, path: str, query: list[tuple[str, str]], accept: str) -> Mapping[str, Any]:
         raw = self._request(path, query, accept, read_timeout=60)
