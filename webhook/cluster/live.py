@@ -165,17 +165,6 @@ def _shutdown(response: Any) -> None:
         response.shutdown()
 
 
-@contextlib.contextmanager
-def _skipped_if_failing(kind: str, what: str) -> Iterator[None]:
-    """Applying one object failed (a bug): it is logged and skipped. Raised, it failed the list (the kind
-    never synced, the replica never ready) or the watch, which was opened again from before the event and
-    replayed it for ever, so that nothing after it was ever applied."""
-    try:
-        yield
-    except Exception:
-        log.exception("%s: could not apply %s; skipped it, please report it", kind, what)
-
-
 class _Backoff:
     def __init__(self, first: float, cap: float) -> None:
         self.first, self.cap, self.delay = first, cap, first
@@ -237,6 +226,8 @@ class LiveClusterView(ClusterStore):
         self._started = time.monotonic()
         self._contact: dict[str, float] = {}
         self._failing: dict[str, float] = {}
+        # Per resource: the objects it could not apply and skipped (see _skipped_if_failing), for /metrics.
+        self._skipped: dict[str, int] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -268,6 +259,10 @@ class LiveClusterView(ClusterStore):
         failing = self._failing.copy()
         since = [t for k, t in failing.items() if kind in (None, k)]
         return time.monotonic() - min(since) if since else 0.0
+
+    def skipped(self, kind: str) -> int:
+        """How many events (or listed policy ConfigMaps) of ``kind`` could not be applied and were skipped."""
+        return self._skipped.get(kind, 0)
 
     def reopen(self, kind: str) -> None:
         """What is stored of ``kind`` was found behind the apiserver: its watch, however quiet, is not
@@ -309,10 +304,21 @@ class LiveClusterView(ClusterStore):
     def replace_pages(self, kind: str, pages: Iterable[Iterable[Mapping[str, Any]]]) -> None:
         if kind == POLICY and self._on_policy is not None:
             listed = [obj for page in pages for obj in page]  # the whole list read: its resourceVersion is known
-            with _skipped_if_failing(kind, "the listed ConfigMap"):
+            with self._skipped_if_failing(kind, "the listed ConfigMap"):
                 self._on_policy(listed[0] if listed else None)
         else:
             super().replace_pages(kind, pages)
+
+    @contextlib.contextmanager
+    def _skipped_if_failing(self, kind: str, what: str) -> Iterator[None]:
+        """Applying one object failed (a bug): it is logged, counted and skipped. Raised, it failed the list
+        (the kind never synced, the replica never ready) or the watch, which was opened again from before
+        the event and replayed it for ever, so that nothing after it was ever applied."""
+        try:
+            yield
+        except Exception:
+            self._skipped[kind] = self._skipped.get(kind, 0) + 1
+            log.exception("%s: could not apply %s; skipped it, please report it", kind, what)
 
     def _mark_synced(self, kind: str) -> None:
         self._synced.add(kind)
@@ -430,7 +436,7 @@ class LiveClusterView(ClusterStore):
                 if kind == "ERROR":
                     status, message = int(obj.get("code") or 0), str(obj.get("message") or "")
                     raise (Gone if status == 410 else ApiError)(status, message)
-                with _skipped_if_failing(res.kind, f"a {kind} event"):
+                with self._skipped_if_failing(res.kind, f"a {kind} event"):
                     if kind in ("ADDED", "MODIFIED"):
                         self.upsert(res.kind, _slim(obj))
                     elif kind == "DELETED":

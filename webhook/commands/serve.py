@@ -239,6 +239,11 @@ def run(args: argparse.Namespace) -> int:
                            "the log says which).", ["kind"], registry=state.metrics.registry)
         for kind in (NAD, POD):
             unreadable.labels(kind).set_function(functools.partial(live.unreadable, kind))
+        skipped = Gauge("multus_webhook_cache_skipped_events",
+                        "Watch events the cluster cache could not apply and skipped since it started (a bug: "
+                        "the log says which).", ["kind"], registry=state.metrics.registry)
+        for res in live.resources:
+            skipped.labels(res.kind).set_function(functools.partial(live.skipped, res.kind))
         live.start()
         if not args.no_controller:
             controller = Controller(api, controller_config, live)
