@@ -1,16 +1,18 @@
 """The live view's own failures, without an apiserver: an event it fails to apply (a bug) is skipped
-and counted, and leaves the store as it was."""
+and counted, and leaves the store as it was; a 410 Gone is an answer, not a loss of contact."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from ipaddress import ip_address
 from typing import Any
 
 import pytest
 
-from webhook.cluster.live import LiveClusterView
+from webhook.cluster import live
+from webhook.cluster.live import Gone, LiveClusterView, Resource
 from webhook.cluster.store import NAD
 from webhook.cni.range_index import IndexedRange, RangeIndex
 
@@ -80,3 +82,25 @@ def test_a_nad_deletion_that_fails_halfway_is_left_for_the_relist(monkeypatch: p
     assert view.nad("team", "a") is not None
     view.replace(NAD, [])
     assert (view.nad("team", "a"), owners(view)) == (None, [])
+
+
+@pytest.mark.parametrize("opened", [True, False], ids=["an ERROR event", "the HTTP answer"])
+def test_a_410_gone_as_a_watch_opens_is_contact(monkeypatch: pytest.MonkeyPatch, opened: bool) -> None:
+    """A watch that ends at once does not count as contact, and a routine 410 Gone (its resourceVersion
+    compacted) ended it at once too: out of contact since the quiet kind's last event, minutes ago,
+    until the relist's first page."""
+    view = LiveClusterView(api=None, kinds=(NAD,))
+    view._versions[NAD] = "100"
+    view._contact[NAD] = time.monotonic() - 600  # the last bookmark, long ago
+
+    def stream(res: Resource, query: list[tuple[str, str]]) -> Iterator[Mapping[str, Any]]:
+        if not opened:
+            raise Gone(410, "too old resource version")
+        view._succeeded(res.kind)
+        yield {"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old resource version"}}
+
+    monkeypatch.setattr(view, "_stream", stream)
+    with pytest.raises(Gone):
+        view._watch(view.resources[0], live._Backoff(0.2, 5))
+    view._mark_failing(NAD)  # as _reflect does on a Gone, until the relist's first page
+    assert view.out_of_contact(NAD) < 300

@@ -428,6 +428,7 @@ class LiveClusterView(ClusterStore):
         fed = self._contact.get(res.kind, self._started)
         opened = time.monotonic()
         events = 0
+        gone = False
         try:
             for event in self._stream(res, query):
                 kind, obj = event.get("type"), event.get("object")
@@ -447,12 +448,20 @@ class LiveClusterView(ClusterStore):
                 events += 1
                 self._succeeded(res.kind)
                 backoff.reset()
+        except Gone:
+            gone = True
+            raise
         finally:
             # However it ended (empty, an ERROR event, a reset), a watch that applied nothing within
             # SHORT_WATCH did not feed the kind: its opening is not contact. Counted as contact, an
             # apiserver that fails every watch as it opens kept the kind "in contact" for ever.
             at_once = not events and time.monotonic() - opened < SHORT_WATCH and not self._stop.is_set()
-            if at_once:
+            if gone:
+                # But a 410 is the apiserver answering, routinely (the resourceVersion was compacted): the
+                # kind is out of contact from now until the relist's first page, not since its last event
+                # (a quiet kind's, minutes ago).
+                self._succeeded(res.kind)
+            elif at_once:
                 self._contact[res.kind] = fed
         if not at_once:
             return True
