@@ -41,7 +41,7 @@ from webhook.cluster.store import (
     ClusterStore,
 )
 from webhook.heap import freeze_long_lived, no_cyclic_gc
-from webhook.kube import METADATA_LIST, list_pages, open_response, status_message
+from webhook.kube import METADATA_LIST, list_pages, open_response, retry_after, status_message
 from webhook.names import AGENT_POD_LABELS, NAMESPACE
 
 log = logging.getLogger(__name__)
@@ -145,16 +145,6 @@ class ApiError(Exception):
         self.retry_after = retry_after
 
 
-def _retry_after(exc: ApiException) -> float:
-    """The answer's Retry-After in seconds, at most RETRY_AFTER_MAX; 0 without one (or with an HTTP
-    date, which the apiserver does not send)."""
-    try:
-        seconds = float(str((exc.headers or {}).get("Retry-After")))
-    except (TypeError, ValueError):
-        return 0.0
-    return min(seconds, RETRY_AFTER_MAX) if seconds > 0 else 0.0
-
-
 class Gone(ApiError):
     """410: the resourceVersion is too old (compacted); only a new list can continue."""
 
@@ -173,17 +163,6 @@ def _shutdown(response: Any) -> None:
     error (ValueError, RuntimeError): either way that reader is awake already."""
     with contextlib.suppress(OSError, ValueError, RuntimeError):
         response.shutdown()
-
-
-@contextlib.contextmanager
-def _skipped_if_failing(kind: str, what: str) -> Iterator[None]:
-    """Applying one object failed (a bug): it is logged and skipped. Raised, it failed the list (the kind
-    never synced, the replica never ready) or the watch, which was opened again from before the event and
-    replayed it for ever, so that nothing after it was ever applied."""
-    try:
-        yield
-    except Exception:
-        log.exception("%s: could not apply %s; skipped it, please report it", kind, what)
 
 
 class _Backoff:
@@ -247,6 +226,8 @@ class LiveClusterView(ClusterStore):
         self._started = time.monotonic()
         self._contact: dict[str, float] = {}
         self._failing: dict[str, float] = {}
+        # Per resource: the objects it could not apply and skipped (see _skipped_if_failing), for /metrics.
+        self._skipped: dict[str, int] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -278,6 +259,10 @@ class LiveClusterView(ClusterStore):
         failing = self._failing.copy()
         since = [t for k, t in failing.items() if kind in (None, k)]
         return time.monotonic() - min(since) if since else 0.0
+
+    def skipped(self, kind: str) -> int:
+        """How many events (or listed policy ConfigMaps) of ``kind`` could not be applied and were skipped."""
+        return self._skipped.get(kind, 0)
 
     def reopen(self, kind: str) -> None:
         """What is stored of ``kind`` was found behind the apiserver: its watch, however quiet, is not
@@ -319,10 +304,21 @@ class LiveClusterView(ClusterStore):
     def replace_pages(self, kind: str, pages: Iterable[Iterable[Mapping[str, Any]]]) -> None:
         if kind == POLICY and self._on_policy is not None:
             listed = [obj for page in pages for obj in page]  # the whole list read: its resourceVersion is known
-            with _skipped_if_failing(kind, "the listed ConfigMap"):
+            with self._skipped_if_failing(kind, "the listed ConfigMap"):
                 self._on_policy(listed[0] if listed else None)
         else:
             super().replace_pages(kind, pages)
+
+    @contextlib.contextmanager
+    def _skipped_if_failing(self, kind: str, what: str) -> Iterator[None]:
+        """Applying one object failed (a bug): it is logged, counted and skipped. Raised, it failed the list
+        (the kind never synced, the replica never ready) or the watch, which was opened again from before
+        the event and replayed it for ever, so that nothing after it was ever applied."""
+        try:
+            yield
+        except Exception:
+            self._skipped[kind] = self._skipped.get(kind, 0) + 1
+            log.exception("%s: could not apply %s; skipped it, please report it", kind, what)
 
     def _mark_synced(self, kind: str) -> None:
         self._synced.add(kind)
@@ -432,6 +428,7 @@ class LiveClusterView(ClusterStore):
         fed = self._contact.get(res.kind, self._started)
         opened = time.monotonic()
         events = 0
+        gone = False
         try:
             for event in self._stream(res, query):
                 kind, obj = event.get("type"), event.get("object")
@@ -440,7 +437,7 @@ class LiveClusterView(ClusterStore):
                 if kind == "ERROR":
                     status, message = int(obj.get("code") or 0), str(obj.get("message") or "")
                     raise (Gone if status == 410 else ApiError)(status, message)
-                with _skipped_if_failing(res.kind, f"a {kind} event"):
+                with self._skipped_if_failing(res.kind, f"a {kind} event"):
                     if kind in ("ADDED", "MODIFIED"):
                         self.upsert(res.kind, _slim(obj))
                     elif kind == "DELETED":
@@ -451,12 +448,20 @@ class LiveClusterView(ClusterStore):
                 events += 1
                 self._succeeded(res.kind)
                 backoff.reset()
+        except Gone:
+            gone = True
+            raise
         finally:
             # However it ended (empty, an ERROR event, a reset), a watch that applied nothing within
             # SHORT_WATCH did not feed the kind: its opening is not contact. Counted as contact, an
             # apiserver that fails every watch as it opens kept the kind "in contact" for ever.
             at_once = not events and time.monotonic() - opened < SHORT_WATCH and not self._stop.is_set()
-            if at_once:
+            if gone:
+                # But a 410 is the apiserver answering, routinely (the resourceVersion was compacted): the
+                # kind is out of contact from now until the relist's first page, not since its last event
+                # (a quiet kind's, minutes ago).
+                self._succeeded(res.kind)
+            elif at_once:
                 self._contact[res.kind] = fed
         if not at_once:
             return True
@@ -470,7 +475,8 @@ class LiveClusterView(ClusterStore):
             return open_response(self.api, "GET", path, query=query, accept=accept, timeout=(10, read_timeout))
         except ApiException as exc:
             status = int(exc.status or 0)
-            raise (Gone if status == 410 else ApiError)(status, status_message(exc), _retry_after(exc)) from None
+            wait = min(retry_after(exc) or 0.0, RETRY_AFTER_MAX)
+            raise (Gone if status == 410 else ApiError)(status, status_message(exc), wait) from None
 
     def _get_json(self, path: str, query: list[tuple[str, str]], accept: str) -> Mapping[str, Any]:
         raw = self._request(path, query, accept, read_timeout=60)

@@ -349,13 +349,19 @@ class ClusterStore:
             previous = self._nads.get(key)
             obj = slim_nad(key, obj)
             if previous is None or as_mapping(previous.get("spec")) != as_mapping(obj.get("spec")):
-                old = self._nad_entries.pop(key, ())
                 new, binaries = self._nad_derived(key, obj)
+                # All computed before anything is stored: a failure (a bug) leaves the NAD as it was,
+                # rather than an index that keeps ranges which _nad_entries no longer names (and so
+                # which no later event or relist removes).
+                ranges = self._ranges.without(self._nad_entries.get(key, ())).with_ranges(new)
+                binaries = self._share(binaries)
                 # Before the NAD itself: a reader that finds the NAD finds its binaries.
-                self._nad_binaries[key] = self._share(binaries)
+                self._nad_binaries[key] = binaries
                 if new:
                     self._nad_entries[key] = new
-                self._ranges = self._ranges.without(old).with_ranges(new)
+                else:
+                    self._nad_entries.pop(key, None)
+                self._ranges = ranges
             self._nads[key] = obj
         elif kind == NETWORK_PROFILE:
             self._profiles[key] = obj
@@ -374,10 +380,13 @@ class ClusterStore:
         elif kind == AGENT_POD:
             self._node_table.remove_agent(key)
         elif kind == NAD:
+            # First, as in _upsert: should it fail, the NAD is still stored whole, to be deleted again.
+            ranges = self._ranges.without(self._nad_entries.get(key, ()))
             self._unreadable[NAD].pop(key, None)
             self._nads.pop(key, None)
             self._nad_binaries.pop(key, None)
-            self._ranges = self._ranges.without(self._nad_entries.pop(key, ()))
+            self._nad_entries.pop(key, None)
+            self._ranges = ranges
         elif kind == NETWORK_PROFILE:
             self._profiles.pop(key, None)
             self._merges = {}

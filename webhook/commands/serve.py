@@ -12,13 +12,14 @@ import os
 import ssl
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import Gauge
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from webhook.admission.handlers import AdmissionContext
 from webhook.certmanager import CA_BUNDLE_CHECK_INTERVAL, CHECK_INTERVAL, SelfManagedCertificates, Settings
@@ -166,6 +167,23 @@ def tls_problem(cert_dir: Path, client_ca: Path | None) -> str | None:
     return None
 
 
+class SkippedEvents:
+    """The watch events the cluster cache could not apply, by kind, read from it at each scrape: a
+    counter (it only grows), which a Gauge's set_function could not be."""
+
+    def __init__(self, live: LiveClusterView) -> None:
+        self.live = live
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "multus_webhook_cache_skipped_events",
+            "Watch events the cluster cache could not apply and skipped, by kind (a bug: the log says which).",
+            labels=["kind"])
+        for res in self.live.resources:
+            family.add_metric([res.kind], self.live.skipped(res.kind))
+        yield family
+
+
 def run(args: argparse.Namespace) -> int:
     if args.cluster_state and args.kubeconfig:
         print("multus-webhook serve: give --cluster-state or --kubeconfig, not both", file=sys.stderr)
@@ -239,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
                            "the log says which).", ["kind"], registry=state.metrics.registry)
         for kind in (NAD, POD):
             unreadable.labels(kind).set_function(functools.partial(live.unreadable, kind))
+        state.metrics.registry.register(SkippedEvents(live))
         live.start()
         if not args.no_controller:
             controller = Controller(api, controller_config, live)
