@@ -58,7 +58,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="with --client-ca: answer only client certificates with this Common Name (repeatable or "
                         "comma-separated; default: any the CA signed, which for a cluster CA is every kubelet too)")
     s.add_argument("--cluster-state", action="append", metavar="FILE",
-                   help="standalone mode: YAML/JSON objects standing for the cluster (repeatable)")
+                   help="standalone mode: YAML/JSON objects standing for the cluster (repeatable); MultusNodeStates "
+                        "count in --namespace only, as when watching")
     s.add_argument("--kubeconfig", metavar="FILE",
                    help="watch the cluster through this kubeconfig (default: in-cluster, else $KUBECONFIG; "
                         "with neither nor --cluster-state, no cluster: the rules that need cluster state are "
@@ -188,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         context = AdmissionContext(policy=policy, namespace=args.namespace)
         source = PolicySource(context, policy, repair=args.repair)
         if args.cluster_state:
-            context.view = StaticClusterView.from_files(args.cluster_state)
+            context.view = StaticClusterView.from_files(args.cluster_state, state_namespace=args.namespace)
         # The default agent and controller have, but not ~/.kube/config: a server started on a workstation
         # with neither stays standalone rather than watching whichever cluster was used last.
         elif args.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get("KUBECONFIG"):
