@@ -57,6 +57,7 @@ from webhook.dev.controlplane import (
     WebhookServer,
     free_port,
     spawn,
+    standalone_env,
     terminate,
     wait_https,
     webhook_configurations,
@@ -278,7 +279,7 @@ def start_server(server: WebhookServer) -> None:
     server.proc = spawn(
         [sys.executable, "-m", "webhook.cli", "serve", "--host", "127.0.0.1", "--port", str(server.port),
          "--cert-dir", str(server.cert_dir), *server.extra_args],
-        server.dir / "webhook.log", env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=REPO,
+        server.dir / "webhook.log", env=standalone_env(), cwd=REPO,
     )
     wait_https(f"{server.url}/healthz", server.ca_file, 300, proc=server.proc, what="multus-webhook serve")
 

@@ -39,12 +39,18 @@ NODE_EVENT_NAMESPACE = "default"
 def load_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
     """An explicit kubeconfig, else the pod's service account, else $KUBECONFIG / ~/.kube/config.
     Raises kubernetes.config.ConfigException when none works."""
+    in_cluster = not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST")
+    path = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    # The client calls a file that is not there "Invalid kube-config file. No configuration found.", which
+    # sends the user looking inside it. A list ($KUBECONFIG's a:b) is the client's to merge.
+    if not in_cluster and os.pathsep not in path and not os.path.exists(os.path.expanduser(path)):
+        raise config.ConfigException("no such file")
     configuration = client.Configuration()
     # Every caller retries on its own terms (watches with backoff, the agent and controller on their
     # next pass); urllib3's immediate retries would only add noise and delay.
     configuration.retries = False
     configuration.socket_options = tcp_keepalive_socket_options(**KEEPALIVE)
-    if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
+    if in_cluster:
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
         config.load_kube_config(  # type: ignore[no-untyped-call]

@@ -10,7 +10,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,22 +251,29 @@ def _verdict(response: Response) -> str:
 
 
 #: metav1.StatusReason of each HTTP error the server answers.
-_STATUS_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 408: "Timeout",
-                   413: "RequestEntityTooLarge", 415: "UnsupportedMediaType", 500: "InternalError"}
+_STATUS_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+                   405: "MethodNotAllowed", 408: "Timeout", 413: "RequestEntityTooLarge",
+                   415: "UnsupportedMediaType", 500: "InternalError"}
+#: The endpoint label of a request to a path the server has no route for.
+UNKNOWN_PATH = "other"
 
 
-def error_answer(request: web.Request, code: int, message: str) -> web.Response:
+def error_answer(request: web.Request, code: int, message: str,
+                 headers: Mapping[str, str] | None = None) -> web.Response:
     """An HTTP error as a metav1.Status, as the apiserver itself answers: its webhook client takes the
     message of a non-2xx answer only from one (client-go rest Result.Error; "the server rejected our
     request for an unknown reason" otherwise), so the apiserver's "failed calling webhook" error carries
     it, and a person with curl reads the same. Counted, and logged within limits: the apiserver fails
     the call."""
-    # Only the routes' own paths reach here (aiohttp answers any other 404), so the label stays bounded.
+    # Any client can ask for any path: only the routes' own become label values and log keys.
+    routed = request.path in {resource.canonical for resource in request.app.router.resources()}
+    endpoint = request.path if routed else UNKNOWN_PATH
     state = request.app[STATE_KEY]
-    state.metrics.errors.labels(request.path, str(code)).inc()
-    state.error_log.answered(request.method, request.path, code, message)
+    state.metrics.errors.labels(endpoint, str(code)).inc()
+    state.error_log.answered(request.method, endpoint, code, message)
     return web.json_response({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
-                              "message": message, "reason": _STATUS_REASONS[code], "code": code}, status=code)
+                              "message": message, "reason": _STATUS_REASONS[code], "code": code}, status=code,
+                             headers=headers)
 
 
 def _no_client_certificate(request: web.Request) -> web.Response:
@@ -446,6 +453,12 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+def _endpoints(app: web.Application) -> str:
+    """The routes, for a client that asked for something else (HEAD goes with each GET)."""
+    return ", ".join(f"{route.method} {route.resource.canonical}" for route in app.router.routes()
+                     if route.method != "HEAD" and route.resource is not None)
+
+
 @web.middleware
 async def no_tracebacks(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -455,6 +468,13 @@ async def no_tracebacks(
     state.idle.clear()
     try:
         return await handler(request)
+    except web.HTTPMethodNotAllowed as exc:
+        # The path is a route's: it may be named. The Allow header stays, as HTTP wants for a 405.
+        return error_answer(request, 405, f"{request.path} does not take {request.method}; multus-webhook "
+                                          f"serves {_endpoints(request.app)}", headers={"Allow": exc.headers["Allow"]})
+    except web.HTTPNotFound:
+        # The path is not named back: anyone may send any text in it.
+        return error_answer(request, 404, f"no such endpoint; multus-webhook serves {_endpoints(request.app)}")
     except web.HTTPException:
         raise
     except Exception:

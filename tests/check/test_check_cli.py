@@ -953,3 +953,21 @@ def test_each_mutation_warning_on_one_object_keeps_its_own_fingerprint(
     assert len(one) == 1
     [(head, print_)] = one.items()
     assert both[head] == print_
+
+
+def test_only_the_multus_node_states_of_the_webhook_namespace_count(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `kubectl get ... -A` of a cluster with two installs saves both installs' MultusNodeStates; the
+    # webhook watches only its own namespace's, and --kubeconfig lists only those.
+    def node_state(namespace: str, binaries: str) -> str:
+        return (f"apiVersion: multus-webhook.io/v1alpha1\nkind: MultusNodeState\nmetadata: {{name: n1, namespace: "
+                f"{namespace}}}\nstatus: {{nodeName: n1, cniBinaries: [{binaries}], multusReady: true}}\n")
+    state = write(tmp_path, "state.yaml", "---\n".join([
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n",
+        node_state("multus-webhook", "macvlan, host-local"), node_state("other-install", "macvlan")]))
+    nad = write(tmp_path, "nad.yaml", VALID_NAD)
+    _, out, _ = run([nad, "--cluster-state", state, "--output", "json"], capsys)
+    assert "nad-cni-binaries" not in {f["rule"] for f in json_results(out)[0]["findings"]}
+    _, out, _ = run([nad, "--cluster-state", state, "--webhook-namespace", "other-install", "--output", "json"],
+                    capsys)
+    assert "nad-cni-binaries" in {f["rule"] for f in json_results(out)[0]["findings"]}

@@ -199,6 +199,36 @@ def test_error_answers_are_counted_by_endpoint_and_code(client: Client) -> None:
     assert count() == before + 1
 
 
+SERVED = "multus-webhook serves POST /validate, POST /mutate, GET /healthz, GET /readyz, GET /metrics"
+
+
+def test_a_path_or_method_not_served_is_a_status_naming_the_endpoints(client: Client) -> None:
+    # They were aiohttp's plain-text "404: Not Found" and "405: Method Not Allowed".
+    def errors() -> dict[tuple[str, str], float]:
+        text = client.request("GET", "/metrics")[1].decode()
+        return {(s.labels["endpoint"], s.labels["code"]): s.value for family in text_string_to_metric_families(text)
+                for s in family.samples if s.name == "multus_webhook_error_answers_total"}
+
+    before = errors()
+    conn = client.connect()
+    try:
+        conn.request("GET", "/validate")
+        resp = conn.getresponse()
+        assert (resp.status, json.loads(resp.read())) == (
+            405, failure(405, "MethodNotAllowed", f"/validate does not take GET; {SERVED}"))
+        assert resp.getheader("Allow") == "POST"
+    finally:
+        conn.close()
+    for path in ("/nothere", "/nothere/%0Aelse", "/validate/"):
+        status, body = client.request("POST", path, b"{}")
+        assert (status, json.loads(body)) == (404, failure(404, "NotFound", f"no such endpoint; {SERVED}"))
+    after = errors()
+    # Paths nobody routes share one label: a client cannot add label values at will.
+    assert after[("/validate", "405")] == before.get(("/validate", "405"), 0) + 1
+    assert after[("other", "404")] == before.get(("other", "404"), 0) + 3
+    assert not {endpoint for endpoint, _ in after} - {"/validate", "/mutate", "other"}
+
+
 def test_junk_requests_log_their_first_error_answer_and_not_one_line_each(tmp_path: Path) -> None:
     """Anyone reaching the port can send junk as fast as they like: a line for each would bury the log
     (the counter above records the volume)."""

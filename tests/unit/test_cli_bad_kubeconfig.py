@@ -3,6 +3,7 @@ reaches the cluster says so and exits 2, without a traceback."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,3 +28,44 @@ def test_a_bad_kubeconfig_is_said_and_exits_2(command: list[str], expected: str,
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert expected.format(command=command[0], kubeconfig=kubeconfig) in done.stderr
+
+
+def run_without_cluster_env(argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    """The command run outside a pod, with no $KUBECONFIG but ``env``'s."""
+    base = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
+    return subprocess.run([sys.executable, "-m", "webhook.cli", *argv], capture_output=True, text=True, timeout=60,
+                          env={**base, **env})
+
+
+CLUSTER_COMMANDS = [(c, e) for c, e in COMMANDS if e == REACH]
+
+
+@pytest.mark.parametrize(("command", "expected"), CLUSTER_COMMANDS, ids=[c[0][0] for c in CLUSTER_COMMANDS])
+def test_a_missing_kubeconfig_is_called_so(command: list[str], expected: str, tmp_path: Path) -> None:
+    # The client's own words were "Invalid kube-config file. No configuration found.", as if it were there.
+    missing = tmp_path / "nothere"
+    argv = [arg.format(tmp=tmp_path) for arg in command]
+    done = run_without_cluster_env([*argv, "--kubeconfig", str(missing)])
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1] == expected.format(command=command[0], kubeconfig=missing) + "no such file"
+
+
+@pytest.mark.parametrize(("command", "expected"), CLUSTER_COMMANDS, ids=[c[0][0] for c in CLUSTER_COMMANDS])
+def test_kubeconfig_is_the_default_for_every_command_that_reaches_the_cluster(
+        command: list[str], expected: str, tmp_path: Path) -> None:
+    # serve ignored $KUBECONFIG and ran with no cluster while agent and controller used it.
+    missing = tmp_path / "nothere"
+    done = run_without_cluster_env([arg.format(tmp=tmp_path) for arg in command], KUBECONFIG=str(missing))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        expected.format(command=command[0], kubeconfig=f"$KUBECONFIG ({missing})") + "no such file")
+
+
+def test_serve_with_no_cluster_warns_what_it_skips(tmp_path: Path) -> None:
+    done = run_without_cluster_env(["serve", "--cert-dir", str(tmp_path)])
+    assert ("WARNING webhook.commands.serve: no cluster (no --kubeconfig, $KUBECONFIG, in-cluster service account "
+            "or --cluster-state): the rules that need cluster state are skipped and the controller is off"
+            in done.stderr)
+    # It goes on to the certificates, which are missing here.
+    assert done.returncode == 2
+    assert f"{tmp_path}/tls.crt is missing" in done.stderr

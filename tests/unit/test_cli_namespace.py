@@ -27,3 +27,13 @@ def test_outside_a_pod_it_is_the_manifests_namespace(argv: list[str], value: str
     else:
         monkeypatch.setenv("POD_NAMESPACE", value)
     assert parser(argv).parse_args(argv).namespace == NAMESPACE
+
+
+@pytest.mark.parametrize("flag", ["node_state_namespace", "lease_namespace"])
+def test_the_standalone_controller_takes_the_pods_namespace_too(flag: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # They were multus-webhook wherever the pod ran, while serve and agent followed $POD_NAMESPACE.
+    argv = ["controller"]
+    monkeypatch.setenv("POD_NAMESPACE", "netops")
+    assert getattr(parser(argv).parse_args(argv), flag) == "netops"
+    monkeypatch.delenv("POD_NAMESPACE")
+    assert getattr(parser(argv).parse_args(argv), flag) == NAMESPACE

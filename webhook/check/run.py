@@ -106,7 +106,8 @@ def check(
                     stored[key] = obj
                 yield obj
 
-        view = StaticClusterView(keeping_updated(state), default_namespace=default_namespace)
+        view = StaticClusterView(keeping_updated(state), default_namespace=default_namespace,
+                                 state_namespace=webhook_namespace)
 
     def judge(item: Target, old: Mapping[str, Any] | None) -> tuple[Result, Mapping[str, Any]]:
         """The result, and the object the apiserver would store if it is admitted (a pod with its

@@ -48,9 +48,19 @@ def cluster_client(command: str, kubeconfig: str | None) -> Any | None:
     try:
         return load_client(kubeconfig)
     except (ConfigException, OSError, yaml.YAMLError) as exc:
-        print(f"multus-webhook {command}: cannot use {kubeconfig or 'the in-cluster service account'} to reach "
-              f"the cluster: {exc}", file=sys.stderr)
+        print(f"multus-webhook {command}: cannot use {kubeconfig_source(kubeconfig)} to reach the cluster: {exc}",
+              file=sys.stderr)
         return None
+
+
+def kubeconfig_source(kubeconfig: str | None) -> str:
+    """What webhook.kube.load_client reads for ``kubeconfig`` (--kubeconfig), in words: the file the
+    user has to fix is not always the one they named."""
+    if kubeconfig:
+        return kubeconfig
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return "the in-cluster service account"
+    return f"$KUBECONFIG ({os.environ['KUBECONFIG']})" if os.environ.get("KUBECONFIG") else "~/.kube/config"
 
 
 def stop_on_signals(*, hangup: bool = False) -> threading.Event:

@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from webhook.cluster.live import LiveClusterView
-from webhook.commands.common import cluster_client, stop_on_signals
+from webhook.commands.common import cluster_client, own_namespace, stop_on_signals
 from webhook.controller.controller import KINDS, REPAIR_KINDS, Controller, ControllerConfig
 from webhook.controller.lease import lease_seconds
 
@@ -20,9 +20,11 @@ DEFAULTS = ControllerConfig(identity="")
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = sub.add_parser("controller", help="label nodes where Multus is ready on this boot; repair pods (opt-in)")
     c.add_argument("--kubeconfig", help="default: in-cluster, else $KUBECONFIG")
-    c.add_argument("--node-state-namespace", default=DEFAULTS.namespace,
-                   help="namespace of the MultusNodeStates (default: %(default)s)")
-    c.add_argument("--lease-namespace", default=DEFAULTS.lease_namespace, help="(default: %(default)s)")
+    # $POD_NAMESPACE first, as for serve and agent: a controller run in a pod moved elsewhere follows it.
+    c.add_argument("--node-state-namespace", default=own_namespace(DEFAULTS.namespace),
+                   help=f"namespace of the MultusNodeStates (default: $POD_NAMESPACE, else {DEFAULTS.namespace})")
+    c.add_argument("--lease-namespace", default=own_namespace(DEFAULTS.lease_namespace),
+                   help=f"(default: $POD_NAMESPACE, else {DEFAULTS.lease_namespace})")
     add_arguments(c)
     c.set_defaults(func=run)
 

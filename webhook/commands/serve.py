@@ -59,9 +59,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="with --client-ca: answer only client certificates with this Common Name (repeatable or "
                         "comma-separated; default: any the CA signed, which for a cluster CA is every kubelet too)")
     s.add_argument("--cluster-state", action="append", metavar="FILE",
-                   help="standalone mode: YAML/JSON objects standing for the cluster (repeatable)")
+                   help="standalone mode: YAML/JSON objects standing for the cluster (repeatable); MultusNodeStates "
+                        "count in --namespace only, as when watching")
     s.add_argument("--kubeconfig", metavar="FILE",
-                   help="watch the cluster through this kubeconfig (default inside a pod: its service account)")
+                   help="watch the cluster through this kubeconfig (default: in-cluster, else $KUBECONFIG; "
+                        "with neither nor --cluster-state, no cluster: the rules that need cluster state are "
+                        "skipped and the controller is off)")
     s.add_argument("--policy", metavar="FILE",
                    help=f"rule severities and settings; the ConfigMap {POLICY_CONFIGMAP} (key 'policy') in the "
                         "cluster overrides it while it exists")
@@ -204,13 +207,18 @@ def run(args: argparse.Namespace) -> int:
         context = AdmissionContext(policy=policy, namespace=args.namespace)
         source = PolicySource(context, policy, repair=args.repair)
         if args.cluster_state:
-            context.view = StaticClusterView.from_files(args.cluster_state)
-        elif args.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
+            context.view = StaticClusterView.from_files(args.cluster_state, state_namespace=args.namespace)
+        # The default agent and controller have, but not ~/.kube/config: a server started on a workstation
+        # with neither stays standalone rather than watching whichever cluster was used last.
+        elif args.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get("KUBECONFIG"):
             api = cluster_client("serve", args.kubeconfig)
             if api is None:
                 return 2
             live = LiveClusterView(api, state_namespace=args.namespace, on_policy=source.on_configmap)
             context.view = live
+        else:
+            log.warning("no cluster (no --kubeconfig, $KUBECONFIG, in-cluster service account or "
+                        "--cluster-state): the rules that need cluster state are skipped and the controller is off")
         # Its repair setting follows the policy in force once attached (PolicySource.attach).
         controller_config = controller_command.config_from(args, namespace=args.namespace)
     except (PolicyError, DocumentError, ValueError) as exc:
@@ -219,8 +227,8 @@ def run(args: argparse.Namespace) -> int:
     certificates: SelfManagedCertificates | None = None
     if args.self_managed_certs:
         if api is None:
-            print("multus-webhook serve: --self-managed-certs needs a cluster (--kubeconfig or in-cluster)",
-                  file=sys.stderr)
+            print("multus-webhook serve: --self-managed-certs needs a cluster (--kubeconfig, $KUBECONFIG or "
+                  "in-cluster)", file=sys.stderr)
             return 2
         certificates = SelfManagedCertificates(
             api, Settings(namespace=args.namespace, secret_name=args.tls_secret, service=args.service),

@@ -332,6 +332,12 @@ class ControlPlane:
             terminate(proc, 15)
 
 
+def standalone_env() -> dict[str, str]:
+    """The environment for `serve`, without $KUBECONFIG: serve would watch that cluster by default, and
+    a server given no --kubeconfig here is meant to stand alone whatever the calling shell exports."""
+    return {**{k: v for k, v in os.environ.items() if k != "KUBECONFIG"}, "PYTHONUNBUFFERED": "1"}
+
+
 class WebhookServer:
     """`multus-webhook serve` as a real process, with its own CA, on a loopback port."""
 
@@ -373,7 +379,7 @@ class WebhookServer:
         self.proc = spawn(
             [sys.executable, "-m", "webhook.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
              "--cert-dir", str(self.cert_dir), *self.extra_args],
-            self.dir / "webhook.log", env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            self.dir / "webhook.log", env=standalone_env(),
         )
         try:
             wait_https(f"{self.url}/healthz", self.ca_file, 30, client=self.client_cert, proc=self.proc,

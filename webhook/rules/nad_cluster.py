@@ -108,9 +108,11 @@ def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
             yield Violation(
                 path,
                 f"{path} is host-local on {cluster}: host-local keeps its allocations on "
-                "each node, so pods on different nodes get the same addresses; use whereabouts "
-                '(cluster-wide IPAM: "ipam": {"type": "whereabouts", "range": ...}), or, if the segment '
-                f'is local to each node, annotate the NAD with {ALLOW_HOST_LOCAL_ANNOTATION}: "true"',
+                "each node, so pods on different nodes get the same addresses. If the segment is local to "
+                f'each node, annotate the NAD with {ALLOW_HOST_LOCAL_ANNOTATION}: "true"; else give each pod '
+                'its address (static IPAM), or use whereabouts ("ipam": {"type": "whereabouts", "range": '
+                "...}), cluster-wide IPAM that must first be installed on the nodes (its own DaemonSet: "
+                "multus-webhook does not ship it)",
             )
 
 
