@@ -930,6 +930,19 @@ CASES = [
         "incompatible CNI versions",
         rule="nad-config-cni-version",
     ),
+    Case(
+        "dns-nameservers-string",
+        one(macvlan(dns={"nameservers": "8.8.8.8"})),
+        "cannot unmarshal string into Go struct field DNS.dns.nameservers",
+        rule="nad-config-structure",
+    ),
+    Case(
+        "ipam-type-path",
+        one(macvlan({"type": "/x/static", "addresses": [{"address": "10.10.0.5/24"}]})),
+        "invalid plugin name: /x/static",
+        kernel=MAC,
+        rule="nad-config-structure",
+    ),
 ]
 
 

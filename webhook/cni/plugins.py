@@ -13,18 +13,32 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from webhook.cni.addresses import family, parse_ip, parse_mac
-from webhook.cni.config import CNI_VERSIONS, NetConf, PluginConf, Problem
-from webhook.cni.fields import FieldType, Kind, ListOf, Struct, describe, fits, int_in_range, is_int, type_problems
+from webhook.cni.config import CNI_VERSIONS, NetConf, PluginConf, Problem, names_a_path
+from webhook.cni.fields import (
+    FieldType,
+    Kind,
+    ListOf,
+    Struct,
+    describe,
+    int_in_range,
+    is_int,
+    type_mismatches,
+    type_problems,
+)
 from webhook.cni.gojson import go_field, overwritten
 
+# libcni's types.DNS.
+_DNS = Struct({"nameservers": ListOf(Kind.STRING), "domain": Kind.STRING, "search": ListOf(Kind.STRING),
+               "options": ListOf(Kind.STRING)})
+
 #: Fields every plugin's config is decoded into by libcni (types.PluginConf), whatever its type.
-COMMON_FIELDS: Mapping[str, Kind] = {
+COMMON_FIELDS: Mapping[str, FieldType] = {
     "cniVersion": Kind.STRING,
     "name": Kind.STRING,
     "type": Kind.STRING,
     "capabilities": Kind.BOOL_MAP,
     "ipam": Kind.OBJECT,
-    "dns": Kind.OBJECT,
+    "dns": _DNS,
 }
 
 #: The typed fields of each reference plugin's config struct.
@@ -105,8 +119,6 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
 }
 
 # net.IP, types.IPNet and net.IPNet's IP read text; a plain string field reads text too.
-_DNS = Struct({"nameservers": ListOf(Kind.STRING), "domain": Kind.STRING, "search": ListOf(Kind.STRING),
-               "options": ListOf(Kind.STRING)})
 #: static's and whereabouts' address entry: "address" is the text, "Address" (matched exactly) a net.IPNet.
 ADDRESS_ENTRY = Struct({"address": Kind.STRING, "gateway": Kind.STRING, "Address": Struct({"IP": Kind.STRING}),
                         "Version": Kind.STRING})
@@ -227,18 +239,27 @@ def common_field_problems(plugin: PluginConf) -> Iterator[Problem]:
         for path, value in plugin.spellings(name):
             if name == "ipam" and isinstance(value, Mapping):
                 ipam_type = go_field(value, "type")
-                if ipam_type is not None and ipam_type[1] is not None and not isinstance(ipam_type[1], str):
-                    type_path = f"{path}.{ipam_type[0]}"
+                if ipam_type is None or ipam_type[1] is None:
+                    continue
+                type_path = f"{path}.{ipam_type[0]}"
+                if not isinstance(ipam_type[1], str):
                     yield Problem(
                         type_path,
                         f"{type_path} is {describe(ipam_type[1])}: it must be the name of an IPAM plugin",
                     )
-            elif not fits(value, kind):
-                yield Problem(
-                    path,
-                    f"{path} is {describe(value)}, but libcni reads it as {kind.value}: no pod could "
-                    f"attach this network; write it as {kind.value}",
-                )
+                elif names_a_path(ipam_type[1]):
+                    yield Problem(
+                        type_path,
+                        f"{type_path} is {ipam_type[1]!r}: an IPAM type is a binary name the plugin looks up in "
+                        "the CNI bin directory, never a path; write just the name (e.g. static)",
+                    )
+            else:
+                for wrong_path, wrong, expected in type_mismatches(path, value, kind):
+                    yield Problem(
+                        wrong_path,
+                        f"{wrong_path} is {describe(wrong)}, but libcni reads it as {expected}: no pod could "
+                        f"attach this network; write it as {expected}",
+                    )
 
 
 def vlan_id_problems(plugin: PluginConf) -> Iterator[Problem]:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 
-from webhook.cni.config import CNI_VERSIONS, LIBCNI_NEWEST, NetConf, PluginConf, list_version, version_number
+from webhook.cni.config import (
+    CNI_VERSIONS,
+    LIBCNI_NEWEST,
+    NetConf,
+    PluginConf,
+    list_version,
+    names_a_path,
+    version_number,
+)
 from webhook.cni.fields import Kind, describe, fits
 from webhook.cni.gojson import field_spellings, fold
 from webhook.cni.plugins import cni_version_problems, common_field_problems
@@ -82,7 +90,7 @@ def _plugin_type(plugin: PluginConf) -> Iterator[Violation]:
     path, value = given[-1]
     if not value:
         yield Violation(path, f"{path} must be a non-empty string naming a CNI plugin")
-    elif "/" in value or "\\" in value:
+    elif names_a_path(value):
         yield Violation(
             path,
             f"{path} is {value!r}: a plugin type is a binary name looked up in the CNI bin directory, "
