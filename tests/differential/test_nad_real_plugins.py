@@ -411,6 +411,13 @@ CASES = [
                                                        "net/ipv4/conf/IFNAME/arp_filter": "0"}}),
         kernel=MAC,
     ),
+    # A null net.IP stays unset: the flat gateway and rangeStart beside ranges, a route's gw.
+    Case(
+        "host-local-null-addresses",
+        one(hl(gateway=None, rangeStart=None, ranges=[[{"subnet": "10.40.0.0/24"}]],
+               routes=[{"dst": "0.0.0.0/0", "gw": None}])),
+        kernel=MAC,
+    ),
     # --- refused --------------------------------------------------------------------------------
     Case(
         "vlan-no-master",
@@ -942,6 +949,35 @@ CASES = [
         "invalid plugin name: /x/static",
         kernel=MAC,
         rule="nad-config-structure",
+    ),
+    # Go hands null to types.IPNet's UnmarshalJSON, which refuses it; a null net.IP stays unset.
+    Case(
+        "host-local-subnet-null",
+        one(hl(subnet=None, ranges=[[{"subnet": "10.38.0.0/24"}]])),
+        "invalid CIDR address:",
+        kernel=MAC,
+        rule="nad-ipam-host-local",
+    ),
+    Case(
+        "static-route-dst-null",
+        one(macvlan({**STATIC4, "routes": [{"dst": None}]})),
+        "invalid CIDR address:",
+        kernel=MAC,
+        rule="nad-ipam-routes",
+    ),
+    Case(
+        "static-route-null",
+        one(macvlan({**STATIC4, "routes": [None]})),
+        "nil pointer dereference",
+        kernel=MAC,
+        rule="nad-ipam-routes",
+    ),
+    Case(
+        "host-local-route-null",
+        one(hl(subnet="10.39.0.0/24", routes=[None])),
+        "nil pointer dereference",
+        kernel=MAC,
+        rule="nad-ipam-routes",
     ),
 ]
 

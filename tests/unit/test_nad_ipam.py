@@ -65,6 +65,16 @@ REFUSED = [
     ),
     ("nad-ipam-host-local", hl(subnet="10.0.0.0"), f"{P}.subnet", "not a CIDR", "deny"),
     ("nad-ipam-host-local", hl(subnet="10.0.0.0/255.255.255.0"), f"{P}.subnet", "not a CIDR", "deny"),
+    # Go hands null to types.IPNet's UnmarshalJSON, which refuses it: a null subnet is no absent one.
+    (
+        "nad-ipam-host-local",
+        hl(subnet=None, ranges=[[{"subnet": "10.0.0.0/24"}]]),
+        f"{P}.subnet",
+        "is null, not a CIDR",
+        "deny",
+    ),
+    ("nad-ipam-host-local", hl(ranges=[[{"subnet": None}]]), f"{P}.ranges[0][0].subnet", "is null, not a CIDR",
+     "deny"),
     (
         "nad-ipam-host-local",
         hl(subnet="10.0.0.0/24", rangeStart="10.0.1.5"),
@@ -321,6 +331,20 @@ REFUSED = [
     ),
     (
         "nad-ipam-routes",
+        st({"address": "10.0.0.5/24"}, routes=[{"dst": None}]),
+        f"{P}.routes[0].dst",
+        "is null: a route needs a destination CIDR",
+        "deny",
+    ),
+    (
+        "nad-ipam-routes",
+        hl(subnet="10.0.0.0/24", routes=[{"dst": "0.0.0.0/0"}, None]),
+        f"{P}.routes[1]",
+        "is null: the host-local plugin crashes on a null route",
+        "deny",
+    ),
+    (
+        "nad-ipam-routes",
         st({"address": "10.0.0.5/24"}, routes=[{"dst": "0.0.0.0/0", "gw": "router"}]),
         f"{P}.routes[0].gw",
         "not an IP address",
@@ -442,8 +466,10 @@ ALLOWED = [
     ("nad-ipam-static", macvlan({"type": "static"}) | {"capabilities": {"ips": True}}),
     (
         "nad-ipam-routes",
-        hl(subnet="10.0.0.0/24", routes=[{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}, {"dst": "::/0"}]),
+        hl(subnet="10.0.0.0/24", routes=[{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}, {"dst": "::/0", "gw": None}]),
     ),
+    # A null flat gateway or rangeStart is a nil net.IP: unset.
+    ("nad-ipam-host-local", hl(ranges=[[{"subnet": "10.0.0.0/24"}]], gateway=None, rangeStart=None)),
     ("nad-ipam-dhcp", macvlan({"type": "whereabouts", "range": "10.0.0.0/24"})),
     # Keys that only fold to "address" are the address; "Address": null sets nothing.
     ("nad-ipam-static", st({"ADDRESS": "10.0.0.5/24", "Address": None})),

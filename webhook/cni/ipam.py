@@ -71,11 +71,16 @@ class _Field:
     value: Any
 
 
-def _get(obj: Mapping[str, Any], base: str, name: str) -> _Field | None:
+def _given(obj: Mapping[str, Any], base: str, name: str) -> _Field | None:
+    """The field, null included: Go hands null to the UnmarshalJSON of a types.IPNet field (a subnet, a
+    route's dst), which refuses it as an empty CIDR, where a null net.IP or string stays unset."""
     found = go_field(obj, name)
-    if found is None or found[1] is None:
-        return None
-    return _Field(f"{base}.{found[0]}", found[1])
+    return None if found is None else _Field(f"{base}.{found[0]}", found[1])
+
+
+def _get(obj: Mapping[str, Any], base: str, name: str) -> _Field | None:
+    found = _given(obj, base, name)
+    return None if found is None or found.value is None else found
 
 
 def _ip_field(
@@ -155,7 +160,7 @@ def _host_local_range(obj: Any, path: str, problems: list[Problem]) -> HostLocal
         problems.append(Problem(path, f"{path} is {describe(obj)}: a range must be an object with a subnet"))
         return None
     before = len(problems)
-    subnet_f = _get(obj, path, "subnet")
+    subnet_f = _given(obj, path, "subnet")
     start = _ip_field(obj, path, "rangeStart", problems)
     end = _ip_field(obj, path, "rangeEnd", problems)
     gateway = _ip_field(obj, path, "gateway", problems)
@@ -268,7 +273,7 @@ def _host_local_ranges(ipam: Mapping[str, Any], ipam_path: str) -> HostLocalSets
                     "them into fewer ranges of larger subnets (rangeStart and rangeEnd bound a range)",
                 ),
             )
-    flat_subnet = _get(ipam, ipam_path, "subnet")
+    flat_subnet = _given(ipam, ipam_path, "subnet")
     if flat_subnet is not None:
         r = _host_local_range(ipam, ipam_path, problems)
         if r is not None:
@@ -785,11 +790,16 @@ def check_routes(plugin: PluginConf) -> list[Problem]:
     for i, entry in enumerate(f.value):
         epath = f"{f.path}[{i}]"
         if entry is None:
+            # The route list is of *types.Route: the plugins dereference the nil one.
+            problems.append(
+                Problem(epath, f"{epath} is null: the {plugin.ipam_type} plugin crashes on a null route and fails "
+                               "every pod; remove it")
+            )
             continue
         if not isinstance(entry, Mapping):
             problems.append(Problem(epath, f'{epath} is {describe(entry)}: write a {{"dst": ...}} object'))
             continue
-        dst = _get(entry, epath, "dst")
+        dst = _given(entry, epath, "dst")
         if dst is None or parse_cidr(dst.value) is None:
             dpath = dst.path if dst else f"{epath}.dst"
             shown = describe(dst.value) if dst else "missing"

@@ -68,7 +68,8 @@ def static(subject: Subject) -> Iterator[Violation]:
       judges=[SPEC_CONFIG])
 def routes(subject: Subject) -> Iterator[Violation]:
     """host-local, static and whereabouts decode ipam.routes into typed routes: a destination that
-    is not a CIDR or a gateway that is not an address fails every pod."""
+    is not a CIDR (null included) or a gateway that is not an address fails every pod, and a null
+    route crashes the plugin."""
     for ipam_type in ("host-local", "static", "whereabouts"):
         yield from _each_ipam(subject, ipam_type, lambda plugin, _version: ipam.check_routes(plugin))
 
