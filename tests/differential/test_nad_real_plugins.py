@@ -418,6 +418,12 @@ CASES = [
                routes=[{"dst": "0.0.0.0/0", "gw": None}])),
         kernel=MAC,
     ),
+    Case(
+        "tuning-args-sysctl",
+        chain(macvlan(), {"type": "tuning", "sysctl": {},
+                          "args": {"cni": {"sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}}}),
+        kernel=MAC,
+    ),
     # --- refused --------------------------------------------------------------------------------
     Case(
         "vlan-no-master",
@@ -978,6 +984,20 @@ CASES = [
         "nil pointer dereference",
         kernel=MAC,
         rule="nad-ipam-routes",
+    ),
+    Case(
+        "tuning-args-sysctl-without-sysctl",
+        chain(macvlan(), {"type": "tuning", "args": {"cni": {"sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}}}),
+        "assignment to entry in nil map",
+        kernel=MAC,
+        rule="nad-plugin-tuning-sysctl",
+    ),
+    Case(
+        "tuning-args-sysctl-kernel",
+        chain(macvlan(), {"type": "tuning", "sysctl": {}, "args": {"cni": {"sysctl": {"kernel.shmmax": "1"}}}}),
+        "invalid net sysctl key",
+        kernel=MAC,
+        rule="nad-plugin-tuning-sysctl",
     ),
 ]
 

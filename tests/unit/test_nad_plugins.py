@@ -341,6 +341,27 @@ REFUSED = [
         'spec.config.plugins[1].sysctl["vm/net/x"]',
         "outside net.*",
     ),
+    # tuning copies args.cni.sysctl into its sysctl map, and checks the keys of both.
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "sysctl": {}, "args": {"cni": {"sysctl": {"kernel.shmmax": "1"}}}}),
+        'spec.config.plugins[1].args.cni.sysctl["kernel.shmmax"]',
+        "outside net.*",
+    ),
+    # Without a sysctl of its own the map is nil: tuning panics assigning to it.
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "args": {"cni": {"sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}}}),
+        "spec.config.plugins[1].args.cni.sysctl",
+        "spec.config.plugins[1].args.cni.sysctl is set but spec.config.plugins[1] has no sysctl object: the tuning "
+        'plugin crashes copying the entries into it and fails every pod; add "sysctl": {} beside it',
+    ),
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "sysctl": None, "Args": {"CNI": {"Sysctl": {"net.ipv4.ip_forward": "1"}}}}),
+        "spec.config.plugins[1].Args.CNI.Sysctl",
+        "has no sysctl object",
+    ),
 ]
 
 
@@ -438,6 +459,12 @@ ALLOWED = [
     (
         "nad-plugin-tuning-sysctl",
         chain(MACVLAN, {"type": "tuning", "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}),
+    ),
+    # Nothing to copy: the nil map is never written to.
+    ("nad-plugin-tuning-sysctl", chain(MACVLAN, {"type": "tuning", "args": {"cni": {"sysctl": {}, "mac": None}}})),
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "sysctl": {}, "args": {"cni": {"sysctl": {"net.ipv4.ip_forward": "1"}}}}),
     ),
 ]
 

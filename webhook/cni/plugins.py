@@ -731,15 +731,27 @@ def sysctl_key_problem(key: str) -> str | None:
 
 
 def sysctl_problems(plugin: PluginConf) -> Iterator[Problem]:
+    """tuning's sysctl, and args.cni.sysctl, whose entries it copies into the first."""
     if plugin.type != "tuning":
         return
     found = plugin.field("sysctl")
-    if found is None or not isinstance(found[1], Mapping):
-        return
-    sysctls: Mapping[str, object] = found[1]
+    args = _nested_string(plugin.conf, plugin.path, "args", "cni", "sysctl")
+    if args is not None and isinstance(args[1], Mapping) and args[1] and found is None:
+        # tuning.go copies the entries into conf.SysCtl, a nil map without a sysctl of its own.
+        yield Problem(
+            args[0],
+            f"{args[0]} is set but {plugin.path} has no sysctl object: the tuning plugin crashes copying the "
+            'entries into it and fails every pod; add "sysctl": {} beside it',
+        )
+    for sysctls in (found, args):
+        if sysctls is not None and isinstance(sysctls[1], Mapping):
+            yield from _sysctl_map_problems(*sysctls)
+
+
+def _sysctl_map_problems(base: str, sysctls: Mapping[str, object]) -> Iterator[Problem]:
     written: dict[str, str] = {}
     for key, value in sysctls.items():
-        path = f'{found[0]}["{key}"]'
+        path = f'{base}["{key}"]'
         why = sysctl_key_problem(key)
         if why is not None:
             yield Problem(
@@ -758,7 +770,7 @@ def sysctl_problems(plugin: PluginConf) -> Iterator[Problem]:
         other = written.setdefault(_sysctl_file(key), key)
         if other != key and sysctls[other] != value:
             # Two keys for one file: tuning writes them in Go's map order, which changes from pod to pod.
-            other_path = f'{found[0]}["{other}"]'
+            other_path = f'{base}["{other}"]'
             yield Problem(
                 path,
                 f"{path} sets the same sysctl as {other_path}, to another value ({describe(value)}, not "
