@@ -424,6 +424,12 @@ CASES = [
                           "args": {"cni": {"sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}}}),
         kernel=MAC,
     ),
+    # "args IP overwrites IP": static never parses the addresses args.cni.ips replace.
+    Case(
+        "static-args-ips-replace-addresses",
+        one(macvlan({"type": "static", "addresses": [{"address": "bogus"}]}, args={"cni": {"ips": ["10.10.0.5/24"]}})),
+        kernel=MAC,
+    ),
     # --- refused --------------------------------------------------------------------------------
     Case(
         "vlan-no-master",
@@ -998,6 +1004,13 @@ CASES = [
         "invalid net sysctl key",
         kernel=MAC,
         rule="nad-plugin-tuning-sysctl",
+    ),
+    Case(
+        "static-args-ips-not-cidr",
+        one(macvlan({"type": "static"}, args={"cni": {"ips": ["10.10.0.5"]}})),
+        "an entry in the 'ips' field is NOT in CIDR notation",
+        kernel=MAC,
+        rule="nad-ipam-static",
     ),
 ]
 

@@ -645,6 +645,39 @@ def test_static_without_addresses_takes_them_from_args_cni_ips() -> None:
     assert findings(nad(config), "nad-ipam-static") == []
 
 
+@pytest.mark.parametrize(
+    ("ips", "field", "text"),
+    [
+        (["10.1.0.5"], "spec.config.args.cni.ips[0]", "is the string '10.1.0.5', not a CIDR"),
+        (["10.1.0.5/24", 7], "spec.config.args.cni.ips[1]", "is the number 7, not a CIDR"),
+        ("10.1.0.5/24", "spec.config.args.cni.ips", "write a list of CIDRs"),
+    ],
+)
+def test_static_refuses_args_cni_ips_that_are_not_cidrs(ips: Any, field: str, text: str) -> None:
+    # static parses them on every ADD, even where a pod's runtimeConfig.ips would replace them next.
+    config = {**st(), "capabilities": {"ips": True}, "args": {"cni": {"ips": ips}}}
+    [finding] = findings(nad(config), "nad-ipam-static")
+    assert (finding.field, finding.severity) == (field, Severity.DENY)
+    assert text in finding.message
+
+
+def test_args_cni_ips_replace_the_addresses_which_are_then_only_decoded() -> None:
+    # "args IP overwrites IP": static never parses the addresses, but still decodes them.
+    replaced = {"args": {"cni": {"ips": ["10.1.0.5/24"]}}}
+    assert findings(nad({**st({"address": "bogus", "gateway": "fd00::1"}, None), **replaced}), "nad-ipam-static") == []
+    [bad_gateway] = findings(nad({**st({"address": "bogus", "gateway": "router"}), **replaced}), "nad-ipam-static")
+    assert bad_gateway.field == f"{P}.addresses[0].gateway"
+    [bad_type] = findings(nad({**st({"address": 5}), **replaced}), "nad-ipam-static")
+    assert bad_type.field == f"{P}.addresses[0].address"
+    # An empty list replaces nothing.
+    [bogus] = findings(nad({**st({"address": "bogus"}), "args": {"cni": {"ips": []}}}), "nad-ipam-static")
+    assert bogus.field == f"{P}.addresses[0].address"
+    # The replacing addresses are what a cniVersion returning one per family must fit.
+    two = {"args": {"cni": {"ips": ["10.1.0.5/24", "10.2.0.5/24"]}}}
+    [families] = findings(nad({**st({"address": "10.1.0.5/24"}), **two, "cniVersion": "0.2.0"}), "nad-ipam-static")
+    assert "cannot return" in families.message
+
+
 def test_a_list_with_only_cni_versions_takes_its_highest() -> None:
     # libcni picks the version from cniVersions: no "no cniVersion, read as 0.1.0" for such a list.
     plugin = {k: v for k, v in hl(ranges=[[{"subnet": "10.0.0.0/24"}], [{"subnet": "10.1.0.0/24"}]]).items()

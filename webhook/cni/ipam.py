@@ -675,7 +675,11 @@ class StaticAddress:
     gateway: IPAddress | None
 
 
-def static_addresses(ipam: Mapping[str, Any], ipam_path: str) -> tuple[list[StaticAddress], list[Problem]]:
+def static_addresses(
+    ipam: Mapping[str, Any], ipam_path: str, *, replaced: bool = False
+) -> tuple[list[StaticAddress], list[Problem]]:
+    """The addresses of static's ipam section, and what the plugin refuses in them. When ``replaced`` (by
+    args.cni.ips), static still decodes them but never parses an address: only decoding can fail."""
     problems: list[Problem] = []
     out: list[StaticAddress] = []
     f = _get(ipam, ipam_path, "addresses")
@@ -688,6 +692,8 @@ def static_addresses(ipam: Mapping[str, Any], ipam_path: str) -> tuple[list[Stat
         return out, problems
     for i, entry in enumerate(f.value):
         epath = f"{f.path}[{i}]"
+        if replaced and entry is None:
+            continue  # a zero entry, dropped with the others
         if not isinstance(entry, Mapping):
             problems.append(
                 Problem(epath, f'{epath} is {describe(entry)}: write an {{"address": ...}} object')
@@ -709,6 +715,8 @@ def static_addresses(ipam: Mapping[str, Any], ipam_path: str) -> tuple[list[Stat
                     )
                 )
             # An object there is that network, which the plugin takes as it is: not ours to index.
+            continue
+        if replaced:
             continue
         written = keys.get("address")
         a = _Field(f"{epath}.{written[-1][0]}", written[-1][1]) if written and written[-1][1] is not None else None
@@ -749,14 +757,44 @@ def args_cni_ips(plugin: PluginConf) -> tuple[str, Any] | None:
     return (f"{args[0]}.cni.ips", ips) if args is not None and ips is not None else None
 
 
+def _args_ips(found: tuple[str, Any] | None, problems: list[Problem]) -> list[IPAddress]:
+    """The addresses of args.cni.ips (``found``), which static parses as CIDRs on every ADD (even when a
+    pod's runtimeConfig.ips replaces them next); what it refuses goes to ``problems``."""
+    if found is None:
+        return []
+    path, ips = found
+    if not isinstance(ips, list):
+        problems.append(Problem(path, f'{path} is {describe(ips)}: write a list of CIDRs, e.g. ["10.1.0.5/24"]'))
+        return []
+    out: list[IPAddress] = []
+    for i, ip in enumerate(ips):
+        parsed = parse_cidr(ip)
+        if parsed is None:
+            problems.append(
+                Problem(
+                    f"{path}[{i}]",
+                    f"{path}[{i}] is {describe(ip)}, not a CIDR: the static plugin takes these addresses in CIDR "
+                    "form and fails every pod otherwise; write it as e.g. 10.1.0.5/24",
+                )
+            )
+        else:
+            out.append(parsed[0])
+    return out
+
+
 def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
     ipam = plugin.ipam
     if ipam is None:
         return []
     path = plugin.ipam_path
-    addresses, problems = static_addresses(ipam, path)
-    args_ips = args_cni_ips(plugin)
-    if not addresses and not problems and not plugin.has_capability("ips") and not (args_ips and args_ips[1]):
+    found = args_cni_ips(plugin)
+    args_problems: list[Problem] = []
+    args_ips = _args_ips(found, args_problems)
+    # A non-empty args.cni.ips replaces the addresses ("args IP overwrites IP").
+    replaced = found is not None and isinstance(found[1], list) and bool(found[1])
+    addresses, problems = static_addresses(ipam, path, replaced=replaced)
+    problems.extend(args_problems)
+    if not addresses and not problems and not plugin.has_capability("ips") and not replaced:
         # Not a denial: static also takes the addresses from CNI_ARGS, where Multus puts a pod's "ips",
         # and from args.cni.ips, which it fills from "cni-args": {"ips": [...]}: the NAD works for pods
         # that pass them.
@@ -770,7 +808,8 @@ def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
                 warning=True,
             )
         )
-    problems.extend(_one_per_family(path, [a.address.version for a in addresses], cni_version, "addresses"))
+    versions = [ip.version for ip in args_ips] if replaced else [a.address.version for a in addresses]
+    problems.extend(_one_per_family(path, versions, cni_version, "addresses"))
     return _with_field_types(plugin, problems)
 
 

@@ -60,7 +60,9 @@ def static(subject: Subject) -> Iterator[Violation]:
     """static IPAM needs each address in CIDR form (10.1.0.5/24) and fails every pod otherwise; a
     gateway of the other address family is accepted but cannot route, so it is a warning. A field of
     the wrong type (dns.nameservers written as one string) fails every pod; so does an entry's
-    "Address" with a capital A, which Go reads into another field than "address", a parsed network."""
+    "Address" with a capital A, which Go reads into another field than "address", a parsed network.
+    The addresses of args.cni.ips must be CIDRs too; when there are any, they replace ipam.addresses,
+    which static then decodes but never parses."""
     yield from _each_ipam(subject, "static", ipam.check_static)
 
 
