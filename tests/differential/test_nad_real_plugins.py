@@ -13,6 +13,7 @@ build the plugins.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import json
 import os
@@ -207,6 +208,9 @@ class Case:
     #: The rule that must deny (or, ``warned``, warn about) a config the plugin refuses: the refusal
     #: is ours for the reason ``refused_with`` names, not by chance from another rule.
     rule: str | None = None
+    #: The outcome holds only where portmap without a backend takes iptables: unless iptables does not
+    #: work and nftables does.
+    portmap_iptables: bool = False
 
 
 V = "1.0.0"
@@ -1012,7 +1016,35 @@ CASES = [
         kernel=MAC,
         rule="nad-ipam-static",
     ),
+    # Without a backend portmap takes iptables where it works, and refuses nftables options there.
+    Case(
+        "portmap-nftables-conditions-without-backend",
+        chain(macvlan(), {"type": "portmap", "conditionsV4": ["ip saddr 10.0.0.0/8"]}),
+        "iptables backend was requested but configuration contains nftables-specific options",
+        kernel=MAC,
+        warned=True,
+        rule="nad-plugin-portmap",
+        portmap_iptables=True,
+    ),
+    Case(
+        "portmap-options-of-both-backends",
+        chain(macvlan(), {"type": "portmap", "conditionsV4": ["ip saddr 10.0.0.0/8"],
+                          "externalSetMarkChain": "KUBE-MARK-MASQ"}),
+        "specific options",
+        kernel=MAC,
+        rule="nad-plugin-portmap",
+    ),
 ]
+
+
+@functools.cache
+def _portmap_takes_iptables() -> bool:
+    """portmap's ensureBackend: iptables unless utils.SupportsIPTables fails (iptables cannot read the
+    filter table) and SupportsNFTables holds, which needs the nft command (knftables runs it)."""
+    if shutil.which("nft") is None:
+        return True
+    command = ["iptables", "-w", "-t", "filter", "-S", "INPUT"]
+    return shutil.which("iptables") is not None and subprocess.run(command, capture_output=True).returncode == 0
 
 
 def skip_unless_kernel_has(kinds: frozenset[str], kernel_lacks: dict[str, str]) -> None:
@@ -1040,6 +1072,8 @@ def test_rules_agree_with_the_real_plugin(
         said = our_findings(case.config, "net1", Severity.WARN if case.warned else Severity.DENY)
         assert case.rule in {finding.split(":")[0] for finding in said}, f"not from {case.rule}: {said}"
     skip_unless_kernel_has(case.kernel, kernel_lacks)
+    if case.portmap_iptables and not _portmap_takes_iptables():
+        pytest.skip("portmap takes nftables here (no working iptables, nftables present): the config works")
     outcome = run_add(case.config, sandbox, cni_bin, "net1", case.cap_args)
     if case.refused_with is None:
         assert outcome.accepted, f"the plugin refused a config our rules allow: {outcome.error}"

@@ -380,9 +380,12 @@ ALLOWED = [
     ("nad-plugin-sbr-gateways", chain(MACVLAN, {"type": "sbr", "table": 100, "gateways": ["nope"]})),
     ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "markMasqBit": 0, "backend": "iptables",
                                            "conditionsV4": ["!", "-s", "10.0.0.0/8"], "conditionsV6": [""]})),
-    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "markMasqBit": None, "externalSetMarkChain": "X"})),
-    # Without a backend named the node decides (iptables, or nftables where iptables is missing).
-    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "conditionsV4": ["ip saddr 10.0.0.1"]})),
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "markMasqBit": None, "externalSetMarkChain": "X",
+                                           "backend": "iptables"})),
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "conditionsV4": ["ip saddr 10.0.0.1"],
+                                           "backend": "nftables"})),
+    # Without a backend named the node decides; options of neither backend work on both.
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "backend": None, "conditionsV4": [""], "snat": True})),
     ("nad-plugin-mac", single({**MACVLAN, "mac": "02-AB-00-00-00-01"})),
     ("nad-plugin-mac", single({**MACVLAN, "mac": "0200.0000.0001"})),
     ("nad-plugin-mac", single({**MACVLAN, "mac": "020000000001"})),
@@ -472,6 +475,34 @@ ALLOWED = [
 @pytest.mark.parametrize(("rule", "config"), ALLOWED)
 def test_allowed(rule: str, config: dict[str, Any]) -> None:
     assert findings(nad(config), rule) == []
+
+
+@pytest.mark.parametrize(
+    ("plugin", "field", "text"),
+    [
+        ({"conditionsV6": ["ip6 saddr ::1"]}, "conditionsV6", 'fails every pod unless the node lacks iptables and '
+         'has nftables; set "backend": "nftables"'),
+        ({"externalSetMarkChain": "KUBE-MARK-MASQ"}, "externalSetMarkChain",
+         'fails every pod on nodes that lack iptables and have nftables; set "backend": "iptables"'),
+        ({"conditionsV4": ["-s", "10.0.0.0/8"], "backend": None}, "conditionsV4", "fails every pod on nodes"),
+    ],
+)
+def test_portmap_options_of_one_backend_without_a_backend_warn(plugin: dict[str, Any], field: str, text: str) -> None:
+    # Without a backend portmap takes iptables, unless the node lacks it and has nftables.
+    [finding] = findings(nad(chain(MACVLAN, {"type": "portmap", **plugin})), "nad-plugin-portmap")
+    assert (finding.field, finding.severity) == (f"spec.config.plugins[1].{field}", Severity.WARN)
+    assert f"names no backend: the portmap plugin refuses it and {text}" in finding.message
+
+
+def test_portmap_options_of_both_backends_without_a_backend_are_refused() -> None:
+    config = chain(MACVLAN, {"type": "portmap", "externalSetMarkChain": "X", "conditionsV4": ["ip saddr 10.0.0.1"]})
+    [finding] = findings(nad(config), "nad-plugin-portmap")
+    assert (finding.field, finding.severity) == ("spec.config.plugins[1].externalSetMarkChain", Severity.DENY)
+    assert finding.message == (
+        "spec.config.plugins[1].externalSetMarkChain, spec.config.plugins[1].conditionsV4 are options of both "
+        "backends: the portmap plugin uses one, iptables or nftables, and refuses the other's options on every pod; "
+        "keep the options of one and set backend to it"
+    )
 
 
 def test_bandwidth_capability_behind_macvlan_only_warns() -> None:

@@ -482,7 +482,7 @@ def _conditions_backend(conditions: Any) -> str | None:
 def portmap_problems(plugin: PluginConf) -> Iterator[Problem]:
     """What portmap's parseConfig refuses on every ADD, before it looks for port mappings: markMasqBit
     with externalSetMarkChain, a markMasqBit outside 0-31, a backend other than iptables or nftables, and
-    options of the other backend than the one named."""
+    options of another backend than the one named (or, with none named, than the node's)."""
     if plugin.type != "portmap":
         return
     bit, chain = plugin.field("markMasqBit"), plugin.field("externalSetMarkChain")
@@ -493,16 +493,26 @@ def portmap_problems(plugin: PluginConf) -> Iterator[Problem]:
             "(markMasqBit marks the packets it masquerades itself, externalSetMarkChain hands the marking to "
             "that chain); keep one",
         )
-    elif bit is not None and is_int(bit[1]) and not _MARK_BITS[0] <= bit[1] <= _MARK_BITS[1]:
+        return  # the plugin stops there, before it picks a backend
+    if bit is not None and is_int(bit[1]) and not _MARK_BITS[0] <= bit[1] <= _MARK_BITS[1]:
         yield Problem(
             bit[0],
             f"{bit[0]} is {bit[1]}: the portmap plugin takes a bit of the 32-bit packet mark, 0 to 31, and "
             "fails every pod on another; pick a free one (the default is 13; Kubernetes uses 14 and 15, "
             "Calico 20 to 31)",
         )
+        return
+    options = [(chain[0], "iptables")] if chain is not None else []
+    for name in ("conditionsV4", "conditionsV6"):
+        found = plugin.field(name)
+        if found is not None and (written_for := _conditions_backend(found[1])) is not None:
+            options.append((found[0], written_for))
+    if plugin.field("backend") is None:
+        yield from _portmap_node_backend_problems(plugin, options)
+        return
     backend = _string(plugin, "backend")
     if backend is None:
-        return  # iptables, or nftables where iptables is missing: the node decides
+        return  # not a string: nad-plugin-field-types
     path, value = backend
     if value not in PORTMAP_BACKENDS:
         yield Problem(
@@ -511,11 +521,6 @@ def portmap_problems(plugin: PluginConf) -> Iterator[Problem]:
             "every pod on anything else; write one of them, or leave it out",
         )
         return
-    options = [(chain[0], "iptables")] if chain is not None else []
-    for name in ("conditionsV4", "conditionsV6"):
-        found = plugin.field(name)
-        if found is not None and (written_for := _conditions_backend(found[1])) is not None:
-            options.append((found[0], written_for))
     for option, written_for in options:
         if written_for != value:
             yield Problem(
@@ -523,6 +528,28 @@ def portmap_problems(plugin: PluginConf) -> Iterator[Problem]:
                 f"{option} is an {written_for} option, but {path} is {value!r}: the portmap plugin refuses "
                 f"options of the other backend on every pod; drop it, or use the {written_for} backend",
             )
+
+
+def _portmap_node_backend_problems(plugin: PluginConf, options: list[tuple[str, str]]) -> Iterator[Problem]:
+    """Backend ``options`` (path, backend) of a portmap that names no backend: it then takes iptables,
+    or nftables on a node that lacks iptables and has nftables, and refuses the other one's options."""
+    if len({written_for for _, written_for in options}) > 1:
+        paths = ", ".join(option for option, _ in options)
+        yield Problem(
+            options[0][0],
+            f"{paths} are options of both backends: the portmap plugin uses one, iptables or nftables, and "
+            "refuses the other's options on every pod; keep the options of one and set backend to it",
+        )
+        return
+    for option, written_for in options:
+        where = ("unless the node lacks iptables and has nftables" if written_for == "nftables"
+                 else "on nodes that lack iptables and have nftables")
+        yield Problem(
+            option,
+            f"{option} is an {written_for} option, but {plugin.path} names no backend: the portmap plugin "
+            f"refuses it and fails every pod {where}; set \"backend\": \"{written_for}\"",
+            warning=True,
+        )
 
 
 def sbr_gateway_problems(plugin: PluginConf) -> Iterator[Problem]:

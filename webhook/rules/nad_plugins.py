@@ -95,7 +95,9 @@ def portmap(subject: Subject) -> Iterator[Violation]:
     """portmap reads its options on every ADD, port mappings or not, and refuses: markMasqBit together
     with externalSetMarkChain, a markMasqBit outside 0-31, a backend other than iptables or nftables, and
     with a backend named, options of the other one (externalSetMarkChain is iptables'; conditions
-    starting with "-" or "!" are iptables', others nftables')."""
+    starting with "-" or "!" are iptables', others nftables'). Without a backend it takes iptables,
+    unless the node lacks iptables and has nftables: options of one backend then fail on the nodes of
+    the other kind (a warning), options of both on every node."""
     yield from _each_plugin(subject, table.portmap_problems)
 
 
