@@ -1034,6 +1034,14 @@ CASES = [
         kernel=MAC,
         rule="nad-plugin-portmap",
     ),
+    # firewall decodes before it needs iptables (its unknown ingress policy is refused only after).
+    Case(
+        "firewall-ingress-policy-number",
+        chain(macvlan(), {"type": "firewall", "ingressPolicy": 1}),
+        "cannot unmarshal number into Go struct field FirewallNetConf.ingressPolicy",
+        kernel=MAC,
+        rule="nad-plugin-field-types",
+    ),
 ]
 
 

@@ -261,6 +261,18 @@ REFUSED = [
         "l3s",
     ),
     (
+        "nad-plugin-mode",
+        chain(MACVLAN, {"type": "firewall", "ingressPolicy": "closed"}),
+        "spec.config.plugins[1].ingressPolicy",
+        "is 'closed', not an ingress policy of the firewall plugin: use one of open, same-bridge, isolated",
+    ),
+    (
+        "nad-plugin-field-types",
+        chain(MACVLAN, {"type": "firewall", "ingressPolicy": 1}),
+        "spec.config.plugins[1].ingressPolicy",
+        "the firewall plugin reads it as a string",
+    ),
+    (
         "nad-plugin-host-device-selector",
         single({"type": "host-device", "ipam": STATIC}),
         "spec.config",
@@ -434,6 +446,9 @@ ALLOWED = [
     ),
     ("nad-plugin-mode", single({**MACVLAN, "mode": "passthru"})),
     ("nad-plugin-mode", single({"type": "ipvlan", "mode": "l3s", "ipam": STATIC})),
+    ("nad-plugin-mode", chain(MACVLAN, {"type": "firewall", "ingressPolicy": "same-bridge"})),
+    ("nad-plugin-mode", chain(MACVLAN, {"type": "firewall", "ingressPolicy": ""})),
+    ("nad-plugin-field-types", chain(MACVLAN, {"type": "firewall", "ingressPolicy": None})),
     ("nad-plugin-host-device-selector", single({"type": "host-device", "pciBusID": "0000:03:00.0"})),
     ("nad-plugin-host-device-selector", single({"type": "host-device", "runtimeConfig": {"deviceID": "x"}})),
     ("nad-plugin-ipam-required", single({"type": "ptp", "ipam": STATIC})),

@@ -104,7 +104,8 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
         "egressRate": Kind.UINT,
         "egressBurst": Kind.UINT,
     },
-    "firewall": {"backend": Kind.STRING, "iptablesAdminChainName": Kind.STRING, "firewalldZone": Kind.STRING},
+    "firewall": {"backend": Kind.STRING, "iptablesAdminChainName": Kind.STRING, "firewalldZone": Kind.STRING,
+                 "ingressPolicy": Kind.STRING},
     "sbr": {"table": Kind.INT, "gateways": ListOf(Kind.STRING), "addSourceHints": Kind.BOOL},
     "vrf": {"vrfname": Kind.STRING, "table": Kind.UINT32},
     "tap": {
@@ -180,9 +181,11 @@ NEEDS_PREVIOUS_RESULT = frozenset({"tuning", "portmap", "bandwidth", "firewall",
 #: Plugins that run IPAM unconditionally: without an IPAM type every ADD fails.
 NEEDS_IPAM = frozenset({"ptp", "dummy"})
 
-MODES: Mapping[str, tuple[str, ...]] = {
-    "macvlan": ("bridge", "private", "vepa", "passthru"),
-    "ipvlan": ("l2", "l3", "l3s"),
+#: The field each plugin reads a mode from, and the modes it knows; "" (or no field) is its default.
+MODES: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "macvlan": ("mode", ("bridge", "private", "vepa", "passthru")),
+    "ipvlan": ("mode", ("l2", "l3", "l3s")),
+    "firewall": ("ingressPolicy", ("open", "same-bridge", "isolated")),
 }
 
 HOST_DEVICE_SELECTORS = ("device", "hwaddr", "kernelpath", "pciBusID")
@@ -373,14 +376,17 @@ def bridge_mode_problems(plugin: PluginConf) -> Iterator[Problem]:
 
 
 def mode_problems(plugin: PluginConf) -> Iterator[Problem]:
-    modes = MODES.get(plugin.type or "")
-    found = _string(plugin, "mode")
-    if modes is None or found is None or found[1] == "" or found[1] in modes:
+    if (mode := MODES.get(plugin.type or "")) is None:
+        return
+    name, modes = mode
+    found = _string(plugin, name)
+    if found is None or found[1] == "" or found[1] in modes:
         return
     path, value = found
+    what = "an ingress policy of the firewall plugin" if name == "ingressPolicy" else f"a {plugin.type} mode"
     yield Problem(
         path,
-        f"{path} is {value!r}, not a {plugin.type} mode: use one of {', '.join(modes)} (or leave it out)",
+        f"{path} is {value!r}, not {what}: use one of {', '.join(modes)} (or leave it out)",
     )
 
 

@@ -128,11 +128,12 @@ def bridge_hairpin_promisc(subject: Subject) -> Iterator[Violation]:
     yield from _each_plugin(subject, table.bridge_mode_problems)
 
 
-@rule("nad-plugin-mode", kinds=NAD, severity=Severity.DENY, title="macvlan and ipvlan modes are known",
-      judges=[SPEC_CONFIG])
+@rule("nad-plugin-mode", kinds=NAD, severity=Severity.DENY,
+      title="macvlan and ipvlan modes and firewall's ingressPolicy are known", judges=[SPEC_CONFIG])
 def plugin_mode(subject: Subject) -> Iterator[Violation]:
     """macvlan (bridge, private, vepa, passthru) and ipvlan (l2, l3, l3s) refuse any other mode when
-    creating the interface, so every pod selecting the network fails."""
+    creating the interface, and firewall any other ingressPolicy than open, same-bridge or isolated
+    ("unknown ingress policy"), so every pod selecting the network fails."""
     yield from _each_plugin(subject, table.mode_problems)
 
 
