@@ -192,7 +192,8 @@ def test_empty_config_warns(config: Any) -> None:
     finding = only(nad(config), "nad-config-empty")
     assert finding.severity is Severity.WARN
     assert finding.field == "spec.config"
-    assert "named after this NAD on every node" in finding.message
+    # Multus (the NAD client's GetCNIConfigFromFile) matches the config's "name", not the file's.
+    assert 'file in its confDir (/etc/cni/multus/net.d by default) whose "name" is this NAD\'s name' in finding.message
     assert findings(nad(config), "nad-config-structure") == []
 
 

@@ -154,14 +154,17 @@ def _list_fields(raw: Mapping[str, object], base: str) -> Iterator[Violation]:
 @rule("nad-config-empty", kinds=NAD, severity=Severity.WARN, title="spec.config is present",
       judges=[SPEC_CONFIG])
 def config_empty(subject: Subject) -> Iterator[Violation]:
-    """A NAD without spec.config makes Multus read the configuration from a file of the same name
-    on each node's disk. Nothing can check that file, and a node without it fails every pod that
-    selects the network, so the NAD is admitted with a warning."""
+    """A NAD without spec.config makes Multus read the configuration from each node's disk: the first
+    .conf, .json or .conflist file of its confDir (/etc/cni/multus/net.d by default) whose JSON "name"
+    is the NAD's name, whatever the file is called. Nothing can check that file, and a node without it
+    fails every pod that selects the network, so the NAD is admitted with a warning."""
     if subject.nad_config.empty:
         yield Violation(
             "spec.config",
-            "spec.config is empty: Multus will look for a CNI config file named after this NAD on every "
-            "node, which nothing here can check; put the CNI JSON in spec.config unless you ship that file",
+            "spec.config is empty: on every node Multus will read the CNI config from the first .conf, .json "
+            "or .conflist file in its confDir (/etc/cni/multus/net.d by default) whose \"name\" is this NAD's "
+            "name, whatever the file is called, which nothing here can check; put the CNI JSON in spec.config "
+            "unless you ship such a file",
         )
 
 
