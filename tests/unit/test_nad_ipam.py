@@ -157,6 +157,17 @@ REFUSED = [
         "deny",
     ),
     ("nad-ipam-whereabouts", wa(range="10.0.0.0/33"), f"{P}.range", "not a CIDR", "deny"),
+    # configureStatic parses every entry's address, whatever else it holds.
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", addresses=[{"address": "10.0.1.5"}]),
+        f"{P}.addresses[0].address",
+        "is the string '10.0.1.5': whereabouts reads every address as a CIDR",
+        "deny",
+    ),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", addresses=[{"gateway": "10.0.1.1"}]),
+     f"{P}.addresses[0].address", "is missing: whereabouts reads every address as a CIDR", "deny"),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", addresses=[None]), f"{P}.addresses[0]", "is null", "deny"),
     ("nad-ipam-whereabouts", wa(range="10.0.0.9/32"), f"{P}.range", "use at most a /30", "deny"),
     ("nad-ipam-whereabouts", wa(range="10.0.0.x-10.0.0.60/24"), f"{P}.range", "write a CIDR", "deny"),
     (
@@ -452,6 +463,7 @@ ALLOWED = [
     ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", range_start="10.0.0.10", range_end="10.0.0.20")),
     ("nad-ipam-whereabouts", wa(range="10.0.0.5/24", exclude=["10.0.0.0/28", "10.0.0.200"])),
     ("nad-ipam-whereabouts", wa(range="10.0.0.10-10.0.0.50/24")),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", addresses=[{"address": "10.0.1.5/24", "Address": None}])),
     # whereabouts ignores a start at the network address and an end at the broadcast address, and allocates
     # from the first and up to the last usable address: what they ask for.
     ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", range_start="10.0.0.0", range_end="10.0.0.255")),

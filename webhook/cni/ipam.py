@@ -661,6 +661,7 @@ def check_whereabouts(plugin: PluginConf) -> list[Problem]:
                 'from; add "range": "10.1.0.0/24"',
             )
         )
+    _whereabouts_addresses(ipam, path, problems)
     return _with_field_types(plugin, problems)
 
 
@@ -673,6 +674,39 @@ class StaticAddress:
     address: IPAddress
     network: IPNetwork
     gateway: IPAddress | None
+
+
+def _entry_address(keys: Mapping[str, list[tuple[str, Any]]], epath: str) -> _Field | None:
+    """The text of an address entry's "address" (``keys``: the entry's struct_fields); None when unset."""
+    written = keys.get("address")
+    return _Field(f"{epath}.{written[-1][0]}", written[-1][1]) if written and written[-1][1] is not None else None
+
+
+def _whereabouts_addresses(ipam: Mapping[str, Any], ipam_path: str, problems: list[Problem]) -> None:
+    """whereabouts' configureStatic parses the address of every addresses entry as a CIDR (sloppily), a
+    null entry's empty one included, and fails every pod on one it cannot read. Values of the wrong type
+    are nad-ipam-whereabouts' field types."""
+    f = _get(ipam, ipam_path, "addresses")
+    if f is None or not isinstance(f.value, list):
+        return
+    for i, entry in enumerate(f.value):
+        epath = f"{f.path}[{i}]"
+        if entry is not None and not isinstance(entry, Mapping):
+            continue
+        a = _entry_address(struct_fields(entry, list(ADDRESS_ENTRY.fields)), epath) if entry is not None else None
+        if a is not None and not isinstance(a.value, str):
+            continue
+        path = a.path if a is not None else (epath if entry is None else f"{epath}.address")
+        text = _sloppy(a.path, a.value, problems) if a is not None else ""
+        if parse_cidr(text) is None:
+            shown = describe(a.value) if a is not None else ("null" if entry is None else "missing")
+            problems.append(
+                Problem(
+                    path,
+                    f"{path} is {shown}: whereabouts reads every address as a CIDR and fails every pod otherwise "
+                    '("invalid CIDR in addresses"); write it as e.g. {"address": "10.1.0.5/24"}',
+                )
+            )
 
 
 def static_addresses(
@@ -718,8 +752,7 @@ def static_addresses(
             continue
         if replaced:
             continue
-        written = keys.get("address")
-        a = _Field(f"{epath}.{written[-1][0]}", written[-1][1]) if written and written[-1][1] is not None else None
+        a = _entry_address(keys, epath)
         apath = a.path if a else f"{epath}.address"
         parsed = parse_cidr(a.value) if a is not None else None
         if parsed is None:

@@ -44,7 +44,8 @@ def host_local(subject: Subject) -> Iterator[Violation]:
 @rule("nad-ipam-whereabouts", kinds=NAD, severity=Severity.DENY, title="whereabouts ranges are usable",
       judges=[SPEC_CONFIG])
 def whereabouts(subject: Subject) -> Iterator[Violation]:
-    """whereabouts fails every pod on an unparsable range or exclude entry, and silently ignores a
+    """whereabouts fails every pod on an unparsable range, exclude entry or addresses entry's address,
+    and silently ignores a
     range_start / range_end outside the usable addresses or an end before the start (allocating
     from the start of the range, the opposite of what was asked); a start at the network address
     or an end at the broadcast address means the first / last usable one, and is fine. An exclude
