@@ -13,6 +13,7 @@ build the plugins.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import json
 import os
@@ -207,6 +208,9 @@ class Case:
     #: The rule that must deny (or, ``warned``, warn about) a config the plugin refuses: the refusal
     #: is ours for the reason ``refused_with`` names, not by chance from another rule.
     rule: str | None = None
+    #: The outcome holds only where portmap without a backend takes iptables: unless iptables does not
+    #: work and nftables does.
+    portmap_iptables: bool = False
 
 
 V = "1.0.0"
@@ -409,6 +413,25 @@ CASES = [
         "tuning-sysctl-two-spellings",
         chain(macvlan(), {"type": "tuning", "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1",
                                                        "net/ipv4/conf/IFNAME/arp_filter": "0"}}),
+        kernel=MAC,
+    ),
+    # A null net.IP stays unset: the flat gateway and rangeStart beside ranges, a route's gw.
+    Case(
+        "host-local-null-addresses",
+        one(hl(gateway=None, rangeStart=None, ranges=[[{"subnet": "10.40.0.0/24"}]],
+               routes=[{"dst": "0.0.0.0/0", "gw": None}])),
+        kernel=MAC,
+    ),
+    Case(
+        "tuning-args-sysctl",
+        chain(macvlan(), {"type": "tuning", "sysctl": {},
+                          "args": {"cni": {"sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}}}),
+        kernel=MAC,
+    ),
+    # "args IP overwrites IP": static never parses the addresses args.cni.ips replace.
+    Case(
+        "static-args-ips-replace-addresses",
+        one(macvlan({"type": "static", "addresses": [{"address": "bogus"}]}, args={"cni": {"ips": ["10.10.0.5/24"]}})),
         kernel=MAC,
     ),
     # --- refused --------------------------------------------------------------------------------
@@ -930,7 +953,106 @@ CASES = [
         "incompatible CNI versions",
         rule="nad-config-cni-version",
     ),
+    Case(
+        "dns-nameservers-string",
+        one(macvlan(dns={"nameservers": "8.8.8.8"})),
+        "cannot unmarshal string into Go struct field DNS.dns.nameservers",
+        rule="nad-config-structure",
+    ),
+    Case(
+        "ipam-type-path",
+        one(macvlan({"type": "/x/static", "addresses": [{"address": "10.10.0.5/24"}]})),
+        "invalid plugin name: /x/static",
+        kernel=MAC,
+        rule="nad-config-structure",
+    ),
+    # Go hands null to types.IPNet's UnmarshalJSON, which refuses it; a null net.IP stays unset.
+    Case(
+        "host-local-subnet-null",
+        one(hl(subnet=None, ranges=[[{"subnet": "10.38.0.0/24"}]])),
+        "invalid CIDR address:",
+        kernel=MAC,
+        rule="nad-ipam-host-local",
+    ),
+    Case(
+        "static-route-dst-null",
+        one(macvlan({**STATIC4, "routes": [{"dst": None}]})),
+        "invalid CIDR address:",
+        kernel=MAC,
+        rule="nad-ipam-routes",
+    ),
+    Case(
+        "static-route-null",
+        one(macvlan({**STATIC4, "routes": [None]})),
+        "nil pointer dereference",
+        kernel=MAC,
+        rule="nad-ipam-routes",
+    ),
+    Case(
+        "host-local-route-null",
+        one(hl(subnet="10.39.0.0/24", routes=[None])),
+        "nil pointer dereference",
+        kernel=MAC,
+        rule="nad-ipam-routes",
+    ),
+    Case(
+        "tuning-args-sysctl-without-sysctl",
+        chain(macvlan(), {"type": "tuning", "args": {"cni": {"sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}}}),
+        "assignment to entry in nil map",
+        kernel=MAC,
+        rule="nad-plugin-tuning-sysctl",
+    ),
+    Case(
+        "tuning-args-sysctl-kernel",
+        chain(macvlan(), {"type": "tuning", "sysctl": {}, "args": {"cni": {"sysctl": {"kernel.shmmax": "1"}}}}),
+        "invalid net sysctl key",
+        kernel=MAC,
+        rule="nad-plugin-tuning-sysctl",
+    ),
+    Case(
+        "static-args-ips-not-cidr",
+        one(macvlan({"type": "static"}, args={"cni": {"ips": ["10.10.0.5"]}})),
+        "an entry in the 'ips' field is NOT in CIDR notation",
+        kernel=MAC,
+        rule="nad-ipam-static",
+    ),
+    # Without a backend portmap takes iptables where it works, and refuses nftables options there.
+    Case(
+        "portmap-nftables-conditions-without-backend",
+        chain(macvlan(), {"type": "portmap", "conditionsV4": ["ip saddr 10.0.0.0/8"]}),
+        "iptables backend was requested but configuration contains nftables-specific options",
+        kernel=MAC,
+        warned=True,
+        rule="nad-plugin-portmap",
+        portmap_iptables=True,
+    ),
+    Case(
+        "portmap-options-of-both-backends",
+        chain(macvlan(), {"type": "portmap", "conditionsV4": ["ip saddr 10.0.0.0/8"],
+                          "externalSetMarkChain": "KUBE-MARK-MASQ"}),
+        "specific options",
+        kernel=MAC,
+        rule="nad-plugin-portmap",
+    ),
+    # firewall decodes before it needs iptables (its unknown ingress policy is refused only after).
+    Case(
+        "firewall-ingress-policy-number",
+        chain(macvlan(), {"type": "firewall", "ingressPolicy": 1}),
+        "cannot unmarshal number into Go struct field FirewallNetConf.ingressPolicy",
+        kernel=MAC,
+        rule="nad-plugin-field-types",
+    ),
 ]
+
+
+@functools.cache
+def _portmap_takes_iptables() -> bool:
+    """portmap's ensureBackend: iptables unless utils.SupportsIPTables fails (iptables cannot read the
+    filter table) and SupportsNFTables holds, which needs the nft command (knftables runs it)."""
+    if shutil.which("nft") is None:
+        return True
+    command = ["iptables", "-w", "-t", "filter", "-S", "INPUT"]
+    return shutil.which("iptables") is not None and subprocess.run(command, capture_output=True).returncode == 0
 
 
 def skip_unless_kernel_has(kinds: frozenset[str], kernel_lacks: dict[str, str]) -> None:
@@ -958,6 +1080,8 @@ def test_rules_agree_with_the_real_plugin(
         said = our_findings(case.config, "net1", Severity.WARN if case.warned else Severity.DENY)
         assert case.rule in {finding.split(":")[0] for finding in said}, f"not from {case.rule}: {said}"
     skip_unless_kernel_has(case.kernel, kernel_lacks)
+    if case.portmap_iptables and not _portmap_takes_iptables():
+        pytest.skip("portmap takes nftables here (no working iptables, nftables present): the config works")
     outcome = run_add(case.config, sandbox, cni_bin, "net1", case.cap_args)
     if case.refused_with is None:
         assert outcome.accepted, f"the plugin refused a config our rules allow: {outcome.error}"

@@ -63,6 +63,21 @@ def only(subject: Subject, rule: str) -> Finding:
         ({**MACVLAN, "capabilities": {"ips": "yes"}}, "spec.config.capabilities", "libcni reads it as"),
         ({**MACVLAN, "ipam": "static"}, "spec.config.ipam", "an object"),
         ({**MACVLAN, "ipam": {"type": 4}}, "spec.config.ipam.type", "name of an IPAM plugin"),
+        # libcni's invoke.FindInPath refuses a type with a separator, the IPAM plugin's as the plugin's.
+        ({**MACVLAN, "ipam": {"type": "/x/static"}}, "spec.config.ipam.type", "never a path"),
+        (
+            {"cniVersion": "1.0.0", "plugins": [{**MACVLAN, "ipam": {"Type": "bin/static"}}]},
+            "spec.config.plugins[0].ipam.Type",
+            "an IPAM type is a binary name",
+        ),
+        # libcni's types.DNS: nameservers, search and options are lists of strings.
+        (
+            {**MACVLAN, "dns": {"nameservers": "8.8.8.8"}},
+            "spec.config.dns.nameservers",
+            "libcni reads it as a list",
+        ),
+        ({**MACVLAN, "dns": {"domain": ["a"]}}, "spec.config.dns.domain", "libcni reads it as a string"),
+        ({**MACVLAN, "dns": "8.8.8.8"}, "spec.config.dns", "libcni reads it as an object"),
         (
             {"cniVersion": "1.0.0", "disableCheck": "maybe", "plugins": [MACVLAN]},
             "spec.config.disableCheck",
@@ -138,6 +153,7 @@ def test_structure_refuses(config: Any, field: str, text: str) -> None:
         {"cniVersion": "1.0.0", "plugins": [{"TYPE": "macvlan", "type": "macvlan", "master": "eth0"}]},
         {**MACVLAN, "name": "lan_1.a-b"},
         {"cniVersion": "1.0.0", "type": "some-vendor-plugin", "whatever": [1, 2]},
+        {**MACVLAN, "dns": {"nameservers": ["8.8.8.8"], "domain": "example.com", "search": None, "options": []}},
     ],
 )
 def test_structure_allows(config: Any) -> None:
@@ -176,7 +192,8 @@ def test_empty_config_warns(config: Any) -> None:
     finding = only(nad(config), "nad-config-empty")
     assert finding.severity is Severity.WARN
     assert finding.field == "spec.config"
-    assert "named after this NAD on every node" in finding.message
+    # Multus (the NAD client's GetCNIConfigFromFile) matches the config's "name", not the file's.
+    assert 'file in its confDir (/etc/cni/multus/net.d by default) whose "name" is this NAD\'s name' in finding.message
     assert findings(nad(config), "nad-config-structure") == []
 
 

@@ -65,6 +65,16 @@ REFUSED = [
     ),
     ("nad-ipam-host-local", hl(subnet="10.0.0.0"), f"{P}.subnet", "not a CIDR", "deny"),
     ("nad-ipam-host-local", hl(subnet="10.0.0.0/255.255.255.0"), f"{P}.subnet", "not a CIDR", "deny"),
+    # Go hands null to types.IPNet's UnmarshalJSON, which refuses it: a null subnet is no absent one.
+    (
+        "nad-ipam-host-local",
+        hl(subnet=None, ranges=[[{"subnet": "10.0.0.0/24"}]]),
+        f"{P}.subnet",
+        "is null, not a CIDR",
+        "deny",
+    ),
+    ("nad-ipam-host-local", hl(ranges=[[{"subnet": None}]]), f"{P}.ranges[0][0].subnet", "is null, not a CIDR",
+     "deny"),
     (
         "nad-ipam-host-local",
         hl(subnet="10.0.0.0/24", rangeStart="10.0.1.5"),
@@ -147,6 +157,17 @@ REFUSED = [
         "deny",
     ),
     ("nad-ipam-whereabouts", wa(range="10.0.0.0/33"), f"{P}.range", "not a CIDR", "deny"),
+    # configureStatic parses every entry's address, whatever else it holds.
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", addresses=[{"address": "10.0.1.5"}]),
+        f"{P}.addresses[0].address",
+        "is the string '10.0.1.5': whereabouts reads every address as a CIDR",
+        "deny",
+    ),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", addresses=[{"gateway": "10.0.1.1"}]),
+     f"{P}.addresses[0].address", "is missing: whereabouts reads every address as a CIDR", "deny"),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", addresses=[None]), f"{P}.addresses[0]", "is null", "deny"),
     ("nad-ipam-whereabouts", wa(range="10.0.0.9/32"), f"{P}.range", "use at most a /30", "deny"),
     ("nad-ipam-whereabouts", wa(range="10.0.0.x-10.0.0.60/24"), f"{P}.range", "write a CIDR", "deny"),
     (
@@ -321,6 +342,20 @@ REFUSED = [
     ),
     (
         "nad-ipam-routes",
+        st({"address": "10.0.0.5/24"}, routes=[{"dst": None}]),
+        f"{P}.routes[0].dst",
+        "is null: a route needs a destination CIDR",
+        "deny",
+    ),
+    (
+        "nad-ipam-routes",
+        hl(subnet="10.0.0.0/24", routes=[{"dst": "0.0.0.0/0"}, None]),
+        f"{P}.routes[1]",
+        "is null: the host-local plugin crashes on a null route",
+        "deny",
+    ),
+    (
+        "nad-ipam-routes",
         st({"address": "10.0.0.5/24"}, routes=[{"dst": "0.0.0.0/0", "gw": "router"}]),
         f"{P}.routes[0].gw",
         "not an IP address",
@@ -428,6 +463,7 @@ ALLOWED = [
     ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", range_start="10.0.0.10", range_end="10.0.0.20")),
     ("nad-ipam-whereabouts", wa(range="10.0.0.5/24", exclude=["10.0.0.0/28", "10.0.0.200"])),
     ("nad-ipam-whereabouts", wa(range="10.0.0.10-10.0.0.50/24")),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", addresses=[{"address": "10.0.1.5/24", "Address": None}])),
     # whereabouts ignores a start at the network address and an end at the broadcast address, and allocates
     # from the first and up to the last usable address: what they ask for.
     ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", range_start="10.0.0.0", range_end="10.0.0.255")),
@@ -442,8 +478,10 @@ ALLOWED = [
     ("nad-ipam-static", macvlan({"type": "static"}) | {"capabilities": {"ips": True}}),
     (
         "nad-ipam-routes",
-        hl(subnet="10.0.0.0/24", routes=[{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}, {"dst": "::/0"}]),
+        hl(subnet="10.0.0.0/24", routes=[{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}, {"dst": "::/0", "gw": None}]),
     ),
+    # A null flat gateway or rangeStart is a nil net.IP: unset.
+    ("nad-ipam-host-local", hl(ranges=[[{"subnet": "10.0.0.0/24"}]], gateway=None, rangeStart=None)),
     ("nad-ipam-dhcp", macvlan({"type": "whereabouts", "range": "10.0.0.0/24"})),
     # Keys that only fold to "address" are the address; "Address": null sets nothing.
     ("nad-ipam-static", st({"ADDRESS": "10.0.0.5/24", "Address": None})),
@@ -617,6 +655,39 @@ def test_static_without_addresses_takes_them_from_args_cni_ips() -> None:
     # static reads args.cni.ips too (as Multus writes a pod's cni-args): nothing to say.
     config = {**st(), "args": {"cni": {"ips": ["10.1.0.5/24"]}}}
     assert findings(nad(config), "nad-ipam-static") == []
+
+
+@pytest.mark.parametrize(
+    ("ips", "field", "text"),
+    [
+        (["10.1.0.5"], "spec.config.args.cni.ips[0]", "is the string '10.1.0.5', not a CIDR"),
+        (["10.1.0.5/24", 7], "spec.config.args.cni.ips[1]", "is the number 7, not a CIDR"),
+        ("10.1.0.5/24", "spec.config.args.cni.ips", "write a list of CIDRs"),
+    ],
+)
+def test_static_refuses_args_cni_ips_that_are_not_cidrs(ips: Any, field: str, text: str) -> None:
+    # static parses them on every ADD, even where a pod's runtimeConfig.ips would replace them next.
+    config = {**st(), "capabilities": {"ips": True}, "args": {"cni": {"ips": ips}}}
+    [finding] = findings(nad(config), "nad-ipam-static")
+    assert (finding.field, finding.severity) == (field, Severity.DENY)
+    assert text in finding.message
+
+
+def test_args_cni_ips_replace_the_addresses_which_are_then_only_decoded() -> None:
+    # "args IP overwrites IP": static never parses the addresses, but still decodes them.
+    replaced = {"args": {"cni": {"ips": ["10.1.0.5/24"]}}}
+    assert findings(nad({**st({"address": "bogus", "gateway": "fd00::1"}, None), **replaced}), "nad-ipam-static") == []
+    [bad_gateway] = findings(nad({**st({"address": "bogus", "gateway": "router"}), **replaced}), "nad-ipam-static")
+    assert bad_gateway.field == f"{P}.addresses[0].gateway"
+    [bad_type] = findings(nad({**st({"address": 5}), **replaced}), "nad-ipam-static")
+    assert bad_type.field == f"{P}.addresses[0].address"
+    # An empty list replaces nothing.
+    [bogus] = findings(nad({**st({"address": "bogus"}), "args": {"cni": {"ips": []}}}), "nad-ipam-static")
+    assert bogus.field == f"{P}.addresses[0].address"
+    # The replacing addresses are what a cniVersion returning one per family must fit.
+    two = {"args": {"cni": {"ips": ["10.1.0.5/24", "10.2.0.5/24"]}}}
+    [families] = findings(nad({**st({"address": "10.1.0.5/24"}), **two, "cniVersion": "0.2.0"}), "nad-ipam-static")
+    assert "cannot return" in families.message
 
 
 def test_a_list_with_only_cni_versions_takes_its_highest() -> None:

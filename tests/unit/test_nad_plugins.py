@@ -261,6 +261,18 @@ REFUSED = [
         "l3s",
     ),
     (
+        "nad-plugin-mode",
+        chain(MACVLAN, {"type": "firewall", "ingressPolicy": "closed"}),
+        "spec.config.plugins[1].ingressPolicy",
+        "is 'closed', not an ingress policy of the firewall plugin: use one of open, same-bridge, isolated",
+    ),
+    (
+        "nad-plugin-field-types",
+        chain(MACVLAN, {"type": "firewall", "ingressPolicy": 1}),
+        "spec.config.plugins[1].ingressPolicy",
+        "the firewall plugin reads it as a string",
+    ),
+    (
         "nad-plugin-host-device-selector",
         single({"type": "host-device", "ipam": STATIC}),
         "spec.config",
@@ -341,6 +353,27 @@ REFUSED = [
         'spec.config.plugins[1].sysctl["vm/net/x"]',
         "outside net.*",
     ),
+    # tuning copies args.cni.sysctl into its sysctl map, and checks the keys of both.
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "sysctl": {}, "args": {"cni": {"sysctl": {"kernel.shmmax": "1"}}}}),
+        'spec.config.plugins[1].args.cni.sysctl["kernel.shmmax"]',
+        "outside net.*",
+    ),
+    # Without a sysctl of its own the map is nil: tuning panics assigning to it.
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "args": {"cni": {"sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}}}),
+        "spec.config.plugins[1].args.cni.sysctl",
+        "spec.config.plugins[1].args.cni.sysctl is set but spec.config.plugins[1] has no sysctl object: the tuning "
+        'plugin crashes copying the entries into it and fails every pod; add "sysctl": {} beside it',
+    ),
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "sysctl": None, "Args": {"CNI": {"Sysctl": {"net.ipv4.ip_forward": "1"}}}}),
+        "spec.config.plugins[1].Args.CNI.Sysctl",
+        "has no sysctl object",
+    ),
 ]
 
 
@@ -359,9 +392,12 @@ ALLOWED = [
     ("nad-plugin-sbr-gateways", chain(MACVLAN, {"type": "sbr", "table": 100, "gateways": ["nope"]})),
     ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "markMasqBit": 0, "backend": "iptables",
                                            "conditionsV4": ["!", "-s", "10.0.0.0/8"], "conditionsV6": [""]})),
-    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "markMasqBit": None, "externalSetMarkChain": "X"})),
-    # Without a backend named the node decides (iptables, or nftables where iptables is missing).
-    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "conditionsV4": ["ip saddr 10.0.0.1"]})),
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "markMasqBit": None, "externalSetMarkChain": "X",
+                                           "backend": "iptables"})),
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "conditionsV4": ["ip saddr 10.0.0.1"],
+                                           "backend": "nftables"})),
+    # Without a backend named the node decides; options of neither backend work on both.
+    ("nad-plugin-portmap", chain(MACVLAN, {"type": "portmap", "backend": None, "conditionsV4": [""], "snat": True})),
     ("nad-plugin-mac", single({**MACVLAN, "mac": "02-AB-00-00-00-01"})),
     ("nad-plugin-mac", single({**MACVLAN, "mac": "0200.0000.0001"})),
     ("nad-plugin-mac", single({**MACVLAN, "mac": "020000000001"})),
@@ -410,6 +446,9 @@ ALLOWED = [
     ),
     ("nad-plugin-mode", single({**MACVLAN, "mode": "passthru"})),
     ("nad-plugin-mode", single({"type": "ipvlan", "mode": "l3s", "ipam": STATIC})),
+    ("nad-plugin-mode", chain(MACVLAN, {"type": "firewall", "ingressPolicy": "same-bridge"})),
+    ("nad-plugin-mode", chain(MACVLAN, {"type": "firewall", "ingressPolicy": ""})),
+    ("nad-plugin-field-types", chain(MACVLAN, {"type": "firewall", "ingressPolicy": None})),
     ("nad-plugin-host-device-selector", single({"type": "host-device", "pciBusID": "0000:03:00.0"})),
     ("nad-plugin-host-device-selector", single({"type": "host-device", "runtimeConfig": {"deviceID": "x"}})),
     ("nad-plugin-ipam-required", single({"type": "ptp", "ipam": STATIC})),
@@ -439,12 +478,46 @@ ALLOWED = [
         "nad-plugin-tuning-sysctl",
         chain(MACVLAN, {"type": "tuning", "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}),
     ),
+    # Nothing to copy: the nil map is never written to.
+    ("nad-plugin-tuning-sysctl", chain(MACVLAN, {"type": "tuning", "args": {"cni": {"sysctl": {}, "mac": None}}})),
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "sysctl": {}, "args": {"cni": {"sysctl": {"net.ipv4.ip_forward": "1"}}}}),
+    ),
 ]
 
 
 @pytest.mark.parametrize(("rule", "config"), ALLOWED)
 def test_allowed(rule: str, config: dict[str, Any]) -> None:
     assert findings(nad(config), rule) == []
+
+
+@pytest.mark.parametrize(
+    ("plugin", "field", "text"),
+    [
+        ({"conditionsV6": ["ip6 saddr ::1"]}, "conditionsV6", 'fails every pod unless the node lacks iptables and '
+         'has nftables; set "backend": "nftables"'),
+        ({"externalSetMarkChain": "KUBE-MARK-MASQ"}, "externalSetMarkChain",
+         'fails every pod on nodes that lack iptables and have nftables; set "backend": "iptables"'),
+        ({"conditionsV4": ["-s", "10.0.0.0/8"], "backend": None}, "conditionsV4", "fails every pod on nodes"),
+    ],
+)
+def test_portmap_options_of_one_backend_without_a_backend_warn(plugin: dict[str, Any], field: str, text: str) -> None:
+    # Without a backend portmap takes iptables, unless the node lacks it and has nftables.
+    [finding] = findings(nad(chain(MACVLAN, {"type": "portmap", **plugin})), "nad-plugin-portmap")
+    assert (finding.field, finding.severity) == (f"spec.config.plugins[1].{field}", Severity.WARN)
+    assert f"names no backend: the portmap plugin refuses it and {text}" in finding.message
+
+
+def test_portmap_options_of_both_backends_without_a_backend_are_refused() -> None:
+    config = chain(MACVLAN, {"type": "portmap", "externalSetMarkChain": "X", "conditionsV4": ["ip saddr 10.0.0.1"]})
+    [finding] = findings(nad(config), "nad-plugin-portmap")
+    assert (finding.field, finding.severity) == ("spec.config.plugins[1].externalSetMarkChain", Severity.DENY)
+    assert finding.message == (
+        "spec.config.plugins[1].externalSetMarkChain, spec.config.plugins[1].conditionsV4 are options of both "
+        "backends: the portmap plugin uses one, iptables or nftables, and refuses the other's options on every pod; "
+        "keep the options of one and set backend to it"
+    )
 
 
 def test_bandwidth_capability_behind_macvlan_only_warns() -> None:

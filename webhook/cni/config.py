@@ -40,6 +40,12 @@ def _atoi(text: str) -> int | None:
     return number if -(2**63) <= number < 2**63 else None
 
 
+def names_a_path(binary: str) -> bool:
+    """Whether a plugin or IPAM type holds a path separator: libcni looks the type up as a file name in
+    the CNI bin directories, and refuses one with a separator ("invalid plugin name")."""
+    return "/" in binary or "\\" in binary
+
+
 def version_number(text: str) -> tuple[int, int, int] | None:
     """The version libcni reads in ``text`` (pkg/version ParseVersion), None when it refuses it: "" is
     0.1.0; up to three dot-separated integers, the missing ones 0 ("1" is 1.0.0)."""
@@ -207,7 +213,7 @@ class NetConf:
                 wanted.append((plugin.ipam_type, plugin.ipam_type_path))
             for binary, path in wanted:
                 # A type with a path separator is refused by nad-config-structure; no file is named so.
-                if binary and "/" not in binary and "\\" not in binary and binary not in seen:
+                if binary and not names_a_path(binary) and binary not in seen:
                     seen.add(binary)
                     yield binary, path
 

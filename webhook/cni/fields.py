@@ -99,12 +99,6 @@ class Struct:
 FieldType = Kind | ListOf | Struct
 
 
-def type_problem(path: str, value: Any, kind: Kind, plugin: str) -> Problem | None:
-    if fits(value, kind):
-        return None
-    return _wrong_type(path, value, kind.value, plugin)
-
-
 def _wrong_type(path: str, value: Any, expected: str, plugin: str) -> Problem:
     return Problem(
         path,
@@ -113,32 +107,39 @@ def _wrong_type(path: str, value: Any, expected: str, plugin: str) -> Problem:
     )
 
 
-def type_problems(
-    path: str, value: Any, field_type: FieldType, plugin: str, judged: Collection[str] = ()
-) -> Iterator[Problem]:
+def type_mismatches(
+    path: str, value: Any, field_type: FieldType, judged: Collection[str] = ()
+) -> Iterator[tuple[str, Any, str]]:
     """What Go refuses when it decodes ``value`` into a field of ``field_type``, down to the elements of
-    lists and the fields of objects: each value of the wrong type, by its path. The paths in ``judged``
-    are passed over with all they hold (their findings have more to say)."""
+    lists and the fields of objects: (path, value, what it must be) of each value of the wrong type. The
+    paths in ``judged`` are passed over with all they hold (their findings have more to say)."""
     if path in judged:
         return
     if isinstance(field_type, Kind):
-        problem = type_problem(path, value, field_type, plugin)
-        if problem is not None:
-            yield problem
+        if not fits(value, field_type):
+            yield path, value, field_type.value
     elif value is None:
         return
     elif isinstance(field_type, ListOf):
         if not isinstance(value, list):
-            yield _wrong_type(path, value, field_type.value, plugin)
+            yield path, value, field_type.value
             return
         for i, element in enumerate(value):
-            yield from type_problems(f"{path}[{i}]", element, field_type.element, plugin, judged)
+            yield from type_mismatches(f"{path}[{i}]", element, field_type.element, judged)
     elif not isinstance(value, Mapping):
-        yield _wrong_type(path, value, field_type.value, plugin)
+        yield path, value, field_type.value
     else:
         for name, keys in struct_fields(value, list(field_type.fields)).items():
             for key, found in keys:
-                yield from type_problems(f"{path}.{key}", found, field_type.fields[name], plugin, judged)
+                yield from type_mismatches(f"{path}.{key}", found, field_type.fields[name], judged)
+
+
+def type_problems(
+    path: str, value: Any, field_type: FieldType, plugin: str, judged: Collection[str] = ()
+) -> Iterator[Problem]:
+    """type_mismatches, as problems of the ``plugin`` that decodes the value."""
+    for wrong_path, wrong, expected in type_mismatches(path, value, field_type, judged):
+        yield _wrong_type(wrong_path, wrong, expected, plugin)
 
 
 def int_in_range(path: str, value: Any, low: int, high: int, what: str) -> Problem | None:

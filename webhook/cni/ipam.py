@@ -71,11 +71,16 @@ class _Field:
     value: Any
 
 
-def _get(obj: Mapping[str, Any], base: str, name: str) -> _Field | None:
+def _given(obj: Mapping[str, Any], base: str, name: str) -> _Field | None:
+    """The field, null included: Go hands null to the UnmarshalJSON of a types.IPNet field (a subnet, a
+    route's dst), which refuses it as an empty CIDR, where a null net.IP or string stays unset."""
     found = go_field(obj, name)
-    if found is None or found[1] is None:
-        return None
-    return _Field(f"{base}.{found[0]}", found[1])
+    return None if found is None else _Field(f"{base}.{found[0]}", found[1])
+
+
+def _get(obj: Mapping[str, Any], base: str, name: str) -> _Field | None:
+    found = _given(obj, base, name)
+    return None if found is None or found.value is None else found
 
 
 def _ip_field(
@@ -155,7 +160,7 @@ def _host_local_range(obj: Any, path: str, problems: list[Problem]) -> HostLocal
         problems.append(Problem(path, f"{path} is {describe(obj)}: a range must be an object with a subnet"))
         return None
     before = len(problems)
-    subnet_f = _get(obj, path, "subnet")
+    subnet_f = _given(obj, path, "subnet")
     start = _ip_field(obj, path, "rangeStart", problems)
     end = _ip_field(obj, path, "rangeEnd", problems)
     gateway = _ip_field(obj, path, "gateway", problems)
@@ -268,7 +273,7 @@ def _host_local_ranges(ipam: Mapping[str, Any], ipam_path: str) -> HostLocalSets
                     "them into fewer ranges of larger subnets (rangeStart and rangeEnd bound a range)",
                 ),
             )
-    flat_subnet = _get(ipam, ipam_path, "subnet")
+    flat_subnet = _given(ipam, ipam_path, "subnet")
     if flat_subnet is not None:
         r = _host_local_range(ipam, ipam_path, problems)
         if r is not None:
@@ -656,6 +661,7 @@ def check_whereabouts(plugin: PluginConf) -> list[Problem]:
                 'from; add "range": "10.1.0.0/24"',
             )
         )
+    _whereabouts_addresses(ipam, path, problems)
     return _with_field_types(plugin, problems)
 
 
@@ -670,7 +676,44 @@ class StaticAddress:
     gateway: IPAddress | None
 
 
-def static_addresses(ipam: Mapping[str, Any], ipam_path: str) -> tuple[list[StaticAddress], list[Problem]]:
+def _entry_address(keys: Mapping[str, list[tuple[str, Any]]], epath: str) -> _Field | None:
+    """The text of an address entry's "address" (``keys``: the entry's struct_fields); None when unset."""
+    written = keys.get("address")
+    return _Field(f"{epath}.{written[-1][0]}", written[-1][1]) if written and written[-1][1] is not None else None
+
+
+def _whereabouts_addresses(ipam: Mapping[str, Any], ipam_path: str, problems: list[Problem]) -> None:
+    """whereabouts' configureStatic parses the address of every addresses entry as a CIDR (sloppily), a
+    null entry's empty one included, and fails every pod on one it cannot read. Values of the wrong type
+    are nad-ipam-whereabouts' field types."""
+    f = _get(ipam, ipam_path, "addresses")
+    if f is None or not isinstance(f.value, list):
+        return
+    for i, entry in enumerate(f.value):
+        epath = f"{f.path}[{i}]"
+        if entry is not None and not isinstance(entry, Mapping):
+            continue
+        a = _entry_address(struct_fields(entry, list(ADDRESS_ENTRY.fields)), epath) if entry is not None else None
+        if a is not None and not isinstance(a.value, str):
+            continue
+        path = a.path if a is not None else (epath if entry is None else f"{epath}.address")
+        text = _sloppy(a.path, a.value, problems) if a is not None else ""
+        if parse_cidr(text) is None:
+            shown = describe(a.value) if a is not None else ("null" if entry is None else "missing")
+            problems.append(
+                Problem(
+                    path,
+                    f"{path} is {shown}: whereabouts reads every address as a CIDR and fails every pod otherwise "
+                    '("invalid CIDR in addresses"); write it as e.g. {"address": "10.1.0.5/24"}',
+                )
+            )
+
+
+def static_addresses(
+    ipam: Mapping[str, Any], ipam_path: str, *, replaced: bool = False
+) -> tuple[list[StaticAddress], list[Problem]]:
+    """The addresses of static's ipam section, and what the plugin refuses in them. When ``replaced`` (by
+    args.cni.ips), static still decodes them but never parses an address: only decoding can fail."""
     problems: list[Problem] = []
     out: list[StaticAddress] = []
     f = _get(ipam, ipam_path, "addresses")
@@ -683,6 +726,8 @@ def static_addresses(ipam: Mapping[str, Any], ipam_path: str) -> tuple[list[Stat
         return out, problems
     for i, entry in enumerate(f.value):
         epath = f"{f.path}[{i}]"
+        if replaced and entry is None:
+            continue  # a zero entry, dropped with the others
         if not isinstance(entry, Mapping):
             problems.append(
                 Problem(epath, f'{epath} is {describe(entry)}: write an {{"address": ...}} object')
@@ -705,8 +750,9 @@ def static_addresses(ipam: Mapping[str, Any], ipam_path: str) -> tuple[list[Stat
                 )
             # An object there is that network, which the plugin takes as it is: not ours to index.
             continue
-        written = keys.get("address")
-        a = _Field(f"{epath}.{written[-1][0]}", written[-1][1]) if written and written[-1][1] is not None else None
+        if replaced:
+            continue
+        a = _entry_address(keys, epath)
         apath = a.path if a else f"{epath}.address"
         parsed = parse_cidr(a.value) if a is not None else None
         if parsed is None:
@@ -744,14 +790,44 @@ def args_cni_ips(plugin: PluginConf) -> tuple[str, Any] | None:
     return (f"{args[0]}.cni.ips", ips) if args is not None and ips is not None else None
 
 
+def _args_ips(found: tuple[str, Any] | None, problems: list[Problem]) -> list[IPAddress]:
+    """The addresses of args.cni.ips (``found``), which static parses as CIDRs on every ADD (even when a
+    pod's runtimeConfig.ips replaces them next); what it refuses goes to ``problems``."""
+    if found is None:
+        return []
+    path, ips = found
+    if not isinstance(ips, list):
+        problems.append(Problem(path, f'{path} is {describe(ips)}: write a list of CIDRs, e.g. ["10.1.0.5/24"]'))
+        return []
+    out: list[IPAddress] = []
+    for i, ip in enumerate(ips):
+        parsed = parse_cidr(ip)
+        if parsed is None:
+            problems.append(
+                Problem(
+                    f"{path}[{i}]",
+                    f"{path}[{i}] is {describe(ip)}, not a CIDR: the static plugin takes these addresses in CIDR "
+                    "form and fails every pod otherwise; write it as e.g. 10.1.0.5/24",
+                )
+            )
+        else:
+            out.append(parsed[0])
+    return out
+
+
 def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
     ipam = plugin.ipam
     if ipam is None:
         return []
     path = plugin.ipam_path
-    addresses, problems = static_addresses(ipam, path)
-    args_ips = args_cni_ips(plugin)
-    if not addresses and not problems and not plugin.has_capability("ips") and not (args_ips and args_ips[1]):
+    found = args_cni_ips(plugin)
+    args_problems: list[Problem] = []
+    args_ips = _args_ips(found, args_problems)
+    # A non-empty args.cni.ips replaces the addresses ("args IP overwrites IP").
+    replaced = found is not None and isinstance(found[1], list) and bool(found[1])
+    addresses, problems = static_addresses(ipam, path, replaced=replaced)
+    problems.extend(args_problems)
+    if not addresses and not problems and not plugin.has_capability("ips") and not replaced:
         # Not a denial: static also takes the addresses from CNI_ARGS, where Multus puts a pod's "ips",
         # and from args.cni.ips, which it fills from "cni-args": {"ips": [...]}: the NAD works for pods
         # that pass them.
@@ -765,7 +841,8 @@ def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
                 warning=True,
             )
         )
-    problems.extend(_one_per_family(path, [a.address.version for a in addresses], cni_version, "addresses"))
+    versions = [ip.version for ip in args_ips] if replaced else [a.address.version for a in addresses]
+    problems.extend(_one_per_family(path, versions, cni_version, "addresses"))
     return _with_field_types(plugin, problems)
 
 
@@ -785,11 +862,16 @@ def check_routes(plugin: PluginConf) -> list[Problem]:
     for i, entry in enumerate(f.value):
         epath = f"{f.path}[{i}]"
         if entry is None:
+            # The route list is of *types.Route: the plugins dereference the nil one.
+            problems.append(
+                Problem(epath, f"{epath} is null: the {plugin.ipam_type} plugin crashes on a null route and fails "
+                               "every pod; remove it")
+            )
             continue
         if not isinstance(entry, Mapping):
             problems.append(Problem(epath, f'{epath} is {describe(entry)}: write a {{"dst": ...}} object'))
             continue
-        dst = _get(entry, epath, "dst")
+        dst = _given(entry, epath, "dst")
         if dst is None or parse_cidr(dst.value) is None:
             dpath = dst.path if dst else f"{epath}.dst"
             shown = describe(dst.value) if dst else "missing"

@@ -13,18 +13,32 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from webhook.cni.addresses import family, parse_ip, parse_mac
-from webhook.cni.config import CNI_VERSIONS, NetConf, PluginConf, Problem
-from webhook.cni.fields import FieldType, Kind, ListOf, Struct, describe, fits, int_in_range, is_int, type_problems
+from webhook.cni.config import CNI_VERSIONS, NetConf, PluginConf, Problem, names_a_path
+from webhook.cni.fields import (
+    FieldType,
+    Kind,
+    ListOf,
+    Struct,
+    describe,
+    int_in_range,
+    is_int,
+    type_mismatches,
+    type_problems,
+)
 from webhook.cni.gojson import go_field, overwritten
 
+# libcni's types.DNS.
+_DNS = Struct({"nameservers": ListOf(Kind.STRING), "domain": Kind.STRING, "search": ListOf(Kind.STRING),
+               "options": ListOf(Kind.STRING)})
+
 #: Fields every plugin's config is decoded into by libcni (types.PluginConf), whatever its type.
-COMMON_FIELDS: Mapping[str, Kind] = {
+COMMON_FIELDS: Mapping[str, FieldType] = {
     "cniVersion": Kind.STRING,
     "name": Kind.STRING,
     "type": Kind.STRING,
     "capabilities": Kind.BOOL_MAP,
     "ipam": Kind.OBJECT,
-    "dns": Kind.OBJECT,
+    "dns": _DNS,
 }
 
 #: The typed fields of each reference plugin's config struct.
@@ -90,7 +104,8 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
         "egressRate": Kind.UINT,
         "egressBurst": Kind.UINT,
     },
-    "firewall": {"backend": Kind.STRING, "iptablesAdminChainName": Kind.STRING, "firewalldZone": Kind.STRING},
+    "firewall": {"backend": Kind.STRING, "iptablesAdminChainName": Kind.STRING, "firewalldZone": Kind.STRING,
+                 "ingressPolicy": Kind.STRING},
     "sbr": {"table": Kind.INT, "gateways": ListOf(Kind.STRING), "addSourceHints": Kind.BOOL},
     "vrf": {"vrfname": Kind.STRING, "table": Kind.UINT32},
     "tap": {
@@ -105,8 +120,6 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
 }
 
 # net.IP, types.IPNet and net.IPNet's IP read text; a plain string field reads text too.
-_DNS = Struct({"nameservers": ListOf(Kind.STRING), "domain": Kind.STRING, "search": ListOf(Kind.STRING),
-               "options": ListOf(Kind.STRING)})
 #: static's and whereabouts' address entry: "address" is the text, "Address" (matched exactly) a net.IPNet.
 ADDRESS_ENTRY = Struct({"address": Kind.STRING, "gateway": Kind.STRING, "Address": Struct({"IP": Kind.STRING}),
                         "Version": Kind.STRING})
@@ -168,9 +181,11 @@ NEEDS_PREVIOUS_RESULT = frozenset({"tuning", "portmap", "bandwidth", "firewall",
 #: Plugins that run IPAM unconditionally: without an IPAM type every ADD fails.
 NEEDS_IPAM = frozenset({"ptp", "dummy"})
 
-MODES: Mapping[str, tuple[str, ...]] = {
-    "macvlan": ("bridge", "private", "vepa", "passthru"),
-    "ipvlan": ("l2", "l3", "l3s"),
+#: The field each plugin reads a mode from, and the modes it knows; "" (or no field) is its default.
+MODES: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "macvlan": ("mode", ("bridge", "private", "vepa", "passthru")),
+    "ipvlan": ("mode", ("l2", "l3", "l3s")),
+    "firewall": ("ingressPolicy", ("open", "same-bridge", "isolated")),
 }
 
 HOST_DEVICE_SELECTORS = ("device", "hwaddr", "kernelpath", "pciBusID")
@@ -227,18 +242,27 @@ def common_field_problems(plugin: PluginConf) -> Iterator[Problem]:
         for path, value in plugin.spellings(name):
             if name == "ipam" and isinstance(value, Mapping):
                 ipam_type = go_field(value, "type")
-                if ipam_type is not None and ipam_type[1] is not None and not isinstance(ipam_type[1], str):
-                    type_path = f"{path}.{ipam_type[0]}"
+                if ipam_type is None or ipam_type[1] is None:
+                    continue
+                type_path = f"{path}.{ipam_type[0]}"
+                if not isinstance(ipam_type[1], str):
                     yield Problem(
                         type_path,
                         f"{type_path} is {describe(ipam_type[1])}: it must be the name of an IPAM plugin",
                     )
-            elif not fits(value, kind):
-                yield Problem(
-                    path,
-                    f"{path} is {describe(value)}, but libcni reads it as {kind.value}: no pod could "
-                    f"attach this network; write it as {kind.value}",
-                )
+                elif names_a_path(ipam_type[1]):
+                    yield Problem(
+                        type_path,
+                        f"{type_path} is {ipam_type[1]!r}: an IPAM type is a binary name the plugin looks up in "
+                        "the CNI bin directory, never a path; write just the name (e.g. static)",
+                    )
+            else:
+                for wrong_path, wrong, expected in type_mismatches(path, value, kind):
+                    yield Problem(
+                        wrong_path,
+                        f"{wrong_path} is {describe(wrong)}, but libcni reads it as {expected}: no pod could "
+                        f"attach this network; write it as {expected}",
+                    )
 
 
 def vlan_id_problems(plugin: PluginConf) -> Iterator[Problem]:
@@ -352,14 +376,17 @@ def bridge_mode_problems(plugin: PluginConf) -> Iterator[Problem]:
 
 
 def mode_problems(plugin: PluginConf) -> Iterator[Problem]:
-    modes = MODES.get(plugin.type or "")
-    found = _string(plugin, "mode")
-    if modes is None or found is None or found[1] == "" or found[1] in modes:
+    if (mode := MODES.get(plugin.type or "")) is None:
+        return
+    name, modes = mode
+    found = _string(plugin, name)
+    if found is None or found[1] == "" or found[1] in modes:
         return
     path, value = found
+    what = "an ingress policy of the firewall plugin" if name == "ingressPolicy" else f"a {plugin.type} mode"
     yield Problem(
         path,
-        f"{path} is {value!r}, not a {plugin.type} mode: use one of {', '.join(modes)} (or leave it out)",
+        f"{path} is {value!r}, not {what}: use one of {', '.join(modes)} (or leave it out)",
     )
 
 
@@ -461,7 +488,7 @@ def _conditions_backend(conditions: Any) -> str | None:
 def portmap_problems(plugin: PluginConf) -> Iterator[Problem]:
     """What portmap's parseConfig refuses on every ADD, before it looks for port mappings: markMasqBit
     with externalSetMarkChain, a markMasqBit outside 0-31, a backend other than iptables or nftables, and
-    options of the other backend than the one named."""
+    options of another backend than the one named (or, with none named, than the node's)."""
     if plugin.type != "portmap":
         return
     bit, chain = plugin.field("markMasqBit"), plugin.field("externalSetMarkChain")
@@ -472,16 +499,26 @@ def portmap_problems(plugin: PluginConf) -> Iterator[Problem]:
             "(markMasqBit marks the packets it masquerades itself, externalSetMarkChain hands the marking to "
             "that chain); keep one",
         )
-    elif bit is not None and is_int(bit[1]) and not _MARK_BITS[0] <= bit[1] <= _MARK_BITS[1]:
+        return  # the plugin stops there, before it picks a backend
+    if bit is not None and is_int(bit[1]) and not _MARK_BITS[0] <= bit[1] <= _MARK_BITS[1]:
         yield Problem(
             bit[0],
             f"{bit[0]} is {bit[1]}: the portmap plugin takes a bit of the 32-bit packet mark, 0 to 31, and "
             "fails every pod on another; pick a free one (the default is 13; Kubernetes uses 14 and 15, "
             "Calico 20 to 31)",
         )
+        return
+    options = [(chain[0], "iptables")] if chain is not None else []
+    for name in ("conditionsV4", "conditionsV6"):
+        found = plugin.field(name)
+        if found is not None and (written_for := _conditions_backend(found[1])) is not None:
+            options.append((found[0], written_for))
+    if plugin.field("backend") is None:
+        yield from _portmap_node_backend_problems(plugin, options)
+        return
     backend = _string(plugin, "backend")
     if backend is None:
-        return  # iptables, or nftables where iptables is missing: the node decides
+        return  # not a string: nad-plugin-field-types
     path, value = backend
     if value not in PORTMAP_BACKENDS:
         yield Problem(
@@ -490,11 +527,6 @@ def portmap_problems(plugin: PluginConf) -> Iterator[Problem]:
             "every pod on anything else; write one of them, or leave it out",
         )
         return
-    options = [(chain[0], "iptables")] if chain is not None else []
-    for name in ("conditionsV4", "conditionsV6"):
-        found = plugin.field(name)
-        if found is not None and (written_for := _conditions_backend(found[1])) is not None:
-            options.append((found[0], written_for))
     for option, written_for in options:
         if written_for != value:
             yield Problem(
@@ -502,6 +534,28 @@ def portmap_problems(plugin: PluginConf) -> Iterator[Problem]:
                 f"{option} is an {written_for} option, but {path} is {value!r}: the portmap plugin refuses "
                 f"options of the other backend on every pod; drop it, or use the {written_for} backend",
             )
+
+
+def _portmap_node_backend_problems(plugin: PluginConf, options: list[tuple[str, str]]) -> Iterator[Problem]:
+    """Backend ``options`` (path, backend) of a portmap that names no backend: it then takes iptables,
+    or nftables on a node that lacks iptables and has nftables, and refuses the other one's options."""
+    if len({written_for for _, written_for in options}) > 1:
+        paths = ", ".join(option for option, _ in options)
+        yield Problem(
+            options[0][0],
+            f"{paths} are options of both backends: the portmap plugin uses one, iptables or nftables, and "
+            "refuses the other's options on every pod; keep the options of one and set backend to it",
+        )
+        return
+    for option, written_for in options:
+        where = ("unless the node lacks iptables and has nftables" if written_for == "nftables"
+                 else "on nodes that lack iptables and have nftables")
+        yield Problem(
+            option,
+            f"{option} is an {written_for} option, but {plugin.path} names no backend: the portmap plugin "
+            f"refuses it and fails every pod {where}; set \"backend\": \"{written_for}\"",
+            warning=True,
+        )
 
 
 def sbr_gateway_problems(plugin: PluginConf) -> Iterator[Problem]:
@@ -710,15 +764,27 @@ def sysctl_key_problem(key: str) -> str | None:
 
 
 def sysctl_problems(plugin: PluginConf) -> Iterator[Problem]:
+    """tuning's sysctl, and args.cni.sysctl, whose entries it copies into the first."""
     if plugin.type != "tuning":
         return
     found = plugin.field("sysctl")
-    if found is None or not isinstance(found[1], Mapping):
-        return
-    sysctls: Mapping[str, object] = found[1]
+    args = _nested_string(plugin.conf, plugin.path, "args", "cni", "sysctl")
+    if args is not None and isinstance(args[1], Mapping) and args[1] and found is None:
+        # tuning.go copies the entries into conf.SysCtl, a nil map without a sysctl of its own.
+        yield Problem(
+            args[0],
+            f"{args[0]} is set but {plugin.path} has no sysctl object: the tuning plugin crashes copying the "
+            'entries into it and fails every pod; add "sysctl": {} beside it',
+        )
+    for sysctls in (found, args):
+        if sysctls is not None and isinstance(sysctls[1], Mapping):
+            yield from _sysctl_map_problems(*sysctls)
+
+
+def _sysctl_map_problems(base: str, sysctls: Mapping[str, object]) -> Iterator[Problem]:
     written: dict[str, str] = {}
     for key, value in sysctls.items():
-        path = f'{found[0]}["{key}"]'
+        path = f'{base}["{key}"]'
         why = sysctl_key_problem(key)
         if why is not None:
             yield Problem(
@@ -737,7 +803,7 @@ def sysctl_problems(plugin: PluginConf) -> Iterator[Problem]:
         other = written.setdefault(_sysctl_file(key), key)
         if other != key and sysctls[other] != value:
             # Two keys for one file: tuning writes them in Go's map order, which changes from pod to pod.
-            other_path = f'{found[0]}["{other}"]'
+            other_path = f'{base}["{other}"]'
             yield Problem(
                 path,
                 f"{path} sets the same sysctl as {other_path}, to another value ({describe(value)}, not "

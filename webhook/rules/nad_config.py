@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 
-from webhook.cni.config import CNI_VERSIONS, LIBCNI_NEWEST, NetConf, PluginConf, list_version, version_number
+from webhook.cni.config import (
+    CNI_VERSIONS,
+    LIBCNI_NEWEST,
+    NetConf,
+    PluginConf,
+    list_version,
+    names_a_path,
+    version_number,
+)
 from webhook.cni.fields import Kind, describe, fits
 from webhook.cni.gojson import field_spellings, fold
 from webhook.cni.plugins import cni_version_problems, common_field_problems
@@ -82,7 +90,7 @@ def _plugin_type(plugin: PluginConf) -> Iterator[Violation]:
     path, value = given[-1]
     if not value:
         yield Violation(path, f"{path} must be a non-empty string naming a CNI plugin")
-    elif "/" in value or "\\" in value:
+    elif names_a_path(value):
         yield Violation(
             path,
             f"{path} is {value!r}: a plugin type is a binary name looked up in the CNI bin directory, "
@@ -146,14 +154,17 @@ def _list_fields(raw: Mapping[str, object], base: str) -> Iterator[Violation]:
 @rule("nad-config-empty", kinds=NAD, severity=Severity.WARN, title="spec.config is present",
       judges=[SPEC_CONFIG])
 def config_empty(subject: Subject) -> Iterator[Violation]:
-    """A NAD without spec.config makes Multus read the configuration from a file of the same name
-    on each node's disk. Nothing can check that file, and a node without it fails every pod that
-    selects the network, so the NAD is admitted with a warning."""
+    """A NAD without spec.config makes Multus read the configuration from each node's disk: the first
+    .conf, .json or .conflist file of its confDir (/etc/cni/multus/net.d by default) whose JSON "name"
+    is the NAD's name, whatever the file is called. Nothing can check that file, and a node without it
+    fails every pod that selects the network, so the NAD is admitted with a warning."""
     if subject.nad_config.empty:
         yield Violation(
             "spec.config",
-            "spec.config is empty: Multus will look for a CNI config file named after this NAD on every "
-            "node, which nothing here can check; put the CNI JSON in spec.config unless you ship that file",
+            "spec.config is empty: on every node Multus will read the CNI config from the first .conf, .json "
+            "or .conflist file in its confDir (/etc/cni/multus/net.d by default) whose \"name\" is this NAD's "
+            "name, whatever the file is called, which nothing here can check; put the CNI JSON in spec.config "
+            "unless you ship such a file",
         )
 
 

@@ -44,7 +44,8 @@ def host_local(subject: Subject) -> Iterator[Violation]:
 @rule("nad-ipam-whereabouts", kinds=NAD, severity=Severity.DENY, title="whereabouts ranges are usable",
       judges=[SPEC_CONFIG])
 def whereabouts(subject: Subject) -> Iterator[Violation]:
-    """whereabouts fails every pod on an unparsable range or exclude entry, and silently ignores a
+    """whereabouts fails every pod on an unparsable range, exclude entry or addresses entry's address,
+    and silently ignores a
     range_start / range_end outside the usable addresses or an end before the start (allocating
     from the start of the range, the opposite of what was asked); a start at the network address
     or an end at the broadcast address means the first / last usable one, and is fine. An exclude
@@ -60,7 +61,9 @@ def static(subject: Subject) -> Iterator[Violation]:
     """static IPAM needs each address in CIDR form (10.1.0.5/24) and fails every pod otherwise; a
     gateway of the other address family is accepted but cannot route, so it is a warning. A field of
     the wrong type (dns.nameservers written as one string) fails every pod; so does an entry's
-    "Address" with a capital A, which Go reads into another field than "address", a parsed network."""
+    "Address" with a capital A, which Go reads into another field than "address", a parsed network.
+    The addresses of args.cni.ips must be CIDRs too; when there are any, they replace ipam.addresses,
+    which static then decodes but never parses."""
     yield from _each_ipam(subject, "static", ipam.check_static)
 
 
@@ -68,7 +71,8 @@ def static(subject: Subject) -> Iterator[Violation]:
       judges=[SPEC_CONFIG])
 def routes(subject: Subject) -> Iterator[Violation]:
     """host-local, static and whereabouts decode ipam.routes into typed routes: a destination that
-    is not a CIDR or a gateway that is not an address fails every pod."""
+    is not a CIDR (null included) or a gateway that is not an address fails every pod, and a null
+    route crashes the plugin."""
     for ipam_type in ("host-local", "static", "whereabouts"):
         yield from _each_ipam(subject, ipam_type, lambda plugin, _version: ipam.check_routes(plugin))
 

@@ -95,7 +95,9 @@ def portmap(subject: Subject) -> Iterator[Violation]:
     """portmap reads its options on every ADD, port mappings or not, and refuses: markMasqBit together
     with externalSetMarkChain, a markMasqBit outside 0-31, a backend other than iptables or nftables, and
     with a backend named, options of the other one (externalSetMarkChain is iptables'; conditions
-    starting with "-" or "!" are iptables', others nftables')."""
+    starting with "-" or "!" are iptables', others nftables'). Without a backend it takes iptables,
+    unless the node lacks iptables and has nftables: options of one backend then fail on the nodes of
+    the other kind (a warning), options of both on every node."""
     yield from _each_plugin(subject, table.portmap_problems)
 
 
@@ -126,11 +128,12 @@ def bridge_hairpin_promisc(subject: Subject) -> Iterator[Violation]:
     yield from _each_plugin(subject, table.bridge_mode_problems)
 
 
-@rule("nad-plugin-mode", kinds=NAD, severity=Severity.DENY, title="macvlan and ipvlan modes are known",
-      judges=[SPEC_CONFIG])
+@rule("nad-plugin-mode", kinds=NAD, severity=Severity.DENY,
+      title="macvlan and ipvlan modes and firewall's ingressPolicy are known", judges=[SPEC_CONFIG])
 def plugin_mode(subject: Subject) -> Iterator[Violation]:
     """macvlan (bridge, private, vepa, passthru) and ipvlan (l2, l3, l3s) refuse any other mode when
-    creating the interface, so every pod selecting the network fails."""
+    creating the interface, and firewall any other ingressPolicy than open, same-bridge or isolated
+    ("unknown ingress policy"), so every pod selecting the network fails."""
     yield from _each_plugin(subject, table.mode_problems)
 
 
@@ -213,8 +216,9 @@ def bandwidth_veth(subject: Subject) -> Iterator[Violation]:
       judges=[SPEC_CONFIG])
 def tuning_sysctl(subject: Subject) -> Iterator[Violation]:
     """The tuning plugin refuses, on every pod, sysctl keys that do not land below /proc/sys/net/
-    ("invalid net sysctl key"): kernel.*, vm.*, a bare "net". Such settings belong to the pod's
-    securityContext, where the kubelet's sysctl policy applies. Warns, too, of a sysctl set twice to
+    ("invalid net sysctl key"): kernel.*, vm.*, a bare "net", in sysctl or in args.cni.sysctl. Such
+    settings belong to the pod's securityContext, where the kubelet's sysctl policy applies. It crashes
+    on args.cni.sysctl entries without a sysctl object to copy them into. Warns, too, of a sysctl set twice to
     different values: a key written twice keeps only its last value (libcni reads the config into a
     map before tuning sees it), and two spellings of one sysctl (net.a.b, net/a/b) are written in
     random order."""
