@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from kubernetes import client  # noqa: TID251 - not the pure core: it runs in the server process
 from kubernetes.client.exceptions import ApiException  # noqa: TID251
@@ -117,14 +116,6 @@ def _still_valid(pem: bytes, now: dt.datetime) -> list[x509.Certificate]:
     return [c for c in _certificates(pem) if c.not_valid_after_utc > now]
 
 
-def _signed(cert: x509.Certificate, by: x509.Certificate) -> bool:
-    """Whether ``by`` signed ``cert``. All our CAs have the same name: the signature tells them apart."""
-    try:
-        cert.verify_directly_issued_by(by)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
 
 def _pem(found: list[x509.Certificate]) -> bytes:
     return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in found)
@@ -148,7 +139,7 @@ def renewal_reason(bundle: Bundle, settings: Settings, now: dt.datetime) -> str 
         return f"the CA expires on {ca.not_valid_after_utc:%Y-%m-%d}"
     if leaf.not_valid_after_utc - now < settings.leaf_renew_before:
         return f"the serving certificate expires on {leaf.not_valid_after_utc:%Y-%m-%d}"
-    if not _signed(leaf, ca):
+    if not certs.signed_by(leaf, ca):
         return "the serving certificate was not issued by the CA"
     try:
         names = set(leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -228,7 +219,7 @@ class SelfManagedCertificates:
             cas = _still_valid((self.cert_dir / "ca.crt").read_bytes(), self.clock())
         except OSError:
             return None
-        return next((c for c in cas if leaf and _signed(leaf[0], c)), None)
+        return next((c for c in cas if leaf and certs.signed_by(leaf[0], c)), None)
 
     def _serving(self) -> bytes:
         try:

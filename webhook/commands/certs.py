@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from webhook import certs
@@ -67,13 +66,6 @@ def _certificates(pem: bytes | None) -> list[x509.Certificate]:
     except ValueError:
         return []
 
-
-def _signed(cert: x509.Certificate, by: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(by)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def _usable_ca(out: Path, now: dt.datetime) -> tuple[certs.KeyPair | None, str]:
@@ -131,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     # served (other replicas, a reload still to come).
     ca_pem = ca.cert_pem + b"".join(
         c.public_bytes(serialization.Encoding.PEM) for c in previous
-        if c != ca.cert and served and _signed(served[0], c))
+        if c != ca.cert and served and certs.signed_by(served[0], c))
     leaf = None if keep_leaf else certs.issue(ca, (dns or ips)[0], dns_names=dns, ip_addresses=ips, now=now)
     try:
         certs.write_tls_files(out, ca_pem, leaf, ca if new else None)
