@@ -24,7 +24,7 @@ from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
 from webhook import certs
-from webhook.dev.controlplane import WebhookServer, eventually
+from webhook.dev.controlplane import WebhookServer, eventually, standalone_env
 
 NAD_CONFIG = ('{"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0", '
               '"ipam": {"type": "static", "addresses": [{"address": "10.1.0.5/24"}]}}')
@@ -447,7 +447,8 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "webhook.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--cert-dir", str(certs_only.cert_dir)], capture_output=True, text=True, timeout=60)
+             "--cert-dir", str(certs_only.cert_dir)], capture_output=True, text=True, timeout=60,
+            env=standalone_env())
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1] == (

@@ -50,10 +50,11 @@ def test_a_missing_kubeconfig_is_called_so(command: list[str], expected: str, tm
     assert done.stderr.splitlines()[-1] == expected.format(command=command[0], kubeconfig=missing) + "no such file"
 
 
-@pytest.mark.parametrize(("command", "expected"), CLUSTER_COMMANDS, ids=[c[0][0] for c in CLUSTER_COMMANDS])
-def test_kubeconfig_is_the_default_for_every_command_that_reaches_the_cluster(
-        command: list[str], expected: str, tmp_path: Path) -> None:
-    # serve ignored $KUBECONFIG and ran with no cluster while agent and controller used it.
+AGENT_AND_CONTROLLER = [(c, e) for c, e in CLUSTER_COMMANDS if c[0] != "serve"]
+
+
+@pytest.mark.parametrize(("command", "expected"), AGENT_AND_CONTROLLER, ids=[c[0][0] for c in AGENT_AND_CONTROLLER])
+def test_kubeconfig_is_the_default_of_agent_and_controller(command: list[str], expected: str, tmp_path: Path) -> None:
     missing = tmp_path / "nothere"
     done = run_without_cluster_env([arg.format(tmp=tmp_path) for arg in command], KUBECONFIG=str(missing))
     assert done.returncode == 2, done.stderr
@@ -61,11 +62,16 @@ def test_kubeconfig_is_the_default_for_every_command_that_reaches_the_cluster(
         expected.format(command=command[0], kubeconfig=f"$KUBECONFIG ({missing})") + "no such file")
 
 
-def test_serve_with_no_cluster_warns_what_it_skips(tmp_path: Path) -> None:
-    done = run_without_cluster_env(["serve", "--cert-dir", str(tmp_path)])
-    assert ("WARNING webhook.commands.serve: no cluster (no --kubeconfig, $KUBECONFIG, in-cluster service account "
-            "or --cluster-state): the rules that need cluster state are skipped and the controller is off"
-            in done.stderr)
+@pytest.mark.parametrize("kubeconfig", [None, "nothere"], ids=["unset", "exported"])
+def test_serve_with_no_cluster_warns_what_it_skips(kubeconfig: str | None, tmp_path: Path) -> None:
+    """serve never reads $KUBECONFIG: it would join the controller's leader election on whichever cluster
+    the shell used last, and label its nodes."""
+    env = {} if kubeconfig is None else {"KUBECONFIG": str(tmp_path / kubeconfig)}
+    done = run_without_cluster_env(["serve", "--cert-dir", str(tmp_path)], **env)
+    assert "cannot use" not in done.stderr
+    assert ("WARNING webhook.commands.serve: no cluster (no --kubeconfig, in-cluster service account or "
+            "--cluster-state; $KUBECONFIG is not read): the rules that need cluster state are skipped and the "
+            "controller is off" in done.stderr)
     # It goes on to the certificates, which are missing here.
     assert done.returncode == 2
     assert f"{tmp_path}/tls.crt is missing" in done.stderr

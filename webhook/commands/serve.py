@@ -62,9 +62,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="standalone mode: YAML/JSON objects standing for the cluster (repeatable); MultusNodeStates "
                         "count in --namespace only, as when watching")
     s.add_argument("--kubeconfig", metavar="FILE",
-                   help="watch the cluster through this kubeconfig (default: in-cluster, else $KUBECONFIG; "
-                        "with neither nor --cluster-state, no cluster: the rules that need cluster state are "
-                        "skipped and the controller is off)")
+                   help="watch the cluster through this kubeconfig (default: in-cluster; $KUBECONFIG is not "
+                        "read: give --kubeconfig \"$KUBECONFIG\"; with neither it nor --cluster-state, no cluster: "
+                        "the rules that need cluster state are skipped and the controller is off)")
     s.add_argument("--policy", metavar="FILE",
                    help=f"rule severities and settings; the ConfigMap {POLICY_CONFIGMAP} (key 'policy') in the "
                         "cluster overrides it while it exists")
@@ -208,17 +208,18 @@ def run(args: argparse.Namespace) -> int:
         source = PolicySource(context, policy, repair=args.repair)
         if args.cluster_state:
             context.view = StaticClusterView.from_files(args.cluster_state, state_namespace=args.namespace)
-        # The default agent and controller have, but not ~/.kube/config: a server started on a workstation
-        # with neither stays standalone rather than watching whichever cluster was used last.
-        elif args.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get("KUBECONFIG"):
+        # In a pod, its service account; elsewhere only the cluster named: a server joins the controller's
+        # leader election and may label nodes and evict pods, which a workstation shell's $KUBECONFIG
+        # (whichever cluster was used last) must not make it do.
+        elif args.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
             api = cluster_client("serve", args.kubeconfig)
             if api is None:
                 return 2
             live = LiveClusterView(api, state_namespace=args.namespace, on_policy=source.on_configmap)
             context.view = live
         else:
-            log.warning("no cluster (no --kubeconfig, $KUBECONFIG, in-cluster service account or "
-                        "--cluster-state): the rules that need cluster state are skipped and the controller is off")
+            log.warning("no cluster (no --kubeconfig, in-cluster service account or --cluster-state; $KUBECONFIG "
+                        "is not read): the rules that need cluster state are skipped and the controller is off")
         # Its repair setting follows the policy in force once attached (PolicySource.attach).
         controller_config = controller_command.config_from(args, namespace=args.namespace)
     except (PolicyError, DocumentError, ValueError) as exc:
@@ -227,8 +228,8 @@ def run(args: argparse.Namespace) -> int:
     certificates: SelfManagedCertificates | None = None
     if args.self_managed_certs:
         if api is None:
-            print("multus-webhook serve: --self-managed-certs needs a cluster (--kubeconfig, $KUBECONFIG or "
-                  "in-cluster)", file=sys.stderr)
+            print("multus-webhook serve: --self-managed-certs needs a cluster (--kubeconfig or in-cluster)",
+                  file=sys.stderr)
             return 2
         certificates = SelfManagedCertificates(
             api, Settings(namespace=args.namespace, secret_name=args.tls_secret, service=args.service),

@@ -333,9 +333,10 @@ class ControlPlane:
 
 
 def standalone_env() -> dict[str, str]:
-    """The environment for `serve`, without $KUBECONFIG: serve would watch that cluster by default, and
-    a server given no --kubeconfig here is meant to stand alone whatever the calling shell exports."""
-    return {**{k: v for k, v in os.environ.items() if k != "KUBECONFIG"}, "PYTHONUNBUFFERED": "1"}
+    """The environment for `serve`, without KUBERNETES_SERVICE_HOST: in a pod (a CI runner on Kubernetes)
+    serve would watch that cluster through the pod's service account, and a server given no --kubeconfig
+    here is meant to stand alone whatever the calling environment holds."""
+    return {**{k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}, "PYTHONUNBUFFERED": "1"}
 
 
 class WebhookServer:
