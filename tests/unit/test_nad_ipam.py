@@ -690,6 +690,15 @@ def test_args_cni_ips_replace_the_addresses_which_are_then_only_decoded() -> Non
     assert "cannot return" in families.message
 
 
+def test_args_cni_ips_are_found_as_go_matches_keys() -> None:
+    # Go's decoder matches "IPs" (and "CNI", "Args") to static's ips: they replace the addresses, and are
+    # parsed as CIDRs, as written.
+    assert findings(nad({**st({"address": "bogus"}), "Args": {"CNI": {"IPs": ["10.1.0.5/24"]}}}),
+                    "nad-ipam-static") == []
+    [bare] = findings(nad({**st(), "args": {"cni": {"IPs": ["10.1.0.5"]}}}), "nad-ipam-static")
+    assert bare.field == "spec.config.args.cni.IPs[0]"
+
+
 def test_a_list_with_only_cni_versions_takes_its_highest() -> None:
     # libcni picks the version from cniVersions: no "no cniVersion, read as 0.1.0" for such a list.
     plugin = {k: v for k, v in hl(ranges=[[{"subnet": "10.0.0.0/24"}], [{"subnet": "10.1.0.0/24"}]]).items()

@@ -783,11 +783,14 @@ def static_addresses(
 
 def args_cni_ips(plugin: PluginConf) -> tuple[str, Any] | None:
     """(JSON path, value) of args.cni.ips in the plugin's config, where static takes its addresses from
-    and Multus merges a selection's "cni-args" into (by key, as written); None when absent or null."""
+    and Multus merges a selection's "cni-args" into; None when absent or null."""
+    # Keys matched as Go's decoder matches them: "IPs" is static's ips too.
     args = plugin.field("args")
-    cni = args[1].get("cni") if args is not None and isinstance(args[1], Mapping) else None
-    ips = cni.get("ips") if isinstance(cni, Mapping) else None
-    return (f"{args[0]}.cni.ips", ips) if args is not None and ips is not None else None
+    cni = go_field(args[1], "cni") if args is not None and isinstance(args[1], Mapping) else None
+    ips = go_field(cni[1], "ips") if cni is not None and isinstance(cni[1], Mapping) else None
+    if args is None or cni is None or ips is None or ips[1] is None:
+        return None
+    return f"{args[0]}.{cni[0]}.{ips[0]}", ips[1]
 
 
 def _args_ips(found: tuple[str, Any] | None, problems: list[Problem]) -> list[IPAddress]:
