@@ -971,3 +971,8 @@ def test_only_the_multus_node_states_of_the_webhook_namespace_count(
     _, out, _ = run([nad, "--cluster-state", state, "--webhook-namespace", "other-install", "--output", "json"],
                     capsys)
     assert "nad-cni-binaries" in {f["rule"] for f in json_results(out)[0]["findings"]}
+    # With none in the webhook's namespace the binary checks are skipped, and the note says where they were.
+    _, out, _ = run([nad, "--cluster-state", state, "--webhook-namespace", "netops", "--output", "json"], capsys)
+    [note] = json.loads(out)["notes"]
+    assert note.endswith("MultusNodeStates in multus-webhook, other-install were left out: the webhook reads only "
+                         "those of its own namespace, netops (--webhook-namespace)")

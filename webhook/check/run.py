@@ -221,5 +221,10 @@ def _notes(view: StaticClusterView | None) -> tuple[str, ...]:
     if view is None or not view.known:
         return (NO_STATE_NOTE,)
     if not view.cni_inventory_known:
+        if view.other_state_namespaces:
+            # The likeliest cause: the webhook runs elsewhere than --webhook-namespace says.
+            others = ", ".join(sorted(view.other_state_namespaces))
+            return (f"{NO_INVENTORY_NOTE}; MultusNodeStates in {others} were left out: the webhook reads only "
+                    f"those of its own namespace, {view.state_namespace} (--webhook-namespace)",)
         return (NO_INVENTORY_NOTE,)
     return ()

@@ -29,6 +29,8 @@ class StaticClusterView(ClusterStore):
         super().__init__(default_namespace=default_namespace)
         self._known = True
         self.state_namespace = state_namespace
+        #: The namespaces of the MultusNodeStates left out, for check to say where the states were.
+        self.other_state_namespaces: set[str] = set()
         self.upsert_all((kind, obj) for obj in objects if (kind := self._kind(obj)) is not None)
 
     @classmethod
@@ -55,5 +57,6 @@ class StaticClusterView(ClusterStore):
         if kind == NODE_STATE and self.state_namespace is not None:
             namespace = object_key(obj)[1]
             if namespace and namespace != self.state_namespace:
+                self.other_state_namespaces.add(namespace)
                 return None
         return kind
