@@ -852,3 +852,16 @@ def test_a_static_address_under_a_capital_a_is_not_indexed() -> None:
     # The net.IPNet form the plugin takes as it is: not read here.
     assert indexed({"Address": {"IP": "10.0.0.6", "Mask": "////AA=="}}) == []
     assert indexed({"ADDRESS": "10.0.0.7/24"}) == ["10.0.0.7"]
+
+
+def test_static_addresses_replaced_by_args_cni_ips_are_not_indexed_but_the_args_are() -> None:
+    # "args IP overwrites IP": pods get args.cni.ips, so those are what other NADs may collide with.
+    def indexed(config: dict[str, Any]) -> list[tuple[str, str]]:
+        netconf = parse_nad_config(json.dumps(config), "spec.config").netconf
+        return [(str(r.first), r.path) for r in nad_allocation_ranges(netconf)]
+
+    assert indexed({**st({"address": "10.0.0.5/24"}), "args": {"cni": {"ips": ["10.0.1.5/24", "bogus"]}}}) == [
+        ("10.0.1.5", "spec.config.args.cni.ips[0]")]
+    # An empty list replaces nothing.
+    assert indexed({**st({"address": "10.0.0.5/24"}), "args": {"cni": {"ips": []}}}) == [
+        ("10.0.0.5", "spec.config.ipam.addresses[0]")]

@@ -793,16 +793,16 @@ def args_cni_ips(plugin: PluginConf) -> tuple[str, Any] | None:
     return f"{args[0]}.{cni[0]}.{ips[0]}", ips[1]
 
 
-def _args_ips(found: tuple[str, Any] | None, problems: list[Problem]) -> list[IPAddress]:
-    """The addresses of args.cni.ips (``found``), which static parses as CIDRs on every ADD (even when a
-    pod's runtimeConfig.ips replaces them next); what it refuses goes to ``problems``."""
+def _args_ips(found: tuple[str, Any] | None, problems: list[Problem]) -> list[tuple[str, IPAddress]]:
+    """The addresses of args.cni.ips (``found``), with their paths, which static parses as CIDRs on every
+    ADD (even when a pod's runtimeConfig.ips replaces them next); what it refuses goes to ``problems``."""
     if found is None:
         return []
     path, ips = found
     if not isinstance(ips, list):
         problems.append(Problem(path, f'{path} is {describe(ips)}: write a list of CIDRs, e.g. ["10.1.0.5/24"]'))
         return []
-    out: list[IPAddress] = []
+    out: list[tuple[str, IPAddress]] = []
     for i, ip in enumerate(ips):
         parsed = parse_cidr(ip)
         if parsed is None:
@@ -814,8 +814,14 @@ def _args_ips(found: tuple[str, Any] | None, problems: list[Problem]) -> list[IP
                 )
             )
         else:
-            out.append(parsed[0])
+            out.append((f"{path}[{i}]", parsed[0]))
     return out
+
+
+def _replaces_addresses(found: tuple[str, Any] | None) -> bool:
+    """Whether args.cni.ips (``found``) replaces static's addresses: when it is a non-empty list ("args IP
+    overwrites IP")."""
+    return found is not None and isinstance(found[1], list) and bool(found[1])
 
 
 def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
@@ -826,8 +832,7 @@ def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
     found = args_cni_ips(plugin)
     args_problems: list[Problem] = []
     args_ips = _args_ips(found, args_problems)
-    # A non-empty args.cni.ips replaces the addresses ("args IP overwrites IP").
-    replaced = found is not None and isinstance(found[1], list) and bool(found[1])
+    replaced = _replaces_addresses(found)
     addresses, problems = static_addresses(ipam, path, replaced=replaced)
     problems.extend(args_problems)
     if not addresses and not problems and not plugin.has_capability("ips") and not replaced:
@@ -844,7 +849,7 @@ def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
                 warning=True,
             )
         )
-    versions = [ip.version for ip in args_ips] if replaced else [a.address.version for a in addresses]
+    versions = [ip.version for _, ip in args_ips] if replaced else [a.address.version for a in addresses]
     problems.extend(_one_per_family(path, versions, cni_version, "addresses"))
     return _with_field_types(plugin, problems)
 
@@ -987,6 +992,10 @@ def nad_allocation_ranges(netconf: NetConf | None, nad_name: str = "") -> list[A
                                                                for _, net in r.excludes])
             )
         elif ipam_type == "static":
-            addresses, _ = static_addresses(ipam, plugin.ipam_path)
-            out.extend(AddressRange(a.address, a.address, a.path, **common) for a in addresses)
+            found = args_cni_ips(plugin)
+            if _replaces_addresses(found):  # the pods get these, never the addresses
+                out.extend(AddressRange(ip, ip, path, **common) for path, ip in _args_ips(found, []))
+            else:
+                addresses, _ = static_addresses(ipam, plugin.ipam_path)
+                out.extend(AddressRange(a.address, a.address, a.path, **common) for a in addresses)
     return out
