@@ -250,6 +250,37 @@ def test_kubeconfig_snapshot_sees_the_clusters_pods_and_nads(
     assert "no cluster state given" not in result.stderr
 
 
+def test_reapplying_a_manifest_keeps_what_others_wrote_as_kubectl_apply_does(
+    controlplane: ControlPlane, namespace: str
+) -> None:
+    """kubectl apply's three-way merge keeps an annotation the manifest never set (the networks annotation
+    a NetworkProfile gave the pod at creation, written here by annotate as the mutating webhook would);
+    check judged the manifest as a replacement, a removal of the pod's networks after it started. An
+    annotation the last applied manifest had is removed, and judged."""
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "app", "namespace": namespace, "labels": {"multus-webhook.io/network-profile": "p"}},
+           "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "busybox:1.36"}]}}
+    controlplane.kubectl("apply", "-f", "-", input=json.dumps(pod))
+    controlplane.kubectl("annotate", "pod", "app", "-n", namespace, "k8s.v1.cni.cncf.io/networks=net-a")
+    dry = json.loads(controlplane.kubectl("apply", "--dry-run=server", "-o", "json", "-f", "-",
+                                          input=json.dumps(pod)).stdout)
+    assert dry["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] == "net-a"  # kubectl keeps it
+
+    result = cli("-", "--kubeconfig", str(controlplane.kubeconfig), "--output", "json", stdin=json.dumps(pod))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["results"][0].get("findings", []) == []
+
+    # Applied with the annotation, then applied without it: kubectl removes it, and check judges that.
+    with_networks = {**pod, "metadata": {**pod["metadata"], "annotations": {"k8s.v1.cni.cncf.io/networks": "net-a"}}}
+    controlplane.kubectl("apply", "-f", "-", input=json.dumps(with_networks))
+    dry = json.loads(controlplane.kubectl("apply", "--dry-run=server", "-o", "json", "-f", "-",
+                                          input=json.dumps(pod)).stdout)
+    assert "k8s.v1.cni.cncf.io/networks" not in dry["metadata"]["annotations"]
+    result = cli("-", "--kubeconfig", str(controlplane.kubeconfig), "--output", "json", stdin=json.dumps(pod))
+    [judged] = json.loads(result.stdout)["results"]
+    assert "pod-networks-changed-after-start" in {f["rule"] for f in judged["findings"]}
+
+
 def test_an_identity_that_may_only_list_is_enough(controlplane: ControlPlane, namespace: str, tmp_path: Path) -> None:
     """The snapshot issues list calls only, the whole pod an input updates included (a CI job's identity
     is given list rights and no more)."""

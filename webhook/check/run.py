@@ -4,10 +4,11 @@ applied to."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from webhook.admission.mutation import MUTATION_WARNING, as_validated
+from webhook.check.apply import applied
 from webhook.check.inputs import Input, Target, target
 from webhook.cluster.static import StaticClusterView, object_key
 from webhook.documents import Document
@@ -154,7 +155,10 @@ def check(
             entries.append(item.input)
         else:
             key = _key(item)
-            result, admitted = judge(item, None if key is None else stored.get(key))
+            old = None if key is None else stored.get(key)
+            if old is not None:
+                item = replace(item, obj=applied(item.obj, old))
+            result, admitted = judge(item, old)
             entries.append(result)
             # The apiserver stores what the webhook allows and nothing else: a denied NAD does not exist
             # for the pods after it, a denied UPDATE leaves the object as it was.
