@@ -1107,7 +1107,8 @@ class PodCase:
     id: str
     config: dict[str, Any]
     #: The mac and ips of the pod's selection element: multus-add passes them as Multus does, as
-    #: capability args and as MAC= / IP= in CNI_ARGS.
+    #: capability args and as MAC= / IP= in CNI_ARGS. Its "cni-args" are merged into the config here
+    #: (``with_cni_args``), as Multus does before it calls libcni.
     request: dict[str, Any]
     #: None: the rules say nothing and the plugin gives the interface what was requested. Otherwise the
     #: rule denies and the plugin's error contains this text.
@@ -1120,11 +1121,14 @@ class PodCase:
     warned_by: str | None = None
     #: The global addresses the interface ends with, when not exactly the requested ones.
     addresses: tuple[str, ...] | None = None
+    #: The rule that denies a case the plugin refuses.
+    denied_by: str = "pod-networks-ips-ipam"
 
 
 MAC_ADDRESS = "02:00:00:00:70:01"
 POD_RULES = {"pod-networks-capabilities", "pod-networks-ips-ipam", "pod-networks-static-ip-range",
-             "pod-networks-ips-extra-addresses"}
+             "pod-networks-ips-extra-addresses", "pod-networks-cni-args-sysctl"}
+ARP_FILTER = {"net.ipv4.conf.IFNAME.arp_filter": "1"}
 EXTRA = "pod-networks-ips-extra-addresses"
 POD_CASES = [
     # No capability declared: what the plugins read from CNI_ARGS is what the interface gets.
@@ -1192,7 +1196,36 @@ POD_CASES = [
         warned_by=EXTRA,
         addresses=("10.81.0.9",),
     ),
+    # Multus merges cni-args into args.cni of every plugin; tuning copies args.cni.sysctl into its sysctl.
+    PodCase("tuning-cni-args-sysctl", chain(macvlan(), {"type": "tuning", "sysctl": {}}),
+            {"cni-args": {"sysctl": ARP_FILTER}}),
+    PodCase(
+        "tuning-cni-args-sysctl-without-sysctl",
+        chain(macvlan(), {"type": "tuning"}),
+        {"cni-args": {"sysctl": ARP_FILTER}},
+        "assignment to entry in nil map",
+        denied_by="pod-networks-cni-args-sysctl",
+    ),
+    PodCase(
+        "tuning-cni-args-kernel-sysctl",
+        chain(macvlan(), {"type": "tuning", "sysctl": {}}),
+        {"cni-args": {"sysctl": {"kernel.shmmax": "1"}}},
+        "invalid net sysctl key",
+        denied_by="pod-networks-cni-args-sysctl",
+    ),
 ]
+
+
+def with_cni_args(config: dict[str, Any], cni_args: dict[str, Any]) -> dict[str, Any]:
+    """The config as Multus hands it to libcni for a selection with "cni-args" (v4.3.0 pkg/types/conf.go
+    injectCNIArgs): its keys set in args.cni of every plugin of a list, or of the single config."""
+    def inject(plugin: dict[str, Any]) -> dict[str, Any]:
+        args = dict(plugin.get("args", {}))
+        args["cni"] = {**args.get("cni", {}), **cni_args}
+        return {**plugin, "args": args}
+    if isinstance(config.get("plugins"), list):
+        return {**config, "plugins": [inject(p) for p in config["plugins"]]}
+    return inject(config)
 
 
 def pod_findings(config: dict[str, Any], request: dict[str, Any]) -> dict[tuple[str, Severity], list[str]]:
@@ -1223,12 +1256,15 @@ def test_pod_requests_reach_the_real_plugin_as_the_rules_say(
     if case.warned_by is not None:
         expected = {(case.warned_by, Severity.WARN)}
     elif case.refused_with is not None:
-        expected = {("pod-networks-ips-ipam", Severity.DENY)}
+        expected = {(case.denied_by, Severity.DENY)}
     elif case.ignored:
         expected = {("pod-networks-capabilities", Severity.WARN)}
     assert set(found) == expected, found
     skip_unless_kernel_has(case.kernel, kernel_lacks)
-    outcome = run_add(case.config, sandbox, cni_bin, "net1", case.request)
+    cni_args = case.request.get("cni-args")
+    config = with_cni_args(case.config, cni_args) if cni_args is not None else case.config
+    cap_args = {k: v for k, v in case.request.items() if k != "cni-args"}
+    outcome = run_add(config, sandbox, cni_bin, "net1", cap_args)
     if case.refused_with is not None:
         assert not outcome.accepted, f"the plugin accepted what the rules refuse: {found}"
         assert case.refused_with in outcome.error, f"refused for another reason: {outcome.error}"

@@ -7,9 +7,11 @@ import copy
 from collections.abc import Collection
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from webhook.cluster import nodes
 from webhook.cluster.nodes import NodeTable
 from webhook.cluster.store import AGENT_POD, NODE, NODE_STATE, ClusterStore
 from webhook.names import BINARY_LABEL_PREFIX, READY_LABEL
@@ -78,6 +80,41 @@ def test_publishing_only_what_an_event_touched_equals_a_rebuild(steps: list[tupl
         assert {n.name for n in table.nodes if not n.schedulable} == {
             name for name, taint in taints.items() if taint == "dedicated"}
         assert table.schedulable == sum(1 for n in table.nodes if n.schedulable)
+
+
+@pytest.mark.parametrize("rebuild", [True, False], ids=["rebuild", "update"])
+def test_changes_a_failed_publish_left_out_are_published_by_the_next(
+    monkeypatch: pytest.MonkeyPatch, rebuild: bool
+) -> None:
+    table = NodeTable(lambda s: s)
+    heard: list[Collection[str]] = []
+    table.listen(heard.append)
+    if not rebuild:  # with a node published, a new one is published alone
+        table.put_node("a", node("a"))
+        table.publish()
+        heard.clear()
+    table.put_node("b", node("b"))
+    table.put_state(("multus-webhook", "b"), state("b", ["ipvlan"]))
+    real, calls = nodes._one_copy_each, []
+
+    def fails_once(holders: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+        # Raised once the node is recorded (_update) but before the nodes are published.
+        calls.append(holders)
+        if len(calls) == 1:
+            raise RuntimeError("injected")
+        return real(holders)
+
+    monkeypatch.setattr(nodes, "_one_copy_each", fails_once)
+    with pytest.raises(RuntimeError, match="injected"):
+        table.publish()
+    assert heard == []
+    table.publish()
+    assert [n.name for n in table.nodes] == (["b"] if rebuild else ["a", "b"])
+    assert table.holders == {"ipvlan": frozenset({"b"})}
+    rebuilt = copy.deepcopy(table)
+    rebuilt._rebuild()
+    assert published(table) == published(rebuilt)
+    assert heard == [{"b"}]
 
 
 def test_a_heartbeat_publishes_nothing_new_but_tells_the_listeners() -> None:

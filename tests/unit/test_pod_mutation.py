@@ -268,7 +268,7 @@ def findings(obj: dict[str, Any], v: StaticClusterView, policy: Policy | None = 
     return [(f.rule, str(f.severity), f.message) for f in
             evaluate(Subject(obj, "Pod", view=v, default_namespace="apps"), policy or Policy())
             if f.rule.startswith(("pod-network-profile", "pod-networks-nad", "pod-networks-cap", "pod-networks-static",
-                                  "pod-networks-namespace", "pod-networks-ips"))]
+                                  "pod-networks-namespace", "pod-networks-ips", "pod-networks-cni-args"))]
 
 
 def test_missing_profile_is_refused() -> None:
@@ -487,6 +487,52 @@ def test_cni_args_ips_of_an_earlier_repeated_cni_args_object_count() -> None:
                                 '"cni-args": {"ips": ["10.30.0.8/24"]}, "cni-args": {"foo": 1}}]'})
     [(_, message)] = only("pod-networks-ips-extra-addresses", findings(repeated, v))
     assert "the pod gets 10.30.0.8/24 instead" in message
+
+
+TUNED = json.dumps({"cniVersion": "1.0.0", "name": "t", "plugins": [
+    {"type": "bridge", "bridge": "br1", "ipam": {"type": "static", "addresses": [{"address": "10.20.0.5/24"}]}},
+    {"type": "tuning", "sysctl": {}}]})
+ARP_FILTER = {"net.ipv4.conf.IFNAME.arp_filter": "1"}
+
+
+@pytest.mark.parametrize("annotation", ["k8s.v1.cni.cncf.io/networks", "v1.multus-cni.io/default-network"])
+def test_cni_args_sysctl_for_a_tuning_plugin_without_sysctl_is_refused(annotation: str) -> None:
+    # Multus merges cni-args into args.cni of every plugin; tuning copies args.cni.sysctl into its own
+    # sysctl map, nil when the NAD has none, and panics.
+    element = [{"name": "bridge", "namespace": "apps", "cni-args": {"sysctl": ARP_FILTER}}]
+    [(rule, severity, message)] = findings(pod(annotations={annotation: json.dumps(element)}), view())
+    assert (rule, severity) == ("pod-networks-cni-args-sysctl", "deny")
+    field = f'metadata.annotations["{annotation}"]' + ("[0]" if annotation.endswith("networks") else "")
+    assert message == (
+        f'{field}["cni-args"].sysctl is set but spec.config.plugins[1] has no sysctl object: the tuning plugin '
+        'crashes copying the entries into it and the pod never starts; add "sysctl": {} to spec.config.plugins[1] '
+        f'of NAD apps/bridge, or drop sysctl from {field}["cni-args"] (Multus merges it into args.cni of '
+        "spec.config.plugins[1], the tuning plugin of NAD apps/bridge)")
+
+
+def test_cni_args_sysctl_reaches_tuning_as_go_matches_keys_and_empty_is_nothing_to_copy() -> None:
+    found = findings(networks({"name": "bridge", "cni-args": {"SysCtl": ARP_FILTER}}), view())
+    assert [(rule, severity) for rule, severity, _ in found] == [("pod-networks-cni-args-sysctl", "deny")]
+    assert found[0][2].startswith('metadata.annotations["k8s.v1.cni.cncf.io/networks"][0]["cni-args"].SysCtl is set')
+    assert findings(networks({"name": "bridge", "cni-args": {"sysctl": {}}}), view()) == []
+    assert findings(networks({"name": "bridge", "cni-args": {"sysctl": None, "foo": "bar"}}), view()) == []
+    # No tuning plugin reads it.
+    assert findings(networks({"name": "macvlan", "cni-args": {"sysctl": ARP_FILTER}}), view()) == []
+
+
+def test_cni_args_sysctl_keys_get_the_nads_key_checks() -> None:
+    v = view(nad("tuned", TUNED))
+    assert findings(networks({"name": "tuned", "cni-args": {"sysctl": ARP_FILTER}}), v) == []
+    found = findings(networks({"name": "tuned", "cni-args": {"sysctl": {"kernel.shmmax": "1"}}}), v)
+    assert found == [("pod-networks-cni-args-sysctl", "deny",
+                      'metadata.annotations["k8s.v1.cni.cncf.io/networks"][0]["cni-args"].sysctl["kernel.shmmax"]: '
+                      "the key 'kernel.shmmax' is outside net.* (the tuning plugin only writes network sysctls); set "
+                      "it through the pod's securityContext instead (Multus merges it into args.cni of "
+                      "spec.config.plugins[1], the tuning plugin of NAD apps/tuned)")]
+    # Two spellings of one sysctl, different values: tuning writes them in random order, a warning.
+    twice = {"net.ipv4.conf.IFNAME.arp_filter": "1", "net/ipv4/conf/IFNAME/arp_filter": "0"}
+    found = findings(networks({"name": "tuned", "cni-args": {"sysctl": twice}}), v)
+    assert [(rule, severity) for rule, severity, _ in found] == [("pod-networks-cni-args-sysctl", "warn")]
 
 
 def test_ips_on_a_whereabouts_nad_warn_that_it_allocates_an_address_besides() -> None:

@@ -278,12 +278,18 @@ class NodeTable:
         self._dirty.add(node)
 
     def publish(self) -> None:
-        dirty, self._dirty = self._dirty, set()
-        if self._all_dirty or len(dirty) > 64 + len(self._infos) // 16:
-            self._all_dirty = False
-            self._rebuild()
-        else:
-            self._update(dirty)
+        dirty = self._dirty
+        try:
+            if self._all_dirty or len(dirty) > 64 + len(self._infos) // 16:
+                self._rebuild()
+            else:
+                self._update(dirty)
+        except BaseException:
+            # The changes stay pending. A failed _update may have recorded some nodes it did not publish,
+            # which it would then pass over as unchanged: the next publish rebuilds everything.
+            self._all_dirty = True
+            raise
+        self._dirty, self._all_dirty = set(), False
         if dirty:
             for listener in self._listeners:
                 listener(dirty)

@@ -768,17 +768,27 @@ def sysctl_problems(plugin: PluginConf) -> Iterator[Problem]:
     if plugin.type != "tuning":
         return
     found = plugin.field("sysctl")
+    if found is not None and isinstance(found[1], Mapping):
+        yield from _sysctl_map_problems(*found)
     args = _nested_string(plugin.conf, plugin.path, "args", "cni", "sysctl")
-    if args is not None and isinstance(args[1], Mapping) and args[1] and found is None:
-        # tuning.go copies the entries into conf.SysCtl, a nil map without a sysctl of its own.
+    if args is not None:
+        yield from args_sysctl_problems(plugin, *args, then='and fails every pod; add "sysctl": {} beside it')
+
+
+def args_sysctl_problems(plugin: PluginConf, where: str, sysctls: object, then: str) -> Iterator[Problem]:
+    """What tuning ``plugin`` refuses in ``sysctls``, the args.cni.sysctl it gets at ``where``: the NAD's
+    own, or a pod's "cni-args" sysctl, which Multus merges into args.cni of every plugin of the NAD.
+    ``then`` ends the message of a plugin without a sysctl object: what fails, and the fix."""
+    if plugin.type != "tuning" or not isinstance(sysctls, Mapping):
+        return
+    if sysctls and plugin.field("sysctl") is None:
+        # tuning.go parseConf copies the entries into conf.SysCtl, a nil map without a sysctl of its own.
         yield Problem(
-            args[0],
-            f"{args[0]} is set but {plugin.path} has no sysctl object: the tuning plugin crashes copying the "
-            'entries into it and fails every pod; add "sysctl": {} beside it',
+            where,
+            f"{where} is set but {plugin.path} has no sysctl object: the tuning plugin crashes copying the "
+            f"entries into it {then}",
         )
-    for sysctls in (found, args):
-        if sysctls is not None and isinstance(sysctls[1], Mapping):
-            yield from _sysctl_map_problems(*sysctls)
+    yield from _sysctl_map_problems(where, sysctls)
 
 
 def _sysctl_map_problems(base: str, sysctls: Mapping[str, object]) -> Iterator[Problem]:

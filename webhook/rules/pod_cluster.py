@@ -15,6 +15,7 @@ from typing import Any
 
 from webhook.cni.addresses import between, parse_cidr, parse_ip
 from webhook.cni.config import NetConf, PluginConf, parse_nad_config
+from webhook.cni.gojson import go_field
 from webhook.cni.ipam import (
     StaticAddress,
     args_cni_ips,
@@ -22,6 +23,7 @@ from webhook.cni.ipam import (
     static_addresses,
     whereabouts_ranges,
 )
+from webhook.cni.plugins import args_sysctl_problems
 from webhook.multus.selection import (
     DEFAULT_NETWORK_ANNOTATION,
     NETWORKS_ANNOTATION,
@@ -324,6 +326,34 @@ def ips_extra_addresses(subject: Subject) -> Iterator[Violation]:
                 yield Violation(f"{ref.field}.ips",
                                 f"{ref.field}.ips requests {', '.join(ref.selection.ips)}, which Multus passes to the "
                                 f"{kind} IPAM of NAD {ref.namespace}/{ref.name} in CNI_ARGS, and {extra}")
+
+
+@rule("pod-networks-cni-args-sysctl", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
+      title="the sysctls a pod's cni-args give the NAD's tuning plugin are ones it applies")
+def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
+    """Multus merges a selection's "cni-args" into args.cni of every plugin of the NAD (the selection's
+    keys winning), on both annotations; the tuning plugin copies args.cni.sysctl into its own sysctl
+    object. Without one in the NAD it crashes on the copy, and it refuses keys that do not land below
+    /proc/sys/net/: either way the pod never starts. The NAD's own args.cni.sysctl is
+    nad-plugin-tuning-sysctl's."""
+    if not (subject.view.known and _read_by_multus_yet(subject)):
+        return
+    for ref in subject.network_references:
+        cni_args = ref.selection.cni_args
+        # Multus merges by exact key, but tuning decodes args.cni as Go does: "SysCtl" is its sysctl too.
+        found = go_field(cni_args, "sysctl") if cni_args is not None else None
+        nad = subject.view.nad(ref.namespace, ref.name) if found is not None else None
+        netconf = _netconf(nad) if nad is not None else None
+        if found is None or netconf is None:
+            continue
+        where, nad_ref = f'{ref.field}["cni-args"].{found[0]}', f"NAD {ref.namespace}/{ref.name}"
+        for plugin in netconf.plugins:
+            then = (f'and the pod never starts; add "sysctl": {{}} to {plugin.path} of {nad_ref}, or drop '
+                    f'{found[0]} from {ref.field}["cni-args"]')
+            for problem in args_sysctl_problems(plugin, where, found[1], then):
+                yield Violation(problem.field,
+                                f"{problem.message} (Multus merges it into args.cni of {plugin.path}, the tuning "
+                                f"plugin of {nad_ref})", Severity.WARN if problem.warning else None)
 
 
 @rule("pod-networks-namespace-isolation", kinds=POD, severity=Severity.OFF, judges=[NETWORKS, DEFAULT_NETWORK],
