@@ -155,6 +155,8 @@ def test_stopping_after_the_apiserver_reset_a_watch_raises_nothing(
             super().upsert(kind, obj)
 
     view = started(Held(proxied, kinds=(NAD,)))
+    # The first sync is the list; the watch opens after it (CI once looked in between).
+    eventually(lambda: NAD in view._open, "the NADs' watch to open")
     raw = view._open[NAD]
     with view._lock:  # the reader, given an event, waits for the store with its response still open
         create(cluster, nad("x", ns))
