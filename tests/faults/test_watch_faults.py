@@ -539,9 +539,63 @@ def lease_spec(cp: ControlPlane, name: str) -> dict[str, Any]:
     return spec
 
 
+def test_a_dead_agents_node_is_unlabelled_though_the_leaders_renewals_keep_failing(
+        cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient) -> None:
+    """The leader's lease renewals (and only they: the cache and the label patches go straight to the
+    apiserver) fail for a few seconds at a time, more often than a heartbeat goes stale: each time the
+    replica stops acting, then renews the lease it still holds, no other replica in between. A lapse
+    like that is no new leader term: the heartbeats observed before it still count (the lapse itself
+    does not), so a dead agent's node loses its ready label all the same. It kept it for good when every
+    lapse started a new grace period."""
+    node = StandInNode(cluster, f"node-{uuid.uuid4().hex[:8]}", "boot-1")
+    agent = Agent(cluster, node.name, "boot-1")
+    direct = load_client(str(cluster.kubeconfig))
+    view = LiveClusterView(direct, kinds=KINDS)
+    lease = f"lease-{uuid.uuid4().hex[:8]}"
+    # A heartbeat is stale after 6s; a renewal failing for 2s ends leadership.
+    config = ControllerConfig(agent_interval=2, lease_name=lease, identity="flaky", lease_duration=3,
+                              renew_deadline=2, retry_period=0.5)
+    controller = Controller(direct, config, view)
+    controller.elector.api = proxied
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    lapses = 0
+    try:
+        started(view)
+        thread.start()
+        eventually(lambda: node.own_labels().get(READY_LABEL) == "true", "the node labelled ready")
+        agent.die()
+        died = time.monotonic()
+        while READY_LABEL in node.own_labels() and time.monotonic() - died < 40:
+            time.sleep(2)  # then still leading up to 2s (the renew deadline): less than the 6s of a grace
+            proxy.stall()  # the renewal in flight, and every one after it, hangs
+            eventually(lambda: not controller.elector.is_leader(), "leadership lapsed", timeout=10)
+            time.sleep(1)  # the controller has found out (it checks every retry period)
+            proxy.resume()
+            proxy.reset()  # the renewal hanging fails; the next one goes through
+            eventually(controller.elector.is_leader, "the lease renewed", timeout=10)
+            lapses += 1
+        unlabelled = time.monotonic() - died
+        spec = lease_spec(cluster, lease)
+        assert (spec["holderIdentity"], spec.get("leaseTransitions", 0)) == ("flaky", 0)  # nobody else held it
+        assert READY_LABEL not in node.own_labels(), f"still ready {unlabelled:.0f}s after the agent died, " \
+                                                     f"through {lapses} lapses"
+        assert lapses <= 4, f"unlabelled {unlabelled:.0f}s after the agent died, after {lapses} lapses"
+        eventually(lambda: READY_LABEL not in node.agent_labels(), "the agent pod unlabelled")
+        down = [e["message"] for e in node.events() if e["reason"] == "MultusNotReady"]
+        assert len(down) == 1, down
+        assert "the agent's heartbeat has not changed for" in down[0], down
+    finally:
+        stop.set()
+        agent.stopped.set()
+        thread.join(10)
+        view.stop()
+        node.delete()
+
+
 def test_a_leader_back_after_another_held_the_lease_gives_every_agent_a_whole_grace_again(
         cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient) -> None:
-    """While the leader's renewals failed, another replica took the
+    """The other side of the test above: while the leader's renewals failed, another replica took the
     lease (and could have changed labels), then let it go. The first one's term is a new one: what it
     observed before is forgotten, and an agent that stopped before the lapse gets a whole grace period
     from when it acts again, as from any new leader."""
