@@ -26,6 +26,7 @@ from webhook.agent.standin import StandInNode
 from webhook.cluster.live import LiveClusterView, Resource
 from webhook.cluster.store import NAD, NETWORK_PROFILE, NODE, POD
 from webhook.controller.controller import KINDS, Controller, ControllerConfig
+from webhook.controller.lease import LeaderElector
 from webhook.dev.controlplane import ControlPlane, eventually
 from webhook.dev.tcpproxy import TcpProxy
 from webhook.kube import MERGE_PATCH, format_time, load_client, open_response, request, utcnow
@@ -459,11 +460,14 @@ def test_readyz_names_the_error_of_the_kind_failing_longest(
 
 
 class Agent:
-    """Writes a MultusNodeState's heartbeat every 0.3s as a live agent would (Multus ready on ``boot``)."""
+    """Writes a MultusNodeState's heartbeat ``every`` so many seconds as a live agent would (Multus ready on
+    ``boot``); a write that fails is tried again at the next one. Through ``api``, or straight to the
+    apiserver."""
 
-    def __init__(self, cp: ControlPlane, node: str, boot: str) -> None:
-        self.api = load_client(str(cp.kubeconfig))
-        self.node, self.boot = node, boot
+    def __init__(self, cp: ControlPlane, node: str, boot: str, *, every: float = 0.3,
+                 api: ApiClient | None = None) -> None:
+        self.api = api or load_client(str(cp.kubeconfig))
+        self.node, self.boot, self.every = node, boot, every
         self.stopped = threading.Event()
         request(self.api, "POST", STATES, body={"apiVersion": "multus-webhook.io/v1alpha1", "kind": "MultusNodeState",
                                                 "metadata": {"name": node, "namespace": NAMESPACE}})
@@ -474,9 +478,12 @@ class Agent:
         while not self.stopped.is_set():
             status = {"nodeName": self.node, "bootID": self.boot, "multusReady": True, "cniBinaries": ["macvlan"],
                       "heartbeatTime": format_time(utcnow())}
-            request(self.api, "PATCH", f"{STATES}/{self.node}/status", body={"status": status},
-                    content_type=MERGE_PATCH)
-            self.stopped.wait(0.3)
+            try:
+                request(self.api, "PATCH", f"{STATES}/{self.node}/status", body={"status": status},
+                        content_type=MERGE_PATCH)
+            except Exception as exc:  # the agent carries on, as the real one does
+                logging.getLogger(__name__).info("heartbeat of %s not written: %s", self.node, exc)
+            self.stopped.wait(self.every)
 
     def die(self) -> None:
         self.stopped.set()
@@ -523,6 +530,151 @@ def test_a_dead_feed_of_node_states_unlabels_no_node_and_a_dead_agent_still_goes
         stop.set()
         agent.stopped.set()
         controller.join(10)
+        view.stop()
+        node.delete()
+
+
+def lease_spec(cp: ControlPlane, name: str) -> dict[str, Any]:
+    spec: dict[str, Any] = json.loads(cp.kubectl("get", "lease", "-n", NAMESPACE, name, "-o", "json").stdout)["spec"]
+    return spec
+
+
+def test_a_dead_agents_node_is_unlabelled_though_the_leaders_renewals_keep_failing(
+        cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient) -> None:
+    """The leader's lease renewals (and only they: the cache and the label patches go straight to the
+    apiserver) fail for a few seconds at a time, more often than a heartbeat goes stale: each time the
+    replica stops acting, then renews the lease it still holds, no other replica in between. A lapse
+    like that is no new leader term: the heartbeats observed before it still count (the lapse itself
+    does not), so a dead agent's node loses its ready label all the same. It kept it for good when every
+    lapse started a new grace period."""
+    node = StandInNode(cluster, f"node-{uuid.uuid4().hex[:8]}", "boot-1")
+    agent = Agent(cluster, node.name, "boot-1")
+    direct = load_client(str(cluster.kubeconfig))
+    view = LiveClusterView(direct, kinds=KINDS)
+    lease = f"lease-{uuid.uuid4().hex[:8]}"
+    # A heartbeat is stale after 6s; a renewal failing for 2s ends leadership.
+    config = ControllerConfig(agent_interval=2, lease_name=lease, identity="flaky", lease_duration=3,
+                              renew_deadline=2, retry_period=0.5)
+    controller = Controller(direct, config, view)
+    controller.elector.api = proxied
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    lapses = 0
+    try:
+        started(view)
+        thread.start()
+        eventually(lambda: node.own_labels().get(READY_LABEL) == "true", "the node labelled ready")
+        agent.die()
+        died = time.monotonic()
+        while READY_LABEL in node.own_labels() and time.monotonic() - died < 40:
+            time.sleep(2)  # then still leading up to 2s (the renew deadline): less than the 6s of a grace
+            proxy.stall()  # the renewal in flight, and every one after it, hangs
+            eventually(lambda: not controller.elector.is_leader(), "leadership lapsed", timeout=10)
+            time.sleep(1)  # the controller has found out (it checks every retry period)
+            proxy.resume()
+            proxy.reset()  # the renewal hanging fails; the next one goes through
+            eventually(controller.elector.is_leader, "the lease renewed", timeout=10)
+            lapses += 1
+        unlabelled = time.monotonic() - died
+        spec = lease_spec(cluster, lease)
+        assert (spec["holderIdentity"], spec.get("leaseTransitions", 0)) == ("flaky", 0)  # nobody else held it
+        assert READY_LABEL not in node.own_labels(), f"still ready {unlabelled:.0f}s after the agent died, " \
+                                                     f"through {lapses} lapses"
+        assert lapses <= 4, f"unlabelled {unlabelled:.0f}s after the agent died, after {lapses} lapses"
+        eventually(lambda: READY_LABEL not in node.agent_labels(), "the agent pod unlabelled")
+        down = [e["message"] for e in node.events() if e["reason"] == "MultusNotReady"]
+        assert len(down) == 1, down
+        assert "the agent's heartbeat has not changed for" in down[0], down
+    finally:
+        stop.set()
+        agent.stopped.set()
+        thread.join(10)
+        view.stop()
+        node.delete()
+
+
+def test_a_leader_back_after_another_held_the_lease_gives_every_agent_a_whole_grace_again(
+        cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient) -> None:
+    """The other side of the test above: while the leader's renewals failed, another replica took the
+    lease (and could have changed labels), then let it go. The first one's term is a new one: what it
+    observed before is forgotten, and an agent that stopped before the lapse gets a whole grace period
+    from when it acts again, as from any new leader."""
+    node = StandInNode(cluster, f"node-{uuid.uuid4().hex[:8]}", "boot-1")
+    agent = Agent(cluster, node.name, "boot-1")
+    direct = load_client(str(cluster.kubeconfig))
+    view = LiveClusterView(direct, kinds=KINDS)
+    lease = f"lease-{uuid.uuid4().hex[:8]}"
+    timings = {"lease_duration": 3, "renew_deadline": 2, "retry_period": 0.5}
+    config = ControllerConfig(agent_interval=2, lease_name=lease, identity="first", **timings)  # stale after 6s
+    controller = Controller(direct, config, view)
+    controller.elector.api = proxied
+    other = LeaderElector(direct, name=lease, namespace=NAMESPACE, identity="other", duration=3, renew_deadline=2,
+                          retry_period=0.5)
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    try:
+        started(view)
+        thread.start()
+        eventually(lambda: node.own_labels().get(READY_LABEL) == "true", "the node labelled ready")
+        agent.die()
+        time.sleep(2)
+        proxy.stall()
+        # The first leader saw the heartbeat stay the same for about 3-4.5s (up to the renew deadline).
+        eventually(lambda: not controller.elector.is_leader(), "leadership lapsed", timeout=10)
+        eventually(other.try_acquire_or_renew, "the other replica takes over", timeout=10)
+        proxy.resume()
+        proxy.reset()  # the other replica stops renewing; the first one takes over once the lease expires
+        eventually(controller.elector.is_leader, "the first replica leads again", timeout=15)
+        back = time.monotonic()
+        spec = lease_spec(cluster, lease)
+        assert (spec["holderIdentity"], spec["leaseTransitions"]) == ("first", 2)
+        # Kept (the silence before the lapse counted), the heartbeat would be stale within 3s; new, after 6s.
+        while time.monotonic() - back < 4.5:
+            assert node.own_labels().get(READY_LABEL) == "true", f"unlabelled {time.monotonic() - back:.1f}s after"
+            time.sleep(0.2)
+        eventually(lambda: READY_LABEL not in node.own_labels(), "the dead agent's node unlabelled", timeout=10)
+    finally:
+        stop.set()
+        agent.stopped.set()
+        thread.join(10)
+        view.stop()
+        node.delete()
+
+
+def test_a_live_agents_node_keeps_its_label_after_an_outage_longer_than_a_grace(
+        cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient) -> None:
+    """The apiserver is out of reach for everyone for longer than a heartbeat takes to go stale: the
+    leader's renewals, its cache and the agent alike. The leader renews the lease it still holds, in
+    the same term, and keeps the heartbeats it observed; the outage does not count as silence (if it
+    did, the heartbeat would be stale the moment the leader acts again, before the agent, writing every
+    2s, has written again, and the apiserver, asked before the label goes, would confirm it)."""
+    node = StandInNode(cluster, f"node-{uuid.uuid4().hex[:8]}", "boot-1")
+    agent = Agent(cluster, node.name, "boot-1", every=2, api=proxied)
+    view = LiveClusterView(proxied, kinds=KINDS)
+    lease = f"lease-{uuid.uuid4().hex[:8]}"
+    config = ControllerConfig(agent_interval=3, lease_name=lease, identity="blind", lease_duration=3,
+                              renew_deadline=2, retry_period=0.5)  # stale after 9s
+    stop = threading.Event()
+    thread = threading.Thread(target=Controller(proxied, config, view).run, args=(stop,), daemon=True)
+    try:
+        started(view)
+        thread.start()
+        eventually(lambda: node.own_labels().get(READY_LABEL) == "true", "the node labelled ready")
+        proxy.stall()
+        time.sleep(12)
+        proxy.resume()
+        proxy.reset()
+        back = time.monotonic()
+        while time.monotonic() - back < 12:
+            assert node.own_labels().get(READY_LABEL) == "true", f"unlabelled {time.monotonic() - back:.1f}s after"
+            time.sleep(0.2)
+        spec = lease_spec(cluster, lease)
+        assert (spec["holderIdentity"], spec.get("leaseTransitions", 0)) == ("blind", 0)
+        assert "MultusNotReady" not in [e["reason"] for e in node.events()]
+    finally:
+        stop.set()
+        agent.die()
+        thread.join(10)
         view.stop()
         node.delete()
 

@@ -237,8 +237,14 @@ class Controller:
         self.bucket = TokenBucket(config.repair_rate, config.repair_burst)
         #: Node name -> the repair on its current boot (a new boot replaces it; a gone node drops it).
         self.repairs: dict[str, NodeRepair] = {}
-        #: Node name -> its agent's heartbeat as observed in this leader term.
+        #: Node name -> its agent's heartbeat as observed in this leader term (kept through a lapse in
+        #: which no other replica held the lease, see _lapse).
         self.heartbeats: dict[str, decide.Heartbeat] = {}
+        #: The elector's term (LeaderElector.term) that what this replica knows belongs to; the moment
+        #: (monotonic) its last pass as leader ended, and while it does not act, the one before the lapse.
+        self._term: tuple[str, int] | None = None
+        self._acted_at: float | None = None
+        self._lapsed_at: float | None = None
         #: Node name -> what its last look saw (decide.needs_look).
         self.looked: dict[str, decide.Seen] = {}
         #: (when, node), monotonic: a heartbeat goes stale, or a look is due again (a heap; stale
@@ -273,24 +279,56 @@ class Controller:
                 with self._changed_lock:
                     changed, self._changed = self._changed, set()
                 if not (self.elector.is_leader() and self.view.known):
-                    # A new leader term looks at every node again, observes every heartbeat anew and
-                    # starts its repairs over (another leader may have repaired meanwhile).
-                    self.looked.clear()
-                    self.heartbeats.clear()
-                    self._deadlines.clear()
-                    self.repairs.clear()
-                    self.backoffs.clear()
-                    self._forbidden_logged = False
-                    self._agents_not_before = 0.0
-                    self._states_not_before = 0.0
-                elif not self.looked:
+                    self._lapse()
+                    continue
+                self._resume(self.elector.term, time.monotonic())
+                if not self.looked:
                     self.reconcile()
                 else:
                     self.reconcile(changed.union(self._due(time.monotonic())))
+                self._acted_at = time.monotonic()
         finally:
             stop.set()
             elector.join(self.config.retry_period + 5)  # the elector releases the lease on its way out
             self.events.close(SHORT_TIMEOUT[1])
+
+    def _lapse(self) -> None:
+        """Not acting (not the leader, or the store not synced yet). When it acts again, it looks at every
+        node again (it looked at none meanwhile, and another leader may have changed labels) and starts
+        its repairs and backoffs over (another leader may have repaired meanwhile). The heartbeats
+        observed are kept until it is known whether another replica held the lease meanwhile (_resume)."""
+        if self._lapsed_at is None:
+            self._lapsed_at = self._acted_at
+        self._forget_looks()
+
+    def _resume(self, term: tuple[str, int] | None, now: float) -> None:
+        """Acting at ``now`` in leader term ``term``. A new term (another replica may have held the lease
+        meanwhile, and changed labels) observes every heartbeat anew: a value merely found proves nothing
+        until it is seen to change (decide.Heartbeat.fresh), so every agent has a whole grace period. In
+        the same term after a lapse (renewals failed for a while, and no other replica held the lease),
+        each heartbeat observed before it still says when its value was first seen, but the lapse does
+        not count as silence: the trouble that kept the lease from being renewed may have kept the
+        agents from writing too. It counted as a whole new grace period, so that renewals failing more
+        often than a heartbeat goes stale kept a dead agent's node ready for good."""
+        if term != self._term:
+            self._term = term
+            self._forget_looks()
+            self.heartbeats.clear()
+        elif self._lapsed_at is not None:
+            gap = now - self._lapsed_at
+            self.heartbeats = {name: decide.Heartbeat(h.value, h.since + gap, h.fresh)
+                               for name, h in self.heartbeats.items()}
+        self._lapsed_at = None
+
+    def _forget_looks(self) -> None:
+        """Everything known of the nodes' looks but the heartbeats: the next pass looks at every node."""
+        self.looked.clear()
+        self._deadlines.clear()
+        self.repairs.clear()
+        self.backoffs.clear()
+        self._forbidden_logged = False
+        self._agents_not_before = 0.0
+        self._states_not_before = 0.0
 
     def _until_due(self) -> float:
         """Seconds to the next deadline, at most a retry period (leadership and the first sync are

@@ -71,11 +71,12 @@ class Heartbeat:
 
     #: heartbeatTime as the agent wrote it; None when there is no MultusNodeState or no heartbeat.
     value: str | None
-    #: When this controller first saw that value (time.monotonic()).
+    #: When this controller first saw that value (time.monotonic()), later by as long as it did not act
+    #: since (a lapse of its leadership that no other replica filled: the lapse is no silence).
     since: float
     #: Whether this controller saw the value change. A value merely found when it started looking (a
-    #: new leader starts every observation at its start) proves nothing about the agent now: a dead
-    #: agent's last heartbeat looks just like a live one's for a whole grace period.
+    #: new leader term starts every observation at its start) proves nothing about the agent now: a
+    #: dead agent's last heartbeat looks just like a live one's for a whole grace period.
     fresh: bool
 
 

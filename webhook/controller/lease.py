@@ -92,6 +92,12 @@ class LeaderElector:
         self.duration, self.renew_deadline, self.retry_period = duration, renew_deadline, retry_period
         self.on_change = on_change
         self._renewed_at = float("-inf")
+        #: The term of this replica's leadership: the acquireTime and leaseTransitions it last wrote (None
+        #: before it first held the lease). Renewing keeps both, also after a lapse in which the record
+        #: stayed ours; any other holder in between means a new acquisition by us, with a new acquireTime
+        #: (and a transition unless that holder released the lease). So an unchanged term proves that no
+        #: other replica held the lease, and acted, since this one last did.
+        self.term: tuple[str, int] | None = None
         self._observed: LeaseRecord | None = None
         self._observed_at = 0.0
         self._leading = False
@@ -137,6 +143,8 @@ class LeaderElector:
             if is_status(exc, 409):  # someone else wrote first (resourceVersion or create race)
                 return False
             raise
+        # Before the renewal time: whoever sees this replica lead sees the term it leads in.
+        self.term = (spec["acquireTime"], spec["leaseTransitions"])
         # From when the request left, not when the answer came: the lease started no later than that.
         self._renewed_at = started
         return True
