@@ -414,3 +414,23 @@ def test_the_status_subresource_cannot_store_a_selection_the_rules_refuse(
     finally:
         live_webhook.start()
         eventually(lambda: live_webhook.readyz()[0] == 200, "the restarted webhook's first sync")
+
+
+def test_a_profile_that_would_take_the_annotations_past_the_apiservers_limit_is_refused_saying_so(
+        cluster: ControlPlane, ns: str) -> None:
+    """The apiserver checks the annotations' size after the mutating webhooks: a pod whose own fit was
+    refused with only "metadata.annotations: Too long" once the profile's bytes were added."""
+    blob = "x" * (256 * 1024 - len("blob") - 40)
+    plain = pod("big", ns, annotations={"blob": blob})
+    # kubectl create, not apply (whose last-applied annotation would double the size).
+    fits = cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(plain), check=False)
+    assert fits.returncode == 0, fits.stderr
+    labelled = pod("big", ns, labels={"multus-webhook.io/network-profile": "storage"}, annotations={"blob": blob})
+    result = cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(labelled), check=False)
+    assert result.returncode == 1
+    assert "Too long" not in result.stderr, result.stderr
+    assert ('admission webhook "pods.multus-webhook.io" denied the request: NetworkProfile storage would bring '
+            "metadata.annotations to 262181 bytes (the pod's own are 262104), over the 262144 the apiserver "
+            "accepts, so it was not applied: make the pod's annotations at least 37 bytes shorter"
+            ) in result.stderr, result.stderr
+    assert "[pod-network-profile]" in result.stderr
