@@ -434,3 +434,32 @@ def test_a_profile_that_would_take_the_annotations_past_the_apiservers_limit_is_
             "accepts, so it was not applied: make the pod's annotations at least 37 bytes shorter"
             ) in result.stderr, result.stderr
     assert "[pod-network-profile]" in result.stderr
+
+
+def test_a_binding_cannot_set_a_selection_the_pod_webhook_never_sees(cluster: ControlPlane, ns: str) -> None:
+    """The apiserver copies a Binding's annotations onto the pod it binds, with no admission of the pod:
+    a selection the rules refuse on the pod (an interface named lo) was stored through pods/binding (and
+    the older bindings resource). A binding without annotations, as the scheduler's, still binds."""
+    apply(cluster, pod("bound", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data"}),
+          pod("plain", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data"}),
+          pod("legacy", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data"}))
+
+    def bind(name: str, path: str, annotations: dict[str, str] | None = None) -> Any:
+        binding = {"apiVersion": "v1", "kind": "Binding",
+                   "metadata": {"name": name, "namespace": ns, "annotations": annotations or {}},
+                   "target": {"apiVersion": "v1", "kind": "Node", "name": "node-a"}}
+        return cluster.kubectl("create", "--raw", path, "-f", "-", input=json.dumps(binding), check=False)
+
+    for name, path in (("bound", f"/api/v1/namespaces/{ns}/pods/bound/binding"),
+                       ("legacy", f"/api/v1/namespaces/{ns}/bindings")):
+        result = bind(name, path, {"k8s.v1.cni.cncf.io/networks": "data@lo"})
+        assert result.returncode == 1, (name, result.stdout)
+        assert 'admission webhook "pod-bindings.multus-webhook.io" denied the request' in result.stderr, result.stderr
+        assert (f"the Binding of pod {ns}/{name} sets metadata.annotations['k8s.v1.cni.cncf.io/networks'], which "
+                "the apiserver copies onto the pod without judging it") in result.stderr, result.stderr
+        stored = get_pod(cluster, ns, name)
+        assert stored["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] == "data"
+        assert not stored["spec"].get("nodeName")
+    result = bind("plain", f"/api/v1/namespaces/{ns}/pods/plain/binding")
+    assert result.returncode == 0, result.stderr
+    assert get_pod(cluster, ns, "plain")["spec"]["nodeName"] == "node-a"
