@@ -4,6 +4,7 @@ picked up without a restart."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually
+from webhook.dev.stubhook import Review, StubWebhook
 
 MACVLAN = json.dumps({"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0",
                       "ipam": {"type": "whereabouts", "range": "10.30.0.0/24"}})
@@ -463,3 +465,86 @@ def test_a_binding_cannot_set_a_selection_the_pod_webhook_never_sees(cluster: Co
     result = bind("plain", f"/api/v1/namespaces/{ns}/pods/plain/binding")
     assert result.returncode == 0, result.stderr
     assert get_pod(cluster, ns, "plain")["spec"]["nodeName"] == "node-a"
+
+
+def test_a_later_mutating_webhook_gets_the_gate_fitted_to_what_it_added(cluster: ControlPlane, ns: str) -> None:
+    """reinvocationPolicy: IfNeeded, with somebody else's mutating webhook called after ours (its
+    configuration's name sorts after multus-webhook): a required pod affinity term it adds moves the
+    gate to the node affinity (the scheduler needs one pod to match every required pod affinity term),
+    and a network it adds is in the pod's networks, its gate and nothing written twice."""
+    cache = {"labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "kubernetes.io/hostname"}
+
+    def answer(review: Review) -> dict[str, Any]:
+        mode = (review.object["metadata"].get("labels") or {}).get("sidecar")
+        affinity = review.object["spec"].get("affinity") or {}
+        terms = (affinity.get("podAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or []
+        networks = (review.object["metadata"].get("annotations") or {}).get("k8s.v1.cni.cncf.io/networks", "")
+        if mode == "affinity" and cache not in terms:
+            ops = [{"op": "add", "path": "/spec/affinity", "value": {**affinity, "podAffinity": {
+                **affinity.get("podAffinity", {}), "requiredDuringSchedulingIgnoredDuringExecution": [*terms, cache]}}}]
+        elif mode == "networks" and "inj0" not in networks:
+            ops = [{"op": "add", "path": "/metadata/annotations/k8s.v1.cni.cncf.io~1networks",
+                    "value": f"{networks},data@inj0"}]
+        else:
+            return {"allowed": True}
+        return {"allowed": True, "patchType": "JSONPatch", "patch": base64.b64encode(json.dumps(ops).encode()).decode()}
+
+    stub = StubWebhook(cluster, "zz-sidecar", [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"],
+                                               "operations": ["CREATE"], "scope": "Namespaced"}], answer)
+    stub.configuration["kind"] = "MutatingWebhookConfiguration"
+    stub.configuration["webhooks"][0]["reinvocationPolicy"] = "Never"
+    labels = {"multus-webhook.io/network-profile": "storage"}
+    try:
+        stub.start(lambda: apply(cluster, pod("probe-stub", ns), check=False, extra=("--dry-run=server",)))
+        apply(cluster, pod("with-cache", ns, labels={**labels, "sidecar": "affinity"}),
+              pod("injected", ns, labels={**labels, "sidecar": "networks"}))
+    finally:
+        stub.stop()
+        cluster.kubectl("delete", "mutatingwebhookconfiguration", "zz-sidecar", "--ignore-not-found", check=False)
+    affinity = get_pod(cluster, ns, "with-cache")["spec"]["affinity"]
+    assert affinity == {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [cache]},
+                        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [{"matchExpressions": NODE_GATE}]}}}
+    injected = get_pod(cluster, ns, "injected")
+    assert injected["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] == "data@stor0,data@inj0"
+    [gate] = injected["spec"]["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert gate["labelSelector"]["matchLabels"]["cni.multus-webhook.io/macvlan"] == "true"
+
+
+def test_the_node_affinity_gate_goes_into_every_term_and_a_second_pass_changes_nothing(cluster: ControlPlane,
+                                                                                      ns: str) -> None:
+    """A pod with required pod affinity of its own gets the node form: terms are ORed, so every term
+    that selects something (matchFields alone included) carries the gate; an empty term, which matches
+    no node, stays empty; preferred terms are kept, and a pod with only those gets a required term. The
+    stored pod sent again (what reinvocation does) comes back as it was."""
+    own = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+    zone = {"key": "zone", "operator": "In", "values": ["a"]}
+    named = {"key": "metadata.name", "operator": "In", "values": ["n1"]}
+    preferred = [{"weight": 1, "preference": {"matchExpressions": [{"key": "z", "operator": "Exists"}]}}]
+    termed = pod("termed", ns, labels={"multus-webhook.io/network-profile": "storage"})
+    termed["spec"]["affinity"] = {**own, "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [zone]}, {"matchFields": [named]}, {}]},
+        "preferredDuringSchedulingIgnoredDuringExecution": preferred}}
+    liked = pod("liked", ns, labels={"multus-webhook.io/network-profile": "storage"})
+    liked["spec"]["affinity"] = {**own, "nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": preferred}}
+
+    def created(obj: dict[str, Any]) -> dict[str, Any]:
+        out = cluster.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(obj))
+        stored: dict[str, Any] = json.loads(out.stdout)
+        return stored
+
+    first = created(termed)
+    assert first["spec"]["affinity"]["nodeAffinity"] == {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [zone, *NODE_GATE]}, {"matchFields": [named], "matchExpressions": NODE_GATE}, {}]},
+        "preferredDuringSchedulingIgnoredDuringExecution": preferred}
+    assert first["spec"]["affinity"]["podAffinity"] == own["podAffinity"]
+    assert created(liked)["spec"]["affinity"]["nodeAffinity"] == {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": NODE_GATE}]},
+        "preferredDuringSchedulingIgnoredDuringExecution": preferred}
+    again = created({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        k: first["metadata"][k] for k in ("name", "namespace", "labels", "annotations")}, "spec": first["spec"]})
+    assert again["metadata"]["annotations"] == first["metadata"]["annotations"]
+    assert again["spec"] == first["spec"]
