@@ -548,3 +548,24 @@ def test_the_node_affinity_gate_goes_into_every_term_and_a_second_pass_changes_n
         k: first["metadata"][k] for k in ("name", "namespace", "labels", "annotations")}, "spec": first["spec"]})
     assert again["metadata"]["annotations"] == first["metadata"]["annotations"]
     assert again["spec"] == first["spec"]
+
+
+def test_a_profile_label_changed_on_an_existing_pod_is_warned_about(cluster: ControlPlane, ns: str) -> None:
+    """A profile is applied at CREATE only: a label set on an existing pod (even naming no profile)
+    changed nothing and said nothing."""
+    apply(cluster, pod("later", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data"}))
+
+    def label(*args: str) -> Any:
+        result = cluster.kubectl("label", "pod", "later", "-n", ns, "--overwrite", *args, check=False)
+        assert result.returncode == 0, result.stderr
+        return " ".join(result.stderr.replace("Warning:", "").split())  # kubectl's lines joined again
+
+    warning = label("multus-webhook.io/network-profile=storage")
+    assert ("metadata.labels[\"multus-webhook.io/network-profile\"] set to 'storage' on an existing pod: a "
+            "NetworkProfile is applied only when a pod is created, so this pod's k8s.v1.cni.cncf.io/networks "
+            "annotation and readiness gate stay as they are; recreate the pod") in warning, warning
+    assert warning.endswith("[pod-network-profile-changed]"), warning
+    assert get_pod(cluster, ns, "later")["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] == "data"
+    assert "changed from 'storage' to 'absent'" in label("multus-webhook.io/network-profile=absent")
+    assert "removed (it was 'absent')" in label("multus-webhook.io/network-profile-")
+    assert label("app=x") == ""  # other labels: not sent, nothing said

@@ -101,6 +101,25 @@ def network_profile(subject: Subject) -> Iterator[Violation]:
                         "shorter")
 
 
+@rule("pod-network-profile-changed", kinds=POD, severity=Severity.WARN, operations={"UPDATE"},
+      title="a pod's profile label changed after creation, when it is no longer applied")
+def network_profile_changed(subject: Subject) -> Iterator[Violation]:
+    """The mutating webhook applies the NetworkProfile a pod's label names when the pod is created, and
+    only then. A label set, changed or removed on an existing pod changes none of its networks (nor its
+    readiness gate), and a profile that does not exist is not refused: the label says one thing, the
+    pod does another, and nothing told the one who changed it."""
+    old = as_mapping(as_mapping((subject.old_object or {}).get("metadata")).get("labels")).get(PROFILE_LABEL)
+    new = subject.labels.get(PROFILE_LABEL)
+    if subject.old_object is None or old == new:
+        return
+    change = f"set to {new!r}" if old is None else f"removed (it was {old!r})" if new is None \
+        else f"changed from {old!r} to {new!r}"
+    yield Violation(PROFILE_FIELD,
+                    f"{PROFILE_FIELD} {change} on an existing pod: a NetworkProfile is applied only when a pod is "
+                    f"created, so this pod's {NETWORKS_ANNOTATION} annotation and readiness gate stay as they are; "
+                    "recreate the pod (for a workload's pods, set the label in its pod template)")
+
+
 @rule("pod-networks-nad-exists", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
       title="every NAD a pod selects exists")
 def nad_exists(subject: Subject) -> Iterator[Violation]:
