@@ -15,3 +15,16 @@ def as_mapping(value: Any) -> Mapping[str, Any]:
 def as_text(value: Any) -> str | None:
     """``value`` when it is a non-empty string, else None: an empty or mistyped field reads as absent."""
     return value if isinstance(value, str) and value else None
+
+
+#: The most bytes the apiserver takes in an object's annotations, keys and values together
+#: (apimachinery ValidateAnnotationsSize: len() of Go strings, so UTF-8 bytes, not characters). It
+#: checks this after the mutating webhooks: a mutation that crosses it has the object refused with
+#: "metadata.annotations: Too long", which does not say that the mutation, not the user, added the bytes.
+MAX_ANNOTATIONS_SIZE = 256 * 1024
+
+
+def annotations_size(annotations: Mapping[str, Any]) -> int:
+    """The size of ``annotations`` as the apiserver counts it against MAX_ANNOTATIONS_SIZE."""
+    return sum(len(str(k).encode("utf-8", "surrogatepass")) + len(str(v).encode("utf-8", "surrogatepass"))
+               for k, v in annotations.items())

@@ -578,7 +578,7 @@ def test_what_check_leaves_out_is_what_the_shipped_configuration_leaves_out() ->
     namespace = yaml.safe_load((REPO / "manifests/base/namespace.yaml").read_text())
     assert namespace["metadata"]["name"] == NAMESPACE
     update = next(c["expression"] for c in pods["matchConditions"] if c["name"] == "update-changes-multus-selection")
-    assert all(f"'{a}'" in update for a in SELECTION_ANNOTATIONS)
+    assert all(f"'{a}'" in update for a in [*SELECTION_ANNOTATIONS, PROFILE_LABEL])
     asks = next(c["expression"] for c in pods["matchConditions"] if c["name"] == "asks-for-multus-networks")
     assert all(f"'{a}'" in asks for a in [*SELECTION_ANNOTATIONS, PROFILE_LABEL])
     # selection.judged, in both pod webhooks.

@@ -4,6 +4,7 @@ picked up without a restart."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually
+from webhook.dev.stubhook import Review, StubWebhook
 
 MACVLAN = json.dumps({"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0",
                       "ipam": {"type": "whereabouts", "range": "10.30.0.0/24"}})
@@ -414,3 +416,156 @@ def test_the_status_subresource_cannot_store_a_selection_the_rules_refuse(
     finally:
         live_webhook.start()
         eventually(lambda: live_webhook.readyz()[0] == 200, "the restarted webhook's first sync")
+
+
+def test_a_profile_that_would_take_the_annotations_past_the_apiservers_limit_is_refused_saying_so(
+        cluster: ControlPlane, ns: str) -> None:
+    """The apiserver checks the annotations' size after the mutating webhooks: a pod whose own fit was
+    refused with only "metadata.annotations: Too long" once the profile's bytes were added."""
+    blob = "x" * (256 * 1024 - len("blob") - 40)
+    plain = pod("big", ns, annotations={"blob": blob})
+    # kubectl create, not apply (whose last-applied annotation would double the size).
+    fits = cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(plain), check=False)
+    assert fits.returncode == 0, fits.stderr
+    labelled = pod("big", ns, labels={"multus-webhook.io/network-profile": "storage"}, annotations={"blob": blob})
+    result = cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(labelled), check=False)
+    assert result.returncode == 1
+    assert "Too long" not in result.stderr, result.stderr
+    assert ('admission webhook "pods.multus-webhook.io" denied the request: NetworkProfile storage would bring '
+            "metadata.annotations to 262181 bytes (the pod's own are 262104), over the 262144 the apiserver "
+            "accepts, so it was not applied: make the pod's annotations at least 37 bytes shorter"
+            ) in result.stderr, result.stderr
+    assert "[pod-network-profile]" in result.stderr
+
+
+def test_a_binding_cannot_set_a_selection_the_pod_webhook_never_sees(cluster: ControlPlane, ns: str) -> None:
+    """The apiserver copies a Binding's annotations onto the pod it binds, with no admission of the pod:
+    a selection the rules refuse on the pod (an interface named lo) was stored through pods/binding (and
+    the older bindings resource). A binding without annotations, as the scheduler's, still binds."""
+    apply(cluster, pod("bound", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data"}),
+          pod("plain", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data"}),
+          pod("legacy", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data"}))
+
+    def bind(name: str, path: str, annotations: dict[str, str] | None = None) -> Any:
+        binding = {"apiVersion": "v1", "kind": "Binding",
+                   "metadata": {"name": name, "namespace": ns, "annotations": annotations or {}},
+                   "target": {"apiVersion": "v1", "kind": "Node", "name": "node-a"}}
+        return cluster.kubectl("create", "--raw", path, "-f", "-", input=json.dumps(binding), check=False)
+
+    for name, path in (("bound", f"/api/v1/namespaces/{ns}/pods/bound/binding"),
+                       ("legacy", f"/api/v1/namespaces/{ns}/bindings")):
+        result = bind(name, path, {"k8s.v1.cni.cncf.io/networks": "data@lo"})
+        assert result.returncode == 1, (name, result.stdout)
+        assert 'admission webhook "pod-bindings.multus-webhook.io" denied the request' in result.stderr, result.stderr
+        assert (f"the Binding of pod {ns}/{name} sets metadata.annotations['k8s.v1.cni.cncf.io/networks'], which "
+                "the apiserver copies onto the pod without judging it") in result.stderr, result.stderr
+        stored = get_pod(cluster, ns, name)
+        assert stored["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] == "data"
+        assert not stored["spec"].get("nodeName")
+    result = bind("plain", f"/api/v1/namespaces/{ns}/pods/plain/binding")
+    assert result.returncode == 0, result.stderr
+    assert get_pod(cluster, ns, "plain")["spec"]["nodeName"] == "node-a"
+
+
+def test_a_later_mutating_webhook_gets_the_gate_fitted_to_what_it_added(cluster: ControlPlane, ns: str) -> None:
+    """reinvocationPolicy: IfNeeded, with somebody else's mutating webhook called after ours (its
+    configuration's name sorts after multus-webhook): a required pod affinity term it adds moves the
+    gate to the node affinity (the scheduler needs one pod to match every required pod affinity term),
+    and a network it adds is in the pod's networks, its gate and nothing written twice."""
+    cache = {"labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "kubernetes.io/hostname"}
+
+    def answer(review: Review) -> dict[str, Any]:
+        mode = (review.object["metadata"].get("labels") or {}).get("sidecar")
+        affinity = review.object["spec"].get("affinity") or {}
+        terms = (affinity.get("podAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or []
+        networks = (review.object["metadata"].get("annotations") or {}).get("k8s.v1.cni.cncf.io/networks", "")
+        if mode == "affinity" and cache not in terms:
+            ops = [{"op": "add", "path": "/spec/affinity", "value": {**affinity, "podAffinity": {
+                **affinity.get("podAffinity", {}), "requiredDuringSchedulingIgnoredDuringExecution": [*terms, cache]}}}]
+        elif mode == "networks" and "inj0" not in networks:
+            ops = [{"op": "add", "path": "/metadata/annotations/k8s.v1.cni.cncf.io~1networks",
+                    "value": f"{networks},data@inj0"}]
+        else:
+            return {"allowed": True}
+        return {"allowed": True, "patchType": "JSONPatch", "patch": base64.b64encode(json.dumps(ops).encode()).decode()}
+
+    stub = StubWebhook(cluster, "zz-sidecar", [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"],
+                                               "operations": ["CREATE"], "scope": "Namespaced"}], answer)
+    stub.configuration["kind"] = "MutatingWebhookConfiguration"
+    stub.configuration["webhooks"][0]["reinvocationPolicy"] = "Never"
+    labels = {"multus-webhook.io/network-profile": "storage"}
+    try:
+        stub.start(lambda: apply(cluster, pod("probe-stub", ns), check=False, extra=("--dry-run=server",)))
+        apply(cluster, pod("with-cache", ns, labels={**labels, "sidecar": "affinity"}),
+              pod("injected", ns, labels={**labels, "sidecar": "networks"}))
+    finally:
+        stub.stop()
+        cluster.kubectl("delete", "mutatingwebhookconfiguration", "zz-sidecar", "--ignore-not-found", check=False)
+    affinity = get_pod(cluster, ns, "with-cache")["spec"]["affinity"]
+    assert affinity == {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [cache]},
+                        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [{"matchExpressions": NODE_GATE}]}}}
+    injected = get_pod(cluster, ns, "injected")
+    assert injected["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] == "data@stor0,data@inj0"
+    [gate] = injected["spec"]["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert gate["labelSelector"]["matchLabels"]["cni.multus-webhook.io/macvlan"] == "true"
+
+
+def test_the_node_affinity_gate_goes_into_every_term_and_a_second_pass_changes_nothing(cluster: ControlPlane,
+                                                                                      ns: str) -> None:
+    """A pod with required pod affinity of its own gets the node form: terms are ORed, so every term
+    that selects something (matchFields alone included) carries the gate; an empty term, which matches
+    no node, stays empty; preferred terms are kept, and a pod with only those gets a required term. The
+    stored pod sent again (what reinvocation does) comes back as it was."""
+    own = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+    zone = {"key": "zone", "operator": "In", "values": ["a"]}
+    named = {"key": "metadata.name", "operator": "In", "values": ["n1"]}
+    preferred = [{"weight": 1, "preference": {"matchExpressions": [{"key": "z", "operator": "Exists"}]}}]
+    termed = pod("termed", ns, labels={"multus-webhook.io/network-profile": "storage"})
+    termed["spec"]["affinity"] = {**own, "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [zone]}, {"matchFields": [named]}, {}]},
+        "preferredDuringSchedulingIgnoredDuringExecution": preferred}}
+    liked = pod("liked", ns, labels={"multus-webhook.io/network-profile": "storage"})
+    liked["spec"]["affinity"] = {**own, "nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": preferred}}
+
+    def created(obj: dict[str, Any]) -> dict[str, Any]:
+        out = cluster.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(obj))
+        stored: dict[str, Any] = json.loads(out.stdout)
+        return stored
+
+    first = created(termed)
+    assert first["spec"]["affinity"]["nodeAffinity"] == {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [zone, *NODE_GATE]}, {"matchFields": [named], "matchExpressions": NODE_GATE}, {}]},
+        "preferredDuringSchedulingIgnoredDuringExecution": preferred}
+    assert first["spec"]["affinity"]["podAffinity"] == own["podAffinity"]
+    assert created(liked)["spec"]["affinity"]["nodeAffinity"] == {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": NODE_GATE}]},
+        "preferredDuringSchedulingIgnoredDuringExecution": preferred}
+    again = created({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        k: first["metadata"][k] for k in ("name", "namespace", "labels", "annotations")}, "spec": first["spec"]})
+    assert again["metadata"]["annotations"] == first["metadata"]["annotations"]
+    assert again["spec"] == first["spec"]
+
+
+def test_a_profile_label_changed_on_an_existing_pod_is_warned_about(cluster: ControlPlane, ns: str) -> None:
+    """A profile is applied at CREATE only: a label set on an existing pod (even naming no profile)
+    changed nothing and said nothing."""
+    apply(cluster, pod("later", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data"}))
+
+    def label(*args: str) -> Any:
+        result = cluster.kubectl("label", "pod", "later", "-n", ns, "--overwrite", *args, check=False)
+        assert result.returncode == 0, result.stderr
+        return " ".join(result.stderr.replace("Warning:", "").split())  # kubectl's lines joined again
+
+    warning = label("multus-webhook.io/network-profile=storage")
+    assert ("metadata.labels[\"multus-webhook.io/network-profile\"] set to 'storage' on an existing pod: a "
+            "NetworkProfile is applied only when a pod is created, so this pod's k8s.v1.cni.cncf.io/networks "
+            "annotation and readiness gate stay as they are; recreate the pod") in warning, warning
+    assert warning.endswith("[pod-network-profile-changed]"), warning
+    assert get_pod(cluster, ns, "later")["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] == "data"
+    assert "changed from 'storage' to 'absent'" in label("multus-webhook.io/network-profile=absent")
+    assert "removed (it was 'absent')" in label("multus-webhook.io/network-profile-")
+    assert label("app=x") == ""  # other labels: not sent, nothing said

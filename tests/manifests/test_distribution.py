@@ -121,12 +121,13 @@ def test_base_shape(cluster: ControlPlane) -> None:
     ops = {h["name"]: h["rules"][0]["operations"] for h in validating["webhooks"]}
     assert ops == {"nads.multus-webhook.io": ["CREATE", "UPDATE", "DELETE"],
                    "networkprofiles.multus-webhook.io": ["CREATE", "UPDATE"],
-                   "pods.multus-webhook.io": ["CREATE", "UPDATE"]}
+                   "pods.multus-webhook.io": ["CREATE", "UPDATE"],
+                   "pod-bindings.multus-webhook.io": ["CREATE"]}
     assert [h["rules"][0]["operations"] for h in mutating["webhooks"]] == [["CREATE"]]
     for hook in validating["webhooks"] + mutating["webhooks"]:
         assert hook["sideEffects"] == "None"
         assert hook["timeoutSeconds"] == 5
-        if hook["name"].startswith("pods."):
+        if hook["name"].startswith(("pods.", "pod-bindings.")):
             assert hook["matchConditions"]
             assert hook["namespaceSelector"] == {"matchExpressions": [
                 {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["multus-webhook"]}]}

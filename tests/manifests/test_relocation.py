@@ -90,7 +90,7 @@ def test_the_pod_webhooks_skip_the_moved_namespace_by_its_name(moved: list[dict[
     for kind in WEBHOOK_KINDS:
         for hook in find(moved, kind, "multus-webhook")["webhooks"]:
             assert hook["clientConfig"]["service"]["namespace"] == MOVED
-            if hook["name"].startswith("pods."):
+            if hook["name"].startswith(("pods.", "pod-bindings.")):
                 assert hook["namespaceSelector"] == {"matchExpressions": [
                     {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [MOVED]}]}
 

@@ -644,6 +644,31 @@ def test_pod_with_annotations_the_apiserver_will_refuse_is_not_mutated() -> None
     assert "over the 262144 the apiserver accepts" in result.warnings[0]
 
 
+def test_a_profile_that_would_take_the_annotations_past_the_limit_is_not_applied_and_the_pod_is_refused() -> None:
+    """The apiserver checks the size after the mutating webhooks and says only "Too long": the user's
+    annotations fit, the profile's bytes do not. Counted in UTF-8 bytes, as the apiserver counts."""
+    labels = {"multus-webhook.io/network-profile": "data"}
+    room = 256 * 1024 - len("blob")
+    for blob in ("x" * (room - 10), "\u00e9" * ((room - 10) // 2)):
+        labelled = pod(labels=labels, annotations={"blob": blob})
+        result = mutate_pod(labelled, "apps", view(), Policy())
+        assert result.ops == [], result.ops
+        assert result.annotations == {"blob": blob}
+        [denial] = [f for f in evaluate(Subject(labelled, "Pod", view=view(), default_namespace="apps"), Policy())
+                    if f.severity is Severity.DENY]
+        assert denial.rule == "pod-network-profile"
+        assert denial.field == "metadata.annotations"
+        assert denial.message.startswith("NetworkProfile data would bring metadata.annotations to 262205 bytes (the "
+                                         "pod's own are 262134), over the 262144 the apiserver accepts, so it was not "
+                                         "applied: make the pod's annotations at least 61 bytes shorter"), denial
+    # With room for it, applied; and the mutated pod passes the rule.
+    fits = pod(labels=labels, annotations={"blob": "x" * (room - 71)})  # to the byte
+    out = mutated(fits, view())
+    assert out["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] == "macvlan"
+    assert not [f for f in evaluate(Subject(out, "Pod", view=view(), default_namespace="apps"), Policy())
+                if f.rule == "pod-network-profile"]
+
+
 def test_findings_per_rule_are_capped_with_a_note() -> None:
     networks = ",".join(f"gone-{i}" for i in range(100))
     found = [f for f in evaluate(Subject(pod(annotations={"k8s.v1.cni.cncf.io/networks": networks}), "Pod",

@@ -16,14 +16,10 @@ from typing import Any
 
 from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION
 from webhook.names import APPLIED_PROFILE_ANNOTATION, NAMESPACE, PROFILE_LABEL, READY_LABEL
-from webhook.objects import as_mapping
+from webhook.objects import MAX_ANNOTATIONS_SIZE, annotations_size, as_mapping
 from webhook.rules.gate import is_readiness_term, readiness_requirements, readiness_term, required_binaries
 from webhook.rules.policy import Policy
 from webhook.rules.view import ClusterView
-
-#: The apiserver refuses annotations over this many bytes in total, but only after the mutating
-#: webhooks: mutating such a pod would be wasted work, and parsing megabytes of selections is slow.
-MAX_ANNOTATIONS_SIZE = 256 * 1024
 
 #: The id `multus-webhook check` reports the warnings of /mutate under: they come from no rule (no
 #: policy sets their severity, as none sets it on the server), but every format needs an id to say
@@ -183,14 +179,24 @@ def _profiled_annotations(metadata: Mapping[str, Any], namespace: str, view: Clu
     if original is not None and not isinstance(original, Mapping):
         return None  # not a valid pod; the apiserver refuses it anyway
     annotations = dict(original or {})
-    size = sum(len(str(k)) + len(str(v)) for k, v in annotations.items())
+    # The apiserver refuses annotations over MAX_ANNOTATIONS_SIZE, but only after the mutating
+    # webhooks: mutating such a pod would be wasted work, and parsing megabytes of selections is slow.
+    size = annotations_size(annotations)
     if size > MAX_ANNOTATIONS_SIZE:
         warnings.append(f"metadata.annotations total {size} bytes, over the {MAX_ANNOTATIONS_SIZE} "
                         "the apiserver accepts: not mutated")
         return None
-    apply_profile(annotations, as_mapping(metadata.get("labels")), namespace, view, warnings,
+    profiled = dict(annotations)
+    notes: list[str] = []
+    apply_profile(profiled, as_mapping(metadata.get("labels")), namespace, view, notes,
                   policy.default_networks.first_index(namespace))
-    return annotations
+    if annotations_size(profiled) > MAX_ANNOTATIONS_SIZE:
+        # The profile would take the pod past the limit, and the apiserver would refuse it with only
+        # "metadata.annotations: Too long": not applied, and rule pod-network-profile refuses the pod
+        # saying why.
+        return annotations
+    warnings.extend(notes)
+    return profiled
 
 
 def as_validated(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy: Policy,

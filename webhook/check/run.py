@@ -179,7 +179,8 @@ def _not_sent(item: Target, old: Mapping[str, Any] | None, webhook_namespace: st
     own namespace (by its name, ``webhook_namespace``, as the selector has it), one Multus never reads
     (selection.judged), one that asks for no Multus network
     (neither selection annotation, no profile label), or an UPDATE that leaves both selection
-    annotations as they were (the server would only have ratcheted them into warnings)."""
+    annotations and the profile label as they were (the server would only have ratcheted them into
+    warnings)."""
     if item.subject_kind != "Pod":
         return False
     if item.input.namespace == webhook_namespace or not judged(item.obj):
@@ -191,8 +192,11 @@ def _not_sent(item: Target, old: Mapping[str, Any] | None, webhook_namespace: st
         return True
     if old is None:
         return False
-    old_annotations = as_mapping(as_mapping(old.get("metadata")).get("annotations"))
-    return all(annotations.get(k) == old_annotations.get(k) for k in SELECTION_ANNOTATIONS)
+    old_metadata = as_mapping(old.get("metadata"))
+    old_annotations = as_mapping(old_metadata.get("annotations"))
+    profile = as_mapping(metadata.get("labels")).get(PROFILE_LABEL)
+    return all(annotations.get(k) == old_annotations.get(k) for k in SELECTION_ANNOTATIONS) and \
+        profile == as_mapping(old_metadata.get("labels")).get(PROFILE_LABEL)
 
 
 def _key(item: Target) -> tuple[str, str, str] | None:

@@ -31,8 +31,8 @@ from webhook.multus.selection import (
     annotation_where,
     is_go_ip,
 )
-from webhook.names import PROFILE_LABEL, binary_label
-from webhook.objects import as_mapping
+from webhook.names import APPLIED_PROFILE_ANNOTATION, PROFILE_LABEL, binary_label
+from webhook.objects import MAX_ANNOTATIONS_SIZE, annotations_size, as_mapping
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.gate import required_binaries, required_gate_labels
 from webhook.rules.pod_networks import DEFAULT_NETWORK, NETWORKS, changed_selection
@@ -63,9 +63,10 @@ def _netconf(nad: Mapping[str, Any]) -> NetConf | None:
       title="the NetworkProfile a pod's label names exists and applies")
 def network_profile(subject: Subject) -> Iterator[Violation]:
     """A pod labelled with a profile that does not exist (or whose networks clash with the pod's own: an
-    interface both use, a second default-route gateway of one IP family) would start without the
-    networks its owner asked for, or not at all. The mutating webhook applies the profile; this rule
-    refuses the pod when it could not be applied, saying why."""
+    interface both use, a second default-route gateway of one IP family; or whose bytes would take the
+    pod's annotations past the apiserver's limit) would start without the networks its owner asked for,
+    or not at all. The mutating webhook applies the profile; this rule refuses the pod when it could not
+    be applied, saying why."""
     name = subject.labels.get(PROFILE_LABEL)
     if name is None or not subject.view.known:
         return
@@ -83,6 +84,40 @@ def network_profile(subject: Subject) -> Iterator[Violation]:
         return
     if merge.error is not None:
         yield Violation(merge.error.field, merge.error.message)
+        return
+    # What /mutate would write (webhook/admission/mutation.py apply_profile): past the apiserver's
+    # limit it writes nothing, and the pod would otherwise start without the profile's networks.
+    before = annotations_size(subject.annotations)
+    profiled = {**subject.annotations, APPLIED_PROFILE_ANNOTATION: subject.annotations.get(
+        APPLIED_PROFILE_ANNOTATION, name)}
+    if merge.merged is not None:
+        profiled[NETWORKS_ANNOTATION] = merge.merged
+    after = annotations_size(profiled)
+    if before <= MAX_ANNOTATIONS_SIZE < after:
+        yield Violation("metadata.annotations",
+                        f"NetworkProfile {name} would bring metadata.annotations to {after} bytes (the pod's own "
+                        f"are {before}), over the {MAX_ANNOTATIONS_SIZE} the apiserver accepts, so it was not "
+                        f"applied: make the pod's annotations at least {after - MAX_ANNOTATIONS_SIZE} bytes "
+                        "shorter")
+
+
+@rule("pod-network-profile-changed", kinds=POD, severity=Severity.WARN, operations={"UPDATE"},
+      title="a pod's profile label changed after creation, when it is no longer applied")
+def network_profile_changed(subject: Subject) -> Iterator[Violation]:
+    """The mutating webhook applies the NetworkProfile a pod's label names when the pod is created, and
+    only then. A label set, changed or removed on an existing pod changes none of its networks (nor its
+    readiness gate), and a profile that does not exist is not refused: the label says one thing, the
+    pod does another, and nothing told the one who changed it."""
+    old = as_mapping(as_mapping((subject.old_object or {}).get("metadata")).get("labels")).get(PROFILE_LABEL)
+    new = subject.labels.get(PROFILE_LABEL)
+    if subject.old_object is None or old == new:
+        return
+    change = f"set to {new!r}" if old is None else f"removed (it was {old!r})" if new is None \
+        else f"changed from {old!r} to {new!r}"
+    yield Violation(PROFILE_FIELD,
+                    f"{PROFILE_FIELD} {change} on an existing pod: a NetworkProfile is applied only when a pod is "
+                    f"created, so this pod's {NETWORKS_ANNOTATION} annotation and readiness gate stay as they are; "
+                    "recreate the pod (for a workload's pods, set the label in its pod template)")
 
 
 @rule("pod-networks-nad-exists", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
