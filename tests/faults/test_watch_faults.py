@@ -593,6 +593,31 @@ def test_a_dead_agents_node_is_unlabelled_though_the_leaders_renewals_keep_faili
         node.delete()
 
 
+def test_a_renewal_on_a_silent_connection_is_given_up_by_the_renew_deadline(
+        cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient) -> None:
+    """A lease call on a connection that went silent held the elector for the 60s of a read, so the
+    replica could not even try to take the lease back for a minute after leadership had ended at the
+    renew deadline (2s here). As client-go does, a call on the lease is given up by that deadline."""
+    elector = LeaderElector(proxied, name=f"lease-{uuid.uuid4().hex[:8]}", namespace=NAMESPACE, identity="a",
+                            duration=3, renew_deadline=2, retry_period=0.5)
+    assert elector.try_acquire_or_renew()
+    proxy.stall()  # the pooled connection, and every new one, carries nothing
+    ended: list[float] = []
+
+    def renew() -> None:
+        began = time.monotonic()
+        try:
+            elector.try_acquire_or_renew()
+        except Exception:
+            ended.append(time.monotonic() - began)
+
+    thread = threading.Thread(target=renew, daemon=True)
+    thread.start()
+    thread.join(20)  # a read timeout of the renew deadline (2s) after a connect timeout (3s) at most
+    assert ended, "the renewal still hangs 20s later"
+    assert not elector.is_leader()
+
+
 def test_a_leader_back_after_another_held_the_lease_gives_every_agent_a_whole_grace_again(
         cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient) -> None:
     """The other side of the test above: while the leader's renewals failed, another replica took the

@@ -18,7 +18,7 @@ from typing import Any
 
 from kubernetes import client
 
-from webhook.kube import format_time, is_status, request, utcnow
+from webhook.kube import SHORT_TIMEOUT, format_time, is_status, request, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,12 @@ class LeaderElector:
         self._observed_at = 0.0
         self._leading = False
 
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        """One call on the lease, given up after ``renew_deadline`` without an answer, as client-go bounds
+        a renewal: leadership ends at that deadline anyway, and a connection that went silent would
+        otherwise hold this loop (and the next attempt to take the lease back) for the 60s of a read."""
+        return request(self.api, method, path, body=body, timeout=(SHORT_TIMEOUT[0], self.renew_deadline))
+
     def is_leader(self) -> bool:
         return time.monotonic() - self._renewed_at < self.renew_deadline
 
@@ -117,7 +123,7 @@ class LeaderElector:
 
     def try_acquire_or_renew(self) -> bool:
         try:
-            lease = request(self.api, "GET", f"{self.path}/{self.name}")
+            lease = self._call("GET", f"{self.path}/{self.name}")
         except Exception as exc:
             if not is_status(exc, 404):
                 raise
@@ -136,9 +142,9 @@ class LeaderElector:
             if lease is None:
                 body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                         "metadata": {"name": self.name, "namespace": self.namespace}, "spec": spec}
-                request(self.api, "POST", self.path, body=body)
+                self._call("POST", self.path, body)
             else:
-                request(self.api, "PUT", f"{self.path}/{self.name}", body={**lease, "spec": spec})
+                self._call("PUT", f"{self.path}/{self.name}", {**lease, "spec": spec})
         except Exception as exc:
             if is_status(exc, 409):  # someone else wrote first (resourceVersion or create race)
                 return False
@@ -154,11 +160,10 @@ class LeaderElector:
             return
         self._renewed_at = float("-inf")
         try:
-            lease = request(self.api, "GET", f"{self.path}/{self.name}")
+            lease = self._call("GET", f"{self.path}/{self.name}")
             record = LeaseRecord.of(lease)
             if record.holder == self.identity:
-                request(self.api, "PUT", f"{self.path}/{self.name}",
-                        body={**lease, "spec": released_spec(record, utcnow())})
+                self._call("PUT", f"{self.path}/{self.name}", {**lease, "spec": released_spec(record, utcnow())})
         except Exception as exc:
             log.warning("could not release lease %s/%s: %s", self.namespace, self.name, exc)
         self._note()
