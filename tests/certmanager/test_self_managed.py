@@ -283,15 +283,37 @@ async def test_the_loop_puts_the_ca_bundle_back_into_configurations_deleted_and_
     secret_version = json.loads(controlplane.kubectl("get", "secret", "-n", namespace, settings.secret_name,
                                                      "-o", "json").stdout)["metadata"]["resourceVersion"]
     payload = configurations_payload(configurations)
+    # The loop's first look at the Secret (ensure(), which patches the configurations' caBundle too) must
+    # be behind it before they are deleted: one still under way fails ("certificate check failed") and
+    # is tried again only a minute later. A fixed 0.2s was not always enough on a loaded machine.
+    looked = threading.Event()
+    ensure = manager.ensure
+
+    def ensure_noted(settle: float = 0.0) -> Bundle:
+        try:
+            return ensure(settle)
+        finally:
+            looked.set()
+
+    manager.ensure = ensure_noted  # type: ignore[method-assign]
     stop = asyncio.Event()
     caplog.set_level(logging.INFO, logger="multus-webhook.certmanager")
+
+    def warnings_logged() -> int:
+        return len([r for r in caplog.records if r.levelno >= logging.WARNING])
+
     task = asyncio.create_task(manager.run(stop, settle=dt.timedelta(0),
                                            ca_bundle_interval=dt.timedelta(seconds=0.5)))
     try:
-        await asyncio.sleep(0.2)  # the loop's first look at the Secret is behind it
+        assert await asyncio.to_thread(looked.wait, 30), "the loop's first look at the Secret"
         for _ in range(2):  # and again: the check keeps running after it restored them once
             await asyncio.to_thread(controlplane.kubectl, "delete", "-f", "-", input=payload)
-            await asyncio.sleep(1.2)  # two checks find nothing to patch: they warn, and go on
+            # Two checks find nothing to patch: they warn, and go on.
+            warned, start = warnings_logged(), asyncio.get_running_loop().time()
+            while warnings_logged() < warned + 2:
+                assert not task.done(), "the loop ended when the configurations were gone"
+                assert asyncio.get_running_loop().time() - start < 30, "no check found them gone"
+                await asyncio.sleep(0.05)
             assert not task.done(), "the loop ended when the configurations were gone"
             await asyncio.to_thread(controlplane.kubectl, "apply", "-f", "-", input=payload)  # no caBundle
             start = asyncio.get_running_loop().time()

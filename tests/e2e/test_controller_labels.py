@@ -67,6 +67,15 @@ def reasons(node: StandInNode) -> list[str]:
     return [e["reason"] for e in node.events()]
 
 
+def events_through(node: StandInNode, reason: str, message: str = "", count: int = 1) -> list[dict[str, Any]]:
+    """The node's Events once the ``count``-th of ``reason`` (whose message starts with ``message``) is among
+    them. The controller emits an Event after its label patch, and a thread of its own sends it: seeing the
+    labels does not mean the Event is there yet. Events are sent one at a time in the order they were made,
+    so every Event emitted before that one is there too."""
+    return eventually(node.events, f"Event #{count} {reason} {message!r}", until=lambda events: len(
+        [e for e in events if e["reason"] == reason and e["message"].startswith(message)]) >= count)
+
+
 def test_ready_label_follows_boots_and_heartbeats(controlplane: ControlPlane, host: StandInHost, node: StandInNode,
                                                   tmp_path: Path) -> None:
     cp = controlplane
@@ -97,7 +106,7 @@ def test_ready_label_follows_boots_and_heartbeats(controlplane: ControlPlane, ho
         # patch that takes the ready label off, so seeing them in place after it is conclusive.
         last_inventory = {BIN + "ipvlan": "true", BIN + "macvlan": "true", BIN + "multus-shim": "true"}
         labels_are(node, last_inventory)
-        down = [e for e in node.events() if e["reason"] == "MultusNotReady"]
+        down = [e for e in events_through(node, "MultusNotReady") if e["reason"] == "MultusNotReady"]
         assert down[0]["message"] == ("the node runs boot boot-2 but its MultusNodeState is about boot boot-1: the "
                                       f"agent has not reported since the reboot; removed label {READY_LABEL}")
         assert [e["message"] for e in node.events() if e["reason"] == "CNIBinariesChanged"][1:] == [
@@ -128,7 +137,7 @@ def test_ready_label_follows_boots_and_heartbeats(controlplane: ControlPlane, ho
         assert agent.stop() == 0
         eventually(lambda: not_ready(node), timeout=3, what="label removed on agent stop")
 
-        events = node.events()
+        events = events_through(node, "MultusNotReady", count=4)
         assert [e["reason"] for e in events if e["reason"] != "CNIBinariesChanged"] == [
             "MultusReady", "MultusNotReady", "MultusReady", "MultusNotReady", "MultusReady", "MultusNotReady",
             "MultusReady", "MultusNotReady"]
@@ -160,14 +169,16 @@ def test_two_controllers_never_both_act(controlplane: ControlPlane, host: StandI
         host.add_binary("vlan")
         eventually(lambda: BIN + "vlan" in node.own_labels(), what="vlan label")
         assert lease_holder(cp, lease) == "first"
-        assert {e["reportingInstance"] for e in node.events()} == {"first"}
+        events = events_through(node, "CNIBinariesChanged", "CNI binaries labelled for vlan")
+        assert {e["reportingInstance"] for e in events} == {"first"}
 
         # The leader dies without releasing: the standby waits out the lease, then acts.
         first.kill()
         eventually(lambda: lease_holder(cp, lease) == "second", timeout=15, what="second takes over")
         host.add_binary("tap")
         eventually(lambda: BIN + "tap" in node.own_labels(), what="tap label by the new leader")
-        changes = [e for e in node.events() if e["reason"] == "CNIBinariesChanged"]
+        events = events_through(node, "CNIBinariesChanged", "CNI binaries labelled for tap")
+        changes = [e for e in events if e["reason"] == "CNIBinariesChanged"]
         assert [(e["reportingInstance"], e["message"]) for e in changes] == [
             ("first", "CNI binaries labelled for bridge, macvlan, multus-shim"),
             ("first", "CNI binaries labelled for vlan"),

@@ -130,8 +130,9 @@ def test_gated_pods_wait_for_multus_land_where_it_is_ready_and_stay_through_a_re
         host.set_boot_id("boot-2")
         boot(cp, "node-a", "boot-2")
         eventually(lambda: not agent_ready(cp, "node-a"), "the gate closed on node-a")
-        node = get(cp, "node", "node-a")
-        assert READY_LABEL not in node["metadata"]["labels"]
+        # The controller takes the agent pod's label off first, the node's in a patch after it.
+        eventually(lambda: READY_LABEL not in get(cp, "node", "node-a")["metadata"]["labels"],
+                   "node-a's ready label taken off")
         cp.kubectl("create", "-f", "-", input=json.dumps(pod("late", ns)))
         eventually(lambda: get(cp, "pod", "-n", ns, "late"), "the scheduler to hold pod late back",
                    until=unschedulable)
