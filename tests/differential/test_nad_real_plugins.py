@@ -1029,6 +1029,28 @@ CASES = [
         rule="nad-plugin-tuning-sysctl",
     ),
     Case(
+        "tuning-sysctl-kernel-other-spelling",
+        chain(macvlan(), {"type": "tuning", "Sysctl": {"kernel.shmmax": "1"},
+                          "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}),
+        "invalid net sysctl key",
+        kernel=MAC,
+        rule="nad-plugin-tuning-sysctl",
+    ),
+    Case(
+        "tuning-sysctl-key-under-two-spellings",
+        chain(macvlan(), {"type": "tuning", "Sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "0"},
+                          "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}),
+        "duplicated sysctl keys are not allowed",
+        kernel=MAC,
+        rule="nad-plugin-tuning-sysctl",
+    ),
+    Case(
+        "tuning-sysctl-two-spellings-other-keys",
+        chain(macvlan(), {"type": "tuning", "Sysctl": {"net.ipv4.conf.IFNAME.arp_ignore": "1"},
+                          "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}),
+        kernel=MAC,
+    ),
+    Case(
         "tuning-args-sysctl-string-spelling",
         chain(macvlan(), {"type": "tuning", "sysctl": {}, "args": {"cni": {
             "Sysctl": "x", "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}}}),

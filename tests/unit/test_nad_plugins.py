@@ -373,7 +373,8 @@ REFUSED = [
         chain(MACVLAN, {"type": "tuning", "sysctl": None, "Args": {"CNI": {"Sysctl": {"net.ipv4.ip_forward": "1"}}}}),
         "spec.config.plugins[1].Args.CNI.Sysctl",
         "has no sysctl object",
-    ),    # Every spelling of sysctl in args.cni is decoded into one map (libcni sorts the keys; Go matches them
+    ),
+    # Every spelling of sysctl in args.cni is decoded into one map (libcni sorts the keys; Go matches them
     # case-insensitively): real tuning v1.10.0 applies both objects and refuses the kernel key.
     (
         "nad-plugin-tuning-sysctl",
@@ -381,6 +382,23 @@ REFUSED = [
             "Sysctl": {"kernel.shmmax": "1"}, "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}}}),
         'spec.config.plugins[1].args.cni.Sysctl["kernel.shmmax"]',
         "outside net.*",
+    ),
+    # Its own sysctl too: every spelling is read (real tuning v1.10.0 refuses the kernel key), and a key under
+    # two spellings is refused whatever its values.
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "Sysctl": {"kernel.shmmax": "1"},
+                        "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}),
+        'spec.config.plugins[1].Sysctl["kernel.shmmax"]',
+        "outside net.*",
+    ),
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "Sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"},
+                        "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}),
+        'spec.config.plugins[1].sysctl["net.ipv4.conf.IFNAME.arp_filter"]',
+        'is also spec.config.plugins[1].Sysctl["net.ipv4.conf.IFNAME.arp_filter"]: the tuning plugin reads every '
+        'spelling of sysctl and refuses a key given twice ("duplicated sysctl keys are not allowed")',
     ),
     # A spelling that is not an object fails tuning's decode ("failed to load netconf"), whatever the others.
     (
@@ -506,7 +524,10 @@ ALLOWED = [
     (
         "nad-plugin-tuning-sysctl",
         chain(MACVLAN, {"type": "tuning", "sysctl": {}, "args": {"cni": {"sysctl": {"net.ipv4.ip_forward": "1"}}}}),
-    ),]
+    ),
+    ("nad-plugin-tuning-sysctl", chain(MACVLAN, {"type": "tuning", "Sysctl": {"net.ipv4.conf.IFNAME.arp_ignore": "1"},
+                                                 "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}})),
+]
 
 
 @pytest.mark.parametrize(("rule", "config"), ALLOWED)

@@ -768,14 +768,35 @@ def sysctl_problems(plugin: PluginConf) -> Iterator[Problem]:
     """tuning's sysctl, and args.cni.sysctl, whose entries it copies into the first."""
     if plugin.type != "tuning":
         return
-    found = plugin.field("sysctl")
-    if found is not None and isinstance(found[1], Mapping):
-        yield from _sysctl_map_problems(*found)
+    # Its own sysctl is decoded as args.cni.sysctl is: every spelling into one map, in sorted order.
+    own = args_sysctl({key: (f"{plugin.path}.{key}", value, False) for key, value in plugin.conf.items()})
+    if not own.mistyped:  # a spelling of the wrong type is nad-plugin-field-types'
+        yield from _duplicated_sysctl_problems(own)
+        yield from _sysctl_entry_problems({name: (path, value) for name, (path, value, _) in own.entries.items()},
+                                          set(own.entries), own.repeated)
     args = _nested_string(plugin.conf, plugin.path, "args", "cni")
     if args is not None and isinstance(args[1], Mapping):
         merged = args_sysctl({key: (f"{args[0]}.{key}", value, False) for key, value in args[1].items()})
         yield from args_sysctl_problems(plugin, merged, False, 'and fails every pod; add "sysctl": {} beside it',
                                         "fails every pod")
+
+
+def _duplicated_sysctl_problems(own: ArgsSysctl) -> Iterator[Problem]:
+    """tuning's validateSysctlConflictingKeys decodes every spelling of its own sysctl with one record of
+    the keys seen, and refuses a key seen twice: the same key under two spellings, whatever its values
+    (libcni has already kept one value of a key repeated in one object)."""
+    seen: dict[str, str] = {}
+    for path, value, _ in own.objects:
+        for name in value:
+            where = f'{path}["{name}"]'
+            if name in seen:
+                yield Problem(
+                    where,
+                    f"{where} is also {seen[name]}: the tuning plugin reads every spelling of sysctl and refuses a "
+                    'key given twice ("duplicated sysctl keys are not allowed"), which fails every pod; keep one',
+                )
+            else:
+                seen[name] = where
 
 
 #: An entry of tuning's args.cni.sysctl: its JSON path, its value, and whether a pod's "cni-args" gave it.

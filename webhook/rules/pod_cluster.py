@@ -334,7 +334,10 @@ def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
     """Multus merges a selection's "cni-args" into args.cni of every plugin of the NAD (the selection's
     keys winning), on both annotations; the tuning plugin copies args.cni.sysctl into its own sysctl
     object. Without one in the NAD it crashes on the copy, and it refuses keys that do not land below
-    /proc/sys/net/: either way the pod never starts. The NAD's own args.cni.sysctl is
+    /proc/sys/net/: either way the pod never starts. Multus re-encodes args.cni with its keys sorted, and
+    tuning decodes every spelling of sysctl ("SYSCTL" < "Sysctl" < "sysctl") into one map in that order:
+    the pod's and the NAD's objects add up, a later null empties the map, a later key replaces the
+    pod's value (a warning). Only what reaches tuning is judged; the NAD's own args.cni.sysctl is
     nad-plugin-tuning-sysctl's."""
     if not (subject.view.known and _read_by_multus_yet(subject)):
         return
