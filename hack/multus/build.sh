@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds multus-delegates (./multus-delegates), which runs a pod's networks annotation and its NADs
-# through the real Multus v4.3.0 parser and delegate merge, into a cache outside the checkout and
-# prints the directory that holds it. Built again when what it is built from changes (../gobuild.sh).
+# (read from the kube-apiserver a kubeconfig names) through the real Multus v4.3.0 parser and delegate
+# merge, into a cache outside the checkout and prints the directory that holds it. Built again when
+# what it is built from changes (../gobuild.sh).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -6,9 +6,10 @@ the plugins' ADD in a pair of network namespaces this test creates (one standing
 one for the pod), driven by the real libcni as Multus drives it (hack/cniplugins/multus-add). A
 config the rules deny must be refused by the plugin, for the reason we name; a config they allow
 must be accepted. The same holds for a pod's mac, ips and cni-args (the pod rules against a cluster
-holding the NAD): the config goes through the real Multus v4.3.0 first (hack/multus), which merges
-the cni-args into it, and Multus passes mac and ips both as capability args and in CNI_ARGS. Needs
-root, `ip netns`, and Go to build the plugins and Multus.
+holding the NAD): the config goes through the real Multus v4.3.0 first (hack/multus), which reads
+the NAD from a real kube-apiserver (the module's ``cluster``) and merges the cni-args into it, and
+Multus passes mac and ips both as capability args and in CNI_ARGS. Needs root, `ip netns`, Go to
+build the plugins and Multus, and the control plane.
 """
 
 from __future__ import annotations
@@ -1313,11 +1314,11 @@ POD_CASES = [
 
 
 def through_multus(real_multus: RealMultus, config: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
-    """The config as the real Multus v4.3.0 hands it to libcni for a pod whose selection of NAD
-    default/net1 is ``request``: its "cni-args" set in args.cni of every plugin (injectCNIArgs), the
-    whole encoded again from Go maps."""
+    """The config as the real Multus v4.3.0 hands it to libcni for a pod whose selection of NAD net1 of
+    its own namespace is ``request``, the NAD read from a real apiserver: its "cni-args" set in args.cni
+    of every plugin (injectCNIArgs), the whole encoded again from Go maps."""
     annotation = json.dumps([{"name": "net1", **request}])
-    real = real_multus(annotation, [{"namespace": "default", "name": "net1", "config": json.dumps(config)}])
+    real = real_multus(annotation, [{"name": "net1", "config": json.dumps(config)}])
     assert "error" not in real, real
     [delegate] = real["delegates"]
     merged: dict[str, Any] = json.loads(delegate["config"])

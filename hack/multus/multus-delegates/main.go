@@ -1,38 +1,34 @@
-// Command multus-delegates reads a pod's networks annotation and the NADs it selects with the real
-// Multus v4.3.0 code (k8sclient.GetPodNetwork, then GetNetworkDelegates against a fake API server
-// holding the NADs) and prints what Multus makes of them: the selection elements as Multus decoded
-// them, and for each the delegate config it hands to libcni (a selection's "cni-args" merged into
-// args.cni of every plugin) with the requests it passes as runtime config. The differential tests
-// compare the webhook's reading of the annotation, and the plugins' outcome, against this.
+// Command multus-delegates reads a pod's networks annotation with the real Multus v4.3.0 code and
+// prints what Multus makes of it: the selection elements as k8sclient.GetPodNetwork decodes them and,
+// given a kubeconfig, for each the delegate config k8sclient.GetNetworkDelegates hands to libcni (a
+// selection's "cni-args" merged into args.cni of every plugin) with the requests it passes as runtime
+// config. GetNetworkDelegates reads the NADs from the apiserver the kubeconfig names, through the
+// client Multus builds from a kubeconfig (k8sclient.GetK8sClient): the NADs must be there. The pod is
+// in memory, as Multus reads it from the kubelet's request. The differential tests compare the
+// webhook's reading of the annotation, and the plugins' outcome, against this.
 //
-// Usage: multus-delegates < {"annotation": "...", "nads": [{"namespace": "...", "name": "...", "config": "..."}]}
+// Usage: multus-delegates [-kubeconfig PATH] < {"annotation": "...", "namespace": "..."}
 //
-// Prints {"networks": [...], "delegates": [...]} or {"error": "...", "stage": "parse" | "delegates"}.
-// The pod is "pod" in namespace "default".
+// The pod is "pod" in "namespace" ("default" if empty). Prints {"networks": [...]}, with a kubeconfig
+// {"networks": [...], "delegates": [...]}, or {"error": "...", "stage": "parse" | "delegates"}.
 package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 
-	nettypes "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
-	netfake "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/fake"
 	"gopkg.in/k8snetworkplumbingwg/multus-cni.v4/pkg/k8sclient"
 	"gopkg.in/k8snetworkplumbingwg/multus-cni.v4/pkg/logging"
 	"gopkg.in/k8snetworkplumbingwg/multus-cni.v4/pkg/types"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
 )
 
 type input struct {
 	Annotation string `json:"annotation"`
-	NADs       []struct {
-		Namespace string `json:"namespace"`
-		Name      string `json:"name"`
-		Config    string `json:"config"`
-	} `json:"nads"`
+	Namespace  string `json:"namespace"`
 }
 
 type delegate struct {
@@ -46,31 +42,31 @@ type delegate struct {
 }
 
 func main() {
+	kubeconfig := flag.String("kubeconfig", "", "the apiserver to read the NADs from; without it, only parse")
+	flag.Parse()
 	logging.SetLogLevel("panic")
 	var in input
 	if err := json.NewDecoder(os.Stdin).Decode(&in); err != nil {
-		fail("input", err)
+		usage(err)
 	}
-	client := &k8sclient.ClientInfo{Client: fake.NewSimpleClientset(), NetClient: netfake.NewSimpleClientset()}
-	for _, nad := range in.NADs {
-		obj := &nettypes.NetworkAttachmentDefinition{
-			ObjectMeta: metav1.ObjectMeta{Namespace: nad.Namespace, Name: nad.Name},
-			Spec:       nettypes.NetworkAttachmentDefinitionSpec{Config: nad.Config},
-		}
-		if _, err := client.AddNetAttachDef(obj); err != nil {
-			fail("input", err)
-		}
+	if in.Namespace == "" {
+		in.Namespace = "default"
 	}
-	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pod", Namespace: "default", UID: "00000000-0000-0000-0000-000000000000",
-		Annotations: map[string]string{"k8s.v1.cni.cncf.io/networks": in.Annotation}}}
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pod", Namespace: in.Namespace,
+		UID: "00000000-0000-0000-0000-000000000000", Annotations: map[string]string{"k8s.v1.cni.cncf.io/networks": in.Annotation}}}
 	networks, err := k8sclient.GetPodNetwork(pod)
 	if err != nil {
 		fail("parse", err)
 	}
 	out := map[string]interface{}{"networks": networks}
-	if len(in.NADs) > 0 {
+	if *kubeconfig != "" {
+		client, err := k8sclient.GetK8sClient(*kubeconfig, nil)
+		if err != nil {
+			usage(err)
+		}
 		conf := &types.NetConf{ConfDir: os.TempDir()}
 		delegates, err := k8sclient.GetNetworkDelegates(client, pod, networks, conf, nil)
+		client.EventBroadcaster.Shutdown()
 		if err != nil {
 			fail("delegates", err)
 		}
@@ -88,6 +84,13 @@ func main() {
 func fail(stage string, err error) {
 	emit(map[string]interface{}{"stage": stage, "error": err.Error()})
 	os.Exit(0)
+}
+
+// usage reports what kept the tool from asking Multus at all (bad input, an unusable kubeconfig):
+// exit status 2, nothing on stdout.
+func usage(err error) {
+	fmt.Fprintln(os.Stderr, "multus-delegates:", err)
+	os.Exit(2)
 }
 
 func emit(v interface{}) {
