@@ -5,9 +5,11 @@ Every config of the corpus is judged by the rules (webhook.rules.evaluate) and t
 the plugins' ADD in a pair of network namespaces this test creates (one standing in for the node,
 one for the pod), driven by the real libcni as Multus drives it (hack/cniplugins/multus-add). A
 config the rules deny must be refused by the plugin, for the reason we name; a config they allow
-must be accepted. The same holds for a pod's mac and ips (the pod rules against a cluster holding the
-NAD), which Multus passes both as capability args and in CNI_ARGS. Needs root, `ip netns`, and Go to
-build the plugins.
+must be accepted. The same holds for a pod's mac, ips and cni-args (the pod rules against a cluster
+holding the NAD): the config goes through the real Multus v4.3.0 first (hack/multus), which reads
+the NAD from a real kube-apiserver (the module's ``cluster``) and merges the cni-args into it, and
+Multus passes mac and ips both as capability args and in CNI_ARGS. Needs root, `ip netns`, Go to
+build the plugins and Multus, and the control plane.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ BUILD_SCRIPT = REPO / "hack" / "cniplugins" / "build.sh"
 NOT_PLUGIN_LEVEL = {"nad-name", "nad-config-empty"}
 #: Interfaces on the "node": the master of macvlan/vlan/ipvlan, and the device host-device moves.
 MASTER, DEVICE = "mwmaster", "mwdevice"
+#: The tests/differential/conftest.py fixture that runs the real Multus v4.3.0 (see there).
+RealMultus = Callable[[str, list[dict[str, str]]], dict[str, Any]]
 
 
 @pytest.fixture(scope="session")
@@ -420,6 +424,13 @@ CASES = [
         "host-local-null-addresses",
         one(hl(gateway=None, rangeStart=None, ranges=[[{"subnet": "10.40.0.0/24"}]],
                routes=[{"dst": "0.0.0.0/0", "gw": None}])),
+        kernel=MAC,
+    ),
+    # libcni sorts args.cni's keys: "sysctl": null comes after "SYSCTL" and empties the map again.
+    Case(
+        "tuning-args-sysctl-emptied-by-null",
+        chain(macvlan(), {"type": "tuning", "sysctl": {}, "args": {"cni": {
+            "SYSCTL": {"kernel.shmmax": "1"}, "sysctl": None}}}),
         kernel=MAC,
     ),
     Case(
@@ -1009,6 +1020,45 @@ CASES = [
         kernel=MAC,
         rule="nad-plugin-tuning-sysctl",
     ),
+    # Every spelling of sysctl in args.cni goes into one map: the kernel key under "Sysctl" is applied too.
+    Case(
+        "tuning-args-sysctl-kernel-other-spelling",
+        chain(macvlan(), {"type": "tuning", "sysctl": {}, "args": {"cni": {
+            "Sysctl": {"kernel.shmmax": "1"}, "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}}}),
+        "invalid net sysctl key",
+        kernel=MAC,
+        rule="nad-plugin-tuning-sysctl",
+    ),
+    Case(
+        "tuning-sysctl-kernel-other-spelling",
+        chain(macvlan(), {"type": "tuning", "Sysctl": {"kernel.shmmax": "1"},
+                          "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}),
+        "invalid net sysctl key",
+        kernel=MAC,
+        rule="nad-plugin-tuning-sysctl",
+    ),
+    Case(
+        "tuning-sysctl-key-under-two-spellings",
+        chain(macvlan(), {"type": "tuning", "Sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "0"},
+                          "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}),
+        "duplicated sysctl keys are not allowed",
+        kernel=MAC,
+        rule="nad-plugin-tuning-sysctl",
+    ),
+    Case(
+        "tuning-sysctl-two-spellings-other-keys",
+        chain(macvlan(), {"type": "tuning", "Sysctl": {"net.ipv4.conf.IFNAME.arp_ignore": "1"},
+                          "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}),
+        kernel=MAC,
+    ),
+    Case(
+        "tuning-args-sysctl-string-spelling",
+        chain(macvlan(), {"type": "tuning", "sysctl": {}, "args": {"cni": {
+            "Sysctl": "x", "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}}}),
+        "failed to load netconf",
+        kernel=MAC,
+        rule="nad-plugin-tuning-sysctl",
+    ),
     Case(
         "static-args-ips-not-cidr",
         one(macvlan({"type": "static"}, args={"cni": {"ips": ["10.10.0.5"]}})),
@@ -1106,9 +1156,9 @@ def test_refused_cases_name_their_rule() -> None:
 class PodCase:
     id: str
     config: dict[str, Any]
-    #: The mac and ips of the pod's selection element: multus-add passes them as Multus does, as
-    #: capability args and as MAC= / IP= in CNI_ARGS. Its "cni-args" are merged into the config here
-    #: (``with_cni_args``), as Multus does before it calls libcni.
+    #: The pod's selection element (but its name): the config goes through the real Multus with it
+    #: (its "cni-args" merged into args.cni of every plugin); multus-add passes its mac and ips as Multus
+    #: does, as capability args and as MAC= / IP= in CNI_ARGS.
     request: dict[str, Any]
     #: None: the rules say nothing and the plugin gives the interface what was requested. Otherwise the
     #: rule denies and the plugin's error contains this text.
@@ -1123,12 +1173,15 @@ class PodCase:
     addresses: tuple[str, ...] | None = None
     #: The rule that denies a case the plugin refuses.
     denied_by: str = "pod-networks-ips-ipam"
+    #: Sysctls of the pod's interface (net.ipv4.conf.net1.<name>) and the values they end with.
+    sysctls: dict[str, str] | None = None
 
 
 MAC_ADDRESS = "02:00:00:00:70:01"
 POD_RULES = {"pod-networks-capabilities", "pod-networks-ips-ipam", "pod-networks-static-ip-range",
              "pod-networks-ips-extra-addresses", "pod-networks-cni-args-sysctl"}
 ARP_FILTER = {"net.ipv4.conf.IFNAME.arp_filter": "1"}
+ARP_IGNORE = {"net.ipv4.conf.IFNAME.arp_ignore": "2"}
 EXTRA = "pod-networks-ips-extra-addresses"
 POD_CASES = [
     # No capability declared: what the plugins read from CNI_ARGS is what the interface gets.
@@ -1213,19 +1266,63 @@ POD_CASES = [
         "invalid net sysctl key",
         denied_by="pod-networks-cni-args-sysctl",
     ),
+    # Multus re-encodes args.cni with its keys sorted ("SYSCTL" < "Sysctl" < "sysctl"); tuning decodes every
+    # spelling into one map in that order: objects add their entries, null empties it.
+    PodCase(
+        "tuning-cni-args-sysctl-beside-nad-spelling",
+        chain(macvlan(), {"type": "tuning", "sysctl": {}, "args": {"cni": {"Sysctl": ARP_FILTER}}}),
+        {"cni-args": {"sysctl": ARP_IGNORE}},
+        sysctls={"arp_filter": "1", "arp_ignore": "2"},
+    ),
+    PodCase(
+        "tuning-cni-args-kernel-sysctl-beside-nad-spelling",
+        chain(macvlan(), {"type": "tuning", "sysctl": {}, "args": {"cni": {"sysctl": ARP_FILTER}}}),
+        {"cni-args": {"SYSCTL": {"kernel.shmmax": "1"}}},
+        "invalid net sysctl key",
+        denied_by="pod-networks-cni-args-sysctl",
+    ),
+    PodCase(
+        "tuning-cni-args-sysctl-replaced-by-nad-spelling",
+        chain(macvlan(), {"type": "tuning", "sysctl": {},
+                          "args": {"cni": {"sysctl": {"net.ipv4.conf.IFNAME.arp_ignore": "1"}}}}),
+        {"cni-args": {"Sysctl": ARP_IGNORE}},
+        warned_by="pod-networks-cni-args-sysctl",
+        sysctls={"arp_ignore": "1"},
+    ),
+    # The NAD's null sorts after the pod's "Sysctl": nothing to copy into the missing sysctl, no crash.
+    PodCase(
+        "tuning-cni-args-sysctl-emptied-by-nad-null",
+        chain(macvlan(), {"type": "tuning", "args": {"cni": {"sysctl": None}}}),
+        {"cni-args": {"Sysctl": ARP_FILTER}},
+        warned_by="pod-networks-cni-args-sysctl",
+        sysctls={"arp_filter": "0"},
+    ),
+    PodCase(
+        "tuning-cni-args-kernel-sysctl-emptied-by-nad-null",
+        chain(macvlan(), {"type": "tuning", "sysctl": {}, "args": {"cni": {"sysctl": None}}}),
+        {"cni-args": {"Sysctl": {"kernel.shmmax": "1"}}},
+        warned_by="pod-networks-cni-args-sysctl",
+    ),
+    PodCase(
+        "tuning-cni-args-sysctl-string",
+        chain(macvlan(), {"type": "tuning", "sysctl": {}}),
+        {"cni-args": {"sysctl": "x"}},
+        "failed to load netconf",
+        denied_by="pod-networks-cni-args-sysctl",
+    ),
 ]
 
 
-def with_cni_args(config: dict[str, Any], cni_args: dict[str, Any]) -> dict[str, Any]:
-    """The config as Multus hands it to libcni for a selection with "cni-args" (v4.3.0 pkg/types/conf.go
-    injectCNIArgs): its keys set in args.cni of every plugin of a list, or of the single config."""
-    def inject(plugin: dict[str, Any]) -> dict[str, Any]:
-        args = dict(plugin.get("args", {}))
-        args["cni"] = {**args.get("cni", {}), **cni_args}
-        return {**plugin, "args": args}
-    if isinstance(config.get("plugins"), list):
-        return {**config, "plugins": [inject(p) for p in config["plugins"]]}
-    return inject(config)
+def through_multus(real_multus: RealMultus, config: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """The config as the real Multus v4.3.0 hands it to libcni for a pod whose selection of NAD net1 of
+    its own namespace is ``request``, the NAD read from a real apiserver: its "cni-args" set in args.cni
+    of every plugin (injectCNIArgs), the whole encoded again from Go maps."""
+    annotation = json.dumps([{"name": "net1", **request}])
+    real = real_multus(annotation, [{"name": "net1", "config": json.dumps(config)}])
+    assert "error" not in real, real
+    [delegate] = real["delegates"]
+    merged: dict[str, Any] = json.loads(delegate["config"])
+    return merged
 
 
 def pod_findings(config: dict[str, Any], request: dict[str, Any]) -> dict[tuple[str, Severity], list[str]]:
@@ -1249,7 +1346,7 @@ def _interface(box: Sandbox) -> dict[str, Any]:
 
 @pytest.mark.parametrize("case", POD_CASES, ids=[c.id for c in POD_CASES])
 def test_pod_requests_reach_the_real_plugin_as_the_rules_say(
-    case: PodCase, cni_bin: Path, kernel_lacks: dict[str, str], sandbox: Sandbox
+    case: PodCase, cni_bin: Path, kernel_lacks: dict[str, str], sandbox: Sandbox, real_multus: RealMultus
 ) -> None:
     found = pod_findings(case.config, case.request)
     expected: set[tuple[str, Severity]] = set()
@@ -1261,8 +1358,7 @@ def test_pod_requests_reach_the_real_plugin_as_the_rules_say(
         expected = {("pod-networks-capabilities", Severity.WARN)}
     assert set(found) == expected, found
     skip_unless_kernel_has(case.kernel, kernel_lacks)
-    cni_args = case.request.get("cni-args")
-    config = with_cni_args(case.config, cni_args) if cni_args is not None else case.config
+    config = through_multus(real_multus, case.config, case.request)
     cap_args = {k: v for k, v in case.request.items() if k != "cni-args"}
     outcome = run_add(config, sandbox, cni_bin, "net1", cap_args)
     if case.refused_with is not None:
@@ -1277,3 +1373,7 @@ def test_pod_requests_reach_the_real_plugin_as_the_rules_say(
     if "ips" in case.request:
         requested = {ip.split("/")[0] for ip in case.request["ips"]}
         assert addresses == set(case.addresses if case.addresses is not None else requested), addresses
+    for name, value in (case.sysctls or {}).items():
+        out = subprocess.run(["ip", "netns", "exec", sandbox.pod, "cat", f"/proc/sys/net/ipv4/conf/net1/{name}"],
+                             check=True, capture_output=True, text=True)
+        assert out.stdout.strip() == value, f"{name} is {out.stdout.strip()}, not {value}"

@@ -448,6 +448,71 @@ def test_repeated_cni_args_and_bandwidth_objects_merge_as_go_decodes_them(
     assert (selection.cni_args, selection.bandwidth) == (cni_args, bandwidth)
 
 
+# Real Multus v4.3.0 answers (hack/multus/multus-delegates, k8sclient.GetPodNetwork): null decoded into
+# a string or an int leaves it as it was, so a repeated key's null keeps the value before it.
+@pytest.mark.parametrize(
+    ("element", "selection"),
+    [
+        ('"name": "a", "name": null', NetworkSelection("a", "ns", namespace_explicit=False)),
+        ('"name": "a", "Name": null', NetworkSelection("a", "ns", namespace_explicit=False)),
+        ('"name": "a", "namespace": "x", "namespace": null', NetworkSelection("a", "x")),
+        ('"name": "a", "interface": "net5", "interface": null',
+         NetworkSelection("a", "ns", "net5", namespace_explicit=False)),
+        ('"name": "a", "mac": "02:00:00:00:00:01", "mac": null',
+         NetworkSelection("a", "ns", mac="02:00:00:00:00:01", namespace_explicit=False)),
+        ('"name": "a", "portMappings": [{"hostPort": 80, "containerPort": 8080, "hostPort": null}]',
+         NetworkSelection("a", "ns", namespace_explicit=False, port_mappings=(PortMapping(80, 8080),))),
+    ],
+)
+def test_null_after_a_string_or_number_keeps_it(element: str, selection: NetworkSelection) -> None:
+    parsed = parse_networks(f"[{{{element}}}]", "ns")
+    assert parsed.ok, parsed.problems
+    got = parsed.selections[0]
+    assert (got.name, got.interface, got.mac, got.port_mappings) == (
+        selection.name, selection.interface, selection.mac, selection.port_mappings)
+    assert got.namespace == (selection.namespace if '"namespace"' in element else "ns")
+
+
+def test_null_alone_is_still_an_empty_name() -> None:
+    assert problem('[{"name": null}]', "ns") == (f"{NET}[0].name", f"{NETWORKS_ANNOTATION}[0].name is empty: set it "
+                                                 "to the name of the NetworkAttachmentDefinition to attach")
+
+
+# Real Multus v4.3.0 answers: a repeated portMappings (a []*PortMapEntry) is decoded into the entries the
+# earlier list left, also past the slice's length; fields the later object leaves out are kept.
+@pytest.mark.parametrize(
+    ("element", "ports"),
+    [
+        ('"portMappings": [{"hostPort": 80, "containerPort": 8080, "protocol": "udp"}], '
+         '"portMappings": [{"hostPort": 81}]',
+         (PortMapping(81, 8080, "udp"),)),
+        ('"portMappings": [{"hostPort": 80, "containerPort": 8080}], '
+         '"PortMappings": [{"hostPort": 81}, {"hostPort": 82}]',
+         (PortMapping(81, 8080), PortMapping(82, 0))),
+        ('"portMappings": [{"hostPort": 80, "containerPort": 8080}, {"hostPort": 90, "containerPort": 9090}], '
+         '"portMappings": [{"hostPort": 81}], "portMappings": [{"hostPort": 82}, {"hostPort": 83}]',
+         (PortMapping(82, 8080), PortMapping(83, 9090))),
+        ('"portMappings": [{"hostPort": 80, "containerPort": 8080}], "portMappings": [null], '
+         '"portMappings": [{"hostPort": 81}]',
+         (PortMapping(81, 0),)),
+        ('"portMappings": [{"hostPort": 80, "containerPort": 8080}], "portMappings": [], '
+         '"portMappings": [{"hostPort": 81}]',
+         (PortMapping(81, 0),)),
+        ('"portMappings": [{"hostPort": 80, "containerPort": 8080}], "portMappings": null', ()),
+    ],
+)
+def test_repeated_port_mappings_merge_entry_by_entry(element: str, ports: tuple[PortMapping, ...]) -> None:
+    parsed = parse_networks(f'[{{"name": "a", {element}}}]', "ns")
+    assert parsed.ok, parsed.problems
+    assert parsed.selections[0].port_mappings == ports
+
+
+def test_a_merged_port_mapping_field_of_the_wrong_type_is_refused_once() -> None:
+    parsed = parse_networks(
+        '[{"name": "a", "portMappings": [{"hostPort": "x"}], "portMappings": [{"containerPort": 1}]}]', "ns")
+    assert [p.field for p in parsed.problems] == [f"{NET}[0].portMappings[0].hostPort"]
+
+
 def test_a_merged_bandwidth_field_of_the_wrong_type_is_refused_where_it_is_kept() -> None:
     # Go keeps the earlier object's ingressRate (the later one has none), and fails on its type.
     parsed = parse_networks('[{"name": "a", "bandwidth": {"ingressRate": "x"}, "bandwidth": {"egressRate": 1}}]', "ns")

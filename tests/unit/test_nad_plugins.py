@@ -374,6 +374,47 @@ REFUSED = [
         "spec.config.plugins[1].Args.CNI.Sysctl",
         "has no sysctl object",
     ),
+    # Every spelling of sysctl in args.cni is decoded into one map (libcni sorts the keys; Go matches them
+    # case-insensitively): real tuning v1.10.0 applies both objects and refuses the kernel key.
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "sysctl": {}, "args": {"cni": {
+            "Sysctl": {"kernel.shmmax": "1"}, "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}}}),
+        'spec.config.plugins[1].args.cni.Sysctl["kernel.shmmax"]',
+        "outside net.*",
+    ),
+    # Its own sysctl too: every spelling is read (real tuning v1.10.0 refuses the kernel key), and a key under
+    # two spellings is refused whatever its values.
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "Sysctl": {"kernel.shmmax": "1"},
+                        "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}),
+        'spec.config.plugins[1].Sysctl["kernel.shmmax"]',
+        "outside net.*",
+    ),
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "Sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"},
+                        "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}),
+        'spec.config.plugins[1].sysctl["net.ipv4.conf.IFNAME.arp_filter"]',
+        'is also spec.config.plugins[1].Sysctl["net.ipv4.conf.IFNAME.arp_filter"]: the tuning plugin reads every '
+        'spelling of sysctl and refuses a key given twice ("duplicated sysctl keys are not allowed")',
+    ),
+    # A spelling that is not an object fails tuning's decode ("failed to load netconf"), whatever the others.
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "sysctl": {}, "args": {"cni": {
+            "Sysctl": "x", "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}}}),
+        "spec.config.plugins[1].args.cni.Sysctl",
+        "reads args.cni.sysctl as an object whose values are strings: it fails to load its config and fails every pod",
+    ),
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "sysctl": {},
+                        "args": {"cni": {"sysctl": {"net.ipv4.conf.IFNAME.arp_filter": 1}}}}),
+        'spec.config.plugins[1].args.cni.sysctl["net.ipv4.conf.IFNAME.arp_filter"]',
+        "is the number 1, but the tuning plugin reads args.cni.sysctl as an object whose values are strings",
+    ),
 ]
 
 
@@ -484,6 +525,8 @@ ALLOWED = [
         "nad-plugin-tuning-sysctl",
         chain(MACVLAN, {"type": "tuning", "sysctl": {}, "args": {"cni": {"sysctl": {"net.ipv4.ip_forward": "1"}}}}),
     ),
+    ("nad-plugin-tuning-sysctl", chain(MACVLAN, {"type": "tuning", "Sysctl": {"net.ipv4.conf.IFNAME.arp_ignore": "1"},
+                                                 "sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}})),
 ]
 
 
@@ -567,6 +610,27 @@ def test_unknown_plugin_types_are_not_judged() -> None:
     config = chain({"type": "cilium-cni", "vlanId": 99999, "mode": "x"}, {"type": "my-tuning"})
     plugin_findings = [f for f in evaluate(nad(config), Policy()) if f.rule.startswith("nad-plugin-")]
     assert plugin_findings == []
+
+
+@pytest.mark.parametrize(
+    ("tuning", "dropped"),
+    [
+        ({"sysctl": {}, "args": {"cni": {"SYSCTL": {"kernel.shmmax": "1"}, "sysctl": None}}},
+         'spec.config.plugins[1].args.cni.SYSCTL["kernel.shmmax"]'),
+        ({"args": {"cni": {"Sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}, "sysctl": None}}},
+         'spec.config.plugins[1].args.cni.Sysctl["net.ipv4.conf.IFNAME.arp_filter"]'),
+    ],
+)
+def test_a_null_spelling_of_args_sysctl_sorting_later_empties_the_map(tuning: dict[str, Any], dropped: str) -> None:
+    # libcni sorts args.cni's keys ("SYSCTL" < "Sysctl" < "sysctl") and tuning decodes them all into one
+    # map, which null makes nil: real tuning v1.10.0 never sees the kernel key, nor has anything to copy
+    # into a missing sysctl. Only a warning that the entry is lost.
+    [finding] = findings(nad(chain(MACVLAN, {"type": "tuning", **tuning})), "nad-plugin-tuning-sysctl")
+    assert (finding.field, finding.severity) == (dropped, Severity.WARN)
+    assert finding.message == (
+        f"{dropped} never reaches the tuning plugin: spec.config.plugins[1].args.cni.sysctl is null, which empties "
+        "the map (Go reads every spelling of args.cni.sysctl into one map, in sorted order of the keys); keep one "
+        "spelling of sysctl")
 
 
 def tuning_text(sysctl: str) -> Subject:

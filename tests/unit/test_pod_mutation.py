@@ -535,6 +535,69 @@ def test_cni_args_sysctl_keys_get_the_nads_key_checks() -> None:
     assert [(rule, severity) for rule, severity, _ in found] == [("pod-networks-cni-args-sysctl", "warn")]
 
 
+def tuned(args_cni: dict[str, Any], sysctl: bool = True) -> StaticClusterView:
+    config = json.loads(TUNED)
+    config["plugins"][1] = {"type": "tuning", **({"sysctl": {}} if sysctl else {}), "args": {"cni": args_cni}}
+    return view(nad("tuned", json.dumps(config)))
+
+
+CNI_ARGS = 'metadata.annotations["k8s.v1.cni.cncf.io/networks"][0]["cni-args"]'
+ARP_IGNORE = {"net.ipv4.conf.IFNAME.arp_ignore": "2"}
+
+
+# Real Multus v4.3.0 merge (hack/multus/multus-delegates) and tuning v1.10.0: Multus sets the selection's
+# keys in the NAD's args.cni by exact key and encodes it again, keys sorted ("SYSCTL" < "Sysctl" <
+# "sysctl"); tuning decodes every spelling into one map, in that order: objects add their entries, null
+# empties it.
+def test_cni_args_sysctl_beside_the_nads_other_spelling_both_reach_tuning() -> None:
+    # Both objects are applied (arp_filter=1 and arp_ignore=2 on the real interface).
+    both = networks({"name": "tuned", "cni-args": {"sysctl": ARP_IGNORE}})
+    assert findings(both, tuned({"Sysctl": ARP_FILTER})) == []
+    # A kernel key from the pod is refused even beside the NAD's own spelling.
+    found = findings(networks({"name": "tuned", "cni-args": {"SYSCTL": {"kernel.shmmax": "1"}}}),
+                     tuned({"sysctl": ARP_FILTER}))
+    assert [(rule, severity) for rule, severity, _ in found] == [("pod-networks-cni-args-sysctl", "deny")]
+    assert found[0][2].startswith(f"{CNI_ARGS}.SYSCTL[\"kernel.shmmax\"]: the key 'kernel.shmmax' is outside net.*")
+
+
+def test_cni_args_sysctl_that_a_later_spelling_of_the_nad_empties_is_no_crash_and_no_kernel_key() -> None:
+    # The NAD's "sysctl": null sorts after the pod's "Sysctl": the map is nil when tuning copies it, so it
+    # neither crashes on a missing sysctl nor sees the kernel key; the pod starts. A warning that the
+    # pod's sysctls are lost.
+    for view_, value in ((tuned({"sysctl": None}, sysctl=False), ARP_FILTER),
+                         (tuned({"sysctl": None}), {"kernel.shmmax": "1"})):
+        found = findings(networks({"name": "tuned", "cni-args": {"Sysctl": value}}), view_)
+        [key] = value
+        assert found == [("pod-networks-cni-args-sysctl", "warn",
+                          f'{CNI_ARGS}.Sysctl["{key}"] never reaches the tuning plugin: spec.config.plugins[1].'
+                          "args.cni.sysctl is null, which empties the map (Go reads every spelling of "
+                          "args.cni.sysctl into one map, in sorted order of the keys); keep one spelling of sysctl "
+                          "(Multus merges it into args.cni of spec.config.plugins[1], the tuning plugin of NAD "
+                          "apps/tuned)")]
+
+
+def test_cni_args_sysctl_replaced_by_the_nads_later_spelling_warns() -> None:
+    # The pod's "Sysctl" sorts before the NAD's "sysctl": the NAD's value of the same key wins (the real
+    # interface gets arp_ignore=1).
+    found = findings(networks({"name": "tuned", "cni-args": {"Sysctl": ARP_IGNORE}}),
+                     tuned({"sysctl": {"net.ipv4.conf.IFNAME.arp_ignore": "1"}}))
+    assert [(rule, severity) for rule, severity, _ in found] == [("pod-networks-cni-args-sysctl", "warn")]
+    assert found[0][2].startswith(f'{CNI_ARGS}.Sysctl["net.ipv4.conf.IFNAME.arp_ignore"] never reaches the tuning '
+                                  'plugin: spec.config.plugins[1].args.cni.sysctl["net.ipv4.conf.IFNAME.arp_ignore"] '
+                                  "replaces it")
+    # The other way round the pod's value wins, and nothing is said.
+    assert findings(networks({"name": "tuned", "cni-args": {"sysctl": ARP_IGNORE}}),
+                    tuned({"Sysctl": {"net.ipv4.conf.IFNAME.arp_ignore": "1"}})) == []
+
+
+def test_cni_args_sysctl_that_tuning_cannot_decode_is_refused() -> None:
+    for value, what in (("x", "the string 'x'"), ({"net.ipv4.conf.IFNAME.arp_filter": 1}, "the number 1")):
+        found = findings(networks({"name": "tuned", "cni-args": {"sysctl": value}}), tuned({}))
+        assert [(rule, severity) for rule, severity, _ in found] == [("pod-networks-cni-args-sysctl", "deny")]
+        assert f"is {what}, but the tuning plugin reads args.cni.sysctl as an object whose values are strings: it " \
+               "fails to load its config and the pod never starts" in found[0][2]
+
+
 def test_ips_on_a_whereabouts_nad_warn_that_it_allocates_an_address_besides() -> None:
     # whereabouts returns the IP= CIDRs after one address allocated from each range, and its own addresses.
     ipam = {"type": "whereabouts", "range": "10.30.0.0/24", "ipRanges": [{"range": "fd00:30::/64"}],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from webhook.cni.addresses import family, parse_ip, parse_mac
@@ -25,7 +26,7 @@ from webhook.cni.fields import (
     type_mismatches,
     type_problems,
 )
-from webhook.cni.gojson import go_field, overwritten
+from webhook.cni.gojson import fold, go_field, overwritten
 
 # libcni's types.DNS.
 _DNS = Struct({"nameservers": ListOf(Kind.STRING), "domain": Kind.STRING, "search": ListOf(Kind.STRING),
@@ -767,42 +768,159 @@ def sysctl_problems(plugin: PluginConf) -> Iterator[Problem]:
     """tuning's sysctl, and args.cni.sysctl, whose entries it copies into the first."""
     if plugin.type != "tuning":
         return
-    found = plugin.field("sysctl")
-    if found is not None and isinstance(found[1], Mapping):
-        yield from _sysctl_map_problems(*found)
-    args = _nested_string(plugin.conf, plugin.path, "args", "cni", "sysctl")
-    if args is not None:
-        yield from args_sysctl_problems(plugin, *args, then='and fails every pod; add "sysctl": {} beside it')
+    # Its own sysctl is decoded as args.cni.sysctl is: every spelling into one map, in sorted order.
+    own = args_sysctl({key: (f"{plugin.path}.{key}", value, False) for key, value in plugin.conf.items()})
+    if not own.mistyped:  # a spelling of the wrong type is nad-plugin-field-types'
+        yield from _duplicated_sysctl_problems(own)
+        yield from _sysctl_entry_problems({name: (path, value) for name, (path, value, _) in own.entries.items()},
+                                          set(own.entries), own.repeated)
+    args = _nested_string(plugin.conf, plugin.path, "args", "cni")
+    if args is not None and isinstance(args[1], Mapping):
+        merged = args_sysctl({key: (f"{args[0]}.{key}", value, False) for key, value in args[1].items()})
+        yield from args_sysctl_problems(plugin, merged, False, 'and fails every pod; add "sysctl": {} beside it',
+                                        "fails every pod")
 
 
-def args_sysctl_problems(plugin: PluginConf, where: str, sysctls: object, then: str) -> Iterator[Problem]:
-    """What tuning ``plugin`` refuses in ``sysctls``, the args.cni.sysctl it gets at ``where``: the NAD's
-    own, or a pod's "cni-args" sysctl, which Multus merges into args.cni of every plugin of the NAD.
-    ``then`` ends the message of a plugin without a sysctl object: what fails, and the fix."""
-    if plugin.type != "tuning" or not isinstance(sysctls, Mapping):
+def _duplicated_sysctl_problems(own: ArgsSysctl) -> Iterator[Problem]:
+    """tuning's validateSysctlConflictingKeys decodes every spelling of its own sysctl with one record of
+    the keys seen, and refuses a key seen twice: the same key under two spellings, whatever its values
+    (libcni has already kept one value of a key repeated in one object)."""
+    seen: dict[str, str] = {}
+    for path, value, _ in own.objects:
+        for name in value:
+            where = f'{path}["{name}"]'
+            if name in seen:
+                yield Problem(
+                    where,
+                    f"{where} is also {seen[name]}: the tuning plugin reads every spelling of sysctl and refuses a "
+                    'key given twice ("duplicated sysctl keys are not allowed"), which fails every pod; keep one',
+                )
+            else:
+                seen[name] = where
+
+
+#: An entry of tuning's args.cni.sysctl: its JSON path, its value, and whether a pod's "cni-args" gave it.
+ArgsEntry = tuple[str, Any, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class ArgsSysctl:
+    """The sysctl map tuning reads from args.cni: what ``args_sysctl`` decodes."""
+
+    #: Each sysctl key and the entry that sets it, as tuning copies them into its sysctl; empty when the
+    #: map is nil or empty.
+    entries: dict[str, ArgsEntry]
+    #: The spellings of "sysctl" (path, value, from the pod) whose value is an object: the entries' sources.
+    objects: list[ArgsEntry]
+    #: The spellings whose value is neither an object nor null: tuning fails to decode its config.
+    mistyped: list[ArgsEntry]
+    #: Entries that a later spelling replaced with another value, each with the entry that replaced it,
+    #: or with the path of a null that dropped the whole map.
+    dropped: list[tuple[ArgsEntry, str]]
+    #: For each key of ``entries`` repeated in the object that gave it, the values it had before.
+    repeated: dict[str, tuple[Any, ...]]
+
+
+def args_sysctl(args_cni: Mapping[str, ArgsEntry]) -> ArgsSysctl:
+    """What tuning decodes into its args.cni.sysctl, a *map[string]string, from the keys of args.cni
+    (each with its path, value, and whether a pod's "cni-args" gave it). Go matches "sysctl", "Sysctl",
+    "SYSCTL"... case-insensitively and decodes every one of them into that one field, in the order of the
+    text tuning receives: Multus (when it merges a pod's cni-args) and libcni encode args.cni again
+    from a Go map, with its keys sorted. An object is decoded into the map already there, adding its
+    entries to the earlier ones or replacing them; null makes the map nil again. Checked with the real
+    Multus v4.3.0 merge and tuning v1.10.0."""
+    entries: dict[str, ArgsEntry] = {}
+    objects: list[ArgsEntry] = []
+    mistyped: list[ArgsEntry] = []
+    dropped: list[tuple[ArgsEntry, str]] = []
+    repeated: dict[str, tuple[Any, ...]] = {}
+    for key in sorted(args_cni):
+        if fold(key) != "sysctl":
+            continue
+        path, value, from_pod = spelling = args_cni[key]
+        if value is None:
+            dropped += ((entry, path) for entry in entries.values())
+            entries, repeated = {}, {}
+        elif isinstance(value, Mapping):
+            objects.append(spelling)
+            for name, setting in value.items():
+                entry = (f'{path}["{name}"]', setting, from_pod)
+                old = entries.get(name)
+                if old is not None and old[1] != setting:
+                    dropped.append((old, entry[0]))
+                entries[name] = entry
+                repeated[name] = overwritten(value).get(name, ())
+        else:
+            mistyped.append(spelling)
+    return ArgsSysctl(entries, objects, mistyped, dropped, repeated)
+
+
+def args_sysctl_problems(plugin: PluginConf, merged: ArgsSysctl, from_pod: bool, then: str,
+                         fails: str) -> Iterator[Problem]:
+    """What tuning ``plugin`` refuses in ``merged``, the args.cni.sysctl it reads: the NAD's own, or
+    merged with a pod's "cni-args", which Multus sets in args.cni of every plugin of the NAD. Only what
+    comes from the pod (``from_pod``), or only what the NAD has. ``then`` ends the message of a plugin
+    without a sysctl object: what fails, and the fix; ``fails``, what fails when tuning cannot decode
+    its config."""
+    if plugin.type != "tuning":
         return
-    if sysctls and plugin.field("sysctl") is None:
+    ours = [entry for entry in merged.entries.values() if entry[2] is from_pod]
+    mistyped = [(path, value) for path, value, source in merged.mistyped if source is from_pod]
+    mistyped += [(f'{path}["{name}"]', setting) for path, value, source in merged.objects if source is from_pod
+                 for name, setting in value.items() if setting is not None and not isinstance(setting, str)]
+    for path, value in mistyped:
+        yield Problem(
+            path,
+            f"{path} is {describe(value)}, but the tuning plugin reads args.cni.sysctl as an object whose values "
+            f"are strings: it fails to load its config and {fails}; write it as such an object",
+        )
+    decodes = not merged.mistyped and not any(
+        setting is not None and not isinstance(setting, str) for _, value, _ in merged.objects
+        for setting in value.values())
+    if decodes and ours and plugin.field("sysctl") is None:
         # tuning.go parseConf copies the entries into conf.SysCtl, a nil map without a sysctl of its own.
+        where = next(path for path, _, source in merged.objects if source is from_pod
+                     and any(entry[0].startswith(f"{path}[") for entry in ours))
         yield Problem(
             where,
             f"{where} is set but {plugin.path} has no sysctl object: the tuning plugin crashes copying the "
             f"entries into it {then}",
         )
-    yield from _sysctl_map_problems(where, sysctls)
+    for (path, _, source), by in merged.dropped:
+        if source is from_pod:
+            why = f"{by} replaces it" if by.endswith("]") else f"{by} is null, which empties the map"
+            yield Problem(
+                path,
+                f"{path} never reaches the tuning plugin: {why} (Go reads every spelling of args.cni.sysctl "
+                "into one map, in sorted order of the keys); keep one spelling of sysctl",
+                warning=True,
+            )
+    if decodes:
+        yield from _sysctl_entry_problems(
+            {name: (path, value) for name, (path, value, _) in merged.entries.items()},
+            {name for name, entry in merged.entries.items() if entry[2] is from_pod}, merged.repeated)
 
 
 def _sysctl_map_problems(base: str, sysctls: Mapping[str, object]) -> Iterator[Problem]:
+    yield from _sysctl_entry_problems({key: (f'{base}["{key}"]', value) for key, value in sysctls.items()},
+                                      set(sysctls), overwritten(sysctls))
+
+
+def _sysctl_entry_problems(sysctls: Mapping[str, tuple[str, object]], judged: Collection[str],
+                           repeated: Mapping[str, tuple[Any, ...]]) -> Iterator[Problem]:
+    """What tuning refuses in ``sysctls`` (each key with its JSON path and value), and what it writes
+    other than meant, for the keys ``judged``; ``repeated``, the values a repeated key had before."""
     written: dict[str, str] = {}
-    for key, value in sysctls.items():
-        path = f'{base}["{key}"]'
+    for key, (path, value) in sysctls.items():
         why = sysctl_key_problem(key)
         if why is not None:
-            yield Problem(
-                path, f"{path}: the key {key!r} {why}; set it through the pod's securityContext instead"
-            )
+            if key in judged:
+                yield Problem(
+                    path, f"{path}: the key {key!r} {why}; set it through the pod's securityContext instead"
+                )
             continue
-        lost = [v for v in overwritten(sysctls).get(key, ()) if v != value]
-        if lost:
+        lost = [v for v in repeated.get(key, ()) if v != value]
+        if lost and key in judged:
             # libcni reads the config into a map before tuning sees it: only the last value arrives.
             yield Problem(
                 path,
@@ -811,13 +929,13 @@ def _sysctl_map_problems(base: str, sysctls: Mapping[str, object]) -> Iterator[P
                 warning=True,
             )
         other = written.setdefault(_sysctl_file(key), key)
-        if other != key and sysctls[other] != value:
+        other_path, other_value = sysctls[other]
+        if other != key and other_value != value and (key in judged or other in judged):
             # Two keys for one file: tuning writes them in Go's map order, which changes from pod to pod.
-            other_path = f'{base}["{other}"]'
             yield Problem(
                 path,
                 f"{path} sets the same sysctl as {other_path}, to another value ({describe(value)}, not "
-                f"{describe(sysctls[other])}): the tuning plugin writes the two in random order, so pods "
+                f"{describe(other_value)}): the tuning plugin writes the two in random order, so pods "
                 "get either; keep one",
                 warning=True,
             )

@@ -366,6 +366,36 @@ def _merged(values: Sequence[Any]) -> tuple[Any, int]:
     return from_pairs(pairs), start
 
 
+def _merged_entries(values: Sequence[Any]) -> tuple[list[Any], int]:
+    """What Go leaves in a slice of pointers to structs (portMappings, a []*PortMapEntry) after decoding
+    ``values`` (every occurrence of the key, the last one a list) into it in turn, and where in ``values``
+    the lists merged into it start. Go decodes each element of a list into the entry already at its
+    index, one that an earlier list left in the slice's array even past the current length: the
+    entry's fields are kept unless the object sets them, as for a merged struct. null makes an entry
+    nil, and a later object a new one. The slice ends as long as the last list; null and an empty list
+    start a new slice; a value of another type fails the decode and leaves the slice as it was.
+    Checked with the real Multus v4.3.0 parser."""
+    start = max((i + 1 for i, value in enumerate(values) if value is None or value == []), default=0)
+    array: list[Any] = []
+    length = 0
+    for value in values[start:]:
+        if not isinstance(value, list):
+            continue
+        for i, item in enumerate(value):
+            old: Any = array[i] if i < len(array) else None
+            new = item
+            if _is_json_object(item) and _is_json_object(old):
+                pairs = [(key, was) for key, olds in overwritten(old).items() for was in olds] + list(old.items())
+                pairs += [(key, was) for key, olds in overwritten(item).items() for was in olds] + list(item.items())
+                new = from_pairs(pairs)
+            if i < len(array):
+                array[i] = new
+            else:
+                array.append(new)
+        length = len(value)
+    return array[:length], start
+
+
 class _Decoder:
     """Decodes one JSON object field by field, collecting problems and notes."""
 
@@ -405,20 +435,32 @@ class _Decoder:
         """The key as spelled and the value that Go decodes into the field ``key``."""
         return self.fields.get(fold(key))
 
-    def read(self, key: str, reader: _Reader[T], *, merges: bool = False) -> tuple[Where, T | None]:
+    def read(self, key: str, reader: _Reader[T], *, merges: bool = False, entries: bool = False,
+             scalar: bool = False) -> tuple[Where, T | None]:
         """The field ``key`` read by ``reader`` (None when absent), after every earlier value Go decodes
         into the field has been checked for what fails Go's own decode: Go fails on those as on the last.
         ``merges``: the field is a pointer to a map or struct, into which Go decodes a repeated key's
-        objects one after the other (see _merged): the reader reads their merge."""
+        objects one after the other (see _merged): the reader reads their merge. ``entries``: the field
+        is a slice of pointers to structs, whose entries Go decodes a repeated key's lists into (see
+        _merged_entries). ``scalar``: a string or number field, which null leaves as it was: the value
+        kept is the last one that is not null."""
         folded = fold(key)
         found = self.fields.get(folded)
         earlier = self.earlier.get(folded, [])
+        if scalar and found is not None and found[1] is None:
+            kept = [i for i, (_, value) in enumerate(earlier) if value is not None]
+            if kept:
+                found, earlier = earlier[kept[-1]], earlier[:kept[-1]] + earlier[kept[-1] + 1:]
         if merges and found is not None and earlier and _is_json_object(found[1]):
             values = [value for _, value in earlier]
             merged, start = _merged([*values, found[1]])
             # The objects merged are read (with their replaced keys) as one; the rest stay earlier values.
             earlier = [e for i, e in enumerate(earlier) if i < start or not _is_json_object(e[1])]
             found = (found[0], merged)
+        if entries and found is not None and earlier and isinstance(found[1], list):
+            merged_list, start = _merged_entries([*(value for _, value in earlier), found[1]])
+            earlier = [e for i, e in enumerate(earlier) if i < start or not isinstance(e[1], list)]
+            found = (found[0], merged_list)
         for spelled, value in earlier:
             problems: list[Problem] = []
             reader(self.where.at(f".{spelled}"), value, problems, None)
@@ -431,7 +473,7 @@ class _Decoder:
 
     def value(self, key: str, kind: Kind, expected: str) -> tuple[Where, Any]:
         """The value Go would decode into ``key`` (None when absent, null, or of the wrong type)."""
-        return self.read(key, _typed(kind, expected))
+        return self.read(key, _typed(kind, expected), scalar=kind in (Kind.STRING, Kind.INT))
 
     def text(self, key: str) -> tuple[Where, str]:
         where, value = self.value(key, Kind.STRING, "a string")
@@ -626,7 +668,7 @@ def _decode_element(
         if not gw:
             d.problems.append(_not_a_gateway(route_where.at(f"[{i}]"), gw))
     cni_args = d.read("cni-args", _typed(Kind.OBJECT, "an object"), merges=True)[1]
-    ports = d.read("portMappings", _read_port_mappings)[1]
+    ports = d.read("portMappings", _read_port_mappings, entries=True)[1]
     bandwidth = d.read("bandwidth", _read_bandwidth, merges=True)[1]
 
     device_id = d.string("deviceID")

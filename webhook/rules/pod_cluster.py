@@ -15,7 +15,7 @@ from typing import Any
 
 from webhook.cni.addresses import between, parse_cidr, parse_ip
 from webhook.cni.config import NetConf, PluginConf, parse_nad_config
-from webhook.cni.gojson import go_field
+from webhook.cni.gojson import fold
 from webhook.cni.ipam import (
     StaticAddress,
     args_cni_ips,
@@ -23,7 +23,7 @@ from webhook.cni.ipam import (
     static_addresses,
     whereabouts_ranges,
 )
-from webhook.cni.plugins import args_sysctl_problems
+from webhook.cni.plugins import ArgsEntry, args_sysctl, args_sysctl_problems
 from webhook.multus.selection import (
     DEFAULT_NETWORK_ANNOTATION,
     NETWORKS_ANNOTATION,
@@ -369,23 +369,36 @@ def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
     """Multus merges a selection's "cni-args" into args.cni of every plugin of the NAD (the selection's
     keys winning), on both annotations; the tuning plugin copies args.cni.sysctl into its own sysctl
     object. Without one in the NAD it crashes on the copy, and it refuses keys that do not land below
-    /proc/sys/net/: either way the pod never starts. The NAD's own args.cni.sysctl is
+    /proc/sys/net/: either way the pod never starts. Multus re-encodes args.cni with its keys sorted, and
+    tuning decodes every spelling of sysctl ("SYSCTL" < "Sysctl" < "sysctl") into one map in that order:
+    the pod's and the NAD's objects add up, a later null empties the map, a later key replaces the
+    pod's value (a warning). Only what reaches tuning is judged; the NAD's own args.cni.sysctl is
     nad-plugin-tuning-sysctl's."""
     if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
         cni_args = ref.selection.cni_args
         # Multus merges by exact key, but tuning decodes args.cni as Go does: "SysCtl" is its sysctl too.
-        found = go_field(cni_args, "sysctl") if cni_args is not None else None
-        nad = subject.view.nad(ref.namespace, ref.name) if found is not None else None
+        spelled = [key for key in cni_args or () if fold(key) == "sysctl"]
+        nad = subject.view.nad(ref.namespace, ref.name) if spelled else None
         netconf = _netconf(nad) if nad is not None else None
-        if found is None or netconf is None:
+        if cni_args is None or netconf is None:
             continue
-        where, nad_ref = f'{ref.field}["cni-args"].{found[0]}', f"NAD {ref.namespace}/{ref.name}"
+        base, nad_ref = f'{ref.field}["cni-args"]', f"NAD {ref.namespace}/{ref.name}"
         for plugin in netconf.plugins:
+            if plugin.type != "tuning":
+                continue
+            # injectCNIArgs: the selection's keys set in the plugin's args.cni, when "args" and "cni" are
+            # objects (exact keys: Multus reads the config into Go maps).
+            args = plugin.conf.get("args")
+            own = args.get("cni") if isinstance(args, Mapping) else None
+            keys: dict[str, ArgsEntry] = {
+                key: (f"{plugin.path}.args.cni.{key}", value, False)
+                for key, value in (own.items() if isinstance(own, Mapping) else ())}
+            keys.update((key, (f"{base}.{key}", cni_args[key], True)) for key in spelled)
             then = (f'and the pod never starts; add "sysctl": {{}} to {plugin.path} of {nad_ref}, or drop '
-                    f'{found[0]} from {ref.field}["cni-args"]')
-            for problem in args_sysctl_problems(plugin, where, found[1], then):
+                    f'{" and ".join(spelled)} from {base}')
+            for problem in args_sysctl_problems(plugin, args_sysctl(keys), True, then, "the pod never starts"):
                 yield Violation(problem.field,
                                 f"{problem.message} (Multus merges it into args.cni of {plugin.path}, the tuning "
                                 f"plugin of {nad_ref})", Severity.WARN if problem.warning else None)

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds multus-delegates (./multus-delegates), which runs a pod's networks annotation and its NADs
+# (read from the kube-apiserver a kubeconfig names) through the real Multus v4.3.0 parser and delegate
+# merge, into a cache outside the checkout and prints the directory that holds it. Built again when
+# what it is built from changes (../gobuild.sh).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../gobuild.sh"
+version=v4.3.0
+
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/multus-webhook/multus/$version
+mkdir -p "$cache"
+go_build_cached "$cache" "$here" multus-delegates ./multus-delegates "" "$here"/multus-delegates/*.go
+echo "$cache"

@@ -1,0 +1,80 @@
+"""What the differential tests share: the real Multus v4.3.0, built from hack/multus."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from webhook.dev.controlplane import ControlPlane
+
+MULTUS_BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "hack" / "multus" / "build.sh"
+
+#: Runs a pod's networks annotation (pod "pod" in namespace "default") through Multus's parser
+#: (k8sclient.GetPodNetwork): its "networks", or its "error" and the "stage" ("parse") that failed.
+RealMultusParser = Callable[[str], dict[str, Any]]
+
+#: Runs a pod's networks annotation and the NADs it selects (each {"name", "config"}) through Multus:
+#: the NADs are created in a namespace of their own in the module's real apiserver (``cluster``), the
+#: pod is in that namespace, and Multus reads them from there (k8sclient.GetNetworkDelegates). Its
+#: "networks" and "delegates", each with the "config" it hands to libcni; or its "error" and the
+#: "stage" ("parse", "delegates") that failed.
+RealMultus = Callable[[str, list[dict[str, str]]], dict[str, Any]]
+
+
+@pytest.fixture(scope="session")
+def multus_delegates(require: Callable[[str], NoReturn]) -> Path:
+    """The multus-delegates tool (hack/multus/multus-delegates), built on first use."""
+    try:
+        out = subprocess.run(["bash", str(MULTUS_BUILD_SCRIPT)], check=True, capture_output=True, text=True)
+    except subprocess.CalledProcessError as exc:
+        # build.sh reuses a built binary without Go; only a build needs the toolchain.
+        if shutil.which("go") is None:
+            require("no Go toolchain to build Multus v4.3.0")
+        require(f"{MULTUS_BUILD_SCRIPT} failed: {exc.stderr.strip()[-2000:]}")
+    return Path(out.stdout.strip().splitlines()[-1]) / "multus-delegates"
+
+
+def _run(tool: Path, request: dict[str, str], *args: str) -> dict[str, Any]:
+    proc = subprocess.run([str(tool), *args], input=json.dumps(request), capture_output=True, text=True,
+                          timeout=60)
+    if proc.returncode != 0:
+        raise AssertionError(f"multus-delegates exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+@pytest.fixture(scope="session")
+def real_multus_parser(multus_delegates: Path) -> RealMultusParser:
+    def run(annotation: str) -> dict[str, Any]:
+        return _run(multus_delegates, {"annotation": annotation, "namespace": "default"})
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def real_multus(multus_delegates: Path, cluster: ControlPlane) -> RealMultus:
+    """The module's own control plane (no webhook registered with it: the NADs go in as they are)."""
+    def run(annotation: str, nads: list[dict[str, str]]) -> dict[str, Any]:
+        namespace = f"multus-{uuid.uuid4().hex[:10]}"
+        objects = {"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+            *({"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+               "metadata": {"name": nad["name"], "namespace": namespace}, "spec": {"config": nad["config"]}}
+              for nad in nads)]}
+        cluster.kubectl("create", "-f", "-", input=json.dumps(objects))
+        try:
+            return _run(multus_delegates, {"annotation": annotation, "namespace": namespace},
+                        "-kubeconfig", str(cluster.kubeconfig))
+        finally:
+            # No namespace controller runs: the NADs are deleted here, the namespace stays Terminating
+            # until the module's control plane stops.
+            cluster.kubectl("delete", "-f", "-", "--wait=false", input=json.dumps(objects))
+
+    return run
