@@ -22,12 +22,14 @@ import pytest
 import yaml
 from kubernetes.client import ApiClient
 
+import webhook.controller.controller as controller_module
 from webhook.agent.standin import StandInNode
 from webhook.cluster.live import LiveClusterView, Resource
 from webhook.cluster.store import NAD, NETWORK_PROFILE, NODE, POD
-from webhook.controller.controller import KINDS, Controller, ControllerConfig
+from webhook.controller.controller import KINDS, REPAIR_KINDS, Controller, ControllerConfig
 from webhook.controller.lease import LeaderElector
 from webhook.dev.controlplane import ControlPlane, eventually
+from webhook.dev.stubhook import StubWebhook, refuse
 from webhook.dev.tcpproxy import TcpProxy
 from webhook.kube import MERGE_PATCH, format_time, load_client, open_response, request, utcnow
 from webhook.names import NAMESPACE, READY_LABEL
@@ -604,6 +606,149 @@ def test_a_dead_agents_node_is_unlabelled_though_the_leaders_renewals_keep_faili
         agent.stopped.set()
         thread.join(10)
         view.stop()
+        node.delete()
+
+
+def lapses(cluster: ControlPlane, proxy: TcpProxy, controller: Controller, lease: str, times: int) -> None:
+    """``times`` lapses of the controller's leadership, each ended by renewing the lease it still holds
+    (its elector's connections, and only they, through ``proxy``), then 2s of acting again."""
+    for _ in range(times):
+        proxy.stall()  # the renewal in flight, and every one after it, hangs
+        eventually(lambda: not controller.elector.is_leader(), "leadership lapsed", timeout=10)
+        time.sleep(1)  # the controller has found out (it checks every retry period)
+        proxy.resume()
+        proxy.reset()  # the renewal hanging fails; the next one goes through
+        eventually(controller.elector.is_leader, "the lease renewed", timeout=10)
+        time.sleep(2)  # a whole pass after the lapse
+    spec = lease_spec(cluster, lease)
+    assert (spec["holderIdentity"], spec.get("leaseTransitions", 0)) == (controller.config.identity, 0)
+
+
+def test_a_repair_goes_on_through_lapses_of_the_leaders_renewals_without_starting_over(
+        cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient, ns: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same lapses as above, on a node with a pod that lacks a network and that no controller would
+    recreate: the repair lists the node's pods once and reports the pod with one Event. A lapse that no
+    other replica filled is no new term, in which another leader may have repaired: the repair of the
+    node's boot goes on as it was. It started over at every lapse, listing the pods again and sending
+    the pod one more MultusNetworksMissing Event each time. A new term still starts it over."""
+    lists: list[str] = []
+    real = controller_module.request
+
+    def recorded(api: Any, method: str, path: str, **kw: Any) -> Any:
+        selector = dict(kw.get("query") or ()).get("fieldSelector", "")
+        if path == "/api/v1/pods" and selector.startswith("spec.nodeName="):
+            lists.append(selector)
+        return real(api, method, path, **kw)
+
+    monkeypatch.setattr(controller_module, "request", recorded)  # recorded on their way to the apiserver
+    node = StandInNode(cluster, f"node-{uuid.uuid4().hex[:8]}", "boot-1")
+    agent = Agent(cluster, node.name, "boot-1")
+    create(cluster, nad("net-a", ns))
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "lacking", "namespace": ns, "annotations": {
+               "k8s.v1.cni.cncf.io/networks": "net-a",
+               "k8s.v1.cni.cncf.io/network-status": json.dumps([{"name": "cilium", "interface": "eth0",
+                                                                 "default": True}])}},
+           "spec": {"nodeName": node.name, "containers": [{"name": "c", "image": "busybox"}]}}
+    create(cluster, pod)
+    made = format_time(utcnow())
+    cluster.kubectl("patch", "pod", "-n", ns, "lacking", "--subresource=status", "--type=merge", "-p", json.dumps(
+        {"status": {"phase": "Running", "startTime": made, "conditions": [
+            {"type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": made}]}}))
+
+    def missing() -> list[dict[str, Any]]:
+        out = cluster.kubectl("get", "events", "-n", ns, "--field-selector",
+                              "involvedObject.kind=Pod,involvedObject.name=lacking", "-o", "json").stdout
+        return [e for e in json.loads(out)["items"] if e["reason"] == "MultusNetworksMissing"]
+
+    direct = load_client(str(cluster.kubeconfig))
+    view = LiveClusterView(direct, kinds=REPAIR_KINDS)
+    lease = f"lease-{uuid.uuid4().hex[:8]}"
+    config = ControllerConfig(agent_interval=2, lease_name=lease, identity="repairing", lease_duration=3,
+                              renew_deadline=2, retry_period=0.5, repair=True)
+    controller = Controller(direct, config, view)
+    controller.elector.api = proxied
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    try:
+        started(view)
+        thread.start()
+        reported = eventually(missing, "the pod reported")
+        assert "not evicted because no controller would recreate it" in reported[0]["message"], reported
+        assert len(lists) == 1, lists
+        lapses(cluster, proxy, controller, lease, 3)  # each followed by a pass, and the Event it would send
+        assert node.own_labels().get(READY_LABEL) == "true"
+        assert (len(lists), len(missing())) == (1, 1), (lists, [e["message"] for e in missing()])
+
+        # A new term starts the repair over: another replica held the lease meanwhile (and could have
+        # repaired, or been told of the pod's networks otherwise).
+        other = LeaderElector(direct, name=lease, namespace=NAMESPACE, identity="other", duration=3,
+                              renew_deadline=2, retry_period=0.5)
+        proxy.stall()
+        eventually(lambda: not controller.elector.is_leader(), "leadership lapsed", timeout=10)
+        eventually(other.try_acquire_or_renew, "the other replica takes over", timeout=10)
+        proxy.resume()
+        proxy.reset()  # the other replica stops renewing; the first one takes over once the lease expires
+        eventually(controller.elector.is_leader, "the first replica leads again", timeout=15)
+        eventually(lambda: len(missing()) == 2, "the pod reported again in the new term")
+        assert len(lists) == 2, lists
+    finally:
+        stop.set()
+        agent.stopped.set()
+        thread.join(10)
+        view.stop()
+        node.delete()
+
+
+def test_a_refused_node_patch_keeps_backing_off_through_lapses_of_the_leaders_renewals(
+        cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient) -> None:
+    """A policy refuses every patch of the node's labels for good: the controller tries again after 2s,
+    4s, 8s, 16s ... The same lapses as above do not start the back-off over (no other replica acted in
+    between): it tried again at once after every lapse."""
+    marker = uuid.uuid4().hex[:8]
+    node = StandInNode(cluster, f"node-{marker}", "boot-1", labels={"stub": marker})
+    stub = StubWebhook(cluster, f"frozen-{marker}", [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                      "operations": ["UPDATE"], "resources": ["nodes"]}],
+                       lambda r: refuse(403, "node labels are frozen"),
+                       object_selector={"matchLabels": {"stub": marker}})
+    agent = None
+    direct = load_client(str(cluster.kubeconfig))
+    view = LiveClusterView(direct, kinds=KINDS)
+    lease = f"lease-{marker}"
+    config = ControllerConfig(agent_interval=2, lease_name=lease, identity="refused", lease_duration=3,
+                              renew_deadline=2, retry_period=0.5)
+    controller = Controller(direct, config, view)
+    controller.elector.api = proxied
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    try:
+        stub.start(lambda: cluster.kubectl("label", "node", node.name, "--dry-run=server", "--overwrite", "probe=1",
+                                           check=False))
+        agent = Agent(cluster, node.name, "boot-1")
+        started(view)
+        thread.start()
+        # The node's ready label is part of the patch once the heartbeat was seen to change; from then on
+        # the same patch is refused, and tried after 2s, 4s, 8s: the next try some 16s after the fourth.
+        eventually(lambda: READY_LABEL in node.agent_labels(), "the agent pod labelled")
+
+        def same_patch() -> list[Any]:
+            return [r for r in stub.reviews(node.name)
+                    if ((r.object.get("metadata") or {}).get("labels") or {}).get(READY_LABEL) == "true"]
+
+        eventually(lambda: len(same_patch()) >= 4, "four tries of the same patch", timeout=30)
+        since = time.monotonic()
+        lapses(cluster, proxy, controller, lease, 3)
+        tries = [r.at - since for r in same_patch() if r.at > since]
+        assert len(tries) <= 1, f"tried at {tries} (s after the fourth try), through 3 lapses"
+        assert READY_LABEL not in node.own_labels()
+    finally:
+        stop.set()
+        if agent is not None:
+            agent.stopped.set()
+        thread.join(10)
+        view.stop()
+        stub.stop()
         node.delete()
 
 

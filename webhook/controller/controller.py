@@ -235,10 +235,11 @@ class Controller:
                                      renew_deadline=config.renew_deadline, retry_period=config.retry_period,
                                      on_change=lambda leading: self.wake.set())
         self.bucket = TokenBucket(config.repair_rate, config.repair_burst)
-        #: Node name -> the repair on its current boot (a new boot replaces it; a gone node drops it).
+        #: Node name -> the repair on its current boot (a new boot replaces it; a gone node drops it; a
+        #: new leader term starts it over, see _resume).
         self.repairs: dict[str, NodeRepair] = {}
         #: Node name -> its agent's heartbeat as observed in this leader term (kept through a lapse in
-        #: which no other replica held the lease, see _lapse).
+        #: which no other replica held the lease, see _resume).
         self.heartbeats: dict[str, decide.Heartbeat] = {}
         #: The elector's term (LeaderElector.term) that what this replica knows belongs to; the moment
         #: (monotonic) its last pass as leader ended, and while it does not act, the one before the lapse.
@@ -254,7 +255,7 @@ class Controller:
         self._forbidden_logged = False
         #: The monotonic time before which no agent pod is labelled, after the apiserver refused it.
         self._agents_not_before = 0.0
-        #: Node name -> its last look's failure, while nothing has worked since.
+        #: Node name -> its last look's failure, while nothing has worked since (in this leader term).
         self.backoffs: dict[str, Backoff] = {}
         self.events = EventRecorder(api, component=COMPONENT, instance=config.identity)
         #: The same for deleting the MultusNodeStates of nodes that are gone, after a deletion failed: one
@@ -294,36 +295,53 @@ class Controller:
 
     def _lapse(self) -> None:
         """Not acting (not the leader, or the store not synced yet). When it acts again, it looks at every
-        node again (it looked at none meanwhile, and another leader may have changed labels) and starts
-        its repairs and backoffs over (another leader may have repaired meanwhile). The heartbeats
-        observed are kept until it is known whether another replica held the lease meanwhile (_resume)."""
+        node again: it looked at none meanwhile (the changes heard are dropped), and in a new term another
+        leader may have changed labels. What it knows besides (heartbeats, repairs, back-offs, waits
+        after refusals) is kept until it is known whether another replica held the lease meanwhile
+        (_resume)."""
         if self._lapsed_at is None:
             self._lapsed_at = self._acted_at
         self._forget_looks()
 
     def _resume(self, term: tuple[str, int] | None, now: float) -> None:
         """Acting at ``now`` in leader term ``term``. A new term (another replica may have held the lease
-        meanwhile, and changed labels) observes every heartbeat anew: a value merely found proves nothing
-        until it is seen to change (decide.Heartbeat.fresh), so every agent has a whole grace period. In
-        the same term after a lapse (renewals failed for a while, and no other replica held the lease),
-        each heartbeat observed before it still says when its value was first seen, but the lapse does
-        not count as silence: the trouble that kept the lease from being renewed may have kept the
-        agents from writing too. It counted as a whole new grace period, so that renewals failing more
-        often than a heartbeat goes stale kept a dead agent's node ready for good."""
+        meanwhile, changed labels and repaired) starts everything over: every heartbeat is observed anew
+        (a value merely found proves nothing until it is seen to change, decide.Heartbeat.fresh, so every
+        agent has a whole grace period), every repair and back-off starts again.
+
+        In the same term after a lapse (renewals failed for a while, and no other replica held the
+        lease, so none acted), what it knew still holds and is kept: each node's repair on its boot (its
+        pods are not listed again, a pod reported gets no second Event, one given up stays given up),
+        each node's back-off after a refused patch, and the waits after a refusal for good (agent pod
+        labels, state deletions, the eviction refusal logged once). Started over at every lapse, renewals
+        failing now and then made the repair list every node's pods and send its Events again, and a
+        patch refused for good tried again at once. Each heartbeat observed still says when its value
+        was first seen, but the lapse does not count as silence: the trouble that kept the lease from
+        being renewed may have kept the agents from writing too. It counted as a whole new grace period,
+        so that renewals failing more often than a heartbeat goes stale kept a dead agent's node ready
+        for good. Nor does it count as patience with pod statuses the kubelet has not rewritten since
+        the boot (NodeRepair.unwritten_since), for the same reason."""
         if term != self._term:
             self._term = term
             self._forget_looks()
-            self.heartbeats.clear()
+            self._start_over()
         elif self._lapsed_at is not None:
             gap = now - self._lapsed_at
             self.heartbeats = {name: decide.Heartbeat(h.value, h.since + gap, h.fresh)
                                for name, h in self.heartbeats.items()}
+            for job in self.repairs.values():
+                if job.unwritten_since is not None:
+                    job.unwritten_since += gap
         self._lapsed_at = None
 
     def _forget_looks(self) -> None:
-        """Everything known of the nodes' looks but the heartbeats: the next pass looks at every node."""
+        """What the nodes' last looks saw, and when they are due again: the next pass looks at every node."""
         self.looked.clear()
         self._deadlines.clear()
+
+    def _start_over(self) -> None:
+        """Everything known from acting in a leader term but the looks (_forget_looks)."""
+        self.heartbeats.clear()
         self.repairs.clear()
         self.backoffs.clear()
         self._forbidden_logged = False
