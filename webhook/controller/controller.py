@@ -242,7 +242,7 @@ class Controller:
         #: which no other replica held the lease, see _resume).
         self.heartbeats: dict[str, decide.Heartbeat] = {}
         #: The elector's term (LeaderElector.term) that what this replica knows belongs to; the moment
-        #: (monotonic) its last pass as leader ended, and while it does not act, the one before the lapse.
+        #: (monotonic) its last pass as leader ended; while it does not act, when it stopped acting.
         self._term: tuple[str, int] | None = None
         self._acted_at: float | None = None
         self._lapsed_at: float | None = None
@@ -299,8 +299,11 @@ class Controller:
         leader may have changed labels. What it knows besides (heartbeats, repairs, back-offs, waits
         after refusals) is kept until it is known whether another replica held the lease meanwhile
         (_resume)."""
-        if self._lapsed_at is None:
-            self._lapsed_at = self._acted_at
+        if self._lapsed_at is None and self._acted_at is not None:
+            # From when it stopped leading, not from its last pass: leadership windows shorter than the
+            # time between two passes (renewals that take most of the renew deadline) counted as no more
+            # than a pass each, and a dead agent's heartbeat never went stale.
+            self._lapsed_at = max(self._acted_at, min(self.elector.leads_until(), time.monotonic()))
         self._forget_looks()
 
     def _resume(self, term: tuple[str, int] | None, now: float) -> None:

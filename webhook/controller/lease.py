@@ -109,7 +109,12 @@ class LeaderElector:
         return request(self.api, method, path, body=body, timeout=(SHORT_TIMEOUT[0], self.renew_deadline))
 
     def is_leader(self) -> bool:
-        return time.monotonic() - self._renewed_at < self.renew_deadline
+        return time.monotonic() < self.leads_until()
+
+    def leads_until(self) -> float:
+        """When (time.monotonic()) this replica stops leading unless it renews first; in the past when it
+        does not lead."""
+        return self._renewed_at + self.renew_deadline
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
