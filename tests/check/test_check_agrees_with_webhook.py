@@ -106,7 +106,7 @@ def test_check_and_the_webhook_give_the_same_verdicts(webhook_server: WebhookSer
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
     documents = {f"{d.source}#{d.index}": d for d in load_path(str(HERE / MANIFESTS))}
-    assert len(report["results"]) == 14
+    assert len(report["results"]) == 15
     for checked in report["results"]:
         doc = documents[str(HERE / checked["source"])]
         kind, obj = admitted(doc.obj)
@@ -159,7 +159,7 @@ def test_with_cluster_state_check_and_the_webhook_agree_object_by_object(
         answer = mutated_then_validated(stateful_webhook, kind, obj, checked["namespace"], old=old)
         assert_agree(checked, answer)
         compared += 1
-    assert compared == 14
+    assert compared == 15
 
 
 PROFILE_STATE = """

@@ -77,7 +77,7 @@ def test_text_is_one_line_per_finding_with_a_summary_and_no_color_off_a_terminal
 ) -> None:
     _, out, err = run_check([], capsys, monkeypatch)
     lines = out.splitlines()
-    assert lines[-1] == "14 object(s) checked: 6 allowed, 2 warned, 6 denied; 3 skipped"
+    assert lines[-1] == "15 object(s) checked: 7 allowed, 2 warned, 6 denied; 3 skipped"
     assert ("fixtures/manifests/nads.yaml:10: deny nad-config-structure: NetworkAttachmentDefinition "
             "default/no-type: spec.config.type is missing") in out
     assert "\033[" not in out
@@ -91,7 +91,7 @@ def test_json_follows_the_design_schema(capsys: pytest.CaptureFixture[str], monk
     data = json.loads(out)
     assert list(data) == ["results", "summary", "notes"]
     assert data["notes"] == [NO_STATE_NOTE]
-    assert data["summary"] == {"allow": 6, "warn": 2, "deny": 6, "skipped": 3}
+    assert data["summary"] == {"allow": 7, "warn": 2, "deny": 6, "skipped": 3}
     for result in data["results"]:
         assert list(result) == ["source", "apiVersion", "kind", "namespace", "name", "verdict", "findings"]
         assert result["verdict"] in {"allow", "warn", "deny"}
@@ -152,7 +152,7 @@ def test_junit_has_a_case_per_object_failures_for_denials_and_skipped_objects(
 ) -> None:
     _, out, _ = run_check(["--output", "junit"], capsys, monkeypatch)
     root = ET.fromstring(out)
-    assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("17", "6", "3")
+    assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("18", "6", "3")
     suites = {s.get("name"): s for s in root.iter("testsuite")}
     assert list(suites) == [f"fixtures/manifests/{f}" for f in
                             ["apps/list.yaml", "apps/workloads.yaml", "configmap.json", "nads.yaml", "pods.yaml"]]

@@ -30,6 +30,7 @@ def as_multus_element(selection: NetworkSelection) -> dict[str, Any]:
         element["mac"] = selection.mac
     if selection.port_mappings:
         element["portMappings"] = [
+            None if p is None else
             {"hostPort": p.host_port, "containerPort": p.container_port,
              **({"protocol": p.protocol} if p.protocol else {}), **({"hostIP": p.host_ip} if p.host_ip else {})}
             for p in selection.port_mappings]
@@ -94,8 +95,11 @@ CASES = [
          '[{"name":"net1","portMappings":[{"hostPort":80}],"portMappings":"x","portMappings":[{"hostPort":81}]}]'),
     Case("port-mappings-mistyped-field-merged",
          '[{"name":"net1","portMappings":[{"hostPort":"x"}],"portMappings":[{"containerPort":1}]}]'),
-    # Multus passes a nil entry on (only a plugin with the portMappings capability would get it); we refuse it.
-    Case("port-mappings-null-entry", '[{"name":"net1","portMappings":[null]}]', refused_later="is null"),
+    # Multus keeps a nil entry and passes it on as null: only a plugin with the portMappings capability gets
+    # it, which is pod-networks-port-mappings's to judge against the NAD (see test_nad_real_plugins.py).
+    Case("port-mappings-null-entry", '[{"name":"net1","portMappings":[null]}]'),
+    Case("port-mappings-null-between-entries",
+         '[{"name":"net1","portMappings":[{"hostPort":80,"containerPort":8080},null,{"hostPort":81}]}]'),
     Case("bandwidth-repeated", '[{"name":"net1","bandwidth":{"ingressRate":1,"ingressBurst":2},'
                                '"bandwidth":{"egressRate":3}}]'),
 ]

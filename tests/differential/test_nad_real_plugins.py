@@ -29,6 +29,7 @@ from typing import Any, NoReturn
 import pytest
 
 from webhook.cluster.static import StaticClusterView
+from webhook.cni.gojson import fold
 from webhook.rules import Policy, Severity, Subject, evaluate
 
 pytestmark = pytest.mark.slow
@@ -1175,14 +1176,19 @@ class PodCase:
     denied_by: str = "pod-networks-ips-ipam"
     #: Sysctls of the pod's interface (net.ipv4.conf.net1.<name>) and the values they end with.
     sysctls: dict[str, str] | None = None
+    #: The outcome needs portmap to reach its backend (iptables or nftables) with the port mappings: a
+    #: skip where neither is installed. portmap's own checks of the ports come before and need neither.
+    portmap_backend: bool = False
 
 
 MAC_ADDRESS = "02:00:00:00:70:01"
 POD_RULES = {"pod-networks-capabilities", "pod-networks-ips-ipam", "pod-networks-static-ip-range",
-             "pod-networks-ips-extra-addresses", "pod-networks-cni-args-sysctl"}
+             "pod-networks-ips-extra-addresses", "pod-networks-cni-args-sysctl", "pod-networks-port-mappings"}
 ARP_FILTER = {"net.ipv4.conf.IFNAME.arp_filter": "1"}
 ARP_IGNORE = {"net.ipv4.conf.IFNAME.arp_ignore": "2"}
 EXTRA = "pod-networks-ips-extra-addresses"
+PORTS = "pod-networks-port-mappings"
+PORTMAP = {"type": "portmap", "capabilities": {"portMappings": True}}
 POD_CASES = [
     # No capability declared: what the plugins read from CNI_ARGS is what the interface gets.
     PodCase("macvlan-mac", one(hl(subnet="10.70.0.0/24")), {"mac": MAC_ADDRESS}),
@@ -1310,19 +1316,56 @@ POD_CASES = [
         "failed to load netconf",
         denied_by="pod-networks-cni-args-sysctl",
     ),
+    # Multus passes portMappings as runtimeConfig to the plugins declaring the capability, a null entry as
+    # null; portmap decodes that as zeros and refuses ports not above 0 before it looks for a backend.
+    PodCase("portmap-null-entry", chain(macvlan(), PORTMAP), {"portMappings": [None]},
+            "Invalid container port number: 0", denied_by=PORTS),
+    PodCase("portmap-empty-entry", chain(macvlan(), PORTMAP), {"portMappings": [{}]},
+            "Invalid container port number: 0", denied_by=PORTS),
+    PodCase("portmap-host-port-0", chain(macvlan(), PORTMAP),
+            {"portMappings": [{"hostPort": 0, "containerPort": 80, "protocol": "tcp"}]},
+            "Invalid host port number: 0", denied_by=PORTS),
+    PodCase("portmap-negative-container-port", chain(macvlan(), PORTMAP),
+            {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+                              {"hostPort": 8081, "containerPort": -1, "protocol": "udp"}]},
+            "Invalid container port number: -1", denied_by=PORTS),
+    # A null entry of an earlier portMappings that a later one replaces never reaches portmap.
+    PodCase("portmap-null-entry-replaced", chain(macvlan(), PORTMAP),
+            {"portMappings": [None], "PortMappings": []}),
+    # No plugin declares the capability: Multus passes the entries to none, and the pod starts.
+    PodCase("portmap-null-entry-no-capability", chain(macvlan(), {"type": "portmap"}),
+            {"portMappings": [None]}, ignored=True),
+    PodCase("portmap-mapping", chain(macvlan(), PORTMAP),
+            {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}, portmap_backend=True),
+    # Past portmap's own check, the backend refuses the port in its rule (each in its own words).
+    PodCase("portmap-host-port-above-65535", chain(macvlan(), PORTMAP),
+            {"portMappings": [{"hostPort": 70000, "containerPort": 80, "protocol": "tcp"}]}, "",
+            denied_by=PORTS, portmap_backend=True),
 ]
 
 
-def through_multus(real_multus: RealMultus, config: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
-    """The config as the real Multus v4.3.0 hands it to libcni for a pod whose selection of NAD net1 of
-    its own namespace is ``request``, the NAD read from a real apiserver: its "cni-args" set in args.cni
-    of every plugin (injectCNIArgs), the whole encoded again from Go maps."""
+def multus_delegate(real_multus: RealMultus, config: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """The delegate the real Multus v4.3.0 makes for a pod whose selection of NAD net1 of its own namespace
+    is ``request``, the NAD read from a real apiserver: its config, with the selection's "cni-args" set in
+    args.cni of every plugin (injectCNIArgs) and the whole encoded again from Go maps, and the requests it
+    passes as runtime config (portMappings as Go decoded them, a null entry kept as null)."""
     annotation = json.dumps([{"name": "net1", **request}])
     real = real_multus(annotation, [{"name": "net1", "config": json.dumps(config)}])
     assert "error" not in real, real
     [delegate] = real["delegates"]
-    merged: dict[str, Any] = json.loads(delegate["config"])
+    found: dict[str, Any] = delegate
+    return found
+
+
+def through_multus(real_multus: RealMultus, config: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """The config as the real Multus v4.3.0 hands it to libcni (see multus_delegate)."""
+    merged: dict[str, Any] = json.loads(multus_delegate(real_multus, config, request)["config"])
     return merged
+
+
+def _portmap_has_backend() -> bool:
+    """Whether portmap finds a backend to write its rules with: iptables or nft installed."""
+    return shutil.which("iptables") is not None or shutil.which("nft") is not None
 
 
 def pod_findings(config: dict[str, Any], request: dict[str, Any]) -> dict[tuple[str, Severity], list[str]]:
@@ -1358,8 +1401,14 @@ def test_pod_requests_reach_the_real_plugin_as_the_rules_say(
         expected = {("pod-networks-capabilities", Severity.WARN)}
     assert set(found) == expected, found
     skip_unless_kernel_has(case.kernel, kernel_lacks)
-    config = through_multus(real_multus, case.config, case.request)
-    cap_args = {k: v for k, v in case.request.items() if k != "cni-args"}
+    if case.portmap_backend and not _portmap_has_backend():
+        # A skip under CI=true too: iptables and nft are the machine's, not something the tests install.
+        pytest.skip("neither iptables nor nft is installed: portmap cannot write the port mappings' rules here")
+    delegate = multus_delegate(real_multus, case.config, case.request)
+    config = json.loads(delegate["config"])
+    cap_args = {k: v for k, v in case.request.items() if k != "cni-args" and fold(k) != "portmappings"}
+    if delegate["portMappings"]:
+        cap_args["portMappings"] = delegate["portMappings"]  # as Multus passes them (CreateCNIRuntimeConf)
     outcome = run_add(config, sandbox, cni_bin, "net1", cap_args)
     if case.refused_with is not None:
         assert not outcome.accepted, f"the plugin accepted what the rules refuse: {found}"

@@ -20,6 +20,7 @@ from webhook.multus.selection import (
     network_references,
     parse_default_network,
     parse_networks,
+    to_json_element,
 )
 
 NET = f'metadata.annotations["{NETWORKS_ANNOTATION}"]'
@@ -542,8 +543,17 @@ def test_gateway_family_is_go_to4(gateway: str, family: int) -> None:
 
 
 def test_port_mapping_element_must_be_an_object() -> None:
-    parsed = parse_networks('[{"name": "a", "portMappings": [null]}]', "ns")
+    parsed = parse_networks('[{"name": "a", "portMappings": [5]}]', "ns")
     assert [p.field for p in parsed.problems] == [f"{NET}[0].portMappings[0]"]
+
+
+def test_a_null_port_mapping_is_kept_as_multus_keeps_it() -> None:
+    # Real Multus v4.3.0: GetPodNetwork decodes [null] without complaint into a nil *PortMapEntry and
+    # passes it on as null; whether a plugin takes it is pod-networks-port-mappings's to judge.
+    parsed = parse_networks('[{"name": "a", "portMappings": [null, {"hostPort": 1, "containerPort": 2}]}]', "ns")
+    assert parsed.ok, parsed.problems
+    assert parsed.selections[0].port_mappings == (None, PortMapping(1, 2))
+    assert to_json_element(parsed.selections[0])["portMappings"] == [None, {"hostPort": 1, "containerPort": 2}]
 
 
 def test_null_values_decode_to_nothing() -> None:

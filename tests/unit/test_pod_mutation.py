@@ -268,7 +268,8 @@ def findings(obj: dict[str, Any], v: StaticClusterView, policy: Policy | None = 
     return [(f.rule, str(f.severity), f.message) for f in
             evaluate(Subject(obj, "Pod", view=v, default_namespace="apps"), policy or Policy())
             if f.rule.startswith(("pod-network-profile", "pod-networks-nad", "pod-networks-cap", "pod-networks-static",
-                                  "pod-networks-namespace", "pod-networks-ips", "pod-networks-cni-args"))]
+                                  "pod-networks-namespace", "pod-networks-ips", "pod-networks-cni-args",
+                                  "pod-networks-port"))]
 
 
 def test_missing_profile_is_refused() -> None:
@@ -625,6 +626,90 @@ def test_requests_on_the_default_network_get_no_runtime_config() -> None:
     assert message == ('metadata.annotations["v1.multus-cni.io/default-network"] requests portMappings, but on the '
                        "default network Multus passes it to no plugin as runtime config, whatever their capabilities, "
                        "and no plugin of NAD kube-system/ports reads it from CNI_ARGS: it will be ignored")
+
+
+def portmap_nad(name: str = "ports", capability: bool = True) -> dict[str, Any]:
+    portmap: dict[str, Any] = {"type": "portmap"}
+    if capability:
+        portmap["capabilities"] = {"portMappings": True}
+    return nad(name, json.dumps({"cniVersion": "1.0.0", "name": name, "plugins": [
+        {"type": "macvlan", "master": "eth0", "ipam": {"type": "static"}}, portmap]}))
+
+
+PORTS_AT = 'metadata.annotations["k8s.v1.cni.cncf.io/networks"][0].portMappings'
+
+
+# What portmap v1.10.0 refuses (parseConfig, every ADD, whatever the backend), checked with the real
+# Multus v4.3.0 and portmap in tests/differential/test_nad_real_plugins.py (the portmap-* pod cases).
+@pytest.mark.parametrize(
+    ("entries", "where", "said"),
+    [
+        ([None], "[0]", 'is null, which Multus passes on to portmap as it is and portmap reads as an entry of zeros: '
+                        'it fails the ADD with "Invalid container port number: 0"'),
+        ([{}], "[0].containerPort", 'is 0 (or left out): portmap refuses a port number that is not above 0 and fails '
+                                    'the ADD with "Invalid container port number: 0"'),
+        ([{"hostPort": 0, "containerPort": 80, "protocol": "tcp"}], "[0].hostPort",
+         '"Invalid host port number: 0"'),
+        ([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}, {"hostPort": -2, "containerPort": 81,
+                                                                        "protocol": "udp"}],
+         "[1].hostPort", 'is -2: portmap refuses'),
+        ([{"hostPort": 70000, "containerPort": 80, "protocol": "tcp"}], "[0].hostPort",
+         "is 70000, above 65535: portmap writes it into the rule of its backend, which iptables and nftables both "
+         "refuse"),
+    ],
+)
+def test_port_mappings_portmap_refuses_are_denied(entries: list[Any], where: str, said: str) -> None:
+    found = findings(networks({"name": "ports", "portMappings": entries}), view(portmap_nad()))
+    [(severity, message)] = only("pod-networks-port-mappings", found)
+    assert severity == "deny"
+    assert message.startswith(f"{PORTS_AT}{where} ")
+    assert said in message
+    assert message.endswith("(it reaches spec.config.plugins[1], the portmap plugin of NAD apps/ports, as "
+                            "runtimeConfig)")
+    assert only("pod-networks-capabilities", found) == []
+
+
+def test_port_mappings_protocol_and_host_ip_the_backend_decides_warn() -> None:
+    entry = {"hostPort": 8080, "containerPort": 80, "protocol": "TCP", "hostIP": "host"}
+    found = only("pod-networks-port-mappings",
+                 findings(networks({"name": "ports", "portMappings": [entry, {"hostPort": 1, "containerPort": 2}]}),
+                          view(portmap_nad())))
+    assert [severity for severity, _ in found] == ["warn", "warn", "warn"]
+    assert found[0][1].startswith(f"{PORTS_AT}[0].protocol is 'TCP': portmap checks no protocol")
+    assert found[1][1].startswith(f"{PORTS_AT}[0].hostIP 'host' is not an IP address")
+    assert found[2][1].startswith(f"{PORTS_AT}[1].protocol is missing")
+
+
+def test_port_mappings_portmap_takes_pass() -> None:
+    entries = [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+               {"hostPort": 65535, "containerPort": 1, "protocol": "sctp", "hostIP": "fd00::1"}]
+    assert findings(networks({"name": "ports", "portMappings": entries}), view(portmap_nad())) == []
+
+
+def ignored_port_mappings(found: list[tuple[str, str, str]]) -> None:
+    assert only("pod-networks-port-mappings", found) == []
+    [(severity, message)] = only("pod-networks-capabilities", found)
+    assert severity == "warn"
+    assert "requests portMappings, but" in message
+    assert message.endswith("it will be ignored")
+
+
+def test_port_mappings_no_plugin_declares_only_warn_they_are_ignored() -> None:
+    # Multus passes them to no plugin: the real Multus and portmap start a pod with a null entry there.
+    element = {"name": "ports", "portMappings": [None, {"hostPort": 0}]}
+    ignored_port_mappings(findings(networks(element), view(portmap_nad(capability=False))))
+
+
+def test_port_mappings_on_the_default_network_reach_no_plugin() -> None:
+    element = {"name": "ports", "namespace": "apps", "portMappings": [None, {"hostPort": 0}]}
+    default = pod(annotations={"v1.multus-cni.io/default-network": json.dumps([element])})
+    ignored_port_mappings(findings(default, view(portmap_nad())))
+
+
+def test_a_null_port_mapping_replaced_by_a_later_list_is_not_judged() -> None:
+    value = '[{"name": "ports", "portMappings": [null], "PortMappings": [{"hostPort": 1, "containerPort": 2, ' \
+            '"protocol": "udp"}]}]'
+    assert findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), view(portmap_nad())) == []
 
 
 def test_namespace_isolation_is_off_by_default_and_enforced_when_on() -> None:

@@ -260,7 +260,9 @@ class NetworkSelection:
     #: None when absent: Multus distinguishes an empty list (no default route here) from none.
     default_route: tuple[str, ...] | None = None
     cni_args: Mapping[str, Any] | None = None
-    port_mappings: tuple[PortMapping, ...] = ()
+    #: None for a null entry, which Go decodes into a nil *PortMapEntry: Multus passes it on as null, and
+    #: a plugin declaring the portMappings capability decodes it as an entry of zeros.
+    port_mappings: tuple[PortMapping | None, ...] = ()
     bandwidth: Bandwidth | None = None
     device_id: str = ""
     ipam_claim_reference: str = ""
@@ -545,16 +547,18 @@ def _read_gateways(where: Where, value: Any, problems: list[Problem], notes: lis
 
 def _read_port_mappings(
     where: Where, value: Any, problems: list[Problem], notes: list[Problem] | None
-) -> list[PortMapping] | None:
-    """portMappings, a []*PortMapEntry."""
+) -> list[PortMapping | None] | None:
+    """portMappings, a []*PortMapEntry: null entries are kept (None), as Go keeps a nil pointer. What the
+    plugin that takes them makes of one is pod-networks-port-mappings's to judge."""
     entries = _typed(Kind.LIST, "a list of objects")(where, value, problems, notes)
     if entries is None:
         return None
-    ports: list[PortMapping] = []
+    ports: list[PortMapping | None] = []
     for i, entry in enumerate(entries):
         entry_where = where.at(f"[{i}]")
-        if entry is None and notes is None:
-            continue  # Go decodes null into a nil entry without complaint; only a kept one is refused
+        if entry is None:
+            ports.append(None)  # Go decodes null into a nil entry without complaint
+            continue
         if not _is_json_object(entry):
             problems.append(
                 entry_where.problem(
@@ -1060,7 +1064,9 @@ def to_json_element(selection: NetworkSelection) -> dict[str, Any]:
     return out
 
 
-def _port_json(p: PortMapping) -> dict[str, Any]:
+def _port_json(p: PortMapping | None) -> dict[str, Any] | None:
+    if p is None:
+        return None
     out: dict[str, Any] = {"hostPort": p.host_port, "containerPort": p.container_port}
     if p.protocol:
         out["protocol"] = p.protocol

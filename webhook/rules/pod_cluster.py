@@ -196,6 +196,79 @@ def capabilities(subject: Subject) -> Iterator[Violation]:
                                 f"{ref.field} requests {capability}, but {why}: it will be ignored")
 
 
+#: The protocols a port mapping is sure to work with in portmap (plugins v1.10.0 plugins/meta/portmap): it
+#: checks no protocol itself but writes it as it is into the rule of its backend, "-p <protocol> --dport
+#: <hostPort>" for iptables, "<protocol> dport <hostPort>" for nftables (whose keywords are lowercase).
+_PORTMAP_PROTOCOLS = ("tcp", "udp", "sctp")
+_MAX_PORT = 65535
+
+
+def _port_mapping_problems(at: str, entry: Any) -> Iterator[tuple[str, str, Severity]]:
+    """(field, what is wrong, severity) of one entry of a selection's portMappings as portmap takes it.
+    portmap's parseConfig refuses an entry whose containerPort, then hostPort, is not above 0 ("Invalid
+    container port number: 0"), on every ADD (and DEL) whatever its backend; a null entry reaches it as
+    null, which it decodes as zeros. A port above 65535 passes that check and fails in the backend's
+    rule (iptables: invalid port; nftables: value out of range)."""
+    if entry is None:
+        yield (at, "is null, which Multus passes on to portmap as it is and portmap reads as an entry of "
+                   "zeros: it fails the ADD with \"Invalid container port number: 0\"; remove the entry",
+               Severity.DENY)
+        return
+    for key, value, said in (("containerPort", entry.container_port, "container"),
+                             ("hostPort", entry.host_port, "host")):
+        if value <= 0:
+            shown = "0 (or left out)" if value == 0 else str(value)
+            yield (f"{at}.{key}", f"is {shown}: portmap refuses a port number that is not above 0 and fails the "
+                                  f"ADD with \"Invalid {said} port number: {value}\"; give a port from 1 to "
+                                  f"{_MAX_PORT}", Severity.DENY)
+            return  # portmap stops at the first bad port
+    for key, value in (("containerPort", entry.container_port), ("hostPort", entry.host_port)):
+        if value > _MAX_PORT:
+            yield (f"{at}.{key}", f"is {value}, above {_MAX_PORT}: portmap writes it into the rule of its "
+                                  "backend, which iptables and nftables both refuse, failing the ADD; give a "
+                                  f"port from 1 to {_MAX_PORT}", Severity.DENY)
+    if entry.protocol not in _PORTMAP_PROTOCOLS:
+        shown = "missing" if not entry.protocol else repr(entry.protocol)
+        yield (f"{at}.protocol", f"is {shown}: portmap checks no protocol but writes it as it is into the rule of "
+                                 'its backend ("-p <protocol> --dport" for iptables, "<protocol> dport" for '
+                                 "nftables), which may fail the ADD on anything but a lowercase protocol with ports; "
+                                 f"write one of {', '.join(_PORTMAP_PROTOCOLS)}", Severity.WARN)
+    if entry.host_ip and not is_go_ip(entry.host_ip):
+        yield (f"{at}.hostIP", f"{entry.host_ip!r} is not an IP address: portmap takes an address it cannot parse "
+                               "for an IPv6 one, so it skips the mapping on an IPv4 pod and hands the text to its "
+                               "backend as the address on an IPv6 one; write an address like 192.0.2.10, or leave "
+                               "hostIP out",
+               Severity.WARN)
+
+
+@rule("pod-networks-port-mappings", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
+      title="the portMappings a pod requests are ones the NAD's portmap plugin takes")
+def port_mappings(subject: Subject) -> Iterator[Violation]:
+    """Multus passes a selection's portMappings (networks annotation only) as runtime config to the NAD's
+    plugins that declare "capabilities": {"portMappings": true}. portmap, the plugin that does, refuses
+    on every ADD an entry whose containerPort or hostPort is not above 0 (an entry left out or null is
+    all zeros), and hands the rest to its iptables or nftables backend, which fails on a port above 65535:
+    the pod never starts. A protocol other than tcp, udp or sctp (or none), or a hostIP that is not an
+    address, is warned about: portmap passes them to its backend unchecked, and the backend decides.
+    When no plugin declares the capability the entries are ignored, which pod-networks-capabilities
+    says."""
+    if not (subject.view.known and _read_by_multus_yet(subject)):
+        return
+    for ref in subject.network_references:
+        entries = ref.selection.port_mappings
+        nad = subject.view.nad(ref.namespace, ref.name) if entries else None
+        netconf = _netconf(nad) if nad is not None else None
+        plugin = next((p for p in netconf.plugins if p.type == "portmap"
+                       and _gets_runtime_config(ref, p, "portMappings")), None) if netconf is not None else None
+        if plugin is None:
+            continue
+        for i, entry in enumerate(entries):
+            at = f"{ref.field}.portMappings[{i}]"
+            for where, problem, severity in _port_mapping_problems(at, entry):
+                yield Violation(where, f"{where} {problem} (it reaches {plugin.path}, the portmap plugin of NAD "
+                                       f"{ref.namespace}/{ref.name}, as runtimeConfig)", severity)
+
+
 @rule("pod-networks-ips-ipam", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
       title="the NAD's IPAM can parse the ips a pod requests")
 def ips_ipam(subject: Subject) -> Iterator[Violation]:
