@@ -1341,6 +1341,24 @@ POD_CASES = [
     PodCase("portmap-host-port-above-65535", chain(macvlan(), PORTMAP),
             {"portMappings": [{"hostPort": 70000, "containerPort": 80, "protocol": "tcp"}]}, "",
             denied_by=PORTS, portmap_backend=True),
+    # The protocol goes as it is into the backend's rule: none fails both; nftables has lowercase keywords.
+    PodCase("portmap-iptables-no-protocol", chain(macvlan(), {**PORTMAP, "backend": "iptables"}),
+            {"portMappings": [{"hostPort": 8080, "containerPort": 80}]}, 'unknown protocol "" specified',
+            denied_by=PORTS, portmap_backend=True),
+    PodCase("portmap-nftables-no-protocol", chain(macvlan(), {**PORTMAP, "backend": "nftables"}),
+            {"portMappings": [{"hostPort": 8080, "containerPort": 80}]}, "No symbol type information",
+            denied_by=PORTS, portmap_backend=True),
+    PodCase("portmap-nftables-upper-case-protocol", chain(macvlan(), {**PORTMAP, "backend": "nftables"}),
+            {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "TCP"}]}, "syntax error",
+            denied_by=PORTS, portmap_backend=True),
+    PodCase("portmap-iptables-upper-case-protocol", chain(macvlan(), {**PORTMAP, "backend": "iptables"}),
+            {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "TCP"}]}, portmap_backend=True),
+    PodCase("portmap-iptables-icmp", chain(macvlan(), {**PORTMAP, "backend": "iptables"}),
+            {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "icmp"}]}, '"--dport"',
+            denied_by=PORTS, portmap_backend=True),
+    PodCase("portmap-nftables-udplite", chain(macvlan(), {**PORTMAP, "backend": "nftables"}),
+            {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "udplite"}]},
+            portmap_backend=True),
 ]
 
 

@@ -628,8 +628,8 @@ def test_requests_on_the_default_network_get_no_runtime_config() -> None:
                        "and no plugin of NAD kube-system/ports reads it from CNI_ARGS: it will be ignored")
 
 
-def portmap_nad(name: str = "ports", capability: bool = True) -> dict[str, Any]:
-    portmap: dict[str, Any] = {"type": "portmap"}
+def portmap_nad(name: str = "ports", capability: bool = True, backend: str | None = None) -> dict[str, Any]:
+    portmap: dict[str, Any] = {"type": "portmap"} if backend is None else {"type": "portmap", "backend": backend}
     if capability:
         portmap["capabilities"] = {"portMappings": True}
     return nad(name, json.dumps({"cniVersion": "1.0.0", "name": name, "plugins": [
@@ -669,15 +669,44 @@ def test_port_mappings_portmap_refuses_are_denied(entries: list[Any], where: str
     assert only("pod-networks-capabilities", found) == []
 
 
-def test_port_mappings_protocol_and_host_ip_the_backend_decides_warn() -> None:
-    entry = {"hostPort": 8080, "containerPort": 80, "protocol": "TCP", "hostIP": "host"}
+def test_port_mappings_host_ip_not_an_address_warns() -> None:
+    entry = {"hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": "host"}
     found = only("pod-networks-port-mappings",
-                 findings(networks({"name": "ports", "portMappings": [entry, {"hostPort": 1, "containerPort": 2}]}),
-                          view(portmap_nad())))
-    assert [severity for severity, _ in found] == ["warn", "warn", "warn"]
-    assert found[0][1].startswith(f"{PORTS_AT}[0].protocol is 'TCP': portmap checks no protocol")
-    assert found[1][1].startswith(f"{PORTS_AT}[0].hostIP 'host' is not an IP address")
-    assert found[2][1].startswith(f"{PORTS_AT}[1].protocol is missing")
+                 findings(networks({"name": "ports", "portMappings": [entry]}), view(portmap_nad())))
+    assert [severity for severity, _ in found] == ["warn"]
+    assert found[0][1].startswith(f"{PORTS_AT}[0].hostIP 'host' is not an IP address")
+
+
+# Run with iptables v1.8.9 ("-p <protocol> --dport 80") and nft ("<protocol> dport 80") in a network
+# namespace: iptables takes TCP and dccp, refuses "", icmp and udplite; nft takes udplite and dccp,
+# refuses TCP, "" and icmp.
+@pytest.mark.parametrize(("protocol", "backend", "severity", "said"), [
+    (None, None, "deny", "is missing: portmap writes it as it is into the rule of its backend, and both its backends, "
+                         "iptables and nftables, refuse it, failing the ADD; write one of tcp, udp, sctp"),
+    ("icmp", "iptables", "deny", "is 'icmp': portmap writes it as it is into the rule of its backend, and its "
+                                 "iptables backend refuses it, failing the ADD; write one of tcp, udp, sctp"),
+    ("TCP", None, "warn", "is 'TCP': portmap writes it as it is into the rule of its backend, and nftables refuses "
+                          "it (this portmap names no backend: the node decides, nftables where iptables does not "
+                          "work), failing the ADD there; write 'tcp', or name the backend"),
+    ("TCP", "nftables", "deny", "is 'TCP': portmap writes it as it is into the rule of its backend, and its nftables "
+                                "backend refuses it, failing the ADD; write 'tcp'"),
+    ("TCP", "iptables", None, ""),
+    ("udplite", "nftables", None, ""),
+    ("udplite", "iptables", "deny", "is 'udplite': portmap writes it as it is into the rule of its backend, and its "
+                                    "iptables backend refuses it, failing the ADD; write one of tcp, udp, sctp"),
+    ("dccp", None, None, ""),
+])
+def test_port_mappings_protocol_as_the_backends_take_it(
+        protocol: str | None, backend: str | None, severity: str | None, said: str) -> None:
+    entry = {"hostPort": 8080, "containerPort": 80, **({"protocol": protocol} if protocol is not None else {})}
+    found = only("pod-networks-port-mappings",
+                 findings(networks({"name": "ports", "portMappings": [entry]}), view(portmap_nad(backend=backend))))
+    if severity is None:
+        assert found == []
+        return
+    [(got, message)] = found
+    assert got == severity
+    assert message.startswith(f"{PORTS_AT}[0].protocol {said} (it reaches spec.config.plugins[1]")
 
 
 def test_port_mappings_portmap_takes_pass() -> None:

@@ -196,19 +196,23 @@ def capabilities(subject: Subject) -> Iterator[Violation]:
                                 f"{ref.field} requests {capability}, but {why}: it will be ignored")
 
 
-#: The protocols a port mapping is sure to work with in portmap (plugins v1.10.0 plugins/meta/portmap): it
-#: checks no protocol itself but writes it as it is into the rule of its backend, "-p <protocol> --dport
-#: <hostPort>" for iptables, "<protocol> dport <hostPort>" for nftables (whose keywords are lowercase).
-_PORTMAP_PROTOCOLS = ("tcp", "udp", "sctp")
+#: The protocols each portmap backend writes a rule for (plugins v1.10.0 plugins/meta/portmap: it checks
+#: no protocol itself but writes it as it is, "-p <protocol> --dport <hostPort>" for iptables, "<protocol>
+#: dport <hostPort>" for nftables). Run with iptables v1.8.9 and nft: iptables takes a protocol with ports
+#: in any case (TCP, Udp) but not udplite; nft's keywords are lowercase and include udplite; both refuse
+#: none, and one without ports (icmp).
+_BACKEND_PROTOCOLS = {"iptables": frozenset({"tcp", "udp", "sctp", "dccp"}),
+                      "nftables": frozenset({"tcp", "udp", "sctp", "dccp", "udplite"})}
 _MAX_PORT = 65535
 
 
-def _port_mapping_problems(at: str, entry: Any) -> Iterator[tuple[str, str, Severity]]:
+def _port_mapping_problems(at: str, entry: Any, backend: str | None) -> Iterator[tuple[str, str, Severity]]:
     """(field, what is wrong, severity) of one entry of a selection's portMappings as portmap takes it.
     portmap's parseConfig refuses an entry whose containerPort, then hostPort, is not above 0 ("Invalid
     container port number: 0"), on every ADD (and DEL) whatever its backend; a null entry reaches it as
     null, which it decodes as zeros. A port above 65535 passes that check and fails in the backend's
-    rule (iptables: invalid port; nftables: value out of range)."""
+    rule (iptables: invalid port; nftables: value out of range). ``backend``: the one the plugin names,
+    None when it leaves the choice to the node."""
     if entry is None:
         yield (at, "is null, which Multus passes on to portmap as it is and portmap reads as an entry of "
                    "zeros: it fails the ADD with \"Invalid container port number: 0\"; remove the entry",
@@ -227,18 +231,34 @@ def _port_mapping_problems(at: str, entry: Any) -> Iterator[tuple[str, str, Seve
             yield (f"{at}.{key}", f"is {value}, above {_MAX_PORT}: portmap writes it into the rule of its "
                                   "backend, which iptables and nftables both refuse, failing the ADD; give a "
                                   f"port from 1 to {_MAX_PORT}", Severity.DENY)
-    if entry.protocol not in _PORTMAP_PROTOCOLS:
-        shown = "missing" if not entry.protocol else repr(entry.protocol)
-        yield (f"{at}.protocol", f"is {shown}: portmap checks no protocol but writes it as it is into the rule of "
-                                 'its backend ("-p <protocol> --dport" for iptables, "<protocol> dport" for '
-                                 "nftables), which may fail the ADD on anything but a lowercase protocol with ports; "
-                                 f"write one of {', '.join(_PORTMAP_PROTOCOLS)}", Severity.WARN)
+    protocol = _protocol_problem(f"{at}.protocol", entry.protocol, backend)
+    if protocol is not None:
+        yield protocol
     if entry.host_ip and not is_go_ip(entry.host_ip):
         yield (f"{at}.hostIP", f"{entry.host_ip!r} is not an IP address: portmap takes an address it cannot parse "
                                "for an IPv6 one, so it skips the mapping on an IPv4 pod and hands the text to its "
                                "backend as the address on an IPv6 one; write an address like 192.0.2.10, or leave "
                                "hostIP out",
                Severity.WARN)
+
+
+def _protocol_problem(field: str, protocol: str, backend: str | None) -> tuple[str, str, Severity] | None:
+    """What the portmap ``backend`` (None: either, the node's choice) makes of a mapping's protocol."""
+    backends = [backend] if backend in _BACKEND_PROTOCOLS else list(_BACKEND_PROTOCOLS)
+    refuse = [b for b in backends if (protocol.lower() if b == "iptables" else protocol) not in _BACKEND_PROTOCOLS[b]]
+    if not refuse:
+        return None
+    shown = "missing" if not protocol else repr(protocol)
+    fix = f"write {protocol.lower()!r}" if protocol.lower() in _BACKEND_PROTOCOLS["iptables"] else \
+        "write one of tcp, udp, sctp"
+    if len(refuse) == len(backends):
+        whose = f"its {backend} backend refuses" if len(backends) == 1 else \
+            "both its backends, iptables and nftables, refuse"
+        return (field, f"is {shown}: portmap writes it as it is into the rule of its backend, and {whose} it, "
+                       f"failing the ADD; {fix}", Severity.DENY)
+    return (field, f"is {shown}: portmap writes it as it is into the rule of its backend, and {refuse[0]} refuses it "
+                   "(this portmap names no backend: the node decides, nftables where iptables does not work), "
+                   f"failing the ADD there; {fix}, or name the backend", Severity.WARN)
 
 
 @rule("pod-networks-port-mappings", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
@@ -248,10 +268,11 @@ def port_mappings(subject: Subject) -> Iterator[Violation]:
     plugins that declare "capabilities": {"portMappings": true}. portmap, the plugin that does, refuses
     on every ADD an entry whose containerPort or hostPort is not above 0 (an entry left out or null is
     all zeros), and hands the rest to its iptables or nftables backend, which fails on a port above 65535:
-    the pod never starts. A protocol other than tcp, udp or sctp (or none), or a hostIP that is not an
-    address, is warned about: portmap passes them to its backend unchecked, and the backend decides.
-    When no plugin declares the capability the entries are ignored, which pod-networks-capabilities
-    says."""
+    the pod never starts; so does a protocol the backend has no rule for (none at all, icmp; nftables
+    also refuses upper case), denied when the backend named, or both, refuse it and warned about when
+    only the one the node may pick does. A hostIP that is not an address is warned about: portmap
+    passes it to its backend unchecked. When no plugin declares the capability the entries are
+    ignored, which pod-networks-capabilities says."""
     if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
@@ -262,9 +283,11 @@ def port_mappings(subject: Subject) -> Iterator[Violation]:
                        and _gets_runtime_config(ref, p, "portMappings")), None) if netconf is not None else None
         if plugin is None:
             continue
+        named = plugin.field("backend")
+        backend = named[1] if named is not None and isinstance(named[1], str) else None
         for i, entry in enumerate(entries):
             at = f"{ref.field}.portMappings[{i}]"
-            for where, problem, severity in _port_mapping_problems(at, entry):
+            for where, problem, severity in _port_mapping_problems(at, entry, backend):
                 yield Violation(where, f"{where} {problem} (it reaches {plugin.path}, the portmap plugin of NAD "
                                        f"{ref.namespace}/{ref.name}, as runtimeConfig)", severity)
 
