@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from webhook.admission.handlers import VALIDATED_KINDS
+from webhook.check.apply import applied
 from webhook.check.inputs import GROUPS, POD_TEMPLATES
 from webhook.check.output import FINGERPRINT, text
 from webhook.check.run import NO_STATE_NOTE, SELECTION_ANNOTATIONS, Report, check
@@ -398,6 +399,24 @@ def test_only_the_state_objects_an_input_updates_are_kept_whole() -> None:
     assert rules_of(report, CHANGED) == [[CHANGED]]
 
 
+def test_a_profile_label_removed_from_a_pod_asking_for_nothing_else_is_judged() -> None:
+    """The pod left without the label asks Multus for nothing, but its old object had the label: the
+    apiserver sends the UPDATE (asks-for-multus-networks looks at the old object too on UPDATE), and the
+    rule warns that the removal changes nothing. Before, check said nothing, as the server did."""
+    # As kubectl apply left it (labelled, without selection annotations: set on the existing pod).
+    labelled = applied({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "p", "namespace": "default", "labels": {PROFILE_LABEL: "prof"}}, "spec": {"containers": []}}, {})
+    unlabelled = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {app: x}\n"
+    report = check(parse_text(unlabelled, "in.yaml"), Policy(), state=[labelled])
+    assert rules_of(report, "pod-network-profile-changed") == [["pod-network-profile-changed"]]
+    assert "removed (it was 'prof')" in report.results[0].findings[0].message
+    assert report.results[0].verdict == "warn"
+    # Neither before nor after: not sent, nothing said.
+    report = check(parse_text(unlabelled, "in.yaml"), Policy(), state=[applied(
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"}}, {})])
+    assert report.results[0].findings == ()
+
+
 def rules_of(report: Report, rule: str) -> list[list[str]]:
     """Per result, the findings of one rule: other cluster-aware rules have their own tests."""
     return [[f.rule for f in r.findings if f.rule == rule] for r in report.results]
@@ -581,6 +600,8 @@ def test_what_check_leaves_out_is_what_the_shipped_configuration_leaves_out() ->
     assert all(f"'{a}'" in update for a in [*SELECTION_ANNOTATIONS, PROFILE_LABEL])
     asks = next(c["expression"] for c in pods["matchConditions"] if c["name"] == "asks-for-multus-networks")
     assert all(f"'{a}'" in asks for a in [*SELECTION_ANNOTATIONS, PROFILE_LABEL])
+    # On UPDATE, the old object's profile label too (its removal is warned about: _not_sent).
+    assert f"'{PROFILE_LABEL}' in oldObject.metadata.labels" in " ".join(asks.split())
     # selection.judged, in both pod webhooks.
     mutating = next(c for c in configs if c["kind"] == "MutatingWebhookConfiguration")["webhooks"][0]
     for hook in (pods, mutating):

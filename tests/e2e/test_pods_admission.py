@@ -569,3 +569,24 @@ def test_a_profile_label_changed_on_an_existing_pod_is_warned_about(cluster: Con
     assert "changed from 'storage' to 'absent'" in label("multus-webhook.io/network-profile=absent")
     assert "removed (it was 'absent')" in label("multus-webhook.io/network-profile-")
     assert label("app=x") == ""  # other labels: not sent, nothing said
+
+
+def test_a_profile_label_removed_from_a_pod_without_selection_annotations_is_warned_about(
+        cluster: ControlPlane, ns: str) -> None:
+    """The pod without the label asks Multus for nothing: the UPDATE is sent for its OLD object's label.
+    Before, asks-for-multus-networks looked at the new object only, and the removal said nothing."""
+    apply(cluster, pod("bare", ns))
+
+    def label(*args: str) -> str:
+        result = cluster.kubectl("label", "pod", "bare", "-n", ns, "--overwrite", *args, check=False)
+        assert result.returncode == 0, result.stderr
+        return " ".join(result.stderr.replace("Warning:", "").split())
+
+    assert "set to 'storage' on an existing pod" in label("multus-webhook.io/network-profile=storage")
+    annotations = get_pod(cluster, ns, "bare")["metadata"].get("annotations", {})
+    assert not {"k8s.v1.cni.cncf.io/networks", "v1.multus-cni.io/default-network"} & set(annotations)
+    warning = label("multus-webhook.io/network-profile-")
+    assert "removed (it was 'storage') on an existing pod" in warning, warning
+    assert warning.endswith("[pod-network-profile-changed]"), warning
+    # Without the label before or after: still not sent.
+    assert label("app=x") == ""

@@ -23,7 +23,10 @@ import yaml
 from kubernetes.client import ApiClient
 
 import webhook.controller.controller as controller_module
-from webhook.agent.standin import StandInNode
+from webhook.agent.agent import Agent as RealAgent
+from webhook.agent.agent import AgentConfig
+from webhook.agent.probe import HostLayout
+from webhook.agent.standin import StandInHost, StandInNode
 from webhook.cluster.live import LiveClusterView, Resource
 from webhook.cluster.store import NAD, NETWORK_PROFILE, NODE, POD
 from webhook.controller.controller import KINDS, REPAIR_KINDS, Controller, ControllerConfig
@@ -861,6 +864,50 @@ def test_a_live_agents_node_keeps_its_label_after_an_outage_longer_than_a_grace(
         thread.join(10)
         view.stop()
         node.delete()
+
+
+def test_a_live_agents_heartbeat_stuck_on_a_silent_connection_resumes_on_a_new_one(
+        cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient) -> None:
+    """The real agent's pooled connection goes silent (a black-holed peer) while new connections work.
+    Its status write used to wait the 60s of a read, so the heartbeat stopped for a minute and the
+    controller, which takes the ready label after three intervals, unlabelled a live agent's node. A
+    write is now given up within the interval, and the next poll writes on a new connection."""
+    host = StandInHost(HostLayout(primary_config="cilium/05-cilium.conflist"))
+    host.make_ready("boot-1")
+    node = f"node-{uuid.uuid4().hex[:8]}"
+    agent = RealAgent(proxied, AgentConfig(node=node, namespace=NAMESPACE, layout=host.layout, interval=1,
+                                           poll_interval=0.2))
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+    direct = load_client(str(cluster.kubeconfig))
+
+    def heartbeat() -> str | None:
+        try:
+            obj = request(direct, "GET", f"{STATES}/{node}")
+        except Exception:
+            return None
+        beat: str | None = (obj.get("status") or {}).get("heartbeatTime")
+        return beat
+
+    try:
+        thread.start()
+        first = eventually(heartbeat, "the agent's first heartbeat")
+        eventually(lambda: heartbeat() != first, "a second heartbeat: the connection is pooled")
+        connections = proxy.accepted
+        proxy.stall()  # the open connection goes silent for good...
+        proxy.resume()  # ...and new ones carry data
+        stalled = heartbeat()
+        began = time.monotonic()
+        eventually(lambda: heartbeat() != stalled, "the heartbeat resumed on a new connection", timeout=15)
+        # Stale for the controller after 3 intervals (3s here): a connect and a read of the interval at most.
+        assert time.monotonic() - began < 6, f"the heartbeat stopped for {time.monotonic() - began:.1f}s"
+        assert proxy.accepted > connections
+    finally:
+        stop.set()
+        proxy.reset()  # the stuck write, if any, ends now
+        thread.join(10)
+        host.cleanup()
+        direct.close()
 
 
 def test_a_crd_not_served_yet_is_not_taken_for_one_not_installed(cluster: ControlPlane) -> None:

@@ -15,7 +15,7 @@ from kubernetes import client
 
 from webhook.agent import nodestate
 from webhook.agent.probe import DAEMON, HostLayout, Report, evaluate, read_host
-from webhook.kube import MERGE_PATCH, is_status, request, utcnow
+from webhook.kube import MERGE_PATCH, SHORT_TIMEOUT, is_status, request, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +123,18 @@ class Agent:
         self.previous, self.written = status, report
         return True
 
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One call, its read given up after the interval (SHORT_TIMEOUT's at most): the controller takes
+        the node's ready label when the heartbeat has not changed for three intervals, and a connection
+        gone silent would otherwise hold the loop for the 60s of a read. urllib3 drops the connection of a
+        read that timed out, so the next poll's write goes on a new one."""
+        return request(self.api, method, path,
+                       timeout=(SHORT_TIMEOUT[0], min(SHORT_TIMEOUT[1], self.config.interval)), **kwargs)
+
     def _read_status(self) -> Mapping[str, Any] | None:
         """The status in the apiserver, None when there is none; raises when it cannot be read."""
         try:
-            obj = request(self.api, "GET", f"{self.collection}/{self.config.node}")
+            obj = self._call("GET", f"{self.collection}/{self.config.node}")
         except Exception as exc:
             if is_status(exc, 404):
                 return None
@@ -136,15 +144,14 @@ class Agent:
 
     def _patch_status(self, status: dict[str, Any]) -> None:
         try:
-            request(self.api, "PATCH", self.status_path, body={"status": status}, content_type=MERGE_PATCH)
+            self._call("PATCH", self.status_path, body={"status": status}, content_type=MERGE_PATCH)
             return
         except Exception as exc:
             if not is_status(exc, 404):
                 raise
         try:
-            request(self.api, "POST", self.collection,
-                    body=nodestate.new_object(self.config.node, self.config.namespace))
+            self._call("POST", self.collection, body=nodestate.new_object(self.config.node, self.config.namespace))
         except Exception as exc:
             if not is_status(exc, 409):  # another writer created it first: fine, patch it
                 raise
-        request(self.api, "PATCH", self.status_path, body={"status": status}, content_type=MERGE_PATCH)
+        self._call("PATCH", self.status_path, body={"status": status}, content_type=MERGE_PATCH)

@@ -178,21 +178,24 @@ def _not_sent(item: Target, old: Mapping[str, Any] | None, webhook_namespace: st
     and matchConditions in manifests/base/webhook/webhook-configurations.yaml): a pod in the webhook's
     own namespace (by its name, ``webhook_namespace``, as the selector has it), one Multus never reads
     (selection.judged), one that asks for no Multus network
-    (neither selection annotation, no profile label), or an UPDATE that leaves both selection
-    annotations and the profile label as they were (the server would only have ratcheted them into
-    warnings)."""
+    (neither selection annotation, no profile label, nor on UPDATE a profile label on the old object),
+    or an UPDATE that leaves both selection annotations and the profile label as they were (the server
+    would only have ratcheted them into warnings)."""
     if item.subject_kind != "Pod":
         return False
     if item.input.namespace == webhook_namespace or not judged(item.obj):
         return True
     metadata = as_mapping(item.obj.get("metadata"))
     annotations = as_mapping(metadata.get("annotations"))
+    old_metadata = as_mapping(None if old is None else old.get("metadata"))
     asks = any(k in annotations for k in SELECTION_ANNOTATIONS) or PROFILE_LABEL in as_mapping(metadata.get("labels"))
-    if not asks:
+    # The removal of the profile label is sent (and warned about) even when it leaves the pod asking
+    # for nothing.
+    had_profile = PROFILE_LABEL in as_mapping(old_metadata.get("labels"))
+    if not asks and not had_profile:
         return True
     if old is None:
         return False
-    old_metadata = as_mapping(old.get("metadata"))
     old_annotations = as_mapping(old_metadata.get("annotations"))
     profile = as_mapping(metadata.get("labels")).get(PROFILE_LABEL)
     return all(annotations.get(k) == old_annotations.get(k) for k in SELECTION_ANNOTATIONS) and \
