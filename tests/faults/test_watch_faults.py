@@ -14,7 +14,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -558,8 +558,60 @@ def lease_spec(cp: ControlPlane, name: str) -> dict[str, Any]:
     return spec
 
 
+#: The lease timings of the controllers the lapse tests start, and of the replica that takes over.
+LAPSING = {"lease_duration": 3, "renew_deadline": 2, "retry_period": 0.5}
+
+
+@pytest.fixture
+def leader(cluster: ControlPlane, proxied: ApiClient) -> Iterator[Callable[..., tuple[Controller, str]]]:
+    """Starts a controller whose lease calls, and only they, go through the proxy (its cache and its
+    writes go straight to the apiserver), with short timings: a heartbeat is stale after 6s (three agent
+    intervals of 2s), a renewal failing for 2s ends leadership. Gives it and its lease's name; stopped
+    after the test."""
+    stops: list[Callable[[], None]] = []
+
+    def start(identity: str, *, kinds: tuple[str, ...] = KINDS, **settings: Any) -> tuple[Controller, str]:
+        direct = load_client(str(cluster.kubeconfig))
+        view = LiveClusterView(direct, kinds=kinds)
+        lease = f"lease-{uuid.uuid4().hex[:8]}"
+        config = ControllerConfig(**{"agent_interval": 2, **LAPSING, **settings}, lease_name=lease,
+                                  identity=identity)
+        controller = Controller(direct, config, view)
+        controller.elector.api = proxied
+        stop = threading.Event()
+        thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+
+        def stopped() -> None:
+            stop.set()
+            thread.join(10)
+            view.stop()
+
+        stops.append(stopped)
+        started(view)
+        thread.start()
+        return controller, lease
+
+    yield start
+    for stopped in stops:
+        stopped()
+
+
+def handed_over_and_back(cluster: ControlPlane, proxy: TcpProxy, controller: Controller, lease: str) -> None:
+    """While the controller's renewals fail, another replica takes its lease, then lets it go (it stops
+    renewing): the controller leads again, in a new term."""
+    other = LeaderElector(load_client(str(cluster.kubeconfig)), name=lease, namespace=NAMESPACE, identity="other",
+                          duration=LAPSING["lease_duration"], renew_deadline=LAPSING["renew_deadline"],
+                          retry_period=LAPSING["retry_period"])
+    proxy.stall()
+    eventually(lambda: not controller.elector.is_leader(), "leadership lapsed", timeout=10)
+    eventually(other.try_acquire_or_renew, "the other replica takes over", timeout=10)
+    proxy.resume()
+    proxy.reset()  # the other replica stops renewing; the first one takes over once the lease expires
+    eventually(controller.elector.is_leader, "the first replica leads again", timeout=15)
+
+
 def test_a_dead_agents_node_is_unlabelled_though_the_leaders_renewals_keep_failing(
-        cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient) -> None:
+        cluster: ControlPlane, proxy: TcpProxy, leader: Callable[..., tuple[Controller, str]]) -> None:
     """The leader's lease renewals (and only they: the cache and the label patches go straight to the
     apiserver) fail for a few seconds at a time, more often than a heartbeat goes stale: each time the
     replica stops acting, then renews the lease it still holds, no other replica in between. A lapse
@@ -568,20 +620,9 @@ def test_a_dead_agents_node_is_unlabelled_though_the_leaders_renewals_keep_faili
     lapse started a new grace period."""
     node = StandInNode(cluster, f"node-{uuid.uuid4().hex[:8]}", "boot-1")
     agent = Agent(cluster, node.name, "boot-1")
-    direct = load_client(str(cluster.kubeconfig))
-    view = LiveClusterView(direct, kinds=KINDS)
-    lease = f"lease-{uuid.uuid4().hex[:8]}"
-    # A heartbeat is stale after 6s; a renewal failing for 2s ends leadership.
-    config = ControllerConfig(agent_interval=2, lease_name=lease, identity="flaky", lease_duration=3,
-                              renew_deadline=2, retry_period=0.5)
-    controller = Controller(direct, config, view)
-    controller.elector.api = proxied
-    stop = threading.Event()
-    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
     lapses = 0
     try:
-        started(view)
-        thread.start()
+        controller, lease = leader("flaky")
         eventually(lambda: node.own_labels().get(READY_LABEL) == "true", "the node labelled ready")
         agent.die()
         died = time.monotonic()
@@ -605,10 +646,7 @@ def test_a_dead_agents_node_is_unlabelled_though_the_leaders_renewals_keep_faili
         assert len(down) == 1, down
         assert "the agent's heartbeat has not changed for" in down[0], down
     finally:
-        stop.set()
         agent.stopped.set()
-        thread.join(10)
-        view.stop()
         node.delete()
 
 
@@ -628,7 +666,7 @@ def lapses(cluster: ControlPlane, proxy: TcpProxy, controller: Controller, lease
 
 
 def test_a_repair_goes_on_through_lapses_of_the_leaders_renewals_without_starting_over(
-        cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient, ns: str,
+        cluster: ControlPlane, proxy: TcpProxy, leader: Callable[..., tuple[Controller, str]], ns: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The same lapses as above, on a node with a pod that lacks a network and that no controller would
     recreate: the repair lists the node's pods once and reports the pod with one Event. A lapse that no
@@ -665,18 +703,8 @@ def test_a_repair_goes_on_through_lapses_of_the_leaders_renewals_without_startin
                               "involvedObject.kind=Pod,involvedObject.name=lacking", "-o", "json").stdout
         return [e for e in json.loads(out)["items"] if e["reason"] == "MultusNetworksMissing"]
 
-    direct = load_client(str(cluster.kubeconfig))
-    view = LiveClusterView(direct, kinds=REPAIR_KINDS)
-    lease = f"lease-{uuid.uuid4().hex[:8]}"
-    config = ControllerConfig(agent_interval=2, lease_name=lease, identity="repairing", lease_duration=3,
-                              renew_deadline=2, retry_period=0.5, repair=True)
-    controller = Controller(direct, config, view)
-    controller.elector.api = proxied
-    stop = threading.Event()
-    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
     try:
-        started(view)
-        thread.start()
+        controller, lease = leader("repairing", kinds=REPAIR_KINDS, repair=True)
         reported = eventually(missing, "the pod reported")
         assert "not evicted because no controller would recreate it" in reported[0]["message"], reported
         assert len(lists) == 1, lists
@@ -686,26 +714,16 @@ def test_a_repair_goes_on_through_lapses_of_the_leaders_renewals_without_startin
 
         # A new term starts the repair over: another replica held the lease meanwhile (and could have
         # repaired, or been told of the pod's networks otherwise).
-        other = LeaderElector(direct, name=lease, namespace=NAMESPACE, identity="other", duration=3,
-                              renew_deadline=2, retry_period=0.5)
-        proxy.stall()
-        eventually(lambda: not controller.elector.is_leader(), "leadership lapsed", timeout=10)
-        eventually(other.try_acquire_or_renew, "the other replica takes over", timeout=10)
-        proxy.resume()
-        proxy.reset()  # the other replica stops renewing; the first one takes over once the lease expires
-        eventually(controller.elector.is_leader, "the first replica leads again", timeout=15)
+        handed_over_and_back(cluster, proxy, controller, lease)
         eventually(lambda: len(missing()) == 2, "the pod reported again in the new term")
         assert len(lists) == 2, lists
     finally:
-        stop.set()
         agent.stopped.set()
-        thread.join(10)
-        view.stop()
         node.delete()
 
 
 def test_a_refused_node_patch_keeps_backing_off_through_lapses_of_the_leaders_renewals(
-        cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient) -> None:
+        cluster: ControlPlane, proxy: TcpProxy, leader: Callable[..., tuple[Controller, str]]) -> None:
     """A policy refuses every patch of the node's labels for good: the controller tries again after 2s,
     4s, 8s, 16s ... The same lapses as above do not start the back-off over (no other replica acted in
     between): it tried again at once after every lapse."""
@@ -716,21 +734,11 @@ def test_a_refused_node_patch_keeps_backing_off_through_lapses_of_the_leaders_re
                        lambda r: refuse(403, "node labels are frozen"),
                        object_selector={"matchLabels": {"stub": marker}})
     agent = None
-    direct = load_client(str(cluster.kubeconfig))
-    view = LiveClusterView(direct, kinds=KINDS)
-    lease = f"lease-{marker}"
-    config = ControllerConfig(agent_interval=2, lease_name=lease, identity="refused", lease_duration=3,
-                              renew_deadline=2, retry_period=0.5)
-    controller = Controller(direct, config, view)
-    controller.elector.api = proxied
-    stop = threading.Event()
-    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
     try:
         stub.start(lambda: cluster.kubectl("label", "node", node.name, "--dry-run=server", "--overwrite", "probe=1",
                                            check=False))
         agent = Agent(cluster, node.name, "boot-1")
-        started(view)
-        thread.start()
+        controller, lease = leader("refused")
         # The node's ready label is part of the patch once the heartbeat was seen to change; from then on
         # the same patch is refused, and tried after 2s, 4s, 8s: the next try some 16s after the fourth.
         eventually(lambda: READY_LABEL in node.agent_labels(), "the agent pod labelled")
@@ -746,11 +754,8 @@ def test_a_refused_node_patch_keeps_backing_off_through_lapses_of_the_leaders_re
         assert len(tries) <= 1, f"tried at {tries} (s after the fourth try), through 3 lapses"
         assert READY_LABEL not in node.own_labels()
     finally:
-        stop.set()
         if agent is not None:
             agent.stopped.set()
-        thread.join(10)
-        view.stop()
         stub.stop()
         node.delete()
 
@@ -781,37 +786,20 @@ def test_a_renewal_on_a_silent_connection_is_given_up_by_the_renew_deadline(
 
 
 def test_a_leader_back_after_another_held_the_lease_gives_every_agent_a_whole_grace_again(
-        cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient) -> None:
+        cluster: ControlPlane, proxy: TcpProxy, leader: Callable[..., tuple[Controller, str]]) -> None:
     """The other side of the test above: while the leader's renewals failed, another replica took the
     lease (and could have changed labels), then let it go. The first one's term is a new one: what it
     observed before is forgotten, and an agent that stopped before the lapse gets a whole grace period
     from when it acts again, as from any new leader."""
     node = StandInNode(cluster, f"node-{uuid.uuid4().hex[:8]}", "boot-1")
     agent = Agent(cluster, node.name, "boot-1")
-    direct = load_client(str(cluster.kubeconfig))
-    view = LiveClusterView(direct, kinds=KINDS)
-    lease = f"lease-{uuid.uuid4().hex[:8]}"
-    timings = {"lease_duration": 3, "renew_deadline": 2, "retry_period": 0.5}
-    config = ControllerConfig(agent_interval=2, lease_name=lease, identity="first", **timings)  # stale after 6s
-    controller = Controller(direct, config, view)
-    controller.elector.api = proxied
-    other = LeaderElector(direct, name=lease, namespace=NAMESPACE, identity="other", duration=3, renew_deadline=2,
-                          retry_period=0.5)
-    stop = threading.Event()
-    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
     try:
-        started(view)
-        thread.start()
+        controller, lease = leader("first")
         eventually(lambda: node.own_labels().get(READY_LABEL) == "true", "the node labelled ready")
         agent.die()
         time.sleep(2)
-        proxy.stall()
-        # The first leader saw the heartbeat stay the same for about 3-4.5s (up to the renew deadline).
-        eventually(lambda: not controller.elector.is_leader(), "leadership lapsed", timeout=10)
-        eventually(other.try_acquire_or_renew, "the other replica takes over", timeout=10)
-        proxy.resume()
-        proxy.reset()  # the other replica stops renewing; the first one takes over once the lease expires
-        eventually(controller.elector.is_leader, "the first replica leads again", timeout=15)
+        # The first leader sees the heartbeat stay the same for about 3-4.5s (up to the renew deadline).
+        handed_over_and_back(cluster, proxy, controller, lease)
         back = time.monotonic()
         spec = lease_spec(cluster, lease)
         assert (spec["holderIdentity"], spec["leaseTransitions"]) == ("first", 2)
@@ -821,10 +809,7 @@ def test_a_leader_back_after_another_held_the_lease_gives_every_agent_a_whole_gr
             time.sleep(0.2)
         eventually(lambda: READY_LABEL not in node.own_labels(), "the dead agent's node unlabelled", timeout=10)
     finally:
-        stop.set()
         agent.stopped.set()
-        thread.join(10)
-        view.stop()
         node.delete()
 
 
