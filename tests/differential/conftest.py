@@ -1,8 +1,9 @@
-"""What the differential tests share: the real Multus v4.3.0, built from hack/multus."""
+"""What the differential tests share: the real Multus v4.3.0 and CNI plugins v1.10.0, built from hack/."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import uuid
@@ -14,7 +15,9 @@ import pytest
 
 from webhook.dev.controlplane import ControlPlane
 
-MULTUS_BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "hack" / "multus" / "build.sh"
+HACK = Path(__file__).resolve().parents[2] / "hack"
+MULTUS_BUILD_SCRIPT = HACK / "multus" / "build.sh"
+CNI_PLUGINS_BUILD_SCRIPT = HACK / "cniplugins" / "build.sh"
 
 #: Runs a pod's networks annotation (pod "pod" in namespace "default") through Multus's parser
 #: (k8sclient.GetPodNetwork): its "networks", or its "error" and the "stage" ("parse") that failed.
@@ -28,17 +31,33 @@ RealMultusParser = Callable[[str], dict[str, Any]]
 RealMultus = Callable[[str, list[dict[str, str]]], dict[str, Any]]
 
 
+def built(script: Path, what: str, require: Callable[[str], NoReturn]) -> Path:
+    """The directory ``script`` builds ``what`` into (a cache outside the checkout, reused). Without a
+    way to build it the tests are skipped, or fail under CI=true (``require``)."""
+    try:
+        out = subprocess.run(["bash", str(script)], check=True, capture_output=True, text=True)
+    except subprocess.CalledProcessError as exc:
+        # The build scripts reuse what they built before without Go; only a build needs the toolchain.
+        if shutil.which("go") is None:
+            require(f"no Go toolchain to build {what}")
+        require(f"{script} failed: {exc.stderr.strip()[-2000:]}")
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture(scope="session")
 def multus_delegates(require: Callable[[str], NoReturn]) -> Path:
     """The multus-delegates tool (hack/multus/multus-delegates), built on first use."""
-    try:
-        out = subprocess.run(["bash", str(MULTUS_BUILD_SCRIPT)], check=True, capture_output=True, text=True)
-    except subprocess.CalledProcessError as exc:
-        # build.sh reuses a built binary without Go; only a build needs the toolchain.
-        if shutil.which("go") is None:
-            require("no Go toolchain to build Multus v4.3.0")
-        require(f"{MULTUS_BUILD_SCRIPT} failed: {exc.stderr.strip()[-2000:]}")
-    return Path(out.stdout.strip().splitlines()[-1]) / "multus-delegates"
+    return built(MULTUS_BUILD_SCRIPT, "Multus v4.3.0", require) / "multus-delegates"
+
+
+@pytest.fixture(scope="session")
+def cni_bin(require: Callable[[str], NoReturn]) -> Path:
+    """The CNI plugins v1.10.0 (hack/cniplugins), built on first use; running them needs root and ip."""
+    if os.geteuid() != 0:
+        require("the differential test runs CNI plugins in network namespaces and needs root")
+    if shutil.which("ip") is None:
+        require("iproute2 (`ip`) is not installed")
+    return built(CNI_PLUGINS_BUILD_SCRIPT, "github.com/containernetworking/plugins v1.10.0", require)
 
 
 def _run(tool: Path, request: dict[str, str], *args: str) -> dict[str, Any]:

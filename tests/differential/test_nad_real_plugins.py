@@ -34,30 +34,12 @@ from webhook.rules import Policy, Severity, Subject, evaluate
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD_SCRIPT = REPO / "hack" / "cniplugins" / "build.sh"
 #: Rules whose verdict no plugin can confirm: the apiserver or the cluster decides them.
 NOT_PLUGIN_LEVEL = {"nad-name", "nad-config-empty"}
 #: Interfaces on the "node": the master of macvlan/vlan/ipvlan, and the device host-device moves.
 MASTER, DEVICE = "mwmaster", "mwdevice"
 #: The tests/differential/conftest.py fixture that runs the real Multus v4.3.0 (see there).
 RealMultus = Callable[[str, list[dict[str, str]]], dict[str, Any]]
-
-
-@pytest.fixture(scope="session")
-def cni_bin(require: Callable[[str], NoReturn]) -> Path:
-    if os.geteuid() != 0:
-        require("the differential test runs CNI plugins in network namespaces and needs root")
-    if shutil.which("ip") is None:
-        require("iproute2 (`ip`) is not installed")
-    try:
-        out = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, capture_output=True, text=True)
-    except subprocess.CalledProcessError as exc:
-        # build.sh reuses a complete cache without Go; only a build needs the toolchain.
-        if shutil.which("go") is None:
-            require("no Go toolchain to build github.com/containernetworking/plugins v1.10.0")
-        require(f"{BUILD_SCRIPT} failed: {exc.stderr.strip()[-2000:]}")
-    return Path(out.stdout.strip().splitlines()[-1])
 
 
 _names = itertools.count()
