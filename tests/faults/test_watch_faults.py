@@ -23,6 +23,7 @@ import yaml
 from kubernetes.client import ApiClient
 
 import webhook.controller.controller as controller_module
+from webhook.agent import nodestate
 from webhook.agent.agent import Agent as RealAgent
 from webhook.agent.agent import AgentConfig
 from webhook.agent.probe import HostLayout
@@ -32,7 +33,7 @@ from webhook.cluster.store import NAD, NETWORK_PROFILE, NODE, POD
 from webhook.controller.controller import KINDS, REPAIR_KINDS, Controller, ControllerConfig
 from webhook.controller.lease import LeaderElector
 from webhook.dev.controlplane import ControlPlane, eventually
-from webhook.dev.stubhook import StubWebhook, refuse
+from webhook.dev.stubhook import StubWebhook, allow, refuse
 from webhook.dev.tcpproxy import TcpProxy
 from webhook.kube import MERGE_PATCH, format_time, load_client, open_response, request, utcnow
 from webhook.names import NAMESPACE, READY_LABEL
@@ -891,6 +892,43 @@ def test_a_live_agents_heartbeat_stuck_on_a_silent_connection_resumes_on_a_new_o
         stop.set()
         proxy.reset()  # the stuck write, if any, ends now
         thread.join(10)
+        host.cleanup()
+        direct.close()
+
+
+def test_a_live_agents_heartbeat_is_stored_by_an_apiserver_slower_than_a_short_timeout(cluster: ControlPlane) -> None:
+    """Every status write takes 6s (an admission webhook on them is that slow). A write the agent gives up
+    on is cancelled by the apiserver, not stored: with a 5s read no heartbeat was ever stored, and the
+    controller would have taken the ready label of every node such an apiserver serves. A read of the
+    interval (8s here) lets it through."""
+    host = StandInHost(HostLayout(primary_config="cilium/05-cilium.conflist"))
+    host.make_ready("boot-1")
+    node = f"node-{uuid.uuid4().hex[:8]}"
+    direct = load_client(str(cluster.kubeconfig))
+    create(cluster, nodestate.new_object(node, NAMESPACE))
+
+    def slow(review: Any) -> Mapping[str, Any]:
+        if review.name == node:
+            time.sleep(6)
+        return allow(review)
+
+    stub = StubWebhook(cluster, f"slow-{node}", [{"apiGroups": ["multus-webhook.io"], "apiVersions": ["*"],
+                                                  "operations": ["UPDATE"], "resources": ["multusnodestates/status"]}],
+                       slow, timeout_seconds=15)
+    agent = RealAgent(direct, AgentConfig(node=node, namespace=NAMESPACE, layout=host.layout, interval=8,
+                                          poll_interval=0.5))
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+    try:
+        stub.start(lambda: cluster.kubectl("patch", "multusnodestate", "-n", NAMESPACE, node, "--subresource=status",
+                                           "--type=merge", "-p", '{"status": {}}', "--dry-run=server", check=False))
+        thread.start()
+        eventually(lambda: (request(direct, "GET", f"{STATES}/{node}").get("status") or {}).get("heartbeatTime"),
+                   "a heartbeat stored through the slow webhook", timeout=30)
+    finally:
+        stop.set()
+        stub.stop()
+        thread.join(20)
         host.cleanup()
         direct.close()
 
