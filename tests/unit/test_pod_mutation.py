@@ -628,6 +628,9 @@ def test_requests_on_the_default_network_get_no_runtime_config() -> None:
                        "and no plugin of NAD kube-system/ports reads it from CNI_ARGS: it will be ignored")
 
 
+PORTMAP_PLUGIN = {"type": "portmap", "capabilities": {"portMappings": True}}
+
+
 def portmap_nad(name: str = "ports", capability: bool = True, backend: str | None = None) -> dict[str, Any]:
     portmap: dict[str, Any] = {"type": "portmap"} if backend is None else {"type": "portmap", "backend": backend}
     if capability:
@@ -695,6 +698,10 @@ def test_port_mappings_host_ip_not_an_address_warns() -> None:
     ("udplite", "iptables", "deny", "is 'udplite': portmap writes it as it is into the rule of its backend, and its "
                                     "iptables backend refuses it, failing the ADD; write one of tcp, udp, sctp"),
     ("dccp", None, None, ""),
+    ("6", "iptables", None, ""),
+    ("6", None, "warn", "is '6': portmap writes it as it is into the rule of its backend, and nftables refuses it "
+                        "(this portmap names no backend: the node decides, nftables where iptables does not work), "
+                        "failing the ADD there; write 'tcp', or name the backend"),
 ])
 def test_port_mappings_protocol_as_the_backends_take_it(
         protocol: str | None, backend: str | None, severity: str | None, said: str) -> None:
@@ -707,6 +714,40 @@ def test_port_mappings_protocol_as_the_backends_take_it(
     [(got, message)] = found
     assert got == severity
     assert message.startswith(f"{PORTS_AT}[0].protocol {said} (it reaches spec.config.plugins[1]")
+
+
+def test_port_mappings_without_an_address_reach_no_backend() -> None:
+    """portmap calls its backend only for a container address an IPAM earlier in the chain gave: without
+    one only its own check of the ports (above 0) fails the ADD (real portmap: icmp, port 70000 pass)."""
+    config = {"cniVersion": "1.0.0", "name": "ports", "plugins": [
+        {"type": "macvlan", "master": "eth0"}, {**PORTMAP_PLUGIN, "backend": "iptables"}]}
+    entries = [{"hostPort": 70000, "containerPort": 80, "protocol": "icmp"}, {"hostPort": 0, "containerPort": 80}]
+    found = only("pod-networks-port-mappings", findings(networks({"name": "ports", "portMappings": entries}),
+                                                       view(nad("ports", json.dumps(config)))))
+    assert [(severity, message.split(" is ")[0]) for severity, message in found] == \
+        [("deny", f"{PORTS_AT}[1].hostPort")]
+
+
+def test_port_mappings_an_entry_nftables_may_skip_warns() -> None:
+    """nftables skips an entry whose hostIP is of another family than the pod's address."""
+    entry = {"hostPort": 8080, "containerPort": 80, "protocol": "TCP", "hostIP": "2001:db8::1"}
+    [(severity, message)] = only("pod-networks-port-mappings", findings(
+        networks({"name": "ports", "portMappings": [entry]}), view(portmap_nad(backend="nftables"))))
+    assert severity == "warn"
+    assert "unless the pod has no address of the family of hostIP '2001:db8::1': nftables then skips the " \
+           "entry" in message
+
+
+def test_port_mappings_every_portmap_of_the_chain_is_judged() -> None:
+    config = {"cniVersion": "1.0.0", "name": "ports", "plugins": [
+        {"type": "macvlan", "master": "eth0", "ipam": {"type": "static"}}, {**PORTMAP_PLUGIN, "backend": "iptables"},
+        {**PORTMAP_PLUGIN, "backend": "nftables"}]}
+    entry = {"hostPort": 8080, "containerPort": 80, "protocol": "TCP"}
+    [(severity, message)] = only("pod-networks-port-mappings", findings(
+        networks({"name": "ports", "portMappings": [entry]}), view(nad("ports", json.dumps(config)))))
+    assert severity == "deny"
+    assert "its nftables backend refuses it" in message
+    assert "(it reaches spec.config.plugins[2]" in message
 
 
 def test_port_mappings_portmap_takes_pass() -> None:

@@ -28,6 +28,7 @@ from webhook.multus.selection import (
     DEFAULT_NETWORK_ANNOTATION,
     NETWORKS_ANNOTATION,
     NetworkReference,
+    PortMapping,
     annotation_where,
     is_go_ip,
 )
@@ -199,20 +200,23 @@ def capabilities(subject: Subject) -> Iterator[Violation]:
 #: The protocols each portmap backend writes a rule for (plugins v1.10.0 plugins/meta/portmap: it checks
 #: no protocol itself but writes it as it is, "-p <protocol> --dport <hostPort>" for iptables, "<protocol>
 #: dport <hostPort>" for nftables). Run with iptables v1.8.9 and nft: iptables takes a protocol with ports
-#: in any case (TCP, Udp) but not udplite; nft's keywords are lowercase and include udplite; both refuse
-#: none, and one without ports (icmp).
-_BACKEND_PROTOCOLS = {"iptables": frozenset({"tcp", "udp", "sctp", "dccp"}),
+#: in any case (TCP, Udp) or by number (6) but not udplite; nft's keywords are lowercase and include
+#: udplite, and it takes no number; both refuse none, and one without ports (icmp).
+_BACKEND_PROTOCOLS = {"iptables": frozenset({"tcp", "udp", "sctp", "dccp", "6", "17", "132", "33"}),
                       "nftables": frozenset({"tcp", "udp", "sctp", "dccp", "udplite"})}
+_PROTOCOL_NUMBERS = {"6": "tcp", "17": "udp", "132": "sctp", "33": "dccp"}
 _MAX_PORT = 65535
 
 
-def _port_mapping_problems(at: str, entry: Any, backend: str | None) -> Iterator[tuple[str, str, Severity]]:
+def _port_mapping_problems(at: str, entry: PortMapping | None, backend: str | None,
+                           reaches_backend: bool) -> Iterator[tuple[str, str, Severity]]:
     """(field, what is wrong, severity) of one entry of a selection's portMappings as portmap takes it.
     portmap's parseConfig refuses an entry whose containerPort, then hostPort, is not above 0 ("Invalid
     container port number: 0"), on every ADD (and DEL) whatever its backend; a null entry reaches it as
-    null, which it decodes as zeros. A port above 65535 passes that check and fails in the backend's
-    rule (iptables: invalid port; nftables: value out of range). ``backend``: the one the plugin names,
-    None when it leaves the choice to the node."""
+    null, which it decodes as zeros. The rest is its backend's (``backend``: the one the plugin names,
+    None when the node picks), which it calls only for a container address the chain gave it
+    (``reaches_backend``): a port above 65535, a protocol it writes no rule for fail there (iptables:
+    invalid port; nftables: value out of range, a syntax error)."""
     if entry is None:
         yield (at, "is null, which Multus passes on to portmap as it is and portmap reads as an entry of "
                    "zeros: it fails the ADD with \"Invalid container port number: 0\"; remove the entry",
@@ -226,20 +230,32 @@ def _port_mapping_problems(at: str, entry: Any, backend: str | None) -> Iterator
                                   f"ADD with \"Invalid {said} port number: {value}\"; give a port from 1 to "
                                   f"{_MAX_PORT}", Severity.DENY)
             return  # portmap stops at the first bad port
-    for key, value in (("containerPort", entry.container_port), ("hostPort", entry.host_port)):
-        if value > _MAX_PORT:
-            yield (f"{at}.{key}", f"is {value}, above {_MAX_PORT}: portmap writes it into the rule of its "
-                                  "backend, which iptables and nftables both refuse, failing the ADD; give a "
-                                  f"port from 1 to {_MAX_PORT}", Severity.DENY)
-    protocol = _protocol_problem(f"{at}.protocol", entry.protocol, backend)
-    if protocol is not None:
-        yield protocol
     if entry.host_ip and not is_go_ip(entry.host_ip):
         yield (f"{at}.hostIP", f"{entry.host_ip!r} is not an IP address: portmap takes an address it cannot parse "
                                "for an IPv6 one, so it skips the mapping on an IPv4 pod and hands the text to its "
                                "backend as the address on an IPv6 one; write an address like 192.0.2.10, or leave "
                                "hostIP out",
                Severity.WARN)
+    if not reaches_backend:
+        return
+    # nftables skips an entry whose hostIP is of the other family than the container address (one it
+    # cannot parse counts as IPv6): whether it is written at all depends on the pod's addresses.
+    skippable = bool(entry.host_ip) and backend != "iptables"
+    found: list[tuple[str, str, Severity]] = []
+    for key, value in (("containerPort", entry.container_port), ("hostPort", entry.host_port)):
+        if value > _MAX_PORT:
+            found.append((f"{at}.{key}", f"is {value}, above {_MAX_PORT}: portmap writes it into the rule of its "
+                                         "backend, which iptables and nftables both refuse, failing the ADD; give a "
+                                         f"port from 1 to {_MAX_PORT}", Severity.DENY))
+    protocol = _protocol_problem(f"{at}.protocol", entry.protocol, backend)
+    if protocol is not None:
+        found.append(protocol)
+    for where, problem, severity in found:
+        if skippable and severity is Severity.DENY:
+            yield (where, f"{problem} (unless the pod has no address of the family of hostIP "
+                          f"{entry.host_ip!r}: nftables then skips the entry)", Severity.WARN)
+        else:
+            yield (where, problem, severity)
 
 
 def _protocol_problem(field: str, protocol: str, backend: str | None) -> tuple[str, str, Severity] | None:
@@ -249,7 +265,8 @@ def _protocol_problem(field: str, protocol: str, backend: str | None) -> tuple[s
     if not refuse:
         return None
     shown = "missing" if not protocol else repr(protocol)
-    fix = f"write {protocol.lower()!r}" if protocol.lower() in _BACKEND_PROTOCOLS["iptables"] else \
+    name = _PROTOCOL_NUMBERS.get(protocol, protocol.lower())
+    fix = f"write {name!r}" if name in _BACKEND_PROTOCOLS["nftables"] & _BACKEND_PROTOCOLS["iptables"] else \
         "write one of tcp, udp, sctp"
     if len(refuse) == len(backends):
         whose = f"its {backend} backend refuses" if len(backends) == 1 else \
@@ -267,29 +284,34 @@ def port_mappings(subject: Subject) -> Iterator[Violation]:
     """Multus passes a selection's portMappings (networks annotation only) as runtime config to the NAD's
     plugins that declare "capabilities": {"portMappings": true}. portmap, the plugin that does, refuses
     on every ADD an entry whose containerPort or hostPort is not above 0 (an entry left out or null is
-    all zeros), and hands the rest to its iptables or nftables backend, which fails on a port above 65535:
-    the pod never starts; so does a protocol the backend has no rule for (none at all, icmp; nftables
-    also refuses upper case), denied when the backend named, or both, refuse it and warned about when
-    only the one the node may pick does. A hostIP that is not an address is warned about: portmap
-    passes it to its backend unchecked. When no plugin declares the capability the entries are
-    ignored, which pod-networks-capabilities says."""
+    all zeros), and hands the rest to its iptables or nftables backend, for a container address an
+    earlier plugin's IPAM gave, which fails on a port above 65535: the pod never starts; so does a
+    protocol the backend has no rule for (none at all, icmp; nftables also refuses upper case and
+    numbers), denied when the backend named, or both, refuse it and warned about when only the one the
+    node may pick does, or when nftables may skip the entry (a hostIP of the other family). Every
+    portmap of the chain that gets them is judged. A hostIP that is not an address is warned about:
+    portmap passes it to its backend unchecked. When no plugin declares the capability the entries
+    are ignored, which pod-networks-capabilities says."""
     if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
         entries = ref.selection.port_mappings
         nad = subject.view.nad(ref.namespace, ref.name) if entries else None
         netconf = _netconf(nad) if nad is not None else None
-        plugin = next((p for p in netconf.plugins if p.type == "portmap"
-                       and _gets_runtime_config(ref, p, "portMappings")), None) if netconf is not None else None
-        if plugin is None:
+        if netconf is None:
             continue
-        named = plugin.field("backend")
-        backend = named[1] if named is not None and isinstance(named[1], str) else None
-        for i, entry in enumerate(entries):
-            at = f"{ref.field}.portMappings[{i}]"
-            for where, problem, severity in _port_mapping_problems(at, entry, backend):
-                yield Violation(where, f"{where} {problem} (it reaches {plugin.path}, the portmap plugin of NAD "
-                                       f"{ref.namespace}/{ref.name}, as runtimeConfig)", severity)
+        for index, plugin in enumerate(netconf.plugins):
+            if plugin.type != "portmap" or not _gets_runtime_config(ref, plugin, "portMappings"):
+                continue
+            named = plugin.field("backend")
+            backend = named[1] if named is not None and isinstance(named[1], str) else None
+            # An address comes from an IPAM earlier in the chain; with none, portmap calls no backend.
+            addressed = any(p.ipam_type for p in netconf.plugins[:index])
+            for i, entry in enumerate(entries):
+                at = f"{ref.field}.portMappings[{i}]"
+                for where, problem, severity in _port_mapping_problems(at, entry, backend, addressed):
+                    yield Violation(where, f"{where} {problem} (it reaches {plugin.path}, the portmap plugin of NAD "
+                                           f"{ref.namespace}/{ref.name}, as runtimeConfig)", severity)
 
 
 @rule("pod-networks-ips-ipam", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
