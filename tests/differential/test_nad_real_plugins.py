@@ -198,6 +198,9 @@ class Case:
     #: The outcome holds only where portmap without a backend takes iptables: unless iptables does not
     #: work and nftables does.
     portmap_iptables: bool = False
+    #: The netfilter commands the plugin runs before the config's outcome shows (iptables, ip6tables,
+    #: nft): a skip where one is missing.
+    netfilter: frozenset[str] = field(default_factory=frozenset)
 
 
 V = "1.0.0"
@@ -229,6 +232,16 @@ def ptp(subnet: str, **extra: Any) -> dict[str, Any]:
 
 
 MAC = frozenset({"macvlan"})
+#: What the plugins run to write netfilter rules: iptables for bridge's and ptp's ipMasq and portmap (the
+#: pods here have IPv4 addresses only), nft for their nftables backends; the firewall plugin's iptables
+#: backend opens both iptables and ip6tables, whatever the addresses.
+IPTABLES, NFT, FIREWALL = frozenset({"iptables"}), frozenset({"nft"}), frozenset({"iptables", "ip6tables"})
+
+
+def bridge(name: str, subnet: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "bridge", "bridge": name, "ipam": {"type": "host-local", "subnet": subnet}, **extra}
+
+
 CASES = [
     # --- accepted -------------------------------------------------------------------------------
     Case("macvlan-static", one(macvlan()), kernel=MAC),
@@ -1075,6 +1088,62 @@ CASES = [
         kernel=MAC,
         rule="nad-plugin-field-types",
     ),
+    # --- netfilter: bridge's and ptp's ipMasq, the firewall plugin --------------------------------
+    # SetupIPMasqForNetworks writes the masquerade rules with the backend named, or without one iptables
+    # (nftables only where iptables does not work).
+    Case("bridge-ipmasq-iptables", one(bridge("mwbr9", "10.60.0.0/24", ipMasq=True, ipMasqBackend="iptables")),
+         netfilter=IPTABLES),
+    Case("bridge-ipmasq-nftables", one(bridge("mwbr9", "10.60.1.0/24", ipMasq=True, ipMasqBackend="nftables")),
+         netfilter=NFT),
+    Case("ptp-ipmasq-nftables", one(ptp("10.61.0.0/24", ipMasq=True, ipMasqBackend="nftables")), netfilter=NFT),
+    Case("ptp-ipmasq-default-backend", one(ptp("10.62.0.0/24", ipMasq=True)), netfilter=IPTABLES),
+    # A null *string stays unset: the default backend.
+    Case("ptp-ipmasq-backend-null", one(ptp("10.62.1.0/24", ipMasq=True, ipMasqBackend=None)), netfilter=IPTABLES),
+    # The backend's name is compared as it is written.
+    Case("ptp-ipmasq-backend-upper-case", one(ptp("10.62.2.0/24", ipMasq=True, ipMasqBackend="IPTABLES")),
+         'unknown ipmasq backend "IPTABLES"', rule="nad-plugin-ipmasq-backend"),
+    # A bridge without IPAM has no addresses to masquerade: ipMasq and its backend are never read.
+    Case("bridge-ipmasq-backend-unknown-without-ipam",
+         one({"type": "bridge", "bridge": "mwbr9", "ipMasq": True, "ipMasqBackend": "pf"})),
+    # firewall's iptables backend, the one it takes where firewalld does not run.
+    Case("chain-ptp-firewall", chain(ptp("10.63.0.0/24"), {"type": "firewall"}), netfilter=FIREWALL),
+    Case("firewall-iptables-admin-chain",
+         chain(ptp("10.63.1.0/24"), {"type": "firewall", "backend": "iptables", "iptablesAdminChainName": "MW-ADMIN"}),
+         netfilter=FIREWALL),
+    # firewall has no nftables backend: any backend but iptables and firewalld is the default one.
+    Case("firewall-backend-other-is-default", chain(ptp("10.63.2.0/24"), {"type": "firewall", "backend": "nftables"}),
+         netfilter=FIREWALL),
+    # The ingress policy is set up after the backend's rules: same-bridge and isolated with iptables.
+    Case("firewall-ingress-policy-open", chain(bridge("mwbr10", "10.64.0.0/24"),
+                                               {"type": "firewall", "ingressPolicy": "open"}), netfilter=FIREWALL),
+    Case("firewall-ingress-policy-same-bridge", chain(bridge("mwbr10", "10.64.1.0/24"),
+                                                      {"type": "firewall", "ingressPolicy": "same-bridge"}),
+         netfilter=FIREWALL),
+    Case("firewall-ingress-policy-isolated", chain(bridge("mwbr10", "10.64.2.0/24"),
+                                                   {"type": "firewall", "ingressPolicy": "isolated"}),
+         netfilter=FIREWALL),
+    Case("firewall-ingress-policy-isolated-ipv6", chain(ptp("fd00:65::/64"),
+                                                        {"type": "firewall", "ingressPolicy": "isolated"}),
+         netfilter=FIREWALL),
+    # Not only behind a bridge: the policy isolates whatever interface comes first in the result.
+    Case("firewall-ingress-policy-same-bridge-macvlan", chain(macvlan(), {"type": "firewall",
+                                                                        "ingressPolicy": "same-bridge"}),
+         kernel=MAC, netfilter=FIREWALL),
+    Case("firewall-ingress-policy-null", chain(bridge("mwbr10", "10.64.3.0/24"),
+                                               {"type": "firewall", "ingressPolicy": None}), netfilter=FIREWALL),
+    Case("firewall-ingress-policy-unknown", chain(bridge("mwbr10", "10.64.4.0/24"),
+                                                  {"type": "firewall", "ingressPolicy": "closed"}),
+         'unknown ingress policy: "closed"', rule="nad-plugin-mode", netfilter=FIREWALL),
+    Case("firewall-ingress-policy-upper-case", chain(bridge("mwbr10", "10.64.5.0/24"),
+                                                     {"type": "firewall", "ingressPolicy": "Same-Bridge"}),
+         'unknown ingress policy: "Same-Bridge"', rule="nad-plugin-mode", netfilter=FIREWALL),
+    Case("firewall-ingress-policy-other-spelling", chain(bridge("mwbr10", "10.64.6.0/24"),
+                                                         {"type": "firewall", "IngressPolicy": "closed"}),
+         'unknown ingress policy: "closed"', rule="nad-plugin-mode", netfilter=FIREWALL),
+    # Refused with no address to write rules for, too.
+    Case("firewall-ingress-policy-unknown-l2", chain({"type": "bridge", "bridge": "mwbr11"},
+                                                     {"type": "firewall", "ingressPolicy": "closed"}),
+         'unknown ingress policy: "closed"', rule="nad-plugin-mode", netfilter=FIREWALL),
 ]
 
 
@@ -1086,6 +1155,13 @@ def _portmap_takes_iptables() -> bool:
         return True
     command = ["iptables", "-w", "-t", "filter", "-S", "INPUT"]
     return shutil.which("iptables") is not None and subprocess.run(command, capture_output=True).returncode == 0
+
+
+def skip_unless_netfilter(tools: frozenset[str]) -> None:
+    missing = sorted(tool for tool in tools if shutil.which(tool) is None)
+    if missing:
+        # A skip under CI=true too: the netfilter commands are the machine's (.ci/run installs them).
+        pytest.skip(f"{' and '.join(missing)} not installed: the plugin cannot write its netfilter rules here")
 
 
 def skip_unless_kernel_has(kinds: frozenset[str], kernel_lacks: dict[str, str]) -> None:
@@ -1115,6 +1191,7 @@ def test_rules_agree_with_the_real_plugin(
     skip_unless_kernel_has(case.kernel, kernel_lacks)
     if case.portmap_iptables and not _portmap_takes_iptables():
         pytest.skip("portmap takes nftables here (no working iptables, nftables present): the config works")
+    skip_unless_netfilter(case.netfilter)
     outcome = run_add(case.config, sandbox, cni_bin, "net1", case.cap_args)
     if case.refused_with is None:
         assert outcome.accepted, f"the plugin refused a config our rules allow: {outcome.error}"
