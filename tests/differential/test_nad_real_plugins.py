@@ -1238,6 +1238,13 @@ class PodCase:
     #: The outcome needs portmap to reach its backend (iptables or nftables) with the port mappings: a
     #: skip where neither is installed. portmap's own checks of the ports come before and need neither.
     portmap_backend: bool = False
+    #: The outcome holds only where portmap without a backend takes iptables (see Case.portmap_iptables).
+    portmap_iptables: bool = False
+    #: The netfilter commands portmap runs with this backend (see Case.netfilter).
+    netfilter: frozenset[str] = frozenset()
+    #: iptables chains of the nat table the node has before the ADD (kube-proxy's KUBE-MARK-MASQ), made
+    #: in the namespace standing in for the node.
+    nat_chains: tuple[str, ...] = ()
 
 
 MAC_ADDRESS = "02:00:00:00:70:01"
@@ -1248,6 +1255,7 @@ ARP_IGNORE = {"net.ipv4.conf.IFNAME.arp_ignore": "2"}
 EXTRA = "pod-networks-ips-extra-addresses"
 PORTS = "pod-networks-port-mappings"
 PORTMAP = {"type": "portmap", "capabilities": {"portMappings": True}}
+MAPPING = {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}
 POD_CASES = [
     # No capability declared: what the plugins read from CNI_ARGS is what the interface gets.
     PodCase("macvlan-mac", one(hl(subnet="10.70.0.0/24")), {"mac": MAC_ADDRESS}),
@@ -1418,6 +1426,37 @@ POD_CASES = [
     PodCase("portmap-nftables-udplite", chain(macvlan(), {**PORTMAP, "backend": "nftables"}),
             {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "udplite"}]},
             portmap_backend=True),
+    # Each backend's options with a port to map: the rules are written with them.
+    PodCase("portmap-iptables-options", chain(macvlan(), {**PORTMAP, "backend": "iptables", "markMasqBit": 31,
+                                                          "conditionsV4": ["!", "-s", "10.99.0.0/16"],
+                                                          "masqAll": True}),
+            MAPPING, netfilter=IPTABLES),
+    PodCase("portmap-iptables-no-snat", chain(macvlan(), {**PORTMAP, "backend": "iptables", "snat": False}),
+            MAPPING, netfilter=IPTABLES),
+    # The rules jump to externalSetMarkChain: the node must have it (kube-proxy's, in its iptables mode).
+    PodCase("portmap-iptables-external-mark-chain",
+            chain(macvlan(), {**PORTMAP, "backend": "iptables", "externalSetMarkChain": "KUBE-MARK-MASQ"}),
+            MAPPING, netfilter=IPTABLES, nat_chains=("KUBE-MARK-MASQ",)),
+    # A null markMasqBit stays unset: not set together with externalSetMarkChain.
+    PodCase("portmap-mark-bit-null-and-chain",
+            chain(macvlan(), {**PORTMAP, "markMasqBit": None, "externalSetMarkChain": "KUBE-MARK-MASQ"}),
+            MAPPING, netfilter=IPTABLES, nat_chains=("KUBE-MARK-MASQ",)),
+    # markMasqBit is not an iptables-specific option: nftables takes it (and does not use it).
+    PodCase("portmap-nftables-options", chain(macvlan(), {**PORTMAP, "backend": "nftables", "markMasqBit": 5,
+                                                          "conditionsV4": ["ip", "saddr", "10.0.0.0/8"],
+                                                          "masqAll": True}),
+            MAPPING, netfilter=NFT),
+    PodCase("portmap-nftables-no-snat", chain(macvlan(), {**PORTMAP, "backend": "nftables", "snat": False}),
+            MAPPING, netfilter=NFT),
+    # A null externalSetMarkChain stays unset: not an iptables option.
+    PodCase("portmap-nftables-mark-chain-null",
+            chain(macvlan(), {**PORTMAP, "backend": "nftables", "externalSetMarkChain": None}),
+            MAPPING, netfilter=NFT),
+    # Without a backend: iptables here, which takes iptables conditions (the NAD rule warns of the nodes
+    # that have nftables only).
+    PodCase("portmap-default-backend-iptables-conditions",
+            chain(macvlan(), {**PORTMAP, "conditionsV4": ["!", "-s", "10.99.0.0/16"]}),
+            MAPPING, netfilter=IPTABLES, portmap_iptables=True),
 ]
 
 
@@ -1481,6 +1520,11 @@ def test_pod_requests_reach_the_real_plugin_as_the_rules_say(
     if case.portmap_backend and not _portmap_has_backend():
         # A skip under CI=true too: iptables and nft are the machine's, not something the tests install.
         pytest.skip("neither iptables nor nft is installed: portmap cannot write the port mappings' rules here")
+    skip_unless_netfilter(case.netfilter)
+    if case.portmap_iptables and not _portmap_takes_iptables():
+        pytest.skip("portmap takes nftables here (no working iptables, nftables present): it refuses the config")
+    for name in case.nat_chains:
+        _ip("netns", "exec", sandbox.host, "iptables", "-w", "-t", "nat", "-N", name)
     delegate = multus_delegate(real_multus, case.config, case.request)
     config = json.loads(delegate["config"])
     cap_args = {k: v for k, v in case.request.items() if k != "cni-args" and fold(k) != "portmappings"}
