@@ -1457,6 +1457,19 @@ POD_CASES = [
     PodCase("portmap-default-backend-iptables-conditions",
             chain(macvlan(), {**PORTMAP, "conditionsV4": ["!", "-s", "10.99.0.0/16"]}),
             MAPPING, netfilter=IPTABLES, portmap_iptables=True),
+    # An empty condition (null decodes as "") is an argument of its own to iptables, which refuses it;
+    # nftables joins the conditions with spaces. Warned only: a pod without an address of that family starts.
+    PodCase("portmap-iptables-empty-condition",
+            chain(macvlan(), {**PORTMAP, "backend": "iptables", "conditionsV4": ["-s", "10.0.0.0/8", ""]}),
+            MAPPING, "Bad argument", warned_by=PORTS, netfilter=IPTABLES),
+    PodCase("portmap-default-backend-null-condition", chain(macvlan(), {**PORTMAP, "conditionsV4": [None]}),
+            MAPPING, "Bad argument", warned_by=PORTS, netfilter=IPTABLES, portmap_iptables=True),
+    PodCase("portmap-iptables-empty-condition-other-family",
+            chain(macvlan(), {**PORTMAP, "backend": "iptables", "conditionsV6": [""]}),
+            MAPPING, warned_by=PORTS, netfilter=IPTABLES),
+    PodCase("portmap-nftables-empty-condition",
+            chain(macvlan(), {**PORTMAP, "backend": "nftables", "conditionsV4": ["", "ip saddr 10.0.0.0/8"]}),
+            MAPPING, netfilter=NFT),
 ]
 
 
