@@ -198,6 +198,9 @@ class Case:
     #: The outcome holds only where portmap without a backend takes iptables: unless iptables does not
     #: work and nftables does.
     portmap_iptables: bool = False
+    #: The netfilter commands the plugin runs before the config's outcome shows (iptables, ip6tables,
+    #: nft): a skip where one is missing.
+    netfilter: frozenset[str] = field(default_factory=frozenset)
 
 
 V = "1.0.0"
@@ -229,6 +232,16 @@ def ptp(subnet: str, **extra: Any) -> dict[str, Any]:
 
 
 MAC = frozenset({"macvlan"})
+#: What the plugins run to write netfilter rules: iptables for bridge's and ptp's ipMasq and portmap (the
+#: pods here have IPv4 addresses only), nft for their nftables backends; the firewall plugin's iptables
+#: backend opens both iptables and ip6tables, whatever the addresses.
+IPTABLES, NFT, FIREWALL = frozenset({"iptables"}), frozenset({"nft"}), frozenset({"iptables", "ip6tables"})
+
+
+def bridge(name: str, subnet: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "bridge", "bridge": name, "ipam": {"type": "host-local", "subnet": subnet}, **extra}
+
+
 CASES = [
     # --- accepted -------------------------------------------------------------------------------
     Case("macvlan-static", one(macvlan()), kernel=MAC),
@@ -1075,6 +1088,62 @@ CASES = [
         kernel=MAC,
         rule="nad-plugin-field-types",
     ),
+    # --- netfilter: bridge's and ptp's ipMasq, the firewall plugin --------------------------------
+    # SetupIPMasqForNetworks writes the masquerade rules with the backend named, or without one iptables
+    # (nftables only where iptables does not work).
+    Case("bridge-ipmasq-iptables", one(bridge("mwbr9", "10.60.0.0/24", ipMasq=True, ipMasqBackend="iptables")),
+         netfilter=IPTABLES),
+    Case("bridge-ipmasq-nftables", one(bridge("mwbr9", "10.60.1.0/24", ipMasq=True, ipMasqBackend="nftables")),
+         netfilter=NFT),
+    Case("ptp-ipmasq-nftables", one(ptp("10.61.0.0/24", ipMasq=True, ipMasqBackend="nftables")), netfilter=NFT),
+    Case("ptp-ipmasq-default-backend", one(ptp("10.62.0.0/24", ipMasq=True)), netfilter=IPTABLES),
+    # A null *string stays unset: the default backend.
+    Case("ptp-ipmasq-backend-null", one(ptp("10.62.1.0/24", ipMasq=True, ipMasqBackend=None)), netfilter=IPTABLES),
+    # The backend's name is compared as it is written.
+    Case("ptp-ipmasq-backend-upper-case", one(ptp("10.62.2.0/24", ipMasq=True, ipMasqBackend="IPTABLES")),
+         'unknown ipmasq backend "IPTABLES"', rule="nad-plugin-ipmasq-backend"),
+    # A bridge without IPAM has no addresses to masquerade: ipMasq and its backend are never read.
+    Case("bridge-ipmasq-backend-unknown-without-ipam",
+         one({"type": "bridge", "bridge": "mwbr9", "ipMasq": True, "ipMasqBackend": "pf"})),
+    # firewall's iptables backend, the one it takes where firewalld does not run.
+    Case("chain-ptp-firewall", chain(ptp("10.63.0.0/24"), {"type": "firewall"}), netfilter=FIREWALL),
+    Case("firewall-iptables-admin-chain",
+         chain(ptp("10.63.1.0/24"), {"type": "firewall", "backend": "iptables", "iptablesAdminChainName": "MW-ADMIN"}),
+         netfilter=FIREWALL),
+    # firewall has no nftables backend: any backend but iptables and firewalld is the default one.
+    Case("firewall-backend-other-is-default", chain(ptp("10.63.2.0/24"), {"type": "firewall", "backend": "nftables"}),
+         netfilter=FIREWALL),
+    # The ingress policy is set up after the backend's rules: same-bridge and isolated with iptables.
+    Case("firewall-ingress-policy-open", chain(bridge("mwbr10", "10.64.0.0/24"),
+                                               {"type": "firewall", "ingressPolicy": "open"}), netfilter=FIREWALL),
+    Case("firewall-ingress-policy-same-bridge", chain(bridge("mwbr10", "10.64.1.0/24"),
+                                                      {"type": "firewall", "ingressPolicy": "same-bridge"}),
+         netfilter=FIREWALL),
+    Case("firewall-ingress-policy-isolated", chain(bridge("mwbr10", "10.64.2.0/24"),
+                                                   {"type": "firewall", "ingressPolicy": "isolated"}),
+         netfilter=FIREWALL),
+    Case("firewall-ingress-policy-isolated-ipv6", chain(ptp("fd00:65::/64"),
+                                                        {"type": "firewall", "ingressPolicy": "isolated"}),
+         netfilter=FIREWALL),
+    # Not only behind a bridge: the policy isolates whatever interface comes first in the result.
+    Case("firewall-ingress-policy-same-bridge-macvlan", chain(macvlan(), {"type": "firewall",
+                                                                        "ingressPolicy": "same-bridge"}),
+         kernel=MAC, netfilter=FIREWALL),
+    Case("firewall-ingress-policy-null", chain(bridge("mwbr10", "10.64.3.0/24"),
+                                               {"type": "firewall", "ingressPolicy": None}), netfilter=FIREWALL),
+    Case("firewall-ingress-policy-unknown", chain(bridge("mwbr10", "10.64.4.0/24"),
+                                                  {"type": "firewall", "ingressPolicy": "closed"}),
+         'unknown ingress policy: "closed"', rule="nad-plugin-mode", netfilter=FIREWALL),
+    Case("firewall-ingress-policy-upper-case", chain(bridge("mwbr10", "10.64.5.0/24"),
+                                                     {"type": "firewall", "ingressPolicy": "Same-Bridge"}),
+         'unknown ingress policy: "Same-Bridge"', rule="nad-plugin-mode", netfilter=FIREWALL),
+    Case("firewall-ingress-policy-other-spelling", chain(bridge("mwbr10", "10.64.6.0/24"),
+                                                         {"type": "firewall", "IngressPolicy": "closed"}),
+         'unknown ingress policy: "closed"', rule="nad-plugin-mode", netfilter=FIREWALL),
+    # Refused with no address to write rules for, too.
+    Case("firewall-ingress-policy-unknown-l2", chain({"type": "bridge", "bridge": "mwbr11"},
+                                                     {"type": "firewall", "ingressPolicy": "closed"}),
+         'unknown ingress policy: "closed"', rule="nad-plugin-mode", netfilter=FIREWALL),
 ]
 
 
@@ -1086,6 +1155,13 @@ def _portmap_takes_iptables() -> bool:
         return True
     command = ["iptables", "-w", "-t", "filter", "-S", "INPUT"]
     return shutil.which("iptables") is not None and subprocess.run(command, capture_output=True).returncode == 0
+
+
+def skip_unless_netfilter(tools: frozenset[str]) -> None:
+    missing = sorted(tool for tool in tools if shutil.which(tool) is None)
+    if missing:
+        # A skip under CI=true too: the netfilter commands are the machine's (.ci/run installs them).
+        pytest.skip(f"{' and '.join(missing)} not installed: the plugin cannot write its netfilter rules here")
 
 
 def skip_unless_kernel_has(kinds: frozenset[str], kernel_lacks: dict[str, str]) -> None:
@@ -1115,6 +1191,7 @@ def test_rules_agree_with_the_real_plugin(
     skip_unless_kernel_has(case.kernel, kernel_lacks)
     if case.portmap_iptables and not _portmap_takes_iptables():
         pytest.skip("portmap takes nftables here (no working iptables, nftables present): the config works")
+    skip_unless_netfilter(case.netfilter)
     outcome = run_add(case.config, sandbox, cni_bin, "net1", case.cap_args)
     if case.refused_with is None:
         assert outcome.accepted, f"the plugin refused a config our rules allow: {outcome.error}"
@@ -1161,6 +1238,13 @@ class PodCase:
     #: The outcome needs portmap to reach its backend (iptables or nftables) with the port mappings: a
     #: skip where neither is installed. portmap's own checks of the ports come before and need neither.
     portmap_backend: bool = False
+    #: The outcome holds only where portmap without a backend takes iptables (see Case.portmap_iptables).
+    portmap_iptables: bool = False
+    #: The netfilter commands portmap runs with this backend (see Case.netfilter).
+    netfilter: frozenset[str] = frozenset()
+    #: iptables chains of the nat table the node has before the ADD (kube-proxy's KUBE-MARK-MASQ), made
+    #: in the namespace standing in for the node.
+    nat_chains: tuple[str, ...] = ()
 
 
 MAC_ADDRESS = "02:00:00:00:70:01"
@@ -1171,6 +1255,7 @@ ARP_IGNORE = {"net.ipv4.conf.IFNAME.arp_ignore": "2"}
 EXTRA = "pod-networks-ips-extra-addresses"
 PORTS = "pod-networks-port-mappings"
 PORTMAP = {"type": "portmap", "capabilities": {"portMappings": True}}
+MAPPING = {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}
 POD_CASES = [
     # No capability declared: what the plugins read from CNI_ARGS is what the interface gets.
     PodCase("macvlan-mac", one(hl(subnet="10.70.0.0/24")), {"mac": MAC_ADDRESS}),
@@ -1341,6 +1426,50 @@ POD_CASES = [
     PodCase("portmap-nftables-udplite", chain(macvlan(), {**PORTMAP, "backend": "nftables"}),
             {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "udplite"}]},
             portmap_backend=True),
+    # Each backend's options with a port to map: the rules are written with them.
+    PodCase("portmap-iptables-options", chain(macvlan(), {**PORTMAP, "backend": "iptables", "markMasqBit": 31,
+                                                          "conditionsV4": ["!", "-s", "10.99.0.0/16"],
+                                                          "masqAll": True}),
+            MAPPING, netfilter=IPTABLES),
+    PodCase("portmap-iptables-no-snat", chain(macvlan(), {**PORTMAP, "backend": "iptables", "snat": False}),
+            MAPPING, netfilter=IPTABLES),
+    # The rules jump to externalSetMarkChain: the node must have it (kube-proxy's, in its iptables mode).
+    PodCase("portmap-iptables-external-mark-chain",
+            chain(macvlan(), {**PORTMAP, "backend": "iptables", "externalSetMarkChain": "KUBE-MARK-MASQ"}),
+            MAPPING, netfilter=IPTABLES, nat_chains=("KUBE-MARK-MASQ",)),
+    # A null markMasqBit stays unset: not set together with externalSetMarkChain.
+    PodCase("portmap-mark-bit-null-and-chain",
+            chain(macvlan(), {**PORTMAP, "markMasqBit": None, "externalSetMarkChain": "KUBE-MARK-MASQ"}),
+            MAPPING, netfilter=IPTABLES, nat_chains=("KUBE-MARK-MASQ",)),
+    # markMasqBit is not an iptables-specific option: nftables takes it (and does not use it).
+    PodCase("portmap-nftables-options", chain(macvlan(), {**PORTMAP, "backend": "nftables", "markMasqBit": 5,
+                                                          "conditionsV4": ["ip", "saddr", "10.0.0.0/8"],
+                                                          "masqAll": True}),
+            MAPPING, netfilter=NFT),
+    PodCase("portmap-nftables-no-snat", chain(macvlan(), {**PORTMAP, "backend": "nftables", "snat": False}),
+            MAPPING, netfilter=NFT),
+    # A null externalSetMarkChain stays unset: not an iptables option.
+    PodCase("portmap-nftables-mark-chain-null",
+            chain(macvlan(), {**PORTMAP, "backend": "nftables", "externalSetMarkChain": None}),
+            MAPPING, netfilter=NFT),
+    # Without a backend: iptables here, which takes iptables conditions (the NAD rule warns of the nodes
+    # that have nftables only).
+    PodCase("portmap-default-backend-iptables-conditions",
+            chain(macvlan(), {**PORTMAP, "conditionsV4": ["!", "-s", "10.99.0.0/16"]}),
+            MAPPING, netfilter=IPTABLES, portmap_iptables=True),
+    # An empty condition (null decodes as "") is an argument of its own to iptables, which refuses it;
+    # nftables joins the conditions with spaces. Warned only: a pod without an address of that family starts.
+    PodCase("portmap-iptables-empty-condition",
+            chain(macvlan(), {**PORTMAP, "backend": "iptables", "conditionsV4": ["-s", "10.0.0.0/8", ""]}),
+            MAPPING, "Bad argument", warned_by=PORTS, netfilter=IPTABLES),
+    PodCase("portmap-default-backend-null-condition", chain(macvlan(), {**PORTMAP, "conditionsV4": [None]}),
+            MAPPING, "Bad argument", warned_by=PORTS, netfilter=IPTABLES, portmap_iptables=True),
+    PodCase("portmap-iptables-empty-condition-other-family",
+            chain(macvlan(), {**PORTMAP, "backend": "iptables", "conditionsV6": [""]}),
+            MAPPING, warned_by=PORTS, netfilter=IPTABLES),
+    PodCase("portmap-nftables-empty-condition",
+            chain(macvlan(), {**PORTMAP, "backend": "nftables", "conditionsV4": ["", "ip saddr 10.0.0.0/8"]}),
+            MAPPING, netfilter=NFT),
 ]
 
 
@@ -1404,6 +1533,11 @@ def test_pod_requests_reach_the_real_plugin_as_the_rules_say(
     if case.portmap_backend and not _portmap_has_backend():
         # A skip under CI=true too: iptables and nft are the machine's, not something the tests install.
         pytest.skip("neither iptables nor nft is installed: portmap cannot write the port mappings' rules here")
+    skip_unless_netfilter(case.netfilter)
+    if case.portmap_iptables and not _portmap_takes_iptables():
+        pytest.skip("portmap takes nftables here (no working iptables, nftables present): it refuses the config")
+    for name in case.nat_chains:
+        _ip("netns", "exec", sandbox.host, "iptables", "-w", "-t", "nat", "-N", name)
     delegate = multus_delegate(real_multus, case.config, case.request)
     config = json.loads(delegate["config"])
     cap_args = {k: v for k, v in case.request.items() if k != "cni-args" and fold(k) != "portmappings"}

@@ -750,6 +750,40 @@ def test_port_mappings_every_portmap_of_the_chain_is_judged() -> None:
     assert "(it reaches spec.config.plugins[2]" in message
 
 
+# iptables refuses an empty argument ("Bad argument"), which an empty condition is to portmap's iptables
+# backend; nft takes the conditions joined with spaces. Run with both in
+# tests/differential/test_nad_real_plugins.py (the portmap-*-condition pod cases).
+@pytest.mark.parametrize(("backend", "conditions", "said"), [
+    ("iptables", {"conditionsV4": ["-s", "10.0.0.0/8", ""]},
+     "whose spec.config.plugins[1].conditionsV4[2] is empty: its iptables backend passes it to iptables as an "
+     'argument of its own, which iptables refuses ("Bad argument"), failing the ADD of the pod if it has an IPv4 '
+     "address; remove the empty entry from the NAD"),
+    (None, {"conditionsV6": [None]},
+     "whose spec.config.plugins[1].conditionsV6[0] is empty: the iptables backend it takes with none named "
+     "(nftables only on a node without iptables) passes it to iptables"),
+    ("nftables", {"conditionsV4": ["", "ip saddr 10.0.0.0/8"]}, None),
+    # A leading empty entry hides what the conditions are written for, from portmap too: it takes iptables.
+    (None, {"conditionsV4": ["", "ip saddr 10.0.0.0/8"]}, "whose spec.config.plugins[1].conditionsV4[0] is empty"),
+    ("iptables", {"conditionsV4": ["-s", "10.0.0.0/8"]}, None),
+])
+def test_port_mappings_empty_condition_where_iptables_takes_it_warns(
+        backend: str | None, conditions: dict[str, Any], said: str | None) -> None:
+    config = json.loads(portmap_nad(backend=backend)["spec"]["config"])
+    config["plugins"][1].update(conditions)
+    entry = {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}
+    v = view(nad("ports", json.dumps(config)))
+    found = only("pod-networks-port-mappings", findings(networks({"name": "ports", "portMappings": [entry]}), v))
+    if said is None:
+        assert found == []
+        return
+    [(severity, message)] = found
+    assert severity == "warn"
+    assert message.startswith(f"{PORTS_AT} reach spec.config.plugins[1], the portmap plugin of NAD apps/ports, ")
+    assert said in message
+    # Without port mappings portmap writes no rule.
+    assert only("pod-networks-port-mappings", findings(networks({"name": "ports"}), v)) == []
+
+
 def test_port_mappings_portmap_takes_pass() -> None:
     entries = [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
                {"hostPort": 65535, "containerPort": 1, "protocol": "sctp", "hostIP": "fd00::1"}]

@@ -486,6 +486,27 @@ def _conditions_backend(conditions: Any) -> str | None:
     return "iptables" if conditions[0][0] in "-!" else "nftables"
 
 
+def portmap_empty_conditions(plugin: PluginConf) -> list[tuple[str, str]]:
+    """(path, address family) of the empty entries of a portmap's conditionsV4 and conditionsV6 ("" or
+    null, which Go decodes as ""), where the iptables backend takes them: it passes each entry to
+    iptables as an argument of its own, and iptables refuses an empty one ("Bad argument"), failing the
+    ADD of a pod with port mappings and an address of that family. nftables joins the conditions with
+    spaces and takes them; conditions written for it, or another backend named, are left out (portmap
+    refuses them before, which portmap_problems says)."""
+    if plugin.type != "portmap":
+        return []
+    backend = plugin.field("backend")
+    if backend is not None and backend[1] is not None and backend[1] != "iptables":
+        return []
+    empty: list[tuple[str, str]] = []
+    for name, version in (("conditionsV4", "IPv4"), ("conditionsV6", "IPv6")):
+        found = plugin.field(name)
+        if found is None or not isinstance(found[1], list) or _conditions_backend(found[1]) == "nftables":
+            continue
+        empty.extend((f"{found[0]}[{i}]", version) for i, entry in enumerate(found[1]) if entry is None or entry == "")
+    return empty
+
+
 def portmap_problems(plugin: PluginConf) -> Iterator[Problem]:
     """What portmap's parseConfig refuses on every ADD, before it looks for port mappings: markMasqBit
     with externalSetMarkChain, a markMasqBit outside 0-31, a backend other than iptables or nftables, and

@@ -23,7 +23,7 @@ from webhook.cni.ipam import (
     static_addresses,
     whereabouts_ranges,
 )
-from webhook.cni.plugins import ArgsEntry, args_sysctl, args_sysctl_problems
+from webhook.cni.plugins import ArgsEntry, args_sysctl, args_sysctl_problems, portmap_empty_conditions
 from webhook.multus.selection import (
     DEFAULT_NETWORK_ANNOTATION,
     NETWORKS_ANNOTATION,
@@ -290,8 +290,10 @@ def port_mappings(subject: Subject) -> Iterator[Violation]:
     numbers), denied when the backend named, or both, refuse it and warned about when only the one the
     node may pick does, or when nftables may skip the entry (a hostIP of the other family). Every
     portmap of the chain that gets them is judged. A hostIP that is not an address is warned about:
-    portmap passes it to its backend unchecked. When no plugin declares the capability the entries
-    are ignored, which pod-networks-capabilities says."""
+    portmap passes it to its backend unchecked; so is an empty entry of the NAD's conditionsV4 or
+    conditionsV6 where iptables takes them: iptables refuses it as an argument, failing the pods of that
+    address family. When no plugin declares the capability the entries are ignored, which
+    pod-networks-capabilities says."""
     if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
@@ -312,6 +314,15 @@ def port_mappings(subject: Subject) -> Iterator[Violation]:
                 for where, problem, severity in _port_mapping_problems(at, entry, backend, addressed):
                     yield Violation(where, f"{where} {problem} (it reaches {plugin.path}, the portmap plugin of NAD "
                                            f"{ref.namespace}/{ref.name}, as runtimeConfig)", severity)
+            which = "its iptables backend" if backend == "iptables" else \
+                "the iptables backend it takes with none named (nftables only on a node without iptables)"
+            for path, family in portmap_empty_conditions(plugin) if addressed else ():
+                yield Violation(f"{ref.field}.portMappings",
+                                f"{ref.field}.portMappings reach {plugin.path}, the portmap plugin of NAD "
+                                f"{ref.namespace}/{ref.name}, whose {path} is empty: {which} passes it to iptables "
+                                "as an argument of its own, which iptables refuses (\"Bad argument\"), failing the "
+                                f"ADD of the pod if it has an {family} address; remove the empty entry from the NAD",
+                                Severity.WARN)
 
 
 @rule("pod-networks-ips-ipam", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
