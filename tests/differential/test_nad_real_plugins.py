@@ -1426,6 +1426,17 @@ POD_CASES = [
     PodCase("portmap-nftables-udplite", chain(macvlan(), {**PORTMAP, "backend": "nftables"}),
             {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "udplite"}]},
             portmap_backend=True),
+    PodCase("portmap-iptables-protocol-number", chain(macvlan(), {**PORTMAP, "backend": "iptables"}),
+            {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "6"}]}, portmap_backend=True),
+    # Without an address from an IPAM earlier in the chain portmap calls no backend: only its own check
+    # of the ports (above 0) applies.
+    PodCase("portmap-no-address-reaches-no-backend",
+            chain({"type": "macvlan", "master": MASTER}, {**PORTMAP, "backend": "iptables"}),
+            {"portMappings": [{"hostPort": 70000, "containerPort": 80, "protocol": "icmp"}]}, portmap_backend=True),
+    # nftables skips an entry whose hostIP is of the other family than the pod's address (IPv4 here).
+    PodCase("portmap-nftables-other-family-host-ip", chain(macvlan(), {**PORTMAP, "backend": "nftables"}),
+            {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "TCP", "hostIP": "2001:db8::1"}]},
+            warned_by=PORTS, portmap_backend=True),
     # Each backend's options with a port to map: the rules are written with them.
     PodCase("portmap-iptables-options", chain(macvlan(), {**PORTMAP, "backend": "iptables", "markMasqBit": 31,
                                                           "conditionsV4": ["!", "-s", "10.99.0.0/16"],
