@@ -23,7 +23,12 @@ from webhook.cni.ipam import (
     static_addresses,
     whereabouts_ranges,
 )
-from webhook.cni.plugins import ArgsEntry, args_sysctl, args_sysctl_problems, portmap_empty_conditions
+from webhook.cni.plugins import (
+    args_sysctl_problems,
+    args_sysctl_spellings,
+    decode_sysctl_spellings,
+    portmap_empty_conditions,
+)
 from webhook.multus.selection import (
     DEFAULT_NETWORK_ANNOTATION,
     NETWORKS_ANNOTATION,
@@ -519,15 +524,10 @@ def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
                 continue
             # injectCNIArgs: the selection's keys set in the plugin's args.cni, when "args" and "cni" are
             # objects (exact keys: Multus reads the config into Go maps).
-            args = plugin.conf.get("args")
-            own = args.get("cni") if isinstance(args, Mapping) else None
-            keys: dict[str, ArgsEntry] = {
-                key: (f"{plugin.path}.args.cni.{key}", value, False)
-                for key, value in (own.items() if isinstance(own, Mapping) else ())}
-            keys.update((key, (f"{base}.{key}", cni_args[key], True)) for key in spelled)
+            merged = decode_sysctl_spellings(args_sysctl_spellings(plugin, cni_args, base))
             then = (f'and the pod never starts; add "sysctl": {{}} to {plugin.path} of {nad_ref}, or drop '
                     f'{" and ".join(spelled)} from {base}')
-            for problem in args_sysctl_problems(plugin, args_sysctl(keys), True, then, "the pod never starts"):
+            for problem in args_sysctl_problems(plugin, merged, True, then, "the pod never starts"):
                 yield Violation(problem.field,
                                 f"{problem.message} (Multus merges it into args.cni of {plugin.path}, the tuning "
                                 f"plugin of {nad_ref})", Severity.WARN if problem.warning else None)
