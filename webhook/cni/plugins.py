@@ -880,32 +880,45 @@ class DecodedSysctl:
         return not self.mistyped and not self.mistyped_entries
 
 
-def _sorted_spellings(obj: Mapping[str, Any], name: str) -> list[str]:
-    """The keys of ``obj`` that Go decodes into the struct field ``name``, in the
+def _sorted_spellings(obj: Mapping[str, Any], name: str, *added: str) -> list[str]:
+    """The keys of ``obj`` (and ``added`` ones) that Go decodes into the struct field ``name``, in the
     order tuning receives them: libcni and Multus encode the config again from Go maps, keys sorted (by
     bytes; code points sort the same)."""
-    return sorted(key for key in obj if fold(key) == name)
+    return sorted({key for key in (*obj, *added) if fold(key) == name})
 
 
 def args_sysctl_spellings(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
                           pod_base: str = "") -> list[SysctlSpelling]:
-    """The spellings of sysctl in args.cni that tuning decodes into args.cni.sysctl, in order. With
-    ``cni_args``, a pod's "cni-args" (at JSON path ``pod_base``) merged as Multus v4.3.0 injectCNIArgs
-    does: by exact key, into "args" and its "cni", the pod's keys replacing the NAD's."""
-    keys: dict[str, SysctlSpelling] = {}
-    if cni_args is None:
-        args = _nested_string(plugin.conf, plugin.path, "args", "cni")
-        if args is not None and isinstance(args[1], Mapping):
-            keys = {name: SysctlSpelling(f"{args[0]}.{name}", value, False, "args.cni.sysctl")
-                    for name, value in args[1].items()}
-    else:
-        own = plugin.conf.get("args")
-        cni = own.get("cni") if isinstance(own, Mapping) else None
-        keys = {name: SysctlSpelling(f"{plugin.path}.args.cni.{name}", value, False, "args.cni.sysctl")
-                for name, value in (cni.items() if isinstance(cni, Mapping) else ())}
-        keys.update((name, SysctlSpelling(f"{pod_base}.{name}", value, True, "args.cni.sysctl"))
-                    for name, value in cni_args.items())
-    return [keys[name] for name in _sorted_spellings(keys, "sysctl")]
+    """The spellings tuning decodes into args.cni.sysctl, in order. Go matches "args", "cni" and
+    "sysctl" case-insensitively, and decodes every spelling of each into its one field: a later object
+    into the struct or map an earlier one made, null making it nil again, so any null above
+    args.cni.sysctl empties the map like a null sysctl. With ``cni_args``, a pod's "cni-args" (at JSON
+    path ``pod_base``) merged as Multus v4.3.0 injectCNIArgs does: by exact key, into "args" and its
+    "cni" (added when missing, beside any other spelling), the pod's keys replacing the NAD's."""
+    spellings: list[SysctlSpelling] = []
+    injected = ("args",) if cni_args is not None else ()
+    for key in _sorted_spellings(plugin.conf, "args", *injected):
+        path, args = f"{plugin.path}.{key}", plugin.conf.get(key)
+        into_args = cni_args is not None and key == "args"
+        if into_args and not isinstance(args, Mapping):
+            # Multus adds it when the NAD has none (its type assertion panics on a value not an object,
+            # judged here as if it were absent).
+            args = {}
+        if not isinstance(args, Mapping):
+            spellings.append(SysctlSpelling(path, args, False, "args"))
+            continue
+        for cni_key in _sorted_spellings(args, "cni", *(("cni",) if into_args else ())):
+            cni_path, cni = f"{path}.{cni_key}", args.get(cni_key)
+            keys = {name: SysctlSpelling(f"{cni_path}.{name}", value, False, "args.cni.sysctl")
+                    for name, value in (cni.items() if isinstance(cni, Mapping) else ())}
+            if cni_args is not None and into_args and cni_key == "cni":
+                keys.update((name, SysctlSpelling(f"{pod_base}.{name}", value, True, "args.cni.sysctl"))
+                            for name, value in cni_args.items())
+            elif not isinstance(cni, Mapping):
+                spellings.append(SysctlSpelling(cni_path, cni, False, "args.cni"))
+                continue
+            spellings += (keys[name] for name in _sorted_spellings(keys, "sysctl"))
+    return spellings
 
 
 def decode_sysctl_spellings(spellings: Iterable[SysctlSpelling]) -> DecodedSysctl:

@@ -506,8 +506,9 @@ def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
     /proc/sys/net/: either way the pod never starts. Multus re-encodes args.cni with its keys sorted, and
     tuning decodes every spelling of sysctl ("SYSCTL" < "Sysctl" < "sysctl") into one map in that order:
     the pod's and the NAD's objects add up, a later null empties the map, a later key replaces the
-    pod's value (a warning). Only what reaches tuning is judged; the NAD's own args.cni.sysctl is
-    nad-plugin-tuning-sysctl's."""
+    pod's value (a warning). Multus merges into "args" and "cni" by exact key, adding them beside a
+    NAD's "Args" or "CNI", which tuning decodes too, in sorted order: their entries count with the pod's.
+    Only what reaches tuning is judged; the NAD's own args.cni.sysctl is nad-plugin-tuning-sysctl's."""
     if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
@@ -522,8 +523,8 @@ def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
         for plugin in netconf.plugins:
             if plugin.type != "tuning":
                 continue
-            # injectCNIArgs: the selection's keys set in the plugin's args.cni, when "args" and "cni" are
-            # objects (exact keys: Multus reads the config into Go maps).
+            # injectCNIArgs sets the selection's keys in the plugin's "args" and "cni" (exact keys: Multus
+            # reads the config into Go maps), beside any other spelling tuning also decodes.
             merged = decode_sysctl_spellings(args_sysctl_spellings(plugin, cni_args, base))
             then = (f'and the pod never starts; add "sysctl": {{}} to {plugin.path} of {nad_ref}, or drop '
                     f'{" and ".join(spelled)} from {base}')
