@@ -1055,6 +1055,50 @@ CASES = [
         kernel=MAC,
         rule="nad-plugin-tuning-sysctl",
     ),
+    # Go decodes every spelling of "args" and of "cni" into the one field, in libcni's sorted order
+    # ("ARGS" < "Args" < "args"): a later object adds to what an earlier one set, a later null drops it.
+    Case(
+        "tuning-args-sysctl-kernel-under-other-args-spelling",
+        chain(macvlan(), {"type": "tuning", "sysctl": {}, "Args": {"cni": {"sysctl": {"kernel.shmmax": "1"}}},
+                          "args": {"cni": {}}}),
+        "invalid net sysctl key",
+        kernel=MAC,
+        rule="nad-plugin-tuning-sysctl",
+    ),
+    Case(
+        "tuning-args-sysctl-kernel-under-other-cni-spelling",
+        chain(macvlan(), {"type": "tuning", "sysctl": {}, "args": {"CNI": {"sysctl": {"kernel.shmmax": "1"}},
+                                                                   "cni": {}}}),
+        "invalid net sysctl key",
+        kernel=MAC,
+        rule="nad-plugin-tuning-sysctl",
+    ),
+    Case(
+        "tuning-args-sysctl-kernel-dropped-by-later-args-null",
+        chain(macvlan(), {"type": "tuning", "sysctl": {}, "Args": {"cni": {"sysctl": {"kernel.shmmax": "1"}}},
+                          "args": None}),
+        kernel=MAC,
+    ),
+    Case(
+        "tuning-args-sysctl-kernel-dropped-by-later-cni-null",
+        chain(macvlan(), {"type": "tuning", "sysctl": {}, "args": {"CNI": {"sysctl": {"kernel.shmmax": "1"}},
+                                                                   "cni": None}}),
+        kernel=MAC,
+    ),
+    Case(
+        "tuning-args-string-spelling",
+        chain(macvlan(), {"type": "tuning", "sysctl": {}, "Args": "x", "args": {"cni": {}}}),
+        "failed to load netconf",
+        kernel=MAC,
+        rule="nad-plugin-tuning-sysctl",
+    ),
+    Case(
+        "tuning-args-cni-string",
+        chain(macvlan(), {"type": "tuning", "sysctl": {}, "args": {"cni": "x"}}),
+        "failed to load netconf",
+        kernel=MAC,
+        rule="nad-plugin-tuning-sysctl",
+    ),
     Case(
         "static-args-ips-not-cidr",
         one(macvlan({"type": "static"}, args={"cni": {"ips": ["10.10.0.5"]}})),
@@ -1382,6 +1426,37 @@ POD_CASES = [
         {"cni-args": {"sysctl": "x"}},
         "failed to load netconf",
         denied_by="pod-networks-cni-args-sysctl",
+    ),
+    # Multus sets the cni-args in "args" and its "cni" by exact key, adding them beside a NAD's "Args" or
+    # "CNI"; tuning decodes every spelling in sorted order, so the NAD's entries there still count.
+    PodCase(
+        "tuning-cni-args-sysctl-beside-nad-args-spelling",
+        chain(macvlan(), {"type": "tuning", "sysctl": {},
+                          "Args": {"cni": {"sysctl": {"net.ipv4.conf.IFNAME.arp_ignore": "1"}}}}),
+        {"cni-args": {"sysctl": ARP_FILTER}},
+        sysctls={"arp_filter": "1", "arp_ignore": "1"},
+    ),
+    PodCase(
+        "tuning-cni-args-sysctl-beside-nad-cni-spelling",
+        chain(macvlan(), {"type": "tuning", "sysctl": {},
+                          "args": {"CNI": {"sysctl": {"net.ipv4.conf.IFNAME.arp_ignore": "1"}}}}),
+        {"cni-args": {"sysctl": ARP_FILTER}},
+        sysctls={"arp_filter": "1", "arp_ignore": "1"},
+    ),
+    # The NAD's "Args" gives another spelling of the pod's sysctl: tuning writes the two in random order.
+    PodCase(
+        "tuning-cni-args-sysctl-other-key-spelling-under-nad-args",
+        chain(macvlan(), {"type": "tuning", "sysctl": {},
+                          "Args": {"cni": {"sysctl": {"net/ipv4/conf/IFNAME/arp_ignore": "1"}}}}),
+        {"cni-args": {"sysctl": ARP_IGNORE}},
+        warned_by="pod-networks-cni-args-sysctl",
+    ),
+    # "arg\u017f" folds to "args" (Go's simple folding) and sorts after it: its null drops the pod's sysctl.
+    PodCase(
+        "tuning-cni-args-kernel-sysctl-dropped-by-later-nad-args-null",
+        chain(macvlan(), {"type": "tuning", "sysctl": {}, "arg\u017f": None}),
+        {"cni-args": {"sysctl": {"kernel.shmmax": "1"}}},
+        warned_by="pod-networks-cni-args-sysctl",
     ),
     # Multus passes portMappings as runtimeConfig to the plugins declaring the capability, a null entry as
     # null; portmap decodes that as zeros and refuses ports not above 0 before it looks for a backend.

@@ -633,6 +633,54 @@ def test_a_null_spelling_of_args_sysctl_sorting_later_empties_the_map(tuning: di
         "spelling of sysctl")
 
 
+KERNEL = {"sysctl": {"kernel.shmmax": "1"}}
+
+
+@pytest.mark.parametrize(
+    ("tuning", "field"),
+    [
+        # Go decodes "Args" and "args" ("CNI" and "cni") into one field, in libcni's sorted order: the
+        # entries of each object add up, so real tuning v1.10.0 refuses the kernel key ("invalid net
+        # sysctl key") whichever spelling holds it.
+        ({"Args": {"cni": KERNEL}, "args": {"cni": {}}}, 'spec.config.plugins[1].Args.cni.sysctl["kernel.shmmax"]'),
+        ({"args": {"CNI": KERNEL, "cni": {}}}, 'spec.config.plugins[1].args.CNI.sysctl["kernel.shmmax"]'),
+        ({"ARGS": {"cni": KERNEL}}, 'spec.config.plugins[1].ARGS.cni.sysctl["kernel.shmmax"]'),
+    ],
+)
+def test_args_sysctl_under_any_spelling_of_args_and_cni_is_judged(tuning: dict[str, Any], field: str) -> None:
+    [finding] = findings(nad(chain(MACVLAN, {"type": "tuning", "sysctl": {}, **tuning})), "nad-plugin-tuning-sysctl")
+    assert (finding.field, finding.severity) == (field, Severity.DENY)
+    assert finding.message.startswith(f"{field}: the key 'kernel.shmmax' is outside net.*")
+
+
+@pytest.mark.parametrize(
+    ("tuning", "by"),
+    [
+        ({"Args": {"cni": KERNEL}, "args": None}, "spec.config.plugins[1].args"),
+        ({"args": {"CNI": KERNEL, "cni": None}}, "spec.config.plugins[1].args.cni"),
+    ],
+)
+def test_a_later_null_args_or_cni_empties_args_sysctl(tuning: dict[str, Any], by: str) -> None:
+    # Null makes the *struct nil again: real tuning never sees the kernel key and the pod starts.
+    [finding] = findings(nad(chain(MACVLAN, {"type": "tuning", "sysctl": {}, **tuning})), "nad-plugin-tuning-sysctl")
+    assert finding.severity is Severity.WARN
+    assert f"never reaches the tuning plugin: {by} is null, which empties the map" in finding.message
+
+
+@pytest.mark.parametrize(
+    ("tuning", "field", "reads"),
+    [
+        ({"Args": "x", "args": {"cni": {}}}, "spec.config.plugins[1].Args", "args as an object"),
+        ({"args": {"cni": 5}}, "spec.config.plugins[1].args.cni", "args.cni as an object"),
+    ],
+)
+def test_args_or_cni_that_tuning_cannot_decode_is_refused(tuning: dict[str, Any], field: str, reads: str) -> None:
+    # Real tuning: "failed to load netconf", whatever the other spellings hold.
+    [finding] = findings(nad(chain(MACVLAN, {"type": "tuning", "sysctl": {}, **tuning})), "nad-plugin-tuning-sysctl")
+    assert (finding.field, finding.severity) == (field, Severity.DENY)
+    assert f"but the tuning plugin reads {reads}: it fails to load its config and fails every pod" in finding.message
+
+
 def tuning_text(sysctl: str) -> Subject:
     """A chain macvlan + tuning whose sysctl object is written as given (JSON text keeps repeated keys)."""
     config = (

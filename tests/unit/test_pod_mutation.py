@@ -591,6 +591,36 @@ def test_cni_args_sysctl_replaced_by_the_nads_later_spelling_warns() -> None:
                     tuned({"Sysctl": {"net.ipv4.conf.IFNAME.arp_ignore": "1"}})) == []
 
 
+def tuned_plugin(**tuning: Any) -> StaticClusterView:
+    config = json.loads(TUNED)
+    config["plugins"][1] = {"type": "tuning", "sysctl": {}, **tuning}
+    return view(nad("tuned", json.dumps(config)))
+
+
+def test_cni_args_sysctl_meets_the_nads_entries_under_other_spellings_of_args_and_cni() -> None:
+    # Multus v4.3.0 injectCNIArgs adds "args" (or "cni") by exact key beside the NAD's "Args" ("CNI"), and
+    # tuning decodes both, in sorted order: the NAD's entry there writes the same file as the pod's
+    # (net/... and net....), in random order (real tuning, after the real Multus merge).
+    other = {"sysctl": {"net/ipv4/conf/IFNAME/arp_ignore": "1"}}
+    for view_, where in ((tuned_plugin(Args={"cni": other}), "Args.cni"),
+                         (tuned_plugin(args={"CNI": other}), "args.CNI")):
+        found = findings(networks({"name": "tuned", "cni-args": {"sysctl": ARP_IGNORE}}), view_)
+        assert [(rule, severity) for rule, severity, _ in found] == [("pod-networks-cni-args-sysctl", "warn")]
+        assert found[0][2].startswith(
+            f'{CNI_ARGS}.sysctl["net.ipv4.conf.IFNAME.arp_ignore"] sets the same sysctl as spec.config.plugins[1].'
+            f'{where}.sysctl["net/ipv4/conf/IFNAME/arp_ignore"]')
+
+
+def test_cni_args_kernel_sysctl_that_a_later_spelling_of_args_empties_only_warns() -> None:
+    # "arg\u017f" folds to "args" and sorts after the "args" Multus adds: its null drops the pod's map,
+    # so real tuning never sees the kernel key and the pod starts.
+    found = findings(networks({"name": "tuned", "cni-args": {"sysctl": {"kernel.shmmax": "1"}}}),
+                     tuned_plugin(**{"arg\u017f": None}))
+    assert [(rule, severity) for rule, severity, _ in found] == [("pod-networks-cni-args-sysctl", "warn")]
+    assert "never reaches the tuning plugin: spec.config.plugins[1].arg\u017f is null, which empties the map" \
+        in found[0][2]
+
+
 def test_cni_args_sysctl_that_tuning_cannot_decode_is_refused() -> None:
     for value, what in (("x", "the string 'x'"), ({"net.ipv4.conf.IFNAME.arp_filter": 1}, "the number 1")):
         found = findings(networks({"name": "tuned", "cni-args": {"sysctl": value}}), tuned({}))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -790,26 +790,24 @@ def sysctl_problems(plugin: PluginConf) -> Iterator[Problem]:
     if plugin.type != "tuning":
         return
     # Its own sysctl is decoded as args.cni.sysctl is: every spelling into one map, in sorted order.
-    own = args_sysctl({key: (f"{plugin.path}.{key}", value, False) for key, value in plugin.conf.items()})
+    own = decode_sysctl_spellings(SysctlSpelling(f"{plugin.path}.{key}", plugin.conf[key], False, "sysctl")
+                                  for key in _sorted_spellings(plugin.conf, "sysctl"))
     if not own.mistyped:  # a spelling of the wrong type is nad-plugin-field-types'
         yield from _duplicated_sysctl_problems(own)
-        yield from _sysctl_entry_problems({name: (path, value) for name, (path, value, _) in own.entries.items()},
-                                          set(own.entries), own.repeated)
-    args = _nested_string(plugin.conf, plugin.path, "args", "cni")
-    if args is not None and isinstance(args[1], Mapping):
-        merged = args_sysctl({key: (f"{args[0]}.{key}", value, False) for key, value in args[1].items()})
-        yield from args_sysctl_problems(plugin, merged, False, 'and fails every pod; add "sysctl": {} beside it',
-                                        "fails every pod")
+        yield from _sysctl_entry_problems(own.entries, set(own.entries), own.repeated)
+    merged = decode_sysctl_spellings(args_sysctl_spellings(plugin))
+    yield from args_sysctl_problems(plugin, merged, False, 'and fails every pod; add "sysctl": {} beside it',
+                                    "fails every pod")
 
 
-def _duplicated_sysctl_problems(own: ArgsSysctl) -> Iterator[Problem]:
+def _duplicated_sysctl_problems(own: DecodedSysctl) -> Iterator[Problem]:
     """tuning's validateSysctlConflictingKeys decodes every spelling of its own sysctl with one record of
     the keys seen, and refuses a key seen twice: the same key under two spellings, whatever its values
     (libcni has already kept one value of a key repeated in one object)."""
     seen: dict[str, str] = {}
-    for path, value, _ in own.objects:
-        for name in value:
-            where = f'{path}["{name}"]'
+    for spelling in own.objects:
+        for name in spelling.value:
+            where = f'{spelling.path}["{name}"]'
             if name in seen:
                 yield Problem(
                     where,
@@ -820,63 +818,141 @@ def _duplicated_sysctl_problems(own: ArgsSysctl) -> Iterator[Problem]:
                 seen[name] = where
 
 
-#: An entry of tuning's args.cni.sysctl: its JSON path, its value, and whether a pod's "cni-args" gave it.
-ArgsEntry = tuple[str, Any, bool]
+@dataclass(frozen=True, slots=True)
+class SysctlSpelling:
+    """A key whose value tuning decodes on the way to one of its sysctl maps, in the order it decodes
+    them: a spelling of "sysctl" (an object adds its entries, null empties the map), or of "args" or
+    "cni" above args.cni.sysctl that is not an object (null empties the map too)."""
+
+    #: The key's JSON path (in the NAD, or in the pod's "cni-args").
+    path: str
+    value: Any
+    #: Whether a pod's "cni-args" gave it.
+    from_pod: bool
+    #: The field of the tuning config it is a spelling of: "sysctl", "args", "args.cni", "args.cni.sysctl".
+    field: str
 
 
 @dataclass(frozen=True, slots=True)
-class ArgsSysctl:
-    """The sysctl map tuning reads from args.cni: what ``args_sysctl`` decodes."""
+class SysctlEntry:
+    """A key of a sysctl object, as tuning decodes it into its map."""
 
-    #: Each sysctl key and the entry that sets it, as tuning copies them into its sysctl; empty when the
-    #: map is nil or empty.
-    entries: dict[str, ArgsEntry]
-    #: The spellings of "sysctl" (path, value, from the pod) whose value is an object: the entries' sources.
-    objects: list[ArgsEntry]
+    #: Its JSON path.
+    path: str
+    value: Any
+    #: Whether a pod's "cni-args" gave it.
+    from_pod: bool
+    #: The JSON path of the spelling of sysctl whose object holds it.
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedEntry:
+    """An entry of a sysctl object that never reaches tuning: ``by``, a later entry of the same key with
+    another value, replaced it, or ``by`` was null (``emptied``) and made the map nil again."""
+
+    entry: SysctlEntry
+    by: str
+    emptied: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedSysctl:
+    """A sysctl map of tuning (its own, or args.cni's) as ``decode_sysctl_spellings`` decodes it."""
+
+    #: Each sysctl key and the entry that sets it, as tuning has them in the end; empty when the map is
+    #: nil or empty.
+    entries: dict[str, SysctlEntry]
+    #: The spellings of "sysctl" whose value is an object: the entries' sources.
+    objects: list[SysctlSpelling]
     #: The spellings whose value is neither an object nor null: tuning fails to decode its config.
-    mistyped: list[ArgsEntry]
-    #: Entries that a later spelling replaced with another value, each with the entry that replaced it,
-    #: or with the path of a null that dropped the whole map.
-    dropped: list[tuple[ArgsEntry, str]]
+    mistyped: list[SysctlSpelling]
+    #: The entries, of any object, whose value is neither a string nor null: tuning fails to decode too.
+    mistyped_entries: list[SysctlEntry]
+    #: Entries that a later spelling replaced or dropped.
+    dropped: list[DroppedEntry]
     #: For each key of ``entries`` repeated in the object that gave it, the values it had before.
     repeated: dict[str, tuple[Any, ...]]
 
+    @property
+    def decodes(self) -> bool:
+        """Whether tuning decodes the config at all: no spelling nor entry of the wrong type."""
+        return not self.mistyped and not self.mistyped_entries
 
-def args_sysctl(args_cni: Mapping[str, ArgsEntry]) -> ArgsSysctl:
-    """What tuning decodes into its args.cni.sysctl, a *map[string]string, from the keys of args.cni
-    (each with its path, value, and whether a pod's "cni-args" gave it). Go matches "sysctl", "Sysctl",
-    "SYSCTL"... case-insensitively and decodes every one of them into that one field, in the order of the
-    text tuning receives: Multus (when it merges a pod's cni-args) and libcni encode args.cni again
-    from a Go map, with its keys sorted. An object is decoded into the map already there, adding its
-    entries to the earlier ones or replacing them; null makes the map nil again. Checked with the real
-    Multus v4.3.0 merge and tuning v1.10.0."""
-    entries: dict[str, ArgsEntry] = {}
-    objects: list[ArgsEntry] = []
-    mistyped: list[ArgsEntry] = []
-    dropped: list[tuple[ArgsEntry, str]] = []
-    repeated: dict[str, tuple[Any, ...]] = {}
-    for key in sorted(args_cni):
-        if fold(key) != "sysctl":
+
+def _sorted_spellings(obj: Mapping[str, Any], name: str, *added: str) -> list[str]:
+    """The keys of ``obj`` (and ``added`` ones) that Go decodes into the struct field ``name``, in the
+    order tuning receives them: libcni and Multus encode the config again from Go maps, keys sorted (by
+    bytes; code points sort the same)."""
+    return sorted({key for key in (*obj, *added) if fold(key) == name})
+
+
+def args_sysctl_spellings(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
+                          pod_base: str = "") -> list[SysctlSpelling]:
+    """The spellings tuning decodes into args.cni.sysctl, in order. Go matches "args", "cni" and
+    "sysctl" case-insensitively, and decodes every spelling of each into its one field: a later object
+    into the struct or map an earlier one made, null making it nil again, so any null above
+    args.cni.sysctl empties the map like a null sysctl. With ``cni_args``, a pod's "cni-args" (at JSON
+    path ``pod_base``) merged as Multus v4.3.0 injectCNIArgs does: by exact key, into "args" and its
+    "cni" (added when missing, beside any other spelling), the pod's keys replacing the NAD's."""
+    spellings: list[SysctlSpelling] = []
+    injected = ("args",) if cni_args is not None else ()
+    for key in _sorted_spellings(plugin.conf, "args", *injected):
+        path, args = f"{plugin.path}.{key}", plugin.conf.get(key)
+        into_args = cni_args is not None and key == "args"
+        if into_args and not isinstance(args, Mapping):
+            # Multus adds it when the NAD has none (its type assertion panics on a value not an object,
+            # judged here as if it were absent).
+            args = {}
+        if not isinstance(args, Mapping):
+            spellings.append(SysctlSpelling(path, args, False, "args"))
             continue
-        path, value, from_pod = spelling = args_cni[key]
-        if value is None:
-            dropped += ((entry, path) for entry in entries.values())
+        for cni_key in _sorted_spellings(args, "cni", *(("cni",) if into_args else ())):
+            cni_path, cni = f"{path}.{cni_key}", args.get(cni_key)
+            keys = {name: SysctlSpelling(f"{cni_path}.{name}", value, False, "args.cni.sysctl")
+                    for name, value in (cni.items() if isinstance(cni, Mapping) else ())}
+            if cni_args is not None and into_args and cni_key == "cni":
+                keys.update((name, SysctlSpelling(f"{pod_base}.{name}", value, True, "args.cni.sysctl"))
+                            for name, value in cni_args.items())
+            elif not isinstance(cni, Mapping):
+                spellings.append(SysctlSpelling(cni_path, cni, False, "args.cni"))
+                continue
+            spellings += (keys[name] for name in _sorted_spellings(keys, "sysctl"))
+    return spellings
+
+
+def decode_sysctl_spellings(spellings: Iterable[SysctlSpelling]) -> DecodedSysctl:
+    """What tuning decodes into one of its sysctl maps (map[string]string, or args.cni's
+    *map[string]string) from ``spellings``, in order: an object is decoded into the map already there,
+    adding its entries to the earlier ones or replacing them; null makes the map nil again; anything
+    else fails the decode. Checked with the real Multus v4.3.0 merge and tuning v1.10.0."""
+    entries: dict[str, SysctlEntry] = {}
+    objects: list[SysctlSpelling] = []
+    mistyped: list[SysctlSpelling] = []
+    mistyped_entries: list[SysctlEntry] = []
+    dropped: list[DroppedEntry] = []
+    repeated: dict[str, tuple[Any, ...]] = {}
+    for spelling in spellings:
+        if spelling.value is None:
+            dropped += (DroppedEntry(entry, spelling.path, True) for entry in entries.values())
             entries, repeated = {}, {}
-        elif isinstance(value, Mapping):
+        elif isinstance(spelling.value, Mapping):
             objects.append(spelling)
-            for name, setting in value.items():
-                entry = (f'{path}["{name}"]', setting, from_pod)
+            for name, setting in spelling.value.items():
+                entry = SysctlEntry(f'{spelling.path}["{name}"]', setting, spelling.from_pod, spelling.path)
+                if setting is not None and not isinstance(setting, str):
+                    mistyped_entries.append(entry)
                 old = entries.get(name)
-                if old is not None and old[1] != setting:
-                    dropped.append((old, entry[0]))
+                if old is not None and old.value != setting:
+                    dropped.append(DroppedEntry(old, entry.path, False))
                 entries[name] = entry
-                repeated[name] = overwritten(value).get(name, ())
+                repeated[name] = overwritten(spelling.value).get(name, ())
         else:
             mistyped.append(spelling)
-    return ArgsSysctl(entries, objects, mistyped, dropped, repeated)
+    return DecodedSysctl(entries, objects, mistyped, mistyped_entries, dropped, repeated)
 
 
-def args_sysctl_problems(plugin: PluginConf, merged: ArgsSysctl, from_pod: bool, then: str,
+def args_sysctl_problems(plugin: PluginConf, merged: DecodedSysctl, from_pod: bool, then: str,
                          fails: str) -> Iterator[Problem]:
     """What tuning ``plugin`` refuses in ``merged``, the args.cni.sysctl it reads: the NAD's own, or
     merged with a pod's "cni-args", which Multus sets in args.cni of every plugin of the NAD. Only what
@@ -885,54 +961,48 @@ def args_sysctl_problems(plugin: PluginConf, merged: ArgsSysctl, from_pod: bool,
     its config."""
     if plugin.type != "tuning":
         return
-    ours = [entry for entry in merged.entries.values() if entry[2] is from_pod]
-    mistyped = [(path, value) for path, value, source in merged.mistyped if source is from_pod]
-    mistyped += [(f'{path}["{name}"]', setting) for path, value, source in merged.objects if source is from_pod
-                 for name, setting in value.items() if setting is not None and not isinstance(setting, str)]
-    for path, value in mistyped:
+    ours = [entry for entry in merged.entries.values() if entry.from_pod is from_pod]
+    for path, value, field in [(s.path, s.value, s.field) for s in merged.mistyped if s.from_pod is from_pod] + [
+            (e.path, e.value, "args.cni.sysctl") for e in merged.mistyped_entries if e.from_pod is from_pod]:
+        reads = f"{field} as an object whose values are strings" if field.endswith("sysctl") else \
+            f"{field} as an object"
         yield Problem(
             path,
-            f"{path} is {describe(value)}, but the tuning plugin reads args.cni.sysctl as an object whose values "
-            f"are strings: it fails to load its config and {fails}; write it as such an object",
+            f"{path} is {describe(value)}, but the tuning plugin reads {reads}: it fails to load its config and "
+            f"{fails}; write it as such an object",
         )
-    decodes = not merged.mistyped and not any(
-        setting is not None and not isinstance(setting, str) for _, value, _ in merged.objects
-        for setting in value.values())
-    if decodes and ours and plugin.field("sysctl") is None:
+    if merged.decodes and ours and plugin.field("sysctl") is None:
         # tuning.go parseConf copies the entries into conf.SysCtl, a nil map without a sysctl of its own.
-        where = next(path for path, _, source in merged.objects if source is from_pod
-                     and any(entry[0].startswith(f"{path}[") for entry in ours))
+        sources = {entry.source for entry in ours}
+        where = next(spelling.path for spelling in merged.objects if spelling.path in sources)
         yield Problem(
             where,
             f"{where} is set but {plugin.path} has no sysctl object: the tuning plugin crashes copying the "
             f"entries into it {then}",
         )
-    for (path, _, source), by in merged.dropped:
-        if source is from_pod:
-            why = f"{by} replaces it" if by.endswith("]") else f"{by} is null, which empties the map"
+    for dropped in merged.dropped:
+        if dropped.entry.from_pod is from_pod:
+            path = dropped.entry.path
+            why = f"{dropped.by} is null, which empties the map" if dropped.emptied else f"{dropped.by} replaces it"
             yield Problem(
                 path,
                 f"{path} never reaches the tuning plugin: {why} (Go reads every spelling of args.cni.sysctl "
                 "into one map, in sorted order of the keys); keep one spelling of sysctl",
                 warning=True,
             )
-    if decodes:
+    if merged.decodes:
         yield from _sysctl_entry_problems(
-            {name: (path, value) for name, (path, value, _) in merged.entries.items()},
-            {name for name, entry in merged.entries.items() if entry[2] is from_pod}, merged.repeated)
+            merged.entries, {name for name, entry in merged.entries.items() if entry.from_pod is from_pod},
+            merged.repeated)
 
 
-def _sysctl_map_problems(base: str, sysctls: Mapping[str, object]) -> Iterator[Problem]:
-    yield from _sysctl_entry_problems({key: (f'{base}["{key}"]', value) for key, value in sysctls.items()},
-                                      set(sysctls), overwritten(sysctls))
-
-
-def _sysctl_entry_problems(sysctls: Mapping[str, tuple[str, object]], judged: Collection[str],
+def _sysctl_entry_problems(sysctls: Mapping[str, SysctlEntry], judged: Collection[str],
                            repeated: Mapping[str, tuple[Any, ...]]) -> Iterator[Problem]:
     """What tuning refuses in ``sysctls`` (each key with its JSON path and value), and what it writes
     other than meant, for the keys ``judged``; ``repeated``, the values a repeated key had before."""
     written: dict[str, str] = {}
-    for key, (path, value) in sysctls.items():
+    for key, entry in sysctls.items():
+        path, value = entry.path, entry.value
         why = sysctl_key_problem(key)
         if why is not None:
             if key in judged:
@@ -950,7 +1020,7 @@ def _sysctl_entry_problems(sysctls: Mapping[str, tuple[str, object]], judged: Co
                 warning=True,
             )
         other = written.setdefault(_sysctl_file(key), key)
-        other_path, other_value = sysctls[other]
+        other_path, other_value = sysctls[other].path, sysctls[other].value
         if other != key and other_value != value and (key in judged or other in judged):
             # Two keys for one file: tuning writes them in Go's map order, which changes from pod to pod.
             yield Problem(

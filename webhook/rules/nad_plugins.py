@@ -220,8 +220,9 @@ def tuning_sysctl(subject: Subject) -> Iterator[Violation]:
     settings belong to the pod's securityContext, where the kubelet's sysctl policy applies. It crashes
     on args.cni.sysctl entries without a sysctl object to copy them into, and refuses a key under two
     spellings of its sysctl ("Sysctl", "sysctl": Go matches both, and tuning reads every one, in libcni's
-    sorted order, into one map; so it does args.cni's). Warns, too, of a sysctl set twice to
-    different values: a key written twice keeps only its last value (libcni reads the config into a
-    map before tuning sees it), and two spellings of one sysctl (net.a.b, net/a/b) are written in
-    random order."""
+    sorted order, into one map; so it does args.cni's, from every spelling of "args" and of "cni" too,
+    where a null empties the map and any other value but an object fails to load). Warns, too, of a
+    sysctl set twice to different values: a key written twice keeps only its last value (libcni reads
+    the config into a map before tuning sees it), and two spellings of one sysctl (net.a.b, net/a/b)
+    are written in random order."""
     yield from _each_plugin(subject, table.sysctl_problems)

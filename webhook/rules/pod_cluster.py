@@ -23,7 +23,12 @@ from webhook.cni.ipam import (
     static_addresses,
     whereabouts_ranges,
 )
-from webhook.cni.plugins import ArgsEntry, args_sysctl, args_sysctl_problems, portmap_empty_conditions
+from webhook.cni.plugins import (
+    args_sysctl_problems,
+    args_sysctl_spellings,
+    decode_sysctl_spellings,
+    portmap_empty_conditions,
+)
 from webhook.multus.selection import (
     DEFAULT_NETWORK_ANNOTATION,
     NETWORKS_ANNOTATION,
@@ -501,8 +506,9 @@ def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
     /proc/sys/net/: either way the pod never starts. Multus re-encodes args.cni with its keys sorted, and
     tuning decodes every spelling of sysctl ("SYSCTL" < "Sysctl" < "sysctl") into one map in that order:
     the pod's and the NAD's objects add up, a later null empties the map, a later key replaces the
-    pod's value (a warning). Only what reaches tuning is judged; the NAD's own args.cni.sysctl is
-    nad-plugin-tuning-sysctl's."""
+    pod's value (a warning). Multus merges into "args" and "cni" by exact key, adding them beside a
+    NAD's "Args" or "CNI", which tuning decodes too, in sorted order: their entries count with the pod's.
+    Only what reaches tuning is judged; the NAD's own args.cni.sysctl is nad-plugin-tuning-sysctl's."""
     if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
@@ -517,17 +523,12 @@ def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
         for plugin in netconf.plugins:
             if plugin.type != "tuning":
                 continue
-            # injectCNIArgs: the selection's keys set in the plugin's args.cni, when "args" and "cni" are
-            # objects (exact keys: Multus reads the config into Go maps).
-            args = plugin.conf.get("args")
-            own = args.get("cni") if isinstance(args, Mapping) else None
-            keys: dict[str, ArgsEntry] = {
-                key: (f"{plugin.path}.args.cni.{key}", value, False)
-                for key, value in (own.items() if isinstance(own, Mapping) else ())}
-            keys.update((key, (f"{base}.{key}", cni_args[key], True)) for key in spelled)
+            # injectCNIArgs sets the selection's keys in the plugin's "args" and "cni" (exact keys: Multus
+            # reads the config into Go maps), beside any other spelling tuning also decodes.
+            merged = decode_sysctl_spellings(args_sysctl_spellings(plugin, cni_args, base))
             then = (f'and the pod never starts; add "sysctl": {{}} to {plugin.path} of {nad_ref}, or drop '
                     f'{" and ".join(spelled)} from {base}')
-            for problem in args_sysctl_problems(plugin, args_sysctl(keys), True, then, "the pod never starts"):
+            for problem in args_sysctl_problems(plugin, merged, True, then, "the pod never starts"):
                 yield Violation(problem.field,
                                 f"{problem.message} (Multus merges it into args.cni of {plugin.path}, the tuning "
                                 f"plugin of {nad_ref})", Severity.WARN if problem.warning else None)
