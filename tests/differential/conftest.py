@@ -1,4 +1,5 @@
-"""What the differential tests share: the real Multus v4.3.0 and CNI plugins v1.10.0, built from hack/."""
+"""What the differential tests share: the real Multus v4.3.0, CNI plugins v1.10.0 and whereabouts v0.9.4,
+built from hack/."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from webhook.dev.controlplane import ControlPlane
 HACK = Path(__file__).resolve().parents[2] / "hack"
 MULTUS_BUILD_SCRIPT = HACK / "multus" / "build.sh"
 CNI_PLUGINS_BUILD_SCRIPT = HACK / "cniplugins" / "build.sh"
+WHEREABOUTS_BUILD_SCRIPT = HACK / "whereabouts" / "build.sh"
 
 #: Runs a pod's networks annotation (pod "pod" in namespace "default") through Multus's parser
 #: (k8sclient.GetPodNetwork): its "networks", or its "error" and the "stage" ("parse") that failed.
@@ -58,6 +60,13 @@ def cni_bin(require: Callable[[str], NoReturn]) -> Path:
     if shutil.which("ip") is None:
         require("iproute2 (`ip`) is not installed")
     return built(CNI_PLUGINS_BUILD_SCRIPT, "github.com/containernetworking/plugins v1.10.0", require)
+
+
+@pytest.fixture(scope="session")
+def whereabouts_dir(require: Callable[[str], NoReturn]) -> Path:
+    """The whereabouts IPAM plugin v0.9.4 (./whereabouts) and the version's CRDs (./crds), from
+    hack/whereabouts, built on first use."""
+    return built(WHEREABOUTS_BUILD_SCRIPT, "github.com/k8snetworkplumbingwg/whereabouts v0.9.4", require)
 
 
 def _run(tool: Path, request: dict[str, str], *args: str) -> dict[str, Any]:

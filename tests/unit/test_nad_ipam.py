@@ -302,6 +302,14 @@ REFUSED = [
         "deny",
     ),
     ("nad-ipam-whereabouts", wa(), f"{P}.range", "there are no ipRanges", "deny"),
+    # whereabouts drops a top-level range_start / range_end it cannot parse and uses the whole range.
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", range_end="10.0.0.x"),
+        f"{P}.range_end",
+        "not an IP address: whereabouts would silently ignore it and allocate from the whole range",
+        "deny",
+    ),
     (
         "nad-ipam-whereabouts",
         wa(ipRanges=[{"range": "10.0.0.0/24"}], exclude=["10.0.0.1"]),
@@ -463,6 +471,8 @@ ALLOWED = [
     ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", range_start="10.0.0.10", range_end="10.0.0.20")),
     ("nad-ipam-whereabouts", wa(range="10.0.0.5/24", exclude=["10.0.0.0/28", "10.0.0.200"])),
     ("nad-ipam-whereabouts", wa(range="10.0.0.10-10.0.0.50/24")),
+    # addresses without a range: whereabouts allocates nothing and returns them (run for real).
+    ("nad-ipam-whereabouts", wa(addresses=[{"address": "10.0.1.5/24"}])),
     ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", addresses=[{"address": "10.0.1.5/24", "Address": None}])),
     # whereabouts ignores a start at the network address and an end at the broadcast address, and allocates
     # from the first and up to the last usable address: what they ask for.
@@ -498,6 +508,14 @@ ALLOWED = [
 @pytest.mark.parametrize(("rule", "config"), ALLOWED)
 def test_allowed(rule: str, config: dict[str, Any]) -> None:
     assert findings(nad(config), rule) == []
+
+
+def test_whereabouts_exclude_without_a_range_still_lacks_a_range() -> None:
+    """Run for real (tests/differential/test_whereabouts_real.py): an exclude without a range, a warning
+    of its own, gives whereabouts nothing to allocate from, and macvlan fails with no address."""
+    found = findings(nad(wa(exclude=["10.0.0.0/30"])), "nad-ipam-whereabouts")
+    assert [(f.field, f.severity) for f in found] == [(f"{P}.exclude", Severity.WARN), (f"{P}.range", Severity.DENY)]
+    assert "there are no ipRanges" in found[1].message
 
 
 def test_ipam_rules_read_every_plugin_of_a_list() -> None:

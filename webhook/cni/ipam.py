@@ -84,19 +84,27 @@ def _get(obj: Mapping[str, Any], base: str, name: str) -> _Field | None:
 
 
 def _ip_field(
-    obj: Mapping[str, Any], base: str, name: str, problems: list[Problem], *, sloppy: bool = False
+    obj: Mapping[str, Any], base: str, name: str, problems: list[Problem], *, sloppy: bool = False,
+    text_ignored: bool = False,
 ) -> IPAddress | None:
     """A Go net.IP field: absent, null and "" mean unset; anything unparsable fails the plugin. A
-    ``sloppy`` field is parsed as k8s.io/utils' ParseIPSloppy parses it (see ``_sloppy``)."""
+    ``sloppy`` field is parsed as k8s.io/utils' ParseIPSloppy parses it (see ``_sloppy``). A
+    ``text_ignored`` one is a string the plugin parses itself, dropping one it cannot read (whereabouts'
+    top-level range_start / range_end): refused all the same, for saying what the plugin does not do."""
     f = _get(obj, base, name)
     if f is None or f.value == "":
         return None
     addr = parse_ip(_sloppy(f.path, f.value, problems) if sloppy else f.value)
     if addr is None:
+        ignored = (
+            ": whereabouts would silently ignore it and allocate from the whole range"
+            if text_ignored and isinstance(f.value, str) else ""
+        )
         problems.append(
             Problem(
                 f.path,
-                f"{f.path} is {describe(f.value)}, not an IP address: write a plain address such as 10.1.2.3",
+                f"{f.path} is {describe(f.value)}, not an IP address{ignored}: write a plain address such as "
+                "10.1.2.3",
             )
         )
     return addr
@@ -459,8 +467,8 @@ def _whereabouts_range(
         )
         return None
     rp = range_f.path
-    start = _ip_field(obj, path, "range_start", problems, sloppy=top)
-    end = _ip_field(obj, path, "range_end", problems, sloppy=top)
+    start = _ip_field(obj, path, "range_start", problems, sloppy=top, text_ignored=top)
+    end = _ip_field(obj, path, "range_end", problems, sloppy=top, text_ignored=top)
     excludes = _excludes(obj, path, problems)
     if not isinstance(range_f.value, str):
         problems.append(Problem(rp, f"{rp} is {describe(range_f.value)}: write the range as a CIDR string"))
@@ -653,7 +661,11 @@ def check_whereabouts(plugin: PluginConf) -> list[Problem]:
     path = plugin.ipam_path
     ranges, problems = whereabouts_ranges(ipam, path)
     _ip_field(ipam, path, "gateway", problems, sloppy=True)
-    if not ranges and not problems:
+    addresses = _get(ipam, path, "addresses")
+    # A range that does not parse has been refused already; a warning (an exclude without a range) does
+    # not make up for the missing range. The addresses entries alone are a result of their own.
+    if not ranges and all(p.warning for p in problems) and not (addresses and isinstance(addresses.value, list)
+                                                                 and addresses.value):
         problems.append(
             Problem(
                 f"{path}.range",

@@ -1,0 +1,268 @@
+"""Differential test: our whereabouts rules against the real whereabouts IPAM plugin (v0.9.4).
+
+whereabouts is built from the Go module proxy (hack/whereabouts) and keeps its pools in a real
+kube-apiserver: the module's ``cluster``, into which this test applies the version's own CRDs (IPPool,
+OverlappingRangeIPReservation, NodeSlicePool, copied from the module's doc/crds by the build script).
+Each config is macvlan + whereabouts, judged by the rules and then ADDed through the real libcni in a
+pair of network namespaces (the ``sandbox`` and ``run_add`` of test_nad_real_plugins). A config the
+rules admit must give the pod exactly the addresses the case names (the first free ones of its range,
+excluded ones skipped); one they deny must be refused for the reason the case names, or, where the rule
+denies because whereabouts silently ignores a field, must give the addresses the rule says it gives
+instead. Every case has a range of its own: whereabouts hands a pod ref the address it already holds in
+a pool, and every ADD here is the same pod. The plugins run in the sandbox's "node" namespace, so the
+test forwards the apiserver's port into it (``apiserver_reachable_from``), and writes the node's
+whereabouts.conf, without which whereabouts refuses every ADD. Needs root, `ip netns`, Go and the
+control plane.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The sandbox fixture and run_add of the reference-plugin test (this directory is on sys.path).
+from test_nad_real_plugins import MASTER, Sandbox, our_findings, run_add, sandbox  # noqa: F401 (fixture)
+
+from webhook.dev.controlplane import ControlPlane
+from webhook.rules import Severity
+
+pytestmark = pytest.mark.slow
+
+RULE = "nad-ipam-whereabouts"
+
+
+@pytest.fixture(scope="session")
+def plugin_dir(cni_bin: Path, whereabouts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One CNI_PATH holding the reference plugins, multus-add and whereabouts (links to the builds)."""
+    directory = tmp_path_factory.mktemp("cni-path")
+    for binary in [*cni_bin.iterdir(), whereabouts_dir / "whereabouts"]:
+        if binary.is_file() and not binary.name.startswith("."):
+            (directory / binary.name).symlink_to(binary)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def store(cluster: ControlPlane, whereabouts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """The module's apiserver with whereabouts' CRDs established, where the plugin keeps its pools, and
+    the node's whereabouts.conf: whereabouts fails every ADD without one ("config file not found"; it looks
+    at the NAD's configuration_path, then under /etc/cni/net.d/whereabouts.d and two other places), and
+    its installer writes one, naming the kubeconfig, on every node."""
+    flat = tmp_path_factory.mktemp("whereabouts.d") / "whereabouts.conf"
+    flat.write_text(json.dumps({"datastore": "kubernetes", "kubernetes": {"kubeconfig": str(cluster.kubeconfig)}}))
+    cluster.kubectl("apply", "-f", str(whereabouts_dir / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                    "crd/ippools.whereabouts.cni.cncf.io",
+                    "crd/overlappingrangeipreservations.whereabouts.cni.cncf.io",
+                    "crd/nodeslicepools.whereabouts.cni.cncf.io")
+    return Store(cluster, flat)
+
+
+@dataclass(frozen=True)
+class Store:
+    cluster: ControlPlane
+    #: The node's whereabouts.conf, which each config names as its configuration_path.
+    flat_file: Path
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    #: The whereabouts section without its type and kubernetes (the test's kubeconfig).
+    ipam: dict[str, Any]
+    #: The addresses (CIDR notation) the pod's net1 gets, when the plugin accepts the config.
+    addresses: frozenset[str] = frozenset()
+    #: The rules deny it and the plugin's error contains this text.
+    refused_with: str | None = None
+    #: The rules deny it because whereabouts ignores a field, and their message contains this text; the
+    #: plugin accepts it and gives ``addresses``, as the message says.
+    ignored: str | None = None
+    #: The rules warn (this text), and the plugin accepts it and gives ``addresses``.
+    warned: str | None = None
+
+
+def a(*cidrs: str) -> frozenset[str]:
+    return frozenset(cidrs)
+
+
+CASES = [
+    # --- admitted: the first free addresses of the range ---
+    Case("range-cidr", {"range": "10.21.0.0/24"}, a("10.21.0.1/24")),
+    Case("range-start-end", {"range": "10.22.0.0/24", "range_start": "10.22.0.50", "range_end": "10.22.0.60"},
+         a("10.22.0.50/24")),
+    Case("range-first-last-form", {"range": "10.23.0.10-10.23.0.20/24"}, a("10.23.0.10/24")),
+    Case("start-at-network-address", {"range": "10.20.0.0/24", "range_start": "10.20.0.0"}, a("10.20.0.1/24")),
+    Case("ip-ranges-several", {"ipRanges": [{"range": "10.24.0.0/24"},
+                                            {"range": "10.24.8.0/24", "range_start": "10.24.8.9"},
+                                            {"range": "fd00:24::/64"}]},
+         a("10.24.0.1/24", "10.24.8.9/24", "fd00:24::1/64")),
+    Case("range-and-ip-ranges", {"range": "10.29.0.0/24", "ipRanges": [{"range": "10.29.1.0/24"}]},
+         a("10.29.0.1/24", "10.29.1.1/24")),
+    Case("exclude-cidr-and-address", {"range": "10.25.0.0/24", "exclude": ["10.25.0.0/30", "10.25.0.4"]},
+         a("10.25.0.5/24")),
+    Case("ip-ranges-exclude", {"ipRanges": [{"range": "10.26.0.0/24", "exclude": ["10.26.0.0/29"]}]},
+         a("10.26.0.8/24")),
+    Case("ipv6-range-start-exclude", {"range": "fd00:27::/64", "range_start": "fd00:27::10",
+                                      "exclude": ["fd00:27::10/127"]}, a("fd00:27::12/64")),
+    Case("addresses", {"range": "10.28.0.0/24", "addresses": [{"address": "10.28.9.5/24"}]},
+         a("10.28.0.1/24", "10.28.9.5/24")),
+    # --- warned, and working as the warning says ---
+    Case("range-leading-zeros", {"range": "10.030.0.0/24"}, a("10.30.0.1/24"), warned="leading zeros as decimal"),
+    Case("exclude-outside-range", {"range": "10.31.0.0/24", "exclude": ["10.99.0.0/24"]}, a("10.31.0.1/24"),
+         warned="excludes nothing"),
+    Case("addresses-leading-zeros", {"range": "10.32.0.0/24", "addresses": [{"address": "10.032.9.5/24"}]},
+         a("10.32.0.1/24", "10.32.9.5/24"), warned="leading zeros as decimal"),
+    # --- denied: the plugin fails ---
+    Case("bad-range-prefix", {"range": "10.40.0.0/33"}, refused_with="invalid CIDR"),
+    Case("bad-range-text", {"range": "ten.forty.one/24"}, refused_with="invalid CIDR"),
+    Case("bad-range-first-last", {"range": "10.41.1.5-10.41.0.20/24"}, refused_with="invalid range start for CIDR"),
+    Case("bad-ip-ranges-entry", {"ipRanges": [{"range": "10.42.0.0/24"}, {"range": "10.42.1.0/40"}]},
+         refused_with="invalid CIDR"),
+    Case("bad-ip-ranges-start", {"ipRanges": [{"range": "10.43.0.0/24", "range_start": "10.43.0.x"}]},
+         refused_with="invalid IP address"),
+    Case("bad-exclude", {"range": "10.44.0.0/24", "exclude": ["10.44.0.300/30"]},
+         refused_with="could not parse exclude range"),
+    Case("exclude-leading-zeros", {"range": "10.45.0.0/24", "exclude": ["10.45.0.010"]},
+         refused_with="could not parse exclude range"),
+    Case("bad-ip-ranges-exclude", {"ipRanges": [{"range": "10.46.0.0/24", "exclude": ["nope"]}]},
+         refused_with="could not parse exclude range"),
+    Case("addresses-without-prefix", {"range": "10.47.0.0/24", "addresses": [{"address": "10.47.9.5"}]},
+         refused_with="invalid CIDR in addresses"),
+    Case("bad-gateway", {"range": "10.48.0.0/24", "gateway": "10.48.0.x"}, refused_with="couldn't parse gateway IP"),
+    Case("range-too-small", {"range": "10.49.0.0/31"}, refused_with="has no usable IP addresses"),
+    Case("ipv6-range-too-small", {"range": "fd00:52::/127"}, refused_with="has no usable IP addresses"),
+    Case("ipv6-bad-range", {"range": "fd00:50::/129"}, refused_with="invalid CIDR"),
+    Case("ip-ranges-entry-without-range", {"ipRanges": [{"range": "10.53.0.0/24"}, {"range_start": "10.53.1.5"}]},
+         refused_with="invalid CIDR"),
+    Case("no-range", {"exclude": ["10.54.0.0/30"]}, refused_with="IPAM plugin returned missing IP config"),
+    Case("no-range-at-all", {}, refused_with="IPAM plugin returned missing IP config"),
+    Case("addresses-only", {"addresses": [{"address": "10.55.0.5/24"}]}, a("10.55.0.5/24")),
+    Case("ipv6-bad-exclude", {"range": "fd00:51::/64", "exclude": ["fd00:51::g/128"]},
+         refused_with="could not parse exclude range"),
+    # --- denied: whereabouts ignores the field and allocates from the whole range, as the rule says ---
+    Case("start-outside-range", {"range": "10.60.0.0/24", "range_start": "10.61.0.5"}, a("10.60.0.1/24"),
+         ignored="silently ignore"),
+    Case("start-unparsable", {"range": "10.64.0.0/24", "range_start": "10.64.0.x"}, a("10.64.0.1/24"),
+         ignored="silently ignore"),
+    Case("start-of-other-family", {"range": "10.65.0.0/24", "range_start": "fd00:65::5"}, a("10.65.0.1/24"),
+         ignored="silently ignore"),
+    Case("end-before-start", {"range": "10.62.0.0/24", "range_start": "10.62.0.200", "range_end": "10.62.0.100"},
+         a("10.62.0.200/24"), ignored="would ignore the end"),
+]
+
+
+_CLONE_NEWNET = 0x40000000
+
+
+def _setns(fd: int) -> None:
+    if ctypes.CDLL(None, use_errno=True).setns(fd, _CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), f"setns: {os.strerror(ctypes.get_errno())}")
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := src.recv(65536):
+            dst.sendall(data)
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)
+
+
+@contextlib.contextmanager
+def apiserver_reachable_from(netns: str, port: int) -> Iterator[None]:
+    """127.0.0.1:``port`` inside ``netns`` forwarded to the apiserver on 127.0.0.1:``port`` here. The
+    plugins run in the sandbox's "node" namespace, whose loopback is its own, and whereabouts talks to
+    the apiserver from there (as on a node, from the node's namespace): the kubeconfig stays as it is.
+    The listening socket is made in ``netns`` by a thread of its own, which enters it and leaves again."""
+    listener: list[socket.socket] = []
+
+    def listen() -> None:
+        with open("/proc/thread-self/ns/net") as here, open(f"/var/run/netns/{netns}") as there:
+            _setns(there.fileno())
+            try:
+                listener.append(socket.create_server(("127.0.0.1", port)))
+            finally:
+                _setns(here.fileno())
+
+    maker = threading.Thread(target=listen)
+    maker.start()
+    maker.join()
+    if not listener:
+        raise RuntimeError(f"could not listen on 127.0.0.1:{port} in {netns}")
+    server = listener[0]
+    open_sockets: list[socket.socket] = [server]
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                upstream = socket.create_connection(("127.0.0.1", port))
+                open_sockets.extend((conn, upstream))
+                for src, dst in ((conn, upstream), (upstream, conn)):
+                    threading.Thread(target=_pump, args=(src, dst), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield
+    finally:
+        for sock in open_sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+def _config(case: Case, store: Store) -> dict[str, Any]:
+    ipam = {"type": "whereabouts", **case.ipam, "configuration_path": str(store.flat_file),
+            "kubernetes": {"kubeconfig": str(store.cluster.kubeconfig)}}
+    return {"cniVersion": "1.0.0", "name": f"wa-{case.id}", "type": "macvlan", "master": MASTER, "ipam": ipam}
+
+
+def _addresses(box: Sandbox) -> frozenset[str]:
+    """The global addresses on the pod's net1."""
+    out = subprocess.run(["ip", "-n", box.pod, "-j", "addr", "show", "dev", "net1"], check=True,
+                         capture_output=True, text=True).stdout
+    return frozenset(f"{info['local']}/{info['prefixlen']}" for link in json.loads(out)
+                     for info in link["addr_info"] if info.get("scope") == "global")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_rules_agree_with_real_whereabouts(
+    case: Case, plugin_dir: Path, store: Store, sandbox: Sandbox  # noqa: F811 (the imported fixture)
+) -> None:
+    config = _config(case, store)
+    denials = our_findings(config, "net1")
+    warnings = our_findings(config, "net1", Severity.WARN)
+    if case.refused_with is None and case.ignored is None:
+        assert denials == [], f"the rules deny a config the case says whereabouts takes: {denials}"
+    else:
+        assert {d.split(":")[0] for d in denials} == {RULE}, f"not (only) {RULE}: {denials}"
+    if case.ignored is not None:
+        assert any(case.ignored in d for d in denials), denials
+    if case.warned is not None:
+        assert any(w.startswith(RULE) and case.warned in w for w in warnings), warnings
+
+    with apiserver_reachable_from(sandbox.host, store.cluster.port):
+        outcome = run_add(config, sandbox, plugin_dir, "net1")
+    if case.refused_with is not None:
+        assert not outcome.accepted, f"whereabouts accepted a config our rules deny: {denials}"
+        assert case.refused_with in outcome.error, f"refused for another reason: {outcome.error}"
+        return
+    assert outcome.accepted, f"whereabouts refused a config the case says it takes: {outcome.error}"
+    assert _addresses(sandbox) == case.addresses
+
+
+def test_allocations_are_kept_in_the_apiserver(store: Store) -> None:
+    """The pools the cases above allocated from are IPPools in the apiserver (the store is real)."""
+    listed = store.cluster.kubectl("get", "ippools.whereabouts.cni.cncf.io", "-A", "-o", "json").stdout
+    pools = json.loads(listed)["items"]
+    ranges = {pool["spec"]["range"] for pool in pools}
+    assert {"10.21.0.0/24", "fd00:27::/64"} <= ranges, ranges
