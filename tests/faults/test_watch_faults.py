@@ -629,12 +629,7 @@ def test_a_dead_agents_node_is_unlabelled_though_the_leaders_renewals_keep_faili
         died = time.monotonic()
         while READY_LABEL in node.own_labels() and time.monotonic() - died < 40:
             time.sleep(2)  # then still leading up to 2s (the renew deadline): less than the 6s of a grace
-            proxy.stall()  # the renewal in flight, and every one after it, hangs
-            eventually(lambda: not controller.elector.is_leader(), "leadership lapsed", timeout=10)
-            time.sleep(1)  # the controller has found out (it checks every retry period)
-            proxy.resume()
-            proxy.reset()  # the renewal hanging fails; the next one goes through
-            eventually(controller.elector.is_leader, "the lease renewed", timeout=10)
+            lapse(proxy, controller)
             lapses += 1
         unlabelled = time.monotonic() - died
         spec = lease_spec(cluster, lease)
@@ -651,16 +646,21 @@ def test_a_dead_agents_node_is_unlabelled_though_the_leaders_renewals_keep_faili
         node.delete()
 
 
+def lapse(proxy: TcpProxy, controller: Controller) -> None:
+    """A lapse of the controller's leadership, ended by renewing the lease it still holds (its elector's
+    connections, and only they, go through ``proxy``)."""
+    proxy.stall()  # the renewal in flight, and every one after it, hangs
+    eventually(lambda: not controller.elector.is_leader(), "leadership lapsed", timeout=10)
+    time.sleep(1)  # the controller has found out (it checks every retry period)
+    proxy.resume()
+    proxy.reset()  # the renewal hanging fails; the next one goes through
+    eventually(controller.elector.is_leader, "the lease renewed", timeout=10)
+
+
 def lapses(cluster: ControlPlane, proxy: TcpProxy, controller: Controller, lease: str, times: int) -> None:
-    """``times`` lapses of the controller's leadership, each ended by renewing the lease it still holds
-    (its elector's connections, and only they, through ``proxy``), then 2s of acting again."""
+    """``times`` lapses (see lapse), each followed by 2s of acting again."""
     for _ in range(times):
-        proxy.stall()  # the renewal in flight, and every one after it, hangs
-        eventually(lambda: not controller.elector.is_leader(), "leadership lapsed", timeout=10)
-        time.sleep(1)  # the controller has found out (it checks every retry period)
-        proxy.resume()
-        proxy.reset()  # the renewal hanging fails; the next one goes through
-        eventually(controller.elector.is_leader, "the lease renewed", timeout=10)
+        lapse(proxy, controller)
         time.sleep(2)  # a whole pass after the lapse
     spec = lease_spec(cluster, lease)
     assert (spec["holderIdentity"], spec.get("leaseTransitions", 0)) == (controller.config.identity, 0)
