@@ -1508,6 +1508,10 @@ POD_CASES = [
     PodCase("portmap-no-address-reaches-no-backend",
             chain({"type": "macvlan", "master": MASTER}, {**PORTMAP, "backend": "iptables"}),
             {"portMappings": [{"hostPort": 70000, "containerPort": 80, "protocol": "icmp"}]}, portmap_backend=True),
+    # iptables skips the containerPort's rule of an entry whose hostIP is of the other family (IPv4 pod).
+    PodCase("portmap-iptables-other-family-host-ip", chain(macvlan(), {**PORTMAP, "backend": "iptables"}),
+            {"portMappings": [{"hostPort": 8080, "containerPort": 70000, "protocol": "tcp", "hostIP": "fd00::1"}]},
+            warned_by=PORTS, portmap_backend=True),
     # nftables skips an entry whose hostIP is of the other family than the pod's address (IPv4 here).
     PodCase("portmap-nftables-other-family-host-ip", chain(macvlan(), {**PORTMAP, "backend": "nftables"}),
             {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "TCP", "hostIP": "2001:db8::1"}]},

@@ -40,6 +40,7 @@ from webhook.rules import Severity
 pytestmark = pytest.mark.slow
 
 RULE = "nad-ipam-whereabouts"
+NO_RANGE = "whereabouts has nothing to allocate from unless the node's whereabouts.conf"
 
 
 @pytest.fixture(scope="session")
@@ -87,8 +88,14 @@ class Case:
     #: The rules deny it because whereabouts ignores a field, and their message contains this text; the
     #: plugin accepts it and gives ``addresses``, as the message says.
     ignored: str | None = None
-    #: The rules warn (this text), and the plugin accepts it and gives ``addresses``.
+    #: The rules warn (this text), and the plugin accepts it and gives ``addresses`` (or, with
+    #: ``refused_with``, refuses it: a warning of what fails unless the node or the pod make up for it).
     warned: str | None = None
+    #: The ips the pod passes in its selection (IP= in CNI_ARGS, as Multus passes them).
+    ips: tuple[str, ...] = ()
+    #: What the node's whereabouts.conf holds besides the datastore (whereabouts fills the NAD's empty
+    #: fields from it).
+    flat: dict[str, Any] | None = None
 
 
 def a(*cidrs: str) -> frozenset[str]:
@@ -144,8 +151,12 @@ CASES = [
     Case("ipv6-bad-range", {"range": "fd00:50::/129"}, refused_with="invalid CIDR"),
     Case("ip-ranges-entry-without-range", {"ipRanges": [{"range": "10.53.0.0/24"}, {"range_start": "10.53.1.5"}]},
          refused_with="invalid CIDR"),
-    Case("no-range", {"exclude": ["10.54.0.0/30"]}, refused_with="IPAM plugin returned missing IP config"),
-    Case("no-range-at-all", {}, refused_with="IPAM plugin returned missing IP config"),
+    Case("no-range", {"exclude": ["10.54.0.0/30"]}, refused_with="IPAM plugin returned missing IP config",
+         warned=NO_RANGE),
+    Case("no-range-at-all", {}, refused_with="IPAM plugin returned missing IP config", warned=NO_RANGE),
+    # ...which the node's whereabouts.conf or the pod's ips make up for.
+    Case("no-range-the-node-gives-one", {}, a("10.55.0.1/24"), warned=NO_RANGE, flat={"range": "10.55.0.0/24"}),
+    Case("no-range-the-pod-passes-ips", {}, a("10.56.0.7/24"), warned=NO_RANGE, ips=("10.56.0.7/24",)),
     Case("addresses-only", {"addresses": [{"address": "10.55.0.5/24"}]}, a("10.55.0.5/24")),
     Case("ipv6-bad-exclude", {"range": "fd00:51::/64", "exclude": ["fd00:51::g/128"]},
          refused_with="could not parse exclude range"),
@@ -220,8 +231,12 @@ def apiserver_reachable_from(netns: str, port: int) -> Iterator[None]:
             sock.close()
 
 
-def _config(case: Case, store: Store) -> dict[str, Any]:
-    ipam = {"type": "whereabouts", **case.ipam, "configuration_path": str(store.flat_file),
+def _config(case: Case, store: Store, tmp_path: Path) -> dict[str, Any]:
+    flat = store.flat_file
+    if case.flat is not None:
+        flat = tmp_path / "whereabouts.conf"
+        flat.write_text(json.dumps({**json.loads(store.flat_file.read_text()), **case.flat}))
+    ipam = {"type": "whereabouts", **case.ipam, "configuration_path": str(flat),
             "kubernetes": {"kubeconfig": str(store.cluster.kubeconfig)}}
     return {"cniVersion": "1.0.0", "name": f"wa-{case.id}", "type": "macvlan", "master": MASTER, "ipam": ipam}
 
@@ -236,12 +251,12 @@ def _addresses(box: Sandbox) -> frozenset[str]:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_rules_agree_with_real_whereabouts(
-    case: Case, plugin_dir: Path, store: Store, sandbox: Sandbox  # noqa: F811 (the imported fixture)
+    case: Case, plugin_dir: Path, store: Store, sandbox: Sandbox, tmp_path: Path  # noqa: F811 (imported fixture)
 ) -> None:
-    config = _config(case, store)
+    config = _config(case, store, tmp_path)
     denials = our_findings(config, "net1")
     warnings = our_findings(config, "net1", Severity.WARN)
-    if case.refused_with is None and case.ignored is None:
+    if (case.refused_with is None or case.warned is not None) and case.ignored is None:
         assert denials == [], f"the rules deny a config the case says whereabouts takes: {denials}"
     else:
         assert {d.split(":")[0] for d in denials} == {RULE}, f"not (only) {RULE}: {denials}"
@@ -251,7 +266,7 @@ def test_rules_agree_with_real_whereabouts(
         assert any(w.startswith(RULE) and case.warned in w for w in warnings), warnings
 
     with apiserver_reachable_from(sandbox.host, store.cluster.port):
-        outcome = run_add(config, sandbox, plugin_dir, "net1")
+        outcome = run_add(config, sandbox, plugin_dir, "net1", {"ips": list(case.ips)} if case.ips else None)
     if case.refused_with is not None:
         assert not outcome.accepted, f"whereabouts accepted a config our rules deny: {denials}"
         assert case.refused_with in outcome.error, f"refused for another reason: {outcome.error}"

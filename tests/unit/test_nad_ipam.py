@@ -263,7 +263,8 @@ REFUSED = [
         "nad-ipam-whereabouts",
         wa(ipRanges=[{"range": "10.0.0.0/24"}], range_start="10.0.0.9"),
         f"{P}.range_start",
-        "only applies to the top-level range, and there is none: whereabouts ignores it",
+        "only applies to the top-level range, and there is none (unless the node's whereabouts.conf gives one): "
+        "whereabouts ignores it",
         "warn",
     ),
     (
@@ -301,7 +302,7 @@ REFUSED = [
         "10.0.0.1-10.0.0.254",
         "deny",
     ),
-    ("nad-ipam-whereabouts", wa(), f"{P}.range", "there are no ipRanges", "deny"),
+    ("nad-ipam-whereabouts", wa(), f"{P}.range", "there are no ipRanges", "warn"),
     # whereabouts drops a top-level range_start / range_end it cannot parse and uses the whole range.
     (
         "nad-ipam-whereabouts",
@@ -512,10 +513,12 @@ def test_allowed(rule: str, config: dict[str, Any]) -> None:
 
 def test_whereabouts_exclude_without_a_range_still_lacks_a_range() -> None:
     """Run for real (tests/differential/test_whereabouts_real.py): an exclude without a range, a warning
-    of its own, gives whereabouts nothing to allocate from, and macvlan fails with no address."""
+    of its own, gives whereabouts nothing to allocate from, and macvlan fails with no address, unless the
+    node's whereabouts.conf gives a range or the pod passes its ips (both work): a warning."""
     found = findings(nad(wa(exclude=["10.0.0.0/30"])), "nad-ipam-whereabouts")
-    assert [(f.field, f.severity) for f in found] == [(f"{P}.exclude", Severity.WARN), (f"{P}.range", Severity.DENY)]
-    assert "there are no ipRanges" in found[1].message
+    assert [(f.field, f.severity) for f in found] == [(f"{P}.exclude", Severity.WARN), (f"{P}.range", Severity.WARN)]
+    assert "there are no ipRanges: whereabouts has nothing to allocate from unless the node's whereabouts.conf" \
+        in found[1].message
 
 
 def test_ipam_rules_read_every_plugin_of_a_list() -> None:

@@ -764,8 +764,18 @@ def test_port_mappings_an_entry_nftables_may_skip_warns() -> None:
     [(severity, message)] = only("pod-networks-port-mappings", findings(
         networks({"name": "ports", "portMappings": [entry]}), view(portmap_nad(backend="nftables"))))
     assert severity == "warn"
-    assert "unless the pod has no address of the family of hostIP '2001:db8::1': nftables then skips the " \
-           "entry" in message
+    assert "unless the pod has no address of the family of hostIP '2001:db8::1': portmap then skips it" in message
+
+
+def test_port_mappings_a_container_port_iptables_may_skip_warns() -> None:
+    """iptables writes the hostPort and protocol of every entry into one rule, but skips the containerPort's
+    rule of an entry whose hostIP is of another family than the pod's address (real portmap: 70000 then
+    passes on an IPv4 pod)."""
+    entry = {"hostPort": 8080, "containerPort": 70000, "protocol": "icmp", "hostIP": "fd00::1"}
+    found = only("pod-networks-port-mappings", findings(
+        networks({"name": "ports", "portMappings": [entry]}), view(portmap_nad(backend="iptables"))))
+    assert [(severity, message.split(" is ")[0]) for severity, message in found] == \
+        [("warn", f"{PORTS_AT}[0].containerPort"), ("deny", f"{PORTS_AT}[0].protocol")]
 
 
 def test_port_mappings_every_portmap_of_the_chain_is_judged() -> None:

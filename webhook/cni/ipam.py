@@ -612,8 +612,8 @@ def whereabouts_ranges(
             problems.append(
                 Problem(
                     f.path,
-                    f"{f.path} only applies to the top-level range, and there is none: whereabouts ignores it; "
-                    f"move it into each ipRanges entry",
+                    f"{f.path} only applies to the top-level range, and there is none (unless the node's "
+                    "whereabouts.conf gives one): whereabouts ignores it; move it into each ipRanges entry",
                     warning=True,
                 )
             )
@@ -663,14 +663,20 @@ def check_whereabouts(plugin: PluginConf) -> list[Problem]:
     _ip_field(ipam, path, "gateway", problems, sloppy=True)
     addresses = _get(ipam, path, "addresses")
     # A range that does not parse has been refused already; a warning (an exclude without a range) does
-    # not make up for the missing range. The addresses entries alone are a result of their own.
+    # not make up for the missing range. The addresses entries alone are a result of their own. Only a
+    # warning: whereabouts merges the node's whereabouts.conf into the config (fields the NAD leaves
+    # empty, range included), and adds the ips a pod passes in CNI_ARGS to what it returns; the webhook
+    # sees neither.
     if not ranges and all(p.warning for p in problems) and not (addresses and isinstance(addresses.value, list)
                                                                  and addresses.value):
         problems.append(
             Problem(
                 f"{path}.range",
                 f"{path}.range is missing and there are no ipRanges: whereabouts has nothing to allocate "
-                'from; add "range": "10.1.0.0/24"',
+                "from unless the node's whereabouts.conf (or the file configuration_path names) gives a range, "
+                'or every pod passes its addresses in its selection as "ips"; otherwise every pod fails ('
+                '"IPAM plugin returned missing IP config"); add "range": "10.1.0.0/24"',
+                warning=True,
             )
         )
     _whereabouts_addresses(ipam, path, problems)

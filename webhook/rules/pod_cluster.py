@@ -243,9 +243,11 @@ def _port_mapping_problems(at: str, entry: PortMapping | None, backend: str | No
                Severity.WARN)
     if not reaches_backend:
         return
-    # nftables skips an entry whose hostIP is of the other family than the container address (one it
-    # cannot parse counts as IPv6): whether it is written at all depends on the pod's addresses.
-    skippable = bool(entry.host_ip) and backend != "iptables"
+    # Both backends skip the rules of an entry whose hostIP is of the other family than the container
+    # address (one they cannot parse counts as IPv6): its containerPort, and with nftables the whole
+    # entry, are written or not depending on the pod's addresses. iptables writes the hostPort and
+    # protocol of every entry into one rule all the same.
+    skipped_by = ("containerPort",) if backend == "iptables" else ("containerPort", "hostPort", "protocol")
     found: list[tuple[str, str, Severity]] = []
     for key, value in (("containerPort", entry.container_port), ("hostPort", entry.host_port)):
         if value > _MAX_PORT:
@@ -256,9 +258,9 @@ def _port_mapping_problems(at: str, entry: PortMapping | None, backend: str | No
     if protocol is not None:
         found.append(protocol)
     for where, problem, severity in found:
-        if skippable and severity is Severity.DENY:
+        if entry.host_ip and where.rsplit(".", 1)[1] in skipped_by and severity is Severity.DENY:
             yield (where, f"{problem} (unless the pod has no address of the family of hostIP "
-                          f"{entry.host_ip!r}: nftables then skips the entry)", Severity.WARN)
+                          f"{entry.host_ip!r}: portmap then skips it)", Severity.WARN)
         else:
             yield (where, problem, severity)
 
