@@ -861,6 +861,17 @@ CASES = [
          kernel=MAC, rule="nad-plugin-mac"),
     Case("tuning-mac-replaced-by-args", chain(macvlan(), {"type": "tuning", "mac": "zz", "args": {"cni": {"mac": ""}}}),
          kernel=MAC),
+    # tuning decodes every spelling of args (and of cni) into one struct, in sorted order ("Args" < "args"):
+    # a later object without a mac leaves the mac of an earlier one, which replaces the config's own.
+    Case("tuning-args-mac-kept-under-earlier-spelling",
+         chain(macvlan(), {"type": "tuning", "Args": {"cni": {"mac": "zz"}}, "args": {}}),
+         "invalid MAC address", kernel=MAC, rule="nad-plugin-mac"),
+    Case("tuning-args-mac-number-under-earlier-spelling",
+         chain(macvlan(), {"type": "tuning", "args": {"cni": {"MAC": 5, "mac": "02:00:00:00:70:02"}}}),
+         "failed to load netconf", kernel=MAC, rule="nad-plugin-mac"),
+    Case("tuning-args-mac-under-earlier-spelling-replaces-mac",
+         chain(macvlan(), {"type": "tuning", "mac": "zz", "args": {"CNI": {"mac": "02:00:00:00:70:02"}, "cni": {}}}),
+         kernel=MAC),
     Case("tap-mac-dashes", one({"type": "tap", "mac": "02-00-00-00-00-01", "ipam": STATIC4}),
          "Invalid address length 1", rule="nad-plugin-mac"),
     Case("tap-mac-short-bytes", one({"type": "tap", "mac": "2:0:0:0:0:1", "ipam": STATIC4})),
@@ -1001,6 +1012,16 @@ CASES = [
         "nil pointer dereference",
         kernel=MAC,
         rule="nad-ipam-routes",
+    ),
+    # tuning decodes every spelling of its own sysctl in sorted order ("SYSCTL" < "Sysctl" < "sysctl"): a
+    # null after the last object leaves the map nil, and copying args.cni.sysctl into it crashes.
+    Case(
+        "tuning-args-sysctl-own-sysctl-emptied-by-later-null",
+        chain(macvlan(), {"type": "tuning", "sysctl": None, "SYSCTL": {},
+                          "args": {"cni": {"sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}}}),
+        "assignment to entry in nil map",
+        kernel=MAC,
+        rule="nad-plugin-tuning-sysctl",
     ),
     Case(
         "tuning-args-sysctl-without-sysctl",

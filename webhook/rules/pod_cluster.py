@@ -24,8 +24,8 @@ from webhook.cni.ipam import (
     whereabouts_ranges,
 )
 from webhook.cni.plugins import (
+    args_cni_spellings,
     args_sysctl_problems,
-    args_sysctl_spellings,
     decode_sysctl_spellings,
     portmap_empty_conditions,
 )
@@ -527,7 +527,7 @@ def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
                 continue
             # injectCNIArgs sets the selection's keys in the plugin's "args" and "cni" (exact keys: Multus
             # reads the config into Go maps), beside any other spelling tuning also decodes.
-            merged = decode_sysctl_spellings(args_sysctl_spellings(plugin, cni_args, base))
+            merged = decode_sysctl_spellings(args_cni_spellings(plugin, "sysctl", cni_args, base))
             then = (f'and the pod never starts; add "sysctl": {{}} to {plugin.path} of {nad_ref}, or drop '
                     f'{" and ".join(spelled)} from {base}')
             for problem in args_sysctl_problems(plugin, merged, True, then, "the pod never starts"):
