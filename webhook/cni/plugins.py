@@ -932,8 +932,8 @@ def args_cni_spellings(plugin: PluginConf, name: str, cni_args: Mapping[str, Any
         path, args = f"{plugin.path}.{key}", plugin.conf.get(key)
         into_args = cni_args is not None and key == "args"
         if into_args and not isinstance(args, Mapping):
-            # Multus adds it when the NAD has none (its type assertion panics on a value not an object,
-            # judged here as if it were absent).
+            # Multus adds it when the NAD has none (its type assertion panics on a value not an object:
+            # pod-networks-cni-args-nad-args; judged here as if it were absent).
             args = {}
         if not isinstance(args, Mapping):
             spellings.append(Spelling(path, args, False, "args"))

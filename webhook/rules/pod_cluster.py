@@ -15,6 +15,7 @@ from typing import Any
 
 from webhook.cni.addresses import between, parse_cidr, parse_ip
 from webhook.cni.config import NetConf, PluginConf, parse_nad_config
+from webhook.cni.fields import describe
 from webhook.cni.gojson import fold
 from webhook.cni.ipam import (
     StaticAddress,
@@ -534,6 +535,43 @@ def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
                 yield Violation(problem.field,
                                 f"{problem.message} (Multus merges it into args.cni of {plugin.path}, the tuning "
                                 f"plugin of {nad_ref})", Severity.WARN if problem.warning else None)
+
+
+def _args_multus_cannot_merge_into(plugin: PluginConf) -> tuple[str, Any] | None:
+    """(JSON path, value) of the plugin's "args", or its "cni", when it is there but not an object."""
+    # Exact keys: Multus reads the config into Go maps, and adds its own "args" or "cni" beside an "Args"
+    # or a "CNI" (what tuning then makes of the two is pod-networks-cni-args-sysctl's).
+    args = plugin.conf.get("args")
+    if "args" in plugin.conf and not isinstance(args, Mapping):
+        return f"{plugin.path}.args", args
+    if isinstance(args, Mapping) and "cni" in args and not isinstance(args["cni"], Mapping):
+        return f"{plugin.path}.args.cni", args["cni"]
+    return None
+
+
+@rule("pod-networks-cni-args-nad-args", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
+      title="Multus can merge a pod's cni-args into the args of every plugin of the NAD")
+def cni_args_nad_args(subject: Subject) -> Iterator[Violation]:
+    """Multus merges a selection's "cni-args" (an empty object too; not null) into "args" and its "cni" of
+    every plugin of the NAD, on both annotations, asserting that each it finds is an object: one that is
+    not, null included, makes Multus panic (v4.3.0 injectCNIArgs, pkg/types/conf.go), so the pod's ADD
+    fails on every try and the pod never starts. A NAD without them is fine: Multus adds them."""
+    if not (subject.view.known and _read_by_multus_yet(subject)):
+        return
+    for ref in subject.network_references:
+        nad = subject.view.nad(ref.namespace, ref.name) if ref.selection.cni_args is not None else None
+        netconf = _netconf(nad) if nad is not None else None
+        if netconf is None:
+            continue
+        base, nad_ref = f'{ref.field}["cni-args"]', f"NAD {ref.namespace}/{ref.name}"
+        for plugin in netconf.plugins:
+            found = _args_multus_cannot_merge_into(plugin)
+            if found is not None:
+                path, value = found
+                yield Violation(base, f"{base} is merged by Multus into args.cni of every plugin of {nad_ref}, but "
+                                      f"its {path} is {describe(value)}, not an object: Multus crashes merging "
+                                      f"them and the pod never starts; make {path} an object (or remove it) in "
+                                      f"{nad_ref}, or drop \"cni-args\" from {ref.field}")
 
 
 @rule("pod-networks-namespace-isolation", kinds=POD, severity=Severity.OFF, judges=[NETWORKS, DEFAULT_NETWORK],
