@@ -861,6 +861,17 @@ CASES = [
          kernel=MAC, rule="nad-plugin-mac"),
     Case("tuning-mac-replaced-by-args", chain(macvlan(), {"type": "tuning", "mac": "zz", "args": {"cni": {"mac": ""}}}),
          kernel=MAC),
+    # tuning decodes every spelling of args (and of cni) into one struct, in sorted order ("Args" < "args"):
+    # a later object without a mac leaves the mac of an earlier one, which replaces the config's own.
+    Case("tuning-args-mac-kept-under-earlier-spelling",
+         chain(macvlan(), {"type": "tuning", "Args": {"cni": {"mac": "zz"}}, "args": {}}),
+         "invalid MAC address", kernel=MAC, rule="nad-plugin-mac"),
+    Case("tuning-args-mac-number-under-earlier-spelling",
+         chain(macvlan(), {"type": "tuning", "args": {"cni": {"MAC": 5, "mac": "02:00:00:00:70:02"}}}),
+         "failed to load netconf", kernel=MAC, rule="nad-plugin-mac"),
+    Case("tuning-args-mac-under-earlier-spelling-replaces-mac",
+         chain(macvlan(), {"type": "tuning", "mac": "zz", "args": {"CNI": {"mac": "02:00:00:00:70:02"}, "cni": {}}}),
+         kernel=MAC),
     Case("tap-mac-dashes", one({"type": "tap", "mac": "02-00-00-00-00-01", "ipam": STATIC4}),
          "Invalid address length 1", rule="nad-plugin-mac"),
     Case("tap-mac-short-bytes", one({"type": "tap", "mac": "2:0:0:0:0:1", "ipam": STATIC4})),
@@ -1001,6 +1012,16 @@ CASES = [
         "nil pointer dereference",
         kernel=MAC,
         rule="nad-ipam-routes",
+    ),
+    # tuning decodes every spelling of its own sysctl in sorted order ("SYSCTL" < "Sysctl" < "sysctl"): a
+    # null after the last object leaves the map nil, and copying args.cni.sysctl into it crashes.
+    Case(
+        "tuning-args-sysctl-own-sysctl-emptied-by-later-null",
+        chain(macvlan(), {"type": "tuning", "sysctl": None, "SYSCTL": {},
+                          "args": {"cni": {"sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}}}),
+        "assignment to entry in nil map",
+        kernel=MAC,
+        rule="nad-plugin-tuning-sysctl",
     ),
     Case(
         "tuning-args-sysctl-without-sysctl",
@@ -1293,7 +1314,8 @@ class PodCase:
 
 MAC_ADDRESS = "02:00:00:00:70:01"
 POD_RULES = {"pod-networks-capabilities", "pod-networks-ips-ipam", "pod-networks-static-ip-range",
-             "pod-networks-ips-extra-addresses", "pod-networks-cni-args-sysctl", "pod-networks-port-mappings"}
+             "pod-networks-ips-extra-addresses", "pod-networks-cni-args-sysctl", "pod-networks-port-mappings",
+             "pod-networks-cni-args-nad-args"}
 ARP_FILTER = {"net.ipv4.conf.IFNAME.arp_filter": "1"}
 ARP_IGNORE = {"net.ipv4.conf.IFNAME.arp_ignore": "2"}
 EXTRA = "pod-networks-ips-extra-addresses"
@@ -1650,3 +1672,45 @@ def test_pod_requests_reach_the_real_plugin_as_the_rules_say(
         out = subprocess.run(["ip", "netns", "exec", sandbox.pod, "cat", f"/proc/sys/net/ipv4/conf/net1/{name}"],
                              check=True, capture_output=True, text=True)
         assert out.stdout.strip() == value, f"{name} is {out.stdout.strip()}, not {value}"
+
+
+# --- a pod's cni-args and the NAD's args, which Multus merges them into -------------------------------
+
+CNI_ARGS_RULE = "pod-networks-cni-args-nad-args"
+#: What a plugin of the NAD has as "args": Multus v4.3.0's injectCNIArgs reads "args" and its "cni" by
+#: exact key and asserts each it finds is an object, panicking otherwise; it adds them when missing and
+#: leaves other spellings alone.
+NAD_ARGS = {
+    "args-string": {"args": "x"},
+    "args-null": {"args": None},
+    "args-list": {"args": []},
+    "args-cni-number": {"args": {"cni": 5}},
+    "args-cni-null": {"args": {"cni": None}},
+    "args-empty": {"args": {}},
+    "args-cni-empty": {"args": {"cni": {}}},
+    "args-cni-object": {"args": {"cni": {"a": "b"}}},
+    "other-spelling-Args-string": {"Args": "x"},
+    "other-spelling-CNI-number": {"args": {"CNI": 5}},
+}
+#: Merged into a plugin that reads no args (Multus merges into every plugin), alone or second in a list.
+NAD_SHAPES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "single": lambda args: one({**macvlan(), **args}),
+    "list": lambda args: chain(macvlan(), {"type": "bandwidth", **args}),
+}
+#: A selection's "cni-args": Multus merges an empty object too, and nothing for null.
+SELECTION_CNI_ARGS = {"object": {"cni-args": {"k": "v"}}, "empty": {"cni-args": {}}, "null": {"cni-args": None}}
+
+
+@pytest.mark.parametrize("cni_args", SELECTION_CNI_ARGS)
+@pytest.mark.parametrize("shape", NAD_SHAPES)
+@pytest.mark.parametrize("nad_args", NAD_ARGS)
+def test_pod_cni_args_merge_into_the_nad_args_as_the_rule_says(
+    nad_args: str, shape: str, cni_args: str, real_multus: RealMultus
+) -> None:
+    config, request = NAD_SHAPES[shape](NAD_ARGS[nad_args]), SELECTION_CNI_ARGS[cni_args]
+    denied = pod_findings(config, request).get((CNI_ARGS_RULE, Severity.DENY), [])
+    real = real_multus(json.dumps([{"name": "net1", **request}]), [{"name": "net1", "config": json.dumps(config)}])
+    panicked = real.get("stage") == "delegates" and real.get("error", "").startswith("panic: ")
+    assert bool(denied) == panicked, (denied, real)
+    if not panicked:
+        assert "error" not in real, real

@@ -71,6 +71,12 @@ REFUSED = [
      "the tuning plugin reads"),
     ("nad-plugin-mac", chain(MACVLAN, {"type": "tuning", "args": {"cni": {"mac": "02:00"}}}),
      "spec.config.plugins[1].args.cni.mac", "; it fails every pod; fix it"),
+    ("nad-plugin-mac", chain(MACVLAN, {"type": "tuning", "args": {"cni": {"MAC": 5, "mac": "02:00:00:00:00:01"}}}),
+     "spec.config.plugins[1].args.cni.MAC", "is the number 5, but the tuning plugin reads args.cni.mac as a string: "
+     "it fails to load its config and fails every pod"),
+    # Every spelling of args is decoded into one struct, in sorted order: "args" adds nothing to "Args".
+    ("nad-plugin-mac", chain(MACVLAN, {"type": "tuning", "Args": {"cni": {"mac": "02:00"}}, "args": {}}),
+     "spec.config.plugins[1].Args.cni.mac", "; it fails every pod; fix it"),
     # tap without an owner and a group sets the address with `ip link set address`.
     ("nad-plugin-mac", single({"type": "tap", "mac": "02-00-00-00-00-01", "ipam": STATIC}), "spec.config.mac",
      "`ip link set address`, which the tap plugin runs, reads six hex bytes"),
@@ -374,6 +380,15 @@ REFUSED = [
         "spec.config.plugins[1].Args.CNI.Sysctl",
         "has no sysctl object",
     ),
+    # Its own sysctl is every spelling decoded in sorted order: the null comes after "SYSCTL" (real tuning).
+    (
+        "nad-plugin-tuning-sysctl",
+        chain(MACVLAN, {"type": "tuning", "sysctl": None, "SYSCTL": {},
+                        "args": {"cni": {"sysctl": {"net.ipv4.ip_forward": "1"}}}}),
+        "spec.config.plugins[1].args.cni.sysctl",
+        "has no sysctl object (spec.config.plugins[1].sysctl is null, which empties it: the tuning plugin reads "
+        "every spelling of sysctl, in sorted order of the keys): the tuning plugin crashes",
+    ),
     # Every spelling of sysctl in args.cni is decoded into one map (libcni sorts the keys; Go matches them
     # case-insensitively): real tuning v1.10.0 applies both objects and refuses the kernel key.
     (
@@ -446,6 +461,8 @@ ALLOWED = [
     # A MAC in the config's own runtimeConfig replaces mac; tuning's args.cni.mac replaces both, "" too.
     ("nad-plugin-mac", single({**MACVLAN, "mac": "zz", "runtimeConfig": {"mac": "02:00:00:00:00:01"}})),
     ("nad-plugin-mac", chain(MACVLAN, {"type": "tuning", "mac": "zz", "args": {"cni": {"mac": ""}}})),
+    ("nad-plugin-mac", chain(MACVLAN, {"type": "tuning", "mac": "zz",
+                                       "args": {"CNI": {"mac": "02:00:00:00:00:01"}, "cni": {}}})),
     # tuning may set any interface's address: IPoIB takes 20 bytes.
     ("nad-plugin-mac", chain(MACVLAN, {"type": "tuning", "mac": "02:00:5e:10:00:00:00:01"})),
     ("nad-plugin-mac", single({"type": "tap", "mac": "2:0:0:0:0:1", "ipam": STATIC})),

@@ -629,6 +629,35 @@ def test_cni_args_sysctl_that_tuning_cannot_decode_is_refused() -> None:
                "fails to load its config and the pod never starts" in found[0][2]
 
 
+# Real Multus v4.3.0 (hack/multus/multus-delegates): injectCNIArgs asserts that a plugin's "args" and its
+# "cni" are objects, by exact key, and panics on anything else, null too; it merges an empty cni-args as
+# well, and nothing for a null one.
+@pytest.mark.parametrize("annotation", ["k8s.v1.cni.cncf.io/networks", "v1.multus-cni.io/default-network"])
+def test_cni_args_into_nad_args_that_are_not_an_object_is_refused(annotation: str) -> None:
+    config = json.loads(TUNED)
+    config["plugins"][0]["args"] = {"cni": None}
+    config["plugins"][1]["args"] = "x"
+    element = [{"name": "tuned", "namespace": "apps", "cni-args": {}}]
+    found = findings(pod(annotations={annotation: json.dumps(element)}), view(nad("tuned", json.dumps(config))))
+    field = f'metadata.annotations["{annotation}"]' + ("[0]" if annotation.endswith("networks") else "")
+    assert found == [("pod-networks-cni-args-nad-args", "deny",
+                      f'{field}["cni-args"] is merged by Multus into args.cni of every plugin of NAD apps/tuned, but '
+                      f"its {where} is {what}, not an object: Multus crashes merging them and the pod never starts; "
+                      f"make {where} an object (or remove it) in NAD apps/tuned, or drop \"cni-args\" from {field}")
+                     for where, what in (("spec.config.plugins[0].args.cni", "null"),
+                                         ("spec.config.plugins[1].args", "the string 'x'"))]
+
+
+def test_cni_args_into_nad_args_multus_can_merge_into_are_allowed() -> None:
+    for args in ({}, {"cni": {}}, {"cni": {"a": "b"}}, {"CNI": 5}):
+        assert findings(networks({"name": "tuned", "cni-args": {"k": "v"}}), tuned_plugin(args=args)) == []
+    # Another spelling Multus leaves alone (what tuning makes of it is nad-plugin-tuning-sysctl's).
+    assert only("pod-networks-cni-args-nad-args",
+                findings(networks({"name": "tuned", "cni-args": {}}), tuned_plugin(Args="x"))) == []
+    # A null cni-args is nothing to merge.
+    assert findings(networks({"name": "tuned", "cni-args": None}), tuned_plugin(args="x")) == []
+
+
 def test_ips_on_a_whereabouts_nad_warn_that_it_allocates_an_address_besides() -> None:
     # whereabouts returns the IP= CIDRs after one address allocated from each range, and its own addresses.
     ipam = {"type": "whereabouts", "range": "10.30.0.0/24", "ipRanges": [{"range": "fd00:30::/64"}],

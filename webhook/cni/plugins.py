@@ -638,12 +638,25 @@ def _config_mac(plugin: PluginConf) -> tuple[str, str, bool] | None:
     runtimeConfig.mac when not empty, else mac; for tuning, args.cni.mac before both, even empty. A pod
     that requests a MAC replaces the first two (Multus passes it in CNI_ARGS, and with the mac capability
     in runtimeConfig), never tuning's args."""
-    if plugin.type == "tuning" and (args := _nested_string(plugin.conf, plugin.path, "args", "cni", "mac")):
-        return (args[0], args[1], False) if isinstance(args[1], str) and args[1] else None
+    if plugin.type == "tuning" and (spellings := args_cni_spellings(plugin, "mac")):
+        # args.cni.mac is a pointer: the last spelling tuning decodes sets it, a null (of it, or of args or
+        # cni above it) leaves it nil, and then mac and runtimeConfig.mac count.
+        if any(_mistyped_args_mac(s) for s in spellings):
+            return None  # tuning fails to decode its config: said by mac_problems, or for args and cni by
+            # nad-plugin-tuning-sysctl
+        last = spellings[-1]
+        if last.value is not None:
+            return (last.path, last.value, False) if last.value else None
     for found in (_nested_string(plugin.conf, plugin.path, "runtimeConfig", "mac"), plugin.field("mac")):
         if found is not None and isinstance(found[1], str) and found[1]:
             return found[0], found[1], True
     return None
+
+
+def _mistyped_args_mac(spelling: Spelling) -> bool:
+    """Whether tuning fails to decode ``spelling``, one of those of args.cni.mac: a string pointer, below
+    two structs."""
+    return spelling.value is not None and (spelling.field != "args.cni.mac" or not isinstance(spelling.value, str))
 
 
 def _ip_tool_mac(value: str) -> bytes | None:
@@ -660,6 +673,12 @@ def mac_problems(plugin: PluginConf) -> Iterator[Problem]:
     """A MAC address that macvlan, tap or tuning cannot set: not one Go's net.ParseMAC reads (or, for
     tap through `ip link set`, ip), or, on the Ethernet devices macvlan and tap make, not six bytes, a
     multicast address or all zeros, which the kernel refuses."""
+    if plugin.type == "tuning":
+        for spelling in args_cni_spellings(plugin, "mac"):
+            if spelling.field == "args.cni.mac" and _mistyped_args_mac(spelling):
+                yield Problem(spelling.path, f"{spelling.path} is {describe(spelling.value)}, but the tuning plugin "
+                                             "reads args.cni.mac as a string: it fails to load its config and fails "
+                                             "every pod; write a MAC address, e.g. 02:00:00:00:00:01")
     if plugin.type not in ("macvlan", "tap", "tuning") or (found := _config_mac(plugin)) is None:
         return
     path, value, replaceable = found
@@ -789,13 +808,11 @@ def sysctl_problems(plugin: PluginConf) -> Iterator[Problem]:
     """tuning's sysctl, and args.cni.sysctl, whose entries it copies into the first."""
     if plugin.type != "tuning":
         return
-    # Its own sysctl is decoded as args.cni.sysctl is: every spelling into one map, in sorted order.
-    own = decode_sysctl_spellings(SysctlSpelling(f"{plugin.path}.{key}", plugin.conf[key], False, "sysctl")
-                                  for key in _sorted_spellings(plugin.conf, "sysctl"))
+    own = own_sysctl(plugin)
     if not own.mistyped:  # a spelling of the wrong type is nad-plugin-field-types'
         yield from _duplicated_sysctl_problems(own)
         yield from _sysctl_entry_problems(own.entries, set(own.entries), own.repeated)
-    merged = decode_sysctl_spellings(args_sysctl_spellings(plugin))
+    merged = decode_sysctl_spellings(args_cni_spellings(plugin, "sysctl"))
     yield from args_sysctl_problems(plugin, merged, False, 'and fails every pod; add "sysctl": {} beside it',
                                     "fails every pod")
 
@@ -819,17 +836,19 @@ def _duplicated_sysctl_problems(own: DecodedSysctl) -> Iterator[Problem]:
 
 
 @dataclass(frozen=True, slots=True)
-class SysctlSpelling:
-    """A key whose value tuning decodes on the way to one of its sysctl maps, in the order it decodes
-    them: a spelling of "sysctl" (an object adds its entries, null empties the map), or of "args" or
-    "cni" above args.cni.sysctl that is not an object (null empties the map too)."""
+class Spelling:
+    """A key whose value tuning decodes on the way to one of its fields (a sysctl map, args.cni.mac), in
+    the order it decodes them: a spelling of the field itself (for sysctl, an object adds its entries;
+    null empties the map, or makes the pointer nil), or of "args" or "cni" above it that is not an object
+    (null drops what came before too)."""
 
     #: The key's JSON path (in the NAD, or in the pod's "cni-args").
     path: str
     value: Any
     #: Whether a pod's "cni-args" gave it.
     from_pod: bool
-    #: The field of the tuning config it is a spelling of: "sysctl", "args", "args.cni", "args.cni.sysctl".
+    #: The field of the tuning config it is a spelling of: "sysctl", "args", "args.cni", "args.cni.sysctl",
+    #: "args.cni.mac".
     field: str
 
 
@@ -864,15 +883,19 @@ class DecodedSysctl:
     #: nil or empty.
     entries: dict[str, SysctlEntry]
     #: The spellings of "sysctl" whose value is an object: the entries' sources.
-    objects: list[SysctlSpelling]
+    objects: list[Spelling]
     #: The spellings whose value is neither an object nor null: tuning fails to decode its config.
-    mistyped: list[SysctlSpelling]
+    mistyped: list[Spelling]
     #: The entries, of any object, whose value is neither a string nor null: tuning fails to decode too.
     mistyped_entries: list[SysctlEntry]
     #: Entries that a later spelling replaced or dropped.
     dropped: list[DroppedEntry]
     #: For each key of ``entries`` repeated in the object that gave it, the values it had before.
     repeated: dict[str, tuple[Any, ...]]
+    #: Whether the map is nil in the end: no spelling was an object, or a null came after the last one.
+    nil: bool
+    #: The null that made it nil again after an object, if one did.
+    emptied_by: str | None
 
     @property
     def decodes(self) -> bool:
@@ -887,56 +910,68 @@ def _sorted_spellings(obj: Mapping[str, Any], name: str, *added: str) -> list[st
     return sorted({key for key in (*obj, *added) if fold(key) == name})
 
 
-def args_sysctl_spellings(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
-                          pod_base: str = "") -> list[SysctlSpelling]:
-    """The spellings tuning decodes into args.cni.sysctl, in order. Go matches "args", "cni" and
-    "sysctl" case-insensitively, and decodes every spelling of each into its one field: a later object
-    into the struct or map an earlier one made, null making it nil again, so any null above
-    args.cni.sysctl empties the map like a null sysctl. With ``cni_args``, a pod's "cni-args" (at JSON
+def own_sysctl(plugin: PluginConf) -> DecodedSysctl:
+    """tuning's own sysctl map, decoded as args.cni.sysctl is: every spelling into one map, in sorted
+    order, so whether it is nil (where tuning copies args.cni.sysctl) depends on all of them."""
+    return plugin.derived("tuning-own-sysctl", lambda: decode_sysctl_spellings(
+        Spelling(f"{plugin.path}.{key}", plugin.conf[key], False, "sysctl")
+        for key in _sorted_spellings(plugin.conf, "sysctl")))
+
+
+def args_cni_spellings(plugin: PluginConf, name: str, cni_args: Mapping[str, Any] | None = None,
+                       pod_base: str = "") -> list[Spelling]:
+    """The spellings tuning decodes into args.cni.``name`` (sysctl, mac), in order. Go matches "args",
+    "cni" and ``name`` case-insensitively, and decodes every spelling of each into its one field: a later
+    object into the struct or map an earlier one made, null making it nil again, so any null above
+    args.cni.``name`` drops it like a null of its own. With ``cni_args``, a pod's "cni-args" (at JSON
     path ``pod_base``) merged as Multus v4.3.0 injectCNIArgs does: by exact key, into "args" and its
     "cni" (added when missing, beside any other spelling), the pod's keys replacing the NAD's."""
-    spellings: list[SysctlSpelling] = []
+    spellings: list[Spelling] = []
     injected = ("args",) if cni_args is not None else ()
     for key in _sorted_spellings(plugin.conf, "args", *injected):
         path, args = f"{plugin.path}.{key}", plugin.conf.get(key)
         into_args = cni_args is not None and key == "args"
         if into_args and not isinstance(args, Mapping):
-            # Multus adds it when the NAD has none (its type assertion panics on a value not an object,
-            # judged here as if it were absent).
+            # Multus adds it when the NAD has none (its type assertion panics on a value not an object:
+            # pod-networks-cni-args-nad-args; judged here as if it were absent).
             args = {}
         if not isinstance(args, Mapping):
-            spellings.append(SysctlSpelling(path, args, False, "args"))
+            spellings.append(Spelling(path, args, False, "args"))
             continue
         for cni_key in _sorted_spellings(args, "cni", *(("cni",) if into_args else ())):
             cni_path, cni = f"{path}.{cni_key}", args.get(cni_key)
-            keys = {name: SysctlSpelling(f"{cni_path}.{name}", value, False, "args.cni.sysctl")
-                    for name, value in (cni.items() if isinstance(cni, Mapping) else ())}
+            keys = {k: Spelling(f"{cni_path}.{k}", value, False, f"args.cni.{name}")
+                    for k, value in (cni.items() if isinstance(cni, Mapping) else ())}
             if cni_args is not None and into_args and cni_key == "cni":
-                keys.update((name, SysctlSpelling(f"{pod_base}.{name}", value, True, "args.cni.sysctl"))
-                            for name, value in cni_args.items())
+                keys.update((k, Spelling(f"{pod_base}.{k}", value, True, f"args.cni.{name}"))
+                            for k, value in cni_args.items())
             elif not isinstance(cni, Mapping):
-                spellings.append(SysctlSpelling(cni_path, cni, False, "args.cni"))
+                spellings.append(Spelling(cni_path, cni, False, "args.cni"))
                 continue
-            spellings += (keys[name] for name in _sorted_spellings(keys, "sysctl"))
+            spellings += (keys[k] for k in _sorted_spellings(keys, name))
     return spellings
 
 
-def decode_sysctl_spellings(spellings: Iterable[SysctlSpelling]) -> DecodedSysctl:
+def decode_sysctl_spellings(spellings: Iterable[Spelling]) -> DecodedSysctl:
     """What tuning decodes into one of its sysctl maps (map[string]string, or args.cni's
     *map[string]string) from ``spellings``, in order: an object is decoded into the map already there,
     adding its entries to the earlier ones or replacing them; null makes the map nil again; anything
     else fails the decode. Checked with the real Multus v4.3.0 merge and tuning v1.10.0."""
     entries: dict[str, SysctlEntry] = {}
-    objects: list[SysctlSpelling] = []
-    mistyped: list[SysctlSpelling] = []
+    objects: list[Spelling] = []
+    mistyped: list[Spelling] = []
     mistyped_entries: list[SysctlEntry] = []
     dropped: list[DroppedEntry] = []
     repeated: dict[str, tuple[Any, ...]] = {}
+    nil, emptied_by = True, None
     for spelling in spellings:
         if spelling.value is None:
             dropped += (DroppedEntry(entry, spelling.path, True) for entry in entries.values())
             entries, repeated = {}, {}
+            if not nil:
+                nil, emptied_by = True, spelling.path
         elif isinstance(spelling.value, Mapping):
+            nil, emptied_by = False, None
             objects.append(spelling)
             for name, setting in spelling.value.items():
                 entry = SysctlEntry(f'{spelling.path}["{name}"]', setting, spelling.from_pod, spelling.path)
@@ -949,7 +984,7 @@ def decode_sysctl_spellings(spellings: Iterable[SysctlSpelling]) -> DecodedSysct
                 repeated[name] = overwritten(spelling.value).get(name, ())
         else:
             mistyped.append(spelling)
-    return DecodedSysctl(entries, objects, mistyped, mistyped_entries, dropped, repeated)
+    return DecodedSysctl(entries, objects, mistyped, mistyped_entries, dropped, repeated, nil, emptied_by)
 
 
 def args_sysctl_problems(plugin: PluginConf, merged: DecodedSysctl, from_pod: bool, then: str,
@@ -971,14 +1006,18 @@ def args_sysctl_problems(plugin: PluginConf, merged: DecodedSysctl, from_pod: bo
             f"{path} is {describe(value)}, but the tuning plugin reads {reads}: it fails to load its config and "
             f"{fails}; write it as such an object",
         )
-    if merged.decodes and ours and plugin.field("sysctl") is None:
+    own = own_sysctl(plugin)
+    if merged.decodes and ours and own.decodes and own.nil:
         # tuning.go parseConf copies the entries into conf.SysCtl, a nil map without a sysctl of its own.
         sources = {entry.source for entry in ours}
         where = next(spelling.path for spelling in merged.objects if spelling.path in sources)
+        emptied = "" if own.emptied_by is None else (
+            f" ({own.emptied_by} is null, which empties it: the tuning plugin reads every spelling of sysctl, "
+            "in sorted order of the keys)")
         yield Problem(
             where,
-            f"{where} is set but {plugin.path} has no sysctl object: the tuning plugin crashes copying the "
-            f"entries into it {then}",
+            f"{where} is set but {plugin.path} has no sysctl object{emptied}: the tuning plugin crashes copying "
+            f"the entries into it {then}",
         )
     for dropped in merged.dropped:
         if dropped.entry.from_pod is from_pod:

@@ -15,6 +15,7 @@ from typing import Any
 
 from webhook.cni.addresses import between, parse_cidr, parse_ip
 from webhook.cni.config import NetConf, PluginConf, parse_nad_config
+from webhook.cni.fields import describe
 from webhook.cni.gojson import fold
 from webhook.cni.ipam import (
     StaticAddress,
@@ -24,8 +25,8 @@ from webhook.cni.ipam import (
     whereabouts_ranges,
 )
 from webhook.cni.plugins import (
+    args_cni_spellings,
     args_sysctl_problems,
-    args_sysctl_spellings,
     decode_sysctl_spellings,
     portmap_empty_conditions,
 )
@@ -527,13 +528,50 @@ def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
                 continue
             # injectCNIArgs sets the selection's keys in the plugin's "args" and "cni" (exact keys: Multus
             # reads the config into Go maps), beside any other spelling tuning also decodes.
-            merged = decode_sysctl_spellings(args_sysctl_spellings(plugin, cni_args, base))
+            merged = decode_sysctl_spellings(args_cni_spellings(plugin, "sysctl", cni_args, base))
             then = (f'and the pod never starts; add "sysctl": {{}} to {plugin.path} of {nad_ref}, or drop '
                     f'{" and ".join(spelled)} from {base}')
             for problem in args_sysctl_problems(plugin, merged, True, then, "the pod never starts"):
                 yield Violation(problem.field,
                                 f"{problem.message} (Multus merges it into args.cni of {plugin.path}, the tuning "
                                 f"plugin of {nad_ref})", Severity.WARN if problem.warning else None)
+
+
+def _args_multus_cannot_merge_into(plugin: PluginConf) -> tuple[str, Any] | None:
+    """(JSON path, value) of the plugin's "args", or its "cni", when it is there but not an object."""
+    # Exact keys: Multus reads the config into Go maps, and adds its own "args" or "cni" beside an "Args"
+    # or a "CNI" (what tuning then makes of the two is pod-networks-cni-args-sysctl's).
+    args = plugin.conf.get("args")
+    if "args" in plugin.conf and not isinstance(args, Mapping):
+        return f"{plugin.path}.args", args
+    if isinstance(args, Mapping) and "cni" in args and not isinstance(args["cni"], Mapping):
+        return f"{plugin.path}.args.cni", args["cni"]
+    return None
+
+
+@rule("pod-networks-cni-args-nad-args", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
+      title="Multus can merge a pod's cni-args into the args of every plugin of the NAD")
+def cni_args_nad_args(subject: Subject) -> Iterator[Violation]:
+    """Multus merges a selection's "cni-args" (an empty object too; not null) into "args" and its "cni" of
+    every plugin of the NAD, on both annotations, asserting that each it finds is an object: one that is
+    not, null included, makes Multus panic (v4.3.0 injectCNIArgs, pkg/types/conf.go), so the pod's ADD
+    fails on every try and the pod never starts. A NAD without them is fine: Multus adds them."""
+    if not (subject.view.known and _read_by_multus_yet(subject)):
+        return
+    for ref in subject.network_references:
+        nad = subject.view.nad(ref.namespace, ref.name) if ref.selection.cni_args is not None else None
+        netconf = _netconf(nad) if nad is not None else None
+        if netconf is None:
+            continue
+        base, nad_ref = f'{ref.field}["cni-args"]', f"NAD {ref.namespace}/{ref.name}"
+        for plugin in netconf.plugins:
+            found = _args_multus_cannot_merge_into(plugin)
+            if found is not None:
+                path, value = found
+                yield Violation(base, f"{base} is merged by Multus into args.cni of every plugin of {nad_ref}, but "
+                                      f"its {path} is {describe(value)}, not an object: Multus crashes merging "
+                                      f"them and the pod never starts; make {path} an object (or remove it) in "
+                                      f"{nad_ref}, or drop \"cni-args\" from {ref.field}")
 
 
 @rule("pod-networks-namespace-isolation", kinds=POD, severity=Severity.OFF, judges=[NETWORKS, DEFAULT_NETWORK],

@@ -10,7 +10,8 @@
 // Usage: multus-delegates [-kubeconfig PATH] < {"annotation": "...", "namespace": "..."}
 //
 // The pod is "pod" in "namespace" ("default" if empty). Prints {"networks": [...]}, with a kubeconfig
-// {"networks": [...], "delegates": [...]}, or {"error": "...", "stage": "parse" | "delegates"}.
+// {"networks": [...], "delegates": [...]}, or {"error": "...", "stage": "parse" | "delegates"} (a panic
+// of Multus's is an error of stage "delegates" that starts with "panic: ").
 package main
 
 import (
@@ -65,7 +66,7 @@ func main() {
 			usage(err)
 		}
 		conf := &types.NetConf{ConfDir: os.TempDir()}
-		delegates, err := k8sclient.GetNetworkDelegates(client, pod, networks, conf, nil)
+		delegates, err := networkDelegates(client, pod, networks, conf)
 		client.EventBroadcaster.Shutdown()
 		if err != nil {
 			fail("delegates", err)
@@ -78,6 +79,19 @@ func main() {
 		out["delegates"] = found
 	}
 	emit(out)
+}
+
+// networkDelegates is k8sclient.GetNetworkDelegates, with a panic of Multus's reported as an error
+// (stage "delegates", the error starting with "panic: "): the thick daemon's HTTP server survives it but
+// the pod's ADD fails, and the thin plugin crashes, so for a pod it is a refusal like any other.
+func networkDelegates(client *k8sclient.ClientInfo, pod *v1.Pod, networks []*types.NetworkSelectionElement,
+	conf *types.NetConf) (delegates []*types.DelegateNetConf, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			delegates, err = nil, fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return k8sclient.GetNetworkDelegates(client, pod, networks, conf, nil)
 }
 
 // fail reports what Multus refused, as a result (exit status 0): the pod's ADD fails there.
