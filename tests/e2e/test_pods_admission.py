@@ -467,6 +467,37 @@ def test_a_binding_cannot_set_a_selection_the_pod_webhook_never_sees(cluster: Co
     assert get_pod(cluster, ns, "plain")["spec"]["nodeName"] == "node-a"
 
 
+def test_a_policy_sets_the_binding_rule(cluster: ControlPlane, ns: str) -> None:
+    """The Binding refusal is rule pod-binding-selection: the policy ConfigMap turns it into a warning
+    (a cluster whose own binder annotates), as it does any rule."""
+    apply(cluster, pod("bound", ns, annotations={"k8s.v1.cni.cncf.io/networks": "data"}))
+    binding = json.dumps({"apiVersion": "v1", "kind": "Binding",
+                          "metadata": {"name": "bound", "annotations": {"k8s.v1.cni.cncf.io/networks": "data"}},
+                          "target": {"apiVersion": "v1", "kind": "Node", "name": "node-a"}})
+
+    def bind() -> Any:
+        return cluster.kubectl("create", "--raw", f"/api/v1/namespaces/{ns}/pods/bound/binding?dryRun=All", "-f",
+                               "-", input=binding, check=False)
+
+    def set_policy(text: str) -> None:
+        cluster.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "multus-webhook-policy",
+                                                                  "namespace": "multus-webhook"},
+            "data": {"policy": text}}))
+
+    denied = bind()
+    assert denied.returncode == 1
+    assert denied.stderr.rstrip().endswith("bind it without that annotation [pod-binding-selection]"), denied.stderr
+    set_policy("rules:\n  pod-binding-selection: warn\n")
+    try:
+        warned = eventually(bind, "the policy in force", until=lambda r: r.returncode == 0)
+        assert (f"Warning: the Binding of pod {ns}/bound sets metadata.annotations['k8s.v1.cni.cncf.io/networks'], "
+                "which the apiserver copies onto the pod") in warned.stderr, warned.stderr
+    finally:
+        set_policy("{}")
+        eventually(bind, "the default policy back", until=lambda r: r.returncode == 1)
+
+
 def test_a_later_mutating_webhook_gets_the_gate_fitted_to_what_it_added(cluster: ControlPlane, ns: str) -> None:
     """reinvocationPolicy: IfNeeded, with somebody else's mutating webhook called after ours (its
     configuration's name sorts after multus-webhook): a required pod affinity term it adds moves the

@@ -8,7 +8,7 @@ import pytest
 
 from webhook.admission.handlers import AdmissionContext, validate
 from webhook.admission.review import AdmissionRequest
-from webhook.rules import Policy
+from webhook.rules import Policy, Severity, registered
 
 
 def binding(annotations: dict[str, str] | None) -> AdmissionRequest:
@@ -41,3 +41,20 @@ def test_audit_mode_warns_about_such_a_binding() -> None:
     response = validate(binding({"k8s.v1.cni.cncf.io/networks": "data"}), AdmissionContext(policy=Policy(audit=True)))
     assert response.allowed
     assert response.warnings[0].startswith("the Binding of pod apps/web-7d9f-x2k4q sets")
+
+
+def test_the_refusal_is_a_rule_of_its_own() -> None:
+    rule = registered()["pod-binding-selection"]
+    assert (rule.kinds, rule.severity) == (frozenset({"Binding"}), Severity.DENY)
+    assert "host-network pod" in rule.doc
+    response = validate(binding({"k8s.v1.cni.cncf.io/networks": "data"}), AdmissionContext())
+    assert response.message.endswith("bind it without that annotation [pod-binding-selection]")
+
+
+@pytest.mark.parametrize(("setting", "warned"), [("warn", True), ("off", False)])
+def test_a_policy_sets_the_binding_rule(setting: str, warned: bool) -> None:
+    policy = Policy.from_text(f"rules:\n  pod-binding-selection: {setting}\n", set(registered()), "policy")
+    response = validate(binding({"k8s.v1.cni.cncf.io/networks": "data"}), AdmissionContext(policy=policy))
+    assert response.allowed
+    assert [w.startswith("the Binding of pod apps/web-7d9f-x2k4q sets") for w in response.warnings] == \
+        ([True] if warned else [])

@@ -8,6 +8,7 @@ import pytest
 
 from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION, DefaultNetworks
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate, registered
+from webhook.rules.pod_cluster import _BACKEND_PROTOCOLS
 
 NET = f'metadata.annotations["{NETWORKS_ANNOTATION}"]'
 DEF = f'metadata.annotations["{DEFAULT_NETWORK_ANNOTATION}"]'
@@ -403,3 +404,49 @@ def test_a_profile_with_two_default_routes_of_one_family_is_denied() -> None:
     assert "no pod using this profile would start" in f.message
     assert profile_findings([{"name": "a", "default-route": ["10.0.0.2"]},
                              {"name": "b", "interface": "net9", "default-route": ["fd00::1"]}]) == []
+
+
+#: Protocols some portmap backend writes a rule for, and ones none does (pod-networks-port-mappings).
+SOME_BACKEND_TAKES = ["tcp", "UDP", "Sctp", "dccp", "udplite", "6", "17", "132", "33"]
+NO_BACKEND_TAKES = ["icmp", "", "UDPLITE", "tcp ", "1", "all"]
+
+
+@pytest.mark.parametrize(("entry", "field", "text"), [
+    ({"hostPort": 0, "containerPort": 80, "protocol": "tcp"}, "hostPort",
+     'hostPort is 0 (or left out): portmap refuses a port number that is not above 0 and fails the ADD with '
+     '"Invalid host port number: 0"'),
+    ({"containerPort": 80, "protocol": "tcp"}, "hostPort", "hostPort is 0 (or left out)"),
+    ({"hostPort": -1, "containerPort": 80, "protocol": "tcp"}, "hostPort", "hostPort is -1"),
+    ({"hostPort": 8080, "containerPort": 0, "protocol": "tcp"}, "containerPort", "containerPort is 0 (or left out)"),
+    ({"hostPort": 70000, "containerPort": 80, "protocol": "tcp"}, "hostPort", "hostPort is 70000, above 65535"),
+    # A hostIP does not soften it: where the pod has no address of its family the entry maps nothing.
+    ({"hostPort": 8080, "containerPort": 70000, "protocol": "tcp", "hostIP": "fd00::1"}, "containerPort",
+     "containerPort is 70000, above 65535"),
+    ({"hostPort": 8080, "containerPort": 80}, "protocol",
+     "protocol is missing: portmap writes it as it is into the rule of its backend, and both its backends, "
+     "iptables and nftables, refuse it"),
+])
+def test_a_profile_port_mapping_that_fails_every_pod_is_denied(entry: dict[str, Any], field: str, text: str) -> None:
+    """What the CRD's schema refuses in the cluster, said to `multus-webhook check` too."""
+    [f] = profile_findings([{"name": "a", "portMappings": [{"hostPort": 80, "containerPort": 80, "protocol": "tcp"},
+                                                           entry]}])
+    assert (f.severity, f.field) == (Severity.DENY, f"spec.networks[0].portMappings[1].{field}")
+    assert f.message.startswith(f"spec.networks[0].portMappings[1].{text}"), f.message
+    assert f.message.endswith("(in every pod that gets it from this profile, through any NAD whose portmap takes "
+                              "portMappings)")
+
+
+@pytest.mark.parametrize("protocol", SOME_BACKEND_TAKES + NO_BACKEND_TAKES)
+def test_a_profile_refuses_the_protocols_no_portmap_backend_takes(protocol: str) -> None:
+    """Only those: the profile does not know the NAD's backend, and refusing what one of them takes would
+    refuse profiles that work."""
+    found = profile_findings([{"name": "a", "portMappings": [{"hostPort": 80, "containerPort": 80,
+                                                              "protocol": protocol}]}])
+    assert [f.field for f in found] == ([] if protocol in SOME_BACKEND_TAKES else
+                                        ["spec.networks[0].portMappings[0].protocol"])
+
+
+def test_the_protocol_lists_agree_with_the_pod_rule() -> None:
+    takes = {p for p in SOME_BACKEND_TAKES + NO_BACKEND_TAKES
+             if p.lower() in _BACKEND_PROTOCOLS["iptables"] or p in _BACKEND_PROTOCOLS["nftables"]}
+    assert takes == set(SOME_BACKEND_TAKES)

@@ -6,6 +6,7 @@ from webhook.rules import nad_config as nad_config
 from webhook.rules import nad_ipam as nad_ipam
 from webhook.rules import nad_plugins as nad_plugins
 from webhook.rules import network_profile as network_profile
+from webhook.rules import pod_binding as pod_binding
 from webhook.rules import pod_cluster as pod_cluster
 from webhook.rules import pod_networks as pod_networks
 from webhook.rules.engine import evaluate, rules_for

@@ -16,6 +16,7 @@ from webhook.multus.selection import (
     parse_elements,
 )
 from webhook.rules.findings import Severity, Violation
+from webhook.rules.pod_cluster import port_mapping_failures
 from webhook.rules.registry import field, rule
 from webhook.rules.subject import Subject
 
@@ -35,7 +36,10 @@ def networks(subject: Subject) -> Iterator[Violation]:
     """Every pod labelled with a broken profile would be refused (or hang); refusing the profile itself
     puts the error where it was made. That includes more than one default-route gateway of one IP
     family among the profile's networks: every pod using it gets them all in its networks annotation,
-    and Multus refuses that ("multus does not support ECMP for default-route")."""
+    and Multus refuses that ("multus does not support ECMP for default-route"). And a portMappings entry
+    that portmap fails every ADD with, whatever its backend (a port left out, not above 0 or above 65535,
+    a protocol neither iptables nor nftables takes), which pod-networks-port-mappings would deny on every
+    such pod: the CRD's schema refuses the same in the cluster, and this says it to `multus-webhook check`."""
     parsed = _parsed(subject)
     for problem in parsed.problems:
         yield Violation(problem.field, problem.message)
@@ -58,6 +62,11 @@ def networks(subject: Subject) -> Iterator[Violation]:
         yield Violation(found[1].where.field,
                         f"{excess_default_routes_message(family, found)}, so no pod using this profile would start: "
                         f"keep one IPv{family} default-route in the profile")
+    for i, selection in enumerate(parsed.selections):
+        for j, entry in enumerate(selection.port_mappings):
+            for where, failure in port_mapping_failures(f"spec.networks[{i}].portMappings[{j}]", entry):
+                yield Violation(where, f"{where} {failure} (in every pod that gets it from this profile, through any "
+                                       "NAD whose portmap takes portMappings)")
 
 
 @rule("networkprofile-nad-exists", kinds=PROFILE, severity=Severity.WARN,

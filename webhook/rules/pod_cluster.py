@@ -11,6 +11,7 @@ pod was created with.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from webhook.cni.addresses import between, parse_cidr, parse_ip
@@ -264,6 +265,18 @@ def _port_mapping_problems(at: str, entry: PortMapping | None, backend: str | No
                           f"{entry.host_ip!r}: portmap then skips it)", Severity.WARN)
         else:
             yield (where, problem, severity)
+
+
+def port_mapping_failures(at: str, entry: PortMapping | None) -> Iterator[tuple[str, str]]:
+    """(field, what is wrong) of a portMappings entry that fails the ADD of every pod it reaches through any
+    NAD's portmap: what pod-networks-port-mappings denies with either backend. A hostIP is left out of it:
+    an entry that fails only where the pod has an address of hostIP's family maps nothing elsewhere. This
+    is what the NetworkProfile CRD's schema refuses (manifests/base/crds/networkprofiles.yaml), where a
+    profile knows neither the NAD nor the pod."""
+    judged = replace(entry, host_ip="") if entry is not None else None
+    for where, problem, severity in _port_mapping_problems(at, judged, None, True):
+        if severity is Severity.DENY:
+            yield where, problem
 
 
 def _protocol_problem(field: str, protocol: str, backend: str | None) -> tuple[str, str, Severity] | None:
