@@ -4,7 +4,7 @@ whereabouts is built from the Go module proxy (hack/whereabouts) and keeps its p
 kube-apiserver: the module's ``cluster``, into which this test applies the version's own CRDs (IPPool,
 OverlappingRangeIPReservation, NodeSlicePool, copied from the module's doc/crds by the build script).
 Each config is macvlan + whereabouts, judged by the rules and then ADDed through the real libcni in a
-pair of network namespaces (the ``sandbox`` and ``run_add`` of test_nad_real_plugins). A config the
+pair of network namespaces (webhook.dev.cnisandbox, the ``sandbox`` fixture). A config the
 rules admit must give the pod exactly the addresses the case names (the first free ones of its range,
 excluded ones skipped); one they deny must be refused for the reason the case names, or, where the rule
 denies because whereabouts silently ignores a field, must give the addresses the rule says it gives
@@ -31,9 +31,7 @@ from typing import Any
 
 import pytest
 
-# The sandbox fixture and run_add of the reference-plugin test (this directory is on sys.path).
-from test_nad_real_plugins import MASTER, Sandbox, our_findings, run_add, sandbox  # noqa: F401 (fixture)
-
+from webhook.dev.cnisandbox import MASTER, Sandbox, our_findings, run_add
 from webhook.dev.controlplane import ControlPlane
 from webhook.rules import Severity
 
@@ -251,7 +249,7 @@ def _addresses(box: Sandbox) -> frozenset[str]:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_rules_agree_with_real_whereabouts(
-    case: Case, plugin_dir: Path, store: Store, sandbox: Sandbox, tmp_path: Path  # noqa: F811 (imported fixture)
+    case: Case, plugin_dir: Path, store: Store, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     config = _config(case, store, tmp_path)
     denials = our_findings(config, "net1")
