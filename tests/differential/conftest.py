@@ -8,12 +8,13 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
 
+from webhook.dev import cnisandbox
 from webhook.dev.controlplane import ControlPlane
 
 HACK = Path(__file__).resolve().parents[2] / "hack"
@@ -67,6 +68,14 @@ def whereabouts_dir(require: Callable[[str], NoReturn]) -> Path:
     """The whereabouts IPAM plugin v0.9.4 (./whereabouts) and the version's CRDs (./crds), from
     hack/whereabouts, built on first use."""
     return built(WHEREABOUTS_BUILD_SCRIPT, "github.com/k8snetworkplumbingwg/whereabouts v0.9.4", require)
+
+
+@pytest.fixture
+def sandbox(cni_bin: Path, tmp_path: Path) -> Iterator[cnisandbox.Sandbox]:
+    """A node and a pod network namespace of the test's own (webhook.dev.cnisandbox); ``cni_bin`` first,
+    for its checks that the machine can run plugins at all."""
+    with cnisandbox.sandbox(tmp_path) as box:
+        yield box
 
 
 def _run(tool: Path, request: dict[str, str], *args: str) -> dict[str, Any]:

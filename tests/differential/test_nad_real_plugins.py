@@ -14,14 +14,12 @@ build the plugins and Multus, and the control plane.
 
 from __future__ import annotations
 
-import copy
 import functools
-import itertools
 import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -30,24 +28,13 @@ import pytest
 
 from webhook.cluster.static import StaticClusterView
 from webhook.cni.gojson import fold
+from webhook.dev.cnisandbox import DEVICE, MASTER, Sandbox, ip, our_findings, run_add
 from webhook.rules import Policy, Severity, Subject, evaluate
 
 pytestmark = pytest.mark.slow
 
-#: Rules whose verdict no plugin can confirm: the apiserver or the cluster decides them.
-NOT_PLUGIN_LEVEL = {"nad-name", "nad-config-empty"}
-#: Interfaces on the "node": the master of macvlan/vlan/ipvlan, and the device host-device moves.
-MASTER, DEVICE = "mwmaster", "mwdevice"
 #: The tests/differential/conftest.py fixture that runs the real Multus v4.3.0 (see there).
 RealMultus = Callable[[str, list[dict[str, str]]], dict[str, Any]]
-
-
-_names = itertools.count()
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
-
 
 #: What `ip link add` says when the kernel answers EOPNOTSUPP: no driver for the link type (none built
 #: in, no module to load) or, for one it has, not the feature asked for (bridge VLAN filtering). A fact
@@ -62,12 +49,12 @@ def kernel_lacks(cni_bin: Path, require: Callable[[str], NoReturn]) -> dict[str,
     kernel: a failure under CI=true."""
     ns = f"mwprobe{os.getpid()}"
     try:
-        _ip("netns", "add", ns)
+        ip("netns", "add", ns)
     except subprocess.CalledProcessError as exc:
         require(f"cannot create a network namespace: {exc.stderr.strip()}")
     lacking = {}
     try:
-        _ip("-n", ns, "link", "add", "p0", "type", "veth", "peer", "name", "p1")
+        ip("-n", ns, "link", "add", "p0", "type", "veth", "peer", "name", "p1")
         probes = {
             "dummy": ["type", "dummy"],
             "bridge": ["type", "bridge"],
@@ -90,92 +77,6 @@ def kernel_lacks(cni_bin: Path, require: Callable[[str], NoReturn]) -> dict[str,
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
     return lacking
-
-
-@dataclass
-class Sandbox:
-    host: str
-    pod: str
-    data_dir: Path
-    #: libcni's cache of results (Multus keeps it under /var/lib/cni/multus).
-    cache_dir: Path
-
-
-@pytest.fixture
-def sandbox(cni_bin: Path, tmp_path: Path) -> Iterator[Sandbox]:
-    n = next(_names)
-    box = Sandbox(f"mwh{os.getpid()}x{n}", f"mwp{os.getpid()}x{n}", tmp_path / "host-local", tmp_path / "cache")
-    try:
-        for ns in (box.host, box.pod):
-            _ip("netns", "add", ns)
-            _ip("-n", ns, "link", "set", "lo", "up")
-        for name in (MASTER, DEVICE):
-            _ip("-n", box.host, "link", "add", name, "type", "veth", "peer", "name", f"{name}p")
-            _ip("-n", box.host, "link", "set", name, "up")
-        yield box
-    finally:
-        # Deleting the namespaces removes every link the plugins made in them; host-local's state
-        # lives under tmp_path.
-        for ns in (box.host, box.pod):
-            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    accepted: bool
-    error: str
-
-
-def _with_data_dir(plugin: Any, data_dir: Path) -> Any:
-    if not isinstance(plugin, dict):
-        return plugin
-    plugin = copy.deepcopy(plugin)
-    ipam = plugin.get("ipam")
-    if isinstance(ipam, dict) and ipam.get("type") == "host-local":
-        ipam["dataDir"] = str(data_dir)
-    return plugin
-
-
-def run_add(
-    config: dict[str, Any], box: Sandbox, cni_bin: Path, nad_name: str, cap_args: dict[str, Any] | None = None
-) -> Outcome:
-    """ADD as Multus runs it: the config through libcni (AddNetwork for a single config, AddNetworkList
-    for a list), with ``cap_args`` as the capability args a pod's selection would give."""
-    if isinstance(config.get("plugins"), list):
-        config = {**config, "plugins": [_with_data_dir(p, box.data_dir) for p in config["plugins"]]}
-    else:
-        config = _with_data_dir(config, box.data_dir)
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-        "CNI_PATH": str(cni_bin),
-        **({"CAP_ARGS": json.dumps(cap_args)} if cap_args is not None else {}),
-    }
-    proc = subprocess.run(
-        [
-            "ip", "netns", "exec", box.host, str(cni_bin / "multus-add"),
-            nad_name, f"/var/run/netns/{box.pod}", "net1", f"ctr-{box.pod}", str(box.cache_dir),
-        ],
-        input=json.dumps(config),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if proc.returncode != 0:
-        return Outcome(False, (proc.stdout + proc.stderr).strip())
-    return Outcome(True, "")
-
-
-def our_findings(config: dict[str, Any], nad_name: str, severity: Severity = Severity.DENY) -> list[str]:
-    obj = {"metadata": {"name": nad_name, "namespace": "default"}, "spec": {"config": json.dumps(config)}}
-    findings = evaluate(Subject(obj, "NetworkAttachmentDefinition"), Policy())
-    assert not [f for f in findings if f.message.startswith("internal error in rule")]
-    return [
-        f"{f.rule}: {f.message}"
-        for f in findings
-        if f.severity is severity and f.rule not in NOT_PLUGIN_LEVEL
-    ]
 
 
 @dataclass(frozen=True)
@@ -1649,7 +1550,7 @@ def test_pod_requests_reach_the_real_plugin_as_the_rules_say(
     if case.portmap_iptables and not _portmap_takes_iptables():
         pytest.skip("portmap takes nftables here (no working iptables, nftables present): it refuses the config")
     for name in case.nat_chains:
-        _ip("netns", "exec", sandbox.host, "iptables", "-w", "-t", "nat", "-N", name)
+        ip("netns", "exec", sandbox.host, "iptables", "-w", "-t", "nat", "-N", name)
     delegate = multus_delegate(real_multus, case.config, case.request)
     config = json.loads(delegate["config"])
     cap_args = {k: v for k, v in case.request.items() if k != "cni-args" and fold(k) != "portmappings"}

@@ -4,7 +4,7 @@ whereabouts is built from the Go module proxy (hack/whereabouts) and keeps its p
 kube-apiserver: the module's ``cluster``, into which this test applies the version's own CRDs (IPPool,
 OverlappingRangeIPReservation, NodeSlicePool, copied from the module's doc/crds by the build script).
 Each config is macvlan + whereabouts, judged by the rules and then ADDed through the real libcni in a
-pair of network namespaces (the ``sandbox`` and ``run_add`` of test_nad_real_plugins). A config the
+pair of network namespaces (webhook.dev.cnisandbox, the ``sandbox`` fixture). A config the
 rules admit must give the pod exactly the addresses the case names (the first free ones of its range,
 excluded ones skipped); one they deny must be refused for the reason the case names, or, where the rule
 denies because whereabouts silently ignores a field, must give the addresses the rule says it gives
@@ -31,10 +31,8 @@ from typing import Any
 
 import pytest
 
-# The sandbox fixture and run_add of the reference-plugin test (this directory is on sys.path).
-from test_nad_real_plugins import MASTER, Sandbox, our_findings, run_add, sandbox  # noqa: F401 (fixture)
-
-from webhook.dev.controlplane import ControlPlane
+from webhook.dev.cnisandbox import MASTER, Sandbox, our_findings, run_add
+from webhook.dev.controlplane import ControlPlane, eventually
 from webhook.rules import Severity
 
 pytestmark = pytest.mark.slow
@@ -93,6 +91,8 @@ class Case:
     warned: str | None = None
     #: The ips the pod passes in its selection (IP= in CNI_ARGS, as Multus passes them).
     ips: tuple[str, ...] = ()
+    #: The rules deny it with this text (and the plugin refuses it: ``refused_with``).
+    denied: str | None = None
     #: What the node's whereabouts.conf holds besides the datastore (whereabouts fills the NAD's empty
     #: fields from it).
     flat: dict[str, Any] | None = None
@@ -160,15 +160,39 @@ CASES = [
     Case("addresses-only", {"addresses": [{"address": "10.55.0.5/24"}]}, a("10.55.0.5/24")),
     Case("ipv6-bad-exclude", {"range": "fd00:51::/64", "exclude": ["fd00:51::g/128"]},
          refused_with="could not parse exclude range"),
-    # --- denied: whereabouts ignores the field and allocates from the whole range, as the rule says ---
+    # whereabouts reads node_slice_size as "take this node's slice from the NodeSlicePool", which only the
+    # node-slice controller writes (test_node_slices_as_the_rules_say runs it).
+    Case("node-slice-without-the-controller", {"range": "10.70.0.0/24", "node_slice_size": "/28"},
+         # It logs "error getting node slice kube-system/wa-...: ... not found", then runs the leader
+         # elector it could not make.
+         refused_with="panic: runtime error: invalid memory address or nil pointer dereference",
+         warned="without that controller every pod fails (whereabouts finds no NodeSlicePool, and crashes)"),
+    # --- denied: whereabouts ignores the field and allocates as the rule says instead ---
     Case("start-outside-range", {"range": "10.60.0.0/24", "range_start": "10.61.0.5"}, a("10.60.0.1/24"),
-         ignored="silently ignore"),
+         ignored="silently ignore it and allocate from 10.60.0.1 on"),
+    Case("end-outside-range", {"range": "10.57.0.0/24", "range_start": "10.57.0.100", "range_end": "10.99.0.1"},
+         a("10.57.0.100/24"), ignored="silently ignore it and allocate up to 10.57.0.254"),
     Case("start-unparsable", {"range": "10.64.0.0/24", "range_start": "10.64.0.x"}, a("10.64.0.1/24"),
-         ignored="silently ignore"),
+         ignored="silently drop it and allocate from the first usable address of the range on"),
+    # The start still applies when the end is dropped: not the whole range.
+    Case("end-unparsable", {"range": "10.66.0.0/24", "range_start": "10.66.0.200", "range_end": "10.66.0.x"},
+         a("10.66.0.200/24"), ignored="silently drop it and allocate up to the last usable address of the range"),
+    # The node's whereabouts.conf fills the range_start whereabouts dropped.
+    Case("start-unparsable-the-node-gives-one", {"range": "10.63.0.0/24", "range_start": "10.63.0.x"},
+         a("10.63.0.9/24"), ignored="or use the range_start of the node's whereabouts.conf",
+         flat={"range_start": "10.63.0.9"}),
     Case("start-of-other-family", {"range": "10.65.0.0/24", "range_start": "fd00:65::5"}, a("10.65.0.1/24"),
          ignored="silently ignore"),
     Case("end-before-start", {"range": "10.62.0.0/24", "range_start": "10.62.0.200", "range_end": "10.62.0.100"},
          a("10.62.0.200/24"), ignored="would ignore the end"),
+    # A first-last range sets both ends: range_start and range_end, readable or not, count for nothing.
+    Case("start-unparsable-first-last", {"range": "10.67.0.10-10.67.0.20/24", "range_start": "10.67.0.x"},
+         a("10.67.0.10/24"), ignored="is written first-last/prefix"),
+    Case("start-given-first-last", {"range": "10.68.0.10-10.68.0.20/24", "range_start": "10.68.0.15"},
+         a("10.68.0.10/24"), ignored="is written first-last/prefix"),
+    Case("ip-ranges-start-given-first-last",
+         {"ipRanges": [{"range": "10.69.0.10-10.69.0.20/24", "range_start": "10.69.0.15"}]},
+         a("10.69.0.10/24"), ignored="is written first-last/prefix"),
 ]
 
 
@@ -249,19 +273,17 @@ def _addresses(box: Sandbox) -> frozenset[str]:
                      for info in link["addr_info"] if info.get("scope") == "global")
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_rules_agree_with_real_whereabouts(
-    case: Case, plugin_dir: Path, store: Store, sandbox: Sandbox, tmp_path: Path  # noqa: F811 (imported fixture)
-) -> None:
-    config = _config(case, store, tmp_path)
+def _judge_and_add(case: Case, config: dict[str, Any], store: Store, sandbox: Sandbox, plugin_dir: Path) -> None:
+    """The rules' verdict on ``config`` and then the real ADD, each as ``case`` says."""
     denials = our_findings(config, "net1")
     warnings = our_findings(config, "net1", Severity.WARN)
     if (case.refused_with is None or case.warned is not None) and case.ignored is None:
         assert denials == [], f"the rules deny a config the case says whereabouts takes: {denials}"
     else:
         assert {d.split(":")[0] for d in denials} == {RULE}, f"not (only) {RULE}: {denials}"
-    if case.ignored is not None:
-        assert any(case.ignored in d for d in denials), denials
+    for said in (case.ignored, case.denied):
+        if said is not None:
+            assert any(said in d for d in denials), denials
     if case.warned is not None:
         assert any(w.startswith(RULE) and case.warned in w for w in warnings), warnings
 
@@ -275,9 +297,104 @@ def test_rules_agree_with_real_whereabouts(
     assert _addresses(sandbox) == case.addresses
 
 
-def test_allocations_are_kept_in_the_apiserver(store: Store) -> None:
-    """The pools the cases above allocated from are IPPools in the apiserver (the store is real)."""
-    listed = store.cluster.kubectl("get", "ippools.whereabouts.cni.cncf.io", "-A", "-o", "json").stdout
-    pools = json.loads(listed)["items"]
-    ranges = {pool["spec"]["range"] for pool in pools}
-    assert {"10.21.0.0/24", "fd00:27::/64"} <= ranges, ranges
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_rules_agree_with_real_whereabouts(
+    case: Case, plugin_dir: Path, store: Store, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    _judge_and_add(case, _config(case, store, tmp_path), store, sandbox, plugin_dir)
+
+
+def test_allocations_are_kept_in_the_apiserver(
+    plugin_dir: Path, store: Store, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """What a pod is given is an IPPool's allocation in the apiserver, naming its container: the store is
+    real."""
+    case = Case("kept-in-the-apiserver", {"range": "10.80.0.0/24"}, a("10.80.0.1/24"))
+    _judge_and_add(case, _config(case, store, tmp_path), store, sandbox, plugin_dir)
+    pool = json.loads(store.cluster.kubectl("get", "ippools.whereabouts.cni.cncf.io", "-n", WHEREABOUTS_NAMESPACE,
+                                            "10.80.0.0-24", "-o", "json").stdout)
+    assert pool["spec"]["range"] == "10.80.0.0/24"
+    # An allocation is keyed by its offset from the range's network address.
+    allocation = pool["spec"]["allocations"]["1"]
+    assert (allocation["id"], allocation["ifname"]) == (f"ctr-{sandbox.pod}", "net1"), allocation
+
+
+# --- node_slice_size, with whereabouts' node-slice controller running --------------------------
+
+#: Where whereabouts keeps its pools when the kubeconfig's context names no namespace (storage/kubernetes
+#: wbNamespaceFromCtx), and so where the controller must write its NodeSlicePools.
+WHEREABOUTS_NAMESPACE = "kube-system"
+
+NODE_SLICE_CASES = [
+    # The node's slice is the range's first /28 (the module's only Node): the pod gets its first address.
+    Case("node-slice", {"range": "10.71.0.0/24", "node_slice_size": "/28"}, a("10.71.0.1/24"),
+         warned="without that controller every pod fails"),
+    # The node's slice takes the place of the range, excludes and all.
+    Case("node-slice-exclude-ignored", {"range": "10.76.0.0/24", "node_slice_size": "/28",
+                                        "exclude": ["10.76.0.0/30"]}, a("10.76.0.1/24"),
+         warned="without that controller every pod fails", ignored="ignores exclude when node_slice_size is set"),
+    # The controller makes a NodeSlicePool without slices of a size it cannot read...
+    Case("node-slice-size-unparsable", {"range": "10.72.0.0/24", "node_slice_size": "abc"},
+         refused_with="no allocated node slice for node", denied="not a prefix length"),
+    # ...none at all of a slice larger than the range, or of an IPv6 range...
+    Case("node-slice-larger-than-range", {"range": "10.73.0.0/24", "node_slice_size": "/20"},
+         refused_with="error getting node slice kube-system/wa-node-slice-larger-than-range",
+         denied="larger than the range"),
+    Case("node-slice-ipv6", {"range": "fd00:75::/64", "node_slice_size": "/120"},
+         refused_with="not found", denied="slices IPv4 ranges only"),
+    # ...and slices without a usable address of a size past /30.
+    Case("node-slice-no-usable-address", {"range": "10.74.0.0/24", "node_slice_size": "/31"},
+         refused_with="has no usable IP addresses", denied="use at most /30"),
+]
+
+
+@pytest.fixture(scope="module")
+def node_name(store: Store) -> str:
+    """The Node the module's plugin runs on: whereabouts names its node from NODENAME, then a nodename
+    file, then /etc/hostname (storage/kubernetes getNodeName); the tests' ADD sets neither of the first
+    two. The controller gives slices to the Nodes it finds."""
+    name = Path("/etc/hostname").read_text().strip()
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
+    store.cluster.kubectl("create", "-f", "-", input=json.dumps(node))
+    return name
+
+
+@contextlib.contextmanager
+def node_slice_controller(whereabouts_dir: Path, store: Store, tmp_path: Path, nad: dict[str, Any]) -> Iterator[str]:
+    """whereabouts' node-slice controller, running until it has synced ``nad`` (created here, deleted on the
+    way out) or failed to: yields what it logged. A controller of the case's own, as one may crash (an
+    IPv6 range), and as it fails every whereabouts NAD when two of one network_name (none counts as one)
+    have different ranges."""
+    log = tmp_path / "nodeslicecontroller.log"
+    key = f"{nad['metadata']['namespace']}/{nad['metadata']['name']}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(whereabouts_dir / "nodeslicecontroller"), "-kubeconfig",
+                                 str(store.cluster.kubeconfig)],
+                                env={**os.environ, "WHEREABOUTS_NAMESPACE": WHEREABOUTS_NAMESPACE},
+                                stdout=out, stderr=subprocess.STDOUT)
+    store.cluster.kubectl("create", "-f", "-", input=json.dumps(nad))
+    try:
+        def settled() -> str | None:
+            said = log.read_text(errors="replace")
+            done = f"error syncing '{key}'" in said or (
+                "Successfully synced" in said and f'resourceName="{key}"' in said)
+            return said if done or proc.poll() is not None else None
+
+        yield eventually(settled, f"the node-slice controller to sync {key}")
+    finally:
+        store.cluster.kubectl("delete", "-f", "-", "--wait=false", input=json.dumps(nad), check=False)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("case", NODE_SLICE_CASES, ids=[c.id for c in NODE_SLICE_CASES])
+def test_node_slices_as_the_rules_say(
+    case: Case, plugin_dir: Path, whereabouts_dir: Path, store: Store, node_name: str, sandbox: Sandbox,
+    tmp_path: Path
+) -> None:
+    config = _config(case, store, tmp_path)
+    nad = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+           "metadata": {"name": config["name"], "namespace": "default"}, "spec": {"config": json.dumps(config)}}
+    with node_slice_controller(whereabouts_dir, store, tmp_path, nad):
+        _judge_and_add(case, config, store, sandbox, plugin_dir)

@@ -179,16 +179,17 @@ REFUSED = [
     ),
     (
         "nad-ipam-whereabouts",
-        wa(range="10.0.0.0/24", range_start="10.0.1.5"),
+        wa(range="10.0.0.0/24", range_start="10.0.1.5", range_end="10.0.0.20"),
         f"{P}.range_start",
-        "would silently ignore it",
+        "would silently ignore it and allocate from 10.0.0.1 on",
         "deny",
     ),
     (
         "nad-ipam-whereabouts",
         wa(range="fd00::/120", range_end="fd00::1:5"),
         f"{P}.range_end",
-        "outside the range fd00::/120",
+        "outside the range fd00::/120 (fd00::1-fd00::fe): whereabouts would silently ignore it and allocate up to "
+        "fd00::fe",
         "deny",
     ),
     # whereabouts ignores the end that comes before the start: the end is the field to fix.
@@ -303,12 +304,104 @@ REFUSED = [
         "deny",
     ),
     ("nad-ipam-whereabouts", wa(), f"{P}.range", "there are no ipRanges", "warn"),
-    # whereabouts drops a top-level range_start / range_end it cannot parse and uses the whole range.
+    # whereabouts drops a top-level range_start / range_end it cannot parse: that end of the range is the
+    # range's own (or the node's whereabouts.conf's), the other still applies.
     (
         "nad-ipam-whereabouts",
         wa(range="10.0.0.0/24", range_end="10.0.0.x"),
         f"{P}.range_end",
-        "not an IP address: whereabouts would silently ignore it and allocate from the whole range",
+        "not an IP address: whereabouts would silently drop it and allocate up to the last usable address of "
+        "the range (or use the range_end of the node's whereabouts.conf, if that has one)",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", range_start="10.0.0.x", range_end="10.0.0.20"),
+        f"{P}.range_start",
+        "whereabouts would silently drop it and allocate from the first usable address of the range on",
+        "deny",
+    ),
+    # A first-last range sets both ends: a range_start or range_end beside it counts for nothing.
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.10-10.0.0.20/24", range_start="10.0.0.x"),
+        f"{P}.range_start",
+        "not an IP address: whereabouts ignores range_start and range_end when spec.config.ipam.range is "
+        "written first-last/prefix ('10.0.0.10-10.0.0.20/24'), which sets both ends of the range: drop it",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.10-10.0.0.20/24", range_end="10.0.0.15"),
+        f"{P}.range_end",
+        "is 10.0.0.15, but whereabouts ignores range_start and range_end when spec.config.ipam.range is written "
+        "first-last/prefix ('10.0.0.10-10.0.0.20/24'), which sets both ends of the range (10.0.0.10-10.0.0.20)",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(ipRanges=[{"range": "10.0.0.10-10.0.0.20/24", "range_start": "10.0.0.12"}]),
+        f"{P}.ipRanges[0].range_start",
+        "when spec.config.ipam.ipRanges[0].range is written first-last/prefix",
+        "deny",
+    ),
+    # node_slice_size: the NodeSlicePool comes from the node-slice controller, or every pod fails.
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", node_slice_size="/28"),
+        f"{P}.node_slice_size",
+        "without that controller every pod fails (whereabouts finds no NodeSlicePool, and crashes), and with it "
+        "at most 16 "
+        "nodes get a /28 slice of 10.0.0.0/24",
+        "warn",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", node_slice_size="twenty-eight"),
+        f"{P}.node_slice_size",
+        "'twenty-eight', not a prefix length",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", node_slice_size=" 28"),
+        f"{P}.node_slice_size",
+        "not a prefix length",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", node_slice_size="/20"),
+        f"{P}.node_slice_size",
+        "'/20', larger than the range 10.0.0.0/24 (spec.config.ipam.range)",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(addresses=[{"address": "10.0.0.5/24"}], node_slice_size="-1"),
+        f"{P}.node_slice_size",
+        "larger than the range",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(ipRanges=[{"range": "10.0.0.0/24"}], node_slice_size="/31"),
+        f"{P}.node_slice_size",
+        "use at most /30",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="fd00::/64", node_slice_size="/120"),
+        f"{P}.node_slice_size",
+        "slices IPv4 ranges only",
+        "deny",
+    ),
+    (
+        "nad-ipam-whereabouts",
+        wa(range="10.0.0.0/24", node_slice_size=28),
+        f"{P}.node_slice_size",
+        "reads it as a string",
         "deny",
     ),
     (
@@ -452,6 +545,9 @@ def test_refused(rule: str, config: dict[str, Any], field: str, text: str, sever
 
 
 ALLOWED = [
+    # A range_start or range_end that says what a first-last range says anyway changes nothing.
+    ("nad-ipam-whereabouts", wa(range="10.0.0.10-10.0.0.20/24", range_start="10.0.0.10", range_end="10.0.0.20")),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", node_slice_size="")),
     ("nad-ipam-host-local", hl(subnet="10.0.0.0/30")),
     (
         "nad-ipam-host-local",
@@ -509,6 +605,14 @@ ALLOWED = [
 @pytest.mark.parametrize(("rule", "config"), ALLOWED)
 def test_allowed(rule: str, config: dict[str, Any]) -> None:
     assert findings(nad(config), rule) == []
+
+
+def test_whereabouts_node_slices_drop_every_exclude() -> None:
+    config = wa(range="10.0.0.0/24", exclude=["10.0.0.1"],
+                ipRanges=[{"range": "10.0.1.0/24", "exclude": ["10.0.1.0/30"]}], node_slice_size="/28")
+    found = {(f.field, f.severity) for f in findings(nad(config), "nad-ipam-whereabouts")
+             if "ignores exclude when node_slice_size is set" in f.message}
+    assert found == {(f"{P}.exclude[0]", Severity.DENY), (f"{P}.ipRanges[0].exclude[0]", Severity.DENY)}
 
 
 def test_whereabouts_exclude_without_a_range_still_lacks_a_range() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import posixpath
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -85,28 +86,22 @@ def _get(obj: Mapping[str, Any], base: str, name: str) -> _Field | None:
 
 def _ip_field(
     obj: Mapping[str, Any], base: str, name: str, problems: list[Problem], *, sloppy: bool = False,
-    text_ignored: bool = False,
+    dropped: str | None = None,
 ) -> IPAddress | None:
     """A Go net.IP field: absent, null and "" mean unset; anything unparsable fails the plugin. A
-    ``sloppy`` field is parsed as k8s.io/utils' ParseIPSloppy parses it (see ``_sloppy``). A
-    ``text_ignored`` one is a string the plugin parses itself, dropping one it cannot read (whereabouts'
-    top-level range_start / range_end): refused all the same, for saying what the plugin does not do."""
+    ``sloppy`` field is parsed as k8s.io/utils' ParseIPSloppy parses it (see ``_sloppy``). A string the
+    plugin parses itself and drops when it cannot read it (whereabouts' top-level range_start /
+    range_end) is refused all the same, with ``dropped``, what the plugin then does, as the message."""
     f = _get(obj, base, name)
     if f is None or f.value == "":
         return None
     addr = parse_ip(_sloppy(f.path, f.value, problems) if sloppy else f.value)
     if addr is None:
-        ignored = (
-            ": whereabouts would silently ignore it and allocate from the whole range"
-            if text_ignored and isinstance(f.value, str) else ""
+        advice = (
+            dropped if dropped is not None and isinstance(f.value, str)
+            else "write a plain address such as 10.1.2.3"
         )
-        problems.append(
-            Problem(
-                f.path,
-                f"{f.path} is {describe(f.value)}, not an IP address{ignored}: write a plain address such as "
-                "10.1.2.3",
-            )
-        )
+        problems.append(Problem(f.path, f"{f.path} is {describe(f.value)}, not an IP address: {advice}"))
     return addr
 
 
@@ -467,19 +462,23 @@ def _whereabouts_range(
         )
         return None
     rp = range_f.path
-    start = _ip_field(obj, path, "range_start", problems, sloppy=top, text_ignored=top)
-    end = _ip_field(obj, path, "range_end", problems, sloppy=top, text_ignored=top)
-    excludes = _excludes(obj, path, problems)
-    if not isinstance(range_f.value, str):
-        problems.append(Problem(rp, f"{rp} is {describe(range_f.value)}: write the range as a CIDR string"))
-        return None
     written = range_f.value
+    first_last = isinstance(written, str) and "-" in written
+    start = _ip_field(obj, path, "range_start", problems, sloppy=top,
+                      dropped=_dropped("range_start", rp, written, first_last) if top else None)
+    end = _ip_field(obj, path, "range_end", problems, sloppy=top,
+                    dropped=_dropped("range_end", rp, written, first_last) if top else None)
+    excludes = _excludes(obj, path, problems)
+    if not isinstance(written, str):
+        problems.append(Problem(rp, f"{rp} is {describe(written)}: write the range as a CIDR string"))
+        return None
     text = _sloppy(rp, written, problems)
     start_f, end_f = _get(obj, path, "range_start"), _get(obj, path, "range_end")
     start_path, end_path = start_f.path if start_f else rp, end_f.path if end_f else rp
-    if "-" in text:
+    if first_last:
         # "first-last/prefix": the first address, then the last address written as a CIDR. They replace
-        # range_start and range_end.
+        # range_start and range_end (whereabouts' config.LoadIPAMConfig), of the top level and of an
+        # ipRanges entry alike.
         head, tail = text.split("-", 1)
         dash_start = parse_ip(head)
         parsed = parse_cidr(tail)
@@ -498,6 +497,15 @@ def _whereabouts_range(
                 Problem(rp, f"{rp}: {dash_start} is not inside {net}; start the range inside the network")
             )
             return None
+        for f, given, replacement in ((start_f, start, dash_start), (end_f, end, dash_end)):
+            if f is not None and given is not None and given != replacement:
+                problems.append(
+                    Problem(
+                        f.path,
+                        f"{f.path} is {given}, but {_first_last_sets_both(rp, written)} "
+                        f"({dash_start}-{dash_end}): drop it, or write {rp} as a CIDR",
+                    )
+                )
         start, end, start_path, end_path = dash_start, dash_end, rp, rp
     else:
         parsed = parse_cidr(text)
@@ -520,6 +528,25 @@ def _whereabouts_range(
     return WhereaboutsRange(rp, net, first, last, excludes)
 
 
+def _first_last_sets_both(range_path: str, written: str) -> str:
+    return (f"whereabouts ignores range_start and range_end when {range_path} is written first-last/prefix "
+            f"({written!r}), which sets both ends of the range")
+
+
+def _dropped(name: str, range_path: str, written: Any, first_last: bool) -> str:
+    """What whereabouts does with a top-level range_start / range_end it cannot parse: its
+    backwardsCompatibleIPAddress leaves the field unset without a word. The node's whereabouts.conf
+    then fills it (config.LoadIPAMConfig merges the file into the fields the NAD leaves empty); else a
+    first-last range sets both ends anyway, and a CIDR range starts at its first usable address (or ends
+    at its last), the other end still applying."""
+    if first_last:
+        return f"{_first_last_sets_both(range_path, written)}: drop it"
+    where = "from the first usable address of the range on" if name == "range_start" else \
+        "up to the last usable address of the range"
+    return (f"whereabouts would silently drop it and allocate {where} (or use the {name} of the node's "
+            "whereabouts.conf, if that has one); write a plain address such as 10.1.2.3")
+
+
 def _whereabouts_span(
     net: IPNetwork, start: IPAddress | None, end: IPAddress | None, start_path: str, end_path: str,
     problems: list[Problem],
@@ -533,7 +560,7 @@ def _whereabouts_span(
     if start is not None and between(start, usable_first, usable_last):
         first = start
     elif start is not None and start != net.network_address:
-        problems.append(_outside(start_path, start, net))
+        problems.append(_outside(start_path, start, net, start=True))
     if end is not None and between(end, first, usable_last):
         last = end
     elif end is not None and between(end, usable_first, usable_last):
@@ -545,15 +572,17 @@ def _whereabouts_span(
             )
         )
     elif end is not None and end != net.broadcast_address:
-        problems.append(_outside(end_path, end, net))
+        problems.append(_outside(end_path, end, net, start=False))
     return first, last
 
 
-def _outside(path: str, value: IPAddress, net: IPNetwork) -> Problem:
+def _outside(path: str, value: IPAddress, net: IPNetwork, *, start: bool) -> Problem:
+    first, last = net.network_address + 1, net.broadcast_address - 1
+    instead = f"from {first} on" if start else f"up to {last}"
     return Problem(
         path,
-        f"{path} {value} is outside the range {net} ({net.network_address + 1}-{net.broadcast_address - 1}): "
-        "whereabouts would silently ignore it and allocate from the whole range; use an address inside it",
+        f"{path} {value} is outside the range {net} ({first}-{last}): whereabouts would silently ignore it "
+        f"and allocate {instead}; use an address inside it",
     )
 
 
@@ -680,7 +709,101 @@ def check_whereabouts(plugin: PluginConf) -> list[Problem]:
             )
         )
     _whereabouts_addresses(ipam, path, problems)
+    _node_slice(ipam, path, ranges, problems)
     return _with_field_types(plugin, problems)
+
+
+#: node_slice_size: a prefix length, "/" in front or not (iphelpers.DivideRangeBySize trims one, then
+#: strconv.Atoi).
+_SLICE_SIZE = re.compile(r"/?([+-]?[0-9]+)")
+
+
+def _node_slice(
+    ipam: Mapping[str, Any], ipam_path: str, ranges: Sequence[WhereaboutsRange], problems: list[Problem]
+) -> None:
+    """whereabouts v0.9.4 with node_slice_size allocates each pod from its node's slice of the first range
+    (storage/kubernetes IPManagementKubernetesUpdate), read from a NodeSlicePool (named after
+    network_name, or the network's name) which only the separate node-slice controller writes: without
+    the pool, or without a slice for the node, every ADD fails (newLeaderElector returns no elector, which
+    IPManagement then runs: a nil pointer panic). The plugin never reads the size; the
+    controller (node-controller syncHandler) slices the range by it, and makes no usable slice from a
+    size it cannot read, one shorter than the range's prefix, one that leaves no usable address, or an
+    IPv6 range (DivideRangeBySize counts in 32-bit addresses): every pod fails then, controller or not.
+    The plugin puts the slice in place of each range, without the range's excludes."""
+    f = _get(ipam, ipam_path, "node_slice_size")
+    if f is None or not isinstance(f.value, str) or f.value == "":
+        return
+    # The range the controller slices: the first, when every range parsed (else one is refused already).
+    first = ranges[0] if ranges and all(p.warning for p in problems) else None
+    fails = "no usable slice, and every pod fails"
+    matched = _SLICE_SIZE.fullmatch(f.value)
+    if matched is None:
+        problems.append(
+            Problem(
+                f.path,
+                f"{f.path} is {f.value!r}, not a prefix length: whereabouts' node-slice controller cannot slice "
+                f"the range by it, so there is {fails} (\"no allocated node slice for node\", and a crash); write the "
+                'size of each node\'s slice, e.g. "/28"',
+            )
+        )
+        return
+    size = int(matched.group(1))
+    if first is not None and first.network.version == 6:
+        problems.append(
+            Problem(
+                f.path,
+                f"{f.path} is set, but whereabouts v0.9.4 slices IPv4 ranges only: its node-slice controller "
+                f"crashes on {first.network} ({first.path}), and slices no other network while it does, so "
+                f"there is {fails}; drop node_slice_size or use an IPv4 range",
+            )
+        )
+        return
+    if size < (first.network.prefixlen if first is not None else 0):
+        of = "" if first is None else f" {first.network} ({first.path})"
+        problems.append(
+            Problem(
+                f.path,
+                f"{f.path} is {f.value!r}, larger than the range{of}: whereabouts' node-slice controller refuses "
+                f"to slice it, so there is {fails}; write the prefix length of each node's slice, "
+                + (f"at least /{first.network.prefixlen}" if first is not None else 'e.g. "/28"'),
+            )
+        )
+        return
+    if size > 30:
+        problems.append(
+            Problem(
+                f.path,
+                f"{f.path} is {f.value!r}: a slice that small has no address between its network and broadcast "
+                f"address, so there is {fails}; use at most /30",
+            )
+        )
+        return
+    count = (
+        f", and with it at most {2 ** (size - first.network.prefixlen)} nodes get a /{size} slice of "
+        f"{first.network} (a pod on any other node fails: \"no allocated node slice for node\", and a crash)"
+        if first is not None else ""
+    )
+    problems.append(
+        Problem(
+            f.path,
+            f"{f.path} is set: whereabouts then allocates each pod from its node's slice of the range, read "
+            "from a NodeSlicePool that only the whereabouts node-slice controller writes (its "
+            "doc/crds/node-slice-controller.yaml, apart from the daemonset install); without that controller "
+            f"every pod fails (whereabouts finds no NodeSlicePool, and crashes){count}; run the node-slice "
+            "controller, or drop node_slice_size",
+            warning=True,
+        )
+    )
+    for r in ranges:
+        for epath, _net in r.excludes:
+            problems.append(
+                Problem(
+                    epath,
+                    f"{epath}: whereabouts ignores exclude when node_slice_size is set (it allocates from the "
+                    "node's slice of the range, without the range's excludes); drop node_slice_size, or "
+                    "keep the excluded addresses out of the range",
+                )
+            )
 
 
 # --- static -----------------------------------------------------------------------------------
