@@ -362,7 +362,8 @@ def test_the_controllers_own_store_lists_nodes_and_states_in_pages_and_keeps_onl
         assert [r.kind for r in view.resources] == [NODE, NODE_STATE, AGENT_POD]
         # Every list read (a watch that fails at any time, 410 Gone, has it listed again) took three pages.
         assert limits == {"2"}
-        assert lists and all(pages == [2, 2, 1] for pages in lists), lists
+        assert lists, "no list of MultusNodeStates read to its end"
+        assert all(pages == [2, 2, 1] for pages in lists), lists
         kept = view.objects(NODE_STATE)
         assert sorted(o["metadata"]["name"] for o in kept) == [f"n{i}" for i in range(5)]
         # kubectl apply left managedFields and its last-applied copy: neither is kept.
