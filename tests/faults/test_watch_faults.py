@@ -651,7 +651,9 @@ def lapse(proxy: TcpProxy, controller: Controller) -> None:
     connections, and only they, go through ``proxy``)."""
     proxy.stall()  # the renewal in flight, and every one after it, hangs
     eventually(lambda: not controller.elector.is_leader(), "leadership lapsed", timeout=10)
-    time.sleep(1)  # the controller has found out (it checks every retry period)
+    # The controller has found out (its pass stopped acting, Controller._lapse): a fixed second let
+    # the renewal through first on a loaded machine, and the test then went on without any lapse.
+    eventually(lambda: controller._lapsed_at is not None, "the controller stopped acting", timeout=10)
     proxy.resume()
     proxy.reset()  # the renewal hanging fails; the next one goes through
     eventually(controller.elector.is_leader, "the lease renewed", timeout=10)
