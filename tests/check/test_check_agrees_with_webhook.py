@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
 import ssl
 import subprocess
 import sys
@@ -24,7 +25,7 @@ import jsonpatch
 import pytest
 import yaml
 
-from webhook.dev.controlplane import ControlPlane, WebhookServer, free_port
+from webhook.dev.controlplane import ControlPlane, WebhookServer
 from webhook.documents import load_path
 from webhook.rules import registered
 
@@ -370,10 +371,14 @@ def test_kubeconfig_reads_the_policy_where_the_webhook_was_installed(controlplan
 
 def test_kubeconfig_of_an_unreachable_cluster_exits_2(controlplane: ControlPlane, tmp_path: Path) -> None:
     config = yaml.safe_load(controlplane.kubeconfig.read_text())
-    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(config))
-    result = cli("fixtures/manifests/nads.yaml", "--kubeconfig", str(kubeconfig))
+    # A port held bound and never listened on: connections to it are refused for as long as the test
+    # runs. A port merely free a moment ago could be taken by a server of a test run beside this one.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{closed.getsockname()[1]}"
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(config))
+        result = cli("fixtures/manifests/nads.yaml", "--kubeconfig", str(kubeconfig))
     assert result.returncode == 2
     assert result.stdout == ""
     assert f"multus-webhook check: {kubeconfig}: cannot reach the cluster" in result.stderr

@@ -22,25 +22,32 @@ with atheris.instrument_imports(include=["webhook"]):
     from aiohttp import web
 
     from webhook import certs
-    from webhook.dev.controlplane import free_port
     from webhook.server import ServerState, make_app
     from webhook.tls import ReloadingTLS
 
 KINDS = ["NetworkAttachmentDefinition", "Pod", "NetworkProfile"]
 
 
-def start_server(cert_dir: Path, port: int) -> None:
+def start_server(cert_dir: Path) -> int:
+    """The server on a port the kernel picks as it binds (port 0: no port picked before can be taken
+    meanwhile); the port, once it listens."""
     ready = threading.Event()
+    bound: list[int] = []
 
     async def main() -> None:
         runner = web.AppRunner(make_app(ServerState()), access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ReloadingTLS(cert_dir).context).start()
-        ready.set()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ReloadingTLS(cert_dir).context).start()
+            bound.append(runner.addresses[0][1])
+        finally:
+            ready.set()
         await asyncio.Event().wait()
 
     threading.Thread(target=asyncio.run, args=(main(),), daemon=True).start()
-    ready.wait(10)
+    if not ready.wait(10) or not bound:
+        raise SystemExit("the server did not start")
+    return bound[0]
 
 
 def wrap(fdp: atheris.FuzzedDataProvider) -> bytes:
@@ -60,8 +67,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="atheris-"))
     ca = certs.new_ca()
     certs.write_bundle(work, ca, certs.issue(ca, "localhost", dns_names=["localhost"]))
-    port = free_port()
-    start_server(work, port)
+    port = start_server(work)
     ctx = ssl.create_default_context(cafile=str(work / "ca.crt"))
     conn = http.client.HTTPSConnection("localhost", port, context=ctx, timeout=30)
 

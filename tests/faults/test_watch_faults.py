@@ -648,20 +648,25 @@ def test_a_dead_agents_node_is_unlabelled_though_the_leaders_renewals_keep_faili
 
 def lapse(proxy: TcpProxy, controller: Controller) -> None:
     """A lapse of the controller's leadership, ended by renewing the lease it still holds (its elector's
-    connections, and only they, go through ``proxy``)."""
+    connections, and only they, go through ``proxy``); over once the controller acts again."""
     proxy.stall()  # the renewal in flight, and every one after it, hangs
     eventually(lambda: not controller.elector.is_leader(), "leadership lapsed", timeout=10)
-    time.sleep(1)  # the controller has found out (it checks every retry period)
+    # The controller has found out (its pass stopped acting, Controller._lapse): a fixed second let
+    # the renewal through first on a loaded machine, and the test then went on without any lapse.
+    eventually(lambda: controller._lapsed_at is not None, "the controller stopped acting", timeout=10)
     proxy.resume()
     proxy.reset()  # the renewal hanging fails; the next one goes through
     eventually(controller.elector.is_leader, "the lease renewed", timeout=10)
+    # And it has acted again (Controller._resume): a next lapse starting before that would be taken
+    # for this one, still going on.
+    eventually(lambda: controller._lapsed_at is None, "the controller acting again", timeout=10)
 
 
 def lapses(cluster: ControlPlane, proxy: TcpProxy, controller: Controller, lease: str, times: int) -> None:
     """``times`` lapses (see lapse), each followed by 2s of acting again."""
     for _ in range(times):
         lapse(proxy, controller)
-        time.sleep(2)  # a whole pass after the lapse
+        time.sleep(2)  # 2s of acting (lapse() returns once it acts again), not a wait for something
     spec = lease_spec(cluster, lease)
     assert (spec["holderIdentity"], spec.get("leaseTransitions", 0)) == (controller.config.identity, 0)
 

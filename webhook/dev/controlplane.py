@@ -106,10 +106,56 @@ def binaries_dir() -> Path:
 
 
 def free_port() -> int:
+    """A port free now. Free now only: another process (a test run beside this one, the local end of any
+    outgoing connection) may take it before the server we pass it to binds it, so a server started on
+    one is started again on another when it finds it taken (``lost_port``)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+#: Tries of a server on ports from free_port() that were taken before it could bind them.
+PORT_TRIES = 5
+
+
+def log_size(log: Path) -> int:
+    try:
+        return log.stat().st_size
+    except OSError:
+        return 0
+
+
+def lost_port(proc: subprocess.Popen[bytes], log: Path, offset: int) -> bool:
+    """Whether ``proc`` has exited saying, in ``log`` past ``offset`` (what it wrote), that an address it
+    was to listen on is in use (Go's "bind: address already in use", Python's "Address already in use")."""
+    if proc.poll() is None:
+        return False
+    try:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            said = f.read().decode(errors="replace")
+    except OSError:
+        return False
+    return "address already in use" in said.lower()
+
+
+def wait_http(url: str, timeout: float, *, proc: subprocess.Popen[bytes], what: str) -> None:
+    """As wait_https, for a plain HTTP endpoint (etcd's /health), never through a proxy."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ControlPlaneError(f"{what} exited with {proc.returncode} before it was ready")
+        try:
+            with opener.open(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(exc)
+        time.sleep(0.1)
+    raise ControlPlaneError(f"{what} not ready after {timeout:.0f}s: {last}")
 
 
 def wait_https(url: str, ca: Path, timeout: float, *, client: tuple[Path, Path] | None = None,
@@ -180,9 +226,26 @@ class ControlPlane:
         self.install_crds()
 
     def start_etcd(self) -> None:
-        self.etcd_port = self.etcd_port or free_port()
-        peer = free_port()
-        self._spawn("etcd", [
+        """etcd on its port (one from free_port() the first time), once it answers /health; started again
+        on other ports when one it was given was taken meanwhile."""
+        chosen = not self.etcd_port
+        for attempt in range(PORT_TRIES):
+            self.etcd_port = self.etcd_port or free_port()
+            offset = log_size(self.dir / "etcd.log")
+            proc = self._start_etcd(free_port())
+            try:
+                wait_http(f"http://127.0.0.1:{self.etcd_port}/health", 60, proc=proc, what="etcd")
+                return
+            except ControlPlaneError:
+                if attempt + 1 < PORT_TRIES and lost_port(proc, self.dir / "etcd.log", offset):
+                    self.procs.pop("etcd", None)
+                    if chosen:
+                        self.etcd_port = 0
+                    continue
+                raise
+
+    def _start_etcd(self, peer: int) -> subprocess.Popen[bytes]:
+        return self._spawn("etcd", [
             str(self.bin_dir / "etcd"), "--data-dir", str(self.dir / "etcd"),
             "--listen-client-urls", f"http://127.0.0.1:{self.etcd_port}",
             "--advertise-client-urls", f"http://127.0.0.1:{self.etcd_port}",
@@ -222,7 +285,25 @@ class ControlPlane:
         write_atomic(self.pki / "sa.pub", pub)
 
     def start_apiserver(self) -> None:
-        self.port = self.port or free_port()
+        """kube-apiserver, once ready: on a port from free_port() the first time, another one if that
+        was taken before it could bind it; a restart keeps its port (clients have its URL)."""
+        chosen = not self.port
+        for attempt in range(PORT_TRIES):
+            self.port = self.port or free_port()
+            offset = log_size(self.dir / "kube-apiserver.log")
+            try:
+                self._start_apiserver()
+                return
+            except ControlPlaneError:
+                proc = self.procs.get("kube-apiserver")
+                if chosen and attempt + 1 < PORT_TRIES and proc is not None and \
+                        lost_port(proc, self.dir / "kube-apiserver.log", offset):
+                    self.procs.pop("kube-apiserver", None)
+                    self.port = 0
+                    continue
+                raise
+
+    def _start_apiserver(self) -> None:
         p = self.pki
         # SIGKILL when we die: etcd, signalled at the same moment, is gone first, and a graceful shutdown
         # without etcd hung for minutes (stop() too gives it 15s, then SIGKILL).
@@ -284,8 +365,25 @@ class ControlPlane:
 
     def start_scheduler(self, extra_args: Sequence[str] = ()) -> None:
         """kube-scheduler against this apiserver; returns once it has synced its informers (readyz), so a
-        pod created after it is scheduled by it. stop() or stop_scheduler() ends it."""
-        self.scheduler_port = self.scheduler_port or free_port()
+        pod created after it is scheduled by it. stop() or stop_scheduler() ends it. On a port from
+        free_port() the first time, another one if that was taken before it could bind it."""
+        chosen = not self.scheduler_port
+        for attempt in range(PORT_TRIES):
+            self.scheduler_port = self.scheduler_port or free_port()
+            offset = log_size(self.dir / "kube-scheduler.log")
+            try:
+                self._start_scheduler(extra_args)
+                return
+            except ControlPlaneError:
+                proc = self.procs.get("kube-scheduler")
+                if chosen and attempt + 1 < PORT_TRIES and proc is not None and \
+                        lost_port(proc, self.dir / "kube-scheduler.log", offset):
+                    self.procs.pop("kube-scheduler", None)
+                    self.scheduler_port = 0
+                    continue
+                raise
+
+    def _start_scheduler(self, extra_args: Sequence[str]) -> None:
         kubeconfig = self.write_kubeconfig(self.dir / "kube-scheduler.kubeconfig", user="kube-scheduler")
         p = self.pki
         proc = self._spawn("kube-scheduler", [
@@ -350,6 +448,9 @@ class WebhookServer:
         #: The certificate and key the readiness probe presents (for a server started with --client-ca).
         self.client_cert = client_cert
         self.cert_dir = work_dir / "certs"
+        #: A port from free_port() may be taken before the server binds it: its first start then tries
+        #: another. A port given, or one it has served on (the apiserver has its URL), is kept.
+        self._port_chosen = not port
         self.port = port or free_port()
         self.extra_args = list(extra_args)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -377,19 +478,30 @@ class WebhookServer:
             return exc.code, exc.read().decode()
 
     def start(self) -> None:
-        self.proc = spawn(
-            [sys.executable, "-m", "webhook.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--cert-dir", str(self.cert_dir), *self.extra_args],
-            self.dir / "webhook.log", env=standalone_env(),
-        )
-        try:
-            wait_https(f"{self.url}/healthz", self.ca_file, 30, client=self.client_cert, proc=self.proc,
-                       what="multus-webhook serve")
-        except BaseException:
-            # ``with`` calls no __exit__ when __enter__ raises: a server that never answered would outlive
-            # the test run.
-            self.stop()
-            raise
+        log = self.dir / "webhook.log"
+        for attempt in range(PORT_TRIES):
+            offset = log_size(log)
+            self.proc = spawn(
+                [sys.executable, "-m", "webhook.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--cert-dir", str(self.cert_dir), *self.extra_args],
+                log, env=standalone_env(),
+            )
+            try:
+                wait_https(f"{self.url}/healthz", self.ca_file, 30, client=self.client_cert, proc=self.proc,
+                           what="multus-webhook serve")
+                self._port_chosen = False
+                return
+            except ControlPlaneError:
+                if self._port_chosen and attempt + 1 < PORT_TRIES and lost_port(self.proc, log, offset):
+                    self.port = free_port()
+                    continue
+                self.stop()
+                raise
+            except BaseException:
+                # ``with`` calls no __exit__ when __enter__ raises: a server that never answered would outlive
+                # the test run.
+                self.stop()
+                raise
 
     def stop(self) -> int | None:
         return None if self.proc is None else terminate(self.proc, 20)
