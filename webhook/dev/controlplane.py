@@ -140,6 +140,26 @@ def lost_port(proc: subprocess.Popen[bytes], log: Path, offset: int) -> bool:
     return "address already in use" in said.lower()
 
 
+def start_on_port(spawn: Callable[[], subprocess.Popen[bytes]], ready: Callable[[subprocess.Popen[bytes]], None],
+                  log: Path, new_port: Callable[[], None] | None) -> None:
+    """``spawn()`` a server and wait until ``ready`` (which raises ControlPlaneError if it is not). When
+    the server exited because a port it was given was taken meanwhile (a port from free_port() is free
+    only when chosen), ``new_port()`` picks another and it is spawned again, PORT_TRIES times in all.
+    ``new_port`` None: the port was given, or served on (clients have the URL), and is kept."""
+    attempt = 1
+    while True:
+        offset = log_size(log)
+        proc = spawn()
+        try:
+            ready(proc)
+            return
+        except ControlPlaneError:
+            if new_port is None or attempt == PORT_TRIES or not lost_port(proc, log, offset):
+                raise
+        new_port()
+        attempt += 1
+
+
 def wait_http(url: str, timeout: float, *, proc: subprocess.Popen[bytes], what: str) -> None:
     """As wait_https, for a plain HTTP endpoint (etcd's /health), never through a proxy."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -226,26 +246,25 @@ class ControlPlane:
         self.install_crds()
 
     def start_etcd(self) -> None:
-        """etcd on its port (one from free_port() the first time), once it answers /health; started again
-        on other ports when one it was given was taken meanwhile."""
+        """etcd, once it answers /health: its client port from free_port() the first time (a restart keeps
+        it), a new peer port at each start; started again when one of them was taken meanwhile."""
         chosen = not self.etcd_port
-        for attempt in range(PORT_TRIES):
-            self.etcd_port = self.etcd_port or free_port()
-            offset = log_size(self.dir / "etcd.log")
-            proc = self._start_etcd(free_port())
-            try:
-                wait_http(f"http://127.0.0.1:{self.etcd_port}/health", 60, proc=proc, what="etcd")
-                return
-            except ControlPlaneError:
-                if attempt + 1 < PORT_TRIES and lost_port(proc, self.dir / "etcd.log", offset):
-                    self.procs.pop("etcd", None)
-                    if chosen:
-                        self.etcd_port = 0
-                    continue
-                raise
+        self.etcd_port = self.etcd_port or free_port()
+        self._start("etcd", lambda: self._etcd_args(free_port()),
+                    lambda proc: wait_http(f"http://127.0.0.1:{self.etcd_port}/health", 60, proc=proc, what="etcd"),
+                    # The peer port is new at every try: a given client port is tried again.
+                    self._repick("etcd_port") if chosen else lambda: None)
 
-    def _start_etcd(self, peer: int) -> subprocess.Popen[bytes]:
-        return self._spawn("etcd", [
+    def _start(self, name: str, args: Callable[[], Sequence[str]], ready: Callable[[subprocess.Popen[bytes]], None],
+               new_port: Callable[[], None] | None, parent_death_signal: signal.Signals = signal.SIGTERM) -> None:
+        start_on_port(lambda: self._spawn(name, args(), parent_death_signal), ready, self.dir / f"{name}.log", new_port)
+
+    def _repick(self, attr: str) -> Callable[[], None]:
+        """What picks another port for the server whose port is ``attr``."""
+        return lambda: setattr(self, attr, free_port())
+
+    def _etcd_args(self, peer: int) -> list[str]:
+        return [
             str(self.bin_dir / "etcd"), "--data-dir", str(self.dir / "etcd"),
             "--listen-client-urls", f"http://127.0.0.1:{self.etcd_port}",
             "--advertise-client-urls", f"http://127.0.0.1:{self.etcd_port}",
@@ -253,7 +272,7 @@ class ControlPlane:
             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
             "--initial-cluster", f"default=http://127.0.0.1:{peer}",
             "--unsafe-no-fsync", "--log-level", "warn",
-        ])
+        ]
 
     def write_pki(self) -> None:
         if (self.pki / "ca.crt").exists():
@@ -285,29 +304,22 @@ class ControlPlane:
         write_atomic(self.pki / "sa.pub", pub)
 
     def start_apiserver(self) -> None:
-        """kube-apiserver, once ready: on a port from free_port() the first time, another one if that
-        was taken before it could bind it; a restart keeps its port (clients have its URL)."""
+        """kube-apiserver, once ready: on a port from free_port() the first time (another one if that was
+        taken before it could bind it); a restart keeps its port (clients have its URL)."""
         chosen = not self.port
-        for attempt in range(PORT_TRIES):
-            self.port = self.port or free_port()
-            offset = log_size(self.dir / "kube-apiserver.log")
-            try:
-                self._start_apiserver()
-                return
-            except ControlPlaneError:
-                proc = self.procs.get("kube-apiserver")
-                if chosen and attempt + 1 < PORT_TRIES and proc is not None and \
-                        lost_port(proc, self.dir / "kube-apiserver.log", offset):
-                    self.procs.pop("kube-apiserver", None)
-                    self.port = 0
-                    continue
-                raise
-
-    def _start_apiserver(self) -> None:
+        self.port = self.port or free_port()
         p = self.pki
         # SIGKILL when we die: etcd, signalled at the same moment, is gone first, and a graceful shutdown
         # without etcd hung for minutes (stop() too gives it 15s, then SIGKILL).
-        proc = self._spawn("kube-apiserver", [
+        self._start("kube-apiserver", self._apiserver_args,
+                    lambda proc: wait_https(f"{self.url}/readyz", p / "ca.crt", 90,
+                                            client=(p / "admin.crt", p / "admin.key"), proc=proc,
+                                            what="kube-apiserver"),
+                    self._repick("port") if chosen else None, parent_death_signal=signal.SIGKILL)
+
+    def _apiserver_args(self) -> list[str]:
+        p = self.pki
+        return [
             str(self.bin_dir / "kube-apiserver"),
             f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
             f"--secure-port={self.port}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
@@ -325,9 +337,7 @@ class ControlPlane:
             f"--service-account-key-file={p / 'sa.pub'}",
             f"--service-account-signing-key-file={p / 'sa.key'}",
             *self.apiserver_args,
-        ], parent_death_signal=signal.SIGKILL)
-        wait_https(f"{self.url}/readyz", p / "ca.crt", 90, client=(p / "admin.crt", p / "admin.key"),
-                   proc=proc, what="kube-apiserver")
+        ]
 
     def write_kubeconfig(self, path: Path | None = None, *, user: str = "admin") -> Path:
         """A kubeconfig with the certificates embedded, so it can be copied anywhere: admin's, or that
@@ -368,25 +378,16 @@ class ControlPlane:
         pod created after it is scheduled by it. stop() or stop_scheduler() ends it. On a port from
         free_port() the first time, another one if that was taken before it could bind it."""
         chosen = not self.scheduler_port
-        for attempt in range(PORT_TRIES):
-            self.scheduler_port = self.scheduler_port or free_port()
-            offset = log_size(self.dir / "kube-scheduler.log")
-            try:
-                self._start_scheduler(extra_args)
-                return
-            except ControlPlaneError:
-                proc = self.procs.get("kube-scheduler")
-                if chosen and attempt + 1 < PORT_TRIES and proc is not None and \
-                        lost_port(proc, self.dir / "kube-scheduler.log", offset):
-                    self.procs.pop("kube-scheduler", None)
-                    self.scheduler_port = 0
-                    continue
-                raise
+        self.scheduler_port = self.scheduler_port or free_port()
+        self._start("kube-scheduler", lambda: self._scheduler_args(extra_args),
+                    lambda proc: wait_https(f"https://127.0.0.1:{self.scheduler_port}/readyz", self.pki / "ca.crt",
+                                            60, proc=proc, what="kube-scheduler"),
+                    self._repick("scheduler_port") if chosen else None)
 
-    def _start_scheduler(self, extra_args: Sequence[str]) -> None:
+    def _scheduler_args(self, extra_args: Sequence[str]) -> list[str]:
         kubeconfig = self.write_kubeconfig(self.dir / "kube-scheduler.kubeconfig", user="kube-scheduler")
         p = self.pki
-        proc = self._spawn("kube-scheduler", [
+        return [
             str(self.bin_dir / "kube-scheduler"),
             f"--kubeconfig={kubeconfig}",
             # One scheduler: waiting for a lease would only delay the start (and a restart by the
@@ -407,9 +408,7 @@ class ControlPlane:
             # Each attempt ("no fit; waiting") and binding is then in kube-scheduler.log for a failed test.
             "--v=2",
             *extra_args,
-        ])
-        wait_https(f"https://127.0.0.1:{self.scheduler_port}/readyz", p / "ca.crt", 60, proc=proc,
-                   what="kube-scheduler")
+        ]
 
     def stop_scheduler(self) -> None:
         self._terminate("kube-scheduler")
@@ -479,29 +478,29 @@ class WebhookServer:
 
     def start(self) -> None:
         log = self.dir / "webhook.log"
-        for attempt in range(PORT_TRIES):
-            offset = log_size(log)
+
+        def serve() -> subprocess.Popen[bytes]:
             self.proc = spawn(
                 [sys.executable, "-m", "webhook.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                  "--cert-dir", str(self.cert_dir), *self.extra_args],
                 log, env=standalone_env(),
             )
-            try:
-                wait_https(f"{self.url}/healthz", self.ca_file, 30, client=self.client_cert, proc=self.proc,
-                           what="multus-webhook serve")
-                self._port_chosen = False
-                return
-            except ControlPlaneError:
-                if self._port_chosen and attempt + 1 < PORT_TRIES and lost_port(self.proc, log, offset):
-                    self.port = free_port()
-                    continue
-                self.stop()
-                raise
-            except BaseException:
-                # ``with`` calls no __exit__ when __enter__ raises: a server that never answered would outlive
-                # the test run.
-                self.stop()
-                raise
+            return self.proc
+
+        try:
+            start_on_port(serve, lambda proc: wait_https(f"{self.url}/healthz", self.ca_file, 30,
+                                                         client=self.client_cert, proc=proc,
+                                                         what="multus-webhook serve"),
+                          log, self._new_port if self._port_chosen else None)
+        except BaseException:
+            # ``with`` calls no __exit__ when __enter__ raises: a server that never answered would outlive
+            # the test run.
+            self.stop()
+            raise
+        self._port_chosen = False
+
+    def _new_port(self) -> None:
+        self.port = free_port()
 
     def stop(self) -> int | None:
         return None if self.proc is None else terminate(self.proc, 20)
