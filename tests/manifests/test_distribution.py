@@ -212,12 +212,16 @@ def test_base_shape(cluster: ControlPlane) -> None:
     policy = find(docs, "NetworkPolicy", "multus-webhook")["spec"]
     assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == [8443]
     agent = find(docs, "DaemonSet", "multus-webhook-agent")["spec"]["template"]["spec"]
-    assert all(m["readOnly"] for m in agent["containers"][0]["volumeMounts"])
+    # Read-only on the host; writable only for its ready file, in memory.
+    emptydirs = {v["name"] for v in agent["volumes"] if "emptyDir" in v}
+    assert emptydirs == {"agent-state"}
+    assert all(m["readOnly"] for m in agent["containers"][0]["volumeMounts"] if m["name"] not in emptydirs)
     # uid 0 for the daemon's 0700 socket directory, and nothing more.
     assert agent["securityContext"]["runAsUser"] == 0
     assert agent["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert agent["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
-    assert agent["containers"][0]["args"] == ["agent", "--host-root=/host"]
+    assert agent["containers"][0]["args"] == ["agent", "--host-root=/host",
+                                              "--ready-file=/run/multus-webhook-agent/published"]
     multus = find(docs, "DaemonSet", "kube-multus-ds")["spec"]["template"]["spec"]
     assert multus["priorityClassName"] == "system-node-critical"
     assert multus["tolerations"] == [{"operator": "Exists"}]
@@ -474,6 +478,23 @@ def test_a_multus_pod_is_ready_only_once_its_daemon_wrote_the_multus_config(
     assert not probe(daemon, paths), "ready with the config of an earlier daemon"
     os.utime(conf, (2000.5, 2000.5))  # written by this container's daemon
     assert probe(daemon, paths)
+
+
+def test_an_agent_pod_is_ready_once_its_run_published_the_node_state(cluster: ControlPlane, tmp_path: Path) -> None:
+    """Without a probe `rollout status` of the agents succeeded while agents exited. The probe tests
+    for the file the run writes after its first MultusNodeState write (tests/e2e: the agent's side)."""
+    agent = find(build(cluster, "base"), "DaemonSet", "multus-webhook-agent")["spec"]["template"]["spec"]
+    [container] = agent["containers"]
+    interpreter = re.search(r"printf '#!(\S+)\\n", (REPO / "Dockerfile").read_text())
+    assert interpreter is not None
+    assert container["readinessProbe"]["exec"]["command"][0] == interpreter.group(1)
+    [ready_file] = [a.split("=", 1)[1] for a in container["args"] if a.startswith("--ready-file=")]
+    assert any(PurePosixPath(m["mountPath"]) in PurePosixPath(ready_file).parents for m in container["volumeMounts"]
+               if m["name"] in {v["name"] for v in agent["volumes"] if "emptyDir" in v})
+    here = tmp_path / "published"
+    assert not probe(container, {ready_file: here}, sys.executable)
+    here.write_text("")
+    assert probe(container, {ready_file: here}, sys.executable)
 
 
 @pytest.mark.parametrize("path", [p for p in BUILDS if "uninstall" in p])
