@@ -262,5 +262,5 @@ def test_a_ctrl_c_while_make_run_starts_is_reported_as_one(controlplane_bin: Pat
         terminate(run, PATIENCE)
     out = log.read_text()
     assert status == 0, out
-    assert out.startswith("make run: interrupted while starting (kubectl apply -f ")
+    assert out.startswith("make run: interrupted while starting (kubectl apply -k ")
     assert out.endswith(" was killed by SIGINT)\nstopped; temporary data removed\n")

@@ -118,6 +118,31 @@ def test_the_node_state_follows_the_host(controlplane: ControlPlane, host: Stand
     assert condition(status, "Ready")["reason"] == "AgentStopped"
 
 
+def test_the_ready_file_says_this_run_published_the_node_state(controlplane: ControlPlane, host: StandInHost,
+                                                              node_name: str, tmp_path: Path) -> None:
+    """The agent DaemonSet's readiness probe tests for it: an earlier run's file goes at start, the file
+    comes once the MultusNodeState is written, and goes on the way out."""
+    ready = tmp_path / "published"
+    ready.write_text("")  # an earlier run's, on the volume that outlives the container
+    refused = Subcommand(["agent", "--kubeconfig", str(controlplane.kubeconfig), "--node-name", "Not_A_Name",
+                          "--host-root", str(host.root), "--interval", "1", "--poll-interval", "0.2",
+                          "--ready-file", str(ready)], tmp_path / "refused.log").start()
+    try:
+        eventually(lambda: "could not write MultusNodeState" in refused.output(), what="a refused write")
+        assert not ready.exists()
+    finally:
+        assert refused.stop() == 0
+    proc = Subcommand(["agent", "--kubeconfig", str(controlplane.kubeconfig), "--node-name", node_name,
+                       "--host-root", str(host.root), "--interval", "1", "--poll-interval", "0.2",
+                       "--ready-file", str(ready)], tmp_path / "agent.log").start()
+    try:
+        eventually(ready.exists, what="the ready file")
+        assert state(controlplane, node_name)["nodeName"] == node_name
+    finally:
+        assert proc.stop() == 0
+    assert not ready.exists()
+
+
 def test_the_agent_survives_an_apiserver_that_refuses_it(controlplane: ControlPlane, host: StandInHost,
                                                         tmp_path: Path) -> None:
     # A node name the apiserver refuses as an object name: every write fails, the agent keeps going.

@@ -92,26 +92,89 @@ def images_by_name(docs: list[dict[str, Any]]) -> dict[str, set[str]]:
     return found
 
 
-def test_the_base_pins_every_image_of_every_overlay(cluster: ControlPlane, tmp_path: Path) -> None:
-    """One place sets each image's tag: the base's images:, which by itself does not reach the
-    containers components add (the Talos installer, the cleanup). A bumped tag left out of one of
-    them would run two versions of our image over the one on-host record (installed.json)."""
+def base_images(root: Path) -> dict[str, tuple[str, str]]:
+    """The base's images: by kustomize name: the image name each is mapped to, and its tag."""
+    config = yaml.safe_load((root / "base" / "kustomization.yaml").read_text())
+    return {i["name"]: (i.get("newName", i["name"]), i["newTag"]) for i in config["images"]}
+
+
+def copy_with_tags(tmp_path: Path, tags: dict[str, str]) -> Path:
+    """A copy of manifests/ whose base's images: sets these kustomize names to these tags."""
     import shutil
 
     copy = tmp_path / "manifests"
     shutil.copytree(MANIFESTS, copy)
     kustomization = copy / "base" / "kustomization.yaml"
     config = yaml.safe_load(kustomization.read_text())
-    pinned = {i["name"]: i["newTag"] for i in config["images"]}
     for image in config["images"]:
-        image["newTag"] = f"{image['newTag']}-bumped"
+        image["newTag"] = tags.get(image["name"], image["newTag"])
     kustomization.write_text(yaml.safe_dump(config))
+    return copy
+
+
+def test_the_base_pins_every_image_of_every_overlay(cluster: ControlPlane, tmp_path: Path) -> None:
+    """One place sets each image's tag: the base's images:, which by itself does not reach the
+    containers components add (the Talos installer, the cleanup). A bumped tag left out of one of
+    them would run two versions of our image over the one on-host record (installed.json)."""
+    pinned = base_images(MANIFESTS)
+    copy = copy_with_tags(tmp_path, {name: f"{tag}-bumped" for name, (_, tag) in pinned.items()})
     for path in BUILDS:
-        for root, tags in ((MANIFESTS, pinned), (copy, {n: f"{t}-bumped" for n, t in pinned.items()})):
+        for root, suffix in ((MANIFESTS, ""), (copy, "-bumped")):
             docs = [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(root / path)).stdout) if d]
             found = images_by_name(docs)
             assert "ghcr.io/multus-webhook/multus-webhook" in found
-            assert found == {name: {tags.get(name)} for name in found}, f"{root}/{path}"
+            expected = {image: {tag + suffix} for image, tag in pinned.values()}
+            assert found == {name: expected.get(name) for name in found}, f"{root}/{path}"
+
+
+NODE_IMAGE = "multus-webhook-node"
+WEBHOOK_IMAGE = "ghcr.io/multus-webhook/multus-webhook"
+
+
+def pod_templates(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {f"{d['kind']}/{d['metadata']['name']}": d["spec"]["template"] for d in docs
+            if d["kind"] in ("Deployment", "DaemonSet")}
+
+
+@pytest.mark.parametrize("path", BUILDS)
+def test_a_new_webhook_image_does_not_roll_multus_and_a_new_node_image_rolls_nothing_else(
+        cluster: ControlPlane, tmp_path: Path, path: str) -> None:
+    """Our image runs in the Multus DaemonSet too (render-daemon-config, the Talos installer, the
+    cleanup). Under the webhook's image name, every upgrade of the webhook rolled Multus on every node,
+    each node without a top-level CNI config while its Multus pod restarts. Its own kustomize name
+    (multus-webhook-node) lets the webhook, controller and agent move alone (docs/install.md, Upgrading)."""
+    assert base_images(MANIFESTS)[NODE_IMAGE] == base_images(MANIFESTS)[WEBHOOK_IMAGE]
+    before = pod_templates(build(cluster, path))
+    multus = "DaemonSet/kube-multus-ds"
+    for bumped, rolled in ((WEBHOOK_IMAGE, {"Deployment/multus-webhook", "DaemonSet/multus-webhook-agent"}),
+                           (NODE_IMAGE, {multus})):
+        root = copy_with_tags(tmp_path / bumped.replace("/", "_"), {bumped: "0.2.0"})
+        after = pod_templates([d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(root / path)).stdout)
+                               if d])
+        assert {name for name in before if before[name] != after[name]} == rolled, f"{bumped} bumped"
+        if bumped == NODE_IMAGE:
+            spec = after[multus]["spec"]
+            ours = [c for c in spec.get("initContainers", []) + spec["containers"]
+                    if c["image"].startswith(f"{WEBHOOK_IMAGE}:")]
+            assert ours
+            assert all(c["image"] == f"{WEBHOOK_IMAGE}:0.2.0" for c in ours)
+
+
+@pytest.mark.parametrize("overlay", ["talos-cilium", "talos-cilium-uninstall"])
+def test_the_documented_images_override_reaches_every_container_of_ours(
+        cluster: ControlPlane, tmp_path: Path, overlay: str) -> None:
+    """docs/install.md, The image: one images: entry in the user's kustomization moves every container
+    of ours, those of the Multus DaemonSet (multus-webhook-node) included, to the user's registry."""
+    (tmp_path / "kustomization.yaml").write_text(json.dumps({
+        "resources": [os.path.relpath(MANIFESTS / "overlays" / overlay, tmp_path)],
+        "images": [{"name": WEBHOOK_IMAGE, "newName": "registry.example.com/multus-webhook", "newTag": "0.1.0"}]}))
+    docs = [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(tmp_path)).stdout) if d]
+    found = images_by_name(docs)
+    assert WEBHOOK_IMAGE not in found
+    assert found["registry.example.com/multus-webhook"] == {"0.1.0"}
+    multus = find(docs, "DaemonSet", "kube-multus-ds")["spec"]["template"]["spec"]
+    assert "registry.example.com/multus-webhook:0.1.0" in {
+        c["image"] for c in multus.get("initContainers", []) + multus["containers"]}
 
 
 def test_base_shape(cluster: ControlPlane) -> None:
@@ -149,12 +212,16 @@ def test_base_shape(cluster: ControlPlane) -> None:
     policy = find(docs, "NetworkPolicy", "multus-webhook")["spec"]
     assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == [8443]
     agent = find(docs, "DaemonSet", "multus-webhook-agent")["spec"]["template"]["spec"]
-    assert all(m["readOnly"] for m in agent["containers"][0]["volumeMounts"])
+    # Read-only on the host; writable only for its ready file, in memory.
+    emptydirs = {v["name"] for v in agent["volumes"] if "emptyDir" in v}
+    assert emptydirs == {"agent-state"}
+    assert all(m["readOnly"] for m in agent["containers"][0]["volumeMounts"] if m["name"] not in emptydirs)
     # uid 0 for the daemon's 0700 socket directory, and nothing more.
     assert agent["securityContext"]["runAsUser"] == 0
     assert agent["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert agent["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
-    assert agent["containers"][0]["args"] == ["agent", "--host-root=/host"]
+    assert agent["containers"][0]["args"] == ["agent", "--host-root=/host",
+                                              "--ready-file=/run/multus-webhook-agent/published"]
     multus = find(docs, "DaemonSet", "kube-multus-ds")["spec"]["template"]["spec"]
     assert multus["priorityClassName"] == "system-node-critical"
     assert multus["tolerations"] == [{"operator": "Exists"}]
@@ -285,9 +352,14 @@ def test_talos_mounts_var_run_netns_and_installs_the_listed_plugins(cluster: Con
     assert installer["args"][0] == "install-cni"
     # The plugins come from our image, where the Dockerfile puts those built from hack/cniplugins (the
     # ones the differential tests run), not from another image with another release of them.
-    webhook_image = find(docs, "Deployment", "multus-webhook")["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert installer["image"] == webhook_image
-    assert {c["image"] for c in multus["initContainers"]} == {webhook_image, multus["containers"][0]["image"]}
+    # The node image (multus-webhook-node), as render-daemon-config runs it, not the Deployment's:
+    # a new webhook image must not roll Multus.
+    [render] = [c for c in multus["initContainers"] if c["name"] == "render-daemon-config"]
+    node_image = render["image"]
+    assert installer["image"] == node_image
+    annotations = find(docs, "DaemonSet", "kube-multus-ds")["metadata"]["annotations"]
+    assert annotations["multus-webhook.io/node-image"] == node_image
+    assert {c["image"] for c in multus["initContainers"]} == {node_image, multus["containers"][0]["image"]}
     copied = re.search(r"^COPY --from=cni-plugins /cni-plugins (\S+)$", (REPO / "Dockerfile").read_text(), re.M)
     assert copied is not None
     assert f"--source={copied.group(1)}" in installer["args"]
@@ -298,15 +370,42 @@ def test_talos_mounts_var_run_netns_and_installs_the_listed_plugins(cluster: Con
     assert volumes["cni-plugin-list"]["configMap"]["name"] == plugins["metadata"]["name"]
 
 
-@pytest.mark.parametrize("path", ["overlays/uninstall", "overlays/talos-cilium-uninstall"])
-def test_uninstall_keeps_the_nad_crd_and_with_it_every_nad_in_the_cluster(cluster: ControlPlane, path: str) -> None:
-    """`kubectl delete -k` of the uninstall build deletes what it lists: the NAD CRD there would take
-    every NAD of the cluster with it, other software's and those from before us."""
-    crds = {d["metadata"]["name"] for d in build(cluster, path) if d["kind"] == "CustomResourceDefinition"}
-    assert crds == {"networkprofiles.multus-webhook.io", "multusnodestates.multus-webhook.io"}
-    installed = {d["metadata"]["name"] for d in build(cluster, path.replace("-uninstall", "").replace(
-        "overlays/uninstall", "base")) if d["kind"] == "CustomResourceDefinition"}
-    assert installed == crds | {"network-attachment-definitions.k8s.cni.cncf.io"}
+@pytest.mark.parametrize("path", BUILDS)
+def test_no_build_lists_a_crd(cluster: ControlPlane, path: str) -> None:
+    """`kubectl delete -k` of an install overlay (or a GitOps prune of it) deletes what the build
+    lists: a CRD there takes every object of its kind with it, the NADs of other software (upstream
+    Multus, SR-IOV, KubeVirt) and of before us, and the users' NetworkProfiles. The CRDs are in
+    manifests/crds, applied once before the overlay."""
+    assert [d["metadata"]["name"] for d in build(cluster, path) if d["kind"] == "CustomResourceDefinition"] == []
+
+
+@pytest.mark.parametrize("path", BUILDS)
+def test_kubectl_delete_of_an_overlay_would_delete_no_crd(cluster: ControlPlane, path: str) -> None:
+    """The operator's reflex, as the apiserver answers it (server-side dry run), with the CRDs
+    installed from manifests/crds as the test control plane does."""
+    result = cluster.kubectl("delete", "-k", str(MANIFESTS / path), "--dry-run=server", "--ignore-not-found",
+                             "-o", "name", check=False)
+    deleted = result.stdout.split()
+    assert "namespace/multus-webhook" in deleted, result.stderr
+    assert [name for name in deleted if name.startswith("customresourcedefinition")] == []
+
+
+def test_the_crds_are_their_own_kustomization_and_those_of_data_survive_gitops(cluster: ControlPlane) -> None:
+    crds = {d["metadata"]["name"]: d for d in build(cluster, "crds")}
+    assert {d["kind"] for d in crds.values()} == {"CustomResourceDefinition"}
+    assert set(crds) == {"network-attachment-definitions.k8s.cni.cncf.io", "networkprofiles.multus-webhook.io",
+                         "multusnodestates.multus-webhook.io"}
+    # NADs and NetworkProfiles are what users wrote: neither Flux's prune nor Argo CD's prune or app
+    # deletion may delete their CRDs.
+    for name in ("network-attachment-definitions.k8s.cni.cncf.io", "networkprofiles.multus-webhook.io"):
+        annotations = crds[name]["metadata"]["annotations"]
+        assert annotations["kustomize.toolkit.fluxcd.io/prune"] == "disabled"
+        options = {o.strip() for o in annotations["argocd.argoproj.io/sync-options"].split(",")}
+        assert {"Prune=false", "Delete=false"} <= options
+    # Multus's CRD, shared with other software: our label would let a cleanup by label take it.
+    assert "labels" not in crds["network-attachment-definitions.k8s.cni.cncf.io"]["metadata"]
+    result = cluster.kubectl("apply", "--dry-run=server", "-k", str(MANIFESTS / "crds"), check=False)
+    assert result.returncode == 0, result.stderr
 
 
 def test_uninstall_replaces_multus_with_the_cleanup(cluster: ControlPlane) -> None:
@@ -317,6 +416,10 @@ def test_uninstall_replaces_multus_with_the_cleanup(cluster: ControlPlane) -> No
     assert "initContainers" not in template["spec"]
     cleanup = template["spec"]["containers"][0]
     assert cleanup["args"][:3] == ["uninstall", "--host-root=/host", "--idle"]
+    # The node image, the installer's, which the base recorded on the DaemonSet before the patch replaced
+    # the containers that ran it.
+    assert cleanup["image"] == daemonset["metadata"]["annotations"]["multus-webhook.io/node-image"]
+    assert cleanup["image"].startswith("ghcr.io/multus-webhook/multus-webhook:")
     # The rollout stops at the first node the cleanup leaves unable to start pods: one node at a time,
     # each Ready only once its cleanup finished there (test_the_cleanup_pod_is_ready_only_...).
     assert daemonset["spec"]["updateStrategy"] == {"type": "RollingUpdate",
@@ -375,6 +478,23 @@ def test_a_multus_pod_is_ready_only_once_its_daemon_wrote_the_multus_config(
     assert not probe(daemon, paths), "ready with the config of an earlier daemon"
     os.utime(conf, (2000.5, 2000.5))  # written by this container's daemon
     assert probe(daemon, paths)
+
+
+def test_an_agent_pod_is_ready_once_its_run_published_the_node_state(cluster: ControlPlane, tmp_path: Path) -> None:
+    """Without a probe `rollout status` of the agents succeeded while agents exited. The probe tests
+    for the file the run writes after its first MultusNodeState write (tests/e2e: the agent's side)."""
+    agent = find(build(cluster, "base"), "DaemonSet", "multus-webhook-agent")["spec"]["template"]["spec"]
+    [container] = agent["containers"]
+    interpreter = re.search(r"printf '#!(\S+)\\n", (REPO / "Dockerfile").read_text())
+    assert interpreter is not None
+    assert container["readinessProbe"]["exec"]["command"][0] == interpreter.group(1)
+    [ready_file] = [a.split("=", 1)[1] for a in container["args"] if a.startswith("--ready-file=")]
+    assert any(PurePosixPath(m["mountPath"]) in PurePosixPath(ready_file).parents for m in container["volumeMounts"]
+               if m["name"] in {v["name"] for v in agent["volumes"] if "emptyDir" in v})
+    here = tmp_path / "published"
+    assert not probe(container, {ready_file: here}, sys.executable)
+    here.write_text("")
+    assert probe(container, {ready_file: here}, sys.executable)
 
 
 @pytest.mark.parametrize("path", [p for p in BUILDS if "uninstall" in p])

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
@@ -33,6 +34,9 @@ class AgentConfig:
     interval: float = 10.0
     #: How often the host is looked at; a change is written at the next look.
     poll_interval: float = 1.0
+    #: Written once this run has published the node's state, removed at start and on the way out: the
+    #: DaemonSet's readiness probe tests for it, so a rollout waits for each new agent to report.
+    ready_file: Path | None = None
 
 
 class Agent:
@@ -78,16 +82,22 @@ class Agent:
         cfg = self.config
         last_write = float("-inf")
         seen: Report | None = None
+        if cfg.ready_file is not None:  # left by an earlier run of the container, on a volume that outlives it
+            cfg.ready_file.unlink(missing_ok=True)
         try:
             report = seen = self.look()
             while not report.restart:
                 due = report != self.written or time.monotonic() - last_write >= cfg.interval
                 if due and self.write(report):
+                    if cfg.ready_file is not None and last_write == float("-inf"):
+                        self.mark_ready(cfg.ready_file)
                     last_write = time.monotonic()
                 if stop.wait(min(cfg.poll_interval, cfg.interval)):
                     break
                 report = seen = self.look()
         finally:
+            if cfg.ready_file is not None:
+                cfg.ready_file.unlink(missing_ok=True)
             # However the loop ends, an exception included: a node left ready would stay ready until
             # its heartbeat goes stale, with nobody looking. Before any look there is nothing to stop.
             if seen is not None and self.write(nodestate.stopped(seen)):
@@ -95,6 +105,12 @@ class Agent:
         if report.restart:
             log.error("%s", next(c.message for c in report.conditions if c.type == DAEMON))
         return not report.restart
+
+    def mark_ready(self, path: Path) -> None:
+        try:
+            path.write_text("published\n")
+        except OSError as exc:  # the pod stays unready, which says so; the node's state is still written
+            log.warning("could not write the ready file %s: %s", path, exc)
 
     def write(self, report: Report) -> bool:
         """Publish ``report``; False (logged) when the apiserver could not be told, to retry next poll."""

@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--poll-interval", type=float, default=1.0,
                    help="seconds between looks at the host; changes are written at once (default: %(default)s)")
     a.add_argument("--kubeconfig", help="default: in-cluster, else $KUBECONFIG")
+    a.add_argument("--ready-file", metavar="PATH",
+                   help="written once this run has published the node's state, for a readiness probe; "
+                        "removed at start and on exit")
     a.set_defaults(func=run)
 
 
@@ -49,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         print("multus-webhook agent: --interval and --poll-interval must be positive", file=sys.stderr)
         return 2
     config = AgentConfig(node=args.node_name, layout=layout_from(args), namespace=args.namespace,
-                         interval=args.interval, poll_interval=args.poll_interval)
+                         interval=args.interval, poll_interval=args.poll_interval,
+                         ready_file=Path(args.ready_file) if args.ready_file else None)
     api = cluster_client("agent", args.kubeconfig)
     if api is None:
         return 2
