@@ -872,6 +872,19 @@ CASES = [
     Case("tuning-args-mac-under-earlier-spelling-replaces-mac",
          chain(macvlan(), {"type": "tuning", "mac": "zz", "args": {"CNI": {"mac": "02:00:00:00:70:02"}, "cni": {}}}),
          kernel=MAC),
+    # tuning decodes args.cni's promisc, mtu, allmulti and txQLen (its IPAMArgs) into typed pointers, every
+    # spelling in sorted order ("TxQLen" < "txQLen"): a mistyped one fails the decode even when a later one
+    # replaces it.
+    Case("tuning-args-fields", chain(macvlan(), {"type": "tuning", "args": {"cni": {
+        "mtu": 1400, "promisc": True, "allmulti": False, "txQLen": 500}}}), kernel=MAC),
+    Case("tuning-args-mtu-string", chain(macvlan(), {"type": "tuning", "args": {"cni": {"mtu": "x"}}}),
+         "failed to load netconf", kernel=MAC, rule="nad-plugin-field-types"),
+    Case("tuning-args-txqlen-string-under-earlier-spelling",
+         chain(macvlan(), {"type": "tuning", "args": {"cni": {"TxQLen": "x", "txQLen": 500}}}),
+         "failed to load netconf", kernel=MAC, rule="nad-plugin-field-types"),
+    Case("tuning-args-promisc-string-under-earlier-args-spelling",
+         chain(macvlan(), {"type": "tuning", "Args": {"cni": {"promisc": "yes"}}, "args": {}}),
+         "failed to load netconf", kernel=MAC, rule="nad-plugin-field-types"),
     Case("tap-mac-dashes", one({"type": "tap", "mac": "02-00-00-00-00-01", "ipam": STATIC4}),
          "Invalid address length 1", rule="nad-plugin-mac"),
     Case("tap-mac-short-bytes", one({"type": "tap", "mac": "2:0:0:0:0:1", "ipam": STATIC4})),
@@ -1315,10 +1328,11 @@ class PodCase:
 MAC_ADDRESS = "02:00:00:00:70:01"
 POD_RULES = {"pod-networks-capabilities", "pod-networks-ips-ipam", "pod-networks-static-ip-range",
              "pod-networks-ips-extra-addresses", "pod-networks-cni-args-sysctl", "pod-networks-port-mappings",
-             "pod-networks-cni-args-nad-args"}
+             "pod-networks-cni-args-nad-args", "pod-networks-cni-args-tuning"}
 ARP_FILTER = {"net.ipv4.conf.IFNAME.arp_filter": "1"}
 ARP_IGNORE = {"net.ipv4.conf.IFNAME.arp_ignore": "2"}
 EXTRA = "pod-networks-ips-extra-addresses"
+TUNING_ARGS = "pod-networks-cni-args-tuning"
 PORTS = "pod-networks-port-mappings"
 PORTMAP = {"type": "portmap", "capabilities": {"portMappings": True}}
 MAPPING = {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}
@@ -1480,6 +1494,29 @@ POD_CASES = [
         {"cni-args": {"sysctl": {"kernel.shmmax": "1"}}},
         warned_by="pod-networks-cni-args-sysctl",
     ),
+    # tuning reads args.cni's mac, promisc, mtu, allmulti and txQLen into typed pointers, every spelling in
+    # sorted order: a mistyped one fails the decode of its config, even when a later one replaces it.
+    PodCase("tuning-cni-args-fields", chain(macvlan(), {"type": "tuning"}),
+            {"cni-args": {"mac": MAC_ADDRESS, "mtu": 1400, "promisc": True, "allmulti": True, "txQLen": 500}}),
+    PodCase("tuning-cni-args-mtu-string", chain(macvlan(), {"type": "tuning"}), {"cni-args": {"mtu": "x"}},
+            "failed to load netconf", denied_by=TUNING_ARGS),
+    PodCase("tuning-cni-args-promisc-string", chain(macvlan(), {"type": "tuning"}), {"cni-args": {"promisc": "yes"}},
+            "failed to load netconf", denied_by=TUNING_ARGS),
+    PodCase("tuning-cni-args-allmulti-number", chain(macvlan(), {"type": "tuning"}), {"cni-args": {"allmulti": 1}},
+            "failed to load netconf", denied_by=TUNING_ARGS),
+    PodCase("tuning-cni-args-txqlen-fraction", chain(macvlan(), {"type": "tuning"}), {"cni-args": {"txQLen": 1.5}},
+            "failed to load netconf", denied_by=TUNING_ARGS),
+    PodCase("tuning-cni-args-mac-number", chain(macvlan(), {"type": "tuning"}), {"cni-args": {"mac": 5}},
+            "failed to load netconf", denied_by=TUNING_ARGS),
+    PodCase("tuning-cni-args-mac-unreadable", chain(macvlan(), {"type": "tuning"}), {"cni-args": {"mac": "zz"}},
+            "invalid MAC address", denied_by=TUNING_ARGS),
+    PodCase("tuning-cni-args-mtu-string-under-earlier-spelling", chain(macvlan(), {"type": "tuning"}),
+            {"cni-args": {"MTU": "x", "mtu": 1400}}, "failed to load netconf", denied_by=TUNING_ARGS),
+    # Multus decodes the cni-args into float64s and encodes them again: 1400.0 reaches tuning as 1400.
+    PodCase("tuning-cni-args-mtu-integral-float", chain(macvlan(), {"type": "tuning"}), {"cni-args": {"MTU": 1400.0}}),
+    # The NAD's "mac" sorts after the pod's "Mac" and replaces it before tuning reads it.
+    PodCase("tuning-cni-args-mac-unreadable-replaced-by-nad-spelling",
+            chain(macvlan(), {"type": "tuning", "args": {"cni": {"mac": MAC_ADDRESS}}}), {"cni-args": {"Mac": "zz"}}),
     # Multus passes portMappings as runtimeConfig to the plugins declaring the capability, a null entry as
     # null; portmap decodes that as zeros and refuses ports not above 0 before it looks for a backend.
     PodCase("portmap-null-entry", chain(macvlan(), PORTMAP), {"portMappings": [None]},

@@ -147,6 +147,16 @@ REFUSED = [
         "reads it as an integer",
     ),
     ("nad-plugin-field-types", single({**MACVLAN, "mtu": 1500.5}), "spec.config.mtu", "the number 1500.5"),
+    # tuning's args.cni fields (IPAMArgs), under every spelling Go decodes, a later one not undoing the failure.
+    ("nad-plugin-field-types", chain(MACVLAN, {"type": "tuning", "args": {"cni": {"mtu": "x"}}}),
+     "spec.config.plugins[1].args.cni.mtu", "is the string 'x', but the tuning plugin reads args.cni.mtu as an "
+     "integer: it fails to load its config and fails every pod; write it as an integer"),
+    ("nad-plugin-field-types", chain(MACVLAN, {"type": "tuning", "args": {"cni": {"TxQLen": "x", "txQLen": 5}}}),
+     "spec.config.plugins[1].args.cni.TxQLen", "the tuning plugin reads args.cni.txQLen as an integer"),
+    ("nad-plugin-field-types", chain(MACVLAN, {"type": "tuning", "Args": {"cni": {"promisc": "yes"}}, "args": {}}),
+     "spec.config.plugins[1].Args.cni.promisc", "reads args.cni.promisc as true or false"),
+    ("nad-plugin-field-types", chain(MACVLAN, {"type": "tuning", "args": {"CNI": {"allmulti": 1}}}),
+     "spec.config.plugins[1].args.CNI.allmulti", "reads args.cni.allmulti as true or false"),
     (
         "nad-plugin-field-types",
         single({"type": "vlan", "master": "eth0", "vlanId": 100.5}),
@@ -531,6 +541,10 @@ ALLOWED = [
     ("nad-plugin-mtu", single({"type": "ipvlan", "mtu": -1, "ipam": STATIC})),
     ("nad-plugin-mtu", single({"type": "tap", "mtu": -1, "owner": 0, "group": 0, "ipam": STATIC})),
     ("nad-plugin-field-types", single({**MACVLAN, "MTU": None, "mtu": 1400})),
+    ("nad-plugin-field-types", chain(MACVLAN, {"type": "tuning", "args": {"cni": {
+        "MTU": None, "mtu": 1400.0, "promisc": True, "allmulti": None, "txQLen": 0, "sysctl": None}}})),
+    # Another plugin's args are not tuning's.
+    ("nad-plugin-field-types", chain(MACVLAN, {"type": "portmap", "args": {"cni": {"mtu": "x"}}})),
     ("nad-plugin-mode", single({**MACVLAN, "mode": "vepa", "MODE": "l2"})),
     (
         "nad-plugin-tuning-sysctl",

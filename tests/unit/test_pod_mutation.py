@@ -629,6 +629,42 @@ def test_cni_args_sysctl_that_tuning_cannot_decode_is_refused() -> None:
                "fails to load its config and the pod never starts" in found[0][2]
 
 
+@pytest.mark.parametrize(("cni_args", "field", "text"), [
+    ({"mtu": "x"}, "mtu", "is the string 'x', but the tuning plugin reads args.cni.mtu as an integer: it fails to load "
+     "its config and fails the pod's ADD on every try, so the pod never starts; write it as an integer"),
+    ({"Promisc": "yes"}, "Promisc", "reads args.cni.promisc as true or false"),
+    ({"TXQLEN": 1.5}, "TXQLEN", "is the number 1.5, but the tuning plugin reads args.cni.txQLen as an integer"),
+    ({"allmulti": 1}, "allmulti", "reads args.cni.allmulti as true or false"),
+    ({"mac": 5}, "mac", "reads args.cni.mac as a string: it fails to load its config and fails the pod's ADD on "
+     "every try, so the pod never starts; write a MAC address"),
+    ({"mac": "zz"}, "mac", "is 'zz', not a MAC address: the tuning plugin reads 02:00:5e:00:53:01"),
+    # A mistyped spelling fails the decode though a later one replaces it.
+    ({"MTU": "x", "mtu": 1400}, "MTU", "is the string 'x'"),
+])
+def test_cni_args_tuning_fields_that_tuning_cannot_use_are_refused(cni_args: dict[str, Any], field: str,
+                                                                   text: str) -> None:
+    found = findings(networks({"name": "tuned", "cni-args": cni_args}), tuned({}))
+    [(severity, message)] = only("pod-networks-cni-args-tuning", found)
+    assert severity == "deny"
+    assert message.startswith(f"{CNI_ARGS}.{field} is "), message
+    assert text in message
+    assert message.endswith("(Multus merges it into args.cni of spec.config.plugins[1], the tuning plugin of NAD "
+                            "apps/tuned)")
+
+
+def test_cni_args_tuning_fields_that_tuning_reads_are_allowed() -> None:
+    fine = {"mac": "02:00:00:00:00:01", "mtu": 1400, "promisc": True, "allmulti": None, "txQLen": 500}
+    assert findings(networks({"name": "tuned", "cni-args": fine}), tuned({})) == []
+    # Multus hands the numbers on as Go encodes a float64: 1400.0 reaches tuning as 1400.
+    assert findings(networks({"name": "tuned", "cni-args": {"mtu": 1400.0}}), tuned({})) == []
+    # The NAD's "mac" sorts after the pod's "Mac" and replaces it before tuning reads it.
+    assert findings(networks({"name": "tuned", "cni-args": {"Mac": "zz"}}), tuned({"mac": "02:00:00:00:00:01"})) == []
+    # The NAD's own mistyped field is nad-plugin-field-types'; no tuning plugin reads them here.
+    assert findings(networks({"name": "tuned", "cni-args": {"mac": "02:00:00:00:00:01"}}), tuned({"mtu": "x"})) == []
+    assert findings(networks({"name": "bridge", "cni-args": {"mtu": "x"}}), view(nad("bridge", json.dumps(
+        {"cniVersion": "1.0.0", "name": "b", "type": "bridge"})))) == []
+
+
 # Real Multus v4.3.0 (hack/multus/multus-delegates): injectCNIArgs asserts that a plugin's "args" and its
 # "cni" are objects, by exact key, and panics on anything else, null too; it merges an empty cni-args as
 # well, and nothing for a null one.

@@ -11,6 +11,7 @@ pod was created with.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 from webhook.cni.addresses import between, parse_cidr, parse_ip
@@ -25,10 +26,14 @@ from webhook.cni.ipam import (
     whereabouts_ranges,
 )
 from webhook.cni.plugins import (
+    POD_NEVER_STARTS,
+    TUNING_ARGS_CNI,
     args_cni_spellings,
     args_sysctl_problems,
     decode_sysctl_spellings,
+    mac_problems,
     portmap_empty_conditions,
+    tuning_args_cni_type_problems,
 )
 from webhook.multus.selection import (
     DEFAULT_NETWORK_ANNOTATION,
@@ -500,6 +505,26 @@ def ips_extra_addresses(subject: Subject) -> Iterator[Violation]:
                                 f"{kind} IPAM of NAD {ref.namespace}/{ref.name} in CNI_ARGS, and {extra}")
 
 
+def _tuning_given_cni_args(subject: Subject, names: Sequence[str]) -> Iterator[tuple[NetworkReference, Mapping[
+        str, Any], PluginConf, str]]:
+    """Each tuning plugin of the NAD of a selection whose "cni-args" has a key tuning decodes as one of
+    args.cni.``names``, with those cni-args and the end of a message that says where they go. Multus
+    merges by exact key, but tuning decodes args.cni as Go does: "SysCtl" is its sysctl too."""
+    if not (subject.view.known and _read_by_multus_yet(subject)):
+        return
+    folded = {fold(name) for name in names}
+    for ref in subject.network_references:
+        cni_args = ref.selection.cni_args
+        if cni_args is None or not any(fold(key) in folded for key in cni_args):
+            continue
+        nad = subject.view.nad(ref.namespace, ref.name)
+        netconf = _netconf(nad) if nad is not None else None
+        for plugin in netconf.plugins if netconf is not None else ():
+            if plugin.type == "tuning":
+                yield ref, cni_args, plugin, (f"(Multus merges it into args.cni of {plugin.path}, the tuning plugin "
+                                              f"of NAD {ref.namespace}/{ref.name})")
+
+
 @rule("pod-networks-cni-args-sysctl", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
       title="the sysctls a pod's cni-args give the NAD's tuning plugin are ones it applies")
 def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
@@ -512,29 +537,35 @@ def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
     pod's value (a warning). Multus merges into "args" and "cni" by exact key, adding them beside a
     NAD's "Args" or "CNI", which tuning decodes too, in sorted order: their entries count with the pod's.
     Only what reaches tuning is judged; the NAD's own args.cni.sysctl is nad-plugin-tuning-sysctl's."""
-    if not (subject.view.known and _read_by_multus_yet(subject)):
-        return
-    for ref in subject.network_references:
-        cni_args = ref.selection.cni_args
-        # Multus merges by exact key, but tuning decodes args.cni as Go does: "SysCtl" is its sysctl too.
-        spelled = [key for key in cni_args or () if fold(key) == "sysctl"]
-        nad = subject.view.nad(ref.namespace, ref.name) if spelled else None
-        netconf = _netconf(nad) if nad is not None else None
-        if cni_args is None or netconf is None:
-            continue
-        base, nad_ref = f'{ref.field}["cni-args"]', f"NAD {ref.namespace}/{ref.name}"
-        for plugin in netconf.plugins:
-            if plugin.type != "tuning":
-                continue
-            # injectCNIArgs sets the selection's keys in the plugin's "args" and "cni" (exact keys: Multus
-            # reads the config into Go maps), beside any other spelling tuning also decodes.
-            merged = decode_sysctl_spellings(args_cni_spellings(plugin, "sysctl", cni_args, base))
-            then = (f'and the pod never starts; add "sysctl": {{}} to {plugin.path} of {nad_ref}, or drop '
-                    f'{" and ".join(spelled)} from {base}')
-            for problem in args_sysctl_problems(plugin, merged, True, then, "the pod never starts"):
-                yield Violation(problem.field,
-                                f"{problem.message} (Multus merges it into args.cni of {plugin.path}, the tuning "
-                                f"plugin of {nad_ref})", Severity.WARN if problem.warning else None)
+    for ref, cni_args, plugin, merged_into in _tuning_given_cni_args(subject, ["sysctl"]):
+        base = f'{ref.field}["cni-args"]'
+        spelled = [key for key in cni_args if fold(key) == "sysctl"]
+        # injectCNIArgs sets the selection's keys in the plugin's "args" and "cni" (exact keys: Multus
+        # reads the config into Go maps), beside any other spelling tuning also decodes.
+        merged = decode_sysctl_spellings(args_cni_spellings(plugin, "sysctl", cni_args, base))
+        then = (f'and the pod never starts; add "sysctl": {{}} to {plugin.path} of NAD {ref.namespace}/{ref.name}, '
+                f'or drop {" and ".join(spelled)} from {base}')
+        for problem in args_sysctl_problems(plugin, merged, True, then, "the pod never starts"):
+            yield Violation(problem.field, f"{problem.message} {merged_into}",
+                            Severity.WARN if problem.warning else None)
+
+
+@rule("pod-networks-cni-args-tuning", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
+      title="the mac, mtu, promisc, allmulti and txQLen a pod's cni-args give the NAD's tuning plugin are ones "
+            "it reads")
+def cni_args_tuning(subject: Subject) -> Iterator[Violation]:
+    """tuning reads mac, promisc, mtu, allmulti and txQLen from args.cni too (its IPAMArgs), where Multus
+    merges a selection's "cni-args", every spelling Go matches as with sysctl (pod-networks-cni-args-sysctl),
+    each into a typed Go field: "mtu": "1500" or "promisc": "yes" fails the decode of its config, a mac Go's
+    net.ParseMAC does not read fails setting it; either way the pod's ADD fails on every try and the pod
+    never starts. Multus passes the numbers as Go encodes a float64 ("mtu": 1500.0 arrives as 1500)."""
+    names = [name for name in TUNING_ARGS_CNI if name != "sysctl"]
+    for ref, cni_args, plugin, merged_into in _tuning_given_cni_args(subject, names):
+        base = f'{ref.field}["cni-args"]'
+        for problem in chain(tuning_args_cni_type_problems(plugin, [n for n in names if n != "mac"], cni_args, base,
+                                                           POD_NEVER_STARTS),
+                             mac_problems(plugin, cni_args, base)):
+            yield Violation(problem.field, f"{problem.message} {merged_into}")
 
 
 def _args_multus_cannot_merge_into(plugin: PluginConf) -> tuple[str, Any] | None:
