@@ -1140,6 +1140,30 @@ CASES = [
         kernel=MAC,
         rule="nad-ipam-static",
     ),
+    # static decodes every spelling of args, cni and ips (sorted: "Args" < "args", "IPs" < "ips") into one
+    # struct: a later object keeps an earlier one's ips, a later list replaces them, null drops them.
+    Case("static-args-ips-not-cidr-kept-under-earlier-args-spelling",
+         one(macvlan({"type": "static"}, Args={"cni": {"ips": ["10.10.0.5"]}}, args={})),
+         "an entry in the 'ips' field is NOT in CIDR notation", kernel=MAC, rule="nad-ipam-static"),
+    Case("static-args-ips-not-cidr-kept-under-earlier-cni-spelling",
+         one(macvlan({"type": "static"}, args={"CNI": {"ips": ["10.10.0.5"]}, "cni": {}})),
+         "an entry in the 'ips' field is NOT in CIDR notation", kernel=MAC, rule="nad-ipam-static"),
+    Case("static-args-ips-not-cidr-replaced-by-later-spelling",
+         one(macvlan({"type": "static"}, args={"cni": {"IPs": ["10.10.0.5"], "ips": ["10.10.0.6/24"]}})), kernel=MAC),
+    # Go decodes a later list into the slice an earlier one made, and null into a string does nothing.
+    Case("static-args-ips-null-entry-keeps-earlier-spelling",
+         one(macvlan({"type": "static"}, args={"cni": {"IPs": ["10.10.0.5/24"], "ips": [None]}})), kernel=MAC),
+    Case("static-args-ips-null-entry", one(macvlan({"type": "static"}, args={"cni": {"ips": [None]}})),
+         "an entry in the 'ips' field is NOT in CIDR notation", kernel=MAC, rule="nad-ipam-static"),
+    Case("static-args-ips-not-cidr-dropped-by-later-args-null",
+         one(macvlan(STATIC4, Args={"cni": {"ips": ["10.10.0.5"]}}, args=None)), kernel=MAC),
+    Case("static-args-ips-string-under-earlier-spelling",
+         one(macvlan({"type": "static"}, args={"cni": {"IPs": "10.10.0.5/24", "ips": ["10.10.0.6/24"]}})),
+         "cannot unmarshal string", kernel=MAC, rule="nad-ipam-static"),
+    Case("static-args-string", one(macvlan(STATIC4, args="x")), "cannot unmarshal string", kernel=MAC,
+         rule="nad-ipam-static"),
+    Case("static-args-cni-string-under-earlier-spelling", one(macvlan(STATIC4, args={"CNI": "x", "cni": {}})),
+         "cannot unmarshal string", kernel=MAC, rule="nad-ipam-static"),
     # Without a backend portmap takes iptables where it works, and refuses nftables options there.
     Case(
         "portmap-nftables-conditions-without-backend",
@@ -1328,11 +1352,12 @@ class PodCase:
 MAC_ADDRESS = "02:00:00:00:70:01"
 POD_RULES = {"pod-networks-capabilities", "pod-networks-ips-ipam", "pod-networks-static-ip-range",
              "pod-networks-ips-extra-addresses", "pod-networks-cni-args-sysctl", "pod-networks-port-mappings",
-             "pod-networks-cni-args-nad-args", "pod-networks-cni-args-tuning"}
+             "pod-networks-cni-args-nad-args", "pod-networks-cni-args-tuning", "pod-networks-cni-args-ips"}
 ARP_FILTER = {"net.ipv4.conf.IFNAME.arp_filter": "1"}
 ARP_IGNORE = {"net.ipv4.conf.IFNAME.arp_ignore": "2"}
 EXTRA = "pod-networks-ips-extra-addresses"
 TUNING_ARGS = "pod-networks-cni-args-tuning"
+CNI_ARGS_IPS = "pod-networks-cni-args-ips"
 PORTS = "pod-networks-port-mappings"
 PORTMAP = {"type": "portmap", "capabilities": {"portMappings": True}}
 MAPPING = {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}
@@ -1402,6 +1427,19 @@ POD_CASES = [
         warned_by=EXTRA,
         addresses=("10.81.0.9",),
     ),
+    # static takes args.cni.ips, where Multus merges cni-args, as CIDRs, every spelling ("IPs" < "ips").
+    PodCase("static-cni-args-ips-not-cidr", one(macvlan({"type": "static"})), {"cni-args": {"ips": ["10.82.0.7"]}},
+            "an entry in the 'ips' field is NOT in CIDR notation", denied_by=CNI_ARGS_IPS),
+    PodCase("static-cni-args-ips-string", one(macvlan({"type": "static"})), {"cni-args": {"IPs": "10.82.0.7/24"}},
+            "cannot unmarshal string", denied_by=CNI_ARGS_IPS),
+    # The NAD's "ips" sorts after the pod's "IPs" and replaces it: static never parses the pod's.
+    PodCase("static-cni-args-ips-not-cidr-replaced-by-nad-spelling",
+            one(macvlan({"type": "static"}, args={"cni": {"ips": ["10.83.0.9/24"]}})),
+            {"cni-args": {"IPs": ["10.83.0.7"]}}),
+    # The pod's "IPs" replace the NAD's own address as "ips" would: the pod gets only what it requests.
+    PodCase("static-cni-args-ips-other-spelling-replace-own-address",
+            one(macvlan({"type": "static", "addresses": [{"address": "10.84.0.5/24"}]})),
+            {"ips": ["10.84.0.7/24"], "cni-args": {"IPs": ["10.84.0.7/24"]}}),
     # Multus merges cni-args into args.cni of every plugin; tuning copies args.cni.sysctl into its sysctl.
     PodCase("tuning-cni-args-sysctl", chain(macvlan(), {"type": "tuning", "sysctl": {}}),
             {"cni-args": {"sysctl": ARP_FILTER}}),

@@ -481,6 +481,30 @@ def test_args_cni_ips_replace_the_ips_a_pod_requests_from_a_static_nad() -> None
     assert "the pod also gets 10.30.0.5/24 (spec.config.ipam.addresses[0])" in message
 
 
+def test_cni_args_ips_that_static_cannot_parse_are_refused() -> None:
+    v = view(nad("static", macvlan_with({"type": "static"})))
+    found = findings(networks({"name": "static", "cni-args": {"ips": ["10.30.0.7"]}}), v)
+    assert found == [("pod-networks-cni-args-ips", "deny",
+                      f'{CNI_ARGS}.ips[0] is the string \'10.30.0.7\', not a CIDR: the static plugin takes these '
+                      "addresses in CIDR form only, and fails the pod's ADD on every try, so the pod never starts; "
+                      "write it as e.g. 10.1.0.5/24 (Multus merges it into args.cni of spec.config, the plugin with "
+                      "the static IPAM of NAD apps/static)")]
+    [(_, message)] = only("pod-networks-cni-args-ips",
+                          findings(networks({"name": "static", "cni-args": {"IPs": "10.30.0.7/24"}}), v))
+    assert message.startswith(f"{CNI_ARGS}.IPs is the string '10.30.0.7/24': the static plugin fails the pod's ADD")
+    assert findings(networks({"name": "static", "cni-args": {"ips": ["10.30.0.7/24"]}}), v) == []
+    # The NAD's "ips" sorts after the pod's "IPs" and replaces them: static never parses the pod's.
+    replaced = view(nad("static", macvlan_with({"type": "static"}, args={"cni": {"ips": ["10.30.0.9/24"]}})))
+    assert findings(networks({"name": "static", "cni-args": {"IPs": ["10.30.0.7"]}}), replaced) == []
+
+
+def test_cni_args_ips_of_another_spelling_replace_statics_addresses() -> None:
+    # static decodes the pod's "IPs" as "ips": they replace the NAD's own address.
+    v = view(nad("static", macvlan_with(STATIC_WITH_ADDRESS)))
+    element = {"name": "static", "ips": ["10.30.0.7/24"], "cni-args": {"IPs": ["10.30.0.7/24"]}}
+    assert findings(networks(element), v) == []
+
+
 def test_cni_args_ips_of_an_earlier_repeated_cni_args_object_count() -> None:
     # Go decodes a repeated "cni-args" into the same map: the first object's ips stay beside the second's keys.
     v = view(nad("static", macvlan_with(STATIC_WITH_ADDRESS)))
