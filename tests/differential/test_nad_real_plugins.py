@@ -885,6 +885,16 @@ CASES = [
     Case("tuning-args-promisc-string-under-earlier-args-spelling",
          chain(macvlan(), {"type": "tuning", "Args": {"cni": {"promisc": "yes"}}, "args": {}}),
          "failed to load netconf", kernel=MAC, rule="nad-plugin-field-types"),
+    # args.cni.mtu, when not nil, replaces tuning's own mtu, which is then never set; 0 sets none.
+    Case("tuning-mtu-negative-replaced-by-args", chain(macvlan(), {"type": "tuning", "mtu": -1,
+                                                                   "args": {"cni": {"mtu": 1400}}}), kernel=MAC),
+    Case("tuning-mtu-negative-replaced-by-args-zero", chain(macvlan(), {"type": "tuning", "mtu": -1,
+                                                                        "args": {"cni": {"mtu": 0}}}), kernel=MAC),
+    Case("tuning-args-mtu-negative", chain(macvlan(), {"type": "tuning", "args": {"cni": {"mtu": -1}}}),
+         "invalid argument", kernel=MAC, rule="nad-plugin-mtu"),
+    Case("tuning-mtu-negative-args-mtu-nil-again",
+         chain(macvlan(), {"type": "tuning", "mtu": -1, "args": {"cni": {"MTU": 1400, "mtu": None}}}),
+         "invalid argument", kernel=MAC, rule="nad-plugin-mtu"),
     Case("tap-mac-dashes", one({"type": "tap", "mac": "02-00-00-00-00-01", "ipam": STATIC4}),
          "Invalid address length 1", rule="nad-plugin-mac"),
     Case("tap-mac-short-bytes", one({"type": "tap", "mac": "2:0:0:0:0:1", "ipam": STATIC4})),
@@ -1550,6 +1560,11 @@ POD_CASES = [
             "invalid MAC address", denied_by=TUNING_ARGS),
     PodCase("tuning-cni-args-mtu-string-under-earlier-spelling", chain(macvlan(), {"type": "tuning"}),
             {"cni-args": {"MTU": "x", "mtu": 1400}}, "failed to load netconf", denied_by=TUNING_ARGS),
+    PodCase("tuning-cni-args-mtu-negative", chain(macvlan(), {"type": "tuning"}), {"cni-args": {"mtu": -1}},
+            "invalid argument", denied_by=TUNING_ARGS),
+    # The pod's args.cni.mtu replaces the NAD's own (which nad-plugin-mtu refuses): no pod is worse off.
+    PodCase("tuning-cni-args-mtu-replaces-negative-own", chain(macvlan(), {"type": "tuning", "mtu": -1}),
+            {"cni-args": {"mtu": 1400}}),
     # Multus decodes the cni-args into float64s and encodes them again: 1400.0 reaches tuning as 1400.
     PodCase("tuning-cni-args-mtu-integral-float", chain(macvlan(), {"type": "tuning"}), {"cni-args": {"MTU": 1400.0}}),
     # The NAD's "mac" sorts after the pod's "Mac" and replaces it before tuning reads it.

@@ -212,9 +212,14 @@ REFUSED = [
         "nad-plugin-mtu",
         chain(MACVLAN, {"type": "tuning", "mtu": -1}),
         "spec.config.plugins[1].mtu",
-        "the kernel, which refuses it, so every pod fails",
+        "the kernel, which refuses it, and fails every pod",
     ),
     ("nad-plugin-mtu", single({"type": "tap", "mtu": -1, "ipam": STATIC}), "spec.config.mtu", "`ip link set`"),
+    # tuning's args.cni.mtu replaces its own when not nil.
+    ("nad-plugin-mtu", chain(MACVLAN, {"type": "tuning", "args": {"CNI": {"mtu": -1}}}),
+     "spec.config.plugins[1].args.CNI.mtu", "is -1: the tuning plugin hands it to the kernel"),
+    ("nad-plugin-mtu", chain(MACVLAN, {"type": "tuning", "mtu": -1, "args": {"cni": {"MTU": 1400, "mtu": None}}}),
+     "spec.config.plugins[1].mtu", "is -1"),
     (
         "nad-plugin-mtu",
         single({"type": "tap", "mtu": -1, "owner": 0, "group": 0, "selinuxContext": "system_u", "ipam": STATIC}),
@@ -534,6 +539,8 @@ ALLOWED = [
         chain(MACVLAN, {"type": "bandwidth", "egressRate": 10, "egressBurst": 8 * (2**32 - 1) - 1}),
     ),
     ("nad-plugin-mtu", single({**MACVLAN, "mtu": 0})),
+    ("nad-plugin-mtu", chain(MACVLAN, {"type": "tuning", "mtu": -1, "args": {"cni": {"mtu": 1400}}})),
+    ("nad-plugin-mtu", chain(MACVLAN, {"type": "tuning", "mtu": -1, "Args": {"cni": {"mtu": 0}}, "args": {}})),
     ("nad-plugin-mtu", single({"type": "vlan", "master": "eth0", "mtu": 9000})),
     # bridge, ptp and ipvlan leave an mtu below 1 unset; so does tap when it creates through netlink.
     ("nad-plugin-mtu", single({"type": "bridge", "mtu": -1})),

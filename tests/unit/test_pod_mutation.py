@@ -664,6 +664,8 @@ def test_cni_args_sysctl_that_tuning_cannot_decode_is_refused() -> None:
     ({"mac": "zz"}, "mac", "is 'zz', not a MAC address: the tuning plugin reads 02:00:5e:00:53:01"),
     # A mistyped spelling fails the decode though a later one replaces it.
     ({"MTU": "x", "mtu": 1400}, "MTU", "is the string 'x'"),
+    ({"mtu": -1}, "mtu", "is -1: the tuning plugin hands it to the kernel, which refuses it, and fails the pod's ADD "
+     "on every try, so the pod never starts"),
 ])
 def test_cni_args_tuning_fields_that_tuning_cannot_use_are_refused(cni_args: dict[str, Any], field: str,
                                                                    text: str) -> None:
@@ -679,6 +681,8 @@ def test_cni_args_tuning_fields_that_tuning_cannot_use_are_refused(cni_args: dic
 def test_cni_args_tuning_fields_that_tuning_reads_are_allowed() -> None:
     fine = {"mac": "02:00:00:00:00:01", "mtu": 1400, "promisc": True, "allmulti": None, "txQLen": 500}
     assert findings(networks({"name": "tuned", "cni-args": fine}), tuned({})) == []
+    # The pod's mtu replaces the NAD's own, which is nad-plugin-mtu's.
+    assert findings(networks({"name": "tuned", "cni-args": {"mtu": 1400}}), tuned_plugin(mtu=-1)) == []
     # Multus hands the numbers on as Go encodes a float64: 1400.0 reaches tuning as 1400.
     assert findings(networks({"name": "tuned", "cni-args": {"mtu": 1400.0}}), tuned({})) == []
     # The NAD's "mac" sorts after the pod's "Mac" and replaces it before tuning reads it.

@@ -641,14 +641,11 @@ def _config_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
     args.cni.mac before both, even empty, with ``cni_args`` merged into it (see args_cni_spellings). A pod
     that requests a MAC replaces the first two (Multus passes it in CNI_ARGS, and with the mac capability
     in runtimeConfig), never tuning's args."""
-    if plugin.type == "tuning" and (spellings := args_cni_spellings(plugin, "mac", cni_args, pod_base)):
-        # args.cni.mac is a pointer: the last spelling tuning decodes sets it, a null (of it, or of args or
-        # cni above it) leaves it nil, and then mac and runtimeConfig.mac count.
-        if any(undecodable(s, Kind.STRING) for s in spellings):
-            return None  # tuning fails to decode its config: said by mac_problems, or for args and cni by
-            # nad-plugin-tuning-sysctl
-        last = spellings[-1]
-        if last.value is not None:
+    if plugin.type == "tuning":
+        decodes, last = _tuning_args_cni_value(plugin, "mac", cni_args, pod_base)
+        if not decodes:
+            return None  # said by mac_problems, or for args and cni by nad-plugin-tuning-sysctl
+        if last is not None:
             return (last.path, last.value, False, last.from_pod) if last.value else None
     for found in (_nested_string(plugin.conf, plugin.path, "runtimeConfig", "mac"), plugin.field("mac")):
         if found is not None and isinstance(found[1], str) and found[1]:
@@ -704,9 +701,18 @@ def mac_problems(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
                         "02:00:00:00:00:01 (02: locally administered)")
 
 
-def mtu_problems(plugin: PluginConf) -> Iterator[Problem]:
-    found = plugin.field("mtu")
-    if found is None or not is_int(found[1]) or found[1] >= 0:
+def mtu_problems(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
+                 pod_base: str = "") -> Iterator[Problem]:
+    """An mtu below 0 where the plugin refuses it: for tuning, args.cni.mtu when not nil, else its own (with
+    ``cni_args``, only what a pod's "cni-args" give args.cni.mtu, at JSON path ``pod_base``)."""
+    found, from_pod = plugin.field("mtu"), False
+    if plugin.type == "tuning":
+        decodes, last = _tuning_args_cni_value(plugin, "mtu", cni_args, pod_base)
+        if not decodes:
+            return  # said by nad-plugin-field-types or pod-networks-cni-args-tuning
+        if last is not None:
+            found, from_pod = (last.path, last.value), last.from_pod
+    if found is None or from_pod is not (cni_args is not None) or not is_int(found[1]) or found[1] >= 0:
         return
     path, value = found
     kind = plugin.type
@@ -719,11 +725,9 @@ def mtu_problems(plugin: PluginConf) -> Iterator[Problem]:
     else:
         # bridge, ptp and ipvlan (and tap through netlink) leave an mtu below 1 unset.
         return
-    yield Problem(
-        path,
-        f"{path} is {value}: {why}, so every pod fails; give a positive MTU, or leave mtu out to keep the "
-        "default",
-    )
+    fails = POD_NEVER_STARTS if from_pod else "fails every pod"
+    yield Problem(path, f"{path} is {value}: {why}, and {fails}; give a positive MTU, or leave mtu out to keep "
+                        "the default")
 
 
 def vrf_problems(plugin: PluginConf) -> Iterator[Problem]:
@@ -971,6 +975,17 @@ def undecodable(spelling: Spelling, field_type: FieldType) -> bool:
         return False
     return not spelling.field.startswith("args.cni.") or any(
         type_mismatches(spelling.path, spelling.value, field_type))
+
+
+def _tuning_args_cni_value(plugin: PluginConf, name: str, cni_args: Mapping[str, Any] | None = None,
+                           pod_base: str = "") -> tuple[bool, Spelling | None]:
+    """Whether tuning decodes every spelling of args.cni.``name`` (with ``cni_args`` merged, see
+    args_cni_spellings), and the spelling whose value the pointer ends with: the last one, unless it is a
+    null (of it, or of args or cni above it), which leaves it nil, so that its own field counts."""
+    spellings = args_cni_spellings(plugin, name, cni_args, pod_base)
+    if any(undecodable(spelling, TUNING_ARGS_CNI[name]) for spelling in spellings):
+        return False, None
+    return True, spellings[-1] if spellings and spellings[-1].value is not None else None
 
 
 def tuning_args_cni_type_problems(plugin: PluginConf, names: Iterable[str], cni_args: Mapping[str, Any] | None = None,

@@ -33,6 +33,7 @@ from webhook.cni.plugins import (
     args_sysctl_problems,
     decode_sysctl_spellings,
     mac_problems,
+    mtu_problems,
     portmap_empty_conditions,
     tuning_args_cni_type_problems,
 )
@@ -554,14 +555,15 @@ def cni_args_tuning(subject: Subject) -> Iterator[Violation]:
     """tuning reads mac, promisc, mtu, allmulti and txQLen from args.cni too (its IPAMArgs), where Multus
     merges a selection's "cni-args", every spelling Go matches as with sysctl (pod-networks-cni-args-sysctl),
     each into a typed Go field: "mtu": "1500" or "promisc": "yes" fails the decode of its config, a mac Go's
-    net.ParseMAC does not read fails setting it; either way the pod's ADD fails on every try and the pod
-    never starts. Multus passes the numbers as Go encodes a float64 ("mtu": 1500.0 arrives as 1500)."""
+    net.ParseMAC does not read fails setting it, and the kernel refuses an mtu below 0; either way the pod's
+    ADD fails on every try and the pod never starts. Multus passes the numbers as Go encodes a float64
+    ("mtu": 1500.0 arrives as 1500)."""
     names = [name for name in TUNING_ARGS_CNI if name != "sysctl"]
     for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, names, _tuning):
         base = f'{ref.field}["cni-args"]'
         for problem in chain(tuning_args_cni_type_problems(plugin, [n for n in names if n != "mac"], cni_args, base,
                                                            POD_NEVER_STARTS),
-                             mac_problems(plugin, cni_args, base)):
+                             mac_problems(plugin, cni_args, base), mtu_problems(plugin, cni_args, base)):
             yield Violation(problem.field, f"{problem.message} {merged_into}")
 
 
