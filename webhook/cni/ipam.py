@@ -25,9 +25,9 @@ from webhook.cni.addresses import (
     within,
 )
 from webhook.cni.config import NetConf, PluginConf, Problem
-from webhook.cni.fields import Kind, ListOf, describe, is_int, type_mismatches
+from webhook.cni.fields import Kind, ListOf, describe, is_int
 from webhook.cni.gojson import go_field, struct_fields
-from webhook.cni.plugins import ADDRESS_ENTRY, args_cni_spellings, ipam_field_type_problems
+from webhook.cni.plugins import ADDRESS_ENTRY, args_cni_mismatches, args_cni_spellings, ipam_field_type_problems
 from webhook.objects import as_text
 
 # CNI 0.1.0 / 0.2.0 results carry one address per family.
@@ -827,18 +827,15 @@ def args_cni_ips(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, 
     source: str | None = None
     mistyped: list[tuple[str, Any, str]] = []
     for spelling in args_cni_spellings(plugin, "ips", cni_args, pod_base):
+        mistyped += args_cni_mismatches(spelling, ListOf(Kind.STRING))
         if spelling.value is None:
             entries, source = [], None
-        elif spelling.field != "args.cni.ips":
-            mistyped.append((spelling.path, spelling.value, "an object"))
-        else:
-            mistyped += type_mismatches(spelling.path, spelling.value, ListOf(Kind.STRING))
-            if isinstance(spelling.value, list):
-                # Go decodes a list into the slice already there, and null into a string does nothing: a
-                # null entry keeps the string an earlier list had at its index (else "").
-                entries = [entries[i] if value is None and i < len(entries) else (f"{spelling.path}[{i}]", value)
-                           for i, value in enumerate(spelling.value)]
-                source = spelling.path
+        elif spelling.field == "args.cni.ips" and isinstance(spelling.value, list):
+            # Go decodes a list into the slice already there, and null into a string does nothing: a null
+            # entry keeps the string an earlier list had at its index (else "").
+            entries = [entries[i] if value is None and i < len(entries) else (f"{spelling.path}[{i}]", value)
+                       for i, value in enumerate(spelling.value)]
+            source = spelling.path
     return ArgsIps(entries, source, mistyped)
 
 

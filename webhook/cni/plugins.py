@@ -223,7 +223,7 @@ def field_type_problems(plugin: PluginConf) -> Iterator[Problem]:
     for name, field_type in fields.items():
         for path, value in plugin.spellings(name):
             yield from type_problems(path, value, field_type, plugin.type or "")
-    yield from tuning_args_cni_type_problems(plugin, [name for name in TUNING_ARGS_CNI if name not in OWN_RULE])
+    yield from tuning_args_cni_type_problems(plugin, [name for name in TUNING_ARGS_CNI if name not in _OWN_RULE])
 
 
 def ipam_field_type_problems(plugin: PluginConf, judged: Collection[str] = ()) -> Iterator[Problem]:
@@ -963,18 +963,19 @@ TUNING_ARGS_CNI: Mapping[str, FieldType] = {"sysctl": Kind.STRING_MAP, "mac": Ki
                                             "mtu": Kind.INT, "allmulti": Kind.BOOL, "txQLen": Kind.INT}
 #: The fields of args.cni whose wrong types a rule of their own reports, with the rest of what it says of
 #: them (nad-plugin-tuning-sysctl, nad-plugin-mac); the others' are nad-plugin-field-types'.
-OWN_RULE = frozenset({"sysctl", "mac"})
+_OWN_RULE = frozenset({"sysctl", "mac"})
 _ARGS_CNI_FIX = {"mac": "write a MAC address, e.g. 02:00:00:00:00:01"}
 
 
-def undecodable(spelling: Spelling, field_type: FieldType) -> bool:
-    """Whether Go fails to decode ``spelling``, one of those of a field of args.cni of ``field_type``
-    (or of "args" or "cni" above it, which are structs), which fails the decode of the whole config even
-    when a later spelling replaces it."""
+def args_cni_mismatches(spelling: Spelling, field_type: FieldType) -> list[tuple[str, Any, str]]:
+    """What Go fails to decode in ``spelling``, one of those of a field of args.cni of ``field_type`` (or
+    of "args" or "cni" above it, which are structs), as (JSON path, value, what it must be). Any of them
+    fails the decode of the whole config, even when a later spelling replaces it."""
     if spelling.value is None:
-        return False
-    return not spelling.field.startswith("args.cni.") or any(
-        type_mismatches(spelling.path, spelling.value, field_type))
+        return []
+    if not spelling.field.startswith("args.cni."):
+        return [(spelling.path, spelling.value, "an object")]
+    return list(type_mismatches(spelling.path, spelling.value, field_type))
 
 
 def _tuning_args_cni_value(plugin: PluginConf, name: str, cni_args: Mapping[str, Any] | None = None,
@@ -983,7 +984,7 @@ def _tuning_args_cni_value(plugin: PluginConf, name: str, cni_args: Mapping[str,
     args_cni_spellings), and the spelling whose value the pointer ends with: the last one, unless it is a
     null (of it, or of args or cni above it), which leaves it nil, so that its own field counts."""
     spellings = args_cni_spellings(plugin, name, cni_args, pod_base)
-    if any(undecodable(spelling, TUNING_ARGS_CNI[name]) for spelling in spellings):
+    if any(args_cni_mismatches(spelling, TUNING_ARGS_CNI[name]) for spelling in spellings):
         return False, None
     return True, spellings[-1] if spellings and spellings[-1].value is not None else None
 
@@ -999,7 +1000,7 @@ def tuning_args_cni_type_problems(plugin: PluginConf, names: Iterable[str], cni_
         for spelling in args_cni_spellings(plugin, name, cni_args, pod_base):
             if spelling.field != f"args.cni.{name}" or spelling.from_pod is not (cni_args is not None):
                 continue
-            for path, value, expected in type_mismatches(spelling.path, spelling.value, TUNING_ARGS_CNI[name]):
+            for path, value, expected in args_cni_mismatches(spelling, TUNING_ARGS_CNI[name]):
                 fix = _ARGS_CNI_FIX.get(name, f"write it as {expected}")
                 yield Problem(path, f"{path} is {describe(value)}, but the tuning plugin reads args.cni.{name} as "
                                     f"{expected}: it fails to load its config and {fails}; {fix}")
