@@ -773,6 +773,29 @@ CASES = [
     Case("tuning-args-mac-under-earlier-spelling-replaces-mac",
          chain(macvlan(), {"type": "tuning", "mac": "zz", "args": {"CNI": {"mac": "02:00:00:00:70:02"}, "cni": {}}}),
          kernel=MAC),
+    # tuning decodes args.cni's promisc, mtu, allmulti and txQLen (its IPAMArgs) into typed pointers, every
+    # spelling in sorted order ("TxQLen" < "txQLen"): a mistyped one fails the decode even when a later one
+    # replaces it.
+    Case("tuning-args-fields", chain(macvlan(), {"type": "tuning", "args": {"cni": {
+        "mtu": 1400, "promisc": True, "allmulti": False, "txQLen": 500}}}), kernel=MAC),
+    Case("tuning-args-mtu-string", chain(macvlan(), {"type": "tuning", "args": {"cni": {"mtu": "x"}}}),
+         "failed to load netconf", kernel=MAC, rule="nad-plugin-field-types"),
+    Case("tuning-args-txqlen-string-under-earlier-spelling",
+         chain(macvlan(), {"type": "tuning", "args": {"cni": {"TxQLen": "x", "txQLen": 500}}}),
+         "failed to load netconf", kernel=MAC, rule="nad-plugin-field-types"),
+    Case("tuning-args-promisc-string-under-earlier-args-spelling",
+         chain(macvlan(), {"type": "tuning", "Args": {"cni": {"promisc": "yes"}}, "args": {}}),
+         "failed to load netconf", kernel=MAC, rule="nad-plugin-field-types"),
+    # args.cni.mtu, when not nil, replaces tuning's own mtu, which is then never set; 0 sets none.
+    Case("tuning-mtu-negative-replaced-by-args", chain(macvlan(), {"type": "tuning", "mtu": -1,
+                                                                   "args": {"cni": {"mtu": 1400}}}), kernel=MAC),
+    Case("tuning-mtu-negative-replaced-by-args-zero", chain(macvlan(), {"type": "tuning", "mtu": -1,
+                                                                        "args": {"cni": {"mtu": 0}}}), kernel=MAC),
+    Case("tuning-args-mtu-negative", chain(macvlan(), {"type": "tuning", "args": {"cni": {"mtu": -1}}}),
+         "invalid argument", kernel=MAC, rule="nad-plugin-mtu"),
+    Case("tuning-mtu-negative-args-mtu-nil-again",
+         chain(macvlan(), {"type": "tuning", "mtu": -1, "args": {"cni": {"MTU": 1400, "mtu": None}}}),
+         "invalid argument", kernel=MAC, rule="nad-plugin-mtu"),
     Case("tap-mac-dashes", one({"type": "tap", "mac": "02-00-00-00-00-01", "ipam": STATIC4}),
          "Invalid address length 1", rule="nad-plugin-mac"),
     Case("tap-mac-short-bytes", one({"type": "tap", "mac": "2:0:0:0:0:1", "ipam": STATIC4})),
@@ -1028,6 +1051,30 @@ CASES = [
         kernel=MAC,
         rule="nad-ipam-static",
     ),
+    # static decodes every spelling of args, cni and ips (sorted: "Args" < "args", "IPs" < "ips") into one
+    # struct: a later object keeps an earlier one's ips, a later list replaces them, null drops them.
+    Case("static-args-ips-not-cidr-kept-under-earlier-args-spelling",
+         one(macvlan({"type": "static"}, Args={"cni": {"ips": ["10.10.0.5"]}}, args={})),
+         "an entry in the 'ips' field is NOT in CIDR notation", kernel=MAC, rule="nad-ipam-static"),
+    Case("static-args-ips-not-cidr-kept-under-earlier-cni-spelling",
+         one(macvlan({"type": "static"}, args={"CNI": {"ips": ["10.10.0.5"]}, "cni": {}})),
+         "an entry in the 'ips' field is NOT in CIDR notation", kernel=MAC, rule="nad-ipam-static"),
+    Case("static-args-ips-not-cidr-replaced-by-later-spelling",
+         one(macvlan({"type": "static"}, args={"cni": {"IPs": ["10.10.0.5"], "ips": ["10.10.0.6/24"]}})), kernel=MAC),
+    # Go decodes a later list into the slice an earlier one made, and null into a string does nothing.
+    Case("static-args-ips-null-entry-keeps-earlier-spelling",
+         one(macvlan({"type": "static"}, args={"cni": {"IPs": ["10.10.0.5/24"], "ips": [None]}})), kernel=MAC),
+    Case("static-args-ips-null-entry", one(macvlan({"type": "static"}, args={"cni": {"ips": [None]}})),
+         "an entry in the 'ips' field is NOT in CIDR notation", kernel=MAC, rule="nad-ipam-static"),
+    Case("static-args-ips-not-cidr-dropped-by-later-args-null",
+         one(macvlan(STATIC4, Args={"cni": {"ips": ["10.10.0.5"]}}, args=None)), kernel=MAC),
+    Case("static-args-ips-string-under-earlier-spelling",
+         one(macvlan({"type": "static"}, args={"cni": {"IPs": "10.10.0.5/24", "ips": ["10.10.0.6/24"]}})),
+         "cannot unmarshal string", kernel=MAC, rule="nad-ipam-static"),
+    Case("static-args-string", one(macvlan(STATIC4, args="x")), "cannot unmarshal string", kernel=MAC,
+         rule="nad-ipam-static"),
+    Case("static-args-cni-string-under-earlier-spelling", one(macvlan(STATIC4, args={"CNI": "x", "cni": {}})),
+         "cannot unmarshal string", kernel=MAC, rule="nad-ipam-static"),
     # Without a backend portmap takes iptables where it works, and refuses nftables options there.
     Case(
         "portmap-nftables-conditions-without-backend",
@@ -1216,10 +1263,12 @@ class PodCase:
 MAC_ADDRESS = "02:00:00:00:70:01"
 POD_RULES = {"pod-networks-capabilities", "pod-networks-ips-ipam", "pod-networks-static-ip-range",
              "pod-networks-ips-extra-addresses", "pod-networks-cni-args-sysctl", "pod-networks-port-mappings",
-             "pod-networks-cni-args-nad-args"}
+             "pod-networks-cni-args-nad-args", "pod-networks-cni-args-tuning", "pod-networks-cni-args-ips"}
 ARP_FILTER = {"net.ipv4.conf.IFNAME.arp_filter": "1"}
 ARP_IGNORE = {"net.ipv4.conf.IFNAME.arp_ignore": "2"}
 EXTRA = "pod-networks-ips-extra-addresses"
+TUNING_ARGS = "pod-networks-cni-args-tuning"
+CNI_ARGS_IPS = "pod-networks-cni-args-ips"
 PORTS = "pod-networks-port-mappings"
 PORTMAP = {"type": "portmap", "capabilities": {"portMappings": True}}
 MAPPING = {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}
@@ -1289,6 +1338,19 @@ POD_CASES = [
         warned_by=EXTRA,
         addresses=("10.81.0.9",),
     ),
+    # static takes args.cni.ips, where Multus merges cni-args, as CIDRs, every spelling ("IPs" < "ips").
+    PodCase("static-cni-args-ips-not-cidr", one(macvlan({"type": "static"})), {"cni-args": {"ips": ["10.82.0.7"]}},
+            "an entry in the 'ips' field is NOT in CIDR notation", denied_by=CNI_ARGS_IPS),
+    PodCase("static-cni-args-ips-string", one(macvlan({"type": "static"})), {"cni-args": {"IPs": "10.82.0.7/24"}},
+            "cannot unmarshal string", denied_by=CNI_ARGS_IPS),
+    # The NAD's "ips" sorts after the pod's "IPs" and replaces it: static never parses the pod's.
+    PodCase("static-cni-args-ips-not-cidr-replaced-by-nad-spelling",
+            one(macvlan({"type": "static"}, args={"cni": {"ips": ["10.83.0.9/24"]}})),
+            {"cni-args": {"IPs": ["10.83.0.7"]}}),
+    # The pod's "IPs" replace the NAD's own address as "ips" would: the pod gets only what it requests.
+    PodCase("static-cni-args-ips-other-spelling-replace-own-address",
+            one(macvlan({"type": "static", "addresses": [{"address": "10.84.0.5/24"}]})),
+            {"ips": ["10.84.0.7/24"], "cni-args": {"IPs": ["10.84.0.7/24"]}}),
     # Multus merges cni-args into args.cni of every plugin; tuning copies args.cni.sysctl into its sysctl.
     PodCase("tuning-cni-args-sysctl", chain(macvlan(), {"type": "tuning", "sysctl": {}}),
             {"cni-args": {"sysctl": ARP_FILTER}}),
@@ -1381,6 +1443,34 @@ POD_CASES = [
         {"cni-args": {"sysctl": {"kernel.shmmax": "1"}}},
         warned_by="pod-networks-cni-args-sysctl",
     ),
+    # tuning reads args.cni's mac, promisc, mtu, allmulti and txQLen into typed pointers, every spelling in
+    # sorted order: a mistyped one fails the decode of its config, even when a later one replaces it.
+    PodCase("tuning-cni-args-fields", chain(macvlan(), {"type": "tuning"}),
+            {"cni-args": {"mac": MAC_ADDRESS, "mtu": 1400, "promisc": True, "allmulti": True, "txQLen": 500}}),
+    PodCase("tuning-cni-args-mtu-string", chain(macvlan(), {"type": "tuning"}), {"cni-args": {"mtu": "x"}},
+            "failed to load netconf", denied_by=TUNING_ARGS),
+    PodCase("tuning-cni-args-promisc-string", chain(macvlan(), {"type": "tuning"}), {"cni-args": {"promisc": "yes"}},
+            "failed to load netconf", denied_by=TUNING_ARGS),
+    PodCase("tuning-cni-args-allmulti-number", chain(macvlan(), {"type": "tuning"}), {"cni-args": {"allmulti": 1}},
+            "failed to load netconf", denied_by=TUNING_ARGS),
+    PodCase("tuning-cni-args-txqlen-fraction", chain(macvlan(), {"type": "tuning"}), {"cni-args": {"txQLen": 1.5}},
+            "failed to load netconf", denied_by=TUNING_ARGS),
+    PodCase("tuning-cni-args-mac-number", chain(macvlan(), {"type": "tuning"}), {"cni-args": {"mac": 5}},
+            "failed to load netconf", denied_by=TUNING_ARGS),
+    PodCase("tuning-cni-args-mac-unreadable", chain(macvlan(), {"type": "tuning"}), {"cni-args": {"mac": "zz"}},
+            "invalid MAC address", denied_by=TUNING_ARGS),
+    PodCase("tuning-cni-args-mtu-string-under-earlier-spelling", chain(macvlan(), {"type": "tuning"}),
+            {"cni-args": {"MTU": "x", "mtu": 1400}}, "failed to load netconf", denied_by=TUNING_ARGS),
+    PodCase("tuning-cni-args-mtu-negative", chain(macvlan(), {"type": "tuning"}), {"cni-args": {"mtu": -1}},
+            "invalid argument", denied_by=TUNING_ARGS),
+    # The pod's args.cni.mtu replaces the NAD's own (which nad-plugin-mtu refuses): no pod is worse off.
+    PodCase("tuning-cni-args-mtu-replaces-negative-own", chain(macvlan(), {"type": "tuning", "mtu": -1}),
+            {"cni-args": {"mtu": 1400}}),
+    # Multus decodes the cni-args into float64s and encodes them again: 1400.0 reaches tuning as 1400.
+    PodCase("tuning-cni-args-mtu-integral-float", chain(macvlan(), {"type": "tuning"}), {"cni-args": {"MTU": 1400.0}}),
+    # The NAD's "mac" sorts after the pod's "Mac" and replaces it before tuning reads it.
+    PodCase("tuning-cni-args-mac-unreadable-replaced-by-nad-spelling",
+            chain(macvlan(), {"type": "tuning", "args": {"cni": {"mac": MAC_ADDRESS}}}), {"cni-args": {"Mac": "zz"}}),
     # Multus passes portMappings as runtimeConfig to the plugins declaring the capability, a null entry as
     # null; portmap decodes that as zeros and refuses ports not above 0 before it looks for a backend.
     PodCase("portmap-null-entry", chain(macvlan(), PORTMAP), {"portMappings": [None]},

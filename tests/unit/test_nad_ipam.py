@@ -824,6 +824,44 @@ def test_args_cni_ips_are_found_as_go_matches_keys() -> None:
     assert bare.field == "spec.config.args.cni.IPs[0]"
 
 
+@pytest.mark.parametrize(
+    ("config", "field", "text"),
+    [
+        # static decodes every spelling of args, cni and ips, in sorted order, into one struct: a later
+        # object keeps an earlier one's ips, a mistyped one fails the decode whatever comes later.
+        ({"Args": {"cni": {"ips": ["10.1.0.5"]}}, "args": {}}, "spec.config.Args.cni.ips[0]", "not a CIDR"),
+        ({"args": {"CNI": {"ips": ["10.1.0.5"]}, "cni": {}}}, "spec.config.args.CNI.ips[0]", "not a CIDR"),
+        ({"args": {"cni": {"IPs": "10.1.0.5/24", "ips": ["10.1.0.6/24"]}}}, "spec.config.args.cni.IPs",
+         "write a list of CIDRs"),
+        ({"args": {"cni": {"IPs": [5], "ips": ["10.1.0.6/24"]}}}, "spec.config.args.cni.IPs[0]",
+         "is the number 5, not a CIDR"),
+        ({"args": "x"}, "spec.config.args", "is the string 'x', but the static plugin reads it as an object"),
+        ({"args": {"CNI": "x", "cni": {}}}, "spec.config.args.CNI", "reads it as an object"),
+        # A null entry beyond what an earlier list had is "".
+        ({"args": {"cni": {"IPs": ["10.1.0.5/24"], "ips": [None, None]}}}, "spec.config.args.cni.ips[1]",
+         "is null, not a CIDR"),
+    ],
+)
+def test_args_cni_ips_under_every_spelling_are_judged(config: dict[str, Any], field: str, text: str) -> None:
+    [finding] = findings(nad({**st(), **config}), "nad-ipam-static")
+    assert (finding.field, finding.severity) == (field, Severity.DENY)
+    assert text in finding.message
+
+
+def test_args_cni_ips_replaced_or_dropped_by_a_later_spelling_are_not_parsed() -> None:
+    for args in ({"cni": {"IPs": ["10.1.0.5"], "ips": ["10.1.0.6/24"]}},
+                 # A null entry keeps the string an earlier list had at its index.
+                 {"cni": {"IPs": ["10.1.0.5/24"], "ips": [None]}}):
+        assert findings(nad({**st(), "args": args}), "nad-ipam-static") == []
+    assert findings(nad({**st({"address": "10.1.0.9/24"}), "Args": {"cni": {"ips": ["10.1.0.5"]}}, "args": None}),
+                    "nad-ipam-static") == []
+    # The later spelling is what replaces the addresses, as the earlier one's entry it kept.
+    netconf = parse_nad_config(json.dumps({**st({"address": "10.2.0.5/24"}), "args": {"cni": {
+        "IPs": ["10.1.0.5/24"], "ips": [None]}}}), "spec.config").netconf
+    assert [(r.path, str(r.first)) for r in nad_allocation_ranges(netconf)] == [
+        ("spec.config.args.cni.IPs[0]", "10.1.0.5")]
+
+
 def test_a_list_with_only_cni_versions_takes_its_highest() -> None:
     # libcni picks the version from cniVersions: no "no cniVersion, read as 0.1.0" for such a list.
     plugin = {k: v for k, v in hl(ranges=[[{"subnet": "10.0.0.0/24"}], [{"subnet": "10.1.0.0/24"}]]).items()

@@ -147,6 +147,16 @@ REFUSED = [
         "reads it as an integer",
     ),
     ("nad-plugin-field-types", single({**MACVLAN, "mtu": 1500.5}), "spec.config.mtu", "the number 1500.5"),
+    # tuning's args.cni fields (IPAMArgs), under every spelling Go decodes, a later one not undoing the failure.
+    ("nad-plugin-field-types", chain(MACVLAN, {"type": "tuning", "args": {"cni": {"mtu": "x"}}}),
+     "spec.config.plugins[1].args.cni.mtu", "is the string 'x', but the tuning plugin reads args.cni.mtu as an "
+     "integer: it fails to load its config and fails every pod; write it as an integer"),
+    ("nad-plugin-field-types", chain(MACVLAN, {"type": "tuning", "args": {"cni": {"TxQLen": "x", "txQLen": 5}}}),
+     "spec.config.plugins[1].args.cni.TxQLen", "the tuning plugin reads args.cni.txQLen as an integer"),
+    ("nad-plugin-field-types", chain(MACVLAN, {"type": "tuning", "Args": {"cni": {"promisc": "yes"}}, "args": {}}),
+     "spec.config.plugins[1].Args.cni.promisc", "reads args.cni.promisc as true or false"),
+    ("nad-plugin-field-types", chain(MACVLAN, {"type": "tuning", "args": {"CNI": {"allmulti": 1}}}),
+     "spec.config.plugins[1].args.CNI.allmulti", "reads args.cni.allmulti as true or false"),
     (
         "nad-plugin-field-types",
         single({"type": "vlan", "master": "eth0", "vlanId": 100.5}),
@@ -202,9 +212,14 @@ REFUSED = [
         "nad-plugin-mtu",
         chain(MACVLAN, {"type": "tuning", "mtu": -1}),
         "spec.config.plugins[1].mtu",
-        "the kernel, which refuses it, so every pod fails",
+        "the kernel, which refuses it, and fails every pod",
     ),
     ("nad-plugin-mtu", single({"type": "tap", "mtu": -1, "ipam": STATIC}), "spec.config.mtu", "`ip link set`"),
+    # tuning's args.cni.mtu replaces its own when not nil.
+    ("nad-plugin-mtu", chain(MACVLAN, {"type": "tuning", "args": {"CNI": {"mtu": -1}}}),
+     "spec.config.plugins[1].args.CNI.mtu", "is -1: the tuning plugin hands it to the kernel"),
+    ("nad-plugin-mtu", chain(MACVLAN, {"type": "tuning", "mtu": -1, "args": {"cni": {"MTU": 1400, "mtu": None}}}),
+     "spec.config.plugins[1].mtu", "is -1"),
     (
         "nad-plugin-mtu",
         single({"type": "tap", "mtu": -1, "owner": 0, "group": 0, "selinuxContext": "system_u", "ipam": STATIC}),
@@ -524,6 +539,8 @@ ALLOWED = [
         chain(MACVLAN, {"type": "bandwidth", "egressRate": 10, "egressBurst": 8 * (2**32 - 1) - 1}),
     ),
     ("nad-plugin-mtu", single({**MACVLAN, "mtu": 0})),
+    ("nad-plugin-mtu", chain(MACVLAN, {"type": "tuning", "mtu": -1, "args": {"cni": {"mtu": 1400}}})),
+    ("nad-plugin-mtu", chain(MACVLAN, {"type": "tuning", "mtu": -1, "Args": {"cni": {"mtu": 0}}, "args": {}})),
     ("nad-plugin-mtu", single({"type": "vlan", "master": "eth0", "mtu": 9000})),
     # bridge, ptp and ipvlan leave an mtu below 1 unset; so does tap when it creates through netlink.
     ("nad-plugin-mtu", single({"type": "bridge", "mtu": -1})),
@@ -531,6 +548,10 @@ ALLOWED = [
     ("nad-plugin-mtu", single({"type": "ipvlan", "mtu": -1, "ipam": STATIC})),
     ("nad-plugin-mtu", single({"type": "tap", "mtu": -1, "owner": 0, "group": 0, "ipam": STATIC})),
     ("nad-plugin-field-types", single({**MACVLAN, "MTU": None, "mtu": 1400})),
+    ("nad-plugin-field-types", chain(MACVLAN, {"type": "tuning", "args": {"cni": {
+        "MTU": None, "mtu": 1400.0, "promisc": True, "allmulti": None, "txQLen": 0, "sysctl": None}}})),
+    # Another plugin's args are not tuning's.
+    ("nad-plugin-field-types", chain(MACVLAN, {"type": "portmap", "args": {"cni": {"mtu": "x"}}})),
     ("nad-plugin-mode", single({**MACVLAN, "mode": "vepa", "MODE": "l2"})),
     (
         "nad-plugin-tuning-sysctl",

@@ -481,6 +481,30 @@ def test_args_cni_ips_replace_the_ips_a_pod_requests_from_a_static_nad() -> None
     assert "the pod also gets 10.30.0.5/24 (spec.config.ipam.addresses[0])" in message
 
 
+def test_cni_args_ips_that_static_cannot_parse_are_refused() -> None:
+    v = view(nad("static", macvlan_with({"type": "static"})))
+    found = findings(networks({"name": "static", "cni-args": {"ips": ["10.30.0.7"]}}), v)
+    assert found == [("pod-networks-cni-args-ips", "deny",
+                      f'{CNI_ARGS}.ips[0] is the string \'10.30.0.7\', not a CIDR: the static plugin takes these '
+                      "addresses in CIDR form only, and fails the pod's ADD on every try, so the pod never starts; "
+                      "write it as e.g. 10.1.0.5/24 (Multus merges it into args.cni of spec.config, the plugin with "
+                      "the static IPAM of NAD apps/static)")]
+    [(_, message)] = only("pod-networks-cni-args-ips",
+                          findings(networks({"name": "static", "cni-args": {"IPs": "10.30.0.7/24"}}), v))
+    assert message.startswith(f"{CNI_ARGS}.IPs is the string '10.30.0.7/24': the static plugin fails the pod's ADD")
+    assert findings(networks({"name": "static", "cni-args": {"ips": ["10.30.0.7/24"]}}), v) == []
+    # The NAD's "ips" sorts after the pod's "IPs" and replaces them: static never parses the pod's.
+    replaced = view(nad("static", macvlan_with({"type": "static"}, args={"cni": {"ips": ["10.30.0.9/24"]}})))
+    assert findings(networks({"name": "static", "cni-args": {"IPs": ["10.30.0.7"]}}), replaced) == []
+
+
+def test_cni_args_ips_of_another_spelling_replace_statics_addresses() -> None:
+    # static decodes the pod's "IPs" as "ips": they replace the NAD's own address.
+    v = view(nad("static", macvlan_with(STATIC_WITH_ADDRESS)))
+    element = {"name": "static", "ips": ["10.30.0.7/24"], "cni-args": {"IPs": ["10.30.0.7/24"]}}
+    assert findings(networks(element), v) == []
+
+
 def test_cni_args_ips_of_an_earlier_repeated_cni_args_object_count() -> None:
     # Go decodes a repeated "cni-args" into the same map: the first object's ips stay beside the second's keys.
     v = view(nad("static", macvlan_with(STATIC_WITH_ADDRESS)))
@@ -627,6 +651,46 @@ def test_cni_args_sysctl_that_tuning_cannot_decode_is_refused() -> None:
         assert [(rule, severity) for rule, severity, _ in found] == [("pod-networks-cni-args-sysctl", "deny")]
         assert f"is {what}, but the tuning plugin reads args.cni.sysctl as an object whose values are strings: it " \
                "fails to load its config and the pod never starts" in found[0][2]
+
+
+@pytest.mark.parametrize(("cni_args", "field", "text"), [
+    ({"mtu": "x"}, "mtu", "is the string 'x', but the tuning plugin reads args.cni.mtu as an integer: it fails to load "
+     "its config and fails the pod's ADD on every try, so the pod never starts; write it as an integer"),
+    ({"Promisc": "yes"}, "Promisc", "reads args.cni.promisc as true or false"),
+    ({"TXQLEN": 1.5}, "TXQLEN", "is the number 1.5, but the tuning plugin reads args.cni.txQLen as an integer"),
+    ({"allmulti": 1}, "allmulti", "reads args.cni.allmulti as true or false"),
+    ({"mac": 5}, "mac", "reads args.cni.mac as a string: it fails to load its config and fails the pod's ADD on "
+     "every try, so the pod never starts; write a MAC address"),
+    ({"mac": "zz"}, "mac", "is 'zz', not a MAC address: the tuning plugin reads 02:00:5e:00:53:01"),
+    # A mistyped spelling fails the decode though a later one replaces it.
+    ({"MTU": "x", "mtu": 1400}, "MTU", "is the string 'x'"),
+    ({"mtu": -1}, "mtu", "is -1: the tuning plugin hands it to the kernel, which refuses it, and fails the pod's ADD "
+     "on every try, so the pod never starts"),
+])
+def test_cni_args_tuning_fields_that_tuning_cannot_use_are_refused(cni_args: dict[str, Any], field: str,
+                                                                   text: str) -> None:
+    found = findings(networks({"name": "tuned", "cni-args": cni_args}), tuned({}))
+    [(severity, message)] = only("pod-networks-cni-args-tuning", found)
+    assert severity == "deny"
+    assert message.startswith(f"{CNI_ARGS}.{field} is "), message
+    assert text in message
+    assert message.endswith("(Multus merges it into args.cni of spec.config.plugins[1], the tuning plugin of NAD "
+                            "apps/tuned)")
+
+
+def test_cni_args_tuning_fields_that_tuning_reads_are_allowed() -> None:
+    fine = {"mac": "02:00:00:00:00:01", "mtu": 1400, "promisc": True, "allmulti": None, "txQLen": 500}
+    assert findings(networks({"name": "tuned", "cni-args": fine}), tuned({})) == []
+    # The pod's mtu replaces the NAD's own, which is nad-plugin-mtu's.
+    assert findings(networks({"name": "tuned", "cni-args": {"mtu": 1400}}), tuned_plugin(mtu=-1)) == []
+    # Multus hands the numbers on as Go encodes a float64: 1400.0 reaches tuning as 1400.
+    assert findings(networks({"name": "tuned", "cni-args": {"mtu": 1400.0}}), tuned({})) == []
+    # The NAD's "mac" sorts after the pod's "Mac" and replaces it before tuning reads it.
+    assert findings(networks({"name": "tuned", "cni-args": {"Mac": "zz"}}), tuned({"mac": "02:00:00:00:00:01"})) == []
+    # The NAD's own mistyped field is nad-plugin-field-types'; no tuning plugin reads them here.
+    assert findings(networks({"name": "tuned", "cni-args": {"mac": "02:00:00:00:00:01"}}), tuned({"mtu": "x"})) == []
+    assert findings(networks({"name": "bridge", "cni-args": {"mtu": "x"}}), view(nad("bridge", json.dumps(
+        {"cniVersion": "1.0.0", "name": "b", "type": "bridge"})))) == []
 
 
 # Real Multus v4.3.0 (hack/multus/multus-delegates): injectCNIArgs asserts that a plugin's "args" and its

@@ -150,6 +150,16 @@ def _printed_by_go(value: float) -> int | float:
     return value
 
 
+def as_reencoded(value: Any) -> Any:
+    """``value``, one of a selection's "cni-args", as a plugin reads it once Multus has decoded it into
+    an interface{} (a number becomes a float64) and encoded it again into the plugin's config: 1500.0
+    arrives as 1500. Only a number itself changes; one inside a list or an object is of the wrong type
+    wherever a plugin reads args.cni."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    return value if isinstance(value, int) and abs(value) <= _EXACT_IN_FLOAT64 else _printed_by_go(float(value))
+
+
 def _int_via_libcni(text: str) -> int | float:
     number = _int(text)
     return number if abs(number) <= _EXACT_IN_FLOAT64 else _printed_by_go(float(text))

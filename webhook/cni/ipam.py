@@ -26,9 +26,9 @@ from webhook.cni.addresses import (
     within,
 )
 from webhook.cni.config import NetConf, PluginConf, Problem
-from webhook.cni.fields import describe, is_int
+from webhook.cni.fields import Kind, ListOf, describe, is_int
 from webhook.cni.gojson import go_field, struct_fields
-from webhook.cni.plugins import ADDRESS_ENTRY, ipam_field_type_problems
+from webhook.cni.plugins import ADDRESS_ENTRY, args_cni_mismatches, args_cni_spellings, ipam_field_type_problems
 from webhook.objects import as_text
 
 # CNI 0.1.0 / 0.2.0 results carry one address per family.
@@ -922,47 +922,73 @@ def static_addresses(
     return out, problems
 
 
-def args_cni_ips(plugin: PluginConf) -> tuple[str, Any] | None:
-    """(JSON path, value) of args.cni.ips in the plugin's config, where static takes its addresses from
-    and Multus merges a selection's "cni-args" into; None when absent or null."""
-    # Keys matched as Go's decoder matches them: "IPs" is static's ips too.
-    args = plugin.field("args")
-    cni = go_field(args[1], "cni") if args is not None and isinstance(args[1], Mapping) else None
-    ips = go_field(cni[1], "ips") if cni is not None and isinstance(cni[1], Mapping) else None
-    if args is None or cni is None or ips is None or ips[1] is None:
-        return None
-    return f"{args[0]}.{cni[0]}.{ips[0]}", ips[1]
+@dataclass(frozen=True, slots=True)
+class ArgsIps:
+    """args.cni.ips as static decodes it (a []string), where it takes its addresses from, and where Multus
+    merges a selection's "cni-args"."""
+
+    #: (JSON path, value) of each entry static ends with; empty when nil or an empty list.
+    entries: list[tuple[str, Any]]
+    #: The JSON path of the spelling of ips whose list static ends with; None when nil.
+    source: str | None
+    #: (JSON path, value, what it must be) of each value Go fails to decode, under any spelling: static
+    #: then fails to load its config, whatever a later spelling holds.
+    mistyped: list[tuple[str, Any, str]]
+
+    @property
+    def replaces_addresses(self) -> bool:
+        """Whether the entries replace static's addresses: when there are any ("args IP overwrites IP")."""
+        return bool(self.entries)
 
 
-def _args_ips(found: tuple[str, Any] | None, problems: list[Problem]) -> list[tuple[str, IPAddress]]:
+def args_cni_ips(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, pod_base: str = "") -> ArgsIps:
+    """static's args.cni.ips from every spelling of args, cni and ips (see args_cni_spellings; with
+    ``cni_args``, a pod's "cni-args" merged at JSON path ``pod_base``), in the order Go decodes them
+    into one slice: a later list replaces an earlier one, null empties it (so does null of args or cni
+    above it). Checked with the real static v1.10.0."""
+    entries: list[tuple[str, Any]] = []
+    source: str | None = None
+    mistyped: list[tuple[str, Any, str]] = []
+    for spelling in args_cni_spellings(plugin, "ips", cni_args, pod_base):
+        mistyped += args_cni_mismatches(spelling, ListOf(Kind.STRING))
+        if spelling.value is None:
+            entries, source = [], None
+        elif spelling.field == "args.cni.ips" and isinstance(spelling.value, list):
+            # Go decodes a list into the slice already there, and null into a string does nothing: a null
+            # entry keeps the string an earlier list had at its index (else "").
+            entries = [entries[i] if value is None and i < len(entries) else (f"{spelling.path}[{i}]", value)
+                       for i, value in enumerate(spelling.value)]
+            source = spelling.path
+    return ArgsIps(entries, source, mistyped)
+
+
+def _not_a_cidr(path: str, value: Any, fails: str) -> Problem:
+    return Problem(path, f"{path} is {describe(value)}, not a CIDR: the static plugin takes these addresses in CIDR "
+                         f"form only, and {fails}; write it as e.g. 10.1.0.5/24")
+
+
+def args_cni_ips_addresses(found: ArgsIps, problems: list[Problem],
+                           fails: str = "fails every pod") -> list[tuple[str, IPAddress]]:
     """The addresses of args.cni.ips (``found``), with their paths, which static parses as CIDRs on every
-    ADD (even when a pod's runtimeConfig.ips replaces them next); what it refuses goes to ``problems``."""
-    if found is None:
-        return []
-    path, ips = found
-    if not isinstance(ips, list):
-        problems.append(Problem(path, f'{path} is {describe(ips)}: write a list of CIDRs, e.g. ["10.1.0.5/24"]'))
-        return []
-    out: list[tuple[str, IPAddress]] = []
-    for i, ip in enumerate(ips):
-        parsed = parse_cidr(ip)
-        if parsed is None:
-            problems.append(
-                Problem(
-                    f"{path}[{i}]",
-                    f"{path}[{i}] is {describe(ip)}, not a CIDR: the static plugin takes these addresses in CIDR "
-                    "form and fails every pod otherwise; write it as e.g. 10.1.0.5/24",
-                )
-            )
+    ADD (even when a pod's runtimeConfig.ips replaces them next); what it refuses goes to ``problems``,
+    saying that it ``fails``."""
+    for path, value, expected in found.mistyped:
+        if expected == Kind.STRING.value:  # an entry of a list
+            problems.append(_not_a_cidr(path, value, fails))
+        elif expected == ListOf.value:
+            problems.append(Problem(path, f'{path} is {describe(value)}: the static plugin {fails}; write a list of '
+                                          'CIDRs, e.g. ["10.1.0.5/24"]'))
         else:
-            out.append((f"{path}[{i}]", parsed[0]))
+            problems.append(Problem(path, f"{path} is {describe(value)}, but the static plugin reads it as an object: "
+                                          f"it {fails}; make it an object (or remove it)"))
+    out: list[tuple[str, IPAddress]] = []
+    for path, value in found.entries:
+        parsed = parse_cidr(value)
+        if parsed is not None:
+            out.append((path, parsed[0]))
+        elif value is None or isinstance(value, str):  # anything else is mistyped, said above
+            problems.append(_not_a_cidr(path, value, fails))
     return out
-
-
-def _replaces_addresses(found: tuple[str, Any] | None) -> bool:
-    """Whether args.cni.ips (``found``) replaces static's addresses: when it is a non-empty list ("args IP
-    overwrites IP")."""
-    return found is not None and isinstance(found[1], list) and bool(found[1])
 
 
 def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
@@ -972,8 +998,8 @@ def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
     path = plugin.ipam_path
     found = args_cni_ips(plugin)
     args_problems: list[Problem] = []
-    args_ips = _args_ips(found, args_problems)
-    replaced = _replaces_addresses(found)
+    args_ips = args_cni_ips_addresses(found, args_problems)
+    replaced = found.replaces_addresses
     addresses, problems = static_addresses(ipam, path, replaced=replaced)
     problems.extend(args_problems)
     if not addresses and not problems and not plugin.has_capability("ips") and not replaced:
@@ -1134,8 +1160,8 @@ def nad_allocation_ranges(netconf: NetConf | None, nad_name: str = "") -> list[A
             )
         elif ipam_type == "static":
             found = args_cni_ips(plugin)
-            if _replaces_addresses(found):  # the pods get these, never the addresses
-                out.extend(AddressRange(ip, ip, path, **common) for path, ip in _args_ips(found, []))
+            if found.replaces_addresses:  # the pods get these, never the addresses
+                out.extend(AddressRange(ip, ip, path, **common) for path, ip in args_cni_ips_addresses(found, []))
             else:
                 addresses, _ = static_addresses(ipam, plugin.ipam_path)
                 out.extend(AddressRange(a.address, a.address, a.path, **common) for a in addresses)

@@ -26,7 +26,7 @@ from webhook.cni.fields import (
     type_mismatches,
     type_problems,
 )
-from webhook.cni.gojson import fold, go_field, overwritten
+from webhook.cni.gojson import as_reencoded, fold, go_field, overwritten
 
 # libcni's types.DNS.
 _DNS = Struct({"nameservers": ListOf(Kind.STRING), "domain": Kind.STRING, "search": ListOf(Kind.STRING),
@@ -223,6 +223,7 @@ def field_type_problems(plugin: PluginConf) -> Iterator[Problem]:
     for name, field_type in fields.items():
         for path, value in plugin.spellings(name):
             yield from type_problems(path, value, field_type, plugin.type or "")
+    yield from tuning_args_cni_type_problems(plugin, [name for name in TUNING_ARGS_CNI if name not in _OWN_RULE])
 
 
 def ipam_field_type_problems(plugin: PluginConf, judged: Collection[str] = ()) -> Iterator[Problem]:
@@ -633,30 +634,23 @@ def _nested_string(obj: Any, base: str, *names: str) -> tuple[str, Any] | None:
     return path, value
 
 
-def _config_mac(plugin: PluginConf) -> tuple[str, str, bool] | None:
-    """(JSON path, value, whether a pod's own MAC replaces it) of the MAC the config gives the plugin: its
-    runtimeConfig.mac when not empty, else mac; for tuning, args.cni.mac before both, even empty. A pod
+def _config_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
+                pod_base: str = "") -> tuple[str, str, bool, bool] | None:
+    """(JSON path, value, whether a pod's own MAC replaces it, whether a pod's "cni-args" gave it) of the
+    MAC the config gives the plugin: its runtimeConfig.mac when not empty, else mac; for tuning,
+    args.cni.mac before both, even empty, with ``cni_args`` merged into it (see args_cni_spellings). A pod
     that requests a MAC replaces the first two (Multus passes it in CNI_ARGS, and with the mac capability
     in runtimeConfig), never tuning's args."""
-    if plugin.type == "tuning" and (spellings := args_cni_spellings(plugin, "mac")):
-        # args.cni.mac is a pointer: the last spelling tuning decodes sets it, a null (of it, or of args or
-        # cni above it) leaves it nil, and then mac and runtimeConfig.mac count.
-        if any(_mistyped_args_mac(s) for s in spellings):
-            return None  # tuning fails to decode its config: said by mac_problems, or for args and cni by
-            # nad-plugin-tuning-sysctl
-        last = spellings[-1]
-        if last.value is not None:
-            return (last.path, last.value, False) if last.value else None
+    if plugin.type == "tuning":
+        decodes, last = _tuning_args_cni_value(plugin, "mac", cni_args, pod_base)
+        if not decodes:
+            return None  # said by mac_problems, or for args and cni by nad-plugin-tuning-sysctl
+        if last is not None:
+            return (last.path, last.value, False, last.from_pod) if last.value else None
     for found in (_nested_string(plugin.conf, plugin.path, "runtimeConfig", "mac"), plugin.field("mac")):
         if found is not None and isinstance(found[1], str) and found[1]:
-            return found[0], found[1], True
+            return found[0], found[1], True, False
     return None
-
-
-def _mistyped_args_mac(spelling: Spelling) -> bool:
-    """Whether tuning fails to decode ``spelling``, one of those of args.cni.mac: a string pointer, below
-    two structs."""
-    return spelling.value is not None and (spelling.field != "args.cni.mac" or not isinstance(spelling.value, str))
 
 
 def _ip_tool_mac(value: str) -> bytes | None:
@@ -669,20 +663,21 @@ def _ip_tool_mac(value: str) -> bytes | None:
     return bytes(octets) if len(octets) == 6 and max(octets) <= 255 else None
 
 
-def mac_problems(plugin: PluginConf) -> Iterator[Problem]:
+def mac_problems(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
+                 pod_base: str = "") -> Iterator[Problem]:
     """A MAC address that macvlan, tap or tuning cannot set: not one Go's net.ParseMAC reads (or, for
     tap through `ip link set`, ip), or, on the Ethernet devices macvlan and tap make, not six bytes, a
-    multicast address or all zeros, which the kernel refuses."""
-    if plugin.type == "tuning":
-        for spelling in args_cni_spellings(plugin, "mac"):
-            if spelling.field == "args.cni.mac" and _mistyped_args_mac(spelling):
-                yield Problem(spelling.path, f"{spelling.path} is {describe(spelling.value)}, but the tuning plugin "
-                                             "reads args.cni.mac as a string: it fails to load its config and fails "
-                                             "every pod; write a MAC address, e.g. 02:00:00:00:00:01")
-    if plugin.type not in ("macvlan", "tap", "tuning") or (found := _config_mac(plugin)) is None:
+    multicast address or all zeros, which the kernel refuses. With ``cni_args``, only what a pod's
+    "cni-args" give tuning's args.cni.mac (at JSON path ``pod_base``)."""
+    from_pod = cni_args is not None
+    yield from tuning_args_cni_type_problems(plugin, ("mac",), cni_args, pod_base, POD_NEVER_STARTS if from_pod else
+                                             "fails every pod")
+    found = _config_mac(plugin, cni_args, pod_base) if plugin.type in ("macvlan", "tap", "tuning") else None
+    if found is None or found[3] is not from_pod:
         return
-    path, value, replaceable = found
-    fails = "fails every pod that does not request a MAC of its own" if replaceable else "fails every pod"
+    path, value, replaceable, _ = found
+    fails = POD_NEVER_STARTS if from_pod else \
+        "fails every pod that does not request a MAC of its own" if replaceable else "fails every pod"
     ip_tool = plugin.type == "tap" and _tap_runs_ip_tool(plugin)
     address = _ip_tool_mac(value) if ip_tool else parse_mac(value)
     if address is None:
@@ -706,9 +701,18 @@ def mac_problems(plugin: PluginConf) -> Iterator[Problem]:
                         "02:00:00:00:00:01 (02: locally administered)")
 
 
-def mtu_problems(plugin: PluginConf) -> Iterator[Problem]:
-    found = plugin.field("mtu")
-    if found is None or not is_int(found[1]) or found[1] >= 0:
+def mtu_problems(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
+                 pod_base: str = "") -> Iterator[Problem]:
+    """An mtu below 0 where the plugin refuses it: for tuning, args.cni.mtu when not nil, else its own (with
+    ``cni_args``, only what a pod's "cni-args" give args.cni.mtu, at JSON path ``pod_base``)."""
+    found, from_pod = plugin.field("mtu"), False
+    if plugin.type == "tuning":
+        decodes, last = _tuning_args_cni_value(plugin, "mtu", cni_args, pod_base)
+        if not decodes:
+            return  # said by nad-plugin-field-types or pod-networks-cni-args-tuning
+        if last is not None:
+            found, from_pod = (last.path, last.value), last.from_pod
+    if found is None or from_pod is not (cni_args is not None) or not is_int(found[1]) or found[1] >= 0:
         return
     path, value = found
     kind = plugin.type
@@ -721,11 +725,9 @@ def mtu_problems(plugin: PluginConf) -> Iterator[Problem]:
     else:
         # bridge, ptp and ipvlan (and tap through netlink) leave an mtu below 1 unset.
         return
-    yield Problem(
-        path,
-        f"{path} is {value}: {why}, so every pod fails; give a positive MTU, or leave mtu out to keep the "
-        "default",
-    )
+    fails = POD_NEVER_STARTS if from_pod else "fails every pod"
+    yield Problem(path, f"{path} is {value}: {why}, and {fails}; give a positive MTU, or leave mtu out to keep "
+                        "the default")
 
 
 def vrf_problems(plugin: PluginConf) -> Iterator[Problem]:
@@ -847,8 +849,8 @@ class Spelling:
     value: Any
     #: Whether a pod's "cni-args" gave it.
     from_pod: bool
-    #: The field of the tuning config it is a spelling of: "sysctl", "args", "args.cni", "args.cni.sysctl",
-    #: "args.cni.mac".
+    #: The field of the config it is a spelling of: "sysctl", "args", "args.cni", or "args.cni." and the
+    #: name of a field of args.cni ("args.cni.sysctl", "args.cni.mac", "args.cni.ips").
     field: str
 
 
@@ -920,12 +922,13 @@ def own_sysctl(plugin: PluginConf) -> DecodedSysctl:
 
 def args_cni_spellings(plugin: PluginConf, name: str, cni_args: Mapping[str, Any] | None = None,
                        pod_base: str = "") -> list[Spelling]:
-    """The spellings tuning decodes into args.cni.``name`` (sysctl, mac), in order. Go matches "args",
-    "cni" and ``name`` case-insensitively, and decodes every spelling of each into its one field: a later
-    object into the struct or map an earlier one made, null making it nil again, so any null above
-    args.cni.``name`` drops it like a null of its own. With ``cni_args``, a pod's "cni-args" (at JSON
-    path ``pod_base``) merged as Multus v4.3.0 injectCNIArgs does: by exact key, into "args" and its
-    "cni" (added when missing, beside any other spelling), the pod's keys replacing the NAD's."""
+    """The spellings a plugin decodes into args.cni.``name`` (tuning's sysctl, mac, mtu..., static's ips),
+    in order. Go matches "args", "cni" and ``name`` case-insensitively, and decodes every spelling of each
+    into its one field: a later object into the struct or map an earlier one made (a later list replaces
+    an earlier one), null making it nil again, so any null above args.cni.``name`` drops it like a null of
+    its own. With ``cni_args``, a pod's "cni-args" (at JSON path ``pod_base``) merged as Multus v4.3.0
+    injectCNIArgs does: by exact key, into "args" and its "cni" (added when missing, beside any other
+    spelling), the pod's keys replacing the NAD's, its numbers as Go encodes them again (as_reencoded)."""
     spellings: list[Spelling] = []
     injected = ("args",) if cni_args is not None else ()
     for key in _sorted_spellings(plugin.conf, "args", *injected):
@@ -943,13 +946,64 @@ def args_cni_spellings(plugin: PluginConf, name: str, cni_args: Mapping[str, Any
             keys = {k: Spelling(f"{cni_path}.{k}", value, False, f"args.cni.{name}")
                     for k, value in (cni.items() if isinstance(cni, Mapping) else ())}
             if cni_args is not None and into_args and cni_key == "cni":
-                keys.update((k, Spelling(f"{pod_base}.{k}", value, True, f"args.cni.{name}"))
+                keys.update((k, Spelling(f"{pod_base}.{k}", as_reencoded(value), True, f"args.cni.{name}"))
                             for k, value in cni_args.items())
             elif not isinstance(cni, Mapping):
                 spellings.append(Spelling(cni_path, cni, False, "args.cni"))
                 continue
-            spellings += (keys[k] for k in _sorted_spellings(keys, name))
+            spellings += (keys[k] for k in _sorted_spellings(keys, fold(name)))
     return spellings
+
+
+#: What fails when a plugin cannot use what a pod's "cni-args" give it.
+POD_NEVER_STARTS = "fails the pod's ADD on every try, so the pod never starts"
+#: The fields tuning reads from args.cni, its IPAMArgs: each a pointer, which replaces the field of its own
+#: config when not nil. Multus merges a pod's "cni-args" there.
+TUNING_ARGS_CNI: Mapping[str, FieldType] = {"sysctl": Kind.STRING_MAP, "mac": Kind.STRING, "promisc": Kind.BOOL,
+                                            "mtu": Kind.INT, "allmulti": Kind.BOOL, "txQLen": Kind.INT}
+#: The fields of args.cni whose wrong types a rule of their own reports, with the rest of what it says of
+#: them (nad-plugin-tuning-sysctl, nad-plugin-mac); the others' are nad-plugin-field-types'.
+_OWN_RULE = frozenset({"sysctl", "mac"})
+_ARGS_CNI_FIX = {"mac": "write a MAC address, e.g. 02:00:00:00:00:01"}
+
+
+def args_cni_mismatches(spelling: Spelling, field_type: FieldType) -> list[tuple[str, Any, str]]:
+    """What Go fails to decode in ``spelling``, one of those of a field of args.cni of ``field_type`` (or
+    of "args" or "cni" above it, which are structs), as (JSON path, value, what it must be). Any of them
+    fails the decode of the whole config, even when a later spelling replaces it."""
+    if spelling.value is None:
+        return []
+    if not spelling.field.startswith("args.cni."):
+        return [(spelling.path, spelling.value, "an object")]
+    return list(type_mismatches(spelling.path, spelling.value, field_type))
+
+
+def _tuning_args_cni_value(plugin: PluginConf, name: str, cni_args: Mapping[str, Any] | None = None,
+                           pod_base: str = "") -> tuple[bool, Spelling | None]:
+    """Whether tuning decodes every spelling of args.cni.``name`` (with ``cni_args`` merged, see
+    args_cni_spellings), and the spelling whose value the pointer ends with: the last one, unless it is a
+    null (of it, or of args or cni above it), which leaves it nil, so that its own field counts."""
+    spellings = args_cni_spellings(plugin, name, cni_args, pod_base)
+    if any(args_cni_mismatches(spelling, TUNING_ARGS_CNI[name]) for spelling in spellings):
+        return False, None
+    return True, spellings[-1] if spellings and spellings[-1].value is not None else None
+
+
+def tuning_args_cni_type_problems(plugin: PluginConf, names: Iterable[str], cni_args: Mapping[str, Any] | None = None,
+                                  pod_base: str = "", fails: str = "fails every pod") -> Iterator[Problem]:
+    """tuning's args.cni.``names`` (of TUNING_ARGS_CNI, but sysctl) under any spelling, of a type it cannot
+    decode: the NAD's, or with ``cni_args`` only the pod's (merged as args_cni_spellings says). ``fails``
+    says what fails then. A spelling of "args" or "cni" that is not an object is args_sysctl_problems'."""
+    if plugin.type != "tuning":
+        return
+    for name in names:
+        for spelling in args_cni_spellings(plugin, name, cni_args, pod_base):
+            if spelling.field != f"args.cni.{name}" or spelling.from_pod is not (cni_args is not None):
+                continue
+            for path, value, expected in args_cni_mismatches(spelling, TUNING_ARGS_CNI[name]):
+                fix = _ARGS_CNI_FIX.get(name, f"write it as {expected}")
+                yield Problem(path, f"{path} is {describe(value)}, but the tuning plugin reads args.cni.{name} as "
+                                    f"{expected}: it fails to load its config and {fails}; {fix}")
 
 
 def decode_sysctl_spellings(spellings: Iterable[Spelling]) -> DecodedSysctl:

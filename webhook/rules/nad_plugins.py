@@ -73,8 +73,9 @@ def ipmasq_backend(subject: Subject) -> Iterator[Violation]:
       judges=[SPEC_CONFIG])
 def plugin_mtu(subject: Subject) -> Iterator[Violation]:
     """A negative ``mtu`` fails every ADD of macvlan and vlan (which check it against the master),
-    tuning (the kernel refuses it) and tap (``ip link set`` refuses it, unless tap creates the device
-    through netlink because it has both an owner and a group). bridge, ptp and ipvlan ignore it."""
+    tuning (the kernel refuses it; its args.cni.mtu, when not null, replaces it) and tap (``ip link set``
+    refuses it, unless tap creates the device through netlink because it has both an owner and a group).
+    bridge, ptp and ipvlan ignore it."""
     yield from _each_plugin(subject, table.mtu_problems)
 
 

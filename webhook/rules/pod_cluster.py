@@ -10,26 +10,33 @@ pod was created with.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from itertools import chain
 from typing import Any
 
 from webhook.cni.addresses import between, parse_cidr, parse_ip
-from webhook.cni.config import NetConf, PluginConf, parse_nad_config
+from webhook.cni.config import NetConf, PluginConf, Problem, parse_nad_config
 from webhook.cni.fields import describe
 from webhook.cni.gojson import fold
 from webhook.cni.ipam import (
     StaticAddress,
     args_cni_ips,
+    args_cni_ips_addresses,
     nad_allocation_ranges,
     static_addresses,
     whereabouts_ranges,
 )
 from webhook.cni.plugins import (
+    POD_NEVER_STARTS,
+    TUNING_ARGS_CNI,
     args_cni_spellings,
     args_sysctl_problems,
     decode_sysctl_spellings,
+    mac_problems,
+    mtu_problems,
     portmap_empty_conditions,
+    tuning_args_cni_type_problems,
 )
 from webhook.multus.selection import (
     DEFAULT_NETWORK_ANNOTATION,
@@ -413,14 +420,6 @@ def static_ip_range(subject: Subject) -> Iterator[Violation]:
                                     "outside the range, or add it to the range's exclude list")
 
 
-def _cidrs(values: Any) -> list[str] | None:
-    """A list of strings (static's args.cni.ips), else None: static fails to decode anything else, which is
-    not this rule's to say."""
-    if isinstance(values, list) and all(isinstance(v, str) for v in values):
-        return list(values)
-    return None
-
-
 def _same_addresses(a: Sequence[str], b: Sequence[str]) -> bool:
     return {parse_cidr(x) or x for x in a} == {parse_cidr(x) or x for x in b}
 
@@ -450,18 +449,17 @@ def _static_extra(ref: NetworkReference, plugin: PluginConf) -> str | None:
         return None
     capability = (f', or declare "capabilities": {{"ips": true}} on {plugin.path} so that the requested ips '
                   "replace them" if ref.annotation == NETWORKS_ANNOTATION else "")
-    # Multus merges a selection's cni-args into args.cni key by key, the selection's winning.
-    cni_args = ref.selection.cni_args
-    if cni_args is not None and "ips" in cni_args:
-        where, given = f'{ref.field}["cni-args"].ips', _cidrs(cni_args["ips"])
-    else:
-        found = args_cni_ips(plugin)
-        where, given = (found[0], _cidrs(found[1])) if found is not None else ("", None)
-    if given:
+    # Multus merges a selection's cni-args into args.cni key by key, the selection's winning, beside the
+    # NAD's other spellings, which static decodes too.
+    found = args_cni_ips(plugin, ref.selection.cni_args, f'{ref.field}["cni-args"]')
+    given = [value for _, value in found.entries]
+    if found.mistyped or any(parse_cidr(value) is None for value in given):
+        return None  # static fails the ADD: nad-ipam-static's to say, or pod-networks-cni-args-ips'
+    if found.source is not None and given:
         if _same_addresses(given, ips):
             return None
-        return (f"static takes its addresses from {where} when there are any, dropping the ones of CNI_ARGS: the "
-                f"pod gets {', '.join(given)} instead; drop ips from args.cni{capability}")
+        return (f"static takes its addresses from {found.source} when there are any, dropping the ones of "
+                f"CNI_ARGS: the pod gets {', '.join(given)} instead; drop ips from args.cni{capability}")
     ipam = plugin.ipam
     own, _ = static_addresses(ipam, plugin.ipam_path) if ipam is not None else ([], [])
     if not own:
@@ -513,6 +511,31 @@ def ips_extra_addresses(subject: Subject) -> Iterator[Violation]:
                                 f"{kind} IPAM of NAD {ref.namespace}/{ref.name} in CNI_ARGS, and {extra}")
 
 
+def _plugins_given_cni_args(subject: Subject, names: Sequence[str], reader: Callable[[PluginConf], str | None]
+                            ) -> Iterator[tuple[NetworkReference, Mapping[str, Any], PluginConf, str]]:
+    """Each plugin of the NAD of a selection whose "cni-args" has a key decoded as one of args.cni.``names``
+    by the plugin, or its IPAM, that ``reader`` names (None: the plugin reads none of them), with those
+    cni-args and the end of a message that says where they go. Multus merges by exact key, but plugins
+    decode args.cni as Go does: "SysCtl" is tuning's sysctl too."""
+    if not (subject.view.known and _read_by_multus_yet(subject)):
+        return
+    folded = {fold(name) for name in names}
+    for ref in subject.network_references:
+        cni_args = ref.selection.cni_args
+        if cni_args is None or not any(fold(key) in folded for key in cni_args):
+            continue
+        nad = subject.view.nad(ref.namespace, ref.name)
+        netconf = _netconf(nad) if nad is not None else None
+        for plugin in netconf.plugins if netconf is not None else ():
+            if (what := reader(plugin)) is not None:
+                yield ref, cni_args, plugin, (f"(Multus merges it into args.cni of {plugin.path}, the {what} of NAD "
+                                              f"{ref.namespace}/{ref.name})")
+
+
+def _tuning(plugin: PluginConf) -> str | None:
+    return "tuning plugin" if plugin.type == "tuning" else None
+
+
 @rule("pod-networks-cni-args-sysctl", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
       title="the sysctls a pod's cni-args give the NAD's tuning plugin are ones it applies")
 def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
@@ -525,29 +548,55 @@ def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
     pod's value (a warning). Multus merges into "args" and "cni" by exact key, adding them beside a
     NAD's "Args" or "CNI", which tuning decodes too, in sorted order: their entries count with the pod's.
     Only what reaches tuning is judged; the NAD's own args.cni.sysctl is nad-plugin-tuning-sysctl's."""
-    if not (subject.view.known and _read_by_multus_yet(subject)):
-        return
-    for ref in subject.network_references:
-        cni_args = ref.selection.cni_args
-        # Multus merges by exact key, but tuning decodes args.cni as Go does: "SysCtl" is its sysctl too.
-        spelled = [key for key in cni_args or () if fold(key) == "sysctl"]
-        nad = subject.view.nad(ref.namespace, ref.name) if spelled else None
-        netconf = _netconf(nad) if nad is not None else None
-        if cni_args is None or netconf is None:
-            continue
-        base, nad_ref = f'{ref.field}["cni-args"]', f"NAD {ref.namespace}/{ref.name}"
-        for plugin in netconf.plugins:
-            if plugin.type != "tuning":
-                continue
-            # injectCNIArgs sets the selection's keys in the plugin's "args" and "cni" (exact keys: Multus
-            # reads the config into Go maps), beside any other spelling tuning also decodes.
-            merged = decode_sysctl_spellings(args_cni_spellings(plugin, "sysctl", cni_args, base))
-            then = (f'and the pod never starts; add "sysctl": {{}} to {plugin.path} of {nad_ref}, or drop '
-                    f'{" and ".join(spelled)} from {base}')
-            for problem in args_sysctl_problems(plugin, merged, True, then, "the pod never starts"):
-                yield Violation(problem.field,
-                                f"{problem.message} (Multus merges it into args.cni of {plugin.path}, the tuning "
-                                f"plugin of {nad_ref})", Severity.WARN if problem.warning else None)
+    for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, ["sysctl"], _tuning):
+        base = f'{ref.field}["cni-args"]'
+        spelled = [key for key in cni_args if fold(key) == "sysctl"]
+        # injectCNIArgs sets the selection's keys in the plugin's "args" and "cni" (exact keys: Multus
+        # reads the config into Go maps), beside any other spelling tuning also decodes.
+        merged = decode_sysctl_spellings(args_cni_spellings(plugin, "sysctl", cni_args, base))
+        then = (f'and the pod never starts; add "sysctl": {{}} to {plugin.path} of NAD {ref.namespace}/{ref.name}, '
+                f'or drop {" and ".join(spelled)} from {base}')
+        for problem in args_sysctl_problems(plugin, merged, True, then, "the pod never starts"):
+            yield Violation(problem.field, f"{problem.message} {merged_into}",
+                            Severity.WARN if problem.warning else None)
+
+
+@rule("pod-networks-cni-args-tuning", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
+      title="the mac, mtu, promisc, allmulti and txQLen a pod's cni-args give the NAD's tuning plugin are ones "
+            "it reads")
+def cni_args_tuning(subject: Subject) -> Iterator[Violation]:
+    """tuning reads mac, promisc, mtu, allmulti and txQLen from args.cni too (its IPAMArgs), where Multus
+    merges a selection's "cni-args", every spelling Go matches as with sysctl (pod-networks-cni-args-sysctl),
+    each into a typed Go field: "mtu": "1500" or "promisc": "yes" fails the decode of its config, a mac Go's
+    net.ParseMAC does not read fails setting it, and the kernel refuses an mtu below 0; either way the pod's
+    ADD fails on every try and the pod never starts. Multus passes the numbers as Go encodes a float64
+    ("mtu": 1500.0 arrives as 1500)."""
+    names = [name for name in TUNING_ARGS_CNI if name != "sysctl"]
+    for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, names, _tuning):
+        base = f'{ref.field}["cni-args"]'
+        for problem in chain(tuning_args_cni_type_problems(plugin, [n for n in names if n != "mac"], cni_args, base,
+                                                           POD_NEVER_STARTS),
+                             mac_problems(plugin, cni_args, base), mtu_problems(plugin, cni_args, base)):
+            yield Violation(problem.field, f"{problem.message} {merged_into}")
+
+
+@rule("pod-networks-cni-args-ips", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
+      title="the ips a pod's cni-args give the NAD's static IPAM are CIDRs")
+def cni_args_ips(subject: Subject) -> Iterator[Violation]:
+    """static IPAM takes its addresses from args.cni.ips when there are any, where Multus merges a
+    selection's "cni-args": a list of CIDR strings, every spelling Go matches ("IPs" too), decoded in
+    sorted order into one list (a later list replaces an earlier one, the NAD's "ips" the pod's "IPs").
+    Anything else, or an entry that is not a CIDR, fails the ADD on every try: the pod never starts."""
+    def static(plugin: PluginConf) -> str | None:
+        return "plugin with the static IPAM" if plugin.ipam_type == "static" else None
+
+    for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, ["ips"], static):
+        base = f'{ref.field}["cni-args"]'
+        problems: list[Problem] = []
+        args_cni_ips_addresses(args_cni_ips(plugin, cni_args, base), problems, POD_NEVER_STARTS)
+        for problem in problems:
+            if problem.field.startswith(base):  # the NAD's own are nad-ipam-static's
+                yield Violation(problem.field, f"{problem.message} {merged_into}")
 
 
 def _args_multus_cannot_merge_into(plugin: PluginConf) -> tuple[str, Any] | None:
