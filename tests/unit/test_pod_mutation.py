@@ -642,7 +642,8 @@ def test_cni_args_into_nad_args_that_are_not_an_object_is_refused(annotation: st
     field = f'metadata.annotations["{annotation}"]' + ("[0]" if annotation.endswith("networks") else "")
     assert found == [("pod-networks-cni-args-nad-args", "deny",
                       f'{field}["cni-args"] is merged by Multus into args.cni of every plugin of NAD apps/tuned, but '
-                      f"its {where} is {what}, not an object: Multus crashes merging them and the pod never starts; "
+                      f"its {where} is {what}, not an object: Multus panics merging them (the pod's ADD fails on "
+                      "every try) and the pod never starts; "
                       f"make {where} an object (or remove it) in NAD apps/tuned, or drop \"cni-args\" from {field}")
                      for where, what in (("spec.config.plugins[0].args.cni", "null"),
                                          ("spec.config.plugins[1].args", "the string 'x'"))]

@@ -598,8 +598,9 @@ def cni_args_nad_args(subject: Subject) -> Iterator[Violation]:
             if found is not None:
                 path, value = found
                 yield Violation(base, f"{base} is merged by Multus into args.cni of every plugin of {nad_ref}, but "
-                                      f"its {path} is {describe(value)}, not an object: Multus crashes merging "
-                                      f"them and the pod never starts; make {path} an object (or remove it) in "
+                                      f"its {path} is {describe(value)}, not an object: Multus panics merging "
+                                      "them (the pod's ADD fails on every try) and the pod never starts; "
+                                      f"make {path} an object (or remove it) in "
                                       f"{nad_ref}, or drop \"cni-args\" from {ref.field}")
 
 
