@@ -123,6 +123,17 @@ CASES = [
                                       "exclude": ["fd00:27::10/127"]}, a("fd00:27::12/64")),
     Case("addresses", {"range": "10.28.0.0/24", "addresses": [{"address": "10.28.9.5/24"}]},
          a("10.28.0.1/24", "10.28.9.5/24")),
+    # A first-last range starting at the network address starts at the first usable one (GetIPRange), and
+    # one ending at the broadcast address ends at the last usable one: a range_start or range_end beside
+    # it that says so asks for the span the range gives.
+    Case("first-last-from-network-start-first-usable", {"range": "10.33.0.0-10.33.0.50/24",
+                                                        "range_start": "10.33.0.1"}, a("10.33.0.1/24")),
+    Case("first-last-to-broadcast-end-last-usable", {"range": "10.34.0.5-10.34.0.255/24",
+                                                     "range_end": "10.34.0.254"}, a("10.34.0.5/24")),
+    Case("ip-ranges-first-last-from-network-start-first-usable",
+         {"ipRanges": [{"range": "10.35.0.0-10.35.0.50/24", "range_start": "10.35.0.1"}]}, a("10.35.0.1/24")),
+    Case("ip-ranges-first-last-to-broadcast-end-last-usable",
+         {"ipRanges": [{"range": "10.36.0.5-10.36.0.255/24", "range_end": "10.36.0.254"}]}, a("10.36.0.5/24")),
     # --- warned, and working as the warning says ---
     Case("range-leading-zeros", {"range": "10.030.0.0/24"}, a("10.30.0.1/24"), warned="leading zeros as decimal"),
     Case("exclude-outside-range", {"range": "10.31.0.0/24", "exclude": ["10.99.0.0/24"]}, a("10.31.0.1/24"),
@@ -333,6 +344,19 @@ NODE_SLICE_CASES = [
     Case("node-slice-exclude-ignored", {"range": "10.76.0.0/24", "node_slice_size": "/28",
                                         "exclude": ["10.76.0.0/30"]}, a("10.76.0.1/24"),
          warned="without that controller every pod fails", ignored="ignores exclude when node_slice_size is set"),
+    # ...and so do range_start, range_end and a first-last range: the slice's first and last usable
+    # addresses replace the range's, and the controller slices the range's network.
+    Case("node-slice-range-start-ignored", {"range": "10.77.0.0/24", "node_slice_size": "/28",
+                                            "range_start": "10.77.0.50"}, a("10.77.0.1/24"),
+         warned="without that controller every pod fails", ignored="ignores range_start when node_slice_size is set"),
+    Case("node-slice-first-last-ignored", {"range": "10.78.0.10-10.78.0.20/24", "node_slice_size": "/28"},
+         a("10.78.0.1/24"), warned="without that controller every pod fails",
+         ignored="ignores the first-last form of spec.config.ipam.range ('10.78.0.10-10.78.0.20/24') when "
+                 "node_slice_size is set"),
+    Case("node-slice-ip-ranges-start-end-ignored",
+         {"ipRanges": [{"range": "10.79.0.0/24", "range_start": "10.79.0.100", "range_end": "10.79.0.110"}],
+          "node_slice_size": "/28"}, a("10.79.0.1/24"), warned="without that controller every pod fails",
+         ignored="ignores range_end when node_slice_size is set"),
     # The controller makes a NodeSlicePool without slices of a size it cannot read...
     Case("node-slice-size-unparsable", {"range": "10.72.0.0/24", "node_slice_size": "abc"},
          refused_with="no allocated node slice for node", denied="not a prefix length"),

@@ -577,6 +577,13 @@ ALLOWED = [
     ("nad-ipam-whereabouts", wa(range="fd00::/120", range_end="fd00::ff")),
     ("nad-ipam-whereabouts", wa(range="10.0.0.0-10.0.0.255/24")),
     ("nad-ipam-whereabouts", wa(ipRanges=[{"range": "10.0.0.0/24", "range_start": "10.0.0.0"}])),
+    # Beside a first-last range starting at the network address (or ending at the broadcast address),
+    # a range_start at the first usable address (range_end at the last) gives the span the range gives.
+    ("nad-ipam-whereabouts", wa(range="10.0.0.0-10.0.0.50/24", range_start="10.0.0.1")),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.5-10.0.0.255/24", range_end="10.0.0.254")),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.1-10.0.0.50/24", range_start="10.0.0.0")),
+    ("nad-ipam-whereabouts", wa(ipRanges=[{"range": "10.0.0.0-10.0.0.50/24", "range_start": "10.0.0.1"}])),
+    ("nad-ipam-whereabouts", wa(ipRanges=[{"range": "10.0.0.5-10.0.0.255/24", "range_end": "10.0.0.254"}])),
     (
         "nad-ipam-whereabouts",
         wa(ipRanges=[{"range": "10.0.0.0/24"}, {"range": "fd00::/64", "exclude": ["fd00::1"]}]),
@@ -613,6 +620,45 @@ def test_whereabouts_node_slices_drop_every_exclude() -> None:
     found = {(f.field, f.severity) for f in findings(nad(config), "nad-ipam-whereabouts")
              if "ignores exclude when node_slice_size is set" in f.message}
     assert found == {(f"{P}.exclude[0]", Severity.DENY), (f"{P}.ipRanges[0].exclude[0]", Severity.DENY)}
+
+
+@pytest.mark.parametrize(("config", "ignored"), [
+    (wa(range="10.0.0.0/24", range_start="10.0.0.50", node_slice_size="/28"),
+     [(f"{P}.range_start", "range_start", "10.0.0.50-10.0.0.254", "drop it")]),
+    (wa(range="10.0.0.0/24", range_end="10.0.0.99", node_slice_size="/28"),
+     [(f"{P}.range_end", "range_end", "10.0.0.1-10.0.0.99", "drop it")]),
+    (wa(range="10.0.0.10-10.0.0.20/24", node_slice_size="/28"),
+     [(f"{P}.range", f"the first-last form of {P}.range ('10.0.0.10-10.0.0.20/24')", "10.0.0.10-10.0.0.20",
+       "drop the first-last form")]),
+    (wa(ipRanges=[{"range": "10.0.0.0/24", "range_start": "10.0.0.5", "range_end": "10.0.0.9"},
+                  {"range": "10.0.1.0-10.0.1.9/24"}], node_slice_size="/28"),
+     [(f"{P}.ipRanges[0].range_start", "range_start", "10.0.0.5-10.0.0.9", "drop it"),
+      (f"{P}.ipRanges[0].range_end", "range_end", "10.0.0.5-10.0.0.9", "drop it"),
+      (f"{P}.ipRanges[1].range", f"the first-last form of {P}.ipRanges[1].range ('10.0.1.0-10.0.1.9/24')",
+       "10.0.1.1-10.0.1.9", "drop the first-last form")]),
+])
+def test_whereabouts_node_slices_drop_what_narrows_a_range_as_they_drop_exclude(
+        config: dict[str, Any], ignored: list[tuple[str, str, str, str]]) -> None:
+    """whereabouts v0.9.4 puts the node slice's first and last usable addresses in place of each range's
+    RangeStart and RangeEnd, and the controller slices the range's network: denied as exclude is."""
+    found = [(f.field, f.severity, f.message) for f in findings(nad(config), "nad-ipam-whereabouts")
+             if "when node_slice_size is set" in f.message]
+    assert found == [
+        (field, Severity.DENY,
+         f"{field}: whereabouts ignores {what} when node_slice_size is set (it allocates from the node's slice of the "
+         f"range, from its first to its last usable address, not only from {span}); drop node_slice_size, or "
+         f"{drop} and write the range as the CIDR of just the addresses to hand out")
+        for field, what, span, drop in ignored]
+
+
+@pytest.mark.parametrize("config", [
+    wa(range="10.0.0.0/24", range_start="10.0.0.1", range_end="10.0.0.255", node_slice_size="/28"),
+    wa(range="10.0.0.0-10.0.0.255/24", node_slice_size="/28"),
+])
+def test_whereabouts_node_slices_ignore_nothing_of_a_range_nothing_narrows(config: dict[str, Any]) -> None:
+    """Only the warning that the node-slice controller must run."""
+    assert [(f.field, f.severity) for f in findings(nad(config), "nad-ipam-whereabouts")] == \
+        [(f"{P}.node_slice_size", Severity.WARN)]
 
 
 def test_whereabouts_exclude_without_a_range_still_lacks_a_range() -> None:

@@ -706,7 +706,8 @@ def test_cni_args_into_nad_args_that_are_not_an_object_is_refused(annotation: st
     field = f'metadata.annotations["{annotation}"]' + ("[0]" if annotation.endswith("networks") else "")
     assert found == [("pod-networks-cni-args-nad-args", "deny",
                       f'{field}["cni-args"] is merged by Multus into args.cni of every plugin of NAD apps/tuned, but '
-                      f"its {where} is {what}, not an object: Multus crashes merging them and the pod never starts; "
+                      f"its {where} is {what}, not an object: Multus panics merging them (the pod's ADD fails on "
+                      "every try) and the pod never starts; "
                       f"make {where} an object (or remove it) in NAD apps/tuned, or drop \"cni-args\" from {field}")
                      for where, what in (("spec.config.plugins[0].args.cni", "null"),
                                          ("spec.config.plugins[1].args", "the string 'x'"))]
@@ -921,6 +922,86 @@ def test_port_mappings_portmap_takes_pass() -> None:
     entries = [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
                {"hostPort": 65535, "containerPort": 1, "protocol": "sctp", "hostIP": "fd00::1"}]
     assert findings(networks({"name": "ports", "portMappings": entries}), view(portmap_nad())) == []
+
+
+def profile_port_mappings(entries: list[Any], v: StaticClusterView | None,
+                          policy: Policy | None = None) -> list[tuple[str, str]]:
+    """networkprofile-networks on a profile whose one network is NAD apps/ports with these portMappings."""
+    subject = Subject(profile("web", [{"name": "ports", "portMappings": entries}]), "NetworkProfile",
+                      **({"view": v} if v is not None else {}), default_namespace="apps")
+    return [(str(f.severity), f.message) for f in evaluate(subject, policy or Policy())
+            if f.rule == "networkprofile-networks"]
+
+
+NO_PORTMAP = nad("ports", json.dumps({"cniVersion": "1.0.0", "name": "ports", "type": "macvlan", "master": "eth0"}))
+PORTMAP_WITHOUT_IPAM = nad("ports", json.dumps({"cniVersion": "1.0.0", "name": "ports", "plugins": [
+    {"type": "macvlan", "master": "eth0"}, PORTMAP_PLUGIN]}))
+
+
+def test_a_profile_port_mapping_no_portmap_gets_is_not_denied_as_the_same_pod_is_not() -> None:
+    """The NAD has no portmap: a pod with this annotation starts (pod-networks-capabilities says the
+    entries are ignored), so a profile giving it to every pod must not be refused."""
+    entries = [{"containerPort": 80}]
+    for v in (view(NO_PORTMAP), view(portmap_nad(capability=False)), view(nad("ports", MACVLAN))):
+        assert profile_port_mappings(entries, v) == []
+        ignored_port_mappings(findings(networks({"name": "ports", "portMappings": entries}), v))
+
+
+@pytest.mark.parametrize("the_nad", [portmap_nad(), portmap_nad(capability=False), portmap_nad(backend="iptables"),
+                                     portmap_nad(backend="nftables"), NO_PORTMAP, PORTMAP_WITHOUT_IPAM,
+                                     nad("ports", json.dumps({"cniVersion": "1.0.0", "name": "ports", "plugins": [
+                                         {"type": "macvlan", "master": "eth0", "ipam": {"type": "static"}},
+                                         {**PORTMAP_PLUGIN, "conditionsV4": [""]}]}))],
+                         ids=["portmap", "no-capability", "iptables", "nftables", "no-portmap", "no-ipam",
+                              "empty-condition"])
+@pytest.mark.parametrize("entry", [
+    None, {}, {"containerPort": 80}, {"hostPort": 0, "containerPort": 80, "protocol": "tcp"},
+    {"hostPort": 8080, "containerPort": 80}, {"hostPort": 8080, "containerPort": 80, "protocol": "icmp"},
+    {"hostPort": 8080, "containerPort": 80, "protocol": "TCP"}, {"hostPort": 8080, "containerPort": 80,
+                                                                 "protocol": "udplite"},
+    {"hostPort": 70000, "containerPort": 80, "protocol": "tcp"},
+    {"hostPort": 8080, "containerPort": 70000, "protocol": "tcp", "hostIP": "fd00::1"},
+    {"hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": "host"},
+    {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+])
+def test_a_profile_port_mapping_is_judged_as_the_pod_rule_judges_it_against_the_nad(
+        the_nad: dict[str, Any], entry: Any) -> None:
+    """Denied exactly where pod-networks-port-mappings denies a pod with the same annotation, warned
+    about where it warns, with its message, saying the pods are every pod using the profile."""
+    v = view(the_nad)
+    pod_said = only("pod-networks-port-mappings", findings(networks({"name": "ports", "portMappings": [entry]}), v))
+    expected = [(severity, message.replace(PORTS_AT, "spec.networks[0].portMappings")
+                 .replace("as runtimeConfig)", "as runtimeConfig, in every pod using this profile)")
+                 .replace("failing the ADD of the pod if", "failing the ADD of every pod using this profile if"))
+                for severity, message in pod_said]
+    assert profile_port_mappings([entry], v) == expected
+
+
+@pytest.mark.parametrize(("v", "unknown"), [(None, "which is not known here (no cluster state)"),
+                                            (view(), "which does not exist (yet)")])
+def test_a_profile_port_mapping_through_an_unknown_nad_is_only_warned_about(
+        v: StaticClusterView | None, unknown: str) -> None:
+    entries = [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}, {"containerPort": 80},
+               {"hostPort": 8080, "containerPort": 80, "protocol": "icmp"}]
+    assert profile_port_mappings(entries, v) == [
+        ("warn", 'spec.networks[0].portMappings[1].hostPort is 0 (or left out): portmap refuses a port number that is '
+                 'not above 0 and fails the ADD with "Invalid host port number: 0"; give a port from 1 to 65535 (if '
+                 f'NAD apps/ports, {unknown}, has a portmap plugin that declares "capabilities": '
+                 '{"portMappings": true}: it then fails the ADD of every pod using this profile)'),
+        ("warn", "spec.networks[0].portMappings[2].protocol is 'icmp': portmap writes it as it is into the rule of its "
+                 "backend, and both its backends, iptables and nftables, refuse it, failing the ADD; write one of tcp, "
+                 f'udp, sctp (if NAD apps/ports, {unknown}, has a portmap plugin that declares "capabilities": '
+                 '{"portMappings": true} after a plugin whose IPAM gives the pod an address: it then fails the ADD of '
+                 "every pod using this profile)"),
+    ]
+
+
+def test_a_profile_port_mapping_denial_follows_the_policy() -> None:
+    entries = [{"hostPort": 0, "containerPort": 80, "protocol": "tcp"}]
+    assert [s for s, _ in profile_port_mappings(entries, view(portmap_nad()))] == ["deny"]
+    assert [s for s, _ in profile_port_mappings(entries, view(portmap_nad()), Policy(audit=True))] == ["warn"]
+    assert profile_port_mappings(entries, view(portmap_nad()),
+                                 Policy(severities={"networkprofile-networks": Severity.OFF})) == []
 
 
 def ignored_port_mappings(found: list[tuple[str, str, str]]) -> None:

@@ -445,6 +445,9 @@ class WhereaboutsRange:
     last: IPAddress
     #: (JSON path, network) of each parsable exclude entry.
     excludes: tuple[tuple[str, IPNetwork], ...]
+    #: (JSON path, what it is) of each field that narrows the range to ``first``-``last`` from the
+    #: network's first to last usable address: range_start, range_end, or a first-last range.
+    narrowed_by: tuple[tuple[str, str], ...] = ()
 
 
 def _whereabouts_range(
@@ -497,8 +500,14 @@ def _whereabouts_range(
                 Problem(rp, f"{rp}: {dash_start} is not inside {net}; start the range inside the network")
             )
             return None
-        for f, given, replacement in ((start_f, start, dash_start), (end_f, end, dash_end)):
-            if f is not None and given is not None and given != replacement:
+        # whereabouts' GetIPRange makes the same span of a start at the network address as of one at the
+        # first usable address (and of an end at the broadcast address as of the last usable one): a
+        # range_start or range_end is wrong only where it would give another span than the range does.
+        span = _whereabouts_span(net, dash_start, dash_end, rp, rp, [])
+        asked = _whereabouts_span(net, dash_start if start is None else start, dash_end if end is None else end,
+                                  rp, rp, [])
+        for f, given, end_of in ((start_f, start, 0), (end_f, end, 1)):
+            if f is not None and given is not None and (asked[end_of] != span[end_of] or not within(given, net)):
                 problems.append(
                     Problem(
                         f.path,
@@ -525,7 +534,10 @@ def _whereabouts_range(
         )
         return None
     first, last = _whereabouts_span(net, start, end, start_path, end_path, problems)
-    return WhereaboutsRange(rp, net, first, last, excludes)
+    narrowed_by = [(path, f"the first-last form of {rp} ({written!r})" if path == rp else path.rsplit(".", 1)[1])
+                   for path, narrows in ((start_path, first != net.network_address + 1),
+                                         (end_path, last != net.broadcast_address - 1)) if narrows]
+    return WhereaboutsRange(rp, net, first, last, excludes, tuple(dict.fromkeys(narrowed_by)))
 
 
 def _first_last_sets_both(range_path: str, written: str) -> str:
@@ -729,7 +741,9 @@ def _node_slice(
     controller (node-controller syncHandler) slices the range by it, and makes no usable slice from a
     size it cannot read, one shorter than the range's prefix, one that leaves no usable address, or an
     IPv6 range (DivideRangeBySize counts in 32-bit addresses): every pod fails then, controller or not.
-    The plugin puts the slice in place of each range, without the range's excludes."""
+    The plugin puts the slice in place of each range, from its first to its last usable address: the
+    range's excludes, range_start and range_end are ignored (and the controller slices the first range's
+    network, which is what config.LoadIPAMConfig leaves of a first-last range)."""
     f = _get(ipam, ipam_path, "node_slice_size")
     if f is None or not isinstance(f.value, str) or f.value == "":
         return
@@ -795,15 +809,24 @@ def _node_slice(
         )
     )
     for r in ranges:
-        for epath, _net in r.excludes:
-            problems.append(
-                Problem(
-                    epath,
-                    f"{epath}: whereabouts ignores exclude when node_slice_size is set (it allocates from the "
-                    "node's slice of the range, without the range's excludes); drop node_slice_size, or "
-                    "keep the excluded addresses out of the range",
-                )
-            )
+        problems.extend(_ignored_with_node_slice(r))
+
+
+def _ignored_with_node_slice(r: WhereaboutsRange) -> Iterator[Problem]:
+    """What of ``r`` whereabouts ignores with node_slice_size: it allocates from the first to the last
+    usable address of the node's slice (storage/kubernetes IPManagementKubernetesUpdate replaces the
+    range's RangeStart and RangeEnd), so excludes and whatever narrows the range count for nothing."""
+    ignored = [*((path, "exclude", "without the range's excludes", "keep the excluded addresses out of the range")
+                 for path, _net in r.excludes),
+               *((path, what, f"from its first to its last usable address, not only from {r.first}-{r.last}",
+                  f"drop {'it' if what.startswith('range_') else 'the first-last form'} and write the range as the "
+                  "CIDR of just the addresses to hand out") for path, what in r.narrowed_by)]
+    for path, what, how, fix in ignored:
+        yield Problem(
+            path,
+            f"{path}: whereabouts ignores {what} when node_slice_size is set (it allocates from the node's slice "
+            f"of the range, {how}); drop node_slice_size, or {fix}",
+        )
 
 
 # --- static -----------------------------------------------------------------------------------

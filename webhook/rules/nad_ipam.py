@@ -46,12 +46,15 @@ def host_local(subject: Subject) -> Iterator[Violation]:
 def whereabouts(subject: Subject) -> Iterator[Violation]:
     """whereabouts fails every pod on an unparsable range, exclude entry or addresses entry's address,
     and silently ignores a range_start / range_end outside the usable addresses, an end before the
-    start, a top-level one it cannot parse, and any beside a range written first-last (allocating
-    from the start, or up to the end, of the range: not what was asked); a start at the network
-    address or an end at the broadcast address means the first / last usable one, and is fine. An
-    exclude entry outside the range excludes nothing, and IPv4 parts with leading zeros (read in
-    decimal where whereabouts parses sloppily) are ambiguous: warnings. node_slice_size needs the
-    node-slice controller (a warning), and fails every pod with a size it cannot slice the range by.
+    start, a top-level one it cannot parse, and any beside a range written first-last that asks for
+    another span than the range gives (allocating from the start, or up to the end, of the range: not
+    what was asked); a start at the network address or an end at the broadcast address means the
+    first / last usable one, and is fine. An exclude entry outside the range excludes nothing, and IPv4
+    parts with leading zeros (read in decimal where whereabouts parses sloppily) are ambiguous:
+    warnings. node_slice_size needs the node-slice controller (a warning), and fails every pod with a
+    size it cannot slice the range by; with it whereabouts allocates from the first to the last usable
+    address of the node's slice, ignoring the range's excludes and whatever narrows it (range_start,
+    range_end, a first-last range).
     A field of the wrong type (enable_overlapping_ranges written "false", a leader_lease_duration in
     quotes) fails every pod."""
     yield from _each_ipam(subject, "whereabouts", lambda plugin, _version: ipam.check_whereabouts(plugin))

@@ -6,7 +6,9 @@ from collections import Counter
 from collections.abc import Iterator
 
 from webhook.multus.selection import (
+    NETWORKS_ANNOTATION,
     RESERVED_INTERFACES,
+    NetworkSelection,
     ParsedNetworks,
     Where,
     default_route_gateways,
@@ -16,7 +18,7 @@ from webhook.multus.selection import (
     parse_elements,
 )
 from webhook.rules.findings import Severity, Violation
-from webhook.rules.pod_cluster import port_mapping_failures
+from webhook.rules.pod_cluster import nad_netconf, port_mapping_failures, port_mapping_violations
 from webhook.rules.registry import field, rule
 from webhook.rules.subject import Subject
 
@@ -36,10 +38,12 @@ def networks(subject: Subject) -> Iterator[Violation]:
     """Every pod labelled with a broken profile would be refused (or hang); refusing the profile itself
     puts the error where it was made. That includes more than one default-route gateway of one IP
     family among the profile's networks: every pod using it gets them all in its networks annotation,
-    and Multus refuses that ("multus does not support ECMP for default-route"). And a portMappings entry
-    that portmap fails every ADD with, whatever its backend (a port left out, not above 0 or above 65535,
-    a protocol neither iptables nor nftables takes), which pod-networks-port-mappings would deny on every
-    such pod: the CRD's schema refuses the same in the cluster, and this says it to `multus-webhook check`."""
+    and Multus refuses that ("multus does not support ECMP for default-route"). And the portMappings of
+    a network: every pod using the profile has them in its networks annotation, so what
+    pod-networks-port-mappings would deny there, judged against the NAD the network names (only a
+    portmap that declares the portMappings capability gets them), is denied here; where that NAD is not
+    known (it does not exist yet, or `multus-webhook check` runs without cluster state), an entry that
+    such a portmap would fail with whatever its backend is warned about, saying when it would fail."""
     parsed = _parsed(subject)
     for problem in parsed.problems:
         yield Violation(problem.field, problem.message)
@@ -63,10 +67,28 @@ def networks(subject: Subject) -> Iterator[Violation]:
                         f"{excess_default_routes_message(family, found)}, so no pod using this profile would start: "
                         f"keep one IPv{family} default-route in the profile")
     for i, selection in enumerate(parsed.selections):
-        for j, entry in enumerate(selection.port_mappings):
-            for where, failure in port_mapping_failures(f"spec.networks[{i}].portMappings[{j}]", entry):
-                yield Violation(where, f"{where} {failure} (in every pod that gets it from this profile, through any "
-                                       "NAD whose portmap takes portMappings)")
+        yield from _port_mappings(subject, f"spec.networks[{i}].portMappings", selection)
+
+
+def _port_mappings(subject: Subject, at: str, selection: NetworkSelection) -> Iterator[Violation]:
+    """networkprofile-networks on one network's portMappings (finding field ``at``)."""
+    if not selection.port_mappings:
+        return
+    nad = subject.view.nad(selection.namespace, selection.name) if subject.view.known else None
+    if nad is not None:
+        netconf = nad_netconf(nad)
+        if netconf is not None:  # a NAD that cannot be read fails its pods anyway (nad-config-* say why)
+            yield from port_mapping_violations(at, selection.port_mappings, netconf, selection.ref,
+                                               NETWORKS_ANNOTATION, "every pod using this profile")
+        return
+    unknown = "which does not exist (yet)" if subject.view.known else \
+        "which is not known here (no cluster state)"
+    for j, entry in enumerate(selection.port_mappings):
+        for where, failure, needs_address in port_mapping_failures(f"{at}[{j}]", entry):
+            after = " after a plugin whose IPAM gives the pod an address" if needs_address else ""
+            yield Violation(where, f"{where} {failure} (if NAD {selection.ref}, {unknown}, has a portmap plugin that "
+                                   f"declares \"capabilities\": {{\"portMappings\": true}}{after}: it then fails the "
+                                   f"ADD of every pod using this profile)", Severity.WARN)
 
 
 @rule("networkprofile-nad-exists", kinds=PROFILE, severity=Severity.WARN,

@@ -69,7 +69,7 @@ def _read_by_multus_yet(subject: Subject) -> bool:
                    for obj in (subject.obj, subject.old_object) if obj is not None)
 
 
-def _netconf(nad: Mapping[str, Any]) -> NetConf | None:
+def nad_netconf(nad: Mapping[str, Any]) -> NetConf | None:
     spec = nad.get("spec")
     return parse_nad_config(spec.get("config") if isinstance(spec, Mapping) else None, "spec.config").netconf
 
@@ -180,7 +180,12 @@ def _gets_runtime_config(ref: NetworkReference, plugin: PluginConf, capability: 
     plugin that declares the capability, and Multus hands the request to libcni only for the networks
     annotation; the default network is Multus's master plugin, for which its mergeCNIRuntimeConfig
     (pkg/types/conf.go) adds nothing of the selection."""
-    return ref.annotation == NETWORKS_ANNOTATION and plugin.has_capability(capability)
+    return _runtime_config_reaches(ref.annotation, plugin, capability)
+
+
+def _runtime_config_reaches(annotation: str, plugin: PluginConf, capability: str) -> bool:
+    """_gets_runtime_config for a selection on ``annotation``."""
+    return annotation == NETWORKS_ANNOTATION and plugin.has_capability(capability)
 
 
 @rule("pod-networks-capabilities", kinds=POD, severity=Severity.WARN, judges=[NETWORKS, DEFAULT_NETWORK],
@@ -194,7 +199,7 @@ def capabilities(subject: Subject) -> Iterator[Violation]:
         return
     for ref in subject.network_references:
         nad = subject.view.nad(ref.namespace, ref.name)
-        netconf = _netconf(nad) if nad is not None else None
+        netconf = nad_netconf(nad) if nad is not None else None
         if netconf is None:
             continue
         for attr, capability in _CAPABILITIES.items():
@@ -274,16 +279,47 @@ def _port_mapping_problems(at: str, entry: PortMapping | None, backend: str | No
             yield (where, problem, severity)
 
 
-def port_mapping_failures(at: str, entry: PortMapping | None) -> Iterator[tuple[str, str]]:
-    """(field, what is wrong) of a portMappings entry that fails the ADD of every pod it reaches through any
-    NAD's portmap: what pod-networks-port-mappings denies with either backend. A hostIP is left out of it:
-    an entry that fails only where the pod has an address of hostIP's family maps nothing elsewhere. This
-    is what the NetworkProfile CRD's schema refuses (manifests/base/crds/networkprofiles.yaml), where a
-    profile knows neither the NAD nor the pod."""
+def port_mapping_failures(at: str, entry: PortMapping | None) -> Iterator[tuple[str, str, bool]]:
+    """(field, what is wrong, whether it needs an address) of a portMappings entry that fails the ADD of
+    a pod when a portmap that takes portMappings gets it, whatever that portmap's backend: what
+    pod-networks-port-mappings denies with either backend. The last is True for what only the backend
+    refuses, which portmap calls only for an address an IPAM earlier in the chain gave; False for what
+    portmap itself refuses (a port not above 0). A hostIP is left out of it: an entry that fails only
+    where the pod has an address of hostIP's family maps nothing elsewhere. For a NetworkProfile whose
+    NAD is not known (networkprofile-networks), where whether any portmap gets it cannot be told."""
     judged = replace(entry, host_ip="") if entry is not None else None
+    own = {where for where, _, severity in _port_mapping_problems(at, judged, None, False)
+           if severity is Severity.DENY}
     for where, problem, severity in _port_mapping_problems(at, judged, None, True):
         if severity is Severity.DENY:
-            yield where, problem
+            yield where, problem, where not in own
+
+
+def port_mapping_violations(at: str, entries: Sequence[PortMapping | None], netconf: NetConf, nad_ref: str,
+                            annotation: str, pods: str = "") -> Iterator[Violation]:
+    """What pod-networks-port-mappings finds in the portMappings ``entries`` of one selection (finding
+    field ``at``) of NAD ``nad_ref`` (namespace/name), whose config is ``netconf``: only a portmap that
+    declares the portMappings capability gets them, and only as runtime config (a selection on the
+    networks ``annotation``); what its backend refuses only when an IPAM earlier in the chain gave an
+    address. ``pods`` says which pods get them, when not just the one judged (e.g. a profile's)."""
+    for index, plugin in enumerate(netconf.plugins):
+        if plugin.type != "portmap" or not _runtime_config_reaches(annotation, plugin, "portMappings"):
+            continue
+        named = plugin.field("backend")
+        backend = named[1] if named is not None and isinstance(named[1], str) else None
+        # An address comes from an IPAM earlier in the chain; with none, portmap calls no backend.
+        addressed = any(p.ipam_type for p in netconf.plugins[:index])
+        for i, entry in enumerate(entries):
+            for where, problem, severity in _port_mapping_problems(f"{at}[{i}]", entry, backend, addressed):
+                yield Violation(where, f"{where} {problem} (it reaches {plugin.path}, the portmap plugin of NAD "
+                                       f"{nad_ref}, as runtimeConfig{f', in {pods}' if pods else ''})", severity)
+        which = "its iptables backend" if backend == "iptables" else \
+            "the iptables backend it takes with none named (nftables only on a node without iptables)"
+        for path, family in portmap_empty_conditions(plugin) if addressed else ():
+            yield Violation(at, f"{at} reach {plugin.path}, the portmap plugin of NAD {nad_ref}, whose {path} is "
+                                f"empty: {which} passes it to iptables as an argument of its own, which iptables "
+                                f"refuses (\"Bad argument\"), failing the ADD of {pods or 'the pod'} if it has an "
+                                f"{family} address; remove the empty entry from the NAD", Severity.WARN)
 
 
 def _protocol_problem(field: str, protocol: str, backend: str | None) -> tuple[str, str, Severity] | None:
@@ -327,30 +363,10 @@ def port_mappings(subject: Subject) -> Iterator[Violation]:
     for ref in subject.network_references:
         entries = ref.selection.port_mappings
         nad = subject.view.nad(ref.namespace, ref.name) if entries else None
-        netconf = _netconf(nad) if nad is not None else None
-        if netconf is None:
-            continue
-        for index, plugin in enumerate(netconf.plugins):
-            if plugin.type != "portmap" or not _gets_runtime_config(ref, plugin, "portMappings"):
-                continue
-            named = plugin.field("backend")
-            backend = named[1] if named is not None and isinstance(named[1], str) else None
-            # An address comes from an IPAM earlier in the chain; with none, portmap calls no backend.
-            addressed = any(p.ipam_type for p in netconf.plugins[:index])
-            for i, entry in enumerate(entries):
-                at = f"{ref.field}.portMappings[{i}]"
-                for where, problem, severity in _port_mapping_problems(at, entry, backend, addressed):
-                    yield Violation(where, f"{where} {problem} (it reaches {plugin.path}, the portmap plugin of NAD "
-                                           f"{ref.namespace}/{ref.name}, as runtimeConfig)", severity)
-            which = "its iptables backend" if backend == "iptables" else \
-                "the iptables backend it takes with none named (nftables only on a node without iptables)"
-            for path, family in portmap_empty_conditions(plugin) if addressed else ():
-                yield Violation(f"{ref.field}.portMappings",
-                                f"{ref.field}.portMappings reach {plugin.path}, the portmap plugin of NAD "
-                                f"{ref.namespace}/{ref.name}, whose {path} is empty: {which} passes it to iptables "
-                                "as an argument of its own, which iptables refuses (\"Bad argument\"), failing the "
-                                f"ADD of the pod if it has an {family} address; remove the empty entry from the NAD",
-                                Severity.WARN)
+        netconf = nad_netconf(nad) if nad is not None else None
+        if netconf is not None:
+            yield from port_mapping_violations(f"{ref.field}.portMappings", entries, netconf,
+                                               f"{ref.namespace}/{ref.name}", ref.annotation)
 
 
 @rule("pod-networks-ips-ipam", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
@@ -364,7 +380,7 @@ def ips_ipam(subject: Subject) -> Iterator[Violation]:
         return
     for ref in subject.network_references:
         nad = subject.view.nad(ref.namespace, ref.name) if ref.selection.ips else None
-        netconf = _netconf(nad) if nad is not None else None
+        netconf = nad_netconf(nad) if nad is not None else None
         if netconf is None:
             continue
         ipams = [p.ipam_type for p in netconf.plugins if p.ipam_type in _IP_READERS]
@@ -399,7 +415,7 @@ def static_ip_range(subject: Subject) -> Iterator[Violation]:
         return
     for ref in subject.network_references:
         nad = subject.view.nad(ref.namespace, ref.name) if ref.selection.ips else None
-        ranges = nad_allocation_ranges(_netconf(nad)) if nad is not None else []
+        ranges = nad_allocation_ranges(nad_netconf(nad)) if nad is not None else []
         host_local = [r for r in ranges if r.ipam_type == "host-local"]
         pool = [r for r in ranges if r.ipam_type == "whereabouts"]
         for i, text in enumerate(ref.selection.ips):
@@ -500,7 +516,7 @@ def ips_extra_addresses(subject: Subject) -> Iterator[Violation]:
         return
     for ref in subject.network_references:
         nad = subject.view.nad(ref.namespace, ref.name) if ref.selection.ips else None
-        netconf = _netconf(nad) if nad is not None else None
+        netconf = nad_netconf(nad) if nad is not None else None
         for plugin in netconf.plugins if netconf is not None else ():
             kind = plugin.ipam_type
             extra = _static_extra(ref, plugin) if kind == "static" else \
@@ -525,7 +541,7 @@ def _plugins_given_cni_args(subject: Subject, names: Sequence[str], reader: Call
         if cni_args is None or not any(fold(key) in folded for key in cni_args):
             continue
         nad = subject.view.nad(ref.namespace, ref.name)
-        netconf = _netconf(nad) if nad is not None else None
+        netconf = nad_netconf(nad) if nad is not None else None
         for plugin in netconf.plugins if netconf is not None else ():
             if (what := reader(plugin)) is not None:
                 yield ref, cni_args, plugin, (f"(Multus merges it into args.cni of {plugin.path}, the {what} of NAD "
@@ -622,7 +638,7 @@ def cni_args_nad_args(subject: Subject) -> Iterator[Violation]:
         return
     for ref in subject.network_references:
         nad = subject.view.nad(ref.namespace, ref.name) if ref.selection.cni_args is not None else None
-        netconf = _netconf(nad) if nad is not None else None
+        netconf = nad_netconf(nad) if nad is not None else None
         if netconf is None:
             continue
         base, nad_ref = f'{ref.field}["cni-args"]', f"NAD {ref.namespace}/{ref.name}"
@@ -631,8 +647,9 @@ def cni_args_nad_args(subject: Subject) -> Iterator[Violation]:
             if found is not None:
                 path, value = found
                 yield Violation(base, f"{base} is merged by Multus into args.cni of every plugin of {nad_ref}, but "
-                                      f"its {path} is {describe(value)}, not an object: Multus crashes merging "
-                                      f"them and the pod never starts; make {path} an object (or remove it) in "
+                                      f"its {path} is {describe(value)}, not an object: Multus panics merging "
+                                      "them (the pod's ADD fails on every try) and the pod never starts; "
+                                      f"make {path} an object (or remove it) in "
                                       f"{nad_ref}, or drop \"cni-args\" from {ref.field}")
 
 
