@@ -28,7 +28,7 @@ import pytest
 
 from webhook.cluster.static import StaticClusterView
 from webhook.cni.gojson import fold
-from webhook.dev.cnisandbox import DEVICE, MASTER, Sandbox, ip, our_findings, run_add
+from webhook.dev.cnisandbox import DEVICE, MASTER, Sandbox, ip, our_findings, run_add, sandbox
 from webhook.rules import Policy, Severity, Subject, evaluate
 
 pytestmark = pytest.mark.slow
@@ -120,8 +120,15 @@ def macvlan(ipam: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     return {"type": "macvlan", "master": MASTER, "ipam": ipam or STATIC4, **extra}
 
 
-def hl(**fields: Any) -> dict[str, Any]:
-    return macvlan({"type": "host-local", **fields})
+def hl(ranges: list[list[dict[str, Any]]] | None = None, **fields: Any) -> dict[str, Any]:
+    """macvlan with host-local IPAM: ``ranges``, and ``fields`` in the IPAM section, but args, Args and
+    capabilities beside it."""
+    outside = {k: fields.pop(k) for k in ("args", "Args", "capabilities") if k in fields}
+    return macvlan({"type": "host-local", **({"ranges": ranges} if ranges is not None else {}), **fields}, **outside)
+
+
+HL10 = [[{"subnet": "10.10.0.0/24"}]]
+HOST_LOCAL = "nad-ipam-host-local"
 
 
 def hl_ranges(*sets: list[dict[str, Any]]) -> dict[str, Any]:
@@ -1071,6 +1078,65 @@ CASES = [
     Case("static-args-ips-string-under-earlier-spelling",
          one(macvlan({"type": "static"}, args={"cni": {"IPs": "10.10.0.5/24", "ips": ["10.10.0.6/24"]}})),
          "cannot unmarshal string", kernel=MAC, rule="nad-ipam-static"),
+    # host-local (backend/allocator LoadIPAMConfig) allocates the addresses of args.cni.ips ([]*ip.IP, every
+    # spelling, sorted), each from the range set holding it, one per set, never a range's gateway.
+    Case("host-local-args-ips", one(hl(ranges=HL10, args={"cni": {"ips": ["10.10.0.5"]}})), kernel=MAC),
+    Case("host-local-args-ips-cidr", one(hl(ranges=HL10, args={"cni": {"ips": ["10.10.0.5/8"]}})), kernel=MAC),
+    Case("host-local-args-ips-mapped", one(hl(ranges=HL10, args={"cni": {"ips": ["::ffff:10.10.0.5"]}})), kernel=MAC),
+    Case("host-local-args-ips-one-per-family",
+         one(hl(ranges=[*HL10, [{"subnet": "fd00:10::/64"}]], args={"cni": {"ips": ["10.10.0.5", "fd00:10::5"]}})),
+         kernel=MAC),
+    Case("host-local-args-ips-twice", one(hl(ranges=HL10, args={"cni": {"ips": ["10.10.0.5", "10.10.0.5/24"]}})),
+         kernel=MAC),
+    Case("host-local-args-ips-unparsable", one(hl(ranges=HL10, args={"cni": {"ips": ["10.10.0.05"]}})),
+         "invalid IP address 10.10.0.05", kernel=MAC, rule=HOST_LOCAL),
+    Case("host-local-args-ips-empty-string", one(hl(ranges=HL10, args={"cni": {"ips": [""]}})),
+         "cannot understand ip", kernel=MAC, rule=HOST_LOCAL),
+    Case("host-local-args-ips-number", one(hl(ranges=HL10, args={"cni": {"ips": [5]}})),
+         "cannot unmarshal number", kernel=MAC, rule=HOST_LOCAL),
+    Case("host-local-args-ips-string", one(hl(ranges=HL10, args={"cni": {"ips": "10.10.0.5"}})),
+         "cannot unmarshal string", kernel=MAC, rule=HOST_LOCAL),
+    # Null into a pointer is nil, whatever an earlier list held there (static keeps the earlier string).
+    Case("host-local-args-ips-null-entry", one(hl(ranges=HL10, args={"cni": {"ips": [None]}})),
+         "nil pointer dereference", kernel=MAC, rule=HOST_LOCAL),
+    Case("host-local-args-ips-null-entry-after-earlier-spelling",
+         one(hl(ranges=HL10, args={"cni": {"IPs": ["10.10.0.5"], "ips": [None]}})),
+         "nil pointer dereference", kernel=MAC, rule=HOST_LOCAL),
+    Case("host-local-args-ips-outside", one(hl(ranges=HL10, args={"cni": {"ips": ["10.11.0.5"]}})),
+         "failed to allocate all requested IPs: 10.11.0.5", kernel=MAC, rule=HOST_LOCAL),
+    Case("host-local-args-ips-broadcast", one(hl(ranges=HL10, args={"cni": {"ips": ["10.10.0.255"]}})),
+         "failed to allocate all requested IPs: 10.10.0.255", kernel=MAC, rule=HOST_LOCAL),
+    Case("host-local-args-ips-before-range-start",
+         one(hl(ranges=[[{"subnet": "10.10.0.0/24", "rangeStart": "10.10.0.10"}]],
+                args={"cni": {"ips": ["10.10.0.5"]}})),
+         "failed to allocate all requested IPs: 10.10.0.5", kernel=MAC, rule=HOST_LOCAL),
+    Case("host-local-args-ips-other-family", one(hl(ranges=HL10, args={"cni": {"ips": ["fd00:10::5"]}})),
+         "failed to allocate all requested IPs: fd00:10::5", kernel=MAC, rule=HOST_LOCAL),
+    Case("host-local-args-ips-two-in-one-range-set",
+         one(hl(ranges=HL10, args={"cni": {"ips": ["10.10.0.5", "10.10.0.6"]}})),
+         "failed to allocate all requested IPs: 10.10.0.6", kernel=MAC, rule=HOST_LOCAL),
+    Case("host-local-args-ips-default-gateway", one(hl(ranges=HL10, args={"cni": {"ips": ["10.10.0.1"]}})),
+         "requested ip 10.10.0.1 is subnet's gateway", kernel=MAC, rule=HOST_LOCAL),
+    Case("host-local-args-ips-gateway",
+         one(hl(ranges=[[{"subnet": "10.10.0.0/24", "gateway": "10.10.0.9"}]], args={"cni": {"ips": ["10.10.0.9"]}})),
+         "requested ip 10.10.0.9 is subnet's gateway", kernel=MAC, rule=HOST_LOCAL),
+    Case("host-local-args-IPs-outside", one(hl(ranges=HL10, args={"cni": {"IPs": ["10.11.0.5"]}})),
+         "failed to allocate all requested IPs: 10.11.0.5", kernel=MAC, rule=HOST_LOCAL),
+    Case("host-local-Args-ips-outside", one(hl(ranges=HL10, Args={"cni": {"ips": ["10.11.0.5"]}})),
+         "failed to allocate all requested IPs: 10.11.0.5", kernel=MAC, rule=HOST_LOCAL),
+    Case("host-local-args-CNI-ips-outside", one(hl(ranges=HL10, args={"CNI": {"ips": ["10.11.0.5"]}})),
+         "failed to allocate all requested IPs: 10.11.0.5", kernel=MAC, rule=HOST_LOCAL),
+    Case("host-local-Args-ips-outside-kept-by-later-args",
+         one(hl(ranges=HL10, Args={"cni": {"ips": ["10.11.0.5"]}}, args={})),
+         "failed to allocate all requested IPs: 10.11.0.5", kernel=MAC, rule=HOST_LOCAL),
+    Case("host-local-Args-ips-outside-dropped-by-later-args-null",
+         one(hl(ranges=HL10, Args={"cni": {"ips": ["10.11.0.5"]}}, args=None)), kernel=MAC),
+    Case("host-local-args-IPs-outside-replaced-by-later-ips",
+         one(hl(ranges=HL10, args={"cni": {"IPs": ["10.11.0.5"], "ips": ["10.10.0.5"]}})), kernel=MAC),
+    # Ranges given at runtime come first: an address outside the NAD's own may be in them.
+    Case("host-local-args-ips-outside-ip-ranges-capability",
+         one(hl(ranges=HL10, capabilities={"ipRanges": True}, args={"cni": {"ips": ["10.11.0.5"]}})), kernel=MAC,
+         cap_args={"ipRanges": [[{"subnet": "10.11.0.0/24"}]]}),
     Case("static-args-string", one(macvlan(STATIC4, args="x")), "cannot unmarshal string", kernel=MAC,
          rule="nad-ipam-static"),
     Case("static-args-cni-string-under-earlier-spelling", one(macvlan(STATIC4, args={"CNI": "x", "cni": {}})),
@@ -1222,6 +1288,24 @@ def test_refused_cases_name_their_rule() -> None:
     assert [c.id for c in CASES if (c.refused_with is None) != (c.rule is None)] == []
 
 
+def test_host_local_args_ips_fail_the_second_pod_on_a_node(
+    cni_bin: Path, kernel_lacks: dict[str, str], tmp_path: Path
+) -> None:
+    # Every pod of the NAD requests the address: the first on a node takes it (host-local's state is the
+    # node's), the next fails while it holds it. Whether two pods meet on a node is the scheduler's: a warning.
+    config = one(hl(ranges=HL10, args={"cni": {"ips": ["10.10.0.5"]}}))
+    assert our_findings(config, "net1") == []
+    [warning] = our_findings(config, "net1", Severity.WARN)
+    assert warning.startswith(f"{HOST_LOCAL}: spec.config.args.cni.ips requests 10.10.0.5 for every pod"), warning
+    skip_unless_kernel_has(MAC, kernel_lacks)
+    # Two pods on one node: their own namespaces, host-local's one data directory (tmp_path's).
+    with sandbox(tmp_path) as first, sandbox(tmp_path) as second:
+        assert run_add(config, first, cni_bin, "net1").accepted
+        outcome = run_add(config, second, cni_bin, "net1")
+    assert not outcome.accepted
+    assert "requested IP address 10.10.0.5 is not available in range set" in outcome.error, outcome.error
+
+
 # --- a pod's mac and ips, which Multus also passes as MAC= and IP= in CNI_ARGS ------------------
 
 
@@ -1351,6 +1435,28 @@ POD_CASES = [
     PodCase("static-cni-args-ips-other-spelling-replace-own-address",
             one(macvlan({"type": "static", "addresses": [{"address": "10.84.0.5/24"}]})),
             {"ips": ["10.84.0.7/24"], "cni-args": {"IPs": ["10.84.0.7/24"]}}),
+    # host-local allocates args.cni.ips, where Multus merges cni-args, from its ranges, every spelling.
+    PodCase("host-local-cni-args-ips", one(hl(ranges=[[{"subnet": "10.85.0.0/24"}]])),
+            {"cni-args": {"ips": ["10.85.0.7"]}}),
+    PodCase("host-local-cni-args-ips-outside", one(hl(ranges=[[{"subnet": "10.85.0.0/24"}]])),
+            {"cni-args": {"ips": ["10.86.0.7"]}}, "failed to allocate all requested IPs: 10.86.0.7",
+            denied_by=CNI_ARGS_IPS),
+    PodCase("host-local-cni-args-IPs-other-family", one(hl(ranges=[[{"subnet": "10.85.0.0/24"}]])),
+            {"cni-args": {"IPs": ["fd00:85::7"]}}, "failed to allocate all requested IPs: fd00:85::7",
+            denied_by=CNI_ARGS_IPS),
+    PodCase("host-local-cni-args-ips-unparsable", one(hl(ranges=[[{"subnet": "10.85.0.0/24"}]])),
+            {"cni-args": {"ips": ["10.85.0.07"]}}, "invalid IP address 10.85.0.07", denied_by=CNI_ARGS_IPS),
+    PodCase("host-local-cni-args-ips-null-entry", one(hl(ranges=[[{"subnet": "10.85.0.0/24"}]])),
+            {"cni-args": {"ips": [None]}}, "nil pointer dereference", denied_by=CNI_ARGS_IPS),
+    PodCase("host-local-cni-args-ips-gateway", one(hl(ranges=[[{"subnet": "10.85.0.0/24"}]])),
+            {"cni-args": {"ips": ["10.85.0.1"]}}, "requested ip 10.85.0.1 is subnet's gateway", denied_by=CNI_ARGS_IPS),
+    PodCase("host-local-cni-args-ips-two-in-one-range-set", one(hl(ranges=[[{"subnet": "10.85.0.0/24"}]])),
+            {"cni-args": {"ips": ["10.85.0.7", "10.85.0.8"]}}, "failed to allocate all requested IPs: 10.85.0.8",
+            denied_by=CNI_ARGS_IPS),
+    # The NAD's "ips" sorts after the pod's "IPs" and replaces it: host-local never sees the pod's.
+    PodCase("host-local-cni-args-IPs-outside-replaced-by-nad-ips",
+            one(hl(ranges=[[{"subnet": "10.85.0.0/24"}]], args={"cni": {"ips": ["10.85.0.9"]}})),
+            {"cni-args": {"IPs": ["10.86.0.7"]}}),
     # Multus merges cni-args into args.cni of every plugin; tuning copies args.cni.sysctl into its sysctl.
     PodCase("tuning-cni-args-sysctl", chain(macvlan(), {"type": "tuning", "sysctl": {}}),
             {"cni-args": {"sysctl": ARP_FILTER}}),

@@ -908,6 +908,67 @@ def test_args_cni_ips_replaced_or_dropped_by_a_later_spelling_are_not_parsed() -
         ("spec.config.args.cni.IPs[0]", "10.1.0.5")]
 
 
+HL = {"type": "host-local", "ranges": [[{"subnet": "10.1.0.0/24"}]]}
+HL_BOTH = {"type": "host-local", "ranges": [[{"subnet": "10.1.0.0/24"}], [{"subnet": "fd00:1::/64"}]]}
+
+
+@pytest.mark.parametrize(
+    ("ipam", "args", "field", "text"),
+    [
+        (HL, {"cni": {"ips": ["bogus"]}}, "args.cni.ips[0]", "is the string 'bogus', not an IP address"),
+        (HL, {"cni": {"ips": [""]}}, "args.cni.ips[0]", "is the string '', not an IP address"),
+        (HL, {"cni": {"ips": ["10.1.0.5/33"]}}, "args.cni.ips[0]", "not an IP address"),
+        (HL, {"cni": {"ips": [7]}}, "args.cni.ips[0]", "is the number 7, not an IP address"),
+        (HL, {"cni": {"ips": "10.1.0.5"}}, "args.cni.ips", 'host-local fails every pod; write a list of addresses'),
+        (HL, "x", "args", "but host-local reads it as an object"),
+        # Null into host-local's *ip.IP is nil, whatever an earlier spelling had there (static keeps it).
+        (HL, {"cni": {"IPs": ["10.1.0.5"], "ips": [None]}}, "args.cni.ips[0]", "is null: host-local reads it as a "
+                                                                              "nil address, crashes on it"),
+        (HL, {"cni": {"ips": ["10.2.0.5"]}}, "args.cni.ips[0]",
+         "10.2.0.5 lies in none of host-local's ranges (spec.config.ipam.ranges[0][0]: 10.1.0.1-10.1.0.254)"),
+        (HL, {"cni": {"ips": ["10.1.0.255"]}}, "args.cni.ips[0]", "lies in none of host-local's ranges"),
+        ({"type": "host-local", "subnet": "10.1.0.0/24", "rangeStart": "10.1.0.10"}, {"cni": {"ips": ["10.1.0.5"]}},
+         "args.cni.ips[0]", "(spec.config.ipam: 10.1.0.10-10.1.0.254)"),
+        (HL, {"cni": {"ips": ["fd00:1::5"]}}, "args.cni.ips[0]", "is IPv6, but every range of host-local is IPv4"),
+        (HL_BOTH, {"cni": {"ips": ["10.1.0.5", "10.1.0.6"]}}, "args.cni.ips[1]",
+         "10.1.0.6 is in the same range set as spec.config.args.cni.ips[0] 10.1.0.5"),
+        (HL, {"cni": {"ips": ["10.1.0.1"]}}, "args.cni.ips[0]",
+         "is the gateway of spec.config.ipam.ranges[0][0] (the subnet's first address, as no gateway is set)"),
+        ({"type": "host-local", "ranges": [[{"subnet": "10.1.0.0/24", "gateway": "10.1.0.9"}]]},
+         {"cni": {"ips": ["10.1.0.9"]}}, "args.cni.ips[0]", "is the gateway of spec.config.ipam.ranges[0][0]: "),
+        # Every spelling Go matches, in sorted order: a later empty object keeps an earlier one's list.
+        (HL, {"cni": {"IPs": ["10.2.0.5"]}}, "args.cni.IPs[0]", "lies in none"),
+        (HL, {"CNI": {"ips": ["10.2.0.5"]}, "cni": {}}, "args.CNI.ips[0]", "lies in none"),
+    ],
+)
+def test_host_local_refuses_args_cni_ips_it_cannot_allocate(ipam: dict[str, Any], args: Any, field: str,
+                                                             text: str) -> None:
+    [finding] = [f for f in findings(nad({**macvlan(ipam), "args": args}), "nad-ipam-host-local")
+                 if f.severity is Severity.DENY]
+    assert finding.field == f"spec.config.{field}"
+    assert finding.message.startswith(f"spec.config.{field} ")
+    assert text in finding.message
+
+
+def test_host_local_args_cni_ips_every_pod_requests_warn() -> None:
+    # The first pod on a node takes the address, every other one there fails while it holds it.
+    for ips in (["10.1.0.5"], ["10.1.0.5/8", "10.1.0.5"], ["::ffff:10.1.0.5"]):
+        [finding] = findings(nad({**macvlan(HL), "args": {"cni": {"ips": ips}}}), "nad-ipam-host-local")
+        assert (finding.field, finding.severity) == ("spec.config.args.cni.ips", Severity.WARN)
+        assert finding.message.startswith("spec.config.args.cni.ips requests 10.1.0.5 for every pod of this NAD")
+    [both] = findings(nad({**macvlan(HL_BOTH), "Args": {"cni": {"ips": ["10.1.0.5", "fd00:1::5"]}}}),
+                      "nad-ipam-host-local")
+    assert (both.field, both.severity) == ("spec.config.Args.cni.ips", Severity.WARN)
+    # Nothing requested: an empty list, null, or a later null args.
+    for config in ({"args": {"cni": {"ips": []}}}, {"args": {"cni": {"ips": None}}},
+                   {"Args": {"cni": {"ips": ["10.2.0.5"]}}, "args": None}):
+        assert findings(nad({**macvlan(HL), **config}), "nad-ipam-host-local") == [], config
+    # Ranges given at runtime may hold any address: only the warning.
+    runtime_ranges = {"capabilities": {"ipRanges": True}, "args": {"cni": {"ips": ["10.2.0.5"]}}}
+    [runtime] = findings(nad({**macvlan(HL), **runtime_ranges}), "nad-ipam-host-local")
+    assert runtime.severity is Severity.WARN
+
+
 def test_a_list_with_only_cni_versions_takes_its_highest() -> None:
     # libcni picks the version from cniVersions: no "no cniVersion, read as 0.1.0" for such a list.
     plugin = {k: v for k, v in hl(ranges=[[{"subnet": "10.0.0.0/24"}], [{"subnet": "10.1.0.0/24"}]]).items()

@@ -498,6 +498,46 @@ def test_cni_args_ips_that_static_cannot_parse_are_refused() -> None:
     assert findings(networks({"name": "static", "cni-args": {"IPs": ["10.30.0.7"]}}), replaced) == []
 
 
+HOST_LOCAL_10 = {"type": "host-local", "ranges": [[{"subnet": "10.30.0.0/24"}]]}
+
+
+@pytest.mark.parametrize(
+    ("cni_args", "field", "text"),
+    [
+        ({"ips": ["10.31.0.7"]}, "ips[0]",
+         "10.31.0.7 lies in none of host-local's ranges (spec.config.ipam.ranges[0][0]: 10.30.0.1-10.30.0.254)"),
+        ({"IPs": ["fd00::7"]}, "IPs[0]", "fd00::7 is IPv6, but every range of host-local is IPv4"),
+        ({"ips": ["10.30.0.07"]}, "ips[0]", "is the string '10.30.0.07', not an IP address"),
+        ({"ips": [None]}, "ips[0]", "is null: host-local reads it as a nil address, crashes on it"),
+        ({"ips": ["10.30.0.1"]}, "ips[0]", "10.30.0.1 is the gateway of spec.config.ipam.ranges[0][0]"),
+        ({"ips": ["10.30.0.7", "10.30.0.8"]}, "ips[1]", "is in the same range set as"),
+    ],
+)
+def test_cni_args_ips_that_host_local_cannot_allocate_are_refused(cni_args: dict[str, Any], field: str,
+                                                                   text: str) -> None:
+    # host-local allocates args.cni.ips, where Multus merges cni-args, from its ranges (every spelling).
+    v = view(nad("hl", macvlan_with(HOST_LOCAL_10)))
+    found = findings(networks({"name": "hl", "cni-args": cni_args}), v)
+    [(severity, message)] = only("pod-networks-cni-args-ips", found)
+    assert severity == "deny"
+    assert message.startswith(f"{CNI_ARGS}.{field} ")
+    assert text in message
+    assert message.endswith("(Multus merges it into args.cni of spec.config, the plugin with the host-local IPAM of "
+                            "NAD apps/hl)")
+
+
+def test_cni_args_ips_host_local_allocates_are_allowed() -> None:
+    v = view(nad("hl", macvlan_with(HOST_LOCAL_10)))
+    for cni_args in ({"ips": ["10.30.0.7"]}, {"IPs": ["10.30.0.7/24", "10.30.0.7"]}, {"ips": []}, {"ips": None}):
+        assert findings(networks({"name": "hl", "cni-args": cni_args}), v) == [], cni_args
+    # The NAD's "ips" sorts after the pod's "IPs" and replaces them: host-local never sees the pod's.
+    replaced = view(nad("hl", macvlan_with(HOST_LOCAL_10, args={"cni": {"ips": ["10.30.0.9"]}})))
+    assert findings(networks({"name": "hl", "cni-args": {"IPs": ["10.31.0.7"]}}), replaced) == []
+    # Ranges given at runtime (the ipRanges capability) may hold it.
+    runtime = view(nad("hl", macvlan_with(HOST_LOCAL_10, capabilities={"ipRanges": True})))
+    assert findings(networks({"name": "hl", "cni-args": {"ips": ["10.31.0.7"]}}), runtime) == []
+
+
 def test_cni_args_ips_of_another_spelling_replace_statics_addresses() -> None:
     # static decodes the pod's "IPs" as "ips": they replace the NAD's own address.
     v = view(nad("static", macvlan_with(STATIC_WITH_ADDRESS)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from webhook.cni.addresses import (
     family,
     parse_cidr,
     parse_ip,
+    prefix_length,
     unpadded,
     within,
 )
@@ -417,6 +418,7 @@ def check_host_local(plugin: PluginConf, cni_version: str | None) -> list[Proble
         )
     families = [s[0].start.version for s in sets]
     problems.extend(_one_per_family(path, families, cni_version, "range sets"))
+    problems.extend(host_local_args_ips(plugin))
     return _with_field_types(plugin, problems)
 
 
@@ -964,11 +966,13 @@ class ArgsIps:
         return bool(self.entries)
 
 
-def args_cni_ips(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, pod_base: str = "") -> ArgsIps:
-    """static's args.cni.ips from every spelling of args, cni and ips (see args_cni_spellings; with
-    ``cni_args``, a pod's "cni-args" merged at JSON path ``pod_base``), in the order Go decodes them
-    into one slice: a later list replaces an earlier one, null empties it (so does null of args or cni
-    above it). Checked with the real static v1.10.0."""
+def args_cni_ips(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, pod_base: str = "",
+                 *, pointers: bool = False) -> ArgsIps:
+    """args.cni.ips as static (a []string) or, with ``pointers``, host-local (a []*ip.IP) decodes it, from
+    every spelling of args, cni and ips (see args_cni_spellings; with ``cni_args``, a pod's "cni-args"
+    merged at JSON path ``pod_base``), in the order Go decodes them into one slice: a later list replaces
+    an earlier one, null empties it (so does null of args or cni above it). Checked with the real static
+    and host-local v1.10.0."""
     entries: list[tuple[str, Any]] = []
     source: str | None = None
     mistyped: list[tuple[str, Any, str]] = []
@@ -978,40 +982,157 @@ def args_cni_ips(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, 
             entries, source = [], None
         elif spelling.field == "args.cni.ips" and isinstance(spelling.value, list):
             # Go decodes a list into the slice already there, and null into a string does nothing: a null
-            # entry keeps the string an earlier list had at its index (else "").
-            entries = [entries[i] if value is None and i < len(entries) else (f"{spelling.path}[{i}]", value)
-                       for i, value in enumerate(spelling.value)]
+            # entry keeps the string an earlier list had at its index (else ""). Null into a pointer makes
+            # it nil, whatever was there.
+            entries = [entries[i] if value is None and i < len(entries) and not pointers
+                       else (f"{spelling.path}[{i}]", value) for i, value in enumerate(spelling.value)]
             source = spelling.path
     return ArgsIps(entries, source, mistyped)
 
 
-def _not_a_cidr(path: str, value: Any, fails: str) -> Problem:
-    return Problem(path, f"{path} is {describe(value)}, not a CIDR: the static plugin takes these addresses in CIDR "
-                         f"form only, and {fails}; write it as e.g. 10.1.0.5/24")
+@dataclass(frozen=True, slots=True)
+class _IpsReader:
+    """How an IPAM plugin reads the entries of args.cni.ips, for args_cni_ips_addresses."""
+
+    #: The plugin, in a message.
+    name: str
+    #: The address of an entry, or None when the plugin refuses it.
+    parse: Callable[[Any], IPAddress | None]
+    #: What an entry must be, in a message ("not <form>").
+    form: str
+    #: How to write an entry, in a message.
+    fix: str
+    #: An example of an entry.
+    example: str
+    #: What the list holds, in a message.
+    listed: str
+
+
+def _cidr_address(value: Any) -> IPAddress | None:
+    parsed = parse_cidr(value)
+    return parsed[0] if parsed is not None else None
+
+
+def go_ip_or_cidr(value: Any) -> IPAddress | None:
+    """The address plugins v1.10.0 pkg/ip ParseIP (<ip>[/<prefix>]) gives ``value``, as ToIP makes it (an
+    IPv4-mapped address is IPv4), or None when it refuses it: net.ParseCIDR with a "/", else net.ParseIP."""
+    if not isinstance(value, str):
+        return None
+    if "/" not in value:
+        return parse_ip(value)
+    text, prefix_text = value.split("/", 1)
+    prefix = prefix_length(prefix_text)
+    addr = parse_ip(text)
+    return addr if addr is not None and prefix is not None and prefix <= (128 if ":" in text else 32) else None
+
+
+_IPS_READERS = {
+    "static": _IpsReader("the static plugin", _cidr_address, "a CIDR",
+                         "the static plugin takes these addresses in CIDR form only", "10.1.0.5/24", "CIDRs"),
+    # host-local v1.10.0 backend/allocator LoadIPAMConfig: ip.IP's UnmarshalText ("invalid IP address"), or
+    # "" read as no address ("cannot understand ip"); a null entry is a nil pointer it crashes on.
+    "host-local": _IpsReader("host-local", go_ip_or_cidr, "an IP address",
+                             "host-local reads each as an address, with or without a prefix length", "10.1.0.5",
+                             "addresses"),
+}
+
+
+def _not_an_ip(reader: _IpsReader, path: str, value: Any, fails: str) -> Problem:
+    if value is None and reader.name == "host-local":
+        return Problem(path, f"{path} is null: host-local reads it as a nil address, crashes on it and {fails}; "
+                             "remove the entry")
+    return Problem(path, f"{path} is {describe(value)}, not {reader.form}: {reader.fix}, and {fails}; write it as "
+                         f"e.g. {reader.example}")
 
 
 def args_cni_ips_addresses(found: ArgsIps, problems: list[Problem],
-                           fails: str = "fails every pod") -> list[tuple[str, IPAddress]]:
-    """The addresses of args.cni.ips (``found``), with their paths, which static parses as CIDRs on every
-    ADD (even when a pod's runtimeConfig.ips replaces them next); what it refuses goes to ``problems``,
-    saying that it ``fails``."""
+                           fails: str = "fails every pod", ipam: str = "static") -> list[tuple[str, IPAddress]]:
+    """The addresses of args.cni.ips (``found``), with their paths, which the ``ipam`` plugin (static,
+    host-local) parses on every ADD (static even when a pod's runtimeConfig.ips replaces them next); what it
+    refuses goes to ``problems``, saying that it ``fails``."""
+    reader = _IPS_READERS[ipam]
     for path, value, expected in found.mistyped:
         if expected == Kind.STRING.value:  # an entry of a list
-            problems.append(_not_a_cidr(path, value, fails))
+            problems.append(_not_an_ip(reader, path, value, fails))
         elif expected == ListOf.value:
-            problems.append(Problem(path, f'{path} is {describe(value)}: the static plugin {fails}; write a list of '
-                                          'CIDRs, e.g. ["10.1.0.5/24"]'))
+            problems.append(Problem(path, f"{path} is {describe(value)}: {reader.name} {fails}; write a list of "
+                                          f'{reader.listed}, e.g. ["{reader.example}"]'))
         else:
-            problems.append(Problem(path, f"{path} is {describe(value)}, but the static plugin reads it as an object: "
+            problems.append(Problem(path, f"{path} is {describe(value)}, but {reader.name} reads it as an object: "
                                           f"it {fails}; make it an object (or remove it)"))
     out: list[tuple[str, IPAddress]] = []
     for path, value in found.entries:
-        parsed = parse_cidr(value)
+        parsed = reader.parse(value)
         if parsed is not None:
-            out.append((path, parsed[0]))
+            out.append((path, parsed))
         elif value is None or isinstance(value, str):  # anything else is mistyped, said above
-            problems.append(_not_a_cidr(path, value, fails))
+            problems.append(_not_an_ip(reader, path, value, fails))
     return out
+
+
+def _range_text(r: HostLocalRange) -> str:
+    return f"{r.path}: {_span(r.start, r.end)}"
+
+
+def host_local_args_ips(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, pod_base: str = "",
+                        fails: str = "fails every pod") -> list[Problem]:
+    """What host-local (plugins v1.10.0 backend/allocator LoadIPAMConfig, main.go cmdAdd) refuses in the
+    addresses it is asked for in args.cni.ips (see args_cni_ips; with ``cni_args``, a pod's merged in),
+    saying that it ``fails``: a value it cannot decode or parse; an address in none of its range sets
+    ("failed to allocate all requested IPs"), the other family's ones included; the gateway of the range
+    holding it; two addresses in one range set (it gives one address per set; the same address twice
+    counts once). Ranges it is given at runtime (the ipRanges capability) may hold any address: then
+    only decoding and parsing are judged, as when its own ranges are refused. A NAD's addresses, which
+    every pod requests, are a warning too: the first pod on a node takes them, the others fail there."""
+    problems: list[Problem] = []
+    found = args_cni_ips(plugin, cni_args, pod_base, pointers=True)
+    requested = args_cni_ips_addresses(found, problems, fails, "host-local")
+    sets, refused = host_local_ranges(plugin)
+    if problems or not requested:
+        return problems
+    if not refused and sets and not plugin.has_capability("ipRanges"):
+        problems.extend(_outside_host_local_ranges(requested, sets, fails))
+    if not problems and cni_args is None and found.source is not None:
+        distinct = sorted({str(addr) for _, addr in requested})
+        them = "them" if len(distinct) > 1 else "it"
+        problems.append(Problem(found.source, f"{found.source} requests {', '.join(distinct)} for every pod of this "
+                                              f"NAD: host-local gives {them} to the first pod on a node and fails the "
+                                              f"ADD of every other pod there while that one holds {them} (\"not "
+                                              'available in range set"); '
+                                              "let each pod request its own address in its selection instead",
+                                warning=True))
+    return problems
+
+
+def _outside_host_local_ranges(requested: Sequence[tuple[str, IPAddress]], sets: Sequence[Sequence[HostLocalRange]],
+                               fails: str) -> Iterator[Problem]:
+    """The ``requested`` addresses host-local's range ``sets`` cannot give (see host_local_args_ips)."""
+    claimed: dict[int, tuple[str, IPAddress]] = {}
+    for path, addr in requested:
+        where = next(((n, r) for n, s in enumerate(sets) for r in s
+                      if r.start.version == addr.version and between(addr, r.start, r.end)), None)
+        if where is None:
+            of_family = [r for s in sets for r in s if r.start.version == addr.version]
+            why = (f"lies in none of host-local's ranges ({', '.join(_range_text(r) for r in of_family[:4])})"
+                   if of_family else f"is {family(addr)}, but every range of host-local is "
+                                     f"{family(sets[0][0].subnet)}")
+            yield Problem(path, f"{path} {addr} {why}: host-local gives a requested address only from its "
+                                          f"ranges and {fails} (\"failed to allocate all requested IPs\"); request "
+                                          "an address inside them")
+            continue
+        n, r = where
+        gateway = r.gateway or r.subnet.network_address + 1
+        if addr == gateway:
+            given = "" if r.gateway is not None else " (the subnet's first address, as no gateway is set)"
+            yield Problem(path, f"{path} {addr} is the gateway of {r.path}{given}: host-local never "
+                                          f"hands it out and {fails}; request another address")
+            continue
+        first = claimed.setdefault(n, (path, addr))
+        if first[1] != addr:
+            yield Problem(path, f"{path} {addr} is in the same range set as {first[0]} {first[1]} "
+                                          f"({_range_text(r)}): host-local gives one address per range set and "
+                                          f"{fails} (\"failed to allocate all requested IPs\"); request at most one "
+                                          "address of each range set")
 
 
 def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:

@@ -37,7 +37,10 @@ def host_local(subject: Subject) -> Iterator[Violation]:
     section are refused too: host-local compares every pair of them on each ADD, and no network needs
     that many (larger subnets bounded by rangeStart / rangeEnd hold any pool in fewer). As in every IPAM
     rule here, a field of the section that the plugin cannot decode (a dataDir that is a number) fails
-    every pod and is refused."""
+    every pod and is refused. host-local also allocates the addresses args.cni.ips asks for (every
+    spelling Go matches: "Args", "CNI", "IPs"), and fails every pod on one it cannot parse, one in none
+    of its range sets (of the other family, say), a range's gateway, or two in one range set; the pods
+    of a NAD that asks for an address all get it, so one pod per node only (a warning)."""
     yield from _each_ipam(subject, "host-local", ipam.check_host_local)
 
 

@@ -23,6 +23,7 @@ from webhook.cni.ipam import (
     StaticAddress,
     args_cni_ips,
     args_cni_ips_addresses,
+    host_local_args_ips,
     nad_allocation_ranges,
     static_addresses,
     whereabouts_ranges,
@@ -597,21 +598,26 @@ def cni_args_tuning(subject: Subject) -> Iterator[Violation]:
 
 
 @rule("pod-networks-cni-args-ips", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
-      title="the ips a pod's cni-args give the NAD's static IPAM are CIDRs")
+      title="the ips a pod's cni-args give the NAD's static or host-local IPAM are ones it takes")
 def cni_args_ips(subject: Subject) -> Iterator[Violation]:
-    """static IPAM takes its addresses from args.cni.ips when there are any, where Multus merges a
-    selection's "cni-args": a list of CIDR strings, every spelling Go matches ("IPs" too), decoded in
-    sorted order into one list (a later list replaces an earlier one, the NAD's "ips" the pod's "IPs").
-    Anything else, or an entry that is not a CIDR, fails the ADD on every try: the pod never starts."""
-    def static(plugin: PluginConf) -> str | None:
-        return "plugin with the static IPAM" if plugin.ipam_type == "static" else None
+    """static and host-local IPAM read args.cni.ips, where Multus merges a selection's "cni-args", every
+    spelling Go matches ("IPs" too), decoded in sorted order into one list (a later list replaces an
+    earlier one, the NAD's "ips" the pod's "IPs"). static takes them as its addresses, CIDRs only;
+    host-local allocates them from its ranges: an address it cannot parse (or a null), one in none of its
+    range sets, a range's gateway or two in one range set fail it. Either way the ADD fails on every try:
+    the pod never starts."""
+    def reads_ips(plugin: PluginConf) -> str | None:
+        return f"plugin with the {plugin.ipam_type} IPAM" if plugin.ipam_type in ("static", "host-local") else None
 
-    for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, ["ips"], static):
+    for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, ["ips"], reads_ips):
         base = f'{ref.field}["cni-args"]'
         problems: list[Problem] = []
-        args_cni_ips_addresses(args_cni_ips(plugin, cni_args, base), problems, POD_NEVER_STARTS)
+        if plugin.ipam_type == "host-local":
+            problems = host_local_args_ips(plugin, cni_args, base, POD_NEVER_STARTS)
+        else:
+            args_cni_ips_addresses(args_cni_ips(plugin, cni_args, base), problems, POD_NEVER_STARTS)
         for problem in problems:
-            if problem.field.startswith(base):  # the NAD's own are nad-ipam-static's
+            if problem.field.startswith(base):  # the NAD's own are nad-ipam-static's or nad-ipam-host-local's
                 yield Violation(problem.field, f"{problem.message} {merged_into}")
 
 
