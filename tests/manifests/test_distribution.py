@@ -164,17 +164,22 @@ def test_a_new_webhook_image_does_not_roll_multus_and_a_new_node_image_rolls_not
 def test_the_documented_images_override_reaches_every_container_of_ours(
         cluster: ControlPlane, tmp_path: Path, overlay: str) -> None:
     """docs/install.md, The image: one images: entry in the user's kustomization moves every container
-    of ours, those of the Multus DaemonSet (multus-webhook-node) included, to the user's registry."""
+    of ours, those of the Multus DaemonSet (multus-webhook-node) included, to the user's registry. It
+    names no tag: the tags stay the base's, two of them when the webhook is upgraded alone (Upgrading),
+    which a newTag there would have set back to one for every container."""
+    split = copy_with_tags(tmp_path / "split", {WEBHOOK_IMAGE: "0.2.0"})
     (tmp_path / "kustomization.yaml").write_text(json.dumps({
-        "resources": [os.path.relpath(MANIFESTS / "overlays" / overlay, tmp_path)],
-        "images": [{"name": WEBHOOK_IMAGE, "newName": "registry.example.com/multus-webhook", "newTag": "0.1.0"}]}))
+        "resources": [os.path.relpath(split / "overlays" / overlay, tmp_path)],
+        "images": [{"name": WEBHOOK_IMAGE, "newName": "registry.example.com/multus-webhook"}]}))
     docs = [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(tmp_path)).stdout) if d]
     found = images_by_name(docs)
     assert WEBHOOK_IMAGE not in found
-    assert found["registry.example.com/multus-webhook"] == {"0.1.0"}
+    assert found["registry.example.com/multus-webhook"] == {"0.1.0", "0.2.0"}
     multus = find(docs, "DaemonSet", "kube-multus-ds")["spec"]["template"]["spec"]
-    assert "registry.example.com/multus-webhook:0.1.0" in {
-        c["image"] for c in multus.get("initContainers", []) + multus["containers"]}
+    assert {c["image"] for c in multus.get("initContainers", []) + multus["containers"]
+            if "multus-webhook" in c["image"]} == {"registry.example.com/multus-webhook:0.1.0"}
+    webhook = find(docs, "Deployment", "multus-webhook")["spec"]["template"]["spec"]
+    assert {c["image"] for c in webhook["containers"]} == {"registry.example.com/multus-webhook:0.2.0"}
 
 
 def test_base_shape(cluster: ControlPlane) -> None:
