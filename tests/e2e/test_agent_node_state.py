@@ -143,6 +143,22 @@ def test_the_ready_file_says_this_run_published_the_node_state(controlplane: Con
     assert not ready.exists()
 
 
+def test_a_ready_file_that_could_not_be_written_is_written_at_a_later_heartbeat(
+        controlplane: ControlPlane, host: StandInHost, node_name: str, tmp_path: Path) -> None:
+    """Its volume not there yet when the node state is first written: the pod is ready once it is."""
+    ready = tmp_path / "volume" / "published"
+    proc = Subcommand(["agent", "--kubeconfig", str(controlplane.kubeconfig), "--node-name", node_name,
+                       "--host-root", str(host.root), "--interval", "1", "--poll-interval", "0.2",
+                       "--ready-file", str(ready)], tmp_path / "agent.log").start()
+    try:
+        eventually(lambda: "could not write the ready file" in proc.output(), what="the failed write")
+        ready.parent.mkdir()
+        eventually(ready.exists, what="the ready file")
+    finally:
+        assert proc.stop() == 0
+    assert not ready.exists()
+
+
 def test_the_agent_survives_an_apiserver_that_refuses_it(controlplane: ControlPlane, host: StandInHost,
                                                         tmp_path: Path) -> None:
     # A node name the apiserver refuses as an object name: every write fails, the agent keeps going.

@@ -81,6 +81,7 @@ class Agent:
         container must be restarted, which the caller's non-zero exit asks the kubelet to do)."""
         cfg = self.config
         last_write = float("-inf")
+        marked = False
         seen: Report | None = None
         if cfg.ready_file is not None:  # left by an earlier run of the container, on a volume that outlives it
             cfg.ready_file.unlink(missing_ok=True)
@@ -89,8 +90,8 @@ class Agent:
             while not report.restart:
                 due = report != self.written or time.monotonic() - last_write >= cfg.interval
                 if due and self.write(report):
-                    if cfg.ready_file is not None and last_write == float("-inf"):
-                        self.mark_ready(cfg.ready_file)
+                    if cfg.ready_file is not None and not marked:
+                        marked = self.mark_ready(cfg.ready_file)
                     last_write = time.monotonic()
                 if stop.wait(min(cfg.poll_interval, cfg.interval)):
                     break
@@ -106,11 +107,15 @@ class Agent:
             log.error("%s", next(c.message for c in report.conditions if c.type == DAEMON))
         return not report.restart
 
-    def mark_ready(self, path: Path) -> None:
+    def mark_ready(self, path: Path) -> bool:
+        """Whether the ready file is written; one that could not be is tried again at the next write
+        (a volume not there yet, full, read-only for a while: the pod would stay unready until restarted)."""
         try:
             path.write_text("published\n")
         except OSError as exc:  # the pod stays unready, which says so; the node's state is still written
             log.warning("could not write the ready file %s: %s", path, exc)
+            return False
+        return True
 
     def write(self, report: Report) -> bool:
         """Publish ``report``; False (logged) when the apiserver could not be told, to retry next poll."""
