@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 import pytest
 
 from webhook.cluster.static import StaticClusterView
+from webhook.cni.addresses import parse_static_cidr
 from webhook.cni.gojson import fold
 from webhook.dev.cnisandbox import DEVICE, MASTER, Sandbox, ip, our_findings, run_add, sandbox
 from webhook.rules import Policy, Severity, Subject, evaluate
@@ -622,6 +623,18 @@ CASES = [
     ),
     # What Multus writes for a pod whose selection has "cni-args": {"ips": [...]}.
     Case("static-args-ips", one(macvlan({"type": "static"}, args={"cni": {"ips": ["10.10.0.5/24"]}})), kernel=MAC),
+    # static reads an IPv4-mapped CIDR as IPv4 (test_static_reads_ipv4_mapped_cidrs checks the prefix).
+    Case("static-args-ips-mapped", one(macvlan({"type": "static"}, args={"cni": {"ips": ["::ffff:10.10.0.5/120"]}})),
+         kernel=MAC),
+    Case("static-address-mapped",
+         one(macvlan({"type": "static", "addresses": [{"address": "::ffff:10.10.0.5/120", "gateway": "10.10.0.1"}]})),
+         kernel=MAC),
+    # Chained plugins never run IPAM: nothing of their ipam section is read, args.cni.ips included.
+    Case("ipam-on-bandwidth-never-runs",
+         chain(hl(subnet="10.10.0.0/24"), {"type": "bandwidth", "ipam": {"type": "static", "addresses": [
+             {"address": "bogus"}]}, "args": {"cni": {"ips": ["x"]}}}), kernel=MAC),
+    Case("ipam-on-tuning-never-runs",
+         chain(hl(subnet="10.10.0.0/24"), {"type": "tuning", "ipam": {"type": "no-such-ipam"}}), kernel=MAC),
     Case(
         "routes-bad-dst",
         one(
@@ -1288,6 +1301,29 @@ def test_refused_cases_name_their_rule() -> None:
     assert [c.id for c in CASES if (c.refused_with is None) != (c.rule is None)] == []
 
 
+MAPPED = ["::ffff:10.10.0.5/120", "::ffff:10.10.0.5/128", "::ffff:10.10.0.5/100", "::ffff:10.10.0.5/96",
+          "::ffff:10.10.0.5/64"]
+
+
+@pytest.mark.parametrize("where", ["args", "addresses"])
+@pytest.mark.parametrize("cidr", MAPPED)
+def test_static_reads_ipv4_mapped_cidrs(cidr: str, where: str, cni_bin: Path, kernel_lacks: dict[str, str],
+                                        sandbox: Sandbox) -> None:
+    """The interface gets the address and prefix parse_static_cidr reads; the rules allow it, and warn
+    where the prefix ends as /0."""
+    config = one(macvlan({"type": "static"}, args={"cni": {"ips": [cidr]}}) if where == "args"
+                 else macvlan({"type": "static", "addresses": [{"address": cidr}]}))
+    parsed = parse_static_cidr(cidr)
+    assert parsed is not None
+    assert our_findings(config, "net1") == []
+    assert bool(our_findings(config, "net1", Severity.WARN)) == (parsed[1].prefixlen == 0)
+    skip_unless_kernel_has(MAC, kernel_lacks)
+    outcome = run_add(config, sandbox, cni_bin, "net1", None)
+    assert outcome.accepted, outcome.error
+    got = {f"{a['local']}/{a['prefixlen']}" for a in _interface(sandbox)["addr_info"] if a.get("family") == "inet"}
+    assert got == {f"{parsed[0]}/{parsed[1].prefixlen}"}
+
+
 def test_host_local_args_ips_fail_the_second_pod_on_a_node(
     cni_bin: Path, kernel_lacks: dict[str, str], tmp_path: Path
 ) -> None:
@@ -1413,6 +1449,13 @@ POD_CASES = [
         one(macvlan({"type": "static", "addresses": [{"address": "10.80.0.5/24"}]}, capabilities={"ips": True})),
         {"ips": ["10.80.0.7/24"]},
     ),
+    # A chained plugin never runs IPAM: a pod's cni-args ips go to host-local only, never to tuning's static.
+    PodCase("ipam-on-tuning-cni-args-ips",
+            chain(hl(subnet="10.82.0.0/24"), {"type": "tuning", "ipam": {"type": "static"}}),
+            {"cni-args": {"ips": ["10.82.0.7"]}}),
+    # static reads an IPv4-mapped CIDR as IPv4: ::ffff:10.83.0.7/120 is 10.83.0.7/24.
+    PodCase("static-cni-args-ips-mapped", one(macvlan({"type": "static"})),
+            {"cni-args": {"ips": ["::ffff:10.83.0.7/120"]}}),
     # args.cni.ips replaces both the NAD's addresses and those of IP=.
     PodCase(
         "static-args-ips-and-ips",

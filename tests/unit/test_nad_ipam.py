@@ -17,7 +17,7 @@ from hypothesis import strategies as hst
 
 import webhook
 from webhook.cluster.static import StaticClusterView
-from webhook.cni.addresses import IPAddress, parse_cidr, parse_ip, unpadded
+from webhook.cni.addresses import IPAddress, parse_cidr, parse_ip, parse_static_cidr, unpadded
 from webhook.cni.config import parse_nad_config
 from webhook.cni.ipam import HostLocalRange, _overlapping_pairs, nad_allocation_ranges
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate
@@ -826,6 +826,68 @@ def test_static_without_addresses_takes_them_from_args_cni_ips() -> None:
     # static reads args.cni.ips too (as Multus writes a pod's cni-args): nothing to say.
     config = {**st(), "args": {"cni": {"ips": ["10.1.0.5/24"]}}}
     assert findings(nad(config), "nad-ipam-static") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # static (plugins v1.10.0) makes a mapped address 4 bytes long under its 128-bit mask, of which the
+        # interface gets the last 32 bits (checked with the real plugin: tests/differential).
+        ("::ffff:10.0.0.7/120", ("10.0.0.7", "10.0.0.0/24")),
+        ("::ffff:10.0.0.7/128", ("10.0.0.7", "10.0.0.7/32")),
+        ("::ffff:10.0.0.7/100", ("10.0.0.7", "0.0.0.0/4")),
+        ("::ffff:10.0.0.7/96", ("10.0.0.7", "0.0.0.0/0")),
+        ("::ffff:10.0.0.7/64", ("10.0.0.7", "0.0.0.0/0")),
+        ("::ffff:a00:7/120", ("10.0.0.7", "10.0.0.0/24")),
+        ("::ffff:10.0.0.7/129", None),
+        ("::ffff:10.0.0.7", None),
+        ("10.0.0.7/24", ("10.0.0.7", "10.0.0.0/24")),
+        ("fd00::7/64", ("fd00::7", "fd00::/64")),
+    ],
+)
+def test_parse_static_cidr_reads_mapped_addresses_as_static_does(text: str, expected: tuple[str, str] | None) -> None:
+    parsed = parse_static_cidr(text)
+    assert ((str(parsed[0]), str(parsed[1])) if parsed else None) == expected
+
+
+@pytest.mark.parametrize("where", ["args", "addresses"])
+def test_static_takes_ipv4_mapped_cidrs(where: str) -> None:
+    def config(cidr: str) -> dict[str, Any]:
+        return {**st(), "args": {"cni": {"ips": [cidr]}}} if where == "args" else st({"address": cidr})
+
+    field = "spec.config.args.cni.ips[0]" if where == "args" else f"{P}.addresses[0].address"
+    for cidr in ("::ffff:10.1.0.5/120", "::ffff:10.1.0.5/128"):
+        assert findings(nad(config(cidr)), "nad-ipam-static") == [], cidr
+    # /96 or less leaves no bit of the IPv4 prefix: the interface gets 10.1.0.5/0, a warning.
+    [zero] = findings(nad(config("::ffff:10.1.0.5/96")), "nad-ipam-static")
+    assert (zero.field, zero.severity) == (field, Severity.WARN)
+    assert "the interface gets 10.1.0.5/0" in zero.message
+    # Mapped addresses count as IPv4 where a cniVersion returns one per family.
+    two = {**st(), "cniVersion": "0.2.0", "args": {"cni": {"ips": ["::ffff:10.1.0.5/120", "10.2.0.5/24"]}}}
+    assert any("cannot return" in f.message for f in findings(nad(two), "nad-ipam-static"))
+
+
+def test_ipam_of_a_plugin_that_never_runs_it_is_not_judged() -> None:
+    # tuning, bandwidth and the other chained plugins (and loopback) never call IPAM: what their ipam section
+    # says is never read, only a warning that it is ignored.
+    bandwidth = {"type": "bandwidth", "ipam": {"type": "static", "addresses": [{"address": "bogus"}]},
+                 "args": {"cni": {"ips": ["x"]}}}
+    config = {"cniVersion": "1.0.0", "name": "c", "plugins": [hl(subnet="10.1.0.0/24"), bandwidth]}
+    assert findings(nad(config), "nad-ipam-static") == []
+    ignored = [f for f in evaluate(nad(config), Policy()) if f.field == "spec.config.plugins[1].ipam.type"]
+    assert [(f.rule, f.severity) for f in ignored] == [("nad-plugin-ipam-required", Severity.WARN)]
+    assert "the bandwidth plugin never runs IPAM" in ignored[0].message
+    # Nor is the binary it names needed, nor host-local's ranges taken.
+    tuning = {"type": "tuning", "ipam": {"type": "host-local", "subnet": "10.1.0.0/31"}}
+    config = {"cniVersion": "1.0.0", "name": "c", "plugins": [hl(subnet="10.1.0.0/24"), tuning]}
+    assert findings(nad(config), "nad-ipam-host-local") == []
+    netconf = parse_nad_config(json.dumps(config), "spec.config").netconf
+    assert netconf is not None
+    assert [r.plugin_type for r in nad_allocation_ranges(netconf)] == ["macvlan"]
+    named = {**config, "plugins": [hl(subnet="10.1.0.0/24"), {"type": "tuning", "ipam": {"type": "no-such-ipam"}}]}
+    netconf = parse_nad_config(json.dumps(named), "spec.config").netconf
+    assert netconf is not None
+    assert "no-such-ipam" not in netconf.binaries
 
 
 @pytest.mark.parametrize(

@@ -498,6 +498,27 @@ def test_cni_args_ips_that_static_cannot_parse_are_refused() -> None:
     assert findings(networks({"name": "static", "cni-args": {"IPs": ["10.30.0.7"]}}), replaced) == []
 
 
+def test_cni_args_ips_static_reads_as_ipv4_mapped_are_allowed() -> None:
+    # static reads ::ffff:10.30.0.7/120 as 10.30.0.7/24 (checked with the real plugin); at /96 or less the
+    # interface gets a /0: a warning.
+    v = view(nad("static", macvlan_with({"type": "static"})))
+    assert findings(networks({"name": "static", "cni-args": {"ips": ["::ffff:10.30.0.7/120"]}}), v) == []
+    [(severity, message)] = only("pod-networks-cni-args-ips",
+                                 findings(networks({"name": "static", "cni-args": {"ips": ["::ffff:10.30.0.7/96"]}}),
+                                          v))
+    assert severity == "warn"
+    assert "the interface gets 10.30.0.7/0" in message
+
+
+def test_cni_args_ips_reach_no_ipam_of_a_plugin_that_never_runs_it() -> None:
+    # tuning never calls IPAM: its static ipam section reads no args.cni.ips (checked with the real chain).
+    tuning = {"type": "tuning", "ipam": {"type": "static"}}
+    chained = {"cniVersion": "1.0.0", "name": "c", "plugins": [json.loads(macvlan_with(HOST_LOCAL_10)), tuning]}
+    v = view(nad("chained", json.dumps(chained)))
+    assert only("pod-networks-cni-args-ips",
+                findings(networks({"name": "chained", "cni-args": {"ips": ["10.30.0.7"]}}), v)) == []
+
+
 HOST_LOCAL_10 = {"type": "host-local", "ranges": [[{"subnet": "10.30.0.0/24"}]]}
 
 

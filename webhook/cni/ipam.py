@@ -20,8 +20,10 @@ from webhook.cni.addresses import (
     IPNetwork,
     between,
     family,
+    mapped_prefix,
     parse_cidr,
     parse_ip,
+    parse_static_cidr,
     prefix_length,
     unpadded,
     within,
@@ -920,7 +922,9 @@ def static_addresses(
             continue
         a = _entry_address(keys, epath)
         apath = a.path if a else f"{epath}.address"
-        parsed = parse_cidr(a.value) if a is not None else None
+        parsed = parse_static_cidr(a.value) if a is not None else None
+        if parsed is not None and a is not None:
+            problems.extend(_mapped_to_zero(apath, a.value))
         if parsed is None:
             shown = describe(a.value) if a is not None else "missing"
             problems.append(
@@ -1009,8 +1013,20 @@ class _IpsReader:
 
 
 def _cidr_address(value: Any) -> IPAddress | None:
-    parsed = parse_cidr(value)
+    parsed = parse_static_cidr(value)
     return parsed[0] if parsed is not None else None
+
+
+def _mapped_to_zero(path: str, value: Any) -> list[Problem]:
+    """A warning when the static plugin reads ``value``, an IPv4-mapped CIDR, as a /0 (see
+    parse_static_cidr): the interface then gets the address with a prefix that covers every IPv4 address."""
+    prefix = mapped_prefix(value)
+    if prefix is None or prefix > 96:
+        return []
+    addr = value.split("/")[0]
+    return [Problem(path, f"{path} is {value!r}: the static plugin keeps only the last 32 bits of an IPv4-mapped "
+                          f"address's prefix, so the interface gets {parse_ip(addr)}/0, a network of every IPv4 "
+                          f"address; write the IPv4 form with its prefix, e.g. {parse_ip(addr)}/24", warning=True)]
 
 
 def go_ip_or_cidr(value: Any) -> IPAddress | None:
@@ -1065,6 +1081,8 @@ def args_cni_ips_addresses(found: ArgsIps, problems: list[Problem],
         parsed = reader.parse(value)
         if parsed is not None:
             out.append((path, parsed))
+            if ipam == "static":
+                problems.extend(_mapped_to_zero(path, value))
         elif value is None or isinstance(value, str):  # anything else is mistyped, said above
             problems.append(_not_an_ip(reader, path, value, fails))
     return out

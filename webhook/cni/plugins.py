@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.cni.addresses import family, parse_ip, parse_mac
-from webhook.cni.config import CNI_VERSIONS, NetConf, PluginConf, Problem, names_a_path
+from webhook.cni.config import (
+    CNI_VERSIONS,
+    NEEDS_PREVIOUS_RESULT,
+    NEVER_RUNS_IPAM,
+    NetConf,
+    PluginConf,
+    Problem,
+    names_a_path,
+)
 from webhook.cni.fields import (
     FieldType,
     Kind,
@@ -175,9 +183,6 @@ IPAM_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
 #: The oldest cniVersion of the plugins that do not take every version (their main passes
 #: version.VersionsStartingFrom); below it they refuse every ADD with "incompatible CNI versions".
 MIN_CNI_VERSION: Mapping[str, str] = {"bandwidth": "0.3.0", "vrf": "0.3.1", "firewall": "0.4.0"}
-
-#: Plugins that only act on the result of an earlier plugin: first in a list (or alone) they fail.
-NEEDS_PREVIOUS_RESULT = frozenset({"tuning", "portmap", "bandwidth", "firewall", "sbr", "vrf"})
 
 #: Plugins that run IPAM unconditionally: without an IPAM type every ADD fails.
 NEEDS_IPAM = frozenset({"ptp", "dummy"})
@@ -424,6 +429,14 @@ def host_device_problems(plugin: PluginConf, has_resource_name: bool) -> Iterato
 
 def ipam_required_problems(plugin: PluginConf) -> Iterator[Problem]:
     kind = plugin.type or ""
+    if kind in NEVER_RUNS_IPAM and plugin.written_ipam_type:
+        yield Problem(
+            plugin.ipam_type_path,
+            f"{plugin.ipam_type_path} is {plugin.written_ipam_type!r}, but the {kind} plugin never runs IPAM: "
+            "nothing of this ipam section is used (no address, no args.cni.ips); remove it, or move it to the "
+            "interface plugin of the chain",
+            warning=True,
+        )
     if plugin.ipam_type is not None:
         return
     first = not plugin.index  # alone, or first in the list: no previous result to take addresses from

@@ -15,7 +15,7 @@ from dataclasses import replace
 from itertools import chain
 from typing import Any
 
-from webhook.cni.addresses import between, parse_cidr, parse_ip
+from webhook.cni.addresses import between, parse_ip, parse_static_cidr
 from webhook.cni.config import NetConf, PluginConf, Problem, parse_nad_config
 from webhook.cni.fields import describe
 from webhook.cni.gojson import fold
@@ -438,14 +438,14 @@ def static_ip_range(subject: Subject) -> Iterator[Violation]:
 
 
 def _same_addresses(a: Sequence[str], b: Sequence[str]) -> bool:
-    return {parse_cidr(x) or x for x in a} == {parse_cidr(x) or x for x in b}
+    return {parse_static_cidr(x) or x for x in a} == {parse_static_cidr(x) or x for x in b}
 
 
 def _own(ips: Sequence[str], own: Sequence[StaticAddress]) -> str:
     """The IPAM's own addresses, which every pod on the NAD gets, for a message; and those the pod requests
     as well: the IPAM returns them twice, and the interface plugins (plugins v1.10.0 pkg/ipam
     ConfigureIface) fail the ADD adding one again."""
-    requested = {parse_cidr(text) for text in ips}
+    requested = {parse_static_cidr(text) for text in ips}
     twice = [f"{a.address}/{a.network.prefixlen}" for a in own if (a.address, a.network) in requested]
     listed = ", ".join(f"{a.address}/{a.network.prefixlen} ({a.path})" for a in own)
     said = f"{listed}, as does every pod on this NAD, so its pods share {'them' if len(own) > 1 else 'it'}"
@@ -470,7 +470,7 @@ def _static_extra(ref: NetworkReference, plugin: PluginConf) -> str | None:
     # NAD's other spellings, which static decodes too.
     found = args_cni_ips(plugin, ref.selection.cni_args, f'{ref.field}["cni-args"]')
     given = [value for _, value in found.entries]
-    if found.mistyped or any(parse_cidr(value) is None for value in given):
+    if found.mistyped or any(parse_static_cidr(value) is None for value in given):
         return None  # static fails the ADD: nad-ipam-static's to say, or pod-networks-cni-args-ips'
     if found.source is not None and given:
         if _same_addresses(given, ips):
@@ -618,7 +618,8 @@ def cni_args_ips(subject: Subject) -> Iterator[Violation]:
             args_cni_ips_addresses(args_cni_ips(plugin, cni_args, base), problems, POD_NEVER_STARTS)
         for problem in problems:
             if problem.field.startswith(base):  # the NAD's own are nad-ipam-static's or nad-ipam-host-local's
-                yield Violation(problem.field, f"{problem.message} {merged_into}")
+                yield Violation(problem.field, f"{problem.message} {merged_into}",
+                                Severity.WARN if problem.warning else None)
 
 
 def _args_multus_cannot_merge_into(plugin: PluginConf) -> tuple[str, Any] | None:
