@@ -921,6 +921,9 @@ def test_args_cni_ips_replace_the_addresses_which_are_then_only_decoded() -> Non
     two = {"args": {"cni": {"ips": ["10.1.0.5/24", "10.2.0.5/24"]}}}
     [families] = findings(nad({**st({"address": "10.1.0.5/24"}), **two, "cniVersion": "0.2.0"}), "nad-ipam-static")
     assert "cannot return" in families.message
+    # Named where they are written.
+    assert families.field == "spec.config.args.cni.ips"
+    assert families.message.startswith("spec.config.args.cni.ips has several addresses of one address family")
 
 
 def test_args_cni_ips_are_found_as_go_matches_keys() -> None:

@@ -498,6 +498,15 @@ def test_cni_args_ips_that_static_cannot_parse_are_refused() -> None:
     assert findings(networks({"name": "static", "cni-args": {"IPs": ["10.30.0.7"]}}), replaced) == []
 
 
+def test_cni_args_findings_name_the_key_the_pod_wrote() -> None:
+    # Multus matches "cni-args" as Go does, case-insensitively: a message names the key as written.
+    v = view(nad("static", macvlan_with({"type": "static"})))
+    [(_, message)] = only("pod-networks-cni-args-ips",
+                          findings(networks({"name": "static", "CNI-Args": {"ips": ["10.30.0.7"]}}), v))
+    assert message.startswith('metadata.annotations["k8s.v1.cni.cncf.io/networks"][0]["CNI-Args"].ips[0] is the '
+                              "string '10.30.0.7', not a CIDR")
+
+
 def test_cni_args_ips_static_reads_as_ipv4_mapped_are_allowed() -> None:
     # static reads ::ffff:10.30.0.7/120 as 10.30.0.7/24 (checked with the real plugin); at /96 or less the
     # interface gets a /0: a warning.

@@ -1179,7 +1179,8 @@ def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
             )
         )
     versions = [ip.version for _, ip in args_ips] if replaced else [a.address.version for a in addresses]
-    problems.extend(_one_per_family(path, versions, cni_version, "addresses"))
+    problems.extend(_one_per_family(found.source if replaced and found.source else path, versions, cni_version,
+                                    "addresses"))
     return _with_field_types(plugin, problems)
 
 

@@ -437,6 +437,11 @@ def static_ip_range(subject: Subject) -> Iterator[Violation]:
                                     "outside the range, or add it to the range's exclude list")
 
 
+def _cni_args_at(ref: NetworkReference) -> str:
+    """The JSON path of a selection's "cni-args", spelled as the pod wrote the key."""
+    return f'{ref.field}["{ref.selection.cni_args_key}"]'
+
+
 def _same_addresses(a: Sequence[str], b: Sequence[str]) -> bool:
     return {parse_static_cidr(x) or x for x in a} == {parse_static_cidr(x) or x for x in b}
 
@@ -468,7 +473,7 @@ def _static_extra(ref: NetworkReference, plugin: PluginConf) -> str | None:
                   "replace them" if ref.annotation == NETWORKS_ANNOTATION else "")
     # Multus merges a selection's cni-args into args.cni key by key, the selection's winning, beside the
     # NAD's other spellings, which static decodes too.
-    found = args_cni_ips(plugin, ref.selection.cni_args, f'{ref.field}["cni-args"]')
+    found = args_cni_ips(plugin, ref.selection.cni_args, _cni_args_at(ref))
     given = [value for _, value in found.entries]
     if found.mistyped or any(parse_static_cidr(value) is None for value in given):
         return None  # static fails the ADD: nad-ipam-static's to say, or pod-networks-cni-args-ips'
@@ -566,7 +571,7 @@ def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
     NAD's "Args" or "CNI", which tuning decodes too, in sorted order: their entries count with the pod's.
     Only what reaches tuning is judged; the NAD's own args.cni.sysctl is nad-plugin-tuning-sysctl's."""
     for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, ["sysctl"], _tuning):
-        base = f'{ref.field}["cni-args"]'
+        base = _cni_args_at(ref)
         spelled = [key for key in cni_args if fold(key) == "sysctl"]
         # injectCNIArgs sets the selection's keys in the plugin's "args" and "cni" (exact keys: Multus
         # reads the config into Go maps), beside any other spelling tuning also decodes.
@@ -590,7 +595,7 @@ def cni_args_tuning(subject: Subject) -> Iterator[Violation]:
     ("mtu": 1500.0 arrives as 1500)."""
     names = [name for name in TUNING_ARGS_CNI if name != "sysctl"]
     for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, names, _tuning):
-        base = f'{ref.field}["cni-args"]'
+        base = _cni_args_at(ref)
         for problem in chain(tuning_args_cni_type_problems(plugin, [n for n in names if n != "mac"], cni_args, base,
                                                            POD_NEVER_STARTS),
                              mac_problems(plugin, cni_args, base), mtu_problems(plugin, cni_args, base)):
@@ -610,7 +615,7 @@ def cni_args_ips(subject: Subject) -> Iterator[Violation]:
         return f"plugin with the {plugin.ipam_type} IPAM" if plugin.ipam_type in ("static", "host-local") else None
 
     for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, ["ips"], reads_ips):
-        base = f'{ref.field}["cni-args"]'
+        base = _cni_args_at(ref)
         problems: list[Problem] = []
         if plugin.ipam_type == "host-local":
             problems = host_local_args_ips(plugin, cni_args, base, POD_NEVER_STARTS)
@@ -648,7 +653,7 @@ def cni_args_nad_args(subject: Subject) -> Iterator[Violation]:
         netconf = nad_netconf(nad) if nad is not None else None
         if netconf is None:
             continue
-        base, nad_ref = f'{ref.field}["cni-args"]', f"NAD {ref.namespace}/{ref.name}"
+        base, nad_ref = _cni_args_at(ref), f"NAD {ref.namespace}/{ref.name}"
         for plugin in netconf.plugins:
             found = _args_multus_cannot_merge_into(plugin)
             if found is not None:
