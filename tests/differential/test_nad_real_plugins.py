@@ -1084,6 +1084,11 @@ CASES = [
     # Go decodes a later list into the slice an earlier one made, and null into a string does nothing.
     Case("static-args-ips-null-entry-keeps-earlier-spelling",
          one(macvlan({"type": "static"}, args={"cni": {"IPs": ["10.10.0.5/24"], "ips": [None]}})), kernel=MAC),
+    # Go reuses the slice's array: a null entry takes what a longer list of an earlier spelling left there.
+    Case("static-args-ips-null-entry-keeps-earlier-longer-spelling",
+         one(macvlan({"type": "static"}, args={"cni": {"IPS": ["10.10.0.5/24", "10.10.0.6/24"],
+                                                       "IPs": ["10.10.0.7/24"], "ips": ["10.10.0.8/24", None]}})),
+         kernel=MAC),
     Case("static-args-ips-null-entry", one(macvlan({"type": "static"}, args={"cni": {"ips": [None]}})),
          "an entry in the 'ips' field is NOT in CIDR notation", kernel=MAC, rule="nad-ipam-static"),
     Case("static-args-ips-not-cidr-dropped-by-later-args-null",
@@ -1453,6 +1458,11 @@ POD_CASES = [
     PodCase("ipam-on-tuning-cni-args-ips",
             chain(hl(subnet="10.82.0.0/24"), {"type": "tuning", "ipam": {"type": "static"}}),
             {"cni-args": {"ips": ["10.82.0.7"]}}),
+    # The pod's "ips" (last in Go's order) reuses the array "IPS" filled: its null takes "IPS"' second.
+    PodCase("static-cni-args-ips-null-keeps-earlier-longer-spelling",
+            one(macvlan({"type": "static"}, args={"cni": {"IPS": ["10.84.0.5/24", "10.84.0.6/24"],
+                                                          "IPs": ["10.84.0.7/24"]}})),
+            {"cni-args": {"ips": ["10.84.0.8/24", None]}}),
     # static reads an IPv4-mapped CIDR as IPv4: ::ffff:10.83.0.7/120 is 10.83.0.7/24.
     PodCase("static-cni-args-ips-mapped", one(macvlan({"type": "static"})),
             {"cni-args": {"ips": ["::ffff:10.83.0.7/120"]}}),

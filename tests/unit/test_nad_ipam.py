@@ -973,6 +973,24 @@ def test_args_cni_ips_replaced_or_dropped_by_a_later_spelling_are_not_parsed() -
         ("spec.config.args.cni.IPs[0]", "10.1.0.5")]
 
 
+def test_a_null_args_cni_ips_entry_takes_what_any_earlier_longer_list_left_in_the_array() -> None:
+    # Go reuses the slice's array: "IPS" leaves 2 entries, "IPs" overwrites the first, "ips"' null at [1]
+    # finds "IPS"' second still there (checked with the real static: the interface gets .8 and .6).
+    args = {"cni": {"IPS": ["10.1.0.5/24", "10.1.0.6/24"], "IPs": ["10.1.0.7/24"], "ips": ["10.1.0.8/24", None]}}
+    assert findings(nad({**st(), "args": args}), "nad-ipam-static") == []
+    netconf = parse_nad_config(json.dumps({**st(), "args": args}), "spec.config").netconf
+    assert netconf is not None
+    assert [(r.path, str(r.first)) for r in nad_allocation_ranges(netconf)] == [
+        ("spec.config.args.cni.ips[0]", "10.1.0.8"), ("spec.config.args.cni.IPS[1]", "10.1.0.6")]
+    # A null list (or args, or cni, above it) makes the slice nil: a new array, nothing kept.
+    for dropped in ({"cni": {"IPS": ["10.1.0.5/24", "10.1.0.6/24"], "IPs": None, "ips": ["10.1.0.8/24", None]}},
+                    # Sorted by bytes: "CNI", "Cni", "cni".
+                    {"CNI": {"ips": ["10.1.0.5/24", "10.1.0.6/24"]}, "Cni": None, "cni": {"ips": ["10.1.0.8/24",
+                                                                                               None]}}):
+        [null] = findings(nad({**st(), "args": dropped}), "nad-ipam-static")
+        assert "is null, not a CIDR" in null.message, dropped
+
+
 HL = {"type": "host-local", "ranges": [[{"subnet": "10.1.0.0/24"}]]}
 HL_BOTH = {"type": "host-local", "ranges": [[{"subnet": "10.1.0.0/24"}], [{"subnet": "fd00:1::/64"}]]}
 

@@ -978,18 +978,21 @@ def args_cni_ips(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, 
     an earlier one, null empties it (so does null of args or cni above it). Checked with the real static
     and host-local v1.10.0."""
     entries: list[tuple[str, Any]] = []
+    # The slice's backing array: Go decodes a list into the slice already there, reusing its array, so
+    # an index past the last list's end still holds what a longer list before it had there.
+    backing: list[tuple[str, Any]] = []
     source: str | None = None
     mistyped: list[tuple[str, Any, str]] = []
     for spelling in args_cni_spellings(plugin, "ips", cni_args, pod_base):
         mistyped += args_cni_mismatches(spelling, ListOf(Kind.STRING))
         if spelling.value is None:
-            entries, source = [], None
+            entries, backing, source = [], [], None  # a nil slice (or struct above it): a new array next
         elif spelling.field == "args.cni.ips" and isinstance(spelling.value, list):
-            # Go decodes a list into the slice already there, and null into a string does nothing: a null
-            # entry keeps the string an earlier list had at its index (else ""). Null into a pointer makes
-            # it nil, whatever was there.
-            entries = [entries[i] if value is None and i < len(entries) and not pointers
+            # Null into a string does nothing: a null entry keeps the string the array holds at its index,
+            # from any earlier, longer list (else ""). Null into a pointer makes it nil, whatever was there.
+            entries = [backing[i] if value is None and i < len(backing) and not pointers
                        else (f"{spelling.path}[{i}]", value) for i, value in enumerate(spelling.value)]
+            backing = entries + backing[len(entries):]
             source = spelling.path
     return ArgsIps(entries, source, mistyped)
 
