@@ -299,6 +299,19 @@ CASES = [
     Case("bridge-mtu-negative", one({"type": "bridge", "bridge": "mwbr7", "mtu": -1})),
     Case("ptp-mtu-negative", one(ptp("10.37.0.0/24", mtu=-1))),
     Case("tap-static", one({"type": "tap", "ipam": STATIC4})),
+    # bridge decodes args into a struct holding its BridgeArgs (args.cni.mac, a string); tap into an empty
+    # struct. Other fields of args.cni, and tap's args.cni, are not read.
+    Case("bridge-args-cni-mac-number", one({"type": "bridge", "bridge": "mwbr10", "args": {"cni": {"mac": 5}}}),
+         "cannot unmarshal number into Go struct field BridgeArgs.args.cni.mac", rule="nad-plugin-mac"),
+    Case("bridge-args-string", one({"type": "bridge", "bridge": "mwbr10", "args": "x"}),
+         "cannot unmarshal string", rule="nad-plugin-field-types"),
+    Case("bridge-args-cni-list", one({"type": "bridge", "bridge": "mwbr10", "Args": {"CNI": []}}),
+         "cannot unmarshal array", rule="nad-plugin-field-types"),
+    Case("bridge-args-cni-other-fields",
+         one({"type": "bridge", "bridge": "mwbr10", "args": {"cni": {"mac": "02:00:00:00:00:09", "ips": 5}}})),
+    Case("tap-args-number", one({"type": "tap", "ipam": STATIC4, "args": 5}), "cannot unmarshal number",
+         rule="nad-plugin-field-types"),
+    Case("tap-args-cni-number", one({"type": "tap", "ipam": STATIC4, "args": {"cni": {"mac": 5}}})),
     Case("tap-netlink-mtu-negative", one({"type": "tap", "mtu": -1, "owner": 0, "group": 0, "ipam": STATIC4})),
     # One bit-byte below the plugin's 4 GB bound.
     Case(
@@ -1463,6 +1476,10 @@ POD_CASES = [
             one(macvlan({"type": "static"}, args={"cni": {"IPS": ["10.84.0.5/24", "10.84.0.6/24"],
                                                           "IPs": ["10.84.0.7/24"]}})),
             {"cni-args": {"ips": ["10.84.0.8/24", None]}}),
+    # bridge decodes args.cni.mac, where Multus merges the pod's cni-args, as a string.
+    PodCase("bridge-cni-args-mac-number", one({"type": "bridge", "bridge": "mwbr11"}), {"cni-args": {"mac": 5}},
+            "cannot unmarshal number into Go struct field BridgeArgs.args.cni.mac", denied_by=TUNING_ARGS,
+            kernel=frozenset()),
     # static reads an IPv4-mapped CIDR as IPv4: ::ffff:10.83.0.7/120 is 10.83.0.7/24.
     PodCase("static-cni-args-ips-mapped", one(macvlan({"type": "static"})),
             {"cni-args": {"ips": ["::ffff:10.83.0.7/120"]}}),

@@ -498,6 +498,17 @@ def test_cni_args_ips_that_static_cannot_parse_are_refused() -> None:
     assert findings(networks({"name": "static", "cni-args": {"IPs": ["10.30.0.7"]}}), replaced) == []
 
 
+def test_cni_args_mac_a_bridge_cannot_decode_is_refused() -> None:
+    # bridge decodes args.cni.mac (its BridgeArgs), where Multus merges cni-args, as a string.
+    v = view(nad("br", json.dumps({"cniVersion": "1.0.0", "type": "bridge", "bridge": "br0"})))
+    [(severity, message)] = only("pod-networks-cni-args-tuning",
+                                 findings(networks({"name": "br", "cni-args": {"MAC": 5}}), v))
+    assert severity == "deny"
+    assert message.startswith(f"{CNI_ARGS}.MAC is the number 5, but the bridge plugin reads args.cni.mac as a string")
+    assert message.endswith("(Multus merges it into args.cni of spec.config, the bridge plugin of NAD apps/br)")
+    assert findings(networks({"name": "br", "cni-args": {"mac": "02:00:00:00:00:09", "mtu": "x"}}), v) == []
+
+
 def test_cni_args_findings_name_the_key_the_pod_wrote() -> None:
     # Multus matches "cni-args" as Go does, case-insensitively: a message names the key as written.
     v = view(nad("static", macvlan_with({"type": "static"})))
@@ -740,7 +751,8 @@ def test_cni_args_sysctl_that_tuning_cannot_decode_is_refused() -> None:
 def test_cni_args_tuning_fields_that_tuning_cannot_use_are_refused(cni_args: dict[str, Any], field: str,
                                                                    text: str) -> None:
     found = findings(networks({"name": "tuned", "cni-args": cni_args}), tuned({}))
-    [(severity, message)] = only("pod-networks-cni-args-tuning", found)
+    # The NAD's first plugin is a bridge, which decodes args.cni.mac too: judged on its own.
+    [(severity, message)] = [m for m in only("pod-networks-cni-args-tuning", found) if "the bridge plugin" not in m[1]]
     assert severity == "deny"
     assert message.startswith(f"{CNI_ARGS}.{field} is "), message
     assert text in message

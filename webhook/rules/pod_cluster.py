@@ -29,15 +29,16 @@ from webhook.cni.ipam import (
     whereabouts_ranges,
 )
 from webhook.cni.plugins import (
+    ARGS_CNI,
     POD_NEVER_STARTS,
     TUNING_ARGS_CNI,
     args_cni_spellings,
+    args_cni_type_problems,
     args_sysctl_problems,
     decode_sysctl_spellings,
     mac_problems,
     mtu_problems,
     portmap_empty_conditions,
-    tuning_args_cni_type_problems,
 )
 from webhook.multus.selection import (
     DEFAULT_NETWORK_ANNOTATION,
@@ -558,6 +559,11 @@ def _tuning(plugin: PluginConf) -> str | None:
     return "tuning plugin" if plugin.type == "tuning" else None
 
 
+def _reads_args_cni(plugin: PluginConf) -> str | None:
+    """The plugins that decode typed fields of args.cni (ARGS_CNI: tuning, bridge)."""
+    return f"{plugin.type} plugin" if plugin.type in ARGS_CNI else None
+
+
 @rule("pod-networks-cni-args-sysctl", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
       title="the sysctls a pod's cni-args give the NAD's tuning plugin are ones it applies")
 def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
@@ -584,20 +590,21 @@ def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
 
 
 @rule("pod-networks-cni-args-tuning", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
-      title="the mac, mtu, promisc, allmulti and txQLen a pod's cni-args give the NAD's tuning plugin are ones "
-            "it reads")
+      title="the mac, mtu, promisc, allmulti and txQLen a pod's cni-args give the NAD's tuning plugin (and the "
+            "mac its bridge plugin) are ones it reads")
 def cni_args_tuning(subject: Subject) -> Iterator[Violation]:
     """tuning reads mac, promisc, mtu, allmulti and txQLen from args.cni too (its IPAMArgs), where Multus
     merges a selection's "cni-args", every spelling Go matches as with sysctl (pod-networks-cni-args-sysctl),
     each into a typed Go field: "mtu": "1500" or "promisc": "yes" fails the decode of its config, a mac Go's
     net.ParseMAC does not read fails setting it, and the kernel refuses an mtu below 0; either way the pod's
     ADD fails on every try and the pod never starts. Multus passes the numbers as Go encodes a float64
-    ("mtu": 1500.0 arrives as 1500)."""
+    ("mtu": 1500.0 arrives as 1500). bridge decodes args.cni.mac (its BridgeArgs) as a string: "mac": 5 fails
+    it the same way."""
     names = [name for name in TUNING_ARGS_CNI if name != "sysctl"]
-    for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, names, _tuning):
+    for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, names, _reads_args_cni):
         base = _cni_args_at(ref)
-        for problem in chain(tuning_args_cni_type_problems(plugin, [n for n in names if n != "mac"], cni_args, base,
-                                                           POD_NEVER_STARTS),
+        for problem in chain(args_cni_type_problems(plugin, [n for n in names if n != "mac"], cni_args, base,
+                                                    POD_NEVER_STARTS),
                              mac_problems(plugin, cni_args, base), mtu_problems(plugin, cni_args, base)):
             yield Violation(problem.field, f"{problem.message} {merged_into}")
 
