@@ -389,16 +389,53 @@ def only(rule: str, found: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
     return [(severity, message) for name, severity, message in found if name == rule]
 
 
-def test_an_ip_outside_host_locals_ranges_warns_as_host_local_fails_the_add() -> None:
+def test_an_ip_outside_host_locals_ranges_is_refused_as_host_local_fails_the_add() -> None:
     v = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"})))
     [(severity, message)] = only("pod-networks-static-ip-range",
                                  findings(networks({"name": "hostlocal", "ips": ["10.99.0.1/24"]}), v))
-    assert severity == "warn"
-    assert ('networks"][0].ips[0] 10.99.0.1/24 is outside the ranges of NAD apps/hostlocal (10.30.0.2-10.30.0.254): '
-            "its host-local IPAM gives a requested address only from them and fails the ADD") in message
+    assert severity == "deny"
+    assert message == ('metadata.annotations["k8s.v1.cni.cncf.io/networks"][0].ips[0] 10.99.0.1 lies in none of '
+                       "host-local's ranges (spec.config.ipam: 10.30.0.1-10.30.0.254): host-local gives a requested "
+                       "address only from its ranges and fails the pod's ADD on every try, so the pod never starts "
+                       '("failed to allocate all requested IPs"); request an address inside them (Multus passes it in '
+                       "CNI_ARGS to spec.config, the plugin with the host-local IPAM of NAD apps/hostlocal)")
     # host-local never gives out the gateway (10.30.0.1 by default).
-    assert only("pod-networks-static-ip-range", findings(networks({"name": "hostlocal", "ips": ["10.30.0.1"]}), v))
+    [(_, gateway)] = only("pod-networks-static-ip-range",
+                          findings(networks({"name": "hostlocal", "ips": ["10.30.0.1"]}), v))
+    assert "is the gateway of spec.config.ipam" in gateway
     assert findings(networks({"name": "hostlocal", "ips": ["10.30.0.9"]}), v) == []
+    # Ranges given at runtime (the ipRanges capability) may hold it: a warning.
+    runtime = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"},
+                                                 capabilities={"ipRanges": True})))
+    [(severity, _)] = only("pod-networks-static-ip-range",
+                           findings(networks({"name": "hostlocal", "ips": ["10.99.0.1/24"]}), runtime))
+    assert severity == "warn"
+
+
+def test_an_ip_in_the_range_set_of_host_locals_args_cni_ips_is_refused() -> None:
+    # host-local takes the pod's IP= and args.cni.ips together, at most one per range set.
+    args = {"cni": {"ips": ["10.30.0.5"]}}
+    v = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"}, args=args)))
+    [(severity, message)] = only("pod-networks-static-ip-range",
+                                 findings(networks({"name": "hostlocal", "ips": ["10.30.0.7"]}), v))
+    assert severity == "deny"
+    assert message.startswith('metadata.annotations["k8s.v1.cni.cncf.io/networks"][0].ips[0] 10.30.0.7 is in the '
+                              "same range set as spec.config.args.cni.ips[0] 10.30.0.5")
+    # The same address counts once; the selection's cni-args replace the NAD's ips.
+    assert only("pod-networks-static-ip-range", findings(networks({"name": "hostlocal", "ips": ["10.30.0.5/24"]}),
+                                                         v)) == []
+    replaced = {"name": "hostlocal", "ips": ["10.30.0.7"], "cni-args": {"ips": ["10.30.0.7"]}}
+    assert only("pod-networks-static-ip-range", findings(networks(replaced), v)) == []
+    [(_, message)] = only("pod-networks-static-ip-range", findings(networks(
+        {"name": "hostlocal", "ips": ["10.30.0.7"], "cni-args": {"ips": ["10.30.0.8"]}}), v))
+    assert 'same range set as metadata.annotations["k8s.v1.cni.cncf.io/networks"][0]["cni-args"].ips[0] 10.30.0.8' \
+        in message
+    # One address in each of two range sets is what host-local gives.
+    two = view(nad("hostlocal", macvlan_with({"type": "host-local", "ranges": [[{"subnet": "10.30.0.0/24"}],
+                                                                               [{"subnet": "10.31.0.0/24"}]]},
+                                             args=args)))
+    assert only("pod-networks-static-ip-range", findings(networks({"name": "hostlocal", "ips": ["10.31.0.7"]}),
+                                                         two)) == []
 
 
 def test_a_static_nad_has_no_range_to_be_outside_of() -> None:

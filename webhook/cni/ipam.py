@@ -1112,7 +1112,7 @@ def host_local_args_ips(plugin: PluginConf, cni_args: Mapping[str, Any] | None =
     if problems or not requested:
         return problems
     if not refused and sets and not plugin.has_capability("ipRanges"):
-        problems.extend(_outside_host_local_ranges(requested, sets, fails))
+        problems.extend(host_local_unallocatable(requested, sets, fails))
     if not problems and cni_args is None and found.source is not None:
         distinct = sorted({str(addr) for _, addr in requested})
         them = "them" if len(distinct) > 1 else "it"
@@ -1125,9 +1125,11 @@ def host_local_args_ips(plugin: PluginConf, cni_args: Mapping[str, Any] | None =
     return problems
 
 
-def _outside_host_local_ranges(requested: Sequence[tuple[str, IPAddress]], sets: Sequence[Sequence[HostLocalRange]],
+def host_local_unallocatable(requested: Sequence[tuple[str, IPAddress]], sets: Sequence[Sequence[HostLocalRange]],
                                fails: str) -> Iterator[Problem]:
-    """The ``requested`` addresses host-local's range ``sets`` cannot give (see host_local_args_ips)."""
+    """The ``requested`` addresses host-local's range ``sets`` cannot give, whatever asks for them (CNI_ARGS'
+    IP=, args.cni.ips, runtimeConfig.ips: plugins v1.10.0 LoadIPAMConfig puts them in one list, and cmdAdd
+    takes from each range set at most one of them), saying that it ``fails`` (see host_local_args_ips)."""
     claimed: dict[int, tuple[str, IPAddress]] = {}
     for path, addr in requested:
         where = next(((n, r) for n, s in enumerate(sets) for r in s

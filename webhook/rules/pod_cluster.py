@@ -23,7 +23,10 @@ from webhook.cni.ipam import (
     StaticAddress,
     args_cni_ips,
     args_cni_ips_addresses,
+    go_ip_or_cidr,
     host_local_args_ips,
+    host_local_ranges,
+    host_local_unallocatable,
     nad_allocation_ranges,
     static_addresses,
     whereabouts_ranges,
@@ -405,37 +408,61 @@ def ips_ipam(subject: Subject) -> Iterator[Violation]:
                                 "network's prefix length, e.g. 10.1.0.5/24")
 
 
-@rule("pod-networks-static-ip-range", kinds=POD, severity=Severity.WARN, judges=[NETWORKS, DEFAULT_NETWORK],
+def _host_local_requested(ref: NetworkReference, plugin: PluginConf, nad_ref: str) -> Iterator[Violation]:
+    """What host-local (``plugin``'s IPAM) cannot give of the address a selection requests: it takes it
+    from IP= in CNI_ARGS (and runtimeConfig.ips, with the capability) together with args.cni.ips (the
+    NAD's, and the selection's "cni-args" merged in), every one from its ranges, at most one per range
+    set (see host_local_unallocatable). Ranges it may be given at runtime (the ipRanges capability) make
+    it a warning."""
+    ips = ref.selection.ips
+    addr = go_ip_or_cidr(ips[0]) if len(ips) == 1 else None  # several: pod-networks-ips-ipam's
+    sets, refused = host_local_ranges(plugin)
+    if addr is None or refused or not sets:
+        return  # ranges it refuses are nad-ipam-host-local's
+    unread: list[Problem] = []
+    found = args_cni_ips(plugin, ref.selection.cni_args, _cni_args_at(ref), pointers=True)
+    asked = args_cni_ips_addresses(found, unread, POD_NEVER_STARTS, "host-local")
+    if unread:
+        return  # nad-ipam-host-local's or pod-networks-cni-args-ips'
+    at = f"{ref.field}.ips[0]"
+    for problem in host_local_unallocatable([*asked, (at, addr)], sets, POD_NEVER_STARTS):
+        if problem.field == at:
+            yield Violation(at, f"{problem.message} (Multus passes it in CNI_ARGS to {plugin.path}, the plugin with "
+                                f"the host-local IPAM of {nad_ref})",
+                            Severity.WARN if plugin.has_capability("ipRanges") else None)
+
+
+@rule("pod-networks-static-ip-range", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
       title="the ips a pod requests lie inside host-local's ranges and outside whereabouts' pool")
 def static_ip_range(subject: Subject) -> Iterator[Violation]:
     """Where a requested address may lie depends on the NAD's IPAM. host-local gives a requested address
-    only from its ranges (never a range's gateway) and fails the ADD on any other, so the pod never
-    starts. whereabouts returns a requested address as it is, wherever it lies, but keeps no record of
-    it: one inside the pool it allocates from (its ranges less their exclude lists) may be handed to
-    another pod as well. static has no range: it uses the address it is given."""
+    only from its ranges (never a range's gateway), and at most one address of each range set, counting
+    those of args.cni.ips (the NAD's, or the selection's "cni-args"), and fails the ADD on any other, so
+    the pod never starts: denied, but a warning where ranges given at runtime (the ipRanges capability)
+    may hold it. whereabouts returns a requested address as it is, wherever it lies, but keeps no record
+    of it: one inside the pool it allocates from (its ranges less their exclude lists) may be handed to
+    another pod as well, a warning. static has no range: it uses the address it is given."""
     if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
         nad = subject.view.nad(ref.namespace, ref.name) if ref.selection.ips else None
-        ranges = nad_allocation_ranges(nad_netconf(nad)) if nad is not None else []
-        host_local = [r for r in ranges if r.ipam_type == "host-local"]
-        pool = [r for r in ranges if r.ipam_type == "whereabouts"]
+        netconf = nad_netconf(nad) if nad is not None else None
+        if netconf is None:
+            continue
+        nad_ref = f"NAD {ref.namespace}/{ref.name}"
+        for plugin in netconf.plugins:
+            if plugin.ipam_type == "host-local":
+                yield from _host_local_requested(ref, plugin, nad_ref)
+        pool = [r for r in nad_allocation_ranges(netconf) if r.ipam_type == "whereabouts"]
         for i, text in enumerate(ref.selection.ips):
             addr = parse_ip(text.split("/", 1)[0])
-            if addr is None:
-                continue
-            at, nad_ref = f"{ref.field}.ips[{i}]", f"NAD {ref.namespace}/{ref.name}"
-            if host_local and not any(between(addr, r.first, r.last) for r in host_local):
-                spans = ", ".join(f"{r.first}-{r.last}" for r in host_local[:4])
-                yield Violation(at, f"{at} {text} is outside the ranges of {nad_ref} ({spans}): its host-local IPAM "
-                                    "gives a requested address only from them and fails the ADD on this one, so the "
-                                    "pod never starts")
-            hit = next((r for r in pool if between(addr, r.first, r.last)), None)
+            hit = next((r for r in pool if between(addr, r.first, r.last)), None) if addr is not None else None
             if hit is not None:
+                at = f"{ref.field}.ips[{i}]"
                 yield Violation(at, f"{at} {text} lies in the pool the whereabouts IPAM of {nad_ref} allocates from "
                                     f"({hit.first}-{hit.last}, {hit.path}), but whereabouts keeps no record of a "
                                     "requested address and may hand it to another pod too: request an address "
-                                    "outside the range, or add it to the range's exclude list")
+                                    "outside the range, or add it to the range's exclude list", Severity.WARN)
 
 
 def _cni_args_at(ref: NetworkReference) -> str:
