@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 import pytest
 
 from webhook.cluster.static import StaticClusterView
+from webhook.cni.addresses import parse_static_cidr
 from webhook.cni.gojson import fold
 from webhook.dev.cnisandbox import DEVICE, MASTER, Sandbox, ip, our_findings, run_add, sandbox
 from webhook.rules import Policy, Severity, Subject, evaluate
@@ -298,6 +299,19 @@ CASES = [
     Case("bridge-mtu-negative", one({"type": "bridge", "bridge": "mwbr7", "mtu": -1})),
     Case("ptp-mtu-negative", one(ptp("10.37.0.0/24", mtu=-1))),
     Case("tap-static", one({"type": "tap", "ipam": STATIC4})),
+    # bridge decodes args into a struct holding its BridgeArgs (args.cni.mac, a string); tap into an empty
+    # struct. Other fields of args.cni, and tap's args.cni, are not read.
+    Case("bridge-args-cni-mac-number", one({"type": "bridge", "bridge": "mwbr10", "args": {"cni": {"mac": 5}}}),
+         "cannot unmarshal number into Go struct field BridgeArgs.args.cni.mac", rule="nad-plugin-mac"),
+    Case("bridge-args-string", one({"type": "bridge", "bridge": "mwbr10", "args": "x"}),
+         "cannot unmarshal string", rule="nad-plugin-field-types"),
+    Case("bridge-args-cni-list", one({"type": "bridge", "bridge": "mwbr10", "Args": {"CNI": []}}),
+         "cannot unmarshal array", rule="nad-plugin-field-types"),
+    Case("bridge-args-cni-other-fields",
+         one({"type": "bridge", "bridge": "mwbr10", "args": {"cni": {"mac": "02:00:00:00:00:09", "ips": 5}}})),
+    Case("tap-args-number", one({"type": "tap", "ipam": STATIC4, "args": 5}), "cannot unmarshal number",
+         rule="nad-plugin-field-types"),
+    Case("tap-args-cni-number", one({"type": "tap", "ipam": STATIC4, "args": {"cni": {"mac": 5}}})),
     Case("tap-netlink-mtu-negative", one({"type": "tap", "mtu": -1, "owner": 0, "group": 0, "ipam": STATIC4})),
     # One bit-byte below the plugin's 4 GB bound.
     Case(
@@ -622,6 +636,18 @@ CASES = [
     ),
     # What Multus writes for a pod whose selection has "cni-args": {"ips": [...]}.
     Case("static-args-ips", one(macvlan({"type": "static"}, args={"cni": {"ips": ["10.10.0.5/24"]}})), kernel=MAC),
+    # static reads an IPv4-mapped CIDR as IPv4 (test_static_reads_ipv4_mapped_cidrs checks the prefix).
+    Case("static-args-ips-mapped", one(macvlan({"type": "static"}, args={"cni": {"ips": ["::ffff:10.10.0.5/120"]}})),
+         kernel=MAC),
+    Case("static-address-mapped",
+         one(macvlan({"type": "static", "addresses": [{"address": "::ffff:10.10.0.5/120", "gateway": "10.10.0.1"}]})),
+         kernel=MAC),
+    # Chained plugins never run IPAM: nothing of their ipam section is read, args.cni.ips included.
+    Case("ipam-on-bandwidth-never-runs",
+         chain(hl(subnet="10.10.0.0/24"), {"type": "bandwidth", "ipam": {"type": "static", "addresses": [
+             {"address": "bogus"}]}, "args": {"cni": {"ips": ["x"]}}}), kernel=MAC),
+    Case("ipam-on-tuning-never-runs",
+         chain(hl(subnet="10.10.0.0/24"), {"type": "tuning", "ipam": {"type": "no-such-ipam"}}), kernel=MAC),
     Case(
         "routes-bad-dst",
         one(
@@ -1071,6 +1097,11 @@ CASES = [
     # Go decodes a later list into the slice an earlier one made, and null into a string does nothing.
     Case("static-args-ips-null-entry-keeps-earlier-spelling",
          one(macvlan({"type": "static"}, args={"cni": {"IPs": ["10.10.0.5/24"], "ips": [None]}})), kernel=MAC),
+    # Go reuses the slice's array: a null entry takes what a longer list of an earlier spelling left there.
+    Case("static-args-ips-null-entry-keeps-earlier-longer-spelling",
+         one(macvlan({"type": "static"}, args={"cni": {"IPS": ["10.10.0.5/24", "10.10.0.6/24"],
+                                                       "IPs": ["10.10.0.7/24"], "ips": ["10.10.0.8/24", None]}})),
+         kernel=MAC),
     Case("static-args-ips-null-entry", one(macvlan({"type": "static"}, args={"cni": {"ips": [None]}})),
          "an entry in the 'ips' field is NOT in CIDR notation", kernel=MAC, rule="nad-ipam-static"),
     Case("static-args-ips-not-cidr-dropped-by-later-args-null",
@@ -1114,7 +1145,8 @@ CASES = [
          "failed to allocate all requested IPs: fd00:10::5", kernel=MAC, rule=HOST_LOCAL),
     Case("host-local-args-ips-two-in-one-range-set",
          one(hl(ranges=HL10, args={"cni": {"ips": ["10.10.0.5", "10.10.0.6"]}})),
-         "failed to allocate all requested IPs: 10.10.0.6", kernel=MAC, rule=HOST_LOCAL),
+         # Which address is left over is Go's map order (cmdAdd's requestedIPs): either.
+         "failed to allocate all requested IPs: 10.10.0.", kernel=MAC, rule=HOST_LOCAL),
     Case("host-local-args-ips-default-gateway", one(hl(ranges=HL10, args={"cni": {"ips": ["10.10.0.1"]}})),
          "requested ip 10.10.0.1 is subnet's gateway", kernel=MAC, rule=HOST_LOCAL),
     Case("host-local-args-ips-gateway",
@@ -1288,6 +1320,29 @@ def test_refused_cases_name_their_rule() -> None:
     assert [c.id for c in CASES if (c.refused_with is None) != (c.rule is None)] == []
 
 
+MAPPED = ["::ffff:10.10.0.5/120", "::ffff:10.10.0.5/128", "::ffff:10.10.0.5/100", "::ffff:10.10.0.5/96",
+          "::ffff:10.10.0.5/64"]
+
+
+@pytest.mark.parametrize("where", ["args", "addresses"])
+@pytest.mark.parametrize("cidr", MAPPED)
+def test_static_reads_ipv4_mapped_cidrs(cidr: str, where: str, cni_bin: Path, kernel_lacks: dict[str, str],
+                                        sandbox: Sandbox) -> None:
+    """The interface gets the address and prefix parse_static_cidr reads; the rules allow it, and warn
+    where the prefix ends as /0."""
+    config = one(macvlan({"type": "static"}, args={"cni": {"ips": [cidr]}}) if where == "args"
+                 else macvlan({"type": "static", "addresses": [{"address": cidr}]}))
+    parsed = parse_static_cidr(cidr)
+    assert parsed is not None
+    assert our_findings(config, "net1") == []
+    assert bool(our_findings(config, "net1", Severity.WARN)) == (parsed[1].prefixlen == 0)
+    skip_unless_kernel_has(MAC, kernel_lacks)
+    outcome = run_add(config, sandbox, cni_bin, "net1", None)
+    assert outcome.accepted, outcome.error
+    got = {f"{a['local']}/{a['prefixlen']}" for a in _interface(sandbox)["addr_info"] if a.get("family") == "inet"}
+    assert got == {f"{parsed[0]}/{parsed[1].prefixlen}"}
+
+
 def test_host_local_args_ips_fail_the_second_pod_on_a_node(
     cni_bin: Path, kernel_lacks: dict[str, str], tmp_path: Path
 ) -> None:
@@ -1389,8 +1444,24 @@ POD_CASES = [
         one(hl(subnet="10.77.0.0/24")),
         {"ips": ["10.78.0.7"]},
         "failed to allocate all requested IPs: 10.78.0.7",
-        warned_by="pod-networks-static-ip-range",
+        denied_by="pod-networks-static-ip-range",
     ),
+    PodCase("host-local-ip-gateway", one(hl(subnet="10.77.0.0/24")), {"ips": ["10.77.0.1"]},
+            "requested ip 10.77.0.1 is subnet's gateway", denied_by="pod-networks-static-ip-range"),
+    # host-local takes IP= and args.cni.ips together, at most one per range set.
+    PodCase("host-local-args-ips-and-ip-one-set", one(hl(ranges=[[{"subnet": "10.77.0.0/24"}]],
+                                                         args={"cni": {"ips": ["10.77.0.5"]}})),
+            {"ips": ["10.77.0.7"]}, "failed to allocate all requested IPs", denied_by="pod-networks-static-ip-range"),
+    PodCase("host-local-args-ips-and-ip-two-sets",
+            one(hl(ranges=[[{"subnet": "10.77.0.0/24"}], [{"subnet": "10.78.0.0/24"}]],
+                   args={"cni": {"ips": ["10.77.0.5"]}})),
+            {"ips": ["10.78.0.7"]}, addresses=("10.77.0.5", "10.78.0.7")),
+    PodCase("host-local-args-ips-same-as-ip", one(hl(ranges=[[{"subnet": "10.77.0.0/24"}]],
+                                                     args={"cni": {"ips": ["10.77.0.5"]}})),
+            {"ips": ["10.77.0.5/24"]}),
+    PodCase("host-local-cni-args-ips-and-ip-one-set", one(hl(subnet="10.77.0.0/24")),
+            {"ips": ["10.77.0.7"], "cni-args": {"ips": ["10.77.0.8"]}}, "failed to allocate all requested IPs",
+            denied_by="pod-networks-static-ip-range"),
     # static adds the CIDRs of IP= to its own addresses: the pod gets the NAD's address too.
     PodCase(
         "static-own-address-and-ips",
@@ -1413,6 +1484,22 @@ POD_CASES = [
         one(macvlan({"type": "static", "addresses": [{"address": "10.80.0.5/24"}]}, capabilities={"ips": True})),
         {"ips": ["10.80.0.7/24"]},
     ),
+    # A chained plugin never runs IPAM: a pod's cni-args ips go to host-local only, never to tuning's static.
+    PodCase("ipam-on-tuning-cni-args-ips",
+            chain(hl(subnet="10.82.0.0/24"), {"type": "tuning", "ipam": {"type": "static"}}),
+            {"cni-args": {"ips": ["10.82.0.7"]}}),
+    # The pod's "ips" (last in Go's order) reuses the array "IPS" filled: its null takes "IPS"' second.
+    PodCase("static-cni-args-ips-null-keeps-earlier-longer-spelling",
+            one(macvlan({"type": "static"}, args={"cni": {"IPS": ["10.84.0.5/24", "10.84.0.6/24"],
+                                                          "IPs": ["10.84.0.7/24"]}})),
+            {"cni-args": {"ips": ["10.84.0.8/24", None]}}),
+    # bridge decodes args.cni.mac, where Multus merges the pod's cni-args, as a string.
+    PodCase("bridge-cni-args-mac-number", one({"type": "bridge", "bridge": "mwbr11"}), {"cni-args": {"mac": 5}},
+            "cannot unmarshal number into Go struct field BridgeArgs.args.cni.mac", denied_by=TUNING_ARGS,
+            kernel=frozenset()),
+    # static reads an IPv4-mapped CIDR as IPv4: ::ffff:10.83.0.7/120 is 10.83.0.7/24.
+    PodCase("static-cni-args-ips-mapped", one(macvlan({"type": "static"})),
+            {"cni-args": {"ips": ["::ffff:10.83.0.7/120"]}}),
     # args.cni.ips replaces both the NAD's addresses and those of IP=.
     PodCase(
         "static-args-ips-and-ips",
@@ -1451,7 +1538,8 @@ POD_CASES = [
     PodCase("host-local-cni-args-ips-gateway", one(hl(ranges=[[{"subnet": "10.85.0.0/24"}]])),
             {"cni-args": {"ips": ["10.85.0.1"]}}, "requested ip 10.85.0.1 is subnet's gateway", denied_by=CNI_ARGS_IPS),
     PodCase("host-local-cni-args-ips-two-in-one-range-set", one(hl(ranges=[[{"subnet": "10.85.0.0/24"}]])),
-            {"cni-args": {"ips": ["10.85.0.7", "10.85.0.8"]}}, "failed to allocate all requested IPs: 10.85.0.8",
+            # Which address is left over is Go's map order: either.
+            {"cni-args": {"ips": ["10.85.0.7", "10.85.0.8"]}}, "failed to allocate all requested IPs: 10.85.0.",
             denied_by=CNI_ARGS_IPS),
     # The NAD's "ips" sorts after the pod's "IPs" and replaces it: host-local never sees the pod's.
     PodCase("host-local-cni-args-IPs-outside-replaced-by-nad-ips",

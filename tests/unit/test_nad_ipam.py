@@ -17,7 +17,7 @@ from hypothesis import strategies as hst
 
 import webhook
 from webhook.cluster.static import StaticClusterView
-from webhook.cni.addresses import IPAddress, parse_cidr, parse_ip, unpadded
+from webhook.cni.addresses import IPAddress, parse_cidr, parse_ip, parse_static_cidr, unpadded
 from webhook.cni.config import parse_nad_config
 from webhook.cni.ipam import HostLocalRange, _overlapping_pairs, nad_allocation_ranges
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate
@@ -829,6 +829,68 @@ def test_static_without_addresses_takes_them_from_args_cni_ips() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # static (plugins v1.10.0) makes a mapped address 4 bytes long under its 128-bit mask, of which the
+        # interface gets the last 32 bits (checked with the real plugin: tests/differential).
+        ("::ffff:10.0.0.7/120", ("10.0.0.7", "10.0.0.0/24")),
+        ("::ffff:10.0.0.7/128", ("10.0.0.7", "10.0.0.7/32")),
+        ("::ffff:10.0.0.7/100", ("10.0.0.7", "0.0.0.0/4")),
+        ("::ffff:10.0.0.7/96", ("10.0.0.7", "0.0.0.0/0")),
+        ("::ffff:10.0.0.7/64", ("10.0.0.7", "0.0.0.0/0")),
+        ("::ffff:a00:7/120", ("10.0.0.7", "10.0.0.0/24")),
+        ("::ffff:10.0.0.7/129", None),
+        ("::ffff:10.0.0.7", None),
+        ("10.0.0.7/24", ("10.0.0.7", "10.0.0.0/24")),
+        ("fd00::7/64", ("fd00::7", "fd00::/64")),
+    ],
+)
+def test_parse_static_cidr_reads_mapped_addresses_as_static_does(text: str, expected: tuple[str, str] | None) -> None:
+    parsed = parse_static_cidr(text)
+    assert ((str(parsed[0]), str(parsed[1])) if parsed else None) == expected
+
+
+@pytest.mark.parametrize("where", ["args", "addresses"])
+def test_static_takes_ipv4_mapped_cidrs(where: str) -> None:
+    def config(cidr: str) -> dict[str, Any]:
+        return {**st(), "args": {"cni": {"ips": [cidr]}}} if where == "args" else st({"address": cidr})
+
+    field = "spec.config.args.cni.ips[0]" if where == "args" else f"{P}.addresses[0].address"
+    for cidr in ("::ffff:10.1.0.5/120", "::ffff:10.1.0.5/128"):
+        assert findings(nad(config(cidr)), "nad-ipam-static") == [], cidr
+    # /96 or less leaves no bit of the IPv4 prefix: the interface gets 10.1.0.5/0, a warning.
+    [zero] = findings(nad(config("::ffff:10.1.0.5/96")), "nad-ipam-static")
+    assert (zero.field, zero.severity) == (field, Severity.WARN)
+    assert "the interface gets 10.1.0.5/0" in zero.message
+    # Mapped addresses count as IPv4 where a cniVersion returns one per family.
+    two = {**st(), "cniVersion": "0.2.0", "args": {"cni": {"ips": ["::ffff:10.1.0.5/120", "10.2.0.5/24"]}}}
+    assert any("cannot return" in f.message for f in findings(nad(two), "nad-ipam-static"))
+
+
+def test_ipam_of_a_plugin_that_never_runs_it_is_not_judged() -> None:
+    # tuning, bandwidth and the other chained plugins (and loopback) never call IPAM: what their ipam section
+    # says is never read, only a warning that it is ignored.
+    bandwidth = {"type": "bandwidth", "ipam": {"type": "static", "addresses": [{"address": "bogus"}]},
+                 "args": {"cni": {"ips": ["x"]}}}
+    config = {"cniVersion": "1.0.0", "name": "c", "plugins": [hl(subnet="10.1.0.0/24"), bandwidth]}
+    assert findings(nad(config), "nad-ipam-static") == []
+    ignored = [f for f in evaluate(nad(config), Policy()) if f.field == "spec.config.plugins[1].ipam.type"]
+    assert [(f.rule, f.severity) for f in ignored] == [("nad-plugin-ipam-required", Severity.WARN)]
+    assert "the bandwidth plugin never runs IPAM" in ignored[0].message
+    # Nor is the binary it names needed, nor host-local's ranges taken.
+    tuning = {"type": "tuning", "ipam": {"type": "host-local", "subnet": "10.1.0.0/31"}}
+    config = {"cniVersion": "1.0.0", "name": "c", "plugins": [hl(subnet="10.1.0.0/24"), tuning]}
+    assert findings(nad(config), "nad-ipam-host-local") == []
+    netconf = parse_nad_config(json.dumps(config), "spec.config").netconf
+    assert netconf is not None
+    assert [r.plugin_type for r in nad_allocation_ranges(netconf)] == ["macvlan"]
+    named = {**config, "plugins": [hl(subnet="10.1.0.0/24"), {"type": "tuning", "ipam": {"type": "no-such-ipam"}}]}
+    netconf = parse_nad_config(json.dumps(named), "spec.config").netconf
+    assert netconf is not None
+    assert "no-such-ipam" not in netconf.binaries
+
+
+@pytest.mark.parametrize(
     ("ips", "field", "text"),
     [
         (["10.1.0.5"], "spec.config.args.cni.ips[0]", "is the string '10.1.0.5', not a CIDR"),
@@ -859,6 +921,9 @@ def test_args_cni_ips_replace_the_addresses_which_are_then_only_decoded() -> Non
     two = {"args": {"cni": {"ips": ["10.1.0.5/24", "10.2.0.5/24"]}}}
     [families] = findings(nad({**st({"address": "10.1.0.5/24"}), **two, "cniVersion": "0.2.0"}), "nad-ipam-static")
     assert "cannot return" in families.message
+    # Named where they are written.
+    assert families.field == "spec.config.args.cni.ips"
+    assert families.message.startswith("spec.config.args.cni.ips has several addresses of one address family")
 
 
 def test_args_cni_ips_are_found_as_go_matches_keys() -> None:
@@ -906,6 +971,24 @@ def test_args_cni_ips_replaced_or_dropped_by_a_later_spelling_are_not_parsed() -
         "IPs": ["10.1.0.5/24"], "ips": [None]}}}), "spec.config").netconf
     assert [(r.path, str(r.first)) for r in nad_allocation_ranges(netconf)] == [
         ("spec.config.args.cni.IPs[0]", "10.1.0.5")]
+
+
+def test_a_null_args_cni_ips_entry_takes_what_any_earlier_longer_list_left_in_the_array() -> None:
+    # Go reuses the slice's array: "IPS" leaves 2 entries, "IPs" overwrites the first, "ips"' null at [1]
+    # finds "IPS"' second still there (checked with the real static: the interface gets .8 and .6).
+    args = {"cni": {"IPS": ["10.1.0.5/24", "10.1.0.6/24"], "IPs": ["10.1.0.7/24"], "ips": ["10.1.0.8/24", None]}}
+    assert findings(nad({**st(), "args": args}), "nad-ipam-static") == []
+    netconf = parse_nad_config(json.dumps({**st(), "args": args}), "spec.config").netconf
+    assert netconf is not None
+    assert [(r.path, str(r.first)) for r in nad_allocation_ranges(netconf)] == [
+        ("spec.config.args.cni.ips[0]", "10.1.0.8"), ("spec.config.args.cni.IPS[1]", "10.1.0.6")]
+    # A null list (or args, or cni, above it) makes the slice nil: a new array, nothing kept.
+    for dropped in ({"cni": {"IPS": ["10.1.0.5/24", "10.1.0.6/24"], "IPs": None, "ips": ["10.1.0.8/24", None]}},
+                    # Sorted by bytes: "CNI", "Cni", "cni".
+                    {"CNI": {"ips": ["10.1.0.5/24", "10.1.0.6/24"]}, "Cni": None, "cni": {"ips": ["10.1.0.8/24",
+                                                                                               None]}}):
+        [null] = findings(nad({**st(), "args": dropped}), "nad-ipam-static")
+        assert "is null, not a CIDR" in null.message, dropped
 
 
 HL = {"type": "host-local", "ranges": [[{"subnet": "10.1.0.0/24"}]]}

@@ -300,6 +300,15 @@ REFUSED = [
         "k8s.v1.cni.cncf.io/resourceName",
     ),
     ("nad-plugin-ipam-required", single({"type": "ptp"}), "spec.config.ipam", "always runs IPAM"),
+    # bridge decodes args into a struct holding BridgeArgs (args.cni.mac, a string); tap into an empty one.
+    ("nad-plugin-mac", single({"type": "bridge", "args": {"cni": {"mac": 5}}}), "spec.config.args.cni.mac",
+     "the bridge plugin reads args.cni.mac as a string"),
+    ("nad-plugin-field-types", single({"type": "bridge", "args": "x"}), "spec.config.args",
+     "the bridge plugin reads it as an object"),
+    ("nad-plugin-field-types", single({"type": "bridge", "ARGS": {"Cni": 5}}), "spec.config.ARGS.Cni",
+     "the bridge plugin reads it as an object"),
+    ("nad-plugin-field-types", single({"type": "tap", "args": [], "ipam": {"type": "dhcp"}}), "spec.config.args",
+     "the tap plugin reads it as an object"),
     (
         "nad-plugin-ipam-required",
         single({"type": "dummy", "ipam": {}}),

@@ -389,16 +389,53 @@ def only(rule: str, found: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
     return [(severity, message) for name, severity, message in found if name == rule]
 
 
-def test_an_ip_outside_host_locals_ranges_warns_as_host_local_fails_the_add() -> None:
+def test_an_ip_outside_host_locals_ranges_is_refused_as_host_local_fails_the_add() -> None:
     v = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"})))
     [(severity, message)] = only("pod-networks-static-ip-range",
                                  findings(networks({"name": "hostlocal", "ips": ["10.99.0.1/24"]}), v))
-    assert severity == "warn"
-    assert ('networks"][0].ips[0] 10.99.0.1/24 is outside the ranges of NAD apps/hostlocal (10.30.0.2-10.30.0.254): '
-            "its host-local IPAM gives a requested address only from them and fails the ADD") in message
+    assert severity == "deny"
+    assert message == ('metadata.annotations["k8s.v1.cni.cncf.io/networks"][0].ips[0] 10.99.0.1 lies in none of '
+                       "host-local's ranges (spec.config.ipam: 10.30.0.1-10.30.0.254): host-local gives a requested "
+                       "address only from its ranges and fails the pod's ADD on every try, so the pod never starts "
+                       '("failed to allocate all requested IPs"); request an address inside them (Multus passes it in '
+                       "CNI_ARGS to spec.config, the plugin with the host-local IPAM of NAD apps/hostlocal)")
     # host-local never gives out the gateway (10.30.0.1 by default).
-    assert only("pod-networks-static-ip-range", findings(networks({"name": "hostlocal", "ips": ["10.30.0.1"]}), v))
+    [(_, gateway)] = only("pod-networks-static-ip-range",
+                          findings(networks({"name": "hostlocal", "ips": ["10.30.0.1"]}), v))
+    assert "is the gateway of spec.config.ipam" in gateway
     assert findings(networks({"name": "hostlocal", "ips": ["10.30.0.9"]}), v) == []
+    # Ranges given at runtime (the ipRanges capability) may hold it: a warning.
+    runtime = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"},
+                                                 capabilities={"ipRanges": True})))
+    [(severity, _)] = only("pod-networks-static-ip-range",
+                           findings(networks({"name": "hostlocal", "ips": ["10.99.0.1/24"]}), runtime))
+    assert severity == "warn"
+
+
+def test_an_ip_in_the_range_set_of_host_locals_args_cni_ips_is_refused() -> None:
+    # host-local takes the pod's IP= and args.cni.ips together, at most one per range set.
+    args = {"cni": {"ips": ["10.30.0.5"]}}
+    v = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"}, args=args)))
+    [(severity, message)] = only("pod-networks-static-ip-range",
+                                 findings(networks({"name": "hostlocal", "ips": ["10.30.0.7"]}), v))
+    assert severity == "deny"
+    assert message.startswith('metadata.annotations["k8s.v1.cni.cncf.io/networks"][0].ips[0] 10.30.0.7 is in the '
+                              "same range set as spec.config.args.cni.ips[0] 10.30.0.5")
+    # The same address counts once; the selection's cni-args replace the NAD's ips.
+    assert only("pod-networks-static-ip-range", findings(networks({"name": "hostlocal", "ips": ["10.30.0.5/24"]}),
+                                                         v)) == []
+    replaced = {"name": "hostlocal", "ips": ["10.30.0.7"], "cni-args": {"ips": ["10.30.0.7"]}}
+    assert only("pod-networks-static-ip-range", findings(networks(replaced), v)) == []
+    [(_, message)] = only("pod-networks-static-ip-range", findings(networks(
+        {"name": "hostlocal", "ips": ["10.30.0.7"], "cni-args": {"ips": ["10.30.0.8"]}}), v))
+    assert 'same range set as metadata.annotations["k8s.v1.cni.cncf.io/networks"][0]["cni-args"].ips[0] 10.30.0.8' \
+        in message
+    # One address in each of two range sets is what host-local gives.
+    two = view(nad("hostlocal", macvlan_with({"type": "host-local", "ranges": [[{"subnet": "10.30.0.0/24"}],
+                                                                               [{"subnet": "10.31.0.0/24"}]]},
+                                             args=args)))
+    assert only("pod-networks-static-ip-range", findings(networks({"name": "hostlocal", "ips": ["10.31.0.7"]}),
+                                                         two)) == []
 
 
 def test_a_static_nad_has_no_range_to_be_outside_of() -> None:
@@ -496,6 +533,47 @@ def test_cni_args_ips_that_static_cannot_parse_are_refused() -> None:
     # The NAD's "ips" sorts after the pod's "IPs" and replaces them: static never parses the pod's.
     replaced = view(nad("static", macvlan_with({"type": "static"}, args={"cni": {"ips": ["10.30.0.9/24"]}})))
     assert findings(networks({"name": "static", "cni-args": {"IPs": ["10.30.0.7"]}}), replaced) == []
+
+
+def test_cni_args_mac_a_bridge_cannot_decode_is_refused() -> None:
+    # bridge decodes args.cni.mac (its BridgeArgs), where Multus merges cni-args, as a string.
+    v = view(nad("br", json.dumps({"cniVersion": "1.0.0", "type": "bridge", "bridge": "br0"})))
+    [(severity, message)] = only("pod-networks-cni-args-tuning",
+                                 findings(networks({"name": "br", "cni-args": {"MAC": 5}}), v))
+    assert severity == "deny"
+    assert message.startswith(f"{CNI_ARGS}.MAC is the number 5, but the bridge plugin reads args.cni.mac as a string")
+    assert message.endswith("(Multus merges it into args.cni of spec.config, the bridge plugin of NAD apps/br)")
+    assert findings(networks({"name": "br", "cni-args": {"mac": "02:00:00:00:00:09", "mtu": "x"}}), v) == []
+
+
+def test_cni_args_findings_name_the_key_the_pod_wrote() -> None:
+    # Multus matches "cni-args" as Go does, case-insensitively: a message names the key as written.
+    v = view(nad("static", macvlan_with({"type": "static"})))
+    [(_, message)] = only("pod-networks-cni-args-ips",
+                          findings(networks({"name": "static", "CNI-Args": {"ips": ["10.30.0.7"]}}), v))
+    assert message.startswith('metadata.annotations["k8s.v1.cni.cncf.io/networks"][0]["CNI-Args"].ips[0] is the '
+                              "string '10.30.0.7', not a CIDR")
+
+
+def test_cni_args_ips_static_reads_as_ipv4_mapped_are_allowed() -> None:
+    # static reads ::ffff:10.30.0.7/120 as 10.30.0.7/24 (checked with the real plugin); at /96 or less the
+    # interface gets a /0: a warning.
+    v = view(nad("static", macvlan_with({"type": "static"})))
+    assert findings(networks({"name": "static", "cni-args": {"ips": ["::ffff:10.30.0.7/120"]}}), v) == []
+    [(severity, message)] = only("pod-networks-cni-args-ips",
+                                 findings(networks({"name": "static", "cni-args": {"ips": ["::ffff:10.30.0.7/96"]}}),
+                                          v))
+    assert severity == "warn"
+    assert "the interface gets 10.30.0.7/0" in message
+
+
+def test_cni_args_ips_reach_no_ipam_of_a_plugin_that_never_runs_it() -> None:
+    # tuning never calls IPAM: its static ipam section reads no args.cni.ips (checked with the real chain).
+    tuning = {"type": "tuning", "ipam": {"type": "static"}}
+    chained = {"cniVersion": "1.0.0", "name": "c", "plugins": [json.loads(macvlan_with(HOST_LOCAL_10)), tuning]}
+    v = view(nad("chained", json.dumps(chained)))
+    assert only("pod-networks-cni-args-ips",
+                findings(networks({"name": "chained", "cni-args": {"ips": ["10.30.0.7"]}}), v)) == []
 
 
 HOST_LOCAL_10 = {"type": "host-local", "ranges": [[{"subnet": "10.30.0.0/24"}]]}
@@ -710,7 +788,8 @@ def test_cni_args_sysctl_that_tuning_cannot_decode_is_refused() -> None:
 def test_cni_args_tuning_fields_that_tuning_cannot_use_are_refused(cni_args: dict[str, Any], field: str,
                                                                    text: str) -> None:
     found = findings(networks({"name": "tuned", "cni-args": cni_args}), tuned({}))
-    [(severity, message)] = only("pod-networks-cni-args-tuning", found)
+    # The NAD's first plugin is a bridge, which decodes args.cni.mac too: judged on its own.
+    [(severity, message)] = [m for m in only("pod-networks-cni-args-tuning", found) if "the bridge plugin" not in m[1]]
     assert severity == "deny"
     assert message.startswith(f"{CNI_ARGS}.{field} is "), message
     assert text in message

@@ -66,12 +66,36 @@ def parse_cidr(value: Any) -> tuple[IPAddress, IPNetwork] | None:
         return None
     addr = parse_ip(addr_text)
     if addr is None or (":" in addr_text and addr.version == 4):
-        # Go keeps a mapped address 16 bytes long with a 128-bit mask; the plugins then refuse the
-        # mismatch. Asking for the dotted IPv4 form is the useful answer.
+        # Go keeps a mapped address 16 bytes long with a 128-bit mask, which host-local's subnets,
+        # whereabouts' ranges and the routes refuse or misread; static reads it (parse_static_cidr).
         return None
     if prefix > addr.max_prefixlen:
         return None
     return addr, ipaddress.ip_network(f"{addr}/{prefix}", strict=False)
+
+
+def mapped_prefix(value: Any) -> int | None:
+    """The prefix length written after an IPv4-mapped IPv6 address (::ffff:10.1.0.5/120), or None when
+    ``value`` is no such CIDR."""
+    if not isinstance(value, str) or value.count("/") != 1:
+        return None
+    addr_text, prefix_text = value.split("/")
+    addr, prefix = parse_ip(addr_text), prefix_length(prefix_text)
+    return prefix if addr is not None and ":" in addr_text and addr.version == 4 and prefix is not None \
+        and prefix <= 128 else None
+
+
+def parse_static_cidr(value: Any) -> tuple[IPAddress, IPNetwork] | None:
+    """(address, network) as the static IPAM (plugins v1.10.0) reads a CIDR, wherever it takes one from:
+    net.ParseCIDR, then canonicalizeIP makes an IPv4-mapped address 4 bytes long under its 128-bit mask,
+    of which IPNet.String (and the interface's address) keeps the last 32 bits: ::ffff:10.1.0.5/120 is
+    10.1.0.5/24, /128 is /32, and /96 or less is /0. Any other CIDR as parse_cidr."""
+    prefix = mapped_prefix(value)
+    if prefix is None:
+        return parse_cidr(value)
+    addr = parse_ip(value.split("/")[0])
+    assert addr is not None
+    return addr, ipaddress.ip_network(f"{addr}/{max(prefix - 96, 0)}", strict=False)
 
 
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")

@@ -94,6 +94,15 @@ class Problem:
     warning: bool = False
 
 
+#: Plugins that only act on the result of an earlier plugin: first in a list (or alone) they fail.
+NEEDS_PREVIOUS_RESULT = frozenset({"tuning", "portmap", "bandwidth", "firewall", "sbr", "vrf"})
+
+#: Plugins that never run an IPAM plugin, whatever their ipam section says (plugins v1.10.0: only the
+#: interface plugins of plugins/main other than loopback call ipam.ExecAdd); their config decodes the
+#: section's "type" and nothing else of it.
+NEVER_RUNS_IPAM = NEEDS_PREVIOUS_RESULT | {"loopback"}
+
+
 @dataclass(frozen=True, slots=True)
 class PluginConf:
     """One plugin of the configuration (the whole config when it is not a list)."""
@@ -147,10 +156,17 @@ class PluginConf:
         return f"{self.ipam_path}.{found[0] if found else 'type'}"
 
     @property
-    def ipam_type(self) -> str | None:
-        """The IPAM plugin to run; None when there is none (an empty type runs nothing)."""
+    def written_ipam_type(self) -> str | None:
+        """The IPAM type the ipam section names, whether or not the plugin runs it (see ipam_type)."""
         found = self._ipam_type
         return as_text(found[1]) if found is not None else None
+
+    @property
+    def ipam_type(self) -> str | None:
+        """The IPAM plugin the plugin runs; None when there is none (an empty type runs nothing), and for
+        a plugin that never runs IPAM (NEVER_RUNS_IPAM), whose ipam section nothing reads: every judgement
+        of an IPAM, its binary, its ranges and what it is passed, goes by this."""
+        return None if self.type in NEVER_RUNS_IPAM else self.written_ipam_type
 
     def has_capability(self, name: str) -> bool:
         """Whether the plugin declares a runtime capability (ips, mac, portMappings, bandwidth...): Multus

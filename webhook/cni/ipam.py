@@ -20,8 +20,10 @@ from webhook.cni.addresses import (
     IPNetwork,
     between,
     family,
+    mapped_prefix,
     parse_cidr,
     parse_ip,
+    parse_static_cidr,
     prefix_length,
     unpadded,
     within,
@@ -920,7 +922,9 @@ def static_addresses(
             continue
         a = _entry_address(keys, epath)
         apath = a.path if a else f"{epath}.address"
-        parsed = parse_cidr(a.value) if a is not None else None
+        parsed = parse_static_cidr(a.value) if a is not None else None
+        if parsed is not None and a is not None:
+            problems.extend(_mapped_to_zero(apath, a.value))
         if parsed is None:
             shown = describe(a.value) if a is not None else "missing"
             problems.append(
@@ -974,18 +978,21 @@ def args_cni_ips(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, 
     an earlier one, null empties it (so does null of args or cni above it). Checked with the real static
     and host-local v1.10.0."""
     entries: list[tuple[str, Any]] = []
+    # The slice's backing array: Go decodes a list into the slice already there, reusing its array, so
+    # an index past the last list's end still holds what a longer list before it had there.
+    backing: list[tuple[str, Any]] = []
     source: str | None = None
     mistyped: list[tuple[str, Any, str]] = []
     for spelling in args_cni_spellings(plugin, "ips", cni_args, pod_base):
         mistyped += args_cni_mismatches(spelling, ListOf(Kind.STRING))
         if spelling.value is None:
-            entries, source = [], None
+            entries, backing, source = [], [], None  # a nil slice (or struct above it): a new array next
         elif spelling.field == "args.cni.ips" and isinstance(spelling.value, list):
-            # Go decodes a list into the slice already there, and null into a string does nothing: a null
-            # entry keeps the string an earlier list had at its index (else ""). Null into a pointer makes
-            # it nil, whatever was there.
-            entries = [entries[i] if value is None and i < len(entries) and not pointers
+            # Null into a string does nothing: a null entry keeps the string the array holds at its index,
+            # from any earlier, longer list (else ""). Null into a pointer makes it nil, whatever was there.
+            entries = [backing[i] if value is None and i < len(backing) and not pointers
                        else (f"{spelling.path}[{i}]", value) for i, value in enumerate(spelling.value)]
+            backing = entries + backing[len(entries):]
             source = spelling.path
     return ArgsIps(entries, source, mistyped)
 
@@ -1009,8 +1016,20 @@ class _IpsReader:
 
 
 def _cidr_address(value: Any) -> IPAddress | None:
-    parsed = parse_cidr(value)
+    parsed = parse_static_cidr(value)
     return parsed[0] if parsed is not None else None
+
+
+def _mapped_to_zero(path: str, value: Any) -> list[Problem]:
+    """A warning when the static plugin reads ``value``, an IPv4-mapped CIDR, as a /0 (see
+    parse_static_cidr): the interface then gets the address with a prefix that covers every IPv4 address."""
+    prefix = mapped_prefix(value)
+    if prefix is None or prefix > 96:
+        return []
+    addr = value.split("/")[0]
+    return [Problem(path, f"{path} is {value!r}: the static plugin keeps only the last 32 bits of an IPv4-mapped "
+                          f"address's prefix, so the interface gets {parse_ip(addr)}/0, a network of every IPv4 "
+                          f"address; write the IPv4 form with its prefix, e.g. {parse_ip(addr)}/24", warning=True)]
 
 
 def go_ip_or_cidr(value: Any) -> IPAddress | None:
@@ -1065,6 +1084,8 @@ def args_cni_ips_addresses(found: ArgsIps, problems: list[Problem],
         parsed = reader.parse(value)
         if parsed is not None:
             out.append((path, parsed))
+            if ipam == "static":
+                problems.extend(_mapped_to_zero(path, value))
         elif value is None or isinstance(value, str):  # anything else is mistyped, said above
             problems.append(_not_an_ip(reader, path, value, fails))
     return out
@@ -1091,7 +1112,7 @@ def host_local_args_ips(plugin: PluginConf, cni_args: Mapping[str, Any] | None =
     if problems or not requested:
         return problems
     if not refused and sets and not plugin.has_capability("ipRanges"):
-        problems.extend(_outside_host_local_ranges(requested, sets, fails))
+        problems.extend(host_local_unallocatable(requested, sets, fails))
     if not problems and cni_args is None and found.source is not None:
         distinct = sorted({str(addr) for _, addr in requested})
         them = "them" if len(distinct) > 1 else "it"
@@ -1104,9 +1125,11 @@ def host_local_args_ips(plugin: PluginConf, cni_args: Mapping[str, Any] | None =
     return problems
 
 
-def _outside_host_local_ranges(requested: Sequence[tuple[str, IPAddress]], sets: Sequence[Sequence[HostLocalRange]],
+def host_local_unallocatable(requested: Sequence[tuple[str, IPAddress]], sets: Sequence[Sequence[HostLocalRange]],
                                fails: str) -> Iterator[Problem]:
-    """The ``requested`` addresses host-local's range ``sets`` cannot give (see host_local_args_ips)."""
+    """The ``requested`` addresses host-local's range ``sets`` cannot give, whatever asks for them (CNI_ARGS'
+    IP=, args.cni.ips, runtimeConfig.ips: plugins v1.10.0 LoadIPAMConfig puts them in one list, and cmdAdd
+    takes from each range set at most one of them), saying that it ``fails`` (see host_local_args_ips)."""
     claimed: dict[int, tuple[str, IPAddress]] = {}
     for path, addr in requested:
         where = next(((n, r) for n, s in enumerate(sets) for r in s
@@ -1161,7 +1184,8 @@ def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
             )
         )
     versions = [ip.version for _, ip in args_ips] if replaced else [a.address.version for a in addresses]
-    problems.extend(_one_per_family(path, versions, cni_version, "addresses"))
+    problems.extend(_one_per_family(found.source if replaced and found.source else path, versions, cni_version,
+                                    "addresses"))
     return _with_field_types(plugin, problems)
 
 

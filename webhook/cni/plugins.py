@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.cni.addresses import family, parse_ip, parse_mac
-from webhook.cni.config import CNI_VERSIONS, NetConf, PluginConf, Problem, names_a_path
+from webhook.cni.config import (
+    CNI_VERSIONS,
+    NEEDS_PREVIOUS_RESULT,
+    NEVER_RUNS_IPAM,
+    NetConf,
+    PluginConf,
+    Problem,
+    names_a_path,
+)
 from webhook.cni.fields import (
     FieldType,
     Kind,
@@ -176,9 +184,6 @@ IPAM_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
 #: version.VersionsStartingFrom); below it they refuse every ADD with "incompatible CNI versions".
 MIN_CNI_VERSION: Mapping[str, str] = {"bandwidth": "0.3.0", "vrf": "0.3.1", "firewall": "0.4.0"}
 
-#: Plugins that only act on the result of an earlier plugin: first in a list (or alone) they fail.
-NEEDS_PREVIOUS_RESULT = frozenset({"tuning", "portmap", "bandwidth", "firewall", "sbr", "vrf"})
-
 #: Plugins that run IPAM unconditionally: without an IPAM type every ADD fails.
 NEEDS_IPAM = frozenset({"ptp", "dummy"})
 
@@ -223,7 +228,8 @@ def field_type_problems(plugin: PluginConf) -> Iterator[Problem]:
     for name, field_type in fields.items():
         for path, value in plugin.spellings(name):
             yield from type_problems(path, value, field_type, plugin.type or "")
-    yield from tuning_args_cni_type_problems(plugin, [name for name in TUNING_ARGS_CNI if name not in _OWN_RULE])
+    yield from args_cni_type_problems(plugin, [name for name in TUNING_ARGS_CNI if name not in _OWN_RULE])
+    yield from args_object_problems(plugin)
 
 
 def ipam_field_type_problems(plugin: PluginConf, judged: Collection[str] = ()) -> Iterator[Problem]:
@@ -424,6 +430,14 @@ def host_device_problems(plugin: PluginConf, has_resource_name: bool) -> Iterato
 
 def ipam_required_problems(plugin: PluginConf) -> Iterator[Problem]:
     kind = plugin.type or ""
+    if kind in NEVER_RUNS_IPAM and plugin.written_ipam_type:
+        yield Problem(
+            plugin.ipam_type_path,
+            f"{plugin.ipam_type_path} is {plugin.written_ipam_type!r}, but the {kind} plugin never runs IPAM: "
+            "nothing of this ipam section is used (no address, no args.cni.ips); remove it, or move it to the "
+            "interface plugin of the chain",
+            warning=True,
+        )
     if plugin.ipam_type is not None:
         return
     first = not plugin.index  # alone, or first in the list: no previous result to take addresses from
@@ -670,7 +684,7 @@ def mac_problems(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
     multicast address or all zeros, which the kernel refuses. With ``cni_args``, only what a pod's
     "cni-args" give tuning's args.cni.mac (at JSON path ``pod_base``)."""
     from_pod = cni_args is not None
-    yield from tuning_args_cni_type_problems(plugin, ("mac",), cni_args, pod_base, POD_NEVER_STARTS if from_pod else
+    yield from args_cni_type_problems(plugin, ("mac",), cni_args, pod_base, POD_NEVER_STARTS if from_pod else
                                              "fails every pod")
     found = _config_mac(plugin, cni_args, pod_base) if plugin.type in ("macvlan", "tap", "tuning") else None
     if found is None or found[3] is not from_pod:
@@ -961,6 +975,12 @@ POD_NEVER_STARTS = "fails the pod's ADD on every try, so the pod never starts"
 #: config when not nil. Multus merges a pod's "cni-args" there.
 TUNING_ARGS_CNI: Mapping[str, FieldType] = {"sysctl": Kind.STRING_MAP, "mac": Kind.STRING, "promisc": Kind.BOOL,
                                             "mtu": Kind.INT, "allmulti": Kind.BOOL, "txQLen": Kind.INT}
+#: The fields each plugin decodes from args.cni (plugins v1.10.0: tuning's IPAMArgs, bridge's BridgeArgs),
+#: where Multus merges a pod's "cni-args"; static's and host-local's ips are their IPAM rules'.
+ARGS_CNI: Mapping[str, Mapping[str, FieldType]] = {"tuning": TUNING_ARGS_CNI, "bridge": {"mac": Kind.STRING}}
+#: The plugins (other than tuning, whose are args_sysctl_problems') that decode "args" into a struct, and
+#: the depth to which they read it as objects: tap's is an empty struct, bridge's holds the struct "cni".
+ARGS_OBJECTS: Mapping[str, tuple[str, ...]] = {"bridge": ("args", "args.cni"), "tap": ("args",)}
 #: The fields of args.cni whose wrong types a rule of their own reports, with the rest of what it says of
 #: them (nad-plugin-tuning-sysctl, nad-plugin-mac); the others' are nad-plugin-field-types'.
 _OWN_RULE = frozenset({"sysctl", "mac"})
@@ -989,21 +1009,34 @@ def _tuning_args_cni_value(plugin: PluginConf, name: str, cni_args: Mapping[str,
     return True, spellings[-1] if spellings and spellings[-1].value is not None else None
 
 
-def tuning_args_cni_type_problems(plugin: PluginConf, names: Iterable[str], cni_args: Mapping[str, Any] | None = None,
-                                  pod_base: str = "", fails: str = "fails every pod") -> Iterator[Problem]:
-    """tuning's args.cni.``names`` (of TUNING_ARGS_CNI, but sysctl) under any spelling, of a type it cannot
-    decode: the NAD's, or with ``cni_args`` only the pod's (merged as args_cni_spellings says). ``fails``
-    says what fails then. A spelling of "args" or "cni" that is not an object is args_sysctl_problems'."""
-    if plugin.type != "tuning":
-        return
-    for name in names:
+def args_cni_type_problems(plugin: PluginConf, names: Iterable[str], cni_args: Mapping[str, Any] | None = None,
+                           pod_base: str = "", fails: str = "fails every pod") -> Iterator[Problem]:
+    """The plugin's args.cni.``names`` (those of them its ARGS_CNI has; tuning's sysctl aside) under any
+    spelling, of a type it cannot decode: the NAD's, or with ``cni_args`` only the pod's (merged as
+    args_cni_spellings says). ``fails`` says what fails then. A spelling of "args" or "cni" that is not an
+    object is args_sysctl_problems' (tuning) or args_object_problems'."""
+    fields = ARGS_CNI.get(plugin.type or "", {})
+    for name in (name for name in names if name in fields):
         for spelling in args_cni_spellings(plugin, name, cni_args, pod_base):
             if spelling.field != f"args.cni.{name}" or spelling.from_pod is not (cni_args is not None):
                 continue
-            for path, value, expected in args_cni_mismatches(spelling, TUNING_ARGS_CNI[name]):
+            for path, value, expected in args_cni_mismatches(spelling, fields[name]):
                 fix = _ARGS_CNI_FIX.get(name, f"write it as {expected}")
-                yield Problem(path, f"{path} is {describe(value)}, but the tuning plugin reads args.cni.{name} as "
-                                    f"{expected}: it fails to load its config and {fails}; {fix}")
+                yield Problem(path, f"{path} is {describe(value)}, but the {plugin.type} plugin reads args.cni.{name} "
+                                    f"as {expected}: it fails to load its config and {fails}; {fix}")
+
+
+def args_object_problems(plugin: PluginConf) -> Iterator[Problem]:
+    """A spelling of "args" (or of its "cni") that is not an object, where the plugin (ARGS_OBJECTS)
+    decodes it into a struct: it fails to load its config on every ADD ("cannot unmarshal"). Checked with
+    the real bridge and tap."""
+    depth = ARGS_OBJECTS.get(plugin.type or "", ())
+    for spelling in args_cni_spellings(plugin, "") if depth else ():
+        if spelling.field not in depth:
+            continue
+        for path, value, _ in args_cni_mismatches(spelling, Kind.OBJECT):
+            yield Problem(path, f"{path} is {describe(value)}, but the {plugin.type} plugin reads it as an object: it "
+                                "fails to load its config and fails every pod; make it an object (or remove it)")
 
 
 def decode_sysctl_spellings(spellings: Iterable[Spelling]) -> DecodedSysctl:

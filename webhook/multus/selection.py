@@ -37,7 +37,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from webhook.cni.addresses import prefix_length
@@ -260,6 +260,9 @@ class NetworkSelection:
     #: None when absent: Multus distinguishes an empty list (no default route here) from none.
     default_route: tuple[str, ...] | None = None
     cni_args: Mapping[str, Any] | None = None
+    #: The key the element wrote "cni-args" as (Go matches it case-insensitively: "CNI-Args" too), for
+    #: messages; the last spelling, when several were merged.
+    cni_args_key: str = field(default="cni-args", compare=False)
     #: None for a null entry, which Go decodes into a nil *PortMapEntry: Multus passes it on as null, and
     #: a plugin declaring the portMappings capability decodes it as an entry of zeros.
     port_mappings: tuple[PortMapping | None, ...] = ()
@@ -671,7 +674,7 @@ def _decode_element(
         # Go would decode "" (and null) as a nil IP without complaint; it can only be a mistake, so refuse it.
         if not gw:
             d.problems.append(_not_a_gateway(route_where.at(f"[{i}]"), gw))
-    cni_args = d.read("cni-args", _typed(Kind.OBJECT, "an object"), merges=True)[1]
+    cni_args_where, cni_args = d.read("cni-args", _typed(Kind.OBJECT, "an object"), merges=True)
     ports = d.read("portMappings", _read_port_mappings, entries=True)[1]
     bandwidth = d.read("bandwidth", _read_bandwidth, merges=True)[1]
 
@@ -688,6 +691,7 @@ def _decode_element(
         infiniband_guid=guid,
         default_route=None if routes is None else tuple(routes),
         cni_args=cni_args,
+        cni_args_key=cni_args_where.field.rsplit(".", 1)[-1],
         port_mappings=tuple(ports or ()),
         bandwidth=bandwidth,
         device_id=device_id,

@@ -158,7 +158,9 @@ def host_device_selector(subject: Subject) -> Iterator[Violation]:
       judges=[SPEC_CONFIG])
 def ipam_required(subject: Subject) -> Iterator[Violation]:
     """ptp and dummy always run IPAM, and ipvlan needs addresses from IPAM or a previous plugin:
-    without them every ADD fails."""
+    without them every ADD fails. An ipam section on a plugin that never runs IPAM (tuning, portmap,
+    bandwidth, firewall, sbr, vrf, loopback) is a warning: nothing of it is used, and no IPAM rule judges
+    it."""
     yield from _each_plugin(subject, table.ipam_required_problems)
 
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from itertools import chain
 from typing import Any
 
-from webhook.cni.addresses import between, parse_cidr, parse_ip
+from webhook.cni.addresses import between, parse_ip, parse_static_cidr
 from webhook.cni.config import NetConf, PluginConf, Problem, parse_nad_config
 from webhook.cni.fields import describe
 from webhook.cni.gojson import fold
@@ -23,21 +23,25 @@ from webhook.cni.ipam import (
     StaticAddress,
     args_cni_ips,
     args_cni_ips_addresses,
+    go_ip_or_cidr,
     host_local_args_ips,
+    host_local_ranges,
+    host_local_unallocatable,
     nad_allocation_ranges,
     static_addresses,
     whereabouts_ranges,
 )
 from webhook.cni.plugins import (
+    ARGS_CNI,
     POD_NEVER_STARTS,
     TUNING_ARGS_CNI,
     args_cni_spellings,
+    args_cni_type_problems,
     args_sysctl_problems,
     decode_sysctl_spellings,
     mac_problems,
     mtu_problems,
     portmap_empty_conditions,
-    tuning_args_cni_type_problems,
 )
 from webhook.multus.selection import (
     DEFAULT_NETWORK_ANNOTATION,
@@ -404,48 +408,77 @@ def ips_ipam(subject: Subject) -> Iterator[Violation]:
                                 "network's prefix length, e.g. 10.1.0.5/24")
 
 
-@rule("pod-networks-static-ip-range", kinds=POD, severity=Severity.WARN, judges=[NETWORKS, DEFAULT_NETWORK],
+def _host_local_requested(ref: NetworkReference, plugin: PluginConf, nad_ref: str) -> Iterator[Violation]:
+    """What host-local (``plugin``'s IPAM) cannot give of the address a selection requests: it takes it
+    from IP= in CNI_ARGS (and runtimeConfig.ips, with the capability) together with args.cni.ips (the
+    NAD's, and the selection's "cni-args" merged in), every one from its ranges, at most one per range
+    set (see host_local_unallocatable). Ranges it may be given at runtime (the ipRanges capability) make
+    it a warning."""
+    ips = ref.selection.ips
+    addr = go_ip_or_cidr(ips[0]) if len(ips) == 1 else None  # several: pod-networks-ips-ipam's
+    sets, refused = host_local_ranges(plugin)
+    if addr is None or refused or not sets:
+        return  # ranges it refuses are nad-ipam-host-local's
+    unread: list[Problem] = []
+    found = args_cni_ips(plugin, ref.selection.cni_args, _cni_args_at(ref), pointers=True)
+    asked = args_cni_ips_addresses(found, unread, POD_NEVER_STARTS, "host-local")
+    if unread:
+        return  # nad-ipam-host-local's or pod-networks-cni-args-ips'
+    at = f"{ref.field}.ips[0]"
+    for problem in host_local_unallocatable([*asked, (at, addr)], sets, POD_NEVER_STARTS):
+        if problem.field == at:
+            yield Violation(at, f"{problem.message} (Multus passes it in CNI_ARGS to {plugin.path}, the plugin with "
+                                f"the host-local IPAM of {nad_ref})",
+                            Severity.WARN if plugin.has_capability("ipRanges") else None)
+
+
+@rule("pod-networks-static-ip-range", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
       title="the ips a pod requests lie inside host-local's ranges and outside whereabouts' pool")
 def static_ip_range(subject: Subject) -> Iterator[Violation]:
     """Where a requested address may lie depends on the NAD's IPAM. host-local gives a requested address
-    only from its ranges (never a range's gateway) and fails the ADD on any other, so the pod never
-    starts. whereabouts returns a requested address as it is, wherever it lies, but keeps no record of
-    it: one inside the pool it allocates from (its ranges less their exclude lists) may be handed to
-    another pod as well. static has no range: it uses the address it is given."""
+    only from its ranges (never a range's gateway), and at most one address of each range set, counting
+    those of args.cni.ips (the NAD's, or the selection's "cni-args"), and fails the ADD on any other, so
+    the pod never starts: denied, but a warning where ranges given at runtime (the ipRanges capability)
+    may hold it. whereabouts returns a requested address as it is, wherever it lies, but keeps no record
+    of it: one inside the pool it allocates from (its ranges less their exclude lists) may be handed to
+    another pod as well, a warning. static has no range: it uses the address it is given."""
     if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
         nad = subject.view.nad(ref.namespace, ref.name) if ref.selection.ips else None
-        ranges = nad_allocation_ranges(nad_netconf(nad)) if nad is not None else []
-        host_local = [r for r in ranges if r.ipam_type == "host-local"]
-        pool = [r for r in ranges if r.ipam_type == "whereabouts"]
+        netconf = nad_netconf(nad) if nad is not None else None
+        if netconf is None:
+            continue
+        nad_ref = f"NAD {ref.namespace}/{ref.name}"
+        for plugin in netconf.plugins:
+            if plugin.ipam_type == "host-local":
+                yield from _host_local_requested(ref, plugin, nad_ref)
+        pool = [r for r in nad_allocation_ranges(netconf) if r.ipam_type == "whereabouts"]
         for i, text in enumerate(ref.selection.ips):
             addr = parse_ip(text.split("/", 1)[0])
-            if addr is None:
-                continue
-            at, nad_ref = f"{ref.field}.ips[{i}]", f"NAD {ref.namespace}/{ref.name}"
-            if host_local and not any(between(addr, r.first, r.last) for r in host_local):
-                spans = ", ".join(f"{r.first}-{r.last}" for r in host_local[:4])
-                yield Violation(at, f"{at} {text} is outside the ranges of {nad_ref} ({spans}): its host-local IPAM "
-                                    "gives a requested address only from them and fails the ADD on this one, so the "
-                                    "pod never starts")
-            hit = next((r for r in pool if between(addr, r.first, r.last)), None)
+            hit = next((r for r in pool if between(addr, r.first, r.last)), None) if addr is not None else None
             if hit is not None:
+                at = f"{ref.field}.ips[{i}]"
                 yield Violation(at, f"{at} {text} lies in the pool the whereabouts IPAM of {nad_ref} allocates from "
                                     f"({hit.first}-{hit.last}, {hit.path}), but whereabouts keeps no record of a "
                                     "requested address and may hand it to another pod too: request an address "
-                                    "outside the range, or add it to the range's exclude list")
+                                    "outside the range, or add it to the range's exclude list", Severity.WARN)
+
+
+def _cni_args_at(ref: NetworkReference) -> str:
+    """The JSON path of a selection's "cni-args", spelled as the pod wrote the key."""
+    return f'{ref.field}["{ref.selection.cni_args_key}"]'
 
 
 def _same_addresses(a: Sequence[str], b: Sequence[str]) -> bool:
-    return {parse_cidr(x) or x for x in a} == {parse_cidr(x) or x for x in b}
+    return {parse_static_cidr(x) or x for x in a} == {parse_static_cidr(x) or x for x in b}
 
 
 def _own(ips: Sequence[str], own: Sequence[StaticAddress]) -> str:
     """The IPAM's own addresses, which every pod on the NAD gets, for a message; and those the pod requests
     as well: the IPAM returns them twice, and the interface plugins (plugins v1.10.0 pkg/ipam
     ConfigureIface) fail the ADD adding one again."""
-    requested = {parse_cidr(text) for text in ips}
+    requested = {parse_static_cidr(text) for text in ips}
     twice = [f"{a.address}/{a.network.prefixlen}" for a in own if (a.address, a.network) in requested]
     listed = ", ".join(f"{a.address}/{a.network.prefixlen} ({a.path})" for a in own)
     said = f"{listed}, as does every pod on this NAD, so its pods share {'them' if len(own) > 1 else 'it'}"
@@ -468,9 +501,9 @@ def _static_extra(ref: NetworkReference, plugin: PluginConf) -> str | None:
                   "replace them" if ref.annotation == NETWORKS_ANNOTATION else "")
     # Multus merges a selection's cni-args into args.cni key by key, the selection's winning, beside the
     # NAD's other spellings, which static decodes too.
-    found = args_cni_ips(plugin, ref.selection.cni_args, f'{ref.field}["cni-args"]')
+    found = args_cni_ips(plugin, ref.selection.cni_args, _cni_args_at(ref))
     given = [value for _, value in found.entries]
-    if found.mistyped or any(parse_cidr(value) is None for value in given):
+    if found.mistyped or any(parse_static_cidr(value) is None for value in given):
         return None  # static fails the ADD: nad-ipam-static's to say, or pod-networks-cni-args-ips'
     if found.source is not None and given:
         if _same_addresses(given, ips):
@@ -553,6 +586,11 @@ def _tuning(plugin: PluginConf) -> str | None:
     return "tuning plugin" if plugin.type == "tuning" else None
 
 
+def _reads_args_cni(plugin: PluginConf) -> str | None:
+    """The plugins that decode typed fields of args.cni (ARGS_CNI: tuning, bridge)."""
+    return f"{plugin.type} plugin" if plugin.type in ARGS_CNI else None
+
+
 @rule("pod-networks-cni-args-sysctl", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
       title="the sysctls a pod's cni-args give the NAD's tuning plugin are ones it applies")
 def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
@@ -566,7 +604,7 @@ def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
     NAD's "Args" or "CNI", which tuning decodes too, in sorted order: their entries count with the pod's.
     Only what reaches tuning is judged; the NAD's own args.cni.sysctl is nad-plugin-tuning-sysctl's."""
     for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, ["sysctl"], _tuning):
-        base = f'{ref.field}["cni-args"]'
+        base = _cni_args_at(ref)
         spelled = [key for key in cni_args if fold(key) == "sysctl"]
         # injectCNIArgs sets the selection's keys in the plugin's "args" and "cni" (exact keys: Multus
         # reads the config into Go maps), beside any other spelling tuning also decodes.
@@ -579,20 +617,21 @@ def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
 
 
 @rule("pod-networks-cni-args-tuning", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
-      title="the mac, mtu, promisc, allmulti and txQLen a pod's cni-args give the NAD's tuning plugin are ones "
-            "it reads")
+      title="the mac, mtu, promisc, allmulti and txQLen a pod's cni-args give the NAD's tuning plugin (and the "
+            "mac its bridge plugin) are ones it reads")
 def cni_args_tuning(subject: Subject) -> Iterator[Violation]:
     """tuning reads mac, promisc, mtu, allmulti and txQLen from args.cni too (its IPAMArgs), where Multus
     merges a selection's "cni-args", every spelling Go matches as with sysctl (pod-networks-cni-args-sysctl),
     each into a typed Go field: "mtu": "1500" or "promisc": "yes" fails the decode of its config, a mac Go's
     net.ParseMAC does not read fails setting it, and the kernel refuses an mtu below 0; either way the pod's
     ADD fails on every try and the pod never starts. Multus passes the numbers as Go encodes a float64
-    ("mtu": 1500.0 arrives as 1500)."""
+    ("mtu": 1500.0 arrives as 1500). bridge decodes args.cni.mac (its BridgeArgs) as a string: "mac": 5 fails
+    it the same way."""
     names = [name for name in TUNING_ARGS_CNI if name != "sysctl"]
-    for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, names, _tuning):
-        base = f'{ref.field}["cni-args"]'
-        for problem in chain(tuning_args_cni_type_problems(plugin, [n for n in names if n != "mac"], cni_args, base,
-                                                           POD_NEVER_STARTS),
+    for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, names, _reads_args_cni):
+        base = _cni_args_at(ref)
+        for problem in chain(args_cni_type_problems(plugin, [n for n in names if n != "mac"], cni_args, base,
+                                                    POD_NEVER_STARTS),
                              mac_problems(plugin, cni_args, base), mtu_problems(plugin, cni_args, base)):
             yield Violation(problem.field, f"{problem.message} {merged_into}")
 
@@ -610,7 +649,7 @@ def cni_args_ips(subject: Subject) -> Iterator[Violation]:
         return f"plugin with the {plugin.ipam_type} IPAM" if plugin.ipam_type in ("static", "host-local") else None
 
     for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, ["ips"], reads_ips):
-        base = f'{ref.field}["cni-args"]'
+        base = _cni_args_at(ref)
         problems: list[Problem] = []
         if plugin.ipam_type == "host-local":
             problems = host_local_args_ips(plugin, cni_args, base, POD_NEVER_STARTS)
@@ -618,7 +657,8 @@ def cni_args_ips(subject: Subject) -> Iterator[Violation]:
             args_cni_ips_addresses(args_cni_ips(plugin, cni_args, base), problems, POD_NEVER_STARTS)
         for problem in problems:
             if problem.field.startswith(base):  # the NAD's own are nad-ipam-static's or nad-ipam-host-local's
-                yield Violation(problem.field, f"{problem.message} {merged_into}")
+                yield Violation(problem.field, f"{problem.message} {merged_into}",
+                                Severity.WARN if problem.warning else None)
 
 
 def _args_multus_cannot_merge_into(plugin: PluginConf) -> tuple[str, Any] | None:
@@ -647,7 +687,7 @@ def cni_args_nad_args(subject: Subject) -> Iterator[Violation]:
         netconf = nad_netconf(nad) if nad is not None else None
         if netconf is None:
             continue
-        base, nad_ref = f'{ref.field}["cni-args"]', f"NAD {ref.namespace}/{ref.name}"
+        base, nad_ref = _cni_args_at(ref), f"NAD {ref.namespace}/{ref.name}"
         for plugin in netconf.plugins:
             found = _args_multus_cannot_merge_into(plugin)
             if found is not None:
