@@ -22,6 +22,7 @@ from webhook.agent.probe import (
     MAX_LINK_HOPS,
     PRIMARY,
     READY,
+    REBOOT_RACE,
     REREAD_PAUSE,
     Condition,
     HostLayout,
@@ -57,9 +58,11 @@ def test_a_ready_host_passes_every_check(host: StandInHost) -> None:
     assert report.ready
     assert report.boot_id == "boot-1"
     assert report.binaries == ("bridge", "macvlan", "multus-shim")
-    assert all(c.status for c in report.conditions)
+    # Beside the checks, not one of them: the stand-in's primary is at the top level, and its
+    # 00-multus.conf names no delegate.
+    assert all(c.status for c in report.conditions if c.type != REBOOT_RACE)
     assert [c.type for c in report.conditions] == [BINARIES, CONFIG_FIRST, PRIMARY, DAEMON, BOOT_ID, BOOT_TIME,
-                                                   READY]
+                                                   REBOOT_RACE, READY]
 
 
 BOOTED = datetime(2026, 3, 1, 11, 58, 7, tzinfo=UTC)
@@ -613,7 +616,12 @@ def test_no_config_at_all() -> None:
                             HostLayout()))
     assert c[CONFIG_FIRST].reason == "NoConfig"
     assert c[PRIMARY].reason == "NotFound"
-    assert c[PRIMARY].message == "/etc/cni/net.d holds no config besides 00-multus.conf for Multus to delegate to"
+    assert c[PRIMARY].message == ("which config Multus delegates to is not known until it writes 00-multus.conf, "
+                                  "which names it (with no other config at the top level of /etc/cni/net.d, its "
+                                  "auto choice finds none)")
+    with_multus = replace(READY_SNAPSHOT, configs=("00-multus.conf",), primary_config=None, primary_exists=False)
+    assert conditions(evaluate(with_multus, HostLayout()))[PRIMARY].message == (
+        "/etc/cni/net.d holds no config besides 00-multus.conf for Multus to delegate to")
 
 
 def test_the_multus_names_are_configurable() -> None:
@@ -701,3 +709,99 @@ def test_a_multus_config_linked_where_the_agent_does_not_see_is_not_taken_on_tru
         "/nix/store/abc-multus/00-multus.conf, where the agent does not see the host: mount that directory into "
         "the agent")
     assert c[PRIMARY].reason == "DelegateUnknown"
+
+
+def _cilium_host(host: StandInHost) -> None:
+    """Cilium's layout as Multus runs on it: the primary only in cilium/, named by 00-multus.conf."""
+    host.make_ready("b")
+    host.remove_config("05-cilium.conflist")
+    host.write_config("cilium/05-cilium.conflist")
+    host.write_config("00-multus.conf", multus_config_delegating_to("cilium/05-cilium.conflist"))
+
+
+def test_the_subdirectory_layout_with_nothing_else_at_the_top_level_is_guarded(host: StandInHost) -> None:
+    _cilium_host(host)
+    c = look(host)
+    assert c[READY].status
+    assert (c[REBOOT_RACE].status, c[REBOOT_RACE].reason) == (True, "OnlyMultusAtTopLevel")
+    assert c[REBOOT_RACE].message == ("00-multus.conf is the only CNI config at the top level of /etc/cni/net.d; the "
+                                      "primary config is in /etc/cni/net.d/cilium/, which the runtime does not read")
+
+
+def test_a_stale_top_level_primary_is_reported_while_multus_runs_without_making_the_node_unready(
+        host: StandInHost) -> None:
+    """A cluster that ran Cilium before install step 2 keeps its old /etc/cni/net.d/05-cilium.conflist
+    (Cilium does not remove it). While 00-multus.conf is there it is harmless and the node is ready;
+    the agent says now what happens at the next reboot, not only once Multus has stopped."""
+    _cilium_host(host)
+    host.write_config("05-cilium.conflist")
+    report = evaluate(read_host(host.layout), host.layout)
+    c = conditions(report)
+    assert report.ready
+    assert (c[CONFIG_FIRST].status, c[CONFIG_FIRST].reason) == (True, "First")
+    assert (c[REBOOT_RACE].status, c[REBOOT_RACE].reason) == (False, "OtherTopLevelConfig")
+    assert c[REBOOT_RACE].message.startswith(
+        "/etc/cni/net.d/05-cilium.conflist is a CNI config at the top level of /etc/cni/net.d beside 00-multus.conf, "
+        "while Multus delegates to /etc/cni/net.d/cilium/05-cilium.conflist: harmless while Multus runs and its "
+        "config comes first, but at the next reboot")
+    assert "the runtime uses it, and new pods start without their Multus networks" in c[REBOOT_RACE].message
+    assert "05-cilium.conflist" not in c[READY].message
+    host.remove_config("05-cilium.conflist")
+    assert look(host)[REBOOT_RACE].status
+
+
+def test_every_other_top_level_config_counts_as_the_runtime_picks_them(host: StandInHost) -> None:
+    """libcni's extensions (.conf, .conflist, .json), a hidden one too; not a directory, not another file."""
+    _cilium_host(host)
+    host.write_config("10-flannel.conflist")
+    host.write_config("99-other.json")
+    host.write_config("05-cilium.conflist.bak")
+    host.write_config("notes.txt", "x")
+    c = look(host)[REBOOT_RACE]
+    assert c.reason == "OtherTopLevelConfig"
+    assert c.message.startswith("/etc/cni/net.d/10-flannel.conflist, /etc/cni/net.d/99-other.json are CNI configs ")
+    assert "the runtime uses the first of them, 10-flannel.conflist," in c.message
+    host.remove_config("10-flannel.conflist")
+    host.remove_config("99-other.json")
+    host.write_config(".00-hidden.conf")
+    c = look(host)
+    assert c[REBOOT_RACE].reason == "OtherTopLevelConfig"
+    # Sorted before Multus's: the runtime uses it already, which MultusConfigFirst says.
+    assert ("the runtime uses .00-hidden.conf now, not 00-multus.conf (see MultusConfigFirst), and at the next "
+            "reboot") in c[REBOOT_RACE].message
+    assert not c[CONFIG_FIRST].status
+
+
+def test_the_primary_at_the_top_level_is_exposed_to_the_reboot_race(host: StandInHost) -> None:
+    host.make_ready("b")
+    host.write_config("00-multus.conf", multus_config_delegating_to("05-cilium.conflist"))
+    c = look(host)
+    assert c[READY].status
+    assert (c[REBOOT_RACE].status, c[REBOOT_RACE].reason) == (False, "PrimaryAtTopLevel")
+    assert c[REBOOT_RACE].message.startswith("the primary config /etc/cni/net.d/05-cilium.conflist is at the top level")
+
+
+def test_without_multus_config_the_delegate_and_its_place_are_unknown(host: StandInHost) -> None:
+    """After a reboot, before the daemon writes 00-multus.conf: only it names the delegate."""
+    _cilium_host(host)
+    host.remove_config("00-multus.conf")
+    c = look(host)
+    assert (c[REBOOT_RACE].status, c[REBOOT_RACE].reason) == (False, "DelegateUnknown")
+    assert c[REBOOT_RACE].message == ("cannot tell whether the primary CNI config is in a subdirectory of "
+                                      "/etc/cni/net.d: until Multus writes 00-multus.conf, which names it")
+    # Not "holds no config besides 00-multus.conf": cilium/05-cilium.conflist is there.
+    assert c[PRIMARY].message.startswith("which config Multus delegates to is not known until it writes 00-multus.conf")
+
+
+def test_a_configured_primary_tells_the_layout_without_multus_config() -> None:
+    host = StandInHost(HostLayout(primary_config="cilium/05-cilium.conflist"))
+    try:
+        host.make_ready("b")
+        host.write_config("05-cilium.conflist")
+        host.remove_config("00-multus.conf")
+        c = look(host)
+        assert c[REBOOT_RACE].reason == "OtherTopLevelConfig"
+        assert ("the runtime uses 05-cilium.conflist now, not 00-multus.conf (see MultusConfigFirst)"
+                in c[REBOOT_RACE].message)
+    finally:
+        host.cleanup()

@@ -40,6 +40,12 @@ CHECKS = (BINARIES, CONFIG_FIRST, PRIMARY, DAEMON, BOOT_ID)
 #: Reported beside the checks, not one of them: only the pod repair needs the boot time, and without it
 #: the repair judges pods as it did before the agent reported it (see webhook.controller.repair).
 BOOT_TIME = "BootTimeKnown"
+#: Reported beside the checks too, not one of them: whether, with Multus's config gone (after every
+#: reboot until the daemon writes it again; while its pod is replaced), the runtime would find no
+#: other config at the top level of the conf dir. False is a warning about the next reboot, not about
+#: now: while 00-multus.conf is first, another config beside it is harmless, and the node stays ready
+#: (its pods would otherwise all be held back for a file that does no harm until Multus stops).
+REBOOT_RACE = "RebootRaceGuarded"
 #: Symbolic links followed in resolving one path before giving up, as Linux does (MAXSYMLINKS, ELOOP).
 MAX_LINK_HOPS = 40
 #: What keeps the runtime from loading Multus's config although it is there: it is empty, it does not
@@ -530,7 +536,8 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0,
 
 
 def evaluate(snapshot: HostSnapshot, layout: HostLayout) -> Report:
-    """One condition per check, and Ready when every check passed; BootTimeKnown besides."""
+    """One condition per check, and Ready when every check passed; BootTimeKnown and RebootRaceGuarded
+    besides, which Ready does not depend on."""
     conditions = [
         _binaries(snapshot, layout),
         _config_first(snapshot, layout),
@@ -545,7 +552,8 @@ def evaluate(snapshot: HostSnapshot, layout: HostLayout) -> Report:
         ready = Condition(READY, True, "AllChecksPassed", "Multus is installed, configured first and answering")
     return Report(boot_id=snapshot.boot_id, binaries=snapshot.binaries,
                   unverified_binaries=tuple(name for name, _ in snapshot.unverified_binaries),
-                  conditions=(*conditions, _boot_time(snapshot, layout), ready), boot_time=snapshot.boot_time,
+                  conditions=(*conditions, _boot_time(snapshot, layout), _reboot_race(snapshot, layout), ready),
+                  boot_time=snapshot.boot_time,
                   restart=snapshot.socket_dir_removed, ready_since=None if failing else ready_since(snapshot),
                   run_since=None if failing or snapshot.socket_changed is None
                   else datetime.fromtimestamp(snapshot.socket_changed, UTC))
@@ -618,6 +626,13 @@ def _primary(s: HostSnapshot, layout: HostLayout) -> Condition:
         return Condition(PRIMARY, False, "Missing",
                          f"{directory}, the directory Multus delegates to, holds no .conf or .conflist config")
     if s.primary_config is None:
+        if layout.multus_config not in s.configs:
+            # With the primary in a subdirectory (Cilium's layout) the top level holds nothing else, and
+            # only Multus's config, not there yet, names the file it delegates to.
+            return Condition(PRIMARY, False, "NotFound",
+                             f"which config Multus delegates to is not known until it writes {layout.multus_config}, "
+                             f"which names it (with no other config at the top level of {where}, its auto choice "
+                             "finds none)")
         return Condition(PRIMARY, False, "NotFound",
                          f"{where} holds no config besides {layout.multus_config} for Multus to delegate to")
     path = str(PurePosixPath(where) / s.primary_config)
@@ -657,3 +672,50 @@ def _boot_time(s: HostSnapshot, layout: HostLayout) -> Condition:
                      f"cannot read the boot time from {layout.stat_file}: {s.boot_time_error}; Multus readiness "
                      "does not depend on it, but the pod repair cannot tell pods whose status the kubelet has "
                      "not rewritten since the boot from the others")
+
+
+def _reboot_race(s: HostSnapshot, layout: HostLayout) -> Condition:
+    """Whether the node is safe from the reboot race once Multus's config is gone: the primary CNI's
+    config is in a subdirectory, which the runtime does not read, and no other config is at the top
+    level. A file left there (Cilium's 05-cilium.conflist from before its cni.confPath moved it into
+    cilium/: Cilium does not remove it, cni.uninstall being false, and on Talos /etc/cni survives a
+    reboot) is harmless while 00-multus.conf is there and sorts first, and becomes the runtime's
+    config whenever it is not: after each reboot until the daemon writes it, and while the Multus pod
+    is replaced, new pods start with that network alone."""
+    where, mine = layout.cni_conf_dir, layout.multus_config
+    if s.conf_dir_error:
+        return Condition(REBOOT_RACE, False, "ConfDirUnreadable", f"cannot read {where}: {s.conf_dir_error}")
+    if layout.primary_config is None and not s.primary_named_by_multus:
+        # Multus's config, which names the delegate, is not there or cannot be loaded: a top-level
+        # config may be Multus's auto choice or a stale one, and which is not known.
+        why = (f"{mine} names no primary config file" if mine in s.configs
+               else f"until Multus writes {mine}, which names it")
+        return Condition(REBOOT_RACE, False, "DelegateUnknown",
+                         f"cannot tell whether the primary CNI config is in a subdirectory of {where}: {why}")
+    primary = s.primary_directory or s.primary_config
+    if primary is None:  # a directory Multus names that holds none: PrimaryConfigPresent says so
+        return Condition(REBOOT_RACE, False, "DelegateUnknown",
+                         f"no config Multus would delegate to is found (see {PRIMARY})")
+    if s.primary_directory is None and "/" not in primary:
+        return Condition(REBOOT_RACE, False, "PrimaryAtTopLevel",
+                         f"the primary config {PurePosixPath(where) / primary} is at the top level of {where}: "
+                         f"whenever {mine} is absent (after every reboot "
+                         "until Multus writes it again, and while its pod is replaced) the runtime uses it and new "
+                         "pods start without their Multus networks; have the primary CNI write its config into a "
+                         "subdirectory and name it in Multus's primaryCniConfigFile (docs/install.md, step 2)")
+    others = [name for name in s.configs if name != mine]
+    if not others:
+        return Condition(REBOOT_RACE, True, "OnlyMultusAtTopLevel",
+                         f"{mine} is the only CNI config at the top level of {where}; the primary config is in "
+                         f"{PurePosixPath(where) / PurePosixPath(primary).parts[0]}/, which the runtime does not read")
+    files = ", ".join(str(PurePosixPath(where) / name) for name in others)
+    which = "it" if len(others) == 1 else f"the first of them, {others[0]}"
+    now = ("harmless while Multus runs and its config comes first, but" if s.configs[0] == mine
+           else f"the runtime uses {s.configs[0]} now, not {mine} (see {CONFIG_FIRST}), and")
+    return Condition(REBOOT_RACE, False, "OtherTopLevelConfig",
+                     f"{files} {'is a CNI config' if len(others) == 1 else 'are CNI configs'} at the top level of "
+                     f"{where} beside {mine}, while Multus delegates to {PurePosixPath(where) / primary}: "
+                     f"{now} at the next reboot (until Multus writes {mine} again) and whenever the Multus pod "
+                     f"is replaced the runtime uses {which}, and new pods start without their Multus networks; "
+                     f"remove {'it' if len(others) == 1 else 'them'} from the node (docs/install.md, \"A cluster "
+                     "that already ran Cilium\")")
