@@ -4,6 +4,7 @@ and the verdicts computed from snapshots directly."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -17,6 +18,7 @@ from webhook.agent.probe import (
     BINARIES,
     BOOT_ID,
     BOOT_TIME,
+    CAPABILITIES,
     CONFIG_FIRST,
     DAEMON,
     MAX_LINK_HOPS,
@@ -28,6 +30,7 @@ from webhook.agent.probe import (
     HostLayout,
     HostSnapshot,
     Report,
+    capabilities_of,
     delegate_in,
     evaluate,
     primary_config_name,
@@ -62,7 +65,7 @@ def test_a_ready_host_passes_every_check(host: StandInHost) -> None:
     # 00-multus.conf names no delegate.
     assert all(c.status for c in report.conditions if c.type != REBOOT_RACE)
     assert [c.type for c in report.conditions] == [BINARIES, CONFIG_FIRST, PRIMARY, DAEMON, BOOT_ID, BOOT_TIME,
-                                                   REBOOT_RACE, READY]
+                                                   REBOOT_RACE, CAPABILITIES, READY]
 
 
 BOOTED = datetime(2026, 3, 1, 11, 58, 7, tzinfo=UTC)
@@ -805,3 +808,52 @@ def test_a_configured_primary_tells_the_layout_without_multus_config() -> None:
                 in c[REBOOT_RACE].message)
     finally:
         host.cleanup()
+
+
+PORTMAP_CHAINED = ('{"cniVersion": "0.3.1", "name": "cilium", "plugins": [{"type": "cilium-cni"}, '
+                   '{"type": "portmap", "capabilities": {"portMappings": true}}]}\n')
+
+
+def test_a_capability_the_primary_enabled_after_multus_started_is_reported(host: StandInHost) -> None:
+    """Cilium's portmap chaining turned on while Multus runs: with the primary in a subdirectory Multus
+    v4.3.0 never writes 00-multus.conf again, and hostPort pods lose their port mappings until it
+    restarts. The node stays ready: pods start, without what the capability gives them."""
+    _cilium_host(host)
+    assert (look(host)[CAPABILITIES].status, look(host)[CAPABILITIES].reason) == (True, "Current")
+    host.write_config("cilium/05-cilium.conflist", PORTMAP_CHAINED)
+    c = look(host)
+    assert c[READY].status
+    assert (c[CAPABILITIES].status, c[CAPABILITIES].reason) == (False, "CapabilitiesMissing")
+    assert c[CAPABILITIES].message.startswith(
+        "/etc/cni/net.d/cilium/05-cilium.conflist enables portMappings, which 00-multus.conf does not carry")
+    assert c[CAPABILITIES].message.endswith("kubectl -n kube-system rollout restart ds/kube-multus-ds")
+    # What the restarted daemon writes (generator.go: capabilities beside clusterNetwork).
+    multus = json.loads(multus_config_delegating_to("cilium/05-cilium.conflist"))
+    multus["capabilities"] = {"portMappings": True}
+    host.write_config("00-multus.conf", json.dumps(multus))
+    c = look(host)
+    assert (c[CAPABILITIES].status, c[CAPABILITIES].message) == (
+        True, "00-multus.conf carries every capability /etc/cni/net.d/cilium/05-cilium.conflist enables (portMappings)")
+
+
+def test_capabilities_are_compared_only_when_both_configs_are_read(host: StandInHost) -> None:
+    _cilium_host(host)
+    host.write_config("cilium/05-cilium.conflist", "{not json")
+    assert CAPABILITIES not in look(host)
+    host.write_config("cilium/05-cilium.conflist", PORTMAP_CHAINED)
+    host.remove_config("00-multus.conf")
+    assert CAPABILITIES not in look(host)
+
+
+@pytest.mark.parametrize(("config", "expected"), [
+    ({"plugins": [{"capabilities": {"portMappings": True}}, {"capabilities": {"bandwidth": True, "mac": False}}]},
+     ("bandwidth", "portMappings")),
+    ({"type": "bridge", "capabilities": {"ips": True, "mac": "yes"}}, ("ips",)),
+    # An empty plugins list: Multus reads the config's own capabilities.
+    ({"plugins": [], "capabilities": {"mac": True}}, ("mac",)),
+    # A non-empty one: only the plugins'.
+    ({"plugins": [{"type": "x"}], "capabilities": {"mac": True}}, ()),
+    ([], ()),
+])
+def test_capabilities_as_multus_copies_them(config: Any, expected: tuple[str, ...]) -> None:
+    assert capabilities_of(config) == expected
