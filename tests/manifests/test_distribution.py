@@ -392,8 +392,9 @@ def test_render_daemon_config_tidies_the_hosts_conf_dir_it_mounts(cluster: Contr
     # As the container runs it, paths moved under tmp_path.
     host = tmp_path / "host"
     (host / "etc/cni/net.d/cilium").mkdir(parents=True)
-    for name in ("05-cilium.conflist", "cilium/05-cilium.conflist"):
+    for when, name in enumerate(("05-cilium.conflist", "cilium/05-cilium.conflist")):  # the leftover older
         (host / "etc/cni/net.d" / name).write_text('{"name": "cilium", "plugins": [{"type": "cilium-cni"}]}')
+        os.utime(host / "etc/cni/net.d" / name, (1_700_000_000 + when, 1_700_000_000 + when))
     moved = [str(tmp_path / a.lstrip("/")) if a.startswith("/") else a for a in args]
     template = MANIFESTS / "base" / "multus" / "daemon-config.json"
     moved[moved.index("--template") + 1] = str(template)

@@ -85,10 +85,13 @@ CILIUM = '{"cniVersion": "0.3.1", "name": "cilium", "plugins": [{"type": "cilium
 
 
 def net_d(tmp_path: Path, files: dict[str, str]) -> Path:
+    """The files written in order, each a second older than the next: a top-level file before the
+    subdirectory's is the leftover of a primary moved into it."""
     conf = tmp_path / "etc" / "cni" / "net.d"
-    for name, content in files.items():
+    for age, (name, content) in enumerate(reversed(files.items()), start=1):
         (conf / name).parent.mkdir(parents=True, exist_ok=True)
         (conf / name).write_text(content)
+        os.utime(conf / name, (1_700_000_000 - age, 1_700_000_000 - age))
     return conf
 
 
@@ -116,6 +119,9 @@ def test_a_top_level_copy_of_the_primary_is_removed(tmp_path: Path) -> None:
     ({"05-cilium.conflist": CILIUM.replace("0.3.1", "0.4.0"), "cilium/05-cilium.conflist": CILIUM},
      "its content differs from cilium/05-cilium.conflist"),
     ({"05-cilium.conflist": CILIUM}, "cilium/05-cilium.conflist is not a regular file there (yet)"),
+    # Cilium moved back to the top level (uninstall, step 1): it writes there now, the subdirectory's is old.
+    ({"cilium/05-cilium.conflist": CILIUM, "05-cilium.conflist": CILIUM},
+     "it is not older than cilium/05-cilium.conflist: the primary CNI may write it there now"),
     ({"10-flannel.conflist": CILIUM, "cilium/05-cilium.conflist": CILIUM},
      "not named as the primary config cilium/05-cilium.conflist"),
     ({".05-cilium.json": CILIUM, "cilium/05-cilium.conflist": CILIUM},

@@ -773,7 +773,8 @@ def _reboot_race(s: HostSnapshot, layout: HostLayout) -> Condition:
                      f"{now} at the next reboot (until Multus writes {mine} again) and whenever the Multus pod "
                      f"is replaced the runtime uses {which}, and new pods start without their Multus networks; "
                      f"remove {'it' if len(others) == 1 else 'them'} from the node (docs/install.md, \"A cluster "
-                     "that already ran Cilium\")")
+                     "that already ran Cilium\"), unless the primary CNI writes it there now, as after uninstall "
+                     "step 1")
 
 
 def _capabilities(s: HostSnapshot, layout: HostLayout) -> tuple[Condition, ...]:
