@@ -75,7 +75,7 @@ def tidy_top_level(conf_dir: Path, primary_cni_config_file: str) -> TopLevelConf
     """With the primary config in a subdirectory of ``conf_dir`` (the host's /etc/cni/net.d), remove a
     config at its top level that is a stale copy of it: the same name and byte for byte the same
     content (Cilium's old 05-cilium.conflist, from before its cni.confPath moved it into cilium/,
-    which Cilium does not remove), and older than it (the primary CNI writes its config at each start:
+    which Cilium does not remove), and older than it (the newer of the two is where the primary CNI wrote last:
     a top-level copy newer than the subdirectory's is the primary moved back to the top level, as
     uninstall step 1 does, and must stay). The runtime uses such a file whenever 00-multus.conf is absent,
     after every reboot until the daemon writes it: the reboot race. Anything else (another name, other
@@ -101,7 +101,7 @@ def tidy_top_level(conf_dir: Path, primary_cni_config_file: str) -> TopLevelConf
         elif top.read_bytes() != source.read_bytes():
             left.append((name, f"its content differs from {primary}"))
         elif top.lstat().st_mtime_ns >= source.stat().st_mtime_ns:
-            # The primary CNI writes its config at each start: the newer copy is where it writes now.
+            # The newer copy is where the primary CNI wrote last, so where it writes now.
             # A top-level one as new is the primary moved back (uninstall, step 1), not a leftover.
             left.append((name, f"it is not older than {primary}: the primary CNI may write it there now (as "
                                "during uninstall, step 1)"))
