@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from webhook.agent.agent import Agent, AgentConfig
 from webhook.agent.nodestate import NAMESPACE
-from webhook.agent.probe import BOOT_TIME, CONFIG_FIRST, DAEMON, HostLayout
+from webhook.agent.probe import BOOT_TIME, CONFIG_FIRST, DAEMON, REBOOT_RACE, HostLayout
 from webhook.agent.standin import MULTUS_CONFIG, StandInHost, Subcommand
 from webhook.dev.controlplane import ControlPlane, eventually
 from webhook.kube import MERGE_PATCH, format_time, load_client, request
@@ -326,3 +326,30 @@ def test_an_agent_writes_the_state_of_its_own_node_only(controlplane: ControlPla
                 f"multusnodestates/{other}/status", body={"status": {"multusReady": True}}, content_type=MERGE_PATCH)
     assert refused.value.status == 403
     assert f"may only write MultusNodeState {node_name}" in str(refused.value.body)
+
+
+def test_a_stale_top_level_primary_is_shown_without_taking_readiness(controlplane: ControlPlane,
+                                                                     host: StandInHost, node_name: str,
+                                                                     tmp_path: Path) -> None:
+    """Cilium's old 05-cilium.conflist left at the top level: the node stays ready (00-multus.conf comes
+    first while Multus runs), and `kubectl get multusnodestates` says what the next reboot brings."""
+    cp = controlplane
+    host.make_ready("boot-one")
+    host.write_config("05-cilium.conflist")
+    proc = agent(cp, host, node_name, tmp_path / "agent.log").start()
+    try:
+        status = eventually(lambda: state(cp, node_name), until=lambda s: bool(condition(s, REBOOT_RACE)),
+                            what="the MultusNodeState")
+        assert status["multusReady"] is True
+        race = condition(status, REBOOT_RACE)
+        assert (race["status"], race["reason"]) == ("False", "OtherTopLevelConfig")
+        assert "/etc/cni/net.d/05-cilium.conflist" in race["message"]
+        table = cp.kubectl("get", "-n", NAMESPACE, "multusnodestates", node_name).stdout
+        assert table.split()[:4] == ["NAME", "NODE", "READY", "REBOOTRACE"]
+        assert table.splitlines()[1].split()[1:4] == [node_name, "true", "OtherTopLevelConfig"]
+        host.remove_config("05-cilium.conflist")
+        eventually(lambda: condition(state(cp, node_name), REBOOT_RACE).get("reason"),
+                   until=lambda r: r == "OnlyMultusAtTopLevel", what="guarded once the file is gone")
+    finally:
+        proc.stop()
+    assert "at the next reboot" in proc.output()

@@ -375,6 +375,35 @@ def test_talos_mounts_var_run_netns_and_installs_the_listed_plugins(cluster: Con
     assert volumes["cni-plugin-list"]["configMap"]["name"] == plugins["metadata"]["name"]
 
 
+def test_render_daemon_config_tidies_the_hosts_conf_dir_it_mounts(cluster: ControlPlane, tmp_path: Path) -> None:
+    """The Multus pod's render-daemon-config removes a stale top-level copy of the primary config from
+    the host's /etc/cni/net.d: the directory it names is the host's, and it runs as the root that owns
+    it. Run as the build gives it, with a temporary directory for the mount."""
+    multus = find(build(cluster, "overlays/talos-cilium"), "DaemonSet", "kube-multus-ds")["spec"]["template"]["spec"]
+    [render] = [c for c in multus["initContainers"] if c["name"] == "render-daemon-config"]
+    volumes = {v["name"]: v for v in multus["volumes"]}
+    mounts = {m["mountPath"]: m for m in render["volumeMounts"]}
+    args = render["args"]
+    conf_dir = args[args.index("--host-conf-dir") + 1]
+    assert volumes[mounts[conf_dir]["name"]]["hostPath"]["path"] == "/etc/cni/net.d"
+    assert not mounts[conf_dir].get("readOnly")
+    assert render["securityContext"]["runAsUser"] == 0
+    assert render["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    # As the container runs it, paths moved under tmp_path.
+    host = tmp_path / "host"
+    (host / "etc/cni/net.d/cilium").mkdir(parents=True)
+    for when, name in enumerate(("05-cilium.conflist", "cilium/05-cilium.conflist")):  # the leftover older
+        (host / "etc/cni/net.d" / name).write_text('{"name": "cilium", "plugins": [{"type": "cilium-cni"}]}')
+        os.utime(host / "etc/cni/net.d" / name, (1_700_000_000 + when, 1_700_000_000 + when))
+    moved = [str(tmp_path / a.lstrip("/")) if a.startswith("/") else a for a in args]
+    template = MANIFESTS / "base" / "multus" / "daemon-config.json"
+    moved[moved.index("--template") + 1] = str(template)
+    result = subprocess.run([sys.executable, "-m", "webhook.cli", *moved], capture_output=True, text=True,
+                            env={**os.environ, "PRIMARY_CNI_CONFIG_FILE": "cilium/05-cilium.conflist"})
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (host / "etc/cni/net.d").iterdir()) == ["cilium"]
+
+
 @pytest.mark.parametrize("path", BUILDS)
 def test_no_build_lists_a_crd(cluster: ControlPlane, path: str) -> None:
     """`kubectl delete -k` of an install overlay (or a GitOps prune of it) deletes what the build

@@ -79,3 +79,85 @@ def test_an_out_path_that_cannot_be_written_is_named_without_a_traceback(tmp_pat
     assert result.stderr == "multus-webhook multus-config: " + message.format(out=out) + "\n"
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+CILIUM = '{"cniVersion": "0.3.1", "name": "cilium", "plugins": [{"type": "cilium-cni"}]}\n'
+
+
+def net_d(tmp_path: Path, files: dict[str, str]) -> Path:
+    """The files written in order, each a second older than the next: a top-level file before the
+    subdirectory's is the leftover of a primary moved into it."""
+    conf = tmp_path / "etc" / "cni" / "net.d"
+    for age, (name, content) in enumerate(reversed(files.items()), start=1):
+        (conf / name).parent.mkdir(parents=True, exist_ok=True)
+        (conf / name).write_text(content)
+        os.utime(conf / name, (1_700_000_000 - age, 1_700_000_000 - age))
+    return conf
+
+
+def tidy(conf: Path, primary: str = "cilium/05-cilium.conflist") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "webhook.cli", "multus-config", "--template", str(TEMPLATE),
+         "--out", str(conf.parent / "rendered" / "daemon-config.json"), "--host-conf-dir", str(conf),
+         "--primary-cni-config-file", primary], capture_output=True, text=True)
+
+
+def test_a_top_level_copy_of_the_primary_is_removed(tmp_path: Path) -> None:
+    """Cilium's old 05-cilium.conflist, left at the top level when its cni.confPath moved into cilium/:
+    the runtime would use it whenever 00-multus.conf is absent (the reboot race)."""
+    conf = net_d(tmp_path, {"05-cilium.conflist": CILIUM, "cilium/05-cilium.conflist": CILIUM,
+                            "00-multus.conf": "{}", "notes.txt": "x"})
+    result = tidy(conf)
+    assert result.returncode == 0, result.stderr
+    assert f"removed {conf}/05-cilium.conflist: byte for byte {conf}/cilium/05-cilium.conflist" in result.stderr
+    assert sorted(p.name for p in conf.iterdir()) == ["00-multus.conf", "cilium", "notes.txt"]
+    assert (conf / "cilium" / "05-cilium.conflist").read_text() == CILIUM
+    assert "!!!" not in result.stderr
+
+
+@pytest.mark.parametrize(("files", "why"), [
+    ({"05-cilium.conflist": CILIUM.replace("0.3.1", "0.4.0"), "cilium/05-cilium.conflist": CILIUM},
+     "its content differs from cilium/05-cilium.conflist"),
+    ({"05-cilium.conflist": CILIUM}, "cilium/05-cilium.conflist is not a regular file there (yet)"),
+    # Cilium moved back to the top level (uninstall, step 1): it writes there now, the subdirectory's is old.
+    ({"cilium/05-cilium.conflist": CILIUM, "05-cilium.conflist": CILIUM},
+     "it is not older than cilium/05-cilium.conflist: the primary CNI may write it there now"),
+    ({"10-flannel.conflist": CILIUM, "cilium/05-cilium.conflist": CILIUM},
+     "not named as the primary config cilium/05-cilium.conflist"),
+    ({".05-cilium.json": CILIUM, "cilium/05-cilium.conflist": CILIUM},
+     "not named as the primary config cilium/05-cilium.conflist"),
+])
+def test_any_other_top_level_config_is_reported_and_left(tmp_path: Path, files: dict[str, str], why: str) -> None:
+    conf = net_d(tmp_path, files)
+    before = {p: p.read_bytes() for p in conf.rglob("*") if p.is_file()}
+    result = tidy(conf)
+    assert result.returncode == 0, result.stderr
+    [name] = [n for n in files if "/" not in n]
+    assert f"{conf}/{name} is a CNI config at the top level beside Multus's: {why}" in result.stderr
+    assert "!" * 78 in result.stderr
+    assert all(p.read_bytes() == content for p, content in before.items())
+
+
+def test_a_symbolic_link_at_the_top_level_is_left(tmp_path: Path) -> None:
+    conf = net_d(tmp_path, {"cilium/05-cilium.conflist": CILIUM})
+    (conf / "05-cilium.conflist").symlink_to("cilium/05-cilium.conflist")
+    result = tidy(conf)
+    assert "05-cilium.conflist is a CNI config at the top level beside Multus's: not a regular file" in result.stderr
+    assert (conf / "05-cilium.conflist").is_symlink()
+
+
+def test_nothing_is_touched_with_the_primary_at_the_top_level_or_detected(tmp_path: Path) -> None:
+    conf = net_d(tmp_path, {"05-cilium.conflist": CILIUM, "cilium/05-cilium.conflist": CILIUM})
+    for primary in ("05-cilium.conflist", ""):
+        result = tidy(conf, primary)
+        assert result.returncode == 0, result.stderr
+        assert "removed" not in result.stderr
+        assert "!!!" not in result.stderr
+        assert (conf / "05-cilium.conflist").exists()
+
+
+def test_a_conf_dir_that_cannot_be_tidied_does_not_stop_multus(tmp_path: Path) -> None:
+    conf = net_d(tmp_path, {"cilium/05-cilium.conflist": CILIUM})
+    result = tidy(conf / "missing")
+    assert result.returncode == 0
+    assert f"could not tidy the top level of {conf}/missing" in result.stderr

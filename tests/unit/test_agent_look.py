@@ -13,7 +13,7 @@ from kubernetes import client
 
 from webhook.agent.agent import Agent, AgentConfig
 from webhook.agent.probe import Report
-from webhook.agent.standin import StandInHost
+from webhook.agent.standin import StandInHost, multus_config_delegating_to
 
 
 @pytest.fixture
@@ -89,3 +89,22 @@ def test_host_evidence_ahead_of_the_clock_is_a_clock_stepped_back(host: StandInH
         f"node n: Multus became ready at {base.isoformat()} by the host's files, later than the clock now "
         f"({clock.now.isoformat()}): the clock was stepped back since; sandbox times are not compared with it "
         "on this boot"]
+
+
+def test_a_config_the_runtime_would_use_at_the_next_reboot_is_logged_once(
+        host: StandInHost, caplog: pytest.LogCaptureFixture) -> None:
+    host.remove_config("05-cilium.conflist")
+    host.write_config("cilium/05-cilium.conflist")
+    host.write_config("05-cilium.conflist")  # left from before Cilium's cni.confPath moved it
+    host.write_config("00-multus.conf", multus_config_delegating_to("cilium/05-cilium.conflist"))
+    clock = Clock(datetime.now(UTC) + timedelta(minutes=1))
+    with caplog.at_level(logging.WARNING, logger="webhook.agent.agent"):
+        agent, _ = look(host, clock)
+        look(host, clock, agent)
+        host.remove_config("05-cilium.conflist")
+        look(host, clock, agent)
+        host.write_config("05-cilium.conflist")
+        look(host, clock, agent)
+    warned = [r.getMessage() for r in caplog.records if "at the next reboot" in r.getMessage()]
+    assert len(warned) == 2
+    assert warned[0].startswith("node n: /etc/cni/net.d/05-cilium.conflist is a CNI config at the top level")

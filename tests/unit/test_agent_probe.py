@@ -4,6 +4,7 @@ and the verdicts computed from snapshots directly."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -17,16 +18,19 @@ from webhook.agent.probe import (
     BINARIES,
     BOOT_ID,
     BOOT_TIME,
+    CAPABILITIES,
     CONFIG_FIRST,
     DAEMON,
     MAX_LINK_HOPS,
     PRIMARY,
     READY,
+    REBOOT_RACE,
     REREAD_PAUSE,
     Condition,
     HostLayout,
     HostSnapshot,
     Report,
+    capabilities_of,
     delegate_in,
     evaluate,
     primary_config_name,
@@ -57,9 +61,11 @@ def test_a_ready_host_passes_every_check(host: StandInHost) -> None:
     assert report.ready
     assert report.boot_id == "boot-1"
     assert report.binaries == ("bridge", "macvlan", "multus-shim")
-    assert all(c.status for c in report.conditions)
+    # Beside the checks, not one of them: the stand-in's primary is at the top level, and its
+    # 00-multus.conf names no delegate.
+    assert all(c.status for c in report.conditions if c.type != REBOOT_RACE)
     assert [c.type for c in report.conditions] == [BINARIES, CONFIG_FIRST, PRIMARY, DAEMON, BOOT_ID, BOOT_TIME,
-                                                   READY]
+                                                   REBOOT_RACE, CAPABILITIES, READY]
 
 
 BOOTED = datetime(2026, 3, 1, 11, 58, 7, tzinfo=UTC)
@@ -613,7 +619,12 @@ def test_no_config_at_all() -> None:
                             HostLayout()))
     assert c[CONFIG_FIRST].reason == "NoConfig"
     assert c[PRIMARY].reason == "NotFound"
-    assert c[PRIMARY].message == "/etc/cni/net.d holds no config besides 00-multus.conf for Multus to delegate to"
+    assert c[PRIMARY].message == ("which config Multus delegates to is not known until it writes 00-multus.conf, "
+                                  "which names it (with no other config at the top level of /etc/cni/net.d, its "
+                                  "auto choice finds none)")
+    with_multus = replace(READY_SNAPSHOT, configs=("00-multus.conf",), primary_config=None, primary_exists=False)
+    assert conditions(evaluate(with_multus, HostLayout()))[PRIMARY].message == (
+        "/etc/cni/net.d holds no config besides 00-multus.conf for Multus to delegate to")
 
 
 def test_the_multus_names_are_configurable() -> None:
@@ -701,3 +712,148 @@ def test_a_multus_config_linked_where_the_agent_does_not_see_is_not_taken_on_tru
         "/nix/store/abc-multus/00-multus.conf, where the agent does not see the host: mount that directory into "
         "the agent")
     assert c[PRIMARY].reason == "DelegateUnknown"
+
+
+def _cilium_host(host: StandInHost) -> None:
+    """Cilium's layout as Multus runs on it: the primary only in cilium/, named by 00-multus.conf."""
+    host.make_ready("b")
+    host.remove_config("05-cilium.conflist")
+    host.write_config("cilium/05-cilium.conflist")
+    host.write_config("00-multus.conf", multus_config_delegating_to("cilium/05-cilium.conflist"))
+
+
+def test_the_subdirectory_layout_with_nothing_else_at_the_top_level_is_guarded(host: StandInHost) -> None:
+    _cilium_host(host)
+    c = look(host)
+    assert c[READY].status
+    assert (c[REBOOT_RACE].status, c[REBOOT_RACE].reason) == (True, "OnlyMultusAtTopLevel")
+    assert c[REBOOT_RACE].message == ("00-multus.conf is the only CNI config at the top level of /etc/cni/net.d; the "
+                                      "primary config is in /etc/cni/net.d/cilium/, which the runtime does not read")
+
+
+def test_a_stale_top_level_primary_is_reported_while_multus_runs_without_making_the_node_unready(
+        host: StandInHost) -> None:
+    """A cluster that ran Cilium before install step 2 keeps its old /etc/cni/net.d/05-cilium.conflist
+    (Cilium does not remove it). While 00-multus.conf is there it is harmless and the node is ready;
+    the agent says now what happens at the next reboot, not only once Multus has stopped."""
+    _cilium_host(host)
+    host.write_config("05-cilium.conflist")
+    report = evaluate(read_host(host.layout), host.layout)
+    c = conditions(report)
+    assert report.ready
+    assert (c[CONFIG_FIRST].status, c[CONFIG_FIRST].reason) == (True, "First")
+    assert (c[REBOOT_RACE].status, c[REBOOT_RACE].reason) == (False, "OtherTopLevelConfig")
+    assert c[REBOOT_RACE].message.startswith(
+        "/etc/cni/net.d/05-cilium.conflist is a CNI config at the top level of /etc/cni/net.d beside 00-multus.conf, "
+        "while Multus delegates to /etc/cni/net.d/cilium/05-cilium.conflist: harmless while Multus runs and its "
+        "config comes first, but at the next reboot")
+    assert "the runtime uses it, and new pods start without their Multus networks" in c[REBOOT_RACE].message
+    assert "05-cilium.conflist" not in c[READY].message
+    host.remove_config("05-cilium.conflist")
+    assert look(host)[REBOOT_RACE].status
+
+
+def test_every_other_top_level_config_counts_as_the_runtime_picks_them(host: StandInHost) -> None:
+    """libcni's extensions (.conf, .conflist, .json), a hidden one too; not a directory, not another file."""
+    _cilium_host(host)
+    host.write_config("10-flannel.conflist")
+    host.write_config("99-other.json")
+    host.write_config("05-cilium.conflist.bak")
+    host.write_config("notes.txt", "x")
+    c = look(host)[REBOOT_RACE]
+    assert c.reason == "OtherTopLevelConfig"
+    assert c.message.startswith("/etc/cni/net.d/10-flannel.conflist, /etc/cni/net.d/99-other.json are CNI configs ")
+    assert "the runtime uses the first of them, 10-flannel.conflist," in c.message
+    host.remove_config("10-flannel.conflist")
+    host.remove_config("99-other.json")
+    host.write_config(".00-hidden.conf")
+    c = look(host)
+    assert c[REBOOT_RACE].reason == "OtherTopLevelConfig"
+    # Sorted before Multus's: the runtime uses it already, which MultusConfigFirst says.
+    assert ("the runtime uses .00-hidden.conf now, not 00-multus.conf (see MultusConfigFirst), and at the next "
+            "reboot") in c[REBOOT_RACE].message
+    assert not c[CONFIG_FIRST].status
+
+
+def test_the_primary_at_the_top_level_is_exposed_to_the_reboot_race(host: StandInHost) -> None:
+    host.make_ready("b")
+    host.write_config("00-multus.conf", multus_config_delegating_to("05-cilium.conflist"))
+    c = look(host)
+    assert c[READY].status
+    assert (c[REBOOT_RACE].status, c[REBOOT_RACE].reason) == (False, "PrimaryAtTopLevel")
+    assert c[REBOOT_RACE].message.startswith("the primary config /etc/cni/net.d/05-cilium.conflist is at the top level")
+
+
+def test_without_multus_config_the_delegate_and_its_place_are_unknown(host: StandInHost) -> None:
+    """After a reboot, before the daemon writes 00-multus.conf: only it names the delegate."""
+    _cilium_host(host)
+    host.remove_config("00-multus.conf")
+    c = look(host)
+    assert (c[REBOOT_RACE].status, c[REBOOT_RACE].reason) == (False, "DelegateUnknown")
+    assert c[REBOOT_RACE].message == ("cannot tell whether the primary CNI config is in a subdirectory of "
+                                      "/etc/cni/net.d: until Multus writes 00-multus.conf, which names it")
+    # Not "holds no config besides 00-multus.conf": cilium/05-cilium.conflist is there.
+    assert c[PRIMARY].message.startswith("which config Multus delegates to is not known until it writes 00-multus.conf")
+
+
+def test_a_configured_primary_tells_the_layout_without_multus_config() -> None:
+    host = StandInHost(HostLayout(primary_config="cilium/05-cilium.conflist"))
+    try:
+        host.make_ready("b")
+        host.write_config("05-cilium.conflist")
+        host.remove_config("00-multus.conf")
+        c = look(host)
+        assert c[REBOOT_RACE].reason == "OtherTopLevelConfig"
+        assert ("the runtime uses 05-cilium.conflist now, not 00-multus.conf (see MultusConfigFirst)"
+                in c[REBOOT_RACE].message)
+    finally:
+        host.cleanup()
+
+
+PORTMAP_CHAINED = ('{"cniVersion": "0.3.1", "name": "cilium", "plugins": [{"type": "cilium-cni"}, '
+                   '{"type": "portmap", "capabilities": {"portMappings": true}}]}\n')
+
+
+def test_a_capability_the_primary_enabled_after_multus_started_is_reported(host: StandInHost) -> None:
+    """Cilium's portmap chaining turned on while Multus runs: with the primary in a subdirectory Multus
+    v4.3.0 never writes 00-multus.conf again, and hostPort pods lose their port mappings until it
+    restarts. The node stays ready: pods start, without what the capability gives them."""
+    _cilium_host(host)
+    assert (look(host)[CAPABILITIES].status, look(host)[CAPABILITIES].reason) == (True, "Current")
+    host.write_config("cilium/05-cilium.conflist", PORTMAP_CHAINED)
+    c = look(host)
+    assert c[READY].status
+    assert (c[CAPABILITIES].status, c[CAPABILITIES].reason) == (False, "CapabilitiesMissing")
+    assert c[CAPABILITIES].message.startswith(
+        "/etc/cni/net.d/cilium/05-cilium.conflist enables portMappings, which 00-multus.conf does not carry")
+    assert c[CAPABILITIES].message.endswith("kubectl -n kube-system rollout restart ds/kube-multus-ds")
+    # What the restarted daemon writes (generator.go: capabilities beside clusterNetwork).
+    multus = json.loads(multus_config_delegating_to("cilium/05-cilium.conflist"))
+    multus["capabilities"] = {"portMappings": True}
+    host.write_config("00-multus.conf", json.dumps(multus))
+    c = look(host)
+    assert (c[CAPABILITIES].status, c[CAPABILITIES].message) == (
+        True, "00-multus.conf carries every capability /etc/cni/net.d/cilium/05-cilium.conflist enables (portMappings)")
+
+
+def test_capabilities_are_compared_only_when_both_configs_are_read(host: StandInHost) -> None:
+    _cilium_host(host)
+    host.write_config("cilium/05-cilium.conflist", "{not json")
+    assert CAPABILITIES not in look(host)
+    host.write_config("cilium/05-cilium.conflist", PORTMAP_CHAINED)
+    host.remove_config("00-multus.conf")
+    assert CAPABILITIES not in look(host)
+
+
+@pytest.mark.parametrize(("config", "expected"), [
+    ({"plugins": [{"capabilities": {"portMappings": True}}, {"capabilities": {"bandwidth": True, "mac": False}}]},
+     ("bandwidth", "portMappings")),
+    ({"type": "bridge", "capabilities": {"ips": True, "mac": "yes"}}, ("ips",)),
+    # An empty plugins list: Multus reads the config's own capabilities.
+    ({"plugins": [], "capabilities": {"mac": True}}, ("mac",)),
+    # A non-empty one: only the plugins'.
+    ({"plugins": [{"type": "x"}], "capabilities": {"mac": True}}, ()),
+    ([], ()),
+])
+def test_capabilities_as_multus_copies_them(config: Any, expected: tuple[str, ...]) -> None:
+    assert capabilities_of(config) == expected

@@ -15,7 +15,7 @@ from typing import Any
 from kubernetes import client
 
 from webhook.agent import nodestate
-from webhook.agent.probe import DAEMON, HostLayout, Report, evaluate, read_host
+from webhook.agent.probe import DAEMON, REBOOT_RACE, HostLayout, Report, evaluate, read_host
 from webhook.kube import MERGE_PATCH, SHORT_TIMEOUT, is_status, request, utcnow
 
 log = logging.getLogger(__name__)
@@ -56,12 +56,15 @@ class Agent:
         self.seen_ready: tuple[str | None, datetime] | None = None
         #: The clock step the last look found was logged (once per step, not per look).
         self.stepped_logged = False
+        #: The reboot-race warning last logged (once per change, not per look).
+        self.race_logged: str | None = None
 
     def look(self) -> Report:
         """The host as it is now. A ready report's ``ready_since`` is no later than the moment this
         agent first saw Multus ready on the boot: the host's evidence can move later (the daemon
         restarts, its config is written again) while a write of the first readiness is retried."""
         report = evaluate(read_host(self.config.layout), self.config.layout)
+        self._warn_of_reboot_race(report)
         if not report.ready:
             return report
         now, host, boot = self.clock(), report.ready_since, report.boot_id
@@ -75,6 +78,17 @@ class Agent:
                         self.config.node, host.isoformat(), now.isoformat())
         self.stepped_logged = stepped
         return replace(report, ready_since=min(host or first, first), clock_stepped=stepped)
+
+    def _warn_of_reboot_race(self, report: Report) -> None:
+        """A config that the runtime will use at the next reboot in place of Multus's is logged as a
+        WARNING when first seen (and when it changes): the node stays ready, and its MultusNodeState's
+        RebootRaceGuarded condition says the same for as long as it lasts."""
+        race = next((c for c in report.conditions if c.type == REBOOT_RACE), None)
+        exposed = race is not None and race.reason in ("OtherTopLevelConfig", "PrimaryAtTopLevel")
+        message = race.message if race is not None and exposed else None
+        if message is not None and message != self.race_logged:
+            log.warning("node %s: %s", self.config.node, message)
+        self.race_logged = message
 
     def run(self, stop: threading.Event) -> bool:
         """Until ``stop``; False when it stopped because it can no longer see the host as it is (its

@@ -40,6 +40,16 @@ CHECKS = (BINARIES, CONFIG_FIRST, PRIMARY, DAEMON, BOOT_ID)
 #: Reported beside the checks, not one of them: only the pod repair needs the boot time, and without it
 #: the repair judges pods as it did before the agent reported it (see webhook.controller.repair).
 BOOT_TIME = "BootTimeKnown"
+#: Reported beside the checks too, not one of them: whether, with Multus's config gone (after every
+#: reboot until the daemon writes it again; while its pod is replaced), the runtime would find no
+#: other config at the top level of the conf dir. False is a warning about the next reboot, not about
+#: now: while 00-multus.conf is first, another config beside it is harmless, and the node stays ready
+#: (its pods would otherwise all be held back for a file that does no harm until Multus stops).
+REBOOT_RACE = "RebootRaceGuarded"
+#: Beside the checks as well, and only when the two can be compared: whether 00-multus.conf carries
+#: every capability the primary config it delegates to enables now. Multus copies them at its start,
+#: and with the primary in a subdirectory never again while it runs (see ``capabilities_of``).
+CAPABILITIES = "DelegateCapabilitiesCurrent"
 #: Symbolic links followed in resolving one path before giving up, as Linux does (MAXSYMLINKS, ELOOP).
 MAX_LINK_HOPS = 40
 #: What keeps the runtime from loading Multus's config although it is there: it is empty, it does not
@@ -122,6 +132,11 @@ class HostSnapshot:
     #: The directory Multus was pointed at, when its delegate is the first config in one (then
     #: ``primary_config`` is that config, None when the directory holds none Multus would use).
     primary_directory: str | None = None
+    #: The capabilities the primary config enables, as Multus reads them (``capabilities_of``), and
+    #: those Multus's config carries; None when either is not read (no Multus config, a primary config
+    #: that is not there or not a JSON object).
+    primary_capabilities: tuple[str, ...] | None = None
+    multus_capabilities: tuple[str, ...] | None = None
     #: None when a connect to the daemon's socket succeeded.
     daemon_error: str | None = None
     #: The socket's directory, as this agent sees it, was removed from the host (see ``_removed``).
@@ -165,8 +180,10 @@ class Report:
     ready_since: datetime | None = field(default=None, compare=False)
     #: When the current run of readiness began: when the Multus daemon made its socket, which it does
     #: each time it starts (a restart on the same boot begins another run). Not its config's time:
-    #: the daemon also writes its config again whenever the primary CNI's config is written, with no
-    #: gap. None when it is not ready or the host does not tell.
+    #: with the primary config at the top level of the conf dir the daemon also writes its config again
+    #: whenever the primary's is written, with no gap (with it in a subdirectory, as the manifests have
+    #: it, Multus v4.3.0 never does: its watcher drops every event of the readiness indicator file,
+    #: which is the primary's, but a removal). None when it is not ready or the host does not tell.
     run_since: datetime | None = field(default=None, compare=False)
     #: The host's evidence of readiness is later than the agent's clock: the node's clock was stepped
     #: back since Multus became ready, so times written before and after the step cannot be compared.
@@ -356,6 +373,40 @@ def _judged(data: bytes, layout: HostLayout) -> MultusConfigRead:
     return MultusConfigRead(config=config)
 
 
+def capabilities_of(config: Any) -> tuple[str, ...]:
+    """The capabilities Multus v4.3.0 copies from a primary config into 00-multus.conf
+    (pkg/server/config/generator.go, setCapabilities): those set true in each plugin's
+    ``capabilities`` of a non-empty ``plugins`` list, else in the config's own ``capabilities``.
+    (Multus panics on a value that is not a boolean; it counts for nothing here.) Multus only adds
+    them, at its start and, with the primary at the top level of the conf dir, when it is written;
+    with the primary in a subdirectory its watcher drops the primary's writes (manager.go,
+    shouldRegenerateConfig: the readiness indicator file, which is the primary, counts only when
+    removed), and a capability enabled later reaches 00-multus.conf only when the daemon restarts."""
+    if not isinstance(config, dict):
+        return ()
+    plugins = config.get("plugins")
+    sources = plugins if isinstance(plugins, list) and plugins else [config]
+    found: set[str] = set()
+    for plugin in sources:
+        capabilities = plugin.get("capabilities") if isinstance(plugin, dict) else None
+        if isinstance(capabilities, dict):
+            found.update(name for name, on in capabilities.items() if on is True)
+    return tuple(sorted(found))
+
+
+def _primary_capabilities(path: Path) -> tuple[str, ...] | None:
+    """``capabilities_of`` the primary config at ``path``; None when it cannot be read as JSON."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(_MULTUS_CONFIG_LIMIT + 1)
+        if len(data) > _MULTUS_CONFIG_LIMIT:
+            return None
+        config = json.loads(data.decode(errors="replace"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return capabilities_of(config) if isinstance(config, dict) else None
+
+
 def primary_config_name(configs: Sequence[str], multus_config: str, explicit: str | None) -> str | None:
     """The config Multus delegates to: the explicit one, else (``multusConfigFile: auto``) the first
     sorted config that is not Multus's own."""
@@ -480,8 +531,9 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0,
         multus = read_multus_config(layout)
         if multus.fault in ("empty", "unparsable"):
             # The thick daemon writes its config with os.WriteFile (truncate, then write: not atomic)
-            # at its start and whenever the primary CNI's config is written, so a healthy node's file
-            # can be read empty or half written. Read once more after a pause far longer than that
+            # at its start, and whenever the primary CNI's config is written when that is at the top
+            # level of the conf dir (not in a subdirectory: see Report.run_since), so a healthy node's
+            # file can be read empty or half written. Read once more after a pause far longer than that
             # window (one write of a few hundred bytes), and judge the second read: a single unlucky
             # read would otherwise mark the node not ready, and its pods unschedulable, until the
             # next look. Cheap: only a config found broken costs the pause, which is short against
@@ -508,6 +560,12 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0,
             primary_exists = primary is not None and (conf_dir / primary).is_file()
         except OSError as exc:  # is_file says False only for a missing path; EACCES, ENAMETOOLONG raise
             primary_error = _error(exc)
+    primary_capabilities = multus_capabilities = None
+    if multus.config is not None and primary is not None and primary_exists:
+        primary_capabilities = _primary_capabilities(conf_dir / primary)
+        carried = multus.config.get("capabilities")
+        multus_capabilities = tuple(sorted(name for name, on in carried.items() if on is True)) \
+            if isinstance(carried, dict) else ()
     try:
         boot_id = layout.on_host(layout.boot_id_file).read_text().strip() or None
         boot_id_error = None if boot_id else "the file is empty"
@@ -519,6 +577,8 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0,
         conf_dir_error=conf_dir_error, multus_config_fault=multus.fault, multus_config_detail=multus.detail,
         primary_config=primary, primary_named_by_multus=named is not None, primary_exists=primary_exists,
         primary_error=primary_error, primary_directory=primary_directory,
+        primary_capabilities=primary_capabilities,
+        multus_capabilities=None if primary_capabilities is None else multus_capabilities,
         daemon_error=_daemon_error(layout.on_host(layout.multus_socket), connect_timeout),
         socket_dir_removed=_removed(layout.on_host(layout.multus_socket).parent),
         # ctime: a file's birth is not in os.stat; the socket's ctime moves only with its metadata,
@@ -530,7 +590,8 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0,
 
 
 def evaluate(snapshot: HostSnapshot, layout: HostLayout) -> Report:
-    """One condition per check, and Ready when every check passed; BootTimeKnown besides."""
+    """One condition per check, and Ready when every check passed; BootTimeKnown and RebootRaceGuarded
+    besides, which Ready does not depend on."""
     conditions = [
         _binaries(snapshot, layout),
         _config_first(snapshot, layout),
@@ -545,7 +606,9 @@ def evaluate(snapshot: HostSnapshot, layout: HostLayout) -> Report:
         ready = Condition(READY, True, "AllChecksPassed", "Multus is installed, configured first and answering")
     return Report(boot_id=snapshot.boot_id, binaries=snapshot.binaries,
                   unverified_binaries=tuple(name for name, _ in snapshot.unverified_binaries),
-                  conditions=(*conditions, _boot_time(snapshot, layout), ready), boot_time=snapshot.boot_time,
+                  conditions=(*conditions, _boot_time(snapshot, layout), _reboot_race(snapshot, layout),
+                              *_capabilities(snapshot, layout), ready),
+                  boot_time=snapshot.boot_time,
                   restart=snapshot.socket_dir_removed, ready_since=None if failing else ready_since(snapshot),
                   run_since=None if failing or snapshot.socket_changed is None
                   else datetime.fromtimestamp(snapshot.socket_changed, UTC))
@@ -618,6 +681,13 @@ def _primary(s: HostSnapshot, layout: HostLayout) -> Condition:
         return Condition(PRIMARY, False, "Missing",
                          f"{directory}, the directory Multus delegates to, holds no .conf or .conflist config")
     if s.primary_config is None:
+        if layout.multus_config not in s.configs:
+            # With the primary in a subdirectory (Cilium's layout) the top level holds nothing else, and
+            # only Multus's config, not there yet, names the file it delegates to.
+            return Condition(PRIMARY, False, "NotFound",
+                             f"which config Multus delegates to is not known until it writes {layout.multus_config}, "
+                             f"which names it (with no other config at the top level of {where}, its auto choice "
+                             "finds none)")
         return Condition(PRIMARY, False, "NotFound",
                          f"{where} holds no config besides {layout.multus_config} for Multus to delegate to")
     path = str(PurePosixPath(where) / s.primary_config)
@@ -657,3 +727,68 @@ def _boot_time(s: HostSnapshot, layout: HostLayout) -> Condition:
                      f"cannot read the boot time from {layout.stat_file}: {s.boot_time_error}; Multus readiness "
                      "does not depend on it, but the pod repair cannot tell pods whose status the kubelet has "
                      "not rewritten since the boot from the others")
+
+
+def _reboot_race(s: HostSnapshot, layout: HostLayout) -> Condition:
+    """Whether the node is safe from the reboot race once Multus's config is gone: the primary CNI's
+    config is in a subdirectory, which the runtime does not read, and no other config is at the top
+    level. A file left there (Cilium's 05-cilium.conflist from before its cni.confPath moved it into
+    cilium/: Cilium does not remove it, cni.uninstall being false, and on Talos /etc/cni survives a
+    reboot) is harmless while 00-multus.conf is there and sorts first, and becomes the runtime's
+    config whenever it is not: after each reboot until the daemon writes it, and while the Multus pod
+    is replaced, new pods start with that network alone."""
+    where, mine = layout.cni_conf_dir, layout.multus_config
+    if s.conf_dir_error:
+        return Condition(REBOOT_RACE, False, "ConfDirUnreadable", f"cannot read {where}: {s.conf_dir_error}")
+    if layout.primary_config is None and not s.primary_named_by_multus:
+        # Multus's config, which names the delegate, is not there or cannot be loaded: a top-level
+        # config may be Multus's auto choice or a stale one, and which is not known.
+        why = (f"{mine} names no primary config file" if mine in s.configs
+               else f"until Multus writes {mine}, which names it")
+        return Condition(REBOOT_RACE, False, "DelegateUnknown",
+                         f"cannot tell whether the primary CNI config is in a subdirectory of {where}: {why}")
+    primary = s.primary_directory or s.primary_config
+    if primary is None:  # a directory Multus names that holds none: PrimaryConfigPresent says so
+        return Condition(REBOOT_RACE, False, "DelegateUnknown",
+                         f"no config Multus would delegate to is found (see {PRIMARY})")
+    if s.primary_directory is None and "/" not in primary:
+        return Condition(REBOOT_RACE, False, "PrimaryAtTopLevel",
+                         f"the primary config {PurePosixPath(where) / primary} is at the top level of {where}: "
+                         f"whenever {mine} is absent (after every reboot "
+                         "until Multus writes it again, and while its pod is replaced) the runtime uses it and new "
+                         "pods start without their Multus networks; have the primary CNI write its config into a "
+                         "subdirectory and name it in Multus's primaryCniConfigFile (docs/install.md, step 2)")
+    others = [name for name in s.configs if name != mine]
+    if not others:
+        return Condition(REBOOT_RACE, True, "OnlyMultusAtTopLevel",
+                         f"{mine} is the only CNI config at the top level of {where}; the primary config is in "
+                         f"{PurePosixPath(where) / PurePosixPath(primary).parts[0]}/, which the runtime does not read")
+    files = ", ".join(str(PurePosixPath(where) / name) for name in others)
+    which = "it" if len(others) == 1 else f"the first of them, {others[0]}"
+    now = ("harmless while Multus runs and its config comes first, but" if s.configs[0] == mine
+           else f"the runtime uses {s.configs[0]} now, not {mine} (see {CONFIG_FIRST}), and")
+    return Condition(REBOOT_RACE, False, "OtherTopLevelConfig",
+                     f"{files} {'is a CNI config' if len(others) == 1 else 'are CNI configs'} at the top level of "
+                     f"{where} beside {mine}, while Multus delegates to {PurePosixPath(where) / primary}: "
+                     f"{now} at the next reboot (until Multus writes {mine} again) and whenever the Multus pod "
+                     f"is replaced the runtime uses {which}, and new pods start without their Multus networks; "
+                     f"remove {'it' if len(others) == 1 else 'them'} from the node (docs/install.md, \"A cluster "
+                     "that already ran Cilium\"), unless the primary CNI writes it there now, as after uninstall "
+                     "step 1")
+
+
+def _capabilities(s: HostSnapshot, layout: HostLayout) -> tuple[Condition, ...]:
+    """DelegateCapabilitiesCurrent, when the two configs can be compared (none otherwise)."""
+    if s.primary_capabilities is None or s.multus_capabilities is None or s.primary_config is None:
+        return ()
+    primary, mine = PurePosixPath(layout.cni_conf_dir) / s.primary_config, layout.multus_config
+    missing = sorted(set(s.primary_capabilities) - set(s.multus_capabilities))
+    if not missing:
+        return (Condition(CAPABILITIES, True, "Current",
+                          f"{mine} carries every capability {primary} enables"
+                          + (f" ({', '.join(s.primary_capabilities)})" if s.primary_capabilities else "")),)
+    return (Condition(CAPABILITIES, False, "CapabilitiesMissing",
+                      f"{primary} enables {', '.join(missing)}, which {mine} does not carry: Multus copies them only "
+                      "when its daemon starts (with the primary config in a subdirectory it does not write its config "
+                      "again when the primary's changes), so pods are set up without them; restart Multus: kubectl "
+                      "-n kube-system rollout restart ds/kube-multus-ds"),)
