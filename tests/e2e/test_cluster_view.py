@@ -282,6 +282,24 @@ def test_a_finished_pod_does_not_keep_its_nad_from_being_deleted(cp: ControlPlan
     assert cp.kubectl("get", "pod", "job", "-n", ns, "-o", "jsonpath={.status.phase}").stdout == phase
 
 
+def test_check_kubeconfig_reads_a_finished_pod_an_input_updates(cp: ControlPlane, ns: str) -> None:
+    """Finished pods are not listed, but one that an input names exists: the input is an UPDATE of it
+    (here one that leaves its networks as they were, which the apiserver does not even send), not the
+    CREATE of a pod naming a NAD that is gone."""
+    ok, out = apply(cp, nad("gone", ns, {"type": "whereabouts", "range": "10.73.0.0/24"}))
+    assert ok, out
+    job = pod("job", ns, {"k8s.v1.cni.cncf.io/networks": "gone"})
+    eventually(lambda: apply(cp, job)[0], "the pod admitted")
+    cp.kubectl("patch", "pod", "job", "-n", ns, "--subresource=status", "--type=merge",
+               "-p", json.dumps({"status": {"phase": "Succeeded"}}))
+    eventually(lambda: cp.kubectl("delete", "nad", "-n", ns, "gone", check=False).returncode == 0,
+               "the pod's end to reach the cache")
+    checked = check_kubeconfig(cp, job)
+    assert checked["verdict"] == "allow", checked
+    fresh = check_kubeconfig(cp, pod("another", ns, {"k8s.v1.cni.cncf.io/networks": "gone"}))
+    assert fresh["verdict"] == "deny", fresh
+
+
 def test_deleting_a_default_network_or_a_profiles_nad(cp: ControlPlane, ns: str) -> None:
     """A NAD in the policy's defaultNetworks (in multusNamespace) is refused: Multus fails every new pod
     outside systemNamespaces without it. One a NetworkProfile names is deleted with a warning naming it."""
