@@ -44,7 +44,8 @@ def state(name: str, binaries: list[str], node_name: str | None = None, beat: st
 
 
 def published(table: NodeTable) -> tuple[Any, ...]:
-    return table.nodes, table.untainted, table.reporting, table.closed_reporting, table.holders, table.ready
+    return (table.nodes, table.untainted, table.cordoned, table.reporting, table.closed_reporting, table.holders,
+            table.ready)
 
 
 ops = st.one_of(
@@ -87,6 +88,7 @@ def test_publishing_only_what_an_event_touched_equals_a_rebuild(steps: list[tupl
         assert {n.name for n in table.nodes if not n.schedulable} == {
             name for name, taint in taints.items() if taint == "dedicated" or cordons[name]}
         assert table.untainted == sum(1 for n in table.nodes if not n.tainted)
+        assert table.cordoned == sum(1 for n in table.nodes if n.cordoned and not n.tainted)
         assert table.closed_reporting == tuple(n.name for n in table.nodes
                                                if n.cni_binaries is not None and not n.schedulable)
 

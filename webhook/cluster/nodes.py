@@ -180,6 +180,7 @@ class NodeTable:
         # Published.
         self.nodes: tuple[NodeInfo, ...] = ()
         self.untainted = 0  # how many of self.nodes are not NodeInfo.tainted
+        self.cordoned = 0  # how many of those are NodeInfo.cordoned
         self.reporting: tuple[str, ...] = ()
         self.closed_reporting: tuple[str, ...] = ()  # of self.reporting, those not NodeInfo.schedulable
         self.ready: tuple[str, ...] = ()
@@ -345,19 +346,21 @@ class NodeTable:
         self.holders = _one_copy_each({binary: frozenset(names) for binary, names in holders.items()})
         self.nodes = tuple(infos.values())
         self.untainted = sum(1 for n in self.nodes if not n.tainted)
+        self.cordoned = sum(1 for n in self.nodes if _cordoned_only(n))
         self.reporting = tuple(n.name for n in self.nodes if n.cni_binaries is not None)
         self.closed_reporting = tuple(n.name for n in self.nodes if _closed_reporting(n))
         self.ready = tuple(n.name for n in self.nodes if _ready(n))
 
     def _update(self, dirty: set[str]) -> None:
         listed = reporting = ready = held = closed = False
-        untainted = self.untainted
+        untainted, cordoned = self.untainted, self.cordoned
         for name in dirty:
             new, old = self._info(name), self._infos.get(name)
             if new == old:
                 continue
             listed = True
             untainted += (new is not None and not new.tainted) - (old is not None and not old.tainted)
+            cordoned += (new is not None and _cordoned_only(new)) - (old is not None and _cordoned_only(old))
             closed |= (old is not None and _closed_reporting(old)) != (new is not None and _closed_reporting(new))
             ready |= (old is not None and _ready(old)) != (new is not None and _ready(new))
             if new is None:
@@ -386,13 +389,17 @@ class NodeTable:
             self.holders.update(_one_copy_each(self.holders))
         if listed:
             self.nodes = tuple(self._infos[n] for n in self._names)
-            self.untainted = untainted
+            self.untainted, self.cordoned = untainted, cordoned
         if reporting:
             self.reporting = tuple(n.name for n in self.nodes if n.cni_binaries is not None)
         if closed:
             self.closed_reporting = tuple(n.name for n in self.nodes if _closed_reporting(n))
         if ready:
             self.ready = tuple(n.name for n in self.nodes if _ready(n))
+
+
+def _cordoned_only(node: NodeInfo) -> bool:
+    return node.cordoned and not node.tainted
 
 
 def _closed_reporting(node: NodeInfo) -> bool:

@@ -183,6 +183,10 @@ class ClusterStore:
         return self._node_table.reporting
 
     @property
+    def cordoned_node_count(self) -> int:
+        return self._node_table.cordoned
+
+    @property
     def closed_reporting_nodes(self) -> Sequence[str]:
         return self._node_table.closed_reporting
 

@@ -14,7 +14,7 @@ from webhook.names import ALLOW_HOST_LOCAL_ANNOTATION
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.registry import SPEC_CONFIG, annotation, rule
 from webhook.rules.subject import Subject
-from webhook.rules.view import NodeInfo
+from webhook.rules.view import ClusterView
 
 NAD = {"NetworkAttachmentDefinition"}
 
@@ -112,7 +112,7 @@ def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
         if plugin.ipam_type != "host-local" or plugin.ipam is None or plugin.type in NODE_LOCAL_PLUGINS:
             continue
         path = plugin.ipam_type_path
-        cluster = cluster or _cluster_text(subject.view.nodes(), count)
+        cluster = cluster or _cluster_text(subject.view, count)
         if allowed:
             yield Violation(
                 path,
@@ -132,11 +132,10 @@ def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
             )
 
 
-def _cluster_text(nodes: Sequence[NodeInfo], count: int) -> str:
-    """``count`` nodes in words, with the cordoned ones among them and the tainted ones left out (a scan
-    of every node: only for a NAD that is judged host-local on several)."""
-    tainted = len(nodes) - count
-    cordoned = sum(1 for n in nodes if n.cordoned and not n.tainted)
+def _cluster_text(view: ClusterView, count: int) -> str:
+    """``count`` nodes in words, with the cordoned ones among them and the tainted ones left out."""
+    tainted = len(view.nodes()) - count
+    cordoned = view.cordoned_node_count
     notes = ([f"{cordoned} of them cordoned, which pods land on again once uncordoned"] if cordoned else []) + (
         [f"not counting {tainted} tainted for good, which pods without a toleration never land on"] if tainted else [])
     return f"a cluster of {count} nodes" + (f" ({'; '.join(notes)})" if notes else "")

@@ -76,6 +76,11 @@ class ClusterView(Protocol):
         ...
 
     @property
+    def cordoned_node_count(self) -> int:
+        """How many of those untainted_node_count counts are cordoned (kept up to date likewise)."""
+        ...
+
+    @property
     def closed_reporting_nodes(self) -> Sequence[str]:
         """Names (sorted) of the reporting nodes that no new pod can land on now (NodeInfo.schedulable
         False): usually none, or the few being drained."""
@@ -159,6 +164,10 @@ class UnknownCluster:
     @property
     def reporting_nodes(self) -> Sequence[str]:
         return ()
+
+    @property
+    def cordoned_node_count(self) -> int:
+        return 0
 
     @property
     def closed_reporting_nodes(self) -> Sequence[str]:
