@@ -353,3 +353,28 @@ def test_a_stale_top_level_primary_is_shown_without_taking_readiness(controlplan
     finally:
         proc.stop()
     assert "at the next reboot" in proc.output()
+
+
+def test_a_bin_dir_the_agent_cannot_read_is_published_as_no_inventory(
+        controlplane: ControlPlane, host: StandInHost, node_name: str, tmp_path: Path) -> None:
+    """Not as an empty one, which the NAD rules took for a node without any plugin: the fields go (the
+    merge patch's null), and come back once the directory can be read again."""
+    cp = controlplane
+    host.make_ready("boot-one")
+    proc = agent(cp, host, node_name, tmp_path / "agent.log").start()
+    bin_dir = host.path(host.layout.cni_bin_dir)
+    away = bin_dir.with_name("bin.away")
+    try:
+        eventually(lambda: state(cp, node_name).get("multusReady"), what="ready")
+        bin_dir.rename(away)
+        status = eventually(lambda: state(cp, node_name), what="the bin dir unreadable",
+                            until=lambda s: condition(s, "MultusBinaryInstalled").get("reason") == "BinDirUnreadable")
+        assert not {"cniBinaries", "unverifiedBinaries", "binaryCount"} & status.keys(), status
+        away.rename(bin_dir)
+        status = eventually(lambda: state(cp, node_name), what="the inventory back",
+                            until=lambda s: s.get("cniBinaries"))
+        assert status["cniBinaries"] == ["bridge", "macvlan", "multus-shim"]
+    finally:
+        if away.exists():
+            away.rename(bin_dir)
+        proc.stop()

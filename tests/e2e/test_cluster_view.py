@@ -129,12 +129,24 @@ def test_nodes_pods_cannot_land_on_do_not_make_a_host_local_nad_refused(cp: Cont
     eventually(lambda: dry_run(cp, host_local), "the lifted taint to reach the cache",
                until=denied_with("host-local on a cluster of 2 nodes"))
 
+    # Cilium's taint until its agent runs on the node (the talos-cilium stack, at every boot) passes too.
+    cp.kubectl("taint", "nodes", "node-cp", "node.kubernetes.io/not-ready:NoExecute-",
+               "node.cilium.io/agent-not-ready:NoSchedule")
+    eventually(lambda: dry_run(cp, host_local), "Cilium's taint to reach the cache",
+               until=denied_with("host-local on a cluster of 2 nodes: "))
+
+    # A cordon (kubectl drain, talosctl upgrade) is lifted again: the node counts, said so.
     cp.kubectl("cordon", "node-w")
-    eventually(lambda: dry_run(cp, host_local), "the cordon to reach the cache", until=lambda r: r[0])
+    eventually(lambda: dry_run(cp, host_local), "the cordon to reach the cache",
+               until=denied_with("host-local on a cluster of 2 nodes (1 of them cordoned, which pods land on again "
+                                 "once uncordoned)"))
+    cp.kubectl("taint", "nodes", "node-cp", "node-role.kubernetes.io/control-plane:NoSchedule")
+    eventually(lambda: dry_run(cp, host_local), "the taint to reach the cache", until=lambda r: r[0])
     add_node(cp, "node-x")
     eventually(lambda: dry_run(cp, host_local), "the third node to reach the cache",
-               until=denied_with("host-local on a cluster of 2 nodes (not counting 1 that pods cannot land on, "
-                                 "cordoned or tainted)"))
+               until=denied_with("host-local on a cluster of 2 nodes (1 of them cordoned, which pods land on again "
+                                 "once uncordoned; not counting 1 tainted for good, which pods without a toleration "
+                                 "never land on)"))
 
 
 def test_a_host_local_nad_from_before_a_second_node_joined_can_still_be_labelled(cp: ControlPlane, ns: str) -> None:
@@ -243,6 +255,83 @@ def test_deleting_a_nad_that_a_pod_uses_is_refused(cp: ControlPlane, ns: str) ->
                "the pod's deletion to reach the cache")
     eventually(lambda: cp.kubectl("delete", "nad", "-n", "kube-system", f"default-{ns}", check=False).returncode == 0,
                "the pod's deletion to reach the cache")
+
+
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
+def test_a_finished_pod_does_not_keep_its_nad_from_being_deleted(cp: ControlPlane, ns: str, phase: str) -> None:
+    """A Job's pod, an evicted one, one a graceful node shutdown failed: the kubelet tore its sandbox
+    down (CNI DEL). Its status write reaches the watch as DELETED (the pods are watched with a
+    field selector on the phase), and a new list leaves it out."""
+    used = nad("done", ns, {"type": "whereabouts", "range": "10.70.0.0/24"})
+    ok, out = apply(cp, used)
+    assert ok, out
+    eventually(lambda: apply(cp, pod("job", ns, {"k8s.v1.cni.cncf.io/networks": "done"}))[0], "the pod admitted")
+    eventually(lambda: cp.kubectl("delete", "nad", "-n", ns, "done", "--dry-run=server", check=False),
+               "the pod to reach the cache", until=lambda r: r.returncode != 0 and "[nad-in-use]" in r.stderr)
+
+    # What the kubelet writes when the pod's containers have ended for good.
+    cp.kubectl("patch", "pod", "job", "-n", ns, "--subresource=status", "--type=merge",
+               "-p", json.dumps({"status": {"phase": phase}}))
+    result = eventually(lambda: cp.kubectl("delete", "nad", "-n", ns, "done", "--dry-run=server", check=False),
+                        "the pod's end to reach the cache", until=lambda r: r.returncode == 0)
+    assert "Warning" not in result.stderr, result.stderr
+
+    view = LiveClusterView(load_client(str(cp.kubeconfig)))
+    view.list_once()  # a relist, and check --kubeconfig, read the same
+    assert view.pods_using(ns, "done", first=5, multus_namespace="kube-system") == (0, [])
+    assert cp.kubectl("get", "pod", "job", "-n", ns, "-o", "jsonpath={.status.phase}").stdout == phase
+
+
+def test_check_kubeconfig_reads_a_finished_pod_an_input_updates(cp: ControlPlane, ns: str) -> None:
+    """Finished pods are not listed, but one that an input names exists: the input is an UPDATE of it
+    (here one that leaves its networks as they were, which the apiserver does not even send), not the
+    CREATE of a pod naming a NAD that is gone."""
+    ok, out = apply(cp, nad("gone", ns, {"type": "whereabouts", "range": "10.73.0.0/24"}))
+    assert ok, out
+    job = pod("job", ns, {"k8s.v1.cni.cncf.io/networks": "gone"})
+    eventually(lambda: apply(cp, job)[0], "the pod admitted")
+    cp.kubectl("patch", "pod", "job", "-n", ns, "--subresource=status", "--type=merge",
+               "-p", json.dumps({"status": {"phase": "Succeeded"}}))
+    eventually(lambda: cp.kubectl("delete", "nad", "-n", ns, "gone", check=False).returncode == 0,
+               "the pod's end to reach the cache")
+    checked = check_kubeconfig(cp, job)
+    assert checked["verdict"] == "allow", checked
+    fresh = check_kubeconfig(cp, pod("another", ns, {"k8s.v1.cni.cncf.io/networks": "gone"}))
+    assert fresh["verdict"] == "deny", fresh
+
+
+def test_deleting_a_default_network_or_a_profiles_nad(cp: ControlPlane, ns: str) -> None:
+    """A NAD in the policy's defaultNetworks (in multusNamespace) is refused: Multus fails every new pod
+    outside systemNamespaces without it. One a NetworkProfile names is deleted with a warning naming it."""
+    multus = f"m-{uuid.uuid4().hex[:8]}"
+    cp.kubectl("create", "namespace", multus)
+    policy = {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": "multus-webhook-policy", "namespace": STATES},
+              "data": {"policy": f"multusNamespace: {multus}\ndefaultNetworks: [everyone]\n"}}
+    profile = {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "NetworkProfile",
+               "metadata": {"name": "storage", "namespace": ns},
+               "spec": {"networks": [{"name": "stor", "interface": "stor0"}]}}
+    try:
+        for obj in (nad("everyone", multus, {"type": "whereabouts", "range": "10.71.0.0/24"}, master="eth5"),
+                    nad("stor", ns, {"type": "whereabouts", "range": "10.72.0.0/24"}, master="eth6"), policy, profile):
+            ok, out = apply(cp, obj)
+            assert ok, out
+        result = eventually(lambda: cp.kubectl("delete", "nad", "-n", multus, "everyone", "--dry-run=server",
+                                               check=False),
+                            "the policy to reach the webhook", until=lambda r: r.returncode != 0)
+        assert DENIED in result.stderr
+        assert (f"NAD {multus}/everyone is in defaultNetworks (the policy's, which repeat Multus's config)"
+                in result.stderr)
+        assert "every new pod outside systemNamespaces (kube-system) would fail to start" in result.stderr
+        assert "[nad-in-use]" in result.stderr
+
+        eventually(lambda: cp.kubectl("delete", "nad", "-n", ns, "stor", "--dry-run=server", check=False),
+                   "the profile to reach the cache", until=lambda r: "Warning" in r.stderr)
+        result = cp.kubectl("delete", "nad", "-n", ns, "stor", check=False)
+        assert result.returncode == 0, result.stderr
+        assert f"NAD {ns}/stor is named by NetworkProfile(s) {ns}/storage: pods created with them" in result.stderr
+    finally:
+        cp.kubectl("delete", "configmap", "multus-webhook-policy", "-n", STATES, check=False)
 
 
 def test_the_policy_configmaps_multus_namespace_is_where_an_unqualified_default_network_points(

@@ -207,3 +207,18 @@ def test_the_boot_time_is_kept_as_first_read_while_the_boot_lasts() -> None:
         "2026-01-02T03:58:41.000000Z")
     unread = status_body("n", report("b1", booted=None), None, T0)
     assert status_body("n", report("b1"), unread, T1)["bootTime"] == "2026-01-02T02:58:41.000000Z"
+
+
+def test_an_unreadable_bin_dir_publishes_no_inventory() -> None:
+    """Not an empty one: the NAD rules read [] as a node without a single plugin (on one node, every NAD
+    was refused, saying to install the plugin). null removes the fields in the merge patch."""
+    from webhook.agent.probe import HostLayout, evaluate, read_host
+    from webhook.cluster.nodes import slim_state
+
+    layout = HostLayout(root=HostLayout().root / "does-not-exist-anywhere")
+    status = status_body("n", evaluate(read_host(layout), layout), None, T0)
+    assert (status["cniBinaries"], status["unverifiedBinaries"], status["binaryCount"]) == (None, None, None)
+    patched = {k: v for k, v in status.items() if v is not None}
+    assert "cniBinaries" not in slim_state({"metadata": {"name": "n"}, "status": patched})["status"]
+    readable = status_body("n", report(), None, T0)
+    assert readable["cniBinaries"] == ["bridge", "multus-shim"]

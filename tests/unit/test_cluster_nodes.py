@@ -21,10 +21,12 @@ BINARIES = ["macvlan", "ipvlan", "whereabouts"]
 STATE_NAMES = [*NAMES, "s-a", "s-b"]
 
 
-def node(name: str, zone: str = "z1", version: str = "1", taint: str | None = None) -> dict[str, Any]:
+def node(name: str, zone: str = "z1", version: str = "1", taint: str | None = None,
+         cordoned: bool = False) -> dict[str, Any]:
     labels = {"zone": zone, f"{BINARY_LABEL_PREFIX}{zone}": "true", **({READY_LABEL: "true"} if zone == "z1" else {})}
     return {"kind": "Node", "metadata": {"name": name, "labels": labels, "resourceVersion": version},
-            "spec": {"taints": [{"key": taint, "effect": "NoSchedule"}] if taint else []},
+            "spec": {"taints": [{"key": taint, "effect": "NoSchedule"}] if taint else [],
+                     **({"unschedulable": True} if cordoned else {})},
             "status": {"nodeInfo": {"bootID": f"boot-{name}"},
                        "conditions": [{"type": "Ready", "status": "True", "message": "kubelet is posting"}]}}
 
@@ -42,12 +44,14 @@ def state(name: str, binaries: list[str], node_name: str | None = None, beat: st
 
 
 def published(table: NodeTable) -> tuple[Any, ...]:
-    return table.nodes, table.schedulable, table.reporting, table.holders, table.ready
+    return (table.nodes, table.untainted, table.cordoned, table.reporting, table.closed_reporting, table.holders,
+            table.ready)
 
 
 ops = st.one_of(
     st.tuples(st.just("node"), st.sampled_from(NAMES), st.sampled_from(["z1", "z2"]),
-              st.sampled_from([None, "dedicated", "node.kubernetes.io/not-ready"])),
+              st.sampled_from([None, "dedicated", "node.kubernetes.io/not-ready", "node.cilium.io/agent-not-ready"]),
+              st.booleans()),
     st.tuples(st.just("node-gone"), st.sampled_from(NAMES)),
     st.tuples(st.just("state"), st.sampled_from(STATE_NAMES), st.lists(st.sampled_from(BINARIES)),
               st.sampled_from([None, *NAMES]), st.lists(st.sampled_from(BINARIES))),
@@ -60,13 +64,15 @@ ops = st.one_of(
 def test_publishing_only_what_an_event_touched_equals_a_rebuild(steps: list[tuple[Any, ...]]) -> None:
     table = NodeTable(lambda s: s)
     taints: dict[str, str | None] = {}
+    cordons: dict[str, bool] = {}
     for step in steps:
         if step[0] == "node":
-            table.put_node(step[1], node(step[1], step[2], taint=step[3]))
-            taints[step[1]] = step[3]
+            table.put_node(step[1], node(step[1], step[2], taint=step[3], cordoned=step[4]))
+            taints[step[1]], cordons[step[1]] = step[3], step[4]
         elif step[0] == "node-gone":
             table.remove_node(step[1])
             taints.pop(step[1], None)
+            cordons.pop(step[1], None)
         elif step[0] == "state":
             table.put_state(("multus-webhook", step[1]), state(step[1], step[2], step[3], unverified=step[4]))
         else:
@@ -76,10 +82,15 @@ def test_publishing_only_what_an_event_touched_equals_a_rebuild(steps: list[tupl
         rebuilt._rebuild()
         assert published(table) == published(rebuilt)
         assert [n.name for n in table.nodes] == sorted(n.name for n in table.nodes)
-        # A lasting taint keeps pods off; a not-ready node's does not.
-        assert {n.name for n in table.nodes if not n.schedulable} == {
+        # A lasting taint keeps pods off; a not-ready node's (or Cilium's agent's) does not.
+        assert {n.name for n in table.nodes if n.tainted} == {
             name for name, taint in taints.items() if taint == "dedicated"}
-        assert table.schedulable == sum(1 for n in table.nodes if n.schedulable)
+        assert {n.name for n in table.nodes if not n.schedulable} == {
+            name for name, taint in taints.items() if taint == "dedicated" or cordons[name]}
+        assert table.untainted == sum(1 for n in table.nodes if not n.tainted)
+        assert table.cordoned == sum(1 for n in table.nodes if n.cordoned and not n.tainted)
+        assert table.closed_reporting == tuple(n.name for n in table.nodes
+                                               if n.cni_binaries is not None and not n.schedulable)
 
 
 @pytest.mark.parametrize("rebuild", [True, False], ids=["rebuild", "update"])

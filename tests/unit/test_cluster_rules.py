@@ -130,6 +130,57 @@ def test_links_the_agents_cannot_follow_count_as_present() -> None:
     assert view.binary_holders("whereabouts") == {"n1", "n2"}
 
 
+UNREADABLE = {"type": "MultusBinaryInstalled", "status": "False", "reason": "BinDirUnreadable",
+              "message": "cannot read /opt/cni/bin: Permission denied"}
+
+
+def test_a_node_whose_agent_cannot_read_the_bin_dir_reports_no_inventory() -> None:
+    """Agents before this fix wrote cniBinaries: [] with the BinDirUnreadable condition: read as "not
+    known", not as a node without any plugin (on one node, every NAD was refused)."""
+    old_agent = node_state("n1", [])
+    old_agent["status"]["conditions"] = [UNREADABLE]
+    view = StaticClusterView([node("n1"), old_agent])
+    assert view.reporting_nodes == ()
+    assert check(WHEREABOUTS_NAD, view, "nad-cni-binaries") == []
+    # Beside a node that reads its bin dir, only that one is judged.
+    two = StaticClusterView([node("n1"), old_agent, node("n2"), node_state("n2", ["macvlan", "whereabouts"])])
+    assert two.reporting_nodes == ("n2",)
+    assert check(WHEREABOUTS_NAD, two, "nad-cni-binaries") == []
+    # The agent now publishes none at all.
+    new_agent = node_state("n1", None)
+    new_agent["status"]["conditions"] = [UNREADABLE]
+    assert StaticClusterView([node("n1"), new_agent]).reporting_nodes == ()
+
+
+def test_a_binary_only_on_nodes_no_new_pod_can_land_on_is_warned() -> None:
+    view = StaticClusterView([
+        tainted("n1", unschedulable=True), node_state("n1", ["macvlan", "whereabouts"]),
+        node("n2"), node_state("n2", ["macvlan"]),
+    ])
+    f = only(check(WHEREABOUTS_NAD, view, "nad-cni-binaries"))
+    assert f.severity == "warn"
+    assert f.field == "spec.config.ipam.type"
+    assert "only node(s) n1 have the CNI binary 'whereabouts', and no new pod can land there now" in f.message
+    # Missing only on a cordoned node: nothing to say, no new pod goes there.
+    lacking = StaticClusterView([
+        tainted("n1", unschedulable=True), node_state("n1", ["macvlan"]),
+        node("n2"), node_state("n2", ["macvlan", "whereabouts"]),
+    ])
+    assert check(WHEREABOUTS_NAD, lacking, "nad-cni-binaries") == []
+    # Uncordoned: the binary counts again.
+    view.put(node("n1"))
+    assert "'whereabouts' is missing on node(s) n2" in only(check(WHEREABOUTS_NAD, view, "nad-cni-binaries")).message
+
+
+def test_when_every_reporting_node_is_closed_they_all_count() -> None:
+    # A one-node cluster being upgraded (talosctl upgrade cordons it): NADs are judged as before.
+    view = StaticClusterView([tainted("n1", unschedulable=True), node_state("n1", ["macvlan", "whereabouts"])])
+    assert check(WHEREABOUTS_NAD, view, "nad-cni-binaries") == []
+    without = StaticClusterView([tainted("n1", unschedulable=True), node_state("n1", ["macvlan"])])
+    f = only(check(WHEREABOUTS_NAD, without, "nad-cni-binaries"))
+    assert "no node has the CNI binary 'whereabouts'" in f.message
+
+
 def test_every_plugin_of_a_conflist_and_its_ipam_is_looked_up() -> None:
     config = {"cniVersion": "1.0.0", "name": "br", "plugins": [
         {"type": "bridge", "bridge": "br1", "ipam": {"type": "whereabouts", "range": "10.9.0.0/24"}},
@@ -223,8 +274,6 @@ def test_nodes_pods_cannot_land_on_are_not_counted() -> None:
     # kubeadm and kind: a control plane tainted NoSchedule and one worker.
     kind_cluster = StaticClusterView([tainted("control-plane", CONTROL_PLANE), node("worker")])
     assert check(HOST_LOCAL_NAD, kind_cluster, "nad-host-local-multi-node") == []
-    cordoned = StaticClusterView([tainted("a", unschedulable=True), node("b")])
-    assert check(HOST_LOCAL_NAD, cordoned, "nad-host-local-multi-node") == []
     dedicated = StaticClusterView([tainted("gpu", ("dedicated", "NoExecute")), node("b")])
     assert check(HOST_LOCAL_NAD, dedicated, "nad-host-local-multi-node") == []
 
@@ -237,8 +286,28 @@ def test_nodes_tainted_for_a_passing_condition_or_only_preferring_no_pods_count(
         tainted("control-plane", CONTROL_PLANE),
     ])
     f = only(check(HOST_LOCAL_NAD, view, "nad-host-local-multi-node"))
-    assert ("host-local on a cluster of 2 nodes (not counting 1 that pods cannot land on, cordoned or tainted): "
+    assert ("host-local on a cluster of 2 nodes (not counting 1 tainted for good, which pods without a toleration "
+            "never land on): " in f.message)
+
+
+def test_a_cordoned_node_counts_pods_land_there_again_once_it_is_uncordoned() -> None:
+    """kubectl drain or talosctl upgrade cordons a node for a while: a host-local NAD admitted then hands
+    out, after the uncordon, the addresses the other node has already given."""
+    cordoned = StaticClusterView([tainted("a", unschedulable=True), node("b")])
+    f = only(check(HOST_LOCAL_NAD, cordoned, "nad-host-local-multi-node"))
+    assert f.severity == "deny"
+    assert ("host-local on a cluster of 2 nodes (1 of them cordoned, which pods land on again once uncordoned): "
             in f.message)
+    # Cordoned and tainted for good: not counted.
+    both = StaticClusterView([tainted("a", CONTROL_PLANE, unschedulable=True), node("b")])
+    assert check(HOST_LOCAL_NAD, both, "nad-host-local-multi-node") == []
+
+
+def test_ciliums_agent_not_ready_taint_passes() -> None:
+    # Cilium taints a node until its agent runs there, at every boot (the talos-cilium stack).
+    view = StaticClusterView([tainted("a", ("node.cilium.io/agent-not-ready", "NoSchedule")), node("b")])
+    f = only(check(HOST_LOCAL_NAD, view, "nad-host-local-multi-node"))
+    assert "host-local on a cluster of 2 nodes: " in f.message
 
 
 def test_a_node_that_lifts_its_taint_is_counted_again() -> None:
@@ -457,6 +526,65 @@ def test_a_default_network_reference_without_namespace_follows_the_policys_multu
     changed = nad_obj("cluster-net", macvlan(whereabouts("10.1.0.0/23")), namespace="multus")
     assert "while 2 pod(s) (apps/both, apps/p)" in only(
         check(changed, view, "nad-in-use-changed", operation="UPDATE", old=target, policy=moved)).message
+
+
+def finished(obj: dict[str, Any], phase: str) -> dict[str, Any]:
+    return {**obj, "status": {"phase": phase}}
+
+
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
+def test_finished_pods_do_not_keep_a_nad_from_being_deleted(phase: str) -> None:
+    """A Job's pod, an evicted one, one failed by a node's graceful shutdown: the kubelet tore its
+    sandbox down (CNI DEL) when it finished. The live view does not even list them (RUNNING_PODS); a
+    state file of `kubectl get pods -o yaml` has them with their phase."""
+    target = nad_obj("net", macvlan(whereabouts("10.1.0.0/24")))
+    view = one_node(target, finished(pod("job-1", networks="net"), phase), pod("web", networks="net"))
+    assert "used by 1 pod(s) (default/web)" in only(check(target, view, "nad-in-use", operation="DELETE")).message
+    view.put(finished(pod("web", networks="net"), phase))  # the status write that ends it
+    assert check(target, view, "nad-in-use", operation="DELETE") == []
+    assert view.pods_using("default", "net", first=5, multus_namespace="kube-system") == (0, [])
+
+
+def test_deleting_a_default_network_of_the_policy_is_denied() -> None:
+    """Multus looks every defaultNetworks entry up as a NAD in its multusNamespace at each ADD of a pod
+    outside systemNamespaces, and fails the pod when it is gone ("failed to get defaultNetworks")."""
+    target = nad_obj("sidecar-net", macvlan(whereabouts("10.1.0.0/24")), namespace="kube-system")
+    policy = Policy.from_text("defaultNetworks: [sidecar-net]\nsystemNamespaces: [kube-system, infra]\n", set())
+    f = only(check(target, one_node(target), "nad-in-use", operation="DELETE", policy=policy))
+    assert f.severity == "deny"
+    assert f.field == "metadata.name"
+    assert ("NAD kube-system/sidecar-net is in defaultNetworks (the policy's, which repeat Multus's config)"
+            in f.message)
+    assert "every new pod outside systemNamespaces (kube-system, infra) would fail to start" in f.message
+    # Another namespace's NAD of that name is not the default network; nor is any NAD without the policy.
+    elsewhere = nad_obj("sidecar-net", macvlan(whereabouts("10.1.0.0/24")), namespace="apps")
+    assert check(elsewhere, one_node(elsewhere), "nad-in-use", operation="DELETE", policy=policy) == []
+    assert check(target, one_node(target), "nad-in-use", operation="DELETE") == []
+    moved = Policy.from_text("defaultNetworks: [sidecar-net]\nmultusNamespace: multus\n", set())
+    assert check(target, one_node(target), "nad-in-use", operation="DELETE", policy=moved) == []
+    # Without cluster state too: it is the policy that names it.
+    assert only(check(target, UNKNOWN_CLUSTER, "nad-in-use", operation="DELETE", policy=policy)).severity == "deny"
+
+
+def profile(name: str, namespace: str, *networks: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "NetworkProfile",
+            "metadata": {"name": name, "namespace": namespace}, "spec": {"networks": list(networks)}}
+
+
+def test_deleting_a_nad_a_network_profile_names_warns_naming_the_profiles() -> None:
+    target = nad_obj("storage", macvlan(whereabouts("10.1.0.0/24")), namespace="apps")
+    view = one_node(target,
+                    profile("db", "apps", {"name": "storage", "interface": "stor0"}),
+                    profile("cache", "tools", {"name": "storage", "namespace": "apps"}),
+                    profile("other", "tools", {"name": "storage"}),  # tools/storage: another NAD
+                    profile("broken", "apps", {"interface": "x"}))
+    f = only(check(target, view, "nad-in-use", operation="DELETE"))
+    assert f.severity == "warn"
+    assert f.field == "metadata.name"
+    assert "NAD apps/storage is named by NetworkProfile(s) apps/db, tools/cache: pods created with them" in f.message
+    view.put(profile("db", "apps", {"name": "elsewhere"}))
+    view.remove(profile("cache", "tools"))
+    assert check(target, view, "nad-in-use", operation="DELETE") == []
 
 
 def test_deleting_a_nad_nobody_uses_is_allowed_and_pod_changes_are_followed() -> None:

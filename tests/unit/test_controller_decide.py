@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -210,6 +211,25 @@ def test_the_agents_report_on_the_new_boot_replaces_the_last_inventory() -> None
     # Not ready yet on the new boot: its inventory counts all the same.
     waiting = state(boot="b3", ready=False, binaries=("bridge",))
     assert desired_labels(rebooted, waiting, decided(rebooted, waiting)) == {"cni.multus-webhook.io/bridge": "true"}
+
+
+def test_an_inventory_the_agent_could_not_read_leaves_the_binary_labels_as_they_are() -> None:
+    """An agent that cannot read the bin directory publishes no inventory (and an older one's empty
+    inventory with its BinDirUnreadable condition is kept as none): the binaries on the disk are not known
+    to be gone."""
+    host = StandInHost()
+    try:
+        host.make_ready("b2", binaries=("multus-shim", "bridge"))
+        layout = dataclasses.replace(host.layout, cni_bin_dir="/does/not/exist")
+        report = evaluate(read_host(layout), layout)
+    finally:
+        host.cleanup()
+    labelled = node(labels={**LAST_INVENTORY, "team": "a"})
+    for status in (status_body("n", report, None, NOW),  # this agent: no cniBinaries
+                   {**status_body("n", report, None, NOW), "cniBinaries": [], "unverifiedBinaries": []}):  # older
+        kept = slim_state({"metadata": {"name": "n"}, "status": {k: v for k, v in status.items() if v is not None}})
+        assert "cniBinaries" not in kept["status"]
+        assert desired_labels(labelled, kept, decided(labelled, kept)) == LAST_INVENTORY
 
 
 def test_a_link_the_agent_cannot_follow_is_labelled_as_the_rules_count_it() -> None:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from webhook import names
-from webhook.agent.probe import READY, Condition, Report
+from webhook.agent.probe import BIN_DIR_UNREADABLE, BINARIES, READY, Condition, Report
 from webhook.kube import format_time, parse_time
 from webhook.objects import as_text
 
@@ -55,14 +55,17 @@ def status_body(node: str, report: Report, previous: Mapping[str, Any] | None, n
     # The host's time as it is, never the write's: only a change of it matters (a clock step must not
     # make it move).
     run = format_time(report.run_since.replace(microsecond=0)) if report.ready and report.run_since else None
+    # A bin directory that cannot be read tells nothing of the binaries: no inventory (null removes it
+    # in the merge patch), not an empty one, which the NAD rules read as a node without any plugin.
+    unread = any(c.type == BINARIES and c.reason == BIN_DIR_UNREADABLE for c in report.conditions)
     return {
         "nodeName": node,
         "bootID": report.boot_id,
         "bootTime": boot_time(report, previous),
-        "cniBinaries": list(report.binaries),
-        "binaryCount": len(report.binaries),
+        "cniBinaries": None if unread else list(report.binaries),
+        "binaryCount": None if unread else len(report.binaries),
         # Apart from cniBinaries: no binary label for them, but the NAD rules count them (see probe).
-        "unverifiedBinaries": list(report.unverified_binaries),
+        "unverifiedBinaries": None if unread else list(report.unverified_binaries),
         "multusReady": report.ready,
         "conditions": conditions,
         "firstReadyBootID": first_boot,

@@ -31,6 +31,9 @@ CONFIG_EXTENSIONS = (".conf", ".conflist", ".json")
 
 # Condition types, one per check; READY is their conjunction.
 BINARIES = "MultusBinaryInstalled"
+#: Its reason when the CNI bin directory cannot be read: the inventory is then not known (none is
+#: published; webhook.cluster.nodes reads an empty one written with it by older agents as none).
+BIN_DIR_UNREADABLE = "BinDirUnreadable"
 CONFIG_FIRST = "MultusConfigFirst"
 PRIMARY = "PrimaryConfigPresent"
 DAEMON = "MultusDaemonAnswering"
@@ -621,7 +624,7 @@ _LINKS_SHOWN = 5
 def _binaries(s: HostSnapshot, layout: HostLayout) -> Condition:
     where = layout.cni_bin_dir
     if s.bin_dir_error:
-        return Condition(BINARIES, False, "BinDirUnreadable", f"cannot read {where}: {s.bin_dir_error}")
+        return Condition(BINARIES, False, BIN_DIR_UNREADABLE, f"cannot read {where}: {s.bin_dir_error}")
     links = ""
     if s.unverified_binaries:
         shown = ", ".join(f"{posixpath.join(where, name)} -> {target}"

@@ -69,6 +69,10 @@ CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 METADATA_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
+#: The pods the cache keeps: those not finished (see resources()).
+RUNNING_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+
+
 #: The ConfigMap (in the webhook's namespace) whose ``policy`` key overrides the policy file.
 POLICY_CONFIGMAP = "multus-webhook-policy"
 POLICY = "PolicyConfigMap"
@@ -117,7 +121,10 @@ def resources(state_namespace: str = STATE_NAMESPACE, kinds: Collection[str] = K
                  crd="network-attachment-definitions.k8s.cni.cncf.io"),
         Resource(NETWORK_PROFILE, "/apis/multus-webhook.io/v1alpha1/networkprofiles",
                  crd="networkprofiles.multus-webhook.io"),
-        Resource(POD, "/api/v1/pods", metadata_only=True),
+        # Running and pending pods only: a Succeeded or Failed pod's sandbox is gone (the kubelet ran CNI
+        # DEL), so it holds no NAD (nad-in-use); a watch with this selector sends DELETED when a pod
+        # finishes. Nothing else reads the cached pods (the repair lists a node's pods itself).
+        Resource(POD, "/api/v1/pods", metadata_only=True, field_selector=RUNNING_PODS),
         # Whole: their nodeName is in the spec. One per node, reduced to a few fields as they come.
         Resource(AGENT_POD, f"/api/v1/namespaces/{state_namespace}/pods",
                  label_selector=",".join(f"{k}={v}" for k, v in AGENT_POD_LABELS.items())),

@@ -45,12 +45,13 @@ def _ready_condition(conditions: Any, keep: tuple[str, ...]) -> list[Mapping[str
 
 
 #: Taints the node lifecycle controller and the kubelet put on a node while it is not ready or under
-#: pressure, and the cloud provider until it has initialised it: they come and go, and the node takes
-#: pods again when they go.
+#: pressure, the cloud provider until it has initialised it, and Cilium until its agent runs on the
+#: node (the talos-cilium stack's, at every boot): they come and go, and the node takes pods again when
+#: they go.
 PASSING_TAINTS = frozenset({
     "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable", "node.kubernetes.io/memory-pressure",
     "node.kubernetes.io/disk-pressure", "node.kubernetes.io/pid-pressure", "node.kubernetes.io/network-unavailable",
-    "node.cloudprovider.kubernetes.io/uninitialized",
+    "node.cloudprovider.kubernetes.io/uninitialized", "node.cilium.io/agent-not-ready",
 })
 _REPELLING = ("NoSchedule", "NoExecute")
 
@@ -114,11 +115,28 @@ _STATE_STATUS = ("nodeName", "cniBinaries", "unverifiedBinaries", "multusReady",
 _STATE_READY = ("type", "reason", "message")
 
 
+#: The agent's condition on the CNI bin directory, and its reason when it cannot read it
+#: (webhook.agent.probe.BINARIES, BIN_DIR_UNREADABLE: the agent's module is not imported here).
+BINARIES_CONDITION = "MultusBinaryInstalled"
+BIN_DIR_UNREADABLE = "BinDirUnreadable"
+
+
+def _bin_dir_unread(conditions: Any) -> bool:
+    return isinstance(conditions, list) and any(
+        isinstance(c, Mapping) and c.get("type") == BINARIES_CONDITION and c.get("reason") == BIN_DIR_UNREADABLE
+        for c in conditions)
+
+
 def slim_state(state: Mapping[str, Any], share: Callable[[Any], Any] = lambda value: value) -> dict[str, Any]:
     """What is read of a MultusNodeState; its inventory as a frozenset, of which ``share`` may return
     one copy of equal ones (nodes mostly report the same binaries)."""
     status = as_mapping(state.get("status"))
     kept = {f: status[f] for f in _STATE_STATUS if f in status}
+    if _bin_dir_unread(status.get("conditions")):
+        # An agent that could not read the bin directory wrote an empty inventory (those before it
+        # published none): not known, rather than a node without a single plugin.
+        kept.pop("cniBinaries", None)
+        kept.pop("unverifiedBinaries", None)
     for f in ("cniBinaries", "unverifiedBinaries"):
         binaries = kept.get(f)
         if isinstance(binaries, list):
@@ -161,8 +179,10 @@ class NodeTable:
         self._listeners: list[Listener] = []
         # Published.
         self.nodes: tuple[NodeInfo, ...] = ()
-        self.schedulable = 0  # how many of self.nodes are
+        self.untainted = 0  # how many of self.nodes are not NodeInfo.tainted
+        self.cordoned = 0  # how many of those are NodeInfo.cordoned
         self.reporting: tuple[str, ...] = ()
+        self.closed_reporting: tuple[str, ...] = ()  # of self.reporting, those not NodeInfo.schedulable
         self.ready: tuple[str, ...] = ()
         self.holders: dict[str, frozenset[str]] = {}
 
@@ -309,9 +329,10 @@ class NodeTable:
             binaries = self._share(binaries | unverified)
         labels = as_mapping(node.get("metadata")).get("labels") if node is not None else None
         # Without a Node object nothing keeps pods off it.
-        closed = node is not None and bool(node["spec"])
+        spec = node["spec"] if node is not None else _EMPTY
         return NodeInfo(name, cni_binaries=binaries if isinstance(binaries, frozenset) else None,
-                        labels=labels if isinstance(labels, Mapping) else _EMPTY, schedulable=not closed)
+                        labels=labels if isinstance(labels, Mapping) else _EMPTY,
+                        cordoned=spec.get("unschedulable") is True, tainted=bool(spec.get("taints")))
 
     def _rebuild(self) -> None:
         infos = {name: info for name in sorted(self._objects or self._node_state)
@@ -324,19 +345,23 @@ class NodeTable:
         # Each published whole, so a reader never sees a half-built inventory.
         self.holders = _one_copy_each({binary: frozenset(names) for binary, names in holders.items()})
         self.nodes = tuple(infos.values())
-        self.schedulable = sum(1 for n in self.nodes if n.schedulable)
+        self.untainted = sum(1 for n in self.nodes if not n.tainted)
+        self.cordoned = sum(1 for n in self.nodes if _cordoned_only(n))
         self.reporting = tuple(n.name for n in self.nodes if n.cni_binaries is not None)
+        self.closed_reporting = tuple(n.name for n in self.nodes if _closed_reporting(n))
         self.ready = tuple(n.name for n in self.nodes if _ready(n))
 
     def _update(self, dirty: set[str]) -> None:
-        listed = reporting = ready = held = False
-        schedulable = self.schedulable
+        listed = reporting = ready = held = closed = False
+        untainted, cordoned = self.untainted, self.cordoned
         for name in dirty:
             new, old = self._info(name), self._infos.get(name)
             if new == old:
                 continue
             listed = True
-            schedulable += (new is not None and new.schedulable) - (old is not None and old.schedulable)
+            untainted += (new is not None and not new.tainted) - (old is not None and not old.tainted)
+            cordoned += (new is not None and _cordoned_only(new)) - (old is not None and _cordoned_only(old))
+            closed |= (old is not None and _closed_reporting(old)) != (new is not None and _closed_reporting(new))
             ready |= (old is not None and _ready(old)) != (new is not None and _ready(new))
             if new is None:
                 del self._infos[name]
@@ -364,11 +389,21 @@ class NodeTable:
             self.holders.update(_one_copy_each(self.holders))
         if listed:
             self.nodes = tuple(self._infos[n] for n in self._names)
-            self.schedulable = schedulable
+            self.untainted, self.cordoned = untainted, cordoned
         if reporting:
             self.reporting = tuple(n.name for n in self.nodes if n.cni_binaries is not None)
+        if closed:
+            self.closed_reporting = tuple(n.name for n in self.nodes if _closed_reporting(n))
         if ready:
             self.ready = tuple(n.name for n in self.nodes if _ready(n))
+
+
+def _cordoned_only(node: NodeInfo) -> bool:
+    return node.cordoned and not node.tainted
+
+
+def _closed_reporting(node: NodeInfo) -> bool:
+    return node.cni_binaries is not None and not node.schedulable
 
 
 def _ready(node: NodeInfo) -> bool:

@@ -43,21 +43,32 @@ def _pages(client: ApiClient, res: Resource, query: Sequence[tuple[str, str]] = 
             yield {**item, "apiVersion": res.api_version, "kind": res.kind}
 
 
+def _whole_pod(client: ApiClient, key: tuple[str, str]) -> Iterator[dict[str, Any]]:
+    """The pod ``key`` whole (none when there is no such pod), for the rules that compare an UPDATE with
+    it; a list of the one pod rather than a get: a list-only identity suffices, as for the rest."""
+    whole = Resource(POD, f"/api/v1/namespaces/{key[0]}/pods")
+    return _pages(client, whole, [("fieldSelector", f"metadata.name={key[1]}")])
+
+
 def _list_all(client: ApiClient, namespace: str, whole_pods: Collection[tuple[str, str]]) -> Iterator[dict[str, Any]]:
     # As the webhook lists them (webhook.cluster.live.resources): whole Nodes (their taints and
     # spec.unschedulable decide which nodes count), Pods with their metadata only, MultusNodeStates of
     # ``namespace`` only. Each object is reduced to what the store keeps as it comes.
     for res in resources(namespace, READ):
         try:
+            seen: set[tuple[str, str]] = set()
             for obj in _pages(client, res):
                 meta = obj["metadata"]
                 key = (meta.get("namespace", ""), meta.get("name", ""))
                 if res.kind == POD and key in whole_pods:
-                    # A pod an input updates is read whole, for the rules that compare; a list of the one
-                    # pod rather than a get: a list-only identity suffices, as for the rest.
-                    whole = Resource(POD, f"/api/v1/namespaces/{key[0]}/pods")
-                    obj = next(_pages(client, whole, [("fieldSelector", f"metadata.name={key[1]}")]), obj)
+                    seen.add(key)
+                    obj = next(_whole_pod(client, key), obj)
                 yield obj
+            if res.kind == POD:
+                # The list leaves finished pods out (as the webhook's watch does); one an input updates
+                # exists all the same: read whole, it makes that input an UPDATE.
+                for key in sorted(set(whole_pods) - seen):
+                    yield from _whole_pod(client, key)
         except ApiException as exc:
             # A CRD that is not installed means no objects of that kind, not an unreadable cluster.
             if not res.crd or exc.status != 404:

@@ -28,7 +28,9 @@ from webhook.multus.selection import (
     DEFAULT_NETWORK_ANNOTATION,
     NETWORKS_ANNOTATION,
     NetworkReference,
+    Where,
     network_references,
+    parse_elements,
 )
 from webhook.objects import as_mapping
 from webhook.rules.view import NodeInfo, ObjectRef
@@ -90,6 +92,10 @@ def scopes_cross_namespace_affinity(quota: Mapping[str, Any]) -> bool:
         as_mapping(e).get("scopeName") == CROSS_NAMESPACE_AFFINITY for e in expressions))
 
 
+#: The phases of a pod whose containers have all ended for good: the kubelet has torn its sandbox down.
+FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
+
+
 #: Profile merges remembered (all profiles together), and the longest annotation value remembered:
 #: a bound on the memory, whatever values pods send.
 MERGES_KEPT = 4096
@@ -103,6 +109,18 @@ FEW_USERS = 64
 #: asked (pods_using), not when stored (the store keeps no annotation to read again). No namespace is
 #: called "".
 UNQUALIFIED = ""
+
+
+def _profile_references(profile: Key, obj: Mapping[str, Any]) -> tuple[Key, ...]:
+    """The NADs a NetworkProfile's spec.networks name, as the pods in its namespace get them (none when
+    they cannot be read: such a profile fails every pod anyway)."""
+    try:
+        parsed = parse_elements(as_mapping(obj.get("spec")).get("networks"), profile[0],
+                                Where("spec.networks", "spec.networks"))
+    except Exception:  # a bug in reading one profile must not stop the list or watch it came in
+        log.exception("NetworkProfile %s/%s: could not read spec.networks; kept as naming no NAD", *profile)
+        return ()
+    return tuple(sorted({(s.namespace, s.name) for s in parsed.selections}))
 
 
 class ClusterStore:
@@ -126,7 +144,10 @@ class ClusterStore:
         # each result, so that a result is used only for the very object it was computed from. A
         # write to any profile starts a new dict.
         self._merges: dict[tuple[str, str, str | None, int, str | None], tuple[Mapping[str, Any], ProfileMerge]] = {}
+        # NAD -> the NetworkProfiles (sorted) whose spec.networks name it; few, each tuple replaced whole.
+        self._profile_users: dict[Key, tuple[Key, ...]] = {}
         # Writer-only bookkeeping.
+        self._profile_refs: dict[Key, tuple[Key, ...]] = {}
         self._nad_entries: dict[Key, tuple[IndexedRange, ...]] = {}
         self._pod_refs: dict[Key, tuple[Key, ...]] = {}
         # One tuple per referenced NAD, shared by every pod that references it (50,000 pods name few
@@ -150,8 +171,8 @@ class ClusterStore:
         return self._node_table.nodes
 
     @property
-    def schedulable_node_count(self) -> int:
-        return self._node_table.schedulable
+    def untainted_node_count(self) -> int:
+        return self._node_table.untainted
 
     @property
     def cni_inventory_known(self) -> bool:
@@ -160,6 +181,14 @@ class ClusterStore:
     @property
     def reporting_nodes(self) -> Sequence[str]:
         return self._node_table.reporting
+
+    @property
+    def cordoned_node_count(self) -> int:
+        return self._node_table.cordoned
+
+    @property
+    def closed_reporting_nodes(self) -> Sequence[str]:
+        return self._node_table.closed_reporting
 
     def binary_holders(self, binary: str) -> frozenset[str]:
         return self._node_table.holders.get(binary, frozenset())
@@ -214,6 +243,9 @@ class ClusterStore:
                 # A pod may name this NAD both ways (networks: kube-system/x, default-network: x).
                 users = tuple(set(users).union(unqualified))
         return len(users), [ObjectRef(*pod) for pod in heapq.nsmallest(first, users)]
+
+    def profiles_using(self, namespace: str, name: str) -> Sequence[ObjectRef]:
+        return [ObjectRef(*profile) for profile in self._profile_users.get((namespace, name), ())]
 
     def unreadable(self, kind: str) -> int:
         """How many objects of ``kind`` (NADs, Pods) are kept without what could not be read from them."""
@@ -364,6 +396,7 @@ class ClusterStore:
                 self._ranges = ranges
             self._nads[key] = obj
         elif kind == NETWORK_PROFILE:
+            self._set_profile_refs(key, _profile_references(key, obj))
             self._profiles[key] = obj
             self._merges = {}
         elif kind == POD:
@@ -388,6 +421,7 @@ class ClusterStore:
             self._nad_entries.pop(key, None)
             self._ranges = ranges
         elif kind == NETWORK_PROFILE:
+            self._set_profile_refs(key, ())
             self._profiles.pop(key, None)
             self._merges = {}
         elif kind == POD:
@@ -432,6 +466,11 @@ class ClusterStore:
         return ranges, binaries
 
     def _references(self, pod: Key, obj: Mapping[str, Any]) -> tuple[Key, ...]:
+        if as_mapping(obj.get("status")).get("phase") in FINISHED_PHASES:
+            # Its sandbox is gone, torn down through the NADs when it finished: it uses none any more.
+            # The live view lists no such pod (webhook.cluster.live.RUNNING_PODS); a state file may hold some.
+            self._unreadable[POD].pop(pod, None)
+            return ()
         annotations = as_mapping(metadata(obj).get("annotations"))
         if NETWORKS_ANNOTATION not in annotations and DEFAULT_NETWORK_ANNOTATION not in annotations:
             refs: tuple[NetworkReference, ...] = ()
@@ -468,6 +507,23 @@ class ClusterStore:
             self._remove_user(nad, pod)
         for nad in set(refs).difference(old):
             self._add_user(nad, pod)
+
+    def _set_profile_refs(self, profile: Key, refs: tuple[Key, ...]) -> None:
+        old = self._profile_refs.get(profile, ())
+        if refs == old:
+            return
+        if refs:
+            self._profile_refs[profile] = refs
+        else:
+            self._profile_refs.pop(profile, None)
+        for nad in set(old).difference(refs):
+            left = tuple(p for p in self._profile_users.get(nad, ()) if p != profile)
+            if left:
+                self._profile_users[nad] = left
+            else:
+                self._profile_users.pop(nad, None)
+        for nad in set(refs).difference(old):
+            self._profile_users[nad] = tuple(sorted((*self._profile_users.get(nad, ()), profile)))
 
     def _add_user(self, nad: Key, pod: Key) -> None:
         # A tuple copied on every change costs O(users) per pod event: with 50,000 pods on one NAD, a

@@ -221,7 +221,10 @@ def desired_labels(node: Mapping[str, Any], state: Mapping[str, Any] | None, ver
     kept = verdict.ready is None and current.get(READY_LABEL) == "true"
     labels = {READY_LABEL: "true"} if verdict.ready or kept else {}
     boot = node_boot_id(node)
-    if state is not None and boot is not None and _get(state, "status", "bootID") == boot:
+    # An inventory not known on this boot (the agent cannot read the bin directory: it publishes none)
+    # leaves the labels as they are, as a boot not reported on yet does.
+    if (state is not None and boot is not None and _get(state, "status", "bootID") == boot
+            and isinstance(_get(state, "status", "cniBinaries"), (list, frozenset))):
         # A link the agent cannot follow too: the mutation's gate requires a label for every binary the
         # rules count as there, and without it every pod needing a distribution-packaged plugin (a link
         # to /usr/libexec/cni) would stay Pending, or fail at a kubelet restart under a node affinity gate.

@@ -14,6 +14,7 @@ from webhook.names import ALLOW_HOST_LOCAL_ANNOTATION
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.registry import SPEC_CONFIG, annotation, rule
 from webhook.rules.subject import Subject
+from webhook.rules.view import ClusterView
 
 NAD = {"NetworkAttachmentDefinition"}
 
@@ -36,26 +37,43 @@ def _some(names: Sequence[str], what: str = "", *, total: int | None = None) -> 
 def cni_binaries(subject: Subject) -> Iterator[Violation]:
     """Every binary a NAD runs (each plugin type and IPAM type) must be in the CNI bin directory of
     the node a pod lands on, or the pod stays in ContainerCreating. Checked against the binaries the
-    nodes report in their MultusNodeState: missing on every reporting node is a denial, missing on
-    some is a warning naming them. When no node reports, nothing is known and nothing is said."""
+    nodes report in their MultusNodeState, among those new pods can land on (not cordoned, not tainted
+    for good): missing on every one of them is a denial (a warning when cordoned or tainted nodes have
+    it: a cordon is most often maintenance), missing on some is a warning naming them. When
+    every reporting node is cordoned or tainted (a one-node cluster being upgraded), all of them count.
+    When no node reports (or none can read its bin directory), nothing is known and nothing is said."""
     netconf = subject.nad_config.netconf
     reporting = subject.view.reporting_nodes
     if netconf is None or not reporting:
         return
+    closed = frozenset(subject.view.closed_reporting_nodes)
+    if len(closed) == len(reporting):
+        closed = frozenset()  # no reporting node takes pods now: judged on them all rather than on none
+    open_count = len(reporting) - len(closed)
     for binary, path in netconf.binary_fields():
         holders = subject.view.binary_holders(binary)
-        if len(holders) == len(reporting):
+        open_holders = len(holders) - sum(1 for name in closed if name in holders)
+        if open_holders == open_count:
             continue
-        missing = [name for name in reporting if name not in holders]
-        if not holders:
+        if not open_holders:
+            # Only on nodes closed for now (a cordon for maintenance, most often): warned, not denied; a
+            # GitOps sync during a drain would be refused for what the uncordon gives back.
+            if holders:
+                where = (f"only node(s) {_some(sorted(holders))} have the CNI binary {binary!r}, and no new pod "
+                         f"can land there now (cordoned or tainted; checked the {len(reporting)} node(s) that "
+                         "report their CNI binaries)")
+            else:
+                where = (f"no node has the CNI binary {binary!r} (checked the {len(reporting)} node(s) that report "
+                         "their CNI binaries)")
             yield Violation(
                 path,
-                f"{path} is {binary}, but no node has the CNI binary {binary!r} (checked the {len(reporting)} "
-                f"node(s) that report their CNI binaries): pods on this network would stay in "
+                f"{path} is {binary}, but {where}: pods on this network would stay in "
                 f"ContainerCreating; install the {binary} plugin into the nodes' CNI bin directory "
                 "(/opt/cni/bin) or fix the type",
+                Severity.WARN if holders else None,
             )
-        elif missing:
+        else:
+            missing = [name for name in reporting if name not in holders and name not in closed]
             yield Violation(
                 path,
                 f"{path}: the CNI binary {binary!r} is missing on node(s) {_some(missing)}: pods on this "
@@ -81,22 +99,23 @@ def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
     hands out the same addresses on each of them (multus-cni #52, #144, #529, #1150). When pods can land
     on more than one node it is refused unless the NAD carries the annotation
     multus-webhook.io/allow-host-local: "true" (segments local to each node), which turns the
-    denial into a warning. Nodes pods cannot land on are not counted: cordoned ones, and those with a
-    NoSchedule or NoExecute taint other than a not-ready node's (a kubeadm control plane), though a pod
-    may tolerate it. Nor is host-local behind ptp or dummy, whose addresses never leave the node (ptp
-    routes each pod's address to it on its own node only: upstream's own ptp example uses host-local)."""
+    denial into a warning. Nodes tainted NoSchedule or NoExecute for good (a kubeadm control plane) are
+    not counted, though a pod may tolerate the taint; cordoned nodes and those tainted for a passing
+    condition (not ready, under pressure, Cilium's agent not ready yet) are: a drain or an upgrade ends,
+    and pods land there again with the same addresses. Nor is host-local behind ptp or dummy, whose
+    addresses never leave the node (ptp routes each pod's address to it on its own node only: upstream's
+    own ptp example uses host-local)."""
     netconf = subject.nad_config.netconf
-    count = subject.view.schedulable_node_count
+    count = subject.view.untainted_node_count
     if netconf is None or count <= 1:
         return
-    closed = len(subject.view.nodes()) - count
-    cluster = f"a cluster of {count} nodes" + (
-        f" (not counting {closed} that pods cannot land on, cordoned or tainted)" if closed else "")
     allowed = subject.annotations.get(ALLOW_HOST_LOCAL_ANNOTATION) == "true"
+    cluster = ""
     for plugin in netconf.plugins:
         if plugin.ipam_type != "host-local" or plugin.ipam is None or plugin.type in NODE_LOCAL_PLUGINS:
             continue
         path = plugin.ipam_type_path
+        cluster = cluster or _cluster_text(subject.view, count)
         if allowed:
             yield Violation(
                 path,
@@ -114,6 +133,15 @@ def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
                 "...}), cluster-wide IPAM that must first be installed on the nodes (its own DaemonSet: "
                 "multus-webhook does not ship it)",
             )
+
+
+def _cluster_text(view: ClusterView, count: int) -> str:
+    """``count`` nodes in words, with the cordoned ones among them and the tainted ones left out."""
+    tainted = len(view.nodes()) - count
+    cordoned = view.cordoned_node_count
+    notes = ([f"{cordoned} of them cordoned, which pods land on again once uncordoned"] if cordoned else []) + (
+        [f"not counting {tainted} tainted for good, which pods without a toleration never land on"] if tainted else [])
+    return f"a cluster of {count} nodes" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 # --- overlapping ranges ---------------------------------------------------------------------------
@@ -208,16 +236,44 @@ def in_use(subject: Subject) -> Iterator[Violation]:
     cached at ADD (under /var/lib/cni/multus); when that cache is gone, it reads the NADs again, and a
     deleted one is skipped: its addresses leak
     (multus-cni #199). Deleting a NAD that pods still reference (through the networks or the
-    default-network annotation) leaves their teardown to that cache."""
-    count, pods = subject.view.pods_using(subject.namespace, subject.name, first=SHOWN,
-                                            multus_namespace=subject.policy.multus_namespace)
+    default-network annotation) leaves their teardown to that cache. Finished pods (Succeeded, Failed)
+    do not count: the kubelet tore their sandboxes down when they ended. Deleting a NAD the policy's
+    defaultNetworks name (in its multusNamespace) is refused too: Multus looks each default network up
+    at every ADD of a pod outside systemNamespaces and fails the pod when it is gone. Deleting a NAD a
+    NetworkProfile names is a warning: the pods created with that profile afterwards are refused
+    (pod-networks-nad-exists)."""
+    namespace, name = subject.namespace, subject.name
+    count, pods = subject.view.pods_using(namespace, name, first=SHOWN,
+                                          multus_namespace=subject.policy.multus_namespace)
     if count:
         yield Violation(
             "metadata.name",
-            f"NAD {subject.namespace}/{subject.name} is still used by {_pods_text(count, pods)}: where Multus has "
+            f"NAD {namespace}/{name} is still used by {_pods_text(count, pods)}: where Multus has "
             "lost its cached copy of their networks, it reads this NAD to tear their interfaces down and "
             "release their addresses, which would leak without it; delete those pods first",
         )
+    defaults = subject.policy.default_networks
+    # Multus takes a default network's name with a "/" in it for a file path, never for a NAD.
+    if namespace == subject.policy.multus_namespace and name in defaults.names and "/" not in name:
+        system = ", ".join(defaults.system_namespaces) or "none"
+        yield Violation(
+            "metadata.name",
+            f"NAD {namespace}/{name} is in defaultNetworks (the policy's, which repeat Multus's config): "
+            f"Multus looks it up in its multusNamespace {namespace} at every pod ADD, so every new pod outside "
+            f"systemNamespaces ({system}) would fail to start (failed to get defaultNetworks), unless Multus's "
+            "confDir has a CNI config of that name; remove it from defaultNetworks in Multus's config and in "
+            "the policy first",
+        )
+    if subject.view.known:
+        profiles = [str(p) for p in subject.view.profiles_using(namespace, name)]
+        if profiles:
+            yield Violation(
+                "metadata.name",
+                f"NAD {namespace}/{name} is named by NetworkProfile(s) {_some(profiles)}: pods created with "
+                "them afterwards would be refused (the NAD does not exist); change those profiles or "
+                "create the NAD again",
+                Severity.WARN,
+            )
 
 
 def _config(obj: Mapping[str, Any]) -> Any:

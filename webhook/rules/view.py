@@ -24,10 +24,18 @@ class NodeInfo:
     cni_binaries: frozenset[str] | None = None
     #: The node's labels of ours (webhook.names.is_own_label): the only ones anything reads.
     labels: Mapping[str, str] = field(default_factory=dict)
-    #: False when pods cannot land there: the node is cordoned, or has a NoSchedule or NoExecute taint
-    #: other than those of a node that is not ready for now (webhook.cluster.nodes.PASSING_TAINTS). A pod
-    #: may tolerate a taint; rules that deny count such nodes out all the same.
-    schedulable: bool = True
+    #: Cordoned (spec.unschedulable): no new pod lands there until it is uncordoned, which a drain or an
+    #: upgrade (talosctl upgrade, kubectl drain) does once it is over.
+    cordoned: bool = False
+    #: Has a NoSchedule or NoExecute taint other than those of a node that is not ready for now
+    #: (webhook.cluster.nodes.PASSING_TAINTS), such as a kubeadm control plane's: pods stay off it for
+    #: good. A pod may tolerate a taint; rules that deny count such nodes out all the same.
+    tainted: bool = False
+
+    @property
+    def schedulable(self) -> bool:
+        """Whether a new pod can land there now."""
+        return not self.cordoned and not self.tainted
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -50,9 +58,10 @@ class ClusterView(Protocol):
         ...
 
     @property
-    def schedulable_node_count(self) -> int:
-        """How many of nodes() pods can land on (NodeInfo.schedulable); kept up to date as nodes
-        change, since admission asks on every NAD review and there may be thousands of nodes."""
+    def untainted_node_count(self) -> int:
+        """How many of nodes() pods can land on now or once uncordoned (NodeInfo.tainted False); kept up
+        to date as nodes change, since admission asks on every NAD review and there may be thousands of
+        nodes."""
         ...
 
     @property
@@ -64,6 +73,17 @@ class ClusterView(Protocol):
     @property
     def reporting_nodes(self) -> Sequence[str]:
         """Names of the nodes that report their CNI binaries, sorted."""
+        ...
+
+    @property
+    def cordoned_node_count(self) -> int:
+        """How many of those untainted_node_count counts are cordoned (kept up to date likewise)."""
+        ...
+
+    @property
+    def closed_reporting_nodes(self) -> Sequence[str]:
+        """Names (sorted) of the reporting nodes that no new pod can land on now (NodeInfo.schedulable
+        False): usually none, or the few being drained."""
         ...
 
     def binary_holders(self, binary: str) -> frozenset[str]:
@@ -109,6 +129,10 @@ class ClusterView(Protocol):
         where a default-network reference without a namespace points."""
         ...
 
+    def profiles_using(self, namespace: str, name: str) -> Sequence[ObjectRef]:
+        """The NetworkProfiles (sorted) whose spec.networks name this NAD."""
+        ...
+
     def cross_namespace_affinity_quotas(self, namespace: str) -> Sequence[str]:
         """The names (sorted) of the ResourceQuotas in ``namespace`` whose scopes include
         CrossNamespacePodAffinity: they count, and may forbid, pods with a pod affinity term that names
@@ -130,7 +154,7 @@ class UnknownCluster:
         return ()
 
     @property
-    def schedulable_node_count(self) -> int:
+    def untainted_node_count(self) -> int:
         return 0
 
     @property
@@ -139,6 +163,14 @@ class UnknownCluster:
 
     @property
     def reporting_nodes(self) -> Sequence[str]:
+        return ()
+
+    @property
+    def cordoned_node_count(self) -> int:
+        return 0
+
+    @property
+    def closed_reporting_nodes(self) -> Sequence[str]:
         return ()
 
     def binary_holders(self, binary: str) -> frozenset[str]:
@@ -168,6 +200,9 @@ class UnknownCluster:
     def pods_using(self, namespace: str, name: str, *, first: int,
                    multus_namespace: str) -> tuple[int, Sequence[ObjectRef]]:
         return 0, ()
+
+    def profiles_using(self, namespace: str, name: str) -> Sequence[ObjectRef]:
+        return ()
 
     def cross_namespace_affinity_quotas(self, namespace: str) -> Sequence[str]:
         return ()
