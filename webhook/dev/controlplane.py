@@ -161,14 +161,19 @@ def start_on_port(spawn: Callable[[], subprocess.Popen[bytes]], ready: Callable[
         attempt += 1
 
 
-def wait_http(url: str, timeout: float, *, proc: subprocess.Popen[bytes], what: str) -> None:
-    """As wait_https, for a plain HTTP endpoint (etcd's /health), never through a proxy."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+def wait_http(url: str, timeout: float, *, proc: subprocess.Popen[bytes] | None = None, what: str = "",
+              context: ssl.SSLContext | None = None) -> None:
+    """Until ``url`` answers 200 (etcd's /health; with ``context``, an HTTPS one), never through a proxy:
+    what it waits for is on loopback. Raises ControlPlaneError when ``proc`` exits first, or at the end."""
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+    if context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    opener = urllib.request.build_opener(*handlers)
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ControlPlaneError(f"{what} exited with {proc.returncode} before it was ready")
+        if proc is not None and proc.poll() is not None:
+            raise ControlPlaneError(f"{what or url} exited with {proc.returncode} before it was ready")
         try:
             with opener.open(url, timeout=2) as resp:
                 if resp.status == 200:
@@ -176,7 +181,7 @@ def wait_http(url: str, timeout: float, *, proc: subprocess.Popen[bytes], what: 
         except (urllib.error.URLError, OSError) as exc:
             last = str(exc)
         time.sleep(0.1)
-    raise ControlPlaneError(f"{what} not ready after {timeout:.0f}s: {last}")
+    raise ControlPlaneError(f"{what or url} not ready after {timeout:.0f}s: {last}")
 
 
 def wait_https(url: str, ca: Path, timeout: float, *, client: tuple[Path, Path] | None = None,
@@ -184,19 +189,7 @@ def wait_https(url: str, ca: Path, timeout: float, *, client: tuple[Path, Path] 
     ctx = ssl.create_default_context(cafile=str(ca))
     if client:
         ctx.load_cert_chain(*client)
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise ControlPlaneError(f"{what or url} exited with {proc.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(url, context=ctx, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError) as exc:
-            last = str(exc)
-        time.sleep(0.2)
-    raise ControlPlaneError(f"{what or url} not ready after {timeout:.0f}s: {last}")
+    wait_http(url, timeout, proc=proc, what=what, context=ctx)
 
 
 class ControlPlane:
