@@ -303,6 +303,26 @@ CASES = [
     # struct. Other fields of args.cni, and tap's args.cni, are not read.
     Case("bridge-args-cni-mac-number", one({"type": "bridge", "bridge": "mwbr10", "args": {"cni": {"mac": 5}}}),
          "cannot unmarshal number into Go struct field BridgeArgs.args.cni.mac", rule="nad-plugin-mac"),
+    # bridge takes a non-empty runtimeConfig.mac, else a non-empty args.cni.mac, else MAC= (loadNetConf), and
+    # hands it to net.ParseMAC for its container veth.
+    Case("bridge-args-cni-mac-unparsable",
+         one({"type": "bridge", "bridge": "mwbr10", "args": {"cni": {"mac": "zz"}}}),
+         "invalid MAC address", rule="nad-plugin-mac"),
+    Case("bridge-runtime-config-mac-unparsable",
+         one({"type": "bridge", "bridge": "mwbr10", "runtimeConfig": {"mac": "zz"},
+              "args": {"cni": {"mac": "02:00:00:00:00:09"}}}),
+         "invalid MAC address", rule="nad-plugin-mac"),
+    Case("bridge-args-cni-mac-empty", one({"type": "bridge", "bridge": "mwbr10", "args": {"cni": {"mac": ""}}})),
+    # The kernel refuses them on the container's veth.
+    Case("bridge-args-cni-mac-multicast",
+         one({"type": "bridge", "bridge": "mwbr10", "args": {"cni": {"mac": "03:00:00:00:00:01"}}}),
+         "cannot assign requested address", rule="nad-plugin-mac"),
+    Case("bridge-args-cni-mac-zero",
+         one({"type": "bridge", "bridge": "mwbr10", "args": {"cni": {"mac": "00:00:00:00:00:00"}}}),
+         "cannot assign requested address", rule="nad-plugin-mac"),
+    Case("bridge-args-cni-mac-eight-bytes",
+         one({"type": "bridge", "bridge": "mwbr10", "args": {"cni": {"mac": "02:00:00:00:00:00:00:01"}}}),
+         "failed to make veth pair: invalid argument", rule="nad-plugin-mac"),
     Case("bridge-args-string", one({"type": "bridge", "bridge": "mwbr10", "args": "x"}),
          "cannot unmarshal string", rule="nad-plugin-field-types"),
     Case("bridge-args-cni-list", one({"type": "bridge", "bridge": "mwbr10", "Args": {"CNI": []}}),
@@ -1526,6 +1546,12 @@ POD_CASES = [
     # bridge decodes args.cni.mac, where Multus merges the pod's cni-args, as a string.
     PodCase("bridge-cni-args-mac-number", one({"type": "bridge", "bridge": "mwbr11"}), {"cni-args": {"mac": 5}},
             "cannot unmarshal number into Go struct field BridgeArgs.args.cni.mac", denied_by=TUNING_ARGS,
+            kernel=frozenset()),
+    PodCase("bridge-cni-args-mac-unparsable", one({"type": "bridge", "bridge": "mwbr11"}), {"cni-args": {"mac": "zz"}},
+            "invalid MAC address", denied_by=TUNING_ARGS, kernel=frozenset()),
+    # The NAD's args.cni.mac (the pod's cni-args merged in) comes before the MAC= the pod's mac gives.
+    PodCase("bridge-cni-args-mac-over-mac", one({"type": "bridge", "bridge": "mwbr11"}),
+            {"mac": MAC_ADDRESS, "cni-args": {"mac": "zz"}}, "invalid MAC address", denied_by=TUNING_ARGS,
             kernel=frozenset()),
     # static reads an IPv4-mapped CIDR as IPv4: ::ffff:10.83.0.7/120 is 10.83.0.7/24.
     PodCase("static-cni-args-ips-mapped", one(macvlan({"type": "static"})),

@@ -616,6 +616,21 @@ def test_cni_args_mac_a_bridge_cannot_decode_is_refused() -> None:
     assert findings(networks({"name": "br", "cni-args": {"mac": "02:00:00:00:00:09", "mtu": "x"}}), v) == []
 
 
+def test_cni_args_mac_a_bridge_cannot_set_is_refused() -> None:
+    # bridge takes args.cni.mac ahead of the MAC= the pod's mac gives, and hands it to net.ParseMAC.
+    v = view(nad("br", json.dumps({"cniVersion": "1.0.0", "type": "bridge", "bridge": "br0"})))
+    [(severity, message)] = only("pod-networks-cni-args-tuning",
+                                 findings(networks({"name": "br", "cni-args": {"mac": "zz"}}), v))
+    assert severity == "deny"
+    assert message.startswith(f"{CNI_ARGS}.mac is 'zz', not a MAC address: the bridge plugin reads")
+    assert only("pod-networks-cni-args-tuning", findings(networks(
+        {"name": "br", "mac": "02:00:00:00:00:01", "cni-args": {"mac": "zz"}}), v)) != []
+    # A non-empty runtimeConfig.mac of the NAD comes first: the pod's never reaches the veth.
+    literal = view(nad("br", json.dumps({"cniVersion": "1.0.0", "type": "bridge", "bridge": "br0",
+                                         "runtimeConfig": {"mac": "02:00:00:00:00:07"}})))
+    assert findings(networks({"name": "br", "cni-args": {"mac": "zz"}}), literal) == []
+
+
 def test_cni_args_findings_name_the_key_the_pod_wrote() -> None:
     # Multus matches "cni-args" as Go does, case-insensitively: a message names the key as written.
     v = view(nad("static", macvlan_with({"type": "static"})))
@@ -879,7 +894,10 @@ def test_cni_args_tuning_fields_that_tuning_reads_are_allowed() -> None:
     # Multus hands the numbers on as Go encodes a float64: 1400.0 reaches tuning as 1400.
     assert findings(networks({"name": "tuned", "cni-args": {"mtu": 1400.0}}), tuned({})) == []
     # The NAD's "mac" sorts after the pod's "Mac" and replaces it before tuning reads it.
-    assert findings(networks({"name": "tuned", "cni-args": {"Mac": "zz"}}), tuned({"mac": "02:00:00:00:00:01"})) == []
+    # (The bridge before it reads the pod's "Mac" as its args.cni.mac, and fails on it.)
+    [(_, _, message)] = findings(networks({"name": "tuned", "cni-args": {"Mac": "zz"}}),
+                                 tuned({"mac": "02:00:00:00:00:01"}))
+    assert message.endswith("the bridge plugin of NAD apps/tuned)")
     # The NAD's own mistyped field is nad-plugin-field-types'; no tuning plugin reads them here.
     assert findings(networks({"name": "tuned", "cni-args": {"mac": "02:00:00:00:00:01"}}), tuned({"mtu": "x"})) == []
     assert findings(networks({"name": "bridge", "cni-args": {"mtu": "x"}}), view(nad("bridge", json.dumps(

@@ -661,7 +661,9 @@ def cni_args_tuning(subject: Subject) -> Iterator[Violation]:
     net.ParseMAC does not read fails setting it, and the kernel refuses an mtu below 0; either way the pod's
     ADD fails on every try and the pod never starts. Multus passes the numbers as Go encodes a float64
     ("mtu": 1500.0 arrives as 1500). bridge decodes args.cni.mac (its BridgeArgs) as a string: "mac": 5 fails
-    it the same way."""
+    it the same way; it sets a non-empty one on the container's veth unless a non-empty runtimeConfig.mac
+    comes first (ahead of the pod's own mac, MAC= in CNI_ARGS), so a mac net.ParseMAC does not read, or one
+    the kernel refuses on an Ethernet device (multicast, all zeros, not six bytes), fails the ADD."""
     names = [name for name in TUNING_ARGS_CNI if name != "sysctl"]
     for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, names, _reads_args_cni):
         base = _cni_args_at(ref)
