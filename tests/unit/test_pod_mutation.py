@@ -1511,3 +1511,34 @@ def test_the_policy_can_make_the_gate_a_node_affinity_in_every_namespace() -> No
 def test_an_unknown_gate_in_the_policy_is_refused_naming_the_key() -> None:
     with pytest.raises(PolicyError, match="policy: readinessGate: Input should be 'podAffinity' or 'nodeAffinity'"):
         Policy.from_text("readinessGate: nodeaffinity\n", set())
+
+
+def profile_ips(ips: list[str], v: StaticClusterView | None) -> list[tuple[str, str]]:
+    """networkprofile-networks on a profile whose one network is NAD apps/hostlocal with these ips."""
+    subject = Subject(profile("web", [{"name": "hostlocal", "ips": ips}]), "NetworkProfile",
+                      **({"view": v} if v is not None else {}), default_namespace="apps")
+    return [(str(f.severity), f.message) for f in evaluate(subject, Policy()) if f.rule == "networkprofile-networks"]
+
+
+def test_a_profiles_ips_host_local_cannot_give_are_refused_as_on_a_pod() -> None:
+    v = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"})))
+    [(severity, message)] = profile_ips(["10.99.0.1"], v)
+    assert severity == "deny"
+    assert message.startswith("spec.networks[0].ips[0] 10.99.0.1 lies in none of host-local's ranges")
+    assert message.endswith("the plugin with the host-local IPAM of NAD apps/hostlocal, in every pod using this "
+                            "profile)")
+    [(_, gateway)] = profile_ips(["10.30.0.1"], v)
+    assert "is the gateway of spec.config.ipam" in gateway
+    assert profile_ips(["10.30.0.9"], v) == []
+    # The NAD's literal runtimeConfig.ipRanges count as on a pod.
+    literal = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"},
+                                                 runtimeConfig={"ipRanges": [[{"subnet": "10.99.0.0/24"}]]})))
+    assert profile_ips(["10.99.0.7"], literal) == []
+
+
+def test_a_profiles_ips_on_an_unknown_nad_warn_that_they_are_unchecked() -> None:
+    for v, unknown in ((view(), "which does not exist (yet)"), (None, "which is not known here (no cluster state)")):
+        [(severity, message)] = profile_ips(["10.99.0.1"], v)
+        assert severity == "warn"
+        assert message.startswith(f"spec.networks[0].ips requests 10.99.0.1, not checked against NAD apps/hostlocal, "
+                                  f"{unknown}: if its IPAM is host-local")

@@ -429,8 +429,19 @@ def ips_ipam(subject: Subject) -> Iterator[Violation]:
                                 "network's prefix length, e.g. 10.1.0.5/24")
 
 
+def host_local_ips_violations(ref: NetworkReference, nad: Mapping[str, Any], netconf: NetConf,
+                              pods: str = "") -> Iterator[Violation]:
+    """What pod-networks-ips-host-local finds in the ips of selection ``ref`` of ``nad`` (whose config is
+    ``netconf``), for each plugin with the host-local IPAM. ``pods`` says which pods request them, when
+    not just the one judged (e.g. a profile's)."""
+    filled = multus_fills(ref, nad)
+    for plugin in netconf.plugins:
+        if plugin.ipam_type == "host-local":
+            yield from _host_local_requested(ref, plugin, f"NAD {ref.namespace}/{ref.name}", filled, pods)
+
+
 def _host_local_requested(ref: NetworkReference, plugin: PluginConf, nad_ref: str,
-                          filled: frozenset[str]) -> Iterator[Violation]:
+                          filled: frozenset[str], pods: str = "") -> Iterator[Violation]:
     """What host-local (``plugin``'s IPAM) cannot give of the address a selection requests: it takes it
     from IP= in CNI_ARGS (and runtimeConfig.ips, with the capability) together with args.cni.ips (the
     NAD's, and the selection's "cni-args" merged in) and, when no capability the plugin declares is
@@ -449,7 +460,7 @@ def _host_local_requested(ref: NetworkReference, plugin: PluginConf, nad_ref: st
     for problem in host_local_unallocatable([*request.requested, (at, addr)], request.sets, POD_NEVER_STARTS):
         if problem.field == at:
             yield Violation(at, f"{problem.message} (Multus passes it in CNI_ARGS to {plugin.path}, the plugin with "
-                                f"the host-local IPAM of {nad_ref})")
+                                f"the host-local IPAM of {nad_ref}{f', in {pods}' if pods else ''})")
 
 
 @rule("pod-networks-ips-host-local", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
@@ -465,12 +476,8 @@ def ips_host_local(subject: Subject) -> Iterator[Violation]:
     for ref in subject.network_references:
         nad = subject.view.nad(ref.namespace, ref.name) if ref.selection.ips else None
         netconf = nad_netconf(nad) if nad is not None else None
-        if nad is None or netconf is None:
-            continue
-        filled = multus_fills(ref, nad)
-        for plugin in netconf.plugins:
-            if plugin.ipam_type == "host-local":
-                yield from _host_local_requested(ref, plugin, f"NAD {ref.namespace}/{ref.name}", filled)
+        if nad is not None and netconf is not None:
+            yield from host_local_ips_violations(ref, nad, netconf)
 
 
 @rule("pod-networks-static-ip-range", kinds=POD, severity=Severity.WARN, judges=[NETWORKS, DEFAULT_NETWORK],
