@@ -122,9 +122,9 @@ def macvlan(ipam: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
 
 
 def hl(ranges: list[list[dict[str, Any]]] | None = None, **fields: Any) -> dict[str, Any]:
-    """macvlan with host-local IPAM: ``ranges``, and ``fields`` in the IPAM section, but args, Args and
-    capabilities beside it."""
-    outside = {k: fields.pop(k) for k in ("args", "Args", "capabilities") if k in fields}
+    """macvlan with host-local IPAM: ``ranges``, and ``fields`` in the IPAM section, but args, Args,
+    capabilities and runtimeConfig beside it."""
+    outside = {k: fields.pop(k) for k in ("args", "Args", "capabilities", "runtimeConfig") if k in fields}
     return macvlan({"type": "host-local", **({"ranges": ranges} if ranges is not None else {}), **fields}, **outside)
 
 
@@ -303,6 +303,26 @@ CASES = [
     # struct. Other fields of args.cni, and tap's args.cni, are not read.
     Case("bridge-args-cni-mac-number", one({"type": "bridge", "bridge": "mwbr10", "args": {"cni": {"mac": 5}}}),
          "cannot unmarshal number into Go struct field BridgeArgs.args.cni.mac", rule="nad-plugin-mac"),
+    # bridge takes a non-empty runtimeConfig.mac, else a non-empty args.cni.mac, else MAC= (loadNetConf), and
+    # hands it to net.ParseMAC for its container veth.
+    Case("bridge-args-cni-mac-unparsable",
+         one({"type": "bridge", "bridge": "mwbr10", "args": {"cni": {"mac": "zz"}}}),
+         "invalid MAC address", rule="nad-plugin-mac"),
+    Case("bridge-runtime-config-mac-unparsable",
+         one({"type": "bridge", "bridge": "mwbr10", "runtimeConfig": {"mac": "zz"},
+              "args": {"cni": {"mac": "02:00:00:00:00:09"}}}),
+         "invalid MAC address", rule="nad-plugin-mac"),
+    Case("bridge-args-cni-mac-empty", one({"type": "bridge", "bridge": "mwbr10", "args": {"cni": {"mac": ""}}})),
+    # The kernel refuses them on the container's veth.
+    Case("bridge-args-cni-mac-multicast",
+         one({"type": "bridge", "bridge": "mwbr10", "args": {"cni": {"mac": "03:00:00:00:00:01"}}}),
+         "cannot assign requested address", rule="nad-plugin-mac"),
+    Case("bridge-args-cni-mac-zero",
+         one({"type": "bridge", "bridge": "mwbr10", "args": {"cni": {"mac": "00:00:00:00:00:00"}}}),
+         "cannot assign requested address", rule="nad-plugin-mac"),
+    Case("bridge-args-cni-mac-eight-bytes",
+         one({"type": "bridge", "bridge": "mwbr10", "args": {"cni": {"mac": "02:00:00:00:00:00:00:01"}}}),
+         "failed to make veth pair: invalid argument", rule="nad-plugin-mac"),
     Case("bridge-args-string", one({"type": "bridge", "bridge": "mwbr10", "args": "x"}),
          "cannot unmarshal string", rule="nad-plugin-field-types"),
     Case("bridge-args-cni-list", one({"type": "bridge", "bridge": "mwbr10", "Args": {"CNI": []}}),
@@ -1152,6 +1172,18 @@ CASES = [
     Case("host-local-args-ips-gateway",
          one(hl(ranges=[[{"subnet": "10.10.0.0/24", "gateway": "10.10.0.9"}]], args={"cni": {"ips": ["10.10.0.9"]}})),
          "requested ip 10.10.0.9 is subnet's gateway", kernel=MAC, rule=HOST_LOCAL),
+    # The NAD's literal runtimeConfig reaches host-local when libcni injects none (no declared capability
+    # gets a value): its ipRanges go ahead of the ranges, its ips join args.cni.ips. Multus never passes
+    # ipRanges: the capability alone leaves host-local without them.
+    Case("host-local-literal-ip-ranges-args-ips",
+         one(hl(ranges=HL10, runtimeConfig={"ipRanges": [[{"subnet": "10.79.0.0/24"}]]},
+                args={"cni": {"ips": ["10.79.0.7"]}})), kernel=MAC),
+    Case("host-local-literal-ip-ranges-only", one(hl(runtimeConfig={"ipRanges": [[{"subnet": "10.79.0.0/24"}]]})),
+         kernel=MAC),
+    Case("host-local-ip-ranges-capability-only", one(hl(capabilities={"ipRanges": True})),
+         "no IP ranges specified", kernel=MAC, rule=HOST_LOCAL),
+    Case("host-local-literal-ips-outside", one(hl(ranges=HL10, runtimeConfig={"ips": ["10.11.0.5"]})),
+         "failed to allocate all requested IPs: 10.11.0.5", kernel=MAC, rule=HOST_LOCAL),
     Case("host-local-args-IPs-outside", one(hl(ranges=HL10, args={"cni": {"IPs": ["10.11.0.5"]}})),
          "failed to allocate all requested IPs: 10.11.0.5", kernel=MAC, rule=HOST_LOCAL),
     Case("host-local-Args-ips-outside", one(hl(ranges=HL10, Args={"cni": {"ips": ["10.11.0.5"]}})),
@@ -1165,10 +1197,11 @@ CASES = [
          one(hl(ranges=HL10, Args={"cni": {"ips": ["10.11.0.5"]}}, args=None)), kernel=MAC),
     Case("host-local-args-IPs-outside-replaced-by-later-ips",
          one(hl(ranges=HL10, args={"cni": {"IPs": ["10.11.0.5"], "ips": ["10.10.0.5"]}})), kernel=MAC),
-    # Ranges given at runtime come first: an address outside the NAD's own may be in them.
+    # Multus never passes ipRanges (its RuntimeConfig has no such field): the capability gives
+    # host-local no other range, and an address outside the NAD's own fails as without it.
     Case("host-local-args-ips-outside-ip-ranges-capability",
-         one(hl(ranges=HL10, capabilities={"ipRanges": True}, args={"cni": {"ips": ["10.11.0.5"]}})), kernel=MAC,
-         cap_args={"ipRanges": [[{"subnet": "10.11.0.0/24"}]]}),
+         one(hl(ranges=HL10, capabilities={"ipRanges": True}, args={"cni": {"ips": ["10.11.0.5"]}})),
+         "failed to allocate all requested IPs: 10.11.0.5", kernel=MAC, rule=HOST_LOCAL),
     Case("static-args-string", one(macvlan(STATIC4, args="x")), "cannot unmarshal string", kernel=MAC,
          rule="nad-ipam-static"),
     Case("static-args-cni-string-under-earlier-spelling", one(macvlan(STATIC4, args={"CNI": "x", "cni": {}})),
@@ -1400,7 +1433,8 @@ class PodCase:
 
 
 MAC_ADDRESS = "02:00:00:00:70:01"
-POD_RULES = {"pod-networks-capabilities", "pod-networks-ips-ipam", "pod-networks-static-ip-range",
+HOST_LOCAL_IPS = "pod-networks-ips-host-local"
+POD_RULES = {"pod-networks-capabilities", "pod-networks-ips-ipam", "pod-networks-static-ip-range", HOST_LOCAL_IPS,
              "pod-networks-ips-extra-addresses", "pod-networks-cni-args-sysctl", "pod-networks-port-mappings",
              "pod-networks-cni-args-nad-args", "pod-networks-cni-args-tuning", "pod-networks-cni-args-ips"}
 ARP_FILTER = {"net.ipv4.conf.IFNAME.arp_filter": "1"}
@@ -1444,14 +1478,14 @@ POD_CASES = [
         one(hl(subnet="10.77.0.0/24")),
         {"ips": ["10.78.0.7"]},
         "failed to allocate all requested IPs: 10.78.0.7",
-        denied_by="pod-networks-static-ip-range",
+        denied_by=HOST_LOCAL_IPS,
     ),
     PodCase("host-local-ip-gateway", one(hl(subnet="10.77.0.0/24")), {"ips": ["10.77.0.1"]},
-            "requested ip 10.77.0.1 is subnet's gateway", denied_by="pod-networks-static-ip-range"),
+            "requested ip 10.77.0.1 is subnet's gateway", denied_by=HOST_LOCAL_IPS),
     # host-local takes IP= and args.cni.ips together, at most one per range set.
     PodCase("host-local-args-ips-and-ip-one-set", one(hl(ranges=[[{"subnet": "10.77.0.0/24"}]],
                                                          args={"cni": {"ips": ["10.77.0.5"]}})),
-            {"ips": ["10.77.0.7"]}, "failed to allocate all requested IPs", denied_by="pod-networks-static-ip-range"),
+            {"ips": ["10.77.0.7"]}, "failed to allocate all requested IPs", denied_by=HOST_LOCAL_IPS),
     PodCase("host-local-args-ips-and-ip-two-sets",
             one(hl(ranges=[[{"subnet": "10.77.0.0/24"}], [{"subnet": "10.78.0.0/24"}]],
                    args={"cni": {"ips": ["10.77.0.5"]}})),
@@ -1461,7 +1495,23 @@ POD_CASES = [
             {"ips": ["10.77.0.5/24"]}),
     PodCase("host-local-cni-args-ips-and-ip-one-set", one(hl(subnet="10.77.0.0/24")),
             {"ips": ["10.77.0.7"], "cni-args": {"ips": ["10.77.0.8"]}}, "failed to allocate all requested IPs",
-            denied_by="pod-networks-static-ip-range"),
+            denied_by=HOST_LOCAL_IPS),
+    # The NAD's literal runtimeConfig reaches host-local unless a declared capability gets a value.
+    PodCase("host-local-literal-ip-ranges",
+            one(hl(subnet="10.77.0.0/24", runtimeConfig={"ipRanges": [[{"subnet": "10.79.0.0/24"}]]})),
+            {"ips": ["10.79.0.7"]}, addresses=("10.77.0.2", "10.79.0.7")),  # one of each range set
+    PodCase("host-local-literal-ip-ranges-cni-args",
+            one(hl(subnet="10.77.0.0/24", runtimeConfig={"ipRanges": [[{"subnet": "10.79.0.0/24"}]]})),
+            {"cni-args": {"ips": ["10.79.0.7"]}}, addresses=("10.77.0.2", "10.79.0.7")),
+    PodCase("host-local-literal-ip-ranges-replaced-by-ips",
+            one(hl(subnet="10.77.0.0/24", capabilities={"ips": True},
+                   runtimeConfig={"ipRanges": [[{"subnet": "10.79.0.0/24"}]]})),
+            {"ips": ["10.79.0.7"]}, "failed to allocate all requested IPs: 10.79.0.7", denied_by=HOST_LOCAL_IPS),
+    PodCase("host-local-ip-ranges-capability", one(hl(subnet="10.77.0.0/24", capabilities={"ipRanges": True})),
+            {"ips": ["10.79.0.7"]}, "failed to allocate all requested IPs: 10.79.0.7", denied_by=HOST_LOCAL_IPS),
+    PodCase("host-local-literal-ips-and-ip-one-set",
+            one(hl(subnet="10.77.0.0/24", runtimeConfig={"ips": ["10.77.0.5"]})),
+            {"ips": ["10.77.0.7"]}, "failed to allocate all requested IPs", denied_by=HOST_LOCAL_IPS),
     # static adds the CIDRs of IP= to its own addresses: the pod gets the NAD's address too.
     PodCase(
         "static-own-address-and-ips",
@@ -1496,6 +1546,12 @@ POD_CASES = [
     # bridge decodes args.cni.mac, where Multus merges the pod's cni-args, as a string.
     PodCase("bridge-cni-args-mac-number", one({"type": "bridge", "bridge": "mwbr11"}), {"cni-args": {"mac": 5}},
             "cannot unmarshal number into Go struct field BridgeArgs.args.cni.mac", denied_by=TUNING_ARGS,
+            kernel=frozenset()),
+    PodCase("bridge-cni-args-mac-unparsable", one({"type": "bridge", "bridge": "mwbr11"}), {"cni-args": {"mac": "zz"}},
+            "invalid MAC address", denied_by=TUNING_ARGS, kernel=frozenset()),
+    # The NAD's args.cni.mac (the pod's cni-args merged in) comes before the MAC= the pod's mac gives.
+    PodCase("bridge-cni-args-mac-over-mac", one({"type": "bridge", "bridge": "mwbr11"}),
+            {"mac": MAC_ADDRESS, "cni-args": {"mac": "zz"}}, "invalid MAC address", denied_by=TUNING_ARGS,
             kernel=frozenset()),
     # static reads an IPv4-mapped CIDR as IPv4: ::ffff:10.83.0.7/120 is 10.83.0.7/24.
     PodCase("static-cni-args-ips-mapped", one(macvlan({"type": "static"})),

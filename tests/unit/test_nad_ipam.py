@@ -564,7 +564,8 @@ ALLOWED = [
     ),
     # An empty string is an unset net.IP for Go.
     ("nad-ipam-host-local", hl(subnet="10.0.0.0/24", rangeStart="", gateway=None)),
-    ("nad-ipam-host-local", macvlan({"type": "host-local"}) | {"capabilities": {"ipRanges": True}}),
+    ("nad-ipam-host-local",
+     macvlan({"type": "host-local"}) | {"runtimeConfig": {"ipRanges": [[{"subnet": "10.2.0.0/24"}]]}}),
     ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", range_start="10.0.0.10", range_end="10.0.0.20")),
     ("nad-ipam-whereabouts", wa(range="10.0.0.5/24", exclude=["10.0.0.0/28", "10.0.0.200"])),
     ("nad-ipam-whereabouts", wa(range="10.0.0.10-10.0.0.50/24")),
@@ -1046,10 +1047,35 @@ def test_host_local_args_cni_ips_every_pod_requests_warn() -> None:
     for config in ({"args": {"cni": {"ips": []}}}, {"args": {"cni": {"ips": None}}},
                    {"Args": {"cni": {"ips": ["10.2.0.5"]}}, "args": None}):
         assert findings(nad({**macvlan(HL), **config}), "nad-ipam-host-local") == [], config
-    # Ranges given at runtime may hold any address: only the warning.
-    runtime_ranges = {"capabilities": {"ipRanges": True}, "args": {"cni": {"ips": ["10.2.0.5"]}}}
+    # A literal runtimeConfig.ipRanges reaches host-local (no capability of the plugin is filled) ahead of
+    # its ranges and may hold the address: only the warning.
+    runtime_ranges = {"runtimeConfig": {"ipRanges": [[{"subnet": "10.2.0.0/24"}]]},
+                      "args": {"cni": {"ips": ["10.2.0.5"]}}}
     [runtime] = findings(nad({**macvlan(HL), **runtime_ranges}), "nad-ipam-host-local")
     assert runtime.severity is Severity.WARN
+    # Multus never passes ipRanges: the capability alone gives host-local no other range.
+    declared = {"capabilities": {"ipRanges": True}, "args": {"cni": {"ips": ["10.2.0.5"]}}}
+    [refused] = findings(nad({**macvlan(HL), **declared}), "nad-ipam-host-local")
+    assert refused.severity is Severity.DENY
+    # A literal runtimeConfig.ips is requested by every pod too.
+    [literal] = findings(nad({**macvlan(HL), "runtimeConfig": {"ips": ["10.1.0.5"]}}), "nad-ipam-host-local")
+    assert (literal.field, literal.severity) == ("spec.config.runtimeConfig.ips", Severity.WARN)
+    [outside] = findings(nad({**macvlan(HL), "runtimeConfig": {"ips": ["10.9.0.5"]}}), "nad-ipam-host-local")
+    assert (outside.field, outside.severity) == ("spec.config.runtimeConfig.ips[0]", Severity.DENY)
+
+
+def test_host_local_with_only_the_ip_ranges_capability_has_nothing_to_allocate_from() -> None:
+    # Multus's RuntimeConfig has no ipRanges: host-local fails "no IP ranges specified" on every pod;
+    # a literal runtimeConfig.ipRanges is what it then allocates from.
+    [finding] = findings(nad(macvlan({"type": "host-local"}) | {"capabilities": {"ipRanges": True}}),
+                         "nad-ipam-host-local")
+    assert finding.severity is Severity.DENY
+    assert "but Multus passes no ipRanges" in finding.message
+    literal = {"runtimeConfig": {"ipRanges": [[{"subnet": "10.2.0.0/24"}]]}}
+    assert findings(nad(macvlan({"type": "host-local"}) | literal), "nad-ipam-host-local") == []
+    [bad] = findings(nad(macvlan({"type": "host-local"}) | {"runtimeConfig": {"ipRanges": [[{"subnet": "x"}]]}}),
+                     "nad-ipam-host-local")
+    assert bad.field.startswith("spec.config.runtimeConfig.ipRanges[0][0]")
 
 
 def test_a_list_with_only_cni_versions_takes_its_highest() -> None:

@@ -74,6 +74,17 @@ REFUSED = [
     ("nad-plugin-mac", chain(MACVLAN, {"type": "tuning", "args": {"cni": {"MAC": 5, "mac": "02:00:00:00:00:01"}}}),
      "spec.config.plugins[1].args.cni.MAC", "is the number 5, but the tuning plugin reads args.cni.mac as a string: "
      "it fails to load its config and fails every pod"),
+    # bridge sets a non-empty runtimeConfig.mac, else a non-empty args.cni.mac, on its container's veth.
+    ("nad-plugin-mac", single({"type": "bridge", "bridge": "br0", "args": {"cni": {"mac": "zz"}}}),
+     "spec.config.args.cni.mac", "is 'zz', not a MAC address: the bridge plugin reads 02:00:5e:00:53:01"),
+    ("nad-plugin-mac", single({"type": "bridge", "bridge": "br0", "args": {"cni": {"MAC": "zz", "mac": None}}}),
+     "spec.config.args.cni.MAC", "is 'zz', not a MAC address"),
+    ("nad-plugin-mac", single({"type": "bridge", "bridge": "br0", "runtimeConfig": {"mac": "zz"},
+                               "args": {"cni": {"mac": "02:00:00:00:00:01"}}}),
+     "spec.config.runtimeConfig.mac", "is 'zz', not a MAC address"),
+    ("nad-plugin-mac", single({"type": "bridge", "bridge": "br0", "args": {"cni": {"mac": "03:00:00:00:00:01"}}}),
+     "spec.config.args.cni.mac", "a multicast address (the lowest bit of its first byte is set), which the "
+     "container's veth the bridge plugin makes refuses"),
     # Every spelling of args is decoded into one struct, in sorted order: "args" adds nothing to "Args".
     ("nad-plugin-mac", chain(MACVLAN, {"type": "tuning", "Args": {"cni": {"mac": "02:00"}}, "args": {}}),
      "spec.config.plugins[1].Args.cni.mac", "; it fails every pod; fix it"),

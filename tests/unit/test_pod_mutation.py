@@ -391,7 +391,7 @@ def only(rule: str, found: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
 
 def test_an_ip_outside_host_locals_ranges_is_refused_as_host_local_fails_the_add() -> None:
     v = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"})))
-    [(severity, message)] = only("pod-networks-static-ip-range",
+    [(severity, message)] = only("pod-networks-ips-host-local",
                                  findings(networks({"name": "hostlocal", "ips": ["10.99.0.1/24"]}), v))
     assert severity == "deny"
     assert message == ('metadata.annotations["k8s.v1.cni.cncf.io/networks"][0].ips[0] 10.99.0.1 lies in none of '
@@ -400,33 +400,103 @@ def test_an_ip_outside_host_locals_ranges_is_refused_as_host_local_fails_the_add
                        '("failed to allocate all requested IPs"); request an address inside them (Multus passes it in '
                        "CNI_ARGS to spec.config, the plugin with the host-local IPAM of NAD apps/hostlocal)")
     # host-local never gives out the gateway (10.30.0.1 by default).
-    [(_, gateway)] = only("pod-networks-static-ip-range",
+    [(_, gateway)] = only("pod-networks-ips-host-local",
                           findings(networks({"name": "hostlocal", "ips": ["10.30.0.1"]}), v))
     assert "is the gateway of spec.config.ipam" in gateway
     assert findings(networks({"name": "hostlocal", "ips": ["10.30.0.9"]}), v) == []
-    # Ranges given at runtime (the ipRanges capability) may hold it: a warning.
+    # Multus never passes ipRanges (its RuntimeConfig has no such field): declaring the capability
+    # gives host-local no other range, and the pod fails as surely.
     runtime = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"},
                                                  capabilities={"ipRanges": True})))
-    [(severity, _)] = only("pod-networks-static-ip-range",
+    [(severity, _)] = only("pod-networks-ips-host-local",
                            findings(networks({"name": "hostlocal", "ips": ["10.99.0.1/24"]}), runtime))
-    assert severity == "warn"
+    assert severity == "deny"
+
+
+LITERAL_RANGES = {"ipRanges": [[{"subnet": "10.79.0.0/24"}]]}
+
+
+def test_a_nads_literal_runtime_config_ip_ranges_reach_host_local_unless_a_capability_is_filled() -> None:
+    # libcni replaces a plugin's runtimeConfig only when a capability it declares gets a value from
+    # Multus; otherwise host-local reads the NAD's literal runtimeConfig.ipRanges ahead of its ranges.
+    v = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"},
+                                           runtimeConfig=LITERAL_RANGES)))
+    assert only("pod-networks-ips-host-local", findings(networks({"name": "hostlocal", "ips": ["10.79.0.7"]}), v)) == []
+    [(severity, message)] = only("pod-networks-ips-host-local",
+                                 findings(networks({"name": "hostlocal", "ips": ["10.78.0.7"]}), v))
+    assert severity == "deny"
+    assert "(spec.config.runtimeConfig.ipRanges[0][0]: 10.79.0.1-10.79.0.254, spec.config.ipam: " in message
+    # A declared capability that the pod fills (mac here) replaces the whole runtimeConfig: no ipRanges.
+    mac = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"},
+                                             runtimeConfig=LITERAL_RANGES, capabilities={"mac": True})))
+    assert only("pod-networks-ips-host-local",
+                findings(networks({"name": "hostlocal", "ips": ["10.79.0.7"]}), mac)) == []
+    [(severity, _)] = only("pod-networks-ips-host-local", findings(networks(
+        {"name": "hostlocal", "ips": ["10.79.0.7"], "mac": "02:00:00:00:00:01"}), mac))
+    assert severity == "deny"
+    # ips counts only with a selection's ips, on the networks annotation.
+    ips = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"},
+                                             runtimeConfig=LITERAL_RANGES, capabilities={"ips": True})))
+    [(severity, _)] = only("pod-networks-ips-host-local",
+                           findings(networks({"name": "hostlocal", "ips": ["10.79.0.7"]}), ips))
+    assert severity == "deny"
+
+
+def test_a_nads_literal_runtime_config_ips_count_with_the_pods_in_one_range_set() -> None:
+    v = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"},
+                                           runtimeConfig={"ips": ["10.77.0.5"]})))
+    [(severity, message)] = only("pod-networks-ips-host-local",
+                                 findings(networks({"name": "hostlocal", "ips": ["10.77.0.7"]}), v))
+    assert severity == "deny"
+    assert "is in the same range set as spec.config.runtimeConfig.ips[0] 10.77.0.5" in message
+    # With the ips capability the pod's ips replace the literal runtimeConfig.
+    ips = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"},
+                                             runtimeConfig={"ips": ["10.77.0.5"]}, capabilities={"ips": True})))
+    assert only("pod-networks-ips-host-local",
+                findings(networks({"name": "hostlocal", "ips": ["10.77.0.7"]}), ips)) == []
+
+
+def test_cni_args_ips_inside_a_literal_runtime_config_ip_range_are_admitted() -> None:
+    v = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"},
+                                           runtimeConfig=LITERAL_RANGES)))
+    assert only("pod-networks-cni-args-ips", findings(networks(
+        {"name": "hostlocal", "cni-args": {"ips": ["10.79.0.7"]}}), v)) == []
+    [(severity, _)] = only("pod-networks-cni-args-ips", findings(networks(
+        {"name": "hostlocal", "cni-args": {"ips": ["10.78.0.7"]}}), v))
+    assert severity == "deny"
+
+
+def test_whereabouts_and_host_local_findings_follow_their_own_rules_policies() -> None:
+    # pod-networks-static-ip-range (whereabouts' pool, a warning by default) and
+    # pod-networks-ips-host-local (a denial) are set apart by policy.
+    v = view(nad("pool", macvlan_with({"type": "whereabouts", "range": "10.30.0.0/24"})),
+             nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.31.0.0/24"})))
+    pod_ = networks({"name": "pool", "ips": ["10.30.0.70/24"]}, {"name": "hostlocal", "ips": ["10.99.0.1"]})
+    deny = Policy(severities={"pod-networks-static-ip-range": Severity.DENY})
+    ours = {"pod-networks-ips-host-local", "pod-networks-static-ip-range"}
+    assert sorted((r, s) for r, s, _ in findings(pod_, v, deny) if r in ours) == [
+        ("pod-networks-ips-host-local", "deny"), ("pod-networks-static-ip-range", "deny")]
+    off = Policy(severities={"pod-networks-static-ip-range": Severity.OFF})
+    assert [(r, s) for r, s, _ in findings(pod_, v, off) if r in ours] == [("pod-networks-ips-host-local", "deny")]
+
+
 
 
 def test_an_ip_in_the_range_set_of_host_locals_args_cni_ips_is_refused() -> None:
     # host-local takes the pod's IP= and args.cni.ips together, at most one per range set.
     args = {"cni": {"ips": ["10.30.0.5"]}}
     v = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"}, args=args)))
-    [(severity, message)] = only("pod-networks-static-ip-range",
+    [(severity, message)] = only("pod-networks-ips-host-local",
                                  findings(networks({"name": "hostlocal", "ips": ["10.30.0.7"]}), v))
     assert severity == "deny"
     assert message.startswith('metadata.annotations["k8s.v1.cni.cncf.io/networks"][0].ips[0] 10.30.0.7 is in the '
                               "same range set as spec.config.args.cni.ips[0] 10.30.0.5")
     # The same address counts once; the selection's cni-args replace the NAD's ips.
-    assert only("pod-networks-static-ip-range", findings(networks({"name": "hostlocal", "ips": ["10.30.0.5/24"]}),
+    assert only("pod-networks-ips-host-local", findings(networks({"name": "hostlocal", "ips": ["10.30.0.5/24"]}),
                                                          v)) == []
     replaced = {"name": "hostlocal", "ips": ["10.30.0.7"], "cni-args": {"ips": ["10.30.0.7"]}}
-    assert only("pod-networks-static-ip-range", findings(networks(replaced), v)) == []
-    [(_, message)] = only("pod-networks-static-ip-range", findings(networks(
+    assert only("pod-networks-ips-host-local", findings(networks(replaced), v)) == []
+    [(_, message)] = only("pod-networks-ips-host-local", findings(networks(
         {"name": "hostlocal", "ips": ["10.30.0.7"], "cni-args": {"ips": ["10.30.0.8"]}}), v))
     assert 'same range set as metadata.annotations["k8s.v1.cni.cncf.io/networks"][0]["cni-args"].ips[0] 10.30.0.8' \
         in message
@@ -434,7 +504,7 @@ def test_an_ip_in_the_range_set_of_host_locals_args_cni_ips_is_refused() -> None
     two = view(nad("hostlocal", macvlan_with({"type": "host-local", "ranges": [[{"subnet": "10.30.0.0/24"}],
                                                                                [{"subnet": "10.31.0.0/24"}]]},
                                              args=args)))
-    assert only("pod-networks-static-ip-range", findings(networks({"name": "hostlocal", "ips": ["10.31.0.7"]}),
+    assert only("pod-networks-ips-host-local", findings(networks({"name": "hostlocal", "ips": ["10.31.0.7"]}),
                                                          two)) == []
 
 
@@ -546,6 +616,21 @@ def test_cni_args_mac_a_bridge_cannot_decode_is_refused() -> None:
     assert findings(networks({"name": "br", "cni-args": {"mac": "02:00:00:00:00:09", "mtu": "x"}}), v) == []
 
 
+def test_cni_args_mac_a_bridge_cannot_set_is_refused() -> None:
+    # bridge takes args.cni.mac ahead of the MAC= the pod's mac gives, and hands it to net.ParseMAC.
+    v = view(nad("br", json.dumps({"cniVersion": "1.0.0", "type": "bridge", "bridge": "br0"})))
+    [(severity, message)] = only("pod-networks-cni-args-tuning",
+                                 findings(networks({"name": "br", "cni-args": {"mac": "zz"}}), v))
+    assert severity == "deny"
+    assert message.startswith(f"{CNI_ARGS}.mac is 'zz', not a MAC address: the bridge plugin reads")
+    assert only("pod-networks-cni-args-tuning", findings(networks(
+        {"name": "br", "mac": "02:00:00:00:00:01", "cni-args": {"mac": "zz"}}), v)) != []
+    # A non-empty runtimeConfig.mac of the NAD comes first: the pod's never reaches the veth.
+    literal = view(nad("br", json.dumps({"cniVersion": "1.0.0", "type": "bridge", "bridge": "br0",
+                                         "runtimeConfig": {"mac": "02:00:00:00:00:07"}})))
+    assert findings(networks({"name": "br", "cni-args": {"mac": "zz"}}), literal) == []
+
+
 def test_cni_args_findings_name_the_key_the_pod_wrote() -> None:
     # Multus matches "cni-args" as Go does, case-insensitively: a message names the key as written.
     v = view(nad("static", macvlan_with({"type": "static"})))
@@ -611,9 +696,13 @@ def test_cni_args_ips_host_local_allocates_are_allowed() -> None:
     # The NAD's "ips" sorts after the pod's "IPs" and replaces them: host-local never sees the pod's.
     replaced = view(nad("hl", macvlan_with(HOST_LOCAL_10, args={"cni": {"ips": ["10.30.0.9"]}})))
     assert findings(networks({"name": "hl", "cni-args": {"IPs": ["10.31.0.7"]}}), replaced) == []
-    # Ranges given at runtime (the ipRanges capability) may hold it.
-    runtime = view(nad("hl", macvlan_with(HOST_LOCAL_10, capabilities={"ipRanges": True})))
+    # A literal runtimeConfig.ipRanges of the NAD may hold it (Multus never passes ipRanges: the
+    # capability alone gives host-local no other range).
+    runtime = view(nad("hl", macvlan_with(HOST_LOCAL_10, runtimeConfig={"ipRanges": [[{"subnet": "10.31.0.0/24"}]]})))
     assert findings(networks({"name": "hl", "cni-args": {"ips": ["10.31.0.7"]}}), runtime) == []
+    declared = view(nad("hl", macvlan_with(HOST_LOCAL_10, capabilities={"ipRanges": True})))
+    assert [r for r, _, _ in findings(networks({"name": "hl", "cni-args": {"ips": ["10.31.0.7"]}}), declared)] == [
+        "pod-networks-cni-args-ips"]
 
 
 def test_cni_args_ips_of_another_spelling_replace_statics_addresses() -> None:
@@ -805,7 +894,10 @@ def test_cni_args_tuning_fields_that_tuning_reads_are_allowed() -> None:
     # Multus hands the numbers on as Go encodes a float64: 1400.0 reaches tuning as 1400.
     assert findings(networks({"name": "tuned", "cni-args": {"mtu": 1400.0}}), tuned({})) == []
     # The NAD's "mac" sorts after the pod's "Mac" and replaces it before tuning reads it.
-    assert findings(networks({"name": "tuned", "cni-args": {"Mac": "zz"}}), tuned({"mac": "02:00:00:00:00:01"})) == []
+    # (The bridge before it reads the pod's "Mac" as its args.cni.mac, and fails on it.)
+    [(_, _, message)] = findings(networks({"name": "tuned", "cni-args": {"Mac": "zz"}}),
+                                 tuned({"mac": "02:00:00:00:00:01"}))
+    assert message.endswith("the bridge plugin of NAD apps/tuned)")
     # The NAD's own mistyped field is nad-plugin-field-types'; no tuning plugin reads them here.
     assert findings(networks({"name": "tuned", "cni-args": {"mac": "02:00:00:00:00:01"}}), tuned({"mtu": "x"})) == []
     assert findings(networks({"name": "bridge", "cni-args": {"mtu": "x"}}), view(nad("bridge", json.dumps(
@@ -1419,3 +1511,34 @@ def test_the_policy_can_make_the_gate_a_node_affinity_in_every_namespace() -> No
 def test_an_unknown_gate_in_the_policy_is_refused_naming_the_key() -> None:
     with pytest.raises(PolicyError, match="policy: readinessGate: Input should be 'podAffinity' or 'nodeAffinity'"):
         Policy.from_text("readinessGate: nodeaffinity\n", set())
+
+
+def profile_ips(ips: list[str], v: StaticClusterView | None) -> list[tuple[str, str]]:
+    """networkprofile-networks on a profile whose one network is NAD apps/hostlocal with these ips."""
+    subject = Subject(profile("web", [{"name": "hostlocal", "ips": ips}]), "NetworkProfile",
+                      **({"view": v} if v is not None else {}), default_namespace="apps")
+    return [(str(f.severity), f.message) for f in evaluate(subject, Policy()) if f.rule == "networkprofile-networks"]
+
+
+def test_a_profiles_ips_host_local_cannot_give_are_refused_as_on_a_pod() -> None:
+    v = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"})))
+    [(severity, message)] = profile_ips(["10.99.0.1"], v)
+    assert severity == "deny"
+    assert message.startswith("spec.networks[0].ips[0] 10.99.0.1 lies in none of host-local's ranges")
+    assert message.endswith("the plugin with the host-local IPAM of NAD apps/hostlocal, in every pod using this "
+                            "profile)")
+    [(_, gateway)] = profile_ips(["10.30.0.1"], v)
+    assert "is the gateway of spec.config.ipam" in gateway
+    assert profile_ips(["10.30.0.9"], v) == []
+    # The NAD's literal runtimeConfig.ipRanges count as on a pod.
+    literal = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"},
+                                                 runtimeConfig={"ipRanges": [[{"subnet": "10.99.0.0/24"}]]})))
+    assert profile_ips(["10.99.0.7"], literal) == []
+
+
+def test_a_profiles_ips_on_an_unknown_nad_warn_that_they_are_unchecked() -> None:
+    for v, unknown in ((view(), "which does not exist (yet)"), (None, "which is not known here (no cluster state)")):
+        [(severity, message)] = profile_ips(["10.99.0.1"], v)
+        assert severity == "warn"
+        assert message.startswith(f"spec.networks[0].ips requests 10.99.0.1, not checked against NAD apps/hostlocal, "
+                                  f"{unknown}: if its IPAM is host-local")

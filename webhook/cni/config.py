@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -173,6 +173,13 @@ class PluginConf:
         passes the matching runtimeConfig only to plugins that do."""
         caps = self.field("capabilities")
         return caps is not None and isinstance(caps[1], Mapping) and caps[1].get(name) is True
+
+    def keeps_runtime_config(self, filled: Collection[str]) -> bool:
+        """Whether the plugin's own literal runtimeConfig reaches it, given the capability args Multus
+        fills for a pod (``filled``, see pod_cluster.multus_fills): libcni v1.3.0 injectRuntimeConfig
+        replaces the whole runtimeConfig only when a capability the plugin declares gets a value, and
+        otherwise hands the config over as written."""
+        return not any(self.has_capability(name) for name in filled)
 
     def derived(self, key: str, compute: Callable[[], _T]) -> _T:
         """``compute()``, computed once for this plugin and kept under ``key``: several rules read the

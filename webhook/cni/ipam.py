@@ -299,29 +299,35 @@ def _host_local_ranges(ipam: Mapping[str, Any], ipam_path: str) -> HostLocalSets
                 )
             )
         else:
-            for i, entry in enumerate(ranges_f.value):
-                spath = f"{ranges_f.path}[{i}]"
-                if not isinstance(entry, list):
-                    problems.append(
-                        Problem(
-                            spath,
-                            f"{spath} is {describe(entry)}: a range set is a list of range objects; wrap it "
-                            "in [ ]",
-                        )
-                    )
-                    continue
-                if not entry:
-                    problems.append(
-                        Problem(spath, f"{spath} is an empty range set: add a range or remove it")
-                    )
-                    continue
-                members = [_host_local_range(obj, f"{spath}[{j}]", problems) for j, obj in enumerate(entry)]
-                good = [m for m in members if m is not None]
-                problems.extend(_range_set_problems(good))
-                if len(good) == len(members):
-                    sets.append(tuple(good))
+            sets.extend(_range_sets(ranges_f.value, ranges_f.path, problems))
     problems.extend(_cross_set_overlaps(sets))
     return tuple(sets), tuple(problems)
+
+
+def _range_sets(value: list[Any], path: str, problems: list[Problem]) -> Iterator[tuple[HostLocalRange, ...]]:
+    """The range sets of a list of them at ``path`` (ipam.ranges, or a runtimeConfig.ipRanges), each
+    whole; what host-local refuses in them goes to ``problems``."""
+    for i, entry in enumerate(value):
+        spath = f"{path}[{i}]"
+        if not isinstance(entry, list):
+            problems.append(
+                Problem(
+                    spath,
+                    f"{spath} is {describe(entry)}: a range set is a list of range objects; wrap it "
+                    "in [ ]",
+                )
+            )
+            continue
+        if not entry:
+            problems.append(
+                Problem(spath, f"{spath} is an empty range set: add a range or remove it")
+            )
+            continue
+        members = [_host_local_range(obj, f"{spath}[{j}]", problems) for j, obj in enumerate(entry)]
+        good = [m for m in members if m is not None]
+        problems.extend(_range_set_problems(good))
+        if len(good) == len(members):
+            yield tuple(good)
 
 
 def _overlapping_pairs(
@@ -408,17 +414,20 @@ def check_host_local(plugin: PluginConf, cni_version: str | None) -> list[Proble
     if ipam is None:
         return []
     path = plugin.ipam_path
-    sets, found = host_local_ranges(plugin)
-    problems = list(found)
-    if not sets and not problems and not plugin.has_capability("ipRanges"):
+    _, found = host_local_ranges(plugin)
+    request = host_local_request(plugin)
+    problems = [*found, *request.range_problems]
+    if not request.sets and not problems:
         problems.append(
             Problem(
                 path,
-                f"{path} has no subnet and no ranges: host-local has nothing to allocate from; add "
-                '"ranges": [[{"subnet": "10.1.0.0/24"}]]',
+                f"{path} has no subnet and no ranges: host-local has nothing to allocate from"
+                + (" (it declares the ipRanges capability, but Multus passes no ipRanges)"
+                   if plugin.has_capability("ipRanges") else "")
+                + '; add "ranges": [[{"subnet": "10.1.0.0/24"}]]',
             )
         )
-    families = [s[0].start.version for s in sets]
+    families = [s[0].start.version for s in request.sets]
     problems.extend(_one_per_family(path, families, cni_version, "range sets"))
     problems.extend(host_local_args_ips(plugin))
     return _with_field_types(plugin, problems)
@@ -1095,32 +1104,99 @@ def _range_text(r: HostLocalRange) -> str:
     return f"{r.path}: {_span(r.start, r.end)}"
 
 
-def host_local_args_ips(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, pod_base: str = "",
-                        fails: str = "fails every pod") -> list[Problem]:
-    """What host-local (plugins v1.10.0 backend/allocator LoadIPAMConfig, main.go cmdAdd) refuses in the
-    addresses it is asked for in args.cni.ips (see args_cni_ips; with ``cni_args``, a pod's merged in),
-    saying that it ``fails``: a value it cannot decode or parse; an address in none of its range sets
-    ("failed to allocate all requested IPs"), the other family's ones included; the gateway of the range
-    holding it; two addresses in one range set (it gives one address per set; the same address twice
-    counts once). Ranges it is given at runtime (the ipRanges capability) may hold any address: then
-    only decoding and parsing are judged, as when its own ranges are refused. A NAD's addresses, which
-    every pod requests, are a warning too: the first pod on a node takes them, the others fail there."""
+@dataclass(frozen=True, slots=True)
+class HostLocalRequest:
+    """What host-local (plugins v1.10.0 backend/allocator LoadIPAMConfig) allocates from and is asked for
+    by the config, before the address a pod requests in CNI_ARGS (IP=)."""
+
+    #: The range sets it allocates from: the literal runtimeConfig.ipRanges first, then its own.
+    sets: tuple[tuple[HostLocalRange, ...], ...]
+    #: Whether every range is one it takes; when not, what it could allocate is not judged (the ranges
+    #: are nad-ipam-host-local's to refuse).
+    judged: bool
+    #: (JSON path, address) of each address the config requests: args.cni.ips, then the literal
+    #: runtimeConfig.ips, as LoadIPAMConfig appends them after IP=.
+    requested: list[tuple[str, IPAddress]]
+    #: What it cannot decode or parse in those addresses.
+    problems: list[Problem]
+    #: The JSON path of each list that requests addresses (args.cni.ips, runtimeConfig.ips).
+    sources: list[str]
+    #: What it refuses in the literal runtimeConfig.ipRanges.
+    range_problems: list[Problem]
+
+
+def _literal_runtime_config(plugin: PluginConf) -> tuple[str, Mapping[str, Any]] | None:
+    found = go_field(plugin.conf, "runtimeConfig")
+    if found is None or not isinstance(found[1], Mapping):
+        return None
+    return f"{plugin.path}.{found[0]}", found[1]
+
+
+def host_local_request(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, pod_base: str = "",
+                       fails: str = "fails every pod", *, runtime_config: bool = True) -> HostLocalRequest:
+    """What host-local reads of the config besides IP= (see HostLocalRequest): args.cni.ips (see
+    args_cni_ips; with ``cni_args``, a pod's merged in at ``pod_base``) and, when the NAD's literal
+    runtimeConfig reaches the plugin (``runtime_config``: see PluginConf.keeps_runtime_config), its ips,
+    which LoadIPAMConfig adds to the requested addresses, and its ipRanges, which it puts ahead of its
+    own ranges. Multus never fills ipRanges: only a literal one ever reaches host-local."""
     problems: list[Problem] = []
     found = args_cni_ips(plugin, cni_args, pod_base, pointers=True)
     requested = args_cni_ips_addresses(found, problems, fails, "host-local")
+    sources = [found.source] if found.source is not None and found.entries else []
     sets, refused = host_local_ranges(plugin)
-    if problems or not requested:
+    judged = not refused
+    range_problems: list[Problem] = []
+    literal = _literal_runtime_config(plugin) if runtime_config else None
+    if literal is not None:
+        path, conf = literal
+        ips = go_field(conf, "ips")
+        if ips is not None and ips[1] is not None:
+            ipath = f"{path}.{ips[0]}"
+            given = ArgsIps([(f"{ipath}[{i}]", v) for i, v in enumerate(ips[1])], ipath, []) \
+                if isinstance(ips[1], list) else ArgsIps([], None, [(ipath, ips[1], ListOf.value)])
+            requested += args_cni_ips_addresses(given, problems, fails, "host-local")
+            sources += [ipath] if given.entries else []
+        ranges = go_field(conf, "ipRanges")
+        if ranges is not None and ranges[1] is not None:
+            rpath = f"{path}.{ranges[0]}"
+            if not isinstance(ranges[1], list):
+                range_problems.append(Problem(rpath, f"{rpath} is {describe(ranges[1])}: it must be a list of range "
+                                                     'sets, each a list of {"subnet": ...} objects'))
+                judged = False
+            else:
+                extra = tuple(_range_sets(ranges[1], rpath, range_problems))
+                judged = judged and not range_problems
+                sets = extra + sets
+    return HostLocalRequest(sets, judged, requested, problems, sources, range_problems)
+
+
+def host_local_args_ips(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, pod_base: str = "",
+                        fails: str = "fails every pod", *, runtime_config: bool = True) -> list[Problem]:
+    """What host-local (plugins v1.10.0 backend/allocator LoadIPAMConfig, main.go cmdAdd) refuses in the
+    addresses the config asks it for (see host_local_request: args.cni.ips, with ``cni_args`` a pod's
+    merged in, and the literal runtimeConfig.ips when ``runtime_config`` says it reaches the plugin),
+    saying that it ``fails``: a value it cannot decode or parse; an address in none of its range sets
+    (the literal runtimeConfig.ipRanges among them; "failed to allocate all requested IPs"), the other
+    family's ones included; the gateway of the range holding it; two addresses in one range set (it
+    gives one address per set; the same address twice counts once). A NAD's addresses, which every pod
+    requests, are a warning too: the first pod on a node takes them, the others fail there."""
+    request = host_local_request(plugin, cni_args, pod_base, fails, runtime_config=runtime_config)
+    problems = list(request.problems)
+    if problems or not request.requested:
         return problems
-    if not refused and sets and not plugin.has_capability("ipRanges"):
-        problems.extend(host_local_unallocatable(requested, sets, fails))
-    if not problems and cni_args is None and found.source is not None:
-        distinct = sorted({str(addr) for _, addr in requested})
+    if request.judged and request.sets:
+        problems.extend(host_local_unallocatable(request.requested, request.sets, fails))
+    if not problems and cni_args is None and request.sources:
+        distinct = sorted({str(addr) for _, addr in request.requested})
         them = "them" if len(distinct) > 1 else "it"
-        problems.append(Problem(found.source, f"{found.source} requests {', '.join(distinct)} for every pod of this "
-                                              f"NAD: host-local gives {them} to the first pod on a node and fails the "
-                                              f"ADD of every other pod there while that one holds {them} (\"not "
-                                              'available in range set"); '
-                                              "let each pod request its own address in its selection instead",
+        source = " and ".join(request.sources)
+        verb = "request" if len(request.sources) > 1 else "requests"
+        problems.append(Problem(request.sources[0],
+                                f"{source} {verb} {', '.join(distinct)} for every pod of this "
+                                f"NAD: host-local gives {them} to the first pod on a node and fails the "
+                                f"ADD of every other pod there while that one holds {them} (\"not "
+                                'available in range set"); '
+                                "let each pod request its own address in its selection instead",
                                 warning=True))
     return problems
 

@@ -661,10 +661,30 @@ def _config_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
             return None  # said by mac_problems, or for args and cni by nad-plugin-tuning-sysctl
         if last is not None:
             return (last.path, last.value, False, last.from_pod) if last.value else None
+    if plugin.type == "bridge":
+        return _bridge_mac(plugin, cni_args, pod_base)
     for found in (_nested_string(plugin.conf, plugin.path, "runtimeConfig", "mac"), plugin.field("mac")):
         if found is not None and isinstance(found[1], str) and found[1]:
             return found[0], found[1], True, False
     return None
+
+
+def _bridge_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None,
+                pod_base: str) -> tuple[str, str, bool, bool] | None:
+    """_config_mac for bridge (plugins v1.10.0 plugins/main/bridge loadNetConf): a non-empty
+    runtimeConfig.mac, else a non-empty args.cni.mac (BridgeArgs, a string: a null spelling leaves the
+    one before), else MAC= in CNI_ARGS. A pod's MAC replaces the config's only as runtimeConfig, with
+    the mac capability (which replaces the NAD's literal runtimeConfig too)."""
+    literal = _nested_string(plugin.conf, plugin.path, "runtimeConfig", "mac")
+    if literal is not None and isinstance(literal[1], str) and literal[1]:
+        return literal[0], literal[1], True, False
+    spellings = args_cni_spellings(plugin, "mac", cni_args, pod_base)
+    if any(args_cni_mismatches(spelling, Kind.STRING) for spelling in spellings):
+        return None  # said by args_cni_type_problems, or for args and cni by args_object_problems
+    last = next((sp for sp in reversed(spellings) if sp.field == "args.cni.mac" and isinstance(sp.value, str)), None)
+    if last is None or not last.value:
+        return None
+    return last.path, last.value, plugin.has_capability("mac"), last.from_pod
 
 
 def _ip_tool_mac(value: str) -> bytes | None:
@@ -679,14 +699,15 @@ def _ip_tool_mac(value: str) -> bytes | None:
 
 def mac_problems(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
                  pod_base: str = "") -> Iterator[Problem]:
-    """A MAC address that macvlan, tap or tuning cannot set: not one Go's net.ParseMAC reads (or, for
-    tap through `ip link set`, ip), or, on the Ethernet devices macvlan and tap make, not six bytes, a
-    multicast address or all zeros, which the kernel refuses. With ``cni_args``, only what a pod's
-    "cni-args" give tuning's args.cni.mac (at JSON path ``pod_base``)."""
+    """A MAC address that macvlan, tap, tuning or bridge cannot set: not one Go's net.ParseMAC reads (or,
+    for tap through `ip link set`, ip), or, on the Ethernet devices macvlan, tap and bridge (its
+    container's veth) make, not six bytes, a multicast address or all zeros, which the kernel refuses.
+    With ``cni_args``, only what a pod's "cni-args" give tuning's or bridge's args.cni.mac (at JSON path
+    ``pod_base``)."""
     from_pod = cni_args is not None
     yield from args_cni_type_problems(plugin, ("mac",), cni_args, pod_base, POD_NEVER_STARTS if from_pod else
                                              "fails every pod")
-    found = _config_mac(plugin, cni_args, pod_base) if plugin.type in ("macvlan", "tap", "tuning") else None
+    found = _config_mac(plugin, cni_args, pod_base) if plugin.type in ("macvlan", "tap", "tuning", "bridge") else None
     if found is None or found[3] is not from_pod:
         return
     path, value, replaceable, _ = found
@@ -702,13 +723,14 @@ def mac_problems(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
     if plugin.type == "tuning" or (plugin.type == "tap" and not ip_tool):
         # tuning's interface may be of any type; a tap device made through netlink takes any address.
         return
+    device = "the container's veth the bridge plugin makes" if plugin.type == "bridge" else \
+        f"a {plugin.type} interface"
     if len(address) != 6:
-        why = f"{len(address)} bytes long, but a macvlan interface takes a 6-byte Ethernet address"
+        why = f"{len(address)} bytes long, but {device} takes a 6-byte Ethernet address"
     elif address[0] & 1:
-        why = (f"a multicast address (the lowest bit of its first byte is set), which a {plugin.type} "
-               "interface refuses")
+        why = f"a multicast address (the lowest bit of its first byte is set), which {device} refuses"
     elif not any(address):
-        why = f"all zeros, which a {plugin.type} interface refuses"
+        why = f"all zeros, which {device} refuses"
     else:
         return
     yield Problem(path, f"{path} is {value!r}, {why}; it {fails}; use a unicast address such as "

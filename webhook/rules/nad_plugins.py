@@ -83,10 +83,11 @@ def plugin_mtu(subject: Subject) -> Iterator[Violation]:
       judges=[SPEC_CONFIG])
 def plugin_mac(subject: Subject) -> Iterator[Violation]:
     """macvlan, tap and tuning parse their ``mac`` (or a runtimeConfig.mac in the config, or tuning's
-    args.cni.mac) with Go's net.ParseMAC, and tap without an owner and a group hands it to `ip link set
-    address`: an address they cannot read fails every pod that does not request a MAC of its own. The
-    kernel refuses, on the Ethernet devices macvlan and tap make, a multicast or all-zero address, and on
-    macvlan one that is not six bytes long."""
+    args.cni.mac), bridge its runtimeConfig.mac or else args.cni.mac, with Go's net.ParseMAC, and tap
+    without an owner and a group hands it to `ip link set address`: an address they cannot read fails
+    every pod that does not request a MAC of its own. The kernel refuses, on the Ethernet devices
+    macvlan, tap and bridge (its container's veth) make, a multicast or all-zero address, and on macvlan
+    and bridge's veth one that is not six bytes long."""
     yield from _each_plugin(subject, table.mac_problems)
 
 

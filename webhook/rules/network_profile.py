@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from webhook.multus.selection import (
     NETWORKS_ANNOTATION,
     RESERVED_INTERFACES,
+    NetworkReference,
     NetworkSelection,
     ParsedNetworks,
     Where,
@@ -18,7 +19,12 @@ from webhook.multus.selection import (
     parse_elements,
 )
 from webhook.rules.findings import Severity, Violation
-from webhook.rules.pod_cluster import nad_netconf, port_mapping_failures, port_mapping_violations
+from webhook.rules.pod_cluster import (
+    host_local_ips_violations,
+    nad_netconf,
+    port_mapping_failures,
+    port_mapping_violations,
+)
 from webhook.rules.registry import field, rule
 from webhook.rules.subject import Subject
 
@@ -43,7 +49,9 @@ def networks(subject: Subject) -> Iterator[Violation]:
     pod-networks-port-mappings would deny there, judged against the NAD the network names (only a
     portmap that declares the portMappings capability gets them), is denied here; where that NAD is not
     known (it does not exist yet, or `multus-webhook check` runs without cluster state), an entry that
-    such a portmap would fail with whatever its backend is warned about, saying when it would fail."""
+    such a portmap would fail with whatever its backend is warned about, saying when it would fail. Its
+    ips likewise: what pod-networks-ips-host-local would deny (an address the NAD's host-local IPAM
+    cannot give) is denied here, and where the NAD is not known, ips are warned about as unchecked."""
     parsed = _parsed(subject)
     for problem in parsed.problems:
         yield Violation(problem.field, problem.message)
@@ -68,6 +76,26 @@ def networks(subject: Subject) -> Iterator[Violation]:
                         f"keep one IPv{family} default-route in the profile")
     for i, selection in enumerate(parsed.selections):
         yield from _port_mappings(subject, f"spec.networks[{i}].portMappings", selection)
+        yield from _host_local_ips(subject, f"spec.networks[{i}]", selection)
+
+
+def _host_local_ips(subject: Subject, at: str, selection: NetworkSelection) -> Iterator[Violation]:
+    """networkprofile-networks on one network's ips (the element's finding field ``at``): what
+    pod-networks-ips-host-local would deny in every pod using the profile."""
+    if not selection.ips:
+        return
+    nad = subject.view.nad(selection.namespace, selection.name) if subject.view.known else None
+    if nad is not None:
+        netconf = nad_netconf(nad)
+        if netconf is not None:
+            ref = NetworkReference(NETWORKS_ANNOTATION, selection.namespace, selection.name, "", at, selection)
+            yield from host_local_ips_violations(ref, nad, netconf, "every pod using this profile")
+        return
+    unknown = "which does not exist (yet)" if subject.view.known else "which is not known here (no cluster state)"
+    yield Violation(f"{at}.ips", f"{at}.ips requests {', '.join(selection.ips)}, not checked against NAD "
+                                 f"{selection.ref}, {unknown}: if its IPAM is host-local, an address outside its "
+                                 "ranges, a range's gateway or a second address of one range set fails the ADD of "
+                                 "every pod using this profile", Severity.WARN)
 
 
 def _port_mappings(subject: Subject, at: str, selection: NetworkSelection) -> Iterator[Violation]:

@@ -25,7 +25,7 @@ from webhook.cni.ipam import (
     args_cni_ips_addresses,
     go_ip_or_cidr,
     host_local_args_ips,
-    host_local_ranges,
+    host_local_request,
     host_local_unallocatable,
     nad_allocation_ranges,
     static_addresses,
@@ -34,6 +34,7 @@ from webhook.cni.ipam import (
 from webhook.cni.plugins import (
     ARGS_CNI,
     POD_NEVER_STARTS,
+    RESOURCE_NAME_ANNOTATION,
     TUNING_ARGS_CNI,
     args_cni_spellings,
     args_cni_type_problems,
@@ -186,6 +187,26 @@ def _gets_runtime_config(ref: NetworkReference, plugin: PluginConf, capability: 
     annotation; the default network is Multus's master plugin, for which its mergeCNIRuntimeConfig
     (pkg/types/conf.go) adds nothing of the selection."""
     return _runtime_config_reaches(ref.annotation, plugin, capability)
+
+
+def multus_fills(ref: NetworkReference, nad: Mapping[str, Any]) -> frozenset[str]:
+    """The capability args Multus v4.3.0 hands libcni for a selection of ``nad`` (pkg/types/conf.go
+    mergeCNIRuntimeConfig and newCNIRuntimeConf): on the networks annotation only (the default network
+    is its master plugin, given none of the selection's), each of ips, mac, portMappings and bandwidth
+    the selection requests (non-empty), infinibandGUID, and deviceID with CNIDeviceInfoFile when the
+    selection names a device or the NAD takes one from the device plugin (its resourceName annotation).
+    Never ipRanges: Multus's RuntimeConfig has no such field. A plugin declaring none of them gets the
+    NAD's literal runtimeConfig (see PluginConf.keeps_runtime_config)."""
+    if ref.annotation != NETWORKS_ANNOTATION:
+        return frozenset()
+    selection = ref.selection
+    filled = {capability for attr, capability in _CAPABILITIES.items() if getattr(selection, attr)}
+    if selection.infiniband_guid:
+        filled.add("infinibandGUID")
+    annotations = as_mapping(as_mapping(nad.get("metadata")).get("annotations"))
+    if selection.device_id or annotations.get(RESOURCE_NAME_ANNOTATION):
+        filled |= {"deviceID", "CNIDeviceInfoFile"}
+    return frozenset(filled)
 
 
 def _runtime_config_reaches(annotation: str, plugin: PluginConf, capability: str) -> bool:
@@ -408,40 +429,64 @@ def ips_ipam(subject: Subject) -> Iterator[Violation]:
                                 "network's prefix length, e.g. 10.1.0.5/24")
 
 
-def _host_local_requested(ref: NetworkReference, plugin: PluginConf, nad_ref: str) -> Iterator[Violation]:
+def host_local_ips_violations(ref: NetworkReference, nad: Mapping[str, Any], netconf: NetConf,
+                              pods: str = "") -> Iterator[Violation]:
+    """What pod-networks-ips-host-local finds in the ips of selection ``ref`` of ``nad`` (whose config is
+    ``netconf``), for each plugin with the host-local IPAM. ``pods`` says which pods request them, when
+    not just the one judged (e.g. a profile's)."""
+    filled = multus_fills(ref, nad)
+    for plugin in netconf.plugins:
+        if plugin.ipam_type == "host-local":
+            yield from _host_local_requested(ref, plugin, f"NAD {ref.namespace}/{ref.name}", filled, pods)
+
+
+def _host_local_requested(ref: NetworkReference, plugin: PluginConf, nad_ref: str,
+                          filled: frozenset[str], pods: str = "") -> Iterator[Violation]:
     """What host-local (``plugin``'s IPAM) cannot give of the address a selection requests: it takes it
     from IP= in CNI_ARGS (and runtimeConfig.ips, with the capability) together with args.cni.ips (the
-    NAD's, and the selection's "cni-args" merged in), every one from its ranges, at most one per range
-    set (see host_local_unallocatable). Ranges it may be given at runtime (the ipRanges capability) make
-    it a warning."""
+    NAD's, and the selection's "cni-args" merged in) and, when no capability the plugin declares is
+    filled (``filled``, see multus_fills), the NAD's literal runtimeConfig.ips, every one from its ranges
+    (the literal runtimeConfig.ipRanges ahead of its own), at most one per range set (see
+    host_local_request and host_local_unallocatable)."""
     ips = ref.selection.ips
     addr = go_ip_or_cidr(ips[0]) if len(ips) == 1 else None  # several: pod-networks-ips-ipam's
-    sets, refused = host_local_ranges(plugin)
-    if addr is None or refused or not sets:
-        return  # ranges it refuses are nad-ipam-host-local's
-    unread: list[Problem] = []
-    found = args_cni_ips(plugin, ref.selection.cni_args, _cni_args_at(ref), pointers=True)
-    asked = args_cni_ips_addresses(found, unread, POD_NEVER_STARTS, "host-local")
-    if unread:
+    if addr is None:
+        return
+    request = host_local_request(plugin, ref.selection.cni_args, _cni_args_at(ref), POD_NEVER_STARTS,
+                                 runtime_config=plugin.keeps_runtime_config(filled))
+    if request.problems or not request.judged or not request.sets:
         return  # nad-ipam-host-local's or pod-networks-cni-args-ips'
     at = f"{ref.field}.ips[0]"
-    for problem in host_local_unallocatable([*asked, (at, addr)], sets, POD_NEVER_STARTS):
+    for problem in host_local_unallocatable([*request.requested, (at, addr)], request.sets, POD_NEVER_STARTS):
         if problem.field == at:
             yield Violation(at, f"{problem.message} (Multus passes it in CNI_ARGS to {plugin.path}, the plugin with "
-                                f"the host-local IPAM of {nad_ref})",
-                            Severity.WARN if plugin.has_capability("ipRanges") else None)
+                                f"the host-local IPAM of {nad_ref}{f', in {pods}' if pods else ''})")
 
 
-@rule("pod-networks-static-ip-range", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
-      title="the ips a pod requests lie inside host-local's ranges and outside whereabouts' pool")
+@rule("pod-networks-ips-host-local", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
+      title="the NAD's host-local IPAM can give the ips a pod requests")
+def ips_host_local(subject: Subject) -> Iterator[Violation]:
+    """host-local gives a requested address only from its ranges (a literal runtimeConfig.ipRanges of the
+    NAD, which reaches it when Multus fills none of its declared capabilities, ahead of its own; Multus
+    never passes ipRanges), never a range's gateway, and at most one address of each range set, counting
+    those of args.cni.ips (the NAD's, or the selection's "cni-args") and of such a literal
+    runtimeConfig.ips; it fails the ADD on any other, so the pod never starts."""
+    if not (subject.view.known and _read_by_multus_yet(subject)):
+        return
+    for ref in subject.network_references:
+        nad = subject.view.nad(ref.namespace, ref.name) if ref.selection.ips else None
+        netconf = nad_netconf(nad) if nad is not None else None
+        if nad is not None and netconf is not None:
+            yield from host_local_ips_violations(ref, nad, netconf)
+
+
+@rule("pod-networks-static-ip-range", kinds=POD, severity=Severity.WARN, judges=[NETWORKS, DEFAULT_NETWORK],
+      title="the ips a pod requests lie outside whereabouts' pool")
 def static_ip_range(subject: Subject) -> Iterator[Violation]:
-    """Where a requested address may lie depends on the NAD's IPAM. host-local gives a requested address
-    only from its ranges (never a range's gateway), and at most one address of each range set, counting
-    those of args.cni.ips (the NAD's, or the selection's "cni-args"), and fails the ADD on any other, so
-    the pod never starts: denied, but a warning where ranges given at runtime (the ipRanges capability)
-    may hold it. whereabouts returns a requested address as it is, wherever it lies, but keeps no record
-    of it: one inside the pool it allocates from (its ranges less their exclude lists) may be handed to
-    another pod as well, a warning. static has no range: it uses the address it is given."""
+    """whereabouts returns a requested address as it is, wherever it lies, but keeps no record of it: one
+    inside the pool it allocates from (its ranges less their exclude lists) may be handed to another pod
+    as well. static has no range: it uses the address it is given. What host-local cannot give is
+    pod-networks-ips-host-local's."""
     if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
@@ -450,9 +495,6 @@ def static_ip_range(subject: Subject) -> Iterator[Violation]:
         if netconf is None:
             continue
         nad_ref = f"NAD {ref.namespace}/{ref.name}"
-        for plugin in netconf.plugins:
-            if plugin.ipam_type == "host-local":
-                yield from _host_local_requested(ref, plugin, nad_ref)
         pool = [r for r in nad_allocation_ranges(netconf) if r.ipam_type == "whereabouts"]
         for i, text in enumerate(ref.selection.ips):
             addr = parse_ip(text.split("/", 1)[0])
@@ -462,7 +504,7 @@ def static_ip_range(subject: Subject) -> Iterator[Violation]:
                 yield Violation(at, f"{at} {text} lies in the pool the whereabouts IPAM of {nad_ref} allocates from "
                                     f"({hit.first}-{hit.last}, {hit.path}), but whereabouts keeps no record of a "
                                     "requested address and may hand it to another pod too: request an address "
-                                    "outside the range, or add it to the range's exclude list", Severity.WARN)
+                                    "outside the range, or add it to the range's exclude list")
 
 
 def _cni_args_at(ref: NetworkReference) -> str:
@@ -626,7 +668,9 @@ def cni_args_tuning(subject: Subject) -> Iterator[Violation]:
     net.ParseMAC does not read fails setting it, and the kernel refuses an mtu below 0; either way the pod's
     ADD fails on every try and the pod never starts. Multus passes the numbers as Go encodes a float64
     ("mtu": 1500.0 arrives as 1500). bridge decodes args.cni.mac (its BridgeArgs) as a string: "mac": 5 fails
-    it the same way."""
+    it the same way; it sets a non-empty one on the container's veth unless a non-empty runtimeConfig.mac
+    comes first (ahead of the pod's own mac, MAC= in CNI_ARGS), so a mac net.ParseMAC does not read, or one
+    the kernel refuses on an Ethernet device (multicast, all zeros, not six bytes), fails the ADD."""
     names = [name for name in TUNING_ARGS_CNI if name != "sysctl"]
     for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, names, _reads_args_cni):
         base = _cni_args_at(ref)
@@ -652,7 +696,10 @@ def cni_args_ips(subject: Subject) -> Iterator[Violation]:
         base = _cni_args_at(ref)
         problems: list[Problem] = []
         if plugin.ipam_type == "host-local":
-            problems = host_local_args_ips(plugin, cni_args, base, POD_NEVER_STARTS)
+            nad = subject.view.nad(ref.namespace, ref.name)
+            filled = multus_fills(ref, nad) if nad is not None else frozenset()
+            problems = host_local_args_ips(plugin, cni_args, base, POD_NEVER_STARTS,
+                                           runtime_config=plugin.keeps_runtime_config(filled))
         else:
             args_cni_ips_addresses(args_cni_ips(plugin, cni_args, base), problems, POD_NEVER_STARTS)
         for problem in problems:
