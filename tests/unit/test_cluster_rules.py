@@ -293,11 +293,13 @@ def test_nodes_tainted_for_a_passing_condition_or_only_preferring_no_pods_count(
 def test_a_cordoned_node_counts_pods_land_there_again_once_it_is_uncordoned() -> None:
     """kubectl drain or talosctl upgrade cordons a node for a while: a host-local NAD admitted then hands
     out, after the uncordon, the addresses the other node has already given."""
-    cordoned = StaticClusterView([tainted("a", unschedulable=True), node("b")])
-    f = only(check(HOST_LOCAL_NAD, cordoned, "nad-host-local-multi-node"))
-    assert f.severity == "deny"
-    assert ("host-local on a cluster of 2 nodes (1 of them cordoned, which pods land on again once uncordoned): "
-            in f.message)
+    # As kubectl cordon leaves it, and with the taint the node lifecycle controller then adds.
+    for taints in ((), (("node.kubernetes.io/unschedulable", "NoSchedule"),)):
+        cordoned = StaticClusterView([tainted("a", *taints, unschedulable=True), node("b")])
+        f = only(check(HOST_LOCAL_NAD, cordoned, "nad-host-local-multi-node"))
+        assert f.severity == "deny"
+        assert ("host-local on a cluster of 2 nodes (1 of them cordoned, which pods land on again once "
+                "uncordoned): " in f.message)
     # Cordoned and tainted for good: not counted.
     both = StaticClusterView([tainted("a", CONTROL_PLANE, unschedulable=True), node("b")])
     assert check(HOST_LOCAL_NAD, both, "nad-host-local-multi-node") == []

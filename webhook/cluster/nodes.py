@@ -47,11 +47,13 @@ def _ready_condition(conditions: Any, keep: tuple[str, ...]) -> list[Mapping[str
 #: Taints the node lifecycle controller and the kubelet put on a node while it is not ready or under
 #: pressure, the cloud provider until it has initialised it, and Cilium until its agent runs on the
 #: node (the talos-cilium stack's, at every boot): they come and go, and the node takes pods again when
-#: they go.
+#: they go. The lifecycle controller's taint of a cordoned node too: the cordon is read from
+#: spec.unschedulable (cordoned), and with the taint counted as lasting every real cordon read as one.
 PASSING_TAINTS = frozenset({
     "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable", "node.kubernetes.io/memory-pressure",
     "node.kubernetes.io/disk-pressure", "node.kubernetes.io/pid-pressure", "node.kubernetes.io/network-unavailable",
     "node.cloudprovider.kubernetes.io/uninitialized", "node.cilium.io/agent-not-ready",
+    "node.kubernetes.io/unschedulable",
 })
 _REPELLING = ("NoSchedule", "NoExecute")
 
