@@ -1542,3 +1542,63 @@ def test_a_profiles_ips_on_an_unknown_nad_warn_that_they_are_unchecked() -> None
         assert severity == "warn"
         assert message.startswith(f"spec.networks[0].ips requests 10.99.0.1, not checked against NAD apps/hostlocal, "
                                   f"{unknown}: if its IPAM is host-local")
+
+
+def _with_annotations(selection: dict[str, Any], spec: dict[str, Any] | None = None,
+                      extra: dict[str, str] | None = None) -> dict[str, Any]:
+    return pod(annotations={"k8s.v1.cni.cncf.io/networks": json.dumps([selection]), **(extra or {})}, spec=spec)
+
+
+HOST_PORT_SPEC = {"containers": [{"name": "c", "image": "busybox",
+                                  "ports": [{"containerPort": 80, "hostPort": 8080}]}]}
+
+
+def test_a_fill_the_container_runtime_may_make_judges_the_literal_runtime_config_both_ways() -> None:
+    # containerd passes portMappings for a pod with a hostPort, and Multus hands them on: libcni then
+    # replaces the literal runtimeConfig of a plugin declaring portMappings. Whether the runtime does is not
+    # known here: what only one case refuses is a warning that says why.
+    v = view(nad("hl", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"},
+                                    runtimeConfig={"ips": ["10.77.0.5"]}, capabilities={"portMappings": True})))
+    selection = {"name": "hl", "ips": ["10.77.0.7"]}
+    [(severity, message)] = only("pod-networks-ips-host-local",
+                                 findings(_with_annotations(selection, HOST_PORT_SPEC), v))
+    assert severity == "warn"
+    assert "only if the NAD's literal runtimeConfig reaches spec.config" in message
+    assert "the pod has a hostPort, which the container runtime may pass as portMappings" in message
+    # Without a hostPort nothing fills portMappings: the literal runtimeConfig.ips reach host-local.
+    [(severity, _)] = only("pod-networks-ips-host-local", findings(_with_annotations(selection), v))
+    assert severity == "deny"
+    # What both cases refuse is still refused.
+    [(severity, _)] = only("pod-networks-ips-host-local", findings(
+        _with_annotations({"name": "hl", "ips": ["10.99.0.7"]}, HOST_PORT_SPEC), v))
+    assert severity == "deny"
+    # The bandwidth annotations the runtime reads count the same way, for the bandwidth capability.
+    bw = view(nad("hl", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"},
+                                     runtimeConfig={"ips": ["10.77.0.5"]}, capabilities={"bandwidth": True})))
+    [(severity, message)] = only("pod-networks-ips-host-local", findings(
+        _with_annotations(selection, None, {"kubernetes.io/ingress-bandwidth": "10M"}), bw))
+    assert severity == "warn"
+    assert "kubernetes.io/ingress-bandwidth" in message
+    # A literal ipRanges only the replaced case loses: cni-args ips inside it are a warning too.
+    ranges = view(nad("hl", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"},
+                                         runtimeConfig=LITERAL_RANGES, capabilities={"portMappings": True})))
+    [(severity, message)] = only("pod-networks-cni-args-ips", findings(
+        _with_annotations({"name": "hl", "cni-args": {"ips": ["10.79.0.7"]}}, HOST_PORT_SPEC), ranges))
+    assert severity == "warn"
+    assert "only if a capability spec.config declares is filled" in message
+
+
+def test_device_id_is_filled_only_for_a_pod_given_a_device() -> None:
+    n = nad("hl", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"},
+                               runtimeConfig=LITERAL_RANGES, capabilities={"deviceID": True}))
+    n["metadata"]["annotations"] = {"k8s.v1.cni.cncf.io/resourceName": "intel.com/sriov"}
+    v = view(n)
+    selection = {"name": "hl", "ips": ["10.79.0.7"]}
+    # A pod requesting no intel.com/sriov gets no device: no deviceID, the literal ipRanges reach.
+    assert only("pod-networks-ips-host-local", findings(_with_annotations(selection), v)) == []
+    # One requesting it may get one (then its deviceID replaces the literal runtimeConfig).
+    spec = {"containers": [{"name": "c", "image": "busybox",
+                            "resources": {"limits": {"intel.com/sriov": "1"}}}]}
+    [(severity, message)] = only("pod-networks-ips-host-local", findings(_with_annotations(selection, spec), v))
+    assert severity == "warn"
+    assert "only when the device plugin gave the pod a intel.com/sriov device" in message
