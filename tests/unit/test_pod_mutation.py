@@ -1602,3 +1602,27 @@ def test_device_id_is_filled_only_for_a_pod_given_a_device() -> None:
     [(severity, message)] = only("pod-networks-ips-host-local", findings(_with_annotations(selection, spec), v))
     assert severity == "warn"
     assert "only when the device plugin gave the pod a intel.com/sriov device" in message
+
+
+def test_a_bridge_pods_own_mac_through_the_capability_leaves_its_cni_args_mac_unused() -> None:
+    # bridge's loadNetConf takes a non-empty runtimeConfig.mac over args.cni.mac: with the mac
+    # capability the pod's own mac is that runtimeConfig.mac, and the cni-args mac is never parsed.
+    v = view(nad("br", json.dumps({"cniVersion": "1.0.0", "type": "bridge", "bridge": "br0",
+                                   "capabilities": {"mac": True}})))
+    for bad in ("zz", "01:00:5e:00:00:01"):
+        assert only("pod-networks-cni-args-tuning", findings(networks(
+            {"name": "br", "mac": "02:00:00:00:00:01", "cni-args": {"mac": bad}}), v)) == []
+        # Without a mac of its own, bridge sets the cni-args one and fails.
+        [(severity, _)] = only("pod-networks-cni-args-tuning", findings(networks(
+            {"name": "br", "cni-args": {"mac": bad}}), v))
+        assert severity == "deny"
+    # Without the capability the pod's mac reaches bridge only as MAC= in CNI_ARGS, after args.cni.mac.
+    plain = view(nad("br", json.dumps({"cniVersion": "1.0.0", "type": "bridge", "bridge": "br0"})))
+    [(severity, _)] = only("pod-networks-cni-args-tuning", findings(networks(
+        {"name": "br", "mac": "02:00:00:00:00:01", "cni-args": {"mac": "zz"}}), plain))
+    assert severity == "deny"
+    # On the default network Multus passes no runtimeConfig: the cni-args mac is set.
+    default = pod(annotations={"v1.multus-cni.io/default-network": json.dumps(
+        [{"namespace": "apps", "name": "br", "mac": "02:00:00:00:00:01", "cni-args": {"mac": "zz"}}])})
+    [(severity, _)] = only("pod-networks-cni-args-tuning", findings(default, v))
+    assert severity == "deny"

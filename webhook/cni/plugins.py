@@ -649,12 +649,13 @@ def _nested_string(obj: Any, base: str, *names: str) -> tuple[str, Any] | None:
 
 
 def _config_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
-                pod_base: str = "") -> tuple[str, str, bool, bool] | None:
+                pod_base: str = "", pod_mac: bool = False) -> tuple[str, str, bool, bool] | None:
     """(JSON path, value, whether a pod's own MAC replaces it, whether a pod's "cni-args" gave it) of the
     MAC the config gives the plugin: its runtimeConfig.mac when not empty, else mac; for tuning,
     args.cni.mac before both, even empty, with ``cni_args`` merged into it (see args_cni_spellings). A pod
     that requests a MAC replaces the first two (Multus passes it in CNI_ARGS, and with the mac capability
-    in runtimeConfig), never tuning's args."""
+    in runtimeConfig), never tuning's args. ``pod_mac``: the pod requests a MAC of its own, on the networks
+    annotation (see mac_problems)."""
     if plugin.type == "tuning":
         decodes, last = _tuning_args_cni_value(plugin, "mac", cni_args, pod_base)
         if not decodes:
@@ -662,7 +663,7 @@ def _config_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
         if last is not None:
             return (last.path, last.value, False, last.from_pod) if last.value else None
     if plugin.type == "bridge":
-        return _bridge_mac(plugin, cni_args, pod_base)
+        return _bridge_mac(plugin, cni_args, pod_base, pod_mac)
     for found in (_nested_string(plugin.conf, plugin.path, "runtimeConfig", "mac"), plugin.field("mac")):
         if found is not None and isinstance(found[1], str) and found[1]:
             return found[0], found[1], True, False
@@ -670,11 +671,14 @@ def _config_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
 
 
 def _bridge_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None,
-                pod_base: str) -> tuple[str, str, bool, bool] | None:
+                pod_base: str, pod_mac: bool = False) -> tuple[str, str, bool, bool] | None:
     """_config_mac for bridge (plugins v1.10.0 plugins/main/bridge loadNetConf): a non-empty
     runtimeConfig.mac, else a non-empty args.cni.mac (BridgeArgs, a string: a null spelling leaves the
     one before), else MAC= in CNI_ARGS. A pod's MAC replaces the config's only as runtimeConfig, with
-    the mac capability (which replaces the NAD's literal runtimeConfig too)."""
+    the mac capability (which replaces the NAD's literal runtimeConfig too): with ``pod_mac`` (the pod
+    requests one, on the networks annotation) and that capability, bridge reads neither."""
+    if pod_mac and plugin.has_capability("mac"):
+        return None
     literal = _nested_string(plugin.conf, plugin.path, "runtimeConfig", "mac")
     if literal is not None and isinstance(literal[1], str) and literal[1]:
         return literal[0], literal[1], True, False
@@ -698,16 +702,19 @@ def _ip_tool_mac(value: str) -> bytes | None:
 
 
 def mac_problems(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
-                 pod_base: str = "") -> Iterator[Problem]:
+                 pod_base: str = "", pod_mac: bool = False) -> Iterator[Problem]:
     """A MAC address that macvlan, tap, tuning or bridge cannot set: not one Go's net.ParseMAC reads (or,
     for tap through `ip link set`, ip), or, on the Ethernet devices macvlan, tap and bridge (its
     container's veth) make, not six bytes, a multicast address or all zeros, which the kernel refuses.
     With ``cni_args``, only what a pod's "cni-args" give tuning's or bridge's args.cni.mac (at JSON path
-    ``pod_base``)."""
+    ``pod_base``); ``pod_mac`` says that the pod requests a MAC of its own on the networks annotation,
+    which reaches bridge as runtimeConfig.mac when it declares the mac capability and comes first there
+    (plugins v1.10.0 bridge loadNetConf): its args.cni.mac is then not used, nor judged."""
     from_pod = cni_args is not None
     yield from args_cni_type_problems(plugin, ("mac",), cni_args, pod_base, POD_NEVER_STARTS if from_pod else
                                              "fails every pod")
-    found = _config_mac(plugin, cni_args, pod_base) if plugin.type in ("macvlan", "tap", "tuning", "bridge") else None
+    found = _config_mac(plugin, cni_args, pod_base, pod_mac) \
+        if plugin.type in ("macvlan", "tap", "tuning", "bridge") else None
     if found is None or found[3] is not from_pod:
         return
     path, value, replaceable, _ = found

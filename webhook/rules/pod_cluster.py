@@ -780,13 +780,17 @@ def cni_args_tuning(subject: Subject) -> Iterator[Violation]:
     ("mtu": 1500.0 arrives as 1500). bridge decodes args.cni.mac (its BridgeArgs) as a string: "mac": 5 fails
     it the same way; it sets a non-empty one on the container's veth unless a non-empty runtimeConfig.mac
     comes first (ahead of the pod's own mac, MAC= in CNI_ARGS), so a mac net.ParseMAC does not read, or one
-    the kernel refuses on an Ethernet device (multicast, all zeros, not six bytes), fails the ADD."""
+    the kernel refuses on an Ethernet device (multicast, all zeros, not six bytes), fails the ADD. A pod's
+    own mac is such a runtimeConfig.mac when bridge declares the mac capability (networks annotation
+    only): its cni-args mac is then not used, nor judged."""
     names = [name for name in TUNING_ARGS_CNI if name != "sysctl"]
     for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, names, _reads_args_cni):
         base = _cni_args_at(ref)
         for problem in chain(args_cni_type_problems(plugin, [n for n in names if n != "mac"], cni_args, base,
                                                     POD_NEVER_STARTS),
-                             mac_problems(plugin, cni_args, base), mtu_problems(plugin, cni_args, base)):
+                             mac_problems(plugin, cni_args, base, _runtime_config_reaches(
+                                 ref.annotation, plugin, "mac") and bool(ref.selection.mac)),
+                             mtu_problems(plugin, cni_args, base)):
             yield Violation(problem.field, f"{problem.message} {merged_into}")
 
 
