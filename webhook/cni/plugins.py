@@ -50,9 +50,12 @@ COMMON_FIELDS: Mapping[str, FieldType] = {
     "dns": _DNS,
 }
 
-#: The typed fields of each reference plugin's config struct.
+#: The typed fields of each reference plugin's config struct. runtimeConfig is a struct (its capability
+#: args) in those that declare one: anything but an object or null fails their decode, when libcni hands
+#: the config over as written (no capability the plugin declares is filled).
 PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
     "bridge": {
+        "runtimeConfig": Kind.OBJECT,
         "bridge": Kind.STRING,
         "isGateway": Kind.BOOL,
         "isDefaultGateway": Kind.BOOL,
@@ -71,6 +74,7 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
         "portIsolation": Kind.BOOL,
     },
     "macvlan": {
+        "runtimeConfig": Kind.OBJECT,
         "master": Kind.STRING,
         "mode": Kind.STRING,
         "mtu": Kind.INT,
@@ -81,6 +85,7 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
     "ipvlan": {"master": Kind.STRING, "mode": Kind.STRING, "mtu": Kind.INT, "linkInContainer": Kind.BOOL},
     "vlan": {"master": Kind.STRING, "vlanId": Kind.INT, "mtu": Kind.INT, "linkInContainer": Kind.BOOL},
     "host-device": {
+        "runtimeConfig": Kind.OBJECT,
         "device": Kind.STRING,
         "hwaddr": Kind.STRING,
         "kernelpath": Kind.STRING,
@@ -90,6 +95,7 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
     "ptp": {"ipMasq": Kind.BOOL, "ipMasqBackend": Kind.STRING, "mtu": Kind.INT},
     "dummy": {},
     "tuning": {
+        "runtimeConfig": Kind.OBJECT,
         "dataDir": Kind.STRING,
         "sysctl": Kind.STRING_MAP,
         "mac": Kind.STRING,
@@ -99,6 +105,7 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
         "allmulti": Kind.BOOL,
     },
     "portmap": {
+        "runtimeConfig": Kind.OBJECT,
         "backend": Kind.STRING,
         "snat": Kind.BOOL,
         "conditionsV4": ListOf(Kind.STRING),
@@ -108,6 +115,7 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
         "externalSetMarkChain": Kind.STRING,
     },
     "bandwidth": {
+        "runtimeConfig": Kind.OBJECT,
         "ingressRate": Kind.UINT,
         "ingressBurst": Kind.UINT,
         "egressRate": Kind.UINT,
@@ -118,6 +126,7 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
     "sbr": {"table": Kind.INT, "gateways": ListOf(Kind.STRING), "addSourceHints": Kind.BOOL},
     "vrf": {"vrfname": Kind.STRING, "table": Kind.UINT32},
     "tap": {
+        "runtimeConfig": Kind.OBJECT,
         "multiQueue": Kind.BOOL,
         "mtu": Kind.INT,
         "mac": Kind.STRING,
@@ -212,6 +221,11 @@ _MARK_BITS = (0, 31)
 # bandwidth refuses a burst (in bits) whose whole bytes reach 2^32 - 1 ("burst cannot be more than 4GB"):
 # 8 * (2^32 - 1) bits is already refused.
 _BURST_BYTES_LIMIT = 2**32 - 1
+
+
+def decodes_runtime_config(plugin: PluginConf) -> bool:
+    """Whether the plugin itself decodes runtimeConfig into a struct (see PLUGIN_FIELDS), ahead of its IPAM."""
+    return "runtimeConfig" in PLUGIN_FIELDS.get(plugin.type or "", {})
 
 
 def _string(plugin: PluginConf, name: str) -> tuple[str, str] | None:
