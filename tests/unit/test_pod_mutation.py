@@ -1626,3 +1626,21 @@ def test_a_bridge_pods_own_mac_through_the_capability_leaves_its_cni_args_mac_un
         [{"namespace": "apps", "name": "br", "mac": "02:00:00:00:00:01", "cni-args": {"mac": "zz"}}])})
     [(severity, _)] = only("pod-networks-cni-args-tuning", findings(default, v))
     assert severity == "deny"
+
+
+def test_a_profiles_ips_are_judged_both_ways_where_any_pod_using_it_may_have_a_fill() -> None:
+    # A profile's pods are not known: one with a hostPort may get portMappings from the container runtime,
+    # replacing the literal runtimeConfig of a plugin declaring portMappings; one without does not.
+    v = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"},
+                                           runtimeConfig={"ips": ["10.30.0.5"]}, capabilities={"portMappings": True})))
+    [(severity, message)] = profile_ips(["10.30.0.7"], v)
+    assert severity == "warn"
+    assert "a pod with a hostPort gets portMappings from the container runtime" in message
+    # Outside every range it fails either way.
+    [(severity, _)] = profile_ips(["10.99.0.7"], v)
+    assert severity == "deny"
+    # Without such a capability the literal runtimeConfig reaches every pod's host-local.
+    plain = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"},
+                                               runtimeConfig={"ips": ["10.30.0.5"]})))
+    [(severity, _)] = profile_ips(["10.30.0.7"], plain)
+    assert severity == "deny"
