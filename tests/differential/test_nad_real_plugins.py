@@ -1180,6 +1180,17 @@ CASES = [
                 args={"cni": {"ips": ["10.79.0.7"]}})), kernel=MAC),
     Case("host-local-literal-ip-ranges-only", one(hl(runtimeConfig={"ipRanges": [[{"subnet": "10.79.0.0/24"}]]})),
          kernel=MAC),
+    # host-local checks every pair of range sets, the literal ipRanges among them.
+    Case("host-local-literal-ip-ranges-overlap-own",
+         one(hl(ranges=HL10, runtimeConfig={"ipRanges": [[{"subnet": "10.10.0.128/25"}]]})),
+         "range set 0 overlaps with 1", kernel=MAC, rule=HOST_LOCAL),
+    # A runtimeConfig that is no object fails the decode of the plugins that read one into a struct:
+    # host-local behind ptp (which reads none itself), macvlan first.
+    Case("host-local-runtime-config-not-an-object",
+         one({"type": "ptp", "ipam": {"type": "host-local", "ranges": HL10}, "runtimeConfig": "x"}),
+         "Net.runtimeConfig", rule=HOST_LOCAL),
+    Case("macvlan-runtime-config-not-an-object", one(hl(ranges=HL10, runtimeConfig=[])),
+         "runtimeConfig", kernel=MAC, rule="nad-plugin-field-types"),
     Case("host-local-ip-ranges-capability-only", one(hl(capabilities={"ipRanges": True})),
          "no IP ranges specified", kernel=MAC, rule=HOST_LOCAL),
     Case("host-local-literal-ips-outside", one(hl(ranges=HL10, runtimeConfig={"ips": ["10.11.0.5"]})),

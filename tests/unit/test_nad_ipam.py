@@ -1244,3 +1244,39 @@ def test_static_addresses_replaced_by_args_cni_ips_are_not_indexed_but_the_args_
     # An empty list replaces nothing.
     assert indexed({**st({"address": "10.0.0.5/24"}), "args": {"cni": {"ips": []}}}) == [
         ("10.0.0.5", "spec.config.ipam.addresses[0]")]
+
+
+def test_a_literal_runtime_config_ip_range_overlapping_host_locals_own_fails_every_pod() -> None:
+    # host-local puts the literal runtimeConfig.ipRanges ahead of its ranges and refuses any two range sets
+    # that overlap ("range set 0 overlaps with 1"), on every ADD the literal runtimeConfig reaches.
+    overlapping = {"runtimeConfig": {"ipRanges": [[{"subnet": "10.1.0.128/25"}]]}}
+    [finding] = findings(nad({**macvlan(HL), **overlapping}), "nad-ipam-host-local")
+    assert (finding.field, finding.severity) == ("spec.config.ipam.ranges[0][0]", Severity.DENY)
+    assert "overlaps spec.config.runtimeConfig.ipRanges[0][0]" in finding.message
+    # Two literal sets overlapping each other count too; disjoint ones do not.
+    twice = {"runtimeConfig": {"ipRanges": [[{"subnet": "10.2.0.0/24"}], [{"subnet": "10.2.0.0/25"}]]}}
+    [finding] = findings(nad({**macvlan(HL), **twice}), "nad-ipam-host-local")
+    assert finding.field == "spec.config.runtimeConfig.ipRanges[1][0]"
+    disjoint = {"runtimeConfig": {"ipRanges": [[{"subnet": "10.2.0.0/24"}]]}}
+    assert findings(nad({**macvlan(HL), **disjoint}), "nad-ipam-host-local") == []
+
+
+def test_a_runtime_config_that_is_not_an_object_fails_every_pod_of_host_local_and_static() -> None:
+    # host-local and static decode runtimeConfig into a struct: "x", 5 or [] fail them ("cannot unmarshal
+    # ... Net.runtimeConfig"); null is nothing. ipvlan decodes no runtimeConfig of its own.
+    for ipam, rule in ((HL, "nad-ipam-host-local"),
+                       ({"type": "static", "addresses": [{"address": "10.1.0.5/24"}]}, "nad-ipam-static")):
+        for value in ("x", 5, []):
+            config = {**macvlan(ipam), "type": "ipvlan", "runtimeConfig": value}
+            [finding] = findings(nad(config), rule)
+            assert (finding.field, finding.severity) == ("spec.config.runtimeConfig", Severity.DENY), value
+            assert f"the {ipam['type']} IPAM decodes it as an object" in finding.message
+        assert findings(nad({**macvlan(ipam), "type": "ipvlan", "runtimeConfig": None}), rule) == []
+
+
+def test_a_runtime_config_that_is_not_an_object_fails_the_plugins_that_decode_one() -> None:
+    # bridge, macvlan, host-device, tuning, portmap, bandwidth and tap decode it too, first: theirs to say.
+    [finding] = findings(nad({**macvlan(HL), "runtimeConfig": "x"}), "nad-plugin-field-types")
+    assert (finding.field, finding.severity) == ("spec.config.runtimeConfig", Severity.DENY)
+    assert "the macvlan plugin reads it as an object" in finding.message
+    assert findings(nad({**macvlan(HL), "runtimeConfig": "x"}), "nad-ipam-host-local") == []

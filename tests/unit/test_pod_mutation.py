@@ -1542,3 +1542,105 @@ def test_a_profiles_ips_on_an_unknown_nad_warn_that_they_are_unchecked() -> None
         assert severity == "warn"
         assert message.startswith(f"spec.networks[0].ips requests 10.99.0.1, not checked against NAD apps/hostlocal, "
                                   f"{unknown}: if its IPAM is host-local")
+
+
+def _with_annotations(selection: dict[str, Any], spec: dict[str, Any] | None = None,
+                      extra: dict[str, str] | None = None) -> dict[str, Any]:
+    return pod(annotations={"k8s.v1.cni.cncf.io/networks": json.dumps([selection]), **(extra or {})}, spec=spec)
+
+
+HOST_PORT_SPEC = {"containers": [{"name": "c", "image": "busybox",
+                                  "ports": [{"containerPort": 80, "hostPort": 8080}]}]}
+
+
+def test_a_fill_the_container_runtime_may_make_judges_the_literal_runtime_config_both_ways() -> None:
+    # containerd passes portMappings for a pod with a hostPort, and Multus hands them on: libcni then
+    # replaces the literal runtimeConfig of a plugin declaring portMappings. Whether the runtime does is not
+    # known here: what only one case refuses is a warning that says why.
+    v = view(nad("hl", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"},
+                                    runtimeConfig={"ips": ["10.77.0.5"]}, capabilities={"portMappings": True})))
+    selection = {"name": "hl", "ips": ["10.77.0.7"]}
+    [(severity, message)] = only("pod-networks-ips-host-local",
+                                 findings(_with_annotations(selection, HOST_PORT_SPEC), v))
+    assert severity == "warn"
+    assert "only if the NAD's literal runtimeConfig reaches spec.config" in message
+    assert "the pod has a hostPort, which the container runtime may pass as portMappings" in message
+    # Without a hostPort nothing fills portMappings: the literal runtimeConfig.ips reach host-local.
+    [(severity, _)] = only("pod-networks-ips-host-local", findings(_with_annotations(selection), v))
+    assert severity == "deny"
+    # What both cases refuse is still refused.
+    [(severity, _)] = only("pod-networks-ips-host-local", findings(
+        _with_annotations({"name": "hl", "ips": ["10.99.0.7"]}, HOST_PORT_SPEC), v))
+    assert severity == "deny"
+    # The bandwidth annotations the runtime reads count the same way, for the bandwidth capability.
+    bw = view(nad("hl", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"},
+                                     runtimeConfig={"ips": ["10.77.0.5"]}, capabilities={"bandwidth": True})))
+    [(severity, message)] = only("pod-networks-ips-host-local", findings(
+        _with_annotations(selection, None, {"kubernetes.io/ingress-bandwidth": "10M"}), bw))
+    assert severity == "warn"
+    assert "kubernetes.io/ingress-bandwidth" in message
+    # A literal ipRanges only the replaced case loses: cni-args ips inside it are a warning too.
+    ranges = view(nad("hl", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"},
+                                         runtimeConfig=LITERAL_RANGES, capabilities={"portMappings": True})))
+    [(severity, message)] = only("pod-networks-cni-args-ips", findings(
+        _with_annotations({"name": "hl", "cni-args": {"ips": ["10.79.0.7"]}}, HOST_PORT_SPEC), ranges))
+    assert severity == "warn"
+    assert "only if a capability spec.config declares is filled" in message
+
+
+def test_device_id_is_filled_only_for_a_pod_given_a_device() -> None:
+    n = nad("hl", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"},
+                               runtimeConfig=LITERAL_RANGES, capabilities={"deviceID": True}))
+    n["metadata"]["annotations"] = {"k8s.v1.cni.cncf.io/resourceName": "intel.com/sriov"}
+    v = view(n)
+    selection = {"name": "hl", "ips": ["10.79.0.7"]}
+    # A pod requesting no intel.com/sriov gets no device: no deviceID, the literal ipRanges reach.
+    assert only("pod-networks-ips-host-local", findings(_with_annotations(selection), v)) == []
+    # One requesting it may get one (then its deviceID replaces the literal runtimeConfig).
+    spec = {"containers": [{"name": "c", "image": "busybox",
+                            "resources": {"limits": {"intel.com/sriov": "1"}}}]}
+    [(severity, message)] = only("pod-networks-ips-host-local", findings(_with_annotations(selection, spec), v))
+    assert severity == "warn"
+    assert "only when the device plugin gave the pod a intel.com/sriov device" in message
+
+
+def test_a_bridge_pods_own_mac_through_the_capability_leaves_its_cni_args_mac_unused() -> None:
+    # bridge's loadNetConf takes a non-empty runtimeConfig.mac over args.cni.mac: with the mac
+    # capability the pod's own mac is that runtimeConfig.mac, and the cni-args mac is never parsed.
+    v = view(nad("br", json.dumps({"cniVersion": "1.0.0", "type": "bridge", "bridge": "br0",
+                                   "capabilities": {"mac": True}})))
+    for bad in ("zz", "01:00:5e:00:00:01"):
+        assert only("pod-networks-cni-args-tuning", findings(networks(
+            {"name": "br", "mac": "02:00:00:00:00:01", "cni-args": {"mac": bad}}), v)) == []
+        # Without a mac of its own, bridge sets the cni-args one and fails.
+        [(severity, _)] = only("pod-networks-cni-args-tuning", findings(networks(
+            {"name": "br", "cni-args": {"mac": bad}}), v))
+        assert severity == "deny"
+    # Without the capability the pod's mac reaches bridge only as MAC= in CNI_ARGS, after args.cni.mac.
+    plain = view(nad("br", json.dumps({"cniVersion": "1.0.0", "type": "bridge", "bridge": "br0"})))
+    [(severity, _)] = only("pod-networks-cni-args-tuning", findings(networks(
+        {"name": "br", "mac": "02:00:00:00:00:01", "cni-args": {"mac": "zz"}}), plain))
+    assert severity == "deny"
+    # On the default network Multus passes no runtimeConfig: the cni-args mac is set.
+    default = pod(annotations={"v1.multus-cni.io/default-network": json.dumps(
+        [{"namespace": "apps", "name": "br", "mac": "02:00:00:00:00:01", "cni-args": {"mac": "zz"}}])})
+    [(severity, _)] = only("pod-networks-cni-args-tuning", findings(default, v))
+    assert severity == "deny"
+
+
+def test_a_profiles_ips_are_judged_both_ways_where_any_pod_using_it_may_have_a_fill() -> None:
+    # A profile's pods are not known: one with a hostPort may get portMappings from the container runtime,
+    # replacing the literal runtimeConfig of a plugin declaring portMappings; one without does not.
+    v = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"},
+                                           runtimeConfig={"ips": ["10.30.0.5"]}, capabilities={"portMappings": True})))
+    [(severity, message)] = profile_ips(["10.30.0.7"], v)
+    assert severity == "warn"
+    assert "a pod with a hostPort gets portMappings from the container runtime" in message
+    # Outside every range it fails either way.
+    [(severity, _)] = profile_ips(["10.99.0.7"], v)
+    assert severity == "deny"
+    # Without such a capability the literal runtimeConfig reaches every pod's host-local.
+    plain = view(nad("hostlocal", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"},
+                                               runtimeConfig={"ips": ["10.30.0.5"]})))
+    [(severity, _)] = profile_ips(["10.30.0.7"], plain)
+    assert severity == "deny"

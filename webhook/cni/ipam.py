@@ -31,7 +31,13 @@ from webhook.cni.addresses import (
 from webhook.cni.config import NetConf, PluginConf, Problem
 from webhook.cni.fields import Kind, ListOf, describe, is_int
 from webhook.cni.gojson import go_field, struct_fields
-from webhook.cni.plugins import ADDRESS_ENTRY, args_cni_mismatches, args_cni_spellings, ipam_field_type_problems
+from webhook.cni.plugins import (
+    ADDRESS_ENTRY,
+    args_cni_mismatches,
+    args_cni_spellings,
+    decodes_runtime_config,
+    ipam_field_type_problems,
+)
 from webhook.objects import as_text
 
 # CNI 0.1.0 / 0.2.0 results carry one address per family.
@@ -393,12 +399,15 @@ def _range_set_problems(members: Sequence[HostLocalRange]) -> Iterator[Problem]:
         )
 
 
-def _cross_set_overlaps(sets: Sequence[Sequence[HostLocalRange]]) -> Iterator[Problem]:
+def _cross_set_overlaps(sets: Sequence[Sequence[HostLocalRange]], first: int | None = None) -> Iterator[Problem]:
+    """Overlaps between range sets, which host-local refuses ("range set 0 overlaps with 1"); with
+    ``first``, only those involving one of the first ``first`` sets."""
     flat = [(n, r) for n, s in enumerate(sets) for r in s]
     # One finding per pair of range sets, as host-local names the sets.
     found: dict[tuple[int, int], tuple[int, int]] = {}
     for (set_a, ia), (set_b, ib) in sorted(_overlapping_pairs(flat), key=lambda pair: (pair[1], pair[0])):
-        found.setdefault((set_a, set_b), (ia, ib))
+        if first is None or min(set_a, set_b) < first:
+            found.setdefault((set_a, set_b), (ia, ib))
     for ia, ib in sorted(found.values(), key=lambda pair: (flat[pair[1]][0], flat[pair[0]][0])):
         a, b = flat[ia][1], flat[ib][1]
         yield Problem(
@@ -1125,11 +1134,23 @@ class HostLocalRequest:
     range_problems: list[Problem]
 
 
-def _literal_runtime_config(plugin: PluginConf) -> tuple[str, Mapping[str, Any]] | None:
+def _literal_runtime_config(plugin: PluginConf) -> tuple[str, Any] | None:
+    """(JSON path, value) of the plugin's literal runtimeConfig; None when absent or null."""
     found = go_field(plugin.conf, "runtimeConfig")
-    if found is None or not isinstance(found[1], Mapping):
+    if found is None or found[1] is None:
         return None
     return f"{plugin.path}.{found[0]}", found[1]
+
+
+def _runtime_config_not_object(plugin: PluginConf, literal: tuple[str, Any], ipam: str,
+                               fails: str = "fails every pod") -> Iterator[Problem]:
+    """host-local and static decode runtimeConfig into a struct (allocator.Net, static's Net): a literal
+    one (``literal``, its JSON path and value) that is not an object fails them ("cannot unmarshal ...
+    Net.runtimeConfig"), unless the plugin decoding it first has failed already (a field type's to say)."""
+    path, value = literal
+    if not isinstance(value, Mapping) and not decodes_runtime_config(plugin):
+        yield Problem(path, f"{path} is {describe(value)}, but the {ipam} IPAM decodes it as an object: it {fails}; "
+                            "make it an object (or remove it)")
 
 
 def host_local_request(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, pod_base: str = "",
@@ -1147,6 +1168,9 @@ def host_local_request(plugin: PluginConf, cni_args: Mapping[str, Any] | None = 
     judged = not refused
     range_problems: list[Problem] = []
     literal = _literal_runtime_config(plugin) if runtime_config else None
+    if literal is not None and not isinstance(literal[1], Mapping):
+        range_problems.extend(_runtime_config_not_object(plugin, literal, "host-local", fails))
+        return HostLocalRequest(sets, False, requested, problems, sources, range_problems)
     if literal is not None:
         path, conf = literal
         ips = go_field(conf, "ips")
@@ -1165,6 +1189,9 @@ def host_local_request(plugin: PluginConf, cni_args: Mapping[str, Any] | None = 
                 judged = False
             else:
                 extra = tuple(_range_sets(ranges[1], rpath, range_problems))
+                # host-local checks every pair of its range sets, the literal ones among them; those of
+                # its own ranges alone are host_local_ranges' to say.
+                range_problems.extend(_cross_set_overlaps(extra + sets, len(extra)))
                 judged = judged and not range_problems
                 sets = extra + sets
     return HostLocalRequest(sets, judged, requested, problems, sources, range_problems)
@@ -1245,6 +1272,9 @@ def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
     replaced = found.replaces_addresses
     addresses, problems = static_addresses(ipam, path, replaced=replaced)
     problems.extend(args_problems)
+    literal = _literal_runtime_config(plugin)
+    if literal is not None:
+        problems.extend(_runtime_config_not_object(plugin, literal, "static"))
     if not addresses and not problems and not plugin.has_capability("ips") and not replaced:
         # Not a denial: static also takes the addresses from CNI_ARGS, where Multus puts a pod's "ips",
         # and from args.cni.ips, which it fills from "cni-args": {"ips": [...]}: the NAD works for pods

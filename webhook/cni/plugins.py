@@ -50,9 +50,12 @@ COMMON_FIELDS: Mapping[str, FieldType] = {
     "dns": _DNS,
 }
 
-#: The typed fields of each reference plugin's config struct.
+#: The typed fields of each reference plugin's config struct. runtimeConfig is a struct (its capability
+#: args) in those that declare one: anything but an object or null fails their decode, when libcni hands
+#: the config over as written (no capability the plugin declares is filled).
 PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
     "bridge": {
+        "runtimeConfig": Kind.OBJECT,
         "bridge": Kind.STRING,
         "isGateway": Kind.BOOL,
         "isDefaultGateway": Kind.BOOL,
@@ -71,6 +74,7 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
         "portIsolation": Kind.BOOL,
     },
     "macvlan": {
+        "runtimeConfig": Kind.OBJECT,
         "master": Kind.STRING,
         "mode": Kind.STRING,
         "mtu": Kind.INT,
@@ -81,6 +85,7 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
     "ipvlan": {"master": Kind.STRING, "mode": Kind.STRING, "mtu": Kind.INT, "linkInContainer": Kind.BOOL},
     "vlan": {"master": Kind.STRING, "vlanId": Kind.INT, "mtu": Kind.INT, "linkInContainer": Kind.BOOL},
     "host-device": {
+        "runtimeConfig": Kind.OBJECT,
         "device": Kind.STRING,
         "hwaddr": Kind.STRING,
         "kernelpath": Kind.STRING,
@@ -90,6 +95,7 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
     "ptp": {"ipMasq": Kind.BOOL, "ipMasqBackend": Kind.STRING, "mtu": Kind.INT},
     "dummy": {},
     "tuning": {
+        "runtimeConfig": Kind.OBJECT,
         "dataDir": Kind.STRING,
         "sysctl": Kind.STRING_MAP,
         "mac": Kind.STRING,
@@ -99,6 +105,7 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
         "allmulti": Kind.BOOL,
     },
     "portmap": {
+        "runtimeConfig": Kind.OBJECT,
         "backend": Kind.STRING,
         "snat": Kind.BOOL,
         "conditionsV4": ListOf(Kind.STRING),
@@ -108,6 +115,7 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
         "externalSetMarkChain": Kind.STRING,
     },
     "bandwidth": {
+        "runtimeConfig": Kind.OBJECT,
         "ingressRate": Kind.UINT,
         "ingressBurst": Kind.UINT,
         "egressRate": Kind.UINT,
@@ -118,6 +126,7 @@ PLUGIN_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
     "sbr": {"table": Kind.INT, "gateways": ListOf(Kind.STRING), "addSourceHints": Kind.BOOL},
     "vrf": {"vrfname": Kind.STRING, "table": Kind.UINT32},
     "tap": {
+        "runtimeConfig": Kind.OBJECT,
         "multiQueue": Kind.BOOL,
         "mtu": Kind.INT,
         "mac": Kind.STRING,
@@ -212,6 +221,11 @@ _MARK_BITS = (0, 31)
 # bandwidth refuses a burst (in bits) whose whole bytes reach 2^32 - 1 ("burst cannot be more than 4GB"):
 # 8 * (2^32 - 1) bits is already refused.
 _BURST_BYTES_LIMIT = 2**32 - 1
+
+
+def decodes_runtime_config(plugin: PluginConf) -> bool:
+    """Whether the plugin itself decodes runtimeConfig into a struct (see PLUGIN_FIELDS), ahead of its IPAM."""
+    return "runtimeConfig" in PLUGIN_FIELDS.get(plugin.type or "", {})
 
 
 def _string(plugin: PluginConf, name: str) -> tuple[str, str] | None:
@@ -649,12 +663,13 @@ def _nested_string(obj: Any, base: str, *names: str) -> tuple[str, Any] | None:
 
 
 def _config_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
-                pod_base: str = "") -> tuple[str, str, bool, bool] | None:
+                pod_base: str = "", pod_mac: bool = False) -> tuple[str, str, bool, bool] | None:
     """(JSON path, value, whether a pod's own MAC replaces it, whether a pod's "cni-args" gave it) of the
     MAC the config gives the plugin: its runtimeConfig.mac when not empty, else mac; for tuning,
     args.cni.mac before both, even empty, with ``cni_args`` merged into it (see args_cni_spellings). A pod
     that requests a MAC replaces the first two (Multus passes it in CNI_ARGS, and with the mac capability
-    in runtimeConfig), never tuning's args."""
+    in runtimeConfig), never tuning's args. ``pod_mac``: the pod requests a MAC of its own, on the networks
+    annotation (see mac_problems)."""
     if plugin.type == "tuning":
         decodes, last = _tuning_args_cni_value(plugin, "mac", cni_args, pod_base)
         if not decodes:
@@ -662,7 +677,7 @@ def _config_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
         if last is not None:
             return (last.path, last.value, False, last.from_pod) if last.value else None
     if plugin.type == "bridge":
-        return _bridge_mac(plugin, cni_args, pod_base)
+        return _bridge_mac(plugin, cni_args, pod_base, pod_mac)
     for found in (_nested_string(plugin.conf, plugin.path, "runtimeConfig", "mac"), plugin.field("mac")):
         if found is not None and isinstance(found[1], str) and found[1]:
             return found[0], found[1], True, False
@@ -670,11 +685,14 @@ def _config_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
 
 
 def _bridge_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None,
-                pod_base: str) -> tuple[str, str, bool, bool] | None:
+                pod_base: str, pod_mac: bool = False) -> tuple[str, str, bool, bool] | None:
     """_config_mac for bridge (plugins v1.10.0 plugins/main/bridge loadNetConf): a non-empty
     runtimeConfig.mac, else a non-empty args.cni.mac (BridgeArgs, a string: a null spelling leaves the
     one before), else MAC= in CNI_ARGS. A pod's MAC replaces the config's only as runtimeConfig, with
-    the mac capability (which replaces the NAD's literal runtimeConfig too)."""
+    the mac capability (which replaces the NAD's literal runtimeConfig too): with ``pod_mac`` (the pod
+    requests one, on the networks annotation) and that capability, bridge reads neither."""
+    if pod_mac and plugin.has_capability("mac"):
+        return None
     literal = _nested_string(plugin.conf, plugin.path, "runtimeConfig", "mac")
     if literal is not None and isinstance(literal[1], str) and literal[1]:
         return literal[0], literal[1], True, False
@@ -698,16 +716,19 @@ def _ip_tool_mac(value: str) -> bytes | None:
 
 
 def mac_problems(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
-                 pod_base: str = "") -> Iterator[Problem]:
+                 pod_base: str = "", pod_mac: bool = False) -> Iterator[Problem]:
     """A MAC address that macvlan, tap, tuning or bridge cannot set: not one Go's net.ParseMAC reads (or,
     for tap through `ip link set`, ip), or, on the Ethernet devices macvlan, tap and bridge (its
     container's veth) make, not six bytes, a multicast address or all zeros, which the kernel refuses.
     With ``cni_args``, only what a pod's "cni-args" give tuning's or bridge's args.cni.mac (at JSON path
-    ``pod_base``)."""
+    ``pod_base``); ``pod_mac`` says that the pod requests a MAC of its own on the networks annotation,
+    which reaches bridge as runtimeConfig.mac when it declares the mac capability and comes first there
+    (plugins v1.10.0 bridge loadNetConf): its args.cni.mac is then not used, nor judged."""
     from_pod = cni_args is not None
     yield from args_cni_type_problems(plugin, ("mac",), cni_args, pod_base, POD_NEVER_STARTS if from_pod else
                                              "fails every pod")
-    found = _config_mac(plugin, cni_args, pod_base) if plugin.type in ("macvlan", "tap", "tuning", "bridge") else None
+    found = _config_mac(plugin, cni_args, pod_base, pod_mac) \
+        if plugin.type in ("macvlan", "tap", "tuning", "bridge") else None
     if found is None or found[3] is not from_pod:
         return
     path, value, replaceable, _ = found

@@ -89,7 +89,7 @@ def _host_local_ips(subject: Subject, at: str, selection: NetworkSelection) -> I
         netconf = nad_netconf(nad)
         if netconf is not None:
             ref = NetworkReference(NETWORKS_ANNOTATION, selection.namespace, selection.name, "", at, selection)
-            yield from host_local_ips_violations(ref, nad, netconf, "every pod using this profile")
+            yield from host_local_ips_violations(ref, nad, netconf, None, "every pod using this profile")
         return
     unknown = "which does not exist (yet)" if subject.view.known else "which is not known here (no cluster state)"
     yield Violation(f"{at}.ips", f"{at}.ips requests {', '.join(selection.ips)}, not checked against NAD "

@@ -10,8 +10,8 @@ pod was created with.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from itertools import chain
 from typing import Any
 
@@ -189,24 +189,124 @@ def _gets_runtime_config(ref: NetworkReference, plugin: PluginConf, capability: 
     return _runtime_config_reaches(ref.annotation, plugin, capability)
 
 
-def multus_fills(ref: NetworkReference, nad: Mapping[str, Any]) -> frozenset[str]:
-    """The capability args Multus v4.3.0 hands libcni for a selection of ``nad`` (pkg/types/conf.go
-    mergeCNIRuntimeConfig and newCNIRuntimeConf): on the networks annotation only (the default network
-    is its master plugin, given none of the selection's), each of ips, mac, portMappings and bandwidth
-    the selection requests (non-empty), infinibandGUID, and deviceID with CNIDeviceInfoFile when the
-    selection names a device or the NAD takes one from the device plugin (its resourceName annotation).
-    Never ipRanges: Multus's RuntimeConfig has no such field. A plugin declaring none of them gets the
-    NAD's literal runtimeConfig (see PluginConf.keeps_runtime_config)."""
+#: The pod annotations the container runtime reads a pod's bandwidth limits from (containerd's CRI
+#: toCNIBandWidth; kubelet's names).
+_BANDWIDTH_ANNOTATIONS = ("kubernetes.io/ingress-bandwidth", "kubernetes.io/egress-bandwidth")
+
+
+@dataclass(frozen=True, slots=True)
+class Fills:
+    """The capability args libcni gets for a selection (see multus_fills): those it surely gets, and
+    those it may or may not get, each with why it is not known here."""
+
+    certain: frozenset[str]
+    uncertain: Mapping[str, str]
+
+
+def _pod_containers(pod: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    spec = as_mapping(pod.get("spec"))
+    for key in ("initContainers", "containers"):
+        items = spec.get(key)
+        for item in items if isinstance(items, list) else ():
+            if isinstance(item, Mapping):
+                yield item
+
+
+def _has_host_port(pod: Mapping[str, Any]) -> bool:
+    for container in _pod_containers(pod):
+        ports = container.get("ports")
+        for port in ports if isinstance(ports, list) else ():
+            host_port = as_mapping(port).get("hostPort")
+            if isinstance(host_port, int) and not isinstance(host_port, bool) and host_port > 0:
+                return True
+    return False
+
+
+def _requests_resource(pod: Mapping[str, Any], resource: str) -> bool:
+    for container in _pod_containers(pod):
+        resources = as_mapping(container.get("resources"))
+        if any(resource in as_mapping(resources.get(kind)) for kind in ("requests", "limits")):
+            return True
+    return False
+
+
+def multus_fills(ref: NetworkReference, nad: Mapping[str, Any], pod: Mapping[str, Any] | None) -> Fills:
+    """The capability args libcni gets for a selection of ``nad`` by ``pod`` (None: any pod, as for a
+    profile). Multus v4.3.0 (pkg/types/conf.go mergeCNIRuntimeConfig and newCNIRuntimeConf) starts from
+    the container runtime's runtime config, for every network, the default one too: containerd passes
+    portMappings when the pod has a hostPort and bandwidth when it has a kubernetes.io/ingress-bandwidth
+    or egress-bandwidth annotation (other runtimes may not: these stay uncertain). On the networks
+    annotation only (the default network is its master plugin, given none of the selection's), it adds
+    each of ips, mac, portMappings and bandwidth the selection requests (non-empty), infinibandGUID, and
+    deviceID with CNIDeviceInfoFile when the selection names a device, or (uncertain) when the NAD takes
+    one from the device plugin (its resourceName annotation) and the pod requests that resource: Multus
+    fills it only when the pod was given a device (pkg/k8sclient getKubernetesDelegate). Never ipRanges:
+    Multus's RuntimeConfig has no such field. A plugin declaring none of those filled gets the NAD's
+    literal runtimeConfig (see PluginConf.keeps_runtime_config and runtime_config_cases)."""
+    filled: set[str] = set()
+    uncertain: dict[str, str] = {}
+    if pod is None:
+        uncertain["portMappings"] = "a pod with a hostPort gets portMappings from the container runtime"
+        uncertain["bandwidth"] = ("a pod with a kubernetes.io/ingress-bandwidth or egress-bandwidth annotation gets "
+                                  "bandwidth from the container runtime")
+    else:
+        if _has_host_port(pod):
+            uncertain["portMappings"] = ("the pod has a hostPort, which the container runtime may pass as portMappings "
+                                         "(containerd does)")
+        pod_annotations = as_mapping(as_mapping(pod.get("metadata")).get("annotations"))
+        if any(name in pod_annotations for name in _BANDWIDTH_ANNOTATIONS):
+            uncertain["bandwidth"] = ("the pod has a kubernetes.io/ingress-bandwidth or egress-bandwidth annotation, "
+                                      "which the container runtime may pass as bandwidth (containerd does)")
     if ref.annotation != NETWORKS_ANNOTATION:
-        return frozenset()
+        return Fills(frozenset(), uncertain)
     selection = ref.selection
     filled = {capability for attr, capability in _CAPABILITIES.items() if getattr(selection, attr)}
     if selection.infiniband_guid:
         filled.add("infinibandGUID")
-    annotations = as_mapping(as_mapping(nad.get("metadata")).get("annotations"))
-    if selection.device_id or annotations.get(RESOURCE_NAME_ANNOTATION):
+    resource = as_mapping(as_mapping(nad.get("metadata")).get("annotations")).get(RESOURCE_NAME_ANNOTATION)
+    if selection.device_id:
         filled |= {"deviceID", "CNIDeviceInfoFile"}
-    return frozenset(filled)
+    elif isinstance(resource, str) and resource and (pod is None or _requests_resource(pod, resource)):
+        why = (f"Multus fills deviceID only when the device plugin gave the pod a {resource} device (the NAD's "
+               "resourceName)")
+        uncertain |= {"deviceID": why, "CNIDeviceInfoFile": why}
+    return Fills(frozenset(filled), {k: v for k, v in uncertain.items() if k not in filled})
+
+
+def runtime_config_cases(plugin: PluginConf, fills: Fills) -> tuple[tuple[bool, ...], str]:
+    """Whether the NAD's literal runtimeConfig reaches ``plugin``, in each case to judge, and why there
+    are two when there are: (False,) when a capability the plugin declares is surely filled, (True,)
+    when none can be, else (True, False), saying which fills are uncertain."""
+    if not plugin.keeps_runtime_config(fills.certain):
+        return (False,), ""
+    uncertain = sorted({why for name, why in fills.uncertain.items() if plugin.has_capability(name)})
+    if not uncertain:
+        return (True,), ""
+    return (True, False), "; ".join(uncertain)
+
+
+def judged_both_ways(plugin: PluginConf, fills: Fills,
+                     judge: Callable[[bool], Iterable[Problem]]) -> Iterator[tuple[Problem, str]]:
+    """``judge(runtime_config)`` in each case of runtime_config_cases, each problem with a note for its
+    message: a problem found only in some cases (by field) is a warning, its note saying on what it
+    depends; the note is empty otherwise."""
+    cases, why = runtime_config_cases(plugin, fills)
+    found = [list(judge(reaches)) for reaches in cases]
+    if len(found) == 1:
+        yield from ((problem, "") for problem in found[0])
+        return
+    with_literal, without = found
+    fields = [{p.field for p in with_literal}, {p.field for p in without}]
+    for problems, others, condition in (
+            (with_literal, fields[1], f"the NAD's literal runtimeConfig reaches {plugin.path}, that is when "
+                                      "none of the capabilities it declares is filled"),
+            (without, fields[0], f"a capability {plugin.path} declares is filled, which replaces the NAD's "
+                                 "literal runtimeConfig")):
+        for problem in problems:
+            if problem.field not in others:
+                yield replace(problem, warning=True), f" (only if {condition}; not known here: {why})"
+            elif problems is with_literal:
+                yield problem, ""
 
 
 def _runtime_config_reaches(annotation: str, plugin: PluginConf, capability: str) -> bool:
@@ -430,37 +530,44 @@ def ips_ipam(subject: Subject) -> Iterator[Violation]:
 
 
 def host_local_ips_violations(ref: NetworkReference, nad: Mapping[str, Any], netconf: NetConf,
-                              pods: str = "") -> Iterator[Violation]:
+                              pod: Mapping[str, Any] | None, pods: str = "") -> Iterator[Violation]:
     """What pod-networks-ips-host-local finds in the ips of selection ``ref`` of ``nad`` (whose config is
-    ``netconf``), for each plugin with the host-local IPAM. ``pods`` says which pods request them, when
-    not just the one judged (e.g. a profile's)."""
-    filled = multus_fills(ref, nad)
+    ``netconf``) by ``pod`` (None: any pod, as for a profile), for each plugin with the host-local IPAM.
+    ``pods`` says which pods request them, when not just the one judged (e.g. a profile's)."""
+    fills = multus_fills(ref, nad, pod)
     for plugin in netconf.plugins:
         if plugin.ipam_type == "host-local":
-            yield from _host_local_requested(ref, plugin, f"NAD {ref.namespace}/{ref.name}", filled, pods)
+            yield from _host_local_requested(ref, plugin, f"NAD {ref.namespace}/{ref.name}", fills, pods)
 
 
 def _host_local_requested(ref: NetworkReference, plugin: PluginConf, nad_ref: str,
-                          filled: frozenset[str], pods: str = "") -> Iterator[Violation]:
+                          fills: Fills, pods: str = "") -> Iterator[Violation]:
     """What host-local (``plugin``'s IPAM) cannot give of the address a selection requests: it takes it
     from IP= in CNI_ARGS (and runtimeConfig.ips, with the capability) together with args.cni.ips (the
     NAD's, and the selection's "cni-args" merged in) and, when no capability the plugin declares is
-    filled (``filled``, see multus_fills), the NAD's literal runtimeConfig.ips, every one from its ranges
-    (the literal runtimeConfig.ipRanges ahead of its own), at most one per range set (see
-    host_local_request and host_local_unallocatable)."""
+    filled (``fills``, see multus_fills; judged both ways when that is not known, see
+    judged_both_ways), the NAD's literal runtimeConfig.ips, every one from its ranges (the literal
+    runtimeConfig.ipRanges ahead of its own), at most one per range set (see host_local_request and
+    host_local_unallocatable)."""
     ips = ref.selection.ips
     addr = go_ip_or_cidr(ips[0]) if len(ips) == 1 else None  # several: pod-networks-ips-ipam's
     if addr is None:
         return
-    request = host_local_request(plugin, ref.selection.cni_args, _cni_args_at(ref), POD_NEVER_STARTS,
-                                 runtime_config=plugin.keeps_runtime_config(filled))
-    if request.problems or not request.judged or not request.sets:
-        return  # nad-ipam-host-local's or pod-networks-cni-args-ips'
     at = f"{ref.field}.ips[0]"
-    for problem in host_local_unallocatable([*request.requested, (at, addr)], request.sets, POD_NEVER_STARTS):
-        if problem.field == at:
-            yield Violation(at, f"{problem.message} (Multus passes it in CNI_ARGS to {plugin.path}, the plugin with "
-                                f"the host-local IPAM of {nad_ref}{f', in {pods}' if pods else ''})")
+
+    def judge(runtime_config: bool) -> Iterator[Problem]:
+        request = host_local_request(plugin, ref.selection.cni_args, _cni_args_at(ref), POD_NEVER_STARTS,
+                                     runtime_config=runtime_config)
+        if request.problems or not request.judged or not request.sets:
+            return  # nad-ipam-host-local's or pod-networks-cni-args-ips'
+        for problem in host_local_unallocatable([*request.requested, (at, addr)], request.sets, POD_NEVER_STARTS):
+            if problem.field == at:
+                yield problem
+
+    for problem, note in judged_both_ways(plugin, fills, judge):
+        yield Violation(at, f"{problem.message} (Multus passes it in CNI_ARGS to {plugin.path}, the plugin with the "
+                            f"host-local IPAM of {nad_ref}{f', in {pods}' if pods else ''}){note}",
+                        Severity.WARN if problem.warning else None)
 
 
 @rule("pod-networks-ips-host-local", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
@@ -470,14 +577,17 @@ def ips_host_local(subject: Subject) -> Iterator[Violation]:
     NAD, which reaches it when Multus fills none of its declared capabilities, ahead of its own; Multus
     never passes ipRanges), never a range's gateway, and at most one address of each range set, counting
     those of args.cni.ips (the NAD's, or the selection's "cni-args") and of such a literal
-    runtimeConfig.ips; it fails the ADD on any other, so the pod never starts."""
+    runtimeConfig.ips; it fails the ADD on any other, so the pod never starts. Where a fill is not known
+    here (portMappings from the container runtime for a pod with a hostPort, bandwidth for one with a
+    bandwidth annotation, deviceID for one requesting the NAD's resourceName), both cases are judged: what
+    only one refuses is a warning."""
     if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
         nad = subject.view.nad(ref.namespace, ref.name) if ref.selection.ips else None
         netconf = nad_netconf(nad) if nad is not None else None
         if nad is not None and netconf is not None:
-            yield from host_local_ips_violations(ref, nad, netconf)
+            yield from host_local_ips_violations(ref, nad, netconf, subject.obj)
 
 
 @rule("pod-networks-static-ip-range", kinds=POD, severity=Severity.WARN, judges=[NETWORKS, DEFAULT_NETWORK],
@@ -670,13 +780,17 @@ def cni_args_tuning(subject: Subject) -> Iterator[Violation]:
     ("mtu": 1500.0 arrives as 1500). bridge decodes args.cni.mac (its BridgeArgs) as a string: "mac": 5 fails
     it the same way; it sets a non-empty one on the container's veth unless a non-empty runtimeConfig.mac
     comes first (ahead of the pod's own mac, MAC= in CNI_ARGS), so a mac net.ParseMAC does not read, or one
-    the kernel refuses on an Ethernet device (multicast, all zeros, not six bytes), fails the ADD."""
+    the kernel refuses on an Ethernet device (multicast, all zeros, not six bytes), fails the ADD. A pod's
+    own mac is such a runtimeConfig.mac when bridge declares the mac capability (networks annotation
+    only): its cni-args mac is then not used, nor judged."""
     names = [name for name in TUNING_ARGS_CNI if name != "sysctl"]
     for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, names, _reads_args_cni):
         base = _cni_args_at(ref)
         for problem in chain(args_cni_type_problems(plugin, [n for n in names if n != "mac"], cni_args, base,
                                                     POD_NEVER_STARTS),
-                             mac_problems(plugin, cni_args, base), mtu_problems(plugin, cni_args, base)):
+                             mac_problems(plugin, cni_args, base, _runtime_config_reaches(
+                                 ref.annotation, plugin, "mac") and bool(ref.selection.mac)),
+                             mtu_problems(plugin, cni_args, base)):
             yield Violation(problem.field, f"{problem.message} {merged_into}")
 
 
@@ -694,17 +808,22 @@ def cni_args_ips(subject: Subject) -> Iterator[Violation]:
 
     for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, ["ips"], reads_ips):
         base = _cni_args_at(ref)
-        problems: list[Problem] = []
+        problems: list[tuple[Problem, str]] = []
         if plugin.ipam_type == "host-local":
             nad = subject.view.nad(ref.namespace, ref.name)
-            filled = multus_fills(ref, nad) if nad is not None else frozenset()
-            problems = host_local_args_ips(plugin, cni_args, base, POD_NEVER_STARTS,
-                                           runtime_config=plugin.keeps_runtime_config(filled))
+            fills = multus_fills(ref, nad, subject.obj) if nad is not None else Fills(frozenset(), {})
+
+            def judge(runtime_config: bool, plugin: PluginConf = plugin, cni_args: Mapping[str, Any] = cni_args,
+                      base: str = base) -> list[Problem]:
+                return host_local_args_ips(plugin, cni_args, base, POD_NEVER_STARTS, runtime_config=runtime_config)
+            problems = list(judged_both_ways(plugin, fills, judge))
         else:
-            args_cni_ips_addresses(args_cni_ips(plugin, cni_args, base), problems, POD_NEVER_STARTS)
-        for problem in problems:
+            found: list[Problem] = []
+            args_cni_ips_addresses(args_cni_ips(plugin, cni_args, base), found, POD_NEVER_STARTS)
+            problems = [(problem, "") for problem in found]
+        for problem, note in problems:
             if problem.field.startswith(base):  # the NAD's own are nad-ipam-static's or nad-ipam-host-local's
-                yield Violation(problem.field, f"{problem.message} {merged_into}",
+                yield Violation(problem.field, f"{problem.message} {merged_into}{note}",
                                 Severity.WARN if problem.warning else None)
 
 
