@@ -719,10 +719,13 @@ def _plugins_given_cni_args(subject: Subject, names: Sequence[str], reader: Call
     by the plugin, or its IPAM, that ``reader`` names (None: the plugin reads none of them), with those
     cni-args and the end of a message that says where they go. Multus merges by exact key, but plugins
     decode args.cni as Go does: "SysCtl" is tuning's sysctl too."""
-    if not (subject.view.known and _read_by_multus_yet(subject)):
+    # Selections with cni-args are rare: the common pod pays for one pass over its references (three rules
+    # call this on every pod review, on the admission path).
+    given = [ref for ref in subject.network_references if ref.selection.cni_args is not None]
+    if not (given and subject.view.known and _read_by_multus_yet(subject)):
         return
     folded = {fold(name) for name in names}
-    for ref in subject.network_references:
+    for ref in given:
         cni_args = ref.selection.cni_args
         if cni_args is None or not any(fold(key) in folded for key in cni_args):
             continue
@@ -768,6 +771,12 @@ def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
                             Severity.WARN if problem.warning else None)
 
 
+#: What pod-networks-cni-args-tuning judges of args.cni (sysctl is pod-networks-cni-args-sysctl's), and of
+#: those, what is only type-checked (a mac is read as the plugin reads it).
+_TUNING_FIELDS = tuple(name for name in TUNING_ARGS_CNI if name != "sysctl")
+_TYPED_FIELDS = tuple(name for name in _TUNING_FIELDS if name != "mac")
+
+
 @rule("pod-networks-cni-args-tuning", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
       title="the mac, mtu, promisc, allmulti and txQLen a pod's cni-args give the NAD's tuning plugin (and the "
             "mac its bridge plugin) are ones it reads")
@@ -783,11 +792,9 @@ def cni_args_tuning(subject: Subject) -> Iterator[Violation]:
     the kernel refuses on an Ethernet device (multicast, all zeros, not six bytes), fails the ADD. A pod's
     own mac is such a runtimeConfig.mac when bridge declares the mac capability (networks annotation
     only): its cni-args mac is then not used, nor judged."""
-    names = [name for name in TUNING_ARGS_CNI if name != "sysctl"]
-    for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, names, _reads_args_cni):
+    for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, _TUNING_FIELDS, _reads_args_cni):
         base = _cni_args_at(ref)
-        for problem in chain(args_cni_type_problems(plugin, [n for n in names if n != "mac"], cni_args, base,
-                                                    POD_NEVER_STARTS),
+        for problem in chain(args_cni_type_problems(plugin, _TYPED_FIELDS, cni_args, base, POD_NEVER_STARTS),
                              mac_problems(plugin, cni_args, base, _runtime_config_reaches(
                                  ref.annotation, plugin, "mac") and bool(ref.selection.mac)),
                              mtu_problems(plugin, cni_args, base)):
