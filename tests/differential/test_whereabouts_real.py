@@ -96,6 +96,8 @@ class Case:
     #: What the node's whereabouts.conf holds besides the datastore (whereabouts fills the NAD's empty
     #: fields from it).
     flat: dict[str, Any] | None = None
+    #: The plugin's fields in place of macvlan's (its type and master).
+    plugin: dict[str, Any] | None = None
 
 
 def a(*cidrs: str) -> frozenset[str]:
@@ -134,7 +136,29 @@ CASES = [
          {"ipRanges": [{"range": "10.35.0.0-10.35.0.50/24", "range_start": "10.35.0.1"}]}, a("10.35.0.1/24")),
     Case("ip-ranges-first-last-to-broadcast-end-last-usable",
          {"ipRanges": [{"range": "10.36.0.5-10.36.0.255/24", "range_end": "10.36.0.254"}]}, a("10.36.0.5/24")),
+    # An IPv4-mapped range_start is the IPv4 address, as net.IP's To4 reads it.
+    Case("mapped-range-start", {"range": "10.104.0.0/24", "range_start": "::ffff:10.104.0.50"}, a("10.104.0.50/24")),
+    # whereabouts decodes no runtimeConfig (its types.Net has none): one that is not an object fails only a
+    # plugin that decodes it (nad-plugin-field-types); ptp does not.
+    Case("runtime-config-not-an-object", {"range": "10.117.0.0/24", "gateway": "10.117.0.254"}, a("10.117.0.1/24"),
+         plugin={"type": "ptp", "runtimeConfig": "not an object"}),
     # --- warned, and working as the warning says ---
+    # An IPv4-mapped CIDR is the network Go's IPNet makes of it: IPv4, the prefix less 96, from /96 on.
+    Case("mapped-range", {"range": "::ffff:10.101.0.0/120"}, a("10.101.0.1/24"),
+         warned="reads it as the IPv4 network 10.101.0.0/24"),
+    Case("mapped-range-short-prefix", {"range": "::ffff:10.102.0.0/104"}, a("10.0.0.1/8"),
+         warned="reads it as the IPv4 network 10.0.0.0/8"),
+    Case("mapped-ip-ranges", {"ipRanges": [{"range": "::ffff:10.108.0.0/120"}]}, a("10.108.0.1/24"),
+         warned="reads it as the IPv4 network 10.108.0.0/24"),
+    Case("mapped-first-last", {"range": "10.111.0.10-::ffff:10.111.0.20/120"}, a("10.111.0.10/24"),
+         warned="reads it as the IPv4 network 10.111.0.0/24"),
+    Case("mapped-exclude", {"range": "10.106.0.0/24", "exclude": ["::ffff:10.106.0.0/126"]}, a("10.106.0.4/24"),
+         warned="reads it as the IPv4 network 10.106.0.0/30"),
+    Case("mapped-exclude-address", {"range": "10.107.0.0/24", "exclude": ["::ffff:10.107.0.1"]}, a("10.107.0.1/24"),
+         warned="so it excludes nothing"),
+    # Below /96 the mask drops the ::ffff:, leaving ::/80, whose IPPool name ("---80") the apiserver refuses.
+    Case("mapped-range-below-96", {"range": "::ffff:10.115.0.0/80"}, refused_with="a lowercase RFC 1123 subdomain",
+         warned="the IPv6 network ::/80, which holds no IPv4 address"),
     Case("range-leading-zeros", {"range": "10.030.0.0/24"}, a("10.30.0.1/24"), warned="leading zeros as decimal"),
     Case("exclude-outside-range", {"range": "10.31.0.0/24", "exclude": ["10.99.0.0/24"]}, a("10.31.0.1/24"),
          warned="excludes nothing"),
@@ -273,7 +297,8 @@ def _config(case: Case, store: Store, tmp_path: Path) -> dict[str, Any]:
         flat.write_text(json.dumps({**json.loads(store.flat_file.read_text()), **case.flat}))
     ipam = {"type": "whereabouts", **case.ipam, "configuration_path": str(flat),
             "kubernetes": {"kubeconfig": str(store.cluster.kubeconfig)}}
-    return {"cniVersion": "1.0.0", "name": f"wa-{case.id}", "type": "macvlan", "master": MASTER, "ipam": ipam}
+    plugin = {"type": "macvlan", "master": MASTER} if case.plugin is None else case.plugin
+    return {"cniVersion": "1.0.0", "name": f"wa-{case.id}", **plugin, "ipam": ipam}
 
 
 def _addresses(box: Sandbox) -> frozenset[str]:

@@ -518,6 +518,23 @@ REFUSED = [
         "the number 24, but the whereabouts plugin reads it as a string",
         "deny",
     ),
+    # whereabouts takes an IPv4-mapped CIDR as the network Go's IPNet makes of it: a warning says which.
+    ("nad-ipam-whereabouts", wa(range="::ffff:10.0.0.0/120"), f"{P}.range",
+     "an IPv4-mapped IPv6 CIDR: whereabouts reads it as the IPv4 network 10.0.0.0/24 (the prefix less 96); "
+     "write 10.0.0.0/24", "warn"),
+    ("nad-ipam-whereabouts", wa(ipRanges=[{"range": "::ffff:10.0.0.0/104"}]), f"{P}.ipRanges[0].range",
+     "the IPv4 network 10.0.0.0/8", "warn"),
+    ("nad-ipam-whereabouts", wa(range="::ffff:10.0.0.0/96"), f"{P}.range",
+     "the IPv4 network 0.0.0.0/0, which holds every IPv4 address", "warn"),
+    ("nad-ipam-whereabouts", wa(range="::ffff:10.0.0.0/80"), f"{P}.range",
+     "the IPv6 network ::/80, which holds no IPv4 address", "warn"),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.10-::ffff:10.0.0.20/120"), f"{P}.range",
+     "which ends in '::ffff:10.0.0.20/120', an IPv4-mapped IPv6 CIDR: whereabouts reads it as the IPv4 network "
+     "10.0.0.0/24 (the prefix less 96); write 10.0.0.20/24", "warn"),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", exclude=["::ffff:10.0.0.0/126"]), f"{P}.exclude[0]",
+     "the IPv4 network 10.0.0.0/30", "warn"),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", exclude=["::ffff:10.0.0.1"]), f"{P}.exclude[0]",
+     "as the IPv6 network ::/32, so it excludes nothing; write '10.0.0.1'", "warn"),
     (
         "nad-ipam-static",
         st({"address": "10.0.0.5/24"}, dns={"nameservers": "10.0.0.53"}),
@@ -810,6 +827,13 @@ def test_allocation_ranges_for_the_overlap_index() -> None:
         ({"range": "10.0.0.0/24", "range_start": "10.0.0.010", "range_end": "10.0.0.0020"}, ("10.0.0.10", "10.0.0.20")),
         ({"range": "10.0.0.0/24", "range_start": "10.0.0.100", "range_end": "10.0.0.10"}, ("10.0.0.100", "10.0.0.254")),
         ({"range": "10.0.0.0-10.0.0.255/24"}, ("10.0.0.1", "10.0.0.254")),
+        # An IPv4-mapped range is the IPv4 network with the prefix less 96 (what the real whereabouts gives
+        # in tests/differential/test_whereabouts_real.py), its exclude entries likewise.
+        ({"range": "::ffff:10.0.0.0/120"}, ("10.0.0.1", "10.0.0.254")),
+        ({"range": "::ffff:10.0.0.0/120", "exclude": ["::ffff:10.0.0.0/126"]}, ("10.0.0.4", "10.0.0.254")),
+        ({"range": "10.0.0.10-::ffff:10.0.0.20/120"}, ("10.0.0.10", "10.0.0.20")),
+        # A mapped address in exclude is made a /32 of the 128-bit address, ::/32: it excludes nothing.
+        ({"range": "10.0.0.0/24", "exclude": ["::ffff:10.0.0.1"]}, ("10.0.0.1", "10.0.0.254")),
     ],
 )
 def test_whereabouts_allocates_as_its_get_ip_range_does(ipam: dict[str, str], expected: tuple[str, str]) -> None:

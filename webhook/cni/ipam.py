@@ -23,6 +23,7 @@ from webhook.cni.addresses import (
     mapped_prefix,
     parse_cidr,
     parse_ip,
+    parse_network_cidr,
     parse_static_cidr,
     prefix_length,
     unpadded,
@@ -506,7 +507,7 @@ def _whereabouts_range(
         # ipRanges entry alike.
         head, tail = text.split("-", 1)
         dash_start = parse_ip(head)
-        parsed = parse_cidr(tail)
+        parsed = parse_network_cidr(tail)
         if dash_start is None or parsed is None:
             problems.append(
                 Problem(
@@ -517,6 +518,7 @@ def _whereabouts_range(
             )
             return None
         dash_end, net = parsed
+        problems.extend(_mapped_read(rp, tail, net, written))
         if not within(dash_start, net):
             problems.append(
                 Problem(rp, f"{rp}: {dash_start} is not inside {net}; start the range inside the network")
@@ -539,13 +541,14 @@ def _whereabouts_range(
                 )
         start, end, start_path, end_path = dash_start, dash_end, rp, rp
     else:
-        parsed = parse_cidr(text)
+        parsed = parse_network_cidr(text)
         if parsed is None:
             problems.append(
                 Problem(rp, f"{rp} is {written!r}, not a CIDR: write it as network/prefix, e.g. 10.1.0.0/24")
             )
             return None
         net = parsed[1]
+        problems.extend(_mapped_read(rp, text, net))
     if _too_small(net):
         problems.append(
             Problem(
@@ -560,6 +563,29 @@ def _whereabouts_range(
                    for path, narrows in ((start_path, first != net.network_address + 1),
                                          (end_path, last != net.broadcast_address - 1)) if narrows]
     return WhereaboutsRange(rp, net, first, last, excludes, tuple(dict.fromkeys(narrowed_by)))
+
+
+def _mapped_read(path: str, cidr: str, net: IPNetwork, written: str | None = None) -> list[Problem]:
+    """A warning when ``cidr`` (all of the field, or the CIDR closing ``written``, a first-last range) is
+    IPv4-mapped, saying which network whereabouts makes of it (see parse_network_cidr): whereabouts takes
+    it, but hardly as what it looks like."""
+    prefix = mapped_prefix(cidr)
+    if prefix is None:
+        return []
+    v4 = parse_ip(cidr.split("/")[0])
+    if net.version == 4 and net.prefixlen > 0:
+        read = f"the IPv4 network {net} (the prefix less 96); write {v4}/{net.prefixlen}"
+    else:
+        # Below /96 the network starts with "::", and so its IPPool's name with "-", which the apiserver
+        # refuses unless network_name comes first.
+        holds = "every IPv4 address" if net.version == 4 else (
+            "no IPv4 address (below /96 the mask drops the ::ffff:), and without a network_name every pod fails "
+            "(the IPPool's name, made of the range, starts with '-')")
+        read = (f"the {family(net)} network {net}, which holds {holds}; write the IPv4 form with its prefix, "
+                f"e.g. {v4}/24")
+    subject = f"{cidr!r}, an IPv4-mapped IPv6 CIDR" if written is None else \
+        f"{written!r}, which ends in {cidr!r}, an IPv4-mapped IPv6 CIDR"
+    return [Problem(path, f"{path} is {subject}: whereabouts reads it as {read}", warning=True)]
 
 
 def _first_last_sets_both(range_path: str, written: str) -> str:
@@ -634,9 +660,22 @@ def _excludes(
     nets: list[tuple[str, IPNetwork]] = []
     for i, entry in enumerate(f.value):
         epath = f"{f.path}[{i}]"
-        parsed = parse_cidr(entry)
+        # allocate.parseExcludedRange: net.ParseCIDR, else an address with /32 (IPv4, mapped ones
+        # included) or /128 added, and parsed again.
+        parsed = parse_network_cidr(entry)
         if parsed is None:
             addr = parse_ip(entry)
+            if addr is not None and ":" in entry and addr.version == 4:
+                # The /32 is read against the 128-bit mapped address: ::/32, which holds no IPv4 address.
+                problems.append(
+                    Problem(
+                        epath,
+                        f"{epath} is {entry!r}, an IPv4-mapped IPv6 address: whereabouts adds /32 to it and reads "
+                        f"{entry + '/32'!r} as the IPv6 network ::/32, so it excludes nothing; write {str(addr)!r}",
+                        warning=True,
+                    )
+                )
+                continue
             if addr is not None:
                 parsed = (addr, ipaddress.ip_network(addr))
         if parsed is None:
@@ -649,6 +688,7 @@ def _excludes(
                 )
             )
         else:
+            problems.extend(_mapped_read(epath, entry, parsed[1]))
             nets.append((epath, parsed[1]))
     return tuple(nets)
 
