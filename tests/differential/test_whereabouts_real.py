@@ -382,6 +382,17 @@ NODE_SLICE_CASES = [
          {"ipRanges": [{"range": "10.79.0.0/24", "range_start": "10.79.0.100", "range_end": "10.79.0.110"}],
           "node_slice_size": "/28"}, a("10.79.0.1/24"), warned="without that controller every pod fails",
          ignored="ignores range_end when node_slice_size is set"),
+    # Every range is allocated from the IPPool of the node's slice of the first range, where the pod's
+    # allocation is found again: a further range gives the same address under its own mask, which macvlan
+    # cannot add twice where the masks are the same...
+    Case("node-slice-further-range", {"ipRanges": [{"range": "10.81.0.0/24"}, {"range": "10.82.0.0/24"}],
+                                      "node_slice_size": "/28"}, refused_with='to "net1": file exists',
+         denied="for 10.82.0.0/24 it hands the pod the address it got from that slice again"),
+    # ...and gives the pod twice where they are not (an IPv6 range's mask keeps none of an IPv4 address).
+    Case("node-slice-further-range-ipv6", {"range": "10.84.0.0/24", "ipRanges": [{"range": "fd00:84::/64"}],
+                                           "node_slice_size": "/28"}, a("10.84.0.1/24", "10.84.0.1/0"),
+         ignored="for fd00:84::/64 it hands the pod the address it got from that slice again, under this range's "
+                 "mask, and never one of fd00:84::/64"),
     # The controller makes a NodeSlicePool without slices of a size it cannot read...
     Case("node-slice-size-unparsable", {"range": "10.72.0.0/24", "node_slice_size": "abc"},
          refused_with="no allocated node slice for node", denied="not a prefix length"),
@@ -447,3 +458,39 @@ def test_node_slices_as_the_rules_say(
            "metadata": {"name": config["name"], "namespace": "default"}, "spec": {"config": json.dumps(config)}}
     with node_slice_controller(whereabouts_dir, store, tmp_path, nad):
         _judge_and_add(case, config, store, sandbox, plugin_dir)
+
+
+#: Said of node_slice_size without a network_name.
+HELD_AGAINST_OTHERS = "found IPAM conf mismatch for network-attachment-definitions with same network name"
+
+
+@pytest.mark.parametrize("case", [
+    # The controller holds every NAD without a network_name against every other one, in any namespace,
+    # and syncs none while their first ranges differ: no NodeSlicePool, and the plugin crashes.
+    Case("node-slice-another-nad", {"range": "10.85.0.0/24", "node_slice_size": "/28"},
+         refused_with="panic: runtime error: invalid memory address or nil pointer dereference",
+         warned=HELD_AGAINST_OTHERS),
+    # A network_name of its own keeps it apart.
+    Case("node-slice-another-nad-named", {"range": "10.86.0.0/24", "node_slice_size": "/28", "network_name": "own"},
+         a("10.86.0.1/24"), warned="without that controller every pod fails"),
+], ids=lambda case: case.id)
+def test_node_slices_beside_another_whereabouts_nad(
+    case: Case, plugin_dir: Path, whereabouts_dir: Path, store: Store, node_name: str, sandbox: Sandbox,
+    tmp_path: Path
+) -> None:
+    other_config = _config(Case("another-nad", {"range": "10.90.0.0/24"}), store, tmp_path)
+    other = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+             "metadata": {"name": "another", "namespace": "kube-public"}, "spec": {"config": json.dumps(other_config)}}
+    config = _config(case, store, tmp_path)
+    nad = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+           "metadata": {"name": config["name"], "namespace": "default"}, "spec": {"config": json.dumps(config)}}
+    store.cluster.kubectl("create", "-f", "-", input=json.dumps(other))
+    try:
+        with node_slice_controller(whereabouts_dir, store, tmp_path, nad) as log:
+            held = f"error syncing 'default/{config['name']}': {HELD_AGAINST_OTHERS}" in log
+            assert held is (case.refused_with is not None), log[-3000:]
+            if not held:
+                assert not any(HELD_AGAINST_OTHERS in w for w in our_findings(config, "net1", Severity.WARN))
+            _judge_and_add(case, config, store, sandbox, plugin_dir)
+    finally:
+        store.cluster.kubectl("delete", "-f", "-", input=json.dumps(other), check=False)

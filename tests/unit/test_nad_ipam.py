@@ -348,7 +348,7 @@ REFUSED = [
     # node_slice_size: the NodeSlicePool comes from the node-slice controller, or every pod fails.
     (
         "nad-ipam-whereabouts",
-        wa(range="10.0.0.0/24", node_slice_size="/28"),
+        wa(range="10.0.0.0/24", node_slice_size="/28", network_name="blue"),
         f"{P}.node_slice_size",
         "without that controller every pod fails (whereabouts finds no NodeSlicePool, and crashes), and with it "
         "at most 16 "
@@ -632,12 +632,52 @@ def test_allowed(rule: str, config: dict[str, Any]) -> None:
     assert findings(nad(config), rule) == []
 
 
-def test_whereabouts_node_slices_drop_every_exclude() -> None:
-    config = wa(range="10.0.0.0/24", exclude=["10.0.0.1"],
-                ipRanges=[{"range": "10.0.1.0/24", "exclude": ["10.0.1.0/30"]}], node_slice_size="/28")
+def test_whereabouts_node_slices_drop_the_first_ranges_exclude() -> None:
+    config = wa(range="10.0.0.0/24", exclude=["10.0.0.1"], node_slice_size="/28", network_name="blue")
     found = {(f.field, f.severity) for f in findings(nad(config), "nad-ipam-whereabouts")
              if "ignores exclude when node_slice_size is set" in f.message}
-    assert found == {(f"{P}.exclude[0]", Severity.DENY), (f"{P}.ipRanges[0].exclude[0]", Severity.DENY)}
+    assert found == {(f"{P}.exclude[0]", Severity.DENY)}
+
+
+@pytest.mark.parametrize(("config", "first", "further", "fails"), [
+    # Run for real (tests/differential/test_whereabouts_real.py): the second range's allocation is the first
+    # one's address again, which macvlan refuses to add twice.
+    (wa(ipRanges=[{"range": "10.0.0.0/24"}, {"range": "10.0.1.0/24", "exclude": ["10.0.1.0/30"]}],
+        node_slice_size="/28"), f"10.0.0.0/24, {P}.ipRanges[0].range",
+     [(f"{P}.ipRanges[1].range", "10.0.1.0/24")], True),
+    (wa(range="10.0.0.0/24", ipRanges=[{"range": "10.0.1.0-10.0.1.9/24"}, {"range": "fd00::/64"}],
+        node_slice_size="/28"), f"10.0.0.0/24, {P}.range",
+     [(f"{P}.ipRanges[0].range", "10.0.1.0/24"), (f"{P}.ipRanges[1].range", "fd00::/64")], True),
+    # Another mask: the pod gets the first range's address twice (an IPv6 range's mask too), none of its own.
+    (wa(ipRanges=[{"range": "10.0.0.0/24"}, {"range": "10.0.0.0/16"}], node_slice_size="/28"),
+     f"10.0.0.0/24, {P}.ipRanges[0].range", [(f"{P}.ipRanges[1].range", "10.0.0.0/16")], False),
+])
+def test_whereabouts_node_slices_give_further_ranges_the_first_slices_address(
+        config: dict[str, Any], first: str, further: list[tuple[str, str]], fails: bool) -> None:
+    """whereabouts v0.9.4 allocates every range from the IPPool of the node's slice of the first range, where
+    the pod's allocation is found again: nothing of a further range is handed out (nor ignored on its own)."""
+    found = [f for f in findings(nad(config), "nad-ipam-whereabouts") if f.severity is Severity.DENY]
+    assert [(f.field, f.severity) for f in found] == [(field, Severity.DENY) for field, _ in further]
+    for f, (_, net) in zip(found, further, strict=True):
+        assert f.message.startswith(
+            f"{f.field}: with node_slice_size whereabouts allocates from the node's slice of the first range only "
+            f"({first}): for {net} it hands the pod the address it got from that slice again, under this range's "
+            f"mask, and never one of {net}")
+        assert ('adds one address twice and fails every pod ("file exists")' in f.message) is (
+            fails and ipaddress.ip_network(net).prefixlen == 24)
+
+
+def test_whereabouts_node_slices_without_network_name_are_held_against_every_other_nad() -> None:
+    """node-controller checkForMultiNadMismatch (run for real in test_whereabouts_real.py): every NAD without
+    a network_name shares one, so another's range stops the controller syncing this one."""
+    for unnamed in ({}, {"network_name": ""}):
+        found = [f for f in findings(nad(wa(range="10.0.0.0/24", node_slice_size="/28", **unnamed)),
+                                     "nad-ipam-whereabouts") if "network_name is not" in f.message]
+        assert [(f.field, f.severity) for f in found] == [(f"{P}.node_slice_size", Severity.WARN)]
+        assert "found IPAM conf mismatch for network-attachment-definitions with same network name" in found[0].message
+        assert found[0].message.endswith("give it a network_name of its own")
+    named = findings(nad(wa(range="10.0.0.0/24", node_slice_size="/28", network_name="blue")), "nad-ipam-whereabouts")
+    assert not [f for f in named if "network_name" in f.message]
 
 
 @pytest.mark.parametrize(("config", "ignored"), [
@@ -648,12 +688,10 @@ def test_whereabouts_node_slices_drop_every_exclude() -> None:
     (wa(range="10.0.0.10-10.0.0.20/24", node_slice_size="/28"),
      [(f"{P}.range", f"the first-last form of {P}.range ('10.0.0.10-10.0.0.20/24')", "10.0.0.10-10.0.0.20",
        "drop the first-last form")]),
-    (wa(ipRanges=[{"range": "10.0.0.0/24", "range_start": "10.0.0.5", "range_end": "10.0.0.9"},
-                  {"range": "10.0.1.0-10.0.1.9/24"}], node_slice_size="/28"),
+    (wa(ipRanges=[{"range": "10.0.0.0/24", "range_start": "10.0.0.5", "range_end": "10.0.0.9"}],
+        node_slice_size="/28"),
      [(f"{P}.ipRanges[0].range_start", "range_start", "10.0.0.5-10.0.0.9", "drop it"),
-      (f"{P}.ipRanges[0].range_end", "range_end", "10.0.0.5-10.0.0.9", "drop it"),
-      (f"{P}.ipRanges[1].range", f"the first-last form of {P}.ipRanges[1].range ('10.0.1.0-10.0.1.9/24')",
-       "10.0.1.1-10.0.1.9", "drop the first-last form")]),
+      (f"{P}.ipRanges[0].range_end", "range_end", "10.0.0.5-10.0.0.9", "drop it")]),
 ])
 def test_whereabouts_node_slices_drop_what_narrows_a_range_as_they_drop_exclude(
         config: dict[str, Any], ignored: list[tuple[str, str, str, str]]) -> None:
@@ -670,8 +708,9 @@ def test_whereabouts_node_slices_drop_what_narrows_a_range_as_they_drop_exclude(
 
 
 @pytest.mark.parametrize("config", [
-    wa(range="10.0.0.0/24", range_start="10.0.0.1", range_end="10.0.0.255", node_slice_size="/28"),
-    wa(range="10.0.0.0-10.0.0.255/24", node_slice_size="/28"),
+    wa(range="10.0.0.0/24", range_start="10.0.0.1", range_end="10.0.0.255", node_slice_size="/28",
+       network_name="blue"),
+    wa(range="10.0.0.0-10.0.0.255/24", node_slice_size="/28", network_name="blue"),
 ])
 def test_whereabouts_node_slices_ignore_nothing_of_a_range_nothing_narrows(config: dict[str, Any]) -> None:
     """Only the warning that the node-slice controller must run."""

@@ -803,9 +803,10 @@ def _node_slice(
     controller (node-controller syncHandler) slices the range by it, and makes no usable slice from a
     size it cannot read, one shorter than the range's prefix, one that leaves no usable address, or an
     IPv6 range (DivideRangeBySize counts in 32-bit addresses): every pod fails then, controller or not.
-    The plugin puts the slice in place of each range, from its first to its last usable address: the
+    The plugin puts the slice in place of the first range, from its first to its last usable address: the
     range's excludes, range_start and range_end are ignored (and the controller slices the first range's
-    network, which is what config.LoadIPAMConfig leaves of a first-last range)."""
+    network, which is what config.LoadIPAMConfig leaves of a first-last range); further ranges give
+    nothing of their own (see _beyond_the_first_slice)."""
     f = _get(ipam, ipam_path, "node_slice_size")
     if f is None or not isinstance(f.value, str) or f.value == "":
         return
@@ -870,8 +871,42 @@ def _node_slice(
             warning=True,
         )
     )
-    for r in ranges:
-        problems.extend(_ignored_with_node_slice(r))
+    name = _get(ipam, ipam_path, "network_name")
+    if name is None or name.value == "":
+        # node-controller checkForMultiNadMismatch: every whereabouts NAD of one network_name ("" too), in
+        # any namespace, must have this one's first range and node_slice_size, or none of them is synced.
+        problems.append(
+            Problem(
+                f.path,
+                f"{f.path} is set and {ipam_path}.network_name is not: the node-slice controller then holds this "
+                "NAD against every other whereabouts NAD of the cluster without a network_name (in any namespace, "
+                "node_slice_size or not), and while any of them has another first range or node_slice_size it "
+                'syncs neither ("found IPAM conf mismatch for network-attachment-definitions with same network '
+                'name"): this NAD gets no NodeSlicePool (every pod fails, as without the controller), or keeps an '
+                "old one that no new node gets a slice of; give it a network_name of its own",
+                warning=True,
+            )
+        )
+    problems.extend(_ignored_with_node_slice(ranges[0]) if ranges else ())
+    if first is not None:
+        problems.extend(_beyond_the_first_slice(first, r) for r in ranges[1:])
+
+
+def _beyond_the_first_slice(first: WhereaboutsRange, r: WhereaboutsRange) -> Problem:
+    """With node_slice_size whereabouts allocates each range from one IPPool, that of the node's slice of
+    the first range (storage/kubernetes IPManagementKubernetesUpdate): for every further range it finds the
+    pod's allocation there already and returns that address again under the range's mask. Where the
+    mask is the first range's, the interface plugin adds one address twice and fails ("file exists")."""
+    fails = (': the interface plugin then adds one address twice and fails every pod ("file exists")'
+             if r.network.version == first.network.version and r.network.prefixlen == first.network.prefixlen
+             else "")
+    return Problem(
+        r.path,
+        f"{r.path}: with node_slice_size whereabouts allocates from the node's slice of the first range only "
+        f"({first.network}, {first.path}): for {r.network} it hands the pod the address it got from that slice "
+        f"again, under this range's mask, and never one of {r.network}{fails}; drop node_slice_size, or give "
+        f"{r.network} a NAD of its own",
+    )
 
 
 def _ignored_with_node_slice(r: WhereaboutsRange) -> Iterator[Problem]:
