@@ -30,7 +30,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from webhook.admission.handlers import VALIDATED_KINDS, AdmissionContext, Handler, mutate, validate
+from webhook.admission.handlers import SERVED_KINDS, AdmissionContext, Handler, mutate, validate
 from webhook.admission.response import Response, allowed, denied, errored, to_review
 from webhook.admission.review import AdmissionRequest, AdmissionReview
 from webhook.heap import freeze_long_lived
@@ -151,7 +151,7 @@ class Metrics:
     def answered(self, endpoint: str, kind: str, operation: str, verdict: str, seconds: float) -> None:
         # Any client can send any kind: one label value for those not served (or not read: kind "")
         # keeps the series (and the children cached here) bounded.
-        key = (endpoint, kind if kind in VALIDATED_KINDS else OTHER_KIND, operation, verdict)
+        key = (endpoint, kind if kind in SERVED_KINDS else OTHER_KIND, operation, verdict)
         counter = self._answered.get(key)
         if counter is None:
             counter = self._answered[key] = self.requests.labels(*key)

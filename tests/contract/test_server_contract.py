@@ -269,6 +269,22 @@ def test_kinds_not_served_share_one_metrics_label(client: Client) -> None:
     assert count() == before + 3
 
 
+def test_bindings_count_under_their_own_kind(client: Client) -> None:
+    # /validate judges Bindings (pod-binding-selection): like the other kinds it serves, not "other".
+    def count(kind: str) -> float:
+        series = (f'multus_webhook_requests_total{{endpoint="/validate",kind="{kind}",operation="CREATE",'
+                  'verdict="allow"} ')
+        text = client.request("GET", "/metrics")[1].decode()
+        return sum(float(line.removeprefix(series)) for line in text.splitlines() if line.startswith(series))
+
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "net1", "namespace": "default"},
+               "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}}
+    before, other_before = count("Binding"), count("other")
+    for _ in range(2):
+        assert client.post_review(review(binding, kind="Binding"))["response"]["allowed"] is True
+    assert (count("Binding"), count("other")) == (before + 2, other_before)
+
+
 def test_only_tls_is_served(server: WebhookServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")

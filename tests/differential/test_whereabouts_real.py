@@ -96,6 +96,8 @@ class Case:
     #: What the node's whereabouts.conf holds besides the datastore (whereabouts fills the NAD's empty
     #: fields from it).
     flat: dict[str, Any] | None = None
+    #: The plugin's fields in place of macvlan's (its type and master).
+    plugin: dict[str, Any] | None = None
 
 
 def a(*cidrs: str) -> frozenset[str]:
@@ -134,7 +136,29 @@ CASES = [
          {"ipRanges": [{"range": "10.35.0.0-10.35.0.50/24", "range_start": "10.35.0.1"}]}, a("10.35.0.1/24")),
     Case("ip-ranges-first-last-to-broadcast-end-last-usable",
          {"ipRanges": [{"range": "10.36.0.5-10.36.0.255/24", "range_end": "10.36.0.254"}]}, a("10.36.0.5/24")),
+    # An IPv4-mapped range_start is the IPv4 address, as net.IP's To4 reads it.
+    Case("mapped-range-start", {"range": "10.104.0.0/24", "range_start": "::ffff:10.104.0.50"}, a("10.104.0.50/24")),
+    # whereabouts decodes no runtimeConfig (its types.Net has none): one that is not an object fails only a
+    # plugin that decodes it (nad-plugin-field-types); ptp does not.
+    Case("runtime-config-not-an-object", {"range": "10.117.0.0/24", "gateway": "10.117.0.254"}, a("10.117.0.1/24"),
+         plugin={"type": "ptp", "runtimeConfig": "not an object"}),
     # --- warned, and working as the warning says ---
+    # An IPv4-mapped CIDR is the network Go's IPNet makes of it: IPv4, the prefix less 96, from /96 on.
+    Case("mapped-range", {"range": "::ffff:10.101.0.0/120"}, a("10.101.0.1/24"),
+         warned="reads it as the IPv4 network 10.101.0.0/24"),
+    Case("mapped-range-short-prefix", {"range": "::ffff:10.102.0.0/104"}, a("10.0.0.1/8"),
+         warned="reads it as the IPv4 network 10.0.0.0/8"),
+    Case("mapped-ip-ranges", {"ipRanges": [{"range": "::ffff:10.108.0.0/120"}]}, a("10.108.0.1/24"),
+         warned="reads it as the IPv4 network 10.108.0.0/24"),
+    Case("mapped-first-last", {"range": "10.111.0.10-::ffff:10.111.0.20/120"}, a("10.111.0.10/24"),
+         warned="reads it as the IPv4 network 10.111.0.0/24"),
+    Case("mapped-exclude", {"range": "10.106.0.0/24", "exclude": ["::ffff:10.106.0.0/126"]}, a("10.106.0.4/24"),
+         warned="reads it as the IPv4 network 10.106.0.0/30"),
+    Case("mapped-exclude-address", {"range": "10.107.0.0/24", "exclude": ["::ffff:10.107.0.1"]}, a("10.107.0.1/24"),
+         warned="so it excludes nothing"),
+    # Below /96 the mask drops the ::ffff:, leaving ::/80, whose IPPool name ("---80") the apiserver refuses.
+    Case("mapped-range-below-96", {"range": "::ffff:10.115.0.0/80"}, refused_with="a lowercase RFC 1123 subdomain",
+         warned="the IPv6 network ::/80, which holds no IPv4 address"),
     Case("range-leading-zeros", {"range": "10.030.0.0/24"}, a("10.30.0.1/24"), warned="leading zeros as decimal"),
     Case("exclude-outside-range", {"range": "10.31.0.0/24", "exclude": ["10.99.0.0/24"]}, a("10.31.0.1/24"),
          warned="excludes nothing"),
@@ -273,7 +297,8 @@ def _config(case: Case, store: Store, tmp_path: Path) -> dict[str, Any]:
         flat.write_text(json.dumps({**json.loads(store.flat_file.read_text()), **case.flat}))
     ipam = {"type": "whereabouts", **case.ipam, "configuration_path": str(flat),
             "kubernetes": {"kubeconfig": str(store.cluster.kubeconfig)}}
-    return {"cniVersion": "1.0.0", "name": f"wa-{case.id}", "type": "macvlan", "master": MASTER, "ipam": ipam}
+    plugin = {"type": "macvlan", "master": MASTER} if case.plugin is None else case.plugin
+    return {"cniVersion": "1.0.0", "name": f"wa-{case.id}", **plugin, "ipam": ipam}
 
 
 def _addresses(box: Sandbox) -> frozenset[str]:
@@ -357,6 +382,17 @@ NODE_SLICE_CASES = [
          {"ipRanges": [{"range": "10.79.0.0/24", "range_start": "10.79.0.100", "range_end": "10.79.0.110"}],
           "node_slice_size": "/28"}, a("10.79.0.1/24"), warned="without that controller every pod fails",
          ignored="ignores range_end when node_slice_size is set"),
+    # Every range is allocated from the IPPool of the node's slice of the first range, where the pod's
+    # allocation is found again: a further range gives the same address under its own mask, which macvlan
+    # cannot add twice where the masks are the same...
+    Case("node-slice-further-range", {"ipRanges": [{"range": "10.81.0.0/24"}, {"range": "10.82.0.0/24"}],
+                                      "node_slice_size": "/28"}, refused_with='to "net1": file exists',
+         denied="for 10.82.0.0/24 it hands the pod the address it got from that slice again"),
+    # ...and gives the pod twice where they are not (an IPv6 range's mask keeps none of an IPv4 address).
+    Case("node-slice-further-range-ipv6", {"range": "10.84.0.0/24", "ipRanges": [{"range": "fd00:84::/64"}],
+                                           "node_slice_size": "/28"}, a("10.84.0.1/24", "10.84.0.1/0"),
+         ignored="for fd00:84::/64 it hands the pod the address it got from that slice again, under this range's "
+                 "mask, and never one of fd00:84::/64"),
     # The controller makes a NodeSlicePool without slices of a size it cannot read...
     Case("node-slice-size-unparsable", {"range": "10.72.0.0/24", "node_slice_size": "abc"},
          refused_with="no allocated node slice for node", denied="not a prefix length"),
@@ -422,3 +458,39 @@ def test_node_slices_as_the_rules_say(
            "metadata": {"name": config["name"], "namespace": "default"}, "spec": {"config": json.dumps(config)}}
     with node_slice_controller(whereabouts_dir, store, tmp_path, nad):
         _judge_and_add(case, config, store, sandbox, plugin_dir)
+
+
+#: Said of node_slice_size without a network_name.
+HELD_AGAINST_OTHERS = "found IPAM conf mismatch for network-attachment-definitions with same network name"
+
+
+@pytest.mark.parametrize("case", [
+    # The controller holds every NAD without a network_name against every other one, in any namespace,
+    # and syncs none while their first ranges differ: no NodeSlicePool, and the plugin crashes.
+    Case("node-slice-another-nad", {"range": "10.85.0.0/24", "node_slice_size": "/28"},
+         refused_with="panic: runtime error: invalid memory address or nil pointer dereference",
+         warned=HELD_AGAINST_OTHERS),
+    # A network_name of its own keeps it apart.
+    Case("node-slice-another-nad-named", {"range": "10.86.0.0/24", "node_slice_size": "/28", "network_name": "own"},
+         a("10.86.0.1/24"), warned="without that controller every pod fails"),
+], ids=lambda case: case.id)
+def test_node_slices_beside_another_whereabouts_nad(
+    case: Case, plugin_dir: Path, whereabouts_dir: Path, store: Store, node_name: str, sandbox: Sandbox,
+    tmp_path: Path
+) -> None:
+    other_config = _config(Case("another-nad", {"range": "10.90.0.0/24"}), store, tmp_path)
+    other = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+             "metadata": {"name": "another", "namespace": "kube-public"}, "spec": {"config": json.dumps(other_config)}}
+    config = _config(case, store, tmp_path)
+    nad = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+           "metadata": {"name": config["name"], "namespace": "default"}, "spec": {"config": json.dumps(config)}}
+    store.cluster.kubectl("create", "-f", "-", input=json.dumps(other))
+    try:
+        with node_slice_controller(whereabouts_dir, store, tmp_path, nad) as log:
+            held = f"error syncing 'default/{config['name']}': {HELD_AGAINST_OTHERS}" in log
+            assert held is (case.refused_with is not None), log[-3000:]
+            if not held:
+                assert not any(HELD_AGAINST_OTHERS in w for w in our_findings(config, "net1", Severity.WARN))
+            _judge_and_add(case, config, store, sandbox, plugin_dir)
+    finally:
+        store.cluster.kubectl("delete", "-f", "-", input=json.dumps(other), check=False)

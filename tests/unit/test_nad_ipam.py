@@ -348,7 +348,7 @@ REFUSED = [
     # node_slice_size: the NodeSlicePool comes from the node-slice controller, or every pod fails.
     (
         "nad-ipam-whereabouts",
-        wa(range="10.0.0.0/24", node_slice_size="/28"),
+        wa(range="10.0.0.0/24", node_slice_size="/28", network_name="blue"),
         f"{P}.node_slice_size",
         "without that controller every pod fails (whereabouts finds no NodeSlicePool, and crashes), and with it "
         "at most 16 "
@@ -518,6 +518,23 @@ REFUSED = [
         "the number 24, but the whereabouts plugin reads it as a string",
         "deny",
     ),
+    # whereabouts takes an IPv4-mapped CIDR as the network Go's IPNet makes of it: a warning says which.
+    ("nad-ipam-whereabouts", wa(range="::ffff:10.0.0.0/120"), f"{P}.range",
+     "an IPv4-mapped IPv6 CIDR: whereabouts reads it as the IPv4 network 10.0.0.0/24 (the prefix less 96); "
+     "write 10.0.0.0/24", "warn"),
+    ("nad-ipam-whereabouts", wa(ipRanges=[{"range": "::ffff:10.0.0.0/104"}]), f"{P}.ipRanges[0].range",
+     "the IPv4 network 10.0.0.0/8", "warn"),
+    ("nad-ipam-whereabouts", wa(range="::ffff:10.0.0.0/96"), f"{P}.range",
+     "the IPv4 network 0.0.0.0/0, which holds every IPv4 address", "warn"),
+    ("nad-ipam-whereabouts", wa(range="::ffff:10.0.0.0/80"), f"{P}.range",
+     "the IPv6 network ::/80, which holds no IPv4 address", "warn"),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.10-::ffff:10.0.0.20/120"), f"{P}.range",
+     "which ends in '::ffff:10.0.0.20/120', an IPv4-mapped IPv6 CIDR: whereabouts reads it as the IPv4 network "
+     "10.0.0.0/24 (the prefix less 96); write 10.0.0.20/24", "warn"),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", exclude=["::ffff:10.0.0.0/126"]), f"{P}.exclude[0]",
+     "the IPv4 network 10.0.0.0/30", "warn"),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", exclude=["::ffff:10.0.0.1"]), f"{P}.exclude[0]",
+     "as the IPv6 network ::/32, so it excludes nothing; write '10.0.0.1'", "warn"),
     (
         "nad-ipam-static",
         st({"address": "10.0.0.5/24"}, dns={"nameservers": "10.0.0.53"}),
@@ -615,12 +632,52 @@ def test_allowed(rule: str, config: dict[str, Any]) -> None:
     assert findings(nad(config), rule) == []
 
 
-def test_whereabouts_node_slices_drop_every_exclude() -> None:
-    config = wa(range="10.0.0.0/24", exclude=["10.0.0.1"],
-                ipRanges=[{"range": "10.0.1.0/24", "exclude": ["10.0.1.0/30"]}], node_slice_size="/28")
+def test_whereabouts_node_slices_drop_the_first_ranges_exclude() -> None:
+    config = wa(range="10.0.0.0/24", exclude=["10.0.0.1"], node_slice_size="/28", network_name="blue")
     found = {(f.field, f.severity) for f in findings(nad(config), "nad-ipam-whereabouts")
              if "ignores exclude when node_slice_size is set" in f.message}
-    assert found == {(f"{P}.exclude[0]", Severity.DENY), (f"{P}.ipRanges[0].exclude[0]", Severity.DENY)}
+    assert found == {(f"{P}.exclude[0]", Severity.DENY)}
+
+
+@pytest.mark.parametrize(("config", "first", "further", "fails"), [
+    # Run for real (tests/differential/test_whereabouts_real.py): the second range's allocation is the first
+    # one's address again, which macvlan refuses to add twice.
+    (wa(ipRanges=[{"range": "10.0.0.0/24"}, {"range": "10.0.1.0/24", "exclude": ["10.0.1.0/30"]}],
+        node_slice_size="/28"), f"10.0.0.0/24, {P}.ipRanges[0].range",
+     [(f"{P}.ipRanges[1].range", "10.0.1.0/24")], True),
+    (wa(range="10.0.0.0/24", ipRanges=[{"range": "10.0.1.0-10.0.1.9/24"}, {"range": "fd00::/64"}],
+        node_slice_size="/28"), f"10.0.0.0/24, {P}.range",
+     [(f"{P}.ipRanges[0].range", "10.0.1.0/24"), (f"{P}.ipRanges[1].range", "fd00::/64")], True),
+    # Another mask: the pod gets the first range's address twice (an IPv6 range's mask too), none of its own.
+    (wa(ipRanges=[{"range": "10.0.0.0/24"}, {"range": "10.0.0.0/16"}], node_slice_size="/28"),
+     f"10.0.0.0/24, {P}.ipRanges[0].range", [(f"{P}.ipRanges[1].range", "10.0.0.0/16")], False),
+])
+def test_whereabouts_node_slices_give_further_ranges_the_first_slices_address(
+        config: dict[str, Any], first: str, further: list[tuple[str, str]], fails: bool) -> None:
+    """whereabouts v0.9.4 allocates every range from the IPPool of the node's slice of the first range, where
+    the pod's allocation is found again: nothing of a further range is handed out (nor ignored on its own)."""
+    found = [f for f in findings(nad(config), "nad-ipam-whereabouts") if f.severity is Severity.DENY]
+    assert [(f.field, f.severity) for f in found] == [(field, Severity.DENY) for field, _ in further]
+    for f, (_, net) in zip(found, further, strict=True):
+        assert f.message.startswith(
+            f"{f.field}: with node_slice_size whereabouts allocates from the node's slice of the first range only "
+            f"({first}): for {net} it hands the pod the address it got from that slice again, under this range's "
+            f"mask, and never one of {net}")
+        assert ('adds one address twice and fails every pod ("file exists")' in f.message) is (
+            fails and ipaddress.ip_network(net).prefixlen == 24)
+
+
+def test_whereabouts_node_slices_without_network_name_are_held_against_every_other_nad() -> None:
+    """node-controller checkForMultiNadMismatch (run for real in test_whereabouts_real.py): every NAD without
+    a network_name shares one, so another's range stops the controller syncing this one."""
+    for unnamed in ({}, {"network_name": ""}):
+        found = [f for f in findings(nad(wa(range="10.0.0.0/24", node_slice_size="/28", **unnamed)),
+                                     "nad-ipam-whereabouts") if "network_name is not" in f.message]
+        assert [(f.field, f.severity) for f in found] == [(f"{P}.node_slice_size", Severity.WARN)]
+        assert "found IPAM conf mismatch for network-attachment-definitions with same network name" in found[0].message
+        assert found[0].message.endswith("give it a network_name of its own")
+    named = findings(nad(wa(range="10.0.0.0/24", node_slice_size="/28", network_name="blue")), "nad-ipam-whereabouts")
+    assert not [f for f in named if "network_name" in f.message]
 
 
 @pytest.mark.parametrize(("config", "ignored"), [
@@ -631,12 +688,10 @@ def test_whereabouts_node_slices_drop_every_exclude() -> None:
     (wa(range="10.0.0.10-10.0.0.20/24", node_slice_size="/28"),
      [(f"{P}.range", f"the first-last form of {P}.range ('10.0.0.10-10.0.0.20/24')", "10.0.0.10-10.0.0.20",
        "drop the first-last form")]),
-    (wa(ipRanges=[{"range": "10.0.0.0/24", "range_start": "10.0.0.5", "range_end": "10.0.0.9"},
-                  {"range": "10.0.1.0-10.0.1.9/24"}], node_slice_size="/28"),
+    (wa(ipRanges=[{"range": "10.0.0.0/24", "range_start": "10.0.0.5", "range_end": "10.0.0.9"}],
+        node_slice_size="/28"),
      [(f"{P}.ipRanges[0].range_start", "range_start", "10.0.0.5-10.0.0.9", "drop it"),
-      (f"{P}.ipRanges[0].range_end", "range_end", "10.0.0.5-10.0.0.9", "drop it"),
-      (f"{P}.ipRanges[1].range", f"the first-last form of {P}.ipRanges[1].range ('10.0.1.0-10.0.1.9/24')",
-       "10.0.1.1-10.0.1.9", "drop the first-last form")]),
+      (f"{P}.ipRanges[0].range_end", "range_end", "10.0.0.5-10.0.0.9", "drop it")]),
 ])
 def test_whereabouts_node_slices_drop_what_narrows_a_range_as_they_drop_exclude(
         config: dict[str, Any], ignored: list[tuple[str, str, str, str]]) -> None:
@@ -653,8 +708,9 @@ def test_whereabouts_node_slices_drop_what_narrows_a_range_as_they_drop_exclude(
 
 
 @pytest.mark.parametrize("config", [
-    wa(range="10.0.0.0/24", range_start="10.0.0.1", range_end="10.0.0.255", node_slice_size="/28"),
-    wa(range="10.0.0.0-10.0.0.255/24", node_slice_size="/28"),
+    wa(range="10.0.0.0/24", range_start="10.0.0.1", range_end="10.0.0.255", node_slice_size="/28",
+       network_name="blue"),
+    wa(range="10.0.0.0-10.0.0.255/24", node_slice_size="/28", network_name="blue"),
 ])
 def test_whereabouts_node_slices_ignore_nothing_of_a_range_nothing_narrows(config: dict[str, Any]) -> None:
     """Only the warning that the node-slice controller must run."""
@@ -810,6 +866,13 @@ def test_allocation_ranges_for_the_overlap_index() -> None:
         ({"range": "10.0.0.0/24", "range_start": "10.0.0.010", "range_end": "10.0.0.0020"}, ("10.0.0.10", "10.0.0.20")),
         ({"range": "10.0.0.0/24", "range_start": "10.0.0.100", "range_end": "10.0.0.10"}, ("10.0.0.100", "10.0.0.254")),
         ({"range": "10.0.0.0-10.0.0.255/24"}, ("10.0.0.1", "10.0.0.254")),
+        # An IPv4-mapped range is the IPv4 network with the prefix less 96 (what the real whereabouts gives
+        # in tests/differential/test_whereabouts_real.py), its exclude entries likewise.
+        ({"range": "::ffff:10.0.0.0/120"}, ("10.0.0.1", "10.0.0.254")),
+        ({"range": "::ffff:10.0.0.0/120", "exclude": ["::ffff:10.0.0.0/126"]}, ("10.0.0.4", "10.0.0.254")),
+        ({"range": "10.0.0.10-::ffff:10.0.0.20/120"}, ("10.0.0.10", "10.0.0.20")),
+        # A mapped address in exclude is made a /32 of the 128-bit address, ::/32: it excludes nothing.
+        ({"range": "10.0.0.0/24", "exclude": ["::ffff:10.0.0.1"]}, ("10.0.0.1", "10.0.0.254")),
     ],
 )
 def test_whereabouts_allocates_as_its_get_ip_range_does(ipam: dict[str, str], expected: tuple[str, str]) -> None:

@@ -482,6 +482,20 @@ def test_whereabouts_and_host_local_findings_follow_their_own_rules_policies() -
 
 
 
+def test_a_whereabouts_pool_written_ipv4_mapped_is_the_ipv4_pool_whereabouts_makes_of_it() -> None:
+    # ::ffff:10.32.0.0/120 is whereabouts' 10.32.0.0/24 (run for real in test_whereabouts_real.py), and a
+    # pod's IPv4-mapped ip its IPv4 address.
+    v = view(nad("pool", macvlan_with({"type": "whereabouts", "range": "::ffff:10.32.0.0/120",
+                                       "exclude": ["::ffff:10.32.0.64/122"]})))
+    for ip in ("10.32.0.7/24", "::ffff:10.32.0.8/120"):
+        [(severity, message)] = only("pod-networks-static-ip-range",
+                                     findings(networks({"name": "pool", "ips": [ip]}), v))
+        assert severity == "warn"
+        assert "(10.32.0.1-10.32.0.63, spec.config.ipam.range)" in message
+    # The excluded block is outside the pool.
+    assert only("pod-networks-static-ip-range", findings(networks({"name": "pool", "ips": ["10.32.0.70/24"]}), v)) == []
+
+
 def test_an_ip_in_the_range_set_of_host_locals_args_cni_ips_is_refused() -> None:
     # host-local takes the pod's IP= and args.cni.ips together, at most one per range set.
     args = {"cni": {"ips": ["10.30.0.5"]}}

@@ -32,8 +32,10 @@ Handler = Callable[[AdmissionRequest, AdmissionContext], Response]
 
 VALIDATED_KINDS = frozenset({"NetworkAttachmentDefinition", "Pod", "NetworkProfile"})
 #: Judged too (pod-binding-selection), but not one of the kinds above: `multus-webhook check` reads
-#: manifests, and a Binding is an act on a pod rather than one; the metrics count it as "other".
+#: manifests, and a Binding is an act on a pod rather than one.
 BINDING = "Binding"
+#: Every kind /validate judges: the metrics count each under its own name (and any other as one).
+SERVED_KINDS = VALIDATED_KINDS | {BINDING}
 
 
 def describe(finding: Finding) -> str:
@@ -50,7 +52,7 @@ def response_for(findings: list[Finding]) -> Response:
 
 def validate(request: AdmissionRequest, ctx: AdmissionContext) -> Response:
     kind = request.kind.kind
-    if kind not in VALIDATED_KINDS and kind != BINDING:
+    if kind not in SERVED_KINDS:
         return allowed()
     # On DELETE the object is gone from `object`; the rules see what is being deleted.
     obj = request.old_object if request.operation == "DELETE" else request.object

@@ -98,6 +98,19 @@ def parse_static_cidr(value: Any) -> tuple[IPAddress, IPNetwork] | None:
     return addr, ipaddress.ip_network(f"{addr}/{max(prefix - 96, 0)}", strict=False)
 
 
+
+def parse_network_cidr(value: Any) -> tuple[IPAddress, IPNetwork] | None:
+    """(address, network) as a program reads a CIDR that keeps net.ParseCIDR's network and reads it back
+    through IPNet.String and Contains (whereabouts' ranges and excludes). An IPv4-mapped CIDR of /96 or
+    longer keeps its ::ffff: under the mask and so reads as IPv4, as parse_static_cidr gives it
+    (::ffff:10.1.0.0/120 is 10.1.0.0/24); a shorter mask clears the ::ffff:, leaving an IPv6 network
+    without the address (::ffff:10.1.0.0/80 is ::/80). Any other CIDR as parse_cidr."""
+    prefix = mapped_prefix(value)
+    if prefix is None or prefix >= 96:
+        return parse_static_cidr(value)
+    addr = ipaddress.IPv6Address(value.split("/")[0])
+    return addr, ipaddress.IPv6Network((addr, prefix), strict=False)
+
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 

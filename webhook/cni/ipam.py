@@ -23,6 +23,7 @@ from webhook.cni.addresses import (
     mapped_prefix,
     parse_cidr,
     parse_ip,
+    parse_network_cidr,
     parse_static_cidr,
     prefix_length,
     unpadded,
@@ -506,7 +507,7 @@ def _whereabouts_range(
         # ipRanges entry alike.
         head, tail = text.split("-", 1)
         dash_start = parse_ip(head)
-        parsed = parse_cidr(tail)
+        parsed = parse_network_cidr(tail)
         if dash_start is None or parsed is None:
             problems.append(
                 Problem(
@@ -517,6 +518,7 @@ def _whereabouts_range(
             )
             return None
         dash_end, net = parsed
+        problems.extend(_mapped_read(rp, tail, net, written))
         if not within(dash_start, net):
             problems.append(
                 Problem(rp, f"{rp}: {dash_start} is not inside {net}; start the range inside the network")
@@ -539,13 +541,14 @@ def _whereabouts_range(
                 )
         start, end, start_path, end_path = dash_start, dash_end, rp, rp
     else:
-        parsed = parse_cidr(text)
+        parsed = parse_network_cidr(text)
         if parsed is None:
             problems.append(
                 Problem(rp, f"{rp} is {written!r}, not a CIDR: write it as network/prefix, e.g. 10.1.0.0/24")
             )
             return None
         net = parsed[1]
+        problems.extend(_mapped_read(rp, text, net))
     if _too_small(net):
         problems.append(
             Problem(
@@ -560,6 +563,29 @@ def _whereabouts_range(
                    for path, narrows in ((start_path, first != net.network_address + 1),
                                          (end_path, last != net.broadcast_address - 1)) if narrows]
     return WhereaboutsRange(rp, net, first, last, excludes, tuple(dict.fromkeys(narrowed_by)))
+
+
+def _mapped_read(path: str, cidr: str, net: IPNetwork, written: str | None = None) -> list[Problem]:
+    """A warning when ``cidr`` (all of the field, or the CIDR closing ``written``, a first-last range) is
+    IPv4-mapped, saying which network whereabouts makes of it (see parse_network_cidr): whereabouts takes
+    it, but hardly as what it looks like."""
+    prefix = mapped_prefix(cidr)
+    if prefix is None:
+        return []
+    v4 = parse_ip(cidr.split("/")[0])
+    if net.version == 4 and net.prefixlen > 0:
+        read = f"the IPv4 network {net} (the prefix less 96); write {v4}/{net.prefixlen}"
+    else:
+        # Below /96 the network starts with "::", and so its IPPool's name with "-", which the apiserver
+        # refuses unless network_name comes first.
+        holds = "every IPv4 address" if net.version == 4 else (
+            "no IPv4 address (below /96 the mask drops the ::ffff:), and without a network_name every pod fails "
+            "(the IPPool's name, made of the range, starts with '-')")
+        read = (f"the {family(net)} network {net}, which holds {holds}; write the IPv4 form with its prefix, "
+                f"e.g. {v4}/24")
+    subject = f"{cidr!r}, an IPv4-mapped IPv6 CIDR" if written is None else \
+        f"{written!r}, which ends in {cidr!r}, an IPv4-mapped IPv6 CIDR"
+    return [Problem(path, f"{path} is {subject}: whereabouts reads it as {read}", warning=True)]
 
 
 def _first_last_sets_both(range_path: str, written: str) -> str:
@@ -634,9 +660,22 @@ def _excludes(
     nets: list[tuple[str, IPNetwork]] = []
     for i, entry in enumerate(f.value):
         epath = f"{f.path}[{i}]"
-        parsed = parse_cidr(entry)
+        # allocate.parseExcludedRange: net.ParseCIDR, else an address with /32 (IPv4, mapped ones
+        # included) or /128 added, and parsed again.
+        parsed = parse_network_cidr(entry)
         if parsed is None:
             addr = parse_ip(entry)
+            if addr is not None and ":" in entry and addr.version == 4:
+                # The /32 is read against the 128-bit mapped address: ::/32, which holds no IPv4 address.
+                problems.append(
+                    Problem(
+                        epath,
+                        f"{epath} is {entry!r}, an IPv4-mapped IPv6 address: whereabouts adds /32 to it and reads "
+                        f"{entry + '/32'!r} as the IPv6 network ::/32, so it excludes nothing; write {str(addr)!r}",
+                        warning=True,
+                    )
+                )
+                continue
             if addr is not None:
                 parsed = (addr, ipaddress.ip_network(addr))
         if parsed is None:
@@ -649,6 +688,7 @@ def _excludes(
                 )
             )
         else:
+            problems.extend(_mapped_read(epath, entry, parsed[1]))
             nets.append((epath, parsed[1]))
     return tuple(nets)
 
@@ -763,9 +803,10 @@ def _node_slice(
     controller (node-controller syncHandler) slices the range by it, and makes no usable slice from a
     size it cannot read, one shorter than the range's prefix, one that leaves no usable address, or an
     IPv6 range (DivideRangeBySize counts in 32-bit addresses): every pod fails then, controller or not.
-    The plugin puts the slice in place of each range, from its first to its last usable address: the
+    The plugin puts the slice in place of the first range, from its first to its last usable address: the
     range's excludes, range_start and range_end are ignored (and the controller slices the first range's
-    network, which is what config.LoadIPAMConfig leaves of a first-last range)."""
+    network, which is what config.LoadIPAMConfig leaves of a first-last range); further ranges give
+    nothing of their own (see _beyond_the_first_slice)."""
     f = _get(ipam, ipam_path, "node_slice_size")
     if f is None or not isinstance(f.value, str) or f.value == "":
         return
@@ -830,8 +871,42 @@ def _node_slice(
             warning=True,
         )
     )
-    for r in ranges:
-        problems.extend(_ignored_with_node_slice(r))
+    name = _get(ipam, ipam_path, "network_name")
+    if name is None or name.value == "":
+        # node-controller checkForMultiNadMismatch: every whereabouts NAD of one network_name ("" too), in
+        # any namespace, must have this one's first range and node_slice_size, or none of them is synced.
+        problems.append(
+            Problem(
+                f.path,
+                f"{f.path} is set and {ipam_path}.network_name is not: the node-slice controller then holds this "
+                "NAD against every other whereabouts NAD of the cluster without a network_name (in any namespace, "
+                "node_slice_size or not), and while any of them has another first range or node_slice_size it "
+                'syncs neither ("found IPAM conf mismatch for network-attachment-definitions with same network '
+                'name"): this NAD gets no NodeSlicePool (every pod fails, as without the controller), or keeps an '
+                "old one that no new node gets a slice of; give it a network_name of its own",
+                warning=True,
+            )
+        )
+    problems.extend(_ignored_with_node_slice(ranges[0]) if ranges else ())
+    if first is not None:
+        problems.extend(_beyond_the_first_slice(first, r) for r in ranges[1:])
+
+
+def _beyond_the_first_slice(first: WhereaboutsRange, r: WhereaboutsRange) -> Problem:
+    """With node_slice_size whereabouts allocates each range from one IPPool, that of the node's slice of
+    the first range (storage/kubernetes IPManagementKubernetesUpdate): for every further range it finds the
+    pod's allocation there already and returns that address again under the range's mask. Where the
+    mask is the first range's, the interface plugin adds one address twice and fails ("file exists")."""
+    fails = (': the interface plugin then adds one address twice and fails every pod ("file exists")'
+             if r.network.version == first.network.version and r.network.prefixlen == first.network.prefixlen
+             else "")
+    return Problem(
+        r.path,
+        f"{r.path}: with node_slice_size whereabouts allocates from the node's slice of the first range only "
+        f"({first.network}, {first.path}): for {r.network} it hands the pod the address it got from that slice "
+        f"again, under this range's mask, and never one of {r.network}{fails}; drop node_slice_size, or give "
+        f"{r.network} a NAD of its own",
+    )
 
 
 def _ignored_with_node_slice(r: WhereaboutsRange) -> Iterator[Problem]:

@@ -53,11 +53,14 @@ def whereabouts(subject: Subject) -> Iterator[Violation]:
     another span than the range gives (allocating from the start, or up to the end, of the range: not
     what was asked); a start at the network address or an end at the broadcast address means the
     first / last usable one, and is fine. An exclude entry outside the range excludes nothing, and IPv4
-    parts with leading zeros (read in decimal where whereabouts parses sloppily) are ambiguous:
+    parts with leading zeros (read in decimal where whereabouts parses sloppily) are ambiguous, as is
+    an IPv4-mapped CIDR (::ffff:10.1.0.0/120, read as the network Go makes of it: 10.1.0.0/24):
     warnings. node_slice_size needs the node-slice controller (a warning), and fails every pod with a
     size it cannot slice the range by; with it whereabouts allocates from the first to the last usable
-    address of the node's slice, ignoring the range's excludes and whatever narrows it (range_start,
-    range_end, a first-last range).
+    address of the node's slice of the first range, ignoring the range's excludes and whatever narrows
+    it (range_start, range_end, a first-last range), and gives each further range that same address
+    again, never one of its own. Without a network_name, the controller stops syncing the NAD while any
+    other whereabouts NAD without one has another first range or node_slice_size (a warning).
     A field of the wrong type (enable_overlapping_ranges written "false", a leader_lease_duration in
     quotes) fails every pod."""
     yield from _each_ipam(subject, "whereabouts", lambda plugin, _version: ipam.check_whereabouts(plugin))
