@@ -37,7 +37,7 @@ from webhook.agent.probe import (
     read_host,
     resolve_on_host,
 )
-from webhook.agent.standin import MULTUS_CONFIG, StandInHost, multus_config_delegating_to
+from webhook.agent.standin import MULTUS_CONFIG, PORTMAP_CHAINED, StandInHost, multus_config_delegating_to
 
 
 @pytest.fixture
@@ -808,10 +808,6 @@ def test_a_configured_primary_tells_the_layout_without_multus_config() -> None:
                 in c[REBOOT_RACE].message)
     finally:
         host.cleanup()
-
-
-PORTMAP_CHAINED = ('{"cniVersion": "0.3.1", "name": "cilium", "plugins": [{"type": "cilium-cni"}, '
-                   '{"type": "portmap", "capabilities": {"portMappings": true}}]}\n')
 
 
 def test_a_capability_the_primary_enabled_after_multus_started_is_reported(host: StandInHost) -> None:
