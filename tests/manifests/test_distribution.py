@@ -323,6 +323,16 @@ def test_the_primary_cni_is_one_setting(cluster: ControlPlane) -> None:
         "kube-apiserver"]
 
 
+def test_the_cilium_values_keep_its_config_where_multus_watches_it(cluster: ControlPlane) -> None:
+    """Cilium writes its config where the overlay's primaryCniConfigFile names it, leaves 00-multus.conf
+    alone, and keeps its config when its agent stops: Multus v4.3.0 watches that file (its
+    readinessindicatorfile), and its removal makes the daemon remove 00-multus.conf and exit
+    (docs/failure-modes.md, "The primary CNI's config is removed")."""
+    values = yaml.safe_load((MANIFESTS / "overlays" / "cilium" / "cilium-values.yaml").read_text())
+    primary = PurePosixPath("/etc/cni/net.d") / primary_setting(build(cluster, "overlays/cilium"))
+    assert values["cni"] == {"exclusive": False, "confPath": str(primary.parent), "uninstall": False}
+
+
 @pytest.mark.parametrize("copied", [False, True], ids=["setting-only", "as-earlier-readmes"])
 def test_an_overlay_that_sets_only_the_primary_cni_setting_makes_a_ready_agent(
         cluster: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copied: bool) -> None:
