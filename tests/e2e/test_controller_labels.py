@@ -15,7 +15,9 @@ import pytest
 
 from webhook.agent import nodestate
 from webhook.agent.nodestate import NAMESPACE
+from webhook.agent.probe import HostLayout
 from webhook.agent.standin import StandInHost, StandInNode, Subcommand
+from webhook.controller.decide import REBOOT_RACE_EXPOSED_EVENT
 from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually
 from webhook.kube import format_time, utcnow
 from webhook.names import READY_LABEL
@@ -143,7 +145,9 @@ def test_ready_label_follows_boots_and_heartbeats(controlplane: ControlPlane, ho
         events = events_through(node, "MultusNotReady", count=4)
         stopped = [e["message"] for e in events if e["reason"] == "MultusNotReady"][3]
         assert stopped == f"the agent stopped; nothing vouches for Multus on this node; removed label {READY_LABEL}"
-        assert [e["reason"] for e in events if e["reason"] != "CNIBinariesChanged"] == [
+        # The primary config is at the top level: RebootRaceNotGuarded Events too, which another test counts.
+        assert [e["reason"] for e in events
+                if e["reason"] not in ("CNIBinariesChanged", REBOOT_RACE_EXPOSED_EVENT)] == [
             "MultusReady", "MultusNotReady", "MultusReady", "MultusNotReady", "MultusReady", "MultusNotReady",
             "MultusReady", "MultusNotReady"]
         by_reason = {e["reason"]: e for e in events}
@@ -158,6 +162,55 @@ def test_ready_label_follows_boots_and_heartbeats(controlplane: ControlPlane, ho
         assert controller.stop() == 0, controller.output()
     assert lease_holder(cp, lease) == ""  # released on a clean stop
     assert node.labels()["team"] == "blue"
+
+
+def test_a_config_the_runtime_would_use_at_the_next_reboot_is_one_warning_event_per_transition(
+        controlplane: ControlPlane, node: StandInNode, tmp_path: Path) -> None:
+    """Cilium's old 05-cilium.conflist left at the top level: the node stays ready, so no label change
+    tells; a Warning Event on the Node does, once when RebootRaceGuarded turns False, not at each of
+    the heartbeats that bring the controller a look at the node, and again when it turns False anew."""
+    cp = controlplane
+    host = StandInHost(HostLayout(primary_config="cilium/05-cilium.conflist"))
+    host.make_ready("boot-1")
+    controller = start_controller(cp, f"lease-{uuid.uuid4().hex[:8]}", "only", tmp_path / "controller.log")
+    agent = start_agent(cp, host, node, tmp_path / "agent.log", "--primary-cni-config", "cilium/05-cilium.conflist")
+
+    def races() -> list[dict[str, Any]]:
+        return [e for e in node.events() if e["reason"] == REBOOT_RACE_EXPOSED_EVENT]
+
+    def heartbeat() -> str:
+        return cp.kubectl("get", "mns", "-n", NAMESPACE, node.name, "-o", "jsonpath={.status.heartbeatTime}").stdout
+
+    try:
+        labels_are(node, INITIAL)
+        assert races() == []
+        host.write_config("05-cilium.conflist")
+        [race] = eventually(races, what="the Warning Event")
+        assert race["type"] == "Warning"
+        assert race["involvedObject"]["name"] == node.name
+        assert race["message"].startswith("RebootRaceGuarded is False (OtherTopLevelConfig): "
+                                          "/etc/cni/net.d/05-cilium.conflist is a CNI config at the top level")
+        # Two heartbeats later, each a look at the node for the controller.
+        first = heartbeat()
+        eventually(heartbeat, until=lambda beat: beat > first, what="a heartbeat")
+        second = heartbeat()
+        eventually(heartbeat, until=lambda beat: beat > second, what="another heartbeat")
+        # Events go out in the order they were made: once a later one is there, any earlier one is too.
+        host.add_binary("vlan")
+        events_through(node, "CNIBinariesChanged", "CNI binaries labelled for vlan")
+        assert len(races()) == 1
+        assert ready(node)
+
+        host.remove_config("05-cilium.conflist")
+        eventually(lambda: cp.kubectl("get", "mns", "-n", NAMESPACE, node.name, "-o",
+                                      "jsonpath={.status.conditions[?(@.type=='RebootRaceGuarded')].status}").stdout,
+                   until=lambda status: status == "True", what="guarded once the file is gone")
+        host.write_config("05-cilium.conflist")
+        eventually(races, until=lambda events: len(events) == 2, what="the second transition's Event")
+    finally:
+        agent.stop()
+        host.cleanup()
+        assert controller.stop() == 0, controller.output()
 
 
 def test_two_controllers_never_both_act(controlplane: ControlPlane, host: StandInHost, node: StandInNode,

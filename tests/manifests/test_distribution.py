@@ -182,6 +182,38 @@ def test_the_documented_images_override_reaches_every_container_of_ours(
     assert {c["image"] for c in webhook["containers"]} == {"registry.example.com/multus-webhook:0.2.0"}
 
 
+def test_the_upgrade_applies_the_webhook_configurations_only_once_the_new_webhook_rolled_out(
+        cluster: ControlPlane) -> None:
+    """docs/install.md, Upgrading, its commands as written (with the real kubectl, --dry-run=server): the
+    first apply of the overlay leaves out the webhook configurations and nothing else; they come with
+    the second, after the wait for the webhook Deployment. Applied at once, new configurations could
+    send the old replicas requests only the new webhook serves, failing closed."""
+    text = (REPO / "docs" / "install.md").read_text()
+    section = text[text.index("## Upgrading"):]
+    block = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert block is not None
+    lines = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
+    overlay = [i for i, line in enumerate(lines) if line.startswith("kubectl apply -k manifests/overlays/")]
+    waited = lines.index("kubectl -n multus-webhook rollout status deploy/multus-webhook")
+    assert len(overlay) == 2
+    assert overlay[0] < waited < overlay[1]
+
+    def applied(line: str) -> set[str]:
+        args = [a.strip("'") for a in line.split()[1:]]
+        result = subprocess.run([str(cluster.bin_dir / "kubectl"), "--kubeconfig", str(cluster.kubeconfig), *args,
+                                 "--dry-run=server", "-o", "name"], cwd=REPO, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        return set(result.stdout.split())
+
+    configurations = {"validatingwebhookconfiguration.admissionregistration.k8s.io/multus-webhook",
+                      "mutatingwebhookconfiguration.admissionregistration.k8s.io/multus-webhook"}
+    first, everything = applied(lines[overlay[0]]), applied(lines[overlay[1]])
+    assert configurations <= everything
+    assert first == everything - configurations
+    assert "deployment.apps/multus-webhook" in first
+
+
 def test_base_shape(cluster: ControlPlane) -> None:
     docs = build(cluster, "base")
     validating = find(docs, "ValidatingWebhookConfiguration", "multus-webhook")
@@ -289,6 +321,16 @@ def test_the_primary_cni_is_one_setting(cluster: ControlPlane) -> None:
     assert not [d for d in cilium if d["kind"] == "NetworkPolicy"]
     assert find(cilium, "CiliumNetworkPolicy", "multus-webhook")["spec"]["ingress"][0]["fromEntities"] == [
         "kube-apiserver"]
+
+
+def test_the_cilium_values_keep_its_config_where_multus_watches_it(cluster: ControlPlane) -> None:
+    """Cilium writes its config where the overlay's primaryCniConfigFile names it, leaves 00-multus.conf
+    alone, and keeps its config when its agent stops: Multus v4.3.0 watches that file (its
+    readinessindicatorfile), and its removal makes the daemon remove 00-multus.conf and exit
+    (docs/failure-modes.md, "The primary CNI's config is removed")."""
+    values = yaml.safe_load((MANIFESTS / "overlays" / "cilium" / "cilium-values.yaml").read_text())
+    primary = PurePosixPath("/etc/cni/net.d") / primary_setting(build(cluster, "overlays/cilium"))
+    assert values["cni"] == {"exclusive": False, "confPath": str(primary.parent), "uninstall": False}
 
 
 @pytest.mark.parametrize("copied", [False, True], ids=["setting-only", "as-earlier-readmes"])

@@ -13,7 +13,7 @@ from kubernetes import client
 
 from webhook.agent.agent import Agent, AgentConfig
 from webhook.agent.probe import Report
-from webhook.agent.standin import StandInHost, multus_config_delegating_to
+from webhook.agent.standin import PORTMAP_CHAINED, StandInHost, multus_config_delegating_to
 
 
 @pytest.fixture
@@ -108,3 +108,27 @@ def test_a_config_the_runtime_would_use_at_the_next_reboot_is_logged_once(
     warned = [r.getMessage() for r in caplog.records if "at the next reboot" in r.getMessage()]
     assert len(warned) == 2
     assert warned[0].startswith("node n: /etc/cni/net.d/05-cilium.conflist is a CNI config at the top level")
+
+
+def test_a_capability_missing_from_multus_config_is_logged_once_per_transition(
+        host: StandInHost, caplog: pytest.LogCaptureFixture) -> None:
+    """DelegateCapabilitiesCurrent False holds no readiness back: the log line is the only word of it
+    besides the MultusNodeState, once when it turns False (not at every poll), again after it was fixed
+    and came back."""
+    host.remove_config("05-cilium.conflist")
+    host.write_config("cilium/05-cilium.conflist")
+    host.write_config("00-multus.conf", multus_config_delegating_to("cilium/05-cilium.conflist"))
+    clock = Clock(datetime.now(UTC) + timedelta(minutes=1))
+    with caplog.at_level(logging.WARNING, logger="webhook.agent.agent"):
+        agent, _ = look(host, clock)
+        host.write_config("cilium/05-cilium.conflist", PORTMAP_CHAINED)
+        look(host, clock, agent)
+        look(host, clock, agent)
+        host.write_config("cilium/05-cilium.conflist")
+        look(host, clock, agent)
+        host.write_config("cilium/05-cilium.conflist", PORTMAP_CHAINED)
+        look(host, clock, agent)
+    warned = [r for r in caplog.records if "which 00-multus.conf does not carry" in r.getMessage()]
+    assert [r.levelname for r in warned] == ["WARNING", "WARNING"]
+    assert warned[0].getMessage().startswith(
+        "node n: /etc/cni/net.d/cilium/05-cilium.conflist enables portMappings, which 00-multus.conf does not carry")

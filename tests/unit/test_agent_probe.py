@@ -37,7 +37,7 @@ from webhook.agent.probe import (
     read_host,
     resolve_on_host,
 )
-from webhook.agent.standin import MULTUS_CONFIG, StandInHost, multus_config_delegating_to
+from webhook.agent.standin import MULTUS_CONFIG, PORTMAP_CHAINED, StandInHost, multus_config_delegating_to
 
 
 @pytest.fixture
@@ -722,6 +722,22 @@ def _cilium_host(host: StandInHost) -> None:
     host.write_config("00-multus.conf", multus_config_delegating_to("cilium/05-cilium.conflist"))
 
 
+def test_the_primary_removed_under_multus_is_not_ready_and_no_reboot_race(host: StandInHost) -> None:
+    """Cilium with cni.uninstall: true, its agent restarting: it removes its config, and Multus v4.3.0,
+    which watches it as its readinessindicatorfile, removes 00-multus.conf and exits
+    (pkg/server/config/manager.go). What docs/failure-modes.md says the agent reports meanwhile."""
+    _cilium_host(host)
+    host.remove_config("cilium/05-cilium.conflist")
+    host.remove_config("00-multus.conf")
+    host.stop_daemon()
+    c = look(host)
+    assert not c[READY].status
+    assert {k: (v.status, v.reason) for k, v in c.items() if k in (CONFIG_FIRST, DAEMON, PRIMARY, REBOOT_RACE)} == {
+        CONFIG_FIRST: (False, "NoConfig"), DAEMON: (False, "NotAnswering"), PRIMARY: (False, "NotFound"),
+        REBOOT_RACE: (False, "DelegateUnknown")}
+    assert CAPABILITIES not in c
+
+
 def test_the_subdirectory_layout_with_nothing_else_at_the_top_level_is_guarded(host: StandInHost) -> None:
     _cilium_host(host)
     c = look(host)
@@ -808,10 +824,6 @@ def test_a_configured_primary_tells_the_layout_without_multus_config() -> None:
                 in c[REBOOT_RACE].message)
     finally:
         host.cleanup()
-
-
-PORTMAP_CHAINED = ('{"cniVersion": "0.3.1", "name": "cilium", "plugins": [{"type": "cilium-cni"}, '
-                   '{"type": "portmap", "capabilities": {"portMappings": true}}]}\n')
 
 
 def test_a_capability_the_primary_enabled_after_multus_started_is_reported(host: StandInHost) -> None:

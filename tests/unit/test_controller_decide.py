@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from webhook.agent.nodestate import status_body
-from webhook.agent.probe import evaluate, read_host
+from webhook.agent.probe import HostLayout, evaluate, read_host
 from webhook.agent.standin import StandInHost
 from webhook.cluster.nodes import slim_node, slim_state
 from webhook.controller.decide import (
@@ -25,6 +25,7 @@ from webhook.controller.decide import (
     observe,
     readiness,
     ready_time,
+    reboot_race_warning,
     stale_at,
     transitions,
 )
@@ -363,3 +364,41 @@ def test_the_boot_and_ready_times_count_only_for_the_boot_the_status_is_about(
     assert read(node(), None) is None
     s["status"][key] = None  # the agent could not read it; Multus is not ready
     assert read(node(), s) is None
+
+
+def test_a_reboot_race_is_one_warning_per_transition_as_the_controller_keeps_the_state() -> None:
+    """From the real agent's status, slimmed as the controller's store keeps it: a stale top-level
+    config is a Warning naming the file; the same transition (later heartbeats) is the same key, a new
+    one (the condition True in between, or another boot) another; True, or False only because Multus's
+    config is not written yet (every reboot), is none."""
+    host = StandInHost(HostLayout(primary_config="cilium/05-cilium.conflist"))
+    try:
+        host.make_ready("b2")
+        guarded = evaluate(read_host(host.layout), host.layout)
+        host.write_config("05-cilium.conflist")
+        exposed = evaluate(read_host(host.layout), host.layout)
+        host.remove_config("00-multus.conf")
+        layout = dataclasses.replace(host.layout, primary_config=None)
+        unknown = evaluate(read_host(layout), layout)
+    finally:
+        host.cleanup()
+
+    def kept(*reports: Any, at: datetime = NOW) -> dict[str, Any]:
+        previous = None
+        for i, report in enumerate(reports):
+            previous = status_body("n", report, previous, at + timedelta(seconds=i))
+        return slim_state({"metadata": {"name": "n"}, "status": previous})
+
+    first = reboot_race_warning(kept(exposed))
+    assert first is not None
+    key, warning = first
+    assert (warning.type, warning.reason) == ("Warning", "RebootRaceNotGuarded")
+    assert warning.message.startswith("RebootRaceGuarded is False (OtherTopLevelConfig): "
+                                      "/etc/cni/net.d/05-cilium.conflist is a CNI config at the top level")
+    assert reboot_race_warning(kept(exposed, exposed, exposed)) == first
+    again = reboot_race_warning(kept(exposed, guarded, exposed))
+    assert again is not None
+    assert again[0] != key
+    assert reboot_race_warning(kept(guarded)) is None
+    assert reboot_race_warning(kept(unknown)) is None
+    assert [c["type"] for c in kept(guarded)["status"]["conditions"]] == ["Ready"]

@@ -15,7 +15,16 @@ from typing import Any
 from kubernetes import client
 
 from webhook.agent import nodestate
-from webhook.agent.probe import DAEMON, REBOOT_RACE, HostLayout, Report, evaluate, read_host
+from webhook.agent.probe import (
+    CAPABILITIES,
+    DAEMON,
+    REBOOT_RACE,
+    REBOOT_RACE_EXPOSED,
+    HostLayout,
+    Report,
+    evaluate,
+    read_host,
+)
 from webhook.kube import MERGE_PATCH, SHORT_TIMEOUT, is_status, request, utcnow
 
 log = logging.getLogger(__name__)
@@ -23,6 +32,8 @@ log = logging.getLogger(__name__)
 #: How far the host's evidence of readiness may be ahead of the agent's clock before the clock counts
 #: as stepped back: file times come from the kernel's coarse clock, a tick behind the fine one.
 CLOCK_STEP = timedelta(seconds=1)
+#: Conditions the agent logs as a WARNING, and for which of their reasons (Agent._warn).
+WARNED = {REBOOT_RACE: REBOOT_RACE_EXPOSED, CAPABILITIES: frozenset({"CapabilitiesMissing"})}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +67,15 @@ class Agent:
         self.seen_ready: tuple[str | None, datetime] | None = None
         #: The clock step the last look found was logged (once per step, not per look).
         self.stepped_logged = False
-        #: The reboot-race warning last logged (once per change, not per look).
-        self.race_logged: str | None = None
+        #: Condition type -> the warning last logged for it (WARNED; once per change, not per look).
+        self.warned: dict[str, str] = {}
 
     def look(self) -> Report:
         """The host as it is now. A ready report's ``ready_since`` is no later than the moment this
         agent first saw Multus ready on the boot: the host's evidence can move later (the daemon
         restarts, its config is written again) while a write of the first readiness is retried."""
         report = evaluate(read_host(self.config.layout), self.config.layout)
-        self._warn_of_reboot_race(report)
+        self._warn(report)
         if not report.ready:
             return report
         now, host, boot = self.clock(), report.ready_since, report.boot_id
@@ -79,16 +90,17 @@ class Agent:
         self.stepped_logged = stepped
         return replace(report, ready_since=min(host or first, first), clock_stepped=stepped)
 
-    def _warn_of_reboot_race(self, report: Report) -> None:
-        """A config that the runtime will use at the next reboot in place of Multus's is logged as a
-        WARNING when first seen (and when it changes): the node stays ready, and its MultusNodeState's
-        RebootRaceGuarded condition says the same for as long as it lasts."""
-        race = next((c for c in report.conditions if c.type == REBOOT_RACE), None)
-        exposed = race is not None and race.reason in ("OtherTopLevelConfig", "PrimaryAtTopLevel")
-        message = race.message if race is not None and exposed else None
-        if message is not None and message != self.race_logged:
-            log.warning("node %s: %s", self.config.node, message)
-        self.race_logged = message
+    def _warn(self, report: Report) -> None:
+        """A condition that holds no readiness back but is a fault (WARNED) is logged as a WARNING when
+        first seen and when its message changes, while its MultusNodeState condition says the same for
+        as long as it lasts: a config that the runtime will use at the next reboot in place of Multus's
+        (RebootRaceGuarded), or Multus's config lacking a capability the primary's enables
+        (DelegateCapabilitiesCurrent: pods get no hostPort or bandwidth until Multus restarts)."""
+        faults = {c.type: c.message for c in report.conditions if c.reason in WARNED.get(c.type, ())}
+        for kind, message in faults.items():
+            if self.warned.get(kind) != message:
+                log.warning("node %s: %s", self.config.node, message)
+        self.warned = faults
 
     def run(self, stop: threading.Event) -> bool:
         """Until ``stop``; False when it stopped because it can no longer see the host as it is (its

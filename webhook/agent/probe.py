@@ -49,6 +49,10 @@ BOOT_TIME = "BootTimeKnown"
 #: now: while 00-multus.conf is first, another config beside it is harmless, and the node stays ready
 #: (its pods would otherwise all be held back for a file that does no harm until Multus stops).
 REBOOT_RACE = "RebootRaceGuarded"
+#: RebootRaceGuarded's reasons for a config the runtime would use in place of Multus's whenever that is
+#: absent: the finding worth a warning. Its other False reasons say only that it cannot be told yet
+#: (every reboot, until the daemon writes its config) or that the conf dir cannot be read (Ready says so).
+REBOOT_RACE_EXPOSED = frozenset({"OtherTopLevelConfig", "PrimaryAtTopLevel"})
 #: Beside the checks as well, and only when the two can be compared: whether 00-multus.conf carries
 #: every capability the primary config it delegates to enables now. Multus copies them at its start,
 #: and with the primary in a subdirectory never again while it runs (see ``capabilities_of``).

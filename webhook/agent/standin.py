@@ -38,6 +38,9 @@ def multus_config_delegating_to(relative: str, autoconfig_dir: str = MULTUS_AUTO
     config["clusterNetwork"] = str(PurePosixPath(autoconfig_dir) / relative)
     return json.dumps(config) + "\n"
 PRIMARY_CONFIG = '{"cniVersion": "1.0.0", "name": "cilium", "plugins": [{"type": "cilium-cni"}]}\n'
+#: The primary config with Cilium's portmap chaining turned on: it enables a capability (portMappings).
+PORTMAP_CHAINED = ('{"cniVersion": "0.3.1", "name": "cilium", "plugins": [{"type": "cilium-cni"}, '
+                   '{"type": "portmap", "capabilities": {"portMappings": true}}]}\n')
 
 
 class StandInHost:

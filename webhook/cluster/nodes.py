@@ -129,6 +129,20 @@ def _bin_dir_unread(conditions: Any) -> bool:
         for c in conditions)
 
 
+#: The agent's condition on the reboot race (webhook.agent.probe.REBOOT_RACE), kept while False with its
+#: transition time: the controller sends a Warning Event once per transition to False
+#: (webhook.controller.decide.reboot_race_warning). The message is shared: nodes laid out alike
+#: report the same one.
+REBOOT_RACE_CONDITION = "RebootRaceGuarded"
+_STATE_REBOOT_RACE = ("type", "status", "reason", "message", "lastTransitionTime")
+
+
+def _reboot_race(conditions: Any, share: Callable[[Any], Any]) -> list[Mapping[str, Any]]:
+    return [{k: share(v) if k == "message" else v for k, v in c.items() if k in _STATE_REBOOT_RACE}
+            for c in conditions if isinstance(c, Mapping) and c.get("type") == REBOOT_RACE_CONDITION
+            and c.get("status") == "False"] if isinstance(conditions, list) else []
+
+
 def slim_state(state: Mapping[str, Any], share: Callable[[Any], Any] = lambda value: value) -> dict[str, Any]:
     """What is read of a MultusNodeState; its inventory as a frozenset, of which ``share`` may return
     one copy of equal ones (nodes mostly report the same binaries)."""
@@ -143,7 +157,8 @@ def slim_state(state: Mapping[str, Any], share: Callable[[Any], Any] = lambda va
         binaries = kept.get(f)
         if isinstance(binaries, list):
             kept[f] = share(frozenset(_intern(b) for b in binaries if isinstance(b, str)))
-    kept["conditions"] = _ready_condition(status.get("conditions"), keep=_STATE_READY)
+    kept["conditions"] = [*_ready_condition(status.get("conditions"), keep=_STATE_READY),
+                          *_reboot_race(status.get("conditions"), share)]
     return {"metadata": _kept_metadata(state), "status": kept}
 
 

@@ -258,6 +258,10 @@ class Controller:
         #: Node name -> its last look's failure, while nothing has worked since (in this leader term).
         self.backoffs: dict[str, Backoff] = {}
         self.events = EventRecorder(api, component=COMPONENT, instance=config.identity)
+        #: Node name -> the RebootRaceGuarded transition its last such Event was about
+        #: (decide.reboot_race_warning): one Event per transition, not one per look (every heartbeat
+        #: brings one). Kept through new leader terms: this process sent it already.
+        self.race_warned: dict[str, str] = {}
         #: The same for deleting the MultusNodeStates of nodes that are gone, after a deletion failed: one
         #: try per wait, not one per state (thousands after a scale-down, while the apiserver is down).
         self._states_not_before = 0.0
@@ -436,6 +440,7 @@ class Controller:
         self.heartbeats.pop(name, None)
         self.repairs.pop(name, None)
         self.backoffs.pop(name, None)
+        self.race_warned.pop(name, None)
 
     def _delete_state(self, name: str) -> None:
         """Delete the MultusNodeState of node ``name``, which the synced store holds no Node for. The
@@ -508,6 +513,7 @@ class Controller:
 
     def act(self, look: Look) -> float | None:
         """Carries a look out (reconcile_node) unless an earlier failure of the same writes still backs off."""
+        self._warn_of_reboot_race(look)
         held = self.backoffs.get(look.name)
         if held is not None and covered(look.writes, held.writes) and look.now < held.not_before:
             return held.not_before - look.now
@@ -517,6 +523,15 @@ class Controller:
             return self._failed(look.name, look.writes, exc, look.now)
         self.backoffs.pop(look.name, None)
         return wait
+
+    def _warn_of_reboot_race(self, look: Look) -> None:
+        """Apart from the labels, whose patches may fail and back off: the Event is best effort anyway."""
+        warning = decide.reboot_race_warning(look.state)
+        if warning is None or self.race_warned.get(look.name) == warning[0]:
+            return
+        key, t = warning
+        self.race_warned[look.name] = key
+        self._event(look.node, "Node", t.type, t.reason, t.message)
 
     def _failed(self, name: str, writes: Writes | None, exc: Exception, now: float) -> float:
         """Backs the node off after its look failed; the seconds to wait."""

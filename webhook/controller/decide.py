@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from webhook.agent.probe import REBOOT_RACE, REBOOT_RACE_EXPOSED
 from webhook.kube import parse_time
 from webhook.names import BINARY_LABEL_PREFIX, READY_LABEL, binary_label, is_own_label
 from webhook.objects import as_text
@@ -262,6 +263,24 @@ def transitions(patch: Mapping[str, str | None], verdict: Verdict) -> list[Trans
         parts += [f"unlabelled for {', '.join(removed)}"] if removed else []
         events.append(Transition("Normal", "CNIBinariesChanged", "CNI binaries " + "; ".join(parts)))
     return events
+
+
+#: The Event's reason when a node's RebootRaceGuarded condition turns False (reboot_race_warning).
+REBOOT_RACE_EXPOSED_EVENT = "RebootRaceNotGuarded"
+
+
+def reboot_race_warning(state: Mapping[str, Any] | None) -> tuple[str, Transition] | None:
+    """The Warning Event a MultusNodeState's RebootRaceGuarded condition stands for while it is False
+    because a config at the top level of the conf dir would be the runtime's whenever Multus's is absent
+    (probe.REBOOT_RACE_EXPOSED; the node stays ready, so no label change tells), and what tells that
+    transition from another: the condition's boot, reason and lastTransitionTime, which the agent keeps
+    while the status holds on a boot. None otherwise."""
+    race = state_condition(state, REBOOT_RACE)
+    if race is None or race.get("status") != "False" or race.get("reason") not in REBOOT_RACE_EXPOSED:
+        return None
+    key = f"{_get(state, 'status', 'bootID')}/{race.get('reason')}/{race.get('lastTransitionTime')}"
+    return key, Transition("Warning", REBOOT_RACE_EXPOSED_EVENT,
+                           f"{REBOOT_RACE} is False ({race.get('reason')}): {race.get('message')}")
 
 
 def _names(keys: Iterable[str]) -> list[str]:
