@@ -1405,6 +1405,36 @@ def test_host_local_args_ips_fail_the_second_pod_on_a_node(
     assert "requested IP address 10.10.0.5 is not available in range set" in outcome.error, outcome.error
 
 
+@pytest.mark.parametrize("capabilities", [{}, {"mac": True}], ids=["no-capability", "mac-capability"])
+def test_host_local_literal_ip_ranges_collide_with_another_nads_ranges(
+    capabilities: dict[str, bool], cni_bin: Path, kernel_lacks: dict[str, str], tmp_path: Path
+) -> None:
+    # NAD a allocates only from its literal runtimeConfig.ipRanges, NAD b from ranges of its own, both on one
+    # master: each host-local keeps its own store (another network name), so both give a pod the same
+    # address. Denied when the literal runtimeConfig reaches a's host-local for every pod; a warning when a
+    # capability a declares may replace it (the mac a pod requests).
+    a = one(hl(runtimeConfig={"ipRanges": [[{"subnet": "10.66.0.0/24"}]]}, capabilities=capabilities))
+    b = one(hl(ranges=[[{"subnet": "10.66.0.0/24"}]]))
+    view = StaticClusterView([{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}, *(
+        {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+         "metadata": {"name": name, "namespace": "default"}, "spec": {"config": json.dumps(config)}}
+        for name, config in (("a", a),))])
+    obj = {"metadata": {"name": "b", "namespace": "default"}, "spec": {"config": json.dumps(b)}}
+    [finding] = [f for f in evaluate(Subject(obj, "NetworkAttachmentDefinition", view=view), Policy())
+                 if f.rule == "nad-range-overlap"]
+    assert finding.severity == (Severity.WARN if capabilities else Severity.DENY), finding
+    assert "NAD default/a spec.config.runtimeConfig.ipRanges[0][0] (addresses 10.66.0.2-10.66.0.254)" \
+        in finding.message
+    skip_unless_kernel_has(MAC, kernel_lacks)
+    got = []
+    with sandbox(tmp_path) as first, sandbox(tmp_path) as second:
+        for config, box, name in ((a, first, "a"), (b, second, "b")):
+            outcome = run_add(config, box, cni_bin, name)
+            assert outcome.accepted, outcome.error
+            got.append({x["local"] for x in _interface(box)["addr_info"] if x.get("scope") == "global"})
+    assert got == [{"10.66.0.2"}, {"10.66.0.2"}], got
+
+
 # --- a pod's mac and ips, which Multus also passes as MAC= and IP= in CNI_ARGS ------------------
 
 

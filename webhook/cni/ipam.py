@@ -66,6 +66,9 @@ class AddressRange:
     #: host-local only: the directory its allocations are kept in on each node (dataDir/network name),
     #: None when the name is unknown. Ranges of one store never give an address twice on a node.
     store: str | None = None
+    #: When the plugin allocates from the range for some pods only (a literal runtimeConfig.ipRanges that
+    #: a capability filled for a pod replaces): the condition, for a message; None for every pod.
+    used_when: str | None = None
 
     @property
     def version(self) -> int:
@@ -1411,11 +1414,18 @@ def nad_allocation_ranges(netconf: NetConf | None, nad_name: str = "") -> list[A
         if ipam_type == "host-local":
             sets, _ = host_local_ranges(plugin)
             common["store"] = _host_local_store(ipam, network)
+            # The literal runtimeConfig.ipRanges, which host-local allocates from ahead of its own ranges
+            # when the literal runtimeConfig reaches it (Multus never fills ipRanges), unless it refuses them
+            # (then it allocates nothing: nad-ipam-host-local's to say).
+            request = host_local_request(plugin)
+            literal = request.sets[:len(request.sets) - len(sets)] if not request.range_problems else ()
+            used_when = plugin.runtime_config_condition()
             # host-local never hands out a range's gateway (its allocator skips it; the subnet's first
             # address when none is given): a router pod may take it statically on the same segment.
             out.extend(
-                AddressRange(first, last, r.path, network=r.subnet, **common)
-                for s in sets for r in s
+                AddressRange(first, last, r.path, network=r.subnet, used_when=when, **common)
+                for group, when in ((literal, used_when), (sets, None))
+                for s in group for r in s
                 for gateway in [r.gateway or r.subnet.network_address + 1]
                 for first, last in _without(r.start, r.end, [(gateway, gateway)])
             )
