@@ -1530,7 +1530,10 @@ POD_CASES = [
     PodCase("host-local-args-ips-and-ip-two-sets",
             one(hl(ranges=[[{"subnet": "10.77.0.0/24"}], [{"subnet": "10.78.0.0/24"}]],
                    args={"cni": {"ips": ["10.77.0.5"]}})),
-            {"ips": ["10.78.0.7"]}, addresses=("10.77.0.5", "10.78.0.7")),
+            {"ips": ["10.78.0.7"]}, warned_by=EXTRA, addresses=("10.77.0.5", "10.78.0.7")),
+    # host-local gives an address of each range set: the requested one, and one of every other set.
+    PodCase("host-local-one-ip-two-sets", one(hl_ranges([{"subnet": "10.73.0.0/24"}], [{"subnet": "10.74.0.0/24"}])),
+            {"ips": ["10.73.0.7"]}, warned_by=EXTRA, addresses=("10.73.0.7", "10.74.0.2")),
     PodCase("host-local-args-ips-same-as-ip", one(hl(ranges=[[{"subnet": "10.77.0.0/24"}]],
                                                      args={"cni": {"ips": ["10.77.0.5"]}})),
             {"ips": ["10.77.0.5/24"]}),
@@ -1540,7 +1543,19 @@ POD_CASES = [
     # The NAD's literal runtimeConfig reaches host-local unless a declared capability gets a value.
     PodCase("host-local-literal-ip-ranges",
             one(hl(subnet="10.77.0.0/24", runtimeConfig={"ipRanges": [[{"subnet": "10.79.0.0/24"}]]})),
-            {"ips": ["10.79.0.7"]}, addresses=("10.77.0.2", "10.79.0.7")),  # one of each range set
+            {"ips": ["10.79.0.7"]}, warned_by=EXTRA, addresses=("10.77.0.2", "10.79.0.7")),  # one of each range set
+    # A declared capability the pod fills (its mac) replaces the literal runtimeConfig: one range set left.
+    PodCase("host-local-literal-ip-ranges-replaced-by-mac",
+            one(hl(subnet="10.77.0.0/24", capabilities={"mac": True},
+                   runtimeConfig={"ipRanges": [[{"subnet": "10.79.0.0/24"}]]})),
+            {"ips": ["10.77.0.7"], "mac": MAC_ADDRESS}),
+    # static takes a literal runtimeConfig.ips last, instead of IP=, unless a declared capability is filled.
+    PodCase("static-literal-runtime-config-ips",
+            one(macvlan({"type": "static"}, runtimeConfig={"ips": ["10.72.0.9/24"]})),
+            {"ips": ["10.72.0.7/24"]}, warned_by=EXTRA, addresses=("10.72.0.9",)),
+    PodCase("static-literal-runtime-config-ips-replaced-by-ips",
+            one(macvlan({"type": "static"}, runtimeConfig={"ips": ["10.72.0.9/24"]}, capabilities={"ips": True})),
+            {"ips": ["10.72.0.7/24"]}),
     PodCase("host-local-literal-ip-ranges-cni-args",
             one(hl(subnet="10.77.0.0/24", runtimeConfig={"ipRanges": [[{"subnet": "10.79.0.0/24"}]]})),
             {"cni-args": {"ips": ["10.79.0.7"]}}, addresses=("10.77.0.2", "10.79.0.7")),

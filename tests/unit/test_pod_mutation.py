@@ -1644,3 +1644,86 @@ def test_a_profiles_ips_are_judged_both_ways_where_any_pod_using_it_may_have_a_f
                                                runtimeConfig={"ips": ["10.30.0.5"]})))
     [(severity, _)] = profile_ips(["10.30.0.7"], plain)
     assert severity == "deny"
+
+
+EXTRA = "pod-networks-ips-extra-addresses"
+DUAL_STACK = {"type": "host-local", "ranges": [[{"subnet": "10.30.0.0/24"}], [{"subnet": "fd00:30::/64"}]]}
+
+
+def test_host_local_gives_a_pod_requesting_one_address_one_of_each_other_range_set_too() -> None:
+    # host-local (plugins v1.10.0 cmdAdd) allocates one address from each range set, the requested one from
+    # the set holding it: a pod asking for 10.30.0.7 gets an IPv6 address as well.
+    v = view(nad("hl", macvlan_with(DUAL_STACK)))
+    [(severity, message)] = only(EXTRA, findings(networks({"name": "hl", "ips": ["10.30.0.7"]}), v))
+    assert severity == "warn"
+    assert message == (
+        'metadata.annotations["k8s.v1.cni.cncf.io/networks"][0].ips requests 10.30.0.7, which Multus passes to the '
+        "host-local IPAM of NAD apps/hl in CNI_ARGS, and host-local gives one address of each of its range sets: the "
+        "pod also gets an address it allocates from each other range set (spec.config.ipam.ranges[1][0]); to give a "
+        "pod only the address it requests, keep one range set per address family it requests, or use static IPAM")
+    # One range set: the pod gets the address it asked for and no other.
+    one_set = view(nad("hl", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"})))
+    assert only(EXTRA, findings(networks({"name": "hl", "ips": ["10.30.0.7"]}), one_set)) == []
+    # An address host-local cannot give fails the ADD: pod-networks-ips-host-local's alone.
+    assert only(EXTRA, findings(networks({"name": "hl", "ips": ["10.99.0.7"]}), v)) == []
+    # Several addresses fail host-local's reading of IP=: pod-networks-ips-ipam's alone.
+    assert only(EXTRA, findings(networks({"name": "hl", "ips": ["10.30.0.7", "fd00:30::7"]}), v)) == []
+
+
+def test_host_local_gives_a_pod_the_addresses_the_nad_requests_for_every_pod_too() -> None:
+    v = view(nad("hl", macvlan_with({"type": "host-local", "ranges": [[{"subnet": "10.30.0.0/24"}],
+                                                                      [{"subnet": "10.31.0.0/24"}]]},
+                                    args={"cni": {"ips": ["10.30.0.5"]}})))
+    [(_, message)] = only(EXTRA, findings(networks({"name": "hl", "ips": ["10.31.0.7"]}), v))
+    assert ("the pod also gets 10.30.0.5 (spec.config.args.cni.ips[0]), which the NAD requests for every pod; "
+            in message)
+    # The same address requested by both is one address.
+    [(_, message)] = only(EXTRA, findings(networks({"name": "hl", "ips": ["10.30.0.5"]}), v))
+    assert "which the NAD requests for every pod" not in message
+    assert "the pod also gets an address it allocates from each other range set (spec.config.ipam.ranges[1][0])" \
+        in message
+
+
+def test_host_locals_literal_ip_ranges_are_a_range_set_of_its_own_unless_a_capability_is_filled() -> None:
+    v = view(nad("hl", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"}, runtimeConfig=LITERAL_RANGES)))
+    [(_, message)] = only(EXTRA, findings(networks({"name": "hl", "ips": ["10.79.0.7"]}), v))
+    assert "an address it allocates from each other range set (spec.config.ipam)" in message
+    # A pod's mac fills the declared capability, which replaces the literal runtimeConfig: one range set left.
+    mac = view(nad("hl", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"}, runtimeConfig=LITERAL_RANGES,
+                                      capabilities={"mac": True})))
+    assert only(EXTRA, findings(networks({"name": "hl", "ips": ["10.77.0.7"], "mac": "02:00:00:00:00:01"}),
+                                mac)) == []
+    [(_, message)] = only(EXTRA, findings(networks({"name": "hl", "ips": ["10.77.0.7"]}), mac))
+    assert "each other range set (spec.config.runtimeConfig.ipRanges[0][0])" in message
+    # A fill not known here (portMappings for a pod with a hostPort): judged both ways, the message says so.
+    ports = view(nad("hl", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"},
+                                        runtimeConfig=LITERAL_RANGES, capabilities={"portMappings": True})))
+    [(severity, message)] = only(EXTRA, findings(_with_annotations({"name": "hl", "ips": ["10.77.0.7"]},
+                                                                   HOST_PORT_SPEC), ports))
+    assert severity == "warn"
+    assert "(only if the NAD's literal runtimeConfig reaches spec.config" in message
+    assert "the pod has a hostPort, which the container runtime may pass as portMappings" in message
+
+
+def test_a_static_nads_literal_runtime_config_ips_replace_the_ips_a_pod_requests() -> None:
+    # static (plugins v1.10.0 LoadIPAMConfig) takes a non-empty runtimeConfig.ips last, replacing IP= and
+    # args.cni.ips; the NAD's literal one reaches it when no capability it declares is filled.
+    literal = {"ips": ["10.30.0.9/24"]}
+    v = view(nad("static", macvlan_with({"type": "static"}, runtimeConfig=literal,
+                                        args={"cni": {"ips": ["10.30.0.8/24"]}})))
+    [(severity, message)] = only(EXTRA, findings(networks({"name": "static", "ips": ["10.30.0.7/24"]}), v))
+    assert severity == "warn"
+    assert message.endswith(
+        "static takes its addresses from spec.config.runtimeConfig.ips when there are any, dropping the ones of "
+        "CNI_ARGS and args.cni.ips: the pod gets 10.30.0.9/24 instead; drop ips from the NAD's literal runtimeConfig, "
+        'or declare "capabilities": {"ips": true} on spec.config so that the requested ips replace them')
+    assert only(EXTRA, findings(networks({"name": "static", "ips": ["10.30.0.9/24"]}), v)) == []
+    # The ips capability: the pod's ips replace the literal runtimeConfig.
+    ips = view(nad("static", macvlan_with({"type": "static"}, runtimeConfig=literal, capabilities={"ips": True})))
+    assert only(EXTRA, findings(networks({"name": "static", "ips": ["10.30.0.7/24"]}), ips)) == []
+    # Another capability the pod fills (its mac) replaces it too: static then takes IP=.
+    mac = view(nad("static", macvlan_with({"type": "static"}, runtimeConfig=literal, capabilities={"mac": True})))
+    assert only(EXTRA, findings(networks({"name": "static", "ips": ["10.30.0.7/24"], "mac": "02:00:00:00:00:01"}),
+                                mac)) == []
+    [(_, message)] = only(EXTRA, findings(networks({"name": "static", "ips": ["10.30.0.7/24"]}), mac))
+    assert "the pod gets 10.30.0.9/24 instead" in message

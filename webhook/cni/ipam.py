@@ -1145,6 +1145,26 @@ def _literal_runtime_config(plugin: PluginConf) -> tuple[str, Any] | None:
     return f"{plugin.path}.{found[0]}", found[1]
 
 
+def _literal_ips(path: str, conf: Mapping[str, Any]) -> ArgsIps | None:
+    """The ips of a literal runtimeConfig ``conf`` (at JSON path ``path``), as host-local and static decode
+    them (a list); None when absent or null."""
+    ips = go_field(conf, "ips")
+    if ips is None or ips[1] is None:
+        return None
+    ipath = f"{path}.{ips[0]}"
+    if not isinstance(ips[1], list):
+        return ArgsIps([], None, [(ipath, ips[1], ListOf.value)])
+    return ArgsIps([(f"{ipath}[{i}]", v) for i, v in enumerate(ips[1])], ipath, [])
+
+
+def literal_runtime_config_ips(plugin: PluginConf) -> ArgsIps | None:
+    """The ips of the plugin's literal runtimeConfig (see _literal_ips); None when it has none, or no object."""
+    literal = _literal_runtime_config(plugin)
+    if literal is None or not isinstance(literal[1], Mapping):
+        return None
+    return _literal_ips(*literal)
+
+
 def _runtime_config_not_object(plugin: PluginConf, literal: tuple[str, Any], ipam: str,
                                fails: str = "fails every pod") -> Iterator[Problem]:
     """host-local and static decode runtimeConfig into a struct (allocator.Net, static's Net): a literal
@@ -1176,13 +1196,10 @@ def host_local_request(plugin: PluginConf, cni_args: Mapping[str, Any] | None = 
         return HostLocalRequest(sets, False, requested, problems, sources, range_problems)
     if literal is not None:
         path, conf = literal
-        ips = go_field(conf, "ips")
-        if ips is not None and ips[1] is not None:
-            ipath = f"{path}.{ips[0]}"
-            given = ArgsIps([(f"{ipath}[{i}]", v) for i, v in enumerate(ips[1])], ipath, []) \
-                if isinstance(ips[1], list) else ArgsIps([], None, [(ipath, ips[1], ListOf.value)])
+        given = _literal_ips(path, conf)
+        if given is not None:
             requested += args_cni_ips_addresses(given, problems, fails, "host-local")
-            sources += [ipath] if given.entries else []
+            sources += [given.source] if given.entries and given.source else []
         ranges = go_field(conf, "ipRanges")
         if ranges is not None and ranges[1] is not None:
             rpath = f"{path}.{ranges[0]}"
