@@ -1457,6 +1457,8 @@ class PodCase:
     warned_by: str | None = None
     #: The global addresses the interface ends with, when not exactly the requested ones.
     addresses: tuple[str, ...] | None = None
+    #: The MAC the interface ends with, when not the requested one (and the request is not ignored).
+    mac: str | None = None
     #: The rule that denies a case the plugin refuses.
     denied_by: str = "pod-networks-ips-ipam"
     #: Sysctls of the pod's interface (net.ipv4.conf.net1.<name>) and the values they end with.
@@ -1474,6 +1476,8 @@ class PodCase:
 
 
 MAC_ADDRESS = "02:00:00:00:70:01"
+OTHER_MAC = "02:00:00:00:70:02"
+CAPABILITIES = "pod-networks-capabilities"
 HOST_LOCAL_IPS = "pod-networks-ips-host-local"
 POD_RULES = {"pod-networks-capabilities", "pod-networks-ips-ipam", "pod-networks-static-ip-range", HOST_LOCAL_IPS,
              "pod-networks-ips-extra-addresses", "pod-networks-cni-args-sysctl", "pod-networks-port-mappings",
@@ -1609,6 +1613,28 @@ POD_CASES = [
     PodCase("bridge-cni-args-mac-over-mac", one({"type": "bridge", "bridge": "mwbr11"}),
             {"mac": MAC_ADDRESS, "cni-args": {"mac": "zz"}}, "invalid MAC address", denied_by=TUNING_ARGS,
             kernel=frozenset()),
+    # A mac read after the MAC= Multus passes replaces the pod's: macvlan's literal runtimeConfig.mac (unless a
+    # declared capability is filled, replacing the literal runtimeConfig), bridge's args.cni.mac (unless the
+    # mac capability puts the pod's last), tuning's args.cni.mac (after the interface plugin, whatever).
+    PodCase("macvlan-literal-runtime-config-mac", one(macvlan(runtimeConfig={"mac": OTHER_MAC})),
+            {"mac": MAC_ADDRESS}, warned_by=CAPABILITIES, mac=OTHER_MAC),
+    PodCase("macvlan-literal-runtime-config-mac-capability",
+            one(macvlan(runtimeConfig={"mac": OTHER_MAC}, capabilities={"mac": True})), {"mac": MAC_ADDRESS}),
+    PodCase("macvlan-literal-runtime-config-mac-other-capability-filled",
+            one(macvlan({"type": "static"}, runtimeConfig={"mac": OTHER_MAC}, capabilities={"ips": True})),
+            {"mac": MAC_ADDRESS, "ips": ["10.86.0.7/24"]}),
+    PodCase("macvlan-literal-runtime-config-mac-then-tuning",
+            chain(macvlan(runtimeConfig={"mac": OTHER_MAC}), {"type": "tuning"}), {"mac": MAC_ADDRESS}),
+    PodCase("macvlan-then-tuning-args-mac", chain(macvlan(), {"type": "tuning", "args": {"cni": {"mac": OTHER_MAC}}}),
+            {"mac": MAC_ADDRESS}, warned_by=CAPABILITIES, mac=OTHER_MAC),
+    PodCase("bridge-args-mac", one(bridge("mwbr12", "10.87.0.0/24", args={"cni": {"mac": OTHER_MAC}})),
+            {"mac": MAC_ADDRESS}, warned_by=CAPABILITIES, mac=OTHER_MAC, kernel=frozenset({"bridge"})),
+    PodCase("bridge-cni-args-mac-over-pod-mac", one(bridge("mwbr12", "10.87.0.0/24")),
+            {"mac": MAC_ADDRESS, "cni-args": {"mac": OTHER_MAC}}, warned_by=CAPABILITIES, mac=OTHER_MAC,
+            kernel=frozenset({"bridge"})),
+    PodCase("bridge-args-mac-capability",
+            one(bridge("mwbr12", "10.87.0.0/24", args={"cni": {"mac": OTHER_MAC}}, capabilities={"mac": True})),
+            {"mac": MAC_ADDRESS}, kernel=frozenset({"bridge"})),
     # static reads an IPv4-mapped CIDR as IPv4: ::ffff:10.83.0.7/120 is 10.83.0.7/24.
     PodCase("static-cni-args-ips-mapped", one(macvlan({"type": "static"})),
             {"cni-args": {"ips": ["::ffff:10.83.0.7/120"]}}),
@@ -1960,7 +1986,9 @@ def test_pod_requests_reach_the_real_plugin_as_the_rules_say(
     assert outcome.accepted, f"the plugin refused what the rules allow: {outcome.error}"
     link = _interface(sandbox)
     addresses = {a["local"] for a in link["addr_info"] if a.get("scope") == "global"}
-    if "mac" in case.request:
+    if case.mac is not None:
+        assert link["address"] == case.mac, link["address"]
+    elif "mac" in case.request:
         assert (link["address"] == case.request["mac"]) != case.ignored, link["address"]
     if "ips" in case.request:
         requested = {ip.split("/")[0] for ip in case.request["ips"]}

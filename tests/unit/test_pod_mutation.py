@@ -1727,3 +1727,71 @@ def test_a_static_nads_literal_runtime_config_ips_replace_the_ips_a_pod_requests
                                 mac)) == []
     [(_, message)] = only(EXTRA, findings(networks({"name": "static", "ips": ["10.30.0.7/24"]}), mac))
     assert "the pod gets 10.30.0.9/24 instead" in message
+
+
+CAPS = "pod-networks-capabilities"
+POD_MAC = "02:00:00:00:00:01"
+
+
+def test_a_literal_runtime_config_mac_replaces_the_mac_a_pod_requests_unless_a_capability_is_filled() -> None:
+    # macvlan (plugins v1.10.0 loadConf) reads MAC= (where Multus puts the pod's mac), then a non-empty
+    # runtimeConfig.mac: the NAD's literal one, unless libcni replaced it with the filled capabilities.
+    v = view(nad("mv", macvlan_with(STATIC_WITH_ADDRESS, runtimeConfig={"mac": "02:00:00:00:00:09"})))
+    [(severity, message)] = only(CAPS, findings(networks({"name": "mv", "mac": POD_MAC}), v))
+    assert severity == "warn"
+    assert message == (
+        'metadata.annotations["k8s.v1.cni.cncf.io/networks"][0] requests mac 02:00:00:00:00:01, but spec.config, the '
+        "macvlan plugin of NAD apps/mv, reads spec.config.runtimeConfig.mac (02:00:00:00:00:09) after the mac Multus "
+        "passes it, and the interface gets 02:00:00:00:00:09: remove spec.config.runtimeConfig.mac, or declare "
+        '"capabilities": {"mac": true} on spec.config so that the requested mac comes last')
+    # The same address written otherwise is the same address.
+    assert only(CAPS, findings(networks({"name": "mv", "mac": "02-00-00-00-00-09"}), v)) == []
+    for capabilities in ({"mac": True}, {"ips": True}):
+        filled = view(nad("mv", macvlan_with(STATIC_WITH_ADDRESS, runtimeConfig={"mac": "02:00:00:00:00:09"},
+                                             capabilities=capabilities)))
+        assert only(CAPS, findings(networks({"name": "mv", "mac": POD_MAC, "ips": ["10.30.0.7/24"]}), filled)) == []
+    # A fill not known here: judged both ways.
+    ports = view(nad("mv", macvlan_with(STATIC_WITH_ADDRESS, runtimeConfig={"mac": "02:00:00:00:00:09"},
+                                        capabilities={"portMappings": True})))
+    [(severity, message)] = only(CAPS, findings(_with_annotations({"name": "mv", "mac": POD_MAC}, HOST_PORT_SPEC),
+                                                ports))
+    assert severity == "warn"
+    assert "(only if the NAD's literal runtimeConfig reaches spec.config" in message
+    # tuning after it reads MAC= too, and sets the pod's mac last.
+    chained = view(nad("mv", json.dumps({"cniVersion": "1.0.0", "name": "c", "plugins": [
+        {"type": "macvlan", "master": "eth0", "ipam": STATIC_WITH_ADDRESS,
+         "runtimeConfig": {"mac": "02:00:00:00:00:09"}},
+        {"type": "tuning"}]})))
+    assert only(CAPS, findings(networks({"name": "mv", "mac": POD_MAC}), chained)) == []
+
+
+def test_bridges_and_tunings_args_cni_mac_replace_the_mac_a_pod_requests() -> None:
+    bridge = {"cniVersion": "1.0.0", "type": "bridge", "bridge": "br0", "ipam": STATIC_WITH_ADDRESS}
+    v = view(nad("br", json.dumps({**bridge, "args": {"cni": {"mac": "02:00:00:00:00:09"}}})))
+    [(severity, message)] = only(CAPS, findings(networks({"name": "br", "mac": POD_MAC}), v))
+    assert severity == "warn"
+    assert ("the bridge plugin of NAD apps/br, reads spec.config.args.cni.mac (02:00:00:00:00:09) after the mac Multus "
+            "passes it") in message
+    # The selection's own cni-args, which Multus merges into args.cni.
+    [(_, message)] = only(CAPS, findings(networks({"name": "br", "mac": POD_MAC,
+                                                   "cni-args": {"mac": "02:00:00:00:00:08"}}), view(
+        nad("br", json.dumps(bridge)))))
+    assert 'reads metadata.annotations["k8s.v1.cni.cncf.io/networks"][0]["cni-args"].mac (02:00:00:00:00:08)' \
+        in message
+    # The mac capability puts the pod's mac in runtimeConfig, which bridge reads last.
+    cap = view(nad("br", json.dumps({**bridge, "args": {"cni": {"mac": "02:00:00:00:00:09"}},
+                                     "capabilities": {"mac": True}})))
+    assert only(CAPS, findings(networks({"name": "br", "mac": POD_MAC}), cap)) == []
+    # On the default network the capability gives the pod's mac nothing: no such advice.
+    default = pod(annotations={"v1.multus-cni.io/default-network": json.dumps(
+        [{"name": "br", "namespace": "kube-system", "mac": POD_MAC}])})
+    [(_, message)] = only(CAPS, findings(default, view(nad("br", json.dumps(
+        {**bridge, "args": {"cni": {"mac": "02:00:00:00:00:09"}}, "capabilities": {"mac": True}}),
+        namespace="kube-system"))))
+    assert message.endswith("remove spec.config.args.cni.mac")
+    # tuning reads its args.cni.mac after runtimeConfig.mac: the capability does not help.
+    tuning = view(nad("tu", json.dumps({"cniVersion": "1.0.0", "name": "c", "plugins": [
+        {"type": "macvlan", "master": "eth0", "ipam": STATIC_WITH_ADDRESS, "capabilities": {"mac": True}},
+        {"type": "tuning", "capabilities": {"mac": True}, "args": {"cni": {"mac": "02:00:00:00:00:09"}}}]})))
+    [(_, message)] = only(CAPS, findings(networks({"name": "tu", "mac": POD_MAC}), tuning))
+    assert message.endswith("and the interface gets 02:00:00:00:00:09: remove spec.config.plugins[1].args.cni.mac")

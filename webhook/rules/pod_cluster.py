@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from itertools import chain
 from typing import Any
 
-from webhook.cni.addresses import between, parse_ip, parse_static_cidr
+from webhook.cni.addresses import between, parse_ip, parse_mac, parse_static_cidr
 from webhook.cni.config import NetConf, PluginConf, Problem, parse_nad_config
 from webhook.cni.fields import describe
 from webhook.cni.gojson import fold
@@ -35,6 +35,7 @@ from webhook.cni.ipam import (
 )
 from webhook.cni.plugins import (
     ARGS_CNI,
+    MAC_SETTERS,
     POD_NEVER_STARTS,
     RESOURCE_NAME_ANNOTATION,
     TUNING_ARGS_CNI,
@@ -42,6 +43,7 @@ from webhook.cni.plugins import (
     args_cni_type_problems,
     args_sysctl_problems,
     decode_sysctl_spellings,
+    interface_mac,
     mac_problems,
     mtu_problems,
     portmap_empty_conditions,
@@ -322,14 +324,24 @@ def capabilities(subject: Subject) -> Iterator[Violation]:
     """ips, mac, portMappings and bandwidth in a selection reach a plugin as runtime config only when it
     declares the matching capability, and only on the networks annotation (Multus passes the default
     network none of them); mac and ips also reach, through CNI_ARGS, the plugins that read them there.
-    Otherwise nothing takes them and the pod gets a random address or no limit."""
+    Otherwise nothing takes them and the pod gets a random address or no limit. A mac that reaches them may
+    still be replaced: macvlan and tap read MAC= before the NAD's literal runtimeConfig.mac, bridge before
+    args.cni.mac (the NAD's, or the selection's "cni-args") and that runtimeConfig.mac, tuning (which changes
+    the MAC afterwards) before both of its own; only the mac capability puts the pod's mac in runtimeConfig
+    (replacing the literal one), where tuning's args.cni.mac still comes after it. The pod then gets
+    another MAC than it asked for (judged both ways where whether the literal runtimeConfig reaches the
+    plugin is not known here)."""
     if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
         nad = subject.view.nad(ref.namespace, ref.name)
         netconf = nad_netconf(nad) if nad is not None else None
-        if netconf is None:
+        if nad is None or netconf is None:
             continue
+        if ref.selection.mac:
+            fills = multus_fills(ref, nad, subject.obj)
+            for problem, note in _mac_replaced(ref, netconf, fills):
+                yield Violation(problem.field, f"{problem.message}{note}")
         for attr, capability in _CAPABILITIES.items():
             if getattr(ref.selection, attr) \
                     and not any(_gets_runtime_config(ref, p, capability) for p in netconf.plugins) \
@@ -342,6 +354,38 @@ def capabilities(subject: Subject) -> Iterator[Violation]:
                        "from CNI_ARGS")
                 yield Violation(f"{ref.field}.{capability}",
                                 f"{ref.field} requests {capability}, but {why}: it will be ignored")
+
+
+def _mac_replaced(ref: NetworkReference, netconf: NetConf, fills: Fills) -> Iterator[tuple[Problem, str]]:
+    """Another MAC than the one the selection requests, which the last plugin of the NAD that sets one
+    gives the pod's interface (see interface_mac), judged both ways (judged_both_ways, for the first plugin
+    whose literal runtimeConfig may or may not reach it)."""
+    mac = ref.selection.mac
+    setters = [p for p in netconf.plugins if p.type in MAC_SETTERS]
+    if not setters:
+        return
+    cases = {id(p): runtime_config_cases(p, fills)[0] for p in setters}
+    decider = next((p for p in setters if len(cases[id(p)]) > 1), setters[0])
+
+    def judge(runtime_config: bool) -> list[Problem]:
+        last: tuple[PluginConf, str | None, str] | None = None
+        for p in setters:
+            reaches = runtime_config if len(cases[id(p)]) > 1 else cases[id(p)][0]
+            got = interface_mac(p, mac, _runtime_config_reaches(ref.annotation, p, "mac"), reaches,
+                                ref.selection.cni_args, _cni_args_at(ref))
+            last = (p, *got) if got is not None else last
+        # One the plugin cannot read fails the ADD: nad-plugin-mac's or pod-networks-cni-args-tuning's.
+        if last is None or last[1] is None or parse_mac(last[2]) in (None, parse_mac(mac)):
+            return []
+        plugin, path, value = last
+        capability = (f', or declare "capabilities": {{"mac": true}} on {plugin.path} so that the requested mac comes '
+                      "last" if plugin.type != "tuning" and ref.annotation == NETWORKS_ANNOTATION else "")
+        return [Problem(f"{ref.field}.mac",
+                        f"{ref.field} requests mac {mac}, but {plugin.path}, the {plugin.type} plugin of NAD "
+                        f"{ref.namespace}/{ref.name}, reads {path} ({value}) after the mac Multus passes it, and the "
+                        f"interface gets {value}: remove {path}{capability}", warning=True)]
+
+    yield from judged_both_ways(decider, fills, judge)
 
 
 #: The protocols each portmap backend writes a rule for (plugins v1.10.0 plugins/meta/portmap: it checks
