@@ -654,6 +654,15 @@ CASES = [
         warned=True,
         rule="nad-ipam-static",
     ),
+    # static parses a literal runtimeConfig.ips last, when it reaches it (a pod filling a declared
+    # capability replaces it: a warning then).
+    Case("static-literal-runtime-config-ips-no-prefix", one(macvlan(runtimeConfig={"ips": ["10.10.0.6"]})),
+         "NOT in CIDR notation", rule="nad-ipam-static"),
+    Case("static-literal-runtime-config-ips-no-prefix-mac-capability",
+         one(macvlan(runtimeConfig={"ips": ["10.10.0.6"]}, capabilities={"mac": True})),
+         "NOT in CIDR notation", warned=True, rule="nad-ipam-static"),
+    Case("static-literal-runtime-config-ips", one(macvlan({"type": "static"}, runtimeConfig={"ips": ["10.10.0.5/24"]})),
+         kernel=MAC),
     # What Multus writes for a pod whose selection has "cni-args": {"ips": [...]}.
     Case("static-args-ips", one(macvlan({"type": "static"}, args={"cni": {"ips": ["10.10.0.5/24"]}})), kernel=MAC),
     # static reads an IPv4-mapped CIDR as IPv4 (test_static_reads_ipv4_mapped_cidrs checks the prefix).

@@ -533,6 +533,31 @@ def test_host_local_literal_ip_ranges_it_refuses_or_never_reads_are_not_compared
     assert check(new, one_node(static_nad), "nad-range-overlap") == []
 
 
+def test_a_static_nads_literal_runtime_config_ips_replace_its_addresses_in_the_index() -> None:
+    # static takes a literal runtimeConfig.ips last, instead of its addresses, when it reaches it.
+    pool = nad_obj("pool", macvlan(whereabouts("10.64.0.0/24")))
+
+    def fixed(**plugin: Any) -> dict[str, Any]:
+        return nad_obj("fixed", {**macvlan(static("10.64.0.5/24"), name="fixed"), **plugin,
+                                 "runtimeConfig": {"ips": ["10.64.0.9/24"]}})
+
+    f = only(check(fixed(), one_node(pool), "nad-range-overlap"))
+    assert (f.severity, f.field) == ("deny", "spec.config.runtimeConfig.ips[0]")
+    # A capability a pod may fill replaces the literal runtimeConfig: either set of addresses, for some pods.
+    found = check(fixed(capabilities={"mac": True}), one_node(pool), "nad-range-overlap")
+    assert sorted((f.severity, f.field) for f in found) == [
+        ("warn", "spec.config.ipam.addresses[0]"), ("warn", "spec.config.runtimeConfig.ips[0]")]
+    [own] = [f for f in found if f.field == "spec.config.ipam.addresses[0]"]
+    assert own.message.startswith(
+        "spec.config.ipam.addresses[0] (10.64.0.5), which static uses only when one of the capabilities spec.config "
+        "declares (mac) gets a value for the pod, which replaces the NAD's literal runtimeConfig, overlaps")
+    # Addresses static refuses give it nothing: its own are judged as before.
+    refused = nad_obj("fixed", {**macvlan(static("10.64.0.5/24"), name="fixed"),
+                                "runtimeConfig": {"ips": ["10.64.0.9"]}})
+    assert [(f.severity, f.field) for f in check(refused, one_node(pool), "nad-range-overlap")] == [
+        ("deny", "spec.config.ipam.addresses[0]")]
+
+
 def test_no_cluster_no_overlap_finding() -> None:
     assert check(nad_obj("b", macvlan(whereabouts("10.1.0.0/24"))), UNKNOWN_CLUSTER, "nad-range-overlap") == []
 

@@ -187,15 +187,16 @@ class PluginConf:
         otherwise hands the config over as written."""
         return not any(self.has_capability(name) for name in filled)
 
-    def runtime_config_condition(self) -> str | None:
+    def runtime_config_condition(self, *, replaced: bool = False) -> str | None:
         """When the plugin's literal runtimeConfig reaches it for one pod and not for another (it declares a
-        capability Multus may fill, see MULTUS_CAPABILITY_ARGS): the condition, for a message; None when it
-        reaches it for every pod."""
+        capability Multus may fill, see MULTUS_CAPABILITY_ARGS): the condition, for a message, or with
+        ``replaced`` the opposite one; None when it reaches it for every pod."""
         declared = sorted(name for name in MULTUS_CAPABILITY_ARGS if self.has_capability(name))
         if not declared:
             return None
-        return (f"none of the capabilities {self.path} declares ({', '.join(declared)}) gets a value for the pod, "
-                "which would replace the NAD's literal runtimeConfig")
+        which = "one" if replaced else "none"
+        return (f"{which} of the capabilities {self.path} declares ({', '.join(declared)}) gets a value for the pod, "
+                f"which {'replaces' if replaced else 'would replace'} the NAD's literal runtimeConfig")
 
     def derived(self, key: str, compute: Callable[[], _T]) -> _T:
         """``compute()``, computed once for this plugin and kept under ``key``: several rules read the

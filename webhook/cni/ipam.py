@@ -12,7 +12,7 @@ import ipaddress
 import posixpath
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from webhook.cni.addresses import (
@@ -1295,6 +1295,15 @@ def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
     literal = _literal_runtime_config(plugin)
     if literal is not None:
         problems.extend(_runtime_config_not_object(plugin, literal, "static"))
+    literal_ips = literal_runtime_config_ips(plugin)
+    if literal_ips is not None:
+        # static parses them last, when the literal runtimeConfig reaches it: for some pods only when the
+        # plugin declares a capability Multus may fill (a warning).
+        when = plugin.runtime_config_condition()
+        found_literal: list[Problem] = []
+        args_cni_ips_addresses(literal_ips, found_literal, "fails every pod" if when is None else
+                               f"fails every pod for which {when}")
+        problems.extend(replace(problem, warning=True) if when else problem for problem in found_literal)
     if not addresses and not problems and not plugin.has_capability("ips") and not replaced:
         # Not a denial: static also takes the addresses from CNI_ARGS, where Multus puts a pod's "ips",
         # and from args.cni.ips, which it fills from "cni-args": {"ips": [...]}: the NAD works for pods
@@ -1460,6 +1469,19 @@ def nad_allocation_ranges(netconf: NetConf | None, nad_name: str = "") -> list[A
                                                                for _, net in r.excludes])
             )
         elif ipam_type == "static":
+            # A literal runtimeConfig.ips replaces the rest when it reaches static (all of them readable, or
+            # static fails); a declared capability Multus may fill makes both sets of addresses conditional.
+            literal_ips = literal_runtime_config_ips(plugin)
+            refused: list[Problem] = []
+            given = args_cni_ips_addresses(literal_ips, refused) if literal_ips is not None else []
+            usable = bool(given) and not any(not problem.warning for problem in refused)
+            replaced_when = plugin.runtime_config_condition(replaced=True) if usable else None
+            if usable:
+                used_when = plugin.runtime_config_condition()
+                out.extend(AddressRange(ip, ip, path, used_when=used_when, **common) for path, ip in given)
+                if replaced_when is None:
+                    continue
+            common["used_when"] = replaced_when
             found = args_cni_ips(plugin)
             if found.replaces_addresses:  # the pods get these, never the addresses
                 out.extend(AddressRange(ip, ip, path, **common) for path, ip in args_cni_ips_addresses(found, []))

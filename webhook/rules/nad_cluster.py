@@ -196,7 +196,7 @@ def range_overlap(subject: Subject) -> Iterator[Violation]:
     compared with its own old version. host-local also allocates from a literal runtimeConfig.ipRanges of
     the plugin, when that reaches it: for every pod when the plugin declares no capability Multus fills,
     else only for the pods that get none of them (an overlap of such a range is a warning, naming the
-    condition)."""
+    condition). So are static's addresses, which a literal runtimeConfig.ips replaces when it reaches it."""
     if not subject.view.known:
         return
     own = (subject.namespace, subject.name)
@@ -214,7 +214,8 @@ def range_overlap(subject: Subject) -> Iterator[Violation]:
                 denied.append(_clash(other, mine))
             else:
                 when = other.range.used_when
-                maybe.append(_clash(other, mine) + (f" (which host-local uses only when {when})" if when else ""))
+                maybe.append(_clash(other, mine) + (f" (which {other.range.ipam_type} uses only when {when})"
+                                                    if when else ""))
         if denied:
             yield Violation(
                 mine.path,
@@ -224,7 +225,7 @@ def range_overlap(subject: Subject) -> Iterator[Violation]:
                 "host-local with the same network name and dataDir in both (one store on each node)",
             )
         if maybe:
-            used = f", which host-local uses only when {mine.used_when}," if mine.used_when else ""
+            used = f", which {mine.ipam_type} uses only when {mine.used_when}," if mine.used_when else ""
             yield Violation(
                 mine.path,
                 f"{mine.path} ({_span(mine)}){used} overlaps {_some(maybe, ' NADs')} on the same segment "
