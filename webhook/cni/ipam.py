@@ -1424,9 +1424,11 @@ def _host_local_store(ipam: Mapping[str, Any], network: str) -> str | None:
 def nad_allocation_ranges(netconf: NetConf | None, nad_name: str = "") -> list[AddressRange]:
     """Every block of addresses the NAD's IPAM hands out (valid ranges only), with the segment and
     pool key (whereabouts pool, host-local store) they belong to. host-local and whereabouts give
-    ranges, static gives one address per entry; dhcp and unknown IPAM types give nothing (the addresses
-    are not ours to know). ``nad_name`` is the NAD's metadata.name: Multus names a config without a name
-    after it, which decides host-local's store."""
+    ranges (host-local's literal runtimeConfig.ipRanges too), static gives one address per entry (of a
+    literal runtimeConfig.ips instead, when it has one); dhcp and unknown IPAM types give nothing (the
+    addresses are not ours to know). A range some pods only get says when (AddressRange.used_when).
+    ``nad_name`` is the NAD's metadata.name: Multus names a config without a name after it, which decides
+    host-local's store."""
     if netconf is None:
         return []
     network = netconf.name or nad_name
