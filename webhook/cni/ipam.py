@@ -66,8 +66,9 @@ class AddressRange:
     #: host-local only: the directory its allocations are kept in on each node (dataDir/network name),
     #: None when the name is unknown. Ranges of one store never give an address twice on a node.
     store: str | None = None
-    #: When the plugin allocates from the range for some pods only (a literal runtimeConfig.ipRanges that
-    #: a capability filled for a pod replaces): the condition, for a message; None for every pod.
+    #: When the plugin allocates from the range for some pods only (a literal runtimeConfig.ipRanges or ips
+    #: that a capability filled for a pod replaces, or static's addresses that such ips replace for the
+    #: others): the condition, for a message; None for every pod.
     used_when: str | None = None
 
     @property

@@ -362,8 +362,8 @@ def _mac_replaced(ref: NetworkReference, netconf: NetConf, fills: Fills) -> Iter
     whose literal runtimeConfig may or may not reach it)."""
     mac = ref.selection.mac
     setters = [p for p in netconf.plugins if p.type in MAC_SETTERS]
-    if not setters:
-        return
+    if not setters or parse_mac(mac) is None:
+        return  # a mac Multus cannot parse fails the pod: pod-networks-syntax's
     cases = {id(p): runtime_config_cases(p, fills)[0] for p in setters}
     decider = next((p for p in setters if len(cases[id(p)]) > 1), setters[0])
 
