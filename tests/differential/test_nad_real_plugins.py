@@ -654,6 +654,15 @@ CASES = [
         warned=True,
         rule="nad-ipam-static",
     ),
+    # static parses a literal runtimeConfig.ips last, when it reaches it (a pod filling a declared
+    # capability replaces it: a warning then).
+    Case("static-literal-runtime-config-ips-no-prefix", one(macvlan(runtimeConfig={"ips": ["10.10.0.6"]})),
+         "NOT in CIDR notation", rule="nad-ipam-static"),
+    Case("static-literal-runtime-config-ips-no-prefix-mac-capability",
+         one(macvlan(runtimeConfig={"ips": ["10.10.0.6"]}, capabilities={"mac": True})),
+         "NOT in CIDR notation", warned=True, rule="nad-ipam-static"),
+    Case("static-literal-runtime-config-ips", one(macvlan({"type": "static"}, runtimeConfig={"ips": ["10.10.0.5/24"]})),
+         kernel=MAC),
     # What Multus writes for a pod whose selection has "cni-args": {"ips": [...]}.
     Case("static-args-ips", one(macvlan({"type": "static"}, args={"cni": {"ips": ["10.10.0.5/24"]}})), kernel=MAC),
     # static reads an IPv4-mapped CIDR as IPv4 (test_static_reads_ipv4_mapped_cidrs checks the prefix).
@@ -1405,6 +1414,36 @@ def test_host_local_args_ips_fail_the_second_pod_on_a_node(
     assert "requested IP address 10.10.0.5 is not available in range set" in outcome.error, outcome.error
 
 
+@pytest.mark.parametrize("capabilities", [{}, {"mac": True}], ids=["no-capability", "mac-capability"])
+def test_host_local_literal_ip_ranges_collide_with_another_nads_ranges(
+    capabilities: dict[str, bool], cni_bin: Path, kernel_lacks: dict[str, str], tmp_path: Path
+) -> None:
+    # NAD a allocates only from its literal runtimeConfig.ipRanges, NAD b from ranges of its own, both on one
+    # master: each host-local keeps its own store (another network name), so both give a pod the same
+    # address. Denied when the literal runtimeConfig reaches a's host-local for every pod; a warning when a
+    # capability a declares may replace it (the mac a pod requests).
+    a = one(hl(runtimeConfig={"ipRanges": [[{"subnet": "10.66.0.0/24"}]]}, capabilities=capabilities))
+    b = one(hl(ranges=[[{"subnet": "10.66.0.0/24"}]]))
+    view = StaticClusterView([{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}, *(
+        {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+         "metadata": {"name": name, "namespace": "default"}, "spec": {"config": json.dumps(config)}}
+        for name, config in (("a", a),))])
+    obj = {"metadata": {"name": "b", "namespace": "default"}, "spec": {"config": json.dumps(b)}}
+    [finding] = [f for f in evaluate(Subject(obj, "NetworkAttachmentDefinition", view=view), Policy())
+                 if f.rule == "nad-range-overlap"]
+    assert finding.severity == (Severity.WARN if capabilities else Severity.DENY), finding
+    assert "NAD default/a spec.config.runtimeConfig.ipRanges[0][0] (addresses 10.66.0.2-10.66.0.254)" \
+        in finding.message
+    skip_unless_kernel_has(MAC, kernel_lacks)
+    got = []
+    with sandbox(tmp_path) as first, sandbox(tmp_path) as second:
+        for config, box, name in ((a, first, "a"), (b, second, "b")):
+            outcome = run_add(config, box, cni_bin, name)
+            assert outcome.accepted, outcome.error
+            got.append({x["local"] for x in _interface(box)["addr_info"] if x.get("scope") == "global"})
+    assert got == [{"10.66.0.2"}, {"10.66.0.2"}], got
+
+
 # --- a pod's mac and ips, which Multus also passes as MAC= and IP= in CNI_ARGS ------------------
 
 
@@ -1427,6 +1466,8 @@ class PodCase:
     warned_by: str | None = None
     #: The global addresses the interface ends with, when not exactly the requested ones.
     addresses: tuple[str, ...] | None = None
+    #: The MAC the interface ends with, when not the requested one (and the request is not ignored).
+    mac: str | None = None
     #: The rule that denies a case the plugin refuses.
     denied_by: str = "pod-networks-ips-ipam"
     #: Sysctls of the pod's interface (net.ipv4.conf.net1.<name>) and the values they end with.
@@ -1444,6 +1485,8 @@ class PodCase:
 
 
 MAC_ADDRESS = "02:00:00:00:70:01"
+OTHER_MAC = "02:00:00:00:70:02"
+CAPABILITIES = "pod-networks-capabilities"
 HOST_LOCAL_IPS = "pod-networks-ips-host-local"
 POD_RULES = {"pod-networks-capabilities", "pod-networks-ips-ipam", "pod-networks-static-ip-range", HOST_LOCAL_IPS,
              "pod-networks-ips-extra-addresses", "pod-networks-cni-args-sysctl", "pod-networks-port-mappings",
@@ -1500,7 +1543,10 @@ POD_CASES = [
     PodCase("host-local-args-ips-and-ip-two-sets",
             one(hl(ranges=[[{"subnet": "10.77.0.0/24"}], [{"subnet": "10.78.0.0/24"}]],
                    args={"cni": {"ips": ["10.77.0.5"]}})),
-            {"ips": ["10.78.0.7"]}, addresses=("10.77.0.5", "10.78.0.7")),
+            {"ips": ["10.78.0.7"]}, warned_by=EXTRA, addresses=("10.77.0.5", "10.78.0.7")),
+    # host-local gives an address of each range set: the requested one, and one of every other set.
+    PodCase("host-local-one-ip-two-sets", one(hl_ranges([{"subnet": "10.73.0.0/24"}], [{"subnet": "10.74.0.0/24"}])),
+            {"ips": ["10.73.0.7"]}, warned_by=EXTRA, addresses=("10.73.0.7", "10.74.0.2")),
     PodCase("host-local-args-ips-same-as-ip", one(hl(ranges=[[{"subnet": "10.77.0.0/24"}]],
                                                      args={"cni": {"ips": ["10.77.0.5"]}})),
             {"ips": ["10.77.0.5/24"]}),
@@ -1510,7 +1556,19 @@ POD_CASES = [
     # The NAD's literal runtimeConfig reaches host-local unless a declared capability gets a value.
     PodCase("host-local-literal-ip-ranges",
             one(hl(subnet="10.77.0.0/24", runtimeConfig={"ipRanges": [[{"subnet": "10.79.0.0/24"}]]})),
-            {"ips": ["10.79.0.7"]}, addresses=("10.77.0.2", "10.79.0.7")),  # one of each range set
+            {"ips": ["10.79.0.7"]}, warned_by=EXTRA, addresses=("10.77.0.2", "10.79.0.7")),  # one of each range set
+    # A declared capability the pod fills (its mac) replaces the literal runtimeConfig: one range set left.
+    PodCase("host-local-literal-ip-ranges-replaced-by-mac",
+            one(hl(subnet="10.77.0.0/24", capabilities={"mac": True},
+                   runtimeConfig={"ipRanges": [[{"subnet": "10.79.0.0/24"}]]})),
+            {"ips": ["10.77.0.7"], "mac": MAC_ADDRESS}),
+    # static takes a literal runtimeConfig.ips last, instead of IP=, unless a declared capability is filled.
+    PodCase("static-literal-runtime-config-ips",
+            one(macvlan({"type": "static"}, runtimeConfig={"ips": ["10.72.0.9/24"]})),
+            {"ips": ["10.72.0.7/24"]}, warned_by=EXTRA, addresses=("10.72.0.9",)),
+    PodCase("static-literal-runtime-config-ips-replaced-by-ips",
+            one(macvlan({"type": "static"}, runtimeConfig={"ips": ["10.72.0.9/24"]}, capabilities={"ips": True})),
+            {"ips": ["10.72.0.7/24"]}),
     PodCase("host-local-literal-ip-ranges-cni-args",
             one(hl(subnet="10.77.0.0/24", runtimeConfig={"ipRanges": [[{"subnet": "10.79.0.0/24"}]]})),
             {"cni-args": {"ips": ["10.79.0.7"]}}, addresses=("10.77.0.2", "10.79.0.7")),
@@ -1564,6 +1622,34 @@ POD_CASES = [
     PodCase("bridge-cni-args-mac-over-mac", one({"type": "bridge", "bridge": "mwbr11"}),
             {"mac": MAC_ADDRESS, "cni-args": {"mac": "zz"}}, "invalid MAC address", denied_by=TUNING_ARGS,
             kernel=frozenset()),
+    # A mac read after the MAC= Multus passes replaces the pod's: macvlan's literal runtimeConfig.mac (unless a
+    # declared capability is filled, replacing the literal runtimeConfig), bridge's args.cni.mac (unless the
+    # mac capability puts the pod's last), tuning's args.cni.mac (after the interface plugin, whatever).
+    PodCase("macvlan-literal-runtime-config-mac", one(macvlan(runtimeConfig={"mac": OTHER_MAC})),
+            {"mac": MAC_ADDRESS}, warned_by=CAPABILITIES, mac=OTHER_MAC),
+    PodCase("macvlan-literal-runtime-config-mac-capability",
+            one(macvlan(runtimeConfig={"mac": OTHER_MAC}, capabilities={"mac": True})), {"mac": MAC_ADDRESS}),
+    PodCase("macvlan-literal-runtime-config-mac-other-capability-filled",
+            one(macvlan({"type": "static"}, runtimeConfig={"mac": OTHER_MAC}, capabilities={"ips": True})),
+            {"mac": MAC_ADDRESS, "ips": ["10.86.0.7/24"]}),
+    PodCase("tap-literal-runtime-config-mac",
+            one({"type": "tap", "ipam": STATIC4, "runtimeConfig": {"mac": OTHER_MAC}}), {"mac": MAC_ADDRESS},
+            warned_by=CAPABILITIES, mac=OTHER_MAC, kernel=frozenset()),
+    PodCase("tap-literal-runtime-config-mac-capability",
+            one({"type": "tap", "ipam": STATIC4, "runtimeConfig": {"mac": OTHER_MAC}, "capabilities": {"mac": True}}),
+            {"mac": MAC_ADDRESS}, kernel=frozenset()),
+    PodCase("macvlan-literal-runtime-config-mac-then-tuning",
+            chain(macvlan(runtimeConfig={"mac": OTHER_MAC}), {"type": "tuning"}), {"mac": MAC_ADDRESS}),
+    PodCase("macvlan-then-tuning-args-mac", chain(macvlan(), {"type": "tuning", "args": {"cni": {"mac": OTHER_MAC}}}),
+            {"mac": MAC_ADDRESS}, warned_by=CAPABILITIES, mac=OTHER_MAC),
+    PodCase("bridge-args-mac", one(bridge("mwbr12", "10.87.0.0/24", args={"cni": {"mac": OTHER_MAC}})),
+            {"mac": MAC_ADDRESS}, warned_by=CAPABILITIES, mac=OTHER_MAC, kernel=frozenset({"bridge"})),
+    PodCase("bridge-cni-args-mac-over-pod-mac", one(bridge("mwbr12", "10.87.0.0/24")),
+            {"mac": MAC_ADDRESS, "cni-args": {"mac": OTHER_MAC}}, warned_by=CAPABILITIES, mac=OTHER_MAC,
+            kernel=frozenset({"bridge"})),
+    PodCase("bridge-args-mac-capability",
+            one(bridge("mwbr12", "10.87.0.0/24", args={"cni": {"mac": OTHER_MAC}}, capabilities={"mac": True})),
+            {"mac": MAC_ADDRESS}, kernel=frozenset({"bridge"})),
     # static reads an IPv4-mapped CIDR as IPv4: ::ffff:10.83.0.7/120 is 10.83.0.7/24.
     PodCase("static-cni-args-ips-mapped", one(macvlan({"type": "static"})),
             {"cni-args": {"ips": ["::ffff:10.83.0.7/120"]}}),
@@ -1915,7 +2001,9 @@ def test_pod_requests_reach_the_real_plugin_as_the_rules_say(
     assert outcome.accepted, f"the plugin refused what the rules allow: {outcome.error}"
     link = _interface(sandbox)
     addresses = {a["local"] for a in link["addr_info"] if a.get("scope") == "global"}
-    if "mac" in case.request:
+    if case.mac is not None:
+        assert link["address"] == case.mac, link["address"]
+    elif "mac" in case.request:
         assert (link["address"] == case.request["mac"]) != case.ignored, link["address"]
     if "ips" in case.request:
         requested = {ip.split("/")[0] for ip in case.request["ips"]}

@@ -479,6 +479,85 @@ def test_the_gateway_host_local_skips_is_free_for_a_static_router() -> None:
     assert check(nad_obj("r3", macvlan(static("10.4.0.1/24"))), one_node(explicit), "nad-range-overlap")
 
 
+def literal_ip_ranges(subnet: str, name: str, **plugin: Any) -> dict[str, Any]:
+    """A macvlan NAD whose host-local has ranges of its own (10.60.0.0/24) and a literal runtimeConfig.ipRanges,
+    which host-local allocates from too when the literal runtimeConfig reaches it."""
+    return {**macvlan(host_local("10.60.0.0/24"), name=name), **plugin,
+            "runtimeConfig": {"ipRanges": [[{"subnet": subnet}]]}}
+
+
+def test_host_local_literal_ip_ranges_are_compared_both_ways() -> None:
+    # host-local (plugins v1.10.0 LoadIPAMConfig) puts a literal runtimeConfig.ipRanges ahead of its own
+    # ranges and allocates from both; Multus never fills ipRanges, so with no capability declared every pod
+    # gets an address of it.
+    existing = nad_obj("a", literal_ip_ranges("10.61.0.0/24", "a"))
+    new = nad_obj("b", macvlan(host_local("10.61.0.0/24"), name="b"))
+    f = only(check(new, one_node(existing), "nad-range-overlap"))
+    assert f.severity == "deny"
+    assert "overlaps NAD default/a spec.config.runtimeConfig.ipRanges[0][0] (addresses 10.61.0.2-10.61.0.254)" \
+        in f.message
+    f = only(check(existing, one_node(new), "nad-range-overlap"))
+    assert (f.severity, f.field) == ("deny", "spec.config.runtimeConfig.ipRanges[0][0]")
+    # Its own ranges are still used.
+    assert only(check(nad_obj("c", macvlan(host_local("10.60.0.0/25"), name="c")), one_node(existing),
+                      "nad-range-overlap")).severity == "deny"
+
+
+def test_host_local_literal_ip_ranges_a_pod_may_replace_are_a_warning() -> None:
+    # A declared capability Multus fills for a pod (its mac) replaces the whole literal runtimeConfig:
+    # host-local then allocates from its own ranges only. Not known for the NAD: a warning, either way round.
+    existing = nad_obj("a", literal_ip_ranges("10.62.0.0/24", "a", capabilities={"mac": True}))
+    new = nad_obj("b", macvlan(host_local("10.62.0.0/24"), name="b"))
+    f = only(check(new, one_node(existing), "nad-range-overlap"))
+    assert f.severity == "warn"
+    assert "(which host-local uses only when none of the capabilities spec.config declares (mac) gets a value" \
+        in f.message
+    f = only(check(existing, one_node(new), "nad-range-overlap"))
+    assert f.severity == "warn"
+    assert f.message.startswith("spec.config.runtimeConfig.ipRanges[0][0] (10.62.0.2-10.62.0.254), which host-local "
+                                "uses only when none of the capabilities")
+    # A capability Multus never fills (ipRanges itself) replaces nothing.
+    certain = nad_obj("c", literal_ip_ranges("10.62.0.0/24", "c", capabilities={"ipRanges": True}))
+    assert only(check(certain, one_node(new), "nad-range-overlap")).severity == "deny"
+
+
+def test_host_local_literal_ip_ranges_it_refuses_or_never_reads_are_not_compared() -> None:
+    new = nad_obj("b", macvlan(host_local("10.63.0.0/24"), name="b"))
+    # A range set it cannot read: host-local refuses the config and allocates nothing from any of them.
+    refused = nad_obj("a", {**macvlan(host_local("10.60.0.0/24"), name="a"),
+                            "runtimeConfig": {"ipRanges": [[{"subnet": "10.63.0.0/24"}], [{"subnet": "x"}]]}})
+    assert check(new, one_node(refused), "nad-range-overlap") == []
+    # whereabouts and static read no ipRanges.
+    static_nad = nad_obj("s", {**macvlan(static("10.64.0.5/24"), name="s"),
+                               "runtimeConfig": {"ipRanges": [[{"subnet": "10.63.0.0/24"}]]}})
+    assert check(new, one_node(static_nad), "nad-range-overlap") == []
+
+
+def test_a_static_nads_literal_runtime_config_ips_replace_its_addresses_in_the_index() -> None:
+    # static takes a literal runtimeConfig.ips last, instead of its addresses, when it reaches it.
+    pool = nad_obj("pool", macvlan(whereabouts("10.64.0.0/24")))
+
+    def fixed(**plugin: Any) -> dict[str, Any]:
+        return nad_obj("fixed", {**macvlan(static("10.64.0.5/24"), name="fixed"), **plugin,
+                                 "runtimeConfig": {"ips": ["10.64.0.9/24"]}})
+
+    f = only(check(fixed(), one_node(pool), "nad-range-overlap"))
+    assert (f.severity, f.field) == ("deny", "spec.config.runtimeConfig.ips[0]")
+    # A capability a pod may fill replaces the literal runtimeConfig: either set of addresses, for some pods.
+    found = check(fixed(capabilities={"mac": True}), one_node(pool), "nad-range-overlap")
+    assert sorted((f.severity, f.field) for f in found) == [
+        ("warn", "spec.config.ipam.addresses[0]"), ("warn", "spec.config.runtimeConfig.ips[0]")]
+    [own] = [f for f in found if f.field == "spec.config.ipam.addresses[0]"]
+    assert own.message.startswith(
+        "spec.config.ipam.addresses[0] (10.64.0.5), which static uses only when one of the capabilities spec.config "
+        "declares (mac) gets a value for the pod, which replaces the NAD's literal runtimeConfig, overlaps")
+    # Addresses static refuses give it nothing: its own are judged as before.
+    refused = nad_obj("fixed", {**macvlan(static("10.64.0.5/24"), name="fixed"),
+                                "runtimeConfig": {"ips": ["10.64.0.9"]}})
+    assert [(f.severity, f.field) for f in check(refused, one_node(pool), "nad-range-overlap")] == [
+        ("deny", "spec.config.ipam.addresses[0]")]
+
+
 def test_no_cluster_no_overlap_finding() -> None:
     assert check(nad_obj("b", macvlan(whereabouts("10.1.0.0/24"))), UNKNOWN_CLUSTER, "nad-range-overlap") == []
 

@@ -67,6 +67,12 @@ REFUSED = [
      "8 bytes long, but a macvlan interface takes a 6-byte Ethernet address"),
     ("nad-plugin-mac", single({**MACVLAN, "mac": "02:00:00:00:00:01", "runtimeConfig": {"mac": "x"}}),
      "spec.config.runtimeConfig.mac", "is 'x', not a MAC address"),
+    # macvlan reads the literal runtimeConfig.mac after the MAC= a pod's mac gives: only the mac capability,
+    # filled with the pod's mac, replaces it.
+    ("nad-plugin-mac", single({**MACVLAN, "runtimeConfig": {"mac": "x"}}),
+     "spec.config.runtimeConfig.mac", "02005e005301; it fails every pod; fix it"),
+    ("nad-plugin-mac", single({**MACVLAN, "runtimeConfig": {"mac": "x"}, "capabilities": {"mac": True}}),
+     "spec.config.runtimeConfig.mac", "it fails every pod that does not request a MAC of its own; fix it"),
     ("nad-plugin-mac", chain(MACVLAN, {"type": "tuning", "mac": "not-a-mac"}), "spec.config.plugins[1].mac",
      "the tuning plugin reads"),
     ("nad-plugin-mac", chain(MACVLAN, {"type": "tuning", "args": {"cni": {"mac": "02:00"}}}),

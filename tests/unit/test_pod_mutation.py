@@ -1658,3 +1658,154 @@ def test_a_profiles_ips_are_judged_both_ways_where_any_pod_using_it_may_have_a_f
                                                runtimeConfig={"ips": ["10.30.0.5"]})))
     [(severity, _)] = profile_ips(["10.30.0.7"], plain)
     assert severity == "deny"
+
+
+EXTRA = "pod-networks-ips-extra-addresses"
+DUAL_STACK = {"type": "host-local", "ranges": [[{"subnet": "10.30.0.0/24"}], [{"subnet": "fd00:30::/64"}]]}
+
+
+def test_host_local_gives_a_pod_requesting_one_address_one_of_each_other_range_set_too() -> None:
+    # host-local (plugins v1.10.0 cmdAdd) allocates one address from each range set, the requested one from
+    # the set holding it: a pod asking for 10.30.0.7 gets an IPv6 address as well.
+    v = view(nad("hl", macvlan_with(DUAL_STACK)))
+    [(severity, message)] = only(EXTRA, findings(networks({"name": "hl", "ips": ["10.30.0.7"]}), v))
+    assert severity == "warn"
+    assert message == (
+        'metadata.annotations["k8s.v1.cni.cncf.io/networks"][0].ips requests 10.30.0.7, which Multus passes to the '
+        "host-local IPAM of NAD apps/hl in CNI_ARGS, and host-local gives one address of each of its range sets: the "
+        "pod also gets an address it allocates from each other range set (spec.config.ipam.ranges[1][0]); to give a "
+        "pod only the address it requests, keep one range set per address family it requests, or use static IPAM")
+    # One range set: the pod gets the address it asked for and no other.
+    one_set = view(nad("hl", macvlan_with({"type": "host-local", "subnet": "10.30.0.0/24"})))
+    assert only(EXTRA, findings(networks({"name": "hl", "ips": ["10.30.0.7"]}), one_set)) == []
+    # An address host-local cannot give fails the ADD: pod-networks-ips-host-local's alone.
+    assert only(EXTRA, findings(networks({"name": "hl", "ips": ["10.99.0.7"]}), v)) == []
+    # Several addresses fail host-local's reading of IP=: pod-networks-ips-ipam's alone.
+    assert only(EXTRA, findings(networks({"name": "hl", "ips": ["10.30.0.7", "fd00:30::7"]}), v)) == []
+
+
+def test_host_local_gives_a_pod_the_addresses_the_nad_requests_for_every_pod_too() -> None:
+    v = view(nad("hl", macvlan_with({"type": "host-local", "ranges": [[{"subnet": "10.30.0.0/24"}],
+                                                                      [{"subnet": "10.31.0.0/24"}]]},
+                                    args={"cni": {"ips": ["10.30.0.5"]}})))
+    [(_, message)] = only(EXTRA, findings(networks({"name": "hl", "ips": ["10.31.0.7"]}), v))
+    assert ("the pod also gets 10.30.0.5 (spec.config.args.cni.ips[0]), which the NAD requests for every pod; "
+            in message)
+    # The same address requested by both is one address.
+    [(_, message)] = only(EXTRA, findings(networks({"name": "hl", "ips": ["10.30.0.5"]}), v))
+    assert "which the NAD requests for every pod" not in message
+    assert "the pod also gets an address it allocates from each other range set (spec.config.ipam.ranges[1][0])" \
+        in message
+
+
+def test_host_locals_literal_ip_ranges_are_a_range_set_of_its_own_unless_a_capability_is_filled() -> None:
+    v = view(nad("hl", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"}, runtimeConfig=LITERAL_RANGES)))
+    [(_, message)] = only(EXTRA, findings(networks({"name": "hl", "ips": ["10.79.0.7"]}), v))
+    assert "an address it allocates from each other range set (spec.config.ipam)" in message
+    # A pod's mac fills the declared capability, which replaces the literal runtimeConfig: one range set left.
+    mac = view(nad("hl", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"}, runtimeConfig=LITERAL_RANGES,
+                                      capabilities={"mac": True})))
+    assert only(EXTRA, findings(networks({"name": "hl", "ips": ["10.77.0.7"], "mac": "02:00:00:00:00:01"}),
+                                mac)) == []
+    [(_, message)] = only(EXTRA, findings(networks({"name": "hl", "ips": ["10.77.0.7"]}), mac))
+    assert "each other range set (spec.config.runtimeConfig.ipRanges[0][0])" in message
+    # A fill not known here (portMappings for a pod with a hostPort): judged both ways, the message says so.
+    ports = view(nad("hl", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"},
+                                        runtimeConfig=LITERAL_RANGES, capabilities={"portMappings": True})))
+    [(severity, message)] = only(EXTRA, findings(_with_annotations({"name": "hl", "ips": ["10.77.0.7"]},
+                                                                   HOST_PORT_SPEC), ports))
+    assert severity == "warn"
+    assert "(only if the NAD's literal runtimeConfig reaches spec.config" in message
+    assert "the pod has a hostPort, which the container runtime may pass as portMappings" in message
+
+
+def test_a_static_nads_literal_runtime_config_ips_replace_the_ips_a_pod_requests() -> None:
+    # static (plugins v1.10.0 LoadIPAMConfig) takes a non-empty runtimeConfig.ips last, replacing IP= and
+    # args.cni.ips; the NAD's literal one reaches it when no capability it declares is filled.
+    literal = {"ips": ["10.30.0.9/24"]}
+    v = view(nad("static", macvlan_with({"type": "static"}, runtimeConfig=literal,
+                                        args={"cni": {"ips": ["10.30.0.8/24"]}})))
+    [(severity, message)] = only(EXTRA, findings(networks({"name": "static", "ips": ["10.30.0.7/24"]}), v))
+    assert severity == "warn"
+    assert message.endswith(
+        "static takes its addresses from spec.config.runtimeConfig.ips when there are any, dropping the ones of "
+        "CNI_ARGS and args.cni.ips: the pod gets 10.30.0.9/24 instead; drop ips from the NAD's literal runtimeConfig, "
+        'or declare "capabilities": {"ips": true} on spec.config so that the requested ips replace them')
+    assert only(EXTRA, findings(networks({"name": "static", "ips": ["10.30.0.9/24"]}), v)) == []
+    # The ips capability: the pod's ips replace the literal runtimeConfig.
+    ips = view(nad("static", macvlan_with({"type": "static"}, runtimeConfig=literal, capabilities={"ips": True})))
+    assert only(EXTRA, findings(networks({"name": "static", "ips": ["10.30.0.7/24"]}), ips)) == []
+    # Another capability the pod fills (its mac) replaces it too: static then takes IP=.
+    mac = view(nad("static", macvlan_with({"type": "static"}, runtimeConfig=literal, capabilities={"mac": True})))
+    assert only(EXTRA, findings(networks({"name": "static", "ips": ["10.30.0.7/24"], "mac": "02:00:00:00:00:01"}),
+                                mac)) == []
+    [(_, message)] = only(EXTRA, findings(networks({"name": "static", "ips": ["10.30.0.7/24"]}), mac))
+    assert "the pod gets 10.30.0.9/24 instead" in message
+
+
+CAPS = "pod-networks-capabilities"
+POD_MAC = "02:00:00:00:00:01"
+
+
+def test_a_literal_runtime_config_mac_replaces_the_mac_a_pod_requests_unless_a_capability_is_filled() -> None:
+    # macvlan (plugins v1.10.0 loadConf) reads MAC= (where Multus puts the pod's mac), then a non-empty
+    # runtimeConfig.mac: the NAD's literal one, unless libcni replaced it with the filled capabilities.
+    v = view(nad("mv", macvlan_with(STATIC_WITH_ADDRESS, runtimeConfig={"mac": "02:00:00:00:00:09"})))
+    [(severity, message)] = only(CAPS, findings(networks({"name": "mv", "mac": POD_MAC}), v))
+    assert severity == "warn"
+    assert message == (
+        'metadata.annotations["k8s.v1.cni.cncf.io/networks"][0] requests mac 02:00:00:00:00:01, but spec.config, the '
+        "macvlan plugin of NAD apps/mv, reads spec.config.runtimeConfig.mac (02:00:00:00:00:09) after the mac Multus "
+        "passes it, and the interface gets 02:00:00:00:00:09: remove spec.config.runtimeConfig.mac, or declare "
+        '"capabilities": {"mac": true} on spec.config so that the requested mac comes last')
+    # The same address written otherwise is the same address.
+    assert only(CAPS, findings(networks({"name": "mv", "mac": "02-00-00-00-00-09"}), v)) == []
+    for capabilities in ({"mac": True}, {"ips": True}):
+        filled = view(nad("mv", macvlan_with(STATIC_WITH_ADDRESS, runtimeConfig={"mac": "02:00:00:00:00:09"},
+                                             capabilities=capabilities)))
+        assert only(CAPS, findings(networks({"name": "mv", "mac": POD_MAC, "ips": ["10.30.0.7/24"]}), filled)) == []
+    # A fill not known here: judged both ways.
+    ports = view(nad("mv", macvlan_with(STATIC_WITH_ADDRESS, runtimeConfig={"mac": "02:00:00:00:00:09"},
+                                        capabilities={"portMappings": True})))
+    [(severity, message)] = only(CAPS, findings(_with_annotations({"name": "mv", "mac": POD_MAC}, HOST_PORT_SPEC),
+                                                ports))
+    assert severity == "warn"
+    assert "(only if the NAD's literal runtimeConfig reaches spec.config" in message
+    # tuning after it reads MAC= too, and sets the pod's mac last.
+    chained = view(nad("mv", json.dumps({"cniVersion": "1.0.0", "name": "c", "plugins": [
+        {"type": "macvlan", "master": "eth0", "ipam": STATIC_WITH_ADDRESS,
+         "runtimeConfig": {"mac": "02:00:00:00:00:09"}},
+        {"type": "tuning"}]})))
+    assert only(CAPS, findings(networks({"name": "mv", "mac": POD_MAC}), chained)) == []
+
+
+def test_bridges_and_tunings_args_cni_mac_replace_the_mac_a_pod_requests() -> None:
+    bridge = {"cniVersion": "1.0.0", "type": "bridge", "bridge": "br0", "ipam": STATIC_WITH_ADDRESS}
+    v = view(nad("br", json.dumps({**bridge, "args": {"cni": {"mac": "02:00:00:00:00:09"}}})))
+    [(severity, message)] = only(CAPS, findings(networks({"name": "br", "mac": POD_MAC}), v))
+    assert severity == "warn"
+    assert ("the bridge plugin of NAD apps/br, reads spec.config.args.cni.mac (02:00:00:00:00:09) after the mac Multus "
+            "passes it") in message
+    # The selection's own cni-args, which Multus merges into args.cni.
+    [(_, message)] = only(CAPS, findings(networks({"name": "br", "mac": POD_MAC,
+                                                   "cni-args": {"mac": "02:00:00:00:00:08"}}), view(
+        nad("br", json.dumps(bridge)))))
+    assert 'reads metadata.annotations["k8s.v1.cni.cncf.io/networks"][0]["cni-args"].mac (02:00:00:00:00:08)' \
+        in message
+    # The mac capability puts the pod's mac in runtimeConfig, which bridge reads last.
+    cap = view(nad("br", json.dumps({**bridge, "args": {"cni": {"mac": "02:00:00:00:00:09"}},
+                                     "capabilities": {"mac": True}})))
+    assert only(CAPS, findings(networks({"name": "br", "mac": POD_MAC}), cap)) == []
+    # On the default network the capability gives the pod's mac nothing: no such advice.
+    default = pod(annotations={"v1.multus-cni.io/default-network": json.dumps(
+        [{"name": "br", "namespace": "kube-system", "mac": POD_MAC}])})
+    [(_, message)] = only(CAPS, findings(default, view(nad("br", json.dumps(
+        {**bridge, "args": {"cni": {"mac": "02:00:00:00:00:09"}}, "capabilities": {"mac": True}}),
+        namespace="kube-system"))))
+    assert message.endswith("remove spec.config.args.cni.mac")
+    # tuning reads its args.cni.mac after runtimeConfig.mac: the capability does not help.
+    tuning = view(nad("tu", json.dumps({"cniVersion": "1.0.0", "name": "c", "plugins": [
+        {"type": "macvlan", "master": "eth0", "ipam": STATIC_WITH_ADDRESS, "capabilities": {"mac": True}},
+        {"type": "tuning", "capabilities": {"mac": True}, "args": {"cni": {"mac": "02:00:00:00:00:09"}}}]})))
+    [(_, message)] = only(CAPS, findings(networks({"name": "tu", "mac": POD_MAC}), tuning))
+    assert message.endswith("and the interface gets 02:00:00:00:00:09: remove spec.config.plugins[1].args.cni.mac")

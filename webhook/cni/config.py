@@ -102,6 +102,12 @@ NEEDS_PREVIOUS_RESULT = frozenset({"tuning", "portmap", "bandwidth", "firewall",
 #: section's "type" and nothing else of it.
 NEVER_RUNS_IPAM = NEEDS_PREVIOUS_RESULT | {"loopback"}
 
+#: The capability args Multus v4.3.0 can hand libcni for a delegate (the fields of its types.RuntimeConfig,
+#: newCNIRuntimeConf): the container runtime's portMappings and bandwidth, a selection's requests, the
+#: device plugin's device. Never ipRanges, nor any other.
+MULTUS_CAPABILITY_ARGS = frozenset({"portMappings", "bandwidth", "ips", "mac", "infinibandGUID", "deviceID",
+                                    "CNIDeviceInfoFile"})
+
 
 @dataclass(frozen=True, slots=True)
 class PluginConf:
@@ -180,6 +186,17 @@ class PluginConf:
         replaces the whole runtimeConfig only when a capability the plugin declares gets a value, and
         otherwise hands the config over as written."""
         return not any(self.has_capability(name) for name in filled)
+
+    def runtime_config_condition(self, *, replaced: bool = False) -> str | None:
+        """When the plugin's literal runtimeConfig reaches it for one pod and not for another (it declares a
+        capability Multus may fill, see MULTUS_CAPABILITY_ARGS): the condition, for a message, or with
+        ``replaced`` the opposite one; None when it reaches it for every pod."""
+        declared = sorted(name for name in MULTUS_CAPABILITY_ARGS if self.has_capability(name))
+        if not declared:
+            return None
+        which = "one" if replaced else "none"
+        return (f"{which} of the capabilities {self.path} declares ({', '.join(declared)}) gets a value for the pod, "
+                f"which {'replaces' if replaced else 'would replace'} the NAD's literal runtimeConfig")
 
     def derived(self, key: str, compute: Callable[[], _T]) -> _T:
         """``compute()``, computed once for this plugin and kept under ``key``: several rules read the

@@ -12,7 +12,7 @@ import ipaddress
 import posixpath
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from webhook.cni.addresses import (
@@ -67,6 +67,10 @@ class AddressRange:
     #: host-local only: the directory its allocations are kept in on each node (dataDir/network name),
     #: None when the name is unknown. Ranges of one store never give an address twice on a node.
     store: str | None = None
+    #: When the plugin allocates from the range for some pods only (a literal runtimeConfig.ipRanges or ips
+    #: that a capability filled for a pod replaces, or static's addresses that such ips replace for the
+    #: others): the condition, for a message; None for every pod.
+    used_when: str | None = None
 
     @property
     def version(self) -> int:
@@ -1217,6 +1221,26 @@ def _literal_runtime_config(plugin: PluginConf) -> tuple[str, Any] | None:
     return f"{plugin.path}.{found[0]}", found[1]
 
 
+def _literal_ips(path: str, conf: Mapping[str, Any]) -> ArgsIps | None:
+    """The ips of a literal runtimeConfig ``conf`` (at JSON path ``path``), as host-local and static decode
+    them (a list); None when absent or null."""
+    ips = go_field(conf, "ips")
+    if ips is None or ips[1] is None:
+        return None
+    ipath = f"{path}.{ips[0]}"
+    if not isinstance(ips[1], list):
+        return ArgsIps([], None, [(ipath, ips[1], ListOf.value)])
+    return ArgsIps([(f"{ipath}[{i}]", v) for i, v in enumerate(ips[1])], ipath, [])
+
+
+def literal_runtime_config_ips(plugin: PluginConf) -> ArgsIps | None:
+    """The ips of the plugin's literal runtimeConfig (see _literal_ips); None when it has none, or no object."""
+    literal = _literal_runtime_config(plugin)
+    if literal is None or not isinstance(literal[1], Mapping):
+        return None
+    return _literal_ips(*literal)
+
+
 def _runtime_config_not_object(plugin: PluginConf, literal: tuple[str, Any], ipam: str,
                                fails: str = "fails every pod") -> Iterator[Problem]:
     """host-local and static decode runtimeConfig into a struct (allocator.Net, static's Net): a literal
@@ -1248,13 +1272,10 @@ def host_local_request(plugin: PluginConf, cni_args: Mapping[str, Any] | None = 
         return HostLocalRequest(sets, False, requested, problems, sources, range_problems)
     if literal is not None:
         path, conf = literal
-        ips = go_field(conf, "ips")
-        if ips is not None and ips[1] is not None:
-            ipath = f"{path}.{ips[0]}"
-            given = ArgsIps([(f"{ipath}[{i}]", v) for i, v in enumerate(ips[1])], ipath, []) \
-                if isinstance(ips[1], list) else ArgsIps([], None, [(ipath, ips[1], ListOf.value)])
+        given = _literal_ips(path, conf)
+        if given is not None:
             requested += args_cni_ips_addresses(given, problems, fails, "host-local")
-            sources += [ipath] if given.entries else []
+            sources += [given.source] if given.entries and given.source else []
         ranges = go_field(conf, "ipRanges")
         if ranges is not None and ranges[1] is not None:
             rpath = f"{path}.{ranges[0]}"
@@ -1350,6 +1371,15 @@ def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
     literal = _literal_runtime_config(plugin)
     if literal is not None:
         problems.extend(_runtime_config_not_object(plugin, literal, "static"))
+    literal_ips = literal_runtime_config_ips(plugin)
+    if literal_ips is not None:
+        # static parses them last, when the literal runtimeConfig reaches it: for some pods only when the
+        # plugin declares a capability Multus may fill (a warning).
+        when = plugin.runtime_config_condition()
+        found_literal: list[Problem] = []
+        args_cni_ips_addresses(literal_ips, found_literal, "fails every pod" if when is None else
+                               f"fails every pod for which {when}")
+        problems.extend(replace(problem, warning=True) if when else problem for problem in found_literal)
     if not addresses and not problems and not plugin.has_capability("ips") and not replaced:
         # Not a denial: static also takes the addresses from CNI_ARGS, where Multus puts a pod's "ips",
         # and from args.cni.ips, which it fills from "cni-args": {"ips": [...]}: the NAD works for pods
@@ -1470,9 +1500,11 @@ def _host_local_store(ipam: Mapping[str, Any], network: str) -> str | None:
 def nad_allocation_ranges(netconf: NetConf | None, nad_name: str = "") -> list[AddressRange]:
     """Every block of addresses the NAD's IPAM hands out (valid ranges only), with the segment and
     pool key (whereabouts pool, host-local store) they belong to. host-local and whereabouts give
-    ranges, static gives one address per entry; dhcp and unknown IPAM types give nothing (the addresses
-    are not ours to know). ``nad_name`` is the NAD's metadata.name: Multus names a config without a name
-    after it, which decides host-local's store."""
+    ranges (host-local's literal runtimeConfig.ipRanges too), static gives one address per entry (of a
+    literal runtimeConfig.ips instead, when it has one); dhcp and unknown IPAM types give nothing (the
+    addresses are not ours to know). A range some pods only get says when (AddressRange.used_when).
+    ``nad_name`` is the NAD's metadata.name: Multus names a config without a name after it, which decides
+    host-local's store."""
     if netconf is None:
         return []
     network = netconf.name or nad_name
@@ -1486,11 +1518,18 @@ def nad_allocation_ranges(netconf: NetConf | None, nad_name: str = "") -> list[A
         if ipam_type == "host-local":
             sets, _ = host_local_ranges(plugin)
             common["store"] = _host_local_store(ipam, network)
+            # The literal runtimeConfig.ipRanges, which host-local allocates from ahead of its own ranges
+            # when the literal runtimeConfig reaches it (Multus never fills ipRanges), unless it refuses them
+            # (then it allocates nothing: nad-ipam-host-local's to say).
+            request = host_local_request(plugin)
+            literal = request.sets[:len(request.sets) - len(sets)] if not request.range_problems else ()
+            used_when = plugin.runtime_config_condition()
             # host-local never hands out a range's gateway (its allocator skips it; the subnet's first
             # address when none is given): a router pod may take it statically on the same segment.
             out.extend(
-                AddressRange(first, last, r.path, network=r.subnet, **common)
-                for s in sets for r in s
+                AddressRange(first, last, r.path, network=r.subnet, used_when=when, **common)
+                for group, when in ((literal, used_when), (sets, None))
+                for s in group for r in s
                 for gateway in [r.gateway or r.subnet.network_address + 1]
                 for first, last in _without(r.start, r.end, [(gateway, gateway)])
             )
@@ -1508,6 +1547,19 @@ def nad_allocation_ranges(netconf: NetConf | None, nad_name: str = "") -> list[A
                                                                for _, net in r.excludes])
             )
         elif ipam_type == "static":
+            # A literal runtimeConfig.ips replaces the rest when it reaches static (all of them readable, or
+            # static fails); a declared capability Multus may fill makes both sets of addresses conditional.
+            literal_ips = literal_runtime_config_ips(plugin)
+            refused: list[Problem] = []
+            given = args_cni_ips_addresses(literal_ips, refused) if literal_ips is not None else []
+            usable = bool(given) and not any(not problem.warning for problem in refused)
+            replaced_when = plugin.runtime_config_condition(replaced=True) if usable else None
+            if usable:
+                used_when = plugin.runtime_config_condition()
+                out.extend(AddressRange(ip, ip, path, used_when=used_when, **common) for path, ip in given)
+                if replaced_when is None:
+                    continue
+            common["used_when"] = replaced_when
             found = args_cni_ips(plugin)
             if found.replaces_addresses:  # the pods get these, never the addresses
                 out.extend(AddressRange(ip, ip, path, **common) for path, ip in args_cni_ips_addresses(found, []))

@@ -678,31 +678,88 @@ def _config_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
             return (last.path, last.value, False, last.from_pod) if last.value else None
     if plugin.type == "bridge":
         return _bridge_mac(plugin, cni_args, pod_base, pod_mac)
-    for found in (_nested_string(plugin.conf, plugin.path, "runtimeConfig", "mac"), plugin.field("mac")):
+    # A pod's MAC= replaces the plugin's own mac; the literal runtimeConfig.mac comes after MAC= and only
+    # the mac capability, filled with the pod's MAC, replaces it (libcni replaces the whole runtimeConfig).
+    for found, replaceable in ((_literal_mac(plugin), plugin.has_capability("mac")), (plugin.field("mac"), True)):
         if found is not None and isinstance(found[1], str) and found[1]:
-            return found[0], found[1], True, False
+            return found[0], found[1], replaceable, False
     return None
+
+
+def _literal_mac(plugin: PluginConf) -> tuple[str, Any] | None:
+    """(JSON path, value) of the NAD's literal runtimeConfig.mac of the plugin; None when absent or null."""
+    return _nested_string(plugin.conf, plugin.path, "runtimeConfig", "mac")
+
+
+def _bridge_args_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None, pod_base: str) -> Spelling | None:
+    """The spelling of args.cni.mac bridge ends with (BridgeArgs, a string: a null spelling leaves the one
+    before), when not empty; None otherwise, and when bridge cannot decode one (said by
+    args_cni_type_problems, or for args and cni by args_object_problems)."""
+    spellings = args_cni_spellings(plugin, "mac", cni_args, pod_base)
+    if any(args_cni_mismatches(spelling, Kind.STRING) for spelling in spellings):
+        return None
+    last = next((sp for sp in reversed(spellings) if sp.field == "args.cni.mac" and isinstance(sp.value, str)), None)
+    return last if last is not None and last.value else None
 
 
 def _bridge_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None,
                 pod_base: str, pod_mac: bool = False) -> tuple[str, str, bool, bool] | None:
     """_config_mac for bridge (plugins v1.10.0 plugins/main/bridge loadNetConf): a non-empty
-    runtimeConfig.mac, else a non-empty args.cni.mac (BridgeArgs, a string: a null spelling leaves the
-    one before), else MAC= in CNI_ARGS. A pod's MAC replaces the config's only as runtimeConfig, with
-    the mac capability (which replaces the NAD's literal runtimeConfig too): with ``pod_mac`` (the pod
-    requests one, on the networks annotation) and that capability, bridge reads neither."""
+    runtimeConfig.mac, else a non-empty args.cni.mac, else MAC= in CNI_ARGS. A pod's MAC replaces the
+    config's only as runtimeConfig, with the mac capability (which replaces the NAD's literal runtimeConfig
+    too): with ``pod_mac`` (the pod requests one, on the networks annotation) and that capability, bridge
+    reads neither."""
     if pod_mac and plugin.has_capability("mac"):
         return None
-    literal = _nested_string(plugin.conf, plugin.path, "runtimeConfig", "mac")
+    literal = _literal_mac(plugin)
     if literal is not None and isinstance(literal[1], str) and literal[1]:
-        return literal[0], literal[1], True, False
-    spellings = args_cni_spellings(plugin, "mac", cni_args, pod_base)
-    if any(args_cni_mismatches(spelling, Kind.STRING) for spelling in spellings):
-        return None  # said by args_cni_type_problems, or for args and cni by args_object_problems
-    last = next((sp for sp in reversed(spellings) if sp.field == "args.cni.mac" and isinstance(sp.value, str)), None)
-    if last is None or not last.value:
+        return literal[0], literal[1], plugin.has_capability("mac"), False
+    last = _bridge_args_mac(plugin, cni_args, pod_base)
+    if last is None:
         return None
     return last.path, last.value, plugin.has_capability("mac"), last.from_pod
+
+
+#: The plugins that give the pod's interface a MAC address: the interface plugins making it, and tuning
+#: changing it afterwards.
+MAC_SETTERS = frozenset({"bridge", "macvlan", "tap", "tuning"})
+
+
+def interface_mac(plugin: PluginConf, pod_mac: str, injected: bool, runtime_config: bool,
+                  cni_args: Mapping[str, Any] | None = None, pod_base: str = "") -> tuple[str | None, str] | None:
+    """(JSON path of where it comes from, None for the pod's own; the address) of the MAC the plugin gives
+    the pod's interface, for a pod requesting ``pod_mac`` ("" for none), which Multus passes as MAC= in
+    CNI_ARGS and, ``injected`` (the mac capability, networks annotation), as runtimeConfig.mac; the NAD's
+    literal runtimeConfig reaches the plugin when ``runtime_config`` (see PluginConf.keeps_runtime_config).
+    None when it sets none, or cannot decode its config (other rules' to say). In the order plugins v1.10.0
+    loadConf reads them, each non-empty one replacing the one before: macvlan and tap take their mac, MAC=,
+    runtimeConfig.mac; bridge MAC=, args.cni.mac, runtimeConfig.mac; tuning its mac, MAC=, runtimeConfig.mac,
+    then args.cni.mac, a non-null one even when empty."""
+    kind = plugin.type
+    if kind not in MAC_SETTERS:
+        return None
+    found: tuple[str | None, str] = (None, "")
+    own = plugin.field("mac") if kind != "bridge" else None
+    if own is not None and isinstance(own[1], str) and own[1]:
+        found = own[0], own[1]
+    if pod_mac:
+        found = None, pod_mac
+    if kind == "bridge":
+        args = _bridge_args_mac(plugin, cni_args, pod_base)
+        if args is not None:
+            found = args.path, args.value
+    literal = _literal_mac(plugin) if runtime_config and not injected else None
+    if injected and pod_mac:
+        found = None, pod_mac
+    elif literal is not None and isinstance(literal[1], str) and literal[1]:
+        found = literal[0], literal[1]
+    if kind == "tuning":
+        decodes, last = _tuning_args_cni_value(plugin, "mac", cni_args, pod_base)
+        if not decodes:
+            return None
+        if last is not None and isinstance(last.value, str):
+            found = last.path, last.value
+    return found if found[1] else None
 
 
 def _ip_tool_mac(value: str) -> bytes | None:

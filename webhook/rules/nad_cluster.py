@@ -193,18 +193,29 @@ def range_overlap(subject: Subject) -> Iterator[Violation]:
     share a pool (same range and network_name, or same network_name with overlapping ranges enabled
     in both), and host-local NADs that share a store (the same network name, which Multus takes from
     the NAD's name when the config has none, and the same dataDir) never clash either. An UPDATE is not
-    compared with its own old version."""
+    compared with its own old version. host-local also allocates from a literal runtimeConfig.ipRanges of
+    the plugin, when that reaches it: for every pod when the plugin declares no capability Multus fills,
+    else only for the pods that get none of them (an overlap of such a range is a warning, naming the
+    condition). So are static's addresses, which a literal runtimeConfig.ips replaces when it reaches it."""
     if not subject.view.known:
         return
     own = (subject.namespace, subject.name)
     index = subject.view.ranges
     for mine in nad_allocation_ranges(subject.nad_config.netconf, subject.name):
         denied: list[str] = []
+        maybe: list[str] = []
         warned: list[str] = []
         for other in index.overlapping(mine.first, mine.last):
             if other.owner == own or shares_pool(mine, other.range):
                 continue
-            (denied if same_segment(mine, other.range) else warned).append(_clash(other, mine))
+            if not same_segment(mine, other.range):
+                warned.append(_clash(other, mine))
+            elif mine.used_when is None and other.range.used_when is None:
+                denied.append(_clash(other, mine))
+            else:
+                when = other.range.used_when
+                maybe.append(_clash(other, mine) + (f" (which {other.range.ipam_type} uses only when {when})"
+                                                    if when else ""))
         if denied:
             yield Violation(
                 mine.path,
@@ -212,6 +223,15 @@ def range_overlap(subject: Subject) -> Iterator[Violation]:
                 f"({_segment_text(mine)}): those addresses can be given to two pods; make the ranges "
                 "disjoint, or let both share one pool: whereabouts with the same network_name in both, or "
                 "host-local with the same network name and dataDir in both (one store on each node)",
+            )
+        if maybe:
+            used = f", which {mine.ipam_type} uses only when {mine.used_when}," if mine.used_when else ""
+            yield Violation(
+                mine.path,
+                f"{mine.path} ({_span(mine)}){used} overlaps {_some(maybe, ' NADs')} on the same segment "
+                f"({_segment_text(mine)}): for the pods where both are used, those addresses can be given to two "
+                "pods; make the ranges disjoint",
+                Severity.WARN,
             )
         if warned:
             yield Violation(

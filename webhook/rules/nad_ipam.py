@@ -74,7 +74,9 @@ def static(subject: Subject) -> Iterator[Violation]:
     the wrong type (dns.nameservers written as one string) fails every pod; so does an entry's
     "Address" with a capital A, which Go reads into another field than "address", a parsed network.
     The addresses of args.cni.ips must be CIDRs too; when there are any, they replace ipam.addresses,
-    which static then decodes but never parses."""
+    which static then decodes but never parses. So must those of a literal runtimeConfig.ips, which static
+    parses last when the literal runtimeConfig reaches it (a warning when the plugin declares a capability
+    Multus may fill for a pod, which replaces it)."""
     yield from _each_ipam(subject, "static", ipam.check_static)
 
 

@@ -10,12 +10,13 @@ pod was created with.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain
 from typing import Any
 
-from webhook.cni.addresses import between, parse_ip, parse_static_cidr
+from webhook.cni.addresses import between, parse_ip, parse_mac, parse_static_cidr
 from webhook.cni.config import NetConf, PluginConf, Problem, parse_nad_config
 from webhook.cni.fields import describe
 from webhook.cni.gojson import fold
@@ -27,12 +28,14 @@ from webhook.cni.ipam import (
     host_local_args_ips,
     host_local_request,
     host_local_unallocatable,
+    literal_runtime_config_ips,
     nad_allocation_ranges,
     static_addresses,
     whereabouts_ranges,
 )
 from webhook.cni.plugins import (
     ARGS_CNI,
+    MAC_SETTERS,
     POD_NEVER_STARTS,
     RESOURCE_NAME_ANNOTATION,
     TUNING_ARGS_CNI,
@@ -40,6 +43,7 @@ from webhook.cni.plugins import (
     args_cni_type_problems,
     args_sysctl_problems,
     decode_sysctl_spellings,
+    interface_mac,
     mac_problems,
     mtu_problems,
     portmap_empty_conditions,
@@ -320,14 +324,24 @@ def capabilities(subject: Subject) -> Iterator[Violation]:
     """ips, mac, portMappings and bandwidth in a selection reach a plugin as runtime config only when it
     declares the matching capability, and only on the networks annotation (Multus passes the default
     network none of them); mac and ips also reach, through CNI_ARGS, the plugins that read them there.
-    Otherwise nothing takes them and the pod gets a random address or no limit."""
+    Otherwise nothing takes them and the pod gets a random address or no limit. A mac that reaches them may
+    still be replaced: macvlan and tap read MAC= before the NAD's literal runtimeConfig.mac, bridge before
+    args.cni.mac (the NAD's, or the selection's "cni-args") and that runtimeConfig.mac, tuning (which changes
+    the MAC afterwards) before both of its own; only the mac capability puts the pod's mac in runtimeConfig
+    (replacing the literal one), where tuning's args.cni.mac still comes after it. The pod then gets
+    another MAC than it asked for (judged both ways where whether the literal runtimeConfig reaches the
+    plugin is not known here)."""
     if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
         nad = subject.view.nad(ref.namespace, ref.name)
         netconf = nad_netconf(nad) if nad is not None else None
-        if netconf is None:
+        if nad is None or netconf is None:
             continue
+        if ref.selection.mac:
+            fills = multus_fills(ref, nad, subject.obj)
+            for problem, note in _mac_replaced(ref, netconf, fills):
+                yield Violation(problem.field, f"{problem.message}{note}")
         for attr, capability in _CAPABILITIES.items():
             if getattr(ref.selection, attr) \
                     and not any(_gets_runtime_config(ref, p, capability) for p in netconf.plugins) \
@@ -340,6 +354,38 @@ def capabilities(subject: Subject) -> Iterator[Violation]:
                        "from CNI_ARGS")
                 yield Violation(f"{ref.field}.{capability}",
                                 f"{ref.field} requests {capability}, but {why}: it will be ignored")
+
+
+def _mac_replaced(ref: NetworkReference, netconf: NetConf, fills: Fills) -> Iterator[tuple[Problem, str]]:
+    """Another MAC than the one the selection requests, which the last plugin of the NAD that sets one
+    gives the pod's interface (see interface_mac), judged both ways (judged_both_ways, for the first plugin
+    whose literal runtimeConfig may or may not reach it)."""
+    mac = ref.selection.mac
+    setters = [p for p in netconf.plugins if p.type in MAC_SETTERS]
+    if not setters or parse_mac(mac) is None:
+        return  # a mac Multus cannot parse fails the pod: pod-networks-syntax's
+    cases = {id(p): runtime_config_cases(p, fills)[0] for p in setters}
+    decider = next((p for p in setters if len(cases[id(p)]) > 1), setters[0])
+
+    def judge(runtime_config: bool) -> list[Problem]:
+        last: tuple[PluginConf, str | None, str] | None = None
+        for p in setters:
+            reaches = runtime_config if len(cases[id(p)]) > 1 else cases[id(p)][0]
+            got = interface_mac(p, mac, _runtime_config_reaches(ref.annotation, p, "mac"), reaches,
+                                ref.selection.cni_args, _cni_args_at(ref))
+            last = (p, *got) if got is not None else last
+        # One the plugin cannot read fails the ADD: nad-plugin-mac's or pod-networks-cni-args-tuning's.
+        if last is None or last[1] is None or parse_mac(last[2]) in (None, parse_mac(mac)):
+            return []
+        plugin, path, value = last
+        capability = (f', or declare "capabilities": {{"mac": true}} on {plugin.path} so that the requested mac comes '
+                      "last" if plugin.type != "tuning" and ref.annotation == NETWORKS_ANNOTATION else "")
+        return [Problem(f"{ref.field}.mac",
+                        f"{ref.field} requests mac {mac}, but {plugin.path}, the {plugin.type} plugin of NAD "
+                        f"{ref.namespace}/{ref.name}, reads {path} ({value}) after the mac Multus passes it, and the "
+                        f"interface gets {value}: remove {path}{capability}", warning=True)]
+
+    yield from judged_both_ways(decider, fills, judge)
 
 
 #: The protocols each portmap backend writes a rule for (plugins v1.10.0 plugins/meta/portmap: it checks
@@ -640,12 +686,13 @@ def _own(ips: Sequence[str], own: Sequence[StaticAddress]) -> str:
     return said
 
 
-def _static_extra(ref: NetworkReference, plugin: PluginConf) -> str | None:
+def _static_extra(ref: NetworkReference, plugin: PluginConf, runtime_config: bool) -> str | None:
     """What a static IPAM gives a pod requesting ips besides or instead of them, or None when it gives
-    exactly those. Per plugins v1.10.0 plugins/ipam/static/main.go LoadIPAMConfig, in this order: the
+    exactly those; ``runtime_config``: whether the NAD's literal runtimeConfig reaches it (see
+    judged_both_ways). Per plugins v1.10.0 plugins/ipam/static/main.go LoadIPAMConfig, in this order: the
     CIDRs of IP= in CNI_ARGS (where Multus always puts the ips) are appended to ipam.addresses; then a
-    non-empty args.cni.ips replaces the lot; then a non-empty runtimeConfig.ips (the "ips" capability)
-    replaces it again."""
+    non-empty args.cni.ips replaces the lot; then a non-empty runtimeConfig.ips (the "ips" capability, or
+    the NAD's literal one) replaces it again."""
     ips = ref.selection.ips
     if _gets_runtime_config(ref, plugin, "ips"):
         return None
@@ -654,14 +701,17 @@ def _static_extra(ref: NetworkReference, plugin: PluginConf) -> str | None:
     # Multus merges a selection's cni-args into args.cni key by key, the selection's winning, beside the
     # NAD's other spellings, which static decodes too.
     found = args_cni_ips(plugin, ref.selection.cni_args, _cni_args_at(ref))
-    given = [value for _, value in found.entries]
-    if found.mistyped or any(parse_static_cidr(value) is None for value in given):
-        return None  # static fails the ADD: nad-ipam-static's to say, or pod-networks-cni-args-ips'
-    if found.source is not None and given:
-        if _same_addresses(given, ips):
-            return None
-        return (f"static takes its addresses from {found.source} when there are any, dropping the ones of "
-                f"CNI_ARGS: the pod gets {', '.join(given)} instead; drop ips from args.cni{capability}")
+    literal = literal_runtime_config_ips(plugin) if runtime_config else None
+    for source, dropped, where in ((literal, "CNI_ARGS and args.cni.ips", "the NAD's literal runtimeConfig"),
+                                   (found, "CNI_ARGS", "args.cni")):
+        given = [value for _, value in source.entries] if source is not None else []
+        if source is not None and (source.mistyped or any(parse_static_cidr(value) is None for value in given)):
+            return None  # static fails the ADD: nad-ipam-static's to say, or pod-networks-cni-args-ips'
+        if source is not None and source.source is not None and given:
+            if _same_addresses(given, ips):
+                return None
+            return (f"static takes its addresses from {source.source} when there are any, dropping the ones of "
+                    f"{dropped}: the pod gets {', '.join(given)} instead; drop ips from {where}{capability}")
     ipam = plugin.ipam
     own, _ = static_addresses(ipam, plugin.ipam_path) if ipam is not None else ([], [])
     if not own:
@@ -688,6 +738,46 @@ def _whereabouts_extra(ref: NetworkReference, plugin: PluginConf) -> str | None:
             f"{' and '.join(parts)}; to give a pod only the addresses it requests, use static IPAM")
 
 
+def _host_local_extra(ref: NetworkReference, plugin: PluginConf, runtime_config: bool) -> str | None:
+    """What host-local gives a pod requesting one address besides it, or None; ``runtime_config``: whether the
+    NAD's literal runtimeConfig reaches it (see host_local_request). plugins v1.10.0 host-local cmdAdd
+    allocates one address from each range set: a requested one from the set holding it, else the next free
+    one. Nothing when it fails the ADD (pod-networks-ips-ipam's, pod-networks-ips-host-local's or
+    pod-networks-cni-args-ips' to say)."""
+    ips = ref.selection.ips
+    addr = go_ip_or_cidr(ips[0]) if len(ips) == 1 else None
+    if addr is None:
+        return None
+    request = host_local_request(plugin, ref.selection.cni_args, _cni_args_at(ref), POD_NEVER_STARTS,
+                                 runtime_config=runtime_config)
+    asked = [*request.requested, (f"{ref.field}.ips[0]", addr)]
+    if request.problems or not request.judged or not request.sets or \
+            any(True for _ in host_local_unallocatable(asked, request.sets, POD_NEVER_STARTS)):
+        return None
+    held = {n for _, a in asked for n, s in enumerate(request.sets) for r in s if between(a, r.start, r.end)}
+    others = {str(a): path for path, a in request.requested if a != addr}
+    parts = [f"{', '.join(f'{a} ({path})' for a, path in others.items())}, which the NAD requests for every pod"
+             ] if others else []
+    free = [s[0].path if len(s) == 1 else f"{s[0].path} and the rest of its set" for n, s in enumerate(request.sets)
+            if n not in held]
+    parts += [f"an address it allocates from each other range set ({', '.join(free)})"] if free else []
+    if not parts:
+        return None
+    return (f"host-local gives one address of each of its range sets: the pod also gets {' and '.join(parts)}; to "
+            "give a pod only the address it requests, keep one range set per address family it requests, or use "
+            "static IPAM")
+
+
+def _ipam_extra(ref: NetworkReference, plugin: PluginConf, runtime_config: bool) -> list[Problem]:
+    """What the plugin's IPAM gives a pod requesting ips besides or instead of them, as a problem of the
+    selection's ips (see ips_extra_addresses); ``runtime_config`` as in judged_both_ways."""
+    kind = plugin.ipam_type
+    extra = _static_extra(ref, plugin, runtime_config) if kind == "static" else \
+        _whereabouts_extra(ref, plugin) if kind == "whereabouts" else \
+        _host_local_extra(ref, plugin, runtime_config) if kind == "host-local" else None
+    return [Problem(f"{ref.field}.ips", extra, warning=True)] if extra is not None else []
+
+
 @rule("pod-networks-ips-extra-addresses", kinds=POD, severity=Severity.WARN, judges=[NETWORKS, DEFAULT_NETWORK],
       title="a pod that requests ips gets those addresses and no others")
 def ips_extra_addresses(subject: Subject) -> Iterator[Violation]:
@@ -697,20 +787,26 @@ def ips_extra_addresses(subject: Subject) -> Iterator[Violation]:
     pods sharing an address, and a pod requesting one of them gets it twice, which fails its ADD. Only
     runtimeConfig (the capability) replaces them; args.cni.ips (the NAD's, or a selection's "cni-args")
     replaces the requested ones instead. whereabouts reads only CNI_ARGS, and returns the requested ips
-    next to an address it allocates from each of its ranges and next to its own addresses."""
+    next to an address it allocates from each of its ranges and next to its own addresses. host-local gives
+    an address of each of its range sets (a literal runtimeConfig.ipRanges of the NAD among them), the
+    requested one from the set holding it, and those args.cni.ips or a literal runtimeConfig.ips request for
+    every pod. A static IPAM also takes the addresses of the NAD's literal runtimeConfig.ips instead. Where
+    whether the NAD's literal runtimeConfig reaches the plugin is not known here, both cases are judged
+    and the message says on what it depends."""
     if not (subject.view.known and _read_by_multus_yet(subject)):
         return
     for ref in subject.network_references:
         nad = subject.view.nad(ref.namespace, ref.name) if ref.selection.ips else None
         netconf = nad_netconf(nad) if nad is not None else None
-        for plugin in netconf.plugins if netconf is not None else ():
-            kind = plugin.ipam_type
-            extra = _static_extra(ref, plugin) if kind == "static" else \
-                _whereabouts_extra(ref, plugin) if kind == "whereabouts" else None
-            if extra is not None:
-                yield Violation(f"{ref.field}.ips",
-                                f"{ref.field}.ips requests {', '.join(ref.selection.ips)}, which Multus passes to the "
-                                f"{kind} IPAM of NAD {ref.namespace}/{ref.name} in CNI_ARGS, and {extra}")
+        if nad is None or netconf is None:
+            continue
+        fills = multus_fills(ref, nad, subject.obj)
+        at = f"{ref.field}.ips"
+        for plugin in netconf.plugins:
+            for problem, note in judged_both_ways(plugin, fills, functools.partial(_ipam_extra, ref, plugin)):
+                yield Violation(at, f"{at} requests {', '.join(ref.selection.ips)}, which Multus passes to the "
+                                    f"{plugin.ipam_type} IPAM of NAD {ref.namespace}/{ref.name} in CNI_ARGS, and "
+                                    f"{problem.message}{note}")
 
 
 def _plugins_given_cni_args(subject: Subject, names: Sequence[str], reader: Callable[[PluginConf], str | None]
