@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from webhook.cni.gojson import printed_by_go
-from webhook.goyaml import Loader, Unreadable, check_aliasing
+from webhook.goyaml import Decodes, Loader, Unreadable, check_aliasing
 from webhook.heap import no_cyclic_gc
 
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -55,11 +55,12 @@ def _is_list(obj: Any) -> bool:
     return isinstance(kind, str) and kind.endswith("List") and isinstance(obj.get("items"), list)
 
 
-def _yaml_documents(text: str, source: str, first_line: int = 1) -> list[_Found]:
-    """The documents of ``text``, which starts on line ``first_line`` of ``source``."""
+def _yaml_documents(text: str, source: str, first_line: int = 1, decodes: Decodes | None = None) -> list[_Found]:
+    """The documents of ``text``, which starts on line ``first_line`` of ``source``; ``decodes`` counts
+    on for a document ``text`` is part of."""
     loader = Loader(text)
     # Only an alias ("*name") can make a document expand; most files have none and skip the count.
-    aliases = "*" in text
+    aliases = decodes is not None or "*" in text
     found: list[_Found] = []
     shift = first_line - 1
     node: yaml.Node | None = None
@@ -69,7 +70,7 @@ def _yaml_documents(text: str, source: str, first_line: int = 1) -> list[_Found]
             if node is None:
                 continue
             if aliases:
-                check_aliasing(node)
+                check_aliasing(node, decodes)
             obj = loader.construct_document(node)
             found.append((node.start_mark.line + 1 + shift, obj,
                           [line + shift for line in _items_lines(node)] if _is_list(obj) else []))
@@ -307,12 +308,14 @@ def _yaml_stream(text: str, source: str) -> Iterator[Document] | None:
 
     def items() -> Iterator[Document]:
         line = text.count("\n", 0, body) + 1
+        # go-yaml counts aliases over the whole List: every item is counted when one may have an alias.
+        decodes = Decodes() if "*" in text else None
         for i, start in enumerate(starts):
             stop = starts[i + 1] if i + 1 < len(starts) else end
             # The item alone, its "-" turned into a space: every column stays where it was.
             chunk = text[start:start + indent] + " " + text[start + indent + 1:stop]
             try:
-                [(at, obj, _)] = _yaml_documents(chunk, source, line)
+                [(at, obj, _)] = _yaml_documents(chunk, source, line, decodes)
             except (DocumentError, ValueError):
                 # Not valid alone (an alias of an anchor in another item, an empty item, a broken
                 # file): the whole file decides, and words the error.

@@ -18,6 +18,7 @@ import math
 import re
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import yaml
@@ -281,17 +282,28 @@ def _excessive(decodes: int, aliased: int) -> bool:
     return aliased > 100 and decodes > 1000 and aliased / decodes > _allowed_alias_ratio(decodes)
 
 
-def check_aliasing(root: yaml.Node) -> None:
+@dataclass
+class Decodes:
+    """go-yaml's counts in one document: its decodes, and those through an alias."""
+
+    total: int = 1  # the document node
+    aliased: int = 0
+
+
+def check_aliasing(root: yaml.Node, count: Decodes | None = None) -> None:
     """Refuses a document go-yaml refuses for its aliases: one that contains itself, or one that
     expands past go-yaml's limit (an "alias bomb": a few lines that expand into billions of nodes).
     go-yaml counts one decode per node as it walks the document, every alias decoding its anchor's
     node again; the counts are computed here on PyYAML's graph, where an alias is the anchor's node
     met again, without expanding anything. Within one alias the share of aliased decodes only grows and
-    the allowed share only falls, so testing at the end of each alias is testing at each decode."""
+    the allowed share only falls, so testing at the end of each alias is testing at each decode.
+    ``count`` goes on from the nodes before ``root`` in its document (the items of a List read one by
+    one)."""
     home: dict[int, tuple[int, int]] = {}  # node -> (parent, position) where it is decoded first
     expanded: dict[int, int] = {}  # node -> decodes of the node and everything under it
     on_path: set[int] = set()
-    decodes, aliased = 1, 0  # the document node
+    count = Decodes() if count is None else count
+    decodes, aliased = count.total, count.aliased
     stack: list[tuple[yaml.Node, yaml.Node | None, int, bool]] = [(root, None, 0, False)]
     while stack:
         node, parent, position, leaving = stack.pop()
@@ -319,6 +331,7 @@ def check_aliasing(root: yaml.Node) -> None:
         if _excessive(decodes, aliased):
             raise Unreadable("document contains excessive aliasing (kubectl refuses it, as go-yaml limits "
                              "what aliases may expand to)", line)
+    count.total, count.aliased = decodes, aliased
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

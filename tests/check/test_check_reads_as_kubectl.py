@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_check_agrees_with_webhook import ask_webhook, assert_agree, mutated_then_validated
 
 from webhook.check.apply import created
-from webhook.dev.controlplane import ControlPlane
+from webhook.dev.controlplane import ControlPlane, WebhookServer
 from webhook.dev.stubhook import Review, StubWebhook, refuse
 from webhook.documents import DocumentError, load_path
 
@@ -247,3 +248,36 @@ def test_a_dangling_link_in_a_directory_is_refused_as_kubectl_refuses_it(
                            text=True, timeout=120)
     assert check.returncode == 2, check
     assert check.stderr == f"multus-webhook check: {tmp_path / 'net.yaml'}: cannot read: a symbolic link to nothing\n"
+
+
+# The reviewer's files where check's verdict was not the webhook's (session 17): the object the apiserver
+# sends, handed to the real webhook (`multus-webhook serve`, /mutate then /validate for a pod's CREATE),
+# must get check's verdict on the file.
+DISAGREED = {
+    "bandwidth-1e6.yaml": profile("rates", {}, network="net").replace("    cni-args:\n\n", ""),
+    "bandwidth-1e6.json": '{"apiVersion": "multus-webhook.io/v1alpha1", "kind": "NetworkProfile", "metadata": '
+                          '{"name": "rates"}, "spec": {"networks": [{"name": "net", "bandwidth": '
+                          '{"ingressRate": 1e6, "ingressBurst": 1000000.0}}]}}',
+    "dated-network.yaml": profile("dated", {"release": "2024-01-01"}),
+    "host-network.yaml": POD.replace("p2024", "host"),
+    "dated-networks.yaml": POD.replace("p2024", "dated").replace("hostNetwork: y", "hostNetwork: n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DISAGREED))
+def test_the_webhook_given_what_the_apiserver_sends_agrees_with_check(
+    recorder: tuple[ControlPlane, str, StubWebhook], webhook_server: WebhookServer, tmp_path: Path, name: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(DISAGREED[name])
+    [obj] = sent(recorder, path)
+    result = subprocess.run([sys.executable, "-m", "webhook.cli", "check", str(path), "--output", "json"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode in (0, 1), result.stderr
+    [checked] = json.loads(result.stdout)["results"]
+    if obj["kind"] == "Pod" and obj["spec"].get("hostNetwork"):
+        # The webhook's rules skip a host-network pod: no finding, as check gives none.
+        assert checked["findings"] == []
+        assert ask_webhook(webhook_server, "Pod", obj, checked["namespace"])["allowed"]
+        return
+    assert_agree(checked, mutated_then_validated(webhook_server, obj["kind"], obj, checked["namespace"]))
