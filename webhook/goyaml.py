@@ -13,7 +13,6 @@ sigs.k8s.io/yaml's conversion to JSON (convertToJSONableObject).
 from __future__ import annotations
 
 import base64
-import binascii
 import math
 import re
 import struct
@@ -186,8 +185,8 @@ class Loader(_Base):  # type: ignore[misc, valid-type]
 
     def construct_go_binary(self, node: yaml.ScalarNode) -> Any:
         try:
-            data = base64.b64decode(node.value.encode("ascii", "replace"), validate=False)
-        except (binascii.Error, ValueError):
+            data = base64.b64decode(node.value)
+        except ValueError:  # binascii.Error, or a character past ASCII
             raise Unreadable("!!binary value contains invalid base64 data", node.start_mark.line) from None
         # Go's JSON encoder writes each invalid byte of a string as U+FFFD.
         return data.decode("utf-8", "replace")
@@ -196,9 +195,9 @@ class Loader(_Base):  # type: ignore[misc, valid-type]
         """An explicit !!bool, !!int, !!float, !!null or !!timestamp: the value go-yaml resolves must be
         of that type (an integer is taken as a float), or kubectl refuses the document."""
         wanted = "!!" + node.tag.rpartition(":")[2]
-        value = resolve(node.value)
         if wanted == "!!timestamp":
-            return node.value
+            return node.value  # kept a string in an interface{}, as an implicit one
+        value = resolve(node.value)
         if wanted == "!!float" and _go_type(value) == "!!int":
             return float(value)
         if _go_type(value) != wanted:
@@ -253,10 +252,8 @@ def _resolvers() -> None:
     Loader.add_implicit_resolver(_PLAIN, re.compile(r"[-+.0-9][-+._0-9a-zA-Z]*\Z"), list("-+.0123456789"))
     Loader.add_implicit_resolver(_MERGE, re.compile(r"<<\Z"), ["<"])
     Loader.add_constructor(_PLAIN, Loader.construct_go_plain)
-    for tag in ("str", "timestamp"):
-        Loader.add_constructor(f"tag:yaml.org,2002:{tag}", Loader.construct_go_str if tag == "str"
-                               else Loader.construct_go_tagged)
-    for tag in ("bool", "int", "float", "null"):
+    Loader.add_constructor("tag:yaml.org,2002:str", Loader.construct_go_str)
+    for tag in ("bool", "int", "float", "null", "timestamp"):
         Loader.add_constructor(f"tag:yaml.org,2002:{tag}", Loader.construct_go_tagged)
     Loader.add_constructor("tag:yaml.org,2002:binary", Loader.construct_go_binary)
     Loader.add_constructor("tag:yaml.org,2002:map", Loader.construct_go_map)
