@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from webhook.cni.gojson import printed_by_go
-from webhook.goyaml import Decodes, Loader, Unreadable, check_aliasing
+from webhook.goyaml import Decodes, Loader, Unreadable, check_aliasing, may_alias
 from webhook.heap import no_cyclic_gc
 
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -59,8 +59,8 @@ def _yaml_documents(text: str, source: str, first_line: int = 1, decodes: Decode
     """The documents of ``text``, which starts on line ``first_line`` of ``source``; ``decodes`` counts
     on for a document ``text`` is part of."""
     loader = Loader(text)
-    # Only an alias ("*name") can make a document expand; most files have none and skip the count.
-    aliases = decodes is not None or "*" in text
+    # Only an alias can make a document expand; most files have none and skip the count.
+    aliases = decodes is not None or may_alias(text)
     found: list[_Found] = []
     shift = first_line - 1
     node: yaml.Node | None = None
@@ -309,7 +309,7 @@ def _yaml_stream(text: str, source: str) -> Iterator[Document] | None:
     def items() -> Iterator[Document]:
         line = text.count("\n", 0, body) + 1
         # go-yaml counts aliases over the whole List: every item is counted when one may have an alias.
-        decodes = Decodes() if "*" in text else None
+        decodes = Decodes() if may_alias(text) else None
         for i, start in enumerate(starts):
             stop = starts[i + 1] if i + 1 < len(starts) else end
             # The item alone, its "-" turned into a space: every column stays where it was.

@@ -279,6 +279,16 @@ def _excessive(decodes: int, aliased: int) -> bool:
     return aliased > 100 and decodes > 1000 and aliased / decodes > _allowed_alias_ratio(decodes)
 
 
+# An alias: "*" where a node may start (after a space, "[", "{", "," or the ":" of a quoted key). A "*"
+# inside a word or a quoted string is none; the count below costs as much as reading the nodes, so it
+# runs only where this finds one (a false match, " *" in a scalar, only costs the count).
+_ALIAS = re.compile(r"(?:^|[ \t\[{,:])\*[^ \t\r\n,\[\]{}]", re.M)
+
+
+def may_alias(text: str) -> bool:
+    return _ALIAS.search(text) is not None
+
+
 @dataclass
 class Decodes:
     """go-yaml's counts in one document: its decodes, and those through an alias."""

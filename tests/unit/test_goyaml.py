@@ -11,7 +11,7 @@ import pytest
 
 from webhook.check.apply import created
 from webhook.documents import DocumentError, load_path, parse_text
-from webhook.goyaml import resolve
+from webhook.goyaml import may_alias, resolve
 
 
 def bomb(levels: int) -> str:
@@ -90,3 +90,15 @@ def test_an_entry_of_a_directory_that_is_no_file_is_refused(tmp_path: Path, make
 def test_created_drops_the_nulls_of_maps_as_kubectl_apply_does() -> None:
     manifest = {"kind": "Pod", "metadata": {"labels": None, "name": "p"}, "spec": {"x": [None, {"a": None, "b": 1}]}}
     assert created(manifest) == {"kind": "Pod", "metadata": {"name": "p"}, "spec": {"x": [None, {"b": 1}]}}
+
+
+@pytest.mark.parametrize("text", ["a: *x", "- *x", "[*a, b]", "{a: 1, b: *a}", '{"a":*b}', "<<: *base", "? *k\n: v",
+                                  "a:\t*x", "*a : v"])
+def test_every_place_an_alias_may_stand_has_it_counted(text: str) -> None:
+    # The count is skipped for a text where may_alias finds none: it must find every alias.
+    assert may_alias(text)
+
+
+@pytest.mark.parametrize("text", ['a: "*x"', "a: b*c", "a: '*'", "a: '*.example.com'"])
+def test_a_star_that_is_no_alias_costs_no_count(text: str) -> None:
+    assert not may_alias(text)
