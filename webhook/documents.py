@@ -4,6 +4,7 @@ each object with the line it starts on (for CI annotations and error messages)."
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -14,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from webhook.cni.gojson import printed_by_go
+from webhook.goyaml import Decodes, Loader, Unreadable, check_aliasing, may_alias
 from webhook.heap import no_cyclic_gc
 
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -43,10 +46,6 @@ def _items_lines(node: yaml.Node) -> list[int]:
     return []
 
 
-# libyaml when PyYAML was built with it: the same documents and marks, many times faster on the big
-# `kubectl get -o yaml` files a --cluster-state may be.
-_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 #: (line of the object, the object, lines of its List items when it is a List)
 _Found = tuple[int, Any, list[int]]
 
@@ -56,9 +55,12 @@ def _is_list(obj: Any) -> bool:
     return isinstance(kind, str) and kind.endswith("List") and isinstance(obj.get("items"), list)
 
 
-def _yaml_documents(text: str, source: str, first_line: int = 1) -> list[_Found]:
-    """The documents of ``text``, which starts on line ``first_line`` of ``source``."""
-    loader = _SafeLoader(text)
+def _yaml_documents(text: str, source: str, first_line: int = 1, decodes: Decodes | None = None) -> list[_Found]:
+    """The documents of ``text``, which starts on line ``first_line`` of ``source``; ``decodes`` counts
+    on for a document ``text`` is part of."""
+    loader = Loader(text)
+    # Only an alias can make a document expand; most files have none and skip the count.
+    aliases = decodes is not None or may_alias(text)
     found: list[_Found] = []
     shift = first_line - 1
     node: yaml.Node | None = None
@@ -67,9 +69,14 @@ def _yaml_documents(text: str, source: str, first_line: int = 1) -> list[_Found]
             node = loader.get_node()
             if node is None:
                 continue
+            if aliases:
+                check_aliasing(node, decodes)
             obj = loader.construct_document(node)
             found.append((node.start_mark.line + 1 + shift, obj,
                           [line + shift for line in _items_lines(node)] if _is_list(obj) else []))
+    except Unreadable as exc:
+        line = exc.line if exc.line is not None else node.start_mark.line if node is not None else None
+        raise DocumentError(f"{source}{'' if line is None else f':{line + 1 + shift}'}: {exc.message}") from None
     except yaml.MarkedYAMLError as exc:
         raise DocumentError(_yaml_error(exc, source, shift)) from None
     except yaml.YAMLError as exc:
@@ -99,8 +106,6 @@ def _yaml_error(exc: yaml.MarkedYAMLError, source: str, shift: int) -> str:
     return message
 
 
-# A float as YAML 1.1 reads one (PyYAML's resolver): a dot is required and an exponent needs a sign.
-_YAML_FLOAT = re.compile(r"[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?")
 _WS = re.compile(r"[ \t\n\r]*")
 
 
@@ -110,12 +115,30 @@ def _skip(text: str, pos: int, over: re.Pattern[str] = _WS) -> int:
     return match.end() if match else pos
 
 
-def _yaml_float(text: str) -> float | str:
-    # YAML reads JSON's 1e3 (and NaN, Infinity below) as strings: so must we, for the same objects.
-    return float(text) if _YAML_FLOAT.fullmatch(text) else text
+# The numbers of a JSON file as the apiserver hands them to a webhook: kubectl and the apiserver decode
+# a number without a dot that fits an int64 as one, any other as a float64 (refusing what is out of its
+# range), and Go prints a float64 back without its fraction when it has none: 1e6 and 1000000.0 arrive
+# as 1000000, 1e21 as a float.
+def _json_int(text: str) -> int | float:
+    # 20 characters hold every int64; the bound also keeps int() from its digit limit.
+    if len(text) <= 20 and -2**63 <= (number := int(text)) < 2**63:
+        return number
+    return _json_float(text)
 
 
-_JSON = json.JSONDecoder(parse_float=_yaml_float, parse_constant=str)
+def _json_float(text: str) -> int | float:
+    value = float(text)
+    if math.isinf(value):
+        raise Unreadable(f"the number {text[:40]} is out of the range of a float64: kubectl cannot read it")
+    return printed_by_go(value)
+
+
+def _json_constant(name: str) -> Any:
+    # Not JSON to Go: the file is then read as YAML, as kubectl does, where NaN is a string.
+    raise ValueError(f"{name} is not JSON")
+
+
+_JSON = json.JSONDecoder(parse_float=_json_float, parse_int=_json_int, parse_constant=_json_constant)
 
 
 def _json_object(text: str, pos: int, keep_items: bool) -> tuple[dict[str, Any], int, list[int]]:
@@ -162,7 +185,8 @@ def _json_object(text: str, pos: int, keep_items: bool) -> tuple[dict[str, Any],
             raise ValueError("expected ',' or '}'")
 
 
-def _json_documents(text: str, keep: bool = True) -> tuple[list[_Found], list[int], list[list[int]]] | None:
+def _json_documents(text: str, source: str,
+                    keep: bool = True) -> tuple[list[_Found], list[int], list[list[int]]] | None:
     """A JSON file read by the json module, with the same objects and lines the YAML reader gives, at
     a fraction of its cost; None when the text is not plain JSON (the YAML reader then decides, and
     words any error). Several objects one after the other are read as kubectl reads them: a stream
@@ -199,6 +223,8 @@ def _json_documents(text: str, keep: bool = True) -> tuple[list[_Found], list[in
             starts.append(pos)
             offsets_of.append(offsets)
             pos = _skip(text, end)
+    except Unreadable as exc:
+        raise DocumentError(f"{source}:{text.count(chr(10), 0, pos) + 1}: {exc.message}") from None
     except (ValueError, RecursionError, IndexError):
         return None
     return (found, starts, offsets_of) if found else None
@@ -220,7 +246,7 @@ def _json_error(text: str) -> tuple[json.JSONDecodeError, int] | None:
 def _json_stream(text: str, source: str) -> Iterator[Document] | None:
     """The objects of a JSON file one at a time, each read only when asked for (so a big cluster state
     is never held whole); None when the YAML reader has to decide."""
-    read = _json_documents(text, keep=False)
+    read = _json_documents(text, source, keep=False)
     if read is None:
         return None
     found, starts, offsets_of = read
@@ -282,12 +308,14 @@ def _yaml_stream(text: str, source: str) -> Iterator[Document] | None:
 
     def items() -> Iterator[Document]:
         line = text.count("\n", 0, body) + 1
+        # go-yaml counts aliases over the whole List: every item is counted when one may have an alias.
+        decodes = Decodes() if may_alias(text) else None
         for i, start in enumerate(starts):
             stop = starts[i + 1] if i + 1 < len(starts) else end
             # The item alone, its "-" turned into a space: every column stays where it was.
             chunk = text[start:start + indent] + " " + text[start + indent + 1:stop]
             try:
-                [(at, obj, _)] = _yaml_documents(chunk, source, line)
+                [(at, obj, _)] = _yaml_documents(chunk, source, line, decodes)
             except (DocumentError, ValueError):
                 # Not valid alone (an alias of an anchor in another item, an empty item, a broken
                 # file): the whole file decides, and words the error.
@@ -346,14 +374,40 @@ def _manifest_files(root: Path) -> list[Path]:
     # Symbolic links to directories are not followed, as Path.rglob did before: a link to a parent
     # would never end.
     for directory, subdirectories, names in os.walk(root, onerror=unreadable):
-        subdirectories[:] = [d for d in subdirectories if not d.startswith(".")]
-        files += [f for name in names if (f := Path(directory, name)).suffix in SUFFIXES and f.is_file()]
+        # A link to a directory is listed with the directories; kubectl tries to read it, as any other
+        # entry with a manifest's suffix.
+        links = [d for d in subdirectories if Path(directory, d).is_symlink()]
+        subdirectories[:] = [d for d in subdirectories if not d.startswith(".") and d not in links]
+        for name in (*names, *links):
+            if (f := Path(directory, name)).suffix in SUFFIXES:
+                files.append(_readable(f))
     return sorted(files)
+
+
+def _readable(file: Path) -> Path:
+    """``file`` when it is a file (through links); kubectl fails on any other entry, and a manifest left
+    out without a word would be a check passed that was never made."""
+    if file.is_file():
+        return file
+    what = ("a symbolic link to nothing" if not file.exists() else "a symbolic link to a directory"
+            if file.is_dir() else "not a regular file")
+    raise DocumentError(f"{file}: cannot read: {what}")
+
+
+_UTF16_BOMS = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}
 
 
 def _decode(data: bytes, source: str) -> str:
     """``data`` as UTF-8, whatever the locale: manifests are UTF-8 (kubectl reads them so), and a file must
-    read the same on every machine."""
+    read the same on every machine. A UTF-16 byte order mark makes it UTF-16 of that order, as kubectl's
+    reader (unicode.BOMOverride) takes it: Windows editors save so."""
+    utf16 = _UTF16_BOMS.get(data[:2])
+    if utf16 is not None:
+        try:
+            return data[2:].decode(utf16)
+        except UnicodeDecodeError as exc:
+            raise DocumentError(f"{source}: not {utf16.upper()} text, though it starts with its byte order mark: "
+                                f"{exc.reason} at byte {exc.start + 2}; save it as UTF-8") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -394,7 +448,7 @@ def _parse(text: str, source: str, *, is_json: bool = False) -> list[Document]:
         # What starts with "{" is read as JSON first, whatever its name, as kubectl sniffs it: a stream
         # of JSON objects is JSON only.
         looks_json = text.startswith("{", _skip(text, 0))
-        read = _json_documents(text) if is_json or looks_json else None
+        read = _json_documents(text, source) if is_json or looks_json else None
         if read is not None:
             return _documents(read[0], source)
         try:
@@ -404,7 +458,7 @@ def _parse(text: str, source: str, *, is_json: bool = False) -> list[Document]:
                 raise
             try:
                 found = _json_error(text)
-            except (ValueError, RecursionError) as exc:
+            except (ValueError, RecursionError, Unreadable) as exc:
                 raise DocumentError(f"{source}: cannot read the document: {exc}") from None
             # A file named .json, or one whose first objects were JSON, is reported as JSON: where it
             # stops being JSON, not why it is not YAML.

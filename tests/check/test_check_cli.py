@@ -24,7 +24,7 @@ from webhook.check.output import FINGERPRINT, text
 from webhook.check.run import NO_STATE_NOTE, SELECTION_ANNOTATIONS, Report, check
 from webhook.cli import main
 from webhook.cluster.snapshot import context_namespace
-from webhook.documents import Document, parse_text
+from webhook.documents import Document, load_path, parse_text
 from webhook.multus.selection import MIRROR_ANNOTATION
 from webhook.names import NAMESPACE, PROFILE_LABEL
 from webhook.rules import Policy, rules_for
@@ -711,17 +711,24 @@ def test_text_puts_what_it_quotes_on_its_line_with_no_control_characters(tmp_pat
     assert (status, err) == (2, f"multus-webhook check: {tmp_path}/x\\x0a::error::pwned.yaml: no such file\n")
 
 
-@pytest.mark.parametrize(("name", "content"), [
-    ("big.yaml", "a: " + "1" * 5000 + "\n"),  # past Python's digit limit for int()
-    ("deep.json", "[" * 5000 + "]" * 5000 + "\n"),  # past the stack of the JSON reader
+@pytest.mark.parametrize(("name", "content", "message"), [
+    # Past Python's digit limit for int(), and float64's range: kubectl refuses such a JSON number.
+    ("big.json", '{"a": ' + "1" * 5000 + "}\n", ":1: the number 1111111111111111111111111111111111111111 is out of "
+     "the range of a float64: kubectl cannot read it"),
+    ("deep.json", "[" * 5000 + "]" * 5000 + "\n", ": cannot read the document"),  # past the JSON reader's stack
 ])
-def test_input_python_cannot_represent_exits_2(name: str, content: str, tmp_path: Path,
+def test_input_python_cannot_represent_exits_2(name: str, content: str, message: str, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, name, content)
-    status, out, err = run([path, "--output", "json"], capsys)
+    status, out, _ = run([path, "--output", "json"], capsys)
     assert status == 2
-    assert json.loads(out)["error"].startswith(f"{path}")
-    assert "cannot read the document" in err
+    assert json.loads(out)["error"].startswith(f"{path}{message}")
+
+
+def test_a_yaml_number_past_float64_is_a_string_as_kubectl_reads_it(tmp_path: Path) -> None:
+    # go-yaml gives up on the number (strconv's range error) and keeps the text.
+    [doc] = load_path(write(tmp_path, "big.yaml", "kind: ConfigMap\ndata: {a: " + "1" * 5000 + "}\n"))
+    assert doc.obj["data"] == {"a": "1" * 5000}
 
 
 @pytest.mark.parametrize("output", ["text", "json", "sarif", "junit", "github"])
@@ -997,3 +1004,94 @@ def test_only_the_multus_node_states_of_the_webhook_namespace_count(
     [note] = json.loads(out)["notes"]
     assert note.endswith("MultusNodeStates in multus-webhook, other-install were left out: the webhook reads only "
                          "those of its own namespace, netops (--webhook-namespace)")
+
+
+# The reviewer's cases (session 17) where check and the webhook behind `kubectl apply --dry-run=server`
+# disagreed, all from reading YAML as YAML 1.1 instead of as kubectl does.
+DATED_POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: dated, labels: {release: 2024-01-01}}\n" \
+            "spec: {containers: [{name: app, image: busybox}]}\n"
+PROFILE = """\
+apiVersion: multus-webhook.io/v1alpha1
+kind: NetworkProfile
+metadata: {name: storage}
+spec:
+  networks:
+  - name: ok
+    mac: 10:20:30:40:50:59
+    cni-args: {release: 2024-01-01}
+    bandwidth: {ingressRate: %s, ingressBurst: %s}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: profiled, labels: {multus-webhook.io/network-profile: storage}}
+spec: {containers: [{name: app, image: busybox}]}
+"""
+
+
+def test_a_dated_label_re_applied_is_judged_without_a_traceback(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    item = DATED_POD.replace("\n", "\n  ")
+    state = write(tmp_path, "state.yaml", f"apiVersion: v1\nkind: List\nitems:\n- {item}")
+    status, out, err = run([write(tmp_path, "pod.yaml", DATED_POD), "--cluster-state", state, "--output", "json"],
+                           capsys)
+    assert "Traceback" not in err
+    assert status == 0
+    assert [r["verdict"] for r in json.loads(out)["results"]] == ["allow"]
+
+
+@pytest.mark.parametrize(("rate", "burst"), [("1e6", "1e6"), ("1000000.0", "1000000"), ("0x10", "0755")])
+def test_a_profile_read_as_kubectl_reads_it_is_allowed(rate: str, burst: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # A date in cni-args, a MAC YAML 1.1 reads as a base-60 integer, the rates in forms Go reads as numbers
+    # and the apiserver hands on as integers: all fine, for the profile and the pod it is applied to.
+    inputs = write(tmp_path, "in.yaml", VALID_NAD + "---\n" + PROFILE % (rate, burst))
+    status, out, err = run([inputs, "--cluster-state", write(tmp_path, "empty.yaml", ""), "--output", "json"],
+                           capsys)
+    assert "Traceback" not in err
+    # The NAD takes no bandwidth: the one warning, as the webhook gives it.
+    assert [(r["kind"], r["verdict"], [f["rule"] for f in r["findings"]]) for r in json.loads(out)["results"]] == [
+        ("NetworkAttachmentDefinition", "allow", []), ("NetworkProfile", "allow", []),
+        ("Pod", "warn", ["pod-networks-capabilities"])]
+    assert status == 0
+
+
+def test_a_host_network_pod_written_y_is_not_judged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # hostNetwork: y is true to kubectl: the pod rules skip host-network pods, as the webhook does.
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata: {name: host, annotations: {k8s.v1.cni.cncf.io/networks: missing}}\n"
+           "spec: {hostNetwork: y, containers: [{name: app, image: busybox}]}\n")
+    status, out, _ = run([write(tmp_path, "pod.yaml", pod), "--cluster-state", write(tmp_path, "empty.yaml", ""),
+                          "--output", "json"], capsys)
+    assert [r["findings"] for r in json.loads(out)["results"]] == [[]]
+    assert status == 0
+
+
+def test_dates_where_names_are_expected_are_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata: {name: 2024-01-01, annotations: {k8s.v1.cni.cncf.io/networks: "
+           "2024-01-01, note: =}}\nspec: {containers: [{name: app, image: busybox}]}\n")
+    status, out, _ = run([write(tmp_path, "pod.yaml", pod), "--cluster-state", write(tmp_path, "empty.yaml", ""),
+                          "--output", "json"], capsys)
+    [result] = json.loads(out)["results"]
+    assert result["name"] == "2024-01-01"
+    assert [f["rule"] for f in result["findings"]] == ["pod-networks-nad-exists"]
+    assert status == 1
+
+
+def test_an_alias_bomb_in_the_cluster_state_exits_2_naming_the_file(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # Once exhausted the memory (3 GB in 52 s): kubectl refuses such a document, so does check, at once.
+    levels = "".join(f"    x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 9))
+    state = write(tmp_path, "state.yaml", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n"
+                  "  metadata: {name: bomb}\n  spec:\n    x0: &a0 [" + ", ".join(["lol"] * 10) + "]\n" + levels)
+    status, _, err = run([write(tmp_path, "ok.yaml", VALID_NAD), "--cluster-state", state], capsys)
+    assert status == 2
+    assert err.startswith(f"multus-webhook check: {state}:11: document contains excessive aliasing")  # x3
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_on_standard_input_is_read(encoding: str, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    data = "\ufeff".encode(encoding) + VALID_NAD.encode(encoding)
+    status, out, _ = run(["-", "--output", "json"], capsys, stdin=data, monkeypatch=monkeypatch)
+    assert [(r["kind"], r["name"], r["verdict"]) for r in json.loads(out)["results"]] == [
+        ("NetworkAttachmentDefinition", "ok", "allow")]
+    assert status == 0

@@ -132,12 +132,13 @@ def test_the_loader_holds_no_object_it_was_given() -> None:
 
 def test_objects_without_namespace_are_in_the_default_namespace(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text(
-        "kind: NetworkAttachmentDefinition\nmetadata: {name: n}\nspec: {config: ''}\n---\n"
-        "kind: Pod\nmetadata: {name: p, annotations: {k8s.v1.cni.cncf.io/networks: n}}\n"
+        # "net", not "n": kubectl reads an unquoted n as false.
+        "kind: NetworkAttachmentDefinition\nmetadata: {name: net}\nspec: {config: ''}\n---\n"
+        "kind: Pod\nmetadata: {name: p, annotations: {k8s.v1.cni.cncf.io/networks: net}}\n"
     )
     view = StaticClusterView.from_files([str(tmp_path / "s.yaml")], default_namespace="team")
-    assert view.nad("team", "n") is not None
-    assert view.pods_using("team", "n", first=5, multus_namespace="kube-system") == (1, [ObjectRef("team", "p")])
+    assert view.nad("team", "net") is not None
+    assert view.pods_using("team", "net", first=5, multus_namespace="kube-system") == (1, [ObjectRef("team", "p")])
 
 
 def test_an_unreadable_state_file_names_file_and_line(tmp_path: Path) -> None:

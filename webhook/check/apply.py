@@ -44,6 +44,21 @@ def applied(manifest: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, A
     return _merge(last_applied(live), recorded, live)
 
 
+def created(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The object the apiserver is sent when ``manifest`` is applied and the cluster has no such object:
+    kubectl removes every null member of a map (in lists too), as applying it again would remove those
+    fields, and creates what is left."""
+    return {key: _without_nulls(value) for key, value in manifest.items() if value is not None}
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return created(value)
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
 def _merge(last: Mapping[str, Any], manifest: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
     merged = {key: value for key, value in live.items() if key not in last or key in manifest}
     for key, value in manifest.items():

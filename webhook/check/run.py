@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from webhook.admission.mutation import MUTATION_WARNING, as_validated
-from webhook.check.apply import applied
+from webhook.check.apply import applied, created
 from webhook.check.inputs import Input, Target, target
 from webhook.cluster.static import StaticClusterView, object_key
 from webhook.documents import Document
@@ -113,7 +113,7 @@ def check(
     def judge(item: Target, old: Mapping[str, Any] | None) -> tuple[Result, Mapping[str, Any]]:
         """The result, and the object the apiserver would store if it is admitted (a pod with its
         profile applied)."""
-        obj = item.obj
+        obj = item.obj if old is not None else created(item.obj)
         if _not_sent(item, old, webhook_namespace):
             # The apiserver admits it without asking the webhook: nothing to report, as for the server.
             return Result(item.input, ()), obj

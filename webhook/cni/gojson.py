@@ -140,7 +140,7 @@ _EXACT_IN_FLOAT64 = 2**53
 _GO_EXPONENT_FORM = 1e21
 
 
-def _printed_by_go(value: float) -> int | float:
+def printed_by_go(value: float) -> int | float:
     """The number Go's encoding/json reads back from its own encoding of the float64 ``value``."""
     if value.is_integer() and abs(value) < _GO_EXPONENT_FORM:
         # Go prints the shortest digits that identify the float64, padded with zeros to the integer (2^63
@@ -157,16 +157,16 @@ def as_reencoded(value: Any) -> Any:
     wherever a plugin reads args.cni."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return value
-    return value if isinstance(value, int) and abs(value) <= _EXACT_IN_FLOAT64 else _printed_by_go(float(value))
+    return value if isinstance(value, int) and abs(value) <= _EXACT_IN_FLOAT64 else printed_by_go(float(value))
 
 
 def _int_via_libcni(text: str) -> int | float:
     number = _int(text)
-    return number if abs(number) <= _EXACT_IN_FLOAT64 else _printed_by_go(float(text))
+    return number if abs(number) <= _EXACT_IN_FLOAT64 else printed_by_go(float(text))
 
 
 def _float_via_libcni(text: str) -> int | float:
-    return _printed_by_go(_float(text))
+    return printed_by_go(_float(text))
 
 
 def _constant(name: str) -> Any:
