@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 import pydantic
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -31,9 +32,10 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from webhook.admission.handlers import SERVED_KINDS, AdmissionContext, Handler, mutate, validate
-from webhook.admission.response import Response, allowed, denied, errored, to_review
+from webhook.admission.response import Response, Unwritable, allowed, denied, errored, to_review
 from webhook.admission.review import AdmissionRequest, AdmissionReview
 from webhook.heap import freeze_long_lived
+from webhook.text import printable
 from webhook.tls import ReloadingTLS, common_names, has_verified_peer
 
 # orjson parses an AdmissionReview in a third of the time of the json module (12 us against 40 us for
@@ -41,8 +43,22 @@ from webhook.tls import ReloadingTLS, common_names, has_verified_peer
 _parse_json: Callable[[bytes], Any] = orjson.loads
 
 
-def _review_response(review: dict[str, Any]) -> web.Response:
-    return web.Response(body=orjson.dumps(review), content_type="application/json")
+def _review_response(uid: str, response: Response, *, mutating: bool) -> tuple[web.Response, Response]:
+    """The AdmissionReview answering ``uid``, and the Response it carries: one that cannot be written is
+    replaced by a review saying why, since an HTTP 500 would reach the user only as "failed calling
+    webhook"."""
+    try:
+        body = orjson.dumps(to_review(uid, response, mutating=mutating))
+    except Unwritable as exc:
+        # Like JSON too deep to read: the user's object is the reason, and the denial names it.
+        log.warning("uid=%s: %s", uid, exc)
+        response = denied(str(exc), code=422, reason="Invalid")
+        body = orjson.dumps(to_review(uid, response, mutating=mutating))
+    except Exception:
+        log.exception("cannot write the answer to uid=%s", uid)
+        response = errored("internal error in multus-webhook; see its logs", code=500)
+        body = orjson.dumps(to_review(uid, response, mutating=mutating))
+    return web.Response(body=body, content_type="application/json"), response
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +100,8 @@ _GO_DURATION = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 #: orjson reads JSON nested this deep, and refuses deeper ("depth limit exceeded").
 JSON_DEPTH = 1024
+#: Where a request line starts: llhttp skips empty lines before one.
+_NOT_AN_EMPTY_LINE = re.compile(rb"[^\r\n]")
 # The apiserver encodes the uid first in the request; a trickling body's uid, or that of one too deeply
 # nested to parse, is in its first bytes.
 _UID_PREFIX = re.compile(rb'"request"\s*:\s*\{\s*"uid"\s*:\s*"([0-9A-Za-z-]{1,64})"')
@@ -105,8 +123,9 @@ class Metrics:
         )
         self.errors = Counter(
             "multus_webhook_error_answers",
-            "Requests to /validate and /mutate answered with an HTTP error (a metav1.Status) instead of an "
-            "AdmissionReview, by endpoint and HTTP status code: the apiserver applies failurePolicy to each.",
+            "Requests to any path answered with an HTTP error (a metav1.Status) instead of an AdmissionReview, "
+            f"by endpoint (the path of a route, {UNKNOWN_PATH} for any other) and HTTP status code: on /validate "
+            "and /mutate the apiserver applies failurePolicy to each.",
             ["endpoint", "code"],
             registry=self.registry,
         )
@@ -214,6 +233,31 @@ class ErrorLog:
                     if unlogged else "")
 
 
+#: The logger aiohttp's connections log to (their default is aiohttp.server).
+_AIOHTTP_LOG = logging.getLogger(f"{__name__}.aiohttp")
+
+
+class ParserErrors(logging.Filter):
+    """aiohttp answers a request its parser refuses (a malformed head, chunks out of form) with a 400 of
+    its own, and logs it as an ERROR with a traceback: any client can send those as fast as it likes.
+    They go to the error log instead, on one line within its limit. Anything else aiohttp logs (an error
+    of ours that escaped the middlewares) passes as it is."""
+
+    def __init__(self, error_log: ErrorLog) -> None:
+        super().__init__()
+        self.error_log = error_log
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            # The head was not read: neither method nor path is known.
+            self.error_log.answered("malformed", "request", exc.code or 400, _one_line(exc.message))
+            return False
+        # aiohttp reads the rest of a body the request was answered without, to keep the connection:
+        # the answer is logged already, and what went wrong with the rest is the client's.
+        return not isinstance(exc, web.RequestPayloadError)
+
+
 @dataclass
 class ServerState:
     context: AdmissionContext = field(default_factory=AdmissionContext)
@@ -290,6 +334,22 @@ def _not_a_client_name(request: web.Request, presented: list[str], allowed: froz
         f"{', '.join(repr(n) for n in presented) if presented else 'none'}"))
 
 
+def _one_line(message: str) -> str:
+    """aiohttp's parser errors on one line: they point at the offending bytes with a caret below them."""
+    return printable(" ".join(part.strip() for part in message.splitlines() if part.strip()))
+
+
+def _unreadable_body(request: web.Request, exc: web.RequestPayloadError) -> str:
+    """Why aiohttp could not read the body (it gives its parser's error as the cause): a Content-Encoding
+    that does not decode, chunks out of form, a body that ended short."""
+    cause = exc.__cause__
+    if isinstance(cause, ContentEncodingError):
+        encoding = printable(request.headers.get(hdrs.CONTENT_ENCODING, ""))
+        return (f"body cannot be decoded as Content-Encoding {encoding!r}: it is not data in that encoding (the "
+                "apiserver sends bodies without one)")
+    return f"body cannot be read: {_one_line(cause.message if isinstance(cause, HttpProcessingError) else str(exc))}"
+
+
 def _unreadable(exc: Exception) -> str | None:
     """Why valid JSON could not be read, when that is why (orjson's nesting limit), else None."""
     if isinstance(exc, RecursionError) or "depth limit exceeded" in str(exc):
@@ -361,9 +421,9 @@ def admission_endpoint(handler: Handler, *, mutating: bool, client_certificates:
     endpoint = "/mutate" if mutating else "/validate"
 
     def reply(state: ServerState, req: AdmissionRequest, response: Response, started: float) -> web.Response:
-        state.metrics.answered(endpoint, req.kind.kind, req.operation, _verdict(response),
-                               time.perf_counter() - started)
-        return _review_response(to_review(req.uid, response, mutating=mutating))
+        answer, sent = _review_response(req.uid, response, mutating=mutating)
+        state.metrics.answered(endpoint, req.kind.kind, req.operation, _verdict(sent), time.perf_counter() - started)
+        return answer
 
     def run(req: AdmissionRequest, state: ServerState) -> Response:
         try:
@@ -392,15 +452,22 @@ def admission_endpoint(handler: Handler, *, mutating: bool, client_certificates:
             body = await read_body(request, body_wait)
         except web.HTTPRequestEntityTooLarge:
             return error_answer(request, 413, f"request body is larger than {MAX_BODY} bytes")
+        except web.RequestPayloadError as exc:
+            return error_answer(request, 400, _unreadable_body(request, exc))
+        except ConnectionResetError:
+            # aiohttp's word for a client gone mid-body: nobody reads this answer, but it is counted.
+            return error_answer(request, 400, "the client closed the connection before its whole body arrived")
         except BodyTimeout as exc:
             uid = _UID_PREFIX.search(exc.received[:4096])
             if uid is None or body_wait == state.body_timeout:
                 return error_answer(request, 408, f"request body not received within {body_wait:.3g}s")
             state.metrics.deadline_answers.labels(endpoint, "body").inc()
-            late = on_timeout(state, "", timeout, "its request body was still arriving")
+            answer, late = _review_response(uid.group(1).decode(),
+                                            on_timeout(state, "", timeout, "its request body was still arriving"),
+                                            mutating=mutating)
             # Neither kind nor operation was read; the wait for the body is the time it took.
             state.metrics.answered(endpoint, "", "", _verdict(late), time.perf_counter() - reading)
-            return _review_response(to_review(uid.group(1).decode(), late, mutating=mutating))
+            return answer
         started = time.perf_counter()
         try:
             payload = _parse_json(body)
@@ -412,9 +479,10 @@ def admission_endpoint(handler: Handler, *, mutating: bool, client_certificates:
             # JSON the apiserver accepted (it reads 10,000 levels) that we cannot read: a denial
             # saying why reaches the user, where an HTTP error would only be "failed calling webhook".
             log.warning("%s uid=%s: %s", endpoint, uid.group(1).decode(), unread)
-            state.metrics.answered(endpoint, "", "", "deny", time.perf_counter() - started)
-            return _review_response(to_review(uid.group(1).decode(), denied(unread, code=422, reason="Invalid"),
-                                              mutating=mutating))
+            answer, refusal = _review_response(uid.group(1).decode(), denied(unread, code=422, reason="Invalid"),
+                                               mutating=mutating)
+            state.metrics.answered(endpoint, "", "", _verdict(refusal), time.perf_counter() - started)
+            return answer
         try:
             review = AdmissionReview.model_validate(payload)
         except pydantic.ValidationError as exc:
@@ -495,7 +563,7 @@ async def head_deadline(
     connection = state.connections.get(request.protocol)
     if connection is None:  # not accepted by serve_forever (aiohttp's test server)
         return await handler(request)
-    connection.request_started()
+    connection.request_started(request)
     response: web.StreamResponse | None = None
     try:
         response = await handler(request)
@@ -526,7 +594,15 @@ class Connection(asyncio.Protocol):
     apiserver keeps idle connections (KEEPALIVE_TIMEOUT) and short enough for a client that trickles a
     request head (slowloris), so aiohttp's timer gets the first and this adds the second: it starts at
     the first byte of a request and stops when the request reaches the application (its head is
-    complete; the body has --body-timeout)."""
+    complete; the body has --body-timeout).
+
+    A client may write its next request before the answer to this one (pipelining), in the same write as
+    this one's body even: the next head's first byte is then among bytes aiohttp has parsed, which it
+    does not tell. So the connection keeps the bytes from the start of the first request not yet
+    started, and when one starts, drops its head (up to its blank line) and its body (Content-Length);
+    anything left, or received after that body, is the next request's. A chunked body's end is aiohttp's
+    alone to find: past one, the deadline runs only for bytes received between requests, as it did
+    before pipelining was accounted for."""
 
     def __init__(self, handler: web.RequestHandler, head_timeout: float, state: ServerState) -> None:
         self.handler = handler
@@ -534,6 +610,12 @@ class Connection(asyncio.Protocol):
         self._state = state
         self._between_requests = True
         self._deadline: asyncio.TimerHandle | None = None
+        #: Whether the bytes are still accounted for (no chunked body so far).
+        self._tracking = True
+        #: Bytes from the first byte of the next request not yet started.
+        self._unstarted = bytearray()
+        #: Bytes of the body of the request under way still to come.
+        self._body_left = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._state.connections[self.handler] = self
@@ -541,8 +623,15 @@ class Connection(asyncio.Protocol):
         self.handler.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._between_requests and self._deadline is None:
-            self._deadline = asyncio.get_running_loop().call_later(self.head_timeout, self._head_too_slow)
+        if self._tracking:
+            body = min(len(data), self._body_left)
+            self._body_left -= body
+            self._unstarted += memoryview(data)[body:]
+            next_request = bool(self._unstarted)
+        else:
+            next_request = self._between_requests
+        if next_request:
+            self._arm_deadline()
         self.handler.data_received(data)
 
     def eof_received(self) -> None:
@@ -562,12 +651,31 @@ class Connection(asyncio.Protocol):
             self._state.no_connections.set()
         self.handler.connection_lost(exc)
 
-    def request_started(self) -> None:
+    def request_started(self, request: web.Request) -> None:
         self._between_requests = False
         self._cancel_deadline()
+        if not self._tracking:
+            return
+        unstarted = self._unstarted
+        # A head ends at its first empty line.
+        first = _NOT_AN_EMPTY_LINE.search(unstarted)
+        head_end = unstarted.find(b"\r\n\r\n", first.start()) if first else -1
+        if hdrs.TRANSFER_ENCODING in request.headers or head_end < 0:
+            self._tracking = False
+            unstarted.clear()
+            return
+        end = head_end + 4 + (request.content_length or 0)
+        self._body_left = max(0, end - len(unstarted))
+        del unstarted[:end]
+        if unstarted:
+            self._arm_deadline()
 
     def request_done(self) -> None:
         self._between_requests = True
+
+    def _arm_deadline(self) -> None:
+        if self._deadline is None:
+            self._deadline = asyncio.get_running_loop().call_later(self.head_timeout, self._head_too_slow)
 
     def _cancel_deadline(self) -> None:
         if self._deadline is not None:
@@ -577,7 +685,11 @@ class Connection(asyncio.Protocol):
     def _head_too_slow(self) -> None:
         self._deadline = None
         log.debug("closing a connection whose request head took longer than %gs", self.head_timeout)
-        self.handler.force_close()
+        if self._between_requests:
+            self.handler.force_close()
+        else:
+            # A pipelined head that stalled: the request under way still gets its answer.
+            self.handler.close()
 
 
 def make_app(state: ServerState, *, client_certificates: bool = False,
@@ -624,7 +736,10 @@ async def serve_forever(
     tls = ReloadingTLS(cert_dir, client_ca)
     state.metrics.registry.register(TLSMetrics(tls))
     app = make_app(state, client_certificates=client_ca is not None, client_names=client_names)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout, keepalive_timeout=KEEPALIVE_TIMEOUT)
+    # One server per process: its error log takes the place of any earlier one's.
+    _AIOHTTP_LOG.filters[:] = [ParserErrors(state.error_log)]
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout, keepalive_timeout=KEEPALIVE_TIMEOUT,
+                           logger=_AIOHTTP_LOG)
     await runner.setup()
     protocol = runner.server
     assert protocol is not None  # set by setup()

@@ -147,3 +147,43 @@ def test_by_default_the_server_listens_on_ipv6_and_ipv4(tmp_path: Path) -> None:
         log = (srv.dir / "webhook.log").read_text()
         assert f"[::]:{srv.port}" in log
         assert f"0.0.0.0:{srv.port}" in log
+
+
+def request(body: bytes) -> bytes:
+    return (b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+
+def big_review() -> bytes:
+    # Over many TLS records: the head reaches the application before the body's end has arrived.
+    payload = review()
+    payload["request"]["object"]["metadata"]["annotations"] = {"pad": "x" * 258 * 1024}
+    return json.dumps(payload).encode()
+
+
+@pytest.mark.parametrize("body", [json.dumps(review()).encode(), big_review()], ids=["small", "258KiB"])
+@pytest.mark.parametrize("answered_before", [0, 1], ids=["alone", "behind-another"])
+def test_a_request_head_pipelined_in_the_same_write_has_the_head_deadline(
+        server: WebhookServer, body: bytes, answered_before: int) -> None:
+    """The start of a head written behind a complete request (pipelining) was held until the keep-alive
+    (120s) ran out: its first byte came before the request ahead of it reached the application."""
+    with tls_connection(server) as conn:
+        conn.sendall(request(body) * (1 + answered_before) + b"POST /validate HTTP/1.1\r\nHost: x\r\n")
+        answers = b""
+        # recv raises (10s) if the connection outlives the deadline of --idle-timeout (1s).
+        while chunk := conn.recv(65536):
+            answers += chunk
+    assert answers.count(b"HTTP/1.1 200 OK") == 1 + answered_before, answers
+
+
+@pytest.mark.parametrize("body", [json.dumps(review()).encode(), big_review()], ids=["small", "258KiB"])
+def test_a_connection_kept_after_a_request_outlives_the_head_deadline(server: WebhookServer, body: bytes) -> None:
+    """Whatever the size of the request: counting where its body ends must not find a next head."""
+    with tls_connection(server) as conn:
+        for _ in range(2):
+            conn.sendall(request(body))
+            answer = b""
+            while b"}}" not in answer:
+                answer += conn.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200 OK"), answer
+            head_cut_off(server)

@@ -1,5 +1,6 @@
-"""The server's two safety nets, each made to catch something: a handler that raises is answered as a
-review (code 500, InternalError, the apiserver then applies failurePolicy), and any other error while
+"""The server's two safety nets, each made to catch something: a handler that raises, or whose answer
+cannot be written, is answered as a review (code 500, InternalError, the apiserver then applies
+failurePolicy), and any other error while
 serving is a JSON 500 without a traceback. Both are logged with the traceback for the operator."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from webhook.admission.handlers import AdmissionContext
+from webhook.multus.profiles import ProfileMerge
 from webhook.rules.view import UNKNOWN_CLUSTER
 from webhook.server import Metrics, ServerState, make_app
 
@@ -22,6 +24,14 @@ class BrokenView(type(UNKNOWN_CLUSTER)):  # type: ignore[misc]
     def profile_merge(self, namespace: str, name: str, existing: str | None, first_index: int = 1,
                       default_network: str | None = None) -> Any:
         raise RuntimeError("a bug in the view")
+
+
+class UnwritableView(type(UNKNOWN_CLUSTER)):  # type: ignore[misc]
+    """A cluster view with a bug: the networks it merges are not text."""
+
+    def profile_merge(self, namespace: str, name: str, existing: str | None, first_index: int = 1,
+                      default_network: str | None = None) -> Any:
+        return ProfileMerge(merged=object())  # type: ignore[arg-type]
 
 
 class BrokenMetrics(Metrics):
@@ -49,6 +59,12 @@ async def broken_handler() -> AsyncIterator[TestClient[Any, Any]]:
 
 
 @pytest.fixture
+async def unwritable_patch() -> AsyncIterator[TestClient[Any, Any]]:
+    async for c in client(ServerState(context=AdmissionContext(view=UnwritableView()))):
+        yield c
+
+
+@pytest.fixture
 async def broken_server() -> AsyncIterator[TestClient[Any, Any]]:
     async for c in client(ServerState(metrics=BrokenMetrics())):
         yield c
@@ -66,6 +82,19 @@ async def test_a_handler_that_raises_is_answered_as_a_review(broken_handler: Tes
     assert answer["response"]["status"]["code"] == 500
     assert answer["response"]["status"]["reason"] == "InternalError"
     assert any(r.levelno == logging.ERROR and r.exc_info and "a bug in the view" in str(r.exc_info[1])
+               for r in caplog.records)
+
+
+async def test_an_answer_that_cannot_be_written_is_answered_as_a_review(
+        unwritable_patch: TestClient[Any, Any], caplog: pytest.LogCaptureFixture) -> None:
+    resp = await unwritable_patch.post("/mutate", json=review())
+    assert resp.status == 200
+    answer = await resp.json()
+    assert answer["response"]["uid"] == "u-1"
+    assert answer["response"]["allowed"] is False
+    assert "patch" not in answer["response"]
+    assert (answer["response"]["status"]["code"], answer["response"]["status"]["reason"]) == (500, "InternalError")
+    assert any(r.levelno == logging.ERROR and r.exc_info and "not JSON serializable" in str(r.exc_info[1])
                for r in caplog.records)
 
 

@@ -180,6 +180,10 @@ def test_health_readiness_and_metrics(client: Client) -> None:
     assert 'multus_webhook_request_duration_seconds_bucket{endpoint="/validate"' in text
     # Deadline answers come seconds after the request: buckets that tell 4s from 9s.
     assert 'multus_webhook_request_duration_seconds_bucket{endpoint="/validate",le="10.0"}' in text
+    # It counts 404s and 405s on any path too.
+    assert ("# HELP multus_webhook_error_answers_total Requests to any path answered with an HTTP error (a "
+            "metav1.Status) instead of an AdmissionReview, by endpoint (the path of a route, other for any other)"
+            ) in text
     assert "\nprocess_resident_memory_bytes " in text
     assert "\npython_info{" in text
 
@@ -303,6 +307,27 @@ def tls_version(server: WebhookServer, maximum: ssl.TLSVersion) -> str | None:
 def test_tls_1_3_is_preferred_and_1_2_accepted(server: WebhookServer) -> None:
     assert tls_version(server, ssl.TLSVersion.MAXIMUM_SUPPORTED) == "TLSv1.3"
     assert tls_version(server, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+
+
+def test_tls_1_2_takes_only_ecdhe_with_aead_ciphers(server: WebhookServer) -> None:
+    """OpenSSL's defaults took the CBC suites Go lists as insecure (crypto/tls InsecureCipherSuites), such
+    as ECDHE-ECDSA-AES256-SHA384; Go's defaults, which the apiserver offers, are ECDHE with AES-GCM or
+    ChaCha20-Poly1305."""
+    offered = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    offered.set_ciphers("ALL:@SECLEVEL=0")
+    accepted = []
+    for cipher in {c["name"] for c in offered.get_ciphers() if c["protocol"] == "TLSv1.2"}:
+        ctx = ssl.create_default_context(cafile=str(server.ca_file))
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers(f"{cipher}:@SECLEVEL=0")
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock, \
+                    ctx.wrap_socket(sock, server_hostname="127.0.0.1"):
+                accepted.append(cipher)
+        except ssl.SSLError:
+            pass
+    assert sorted(accepted) == ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+                                "ECDHE-ECDSA-CHACHA20-POLY1305"]
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

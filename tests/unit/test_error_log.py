@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+from aiohttp.http_exceptions import BadHttpMessage
 
-from webhook.server import ErrorLog
+from webhook.server import ErrorLog, ParserErrors
 
 
 def test_one_line_per_endpoint_and_code_per_interval_and_the_next_counts_those_not_logged(
@@ -33,3 +34,20 @@ def test_one_line_per_endpoint_and_code_per_interval_and_the_next_counts_those_n
         "POST /validate answered 415: junk (and 100 more like it since the last such line, not logged)",
         "POST /validate answered 415: junk (and 1 more like it since the last such line, not logged)",
     ]
+
+
+def record_of(exc: BaseException) -> logging.LogRecord:
+    return logging.LogRecord("webhook.server.aiohttp", logging.ERROR, __file__, 1, "Error handling request from %s",
+                             ("127.0.0.1",), (type(exc), exc, None))
+
+
+def test_aiohttp_logs_malformed_requests_in_the_error_log_and_errors_of_ours_as_they_are(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="webhook.server")
+    parser_errors = ParserErrors(ErrorLog())
+    assert parser_errors.filter(record_of(ValueError("a bug of ours that escaped the middlewares"))) is True
+    caret = BadHttpMessage("Invalid character in chunk size:\n\n  b'ZZ'\n    ^")
+    assert parser_errors.filter(record_of(caret)) is False
+    assert parser_errors.filter(record_of(BadHttpMessage("again"))) is False
+    assert [r.getMessage() for r in caplog.records] == [
+        "malformed request answered 400: Invalid character in chunk size: b'ZZ' ^"]

@@ -23,6 +23,14 @@ from webhook.text import printable
 VALIDATE_WARNINGS = 2800
 MUTATE_WARNINGS = 1200
 WARNING_LONGEST = 1000
+#: orjson writes JSON nested at most this deep ("Recursion limit reached" past it), though it reads 1024
+#: levels: a patch that copies a deep value the request carried can be too deep to write.
+WRITE_DEPTH = 254
+
+
+class Unwritable(ValueError):
+    """A response whose patch copies a value from the request nested too deep to write; the message
+    names it."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,40 @@ def to_review(uid: str, response: Response, *, mutating: bool) -> dict[str, Any]
         body["status"] = {"code": response.code, "message": response.message, "reason": response.reason}
     if response.patch:
         body["patchType"] = "JSONPatch"
-        body["patch"] = base64.b64encode(orjson.dumps(list(response.patch))).decode()
+        try:
+            patch = orjson.dumps(list(response.patch))
+        except orjson.JSONEncodeError as exc:
+            too_deep = _too_deep(response.patch)
+            if too_deep is None:
+                raise
+            raise Unwritable(too_deep) from exc
+        body["patch"] = base64.b64encode(patch).decode()
     if response.warnings:
         body["warnings"] = fit_warnings(response.warnings, MUTATE_WARNINGS if mutating else VALIDATE_WARNINGS)
     return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": body}
+
+
+def _too_deep(patch: Sequence[dict[str, Any]]) -> str | None:
+    """What in ``patch`` is nested too deep to write, if that is why it cannot be written."""
+    deepest = max(patch, key=lambda op: _depth(op.get("value")))
+    depth = _depth(deepest.get("value"))
+    # The patch is a list of objects: the value sits two levels down in it.
+    if depth + 2 <= WRITE_DEPTH:
+        return None
+    field = ".".join(part.replace("~1", "/").replace("~0", "~") for part in str(deepest.get("path", "")).split("/")[1:])
+    return (f"multus-webhook cannot write its patch for this object: the value it would write at {field} is nested "
+            f"{depth} levels deep, and its JSON writer goes {WRITE_DEPTH - 2} levels deep in a patch; flatten it")
+
+
+def _depth(value: Any) -> int:
+    """Levels of objects and arrays in ``value``, counted without recursion: the request may nest 1024."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            pending.extend((child, level + 1) for child in item)
+    return deepest
