@@ -518,7 +518,8 @@ class Controller:
         if self._warn_of_reboot_race(look):
             return self._act(look)
         wait = self._act(look)
-        return RETRY if wait is None else min(wait, RETRY)
+        again = self.config.agent_interval
+        return again if wait is None else min(wait, again)
 
     def _act(self, look: Look) -> float | None:
         held = self.backoffs.get(look.name)
@@ -533,12 +534,14 @@ class Controller:
 
     def _warn_of_reboot_race(self, look: Look) -> bool:
         """Whether the node's RebootRaceNotGuarded Event (if it needs one) is queued; when not, the look
-        comes back for it after RETRY. Apart from the labels, whose patches may fail and back off. At a
-        start or a lease takeover every node still exposed gets one, thousands at once in a cluster set up
-        so: they leave half the Event queue free, so that they never crowd out the Events of a change
-        (MultusNotReady, pod repairs), and the rest follow as the queue drains, at the pace the apiserver
-        takes them, instead of being dropped for good (a node counted as warned before its Event was
-        queued never got one in this process)."""
+        comes back for it after an agent interval (its next heartbeat brings one as early). Apart from the
+        labels, whose patches may fail and back off. At a start or a lease takeover every node still
+        exposed gets one, thousands at once in a cluster set up so: they leave half the Event queue free,
+        so that they never crowd out the Events of a change (MultusNotReady, pod repairs), and the rest
+        follow in later looks, spread as the heartbeats are, instead of being dropped for good (a node
+        counted as warned before its Event was queued never got one in this process). Looked at again
+        every couple of seconds instead, thousands of nodes cost a pass each time while the queue
+        stayed full (the apiserver refusing Events)."""
         warning = decide.reboot_race_warning(look.state)
         if warning is None or self.race_warned.get(look.name) == warning[0]:
             return True
