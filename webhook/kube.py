@@ -213,11 +213,14 @@ class EventRecorder:
     each create for up to its timeoutSeconds, 30) would otherwise hold up every decision after them.
     Events wait in a bounded queue, sent in the order they were made; when it is full a new one is
     dropped and counted (Events are best effort, and ever more of them waiting would only grow the
-    process). The thread starts with the first Event."""
+    process). The thread starts with the first Event. An Event that can wait (one said again later if not
+    now) may leave room for others: it is queued only while ``leave`` slots stay free after it, and emit
+    says whether it was, so that its sender tries again later instead of counting it as said."""
 
     def __init__(self, api: client.ApiClient, *, component: str, instance: str, capacity: int = EVENT_QUEUE,
                  timeout: tuple[float, float] = SHORT_TIMEOUT) -> None:
         self.api, self.component, self.instance, self.timeout = api, component, instance, timeout
+        self.capacity = capacity
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue(capacity)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -226,7 +229,11 @@ class EventRecorder:
         self._dropping = 0
         self.dropped = 0
 
-    def emit(self, involved: Mapping[str, Any], *, kind: str, event_type: str, reason: str, message: str) -> None:
+    def emit(self, involved: Mapping[str, Any], *, kind: str, event_type: str, reason: str, message: str,
+             leave: int = 0) -> bool:
+        """Whether the Event was queued."""
+        if leave and self._queue.qsize() + leave >= self._queue.maxsize:
+            return False  # not dropped: its sender says it again later
         body = event_body(involved, kind=kind, event_type=event_type, reason=reason, message=message,
                           component=self.component, instance=self.instance)
         try:
@@ -239,11 +246,12 @@ class EventRecorder:
             if first:  # the rest of the run is counted, and logged once the queue drains
                 log.warning("%d events are waiting to be sent: dropping event %s on %s/%s and any more until "
                             "they are sent", self._queue.maxsize, reason, kind, body["involvedObject"]["name"])
-            return
+            return False
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="event-recorder", daemon=True)
                 self._thread.start()
+        return True
 
     def _run(self) -> None:
         while not (self._closing.is_set() and self._queue.empty()):

@@ -393,6 +393,13 @@ NODE_SLICE_CASES = [
                                            "node_slice_size": "/28"}, a("10.84.0.1/24", "10.84.0.1/0"),
          ignored="for fd00:84::/64 it hands the pod the address it got from that slice again, under this range's "
                  "mask, and never one of fd00:84::/64"),
+    # ...but an IPv6 range of /97 or longer keeps the last bits of its mask for the IPv4 address: /120 is
+    # /24 again, the first range's mask.
+    Case("node-slice-further-range-ipv6-same-mask", {"range": "10.87.0.0/24", "ipRanges": [{"range": "fd00:87::/120"}],
+                                                     "node_slice_size": "/28"}, refused_with='to "net1": file exists',
+         denied='for fd00:87::/120 it hands the pod the address it got from that slice again, under this range\'s '
+                'mask, and never one of fd00:87::/120: the interface plugin then adds one address twice and fails '
+                'every pod ("file exists")'),
     # The controller makes a NodeSlicePool without slices of a size it cannot read...
     Case("node-slice-size-unparsable", {"range": "10.72.0.0/24", "node_slice_size": "abc"},
          refused_with="no allocated node slice for node", denied="not a prefix length"),

@@ -23,6 +23,7 @@ from webhook.agent.nodestate import NAMESPACE
 from webhook.agent.standin import StandInHost, StandInNode, Subcommand
 from webhook.cluster.store import AGENT_POD, NODE, NODE_STATE, ClusterStore
 from webhook.controller.controller import Controller, ControllerConfig
+from webhook.controller.decide import REBOOT_RACE_EXPOSED_EVENT
 from webhook.dev.controlplane import ControlPlane, eventually
 from webhook.dev.stubhook import Review, StubWebhook, allow, refuse
 from webhook.kube import SHORT_TIMEOUT, EventRecorder, format_time, load_client, utcnow
@@ -284,6 +285,103 @@ def test_events_are_sent_off_the_decision_path_and_dropped_counted_when_too_many
         stub.stop()
         if recorder is not None:
             recorder.close(SHORT_TIMEOUT[1])
+
+
+def exposed_node(store: ClusterStore, name: str) -> None:
+    """A settled node in ``store`` only (its Events need no Node in the apiserver): ready, labelled so, with
+    a state whose RebootRaceGuarded is False for a config at the top level."""
+    store.upsert(NODE, {"apiVersion": "v1", "kind": "Node",
+                        "metadata": {"name": name, "uid": name, "labels": {READY_LABEL: "true"}},
+                        "status": {"nodeInfo": {"bootID": "boot-1"},
+                                   "conditions": [{"type": "Ready", "status": "True"}]}})
+    stamp = format_time(utcnow())
+    race = {"type": "RebootRaceGuarded", "status": "False", "reason": "OtherTopLevelConfig",
+            "message": "/etc/cni/net.d/05-cilium.conflist is a CNI config at the top level",
+            "lastTransitionTime": stamp}
+    store.upsert(NODE_STATE, {**nodestate.new_object(name, NAMESPACE), "status": {
+        "nodeName": name, "bootID": "boot-1", "multusReady": True, "cniBinaries": [], "heartbeatTime": stamp,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "AllChecksPassed", "message": "ok",
+                        "lastTransitionTime": stamp}, race]}})
+
+
+def test_a_start_over_many_exposed_nodes_warns_each_once_as_the_event_queue_drains_and_crowds_out_no_other(
+        controlplane: ControlPlane, nodes: list[StandInNode], marker: str) -> None:
+    """A leader's first pass finds more nodes whose RebootRaceGuarded is False than its Event queue holds,
+    while the apiserver is slow to take Events (an admission webhook holds them). Counted as warned
+    before their Events were queued, most were dropped and never sent in that process, and the
+    MultusNotReady of a node going down after them in the pass was dropped too. The warnings leave half
+    the queue to the others, wait rather than drop, and are all sent, once each, in later passes."""
+    cp = controlplane
+    losing = stub_node(cp, nodes, marker)
+    down(cp, losing)
+    stub = StubWebhook(cp, f"events-{marker}", EVENT_CREATES, lambda r: None, timeout_seconds=30,
+                       failure_policy="Ignore",
+                       namespace_selector={"matchLabels": {"kubernetes.io/metadata.name": "default"}})
+    store = store_of(cp, losing)
+    exposed = [f"exposed-{marker}-{i}" for i in range(8)]
+    for name in exposed:
+        exposed_node(store, name)
+
+    def warned() -> dict[str, int]:
+        events = json.loads(cp.kubectl("get", "events", "-n", "default", "--field-selector",
+                                       f"reason={REBOOT_RACE_EXPOSED_EVENT}", "-o", "json").stdout)["items"]
+        names = [e["involvedObject"]["name"] for e in events]
+        return {n: names.count(n) for n in exposed if n in names}
+
+    controller = leading(cp, store, marker)
+    controller.events = EventRecorder(load_client(str(cp.kubeconfig)), component="test", instance=marker, capacity=4)
+    try:
+        stub.start(lambda: probe_event(cp))
+        assert controller.elector.try_acquire_or_renew()
+        controller.reconcile(None)
+        assert READY_LABEL not in losing.own_labels()
+        assert controller.events.dropped == 0
+        stub.stop()  # Events go through again
+        eventually(lambda: "MultusNotReady" in [e["reason"] for e in losing.events()], what="MultusNotReady sent")
+
+        def passes() -> dict[str, int]:
+            assert controller.elector.try_acquire_or_renew()
+            controller.reconcile(controller._due(time.monotonic()))
+            return warned()
+
+        eventually(passes, what="every exposed node warned", until=lambda got: len(got) == len(exposed),
+                   timeout=30)
+        # Every node looked at again in the same term (as heartbeats bring looks): no second Event.
+        controller._forget_looks()
+        controller.reconcile(None)
+        controller.events.close(SHORT_TIMEOUT[1])
+        assert warned() == dict.fromkeys(exposed, 1)
+        assert controller.events.dropped == 0
+    finally:
+        stub.stop()
+        controller.events.close(SHORT_TIMEOUT[1])
+
+
+def test_a_node_warned_of_then_deleted_while_another_replica_leads_is_forgotten_at_the_next_term(
+        controlplane: ControlPlane, marker: str) -> None:
+    """Which nodes were warned of the reboot race is kept across leader terms (this process sent their
+    Events already), so a node deleted while another replica led was never forgotten: its entry stayed
+    for the life of the process, one more with each node an autoscaler took away. The first pass of a
+    term forgets it, and keeps that of a node still there."""
+    cp = controlplane
+    store = ClusterStore()
+    gone, kept = f"exposed-{marker}-gone", f"exposed-{marker}-kept"
+    for name in (gone, kept):
+        exposed_node(store, name)
+    controller = leading(cp, store, marker)
+    try:
+        controller._resume(("term-1", 0), time.monotonic())
+        controller.reconcile(None)
+        assert set(controller.race_warned) == {gone, kept}
+        controller._lapse()  # another replica leads; meanwhile the node and its state go
+        store.delete(NODE_STATE, store.node_state(gone))
+        store.delete(NODE, store.node_object(gone))
+        assert controller.elector.try_acquire_or_renew()
+        controller._resume(("term-3", 0), time.monotonic())
+        controller.reconcile(None)
+        assert set(controller.race_warned) == {kept}
+    finally:
+        controller.events.close(SHORT_TIMEOUT[1])
 
 
 def beat(cp: ControlPlane, store: ClusterStore, node: StandInNode) -> None:

@@ -333,6 +333,16 @@ def test_the_cilium_values_keep_its_config_where_multus_watches_it(cluster: Cont
     assert values["cni"] == {"exclusive": False, "confPath": str(primary.parent), "uninstall": False}
 
 
+def test_the_cilium_readme_shows_the_values_file() -> None:
+    """The README's copy of cilium-values.yaml says what the file does: a setting missing there (it lacked
+    uninstall: false) is one a reader who writes their values from it leaves out."""
+    readme = (MANIFESTS / "overlays" / "cilium" / "README.md").read_text()
+    shown = re.search(r"\(cilium-values\.yaml\):\n\n```yaml\n(.*?)```", readme, re.DOTALL)
+    assert shown is not None, "the README's cilium-values.yaml snippet"
+    values = yaml.safe_load((MANIFESTS / "overlays" / "cilium" / "cilium-values.yaml").read_text())
+    assert yaml.safe_load(shown.group(1)) == values
+
+
 @pytest.mark.parametrize("copied", [False, True], ids=["setting-only", "as-earlier-readmes"])
 def test_an_overlay_that_sets_only_the_primary_cni_setting_makes_a_ready_agent(
         cluster: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copied: bool) -> None:

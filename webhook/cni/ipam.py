@@ -900,10 +900,12 @@ def _beyond_the_first_slice(first: WhereaboutsRange, r: WhereaboutsRange) -> Pro
     """With node_slice_size whereabouts allocates each range from one IPPool, that of the node's slice of
     the first range (storage/kubernetes IPManagementKubernetesUpdate): for every further range it finds the
     pod's allocation there already and returns that address again under the range's mask. Where the
-    mask is the first range's, the interface plugin adds one address twice and fails ("file exists")."""
+    mask is the first range's, the interface plugin adds one address twice and fails ("file exists"). An
+    IPv6 range's mask on that IPv4 address is its last 32 bits (Go's IPNet.String, as whereabouts prints the
+    result): fd00::/120 under 10.87.0.0/24 gives 10.87.0.1/24 twice."""
+    prefix = r.network.prefixlen - (96 if (r.network.version, first.network.version) == (6, 4) else 0)
     fails = (': the interface plugin then adds one address twice and fails every pod ("file exists")'
-             if r.network.version == first.network.version and r.network.prefixlen == first.network.prefixlen
-             else "")
+             if prefix == first.network.prefixlen else "")
     return Problem(
         r.path,
         f"{r.path}: with node_slice_size whereabouts allocates from the node's slice of the first range only "

@@ -416,7 +416,9 @@ class Controller:
             wait = self.act(look)
             self._settle(look.name, (look.node, look.state, look.agents), look.heartbeat, look.now, wait)
         if everyone:
-            known = {*self.looked, *self.heartbeats, *self.repairs, *self.view.reported_node_names()}
+            # race_warned too: kept across terms, it holds nodes deleted while another replica led.
+            known = {*self.looked, *self.heartbeats, *self.repairs, *self.race_warned,
+                     *self.view.reported_node_names()}
             for gone in [n for n in known if self.view.node_object(n) is None]:
                 if not self.elector.is_leader():
                     return
@@ -513,7 +515,13 @@ class Controller:
 
     def act(self, look: Look) -> float | None:
         """Carries a look out (reconcile_node) unless an earlier failure of the same writes still backs off."""
-        self._warn_of_reboot_race(look)
+        if self._warn_of_reboot_race(look):
+            return self._act(look)
+        wait = self._act(look)
+        again = self.config.agent_interval
+        return again if wait is None else min(wait, again)
+
+    def _act(self, look: Look) -> float | None:
         held = self.backoffs.get(look.name)
         if held is not None and covered(look.writes, held.writes) and look.now < held.not_before:
             return held.not_before - look.now
@@ -524,14 +532,25 @@ class Controller:
         self.backoffs.pop(look.name, None)
         return wait
 
-    def _warn_of_reboot_race(self, look: Look) -> None:
-        """Apart from the labels, whose patches may fail and back off: the Event is best effort anyway."""
+    def _warn_of_reboot_race(self, look: Look) -> bool:
+        """Whether the node's RebootRaceNotGuarded Event (if it needs one) is queued; when not, the look
+        comes back for it after an agent interval (its next heartbeat brings one as early). Apart from the
+        labels, whose patches may fail and back off. At a start or a lease takeover every node still
+        exposed gets one, thousands at once in a cluster set up so: they leave half the Event queue free,
+        so that they never crowd out the Events of a change (MultusNotReady, pod repairs), and the rest
+        follow in later looks, spread as the heartbeats are, instead of being dropped for good (a node
+        counted as warned before its Event was queued never got one in this process). Looked at again
+        every couple of seconds instead, thousands of nodes cost a pass each time while the queue
+        stayed full (the apiserver refusing Events)."""
         warning = decide.reboot_race_warning(look.state)
         if warning is None or self.race_warned.get(look.name) == warning[0]:
-            return
+            return True
         key, t = warning
+        if not self.events.emit(look.node, kind="Node", event_type=t.type, reason=t.reason, message=t.message,
+                                leave=self.events.capacity // 2):
+            return False
         self.race_warned[look.name] = key
-        self._event(look.node, "Node", t.type, t.reason, t.message)
+        return True
 
     def _failed(self, name: str, writes: Writes | None, exc: Exception, now: float) -> float:
         """Backs the node off after its look failed; the seconds to wait."""
