@@ -216,7 +216,8 @@ def test_the_gate_requires_the_binaries_of_the_policys_default_networks(
                          "cni.multus-webhook.io/bridge"}
         eventually(lambda: gate(json.loads(create(cp, pod("probe-defaults", ns, annotations={NETWORKS: "data"}),
                                                   "--dry-run=server", "-o", "json").stdout)),
-                   "the policy in force", until=lambda g: g == with_defaults)
+                   "the gate to require the default network's binaries (the policy in force)",
+                   until=lambda g: g == with_defaults)
         create(cp, pod("with-defaults", ns, annotations={NETWORKS: "data"}))
         unschedulable(cp, ns, "with-defaults")
         # Without the component a pod with no selection never reaches /mutate: no gate (docs/install.md).
