@@ -136,6 +136,10 @@ def test_the_message_names_what_asks_and_what_is_missing() -> None:
     assert found.message.startswith(f'metadata.annotations["{NETWORKS}"] and metadata.labels["{PROFILE_LABEL}"] ask '
                                     "Multus for networks, but the pod has no readiness gate in spec.affinity")
     assert "NetworkProfile data is not applied" in found.message
+    [found] = judged(pod(), v, WITH_DEFAULTS)
+    assert found.field == "spec.affinity"
+    assert found.message.startswith("the policy's defaultNetworks (cluster-bridge) ask Multus for networks, but the "
+                                    "pod has no readiness gate")
     [found] = judged(pod(labels={PROFILE_LABEL: "data"}), v, Policy(readiness_affinity=False))
     assert found.field == f'metadata.labels["{PROFILE_LABEL}"]'
     assert "readiness gate" not in found.message.split(":")[0]

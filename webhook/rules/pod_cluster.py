@@ -1075,9 +1075,9 @@ def gate_missing(subject: Subject) -> Iterator[Violation]:
         return
     asking = [annotation_where(key).field for key in (NETWORKS_ANNOTATION, DEFAULT_NETWORK_ANNOTATION)
               if key in subject.annotations] + ([PROFILE_FIELD] if profile is not None else [])
-    what = " and ".join(asking) or f"defaultNetworks of the policy ({', '.join(subject.policy.default_networks.names)})"
+    what = " and ".join(asking) or f"the policy's defaultNetworks ({', '.join(subject.policy.default_networks.names)})"
     yield Violation(asking[0] if asking else "spec.affinity",
-                    f"{what} ask{'s' if len(asking) < 2 else ''} Multus for networks, but {'; '.join(lacks)}: the "
+                    f"{what} ask{'s' if len(asking) == 1 else ''} Multus for networks, but {'; '.join(lacks)}: the "
                     "mutating webhook (/mutate) never handled the pod. The apiserver calls /mutate only for pods "
                     "created with a selection annotation or the profile label (matchCondition "
                     "asks-for-multus-networks) and never calls a mutating webhook for the first time when it "
