@@ -36,7 +36,7 @@ def moved(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> li
 
 
 # Every component at once (uninstall apart, below): each one's own objects and patches, moved.
-COMPONENTS = ["cert-manager", "pod-repair", "cilium", "talos"]
+COMPONENTS = ["cert-manager", "pod-repair", "cilium", "talos", "mutate-every-pod"]
 FOLLOW_NAMESPACE = MANIFESTS / "components" / "cert-manager" / "follow-namespace"
 
 

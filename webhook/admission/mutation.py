@@ -14,10 +14,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.multus.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION
-from webhook.names import APPLIED_PROFILE_ANNOTATION, NAMESPACE, PROFILE_LABEL, READY_LABEL
-from webhook.objects import MAX_ANNOTATIONS_SIZE, annotations_size, as_mapping
-from webhook.rules.gate import is_readiness_term, readiness_requirements, readiness_term, required_binaries
+from webhook.names import NAMESPACE, READY_LABEL
+from webhook.objects import as_mapping
+from webhook.rules.gate import (
+    is_readiness_term,
+    profiled_annotations,
+    readiness_requirements,
+    readiness_term,
+    required_binaries,
+)
 from webhook.rules.policy import Policy
 from webhook.rules.view import ClusterView
 
@@ -33,33 +38,8 @@ class PodMutation:
     warnings: list[str] = field(default_factory=list)
     #: The pod's annotations after the mutation (its profile applied); None when it is not mutated.
     annotations: dict[str, Any] | None = None
-
-
-def apply_profile(annotations: dict[str, Any], labels: Mapping[str, Any], namespace: str,
-                  view: ClusterView, warnings: list[str], first_index: int) -> None:
-    """Merge the labelled NetworkProfile into ``annotations`` (in place); ``first_index`` as for
-    interface_names."""
-    name = labels.get(PROFILE_LABEL)
-    if not isinstance(name, str):
-        return
-    existing = annotations.get(NETWORKS_ANNOTATION)
-    default = annotations.get(DEFAULT_NETWORK_ANNOTATION)
-    merge = view.profile_merge(namespace, name, existing if isinstance(existing, str) else None, first_index,
-                               default if isinstance(default, str) else None)
-    if merge is None:
-        return  # refused (or warned about) by rule pod-network-profile
-    if merge.error is not None:
-        return  # refused by rule pod-network-profile, with the merge's message
-    warnings.extend(merge.notes)
-    merged = merge.merged
-    if merged is not None and merged != existing:
-        annotations[NETWORKS_ANNOTATION] = merged
-    applied = annotations.get(APPLIED_PROFILE_ANNOTATION)
-    if applied is None:
-        annotations[APPLIED_PROFILE_ANNOTATION] = name
-    elif applied != name:
-        warnings.append(f"metadata.annotations[{APPLIED_PROFILE_ANNOTATION!r}] is {applied!r}, written by hand; "
-                        f"left as it is although NetworkProfile {name} was applied")
+    #: The pod's spec.affinity with the readiness gate; None when the mutation writes none.
+    affinity: Mapping[str, Any] | None = None
 
 
 def with_readiness_term(affinity: Mapping[str, Any], term: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -172,45 +152,20 @@ def _annotation_ops(before: Mapping[str, Any] | None, after: dict[str, Any]) -> 
     return ops
 
 
-def _profiled_annotations(metadata: Mapping[str, Any], namespace: str, view: ClusterView,
-                          warnings: list[str], policy: Policy) -> dict[str, Any] | None:
-    """The pod's annotations with its labelled profile applied; None when the pod is not mutated."""
-    original = metadata.get("annotations")
-    if original is not None and not isinstance(original, Mapping):
-        return None  # not a valid pod; the apiserver refuses it anyway
-    annotations = dict(original or {})
-    # The apiserver refuses annotations over MAX_ANNOTATIONS_SIZE, but only after the mutating
-    # webhooks: mutating such a pod would be wasted work, and parsing megabytes of selections is slow.
-    size = annotations_size(annotations)
-    if size > MAX_ANNOTATIONS_SIZE:
-        warnings.append(f"metadata.annotations total {size} bytes, over the {MAX_ANNOTATIONS_SIZE} "
-                        "the apiserver accepts: not mutated")
-        return None
-    profiled = dict(annotations)
-    notes: list[str] = []
-    apply_profile(profiled, as_mapping(metadata.get("labels")), namespace, view, notes,
-                  policy.default_networks.first_index(namespace))
-    if annotations_size(profiled) > MAX_ANNOTATIONS_SIZE:
-        # The profile would take the pod past the limit, and the apiserver would refuse it with only
-        # "metadata.annotations: Too long": not applied, and rule pod-network-profile refuses the pod
-        # saying why.
-        return annotations
-    warnings.extend(notes)
-    return profiled
-
-
 def as_validated(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy: Policy,
                  agent_namespace: str = NAMESPACE) -> tuple[Mapping[str, Any], list[str]]:
-    """``pod`` as the validating webhook receives it after /mutate: with its profile applied (what the
-    rules read of it; the readiness affinity is not among that), and the warnings /mutate answers
+    """``pod`` as the validating webhook receives it after /mutate: with its profile applied and its
+    readiness gate (which rule pod-networks-gate-missing looks for), and the warnings /mutate answers
     with. For `check`, which has no apiserver to call the two webhooks in turn: the same mutate_pod
     as the server's, so that check warns about what `kubectl apply --dry-run=server` warns about."""
     mutation = mutate_pod(pod, namespace, view, policy, agent_namespace)
     metadata = as_mapping(pod.get("metadata"))
     annotations = mutation.annotations
-    if annotations is None or annotations == (metadata.get("annotations") or {}):
-        return pod, mutation.warnings
-    return {**pod, "metadata": {**metadata, "annotations": annotations}}, mutation.warnings
+    if annotations is not None and annotations != (metadata.get("annotations") or {}):
+        pod = {**pod, "metadata": {**metadata, "annotations": annotations}}
+    if mutation.affinity is not None:
+        pod = {**pod, "spec": {**as_mapping(pod.get("spec")), "affinity": mutation.affinity}}
+    return pod, mutation.warnings
 
 
 def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy: Policy,
@@ -220,7 +175,7 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
     result = PodMutation()
     metadata = as_mapping(pod.get("metadata"))
     spec = as_mapping(pod.get("spec"))
-    annotations = _profiled_annotations(metadata, namespace, view, result.warnings, policy)
+    annotations = profiled_annotations(metadata, namespace, view, result.warnings, policy)
     if annotations is None:
         return result
     result.annotations = annotations
@@ -254,6 +209,7 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
         # The whole affinity at once: both gates keep everything they were given.
         result.ops.append({"op": "add" if original_affinity is None else "replace", "path": "/spec/affinity",
                            "value": affinity})
+        result.affinity = affinity
     if view.nodes() and not view.ready_nodes:
         result.warnings.append(f"no node is labelled {READY_LABEL}=true yet: the pod stays Pending until Multus "
                                f"is ready on a node (see the MultusNodeState objects in namespace {agent_namespace})")

@@ -510,9 +510,11 @@ class WebhookServer:
         self.stop()
 
 
-def webhook_configurations(url: str, ca_pem: bytes) -> list[dict[str, Any]]:
-    """Our webhook configurations from manifests/, pointed at ``url`` instead of the Service."""
-    docs = [d for d in yaml.safe_load_all(WEBHOOK_CONFIGURATIONS.read_text()) if d]
+def webhook_configurations(url: str, ca_pem: bytes, docs: Sequence[dict[str, Any]] | None = None
+                           ) -> list[dict[str, Any]]:
+    """Our webhook configurations from manifests/ (or ``docs``), pointed at ``url`` instead of the Service."""
+    if docs is None:
+        docs = [d for d in yaml.safe_load_all(WEBHOOK_CONFIGURATIONS.read_text()) if d]
     out = []
     for doc in docs:
         doc = copy.deepcopy(doc)
@@ -535,8 +537,25 @@ def terminate(proc: subprocess.Popen[Any], timeout: float) -> int:
     return proc.returncode
 
 
-def register_webhook(cp: ControlPlane, server: WebhookServer, *, failure_policy: str | None = None) -> None:
-    docs = webhook_configurations(server.url, server.ca_file.read_bytes())
+def built_webhook_configurations(cp: ControlPlane, components: Sequence[str]) -> list[dict[str, Any]]:
+    """Our webhook configurations as `kubectl kustomize` builds the base with these components of
+    manifests/components."""
+    manifests = REPO / "manifests"
+    with tempfile.TemporaryDirectory() as overlay:
+        (Path(overlay) / "kustomization.yaml").write_text(json.dumps({
+            "resources": [os.path.relpath(manifests / "base", overlay)],
+            "components": [os.path.relpath(manifests / "components" / c, overlay) for c in components]}))
+        built = cp.kubectl("kustomize", overlay).stdout
+    return [d for d in yaml.safe_load_all(built) if d and d["kind"] in (
+        "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")]
+
+
+def register_webhook(cp: ControlPlane, server: WebhookServer, *, failure_policy: str | None = None,
+                     components: Sequence[str] = ()) -> None:
+    """Our webhook configurations (with these components, see built_webhook_configurations) applied,
+    pointed at ``server``."""
+    docs = webhook_configurations(server.url, server.ca_file.read_bytes(),
+                                  built_webhook_configurations(cp, components) if components else None)
     if failure_policy:
         for doc in docs:
             for hook in doc["webhooks"]:

@@ -1,11 +1,13 @@
-"""Somebody else's validating admission webhook, for tests: registered with the real apiserver by URL,
-it answers each AdmissionReview as the test says (allow, refuse with a Status of any code, or never
-answer) and records what it was asked. What a cluster's own policies do to our requests: refuse a
-node's labels for good (403), shed load (429 with Retry-After: the apiserver sends the Status's
-details.retryAfterSeconds as that header), or hold a request for the webhook's whole timeoutSeconds."""
+"""Somebody else's admission webhook, for tests: registered with the real apiserver by URL, it answers
+each AdmissionReview as the test says (allow, refuse with a Status of any code, patch the object as a
+mutating webhook, or never answer) and records what it was asked. What a cluster's own policies do
+to our requests: refuse a node's labels for good (403), shed load (429 with Retry-After: the
+apiserver sends the Status's details.retryAfterSeconds as that header), or hold a request for the
+webhook's whole timeoutSeconds; or what another mutating webhook does to a pod after ours."""
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import ssl
@@ -43,6 +45,12 @@ def allow(review: Review) -> Mapping[str, Any]:
     return {"allowed": True}
 
 
+def patch(ops: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """An answer of a mutating webhook that applies these JSON patch ``ops``."""
+    return {"allowed": True, "patchType": "JSONPatch",
+            "patch": base64.b64encode(json.dumps(list(ops)).encode()).decode()}
+
+
 def refuse(code: int, message: str, retry_after: int | None = None) -> dict[str, Any]:
     """A refusal with this HTTP ``code`` and ``message`` (and retryAfterSeconds)."""
     status: dict[str, Any] = {"code": code, "message": message}
@@ -53,13 +61,14 @@ def refuse(code: int, message: str, retry_after: int | None = None) -> dict[str,
 
 class StubWebhook:
     """Registered for ``rules`` (admissionregistration's RuleWithOperations) and the selectors while
-    started. ``answer`` may be replaced at any time; dry-run reviews (the probe that the apiserver
+    started, as a validating webhook or a ``mutating`` one (reinvoked when a later one changes the
+    object). ``answer`` may be replaced at any time; dry-run reviews (the probe that the apiserver
     calls it) are allowed and not recorded."""
 
     def __init__(self, cp: ControlPlane, name: str, rules: Sequence[Mapping[str, Any]], answer: Answer = allow, *,
                  object_selector: Mapping[str, Any] | None = None,
                  namespace_selector: Mapping[str, Any] | None = None,
-                 timeout_seconds: int = 10, failure_policy: str = "Fail") -> None:
+                 timeout_seconds: int = 10, failure_policy: str = "Fail", mutating: bool = False) -> None:
         self.cp, self.name, self.answer = cp, name, answer
         self._reviews: list[Review] = []
         self._probed = 0
@@ -96,8 +105,9 @@ class StubWebhook:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.kind = "MutatingWebhookConfiguration" if mutating else "ValidatingWebhookConfiguration"
         self.configuration = {
-            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": self.kind,
             "metadata": {"name": name},
             "webhooks": [{
                 "name": f"{name}.stub.example.com", "admissionReviewVersions": ["v1"], "sideEffects": "None",
@@ -106,6 +116,7 @@ class StubWebhook:
                                  "caBundle": certs.ca_bundle(ca.cert_pem)},
                 **({"objectSelector": object_selector} if object_selector is not None else {}),
                 **({"namespaceSelector": namespace_selector} if namespace_selector is not None else {}),
+                **({"reinvocationPolicy": "IfNeeded"} if mutating else {}),
             }],
         }
         self._thread: threading.Thread | None = None
@@ -147,7 +158,7 @@ class StubWebhook:
         """Unregisters, answers nothing more (held reviews end unanswered), stops serving."""
         if self._release.is_set():
             return
-        self.cp.kubectl("delete", "validatingwebhookconfiguration", self.name, "--ignore-not-found", check=False)
+        self.cp.kubectl("delete", self.kind.lower(), self.name, "--ignore-not-found", check=False)
         self._release.set()
         if self._thread is not None:
             self.server.shutdown()

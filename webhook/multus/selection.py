@@ -931,13 +931,22 @@ class DefaultNetworks:
         """The ``first_index`` of interface_names for a pod in ``pod_namespace``."""
         return 1 if pod_namespace in self.system_namespaces else 1 + len(self.names)
 
+    def attached(self, pod_namespace: str) -> tuple[str, ...]:
+        """The default networks Multus attaches to a pod in ``pod_namespace`` (at every ADD: they are in
+        no annotation of the pod)."""
+        return () if pod_namespace in self.system_namespaces else self.names
+
     def taken(self, pod_namespace: str) -> dict[str, str]:
         """The interfaces the default networks take in such a pod -> what takes it, in words for a
         finding ("Multus gives default network ...")."""
-        if pod_namespace in self.system_namespaces:
-            return {}
         return {f"net{1 + i}": f"Multus gives default network {name} (defaultNetworks in its config and in the "
-                               "policy)" for i, name in enumerate(self.names)}
+                               "policy)" for i, name in enumerate(self.attached(pod_namespace))}
+
+
+def default_network_is_nad(name: str) -> bool:
+    """Whether Multus looks a ``defaultNetworks`` entry up as a NAD (in its multusNamespace, then as the
+    name of a CNI config in its confDir): a name with a "/" in it is a path on the node, never a NAD."""
+    return "/" not in name
 
 
 #: Multus's own default: no defaultNetworks.

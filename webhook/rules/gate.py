@@ -1,7 +1,7 @@
-"""The readiness gate: what a pod's networks need of its node, the two forms the mutating webhook
-writes (webhook/admission/mutation.py), and how a rule reads them back from a pod. Here, in the pure
-core, so that the mutation that writes the gate and the rule that judges an UPDATE against it share
-one definition."""
+"""The readiness gate: what a pod's networks need of its node (its profile applied), the two forms the
+mutating webhook writes (webhook/admission/mutation.py), and how a rule reads them back from a pod.
+Here, in the pure core, so that the mutation that writes the gate and the rules that judge a pod
+against it (pod-networks-gate-outgrown, pod-networks-gate-missing) share one definition."""
 
 from __future__ import annotations
 
@@ -12,11 +12,20 @@ from typing import Any
 from webhook.multus.selection import (
     DEFAULT_NETWORK_ANNOTATION,
     NETWORKS_ANNOTATION,
+    default_network_is_nad,
     network_references,
     parse_networks,
 )
-from webhook.names import AGENT_POD_LABELS, HOSTNAME_LABEL, READY_LABEL, binary_label, is_own_label
-from webhook.objects import as_mapping
+from webhook.names import (
+    AGENT_POD_LABELS,
+    APPLIED_PROFILE_ANNOTATION,
+    HOSTNAME_LABEL,
+    PROFILE_LABEL,
+    READY_LABEL,
+    binary_label,
+    is_own_label,
+)
+from webhook.objects import MAX_ANNOTATIONS_SIZE, annotations_size, as_mapping
 from webhook.rules.policy import Policy
 from webhook.rules.view import ClusterView
 
@@ -28,21 +37,84 @@ def _attaches_nothing(networks: str, namespace: str) -> bool:
 
 def required_binaries(annotations: Mapping[str, Any], namespace: str, view: ClusterView,
                       policy: Policy) -> frozenset[str] | None:
-    """The CNI binaries the pod's networks need on its node; None when it asks Multus for nothing."""
+    """The CNI binaries the pod's networks need on its node; None when it asks Multus for nothing. Its
+    networks are those its annotations select and the policy's defaultNetworks, which Multus attaches at
+    every ADD of a pod outside systemNamespaces, annotated or not (pkg/k8sclient GetDefaultNetworks),
+    looking each up as a NAD in its multusNamespace."""
     networks = annotations.get(NETWORKS_ANNOTATION)
     refs = network_references(annotations, namespace, multus_namespace=policy.multus_namespace)
+    defaults = policy.default_networks.attached(namespace)
     # A value that cannot be read still sends the pod through Multus's parsing on the node; an empty
     # one ("", "[]") attaches nothing.
-    asks = bool(refs) or DEFAULT_NETWORK_ANNOTATION in annotations or (
+    asks = bool(refs) or bool(defaults) or DEFAULT_NETWORK_ANNOTATION in annotations or (
         isinstance(networks, str) and not _attaches_nothing(networks, namespace))
     if not asks:
         return None
+    nads = [(ref.namespace, ref.name) for ref in refs]
+    # One that is a path, or a CNI config file in Multus's confDir rather than a NAD, needs binaries
+    # that nothing in the cluster tells: the gate waits for Multus alone.
+    nads += [(policy.multus_namespace, name) for name in defaults if default_network_is_nad(name)]
     needed: set[str] = set()
-    for ref in refs:
-        binaries = view.nad_binaries(ref.namespace, ref.name)
-        if binaries is not None:  # a missing NAD is refused by rule pod-networks-nad-exists
+    for nad_namespace, name in nads:
+        binaries = view.nad_binaries(nad_namespace, name)
+        if binaries is not None:  # a missing NAD is refused by rule pod-networks-nad-exists (nad-in-use)
             needed |= binaries
     return frozenset(needed)
+
+
+def _apply_profile(annotations: dict[str, Any], labels: Mapping[str, Any], namespace: str,
+                  view: ClusterView, warnings: list[str], first_index: int) -> None:
+    """Merge the labelled NetworkProfile into ``annotations`` (in place); ``first_index`` as for
+    interface_names."""
+    name = labels.get(PROFILE_LABEL)
+    if not isinstance(name, str):
+        return
+    existing = annotations.get(NETWORKS_ANNOTATION)
+    default = annotations.get(DEFAULT_NETWORK_ANNOTATION)
+    merge = view.profile_merge(namespace, name, existing if isinstance(existing, str) else None, first_index,
+                               default if isinstance(default, str) else None)
+    if merge is None:
+        return  # refused (or warned about) by rule pod-network-profile
+    if merge.error is not None:
+        return  # refused by rule pod-network-profile, with the merge's message
+    warnings.extend(merge.notes)
+    merged = merge.merged
+    if merged is not None and merged != existing:
+        annotations[NETWORKS_ANNOTATION] = merged
+    applied = annotations.get(APPLIED_PROFILE_ANNOTATION)
+    if applied is None:
+        annotations[APPLIED_PROFILE_ANNOTATION] = name
+    elif applied != name:
+        warnings.append(f"metadata.annotations[{APPLIED_PROFILE_ANNOTATION!r}] is {applied!r}, written by hand; "
+                        f"left as it is although NetworkProfile {name} was applied")
+
+
+def profiled_annotations(metadata: Mapping[str, Any], namespace: str, view: ClusterView,
+                          warnings: list[str], policy: Policy) -> dict[str, Any] | None:
+    """The pod's annotations with its labelled profile applied, as /mutate writes them; None when the pod
+    is not mutated (webhook/admission/mutation.py)."""
+    original = metadata.get("annotations")
+    if original is not None and not isinstance(original, Mapping):
+        return None  # not a valid pod; the apiserver refuses it anyway
+    annotations = dict(original or {})
+    # The apiserver refuses annotations over MAX_ANNOTATIONS_SIZE, but only after the mutating
+    # webhooks: mutating such a pod would be wasted work, and parsing megabytes of selections is slow.
+    size = annotations_size(annotations)
+    if size > MAX_ANNOTATIONS_SIZE:
+        warnings.append(f"metadata.annotations total {size} bytes, over the {MAX_ANNOTATIONS_SIZE} "
+                        "the apiserver accepts: not mutated")
+        return None
+    profiled = dict(annotations)
+    notes: list[str] = []
+    _apply_profile(profiled, as_mapping(metadata.get("labels")), namespace, view, notes,
+                  policy.default_networks.first_index(namespace))
+    if annotations_size(profiled) > MAX_ANNOTATIONS_SIZE:
+        # The profile would take the pod past the limit, and the apiserver would refuse it with only
+        # "metadata.annotations: Too long": not applied, and rule pod-network-profile refuses the pod
+        # saying why.
+        return annotations
+    warnings.extend(notes)
+    return profiled
 
 
 def gate_labels(binaries: Iterable[str]) -> list[str]:
@@ -94,6 +166,26 @@ def _term_requirements(term: Mapping[str, Any]) -> set[str]:
             } if isinstance(expressions, list) else set()
 
 
+def _required_node_terms(affinity: Mapping[str, Any]) -> Any:
+    return as_mapping(as_mapping(affinity.get("nodeAffinity")).get(
+        "requiredDuringSchedulingIgnoredDuringExecution")).get("nodeSelectorTerms")
+
+
+def _selecting_terms(affinity: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The required nodeSelectorTerms that select something: an empty one matches no node."""
+    terms = _required_node_terms(affinity)
+    return [t for t in terms if isinstance(t, Mapping) and (t.get("matchExpressions") or t.get(
+        "matchFields"))] if isinstance(terms, list) else []
+
+
+def selects_no_node(affinity: Any) -> bool:
+    """Whether a required node affinity of only empty terms keeps the pod off every node: the gate in its
+    node affinity form is not written into such terms (mutation.with_required_affinity), nor needed."""
+    affinity = as_mapping(affinity)
+    terms = _required_node_terms(affinity)
+    return isinstance(terms, list) and bool(terms) and not _selecting_terms(affinity)
+
+
 def required_gate_labels(affinity: Any, agent_namespace: str) -> frozenset[str] | None:
     """The labels the readiness gate of a pod with ``affinity`` requires, in either form the mutation
     writes; None when it has no gate.
@@ -111,11 +203,7 @@ def required_gate_labels(affinity: Any, agent_namespace: str) -> frozenset[str] 
             gated = True
             labels = as_mapping(as_mapping(term["labelSelector"]).get("matchLabels"))
             required |= {k for k, v in labels.items() if isinstance(k, str) and is_own_label(k) and v == "true"}
-    node_required = as_mapping(as_mapping(affinity.get("nodeAffinity")).get(
-        "requiredDuringSchedulingIgnoredDuringExecution"))
-    node_terms = node_required.get("nodeSelectorTerms")
-    selecting = [t for t in node_terms if isinstance(t, Mapping) and (t.get("matchExpressions") or t.get(
-        "matchFields"))] if isinstance(node_terms, list) else []
+    selecting = _selecting_terms(affinity)
     if selecting:
         common = set.intersection(*map(_term_requirements, selecting))
         if READY_LABEL in common:

@@ -10,6 +10,7 @@ from typing import Any
 from webhook.cni.gojson import GoJSONError, loads
 from webhook.cni.ipam import AddressRange, nad_allocation_ranges
 from webhook.cni.range_index import IndexedRange
+from webhook.multus.selection import default_network_is_nad
 from webhook.names import ALLOW_HOST_LOCAL_ANNOTATION
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.registry import SPEC_CONFIG, annotation, rule
@@ -273,8 +274,7 @@ def in_use(subject: Subject) -> Iterator[Violation]:
             "release their addresses, which would leak without it; delete those pods first",
         )
     defaults = subject.policy.default_networks
-    # Multus takes a default network's name with a "/" in it for a file path, never for a NAD.
-    if namespace == subject.policy.multus_namespace and name in defaults.names and "/" not in name:
+    if namespace == subject.policy.multus_namespace and name in defaults.names and default_network_is_nad(name):
         system = ", ".join(defaults.system_namespaces) or "none"
         yield Violation(
             "metadata.name",

@@ -59,7 +59,7 @@ from webhook.multus.selection import (
 from webhook.names import APPLIED_PROFILE_ANNOTATION, PROFILE_LABEL, binary_label
 from webhook.objects import MAX_ANNOTATIONS_SIZE, annotations_size, as_mapping
 from webhook.rules.findings import Severity, Violation
-from webhook.rules.gate import required_binaries, required_gate_labels
+from webhook.rules.gate import profiled_annotations, required_binaries, required_gate_labels, selects_no_node
 from webhook.rules.pod_networks import DEFAULT_NETWORK, NETWORKS, changed_selection
 from webhook.rules.registry import rule
 from webhook.rules.subject import Subject
@@ -110,7 +110,7 @@ def network_profile(subject: Subject) -> Iterator[Violation]:
     if merge.error is not None:
         yield Violation(merge.error.field, merge.error.message)
         return
-    # What /mutate would write (webhook/admission/mutation.py apply_profile): past the apiserver's
+    # What /mutate would write (webhook/rules/gate.py profiled_annotations): past the apiserver's
     # limit it writes nothing, and the pod would otherwise start without the profile's networks.
     before = annotations_size(subject.annotations)
     profiled = {**subject.annotations, APPLIED_PROFILE_ANNOTATION: subject.annotations.get(
@@ -1033,3 +1033,54 @@ def gate_outgrown(subject: Subject) -> Iterator[Violation]:
                         "which its readiness gate (spec.affinity, written when the pod was created, and which cannot "
                         "be changed) does not require: the scheduler may place the pod on a node without them, "
                         f"where its sandbox fails; {_RECREATE}")
+
+
+#: The kustomize component that sends every new pod to /mutate (docs/install.md).
+MUTATE_EVERY_POD = "manifests/components/mutate-every-pod"
+
+
+@rule("pod-networks-gate-missing", kinds=POD, severity=Severity.DENY, operations={"CREATE"},
+      title="a new pod that asks Multus for networks went through /mutate (its readiness gate, its profile)")
+def gate_missing(subject: Subject) -> Iterator[Violation]:
+    """The apiserver calls the mutating webhook only for pods created with a selection annotation or the
+    profile label (its matchCondition asks-for-multus-networks), and never calls a mutating webhook for
+    the first time when it reinvokes them: a selection another mutating webhook adds after ours was
+    skipped (network-resources-injector's injections, say) leaves the pod without its readiness gate
+    and its profile's networks, and the scheduler may place it on a node where Multus is not ready,
+    silently. The validating webhook sees the pod as it is stored: one without a gate that /mutate
+    would gate, or whose profile /mutate would apply, never went through /mutate. The cases where
+    /mutate deliberately writes no gate (gate off by policy, spec.nodeName set, annotations over the
+    apiserver's limit, a required node affinity that matches no node) are left alone, and only the
+    presence of a gate is judged, not its terms: a NAD or a profile changed between /mutate and this
+    rule changes what it would require."""
+    if _gate(subject) is not None:
+        return
+    # /mutate marks a profile it applied: the profile may have changed since, and is not applied again.
+    applied = APPLIED_PROFILE_ANNOTATION in subject.annotations
+    profiled = subject.annotations if applied else profiled_annotations(
+        subject.metadata, subject.namespace, subject.view, [], subject.policy)
+    if profiled is None:
+        return  # over the apiserver's limit: /mutate leaves it, the apiserver refuses it
+    profile = subject.labels.get(PROFILE_LABEL)
+    lacks = []
+    if subject.policy.readiness_affinity and not subject.spec.get("nodeName") and not selects_no_node(
+            subject.spec.get("affinity")) and required_binaries(profiled, subject.namespace, subject.view,
+                                                                subject.policy) is not None:
+        lacks.append("the pod has no readiness gate in spec.affinity, and the scheduler could place it on a node "
+                     "where Multus is not ready")
+    if profiled != subject.annotations:
+        lacks.append(f"NetworkProfile {profile} is not applied (no annotation {APPLIED_PROFILE_ANNOTATION}), and the "
+                     "pod would start without its networks")
+    if not lacks:
+        return
+    asking = [annotation_where(key).field for key in (NETWORKS_ANNOTATION, DEFAULT_NETWORK_ANNOTATION)
+              if key in subject.annotations] + ([PROFILE_FIELD] if profile is not None else [])
+    what = " and ".join(asking) or f"the policy's defaultNetworks ({', '.join(subject.policy.default_networks.names)})"
+    yield Violation(asking[0] if asking else "spec.affinity",
+                    f"{what} ask{'s' if len(asking) == 1 else ''} Multus for networks, but {'; '.join(lacks)}: the "
+                    "mutating webhook (/mutate) never handled the pod. The apiserver calls /mutate only for pods "
+                    "created with a selection annotation or the profile label (matchCondition "
+                    "asks-for-multus-networks) and never calls a mutating webhook for the first time when it "
+                    "reinvokes them: another mutating webhook that ran after ours was skipped added the selection. "
+                    f"Install the component {MUTATE_EVERY_POD}, which has the apiserver call /mutate for every new "
+                    "pod (docs/install.md), then create the pod again")

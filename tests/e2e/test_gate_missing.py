@@ -1,0 +1,243 @@
+"""A selection another mutating webhook adds, and the policy's defaultNetworks, against the readiness
+gate, end to end: a real apiserver (which orders and reinvokes the mutating webhooks), a real
+kube-scheduler, `multus-webhook serve` (webhook, live cache, controller) and real `multus-webhook
+agent`s on stand-in hosts. The second mutating webhook is a stub named network-resources-injector,
+which the apiserver calls after ours (configurations in order of name), as that project's
+user-defined injections are. The kubelet is the only part played by the test (Node status, bootID).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from webhook.agent.standin import StandInHost, Subcommand
+from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually, register_webhook
+from webhook.dev.stubhook import Review, StubWebhook, allow, patch
+from webhook.names import AGENT_POD_LABELS, APPLIED_PROFILE_ANNOTATION, NAMESPACE, PROFILE_LABEL
+from webhook.rules.gate import required_gate_labels
+
+NETWORKS = "k8s.v1.cni.cncf.io/networks"
+MACVLAN = json.dumps({"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0",
+                      "ipam": {"type": "whereabouts", "range": "10.40.0.0/24"}})
+BRIDGE = json.dumps({"cniVersion": "0.3.1", "type": "bridge", "bridge": "br-default",
+                     "ipam": {"type": "whereabouts", "range": "10.50.0.0/24"}})
+IMAGE = "registry.invalid/none:never-pulled"  # no kubelet: never pulled
+PODS = [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "operations": ["CREATE"],
+         "scope": "Namespaced"}]
+READY = "multus-webhook.io/multus-ready"
+
+
+@pytest.fixture(scope="module")
+def cp(scheduler: ControlPlane, schedulable_node: Callable[..., None]) -> ControlPlane:
+    for name in ("node-a", "node-b"):
+        schedulable_node(name)
+        scheduler.kubectl("patch", "node", name, "--subresource=status", "--type=merge",
+                          "-p", json.dumps({"status": {"nodeInfo": {"bootID": "boot-1"}}}))
+        scheduler.kubectl("create", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"agent-{name}", "namespace": NAMESPACE, "labels": AGENT_POD_LABELS},
+            "spec": {"nodeName": name, "containers": [{"name": "agent", "image": IMAGE}]}}))
+    return scheduler
+
+
+@pytest.fixture(scope="module")
+def server(cp: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
+    s = WebhookServer(tmp_path_factory.mktemp("gate-missing-webhook"), [
+        "--kubeconfig", str(cp.kubeconfig), "--agent-interval", "1", "--lease-duration", "3",
+        "--renew-deadline", "2", "--retry-period", "0.5"])
+    s.start()
+    eventually(lambda: s.readyz()[0] == 200, "the live cache's first sync")
+    register_webhook(cp, s)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def agent(cp: ControlPlane, server: WebhookServer, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[Callable[[str, tuple[str, ...]], None]]:
+    """``agent(node, binaries)``: Multus ready on ``node`` with these CNI binaries, as its agent reports
+    (once for the module: a node already started is left as it is)."""
+    running: dict[str, tuple[StandInHost, Subcommand]] = {}
+
+    def start(node: str, binaries: tuple[str, ...]) -> None:
+        if node in running:
+            return
+        host = StandInHost()
+        host.make_ready("boot-1", binaries=("multus-shim", *binaries))
+        log = tmp_path_factory.mktemp(f"agent-{node}") / "agent.log"
+        running[node] = host, Subcommand(["agent", "--kubeconfig", str(cp.kubeconfig), "--node-name", node,
+                                          "--host-root", str(host.root), "--interval", "1", "--poll-interval",
+                                          "0.2"], log).start()
+        eventually(lambda: get(cp, "pod", "-n", NAMESPACE, f"agent-{node}")["metadata"]["labels"].get(READY)
+                   == "true", f"Multus ready on {node}")
+
+    yield start
+    for host, process in running.values():
+        process.stop()
+        host.cleanup()
+
+
+def get(cp: ControlPlane, *args: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(cp.kubectl("get", *args, "-o", "json").stdout)
+    return out
+
+
+def pod(name: str, namespace: str, *, labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels or {},
+                         "annotations": annotations or {}},
+            "spec": {"containers": [{"name": "main", "image": IMAGE}]}}
+
+
+def create(cp: ControlPlane, obj: dict[str, Any], *extra: str, check: bool = True) -> Any:
+    return cp.kubectl("create", *extra, "-f", "-", input=json.dumps(obj), check=check)
+
+
+def gate(obj: dict[str, Any]) -> frozenset[str] | None:
+    return required_gate_labels(obj["spec"].get("affinity"), NAMESPACE)
+
+
+def placed(cp: ControlPlane, namespace: str, name: str) -> str:
+    node: str = eventually(lambda: get(cp, "pod", "-n", namespace, name)["spec"].get("nodeName"),
+                           f"pod {name} placed")
+    return node
+
+
+def unschedulable(cp: ControlPlane, namespace: str, name: str) -> None:
+    eventually(lambda: any(c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable"
+                           for c in get(cp, "pod", "-n", namespace, name).get("status", {}).get("conditions", [])),
+               f"the scheduler to hold pod {name} back")
+
+
+def injector(review: Review) -> dict[str, Any]:
+    """network-resources-injector's user-defined injections: by the pod's label, the networks annotation
+    (or, as a policy engine might, the profile label)."""
+    metadata = review.object["metadata"]
+    wants = (metadata.get("labels") or {}).get("inject")
+    if wants == "networks" and NETWORKS not in (metadata.get("annotations") or {}):
+        ops = [] if metadata.get("annotations") is not None else [
+            {"op": "add", "path": "/metadata/annotations", "value": {}}]
+        return patch([*ops, {"op": "add", "path": "/metadata/annotations/k8s.v1.cni.cncf.io~1networks",
+                             "value": "data"}])
+    if wants == "profile" and PROFILE_LABEL not in metadata["labels"]:
+        return patch([{"op": "add", "path": "/metadata/labels/multus-webhook.io~1network-profile",
+                       "value": "p1"}])
+    return dict(allow(review))
+
+
+@pytest.fixture
+def ns(cp: ControlPlane, server: WebhookServer) -> str:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    cp.kubectl("create", "namespace", name)
+    cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+         "metadata": {"name": "data", "namespace": name}, "spec": {"config": MACVLAN}},
+        {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "NetworkProfile",
+         "metadata": {"name": "p1", "namespace": name}, "spec": {"networks": [{"name": "data", "interface": "data0"}]}},
+    ]}))
+    # Both in the webhook's cache: a pod naming them is admitted (a dry run, so nothing is created).
+    eventually(lambda: create(cp, pod("probe", name, labels={PROFILE_LABEL: "p1"}), "--dry-run=server",
+                              check=False).returncode == 0, "the NAD and the profile in the webhook's cache")
+    return name
+
+
+@pytest.fixture
+def injected(cp: ControlPlane, server: WebhookServer, ns: str) -> Iterator[StubWebhook]:
+    stub = StubWebhook(cp, "network-resources-injector", PODS, injector, mutating=True)
+    stub.start(lambda: create(cp, pod("probe-injector", ns), "--dry-run=server", check=False))
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def mutate_every_pod(cp: ControlPlane, server: WebhookServer) -> Iterator[None]:
+    register_webhook(cp, server, components=["mutate-every-pod"])
+    yield
+    register_webhook(cp, server)
+
+
+def test_a_selection_another_webhook_adds_after_ours_was_skipped_is_refused_saying_why(
+        cp: ControlPlane, ns: str, injected: StubWebhook) -> None:
+    for name, wants in (("injected", "networks"), ("profiled", "profile")):
+        refused = create(cp, pod(name, ns, labels={"inject": wants}), check=False)
+        assert refused.returncode != 0, f"pod {name} admitted without its readiness gate"
+        assert "[pod-networks-gate-missing]" in refused.stderr
+        assert "another mutating webhook that ran after ours was skipped added the selection" in refused.stderr
+        assert "manifests/components/mutate-every-pod" in refused.stderr
+        # The injector did its part: the apiserver sent /validate the pod with the selection.
+        assert [r.name for r in injected.reviews(name)] == [name]
+    assert "NetworkProfile p1 is not applied" in refused.stderr
+    # A pod that asks for the networks itself goes through /mutate: it is gated and admitted.
+    create(cp, pod("asks", ns, annotations={NETWORKS: "data"}))
+    assert gate(get(cp, "pod", "-n", ns, "asks")) is not None
+
+
+def test_with_mutate_every_pod_the_injected_selection_is_gated_and_placed_where_multus_is_ready(
+        cp: ControlPlane, ns: str, injected: StubWebhook, mutate_every_pod: None,
+        agent: Callable[[str, tuple[str, ...]], None]) -> None:
+    # The apiserver reads webhook configurations through an informer: refused until it has the new one.
+    # (Not a dry run: the stub injects nothing into those.)
+    eventually(lambda: create(cp, pod("injected", ns, labels={"inject": "networks"}), check=False).returncode == 0,
+               "the apiserver to call /mutate for every pod")
+    create(cp, pod("profiled", ns, labels={"inject": "profile"}))
+    injected_pod, profiled_pod = get(cp, "pod", "-n", ns, "injected"), get(cp, "pod", "-n", ns, "profiled")
+    assert injected_pod["metadata"]["annotations"][NETWORKS] == "data"
+    assert profiled_pod["metadata"]["annotations"][NETWORKS] == "data@data0"
+    assert profiled_pod["metadata"]["annotations"][APPLIED_PROFILE_ANNOTATION] == "p1"
+    needs = {READY, "cni.multus-webhook.io/macvlan", "cni.multus-webhook.io/whereabouts"}
+    assert gate(injected_pod) == gate(profiled_pod) == needs
+    # The gate holds: placed on the node where Multus is ready with macvlan, once there is one.
+    agent("node-a", ("macvlan", "whereabouts"))
+    assert placed(cp, ns, "injected") == placed(cp, ns, "profiled") == "node-a"
+
+
+def test_the_gate_requires_the_binaries_of_the_policys_default_networks(
+        cp: ControlPlane, server: WebhookServer, ns: str, agent: Callable[[str, tuple[str, ...]], None]) -> None:
+    """Multus attaches defaultNetworks (NADs in its multusNamespace) to every pod outside systemNamespaces:
+    a pod goes to a node that has their binaries too. node-a has macvlan and whereabouts but no bridge."""
+    agent("node-a", ("macvlan", "whereabouts"))  # a no-op when the test above started it
+    # No node has bridge yet: without the rule's warning, the NAD would be refused (nad-cni-binaries).
+    policy = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "multus-webhook-policy",
+                                                                  "namespace": NAMESPACE},
+              "data": {"policy": "defaultNetworks: [cluster-bridge]\nrules: {nad-cni-binaries: warn}\n"}}
+    cp.kubectl("apply", "-f", "-", input=json.dumps(policy))
+    try:
+        eventually(lambda: cp.kubectl("apply", "-f", "-", check=False, input=json.dumps({
+            "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+            "metadata": {"name": "cluster-bridge", "namespace": "kube-system"}, "spec": {"config": BRIDGE}})
+        ).returncode == 0, "the policy in force")
+        with_defaults = {READY, "cni.multus-webhook.io/macvlan", "cni.multus-webhook.io/whereabouts",
+                         "cni.multus-webhook.io/bridge"}
+        eventually(lambda: gate(json.loads(create(cp, pod("probe-defaults", ns, annotations={NETWORKS: "data"}),
+                                                  "--dry-run=server", "-o", "json").stdout)),
+                   "the gate to require the default network's binaries (the policy in force)",
+                   until=lambda g: g == with_defaults)
+        create(cp, pod("with-defaults", ns, annotations={NETWORKS: "data"}))
+        unschedulable(cp, ns, "with-defaults")
+        # Without the component a pod with no selection never reaches /mutate: no gate (docs/install.md).
+        create(cp, pod("bare", ns))
+        assert gate(get(cp, "pod", "-n", ns, "bare")) is None
+        register_webhook(cp, server, components=["mutate-every-pod"])
+        try:
+            eventually(lambda: gate(json.loads(create(cp, pod("probe-bare", ns), "--dry-run=server", "-o",
+                                                      "json").stdout)), "the apiserver to call /mutate for every pod")
+            create(cp, pod("bare-gated", ns))
+            assert gate(get(cp, "pod", "-n", ns, "bare-gated")) == {
+                READY, "cni.multus-webhook.io/bridge", "cni.multus-webhook.io/whereabouts"}
+            # Multus's systemNamespaces get no default network: no gate.
+            create(cp, pod("system", "kube-system"))
+            assert gate(get(cp, "pod", "-n", "kube-system", "system")) is None
+        finally:
+            register_webhook(cp, server)
+        unschedulable(cp, ns, "bare-gated")
+        agent("node-b", ("macvlan", "whereabouts", "bridge"))
+        assert placed(cp, ns, "with-defaults") == placed(cp, ns, "bare-gated") == "node-b"
+    finally:
+        cp.kubectl("delete", "configmap", "-n", NAMESPACE, "multus-webhook-policy")
+        cp.kubectl("delete", "pod", "-n", "kube-system", "system", "--force", "--grace-period=0", check=False)
