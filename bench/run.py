@@ -40,6 +40,7 @@ import aiohttp
 
 from bench.state import (
     Scale,
+    as_mutated,
     cluster_state,
     nad,
     nad_reviews,
@@ -193,12 +194,15 @@ def start_null_server(work: Path, cert_dir: Path) -> tuple[subprocess.Popen[byte
 
 
 def handlers_part(work: Path, scale: Scale, duration: float) -> tuple[dict[str, Any], dict[str, Any]]:
-    state = write_state(work / "state.json", scale)
-    pods = work / "pods.jsonl"
-    pods.write_bytes(b"\n".join(pod_reviews(scale)))
+    objects = cluster_state(scale)
+    state = write_state(work / "state.json", objects)
+    pods, mutated = work / "pods.jsonl", work / "pods-mutated.jsonl"
+    pods.write_bytes(b"\n".join(reviews := pod_reviews(scale)))
+    mutated.write_bytes(b"\n".join(as_mutated(reviews, objects)))
+    del objects
     nads = work / "nads.jsonl"
     nads.write_bytes(b"\n".join(nad_reviews(scale)))
-    workloads = {"nad": [f"/validate={nads}"], "pod": [f"/mutate={pods}", f"/validate={pods}"]}
+    workloads = {"nad": [f"/validate={nads}"], "pod": [f"/mutate={pods}", f"/validate={mutated}"]}
 
     # The same server with every rule off and no readiness affinity: what the envelope (HTTP, TLS,
     # AdmissionReview in and out, metrics, deadlines) costs apart from the rules and the mutation.

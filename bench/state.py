@@ -17,6 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
+
+from webhook.admission.handlers import AdmissionContext, mutate
+from webhook.admission.review import AdmissionReview
+from webhook.cluster.live import STATE_NAMESPACE
+from webhook.cluster.static import StaticClusterView
+
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 PROFILE_LABEL = "multus-webhook.io/network-profile"
 READY_LABEL = "multus-webhook.io/multus-ready"
@@ -180,9 +187,9 @@ def cluster_state(scale: Scale, seed: int = 9) -> list[dict[str, Any]]:
     return objects
 
 
-def write_state(path: Path, scale: Scale, seed: int = 9) -> Path:
+def write_state(path: Path, objects: list[dict[str, Any]]) -> Path:
     """A `kubectl get -o json` List of the whole cluster."""
-    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": cluster_state(scale, seed)}))
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
     return path
 
 
@@ -218,6 +225,20 @@ def pod_reviews(scale: Scale, count: int = 256, seed: int = 10) -> list[bytes]:
         labels = {PROFILE_LABEL: PROFILE} if i % 2 else None
         obj = pod(f"web-7d4b9c-{i:05x}", ns, networks, node_name=None, labels=labels)
         out.append(json.dumps(_review(obj, "Pod", "", "pods", str(uuid.UUID(int=(4 << 64) + i)))).encode())
+    return out
+
+
+def as_mutated(reviews: list[bytes], objects: list[dict[str, Any]]) -> list[bytes]:
+    """The pods of ``reviews`` as the apiserver sends them to /validate: with the patch /mutate gives
+    each in the cluster of ``objects`` (its readiness gate, its profile's networks). A rule may judge
+    what /mutate did (pod-networks-gate-missing): the unmutated pod would be a denial no apiserver sends."""
+    ctx = AdmissionContext(view=StaticClusterView(objects, state_namespace=STATE_NAMESPACE))
+    out = []
+    for body in reviews:
+        review = json.loads(body)
+        response = mutate(AdmissionReview.model_validate(review).request, ctx)
+        review["request"]["object"] = jsonpatch.apply_patch(review["request"]["object"], list(response.patch))
+        out.append(json.dumps(review).encode())
     return out
 
 

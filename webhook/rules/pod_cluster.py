@@ -59,7 +59,13 @@ from webhook.multus.selection import (
 from webhook.names import APPLIED_PROFILE_ANNOTATION, PROFILE_LABEL, binary_label
 from webhook.objects import MAX_ANNOTATIONS_SIZE, annotations_size, as_mapping
 from webhook.rules.findings import Severity, Violation
-from webhook.rules.gate import profiled_annotations, required_binaries, required_gate_labels, selects_no_node
+from webhook.rules.gate import (
+    has_readiness_gate,
+    profiled_annotations,
+    required_binaries,
+    required_gate_labels,
+    selects_no_node,
+)
 from webhook.rules.pod_networks import DEFAULT_NETWORK, NETWORKS, changed_selection
 from webhook.rules.registry import rule
 from webhook.rules.subject import Subject
@@ -1053,7 +1059,7 @@ def gate_missing(subject: Subject) -> Iterator[Violation]:
     apiserver's limit, a required node affinity that matches no node) are left alone, and only the
     presence of a gate is judged, not its terms: a NAD or a profile changed between /mutate and this
     rule changes what it would require."""
-    if _gate(subject) is not None:
+    if has_readiness_gate(subject.spec.get("affinity"), subject.agent_namespace):
         return
     # /mutate marks a profile it applied: the profile may have changed since, and is not applied again.
     applied = APPLIED_PROFILE_ANNOTATION in subject.annotations
