@@ -1547,6 +1547,10 @@ POD_CASES = [
     # host-local gives an address of each range set: the requested one, and one of every other set.
     PodCase("host-local-one-ip-two-sets", one(hl_ranges([{"subnet": "10.73.0.0/24"}], [{"subnet": "10.74.0.0/24"}])),
             {"ips": ["10.73.0.7"]}, warned_by=EXTRA, addresses=("10.73.0.7", "10.74.0.2")),
+    # The pod's own "cni-args" ips are no extra: it gets exactly the two addresses it asks for.
+    PodCase("host-local-dual-stack-ip-and-cni-args-ip",
+            one(hl_ranges([{"subnet": "10.73.0.0/24"}], [{"subnet": "fd00:73::/64"}])),
+            {"ips": ["10.73.0.7"], "cni-args": {"ips": ["fd00:73::7"]}}, addresses=("10.73.0.7", "fd00:73::7")),
     PodCase("host-local-args-ips-same-as-ip", one(hl(ranges=[[{"subnet": "10.77.0.0/24"}]],
                                                      args={"cni": {"ips": ["10.77.0.5"]}})),
             {"ips": ["10.77.0.5/24"]}),

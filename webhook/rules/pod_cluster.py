@@ -748,14 +748,16 @@ def _host_local_extra(ref: NetworkReference, plugin: PluginConf, runtime_config:
     addr = go_ip_or_cidr(ips[0]) if len(ips) == 1 else None
     if addr is None:
         return None
-    request = host_local_request(plugin, ref.selection.cni_args, _cni_args_at(ref), POD_NEVER_STARTS,
+    pod_base = _cni_args_at(ref)
+    request = host_local_request(plugin, ref.selection.cni_args, pod_base, POD_NEVER_STARTS,
                                  runtime_config=runtime_config)
     asked = [*request.requested, (f"{ref.field}.ips[0]", addr)]
     if request.problems or not request.judged or not request.sets or \
             any(True for _ in host_local_unallocatable(asked, request.sets, POD_NEVER_STARTS)):
         return None
     held = {n for _, a in asked for n, s in enumerate(request.sets) for r in s if between(a, r.start, r.end)}
-    others = {str(a): path for path, a in request.requested if a != addr}
+    # What the pod's own "cni-args" ips request it asked for: only the NAD's requests are extra.
+    others = {str(a): path for path, a in request.requested if a != addr and not path.startswith(pod_base)}
     parts = [f"{', '.join(f'{a} ({path})' for a, path in others.items())}, which the NAD requests for every pod"
              ] if others else []
     free = [s[0].path if len(s) == 1 else f"{s[0].path} and the rest of its set" for n, s in enumerate(request.sets)
