@@ -90,12 +90,14 @@ class Case:
     #: Link types the kernel must offer for the plugin to get as far as the config matters.
     kernel: frozenset[str] = field(default_factory=frozenset)
     #: The rules only warn: the plugin refuses the config as run here, but what a pod passes at
-    #: attachment (Multus's cni-args, a capability arg) makes it work.
+    #: attachment (Multus's cni-args, a capability arg) makes it work; or it accepts it as run here (with
+    #: ``cap_args``), but a pod passing other capability args fails.
     warned: bool = False
     #: Capability args, as Multus passes a pod's requests (ips, mac, deviceID...).
     cap_args: dict[str, Any] | None = None
-    #: The rule that must deny (or, ``warned``, warn about) a config the plugin refuses: the refusal
-    #: is ours for the reason ``refused_with`` names, not by chance from another rule.
+    #: The rule that must deny (or, ``warned``, warn about) a config the plugin refuses, or warn about one
+    #: it accepts as run here: the finding is ours for the reason the case names, not by chance from
+    #: another rule.
     rule: str | None = None
     #: The outcome holds only where portmap without a backend takes iptables: unless iptables does not
     #: work and nftables does.
@@ -103,10 +105,14 @@ class Case:
     #: The netfilter commands the plugin runs before the config's outcome shows (iptables, ip6tables,
     #: nft): a skip where one is missing.
     netfilter: frozenset[str] = field(default_factory=frozenset)
+    #: The rules do not even warn (checked where a warning would be false: the plugin works for every pod).
+    quiet: bool = False
 
 
 V = "1.0.0"
 STATIC4 = {"type": "static", "addresses": [{"address": "10.10.0.5/24", "gateway": "10.10.0.1"}]}
+#: static refuses an address without a prefix, when it parses it.
+NO_PREFIX = {"type": "static", "addresses": [{"address": "10.10.0.5"}]}
 
 
 def one(plugin: dict[str, Any], version: str = V) -> dict[str, Any]:
@@ -662,7 +668,51 @@ CASES = [
          one(macvlan(runtimeConfig={"ips": ["10.10.0.6"]}, capabilities={"mac": True})),
          "NOT in CIDR notation", warned=True, rule="nad-ipam-static"),
     Case("static-literal-runtime-config-ips", one(macvlan({"type": "static"}, runtimeConfig={"ips": ["10.10.0.5/24"]})),
-         kernel=MAC),
+         kernel=MAC, quiet=True),
+    # A non-empty literal runtimeConfig.ips replaces ipam.addresses, which static then only decodes: neither
+    # their form nor how many of a family cniVersion 0.2.0 returns matters, but the literal ips' do. A pod
+    # filling a declared capability replaces the literal runtimeConfig, and the addresses count again.
+    Case("static-literal-runtime-config-ips-replace-unparsable-address",
+         one(macvlan(NO_PREFIX, runtimeConfig={"ips": ["10.10.0.6/24"]})),
+         kernel=MAC, quiet=True),
+    Case("static-literal-runtime-config-ips-replace-unparsable-address-mac-capability",
+         one(macvlan(NO_PREFIX, runtimeConfig={"ips": ["10.10.0.6/24"]},
+                     capabilities={"mac": True})), kernel=MAC, warned=True, rule="nad-ipam-static"),
+    Case("static-literal-runtime-config-ips-replaced-unparsable-address-mac-filled",
+         one(macvlan(NO_PREFIX, runtimeConfig={"ips": ["10.10.0.6/24"]},
+                     capabilities={"mac": True})), "CIDR notation", kernel=MAC, warned=True, rule="nad-ipam-static",
+         cap_args={"mac": "02:00:00:00:70:01"}),
+    Case("static-literal-runtime-config-ips-two-ipv4-v0.2.0",
+         one(macvlan({"type": "static"}, runtimeConfig={"ips": ["10.10.0.5/24", "10.10.0.6/24"]}), "0.2.0"),
+         "does not support more than 1 address per family", kernel=MAC, rule="nad-ipam-static"),
+    Case("static-literal-runtime-config-ips-replace-two-ipv4-v0.2.0",
+         one(macvlan({"type": "static", "addresses": [{"address": "10.10.0.5/24"}, {"address": "10.10.0.6/24"}]},
+                     runtimeConfig={"ips": ["10.10.0.7/24"]}), "0.2.0"), kernel=MAC, quiet=True),
+    Case("static-literal-runtime-config-ips-replaced-two-ipv4-v0.2.0-mac-filled",
+         one(macvlan({"type": "static", "addresses": [{"address": "10.10.0.5/24"}, {"address": "10.10.0.6/24"}]},
+                     runtimeConfig={"ips": ["10.10.0.7/24"]}, capabilities={"mac": True}), "0.2.0"),
+         "does not support more than 1 address per family", kernel=MAC, warned=True, rule="nad-ipam-static",
+         cap_args={"mac": "02:00:00:00:70:01"}),
+    # A literal runtimeConfig.mac reaches macvlan and bridge only while no capability they declare (any of
+    # them, not just mac) gets a value: a warning; a pod filling one gets its mac from what comes before.
+    Case("macvlan-literal-runtime-config-mac-unparsable-ips-capability",
+         one(macvlan(runtimeConfig={"mac": "zz"}, capabilities={"ips": True})), "invalid args zz for MAC addr",
+         kernel=MAC, warned=True, rule="nad-plugin-mac"),
+    Case("macvlan-literal-runtime-config-mac-unparsable-ips-filled",
+         one(macvlan(runtimeConfig={"mac": "zz"}, capabilities={"ips": True})), kernel=MAC, warned=True,
+         rule="nad-plugin-mac", cap_args={"ips": ["10.10.0.6/24"]}),
+    Case("macvlan-mac-unparsable-literal-runtime-config-mac-replaced",
+         one(macvlan(mac="zz", runtimeConfig={"mac": "02:00:00:00:70:01"}, capabilities={"ips": True})),
+         "invalid args zz for MAC addr", kernel=MAC, warned=True, rule="nad-plugin-mac",
+         cap_args={"ips": ["10.10.0.6/24"]}),
+    Case("bridge-literal-runtime-config-mac-unparsable-ips-capability",
+         one({"type": "bridge", "bridge": "mwbr13", "ipam": STATIC4, "runtimeConfig": {"mac": "zz"},
+              "capabilities": {"ips": True}}), "invalid MAC address", kernel=frozenset({"bridge"}), warned=True,
+         rule="nad-plugin-mac"),
+    Case("bridge-literal-runtime-config-mac-unparsable-ips-filled",
+         one({"type": "bridge", "bridge": "mwbr13", "ipam": STATIC4, "runtimeConfig": {"mac": "zz"},
+              "capabilities": {"ips": True}}), kernel=frozenset({"bridge"}), warned=True, rule="nad-plugin-mac",
+         cap_args={"ips": ["10.10.0.6/24"]}),
     # What Multus writes for a pod whose selection has "cni-args": {"ips": [...]}.
     Case("static-args-ips", one(macvlan({"type": "static"}, args={"cni": {"ips": ["10.10.0.5/24"]}})), kernel=MAC),
     # static reads an IPv4-mapped CIDR as IPv4 (test_static_reads_ipv4_mapped_cidrs checks the prefix).
@@ -1349,7 +1399,9 @@ def test_rules_agree_with_the_real_plugin(
         assert denials, "the rules allow a config the case says the plugin refuses"
     if case.warned:
         assert our_findings(case.config, "net1", Severity.WARN), "the rules say nothing of a config the plugin refuses"
-    if case.refused_with is not None:
+    if case.quiet:
+        assert our_findings(case.config, "net1", Severity.WARN) == [], "the rules warn of a config that always works"
+    if case.refused_with is not None or case.warned:
         said = our_findings(case.config, "net1", Severity.WARN if case.warned else Severity.DENY)
         assert case.rule in {finding.split(":")[0] for finding in said}, f"not from {case.rule}: {said}"
     skip_unless_kernel_has(case.kernel, kernel_lacks)
@@ -1370,7 +1422,7 @@ def test_corpus_is_large_enough() -> None:
 
 
 def test_refused_cases_name_their_rule() -> None:
-    assert [c.id for c in CASES if (c.refused_with is None) != (c.rule is None)] == []
+    assert [c.id for c in CASES if (c.refused_with is None and not c.warned) != (c.rule is None)] == []
 
 
 MAPPED = ["::ffff:10.10.0.5/120", "::ffff:10.10.0.5/128", "::ffff:10.10.0.5/100", "::ffff:10.10.0.5/96",
@@ -1547,6 +1599,10 @@ POD_CASES = [
     # host-local gives an address of each range set: the requested one, and one of every other set.
     PodCase("host-local-one-ip-two-sets", one(hl_ranges([{"subnet": "10.73.0.0/24"}], [{"subnet": "10.74.0.0/24"}])),
             {"ips": ["10.73.0.7"]}, warned_by=EXTRA, addresses=("10.73.0.7", "10.74.0.2")),
+    # The pod's own "cni-args" ips are no extra: it gets exactly the two addresses it asks for.
+    PodCase("host-local-dual-stack-ip-and-cni-args-ip",
+            one(hl_ranges([{"subnet": "10.73.0.0/24"}], [{"subnet": "fd00:73::/64"}])),
+            {"ips": ["10.73.0.7"], "cni-args": {"ips": ["fd00:73::7"]}}, addresses=("10.73.0.7", "fd00:73::7")),
     PodCase("host-local-args-ips-same-as-ip", one(hl(ranges=[[{"subnet": "10.77.0.0/24"}]],
                                                      args={"cni": {"ips": ["10.77.0.5"]}})),
             {"ips": ["10.77.0.5/24"]}),
@@ -1646,6 +1702,15 @@ POD_CASES = [
             {"mac": MAC_ADDRESS}, warned_by=CAPABILITIES, mac=OTHER_MAC, kernel=frozenset({"bridge"})),
     PodCase("bridge-cni-args-mac-over-pod-mac", one(bridge("mwbr12", "10.87.0.0/24")),
             {"mac": MAC_ADDRESS, "cni-args": {"mac": OTHER_MAC}}, warned_by=CAPABILITIES, mac=OTHER_MAC,
+            kernel=frozenset({"bridge"})),
+    # bridge's literal runtimeConfig.mac comes after the pod's cni-args mac, unless a declared capability the
+    # pod fills (its ips) replaces the literal runtimeConfig: bridge then reads the cni-args one.
+    PodCase("bridge-cni-args-mac-under-literal-runtime-config-mac",
+            one(bridge("mwbr12", "10.87.0.0/24", runtimeConfig={"mac": OTHER_MAC}, capabilities={"ips": True})),
+            {"cni-args": {"mac": "zz"}}, mac=OTHER_MAC, kernel=frozenset({"bridge"})),
+    PodCase("bridge-cni-args-mac-literal-runtime-config-mac-replaced-by-ips",
+            one(bridge("mwbr12", "10.87.0.0/24", runtimeConfig={"mac": OTHER_MAC}, capabilities={"ips": True})),
+            {"ips": ["10.87.0.7"], "cni-args": {"mac": "zz"}}, "invalid MAC address", denied_by=TUNING_ARGS,
             kernel=frozenset({"bridge"})),
     PodCase("bridge-args-mac-capability",
             one(bridge("mwbr12", "10.87.0.0/24", args={"cni": {"mac": OTHER_MAC}}, capabilities={"mac": True})),

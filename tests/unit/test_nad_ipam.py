@@ -1343,3 +1343,22 @@ def test_a_runtime_config_that_is_not_an_object_fails_the_plugins_that_decode_on
     assert (finding.field, finding.severity) == ("spec.config.runtimeConfig", Severity.DENY)
     assert "the macvlan plugin reads it as an object" in finding.message
     assert findings(nad({**macvlan(HL), "runtimeConfig": "x"}), "nad-ipam-host-local") == []
+
+
+def test_a_literal_runtime_config_ips_static_may_or_may_not_get_is_judged_both_ways() -> None:
+    # libcni replaces the whole literal runtimeConfig when a capability the plugin declares gets a value:
+    # the literal ips replace the addresses only for the other pods, and each is refused for its pods alone.
+    config = {**st({"address": "10.1.0.5"}), "cniVersion": "0.2.0", "capabilities": {"mac": True},
+              "runtimeConfig": {"ips": ["10.1.0.6/24", "10.1.0.7/24", "x"]}}
+    found = {(f.field, f.severity): f.message for f in findings(nad(config), "nad-ipam-static")}
+    replaced = ("(only when one of the capabilities spec.config declares (mac) gets a value for the pod, which "
+                "replaces the NAD's literal runtimeConfig)")
+    literal = ("(only when none of the capabilities spec.config declares (mac) gets a value for the pod, which "
+               "would replace the NAD's literal runtimeConfig)")
+    assert set(found) == {("spec.config.ipam.addresses[0].address", Severity.WARN),
+                          ("spec.config.runtimeConfig.ips[2]", Severity.WARN),
+                          ("spec.config.runtimeConfig.ips", Severity.WARN)}, found
+    assert found["spec.config.ipam.addresses[0].address", Severity.WARN].endswith(replaced)
+    assert "and fails the ADD; write it as e.g. 10.1.0.5/24 " + literal in found["spec.config.runtimeConfig.ips[2]",
+                                                                                  Severity.WARN]
+    assert found["spec.config.runtimeConfig.ips", Severity.WARN].endswith(literal)

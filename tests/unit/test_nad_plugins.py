@@ -67,12 +67,10 @@ REFUSED = [
      "8 bytes long, but a macvlan interface takes a 6-byte Ethernet address"),
     ("nad-plugin-mac", single({**MACVLAN, "mac": "02:00:00:00:00:01", "runtimeConfig": {"mac": "x"}}),
      "spec.config.runtimeConfig.mac", "is 'x', not a MAC address"),
-    # macvlan reads the literal runtimeConfig.mac after the MAC= a pod's mac gives: only the mac capability,
-    # filled with the pod's mac, replaces it.
+    # macvlan reads the literal runtimeConfig.mac after the MAC= a pod's mac gives: only a declared capability
+    # that gets a value replaces it (test_a_literal_runtime_config_mac_a_capability_may_replace_is_a_warning).
     ("nad-plugin-mac", single({**MACVLAN, "runtimeConfig": {"mac": "x"}}),
      "spec.config.runtimeConfig.mac", "02005e005301; it fails every pod; fix it"),
-    ("nad-plugin-mac", single({**MACVLAN, "runtimeConfig": {"mac": "x"}, "capabilities": {"mac": True}}),
-     "spec.config.runtimeConfig.mac", "it fails every pod that does not request a MAC of its own; fix it"),
     ("nad-plugin-mac", chain(MACVLAN, {"type": "tuning", "mac": "not-a-mac"}), "spec.config.plugins[1].mac",
      "the tuning plugin reads"),
     ("nad-plugin-mac", chain(MACVLAN, {"type": "tuning", "args": {"cni": {"mac": "02:00"}}}),
@@ -614,6 +612,28 @@ def test_portmap_options_of_one_backend_without_a_backend_warn(plugin: dict[str,
     [finding] = findings(nad(chain(MACVLAN, {"type": "portmap", **plugin})), "nad-plugin-portmap")
     assert (finding.field, finding.severity) == (f"spec.config.plugins[1].{field}", Severity.WARN)
     assert f"names no backend: the portmap plugin refuses it and {text}" in finding.message
+
+
+@pytest.mark.parametrize("capability", ["mac", "ips"])
+def test_a_literal_runtime_config_mac_a_capability_may_replace_is_a_warning(capability: str) -> None:
+    # libcni replaces the whole literal runtimeConfig when any capability the plugin declares gets a value.
+    for plugin in (MACVLAN, {"type": "bridge", "bridge": "br0"}):
+        config = single({**plugin, "runtimeConfig": {"mac": "x"}, "capabilities": {capability: True}})
+        [finding] = findings(nad(config), "nad-plugin-mac")
+        assert (finding.field, finding.severity) == ("spec.config.runtimeConfig.mac", Severity.WARN)
+        assert finding.message.endswith(
+            f"it fails the ADD; fix it (only when none of the capabilities spec.config declares ({capability}) gets "
+            "a value for the pod, which would replace the NAD's literal runtimeConfig)")
+
+
+def test_the_mac_a_replaced_literal_runtime_config_mac_leaves_is_judged_too() -> None:
+    config = single({**MACVLAN, "mac": "zz", "runtimeConfig": {"mac": "02:00:00:00:00:01"},
+                     "capabilities": {"ips": True}})
+    [finding] = findings(nad(config), "nad-plugin-mac")
+    assert (finding.field, finding.severity) == ("spec.config.mac", Severity.WARN)
+    assert finding.message.endswith(
+        "it fails every pod that does not request a MAC of its own; fix it (only when one of the capabilities "
+        "spec.config declares (ips) gets a value for the pod, which replaces the NAD's literal runtimeConfig)")
 
 
 def test_portmap_options_of_both_backends_without_a_backend_are_refused() -> None:

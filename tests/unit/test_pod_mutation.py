@@ -1577,7 +1577,8 @@ def test_a_fill_the_container_runtime_may_make_judges_the_literal_runtime_config
     [(severity, message)] = only("pod-networks-ips-host-local",
                                  findings(_with_annotations(selection, HOST_PORT_SPEC), v))
     assert severity == "warn"
-    assert "only if the NAD's literal runtimeConfig reaches spec.config" in message
+    assert ("(only if none of the capabilities spec.config declares (portMappings) gets a value for the pod, which "
+            "would replace the NAD's literal runtimeConfig; not known here: the pod has a hostPort") in message
     assert "the pod has a hostPort, which the container runtime may pass as portMappings" in message
     # Without a hostPort nothing fills portMappings: the literal runtimeConfig.ips reach host-local.
     [(severity, _)] = only("pod-networks-ips-host-local", findings(_with_annotations(selection), v))
@@ -1599,7 +1600,8 @@ def test_a_fill_the_container_runtime_may_make_judges_the_literal_runtime_config
     [(severity, message)] = only("pod-networks-cni-args-ips", findings(
         _with_annotations({"name": "hl", "cni-args": {"ips": ["10.79.0.7"]}}, HOST_PORT_SPEC), ranges))
     assert severity == "warn"
-    assert "only if a capability spec.config declares is filled" in message
+    assert ("(only if one of the capabilities spec.config declares (portMappings) gets a value for the pod, which "
+            "replaces the NAD's literal runtimeConfig; not known here") in message
 
 
 def test_device_id_is_filled_only_for_a_pod_given_a_device() -> None:
@@ -1715,7 +1717,7 @@ def test_host_locals_literal_ip_ranges_are_a_range_set_of_its_own_unless_a_capab
     [(severity, message)] = only(EXTRA, findings(_with_annotations({"name": "hl", "ips": ["10.77.0.7"]},
                                                                    HOST_PORT_SPEC), ports))
     assert severity == "warn"
-    assert "(only if the NAD's literal runtimeConfig reaches spec.config" in message
+    assert "(only if none of the capabilities spec.config declares (portMappings) gets a value for the pod" in message
     assert "the pod has a hostPort, which the container runtime may pass as portMappings" in message
 
 
@@ -1770,7 +1772,7 @@ def test_a_literal_runtime_config_mac_replaces_the_mac_a_pod_requests_unless_a_c
     [(severity, message)] = only(CAPS, findings(_with_annotations({"name": "mv", "mac": POD_MAC}, HOST_PORT_SPEC),
                                                 ports))
     assert severity == "warn"
-    assert "(only if the NAD's literal runtimeConfig reaches spec.config" in message
+    assert "(only if none of the capabilities spec.config declares (portMappings) gets a value for the pod" in message
     # tuning after it reads MAC= too, and sets the pod's mac last.
     chained = view(nad("mv", json.dumps({"cniVersion": "1.0.0", "name": "c", "plugins": [
         {"type": "macvlan", "master": "eth0", "ipam": STATIC_WITH_ADDRESS,

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, cast
 
 from webhook.cni.gojson import GoJSONError, field_spellings, fold, go_field, loads
@@ -197,6 +197,29 @@ class PluginConf:
         which = "one" if replaced else "none"
         return (f"{which} of the capabilities {self.path} declares ({', '.join(declared)}) gets a value for the pod, "
                 f"which {'replaces' if replaced else 'would replace'} the NAD's literal runtimeConfig")
+
+    def judged_both_ways(self, judge: Callable[[bool], Iterable[Problem]]) -> Iterator[tuple[Problem, str | None]]:
+        """``judge(runtime_config)`` with the plugin's literal runtimeConfig reaching it and without, for a
+        plugin it reaches for some pods only (see runtime_config_condition): each problem with the condition
+        under which alone it arises (a warning then), or None for one found both ways (by field), as it is
+        found with the literal runtimeConfig."""
+        with_literal, without = list(judge(True)), list(judge(False))
+        fields = {p.field for p in with_literal}, {p.field for p in without}
+        for problems, others, replaced in ((with_literal, fields[1], False), (without, fields[0], True)):
+            for problem in problems:
+                if problem.field not in others:
+                    yield replace(problem, warning=True), self.runtime_config_condition(replaced=replaced)
+                elif not replaced:
+                    yield problem, None
+
+    def runtime_config_problems(self, judge: Callable[[bool], Iterable[Problem]]) -> list[Problem]:
+        """What ``judge(runtime_config)`` finds in a NAD: with the literal runtimeConfig when it reaches the
+        plugin for every pod; else both ways (judged_both_ways), one found one way only a warning that
+        says when."""
+        if self.runtime_config_condition() is None:
+            return list(judge(True))
+        return [replace(problem, message=f"{problem.message} (only when {when})") if when else problem
+                for problem, when in self.judged_both_ways(judge)]
 
     def derived(self, key: str, compute: Callable[[], _T]) -> _T:
         """``compute()``, computed once for this plugin and kept under ``key``: several rules read the

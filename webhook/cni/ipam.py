@@ -8,11 +8,12 @@ exception.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import posixpath
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from webhook.cni.addresses import (
@@ -1360,29 +1361,37 @@ def host_local_unallocatable(requested: Sequence[tuple[str, IPAddress]], sets: S
 
 
 def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
+    """What static (plugins v1.10.0 plugins/ipam/static LoadIPAMConfig) refuses in the config, judged both
+    ways where the NAD's literal runtimeConfig reaches it for some pods only (PluginConf.runtime_config_problems):
+    a non-empty runtimeConfig.ips replaces ipam.addresses and args.cni.ips, as a non-empty args.cni.ips
+    replaces ipam.addresses, and static then only decodes what they replace."""
     ipam = plugin.ipam
     if ipam is None:
         return []
+    fails = "fails every pod" if plugin.runtime_config_condition() is None else "fails the ADD"
+    return _with_field_types(plugin, plugin.runtime_config_problems(
+        functools.partial(_static_problems, plugin, ipam, cni_version, fails)))
+
+
+def _static_problems(plugin: PluginConf, ipam: Mapping[str, Any], cni_version: str | None, fails: str,
+                     runtime_config: bool) -> list[Problem]:
+    """check_static's findings when the NAD's literal runtimeConfig does (``runtime_config``) or does not
+    reach static, which then ``fails`` on what it refuses there."""
     path = plugin.ipam_path
     found = args_cni_ips(plugin)
-    args_problems: list[Problem] = []
-    args_ips = args_cni_ips_addresses(found, args_problems)
-    replaced = found.replaces_addresses
-    addresses, problems = static_addresses(ipam, path, replaced=replaced)
-    problems.extend(args_problems)
-    literal = _literal_runtime_config(plugin)
-    if literal is not None:
-        problems.extend(_runtime_config_not_object(plugin, literal, "static"))
-    literal_ips = literal_runtime_config_ips(plugin)
-    if literal_ips is not None:
-        # static parses them last, when the literal runtimeConfig reaches it: for some pods only when the
-        # plugin declares a capability Multus may fill (a warning).
-        when = plugin.runtime_config_condition()
-        found_literal: list[Problem] = []
-        args_cni_ips_addresses(literal_ips, found_literal, "fails every pod" if when is None else
-                               f"fails every pod for which {when}")
-        problems.extend(replace(problem, warning=True) if when else problem for problem in found_literal)
-    if not addresses and not problems and not plugin.has_capability("ips") and not replaced:
+    problems: list[Problem] = []
+    args_ips = args_cni_ips_addresses(found, problems)
+    given = _literal_runtime_config(plugin) if runtime_config else None
+    if given is not None:
+        problems.extend(_runtime_config_not_object(plugin, given, "static", fails))
+    literal_ips = literal_runtime_config_ips(plugin) if runtime_config else None
+    literal = args_cni_ips_addresses(literal_ips, problems, fails) if literal_ips is not None else []
+    # What static ends with: the last non-empty list of these (a bad entry of one fails it).
+    source, ips = next(((where.source, given) for where, given in ((literal_ips, literal), (found, args_ips))
+                        if where is not None and where.replaces_addresses), (None, []))
+    addresses, refused = static_addresses(ipam, path, replaced=source is not None)
+    problems = refused + problems
+    if not addresses and not problems and not plugin.has_capability("ips") and source is None:
         # Not a denial: static also takes the addresses from CNI_ARGS, where Multus puts a pod's "ips",
         # and from args.cni.ips, which it fills from "cni-args": {"ips": [...]}: the NAD works for pods
         # that pass them.
@@ -1396,10 +1405,9 @@ def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
                 warning=True,
             )
         )
-    versions = [ip.version for _, ip in args_ips] if replaced else [a.address.version for a in addresses]
-    problems.extend(_one_per_family(found.source if replaced and found.source else path, versions, cni_version,
-                                    "addresses"))
-    return _with_field_types(plugin, problems)
+    versions = [ip.version for _, ip in ips] if source is not None else [a.address.version for a in addresses]
+    problems.extend(_one_per_family(source or path, versions, cni_version, "addresses"))
+    return problems
 
 
 # --- routes (shared by host-local, static and whereabouts) ------------------------------------

@@ -7,6 +7,7 @@ on ADD. Unknown plugin types yield nothing: this table only speaks for the refer
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -662,14 +663,15 @@ def _nested_string(obj: Any, base: str, *names: str) -> tuple[str, Any] | None:
     return path, value
 
 
-def _config_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
-                pod_base: str = "", pod_mac: bool = False) -> tuple[str, str, bool, bool] | None:
+def _config_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, pod_base: str = "",
+                pod_mac: bool = False, runtime_config: bool = True) -> tuple[str, str, bool, bool] | None:
     """(JSON path, value, whether a pod's own MAC replaces it, whether a pod's "cni-args" gave it) of the
-    MAC the config gives the plugin: its runtimeConfig.mac when not empty, else mac; for tuning,
-    args.cni.mac before both, even empty, with ``cni_args`` merged into it (see args_cni_spellings). A pod
-    that requests a MAC replaces the first two (Multus passes it in CNI_ARGS, and with the mac capability
-    in runtimeConfig), never tuning's args. ``pod_mac``: the pod requests a MAC of its own, on the networks
-    annotation (see mac_problems)."""
+    MAC the config gives the plugin: its literal runtimeConfig.mac when not empty and the literal
+    runtimeConfig reaches the plugin (``runtime_config``, see PluginConf.keeps_runtime_config), else mac;
+    for tuning, args.cni.mac before both, even empty, with ``cni_args`` merged into it (see
+    args_cni_spellings). A pod that requests a MAC replaces mac (Multus passes it in CNI_ARGS), never the
+    literal runtimeConfig.mac, which comes after it, nor tuning's args. ``pod_mac``: the pod requests a MAC
+    of its own, on the networks annotation (see mac_problems)."""
     if plugin.type == "tuning":
         decodes, last = _tuning_args_cni_value(plugin, "mac", cni_args, pod_base)
         if not decodes:
@@ -677,10 +679,8 @@ def _config_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
         if last is not None:
             return (last.path, last.value, False, last.from_pod) if last.value else None
     if plugin.type == "bridge":
-        return _bridge_mac(plugin, cni_args, pod_base, pod_mac)
-    # A pod's MAC= replaces the plugin's own mac; the literal runtimeConfig.mac comes after MAC= and only
-    # the mac capability, filled with the pod's MAC, replaces it (libcni replaces the whole runtimeConfig).
-    for found, replaceable in ((_literal_mac(plugin), plugin.has_capability("mac")), (plugin.field("mac"), True)):
+        return _bridge_mac(plugin, cni_args, pod_base, pod_mac, runtime_config)
+    for found, replaceable in ((_literal_mac(plugin) if runtime_config else None, False), (plugin.field("mac"), True)):
         if found is not None and isinstance(found[1], str) and found[1]:
             return found[0], found[1], replaceable, False
     return None
@@ -702,18 +702,17 @@ def _bridge_args_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None, pod
     return last if last is not None and last.value else None
 
 
-def _bridge_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None,
-                pod_base: str, pod_mac: bool = False) -> tuple[str, str, bool, bool] | None:
+def _bridge_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None, pod_base: str, pod_mac: bool = False,
+                runtime_config: bool = True) -> tuple[str, str, bool, bool] | None:
     """_config_mac for bridge (plugins v1.10.0 plugins/main/bridge loadNetConf): a non-empty
     runtimeConfig.mac, else a non-empty args.cni.mac, else MAC= in CNI_ARGS. A pod's MAC replaces the
-    config's only as runtimeConfig, with the mac capability (which replaces the NAD's literal runtimeConfig
-    too): with ``pod_mac`` (the pod requests one, on the networks annotation) and that capability, bridge
-    reads neither."""
+    config's only as runtimeConfig, with the mac capability: with ``pod_mac`` (the pod requests one, on the
+    networks annotation) and that capability, bridge reads neither."""
     if pod_mac and plugin.has_capability("mac"):
         return None
-    literal = _literal_mac(plugin)
+    literal = _literal_mac(plugin) if runtime_config else None
     if literal is not None and isinstance(literal[1], str) and literal[1]:
-        return literal[0], literal[1], plugin.has_capability("mac"), False
+        return literal[0], literal[1], False, False
     last = _bridge_args_mac(plugin, cni_args, pod_base)
     if last is None:
         return None
@@ -721,7 +720,8 @@ def _bridge_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None,
 
 
 #: The plugins that give the pod's interface a MAC address: the interface plugins making it, and tuning
-#: changing it afterwards.
+#: changing it afterwards. Each of them reads MAC= in CNI_ARGS (MacEnvArgs: main/bridge loadNetConf,
+#: main/macvlan loadConf, main/tap loadConf, meta/tuning parseConf).
 MAC_SETTERS = frozenset({"bridge", "macvlan", "tap", "tuning"})
 
 
@@ -772,35 +772,49 @@ def _ip_tool_mac(value: str) -> bytes | None:
     return bytes(octets) if len(octets) == 6 and max(octets) <= 255 else None
 
 
-def mac_problems(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
-                 pod_base: str = "", pod_mac: bool = False) -> Iterator[Problem]:
+def mac_problems(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, pod_base: str = "",
+                 pod_mac: bool = False, runtime_config: bool | None = None) -> Iterator[Problem]:
     """A MAC address that macvlan, tap, tuning or bridge cannot set: not one Go's net.ParseMAC reads (or,
     for tap through `ip link set`, ip), or, on the Ethernet devices macvlan, tap and bridge (its
     container's veth) make, not six bytes, a multicast address or all zeros, which the kernel refuses.
     With ``cni_args``, only what a pod's "cni-args" give tuning's or bridge's args.cni.mac (at JSON path
     ``pod_base``); ``pod_mac`` says that the pod requests a MAC of its own on the networks annotation,
     which reaches bridge as runtimeConfig.mac when it declares the mac capability and comes first there
-    (plugins v1.10.0 bridge loadNetConf): its args.cni.mac is then not used, nor judged."""
+    (plugins v1.10.0 bridge loadNetConf): its args.cni.mac is then not used, nor judged.
+    ``runtime_config``: whether the NAD's literal runtimeConfig reaches the plugin (see
+    PluginConf.keeps_runtime_config); None judges both ways where it reaches it for some pods only (see
+    PluginConf.runtime_config_problems)."""
     from_pod = cni_args is not None
     yield from args_cni_type_problems(plugin, ("mac",), cni_args, pod_base, POD_NEVER_STARTS if from_pod else
                                              "fails every pod")
-    found = _config_mac(plugin, cni_args, pod_base, pod_mac) \
-        if plugin.type in ("macvlan", "tap", "tuning", "bridge") else None
-    if found is None or found[3] is not from_pod:
+    if plugin.type not in MAC_SETTERS:
         return
+    judge = functools.partial(_config_mac_problems, plugin, cni_args, pod_base, pod_mac)
+    yield from plugin.runtime_config_problems(judge) if runtime_config is None else judge(runtime_config)
+
+
+def _config_mac_problems(plugin: PluginConf, cni_args: Mapping[str, Any] | None, pod_base: str, pod_mac: bool,
+                         runtime_config: bool) -> list[Problem]:
+    """What mac_problems finds in the MAC the config gives the plugin (see _config_mac)."""
+    from_pod = cni_args is not None
+    found = _config_mac(plugin, cni_args, pod_base, pod_mac, runtime_config)
+    if found is None or found[3] is not from_pod:
+        return []
     path, value, replaceable, _ = found
+    literal = _literal_mac(plugin)
     fails = POD_NEVER_STARTS if from_pod else \
-        "fails every pod that does not request a MAC of its own" if replaceable else "fails every pod"
+        "fails every pod that does not request a MAC of its own" if replaceable else \
+        "fails the ADD" if literal is not None and literal[0] == path and plugin.runtime_config_condition() else \
+        "fails every pod"
     ip_tool = plugin.type == "tap" and _tap_runs_ip_tool(plugin)
     address = _ip_tool_mac(value) if ip_tool else parse_mac(value)
     if address is None:
         reader = ("`ip link set address`, which the tap plugin runs, reads six hex bytes joined by \":\""
                   if ip_tool else f"the {plugin.type} plugin reads {_MAC_FORMS}")
-        yield Problem(path, f"{path} is {value!r}, not a MAC address: {reader}; it {fails}; fix it")
-        return
+        return [Problem(path, f"{path} is {value!r}, not a MAC address: {reader}; it {fails}; fix it")]
     if plugin.type == "tuning" or (plugin.type == "tap" and not ip_tool):
         # tuning's interface may be of any type; a tap device made through netlink takes any address.
-        return
+        return []
     device = "the container's veth the bridge plugin makes" if plugin.type == "bridge" else \
         f"a {plugin.type} interface"
     if len(address) != 6:
@@ -810,9 +824,9 @@ def mac_problems(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
     elif not any(address):
         why = f"all zeros, which {device} refuses"
     else:
-        return
-    yield Problem(path, f"{path} is {value!r}, {why}; it {fails}; use a unicast address such as "
-                        "02:00:00:00:00:01 (02: locally administered)")
+        return []
+    return [Problem(path, f"{path} is {value!r}, {why}; it {fails}; use a unicast address such as "
+                          "02:00:00:00:00:01 (02: locally administered)")]
 
 
 def mtu_problems(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,

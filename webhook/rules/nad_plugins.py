@@ -85,7 +85,9 @@ def plugin_mac(subject: Subject) -> Iterator[Violation]:
     """macvlan, tap and tuning parse their ``mac`` (or a runtimeConfig.mac in the config, or tuning's
     args.cni.mac), bridge its runtimeConfig.mac or else args.cni.mac, with Go's net.ParseMAC, and tap
     without an owner and a group hands it to `ip link set address`: an address they cannot read fails
-    every pod that does not request a MAC of its own. The kernel refuses, on the Ethernet devices
+    every pod that does not request a MAC of its own, or, in the literal runtimeConfig, every pod for
+    which it reaches the plugin (a warning when a capability the plugin declares may replace it). The
+    kernel refuses, on the Ethernet devices
     macvlan, tap and bridge (its container's veth) make, a multicast or all-zero address, and on macvlan
     and bridge's veth one that is not six bytes long."""
     yield from _each_plugin(subject, table.mac_problems)

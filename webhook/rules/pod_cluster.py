@@ -169,10 +169,7 @@ _CAPABILITIES = {"ips": "ips", "mac": "mac", "port_mappings": "portMappings", "b
 # Multus's DelegateAdd (pkg/multus/multus.go, "Deprecated in ver 3.5") adds MAC=<mac> and IP=<the ips
 # joined by ","> to the runtime args of every delegate, whatever its capabilities, and libcni hands
 # them as CNI_ARGS to every plugin of a list and to its IPAM. Who reads them there (CNI plugins
-# v1.10.0, whereabouts):
-#: Plugin types that read MAC= (MacEnvArgs) and give the interface that address: main/bridge
-#: loadNetConf, main/macvlan loadConf, main/tap loadConf, meta/tuning parseConf.
-_MAC_READERS = frozenset({"bridge", "macvlan", "tap", "tuning"})
+# v1.10.0, whereabouts): MAC= the plugins that give the interface a MAC (MAC_SETTERS), and:
 #: IPAM types that read IP= (IPAMEnvArgs): ipam/static loadNetConf (a comma list of CIDRs, added to the
 #: config's addresses), ipam/host-local LoadIPAMConfig (one ip.IP, prefix optional: a list fails to
 #: parse), whereabouts pkg/config handleEnvArgs (a comma list of CIDRs, added next to the address it
@@ -185,7 +182,7 @@ _ONE_IP_READERS = frozenset({"host-local"})
 
 def _reads_from_cni_args(netconf: NetConf, capability: str) -> bool:
     if capability == "mac":
-        return any(p.type in _MAC_READERS for p in netconf.plugins)
+        return any(p.type in MAC_SETTERS for p in netconf.plugins)
     if capability == "ips":
         return any(p.ipam_type in _IP_READERS for p in netconf.plugins)
     return False
@@ -298,25 +295,14 @@ def runtime_config_cases(plugin: PluginConf, fills: Fills) -> tuple[tuple[bool, 
 def judged_both_ways(plugin: PluginConf, fills: Fills,
                      judge: Callable[[bool], Iterable[Problem]]) -> Iterator[tuple[Problem, str]]:
     """``judge(runtime_config)`` in each case of runtime_config_cases, each problem with a note for its
-    message: a problem found only in some cases (by field) is a warning, its note saying on what it
-    depends; the note is empty otherwise."""
+    message: a problem found only in some cases (see PluginConf.judged_both_ways) is a warning, its note
+    saying on what it depends and why that is not known here; the note is empty otherwise."""
     cases, why = runtime_config_cases(plugin, fills)
-    found = [list(judge(reaches)) for reaches in cases]
-    if len(found) == 1:
-        yield from ((problem, "") for problem in found[0])
+    if len(cases) == 1:
+        yield from ((problem, "") for problem in judge(cases[0]))
         return
-    with_literal, without = found
-    fields = [{p.field for p in with_literal}, {p.field for p in without}]
-    for problems, others, condition in (
-            (with_literal, fields[1], f"the NAD's literal runtimeConfig reaches {plugin.path}, that is when "
-                                      "none of the capabilities it declares is filled"),
-            (without, fields[0], f"a capability {plugin.path} declares is filled, which replaces the NAD's "
-                                 "literal runtimeConfig")):
-        for problem in problems:
-            if problem.field not in others:
-                yield replace(problem, warning=True), f" (only if {condition}; not known here: {why})"
-            elif problems is with_literal:
-                yield problem, ""
+    for problem, condition in plugin.judged_both_ways(judge):
+        yield problem, f" (only if {condition}; not known here: {why})" if condition else ""
 
 
 def _runtime_config_reaches(annotation: str, plugin: PluginConf, capability: str) -> bool:
@@ -754,14 +740,16 @@ def _host_local_extra(ref: NetworkReference, plugin: PluginConf, runtime_config:
     addr = go_ip_or_cidr(ips[0]) if len(ips) == 1 else None
     if addr is None:
         return None
-    request = host_local_request(plugin, ref.selection.cni_args, _cni_args_at(ref), POD_NEVER_STARTS,
+    pod_base = _cni_args_at(ref)
+    request = host_local_request(plugin, ref.selection.cni_args, pod_base, POD_NEVER_STARTS,
                                  runtime_config=runtime_config)
     asked = [*request.requested, (f"{ref.field}.ips[0]", addr)]
     if request.problems or not request.judged or not request.sets or \
             any(True for _ in host_local_unallocatable(asked, request.sets, POD_NEVER_STARTS)):
         return None
     held = {n for _, a in asked for n, s in enumerate(request.sets) for r in s if between(a, r.start, r.end)}
-    others = {str(a): path for path, a in request.requested if a != addr}
+    # What the pod's own "cni-args" ips request it asked for: only the NAD's requests are extra.
+    others = {str(a): path for path, a in request.requested if a != addr and not path.startswith(pod_base)}
     parts = [f"{', '.join(f'{a} ({path})' for a, path in others.items())}, which the NAD requests for every pod"
              ] if others else []
     free = [s[0].path if len(s) == 1 else f"{s[0].path} and the rest of its set" for n, s in enumerate(request.sets)
@@ -890,17 +878,24 @@ def cni_args_tuning(subject: Subject) -> Iterator[Violation]:
     ADD fails on every try and the pod never starts. Multus passes the numbers as Go encodes a float64
     ("mtu": 1500.0 arrives as 1500). bridge decodes args.cni.mac (its BridgeArgs) as a string: "mac": 5 fails
     it the same way; it sets a non-empty one on the container's veth unless a non-empty runtimeConfig.mac
-    comes first (ahead of the pod's own mac, MAC= in CNI_ARGS), so a mac net.ParseMAC does not read, or one
+    comes first (ahead of the pod's own mac, MAC= in CNI_ARGS; the NAD's literal one only while no
+    capability bridge declares gets a value), so a mac net.ParseMAC does not read, or one
     the kernel refuses on an Ethernet device (multicast, all zeros, not six bytes), fails the ADD. A pod's
     own mac is such a runtimeConfig.mac when bridge declares the mac capability (networks annotation
     only): its cni-args mac is then not used, nor judged."""
     for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, _TUNING_FIELDS, _reads_args_cni):
         base = _cni_args_at(ref)
-        for problem in chain(args_cni_type_problems(plugin, _TYPED_FIELDS, cni_args, base, POD_NEVER_STARTS),
-                             mac_problems(plugin, cni_args, base, _runtime_config_reaches(
-                                 ref.annotation, plugin, "mac") and bool(ref.selection.mac)),
-                             mtu_problems(plugin, cni_args, base)):
-            yield Violation(problem.field, f"{problem.message} {merged_into}")
+        nad = subject.view.nad(ref.namespace, ref.name)
+        fills = multus_fills(ref, nad, subject.obj) if nad is not None else Fills(frozenset(), {})
+        pod_mac = _runtime_config_reaches(ref.annotation, plugin, "mac") and bool(ref.selection.mac)
+        judge = functools.partial(mac_problems, plugin, cni_args, base, pod_mac)
+        for problem, note in chain(
+                ((problem, "") for problem in args_cni_type_problems(plugin, _TYPED_FIELDS, cni_args, base,
+                                                                     POD_NEVER_STARTS)),
+                judged_both_ways(plugin, fills, judge),
+                ((problem, "") for problem in mtu_problems(plugin, cni_args, base))):
+            yield Violation(problem.field, f"{problem.message} {merged_into}{note}",
+                            Severity.WARN if problem.warning else None)
 
 
 @rule("pod-networks-cni-args-ips", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
