@@ -51,29 +51,80 @@ _Found = tuple[int, Any, list[int]]
 
 
 def _is_list(obj: Any) -> bool:
-    kind = obj.get("kind") if isinstance(obj, dict) else None
-    return isinstance(kind, str) and kind.endswith("List") and isinstance(obj.get("items"), list)
+    # kubectl takes an object with "items", whatever its kind, for a list of objects (apimachinery's
+    # unstructured decoding): `kubectl get a,b -o yaml` prints a List, typed lists (PodList) the same.
+    return isinstance(obj, dict) and "items" in obj
+
+
+def _list_item(item: Any, source: str, line: int) -> dict[str, Any]:
+    """An item of a List as kubectl takes it: an object, and not a list itself (kubectl takes a List's
+    items apart once, and fails on a list among them)."""
+    if not isinstance(item, dict):
+        raise DocumentError(f"{source}:{line}: List item is not an object")
+    if isinstance(item.get("items"), list):
+        raise DocumentError(f"{source}:{line}: a List inside a List: kubectl cannot read it (it takes only the "
+                            "outer List's items apart, and refuses a list among them)")
+    return item
+
+
+# kubectl cuts a YAML stream into pieces before go-yaml reads any (apimachinery's YAMLReader): at every
+# line that starts with "---" and holds nothing else but spaces or a comment ("---#c" too); any other
+# text after the dashes ("----", "--- a: 1") is an error. A separator met before any line of its piece
+# stays in it. go-yaml then reads the first document of each piece and ignores the rest: a "%YAML"
+# directive becomes a piece of its own, without its document, and is refused.
+_SEPARATOR = re.compile(r"^---([^\n]*)(?:\n|\Z)", re.M)
+# What Go's strings.TrimSpace trims (unicode.IsSpace): not a byte order mark.
+_GO_SPACE = " \t\n\v\f\r\x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+
+
+def _pieces(text: str, source: str) -> Iterator[tuple[int, int, int]]:
+    """The pieces kubectl cuts ``text`` into: (start, end, 1-based line of start)."""
+    start, line, counted = 0, 1, 0
+    for separator in _SEPARATOR.finditer(text):
+        after = separator.group(1).strip(_GO_SPACE)
+        if after and not after.startswith("#"):
+            at = line + text.count("\n", counted, separator.start())
+            raise DocumentError(f"{source}:{at}: invalid document separator: {after[:40]!r} follows '---' "
+                                "(kubectl allows only spaces or a comment there)")
+        if separator.start() > start:
+            yield start, separator.start(), line
+            line += text.count("\n", counted, separator.end())
+            start = counted = separator.end()
+    if start < len(text):
+        yield start, len(text), line
 
 
 def _yaml_documents(text: str, source: str, first_line: int = 1, decodes: Decodes | None = None) -> list[_Found]:
-    """The documents of ``text``, which starts on line ``first_line`` of ``source``; ``decodes`` counts
-    on for a document ``text`` is part of."""
-    loader = Loader(text)
-    # Only an alias can make a document expand; most files have none and skip the count.
-    aliases = decodes is not None or may_alias(text)
+    """The documents of ``text``, which starts on line ``first_line`` of ``source``, one a piece;
+    ``decodes`` counts on for a document ``text`` is part of."""
     found: list[_Found] = []
+    for start, end, line in _pieces(text, source):
+        piece = text[start:end]
+        # Only an alias can make a document expand; most have none and skip the count.
+        aliases = decodes is not None or may_alias(piece)
+        document = _yaml_document(piece, source, first_line + line - 1, decodes, aliases)
+        if document is not None:
+            found.append(document)
+    return found
+
+
+def _yaml_document(text: str, source: str, first_line: int, decodes: Decodes | None, aliases: bool) -> _Found | None:
+    """The first document of a piece, as go-yaml reads it; what follows it ("..." then more) is not
+    read. None when the piece holds none."""
+    loader = Loader(text)
     shift = first_line - 1
     node: yaml.Node | None = None
     try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                continue
-            if aliases:
-                check_aliasing(node, decodes)
-            obj = loader.construct_document(node)
-            found.append((node.start_mark.line + 1 + shift, obj,
-                          [line + shift for line in _items_lines(node)] if _is_list(obj) else []))
+        if not loader.check_node():
+            return None
+        node = loader.get_node()
+        if node is None:
+            return None
+        if aliases:
+            check_aliasing(node, decodes)
+        obj = loader.construct_document(node)
+        return (node.start_mark.line + 1 + shift, obj,
+                [line + shift for line in _items_lines(node)] if _is_list(obj) else [])
     except Unreadable as exc:
         line = exc.line if exc.line is not None else node.start_mark.line if node is not None else None
         raise DocumentError(f"{source}{'' if line is None else f':{line + 1 + shift}'}: {exc.message}") from None
@@ -87,7 +138,6 @@ def _yaml_documents(text: str, source: str, first_line: int = 1, decodes: Decode
         raise DocumentError(f"{where}: cannot read the document: {exc}") from None
     finally:
         loader.dispose()
-    return found
 
 
 def _yaml_error(exc: yaml.MarkedYAMLError, source: str, shift: int) -> str:
@@ -230,16 +280,18 @@ def _json_documents(text: str, source: str,
     return (found, starts, offsets_of) if found else None
 
 
-def _json_error(text: str) -> tuple[json.JSONDecodeError, int] | None:
-    """Where a text that starts as JSON stops being JSON, and how many objects came before: the error
-    to report when the YAML reader cannot read it either. None when it is JSON."""
+def _json_error(text: str) -> tuple[json.JSONDecodeError, int, int] | None:
+    """Where a text that starts as JSON stops being JSON: the error, how many objects came before and
+    the offset after them. None when it is JSON."""
     pos, read = _skip(text, 0), 0
     try:
         while pos < len(text):
             pos = _skip(text, _JSON.raw_decode(text, pos)[1])
             read += 1
     except json.JSONDecodeError as exc:
-        return exc, read
+        return exc, read, pos
+    except ValueError as exc:  # NaN, Infinity: no JSON to Go
+        return json.JSONDecodeError(str(exc), text, pos), read, pos
     return None
 
 
@@ -261,9 +313,7 @@ def _json_stream(text: str, source: str) -> Iterator[Document] | None:
                     index += 1
                 continue
             for offset, item_line in zip(offsets, lines, strict=True):
-                item = _JSON.raw_decode(text, offset)[0]
-                if not isinstance(item, dict):
-                    raise DocumentError(f"{source}:{item_line}: List item is not an object")
+                item = _list_item(_JSON.raw_decode(text, offset)[0], source, item_line)
                 yield Document(source, item_line, index, item)
                 index += 1
 
@@ -321,9 +371,7 @@ def _yaml_stream(text: str, source: str) -> Iterator[Document] | None:
                 # file): the whole file decides, and words the error.
                 yield from _documents(_yaml_documents(text, source), source)[i:]
                 return
-            if not isinstance(obj, dict):
-                raise DocumentError(f"{source}:{at}: List item is not an object")
-            yield Document(source, at, i, obj)
+            yield Document(source, at, i, _list_item(obj, source, at))
             line += chunk.count("\n")
 
     return items()
@@ -341,12 +389,14 @@ def _documents(found: list[_Found], source: str) -> list[Document]:
         if not isinstance(obj, dict):
             found_type = type(obj).__name__
             raise DocumentError(f"{source}:{line}: expected a Kubernetes object (a mapping), found {found_type}")
-        # `kubectl get a,b -o yaml` prints a List; typed lists (PodList, ...) hold items the same way.
         if _is_list(obj):
-            for i, item in enumerate(obj.get("items") or []):
-                if not isinstance(item, dict):
-                    raise DocumentError(f"{source}:{lines[i] if i < len(lines) else line}: List item is not an object")
-                documents.append(Document(source, lines[i] if i < len(lines) else line, len(documents), item))
+            items = obj["items"]
+            if not isinstance(items, list | None):
+                what = "an object" if isinstance(items, dict) else f"the scalar {json.dumps(items)[:40]}"
+                raise DocumentError(f"{source}:{line}: items is {what}, not a list: kubectl cannot read the object")
+            for i, item in enumerate(items or []):
+                item_line = lines[i] if i < len(lines) else line
+                documents.append(Document(source, item_line, len(documents), _list_item(item, source, item_line)))
         else:
             documents.append(Document(source, line, len(documents), obj))
     return documents
@@ -360,6 +410,19 @@ def load_path(path: str) -> list[Document]:
     if p.is_dir():
         return [d for f in _manifest_files(p) for d in _load_file(f)]
     return _load_file(p)
+
+
+def load_manifests(path: str) -> list[Document]:
+    """The objects of load_path that kubectl apply would send: one without a kind or an apiVersion is
+    refused, as kubectl refuses it before sending anything (a manifest that cannot be applied is an
+    unreadable input, not an object of a kind check skips)."""
+    documents = load_path(path)
+    for doc in documents:
+        missing = [key for key in ("apiVersion", "kind") if not doc.obj.get(key) or not isinstance(doc.obj[key], str)]
+        if missing:
+            raise DocumentError(f"{doc.source}:{doc.line}: {' and '.join(missing)} not set: kubectl cannot apply "
+                                "an object without them")
+    return documents
 
 
 def _manifest_files(root: Path) -> list[Path]:
@@ -451,21 +514,32 @@ def _parse(text: str, source: str, *, is_json: bool = False) -> list[Document]:
         read = _json_documents(text, source) if is_json or looks_json else None
         if read is not None:
             return _documents(read[0], source)
-        try:
+        if not (is_json or looks_json):
             return parse_text(text, source)
+        try:
+            found = _json_error(text)
+        except (RecursionError, Unreadable) as exc:
+            raise DocumentError(f"{source}: cannot read the document: {exc}") from None
+        # kubectl reads JSON objects one after the other; where one is not JSON after two were, the
+        # stream is JSON and that is the error; after none or one, it reads the rest as YAML.
+        error, done, stop = found if found is not None else (None, 0, 0)
+        json_error = DocumentError(f"{source}:{error.lineno}: not valid JSON: {error.msg}") if error else None
+        if json_error and looks_json and done >= 2:
+            raise json_error from None
+        first: list[_Found] = []
+        start = 0
+        if looks_json and done == 1:
+            start = _skip(text, 0)
+            first = [(text.count("\n", 0, start) + 1, _JSON.raw_decode(text, start)[0], [])]
+            start = stop
+        try:
+            return _documents(first + _yaml_documents(text[start:], source, text.count("\n", 0, start) + 1), source)
         except DocumentError:
-            if not (is_json or looks_json):
-                raise
-            try:
-                found = _json_error(text)
-            except (ValueError, RecursionError, Unreadable) as exc:
-                raise DocumentError(f"{source}: cannot read the document: {exc}") from None
-            # A file named .json, or one whose first objects were JSON, is reported as JSON: where it
+            # A file named .json, or one whose first object was JSON, is reported as JSON: where it
             # stops being JSON, not why it is not YAML.
-            if found is None or not (is_json or found[1]):
+            if json_error is None or not (is_json or done):
                 raise
-            error = found[0]
-            raise DocumentError(f"{source}:{error.lineno}: not valid JSON: {error.msg}") from None
+            raise json_error from None
 
 
 def iter_objects(paths: list[str]) -> Iterator[Document]:
