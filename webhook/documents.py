@@ -472,12 +472,49 @@ def _decode(data: bytes, source: str) -> str:
             raise DocumentError(f"{source}: not {utf16.upper()} text, though it starts with its byte order mark: "
                                 f"{exc.reason} at byte {exc.start + 2}; save it as UTF-8") from None
     try:
-        return data.decode("utf-8")
+        return _go_json_escapes(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
+        if (json_text := _go_json_text(data)) is not None:
+            return json_text
         line_start = data.rfind(b"\n", 0, exc.start) + 1
         line = data.count(b"\n", 0, exc.start) + 1
         raise DocumentError(f"{source}:{line}: not UTF-8 text: byte 0x{data[exc.start]:02x} at column "
                             f"{exc.start - line_start + 1} ({exc.reason}); save it as UTF-8") from None
+
+
+# A \u escape of one half of a surrogate pair, and the escape of a low half after it: an escaped
+# backslash before "u" is none (the count of backslashes tells).
+_SURROGATE_ESCAPE = re.compile(r"(\\+)u([dD][89a-fA-F][0-9a-fA-F]{2})((?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?)")
+
+
+def _go_json_escapes(text: str) -> str:
+    """``text`` with every escape of half a surrogate pair alone written as U+FFFD, which Go's JSON
+    decoder reads it as (Python's keeps the half, a string no encoder writes)."""
+    if not text.startswith("{", _skip(text, 0)) or "\\u" not in text:
+        return text
+
+    def lone(match: re.Match[str]) -> str:
+        slashes, half, low = match.groups()
+        if len(slashes) % 2 == 0 or (int(half, 16) < 0xDC00 and low):
+            return match.group()
+        return slashes[:-1] + "\ufffd" + low
+
+    return _SURROGATE_ESCAPE.sub(lone, text)
+
+
+def _go_json_text(data: bytes) -> str | None:
+    """A JSON text that is not all UTF-8 as kubectl reads it, what is no UTF-8 in a string U+FFFD;
+    None when it is not JSON so read (then it is no text: a binary file, a YAML one go-yaml refuses),
+    so that the error says the file is not UTF-8."""
+    if not data.lstrip(b" \t\r\n").startswith(b"{"):
+        return None
+    # A broken sequence is one U+FFFD as for Python's "replace" (the apiserver sends "\xe2\x82" so).
+    text = data.decode("utf-8", "replace")
+    try:
+        # Outside a string a U+FFFD is no JSON: every one is in a string.
+        return None if _json_error(text) else _go_json_escapes(text)
+    except (ValueError, RecursionError, Unreadable):
+        return None
 
 
 def _read_stdin() -> str:

@@ -207,8 +207,9 @@ SPLIT = {
     "leading-separators.yaml": (f"---\n# nothing\n---\n---\n{POD}---\r\n{POD}", [5, 18]),
     # kubectl reads a text starting with "{" as JSON objects; where one is not JSON after a first, the
     # rest is YAML.
-    "json-then-yaml.yaml": ('{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p2024"},\n "spec": {"containers": '
-                            f'[{{"name": "c", "image": "i"}}]}}}}\n{POD}---\n{POD}', [1, 3, 16]),
+    "json-then-yaml.yaml": ('{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p2024"},\n'
+                            f' "spec": {{"containers": [{{"name": "c", "image": "i"}}]}}}}\n{POD}---\n{POD}',
+                            [1, 3, 16]),
 }
 
 
@@ -223,6 +224,26 @@ def test_documents_split_as_kubectl_splits_them(recorder: tuple[ControlPlane, st
     path.write_bytes(text.encode())
     assert_read_alike(recorder, path)
     assert [d.line for d in load_manifests(str(path))] == lines
+
+
+def test_json_not_utf8_and_lone_surrogate_escapes_read_as_kubectl_reads_them(
+    recorder: tuple[ControlPlane, str, StubWebhook], tmp_path: Path
+) -> None:
+    # Go's JSON decoder reads each byte that is no UTF-8 in a string, and an escape of half a surrogate
+    # pair alone, as U+FFFD; an escaped backslash before "u" makes no escape.
+    path = tmp_path / "go-strings.json"
+    path.write_bytes(b'{"apiVersion": "multus-webhook.io/v1alpha1", "kind": "NetworkProfile", "metadata": '
+                     b'{"name": "gostrings"}, "spec": {"networks": [{"name": "net", "cni-args": {'
+                     b'"a": "x\xff\xe2\x82y", '
+                     b'"b": "\\ud83d", "c": "\\ud83d\\ude00", "d": "\\\\ud83d", "e": "\\ude00\\ud83d!", '
+                     b'"\\udfff": ["\\ud800\\ud800\\udc00"]}}]}}')
+    assert_read_alike(recorder, path)
+    # A YAML file that is not UTF-8 stays refused, as kubectl (go-yaml) refuses it, and so does a binary.
+    for name, data in (("latin1.yaml", POD.replace("p2024", "latin").encode() + b"x: \xff\n"),
+                       ("binary.json", b"{\x00\xff\xfe\x80}")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(DocumentError, match=rf"^{tmp_path / name}:\d+: not UTF-8 text: byte 0x"):
+            load_manifests(str(tmp_path / name))
 
 
 def aliases(levels: int) -> dict[str, str]:
