@@ -4,7 +4,6 @@ each object with the line it starts on (for CI annotations and error messages)."
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
@@ -15,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from webhook.cni.gojson import printed_by_go
+from webhook.cni.gojson import go_number, lone_surrogates_repaired
 from webhook.goyaml import Decodes, Loader, Unreadable, check_aliasing, may_alias
 from webhook.heap import no_cyclic_gc
 
@@ -171,16 +170,18 @@ def _skip(text: str, pos: int, over: re.Pattern[str] = _WS) -> int:
 # as 1000000, 1e21 as a float.
 def _json_int(text: str) -> int | float:
     # 20 characters hold every int64; the bound also keeps int() from its digit limit.
-    if len(text) <= 20 and -2**63 <= (number := int(text)) < 2**63:
-        return number
-    return _json_float(text)
+    return _json_number(int(text) if len(text) <= 20 else float(text), text)
 
 
 def _json_float(text: str) -> int | float:
-    value = float(text)
-    if math.isinf(value):
+    return _json_number(float(text), text)
+
+
+def _json_number(value: int | float, text: str) -> int | float:
+    number = go_number(value)
+    if number is None:
         raise Unreadable(f"the number {text[:40]} is out of the range of a float64: kubectl cannot read it")
-    return printed_by_go(value)
+    return number
 
 
 def _json_constant(name: str) -> Any:
@@ -472,7 +473,7 @@ def _decode(data: bytes, source: str) -> str:
             raise DocumentError(f"{source}: not {utf16.upper()} text, though it starts with its byte order mark: "
                                 f"{exc.reason} at byte {exc.start + 2}; save it as UTF-8") from None
     try:
-        return _go_json_escapes(data.decode("utf-8"))
+        return _go_strings(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         if (json_text := _go_json_text(data)) is not None:
             return json_text
@@ -482,24 +483,10 @@ def _decode(data: bytes, source: str) -> str:
                             f"{exc.start - line_start + 1} ({exc.reason}); save it as UTF-8") from None
 
 
-# A \u escape of one half of a surrogate pair, and the escape of a low half after it: an escaped
-# backslash before "u" is none (the count of backslashes tells).
-_SURROGATE_ESCAPE = re.compile(r"(\\+)u([dD][89a-fA-F][0-9a-fA-F]{2})((?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?)")
-
-
-def _go_json_escapes(text: str) -> str:
-    """``text`` with every escape of half a surrogate pair alone written as U+FFFD, which Go's JSON
-    decoder reads it as (Python's keeps the half, a string no encoder writes)."""
-    if not text.startswith("{", _skip(text, 0)) or "\\u" not in text:
-        return text
-
-    def lone(match: re.Match[str]) -> str:
-        slashes, half, low = match.groups()
-        if len(slashes) % 2 == 0 or (int(half, 16) < 0xDC00 and low):
-            return match.group()
-        return slashes[:-1] + "\ufffd" + low
-
-    return _SURROGATE_ESCAPE.sub(lone, text)
+def _go_strings(text: str) -> str:
+    """A text that starts as JSON with its lone surrogates as Go's JSON decoder reads them (Python's
+    keeps them, a string no encoder writes); any other text as it is."""
+    return lone_surrogates_repaired(text) if text.startswith("{", _skip(text, 0)) else text
 
 
 def _go_json_text(data: bytes) -> str | None:
@@ -512,7 +499,7 @@ def _go_json_text(data: bytes) -> str | None:
     text = data.decode("utf-8", "replace")
     try:
         # Outside a string a U+FFFD is no JSON: every one is in a string.
-        return None if _json_error(text) else _go_json_escapes(text)
+        return None if _json_error(text) else _go_strings(text)
     except (ValueError, RecursionError, Unreadable):
         return None
 

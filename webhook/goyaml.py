@@ -22,9 +22,8 @@ from typing import Any, ClassVar
 
 import yaml
 
-from webhook.cni.gojson import printed_by_go
+from webhook.cni.gojson import fits_int64, go_number, parse_float64
 
-_INT64 = 2**63
 _UINT64 = 2**64
 _MERGE = "tag:yaml.org,2002:merge"
 #: What every plain scalar that go-yaml may read as something other than a string is tagged with.
@@ -72,14 +71,8 @@ def _go_int(plain: str) -> int | None:
     if sign == "-":
         number = -number
     # ParseUint takes no sign: "+18446744073709551615" is a float.
-    fits = -_INT64 <= number < _INT64 or (not sign and number < _UINT64)
+    fits = fits_int64(number) or (not sign and number < _UINT64)
     return number if fits else None
-
-
-def _float(text: str) -> float | None:
-    """strconv.ParseFloat's value; None on its range error (the scalar is then a string)."""
-    value = float(text)
-    return None if math.isinf(value) else value
 
 
 def resolve(text: str) -> Any:
@@ -89,14 +82,15 @@ def resolve(text: str) -> Any:
         return _WORDS[text]
     first = text[:1]
     if first == ".":
-        value = _float(text) if _DOT_FLOAT.fullmatch(text) else None
+        # On ParseFloat's range error the scalar is a string.
+        value = parse_float64(text) if _DOT_FLOAT.fullmatch(text) else None
         return text if value is None else value
     if first and first in "+-0123456789":
         plain = text.replace("_", "")
         number = _go_int(plain)
         if number is not None:
             return number
-        value = _float(plain) if _YAML_STYLE_FLOAT.fullmatch(plain) else None
+        value = parse_float64(plain) if _YAML_STYLE_FLOAT.fullmatch(plain) else None
         return text if value is None else value
     return text
 
@@ -144,7 +138,7 @@ def _key(key: Any, node: yaml.Node) -> str:
         return key
     if isinstance(key, bool):
         return "true" if key else "false"
-    if isinstance(key, int) and -_INT64 <= key < _INT64:
+    if isinstance(key, int) and fits_int64(key):
         return str(key)
     if isinstance(key, float):
         return _float32_key(key)
@@ -157,14 +151,13 @@ def _key(key: Any, node: yaml.Node) -> str:
 def _value(value: Any, node: yaml.Node) -> Any:
     """A value as the apiserver sends it on: a float64 printed by Go and read back (1e6 and 1000000.0
     arrive as 1000000), an integer beyond int64 as the float64 it becomes."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise Unreadable(f"the value {node.value} cannot be written as JSON: kubectl refuses it "
-                             "(json: unsupported value)", node.start_mark.line)
-        return printed_by_go(value)
-    if isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
-        return printed_by_go(float(value))
-    return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    number = go_number(value)
+    if number is None:
+        raise Unreadable(f"the value {node.value} cannot be written as JSON: kubectl refuses it "
+                         "(json: unsupported value)", node.start_mark.line)
+    return number
 
 
 _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
