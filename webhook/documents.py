@@ -51,7 +51,8 @@ _Found = tuple[int, Any, list[int]]
 
 def _is_list(obj: Any) -> bool:
     # kubectl takes an object with "items", whatever its kind, for a list of objects (apimachinery's
-    # unstructured decoding): `kubectl get a,b -o yaml` prints a List, typed lists (PodList) the same.
+    # unstructured decoding), and refuses it unless they are a list (null too, in its validation):
+    # `kubectl get a,b -o yaml` prints a List, typed lists (PodList) the same.
     return isinstance(obj, dict) and "items" in obj
 
 
@@ -392,10 +393,10 @@ def _documents(found: list[_Found], source: str) -> list[Document]:
             raise DocumentError(f"{source}:{line}: expected a Kubernetes object (a mapping), found {found_type}")
         if _is_list(obj):
             items = obj["items"]
-            if not isinstance(items, list | None):
+            if not isinstance(items, list):
                 what = "an object" if isinstance(items, dict) else f"the scalar {json.dumps(items)[:40]}"
                 raise DocumentError(f"{source}:{line}: items is {what}, not a list: kubectl cannot read the object")
-            for i, item in enumerate(items or []):
+            for i, item in enumerate(items):
                 item_line = lines[i] if i < len(lines) else line
                 documents.append(Document(source, item_line, len(documents), _list_item(item, source, item_line)))
         else:

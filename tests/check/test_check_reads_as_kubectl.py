@@ -210,6 +210,11 @@ SPLIT = {
     "json-then-yaml.yaml": ('{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p2024"},\n'
                             f' "spec": {{"containers": [{{"name": "c", "image": "i"}}]}}}}\n{POD}---\n{POD}',
                             [1, 3, 16]),
+    # Any object with "items" is a list to kubectl, whatever its kind.
+    "items-any-kind.yaml": ("apiVersion: v1\nkind: Pod\n"
+                            "metadata: {name: holder}\nitems:\n"
+                            + "".join(f"{'-' if i == 0 else ' '} {line}\n" for i, line in enumerate(POD.splitlines())),
+                            [5]),
 }
 
 
@@ -276,6 +281,7 @@ REFUSED = {
                         + "".join(f"  {'-' if i == 0 else ' '} {line}\n" for i, line in
                                   enumerate(POD.replace("p2024", "nested").splitlines())),
     "items-map.json": '{"apiVersion": "v1", "kind": "List", "items": {"a": 1}}',
+    "items-null.yaml": "apiVersion: v1\nkind: List\nitems: null\n---\n" + POD.replace("p2024", "itemsnull"),
     # kubectl sends no object without a kind and an apiVersion: nothing check could skip.
     "no-kind.yaml": "apiVersion: v1\nmetadata: {name: nokind}\n---\n" + POD.replace("p2024", "nokind2"),
     "no-api-version.yaml": POD.replace("p2024", "noversion").replace("apiVersion: v1\n", ""),
