@@ -4,7 +4,6 @@ each object with the line it starts on (for CI annotations and error messages)."
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
@@ -15,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from webhook.cni.gojson import printed_by_go
+from webhook.cni.gojson import go_number, lone_surrogates_repaired
 from webhook.goyaml import Decodes, Loader, Unreadable, check_aliasing, may_alias
 from webhook.heap import no_cyclic_gc
 
@@ -51,29 +50,81 @@ _Found = tuple[int, Any, list[int]]
 
 
 def _is_list(obj: Any) -> bool:
-    kind = obj.get("kind") if isinstance(obj, dict) else None
-    return isinstance(kind, str) and kind.endswith("List") and isinstance(obj.get("items"), list)
+    # kubectl takes an object with "items", whatever its kind, for a list of objects (apimachinery's
+    # unstructured decoding), and refuses it unless they are a list (null too, in its validation):
+    # `kubectl get a,b -o yaml` prints a List, typed lists (PodList) the same.
+    return isinstance(obj, dict) and "items" in obj
+
+
+def _list_item(item: Any, source: str, line: int) -> dict[str, Any]:
+    """An item of a List as kubectl takes it: an object, and not a list itself (kubectl takes a List's
+    items apart once, and fails on a list among them)."""
+    if not isinstance(item, dict):
+        raise DocumentError(f"{source}:{line}: List item is not an object")
+    if isinstance(item.get("items"), list):
+        raise DocumentError(f"{source}:{line}: a List inside a List: kubectl cannot read it (it takes only the "
+                            "outer List's items apart, and refuses a list among them)")
+    return item
+
+
+# kubectl cuts a YAML stream into pieces before go-yaml reads any (apimachinery's YAMLReader): at every
+# line that starts with "---" and holds nothing else but spaces or a comment ("---#c" too); any other
+# text after the dashes ("----", "--- a: 1") is an error. A separator met before any line of its piece
+# stays in it. go-yaml then reads the first document of each piece and ignores the rest: a "%YAML"
+# directive becomes a piece of its own, without its document, and is refused.
+_SEPARATOR = re.compile(r"^---([^\n]*)(?:\n|\Z)", re.M)
+# What Go's strings.TrimSpace trims (unicode.IsSpace): not a byte order mark.
+_GO_SPACE = " \t\n\v\f\r\x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+
+
+def _pieces(text: str, source: str) -> Iterator[tuple[int, int, int]]:
+    """The pieces kubectl cuts ``text`` into: (start, end, 1-based line of start)."""
+    start, line, counted = 0, 1, 0
+    for separator in _SEPARATOR.finditer(text):
+        after = separator.group(1).strip(_GO_SPACE)
+        if after and not after.startswith("#"):
+            at = line + text.count("\n", counted, separator.start())
+            raise DocumentError(f"{source}:{at}: invalid document separator: {after[:40]!r} follows '---' "
+                                "(kubectl allows only spaces or a comment there)")
+        if separator.start() > start:
+            yield start, separator.start(), line
+            line += text.count("\n", counted, separator.end())
+            start = counted = separator.end()
+    if start < len(text):
+        yield start, len(text), line
 
 
 def _yaml_documents(text: str, source: str, first_line: int = 1, decodes: Decodes | None = None) -> list[_Found]:
-    """The documents of ``text``, which starts on line ``first_line`` of ``source``; ``decodes`` counts
-    on for a document ``text`` is part of."""
-    loader = Loader(text)
-    # Only an alias can make a document expand; most files have none and skip the count.
-    aliases = decodes is not None or may_alias(text)
+    """The documents of ``text``, which starts on line ``first_line`` of ``source``, one a piece;
+    ``decodes`` counts on for a document ``text`` is part of."""
     found: list[_Found] = []
+    for start, end, line in _pieces(text, source):
+        piece = text[start:end]
+        # Only an alias can make a document expand; most have none and skip the count.
+        aliases = decodes is not None or may_alias(piece)
+        document = _yaml_document(piece, source, first_line + line - 1, decodes, aliases)
+        if document is not None:
+            found.append(document)
+    return found
+
+
+def _yaml_document(text: str, source: str, first_line: int, decodes: Decodes | None, aliases: bool) -> _Found | None:
+    """The first document of a piece, as go-yaml reads it; what follows it ("..." then more) is not
+    read. None when the piece holds none."""
+    loader = Loader(text)
     shift = first_line - 1
     node: yaml.Node | None = None
     try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                continue
-            if aliases:
-                check_aliasing(node, decodes)
-            obj = loader.construct_document(node)
-            found.append((node.start_mark.line + 1 + shift, obj,
-                          [line + shift for line in _items_lines(node)] if _is_list(obj) else []))
+        if not loader.check_node():
+            return None
+        node = loader.get_node()
+        if node is None:
+            return None
+        if aliases:
+            check_aliasing(node, decodes)
+        obj = loader.construct_document(node)
+        return (node.start_mark.line + 1 + shift, obj,
+                [line + shift for line in _items_lines(node)] if _is_list(obj) else [])
     except Unreadable as exc:
         line = exc.line if exc.line is not None else node.start_mark.line if node is not None else None
         raise DocumentError(f"{source}{'' if line is None else f':{line + 1 + shift}'}: {exc.message}") from None
@@ -87,7 +138,6 @@ def _yaml_documents(text: str, source: str, first_line: int = 1, decodes: Decode
         raise DocumentError(f"{where}: cannot read the document: {exc}") from None
     finally:
         loader.dispose()
-    return found
 
 
 def _yaml_error(exc: yaml.MarkedYAMLError, source: str, shift: int) -> str:
@@ -121,16 +171,18 @@ def _skip(text: str, pos: int, over: re.Pattern[str] = _WS) -> int:
 # as 1000000, 1e21 as a float.
 def _json_int(text: str) -> int | float:
     # 20 characters hold every int64; the bound also keeps int() from its digit limit.
-    if len(text) <= 20 and -2**63 <= (number := int(text)) < 2**63:
-        return number
-    return _json_float(text)
+    return _json_number(int(text) if len(text) <= 20 else float(text), text)
 
 
 def _json_float(text: str) -> int | float:
-    value = float(text)
-    if math.isinf(value):
+    return _json_number(float(text), text)
+
+
+def _json_number(value: int | float, text: str) -> int | float:
+    number = go_number(value)
+    if number is None:
         raise Unreadable(f"the number {text[:40]} is out of the range of a float64: kubectl cannot read it")
-    return printed_by_go(value)
+    return number
 
 
 def _json_constant(name: str) -> Any:
@@ -230,16 +282,18 @@ def _json_documents(text: str, source: str,
     return (found, starts, offsets_of) if found else None
 
 
-def _json_error(text: str) -> tuple[json.JSONDecodeError, int] | None:
-    """Where a text that starts as JSON stops being JSON, and how many objects came before: the error
-    to report when the YAML reader cannot read it either. None when it is JSON."""
+def _json_error(text: str) -> tuple[json.JSONDecodeError, int, int] | None:
+    """Where a text that starts as JSON stops being JSON: the error, how many objects came before and
+    the offset after them. None when it is JSON."""
     pos, read = _skip(text, 0), 0
     try:
         while pos < len(text):
             pos = _skip(text, _JSON.raw_decode(text, pos)[1])
             read += 1
     except json.JSONDecodeError as exc:
-        return exc, read
+        return exc, read, pos
+    except ValueError as exc:  # NaN, Infinity: no JSON to Go
+        return json.JSONDecodeError(str(exc), text, pos), read, pos
     return None
 
 
@@ -261,9 +315,7 @@ def _json_stream(text: str, source: str) -> Iterator[Document] | None:
                     index += 1
                 continue
             for offset, item_line in zip(offsets, lines, strict=True):
-                item = _JSON.raw_decode(text, offset)[0]
-                if not isinstance(item, dict):
-                    raise DocumentError(f"{source}:{item_line}: List item is not an object")
+                item = _list_item(_JSON.raw_decode(text, offset)[0], source, item_line)
                 yield Document(source, item_line, index, item)
                 index += 1
 
@@ -321,9 +373,7 @@ def _yaml_stream(text: str, source: str) -> Iterator[Document] | None:
                 # file): the whole file decides, and words the error.
                 yield from _documents(_yaml_documents(text, source), source)[i:]
                 return
-            if not isinstance(obj, dict):
-                raise DocumentError(f"{source}:{at}: List item is not an object")
-            yield Document(source, at, i, obj)
+            yield Document(source, at, i, _list_item(obj, source, at))
             line += chunk.count("\n")
 
     return items()
@@ -341,12 +391,14 @@ def _documents(found: list[_Found], source: str) -> list[Document]:
         if not isinstance(obj, dict):
             found_type = type(obj).__name__
             raise DocumentError(f"{source}:{line}: expected a Kubernetes object (a mapping), found {found_type}")
-        # `kubectl get a,b -o yaml` prints a List; typed lists (PodList, ...) hold items the same way.
         if _is_list(obj):
-            for i, item in enumerate(obj.get("items") or []):
-                if not isinstance(item, dict):
-                    raise DocumentError(f"{source}:{lines[i] if i < len(lines) else line}: List item is not an object")
-                documents.append(Document(source, lines[i] if i < len(lines) else line, len(documents), item))
+            items = obj["items"]
+            if not isinstance(items, list):
+                what = "an object" if isinstance(items, dict) else f"the scalar {json.dumps(items)[:40]}"
+                raise DocumentError(f"{source}:{line}: items is {what}, not a list: kubectl cannot read the object")
+            for i, item in enumerate(items):
+                item_line = lines[i] if i < len(lines) else line
+                documents.append(Document(source, item_line, len(documents), _list_item(item, source, item_line)))
         else:
             documents.append(Document(source, line, len(documents), obj))
     return documents
@@ -360,6 +412,19 @@ def load_path(path: str) -> list[Document]:
     if p.is_dir():
         return [d for f in _manifest_files(p) for d in _load_file(f)]
     return _load_file(p)
+
+
+def load_manifests(path: str) -> list[Document]:
+    """The objects of load_path that kubectl apply would send: one without a kind or an apiVersion is
+    refused, as kubectl refuses it before sending anything (a manifest that cannot be applied is an
+    unreadable input, not an object of a kind check skips)."""
+    documents = load_path(path)
+    for doc in documents:
+        missing = [key for key in ("apiVersion", "kind") if not doc.obj.get(key) or not isinstance(doc.obj[key], str)]
+        if missing:
+            raise DocumentError(f"{doc.source}:{doc.line}: {' and '.join(missing)} not set: kubectl cannot apply "
+                                "an object without them")
+    return documents
 
 
 def _manifest_files(root: Path) -> list[Path]:
@@ -409,12 +474,35 @@ def _decode(data: bytes, source: str) -> str:
             raise DocumentError(f"{source}: not {utf16.upper()} text, though it starts with its byte order mark: "
                                 f"{exc.reason} at byte {exc.start + 2}; save it as UTF-8") from None
     try:
-        return data.decode("utf-8")
+        return _go_strings(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
+        if (json_text := _go_json_text(data)) is not None:
+            return json_text
         line_start = data.rfind(b"\n", 0, exc.start) + 1
         line = data.count(b"\n", 0, exc.start) + 1
         raise DocumentError(f"{source}:{line}: not UTF-8 text: byte 0x{data[exc.start]:02x} at column "
                             f"{exc.start - line_start + 1} ({exc.reason}); save it as UTF-8") from None
+
+
+def _go_strings(text: str) -> str:
+    """A text that starts as JSON with its lone surrogates as Go's JSON decoder reads them (Python's
+    keeps them, a string no encoder writes); any other text as it is."""
+    return lone_surrogates_repaired(text) if text.startswith("{", _skip(text, 0)) else text
+
+
+def _go_json_text(data: bytes) -> str | None:
+    """A JSON text that is not all UTF-8 as kubectl reads it, what is no UTF-8 in a string U+FFFD;
+    None when it is not JSON so read (then it is no text: a binary file, a YAML one go-yaml refuses),
+    so that the error says the file is not UTF-8."""
+    if not data.lstrip(b" \t\r\n").startswith(b"{"):
+        return None
+    # A broken sequence is one U+FFFD as for Python's "replace" (the apiserver sends "\xe2\x82" so).
+    text = data.decode("utf-8", "replace")
+    try:
+        # Outside a string a U+FFFD is no JSON: every one is in a string.
+        return None if _json_error(text) else _go_strings(text)
+    except (ValueError, RecursionError, Unreadable):
+        return None
 
 
 def _read_stdin() -> str:
@@ -451,21 +539,32 @@ def _parse(text: str, source: str, *, is_json: bool = False) -> list[Document]:
         read = _json_documents(text, source) if is_json or looks_json else None
         if read is not None:
             return _documents(read[0], source)
-        try:
+        if not (is_json or looks_json):
             return parse_text(text, source)
+        try:
+            found = _json_error(text)
+        except (RecursionError, Unreadable) as exc:
+            raise DocumentError(f"{source}: cannot read the document: {exc}") from None
+        # kubectl reads JSON objects one after the other; where one is not JSON after two were, the
+        # stream is JSON and that is the error; after none or one, it reads the rest as YAML.
+        error, done, stop = found if found is not None else (None, 0, 0)
+        json_error = DocumentError(f"{source}:{error.lineno}: not valid JSON: {error.msg}") if error else None
+        if json_error and looks_json and done >= 2:
+            raise json_error from None
+        first: list[_Found] = []
+        start = 0
+        if looks_json and done == 1:
+            start = _skip(text, 0)
+            first = [(text.count("\n", 0, start) + 1, _JSON.raw_decode(text, start)[0], [])]
+            start = stop
+        try:
+            return _documents(first + _yaml_documents(text[start:], source, text.count("\n", 0, start) + 1), source)
         except DocumentError:
-            if not (is_json or looks_json):
-                raise
-            try:
-                found = _json_error(text)
-            except (ValueError, RecursionError, Unreadable) as exc:
-                raise DocumentError(f"{source}: cannot read the document: {exc}") from None
-            # A file named .json, or one whose first objects were JSON, is reported as JSON: where it
+            # A file named .json, or one whose first object was JSON, is reported as JSON: where it
             # stops being JSON, not why it is not YAML.
-            if found is None or not (is_json or found[1]):
+            if json_error is None or not (is_json or done):
                 raise
-            error = found[0]
-            raise DocumentError(f"{source}:{error.lineno}: not valid JSON: {error.msg}") from None
+            raise json_error from None
 
 
 def iter_objects(paths: list[str]) -> Iterator[Document]:

@@ -22,9 +22,8 @@ from typing import Any, ClassVar
 
 import yaml
 
-from webhook.cni.gojson import printed_by_go
+from webhook.cni.gojson import fits_int64, go_number, parse_float64
 
-_INT64 = 2**63
 _UINT64 = 2**64
 _MERGE = "tag:yaml.org,2002:merge"
 #: What every plain scalar that go-yaml may read as something other than a string is tagged with.
@@ -40,8 +39,9 @@ _WORDS: dict[str, Any] = {
 }
 # go-yaml's float syntax (yamlStyleFloat): no dot needed, an exponent's sign optional.
 _YAML_STYLE_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
-# What strconv.ParseFloat takes of a scalar starting with a dot (go-yaml gives it the whole scalar).
-_DOT_FLOAT = re.compile(r"\.[0-9](?:_?[0-9])*(?:[eE][-+]?[0-9]+)?")
+# What strconv.ParseFloat takes of a scalar starting with a dot (go-yaml gives it the whole scalar, its
+# underscores too): an underscore only between two digits, of the fraction or of the exponent.
+_DOT_FLOAT = re.compile(r"\.[0-9](?:_?[0-9])*(?:[eE][-+]?[0-9](?:_?[0-9])*)?")
 # strconv.ParseInt(s, 0, 64): a base prefix, or a leading 0 for octal.
 _GO_INT = re.compile(r"([-+]?)(?:0[xX]([0-9a-fA-F]+)|0[oO]([0-7]+)|0[bB]([01]+)|0([0-7]+)|([1-9][0-9]*|0))")
 
@@ -71,14 +71,8 @@ def _go_int(plain: str) -> int | None:
     if sign == "-":
         number = -number
     # ParseUint takes no sign: "+18446744073709551615" is a float.
-    fits = -_INT64 <= number < _INT64 or (not sign and number < _UINT64)
+    fits = fits_int64(number) or (not sign and number < _UINT64)
     return number if fits else None
-
-
-def _float(text: str) -> float | None:
-    """strconv.ParseFloat's value; None on its range error (the scalar is then a string)."""
-    value = float(text)
-    return None if math.isinf(value) else value
 
 
 def resolve(text: str) -> Any:
@@ -88,14 +82,15 @@ def resolve(text: str) -> Any:
         return _WORDS[text]
     first = text[:1]
     if first == ".":
-        value = _float(text) if _DOT_FLOAT.fullmatch(text) else None
+        # On ParseFloat's range error the scalar is a string.
+        value = parse_float64(text) if _DOT_FLOAT.fullmatch(text) else None
         return text if value is None else value
     if first and first in "+-0123456789":
         plain = text.replace("_", "")
         number = _go_int(plain)
         if number is not None:
             return number
-        value = _float(plain) if _YAML_STYLE_FLOAT.fullmatch(plain) else None
+        value = parse_float64(plain) if _YAML_STYLE_FLOAT.fullmatch(plain) else None
         return text if value is None else value
     return text
 
@@ -143,7 +138,7 @@ def _key(key: Any, node: yaml.Node) -> str:
         return key
     if isinstance(key, bool):
         return "true" if key else "false"
-    if isinstance(key, int) and -_INT64 <= key < _INT64:
+    if isinstance(key, int) and fits_int64(key):
         return str(key)
     if isinstance(key, float):
         return _float32_key(key)
@@ -156,14 +151,13 @@ def _key(key: Any, node: yaml.Node) -> str:
 def _value(value: Any, node: yaml.Node) -> Any:
     """A value as the apiserver sends it on: a float64 printed by Go and read back (1e6 and 1000000.0
     arrive as 1000000), an integer beyond int64 as the float64 it becomes."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise Unreadable(f"the value {node.value} cannot be written as JSON: kubectl refuses it "
-                             "(json: unsupported value)", node.start_mark.line)
-        return printed_by_go(value)
-    if isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
-        return printed_by_go(float(value))
-    return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    number = go_number(value)
+    if number is None:
+        raise Unreadable(f"the value {node.value} cannot be written as JSON: kubectl refuses it "
+                         "(json: unsupported value)", node.start_mark.line)
+    return number
 
 
 _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -279,14 +273,16 @@ def _excessive(decodes: int, aliased: int) -> bool:
     return aliased > 100 and decodes > 1000 and aliased / decodes > _allowed_alias_ratio(decodes)
 
 
-# An alias: "*" where a node may start (after a space, "[", "{", "," or the ":" of a quoted key). A "*"
-# inside a word or a quoted string is none; the count below costs as much as reading the nodes, so it
-# runs only where this finds one (a false match, " *" in a scalar, only costs the count).
+# An alias ("*name") or an anchor ("&name") where a node may start: after a space, "[", "{", "," or the
+# ":" of a quoted key; a "*" or "&" inside a word or a quoted string is none. A document can only hold
+# an alias when it also holds an anchor (go-yaml and PyYAML refuse an unknown one), so a file with
+# neither skips the count; a false match (" *word" in prose next to an anchor) only costs the count.
 _ALIAS = re.compile(r"(?:^|[ \t\[{,:])\*[^ \t\r\n,\[\]{}]", re.M)
+_ANCHOR = re.compile(r"(?:^|[ \t\[{,:])&[^ \t\r\n,\[\]{}]", re.M)
 
 
 def may_alias(text: str) -> bool:
-    return _ALIAS.search(text) is not None
+    return _ANCHOR.search(text) is not None and _ALIAS.search(text) is not None
 
 
 @dataclass
@@ -301,41 +297,42 @@ def check_aliasing(root: yaml.Node, count: Decodes | None = None) -> None:
     """Refuses a document go-yaml refuses for its aliases: one that contains itself, or one that
     expands past go-yaml's limit (an "alias bomb": a few lines that expand into billions of nodes).
     go-yaml counts one decode per node as it walks the document, every alias decoding its anchor's
-    node again; the counts are computed here on PyYAML's graph, where an alias is the anchor's node
-    met again, without expanding anything. Within one alias the share of aliased decodes only grows and
-    the allowed share only falls, so testing at the end of each alias is testing at each decode.
-    ``count`` goes on from the nodes before ``root`` in its document (the items of a List read one by
-    one)."""
-    home: dict[int, tuple[int, int]] = {}  # node -> (parent, position) where it is decoded first
-    expanded: dict[int, int] = {}  # node -> decodes of the node and everything under it
-    on_path: set[int] = set()
+    node again; the counts are computed here in one walk of PyYAML's graph, where an alias is a node
+    met again, without expanding anything: a node's expansion is the decodes counted between entering
+    and leaving it, and an alias to it adds as many. ``count`` goes on from the nodes before ``root`` in
+    its document (the items of a List read one by one)."""
     count = Decodes() if count is None else count
     decodes, aliased = count.total, count.aliased
-    stack: list[tuple[yaml.Node, yaml.Node | None, int, bool]] = [(root, None, 0, False)]
+    entered: set[int] = set()
+    on_path: set[int] = set()
+    sizes: dict[int, int] = {}  # collection node -> its decodes; a scalar's is 1
+    # (node, its parent, decodes before it when leaving it else -1)
+    stack: list[tuple[yaml.Node, yaml.Node | None, int]] = [(root, None, -1)]
     while stack:
-        node, parent, position, leaving = stack.pop()
-        children = _children(node)
-        if leaving:
-            on_path.discard(id(node))
-            expanded[id(node)] = 1 + sum(expanded[id(c)] + (home[id(c)] != (id(node), i))
-                                         for i, c in enumerate(children))
+        node, parent, before = stack.pop()
+        key = id(node)
+        if before >= 0:
+            on_path.discard(key)
+            sizes[key] = decodes - before
             continue
-        if id(node) in home:
+        if key in entered:
             # The alias itself is not in the graph: its line is the one of the node it is in.
             line = node.start_mark.line if parent is None else parent.start_mark.line
-            if id(node) in on_path:
+            if key in on_path:
                 raise Unreadable("anchor value contains itself", line)
-            size = expanded[id(node)]
+            size = sizes.get(key, 1)
             decodes += 1 + size
             aliased += size
         else:
-            home[id(node)] = (id(parent), position)
+            entered.add(key)
             line = node.start_mark.line
             decodes += 1
-            on_path.add(id(node))
-            stack.append((node, parent, position, True))
-            stack.extend((c, node, i, False) for i, c in reversed(list(enumerate(children))))
-        if _excessive(decodes, aliased):
+            if not isinstance(node, yaml.ScalarNode):
+                on_path.add(key)
+                stack.append((node, parent, decodes - 1))
+                stack.extend((child, node, -1) for child in reversed(_children(node)))
+        # The allowed share never falls below 10%: most decodes need no closer look.
+        if aliased * 10 > decodes and _excessive(decodes, aliased):
             raise Unreadable("document contains excessive aliasing (kubectl refuses it, as go-yaml limits "
                              "what aliases may expand to)", line)
     count.total, count.aliased = decodes, aliased

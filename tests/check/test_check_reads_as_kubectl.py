@@ -23,7 +23,7 @@ from test_check_agrees_with_webhook import ask_webhook, assert_agree, mutated_th
 from webhook.check.apply import created
 from webhook.dev.controlplane import ControlPlane, WebhookServer
 from webhook.dev.stubhook import Review, StubWebhook, refuse
-from webhook.documents import DocumentError, load_path
+from webhook.documents import DocumentError, load_manifests
 
 # Plain scalars whose reading differs between YAML 1.1 (PyYAML) and go-yaml v2 (kubectl), or between
 # YAML and what the apiserver hands on: dates, words taken as booleans, numbers in the forms Go parses,
@@ -34,7 +34,8 @@ SCALARS = [
     "0o17", "0x1F", "+0x1F", "0b101", "-0b101", "08", "1_000", "1:20", "10:20:30:40:50:59", "=", ".5", "+1",
     "1.", "1e21", "1e-7", "123456789012345678", "9223372036854775807", "9223372036854775808",
     "18446744073709551615", "18446744073709551616", "-9223372036854775809", "99999999999999999999999",
-    "1e400", "0x", "1__0", "<<", "!!str 12", "!!float 3", "!!int '7'", "!!binary aGk=", "!!set {a, b}",
+    "1e400", "0x", "1__0", ".5e1_0", ".5e-1_0", ".5E+1_0", ".5_0e1_0", ".5e1__0", ".5e+_1", ".5e1_", "<<",
+    "!!str 12", "!!float 3", "!!int '7'", "!!binary aGk=", "!!set {a, b}",
     "!local 12", "'1e6'", '"y"',
 ]
 KEYS = ["y", "n", "on", "off", "1", "0x1F", "1.5", "1e6", "0.1", "1234567.0", "-2", "true", "2024-01-01", "="]
@@ -107,7 +108,7 @@ def as_sent(obj: dict[str, Any]) -> dict[str, Any]:
 def check_reads(path: Path) -> list[dict[str, Any]]:
     """The objects check judges for ``path``: as read, then as created (none is in the cluster)."""
     return [as_sent(created({**d.obj, "metadata": {k: v for k, v in d.obj["metadata"].items() if k != "namespace"}}))
-            for d in load_path(str(path))]
+            for d in load_manifests(str(path))]
 
 
 def assert_read_alike(recorder: tuple[ControlPlane, str, StubWebhook], path: Path) -> None:
@@ -193,6 +194,63 @@ def test_utf16_with_a_byte_order_mark_read_as_kubectl_reads_it(
     assert received == check_reads(path)
 
 
+# How kubectl cuts a YAML stream into documents (apimachinery's YAMLReader, then go-yaml reads the first
+# document of each piece): the objects sent, in order, and the line check reports for each.
+SPLIT = {
+    # A separator with a comment right after the dashes, or spaces (a tab).
+    "dash-comment.yaml": (f"{POD}---#c\n{POD}---\t\n{POD}", [1, 14, 27]),
+    # Files saved with a UTF-8 byte order mark and joined: the mark starts a piece; a line of only a mark.
+    "joined-boms.yaml": (f"\ufeff{POD}---\n\ufeff{POD}---\n\ufeff\n---\n{POD}", [1, 14, 29]),
+    # go-yaml reads the first document of a piece: after "..." the rest of the piece is not read.
+    "end-then-more.yaml": (f"{POD}...\n{POD}---\n{POD}...\nnot: [read\n", [1, 27]),
+    # A separator first in its piece stays in it; a piece of comments only holds no object.
+    "leading-separators.yaml": (f"---\n# nothing\n---\n---\n{POD}---\r\n{POD}", [5, 18]),
+    # kubectl reads a text starting with "{" as JSON objects; where one is not JSON after a first, the
+    # rest is YAML.
+    "json-then-yaml.yaml": ('{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p2024"},\n'
+                            f' "spec": {{"containers": [{{"name": "c", "image": "i"}}]}}}}\n{POD}---\n{POD}',
+                            [1, 3, 16]),
+    # Any object with "items" is a list to kubectl, whatever its kind.
+    "items-any-kind.yaml": ("apiVersion: v1\nkind: Pod\n"
+                            "metadata: {name: holder}\nitems:\n"
+                            + "".join(f"{'-' if i == 0 else ' '} {line}\n" for i, line in enumerate(POD.splitlines())),
+                            [5]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPLIT))
+def test_documents_split_as_kubectl_splits_them(recorder: tuple[ControlPlane, str, StubWebhook], tmp_path: Path,
+                                                name: str) -> None:
+    text, lines = SPLIT[name]
+    # Each object its own name, in order.
+    parts = text.split("p2024")
+    text = "".join(part + (f"split{i}" if i < len(parts) - 1 else "") for i, part in enumerate(parts))
+    path = tmp_path / name
+    path.write_bytes(text.encode())
+    assert_read_alike(recorder, path)
+    assert [d.line for d in load_manifests(str(path))] == lines
+
+
+def test_json_not_utf8_and_lone_surrogate_escapes_read_as_kubectl_reads_them(
+    recorder: tuple[ControlPlane, str, StubWebhook], tmp_path: Path
+) -> None:
+    # Go's JSON decoder reads each byte that is no UTF-8 in a string, and an escape of half a surrogate
+    # pair alone, as U+FFFD; an escaped backslash before "u" makes no escape.
+    path = tmp_path / "go-strings.json"
+    path.write_bytes(b'{"apiVersion": "multus-webhook.io/v1alpha1", "kind": "NetworkProfile", "metadata": '
+                     b'{"name": "gostrings"}, "spec": {"networks": [{"name": "net", "cni-args": {'
+                     b'"a": "x\xff\xe2\x82y", '
+                     b'"b": "\\ud83d", "c": "\\ud83d\\ude00", "d": "\\\\ud83d", "e": "\\ude00\\ud83d!", '
+                     b'"\\udfff": ["\\ud800\\ud800\\udc00"]}}]}}')
+    assert_read_alike(recorder, path)
+    # A YAML file that is not UTF-8 stays refused, as kubectl (go-yaml) refuses it, and so does a binary.
+    for name, data in (("latin1.yaml", POD.replace("p2024", "latin").encode() + b"x: \xff\n"),
+                       ("binary.json", b"{\x00\xff\xfe\x80}")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(DocumentError, match=rf"^{tmp_path / name}:\d+: not UTF-8 text: byte 0x"):
+            load_manifests(str(tmp_path / name))
+
+
 def aliases(levels: int) -> dict[str, str]:
     """Lists of ten, each level ten aliases of the one before: 10^levels strings once expanded."""
     return {"x0": "&a0 [" + ", ".join(["lol"] * 10) + "]"} | {
@@ -212,6 +270,22 @@ REFUSED = {
     "big.json": '{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "big", "x": 1e400}, '
                 '"spec": {"containers": [{"name": "c", "image": "i"}]}}',
     "bad-int.yaml": profile("badint", {"a": "!!int abc"}, network="net"),
+    # kubectl cuts the stream at lines starting with "---" before go-yaml reads a piece: a directive is a
+    # piece without its document, other text after the dashes an error.
+    "directive.yaml": "%YAML 1.1\n---\n" + POD.replace("p2024", "directive"),
+    "tag-directive.yaml": "%TAG !e! tag:example.com,2000:\n---\n" + POD.replace("p2024", "tagdirective"),
+    "four-dashes.yaml": POD.replace("p2024", "dashes1") + "----\n" + POD.replace("p2024", "dashes2"),
+    "separator-bom.yaml": POD.replace("p2024", "sepbom1") + "---\ufeff\n" + POD.replace("p2024", "sepbom2"),
+    # kubectl takes a List's items apart once.
+    "nested-list.yaml": "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: List\n  items:\n"
+                        + "".join(f"  {'-' if i == 0 else ' '} {line}\n" for i, line in
+                                  enumerate(POD.replace("p2024", "nested").splitlines())),
+    "items-map.json": '{"apiVersion": "v1", "kind": "List", "items": {"a": 1}}',
+    "items-null.yaml": "apiVersion: v1\nkind: List\nitems: null\n---\n" + POD.replace("p2024", "itemsnull"),
+    # kubectl sends no object without a kind and an apiVersion: nothing check could skip.
+    "no-kind.yaml": "apiVersion: v1\nmetadata: {name: nokind}\n---\n" + POD.replace("p2024", "nokind2"),
+    "no-api-version.yaml": POD.replace("p2024", "noversion").replace("apiVersion: v1\n", ""),
+    "list-item-no-kind.yaml": "apiVersion: v1\nkind: List\nitems:\n- metadata: {name: nokind}\n",
 }
 
 
@@ -227,7 +301,7 @@ def test_what_kubectl_refuses_check_refuses_naming_the_file(recorder: tuple[Cont
     assert b"recorded" not in result.stderr
     assert len(stub.reviews()) == before
     with pytest.raises(DocumentError, match=rf"^{path}(:\d+)?: "):
-        load_path(str(path))
+        load_manifests(str(path))
     check = subprocess.run([sys.executable, "-m", "webhook.cli", "check", str(path)], capture_output=True,
                            text=True, timeout=120)
     assert check.returncode == 2, check.stderr

@@ -94,11 +94,16 @@ def test_created_drops_the_nulls_of_maps_as_kubectl_apply_does() -> None:
 
 @pytest.mark.parametrize("text", ["a: *x", "- *x", "[*a, b]", "{a: 1, b: *a}", '{"a":*b}', "<<: *base", "? *k\n: v",
                                   "a:\t*x", "*a : v"])
-def test_every_place_an_alias_may_stand_has_it_counted(text: str) -> None:
-    # The count is skipped for a text where may_alias finds none: it must find every alias.
-    assert may_alias(text)
+@pytest.mark.parametrize("anchor", ["a: &x 1", "- &x 1", "[&a b]", "{a: 1, b: &a c}", '{"a":&b 1}', "? &k a\n: v",
+                                    "a:\t&x 1", "&a a: v"])
+def test_every_place_an_alias_may_stand_has_it_counted(anchor: str, text: str) -> None:
+    # The count is skipped for a text where may_alias finds none: it must find every alias, after an
+    # anchor wherever one may stand.
+    assert may_alias(f"{anchor}\n{text}")
 
 
-@pytest.mark.parametrize("text", ['a: "*x"', "a: b*c", "a: '*'", "a: '*.example.com'"])
+@pytest.mark.parametrize("text", ['a: "*x"', "a: b*c", "a: '*'", "a: '*.example.com'",
+                                  # An alias needs an anchor: prose with a "*" costs no count.
+                                  "note: see *docs* for details", "a: *x"])
 def test_a_star_that_is_no_alias_costs_no_count(text: str) -> None:
     assert not may_alias(text)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, cast
 
-from webhook.cni.gojson import GoJSONError, field_spellings, fold, go_field, loads
+from webhook.cni.gojson import GoJSONError, field_spellings, fits_int64, fold, go_field, loads
 from webhook.objects import as_text
 
 #: The versions the CNI specification defines; the plugins refuse to run at any other.
@@ -37,7 +37,7 @@ def _atoi(text: str) -> int | None:
     if match is None:
         return None
     number = int(text)
-    return number if -(2**63) <= number < 2**63 else None
+    return number if fits_int64(number) else None
 
 
 def names_a_path(binary: str) -> bool:

@@ -121,6 +121,31 @@ def _repeated(pairs: list[tuple[str, Any]]) -> RepeatedKeys:
     return RepeatedKeys(obj, {key: tuple(values) for key, values in replaced.items()})
 
 
+def fits_int64(number: int) -> bool:
+    return -(2**63) <= number < 2**63
+
+
+def parse_float64(text: str) -> float | None:
+    """strconv.ParseFloat(text, 64) for a number float() reads too; None on Go's range error (a number
+    beyond float64's range, which Python reads as an infinity)."""
+    value = float(text)
+    return None if math.isinf(value) else value
+
+
+def go_number(value: int | float) -> int | float | None:
+    """A number as Go hands it on once decoded into an interface{} (an integer that fits an int64 as
+    one, any other number as a float64) and encoded again (printed_by_go): what the apiserver sends a
+    webhook for a number of a manifest. None for what JSON cannot hold: NaN, an infinity, an integer
+    beyond float64's range."""
+    if isinstance(value, int) and fits_int64(value):
+        return value
+    try:
+        as_float = float(value)
+    except OverflowError:
+        return None
+    return printed_by_go(as_float) if math.isfinite(as_float) else None
+
+
 def _int(text: str) -> int:
     if len(text) > _LONGEST_SAFE_INT and math.isinf(float(text)):
         raise _Refused(text, _BEYOND_FLOAT64)
@@ -128,8 +153,8 @@ def _int(text: str) -> int:
 
 
 def _float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
+    value = parse_float64(text)
+    if value is None:
         raise _Refused(text, _BEYOND_FLOAT64)
     return value
 
@@ -205,11 +230,7 @@ def loads(text: str, *, via_libcni: bool = False) -> Any:
     map[string]interface{} (decoded, then encoded again): every object's keys sorted, so among keys
     that fold alike the greatest, not the last written, fills the field; and whole numbers below 1e21
     as ints, whatever way they were written."""
-    if "\\u" in text:
-        # Same length in, same length out: the positions in error messages stay right.
-        text = _ESCAPE.sub(_repair_escape, text)
-    if not text.isascii():
-        text = _RAW_SURROGATE.sub("\ufffd", text)
+    text = lone_surrogates_repaired(text)
     try:
         return (_LIBCNI_DECODER if via_libcni else _DECODER).decode(text)
     except json.JSONDecodeError as exc:
@@ -218,6 +239,16 @@ def loads(text: str, *, via_libcni: bool = False) -> Any:
         raise GoJSONError(_refused_message(text, exc)) from None
     except RecursionError:
         raise GoJSONError("nested too deeply") from None
+
+
+def lone_surrogates_repaired(text: str) -> str:
+    """JSON ``text`` with each lone surrogate, escaped or not, written U+FFFD as Go reads it. Same length
+    in, same length out: the positions in error messages stay right."""
+    if "\\u" in text:
+        text = _ESCAPE.sub(_repair_escape, text)
+    if not text.isascii():
+        text = _RAW_SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def _fold_char(char: str) -> str:

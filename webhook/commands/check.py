@@ -13,7 +13,7 @@ from webhook.check.run import check, updated_pods
 from webhook.cluster.live import POLICY_CONFIGMAP
 from webhook.cluster.snapshot import SnapshotError, context_namespace, list_objects, policy_text
 from webhook.commands.common import load_policy
-from webhook.documents import DocumentError, iter_objects, load_path
+from webhook.documents import DocumentError, iter_objects, load_manifests
 from webhook.names import NAMESPACE
 from webhook.rules import Policy, PolicyError, registered
 from webhook.text import printable
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             policy = Policy() if served is None else Policy.from_text(served, set(registered()), where)
         else:
             policy = load_policy(args.policy)
-        documents = [doc for path in args.paths for doc in load_path(path)]
+        documents = [doc for path in args.paths for doc in load_manifests(path)]
         state: Iterable[Mapping[str, Any]] | None = None
         if args.cluster_state:
             state = (doc.obj for doc in iter_objects(args.cluster_state))
