@@ -21,6 +21,7 @@ from webhook.names import (
     APPLIED_PROFILE_ANNOTATION,
     HOSTNAME_LABEL,
     PROFILE_LABEL,
+    READINESS_GATE_ANNOTATION,
     READY_LABEL,
     binary_label,
     is_own_label,
@@ -28,6 +29,31 @@ from webhook.names import (
 from webhook.objects import MAX_ANNOTATIONS_SIZE, annotations_size, as_mapping
 from webhook.rules.policy import Policy
 from webhook.rules.view import ClusterView
+
+#: The values the mutation gives READINESS_GATE_ANNOTATION: the gate is required in spec.affinity, or why
+#: there is none. Fixed: a pod created by an older replica keeps its value through a rolling upgrade.
+GATE_REQUIRED = "required"
+GATE_OFF_BY_POLICY = "off-by-policy"
+GATE_NODE_NAME_SET = "nodeName-set"
+GATE_MATCHES_NO_NODE = "matches-no-node"
+GATE_MARKS = frozenset({GATE_REQUIRED, GATE_OFF_BY_POLICY, GATE_NODE_NAME_SET, GATE_MATCHES_NO_NODE})
+
+
+def mark_gate(annotations: dict[str, Any], mark: str, warnings: list[str]) -> None:
+    """Put ``mark`` in ``annotations`` (in place) unless the key is there already. The mutation cannot
+    tell its own mark from an earlier call (the apiserver reinvokes it) from one written by hand: kept
+    either way. Only one of GATE_MARKS counts as a mark (one written by hand is then taken at its word,
+    like a gate written by hand); another value is said to be none."""
+    given = annotations.get(READINESS_GATE_ANNOTATION)
+    if given is None:
+        # One the apiserver would refuse as too long is left out: the rule then judges the pod by its
+        # gate alone, as an unmarked pod.
+        if annotations_size(annotations) + len(READINESS_GATE_ANNOTATION) + len(mark) <= MAX_ANNOTATIONS_SIZE:
+            annotations[READINESS_GATE_ANNOTATION] = mark
+    elif not (isinstance(given, str) and given in GATE_MARKS):
+        warnings.append(f"metadata.annotations[{READINESS_GATE_ANNOTATION!r}] is {given!r}, written by hand; left "
+                        f"as it is, and not taken for the mark /mutate leaves ({', '.join(sorted(GATE_MARKS))}) by "
+                        "rule pod-networks-gate-missing, which judges the pod by its readiness gate alone")
 
 
 def _attaches_nothing(networks: str, namespace: str) -> bool:
