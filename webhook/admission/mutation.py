@@ -23,11 +23,11 @@ from webhook.rules.gate import (
     GATE_REQUIRED,
     is_readiness_term,
     mark_gate,
-    profiled_annotations,
     readiness_requirements,
     readiness_term,
     required_binaries,
     selects_no_node,
+    sized_profiled_annotations,
 )
 from webhook.rules.policy import Policy
 from webhook.rules.view import ClusterView
@@ -181,15 +181,16 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
     result = PodMutation()
     metadata = as_mapping(pod.get("metadata"))
     spec = as_mapping(pod.get("spec"))
-    annotations = profiled_annotations(metadata, namespace, view, result.warnings, policy)
-    if annotations is None:
+    sized = sized_profiled_annotations(metadata, namespace, view, result.warnings, policy)
+    if sized is None:
         return result
+    annotations, size = sized
     result.annotations = annotations
     binaries = required_binaries(annotations, namespace, view, policy)
     if binaries is not None:
         mark = _readiness_gate(result, spec, binaries, namespace, view, policy, agent_namespace)
         if mark is not None:
-            mark_gate(annotations, mark, result.warnings)
+            mark_gate(annotations, size, mark, result.warnings)
     result.ops += _annotation_ops(metadata.get("annotations"), annotations)
     if result.affinity is not None:
         # The whole affinity at once: both gates keep everything they were given.
