@@ -160,9 +160,9 @@ def _annotation_ops(before: Mapping[str, Any] | None, after: dict[str, Any]) -> 
 
 def as_validated(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy: Policy,
                  agent_namespace: str = NAMESPACE) -> tuple[Mapping[str, Any], list[str]]:
-    """``pod`` as the validating webhook receives it after /mutate: with its profile applied and its
-    readiness gate (which rule pod-networks-gate-missing looks for), and the warnings /mutate answers
-    with. For `check`, which has no apiserver to call the two webhooks in turn: the same mutate_pod
+    """``pod`` as the validating webhook receives it after /mutate: with its profile applied, its
+    readiness gate and its mark (which rule pod-networks-gate-missing looks for), and the warnings
+    /mutate answers with. For `check`, which has no apiserver to call the two webhooks in turn: the same mutate_pod
     as the server's, so that check warns about what `kubectl apply --dry-run=server` warns about."""
     mutation = mutate_pod(pod, namespace, view, policy, agent_namespace)
     metadata = as_mapping(pod.get("metadata"))
