@@ -11,6 +11,10 @@ NAMESPACE = "multus-webhook"
 PROFILE_LABEL = "multus-webhook.io/network-profile"
 #: Set on a pod by the mutation, for traceability.
 APPLIED_PROFILE_ANNOTATION = "multus-webhook.io/applied-profile"
+#: Set by the mutation on every pod it handles that asks Multus for networks: whether it required the
+#: readiness gate, or why not (rules/gate.py GATE_MARKS). The validating webhook tells by it a pod /mutate
+#: handled from one it never saw (pod-networks-gate-missing), as Istio marks the pods it injected.
+READINESS_GATE_ANNOTATION = "multus-webhook.io/readiness-gate"
 #: NAD annotation: host-local IPAM on purpose (segments local to each node).
 ALLOW_HOST_LOCAL_ANNOTATION = "multus-webhook.io/allow-host-local"
 #: Node label: Multus is ready on the node's current boot. The controller puts the same label on the

@@ -498,7 +498,8 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 def test_patch_is_base64_json_patch(client: Client) -> None:
     # A pod asking for secondary networks is held back until Multus is ready on its node: a patch
-    # adds the readiness affinity (no cluster state here, so that is all), nothing the user wrote goes.
+    # adds the readiness affinity and its mark (no cluster state here, so that is all), nothing the user
+    # wrote goes.
     annotations = {"k8s.v1.cni.cncf.io/networks": "macvlan-conf", "team": "a"}
     pod = {"kind": "Pod", "metadata": {"name": "p", "namespace": "default", "annotations": annotations},
            "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}
@@ -506,7 +507,9 @@ def test_patch_is_base64_json_patch(client: Client) -> None:
     assert response["allowed"] is True
     assert response["patchType"] == "JSONPatch"
     patched = jsonpatch.apply_patch(pod, json.loads(base64.b64decode(response["patch"])))
-    assert patched["metadata"] == pod["metadata"]
+    # The mark that tells /validate the pod went through /mutate is added.
+    assert patched["metadata"] == {**pod["metadata"], "annotations": {
+        **annotations, "multus-webhook.io/readiness-gate": "required"}}
     assert patched["spec"]["affinity"] == {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
         "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "multus-webhook",
                                           "app.kubernetes.io/component": "agent",

@@ -4,6 +4,7 @@ answer Multus's own reading calls for, naming the field."""
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import ssl
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import pytest
 
 from webhook.dev.controlplane import WebhookServer
@@ -52,7 +54,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
 
 
 def answer(server: WebhookServer, obj: dict[str, Any], path: str = "/validate") -> dict[str, Any]:
-    """The response of a CREATE review of ``obj``; fails on anything but a 200 AdmissionReview."""
+    """The response of a CREATE review of ``obj``; fails on anything but a 200 AdmissionReview. A pod
+    reaches /validate as /mutate leaves it, as the apiserver sends it (its readiness gate, its mark)."""
+    if path == "/validate" and obj["kind"] == "Pod":
+        mutation = _post(server, obj, "/mutate")
+        if "patch" in mutation:
+            obj = jsonpatch.apply_patch(obj, json.loads(base64.b64decode(mutation["patch"])))
+    return _post(server, obj, path)
+
+
+def _post(server: WebhookServer, obj: dict[str, Any], path: str) -> dict[str, Any]:
     kind = obj["kind"]
     body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
         "uid": "u1", "kind": {"group": "", "version": "v1", "kind": kind}, "operation": "CREATE",

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from webhook.agent.standin import StandInHost, Subcommand
-from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually, register_webhook
+from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually, register_webhook, webhook_configurations
 from webhook.dev.stubhook import Review, StubWebhook, allow, patch
 from webhook.names import AGENT_POD_LABELS, APPLIED_PROFILE_ANNOTATION, NAMESPACE, PROFILE_LABEL
 from webhook.rules.gate import required_gate_labels
@@ -30,6 +30,10 @@ IMAGE = "registry.invalid/none:never-pulled"  # no kubelet: never pulled
 PODS = [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "operations": ["CREATE"],
          "scope": "Namespaced"}]
 READY = "multus-webhook.io/multus-ready"
+#: /mutate's marker on every pod it handles that asks Multus for networks.
+MARKER = "multus-webhook.io/readiness-gate"
+RULE = "[pod-networks-gate-missing]"
+MUTATE_EVERY_POD_COMPONENT = "manifests/components/mutate-every-pod"
 
 
 @pytest.fixture(scope="module")
@@ -241,3 +245,126 @@ def test_the_gate_requires_the_binaries_of_the_policys_default_networks(
     finally:
         cp.kubectl("delete", "configmap", "-n", NAMESPACE, "multus-webhook-policy")
         cp.kubectl("delete", "pod", "-n", "kube-system", "system", "--force", "--grace-period=0", check=False)
+
+
+# --- /mutate ran, and yet the pod has no gate: the marker tells, and the pod is admitted -----------------
+
+
+@pytest.fixture
+def policy(cp: ControlPlane, ns: str) -> Iterator[Callable[[str], None]]:
+    """``policy(text)`` applies the policy ConfigMap; deleted afterwards, the defaults back in force."""
+    def apply(text: str) -> None:
+        cp.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "multus-webhook-policy", "namespace": NAMESPACE}, "data": {"policy": text}}))
+
+    yield apply
+    cp.kubectl("delete", "configmap", "-n", NAMESPACE, "multus-webhook-policy", check=False)
+    eventually(lambda: dry_run_gate(cp, ns), "the defaults back in force (the gate on)")
+
+
+def dry_run_gate(cp: ControlPlane, ns: str, name: str = "probe-gate") -> frozenset[str] | None:
+    """The gate a pod asking for networks gets now (a dry run, which the stubs let through)."""
+    return gate(json.loads(create(cp, pod(name, ns, annotations={NETWORKS: "data"}), "--dry-run=server", "-o",
+                                  "json").stdout))
+
+
+def warnings(result: Any) -> str:
+    return " ".join(result.stderr.replace("Warning:", "").split())  # kubectl's lines joined again
+
+
+def test_the_policy_turning_the_gate_on_between_mutate_and_validate_refuses_nothing(
+        cp: ControlPlane, ns: str, policy: Callable[[str], None]) -> None:
+    """An admin turns readinessAffinity on while a later mutating webhook holds the pod: /mutate left it
+    ungated by the policy it had, /validate judges it by the new one."""
+    policy("readinessAffinity: false\n")
+    eventually(lambda: dry_run_gate(cp, ns) is None, "the gate off")
+
+    def slow(review: Review) -> dict[str, Any]:
+        if review.name == "raced":
+            policy("readinessAffinity: true\n")
+            eventually(lambda: dry_run_gate(cp, ns), "the gate on", timeout=20)
+        return dict(allow(review))
+
+    stub = StubWebhook(cp, "zz-slow", PODS, slow, mutating=True, timeout_seconds=30)
+    stub.start(lambda: create(cp, pod("probe-slow", ns), "--dry-run=server", check=False))
+    try:
+        created = create(cp, pod("raced", ns, annotations={NETWORKS: "data"}), check=False)
+    finally:
+        stub.stop()
+    assert len(stub.reviews("raced")) == 1
+    assert created.returncode == 0, created.stderr
+    stored = get(cp, "pod", "-n", ns, "raced")
+    assert gate(stored) is None
+    assert stored["metadata"]["annotations"][MARKER] == "off-by-policy"
+    said = warnings(created)
+    assert RULE in said, said
+    assert "/mutate left the pod without a readiness gate as readinessAffinity was false" in said, said
+    assert "the policy changed between /mutate and /validate" in said, said
+
+
+def test_replicas_that_disagree_on_the_policy_refuse_nothing(
+        cp: ControlPlane, server: WebhookServer, ns: str, policy: Callable[[str], None],
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The policy ConfigMap stops parsing: the running replica (A) keeps its last good policy (gate off),
+    one started since (B) has the defaults (gate on). The Service sends /mutate to A, /validate to B."""
+    policy("readinessAffinity: false\n")
+    eventually(lambda: dry_run_gate(cp, ns) is None, "the gate off")
+    log = server.dir / "webhook.log"
+    kept = log.read_text().count("keeping the policy in force")
+    policy("readinessAffinity: false\nrules: {nosuchrule: warn\n")  # a typo
+    eventually(lambda: log.read_text().count("keeping the policy in force") > kept, "A to keep its policy")
+    b = WebhookServer(tmp_path_factory.mktemp("gate-missing-replica-b"), [
+        "--kubeconfig", str(cp.kubeconfig), "--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.5"])
+    b.start()
+    try:
+        eventually(lambda: b.readyz()[0] == 200, "B's first sync")
+        mutating = [d for d in webhook_configurations(server.url, server.ca_file.read_bytes())
+                    if d["kind"] == "MutatingWebhookConfiguration"]
+        validating = [d for d in webhook_configurations(b.url, b.ca_file.read_bytes())
+                      if d["kind"] == "ValidatingWebhookConfiguration"]
+        cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                          "items": [*mutating, *validating]}))
+        # Until the apiserver has the new configuration, A answers both and says nothing: B's policy
+        # has the gate on, so it judges the ungated pod.
+        created = eventually(lambda: create(cp, pod("split", ns, annotations={NETWORKS: "data"}), "--dry-run=server",
+                                            "-o", "json", check=False),
+                             "/validate answered by B", until=lambda r: RULE in r.stderr)
+    finally:
+        register_webhook(cp, server)
+        b.stop()
+    assert created.returncode == 0, created.stderr
+    assert gate(json.loads(created.stdout)) is None
+    assert json.loads(created.stdout)["metadata"]["annotations"][MARKER] == "off-by-policy"
+    said = warnings(created)
+    assert "the webhook's replicas disagree on the policy" in said, said
+
+
+def test_a_later_webhook_that_rewrites_spec_affinity_is_named_as_the_cause(cp: ControlPlane, ns: str) -> None:
+    """A later mutating webhook (reinvoked, as a policy engine is) writes spec.affinity as it wants it,
+    dropping the gate /mutate writes each time it runs: /mutate did its part, the other webhook undid it."""
+    wanted = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "preference": {
+        "matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}}]}}
+
+    def setter(review: Review) -> dict[str, Any]:
+        if review.object["spec"].get("affinity") == wanted:
+            return dict(allow(review))
+        return patch([{"op": "add", "path": "/spec/affinity", "value": wanted}])
+
+    stub = StubWebhook(cp, "zz-affinity", PODS, setter, mutating=True)
+    stub.start(lambda: create(cp, pod("probe-affinity", ns), "--dry-run=server", check=False))
+    try:
+        created = create(cp, pod("rewritten", ns, annotations={NETWORKS: "data"}), check=False)
+    finally:
+        stub.stop()
+    # Called twice, each time with the gate /mutate had written (again).
+    assert ["podAffinity" in (r.object["spec"].get("affinity") or {}) for r in stub.reviews("rewritten")] == [
+        True, True]
+    assert created.returncode == 0, created.stderr
+    stored = get(cp, "pod", "-n", ns, "rewritten")
+    assert stored["spec"]["affinity"] == wanted
+    assert stored["metadata"]["annotations"][MARKER] == "required"
+    said = warnings(created)
+    assert RULE in said, said
+    assert "a mutating webhook that ran after /mutate rewrote spec.affinity" in said, said
+    assert MUTATE_EVERY_POD_COMPONENT not in said, said

@@ -14,10 +14,10 @@ import pytest
 from webhook.admission.mutation import as_validated, mutate_pod
 from webhook.cluster.static import StaticClusterView
 from webhook.multus.selection import DefaultNetworks
-from webhook.names import APPLIED_PROFILE_ANNOTATION, NAMESPACE, PROFILE_LABEL
+from webhook.names import APPLIED_PROFILE_ANNOTATION, NAMESPACE, PROFILE_LABEL, READINESS_GATE_ANNOTATION
 from webhook.objects import MAX_ANNOTATIONS_SIZE
 from webhook.rules import Finding, Policy, Severity, Subject, evaluate
-from webhook.rules.gate import required_binaries, required_gate_labels
+from webhook.rules.gate import GATE_MARKS, required_binaries, required_gate_labels
 
 RULE = "pod-networks-gate-missing"
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
@@ -172,11 +172,134 @@ def test_what_changes_between_mutate_and_validate_is_not_taken_for_a_skipped_mut
     assert judged(obj, at_validate, Policy()) == []
 
 
-def test_check_judges_a_pod_with_the_gate_the_mutation_gives_it() -> None:
+def test_check_judges_a_pod_with_the_gate_and_the_mark_the_mutation_gives_it() -> None:
     # `multus-webhook check` has no apiserver: as_validated is what /validate would see.
     v = view()
     obj, _ = as_validated(pod({NETWORKS: "macvlan"}), "apps", v, Policy())
+    assert obj["metadata"]["annotations"][READINESS_GATE_ANNOTATION] == "required"
     assert judged(dict(obj), v, Policy()) == []
+    obj, _ = as_validated(pod({NETWORKS: "macvlan"}), "apps", v, Policy(readiness_affinity=False))
+    assert obj["metadata"]["annotations"][READINESS_GATE_ANNOTATION] == "off-by-policy"
+
+
+# --- the mark: /mutate ran --------------------------------------------------------------------------
+
+
+#: What /mutate marks each case with (None: no mark, the pod asks Multus for nothing or is not mutated).
+MARKS = {
+    "node affinity form into a pod that matches no node": "matches-no-node",
+    "spec.nodeName": "nodeName-set",
+    "gate off": "off-by-policy",
+    "gate off, profile label": "off-by-policy",
+    "an annotation that attaches nothing": None,
+    "no selection": None,
+    "annotations over the apiserver's limit": None,
+    "a profile that does not exist": None,
+    "defaultNetworks in a system namespace": None,
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_mutation_marks_every_pod_that_asks_multus_for_networks_with_what_it_did(case: str) -> None:
+    obj, policy, _ = CASES[case]
+    v = view()
+    assert mutated(obj, v, policy)["metadata"].get("annotations", {}).get(READINESS_GATE_ANNOTATION) == MARKS.get(
+        case, "required")
+
+
+def lost(obj: dict[str, Any], v: StaticClusterView, policy: Policy) -> Finding:
+    [found] = judged(obj, v, policy)
+    assert found.severity == Severity.WARN
+    assert found.field == "spec.affinity"
+    assert "never handled" not in found.message
+    assert "manifests/components/mutate-every-pod" not in found.message
+    return found
+
+
+def test_a_marked_pod_the_policy_here_would_gate_is_warned_about_not_refused_naming_the_policy() -> None:
+    """/mutate and /validate on different policies: the policy ConfigMap changed between the two calls,
+    or two replicas disagree (one on its last good policy, one on the defaults)."""
+    v = view()
+    for asks in (pod({NETWORKS: "macvlan"}), pod(labels={PROFILE_LABEL: "data"}), pod()):
+        at_mutate = Policy(readiness_affinity=False, default_networks=WITH_DEFAULTS.default_networks)
+        obj = mutated(asks, v, at_mutate)
+        assert required_gate_labels(obj["spec"].get("affinity"), NAMESPACE) is None
+        found = lost(obj, v, WITH_DEFAULTS)
+        assert found.message.startswith(f"/mutate left the pod without a readiness gate as readinessAffinity was "
+                                        f"false in its policy ({READINESS_GATE_ANNOTATION} is 'off-by-policy')")
+        assert "the policy changed between /mutate and /validate" in found.message
+        assert "the webhook's replicas disagree on the policy" in found.message
+        # The same pod unmarked, as an older /mutate leaves it: refused (an older /mutate gates it when due).
+        unmarked = {**obj, "metadata": {**obj["metadata"], "annotations": {
+            k: v for k, v in obj["metadata"]["annotations"].items() if k != READINESS_GATE_ANNOTATION}}}
+        assert [f.severity for f in judged(unmarked, v, WITH_DEFAULTS)] == [Severity.DENY]
+
+
+SPEC_REWRITTEN = {
+    # A later webhook writes spec.affinity as it wants it: the gate (either form) is gone.
+    "pod affinity gate dropped": ({NETWORKS: "macvlan"}, {}, Policy(), lambda spec: spec.pop("affinity")),
+    "node affinity gate dropped": ({NETWORKS: "macvlan"}, {"affinity": OWN_POD_AFFINITY}, Policy(),
+                                   lambda spec: spec.update(affinity=OWN_POD_AFFINITY)),
+    # A later webhook takes spec.nodeName away (and the gate /mutate wrote when reinvoked with it).
+    "spec.nodeName removed": ({NETWORKS: "macvlan"}, {"nodeName": "n1"}, Policy(), lambda spec: spec.pop("nodeName")),
+    "the empty node term dropped": ({NETWORKS: "macvlan"}, {"affinity": NO_NODE}, Policy(readiness_gate="nodeAffinity"),
+                                   lambda spec: spec.pop("affinity")),
+}
+
+
+@pytest.mark.parametrize("case", SPEC_REWRITTEN)
+def test_a_marked_pod_whose_gate_a_later_webhook_took_away_is_warned_about_naming_that_webhook(case: str) -> None:
+    annotations, spec, policy, rewrite = SPEC_REWRITTEN[case]
+    v = view()
+    obj = mutated(pod(annotations, **spec), v, policy)
+    assert judged(obj, v, policy) == []
+    rewrite(obj["spec"])
+    found = lost(obj, v, policy)
+    mark = obj["metadata"]["annotations"][READINESS_GATE_ANNOTATION]
+    assert found.message.startswith(f"/mutate handled the pod ({READINESS_GATE_ANNOTATION} is {mark!r}) but "
+                                    "spec.affinity has no readiness gate: a mutating webhook that ran after /mutate "
+                                    "rewrote spec.affinity")
+
+
+def test_a_marked_pod_is_not_judged_for_its_profile() -> None:
+    # A profile label a later webhook adds gets the profile when the apiserver reinvokes /mutate; the
+    # profile may have changed or gone since /mutate applied it.
+    v = view()
+    obj = mutated(pod({NETWORKS: "macvlan"}, labels={PROFILE_LABEL: "data"}), v, Policy())
+    del obj["metadata"]["annotations"][APPLIED_PROFILE_ANNOTATION]
+    assert judged(obj, v, Policy()) == []
+
+
+def test_a_mark_written_by_hand_is_kept_and_only_one_of_the_marks_counts() -> None:
+    v = view()
+    for value in ("yes", "Required", ""):
+        mutation = mutate_pod(pod({NETWORKS: "macvlan", READINESS_GATE_ANNOTATION: value}), "apps", v, Policy())
+        assert (mutation.annotations or {})[READINESS_GATE_ANNOTATION] == value
+        assert f"metadata.annotations['{READINESS_GATE_ANNOTATION}'] is {value!r}, written by hand" in \
+            mutation.warnings[0]
+        # Not a mark: a pod that skipped /mutate is refused all the same.
+        assert [f.severity for f in judged(pod({NETWORKS: "macvlan", READINESS_GATE_ANNOTATION: value}), v,
+                                           Policy())] == [Severity.DENY]
+    # One of the marks, by hand (or by /mutate before the apiserver reinvoked it): kept, without a word,
+    # and taken at its word, like a gate written by hand.
+    for value in sorted(GATE_MARKS):
+        mutation = mutate_pod(pod({NETWORKS: "macvlan", READINESS_GATE_ANNOTATION: value}), "apps", v, Policy())
+        assert (mutation.annotations or {})[READINESS_GATE_ANNOTATION] == value
+        assert mutation.warnings == []
+        assert [f.severity for f in judged(pod({NETWORKS: "macvlan", READINESS_GATE_ANNOTATION: value}), v,
+                                           Policy())] == [Severity.WARN]
+    # A value that is not even a string (a manifest `check` reads): no mark, and no crash.
+    assert [f.severity for f in judged(pod({NETWORKS: "macvlan", READINESS_GATE_ANNOTATION: {"a": 1}}), v,
+                                       Policy())] == [Severity.DENY]  # type: ignore[dict-item]
+
+
+def test_no_mark_that_would_take_the_annotations_past_the_apiservers_limit() -> None:
+    v = view()
+    filler = "x" * (MAX_ANNOTATIONS_SIZE - len(NETWORKS) - len("macvlan") - len("big") - 10)
+    obj = mutated(pod({NETWORKS: "macvlan", "big": filler}), v, Policy())
+    assert READINESS_GATE_ANNOTATION not in obj["metadata"]["annotations"]
+    assert required_gate_labels(obj["spec"]["affinity"], NAMESPACE) is not None
+    assert judged(obj, v, Policy()) == []
 
 
 # --- the default networks' binaries -------------------------------------------------------------------

@@ -70,7 +70,7 @@ def mutated(obj: dict[str, Any], v: StaticClusterView, policy: Policy | None = N
 def test_profile_label_becomes_the_networks_annotation_in_short_form() -> None:
     out = mutated(pod(labels={"multus-webhook.io/network-profile": "data", "app": "x"}), view())
     assert out["metadata"]["annotations"] == {"k8s.v1.cni.cncf.io/networks": "macvlan",
-                                              "multus-webhook.io/applied-profile": "data"}
+                                              "multus-webhook.io/applied-profile": "data", MARKER: "required"}
     assert out["metadata"]["labels"] == {"multus-webhook.io/network-profile": "data", "app": "x"}
 
 
@@ -136,6 +136,16 @@ def test_the_users_affinity_is_kept_whole_and_the_gate_added_to_its_pod_affinity
 
 
 READY_REQUIREMENT = {"key": "multus-webhook.io/multus-ready", "operator": "In", "values": ["true"]}
+MARKER = "multus-webhook.io/readiness-gate"
+
+
+def marked(value: str) -> list[dict[str, Any]]:
+    """The patch that only marks a pod (which has annotations of its own)."""
+    return [{"op": "add", "path": "/metadata/annotations/multus-webhook.io~1readiness-gate", "value": value}]
+
+
+def affinity_ops(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [op for op in ops if op["path"] == "/spec/affinity"]
 
 
 def test_a_pod_with_required_pod_affinity_of_its_own_is_gated_by_node_affinity_with_a_warning() -> None:
@@ -178,8 +188,8 @@ def test_the_node_affinity_gate_leaves_an_empty_term_empty(empty: dict[str, Any]
     assert mutate_pod(out, "apps", view(), Policy()).ops == []
     termless = copy.deepcopy(spec)
     termless["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = {"nodeSelectorTerms": []}
-    assert mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec=termless), "apps", view(),
-                      Policy()).ops == []
+    assert affinity_ops(mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec=termless),
+                                   "apps", view(), Policy()).ops) == []
 
 
 @pytest.mark.parametrize("node_affinity", [
@@ -204,7 +214,7 @@ def test_node_affinity_is_left_as_written(node_affinity: dict[str, Any]) -> None
 ])
 def test_an_affinity_the_apiserver_will_refuse_is_left_for_it_to_refuse(affinity: Any) -> None:
     user = pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}, spec={"containers": [], "affinity": affinity})
-    assert mutate_pod(user, "apps", view(), Policy()).ops == []
+    assert affinity_ops(mutate_pod(user, "apps", view(), Policy()).ops) == []
 
 
 def test_pod_without_networks_is_not_changed() -> None:
@@ -219,13 +229,14 @@ def test_a_networks_annotation_that_attaches_nothing_gets_no_gate(value: str) ->
 @pytest.mark.parametrize("value", ["a,,b", " "])
 def test_a_networks_annotation_that_cannot_be_read_is_gated_as_multus_will_parse_it(value: str) -> None:
     result = mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), "apps", view(), Policy())
-    assert [op["path"] for op in result.ops] == ["/spec/affinity"]
+    assert [op["path"] for op in result.ops] == ["/metadata/annotations/multus-webhook.io~1readiness-gate",
+                                                 "/spec/affinity"]
 
 
 def test_pod_with_node_name_gets_no_affinity_but_a_warning() -> None:
     result = mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"},
                             spec={"nodeName": "n1", "containers": []}), "apps", view(), Policy())
-    assert result.ops == []
+    assert result.ops == marked("nodeName-set")
     assert "spec.nodeName is set" in result.warnings[0]
 
 
@@ -247,7 +258,8 @@ def test_one_ready_node_among_many_is_enough_and_a_label_change_is_seen() -> Non
 
 def test_readiness_affinity_can_be_turned_off_in_the_policy() -> None:
     policy = Policy(readiness_affinity=False)
-    assert mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}), "apps", view(), policy).ops == []
+    assert mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}), "apps", view(), policy).ops == \
+        marked("off-by-policy")
 
 
 def test_mutation_is_idempotent() -> None:
@@ -297,7 +309,8 @@ def test_profile_adding_a_second_default_route_is_refused_naming_it_and_not_appl
     for own in ({"k8s.v1.cni.cncf.io/networks": '[{"name": "macvlan", "default-route": ["10.0.0.1"]}]'},
                         {"v1.multus-cni.io/default-network": '[{"name": "macvlan", "default-route": ["10.0.0.1"]}]'}):
         user = pod(labels={"multus-webhook.io/network-profile": "egress"}, annotations=own)
-        assert [op for op in mutate_pod(user, "apps", v, Policy()).ops if "annotations" in op["path"]] == []
+        assert [op for op in mutate_pod(user, "apps", v, Policy()).ops if "annotations" in op["path"]] == marked(
+            "required")
         [(severity, message)] = [(s, m) for r, s, m in findings(user, v) if r == "pod-network-profile"]
         assert severity == "deny"
         assert "NetworkProfile egress spec.networks[0].default-route[0] (10.0.0.2)" in message
@@ -1276,7 +1289,8 @@ user_networks = st.one_of(st.none(), st.just(""),
                           st.lists(st.tuples(names, ifaces), max_size=3).map(
                               lambda items: ",".join(n + (f"@{i}" if i else "") for n, i in items)),
                           st.lists(elements, max_size=3).map(json.dumps))
-keys = st.sampled_from(["team", "k8s.v1.cni.cncf.io/networks", "multus-webhook.io/applied-profile", "x/y"])
+keys = st.sampled_from(["team", "k8s.v1.cni.cncf.io/networks", "multus-webhook.io/applied-profile", MARKER,
+                       "x/y"])
 
 
 @settings(max_examples=300, deadline=None)
@@ -1388,7 +1402,7 @@ def test_patch_paths_escape_annotation_keys_and_only_add() -> None:
     out = jsonpatch.apply_patch(user, result.ops)
     assert out["metadata"]["annotations"] == {"a~b/c": "kept", "example.com/x": "kept too",
                                               "k8s.v1.cni.cncf.io/networks": "macvlan",
-                                              "multus-webhook.io/applied-profile": "data"}
+                                              "multus-webhook.io/applied-profile": "data", MARKER: "required"}
 
 
 def test_a_profile_element_the_pod_already_has_is_not_added_and_its_other_options_are_named() -> None:
@@ -1433,7 +1447,7 @@ def test_the_node_affinity_gate_leaves_a_node_affinity_the_apiserver_refuses_for
         {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}]}
     user = pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"},
                spec={"containers": [], "affinity": {"podAffinity": own, "nodeAffinity": node_affinity}})
-    assert mutate_pod(user, "apps", view(), Policy()).ops == []
+    assert affinity_ops(mutate_pod(user, "apps", view(), Policy()).ops) == []
 
 
 def quota(name: str, namespace: str = "apps", *, hard: dict[str, str] | None = None,

@@ -17,11 +17,17 @@ from typing import Any
 from webhook.names import NAMESPACE, READY_LABEL
 from webhook.objects import as_mapping
 from webhook.rules.gate import (
+    GATE_MATCHES_NO_NODE,
+    GATE_NODE_NAME_SET,
+    GATE_OFF_BY_POLICY,
+    GATE_REQUIRED,
     is_readiness_term,
-    profiled_annotations,
+    mark_gate,
     readiness_requirements,
     readiness_term,
     required_binaries,
+    selects_no_node,
+    sized_profiled_annotations,
 )
 from webhook.rules.policy import Policy
 from webhook.rules.view import ClusterView
@@ -36,7 +42,7 @@ MUTATION_WARNING = "pod-mutation"
 class PodMutation:
     ops: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    #: The pod's annotations after the mutation (its profile applied); None when it is not mutated.
+    #: The pod's annotations after the mutation (its profile applied, its mark); None when it is not mutated.
     annotations: dict[str, Any] | None = None
     #: The pod's spec.affinity with the readiness gate; None when the mutation writes none.
     affinity: Mapping[str, Any] | None = None
@@ -154,9 +160,9 @@ def _annotation_ops(before: Mapping[str, Any] | None, after: dict[str, Any]) -> 
 
 def as_validated(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy: Policy,
                  agent_namespace: str = NAMESPACE) -> tuple[Mapping[str, Any], list[str]]:
-    """``pod`` as the validating webhook receives it after /mutate: with its profile applied and its
-    readiness gate (which rule pod-networks-gate-missing looks for), and the warnings /mutate answers
-    with. For `check`, which has no apiserver to call the two webhooks in turn: the same mutate_pod
+    """``pod`` as the validating webhook receives it after /mutate: with its profile applied, its
+    readiness gate and its mark (which rule pod-networks-gate-missing looks for), and the warnings
+    /mutate answers with. For `check`, which has no apiserver to call the two webhooks in turn: the same mutate_pod
     as the server's, so that check warns about what `kubectl apply --dry-run=server` warns about."""
     mutation = mutate_pod(pod, namespace, view, policy, agent_namespace)
     metadata = as_mapping(pod.get("metadata"))
@@ -175,29 +181,45 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
     result = PodMutation()
     metadata = as_mapping(pod.get("metadata"))
     spec = as_mapping(pod.get("spec"))
-    annotations = profiled_annotations(metadata, namespace, view, result.warnings, policy)
-    if annotations is None:
+    sized = sized_profiled_annotations(metadata, namespace, view, result.warnings, policy)
+    if sized is None:
         return result
+    annotations, size = sized
     result.annotations = annotations
-    result.ops += _annotation_ops(metadata.get("annotations"), annotations)
-
-    if not policy.readiness_affinity:
-        return result
     binaries = required_binaries(annotations, namespace, view, policy)
-    if binaries is None:
-        return result
+    if binaries is not None:
+        mark = _readiness_gate(result, spec, binaries, namespace, view, policy, agent_namespace)
+        if mark is not None:
+            mark_gate(annotations, size, mark, result.warnings)
+    result.ops += _annotation_ops(metadata.get("annotations"), annotations)
+    if result.affinity is not None:
+        # The whole affinity at once: both gates keep everything they were given.
+        result.ops.append({"op": "add" if spec.get("affinity") is None else "replace", "path": "/spec/affinity",
+                           "value": result.affinity})
+    return result
+
+
+def _readiness_gate(result: PodMutation, spec: Mapping[str, Any], binaries: frozenset[str], namespace: str,
+                    view: ClusterView, policy: Policy, agent_namespace: str) -> str | None:
+    """Sets ``result.affinity`` to the pod's affinity with the gate for ``binaries`` when it needs one;
+    returns the mark for the pod (rules/gate.py GATE_MARKS), None for a pod the apiserver refuses."""
+    if not policy.readiness_affinity:
+        return GATE_OFF_BY_POLICY
     if spec.get("nodeName"):
         result.warnings.append(f"spec.nodeName is set to {spec['nodeName']!r}: the pod is not held back until Multus "
                                "is ready on that node, and may start without its secondary networks")
-        return result
+        return GATE_NODE_NAME_SET
     original_affinity = spec.get("affinity")
     if original_affinity is not None and not isinstance(original_affinity, Mapping):
-        return result  # not a valid pod; the apiserver refuses it anyway
+        return None  # not a valid pod; the apiserver refuses it anyway
     written: Mapping[str, Any] = original_affinity or {}
+    mark = GATE_REQUIRED
     why = node_gate_reason(written, namespace, view, policy, agent_namespace)
     if why is None:
         affinity = with_readiness_term(written, readiness_term(binaries, agent_namespace))
     else:
+        if selects_no_node(written):
+            mark = GATE_MATCHES_NO_NODE
         affinity = with_required_affinity(without_readiness_terms(written, agent_namespace),
                                           readiness_requirements(binaries))
         if why:
@@ -206,11 +228,8 @@ def mutate_pod(pod: Mapping[str, Any], namespace: str, view: ClusterView, policy
                 "of the CNI binaries) instead, which a kubelet that starts while the node does not carry those "
                 "labels checks again and fails the pod for (reason NodeAffinity; see docs/failure-modes.md)")
     if affinity is not original_affinity and affinity != original_affinity:
-        # The whole affinity at once: both gates keep everything they were given.
-        result.ops.append({"op": "add" if original_affinity is None else "replace", "path": "/spec/affinity",
-                           "value": affinity})
         result.affinity = affinity
     if view.nodes() and not view.ready_nodes:
         result.warnings.append(f"no node is labelled {READY_LABEL}=true yet: the pod stays Pending until Multus "
                                f"is ready on a node (see the MultusNodeState objects in namespace {agent_namespace})")
-    return result
+    return mark

@@ -21,6 +21,7 @@ from webhook.names import (
     APPLIED_PROFILE_ANNOTATION,
     HOSTNAME_LABEL,
     PROFILE_LABEL,
+    READINESS_GATE_ANNOTATION,
     READY_LABEL,
     binary_label,
     is_own_label,
@@ -28,6 +29,32 @@ from webhook.names import (
 from webhook.objects import MAX_ANNOTATIONS_SIZE, annotations_size, as_mapping
 from webhook.rules.policy import Policy
 from webhook.rules.view import ClusterView
+
+#: The values the mutation gives READINESS_GATE_ANNOTATION: the gate is required in spec.affinity, or why
+#: there is none. Fixed: a pod created by an older replica keeps its value through a rolling upgrade.
+GATE_REQUIRED = "required"
+GATE_OFF_BY_POLICY = "off-by-policy"
+GATE_NODE_NAME_SET = "nodeName-set"
+GATE_MATCHES_NO_NODE = "matches-no-node"
+GATE_MARKS = frozenset({GATE_REQUIRED, GATE_OFF_BY_POLICY, GATE_NODE_NAME_SET, GATE_MATCHES_NO_NODE})
+
+
+def mark_gate(annotations: dict[str, Any], size: int, mark: str, warnings: list[str]) -> None:
+    """Put ``mark`` in ``annotations`` (in place; ``size`` as annotations_size counts them) unless the
+    key is there already. The mutation cannot
+    tell its own mark from an earlier call (the apiserver reinvokes it) from one written by hand: kept
+    either way. Only one of GATE_MARKS counts as a mark (one written by hand is then taken at its word,
+    like a gate written by hand); another value is said to be none."""
+    given = annotations.get(READINESS_GATE_ANNOTATION)
+    if given is None:
+        # One the apiserver would refuse as too long is left out: the rule then judges the pod by its
+        # gate alone, as an unmarked pod.
+        if size + len(READINESS_GATE_ANNOTATION) + len(mark) <= MAX_ANNOTATIONS_SIZE:
+            annotations[READINESS_GATE_ANNOTATION] = mark
+    elif not (isinstance(given, str) and given in GATE_MARKS):
+        warnings.append(f"metadata.annotations[{READINESS_GATE_ANNOTATION!r}] is {given!r}, written by hand; left "
+                        f"as it is, and not taken for the mark /mutate leaves ({', '.join(sorted(GATE_MARKS))}) by "
+                        "rule pod-networks-gate-missing, which judges the pod by its readiness gate alone")
 
 
 def _attaches_nothing(networks: str, namespace: str) -> bool:
@@ -90,9 +117,17 @@ def _apply_profile(annotations: dict[str, Any], labels: Mapping[str, Any], names
 
 
 def profiled_annotations(metadata: Mapping[str, Any], namespace: str, view: ClusterView,
-                          warnings: list[str], policy: Policy) -> dict[str, Any] | None:
+                         warnings: list[str], policy: Policy) -> dict[str, Any] | None:
     """The pod's annotations with its labelled profile applied, as /mutate writes them; None when the pod
     is not mutated (webhook/admission/mutation.py)."""
+    sized = sized_profiled_annotations(metadata, namespace, view, warnings, policy)
+    return None if sized is None else sized[0]
+
+
+def sized_profiled_annotations(metadata: Mapping[str, Any], namespace: str, view: ClusterView,
+                               warnings: list[str], policy: Policy) -> tuple[dict[str, Any], int] | None:
+    """profiled_annotations and their size as annotations_size counts it, which the mutation needs
+    again for its mark (counting them again was a tenth of its time)."""
     original = metadata.get("annotations")
     if original is not None and not isinstance(original, Mapping):
         return None  # not a valid pod; the apiserver refuses it anyway
@@ -108,13 +143,16 @@ def profiled_annotations(metadata: Mapping[str, Any], namespace: str, view: Clus
     notes: list[str] = []
     _apply_profile(profiled, as_mapping(metadata.get("labels")), namespace, view, notes,
                   policy.default_networks.first_index(namespace))
-    if annotations_size(profiled) > MAX_ANNOTATIONS_SIZE:
-        # The profile would take the pod past the limit, and the apiserver would refuse it with only
-        # "metadata.annotations: Too long": not applied, and rule pod-network-profile refuses the pod
-        # saying why.
-        return annotations
+    if profiled != annotations:
+        profiled_size = annotations_size(profiled)
+        if profiled_size > MAX_ANNOTATIONS_SIZE:
+            # The profile would take the pod past the limit, and the apiserver would refuse it with only
+            # "metadata.annotations: Too long": not applied, and rule pod-network-profile refuses the pod
+            # saying why.
+            return annotations, size
+        size = profiled_size
     warnings.extend(notes)
-    return profiled
+    return profiled, size
 
 
 def gate_labels(binaries: Iterable[str]) -> list[str]:

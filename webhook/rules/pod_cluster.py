@@ -56,10 +56,12 @@ from webhook.multus.selection import (
     annotation_where,
     is_go_ip,
 )
-from webhook.names import APPLIED_PROFILE_ANNOTATION, PROFILE_LABEL, binary_label
+from webhook.names import APPLIED_PROFILE_ANNOTATION, PROFILE_LABEL, READINESS_GATE_ANNOTATION, binary_label
 from webhook.objects import MAX_ANNOTATIONS_SIZE, annotations_size, as_mapping
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.gate import (
+    GATE_MARKS,
+    GATE_OFF_BY_POLICY,
     has_readiness_gate,
     profiled_annotations,
     required_binaries,
@@ -1048,12 +1050,25 @@ def gate_missing(subject: Subject) -> Iterator[Violation]:
     the first time when it reinvokes them: a selection another mutating webhook adds after ours was
     skipped (network-resources-injector's injections, say) leaves the pod without its readiness gate
     and its profile's networks, and the scheduler may place it on a node where Multus is not ready,
-    silently. The validating webhook sees the pod as it is stored: one without a gate that /mutate
-    would gate, or whose profile /mutate would apply, never went through /mutate. The cases where
-    /mutate deliberately writes no gate (gate off by policy, spec.nodeName set, annotations over the
-    apiserver's limit, a required node affinity that matches no node) are left alone, and only the
-    presence of a gate is judged, not its terms: a NAD or a profile changed between /mutate and this
-    rule changes what it would require."""
+    silently.
+
+    /mutate marks every pod it handles that asks Multus for networks (READINESS_GATE_ANNOTATION): a
+    marked pod is never refused, only warned about when it lacks a gate the policy here calls for,
+    with the cause its mark tells (a later webhook changed spec.affinity, or /mutate had another
+    policy). An unmarked pod that lacks a gate /mutate would have written, or a profile it would have
+    applied, never went through /mutate: refused (an older /mutate, during a rolling upgrade, marks
+    nothing, but writes the gate and the profile all the same). The cases where /mutate deliberately
+    writes no gate (gate off by policy, spec.nodeName set, annotations over the apiserver's limit, a
+    required node affinity that matches no node) are left alone, and only the presence of a gate is
+    judged, not its terms: a NAD or a profile changed between /mutate and this rule changes what it
+    would require."""
+    mark = subject.annotations.get(READINESS_GATE_ANNOTATION)
+    if isinstance(mark, str) and mark in GATE_MARKS:
+        # First, and cheap: every pod /mutate handled ends here.
+        if subject.policy.readiness_affinity and not has_readiness_gate(
+                subject.spec.get("affinity"), subject.agent_namespace) and _gate_due(subject, subject.annotations):
+            yield Violation("spec.affinity", _gate_lost(mark), Severity.WARN)
+        return
     if has_readiness_gate(subject.spec.get("affinity"), subject.agent_namespace):
         return
     # /mutate marks a profile it applied: the profile may have changed since, and is not applied again.
@@ -1064,9 +1079,7 @@ def gate_missing(subject: Subject) -> Iterator[Violation]:
         return  # over the apiserver's limit: /mutate leaves it, the apiserver refuses it
     profile = subject.labels.get(PROFILE_LABEL)
     lacks = []
-    if subject.policy.readiness_affinity and not subject.spec.get("nodeName") and not selects_no_node(
-            subject.spec.get("affinity")) and required_binaries(profiled, subject.namespace, subject.view,
-                                                                subject.policy) is not None:
+    if _gate_due(subject, profiled):
         lacks.append("the pod has no readiness gate in spec.affinity, and the scheduler could place it on a node "
                      "where Multus is not ready")
     if profiled != subject.annotations:
@@ -1079,9 +1092,34 @@ def gate_missing(subject: Subject) -> Iterator[Violation]:
     what = " and ".join(asking) or f"the policy's defaultNetworks ({', '.join(subject.policy.default_networks.names)})"
     yield Violation(asking[0] if asking else "spec.affinity",
                     f"{what} ask{'s' if len(asking) == 1 else ''} Multus for networks, but {'; '.join(lacks)}: the "
-                    "mutating webhook (/mutate) never handled the pod. The apiserver calls /mutate only for pods "
+                    "mutating webhook (/mutate) never handled the pod (it has no annotation "
+                    f"{READINESS_GATE_ANNOTATION}). The apiserver calls /mutate only for pods "
                     "created with a selection annotation or the profile label (matchCondition "
                     "asks-for-multus-networks) and never calls a mutating webhook for the first time when it "
                     "reinvokes them: another mutating webhook that ran after ours was skipped added the selection. "
                     f"Install the component {MUTATE_EVERY_POD}, which has the apiserver call /mutate for every new "
                     "pod (docs/install.md), then create the pod again")
+
+
+def _gate_due(subject: Subject, annotations: Mapping[str, Any]) -> bool:
+    """Whether /mutate, with the policy here, would gate the pod with these annotations."""
+    return subject.policy.readiness_affinity and not subject.spec.get("nodeName") and not selects_no_node(
+        subject.spec.get("affinity")) and required_binaries(annotations, subject.namespace, subject.view,
+                                                            subject.policy) is not None
+
+
+def _gate_lost(mark: str) -> str:
+    """Why a pod /mutate marked with ``mark`` has no gate although the policy here calls for one."""
+    said = f"{READINESS_GATE_ANNOTATION} is {mark!r}"
+    if mark == GATE_OFF_BY_POLICY:
+        return (f"/mutate left the pod without a readiness gate as readinessAffinity was false in its policy ({said}), "
+                "but it is true in the policy /validate has: the policy changed between /mutate and /validate, or "
+                "the webhook's replicas disagree on the policy (one that kept its last good policy when the policy "
+                "ConfigMap stopped parsing, one started since on the policy file or the defaults: see their logs). "
+                "The scheduler may place the pod on a node where Multus is not ready; once the replicas agree, "
+                "create the pod again to get a gate")
+    return (f"/mutate handled the pod ({said}) but spec.affinity has no readiness gate: a mutating webhook that ran "
+            "after /mutate rewrote spec.affinity (or spec.nodeName), dropping the gate each time the apiserver "
+            "reinvoked /mutate to write it again. The scheduler may place the pod on a node where Multus is not "
+            "ready; have that webhook keep the affinity terms it did not write (add its own rather than replace "
+            "spec.affinity), then create the pod again")
