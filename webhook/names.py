@@ -29,13 +29,15 @@ AGENT_POD_LABELS = {"app.kubernetes.io/name": "multus-webhook", "app.kubernetes.
 #: The well-known node label that tells nodes apart; the gate's topology key.
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 
 
 def binary_label(binary: str) -> str | None:
     """The node label for a CNI binary, or None for a file name that cannot be a label name (the
     controller never sets such a label, so the mutation must not require it either)."""
-    return BINARY_LABEL_PREFIX + binary if _LABEL_NAME.match(binary) else None
+    # fullmatch: "$" also matches before a final newline, and a label "bridge2\n" is refused by the
+    # apiserver with every other label of the same patch, the ready label included.
+    return BINARY_LABEL_PREFIX + binary if _LABEL_NAME.fullmatch(binary) else None
 
 
 def is_own_label(key: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -207,6 +208,45 @@ def test_the_agent_restarts_when_multus_recreates_its_socket_directory(
             assert second.stop() == 0, second.output()
     finally:
         node_run.cleanup()
+
+
+@pytest.mark.parametrize(("which", "kind", "reason"), [("cni_bin_dir", "MultusBinaryInstalled", "BinDirReplaced"),
+                                                     ("cni_conf_dir", CONFIG_FIRST, "ConfDirReplaced")])
+def test_the_agent_restarts_when_its_bin_or_conf_directory_is_replaced_on_the_host(
+        controlplane: ControlPlane, host: StandInHost, node_name: str, tmp_path: Path,
+        mounts: Callable[[Sequence[str], Sequence[str]], list[str]], which: str, kind: str, reason: str) -> None:
+    """The host's directory replaced (rm -rf and made again, or a link put in its place): the agent's
+    hostPath mount keeps showing the deleted one, empty, until its container restarts."""
+    node = StandInHost(host.layout)  # the node's real directory, apart from the agent's view of it
+    try:
+        host.make_ready("boot-one")
+        node.make_ready("boot-one")
+        real, mounted = node.path(getattr(host.layout, which)), host.path(getattr(host.layout, which))
+        wrapper = mounts(["--bind", str(real), str(mounted)], [])
+        first = agent(controlplane, host, node_name, tmp_path / "first.log", wrapper).start()
+        try:
+            eventually(lambda: state(controlplane, node_name).get("multusReady"), what="ready through the mount")
+            away = real.with_name(real.name + ".old")
+            real.rename(away)
+            shutil.copytree(away, real, symlinks=True)
+            shutil.rmtree(away)
+            status = eventually(lambda: (s := state(controlplane, node_name)).get("multusReady") is False and
+                                condition(s, kind).get("reason") == reason and s,
+                                what="not ready once the mounted directory is gone")
+            assert "the agent restarts to see the new one" in condition(status, kind)["message"]
+            assert eventually(lambda: first.proc is not None and first.proc.poll() is not None, what="exit") is True
+        finally:
+            rc = first.stop()
+        assert rc == 1, first.output()
+        assert f"{getattr(host.layout, which)} was removed and created again on the host (or replaced by a link" \
+            in first.output()
+        second = agent(controlplane, host, node_name, tmp_path / "second.log", wrapper).start()
+        try:
+            eventually(lambda: state(controlplane, node_name).get("multusReady"), what="ready after the restart")
+        finally:
+            assert second.stop() == 0, second.output()
+    finally:
+        node.cleanup()
 
 
 def test_an_agent_that_fails_leaves_the_node_not_ready(controlplane: ControlPlane, host: StandInHost,

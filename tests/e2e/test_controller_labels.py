@@ -4,6 +4,7 @@ kubelet, the test patches its status (a reboot is a new status.nodeInfo.bootID).
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -162,6 +163,52 @@ def test_ready_label_follows_boots_and_heartbeats(controlplane: ControlPlane, ho
         assert controller.stop() == 0, controller.output()
     assert lease_holder(cp, lease) == ""  # released on a clean stop
     assert node.labels()["team"] == "blue"
+
+
+def test_a_binary_name_that_cannot_be_a_label_does_not_hold_back_the_others(
+        controlplane: ControlPlane, host: StandInHost, node: StandInNode, tmp_path: Path) -> None:
+    """"bridge2\\n" passed the label-name test ("$" matches before a final newline): the apiserver refused
+    the whole label patch, the ready label with it. Listed in the inventory, it is simply not a label."""
+    cp = controlplane
+    host.make_ready("boot-1")
+    host.add_binary("bridge2\n")
+    controller = start_controller(cp, f"lease-{uuid.uuid4().hex[:8]}", "only", tmp_path / "controller.log")
+    agent = start_agent(cp, host, node, tmp_path / "agent.log")
+    try:
+        labels_are(node, INITIAL)
+        status = json.loads(cp.kubectl("get", "mns", "-n", NAMESPACE, node.name, "-o", "json").stdout)["status"]
+        assert status["cniBinaries"] == ["bridge", "bridge2\n", "macvlan", "multus-shim"]
+    finally:
+        agent.stop()
+        assert controller.stop() == 0, controller.output()
+    assert "Invalid value" not in controller.output()
+
+
+def test_binary_names_that_are_not_utf8_are_left_out_and_the_state_is_written(
+        controlplane: ControlPlane, host: StandInHost, node: StandInNode, tmp_path: Path) -> None:
+    """tap\\xff and tap\\xfe: the apiserver stores each as "tap\\ufffd", and two of them in cniBinaries (a
+    set) had the status refused at every poll, the node never ready."""
+    cp = controlplane
+    host.make_ready("boot-1")
+    bin_dir = os.fsencode(host.path(host.layout.cni_bin_dir))
+    for raw in (b"tap\xff", b"tap\xfe"):
+        path = os.path.join(bin_dir, raw)
+        with open(path, "wb") as f:
+            f.write(b"#!/bin/sh\n")
+        os.chmod(path, 0o755)
+    controller = start_controller(cp, f"lease-{uuid.uuid4().hex[:8]}", "only", tmp_path / "controller.log")
+    agent = start_agent(cp, host, node, tmp_path / "agent.log")
+    try:
+        labels_are(node, INITIAL)
+        status = json.loads(cp.kubectl("get", "mns", "-n", NAMESPACE, node.name, "-o", "json").stdout)["status"]
+        assert status["cniBinaries"] == ["bridge", "macvlan", "multus-shim"]
+        [installed] = [c for c in status["conditions"] if c["type"] == "MultusBinaryInstalled"]
+        assert installed["message"].endswith("left out, their names not UTF-8 (no CNI config, which is JSON, can "
+                                             "name them): /opt/cni/bin/tap\\xfe, /opt/cni/bin/tap\\xff")
+    finally:
+        agent.stop()
+        assert controller.stop() == 0, controller.output()
+    assert "could not write MultusNodeState" not in agent.output()
 
 
 def test_a_config_the_runtime_would_use_at_the_next_reboot_is_one_warning_event_per_transition(

@@ -62,8 +62,8 @@ def write(path: Path, data: bytes, mode: int = 0o755) -> Path:
 def host(tmp_path: Path) -> Path:
     """A node before anything of ours: some plugins, the primary CNI's config at the top level."""
     root = tmp_path / "host"
-    write(root / "opt/cni/bin/bridge", b"bridge v1")
-    write(root / "opt/cni/bin/loopback", b"loopback v1")
+    write(root / "opt/cni/bin/bridge", b"#!bridge v1")
+    write(root / "opt/cni/bin/loopback", b"#!loopback v1")
     write(root / "etc/cni/net.d/05-cilium.conflist", b'{"name": "cilium"}', 0o644)
     (root / "var/lib/cni/networks").mkdir(parents=True)
     return root
@@ -73,7 +73,7 @@ def host(tmp_path: Path) -> Path:
 def source(tmp_path: Path) -> Path:
     src = tmp_path / "plugins"
     for name in ("macvlan", "ipvlan", "bridge", "vlan"):
-        write(src / name, f"{name} from the plugins image v1".encode())
+        write(src / name, f"#!{name} from the plugins image v1".encode())
     return src
 
 
@@ -92,8 +92,8 @@ def put_multus_on(host: Path) -> None:
     """What the Multus thick DaemonSet leaves on a node (the part a test may stand in for)."""
     write(host / "etc/cni/net.d/00-multus.conf", b'{"name": "multus-cni-network"}', 0o600)
     write(host / "etc/cni/net.d/multus.d/multus.kubeconfig", b"kubeconfig", 0o600)
-    write(host / "opt/cni/bin/multus-shim", b"shim")
-    write(host / "opt/cni/bin/passthru", b"passthru")
+    write(host / "opt/cni/bin/multus-shim", b"#!shim")
+    write(host / "opt/cni/bin/passthru", b"#!passthru")
     write(host / "var/lib/cni/multus/results/abc", b"{}", 0o644)
     (host / "etc/cni/multus/net.d").mkdir(parents=True)
 
@@ -119,11 +119,11 @@ def test_install_reinstall_upgrade_uninstall_leaves_the_host_as_before(host: Pat
         now = (host / "opt/cni/bin" / name).stat()
         assert (now.st_ino, now.st_mtime_ns) == (st.st_ino, st.st_mtime_ns), f"{name} was rewritten"
 
-    write(source / "macvlan", b"macvlan from the plugins image v2")
+    write(source / "macvlan", b"#!macvlan from the plugins image v2")
     upgrade = install_cli(host, source, plugins_file)
     assert upgrade.returncode == 0, upgrade.stderr
     assert "upgraded" in upgrade.stderr
-    assert (host / "opt/cni/bin/macvlan").read_bytes() == b"macvlan from the plugins image v2"
+    assert (host / "opt/cni/bin/macvlan").read_bytes() == b"#!macvlan from the plugins image v2"
     assert (host / "opt/cni/bin/macvlan").stat().st_ino != installed["macvlan"].st_ino, "replaced in place"
     assert (host / "opt/cni/bin/ipvlan").stat().st_ino == installed["ipvlan"].st_ino
 
@@ -138,11 +138,37 @@ def test_install_reinstall_upgrade_uninstall_leaves_the_host_as_before(host: Pat
     assert "!!!" not in cleanup.stderr  # the primary config is at the top level: nothing to warn about
 
 
+def test_an_empty_or_headerless_plugin_on_the_node_is_replaced_not_kept_as_its_own(host: Path, source: Path,
+                                                                                    tmp_path: Path) -> None:
+    """A file the kernel cannot run (a copy cut short, a crash) is nobody's plugin: Multus would fail every
+    pod needing it. A plugin with a header stays the node's own, whatever follows the header."""
+    write(host / "opt/cni/bin/macvlan", b"")
+    write(host / "opt/cni/bin/vlan", b"\0\0\0\0half a vlan")
+    write(host / "opt/cni/bin/bridge", b"\x7fELF the node's own bridge, cut short or not")
+    listed = tmp_path / "list"
+    listed.write_text("macvlan\nvlan\nbridge\n")
+    result = install_cli(host, source, listed)
+    assert result.returncode == 0, result.stderr
+    for name in ("macvlan", "vlan"):
+        assert (host / "opt/cni/bin" / name).read_bytes() == (source / name).read_bytes()
+        assert (f"replacing    /opt/cni/bin/{name}: it is empty or does not begin as an executable does (a copy cut "
+                f"short?); replaced with the one in {source}") in result.stderr
+        assert f"installed    /opt/cni/bin/{name}" in result.stderr
+    assert (host / "opt/cni/bin/bridge").read_bytes() == b"\x7fELF the node's own bridge, cut short or not"
+    assert "kept-own     /opt/cni/bin/bridge: the node's own plugin" in result.stderr
+    # Ours now: uninstall takes them away (the broken files are not put back).
+    cleanup = cli("uninstall", "--host-root", str(host))
+    assert cleanup.returncode == 0, cleanup.stderr
+    assert not (host / "opt/cni/bin/macvlan").exists()
+    assert not (host / "opt/cni/bin/vlan").exists()
+    assert (host / "opt/cni/bin/bridge").exists()
+
+
 def test_the_nodes_own_plugin_is_never_replaced_and_an_identical_one_is_not_ours(host: Path, source: Path,
                                                                                  tmp_path: Path) -> None:
     """On Talos /opt is an overlay: a plugin replaced, then put back by uninstall, would be a copy in
     the upper layer hiding every later Talos upgrade of it. The node's own plugin is used instead."""
-    write(host / "opt/cni/bin/macvlan", b"the node's own macvlan", 0o700)
+    write(host / "opt/cni/bin/macvlan", b"#!the node's own macvlan", 0o700)
     write(host / "opt/cni/bin/vlan", (source / "vlan").read_bytes())
     before, bin_before = snapshot(host), snapshot(host / "opt/cni/bin")
     listed = tmp_path / "list"
@@ -220,10 +246,10 @@ def test_temporary_files_of_an_install_cut_short_go_at_the_next_run_and_at_unins
 
 def test_a_file_changed_by_someone_else_is_left_alone(host: Path, source: Path, plugins_file: Path) -> None:
     assert install_cli(host, source, plugins_file).returncode == 0
-    write(host / "opt/cni/bin/ipvlan", b"ipvlan from a Talos upgrade")
+    write(host / "opt/cni/bin/ipvlan", b"#!ipvlan from a Talos upgrade")
     result = cli("uninstall", "--host-root", str(host))
     assert "/opt/cni/bin/ipvlan changed since multus-webhook installed it; left in place" in result.stderr
-    assert (host / "opt/cni/bin/ipvlan").read_bytes() == b"ipvlan from a Talos upgrade"
+    assert (host / "opt/cni/bin/ipvlan").read_bytes() == b"#!ipvlan from a Talos upgrade"
     assert not (host / "opt/cni/bin/macvlan").exists()
     assert not (host / "var/lib/cni/multus-webhook").exists()
 
@@ -231,9 +257,9 @@ def test_a_file_changed_by_someone_else_is_left_alone(host: Path, source: Path, 
 def test_a_file_changed_after_install_is_the_nodes_and_is_never_written_again(host: Path, source: Path,
                                                                               plugins_file: Path) -> None:
     assert install_cli(host, source, plugins_file).returncode == 0
-    ipvlan = write(host / "opt/cni/bin/ipvlan", b"ipvlan an administrator put there", 0o750)
+    ipvlan = write(host / "opt/cni/bin/ipvlan", b"#!ipvlan an administrator put there", 0o750)
     changed = ipvlan.stat()
-    write(source / "ipvlan", b"ipvlan from the plugins image v2")  # an upgrade of ours does not win either
+    write(source / "ipvlan", b"#!ipvlan from the plugins image v2")  # an upgrade of ours does not win either
 
     # The run that finds the change drops the file from the record; the next ones find a file of the node's.
     for why in ("changed since multus-webhook installed it: it is the node's own now, no longer recorded",
@@ -250,7 +276,7 @@ def test_a_file_changed_after_install_is_the_nodes_and_is_never_written_again(ho
     result = cli("uninstall", "--host-root", str(host))
     assert result.returncode == 0, result.stderr
     assert "/opt/cni/bin/ipvlan" not in result.stderr  # not ours: not even looked at
-    assert ipvlan.read_bytes() == b"ipvlan an administrator put there"
+    assert ipvlan.read_bytes() == b"#!ipvlan an administrator put there"
     assert not (host / "opt/cni/bin/macvlan").exists()
     assert not (host / "var/lib/cni/multus-webhook").exists()
 
@@ -262,7 +288,7 @@ def test_a_record_of_an_earlier_version_with_a_copy_of_the_nodes_file_loads_and_
     assert install_cli(host, source, plugins_file).returncode == 0
     state = host / "var/lib/cni/multus-webhook"
     write(host / "opt/cni/bin/bridge", (source / "bridge").read_bytes())
-    write(state / "originals/bridge", b"bridge v1")
+    write(state / "originals/bridge", b"#!bridge v1")
     old = json.loads((state / "installed.json").read_text())
     old["files"]["opt/cni/bin/bridge"] = {"sha256": sha256(source / "bridge"),
                                           "backup": "var/lib/cni/multus-webhook/originals/bridge", "mode": 0o755}
@@ -408,7 +434,7 @@ def waits_for_lock(pid: int, path: Path) -> bool:
 
 def test_concurrent_installs_take_turns_and_leave_one_consistent_record(host: Path, source: Path,
                                                                         tmp_path: Path) -> None:
-    write(host / "opt/cni/bin/macvlan", b"the node's own macvlan")
+    write(host / "opt/cni/bin/macvlan", b"#!the node's own macvlan")
     before = snapshot(host)
     listed = tmp_path / "list"
     listed.write_text("macvlan\nipvlan\nvlan\n")
@@ -518,7 +544,7 @@ def test_a_plugin_the_image_no_longer_has_keeps_the_copy_installed_earlier(host:
     result = install_cli(host, source, plugins_file)
     assert result.returncode == 0, result.stderr
     assert "not in" in result.stderr
-    assert (host / "opt/cni/bin/ipvlan").read_bytes() == b"ipvlan from the plugins image v1"
+    assert (host / "opt/cni/bin/ipvlan").read_bytes() == b"#!ipvlan from the plugins image v1"
     put_multus_on(host)
     cleanup = cli("uninstall", "--host-root", str(host))
     assert cleanup.returncode == 0, cleanup.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -37,7 +38,13 @@ from webhook.agent.probe import (
     read_host,
     resolve_on_host,
 )
-from webhook.agent.standin import MULTUS_CONFIG, PORTMAP_CHAINED, StandInHost, multus_config_delegating_to
+from webhook.agent.standin import (
+    MULTUS_CONFIG,
+    PORTMAP_CHAINED,
+    PRIMARY_CONFIG,
+    StandInHost,
+    multus_config_delegating_to,
+)
 
 
 @pytest.fixture
@@ -263,6 +270,34 @@ def test_a_multus_config_that_names_no_delegate_falls_back_to_the_auto_choice(ho
     assert look(host)[READY].status
 
 
+@pytest.mark.parametrize("there", [False, True])
+def test_a_delegate_outside_the_conf_dir_is_not_verified_nor_replaced_by_the_auto_choice(
+        host: StandInHost, there: bool) -> None:
+    """Multus stats the path it names (getNetDelegate) in its own container, and fails every ADD when it
+    is not there; the agent mounts no other config directory, and its auto choice is not Multus's."""
+    host.make_ready("b")
+    host.write_config("00-multus.conf", multus_config_delegating_to(
+        "gone.conflist", autoconfig_dir="/host/etc/cni/multus/net.d"))
+    outside = host.path("/etc/cni/multus/net.d/gone.conflist")
+    if there:
+        outside.parent.mkdir(parents=True)
+        outside.write_text(PRIMARY_CONFIG)
+    snapshot = read_host(host.layout)
+    assert (snapshot.primary_config, snapshot.delegate_outside) == (None, "/host/etc/cni/multus/net.d/gone.conflist")
+    c = look(host)
+    assert (c[PRIMARY].status, c[PRIMARY].reason) == (False, "DelegateOutsideConfDir")
+    assert c[PRIMARY].message == (
+        "00-multus.conf names /host/etc/cni/multus/net.d/gone.conflist (as the Multus daemon's container sees it) "
+        "as the config Multus delegates to, outside /etc/cni/net.d, the only CNI config directory the agent sees: "
+        "whether it exists cannot be verified, and Multus fails every pod's ADD when it does not; have the "
+        "primary config in /etc/cni/net.d or a subdirectory of it (Multus's primaryCniConfigFile, "
+        "docs/install.md, step 2)")
+    assert not c[READY].status
+    assert (c[REBOOT_RACE].reason, c[REBOOT_RACE].message) == ("DelegateUnknown", (
+        "cannot tell whether the primary CNI config is in a subdirectory of /etc/cni/net.d: 00-multus.conf names "
+        "/host/etc/cni/multus/net.d/gone.conflist, outside /etc/cni/net.d (see PrimaryConfigPresent)"))
+
+
 class Pauses:
     """read_host's ``pause``: records each pause, and runs ``during`` in the first (what the host does
     meanwhile)."""
@@ -435,6 +470,47 @@ def test_only_executable_regular_files_count_as_binaries(host: StandInHost) -> N
     (bin_dir / "linked").symlink_to("macvlan")
     (bin_dir / "dangling").symlink_to("nothing")
     assert read_host(host.layout).binaries == ("linked", "macvlan")
+
+
+def test_an_empty_or_headerless_executable_is_not_a_binary(host: StandInHost) -> None:
+    """The kernel runs neither (Exec format error): a copy cut short before its first bytes, or a crash.
+    A link to one counts no more than the file itself."""
+    bin_dir = host.path(host.layout.cni_bin_dir)
+    host.add_binary("bridge")  # a script: "#!"
+    (bin_dir / "vlan").write_bytes(b"\x7fELF" + bytes(60))  # an ELF header: whatever follows is not read
+    for name, content in (("macvlan", b""), ("ipvlan", b"\x7fEL"), ("tap", b"\0\0\0\0rest of a copy")):
+        (bin_dir / name).write_bytes(content)
+    for name in ("vlan", "macvlan", "ipvlan", "tap"):
+        (bin_dir / name).chmod(0o755)
+    (bin_dir / "linked-empty").symlink_to("macvlan")
+    assert read_host(host.layout).binaries == ("bridge", "vlan")
+
+
+def test_install_multus_temporary_copies_are_not_binaries(host: StandInHost) -> None:
+    """Upstream install_multus writes "<binary>.temp<digits>" (Go's os.CreateTemp) and renames it:
+    executable for a moment before the rename, never a plugin anything names."""
+    for name in ("multus-shim", "multus-shim.temp4145155578", "passthru.temp1", "bridge.temp12"):
+        host.add_binary(name)
+    assert read_host(host.layout).binaries == ("bridge.temp12", "multus-shim")
+
+
+def test_names_that_are_not_utf8_are_left_out_and_named_escaped(host: StandInHost) -> None:
+    """No config names them (JSON is UTF-8) and the apiserver would fold tap\\xff and tap\\xfe into one
+    name (U+FFFD), refusing the whole status: they are left out, and the condition says which."""
+    host.make_ready("b")
+    bin_dir = os.fsencode(host.path(host.layout.cni_bin_dir))
+    for raw in (b"tap\xff", b"tap\xfe"):
+        with open(os.path.join(bin_dir, raw), "wb") as f:
+            f.write(b"#!/bin/sh\n")
+        os.chmod(os.path.join(bin_dir, raw), 0o755)
+    os.symlink(b"/usr/libexec/cni/tap", os.path.join(bin_dir, b"tap\xfd"))  # unseen: not reported apart either
+    report = evaluate(read_host(host.layout), host.layout)
+    assert report.binaries == ("bridge", "macvlan", "multus-shim")
+    assert report.unverified_binaries == ()
+    assert report.ready
+    assert conditions(report)[BINARIES].message == (
+        "multus-shim is in /opt/cni/bin; left out, their names not UTF-8 (no CNI config, which is JSON, can name "
+        "them): /opt/cni/bin/tap\\xfd, /opt/cni/bin/tap\\xfe, /opt/cni/bin/tap\\xff")
 
 
 def test_linked_plugins_are_followed_as_the_host_follows_them(host: StandInHost) -> None:
@@ -654,6 +730,39 @@ def test_a_socket_directory_removed_under_the_agent_asks_for_a_restart(host: Sta
         assert (daemon.status, daemon.reason) == (False, "SocketDirReplaced")
         assert daemon.message.startswith("/stale-view was removed and created again on the host")
         # The re-created directory, seen afresh (as after the restart), holds the new socket.
+        fresh = evaluate(read_host(host.layout), host.layout)
+        assert fresh.ready
+        assert not fresh.restart
+    finally:
+        os.close(held)
+
+
+@pytest.mark.parametrize("which", ["cni_bin_dir", "cni_conf_dir"])
+def test_a_bin_or_conf_directory_replaced_on_the_host_asks_for_a_restart(host: StandInHost, which: str) -> None:
+    # As for the socket directory: a hostPath mount keeps the directory it mounted when the host
+    # replaces it (rm -rf and mkdir, or a link in its place); one held open after its removal is the
+    # same thing seen from one process.
+    host.make_ready("boot-1")
+    directory = host.path(getattr(host.layout, which))
+    held = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        away = directory.with_name(directory.name + ".old")
+        directory.rename(away)
+        shutil.copytree(away, directory, symlinks=True)
+        shutil.rmtree(away)
+        stale = host.root / "stale-view"
+        stale.symlink_to(f"/proc/self/fd/{held}")
+        layout = replace(host.layout, **{which: "/stale-view"})
+        report = evaluate(read_host(layout), layout)
+        assert report.restart
+        assert not report.ready
+        kind, reason = {"cni_bin_dir": (BINARIES, "BinDirReplaced"),
+                        "cni_conf_dir": (CONFIG_FIRST, "ConfDirReplaced")}[which]
+        c = conditions(report)[kind]
+        assert (c.status, c.reason) == (False, reason)
+        assert c.message == ("/stale-view was removed and created again on the host (or replaced by a link; the "
+                             "agent's mount still shows the deleted directory, not what the host holds there) after "
+                             "this agent mounted it; the agent restarts to see the new one")
         fresh = evaluate(read_host(host.layout), host.layout)
         assert fresh.ready
         assert not fresh.restart

@@ -192,6 +192,26 @@ def test_every_plugin_of_a_conflist_and_its_ipam_is_looked_up() -> None:
     assert all(f.severity == "deny" for f in found)
 
 
+def test_a_binary_no_label_can_name_is_warned_about_the_gate_that_cannot_require_it() -> None:
+    """The agent lists it, the controller never labels it (names.binary_label): a pod's readiness gate
+    cannot require it, even with every node having it."""
+    long = "a" * 64
+    config = {"cniVersion": "1.0.0", "name": "odd", "plugins": [
+        {"type": long}, {"type": "_under"}, {"type": "dot."}, {"type": "tuning"}]}
+    view = three_nodes(binaries=[long, "_under", "dot.", "tuning"])
+    found = check(nad_obj("odd", config), view, "nad-cni-binaries")
+    assert [(f.field, f.severity) for f in found] == [
+        (f"spec.config.plugins[{i}].type", "warn") for i in range(3)]
+    assert found[1].message == (
+        "spec.config.plugins[1].type is '_under', which cannot be a label name (at most 63 letters, digits, '-', "
+        "'_' or '.', beginning and ending with a letter or digit): nodes get no label for it, so the readiness "
+        "gate of pods on this network cannot require it, and they may land on a node where Multus is ready but "
+        "the binary is missing; rename the plugin's file")
+    # Without the gate (policy readinessAffinity: false) there is nothing it could miss.
+    assert check(nad_obj("odd", config), view, "nad-cni-binaries",
+                 policy=Policy(readiness_affinity=False)) == []
+
+
 def test_nodes_that_do_not_report_are_not_counted_and_none_reporting_says_nothing() -> None:
     view = StaticClusterView([node("n1"), node("n2"), node_state("n1", ["macvlan"]), node_state("n2", None)])
     assert view.cni_inventory_known

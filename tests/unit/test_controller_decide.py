@@ -252,7 +252,7 @@ def test_a_link_the_agent_cannot_follow_is_labelled_as_the_rules_count_it() -> N
 
 
 def test_binaries_that_cannot_be_label_names_are_skipped() -> None:
-    s = state(binaries=("ok_1.2", "-bad", "a" * 64, "with space", "x"))
+    s = state(binaries=("ok_1.2", "-bad", "a" * 64, "with space", "x", "bridge2\n"))
     assert set(desired_labels(node(), s, Verdict(False, "", ""))) == {
         "cni.multus-webhook.io/ok_1.2", "cni.multus-webhook.io/x"}
     assert binary_label("a" * 63) == "cni.multus-webhook.io/" + "a" * 63

@@ -17,7 +17,7 @@ from kubernetes import client
 from webhook.agent import nodestate
 from webhook.agent.probe import (
     CAPABILITIES,
-    DAEMON,
+    DIR_REPLACED,
     REBOOT_RACE,
     REBOOT_RACE_EXPOSED,
     HostLayout,
@@ -130,7 +130,7 @@ class Agent:
             if seen is not None and self.write(nodestate.stopped(seen)):
                 log.info("marked node %s not ready on the way out", cfg.node)
         if report.restart:
-            log.error("%s", next(c.message for c in report.conditions if c.type == DAEMON))
+            log.error("%s", "; ".join(c.message for c in report.conditions if c.reason in DIR_REPLACED))
         return not report.restart
 
     def mark_ready(self, path: Path) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from webhook.cni.gojson import go_field
+from webhook.node.hostfs import INSTALL_MULTUS_TEMPORARY, executable_header
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ REBOOT_RACE_EXPOSED = frozenset({"OtherTopLevelConfig", "PrimaryAtTopLevel"})
 #: every capability the primary config it delegates to enables now. Multus copies them at its start,
 #: and with the primary in a subdirectory never again while it runs (see ``capabilities_of``).
 CAPABILITIES = "DelegateCapabilitiesCurrent"
+#: The reasons of the conditions that find a directory this agent mounted removed from the host: only
+#: a restart of its container (a new mount) shows the host's (Report.restart).
+DIR_REPLACED = frozenset({"BinDirReplaced", "ConfDirReplaced", "SocketDirReplaced"})
 #: Symbolic links followed in resolving one path before giving up, as Linux does (MAXSYMLINKS, ELOOP).
 MAX_LINK_HOPS = 40
 #: What keeps the runtime from loading Multus's config although it is there: it is empty, it does not
@@ -121,6 +125,8 @@ class HostSnapshot:
     #: agent loses sight at), sorted. Whether the host resolves them to a plugin is not known.
     unverified_binaries: tuple[tuple[str, str], ...] = ()
     bin_dir_error: str | None = None
+    #: Plugins whose names are not UTF-8, their other bytes escaped as \\xNN: left out of ``binaries``.
+    not_utf8_binaries: tuple[str, ...] = ()
     #: Top-level config file names in the conf dir, sorted as the runtime sorts them.
     configs: tuple[str, ...] = ()
     conf_dir_error: str | None = None
@@ -134,6 +140,9 @@ class HostSnapshot:
     primary_config: str | None = None
     #: The primary config was the one Multus's own config names as its delegate.
     primary_named_by_multus: bool = False
+    #: The path Multus's config names as its delegate (clusterNetwork) when it is not in the conf dir:
+    #: the agent sees no other config directory of the host (see ``read_host``).
+    delegate_outside: str | None = None
     primary_exists: bool = False
     primary_error: str | None = None
     #: The directory Multus was pointed at, when its delegate is the first config in one (then
@@ -146,8 +155,11 @@ class HostSnapshot:
     multus_capabilities: tuple[str, ...] | None = None
     #: None when a connect to the daemon's socket succeeded.
     daemon_error: str | None = None
-    #: The socket's directory, as this agent sees it, was removed from the host (see ``_removed``).
+    #: The socket's, the bin and the conf directory, as this agent sees them, were removed from the
+    #: host (see ``_removed``).
     socket_dir_removed: bool = False
+    bin_dir_removed: bool = False
+    conf_dir_removed: bool = False
     #: When the daemon's socket was made (its ctime, seconds since the epoch on the node's clock) and
     #: when Multus's config was last written (mtime); None when they cannot be stat'ed.
     socket_changed: float | None = None
@@ -422,37 +434,68 @@ def primary_config_name(configs: Sequence[str], multus_config: str, explicit: st
     return next((name for name in sorted(configs) if name != multus_config), None)
 
 
-def _executables(layout: HostLayout) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+def _executables(layout: HostLayout) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...], tuple[str, ...]]:
     """The plugins in the CNI bin dir: executable regular files, and links the host resolves to one;
     and apart, the links whose target the agent cannot see (e.g. /usr/libexec/cni/bridge, outside its
     mounts), each with where it loses sight. Multus runs plugins on the host, so a link is followed as
     the host follows it (resolve_on_host), not in the agent's container, where an absolute target names
     the container's own files. An unseen target may well be a plugin (reporting it missing would keep
-    every NAD that needs it refused) or nothing at all: it is reported apart, and counted as present."""
+    every NAD that needs it refused) or nothing at all: it is reported apart, and counted as present.
+    Third, the names that are not UTF-8, escaped (see ``_not_utf8``)."""
     names = []
     unverified = []
+    not_utf8 = []
     for entry in os.scandir(layout.on_host(layout.cni_bin_dir)):
         # Dot files are the temporary copies install-cni writes and then renames (webhook.atomicfile),
-        # executable before the rename. (Upstream install_multus's are "<binary>.temp<digits>",
-        # not hidden, and mode 0600 until just before the rename.)
-        if entry.name.startswith("."):
+        # executable before the rename; upstream install_multus's are not hidden.
+        if entry.name.startswith(".") or INSTALL_MULTUS_TEMPORARY.fullmatch(entry.name):
             continue
+        escaped = _not_utf8(entry.name)
         try:
             if entry.is_symlink():
-                mode = os.stat(resolve_on_host(layout, posixpath.join(layout.cni_bin_dir, entry.name))).st_mode
+                path = resolve_on_host(layout, posixpath.join(layout.cni_bin_dir, entry.name))
+                mode = os.stat(path).st_mode
             else:
-                mode = entry.stat(follow_symlinks=False).st_mode
+                path, mode = Path(entry.path), entry.stat(follow_symlinks=False).st_mode
         except Unseen as unseen:
-            unverified.append((entry.name, str(unseen)))
+            if escaped is None:
+                unverified.append((entry.name, str(unseen)))
+            else:
+                not_utf8.append(escaped)
             continue
         except OSError as exc:
             if entry.is_symlink():
                 log.debug("%s is a link the host cannot resolve to a file: %s",
                           posixpath.join(layout.cni_bin_dir, entry.name), _error(exc))
             continue
-        if stat.S_ISREG(mode) and mode & 0o111:
+        if not (stat.S_ISREG(mode) and mode & 0o111 and _runnable(path)):
+            continue
+        if escaped is None:
             names.append(entry.name)
-    return tuple(sorted(names)), tuple(sorted(unverified))
+        else:
+            not_utf8.append(escaped)
+    return tuple(sorted(names)), tuple(sorted(unverified)), tuple(sorted(not_utf8))
+
+
+def _runnable(path: Path) -> bool:
+    """Whether an executable file begins as one the kernel runs (see executable_header); one the agent
+    may not read counts, as the mode alone did."""
+    try:
+        return executable_header(path)
+    except OSError:
+        return True
+
+
+def _not_utf8(name: str) -> str | None:
+    """``name`` with its bytes that are not UTF-8 escaped as \\xNN, or None when it is UTF-8. Such a
+    file cannot be a plugin a config names (configs are JSON, UTF-8), nor a label; published as it is,
+    the apiserver replaces those bytes with U+FFFD, and two names that differ only in them become one,
+    which the status's list (a set) refuses, and the whole status with it."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return name.encode(errors="surrogateescape").decode(errors="backslashreplace")
+    return None
 
 
 def _daemon_error(path: Path, timeout: float) -> str | None:
@@ -522,9 +565,10 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0,
     ``pause`` waits between the two reads of a Multus config that the first found empty or not parsing."""
     binaries: tuple[str, ...] = ()
     unverified: tuple[tuple[str, str], ...] = ()
+    not_utf8: tuple[str, ...] = ()
     bin_dir_error = conf_dir_error = boot_id = boot_id_error = None
     try:
-        binaries, unverified = _executables(layout)
+        binaries, unverified, not_utf8 = _executables(layout)
     except OSError as exc:
         bin_dir_error = _error(exc)
     conf_dir = layout.on_host(layout.cni_conf_dir)
@@ -548,13 +592,18 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0,
             # stays broken reported ready for a whole poll.)
             pause(REREAD_PAUSE)
             multus = read_multus_config(layout)
-    named = None
+    named = outside = None
     if layout.primary_config is None and multus.config is not None:
         named = delegate_in(multus.config, layout.cni_conf_dir)
+        network = multus.config.get("clusterNetwork")
+        # A path elsewhere (Multus stats it, in its own container, at every ADD) is not guessed from
+        # either: the agent mounts no other config directory of the host.
+        if named is None and isinstance(network, str) and network.startswith("/"):
+            outside = network
     # The config Multus delegates to is named in its own; when that cannot be loaded, the agent does
     # not guess Multus's auto choice: with the primary config in a subdirectory (Cilium) it would find
     # nothing, or with several configs the wrong one, and report that instead of the fault.
-    unknown = layout.primary_config is None and multus.fault is not None
+    unknown = layout.primary_config is None and (multus.fault is not None or outside is not None)
     primary = None if unknown else primary_config_name(configs, layout.multus_config,
                                                        layout.primary_config or named)
     primary_exists, primary_error, primary_directory = False, None, None
@@ -580,7 +629,8 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0,
         boot_id_error = _error(exc)
     booted, boot_time_error = read_boot_time(layout.on_host(layout.stat_file))
     return HostSnapshot(
-        binaries=binaries, unverified_binaries=unverified, bin_dir_error=bin_dir_error, configs=configs,
+        binaries=binaries, unverified_binaries=unverified, bin_dir_error=bin_dir_error,
+        not_utf8_binaries=not_utf8, configs=configs, delegate_outside=outside,
         conf_dir_error=conf_dir_error, multus_config_fault=multus.fault, multus_config_detail=multus.detail,
         primary_config=primary, primary_named_by_multus=named is not None, primary_exists=primary_exists,
         primary_error=primary_error, primary_directory=primary_directory,
@@ -588,6 +638,7 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0,
         multus_capabilities=None if primary_capabilities is None else multus_capabilities,
         daemon_error=_daemon_error(layout.on_host(layout.multus_socket), connect_timeout),
         socket_dir_removed=_removed(layout.on_host(layout.multus_socket).parent),
+        bin_dir_removed=_removed(layout.on_host(layout.cni_bin_dir)), conf_dir_removed=_removed(conf_dir),
         # ctime: a file's birth is not in os.stat; the socket's ctime moves only with its metadata,
         # which the daemon sets once, right after it binds (chmod).
         socket_changed=_changed(layout.on_host(layout.multus_socket), "st_ctime"),
@@ -616,7 +667,8 @@ def evaluate(snapshot: HostSnapshot, layout: HostLayout) -> Report:
                   conditions=(*conditions, _boot_time(snapshot, layout), _reboot_race(snapshot, layout),
                               *_capabilities(snapshot, layout), ready),
                   boot_time=snapshot.boot_time,
-                  restart=snapshot.socket_dir_removed, ready_since=None if failing else ready_since(snapshot),
+                  restart=snapshot.socket_dir_removed or snapshot.bin_dir_removed or snapshot.conf_dir_removed,
+                  ready_since=None if failing else ready_since(snapshot),
                   run_since=None if failing or snapshot.socket_changed is None
                   else datetime.fromtimestamp(snapshot.socket_changed, UTC))
 
@@ -625,8 +677,20 @@ def evaluate(snapshot: HostSnapshot, layout: HostLayout) -> Report:
 _LINKS_SHOWN = 5
 
 
+def _replaced(path: str | PurePosixPath, how: str) -> str:
+    return (f"{path} was removed and created again on the host ({how}) after this agent mounted it; the agent "
+            "restarts to see the new one")
+
+
+#: How a bin or conf directory comes to be removed under the agent, and what it then sees.
+_REMOVED_UNDER_MOUNT = ("or replaced by a link; the agent's mount still shows the deleted directory, "
+                        "not what the host holds there")
+
+
 def _binaries(s: HostSnapshot, layout: HostLayout) -> Condition:
     where = layout.cni_bin_dir
+    if s.bin_dir_removed:
+        return Condition(BINARIES, False, "BinDirReplaced", _replaced(where, _REMOVED_UNDER_MOUNT))
     if s.bin_dir_error:
         return Condition(BINARIES, False, BIN_DIR_UNREADABLE, f"cannot read {where}: {s.bin_dir_error}")
     links = ""
@@ -638,6 +702,9 @@ def _binaries(s: HostSnapshot, layout: HostLayout) -> Condition:
                  "present, unverified (the node is labelled for them); mount the directory they lead "
                  "to into the agent's pod, at the same path under its host root, to have them verified, or fix a link "
                  "that leads nowhere on the host")
+    if s.not_utf8_binaries:
+        links += (f"; left out, their names not UTF-8 (no CNI config, which is JSON, can name them): "
+                  f"{', '.join(posixpath.join(where, name) for name in s.not_utf8_binaries)}")
     # The shim behind an unseen link counts: where the plugins live outside the agent's mounts, a
     # node would otherwise never be Ready.
     if layout.multus_binary in s.binaries or any(name == layout.multus_binary for name, _ in s.unverified_binaries):
@@ -648,6 +715,8 @@ def _binaries(s: HostSnapshot, layout: HostLayout) -> Condition:
 
 def _config_first(s: HostSnapshot, layout: HostLayout) -> Condition:
     where, mine = layout.cni_conf_dir, layout.multus_config
+    if s.conf_dir_removed:
+        return Condition(CONFIG_FIRST, False, "ConfDirReplaced", _replaced(where, _REMOVED_UNDER_MOUNT))
     if s.conf_dir_error:
         return Condition(CONFIG_FIRST, False, "ConfDirUnreadable", f"cannot read {where}: {s.conf_dir_error}")
     if not s.configs:
@@ -680,6 +749,14 @@ def _primary(s: HostSnapshot, layout: HostLayout) -> Condition:
         return Condition(PRIMARY, False, "DelegateUnknown",
                          f"cannot tell which config Multus delegates to: {layout.multus_config}, which names it, "
                          f"{fault[s.multus_config_fault]} (see {CONFIG_FIRST})")
+    if layout.primary_config is None and s.delegate_outside is not None:
+        # Not ready: Multus fails every pod's ADD when the file is not there, and nothing here can tell.
+        return Condition(PRIMARY, False, "DelegateOutsideConfDir",
+                         f"{layout.multus_config} names {s.delegate_outside} (as the Multus daemon's container sees "
+                         f"it) as the config Multus delegates to, outside {where}, the only CNI config directory "
+                         "the agent sees: whether it exists cannot be verified, and Multus fails every pod's ADD "
+                         f"when it does not; have the primary config in {where} or a subdirectory of it "
+                         "(Multus's primaryCniConfigFile, docs/install.md, step 2)")
     if s.primary_directory is not None and s.primary_config is None:
         directory = PurePosixPath(where) / s.primary_directory
         if s.primary_error:
@@ -713,9 +790,7 @@ def _daemon(s: HostSnapshot, layout: HostLayout) -> Condition:
     where = layout.multus_socket
     if s.socket_dir_removed:
         return Condition(DAEMON, False, "SocketDirReplaced",
-                         f"{PurePosixPath(where).parent} was removed and created again on the host (the Multus "
-                         "daemon does so when it starts) after this agent mounted it; the agent restarts to see "
-                         "the new one")
+                         _replaced(PurePosixPath(where).parent, "the Multus daemon does so when it starts"))
     if s.daemon_error is None:
         return Condition(DAEMON, True, "Connected", f"the Multus daemon answers on {where}")
     return Condition(DAEMON, False, "NotAnswering", f"the Multus daemon does not answer on {where}: {s.daemon_error}")
@@ -750,8 +825,14 @@ def _reboot_race(s: HostSnapshot, layout: HostLayout) -> Condition:
     if layout.primary_config is None and not s.primary_named_by_multus:
         # Multus's config, which names the delegate, is not there or cannot be loaded: a top-level
         # config may be Multus's auto choice or a stale one, and which is not known.
-        why = (f"{mine} names no primary config file" if mine in s.configs
-               else f"until Multus writes {mine}, which names it")
+        if s.multus_config_fault is not None:
+            why = f"{mine}, which names it, cannot be loaded (see {CONFIG_FIRST})"
+        elif s.delegate_outside is not None:
+            why = f"{mine} names {s.delegate_outside}, outside {where} (see {PRIMARY})"
+        elif mine in s.configs:
+            why = f"{mine} names no primary config file"
+        else:
+            why = f"until Multus writes {mine}, which names it"
         return Condition(REBOOT_RACE, False, "DelegateUnknown",
                          f"cannot tell whether the primary CNI config is in a subdirectory of {where}: {why}")
     primary = s.primary_directory or s.primary_config

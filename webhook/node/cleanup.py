@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from webhook.agent.probe import config_names, is_config_name
-from webhook.node.hostfs import CNI_BIN_DIR, CNI_CONF_DIR, loudly, on_host, remove_empty_dirs, remove_path
+from webhook.node.hostfs import (
+    CNI_BIN_DIR,
+    CNI_CONF_DIR,
+    INSTALL_MULTUS_BINARIES,
+    INSTALL_MULTUS_TEMPORARY,
+    loudly,
+    on_host,
+    remove_empty_dirs,
+    remove_path,
+)
 from webhook.node.installer import InstallError, release_all
 
 # What the thick plugin leaves behind: its config (the daemon removes it on a clean shutdown, not
@@ -16,14 +24,9 @@ from webhook.node.installer import InstallError, release_all
 MULTUS_PATHS = (
     CNI_CONF_DIR / "00-multus.conf",
     CNI_CONF_DIR / "multus.d",
-    CNI_BIN_DIR / "multus-shim",
-    CNI_BIN_DIR / "passthru",
+    *(CNI_BIN_DIR / name for name in INSTALL_MULTUS_BINARIES),
     PurePosixPath("var/lib/cni/multus"),
 )
-# Upstream install_multus copies the binaries above by writing "<binary>.temp<digits>" (Go's
-# os.CreateTemp) and renaming it: one killed in between leaves that file, not hidden.
-INSTALL_MULTUS_TEMPORARY = re.compile(
-    "(?:" + "|".join(re.escape(p.name) for p in MULTUS_PATHS if p.parent == CNI_BIN_DIR) + r")\.temp[0-9]*")
 # Directories the DaemonSet's hostPath mounts create; removed only when nothing was put in them.
 MULTUS_DIRS_IF_EMPTY = (PurePosixPath("etc/cni/multus"),)
 

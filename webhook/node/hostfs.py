@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import stat
 from pathlib import Path, PurePosixPath
@@ -18,6 +19,14 @@ CNI_CONF_DIR = PurePosixPath("etc/cni/net.d")
 # Our own state: which plugin files we installed. It lives under
 # /var/lib/cni because that directory survives reboots on every distribution, Talos included.
 STATE_DIR = PurePosixPath("var/lib/cni/multus-webhook")
+#: The binaries upstream install_multus (the thick plugin's init container) copies into the bin dir.
+INSTALL_MULTUS_BINARIES = ("multus-shim", "passthru")
+# It copies each by writing "<binary>.temp<digits>" (Go's os.CreateTemp) and renaming it: the file is
+# there while it copies, and one killed in between leaves it, not hidden.
+INSTALL_MULTUS_TEMPORARY = re.compile(
+    "(?:" + "|".join(re.escape(name) for name in INSTALL_MULTUS_BINARIES) + r")\.temp[0-9]*")
+#: How every file the kernel can execute begins: an ELF binary, or a script naming its interpreter.
+EXECUTABLE_MAGIC = (b"\x7fELF", b"#!")
 
 log = logging.getLogger("multus-webhook.node")
 
@@ -39,6 +48,16 @@ def sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def executable_header(path: Path) -> bool:
+    """Whether the file at ``path`` begins as an executable does (EXECUTABLE_MAGIC): a file left empty
+    or cut short before its header by a copy that was not atomic, or a crash, never runs (Exec format
+    error). Only the first bytes are read: a file cut short after them is not told apart. Raises
+    OSError when it cannot be read."""
+    with path.open("rb") as f:
+        head = f.read(4)
+    return head.startswith(EXECUTABLE_MAGIC)
 
 
 def fingerprint(path: Path) -> str | None:

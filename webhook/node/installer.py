@@ -23,13 +23,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 from webhook.atomicfile import temporary_target, write_atomic
-from webhook.node.hostfs import CNI_BIN_DIR, STATE_DIR, copy_executable_atomic, fingerprint, on_host, sha256
+from webhook.node.hostfs import (
+    CNI_BIN_DIR,
+    STATE_DIR,
+    copy_executable_atomic,
+    executable_header,
+    fingerprint,
+    on_host,
+    sha256,
+)
 
 RECORD = STATE_DIR / "installed.json"
 LOCK = STATE_DIR / "installed.lock"
 RECORD_VERSION = 1
 # A plugin is a file name in the CNI bin directory: no path, nothing hidden.
-PLUGIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+PLUGIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 log = logging.getLogger("multus-webhook.install-cni")
 
@@ -128,7 +136,7 @@ def parse_plugin_list(text: str) -> PluginList:
             if flag.lower() == "false":
                 continue
             line = name
-        if not PLUGIN_NAME.match(line):
+        if not PLUGIN_NAME.fullmatch(line):
             refused.append(f"line {lineno}: {line!r} is not a plugin file name")
         elif line not in names:
             names.append(line)
@@ -180,7 +188,14 @@ def install_one(host_root: Path, record: Record, src: Path, rel: str) -> Change:
     dest = on_host(host_root, PurePosixPath(rel))
     want, have = sha256(src), fingerprint(dest)
     entry = record.files.get(rel)
-    if entry is not None and have is not None and not entry.recognizes(have):
+    # A file that cannot run (empty, or cut short before its header by a copy that was not atomic, or a
+    # crash) is nobody's plugin to keep: Multus would fail every pod that needs it.
+    broken = have is not None and have != want and not dest.is_symlink() and dest.is_file() \
+        and not executable_header(dest)
+    if broken:
+        log.warning("%-12s /%s: it is empty or does not begin as an executable does (a copy cut short?); "
+                    "replaced with the one in %s", "replacing", rel, src.parent)
+    elif entry is not None and have is not None and not entry.recognizes(have):
         # Changed by someone else since we wrote it (an administrator, another installer): the
         # node's own now, as for release(). Overwriting it as an upgrade of ours would undo their change.
         del record.files[rel]
@@ -196,7 +211,7 @@ def install_one(host_root: Path, record: Record, src: Path, rel: str) -> Change:
             entry.sha256, entry.replacing = want, None
             record.save(host_root)
         return Change("unchanged", "/" + rel)
-    if entry is None and have is not None:
+    if entry is None and have is not None and not broken:
         # A symlink is the node's own too, whatever it points to: distribution packages link plugins.
         keep_own(rel, src, "the node's own plugin (multus-webhook did not write it)")
         return Change("kept-own", "/" + rel)

@@ -11,7 +11,7 @@ from webhook.cni.gojson import GoJSONError, loads
 from webhook.cni.ipam import AddressRange, nad_allocation_ranges
 from webhook.cni.range_index import IndexedRange
 from webhook.multus.selection import default_network_is_nad
-from webhook.names import ALLOW_HOST_LOCAL_ANNOTATION
+from webhook.names import ALLOW_HOST_LOCAL_ANNOTATION, binary_label
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.registry import SPEC_CONFIG, annotation, rule
 from webhook.rules.subject import Subject
@@ -42,7 +42,9 @@ def cni_binaries(subject: Subject) -> Iterator[Violation]:
     for good): missing on every one of them is a denial (a warning when cordoned or tainted nodes have
     it: a cordon is most often maintenance), missing on some is a warning naming them. When
     every reporting node is cordoned or tainted (a one-node cluster being upgraded), all of them count.
-    When no node reports (or none can read its bin directory), nothing is known and nothing is said."""
+    When no node reports (or none can read its bin directory), nothing is known and nothing is said.
+    A binary whose file name cannot be a label name gets no node label, so the pods' readiness gate
+    cannot require it: warned, whichever nodes have it (a pod may land on a ready node without it)."""
     netconf = subject.nad_config.netconf
     reporting = subject.view.reporting_nodes
     if netconf is None or not reporting:
@@ -52,6 +54,15 @@ def cni_binaries(subject: Subject) -> Iterator[Violation]:
         closed = frozenset()  # no reporting node takes pods now: judged on them all rather than on none
     open_count = len(reporting) - len(closed)
     for binary, path in netconf.binary_fields():
+        if subject.policy.readiness_affinity and binary_label(binary) is None:
+            yield Violation(
+                path,
+                f"{path} is {binary!r}, which cannot be a label name (at most 63 letters, digits, '-', '_' or "
+                "'.', beginning and ending with a letter or digit): nodes get no label for it, so the readiness "
+                "gate of pods on this network cannot require it, and they may land on a node where Multus is "
+                "ready but the binary is missing; rename the plugin's file",
+                Severity.WARN,
+            )
         holders = subject.view.binary_holders(binary)
         open_holders = len(holders) - sum(1 for name in closed if name in holders)
         if open_holders == open_count:
