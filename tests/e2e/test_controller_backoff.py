@@ -233,6 +233,17 @@ def test_a_pass_takes_ready_labels_off_first_and_a_patch_that_hangs_holds_it_up_
         stub.stop()
 
 
+def going_down_with_events_held(cp: ControlPlane, nodes: list[StandInNode], marker: str
+                                ) -> tuple[StandInNode, StubWebhook]:
+    """A node of the test going down, and an admission webhook on Events (not started) that never answers
+    (its timeoutSeconds, 30s, holds each Event the controller records)."""
+    losing = stub_node(cp, nodes, marker)
+    down(cp, losing)
+    return losing, StubWebhook(cp, f"events-{marker}", EVENT_CREATES, lambda r: None, timeout_seconds=30,
+                               failure_policy="Ignore",
+                               namespace_selector={"matchLabels": {"kubernetes.io/metadata.name": "default"}})
+
+
 def probe_event(cp: ControlPlane) -> None:
     event = {"apiVersion": "v1", "kind": "Event", "metadata": {"generateName": "probe.", "namespace": "default"},
              "involvedObject": {"kind": "Node", "name": "probe"}, "reason": "Probe", "message": "probe"}
@@ -246,11 +257,7 @@ def test_events_are_sent_off_the_decision_path_and_dropped_counted_when_too_many
     the MultusNotReady Event waits in the recorder's queue. Past the queue's capacity Events are
     dropped, counted and logged; once Events go through again what waited is sent."""
     cp = controlplane
-    losing = stub_node(cp, nodes, marker)
-    down(cp, losing)
-    stub = StubWebhook(cp, f"events-{marker}", EVENT_CREATES, lambda r: None, timeout_seconds=30,
-                       failure_policy="Ignore",
-                       namespace_selector={"matchLabels": {"kubernetes.io/metadata.name": "default"}})
+    losing, stub = going_down_with_events_held(cp, nodes, marker)
     caplog.set_level(logging.INFO, logger="webhook.kube")
     recorder = None
     try:
@@ -312,11 +319,7 @@ def test_a_start_over_many_exposed_nodes_warns_each_once_as_the_event_queue_drai
     MultusNotReady of a node going down after them in the pass was dropped too. The warnings leave half
     the queue to the others, wait rather than drop, and are all sent, once each, in later passes."""
     cp = controlplane
-    losing = stub_node(cp, nodes, marker)
-    down(cp, losing)
-    stub = StubWebhook(cp, f"events-{marker}", EVENT_CREATES, lambda r: None, timeout_seconds=30,
-                       failure_policy="Ignore",
-                       namespace_selector={"matchLabels": {"kubernetes.io/metadata.name": "default"}})
+    losing, stub = going_down_with_events_held(cp, nodes, marker)
     store = store_of(cp, losing)
     exposed = [f"exposed-{marker}-{i}" for i in range(8)]
     for name in exposed:

@@ -18,15 +18,15 @@ import pytest
 from webhook.agent.standin import StandInHost, Subcommand
 from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually, register_webhook, webhook_configurations
 from webhook.dev.stubhook import Review, StubWebhook, allow, patch
-from webhook.names import AGENT_POD_LABELS, APPLIED_PROFILE_ANNOTATION, NAMESPACE, PROFILE_LABEL
+from webhook.names import APPLIED_PROFILE_ANNOTATION, NAMESPACE, PROFILE_LABEL
 from webhook.rules.gate import required_gate_labels
 
+IMAGE = "registry.invalid/none:never-pulled"  # no kubelet: never pulled
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 MACVLAN = json.dumps({"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0",
                       "ipam": {"type": "whereabouts", "range": "10.40.0.0/24"}})
 BRIDGE = json.dumps({"cniVersion": "0.3.1", "type": "bridge", "bridge": "br-default",
                      "ipam": {"type": "whereabouts", "range": "10.50.0.0/24"}})
-IMAGE = "registry.invalid/none:never-pulled"  # no kubelet: never pulled
 PODS = [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "operations": ["CREATE"],
          "scope": "Namespaced"}]
 READY = "multus-webhook.io/multus-ready"
@@ -37,32 +37,7 @@ MUTATE_EVERY_POD_COMPONENT = "manifests/components/mutate-every-pod"
 
 
 @pytest.fixture(scope="module")
-def cp(scheduler: ControlPlane, schedulable_node: Callable[..., None]) -> ControlPlane:
-    for name in ("node-a", "node-b"):
-        schedulable_node(name)
-        scheduler.kubectl("patch", "node", name, "--subresource=status", "--type=merge",
-                          "-p", json.dumps({"status": {"nodeInfo": {"bootID": "boot-1"}}}))
-        scheduler.kubectl("create", "-f", "-", input=json.dumps({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"agent-{name}", "namespace": NAMESPACE, "labels": AGENT_POD_LABELS},
-            "spec": {"nodeName": name, "containers": [{"name": "agent", "image": IMAGE}]}}))
-    return scheduler
-
-
-@pytest.fixture(scope="module")
-def server(cp: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
-    s = WebhookServer(tmp_path_factory.mktemp("gate-missing-webhook"), [
-        "--kubeconfig", str(cp.kubeconfig), "--agent-interval", "1", "--lease-duration", "3",
-        "--renew-deadline", "2", "--retry-period", "0.5"])
-    s.start()
-    eventually(lambda: s.readyz()[0] == 200, "the live cache's first sync")
-    register_webhook(cp, s)
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def agent(cp: ControlPlane, server: WebhookServer, tmp_path_factory: pytest.TempPathFactory
+def agent(gate_cp: ControlPlane, gate_server: WebhookServer, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[Callable[[str, tuple[str, ...]], None]]:
     """``agent(node, binaries)``: Multus ready on ``node`` with these CNI binaries, as its agent reports
     (once for the module: a node already started is left as it is)."""
@@ -74,10 +49,10 @@ def agent(cp: ControlPlane, server: WebhookServer, tmp_path_factory: pytest.Temp
         host = StandInHost()
         host.make_ready("boot-1", binaries=("multus-shim", *binaries))
         log = tmp_path_factory.mktemp(f"agent-{node}") / "agent.log"
-        running[node] = host, Subcommand(["agent", "--kubeconfig", str(cp.kubeconfig), "--node-name", node,
+        running[node] = host, Subcommand(["agent", "--kubeconfig", str(gate_cp.kubeconfig), "--node-name", node,
                                           "--host-root", str(host.root), "--interval", "1", "--poll-interval",
                                           "0.2"], log).start()
-        eventually(lambda: get(cp, "pod", "-n", NAMESPACE, f"agent-{node}")["metadata"]["labels"].get(READY)
+        eventually(lambda: get(gate_cp, "pod", "-n", NAMESPACE, f"agent-{node}")["metadata"]["labels"].get(READY)
                    == "true", f"Multus ready on {node}")
 
     yield start
@@ -86,8 +61,8 @@ def agent(cp: ControlPlane, server: WebhookServer, tmp_path_factory: pytest.Temp
         host.cleanup()
 
 
-def get(cp: ControlPlane, *args: str) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(cp.kubectl("get", *args, "-o", "json").stdout)
+def get(gate_cp: ControlPlane, *args: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(gate_cp.kubectl("get", *args, "-o", "json").stdout)
     return out
 
 
@@ -99,23 +74,23 @@ def pod(name: str, namespace: str, *, labels: dict[str, str] | None = None,
             "spec": {"containers": [{"name": "main", "image": IMAGE}]}}
 
 
-def create(cp: ControlPlane, obj: dict[str, Any], *extra: str, check: bool = True) -> Any:
-    return cp.kubectl("create", *extra, "-f", "-", input=json.dumps(obj), check=check)
+def create(gate_cp: ControlPlane, obj: dict[str, Any], *extra: str, check: bool = True) -> Any:
+    return gate_cp.kubectl("create", *extra, "-f", "-", input=json.dumps(obj), check=check)
 
 
 def gate(obj: dict[str, Any]) -> frozenset[str] | None:
     return required_gate_labels(obj["spec"].get("affinity"), NAMESPACE)
 
 
-def placed(cp: ControlPlane, namespace: str, name: str) -> str:
-    node: str = eventually(lambda: get(cp, "pod", "-n", namespace, name)["spec"].get("nodeName"),
+def placed(gate_cp: ControlPlane, namespace: str, name: str) -> str:
+    node: str = eventually(lambda: get(gate_cp, "pod", "-n", namespace, name)["spec"].get("nodeName"),
                            f"pod {name} placed")
     return node
 
 
-def unschedulable(cp: ControlPlane, namespace: str, name: str) -> None:
+def unschedulable(gate_cp: ControlPlane, namespace: str, name: str) -> None:
     eventually(lambda: any(c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable"
-                           for c in get(cp, "pod", "-n", namespace, name).get("status", {}).get("conditions", [])),
+                           for c in get(gate_cp, "pod", "-n", namespace, name).get("status", {}).get("conditions", [])),
                f"the scheduler to hold pod {name} back")
 
 
@@ -136,40 +111,40 @@ def injector(review: Review) -> dict[str, Any]:
 
 
 @pytest.fixture
-def ns(cp: ControlPlane, server: WebhookServer) -> str:
+def ns(gate_cp: ControlPlane, gate_server: WebhookServer) -> str:
     name = f"t-{uuid.uuid4().hex[:8]}"
-    cp.kubectl("create", "namespace", name)
-    cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+    gate_cp.kubectl("create", "namespace", name)
+    gate_cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
          "metadata": {"name": "data", "namespace": name}, "spec": {"config": MACVLAN}},
         {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "NetworkProfile",
          "metadata": {"name": "p1", "namespace": name}, "spec": {"networks": [{"name": "data", "interface": "data0"}]}},
     ]}))
     # Both in the webhook's cache: a pod naming them is admitted (a dry run, so nothing is created).
-    eventually(lambda: create(cp, pod("probe", name, labels={PROFILE_LABEL: "p1"}), "--dry-run=server",
+    eventually(lambda: create(gate_cp, pod("probe", name, labels={PROFILE_LABEL: "p1"}), "--dry-run=server",
                               check=False).returncode == 0, "the NAD and the profile in the webhook's cache")
     return name
 
 
 @pytest.fixture
-def injected(cp: ControlPlane, server: WebhookServer, ns: str) -> Iterator[StubWebhook]:
-    stub = StubWebhook(cp, "network-resources-injector", PODS, injector, mutating=True)
-    stub.start(lambda: create(cp, pod("probe-injector", ns), "--dry-run=server", check=False))
+def injected(gate_cp: ControlPlane, gate_server: WebhookServer, ns: str) -> Iterator[StubWebhook]:
+    stub = StubWebhook(gate_cp, "network-resources-injector", PODS, injector, mutating=True)
+    stub.start(lambda: create(gate_cp, pod("probe-injector", ns), "--dry-run=server", check=False))
     yield stub
     stub.stop()
 
 
 @pytest.fixture
-def mutate_every_pod(cp: ControlPlane, server: WebhookServer) -> Iterator[None]:
-    register_webhook(cp, server, components=["mutate-every-pod"])
+def mutate_every_pod(gate_cp: ControlPlane, gate_server: WebhookServer) -> Iterator[None]:
+    register_webhook(gate_cp, gate_server, components=["mutate-every-pod"])
     yield
-    register_webhook(cp, server)
+    register_webhook(gate_cp, gate_server)
 
 
 def test_a_selection_another_webhook_adds_after_ours_was_skipped_is_refused_saying_why(
-        cp: ControlPlane, ns: str, injected: StubWebhook) -> None:
+        gate_cp: ControlPlane, ns: str, injected: StubWebhook) -> None:
     for name, wants in (("injected", "networks"), ("profiled", "profile")):
-        refused = create(cp, pod(name, ns, labels={"inject": wants}), check=False)
+        refused = create(gate_cp, pod(name, ns, labels={"inject": wants}), check=False)
         assert refused.returncode != 0, f"pod {name} admitted without its readiness gate"
         assert "[pod-networks-gate-missing]" in refused.stderr
         assert "another mutating webhook that ran after ours was skipped added the selection" in refused.stderr
@@ -178,19 +153,19 @@ def test_a_selection_another_webhook_adds_after_ours_was_skipped_is_refused_sayi
         assert [r.name for r in injected.reviews(name)] == [name]
     assert "NetworkProfile p1 is not applied" in refused.stderr
     # A pod that asks for the networks itself goes through /mutate: it is gated and admitted.
-    create(cp, pod("asks", ns, annotations={NETWORKS: "data"}))
-    assert gate(get(cp, "pod", "-n", ns, "asks")) is not None
+    create(gate_cp, pod("asks", ns, annotations={NETWORKS: "data"}))
+    assert gate(get(gate_cp, "pod", "-n", ns, "asks")) is not None
 
 
 def test_with_mutate_every_pod_the_injected_selection_is_gated_and_placed_where_multus_is_ready(
-        cp: ControlPlane, ns: str, injected: StubWebhook, mutate_every_pod: None,
+        gate_cp: ControlPlane, ns: str, injected: StubWebhook, mutate_every_pod: None,
         agent: Callable[[str, tuple[str, ...]], None]) -> None:
     # The apiserver reads webhook configurations through an informer: refused until it has the new one.
     # (Not a dry run: the stub injects nothing into those.)
-    eventually(lambda: create(cp, pod("injected", ns, labels={"inject": "networks"}), check=False).returncode == 0,
+    eventually(lambda: create(gate_cp, pod("injected", ns, labels={"inject": "networks"}), check=False).returncode == 0,
                "the apiserver to call /mutate for every pod")
-    create(cp, pod("profiled", ns, labels={"inject": "profile"}))
-    injected_pod, profiled_pod = get(cp, "pod", "-n", ns, "injected"), get(cp, "pod", "-n", ns, "profiled")
+    create(gate_cp, pod("profiled", ns, labels={"inject": "profile"}))
+    injected_pod, profiled_pod = get(gate_cp, "pod", "-n", ns, "injected"), get(gate_cp, "pod", "-n", ns, "profiled")
     assert injected_pod["metadata"]["annotations"][NETWORKS] == "data"
     assert profiled_pod["metadata"]["annotations"][NETWORKS] == "data@data0"
     assert profiled_pod["metadata"]["annotations"][APPLIED_PROFILE_ANNOTATION] == "p1"
@@ -198,11 +173,12 @@ def test_with_mutate_every_pod_the_injected_selection_is_gated_and_placed_where_
     assert gate(injected_pod) == gate(profiled_pod) == needs
     # The gate holds: placed on the node where Multus is ready with macvlan, once there is one.
     agent("node-a", ("macvlan", "whereabouts"))
-    assert placed(cp, ns, "injected") == placed(cp, ns, "profiled") == "node-a"
+    assert placed(gate_cp, ns, "injected") == placed(gate_cp, ns, "profiled") == "node-a"
 
 
 def test_the_gate_requires_the_binaries_of_the_policys_default_networks(
-        cp: ControlPlane, server: WebhookServer, ns: str, agent: Callable[[str, tuple[str, ...]], None]) -> None:
+        gate_cp: ControlPlane, gate_server: WebhookServer, ns: str,
+        agent: Callable[[str, tuple[str, ...]], None]) -> None:
     """Multus attaches defaultNetworks (NADs in its multusNamespace) to every pod outside systemNamespaces:
     a pod goes to a node that has their binaries too. node-a has macvlan and whereabouts but no bridge."""
     agent("node-a", ("macvlan", "whereabouts"))  # a no-op when the test above started it
@@ -210,62 +186,62 @@ def test_the_gate_requires_the_binaries_of_the_policys_default_networks(
     policy = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "multus-webhook-policy",
                                                                   "namespace": NAMESPACE},
               "data": {"policy": "defaultNetworks: [cluster-bridge]\nrules: {nad-cni-binaries: warn}\n"}}
-    cp.kubectl("apply", "-f", "-", input=json.dumps(policy))
+    gate_cp.kubectl("apply", "-f", "-", input=json.dumps(policy))
     try:
-        eventually(lambda: cp.kubectl("apply", "-f", "-", check=False, input=json.dumps({
+        eventually(lambda: gate_cp.kubectl("apply", "-f", "-", check=False, input=json.dumps({
             "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
             "metadata": {"name": "cluster-bridge", "namespace": "kube-system"}, "spec": {"config": BRIDGE}})
         ).returncode == 0, "the policy in force")
         with_defaults = {READY, "cni.multus-webhook.io/macvlan", "cni.multus-webhook.io/whereabouts",
                          "cni.multus-webhook.io/bridge"}
-        eventually(lambda: gate(json.loads(create(cp, pod("probe-defaults", ns, annotations={NETWORKS: "data"}),
+        eventually(lambda: gate(json.loads(create(gate_cp, pod("probe-defaults", ns, annotations={NETWORKS: "data"}),
                                                   "--dry-run=server", "-o", "json").stdout)),
                    "the gate to require the default network's binaries (the policy in force)",
                    until=lambda g: g == with_defaults)
-        create(cp, pod("with-defaults", ns, annotations={NETWORKS: "data"}))
-        unschedulable(cp, ns, "with-defaults")
+        create(gate_cp, pod("with-defaults", ns, annotations={NETWORKS: "data"}))
+        unschedulable(gate_cp, ns, "with-defaults")
         # Without the component a pod with no selection never reaches /mutate: no gate (docs/install.md).
-        create(cp, pod("bare", ns))
-        assert gate(get(cp, "pod", "-n", ns, "bare")) is None
-        register_webhook(cp, server, components=["mutate-every-pod"])
+        create(gate_cp, pod("bare", ns))
+        assert gate(get(gate_cp, "pod", "-n", ns, "bare")) is None
+        register_webhook(gate_cp, gate_server, components=["mutate-every-pod"])
         try:
-            eventually(lambda: gate(json.loads(create(cp, pod("probe-bare", ns), "--dry-run=server", "-o",
+            eventually(lambda: gate(json.loads(create(gate_cp, pod("probe-bare", ns), "--dry-run=server", "-o",
                                                       "json").stdout)), "the apiserver to call /mutate for every pod")
-            create(cp, pod("bare-gated", ns))
-            assert gate(get(cp, "pod", "-n", ns, "bare-gated")) == {
+            create(gate_cp, pod("bare-gated", ns))
+            assert gate(get(gate_cp, "pod", "-n", ns, "bare-gated")) == {
                 READY, "cni.multus-webhook.io/bridge", "cni.multus-webhook.io/whereabouts"}
             # Multus's systemNamespaces get no default network: no gate.
-            create(cp, pod("system", "kube-system"))
-            assert gate(get(cp, "pod", "-n", "kube-system", "system")) is None
+            create(gate_cp, pod("system", "kube-system"))
+            assert gate(get(gate_cp, "pod", "-n", "kube-system", "system")) is None
         finally:
-            register_webhook(cp, server)
-        unschedulable(cp, ns, "bare-gated")
+            register_webhook(gate_cp, gate_server)
+        unschedulable(gate_cp, ns, "bare-gated")
         agent("node-b", ("macvlan", "whereabouts", "bridge"))
-        assert placed(cp, ns, "with-defaults") == placed(cp, ns, "bare-gated") == "node-b"
+        assert placed(gate_cp, ns, "with-defaults") == placed(gate_cp, ns, "bare-gated") == "node-b"
     finally:
-        cp.kubectl("delete", "configmap", "-n", NAMESPACE, "multus-webhook-policy")
-        cp.kubectl("delete", "pod", "-n", "kube-system", "system", "--force", "--grace-period=0", check=False)
+        gate_cp.kubectl("delete", "configmap", "-n", NAMESPACE, "multus-webhook-policy")
+        gate_cp.kubectl("delete", "pod", "-n", "kube-system", "system", "--force", "--grace-period=0", check=False)
 
 
 # --- /mutate ran, and yet the pod has no gate: the marker tells, and the pod is admitted -----------------
 
 
 @pytest.fixture
-def policy(cp: ControlPlane, ns: str) -> Iterator[Callable[[str], None]]:
+def policy(gate_cp: ControlPlane, ns: str) -> Iterator[Callable[[str], None]]:
     """``policy(text)`` applies the policy ConfigMap; deleted afterwards, the defaults back in force."""
     def apply(text: str) -> None:
-        cp.kubectl("apply", "-f", "-", input=json.dumps({
+        gate_cp.kubectl("apply", "-f", "-", input=json.dumps({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "multus-webhook-policy", "namespace": NAMESPACE}, "data": {"policy": text}}))
 
     yield apply
-    cp.kubectl("delete", "configmap", "-n", NAMESPACE, "multus-webhook-policy", check=False)
-    eventually(lambda: dry_run_gate(cp, ns), "the defaults back in force (the gate on)")
+    gate_cp.kubectl("delete", "configmap", "-n", NAMESPACE, "multus-webhook-policy", check=False)
+    eventually(lambda: dry_run_gate(gate_cp, ns), "the defaults back in force (the gate on)")
 
 
-def dry_run_gate(cp: ControlPlane, ns: str, name: str = "probe-gate") -> frozenset[str] | None:
+def dry_run_gate(gate_cp: ControlPlane, ns: str, name: str = "probe-gate") -> frozenset[str] | None:
     """The gate a pod asking for networks gets now (a dry run, which the stubs let through)."""
-    return gate(json.loads(create(cp, pod(name, ns, annotations={NETWORKS: "data"}), "--dry-run=server", "-o",
+    return gate(json.loads(create(gate_cp, pod(name, ns, annotations={NETWORKS: "data"}), "--dry-run=server", "-o",
                                   "json").stdout))
 
 
@@ -274,27 +250,27 @@ def warnings(result: Any) -> str:
 
 
 def test_the_policy_turning_the_gate_on_between_mutate_and_validate_refuses_nothing(
-        cp: ControlPlane, ns: str, policy: Callable[[str], None]) -> None:
+        gate_cp: ControlPlane, ns: str, policy: Callable[[str], None]) -> None:
     """An admin turns readinessAffinity on while a later mutating webhook holds the pod: /mutate left it
     ungated by the policy it had, /validate judges it by the new one."""
     policy("readinessAffinity: false\n")
-    eventually(lambda: dry_run_gate(cp, ns) is None, "the gate off")
+    eventually(lambda: dry_run_gate(gate_cp, ns) is None, "the gate off")
 
     def slow(review: Review) -> dict[str, Any]:
         if review.name == "raced":
             policy("readinessAffinity: true\n")
-            eventually(lambda: dry_run_gate(cp, ns), "the gate on", timeout=20)
+            eventually(lambda: dry_run_gate(gate_cp, ns), "the gate on", timeout=20)
         return dict(allow(review))
 
-    stub = StubWebhook(cp, "zz-slow", PODS, slow, mutating=True, timeout_seconds=30)
-    stub.start(lambda: create(cp, pod("probe-slow", ns), "--dry-run=server", check=False))
+    stub = StubWebhook(gate_cp, "zz-slow", PODS, slow, mutating=True, timeout_seconds=30)
+    stub.start(lambda: create(gate_cp, pod("probe-slow", ns), "--dry-run=server", check=False))
     try:
-        created = create(cp, pod("raced", ns, annotations={NETWORKS: "data"}), check=False)
+        created = create(gate_cp, pod("raced", ns, annotations={NETWORKS: "data"}), check=False)
     finally:
         stub.stop()
     assert len(stub.reviews("raced")) == 1
     assert created.returncode == 0, created.stderr
-    stored = get(cp, "pod", "-n", ns, "raced")
+    stored = get(gate_cp, "pod", "-n", ns, "raced")
     assert gate(stored) is None
     assert stored["metadata"]["annotations"][MARKER] == "off-by-policy"
     said = warnings(created)
@@ -304,34 +280,35 @@ def test_the_policy_turning_the_gate_on_between_mutate_and_validate_refuses_noth
 
 
 def test_replicas_that_disagree_on_the_policy_refuse_nothing(
-        cp: ControlPlane, server: WebhookServer, ns: str, policy: Callable[[str], None],
+        gate_cp: ControlPlane, gate_server: WebhookServer, ns: str, policy: Callable[[str], None],
         tmp_path_factory: pytest.TempPathFactory) -> None:
     """The policy ConfigMap stops parsing: the running replica (A) keeps its last good policy (gate off),
     one started since (B) has the defaults (gate on). The Service sends /mutate to A, /validate to B."""
     policy("readinessAffinity: false\n")
-    eventually(lambda: dry_run_gate(cp, ns) is None, "the gate off")
-    log = server.dir / "webhook.log"
+    eventually(lambda: dry_run_gate(gate_cp, ns) is None, "the gate off")
+    log = gate_server.dir / "webhook.log"
     kept = log.read_text().count("keeping the policy in force")
     policy("readinessAffinity: false\nrules: {nosuchrule: warn\n")  # a typo
     eventually(lambda: log.read_text().count("keeping the policy in force") > kept, "A to keep its policy")
     b = WebhookServer(tmp_path_factory.mktemp("gate-missing-replica-b"), [
-        "--kubeconfig", str(cp.kubeconfig), "--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.5"])
+        "--kubeconfig", str(gate_cp.kubeconfig), "--lease-duration", "3", "--renew-deadline", "2",
+        "--retry-period", "0.5"])
     b.start()
     try:
         eventually(lambda: b.readyz()[0] == 200, "B's first sync")
-        mutating = [d for d in webhook_configurations(server.url, server.ca_file.read_bytes())
+        mutating = [d for d in webhook_configurations(gate_server.url, gate_server.ca_file.read_bytes())
                     if d["kind"] == "MutatingWebhookConfiguration"]
         validating = [d for d in webhook_configurations(b.url, b.ca_file.read_bytes())
                       if d["kind"] == "ValidatingWebhookConfiguration"]
-        cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                          "items": [*mutating, *validating]}))
+        gate_cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                               "items": [*mutating, *validating]}))
         # Until the apiserver has the new configuration, A answers both and says nothing: B's policy
         # has the gate on, so it judges the ungated pod.
-        created = eventually(lambda: create(cp, pod("split", ns, annotations={NETWORKS: "data"}), "--dry-run=server",
-                                            "-o", "json", check=False),
+        created = eventually(lambda: create(gate_cp, pod("split", ns, annotations={NETWORKS: "data"}),
+                                            "--dry-run=server", "-o", "json", check=False),
                              "/validate answered by B", until=lambda r: RULE in r.stderr)
     finally:
-        register_webhook(cp, server)
+        register_webhook(gate_cp, gate_server)
         b.stop()
     assert created.returncode == 0, created.stderr
     assert gate(json.loads(created.stdout)) is None
@@ -340,7 +317,7 @@ def test_replicas_that_disagree_on_the_policy_refuse_nothing(
     assert "the webhook's replicas disagree on the policy" in said, said
 
 
-def test_a_later_webhook_that_rewrites_spec_affinity_is_named_as_the_cause(cp: ControlPlane, ns: str) -> None:
+def test_a_later_webhook_that_rewrites_spec_affinity_is_named_as_the_cause(gate_cp: ControlPlane, ns: str) -> None:
     """A later mutating webhook (reinvoked, as a policy engine is) writes spec.affinity as it wants it,
     dropping the gate /mutate writes each time it runs: /mutate did its part, the other webhook undid it."""
     wanted = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "preference": {
@@ -351,17 +328,17 @@ def test_a_later_webhook_that_rewrites_spec_affinity_is_named_as_the_cause(cp: C
             return dict(allow(review))
         return patch([{"op": "add", "path": "/spec/affinity", "value": wanted}])
 
-    stub = StubWebhook(cp, "zz-affinity", PODS, setter, mutating=True)
-    stub.start(lambda: create(cp, pod("probe-affinity", ns), "--dry-run=server", check=False))
+    stub = StubWebhook(gate_cp, "zz-affinity", PODS, setter, mutating=True)
+    stub.start(lambda: create(gate_cp, pod("probe-affinity", ns), "--dry-run=server", check=False))
     try:
-        created = create(cp, pod("rewritten", ns, annotations={NETWORKS: "data"}), check=False)
+        created = create(gate_cp, pod("rewritten", ns, annotations={NETWORKS: "data"}), check=False)
     finally:
         stub.stop()
     # Called twice, each time with the gate /mutate had written (again).
     assert ["podAffinity" in (r.object["spec"].get("affinity") or {}) for r in stub.reviews("rewritten")] == [
         True, True]
     assert created.returncode == 0, created.stderr
-    stored = get(cp, "pod", "-n", ns, "rewritten")
+    stored = get(gate_cp, "pod", "-n", ns, "rewritten")
     assert stored["spec"]["affinity"] == wanted
     assert stored["metadata"]["annotations"][MARKER] == "required"
     said = warnings(created)

@@ -14,54 +14,21 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from webhook.agent.standin import StandInHost, Subcommand
-from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually, register_webhook
-from webhook.names import AGENT_POD_LABELS, NAMESPACE, READY_LABEL
+from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually
+from webhook.names import NAMESPACE, READY_LABEL
 
+IMAGE = "registry.invalid/none:never-pulled"  # no kubelet: never pulled
 MACVLAN = json.dumps({"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0",
                       "ipam": {"type": "whereabouts", "range": "10.40.0.0/24"}})
-IMAGE = "registry.invalid/none:never-pulled"  # no kubelet: never pulled
 
 
-@pytest.fixture(scope="module")
-def cp(scheduler: ControlPlane, schedulable_node: Callable[..., None]) -> ControlPlane:
-    for name in ("node-a", "node-b"):
-        schedulable_node(name)
-        boot(scheduler, name, "boot-1")
-        scheduler.kubectl("create", "-f", "-", input=json.dumps({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"agent-{name}", "namespace": NAMESPACE, "labels": AGENT_POD_LABELS},
-            "spec": {"nodeName": name, "containers": [{"name": "agent", "image": IMAGE}]}}))
-    return scheduler
-
-
-@pytest.fixture(scope="module")
-def server(cp: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
-    """serve with the controller deciding at a 1 s agent interval (a 3 s grace period, not 30 s)."""
-    s = WebhookServer(tmp_path_factory.mktemp("gate-webhook"), [
-        "--kubeconfig", str(cp.kubeconfig), "--agent-interval", "1", "--lease-duration", "3",
-        "--renew-deadline", "2", "--retry-period", "0.5"])
-    s.start()
-    eventually(lambda: s.readyz()[0] == 200, "the live cache's first sync")
-    register_webhook(cp, s)
-    yield s
-    s.stop()
-
-
-def boot(cp: ControlPlane, node: str, boot_id: str) -> None:
-    """What a kubelet reports of a (new) boot."""
-    cp.kubectl("patch", "node", node, "--subresource=status", "--type=merge",
-               "-p", json.dumps({"status": {"nodeInfo": {"bootID": boot_id}}}))
-
-
-def get(cp: ControlPlane, *args: str) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(cp.kubectl("get", *args, "-o", "json").stdout)
+def get(gate_cp: ControlPlane, *args: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(gate_cp.kubectl("get", *args, "-o", "json").stdout)
     return out
 
 
@@ -82,19 +49,20 @@ def agent_ready(cp: ControlPlane, node: str) -> bool:
 
 
 def test_gated_pods_wait_for_multus_land_where_it_is_ready_and_stay_through_a_reboot(
-        cp: ControlPlane, server: WebhookServer, tmp_path: Path) -> None:
+        gate_cp: ControlPlane, gate_server: WebhookServer, boot: Callable[[ControlPlane, str, str], None],
+        tmp_path: Path) -> None:
     ns = f"gate-{uuid.uuid4().hex[:8]}"
-    cp.kubectl("create", "namespace", ns)
-    cp.kubectl("apply", "-f", "-", input=json.dumps({
+    gate_cp.kubectl("create", "namespace", ns)
+    gate_cp.kubectl("apply", "-f", "-", input=json.dumps({
         "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
         "metadata": {"name": "data", "namespace": ns}, "spec": {"config": MACVLAN}}))
     # The NAD in the webhook's cache: a pod naming it is admitted (a dry run, so nothing is created).
-    eventually(lambda: cp.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(pod("probe", ns)),
+    eventually(lambda: gate_cp.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(pod("probe", ns)),
                                   check=False).returncode == 0, "the NAD in the webhook's cache")
 
     # No node is ready: the pod is admitted with the gate and the scheduler holds it back.
-    cp.kubectl("create", "-f", "-", input=json.dumps(pod("early", ns)))
-    held = eventually(lambda: get(cp, "pod", "-n", ns, "early"), "the scheduler to hold pod early back",
+    gate_cp.kubectl("create", "-f", "-", input=json.dumps(pod("early", ns)))
+    held = eventually(lambda: get(gate_cp, "pod", "-n", ns, "early"), "the scheduler to hold pod early back",
                       until=unschedulable)
     assert "nodeName" not in held["spec"]
     assert "nodeAffinity" not in held["spec"]["affinity"]
@@ -102,25 +70,25 @@ def test_gated_pods_wait_for_multus_land_where_it_is_ready_and_stay_through_a_re
     # Multus becomes ready on node-a (its agent reports so); node-b never reports.
     host = StandInHost()
     host.make_ready("boot-1", binaries=("multus-shim", "macvlan", "whereabouts"))
-    agent = Subcommand(["agent", "--kubeconfig", str(cp.kubeconfig), "--node-name", "node-a", "--host-root",
+    agent = Subcommand(["agent", "--kubeconfig", str(gate_cp.kubeconfig), "--node-name", "node-a", "--host-root",
                         str(host.root), "--interval", "1", "--poll-interval", "0.2"], tmp_path / "agent.log").start()
     try:
-        placed = eventually(lambda: get(cp, "pod", "-n", ns, "early"), "pod early placed",
+        placed = eventually(lambda: get(gate_cp, "pod", "-n", ns, "early"), "pod early placed",
                             until=lambda p: bool(p["spec"].get("nodeName")))
         assert placed["spec"]["nodeName"] == "node-a"
-        assert not agent_ready(cp, "node-b")
+        assert not agent_ready(gate_cp, "node-b")
 
         # A pod with a required pod affinity of its own (next to a db pod) is gated by node affinity
         # instead: one more pod affinity term would need a single pod matching both.
-        cp.kubectl("create", "-f", "-", input=json.dumps({
+        gate_cp.kubectl("create", "-f", "-", input=json.dumps({
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db", "namespace": ns, "labels": {"app": "db"}},
             "spec": {"nodeName": "node-a", "containers": [{"name": "main", "image": IMAGE}]}}))
         near_db = pod("near-db", ns)
         near_db["spec"]["affinity"] = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
             {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}]}}
-        created = cp.kubectl("create", "-f", "-", input=json.dumps(near_db))
+        created = gate_cp.kubectl("create", "-f", "-", input=json.dumps(near_db))
         assert "readiness gate is a node affinity" in created.stderr
-        placed = eventually(lambda: get(cp, "pod", "-n", ns, "near-db"), "pod near-db placed",
+        placed = eventually(lambda: get(gate_cp, "pod", "-n", ns, "near-db"), "pod near-db placed",
                             until=lambda p: bool(p["spec"].get("nodeName")))
         assert placed["spec"]["nodeName"] == "node-a"
 
@@ -128,18 +96,18 @@ def test_gated_pods_wait_for_multus_land_where_it_is_ready_and_stay_through_a_re
         agent.kill()
         host.stop_daemon()
         host.set_boot_id("boot-2")
-        boot(cp, "node-a", "boot-2")
-        eventually(lambda: not agent_ready(cp, "node-a"), "the gate closed on node-a")
+        boot(gate_cp, "node-a", "boot-2")
+        eventually(lambda: not agent_ready(gate_cp, "node-a"), "the gate closed on node-a")
         # The controller takes the agent pod's label off first, the node's in a patch after it.
-        eventually(lambda: READY_LABEL not in get(cp, "node", "node-a")["metadata"]["labels"],
+        eventually(lambda: READY_LABEL not in get(gate_cp, "node", "node-a")["metadata"]["labels"],
                    "node-a's ready label taken off")
-        cp.kubectl("create", "-f", "-", input=json.dumps(pod("late", ns)))
-        eventually(lambda: get(cp, "pod", "-n", ns, "late"), "the scheduler to hold pod late back",
+        gate_cp.kubectl("create", "-f", "-", input=json.dumps(pod("late", ns)))
+        eventually(lambda: get(gate_cp, "pod", "-n", ns, "late"), "the scheduler to hold pod late back",
                    until=unschedulable)
 
         # The pod already on node-a: what a starting kubelet checks of it, the node (without its ready
         # label now) passes. Under the old gate, a node affinity on that label, it failed.
-        early = get(cp, "pod", "-n", ns, "early")
+        early = get(gate_cp, "pod", "-n", ns, "early")
         assert early["spec"]["nodeName"] == "node-a"
         assert "nodeAffinity" not in early["spec"]["affinity"]
         assert "nodeSelector" not in early["spec"]
@@ -148,10 +116,10 @@ def test_gated_pods_wait_for_multus_land_where_it_is_ready_and_stay_through_a_re
         # Multus is back on boot-2: the pod held back meanwhile is placed.
         agent = Subcommand(agent.args, tmp_path / "agent.log").start()
         host.start_daemon()
-        late = eventually(lambda: get(cp, "pod", "-n", ns, "late"), "pod late placed",
+        late = eventually(lambda: get(gate_cp, "pod", "-n", ns, "late"), "pod late placed",
                           until=lambda p: bool(p["spec"].get("nodeName")))
         assert late["spec"]["nodeName"] == "node-a"
     finally:
         agent.stop()
         host.cleanup()
-        cp.kubectl("delete", "pods", "-n", ns, "--all", "--grace-period=0", "--force", "--wait=false", check=False)
+        gate_cp.kubectl("delete", "pods", "-n", ns, "--all", "--grace-period=0", "--force", "--wait=false", check=False)
