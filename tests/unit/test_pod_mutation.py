@@ -1366,6 +1366,13 @@ def test_a_profile_that_would_take_the_annotations_past_the_limit_is_not_applied
         assert denial.message.startswith("NetworkProfile data would bring metadata.annotations to 262205 bytes (the "
                                          "pod's own are 262134), over the 262144 the apiserver accepts, so it was not "
                                          "applied: make the pod's annotations at least 61 bytes shorter"), denial
+    # A pod /mutate marked (the mark is not the pod's own): the refusal counts only the pod's own bytes.
+    marked = pod(labels=labels, annotations={"blob": "x" * (room - 60), "multus-webhook.io/readiness-gate": "required"})
+    [denial] = [f for f in evaluate(Subject(marked, "Pod", view=view(), default_namespace="apps"), Policy())
+                if f.severity is Severity.DENY]
+    assert denial.message.startswith("NetworkProfile data would bring metadata.annotations to 262155 bytes (the "
+                                     "pod's own are 262084), over the 262144 the apiserver accepts, so it was not "
+                                     "applied: make the pod's annotations at least 11 bytes shorter"), denial
     # With room for it, applied; and the mutated pod passes the rule.
     fits = pod(labels=labels, annotations={"blob": "x" * (room - 71)})  # to the byte
     out = mutated(fits, view())

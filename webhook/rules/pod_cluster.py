@@ -120,9 +120,13 @@ def network_profile(subject: Subject) -> Iterator[Violation]:
         return
     # What /mutate would write (webhook/rules/gate.py profiled_annotations): past the apiserver's
     # limit it writes nothing, and the pod would otherwise start without the profile's networks.
-    before = annotations_size(subject.annotations)
-    profiled = {**subject.annotations, APPLIED_PROFILE_ANNOTATION: subject.annotations.get(
-        APPLIED_PROFILE_ANNOTATION, name)}
+    own = subject.annotations
+    mark = own.get(READINESS_GATE_ANNOTATION)
+    if isinstance(mark, str) and mark in GATE_MARKS:
+        # /mutate marks the pod after it found the profile too big: not the pod's own bytes.
+        own = {key: value for key, value in own.items() if key != READINESS_GATE_ANNOTATION}
+    before = annotations_size(own)
+    profiled = {**own, APPLIED_PROFILE_ANNOTATION: own.get(APPLIED_PROFILE_ANNOTATION, name)}
     if merge.merged is not None:
         profiled[NETWORKS_ANNOTATION] = merge.merged
     after = annotations_size(profiled)
