@@ -54,6 +54,12 @@ def multus_delegates(require: Callable[[str], NoReturn]) -> Path:
 
 
 @pytest.fixture(scope="session")
+def multus_write_config(require: Callable[[str], NoReturn]) -> Path:
+    """The multus-write-config tool (hack/multus/multus-write-config), built on first use."""
+    return built(MULTUS_BUILD_SCRIPT, "Multus v4.3.0", require) / "multus-write-config"
+
+
+@pytest.fixture(scope="session")
 def install_multus(require: Callable[[str], NoReturn]) -> Path:
     """Multus v4.3.0's install_multus (cmd/install_multus, from hack/multus), built on first use."""
     return built(MULTUS_BUILD_SCRIPT, "Multus v4.3.0", require) / "install_multus"

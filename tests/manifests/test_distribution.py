@@ -780,6 +780,31 @@ def test_pod_repair_is_opt_in(rbac: ControlPlane) -> None:
         rbac.kubectl("delete", "-f", "-", input=payload)
 
 
+# An uninstall build runs the cleanup in place of the Multus daemon.
+@pytest.mark.parametrize("path", [p for p in BUILDS if "uninstall" not in p])
+def test_the_agent_maps_the_delegate_multus_names_to_the_host_dir_multus_mounts_there(
+        cluster: ControlPlane, path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon names its delegate by its multusAutoconfigDir, a path in its container: the agent of
+    the same build is told that path, and looks in the host directory the daemon's container mounts
+    there. Else the node's delegate is taken for one outside the conf dir (k3s: the agent's conf dir is
+    /var/lib/rancher/k3s/agent/etc/cni/net.d, the daemon's /host/etc/cni/net.d still)."""
+    from webhook.cli import parser
+    from webhook.commands.agent import layout_from
+
+    docs = build(cluster, path)
+    [template] = [d["data"]["daemon-config.json"] for d in docs
+                  if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("multus-daemon-config-")]
+    autoconfig = json.loads(template)["multusAutoconfigDir"]
+    multus = find(docs, "DaemonSet", "kube-multus-ds")["spec"]["template"]["spec"]
+    [daemon] = [c for c in multus["containers"] if c["name"] == "kube-multus"]
+    [volume] = [m["name"] for m in daemon["volumeMounts"] if m["mountPath"] == autoconfig]
+    [host_dir] = [v["hostPath"]["path"] for v in multus["volumes"] if v["name"] == volume]
+    agent = find(docs, "DaemonSet", "multus-webhook-agent")["spec"]["template"]["spec"]["containers"][0]
+    monkeypatch.setenv("NODE_NAME", "node-1")
+    layout = layout_from(parser(agent["args"]).parse_args(agent["args"]))
+    assert (layout.multus_autoconfig_dir, layout.cni_conf_dir) == (autoconfig, host_dir)
+
+
 @pytest.mark.parametrize("path", BUILDS)
 def test_every_container_of_our_image_is_given_arguments_our_cli_accepts(
     cluster: ControlPlane, path: str, capsys: pytest.CaptureFixture[str]

@@ -259,7 +259,56 @@ def test_a_directory_multus_names_is_searched_for_its_first_config_as_multus_sea
     ({"clusterNetwork": 5}, None),
 ])
 def test_delegate_in(config: dict[str, Any], expected: str | None) -> None:
-    assert delegate_in(config, "/etc/cni/net.d") == expected
+    assert delegate_in(config, HostLayout()) == expected
+
+
+K3S_CONF_DIR = "/var/lib/rancher/k3s/agent/etc/cni/net.d"
+
+
+@pytest.mark.parametrize(("network", "layout", "expected"), [
+    # k3s/RKE2: the host's conf dir elsewhere, mounted where every Multus manifest mounts it.
+    ("/host/etc/cni/net.d/10-flannel.conflist", HostLayout(cni_conf_dir=K3S_CONF_DIR), "10-flannel.conflist"),
+    ("/host/etc/cni/net.d/cilium/05-cilium.conflist", HostLayout(cni_conf_dir=K3S_CONF_DIR),
+     "cilium/05-cilium.conflist"),
+    # A Multus that mounts it at its host path, or under /host as the agent does.
+    (f"{K3S_CONF_DIR}/10-flannel.conflist", HostLayout(cni_conf_dir=K3S_CONF_DIR), "10-flannel.conflist"),
+    (f"/host{K3S_CONF_DIR}/10-flannel.conflist", HostLayout(cni_conf_dir=K3S_CONF_DIR), "10-flannel.conflist"),
+    # A Multus mounting it at a path of its own, which the agent is told.
+    ("/cni/conf/10-flannel.conflist", HostLayout(multus_autoconfig_dir="/cni/conf/"), "10-flannel.conflist"),
+    ("/cni/conf/10-flannel.conflist", HostLayout(), None),
+    ("/host/etc/cni/net.d/../x.conflist", HostLayout(cni_conf_dir=K3S_CONF_DIR), None),
+    ("/host/etc/cni/multus/net.d/x.conflist", HostLayout(cni_conf_dir=K3S_CONF_DIR), None),
+])
+def test_delegate_in_maps_the_daemons_container_path_to_the_conf_dir(
+        network: str, layout: HostLayout, expected: str | None) -> None:
+    assert delegate_in({"clusterNetwork": network}, layout) == expected
+
+
+@pytest.mark.parametrize("conf_dir", ["/etc/cni/net.d", K3S_CONF_DIR])
+@pytest.mark.parametrize("primary", ["10-flannel.conflist", "cilium/05-cilium.conflist"])
+def test_the_delegate_multus_names_is_checked_in_the_conf_dir_wherever_the_host_keeps_it(
+        conf_dir: str, primary: str) -> None:
+    """The daemon names its delegate by its multusAutoconfigDir, /host/etc/cni/net.d in its container
+    whatever host directory is mounted there (k3s: /var/lib/rancher/k3s/agent/etc/cni/net.d): the file
+    is the one in the agent's conf dir, found there and missed there."""
+    host = StandInHost(HostLayout(cni_conf_dir=conf_dir))
+    try:
+        host.make_ready("b")
+        host.remove_config("05-cilium.conflist")
+        host.write_config(primary)
+        host.write_config("00-multus.conf", multus_config_delegating_to(primary))
+        snapshot = read_host(host.layout)
+        assert (snapshot.primary_config, snapshot.primary_named_by_multus, snapshot.delegate_outside) == (
+            primary, True, None)
+        c = look(host)
+        assert (c[PRIMARY].status, c[PRIMARY].reason, c[READY].status) == (True, "Found", True), c[READY].message
+        assert c[PRIMARY].message == (f"the primary config {conf_dir}/{primary} (Multus's delegate, named in "
+                                      "00-multus.conf) exists")
+        host.remove_config(primary)
+        c = look(host)
+        assert (c[PRIMARY].status, c[PRIMARY].reason, c[READY].status) == (False, "Missing", False)
+    finally:
+        host.cleanup()
 
 
 def test_a_multus_config_that_names_no_delegate_falls_back_to_the_auto_choice(host: StandInHost) -> None:
@@ -270,32 +319,41 @@ def test_a_multus_config_that_names_no_delegate_falls_back_to_the_auto_choice(ho
     assert look(host)[READY].status
 
 
+@pytest.mark.parametrize("conf_dir", ["/etc/cni/net.d", K3S_CONF_DIR])
 @pytest.mark.parametrize("there", [False, True])
-def test_a_delegate_outside_the_conf_dir_is_not_verified_nor_replaced_by_the_auto_choice(
-        host: StandInHost, there: bool) -> None:
-    """Multus stats the path it names (getNetDelegate) in its own container, and fails every ADD when it
-    is not there; the agent mounts no other config directory, and its auto choice is not Multus's."""
-    host.make_ready("b")
-    host.write_config("00-multus.conf", multus_config_delegating_to(
-        "gone.conflist", autoconfig_dir="/host/etc/cni/multus/net.d"))
-    outside = host.path("/etc/cni/multus/net.d/gone.conflist")
-    if there:
-        outside.parent.mkdir(parents=True)
-        outside.write_text(PRIMARY_CONFIG)
-    snapshot = read_host(host.layout)
-    assert (snapshot.primary_config, snapshot.delegate_outside) == (None, "/host/etc/cni/multus/net.d/gone.conflist")
-    c = look(host)
-    assert (c[PRIMARY].status, c[PRIMARY].reason) == (False, "DelegateOutsideConfDir")
-    assert c[PRIMARY].message == (
-        "00-multus.conf names /host/etc/cni/multus/net.d/gone.conflist (as the Multus daemon's container sees it) "
-        "as the config Multus delegates to, outside /etc/cni/net.d, the only CNI config directory the agent sees: "
-        "whether it exists cannot be verified, and Multus fails every pod's ADD when it does not; have the "
-        "primary config in /etc/cni/net.d or a subdirectory of it (Multus's primaryCniConfigFile, "
-        "docs/install.md, step 2)")
-    assert not c[READY].status
-    assert (c[REBOOT_RACE].reason, c[REBOOT_RACE].message) == ("DelegateUnknown", (
-        "cannot tell whether the primary CNI config is in a subdirectory of /etc/cni/net.d: 00-multus.conf names "
-        "/host/etc/cni/multus/net.d/gone.conflist, outside /etc/cni/net.d (see PrimaryConfigPresent)"))
+def test_a_delegate_outside_the_conf_dir_is_unverified_not_replaced_by_the_auto_choice_and_keeps_the_node_ready(
+        conf_dir: str, there: bool) -> None:
+    """Multus stats the path it names (getNetDelegate) in its own container; the agent mounts no other
+    config directory, and its auto choice is not Multus's. What it cannot see does not keep the node
+    not ready (Multus fails every ADD when the file is not there), nor is it reported as verified."""
+    host = StandInHost(HostLayout(cni_conf_dir=conf_dir))
+    try:
+        host.make_ready("b")
+        host.write_config("00-multus.conf", multus_config_delegating_to(
+            "gone.conflist", autoconfig_dir="/host/etc/cni/multus/net.d"))
+        outside = host.path("/etc/cni/multus/net.d/gone.conflist")
+        if there:
+            outside.parent.mkdir(parents=True)
+            outside.write_text(PRIMARY_CONFIG)
+        snapshot = read_host(host.layout)
+        assert (snapshot.primary_config, snapshot.delegate_outside) == (
+            None, "/host/etc/cni/multus/net.d/gone.conflist")
+        c = look(host)
+        assert (c[PRIMARY].status, c[PRIMARY].reason) == (True, "DelegateOutsideConfDir")
+        assert c[PRIMARY].message == (
+            "00-multus.conf names /host/etc/cni/multus/net.d/gone.conflist (as the Multus daemon's container sees "
+            f"it) as the config Multus delegates to, which is not in {conf_dir} as the agent knows it mounted there "
+            "(/host/etc/cni/net.d, Multus's multusAutoconfigDir): counted as present, unverified (Multus fails "
+            "every pod's ADD when it is not there); give the agent Multus's multusAutoconfigDir "
+            f"(--multus-autoconfig-dir), or have the primary config in {conf_dir} or a subdirectory of it "
+            "(Multus's primaryCniConfigFile, docs/install.md, step 2)")
+        assert c[READY].status, c[READY].message
+        assert (c[REBOOT_RACE].reason, c[REBOOT_RACE].message) == ("DelegateUnknown", (
+            f"cannot tell whether the primary CNI config is in a subdirectory of {conf_dir}: 00-multus.conf names "
+            f"/host/etc/cni/multus/net.d/gone.conflist, outside {conf_dir} (see PrimaryConfigPresent)"))
+        assert CAPABILITIES not in c
+    finally:
+        host.cleanup()
 
 
 class Pauses:

@@ -66,6 +66,8 @@ MAX_LINK_HOPS = 40
 #: What keeps the runtime from loading Multus's config although it is there: it is empty, it does not
 #: parse as a JSON object (or names no plugin), or it cannot be read (see ``read_multus_config``).
 MultusConfigFault = Literal["empty", "unparsable", "unreadable"]
+#: HostLayout.multus_autoconfig_dir's default.
+MULTUS_AUTOCONFIG_DIR = "/host/etc/cni/net.d"
 #: Seconds between the two reads of a Multus config the first read found empty or not parsing (see
 #: ``read_host``).
 REREAD_PAUSE = 0.2
@@ -93,6 +95,10 @@ class HostLayout:
     #: config (see ``delegate_in``), else Multus's ``auto`` choice; none while that config cannot be
     #: loaded (see ``read_host``). The manifests leave it None.
     primary_config: str | None = None
+    #: Not a host path: the conf dir as the Multus daemon's container mounts it, its multusAutoconfigDir
+    #: (manifests/base/multus/daemon-config.json, and every upstream Multus manifest), which begins
+    #: every clusterNetwork it writes whatever host directory is mounted there (see ``delegate_in``).
+    multus_autoconfig_dir: str = MULTUS_AUTOCONFIG_DIR
 
     def on_host(self, path: str) -> Path:
         return self.root / path.lstrip("/")
@@ -140,8 +146,8 @@ class HostSnapshot:
     primary_config: str | None = None
     #: The primary config was the one Multus's own config names as its delegate.
     primary_named_by_multus: bool = False
-    #: The path Multus's config names as its delegate (clusterNetwork) when it is not in the conf dir:
-    #: the agent sees no other config directory of the host (see ``read_host``).
+    #: The path Multus's config names as its delegate (clusterNetwork) when it does not map to the conf
+    #: dir (see ``delegate_in``): the agent sees no other config directory of the host.
     delegate_outside: str | None = None
     primary_exists: bool = False
     primary_error: str | None = None
@@ -325,25 +331,38 @@ def parse_multus_config(text: str, *, conflist: bool = False) -> dict[str, Any] 
     return config
 
 
-def delegate_in(config: dict[str, Any], cni_conf_dir: str) -> str | None:
-    """The config the thick daemon delegates to, relative to ``cni_conf_dir``, from the config it wrote
-    (00-multus.conf, parsed), or None when that config does not tell.
+def delegate_in(config: dict[str, Any], layout: HostLayout) -> str | None:
+    """The config the thick daemon delegates to, relative to the conf dir, from the config it wrote
+    (00-multus.conf, parsed), or None when that config does not tell or names a path the agent cannot
+    map to the conf dir.
 
     The daemon writes its delegate's path as ``clusterNetwork``: its multusAutoconfigDir joined with
     the multusMasterCNI it was given or the name its ``auto`` search found (multus-cni v4.3.0,
-    pkg/server/config/manager.go, loadPrimaryCNIConfigurationData). That path is the conf dir as the
-    daemon's container mounts it (the manifests: /host/etc/cni/net.d), so it is read from the host
-    conf dir's own components on. Reading it, the agent checks the file Multus really uses, and needs
-    no copy of primaryCniConfigFile, which lives in the Multus DaemonSet's namespace."""
+    pkg/server/config/manager.go, newManager and loadPrimaryCNIConfigurationData). That directory is
+    the conf dir as the daemon's container mounts it, the same path whatever host directory is mounted
+    there (k3s: /var/lib/rancher/k3s/agent/etc/cni/net.d), and 00-multus.conf does not say it
+    (Generate drops it): the agent is told (``HostLayout.multus_autoconfig_dir``). A Multus that mounts
+    the host's conf dir at its host path, or under a prefix of it, is recognised by the host path's
+    own components. Reading it, the agent checks the file Multus really uses, and needs no copy of
+    primaryCniConfigFile, which lives in the Multus DaemonSet's namespace."""
     network = config.get("clusterNetwork")
     if not isinstance(network, str) or not network.startswith("/"):
         return None  # a NAD's name (the thin plugin's form), or nothing
-    parts, conf = PurePosixPath(network).parts, PurePosixPath(cni_conf_dir).parts[1:]
+    parts = PurePosixPath(network).parts
+    autoconfig = PurePosixPath(posixpath.normpath(layout.multus_autoconfig_dir)).parts
+    if parts[:len(autoconfig)] == autoconfig:
+        return _inside(parts[len(autoconfig):])
+    conf = PurePosixPath(layout.cni_conf_dir).parts[1:]
     for i in range(1, len(parts) - len(conf)):
         if parts[i:i + len(conf)] == conf:
-            rest = parts[i + len(conf):]
-            return str(PurePosixPath(*rest)) if ".." not in rest else None
+            return _inside(parts[i + len(conf):])
     return None
+
+
+def _inside(rest: tuple[str, ...]) -> str | None:
+    """``rest``, the components after the conf dir, as a path relative to it; None when they name no
+    file in it."""
+    return str(PurePosixPath(*rest)) if rest and ".." not in rest else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -594,10 +613,10 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0,
             multus = read_multus_config(layout)
     named = outside = None
     if layout.primary_config is None and multus.config is not None:
-        named = delegate_in(multus.config, layout.cni_conf_dir)
+        named = delegate_in(multus.config, layout)
         network = multus.config.get("clusterNetwork")
-        # A path elsewhere (Multus stats it, in its own container, at every ADD) is not guessed from
-        # either: the agent mounts no other config directory of the host.
+        # A path that does not map to the conf dir (Multus stats it, in its own container, at every
+        # ADD) is not guessed from either: the agent mounts no other config directory of the host.
         if named is None and isinstance(network, str) and network.startswith("/"):
             outside = network
     # The config Multus delegates to is named in its own; when that cannot be loaded, the agent does
@@ -750,13 +769,16 @@ def _primary(s: HostSnapshot, layout: HostLayout) -> Condition:
                          f"cannot tell which config Multus delegates to: {layout.multus_config}, which names it, "
                          f"{fault[s.multus_config_fault]} (see {CONFIG_FIRST})")
     if layout.primary_config is None and s.delegate_outside is not None:
-        # Not ready: Multus fails every pod's ADD when the file is not there, and nothing here can tell.
-        return Condition(PRIMARY, False, "DelegateOutsideConfDir",
+        # True, as a link in the bin dir the agent cannot follow counts as a plugin: a node kept not
+        # ready for good on what the agent cannot see would be wrong wherever the file is there, and
+        # Multus, which stats it at every ADD, fails loudly wherever it is not.
+        return Condition(PRIMARY, True, "DelegateOutsideConfDir",
                          f"{layout.multus_config} names {s.delegate_outside} (as the Multus daemon's container sees "
-                         f"it) as the config Multus delegates to, outside {where}, the only CNI config directory "
-                         "the agent sees: whether it exists cannot be verified, and Multus fails every pod's ADD "
-                         f"when it does not; have the primary config in {where} or a subdirectory of it "
-                         "(Multus's primaryCniConfigFile, docs/install.md, step 2)")
+                         f"it) as the config Multus delegates to, which is not in {where} as the agent knows it "
+                         f"mounted there ({layout.multus_autoconfig_dir}, Multus's multusAutoconfigDir): counted as "
+                         "present, unverified (Multus fails every pod's ADD when it is not there); give the agent "
+                         "Multus's multusAutoconfigDir (--multus-autoconfig-dir), or have the primary config in "
+                         f"{where} or a subdirectory of it (Multus's primaryCniConfigFile, docs/install.md, step 2)")
     if s.primary_directory is not None and s.primary_config is None:
         directory = PurePosixPath(where) / s.primary_directory
         if s.primary_error:

@@ -18,15 +18,12 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from webhook.agent.probe import HostLayout
+from webhook.agent.probe import MULTUS_AUTOCONFIG_DIR, HostLayout
 from webhook.dev.controlplane import ControlPlane, spawn, terminate
 from webhook.kube import utcnow
 from webhook.names import AGENT_POD_LABELS, NAMESPACE
 
 MULTUS_CONFIG = '{"cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus-shim"}\n'
-#: The CNI config directory as the Multus daemon's container mounts it (multusAutoconfigDir in
-#: manifests/base/multus/daemon-config.json).
-MULTUS_AUTOCONFIG_DIR = "/host/etc/cni/net.d"
 
 
 def multus_config_delegating_to(relative: str, autoconfig_dir: str = MULTUS_AUTOCONFIG_DIR) -> str:

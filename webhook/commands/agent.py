@@ -28,6 +28,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="the file name Multus writes into the conf dir (default: %(default)s)")
     a.add_argument("--multus-binary", default=defaults.multus_binary,
                    help="the binary the runtime calls for Multus (default: %(default)s)")
+    a.add_argument("--multus-autoconfig-dir", default=defaults.multus_autoconfig_dir,
+                   help="not a host path: the conf dir as the Multus daemon's container mounts it, Multus's "
+                        "multusAutoconfigDir, which begins the path of the config it delegates to that it writes "
+                        "in its own (default: %(default)s, as every Multus manifest has it)")
     add_primary_cni_config(a, "empty (as the manifests leave it): the one Multus names as its delegate in its "
                               "config, else (its config names none) the first config that is not Multus's own; "
                               "none while its config is empty or does not parse")
@@ -67,5 +71,6 @@ def layout_from(args: argparse.Namespace) -> HostLayout:
         root=Path(args.host_root), cni_bin_dir=args.cni_bin_dir, cni_conf_dir=args.cni_conf_dir,
         multus_socket=args.multus_socket, boot_id_file=args.boot_id_file, stat_file=args.stat_file,
         multus_config=args.multus_config, multus_binary=args.multus_binary,
+        multus_autoconfig_dir=args.multus_autoconfig_dir,
         primary_config=args.primary_cni_config_file or None,
     )
