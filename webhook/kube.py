@@ -220,7 +220,6 @@ class EventRecorder:
     def __init__(self, api: client.ApiClient, *, component: str, instance: str, capacity: int = EVENT_QUEUE,
                  timeout: tuple[float, float] = SHORT_TIMEOUT) -> None:
         self.api, self.component, self.instance, self.timeout = api, component, instance, timeout
-        self.capacity = capacity
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue(capacity)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -228,6 +227,10 @@ class EventRecorder:
         #: Events dropped since the queue was last found drained, and ever.
         self._dropping = 0
         self.dropped = 0
+
+    @property
+    def capacity(self) -> int:
+        return self._queue.maxsize
 
     def emit(self, involved: Mapping[str, Any], *, kind: str, event_type: str, reason: str, message: str,
              leave: int = 0) -> bool:

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from webhook.agent.probe import BIN_DIR_UNREADABLE, BINARIES, REBOOT_RACE
 from webhook.names import READY_LABEL, is_own_label
 from webhook.objects import as_mapping
 from webhook.rules.view import NodeInfo
@@ -117,29 +118,21 @@ _STATE_STATUS = ("nodeName", "cniBinaries", "unverifiedBinaries", "multusReady",
 _STATE_READY = ("type", "reason", "message")
 
 
-#: The agent's condition on the CNI bin directory, and its reason when it cannot read it
-#: (webhook.agent.probe.BINARIES, BIN_DIR_UNREADABLE: the agent's module is not imported here).
-BINARIES_CONDITION = "MultusBinaryInstalled"
-BIN_DIR_UNREADABLE = "BinDirUnreadable"
-
-
 def _bin_dir_unread(conditions: Any) -> bool:
     return isinstance(conditions, list) and any(
-        isinstance(c, Mapping) and c.get("type") == BINARIES_CONDITION and c.get("reason") == BIN_DIR_UNREADABLE
+        isinstance(c, Mapping) and c.get("type") == BINARIES and c.get("reason") == BIN_DIR_UNREADABLE
         for c in conditions)
 
 
-#: The agent's condition on the reboot race (webhook.agent.probe.REBOOT_RACE), kept while False with its
-#: transition time: the controller sends a Warning Event once per transition to False
-#: (webhook.controller.decide.reboot_race_warning). The message is shared: nodes laid out alike
-#: report the same one.
-REBOOT_RACE_CONDITION = "RebootRaceGuarded"
+#: The agent's condition on the reboot race, kept while False with its transition time: the controller
+#: sends a Warning Event once per transition to False (webhook.controller.decide.reboot_race_warning).
+#: The message is shared: nodes laid out alike report the same one.
 _STATE_REBOOT_RACE = ("type", "status", "reason", "message", "lastTransitionTime")
 
 
 def _reboot_race(conditions: Any, share: Callable[[Any], Any]) -> list[Mapping[str, Any]]:
     return [{k: share(v) if k == "message" else v for k, v in c.items() if k in _STATE_REBOOT_RACE}
-            for c in conditions if isinstance(c, Mapping) and c.get("type") == REBOOT_RACE_CONDITION
+            for c in conditions if isinstance(c, Mapping) and c.get("type") == REBOOT_RACE
             and c.get("status") == "False"] if isinstance(conditions, list) else []
 
 

@@ -41,10 +41,10 @@ GATE_MARKS = frozenset({GATE_REQUIRED, GATE_OFF_BY_POLICY, GATE_NODE_NAME_SET, G
 
 def mark_gate(annotations: dict[str, Any], size: int, mark: str, warnings: list[str]) -> None:
     """Put ``mark`` in ``annotations`` (in place; ``size`` as annotations_size counts them) unless the
-    key is there already. The mutation cannot
-    tell its own mark from an earlier call (the apiserver reinvokes it) from one written by hand: kept
-    either way. Only one of GATE_MARKS counts as a mark (one written by hand is then taken at its word,
-    like a gate written by hand); another value is said to be none."""
+    key is there already. The mutation cannot tell its own mark from an earlier call (the apiserver
+    reinvokes it) from one written by hand: kept either way. Only one of GATE_MARKS counts as a mark (one
+    written by hand is then taken at its word, like a gate written by hand); another value is said to be
+    none."""
     given = annotations.get(READINESS_GATE_ANNOTATION)
     if given is None:
         # One the apiserver would refuse as too long is left out: the rule then judges the pod by its

@@ -64,7 +64,7 @@ def cni_binaries(subject: Subject) -> Iterator[Violation]:
                 Severity.WARN,
             )
         holders = subject.view.binary_holders(binary)
-        open_holders = len(holders) - sum(1 for name in closed if name in holders)
+        open_holders = len(holders - closed)
         if open_holders == open_count:
             continue
         if not open_holders:

@@ -256,7 +256,6 @@ def multus_fills(ref: NetworkReference, nad: Mapping[str, Any], pod: Mapping[str
     fills it only when the pod was given a device (pkg/k8sclient getKubernetesDelegate). Never ipRanges:
     Multus's RuntimeConfig has no such field. A plugin declaring none of those filled gets the NAD's
     literal runtimeConfig (see PluginConf.keeps_runtime_config and runtime_config_cases)."""
-    filled: set[str] = set()
     uncertain: dict[str, str] = {}
     if pod is None:
         uncertain["portMappings"] = "a pod with a hostPort gets portMappings from the container runtime"
@@ -809,11 +808,15 @@ def ips_extra_addresses(subject: Subject) -> Iterator[Violation]:
                                     f"{problem.message}{note}")
 
 
+#: (the selection, its cni-args, the NAD, a plugin of it, where the cni-args go)
+_GivenCniArgs = tuple[NetworkReference, Mapping[str, Any], Mapping[str, Any], PluginConf, str]
+
+
 def _plugins_given_cni_args(subject: Subject, names: Sequence[str], reader: Callable[[PluginConf], str | None]
-                            ) -> Iterator[tuple[NetworkReference, Mapping[str, Any], PluginConf, str]]:
+                            ) -> Iterator[_GivenCniArgs]:
     """Each plugin of the NAD of a selection whose "cni-args" has a key decoded as one of args.cni.``names``
     by the plugin, or its IPAM, that ``reader`` names (None: the plugin reads none of them), with those
-    cni-args and the end of a message that says where they go. Multus merges by exact key, but plugins
+    cni-args, the NAD and the end of a message that says where they go. Multus merges by exact key, but plugins
     decode args.cni as Go does: "SysCtl" is tuning's sysctl too."""
     # Selections with cni-args are rare: the common pod pays for one pass over its references (three rules
     # call this on every pod review, on the admission path).
@@ -827,10 +830,12 @@ def _plugins_given_cni_args(subject: Subject, names: Sequence[str], reader: Call
             continue
         nad = subject.view.nad(ref.namespace, ref.name)
         netconf = nad_netconf(nad) if nad is not None else None
-        for plugin in netconf.plugins if netconf is not None else ():
+        if nad is None or netconf is None:
+            continue
+        for plugin in netconf.plugins:
             if (what := reader(plugin)) is not None:
-                yield ref, cni_args, plugin, (f"(Multus merges it into args.cni of {plugin.path}, the {what} of NAD "
-                                              f"{ref.namespace}/{ref.name})")
+                yield ref, cni_args, nad, plugin, (f"(Multus merges it into args.cni of {plugin.path}, the {what} "
+                                                   f"of NAD {ref.namespace}/{ref.name})")
 
 
 def _tuning(plugin: PluginConf) -> str | None:
@@ -854,7 +859,7 @@ def cni_args_sysctl(subject: Subject) -> Iterator[Violation]:
     pod's value (a warning). Multus merges into "args" and "cni" by exact key, adding them beside a
     NAD's "Args" or "CNI", which tuning decodes too, in sorted order: their entries count with the pod's.
     Only what reaches tuning is judged; the NAD's own args.cni.sysctl is nad-plugin-tuning-sysctl's."""
-    for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, ["sysctl"], _tuning):
+    for ref, cni_args, _nad, plugin, merged_into in _plugins_given_cni_args(subject, ["sysctl"], _tuning):
         base = _cni_args_at(ref)
         spelled = [key for key in cni_args if fold(key) == "sysctl"]
         # injectCNIArgs sets the selection's keys in the plugin's "args" and "cni" (exact keys: Multus
@@ -889,10 +894,9 @@ def cni_args_tuning(subject: Subject) -> Iterator[Violation]:
     the kernel refuses on an Ethernet device (multicast, all zeros, not six bytes), fails the ADD. A pod's
     own mac is such a runtimeConfig.mac when bridge declares the mac capability (networks annotation
     only): its cni-args mac is then not used, nor judged."""
-    for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, _TUNING_FIELDS, _reads_args_cni):
+    for ref, cni_args, nad, plugin, merged_into in _plugins_given_cni_args(subject, _TUNING_FIELDS, _reads_args_cni):
         base = _cni_args_at(ref)
-        nad = subject.view.nad(ref.namespace, ref.name)
-        fills = multus_fills(ref, nad, subject.obj) if nad is not None else Fills(frozenset(), {})
+        fills = multus_fills(ref, nad, subject.obj)
         pod_mac = _runtime_config_reaches(ref.annotation, plugin, "mac") and bool(ref.selection.mac)
         judge = functools.partial(mac_problems, plugin, cni_args, base, pod_mac)
         for problem, note in chain(
@@ -916,12 +920,11 @@ def cni_args_ips(subject: Subject) -> Iterator[Violation]:
     def reads_ips(plugin: PluginConf) -> str | None:
         return f"plugin with the {plugin.ipam_type} IPAM" if plugin.ipam_type in ("static", "host-local") else None
 
-    for ref, cni_args, plugin, merged_into in _plugins_given_cni_args(subject, ["ips"], reads_ips):
+    for ref, cni_args, nad, plugin, merged_into in _plugins_given_cni_args(subject, ["ips"], reads_ips):
         base = _cni_args_at(ref)
         problems: list[tuple[Problem, str]] = []
         if plugin.ipam_type == "host-local":
-            nad = subject.view.nad(ref.namespace, ref.name)
-            fills = multus_fills(ref, nad, subject.obj) if nad is not None else Fills(frozenset(), {})
+            fills = multus_fills(ref, nad, subject.obj)
 
             def judge(runtime_config: bool, plugin: PluginConf = plugin, cni_args: Mapping[str, Any] = cni_args,
                       base: str = base) -> list[Problem]:
