@@ -157,6 +157,22 @@ def bridge(name: str, subnet: str, **extra: Any) -> dict[str, Any]:
     return {"type": "bridge", "bridge": name, "ipam": {"type": "host-local", "subnet": subnet}, **extra}
 
 
+#: The capability arg of a pod requesting its own MAC.
+POD_MAC = {"mac": "02:00:00:00:70:01"}
+
+
+def literal_runtime_config_cases(name: str, plugin: dict[str, Any], refused_with: str, rule: str,
+                                 kernel: frozenset[str] = frozenset(), version: str = V) -> list[Case]:
+    """``plugin``, whose literal runtimeConfig the plugin refuses (``refused_with``, ``rule``), declaring the
+    mac capability: refused unless a pod's mac replaces the literal runtimeConfig (a warning either way),
+    and refused even then when the key is spelled "RuntimeConfig", which libcni leaves as it is."""
+    declared = one({**plugin, "capabilities": {"mac": True}}, version)
+    misspelled = {("RuntimeConfig" if key == "runtimeConfig" else key): value for key, value in declared.items()}
+    return [Case(f"{name}-mac-capability", declared, refused_with, kernel, warned=True, rule=rule),
+            Case(f"{name}-mac-filled", declared, kernel=kernel, warned=True, rule=rule, cap_args=POD_MAC),
+            Case(f"{name}-misspelled-mac-filled", misspelled, refused_with, kernel, rule=rule, cap_args=POD_MAC)]
+
+
 CASES = [
     # --- accepted -------------------------------------------------------------------------------
     Case("macvlan-static", one(macvlan()), kernel=MAC),
@@ -1254,6 +1270,48 @@ CASES = [
          "no IP ranges specified", kernel=MAC, rule=HOST_LOCAL),
     Case("host-local-literal-ips-outside", one(hl(ranges=HL10, runtimeConfig={"ips": ["10.11.0.5"]})),
          "failed to allocate all requested IPs: 10.11.0.5", kernel=MAC, rule=HOST_LOCAL),
+    # A pod filling a capability the plugin declares (its mac here) gets a runtimeConfig of its own in place
+    # of the whole literal one (libcni injectRuntimeConfig): what host-local, or the plugin, refuses in the
+    # literal one fails only the other pods (a warning), and what it lacks without it fails those pods. A key
+    # spelled otherwise ("RuntimeConfig") is not replaced: the plugins still decode it, for every pod.
+    *literal_runtime_config_cases("host-local-runtime-config-not-an-object",
+                                  {"type": "ptp", "ipam": {"type": "host-local", "ranges": HL10}, "runtimeConfig": "x"},
+                                  "Net.runtimeConfig", HOST_LOCAL),
+    *literal_runtime_config_cases("macvlan-runtime-config-not-an-object", hl(ranges=HL10, runtimeConfig=[]),
+                                  "NetConf.runtimeConfig", "nad-plugin-field-types", MAC),
+    *literal_runtime_config_cases("host-local-literal-ips-outside",
+                                  hl(ranges=HL10, runtimeConfig={"ips": ["10.11.0.5"]}),
+                                  "failed to allocate all requested IPs: 10.11.0.5", HOST_LOCAL, MAC),
+    *literal_runtime_config_cases("host-local-literal-ips-unparsable", hl(ranges=HL10, runtimeConfig={"ips": ["zz"]}),
+                                  "invalid IP address zz", HOST_LOCAL, MAC),
+    *literal_runtime_config_cases("host-local-literal-ip-ranges-overlap-own",
+                                  hl(ranges=HL10, runtimeConfig={"ipRanges": [[{"subnet": "10.10.0.128/25"}]]}),
+                                  "range set 0 overlaps with 1", HOST_LOCAL, MAC),
+    *literal_runtime_config_cases("host-local-literal-ip-ranges-not-a-list",
+                                  hl(ranges=HL10, runtimeConfig={"ipRanges": "x"}),
+                                  "runtimeConfig.ipRanges", HOST_LOCAL, MAC),
+    *literal_runtime_config_cases("host-local-literal-ip-ranges-two-ipv4-v0.2.0",
+                                  hl(ranges=HL10, runtimeConfig={"ipRanges": [[{"subnet": "10.79.0.0/24"}]]}),
+                                  "does not support more than 1 address per family", HOST_LOCAL, MAC, "0.2.0"),
+    Case("host-local-literal-ip-ranges-only-mac-capability",
+         one(hl(runtimeConfig={"ipRanges": [[{"subnet": "10.79.0.0/24"}]]}, capabilities={"mac": True})),
+         kernel=MAC, warned=True, rule=HOST_LOCAL),
+    Case("host-local-literal-ip-ranges-only-mac-filled",
+         one(hl(runtimeConfig={"ipRanges": [[{"subnet": "10.79.0.0/24"}]]}, capabilities={"mac": True})),
+         "no IP ranges specified", kernel=MAC, warned=True, rule=HOST_LOCAL, cap_args=POD_MAC),
+    Case("macvlan-misspelled-runtime-config-mac-unparsable-ips-filled",
+         one(macvlan(RuntimeConfig={"mac": "zz"}, capabilities={"ips": True})), "invalid args zz for MAC addr",
+         kernel=MAC, rule="nad-plugin-mac", cap_args={"ips": ["10.10.0.6/24"]}),
+    # host-device takes a literal runtimeConfig.deviceID as its device (a PCI function .9 exists nowhere)...
+    Case("host-device-literal-device-id-mac-capability",
+         one({"type": "host-device", "runtimeConfig": {"deviceID": "0000:00:1f.9"}, "capabilities": {"mac": True},
+              "ipam": STATIC4}), "runtime config DeviceID 0000:00:1f.9 not found", warned=True,
+         rule="nad-plugin-host-device-selector"),
+    # ... and has none once a pod's mac replaced it.
+    Case("host-device-literal-device-id-mac-filled",
+         one({"type": "host-device", "runtimeConfig": {"deviceID": "0000:00:1f.9"}, "capabilities": {"mac": True},
+              "ipam": STATIC4}), 'specify either "device"', warned=True, rule="nad-plugin-host-device-selector",
+         cap_args=POD_MAC),
     Case("host-local-args-IPs-outside", one(hl(ranges=HL10, args={"cni": {"IPs": ["10.11.0.5"]}})),
          "failed to allocate all requested IPs: 10.11.0.5", kernel=MAC, rule=HOST_LOCAL),
     Case("host-local-Args-ips-outside", one(hl(ranges=HL10, Args={"cni": {"ips": ["10.11.0.5"]}})),

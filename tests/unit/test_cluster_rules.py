@@ -539,6 +539,12 @@ def test_host_local_literal_ip_ranges_a_pod_may_replace_are_a_warning() -> None:
     # A capability Multus never fills (ipRanges itself) replaces nothing.
     certain = nad_obj("c", literal_ip_ranges("10.62.0.0/24", "c", capabilities={"ipRanges": True}))
     assert only(check(certain, one_node(new), "nad-range-overlap")).severity == "deny"
+    # Nor is a literal one under a key libcni does not inject into ("RuntimeConfig"): host-local decodes it
+    # for every pod, beside the injected one (plugins v1.10.0, test_nad_real_plugins.py).
+    misspelled = {("RuntimeConfig" if key == "runtimeConfig" else key): value
+                  for key, value in literal_ip_ranges("10.62.0.0/24", "d", capabilities={"mac": True}).items()}
+    f = only(check(nad_obj("d", misspelled), one_node(new), "nad-range-overlap"))
+    assert (f.severity, f.field) == ("deny", "spec.config.RuntimeConfig.ipRanges[0][0]")
 
 
 def test_host_local_literal_ip_ranges_it_refuses_or_never_reads_are_not_compared() -> None:

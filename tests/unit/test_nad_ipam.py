@@ -1345,6 +1345,39 @@ def test_a_runtime_config_that_is_not_an_object_fails_the_plugins_that_decode_on
     assert findings(nad({**macvlan(HL), "runtimeConfig": "x"}), "nad-ipam-host-local") == []
 
 
+def test_a_literal_runtime_config_host_local_may_or_may_not_get_is_judged_both_ways() -> None:
+    # What host-local refuses in the literal runtimeConfig fails only the pods it reaches; what host-local
+    # lacks without it, only the others.
+    literal = ("(only when none of the capabilities spec.config declares (mac) gets a value for the pod, which "
+               "would replace the NAD's literal runtimeConfig)")
+    config = {**macvlan(HL), "capabilities": {"mac": True},
+              "runtimeConfig": {"ips": ["10.9.0.5"], "ipRanges": [[{"subnet": "10.2.0.0/24"}]]}}
+    [finding] = findings(nad(config), "nad-ipam-host-local")
+    assert (finding.field, finding.severity) == ("spec.config.runtimeConfig.ips[0]", Severity.WARN)
+    assert "lies in none of host-local's ranges (spec.config.runtimeConfig.ipRanges[0][0]: 10.2.0.1-10.2.0.254, " \
+           "spec.config.ipam.ranges[0][0]: 10.1.0.1-10.1.0.254)" in finding.message
+    assert "and fails the ADD (" in finding.message
+    assert finding.message.endswith(literal), finding.message
+    config["runtimeConfig"] = {"ipRanges": [[{"subnet": "10.1.0.128/25"}]]}
+    [finding] = findings(nad(config), "nad-ipam-host-local")
+    assert (finding.field, finding.severity) == ("spec.config.ipam.ranges[0][0]", Severity.WARN)
+    assert "host-local refuses overlapping range sets" in finding.message
+    assert finding.message.endswith(literal), finding.message
+    only = {**macvlan({"type": "host-local"}), "capabilities": {"mac": True},
+            "runtimeConfig": {"ipRanges": [[{"subnet": "10.1.0.0/24"}]]}}
+    [finding] = findings(nad(only), "nad-ipam-host-local")
+    assert (finding.field, finding.severity) == ("spec.config.ipam", Severity.WARN)
+    assert finding.message.startswith("spec.config.ipam has no subnet and no ranges")
+    assert finding.message.endswith("(only when one of the capabilities spec.config declares (mac) gets a value for "
+                                    "the pod, which replaces the NAD's literal runtimeConfig)")
+    # Without a capability Multus fills, or under a key libcni does not replace, it reaches every pod.
+    for key, caps in (("runtimeConfig", {"ipRanges": True}), ("RuntimeConfig", {"mac": True})):
+        config = {**macvlan(HL), "capabilities": caps, key: {"ips": ["10.9.0.5"]}}
+        [finding] = findings(nad(config), "nad-ipam-host-local")
+        assert finding.severity is Severity.DENY
+        assert "and fails every pod (" in finding.message
+
+
 def test_a_literal_runtime_config_ips_static_may_or_may_not_get_is_judged_both_ways() -> None:
     # libcni replaces the whole literal runtimeConfig when a capability the plugin declares gets a value:
     # the literal ips replace the addresses only for the other pods, and each is refused for its pods alone.

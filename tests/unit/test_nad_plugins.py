@@ -665,6 +665,33 @@ def test_host_device_with_the_device_id_capability_takes_the_pods_device_with_a_
     assert [f.severity for f in findings(nad(config), "nad-plugin-host-device-selector")] == [Severity.DENY]
 
 
+def test_a_literal_device_id_counts_only_where_the_literal_runtime_config_reaches_host_device() -> None:
+    literal = {"type": "host-device", "runtimeConfig": {"deviceID": "0000:03:00.0"}}
+    # A pod's mac, with the capability, replaces the literal runtimeConfig and its deviceID with it.
+    [finding] = findings(nad(single({**literal, "capabilities": {"mac": True}})), "nad-plugin-host-device-selector")
+    assert (finding.field, finding.severity) == ("spec.config", Severity.WARN)
+    assert finding.message.endswith("(only when one of the capabilities spec.config declares (mac) gets a value "
+                                    "for the pod, which replaces the NAD's literal runtimeConfig)"), finding.message
+    # Only a device a pod names (deviceID, CNIDeviceInfoFile beside it) replaces it: host-device has one.
+    for caps in ({"deviceID": True}, {"deviceID": True, "CNIDeviceInfoFile": True}):
+        assert findings(nad(single({**literal, "capabilities": caps})), "nad-plugin-host-device-selector") == []
+    # libcni injects under "runtimeConfig" only: a key spelled otherwise reaches the plugin for every pod.
+    misspelled = {"type": "host-device", "RuntimeConfig": {"deviceID": "0000:03:00.0"}, "capabilities": {"mac": True}}
+    assert findings(nad(single(misspelled)), "nad-plugin-host-device-selector") == []
+
+
+def test_a_runtime_config_of_the_wrong_type_is_a_warning_where_a_pods_own_may_replace_it() -> None:
+    config = single({"type": "macvlan", "master": "eth0", "runtimeConfig": [], "capabilities": {"ips": True}})
+    [finding] = findings(nad(config), "nad-plugin-field-types")
+    assert (finding.field, finding.severity) == ("spec.config.runtimeConfig", Severity.WARN)
+    assert finding.message == (
+        "spec.config.runtimeConfig is a list, but the macvlan plugin reads it as an object: the plugin would fail "
+        "to load the config; write it as an object (only when none of the capabilities spec.config declares (ips) "
+        "gets a value for the pod, which would replace the NAD's literal runtimeConfig)")
+    config = single({"type": "macvlan", "master": "eth0", "RuntimeConfig": [], "capabilities": {"ips": True}})
+    assert [f.severity for f in findings(nad(config), "nad-plugin-field-types")] == [Severity.DENY]
+
+
 def test_host_device_without_selector_is_fine_with_resource_name_annotation() -> None:
     config = single({"type": "host-device", "ipam": STATIC})
     annotations = {"k8s.v1.cni.cncf.io/resourceName": "intel.com/sriov"}

@@ -1608,6 +1608,13 @@ def test_a_fill_the_container_runtime_may_make_judges_the_literal_runtime_config
     [(severity, _)] = only("pod-networks-ips-host-local", findings(
         _with_annotations({"name": "hl", "ips": ["10.99.0.7"]}, HOST_PORT_SPEC), v))
     assert severity == "deny"
+    # libcni injects under "runtimeConfig" only: a literal one spelled otherwise reaches host-local, ips and all.
+    v = view(nad("hl", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"},
+                                    RuntimeConfig={"ips": ["10.77.0.5"]}, capabilities={"portMappings": True})))
+    [(severity, message)] = only("pod-networks-ips-host-local",
+                                 findings(_with_annotations(selection, HOST_PORT_SPEC), v))
+    assert severity == "deny", message
+    assert "(only if" not in message
     # The bandwidth annotations the runtime reads count the same way, for the bandwidth capability.
     bw = view(nad("hl", macvlan_with({"type": "host-local", "subnet": "10.77.0.0/24"},
                                      runtimeConfig={"ips": ["10.77.0.5"]}, capabilities={"bandwidth": True})))

@@ -185,15 +185,27 @@ class PluginConf:
         fills for a pod (``filled``, see pod_cluster.multus_fills): libcni v1.3.0 injectRuntimeConfig
         replaces the whole runtimeConfig only when a capability the plugin declares gets a value, and
         otherwise hands the config over as written."""
-        return not any(self.has_capability(name) for name in filled)
+        return self.runtime_config_always_reaches or not any(self.has_capability(name) for name in filled)
+
+    @property
+    def runtime_config_always_reaches(self) -> bool:
+        """Whether the plugin's literal runtimeConfig reaches it for every pod: it declares no capability
+        Multus may fill, or the literal one is written under a key that injecting one does not replace.
+        libcni writes the injected runtimeConfig under the key "runtimeConfig" only, and the plugin still
+        decodes a key spelled otherwise (Go matches keys without regard to case): a wrong type of it fails
+        the decode, and its members stay beside the injected ones (plugins v1.10.0 host-local and macvlan,
+        run through libcni in test_nad_real_plugins.py)."""
+        spellings = self._spellings.get(fold("runtimeConfig"), ())
+        return (not any(self.has_capability(name) for name in MULTUS_CAPABILITY_ARGS)
+                or any(key != "runtimeConfig" and value is not None for key, value in spellings))
 
     def runtime_config_condition(self, *, replaced: bool = False) -> str | None:
         """When the plugin's literal runtimeConfig reaches it for one pod and not for another (it declares a
         capability Multus may fill, see MULTUS_CAPABILITY_ARGS): the condition, for a message, or with
         ``replaced`` the opposite one; None when it reaches it for every pod."""
-        declared = sorted(name for name in MULTUS_CAPABILITY_ARGS if self.has_capability(name))
-        if not declared:
+        if self.runtime_config_always_reaches:
             return None
+        declared = sorted(name for name in MULTUS_CAPABILITY_ARGS if self.has_capability(name))
         which = "one" if replaced else "none"
         return (f"{which} of the capabilities {self.path} declares ({', '.join(declared)}) gets a value for the pod, "
                 f"which {'replaces' if replaced else 'would replace'} the NAD's literal runtimeConfig")

@@ -99,11 +99,11 @@ class Struct:
 FieldType = Kind | ListOf | Struct
 
 
-def _wrong_type(path: str, value: Any, expected: str, plugin: str) -> Problem:
+def _wrong_type(path: str, value: Any, expected: str, plugin: str, when: str) -> Problem:
     return Problem(
         path,
         f"{path} is {describe(value)}, but the {plugin} plugin reads it as {expected}: the plugin "
-        f"would fail to load the config on every pod; write it as {expected}",
+        f"would fail to load the config{when}; write it as {expected}",
     )
 
 
@@ -135,11 +135,12 @@ def type_mismatches(
 
 
 def type_problems(
-    path: str, value: Any, field_type: FieldType, plugin: str, judged: Collection[str] = ()
+    path: str, value: Any, field_type: FieldType, plugin: str, judged: Collection[str] = (),
+    when: str = " on every pod",
 ) -> Iterator[Problem]:
-    """type_mismatches, as problems of the ``plugin`` that decodes the value."""
+    """type_mismatches, as problems of the ``plugin`` that decodes the value, which fails ``when``."""
     for wrong_path, wrong, expected in type_mismatches(path, value, field_type, judged):
-        yield _wrong_type(wrong_path, wrong, expected, plugin)
+        yield _wrong_type(wrong_path, wrong, expected, plugin, when)
 
 
 def int_in_range(path: str, value: Any, low: int, high: int, what: str) -> Problem | None:

@@ -425,12 +425,27 @@ def _cross_set_overlaps(sets: Sequence[Sequence[HostLocalRange]], first: int | N
 
 
 def check_host_local(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
-    ipam = plugin.ipam
-    if ipam is None:
+    """What host-local refuses in the config, judged both ways where the NAD's literal runtimeConfig (its
+    ips and ipRanges) reaches it for some pods only (PluginConf.runtime_config_problems)."""
+    if plugin.ipam is None:
         return []
+    return _with_field_types(plugin, plugin.runtime_config_problems(
+        functools.partial(_host_local_problems, plugin, cni_version, _fails(plugin))))
+
+
+def _fails(plugin: PluginConf) -> str:
+    """What an IPAM refusing the config does, for a message: every pod, or only some when the NAD's literal
+    runtimeConfig does not reach it for every pod (the message then says when)."""
+    return "fails every pod" if plugin.runtime_config_condition() is None else "fails the ADD"
+
+
+def _host_local_problems(plugin: PluginConf, cni_version: str | None, fails: str,
+                         runtime_config: bool) -> list[Problem]:
+    """check_host_local's findings when the NAD's literal runtimeConfig does (``runtime_config``) or does
+    not reach host-local, which then ``fails`` on what it refuses there."""
     path = plugin.ipam_path
     _, found = host_local_ranges(plugin)
-    request = host_local_request(plugin)
+    request = host_local_request(plugin, fails=fails, runtime_config=runtime_config)
     problems = [*found, *request.range_problems]
     if not request.sets and not problems:
         problems.append(
@@ -444,8 +459,8 @@ def check_host_local(plugin: PluginConf, cni_version: str | None) -> list[Proble
         )
     families = [s[0].start.version for s in request.sets]
     problems.extend(_one_per_family(path, families, cni_version, "range sets"))
-    problems.extend(host_local_args_ips(plugin))
-    return _with_field_types(plugin, problems)
+    problems.extend(host_local_args_ips(plugin, fails=fails, runtime_config=runtime_config))
+    return problems
 
 
 def _one_per_family(
@@ -1368,9 +1383,8 @@ def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
     ipam = plugin.ipam
     if ipam is None:
         return []
-    fails = "fails every pod" if plugin.runtime_config_condition() is None else "fails the ADD"
     return _with_field_types(plugin, plugin.runtime_config_problems(
-        functools.partial(_static_problems, plugin, ipam, cni_version, fails)))
+        functools.partial(_static_problems, plugin, ipam, cni_version, _fails(plugin))))
 
 
 def _static_problems(plugin: PluginConf, ipam: Mapping[str, Any], cni_version: str | None, fails: str,

@@ -17,6 +17,7 @@ from typing import Any
 from webhook.cni.addresses import family, parse_ip, parse_mac
 from webhook.cni.config import (
     CNI_VERSIONS,
+    MULTUS_CAPABILITY_ARGS,
     NEEDS_PREVIOUS_RESULT,
     NEVER_RUNS_IPAM,
     NetConf,
@@ -229,6 +230,11 @@ def decodes_runtime_config(plugin: PluginConf) -> bool:
     return "runtimeConfig" in PLUGIN_FIELDS.get(plugin.type or "", {})
 
 
+def _when_reaching(problems: list[Problem], reaches: bool) -> list[Problem]:
+    """``problems`` of the NAD's literal runtimeConfig where it reaches the plugin, none where it does not."""
+    return problems if reaches else []
+
+
 def _string(plugin: PluginConf, name: str) -> tuple[str, str] | None:
     found = plugin.field(name)
     if found is None or not isinstance(found[1], str):
@@ -242,7 +248,13 @@ def field_type_problems(plugin: PluginConf) -> Iterator[Problem]:
         return
     for name, field_type in fields.items():
         for path, value in plugin.spellings(name):
-            yield from type_problems(path, value, field_type, plugin.type or "")
+            if name != "runtimeConfig":
+                yield from type_problems(path, value, field_type, plugin.type or "")
+                continue
+            # A runtimeConfig injected for the pod replaces a literal one of the wrong type.
+            when = "" if plugin.runtime_config_condition() else " on every pod"
+            wrong = list(type_problems(path, value, field_type, plugin.type or "", when=when))
+            yield from plugin.runtime_config_problems(functools.partial(_when_reaching, wrong))
     yield from args_cni_type_problems(plugin, [name for name in TUNING_ARGS_CNI if name not in _OWN_RULE])
     yield from args_object_problems(plugin)
 
@@ -418,29 +430,36 @@ def host_device_problems(plugin: PluginConf, has_resource_name: bool) -> Iterato
         return
     if any((found := _string(plugin, name)) is not None and found[1] for name in HOST_DEVICE_SELECTORS):
         return
-    runtime = plugin.field("runtimeConfig")
-    if runtime is not None and isinstance(runtime[1], Mapping):
-        device_id = go_field(runtime[1], "deviceID")
-        if device_id is not None and isinstance(device_id[1], str) and device_id[1]:
-            return
+    yield from plugin.runtime_config_problems(functools.partial(_host_device_unselected, plugin))
+
+
+def _host_device_unselected(plugin: PluginConf, runtime_config: bool) -> list[Problem]:
+    """What host-device without a device selector of its own lacks, when the NAD's literal runtimeConfig
+    (its deviceID a device) does (``runtime_config``) or does not reach it."""
+    literal = _nested_string(plugin.conf, plugin.path, "runtimeConfig", "deviceID")
+    declared = {name for name in MULTUS_CAPABILITY_ARGS if plugin.has_capability(name)}
+    # Multus fills CNIDeviceInfoFile only with deviceID: a runtimeConfig injected for these two brings the
+    # device the pod names in place of the literal one.
+    device_in_its_place = "deviceID" in declared and declared <= {"deviceID", "CNIDeviceInfoFile"}
+    if literal is not None and isinstance(literal[1], str) and literal[1] and (runtime_config or device_in_its_place):
+        return []
     if plugin.has_capability("deviceID"):
         # libcni then injects the deviceID a pod's selection names (Multus passes it as a capability
         # arg) as runtimeConfig.deviceID, which host-device takes as the device: pods that name one work.
-        yield Problem(
+        return [Problem(
             plugin.path,
             f"{plugin.path} selects no device itself: host-device takes the one a pod names in its network "
             'selection ("deviceID", a PCI or auxiliary device, in the JSON form of k8s.v1.cni.cncf.io/networks) '
             f"and fails for pods that name none; set one of {', '.join(HOST_DEVICE_SELECTORS)} for them, or add "
             f"the {RESOURCE_NAME_ANNOTATION} annotation so that Multus passes the device from the device plugin",
             warning=True,
-        )
-        return
-    yield Problem(
+        )]
+    return [Problem(
         plugin.path,
         f"{plugin.path} selects no device: the host-device plugin needs one of "
         f"{', '.join(HOST_DEVICE_SELECTORS)}; set one, or add the {RESOURCE_NAME_ANNOTATION} annotation "
         "so that Multus passes the device from the device plugin",
-    )
+    )]
 
 
 def ipam_required_problems(plugin: PluginConf) -> Iterator[Problem]:

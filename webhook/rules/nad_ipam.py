@@ -40,7 +40,10 @@ def host_local(subject: Subject) -> Iterator[Violation]:
     every pod and is refused. host-local also allocates the addresses args.cni.ips asks for (every
     spelling Go matches: "Args", "CNI", "IPs"), and fails every pod on one it cannot parse, one in none
     of its range sets (of the other family, say), a range's gateway, or two in one range set; the pods
-    of a NAD that asks for an address all get it, so one pod per node only (a warning)."""
+    of a NAD that asks for an address all get it, so one pod per node only (a warning). So are the ips and
+    ipRanges of a literal runtimeConfig, which host-local reads when it reaches it: for every pod when the
+    plugin declares no capability Multus may fill; otherwise what it refuses there, or lacks without it,
+    is a warning that says when."""
     yield from _each_ipam(subject, "host-local", ipam.check_host_local)
 
 

@@ -34,7 +34,8 @@ def field_types(subject: Subject) -> Iterator[Violation]:
     "vlanId": 10.5 makes the plugin fail with "failed to load netconf" on every pod. ("vlanId": 10.0 is
     fine: libcni passes the config through a map first, and the plugin reads 10.) Lists and objects are
     typed down to their elements and fields: bridge's vlanTrunk entries, portmap's conditions, sbr's
-    gateways."""
+    gateways. A literal runtimeConfig that is no object fails only the pods it reaches (a warning when a
+    capability the plugin declares may replace it)."""
     yield from _each_plugin(subject, table.field_type_problems)
 
 
@@ -152,7 +153,9 @@ def host_device_selector(subject: Subject) -> Iterator[Violation]:
     """host-device moves a host interface into the pod and must be told which: device, hwaddr,
     kernelpath or pciBusID, unless the NAD carries the resourceName annotation (Multus then passes
     the device the device plugin allocated). With the deviceID capability each pod may name the
-    device in its selection instead: a warning, as pods that name none fail."""
+    device in its selection instead: a warning, as pods that name none fail. So does a literal
+    runtimeConfig.deviceID, for the pods it reaches (a warning when a capability the plugin declares other
+    than deviceID may replace it)."""
     has_resource = bool(subject.annotations.get(table.RESOURCE_NAME_ANNOTATION))
     yield from _each_plugin(subject, lambda plugin: table.host_device_problems(plugin, has_resource))
 

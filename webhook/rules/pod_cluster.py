@@ -289,6 +289,8 @@ def runtime_config_cases(plugin: PluginConf, fills: Fills) -> tuple[tuple[bool, 
     """Whether the NAD's literal runtimeConfig reaches ``plugin``, in each case to judge, and why there
     are two when there are: (False,) when a capability the plugin declares is surely filled, (True,)
     when none can be, else (True, False), saying which fills are uncertain."""
+    if plugin.runtime_config_always_reaches:
+        return (True,), ""
     if not plugin.keeps_runtime_config(fills.certain):
         return (False,), ""
     uncertain = sorted({why for name, why in fills.uncertain.items() if plugin.has_capability(name)})
