@@ -535,13 +535,13 @@ def test_an_empty_or_headerless_executable_is_not_a_binary(host: StandInHost) ->
     A link to one counts no more than the file itself."""
     bin_dir = host.path(host.layout.cni_bin_dir)
     host.add_binary("bridge")  # a script: "#!"
-    (bin_dir / "vlan").write_bytes(b"\x7fELF" + bytes(60))  # an ELF header: whatever follows is not read
-    for name, content in (("macvlan", b""), ("ipvlan", b"\x7fEL"), ("tap", b"\0\0\0\0rest of a copy")):
+    # The magic then a header of no ELF class (tests/differential/test_truncated_binaries.py cuts real ones).
+    for name, content in (("macvlan", b""), ("ipvlan", b"\x7fEL"), ("tap", b"\0\0\0\0rest of a copy"),
+                          ("vlan", b"\x7fELF" + bytes(60))):
         (bin_dir / name).write_bytes(content)
-    for name in ("vlan", "macvlan", "ipvlan", "tap"):
         (bin_dir / name).chmod(0o755)
     (bin_dir / "linked-empty").symlink_to("macvlan")
-    assert read_host(host.layout).binaries == ("bridge", "vlan")
+    assert read_host(host.layout).binaries == ("bridge",)
 
 
 def test_install_multus_temporary_copies_are_not_binaries(host: StandInHost) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from webhook.cni.gojson import go_field
-from webhook.node.hostfs import INSTALL_MULTUS_TEMPORARY, executable_header
+from webhook.node.hostfs import INSTALL_MULTUS_TEMPORARY, whole_executable
 
 log = logging.getLogger(__name__)
 
@@ -497,10 +497,10 @@ def _executables(layout: HostLayout) -> tuple[tuple[str, ...], tuple[tuple[str, 
 
 
 def _runnable(path: Path) -> bool:
-    """Whether an executable file begins as one the kernel runs (see executable_header); one the agent
-    may not read counts, as the mode alone did."""
+    """Whether an executable file is one the kernel can run, as far as its headers tell (see
+    whole_executable); one the agent may not read counts, as the mode alone did."""
     try:
-        return executable_header(path)
+        return whole_executable(path)
     except OSError:
         return True
 
