@@ -3,8 +3,12 @@ cluster store and the admission path. Pure."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
+
+_DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_SUBDOMAIN = re.compile(rf"{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*")
 
 
 def as_mapping(value: Any) -> Mapping[str, Any]:
@@ -30,3 +34,9 @@ def annotations_size(annotations: Mapping[str, Any]) -> int:
     """The size of ``annotations`` as the apiserver counts it against MAX_ANNOTATIONS_SIZE."""
     return sum(len(str(k).encode("utf-8", "surrogatepass")) + len(str(v).encode("utf-8", "surrogatepass"))
                for k, v in annotations.items())
+
+
+def is_object_name(name: str) -> bool:
+    """Whether the apiserver takes ``name`` as an object's name (apimachinery IsDNS1123Subdomain, which
+    NADs and custom resources such as whereabouts' IPPools are held to)."""
+    return len(name) <= 253 and _DNS1123_SUBDOMAIN.fullmatch(name) is not None

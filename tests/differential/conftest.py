@@ -20,6 +20,7 @@ from webhook.dev.controlplane import ControlPlane
 HACK = Path(__file__).resolve().parents[2] / "hack"
 MULTUS_BUILD_SCRIPT = HACK / "multus" / "build.sh"
 CNI_PLUGINS_BUILD_SCRIPT = HACK / "cniplugins" / "build.sh"
+CNI_FOREIGN_BUILD_SCRIPT = HACK / "cniplugins" / "build-foreign.sh"
 WHEREABOUTS_BUILD_SCRIPT = HACK / "whereabouts" / "build.sh"
 
 #: Runs a pod's networks annotation (pod "pod" in namespace "default") through Multus's parser
@@ -73,6 +74,14 @@ def cni_bin(require: Callable[[str], NoReturn]) -> Path:
     if shutil.which("ip") is None:
         require("iproute2 (`ip`) is not installed")
     return built(CNI_PLUGINS_BUILD_SCRIPT, "github.com/containernetworking/plugins v1.10.0", require)
+
+
+@pytest.fixture(scope="session")
+def cni_foreign(require: Callable[[str], NoReturn]) -> Path:
+    """The dummy plugin v1.10.0 built for 386, mips and s390x (./<GOARCH>/dummy, from
+    hack/cniplugins/build-foreign.sh), on first use: binaries to read, not to run."""
+    return built(CNI_FOREIGN_BUILD_SCRIPT, "github.com/containernetworking/plugins v1.10.0 for 386, mips, s390x",
+                 require)
 
 
 @pytest.fixture(scope="session")

@@ -142,6 +142,11 @@ CASES = [
     # plugin that decodes it (nad-plugin-field-types); ptp does not.
     Case("runtime-config-not-an-object", {"range": "10.117.0.0/24", "gateway": "10.117.0.254"}, a("10.117.0.1/24"),
          plugin={"type": "ptp", "runtimeConfig": "not an object"}),
+    # A network_name starts the names of the IPPool and of the address's reservation.
+    Case("ipv6-range-from-zero-named", {"range": "::2:0:0/112", "network_name": "wa-zero"}, a("::2:0:1/112")),
+    # Without reservations no address names an object.
+    Case("ipv6-address-from-zero-without-reservations", {"range": "0:0:0:3::/64", "enable_overlapping_ranges": False},
+         a("::3:0:0:0:1/64")),
     # --- warned, and working as the warning says ---
     # An IPv4-mapped CIDR is the network Go's IPNet makes of it: IPv4, the prefix less 96, from /96 on.
     Case("mapped-range", {"range": "::ffff:10.101.0.0/120"}, a("10.101.0.1/24"),
@@ -158,7 +163,7 @@ CASES = [
          warned="so it excludes nothing"),
     # Below /96 the mask drops the ::ffff:, leaving ::/80, whose IPPool name ("---80") the apiserver refuses.
     Case("mapped-range-below-96", {"range": "::ffff:10.115.0.0/80"}, refused_with="a lowercase RFC 1123 subdomain",
-         warned="the IPv6 network ::/80, which holds no IPv4 address"),
+         warned="the IPv6 network ::/80, which holds no IPv4 address", denied="an IPPool named after it, '---80'"),
     Case("range-leading-zeros", {"range": "10.030.0.0/24"}, a("10.30.0.1/24"), warned="leading zeros as decimal"),
     Case("exclude-outside-range", {"range": "10.31.0.0/24", "exclude": ["10.99.0.0/24"]}, a("10.31.0.1/24"),
          warned="excludes nothing"),
@@ -184,6 +189,12 @@ CASES = [
     Case("range-too-small", {"range": "10.49.0.0/31"}, refused_with="has no usable IP addresses"),
     Case("ipv6-range-too-small", {"range": "fd00:52::/127"}, refused_with="has no usable IP addresses"),
     Case("ipv6-bad-range", {"range": "fd00:50::/129"}, refused_with="invalid CIDR"),
+    # whereabouts names the range's IPPool after it, and the apiserver refuses a name that starts with '-'.
+    Case("ipv6-range-from-zero", {"range": "::1:0/112"}, refused_with="a lowercase RFC 1123 subdomain",
+         denied="an IPPool named after it, '--1-0-112'"),
+    Case("network-name-not-an-object-name", {"range": "10.118.0.0/24", "network_name": "Blue"},
+         refused_with="a lowercase RFC 1123 subdomain",
+         denied="whereabouts starts the name of each of its IPPools with it ('Blue-10.118.0.0-24'"),
     Case("ip-ranges-entry-without-range", {"ipRanges": [{"range": "10.53.0.0/24"}, {"range_start": "10.53.1.5"}]},
          refused_with="invalid CIDR"),
     Case("no-range", {"exclude": ["10.54.0.0/30"]}, refused_with="IPAM plugin returned missing IP config",
@@ -313,7 +324,7 @@ def _judge_and_add(case: Case, config: dict[str, Any], store: Store, sandbox: Sa
     """The rules' verdict on ``config`` and then the real ADD, each as ``case`` says."""
     denials = our_findings(config, "net1")
     warnings = our_findings(config, "net1", Severity.WARN)
-    if (case.refused_with is None or case.warned is not None) and case.ignored is None:
+    if (case.refused_with is None or case.warned is not None) and case.ignored is None and case.denied is None:
         assert denials == [], f"the rules deny a config the case says whereabouts takes: {denials}"
     else:
         assert {d.split(":")[0] for d in denials} == {RULE}, f"not (only) {RULE}: {denials}"
@@ -353,6 +364,21 @@ def test_allocations_are_kept_in_the_apiserver(
     # An allocation is keyed by its offset from the range's network address.
     allocation = pool["spec"]["allocations"]["1"]
     assert (allocation["id"], allocation["ifname"]) == (f"ctr-{sandbox.pod}", "net1"), allocation
+
+
+def test_a_refused_reservation_fails_the_pod_and_keeps_its_address(
+    plugin_dir: Path, store: Store, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The range's IPPool (0-0-0-4---64) is a name the apiserver takes, but the reservation of the pod's
+    address, ::4:0:0:0:1 (Go writes it from "::"), is not: the pod fails, after whereabouts has kept the
+    address in the pool, as the warning says."""
+    case = Case("address-from-zero", {"range": "0:0:0:4::/64"}, refused_with="a lowercase RFC 1123 subdomain",
+                warned="an OverlappingRangeIPReservation named after it, '--4-0-0-0-1' for ::4:0:0:0:1, which the "
+                       "apiserver refuses")
+    _judge_and_add(case, _config(case, store, tmp_path), store, sandbox, plugin_dir)
+    pool = json.loads(store.cluster.kubectl("get", "ippools.whereabouts.cni.cncf.io", "-n", WHEREABOUTS_NAMESPACE,
+                                            "0-0-0-4---64", "-o", "json").stdout)
+    assert pool["spec"]["allocations"]["1"]["id"] == f"ctr-{sandbox.pod}", pool["spec"]
 
 
 # --- node_slice_size, with whereabouts' node-slice controller running --------------------------

@@ -308,6 +308,48 @@ def write_heartbeat(cp: ControlPlane, node: StandInNode, moment: datetime, *, st
                "-p", json.dumps({"status": status}))
 
 
+def test_conditions_of_status_unknown_are_not_taken_for_true(
+        controlplane: ControlPlane, node: StandInNode, tmp_path: Path) -> None:
+    """Kubernetes' third status, as the node lifecycle controller writes the Node's Ready when the kubelet
+    stops posting, and as anyone may write an agent's condition (kubectl edit): neither counts as True,
+    an Unknown RebootRaceGuarded is no Warning (only False is), and the controller goes on."""
+    cp = controlplane
+    cp.kubectl("create", "-f", "-", input=json.dumps(nodestate.new_object(node.name, NAMESPACE)))
+    controller = start_controller(cp, f"lease-{uuid.uuid4().hex[:8]}", "only", tmp_path / "controller.log")
+    unknown_race = {"type": "RebootRaceGuarded", "status": "Unknown", "reason": "OtherTopLevelConfig",
+                    "message": "edited", "lastTransitionTime": format_time(utcnow())}
+
+    def beat(*conditions: dict[str, Any], multus_ready: bool = True) -> dict[str, str]:
+        """A live agent's heartbeat, with ``conditions`` in place of its Ready=True."""
+        write_heartbeat(cp, node, utcnow())
+        if conditions or not multus_ready:
+            cp.kubectl("patch", "mns", "-n", NAMESPACE, node.name, "--subresource=status", "--type=merge", "-p",
+                       json.dumps({"status": {"multusReady": multus_ready, "conditions": list(conditions)}}))
+        return node.own_labels()
+
+    try:
+        eventually(beat, what="ready", until=lambda labels: READY_LABEL in labels)
+        cp.kubectl("patch", "node", node.name, "--subresource=status", "--type=merge", "-p", json.dumps(
+            {"status": {"conditions": [{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}]}}))
+        eventually(beat, what="not ready on a Node Ready=Unknown", until=lambda labels: READY_LABEL not in labels)
+        node.patch_status(ready=True)
+        eventually(beat, what="ready again", until=lambda labels: READY_LABEL in labels)
+        ready_unknown = {"type": "Ready", "status": "Unknown", "reason": "Edited", "message": "nobody knows",
+                         "lastTransitionTime": format_time(utcnow())}
+        eventually(lambda: beat(ready_unknown, unknown_race, multus_ready=False),
+                   what="not ready on an agent's Ready=Unknown", until=lambda labels: READY_LABEL not in labels)
+        down = events_through(node, "MultusNotReady", count=2)
+        assert [e["message"] for e in down if e["reason"] == "MultusNotReady"][1] == \
+            f"nobody knows; removed label {READY_LABEL}"
+        eventually(lambda: beat(unknown_race), what="ready with RebootRaceGuarded=Unknown",
+                   until=lambda labels: READY_LABEL in labels)
+        events_through(node, "MultusReady", count=3)
+        assert [e for e in node.events() if e["reason"] == REBOOT_RACE_EXPOSED_EVENT] == []
+    finally:
+        assert controller.stop() == 0, controller.output()
+        cp.kubectl("delete", "mns", "-n", NAMESPACE, node.name, "--wait=false", check=False)
+
+
 def test_the_nodes_clock_does_not_decide_whether_its_heartbeat_is_stale(
         controlplane: ControlPlane, node: StandInNode, tmp_path: Path) -> None:
     """The agent stamps heartbeatTime with the node's clock. 45s behind, a live agent keeps the node

@@ -141,20 +141,22 @@ def test_install_reinstall_upgrade_uninstall_leaves_the_host_as_before(host: Pat
 def test_an_empty_or_headerless_plugin_on_the_node_is_replaced_not_kept_as_its_own(host: Path, source: Path,
                                                                                     tmp_path: Path) -> None:
     """A file the kernel cannot run (a copy cut short, a crash) is nobody's plugin: Multus would fail every
-    pod needing it. A plugin with a header stays the node's own, whatever follows the header."""
+    pod needing it. A script stays the node's own, whatever follows its "#!" (ELF binaries cut short:
+    tests/differential/test_truncated_binaries.py)."""
     write(host / "opt/cni/bin/macvlan", b"")
     write(host / "opt/cni/bin/vlan", b"\0\0\0\0half a vlan")
-    write(host / "opt/cni/bin/bridge", b"\x7fELF the node's own bridge, cut short or not")
+    write(host / "opt/cni/bin/bridge", b"#!/bin/sh\n# the node's own bridge, cut short or not")
     listed = tmp_path / "list"
     listed.write_text("macvlan\nvlan\nbridge\n")
     result = install_cli(host, source, listed)
     assert result.returncode == 0, result.stderr
     for name in ("macvlan", "vlan"):
         assert (host / "opt/cni/bin" / name).read_bytes() == (source / name).read_bytes()
-        assert (f"replacing    /opt/cni/bin/{name}: it is empty or does not begin as an executable does (a copy cut "
-                f"short?); replaced with the one in {source}") in result.stderr
+        assert (f"replacing    /opt/cni/bin/{name}: it is empty, does not begin as an executable does, or ends "
+                "before what its ELF header says the kernel loads (a copy cut short?); replaced with the one in "
+                f"{source}") in result.stderr
         assert f"installed    /opt/cni/bin/{name}" in result.stderr
-    assert (host / "opt/cni/bin/bridge").read_bytes() == b"\x7fELF the node's own bridge, cut short or not"
+    assert (host / "opt/cni/bin/bridge").read_bytes() == b"#!/bin/sh\n# the node's own bridge, cut short or not"
     assert "kept-own     /opt/cni/bin/bridge: the node's own plugin" in result.stderr
     # Ours now: uninstall takes them away (the broken files are not put back).
     cleanup = cli("uninstall", "--host-root", str(host))
@@ -371,7 +373,7 @@ print(json.dumps(out))
 
 def test_a_full_disk_fails_the_install_and_loses_nothing(
         tmp_path: Path, mounts: Callable[[Sequence[str], Sequence[str]], list[str]]) -> None:
-    original = write(tmp_path / "original", b"\x7fELF the node's own" + os.urandom(150_000))
+    original = write(tmp_path / "original", b"#!/bin/sh\n# the node's own\n" + os.urandom(150_000))
     src = tmp_path / "plugins"
     write(src / "bridge", b"\x7fELF our bridge")
     write(src / "macvlan", b"\x7fELF ours" + os.urandom(400_000))

@@ -526,8 +526,21 @@ REFUSED = [
      "the IPv4 network 10.0.0.0/8", "warn"),
     ("nad-ipam-whereabouts", wa(range="::ffff:10.0.0.0/96"), f"{P}.range",
      "the IPv4 network 0.0.0.0/0, which holds every IPv4 address", "warn"),
-    ("nad-ipam-whereabouts", wa(range="::ffff:10.0.0.0/80"), f"{P}.range",
+    ("nad-ipam-whereabouts", wa(range="::ffff:10.0.0.0/80", network_name="n"), f"{P}.range",
      "the IPv6 network ::/80, which holds no IPv4 address", "warn"),
+    # whereabouts names its IPPool after the range, ':' and '/' made '-': the apiserver refuses a name
+    # starting with '-', and whereabouts then fails every pod.
+    ("nad-ipam-whereabouts", wa(range="::1:0/112"), f"{P}.range",
+     "is ::1:0/112: whereabouts keeps its allocations in an IPPool named after it, '--1-0-112', which the "
+     "apiserver refuses", "deny"),
+    ("nad-ipam-whereabouts", wa(ipRanges=[{"range": "10.0.0.0/24"}, {"range": "0::0/64"}]),
+     f"{P}.ipRanges[1].range", "an IPPool named after it, '---64'", "deny"),
+    ("nad-ipam-whereabouts", wa(range="10.0.0.0/24", network_name="Blue"), f"{P}.network_name",
+     "is 'Blue': whereabouts starts the name of each of its IPPools with it ('Blue-10.0.0.0-24' for 10.0.0.0/24)",
+     "deny"),
+    # ...and each address it gives after the address: the pod given one written from "::" fails.
+    ("nad-ipam-whereabouts", wa(range="0:0:0:1::/64"), f"{P}.range",
+     "an OverlappingRangeIPReservation named after it, '--1-0-0-0-1' for ::1:0:0:0:1", "warn"),
     ("nad-ipam-whereabouts", wa(range="10.0.0.10-::ffff:10.0.0.20/120"), f"{P}.range",
      "which ends in '::ffff:10.0.0.20/120', an IPv4-mapped IPv6 CIDR: whereabouts reads it as the IPv4 network "
      "10.0.0.0/24 (the prefix less 96); write 10.0.0.20/24", "warn"),
@@ -606,6 +619,10 @@ ALLOWED = [
         "nad-ipam-whereabouts",
         wa(ipRanges=[{"range": "10.0.0.0/24"}, {"range": "fd00::/64", "exclude": ["fd00::1"]}]),
     ),
+    # A network_name starts the IPPool's name (and the reservations'), which the apiserver then takes...
+    ("nad-ipam-whereabouts", wa(range="::1:0/112", network_name="blue")),
+    # ...as it takes reservations of any name when there are none.
+    ("nad-ipam-whereabouts", wa(range="0:0:0:1::/64", enable_overlapping_ranges=False)),
     ("nad-ipam-static", st({"address": "10.0.0.5/24", "gateway": "10.0.0.1"}, {"address": "fd00::5/64"})),
     ("nad-ipam-static", macvlan({"type": "static"}) | {"capabilities": {"ips": True}}),
     (

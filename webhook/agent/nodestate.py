@@ -46,7 +46,7 @@ def status_body(node: str, report: Report, previous: Mapping[str, Any] | None, n
     stamp = format_time(now)
     conditions = []
     for c in report.conditions:
-        status = "True" if c.status else "False"
+        status = {True: "True", False: "False", None: "Unknown"}[c.status]
         before = old.get(c.type) if same_boot else None
         since = before.get("lastTransitionTime") if before and before.get("status") == status else None
         conditions.append({"type": c.type, "status": status, "reason": c.reason, "message": c.message,

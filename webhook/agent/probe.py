@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from webhook.cni.gojson import go_field
-from webhook.node.hostfs import INSTALL_MULTUS_TEMPORARY, executable_header
+from webhook.node.hostfs import INSTALL_MULTUS_TEMPORARY, whole_executable
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,9 @@ class HostSnapshot:
 @dataclass(frozen=True, slots=True)
 class Condition:
     type: str
-    status: bool
+    #: None is "Unknown": the agent cannot tell (what it would look at cannot be read, or its mount no
+    #: longer shows the host's directory), as Kubernetes' conventions have it; Ready counts it as failing.
+    status: bool | None
     reason: str
     message: str
 
@@ -497,10 +499,10 @@ def _executables(layout: HostLayout) -> tuple[tuple[str, ...], tuple[tuple[str, 
 
 
 def _runnable(path: Path) -> bool:
-    """Whether an executable file begins as one the kernel runs (see executable_header); one the agent
-    may not read counts, as the mode alone did."""
+    """Whether an executable file is one the kernel can run, as far as its headers tell (see
+    whole_executable); one the agent may not read counts, as the mode alone did."""
     try:
-        return executable_header(path)
+        return whole_executable(path)
     except OSError:
         return True
 
@@ -709,9 +711,9 @@ _REMOVED_UNDER_MOUNT = ("or replaced by a link; the agent's mount still shows th
 def _binaries(s: HostSnapshot, layout: HostLayout) -> Condition:
     where = layout.cni_bin_dir
     if s.bin_dir_removed:
-        return Condition(BINARIES, False, "BinDirReplaced", _replaced(where, _REMOVED_UNDER_MOUNT))
+        return Condition(BINARIES, None, "BinDirReplaced", _replaced(where, _REMOVED_UNDER_MOUNT))
     if s.bin_dir_error:
-        return Condition(BINARIES, False, BIN_DIR_UNREADABLE, f"cannot read {where}: {s.bin_dir_error}")
+        return Condition(BINARIES, None, BIN_DIR_UNREADABLE, f"cannot read {where}: {s.bin_dir_error}")
     links = ""
     if s.unverified_binaries:
         shown = ", ".join(f"{posixpath.join(where, name)} -> {target}"
@@ -735,9 +737,9 @@ def _binaries(s: HostSnapshot, layout: HostLayout) -> Condition:
 def _config_first(s: HostSnapshot, layout: HostLayout) -> Condition:
     where, mine = layout.cni_conf_dir, layout.multus_config
     if s.conf_dir_removed:
-        return Condition(CONFIG_FIRST, False, "ConfDirReplaced", _replaced(where, _REMOVED_UNDER_MOUNT))
+        return Condition(CONFIG_FIRST, None, "ConfDirReplaced", _replaced(where, _REMOVED_UNDER_MOUNT))
     if s.conf_dir_error:
-        return Condition(CONFIG_FIRST, False, "ConfDirUnreadable", f"cannot read {where}: {s.conf_dir_error}")
+        return Condition(CONFIG_FIRST, None, "ConfDirUnreadable", f"cannot read {where}: {s.conf_dir_error}")
     if not s.configs:
         return Condition(CONFIG_FIRST, False, "NoConfig", f"{where} holds no CNI config")
     if s.configs[0] == mine:
@@ -752,7 +754,7 @@ def _config_first(s: HostSnapshot, layout: HostLayout) -> Condition:
                              f"{path}, the first config, is no config the runtime can load: {s.multus_config_detail}; "
                              f"{unusable}")
         if s.multus_config_fault == "unreadable":
-            return Condition(CONFIG_FIRST, False, "ConfigUnreadable",
+            return Condition(CONFIG_FIRST, None, "ConfigUnreadable",
                              f"cannot read {path}, the first config: {s.multus_config_detail}")
         return Condition(CONFIG_FIRST, True, "First", f"{mine} is the first config in {where}")
     present = "present but" if mine in s.configs else "missing and"
@@ -765,7 +767,7 @@ def _primary(s: HostSnapshot, layout: HostLayout) -> Condition:
     where = layout.cni_conf_dir
     if layout.primary_config is None and s.multus_config_fault is not None:
         fault = {"empty": "is empty", "unparsable": "does not parse", "unreadable": "cannot be read"}
-        return Condition(PRIMARY, False, "DelegateUnknown",
+        return Condition(PRIMARY, None, "DelegateUnknown",
                          f"cannot tell which config Multus delegates to: {layout.multus_config}, which names it, "
                          f"{fault[s.multus_config_fault]} (see {CONFIG_FIRST})")
     if layout.primary_config is None and s.delegate_outside is not None:
@@ -782,7 +784,7 @@ def _primary(s: HostSnapshot, layout: HostLayout) -> Condition:
     if s.primary_directory is not None and s.primary_config is None:
         directory = PurePosixPath(where) / s.primary_directory
         if s.primary_error:
-            return Condition(PRIMARY, False, "Unreadable",
+            return Condition(PRIMARY, None, "Unreadable",
                              f"cannot read {directory}, the directory Multus delegates to: {s.primary_error}")
         return Condition(PRIMARY, False, "Missing",
                          f"{directory}, the directory Multus delegates to, holds no .conf or .conflist config")
@@ -802,7 +804,7 @@ def _primary(s: HostSnapshot, layout: HostLayout) -> Condition:
     if s.primary_named_by_multus:
         path += f" (Multus's delegate, named in {layout.multus_config})"
     if s.primary_error:
-        return Condition(PRIMARY, False, "Unreadable", f"cannot read the primary config {path}: {s.primary_error}")
+        return Condition(PRIMARY, None, "Unreadable", f"cannot read the primary config {path}: {s.primary_error}")
     if s.primary_exists:
         return Condition(PRIMARY, True, "Found", f"the primary config {path} exists")
     return Condition(PRIMARY, False, "Missing", f"the primary config {path} does not exist")
@@ -811,7 +813,7 @@ def _primary(s: HostSnapshot, layout: HostLayout) -> Condition:
 def _daemon(s: HostSnapshot, layout: HostLayout) -> Condition:
     where = layout.multus_socket
     if s.socket_dir_removed:
-        return Condition(DAEMON, False, "SocketDirReplaced",
+        return Condition(DAEMON, None, "SocketDirReplaced",
                          _replaced(PurePosixPath(where).parent, "the Multus daemon does so when it starts"))
     if s.daemon_error is None:
         return Condition(DAEMON, True, "Connected", f"the Multus daemon answers on {where}")
@@ -843,7 +845,7 @@ def _reboot_race(s: HostSnapshot, layout: HostLayout) -> Condition:
     is replaced, new pods start with that network alone."""
     where, mine = layout.cni_conf_dir, layout.multus_config
     if s.conf_dir_error:
-        return Condition(REBOOT_RACE, False, "ConfDirUnreadable", f"cannot read {where}: {s.conf_dir_error}")
+        return Condition(REBOOT_RACE, None, "ConfDirUnreadable", f"cannot read {where}: {s.conf_dir_error}")
     if layout.primary_config is None and not s.primary_named_by_multus:
         # Multus's config, which names the delegate, is not there or cannot be loaded: a top-level
         # config may be Multus's auto choice or a stale one, and which is not known.
@@ -855,11 +857,11 @@ def _reboot_race(s: HostSnapshot, layout: HostLayout) -> Condition:
             why = f"{mine} names no primary config file"
         else:
             why = f"until Multus writes {mine}, which names it"
-        return Condition(REBOOT_RACE, False, "DelegateUnknown",
+        return Condition(REBOOT_RACE, None, "DelegateUnknown",
                          f"cannot tell whether the primary CNI config is in a subdirectory of {where}: {why}")
     primary = s.primary_directory or s.primary_config
     if primary is None:  # a directory Multus names that holds none: PrimaryConfigPresent says so
-        return Condition(REBOOT_RACE, False, "DelegateUnknown",
+        return Condition(REBOOT_RACE, None, "DelegateUnknown",
                          f"no config Multus would delegate to is found (see {PRIMARY})")
     if s.primary_directory is None and "/" not in primary:
         return Condition(REBOOT_RACE, False, "PrimaryAtTopLevel",

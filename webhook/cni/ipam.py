@@ -40,7 +40,7 @@ from webhook.cni.plugins import (
     decodes_runtime_config,
     ipam_field_type_problems,
 )
-from webhook.objects import as_text
+from webhook.objects import as_text, is_object_name
 
 # CNI 0.1.0 / 0.2.0 results carry one address per family.
 _SINGLE_ADDRESS_VERSIONS = frozenset({"0.1.0", "0.2.0"})
@@ -596,11 +596,8 @@ def _mapped_read(path: str, cidr: str, net: IPNetwork, written: str | None = Non
     if net.version == 4 and net.prefixlen > 0:
         read = f"the IPv4 network {net} (the prefix less 96); write {v4}/{net.prefixlen}"
     else:
-        # Below /96 the network starts with "::", and so its IPPool's name with "-", which the apiserver
-        # refuses unless network_name comes first.
-        holds = "every IPv4 address" if net.version == 4 else (
-            "no IPv4 address (below /96 the mask drops the ::ffff:), and without a network_name every pod fails "
-            "(the IPPool's name, made of the range, starts with '-')")
+        holds = "every IPv4 address" if net.version == 4 else \
+            "no IPv4 address (below /96 the mask drops the ::ffff:)"
         read = (f"the {family(net)} network {net}, which holds {holds}; write the IPv4 form with its prefix, "
                 f"e.g. {v4}/24")
     subject = f"{cidr!r}, an IPv4-mapped IPv6 CIDR" if written is None else \
@@ -804,7 +801,75 @@ def check_whereabouts(plugin: PluginConf) -> list[Problem]:
         )
     _whereabouts_addresses(ipam, path, problems)
     _node_slice(ipam, path, ranges, problems)
+    _object_names(ipam, path, ranges, problems)
     return _with_field_types(plugin, problems)
+
+
+def _object_names(
+    ipam: Mapping[str, Any], ipam_path: str, ranges: Sequence[WhereaboutsRange], problems: list[Problem]
+) -> None:
+    """whereabouts v0.9.4 keeps each range's allocations in an IPPool it creates on the first pod, named
+    after network_name and the range (storage/kubernetes IPPoolName: the network's text with ':' and '/'
+    made '-'), and, with enable_overlapping_ranges (the default), each address it gives in an
+    OverlappingRangeIPReservation named the same way after the address (NormalizeIP). The apiserver
+    refuses a name that is not a DNS-1123 subdomain: an IPv6 network or address written from "::" gives
+    one that starts with '-', unless a network_name comes first. A refused IPPool fails every pod. A
+    refused reservation fails the pod given that address, after whereabouts has kept it in the pool, so
+    the next pod gets the next address (a warning). With node_slice_size the pool is named after the
+    node's slice, the node's name first."""
+    name_f = _get(ipam, ipam_path, "network_name")
+    network_name = name_f.value if name_f is not None and isinstance(name_f.value, str) else ""
+    slice_f = _get(ipam, ipam_path, "node_slice_size")
+    slicing = slice_f is not None and slice_f.value != ""
+    overlapping_f = _get(ipam, ipam_path, "enable_overlapping_ranges")
+    overlapping = overlapping_f is None or overlapping_f.value is not False
+    refused = "which the apiserver refuses (an object's name is lowercase letters, digits, '-' and '.', " \
+              "starting and ending with a letter or digit)"
+    for r in ranges:
+        pool = _object_name(network_name, r.network)
+        if network_name and not is_object_name(pool):
+            assert name_f is not None
+            problems.append(
+                Problem(
+                    name_f.path,
+                    f"{name_f.path} is {network_name!r}: whereabouts starts the name of each of its IPPools "
+                    f"with it ({pool!r} for {r.network}), {refused}, so every pod fails; write a name the "
+                    "apiserver takes",
+                )
+            )
+            return
+        if not slicing and not is_object_name(pool):
+            problems.append(
+                Problem(
+                    r.path,
+                    f"{r.path} is {r.network}: whereabouts keeps its allocations in an IPPool named after it, "
+                    f"{pool!r}, {refused}, so every pod fails; give {ipam_path}.network_name, which then "
+                    "starts the name",
+                )
+            )
+            continue
+        reservation = _object_name(network_name, r.first)
+        if overlapping and not is_object_name(reservation):
+            problems.append(
+                Problem(
+                    r.path,
+                    f"{r.path} is {r.network}: whereabouts reserves each address it gives across the cluster in "
+                    f"an OverlappingRangeIPReservation named after it, {reservation!r} for {r.first}, {refused}: "
+                    f"the pod given {r.first} fails, and {r.first} stays allocated in the IPPool, as does each "
+                    "further address written from '::'; give "
+                    f"{ipam_path}.network_name, which then starts the names",
+                    warning=True,
+                )
+            )
+
+
+def _object_name(network_name: str, value: IPAddress | IPNetwork) -> str:
+    """The name whereabouts gives the object it keeps ``value`` in (see _object_names)."""
+    if isinstance(value, ipaddress.IPv6Address) and value.ipv4_mapped is not None:
+        # Go's net.IP.String writes an IPv4-mapped address as IPv4.
+        value = value.ipv4_mapped
+    text = str(value).replace(":", "-").replace("/", "-")
+    return f"{network_name}-{text}" if network_name else text
 
 
 #: node_slice_size: a prefix length, "/" in front or not (iphelpers.DivideRangeBySize trims one, then

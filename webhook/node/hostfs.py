@@ -9,7 +9,9 @@ import os
 import re
 import shutil
 import stat
+import struct
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from webhook.atomicfile import write_atomic
 
@@ -50,14 +52,53 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def executable_header(path: Path) -> bool:
-    """Whether the file at ``path`` begins as an executable does (EXECUTABLE_MAGIC): a file left empty
-    or cut short before its header by a copy that was not atomic, or a crash, never runs (Exec format
-    error). Only the first bytes are read: a file cut short after them is not told apart. Raises
-    OSError when it cannot be read."""
+#: After e_ident, the ELF file header's fields up to e_phnum, by class (EI_CLASS 1: 32-bit, 2: 64-bit):
+#: e_type, e_machine, e_version, e_entry, e_phoff, e_shoff, e_flags, e_ehsize, e_phentsize, e_phnum.
+_ELF_HEADER = {1: "16xHHIIIIIHHH", 2: "16xHHIQQQIHHH"}
+#: A program header's p_type, p_offset and p_filesz, by class (p_flags comes second in 64-bit ones).
+_ELF_PHDR = {1: "II8xI", 2: "I4xQ16xQ"}
+#: The size of a program header, by class.
+_ELF_PHDR_SIZE = {1: 32, 2: 56}
+_PT_LOAD = 1
+#: The most bytes of program headers the kernel reads (binfmt_elf load_elf_phdrs): it refuses more.
+_MAX_PHDRS_SIZE = 65536
+
+
+def whole_executable(path: Path) -> bool:
+    """Whether the file at ``path`` is one the kernel can run as far as its first bytes tell: it begins
+    as an executable does (EXECUTABLE_MAGIC), and an ELF binary holds every byte its header and program
+    headers say the kernel loads. A file left empty or cut short by a copy that was not atomic, or a
+    crash, never runs (Exec format error, or SIGBUS at the first page past its end). What only tools
+    read (the section headers, which Go writes near the start and C toolchains at the end) is not
+    counted. Raises OSError when it cannot be read."""
     with path.open("rb") as f:
-        head = f.read(4)
-    return head.startswith(EXECUTABLE_MAGIC)
+        head = f.read(64)
+        if not head.startswith(EXECUTABLE_MAGIC):
+            return False
+        return head.startswith(b"#!") or _elf_whole(f, head, os.fstat(f.fileno()).st_size)
+
+
+def _elf_whole(f: BinaryIO, head: bytes, size: int) -> bool:
+    elf_class, data = head[4:6] if len(head) >= 6 else (0, 0)
+    if elf_class not in _ELF_HEADER or data not in (1, 2):
+        return False
+    order = "<" if data == 1 else ">"
+    header, phdr = order + _ELF_HEADER[elf_class], order + _ELF_PHDR[elf_class]
+    if len(head) < struct.calcsize(header):
+        return False
+    fields = struct.unpack_from(header, head)
+    phoff, phentsize, phnum = fields[4], fields[8], fields[9]
+    # binfmt_elf refuses (ENOEXEC) program headers of another size than its own, none, or too many.
+    table_size = phnum * phentsize
+    if phentsize != _ELF_PHDR_SIZE[elf_class] or not 0 < table_size <= _MAX_PHDRS_SIZE or phoff + table_size > size:
+        return False
+    f.seek(phoff)
+    table = f.read(table_size)
+    for i in range(phnum):
+        p_type, offset, filesz = struct.unpack_from(phdr, table, i * phentsize)
+        if p_type == _PT_LOAD and offset + filesz > size:
+            return False
+    return True
 
 
 def fingerprint(path: Path) -> str | None:

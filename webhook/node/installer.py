@@ -27,10 +27,10 @@ from webhook.node.hostfs import (
     CNI_BIN_DIR,
     STATE_DIR,
     copy_executable_atomic,
-    executable_header,
     fingerprint,
     on_host,
     sha256,
+    whole_executable,
 )
 
 RECORD = STATE_DIR / "installed.json"
@@ -188,12 +188,13 @@ def install_one(host_root: Path, record: Record, src: Path, rel: str) -> Change:
     dest = on_host(host_root, PurePosixPath(rel))
     want, have = sha256(src), fingerprint(dest)
     entry = record.files.get(rel)
-    # A file that cannot run (empty, or cut short before its header by a copy that was not atomic, or a
-    # crash) is nobody's plugin to keep: Multus would fail every pod that needs it.
+    # A file that cannot run (empty, or cut short by a copy that was not atomic, or a crash) is nobody's
+    # plugin to keep: Multus would fail every pod that needs it.
     broken = have is not None and have != want and not dest.is_symlink() and dest.is_file() \
-        and not executable_header(dest)
+        and not whole_executable(dest)
     if broken:
-        log.warning("%-12s /%s: it is empty or does not begin as an executable does (a copy cut short?); "
+        log.warning("%-12s /%s: it is empty, does not begin as an executable does, or ends before what its ELF "
+                    "header says the kernel loads (a copy cut short?); "
                     "replaced with the one in %s", "replacing", rel, src.parent)
     elif entry is not None and have is not None and not entry.recognizes(have):
         # Changed by someone else since we wrote it (an administrator, another installer): the

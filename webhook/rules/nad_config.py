@@ -17,6 +17,7 @@ from webhook.cni.config import (
 from webhook.cni.fields import Kind, describe, fits
 from webhook.cni.gojson import field_spellings, fold
 from webhook.cni.plugins import cni_version_problems, common_field_problems
+from webhook.objects import is_object_name
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.registry import SPEC_CONFIG, field, rule
 from webhook.rules.subject import Subject
@@ -25,8 +26,6 @@ NAD = {"NetworkAttachmentDefinition"}
 
 # libcni's rule for network names (pkg/utils): it refuses every ADD on a name outside it.
 _CNI_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
-_DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123_SUBDOMAIN = re.compile(rf"{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*")
 # A list's own keys are read twice before any plugin runs. Multus decodes the list into a struct
 # (types.NetConfList): every spelling of these keys must have the field's type, null is ignored.
 _MULTUS_LIST_FIELDS = {"cniVersion": Kind.STRING, "name": Kind.STRING, "disableCheck": Kind.BOOL,
@@ -296,7 +295,7 @@ def nad_name(subject: Subject) -> Iterator[Violation]:
     if not isinstance(name, str):
         yield Violation("metadata.name", f"metadata.name is {describe(name)}: a name is a string")
         return
-    if len(name) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(name):
+    if not is_object_name(name):
         yield Violation(
             "metadata.name",
             f"metadata.name {name!r} is not a valid Kubernetes object name (DNS-1123 subdomain: lowercase "

@@ -65,7 +65,9 @@ def whereabouts(subject: Subject) -> Iterator[Violation]:
     again, never one of its own. Without a network_name, the controller stops syncing the NAD while any
     other whereabouts NAD without one has another first range or node_slice_size (a warning).
     A field of the wrong type (enable_overlapping_ranges written "false", a leader_lease_duration in
-    quotes) fails every pod."""
+    quotes) fails every pod, as does a range or network_name that names the range's IPPool something
+    the apiserver refuses (an IPv6 range written from "::", without a network_name: "--1-0-112"); an
+    address written so names its reservation so, and fails the pod given it (a warning)."""
     yield from _each_ipam(subject, "whereabouts", lambda plugin, _version: ipam.check_whereabouts(plugin))
 
 
