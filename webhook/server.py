@@ -10,7 +10,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,17 +24,21 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from webhook import __version__
 from webhook.admission.handlers import SERVED_KINDS, AdmissionContext, Handler, mutate, validate
 from webhook.admission.response import Response, Unwritable, allowed, denied, errored, to_review
 from webhook.admission.review import AdmissionRequest, AdmissionReview
 from webhook.heap import freeze_long_lived
+from webhook.rules import Finding, Severity
 from webhook.text import printable
 from webhook.tls import ReloadingTLS, common_names, has_verified_peer
 
@@ -110,6 +114,10 @@ _UID_PREFIX = re.compile(rb'"request"\s*:\s*\{\s*"uid"\s*:\s*"([0-9A-Za-z-]{1,64
 #: The ``kind`` label of requests for kinds no handler serves.
 OTHER_KIND = "other"
 
+# Every counter and histogram would also export a *_created series: twice the series, and nothing in
+# the text format uses them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -117,8 +125,24 @@ class Metrics:
         self.requests = Counter(
             "multus_webhook_requests",
             f"Admission requests answered with an AdmissionReview, by endpoint, kind ({OTHER_KIND} for kinds not "
-            "served, and for requests answered before their body was read), operation and verdict.",
-            ["endpoint", "kind", "operation", "verdict"],
+            "served, and for requests answered before their body was read), operation, verdict (allow, warn, "
+            "patch, deny, or error for a request that could not be judged) and dry_run (the request's dryRun; "
+            "empty when its body was not read).",
+            ["endpoint", "kind", "operation", "verdict", "dry_run"],
+            registry=self.registry,
+        )
+        self.findings = Counter(
+            "multus_webhook_findings",
+            "What the rules found in admission requests, one per finding, by kind, rule id, severity (deny or "
+            "warn, as answered), audited (true for a warning that audit mode made of a denial) and dry_run.",
+            ["kind", "rule", "severity", "audited", "dry_run"],
+            registry=self.registry,
+        )
+        self.rule_errors = Counter(
+            "multus_webhook_rule_errors",
+            "Rules that raised instead of judging an object (a bug: the log has the traceback; the object got a "
+            "warning saying so), by rule id.",
+            ["rule"],
             registry=self.registry,
         )
         self.errors = Counter(
@@ -159,18 +183,22 @@ class Metrics:
             ["endpoint"],
             registry=self.registry,
         )
+        Gauge("multus_webhook_build_info", "The version of multus-webhook running (the value is always 1).",
+              ["version"], registry=self.registry).labels(__version__).set(1)
         # process_resident_memory_bytes, open fds, CPU seconds; python_info.
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         # Label children looked up once: labels() validates and locks on every call, which showed
         # in the profile of a loaded server.
-        self._answered: dict[tuple[str, str, str, str], Any] = {}
+        self._answered: dict[tuple[str, str, str, str, str], Any] = {}
         self._latency: dict[str, Any] = {}
+        self._found: dict[tuple[str, str, str, bool, str], Any] = {}
 
-    def answered(self, endpoint: str, kind: str, operation: str, verdict: str, seconds: float) -> None:
+    def answered(self, endpoint: str, kind: str, operation: str, verdict: str, seconds: float,
+                 dry_run: str = "") -> None:
         # Any client can send any kind: one label value for those not served (or not read: kind "")
         # keeps the series (and the children cached here) bounded.
-        key = (endpoint, kind if kind in SERVED_KINDS else OTHER_KIND, operation, verdict)
+        key = (endpoint, kind if kind in SERVED_KINDS else OTHER_KIND, operation, verdict, dry_run)
         counter = self._answered.get(key)
         if counter is None:
             counter = self._answered[key] = self.requests.labels(*key)
@@ -179,6 +207,19 @@ class Metrics:
         if latency is None:
             latency = self._latency[endpoint] = self.latency.labels(endpoint)
         latency.observe(seconds)
+
+    def found(self, kind: str, findings: Sequence[Finding], dry_run: str) -> None:
+        """Counts ``findings`` of one review of ``kind`` (one the handlers serve: only they find anything).
+        Rule ids are the registry's, so the series stay bounded."""
+        for finding in findings:
+            key = (kind, finding.rule, finding.severity.value, finding.audited, dry_run)
+            counter = self._found.get(key)
+            if counter is None:
+                counter = self._found[key] = self.findings.labels(
+                    kind, finding.rule, finding.severity.value, "true" if finding.audited else "false", dry_run)
+            counter.inc()
+            if finding.rule_failed:
+                self.rule_errors.labels(finding.rule).inc()
 
 
 class TLSMetrics:
@@ -211,26 +252,40 @@ class ErrorLog:
     """Logs HTTP error answers, at most one line per ``interval`` for each (endpoint, code): any client
     that reaches the port can send junk as fast as it likes, and a line for each would bury the log.
     The line logged next tells how many went unlogged since; multus_webhook_error_answers_total counts
-    every one."""
+    every one. ``limited`` serves other lines the same way (denials)."""
 
     interval: float = ERROR_LOG_INTERVAL
     clock: Callable[[], float] = time.monotonic
-    #: Per (endpoint, code): when a line was last logged, and how many answers went unlogged since.
-    _last: dict[tuple[str, int], tuple[float, int]] = field(default_factory=dict)
+    #: Per key: when a line was last logged, and how many went unlogged since.
+    _last: dict[Hashable, tuple[float, int]] = field(default_factory=dict)
 
-    def answered(self, method: str, endpoint: str, code: int, message: str) -> None:
-        # The routes' paths and our few codes: the keys stay bounded.
-        key = (endpoint, code)
+    def limited(self, key: Hashable) -> str | None:
+        """None when a line for ``key`` (one of a bounded set) was logged within the interval, which
+        this one then counts as unlogged; else what the line to log now should end with."""
         now = self.clock()
         last = self._last.get(key)
         if last is not None and now - last[0] < self.interval:
             self._last[key] = (last[0], last[1] + 1)
-            return
+            return None
         self._last[key] = (now, 0)
         unlogged = last[1] if last is not None else 0
-        log.warning("%s %s answered %d: %s%s", method, endpoint, code, message,
-                    f" (and {unlogged} more like it since the last such line, not logged)"
-                    if unlogged else "")
+        return f" (and {unlogged} more like it since the last such line, not logged)" if unlogged else ""
+
+    def answered(self, method: str, endpoint: str, code: int, message: str) -> None:
+        # The routes' paths and our few codes: the keys stay bounded.
+        suffix = self.limited((endpoint, code))
+        if suffix is not None:
+            log.warning("%s %s answered %d: %s%s", method, endpoint, code, message, suffix)
+
+    def denied(self, req: AdmissionRequest, findings: Sequence[Finding]) -> None:
+        """The rules that refused ``req``, at INFO: the metrics count them, the log names the object. A
+        flood of one kind's denials by one rule (the first) is one line per interval, dry runs (a GitOps
+        tool's every sync) apart from the rest; the keys are bounded by the registry."""
+        rules = list(dict.fromkeys(f.rule for f in findings if f.severity is Severity.DENY))
+        suffix = self.limited((req.kind.kind, rules[0], req.dry_run))
+        if suffix is not None:
+            log.info("denied %s %s %s/%s uid=%s%s by rule(s) %s%s", req.operation, req.kind.kind, req.namespace,
+                     req.name, req.uid, " (dry run)" if req.dry_run else "", ", ".join(rules), suffix)
 
 
 #: The logger aiohttp's connections log to (their default is aiohttp.server).
@@ -287,6 +342,8 @@ STATE_KEY = web.AppKey("state", ServerState)
 
 
 def _verdict(response: Response) -> str:
+    if response.error:
+        return "error"
     if not response.allowed:
         return "deny"
     if response.patch:
@@ -422,7 +479,14 @@ def admission_endpoint(handler: Handler, *, mutating: bool, client_certificates:
 
     def reply(state: ServerState, req: AdmissionRequest, response: Response, started: float) -> web.Response:
         answer, sent = _review_response(req.uid, response, mutating=mutating)
-        state.metrics.answered(endpoint, req.kind.kind, req.operation, _verdict(sent), time.perf_counter() - started)
+        dry_run = "true" if req.dry_run else "false"
+        state.metrics.answered(endpoint, req.kind.kind, req.operation, _verdict(sent), time.perf_counter() - started,
+                               dry_run)
+        # Most reviews find nothing: they pay only this test.
+        if sent.findings:
+            state.metrics.found(req.kind.kind, sent.findings, dry_run)
+            if not sent.allowed:
+                state.error_log.denied(req, sent.findings)
         return answer
 
     def run(req: AdmissionRequest, state: ServerState) -> Response:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
 
 from webhook.admission.handlers import AdmissionContext
 from webhook.multus.profiles import ProfileMerge
@@ -35,7 +36,8 @@ class UnwritableView(type(UNKNOWN_CLUSTER)):  # type: ignore[misc]
 
 
 class BrokenMetrics(Metrics):
-    def answered(self, endpoint: str, kind: str, operation: str, verdict: str, seconds: float) -> None:
+    def answered(self, endpoint: str, kind: str, operation: str, verdict: str, seconds: float,
+                 dry_run: str = "") -> None:
         raise RuntimeError("a bug in the metrics")
 
 
@@ -45,6 +47,13 @@ def review(uid: str = "u-1") -> dict[str, Any]:
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
         "uid": uid, "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": "CREATE",
         "namespace": "default", "object": pod}}
+
+
+async def samples(client: TestClient[Any, Any], name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples of ``name`` in /metrics, by their sorted labels."""
+    text = await (await client.get("/metrics")).text()
+    return {tuple(sorted(s.labels.items())): s.value for family in text_string_to_metric_families(text)
+            for s in family.samples if s.name == name}
 
 
 async def client(state: ServerState) -> AsyncIterator[TestClient[Any, Any]]:
@@ -110,3 +119,26 @@ async def test_an_error_outside_the_handler_is_a_json_500_without_a_traceback(
     assert answer["code"] == 500
     assert answer["message"] == "internal error in multus-webhook; see its logs"
     assert any(r.exc_info and "a bug in the metrics" in str(r.exc_info[1]) for r in caplog.records)
+
+
+async def test_a_handler_that_raises_counts_as_an_error_not_a_denial(broken_handler: TestClient[Any, Any]) -> None:
+    """An answer that says the webhook failed (errored(): 500 here, 400 for a review it cannot judge) is
+    verdict="error": counted as a denial, a bug breaking every pod looked like users writing bad pods."""
+    assert (await (await broken_handler.post("/mutate", json=review())).json())["response"]["status"]["code"] == 500
+    assert await samples(broken_handler, "multus_webhook_requests_total") == {
+        (("dry_run", "false"), ("endpoint", "/mutate"), ("kind", "Pod"), ("operation", "CREATE"),
+         ("verdict", "error")): 1.0}
+
+
+async def test_a_rule_that_raises_is_counted_by_rule_and_stays_a_warning(
+        broken_handler: TestClient[Any, Any]) -> None:
+    answer = await (await broken_handler.post("/validate", json=review())).json()
+    assert answer["response"]["allowed"] is True
+    assert answer["response"]["warnings"] == [
+        "internal error in rule pod-networks-gate-missing: RuntimeError('a bug in the view'); please report it "
+        "[pod-networks-gate-missing]"]
+    assert await samples(broken_handler, "multus_webhook_rule_errors_total") == {
+        (("rule", "pod-networks-gate-missing"),): 1.0}
+    assert await samples(broken_handler, "multus_webhook_findings_total") == {
+        (("audited", "false"), ("dry_run", "false"), ("kind", "Pod"), ("rule", "pod-networks-gate-missing"),
+         ("severity", "warn")): 1.0}

@@ -175,7 +175,7 @@ def test_health_readiness_and_metrics(client: Client) -> None:
     status, body = client.request("GET", "/metrics")
     assert status == 200
     text = body.decode()
-    assert ('multus_webhook_requests_total{endpoint="/validate",kind="NetworkAttachmentDefinition",'
+    assert ('multus_webhook_requests_total{dry_run="false",endpoint="/validate",kind="NetworkAttachmentDefinition",'
             'operation="CREATE",verdict="allow"}') in text
     assert 'multus_webhook_request_duration_seconds_bucket{endpoint="/validate"' in text
     # Deadline answers come seconds after the request: buckets that tell 4s from 9s.
@@ -260,7 +260,8 @@ def test_metrics_show_the_serving_certificate(client: Client, server: WebhookSer
 
 def test_kinds_not_served_share_one_metrics_label(client: Client) -> None:
     # Any client can send any kind: one series per kind would grow without bound.
-    series = 'multus_webhook_requests_total{endpoint="/validate",kind="other",operation="CREATE",verdict="allow"} '
+    series = ('multus_webhook_requests_total{dry_run="false",endpoint="/validate",kind="other",operation="CREATE",'
+              'verdict="allow"} ')
 
     def count() -> float:
         text = client.request("GET", "/metrics")[1].decode()
@@ -276,8 +277,8 @@ def test_kinds_not_served_share_one_metrics_label(client: Client) -> None:
 def test_bindings_count_under_their_own_kind(client: Client) -> None:
     # /validate judges Bindings (pod-binding-selection): like the other kinds it serves, not "other".
     def count(kind: str) -> float:
-        series = (f'multus_webhook_requests_total{{endpoint="/validate",kind="{kind}",operation="CREATE",'
-                  'verdict="allow"} ')
+        series = (f'multus_webhook_requests_total{{dry_run="false",endpoint="/validate",kind="{kind}",'
+                  'operation="CREATE",verdict="allow"} ')
         text = client.request("GET", "/metrics")[1].decode()
         return sum(float(line.removeprefix(series)) for line in text.splitlines() if line.startswith(series))
 

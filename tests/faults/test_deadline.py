@@ -134,8 +134,8 @@ def test_a_body_still_arriving_at_the_deadline_gets_the_policy_verdict_in_time(s
     assert 'multus_webhook_deadline_answers_total{endpoint="/validate",stage="body"} 1.0' in metric(
         strict, "multus_webhook_deadline_answers_total")
     # An admission request answered like any other: its kind and operation were never read.
-    assert 'multus_webhook_requests_total{endpoint="/validate",kind="other",operation="",verdict="deny"} 1.0' in metric(
-        strict, "multus_webhook_requests_total")
+    assert ('multus_webhook_requests_total{dry_run="",endpoint="/validate",kind="other",operation="",verdict="deny"} '
+            '1.0') in metric(strict, "multus_webhook_requests_total")
 
 
 def test_a_body_without_a_uid_at_the_deadline_is_a_408(strict: WebhookServer) -> None:

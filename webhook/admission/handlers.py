@@ -43,11 +43,13 @@ def describe(finding: Finding) -> str:
 
 
 def response_for(findings: list[Finding]) -> Response:
+    if not findings:
+        return allowed()
     denials = [describe(f) for f in findings if f.severity is Severity.DENY]
     warnings = [describe(f) for f in findings if f.severity is Severity.WARN]
     if denials:
-        return denied("; ".join(denials), warnings=warnings)
-    return allowed(warnings)
+        return denied("; ".join(denials), warnings=warnings, findings=tuple(findings))
+    return allowed(warnings, findings=tuple(findings))
 
 
 def validate(request: AdmissionRequest, ctx: AdmissionContext) -> Response:

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from webhook.admission.review import API_VERSION
+from webhook.rules import Finding
 from webhook.text import printable
 
 # The apiserver keeps one warning recorder per API request, for every webhook it calls: past 4096
@@ -41,18 +42,24 @@ class Response:
     reason: str = ""
     patch: Sequence[dict[str, Any]] = ()
     warnings: tuple[str, ...] = field(default=())
+    #: What the rules found, for the metrics and the log; the review carries them as message and warnings.
+    findings: tuple[Finding, ...] = ()
+    #: The request could not be judged (errored): neither a denial nor an allowance.
+    error: bool = False
 
     def with_warnings(self, warnings: Iterable[str]) -> Response:
         return replace(self, warnings=self.warnings + tuple(warnings))
 
 
-def allowed(warnings: Iterable[str] = ()) -> Response:
-    return Response(True, warnings=tuple(warnings))
+def allowed(warnings: Iterable[str] = (), findings: tuple[Finding, ...] = ()) -> Response:
+    return Response(True, warnings=tuple(warnings), findings=findings)
 
 
-def denied(message: str, *, code: int = 403, reason: str = "Forbidden", warnings: Iterable[str] = ()) -> Response:
+def denied(message: str, *, code: int = 403, reason: str = "Forbidden", warnings: Iterable[str] = (),
+           findings: tuple[Finding, ...] = ()) -> Response:
     # The apiserver turns a denial code under 400 into 400; say so ourselves.
-    return Response(False, code=max(code, 400), message=message, reason=reason, warnings=tuple(warnings))
+    return Response(False, code=max(code, 400), message=message, reason=reason, warnings=tuple(warnings),
+                    findings=findings)
 
 
 def patched(ops: Sequence[dict[str, Any]], warnings: Iterable[str] = ()) -> Response:
@@ -60,7 +67,8 @@ def patched(ops: Sequence[dict[str, Any]], warnings: Iterable[str] = ()) -> Resp
 
 
 def errored(message: str, code: int = 400) -> Response:
-    return Response(False, code=code, message=message, reason="BadRequest" if code == 400 else "InternalError")
+    return Response(False, code=code, message=message, reason="BadRequest" if code == 400 else "InternalError",
+                    error=True)
 
 
 def fit_warnings(warnings: Iterable[str], share: int) -> list[str]:

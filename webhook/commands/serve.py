@@ -19,7 +19,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import Gauge
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from webhook.admission.handlers import AdmissionContext
 from webhook.certmanager import CA_BUNDLE_CHECK_INTERVAL, CHECK_INTERVAL, SelfManagedCertificates, Settings
@@ -109,31 +109,64 @@ class PolicySource:
     """The policy in force: the ConfigMap's while it exists and parses, else the file's (or defaults).
     A ConfigMap that does not parse keeps the previous policy, so a typo never relaxes the rules.
     Pod repair is on with ``repair`` (--repair) or with the policy in force's ``repair: true``: no
-    policy turns off what the flag turned on."""
+    policy turns off what the flag turned on. A ConfigMap refused is said in the log, in
+    multus_webhook_policy_load_success, and in a Warning Event on it (through the controller's recorder,
+    while one is attached)."""
 
-    def __init__(self, context: AdmissionContext, base: Policy, *, repair: bool = False) -> None:
+    def __init__(self, context: AdmissionContext, base: Policy, *, repair: bool = False,
+                 base_source: str = "defaults") -> None:
         self.context = context
         self.base = base
+        #: Where ``base`` came from: "file" (--policy) or "defaults".
+        self.base_source = base_source
+        #: Where the policy in force came from: ``base_source`` or "configmap".
+        self.source = base_source
+        #: Whether the last policy read (a ConfigMap's) came into force.
+        self.loaded = True
         self.repair = repair
         self.controller: Controller | None = None
+        #: The ConfigMap last refused and why, until one comes into force; and the (uid,
+        #: resourceVersion) last announced by an Event: a relist brings the same one again.
+        self._refused: tuple[Mapping[str, Any], str] | None = None
+        self._announced: tuple[Any, Any] | None = None
         # The ConfigMap arrives on the cache's thread, maybe while the controller is being attached.
         self._lock = threading.Lock()
 
     def on_configmap(self, configmap: Mapping[str, Any] | None) -> None:
         if configmap is None:
-            self._set(self.base, "policy ConfigMap absent: using the policy file (or the defaults)")
+            self._set(self.base, self.base_source, "policy ConfigMap absent: using the policy file (or the defaults)")
             return
         data = configmap.get("data") if isinstance(configmap.get("data"), Mapping) else {}
         text = data.get("policy") if isinstance(data, Mapping) else None
         if not isinstance(text, str):
-            log.error("ConfigMap %s has no 'policy' key; keeping the policy in force", POLICY_CONFIGMAP)
+            self._refuse(configmap, f"ConfigMap {POLICY_CONFIGMAP} has no 'policy' key")
             return
         try:
             policy = Policy.from_text(text, set(registered()), f"ConfigMap {POLICY_CONFIGMAP}")
         except PolicyError as exc:
-            log.error("%s; keeping the policy in force", exc)
+            self._refuse(configmap, str(exc))
             return
-        self._set(policy, f"policy from ConfigMap {POLICY_CONFIGMAP} in force")
+        self._set(policy, "configmap", f"policy from ConfigMap {POLICY_CONFIGMAP} in force")
+
+    def _refuse(self, configmap: Mapping[str, Any], why: str) -> None:
+        log.error("%s; keeping the policy in force", why)
+        with self._lock:
+            self.loaded = False
+            self._refused = (configmap, why)
+            self._announce()
+
+    def _announce(self) -> None:
+        """The Warning Event for the ConfigMap refused, once per version of it; called with the lock."""
+        if self.controller is None or self._refused is None:
+            return
+        configmap, why = self._refused
+        meta = configmap.get("metadata")
+        version = (meta.get("uid"), meta.get("resourceVersion")) if isinstance(meta, Mapping) else (None, None)
+        if version == self._announced:
+            return
+        self._announced = version
+        self.controller.events.emit(configmap, kind="ConfigMap", event_type="Warning", reason="PolicyRejected",
+                                    message=f"{why}; keeping the policy in force")
 
     def controller_config(self, config: ControllerConfig, policy: Policy) -> ControllerConfig:
         """Used when the controller is attached and whenever a policy comes into force."""
@@ -145,10 +178,17 @@ class PolicySource:
         with self._lock:
             self.controller = controller
             controller.config = self.controller_config(controller.config, self.context.policy)
+            self._announce()  # a ConfigMap refused before the controller existed
 
-    def _set(self, policy: Policy, why: str) -> None:
+    def state(self) -> tuple[bool, str, bool]:
+        """(the last policy read came into force, where the policy in force came from, its audit)."""
+        with self._lock:
+            return self.loaded, self.source, self.context.policy.audit
+
+    def _set(self, policy: Policy, source: str, why: str) -> None:
         with self._lock:
             self.context.policy = policy
+            self.source, self.loaded, self._refused = source, True, None
             if self.controller is not None:
                 self.controller.config = self.controller_config(self.controller.config, policy)
         log.info("%s", why)
@@ -168,6 +208,27 @@ def tls_problem(cert_dir: Path, client_ca: Path | None) -> str | None:
         except (OSError, ssl.SSLError) as exc:
             return f"--client-ca {client_ca}: {exc}"
     return None
+
+
+class PolicyMetrics:
+    """The policy in force and whether the last one read came into force, read at each scrape."""
+
+    def __init__(self, source: PolicySource) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        loaded, source, audit = self.source.state()
+        yield GaugeMetricFamily(
+            "multus_webhook_policy_load_success",
+            f"1 when the last policy read came into force, 0 when the ConfigMap {POLICY_CONFIGMAP} was refused "
+            "(the policy before it stays in force; the log and a Warning Event on it say why).",
+            value=1 if loaded else 0)
+        info = GaugeMetricFamily(
+            "multus_webhook_policy_info",
+            "The policy in force (the value is always 1): where it came from (configmap, file or defaults) and "
+            "whether audit mode turns denials into warnings.", labels=["source", "audit"])
+        info.add_metric([source, "true" if audit else "false"], 1)
+        yield info
 
 
 class SkippedEvents:
@@ -205,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         policy = load_policy(args.policy)
         context = AdmissionContext(policy=policy, namespace=args.namespace)
-        source = PolicySource(context, policy, repair=args.repair)
+        source = PolicySource(context, policy, repair=args.repair, base_source="file" if args.policy else "defaults")
         if args.cluster_state:
             context.view = StaticClusterView.from_files(args.cluster_state, state_namespace=args.namespace)
         # In a pod, its service account; elsewhere only the cluster named: a server joins the controller's
@@ -253,6 +314,7 @@ def run(args: argparse.Namespace) -> int:
 
     state = ServerState(context=context, body_timeout=args.body_timeout, deadline=args.deadline,
                         deadline_margin=args.deadline_margin)
+    state.metrics.registry.register(PolicyMetrics(source))
     stop_controller = threading.Event()
     controller_thread: threading.Thread | None = None
     if live is not None:

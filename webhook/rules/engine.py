@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 #: Findings reported per rule and object: a denial listing thousands of elements helps nobody, and the
 #: apiserver and kubectl would carry it all.
 MAX_PER_RULE = 20
+#: Said after a warning that audit mode made of a denial.
+AUDITED = "audit mode: denied when enforced"
 
 
 def rules_for(kind: str, operation: str = "CREATE") -> list[Rule]:
@@ -39,8 +41,10 @@ def _active(kind: str, operation: str, policy: Policy) -> tuple[tuple[Rule, Seve
     cached = _active_cache.get(key)
     if cached is not None and cached[0] is policy:
         return cached[1]
+    # The severity as enforced: audit mode downgrades each denial after the ratchet (evaluate), so that
+    # the warning can say that enforcing would refuse it.
     active = tuple((rule, severity) for rule in _rules_for(*key)
-                   if (severity := policy.severity(rule.id, rule.severity)) is not Severity.OFF)
+                   if (severity := policy.severities.get(rule.id, rule.severity)) is not Severity.OFF)
     _active_cache[key] = (policy, active)
     return active
 
@@ -56,9 +60,9 @@ def evaluate(subject: Subject, policy: Policy) -> list[Finding]:
         except Exception as exc:
             # A bug in one rule must neither block every object of its kind nor pass silently.
             log.exception("rule %s failed on %s %s/%s", rule.id, subject.kind, subject.namespace, subject.name)
-            findings.append(
-                Finding(rule.id, Severity.WARN, f"internal error in rule {rule.id}: {exc!r}; please report it", "")
-            )
+            findings.append(Finding(rule.id, Severity.WARN,
+                                    f"internal error in rule {rule.id}: {exc!r}; please report it", "",
+                                    rule_failed=True))
             continue
         ratchet: str | None = None  # the suffix of a ratcheted denial, worked out at the first one
         for i, v in enumerate(violations):
@@ -75,6 +79,9 @@ def evaluate(subject: Subject, policy: Policy) -> list[Finding]:
                     ratchet = _ratcheted(rule) if _already_there(rule, subject) else ""
                 if ratchet:
                     severity, message = Severity.WARN, f"{message} ({ratchet})"
+                elif policy.audit:
+                    findings.append(Finding(rule.id, Severity.WARN, f"{message} ({AUDITED})", where, audited=True))
+                    continue
             findings.append(Finding(rule.id, severity, message, where))
     return findings
 

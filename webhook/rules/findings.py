@@ -37,6 +37,10 @@ class Finding:
     severity: Severity
     message: str
     field: str
+    #: A denial that audit mode made a warning: what enforcing would refuse.
+    audited: bool = False
+    #: The rule raised instead of judging: the finding is the warning saying so.
+    rule_failed: bool = False
 
     def as_dict(self) -> dict[str, str]:
         return {"rule": self.rule, "severity": str(self.severity), "message": self.message, "field": self.field}

@@ -58,6 +58,7 @@ class _PolicyDocument(BaseModel):
 @dataclass(frozen=True)
 class Policy:
     severities: Mapping[str, Severity] = field(default_factory=dict)
+    #: Every denial is a warning instead, marked as one (engine.evaluate, after the ratchet).
     audit: bool = False
     #: Pods asking for Multus networks get a required pod affinity to a Multus-ready node's agent pod.
     readiness_affinity: bool = True
@@ -79,12 +80,6 @@ class Policy:
     #: default: every webhook is failurePolicy Fail, so this is what the apiserver would do anyway,
     #: only sooner and with a message that says why.
     on_timeout: Literal["deny", "allow"] = "deny"
-
-    def severity(self, rule_id: str, default: Severity) -> Severity:
-        chosen = self.severities.get(rule_id, default)
-        if self.audit and chosen is Severity.DENY:
-            return Severity.WARN
-        return chosen
 
     @classmethod
     def from_mapping(cls, data: Any, known_rules: set[str], source: str = "policy") -> Policy:
