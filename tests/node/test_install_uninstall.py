@@ -640,6 +640,10 @@ def test_uninstall_after_the_primary_cni_was_reverted_does_not_warn(tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert "!" * 78 not in result.stderr
     assert "the node's CNI config is now 05-cilium.conflist" in result.stderr
+    # Cilium's copy: not ours, named for the operator to remove (docs/install.md, Uninstall step 7).
+    assert ("kept    /etc/cni/net.d/cilium/05-cilium.conflist: not multus-webhook's, and the container runtime "
+            "does not read it") in result.stderr
+    assert (host / "etc/cni/net.d/cilium/05-cilium.conflist").exists()
 
 
 def test_uninstall_refuses_a_host_root_that_is_not_a_node(tmp_path: Path) -> None:

@@ -210,7 +210,7 @@ def uninstall(host_root: Path, primary_cni_config_file: str = "", *,
     # primary CNI (docs/install.md, step 1) still has the setting pointing into the subdirectory.
     try:
         remaining = top_level_configs(host_root)
-        nested = [] if remaining else subdirectory_configs(host_root)
+        nested = subdirectory_configs(host_root)
     except OSError as exc:
         report.error(f"could not tell which CNI config is left in /{CNI_CONF_DIR}: {failure(host_root, exc)}")
     else:
@@ -234,6 +234,11 @@ def warn_without_config(report: CleanupReport, remaining: list[str], nested: lis
         )
     else:
         report.step(f"the node's CNI config is now {remaining[0]}")
+        # Cilium's copy of install step 2 (or another's file), not ours to remove; named so that it is
+        # not forgotten, as nothing reads a subdirectory once Multus is gone.
+        for name in nested:
+            report.step(f"kept    /{CNI_CONF_DIR / name}: not multus-webhook's, and the container runtime does "
+                        "not read it (docs/install.md, Uninstall step 7)")
 
 
 def failure(host_root: Path, exc: OSError) -> str:
