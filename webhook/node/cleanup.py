@@ -48,7 +48,7 @@ class Attached:
     container_id: str
     #: "namespace/name" from libcni's cache of the delegates' results, empty when it has none.
     pod: str
-    #: The secondary delegates' names, or why the record could not be read.
+    #: The secondary delegates' names.
     networks: str
 
 
@@ -117,12 +117,9 @@ def attached_sandboxes(host_root: Path) -> list[Attached]:
     for path in sorted(p for p in cache.iterdir() if p.is_file()):
         try:
             delegates = json.loads(path.read_bytes())
-        except (OSError, ValueError) as exc:
-            found.append(Attached(path.name, pods.get(path.name, ""), f"unreadable record ({exc})"))
-            continue
-        if not isinstance(delegates, list):
-            found.append(Attached(path.name, pods.get(path.name, ""), "unreadable record (not a list of delegates)"))
-        elif len(delegates) > 1:
+        except ValueError:
+            continue  # Multus's DEL cannot use a record that is not JSON either: it tears down nothing more
+        if isinstance(delegates, list) and len(delegates) > 1:
             names = [str(d.get("Name") or "?") if isinstance(d, dict) else "?" for d in delegates[1:]]
             found.append(Attached(path.name, pods.get(path.name, ""), ", ".join(names)))
     return found
