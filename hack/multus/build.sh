@@ -17,4 +17,7 @@ go_build_cached "$cache" "$here" multus-delegates ./multus-delegates "" "$here"/
 go_build_cached "$cache" "$here" multus-write-config ./multus-write-config "" "$here"/multus-write-config/*.go
 # What the Multus DaemonSet's install-multus-binary init container runs (tests/differential).
 go_build_cached "$cache" "$here" install_multus gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/install_multus ""
+# The thin plugin: a CNI ADD and DEL through Multus itself, whose cache of each sandbox's delegates
+# the uninstall cleanup reads (tests/differential).
+go_build_cached "$cache" "$here" multus gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus ""
 echo "$cache"

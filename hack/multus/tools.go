@@ -5,5 +5,6 @@
 package multus
 
 import (
+	_ "gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus"
 	_ "gopkg.in/k8snetworkplumbingwg/multus-cni.v4/pkg/k8sclient"
 )

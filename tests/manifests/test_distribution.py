@@ -498,7 +498,8 @@ def test_uninstall_replaces_multus_with_the_cleanup(cluster: ControlPlane) -> No
     docs = build(cluster, "overlays/talos-cilium-uninstall")
     daemonset = find(docs, "DaemonSet", "kube-multus-ds")
     template = daemonset["spec"]["template"]
-    assert [c["name"] for c in template["spec"]["containers"]] == ["cleanup"]
+    # Multus's container name: a user's patch of kube-multus lands on the cleanup (test below).
+    assert [c["name"] for c in template["spec"]["containers"]] == ["kube-multus"]
     assert "initContainers" not in template["spec"]
     cleanup = template["spec"]["containers"][0]
     assert cleanup["args"][:3] == ["uninstall", "--host-root=/host", "--idle"]
@@ -516,6 +517,54 @@ def test_uninstall_replaces_multus_with_the_cleanup(cluster: ControlPlane) -> No
     # Its sandbox must not need the CNI config it removes (or the one missing until the primary is reverted).
     assert template["spec"]["hostNetwork"] is True
     assert primary_setting(docs) == "cilium/05-cilium.conflist"
+
+
+def own_kustomization(directory: Path, components: list[str]) -> Path:
+    """A kustomization of the user's over talos-cilium, as a private registry needs it: its images
+    renamed, a pull secret, and the kube-multus container given more memory."""
+    directory.mkdir()
+    patch = {"apiVersion": "apps/v1", "kind": "DaemonSet",
+             "metadata": {"name": "kube-multus-ds", "namespace": "kube-system"},
+             "spec": {"template": {"spec": {"imagePullSecrets": [{"name": "regcred"}],
+                                            "containers": [{"name": "kube-multus",
+                                                            "resources": {"limits": {"memory": "300Mi"}}}]}}}}
+    (directory / "kustomization.yaml").write_text(json.dumps({
+        "resources": [os.path.relpath(MANIFESTS / "overlays/talos-cilium", directory)],
+        "components": [os.path.relpath(MANIFESTS / "components" / c, directory) for c in components],
+        "patches": [{"target": {"kind": "DaemonSet", "name": "kube-multus-ds"}, "patch": json.dumps(patch)}],
+        "images": [{"name": "ghcr.io/multus-webhook/multus-webhook",
+                    "newName": "registry.example.com/multus-webhook"}]}))
+    return directory
+
+
+def test_uninstall_added_to_a_kustomization_that_patches_the_multus_container_applies(
+        cluster: ControlPlane, tmp_path: Path) -> None:
+    """docs/install.md, Uninstall step 2: "add manifests/components/uninstall to its components". The
+    user's patches come after the component: a patch of kube-multus must land on the cleanup, not add
+    an image-less kube-multus next to it (the apiserver refused the DaemonSet)."""
+    built = {name: [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(
+        own_kustomization(tmp_path / name, components))).stdout) if d]
+        for name, components in (("install", []), ("uninstall", ["uninstall"]))}
+    uninstall = built["uninstall"]
+    result = cluster.kubectl("apply", "--dry-run=server", "-f", "-", check=False,
+                             input=json.dumps({"apiVersion": "v1", "kind": "List", "items": uninstall}))
+    assert result.returncode == 0, result.stderr
+    # The DaemonSet for real, as `kubectl apply -k` changes the installed one into the cleanup.
+    for name in ("install", "uninstall"):
+        result = cluster.kubectl("apply", "-f", "-", check=False,
+                                 input=json.dumps(find(built[name], "DaemonSet", "kube-multus-ds")))
+        assert result.returncode == 0, result.stderr
+    try:
+        live = json.loads(cluster.kubectl("-n", "kube-system", "get", "ds", "kube-multus-ds", "-o", "json").stdout)
+    finally:
+        cluster.kubectl("-n", "kube-system", "delete", "ds", "kube-multus-ds", "--wait=false")
+    pod = live["spec"]["template"]["spec"]
+    [cleanup] = pod["containers"]
+    assert cleanup["args"][0] == "uninstall"
+    assert cleanup["image"].startswith("registry.example.com/multus-webhook:")
+    assert cleanup["resources"]["limits"]["memory"] == "300Mi"
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert "initContainers" not in pod
 
 
 # Multus v4.3.0 waits this long for its readinessindicatorfile, then exits 1 (pkg/types/conf.go,

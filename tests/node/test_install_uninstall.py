@@ -642,6 +642,10 @@ def test_uninstall_after_the_primary_cni_was_reverted_does_not_warn(tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert "!" * 78 not in result.stderr
     assert "the node's CNI config is now 05-cilium.conflist" in result.stderr
+    # Cilium's copy: not ours, named for the operator to remove (docs/install.md, Uninstall step 7).
+    assert ("kept    /etc/cni/net.d/cilium/05-cilium.conflist: not multus-webhook's, and the container runtime "
+            "does not read it") in result.stderr
+    assert (host / "etc/cni/net.d/cilium/05-cilium.conflist").exists()
 
 
 def test_uninstall_refuses_a_host_root_that_is_not_a_node(tmp_path: Path) -> None:
@@ -723,3 +727,103 @@ def test_uninstall_idles_until_sigterm_so_that_its_logs_can_be_read(host: Path) 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def put_sandbox_on(host: Path, container_id: str, networks: list[str], pod: str = "") -> Path:
+    """A sandbox Multus set up, as its ADD leaves it (Multus v4.3.0 pkg/multus/multus.go): a record
+    named by the container ID listing every delegate it must DEL, the default network first; and, for
+    each secondary delegate, libcni's cache of its result with the CNI_ARGS that name the pod."""
+    cache = host / "var/lib/cni/multus"
+    delegates = [{"Name": name, "Conf": {"type": "macvlan"}} for name in ["cilium", *networks]]
+    record = write(cache / container_id, json.dumps(delegates).encode(), 0o600)
+    if pod:
+        namespace, name = pod.split("/")
+        for i, network in enumerate(networks, 1):
+            cached = {"kind": "cniCacheV1", "containerId": container_id, "ifName": f"net{i}", "networkName": network,
+                      "cniArgs": [["K8S_POD_NAMESPACE", namespace], ["K8S_POD_NAME", name]]}
+            write(cache / "results" / f"{network.replace('/', '-')}-{container_id}-net{i}",
+                  json.dumps(cached).encode(), 0o600)
+    return record
+
+
+def test_uninstall_removes_nothing_while_a_sandbox_still_has_secondary_networks(host: Path, source: Path,
+                                                                             plugins_file: Path) -> None:
+    """docs/install.md step 0 skipped: the record is the only trace of which delegates (and IPAM
+    addresses) a DEL must release. The cleanup keeps everything and stops the rollout here."""
+    assert install_cli(host, source, plugins_file).returncode == 0
+    put_multus_on(host)
+    record = put_sandbox_on(host, "4f1c0ffee", ["default/macvlan-a", "lab/vlan-b"], pod="default/web-0")
+    put_sandbox_on(host, "0dd", ["default/macvlan-a"])  # no libcni cache: no pod name to give
+    put_sandbox_on(host, "plain", [])  # the default network alone: the primary CNI tears it down in full
+    before = snapshot(host)
+    result = cli("uninstall", "--host-root", str(host), "--idle", timeout=20)
+    assert result.returncode == 1, result.stderr
+    assert snapshot(host) == before
+    assert "!" * 78 in result.stderr
+    assert "2 sandbox(es) still have secondary networks Multus never tore down" in result.stderr
+    assert "  container 4f1c0ffee (pod default/web-0): default/macvlan-a, lab/vlan-b\n" in result.stderr
+    assert "  container 0dd: default/macvlan-a\n" in result.stderr
+    assert "plain" not in result.stderr
+    assert "Nothing was removed. Abort the uninstall" in result.stderr
+    assert "set DISCARD_MULTUS_ATTACHMENTS=true on the cleanup" in result.stderr
+    assert "this pod exits with status 1 and is not Ready" in result.stderr
+    assert "cleanup finished" not in result.stderr
+    # Multus's DEL of those pods (the uninstall aborted, the pods deleted) consumes their records.
+    record.unlink()
+    (host / "var/lib/cni/multus/0dd").unlink()
+    result = cli("uninstall", "--host-root", str(host))
+    assert result.returncode == 0, result.stderr
+    assert "removed /var/lib/cni/multus" in result.stderr
+    assert not (host / "var/lib/cni/multus").exists()
+
+
+@pytest.mark.parametrize("how", [["--discard-multus-attachments"], ["--discard-multus-attachments=yes"],
+                                 "DISCARD_MULTUS_ATTACHMENTS=true"])
+def test_uninstall_discards_the_records_of_attached_sandboxes_when_told(host: Path, how: list[str] | str) -> None:
+    put_multus_on(host)
+    put_sandbox_on(host, "4f1c0ffee", ["default/macvlan-a"], pod="default/web-0")
+    flags, env = (how, {}) if isinstance(how, list) else ([], dict([how.split("=")]))
+    result = cli("uninstall", "--host-root", str(host), *flags, env=env)
+    assert result.returncode == 0, result.stderr
+    assert ("discarding the record of container 4f1c0ffee (pod default/web-0): default/macvlan-a "
+            "(DISCARD_MULTUS_ATTACHMENTS)") in result.stderr
+    assert not (host / "var/lib/cni/multus").exists()
+
+
+def test_uninstall_refuses_an_unreadable_discard_setting(host: Path) -> None:
+    put_multus_on(host)
+    result = cli("uninstall", "--host-root", str(host), env={"DISCARD_MULTUS_ATTACHMENTS": "maybe"})
+    assert result.returncode == 2
+    assert ("argument --discard-multus-attachments: 'maybe' is neither true nor false (also read from "
+            "$DISCARD_MULTUS_ATTACHMENTS)") in result.stderr
+    assert (host / "etc/cni/net.d/00-multus.conf").exists()
+
+
+@pytest.mark.parametrize("record", [b"[{", b"{}", b"[]"])
+def test_a_sandbox_record_multus_could_not_use_either_stops_nothing(host: Path, record: bytes) -> None:
+    """Multus's DEL reads such a record, fails to decode it or finds no delegate, and releases nothing
+    from it: keeping it would block the uninstall for nothing."""
+    put_multus_on(host)
+    write(host / "var/lib/cni/multus/4f1c0ffee", record, 0o600)
+    result = cli("uninstall", "--host-root", str(host))
+    assert result.returncode == 0, result.stderr
+    assert not (host / "var/lib/cni/multus").exists()
+
+
+def test_uninstall_on_a_node_without_var_lib_cni_creates_nothing(tmp_path: Path) -> None:
+    host = tmp_path / "host"
+    write(host / "etc/cni/net.d/05-cilium.conflist", b"{}", 0o644)
+    (host / "opt/cni/bin").mkdir(parents=True)
+    before = snapshot(host)
+    result = cli("uninstall", "--host-root", str(host))
+    assert result.returncode == 0, result.stderr
+    assert snapshot(host) == before
+
+
+def test_an_unreadable_install_record_is_named_by_its_host_path(host: Path) -> None:
+    write(host / "var/lib/cni/multus-webhook/installed.json", b"{", 0o600)
+    result = cli("uninstall", "--host-root", str(host))
+    assert result.returncode == 1, result.stderr
+    assert ("CNI plugins of install-cni: /var/lib/cni/multus-webhook/installed.json is not a record "
+            "multus-webhook can read") in result.stderr
+    assert str(host) not in result.stderr

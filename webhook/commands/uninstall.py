@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 from pathlib import Path
 
 from webhook.commands.common import add_primary_cni_config
-from webhook.node.cleanup import log, uninstall
+from webhook.node.cleanup import DISCARD_ENV, MULTUS_CACHE_DIR, log, uninstall
+
+
+def yes_or_no(text: str) -> bool:
+    if text.strip().lower() in ("true", "yes", "1"):
+        return True
+    if text.strip().lower() in ("false", "no", "0", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is neither true nor false (also read from ${DISCARD_ENV})")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,6 +31,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="removed first, and written once the cleanup leaves the node clean and able to start "
                         "pods: the cleanup DaemonSet's readiness probe, so that its rollout goes on to the "
                         "next node only from such a node")
+    u.add_argument("--discard-multus-attachments", metavar="true|false", nargs="?", const=True, type=yes_or_no,
+                   default=os.environ.get(DISCARD_ENV, "false"),
+                   help=f"remove the records in /{MULTUS_CACHE_DIR} of sandboxes whose secondary networks Multus "
+                        "never tore down (their IPAM addresses stay allocated); without it the cleanup removes "
+                        f"nothing on such a node and fails (default: ${DISCARD_ENV}, else false)")
     u.set_defaults(func=run)
 
 
@@ -34,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     ready_file = Path(args.ready_file) if args.ready_file else None
     if ready_file is not None:
         ready_file.unlink(missing_ok=True)
-    report = uninstall(Path(args.host_root), args.primary_cni_config_file)
+    report = uninstall(Path(args.host_root), args.primary_cni_config_file,
+                       discard_attachments=args.discard_multus_attachments)
     if report.node_left_working:
         if ready_file is not None:
             ready_file.write_text("cleanup finished\n")

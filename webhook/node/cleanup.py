@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -19,18 +20,36 @@ from webhook.node.hostfs import (
 )
 from webhook.node.installer import InstallError, release_all
 
+# Multus's cache: a record of each sandbox it set up (saved at ADD, read and removed at DEL) and
+# libcni's cache of its delegates' results.
+MULTUS_CACHE_DIR = PurePosixPath("var/lib/cni/multus")
 # What the thick plugin leaves behind: its config (the daemon removes it on a clean shutdown, not
 # on a crash), the shim and passthru binaries its init container copies, and its state directory.
 MULTUS_PATHS = (
     CNI_CONF_DIR / "00-multus.conf",
     CNI_CONF_DIR / "multus.d",
     *(CNI_BIN_DIR / name for name in INSTALL_MULTUS_BINARIES),
-    PurePosixPath("var/lib/cni/multus"),
+    MULTUS_CACHE_DIR,
 )
 # Directories the DaemonSet's hostPath mounts create; removed only when nothing was put in them.
 MULTUS_DIRS_IF_EMPTY = (PurePosixPath("etc/cni/multus"),)
 
 log = logging.getLogger("multus-webhook.uninstall")
+#: What lets the cleanup remove the records of sandboxes whose secondary networks were never torn down.
+DISCARD_ENV = "DISCARD_MULTUS_ATTACHMENTS"
+
+
+@dataclass(frozen=True)
+class Attached:
+    """A sandbox Multus attached secondary networks to and never tore down: its record in
+    /var/lib/cni/multus (named by the container ID, a list of the delegates to DEL, the first the
+    pod's default network) is the one place on the node that says which delegates, and so which
+    IPAM addresses, a DEL must release."""
+    container_id: str
+    #: "namespace/name" from libcni's cache of the delegates' results, empty when it has none.
+    pod: str
+    #: The secondary delegates' names.
+    networks: str
 
 
 @dataclass
@@ -40,12 +59,14 @@ class CleanupReport:
     errors: list[str] = field(default_factory=list)
     #: No CNI config is left where the container runtime reads it: the node starts no new pod.
     without_config: bool = False
+    #: Sandboxes whose secondary networks Multus has not torn down: nothing was removed.
+    attached: list[Attached] = field(default_factory=list)
 
     @property
     def node_left_working(self) -> bool:
         """Whether the cleanup did all it had to and the node can still start pods: what lets the
         cleanup DaemonSet's rollout go on to the next node."""
-        return not self.errors and not self.without_config
+        return not self.errors and not self.without_config and not self.attached
 
     def step(self, message: str) -> None:
         self.steps.append(message)
@@ -84,13 +105,77 @@ def install_multus_leftovers(host_root: Path) -> list[PurePosixPath]:
     return [CNI_BIN_DIR / p.name for p in sorted(bin_dir.iterdir()) if INSTALL_MULTUS_TEMPORARY.fullmatch(p.name)]
 
 
-def uninstall(host_root: Path, primary_cni_config_file: str = "") -> CleanupReport:
+def attached_sandboxes(host_root: Path) -> list[Attached]:
+    """The records in Multus's cache that still list secondary delegates. Every sandbox Multus set
+    up has a record; one with the default network alone loses nothing when the primary CNI tears it
+    down by itself, so only the others count."""
+    cache = on_host(host_root, MULTUS_CACHE_DIR)
+    if not cache.is_dir():
+        return []
+    pods = pods_by_container(cache / "results")
+    found = []
+    for path in sorted(p for p in cache.iterdir() if p.is_file()):
+        try:
+            delegates = json.loads(path.read_bytes())
+        except ValueError:
+            continue  # Multus's DEL cannot use a record that is not JSON either: it tears down nothing more
+        if isinstance(delegates, list) and len(delegates) > 1:
+            names = [str(d.get("Name") or "?") if isinstance(d, dict) else "?" for d in delegates[1:]]
+            found.append(Attached(path.name, pods.get(path.name, ""), ", ".join(names)))
+    return found
+
+
+def pods_by_container(results: Path) -> dict[str, str]:
+    """Container ID to "namespace/name", from the CNI_ARGS that libcni cached with each delegate's
+    result: Multus's own record holds no pod name."""
+    pods: dict[str, str] = {}
+    if not results.is_dir():
+        return pods
+    for path in results.iterdir():
+        try:
+            cached = json.loads(path.read_bytes())
+            args = dict(cached.get("cniArgs") or ())
+            pods[str(cached["containerId"])] = f"{args['K8S_POD_NAMESPACE']}/{args['K8S_POD_NAME']}"
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            continue  # a pod's name is a help to the reader only; the record itself still counts
+    return pods
+
+
+def warn_attached(report: CleanupReport, attached: list[Attached]) -> None:
+    report.attached = attached
+    lines = "\n".join(f"  container {a.container_id}" + (f" (pod {a.pod})" if a.pod else "") + f": {a.networks}"
+                      for a in attached)
+    report.warn(
+        f"{len(attached)} sandbox(es) still have secondary networks Multus never tore down; their records in "
+        f"/{MULTUS_CACHE_DIR} are all that says which delegates, and which IPAM addresses, to release:\n"
+        f"{lines}\n"
+        "Nothing was removed. Abort the uninstall (apply the install overlay again), delete those pods while "
+        "Multus runs on this node, then apply the uninstall again. To discard the records instead (the "
+        f"addresses stay allocated), set {DISCARD_ENV}=true on the cleanup (docs/install.md, Uninstall)."
+    )
+
+
+def uninstall(host_root: Path, primary_cni_config_file: str = "", *,
+              discard_attachments: bool = False) -> CleanupReport:
     report = CleanupReport()
     if not any(on_host(host_root, d).is_dir() for d in (CNI_CONF_DIR.parent, CNI_BIN_DIR)):
         # A mistyped --host-root or a missing mount would otherwise report every path absent and succeed.
         report.error(f"{host_root} holds neither /{CNI_CONF_DIR.parent} nor /{CNI_BIN_DIR}: it is not a node's file "
                      "system (check --host-root and the mounts); nothing was removed")
         return report
+    # Checked before anything is removed: the way out (Multus back, the pods deleted) needs the node
+    # as Multus left it, and a run that stops here has changed nothing a rerun depends on.
+    try:
+        attached = attached_sandboxes(host_root)
+    except OSError as exc:
+        report.error(f"could not read /{MULTUS_CACHE_DIR}: {failure(host_root, exc)}; nothing was removed")
+        return report
+    if attached and not discard_attachments:
+        warn_attached(report, attached)
+        return report
+    for a in attached:
+        report.step(f"discarding the record of container {a.container_id}" + (f" (pod {a.pod})" if a.pod else "")
+                    + f": {a.networks} ({DISCARD_ENV})")
     try:
         leftovers = install_multus_leftovers(host_root)
     except OSError as exc:
@@ -114,13 +199,15 @@ def uninstall(host_root: Path, primary_cni_config_file: str = "") -> CleanupRepo
     try:
         for change in release_all(host_root):
             report.step(f"{change.action:<7} {change.path} (installed by multus-webhook install-cni)")
-    except (InstallError, OSError) as exc:
+    except InstallError as exc:
         report.error(f"CNI plugins of install-cni: {exc}")
+    except OSError as exc:
+        report.error(f"CNI plugins of install-cni: {failure(host_root, exc)}")
     # Judged from the disk, not from primaryCniConfigFile: an operator who has already reverted the
     # primary CNI (docs/install.md, step 1) still has the setting pointing into the subdirectory.
     try:
         remaining = top_level_configs(host_root)
-        nested = [] if remaining else subdirectory_configs(host_root)
+        nested = subdirectory_configs(host_root)
     except OSError as exc:
         report.error(f"could not tell which CNI config is left in /{CNI_CONF_DIR}: {failure(host_root, exc)}")
     else:
@@ -144,6 +231,11 @@ def warn_without_config(report: CleanupReport, remaining: list[str], nested: lis
         )
     else:
         report.step(f"the node's CNI config is now {remaining[0]}")
+        # Cilium's copy of install step 2 (or another's file), not ours to remove; named so that it is
+        # not forgotten, as nothing reads a subdirectory once Multus is gone.
+        for name in nested:
+            report.step(f"kept    /{CNI_CONF_DIR / name}: not multus-webhook's, and the container runtime does "
+                        "not read it (docs/install.md, Uninstall step 7)")
 
 
 def failure(host_root: Path, exc: OSError) -> str:

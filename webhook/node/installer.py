@@ -74,7 +74,7 @@ class Record:
             # disowned() also takes the keys only earlier versions wrote out of each entry.
             return cls({str(k): Entry(**v) for k, v in raw["files"].items() if not disowned(str(k), v)})
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise InstallError(f"{path} is not a record multus-webhook can read ({exc}); "
+            raise InstallError(f"/{RECORD} is not a record multus-webhook can read ({exc}); "
                                "fix or remove it by hand") from exc
 
     def save(self, host_root: Path) -> None:
@@ -271,6 +271,10 @@ def release_each(host_root: Path, record: Record, rels: Iterable[str]) -> list[C
 def release_all(host_root: Path) -> list[Change]:
     """Everything the installer recorded, taken back; the record, the lock and their directory go
     too, unless something else is in that directory (a copy an earlier version kept, see disowned())."""
+    if not on_host(host_root, STATE_DIR).is_dir():
+        # Nothing was ever installed (every install takes the lock in that directory first): taking
+        # the lock would create the directory and its parents on a node that never had them.
+        return []
     with locked(host_root):
         record = Record.load(host_root)
         names = recorded_names(record)
