@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from webhook.cluster import store as store_module
-from webhook.cluster.store import NAD, POD, ClusterStore
+from webhook.cluster.store import NAD, NETWORK_PROFILE, POD, ClusterStore
 from webhook.rules.view import ObjectRef
 
 NADS = ["blue", "green"]
@@ -59,6 +59,29 @@ def check_events(sequence: list[tuple[str, list[str] | None]]) -> None:
                                     multus_namespace="kube-system") == (len(expected), expected), (name, networks, net)
             assert store.pods_using("team", net, first=2,
                                     multus_namespace="kube-system") == (len(expected), expected[:2])
+
+
+def profile(name: str, networks: list[str]) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "team"}, "spec": {"networks": [{"name": n} for n in networks]}}
+
+
+@settings(max_examples=200, deadline=None)
+@given(events)
+def test_profiles_using_matches_the_profiles_after_any_events(sequence: list[tuple[str, list[str] | None]]) -> None:
+    """The same record for NetworkProfiles (their spec.networks), kept by the same code as the pods'."""
+    store = ClusterStore()
+    uses: dict[str, list[str]] = {}
+    for name, networks in sequence:
+        if networks is None:
+            store.delete(NETWORK_PROFILE, profile(name, []))
+            uses.pop(name, None)
+        else:
+            store.upsert(NETWORK_PROFILE, profile(name, networks))
+            uses[name] = networks
+        for net in NADS:
+            expected = sorted(ObjectRef("team", p) for p, nets in uses.items() if net in nets)
+            assert store.profiles_using("team", net) == expected, (name, networks, net)
+        assert set(store._profile_users) == {("team", net) for nets in uses.values() for net in nets}
 
 
 def test_a_busy_nads_users_are_changed_in_place_and_shrink_back() -> None:
