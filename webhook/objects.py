@@ -30,6 +30,11 @@ def as_text(value: Any) -> str | None:
 MAX_ANNOTATIONS_SIZE = 256 * 1024
 
 
+def text_size(value: Any) -> int:
+    """The bytes of one annotation's key or value as annotations_size counts them."""
+    return len(str(value).encode("utf-8", "surrogatepass"))
+
+
 def annotations_size(annotations: Mapping[str, Any]) -> int:
     """The size of ``annotations`` as the apiserver counts it against MAX_ANNOTATIONS_SIZE."""
     return sum(len(str(k).encode("utf-8", "surrogatepass")) + len(str(v).encode("utf-8", "surrogatepass"))

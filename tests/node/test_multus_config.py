@@ -146,6 +146,27 @@ def test_a_symbolic_link_at_the_top_level_is_left(tmp_path: Path) -> None:
     assert (conf / "05-cilium.conflist").is_symlink()
 
 
+@pytest.mark.parametrize("subdir", ["a symlink to the primary's copy", "a file", "a symlink loop"])
+def test_a_top_level_copy_is_left_while_the_primary_is_no_regular_file_to_compare_with(
+        tmp_path: Path, subdir: str) -> None:
+    """Older than the top-level copy, byte for byte the same, but not a regular file in the subdirectory:
+    nothing there the primary CNI wrote, so the copy may be the only config; and a subdirectory that is
+    a file or loops is no error."""
+    conf = net_d(tmp_path, {"elsewhere/05-cilium.conflist": CILIUM, "05-cilium.conflist": CILIUM})
+    if subdir == "a file":
+        (conf / "cilium").write_text(CILIUM)
+    elif subdir == "a symlink loop":
+        (conf / "cilium").symlink_to("cilium")
+    else:
+        (conf / "cilium").mkdir()
+        (conf / "cilium" / "05-cilium.conflist").symlink_to(conf / "elsewhere" / "05-cilium.conflist")
+    result = tidy(conf)
+    assert result.returncode == 0, result.stderr
+    assert (f"{conf}/05-cilium.conflist is a CNI config at the top level beside Multus's: cilium/05-cilium.conflist "
+            "is not a regular file there (yet)") in result.stderr
+    assert (conf / "05-cilium.conflist").read_text() == CILIUM
+
+
 def test_nothing_is_touched_with_the_primary_at_the_top_level_or_detected(tmp_path: Path) -> None:
     conf = net_d(tmp_path, {"05-cilium.conflist": CILIUM, "cilium/05-cilium.conflist": CILIUM})
     for primary in ("05-cilium.conflist", ""):

@@ -220,3 +220,23 @@ def test_agent_pods_are_kept_by_node_with_only_our_labels_and_tell_the_listeners
     store.replace(AGENT_POD, [agent("agent-z", "b", version="4")])  # a relist
     assert store.agent_pods("a") == ()
     assert [p["metadata"]["name"] for p in store.agent_pods("b")] == ["agent-z"]
+
+
+def test_of_the_conditions_only_ready_and_a_false_reboot_race_are_kept_with_what_is_read_of_them() -> None:
+    """What the controller reads, and no more: a Node's Ready status; a state's Ready, without the
+    lastTransitionTime each agent restart moves, and its reboot race only while False (one copy of each
+    message)."""
+    race = {"type": nodes.REBOOT_RACE, "status": "False", "reason": "OtherTopLevelConfig", "message": "m",
+            "lastTransitionTime": "t", "observedGeneration": 3}
+    conditions = [{"type": "Ready", "status": "True", "reason": "r", "message": "up", "lastTransitionTime": "t"},
+                  {**race, "status": "True"}, race, {"type": "MemoryPressure", "status": "False"}, "odd"]
+    assert nodes.slim_node({"status": {"conditions": conditions}})["status"]["conditions"] == [
+        {"type": "Ready", "status": "True"}]
+    shared: list[Any] = []
+    kept = nodes.slim_state({"status": {"conditions": conditions}}, lambda v: shared.append(v) or v)["status"]
+    assert kept["conditions"] == [{"type": "Ready", "reason": "r", "message": "up"},
+                                  {k: v for k, v in race.items() if k != "observedGeneration"}]
+    assert "m" in shared
+    assert "up" not in shared
+    for odd in (None, {}, "Ready"):
+        assert nodes.slim_state({"status": {"conditions": odd}})["status"]["conditions"] == []

@@ -13,8 +13,11 @@ from hypothesis import strategies as st
 
 from webhook.admission.mutation import mutate_pod
 from webhook.cluster.static import StaticClusterView
-from webhook.multus.selection import parse_networks
+from webhook.multus.selection import NETWORKS_ANNOTATION, parse_networks
+from webhook.names import APPLIED_PROFILE_ANNOTATION
+from webhook.objects import annotations_size
 from webhook.rules import Policy, Severity, Subject, evaluate
+from webhook.rules.gate import with_profile
 from webhook.rules.policy import PolicyError
 
 MACVLAN = json.dumps({"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0",
@@ -1339,6 +1342,29 @@ def test_mutation_never_loses_a_user_key_and_is_idempotent(
 def test_pod_without_annotations_gets_them_added(annotations: dict[str, str] | None) -> None:
     out = mutated(pod(labels={"multus-webhook.io/network-profile": "data"}, annotations=annotations), view())
     assert out["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] == "macvlan"
+
+
+_values = st.text(max_size=8) | st.none() | st.integers() | st.lists(st.text(max_size=3), max_size=2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from([NETWORKS_ANNOTATION, APPLIED_PROFILE_ANNOTATION, "a", "\u00e9"]), _values),
+       st.none() | st.text(max_size=8), st.text(min_size=1, max_size=8))
+def test_a_profile_applied_is_sized_from_what_it_changes_as_the_whole_would_be(
+        annotations: dict[str, Any], merged: str | None, name: str) -> None:
+    """/mutate and rule pod-network-profile size the profiled annotations from the entries the profile
+    changes: the same count as annotations_size of them all, whatever the values (a hand-written one
+    may be anything); the networks replaced, the applied profile kept unless it is missing (or null),
+    every other annotation kept in its place."""
+    profiled, size = with_profile(annotations, annotations_size(annotations), name, merged)
+    assert size == annotations_size(profiled)
+    expected = dict(annotations)
+    if merged is not None:
+        expected[NETWORKS_ANNOTATION] = merged
+    if expected.get(APPLIED_PROFILE_ANNOTATION) is None:
+        expected[APPLIED_PROFILE_ANNOTATION] = name
+    assert profiled == expected
+    assert list(profiled)[:len(annotations)] == list(annotations)
 
 
 def test_pod_with_annotations_the_apiserver_will_refuse_is_not_mutated() -> None:

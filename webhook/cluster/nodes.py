@@ -40,9 +40,13 @@ def _kept_metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion") if k in meta}
 
 
-def _ready_condition(conditions: Any, keep: tuple[str, ...]) -> list[Mapping[str, Any]]:
-    return [{k: v for k, v in c.items() if k in keep} for c in conditions or ()
-            if isinstance(c, Mapping) and c.get("type") == "Ready"]
+def _conditions(conditions: Any, kind: str, keep: tuple[str, ...], status: str | None = None,
+                share: Callable[[Any], Any] = lambda value: value) -> list[Mapping[str, Any]]:
+    """The ``keep`` fields of the conditions of type ``kind`` (and ``status``, when given), each message
+    as ``share`` returns it."""
+    return [{k: share(v) if k == "message" else v for k, v in c.items() if k in keep}
+            for c in conditions if isinstance(c, Mapping) and c.get("type") == kind
+            and (status is None or c.get("status") == status)] if isinstance(conditions, list) else []
 
 
 #: Taints the node lifecycle controller and the kubelet put on a node while it is not ready or under
@@ -86,7 +90,7 @@ def slim_node(node: Mapping[str, Any], share: Callable[[Any], Any] = lambda valu
         "apiVersion": node.get("apiVersion", "v1"), "kind": node.get("kind", "Node"), "metadata": meta,
         "spec": share(kept_spec),
         "status": {"nodeInfo": {"bootID": boot} if isinstance(boot, str) and boot else {},
-                   "conditions": share(_ready_condition(status.get("conditions"), keep=("type", "status")))},
+                   "conditions": share(_conditions(status.get("conditions"), "Ready", ("type", "status")))},
     }
 
 
@@ -130,12 +134,6 @@ def _bin_dir_unread(conditions: Any) -> bool:
 _STATE_REBOOT_RACE = ("type", "status", "reason", "message", "lastTransitionTime")
 
 
-def _reboot_race(conditions: Any, share: Callable[[Any], Any]) -> list[Mapping[str, Any]]:
-    return [{k: share(v) if k == "message" else v for k, v in c.items() if k in _STATE_REBOOT_RACE}
-            for c in conditions if isinstance(c, Mapping) and c.get("type") == REBOOT_RACE
-            and c.get("status") == "False"] if isinstance(conditions, list) else []
-
-
 def slim_state(state: Mapping[str, Any], share: Callable[[Any], Any] = lambda value: value) -> dict[str, Any]:
     """What is read of a MultusNodeState; its inventory as a frozenset, of which ``share`` may return
     one copy of equal ones (nodes mostly report the same binaries)."""
@@ -150,8 +148,9 @@ def slim_state(state: Mapping[str, Any], share: Callable[[Any], Any] = lambda va
         binaries = kept.get(f)
         if isinstance(binaries, list):
             kept[f] = share(frozenset(_intern(b) for b in binaries if isinstance(b, str)))
-    kept["conditions"] = [*_ready_condition(status.get("conditions"), keep=_STATE_READY),
-                          *_reboot_race(status.get("conditions"), share)]
+    conditions = status.get("conditions")
+    kept["conditions"] = [*_conditions(conditions, "Ready", _STATE_READY),
+                          *_conditions(conditions, REBOOT_RACE, _STATE_REBOOT_RACE, "False", share)]
     return {"metadata": _kept_metadata(state), "status": kept}
 
 

@@ -16,7 +16,7 @@ import heapq
 import logging
 import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from webhook.cluster.nodes import Listener, NodeTable, frozen
@@ -495,35 +495,38 @@ class ClusterStore:
                       problem[:500], kept, exc_info=exc)
         unreadable[key] = problem
 
-    def _set_pod_refs(self, pod: Key, refs: tuple[Key, ...]) -> None:
-        old = self._pod_refs.get(pod, ())
+    @staticmethod
+    def _set_refs(refs_of: dict[Key, tuple[Key, ...]], user: Key, refs: tuple[Key, ...],
+                  add: Callable[[Key, Key], None], remove: Callable[[Key, Key], None]) -> None:
+        """Make ``refs`` the NADs ``user`` references in ``refs_of``, telling ``add`` and ``remove`` of
+        each (nad, user) it gains or loses."""
+        old = refs_of.get(user, ())
         if refs == old:
             return
         if refs:
-            self._pod_refs[pod] = refs
+            refs_of[user] = refs
         else:
-            self._pod_refs.pop(pod, None)
+            refs_of.pop(user, None)
         for nad in set(old).difference(refs):
-            self._remove_user(nad, pod)
+            remove(nad, user)
         for nad in set(refs).difference(old):
-            self._add_user(nad, pod)
+            add(nad, user)
+
+    def _set_pod_refs(self, pod: Key, refs: tuple[Key, ...]) -> None:
+        self._set_refs(self._pod_refs, pod, refs, self._add_user, self._remove_user)
 
     def _set_profile_refs(self, profile: Key, refs: tuple[Key, ...]) -> None:
-        old = self._profile_refs.get(profile, ())
-        if refs == old:
-            return
-        if refs:
-            self._profile_refs[profile] = refs
+        self._set_refs(self._profile_refs, profile, refs, self._add_profile_user, self._remove_profile_user)
+
+    def _add_profile_user(self, nad: Key, profile: Key) -> None:
+        self._profile_users[nad] = tuple(sorted((*self._profile_users.get(nad, ()), profile)))
+
+    def _remove_profile_user(self, nad: Key, profile: Key) -> None:
+        left = tuple(p for p in self._profile_users.get(nad, ()) if p != profile)
+        if left:
+            self._profile_users[nad] = left
         else:
-            self._profile_refs.pop(profile, None)
-        for nad in set(old).difference(refs):
-            left = tuple(p for p in self._profile_users.get(nad, ()) if p != profile)
-            if left:
-                self._profile_users[nad] = left
-            else:
-                self._profile_users.pop(nad, None)
-        for nad in set(refs).difference(old):
-            self._profile_users[nad] = tuple(sorted((*self._profile_users.get(nad, ()), profile)))
+            self._profile_users.pop(nad, None)
 
     def _add_user(self, nad: Key, pod: Key) -> None:
         # A tuple copied on every change costs O(users) per pod event: with 50,000 pods on one NAD, a

@@ -384,17 +384,19 @@ def ipmasq_backend_problems(plugin: PluginConf) -> Iterator[Problem]:
     )
 
 
-def master_problems(plugin: PluginConf) -> Iterator[Problem]:
-    if plugin.type != "vlan":
+def _required_problems(plugin: PluginConf, kind: str, key: str, needs: str) -> Iterator[Problem]:
+    """``key`` of a plugin of type ``kind`` missing or empty, which ``needs`` says why it may not be."""
+    if plugin.type != kind:
         return
-    found = plugin.field("master")
+    found = plugin.field(key)
     if found is None or found[1] == "":
-        path = found[0] if found else f"{plugin.path}.master"
-        yield Problem(
-            path,
-            f"{path} is missing: the vlan plugin needs the host interface to create the VLAN on; "
-            'set "master" to it (e.g. "eth0")',
-        )
+        path = found[0] if found else f"{plugin.path}.{key}"
+        yield Problem(path, f"{path} is missing: {needs}")
+
+
+def master_problems(plugin: PluginConf) -> Iterator[Problem]:
+    return _required_problems(plugin, "vlan", "master", "the vlan plugin needs the host interface to create the "
+                                                        'VLAN on; set "master" to it (e.g. "eth0")')
 
 
 def bridge_mode_problems(plugin: PluginConf) -> Iterator[Problem]:
@@ -878,12 +880,7 @@ def mtu_problems(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None,
 
 
 def vrf_problems(plugin: PluginConf) -> Iterator[Problem]:
-    if plugin.type != "vrf":
-        return
-    found = plugin.field("vrfname")
-    if found is None or found[1] == "":
-        path = found[0] if found else f"{plugin.path}.vrfname"
-        yield Problem(path, f"{path} is missing: the vrf plugin needs the name of the VRF to create or join")
+    return _required_problems(plugin, "vrf", "vrfname", "the vrf plugin needs the name of the VRF to create or join")
 
 
 def bandwidth_problems(plugin: PluginConf) -> Iterator[Problem]:

@@ -9,7 +9,9 @@ seed chart's ``primaryCniConfigFile``, drives both, so that they cannot disagree
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -71,6 +73,17 @@ class TopLevelConfigs:
     left: tuple[tuple[str, str], ...] = ()
 
 
+def _lstat(path: Path) -> os.stat_result | None:
+    """``path.lstat()``; None where Path.is_file finds nothing: no such file, or a path through a file or
+    a symbolic link loop."""
+    try:
+        return path.lstat()
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            return None
+        raise
+
+
 def tidy_top_level(conf_dir: Path, primary_cni_config_file: str) -> TopLevelConfigs:
     """With the primary config in a subdirectory of ``conf_dir`` (the host's /etc/cni/net.d), remove a
     config at its top level that is a stale copy of it: the same name and byte for byte the same
@@ -94,13 +107,13 @@ def tidy_top_level(conf_dir: Path, primary_cni_config_file: str) -> TopLevelConf
         top = conf_dir / name
         if name != primary.name:
             left.append((name, f"not named as the primary config {primary}"))
-        elif not stat.S_ISREG(top.lstat().st_mode):
+        elif not stat.S_ISREG((top_stat := top.lstat()).st_mode):
             left.append((name, "not a regular file"))
-        elif not source.is_file() or source.is_symlink():
+        elif (source_stat := _lstat(source)) is None or not stat.S_ISREG(source_stat.st_mode):
             left.append((name, f"{primary} is not a regular file there (yet) to compare it with"))
         elif top.read_bytes() != source.read_bytes():
             left.append((name, f"its content differs from {primary}"))
-        elif top.lstat().st_mtime_ns >= source.stat().st_mtime_ns:
+        elif top_stat.st_mtime_ns >= source_stat.st_mtime_ns:
             # The newer copy is where the primary CNI wrote last, so where it writes now.
             # A top-level one as new is the primary moved back (uninstall, step 1), not a leftover.
             left.append((name, f"it is not older than {primary}: the primary CNI may write it there now (as "

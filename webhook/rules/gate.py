@@ -9,6 +9,7 @@ import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from webhook.multus.profiles import ProfileMerge
 from webhook.multus.selection import (
     DEFAULT_NETWORK_ANNOTATION,
     NETWORKS_ANNOTATION,
@@ -26,7 +27,7 @@ from webhook.names import (
     binary_label,
     is_own_label,
 )
-from webhook.objects import MAX_ANNOTATIONS_SIZE, annotations_size, as_mapping
+from webhook.objects import MAX_ANNOTATIONS_SIZE, annotations_size, as_mapping, text_size
 from webhook.rules.policy import Policy
 from webhook.rules.view import ClusterView
 
@@ -89,31 +90,33 @@ def required_binaries(annotations: Mapping[str, Any], namespace: str, view: Clus
     return frozenset(needed)
 
 
-def _apply_profile(annotations: dict[str, Any], labels: Mapping[str, Any], namespace: str,
-                  view: ClusterView, warnings: list[str], first_index: int) -> None:
-    """Merge the labelled NetworkProfile into ``annotations`` (in place); ``first_index`` as for
-    interface_names."""
-    name = labels.get(PROFILE_LABEL)
-    if not isinstance(name, str):
-        return
+def pod_profile_merge(annotations: Mapping[str, Any], namespace: str, name: str, view: ClusterView,
+                      policy: Policy) -> ProfileMerge | None:
+    """view.profile_merge of NetworkProfile ``name`` into the selection annotations of a pod in
+    ``namespace``, its interfaces named after the policy's defaultNetworks; None when there is no such
+    profile."""
     existing = annotations.get(NETWORKS_ANNOTATION)
     default = annotations.get(DEFAULT_NETWORK_ANNOTATION)
-    merge = view.profile_merge(namespace, name, existing if isinstance(existing, str) else None, first_index,
-                               default if isinstance(default, str) else None)
-    if merge is None:
-        return  # refused (or warned about) by rule pod-network-profile
-    if merge.error is not None:
-        return  # refused by rule pod-network-profile, with the merge's message
-    warnings.extend(merge.notes)
-    merged = merge.merged
-    if merged is not None and merged != existing:
-        annotations[NETWORKS_ANNOTATION] = merged
-    applied = annotations.get(APPLIED_PROFILE_ANNOTATION)
-    if applied is None:
-        annotations[APPLIED_PROFILE_ANNOTATION] = name
-    elif applied != name:
-        warnings.append(f"metadata.annotations[{APPLIED_PROFILE_ANNOTATION!r}] is {applied!r}, written by hand; "
-                        f"left as it is although NetworkProfile {name} was applied")
+    return view.profile_merge(namespace, name, existing if isinstance(existing, str) else None,
+                              policy.default_networks.first_index(namespace),
+                              default if isinstance(default, str) else None)
+
+
+def with_profile(annotations: Mapping[str, Any], size: int, name: str,
+                 merged: str | None) -> tuple[dict[str, Any], int]:
+    """``annotations`` (``size`` as annotations_size counts them) with NetworkProfile ``name`` applied, its
+    merge giving the networks annotation ``merged`` (None: left as it is) and the annotation saying it
+    was applied unless there is one; and their size, counted for the entries it changes alone: /mutate
+    and rule pod-network-profile have counted the rest already."""
+    changes = {NETWORKS_ANNOTATION: merged} if merged is not None and merged != annotations.get(
+        NETWORKS_ANNOTATION) else {}
+    if annotations.get(APPLIED_PROFILE_ANNOTATION) is None:
+        changes[APPLIED_PROFILE_ANNOTATION] = name
+    profiled = dict(annotations)
+    for key, value in changes.items():
+        size += text_size(value) + (-text_size(annotations[key]) if key in annotations else text_size(key))
+        profiled[key] = value
+    return profiled, size
 
 
 def profiled_annotations(metadata: Mapping[str, Any], namespace: str, view: ClusterView,
@@ -139,20 +142,24 @@ def sized_profiled_annotations(metadata: Mapping[str, Any], namespace: str, view
         warnings.append(f"metadata.annotations total {size} bytes, over the {MAX_ANNOTATIONS_SIZE} "
                         "the apiserver accepts: not mutated")
         return None
-    profiled = dict(annotations)
-    notes: list[str] = []
-    _apply_profile(profiled, as_mapping(metadata.get("labels")), namespace, view, notes,
-                  policy.default_networks.first_index(namespace))
-    if profiled != annotations:
-        profiled_size = annotations_size(profiled)
-        if profiled_size > MAX_ANNOTATIONS_SIZE:
-            # The profile would take the pod past the limit, and the apiserver would refuse it with only
-            # "metadata.annotations: Too long": not applied, and rule pod-network-profile refuses the pod
-            # saying why.
-            return annotations, size
-        size = profiled_size
-    warnings.extend(notes)
-    return profiled, size
+    name = as_mapping(metadata.get("labels")).get(PROFILE_LABEL)
+    if not isinstance(name, str):
+        return annotations, size
+    merge = pod_profile_merge(annotations, namespace, name, view, policy)
+    if merge is None or merge.error is not None:
+        return annotations, size  # refused (or warned about) by rule pod-network-profile, saying why
+    profiled, profiled_size = with_profile(annotations, size, name, merge.merged)
+    if profiled_size > MAX_ANNOTATIONS_SIZE:
+        # The profile would take the pod past the limit, and the apiserver would refuse it with only
+        # "metadata.annotations: Too long": not applied, and rule pod-network-profile refuses the pod
+        # saying why.
+        return annotations, size
+    warnings.extend(merge.notes)
+    applied = annotations.get(APPLIED_PROFILE_ANNOTATION)
+    if applied is not None and applied != name:
+        warnings.append(f"metadata.annotations[{APPLIED_PROFILE_ANNOTATION!r}] is {applied!r}, written by hand; "
+                        f"left as it is although NetworkProfile {name} was applied")
+    return profiled, profiled_size
 
 
 def gate_labels(binaries: Iterable[str]) -> list[str]:

@@ -16,11 +16,12 @@ from dataclasses import dataclass, replace
 from itertools import chain
 from typing import Any
 
-from webhook.cni.addresses import between, parse_ip, parse_mac, parse_static_cidr
+from webhook.cni.addresses import IPAddress, between, parse_ip, parse_mac, parse_static_cidr
 from webhook.cni.config import NetConf, PluginConf, Problem, parse_nad_config
 from webhook.cni.fields import describe
 from webhook.cni.gojson import fold
 from webhook.cni.ipam import (
+    HostLocalRequest,
     StaticAddress,
     args_cni_ips,
     args_cni_ips_addresses,
@@ -63,10 +64,12 @@ from webhook.rules.gate import (
     GATE_MARKS,
     GATE_OFF_BY_POLICY,
     has_readiness_gate,
+    pod_profile_merge,
     profiled_annotations,
     required_binaries,
     required_gate_labels,
     selects_no_node,
+    with_profile,
 )
 from webhook.rules.pod_networks import DEFAULT_NETWORK, NETWORKS, changed_selection
 from webhook.rules.registry import rule
@@ -106,11 +109,7 @@ def network_profile(subject: Subject) -> Iterator[Violation]:
     if not isinstance(name, str) or not name:
         yield Violation(PROFILE_FIELD, f"{PROFILE_FIELD} must name a NetworkProfile in namespace {subject.namespace}")
         return
-    existing = subject.annotations.get(NETWORKS_ANNOTATION)
-    default = subject.annotations.get(DEFAULT_NETWORK_ANNOTATION)
-    merge = subject.view.profile_merge(subject.namespace, name, existing if isinstance(existing, str) else None,
-                                       subject.policy.default_networks.first_index(subject.namespace),
-                                       default if isinstance(default, str) else None)
+    merge = pod_profile_merge(subject.annotations, subject.namespace, name, subject.view, subject.policy)
     if merge is None:
         yield Violation(PROFILE_FIELD, f"{PROFILE_FIELD} names NetworkProfile {name!r}, which does not exist in "
                                        f"namespace {subject.namespace}: create it first, or fix the label")
@@ -126,10 +125,7 @@ def network_profile(subject: Subject) -> Iterator[Violation]:
         # /mutate marks the pod after it found the profile too big: not the pod's own bytes.
         own = {key: value for key, value in own.items() if key != READINESS_GATE_ANNOTATION}
     before = annotations_size(own)
-    profiled = {**own, APPLIED_PROFILE_ANNOTATION: own.get(APPLIED_PROFILE_ANNOTATION, name)}
-    if merge.merged is not None:
-        profiled[NETWORKS_ANNOTATION] = merge.merged
-    after = annotations_size(profiled)
+    _, after = with_profile(own, before, name, merge.merged)
     if before <= MAX_ANNOTATIONS_SIZE < after:
         yield Violation("metadata.annotations",
                         f"NetworkProfile {name} would bring metadata.annotations to {after} bytes (the pod's own "
@@ -585,6 +581,24 @@ def host_local_ips_violations(ref: NetworkReference, nad: Mapping[str, Any], net
             yield from _host_local_requested(ref, plugin, f"NAD {ref.namespace}/{ref.name}", fills, pods)
 
 
+def _host_local_asked(ref: NetworkReference, plugin: PluginConf, runtime_config: bool
+                      ) -> tuple[HostLocalRequest, list[tuple[str, IPAddress]]] | None:
+    """What host-local (``plugin``'s IPAM) reads of the config (see host_local_request; ``runtime_config``
+    as there) and every address it is asked for, (JSON path, address), the one the selection requests
+    last; None when the selection does not request exactly one address it parses (several are
+    pod-networks-ips-ipam's) or the config's own cannot be judged (nad-ipam-host-local's or
+    pod-networks-cni-args-ips')."""
+    ips = ref.selection.ips
+    addr = go_ip_or_cidr(ips[0]) if len(ips) == 1 else None
+    if addr is None:
+        return None
+    request = host_local_request(plugin, ref.selection.cni_args, _cni_args_at(ref), POD_NEVER_STARTS,
+                                 runtime_config=runtime_config)
+    if request.problems or not request.judged or not request.sets:
+        return None
+    return request, [*request.requested, (f"{ref.field}.ips[0]", addr)]
+
+
 def _host_local_requested(ref: NetworkReference, plugin: PluginConf, nad_ref: str,
                           fills: Fills, pods: str = "") -> Iterator[Violation]:
     """What host-local (``plugin``'s IPAM) cannot give of the address a selection requests: it takes it
@@ -594,18 +608,14 @@ def _host_local_requested(ref: NetworkReference, plugin: PluginConf, nad_ref: st
     judged_both_ways), the NAD's literal runtimeConfig.ips, every one from its ranges (the literal
     runtimeConfig.ipRanges ahead of its own), at most one per range set (see host_local_request and
     host_local_unallocatable)."""
-    ips = ref.selection.ips
-    addr = go_ip_or_cidr(ips[0]) if len(ips) == 1 else None  # several: pod-networks-ips-ipam's
-    if addr is None:
-        return
     at = f"{ref.field}.ips[0]"
 
     def judge(runtime_config: bool) -> Iterator[Problem]:
-        request = host_local_request(plugin, ref.selection.cni_args, _cni_args_at(ref), POD_NEVER_STARTS,
-                                     runtime_config=runtime_config)
-        if request.problems or not request.judged or not request.sets:
-            return  # nad-ipam-host-local's or pod-networks-cni-args-ips'
-        for problem in host_local_unallocatable([*request.requested, (at, addr)], request.sets, POD_NEVER_STARTS):
+        asked = _host_local_asked(ref, plugin, runtime_config)
+        if asked is None:
+            return
+        request, addresses = asked
+        for problem in host_local_unallocatable(addresses, request.sets, POD_NEVER_STARTS):
             if problem.field == at:
                 yield problem
 
@@ -743,17 +753,14 @@ def _host_local_extra(ref: NetworkReference, plugin: PluginConf, runtime_config:
     allocates one address from each range set: a requested one from the set holding it, else the next free
     one. Nothing when it fails the ADD (pod-networks-ips-ipam's, pod-networks-ips-host-local's or
     pod-networks-cni-args-ips' to say)."""
-    ips = ref.selection.ips
-    addr = go_ip_or_cidr(ips[0]) if len(ips) == 1 else None
-    if addr is None:
+    found = _host_local_asked(ref, plugin, runtime_config)
+    if found is None:
         return None
+    request, asked = found
+    if any(True for _ in host_local_unallocatable(asked, request.sets, POD_NEVER_STARTS)):
+        return None
+    addr = asked[-1][1]  # the selection's
     pod_base = _cni_args_at(ref)
-    request = host_local_request(plugin, ref.selection.cni_args, pod_base, POD_NEVER_STARTS,
-                                 runtime_config=runtime_config)
-    asked = [*request.requested, (f"{ref.field}.ips[0]", addr)]
-    if request.problems or not request.judged or not request.sets or \
-            any(True for _ in host_local_unallocatable(asked, request.sets, POD_NEVER_STARTS)):
-        return None
     held = {n for _, a in asked for n, s in enumerate(request.sets) for r in s if between(a, r.start, r.end)}
     # What the pod's own "cni-args" ips request it asked for: only the NAD's requests are extra.
     others = {str(a): path for path, a in request.requested if a != addr and not path.startswith(pod_base)}
