@@ -14,7 +14,10 @@ import logging
 import os
 import queue
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -194,17 +197,33 @@ def event_body(involved: Mapping[str, Any], *, kind: str, event_type: str, reaso
     }
 
 
-def send_event(api: client.ApiClient, body: Mapping[str, Any], timeout: tuple[float, float] = SHORT_TIMEOUT) -> None:
-    """Record an Event (event_body). Events are best effort: a failure is logged, never raised."""
-    what = f"{body['reason']} on {body['involvedObject']['kind']}/{body['involvedObject']['name']}"
-    try:
-        request(api, "POST", f"/api/v1/namespaces/{body['metadata']['namespace']}/events", body=body, timeout=timeout)
-    except Exception as exc:  # see the docstring
-        log.warning("could not record event %s: %s", what, describe(exc))
-
-
 #: Events an EventRecorder holds while they wait to be sent.
 EVENT_QUEUE = 1000
+#: An Event said again within this many seconds of the last time is counted on the Event already made
+#: (its count and lastTimestamp), as client-go's EventCorrelator does, not made anew.
+EVENT_REPEAT_WINDOW = 600.0
+#: Events an EventRecorder remembers for that (the most recently said), each a few hundred bytes.
+EVENTS_REMEMBERED = 4096
+
+#: What tells one Event from another: the object it is about (uid, kind, namespace, name), its type,
+#: reason and message.
+EventKey = tuple[str | None, str, str | None, str | None, str, str, str]
+
+
+@dataclass(slots=True)
+class _Made:
+    """An Event made: where it is, its count, and when it was last said (monotonic)."""
+
+    namespace: str
+    name: str
+    count: int
+    said: float
+
+
+def event_key(body: Mapping[str, Any]) -> EventKey:
+    involved = body["involvedObject"]
+    return (involved.get("uid"), involved["kind"], involved.get("namespace"), involved.get("name"),
+            body["type"], body["reason"], body["message"])
 
 
 class EventRecorder:
@@ -215,12 +234,22 @@ class EventRecorder:
     dropped and counted (Events are best effort, and ever more of them waiting would only grow the
     process). The thread starts with the first Event. An Event that can wait (one said again later if not
     now) may leave room for others: it is queued only while ``leave`` slots stay free after it, and emit
-    says whether it was, so that its sender tries again later instead of counting it as said."""
+    says whether it was, so that its sender tries again later instead of counting it as said.
+
+    An Event said again within EVENT_REPEAT_WINDOW of the last time (a Multus daemon that crash-loops
+    makes the same MultusNotReady at each restart) raises the count of the one made then instead of
+    making another object in etcd. A sender that may have said it in an earlier process (``find``: a
+    controller that starts, or takes the lease over, warns again of what still holds) has it counted on
+    the Event that process made, if the apiserver still has it."""
 
     def __init__(self, api: client.ApiClient, *, component: str, instance: str, capacity: int = EVENT_QUEUE,
                  timeout: tuple[float, float] = SHORT_TIMEOUT) -> None:
         self.api, self.component, self.instance, self.timeout = api, component, instance, timeout
-        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(capacity)
+        self._queue: queue.Queue[tuple[dict[str, Any], bool]] = queue.Queue(capacity)
+        #: The Events made, least recently said first, and the (namespace, reason, type) of those learned
+        #: from the apiserver (_learn); only the sender thread reads and writes them.
+        self._made: OrderedDict[EventKey, _Made] = OrderedDict()
+        self._learned: set[tuple[str, str, str]] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
@@ -233,14 +262,14 @@ class EventRecorder:
         return self._queue.maxsize
 
     def emit(self, involved: Mapping[str, Any], *, kind: str, event_type: str, reason: str, message: str,
-             leave: int = 0) -> bool:
+             leave: int = 0, find: bool = False) -> bool:
         """Whether the Event was queued."""
         if leave and self._queue.qsize() + leave >= self._queue.maxsize:
             return False  # not dropped: its sender says it again later
         body = event_body(involved, kind=kind, event_type=event_type, reason=reason, message=message,
                           component=self.component, instance=self.instance)
         try:
-            self._queue.put_nowait(body)
+            self._queue.put_nowait((body, find))
         except queue.Full:
             with self._lock:
                 self._dropping += 1
@@ -259,16 +288,72 @@ class EventRecorder:
     def _run(self) -> None:
         while not (self._closing.is_set() and self._queue.empty()):
             try:
-                body = self._queue.get(timeout=0.5)
+                body, find = self._queue.get(timeout=0.5)
             except queue.Empty:
                 continue
-            send_event(self.api, body, self.timeout)
+            try:
+                self._send(body, find)
+            except Exception as exc:  # best effort: logged, never raised
+                involved = body["involvedObject"]
+                log.warning("could not record event %s on %s/%s: %s", body["reason"], involved["kind"],
+                            involved["name"], describe(exc))
             if self._queue.empty():
                 with self._lock:
                     dropped, self._dropping = self._dropping, 0
                 if dropped:
                     log.warning("dropped %d events while %d were waiting to be sent (%d dropped in all)",
                                 dropped, self._queue.maxsize, self.dropped)
+
+    def _send(self, body: dict[str, Any], find: bool) -> None:
+        key = event_key(body)
+        now = time.monotonic()
+        if find:
+            self._learn(body, now)
+        made = self._made.get(key)
+        if made is not None and now - made.said < EVENT_REPEAT_WINDOW:
+            try:
+                request(self.api, "PATCH", f"/api/v1/namespaces/{made.namespace}/events/{made.name}",
+                        body={"count": made.count + 1, "lastTimestamp": body["lastTimestamp"]},
+                        content_type=MERGE_PATCH, timeout=self.timeout)
+            except Exception as exc:
+                if not is_status(exc, 404):
+                    raise
+                made = None  # expired (the apiserver's --event-ttl, an hour by default) or deleted: made anew
+            else:
+                made.count += 1
+        else:
+            made = None
+        if made is None:
+            created = request(self.api, "POST", f"/api/v1/namespaces/{body['metadata']['namespace']}/events",
+                              body=body, timeout=self.timeout)
+            made = _Made(created["metadata"]["namespace"], created["metadata"]["name"], 1, now)
+        made.said = now
+        self._remember(key, made)
+
+    def _learn(self, body: Mapping[str, Any], now: float) -> None:
+        """Remembers the Events of ``body``'s reason and type this component made in its namespace, in any
+        process, as if said ``now``: once per process for each, by one paged list (the apiserver keeps no
+        watch cache of Events, so each list reads the namespace's Events from etcd: one per Event said
+        again, thousands at a takeover, would read them thousands of times)."""
+        namespace, reason, event_type = body["metadata"]["namespace"], body["reason"], body["type"]
+        if (namespace, reason, event_type) in self._learned:
+            return
+        selector = f"reason={reason},type={event_type},reportingComponent={self.component}"
+        for page in list_pages(lambda query: request(self.api, "GET", f"/api/v1/namespaces/{namespace}/events",
+                                                     query=query, timeout=self.timeout),
+                               [("fieldSelector", selector)], 500):
+            for event in page.get("items") or ():
+                made = _Made(namespace, event["metadata"]["name"], int(event.get("count") or 1), now)
+                known = self._made.get(event_key(event))
+                if known is None or known.count < made.count:  # two of them: the one said most
+                    self._remember(event_key(event), made)
+        self._learned.add((namespace, reason, event_type))
+
+    def _remember(self, key: EventKey, made: _Made) -> None:
+        self._made[key] = made
+        self._made.move_to_end(key)
+        while len(self._made) > EVENTS_REMEMBERED:
+            self._made.popitem(last=False)
 
     def close(self, timeout: float) -> None:
         """Sends what waits for up to ``timeout`` seconds; what is left then is not sent."""

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from webhook.agent import nodestate
 from webhook.agent.nodestate import NAMESPACE
 from webhook.agent.standin import StandInHost, StandInNode, Subcommand
 from webhook.cluster.store import AGENT_POD, NODE, NODE_STATE, ClusterStore
+from webhook.controller import metrics as controller_metrics
 from webhook.controller.controller import Controller, ControllerConfig
 from webhook.controller.decide import REBOOT_RACE_EXPOSED_EVENT
 from webhook.dev.controlplane import ControlPlane, eventually
@@ -483,3 +485,122 @@ def test_deleting_the_state_of_a_gone_node_that_hangs_holds_up_the_pass_seconds_
     finally:
         stub.stop()
         cp.kubectl("delete", "mns", "-n", NAMESPACE, gone, "--ignore-not-found", check=False)
+
+
+def events_on(cp: ControlPlane, name: str) -> list[dict[str, Any]]:
+    """The Events about an object named ``name`` in the default namespace (where Node Events go)."""
+    listed = cp.kubectl("get", "events", "-n", "default", "--field-selector", f"involvedObject.name={name}",
+                        "-o", "json")
+    items: list[dict[str, Any]] = json.loads(listed.stdout)["items"]
+    return items
+
+
+def test_an_event_said_again_counts_on_the_one_made_and_one_gone_is_made_anew(
+        controlplane: ControlPlane, marker: str) -> None:
+    """A Multus daemon that crash-loops says the same MultusNotReady at each restart: one Event object
+    whose count grows, not one object per restart. Another message is another Event; an Event gone
+    (expired, deleted) is made anew at the next repeat."""
+    cp = controlplane
+    recorder = EventRecorder(load_client(str(cp.kubeconfig)), component="test", instance=marker)
+    name = f"repeat-{marker}"
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "uid": marker}}
+
+    def say(message: str) -> None:
+        assert recorder.emit(node, kind="Node", event_type="Warning", reason="MultusNotReady", message=message)
+
+    def counts() -> list[tuple[str, int]]:
+        return sorted((e["message"], e["count"]) for e in events_on(cp, name))
+
+    try:
+        for _ in range(3):
+            say("down")
+        eventually(counts, what="one Event counted three times", until=lambda got: got == [("down", 3)])
+        say("down again")
+        eventually(counts, what="another message, another Event",
+                   until=lambda got: got == [("down", 3), ("down again", 1)])
+        made = next(e for e in events_on(cp, name) if e["message"] == "down")
+        assert made["lastTimestamp"] >= made["firstTimestamp"]
+        cp.kubectl("delete", "event", "-n", "default", made["metadata"]["name"])
+        say("down")
+        eventually(counts, what="the Event deleted made anew",
+                   until=lambda got: got == [("down", 1), ("down again", 1)])
+    finally:
+        recorder.close(SHORT_TIMEOUT[1])
+
+
+def test_a_reboot_race_warning_said_again_by_a_new_process_counts_on_the_event_already_there(
+        controlplane: ControlPlane, marker: str) -> None:
+    """A restart or a takeover (a new controller process, which remembers no Event) warns again of every
+    node still exposed to the reboot race, as intended: on the Event the earlier process made, whose
+    count it raises, not on one more object per node and rollout."""
+    cp = controlplane
+    store = ClusterStore()
+    name = f"exposed-{marker}"
+    exposed_node(store, name)
+    first = leading(cp, store, marker)
+    second = leading(cp, store, f"{marker}-next")
+    try:
+        first.reconcile(None)
+        first.events.close(SHORT_TIMEOUT[1])
+        assert [(e["reason"], e["count"]) for e in events_on(cp, name)] == [(REBOOT_RACE_EXPOSED_EVENT, 1)]
+        second.reconcile(None)
+        second.events.close(SHORT_TIMEOUT[1])
+        events = events_on(cp, name)
+        assert [(e["reason"], e["count"], e["reportingInstance"]) for e in events] == [
+            (REBOOT_RACE_EXPOSED_EVENT, 2, marker)]
+    finally:
+        first.events.close(SHORT_TIMEOUT[1])
+        second.events.close(SHORT_TIMEOUT[1])
+
+
+def test_a_node_no_agent_reports_on_gets_one_warning_and_the_leaders_metrics_count_nodes_by_verdict(
+        controlplane: ControlPlane, nodes: list[StandInNode], marker: str) -> None:
+    """A Ready node on which no agent ever reported has no ready label to take off, so no label change
+    told why pods needing Multus are not scheduled there: once its grace is over it gets one Warning,
+    not one per look. The leader's metrics count the nodes by verdict, a reason this version does not
+    know (a newer agent's) as Other; a replica that does not lead reports no nodes."""
+    cp = controlplane
+    silent = stub_node(cp, nodes, marker)
+    odd = stub_node(cp, nodes, marker)
+    make_state(cp, odd, [])
+    stamp = format_time(utcnow())
+    cp.kubectl("patch", "mns", "-n", NAMESPACE, odd.name, "--subresource=status", "--type=merge", "-p", json.dumps(
+        {"status": {"multusReady": False, "heartbeatTime": stamp, "conditions": [
+            {"type": "Ready", "status": "False", "reason": "SomethingNewer", "message": "a newer agent's reason",
+             "lastTransitionTime": stamp}]}}))
+    controller = leading(cp, store_of(cp, silent, odd), marker)
+    registry = CollectorRegistry()
+    controller_metrics.register(registry, controller)
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    try:
+        controller.reconcile(None)
+        # The silent node's grace (its agent may not have written yet), the other's reason as Other.
+        assert sample("multus_webhook_nodes", ready="unknown", reason="NoNodeState") == 1
+        assert sample("multus_webhook_nodes", ready="false", reason="Other") == 1
+
+        def looked() -> tuple[bool | None, str]:
+            assert controller.elector.try_acquire_or_renew()
+            controller.reconcile(controller._due(time.monotonic()))
+            return controller.verdicts[silent.name]
+
+        eventually(looked, what="the grace over", until=lambda verdict: verdict == (False, "NoNodeState"))
+        controller._forget_looks()  # looked at again, as a change of the Node brings a look
+        controller.reconcile(None)
+        controller.events.close(SHORT_TIMEOUT[1])
+        warnings = [e for e in silent.events() if e["reason"] == "MultusNotReady"]
+        assert [(e["type"], e["count"]) for e in warnings] == [("Warning", 1)], warnings
+        assert warnings[0]["message"].startswith("no MultusNodeState reports on this node (is the agent running?); "
+                                                 "pods that need Multus are not scheduled on this node")
+        assert [e["reason"] for e in odd.events()] == []  # its agent reports: kubectl get mns says why
+        assert sample("multus_webhook_controller_leader") == 1
+        assert sample("multus_webhook_nodes", ready="false", reason="NoNodeState") == 1
+        assert sample("multus_webhook_nodes", ready="false", reason="HeartbeatStale") == 1  # unchanged since
+        assert sample("multus_webhook_events_dropped_total") == 0
+        assert sample("multus_webhook_pod_repairs_total", result="evicted") == 0
+        controller.elector.release()
+        assert sample("multus_webhook_controller_leader") == 0
+        assert not [s for m in registry.collect() for s in m.samples if s.name == "multus_webhook_nodes"]
+    finally:
+        controller.events.close(SHORT_TIMEOUT[1])

@@ -716,12 +716,13 @@ def test_a_repair_goes_on_through_lapses_of_the_leaders_renewals_without_startin
         assert len(lists) == 1, lists
         lapses(cluster, proxy, controller, lease, 3)  # each followed by a pass, and the Event it would send
         assert node.own_labels().get(READY_LABEL) == "true"
-        assert (len(lists), len(missing())) == (1, 1), (lists, [e["message"] for e in missing()])
+        assert (len(lists), [e["count"] for e in missing()]) == (1, [1]), (lists, missing())
 
         # A new term starts the repair over: another replica held the lease meanwhile (and could have
         # repaired, or been told of the pod's networks otherwise).
         handed_over_and_back(cluster, proxy, controller, lease)
-        eventually(lambda: len(missing()) == 2, "the pod reported again in the new term")
+        # It says the same: counted on the Event made in the first term.
+        eventually(lambda: [e["count"] for e in missing()] == [2], "the pod reported again in the new term")
         assert len(lists) == 2, lists
     finally:
         agent.stopped.set()
@@ -970,3 +971,41 @@ def test_a_crd_not_served_yet_is_not_taken_for_one_not_installed(cluster: Contro
     finally:
         absent.stop()
         cluster.install_crds()
+
+
+def test_an_outage_is_logged_once_a_minute_per_watch_and_lease_and_its_end_once(
+        cluster: ControlPlane, proxy: TcpProxy, proxied: ApiClient, caplog: pytest.LogCaptureFixture) -> None:
+    """The apiserver gone (the proxy closes every connection): each watch and the lease retry every
+    fraction of a second here (every few seconds in production, about 170 WARNING lines a minute per
+    replica), yet each says so once within the minute; each says once that it works again, with the
+    count of its failures."""
+    caplog.set_level(logging.INFO, logger="webhook")
+    view = watching(LiveClusterView(proxied, kinds=(NAD, NODE), backoff_first=0.05, backoff_cap=0.1))
+    lease = f"lease-{uuid.uuid4().hex[:8]}"
+    elector = LeaderElector(proxied, name=lease, namespace=NAMESPACE, identity="outage", duration=3,
+                            renew_deadline=2, retry_period=0.1)
+    stop = threading.Event()
+    renewing = threading.Thread(target=elector.run, args=(stop,), daemon=True)
+    renewing.start()
+    try:
+        eventually(elector.is_leader, "the lease taken")
+        tried = proxy.accepted
+        proxy.go_down()
+        # Retries of the two watches and the lease: dozens of failures each.
+        eventually(lambda: proxy.accepted - tried >= 60, "the watches and the lease retrying", timeout=30)
+
+        def lines(text: str) -> list[str]:
+            return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+        assert len(lines(f"watching {NAD} failed")) == 1, lines(f"watching {NAD} failed")
+        assert len(lines(f"watching {NODE} failed")) == 1, lines(f"watching {NODE} failed")
+        assert len(lines(f"lease {NAMESPACE}/{lease}: ")) == 1, lines(f"lease {NAMESPACE}/{lease}: ")
+        proxy.resume()
+        ends = (f"watching {NAD} works again after ", f"watching {NODE} works again after ",
+                f"lease {NAMESPACE}/{lease} can be read and written again after ")
+        eventually(lambda: all(lines(text) for text in ends), "a line for each end of the outage", timeout=30)
+        assert [len(lines(text)) for text in ends] == [1, 1, 1]
+    finally:
+        stop.set()
+        renewing.join(10)
+        view.stop()

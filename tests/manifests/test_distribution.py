@@ -736,7 +736,8 @@ WEBHOOK_MAY = [
     ("create", "leases.coordination.k8s.io", "multus-webhook"),
     ("get", "leases.coordination.k8s.io/multus-webhook-controller", "multus-webhook"),
     ("update", "leases.coordination.k8s.io/multus-webhook-controller", "multus-webhook"),
-    ("create", "events", "default"), ("create", "events", "apps"),
+    ("create", "events", "default"), ("create", "events", "apps"), ("patch", "events", "apps"),
+    ("list", "events", "default"),
     *[("get", f"customresourcedefinitions.apiextensions.k8s.io/{crd}", None)
       for crd in ("network-attachment-definitions.k8s.cni.cncf.io", "networkprofiles.multus-webhook.io",
                   "multusnodestates.multus-webhook.io")],

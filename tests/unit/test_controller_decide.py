@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -402,3 +404,40 @@ def test_a_reboot_race_is_one_warning_per_transition_as_the_controller_keeps_the
     assert reboot_race_warning(kept(guarded)) is None
     assert reboot_race_warning(kept(unknown)) is None
     assert [c["type"] for c in kept(guarded)["status"]["conditions"]] == ["Ready"]
+
+
+def _reasons(source: Path, call: str, position: int, accept: Callable[[ast.Call], bool]) -> set[str]:
+    """The reasons given as a literal or a module constant in the calls of ``call`` in ``source``."""
+    tree = ast.parse(source.read_text())
+    constants = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+                 for t in n.targets if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)}
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == call and accept(node):
+            arg = node.args[position]
+            if isinstance(arg, ast.Constant):
+                found.add(arg.value)
+            elif isinstance(arg, ast.Name) and arg.id in constants:
+                found.add(constants[arg.id])
+    return found
+
+
+def test_every_reason_a_verdict_can_have_is_known_to_the_nodes_metric() -> None:
+    """multus_webhook_nodes clamps reasons it does not know to Other (a newer agent's): a reason of this
+    version's controller or agent left out of the known set would be counted as Other too."""
+    import webhook.agent.probe as probe
+    import webhook.controller.decide as decide_module
+    from webhook.controller.metrics import KNOWN_REASONS, OTHER, reason_label
+
+    checks = {"BINARIES", "CONFIG_FIRST", "PRIMARY", "DAEMON", "BOOT_ID"}
+    assert {getattr(probe, c) for c in checks} == set(probe.CHECKS)
+    failing = _reasons(Path(probe.__file__), "Condition", 2,
+                       lambda n: ast.unparse(n.args[0]) in checks and ast.unparse(n.args[1]) == "False")
+    assert failing == probe.CHECK_FALSE_REASONS
+    decided = _reasons(Path(decide_module.__file__), "Verdict", 1, lambda n: True)
+    assert {"NoNodeState", "HeartbeatStale", "MultusReady"} <= decided <= decide_module.OWN_REASONS
+    assert decide_module.OWN_REASONS <= KNOWN_REASONS
+    assert reason_label("NotAnswering") == "NotAnswering"
+    assert reason_label("AgentStopped") == "AgentStopped"
+    assert reason_label("NodeStateBehind") == "NodeStateBehind"
+    assert reason_label("SomethingNewer") == OTHER

@@ -28,7 +28,11 @@ def new_object(node: str, namespace: str) -> dict[str, Any]:
     }
 
 
-def stopped(report: Report, reason: str = "AgentStopped",
+#: Ready's reason in the report an agent leaves behind when it exits.
+AGENT_STOPPED = "AgentStopped"
+
+
+def stopped(report: Report, reason: str = AGENT_STOPPED,
             message: str = "the agent stopped; nothing vouches for Multus on this node") -> Report:
     """The report the agent leaves behind when it exits: whatever it saw, the node is not ready."""
     others = tuple(c for c in report.conditions if c.type != READY)

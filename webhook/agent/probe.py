@@ -41,6 +41,12 @@ DAEMON = "MultusDaemonAnswering"
 BOOT_ID = "BootIDKnown"
 READY = "Ready"
 CHECKS = (BINARIES, CONFIG_FIRST, PRIMARY, DAEMON, BOOT_ID)
+#: The reasons the checks are False for, which Ready takes the first of: the controller counts nodes by
+#: them in a metric, where any other (a newer agent's) is clamped to keep its series bounded.
+CHECK_FALSE_REASONS = frozenset({
+    "BinDirReplaced", BIN_DIR_UNREADABLE, "Missing", "ConfDirReplaced", "ConfDirUnreadable", "NoConfig",
+    "ConfigEmpty", "ConfigUnparsable", "ConfigUnreadable", "NotFirst", "DelegateUnknown", "Unreadable", "NotFound",
+    "SocketDirReplaced", "NotAnswering"})
 #: Reported beside the checks, not one of them: only the pod repair needs the boot time, and without it
 #: the repair judges pods as it did before the agent reported it (see webhook.controller.repair).
 BOOT_TIME = "BootTimeKnown"

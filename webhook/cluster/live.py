@@ -43,6 +43,7 @@ from webhook.cluster.store import (
 from webhook.heap import freeze_long_lived, no_cyclic_gc
 from webhook.kube import METADATA_LIST, list_pages, open_response, retry_after, status_message
 from webhook.names import AGENT_POD_LABELS, NAMESPACE
+from webhook.ratelog import FailureLog
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +236,7 @@ class LiveClusterView(ClusterStore):
         self._failing: dict[str, float] = {}
         # Per resource: the objects it could not apply and skipped (see _skipped_if_failing), for /metrics.
         self._skipped: dict[str, int] = {}
+        self._failures = FailureLog(log)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -392,6 +394,7 @@ class LiveClusterView(ClusterStore):
     def _succeeded(self, kind: str) -> None:
         self._contact[kind] = time.monotonic()
         self._failing.pop(kind, None)
+        self._failures.recovered(kind, f"watching {kind} works again")
 
     def _mark_failing(self, kind: str) -> None:
         self._failing.setdefault(kind, self._contact.get(kind, self._started))
@@ -400,7 +403,7 @@ class LiveClusterView(ClusterStore):
         """``res`` is failing; for out_of_contact, since its last success."""
         self._errors[res.kind] = f"{res.kind}: {exc}"
         self._mark_failing(res.kind)
-        log.warning("watching %s failed: %s; retrying", res.kind, exc)
+        self._failures.failed(res.kind, f"watching {res.kind} failed: {exc}; retrying")
 
     def _list(self, res: Resource) -> str:
         with self._listing, no_cyclic_gc():

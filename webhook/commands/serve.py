@@ -28,6 +28,7 @@ from webhook.cluster.static import StaticClusterView
 from webhook.cluster.store import NAD, POD
 from webhook.commands import controller as controller_command
 from webhook.commands.common import cluster_client, load_policy, own_namespace
+from webhook.controller import metrics as controller_metrics
 from webhook.controller.controller import Controller, ControllerConfig
 from webhook.documents import DocumentError
 from webhook.kube import status_message
@@ -332,6 +333,7 @@ def run(args: argparse.Namespace) -> int:
         live.start()
         if not args.no_controller:
             controller = Controller(api, controller_config, live)
+            controller_metrics.register(state.metrics.registry, controller)
             source.attach(controller)
             controller_thread = threading.Thread(target=controller.run, args=(stop_controller,),
                                                  name="controller", daemon=True)

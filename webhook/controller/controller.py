@@ -262,6 +262,12 @@ class Controller:
         #: (decide.reboot_race_warning): one Event per transition, not one per look (every heartbeat
         #: brings one). Kept through new leader terms: this process sent it already.
         self.race_warned: dict[str, str] = {}
+        #: Node name -> its last verdict (ready, reason), for the metrics (webhook.controller.metrics).
+        self.verdicts: dict[str, tuple[bool | None, str]] = {}
+        #: Nodes told of with a Warning that no agent reports on them (_warn_unreported), while it stays so.
+        self.unreported_warned: set[str] = set()
+        #: Pod repair's evictions by result (webhook.controller.metrics).
+        self.repaired: dict[str, int] = {}
         #: The same for deleting the MultusNodeStates of nodes that are gone, after a deletion failed: one
         #: try per wait, not one per state (thousands after a scale-down, while the apiserver is down).
         self._states_not_before = 0.0
@@ -443,6 +449,8 @@ class Controller:
         self.repairs.pop(name, None)
         self.backoffs.pop(name, None)
         self.race_warned.pop(name, None)
+        self.verdicts.pop(name, None)
+        self.unreported_warned.discard(name)
 
     def _delete_state(self, name: str) -> None:
         """Delete the MultusNodeState of node ``name``, which the synced store holds no Node for. The
@@ -515,7 +523,8 @@ class Controller:
 
     def act(self, look: Look) -> float | None:
         """Carries a look out (reconcile_node) unless an earlier failure of the same writes still backs off."""
-        if self._warn_of_reboot_race(look):
+        self.verdicts[look.name] = (look.verdict.ready, look.verdict.reason)
+        if self._warn_of_reboot_race(look) and self._warn_unreported(look):
             return self._act(look)
         wait = self._act(look)
         again = self.config.agent_interval
@@ -547,9 +556,30 @@ class Controller:
             return True
         key, t = warning
         if not self.events.emit(look.node, kind="Node", event_type=t.type, reason=t.reason, message=t.message,
-                                leave=self.events.capacity // 2):
+                                leave=self.events.capacity // 2, find=True):
             return False
         self.race_warned[look.name] = key
+        return True
+
+    def _warn_unreported(self, look: Look) -> bool:
+        """Whether the node's Warning that no agent reports on it (if it needs one) is queued, as
+        _warn_of_reboot_race. A node whose agent never reported has no ready label to take off, so no
+        label change, the only other Event, says why pods that need Multus are not scheduled on it."""
+        name, verdict = look.name, look.verdict
+        if not (verdict.ready is False and verdict.reason == decide.NO_NODE_STATE):
+            self.unreported_warned.discard(name)
+            return True
+        if name in self.unreported_warned:
+            return True
+        if READY_LABEL in (look.node["metadata"].get("labels") or {}):
+            self.unreported_warned.add(name)  # the Event of the label's removal says it (decide.transitions)
+            return True
+        if not self.events.emit(look.node, kind="Node", event_type="Warning", reason=decide.MULTUS_NOT_READY,
+                                message=f"{verdict.message}; pods that need Multus are not scheduled on this node "
+                                        f"until its agent reports it ready (label {READY_LABEL})",
+                                leave=self.events.capacity // 2, find=True):
+            return False
+        self.unreported_warned.add(name)
         return True
 
     def _failed(self, name: str, writes: Writes | None, exc: Exception, now: float) -> float:
@@ -568,6 +598,7 @@ class Controller:
                 (o["metadata"].get("labels") or {}).get(READY_LABEL) for o in (node, *agents)):
             verdict = self._confirm_stale(state, verdict)
             desired = decide.desired_labels(node, state, verdict)
+            self.verdicts[name] = (verdict.ready, verdict.reason)
         # The agent pods first: they are the readiness gate, and a node that loses readiness must stop
         # taking new pods before anything else is said about it.
         again, failed = self._label_agents(agents, desired, now)
@@ -734,6 +765,7 @@ class Controller:
                     job.todo, job.refused = None, 0
                     return RETRY
                 if exc.status == 403 and "cannot create resource" in status_message(exc):
+                    self._count_repair("forbidden")
                     self._forbidden(d, exc)
                     job.not_before = now + FORBIDDEN_RETRY
                     return FORBIDDEN_RETRY
@@ -784,12 +816,14 @@ class Controller:
         if exc.status != 429:
             tries = job.failures[d.uid] = job.failures.get(d.uid, 0) + 1
             if tries >= MAX_EVICTION_TRIES:
+                self._count_repair("given_up")
                 log.warning("giving up on evicting pod %s/%s on this boot: %s", d.namespace, d.name, message)
                 self._event(_pod(d), "Pod", "Warning", "MultusNetworksMissing",
                             f"{d.reason}; the eviction was refused {tries} times ({message}): delete it to get "
                             "its networks back")
                 todo.popleft()
                 return None
+        self._count_repair("refused")
         log.info("pod %s/%s of %s not evicted yet: %s", d.namespace, d.name, d.owner, message)
         todo.rotate(-1)
         job.refused += 1
@@ -823,6 +857,7 @@ class Controller:
                 return
             raise
         self._forbidden_logged = False
+        self._count_repair("evicted")
         log.info("evicted pod %s/%s of %s: %s", d.namespace, d.name, d.owner, d.reason)
         self._event(_pod(d), "Pod", "Warning", "MultusNetworksRepaired",
                     f"{d.reason}; evicted so that {d.owner} recreates it with its networks")
@@ -837,6 +872,9 @@ class Controller:
                   "verb create on pods/eviction in the core API group, which the ClusterRole "
                   "multus-webhook-pod-repair of the pod-repair component grants; trying again every %.0fs",
                   d.namespace, d.name, status_message(exc), FORBIDDEN_RETRY)
+
+    def _count_repair(self, result: str) -> None:
+        self.repaired[result] = self.repaired.get(result, 0) + 1
 
     def _event(self, obj: Mapping[str, Any], kind: str, event_type: str, reason: str, message: str) -> None:
         self.events.emit(obj, kind=kind, event_type=event_type, reason=reason, message=message)

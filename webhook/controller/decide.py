@@ -96,6 +96,10 @@ def observe(last: Heartbeat | None, state: Mapping[str, Any] | None, now: float)
 HEARTBEAT_STALE = "HeartbeatStale"
 #: The verdict's reason when what decides it depends on MultusNodeStates the cache is not being fed.
 NODE_STATES_NOT_FED = "NodeStatesNotFed"
+#: The verdict's reason when no agent reports on the node.
+NO_NODE_STATE = "NoNodeState"
+#: The verdict's reason when the agent says Multus is not ready and not why.
+MULTUS_NOT_READY = "MultusNotReady"
 
 
 def readiness(node: Mapping[str, Any], state: Mapping[str, Any] | None, heartbeat: Heartbeat, now: float,
@@ -115,8 +119,8 @@ def readiness(node: Mapping[str, Any], state: Mapping[str, Any] | None, heartbea
             return _not_fed(states_unfed)
         if not heartbeat.fresh and now - heartbeat.since < limit:
             # A leader that has just taken over (or a cache that has just listed) may not have seen it yet.
-            return Verdict(None, "NoNodeState", f"no MultusNodeState reports on this node yet (for up to {limit:.0f}s)")
-        return Verdict(False, "NoNodeState", "no MultusNodeState reports on this node (is the agent running?)")
+            return Verdict(None, NO_NODE_STATE, f"no MultusNodeState reports on this node yet (for up to {limit:.0f}s)")
+        return Verdict(False, NO_NODE_STATE, "no MultusNodeState reports on this node (is the agent running?)")
     boot = node_boot_id(node)
     if boot is None:
         return Verdict(False, "NodeBootIDUnknown", "the node reports no boot id: the agent's report cannot be matched")
@@ -134,12 +138,17 @@ def readiness(node: Mapping[str, Any], state: Mapping[str, Any] | None, heartbea
     if _get(state, "status", "multusReady") is not True:
         ready = state_condition(state, "Ready") or {}
         detail = ready.get("message") or "the agent reports Multus not ready"
-        return Verdict(False, str(ready.get("reason") or "MultusNotReady"), str(detail))
+        return Verdict(False, str(ready.get("reason") or MULTUS_NOT_READY), str(detail))
     if not heartbeat.fresh:
         return Verdict(None, "HeartbeatUnconfirmed",
                        f"the agent reports Multus ready on boot {boot}; its heartbeat has not been seen to change "
                        f"yet (for up to {limit:.0f}s)")
     return Verdict(True, "MultusReady", f"Multus is ready on boot {boot}")
+
+
+#: The reasons of the verdicts readiness decides itself (the others are the agent's Ready reasons).
+OWN_REASONS = frozenset({"NodeNotReady", NO_NODE_STATE, "NodeBootIDUnknown", "BootIDChanged", HEARTBEAT_STALE,
+                         NODE_STATES_NOT_FED, MULTUS_NOT_READY, "HeartbeatUnconfirmed", "MultusReady"})
 
 
 def _not_fed(states_unfed: float) -> Verdict:

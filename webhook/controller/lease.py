@@ -18,7 +18,8 @@ from typing import Any
 
 from kubernetes import client
 
-from webhook.kube import SHORT_TIMEOUT, format_time, is_status, request, utcnow
+from webhook.kube import SHORT_TIMEOUT, describe, format_time, is_status, request, utcnow
+from webhook.ratelog import FailureLog
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ class LeaderElector:
         self._observed: LeaseRecord | None = None
         self._observed_at = 0.0
         self._leading = False
+        self._failures = FailureLog(log)
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         """One call on the lease, given up after ``renew_deadline`` without an answer, as client-go bounds
@@ -121,7 +123,9 @@ class LeaderElector:
             try:
                 self.try_acquire_or_renew()
             except Exception as exc:  # the apiserver may be away; leadership lapses by the deadline
-                log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
+                self._failures.failed("lease", f"lease {self.namespace}/{self.name}: {describe(exc)}")
+            else:
+                self._failures.recovered("lease", f"lease {self.namespace}/{self.name} can be read and written again")
             self._note()
             stop.wait(self.retry_period)
         self.release()

@@ -464,11 +464,15 @@ class WebhookServer:
         return self.cert_dir / "ca.crt"
 
     def readyz(self) -> tuple[int, str]:
+        return self.get("/readyz")
+
+    def get(self, path: str) -> tuple[int, str]:
+        """The status and body of a GET of ``path``."""
         ctx = ssl.create_default_context(cafile=str(self.ca_file))
         if self.client_cert:
             ctx.load_cert_chain(*self.client_cert)
         try:
-            with urllib.request.urlopen(f"{self.url}/readyz", context=ctx, timeout=5) as resp:
+            with urllib.request.urlopen(f"{self.url}{path}", context=ctx, timeout=5) as resp:
                 return int(resp.status), resp.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()

@@ -2,7 +2,9 @@
 told, breaks its connections the ways a network does. ``stall`` makes connections (those made after,
 and those open unless told otherwise) swallow what they carry without closing anything: a peer gone
 without a reset, or one that still acknowledges but sends nothing. ``reset`` closes the open
-connections with a reset. The proxy sees only TLS records: it tells connections apart, not requests."""
+connections with a reset; ``go_down`` closes each new one at once, as an apiserver that is gone (a
+client sees it end before the TLS handshake). The proxy sees only TLS records: it tells connections
+apart, not requests."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class TcpProxy:
         # Each connection: (client side, apiserver side, whether it swallows what it carries).
         self._connections: list[tuple[socket.socket, socket.socket, threading.Event]] = []
         self._stalled = False
+        self._down = threading.Event()
         #: Connections accepted so far.
         self.accepted = 0
         threading.Thread(target=self._accept, name="tcpproxy-accept", daemon=True).start()
@@ -34,6 +37,11 @@ class TcpProxy:
                 client, _ = self._server.accept()
             except OSError:
                 return  # closed
+            if self._down.is_set():
+                with self._lock:
+                    self.accepted += 1
+                client.close()
+                continue
             try:
                 upstream = socket.create_connection(self.target)
             except OSError:
@@ -72,6 +80,12 @@ class TcpProxy:
         """New connections carry data again; the ones stalled stay silent (they are dead to their peers)."""
         with self._lock:
             self._stalled = False
+        self._down.clear()
+
+    def go_down(self) -> None:
+        """Open connections reset, new ones closed at once until ``resume``."""
+        self._down.set()
+        self.reset()
 
     def reset(self) -> None:
         """Close every open connection with a reset (RST) on both sides."""
