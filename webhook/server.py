@@ -10,7 +10,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,7 @@ from webhook.admission.handlers import SERVED_KINDS, AdmissionContext, Handler, 
 from webhook.admission.response import Response, Unwritable, allowed, denied, errored, to_review
 from webhook.admission.review import AdmissionRequest, AdmissionReview
 from webhook.heap import freeze_long_lived
+from webhook.ratelog import RateLimit
 from webhook.rules import Finding, Severity
 from webhook.text import printable
 from webhook.tls import ReloadingTLS, common_names, has_verified_peer
@@ -243,37 +244,18 @@ class TLSMetrics:
             value=self.tls.not_after)
 
 
-#: An HTTP error answer is logged at most once per this many seconds for each endpoint and code.
-ERROR_LOG_INTERVAL = 60.0
-
-
 @dataclass
 class ErrorLog:
-    """Logs HTTP error answers, at most one line per ``interval`` for each (endpoint, code): any client
-    that reaches the port can send junk as fast as it likes, and a line for each would bury the log.
-    The line logged next tells how many went unlogged since; multus_webhook_error_answers_total counts
-    every one. ``limited`` serves other lines the same way (denials)."""
+    """Logs HTTP error answers, at most one line per interval for each (endpoint, code): any client that
+    reaches the port can send junk as fast as it likes, and a line for each would bury the log. The line
+    logged next tells how many went unlogged since; multus_webhook_error_answers_total counts every one.
+    Denials are logged the same way."""
 
-    interval: float = ERROR_LOG_INTERVAL
-    clock: Callable[[], float] = time.monotonic
-    #: Per key: when a line was last logged, and how many went unlogged since.
-    _last: dict[Hashable, tuple[float, int]] = field(default_factory=dict)
-
-    def limited(self, key: Hashable) -> str | None:
-        """None when a line for ``key`` (one of a bounded set) was logged within the interval, which
-        this one then counts as unlogged; else what the line to log now should end with."""
-        now = self.clock()
-        last = self._last.get(key)
-        if last is not None and now - last[0] < self.interval:
-            self._last[key] = (last[0], last[1] + 1)
-            return None
-        self._last[key] = (now, 0)
-        unlogged = last[1] if last is not None else 0
-        return f" (and {unlogged} more like it since the last such line, not logged)" if unlogged else ""
+    limit: RateLimit = field(default_factory=RateLimit)
 
     def answered(self, method: str, endpoint: str, code: int, message: str) -> None:
         # The routes' paths and our few codes: the keys stay bounded.
-        suffix = self.limited((endpoint, code))
+        suffix = self.limit.limited((endpoint, code))
         if suffix is not None:
             log.warning("%s %s answered %d: %s%s", method, endpoint, code, message, suffix)
 
@@ -282,7 +264,7 @@ class ErrorLog:
         flood of one kind's denials by one rule (the first) is one line per interval, dry runs (a GitOps
         tool's every sync) apart from the rest; the keys are bounded by the registry."""
         rules = list(dict.fromkeys(f.rule for f in findings if f.severity is Severity.DENY))
-        suffix = self.limited((req.kind.kind, rules[0], req.dry_run))
+        suffix = self.limit.limited((req.kind.kind, rules[0], req.dry_run))
         if suffix is not None:
             log.info("denied %s %s %s/%s uid=%s%s by rule(s) %s%s", req.operation, req.kind.kind, req.namespace,
                      req.name, req.uid, " (dry run)" if req.dry_run else "", ", ".join(rules), suffix)

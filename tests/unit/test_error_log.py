@@ -8,13 +8,14 @@ import logging
 import pytest
 from aiohttp.http_exceptions import BadHttpMessage
 
+from webhook.ratelog import RateLimit
 from webhook.server import ErrorLog, ParserErrors
 
 
 def test_one_line_per_endpoint_and_code_per_interval_and_the_next_counts_those_not_logged(
         caplog: pytest.LogCaptureFixture) -> None:
     now = [0.0]
-    errors = ErrorLog(interval=60.0, clock=lambda: now[0])
+    errors = ErrorLog(RateLimit(interval=60.0, clock=lambda: now[0]))
     caplog.set_level(logging.WARNING, logger="webhook.server")
     for _ in range(100):
         errors.answered("POST", "/validate", 415, "junk")

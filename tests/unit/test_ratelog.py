@@ -6,13 +6,13 @@ import logging
 
 import pytest
 
-from webhook.ratelog import FailureLog
+from webhook.ratelog import FailureLog, RateLimit
 
 
 def test_a_repeating_failure_is_logged_once_per_interval_with_the_count_left_out_and_its_end_once(
         caplog: pytest.LogCaptureFixture) -> None:
     now = [0.0]
-    failures = FailureLog(logging.getLogger("test.ratelog"), interval=60.0, clock=lambda: now[0])
+    failures = FailureLog(logging.getLogger("test.ratelog"), RateLimit(interval=60.0, clock=lambda: now[0]))
     caplog.set_level(logging.INFO, logger="test.ratelog")
     for second in range(0, 125, 5):  # every 5s for two minutes: 25 failures
         now[0] = float(second)
@@ -24,8 +24,8 @@ def test_a_repeating_failure_is_logged_once_per_interval_with_the_count_left_out
     failures.recovered("Node", "watching Node works again")  # said once
     assert [(r.levelname, r.getMessage()) for r in caplog.records if "Node" in r.getMessage()] == [
         ("WARNING", "watching Node failed: refused"),
-        ("WARNING", "watching Node failed: refused (11 more failures like it since the last such line, not logged)"),
-        ("WARNING", "watching Node failed: refused (11 more failures like it since the last such line, not logged)"),
+        ("WARNING", "watching Node failed: refused (and 11 more like it since the last such line, not logged)"),
+        ("WARNING", "watching Node failed: refused (and 11 more like it since the last such line, not logged)"),
         ("INFO", "watching Node works again after 25 failures in 130s"),
     ]
     assert len([r for r in caplog.records if "lease" in r.getMessage()]) == 3
