@@ -816,10 +816,11 @@ def _object_names(
     made '-'), and, with enable_overlapping_ranges (the default), each address it gives in an
     OverlappingRangeIPReservation named the same way after the address (NormalizeIP). The apiserver
     refuses a name that is not a DNS-1123 subdomain: an IPv6 network or address written from "::" gives
-    one that starts with '-', unless a network_name comes first. A refused IPPool fails every pod. A
-    refused reservation fails the pod given that address, after whereabouts has kept it in the pool, so
-    the next pod gets the next address (a warning). With node_slice_size the pool is named after the
-    node's slice, the node's name first."""
+    one that starts with '-', unless a network_name comes first. A refused IPPool fails every pod, unless
+    the NAD has no network_name and the node's whereabouts.conf gives one (config.LoadIPAMConfig fills the
+    NAD's empty fields from it; a warning then). A refused reservation fails the pod given that address,
+    after whereabouts has kept it in the pool, so the next pod gets the next address (a warning). With
+    node_slice_size the pool is named after the node's slice, the node's name first."""
     name_f = _get(ipam, ipam_path, "network_name")
     network_name = name_f.value if name_f is not None and isinstance(name_f.value, str) else ""
     slice_f = _get(ipam, ipam_path, "node_slice_size")
@@ -846,8 +847,10 @@ def _object_names(
                 Problem(
                     r.path,
                     f"{r.path} is {r.network}: whereabouts keeps its allocations in an IPPool named after it, "
-                    f"{pool!r}, {refused}, so every pod fails; give {ipam_path}.network_name, which then "
+                    f"{pool!r}, {refused}, so every pod fails unless the node's whereabouts.conf (or the file "
+                    f"configuration_path names) gives a network_name; give {ipam_path}.network_name, which then "
                     "starts the name",
+                    warning=True,
                 )
             )
             continue
@@ -871,7 +874,10 @@ def _object_name(network_name: str, value: IPAddress | IPNetwork) -> str:
     if isinstance(value, ipaddress.IPv6Address) and value.ipv4_mapped is not None:
         # Go's net.IP.String writes an IPv4-mapped address as IPv4.
         value = value.ipv4_mapped
-    text = str(value).replace(":", "-").replace("/", "-")
+    text = str(value)
+    # NormalizeIP (and normalizeRange, though a range's text never ends in ':') adds a '0' to an IPv6
+    # text ending in '::'.
+    text = (f"{text}0" if text.endswith(":") else text).replace(":", "-").replace("/", "-")
     return f"{network_name}-{text}" if network_name else text
 
 
