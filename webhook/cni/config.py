@@ -236,10 +236,11 @@ class PluginConf:
         return self.runtime_config_condition(replaced=replaced)
 
     def judged_both_ways(self, judge: Callable[[bool], Iterable[Problem]]) -> Iterator[tuple[Problem, str | None]]:
-        """``judge(runtime_config)`` with the plugin's literal runtimeConfig reaching it and without, for a
-        plugin it reaches for some pods only (see runtime_config_condition): each problem with the condition
-        under which alone it arises (a warning then), or None for one found both ways (by field), as it is
-        found with the literal runtimeConfig."""
+        """``judge(runtime_config)`` with the plugin's literal runtimeConfig as written, and with a
+        runtimeConfig injected for the declared capabilities in its place (False: what of the literal one
+        is left then, see runtime_config_member), for a plugin it reaches for some pods only (see
+        runtime_config_condition): each problem with the condition under which alone it arises (a warning
+        then), or None for one found both ways (by field), as it is found with the literal runtimeConfig."""
         with_literal, without = list(judge(True)), list(judge(False))
         fields = {p.field for p in with_literal}, {p.field for p in without}
         for problems, others, replaced in ((with_literal, fields[1], False), (without, fields[0], True)):

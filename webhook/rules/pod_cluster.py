@@ -282,8 +282,9 @@ def multus_fills(ref: NetworkReference, nad: Mapping[str, Any], pod: Mapping[str
 
 
 def runtime_config_cases(plugin: PluginConf, fills: Fills) -> tuple[tuple[bool, ...], str]:
-    """Whether the NAD's literal runtimeConfig reaches ``plugin``, in each case to judge, and why there
-    are two when there are: (False,) when a capability the plugin declares is surely filled, (True,)
+    """Whether the NAD's literal runtimeConfig reaches ``plugin`` as written (False: a runtimeConfig is
+    injected, see PluginConf.runtime_config_member), in each case to judge, and why there are two when
+    there are: (False,) when a capability the plugin declares is surely filled, (True,)
     when none can be, else (True, False), saying which fills are uncertain."""
     if not plugin.keeps_runtime_config(fills.certain):
         return (False,), ""
