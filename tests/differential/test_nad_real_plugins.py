@@ -1302,6 +1302,40 @@ CASES = [
     Case("macvlan-misspelled-runtime-config-mac-unparsable-ips-filled",
          one(macvlan(RuntimeConfig={"mac": "zz"}, capabilities={"ips": True})), "invalid args zz for MAC addr",
          kernel=MAC, rule="nad-plugin-mac", cap_args={"ips": ["10.10.0.6/24"]}),
+    # libcni re-marshals the config with its keys sorted, and the plugin decodes every spelling into one
+    # struct in that order, member by member: an injected member replaces that of a spelling sorting before
+    # "runtimeConfig" ("RuntimeConfig", "RUNTIMECONFIG") and is replaced by that of one sorting after it.
+    *(case for key in ("RuntimeConfig", "RUNTIMECONFIG") for case in (
+        Case(f"macvlan-{key}-mac-unparsable-mac-filled",
+             one(hl(HL10, capabilities={"mac": True}) | {key: {"mac": "zz"}}), kernel=MAC, warned=True,
+             rule="nad-plugin-mac", cap_args=POD_MAC),
+        Case(f"macvlan-{key}-mac-unparsable-mac-capability",
+             one(hl(HL10, capabilities={"mac": True}) | {key: {"mac": "zz"}}), "invalid args zz for MAC addr",
+             kernel=MAC, warned=True, rule="nad-plugin-mac"),
+        Case(f"host-local-{key}-ips-outside-ips-filled",
+             one(hl(HL10, capabilities={"ips": True}) | {key: {"ips": ["10.11.0.5"]}}),
+             kernel=MAC, warned=True, rule=HOST_LOCAL, cap_args={"ips": ["10.10.0.7/24"]}),
+        Case(f"host-local-{key}-ips-outside-ips-capability",
+             one(hl(HL10, capabilities={"ips": True}) | {key: {"ips": ["10.11.0.5"]}}),
+             "failed to allocate all requested IPs: 10.11.0.5", kernel=MAC, warned=True, rule=HOST_LOCAL))),
+    Case("macvlan-runtimeconfig-mac-unparsable-mac-filled",
+         one(hl(HL10, capabilities={"mac": True}) | {"runtimeconfig": {"mac": "zz"}}), "invalid args zz for MAC addr",
+         kernel=MAC, rule="nad-plugin-mac", cap_args=POD_MAC),
+    Case("host-local-runtimeconfig-ips-outside-ips-filled",
+         one(hl(HL10, capabilities={"ips": True}) | {"runtimeconfig": {"ips": ["10.11.0.5"]}}),
+         "failed to allocate all requested IPs: 10.11.0.5", kernel=MAC, rule=HOST_LOCAL,
+         cap_args={"ips": ["10.10.0.7/24"]}),
+    # Beside another spelling, the literal runtimeConfig under its own key is still replaced when a pod fills
+    # a declared capability.
+    *(Case(f"{name}-beside-RuntimeConfig{suffix}", one(plugin | {"RuntimeConfig": {}}), refused, kernel=MAC,
+           warned=True, rule=rule, cap_args=cap_args)
+      for name, plugin, refused_with, rule in (
+          ("host-local-literal-ips-outside",
+           hl(HL10, capabilities={"mac": True}, runtimeConfig={"ips": ["10.11.0.5"]}),
+           "failed to allocate all requested IPs: 10.11.0.5", HOST_LOCAL),
+          ("macvlan-runtime-config-not-an-object", hl(HL10, capabilities={"mac": True}, runtimeConfig=[]),
+           "NetConf.runtimeConfig", "nad-plugin-field-types"))
+      for suffix, refused, cap_args in (("-mac-filled", None, POD_MAC), ("", refused_with, None))),
     # host-device takes a literal runtimeConfig.deviceID as its device (a PCI function .9 exists nowhere)...
     Case("host-device-literal-device-id-mac-capability",
          one({"type": "host-device", "runtimeConfig": {"deviceID": "0000:00:1f.9"}, "capabilities": {"mac": True},
@@ -1609,6 +1643,15 @@ CNI_ARGS_IPS = "pod-networks-cni-args-ips"
 PORTS = "pod-networks-port-mappings"
 PORTMAP = {"type": "portmap", "capabilities": {"portMappings": True}}
 MAPPING = {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}
+#: The plugins giving the interface a MAC that decode runtimeConfig.mac (each into a struct of its own), as
+#: configs with the given fields on that plugin.
+MAC_PLUGINS: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]], frozenset[str]]] = [
+    ("macvlan", lambda fields: one(macvlan(**fields)), MAC),
+    ("tap", lambda fields: one({"type": "tap", "ipam": STATIC4, **fields}), frozenset()),
+    ("bridge", lambda fields: one(bridge("mwbr13", "10.88.0.0/24", **fields)), frozenset({"bridge"})),
+    ("tuning", lambda fields: chain(macvlan(), {"type": "tuning", **fields}), MAC)]
+
+
 POD_CASES = [
     # No capability declared: what the plugins read from CNI_ARGS is what the interface gets.
     PodCase("macvlan-mac", one(hl(subnet="10.70.0.0/24")), {"mac": MAC_ADDRESS}),
@@ -1770,6 +1813,21 @@ POD_CASES = [
             one(bridge("mwbr12", "10.87.0.0/24", runtimeConfig={"mac": OTHER_MAC}, capabilities={"ips": True})),
             {"ips": ["10.87.0.7"], "cni-args": {"mac": "zz"}}, "invalid MAC address", denied_by=TUNING_ARGS,
             kernel=frozenset({"bridge"})),
+    # A literal runtimeConfig under a key sorting before "runtimeConfig" ("RuntimeConfig") loses the members a
+    # pod fills through a declared capability (libcni sorts the keys; each plugin decodes the spellings into
+    # one struct, member by member); one sorting after it ("runtimeconfig") wins over them.
+    *(case for key in ("RuntimeConfig", "RUNTIMECONFIG") for case in (
+        PodCase(f"host-local-{key}-ips-under-ips-capability",
+                one(hl(HL10, capabilities={"ips": True}) | {key: {"ips": ["10.10.0.5"]}}), {"ips": ["10.10.0.7/24"]}),
+        *(PodCase(f"{name}-{key}-mac-under-mac-capability",
+                  config({key: {"mac": OTHER_MAC}, "capabilities": {"mac": True}}), {"mac": MAC_ADDRESS}, kernel=kernel)
+          for name, config, kernel in MAC_PLUGINS))),
+    PodCase("host-local-runtimeconfig-ips-over-ips-capability",
+            one(hl(HL10, capabilities={"ips": True}) | {"runtimeconfig": {"ips": ["10.10.0.5"]}}),
+            {"ips": ["10.10.0.7/24"]}, "failed to allocate all requested IPs", denied_by=HOST_LOCAL_IPS),
+    *(PodCase(f"{name}-runtimeconfig-mac-over-mac-capability",
+              config({"runtimeconfig": {"mac": OTHER_MAC}, "capabilities": {"mac": True}}), {"mac": MAC_ADDRESS},
+              warned_by=CAPABILITIES, mac=OTHER_MAC, kernel=kernel) for name, config, kernel in MAC_PLUGINS),
     PodCase("bridge-args-mac-capability",
             one(bridge("mwbr12", "10.87.0.0/24", args={"cni": {"mac": OTHER_MAC}}, capabilities={"mac": True})),
             {"mac": MAC_ADDRESS}, kernel=frozenset({"bridge"})),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import pytest
 
 from webhook.agent.probe import read_host
 from webhook.agent.standin import StandInHost
+from webhook.node.hostfs import whole_executable
 
 pytestmark = pytest.mark.slow
 
@@ -133,3 +135,32 @@ def test_the_installer_replaces_a_plugin_cut_short_and_keeps_a_whole_one(
     assert (node_bin / "macvlan").read_bytes() == macvlan.read_bytes()
     assert "kept-own     /opt/cni/bin/bridge" in done.stderr
     assert (node_bin / "bridge").read_bytes() == ipvlan.read_bytes()[:own]
+
+
+def _bss_program(bss_file_size: int) -> bytes:
+    """A static x86-64 program that writes into a bss-only segment and exits 0: its text segment, and a
+    PT_LOAD whose offset lies past the end of the file, with ``bss_file_size`` bytes there to load."""
+    header, phdr = "<16sHHIQQQIHHHHHH", "<IIQQQQQQ"
+    code_at = struct.calcsize(header) + 2 * struct.calcsize(phdr)
+    bss = 0x610000
+    # mov byte [bss+5], 1; mov eax, 60 (exit); xor edi, edi; syscall
+    code = b"\xc6\x04\x25" + struct.pack("<I", bss + 5) + b"\x01" + b"\xb8\x3c\x00\x00\x00\x31\xff\x0f\x05"
+    size = code_at + len(code)
+    ident = b"\x7fELF\x02\x01\x01" + bytes(9)
+    elf = struct.pack(header, ident, 2, 0x3E, 1, 0x400000 + code_at, struct.calcsize(header), 0, 0,
+                      struct.calcsize(header), struct.calcsize(phdr), 2, 64, 0, 0)
+    text = struct.pack(phdr, 1, 5, 0, 0x400000, 0x400000, size, size, 0x1000)
+    data = struct.pack(phdr, 1, 6, 0x10000, bss, bss, bss_file_size, 0x1000, 0x1000)
+    return elf + text + data + code
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the program is x86-64 code")
+def test_a_segment_with_no_file_bytes_may_lie_past_the_end(tmp_path: Path) -> None:
+    """The kernel maps no file bytes for a PT_LOAD whose file size is 0 (bss only), wherever its offset
+    says: the program runs, and counts; with one byte to load there it does not run, and does not count."""
+    for file_size, whole in ((0, True), (1, False)):
+        binary = tmp_path / f"bss-{file_size}"
+        binary.write_bytes(_bss_program(file_size))
+        binary.chmod(0o755)
+        assert whole_executable(binary) is whole, file_size
+        assert (subprocess.run([str(binary)], capture_output=True, timeout=30).returncode == 0) is whole, file_size

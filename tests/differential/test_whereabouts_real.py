@@ -144,6 +144,8 @@ CASES = [
          plugin={"type": "ptp", "runtimeConfig": "not an object"}),
     # A network_name starts the names of the IPPool and of the address's reservation.
     Case("ipv6-range-from-zero-named", {"range": "::2:0:0/112", "network_name": "wa-zero"}, a("::2:0:1/112")),
+    # whereabouts adds a '0' to an address Go writes ending in "::" (NormalizeIP): its reservation is fd00-1--0.
+    Case("ipv6-address-ending-in-double-colon", {"range": "fd00::/16", "range_start": "fd00:1::"}, a("fd00:1::/16")),
     # Without reservations no address names an object.
     Case("ipv6-address-from-zero-without-reservations", {"range": "0:0:0:3::/64", "enable_overlapping_ranges": False},
          a("::3:0:0:0:1/64")),
@@ -161,9 +163,10 @@ CASES = [
          warned="reads it as the IPv4 network 10.106.0.0/30"),
     Case("mapped-exclude-address", {"range": "10.107.0.0/24", "exclude": ["::ffff:10.107.0.1"]}, a("10.107.0.1/24"),
          warned="so it excludes nothing"),
-    # Below /96 the mask drops the ::ffff:, leaving ::/80, whose IPPool name ("---80") the apiserver refuses.
+    # Below /96 the mask drops the ::ffff:, leaving ::/80, whose IPPool name ("---80") the apiserver refuses
+    # (without a network_name from the node's whereabouts.conf).
     Case("mapped-range-below-96", {"range": "::ffff:10.115.0.0/80"}, refused_with="a lowercase RFC 1123 subdomain",
-         warned="the IPv6 network ::/80, which holds no IPv4 address", denied="an IPPool named after it, '---80'"),
+         warned="the IPv6 network ::/80, which holds no IPv4 address"),
     Case("range-leading-zeros", {"range": "10.030.0.0/24"}, a("10.30.0.1/24"), warned="leading zeros as decimal"),
     Case("exclude-outside-range", {"range": "10.31.0.0/24", "exclude": ["10.99.0.0/24"]}, a("10.31.0.1/24"),
          warned="excludes nothing"),
@@ -189,9 +192,17 @@ CASES = [
     Case("range-too-small", {"range": "10.49.0.0/31"}, refused_with="has no usable IP addresses"),
     Case("ipv6-range-too-small", {"range": "fd00:52::/127"}, refused_with="has no usable IP addresses"),
     Case("ipv6-bad-range", {"range": "fd00:50::/129"}, refused_with="invalid CIDR"),
-    # whereabouts names the range's IPPool after it, and the apiserver refuses a name that starts with '-'.
+    # whereabouts names the range's IPPool after it, and the apiserver refuses a name that starts with '-'
+    # unless the node's whereabouts.conf gives a network_name, which whereabouts puts first.
     Case("ipv6-range-from-zero", {"range": "::1:0/112"}, refused_with="a lowercase RFC 1123 subdomain",
-         denied="an IPPool named after it, '--1-0-112'"),
+         warned="an IPPool named after it, '--1-0-112'"),
+    # (ip writes ::1:1 the IPv4-compatible way.)
+    Case("ipv6-range-from-zero-the-node-names-it", {"range": "::1:0/112"}, a("::0.1.0.1/112"),
+         warned="an IPPool named after it, '--1-0-112'", flat={"network_name": "wa-flat"}),
+    # The node's network_name fills only an empty one: the NAD's is the one used.
+    Case("network-name-not-an-object-name-the-node-names-it", {"range": "10.119.0.0/24", "network_name": "Blue"},
+         refused_with="a lowercase RFC 1123 subdomain", flat={"network_name": "wa-flat"},
+         denied="whereabouts starts the name of each of its IPPools with it ('Blue-10.119.0.0-24'"),
     Case("network-name-not-an-object-name", {"range": "10.118.0.0/24", "network_name": "Blue"},
          refused_with="a lowercase RFC 1123 subdomain",
          denied="whereabouts starts the name of each of its IPPools with it ('Blue-10.118.0.0-24'"),
@@ -379,6 +390,27 @@ def test_a_refused_reservation_fails_the_pod_and_keeps_its_address(
     pool = json.loads(store.cluster.kubectl("get", "ippools.whereabouts.cni.cncf.io", "-n", WHEREABOUTS_NAMESPACE,
                                             "0-0-0-4---64", "-o", "json").stdout)
     assert pool["spec"]["allocations"]["1"]["id"] == f"ctr-{sandbox.pod}", pool["spec"]
+
+
+@pytest.mark.parametrize(("case", "pool", "reservation"), [
+    (Case("named-by-the-node", {"range": "::5:0/112"}, a("::0.5.0.1/112"), flat={"network_name": "wa-flat"},
+          warned="an IPPool named after it, '--5-0-112'"), "wa-flat---5-0-112", "wa-flat---5-1"),
+    (Case("reserved-ending-in-zero", {"range": "fd06::/16", "range_start": "fd06:5::"}, a("fd06:5::/16")),
+     "fd06---16", "fd06-5--0"),
+], ids=["named-by-the-node", "reserved-ending-in-zero"])
+def test_object_names_as_the_rules_take_them(
+    case: Case, pool: str, reservation: str, plugin_dir: Path, store: Store, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The names whereabouts gives the IPPool and the reservation where the rules say the apiserver takes
+    them: a network_name from the node's whereabouts.conf first, a '0' after an address ending in '::'."""
+    config = _config(case, store, tmp_path)
+    warned = our_findings(config, "net1", Severity.WARN)
+    assert not any("OverlappingRangeIPReservation" in w for w in warned), warned
+    _judge_and_add(case, config, store, sandbox, plugin_dir)
+    for kind, name in (("ippools", pool), ("overlappingrangeipreservations", reservation)):
+        found = store.cluster.kubectl("get", f"{kind}.whereabouts.cni.cncf.io", "-n", WHEREABOUTS_NAMESPACE, name,
+                                      check=False)
+        assert found.returncode == 0, found.stderr
 
 
 # --- node_slice_size, with whereabouts' node-slice controller running --------------------------

@@ -181,40 +181,66 @@ class PluginConf:
         return caps is not None and isinstance(caps[1], Mapping) and caps[1].get(name) is True
 
     def keeps_runtime_config(self, filled: Collection[str]) -> bool:
-        """Whether the plugin's own literal runtimeConfig reaches it, given the capability args Multus
-        fills for a pod (``filled``, see pod_cluster.multus_fills): libcni v1.3.0 injectRuntimeConfig
-        replaces the whole runtimeConfig only when a capability the plugin declares gets a value, and
-        otherwise hands the config over as written."""
-        return self.runtime_config_always_reaches or not any(self.has_capability(name) for name in filled)
+        """Whether the plugin's own literal runtimeConfig (under the key "runtimeConfig") reaches it, given
+        the capability args Multus fills for a pod (``filled``, see pod_cluster.multus_fills): libcni v1.3.0
+        injectRuntimeConfig replaces it only when a capability the plugin declares gets a value."""
+        return not any(self.has_capability(name) for name in filled)
 
-    @property
-    def runtime_config_always_reaches(self) -> bool:
-        """Whether the plugin's literal runtimeConfig reaches it for every pod: it declares no capability
-        Multus may fill, or the literal one is written under a key that injecting one does not replace.
-        libcni writes the injected runtimeConfig under the key "runtimeConfig" only, and the plugin still
-        decodes a key spelled otherwise (Go matches keys without regard to case): a wrong type of it fails
-        the decode, and its members stay beside the injected ones (plugins v1.10.0 host-local and macvlan,
-        run through libcni in test_nad_real_plugins.py)."""
-        spellings = self._spellings.get(fold("runtimeConfig"), ())
-        return (not any(self.has_capability(name) for name in MULTUS_CAPABILITY_ARGS)
-                or any(key != "runtimeConfig" and value is not None for key, value in spellings))
+    def runtime_config_member(self, name: str, *, injected: bool, filled: bool | None = None
+                              ) -> tuple[str, Any] | None:
+        """(JSON path, value) of the member ``name`` of the NAD's literal runtimeConfig that the plugin ends
+        with; None when none reaches it (absent or null: every plugin decodes runtimeConfig into a struct,
+        which a null leaves as it is). ``injected``: libcni injects a runtimeConfig for the pod, replacing
+        the one under the key "runtimeConfig"; ``filled``: the injected one sets ``name`` (by default, when
+        the plugin declares it as a capability Multus may fill). libcni re-marshals every config with its
+        keys sorted (buildOneConfig's InjectConf), and Go's encoding/json decodes each spelling of the key
+        into the same struct in that order, member by member: an injected member replaces those of the
+        spellings sorting before "runtimeConfig" ("RuntimeConfig") and not those after ("runtimeconfig")
+        (plugins v1.10.0, run through libcni in test_nad_real_plugins.py)."""
+        if filled is None:
+            filled = injected and any(fold(cap) == fold(name) and self.has_capability(cap)
+                                      for cap in MULTUS_CAPABILITY_ARGS)
+        found: tuple[str, Any] | None = None
+        for key, value in sorted(self._spellings.get(fold("runtimeConfig"), ())):
+            if not isinstance(value, Mapping) or (injected and key == "runtimeConfig") \
+                    or (filled and key < "runtimeConfig"):
+                continue
+            members = sorted((k, v) for k, v in value.items() if fold(k) == fold(name) and v is not None)
+            if members:
+                found = f"{self.path}.{key}.{members[-1][0]}", members[-1][1]
+        return found
+
+    def runtime_config_not_objects(self, *, injected: bool) -> list[tuple[str, Any]]:
+        """(JSON path, value) of each literal runtimeConfig that is no object and reaches the plugin (see
+        runtime_config_member), which fails its decode."""
+        return [(f"{self.path}.{key}", value) for key, value in self._spellings.get(fold("runtimeConfig"), ())
+                if value is not None and not isinstance(value, Mapping) and not (injected and key == "runtimeConfig")]
 
     def runtime_config_condition(self, *, replaced: bool = False) -> str | None:
-        """When the plugin's literal runtimeConfig reaches it for one pod and not for another (it declares a
-        capability Multus may fill, see MULTUS_CAPABILITY_ARGS): the condition, for a message, or with
-        ``replaced`` the opposite one; None when it reaches it for every pod."""
-        if self.runtime_config_always_reaches:
-            return None
+        """When a capability Multus may fill for one pod and not for another replaces the NAD's literal
+        runtimeConfig or members of it (it declares one, see MULTUS_CAPABILITY_ARGS): the condition of the
+        literal reaching the plugin, for a message, or with ``replaced`` the opposite one; None when it
+        declares none."""
         declared = sorted(name for name in MULTUS_CAPABILITY_ARGS if self.has_capability(name))
+        if not declared:
+            return None
         which = "one" if replaced else "none"
         return (f"{which} of the capabilities {self.path} declares ({', '.join(declared)}) gets a value for the pod, "
                 f"which {'replaces' if replaced else 'would replace'} the NAD's literal runtimeConfig")
 
+    def member_condition(self, name: str, *, replaced: bool = False) -> str | None:
+        """runtime_config_condition for the member ``name`` of the literal runtimeConfig: None when the same
+        one reaches the plugin whether or not a runtimeConfig is injected (see runtime_config_member)."""
+        if self.runtime_config_member(name, injected=True) == self.runtime_config_member(name, injected=False):
+            return None
+        return self.runtime_config_condition(replaced=replaced)
+
     def judged_both_ways(self, judge: Callable[[bool], Iterable[Problem]]) -> Iterator[tuple[Problem, str | None]]:
-        """``judge(runtime_config)`` with the plugin's literal runtimeConfig reaching it and without, for a
-        plugin it reaches for some pods only (see runtime_config_condition): each problem with the condition
-        under which alone it arises (a warning then), or None for one found both ways (by field), as it is
-        found with the literal runtimeConfig."""
+        """``judge(runtime_config)`` with the plugin's literal runtimeConfig as written, and with a
+        runtimeConfig injected for the declared capabilities in its place (False: what of the literal one
+        is left then, see runtime_config_member), for a plugin it reaches for some pods only (see
+        runtime_config_condition): each problem with the condition under which alone it arises (a warning
+        then), or None for one found both ways (by field), as it is found with the literal runtimeConfig."""
         with_literal, without = list(judge(True)), list(judge(False))
         fields = {p.field for p in with_literal}, {p.field for p in without}
         for problems, others, replaced in ((with_literal, fields[1], False), (without, fields[0], True)):

@@ -430,13 +430,16 @@ def check_host_local(plugin: PluginConf, cni_version: str | None) -> list[Proble
     if plugin.ipam is None:
         return []
     return _with_field_types(plugin, plugin.runtime_config_problems(
-        functools.partial(_host_local_problems, plugin, cni_version, _fails(plugin))))
+        functools.partial(_host_local_problems, plugin, cni_version, _fails(plugin, "ips", "ipRanges"))))
 
 
-def _fails(plugin: PluginConf) -> str:
+def _fails(plugin: PluginConf, *members: str) -> str:
     """What an IPAM refusing the config does, for a message: every pod, or only some when the NAD's literal
-    runtimeConfig does not reach it for every pod (the message then says when)."""
-    return "fails every pod" if plugin.runtime_config_condition() is None else "fails the ADD"
+    runtimeConfig, or one of the ``members`` of it that the IPAM reads, does not reach it for every pod (the
+    message then says when)."""
+    conditional = (plugin.runtime_config_not_objects(injected=True) != plugin.runtime_config_not_objects(injected=False)
+                   or any(plugin.member_condition(member) for member in members))
+    return "fails the ADD" if conditional else "fails every pod"
 
 
 def _host_local_problems(plugin: PluginConf, cni_version: str | None, fails: str,
@@ -813,10 +816,11 @@ def _object_names(
     made '-'), and, with enable_overlapping_ranges (the default), each address it gives in an
     OverlappingRangeIPReservation named the same way after the address (NormalizeIP). The apiserver
     refuses a name that is not a DNS-1123 subdomain: an IPv6 network or address written from "::" gives
-    one that starts with '-', unless a network_name comes first. A refused IPPool fails every pod. A
-    refused reservation fails the pod given that address, after whereabouts has kept it in the pool, so
-    the next pod gets the next address (a warning). With node_slice_size the pool is named after the
-    node's slice, the node's name first."""
+    one that starts with '-', unless a network_name comes first. A refused IPPool fails every pod, unless
+    the NAD has no network_name and the node's whereabouts.conf gives one (config.LoadIPAMConfig fills the
+    NAD's empty fields from it; a warning then). A refused reservation fails the pod given that address,
+    after whereabouts has kept it in the pool, so the next pod gets the next address (a warning). With
+    node_slice_size the pool is named after the node's slice, the node's name first."""
     name_f = _get(ipam, ipam_path, "network_name")
     network_name = name_f.value if name_f is not None and isinstance(name_f.value, str) else ""
     slice_f = _get(ipam, ipam_path, "node_slice_size")
@@ -843,8 +847,10 @@ def _object_names(
                 Problem(
                     r.path,
                     f"{r.path} is {r.network}: whereabouts keeps its allocations in an IPPool named after it, "
-                    f"{pool!r}, {refused}, so every pod fails; give {ipam_path}.network_name, which then "
+                    f"{pool!r}, {refused}, so every pod fails unless the node's whereabouts.conf (or the file "
+                    f"configuration_path names) gives a network_name; give {ipam_path}.network_name, which then "
                     "starts the name",
+                    warning=True,
                 )
             )
             continue
@@ -868,7 +874,10 @@ def _object_name(network_name: str, value: IPAddress | IPNetwork) -> str:
     if isinstance(value, ipaddress.IPv6Address) and value.ipv4_mapped is not None:
         # Go's net.IP.String writes an IPv4-mapped address as IPv4.
         value = value.ipv4_mapped
-    text = str(value).replace(":", "-").replace("/", "-")
+    text = str(value)
+    # NormalizeIP (and normalizeRange, though a range's text never ends in ':') adds a '0' to an IPv6
+    # text ending in '::'.
+    text = (f"{text}0" if text.endswith(":") else text).replace(":", "-").replace("/", "-")
     return f"{network_name}-{text}" if network_name else text
 
 
@@ -1296,32 +1305,21 @@ class HostLocalRequest:
     range_problems: list[Problem]
 
 
-def _literal_runtime_config(plugin: PluginConf) -> tuple[str, Any] | None:
-    """(JSON path, value) of the plugin's literal runtimeConfig; None when absent or null."""
-    found = go_field(plugin.conf, "runtimeConfig")
-    if found is None or found[1] is None:
+def _literal_ips(found: tuple[str, Any] | None) -> ArgsIps | None:
+    """The ips of a literal runtimeConfig (``found``, the JSON path and value of its member) as host-local
+    and static decode them (a list); None when absent or null."""
+    if found is None:
         return None
-    return f"{plugin.path}.{found[0]}", found[1]
+    ipath, ips = found
+    if not isinstance(ips, list):
+        return ArgsIps([], None, [(ipath, ips, ListOf.value)])
+    return ArgsIps([(f"{ipath}[{i}]", v) for i, v in enumerate(ips)], ipath, [])
 
 
-def _literal_ips(path: str, conf: Mapping[str, Any]) -> ArgsIps | None:
-    """The ips of a literal runtimeConfig ``conf`` (at JSON path ``path``), as host-local and static decode
-    them (a list); None when absent or null."""
-    ips = go_field(conf, "ips")
-    if ips is None or ips[1] is None:
-        return None
-    ipath = f"{path}.{ips[0]}"
-    if not isinstance(ips[1], list):
-        return ArgsIps([], None, [(ipath, ips[1], ListOf.value)])
-    return ArgsIps([(f"{ipath}[{i}]", v) for i, v in enumerate(ips[1])], ipath, [])
-
-
-def literal_runtime_config_ips(plugin: PluginConf) -> ArgsIps | None:
-    """The ips of the plugin's literal runtimeConfig (see _literal_ips); None when it has none, or no object."""
-    literal = _literal_runtime_config(plugin)
-    if literal is None or not isinstance(literal[1], Mapping):
-        return None
-    return _literal_ips(*literal)
+def literal_runtime_config_ips(plugin: PluginConf, runtime_config: bool = True) -> ArgsIps | None:
+    """The ips of the plugin's literal runtimeConfig (see _literal_ips) that reach it, injected a
+    runtimeConfig unless ``runtime_config`` (see PluginConf.runtime_config_member)."""
+    return _literal_ips(plugin.runtime_config_member("ips", injected=not runtime_config))
 
 
 def _runtime_config_not_object(plugin: PluginConf, literal: tuple[str, Any], ipam: str,
@@ -1338,10 +1336,11 @@ def _runtime_config_not_object(plugin: PluginConf, literal: tuple[str, Any], ipa
 def host_local_request(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, pod_base: str = "",
                        fails: str = "fails every pod", *, runtime_config: bool = True) -> HostLocalRequest:
     """What host-local reads of the config besides IP= (see HostLocalRequest): args.cni.ips (see
-    args_cni_ips; with ``cni_args``, a pod's merged in at ``pod_base``) and, when the NAD's literal
-    runtimeConfig reaches the plugin (``runtime_config``: see PluginConf.keeps_runtime_config), its ips,
-    which LoadIPAMConfig adds to the requested addresses, and its ipRanges, which it puts ahead of its
-    own ranges. Multus never fills ipRanges: only a literal one ever reaches host-local."""
+    args_cni_ips; with ``cni_args``, a pod's merged in at ``pod_base``) and the NAD's literal
+    runtimeConfig's ips that reach the plugin (injected a runtimeConfig unless ``runtime_config``: see
+    PluginConf.runtime_config_member), which LoadIPAMConfig adds to the requested addresses, and its
+    ipRanges, which it puts ahead of its own ranges. Multus never fills ipRanges: only a literal one ever
+    reaches host-local."""
     problems: list[Problem] = []
     found = args_cni_ips(plugin, cni_args, pod_base, pointers=True)
     requested = args_cni_ips_addresses(found, problems, fails, "host-local")
@@ -1349,30 +1348,29 @@ def host_local_request(plugin: PluginConf, cni_args: Mapping[str, Any] | None = 
     sets, refused = host_local_ranges(plugin)
     judged = not refused
     range_problems: list[Problem] = []
-    literal = _literal_runtime_config(plugin) if runtime_config else None
-    if literal is not None and not isinstance(literal[1], Mapping):
-        range_problems.extend(_runtime_config_not_object(plugin, literal, "host-local", fails))
+    not_objects = plugin.runtime_config_not_objects(injected=not runtime_config)
+    if not_objects:
+        for literal in not_objects:
+            range_problems.extend(_runtime_config_not_object(plugin, literal, "host-local", fails))
         return HostLocalRequest(sets, False, requested, problems, sources, range_problems)
-    if literal is not None:
-        path, conf = literal
-        given = _literal_ips(path, conf)
-        if given is not None:
-            requested += args_cni_ips_addresses(given, problems, fails, "host-local")
-            sources += [given.source] if given.entries and given.source else []
-        ranges = go_field(conf, "ipRanges")
-        if ranges is not None and ranges[1] is not None:
-            rpath = f"{path}.{ranges[0]}"
-            if not isinstance(ranges[1], list):
-                range_problems.append(Problem(rpath, f"{rpath} is {describe(ranges[1])}: it must be a list of range "
-                                                     'sets, each a list of {"subnet": ...} objects'))
-                judged = False
-            else:
-                extra = tuple(_range_sets(ranges[1], rpath, range_problems))
-                # host-local checks every pair of its range sets, the literal ones among them; those of
-                # its own ranges alone are host_local_ranges' to say.
-                range_problems.extend(_cross_set_overlaps(extra + sets, len(extra)))
-                judged = judged and not range_problems
-                sets = extra + sets
+    given = literal_runtime_config_ips(plugin, runtime_config)
+    if given is not None:
+        requested += args_cni_ips_addresses(given, problems, fails, "host-local")
+        sources += [given.source] if given.entries and given.source else []
+    ranges = plugin.runtime_config_member("ipRanges", injected=not runtime_config)
+    if ranges is not None:
+        rpath = ranges[0]
+        if not isinstance(ranges[1], list):
+            range_problems.append(Problem(rpath, f"{rpath} is {describe(ranges[1])}: it must be a list of range "
+                                                 'sets, each a list of {"subnet": ...} objects'))
+            judged = False
+        else:
+            extra = tuple(_range_sets(ranges[1], rpath, range_problems))
+            # host-local checks every pair of its range sets, the literal ones among them; those of
+            # its own ranges alone are host_local_ranges' to say.
+            range_problems.extend(_cross_set_overlaps(extra + sets, len(extra)))
+            judged = judged and not range_problems
+            sets = extra + sets
     return HostLocalRequest(sets, judged, requested, problems, sources, range_problems)
 
 
@@ -1449,7 +1447,7 @@ def check_static(plugin: PluginConf, cni_version: str | None) -> list[Problem]:
     if ipam is None:
         return []
     return _with_field_types(plugin, plugin.runtime_config_problems(
-        functools.partial(_static_problems, plugin, ipam, cni_version, _fails(plugin))))
+        functools.partial(_static_problems, plugin, ipam, cni_version, _fails(plugin, "ips"))))
 
 
 def _static_problems(plugin: PluginConf, ipam: Mapping[str, Any], cni_version: str | None, fails: str,
@@ -1460,10 +1458,9 @@ def _static_problems(plugin: PluginConf, ipam: Mapping[str, Any], cni_version: s
     found = args_cni_ips(plugin)
     problems: list[Problem] = []
     args_ips = args_cni_ips_addresses(found, problems)
-    given = _literal_runtime_config(plugin) if runtime_config else None
-    if given is not None:
+    for given in plugin.runtime_config_not_objects(injected=not runtime_config):
         problems.extend(_runtime_config_not_object(plugin, given, "static", fails))
-    literal_ips = literal_runtime_config_ips(plugin) if runtime_config else None
+    literal_ips = literal_runtime_config_ips(plugin, runtime_config)
     literal = args_cni_ips_addresses(literal_ips, problems, fails) if literal_ips is not None else []
     # What static ends with: the last non-empty list of these (a bad entry of one fails it).
     source, ips = next(((where.source, given) for where, given in ((literal_ips, literal), (found, args_ips))
@@ -1612,7 +1609,7 @@ def nad_allocation_ranges(netconf: NetConf | None, nad_name: str = "") -> list[A
             # (then it allocates nothing: nad-ipam-host-local's to say).
             request = host_local_request(plugin)
             literal = request.sets[:len(request.sets) - len(sets)] if not request.range_problems else ()
-            used_when = plugin.runtime_config_condition()
+            used_when = plugin.member_condition("ipRanges")
             # host-local never hands out a range's gateway (its allocator skips it; the subnet's first
             # address when none is given): a router pod may take it statically on the same segment.
             out.extend(
@@ -1642,9 +1639,9 @@ def nad_allocation_ranges(netconf: NetConf | None, nad_name: str = "") -> list[A
             refused: list[Problem] = []
             given = args_cni_ips_addresses(literal_ips, refused) if literal_ips is not None else []
             usable = bool(given) and not any(not problem.warning for problem in refused)
-            replaced_when = plugin.runtime_config_condition(replaced=True) if usable else None
+            replaced_when = plugin.member_condition("ips", replaced=True) if usable else None
             if usable:
-                used_when = plugin.runtime_config_condition()
+                used_when = plugin.member_condition("ips")
                 out.extend(AddressRange(ip, ip, path, used_when=used_when, **common) for path, ip in given)
                 if replaced_when is None:
                     continue

@@ -251,10 +251,12 @@ def field_type_problems(plugin: PluginConf) -> Iterator[Problem]:
             if name != "runtimeConfig":
                 yield from type_problems(path, value, field_type, plugin.type or "")
                 continue
-            # A runtimeConfig injected for the pod replaces a literal one of the wrong type.
-            when = "" if plugin.runtime_config_condition() else " on every pod"
-            wrong = list(type_problems(path, value, field_type, plugin.type or "", when=when))
-            yield from plugin.runtime_config_problems(functools.partial(_when_reaching, wrong))
+            # A runtimeConfig injected for the pod replaces a literal one of the wrong type under its own
+            # key only: the plugin decodes any other spelling too (see PluginConf.runtime_config_member).
+            replaced = path.endswith(".runtimeConfig") and plugin.runtime_config_condition() is not None
+            wrong = list(type_problems(path, value, field_type, plugin.type or "", when="" if replaced else
+                                       " on every pod"))
+            yield from plugin.runtime_config_problems(functools.partial(_when_reaching, wrong)) if replaced else wrong
     yield from args_cni_type_problems(plugin, [name for name in TUNING_ARGS_CNI if name not in _OWN_RULE])
     yield from args_object_problems(plugin)
 
@@ -438,12 +440,12 @@ def host_device_problems(plugin: PluginConf, has_resource_name: bool) -> Iterato
 def _host_device_unselected(plugin: PluginConf, runtime_config: bool) -> list[Problem]:
     """What host-device without a device selector of its own lacks, when the NAD's literal runtimeConfig
     (its deviceID a device) does (``runtime_config``) or does not reach it."""
-    literal = _nested_string(plugin.conf, plugin.path, "runtimeConfig", "deviceID")
     declared = {name for name in MULTUS_CAPABILITY_ARGS if plugin.has_capability(name)}
     # Multus fills CNIDeviceInfoFile only with deviceID: a runtimeConfig injected for these two brings the
     # device the pod names in place of the literal one.
     device_in_its_place = "deviceID" in declared and declared <= {"deviceID", "CNIDeviceInfoFile"}
-    if literal is not None and isinstance(literal[1], str) and literal[1] and (runtime_config or device_in_its_place):
+    literal = plugin.runtime_config_member("deviceID", injected=not (runtime_config or device_in_its_place))
+    if literal is not None and isinstance(literal[1], str) and literal[1]:
         return []
     if plugin.has_capability("deviceID"):
         # libcni then injects the deviceID a pod's selection names (Multus passes it as a capability
@@ -673,17 +675,6 @@ _IP_TOOL_BYTE = re.compile(r"\s*(?:0[xX])?([0-9a-fA-F]+)")
 _MAC_FORMS = "02:00:5e:00:53:01, 02-00-5e-00-53-01, 0200.5e00.5301 or 02005e005301"
 
 
-def _nested_string(obj: Any, base: str, *names: str) -> tuple[str, Any] | None:
-    """(JSON path, value) of the struct field at ``names`` below ``obj``; None when absent or null."""
-    path, value = base, obj
-    for name in names:
-        found = go_field(value, name) if isinstance(value, Mapping) else None
-        if found is None or found[1] is None:
-            return None
-        path, value = f"{path}.{found[0]}", found[1]
-    return path, value
-
-
 def _config_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, pod_base: str = "",
                 pod_mac: bool = False, runtime_config: bool = True) -> tuple[str, str, bool, bool] | None:
     """(JSON path, value, whether a pod's own MAC replaces it, whether a pod's "cni-args" gave it) of the
@@ -701,15 +692,16 @@ def _config_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, p
             return (last.path, last.value, False, last.from_pod) if last.value else None
     if plugin.type == "bridge":
         return _bridge_mac(plugin, cni_args, pod_base, pod_mac, runtime_config)
-    for found, replaceable in ((_literal_mac(plugin) if runtime_config else None, False), (plugin.field("mac"), True)):
+    for found, replaceable in ((_literal_mac(plugin, runtime_config), False), (plugin.field("mac"), True)):
         if found is not None and isinstance(found[1], str) and found[1]:
             return found[0], found[1], replaceable, False
     return None
 
 
-def _literal_mac(plugin: PluginConf) -> tuple[str, Any] | None:
-    """(JSON path, value) of the NAD's literal runtimeConfig.mac of the plugin; None when absent or null."""
-    return _nested_string(plugin.conf, plugin.path, "runtimeConfig", "mac")
+def _literal_mac(plugin: PluginConf, runtime_config: bool, filled: bool | None = None) -> tuple[str, Any] | None:
+    """(JSON path, value) of the NAD's literal runtimeConfig.mac that reaches the plugin, injected a
+    runtimeConfig unless ``runtime_config`` (see PluginConf.runtime_config_member); None when none does."""
+    return plugin.runtime_config_member("mac", injected=not runtime_config, filled=filled)
 
 
 def _bridge_args_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None, pod_base: str) -> Spelling | None:
@@ -729,11 +721,12 @@ def _bridge_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None, pod_base
     runtimeConfig.mac, else a non-empty args.cni.mac, else MAC= in CNI_ARGS. A pod's MAC replaces the
     config's only as runtimeConfig, with the mac capability: with ``pod_mac`` (the pod requests one, on the
     networks annotation) and that capability, bridge reads neither."""
-    if pod_mac and plugin.has_capability("mac"):
-        return None
-    literal = _literal_mac(plugin) if runtime_config else None
+    injected = pod_mac and plugin.has_capability("mac")
+    literal = _literal_mac(plugin, runtime_config and not injected, injected)
     if literal is not None and isinstance(literal[1], str) and literal[1]:
         return literal[0], literal[1], False, False
+    if injected:
+        return None
     last = _bridge_args_mac(plugin, cni_args, pod_base)
     if last is None:
         return None
@@ -769,11 +762,13 @@ def interface_mac(plugin: PluginConf, pod_mac: str, injected: bool, runtime_conf
         args = _bridge_args_mac(plugin, cni_args, pod_base)
         if args is not None:
             found = args.path, args.value
-    literal = _literal_mac(plugin) if runtime_config and not injected else None
-    if injected and pod_mac:
-        found = None, pod_mac
-    elif literal is not None and isinstance(literal[1], str) and literal[1]:
+    # A literal mac spelled to sort after "runtimeConfig" comes after the injected one.
+    filled = injected and bool(pod_mac)
+    literal = _literal_mac(plugin, runtime_config and not filled, filled)
+    if literal is not None and isinstance(literal[1], str) and literal[1]:
         found = literal[0], literal[1]
+    elif filled:
+        found = None, pod_mac
     if kind == "tuning":
         decodes, last = _tuning_args_cni_value(plugin, "mac", cni_args, pod_base)
         if not decodes:
@@ -822,10 +817,10 @@ def _config_mac_problems(plugin: PluginConf, cni_args: Mapping[str, Any] | None,
     if found is None or found[3] is not from_pod:
         return []
     path, value, replaceable, _ = found
-    literal = _literal_mac(plugin)
+    literal = _literal_mac(plugin, True)
     fails = POD_NEVER_STARTS if from_pod else \
         "fails every pod that does not request a MAC of its own" if replaceable else \
-        "fails the ADD" if literal is not None and literal[0] == path and plugin.runtime_config_condition() else \
+        "fails the ADD" if literal is not None and literal[0] == path and plugin.member_condition("mac") else \
         "fails every pod"
     ip_tool = plugin.type == "tap" and _tap_runs_ip_tool(plugin)
     address = _ip_tool_mac(value) if ip_tool else parse_mac(value)

@@ -96,7 +96,8 @@ def _elf_whole(f: BinaryIO, head: bytes, size: int) -> bool:
     table = f.read(table_size)
     for i in range(phnum):
         p_type, offset, filesz = struct.unpack_from(phdr, table, i * phentsize)
-        if p_type == _PT_LOAD and offset + filesz > size:
+        # A segment with no file bytes (bss only) maps none, wherever its offset says.
+        if p_type == _PT_LOAD and filesz and offset + filesz > size:
             return False
     return True
 

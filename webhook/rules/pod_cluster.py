@@ -282,11 +282,10 @@ def multus_fills(ref: NetworkReference, nad: Mapping[str, Any], pod: Mapping[str
 
 
 def runtime_config_cases(plugin: PluginConf, fills: Fills) -> tuple[tuple[bool, ...], str]:
-    """Whether the NAD's literal runtimeConfig reaches ``plugin``, in each case to judge, and why there
-    are two when there are: (False,) when a capability the plugin declares is surely filled, (True,)
+    """Whether the NAD's literal runtimeConfig reaches ``plugin`` as written (False: a runtimeConfig is
+    injected, see PluginConf.runtime_config_member), in each case to judge, and why there are two when
+    there are: (False,) when a capability the plugin declares is surely filled, (True,)
     when none can be, else (True, False), saying which fills are uncertain."""
-    if plugin.runtime_config_always_reaches:
-        return (True,), ""
     if not plugin.keeps_runtime_config(fills.certain):
         return (False,), ""
     uncertain = sorted({why for name, why in fills.uncertain.items() if plugin.has_capability(name)})
@@ -710,7 +709,7 @@ def _static_extra(ref: NetworkReference, plugin: PluginConf, runtime_config: boo
     # Multus merges a selection's cni-args into args.cni key by key, the selection's winning, beside the
     # NAD's other spellings, which static decodes too.
     found = args_cni_ips(plugin, ref.selection.cni_args, _cni_args_at(ref))
-    literal = literal_runtime_config_ips(plugin) if runtime_config else None
+    literal = literal_runtime_config_ips(plugin, runtime_config)
     for source, dropped, where in ((literal, "CNI_ARGS and args.cni.ips", "the NAD's literal runtimeConfig"),
                                    (found, "CNI_ARGS", "args.cni")):
         given = [value for _, value in source.entries] if source is not None else []
