@@ -20,4 +20,6 @@ go_build_cached "$cache" "$here" install_multus gopkg.in/k8snetworkplumbingwg/mu
 # The thin plugin: a CNI ADD and DEL through Multus itself, whose cache of each sandbox's delegates
 # the uninstall cleanup reads (tests/differential).
 go_build_cached "$cache" "$here" multus gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus ""
+# The thick plugin's shim: its DEL without a daemon to reach (tests/differential).
+go_build_cached "$cache" "$here" multus-shim gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus-shim ""
 echo "$cache"

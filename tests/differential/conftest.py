@@ -73,6 +73,12 @@ def multus_thin(require: Callable[[str], NoReturn]) -> Path:
 
 
 @pytest.fixture(scope="session")
+def multus_shim(require: Callable[[str], NoReturn]) -> Path:
+    """Multus v4.3.0's thick-plugin shim (cmd/multus-shim, from hack/multus), built on first use."""
+    return built(MULTUS_BUILD_SCRIPT, "Multus v4.3.0", require) / "multus-shim"
+
+
+@pytest.fixture(scope="session")
 def cni_bin(require: Callable[[str], NoReturn]) -> Path:
     """The CNI plugins v1.10.0 (hack/cniplugins), built on first use; running them needs root and ip."""
     if os.geteuid() != 0:

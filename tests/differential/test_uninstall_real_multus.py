@@ -102,11 +102,16 @@ def test_the_cleanup_keeps_the_record_of_a_real_multus_add_until_its_del(
     multus_again = added(cluster, multus_thin, cni_bin, pod_netns, node, {"k8s.v1.cni.cncf.io/networks": "lab"})
     addresses = node.parent / "lab" / "lab"
     assert list(addresses.glob("10.77.0.*")), "host-local handed out no address"
+    # The runtime's mount of the pod's namespace, where the cleanup DaemonSet mounts that directory.
+    (node / "var/run/netns").mkdir(parents=True)
+    (node / "var/run/netns" / pod_netns).write_text("")
 
     before = sorted(str(p.relative_to(node)) for p in node.rglob("*"))
     kept = uninstall(node)
     assert kept.returncode == 1, kept.stderr
-    assert f"  container {CONTAINER_ID} (pod {NAMESPACE}/web-0): {NAMESPACE}/lab\n" in kept.stderr
+    assert (f"  container {CONTAINER_ID} (pod {NAMESPACE}/web-0): {NAMESPACE}/lab\n"
+            f"    live: its network namespace /var/run/netns/{pod_netns} is still there\n") in kept.stderr
+    assert "stale:" not in kept.stderr
     assert "Nothing was removed." in kept.stderr
     assert sorted(str(p.relative_to(node)) for p in node.rglob("*")) == before
 
@@ -127,3 +132,39 @@ def test_the_record_of_a_pod_on_the_default_network_alone_does_not_stop_the_clea
     done = uninstall(node)
     assert done.returncode == 0, done.stderr
     assert "removed /var/lib/cni/multus" in done.stderr
+
+
+def test_a_record_left_by_a_del_without_the_daemon_is_named_stale_for_discarding(
+        cluster: ControlPlane, multus_thin: Path, multus_shim: Path, cni_bin: Path, pod_netns: str, node: Path,
+        tmp_path: Path) -> None:
+    """The pod goes while the Multus daemon is down (restarted, upgraded): the real shim's DEL
+    reports success without reaching it, so the runtime never sends DEL again and the record stays
+    with its address allocated, for a pod that no longer exists."""
+    added(cluster, multus_thin, cni_bin, pod_netns, node, {"k8s.v1.cni.cncf.io/networks": "lab"})
+    cluster.kubectl("-n", NAMESPACE, "delete", "pod", "web-0", "--wait=false")
+    shim = multus("DEL", multus_shim, {"cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus-shim",
+                                       "daemonSocketDir": str(tmp_path / "no-daemon")},
+                  cni_bin, pod_netns, CONTAINER_ID, "gone")
+    assert shim.returncode == 0, shim.stdout + shim.stderr
+    assert (node / "var/lib/cni/multus" / CONTAINER_ID).is_file()
+    assert list((node.parent / "lab" / "lab").glob("10.77.0.*")), "the address is still allocated"
+
+    # The runtime counted the sandbox as torn down and removed its namespace; the cleanup sees where
+    # it was. Without that directory it cannot tell, and says how to.
+    unknown = uninstall(node)
+    assert unknown.returncode == 1, unknown.stderr
+    assert f"  container {CONTAINER_ID} (pod {NAMESPACE}/web-0): {NAMESPACE}/lab\n" in unknown.stderr
+    assert "stale:" not in unknown.stderr
+    assert "live:" not in unknown.stderr
+    assert "`crictl pods --id <container>`" in unknown.stderr
+    assert ("the addresses it holds were never released, and deleting pods frees nothing. Release them in the "
+            "IPAM, then discard the records: set DISCARD_MULTUS_ATTACHMENTS=true") in unknown.stderr
+
+    (node / "var/run/netns").mkdir(parents=True)
+    stale = uninstall(node)
+    assert stale.returncode == 1, stale.stderr
+    assert (f"  container {CONTAINER_ID} (pod {NAMESPACE}/web-0): {NAMESPACE}/lab\n"
+            f"    stale: its pod is gone (/var/run/netns/{pod_netns} no longer exists), the addresses it holds were "
+            f"never released: {NAMESPACE}/lab; discard with DISCARD_MULTUS_ATTACHMENTS=true after releasing them\n"
+            ) in stale.stderr
+    assert (node / "var/lib/cni/multus" / CONTAINER_ID).is_file()

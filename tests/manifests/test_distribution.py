@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from webhook.dev.controlplane import ControlPlane
+from webhook.node.cleanup import NETNS_DIR, NETNS_DIRS
 from webhook.server import serve_forever
 
 REPO = Path(__file__).resolve().parents[2]
@@ -630,6 +631,21 @@ def test_an_agent_pod_is_ready_once_its_run_published_the_node_state(cluster: Co
     assert not probe(container, {ready_file: here}, sys.executable)
     here.write_text("")
     assert probe(container, {ready_file: here}, sys.executable)
+
+
+@pytest.mark.parametrize("path", [p for p in BUILDS if "uninstall" in p])
+def test_the_cleanup_sees_the_runtimes_network_namespaces_where_it_looks_for_them(
+        cluster: ControlPlane, path: str) -> None:
+    """A record whose namespace is gone is named stale (webhook.node.cleanup); the cleanup can tell
+    only with the host's directory mounted under its --host-root, and its later changes propagated."""
+    spec = find(build(cluster, path), "DaemonSet", "kube-multus-ds")["spec"]["template"]["spec"]
+    [cleanup] = spec["containers"]
+    [host_root] = [a.split("=", 1)[1] for a in cleanup["args"] if a.startswith("--host-root=")]
+    [mount] = [m for m in cleanup["volumeMounts"] if m["mountPath"] == f"{host_root}/{NETNS_DIR}"]
+    assert mount["mountPropagation"] == "HostToContainer"
+    assert mount["readOnly"]
+    [volume] = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    assert PurePosixPath(volume["hostPath"]["path"]) in NETNS_DIRS
 
 
 @pytest.mark.parametrize("path", [p for p in BUILDS if "uninstall" in p])

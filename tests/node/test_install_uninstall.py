@@ -729,7 +729,7 @@ def test_uninstall_idles_until_sigterm_so_that_its_logs_can_be_read(host: Path) 
             proc.wait()
 
 
-def put_sandbox_on(host: Path, container_id: str, networks: list[str], pod: str = "") -> Path:
+def put_sandbox_on(host: Path, container_id: str, networks: list[str], pod: str = "", netns: str = "") -> Path:
     """A sandbox Multus set up, as its ADD leaves it (Multus v4.3.0 pkg/multus/multus.go): a record
     named by the container ID listing every delegate it must DEL, the default network first; and, for
     each secondary delegate, libcni's cache of its result with the CNI_ARGS that name the pod."""
@@ -740,7 +740,8 @@ def put_sandbox_on(host: Path, container_id: str, networks: list[str], pod: str 
         namespace, name = pod.split("/")
         for i, network in enumerate(networks, 1):
             cached = {"kind": "cniCacheV1", "containerId": container_id, "ifName": f"net{i}", "networkName": network,
-                      "cniArgs": [["K8S_POD_NAMESPACE", namespace], ["K8S_POD_NAME", name]]}
+                      "cniArgs": [["K8S_POD_NAMESPACE", namespace], ["K8S_POD_NAME", name]],
+                      **({"netns": netns} if netns else {})}
             write(cache / "results" / f"{network.replace('/', '-')}-{container_id}-net{i}",
                   json.dumps(cached).encode(), 0o600)
     return record
@@ -764,7 +765,10 @@ def test_uninstall_removes_nothing_while_a_sandbox_still_has_secondary_networks(
     assert "  container 4f1c0ffee (pod default/web-0): default/macvlan-a, lab/vlan-b\n" in result.stderr
     assert "  container 0dd: default/macvlan-a\n" in result.stderr
     assert "plain" not in result.stderr
-    assert "Nothing was removed. Abort the uninstall" in result.stderr
+    assert "Nothing was removed. Tell a live record from a stale one" in result.stderr
+    assert "- Live: abort the uninstall" in result.stderr
+    assert "If Multus's config has defaultNetworks, every pod outside its systemNamespaces has such a record" in (
+        result.stderr)
     assert "set DISCARD_MULTUS_ATTACHMENTS=true on the cleanup" in result.stderr
     assert "this pod exits with status 1 and is not Ready" in result.stderr
     assert "cleanup finished" not in result.stderr
@@ -788,6 +792,34 @@ def test_uninstall_discards_the_records_of_attached_sandboxes_when_told(host: Pa
     assert ("discarding the record of container 4f1c0ffee (pod default/web-0): default/macvlan-a "
             "(DISCARD_MULTUS_ATTACHMENTS)") in result.stderr
     assert not (host / "var/lib/cni/multus").exists()
+
+
+def test_uninstall_names_a_record_whose_network_namespace_is_gone_stale(host: Path) -> None:
+    """The runtime removes a sandbox's namespace with the sandbox; a record that outlives it was
+    left by a DEL that never reached the Multus daemon. Only a namespace where the runtime mounts
+    them (and the cleanup sees them) says anything."""
+    put_multus_on(host)
+    (host / "var/run/netns").mkdir(parents=True)
+    (host / "var/run/netns/cni-1111").write_text("")
+    put_sandbox_on(host, "aaa", ["default/macvlan-a"], pod="default/web-0", netns="/var/run/netns/cni-1111")
+    put_sandbox_on(host, "bbb", ["default/macvlan-a", "lab/vlan-b"], pod="default/web-1",
+                   netns="/run/netns/cni-2222")
+    put_sandbox_on(host, "ccc", ["default/macvlan-a"], pod="default/web-2", netns="/proc/4242/ns/net")
+    put_sandbox_on(host, "ddd", ["default/macvlan-a"], pod="default/web-3", netns="/var/run/netns/..")
+    put_sandbox_on(host, "eee", ["default/macvlan-a"], pod="default/web-4", netns="/var/run/netns/a\0b")
+    before = snapshot(host)
+    result = cli("uninstall", "--host-root", str(host))
+    assert result.returncode == 1, result.stderr
+    assert snapshot(host) == before
+    assert ("  container aaa (pod default/web-0): default/macvlan-a\n"
+            "    live: its network namespace /var/run/netns/cni-1111 is still there\n") in result.stderr
+    assert ("  container bbb (pod default/web-1): default/macvlan-a, lab/vlan-b\n"
+            "    stale: its pod is gone (/run/netns/cni-2222 no longer exists), the addresses it holds were never "
+            "released: default/macvlan-a, lab/vlan-b; discard with DISCARD_MULTUS_ATTACHMENTS=true after releasing "
+            "them\n") in result.stderr
+    assert "  container ccc (pod default/web-2): default/macvlan-a\n  container ddd" in result.stderr
+    assert "  container ddd (pod default/web-3): default/macvlan-a\n  container eee" in result.stderr
+    assert "  container eee (pod default/web-4): default/macvlan-a\nNothing was removed." in result.stderr
 
 
 def test_uninstall_refuses_an_unreadable_discard_setting(host: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -12,7 +13,7 @@ import os
 import ssl
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -157,8 +158,10 @@ class PolicySource:
             self._announce()
 
     def _announce(self) -> None:
-        """The Warning Event for the ConfigMap refused, once per version of it; called with the lock."""
-        if self.controller is None or self._refused is None:
+        """The Warning Event for the ConfigMap refused, once per version of it, from the replica that
+        holds the controller's lease (every replica reads the ConfigMap; one Event is what the docs
+        promise); called with the lock."""
+        if self.controller is None or self._refused is None or not self.controller.elector.is_leader():
             return
         configmap, why = self._refused
         meta = configmap.get("metadata")
@@ -168,6 +171,17 @@ class PolicySource:
         self._announced = version
         self.controller.events.emit(configmap, kind="ConfigMap", event_type="Warning", reason="PolicyRejected",
                                     message=f"{why}; keeping the policy in force")
+
+    async def announce_when_leading(self, stop: asyncio.Event) -> None:
+        """Sends the Event a replica did not send while another held the lease, once this one holds it:
+        the ConfigMap is not read again when leadership moves."""
+        assert self.controller is not None  # run only once one is attached
+        period = self.controller.config.retry_period
+        while not stop.is_set():
+            with self._lock:
+                self._announce()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), period)
 
     def controller_config(self, config: ControllerConfig, policy: Policy) -> ControllerConfig:
         """Used when the controller is attached and whenever a policy comes into force."""
@@ -338,13 +352,17 @@ def run(args: argparse.Namespace) -> int:
             controller_thread = threading.Thread(target=controller.run, args=(stop_controller,),
                                                  name="controller", daemon=True)
             controller_thread.start()
+    background: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = []
+    if certificates is not None:
+        background.append(functools.partial(certificates.run,
+                                            ca_bundle_interval=dt.timedelta(seconds=args.ca_bundle_check_interval)))
+    if controller_thread is not None:
+        background.append(source.announce_when_leading)
     try:
         asyncio.run(serve_forever(
             state, cert_dir=Path(args.cert_dir), host=args.host, port=args.port, idle_timeout=args.idle_timeout,
             client_ca=Path(args.client_ca) if args.client_ca else None, client_names=client_names,
-            background=[functools.partial(certificates.run,
-                                          ca_bundle_interval=dt.timedelta(seconds=args.ca_bundle_check_interval))]
-            if certificates is not None else [],
+            background=background,
         ))
     except CannotListen as exc:
         print(f"multus-webhook serve: {exc}", file=sys.stderr)

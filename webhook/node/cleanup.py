@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -31,6 +32,11 @@ MULTUS_PATHS = (
     *(CNI_BIN_DIR / name for name in INSTALL_MULTUS_BINARIES),
     MULTUS_CACHE_DIR,
 )
+# Where containerd and CRI-O mount the sandboxes' network namespaces (/var/run is /run on most hosts,
+# not on Talos); the cleanup DaemonSet mounts it here, so that a record whose namespace is gone shows
+# as stale. The runtime removes the file when it removes the sandbox.
+NETNS_DIRS = (PurePosixPath("/var/run/netns"), PurePosixPath("/run/netns"))
+NETNS_DIR = PurePosixPath("var/run/netns")
 # Directories the DaemonSet's hostPath mounts create; removed only when nothing was put in them.
 MULTUS_DIRS_IF_EMPTY = (PurePosixPath("etc/cni/multus"),)
 
@@ -50,6 +56,11 @@ class Attached:
     pod: str
     #: The secondary delegates' names.
     networks: str
+    #: The sandbox's network namespace (from libcni's cache), when the cleanup sees where it was
+    #: mounted: True when that file is gone (the pod is gone and the record is stale), False when it is
+    #: still there, None when the cleanup cannot tell.
+    netns_gone: bool | None = None
+    netns: str = ""
 
 
 @dataclass
@@ -112,7 +123,9 @@ def attached_sandboxes(host_root: Path) -> list[Attached]:
     cache = on_host(host_root, MULTUS_CACHE_DIR)
     if not cache.is_dir():
         return []
-    pods = pods_by_container(cache / "results")
+    sandboxes = sandboxes_by_container(cache / "results")
+    netns_dir: Path | None = on_host(host_root, NETNS_DIR)
+    netns_dir = netns_dir if netns_dir and netns_dir.is_dir() else None
     found = []
     for path in sorted(p for p in cache.iterdir() if p.is_file()):
         try:
@@ -121,38 +134,75 @@ def attached_sandboxes(host_root: Path) -> list[Attached]:
             continue  # Multus's DEL cannot use a record that is not JSON either: it tears down nothing more
         if isinstance(delegates, list) and len(delegates) > 1:
             names = [str(d.get("Name") or "?") if isinstance(d, dict) else "?" for d in delegates[1:]]
-            found.append(Attached(path.name, pods.get(path.name, ""), ", ".join(names)))
+            pod, netns = sandboxes.get(path.name, ("", ""))
+            found.append(Attached(path.name, pod, ", ".join(names), netns_gone(netns_dir, netns), netns))
     return found
 
 
-def pods_by_container(results: Path) -> dict[str, str]:
-    """Container ID to "namespace/name", from the CNI_ARGS that libcni cached with each delegate's
-    result: Multus's own record holds no pod name."""
-    pods: dict[str, str] = {}
+def netns_gone(netns_dir: Path | None, netns: str) -> bool | None:
+    """Whether the namespace file ``netns`` is gone, when it is one of the runtime's and ``netns_dir``
+    (the host's directory of them, if mounted) shows it; None when the cleanup cannot tell."""
+    where = PurePosixPath(netns)
+    # A NUL byte: nothing the runtime made, and exists() would say gone.
+    if netns_dir is None or where.parent not in NETNS_DIRS or where.name in ("", ".", "..") or "\0" in netns:
+        return None
+    try:
+        os.lstat(netns_dir / where.name)
+    except FileNotFoundError:
+        return True
+    except OSError:  # not readable: says nothing about the sandbox
+        return None
+    return False
+
+
+def sandboxes_by_container(results: Path) -> dict[str, tuple[str, str]]:
+    """Container ID to ("namespace/name", network namespace path), from the CNI_ARGS and netns that
+    libcni cached with each delegate's result: Multus's own record holds neither."""
+    sandboxes: dict[str, tuple[str, str]] = {}
     if not results.is_dir():
-        return pods
+        return sandboxes
     for path in results.iterdir():
         try:
             cached = json.loads(path.read_bytes())
             args = dict(cached.get("cniArgs") or ())
-            pods[str(cached["containerId"])] = f"{args['K8S_POD_NAMESPACE']}/{args['K8S_POD_NAME']}"
+            netns = cached.get("netns")
+            sandboxes[str(cached["containerId"])] = (f"{args['K8S_POD_NAMESPACE']}/{args['K8S_POD_NAME']}",
+                                                     netns if isinstance(netns, str) else "")
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            continue  # a pod's name is a help to the reader only; the record itself still counts
-    return pods
+            continue  # a help to the reader only; the record itself still counts
+    return sandboxes
 
 
 def warn_attached(report: CleanupReport, attached: list[Attached]) -> None:
     report.attached = attached
     lines = "\n".join(f"  container {a.container_id}" + (f" (pod {a.pod})" if a.pod else "") + f": {a.networks}"
-                      for a in attached)
+                      + sandbox_state(a) for a in attached)
     report.warn(
         f"{len(attached)} sandbox(es) still have secondary networks Multus never tore down; their records in "
         f"/{MULTUS_CACHE_DIR} are all that says which delegates, and which IPAM addresses, to release:\n"
         f"{lines}\n"
-        "Nothing was removed. Abort the uninstall (apply the install overlay again), delete those pods while "
-        "Multus runs on this node, then apply the uninstall again. To discard the records instead (the "
-        f"addresses stay allocated), set {DISCARD_ENV}=true on the cleanup (docs/install.md, Uninstall)."
+        "Nothing was removed. Tell a live record from a stale one (where not said above): the sandbox of a live "
+        "one is listed on this node by `crictl pods --id <container>` (from a `kubectl debug node/...` pod) or "
+        "`talosctl containers -k`.\n"
+        "- Live: abort the uninstall (apply the install overlay again), delete those pods while Multus runs on this "
+        "node, then apply the uninstall again. If Multus's config has defaultNetworks, every pod outside its "
+        "systemNamespaces has such a record, annotated or not: take defaultNetworks out of that config and roll "
+        "those pods first (or delete them), or discard.\n"
+        "- Stale (crictl lists no such sandbox: the pod is gone, or runs again in a sandbox with another ID): its "
+        "DEL ran while the Multus daemon was down, which the shim reports as done, so no DEL comes again; the "
+        "addresses it holds were never released, and deleting pods frees nothing. Release them in the IPAM, then "
+        f"discard the records: set {DISCARD_ENV}=true on the cleanup (docs/install.md, Uninstall).\n"
+        f"{DISCARD_ENV}=true discards every record listed here; the addresses of all of them stay allocated."
     )
+
+
+def sandbox_state(a: Attached) -> str:
+    if a.netns_gone:
+        return (f"\n    stale: its pod is gone ({a.netns} no longer exists), the addresses it holds were never "
+                f"released: {a.networks}; discard with {DISCARD_ENV}=true after releasing them")
+    if a.netns_gone is False:
+        return f"\n    live: its network namespace {a.netns} is still there"
+    return ""
 
 
 def uninstall(host_root: Path, primary_cni_config_file: str = "", *,
