@@ -262,7 +262,10 @@ def _ready_node_holds(view: ClusterView, binaries: Sequence[str]) -> bool:
     the ready nodes and the holders of the rarest binary, and stops at the first that fits."""
     ready = view.ready_nodes
     first = ready[0]
-    if all(first in view.binary_holders(binary) for binary in binaries):
+    for binary in binaries:  # a loop rather than all(): this is most pods' whole cost
+        if first not in view.binary_holders(binary):
+            break
+    else:
         return True
     holders = sorted((view.binary_holders(binary) for binary in binaries), key=len)
     if len(ready) <= len(holders[0]):
