@@ -105,6 +105,26 @@ def test_binary_missing_on_every_reporting_node_is_denied_naming_the_field() -> 
     assert "install the whereabouts plugin" in f.message
 
 
+def test_binary_messages_say_what_the_readiness_gate_makes_of_a_missing_binary() -> None:
+    """With the gate (the default), pods stay Pending off the nodes without the binary; without it
+    (policy readinessAffinity: false) the kubelet fails them there (ContainerCreating)."""
+    nowhere = three_nodes(binaries=["macvlan", "host-local"])
+    gated = only(check(WHEREABOUTS_NAD, nowhere, "nad-cni-binaries")).message
+    assert "pods on this network would stay Pending, as their readiness gate requires the node label " \
+        "cni.multus-webhook.io/whereabouts; install the whereabouts plugin" in gated
+    assert "ContainerCreating" not in gated
+    off = Policy(readiness_affinity=False)
+    assert "pods on this network would stay in ContainerCreating; install" in only(
+        check(WHEREABOUTS_NAD, nowhere, "nad-cni-binaries", policy=off)).message
+    some = StaticClusterView([node("n1"), node("n2"), node_state("n1", ["macvlan", "whereabouts"]),
+                              node_state("n2", ["macvlan"])])
+    assert only(check(WHEREABOUTS_NAD, some, "nad-cni-binaries")).message == (
+        "spec.config.ipam.type: the CNI binary 'whereabouts' is missing on node(s) n2: the readiness gate keeps "
+        "pods on this network off them; install it there for them to run there")
+    assert "missing on node(s) n2: pods on this network fail there; install it on those nodes or keep these " \
+        "pods off them" in only(check(WHEREABOUTS_NAD, some, "nad-cni-binaries", policy=off)).message
+
+
 def test_binary_missing_on_some_nodes_is_a_warning_naming_them() -> None:
     view = StaticClusterView([
         node("n1"), node("n2"), node("n3"),
@@ -345,6 +365,42 @@ def test_host_local_behind_a_node_local_plugin_is_allowed(plugin: str) -> None:
     obj = nad_obj("p", {"cniVersion": "1.0.0", "name": "p", "type": plugin, "ipMasq": True,
                         "ipam": host_local("10.40.0.0/24")})
     assert check(obj, three_nodes(), "nad-host-local-multi-node") == []
+
+
+SRIOV_HOST_LOCAL = nad_obj("sriov", {"cniVersion": "1.0.0", "name": "sriov", "type": "sriov",
+                                      "ipam": host_local("10.56.217.0/24")},
+                           annotations={"k8s.v1.cni.cncf.io/resourceName": "intel.com/sriov"})
+
+
+def test_host_local_counts_only_the_nodes_that_have_the_nads_binaries() -> None:
+    """An SR-IOV NAD with host-local (sriov-cni's README example, or what sriov-network-operator
+    generates) on a cluster where one node has the sriov plugin: its pods only ever run there."""
+    lone = StaticClusterView([*(node(n) for n in ("a", "b", "c")), node_state("a", ["sriov", "host-local"]),
+                              *(node_state(n, ["macvlan", "host-local"]) for n in ("b", "c"))])
+    assert check(SRIOV_HOST_LOCAL, lone, "nad-host-local-multi-node") == []
+    # Two of five have it, one reports nothing (no agent yet: it might), one lacks the IPAM binary.
+    view = StaticClusterView([
+        *(node(n) for n in ("a", "b", "c", "d", "e")), tainted("cp", CONTROL_PLANE),
+        *(node_state(n, ["sriov", "host-local"]) for n in ("a", "b")), node_state("c", ["macvlan", "host-local"]),
+        node_state("d", ["sriov"]), node_state("cp", ["macvlan"])])
+    f = only(check(SRIOV_HOST_LOCAL, view, "nad-host-local-multi-node"))
+    assert f.severity == "deny"
+    assert f.message.startswith(
+        "spec.config.ipam.type is host-local on 3 of the 5 untainted nodes, those that have its CNI binaries or "
+        "do not report theirs (the other 2 lack host-local and sriov, and pods on this network never start there; "
+        "not counting 1 tainted for good, which pods without a toleration never land on): host-local keeps ")
+    # Whether the readiness gate keeps the pods off them or Multus fails them there, the count is the same.
+    off = Policy(readiness_affinity=False)
+    assert only(check(SRIOV_HOST_LOCAL, view, "nad-host-local-multi-node", policy=off)).message == f.message
+
+
+def test_cordoned_nodes_that_lack_the_binaries_are_not_counted_as_cordoned() -> None:
+    view = StaticClusterView([tainted("a", unschedulable=True), tainted("b", unschedulable=True), node("c"),
+                              node_state("a", ["sriov", "host-local"]), node_state("b", ["host-local"]),
+                              node_state("c", ["sriov", "host-local"])])
+    assert "host-local on 2 of the 3 untainted nodes, those that have its CNI binaries or do not report theirs (1 " \
+        "of them cordoned, which pods land on again once uncordoned; the other 1 lack sriov" in only(
+            check(SRIOV_HOST_LOCAL, view, "nad-host-local-multi-node")).message
 
 
 def test_no_cluster_no_host_local_finding() -> None:

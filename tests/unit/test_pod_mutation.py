@@ -259,6 +259,63 @@ def test_one_ready_node_among_many_is_enough_and_a_label_change_is_seen() -> Non
     assert any("no node is labelled" in w for w in mutate_pod(asks, "apps", cluster, Policy()).warnings)
 
 
+def reporting(name: str, binaries: list[str]) -> dict[str, Any]:
+    return {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "MultusNodeState",
+            "metadata": {"name": name, "namespace": "multus-webhook"},
+            "status": {"nodeName": name, "multusReady": True, "cniBinaries": binaries}}
+
+
+SRIOV = json.dumps({"cniVersion": "1.0.0", "type": "sriov", "vlan": 100,
+                    "ipam": {"type": "whereabouts", "range": "10.56.217.0/24"}})
+
+
+def gate_warnings(cluster: StaticClusterView, network: str = "sriov", policy: Policy | None = None) -> list[str]:
+    asks = pod(annotations={"k8s.v1.cni.cncf.io/networks": network})
+    return [w for w in mutate_pod(asks, "apps", cluster, policy or Policy()).warnings if "has the CNI" in w
+            or "has all of the CNI" in w]
+
+
+def test_warning_when_no_ready_node_has_a_binary_the_gate_requires() -> None:
+    """An SR-IOV NAD applied before any agent reported (nad-cni-binaries said nothing), then the nodes
+    report without sriov: the gate keeps the pod Pending, and the scheduler says only that no node
+    matched its pod affinity."""
+    cluster = view(nad("sriov", SRIOV), reporting("n1", ["macvlan", "whereabouts"]), node("n2", False),
+                   reporting("n2", ["sriov", "whereabouts"]))
+    assert gate_warnings(cluster) == [
+        "no node labelled multus-webhook.io/multus-ready=true has the CNI binary sriov, which the pod's networks "
+        "run: its readiness gate requires the node label(s) cni.multus-webhook.io/sriov as well, so the pod stays "
+        "Pending until a Multus-ready node has them; install them into that node's CNI bin directory (/opt/cni/bin) "
+        "(see the MultusNodeState objects in namespace multus-webhook)"]
+    # Each binary on some ready node, but none with both.
+    cluster.put(node("n2", True))
+    cluster.put(reporting("n2", ["sriov"]))
+    [together] = gate_warnings(cluster)
+    assert "has all of the CNI binaries sriov, whereabouts at once" in together
+    assert "node label(s) cni.multus-webhook.io/sriov, cni.multus-webhook.io/whereabouts as well" in together
+    cluster.put(reporting("n2", ["sriov", "whereabouts"]))
+    assert gate_warnings(cluster) == []
+    # Without the gate, or without any inventory, nothing is said.
+    cluster.put(reporting("n2", ["macvlan"]))
+    assert gate_warnings(cluster, policy=Policy(readiness_affinity=False)) == []
+    assert len(gate_warnings(cluster)) == 1
+    assert gate_warnings(view(nad("sriov", SRIOV))) == []
+    # The reference plugins on every ready node: nothing either.
+    assert gate_warnings(cluster, "macvlan") == []
+
+
+@pytest.mark.parametrize("ready_count", [1, 60])
+def test_a_ready_node_with_the_binaries_is_found_among_many(ready_count: int) -> None:
+    """The ready nodes or the holders of the rarest binary are walked, whichever are fewer."""
+    nodes = [f"m{i:02}" for i in range(60)]
+    cluster = view(nad("sriov", SRIOV), *(node(n, i < ready_count) for i, n in enumerate(nodes)),
+                   *(reporting(n, ["whereabouts", *(["sriov"] if n in ("m00", "m30") else [])]) for n in nodes))
+    assert gate_warnings(cluster) == []
+    cluster.put(reporting("m00", ["whereabouts"]))
+    assert len(gate_warnings(cluster)) == (1 if ready_count == 1 else 0)
+    cluster.put(reporting("m30", ["whereabouts"]))
+    assert len(gate_warnings(cluster)) == 1
+
+
 def test_readiness_affinity_can_be_turned_off_in_the_policy() -> None:
     policy = Policy(readiness_affinity=False)
     assert mutate_pod(pod(annotations={"k8s.v1.cni.cncf.io/networks": "macvlan"}), "apps", view(), policy).ops == \
@@ -352,6 +409,24 @@ def test_requests_that_no_plugin_takes_warn() -> None:
     assert ('[0] requests ips, but no plugin of NAD apps/dhcp declares "capabilities": {"ips": true} nor reads '
             "it from CNI_ARGS") in ips
     assert '[1] requests mac, but no plugin of NAD apps/ipvlan declares "capabilities": {"mac": true}' in mac
+
+
+def test_requests_to_plugins_not_known_here_may_be_ignored() -> None:
+    """Multus passes mac and ips in CNI_ARGS too; which third-party plugins read them there (calico-ipam
+    is said to read IP=) is not known here. bandwidth reaches no plugin through CNI_ARGS: ignored."""
+    v = view(nad("sriov", json.dumps({"cniVersion": "1.0.0", "type": "sriov", "vlan": 100,
+                                      "ipam": {"type": "calico-ipam"}})),
+             nad("kovn", json.dumps({"cniVersion": "1.0.0", "type": "kube-ovn", "ipam": {"type": "kube-ovn"}})))
+    value = json.dumps([{"name": "sriov", "ips": ["10.10.0.9/24"], "bandwidth": {"ingressRate": 1000}},
+                        {"name": "kovn", "mac": "02:00:00:00:00:01"}])
+    found = only("pod-networks-capabilities", findings(pod(annotations={"k8s.v1.cni.cncf.io/networks": value}), v))
+    assert [m.split(" requests ")[1].split(",")[0] for _, m in found] == ["ips", "bandwidth", "mac"]
+    (_, ips), (_, bandwidth), (_, mac) = found
+    assert ips.endswith('no plugin of NAD apps/sriov declares "capabilities": {"ips": true} nor reads it from '
+                        "CNI_ARGS, unless its calico-ipam or sriov plugin does (not a reference plugin: not known "
+                        "here): it may be ignored")
+    assert bandwidth.endswith("nor reads it from CNI_ARGS: it will be ignored")
+    assert mac.endswith("unless its kube-ovn plugin does (not a reference plugin: not known here): it may be ignored")
 
 
 def test_mac_and_ips_reach_the_plugins_that_read_cni_args_without_capabilities() -> None:

@@ -9,12 +9,14 @@ to the validating rules, which refuse the pod with the reason (rules/pod_cluster
 
 from __future__ import annotations
 
+import bisect
 import copy
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.names import NAMESPACE, READY_LABEL
+from webhook.names import NAMESPACE, READY_LABEL, binary_label
 from webhook.objects import as_mapping
 from webhook.rules.gate import (
     GATE_MATCHES_NO_NODE,
@@ -232,4 +234,45 @@ def _readiness_gate(result: PodMutation, spec: Mapping[str, Any], binaries: froz
     if view.nodes() and not view.ready_nodes:
         result.warnings.append(f"no node is labelled {READY_LABEL}=true yet: the pod stays Pending until Multus "
                                f"is ready on a node (see the MultusNodeState objects in namespace {agent_namespace})")
+    elif view.ready_nodes and view.cni_inventory_known:
+        required = _gated_binaries(binaries)
+        if required and not _ready_node_holds(view, required):
+            missing = tuple(binary for binary in required if not _ready_node_holds(view, (binary,)))
+            what = (f"the CNI binary {', '.join(missing)}" if missing else
+                    f"all of the CNI binaries {', '.join(required)} at once")
+            labels = ", ".join(str(binary_label(binary)) for binary in missing or required)
+            result.warnings.append(
+                f"no node labelled {READY_LABEL}=true has {what}, which the pod's networks run: its readiness gate "
+                f"requires the node label(s) {labels} as well, so the pod stays Pending until a Multus-ready node has "
+                f"them; install them into that node's CNI bin directory (/opt/cni/bin) (see the MultusNodeState "
+                f"objects in namespace {agent_namespace})")
     return mark
+
+
+@functools.lru_cache(maxsize=256)
+def _gated_binaries(binaries: frozenset[str]) -> tuple[str, ...]:
+    """Those of ``binaries`` whose node label the gate requires (those that can have one), in order of
+    name. Few distinct sets: remembered."""
+    return tuple(binary for binary in sorted(binaries) if binary_label(binary))
+
+
+def _ready_node_holds(view: ClusterView, binaries: Sequence[str]) -> bool:
+    """Whether a Multus-ready node (one at least) reports every one of ``binaries``. Asked of every gated
+    pod: where the binaries are on every node, the first ready node answers; else it walks the smaller of
+    the ready nodes and the holders of the rarest binary, and stops at the first that fits."""
+    ready = view.ready_nodes
+    first = ready[0]
+    for binary in binaries:  # a loop rather than all(): this is most pods' whole cost
+        if first not in view.binary_holders(binary):
+            break
+    else:
+        return True
+    holders = sorted((view.binary_holders(binary) for binary in binaries), key=len)
+    if len(ready) <= len(holders[0]):
+        return any(all(name in held for held in holders) for name in ready)
+    return any(all(name in held for held in holders[1:]) and _sorted_has(ready, name) for name in holders[0])
+
+
+def _sorted_has(names: Sequence[str], name: str) -> bool:
+    i = bisect.bisect_left(names, name)
+    return i < len(names) and names[i] == name

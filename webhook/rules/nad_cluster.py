@@ -5,6 +5,7 @@ knows nothing of the cluster."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from webhook.cni.gojson import GoJSONError, loads
@@ -37,7 +38,9 @@ def _some(names: Sequence[str], what: str = "", *, total: int | None = None) -> 
       judges=[SPEC_CONFIG])
 def cni_binaries(subject: Subject) -> Iterator[Violation]:
     """Every binary a NAD runs (each plugin type and IPAM type) must be in the CNI bin directory of
-    the node a pod lands on, or the pod stays in ContainerCreating. Checked against the binaries the
+    the node a pod lands on, or the pod stays in ContainerCreating; with the readiness gate on (policy
+    readinessAffinity), which requires the binary's node label, the pod stays Pending instead, kept off
+    the nodes without it, and the messages say which. Checked against the binaries the
     nodes report in their MultusNodeState, among those new pods can land on (not cordoned, not tainted
     for good): missing on every one of them is a denial (a warning when cordoned or tainted nodes have
     it: a cordon is most often maintenance), missing on some is a warning naming them. When
@@ -54,7 +57,8 @@ def cni_binaries(subject: Subject) -> Iterator[Violation]:
         closed = frozenset()  # no reporting node takes pods now: judged on them all rather than on none
     open_count = len(reporting) - len(closed)
     for binary, path in netconf.binary_fields():
-        if subject.policy.readiness_affinity and binary_label(binary) is None:
+        label = binary_label(binary)
+        if subject.policy.readiness_affinity and label is None:
             yield Violation(
                 path,
                 f"{path} is {binary!r}, which cannot be a label name (at most 63 letters, digits, '-', '_' or "
@@ -63,6 +67,9 @@ def cni_binaries(subject: Subject) -> Iterator[Violation]:
                 "ready but the binary is missing; rename the plugin's file",
                 Severity.WARN,
             )
+        # The readiness gate requires the binary's node label: the scheduler keeps pods off the nodes
+        # without it, rather than the kubelet failing them there.
+        gated = subject.policy.readiness_affinity and label is not None
         holders = subject.view.binary_holders(binary)
         open_holders = len(holders - closed)
         if open_holders == open_count:
@@ -79,17 +86,20 @@ def cni_binaries(subject: Subject) -> Iterator[Violation]:
                          "their CNI binaries)")
             yield Violation(
                 path,
-                f"{path} is {binary}, but {where}: pods on this network would stay in "
-                f"ContainerCreating; install the {binary} plugin into the nodes' CNI bin directory "
-                "(/opt/cni/bin) or fix the type",
+                f"{path} is {binary}, but {where}: pods on this network would stay "
+                + (f"Pending, as their readiness gate requires the node label {label}"
+                   if gated else "in ContainerCreating")
+                + f"; install the {binary} plugin into the nodes' CNI bin directory (/opt/cni/bin) or fix the type",
                 Severity.WARN if holders else None,
             )
         else:
             missing = [name for name in reporting if name not in holders and name not in closed]
             yield Violation(
                 path,
-                f"{path}: the CNI binary {binary!r} is missing on node(s) {_some(missing)}: pods on this "
-                "network fail there; install it on those nodes or keep these pods off them",
+                f"{path}: the CNI binary {binary!r} is missing on node(s) {_some(missing)}: "
+                + ("the readiness gate keeps pods on this network off them; install it there for them to run there"
+                   if gated else "pods on this network fail there; install it on those nodes or keep these pods "
+                   "off them"),
                 Severity.WARN,
             )
 
@@ -116,18 +126,26 @@ def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
     condition (not ready, under pressure, Cilium's agent not ready yet) are: a drain or an upgrade ends,
     and pods land there again with the same addresses. Nor is host-local behind ptp or dummy, whose
     addresses never leave the node (ptp routes each pod's address to it on its own node only: upstream's
-    own ptp example uses host-local)."""
+    own ptp example uses host-local). Nor are the nodes that report their CNI binaries without every one the
+    NAD runs (an SR-IOV plugin on the few bare-metal workers): a pod on this network never keeps an
+    address there. With the readiness gate the scheduler keeps it off them; without it, Multus fails to
+    run the missing plugin there and deletes what the pod's earlier delegates added (its ADD's
+    delPlugins), so no address host-local gave stays in use. A node that reports nothing might run it:
+    counted."""
     netconf = subject.nad_config.netconf
-    count = subject.view.untainted_node_count
-    if netconf is None or count <= 1:
+    if netconf is None or subject.view.untainted_node_count <= 1:
+        return
+    host_local = [plugin for plugin in netconf.plugins if plugin.ipam_type == "host-local"
+                  and plugin.ipam is not None and plugin.type not in NODE_LOCAL_PLUGINS]
+    if not host_local:
+        return
+    nodes = _nodes_able(subject.view, frozenset(binary for binary, _ in netconf.binary_fields()))
+    if nodes.able <= 1:
         return
     allowed = subject.annotations.get(ALLOW_HOST_LOCAL_ANNOTATION) == "true"
-    cluster = ""
-    for plugin in netconf.plugins:
-        if plugin.ipam_type != "host-local" or plugin.ipam is None or plugin.type in NODE_LOCAL_PLUGINS:
-            continue
+    cluster = _cluster_text(subject.view, nodes)
+    for plugin in host_local:
         path = plugin.ipam_type_path
-        cluster = cluster or _cluster_text(subject.view, count)
         if allowed:
             yield Violation(
                 path,
@@ -147,13 +165,51 @@ def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
             )
 
 
-def _cluster_text(view: ClusterView, count: int) -> str:
-    """``count`` nodes in words, with the cordoned ones among them and the tainted ones left out."""
-    tainted = len(view.nodes()) - count
-    cordoned = view.cordoned_node_count
-    notes = ([f"{cordoned} of them cordoned, which pods land on again once uncordoned"] if cordoned else []) + (
-        [f"not counting {tainted} tainted for good, which pods without a toleration never land on"] if tainted else [])
-    return f"a cluster of {count} nodes" + (f" ({'; '.join(notes)})" if notes else "")
+@dataclass(frozen=True, slots=True)
+class _Able:
+    """The untainted nodes that can run a NAD (see _nodes_able)."""
+
+    able: int
+    cordoned: int  # of those able
+    #: How many untainted nodes report their CNI binaries without one the NAD runs, and those binaries.
+    lacking: int = 0
+    missing: tuple[str, ...] = ()
+
+
+def _nodes_able(view: ClusterView, binaries: frozenset[str]) -> _Able:
+    """The untainted nodes that hold every one of ``binaries`` or do not report theirs. A walk over the
+    nodes only when some reporting node lacks one: the counts are kept up to date otherwise."""
+    reporting = len(view.reporting_nodes)
+    if all(len(view.binary_holders(binary)) == reporting for binary in binaries):
+        return _Able(view.untainted_node_count, view.cordoned_node_count)
+    able = cordoned = lacking = 0
+    missing: set[str] = set()
+    for node in view.nodes():
+        if node.tainted:
+            continue
+        if node.cni_binaries is None or binaries <= node.cni_binaries:
+            able += 1
+            cordoned += node.cordoned
+        else:
+            lacking += 1
+            missing |= binaries - node.cni_binaries
+    return _Able(able, cordoned, lacking, tuple(sorted(missing)))
+
+
+def _cluster_text(view: ClusterView, nodes: _Able) -> str:
+    """The nodes that can run the NAD in words, with the cordoned ones among them, and those left out:
+    the ones that lack its binaries, and the tainted ones."""
+    tainted = len(view.nodes()) - view.untainted_node_count
+    notes = [f"{nodes.cordoned} of them cordoned, which pods land on again once uncordoned"] if nodes.cordoned else []
+    if nodes.lacking:
+        notes.append(f"the other {nodes.lacking} lack {' and '.join(nodes.missing)}, and pods on this network never "
+                     "start there")
+    if tainted:
+        notes.append(f"not counting {tainted} tainted for good, which pods without a toleration never land on")
+    what = f"a cluster of {nodes.able} nodes" if not nodes.lacking else (
+        f"{nodes.able} of the {nodes.able + nodes.lacking} untainted nodes, those that have its CNI binaries or do "
+        "not report theirs")
+    return what + (f" ({'; '.join(notes)})" if notes else "")
 
 
 # --- overlapping ranges ---------------------------------------------------------------------------

@@ -36,7 +36,9 @@ from webhook.cni.ipam import (
 )
 from webhook.cni.plugins import (
     ARGS_CNI,
+    IPAM_FIELDS,
     MAC_SETTERS,
+    PLUGIN_FIELDS,
     POD_NEVER_STARTS,
     RESOURCE_NAME_ANNOTATION,
     TUNING_ARGS_CNI,
@@ -182,6 +184,20 @@ _CIDR_IP_READERS = frozenset({"static", "whereabouts"})
 _ONE_IP_READERS = frozenset({"host-local"})
 
 
+#: The requests Multus also passes in CNI_ARGS (MAC=, IP=), which any plugin may read.
+_CNI_ARGS_CAPABILITIES = frozenset({"mac", "ips"})
+#: The reference IPAM plugins: those of the rule table, and dhcp, which reads no IP=.
+_KNOWN_IPAM = frozenset(IPAM_FIELDS) | {"dhcp"}
+
+
+def _unknown_types(netconf: NetConf) -> tuple[str, ...]:
+    """The plugin and IPAM types of ``netconf`` that are not reference plugins (sriov, kube-ovn,
+    calico-ipam): what they read from CNI_ARGS is not known here."""
+    types = {p.type for p in netconf.plugins if p.type and p.type not in PLUGIN_FIELDS}
+    types |= {p.ipam_type for p in netconf.plugins if p.ipam_type and p.ipam_type not in _KNOWN_IPAM}
+    return tuple(sorted(types))
+
+
 def _reads_from_cni_args(netconf: NetConf, capability: str) -> bool:
     if capability == "mac":
         return any(p.type in MAC_SETTERS for p in netconf.plugins)
@@ -318,7 +334,9 @@ def capabilities(subject: Subject) -> Iterator[Violation]:
     """ips, mac, portMappings and bandwidth in a selection reach a plugin as runtime config only when it
     declares the matching capability, and only on the networks annotation (Multus passes the default
     network none of them); mac and ips also reach, through CNI_ARGS, the plugins that read them there.
-    Otherwise nothing takes them and the pod gets a random address or no limit. A mac that reaches them may
+    Otherwise nothing takes them and the pod gets a random address or no limit. Which plugins read
+    CNI_ARGS is known of the reference plugins alone: with another type in the NAD (sriov, calico-ipam),
+    a mac or ips it may read there is said to be possibly ignored. A mac that reaches them may
     still be replaced: macvlan and tap read MAC= before the NAD's literal runtimeConfig.mac, bridge before
     args.cni.mac (the NAD's, or the selection's "cni-args") and that runtimeConfig.mac, tuning (which changes
     the MAC afterwards) before both of its own; only the mac capability puts the pod's mac in runtimeConfig
@@ -346,8 +364,11 @@ def capabilities(subject: Subject) -> Iterator[Violation]:
                        if any(p.has_capability(capability) for p in netconf.plugins) else
                        f"no plugin of {nad_ref} declares \"capabilities\": {{\"{capability}\": true}} nor reads it "
                        "from CNI_ARGS")
-                yield Violation(f"{ref.field}.{capability}",
-                                f"{ref.field} requests {capability}, but {why}: it will be ignored")
+                unknown = _unknown_types(netconf) if capability in _CNI_ARGS_CAPABILITIES else ()
+                outcome = ": it will be ignored" if not unknown else (
+                    f", unless its {' or '.join(unknown)} plugin does (not a reference plugin: not known here): "
+                    "it may be ignored")
+                yield Violation(f"{ref.field}.{capability}", f"{ref.field} requests {capability}, but {why}{outcome}")
 
 
 def _mac_replaced(ref: NetworkReference, netconf: NetConf, fills: Fills) -> Iterator[tuple[Problem, str]]:
