@@ -22,6 +22,14 @@ ALLOW_HOST_LOCAL_ANNOTATION = "multus-webhook.io/allow-host-local"
 READY_LABEL = "multus-webhook.io/multus-ready"
 #: Node labels cni.multus-webhook.io/<binary>: "true" for each CNI binary present (on the agent pod too).
 BINARY_LABEL_PREFIX = "cni.multus-webhook.io/"
+#: Not a file: the name under which the CNI dhcp daemon answering on DHCP_SOCKET is counted and labelled
+#: beside the binaries (cni.multus-webhook.io/dhcp-daemon), so that the readiness gate of pods on a dhcp
+#: network requires it as it requires their plugins: the dhcp binary ships in every plugins tarball, and
+#: without its daemon it fails every ADD and DEL.
+DHCP_DAEMON = "dhcp-daemon"
+#: Where the dhcp IPAM plugin dials its daemon unless the NAD's ipam.daemonSocketPath names another
+#: socket (plugins v1.10.0, plugins/ipam/dhcp, defaultSocketPath).
+DHCP_SOCKET = "/run/cni/dhcp.sock"
 #: The labels of the agent's pods (manifests/base/agent/agent.yaml). The readiness gate is a required
 #: pod affinity to the agent pod on the same node carrying our labels, not a node affinity to the
 #: node's labels: a kubelet that starts checks its pods' node affinity again, never their pod affinity.

@@ -8,14 +8,14 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../gobuild.sh"
 version=v1.10.0
-plugins="bridge macvlan ipvlan vlan host-device ptp dummy tap tuning portmap bandwidth firewall sbr vrf host-local static"
+plugins="bridge macvlan ipvlan vlan host-device ptp dummy tap tuning portmap bandwidth firewall sbr vrf host-local static dhcp"
 
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/multus-webhook/cni-plugins/$version
 mkdir -p "$cache"
 
 for name in $plugins; do
   case $name in
-    host-local|static) pkg=github.com/containernetworking/plugins/plugins/ipam/$name ;;
+    host-local|static|dhcp) pkg=github.com/containernetworking/plugins/plugins/ipam/$name ;;
     tuning|portmap|bandwidth|firewall|sbr|vrf) pkg=github.com/containernetworking/plugins/plugins/meta/$name ;;
     *) pkg=github.com/containernetworking/plugins/plugins/main/$name ;;
   esac

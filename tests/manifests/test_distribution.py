@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from webhook.agent.probe import HostLayout
 from webhook.dev.controlplane import ControlPlane
 from webhook.node.cleanup import NETNS_DIR, NETNS_DIRS
 from webhook.server import serve_forever
@@ -254,6 +255,11 @@ def test_base_shape(cluster: ControlPlane) -> None:
     emptydirs = {v["name"] for v in agent["volumes"] if "emptyDir" in v}
     assert emptydirs == {"agent-state"}
     assert all(m["readOnly"] for m in agent["containers"][0]["volumeMounts"] if m["name"] not in emptydirs)
+    # Every host path the agent reads (HostLayout.mounted, the dhcp daemon's /run/cni among them) is
+    # mounted at that path under its host root.
+    host_paths = {v["name"]: v["hostPath"]["path"] for v in agent["volumes"] if "hostPath" in v}
+    mounted = {m["mountPath"]: host_paths.get(m["name"]) for m in agent["containers"][0]["volumeMounts"]}
+    assert all(mounted.get(f"/host{path}") == path for path in HostLayout().mounted), mounted
     # uid 0 for the daemon's 0700 socket directory, and nothing more.
     assert agent["securityContext"]["runAsUser"] == 0
     assert agent["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}

@@ -34,7 +34,7 @@ def test_fields() -> None:
     assert status == {
         "nodeName": "node-a", "bootID": "b1", "bootTime": "2026-01-02T02:58:41.000000Z",
         "cniBinaries": ["bridge", "multus-shim"], "binaryCount": 2, "unverifiedBinaries": [],
-        "multusReady": True, "heartbeatTime": "2026-01-02T03:04:05.123456Z",
+        "dhcpDaemon": False, "multusReady": True, "heartbeatTime": "2026-01-02T03:04:05.123456Z",
         "firstReadyBootID": None, "firstReadyTime": None, "readyTime": None,
         "conditions": [
             {"type": DAEMON, "status": "True", "reason": "Connected", "message": "m",

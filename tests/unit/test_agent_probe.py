@@ -22,6 +22,7 @@ from webhook.agent.probe import (
     CAPABILITIES,
     CONFIG_FIRST,
     DAEMON,
+    DHCP,
     MAX_LINK_HOPS,
     PRIMARY,
     READY,
@@ -70,9 +71,10 @@ def test_a_ready_host_passes_every_check(host: StandInHost) -> None:
     assert report.binaries == ("bridge", "macvlan", "multus-shim")
     # Beside the checks, not one of them: the stand-in's primary is at the top level, and its
     # 00-multus.conf names no delegate.
-    assert all(c.status for c in report.conditions if c.type != REBOOT_RACE)
+    # Nor is the dhcp daemon, which the stand-in does not run.
+    assert all(c.status for c in report.conditions if c.type not in (REBOOT_RACE, DHCP))
     assert [c.type for c in report.conditions] == [BINARIES, CONFIG_FIRST, PRIMARY, DAEMON, BOOT_ID, BOOT_TIME,
-                                                   REBOOT_RACE, CAPABILITIES, READY]
+                                                   REBOOT_RACE, CAPABILITIES, DHCP, READY]
 
 
 BOOTED = datetime(2026, 3, 1, 11, 58, 7, tzinfo=UTC)
@@ -710,7 +712,7 @@ def test_a_missing_host_is_reported_not_raised() -> None:
     assert {k: (v.status, v.reason) for k, v in c.items()} == {
         BINARIES: (None, "BinDirUnreadable"), CONFIG_FIRST: (None, "ConfDirUnreadable"), PRIMARY: (False, "NotFound"),
         DAEMON: (False, "NotAnswering"), BOOT_ID: (False, "Unreadable"), BOOT_TIME: (False, "Unreadable"),
-        REBOOT_RACE: (None, "ConfDirUnreadable"), READY: (False, "BinDirUnreadable")}
+        REBOOT_RACE: (None, "ConfDirUnreadable"), DHCP: (False, "NotAnswering"), READY: (False, "BinDirUnreadable")}
 
 
 def test_an_empty_boot_id_file_is_unreadable(host: StandInHost) -> None:
@@ -1034,3 +1036,20 @@ def test_capabilities_are_compared_only_when_both_configs_are_read(host: StandIn
 ])
 def test_capabilities_as_multus_copies_them(config: Any, expected: tuple[str, ...]) -> None:
     assert capabilities_of(config) == expected
+
+
+def test_the_dhcp_daemon_answers_when_its_socket_accepts_a_connect(host: StandInHost) -> None:
+    host.make_ready("boot-1")
+    host.start_daemon(host.layout.dhcp_socket)
+    report = evaluate(read_host(host.layout), host.layout)
+    assert report.dhcp_daemon
+    assert conditions(report)[DHCP] == Condition(DHCP, True, "Connected",
+                                                 "the CNI dhcp daemon answers on /run/cni/dhcp.sock")
+    # A socket file left behind by a daemon that stopped, as no socket at all: not answering; and Multus's
+    # readiness does not depend on it.
+    host.stop_daemon(host.layout.dhcp_socket)
+    report = evaluate(read_host(host.layout), host.layout)
+    assert (report.dhcp_daemon, report.ready) == (False, True)
+    assert conditions(report)[DHCP].message.startswith(
+        "the CNI dhcp daemon does not answer on /run/cni/dhcp.sock: Connection refused")
+    assert "/run/cni" in host.layout.mounted

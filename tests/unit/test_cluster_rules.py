@@ -13,7 +13,9 @@ import pytest
 from webhook.admission.handlers import AdmissionContext, validate
 from webhook.admission.review import AdmissionRequest
 from webhook.cluster.static import StaticClusterView
-from webhook.rules import Finding, Policy, Subject, evaluate
+from webhook.names import DHCP_DAEMON
+from webhook.rules import Finding, Policy, Severity, Subject, evaluate
+from webhook.rules.gate import gate_labels, required_binaries
 from webhook.rules.view import UNKNOWN_CLUSTER, ClusterView
 
 NAD = "NetworkAttachmentDefinition"
@@ -25,8 +27,10 @@ def node(name: str) -> dict[str, Any]:
 
 
 def node_state(name: str, binaries: list[str] | None, *, node_name: str | None = None,
-               unverified: list[str] | None = None) -> dict[str, Any]:
+               unverified: list[str] | None = None, dhcp_daemon: bool | None = None) -> dict[str, Any]:
     status: dict[str, Any] = {"nodeName": node_name or name, "multusReady": True, "bootID": f"boot-{name}"}
+    if dhcp_daemon is not None:
+        status["dhcpDaemon"] = dhcp_daemon
     if binaries is not None:
         status["cniBinaries"] = binaries
     if unverified is not None:
@@ -86,6 +90,57 @@ def only(findings: list[Finding]) -> Finding:
 
 WHEREABOUTS_NAD = nad_obj("wa", macvlan(whereabouts("10.20.0.0/24")))
 HOST_LOCAL_NAD = nad_obj("hl", macvlan(host_local("10.30.0.0/24")))
+
+
+# --- the dhcp daemon ----------------------------------------------------------------------------------
+
+
+DHCP_NAD = nad_obj("dh", macvlan({"type": "dhcp"}))
+
+
+def dhcp_nodes(*daemons: bool) -> StaticClusterView:
+    names = [f"n{i}" for i in range(len(daemons))]
+    return StaticClusterView([*(node(n) for n in names), *(
+        node_state(n, [*REFERENCE_PLUGINS, "dhcp"], dhcp_daemon=d) for n, d in zip(names, daemons, strict=True))])
+
+
+def test_dhcp_with_no_node_reporting_its_daemon_is_warned_naming_the_gate() -> None:
+    found = only(check(DHCP_NAD, dhcp_nodes(False, False), "nad-ipam-dhcp"))
+    assert (found.severity, found.field) == (Severity.WARN, "spec.config.ipam.type")
+    assert "none of the 2 node(s) that report has the CNI dhcp daemon answering on /run/cni/dhcp.sock" in found.message
+    assert "requires the label cni.multus-webhook.io/dhcp-daemon" in found.message
+
+
+def test_dhcp_with_a_daemon_on_some_node_is_allowed_under_the_gate_and_counted_without_it() -> None:
+    assert check(DHCP_NAD, dhcp_nodes(True, False), "nad-ipam-dhcp") == []
+    assert check(DHCP_NAD, dhcp_nodes(True, True), "nad-ipam-dhcp", policy=Policy(readiness_affinity=False)) == []
+    found = only(check(DHCP_NAD, dhcp_nodes(True, False, False), "nad-ipam-dhcp",
+                       policy=Policy(readiness_affinity=False)))
+    assert "does not answer on /run/cni/dhcp.sock on 2 of the 3 node(s) that report" in found.message
+
+
+def test_dhcp_on_its_own_socket_is_warned_whatever_the_nodes_report() -> None:
+    custom = nad_obj("dh", macvlan({"type": "dhcp", "daemonSocketPath": "/var/run/dhcp/d.sock"}))
+    found = only(check(custom, dhcp_nodes(True, True), "nad-ipam-dhcp"))
+    assert "daemon on /var/run/dhcp/d.sock: the node agents check only /run/cni/dhcp.sock" in found.message
+
+
+def test_the_gate_of_a_pod_on_dhcp_requires_the_daemon_unless_the_nad_names_its_own_socket() -> None:
+    custom = nad_obj("own", macvlan({"type": "dhcp", "daemonSocketPath": "/var/run/dhcp/d.sock"}))
+    view = StaticClusterView([DHCP_NAD, custom, nad_obj("dh2", macvlan({"type": "dhcp", "daemonSocketPath": ""}))])
+    policy = Policy()
+    assert required_binaries({"k8s.v1.cni.cncf.io/networks": "dh"}, "default", view, policy) == {
+        "macvlan", "dhcp", DHCP_DAEMON}
+    assert required_binaries({"k8s.v1.cni.cncf.io/networks": "dh2"}, "default", view, policy) == {
+        "macvlan", "dhcp", DHCP_DAEMON}
+    assert required_binaries({"k8s.v1.cni.cncf.io/networks": "own"}, "default", view, policy) == {"macvlan", "dhcp"}
+    assert "cni.multus-webhook.io/dhcp-daemon" in gate_labels({"macvlan", "dhcp", DHCP_DAEMON})
+
+
+def test_nodes_whose_dhcp_daemon_answers_hold_it() -> None:
+    view = dhcp_nodes(True, False)
+    assert view.binary_holders(DHCP_DAEMON) == {"n0"}
+    assert view.binary_holders("dhcp") == {"n0", "n1"}
 
 
 # --- CNI binaries ----------------------------------------------------------------------------------

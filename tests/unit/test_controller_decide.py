@@ -173,6 +173,15 @@ def test_desired_labels() -> None:
         READY_LABEL: "true", "cni.multus-webhook.io/bridge": "true", "cni.multus-webhook.io/multus-shim": "true"}
 
 
+def test_a_dhcp_daemon_answering_on_this_boot_is_labelled_and_its_silence_unlabelled() -> None:
+    running = state()
+    running["status"]["dhcpDaemon"] = True
+    labels = desired_labels(node(), running, decided(node(), running))
+    assert labels["cni.multus-webhook.io/dhcp-daemon"] == "true"
+    assert label_patch(labels, desired_labels(node(labels=labels), state(), decided(node(), state()))) == {
+        "cni.multus-webhook.io/dhcp-daemon": None}
+
+
 def test_a_stale_heartbeat_keeps_the_inventory_of_this_boot() -> None:
     labelled = node(labels={READY_LABEL: "true"})
     assert desired_labels(labelled, state(), decided(labelled, state(), silent=100)) == {

@@ -463,7 +463,25 @@ REFUSED = [
         "not an IP address",
         "deny",
     ),
-    ("nad-ipam-dhcp", macvlan({"type": "dhcp"}), f"{P}.type", "dhcp daemon runs on every node", "warn"),
+    ("nad-ipam-dhcp", macvlan({"type": "dhcp"}), f"{P}.type", "daemon answers on /run/cni/dhcp.sock on every node",
+     "warn"),
+    # The plugin decodes its section at every ADD and DEL before it dials the daemon.
+    ("nad-ipam-dhcp", macvlan({"type": "dhcp", "daemonSocketPath": 5}), f"{P}.daemonSocketPath", "a string", "deny"),
+    ("nad-ipam-dhcp", macvlan({"type": "dhcp", "priority": "1"}), f"{P}.priority", "the string '1'", "deny"),
+    (
+        "nad-ipam-dhcp",
+        macvlan({"type": "dhcp", "daemonSocketPath": "run/dhcp.sock"}),
+        f"{P}.daemonSocketPath",
+        "not an absolute path",
+        "deny",
+    ),
+    (
+        "nad-ipam-dhcp",
+        macvlan({"type": "dhcp", "daemonSocketPath": "/run/other/dhcp.sock"}),
+        f"{P}.type",
+        "the node agents check only /run/cni/dhcp.sock",
+        "warn",
+    ),
     # Go matches "Address" exactly to another field, a net.IPNet, which a string does not fit.
     (
         "nad-ipam-static",

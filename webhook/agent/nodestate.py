@@ -37,7 +37,8 @@ def stopped(report: Report, reason: str = AGENT_STOPPED,
     """The report the agent leaves behind when it exits: whatever it saw, the node is not ready."""
     others = tuple(c for c in report.conditions if c.type != READY)
     return Report(report.boot_id, report.binaries, (*others, Condition(READY, False, reason, message)),
-                  unverified_binaries=report.unverified_binaries, boot_time=report.boot_time)
+                  unverified_binaries=report.unverified_binaries, boot_time=report.boot_time,
+                  dhcp_daemon=report.dhcp_daemon)
 
 
 def status_body(node: str, report: Report, previous: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
@@ -70,6 +71,8 @@ def status_body(node: str, report: Report, previous: Mapping[str, Any] | None, n
         "binaryCount": None if unread else len(report.binaries),
         # Apart from cniBinaries: no binary label for them, but the NAD rules count them (see probe).
         "unverifiedBinaries": None if unread else list(report.unverified_binaries),
+        # The controller labels the node for it (names.DHCP_DAEMON) as for a binary.
+        "dhcpDaemon": report.dhcp_daemon,
         "multusReady": report.ready,
         "conditions": conditions,
         "firstReadyBootID": first_boot,

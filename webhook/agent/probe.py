@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from webhook.cni.gojson import go_field
+from webhook.names import DHCP_SOCKET
 from webhook.node.hostfs import INSTALL_MULTUS_TEMPORARY, whole_executable
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,10 @@ REBOOT_RACE_EXPOSED = frozenset({"OtherTopLevelConfig", "PrimaryAtTopLevel"})
 CAPABILITIES = "DelegateCapabilitiesCurrent"
 #: The reasons of the conditions that find a directory this agent mounted removed from the host: only
 #: a restart of its container (a new mount) shows the host's (Report.restart).
+#: Beside the checks too: whether the CNI dhcp daemon answers on its default socket. Only pods on dhcp
+#: networks need it (their readiness gate requires its label, see names.DHCP_DAEMON), so Multus's
+#: readiness does not wait for it.
+DHCP = "DHCPDaemonAnswering"
 DIR_REPLACED = frozenset({"BinDirReplaced", "ConfDirReplaced", "SocketDirReplaced"})
 #: Symbolic links followed in resolving one path before giving up, as Linux does (MAXSYMLINKS, ELOOP).
 MAX_LINK_HOPS = 40
@@ -87,6 +92,7 @@ class HostLayout:
     cni_bin_dir: str = "/opt/cni/bin"
     cni_conf_dir: str = "/etc/cni/net.d"
     multus_socket: str = "/run/multus/multus.sock"
+    dhcp_socket: str = DHCP_SOCKET
     boot_id_file: str = "/proc/sys/kernel/random/boot_id"
     #: Its ``btime`` line is when the host booted. /proc/stat is not namespaced per container (a time
     #: namespace would shift it, which Kubernetes does not use): read in the agent's container, it is
@@ -114,8 +120,8 @@ class HostLayout:
         """The host paths the agent's pod mounts (manifests/base/agent/agent.yaml): what is in them is
         the host's."""
         return tuple(posixpath.normpath(p) for p in (
-            self.cni_bin_dir, self.cni_conf_dir, posixpath.dirname(self.multus_socket), self.boot_id_file,
-            self.stat_file))
+            self.cni_bin_dir, self.cni_conf_dir, posixpath.dirname(self.multus_socket),
+            posixpath.dirname(self.dhcp_socket), self.boot_id_file, self.stat_file))
 
     def unseen_below(self, host_dir: str) -> bool:
         """Whether the host may hold in ``host_dir`` what the agent does not see there: the host root
@@ -167,6 +173,9 @@ class HostSnapshot:
     multus_capabilities: tuple[str, ...] | None = None
     #: None when a connect to the daemon's socket succeeded.
     daemon_error: str | None = None
+    #: The same for the CNI dhcp daemon's socket, which the plugin reaches by the same connect (a stream
+    #: socket's). A snapshot made by hand has found no daemon.
+    dhcp_daemon_error: str | None = "not probed"
     #: The socket's, the bin and the conf directory, as this agent sees them, were removed from the
     #: host (see ``_removed``).
     socket_dir_removed: bool = False
@@ -204,6 +213,8 @@ class Report:
     unverified_binaries: tuple[str, ...] = ()
     #: When the host booted, to the second (by its clock); None when it cannot be read.
     boot_time: datetime | None = None
+    #: The CNI dhcp daemon answers on the layout's dhcp_socket.
+    dhcp_daemon: bool = False
 
     #: The agent's view of the host is stale: only a restart of its container (a new mount) helps.
     restart: bool = False
@@ -664,6 +675,7 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0,
         primary_capabilities=primary_capabilities,
         multus_capabilities=None if primary_capabilities is None else multus_capabilities,
         daemon_error=_daemon_error(layout.on_host(layout.multus_socket), connect_timeout),
+        dhcp_daemon_error=_daemon_error(layout.on_host(layout.dhcp_socket), connect_timeout),
         socket_dir_removed=_removed(layout.on_host(layout.multus_socket).parent),
         bin_dir_removed=_removed(layout.on_host(layout.cni_bin_dir)), conf_dir_removed=_removed(conf_dir),
         # ctime: a file's birth is not in os.stat; the socket's ctime moves only with its metadata,
@@ -692,8 +704,8 @@ def evaluate(snapshot: HostSnapshot, layout: HostLayout) -> Report:
     return Report(boot_id=snapshot.boot_id, binaries=snapshot.binaries,
                   unverified_binaries=tuple(name for name, _ in snapshot.unverified_binaries),
                   conditions=(*conditions, _boot_time(snapshot, layout), _reboot_race(snapshot, layout),
-                              *_capabilities(snapshot, layout), ready),
-                  boot_time=snapshot.boot_time,
+                              *_capabilities(snapshot, layout), _dhcp(snapshot, layout), ready),
+                  boot_time=snapshot.boot_time, dhcp_daemon=snapshot.dhcp_daemon_error is None,
                   restart=snapshot.socket_dir_removed or snapshot.bin_dir_removed or snapshot.conf_dir_removed,
                   ready_since=None if failing else ready_since(snapshot),
                   run_since=None if failing or snapshot.socket_changed is None
@@ -824,6 +836,15 @@ def _daemon(s: HostSnapshot, layout: HostLayout) -> Condition:
     if s.daemon_error is None:
         return Condition(DAEMON, True, "Connected", f"the Multus daemon answers on {where}")
     return Condition(DAEMON, False, "NotAnswering", f"the Multus daemon does not answer on {where}: {s.daemon_error}")
+
+
+def _dhcp(s: HostSnapshot, layout: HostLayout) -> Condition:
+    where = layout.dhcp_socket
+    if s.dhcp_daemon_error is None:
+        return Condition(DHCP, True, "Connected", f"the CNI dhcp daemon answers on {where}")
+    return Condition(DHCP, False, "NotAnswering",
+                     f"the CNI dhcp daemon does not answer on {where}: {s.dhcp_daemon_error}; pods on NADs with dhcp "
+                     "IPAM are kept off this node (only they need it)")
 
 
 def _boot_id(s: HostSnapshot, layout: HostLayout) -> Condition:

@@ -47,8 +47,8 @@ class StandInHost:
     def __init__(self, layout: HostLayout | None = None) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="mw-host-"))
         self.layout = replace(layout or HostLayout(), root=self.root)
-        self._daemon: socket.socket | None = None
-        self._daemon_thread: threading.Thread | None = None
+        #: The sockets listened on, by host path, each with the thread accepting on it.
+        self._daemons: dict[str, tuple[socket.socket, threading.Thread]] = {}
         for path in (self.layout.cni_bin_dir, self.layout.cni_conf_dir):
             self.path(path).mkdir(parents=True, exist_ok=True)
         # Earlier than the pod statuses tests write, unless a test sets it: the pod repair waits for the
@@ -86,32 +86,33 @@ class StandInHost:
         target.write_text(f"cpu  1 0 1 100 0 0 0 0 0 0\nintr 0\nctxt 0\nbtime {int(moment.timestamp())}\n"
                           "processes 1\nprocs_running 1\nprocs_blocked 0\n")
 
-    def start_daemon(self) -> None:
-        """Listen on the Multus socket and accept (then drop) every connection, as far as a connect test
-        can tell the thick daemon apart from nothing."""
-        if self._daemon is not None:
+    def start_daemon(self, host_path: str | None = None) -> None:
+        """Listen on the Multus socket (or the daemon socket at ``host_path``: the dhcp daemon's) and
+        accept (then drop) every connection, as far as a connect test can tell a daemon apart from
+        nothing."""
+        host_path = host_path or self.layout.multus_socket
+        if host_path in self._daemons:
             return
-        path = self.path(self.layout.multus_socket)
+        path = self.path(host_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         server.bind(str(path))
         server.listen(16)
-        self._daemon = server
-        self._daemon_thread = threading.Thread(target=_accept_forever, args=(server,), daemon=True)
-        self._daemon_thread.start()
+        thread = threading.Thread(target=_accept_forever, args=(server,), daemon=True)
+        thread.start()
+        self._daemons[host_path] = server, thread
 
-    def stop_daemon(self) -> None:
+    def stop_daemon(self, host_path: str | None = None) -> None:
         """The daemon is gone; its socket file stays behind, as after a crash."""
-        server, self._daemon = self._daemon, None
-        if server is not None:
+        found = self._daemons.pop(host_path or self.layout.multus_socket, None)
+        if found is not None:
+            server, thread = found
             # shutdown wakes the accept() blocked in the thread, close alone does not on Linux.
             with contextlib.suppress(OSError):
                 server.shutdown(socket.SHUT_RDWR)
             server.close()
-        if self._daemon_thread is not None:
-            self._daemon_thread.join(5)
-            self._daemon_thread = None
+            thread.join(5)
 
     def restart_daemon(self) -> None:
         """As the thick daemon starts: its socket directory removed and created anew, mode 0700."""
@@ -132,7 +133,8 @@ class StandInHost:
         self.start_daemon()
 
     def cleanup(self) -> None:
-        self.stop_daemon()
+        for host_path in list(self._daemons):
+            self.stop_daemon(host_path)
         shutil.rmtree(self.root, ignore_errors=True)
 
 

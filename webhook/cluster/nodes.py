@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from webhook.agent.probe import BIN_DIR_UNREADABLE, BINARIES, REBOOT_RACE
-from webhook.names import READY_LABEL, is_own_label
+from webhook.names import DHCP_DAEMON, READY_LABEL, is_own_label
 from webhook.objects import as_mapping
 from webhook.rules.view import NodeInfo
 
@@ -115,8 +115,8 @@ def frozen(value: Any) -> Any:
 
 
 #: What is kept of a MultusNodeState's status besides its Ready condition.
-_STATE_STATUS = ("nodeName", "cniBinaries", "unverifiedBinaries", "multusReady", "bootID", "bootTime", "heartbeatTime",
-                 "firstReadyBootID", "firstReadyTime", "readyTime")
+_STATE_STATUS = ("nodeName", "cniBinaries", "unverifiedBinaries", "dhcpDaemon", "multusReady", "bootID", "bootTime",
+                 "heartbeatTime", "firstReadyBootID", "firstReadyTime", "readyTime")
 #: What the controller reads of that condition: why the agent finds Multus not ready. Its
 #: lastTransitionTime moves on every agent restart and is not kept (firstReadyTime says what repair needs).
 _STATE_READY = ("type", "reason", "message")
@@ -336,6 +336,8 @@ class NodeTable:
             # The rules count links the agent cannot follow as present, as the node's labels do: a NAD
             # a working node needs is not refused for want of a mount in the agent's pod.
             binaries = self._share(binaries | unverified)
+        if isinstance(binaries, frozenset) and status.get("dhcpDaemon") is True:
+            binaries = self._share(binaries | {DHCP_DAEMON})
         labels = as_mapping(node.get("metadata")).get("labels") if node is not None else None
         # Without a Node object nothing keeps pods off it.
         spec = node["spec"] if node is not None else _EMPTY

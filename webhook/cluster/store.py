@@ -21,7 +21,7 @@ from typing import Any
 
 from webhook.cluster.nodes import Listener, NodeTable, frozen
 from webhook.cni.config import parse_nad_config
-from webhook.cni.ipam import nad_allocation_ranges
+from webhook.cni.ipam import nad_allocation_ranges, uses_default_dhcp_daemon
 from webhook.cni.range_index import IndexedRange, RangeIndex
 from webhook.multus.profiles import ProfileMerge, merge_profile
 from webhook.multus.selection import (
@@ -32,6 +32,7 @@ from webhook.multus.selection import (
     network_references,
     parse_elements,
 )
+from webhook.names import DHCP_DAEMON
 from webhook.objects import as_mapping
 from webhook.rules.view import NodeInfo, ObjectRef
 
@@ -457,6 +458,8 @@ class ClusterStore:
             self._could_not_read(NAD, key, "spec.config", "with no address ranges and no CNI binaries", exc)
             return (), frozenset()
         binaries = netconf.binaries if netconf is not None else frozenset()
+        if uses_default_dhcp_daemon(netconf):
+            binaries |= {DHCP_DAEMON}  # the gate requires the daemon's label as it does the binaries'
         try:
             ranges = tuple(IndexedRange.of(key, r) for r in nad_allocation_ranges(netconf, key[1]))
         except Exception as exc:

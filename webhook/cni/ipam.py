@@ -40,6 +40,7 @@ from webhook.cni.plugins import (
     decodes_runtime_config,
     ipam_field_type_problems,
 )
+from webhook.names import DHCP_SOCKET
 from webhook.objects import as_text, is_object_name
 
 # CNI 0.1.0 / 0.2.0 results carry one address per family.
@@ -1484,6 +1485,42 @@ def _static_problems(plugin: PluginConf, ipam: Mapping[str, Any], cni_version: s
     versions = [ip.version for _, ip in ips] if source is not None else [a.address.version for a in addresses]
     problems.extend(_one_per_family(source or path, versions, cni_version, "addresses"))
     return problems
+
+
+# --- dhcp -------------------------------------------------------------------------------------
+
+
+def dhcp_socket(plugin: PluginConf) -> str | None:
+    """The socket a dhcp section's plugin dials its daemon on, normalised: ipam.daemonSocketPath, or
+    DHCP_SOCKET when that is missing, null or empty (the plugin's getSocketPath); None when it is not a
+    string, which the plugin cannot decode (check_dhcp says so)."""
+    found = go_field(plugin.ipam, "daemonSocketPath") if plugin.ipam is not None else None
+    value = found[1] if found is not None else None
+    if value is None or value == "":
+        return DHCP_SOCKET
+    return posixpath.normpath(value) if isinstance(value, str) else None
+
+
+def uses_default_dhcp_daemon(netconf: NetConf | None) -> bool:
+    """Whether a plugin of the config needs the dhcp daemon on DHCP_SOCKET, the one socket the node
+    agent probes: a daemon on a socket of the NAD's own choosing is not known to anything here."""
+    return netconf is not None and any(
+        plugin.ipam_type == "dhcp" and dhcp_socket(plugin) == DHCP_SOCKET for plugin in netconf.plugins)
+
+
+def check_dhcp(plugin: PluginConf) -> list[Problem]:
+    """The dhcp plugin decodes its section at every ADD and DEL before it dials the daemon: a field of
+    the wrong type fails both. A relative daemonSocketPath is dialled from whatever directory the
+    runtime runs the plugin in, which is not where any daemon listens."""
+    problems: list[Problem] = []
+    found = go_field(plugin.ipam, "daemonSocketPath") if plugin.ipam is not None else None
+    if found is not None and isinstance(found[1], str) and found[1] and not found[1].startswith("/"):
+        path = f"{plugin.ipam_path}.{found[0]}"
+        problems.append(Problem(path, f"{path} is {found[1]!r}, not an absolute path: the plugin dials it relative "
+                                      "to the directory the container runtime runs it in, where no daemon listens; "
+                                      f"give the socket's absolute path on the node (the daemon's -socketpath; "
+                                      f"default {DHCP_SOCKET})"))
+    return _with_field_types(plugin, problems)
 
 
 # --- routes (shared by host-local, static and whereabouts) ------------------------------------

@@ -158,6 +158,12 @@ IPAM_FIELDS: Mapping[str, Mapping[str, FieldType]] = {
         "ranges": ListOf(ListOf(Struct(_HOST_LOCAL_RANGE))),
     },
     "static": {"Name": Kind.STRING, "addresses": ListOf(ADDRESS_ENTRY), "dns": _DNS},
+    "dhcp": {
+        "daemonSocketPath": Kind.STRING,
+        "provide": ListOf(Struct({"option": Kind.STRING, "value": Kind.STRING, "fromArg": Kind.STRING})),
+        "request": ListOf(Struct({"skipDefault": Kind.BOOL, "option": Kind.STRING})),
+        "priority": Kind.INT,
+    },
     # whereabouts decodes the section through its IPAMConfigAlias.
     "whereabouts": {
         "Name": Kind.STRING,

@@ -10,7 +10,7 @@ from typing import Any
 
 from webhook.agent.probe import REBOOT_RACE, REBOOT_RACE_EXPOSED
 from webhook.kube import parse_time
-from webhook.names import BINARY_LABEL_PREFIX, READY_LABEL, binary_label, is_own_label
+from webhook.names import BINARY_LABEL_PREFIX, DHCP_DAEMON, READY_LABEL, binary_label, is_own_label
 from webhook.objects import as_text
 
 #: A heartbeat that has not changed for this many agent intervals means nobody vouches for the node any
@@ -243,6 +243,8 @@ def desired_labels(node: Mapping[str, Any], state: Mapping[str, Any] | None, ver
             key = binary_label(name) if isinstance(name, str) else None
             if key:
                 labels[key] = "true"
+        if status.get("dhcpDaemon") is True:
+            labels[BINARY_LABEL_PREFIX + DHCP_DAEMON] = "true"
     else:
         labels.update({k: v for k, v in current.items() if k.startswith(BINARY_LABEL_PREFIX)})
     return labels

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from webhook.cni import ipam
 from webhook.cni.config import PluginConf, Problem
+from webhook.names import DHCP_DAEMON, DHCP_SOCKET, binary_label
 from webhook.rules.findings import Severity, Violation
 from webhook.rules.registry import SPEC_CONFIG, rule
 from webhook.rules.subject import Subject
@@ -95,19 +96,50 @@ def routes(subject: Subject) -> Iterator[Violation]:
         yield from _each_ipam(subject, ipam_type, lambda plugin, _version: ipam.check_routes(plugin))
 
 
-@rule("nad-ipam-dhcp", kinds=NAD, severity=Severity.WARN, title="dhcp IPAM needs the DHCP daemon",
+@rule("nad-ipam-dhcp", kinds=NAD, severity=Severity.DENY, title="dhcp IPAM has its daemon",
       judges=[SPEC_CONFIG])
 def dhcp(subject: Subject) -> Iterator[Violation]:
-    """The dhcp IPAM plugin only talks to a DHCP daemon (``dhcp daemon``) that must run on every node
-    and reach a DHCP server on the segment; without it pods hang in ContainerCreating."""
+    """The dhcp IPAM plugin does nothing itself: at every ADD and DEL it dials the CNI dhcp daemon
+    (``dhcp daemon``) on ipam.daemonSocketPath (default /run/cni/dhcp.sock) and fails without it, so pods
+    never start and their sandboxes are never torn down. A section the plugin cannot decode (a
+    daemonSocketPath that is not a string) or a relative socket path fails every pod. The node agents
+    report whether a daemon answers on the default socket: with none answering on any node that reports,
+    a warning (the readiness gate then keeps the pods Pending); with the gate off, a warning names the
+    nodes without it. A socket of the NAD's own choosing is not probed: a warning says so."""
     netconf = subject.nad_config.netconf
     if netconf is None:
         return
+    view, policy = subject.view, subject.policy
     for plugin in netconf.plugins:
-        if plugin.ipam_type == "dhcp":
-            path = f"{plugin.ipam_path}.type"
-            yield Violation(
-                path,
-                f"{path} is dhcp: make sure the CNI dhcp daemon runs on every node that can run these pods "
-                "and that a DHCP server answers on the segment, or use whereabouts for cluster-wide IPAM",
-            )
+        if plugin.ipam_type != "dhcp":
+            continue
+        problems = ipam.check_dhcp(plugin)
+        yield from (Violation(p.field, p.message, Severity.WARN if p.warning else None) for p in problems)
+        socket = ipam.dhcp_socket(plugin)
+        if problems or socket is None:
+            continue  # every pod fails on the section itself, daemon or not
+        path = f"{plugin.ipam_path}.type"
+        if socket != DHCP_SOCKET:
+            yield Violation(path, f"{path} is dhcp with its daemon on {socket}: the node agents check only "
+                                  f"{DHCP_SOCKET}, so nothing tells whether a daemon listens there and the readiness "
+                                  "gate does not wait for one; make sure it runs on every node that can run these "
+                                  "pods, or the pods fail (\"error dialing DHCP daemon\")", Severity.WARN)
+            continue
+        reporting = view.reporting_nodes
+        running = view.binary_holders(DHCP_DAEMON)
+        if not reporting:
+            yield Violation(path, f"{path} is dhcp: make sure the CNI dhcp daemon answers on {DHCP_SOCKET} on every "
+                                  "node that can run these pods and that a DHCP server answers on the segment (no "
+                                  "node reports whether its daemon runs)", Severity.WARN)
+        elif not running:
+            held = (f"pods on this network stay Pending (their readiness gate requires the label "
+                    f"{binary_label(DHCP_DAEMON)})" if policy.readiness_affinity
+                    else "pods on this network fail to start (\"error dialing DHCP daemon\")")
+            yield Violation(path, f"{path} is dhcp, but none of the {len(reporting)} node(s) that report has the CNI "
+                                  f"dhcp daemon answering on {DHCP_SOCKET}: {held}; run the daemon (dhcp daemon) on "
+                                  "the nodes, or use another IPAM", Severity.WARN)
+        elif not policy.readiness_affinity and len(running) < len(reporting):
+            yield Violation(path, f"{path} is dhcp, but the CNI dhcp daemon does not answer on {DHCP_SOCKET} on "
+                                  f"{len(reporting) - len(running)} of the {len(reporting)} node(s) that report: pods "
+                                  "on this network fail there, and with the readiness gate off nothing keeps them "
+                                  "off those nodes", Severity.WARN)

@@ -46,6 +46,7 @@ from webhook.cni.plugins import (
     args_cni_type_problems,
     args_sysctl_problems,
     decode_sysctl_spellings,
+    host_device_problems,
     interface_mac,
     mac_problems,
     mtu_problems,
@@ -248,9 +249,19 @@ def _has_host_port(pod: Mapping[str, Any]) -> bool:
 
 
 def _requests_resource(pod: Mapping[str, Any], resource: str) -> bool:
+    """Whether the kubelet may give the pod a device Multus files under ``resource``: a container requests
+    that device-plugin resource (requests or limits), or the pod holds a DRA claim. Multus v4.3.0
+    (pkg/kubeletclient GetPodResourceMap) files DRA devices under the name of the ResourceClaim the
+    kubelet's PodResources API lists, which the pod spec does not tell (a template's claim gets a
+    generated name): any claim counts."""
+    claims = as_mapping(pod.get("spec")).get("resourceClaims")
+    if isinstance(claims, list) and claims:
+        return True
     for container in _pod_containers(pod):
         resources = as_mapping(container.get("resources"))
-        if any(resource in as_mapping(resources.get(kind)) for kind in ("requests", "limits")):
+        claims = resources.get("claims")
+        if (isinstance(claims, list) and claims) or any(
+                resource in as_mapping(resources.get(kind)) for kind in ("requests", "limits")):
             return True
     return False
 
@@ -295,6 +306,48 @@ def multus_fills(ref: NetworkReference, nad: Mapping[str, Any], pod: Mapping[str
                "resourceName)")
         uncertain |= {"deviceID": why, "CNIDeviceInfoFile": why}
     return Fills(frozenset(filled), {k: v for k, v in uncertain.items() if k not in filled})
+
+
+@rule("pod-networks-device-resource", kinds=POD, severity=Severity.DENY, judges=[NETWORKS, DEFAULT_NETWORK],
+      title="a pod on a NAD that takes its device from a device plugin requests that resource")
+def device_resource(subject: Subject) -> Iterator[Violation]:
+    """A NAD annotated k8s.v1.cni.cncf.io/resourceName takes its device from a device plugin: Multus
+    looks the name up among the devices the kubelet gave the pod (its PodResources API) and passes the
+    device to the plugin (deviceID; pciBusID for host-device). A pod that requests no such resource
+    (no container's requests or limits name it) and holds no DRA resource claim (Multus matches those by
+    claim name, through PodResources too) gets none. host-device without a device of its own then fails
+    every ADD: denied. Other plugins (sriov-cni, which needs deviceID) are warned about. A pod that names
+    deviceID in its selection brings the device itself. network-resources-injector, which adds the
+    request from the annotation, is a mutating webhook and runs before this check."""
+    if not (subject.view.known and _read_by_multus_yet(subject)):
+        return
+    for ref in subject.network_references:
+        nad = None if ref.selection.device_id else subject.view.nad(ref.namespace, ref.name)
+        resource = as_mapping(as_mapping(nad.get("metadata")).get("annotations")).get(
+            RESOURCE_NAME_ANNOTATION) if nad is not None else None
+        if not isinstance(resource, str) or not resource or _requests_resource(subject.obj, resource):
+            continue
+        netconf = nad_netconf(nad) if nad is not None else None
+        if netconf is None:
+            continue
+        # The NAD as Multus hands it to a pod without the device: as if it had no resourceName.
+        problems = [p for plugin in netconf.plugins for p in host_device_problems(plugin, False)]
+        if problems:
+            # A warning among them: whether the NAD's literal runtimeConfig.deviceID reaches it is not known.
+            outcome = (f"{problems[0].field} is host-device with no device of its own, which then fails the ADD "
+                       '(its error: specify either "device", "hwaddr", "kernelpath" or "pciBusID")')
+        elif any(plugin.type == "host-device" for plugin in netconf.plugins):
+            continue  # host-device then moves the device its config names
+        else:
+            outcome = "its plugins get no deviceID (sriov-cni, for one, fails without it)"
+        yield Violation(
+            ref.field,
+            f"{ref.field}: NAD {ref.namespace}/{ref.name} takes its device from a device plugin "
+            f"({RESOURCE_NAME_ANNOTATION}: {resource}), but no container of the pod requests {resource} (resources."
+            "requests or limits) and the pod holds no DRA resource claim (which Multus matches by claim name "
+            f"through the kubelet's PodResources): Multus passes no device, and {outcome}; add "
+            f"resources.limits[{resource!r}] to a container (network-resources-injector does so when it runs)",
+            None if any(not p.warning for p in problems) else Severity.WARN)
 
 
 def runtime_config_cases(plugin: PluginConf, fills: Fills) -> tuple[tuple[bool, ...], str]:

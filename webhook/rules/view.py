@@ -20,7 +20,8 @@ class NodeInfo:
     """A node, merged from its Node object and the MultusNodeState its agent writes."""
 
     name: str
-    #: File names in the node's CNI bin directory; None when no agent reported them.
+    #: File names in the node's CNI bin directory, and names.DHCP_DAEMON when the dhcp daemon answers on
+    #: its default socket there (as the gate requires it like a binary); None when no agent reported them.
     cni_binaries: frozenset[str] | None = None
     #: The node's labels of ours (webhook.names.is_own_label): the only ones anything reads.
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -87,8 +88,8 @@ class ClusterView(Protocol):
         ...
 
     def binary_holders(self, binary: str) -> frozenset[str]:
-        """Names of the reporting nodes that have this CNI binary (precomputed: one lookup, however
-        many nodes)."""
+        """Names of the reporting nodes that have this CNI binary, or the dhcp daemon for
+        names.DHCP_DAEMON (precomputed: one lookup, however many nodes)."""
         ...
 
     @property
@@ -100,8 +101,9 @@ class ClusterView(Protocol):
         ...
 
     def nad_binaries(self, namespace: str, name: str) -> frozenset[str] | None:
-        """The CNI binaries a NAD's config runs (none when it cannot be read); None when there is no
-        such NAD. Precomputed when the NAD is stored."""
+        """The CNI binaries a NAD's config runs (none when it cannot be read), and names.DHCP_DAEMON when
+        it needs the dhcp daemon on its default socket; None when there is no such NAD. Precomputed when
+        the NAD is stored."""
         ...
 
     def network_profile(self, namespace: str, name: str) -> Mapping[str, Any] | None:
