@@ -187,8 +187,8 @@ _ONE_IP_READERS = frozenset({"host-local"})
 
 #: The requests Multus also passes in CNI_ARGS (MAC=, IP=), which any plugin may read.
 _CNI_ARGS_CAPABILITIES = frozenset({"mac", "ips"})
-#: The reference IPAM plugins: those of the rule table, and dhcp, which reads no IP=.
-_KNOWN_IPAM = frozenset(IPAM_FIELDS) | {"dhcp"}
+#: The reference IPAM plugins: those of the rule table.
+_KNOWN_IPAM = frozenset(IPAM_FIELDS)
 
 
 def _unknown_types(netconf: NetConf) -> tuple[str, ...]:
