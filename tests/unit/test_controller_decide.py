@@ -441,7 +441,8 @@ def test_every_reason_a_verdict_can_have_is_known_to_the_nodes_metric() -> None:
     checks = {"BINARIES", "CONFIG_FIRST", "PRIMARY", "DAEMON", "BOOT_ID"}
     assert {getattr(probe, c) for c in checks} == set(probe.CHECKS)
     failing = _reasons(Path(probe.__file__), "Condition", 2,
-                       lambda n: ast.unparse(n.args[0]) in checks and ast.unparse(n.args[1]) == "False")
+                       # False or Unknown (None): both fail Ready and give it their reason.
+                       lambda n: ast.unparse(n.args[0]) in checks and ast.unparse(n.args[1]) in ("False", "None"))
     assert failing == probe.CHECK_FALSE_REASONS
     decided = _reasons(Path(decide_module.__file__), "Verdict", 1, lambda n: True)
     assert {"NoNodeState", "HeartbeatStale", "MultusReady"} <= decided <= decide_module.OWN_REASONS

@@ -42,8 +42,9 @@ DAEMON = "MultusDaemonAnswering"
 BOOT_ID = "BootIDKnown"
 READY = "Ready"
 CHECKS = (BINARIES, CONFIG_FIRST, PRIMARY, DAEMON, BOOT_ID)
-#: The reasons the checks are False for, which Ready takes the first of: the controller counts nodes by
-#: them in a metric, where any other (a newer agent's) is clamped to keep its series bounded.
+#: The reasons the checks are False or Unknown for, which Ready takes the first of: the controller
+#: counts nodes by them in a metric, where any other (a newer agent's) is clamped to keep its series
+#: bounded.
 CHECK_FALSE_REASONS = frozenset({
     "BinDirReplaced", BIN_DIR_UNREADABLE, "Missing", "ConfDirReplaced", "ConfDirUnreadable", "NoConfig",
     "ConfigEmpty", "ConfigUnparsable", "ConfigUnreadable", "NotFirst", "DelegateUnknown", "Unreadable", "NotFound",
