@@ -389,6 +389,42 @@ def test_a_node_warned_of_then_deleted_while_another_replica_leads_is_forgotten_
         controller.events.close(SHORT_TIMEOUT[1])
 
 
+def test_a_node_deleted_while_another_replica_leads_leaves_the_gauge_at_the_next_term(
+        controlplane: ControlPlane, marker: str) -> None:
+    """The verdicts the leader's multus_webhook_nodes counts are kept across terms: a node deleted while
+    another replica led (an autoscaler's scale-down) was counted for the life of the process, firing an
+    alert on not-ready nodes for good. The first pass of a term forgets it, whether or not it was warned of."""
+    cp = controlplane
+    store = ClusterStore()
+    gone, kept = f"exposed-{marker}-gone", f"exposed-{marker}-kept"
+    for name in (gone, kept):
+        exposed_node(store, name)
+    controller = leading(cp, store, marker)
+    registry = CollectorRegistry()
+    controller_metrics.register(registry, controller)
+
+    def counted() -> float:
+        return sum(s.value for m in registry.collect() for s in m.samples if s.name == "multus_webhook_nodes")
+
+    try:
+        controller._resume(("term-1", 0), time.monotonic())
+        controller.reconcile(None)
+        controller.unreported_warned.add(gone)  # as if its agent had never reported
+        assert counted() == 2
+        controller._lapse()
+        store.delete(NODE_STATE, store.node_state(gone))
+        store.delete(NODE, store.node_object(gone))
+        controller.race_warned.pop(gone)  # a node never warned of: only its verdict is left
+        assert controller.elector.try_acquire_or_renew()
+        controller._resume(("term-3", 0), time.monotonic())
+        controller.reconcile(None)
+        assert counted() == 1
+        assert set(controller.verdicts) == {kept}
+        assert gone not in controller.unreported_warned
+    finally:
+        controller.events.close(SHORT_TIMEOUT[1])
+
+
 def beat(cp: ControlPlane, store: ClusterStore, node: StandInNode) -> None:
     """A heartbeat other than the last, in the apiserver and in ``store`` (as its watch would bring it)."""
     stamp = format_time(utcnow() + timedelta(seconds=1))
