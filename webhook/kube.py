@@ -317,6 +317,11 @@ class EventRecorder:
         now = time.monotonic()
         if find:
             self._learn(body, now)
+        # Found ones left unsaid past the window would be made anew anyway: kept, a list of thousands (every
+        # Warning of the reason in the last hour) would stay for the life of the process. Each list's
+        # are found at one time, and lists follow each other, so the oldest come first.
+        while self._found and now - next(iter(self._found.values())).said >= EVENT_REPEAT_WINDOW:
+            del self._found[next(iter(self._found))]
         found = self._found.pop(key, None)
         made = self._made.get(key) or found
         if made is not None and now - made.said < EVENT_REPEAT_WINDOW:

@@ -629,6 +629,34 @@ def test_a_takeover_counts_on_more_events_than_a_recorder_remembers(
     assert counts_of(cp, component) == {name: [2] for name in names}
 
 
+def test_events_found_and_not_said_again_within_the_window_are_let_go(
+        controlplane: ControlPlane, marker: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a takeover finds is every Warning of the reason its component made in the last hour, most never
+    said again (another message, a node fixed since): past the window they would be made anew anyway, so
+    they are not kept for the life of the process."""
+    monkeypatch.setattr(kube, "EVENT_REPEAT_WINDOW", 3.0)
+    cp = controlplane
+    component = f"test-{marker}"
+    names = [f"found-{marker}-{i}" for i in range(3)]
+    first = EventRecorder(load_client(str(cp.kubeconfig)), component=component, instance="first")
+    try:
+        for name in names:
+            warn(first, name)
+    finally:
+        first.close(30)
+    second = EventRecorder(load_client(str(cp.kubeconfig)), component=component, instance="second")
+    try:
+        warn(second, names[0])
+        eventually(lambda: counts_of(cp, component)[names[0]], what="counted on", until=[2].__eq__)
+        assert len(second._found) == 2
+        time.sleep(3)
+        warn(second, f"found-{marker}-new")
+        eventually(lambda: counts_of(cp, component).get(f"found-{marker}-new"), what="made", until=[1].__eq__)
+        assert second._found == {}
+    finally:
+        second.close(SHORT_TIMEOUT[1])
+
+
 def test_events_are_made_when_listing_them_is_forbidden_and_the_list_is_not_tried_at_each(
         controlplane: ControlPlane, marker: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """RBAC without list on Events (the ClusterRole before the recorder found Events, still applied; the
