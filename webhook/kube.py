@@ -204,6 +204,9 @@ EVENT_QUEUE = 1000
 EVENT_REPEAT_WINDOW = 600.0
 #: Events an EventRecorder remembers for that (the most recently said), each a few hundred bytes.
 EVENTS_REMEMBERED = 4096
+#: Seconds an EventRecorder waits after a failed list of the Events an earlier process made before it
+#: lists them again: Events said meanwhile are made without counting on those.
+EVENT_LIST_RETRY = 60.0
 
 #: What tells one Event from another: the object it is about (uid, kind, namespace, name), its type,
 #: reason and message.
@@ -212,12 +215,13 @@ EventKey = tuple[str | None, str, str | None, str | None, str, str, str]
 
 @dataclass(slots=True)
 class _Made:
-    """An Event made: where it is, its count, and when it was last said (monotonic)."""
+    """An Event made: where it is, its count and resourceVersion, and when it was last said (monotonic)."""
 
     namespace: str
     name: str
     count: int
     said: float
+    version: str
 
 
 def event_key(body: Mapping[str, Any]) -> EventKey:
@@ -246,10 +250,14 @@ class EventRecorder:
                  timeout: tuple[float, float] = SHORT_TIMEOUT) -> None:
         self.api, self.component, self.instance, self.timeout = api, component, instance, timeout
         self._queue: queue.Queue[tuple[dict[str, Any], bool]] = queue.Queue(capacity)
-        #: The Events made, least recently said first, and the (namespace, reason, type) of those learned
-        #: from the apiserver (_learn); only the sender thread reads and writes them.
+        #: The Events made, least recently said first; those an earlier process made, found by _learn and
+        #: not said since (apart, so that more of them than _made holds are not evicted before their turn:
+        #: a takeover says them again in the order listed); the (namespace, reason, type) listed, and when
+        #: one whose list failed may be listed again. Only the sender thread reads and writes them.
         self._made: OrderedDict[EventKey, _Made] = OrderedDict()
-        self._learned: set[tuple[str, str, str]] = set()
+        self._found: dict[EventKey, _Made] = {}
+        self._listed: set[tuple[str, str, str]] = set()
+        self._list_again: dict[tuple[str, str, str], float] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
@@ -309,45 +317,81 @@ class EventRecorder:
         now = time.monotonic()
         if find:
             self._learn(body, now)
-        made = self._made.get(key)
+        # Found ones left unsaid past the window would be made anew anyway: kept, a list of thousands (every
+        # Warning of the reason in the last hour) would stay for the life of the process. Each list's
+        # are found at one time, and lists follow each other, so the oldest come first.
+        while self._found and now - next(iter(self._found.values())).said >= EVENT_REPEAT_WINDOW:
+            del self._found[next(iter(self._found))]
+        found = self._found.pop(key, None)
+        made = self._made.get(key) or found
         if made is not None and now - made.said < EVENT_REPEAT_WINDOW:
             try:
-                request(self.api, "PATCH", f"/api/v1/namespaces/{made.namespace}/events/{made.name}",
-                        body={"count": made.count + 1, "lastTimestamp": body["lastTimestamp"]},
-                        content_type=MERGE_PATCH, timeout=self.timeout)
+                self._count(made, body)
             except Exception as exc:
                 if not is_status(exc, 404):
                     raise
                 made = None  # expired (the apiserver's --event-ttl, an hour by default) or deleted: made anew
-            else:
-                made.count += 1
         else:
             made = None
         if made is None:
             created = request(self.api, "POST", f"/api/v1/namespaces/{body['metadata']['namespace']}/events",
                               body=body, timeout=self.timeout)
-            made = _Made(created["metadata"]["namespace"], created["metadata"]["name"], 1, now)
+            made = _Made(created["metadata"]["namespace"], created["metadata"]["name"], 1, now,
+                         created["metadata"]["resourceVersion"])
         made.said = now
         self._remember(key, made)
 
+    def _count(self, made: _Made, body: Mapping[str, Any]) -> None:
+        """Raises the count of the Event ``made`` by one. The patch holds the resourceVersion the count was
+        read at, so that another replica's recorder raising it meanwhile (one that found the Event at a
+        takeover) is not undone by a count from before: on a conflict the Event is read again, once."""
+        path = f"/api/v1/namespaces/{made.namespace}/events/{made.name}"
+        for last in (False, True):
+            try:
+                patched = request(self.api, "PATCH", path, body={
+                    "metadata": {"resourceVersion": made.version}, "count": made.count + 1,
+                    "lastTimestamp": body["lastTimestamp"]}, content_type=MERGE_PATCH, timeout=self.timeout)
+            except Exception as exc:
+                if last or not is_status(exc, 409):
+                    raise
+                current = request(self.api, "GET", path, timeout=self.timeout)
+                made.count, made.version = int(current.get("count") or 1), current["metadata"]["resourceVersion"]
+            else:
+                made.count, made.version = made.count + 1, patched["metadata"]["resourceVersion"]
+                return
+
     def _learn(self, body: Mapping[str, Any], now: float) -> None:
-        """Remembers the Events of ``body``'s reason and type this component made in its namespace, in any
+        """Finds the Events of ``body``'s reason and type this component made in its namespace, in any
         process, as if said ``now``: once per process for each, by one paged list (the apiserver keeps no
         watch cache of Events, so each list reads the namespace's Events from etcd: one per Event said
-        again, thousands at a takeover, would read them thousands of times)."""
+        again, thousands at a takeover, would read them thousands of times). A list that fails (no RBAC
+        to list, a timeout) is logged and tried again EVENT_LIST_RETRY later, not at each Event, and the
+        Event is made all the same: at worst one more object, where raising would lose the Warning."""
         namespace, reason, event_type = body["metadata"]["namespace"], body["reason"], body["type"]
-        if (namespace, reason, event_type) in self._learned:
+        listed = (namespace, reason, event_type)
+        if listed in self._listed or now < self._list_again.get(listed, 0.0):
             return
         selector = f"reason={reason},type={event_type},reportingComponent={self.component}"
-        for page in list_pages(lambda query: request(self.api, "GET", f"/api/v1/namespaces/{namespace}/events",
-                                                     query=query, timeout=self.timeout),
-                               [("fieldSelector", selector)], 500):
-            for event in page.get("items") or ():
-                made = _Made(namespace, event["metadata"]["name"], int(event.get("count") or 1), now)
-                known = self._made.get(event_key(event))
-                if known is None or known.count < made.count:  # two of them: the one said most
-                    self._remember(event_key(event), made)
-        self._learned.add((namespace, reason, event_type))
+        found: dict[EventKey, _Made] = {}
+        try:
+            for page in list_pages(lambda query: request(self.api, "GET", f"/api/v1/namespaces/{namespace}/events",
+                                                         query=query, timeout=self.timeout),
+                                   [("fieldSelector", selector)], 500):
+                for event in page.get("items") or ():
+                    made = _Made(namespace, event["metadata"]["name"], int(event.get("count") or 1), now,
+                                 event["metadata"]["resourceVersion"])
+                    known = found.get(event_key(event))
+                    if known is None or known.count < made.count:  # two of them: the one said most
+                        found[event_key(event)] = made
+        except Exception as exc:
+            self._list_again[listed] = now + EVENT_LIST_RETRY
+            log.warning("could not list the %s events %s of %s in %s to count on them (making them anew, listing "
+                        "again in %.0fs): %s", event_type, reason, self.component, namespace, EVENT_LIST_RETRY,
+                        describe(exc))
+            return
+        self._found.update(found)
+        self._listed.add(listed)
+        self._list_again.pop(listed, None)
 
     def _remember(self, key: EventKey, made: _Made) -> None:
         self._made[key] = made

@@ -1325,6 +1325,16 @@ CASES = [
          one(hl(HL10, capabilities={"ips": True}) | {"runtimeconfig": {"ips": ["10.11.0.5"]}}),
          "failed to allocate all requested IPs: 10.11.0.5", kernel=MAC, rule=HOST_LOCAL,
          cap_args={"ips": ["10.10.0.7/24"]}),
+    # A null member of a later spelling sets a slice member (ips, ipRanges) to nil, and leaves a string
+    # member (mac) as the earlier spelling set it.
+    Case("host-local-RuntimeConfig-ips-outside-nulled-by-runtimeconfig",
+         one(hl(HL10) | {"RuntimeConfig": {"ips": ["10.11.0.5"]}, "runtimeconfig": {"ips": None}}), kernel=MAC),
+    Case("host-local-RuntimeConfig-ip-ranges-overlap-nulled-by-runtimeconfig",
+         one(hl(ranges=HL10) | {"RuntimeConfig": {"ipRanges": [[{"subnet": "10.10.0.128/25"}]]},
+                                "runtimeconfig": {"ipRanges": None}}), kernel=MAC),
+    Case("macvlan-RuntimeConfig-mac-unparsable-kept-by-null-runtimeconfig",
+         one(hl(HL10) | {"RuntimeConfig": {"mac": "zz"}, "runtimeconfig": {"mac": None}}),
+         "invalid args zz for MAC addr", kernel=MAC, rule="nad-plugin-mac"),
     # Beside another spelling, the literal runtimeConfig under its own key is still replaced when a pod fills
     # a declared capability.
     *(Case(f"{name}-beside-RuntimeConfig{suffix}", one(plugin | {"RuntimeConfig": {}}), refused, kernel=MAC,

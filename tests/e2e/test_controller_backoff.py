@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry
 
+from webhook import kube
 from webhook.agent import nodestate
 from webhook.agent.nodestate import NAMESPACE
 from webhook.agent.standin import StandInHost, StandInNode, Subcommand
@@ -389,6 +391,42 @@ def test_a_node_warned_of_then_deleted_while_another_replica_leads_is_forgotten_
         controller.events.close(SHORT_TIMEOUT[1])
 
 
+def test_a_node_deleted_while_another_replica_leads_leaves_the_gauge_at_the_next_term(
+        controlplane: ControlPlane, marker: str) -> None:
+    """The verdicts the leader's multus_webhook_nodes counts are kept across terms: a node deleted while
+    another replica led (an autoscaler's scale-down) was counted for the life of the process, firing an
+    alert on not-ready nodes for good. The first pass of a term forgets it, whether or not it was warned of."""
+    cp = controlplane
+    store = ClusterStore()
+    gone, kept = f"exposed-{marker}-gone", f"exposed-{marker}-kept"
+    for name in (gone, kept):
+        exposed_node(store, name)
+    controller = leading(cp, store, marker)
+    registry = CollectorRegistry()
+    controller_metrics.register(registry, controller)
+
+    def counted() -> float:
+        return sum(s.value for m in registry.collect() for s in m.samples if s.name == "multus_webhook_nodes")
+
+    try:
+        controller._resume(("term-1", 0), time.monotonic())
+        controller.reconcile(None)
+        controller.unreported_warned.add(gone)  # as if its agent had never reported
+        assert counted() == 2
+        controller._lapse()
+        store.delete(NODE_STATE, store.node_state(gone))
+        store.delete(NODE, store.node_object(gone))
+        controller.race_warned.pop(gone)  # a node never warned of: only its verdict is left
+        assert controller.elector.try_acquire_or_renew()
+        controller._resume(("term-3", 0), time.monotonic())
+        controller.reconcile(None)
+        assert counted() == 1
+        assert set(controller.verdicts) == {kept}
+        assert gone not in controller.unreported_warned
+    finally:
+        controller.events.close(SHORT_TIMEOUT[1])
+
+
 def beat(cp: ControlPlane, store: ClusterStore, node: StandInNode) -> None:
     """A heartbeat other than the last, in the apiserver and in ``store`` (as its watch would bring it)."""
     stamp = format_time(utcnow() + timedelta(seconds=1))
@@ -551,6 +589,124 @@ def test_a_reboot_race_warning_said_again_by_a_new_process_counts_on_the_event_a
     finally:
         first.events.close(SHORT_TIMEOUT[1])
         second.events.close(SHORT_TIMEOUT[1])
+
+
+def node_named(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "uid": name}}
+
+
+def warn(recorder: EventRecorder, name: str) -> None:
+    assert recorder.emit(node_named(name), kind="Node", event_type="Warning", reason="MultusNotReady",
+                         message="down", find=True)
+
+
+def counts_of(cp: ControlPlane, component: str) -> dict[str, list[int]]:
+    """The counts of the Events ``component`` made in the default namespace, by the object they are about."""
+    listed = json.loads(cp.kubectl("get", "events", "-n", "default", "--field-selector",
+                                   f"reportingComponent={component}", "-o", "json").stdout)["items"]
+    counts: dict[str, list[int]] = {}
+    for event in listed:
+        counts.setdefault(event["involvedObject"]["name"], []).append(event["count"])
+    return {name: sorted(found) for name, found in counts.items()}
+
+
+def test_a_takeover_counts_on_more_events_than_a_recorder_remembers(
+        controlplane: ControlPlane, marker: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a takeover with more exposed nodes than the Events a recorder remembers (4,096; 4 here), those
+    found from the earlier process were evicted before their turn, each Event made evicting the next one
+    to be said: every node got a second object. Found Events wait apart until said."""
+    monkeypatch.setattr(kube, "EVENTS_REMEMBERED", 4)
+    cp = controlplane
+    component = f"test-{marker}"
+    names = [f"many-{marker}-{i:02d}" for i in range(10)]
+    for instance in ("first", "second"):
+        recorder = EventRecorder(load_client(str(cp.kubeconfig)), component=component, instance=instance)
+        try:
+            for name in names:
+                warn(recorder, name)
+        finally:
+            recorder.close(30)
+    assert counts_of(cp, component) == {name: [2] for name in names}
+
+
+def test_events_found_and_not_said_again_within_the_window_are_let_go(
+        controlplane: ControlPlane, marker: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a takeover finds is every Warning of the reason its component made in the last hour, most never
+    said again (another message, a node fixed since): past the window they would be made anew anyway, so
+    they are not kept for the life of the process."""
+    monkeypatch.setattr(kube, "EVENT_REPEAT_WINDOW", 3.0)
+    cp = controlplane
+    component = f"test-{marker}"
+    names = [f"found-{marker}-{i}" for i in range(3)]
+    first = EventRecorder(load_client(str(cp.kubeconfig)), component=component, instance="first")
+    try:
+        for name in names:
+            warn(first, name)
+    finally:
+        first.close(30)
+    second = EventRecorder(load_client(str(cp.kubeconfig)), component=component, instance="second")
+    try:
+        warn(second, names[0])
+        eventually(lambda: counts_of(cp, component)[names[0]], what="counted on", until=[2].__eq__)
+        assert len(second._found) == 2
+        time.sleep(3)
+        warn(second, f"found-{marker}-new")
+        eventually(lambda: counts_of(cp, component).get(f"found-{marker}-new"), what="made", until=[1].__eq__)
+        assert second._found == {}
+    finally:
+        second.close(SHORT_TIMEOUT[1])
+
+
+def test_events_are_made_when_listing_them_is_forbidden_and_the_list_is_not_tried_at_each(
+        controlplane: ControlPlane, marker: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """RBAC without list on Events (the ClusterRole before the recorder found Events, still applied; the
+    same path as a list that times out): a Warning that may count on an earlier process's Event was lost,
+    and each one listed again. It is made, and the list waits EVENT_LIST_RETRY."""
+    cp = controlplane
+    account = f"events-{marker}"
+    cp.kubectl("create", "serviceaccount", "-n", "default", account)
+    cp.kubectl("create", "clusterrole", account, "--verb=create,patch", "--resource=events")
+    cp.kubectl("create", "clusterrolebinding", account, f"--clusterrole={account}",
+               f"--serviceaccount=default:{account}")
+    token = cp.kubectl("create", "token", account, "-n", "default", "--duration=1h").stdout.strip()
+    config: dict[str, Any] = yaml.safe_load(cp.kubeconfig.read_text())
+    config["users"] = [{"name": account, "user": {"token": token}}]
+    config["contexts"][0]["context"]["user"] = account
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    component = f"test-{marker}"
+    recorder = EventRecorder(load_client(str(kubeconfig)), component=component, instance=marker)
+    names = [f"unlisted-{marker}-{i}" for i in range(3)]
+    caplog.set_level(logging.WARNING, logger=kube.log.name)
+    try:
+        for name in names:
+            warn(recorder, name)
+    finally:
+        recorder.close(30)
+    assert counts_of(cp, component) == {name: [1] for name in names}
+    failed = [r.getMessage() for r in caplog.records if "could not list" in r.getMessage()]
+    assert len(failed) == 1, failed
+    assert "403" in failed[0]
+
+
+def test_two_replicas_counting_on_one_event_do_not_lower_each_others_count(
+        controlplane: ControlPlane, marker: str) -> None:
+    """Replica A made an Event, B (leading since) found it and counted twice on it; A saying it again
+    patched the count it knew, 3 back to 2. The patch holds the resourceVersion its count was read at;
+    on a conflict it is read again."""
+    cp = controlplane
+    component = f"test-{marker}"
+    name = f"shared-{marker}"
+    first, second = (EventRecorder(load_client(str(cp.kubeconfig)), component=component, instance=instance)
+                     for instance in ("a", "b"))
+    try:
+        for recorder, count in ((first, 1), (second, 2), (second, 3), (first, 4)):
+            warn(recorder, name)
+            expected = {name: [count]}
+            eventually(lambda: counts_of(cp, component), what=f"count {count}", until=expected.__eq__)
+    finally:
+        first.close(SHORT_TIMEOUT[1])
+        second.close(SHORT_TIMEOUT[1])
 
 
 def test_a_node_no_agent_reports_on_gets_one_warning_and_the_leaders_metrics_count_nodes_by_verdict(

@@ -108,6 +108,10 @@ NEVER_RUNS_IPAM = NEEDS_PREVIOUS_RESULT | {"loopback"}
 MULTUS_CAPABILITY_ARGS = frozenset({"portMappings", "bandwidth", "ips", "mac", "infinibandGUID", "deviceID",
                                     "CNIDeviceInfoFile"})
 
+#: The members of runtimeConfig the plugins decode into a Go string, which a JSON null leaves as it was
+#: (folded); the others the rules read (ips, ipRanges) are slices, which a null sets to nil.
+_NULL_KEPT = frozenset({fold("mac"), fold("deviceID")})
+
 
 @dataclass(frozen=True, slots=True)
 class PluginConf:
@@ -189,9 +193,11 @@ class PluginConf:
     def runtime_config_member(self, name: str, *, injected: bool, filled: bool | None = None
                               ) -> tuple[str, Any] | None:
         """(JSON path, value) of the member ``name`` of the NAD's literal runtimeConfig that the plugin ends
-        with; None when none reaches it (absent or null: every plugin decodes runtimeConfig into a struct,
-        which a null leaves as it is). ``injected``: libcni injects a runtimeConfig for the pod, replacing
-        the one under the key "runtimeConfig"; ``filled``: the injected one sets ``name`` (by default, when
+        with; None when none reaches it. Every plugin decodes runtimeConfig into a struct, where Go's
+        encoding/json leaves a string member (mac, deviceID) as it is on a null but sets a list member (ips,
+        ipRanges) to nil: a null list member clears what a spelling decoded before it (or an injected
+        runtimeConfig) set. ``injected``: libcni injects a runtimeConfig for the pod, replacing the one
+        under the key "runtimeConfig"; ``filled``: the injected one sets ``name`` (by default, when
         the plugin declares it as a capability Multus may fill). libcni re-marshals every config with its
         keys sorted (buildOneConfig's InjectConf), and Go's encoding/json decodes each spelling of the key
         into the same struct in that order, member by member: an injected member replaces those of the
@@ -205,9 +211,11 @@ class PluginConf:
             if not isinstance(value, Mapping) or (injected and key == "runtimeConfig") \
                     or (filled and key < "runtimeConfig"):
                 continue
-            members = sorted((k, v) for k, v in value.items() if fold(k) == fold(name) and v is not None)
+            members = sorted((k, v) for k, v in value.items()
+                             if fold(k) == fold(name) and (v is not None or fold(name) not in _NULL_KEPT))
             if members:
-                found = f"{self.path}.{key}.{members[-1][0]}", members[-1][1]
+                member, member_value = members[-1]
+                found = None if member_value is None else (f"{self.path}.{key}.{member}", member_value)
         return found
 
     def runtime_config_not_objects(self, *, injected: bool) -> list[tuple[str, Any]]:

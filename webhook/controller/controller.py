@@ -422,9 +422,10 @@ class Controller:
             wait = self.act(look)
             self._settle(look.name, (look.node, look.state, look.agents), look.heartbeat, look.now, wait)
         if everyone:
-            # race_warned too: kept across terms, it holds nodes deleted while another replica led.
-            known = {*self.looked, *self.heartbeats, *self.repairs, *self.race_warned,
-                     *self.view.reported_node_names()}
+            # What is kept across terms holds nodes deleted while another replica led (the changes heard
+            # meanwhile were dropped): the Warnings said, and the verdicts the nodes gauge counts.
+            known = {*self.looked, *self.heartbeats, *self.repairs, *self.race_warned, *self.verdicts,
+                     *self.unreported_warned, *self.view.reported_node_names()}
             for gone in [n for n in known if self.view.node_object(n) is None]:
                 if not self.elector.is_leader():
                     return
