@@ -8,7 +8,8 @@ import json
 import time
 from pathlib import Path
 
-from tests.e2e.test_serve_metrics_documented import apply_policy, rejections, samples
+from test_serve_metrics_documented import apply_policy, rejections, samples
+
 from webhook.controller.controller import ControllerConfig
 from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually
 
