@@ -111,6 +111,8 @@ MULTUS_CAPABILITY_ARGS = frozenset({"portMappings", "bandwidth", "ips", "mac", "
 #: The members of runtimeConfig the plugins decode into a Go string, which a JSON null leaves as it was
 #: (folded); the others the rules read (ips, ipRanges) are slices, which a null sets to nil.
 _NULL_KEPT = frozenset({fold("mac"), fold("deviceID")})
+#: The key runtimeConfig as every spelling of it folds.
+_RUNTIME_CONFIG = fold("runtimeConfig")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,11 +205,14 @@ class PluginConf:
         into the same struct in that order, member by member: an injected member replaces those of the
         spellings sorting before "runtimeConfig" ("RuntimeConfig") and not those after ("runtimeconfig")
         (plugins v1.10.0, run through libcni in test_nad_real_plugins.py)."""
+        spelled = self._spellings.get(_RUNTIME_CONFIG)
+        if not spelled:
+            return None  # most NADs: no literal runtimeConfig at all, and the rules ask on every review
         if filled is None:
             filled = injected and any(fold(cap) == fold(name) and self.has_capability(cap)
                                       for cap in MULTUS_CAPABILITY_ARGS)
         found: tuple[str, Any] | None = None
-        for key, value in sorted(self._spellings.get(fold("runtimeConfig"), ())):
+        for key, value in sorted(spelled):
             if not isinstance(value, Mapping) or (injected and key == "runtimeConfig") \
                     or (filled and key < "runtimeConfig"):
                 continue
@@ -221,7 +226,7 @@ class PluginConf:
     def runtime_config_not_objects(self, *, injected: bool) -> list[tuple[str, Any]]:
         """(JSON path, value) of each literal runtimeConfig that is no object and reaches the plugin (see
         runtime_config_member), which fails its decode."""
-        return [(f"{self.path}.{key}", value) for key, value in self._spellings.get(fold("runtimeConfig"), ())
+        return [(f"{self.path}.{key}", value) for key, value in self._spellings.get(_RUNTIME_CONFIG, ())
                 if value is not None and not isinstance(value, Mapping) and not (injected and key == "runtimeConfig")]
 
     def runtime_config_condition(self, *, replaced: bool = False) -> str | None:
@@ -262,7 +267,8 @@ class PluginConf:
         """What ``judge(runtime_config)`` finds in a NAD: with the literal runtimeConfig when it reaches the
         plugin for every pod; else both ways (judged_both_ways), one found one way only a warning that
         says when."""
-        if self.runtime_config_condition() is None:
+        # Without a literal runtimeConfig both ways judge the same config: once is enough.
+        if _RUNTIME_CONFIG not in self._spellings or self.runtime_config_condition() is None:
             return list(judge(True))
         return [replace(problem, message=f"{problem.message} (only when {when})") if when else problem
                 for problem, when in self.judged_both_ways(judge)]
