@@ -74,3 +74,30 @@ def test_the_agent_reports_the_daemon_the_real_dhcp_plugin_needs(
     assert not daemon_answers(host)
     subprocess.run(["ip", "-n", sandbox.pod, "link", "del", "net1"], check=False, capture_output=True)
     assert NO_DAEMON in run_add(config, sandbox, cni_bin, "dhcp-net").error
+
+
+def test_a_relative_daemon_socket_path_is_dialled_from_the_runtimes_working_directory(
+        cni_bin: Path, sandbox: Sandbox, host: StandInHost, tmp_path: Path) -> None:
+    """Why nad-ipam-dhcp only warns about a relative daemonSocketPath: the plugin resolves it from the
+    directory it is run in, so from / (a runtime started by systemd) run/cni/dhcp.sock is the default
+    socket. Here the stand-in host's root plays /."""
+    socket = host.path(host.layout.dhcp_socket)
+    config = {**dhcp_config(socket), "ipam": {"type": "dhcp", "daemonSocketPath": str(socket.relative_to(host.root))}}
+    daemon = subprocess.Popen([str(cni_bin / "dhcp"), "daemon", "-socketpath", str(socket),
+                               "-pidfile", str(tmp_path / "dhcp.pid"), "-timeout", "1s", "-resendtimeout", "2s"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not daemon_answers(host):
+            assert daemon.poll() is None, daemon.communicate()[0]
+            assert time.monotonic() < deadline, "the dhcp daemon never answered"
+            time.sleep(0.05)
+        # From elsewhere the same path leads to no daemon.
+        assert NO_DAEMON in run_add(config, sandbox, cni_bin, "dhcp-net", cwd=tmp_path).error
+        subprocess.run(["ip", "-n", sandbox.pod, "link", "del", "net1"], check=False, capture_output=True)
+        outcome = run_add(config, sandbox, cni_bin, "dhcp-net", cwd=host.root)
+        # The daemon took the call (nothing answers DHCP on the sandbox's segment): past the dial.
+        assert "error calling DHCP.Allocate" in outcome.error, outcome.error
+    finally:
+        daemon.terminate()
+        daemon.wait(10)

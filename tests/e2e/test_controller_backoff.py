@@ -171,8 +171,9 @@ def make_state(cp: ControlPlane, node: StandInNode, binaries: list[str]) -> None
     cp.kubectl("create", "-f", "-", input=json.dumps(nodestate.new_object(node.name, NAMESPACE)))
     stamp = format_time(utcnow())
     status = {"nodeName": node.name, "bootID": "boot-1", "multusReady": True, "cniBinaries": binaries,
-              "heartbeatTime": stamp, "conditions": [{"type": "Ready", "status": "True", "reason": "AllChecksPassed",
-                                                       "message": "ok", "lastTransitionTime": stamp}]}
+              "dhcpDaemon": False, "heartbeatTime": stamp,
+              "conditions": [{"type": "Ready", "status": "True", "reason": "AllChecksPassed", "message": "ok",
+                              "lastTransitionTime": stamp}]}
     cp.kubectl("patch", "mns", "-n", NAMESPACE, node.name, "--subresource=status", "--type=merge",
                "-p", json.dumps({"status": status}))
 
@@ -310,7 +311,8 @@ def exposed_node(store: ClusterStore, name: str) -> None:
             "message": "/etc/cni/net.d/05-cilium.conflist is a CNI config at the top level",
             "lastTransitionTime": stamp}
     store.upsert(NODE_STATE, {**nodestate.new_object(name, NAMESPACE), "status": {
-        "nodeName": name, "bootID": "boot-1", "multusReady": True, "cniBinaries": [], "heartbeatTime": stamp,
+        "nodeName": name, "bootID": "boot-1", "multusReady": True, "cniBinaries": [], "dhcpDaemon": False,
+        "heartbeatTime": stamp,
         "conditions": [{"type": "Ready", "status": "True", "reason": "AllChecksPassed", "message": "ok",
                         "lastTransitionTime": stamp}, race]}})
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from webhook.agent.standin import StandInHost, Subcommand
-from webhook.dev.controlplane import ControlPlane, WebhookServer, eventually
+from webhook.dev.controlplane import CRDS, ControlPlane, WebhookServer, eventually
 from webhook.names import DHCP_SOCKET, NAMESPACE, READY_LABEL
 
 IMAGE = "registry.invalid/none:never-pulled"  # no kubelet: never pulled
@@ -25,10 +28,10 @@ def get(cp: ControlPlane, *args: str) -> dict[str, Any]:
     return out
 
 
-def pod(name: str, namespace: str) -> str:
+def pod(name: str, namespace: str, network: str = "dhcp-net") -> str:
     return json.dumps({"apiVersion": "v1", "kind": "Pod",
                        "metadata": {"name": name, "namespace": namespace,
-                                    "annotations": {"k8s.v1.cni.cncf.io/networks": "dhcp-net"}},
+                                    "annotations": {"k8s.v1.cni.cncf.io/networks": network}},
                        "spec": {"containers": [{"name": "main", "image": IMAGE}]}})
 
 
@@ -103,3 +106,104 @@ def test_dhcp_pods_land_only_where_the_dhcp_daemon_answers(
             host.cleanup()
         gate_cp.kubectl("delete", "pods", "-n", ns, "--all", "--grace-period=0", "--force", "--wait=false",
                         check=False)
+
+
+def without_dhcp_daemon(crd: dict[str, Any]) -> dict[str, Any]:
+    """The MultusNodeState CRD as a release before the daemon check had it: no status.dhcpDaemon, which
+    the apiserver then prunes from every status an agent writes."""
+    for version in crd["spec"]["versions"]:
+        del version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["dhcpDaemon"]
+    return crd
+
+
+def test_a_node_state_without_the_dhcp_daemon_field_leaves_dhcp_pods_free_to_land(
+        gate_cp: ControlPlane, gate_server: WebhookServer, tmp_path: Path) -> None:
+    """An upgrade that did not re-apply manifests/crds (or an agent older than the check): the
+    MultusNodeState says nothing of the daemon. Not knowing is not a daemon that is down: the node is
+    labelled as before the gate required the daemon, and dhcp pods are placed rather than Pending for
+    good."""
+    ns = f"dhcp-{uuid.uuid4().hex[:8]}"
+    gate_cp.kubectl("create", "namespace", ns)
+    crd_file = CRDS / "multusnodestates.yaml"
+    gate_cp.kubectl("apply", "-f", "-", input=json.dumps(without_dhcp_daemon(yaml.safe_load(crd_file.read_text()))))
+    host = StandInHost()
+    agent = None
+    try:
+        host.make_ready("boot-1", binaries=("multus-shim", "macvlan", "dhcp"))
+        host.start_daemon(DHCP_SOCKET)
+        agent = Subcommand(["agent", "--kubeconfig", str(gate_cp.kubeconfig), "--node-name", "node-a",
+                            "--host-root", str(host.root), "--interval", "1", "--poll-interval", "0.2"],
+                           tmp_path / "agent-a.log").start()
+        state = eventually(lambda: get(gate_cp, "multusnodestate", "-n", NAMESPACE, "node-a")["status"],
+                           "the agent's dhcp condition", until=lambda s: any(
+                               c["type"] == "DHCPDaemonAnswering" for c in s.get("conditions", [])))
+        assert "dhcpDaemon" not in state  # pruned: what the controller gets to see
+        eventually(lambda: agent_labels(gate_cp, "node-a").get(DHCP_LABEL) == "true", "node-a labelled for dhcp")
+        gate_cp.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+            "metadata": {"name": "dhcp-net", "namespace": ns},
+            "spec": {"config": json.dumps({"cniVersion": "1.0.0", "type": "macvlan", "master": "eth0",
+                                           "ipam": {"type": "dhcp"}})}}))
+        eventually(lambda: gate_cp.kubectl("apply", "--dry-run=server", "-f", "-", input=pod("probe", ns),
+                                           check=False).returncode == 0, "the NAD in the webhook's cache")
+        gate_cp.kubectl("create", "-f", "-", input=pod("app", ns))
+        placed = eventually(lambda: get(gate_cp, "pod", "-n", ns, "app"), "pod app placed or held",
+                            until=lambda p: bool(p["spec"].get("nodeName")) or unschedulable(p))
+        assert placed["spec"].get("nodeName") == "node-a", placed["status"]
+    finally:
+        if agent is not None:
+            agent.stop()
+        host.cleanup()
+        gate_cp.kubectl("apply", "-f", str(crd_file))
+        gate_cp.kubectl("delete", "pods", "-n", ns, "--all", "--grace-period=0", "--force", "--wait=false",
+                        check=False)
+        gate_cp.kubectl("delete", "multusnodestate", "-n", NAMESPACE, "--all", check=False)
+
+
+def test_host_local_under_the_gate_does_not_count_a_node_without_an_agent(
+        gate_cp: ControlPlane, gate_server: WebhookServer, schedulable_node: Callable[..., None],
+        tmp_path: Path) -> None:
+    """node-a has sriov and host-local, node-b macvlan and host-local, node-c is schedulable and untainted
+    with no agent at all: the SR-IOV NAD is admitted, and kube-scheduler places every one of its pods on
+    node-a (the gate keeps them off node-c as off node-b)."""
+    ns = f"dhcp-{uuid.uuid4().hex[:8]}"
+    gate_cp.kubectl("create", "namespace", ns)
+    schedulable_node("node-c")
+    have = {"node-a": ("sriov", "host-local"), "node-b": ("macvlan", "host-local")}
+    hosts = {name: StandInHost() for name in have}
+    agents = []
+    try:
+        for name, host in hosts.items():
+            host.make_ready("boot-1", binaries=("multus-shim", *have[name]))
+            agents.append(Subcommand(["agent", "--kubeconfig", str(gate_cp.kubeconfig), "--node-name", name,
+                                      "--host-root", str(host.root), "--interval", "1", "--poll-interval", "0.2"],
+                                     tmp_path / f"agent-{name}.log").start())
+        for name in have:
+            eventually(lambda n=name: agent_labels(gate_cp, n).get(READY_LABEL) == "true"  # type: ignore[misc]
+                       and set(have[n]) <= set(get(gate_cp, "multusnodestate", "-n", NAMESPACE, n)["status"].get(
+                           "cniBinaries", [])), f"{name} reporting")
+        config = {"cniVersion": "1.0.0", "name": "sriov-net", "type": "sriov", "vlan": 10,
+                  "ipam": {"type": "host-local", "subnet": "10.56.217.0/24"}}
+        created = gate_cp.kubectl("apply", "-f", "-", check=False, input=json.dumps({
+            "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+            "metadata": {"name": "sriov-net", "namespace": ns,
+                         "annotations": {"k8s.v1.cni.cncf.io/resourceName": "intel.com/sriov"}},
+            "spec": {"config": json.dumps(config)}}))
+        assert created.returncode == 0, created.stderr
+        eventually(lambda: gate_cp.kubectl("apply", "--dry-run=server", "-f", "-",
+                                           input=pod("probe", ns, "sriov-net"), check=False).returncode == 0,
+                   "the NAD in the webhook's cache")
+        for i in range(4):
+            gate_cp.kubectl("create", "-f", "-", input=pod(f"app-{i}", ns, "sriov-net"))
+        for i in range(4):
+            placed = eventually(lambda i=i: get(gate_cp, "pod", "-n", ns, f"app-{i}"),  # type: ignore[misc]
+                                f"pod app-{i} placed", until=lambda p: bool(p["spec"].get("nodeName")))
+            assert placed["spec"]["nodeName"] == "node-a"
+    finally:
+        for agent in agents:
+            agent.stop()
+        for host in hosts.values():
+            host.cleanup()
+        gate_cp.kubectl("delete", "pods", "-n", ns, "--all", "--grace-period=0", "--force", "--wait=false",
+                        check=False)
+        gate_cp.kubectl("delete", "node", "node-c", check=False)

@@ -1053,3 +1053,31 @@ def test_the_dhcp_daemon_answers_when_its_socket_accepts_a_connect(host: StandIn
     assert conditions(report)[DHCP].message.startswith(
         "the CNI dhcp daemon does not answer on /run/cni/dhcp.sock: Connection refused")
     assert "/run/cni" in host.layout.mounted
+
+
+def test_the_dhcp_daemons_directory_replaced_on_the_host_asks_for_a_restart(host: StandInHost) -> None:
+    """The agent's mount of /run/cni keeps the directory it mounted: a daemon started after the host's was
+    removed and made again listens where the agent never looks, and the node would stay unlabelled for
+    dhcp pods until someone restarted the agent by hand."""
+    host.make_ready("boot-1")
+    directory = host.path(host.layout.dhcp_socket).parent
+    directory.mkdir(parents=True, exist_ok=True)
+    held = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        shutil.rmtree(directory)
+        directory.mkdir()
+        host.start_daemon(host.layout.dhcp_socket)
+        stale = host.root / "stale-view"
+        stale.symlink_to(f"/proc/self/fd/{held}")
+        layout = replace(host.layout, dhcp_socket="/stale-view/dhcp.sock")
+        report = evaluate(read_host(layout), layout)
+        assert report.restart
+        assert (report.dhcp_daemon, report.ready) == (False, True)  # Multus's readiness does not wait for it
+        c = conditions(report)[DHCP]
+        assert (c.status, c.reason) == (None, "SocketDirReplaced")
+        assert c.message.startswith("/stale-view was removed and created again on the host")
+        fresh = evaluate(read_host(host.layout), host.layout)
+        assert fresh.dhcp_daemon
+        assert not fresh.restart
+    finally:
+        os.close(held)

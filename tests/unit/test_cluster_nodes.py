@@ -34,7 +34,7 @@ def node(name: str, zone: str = "z1", version: str = "1", taint: str | None = No
 def state(name: str, binaries: list[str], node_name: str | None = None, beat: str = "t0",
           unverified: list[str] | None = None) -> dict[str, Any]:
     status: dict[str, Any] = {"cniBinaries": binaries, "unverifiedBinaries": unverified or [], "multusReady": True,
-                              "heartbeatTime": beat,
+                              "dhcpDaemon": False, "heartbeatTime": beat,
                               "conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
                                               "message": "Multus is ready", "lastTransitionTime": beat},
                                              {"type": "CNIConfig", "status": "True"}]}

@@ -65,7 +65,7 @@ MULTI_DOCUMENT = """\
 apiVersion: multus-webhook.io/v1alpha1
 kind: MultusNodeState
 metadata: {name: worker-1, namespace: multus-webhook}
-status: {nodeName: worker-1, cniBinaries: [macvlan, whereabouts], multusReady: true,
+status: {nodeName: worker-1, cniBinaries: [macvlan, whereabouts], dhcpDaemon: false, multusReady: true,
          bootID: 1b2c, heartbeatTime: "2026-01-01T00:00:00Z"}
 ---
 apiVersion: multus-webhook.io/v1alpha1
@@ -118,7 +118,8 @@ def test_the_loader_holds_no_object_it_was_given() -> None:
             for obj in ({"kind": "Node", "metadata": {"name": name, "labels": {READY_LABEL: "true"}},
                          "status": {"images": [{"names": ["x"]}]}},
                         {"kind": "MultusNodeState", "metadata": {"name": name, "namespace": "multus-webhook"},
-                         "status": {"nodeName": name, "cniBinaries": ["macvlan"], "conditions": [{}]}}):
+                         "status": {"nodeName": name, "cniBinaries": ["macvlan"], "dhcpDaemon": False,
+                                    "conditions": [{}]}}):
                 tracked = _Tracked(obj)
                 given.append(weakref.ref(tracked))
                 yield tracked

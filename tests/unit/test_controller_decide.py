@@ -49,7 +49,7 @@ def node(boot: str | None = "b2", ready: str | None = "True", labels: dict[str, 
 def state(boot: str | None = "b2", ready: bool = True, written: datetime = NOW,
           binaries: tuple[str, ...] = ("bridge", "multus-shim")) -> dict[str, Any]:
     return {"status": {
-        "bootID": boot, "multusReady": ready, "cniBinaries": list(binaries),
+        "bootID": boot, "multusReady": ready, "cniBinaries": list(binaries), "dhcpDaemon": False,
         "heartbeatTime": format_time(written),
         "conditions": [{"type": "Ready", "status": "True" if ready else "False",
                         "reason": "AllChecksPassed" if ready else "NotAnswering",
@@ -180,6 +180,17 @@ def test_a_dhcp_daemon_answering_on_this_boot_is_labelled_and_its_silence_unlabe
     assert labels["cni.multus-webhook.io/dhcp-daemon"] == "true"
     assert label_patch(labels, desired_labels(node(labels=labels), state(), decided(node(), state()))) == {
         "cni.multus-webhook.io/dhcp-daemon": None}
+
+
+def test_an_agent_that_does_not_report_the_dhcp_daemon_leaves_dhcp_pods_free_to_land() -> None:
+    """An agent older than the daemon probe (a rolling upgrade), or a CRD not re-applied that prunes
+    status.dhcpDaemon: not knowing is not a daemon that is down, so the node is labelled as before the gate
+    required the daemon; only an agent that says False withholds the label."""
+    silent = state()
+    del silent["status"]["dhcpDaemon"]
+    labels = desired_labels(node(), silent, decided(node(), silent))
+    assert labels["cni.multus-webhook.io/dhcp-daemon"] == "true"
+    assert "cni.multus-webhook.io/dhcp-daemon" not in desired_labels(node(), state(), decided(node(), state()))
 
 
 def test_a_stale_heartbeat_keeps_the_inventory_of_this_boot() -> None:

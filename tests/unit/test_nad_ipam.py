@@ -473,7 +473,7 @@ REFUSED = [
         macvlan({"type": "dhcp", "daemonSocketPath": "run/dhcp.sock"}),
         f"{P}.daemonSocketPath",
         "not an absolute path",
-        "deny",
+        "warn",
     ),
     (
         "nad-ipam-dhcp",

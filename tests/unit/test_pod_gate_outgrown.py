@@ -27,6 +27,7 @@ OTHER_MACVLAN = json.dumps({"cniVersion": "1.0.0", "name": "m2", "type": "macvla
 BRIDGE = json.dumps({"cniVersion": "1.0.0", "name": "b", "plugins": [
     {"type": "bridge", "bridge": "br1", "ipam": {"type": "host-local", "subnet": "10.20.0.0/24"}},
     {"type": "tuning"}]})
+DHCP = json.dumps({"cniVersion": "1.0.0", "name": "d", "type": "macvlan", "master": "eth0", "ipam": {"type": "dhcp"}})
 OWN_POD_AFFINITY = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
     {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}]}}
 
@@ -39,7 +40,8 @@ def nad(name: str, config: str) -> dict[str, Any]:
 def view() -> StaticClusterView:
     node = {"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": "n1", "labels": {"multus-webhook.io/multus-ready": "true"}}}
-    return StaticClusterView([node, nad("macvlan", MACVLAN), nad("macvlan2", OTHER_MACVLAN), nad("bridge", BRIDGE)])
+    return StaticClusterView([node, nad("macvlan", MACVLAN), nad("macvlan2", OTHER_MACVLAN), nad("bridge", BRIDGE),
+                              nad("dhcp", DHCP)])
 
 
 def pod(annotations: dict[str, str], affinity: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -93,6 +95,13 @@ def test_networks_needing_binaries_the_gate_leaves_out_are_named_sorted(form: st
     assert "to networks that need the CNI binaries bridge, host-local, tuning, which its readiness gate" in \
         found.message, found.message
     assert "recreate the pod (delete it: a workload's controller makes a new one" in found.message
+
+
+def test_the_dhcp_daemon_the_gate_leaves_out_is_named_as_a_daemon() -> None:
+    old = created({NETWORKS: "macvlan"})
+    found = only(judged(old, annotated(old, **{NETWORKS: "macvlan,dhcp"})))
+    assert ("to networks that need the CNI binary dhcp and the CNI dhcp daemon answering on /run/cni/dhcp.sock, "
+            "which its readiness gate") in found.message, found.message
 
 
 @pytest.mark.parametrize("form", GATE_FORMS)

@@ -283,7 +283,7 @@ def test_warning_when_no_ready_node_has_a_binary_the_gate_requires() -> None:
                    reporting("n2", ["sriov", "whereabouts"]))
     assert gate_warnings(cluster) == [
         "no node labelled multus-webhook.io/multus-ready=true has the CNI binary sriov, which the pod's networks "
-        "run: its readiness gate requires the node label(s) cni.multus-webhook.io/sriov as well, so the pod stays "
+        "need: its readiness gate requires the node label(s) cni.multus-webhook.io/sriov as well, so the pod stays "
         "Pending until a Multus-ready node has them; install them into that node's CNI bin directory (/opt/cni/bin) "
         "(see the MultusNodeState objects in namespace multus-webhook)"]
     # Each binary on some ready node, but none with both.
@@ -301,6 +301,31 @@ def test_warning_when_no_ready_node_has_a_binary_the_gate_requires() -> None:
     assert gate_warnings(view(nad("sriov", SRIOV))) == []
     # The reference plugins on every ready node: nothing either.
     assert gate_warnings(cluster, "macvlan") == []
+
+
+DHCP = json.dumps({"cniVersion": "1.0.0", "type": "macvlan", "master": "eth0", "ipam": {"type": "dhcp"}})
+
+
+def test_the_warning_names_the_dhcp_daemon_as_a_daemon_to_run() -> None:
+    """The gate of a pod on a dhcp NAD requires the daemon's label as a binary's: where no ready node's
+    daemon answers, the fix is to run `dhcp daemon`, not to copy a file into /opt/cni/bin."""
+    down = {"apiVersion": "multus-webhook.io/v1alpha1", "kind": "MultusNodeState",
+            "metadata": {"name": "n1", "namespace": "multus-webhook"},
+            "status": {"nodeName": "n1", "multusReady": True, "cniBinaries": ["macvlan", "dhcp"],
+                       "dhcpDaemon": False}}
+    cluster = view(nad("dh", DHCP), down)
+    assert gate_warnings(cluster, "dh") == [
+        "no node labelled multus-webhook.io/multus-ready=true has the CNI dhcp daemon answering on "
+        "/run/cni/dhcp.sock, which the pod's networks need: its readiness gate requires the node label(s) "
+        "cni.multus-webhook.io/dhcp-daemon as well, so the pod stays Pending until a Multus-ready node has them; "
+        "run the dhcp daemon (dhcp daemon, on /run/cni/dhcp.sock) on that node (see the MultusNodeState objects "
+        "in namespace multus-webhook)"]
+    # With the plugin missing too, each is named with its own remedy.
+    cluster.put({**down, "status": {**down["status"], "cniBinaries": ["macvlan"]}})
+    [both] = gate_warnings(cluster, "dh")
+    assert "has the CNI binary dhcp and the CNI dhcp daemon answering on /run/cni/dhcp.sock, which" in both
+    assert ("install them into that node's CNI bin directory (/opt/cni/bin) and run the dhcp daemon (dhcp daemon, "
+            "on /run/cni/dhcp.sock) on that node") in both
 
 
 @pytest.mark.parametrize("ready_count", [1, 60])

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.names import NAMESPACE, READY_LABEL, binary_label
+from webhook.names import DHCP_DAEMON, DHCP_SOCKET, NAMESPACE, READY_LABEL, binary_label
 from webhook.objects import as_mapping
 from webhook.rules.gate import (
     GATE_MATCHES_NO_NODE,
@@ -25,6 +25,7 @@ from webhook.rules.gate import (
     GATE_REQUIRED,
     is_readiness_term,
     mark_gate,
+    needs_text,
     readiness_requirements,
     readiness_term,
     required_binaries,
@@ -238,14 +239,17 @@ def _readiness_gate(result: PodMutation, spec: Mapping[str, Any], binaries: froz
         required = _gated_binaries(binaries)
         if required and not _ready_node_holds(view, required):
             missing = tuple(binary for binary in required if not _ready_node_holds(view, (binary,)))
-            what = (f"the CNI binary {', '.join(missing)}" if missing else
-                    f"all of the CNI binaries {', '.join(required)} at once")
-            labels = ", ".join(str(binary_label(binary)) for binary in missing or required)
+            named = missing or required
+            what = needs_text(named) if missing else f"all of {needs_text(named)} at once"
+            fixes = ["install them into that node's CNI bin directory (/opt/cni/bin)"] if any(
+                binary != DHCP_DAEMON for binary in named) else []
+            if DHCP_DAEMON in named:
+                fixes.append(f"run the dhcp daemon (dhcp daemon, on {DHCP_SOCKET}) on that node")
+            labels = ", ".join(str(binary_label(binary)) for binary in named)
             result.warnings.append(
-                f"no node labelled {READY_LABEL}=true has {what}, which the pod's networks run: its readiness gate "
+                f"no node labelled {READY_LABEL}=true has {what}, which the pod's networks need: its readiness gate "
                 f"requires the node label(s) {labels} as well, so the pod stays Pending until a Multus-ready node has "
-                f"them; install them into that node's CNI bin directory (/opt/cni/bin) (see the MultusNodeState "
-                f"objects in namespace {agent_namespace})")
+                f"them; {' and '.join(fixes)} (see the MultusNodeState objects in namespace {agent_namespace})")
     return mark
 
 

@@ -66,12 +66,12 @@ REBOOT_RACE_EXPOSED = frozenset({"OtherTopLevelConfig", "PrimaryAtTopLevel"})
 #: every capability the primary config it delegates to enables now. Multus copies them at its start,
 #: and with the primary in a subdirectory never again while it runs (see ``capabilities_of``).
 CAPABILITIES = "DelegateCapabilitiesCurrent"
-#: The reasons of the conditions that find a directory this agent mounted removed from the host: only
-#: a restart of its container (a new mount) shows the host's (Report.restart).
 #: Beside the checks too: whether the CNI dhcp daemon answers on its default socket. Only pods on dhcp
 #: networks need it (their readiness gate requires its label, see names.DHCP_DAEMON), so Multus's
 #: readiness does not wait for it.
 DHCP = "DHCPDaemonAnswering"
+#: The reasons of the conditions that find a directory this agent mounted removed from the host: only
+#: a restart of its container (a new mount) shows the host's (Report.restart).
 DIR_REPLACED = frozenset({"BinDirReplaced", "ConfDirReplaced", "SocketDirReplaced"})
 #: Symbolic links followed in resolving one path before giving up, as Linux does (MAXSYMLINKS, ELOOP).
 MAX_LINK_HOPS = 40
@@ -177,11 +177,12 @@ class HostSnapshot:
     #: The same for the CNI dhcp daemon's socket, which the plugin reaches by the same connect (a stream
     #: socket's). A snapshot made by hand has found no daemon.
     dhcp_daemon_error: str | None = "not probed"
-    #: The socket's, the bin and the conf directory, as this agent sees them, were removed from the
-    #: host (see ``_removed``).
+    #: The socket's, the bin and the conf directory, and the dhcp daemon's socket's, as this agent sees
+    #: them, were removed from the host (see ``_removed``).
     socket_dir_removed: bool = False
     bin_dir_removed: bool = False
     conf_dir_removed: bool = False
+    dhcp_socket_dir_removed: bool = False
     #: When the daemon's socket was made (its ctime, seconds since the epoch on the node's clock) and
     #: when Multus's config was last written (mtime); None when they cannot be stat'ed.
     socket_changed: float | None = None
@@ -679,6 +680,7 @@ def read_host(layout: HostLayout, *, connect_timeout: float = 1.0,
         dhcp_daemon_error=_daemon_error(layout.on_host(layout.dhcp_socket), connect_timeout),
         socket_dir_removed=_removed(layout.on_host(layout.multus_socket).parent),
         bin_dir_removed=_removed(layout.on_host(layout.cni_bin_dir)), conf_dir_removed=_removed(conf_dir),
+        dhcp_socket_dir_removed=_removed(layout.on_host(layout.dhcp_socket).parent),
         # ctime: a file's birth is not in os.stat; the socket's ctime moves only with its metadata,
         # which the daemon sets once, right after it binds (chmod).
         socket_changed=_changed(layout.on_host(layout.multus_socket), "st_ctime"),
@@ -707,7 +709,8 @@ def evaluate(snapshot: HostSnapshot, layout: HostLayout) -> Report:
                   conditions=(*conditions, _boot_time(snapshot, layout), _reboot_race(snapshot, layout),
                               *_capabilities(snapshot, layout), _dhcp(snapshot, layout), ready),
                   boot_time=snapshot.boot_time, dhcp_daemon=snapshot.dhcp_daemon_error is None,
-                  restart=snapshot.socket_dir_removed or snapshot.bin_dir_removed or snapshot.conf_dir_removed,
+                  restart=(snapshot.socket_dir_removed or snapshot.bin_dir_removed or snapshot.conf_dir_removed
+                           or snapshot.dhcp_socket_dir_removed),
                   ready_since=None if failing else ready_since(snapshot),
                   run_since=None if failing or snapshot.socket_changed is None
                   else datetime.fromtimestamp(snapshot.socket_changed, UTC))
@@ -841,6 +844,10 @@ def _daemon(s: HostSnapshot, layout: HostLayout) -> Condition:
 
 def _dhcp(s: HostSnapshot, layout: HostLayout) -> Condition:
     where = layout.dhcp_socket
+    if s.dhcp_socket_dir_removed:
+        # A daemon started after that listens in the new directory, which this mount never shows: until
+        # the restart the node would be kept from dhcp pods for a daemon that answers.
+        return Condition(DHCP, None, "SocketDirReplaced", _replaced(PurePosixPath(where).parent, _REMOVED_UNDER_MOUNT))
     if s.dhcp_daemon_error is None:
         return Condition(DHCP, True, "Connected", f"the CNI dhcp daemon answers on {where}")
     return Condition(DHCP, False, "NotAnswering",

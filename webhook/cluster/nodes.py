@@ -336,7 +336,8 @@ class NodeTable:
             # The rules count links the agent cannot follow as present, as the node's labels do: a NAD
             # a working node needs is not refused for want of a mount in the agent's pod.
             binaries = self._share(binaries | unverified)
-        if isinstance(binaries, frozenset) and status.get("dhcpDaemon") is True:
+        # As the controller labels it (decide.desired_labels): unreported is not a daemon that is down.
+        if isinstance(binaries, frozenset) and status.get("dhcpDaemon") is not False:
             binaries = self._share(binaries | {DHCP_DAEMON})
         labels = as_mapping(node.get("metadata")).get("labels") if node is not None else None
         # Without a Node object nothing keeps pods off it.

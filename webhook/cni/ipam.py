@@ -1511,15 +1511,17 @@ def uses_default_dhcp_daemon(netconf: NetConf | None) -> bool:
 def check_dhcp(plugin: PluginConf) -> list[Problem]:
     """The dhcp plugin decodes its section at every ADD and DEL before it dials the daemon: a field of
     the wrong type fails both. A relative daemonSocketPath is dialled from whatever directory the
-    runtime runs the plugin in, which is not where any daemon listens."""
+    runtime runs the plugin in: warned, not refused, as a runtime started from / (systemd's default
+    WorkingDirectory for containerd and CRI-O) reaches the daemon through it."""
     problems: list[Problem] = []
     found = go_field(plugin.ipam, "daemonSocketPath") if plugin.ipam is not None else None
     if found is not None and isinstance(found[1], str) and found[1] and not found[1].startswith("/"):
         path = f"{plugin.ipam_path}.{found[0]}"
         problems.append(Problem(path, f"{path} is {found[1]!r}, not an absolute path: the plugin dials it relative "
-                                      "to the directory the container runtime runs it in, where no daemon listens; "
-                                      f"give the socket's absolute path on the node (the daemon's -socketpath; "
-                                      f"default {DHCP_SOCKET})"))
+                                      "to the directory the container runtime runs it in (usually /, but nothing "
+                                      "promises it), and the node agents do not check it; give the socket's absolute "
+                                      f"path on the node (the daemon's -socketpath; default {DHCP_SOCKET})",
+                                warning=True))
     return _with_field_types(plugin, problems)
 
 

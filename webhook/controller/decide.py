@@ -243,7 +243,11 @@ def desired_labels(node: Mapping[str, Any], state: Mapping[str, Any] | None, ver
             key = binary_label(name) if isinstance(name, str) else None
             if key:
                 labels[key] = "true"
-        if status.get("dhcpDaemon") is True:
+        # Only an agent that says the daemon does not answer withholds the label. One that does not say
+        # (an agent older than the probe during a rolling upgrade, or a CRD not re-applied whose schema
+        # prunes the field) leaves the node as it was before the gate required the daemon, rather than
+        # keeping every dhcp pod off it.
+        if status.get("dhcpDaemon") is not False:
             labels[BINARY_LABEL_PREFIX + DHCP_DAEMON] = "true"
     else:
         labels.update({k: v for k, v in current.items() if k.startswith(BINARY_LABEL_PREFIX)})

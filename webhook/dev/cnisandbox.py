@@ -77,10 +77,12 @@ def _with_data_dir(plugin: Any, data_dir: Path) -> Any:
 
 
 def run_add(
-    config: dict[str, Any], box: Sandbox, cni_bin: Path, nad_name: str, cap_args: dict[str, Any] | None = None
+    config: dict[str, Any], box: Sandbox, cni_bin: Path, nad_name: str, cap_args: dict[str, Any] | None = None,
+    cwd: Path | None = None,
 ) -> Outcome:
     """ADD as Multus runs it: the config through libcni (AddNetwork for a single config, AddNetworkList
-    for a list), with ``cap_args`` as the capability args a pod's selection would give."""
+    for a list), with ``cap_args`` as the capability args a pod's selection would give; ``cwd`` the
+    working directory the runtime would run the plugins in."""
     if isinstance(config.get("plugins"), list):
         config = {**config, "plugins": [_with_data_dir(p, box.data_dir) for p in config["plugins"]]}
     else:
@@ -97,6 +99,7 @@ def run_add(
         ],
         input=json.dumps(config),
         env=env,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,

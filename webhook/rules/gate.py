@@ -6,7 +6,7 @@ against it (pod-networks-gate-outgrown, pod-networks-gate-missing) share one def
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from webhook.multus.profiles import ProfileMerge
@@ -20,6 +20,8 @@ from webhook.multus.selection import (
 from webhook.names import (
     AGENT_POD_LABELS,
     APPLIED_PROFILE_ANNOTATION,
+    DHCP_DAEMON,
+    DHCP_SOCKET,
     HOSTNAME_LABEL,
     PROFILE_LABEL,
     READINESS_GATE_ANNOTATION,
@@ -160,6 +162,16 @@ def sized_profiled_annotations(metadata: Mapping[str, Any], namespace: str, view
         warnings.append(f"metadata.annotations[{APPLIED_PROFILE_ANNOTATION!r}] is {applied!r}, written by hand; "
                         f"left as it is although NetworkProfile {name} was applied")
     return profiled, profiled_size
+
+
+def needs_text(binaries: Sequence[str]) -> str:
+    """What a gate's ``binaries`` stand for, in words: names.DHCP_DAEMON among them is the dhcp daemon,
+    a process the node runs, not a file to copy into its bin directory."""
+    plugins = [binary for binary in binaries if binary != DHCP_DAEMON]
+    parts = [f"the CNI binar{'ies' if len(plugins) > 1 else 'y'} {', '.join(plugins)}"] if plugins else []
+    if DHCP_DAEMON in binaries:
+        parts.append(f"the CNI dhcp daemon answering on {DHCP_SOCKET}")
+    return " and ".join(parts)
 
 
 def gate_labels(binaries: Iterable[str]) -> list[str]:

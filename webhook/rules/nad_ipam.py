@@ -102,7 +102,8 @@ def dhcp(subject: Subject) -> Iterator[Violation]:
     """The dhcp IPAM plugin does nothing itself: at every ADD and DEL it dials the CNI dhcp daemon
     (``dhcp daemon``) on ipam.daemonSocketPath (default /run/cni/dhcp.sock) and fails without it, so pods
     never start and their sandboxes are never torn down. A section the plugin cannot decode (a
-    daemonSocketPath that is not a string) or a relative socket path fails every pod. The node agents
+    daemonSocketPath that is not a string) fails every pod. A relative socket path is warned: the plugin
+    dials it from the runtime's working directory, usually / but not promised. The node agents
     report whether a daemon answers on the default socket: with none answering on any node that reports,
     a warning (the readiness gate then keeps the pods Pending); with the gate off, a warning names the
     nodes without it. A socket of the NAD's own choosing is not probed: a warning says so."""

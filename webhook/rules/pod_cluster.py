@@ -67,6 +67,7 @@ from webhook.rules.gate import (
     GATE_MARKS,
     GATE_OFF_BY_POLICY,
     has_readiness_gate,
+    needs_text,
     pod_profile_merge,
     profiled_annotations,
     required_binaries,
@@ -1119,11 +1120,11 @@ def gate_outgrown(subject: Subject) -> Iterator[Violation]:
         return
     missing = sorted(b for b in needed if (label := binary_label(b)) is not None and label not in gate)
     if missing:
-        binaries = f"binar{'ies' if len(missing) > 1 else 'y'} {', '.join(missing)}"
         yield Violation(annotation_where(key).field,
-                        f"{key} changed on a pod that is not on a node yet to networks that need the CNI {binaries}, "
-                        "which its readiness gate (spec.affinity, written when the pod was created, and which cannot "
-                        "be changed) does not require: the scheduler may place the pod on a node without them, "
+                        f"{key} changed on a pod that is not on a node yet to networks that need "
+                        f"{needs_text(missing)}, which its readiness gate (spec.affinity, written when the pod was "
+                        "created, and which cannot be changed) does not require: the scheduler may place the pod on a "
+                        "node without them, "
                         f"where its sandbox fails; {_RECREATE}")
 
 
