@@ -36,7 +36,8 @@ def text_size(value: Any) -> int:
 
 
 def annotations_size(annotations: Mapping[str, Any]) -> int:
-    """The size of ``annotations`` as the apiserver counts it against MAX_ANNOTATIONS_SIZE."""
+    """The size of ``annotations`` as the apiserver counts it against MAX_ANNOTATIONS_SIZE: text_size of
+    every key and value, written out because /mutate counts every pod's annotations."""
     return sum(len(str(k).encode("utf-8", "surrogatepass")) + len(str(v).encode("utf-8", "surrogatepass"))
                for k, v in annotations.items())
 

@@ -554,6 +554,14 @@ def test_install_multus_temporary_copies_are_not_binaries(host: StandInHost) -> 
     assert read_host(host.layout).binaries == ("bridge.temp12", "multus-shim")
 
 
+def test_a_file_named_as_the_dhcp_daemon_is_counted_is_no_binary(host: StandInHost) -> None:
+    """The dhcp daemon's answer is counted, and labelled, under names.DHCP_DAEMON beside the binaries: a
+    file of that name in the bin dir would otherwise get a node the label with no daemon answering."""
+    for name in ("dhcp", "dhcp-daemon"):
+        host.add_binary(name)
+    assert read_host(host.layout).binaries == ("dhcp",)
+
+
 def test_names_that_are_not_utf8_are_left_out_and_named_escaped(host: StandInHost) -> None:
     """No config names them (JSON is UTF-8) and the apiserver would fold tap\\xff and tap\\xfe into one
     name (U+FFFD), refusing the whole status: they are left out, and the condition says which."""

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from webhook.cni.gojson import go_field
-from webhook.names import DHCP_SOCKET
+from webhook.names import DHCP_DAEMON, DHCP_SOCKET
 from webhook.node.hostfs import INSTALL_MULTUS_TEMPORARY, whole_executable
 
 log = logging.getLogger(__name__)
@@ -488,7 +488,9 @@ def _executables(layout: HostLayout) -> tuple[tuple[str, ...], tuple[tuple[str, 
     for entry in os.scandir(layout.on_host(layout.cni_bin_dir)):
         # Dot files are the temporary copies install-cni writes and then renames (webhook.atomicfile),
         # executable before the rename; upstream install_multus's are not hidden.
-        if entry.name.startswith(".") or INSTALL_MULTUS_TEMPORARY.fullmatch(entry.name):
+        # DHCP_DAEMON is the name the dhcp daemon's answer is counted under: a file of that name must not
+        # stand for it.
+        if entry.name.startswith(".") or INSTALL_MULTUS_TEMPORARY.fullmatch(entry.name) or entry.name == DHCP_DAEMON:
             continue
         escaped = _not_utf8(entry.name)
         try:

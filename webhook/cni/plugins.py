@@ -685,7 +685,8 @@ def _config_mac(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, p
                 pod_mac: bool = False, runtime_config: bool = True) -> tuple[str, str, bool, bool] | None:
     """(JSON path, value, whether a pod's own MAC replaces it, whether a pod's "cni-args" gave it) of the
     MAC the config gives the plugin: its literal runtimeConfig.mac when not empty and the literal
-    runtimeConfig reaches the plugin (``runtime_config``, see PluginConf.keeps_runtime_config), else mac;
+    runtimeConfig reaches the plugin (``runtime_config``; False: one is injected for the pod, see
+    PluginConf.runtime_config_member), else mac;
     for tuning, args.cni.mac before both, even empty, with ``cni_args`` merged into it (see
     args_cni_spellings). A pod that requests a MAC replaces mac (Multus passes it in CNI_ARGS), never the
     literal runtimeConfig.mac, which comes after it, nor tuning's args. ``pod_mac``: the pod requests a MAC
@@ -750,7 +751,8 @@ def interface_mac(plugin: PluginConf, pod_mac: str, injected: bool, runtime_conf
     """(JSON path of where it comes from, None for the pod's own; the address) of the MAC the plugin gives
     the pod's interface, for a pod requesting ``pod_mac`` ("" for none), which Multus passes as MAC= in
     CNI_ARGS and, ``injected`` (the mac capability, networks annotation), as runtimeConfig.mac; the NAD's
-    literal runtimeConfig reaches the plugin when ``runtime_config`` (see PluginConf.keeps_runtime_config).
+    literal runtimeConfig reaches the plugin when ``runtime_config`` (False: one is injected for the pod, see
+    PluginConf.runtime_config_member).
     None when it sets none, or cannot decode its config (other rules' to say). In the order plugins v1.10.0
     loadConf reads them, each non-empty one replacing the one before: macvlan and tap take their mac, MAC=,
     runtimeConfig.mac; bridge MAC=, args.cni.mac, runtimeConfig.mac; tuning its mac, MAC=, runtimeConfig.mac,
@@ -803,9 +805,9 @@ def mac_problems(plugin: PluginConf, cni_args: Mapping[str, Any] | None = None, 
     ``pod_base``); ``pod_mac`` says that the pod requests a MAC of its own on the networks annotation,
     which reaches bridge as runtimeConfig.mac when it declares the mac capability and comes first there
     (plugins v1.10.0 bridge loadNetConf): its args.cni.mac is then not used, nor judged.
-    ``runtime_config``: whether the NAD's literal runtimeConfig reaches the plugin (see
-    PluginConf.keeps_runtime_config); None judges both ways where it reaches it for some pods only (see
-    PluginConf.runtime_config_problems)."""
+    ``runtime_config``: whether the NAD's literal runtimeConfig reaches the plugin (False: one is injected
+    for the pod, see PluginConf.runtime_config_member); None judges both ways where it reaches it for
+    some pods only (see PluginConf.runtime_config_problems)."""
     from_pod = cni_args is not None
     yield from args_cni_type_problems(plugin, ("mac",), cni_args, pod_base, POD_NEVER_STARTS if from_pod else
                                              "fails every pod")

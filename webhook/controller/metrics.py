@@ -45,8 +45,9 @@ class ControllerMetrics:
         nodes = GaugeMetricFamily(
             "multus_webhook_nodes",
             "Nodes by the leader's last verdict on Multus readiness (ready true, false, or unknown while it "
-            "waits to see a heartbeat change) and its reason (Other: a reason this version does not know). "
-            "Only the leader reports it.", labels=["ready", "reason"])
+            "cannot judge yet: no node state within the grace period, a heartbeat not yet seen to change, "
+            "node states not yet fed to it, a cached node state behind the apiserver's) and its reason "
+            "(Other: a reason this version does not know). Only the leader reports it.", labels=["ready", "reason"])
         if leading:
             counts = Counter((ready_label(ready), reason_label(reason)) for ready, reason in c.verdicts.copy().values())
             for (ready, reason), count in sorted(counts.items()):

@@ -188,15 +188,13 @@ _ONE_IP_READERS = frozenset({"host-local"})
 
 #: The requests Multus also passes in CNI_ARGS (MAC=, IP=), which any plugin may read.
 _CNI_ARGS_CAPABILITIES = frozenset({"mac", "ips"})
-#: The reference IPAM plugins: those of the rule table.
-_KNOWN_IPAM = frozenset(IPAM_FIELDS)
 
 
 def _unknown_types(netconf: NetConf) -> tuple[str, ...]:
-    """The plugin and IPAM types of ``netconf`` that are not reference plugins (sriov, kube-ovn,
-    calico-ipam): what they read from CNI_ARGS is not known here."""
+    """The plugin and IPAM types of ``netconf`` the rule tables (PLUGIN_FIELDS, IPAM_FIELDS) do not know
+    (sriov, kube-ovn, calico-ipam): what they read from CNI_ARGS is not known here."""
     types = {p.type for p in netconf.plugins if p.type and p.type not in PLUGIN_FIELDS}
-    types |= {p.ipam_type for p in netconf.plugins if p.ipam_type and p.ipam_type not in _KNOWN_IPAM}
+    types |= {p.ipam_type for p in netconf.plugins if p.ipam_type and p.ipam_type not in IPAM_FIELDS}
     return tuple(sorted(types))
 
 
@@ -279,7 +277,8 @@ def multus_fills(ref: NetworkReference, nad: Mapping[str, Any], pod: Mapping[str
     one from the device plugin (its resourceName annotation) and the pod requests that resource: Multus
     fills it only when the pod was given a device (pkg/k8sclient getKubernetesDelegate). Never ipRanges:
     Multus's RuntimeConfig has no such field. A plugin declaring none of those filled gets the NAD's
-    literal runtimeConfig (see PluginConf.keeps_runtime_config and runtime_config_cases)."""
+    literal runtimeConfig (see PluginConf.keeps_runtime_config, runtime_config_member and
+    runtime_config_cases)."""
     uncertain: dict[str, str] = {}
     if pod is None:
         uncertain["portMappings"] = "a pod with a hostPort gets portMappings from the container runtime"
