@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -158,52 +157,3 @@ def test_a_node_state_without_the_dhcp_daemon_field_leaves_dhcp_pods_free_to_lan
         gate_cp.kubectl("delete", "pods", "-n", ns, "--all", "--grace-period=0", "--force", "--wait=false",
                         check=False)
         gate_cp.kubectl("delete", "multusnodestate", "-n", NAMESPACE, "--all", check=False)
-
-
-def test_host_local_under_the_gate_does_not_count_a_node_without_an_agent(
-        gate_cp: ControlPlane, gate_server: WebhookServer, schedulable_node: Callable[..., None],
-        tmp_path: Path) -> None:
-    """node-a has sriov and host-local, node-b macvlan and host-local, node-c is schedulable and untainted
-    with no agent at all: the SR-IOV NAD is admitted, and kube-scheduler places every one of its pods on
-    node-a (the gate keeps them off node-c as off node-b)."""
-    ns = f"dhcp-{uuid.uuid4().hex[:8]}"
-    gate_cp.kubectl("create", "namespace", ns)
-    schedulable_node("node-c")
-    have = {"node-a": ("sriov", "host-local"), "node-b": ("macvlan", "host-local")}
-    hosts = {name: StandInHost() for name in have}
-    agents = []
-    try:
-        for name, host in hosts.items():
-            host.make_ready("boot-1", binaries=("multus-shim", *have[name]))
-            agents.append(Subcommand(["agent", "--kubeconfig", str(gate_cp.kubeconfig), "--node-name", name,
-                                      "--host-root", str(host.root), "--interval", "1", "--poll-interval", "0.2"],
-                                     tmp_path / f"agent-{name}.log").start())
-        for name in have:
-            eventually(lambda n=name: agent_labels(gate_cp, n).get(READY_LABEL) == "true"  # type: ignore[misc]
-                       and set(have[n]) <= set(get(gate_cp, "multusnodestate", "-n", NAMESPACE, n)["status"].get(
-                           "cniBinaries", [])), f"{name} reporting")
-        config = {"cniVersion": "1.0.0", "name": "sriov-net", "type": "sriov", "vlan": 10,
-                  "ipam": {"type": "host-local", "subnet": "10.56.217.0/24"}}
-        created = gate_cp.kubectl("apply", "-f", "-", check=False, input=json.dumps({
-            "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
-            "metadata": {"name": "sriov-net", "namespace": ns,
-                         "annotations": {"k8s.v1.cni.cncf.io/resourceName": "intel.com/sriov"}},
-            "spec": {"config": json.dumps(config)}}))
-        assert created.returncode == 0, created.stderr
-        eventually(lambda: gate_cp.kubectl("apply", "--dry-run=server", "-f", "-",
-                                           input=pod("probe", ns, "sriov-net"), check=False).returncode == 0,
-                   "the NAD in the webhook's cache")
-        for i in range(4):
-            gate_cp.kubectl("create", "-f", "-", input=pod(f"app-{i}", ns, "sriov-net"))
-        for i in range(4):
-            placed = eventually(lambda i=i: get(gate_cp, "pod", "-n", ns, f"app-{i}"),  # type: ignore[misc]
-                                f"pod app-{i} placed", until=lambda p: bool(p["spec"].get("nodeName")))
-            assert placed["spec"]["nodeName"] == "node-a"
-    finally:
-        for agent in agents:
-            agent.stop()
-        for host in hosts.values():
-            host.cleanup()
-        gate_cp.kubectl("delete", "pods", "-n", ns, "--all", "--grace-period=0", "--force", "--wait=false",
-                        check=False)
-        gate_cp.kubectl("delete", "node", "node-c", check=False)

@@ -284,13 +284,14 @@ def test_warning_when_no_ready_node_has_a_binary_the_gate_requires() -> None:
     assert gate_warnings(cluster) == [
         "no node labelled multus-webhook.io/multus-ready=true has the CNI binary sriov, which the pod's networks "
         "need: its readiness gate requires the node label(s) cni.multus-webhook.io/sriov as well, so the pod stays "
-        "Pending until a Multus-ready node has them; install them into that node's CNI bin directory (/opt/cni/bin) "
-        "(see the MultusNodeState objects in namespace multus-webhook)"]
+        "Pending until a Multus-ready node has them; install it into the CNI bin directory (/opt/cni/bin) of a "
+        "Multus-ready node (see the MultusNodeState objects in namespace multus-webhook)"]
     # Each binary on some ready node, but none with both.
     cluster.put(node("n2", True))
     cluster.put(reporting("n2", ["sriov"]))
     [together] = gate_warnings(cluster)
     assert "has all of the CNI binaries sriov, whereabouts at once" in together
+    assert "install them into the CNI bin directory (/opt/cni/bin) of one Multus-ready node" in together
     assert "node label(s) cni.multus-webhook.io/sriov, cni.multus-webhook.io/whereabouts as well" in together
     cluster.put(reporting("n2", ["sriov", "whereabouts"]))
     assert gate_warnings(cluster) == []
@@ -318,14 +319,14 @@ def test_the_warning_names_the_dhcp_daemon_as_a_daemon_to_run() -> None:
         "no node labelled multus-webhook.io/multus-ready=true has the CNI dhcp daemon answering on "
         "/run/cni/dhcp.sock, which the pod's networks need: its readiness gate requires the node label(s) "
         "cni.multus-webhook.io/dhcp-daemon as well, so the pod stays Pending until a Multus-ready node has them; "
-        "run the dhcp daemon (dhcp daemon, on /run/cni/dhcp.sock) on that node (see the MultusNodeState objects "
-        "in namespace multus-webhook)"]
+        "run the CNI dhcp daemon (`/opt/cni/bin/dhcp daemon`, listening on /run/cni/dhcp.sock) on a Multus-ready "
+        "node (see the MultusNodeState objects in namespace multus-webhook)"]
     # With the plugin missing too, each is named with its own remedy.
     cluster.put({**down, "status": {**down["status"], "cniBinaries": ["macvlan"]}})
     [both] = gate_warnings(cluster, "dh")
     assert "has the CNI binary dhcp and the CNI dhcp daemon answering on /run/cni/dhcp.sock, which" in both
-    assert ("install them into that node's CNI bin directory (/opt/cni/bin) and run the dhcp daemon (dhcp daemon, "
-            "on /run/cni/dhcp.sock) on that node") in both
+    assert ("install it into the CNI bin directory (/opt/cni/bin) of a Multus-ready node and run the CNI dhcp "
+            "daemon (`/opt/cni/bin/dhcp daemon`, listening on /run/cni/dhcp.sock) there") in both
 
 
 @pytest.mark.parametrize("ready_count", [1, 60])

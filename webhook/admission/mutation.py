@@ -241,10 +241,13 @@ def _readiness_gate(result: PodMutation, spec: Mapping[str, Any], binaries: froz
             missing = tuple(binary for binary in required if not _ready_node_holds(view, (binary,)))
             named = missing or required
             what = needs_text(named) if missing else f"all of {needs_text(named)} at once"
-            fixes = ["install them into that node's CNI bin directory (/opt/cni/bin)"] if any(
-                binary != DHCP_DAEMON for binary in named) else []
+            plugins = sum(binary != DHCP_DAEMON for binary in named)
+            where = "a Multus-ready node" if missing else "one Multus-ready node"
+            fixes = [f"install {'them' if plugins > 1 else 'it'} into the CNI bin directory (/opt/cni/bin) of "
+                     f"{where}"] if plugins else []
             if DHCP_DAEMON in named:
-                fixes.append(f"run the dhcp daemon (dhcp daemon, on {DHCP_SOCKET}) on that node")
+                fixes.append(f"run the CNI dhcp daemon (`/opt/cni/bin/dhcp daemon`, listening on {DHCP_SOCKET}) "
+                             f"{'there' if plugins else 'on ' + where}")
             labels = ", ".join(str(binary_label(binary)) for binary in named)
             result.warnings.append(
                 f"no node labelled {READY_LABEL}=true has {what}, which the pod's networks need: its readiness gate "

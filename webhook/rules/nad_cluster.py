@@ -130,10 +130,8 @@ def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
     NAD runs (an SR-IOV plugin on the few bare-metal workers): a pod on this network never keeps an
     address there. With the readiness gate the scheduler keeps it off them; without it, Multus fails to
     run the missing plugin there and deletes what the pod's earlier delegates added (its ADD's
-    delPlugins), so no address host-local gave stays in use. A node that reports nothing (no agent yet, or
-    none that runs there, such as a Windows node) is counted only without the gate, or when no node
-    reports (nothing is known): the gate is a pod affinity to the node's labelled agent pod, so gated pods
-    never land where no agent reports."""
+    delPlugins), so no address host-local gave stays in use. A node that reports nothing might run it:
+    counted (most often its agent is still starting, and the gate lets pods there once it reports)."""
     netconf = subject.nad_config.netconf
     if netconf is None or subject.view.untainted_node_count <= 1:
         return
@@ -141,8 +139,7 @@ def host_local_multi_node(subject: Subject) -> Iterator[Violation]:
                   and plugin.ipam is not None and plugin.type not in NODE_LOCAL_PLUGINS]
     if not host_local:
         return
-    nodes = _nodes_able(subject.view, frozenset(binary for binary, _ in netconf.binary_fields()),
-                        gated=subject.policy.readiness_affinity)
+    nodes = _nodes_able(subject.view, frozenset(binary for binary, _ in netconf.binary_fields()))
     if nodes.able <= 1:
         return
     allowed = subject.annotations.get(ALLOW_HOST_LOCAL_ANNOTATION) == "true"
@@ -177,33 +174,26 @@ class _Able:
     #: How many untainted nodes report their CNI binaries without one the NAD runs, and those binaries.
     lacking: int = 0
     missing: tuple[str, ...] = ()
-    #: How many untainted nodes report nothing and are not counted, as the readiness gate keeps pods off them.
-    silent: int = 0
 
 
-def _nodes_able(view: ClusterView, binaries: frozenset[str], *, gated: bool) -> _Able:
-    """The untainted nodes that hold every one of ``binaries``, and those that do not report theirs unless
-    the readiness gate (``gated``) keeps pods off them. A walk over the nodes only when some reporting
-    node lacks one, or some node does not report under the gate: the counts are kept up to date otherwise."""
+def _nodes_able(view: ClusterView, binaries: frozenset[str]) -> _Able:
+    """The untainted nodes that hold every one of ``binaries`` or do not report theirs. A walk over the
+    nodes only when some reporting node lacks one: the counts are kept up to date otherwise."""
     reporting = len(view.reporting_nodes)
-    skip_silent = gated and reporting > 0  # when no node reports, nothing is known: all are counted
-    if ((not skip_silent or reporting == len(view.nodes()))
-            and all(len(view.binary_holders(binary)) == reporting for binary in binaries)):
+    if all(len(view.binary_holders(binary)) == reporting for binary in binaries):
         return _Able(view.untainted_node_count, view.cordoned_node_count)
-    able = cordoned = lacking = silent = 0
+    able = cordoned = lacking = 0
     missing: set[str] = set()
     for node in view.nodes():
         if node.tainted:
             continue
-        if node.cni_binaries is None and skip_silent:
-            silent += 1
-        elif node.cni_binaries is None or binaries <= node.cni_binaries:
+        if node.cni_binaries is None or binaries <= node.cni_binaries:
             able += 1
             cordoned += node.cordoned
         else:
             lacking += 1
             missing |= binaries - node.cni_binaries
-    return _Able(able, cordoned, lacking, tuple(sorted(missing)), silent)
+    return _Able(able, cordoned, lacking, tuple(sorted(missing)))
 
 
 def _cluster_text(view: ClusterView, nodes: _Able) -> str:
@@ -212,17 +202,13 @@ def _cluster_text(view: ClusterView, nodes: _Able) -> str:
     tainted = len(view.nodes()) - view.untainted_node_count
     notes = [f"{nodes.cordoned} of them cordoned, which pods land on again once uncordoned"] if nodes.cordoned else []
     if nodes.lacking:
-        notes.append(f"{'' if nodes.silent else 'the other '}{nodes.lacking} lack {' and '.join(nodes.missing)}, and "
-                     "pods on this network never start there")
-    if nodes.silent:
-        notes.append(f"not counting {nodes.silent} where no agent reports the CNI binaries, which the readiness gate "
-                     "keeps pods off")
+        notes.append(f"the other {nodes.lacking} lack {' and '.join(nodes.missing)}, and pods on this network never "
+                     "start there")
     if tainted:
         notes.append(f"not counting {tainted} tainted for good, which pods without a toleration never land on")
-    untainted = nodes.able + nodes.lacking + nodes.silent
-    what = f"a cluster of {nodes.able} nodes" if untainted == nodes.able else (
-        f"{nodes.able} of the {untainted} untainted nodes, those that have its CNI binaries"
-        + ("" if nodes.silent else " or do not report theirs"))
+    what = f"a cluster of {nodes.able} nodes" if not nodes.lacking else (
+        f"{nodes.able} of the {nodes.able + nodes.lacking} untainted nodes, those that have its CNI binaries or do "
+        "not report theirs")
     return what + (f" ({'; '.join(notes)})" if notes else "")
 
 
