@@ -7,6 +7,7 @@ netns`, as the other differential tests."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from collections.abc import Iterator
@@ -43,6 +44,24 @@ def daemon_answers(host: StandInHost) -> bool:
     return report.dhcp_daemon
 
 
+@contextlib.contextmanager
+def dhcp_daemon(cni_bin: Path, host: StandInHost, socket: Path, tmp_path: Path) -> Iterator[None]:
+    """The real `dhcp daemon` listening on ``socket``, from when the agent sees it answer until the end."""
+    daemon = subprocess.Popen([str(cni_bin / "dhcp"), "daemon", "-socketpath", str(socket),
+                               "-pidfile", str(tmp_path / "dhcp.pid"), "-timeout", "1s", "-resendtimeout", "2s"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not daemon_answers(host):
+            assert daemon.poll() is None, daemon.communicate()[0]
+            assert time.monotonic() < deadline, "the dhcp daemon never answered"
+            time.sleep(0.05)
+        yield
+    finally:
+        daemon.terminate()
+        daemon.wait(10)
+
+
 def test_the_agent_reports_the_daemon_the_real_dhcp_plugin_needs(
         cni_bin: Path, sandbox: Sandbox, host: StandInHost, tmp_path: Path) -> None:
     socket = host.path(host.layout.dhcp_socket)
@@ -53,21 +72,10 @@ def test_the_agent_reports_the_daemon_the_real_dhcp_plugin_needs(
 
     # The real daemon makes the socket's directory and listens; the agent sees it answer, and the plugin
     # gets past the dial (to the DHCP exchange, which nothing answers on the sandbox's segment).
-    daemon = subprocess.Popen([str(cni_bin / "dhcp"), "daemon", "-socketpath", str(socket),
-                               "-pidfile", str(tmp_path / "dhcp.pid"), "-timeout", "1s", "-resendtimeout", "2s"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 10
-        while not daemon_answers(host):
-            assert daemon.poll() is None, daemon.communicate()[0]
-            assert time.monotonic() < deadline, "the dhcp daemon never answered"
-            time.sleep(0.05)
+    with dhcp_daemon(cni_bin, host, socket, tmp_path):
         outcome = run_add(config, sandbox, cni_bin, "dhcp-net")
         assert not outcome.accepted
         assert NO_DAEMON not in outcome.error, outcome.error
-    finally:
-        daemon.terminate()
-        daemon.wait(10)
 
     # Stopped, it may leave its socket file behind: a connect is refused, and so is the plugin's. (The
     # ADD that failed at the DHCP exchange left its link in the pod.)
@@ -83,21 +91,10 @@ def test_a_relative_daemon_socket_path_is_dialled_from_the_runtimes_working_dire
     socket. Here the stand-in host's root plays /."""
     socket = host.path(host.layout.dhcp_socket)
     config = {**dhcp_config(socket), "ipam": {"type": "dhcp", "daemonSocketPath": str(socket.relative_to(host.root))}}
-    daemon = subprocess.Popen([str(cni_bin / "dhcp"), "daemon", "-socketpath", str(socket),
-                               "-pidfile", str(tmp_path / "dhcp.pid"), "-timeout", "1s", "-resendtimeout", "2s"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 10
-        while not daemon_answers(host):
-            assert daemon.poll() is None, daemon.communicate()[0]
-            assert time.monotonic() < deadline, "the dhcp daemon never answered"
-            time.sleep(0.05)
+    with dhcp_daemon(cni_bin, host, socket, tmp_path):
         # From elsewhere the same path leads to no daemon.
         assert NO_DAEMON in run_add(config, sandbox, cni_bin, "dhcp-net", cwd=tmp_path).error
         subprocess.run(["ip", "-n", sandbox.pod, "link", "del", "net1"], check=False, capture_output=True)
         outcome = run_add(config, sandbox, cni_bin, "dhcp-net", cwd=host.root)
         # The daemon took the call (nothing answers DHCP on the sandbox's segment): past the dial.
         assert "error calling DHCP.Allocate" in outcome.error, outcome.error
-    finally:
-        daemon.terminate()
-        daemon.wait(10)
